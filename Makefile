@@ -1,0 +1,36 @@
+# tiered-supervision — two commands on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# pytest workers: the machines have 2 cores
+PYTEST_WORKERS ?= 2
+
+.PHONY: install system-deps test lint demo bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP) system-deps
+
+# Debian packages the tests need: Java 17 for local Spark, Chromium for the page tests.
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
+
+demo: install
+	$(VENV)/bin/tiers demo
+
+bench: install
+	bash benchmarks/run_all.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
