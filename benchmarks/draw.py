@@ -1,0 +1,136 @@
+"""Benchmark: verifiable stratified draw + inspector assignment on a 10 M-subject pool.
+
+Times, as medians of repeats in the same run:
+  ours   = per-subject PCG64 keys + k-smallest per stratum + mapping of recusal pairs
+           + inspector assignment (2 per subject, recusal, capacity) for 20 k inspectors
+  naive  = numpy ``rng.choice(members, k, replace=False)`` per stratum (draw only, no
+           assignment, not verifiable) — the baseline
+and, separately, the one-off publication cost (canonical sort + SHA-256 pool hash).
+
+    .venv/bin/python benchmarks/draw.py [--subjects 10000000] [--inspectors 20000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+from supervision.assign import InspectorPool, assign_inspectors
+from supervision.draw import (
+    canonical_order,
+    draw_stratified,
+    k_for_stratum,
+    pool_hash,
+    stream_state,
+    subject_keys,
+)
+
+# Dandong 2023 grade mix (DOMAIN.md §3) with 0.5 % of A subjects carrying a lead.
+STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D
+RATIO_PPM = [10_000, 1_000_000, 100_000, 400_000, 800_000]  # default policy, key item (no cap)
+
+
+def machine_facts() -> str:
+    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB loadavg(1m)={load:.2f} numpy={np.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=10_000_000)
+    parser.add_argument("--inspectors", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    n, n_insp = args.subjects, args.inspectors
+    rng = np.random.default_rng(20261122)
+    print(machine_facts())
+
+    # Synthetic pool: 18-byte codes (not check-validated: validation happens at file load).
+    codes = np.char.add(b"91", np.char.zfill(rng.permutation(n).astype("S16"), 16))
+    strata = rng.choice(len(STRATUM_SHARES), size=n, p=STRATUM_SHARES).astype(np.int8)
+    grades = np.array([b"A", b"A", b"B", b"C", b"D"])[strata]
+    leads = strata == 1
+    districts = rng.integers(0, 11, size=n).astype(np.int16)
+    inspectors = InspectorPool(
+        ids=np.arange(n_insp),
+        districts=rng.integers(0, 11, size=n_insp).astype(np.int16),
+        capacity=rng.integers(50, 151, size=n_insp),
+    )
+    # Recusal inputs: 200 k declared conflicts; the two previous inspectors of 30 % of subjects.
+    conflict_s = rng.integers(0, n, 200_000)
+    conflict_i = rng.integers(0, n_insp, 200_000)
+    prev_s = np.repeat(rng.choice(n, size=int(0.3 * n), replace=False), 2)
+    prev_i = rng.integers(0, n_insp, prev_s.size)
+    rec_s = np.concatenate((conflict_s, prev_s))
+    rec_i = np.concatenate((conflict_i, prev_i))
+
+    t = time.perf_counter()
+    order = canonical_order(codes)
+    codes, strata, grades, leads, districts = (
+        codes[order],
+        strata[order],
+        grades[order],
+        leads[order],
+        districts[order],
+    )
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    rec_s = position[rec_s]
+    digest = pool_hash(codes, grades, leads)
+    publish_s = time.perf_counter() - t
+    counts = [int(np.count_nonzero(strata == c)) for c in range(5)]
+    k = [k_for_stratum(c, p) for c, p in zip(counts, RATIO_PPM, strict=True)]
+    print(f"pool {n:,} subjects, strata {counts}, draw k {k} (total {sum(k):,}); inspectors {n_insp:,}")
+    print(f"publication (canonical sort + SHA-256 pool hash {digest[:12]}…): {publish_s:.2f} s (one-off)")
+
+    ours, naive, unstaffed, max_over = [], [], [], []
+    for rep in range(args.repeats):
+        seed = rng.bytes(32)
+        t = time.perf_counter()
+        state, inc = stream_state(seed, department="market", item="MKT-01")
+        drawn = draw_stratified(subject_keys(n, state, inc), strata, k)
+        # Recusal pairs of drawn subjects only, as (position in the draw, inspector).
+        is_drawn = np.zeros(n, dtype=bool)
+        is_drawn[drawn] = True
+        keep = is_drawn[rec_s]
+        fs, fi = np.searchsorted(drawn, rec_s[keep]), rec_i[keep]
+        assignment = assign_inspectors(
+            n_subjects=drawn.size,
+            subject_priority=strata[drawn],
+            inspectors=inspectors,
+            rng=np.random.default_rng(rep),
+            per_subject=2,
+            forbidden=(fs, fi),
+        )
+        ours.append(time.perf_counter() - t)
+        unstaffed.append(len(assignment.unstaffed))
+        max_over.append(int((assignment.loads - inspectors.capacity).max()))
+        # Recusal audit (outside the timing): no forbidden pair in any team.
+        assert not (assignment.team[fs] == fi[:, None]).any(), "recusal violated"
+
+        naive_rng = np.random.default_rng(rep)
+        t = time.perf_counter()
+        picks = [naive_rng.choice(np.flatnonzero(strata == c), size=k[c], replace=False) for c in range(5)]
+        np.sort(np.concatenate(picks))
+        naive.append(time.perf_counter() - t)
+
+    ours_med, naive_med = statistics.median(ours), statistics.median(naive)
+    print(
+        f"ours  (draw + assignment, recusal + capacity): median {ours_med:.3f} s  runs {[round(x, 3) for x in ours]}"
+    )
+    print(
+        f"naive (rng.choice per stratum, draw only):     median {naive_med:.3f} s  runs {[round(x, 3) for x in naive]}"
+    )
+    print(
+        f"ratio ours / naive = {ours_med / naive_med:.2f}×; target ours ≤ 1 s: {'met' if ours_med <= 1 else 'NOT met'}"
+    )
+    print(f"unstaffed subjects per run {unstaffed}; max(load − capacity) per run {max_over} (must be ≤ 0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The records behind a feature value, so a reason code can cite them (record, date, department, document).
+
+Reads the same per-record rules as the profiles (``features/sql/counted_records.sql``); the
+conditions below mirror the FILTER clauses of ``profiles.sql`` feature by feature, and a test checks
+that the number of records cited equals the count feature.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from features.policy import Policy, default_policy
+from features.profiles import _DUCKDB_MACROS, conform_records, policy_tables, render_counted_sql
+
+EVIDENCE_COLUMNS = ["record_id", "kind", "subkind", "severity", "decision_date", "department", "document_no"]
+
+_CLASS_OF = {
+    "penalty": "negative_class = 'penalty'",
+    "enforcement": "negative_class = 'enforcement'",
+    "commitment_broken": "negative_class = 'commitment_broken'",
+    "inspection_problem": "negative_class = 'inspection_problem'",
+    "complaint": "negative_class = 'complaint'",
+}
+
+
+def _conditions() -> dict[str, str]:
+    cond: dict[str, str] = {}
+    for key, cls in _CLASS_OF.items():
+        for months in (12, 36):
+            cond[f"n_{key}_{months}m"] = f"counts AND {cls} AND in_{months}m"
+            cond[f"w_{key}_{months}m"] = f"counts AND {cls} AND in_{months}m"
+    cond.update(
+        n_serious_penalty_36m="counts AND negative_class = 'penalty' AND in_36m AND severity = 'serious'",
+        n_list_entry_36m="counts AND negative_class = 'list' AND in_36m",
+        w_list_active="counts AND negative_class = 'list'",
+        max_penalty_severity="counts AND negative_class = 'penalty'",
+        days_since_last_negative="counts",
+        fines_36m="counts AND negative_class = 'penalty' AND in_36m",
+        commitment_breach_rate="((counts AND negative_class = 'commitment_broken') "
+        "OR (kind = 'commitment_kept' AND NOT is_revoked)) AND in_36m",
+        inspection_failure_rate="kind = 'inspection' AND NOT is_revoked AND in_36m",
+        n_inspection_36m="kind = 'inspection' AND NOT is_revoked AND in_36m",
+        n_repaired_36m="polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired AND NOT is_revoked AND in_36m",
+        n_exempted_36m="polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt AND NOT is_revoked AND in_36m",
+        n_arrears_unsettled="counts AND negative_class = 'arrears'",
+        amount_arrears_unsettled="counts AND negative_class = 'arrears'",
+        n_reward_36m="kind = 'admin_reward' AND polarity = 'positive' AND NOT is_revoked AND in_36m",
+        n_self_declared_verified_36m="kind = 'self_declared' AND polarity = 'positive' AND NOT is_revoked AND in_36m "
+        "AND (NOT $requires_verification OR (verified AND verified_on <= DATE '$as_of'))",
+        n_commitment_kept_36m="kind = 'commitment_kept' AND NOT is_revoked AND in_36m",
+        n_records_36m="NOT is_revoked AND in_36m",
+    )
+    for lst in ("list_serious_dishonesty", "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor"):
+        cond[f"on_{lst}"] = f"counts AND kind = '{lst}'"
+    return cond
+
+
+EVIDENCE_CONDITIONS: dict[str, str] = _conditions()
+
+
+def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Policy) -> None:
+    con.execute(_DUCKDB_MACROS)
+    con.register("record_versions", conform_records(records))
+    for name, frame in policy_tables(policy).items():
+        con.register(name, frame)
+
+
+def record_status(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
+    """Every record decided on or before ``as_of`` with its status flags on that date
+    (``counts``, ``negative_class``, ``is_repaired``, ``is_revoked``, ``is_exempt``, ``counts_until``…)."""
+    policy = policy or default_policy()
+    con = duckdb.connect()
+    try:
+        _register(con, records, policy)
+        return con.sql(render_counted_sql(as_of, policy)).df()
+    finally:
+        con.close()
+
+
+def records_behind(
+    records: pd.DataFrame, uscc: str, as_of: date, feature: str, policy: Policy | None = None
+) -> pd.DataFrame:
+    """The records that make ``feature``'s value for ``uscc`` on ``as_of``, newest first.
+
+    Columns: record_id, kind, subkind, severity, decision_date, department, document_no. Features
+    not computed from records (age, size, sector…) give an empty frame. Raises KeyError for an
+    unknown feature name.
+    """
+    from features.specs import FEATURES_BY_NAME
+
+    if feature not in FEATURES_BY_NAME:
+        raise KeyError(f"feature {feature!r} is not in FEATURE_SPECS")
+    policy = policy or default_policy()
+    subject_records = records.loc[records["uscc"] == uscc]
+    condition = EVIDENCE_CONDITIONS.get(feature)
+    if condition is None or subject_records.empty:
+        return pd.DataFrame(columns=EVIDENCE_COLUMNS)
+    condition = condition.replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification
+                                  else "FALSE").replace("$as_of", as_of.isoformat())
+    con = duckdb.connect()
+    try:
+        _register(con, subject_records, policy)
+        out = con.sql(
+            f"SELECT {', '.join(EVIDENCE_COLUMNS)} FROM ({render_counted_sql(as_of, policy)}) AS status "
+            f"WHERE {condition} ORDER BY decision_date DESC, record_id"
+        ).df()
+    finally:
+        con.close()
+    out["decision_date"] = pd.to_datetime(out["decision_date"]).dt.date
+    return out

@@ -1,0 +1,318 @@
+"""Point-in-time subject profiles: one SQL definition (``features/sql/profiles.sql``), two engines.
+
+``build_profiles`` promises: a record counts only if decided on or before ``as_of``, still within its
+publicity/counting period on that date under the policy's dated rules, not revoked and not repaired
+by a record dated on or before ``as_of`` (unless the policy keeps repaired records), and not
+exempted; list membership is active when entry ≤ as_of < exit. Records after ``as_of`` change
+nothing. Each row carries ``profile_hash`` (sha256 of its feature values).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+from dateutil.relativedelta import relativedelta
+
+from features.policy import Policy, default_policy
+from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
+from features.store import has_table, scan_sql
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+Engine = Literal["duckdb", "spark"]
+KEY_COLUMNS = ("uscc", "as_of")
+# DuckDB has no ADD_MONTHS; this macro clips to month end exactly like Spark's built-in.
+_DUCKDB_MACROS = "CREATE OR REPLACE MACRO add_months(d, n) AS CAST(d + to_months(CAST(n AS INTEGER)) AS DATE)"
+
+
+def _sql_file(name: str) -> str:
+    return resources.files("features.sql").joinpath(name).read_text(encoding="utf-8")
+
+
+def profile_sql_template() -> str:
+    """The profile SQL definition (DuckDB dialect) with ``$as_of``-style parameters."""
+    return _sql_file("profiles.sql").replace("$counted_records", _sql_file("counted_records.sql"))
+
+
+def _sql_params(as_of: date, policy: Policy) -> dict[str, str]:
+    return {
+        "as_of": as_of.isoformat(),
+        "since_12m": (as_of - relativedelta(months=12)).isoformat(),
+        "since_36m": (as_of - relativedelta(months=36)).isoformat(),
+        # a DOUBLE literal on both engines (Spark would read 365.0 as DECIMAL)
+        "half_life_days": f"CAST({float(policy.decay_half_life_days)!r} AS DOUBLE)",
+        "thin_file_min_records": str(int(policy.thin_file_min_records)),
+        "repaired_counts": _bool(policy.repaired_counts),
+        "minor_penalty_counts": _bool(policy.minor_penalty_counts),
+        "self_declared_requires_verification": _bool(policy.self_declared_requires_verification),
+    }
+
+
+def render_counted_sql(as_of: date, policy: Policy) -> str:
+    """The per-record status SQL (DuckDB dialect): which records count on ``as_of`` and why not."""
+    return Template(_sql_file("counted_records.sql")).substitute(_sql_params(as_of, policy))
+
+
+def render_profile_sql(as_of: date, policy: Policy, dialect: str = "duckdb") -> str:
+    """The profile SQL for ``as_of`` under ``policy``, in DuckDB or (via SQLGlot) Spark dialect."""
+    sql = Template(profile_sql_template()).substitute(_sql_params(as_of, policy))
+    if dialect == "duckdb":
+        return sql
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
+
+
+def _bool(value: bool) -> str:
+    return "TRUE" if value else "FALSE"
+
+
+def policy_tables(policy: Policy) -> dict[str, pd.DataFrame]:
+    """The three small policy tables the profile SQL joins (kinds, publicity rules, exemptions)."""
+    return {
+        "policy_kinds": policy.kind_table(),
+        "policy_publicity": policy.publicity_table(),
+        "policy_exemptions": pd.DataFrame({"reason": list(policy.exemption_reasons)}, dtype=object),
+    }
+
+
+def _as_dates(s: pd.Series) -> pd.Series:
+    # datetime64 keeps a type even when every value is missing (an all-None object column has none)
+    return pd.to_datetime(s, errors="raise").astype("datetime64[us]")
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    if s.isna().all():
+        return pd.Series(pd.NA, index=s.index, dtype="string")
+    return s.astype(object).where(s.notna(), None)
+
+
+def conform_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Records with every contract column typed as the store types them (version 1 if absent)."""
+    out = pd.DataFrame(index=records.index)
+    for col in RECORD_COLUMNS:
+        s = records[col] if col in records.columns else pd.Series(None, index=records.index, dtype=object)
+        if col in ("decision_date", "end_date", "publicity_end", "verified_on"):
+            out[col] = _as_dates(s)
+        elif col == "amount":
+            out[col] = pd.to_numeric(s).astype("float64")
+        elif col == "verified":
+            text = s.astype(object).where(s.notna(), None).map(
+                lambda v: v if v is None or isinstance(v, bool) else str(v).strip().lower() in ("true", "1", "t", "yes"))
+            out[col] = text.astype("boolean")
+        else:
+            out[col] = _as_text(s)
+    out["version"] = records["version"].astype("int32") if "version" in records.columns else np.int32(1)
+    return out.reset_index(drop=True)
+
+
+def conform_subjects(subjects: pd.DataFrame) -> pd.DataFrame:
+    """Subjects with every contract column typed as the store types them (version 1 if absent)."""
+    out = pd.DataFrame(index=subjects.index)
+    for col in SUBJECT_COLUMNS:
+        s = subjects[col] if col in subjects.columns else pd.Series(None, index=subjects.index, dtype=object)
+        if col in ("registered_on", "status_date"):
+            out[col] = _as_dates(s)
+        elif col == "registered_capital":
+            out[col] = pd.to_numeric(s).astype("float64")
+        elif col == "employees":
+            out[col] = pd.to_numeric(s).astype("Int64")
+        else:
+            out[col] = _as_text(s)
+    out["version"] = subjects["version"].astype("int32") if "version" in subjects.columns else np.int32(1)
+    return out.reset_index(drop=True)
+
+
+def build_profiles(
+    records: pd.DataFrame | str | Path,
+    subjects: pd.DataFrame | None = None,
+    *,
+    as_of: date,
+    policy: Policy | None = None,
+    engine: Engine = "duckdb",
+    spark: SparkSession | None = None,
+    threads: int = 2,
+) -> pd.DataFrame:
+    """Profiles of every subject registered and not closed on ``as_of``, one row per subject.
+
+    ``records`` is either a store directory written by :func:`features.ingest.ingest` (then
+    ``subjects`` must be None) or a frame of records (then ``subjects`` is the subjects frame).
+    Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, ``profile_hash``.
+    """
+    policy = policy or default_policy()
+    if isinstance(as_of, pd.Timestamp):
+        as_of = as_of.date()
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"engine {engine!r} is not one of 'duckdb', 'spark'")
+    if isinstance(records, (str, Path)):
+        if subjects is not None:
+            raise ValueError("give either a store directory or records and subjects frames, not both")
+        store = Path(records)
+        if not has_table(store, "subjects"):
+            raise ValueError(f"store {store} holds no subjects: ingest a subjects file first")
+        sources: dict[str, object] = {"store": store}
+    else:
+        if subjects is None:
+            raise ValueError("subjects is required when records is a DataFrame")
+        sources = {"record_versions": conform_records(records), "subject_versions": conform_subjects(subjects)}
+    con = duckdb.connect()  # one connection per call: no state shared between calls
+    try:
+        if engine == "duckdb":
+            profiles = _run_duckdb(sources, as_of, policy, threads, con)
+        else:
+            profiles = _run_spark(sources, as_of, policy, spark)
+        return add_profile_hash(_order_columns(_normalise_types(profiles)), con=con)
+    finally:
+        con.close()
+
+
+def _run_duckdb(
+    sources: dict[str, object], as_of: date, policy: Policy, threads: int, con: duckdb.DuckDBPyConnection
+) -> pd.DataFrame:
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute(_DUCKDB_MACROS)
+    if "store" in sources:
+        store = sources["store"]
+        con.execute(f"CREATE VIEW subject_versions AS SELECT * FROM {scan_sql(store, 'subjects')}")
+        if has_table(store, "records"):
+            con.execute(f"CREATE VIEW record_versions AS SELECT * FROM {scan_sql(store, 'records')}")
+        else:
+            con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
+    else:
+        for name in ("record_versions", "subject_versions"):
+            con.register(name, sources[name])
+    for name, frame in policy_tables(policy).items():
+        con.register(name, frame)
+    return con.sql(render_profile_sql(as_of, policy, "duckdb")).df()
+
+
+def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> pd.DataFrame:
+    if spark is None:
+        raise ValueError("engine='spark' needs a SparkSession (spark=...)")
+    if "store" in sources:
+        store = Path(sources["store"])
+        # recursiveFileLookup: decision_year partitions are only for pruning; decision_date is in the files
+        reader = spark.read.option("recursiveFileLookup", "true")
+        reader.parquet(str(store / "batches" / "*" / "subjects")).createOrReplaceTempView("subject_versions")
+        reader.parquet(str(store / "batches" / "*" / "records")).createOrReplaceTempView("record_versions")
+    else:
+        for name in ("record_versions", "subject_versions"):
+            _spark_frame(spark, sources[name]).createOrReplaceTempView(name)
+    for name, frame in policy_tables(policy).items():
+        _spark_frame(spark, frame).createOrReplaceTempView(name)
+    result = spark.sql(render_profile_sql(as_of, policy, "spark")).toPandas()
+    return _align_spark_types(result)
+
+
+def _spark_frame(spark: SparkSession, frame: pd.DataFrame):
+    """A Spark DataFrame from pandas via Arrow, with nullable types Spark understands."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # Columns entirely None arrive as Arrow null type, which Spark cannot store: make them strings.
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    table = table.cast(pa.schema(fields))
+    return spark.createDataFrame(table.to_pandas(types_mapper=None), schema=_spark_schema(table.schema))
+
+
+def _spark_schema(schema):
+    from pyspark.sql import types as T
+
+    mapping = []
+    for f in schema:
+        import pyarrow as pa
+
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            t = T.StringType()
+        elif pa.types.is_date(f.type):
+            t = T.DateType()
+        elif pa.types.is_boolean(f.type):
+            t = T.BooleanType()
+        elif pa.types.is_integer(f.type):
+            t = T.LongType()
+        elif pa.types.is_floating(f.type):
+            t = T.DoubleType()
+        elif pa.types.is_timestamp(f.type):
+            t = T.TimestampType()
+        else:
+            t = T.StringType()
+        mapping.append(T.StructField(f.name, t, True))
+    return T.StructType(mapping)
+
+
+def _align_spark_types(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
+
+
+# Features that are missing on purpose (no event / no denominator): kept as nulls, see FEATURE_SPECS.
+NULLABLE_INT_FEATURES = ("days_since_last_negative", "employees")
+TEXT_FEATURES = ("industry", "district_code")
+
+
+def _normalise_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Engine-independent dtypes: dates as ``date``, counts int64, rates/amounts float64."""
+    out = frame.copy()
+    out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
+    for col in out.columns:
+        if col in (*KEY_COLUMNS, *TEXT_FEATURES):
+            continue
+        if col in NULLABLE_INT_FEATURES:
+            out[col] = pd.to_numeric(out[col]).astype("Int64")
+        elif pd.api.types.is_integer_dtype(out[col]) or col.startswith(("n_", "on_list_")) or col in (
+            "max_penalty_severity", "thin_file"
+        ):
+            out[col] = pd.to_numeric(out[col]).astype("int64")
+        else:
+            out[col] = pd.to_numeric(out[col]).astype("float64")
+    return out
+
+
+def _order_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    from features.specs import FEATURE_SPECS
+
+    names = [s.name for s in FEATURE_SPECS]
+    missing = set(names) ^ (set(frame.columns) - set(KEY_COLUMNS))
+    if missing:  # the SQL and FEATURE_SPECS must describe the same features
+        raise RuntimeError(f"profile SQL and FEATURE_SPECS disagree on {sorted(missing)}")
+    return frame[[*KEY_COLUMNS, *names]]
+
+
+def feature_columns(profiles: pd.DataFrame) -> list[str]:
+    """The feature columns of a profile frame (everything but the keys and the hash)."""
+    return [c for c in profiles.columns if c not in (*KEY_COLUMNS, "profile_hash")]
+
+
+def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """Add ``profile_hash``: sha256 of the row's key and feature values in a canonical text form.
+
+    Floats are written with 6 decimals and missing values as the empty string, so the hash does
+    not depend on the engine that computed the profile.
+    """
+    cols = ["uscc", "as_of", *feature_columns(profiles)]
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        con.register("_p", profiles[cols])
+        parts = []
+        for c in cols:
+            dtype = profiles[c].dtype
+            if pd.api.types.is_float_dtype(dtype):
+                parts.append(f"coalesce(printf('%.6f', \"{c}\"), '')")
+            else:
+                parts.append(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')")
+        hashes = con.sql(f"SELECT sha256(concat_ws('|', {', '.join(parts)})) AS h FROM _p").fetchnumpy()["h"]
+        con.unregister("_p")
+    finally:
+        if own:
+            con.close()
+    out = profiles.copy()
+    out["profile_hash"] = np.asarray(hashes, dtype=object)
+    return out

@@ -1,0 +1,137 @@
+"""Feature metadata, in one place: labels (zh/en), source record kinds, monotone direction and
+why, actionability, and what a missing value means.
+
+``models`` cannot import ``features``; ``training`` passes :func:`specs_table` or the specs along.
+Monotone direction: +1 = more of it never lowers risk, -1 = more of it never raises risk, 0 = no
+constraint. ``model_input`` False marks columns kept for reports only (fairness: see reasons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    label_zh: str
+    label_en: str
+    source_kinds: tuple[str, ...]
+    monotone: int
+    reason: str
+    actionable: bool = False
+    model_input: bool = True
+    categorical: bool = False
+    missing_meaning: str | None = None
+
+
+_NEG = "a further counted negative record is more evidence of risk (过惩相当: weight by severity)"
+_POS = "verified positive behaviour is evidence against risk; it must never raise a score"
+_RATE = "a higher share of failures is more evidence of risk"
+
+_KIND_LABELS = {
+    "penalty": ("行政处罚", "administrative penalties", ("admin_penalty",), True),
+    "enforcement": ("行政强制", "administrative enforcement", ("admin_enforcement",), False),
+    "commitment_broken": ("违背信用承诺", "broken commitments", ("commitment_broken",), True),
+    "inspection_problem": ("抽查发现问题", "inspections with problems", ("inspection",), False),
+    "complaint": ("投诉举报", "complaints and reports", ("complaint",), False),
+}
+
+
+def _windowed() -> list[FeatureSpec]:
+    specs = []
+    for key, (zh, en, kinds, actionable) in _KIND_LABELS.items():
+        for months in (12, 36):
+            specs.append(FeatureSpec(f"n_{key}_{months}m", f"近{months}个月{zh}次数", f"{en} in last {months} months",
+                                     kinds, +1, _NEG, actionable))
+            specs.append(FeatureSpec(f"w_{key}_{months}m", f"近{months}个月{zh}衰减权重",
+                                     f"decayed weight of {en} in last {months} months", kinds, +1,
+                                     _NEG + "; older records weigh less", actionable))
+    return specs
+
+
+_LISTS = (
+    ("list_serious_dishonesty", "严重失信主体名单", "serious dishonesty list"),
+    ("list_key_attention", "重点关注对象名单", "key attention list"),
+    ("list_abnormal_operation", "经营异常名录", "abnormal operation list"),
+    ("list_dishonest_debtor", "失信被执行人名单", "dishonest judgment debtor list"),
+)
+
+FEATURE_SPECS: tuple[FeatureSpec, ...] = (
+    *_windowed(),
+    FeatureSpec("n_serious_penalty_36m", "近36个月严重行政处罚次数", "serious penalties in last 36 months",
+                ("admin_penalty",), +1, _NEG, True),
+    FeatureSpec("n_list_entry_36m", "近36个月列入名单次数", "list entries in last 36 months",
+                tuple(k for k, _, _ in _LISTS), +1, _NEG, True),
+    FeatureSpec("w_list_active", "在列名单衰减权重", "decayed weight of active list memberships",
+                tuple(k for k, _, _ in _LISTS), +1, _NEG, True),
+    FeatureSpec("max_penalty_severity", "在公示期内最高处罚等级(0无1轻微2一般3严重)",
+                "highest severity of counted penalties (0 none, 1 minor, 2 general, 3 serious)",
+                ("admin_penalty",), +1, "a more severe counted penalty is more evidence of risk", True),
+    FeatureSpec("days_since_last_negative", "距最近一次失信记录天数", "days since the last counted negative record",
+                ("admin_penalty", "admin_enforcement", "commitment_broken", "inspection", "complaint", "arrears",
+                 *(k for k, _, _ in _LISTS)), -1, "a longer clean period is evidence of reform",
+                missing_meaning="no counted negative record at all (best case, not unknown)"),
+    FeatureSpec("fines_36m", "近36个月罚没金额(元)", "fines in last 36 months (CNY)", ("admin_penalty",), +1,
+                "larger fines follow graver violations", True),
+    FeatureSpec("commitment_breach_rate", "信用承诺违背率", "share of resolved commitments broken (36 months)",
+                ("commitment_kept", "commitment_broken"), +1, _RATE, True,
+                missing_meaning="no commitment resolved in 36 months"),
+    FeatureSpec("inspection_failure_rate", "双随机抽查问题发现率", "share of inspections finding a problem (36 months)",
+                ("inspection",), +1, _RATE, missing_meaning="not inspected in 36 months"),
+    FeatureSpec("n_inspection_36m", "近36个月被抽查次数", "inspections in last 36 months", ("inspection",), 0,
+                "being drawn is random (双随机), not evidence either way"),
+    *(FeatureSpec(f"on_{k}", f"当前在{zh}", f"currently on the {en}", (k,), +1,
+                  "an active list membership is a legal finding of dishonesty or risk", True)
+      for k, zh, en in _LISTS),
+    FeatureSpec("n_repaired_36m", "近36个月已修复记录数", "records repaired in last 36 months", ("repair",), 0,
+                "repaired records must not count against the subject (seed 002); report only", model_input=False),
+    FeatureSpec("n_exempted_36m", "近36个月豁免记录数", "exempted records in last 36 months",
+                ("admin_penalty", "commitment_broken", "inspection"), 0,
+                "exempted records (豁免清单) must never count against the subject; report only", model_input=False),
+    FeatureSpec("n_arrears_unsettled", "未结清欠缴笔数", "unsettled arrears (count)", ("arrears",), +1,
+                "unpaid tax, social insurance or utilities signal financial distress", True),
+    FeatureSpec("amount_arrears_unsettled", "未结清欠缴金额(元)", "unsettled arrears (CNY)", ("arrears",), +1,
+                "more owed is more distress", True),
+    FeatureSpec("n_reward_36m", "近36个月行政奖励次数", "administrative rewards in last 36 months",
+                ("admin_reward",), -1, _POS),
+    FeatureSpec("n_self_declared_verified_36m", "近36个月经核实的自主申报数",
+                "verified self-declared items in last 36 months", ("self_declared",), -1, _POS),
+    FeatureSpec("n_commitment_kept_36m", "近36个月履行承诺次数", "commitments kept in last 36 months",
+                ("commitment_kept",), -1, _POS),
+    FeatureSpec("age_years", "成立年限(年)", "age (years since registration)", (), 0,
+                "not constrained: youth is not a violation, and a subject cannot act on it"),
+    FeatureSpec("registered_capital", "注册资本(万元)", "registered capital (10k CNY)", (), 0,
+                "size is context, not conduct", missing_meaning="not reported"),
+    FeatureSpec("employees", "从业人数", "employees", (), 0, "size is context, not conduct",
+                missing_meaning="not reported"),
+    FeatureSpec("industry", "行业门类(GB/T 4754)", "industry section (GB/T 4754-2017)", (), 0,
+                "categorical; sector models (专用) handle sector differences", categorical=True),
+    FeatureSpec("district_code", "所属区", "district", (), 0,
+                "where a subject is located must not change its grade; report only", model_input=False,
+                categorical=True),
+    FeatureSpec("n_records_36m", "近36个月记录总数", "records of any kind in last 36 months", (), 0,
+                "data coverage, not conduct"),
+    FeatureSpec("thin_file", "数据覆盖不足", "thin file (few records or under one year old)", (), 0,
+                "data coverage, not conduct: flags where a score rests on little evidence"),
+)
+
+FEATURES_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in FEATURE_SPECS}
+
+
+def model_features() -> list[str]:
+    """Names of the features models may use, in profile column order."""
+    return [s.name for s in FEATURE_SPECS if s.model_input]
+
+
+def monotone_constraints(names: list[str] | None = None) -> dict[str, int]:
+    """``{feature: direction}`` for ``names`` (default: the model features)."""
+    names = names or model_features()
+    return {n: FEATURES_BY_NAME[n].monotone for n in names}
+
+
+def specs_table() -> pd.DataFrame:
+    """FEATURE_SPECS as a frame (plain data, so training can hand it to models and reports)."""
+    return pd.DataFrame([asdict(s) for s in FEATURE_SPECS])

@@ -1,0 +1,1 @@
+"""SQL definitions of features (DuckDB dialect; transpiled to Spark SQL by SQLGlot)."""

@@ -1,0 +1,86 @@
+-- Every record of the catalogue decided on or before $as_of, with whether it counts against the
+-- subject on that date and why not (revoked, repaired, exempted, out of its period). Used by the
+-- profile definition (profiles.sql) and by features.evidence, so both read the same rules.
+-- Inputs and parameters: see profiles.sql.
+WITH
+changed AS (
+    -- only records with several versions need the latest-version filter (few of them)
+    SELECT record_id, MAX(version) AS max_version
+    FROM record_versions WHERE version > 1 GROUP BY record_id
+),
+rec AS (
+    SELECT r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
+           r.publicity_end, r.amount, r.ref_record_id, r.verified, r.verified_on, r.exemption,
+           r.department, r.document_no,
+           k.polarity, k.kind_weight, k.window_months
+    FROM record_versions r
+    LEFT JOIN changed c ON r.record_id = c.record_id
+    JOIN policy_kinds k ON r.kind = k.kind
+    WHERE (c.max_version IS NULL OR r.version = c.max_version)
+      AND r.decision_date <= DATE '$as_of'
+),
+repaired AS (
+    SELECT ref_record_id AS record_id, MIN(decision_date) AS repaired_on
+    FROM rec WHERE kind = 'repair' AND ref_record_id IS NOT NULL GROUP BY ref_record_id
+),
+revoked AS (
+    SELECT ref_record_id AS record_id, MIN(decision_date) AS revoked_on
+    FROM rec WHERE kind = 'revocation' AND ref_record_id IS NOT NULL GROUP BY ref_record_id
+),
+ev AS (
+    SELECT rec.*,
+           rp.repaired_on IS NOT NULL AS is_repaired,
+           rv.revoked_on IS NOT NULL AS is_revoked,
+           ex.reason IS NOT NULL AS is_exempt,
+           p.severity_rank,
+           COALESCE(p.severity_weight, 1.0) AS severity_weight,
+           -- the day a record stops counting: publicity end (penalties, dated rules), the kind's
+           -- window, or NULL = counts until it ends (lists: exit; arrears: settlement)
+           CASE
+               WHEN rec.kind = 'admin_penalty' AND p.published
+                   THEN LEAST(COALESCE(rec.publicity_end, ADD_MONTHS(rec.decision_date, p.max_months)),
+                              ADD_MONTHS(rec.decision_date, p.max_months))
+               WHEN rec.kind = 'admin_penalty' AND $minor_penalty_counts
+                   THEN ADD_MONTHS(rec.decision_date, 12)
+               WHEN rec.kind = 'admin_penalty' THEN rec.decision_date
+               WHEN rec.window_months IS NOT NULL THEN ADD_MONTHS(rec.decision_date, rec.window_months)
+           END AS counts_until,
+           CASE
+               WHEN rec.kind = 'admin_penalty' THEN 'penalty'
+               WHEN rec.kind = 'admin_enforcement' THEN 'enforcement'
+               WHEN rec.kind = 'commitment_broken' THEN 'commitment_broken'
+               WHEN rec.kind = 'inspection' AND rec.subkind IN ('corrected', 'case_opened') THEN 'inspection_problem'
+               WHEN rec.kind = 'complaint' THEN 'complaint'
+               WHEN rec.kind LIKE 'list_%' THEN 'list'
+               WHEN rec.kind = 'arrears' THEN 'arrears'
+           END AS negative_class,
+           rec.decision_date > DATE '$since_12m' AS in_12m,
+           rec.decision_date > DATE '$since_36m' AS in_36m,
+           DATEDIFF('day', rec.decision_date, DATE '$as_of') AS age_days
+    FROM rec
+    LEFT JOIN repaired rp ON rec.record_id = rp.record_id
+    LEFT JOIN revoked rv ON rec.record_id = rv.record_id
+    LEFT JOIN policy_exemptions ex ON rec.exemption = ex.reason
+    LEFT JOIN policy_publicity p
+        ON rec.kind IN ('admin_penalty', 'complaint') AND rec.severity = p.severity
+       AND rec.decision_date >= p.valid_from AND rec.decision_date < p.valid_to
+),
+record_status AS (
+    SELECT ev.*,
+           -- counts against the subject as of the date (negative polarity, not revoked, not
+           -- repaired unless policy keeps repaired records, not exempted, still in its period)
+           (polarity = 'negative' AND negative_class IS NOT NULL
+            AND NOT is_revoked AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)
+            AND (counts_until IS NULL OR counts_until > DATE '$as_of')
+            AND (negative_class <> 'list' OR end_date IS NULL OR end_date > DATE '$as_of')
+            AND (negative_class <> 'arrears' OR end_date IS NULL OR end_date > DATE '$as_of')
+           ) AS counts,
+           kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) AS decayed_weight,
+           -- integer micro-units and cents: sums are then exact, so they do not depend on the
+           -- summation order of the engine (nor on the last bit of its POWER)
+           CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
+               AS decayed_weight_micro,
+           CAST(ROUND(amount * 100) AS BIGINT) AS amount_cents
+    FROM ev
+)
+SELECT * FROM record_status

@@ -1,0 +1,145 @@
+"""Calibration of a risk model's log-odds to probabilities, and how to check it.
+
+`CalibratedModel` fits an isotonic (default) or Platt map from the model's raw log-odds to
+the observed adverse rate on held-out data: out-of-fold predictions (`cv` folds) or a passed
+calibration set. Both maps are non-decreasing, so calibration never breaks a monotone
+constraint nor reorders subjects within a tie-free range. Contributions keep explaining the
+raw log-odds (`decision_function`); the probability is a monotone function of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from models.base import Contributions, as_frame, check_binary_target, check_is_fitted
+
+
+class CalibratedModel(ClassifierMixin, BaseEstimator):
+    """Wrap a risk model (anything with `decision_function`) with a held-out calibration map."""
+
+    def __init__(self, *, estimator=None, method: str = "isotonic", cv: int = 5, random_state: int = 0) -> None:
+        self.estimator = estimator
+        self.method = method
+        self.cv = cv
+        self.random_state = random_state
+
+    def fit(self, X, y, *, X_cal=None, y_cal=None) -> CalibratedModel:
+        """Calibrate on (X_cal, y_cal) if given, else on out-of-fold predictions; refit on all of X."""
+        if self.estimator is None:
+            raise ValueError("estimator is None: pass the model to calibrate")
+        if self.method not in ("isotonic", "sigmoid"):
+            raise ValueError(f"method={self.method!r} must be 'isotonic' or 'sigmoid'")
+        frame = as_frame(X)
+        y_arr = check_binary_target(y)
+        if X_cal is not None:
+            y_cal_arr = check_binary_target(y_cal)
+            self.estimator_ = clone(self.estimator).fit(frame, y_arr)
+            z_cal = self.estimator_.decision_function(X_cal)
+        else:
+            if int(self.cv) < 2:
+                raise ValueError(f"cv={self.cv} must be ≥ 2 when no calibration set is passed")
+            z_cal = np.empty(len(y_arr))
+            folds = StratifiedKFold(int(self.cv), shuffle=True, random_state=self.random_state)
+            for tr, te in folds.split(frame, y_arr):
+                z_cal[te] = clone(self.estimator).fit(frame.iloc[tr], y_arr[tr]).decision_function(frame.iloc[te])
+            y_cal_arr = y_arr
+            self.estimator_ = clone(self.estimator).fit(frame, y_arr)
+        self.calibrator_ = fit_calibrator(z_cal, y_cal_arr, method=self.method)
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = self.estimator_.n_features_in_
+        if hasattr(self.estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.estimator_.feature_names_in_
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Raw (uncalibrated) log-odds of the wrapped model — what `contributions` explain."""
+        check_is_fitted(self, "calibrator_")
+        return self.estimator_.decision_function(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = self.calibrator_.predict_proba_1(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+    def contributions(self, X, **kwargs) -> Contributions:
+        check_is_fitted(self, "calibrator_")
+        return self.estimator_.contributions(X, **kwargs)
+
+
+class _Calibrator:
+    """A fitted non-decreasing map log-odds → probability."""
+
+    def __init__(self, method: str, model) -> None:
+        self.method = method
+        self.model = model
+
+    def predict_proba_1(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=float)
+        if self.method == "isotonic":
+            return self.model.predict(z)
+        return self.model.predict_proba(z.reshape(-1, 1))[:, 1]
+
+
+def fit_calibrator(z: np.ndarray, y: np.ndarray, *, method: str = "isotonic") -> _Calibrator:
+    """Fit isotonic or Platt (sigmoid) calibration of scores z to outcomes y."""
+    z = np.asarray(z, dtype=float)
+    if method == "isotonic":
+        # Keep probabilities off 0 and 1: a grade must never claim certainty from a finite sample.
+        eps = 0.5 / (len(y) + 1)
+        iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=eps, y_max=1 - eps).fit(z, y)
+        return _Calibrator("isotonic", iso)
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), y)
+    if lr.coef_[0, 0] <= 0:
+        raise ValueError(f"Platt slope {lr.coef_[0, 0]:.3g} ≤ 0: the model's scores do not rank the calibration set")
+    return _Calibrator("sigmoid", lr)
+
+
+def brier_score(y, p) -> float:
+    """Mean squared difference between predicted probability and outcome (lower is better)."""
+    y_arr, p_arr = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    return float(np.mean((p_arr - y_arr) ** 2))
+
+
+def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    n_safe = np.maximum(n, 1)
+    phat = k / n_safe
+    denom = 1 + z**2 / n_safe
+    centre = (phat + z**2 / (2 * n_safe)) / denom
+    half = z * np.sqrt(phat * (1 - phat) / n_safe + z**2 / (4 * n_safe**2)) / denom
+    return centre - half, centre + half
+
+
+def reliability_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> pd.DataFrame:
+    """Per probability bin: count, mean predicted, observed rate and its 95 % Wilson interval."""
+    y_arr, p_arr = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if strategy == "quantile":
+        edges = np.unique(np.quantile(p_arr, np.linspace(0, 1, n_bins + 1)))
+    elif strategy == "uniform":
+        edges = np.linspace(0, 1, n_bins + 1)
+    else:
+        raise ValueError(f"strategy={strategy!r} must be 'quantile' or 'uniform'")
+    idx = np.clip(np.searchsorted(edges, p_arr, side="right") - 1, 0, len(edges) - 2)
+    m = len(edges) - 1
+    count = np.bincount(idx, minlength=m).astype(float)
+    events = np.bincount(idx, weights=y_arr, minlength=m)
+    sum_p = np.bincount(idx, weights=p_arr, minlength=m)
+    lo, hi = _wilson(events, count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "bin_low": edges[:-1], "bin_high": edges[1:], "count": count.astype(int),
+            "mean_predicted": sum_p / count, "observed_rate": events / count, "ci_low": lo, "ci_high": hi,
+        })
+    return table[table["count"] > 0].reset_index(drop=True)
+
+
+def expected_calibration_error(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> float:
+    """Count-weighted mean |observed rate − mean predicted| over the reliability bins."""
+    t = reliability_table(y, p, n_bins=n_bins, strategy=strategy)
+    return float(np.sum(t["count"] * (t["observed_rate"] - t["mean_predicted"]).abs()) / t["count"].sum())

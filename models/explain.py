@@ -1,0 +1,163 @@
+"""Reason codes: exact per-feature contributions → top-k reasons in Chinese and English.
+
+Bulk path (millions of subjects): `explain_bulk` keeps only integer codes — for each subject
+the indices and contributions of its top-k risk-raising features, chosen with
+`np.argpartition` (O(n·p), no full sort) — plus the grades. Text is rendered lazily, one
+subject at a time, by `BulkExplanation.reasons(i, ...)` or `reason_codes(...)`.
+
+Every contribution is in log-odds (positive = raises the risk), and
+`base_value + Σ contributions = the model's log-odds` exactly (see `models.base`).
+Overrides that fired always come first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.base import Contributions
+from models.grading import GradeResult, OverrideRule
+from models.meta import Evidence, FeatureMeta, as_evidence
+
+
+@dataclass(frozen=True)
+class ReasonCode:
+    """One reason: a fired override or a feature with its contribution and the records behind it."""
+
+    code: str
+    kind: str  # "override" | "feature"
+    text_zh: str
+    text_en: str
+    contribution: float = math.nan
+    value: Any = None
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def evidence_zh(self) -> list[str]:
+        """The records behind the reason, one line each (kind, date, department, document no.)."""
+        return [f"{e.kind} {e.decision_date} {e.department} {e.document_no}".strip() for e in self.evidence]
+
+
+def top_k(values: np.ndarray, k: int = 5, *, risk_raising_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (n×k, -1 = none) and values of the k largest contributions per row, largest first."""
+    values = np.asarray(values, dtype=float)
+    n, p = values.shape
+    k = min(k, p)
+    if k == 0:
+        return np.full((n, 0), -1, dtype=np.int32), np.empty((n, 0))
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k] if k < p else np.tile(np.arange(p), (n, 1))
+    vals = np.take_along_axis(values, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    vals = np.take_along_axis(vals, order, axis=1)
+    if risk_raising_only:
+        idx = np.where(vals > 0, idx, -1)
+        vals = np.where(vals > 0, vals, 0.0)
+    return idx, vals
+
+
+def _format_value(value: Any, zh: bool) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "缺失" if zh else "missing"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def render_feature_reason(meta: FeatureMeta, value: Any, contribution: float) -> tuple[str, str]:
+    """(zh, en) text of a feature reason from the FeatureMeta templates (defaults if none)."""
+    vz, ve = _format_value(value, True), _format_value(value, False)
+    if meta.template_zh:
+        zh = meta.template_zh.format(value=vz, label_zh=meta.label_zh, label_en=meta.label_en)
+    else:
+        zh = f"{meta.label_zh}为{vz}，{'提高' if contribution > 0 else '降低'}了信用风险"
+    if meta.template_en:
+        en = meta.template_en.format(value=ve, label_zh=meta.label_zh, label_en=meta.label_en)
+    else:
+        en = f"{meta.label_en} is {ve}, which {'raises' if contribution > 0 else 'lowers'} the credit risk"
+    return zh, en
+
+
+def _metas_by_name(metas: Mapping[str, FeatureMeta] | Sequence[FeatureMeta] | None) -> dict[str, FeatureMeta]:
+    if metas is None:
+        return {}
+    return dict(metas) if isinstance(metas, Mapping) else {m.name: m for m in metas}
+
+
+def reason_codes(
+    contributions: np.ndarray,
+    feature_names: Sequence[str],
+    values: Mapping[str, Any],
+    *,
+    metas: Mapping[str, FeatureMeta] | Sequence[FeatureMeta] | None = None,
+    k: int = 5,
+    evidence: Mapping[str, Sequence[Evidence | Mapping[str, Any]]] | None = None,
+    overrides: Sequence[OverrideRule] = (),
+    indices: Sequence[int] | None = None,
+) -> list[ReasonCode]:
+    """Reasons for one subject: fired overrides first, then the top-k risk-raising features.
+
+    contributions: this subject's row of `Contributions.values`; values: its profile values;
+    evidence: feature (or override column) → records behind it.
+    """
+    by_name = _metas_by_name(metas)
+    evidence = evidence or {}
+    out = [
+        ReasonCode(r.rule_id, "override", r.reason_zh, r.reason_en or r.reason_zh,
+                   value=values.get(r.column), evidence=as_evidence(evidence.get(r.column)))
+        for r in overrides
+    ]
+    if indices is None:
+        idx, _ = top_k(np.asarray(contributions, dtype=float).reshape(1, -1), k)
+        indices = idx[0]
+    for j in indices:
+        if j < 0:
+            continue
+        name = feature_names[j]
+        meta = by_name.get(name) or FeatureMeta(name, name, name)
+        c = float(contributions[j])
+        zh, en = render_feature_reason(meta, values.get(name), c)
+        out.append(ReasonCode(name, "feature", zh, en, c, values.get(name), as_evidence(evidence.get(name))))
+    return out
+
+
+@dataclass
+class BulkExplanation:
+    """Grades and top-k reason codes of many subjects; text only on demand."""
+
+    grades: GradeResult
+    top_index: np.ndarray
+    top_contribution: np.ndarray
+    feature_names: list[str]
+
+    def reasons(self, i: int, values: Mapping[str, Any], *, metas=None,
+                evidence: Mapping[str, Sequence[Evidence | Mapping[str, Any]]] | None = None) -> list[ReasonCode]:
+        """Render subject i's reasons (overrides first) in Chinese and English."""
+        contrib = np.zeros(len(self.feature_names))
+        valid = self.top_index[i] >= 0
+        contrib[self.top_index[i][valid]] = self.top_contribution[i][valid]
+        return reason_codes(contrib, self.feature_names, values, metas=metas, evidence=evidence,
+                            overrides=self.grades.overrides_for(i), indices=self.top_index[i])
+
+
+def explain_bulk(model, grader, X: pd.DataFrame, profile: pd.DataFrame | None = None, *, k: int = 5,
+                 contributions: Contributions | None = None) -> BulkExplanation:
+    """Grade every subject and keep its top-k reason codes (vectorised, no text).
+
+    The probability is computed from the same contributions when the model has no separate
+    calibration map, so the model is evaluated once.
+    """
+    contrib = contributions if contributions is not None else model.contributions(X)
+    if hasattr(model, "calibrator_"):
+        p = model.calibrator_.predict_proba_1(contrib.total())
+    else:
+        p = 1.0 / (1.0 + np.exp(-contrib.total()))
+    grades = grader.grade(p, profile if profile is not None else X)
+    idx, vals = top_k(contrib.values, k)
+    return BulkExplanation(grades, idx, vals, list(contrib.feature_names))

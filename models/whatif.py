@@ -1,0 +1,112 @@
+"""What-if: the smallest set of actionable changes that moves a subject to a better grade.
+
+Models cannot know how records map to features, so the caller passes the candidate actions
+(repair a record, settle arrears, keep a commitment …) and `apply(actions) → one-row profile`
+that rebuilds the profile as if they were done. Only the passed actions are ever proposed.
+The promised grade is what `model` + `grader` (overrides included) give for that profile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from models.meta import GRADES
+
+
+class ActionLike(Protocol):
+    id: str
+    label_zh: str
+    label_en: str
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change the subject can make itself."""
+
+    id: str
+    label_zh: str
+    label_en: str
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """Outcome of the search: `actions` is empty when no improvement was found."""
+
+    found: bool
+    actions: tuple[Any, ...]
+    grade_from: str
+    grade_to: str
+    probability_from: float
+    probability_to: float
+    searched: int
+    method: str  # "exhaustive" | "greedy"
+
+
+def _grade_profiles(model, grader, profiles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    p = model.predict_proba(profiles)[:, 1]
+    return grader.grade(p, profiles).codes, p
+
+
+def what_if(
+    model,
+    grader,
+    actions: Sequence[ActionLike],
+    apply: Callable[[list[ActionLike]], pd.DataFrame],
+    *,
+    max_actions: int = 3,
+    max_subsets: int = 5000,
+) -> WhatIfResult:
+    """Search subsets of `actions` by increasing size for one that improves the grade.
+
+    Among the smallest improving subsets, the one with the best grade, then the lowest
+    probability, wins. If enumerating up to `max_actions` would exceed `max_subsets`
+    profiles, a greedy search (add the action that lowers the probability most) is used.
+    """
+    actions = list(actions)
+    ids = [a.id for a in actions]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"action ids must be unique, got {ids}")
+    if max_actions < 1:
+        raise ValueError(f"max_actions={max_actions} must be ≥ 1")
+    current = apply([])
+    if len(current) != 1:
+        raise ValueError(f"apply([]) must return a one-row profile, got {len(current)} rows")
+    codes, p = _grade_profiles(model, grader, current)
+    g0, p0 = int(codes[0]), float(p[0])
+    none = WhatIfResult(False, (), GRADES[g0], GRADES[g0], p0, p0, 0, "exhaustive")
+    if g0 == 0 or not actions:
+        return none
+    k_max = min(max_actions, len(actions))
+    total = sum(math.comb(len(actions), k) for k in range(1, k_max + 1))
+    if total <= max_subsets:
+        searched = 0
+        for k in range(1, k_max + 1):
+            subsets = list(itertools.combinations(actions, k))
+            profiles = pd.concat([apply(list(s)) for s in subsets], ignore_index=True)
+            codes, p = _grade_profiles(model, grader, profiles)
+            searched += len(subsets)
+            better = np.flatnonzero(codes < g0)
+            if better.size:
+                best = better[np.lexsort((p[better], codes[better]))[0]]
+                return WhatIfResult(True, subsets[best], GRADES[g0], GRADES[int(codes[best])], p0, float(p[best]),
+                                    searched, "exhaustive")
+        return WhatIfResult(False, (), GRADES[g0], GRADES[g0], p0, p0, searched, "exhaustive")
+    chosen: list[ActionLike] = []
+    searched = 0
+    for _ in range(k_max):
+        rest = [a for a in actions if a not in chosen]
+        profiles = pd.concat([apply([*chosen, a]) for a in rest], ignore_index=True)
+        codes, p = _grade_profiles(model, grader, profiles)
+        searched += len(rest)
+        j = int(np.lexsort((p, codes))[0])
+        chosen.append(rest[j])
+        if codes[j] < g0:
+            return WhatIfResult(True, tuple(chosen), GRADES[g0], GRADES[int(codes[j])], p0, float(p[j]), searched, "greedy")
+    return WhatIfResult(False, (), GRADES[g0], GRADES[g0], p0, p0, searched, "greedy")

@@ -1,0 +1,58 @@
+"""``create_app()`` builds the FastAPI application; nothing runs at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from serving.deps import get_regrader, get_repair_eligibility
+from serving.errors import install_error_handlers
+from serving.services.grades import Regrader
+from serving.services.repairs import RepairEligibility
+from serving.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None, *, regrader: Regrader | None = None,
+               repair_eligibility: RepairEligibility | None = None) -> FastAPI:
+    """The service: API under ``/api/v1``, pages, ``/health``.
+
+    ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
+    ``repair_eligibility`` replace the defaults (mark grades stale; the default catalogue).
+    Migrations run at startup when ``settings.run_migrations_on_startup``.
+    """
+    from serving.routes import admin, analyst, auth, enterprise, health, pages, regulator, sector, subjects
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        effective = app.dependency_overrides.get(get_settings, get_settings)()
+        if effective.run_migrations_on_startup:
+            from serving.db.migrate import upgrade
+
+            upgrade(effective.database_url)
+        yield
+
+    app = FastAPI(
+        title="tiered-supervision",
+        summary="信用分级分类监管: grades, reasons, objections, repair, query log",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    if regrader is not None:
+        app.dependency_overrides[get_regrader] = lambda: regrader
+    if repair_eligibility is not None:
+        app.dependency_overrides[get_repair_eligibility] = lambda: repair_eligibility
+    install_error_handlers(app)
+    for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

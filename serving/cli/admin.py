@@ -1,0 +1,126 @@
+"""``tiers db upgrade``, ``tiers querylog check``, ``tiers users create``, ``tiers users demo``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from serving.cli.app import app
+
+db_app = typer.Typer(help="The operational database (migrations).", no_args_is_help=True)
+querylog_app = typer.Typer(help="The tamper-evident query log (查询使用登记).", no_args_is_help=True)
+users_app = typer.Typer(help="Service users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(querylog_app, name="querylog")
+app.add_typer(users_app, name="users")
+
+
+def settings_or_exit():
+    """The settings, or exit 2 naming each bad TIERS_* field and the rule (values are not echoed:
+    they may be secrets)."""
+    from pydantic import ValidationError
+
+    from serving.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            typer.echo(f"error: invalid settings: {field}: {err['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+
+_settings = settings_or_exit
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Option("head", help="target revision"),
+               as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Apply the Alembic migrations to TIERS_DATABASE_URL."""
+    from serving.db.migrate import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    now = current_revision(settings.database_url)
+    typer.echo(json.dumps({"revision": now}) if as_json else f"database at revision {now}")
+
+
+@querylog_app.command("check")
+def querylog_check(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Verify the query-log hash chain; exit 1 and name the first broken entry if it fails."""
+    from serving.db.session import iter_session
+    from serving.services.querylog import check_chain
+
+    settings = _settings()
+    session = next(iter_session(settings.database_url))
+    try:
+        result = check_chain(session)
+    finally:
+        session.close()
+    if as_json:
+        typer.echo(json.dumps(result.__dict__))
+    elif result.ok:
+        typer.echo(f"query log intact: {result.entries} entries")
+    else:
+        typer.echo(f"query log BROKEN at entry {result.first_broken_seq}: {result.problem}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@users_app.command("create")
+def users_create(
+    username: str = typer.Option(..., help="login name"),
+    role: str = typer.Option(..., help="regulator | sector | enterprise | analyst | admin"),
+    department: str | None = typer.Option(None, help="regulator: department code"),
+    section: str | None = typer.Option(None, help="sector: GB/T 4754 section A–T"),
+    uscc: str | None = typer.Option(None, help="enterprise: its USCC"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a user (password hashed with argon2)."""
+    from pydantic import ValidationError
+
+    from serving.db.session import iter_session
+    from serving.errors import ServiceError
+    from serving.schemas import UserCreate
+    from serving.services.users import create_user
+
+    settings = _settings()
+    try:
+        body = UserCreate(username=username, password=password, role=role, department=department,
+                          section=section, uscc=uscc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        typer.echo(f"error: {field}={err.get('input')!r}: {err['msg']}", err=True)
+        raise typer.Exit(2) from exc
+    session = next(iter_session(settings.database_url))
+    try:
+        user = create_user(session, body)
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.field or 'input'}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        session.close()
+    typer.echo(f"created {user.role} {user.username}")
+
+
+@users_app.command("demo")
+def users_demo() -> None:
+    """Seed the demo accounts of the four roles and admin (development only); prints passwords."""
+    from serving.db.migrate import upgrade
+    from serving.db.session import iter_session
+    from serving.demo import seed_demo_users
+    from serving.errors import ServiceError
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    session = next(iter_session(settings.database_url))
+    try:
+        seed_demo_users(session, settings)
+    except ServiceError as exc:
+        typer.echo(f"error: environment: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        session.close()

@@ -1,0 +1,23 @@
+"""``tiers serve``: run the API and pages with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+
+from serving.cli.app import app
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to bind"),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes"),
+    reload: bool = typer.Option(False, help="reload on code changes (development)"),
+) -> None:
+    """Serve the API (/api/v1, /docs) and pages on http://HOST:PORT (migrations run at startup)."""
+    import uvicorn
+
+    from serving.cli.admin import settings_or_exit
+
+    settings_or_exit()  # fail fast with exit 2 before uvicorn spawns workers
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload)

@@ -1,0 +1,315 @@
+"""Typed SQLAlchemy models of the operational store (SQLite by default, PostgreSQL by URL).
+
+The schema is owned by the Alembic migrations in ``serving/migrations``; these models must
+match them (``tests/serving/test_srv_db.py`` checks that autogenerate finds no difference).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite returns naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the operational store."""
+
+
+class Subject(Base):
+    __tablename__ = "subjects"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    legal_form: Mapped[str | None] = mapped_column(String(40))
+    industry: Mapped[str | None] = mapped_column(String(1), index=True)
+    district_code: Mapped[str | None] = mapped_column(String(6), index=True)
+    district_name: Mapped[str | None] = mapped_column(String(40))
+    registered_on: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    # personal information: masked in every response unless the role has a legal basis
+    legal_rep_name: Mapped[str | None] = mapped_column(String(60))
+    legal_rep_id: Mapped[str | None] = mapped_column(String(18))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Record(Base):
+    """One version of a public credit record; a change (revocation, repair) is a new version."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("record_id", "version", name="uq_records_record_version"),
+        Index("ix_records_uscc_current", "uscc", "is_current"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subkind: Mapped[str | None] = mapped_column(String(40))
+    severity: Mapped[str | None] = mapped_column(String(10))
+    decision_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    publicity_end: Mapped[dt.date | None] = mapped_column(Date)
+    amount: Mapped[float | None] = mapped_column(Float)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    document_no: Mapped[str | None] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    repaired_on: Mapped[dt.date | None] = mapped_column(Date)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_on: Mapped[dt.date | None] = mapped_column(Date)
+    change_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Grade(Base):
+    """A grade of one subject as of a date, reproducible from (model_version, profile_hash)."""
+
+    __tablename__ = "grades"
+    __table_args__ = (
+        UniqueConstraint("uscc", "as_of", "model_version", name="uq_grades_subject_asof_model"),
+        Index("ix_grades_uscc_asof", "uscc", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)
+    grade: Mapped[str] = mapped_column(String(1))
+    probability: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(80))
+    profile_hash: Mapped[str] = mapped_column(String(64))
+    base_score: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    what_if: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # set when a record behind the grade changed (objection upheld, repair) until regraded
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    stale_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Draw(Base):
+    """A verifiable draw: the seed is committed (hash) before it is revealed."""
+
+    __tablename__ = "draws"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    draw_seed_commitment: Mapped[str] = mapped_column(String(64))
+    draw_seed: Mapped[str | None] = mapped_column(String(128))
+    inputs_hash: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    committed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revealed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class InspectionResult(Base):
+    __tablename__ = "inspection_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    draw_id: Mapped[int | None] = mapped_column(ForeignKey("draws.id"))
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    inspection_item: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20))
+    inspected_on: Mapped[dt.date] = mapped_column(Date)
+    published_on: Mapped[dt.date | None] = mapped_column(Date)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Objection(Base):
+    __tablename__ = "objections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    record_id: Mapped[str] = mapped_column(String(40))
+    record_version: Mapped[int] = mapped_column(Integer)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    filed_by: Mapped[str] = mapped_column(String(80))
+    filed_on: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    # True when chinesecalendar did not cover the year and Monday–Friday was used instead
+    due_on_approximate: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_on: Mapped[dt.date | None] = mapped_column(Date)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class RepairApplication(Base):
+    __tablename__ = "repair_applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    record_id: Mapped[str] = mapped_column(String(40))
+    record_version: Mapped[int] = mapped_column(Integer)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    statement: Mapped[str] = mapped_column(Text)
+    applied_by: Mapped[str] = mapped_column(String(80))
+    applied_on: Mapped[dt.date] = mapped_column(Date)
+    eligible_from: Mapped[dt.date] = mapped_column(Date)
+    # repair is free of charge by rule; stored so an audit can show it
+    fee_cny: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reviewer: Mapped[str | None] = mapped_column(String(80))
+    decided_on: Mapped[dt.date | None] = mapped_column(Date)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    # exactly one scope per role: department (regulator), section (sector), uscc (enterprise)
+    department: Mapped[str | None] = mapped_column(String(40))
+    section: Mapped[str | None] = mapped_column(String(1))
+    uscc: Mapped[str | None] = mapped_column(String(18))
+    display_name: Mapped[str | None] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    prefix: Mapped[str] = mapped_column(String(12), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LoginAttempt(Base):
+    """Failed logins, kept in the database so the rate limit holds across workers."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_user_ip_at", "username", "client_ip", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(80))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class PromotionAudit(Base):
+    __tablename__ = "promotion_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    from_version: Mapped[str | None] = mapped_column(String(80))
+    to_version: Mapped[str] = mapped_column(String(80))
+    decided_by: Mapped[str] = mapped_column(String(80))
+    decision: Mapped[str] = mapped_column(String(20))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MonitoringResult(Base):
+    __tablename__ = "monitoring_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    model_version: Mapped[str | None] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    severity: Mapped[str] = mapped_column(String(10))
+    code: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class QueryLogHead(Base):
+    """Single row serialising appends to the query log (its UPDATE takes the write lock)."""
+
+    __tablename__ = "query_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class QueryLogEntry(Base):
+    """查询使用登记: one read of a subject's credit data; hash-chained to the previous entry."""
+
+    __tablename__ = "query_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(80), index=True)
+    actor_role: Mapped[str] = mapped_column(String(20))
+    actor_kind: Mapped[str] = mapped_column(String(10))  # person | machine
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    purpose: Mapped[str] = mapped_column(String(200))
+    endpoint: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(10))  # allowed | denied
+    personal_info_unmasked: Mapped[bool] = mapped_column(Boolean, default=False)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))

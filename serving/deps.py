@@ -1,0 +1,162 @@
+"""FastAPI dependencies: settings, DB session, who is calling, role and subject checks.
+
+Role checks are dependencies (``Depends(require_role(...))``, ``Depends(subject_access)``),
+never ``if`` statements inside handlers. Every read of a subject's credit data passes through
+``subject_access``, which writes the query log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Header, Path, Query, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from serving.db.session import iter_session
+from serving.errors import InvalidInput, NotAllowed, NotAuthenticated
+from serving.security import Principal, Role, decode_access_token
+from serving.services.access import SUBJECT_READER_ROLES, can_read
+from serving.services.grades import Regrader, mark_grades_stale
+from serving.services.querylog import append_entry
+from serving.services.repairs import RepairEligibility, default_repair_eligibility
+from serving.services.users import principal_for_api_key
+from serving.settings import Settings, get_settings
+from serving.validation import USCC_PATTERN, NoControlChars
+
+SESSION_COOKIE = "tiers_session"
+CHINA_TZ = ZoneInfo("Asia/Shanghai")
+ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    yield from iter_session(settings.database_url)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_today() -> dt.date:
+    """Today in China (deadlines are counted in the regulator's calendar); override in tests."""
+    return dt.datetime.now(CHINA_TZ).date()
+
+
+def get_regrader() -> Regrader:
+    """The regrading hook run when a record changes; the default marks grades stale."""
+    return mark_grades_stale
+
+
+def get_repair_eligibility() -> RepairEligibility:
+    return default_repair_eligibility
+
+
+TodayDep = Annotated[dt.date, Depends(get_today)]
+RegraderDep = Annotated[Regrader, Depends(get_regrader)]
+EligibilityDep = Annotated[RepairEligibility, Depends(get_repair_eligibility)]
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def api_principal(settings: SettingsDep, session: SessionDep,
+                  token: Annotated[str | None, Depends(_bearer)] = None,
+                  api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
+    """The caller of an API route: a bearer JWT (person) or an ``X-API-Key`` (machine).
+
+    The API ignores the page cookie, so cross-site requests cannot ride on a browser session.
+    """
+    if token:
+        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        if principal is None:
+            raise NotAuthenticated("invalid or expired access token")
+        return principal
+    if api_key:
+        principal = principal_for_api_key(session, api_key)
+        if principal is None:
+            raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
+        return principal
+    raise NotAuthenticated()
+
+
+def page_principal(request: Request, settings: SettingsDep) -> Principal:
+    """The caller of a page: the httponly session cookie (SameSite=strict)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    principal = decode_access_token(token, settings.jwt_secret.get_secret_value()) if token else None
+    if principal is None:
+        raise NotAuthenticated("please log in")
+    return principal
+
+
+PrincipalGetter = Callable[..., Principal]
+
+
+def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:
+    """Dependency: the caller, if their role is one of ``roles``; else 403."""
+
+    # plain default (not Annotated): string annotations cannot see the closure variable
+    def check(principal: Principal = Depends(principal_dep)) -> Principal:
+        if principal.role not in roles:
+            raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}")
+        return principal
+
+    return check
+
+
+def read_purpose(purpose: Annotated[str | None, Query(min_length=2, max_length=200,
+                                                      description="查询用途, logged; required for staff"),
+                                     NoControlChars] = None,
+                 x_purpose: Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200),
+                                      NoControlChars] = None,
+                 ) -> str | None:
+    return purpose or x_purpose
+
+
+@dataclass(frozen=True)
+class SubjectAccess:
+    """Proof that ``principal`` may read ``uscc`` and that the read was logged."""
+
+    uscc: str
+    principal: Principal
+    purpose: str
+
+
+def _endpoint(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., SubjectAccess]:
+    """Build the subject guard for API routes or pages (they authenticate differently)."""
+
+    def subject_access(
+        request: Request,
+        uscc: Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")],
+        session: SessionDep,
+        purpose: Annotated[str | None, Depends(read_purpose)] = None,
+        principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
+    ) -> SubjectAccess:
+        if purpose is None:
+            if principal.role != "enterprise":
+                raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
+                                   "?purpose=… or the X-Purpose header", field="purpose")
+            purpose = ENTERPRISE_SELF_VIEW
+        allowed = can_read(session, principal, uscc)
+        append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
+                     outcome="allowed" if allowed else "denied")
+        if not allowed:
+            raise NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
+        return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+
+    return subject_access
+
+
+subject_access = make_subject_access(api_principal)
+page_subject_access = make_subject_access(page_principal)
+
+SubjectAccessDep = Annotated[SubjectAccess, Depends(subject_access)]

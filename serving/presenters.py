@@ -1,0 +1,29 @@
+"""ORM rows → response models; personal information is masked here, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from serving.db.models import Grade, Objection, Subject
+from serving.schemas import GradeOut, ObjectionOut, SubjectOut
+from serving.security import mask_id_number, mask_name
+from serving.services.objections import is_overdue
+
+
+def subject_out(subject: Subject) -> SubjectOut:
+    """A subject with the legal representative's name and ID number masked (脱敏)."""
+    out = SubjectOut.model_validate(subject)
+    out.legal_rep_name = mask_name(subject.legal_rep_name)
+    out.legal_rep_id = mask_id_number(subject.legal_rep_id)
+    out.personal_info_masked = True
+    return out
+
+
+def grade_out(grade: Grade) -> GradeOut:
+    return GradeOut.model_validate(grade)
+
+
+def objection_out(objection: Objection, today: dt.date) -> ObjectionOut:
+    out = ObjectionOut.model_validate(objection)
+    out.overdue = is_overdue(objection, today)
+    return out

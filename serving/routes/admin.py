@@ -1,0 +1,82 @@
+"""Administrators: users, API keys, the query log and (with a logged purpose) personal information."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from serving.deps import SessionDep, require_role
+from serving.errors import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    UnknownSubject,
+    error_responses,
+)
+from serving.schemas import (
+    ApiKeyCreate,
+    ApiKeyOut,
+    ChainCheckOut,
+    PersonalInfoOut,
+    QueryLogOut,
+    QueryLogPage,
+    UserCreate,
+    UserOut,
+)
+from serving.security import Principal
+from serving.services import querylog, subjects, users
+from serving.validation import USCC_PATTERN, NoControlChars
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+_ERRORS = (NotAuthenticated, NotAllowed)
+
+
+@router.get("/querylog", response_model=QueryLogPage, responses=error_responses(*_ERRORS))
+def read_query_log(principal: Admin, session: SessionDep,
+                   uscc: Annotated[str | None, Query(pattern=USCC_PATTERN)] = None,
+                   actor: Annotated[str | None, Query(max_length=80), NoControlChars] = None,
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> QueryLogPage:
+    total, rows = querylog.list_entries(session, uscc=uscc, actor=actor, offset=offset, limit=limit)
+    return QueryLogPage(total=total, items=[QueryLogOut.model_validate(r) for r in rows])
+
+
+@router.get("/querylog/check", response_model=ChainCheckOut, responses=error_responses(*_ERRORS))
+def check_query_log(principal: Admin, session: SessionDep) -> ChainCheckOut:
+    """Verify the hash chain; reports the first broken entry."""
+    result = querylog.check_chain(session)
+    return ChainCheckOut(ok=result.ok, entries=result.entries, first_broken_seq=result.first_broken_seq,
+                         problem=result.problem)
+
+
+@router.post("/users", response_model=UserOut, status_code=201,
+             responses=error_responses(*_ERRORS, Conflict, InvalidInput))
+def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> UserOut:
+    return UserOut.model_validate(users.create_user(session, body))
+
+
+@router.post("/api-keys", response_model=ApiKeyOut, status_code=201,
+             responses=error_responses(*_ERRORS, NotFound))
+def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) -> ApiKeyOut:
+    """A key for a machine account (header ``X-API-Key``); shown once, stored hashed."""
+    row, key = users.create_api_key(session, body.username, body.name)
+    return ApiKeyOut(id=row.id, name=row.name, username=body.username, prefix=row.prefix, key=key)
+
+
+@router.get("/subjects/{uscc}/personal-info", response_model=PersonalInfoOut,
+            responses=error_responses(*_ERRORS, UnknownSubject))
+def personal_info(principal: Admin, session: SessionDep,
+                  uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
+                  purpose: Annotated[str, Query(min_length=2, max_length=200,
+                                                description="legal basis for reading personal information"),
+                                    NoControlChars],
+                  ) -> PersonalInfoOut:
+    """The legal representative unmasked: admins only, with a stated legal basis, logged as such."""
+    subject = subjects.get_subject(session, uscc)
+    querylog.append_entry(session, principal=principal, uscc=uscc, purpose=purpose,
+                          endpoint="GET /api/v1/admin/subjects/{uscc}/personal-info", personal_info_unmasked=True)
+    return PersonalInfoOut(uscc=uscc, legal_rep_name=subject.legal_rep_name, legal_rep_id=subject.legal_rep_id)

@@ -1,0 +1,37 @@
+"""Login (OAuth2 password flow → JWT) and who-am-I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from serving.deps import SessionDep, SettingsDep, api_principal
+from serving.errors import InvalidInput, NotAuthenticated, TooManyAttempts, error_responses
+from serving.schemas import MeOut, TokenOut
+from serving.security import Principal, create_access_token
+from serving.services.users import authenticate, principal_of
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/token", response_model=TokenOut, responses=error_responses(NotAuthenticated, TooManyAttempts, InvalidInput))
+def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, session: SessionDep,
+          settings: SettingsDep) -> TokenOut:
+    """Exchange username and password for a bearer token (failed attempts rate-limited)."""
+    user = authenticate(session, form.username, form.password, client_ip(request),
+                        max_failures_per_minute=settings.login_attempts_per_minute)
+    token, expires = create_access_token(principal_of(user), settings.jwt_secret.get_secret_value(),
+                                         settings.jwt_ttl_minutes)
+    return TokenOut(access_token=token, expires_at=expires)
+
+
+@router.get("/me", response_model=MeOut, responses=error_responses(NotAuthenticated))
+def me(principal: Annotated[Principal, Depends(api_principal)]) -> MeOut:
+    return MeOut(username=principal.username, role=principal.role, kind=principal.kind,
+                 department=principal.department, section=principal.section, uscc=principal.uscc)

@@ -1,0 +1,33 @@
+"""``/health``: ok, or degraded with the reasons."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import func, select, text
+
+from serving.db.migrate import head_revision
+from serving.db.models import Grade
+from serving.deps import SessionDep
+from serving.errors import error_responses
+from serving.schemas import HealthOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthOut, responses=error_responses())
+def health(session: SessionDep) -> HealthOut:
+    reasons: list[str] = []
+    revision, graded, database = None, 0, True
+    try:
+        session.execute(text("SELECT 1"))
+        revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        graded = session.scalar(select(func.count(Grade.id))) or 0
+    except Exception as exc:  # health must answer, whatever is broken
+        database = False
+        reasons.append(f"database unavailable: {type(exc).__name__}")
+    if database and revision != head_revision():
+        reasons.append(f"schema at revision {revision}, code expects {head_revision()}: run `tiers db upgrade`")
+    if database and graded == 0:
+        reasons.append("no grades stored yet: run the pipeline")
+    return HealthOut(status="degraded" if reasons else "ok", reasons=reasons, database=database,
+                     schema_revision=revision, grades=graded)

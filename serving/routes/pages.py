@@ -1,0 +1,221 @@
+"""Server-rendered pages (Chinese by default, ``?lang=en``): login, 我的信用 and role homes.
+
+Pages authenticate with an httponly, SameSite=strict JWT cookie; every form post also carries a
+CSRF token bound to the session (``serving.security.csrf_token``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from serving.db.models import Alert
+from serving.deps import (
+    SESSION_COOKIE,
+    EligibilityDep,
+    RegraderDep,
+    SessionDep,
+    SettingsDep,
+    SubjectAccess,
+    TodayDep,
+    page_principal,
+    page_subject_access,
+    require_role,
+)
+from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
+from serving.i18n import text
+from serving.pages import page_lang, render
+from serving.presenters import objection_out, subject_out
+from serving.routes._lists import logged_subject_page
+from serving.routes.auth import client_ip
+from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
+from serving.security import Principal, create_access_token, csrf_token, csrf_valid
+from serving.services import grades, objections, repairs, subjects
+from serving.services.users import authenticate, principal_of
+from serving.validation import NoControlChars
+from serving.waterfall import waterfall_bars
+
+router = APIRouter(include_in_schema=False)
+PageUser = Annotated[Principal, Depends(page_principal)]
+PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
+HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/regulator"}
+
+
+def _home(principal: Principal) -> str:
+    return f"/credit/{principal.uscc}" if principal.role == "enterprise" else HOME_BY_ROLE[principal.role]
+
+
+def _csrf(principal: Principal, settings) -> str:
+    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
+
+
+def _require_csrf(principal: Principal, settings, token: str | None) -> None:
+    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, settings: SettingsDep) -> Response:
+    try:
+        principal = page_principal(request, settings)
+    except NotAuthenticated:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(_home(principal), status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return render(request, "login.html", {"user": None, "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
+                 username: Annotated[str, Form(max_length=80), NoControlChars],
+                 password: Annotated[str, Form(max_length=200), NoControlChars],
+                 ) -> Response:
+    try:
+        user = authenticate(session, username, password, client_ip(request),
+                            max_failures_per_minute=settings.login_attempts_per_minute)
+    except ServiceError as exc:
+        return render(request, "login.html", {"user": None, "error": exc.message},
+                      status_code=exc.status_code, headers=exc.headers)
+    principal = principal_of(user)
+    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_minutes)
+    response = RedirectResponse(_home(principal), status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
+                        max_age=settings.jwt_ttl_minutes * 60)
+    return response
+
+
+@router.post("/logout")
+def logout(principal: PageUser, settings: SettingsDep,
+           csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+    _require_csrf(principal, settings, csrf_token_)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/credit/{uscc}", response_class=HTMLResponse)
+def credit_page(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                today: TodayDep, eligibility: EligibilityDep) -> Response:
+    """我的信用: grade, reasons with records, waterfall, what-if, objections and repairs."""
+    lang = page_lang(request)
+    subject = subject_out(subjects.get_subject(session, access.uscc))
+    try:
+        grade = grades.latest_grade(session, access.uscc)
+    except ServiceError:
+        grade = None
+    records = subjects.list_records(session, access.uscc)
+    bars, svg_height = [], 0.0
+    if grade is not None:
+        contributions = [((r.get("label_zh") if lang == "zh" else r.get("label_en") or r.get("label_zh")) or r["code"],
+                          float(r["contribution"])) for r in grade.reasons]
+        base = grade.base_score if grade.base_score is not None else grade.score - sum(v for _, v in contributions)
+        bars, svg_height = waterfall_bars(base, contributions, text("base", lang), text("final", lang))
+    repair_from = {}
+    for record in records:
+        eligible, verdict = repairs.check_eligibility(record, today, eligibility)
+        repair_from[record.record_id] = (eligible, verdict.eligible_from)
+    return render(request, "credit.html", {
+        "user": access.principal, "subject": subject, "grade": grade, "records": records,
+        "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
+        "objections": [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)],
+        "repairs": repairs.list_repairs(session, uscc=access.uscc),
+        "can_act": access.principal.role == "enterprise", "csrf": _csrf(access.principal, settings),
+        "purpose": request.query_params.get("purpose"),
+    })
+
+
+@router.post("/credit/{uscc}/objections")
+def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                     today: TodayDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
+                     reason: Annotated[str, Form(max_length=2000)],
+                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     ) -> Response:
+    _require_csrf(access.principal, settings, csrf_token_)
+    body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
+    objections.file_objection(session, access.principal, access.uscc, body, today)
+    return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
+
+
+@router.post("/credit/{uscc}/repairs")
+def apply_for_repair(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                     today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
+                     statement: Annotated[str, Form(max_length=2000)],
+                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     ) -> Response:
+    _require_csrf(access.principal, settings, csrf_token_)
+    body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
+    repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
+    return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
+
+
+@router.get("/regulator", response_class=HTMLResponse)
+def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
+                   principal: Annotated[Principal, Depends(require_role("regulator", "admin",
+                                                                        principal_dep=page_principal))],
+                   purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                   ) -> Response:
+    page = None
+    if purpose:
+        page = logged_subject_page(session, principal, purpose, "GET /regulator", grade=None, offset=0, limit=200)
+    department = None if principal.role == "admin" else principal.department
+    return render(request, "regulator.html", {
+        "user": principal, "page": page, "purpose": purpose, "csrf": _csrf(principal, settings),
+        "objections": [objection_out(o, today) for o in
+                       objections.list_objections(session, department=department, status="pending")],
+        "repairs": repairs.list_repairs(session, department=department, status="pending"),
+    })
+
+
+@router.post("/regulator/objections/{objection_id}/decision")
+def decide_objection_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
+                          principal: Annotated[Principal, Depends(require_role("regulator", "admin",
+                                                                               principal_dep=page_principal))],
+                          objection_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")],
+                          reason: Annotated[str, Form(max_length=2000), NoControlChars],
+                          csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+    _require_csrf(principal, settings, csrf_token_)
+    body = DecisionIn.model_validate({"decision": decision, "reason": reason})
+    objections.decide_objection(session, principal, objection_id, body, today, regrader)
+    return RedirectResponse("/regulator#objections", status_code=303)
+
+
+@router.post("/regulator/repairs/{application_id}/decision")
+def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
+                       principal: Annotated[Principal, Depends(require_role("regulator", "admin",
+                                                                            principal_dep=page_principal))],
+                       application_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")],
+                       reason: Annotated[str, Form(max_length=2000), NoControlChars],
+                       csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+    _require_csrf(principal, settings, csrf_token_)
+    body = RepairDecisionIn.model_validate({"decision": decision, "reason": reason})
+    repairs.decide_repair(session, principal, application_id, body, today, regrader)
+    return RedirectResponse("/regulator#repairs", status_code=303)
+
+
+@router.get("/sector", response_class=HTMLResponse)
+def sector_page(request: Request, session: SessionDep, settings: SettingsDep,
+                principal: Annotated[Principal, Depends(require_role("sector", principal_dep=page_principal))]
+                ) -> Response:
+    return render(request, "sector.html", {"user": principal, "models": grades.model_use(session, principal.section),
+                                           "csrf": _csrf(principal, settings)})
+
+
+@router.get("/analyst", response_class=HTMLResponse)
+def analyst_page(request: Request, session: SessionDep, settings: SettingsDep,
+                 principal: Annotated[Principal, Depends(require_role("analyst", "admin",
+                                                                      principal_dep=page_principal))]) -> Response:
+    alerts = list(session.scalars(select(Alert).where(Alert.acknowledged.is_(False)).order_by(Alert.id.desc())
+                                  .limit(100)))
+    return render(request, "analyst.html", {"user": principal, "alerts": alerts,
+                                            "shares": grades.grade_shares(session),
+                                            "csrf": _csrf(principal, settings)})

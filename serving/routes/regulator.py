@@ -1,0 +1,99 @@
+"""Regulators: grades of the subjects their department covers, and answering objections and
+repair applications addressed to their department."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from serving.deps import RegraderDep, SessionDep, TodayDep, require_role
+from serving.errors import (
+    AlreadyDecided,
+    ModelUnavailable,
+    NotAllowed,
+    NotAuthenticated,
+    UnknownObjection,
+    UnknownRepair,
+    error_responses,
+)
+from serving.presenters import grade_out, objection_out
+from serving.routes._lists import logged_subject_page
+from serving.schemas import (
+    DecisionIn,
+    GradeBatchIn,
+    GradeBatchOut,
+    ObjectionOut,
+    RepairDecisionIn,
+    RepairOut,
+    SubjectPage,
+)
+from serving.security import Principal
+from serving.services import grades, objections, repairs
+from serving.services.access import readable_subset
+from serving.services.querylog import append_entries
+from serving.validation import NoControlChars
+
+router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
+Regulator = Annotated[Principal, Depends(require_role("regulator"))]
+Decider = Annotated[Principal, Depends(require_role("regulator", "admin"))]
+_ERRORS = (NotAuthenticated, NotAllowed)
+
+
+@router.post("/grades/batch", response_model=GradeBatchOut, responses=error_responses(*_ERRORS))
+def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep) -> GradeBatchOut:
+    """Latest grades of up to 1000 subjects; those not covered or not graded are listed apart,
+    without saying which (so existence is not revealed). Each read is logged."""
+    wanted = list(dict.fromkeys(body.usccs))
+    readable = readable_subset(session, principal, wanted)
+    covered = [u for u in wanted if u in readable]
+    append_entries(session, principal=principal, purpose=body.purpose, endpoint="POST /api/v1/regulator/grades/batch",
+                   reads=[(u, "allowed" if u in readable else "denied") for u in wanted])
+    found = grades.latest_grades(session, covered)
+    return GradeBatchOut(grades=[grade_out(found[u]) for u in covered if u in found],
+                         unavailable=[u for u in wanted if u not in found])
+
+
+@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS))
+def list_subjects(principal: Regulator, session: SessionDep,
+                  purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
+                  grade: Literal["A", "B", "C", "D"] | None = None,
+                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
+    """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
+    return logged_subject_page(session, principal, purpose, "GET /api/v1/regulator/subjects",
+                               grade=grade, offset=offset, limit=limit)
+
+
+@router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*_ERRORS))
+def department_objections(principal: Regulator, session: SessionDep, today: TodayDep,
+                          status: Literal["pending", "upheld", "rejected"] | None = None) -> list[ObjectionOut]:
+    rows = objections.list_objections(session, department=principal.department, status=status)
+    return [objection_out(o, today) for o in rows]
+
+
+@router.post("/objections/{objection_id}/decision", response_model=ObjectionOut,
+             responses=error_responses(*_ERRORS, UnknownObjection, AlreadyDecided, ModelUnavailable))
+def decide_objection(body: DecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
+                     regrader: RegraderDep,
+                     objection_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> ObjectionOut:
+    """Uphold (the record is revoked and the subject regraded) or reject an objection."""
+    return objection_out(objections.decide_objection(session, principal, objection_id, body, today, regrader),
+                         today)
+
+
+@router.get("/repairs", response_model=list[RepairOut], responses=error_responses(*_ERRORS))
+def department_repairs(principal: Regulator, session: SessionDep,
+                       status: Literal["pending", "approved", "rejected"] | None = None) -> list[RepairOut]:
+    rows = repairs.list_repairs(session, department=principal.department, status=status)
+    return [RepairOut.model_validate(r) for r in rows]
+
+
+@router.post("/repairs/{application_id}/decision", response_model=RepairOut,
+             responses=error_responses(*_ERRORS, UnknownRepair, AlreadyDecided, ModelUnavailable))
+def decide_repair(body: RepairDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
+                  regrader: RegraderDep,
+                  application_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> RepairOut:
+    """Approve (the record is marked repaired and the subject regraded) or reject, with a reason."""
+    return RepairOut.model_validate(
+        repairs.decide_repair(session, principal, application_id, body, today, regrader))

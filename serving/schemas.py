@@ -1,0 +1,351 @@
+"""Request and response models of the API (families: ``*In``/``*Create`` in, ``*Out`` out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.security import Role
+from serving.validation import CleanText, Uscc
+
+GradeLetter = Literal["A", "B", "C", "D"]
+Severity = Literal["minor", "general", "serious"]
+Purpose = Field(min_length=2, max_length=200, description="why the data is read (查询用途), logged")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: dt.datetime
+
+
+class MeOut(Out):
+    username: str
+    role: Role
+    kind: Literal["person", "machine"]
+    department: str | None = None
+    section: str | None = None
+    uscc: str | None = None
+
+
+# --- subjects and records ---------------------------------------------------------------
+
+class SubjectIn(BaseModel):
+    """A subject as the pipeline writes it into the service (data contract: subjects)."""
+
+    uscc: Uscc
+    name: CleanText = Field(min_length=1, max_length=200)
+    legal_form: CleanText | None = Field(default=None, max_length=40)
+    industry: CleanText | None = Field(default=None, pattern=r"^[A-T]$")
+    district_code: CleanText | None = Field(default=None, pattern=r"^\d{6}$")
+    district_name: CleanText | None = Field(default=None, max_length=40)
+    registered_on: dt.date | None = None
+    status: Literal["active", "deregistered", "revoked"] = "active"
+    legal_rep_name: CleanText | None = Field(default=None, max_length=60)
+    legal_rep_id: CleanText | None = Field(default=None, max_length=18)
+
+
+class SubjectOut(Out):
+    """A subject; legal representative fields are masked unless the caller has a legal basis."""
+
+    uscc: str
+    name: str
+    legal_form: str | None = None
+    industry: str | None = None
+    district_code: str | None = None
+    district_name: str | None = None
+    status: str
+    legal_rep_name: str | None = None
+    legal_rep_id: str | None = None
+    personal_info_masked: bool = True
+
+
+class RecordIn(BaseModel):
+    """A record as the pipeline writes it (data contract: records)."""
+
+    record_id: CleanText = Field(min_length=1, max_length=40)
+    uscc: Uscc
+    kind: CleanText = Field(min_length=1, max_length=40)
+    subkind: CleanText | None = Field(default=None, max_length=40)
+    severity: Severity | None = None
+    decision_date: dt.date
+    end_date: dt.date | None = None
+    publicity_end: dt.date | None = None
+    amount: float | None = Field(default=None, ge=0)
+    department: CleanText = Field(min_length=1, max_length=40)
+    document_no: CleanText | None = Field(default=None, max_length=120)
+    description: CleanText | None = Field(default=None, max_length=2000)
+
+
+class RecordOut(Out):
+    record_id: str
+    version: int
+    kind: str
+    subkind: str | None = None
+    severity: str | None = None
+    decision_date: dt.date
+    end_date: dt.date | None = None
+    publicity_end: dt.date | None = None
+    amount: float | None = None
+    department: str
+    document_no: str | None = None
+    description: str | None = None
+    repaired: bool
+    repaired_on: dt.date | None = None
+    revoked: bool
+    revoked_on: dt.date | None = None
+
+
+# --- grades -----------------------------------------------------------------------------
+
+class ReasonOut(BaseModel):
+    """One reason behind a score: a feature's contribution and the records behind it."""
+
+    code: str = Field(min_length=1, max_length=80)
+    label_zh: str = Field(min_length=1, max_length=200)
+    label_en: str | None = Field(default=None, max_length=200)
+    contribution: float = Field(description="points added to (+) or taken from (−) the score")
+    value: float | str | None = None
+    record_ids: list[str] = Field(default_factory=list, max_length=1000)
+    override: bool = Field(default=False, description="a direct-grading rule (直接判级) applied")
+
+
+class WhatIfOut(BaseModel):
+    """What the grade would be after one action (repair a record, keep a commitment...)."""
+
+    action: str = Field(min_length=1, max_length=80)
+    label_zh: str = Field(min_length=1, max_length=200)
+    label_en: str | None = Field(default=None, max_length=200)
+    record_id: str | None = None
+    score: float
+    grade: GradeLetter
+
+
+class GradeIn(BaseModel):
+    """A grade the pipeline stores (see ``serving.services.grades.store_grades``)."""
+
+    uscc: Uscc
+    as_of: dt.date
+    score: float
+    grade: GradeLetter
+    probability: float = Field(ge=0, le=1)
+    model_version: CleanText = Field(min_length=1, max_length=80)
+    profile_hash: CleanText = Field(min_length=1, max_length=64)
+    base_score: float | None = None
+    reasons: list[ReasonOut] = Field(default_factory=list, max_length=200)
+    what_if: list[WhatIfOut] = Field(default_factory=list, max_length=200)
+
+
+class GradeOut(Out):
+    uscc: str
+    as_of: dt.date
+    score: float
+    grade: GradeLetter
+    probability: float
+    model_version: str
+    profile_hash: str
+    base_score: float | None = None
+    reasons: list[ReasonOut]
+    what_if: list[WhatIfOut]
+    stale: bool
+    stale_reason: str | None = None
+    created_at: dt.datetime
+
+
+class GradeBatchIn(BaseModel):
+    usccs: list[Uscc] = Field(min_length=1, max_length=1000)
+    purpose: CleanText = Purpose
+
+
+class GradeBatchOut(BaseModel):
+    grades: list[GradeOut]
+    # neither existence nor grade is revealed for these: not covered, unknown, or ungraded
+    unavailable: list[str]
+
+
+class SubjectGradeRow(BaseModel):
+    uscc: str
+    name: str
+    industry: str | None
+    district_name: str | None
+    grade: GradeLetter | None
+    score: float | None
+    as_of: dt.date | None
+    stale: bool | None
+
+
+class SubjectPage(BaseModel):
+    total: int
+    items: list[SubjectGradeRow]
+
+
+# --- objections and repairs -------------------------------------------------------------
+
+class ObjectionCreate(BaseModel):
+    record_id: CleanText = Field(min_length=1, max_length=40)
+    reason: CleanText = Field(min_length=5, max_length=2000, description="why the record is wrong")
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["upheld", "rejected"] = Field(description="upheld: the record is revoked")
+    reason: CleanText = Field(min_length=2, max_length=2000)
+
+
+class ObjectionOut(Out):
+    id: int
+    uscc: str
+    record_id: str
+    record_version: int
+    department: str
+    reason: str
+    filed_by: str
+    filed_on: dt.date
+    due_on: dt.date
+    due_on_approximate: bool = Field(description="True: chinesecalendar has no data for the year; "
+                                     "Monday–Friday counted instead of statutory working days")
+    status: Literal["pending", "upheld", "rejected"]
+    decided_by: str | None = None
+    decided_on: dt.date | None = None
+    decision_reason: str | None = None
+    overdue: bool = False
+
+
+class RepairCreate(BaseModel):
+    record_id: CleanText = Field(min_length=1, max_length=40)
+    statement: CleanText = Field(min_length=5, max_length=2000,
+                           description="how the violation was corrected (整改情况)")
+
+
+class RepairDecisionIn(BaseModel):
+    decision: Literal["approved", "rejected"]
+    reason: CleanText = Field(min_length=2, max_length=2000)
+
+
+class RepairOut(Out):
+    id: int
+    uscc: str
+    record_id: str
+    record_version: int
+    department: str
+    statement: str
+    applied_by: str
+    applied_on: dt.date
+    eligible_from: dt.date
+    fee_cny: float
+    status: Literal["pending", "approved", "rejected"]
+    reviewer: str | None = None
+    decided_on: dt.date | None = None
+    decision_reason: str | None = None
+
+
+class EligibilityOut(BaseModel):
+    record_id: str
+    eligible: bool
+    eligible_from: dt.date | None
+    rule: str
+
+
+# --- admin, analyst, sector, health ---------------------------------------------------
+
+class UserCreate(BaseModel):
+    username: CleanText = Field(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: CleanText = Field(min_length=10, max_length=200)
+    role: Role
+    department: CleanText | None = Field(default=None, min_length=1, max_length=40)
+    section: CleanText | None = Field(default=None, pattern=r"^[A-T]$")
+    uscc: Uscc | None = None
+    display_name: CleanText | None = Field(default=None, max_length=80)
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    role: Role
+    department: str | None
+    section: str | None
+    uscc: str | None
+    active: bool
+
+
+class ApiKeyCreate(BaseModel):
+    username: CleanText = Field(min_length=3, max_length=80)
+    name: CleanText = Field(min_length=1, max_length=80)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    username: str
+    prefix: str
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+class QueryLogOut(Out):
+    seq: int
+    at: dt.datetime
+    actor: str
+    actor_role: str
+    actor_kind: str
+    uscc: str
+    purpose: str
+    endpoint: str
+    outcome: str
+    personal_info_unmasked: bool
+    prev_hash: str
+    entry_hash: str
+
+
+class QueryLogPage(BaseModel):
+    total: int
+    items: list[QueryLogOut]
+
+
+class ChainCheckOut(BaseModel):
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+class PersonalInfoOut(BaseModel):
+    uscc: str
+    legal_rep_name: str | None
+    legal_rep_id: str | None
+
+
+class AlertOut(Out):
+    id: int
+    severity: str
+    code: str
+    message: str
+    model_version: str | None
+    acknowledged: bool
+    created_at: dt.datetime
+
+
+class ModelUseOut(BaseModel):
+    model_version: str
+    subjects: int
+    latest_as_of: dt.date
+
+
+class GradeShareOut(BaseModel):
+    as_of: dt.date
+    grade: GradeLetter
+    subjects: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    database: bool
+    schema_revision: str | None
+    grades: int

@@ -1,0 +1,125 @@
+"""Passwords (argon2 via pwdlib), JWT access tokens (pyjwt), API keys, CSRF tokens, masking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import jwt
+from pwdlib import PasswordHash
+
+Role = Literal["regulator", "sector", "enterprise", "analyst", "admin"]
+ROLES: tuple[Role, ...] = ("regulator", "sector", "enterprise", "analyst", "admin")
+JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX_LEN = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person (password/JWT) or a machine (API key), with one scope."""
+
+    username: str
+    role: Role
+    kind: Literal["person", "machine"] = "person"
+    department: str | None = None
+    section: str | None = None
+    uscc: str | None = None
+    token_id: str | None = None
+
+    @property
+    def scope(self) -> str | None:
+        return {"regulator": self.department, "sector": self.section, "enterprise": self.uscc}.get(self.role)
+
+
+@lru_cache
+def _hasher() -> PasswordHash:
+    return PasswordHash.recommended()
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    return _hasher().verify(password, password_hash)
+
+
+# Verifying against a fixed hash when the user is unknown keeps login timing uniform.
+@lru_cache
+def dummy_password_hash() -> str:
+    return hash_password("no-such-user-" + secrets.token_hex(8))
+
+
+def create_access_token(principal: Principal, secret: str, ttl_minutes: int,
+                        now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+    """A signed JWT carrying the username, role and scope; returns (token, expiry)."""
+    now = now or dt.datetime.now(dt.UTC)
+    expires = now + dt.timedelta(minutes=ttl_minutes)
+    claims = {
+        "sub": principal.username, "role": principal.role, "dep": principal.department,
+        "sec": principal.section, "uscc": principal.uscc, "iat": now, "exp": expires,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires
+
+
+def decode_access_token(token: str, secret: str) -> Principal | None:
+    """The principal of a valid, unexpired token, else None."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError:
+        return None
+    if claims.get("role") not in ROLES:
+        return None
+    return Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
+                     section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh API key: (full key shown once, lookup prefix, sha256 stored)."""
+    key = "tsk_" + secrets.token_urlsafe(32)
+    return key, api_key_prefix(key), hash_api_key(key)
+
+
+def api_key_prefix(key: str) -> str:
+    return key[4:4 + API_KEY_PREFIX_LEN]
+
+
+def hash_api_key(key: str) -> str:
+    # keys have 256 bits of entropy, so a fast hash is enough (no dictionary to attack)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_matches(key: str, key_hash: str) -> bool:
+    return hmac.compare_digest(hash_api_key(key), key_hash)
+
+
+def csrf_token(secret: str, session_id: str) -> str:
+    """The CSRF token bound to one page session (HMAC of its token id)."""
+    return hmac.new(secret.encode(), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: str, session_id: str | None, token: str | None) -> bool:
+    return bool(session_id and token) and hmac.compare_digest(csrf_token(secret, session_id), token)
+
+
+def mask_name(name: str | None) -> str | None:
+    """脱敏 a person's name: keep the family name (first character): 张三丰 → 张**."""
+    if not name:
+        return name
+    return name[0] + "*" * max(len(name) - 1, 1)
+
+
+def mask_id_number(id_number: str | None) -> str | None:
+    """脱敏 a resident ID number: first 4 and last 4 kept: 3201**********1234."""
+    if not id_number:
+        return id_number
+    if len(id_number) <= 8:
+        return "*" * len(id_number)
+    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]

@@ -1,0 +1,50 @@
+"""Who may read which subject's credit data — the one coverage rule of the service.
+
+- ``enterprise``: only its own USCC.
+- ``regulator``: market supervision (department ``samr``, the city's 市场监管局) covers every
+  subject of the city; any other department covers the subjects it has issued at least one
+  record about (any version).
+- ``sector``: the subjects whose industry is its GB/T 4754 section.
+- ``admin``: every subject (each read logged).
+- ``analyst``: no subject-level credit data (aggregates only: minimum necessary data).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, false, select, true
+from sqlalchemy.orm import Session
+
+from serving.db.models import Record, Subject
+from serving.security import Principal
+
+CITY_WIDE_DEPARTMENTS = frozenset({"samr"})
+SUBJECT_READER_ROLES = ("enterprise", "regulator", "sector", "admin")
+
+
+def coverage_clause(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on ``Subject`` true exactly for the subjects ``principal`` may read."""
+    if principal.role == "admin":
+        return true()
+    if principal.role == "enterprise" and principal.uscc:
+        return Subject.uscc == principal.uscc
+    if principal.role == "sector" and principal.section:
+        return Subject.industry == principal.section
+    if principal.role == "regulator" and principal.department:
+        if principal.department in CITY_WIDE_DEPARTMENTS:
+            return true()
+        return exists().where(Record.uscc == Subject.uscc, Record.department == principal.department)
+    return false()
+
+
+def can_read(session: Session, principal: Principal, uscc: str) -> bool:
+    """True when ``uscc`` exists and ``principal`` covers it."""
+    return bool(session.scalar(select(exists().where(Subject.uscc == uscc, coverage_clause(principal)))))
+
+
+def readable_subset(session: Session, principal: Principal, usccs: list[str]) -> set[str]:
+    """The members of ``usccs`` that exist and ``principal`` covers (one query per 500 codes)."""
+    out: set[str] = set()
+    for start in range(0, len(usccs), 500):
+        chunk = usccs[start:start + 500]
+        out.update(session.scalars(select(Subject.uscc).where(Subject.uscc.in_(chunk), coverage_clause(principal))))
+    return out

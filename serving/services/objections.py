@@ -1,0 +1,100 @@
+"""异议 objections: an enterprise disputes a record; its department answers within
+``OBJECTION_WORKING_DAYS`` working days; an upheld objection revokes the record and regrades."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.db.models import Objection
+from serving.errors import AlreadyDecided, Conflict, ModelUnavailable, NotAllowed, UnknownObjection
+from serving.schemas import DecisionIn, ObjectionCreate
+from serving.security import Principal
+from serving.services.grades import Regrader
+from serving.services.subjects import current_record, new_record_version
+from serving.services.workdays import add_working_days
+
+# seed 002: the department answers within 10 working days
+OBJECTION_WORKING_DAYS = 10
+
+
+def file_objection(session: Session, principal: Principal, uscc: str, body: ObjectionCreate,
+                   today: dt.date) -> Objection:
+    """Register an objection to the current version of a record; one transaction."""
+    record = current_record(session, body.record_id, uscc)
+    if record.revoked:
+        raise Conflict(f"record {body.record_id} is already revoked", field="record_id")
+    pending = session.scalars(select(Objection.id).where(
+        Objection.uscc == uscc, Objection.record_id == body.record_id, Objection.status == "pending")).first()
+    if pending is not None:
+        raise Conflict(f"record {body.record_id} already has pending objection #{pending}", field="record_id")
+    due_on, approximate = add_working_days(today, OBJECTION_WORKING_DAYS)
+    objection = Objection(
+        uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,
+        reason=body.reason, filed_by=principal.username, filed_on=today, due_on=due_on,
+        due_on_approximate=approximate, status="pending",
+    )
+    session.add(objection)
+    session.commit()
+    return objection
+
+
+def list_objections(session: Session, *, uscc: str | None = None, department: str | None = None,
+                    status: str | None = None, limit: int = 200) -> list[Objection]:
+    stmt = select(Objection)
+    if uscc:
+        stmt = stmt.where(Objection.uscc == uscc)
+    if department:
+        stmt = stmt.where(Objection.department == department)
+    if status:
+        stmt = stmt.where(Objection.status == status)
+    return list(session.scalars(stmt.order_by(Objection.due_on, Objection.id).limit(limit)))
+
+
+def _check_department(principal: Principal, department: str, what: str) -> None:
+    if principal.role != "admin" and principal.department != department:
+        raise NotAllowed(f"{what} is answered by department {department!r}, not {principal.department!r}")
+
+
+def decide_objection(session: Session, principal: Principal, objection_id: int, body: DecisionIn,
+                     today: dt.date, regrader: Regrader) -> Objection:
+    """Answer an objection. Upheld: the record gets a revoked version and the subject is regraded.
+
+    Decision, revocation and regrade are one transaction: all or nothing.
+    """
+    objection = session.scalars(select(Objection).where(Objection.id == objection_id).with_for_update()).first()
+    if objection is None:
+        raise UnknownObjection(f"no objection #{objection_id}", field="objection_id")
+    _check_department(principal, objection.department, f"objection #{objection_id}")
+    if objection.status != "pending":
+        raise AlreadyDecided(f"objection #{objection_id} was already {objection.status}")
+    try:
+        if body.decision == "upheld":
+            record = current_record(session, objection.record_id, objection.uscc, for_update=True)
+            reason = f"objection #{objection.id} upheld: {body.reason}"
+            new_record_version(session, record, reason[:200], revoked=True, revoked_on=today)
+            _regrade(regrader, session, objection.uscc, reason)
+        objection.status = body.decision
+        objection.decided_by, objection.decided_on = principal.username, today
+        objection.decision_reason = body.reason
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return objection
+
+
+def is_overdue(objection: Objection, today: dt.date) -> bool:
+    if objection.status == "pending":
+        return today > objection.due_on
+    return objection.decided_on is not None and objection.decided_on > objection.due_on
+
+
+def _regrade(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:
+    try:
+        regrader(session, uscc, reason)
+    except Exception as exc:  # the regrader is pluggable: translate whatever it raises
+        raise ModelUnavailable(f"regrading {uscc} failed ({type(exc).__name__}: {exc}); "
+                               "the decision was not saved, retry later") from exc

@@ -1,0 +1,148 @@
+"""信用修复 repair: after a record's minimum publicity period the subject may apply; approval
+marks the record repaired (it stops counting) and regrades. Repair is free of charge."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.db.models import Record, RepairApplication
+from serving.errors import (
+    AlreadyDecided,
+    Conflict,
+    ModelUnavailable,
+    NotAllowed,
+    RepairNotEligible,
+    UnknownRepair,
+)
+from serving.schemas import RepairCreate, RepairDecisionIn
+from serving.security import Principal
+from serving.services.grades import Regrader
+from serving.services.subjects import current_record, new_record_version
+
+# NDRC 信用修复管理办法 in force from this date; serious penalties decided before it follow the
+# 2019 rules (minimum 6 months instead of 1 year).
+NEW_RULES_FROM = dt.date(2026, 4, 1)
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """From when a record may be repaired (None: never under this rule) and the rule applied."""
+
+    eligible_from: dt.date | None
+    rule: str
+
+
+RepairEligibility = Callable[[Record], Eligibility]
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Same day ``months`` later, clamped to the month's end (2026-08-31 + 6 → 2027-02-28)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def default_repair_eligibility(record: Record) -> Eligibility:
+    """Default catalogue: general penalties after 3 months; serious after 1 year (6 months for
+    decisions before 2026-04-01); minor penalties are not published, so there is nothing to repair."""
+    if record.kind != "admin_penalty":
+        return Eligibility(None, f"records of kind {record.kind!r} are not repairable under the default catalogue")
+    if record.severity == "general":
+        return Eligibility(add_months(record.decision_date, 3), "general penalty: 3 months after the decision")
+    if record.severity == "serious":
+        if record.decision_date >= NEW_RULES_FROM:
+            return Eligibility(add_months(record.decision_date, 12), "serious penalty: 1 year after the decision")
+        return Eligibility(add_months(record.decision_date, 6),
+                           "serious penalty decided before 2026-04-01: 6 months after the decision")
+    return Eligibility(None, "minor penalties are not published; nothing to repair")
+
+
+def check_eligibility(record: Record, today: dt.date, eligibility: RepairEligibility) -> tuple[bool, Eligibility]:
+    if record.repaired:
+        return False, Eligibility(None, "already repaired")
+    if record.revoked:
+        return False, Eligibility(None, "record revoked; it no longer counts")
+    verdict = eligibility(record)
+    return verdict.eligible_from is not None and today >= verdict.eligible_from, verdict
+
+
+def apply_for_repair(session: Session, principal: Principal, uscc: str, body: RepairCreate, today: dt.date,
+                     eligibility: RepairEligibility) -> RepairApplication:
+    """Register a repair application for an eligible record; one transaction."""
+    record = current_record(session, body.record_id, uscc)
+    eligible, verdict = check_eligibility(record, today, eligibility)
+    if not eligible:
+        when = f"; eligible from {verdict.eligible_from}" if verdict.eligible_from else ""
+        raise RepairNotEligible(f"record {body.record_id} cannot be repaired on {today}: {verdict.rule}{when}",
+                                field="record_id")
+    pending = session.scalars(select(RepairApplication.id).where(
+        RepairApplication.uscc == uscc, RepairApplication.record_id == body.record_id,
+        RepairApplication.status == "pending")).first()
+    if pending is not None:
+        raise Conflict(f"record {body.record_id} already has pending repair application #{pending}",
+                       field="record_id")
+    application = RepairApplication(
+        uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,
+        statement=body.statement, applied_by=principal.username, applied_on=today,
+        eligible_from=verdict.eligible_from, fee_cny=0.0, status="pending",
+    )
+    session.add(application)
+    session.commit()
+    return application
+
+
+def list_repairs(session: Session, *, uscc: str | None = None, department: str | None = None,
+                 status: str | None = None, limit: int = 200) -> list[RepairApplication]:
+    stmt = select(RepairApplication)
+    if uscc:
+        stmt = stmt.where(RepairApplication.uscc == uscc)
+    if department:
+        stmt = stmt.where(RepairApplication.department == department)
+    if status:
+        stmt = stmt.where(RepairApplication.status == status)
+    return list(session.scalars(stmt.order_by(RepairApplication.applied_on, RepairApplication.id).limit(limit)))
+
+
+def decide_repair(session: Session, principal: Principal, application_id: int, body: RepairDecisionIn,
+                  today: dt.date, regrader: Regrader) -> RepairApplication:
+    """Approve or reject; approval writes a repaired version of the record and regrades.
+
+    Reviewer, reason and date are recorded; everything is one transaction.
+    """
+    application = session.scalars(select(RepairApplication).where(
+        RepairApplication.id == application_id).with_for_update()).first()
+    if application is None:
+        raise UnknownRepair(f"no repair application #{application_id}", field="application_id")
+    if principal.role != "admin" and principal.department != application.department:
+        raise NotAllowed(f"repair application #{application_id} is decided by department "
+                         f"{application.department!r}, not {principal.department!r}")
+    if application.status != "pending":
+        raise AlreadyDecided(f"repair application #{application_id} was already {application.status}")
+    try:
+        if body.decision == "approved":
+            record = current_record(session, application.record_id, application.uscc, for_update=True)
+            reason = f"repair #{application.id} approved: {body.reason}"
+            new_record_version(session, record, reason[:200], repaired=True, repaired_on=today)
+            _regrade(regrader, session, application.uscc, reason)
+        application.status = body.decision
+        application.reviewer, application.decided_on = principal.username, today
+        application.decision_reason = body.reason
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return application
+
+
+def _regrade(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:
+    try:
+        regrader(session, uscc, reason)
+    except Exception as exc:  # the regrader is pluggable: translate whatever it raises
+        raise ModelUnavailable(f"regrading {uscc} failed ({type(exc).__name__}: {exc}); "
+                               "the decision was not saved, retry later") from exc

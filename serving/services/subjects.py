@@ -1,0 +1,94 @@
+"""Subjects and the mirror of their records, written by the pipeline, read by routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.db.models import Record, Subject
+from serving.errors import UnknownRecord, UnknownSubject
+from serving.schemas import RecordIn, SubjectIn
+
+_RECORD_FIELDS = tuple(RecordIn.model_fields)
+
+
+def store_subjects(session: Session, rows: Iterable[Mapping[str, Any] | SubjectIn]) -> int:
+    """Insert or update subjects (validated against ``SubjectIn``); one transaction; returns count."""
+    count = 0
+    for row in rows:
+        subject = row if isinstance(row, SubjectIn) else SubjectIn.model_validate(dict(row))
+        session.merge(Subject(**subject.model_dump(), updated_at=dt.datetime.now(dt.UTC)))
+        count += 1
+    session.commit()
+    return count
+
+
+def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]) -> int:
+    """Mirror records: a new record_id is version 1; a changed record becomes a new version.
+
+    Returns the number of versions written. Unchanged records are skipped (idempotent).
+    """
+    written = 0
+    for row in rows:
+        rec = row if isinstance(row, RecordIn) else RecordIn.model_validate(dict(row))
+        current = current_record(session, rec.record_id, rec.uscc, missing_ok=True)
+        values = rec.model_dump()
+        if current is not None:
+            if all(getattr(current, f) == values[f] for f in _RECORD_FIELDS):
+                continue
+            _supersede(session, current, values, change_reason="source update")
+        else:
+            session.add(Record(**values, version=1, is_current=True))
+        written += 1
+    session.commit()
+    return written
+
+
+def _supersede(session: Session, current: Record, changes: Mapping[str, Any], change_reason: str) -> Record:
+    """Write a new current version of ``current`` with ``changes`` (no commit)."""
+    carried = {c.key: getattr(current, c.key) for c in Record.__table__.columns
+               if c.key not in {"id", "version", "is_current", "created_at", "change_reason"}}
+    carried.update(changes)
+    current.is_current = False
+    session.flush()
+    new = Record(**carried, version=current.version + 1, is_current=True, change_reason=change_reason,
+                 created_at=dt.datetime.now(dt.UTC))
+    session.add(new)
+    session.flush()
+    return new
+
+
+def new_record_version(session: Session, current: Record, change_reason: str, **changes: Any) -> Record:
+    """A new current version of a record (revocation, repair); the caller commits."""
+    return _supersede(session, current, changes, change_reason)
+
+
+def get_subject(session: Session, uscc: str) -> Subject:
+    subject = session.get(Subject, uscc)
+    if subject is None:
+        raise UnknownSubject(f"no subject with uscc {uscc!r}", field="uscc")
+    return subject
+
+
+def current_record(session: Session, record_id: str, uscc: str, *, missing_ok: bool = False,
+                   for_update: bool = False) -> Record | None:
+    """The current version of ``record_id`` of subject ``uscc``."""
+    stmt = select(Record).where(Record.record_id == record_id, Record.uscc == uscc, Record.is_current)
+    if for_update:
+        stmt = stmt.with_for_update()
+    record = session.scalars(stmt).first()
+    if record is None and not missing_ok:
+        raise UnknownRecord(f"subject {uscc} has no record {record_id!r}", field="record_id")
+    return record
+
+
+def list_records(session: Session, uscc: str, *, include_history: bool = False) -> list[Record]:
+    stmt = select(Record).where(Record.uscc == uscc)
+    if not include_history:
+        stmt = stmt.where(Record.is_current)
+    return list(session.scalars(stmt.order_by(Record.decision_date.desc(), Record.record_id,
+                                              Record.version.desc())))

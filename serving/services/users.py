@@ -1,0 +1,110 @@
+"""Users, API keys and login (with a per username+IP rate limit on failed attempts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from serving.db.models import ApiKey, LoginAttempt, User
+from serving.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from serving.schemas import UserCreate
+from serving.security import (
+    Principal,
+    api_key_matches,
+    api_key_prefix,
+    dummy_password_hash,
+    hash_password,
+    new_api_key,
+    verify_password,
+)
+
+LOGIN_WINDOW = dt.timedelta(minutes=1)
+
+
+def _scope_problem(body: UserCreate) -> tuple[str, str] | None:
+    needed = {"regulator": "department", "sector": "section", "enterprise": "uscc"}.get(body.role)
+    for field in ("department", "section", "uscc"):
+        value = getattr(body, field)
+        if field == needed and not value:
+            return field, f"role {body.role!r} requires {field}"
+        if field != needed and value:
+            return field, f"role {body.role!r} takes no {field} (got {value!r})"
+    return None
+
+
+def create_user(session: Session, body: UserCreate) -> User:
+    """Create a user with exactly the scope its role needs; the password is stored argon2-hashed."""
+    problem = _scope_problem(body)
+    if problem:
+        raise InvalidInput(problem[1], field=problem[0])
+    if session.scalars(select(User.id).where(User.username == body.username)).first() is not None:
+        raise Conflict(f"username {body.username!r} is taken", field="username")
+    user = User(username=body.username, password_hash=hash_password(body.password), role=body.role,
+                department=body.department, section=body.section, uscc=body.uscc,
+                display_name=body.display_name, active=True)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def principal_of(user: User, kind: str = "person") -> Principal:
+    return Principal(username=user.username, role=user.role, kind=kind,  # type: ignore[arg-type]
+                     department=user.department, section=user.section, uscc=user.uscc)
+
+
+def authenticate(session: Session, username: str, password: str, client_ip: str, *,
+                 max_failures_per_minute: int, now: dt.datetime | None = None) -> User:
+    """The active user with these credentials; failed attempts per username+IP are limited."""
+    for field, value in (("username", username), ("password", password)):
+        if any(ord(c) < 32 for c in value):
+            raise InvalidInput(f"{field} must not contain control characters", field=field)
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - LOGIN_WINDOW
+    failures = session.scalars(select(LoginAttempt.attempted_at).where(
+        LoginAttempt.username == username, LoginAttempt.client_ip == client_ip,
+        LoginAttempt.attempted_at > since).order_by(LoginAttempt.attempted_at)).all()
+    if len(failures) >= max_failures_per_minute:
+        oldest = failures[0] if failures[0].tzinfo else failures[0].replace(tzinfo=dt.UTC)
+        retry_after = max(1, math.ceil((oldest + LOGIN_WINDOW - now).total_seconds()))
+        raise TooManyAttempts(f"too many failed logins for {username!r}; retry in {retry_after} s",
+                              field="username", headers={"Retry-After": str(retry_after)})
+    user = session.scalars(select(User).where(User.username == username)).first()
+    # verify even for unknown users so response time does not reveal which usernames exist
+    valid = verify_password(password, user.password_hash if user else dummy_password_hash())
+    if not (valid and user is not None and user.active):
+        session.add(LoginAttempt(username=username, client_ip=client_ip, attempted_at=now))
+        session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < now - 10 * LOGIN_WINDOW))
+        session.commit()
+        raise NotAuthenticated("wrong username or password", field="password")
+    return user
+
+
+def create_api_key(session: Session, username: str, name: str) -> tuple[ApiKey, str]:
+    """A new API key for a (machine) user; returns the row and the key, shown only once."""
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}", field="username")
+    key, prefix, key_hash = new_api_key()
+    row = ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=key_hash)
+    session.add(row)
+    session.commit()
+    return row, key
+
+
+def principal_for_api_key(session: Session, key: str) -> Principal | None:
+    row = session.execute(select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(
+        ApiKey.prefix == api_key_prefix(key), ApiKey.revoked.is_(False), User.active)).first()
+    if row is None or not api_key_matches(key, row[0].key_hash):
+        return None
+    return principal_of(row[1], kind="machine")
+
+
+def get_user(session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count(User.id))) or 0

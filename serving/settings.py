@@ -1,0 +1,57 @@
+"""The one typed settings object of the service (env prefix ``TIERS_``).
+
+Only ``serving/`` (routes, CLI) reads settings; lower packages take arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A development-only secret: refused outside development (see `_refuse_default_secret`).
+DEFAULT_JWT_SECRET = "dev-only-not-a-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field can be set with ``TIERS_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERS_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/tiers.db"
+    mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
+    data_dir: Path = Path("var/data")
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    jwt_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # failed logins allowed per username+IP per minute before 429
+    login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    default_lang: Literal["zh", "en"] = "zh"
+    # cookies need `Secure` behind HTTPS; plain http on 127.0.0.1 in development
+    cookie_secure: bool = False
+    run_migrations_on_startup: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment != "development":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == DEFAULT_JWT_SECRET or len(secret) < 32:
+                raise ValueError(
+                    f"TIERS_JWT_SECRET must be set to a random value of at least 32 characters when "
+                    f"TIERS_ENVIRONMENT={self.environment!r}; the development default is refused"
+                )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read from the environment once per process; override in tests with
+    ``app.dependency_overrides[get_settings]``."""
+    return Settings()

@@ -1,0 +1,50 @@
+"""Boundary validation helpers shared by schemas and routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+from stdnum.cn import uscc as stdnum_uscc
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
+
+
+def uscc_problem(code: str) -> str | None:
+    """Why ``code`` is not a valid unified social credit code (GB 32100-2015), or None.
+
+    ``stdnum.cn.uscc.validate`` rejects valid codes whose first character is a letter (A, N, Y
+    are real registering authorities), so the format is checked here and the check character
+    with stdnum's own ``calc_check_digit``.
+    """
+    if len(code) != 18:
+        return f"must be 18 characters, got {len(code)}"
+    if any(c not in USCC_ALPHABET for c in code):
+        return "characters must be from 0-9A-HJ-NP-RTUWXY (no I, O, S, V, Z)"
+    if not code[2:8].isdigit():
+        return "characters 3–8 (administrative division) must be digits"
+    if code[-1] != stdnum_uscc.calc_check_digit(code[:17]):
+        return "wrong check character (GB 32100-2015)"
+    return None
+
+
+def _check_uscc(code: str) -> str:
+    problem = uscc_problem(code)
+    if problem:
+        raise ValueError(f"not a valid unified social credit code: {problem}")
+    return code
+
+
+Uscc = Annotated[str, AfterValidator(_check_uscc)]
+
+
+def reject_control_characters(value: str | None) -> str | None:
+    """Refuse C0 control characters other than tab/newline (NUL cannot be stored by PostgreSQL)."""
+    if value is not None and any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("must not contain control characters (e.g. NUL)")
+    return value
+
+
+NoControlChars = AfterValidator(reject_control_characters)
+CleanText = Annotated[str, NoControlChars]

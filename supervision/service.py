@@ -1,0 +1,126 @@
+"""Thin service API for the HTTP routes (serving/) and the CLI: one call per endpoint.
+
+- ``GET  /api/v1/inspection-ratios`` → :func:`inspection_ratios_for` → ``InspectionRatiosOut``
+- ``POST /api/v1/plans``             → :func:`create_plan` (body ``PlanCreate``) → :func:`plan_out`
+- ``POST /api/v1/plans/verify``      → :func:`verify` (body ``PlanVerifyIn``) → ``PlanVerification``
+
+Routes load the tables (``PlanInputs``) and the policy from settings; nothing here reads
+settings, files or the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from supervision.plan import (
+    DrawCommitment,
+    GradeSummary,
+    InspectionPlan,
+    PlanCreate,
+    PlanInputs,
+    PlanVerification,
+    TaskItem,
+    create_plan,
+    prepare_pools,
+    verify_plan,
+)
+from supervision.policy import InspectionPolicy
+from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut
+
+
+def ratio_feed_for(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> InProcessRatioFeed:
+    """The in-process ratio feed over exactly the pools ``create_plan`` would draw from."""
+    prepared, model_version = prepare_pools(request, inputs, policy)
+    return InProcessRatioFeed(
+        pools={(t.department, t.item): pool for t, pool, *_ in prepared},
+        policy=policy,
+        key_items={t.item: rules.key_item for t, *_, rules in prepared},
+        as_of=request.as_of,
+        model_version=model_version,
+    )
+
+
+def inspection_ratios_for(
+    inputs: PlanInputs,
+    policy: InspectionPolicy,
+    *,
+    department: str,
+    item: str,
+    as_of: dt.date,
+    period_start: dt.date | None = None,
+) -> InspectionRatiosOut:
+    """Ratio table for one department and item with the grades of ``as_of`` (the GET endpoint).
+
+    ``period_start`` (default: the day after ``as_of``) places the lead and frequency windows.
+    """
+    start = period_start or as_of + dt.timedelta(days=1)
+    request = PlanCreate(
+        plan_id="ratios",
+        period_start=start,
+        period_end=start,
+        as_of=as_of,
+        tasks=[TaskItem(department=department, item=item)],
+    )
+    return ratio_feed_for(request, inputs, policy).inspection_ratios(
+        department=department, item=item, as_of=as_of
+    )
+
+
+class PlanOut(BaseModel):
+    """What a created plan looks like in an API response (the full plan is downloadable)."""
+
+    plan_id: str
+    period_start: dt.date
+    period_end: dt.date
+    grades_as_of: dt.date
+    model_version: str
+    commitment: DrawCommitment
+    draws_total: int = Field(ge=0)
+    visits: int = Field(ge=0)
+    visits_saved: int = Field(ge=0)
+    joint_visits: int = Field(ge=0)
+    unstaffed_visits: int = Field(ge=0)
+    per_grade: list[GradeSummary]
+
+
+def plan_out(plan: InspectionPlan) -> PlanOut:
+    """Summary of a plan for responses and listings."""
+    return PlanOut(
+        plan_id=plan.plan_id,
+        period_start=plan.period_start,
+        period_end=plan.period_end,
+        grades_as_of=plan.grades_as_of,
+        model_version=plan.model_version,
+        commitment=plan.commitment,
+        draws_total=plan.draws_total,
+        visits=len(plan.visits),
+        visits_saved=plan.visits_saved,
+        joint_visits=plan.joint_visits,
+        unstaffed_visits=sum(bool(v.unstaffed) for v in plan.visits),
+        per_grade=plan.summary,
+    )
+
+
+class PlanVerifyIn(BaseModel):
+    """Body of the verify endpoint: a published plan and, ideally, the earlier commitment."""
+
+    plan: InspectionPlan
+    published_commitment: DrawCommitment | None = None
+
+
+def verify(body: PlanVerifyIn) -> PlanVerification:
+    """MATCH / MISMATCH with the first difference (see ``verify_plan``)."""
+    return verify_plan(body.plan, body.published_commitment)
+
+
+__all__ = [
+    "PlanOut",
+    "PlanVerifyIn",
+    "create_plan",
+    "inspection_ratios_for",
+    "plan_out",
+    "ratio_feed_for",
+    "verify",
+]

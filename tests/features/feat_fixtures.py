@@ -1,0 +1,58 @@
+"""Hand-made subjects and records following docs/data-contract.md, for the features tests."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from stdnum.cn import uscc as stdnum_uscc
+
+from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
+
+
+def code(i: int, first: str = "9") -> str:
+    """A valid USCC numbered ``i`` (registering authority ``first``)."""
+    body = f"{first}1320102MA{i:07d}"
+    return body + stdnum_uscc.calc_check_digit(body)
+
+
+def subject(i: int, **overrides) -> dict:
+    row = {
+        "uscc": code(i), "name": f"南京测试{i}有限公司", "legal_form": "llc", "industry": "C",
+        "district_code": "320102", "district_name": "玄武区", "registered_on": "2015-03-01",
+        "registered_capital": 100.0, "employees": 12, "status": "active", "status_date": None,
+        "legal_rep_name": "张三", "legal_rep_id": None,
+    }
+    row.update(overrides)
+    return row
+
+
+_DOC = {
+    "admin_penalty": "宁市监罚〔2024〕1号", "admin_enforcement": "宁市监强〔2024〕1号",
+    "commitment_broken": "宁信诺〔2024〕1号", "repair": "宁信修〔2024〕1号", "revocation": "宁信撤〔2024〕1号",
+    "list_serious_dishonesty": "宁失信〔2024〕1号", "list_key_attention": "宁关注〔2024〕1号",
+    "list_abnormal_operation": "宁异常〔2024〕1号", "list_dishonest_debtor": "（2024）苏01执1号",
+    "admin_adjudication": "宁裁〔2024〕1号",
+}
+
+
+def record(record_id: str, uscc: str, kind: str, decision_date: date | str, **overrides) -> dict:
+    row = {c: None for c in RECORD_COLUMNS}
+    row.update(record_id=record_id, uscc=uscc, kind=kind, decision_date=str(decision_date),
+               department="samr", document_no=_DOC.get(kind), description="测试记录")
+    if kind == "admin_penalty":
+        row.update(severity="general", amount=1000.0)
+    if kind == "inspection":
+        row.update(subkind="no_problem", inspection_item="SAMR-01")
+    row.update(overrides)
+    if isinstance(row["decision_date"], date):
+        row["decision_date"] = row["decision_date"].isoformat()
+    return row
+
+
+def subjects_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(SUBJECT_COLUMNS))
+
+
+def records_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))

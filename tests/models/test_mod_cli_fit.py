@@ -1,0 +1,80 @@
+"""`tiers fit` through Typer's CliRunner: JSON metrics per fold, clear refusals with exit code 2."""
+
+import json
+
+import pytest
+import typer
+from mod_fixtures import make_credit_frame
+from typer.testing import CliRunner
+
+import serving.cli.fit  # noqa: F401  (registers `tiers fit` on the shared app)
+from serving.cli.app import app
+
+
+def _invoke(args):
+    # A callback keeps `fit` a sub-command even while it is the only stage registered on `app`.
+    group = typer.Typer()
+    group.callback()(lambda: None)
+    group.registered_commands.extend(app.registered_commands)
+    return CliRunner().invoke(group, args)
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    X, y = make_credit_frame(300, 50)
+    frame = X.assign(bad=y)
+    path = tmp_path_factory.mktemp("fit") / "small.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_fit_prints_per_fold_and_mean_metrics_as_json(small_csv):
+    path, _ = small_csv
+    result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "auto", "--cv", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["results"]) == {"scorecard", "gbm", "blend", "blend-shallow"}
+    assert out["chosen"] == max(out["results"], key=lambda n: out["results"][n]["mean"]["auc"])
+    for res in out["results"].values():
+        assert [f["fold"] for f in res["folds"]] == [1, 2]
+        for f in res["folds"]:
+            assert 0.5 < f["auc"] <= 1 and 0 <= f["ks"] <= 1 and 0 <= f["brier"] <= 0.25
+        assert res["mean"]["auc"] == pytest.approx(sum(f["auc"] for f in res["folds"]) / 2)
+
+
+def test_fit_renders_a_table_without_json(small_csv):
+    path, _ = small_csv
+    result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "gbm", "--cv", "2"])
+    assert result.exit_code == 0, result.output
+    assert "AUC" in result.stdout and "mean" in result.stdout and "Brier" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("mutate", "args", "expected"),
+    [
+        (lambda f: f.assign(bad=f["bad"].map({0: "good", 1: "bad"})), [], ["'bad'", "good", "0/1"]),
+        (lambda f: f.assign(bad=f["bad"] * 2), [], ["'bad'", "2", "0/1"]),
+        (lambda f: f, ["--target", "nope"], ["'nope'", "no such column"]),
+        (lambda f: f, ["--model", "forest"], ["forest", "scorecard"]),
+        (lambda f: f, ["--cv", "1"], ["--cv", "≥ 2"]),
+    ],
+)
+def test_bad_input_is_refused_naming_field_value_and_rule(small_csv, tmp_path, mutate, args, expected):
+    _, frame = small_csv
+    path = tmp_path / "bad.csv"
+    mutate(frame).to_csv(path, index=False)
+    base = ["fit", "--data", str(path), "--target", "bad"]
+    for k in range(0, len(args), 2):  # later options override the base ones
+        if args[k] in base:
+            base[base.index(args[k]) + 1] = args[k + 1]
+        else:
+            base += args[k:k + 2]
+    result = _invoke(base)
+    assert result.exit_code == 2
+    for text in expected:
+        assert text in result.output
+
+
+def test_missing_file_is_refused(tmp_path):
+    result = _invoke(["fit", "--data", str(tmp_path / "absent.csv"), "--target", "bad"])
+    assert result.exit_code == 2 and "no such file" in result.output

@@ -1,0 +1,97 @@
+"""Fixtures of the service tests: a migrated, seeded database per test (copied from a template),
+the app on it, and credentials for every role.
+
+Set ``TEST_DATABASE_URL`` (PostgreSQL) to run the same tests on PostgreSQL: the schema is
+migrated once and every table emptied and re-seeded per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from srv_fixtures import TODAY, World, principal, seed
+
+from serving.app import create_app
+from serving.db.migrate import upgrade
+from serving.db.models import Base
+from serving.db.session import dispose_engine, iter_session
+from serving.deps import get_today
+from serving.security import create_access_token
+from serving.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory) -> str | None:
+    if os.environ.get("TEST_DATABASE_URL"):
+        upgrade(os.environ["TEST_DATABASE_URL"])
+        return None
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    seed(url)
+    dispose_engine(url)
+    return str(path)
+
+
+@pytest.fixture
+def database_url(_template_db, tmp_path) -> str:
+    pg_url = os.environ.get("TEST_DATABASE_URL")
+    if pg_url:
+        session = next(iter_session(pg_url))
+        names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+        session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        session.execute(text("INSERT INTO query_log_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        session.commit()
+        session.close()
+        seed(pg_url)
+        yield pg_url
+        return
+    path = tmp_path / "tiers.db"
+    shutil.copy(_template_db, path)
+    url = f"sqlite:///{path}"
+    yield url
+    dispose_engine(url)
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=database_url)
+
+
+@pytest.fixture
+def app(settings):
+    application = create_app(settings)
+    application.dependency_overrides[get_today] = lambda: TODAY
+    return application
+
+
+@pytest.fixture
+def client(app) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+@pytest.fixture
+def session(database_url):
+    s = next(iter_session(database_url))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def auth(settings):
+    """``auth("reg_samr")`` → headers with a bearer token for that seeded user (no login round trip)."""
+
+    def headers(username: str) -> dict[str, str]:
+        token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

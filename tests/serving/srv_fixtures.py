@@ -1,0 +1,121 @@
+"""Seed data and helpers of the service tests (a uniquely named module: several test packages
+have a `conftest.py`, so tests must not `import conftest`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+from stdnum.cn import uscc as stdnum_uscc
+
+from serving.db.models import User
+from serving.db.session import iter_session
+from serving.schemas import UserCreate
+from serving.security import Principal, hash_password
+from serving.services.grades import store_grades
+from serving.services.subjects import store_records, store_subjects
+
+TODAY = dt.date(2026, 11, 23)  # a Monday
+PASSWORD = "correct-horse-battery"
+
+
+@lru_cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+def make_uscc(body: str) -> str:
+    """A valid USCC from its first 17 characters."""
+    return body + stdnum_uscc.calc_check_digit(body)
+
+
+ENT1 = make_uscc("91320102MA1AAAAA1")  # manufacturing (C), records from samr and tax
+ENT2 = make_uscc("91320104MA1BBBBB2")  # construction (F), records from ecology
+ENT3 = make_uscc("A1320105MA1CCCCC3")  # first char A: stdnum rejects it, we must not
+
+
+@dataclass(frozen=True)
+class World:
+    ent1: str = ENT1
+    ent2: str = ENT2
+    ent3: str = ENT3
+
+
+USERS = {
+    "ent1": dict(role="enterprise", uscc=ENT1),
+    "ent2": dict(role="enterprise", uscc=ENT2),
+    "reg_samr": dict(role="regulator", department="samr"),
+    "reg_tax": dict(role="regulator", department="tax"),
+    "reg_eco": dict(role="regulator", department="ecology"),
+    "sector_c": dict(role="sector", section="C"),
+    "analyst": dict(role="analyst"),
+    "admin": dict(role="admin"),
+}
+
+
+def _subjects() -> list[dict]:
+    return [
+        dict(uscc=ENT1, name="南京甲制造有限公司", industry="C", district_code="320102", district_name="玄武区",
+             legal_rep_name="张三丰", legal_rep_id="320102198001011234"),
+        dict(uscc=ENT2, name="南京乙建筑有限公司", industry="F", district_code="320104", district_name="秦淮区",
+             legal_rep_name="李四", legal_rep_id="320104199002023456"),
+        dict(uscc=ENT3, name="南京丙社会组织", industry="S", district_code="320105", district_name="建邺区",
+             legal_rep_name="王五", legal_rep_id="32010519850303789X"),
+    ]
+
+
+def _records() -> list[dict]:
+    return [
+        dict(record_id="R1", uscc=ENT1, kind="admin_penalty", severity="general", decision_date="2026-03-10",
+             publicity_end="2027-03-10", amount=5000, department="samr", document_no="宁市监罚〔2026〕12号",
+             description="未按规定公示年度报告"),
+        dict(record_id="R2", uscc=ENT1, kind="admin_penalty", severity="serious", decision_date="2026-06-01",
+             publicity_end="2029-06-01", amount=200000, department="samr", document_no="宁市监罚〔2026〕88号"),
+        dict(record_id="R3", uscc=ENT1, kind="arrears", subkind="tax", decision_date="2026-02-01", amount=1200,
+             department="tax"),
+        dict(record_id="R4", uscc=ENT2, kind="admin_penalty", severity="general", decision_date="2025-01-05",
+             publicity_end="2026-01-05", amount=3000, department="ecology", document_no="宁环罚〔2025〕3号"),
+    ]
+
+
+def _grades() -> list[dict]:
+    reasons = [
+        dict(code="penalty_serious_12m", label_zh="近12个月严重行政处罚", label_en="Serious penalty, last 12 months",
+             contribution=-60.0, value=1, record_ids=["R2"]),
+        dict(code="penalty_general_12m", label_zh="近12个月一般行政处罚", label_en="General penalty, last 12 months",
+             contribution=-25.0, value=1, record_ids=["R1"]),
+        dict(code="tax_arrears", label_zh="欠缴税款", label_en="Tax arrears", contribution=-10.0, value=1200,
+             record_ids=["R3"]),
+        dict(code="age", label_zh="成立年限", label_en="Years since registration", contribution=15.0, value=8),
+    ]
+    what_if = [dict(action="repair", label_zh="修复记录 R1 后", label_en="After repairing R1", record_id="R1",
+                    score=665.0, grade="B")]
+    return [
+        dict(uscc=ENT1, as_of="2026-09-30", score=640.0, grade="C", probability=0.21, model_version="general-v3",
+             profile_hash="a" * 64, base_score=720.0, reasons=reasons, what_if=what_if),
+        dict(uscc=ENT2, as_of="2026-09-30", score=760.0, grade="A", probability=0.02, model_version="general-v3",
+             profile_hash="b" * 64, base_score=720.0, reasons=[]),
+    ]
+
+
+def seed(database_url: str) -> None:
+    session = next(iter_session(database_url))
+    try:
+        store_subjects(session, _subjects())
+        store_records(session, _records())
+        store_grades(session, _grades())
+        # one argon2 hash shared by every seeded user keeps per-test seeding fast (PostgreSQL mode)
+        for username, scope in USERS.items():
+            UserCreate(username=username, password=PASSWORD, **scope)  # same validation as create_user
+            session.add(User(username=username, password_hash=_password_hash(), active=True, **scope))
+        session.commit()
+    finally:
+        session.close()
+
+
+def principal(username: str) -> Principal:
+    scope = USERS[username]
+    return Principal(username=username, role=scope["role"], department=scope.get("department"),
+                     section=scope.get("section"), uscc=scope.get("uscc"))

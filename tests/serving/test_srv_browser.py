@@ -1,0 +1,124 @@
+"""Pages in a real browser (Debian's Chromium via Playwright) against a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from srv_fixtures import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(_template_db, tmp_path_factory):
+    """One uvicorn for the module, on its own copy of the seeded database."""
+    if _template_db is None:
+        pytest.skip("browser tests run on the SQLite template copy")
+    tmp_path = tmp_path_factory.mktemp("browser")
+    shutil.copy(_template_db, tmp_path / "tiers.db")
+    database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    port = _free_port()
+    env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false"}
+    log = open(tmp_path / "uvicorn.log", "w")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(base + "/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("uvicorn did not start: " + (tmp_path / "uvicorn.log").read_text())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh context (no cookies) per test."""
+    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+    yield context.new_page()
+    context.close()
+
+
+def _login(page, base, username):
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_enterprise_sees_own_page_objects_and_cannot_see_others(server, page, world, tmp_path):
+    _login(page, server, "ent1")
+    page.wait_for_url(f"**/credit/{world.ent1}")
+    assert "我的信用" in page.content() and page.inner_text("#grade") == "C"
+    assert page.locator("#waterfall rect").count() == 6  # base + 4 reasons + total
+    assert "张**" in page.inner_text("#legal-rep") and "张三丰" not in page.content()
+    page.screenshot(path=str(tmp_path / "enterprise.png"), full_page=True)
+
+    # object to R1 through the form; the objection shows as pending with its due date
+    row = page.locator("tr[data-record=R1]")
+    row.locator("summary", has_text="提出异议").click()
+    row.locator("textarea[name=reason]").fill("该处罚决定已被复议撤销")
+    row.locator("form[action$=objections] button").click()
+    page.wait_for_selector("tr.objection[data-record=R1]")
+    assert "处理中" in page.inner_text("tr.objection[data-record=R1]")
+
+    # another enterprise's page is refused and shows none of its data
+    response = page.goto(f"{server}/credit/{world.ent2}")
+    assert response.status == 403 and "南京乙建筑" not in page.content()
+
+    page.goto(f"{server}/credit/{world.ent1}?lang=en")
+    assert "My credit" in page.content()
+    page.screenshot(path=str(tmp_path / "enterprise_en.png"), full_page=True)
+
+
+def test_staff_pages_render(server, page, tmp_path):
+    _login(page, server, "reg_samr")
+    page.wait_for_url("**/regulator")
+    page.click("button[type=submit].primary")
+    page.wait_for_selector("#subjects")
+    assert page.locator("#subjects tr").count() == 4  # header + 3 subjects
+    page.screenshot(path=str(tmp_path / "regulator.png"), full_page=True)
+
+
+def test_forged_form_post_is_refused(server, world):
+    """A cross-site form post carries no valid CSRF token: refused even with the cookie."""
+    with httpx.Client(base_url=server) as client:
+        client.post("/login", data={"username": "ent1", "password": PASSWORD})
+        r = client.post(f"/credit/{world.ent1}/objections",
+                        data={"record_id": "R1", "reason": "伪造的异议请求", "csrf_token": "forged"})
+        assert r.status_code == 403 and "csrf" in r.text.lower()

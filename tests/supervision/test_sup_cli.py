@@ -1,0 +1,167 @@
+"""`tiers plan …` commands: JSON output, MATCH/MISMATCH exit codes, bad input → exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import serving.cli.plan  # noqa: F401  (registers `tiers plan`)
+from serving.cli.app import app
+
+runner = CliRunner()
+
+
+def test_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
+    seed_file, commitment = tmp_path / "seed.hex", tmp_path / "commitment.json"
+    # the task fixes seed_hex; drop it so `commit` generates a fresh secret seed
+    text = "\n".join(
+        line for line in task_file.read_text(encoding="utf-8").splitlines() if not line.startswith("seed_hex")
+    )
+    task_file.write_text(text, encoding="utf-8")
+    result = runner.invoke(
+        app, ["plan", "commit", "--task", str(task_file), "--seed-out", str(seed_file), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    commitment.write_text(result.stdout, encoding="utf-8")
+    published = json.loads(result.stdout)
+    assert len(seed_file.read_text().strip()) == 64
+
+    plan_file = tmp_path / "plan.json"
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "create",
+            "--task",
+            str(task_file),
+            "--seed-file",
+            str(seed_file),
+            "--out",
+            str(plan_file),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # only JSON on stdout
+    assert summary["draw_seed_commitment"] == published["draw_seed_commitment"]
+    assert summary["visits"] + summary["visits_saved"] == summary["draws_total"]
+
+    result = runner.invoke(app, ["plan", "verify", str(plan_file), "--commitment", str(commitment)])
+    assert result.exit_code == 0 and result.stdout.strip() == "MATCH"
+
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    victim = plan["tasks"][0]["drawn"][0]
+    plan["tasks"][0]["drawn"][0] = next(
+        p[0] for p in plan["tasks"][0]["pool"] if p[0] not in plan["tasks"][0]["drawn"]
+    )
+    plan["tasks"][0]["drawn"].sort()
+    (tmp_path / "bad.json").write_text(json.dumps(plan), encoding="utf-8")
+    result = runner.invoke(app, ["plan", "verify", str(tmp_path / "bad.json")])
+    assert result.exit_code == 1 and result.stdout.startswith("MISMATCH") and victim in result.stdout
+
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "export",
+            str(plan_file),
+            "--csv",
+            str(tmp_path / "p.csv"),
+            "--xlsx",
+            str(tmp_path / "p.xlsx"),
+        ],
+    )
+    assert result.exit_code == 0 and (tmp_path / "p.xlsx").stat().st_size > 0
+
+    result = runner.invoke(app, ["plan", "ratios", "--task", str(task_file), "--json"])
+    assert result.exit_code == 0
+    assert {r["item"] for r in json.loads(result.stdout)} == {"MKT-01", "MKT-02", "FIRE-01"}
+
+
+def test_bad_input_exits_2_naming_field_and_value(task_file: Path, tmp_path: Path) -> None:
+    text = task_file.read_text(encoding="utf-8")
+    task_file.write_text(text.replace("period_end = 2026-12-31", "period_end = 2026-11-01"), encoding="utf-8")
+    result = runner.invoke(
+        app, ["plan", "create", "--task", str(task_file), "--out", str(tmp_path / "p.json")]
+    )
+    assert result.exit_code == 2
+    assert "period_end 2026-11-01" in result.stderr and "period_start" in result.stderr
+    result = runner.invoke(app, ["plan", "create", "--task", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_results_template_round_trip(task_file: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    plan_file = tmp_path / "plan.json"
+    assert (
+        runner.invoke(
+            app, ["plan", "create", "--task", str(task_file), "--out", str(plan_file), "--json"]
+        ).exit_code
+        == 0
+    )
+    template = tmp_path / "template.csv"
+    result = runner.invoke(app, ["plan", "export", str(plan_file), "--results-template", str(template)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(template, dtype=str, keep_default_na=False)
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    assert len(rows) == sum(len(v["items"]) for v in plan["visits"])  # every visit item, none lost
+    rows["inspected_on"], rows["outcome"] = "2026-12-03", "no_problem"
+    rows.to_csv(tmp_path / "filled.csv", index=False)
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "results",
+            str(tmp_path / "filled.csv"),
+            "--records-out",
+            str(tmp_path / "records.csv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["records"] == len(rows)
+
+
+def test_results_command_writes_contract_records(tmp_path: Path, city) -> None:
+    rows = [
+        {
+            "plan_id": "P1",
+            "uscc": u,
+            "department": "market",
+            "inspection_item": "MKT-01",
+            "inspected_on": "2026-10-01",
+            "outcome": o,
+            "published_on": "2026-10-15",
+        }
+        for u, o in zip(city["subjects"]["uscc"][:3], ["no_problem", "corrected", "case_opened"], strict=True)
+    ]
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "results",
+            str(tmp_path / "results.csv"),
+            "--records-out",
+            str(tmp_path / "records.csv"),
+            "--public-out",
+            str(tmp_path / "public.csv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"records": 3, "publication_status": {"published": 3}}
+    records = pd.read_csv(tmp_path / "records.csv", dtype=str, keep_default_na=False)
+    assert (records["kind"] == "inspection").all() and len(records) == 3
+    rows[0]["outcome"] = "fined"
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    result = runner.invoke(
+        app,
+        ["plan", "results", str(tmp_path / "results.csv"), "--records-out", str(tmp_path / "records.csv")],
+    )
+    assert result.exit_code == 2 and "row 1" in result.stderr and "fined" in result.stderr

@@ -1,0 +1,75 @@
+"""Validation figures: fast AUC/KS agree with scikit-learn, intervals behave like intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from training import evaluation as ev
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), min_size=4, max_size=80).filter(
+        lambda rows: len({r[0] for r in rows}) == 2
+    )
+)
+def test_fast_auc_and_ks_equal_sklearn_with_ties(rows: list[tuple[int, int]]) -> None:
+    y = np.array([r[0] for r in rows])
+    score = np.array([r[1] for r in rows], dtype=float)  # small integer scores: many ties
+    assert np.isclose(ev._fast_auc(y, score), roc_auc_score(y, score))
+    fpr, tpr, _ = roc_curve(y, score)
+    assert np.isclose(ev._fast_ks(y, score), np.max(tpr - fpr))
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, 500), 0, 1)
+    first = ev.bootstrap_interval(y, p, "auc", n_boot=100, seed=3)
+    again = ev.bootstrap_interval(y, p, "auc", n_boot=100, seed=3)
+    assert first == again
+    assert first.low <= first.value <= first.high
+    gini = ev.bootstrap_interval(y, p, "gini", n_boot=100, seed=3)
+    assert np.isclose(gini.value, 2 * first.value - 1)
+
+
+@given(st.integers(0, 200), st.integers(1, 200))
+def test_wilson_interval_contains_the_rate_and_stays_in_unit_range(bads: int, n: int) -> None:
+    bads = min(bads, n)
+    low, high = ev.wilson_interval(bads, n)
+    assert 0.0 <= low <= bads / n <= high <= 1.0
+
+
+def test_wilson_interval_narrows_with_more_subjects() -> None:
+    small = ev.wilson_interval(10, 100)
+    large = ev.wilson_interval(100, 1000)
+    assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_grade_table_keeps_empty_grades_and_shares_sum_to_one() -> None:
+    table = ev.grade_table([0, 0, 0, 1, 1], ["A", "A", "B", "D", "D"])
+    assert list(table["grade"]) == ["A", "B", "C", "D"]
+    assert table.loc[table["grade"] == "C", "count"].item() == 0
+    assert np.isclose(table["share"].sum(), 1.0)
+    assert ev.grades_monotone(table)
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 2000)
+    assert ev.psi(base, base) == 0.0
+    assert ev.psi(base, base + 0.5) > ev.psi(base, base + 0.1) > 0
+    grades = pd.Series(list("AAAABBC D".replace(" ", "")))
+    assert ev.categorical_psi(grades, grades) == 0.0
+
+
+def test_calibration_figures_reward_calibrated_probabilities() -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.5, 5000)
+    y = (rng.random(5000) < p).astype(int)
+    assert ev.ece(y, p) < ev.ece(y, np.clip(p * 1.8, 0, 1))
+    assert ev.brier(y, p) < ev.brier(y, np.clip(p * 1.8, 0, 1))

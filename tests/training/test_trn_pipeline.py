@@ -1,0 +1,124 @@
+"""Training pipeline on a small synthetic dataset: windows, choice, calibration, sectors, determinism."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TRAIN_AS_OF, VALIDATE_AS_OF
+
+from training import evaluation as ev
+from training.pipeline import TrainingConfig, train_model
+from training.policy import TrainingPolicy
+
+FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",),
+                      min_sector_positives=200, n_boot=50)
+
+
+@pytest.fixture(scope="module")
+def general(synthetic_dataset, feature_metas):
+    return train_model(synthetic_dataset, feature_metas, config=FAST)
+
+
+def test_label_windows_may_not_overlap_validation() -> None:
+    config = replace(FAST, validate_as_of=date(2024, 3, 31))  # last train 2023-06-30 + 12 m > 2024-03-31
+    with pytest.raises(ValueError, match="labels would overlap"):
+        config.check()
+
+
+def test_general_model_ranks_and_grades_out_of_time(general) -> None:
+    val = general.validation
+    assert set(val["as_of"]) == {VALIDATE_AS_OF}
+    auc = ev.auc(val["label"], val["p_adverse_12m"])
+    oracle = ev.auc(val["label"], val["p_true"])
+    assert auc > 0.9 * oracle
+    table = ev.grade_table(val["label"], val["grade"])
+    assert ev.grades_monotone(table, strict=True)
+    assert general.report.content["grades"]["monotone"] is True
+
+
+def test_calibration_brings_mean_prediction_near_observed_rate(general) -> None:
+    cal = general.report.content["calibration"]
+    assert abs(cal["mean_predicted"] - cal["observed_rate"]) < 0.03
+    assert cal["ece"] < 0.05
+
+
+def test_grade_shares_follow_target_shares_on_the_cutoff_population(general, synthetic_dataset) -> None:
+    latest = synthetic_dataset.loc[synthetic_dataset["as_of"] == max(TRAIN_AS_OF)]
+    shares = pd.Series(general.model.predict(latest)).value_counts(normalize=True)
+    for grade, target in general.policy.target_shares.items():
+        assert abs(shares.get(grade, 0.0) - target) < 0.02
+
+
+def test_declared_monotone_directions_hold_in_the_fitted_model(general) -> None:
+    checks = general.report.content["monotonicity"]
+    assert checks and all(c["ok"] for c in checks)
+
+
+def test_report_has_every_section_in_both_languages(general) -> None:
+    content = general.report.content
+    for key in ("discrimination", "calibration", "grades", "stability", "monotonicity", "fairness", "champion_comparison"):
+        assert key in content
+    html = general.report.html
+    for heading in ("区分能力 / Discrimination", "校准 / Calibration", "等级表 / Grade table",
+                    "稳定性 / Stability", "过惩相当与公平性 / Proportionality and fairness"):
+        assert heading in html
+    assert {d["dimension"] for d in content["fairness"]} >= {"size_band", "district_code", "thin_file"}
+
+
+def test_same_data_and_seed_give_identical_model_and_report(general, synthetic_dataset, feature_metas) -> None:
+    again = train_model(synthetic_dataset.sample(frac=1.0, random_state=3), feature_metas, config=FAST)
+    assert again.report.sha256 == general.report.sha256
+    assert again.data_hash == general.data_hash
+    np.testing.assert_array_equal(again.model.predict_proba(general.validation), general.model.predict_proba(general.validation))
+
+
+def test_different_seed_changes_the_report_hash(general, synthetic_dataset, feature_metas) -> None:
+    other = train_model(synthetic_dataset, feature_metas, config=replace(FAST, seed=7))
+    assert other.report.sha256 != general.report.sha256
+
+
+def test_sector_model_beats_general_model_on_planted_sector(general, synthetic_dataset, feature_metas) -> None:
+    sector = train_model(synthetic_dataset, feature_metas, config=FAST, sector="H", general=general.model)
+    assert sector.model.kind == "sector" and not sector.notes
+    val = sector.validation
+    diff = ev.paired_auc_difference(val["label"], val["p_adverse_12m"], general.model.predict_proba(val)[:, 1],
+                                    n_boot=100, seed=0)
+    assert diff.value > 0 and diff.low > -0.005
+
+
+def test_sector_below_minimum_falls_back_to_recalibrated_general(general, synthetic_dataset, feature_metas) -> None:
+    sector = train_model(synthetic_dataset, feature_metas, config=FAST, sector="C", general=general.model)
+    assert sector.model.kind == "general_recalibrated"
+    assert "recalibrated" in sector.notes[0] and "重新校准" in sector.notes[0]
+    assert "below the minimum 200" in sector.report.html and "重新校准" in sector.report.html
+    # the ranking is the general model's: same order of raw scores on the sector's subjects
+    val = sector.validation
+    np.testing.assert_allclose(sector.model.raw_proba(val), general.model.raw_proba(val))
+
+
+def test_fallback_without_general_model_is_refused(synthetic_dataset, feature_metas) -> None:
+    with pytest.raises(ValueError, match="no general model"):
+        train_model(synthetic_dataset, feature_metas, config=FAST, sector="C")
+
+
+def test_policy_exclusions_and_direct_grading_apply(synthetic_dataset, feature_metas) -> None:
+    policy = TrainingPolicy(
+        exclude_features=("complaints",),
+        direct_grading=[{"rule_id": "abnormal", "column": "abnormal_list", "op": ">", "value": 0, "grade": "D",
+                         "reason_zh": "列入经营异常名录"}],
+    )
+    result = train_model(synthetic_dataset, feature_metas, config=FAST, policy=policy)
+    assert "complaints" not in result.model.features
+    val = result.validation
+    assert (val.loc[val["abnormal_list"] > 0, "grade"] == "D").all()
+    reasons = result.model.reasons(val.loc[val["abnormal_list"] > 0].head(3))
+    assert all(r[0]["override"] and r[0]["code"] == "abnormal" for r in reasons)
+
+
+def test_unknown_excluded_feature_is_refused(synthetic_dataset, feature_metas) -> None:
+    with pytest.raises(ValueError, match="not features"):
+        train_model(synthetic_dataset, feature_metas, config=FAST, policy=TrainingPolicy(exclude_features=("nope",)))

@@ -1,0 +1,50 @@
+"""Candidate estimators the pipeline fits and compares out of time (all from `models/`).
+
+Each factory takes the declared monotone directions (feature → +1 / −1 / 0) and a seed and
+returns an unfitted estimator with ``decision_function`` and exact ``contributions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+CandidateFactory = Callable[[Mapping[str, int], int], Any]
+
+
+def scorecard(monotone: Mapping[str, int], seed: int) -> Any:
+    """Monotone-binned logistic scorecard (optbinning bins, points table)."""
+    from models.scorecard import ScorecardModel
+
+    return ScorecardModel(monotone=dict(monotone))
+
+
+def additive_gbm(monotone: Mapping[str, int], seed: int) -> Any:
+    """LightGBM of depth-1 trees: additive shape functions, monotone as declared."""
+    from models.gbm import MonotoneGBM
+
+    return MonotoneGBM(monotone=dict(monotone), additive=True, n_estimators=300, min_child_samples=40,
+                       reg_lambda=1.0, random_state=seed)
+
+
+def monotone_gbm(monotone: Mapping[str, int], seed: int) -> Any:
+    """LightGBM with small trees (interactions allowed), monotone as declared."""
+    from models.gbm import MonotoneGBM
+
+    return MonotoneGBM(monotone=dict(monotone), additive=False, n_estimators=250, num_leaves=8,
+                       min_child_samples=40, reg_lambda=1.0, random_state=seed)
+
+
+def blend(monotone: Mapping[str, int], seed: int) -> Any:
+    """The project's default glass box: 0.7 · scorecard + 0.3 · additive GBM."""
+    from models.blend import default_blend
+
+    return default_blend(monotone=dict(monotone), random_state=seed)
+
+
+CANDIDATES: dict[str, CandidateFactory] = {
+    "scorecard": scorecard,
+    "gbm_additive": additive_gbm,
+    "gbm": monotone_gbm,
+    "blend": blend,
+}

@@ -1,0 +1,188 @@
+"""The grading job: every subject, as of a date, graded by the champion of its sector (or general).
+
+Output is one row per subject (Parquet, for the service to load): probability, score, grade after
+overrides, the rule that fired, top-5 reasons, the profile hash and the model version used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.pipeline import model_name
+from training.registry import CHAMPION, ModelRegistry
+
+# The first columns are the fields of ``serving.schemas.GradeIn`` (reasons as a JSON list of
+# ``ReasonOut``); the rest say which model and rule produced the grade.
+GRADE_COLUMNS = (
+    "uscc",
+    "as_of",
+    "score",
+    "grade",
+    "probability",
+    "model_version",
+    "profile_hash",
+    "reasons",
+    "model_grade",
+    "override",
+    "industry",
+    "model_name",
+    "model_registry_version",
+)
+
+
+def profile_hashes(profiles: pd.DataFrame, feature_columns: Sequence[str]) -> pd.Series:
+    """sha256 of each subject's feature values (used only when the profile carries no hash)."""
+    cols = sorted(feature_columns)
+
+    def one(row: pd.Series) -> str:
+        payload = json.dumps({c: (None if pd.isna(row[c]) else float(row[c])) for c in cols}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    return profiles.apply(one, axis=1)
+
+
+def grade_with(
+    model: Any,
+    profiles: pd.DataFrame,
+    *,
+    name: str,
+    version: int,
+    top_reasons: int = 5,
+    evidence: Sequence[Mapping[str, Sequence[Any]]] | None = None,
+) -> pd.DataFrame:
+    """Grade ``profiles`` with one loaded `GradingModel`; reasons are JSON lists of ``ReasonOut``.
+
+    ``model_version`` is ``NAME/VERSION`` (e.g. ``tiers-sector-H/3``), enough to reload the model.
+    """
+    graded = model.grade(profiles)
+    reasons = model.reasons(profiles, top=top_reasons, evidence=evidence)
+    if "profile_hash" in profiles.columns:
+        hashes = profiles["profile_hash"].astype(str)
+    else:
+        hashes = profile_hashes(profiles, model.features)
+    out = pd.DataFrame(
+        {
+            "uscc": profiles["uscc"].to_numpy(),
+            "as_of": pd.to_datetime(profiles["as_of"]).dt.date.astype(str).to_numpy(),
+            "score": graded["score"].to_numpy(),
+            "grade": graded["grade"].to_numpy(),
+            "probability": graded["p_adverse_12m"].to_numpy(),
+            "model_version": f"{name}/{int(version)}",
+            "profile_hash": hashes.to_numpy(),
+            "reasons": [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in reasons],
+            "model_grade": graded["model_grade"].to_numpy(),
+            "override": graded["override"].to_numpy(),
+            "industry": profiles["industry"].astype(str).to_numpy() if "industry" in profiles else "",
+            "model_name": name,
+            "model_registry_version": int(version),
+        }
+    )
+    return out.loc[:, list(GRADE_COLUMNS)]
+
+
+def evidence_index(
+    records: pd.DataFrame, as_of: date, features: Iterable[str], *, policy: Any = None, max_records: int = 20
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """uscc → feature → the records behind that feature's value on ``as_of`` (newest first).
+
+    The bulk form of ``features.evidence.records_behind``: one status pass over all records and
+    one query per feature, instead of one query per subject and feature.
+    """
+    import duckdb
+
+    from features.evidence import EVIDENCE_COLUMNS, EVIDENCE_CONDITIONS, record_status
+    from features.policy import default_policy
+
+    policy = policy or default_policy()
+    status = record_status(records, as_of, policy)
+    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    con = duckdb.connect()
+    try:
+        con.register("status", status)
+        for feature in sorted(set(features)):
+            condition = EVIDENCE_CONDITIONS.get(feature)
+            if condition is None:
+                continue  # not computed from records (age, size, sector …)
+            condition = condition.replace(
+                "$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE"
+            ).replace("$as_of", as_of.isoformat())
+            found = con.execute(
+                f"SELECT uscc, {', '.join(EVIDENCE_COLUMNS)} FROM status WHERE {condition} "
+                "ORDER BY uscc, decision_date DESC, record_id"
+            ).df()
+            found["decision_date"] = pd.to_datetime(found["decision_date"]).dt.date.astype(str)
+            for uscc, part in found.groupby("uscc", sort=False):
+                out[str(uscc)][feature] = part.head(max_records)[EVIDENCE_COLUMNS].to_dict(orient="records")
+    finally:
+        con.close()
+    return dict(out)
+
+
+def grade_all(
+    registry: ModelRegistry,
+    profiles: pd.DataFrame,
+    *,
+    as_of: date,
+    sectors: Sequence[str] | None = None,
+    alias: str = CHAMPION,
+    evidence: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+) -> pd.DataFrame:
+    """Grade every subject of ``profiles`` at ``as_of``: a sector's champion where one is
+    registered (``tiers-sector-X``), the general champion for everyone else. ``evidence``
+    (see `evidence_index`) lets each reason cite the records behind it."""
+
+    def cited(part: pd.DataFrame) -> list[Mapping[str, Sequence[Any]]] | None:
+        if evidence is None:
+            return None
+        return [evidence.get(str(u), {}) for u in part["uscc"]]
+
+    dates = pd.to_datetime(profiles["as_of"]).dt.date
+    at = profiles.loc[(dates == as_of).to_numpy()].reset_index(drop=True)
+    if at.empty:
+        raise ValueError(f"no profiles as of {as_of}; build them first (tiers profile --as-of {as_of})")
+    known = set(registry.model_names())
+    general = model_name(None)
+    if general not in known:
+        raise LookupError(f"no registered model {general!r}; run `tiers train` first")
+    industries = at["industry"].astype(str) if "industry" in at else pd.Series("", index=at.index)
+    candidates = sorted(set(industries)) if sectors is None else list(sectors)
+    parts: list[pd.DataFrame] = []
+    remaining = np.ones(len(at), dtype=bool)
+    for sector in candidates:
+        name = model_name(sector)
+        version = registry.alias_version(name, alias) if name in known else None
+        if version is None:
+            continue
+        mask = (industries == sector).to_numpy() & remaining
+        if mask.any():
+            part = at.loc[mask]
+            parts.append(grade_with(registry.load_model(name, version), part, name=name, version=version,
+                                    evidence=cited(part)))
+            remaining &= ~mask
+    if remaining.any():
+        version = registry.alias_version(general, alias)
+        if version is None:
+            raise LookupError(f"{general} has no version with alias {alias!r}")
+        part = at.loc[remaining]
+        parts.append(grade_with(registry.load_model(general, version), part, name=general, version=version,
+                                evidence=cited(part)))
+    return pd.concat(parts, ignore_index=True).sort_values("uscc", kind="stable").reset_index(drop=True)
+
+
+def write_grades(grades: pd.DataFrame, path: str | Path, *, meta: Mapping[str, str] | None = None) -> Path:
+    """Write the grade table as Parquet (creating parent directories)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grades.to_parquet(out, index=False)
+    if meta:
+        out.with_suffix(".json").write_text(json.dumps(dict(meta), ensure_ascii=False, indent=2, sort_keys=True))
+    return out
