@@ -51,6 +51,30 @@ def _codes(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.array([b + uscc.calc_check_digit(b) for b in bodies], dtype=object)
 
 
+def store_from_city(city: Path, store: Path) -> dict:
+    """Copy a clean simulator output (``tiers simulate --clean --format parquet``) into the store layout.
+
+    Bypasses validation on purpose (it is measured separately on a CSV cut): the city is clean.
+    """
+    import duckdb
+
+    batch = store / "batches" / "city-0"
+    (batch / "subjects").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    meta = ("1 AS version, 'x' AS content_hash, TIMESTAMP '2026-11-22 00:00:00' AS ingested_at, "
+            "'city-0' AS batch_id, 'city' AS source_file, 0::BIGINT AS source_row")
+    con.execute(f"COPY (SELECT *, {meta} FROM read_parquet('{city / 'subjects.parquet'}')) "
+                f"TO '{batch / 'subjects' / 'part-0.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT *, {meta}, year(decision_date) AS decision_year FROM "
+                f"read_parquet('{city / 'records.parquet'}')) TO '{batch / 'records'}' "
+                "(FORMAT parquet, PARTITION_BY (decision_year))")
+    counts = con.sql(f"SELECT (SELECT count(*) FROM read_parquet('{city / 'subjects.parquet'}')), "
+                     f"(SELECT count(*) FROM read_parquet('{city / 'records.parquet'}'))").fetchone()
+    con.close()
+    return {"subjects": counts[0], "records": counts[1]}
+
+
 def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path) -> dict:
     """Write subjects and ~n_subjects*per_subject records into ``store`` (ingestion layout)."""
     import duckdb
@@ -158,9 +182,9 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     rec = rec[rec["decision_date"] <= ts]
     kinds = policy.kind_table().set_index("kind")
     rec = rec[rec["kind"].isin(kinds.index)]
-    rec["polarity"] = rec["kind"].map(kinds["polarity"])
-    rec["kind_weight"] = rec["kind"].map(kinds["kind_weight"])
-    window = rec["kind"].map(kinds["window_months"])
+    rec["polarity"] = rec["kind"].map(kinds["polarity"]).astype(object)
+    rec["kind_weight"] = rec["kind"].map(kinds["kind_weight"]).astype(float)
+    window = rec["kind"].map(kinds["window_months"]).astype(float)
     repaired = set(rec.loc[rec["kind"] == "repair", "ref_record_id"].dropna())
     revoked = set(rec.loc[rec["kind"] == "revocation", "ref_record_id"].dropna())
     rec["is_repaired"] = rec["record_id"].isin(repaired)
@@ -169,9 +193,9 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     pub = policy.publicity_table()
     sev_w = pub.groupby("severity")["severity_weight"].first()
     rank = pub.groupby("severity")["severity_rank"].first()
-    rec["severity_weight"] = rec["severity"].map(sev_w).where(rec["kind"].isin(["admin_penalty", "complaint"]))
+    rec["severity_weight"] = rec["severity"].map(sev_w).astype(float).where(rec["kind"].isin(["admin_penalty", "complaint"]))
     rec["severity_weight"] = rec["severity_weight"].fillna(1.0)
-    rec["severity_rank"] = rec["severity"].map(rank).where(rec["kind"] == "admin_penalty")
+    rec["severity_rank"] = rec["severity"].map(rank).astype(float).where(rec["kind"] == "admin_penalty")
     counts_until = pd.Series(pd.NaT, index=rec.index, dtype="datetime64[ns]")
     pen = rec["kind"] == "admin_penalty"
     for rule in pub.itertuples():
@@ -208,14 +232,14 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     rec["w"] = rec["kind_weight"] * rec["severity_weight"] * 0.5 ** (age_days / policy.decay_half_life_days)
     # group keys factorised once (grouping 40 times by a string column would dominate)
     codes, uniques = pd.factorize(rec["uscc"])
-    key = pd.Series(codes, index=rec.index)
+    group = pd.Series(codes, index=rec.index)
     out = {}
 
     def count(mask):
-        return mask.groupby(key).sum()
+        return mask.groupby(group).sum()
 
     def wsum(mask):
-        return rec["w"].where(mask, 0.0).groupby(key).sum()
+        return rec["w"].where(mask, 0.0).groupby(group).sum()
 
     c = rec["counts"]
     for key in ("penalty", "enforcement", "commitment_broken", "inspection_problem", "complaint"):
@@ -226,10 +250,10 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     out["n_serious_penalty_36m"] = count(c & (cls == "penalty") & rec["in_36m"] & (rec["severity"] == "serious"))
     out["n_list_entry_36m"] = count(c & (cls == "list") & rec["in_36m"])
     out["w_list_active"] = wsum(c & (cls == "list"))
-    out["max_penalty_severity"] = rec["severity_rank"].where(c & (cls == "penalty")).groupby(key).max()
-    last = rec["decision_date"].where(c).groupby(key).max()
+    out["max_penalty_severity"] = rec["severity_rank"].where(c & (cls == "penalty")).groupby(group).max()
+    last = rec["decision_date"].where(c).groupby(group).max()
     out["days_since_last_negative"] = (ts - last).dt.days
-    out["fines_36m"] = rec["amount"].where(c & (cls == "penalty") & rec["in_36m"], 0.0).groupby(key).sum()
+    out["fines_36m"] = rec["amount"].where(c & (cls == "penalty") & rec["in_36m"], 0.0).groupby(group).sum()
     kept = count((rec["kind"] == "commitment_kept") & ~rec["is_revoked"] & rec["in_36m"])
     out["n_commitment_kept_36m"] = kept
     n_insp = count((rec["kind"] == "inspection") & ~rec["is_revoked"] & rec["in_36m"])
@@ -240,9 +264,9 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     out["n_repaired_36m"] = count(neg & rec["is_repaired"])
     out["n_exempted_36m"] = count(neg & rec["is_exempt"])
     out["n_arrears_unsettled"] = count(c & (cls == "arrears"))
-    out["amount_arrears_unsettled"] = rec["amount"].where(c & (cls == "arrears"), 0.0).groupby(key).sum()
+    out["amount_arrears_unsettled"] = rec["amount"].where(c & (cls == "arrears"), 0.0).groupby(group).sum()
     out["n_reward_36m"] = count((rec["kind"] == "admin_reward") & ~rec["is_revoked"] & rec["in_36m"])
-    verified_ok = rec["verified"].fillna(False).astype(bool) & (rec["verified_on"] <= ts)
+    verified_ok = rec["verified"].astype("boolean").fillna(False).astype(bool) & (rec["verified_on"] <= ts)
     out["n_self_declared_verified_36m"] = count((rec["kind"] == "self_declared") & ~rec["is_revoked"] & rec["in_36m"]
                                                 & verified_ok)
     out["n_records_36m"] = count(~rec["is_revoked"] & rec["in_36m"])
@@ -360,6 +384,7 @@ def main() -> None:
     ap.add_argument("--pandas-repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--ingest-rows", type=int, default=500_000)
+    ap.add_argument("--city", type=Path, help="clean simulator output in Parquet instead of synthetic data")
     ap.add_argument("--child", choices=["duckdb", "scan", "pandas"])
     ap.add_argument("--store", type=Path)
     args = ap.parse_args()
@@ -367,11 +392,15 @@ def main() -> None:
         _child(args.child, args.store, args.repeats)
         return
     print(f"machine: {_machine()}")
-    base = CACHE / f"{args.subjects}x{args.records_per_subject:g}"
+    base = CACHE / (f"city-{args.city.name}" if args.city else f"{args.subjects}x{args.records_per_subject:g}")
     store = base / "store"
     if not (store / "batches").exists():
         t0 = time.perf_counter()
-        facts = generate_store(args.subjects, args.records_per_subject, args.seed, store)
+        if args.city:
+            facts = store_from_city(args.city, store)
+            args.subjects, args.records_per_subject = facts["subjects"], facts["records"] / facts["subjects"]
+        else:
+            facts = generate_store(args.subjects, args.records_per_subject, args.seed, store)
         print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records in "
               f"{time.perf_counter() - t0:.1f} s → {store}")
     print(f"subjects={args.subjects:,} records≈{int(args.subjects * args.records_per_subject):,} as_of={AS_OF}",

@@ -194,22 +194,26 @@ class ScorecardModel(RiskModelMixin, BaseEstimator):
             woe_cols.append(woe[idx])
         W = np.column_stack(woe_cols)
 
-        # A feature with a single regular bin carries no information: leave it out of the fit.
-        active = np.array([self.bins_[str(n)].n_regular > 1 or np.ptp(W[:, j]) > 0 for j, n in enumerate(frame.columns)])
+        # A feature whose training rows all share one WoE carries no information: leave it out.
+        active = np.ptp(W, axis=0) > 0
         coef = np.zeros(W.shape[1])
-        # No informative feature at all: the scorecard is the base rate (every subject alike).
+        # No informative feature left: the scorecard is the base rate (every subject alike).
         intercept = float(np.log((n_event + 0.5) / (n_nonevent + 0.5)))
-        for _ in range(W.shape[1] + 1 if active.any() else 0):
+        while active.any():
             lr = LogisticRegression(C=self.C, max_iter=2000)
             lr.fit(W[:, active], y_arr)
             coef = np.zeros(W.shape[1])
             coef[active] = lr.coef_[0]
             intercept = float(lr.intercept_[0])
-            # WoE is high for low-risk bins, so a sound coefficient is negative.
+            # WoE is high for low-risk bins, so a sound coefficient is negative; a positive one
+            # would reverse the feature's bins (and its declared direction): drop the worst, refit.
             wrong = active & (coef > 0)
-            if not self.drop_wrong_sign or not wrong.any() or active.sum() <= 1:
+            if not self.drop_wrong_sign or not wrong.any():
                 break
             active[np.argmax(np.where(wrong, coef, -np.inf))] = False
+            if not active.any():
+                coef = np.zeros(W.shape[1])
+                intercept = float(np.log((n_event + 0.5) / (n_nonevent + 0.5)))
         self.coef_ = coef
         self.intercept_ = intercept
         self.selected_features_ = [str(n) for n, c in zip(frame.columns, coef, strict=True) if c != 0]

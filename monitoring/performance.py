@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, rankdata
 
+from models.calibration import brier_score
 from monitoring.grades import GRADES
 
 
@@ -32,11 +33,15 @@ class AucInterval:
 
 @dataclass(frozen=True)
 class ReliabilityBin:
-    """One bin of a reliability table: mean predicted probability vs observed adverse rate."""
+    """One bin of a reliability table: mean predicted probability vs observed adverse rate (Wilson 95 %)."""
 
+    bin_low: float
+    bin_high: float
     n: int
     mean_predicted: float
     observed_rate: float
+    ci_low: float
+    ci_high: float
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,15 @@ def ks_statistic(y_true: np.ndarray, risk: np.ndarray) -> float:
 
 
 def reliability_table(y_true: np.ndarray, p_adverse: np.ndarray, *, n_bins: int = 10) -> list[ReliabilityBin]:
-    """Reliability table on deciles of the predicted probability (ties share a bin)."""
-    frame = pd.DataFrame({"y": np.asarray(y_true, dtype=float), "p": np.asarray(p_adverse, dtype=float)})
-    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(n_bins, len(frame)), labels=False)
-    grouped = frame.groupby("bin").agg(n=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean"))
-    return [ReliabilityBin(int(r.n), float(r.mean_predicted), float(r.observed_rate)) for r in grouped.itertuples()]
+    """Reliability table on deciles of the predicted probability (``models.calibration``'s, as rows)."""
+    from models.calibration import reliability_table as model_reliability_table
+
+    table = model_reliability_table(y_true, p_adverse, n_bins=n_bins, strategy="quantile")
+    return [
+        ReliabilityBin(float(r.bin_low), float(r.bin_high), int(r.count), float(r.mean_predicted),
+                       float(r.observed_rate), float(r.ci_low), float(r.ci_high))
+        for r in table.itertuples()
+    ]
 
 
 def cohort_labels(
@@ -185,7 +194,7 @@ def cohort_performance(
         n_adverse=int(y.sum()),
         auc=delong_auc(y, risk, confidence=confidence) if both_outcomes else None,
         ks=ks_statistic(y, risk) if both_outcomes else None,
-        brier=float(np.mean((cohort["p_adverse_12m"].to_numpy(float) - y) ** 2)) if has_p and y.size else None,
+        brier=brier_score(y, cohort["p_adverse_12m"].to_numpy(float)) if has_p and y.size else None,
         reliability=reliability_table(y, cohort["p_adverse_12m"].to_numpy(float)) if has_p and y.size else [],
         hit_rate_by_grade=[
             GradeHitRate(g, int(row["size"]), int(row["sum"]), float(row["sum"] / row["size"]) if row["size"] else 0.0)

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     ``repair_eligibility`` replace the defaults (mark grades stale; the default catalogue).
     Migrations run at startup when ``settings.run_migrations_on_startup``.
     """
-    from serving.routes import admin, analyst, auth, enterprise, health, pages, regulator, sector, subjects
+    from serving.routes import admin, analyst, auth, enterprise, health, pages, plans, regulator, sector, subjects
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,5 +54,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     install_error_handlers(app)
     for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):
         app.include_router(module.router)
+    app.include_router(plans.router)
+    app.include_router(plans.pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -5,14 +5,16 @@ The monthly general risk of a subject is a log-rate offset
     g[s, t] = sector[s] - 0.15·size[s] + 0.6·exp(-age[s, t] / 1.5) + 0.85·z[s] + u[s, t] (+ shock)
 
 with a hidden propensity ``z ~ N(0, 1)`` and an AR(1) drift ``u``. Every negative record kind has a
-rate ``base · exp(beta_g · g)``, so past penalties, arrears, broken commitments, complaints and failed
-inspections predict future adverse outcomes — noisily.
+rate ``base · exp(beta_g · g)``, so past penalties, enforcement, tax and social-insurance arrears,
+broken commitments, lists and failed inspections predict future adverse outcomes — noisily.
 
 **Sector-specific driver (section H, 住宿和餐饮业).** A second latent ``h`` (hygiene and operations)
 drives complaints and water/power/gas arrears in every sector, but it raises the adverse outcomes
 (serious penalties, abnormal-operation listings, failed inspections) **only in section H**. So in H,
-complaints and utility arrears are strong predictors; elsewhere they are nearly noise, and a sector
-model for H can beat the general model there.
+complaints and utility arrears are strong predictors; elsewhere they only track firm size (bigger firms
+get more complaints and are slightly less risky). Measured on a 30,000-subject city (logistic regression
+on 24-month record counts, trained on three as-of dates, tested on 2025-06-30): AUC in H 0.760 for the
+general model, 0.786 for an H-only model, 0.866 for the oracle.
 """
 
 from __future__ import annotations

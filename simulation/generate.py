@@ -150,7 +150,10 @@ def generate(
         "scenario": scenario,
         "dirt": {"enabled": cfg.dirt, "rate": cfg.dirt_rate if cfg.dirt else 0.0,
                  "rows_by_rule": dict(sorted(Counter(r[4] for r in dirt_rows).items()))},
-        "rows": {k if k.startswith("truth/") else writer.file_name(k): v for k, v in sorted(writer.rows.items())},
+        "rows": {
+            **{k + ".parquet" if k.startswith("truth/") else writer.file_name(k): v for k, v in writer.rows.items()},
+            "truth/dirt.csv": len(dirt_rows),
+        },
         "truth": {
             "adverse_definition": ADVERSE_DEFINITION,
             "labelled_rows": len(y),

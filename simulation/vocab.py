@@ -54,12 +54,13 @@ ADVERSE_DEFINITION = (
 #: short Chinese descriptions per (kind, subkind, severity); several variants each
 DESCRIPTIONS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("admin_license", "", ""): ("准予行政许可", "换发许可证", "许可事项变更"),
-    ("admin_penalty", "", "minor"): ("未按规定公示信息，予以警告", "标价不规范，责令改正并警告"),
-    ("admin_penalty", "", "general"): ("销售不合格产品，罚款", "未依法履行安全生产义务，罚款", "违规排放污染物，罚款"),
-    ("admin_penalty", "", "serious"): ("生产销售假冒伪劣产品，情节严重", "发生生产安全责任事故，从重处罚", "超标排放造成严重污染"),
+    # department-neutral wording: the issuing department is in `department`
+    ("admin_penalty", "", "minor"): ("轻微违法行为，予以警告", "违法行为轻微，责令改正并警告"),
+    ("admin_penalty", "", "general"): ("违反行政管理规定，罚款", "未依法履行法定义务，罚款并责令改正"),
+    ("admin_penalty", "", "serious"): ("违法行为情节严重，从重处罚", "造成严重社会危害，从重处罚并公示"),
     ("admin_enforcement", "", ""): ("查封扣押涉案物品", "冻结存款"),
     ("admin_confirmation", "", ""): ("确认资质等级", "确认工伤"),
-    ("admin_levy", "", ""): ("征收排污费", "征收土地使用费"),
+    ("admin_levy", "", ""): ("依法征收税费", "征收行政事业性收费"),
     ("admin_payment", "", ""): ("发放稳岗补贴", "发放就业补贴"),
     ("admin_adjudication", "", ""): ("裁决权属争议", "裁决侵权纠纷"),
     ("admin_compensation", "", ""): ("房屋征收补偿", "道路拆迁补偿"),

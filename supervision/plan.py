@@ -173,16 +173,6 @@ def resolve_policy(task: PlanTask, base_dir: str | Path) -> InspectionPolicy:
 # --------------------------------------------------------------------------- plan model
 
 
-class PoolEntry(BaseModel):
-    """A subject in a task's published pool."""
-
-    model_config = ConfigDict(frozen=True)
-
-    uscc: str
-    grade: str
-    lead: bool
-
-
 class ExcludedSubject(BaseModel):
     uscc: str
     reason: str
@@ -390,7 +380,9 @@ def _pool_hash_of(pool: pd.DataFrame) -> str:
     )
 
 
-def prepare_pools(task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy):
+def prepare_pools(
+    task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy
+) -> tuple[list[tuple[TaskItem, pd.DataFrame, list[str], list[ExcludedSubject], ItemRules]], str]:
     """Per task: (task item, canonical pool, ungraded, excluded, rules); and the grades' model version."""
     grades_at, model_version = _grades_at(inputs.grades, task.as_of)
     prepared = []

@@ -19,13 +19,23 @@ rec AS (
     WHERE (c.max_version IS NULL OR r.version = c.max_version)
       AND r.decision_date <= DATE '$as_of'
 ),
+-- Repairs and revocations read straight from the versions (a narrow, filtered scan) rather than
+-- from rec, so rec is used once and streams instead of being materialised.
+ref_actions AS (
+    SELECT r.kind, r.ref_record_id, r.decision_date
+    FROM record_versions r
+    LEFT JOIN changed c ON r.record_id = c.record_id
+    WHERE r.kind IN ('repair', 'revocation') AND r.ref_record_id IS NOT NULL
+      AND (c.max_version IS NULL OR r.version = c.max_version)
+      AND r.decision_date <= DATE '$as_of'
+),
 repaired AS (
     SELECT ref_record_id AS record_id, MIN(decision_date) AS repaired_on
-    FROM rec WHERE kind = 'repair' AND ref_record_id IS NOT NULL GROUP BY ref_record_id
+    FROM ref_actions WHERE kind = 'repair' GROUP BY ref_record_id
 ),
 revoked AS (
     SELECT ref_record_id AS record_id, MIN(decision_date) AS revoked_on
-    FROM rec WHERE kind = 'revocation' AND ref_record_id IS NOT NULL GROUP BY ref_record_id
+    FROM ref_actions WHERE kind = 'revocation' GROUP BY ref_record_id
 ),
 ev AS (
     SELECT rec.*,

@@ -15,52 +15,59 @@ WITH
 scored AS (
 $counted_records
 ),
+-- Two narrow passes instead of one wide one: most records never count against anyone, so the
+-- counted features aggregate only counted rows, the context features only the last 36 months.
 agg AS (
     SELECT uscc,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'penalty' AND in_12m) AS n_penalty_12m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'penalty' AND in_36m) AS n_penalty_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'penalty' AND in_12m) AS w_penalty_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'penalty' AND in_36m) AS w_penalty_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'penalty' AND in_36m AND severity = 'serious') AS n_serious_penalty_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'enforcement' AND in_12m) AS n_enforcement_12m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'enforcement' AND in_36m) AS n_enforcement_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'enforcement' AND in_12m) AS w_enforcement_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'enforcement' AND in_36m) AS w_enforcement_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'commitment_broken' AND in_12m) AS n_commitment_broken_12m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'commitment_broken' AND in_36m) AS n_commitment_broken_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'commitment_broken' AND in_12m) AS w_commitment_broken_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'commitment_broken' AND in_36m) AS w_commitment_broken_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'inspection_problem' AND in_12m) AS n_inspection_problem_12m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'inspection_problem' AND in_36m) AS n_inspection_problem_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'inspection_problem' AND in_12m) AS w_inspection_problem_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'inspection_problem' AND in_36m) AS w_inspection_problem_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'complaint' AND in_12m) AS n_complaint_12m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'complaint' AND in_36m) AS n_complaint_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'complaint' AND in_12m) AS w_complaint_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'complaint' AND in_36m) AS w_complaint_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'list' AND in_36m) AS n_list_entry_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE counts AND negative_class = 'list') AS w_list_active,
-        MAX(severity_rank) FILTER (WHERE counts AND negative_class = 'penalty') AS max_severity_rank,
-        MAX(decision_date) FILTER (WHERE counts) AS last_negative_on,
-        SUM(amount_cents) FILTER (WHERE counts AND negative_class = 'penalty' AND in_36m) AS fines_36m,
-        COUNT(*) FILTER (WHERE kind = 'commitment_kept' AND NOT is_revoked AND in_36m) AS n_commitment_kept_36m,
-        COUNT(*) FILTER (WHERE kind = 'inspection' AND NOT is_revoked AND in_36m) AS n_inspection_36m,
-        MAX(CASE WHEN counts AND kind = 'list_serious_dishonesty' THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
-        MAX(CASE WHEN counts AND kind = 'list_key_attention' THEN 1 ELSE 0 END) AS on_list_key_attention,
-        MAX(CASE WHEN counts AND kind = 'list_abnormal_operation' THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
-        MAX(CASE WHEN counts AND kind = 'list_dishonest_debtor' THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
-        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired
-                         AND NOT is_revoked AND in_36m) AS n_repaired_36m,
-        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt
-                         AND NOT is_revoked AND in_36m) AS n_exempted_36m,
-        COUNT(*) FILTER (WHERE counts AND negative_class = 'arrears') AS n_arrears_unsettled,
-        SUM(amount_cents) FILTER (WHERE counts AND negative_class = 'arrears') AS amount_arrears_unsettled,
-        COUNT(*) FILTER (WHERE kind = 'admin_reward' AND polarity = 'positive' AND NOT is_revoked AND in_36m) AS n_reward_36m,
-        COUNT(*) FILTER (WHERE kind = 'self_declared' AND polarity = 'positive' AND NOT is_revoked AND in_36m
+        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS n_penalty_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS n_penalty_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS w_penalty_12m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS w_penalty_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m AND severity = 'serious') AS n_serious_penalty_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS n_enforcement_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_36m) AS n_enforcement_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS w_enforcement_12m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'enforcement' AND in_36m) AS w_enforcement_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'commitment_broken' AND in_12m) AS n_commitment_broken_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'commitment_broken' AND in_36m) AS n_commitment_broken_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'commitment_broken' AND in_12m) AS w_commitment_broken_12m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'commitment_broken' AND in_36m) AS w_commitment_broken_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'inspection_problem' AND in_12m) AS n_inspection_problem_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'inspection_problem' AND in_36m) AS n_inspection_problem_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'inspection_problem' AND in_12m) AS w_inspection_problem_12m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'inspection_problem' AND in_36m) AS w_inspection_problem_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'complaint' AND in_12m) AS n_complaint_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'complaint' AND in_36m) AS n_complaint_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'complaint' AND in_12m) AS w_complaint_12m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'complaint' AND in_36m) AS w_complaint_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'list' AND in_36m) AS n_list_entry_36m,
+        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'list') AS w_list_active,
+        MAX(severity_rank) FILTER (WHERE negative_class = 'penalty') AS max_severity_rank,
+        MAX(decision_date) AS last_negative_on,
+        SUM(amount_cents) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS fines_36m,
+        MAX(CASE WHEN kind = 'list_serious_dishonesty' THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
+        MAX(CASE WHEN kind = 'list_key_attention' THEN 1 ELSE 0 END) AS on_list_key_attention,
+        MAX(CASE WHEN kind = 'list_abnormal_operation' THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
+        MAX(CASE WHEN kind = 'list_dishonest_debtor' THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
+        COUNT(*) FILTER (WHERE negative_class = 'arrears') AS n_arrears_unsettled,
+        SUM(amount_cents) FILTER (WHERE negative_class = 'arrears') AS amount_arrears_unsettled
+    FROM scored
+    WHERE counts
+    GROUP BY uscc
+),
+context AS (
+    SELECT uscc,
+        COUNT(*) FILTER (WHERE kind = 'commitment_kept') AS n_commitment_kept_36m,
+        COUNT(*) FILTER (WHERE kind = 'inspection') AS n_inspection_36m,
+        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired) AS n_repaired_36m,
+        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt) AS n_exempted_36m,
+        COUNT(*) FILTER (WHERE kind = 'admin_reward' AND polarity = 'positive') AS n_reward_36m,
+        COUNT(*) FILTER (WHERE kind = 'self_declared' AND polarity = 'positive'
                          AND (NOT $self_declared_requires_verification
                               OR (verified AND verified_on <= DATE '$as_of'))) AS n_self_declared_verified_36m,
-        COUNT(*) FILTER (WHERE NOT is_revoked AND in_36m) AS n_records_36m
+        COUNT(*) AS n_records_36m
     FROM scored
+    WHERE in_36m AND NOT is_revoked
     GROUP BY uscc
 ),
 subj AS (
@@ -103,23 +110,25 @@ SELECT
     COALESCE(a.max_severity_rank, 0) AS max_penalty_severity,
     DATEDIFF('day', a.last_negative_on, DATE '$as_of') AS days_since_last_negative,
     CAST(COALESCE(a.fines_36m, 0) AS DOUBLE) / 1e2 AS fines_36m,
-    CASE WHEN COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(a.n_commitment_kept_36m, 0) > 0
-         THEN CAST(a.n_commitment_broken_36m AS DOUBLE)
-              / (a.n_commitment_broken_36m + a.n_commitment_kept_36m) END AS commitment_breach_rate,
-    CASE WHEN COALESCE(a.n_inspection_36m, 0) > 0
-         THEN CAST(a.n_inspection_problem_36m AS DOUBLE) / a.n_inspection_36m END AS inspection_failure_rate,
-    COALESCE(a.n_inspection_36m, 0) AS n_inspection_36m,
+    CASE WHEN COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(c.n_commitment_kept_36m, 0) > 0
+         THEN CAST(COALESCE(a.n_commitment_broken_36m, 0) AS DOUBLE)
+              / (COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(c.n_commitment_kept_36m, 0))
+         END AS commitment_breach_rate,
+    CASE WHEN COALESCE(c.n_inspection_36m, 0) > 0
+         THEN CAST(COALESCE(a.n_inspection_problem_36m, 0) AS DOUBLE) / c.n_inspection_36m
+         END AS inspection_failure_rate,
+    COALESCE(c.n_inspection_36m, 0) AS n_inspection_36m,
     COALESCE(a.on_list_serious_dishonesty, 0) AS on_list_serious_dishonesty,
     COALESCE(a.on_list_key_attention, 0) AS on_list_key_attention,
     COALESCE(a.on_list_abnormal_operation, 0) AS on_list_abnormal_operation,
     COALESCE(a.on_list_dishonest_debtor, 0) AS on_list_dishonest_debtor,
-    COALESCE(a.n_repaired_36m, 0) AS n_repaired_36m,
-    COALESCE(a.n_exempted_36m, 0) AS n_exempted_36m,
+    COALESCE(c.n_repaired_36m, 0) AS n_repaired_36m,
+    COALESCE(c.n_exempted_36m, 0) AS n_exempted_36m,
     COALESCE(a.n_arrears_unsettled, 0) AS n_arrears_unsettled,
     CAST(COALESCE(a.amount_arrears_unsettled, 0) AS DOUBLE) / 1e2 AS amount_arrears_unsettled,
-    COALESCE(a.n_reward_36m, 0) AS n_reward_36m,
-    COALESCE(a.n_self_declared_verified_36m, 0) AS n_self_declared_verified_36m,
-    COALESCE(a.n_commitment_kept_36m, 0) AS n_commitment_kept_36m,
+    COALESCE(c.n_reward_36m, 0) AS n_reward_36m,
+    COALESCE(c.n_self_declared_verified_36m, 0) AS n_self_declared_verified_36m,
+    COALESCE(c.n_commitment_kept_36m, 0) AS n_commitment_kept_36m,
     -- doubles only, never decimals: Spark reads 365.25 as DECIMAL and rounds the quotient; no ROUND
     -- on quotients either (engines round half-way cases differently; weights and money are summed
     -- as integers in counted_records.sql for the same reason)
@@ -128,9 +137,10 @@ SELECT
     CAST(subj.employees AS BIGINT) AS employees,
     subj.industry AS industry,
     subj.district_code AS district_code,
-    COALESCE(a.n_records_36m, 0) AS n_records_36m,
-    CASE WHEN COALESCE(a.n_records_36m, 0) < $thin_file_min_records
+    COALESCE(c.n_records_36m, 0) AS n_records_36m,
+    CASE WHEN COALESCE(c.n_records_36m, 0) < $thin_file_min_records
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
 LEFT JOIN agg a ON subj.uscc = a.uscc
+LEFT JOIN context c ON subj.uscc = c.uscc
 ORDER BY subj.uscc

@@ -46,7 +46,13 @@ def ingest_command(
     except PolicyError as exc:
         _fail(str(exc))
     try:
-        summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy)
+        if as_json:
+            summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy)
+        else:
+            from rich.console import Console
+
+            with Console(stderr=True).status("validating and storing…"):
+                summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy)
     except IngestError as exc:
         _fail(str(exc))
     if as_json:

@@ -5,6 +5,7 @@ Heavy libraries are imported inside the commands, so `tiers --help` stays fast.
 
 from serving.cli import (
     admin,  # noqa: F401  (registers `tiers db …`, `tiers querylog …`, `tiers users …`)
+    demo,  # noqa: F401  (registers `tiers demo`)
     fit,  # noqa: F401  (registers `tiers fit`)
     ingest,  # noqa: F401  (registers `tiers ingest`)
     monitor,  # noqa: F401  (registers `tiers monitor`)

@@ -9,13 +9,37 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
-from typing import Any
+import json
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from serving.db.models import Alert, Draw, InspectionResult, MonitoringResult, Plan, PromotionAudit
-from serving.errors import Conflict, InvalidInput, NotFound
+from serving.db.models import (
+    Alert,
+    Draw,
+    Grade,
+    InspectionResult,
+    MonitoringResult,
+    Plan,
+    PromotionAudit,
+    Subject,
+)
+from serving.errors import Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
+from serving.schemas import RecordIn
+from serving.security import Principal
+from serving.services.subjects import store_records
+
+if TYPE_CHECKING:
+    from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification
+    from supervision.policy import InspectionPolicy
+    from supervision.ratios import InspectionRatiosOut
+
+_RECORD_IN_FIELDS = frozenset(RecordIn.model_fields)
 
 
 def seed_commitment(draw_seed: str) -> str:
@@ -99,3 +123,310 @@ def record_promotion(session: Session, *, model_name: str, from_version: str | N
     session.add(row)
     session.commit()
     return row
+
+
+# --------------------------------------------------------------------------- scheduler wiring
+#
+# The draw is computed by ``supervision/``; what follows loads its inputs (subjects and grades
+# from the DB; items, inspectors and conflicts from the simulator's files in
+# ``settings.data_dir``), stores a committed-then-drawn plan in one transaction, and turns
+# results into ``inspection`` records.
+
+SCHEDULER_FILES = ("items", "inspectors", "conflicts")
+SUFFIXES = (".csv", ".parquet", ".jsonl")
+
+
+class PlanDataUnavailable(ServiceError):
+    """The scheduler's input files (items, inspectors, conflicts) are missing or unreadable."""
+
+    status_code = 503
+    code = "plan_data_unavailable"
+
+
+def load_scheduler_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """``items``, ``inspectors`` and (optional) ``conflicts`` from ``data_dir`` as the simulator
+    writes them (``<name>.csv|parquet|jsonl``, docs/data-contract.md)."""
+    from supervision.tables import TableError, read_table
+
+    base = Path(data_dir)
+    tables: dict[str, pd.DataFrame] = {}
+    for name in SCHEDULER_FILES:
+        path = next((base / f"{name}{s}" for s in SUFFIXES if (base / f"{name}{s}").is_file()), None)
+        if path is None:
+            if name == "conflicts":  # no declared conflicts is a valid state
+                continue
+            raise PlanDataUnavailable(f"{name}: no {name}.csv/.parquet/.jsonl in the data directory "
+                                      f"{base}; rule: run `tiers simulate --out` there or copy the file",
+                                      field=name)
+        try:
+            tables[name] = read_table(path, name)
+        except TableError as exc:
+            raise PlanDataUnavailable(str(exc), field=name) from exc
+    return tables
+
+
+def subjects_frame(session: Session) -> pd.DataFrame:
+    """Every subject in the DB with the columns the scheduler reads."""
+    rows = session.execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
+                                  Subject.district_code, Subject.district_name, Subject.status)).all()
+    columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
+
+
+def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
+    """Grades of ``as_of``: the last stored version per subject (a regrade supersedes)."""
+    last = (select(func.max(Grade.id)).where(Grade.as_of == as_of).group_by(Grade.uscc)).scalar_subquery()
+    rows = session.execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
+                           .where(Grade.id.in_(last))).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "grade", "as_of", "model_version"])
+    frame["as_of"] = frame["as_of"].astype(str)
+    return frame
+
+
+def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
+    return list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc()).limit(limit)))
+
+
+def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
+                district_codes: Sequence[str] | None = None, industries: Sequence[str] | None = None,
+                with_inspectors: bool = True) -> PlanInputs:
+    """The scheduler's tables: subjects (optionally filtered) and grades from the DB, the rest
+    from ``data_dir``. Raises ``InvalidInput`` when there are no grades of ``as_of``."""
+    from supervision.plan import PlanInputs
+
+    grades = grades_frame(session, as_of)
+    if grades.empty:
+        raise InvalidInput(f"as_of={as_of}: no grades with that date in the service; latest available "
+                           f"{[str(d) for d in latest_grade_dates(session)]}", field="as_of")
+    tables = load_scheduler_tables(data_dir) if with_inspectors else {
+        "items": load_scheduler_tables(data_dir)["items"]}
+    subjects = subjects_frame(session)
+    if district_codes:
+        subjects = subjects[subjects["district_code"].isin(list(district_codes))]
+    if industries:
+        subjects = subjects[subjects["industry"].isin(list(industries))]
+    inspectors = tables.get("inspectors", pd.DataFrame(columns=list(_INSPECTOR_COLUMNS)))
+    return PlanInputs(subjects=subjects.reset_index(drop=True), grades=grades, items=tables["items"],
+                      inspectors=inspectors, conflicts=tables.get("conflicts"))
+
+
+_INSPECTOR_COLUMNS = ("inspector_id", "name", "department", "district_code", "qualified_items", "capacity")
+
+
+def _scheduler_error(exc: Exception) -> ServiceError:
+    """Translate a scheduler error into the service's hierarchy (field = the table it names)."""
+    message = str(exc)
+    field = message.split(":", 1)[0].split()[0] if ":" in message else None
+    return InvalidInput(message, field=field)
+
+
+def inspection_ratios(session: Session, data_dir: str | Path, policy: InspectionPolicy, *, department: str,
+                      item: str, as_of: dt.date) -> InspectionRatiosOut:
+    """The ratio feed over the same pool a plan of (department, item) would draw from."""
+    from supervision.plan import PlanInputError
+    from supervision.service import inspection_ratios_for
+
+    inputs = plan_inputs(session, data_dir, as_of, with_inspectors=False)
+    try:
+        return inspection_ratios_for(inputs, policy, department=department, item=item, as_of=as_of)
+    except PlanInputError as exc:
+        raise _scheduler_error(exc) from exc
+
+
+def load_named_policy(name: str) -> InspectionPolicy:
+    """A bundled policy by name (never a path: callers of the API must not pick files)."""
+    from supervision.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(name)
+    except PolicyError as exc:
+        raise InvalidInput(f"policy={name!r}: {exc}", field="policy") from exc
+
+
+def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes) -> InspectionPlan:
+    """The scheduler's draw (a seam: tests make it fail after drawing)."""
+    from supervision.plan import create_plan as scheduler_create_plan
+
+    return scheduler_create_plan(request, inputs, policy, seed)
+
+
+def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
+                      department: str, created_by: str, pool_filter: Mapping[str, Any] | None = None,
+                      seed: bytes | None = None) -> tuple[Plan, Draw]:
+    """Commit, draw, assign and store a plan — all in ONE transaction.
+
+    The commitment (SHA-256 of the secret seed, policy hash, pool hashes) is computed and
+    written before the draw runs; the draw must reproduce exactly that commitment. If anything
+    fails, nothing is stored (no plan without its draw, no draw without its commitment).
+    """
+    from supervision.plan import PlanInputError, publish_commitment
+    from supervision.tables import TableError
+
+    seed = secrets.token_bytes(32) if seed is None else seed
+    try:
+        commitment = publish_commitment(request, inputs, policy, seed)
+        committed = commitment.model_dump(mode="json")
+        plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
+                        payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
+                                 "pool_filter": dict(pool_filter or {}), "commitment": committed})
+        session.add(plan_row)
+        session.flush()
+        draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
+                    inputs_hash=hashlib.sha256(json.dumps(committed, sort_keys=True).encode()).hexdigest(),
+                    payload={"commitment": committed})
+        session.add(draw)
+        session.flush()
+        drawn = draw_plan(request, inputs, policy, seed)
+        if drawn.commitment.model_dump(mode="json") != committed:
+            raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
+        draw.draw_seed = seed.hex()
+        draw.payload = {"commitment": committed, "plan": drawn.model_dump(mode="json")}
+        draw.revealed_at = dt.datetime.now(dt.UTC)
+        plan_row.status = "drawn"
+        session.commit()
+    except (PlanInputError, TableError) as exc:
+        session.rollback()
+        raise _scheduler_error(exc) from exc
+    except Exception:
+        session.rollback()
+        raise
+    return plan_row, draw
+
+
+def plan_departments(plan_row: Plan) -> set[str]:
+    """The creating department and every department with a task in the plan."""
+    tasks = plan_row.payload.get("request", {}).get("tasks", [])
+    return {plan_row.department, *(t["department"] for t in tasks)}
+
+
+def get_plan(session: Session, plan_db_id: int, principal: Principal) -> tuple[Plan, Draw]:
+    """The plan and its draw, if ``principal`` is a regulator of a department taking part."""
+    plan_row = session.get(Plan, plan_db_id)
+    draw = None if plan_row is None else session.scalars(select(Draw).where(Draw.plan_id == plan_row.id)).first()
+    if plan_row is None or draw is None:
+        raise NotFound(f"no inspection plan #{plan_db_id}", field="plan_id")
+    if principal.role != "regulator" or principal.department not in plan_departments(plan_row):
+        raise NotAllowed(f"{principal.role} {principal.username!r} (department {principal.department!r}) may "
+                         f"not read plan #{plan_db_id}; rule: departments taking part only", field="plan_id")
+    return plan_row, draw
+
+
+def list_plans(session: Session, principal: Principal) -> list[tuple[Plan, Draw]]:
+    """Plans the principal's department takes part in, newest first."""
+    rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id).order_by(Plan.id.desc())).all()
+    return [(p, d) for p, d in rows if principal.department in plan_departments(p)]
+
+
+def stored_plan(draw: Draw) -> InspectionPlan:
+    from supervision.plan import InspectionPlan
+
+    return InspectionPlan.model_validate(draw.payload["plan"])
+
+
+def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
+    """Recompute the draw from the stored (published) inputs against the commitment published
+    before the draw: MATCH or MISMATCH with the first difference."""
+    from pydantic import ValidationError
+
+    from supervision.plan import DrawCommitment, PlanVerification, VerificationCheck, verify_plan
+
+    published = DrawCommitment.model_validate(plan_row.payload["commitment"])
+    try:
+        plan = stored_plan(draw)
+    except ValidationError as exc:
+        detail = f"the stored plan is not a valid plan: {exc.errors()[0]['msg']}"
+        return PlanVerification(plan_id=published.plan_id, match=False, first_difference=f"plan: {detail}",
+                                checks=[VerificationCheck(name="plan", ok=False, detail=detail)])
+    result = verify_plan(plan, published)
+    seed_ok = draw.draw_seed == plan.draw_seed_hex
+    if not seed_ok and result.match:
+        return result.model_copy(update={"match": False, "first_difference":
+                                         "revealed_seed: the stored seed differs from the plan's"})
+    return result
+
+
+def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Principal,
+                   rows: Sequence[Mapping[str, Any]], today: dt.date) -> list[InspectionResult]:
+    """Store results of the plan's visits and mirror them as ``inspection`` records; one transaction.
+
+    Each (uscc, inspection_item) must be in the plan, and the caller's department must own the
+    item. Posting the same (uscc, item) again updates the result (e.g. its ``published_on``).
+    """
+    from supervision.results import InspectionResult as ResultModel
+    from supervision.results import results_to_records
+
+    plan = stored_plan(draw)
+    owner = {(u, td.item): td.department for td in plan.tasks for u in td.drawn}
+    models = []
+    for n, row in enumerate(rows):
+        key = (row["uscc"], row["inspection_item"])
+        if key not in owner:
+            raise InvalidInput(f"results[{n}]: uscc {key[0]} with item {key[1]!r} is not drawn in plan "
+                               f"#{plan_row.id}; rule: results only for the plan's visits", field="uscc")
+        if owner[key] != principal.department:
+            raise NotAllowed(f"results[{n}]: item {key[1]!r} belongs to department {owner[key]!r}, not "
+                             f"{principal.department!r}", field="inspection_item")
+        if row["inspected_on"] > today:
+            raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is after today {today}",
+                               field="inspected_on")
+        models.append(ResultModel(plan_id=plan.plan_id, department=owner[key], **dict(row)))
+    records = results_to_records(models)
+    try:
+        stored = []
+        for model, record_id in zip(models, records["record_id"], strict=True):
+            existing = session.scalars(select(InspectionResult).where(
+                InspectionResult.draw_id == draw.id, InspectionResult.uscc == model.uscc,
+                InspectionResult.inspection_item == model.inspection_item)).first()
+            result = existing or InspectionResult(draw_id=draw.id, uscc=model.uscc,
+                                                  inspection_item=model.inspection_item)
+            result.outcome, result.inspected_on, result.published_on = (model.outcome, model.inspected_on,
+                                                                         model.published_on)
+            result.payload = {"record_id": record_id, "department": model.department,
+                              "document_no": model.document_no, "description": model.description,
+                              "recorded_by": principal.username}
+            session.add(result)
+            stored.append(result)
+        record_rows = [{k: v for k, v in r.items() if v != "" and k in _RECORD_IN_FIELDS}
+                       for r in records.to_dict("records")]
+        # store_records commits: the results above and the records land in the same commit.
+        store_records(session, record_rows)
+    except Exception:
+        session.rollback()
+        raise
+    return stored
+
+
+def plan_results(session: Session, draw: Draw) -> list[InspectionResult]:
+    return list(session.scalars(select(InspectionResult).where(InspectionResult.draw_id == draw.id)
+                                .order_by(InspectionResult.inspected_on, InspectionResult.uscc)))
+
+
+def public_results_csv(session: Session, plan_row: Plan, draw: Draw) -> bytes:
+    """The public table (一公开) of the plan's published results: no grades, no personal data."""
+    from supervision.results import InspectionResult as ResultModel
+    from supervision.results import publish_results
+
+    results = [ResultModel(plan_id=plan_row.name, uscc=r.uscc, department=r.payload.get("department", ""),
+                           inspection_item=r.inspection_item, inspected_on=r.inspected_on, outcome=r.outcome,
+                           document_no=r.payload.get("document_no") or "", published_on=r.published_on)
+               for r in plan_results(session, draw)]
+    names = dict(session.execute(select(Subject.uscc, Subject.name)
+                                 .where(Subject.uscc.in_([r.uscc for r in results]))).tuples().all())
+    return publish_results(results, names=names).to_csv(index=False).encode("utf-8-sig")
+
+
+def plan_csv(draw: Draw) -> bytes:
+    """The regulator's visit list (internal: it shows grades) as UTF-8 CSV with BOM."""
+    from supervision.export import plan_table
+
+    return plan_table(stored_plan(draw)).to_csv(index=False).encode("utf-8-sig")
+
+
+def plan_xlsx(draw: Draw) -> bytes:
+    """The workbook of ``supervision.export.write_plan_excel`` (visits, summary, commitment)."""
+    import tempfile
+
+    from supervision.export import write_plan_excel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_plan_excel(stored_plan(draw), Path(tmp) / "plan.xlsx").read_bytes()

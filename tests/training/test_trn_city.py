@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from serving.cli.main import app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trn_city")]
 FAST = ["--candidates", "gbm_additive"]
 
 

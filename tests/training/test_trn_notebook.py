@@ -10,6 +10,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "calibrate_sector
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trn_notebook")
 def test_calibrate_sector_model_notebook_executes() -> None:
     import nbformat
     from nbclient import NotebookClient

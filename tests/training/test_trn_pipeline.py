@@ -14,6 +14,7 @@ from training import evaluation as ev
 from training.pipeline import TrainingConfig, train_model
 from training.policy import TrainingPolicy
 
+pytestmark = pytest.mark.xdist_group("trn_pipeline")  # the module's general model is trained once
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",),
                       min_sector_positives=200, n_boot=50)
 

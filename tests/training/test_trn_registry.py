@@ -19,6 +19,8 @@ from training.registry import CHALLENGER, CHAMPION, ModelRegistry, PromotionAudi
 
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",), n_boot=50)
 KEY_FEATURES = ("penalties_general", "penalties_serious", "inspection_problems")
+# One worker trains the module's models once (xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("trn_registry")
 
 
 @pytest.fixture(scope="module")

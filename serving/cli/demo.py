@@ -1,0 +1,118 @@
+"""`tiers demo`: the whole loop on a fresh clone, from a simulated city to a served site.
+
+Each stage runs as its own `tiers … --json` process, just as an operator or a cron job would run
+it. Its JSON summary is shown, and a failing stage stops the demo with that stage's own message.
+Only the last steps (loading the results into the service database and serving) run in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from serving.cli.app import app
+
+console = Console(stderr=True)
+
+
+@dataclass
+class StageResult:
+    """What one stage did, for the closing summary."""
+
+    name: str
+    output: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def run_stage(name: str, args: list[str], output: str) -> StageResult:
+    """Run `tiers ARGS --json`; stop the demo with the stage's own error if it fails."""
+    cmd = [sys.executable, "-m", "serving.cli.main", *args, "--json"]
+    with console.status(f"[bold]{name}[/bold]: tiers {' '.join(args)}"):
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        console.print(f"[red]stage {name!r} failed (exit {proc.returncode})[/red]\n{proc.stderr[-4000:]}")
+        raise typer.Exit(proc.returncode or 1)
+    try:
+        summary = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        summary = {"stdout": proc.stdout[-500:]}
+    console.print(f"[green]✓[/green] {name}: {output}")
+    return StageResult(name, output, summary if isinstance(summary, dict) else {"result": summary})
+
+
+def _brief(summary: dict[str, Any]) -> str:
+    """The few numbers of a stage summary worth a glance."""
+    keys = ("subjects", "records", "read", "accepted", "quarantined", "rows", "models", "graded",
+            "grade_shares", "auc", "drawn")
+    parts = [f"{k}={summary[k]}" for k in keys if k in summary and not isinstance(summary[k], (dict, list))]
+    return ", ".join(parts)[:120]
+
+
+@app.command()
+def demo(
+    subjects: Annotated[int, typer.Option(min=200, max=200_000, help="Subjects in the simulated city.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city and the models.")] = 7,
+    workdir: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("var/demo"),
+    as_of: Annotated[str, typer.Option(help="Grading date (the simulated city ends 2026-10-31).")] = "2025-10-31",
+    host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the site at the end.")] = True,
+) -> None:
+    """Simulate → ingest → profile → train → grade → load → plan → serve, saying where everything went."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    city, store = workdir / "city", workdir / "store"
+    profiles = workdir / f"profiles_{as_of}.parquet"
+    grades = workdir / f"grades_{as_of}.parquet"
+    tracking = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    artifacts = workdir / "mlartifacts"
+    stages = [
+        run_stage("simulate", ["simulate", "--subjects", str(subjects), "--seed", str(seed), "--out", str(city),
+                               "--format", "csv"], f"{city}/ (subjects, records, inspectors, truth/)"),
+        run_stage("ingest", ["ingest", "--subjects", str(city / "subjects.csv"), "--records",
+                             str(city / "records.csv"), "--store", str(store)],
+                  f"{store}/ (valid rows) and its quarantine/ (rejected rows with reasons)"),
+        run_stage("profile", ["profile", "--store", str(store), "--as-of", as_of, "--out", str(profiles)],
+                  str(profiles)),
+        run_stage("train", ["train", "--store", str(store), "--seed", str(seed), "--tracking-uri", tracking,
+                            "--artifacts", str(artifacts)], f"MLflow registry {tracking}"),
+        run_stage("grade", ["grade", "--store", str(store), "--as-of", as_of, "--out", str(grades),
+                            "--tracking-uri", tracking, "--artifacts", str(artifacts)], str(grades)),
+    ]
+
+    from serving.demo_load import load_demo
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed)
+    stages.append(StageResult("load", str(settings.database_url), loaded.summary))
+
+    table = Table(title="tiers demo — what ran and where it went")
+    for col in ("stage", "output", "summary"):
+        table.add_column(col)
+    for st in stages:
+        table.add_row(st.name, st.output, _brief(st.summary))
+    console.print(table)
+
+    accounts = Table(title=f"Open http://{host}:{port}/ and log in with one of these demo accounts")
+    for col in ("user", "password", "role", "scope", "start page"):
+        accounts.add_column(col)
+    for user, password, role, scope, page in loaded.accounts:
+        accounts.add_row(user, password, role, str(scope or ""), f"http://{host}:{port}{page}")
+    console.print(accounts)
+    console.print(f"API docs: http://{host}:{port}/docs · plan {loaded.plan_note}")
+    if not serve:
+        return
+    import uvicorn
+
+    from serving.app import create_app
+
+    console.print(f"[bold]Serving on http://{host}:{port}[/bold] — Ctrl+C stops it.")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,481 @@
+"""双随机一公开 inspection plans: the ratio feed, commit-then-draw plans, verification, downloads,
+results (API under ``/api/v1``) and the regulator's plan pages (``/regulator/plans``).
+
+The draw is computed by ``supervision/``; routes are thin and call ``serving.services.plans``.
+Every response that shows subject-level data (the visit list, downloads) is logged in the query
+log, one entry per subject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy.orm import Session
+
+from serving.db.models import Draw, Plan
+from serving.deps import SessionDep, SettingsDep, TodayDep, api_principal, page_principal, require_role
+from serving.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.pages import page_lang, render
+from serving.security import Principal, csrf_token, csrf_valid, mask_name
+from serving.services import plans as plan_service
+from serving.services.access import CITY_WIDE_DEPARTMENTS
+from serving.services.querylog import append_entries
+from serving.validation import NoControlChars, Uscc
+from supervision.plan import DrawCommitment, PlanCreate, PlanVerification
+from supervision.ratios import InspectionRatiosOut
+from supervision.service import PlanOut, plan_out
+
+router = APIRouter(prefix="/api/v1", tags=["plans"])
+pages_router = APIRouter(include_in_schema=False)
+Regulator = Annotated[Principal, Depends(require_role("regulator"))]
+PageRegulator = Annotated[Principal, Depends(require_role("regulator", principal_dep=page_principal))]
+PlanId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the plan's id in the service")]
+ReadPurpose = Annotated[str | None, Query(min_length=2, max_length=200, description="查询用途, logged"),
+                        NoControlChars]
+_ERRORS = (NotAuthenticated, NotAllowed)
+_PLAN_ERRORS = (*_ERRORS, NotFound)
+DEFAULT_PURPOSE = "双随机一公开抽查计划"
+# Names of individual businesses and sole proprietorships are often a person's name (personal
+# information): masked in lists like legal representatives' names. Company names are public.
+PERSON_NAMED_FORMS = frozenset({"individual_business", "sole_proprietorship"})
+
+
+# --------------------------------------------------------------------------- models
+
+
+class PoolFilter(BaseModel):
+    """Optional narrowing of the pool before the draw (it changes the committed pool hash)."""
+
+    district_codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(default=None, max_length=50)
+    industries: list[Annotated[str, Field(pattern=r"^[A-T]$")]] | None = Field(default=None, max_length=20)
+
+
+class PlanCreateIn(PlanCreate):
+    """A plan task: departments/items, period, grade date, policy name, optional pool filter.
+
+    The service draws the secret seed itself (``seed_hex`` must be absent): a caller who could
+    choose the seed could choose the outcome.
+    """
+
+    policy: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,60}$",
+                        description="name of a bundled policy table (never a path)")
+    pool_filter: PoolFilter | None = None
+
+    @field_validator("seed_hex")
+    @classmethod
+    def _no_caller_seed(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("seed_hex is drawn by the service; rule: leave it out")
+        return value
+
+    @model_validator(mode="after")
+    def _period_after_grades(self) -> PlanCreateIn:
+        if self.as_of > self.period_start:
+            raise ValueError(f"as_of {self.as_of} is after period_start {self.period_start}; rule: grades "
+                             "must be known before the period starts")
+        return self
+
+
+class PlanSummaryOut(BaseModel):
+    """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
+
+    id: int
+    plan_id: str
+    department: str
+    created_by: str
+    status: str
+    created_at: dt.datetime
+    committed_at: dt.datetime
+    revealed_at: dt.datetime | None
+    draw_seed_hex: str | None = Field(description="revealed after the draw")
+    published_commitment: DrawCommitment = Field(description="written before the draw ran")
+    pool_filter: PoolFilter | None = None
+    plan: PlanOut
+
+
+class VisitOut(BaseModel):
+    visit_order: int
+    uscc: str
+    name: str = Field(description="masked for individual businesses (a person's name)")
+    district_code: str
+    district_name: str
+    grade: str = Field(description="internal: grades are never published")
+    items: list[str]
+    departments: list[str]
+    inspectors: list[str]
+    unstaffed: list[str]
+
+
+class ResultOut(BaseModel):
+    uscc: str
+    inspection_item: str
+    department: str
+    outcome: Literal["no_problem", "corrected", "case_opened"]
+    inspected_on: dt.date
+    published_on: dt.date | None
+    publication_deadline: dt.date
+    publication_status: Literal["published", "published_late", "pending", "overdue"]
+    record_id: str
+
+
+class PlanDetailOut(PlanSummaryOut):
+    """A plan with its visit list (each listed subject is a logged read) and its results."""
+
+    visits: list[VisitOut]
+    results: list[ResultOut]
+
+
+class ResultIn(BaseModel):
+    uscc: Uscc
+    inspection_item: str = Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f]+$")
+    inspected_on: dt.date
+    outcome: Literal["no_problem", "corrected", "case_opened"]
+    document_no: str = Field(default="", max_length=120, pattern=r"^[^\x00-\x1f]*$")
+    description: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f]*$")
+    published_on: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _published_after_inspection(self) -> ResultIn:
+        if self.published_on is not None and self.published_on < self.inspected_on:
+            raise ValueError(f"published_on {self.published_on} is before inspected_on {self.inspected_on}")
+        return self
+
+
+class ResultsIn(BaseModel):
+    results: list[ResultIn] = Field(min_length=1, max_length=5000)
+
+
+# --------------------------------------------------------------------------- presenters
+
+
+def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
+    stored = plan_service.stored_plan(draw)
+    pool_filter = plan_row.payload.get("pool_filter") or None
+    return PlanSummaryOut(id=plan_row.id, plan_id=plan_row.name, department=plan_row.department,
+                          created_by=plan_row.created_by, status=plan_row.status, created_at=plan_row.created_at,
+                          committed_at=draw.committed_at, revealed_at=draw.revealed_at,
+                          draw_seed_hex=draw.draw_seed,
+                          published_commitment=DrawCommitment.model_validate(plan_row.payload["commitment"]),
+                          pool_filter=PoolFilter.model_validate(pool_filter) if pool_filter else None,
+                          plan=plan_out(stored))
+
+
+def _result_out(result, today: dt.date) -> ResultOut:
+    from supervision.results import InspectionResult, publication_deadline, publication_status
+
+    payload = result.payload or {}
+    model = InspectionResult(plan_id="p", uscc=result.uscc, department=payload.get("department", "?"),
+                             inspection_item=result.inspection_item, inspected_on=result.inspected_on,
+                             outcome=result.outcome, published_on=result.published_on)
+    return ResultOut(uscc=result.uscc, inspection_item=result.inspection_item, department=model.department,
+                     outcome=model.outcome, inspected_on=model.inspected_on, published_on=model.published_on,
+                     publication_deadline=publication_deadline(model.inspected_on, days=20),
+                     publication_status=publication_status(model, today=today, days=20),
+                     record_id=payload.get("record_id", ""))
+
+
+def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
+            endpoint: str, today: dt.date) -> PlanDetailOut:
+    """The plan with its list; every listed subject is logged as a read."""
+    from serving.db.models import Subject
+
+    stored = plan_service.stored_plan(draw)
+    usccs = [v.uscc for v in stored.visits]
+    forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
+    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
+                   endpoint=endpoint, reads=[(u, "allowed") for u in usccs])
+    visits = [VisitOut(**v.model_dump(exclude={"name"}),
+                       name=(mask_name(v.name) or "") if forms.get(v.uscc) in PERSON_NAMED_FORMS else v.name)
+              for v in stored.visits]
+    return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=visits,
+                         results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)])
+
+
+def _log_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
+                  endpoint: str) -> None:
+    usccs = [v.uscc for v in plan_service.stored_plan(draw).visits]
+    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
+                   endpoint=endpoint, reads=[(u, "allowed") for u in usccs])
+
+
+def _check_departments(principal: Principal, body: PlanCreate) -> None:
+    """A department plans its own items; market supervision (city-wide) also coordinates joint plans."""
+    departments = {t.department for t in body.tasks}
+    own = principal.department
+    if own not in departments or (own not in CITY_WIDE_DEPARTMENTS and departments != {own}):
+        raise NotAllowed(f"tasks name departments {sorted(departments)}; a regulator of {own!r} may plan only "
+                         "its own items (joint plans are coordinated by market supervision)", field="tasks")
+
+
+def _create(session: Session, settings, principal: Principal, body: PlanCreateIn) -> tuple[Plan, Draw]:
+    _check_departments(principal, body)
+    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter"}))
+    pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
+    existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
+    if existing is not None:
+        raise Conflict(f"plan_id {body.plan_id!r} already exists in department {principal.department!r} "
+                       f"(plan #{existing.id}); rule: unique per department", field="plan_id")
+    inputs = plan_service.plan_inputs(session, settings.data_dir, body.as_of,
+                                      district_codes=pool_filter.get("district_codes"),
+                                      industries=pool_filter.get("industries"))
+    policy = plan_service.load_named_policy(body.policy)
+    return plan_service.create_drawn_plan(session, request, inputs, policy, department=principal.department or "",
+                                          created_by=principal.username, pool_filter=pool_filter)
+
+
+def _csv(content: bytes, filename: str) -> Response:
+    return Response(content, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _xlsx(content: bytes, filename: str) -> Response:
+    return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+_CSV_CONTENT = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
+_XLSX_CONTENT = {200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+    "schema": {"type": "string", "format": "binary"}}}, "description": "Excel workbook"}}
+
+
+# --------------------------------------------------------------------------- API
+
+
+def ratio_reader(principal: Annotated[Principal, Depends(api_principal)],
+                 department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")]) -> Principal:
+    """A regulator of ``department``, or a machine (API key) of a regulator of it or of an admin
+    (an external 双随机 platform)."""
+    if principal.kind == "machine" and principal.role == "admin":
+        return principal
+    if principal.role == "regulator" and principal.department == department:
+        return principal
+    raise NotAllowed(f"{principal.role} {principal.username!r} may not read the ratios of department "
+                     f"{department!r}; rule: a regulator of that department or an admin API key", field="department")
+
+
+@router.get("/inspection-ratios", response_model=InspectionRatiosOut,
+            responses=error_responses(*_ERRORS, plan_service.PlanDataUnavailable))
+def inspection_ratios(session: SessionDep, settings: SettingsDep,
+                      _reader: Annotated[Principal, Depends(ratio_reader)],
+                      department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")],
+                      item: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-.]+$")],
+                      as_of: Annotated[dt.date, Query(description="as-of date of the grades to use")],
+                      policy: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{1,60}$")] = "default",
+                      ) -> InspectionRatiosOut:
+    """Per grade stratum: ratio, pool size, expected inspections — the numbers a plan would use,
+    with the model version and as-of date of the grades (aggregates only: not logged per subject)."""
+    return plan_service.inspection_ratios(session, settings.data_dir, plan_service.load_named_policy(policy),
+                                          department=department, item=item, as_of=as_of)
+
+
+@router.post("/plans", response_model=PlanSummaryOut, status_code=201,
+             responses=error_responses(*_ERRORS, Conflict, plan_service.PlanDataUnavailable))
+def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep
+                ) -> PlanSummaryOut:
+    """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction."""
+    return _summary(*_create(session, settings, principal, body))
+
+
+@router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*_ERRORS))
+def list_plans(principal: Regulator, session: SessionDep) -> list[PlanSummaryOut]:
+    """Plans the caller's department takes part in (no subject-level data)."""
+    return [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
+
+
+@router.get("/plans/{plan_id}", response_model=PlanDetailOut, responses=error_responses(*_PLAN_ERRORS))
+def get_plan(plan_id: PlanId, principal: Regulator, session: SessionDep, today: TodayDep,
+             purpose: ReadPurpose = None) -> PlanDetailOut:
+    """Summary per grade and the visit list (subject, masked name, district, grade, items,
+    inspectors, visit order); each listed subject is logged."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return _detail(session, plan_row, draw, principal, purpose, "GET /api/v1/plans/{plan_id}", today)
+
+
+@router.get("/plans/{plan_id}/verify", response_model=PlanVerification, responses=error_responses(*_PLAN_ERRORS))
+def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> PlanVerification:
+    """Recompute the draw from the published inputs: ``match`` true (MATCH) or the first difference."""
+    return plan_service.verify_stored_plan(*plan_service.get_plan(session, plan_id, principal))
+
+
+@router.get("/plans/{plan_id}/export.csv", response_class=Response, responses={
+    **error_responses(*_PLAN_ERRORS), **_CSV_CONTENT})
+def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
+    """The internal visit list (with grades) as CSV; each subject in it is logged."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    _log_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.csv")
+    return _csv(plan_service.plan_csv(draw), f"plan-{plan_row.id}.csv")
+
+
+@router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
+    **error_responses(*_PLAN_ERRORS), **_XLSX_CONTENT})
+def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None
+                ) -> Response:
+    """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    _log_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.xlsx")
+    return _xlsx(plan_service.plan_xlsx(draw), f"plan-{plan_row.id}.xlsx")
+
+
+@router.post("/plans/{plan_id}/results", response_model=list[ResultOut],
+             responses=error_responses(*_PLAN_ERRORS))
+def post_results(plan_id: PlanId, body: ResultsIn, principal: Regulator, session: SessionDep, today: TodayDep
+                 ) -> list[ResultOut]:
+    """Record outcomes (no_problem / corrected / case_opened); each becomes an ``inspection``
+    record. The publication deadline (20 days) is tracked per result."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    stored = plan_service.record_results(session, plan_row, draw, principal,
+                                         [r.model_dump() for r in body.results], today)
+    return [_result_out(r, today) for r in stored]
+
+
+@router.get("/plans/{plan_id}/results.csv", response_class=Response, responses={
+    **error_responses(NotFound), **_CSV_CONTENT})
+def public_results(plan_id: PlanId, session: SessionDep) -> Response:
+    """The public results (一公开) of the plan: published results only; no grades, no personal data."""
+    plan_row = session.get(Plan, plan_id)
+    draw = None if plan_row is None else session.query(Draw).filter(Draw.plan_id == plan_row.id).first()
+    if plan_row is None or draw is None:
+        raise NotFound(f"no inspection plan #{plan_id}", field="plan_id")
+    return _csv(plan_service.public_results_csv(session, plan_row, draw), f"plan-{plan_row.id}-results.csv")
+
+
+# --------------------------------------------------------------------------- pages
+
+PAGE_TEXTS: dict[str, dict[str, str]] = {
+    "plans": {"zh": "双随机抽查计划", "en": "Inspection plans"},
+    "new_plan": {"zh": "新建抽查计划", "en": "New plan"},
+    "plan_id": {"zh": "计划编号", "en": "Plan id"},
+    "period_start": {"zh": "检查期开始", "en": "Period start"},
+    "period_end": {"zh": "检查期结束", "en": "Period end"},
+    "grades_as_of": {"zh": "等级基准日", "en": "Grades as of"},
+    "items": {"zh": "抽查事项", "en": "Inspection items"},
+    "districts": {"zh": "限定区县代码（可选，分号分隔）", "en": "District codes (optional, ; separated)"},
+    "create": {"zh": "公布承诺并抽取", "en": "Publish commitment and draw"},
+    "commitment": {"zh": "抽取承诺（抽取前公布）", "en": "Commitment (published before the draw)"},
+    "seed_commitment": {"zh": "种子哈希 SHA-256", "en": "Seed commitment SHA-256"},
+    "policy_hash": {"zh": "比例政策哈希", "en": "Policy hash"},
+    "pool_hashes": {"zh": "名录库哈希", "en": "Pool hashes"},
+    "revealed_seed": {"zh": "公开的种子", "en": "Revealed seed"},
+    "verify": {"zh": "复核", "en": "Verification"},
+    "per_grade": {"zh": "分级抽查情况", "en": "Per grade"},
+    "pool": {"zh": "名录库", "en": "Pool"},
+    "drawn": {"zh": "抽中", "en": "Drawn"},
+    "ratio": {"zh": "抽查比例", "en": "Ratio"},
+    "visit_list": {"zh": "检查名单", "en": "Visit list"},
+    "visit_order": {"zh": "顺序", "en": "Order"},
+    "inspectors": {"zh": "检查人员", "en": "Inspectors"},
+    "download_csv": {"zh": "下载 CSV", "en": "Download CSV"},
+    "download_xlsx": {"zh": "下载 Excel", "en": "Download Excel"},
+    "public_results": {"zh": "公示结果 CSV", "en": "Public results CSV"},
+    "results": {"zh": "检查结果", "en": "Results"},
+    "outcome": {"zh": "检查结果", "en": "Outcome"},
+    "no_problem": {"zh": "未发现问题", "en": "No problem"},
+    "corrected": {"zh": "发现问题已责令改正", "en": "Corrected"},
+    "case_opened": {"zh": "发现问题已立案", "en": "Case opened"},
+    "inspected_on": {"zh": "检查日期", "en": "Inspected on"},
+    "published_on": {"zh": "公示日期", "en": "Published on"},
+    "deadline": {"zh": "公示期限", "en": "Publication deadline"},
+    "record": {"zh": "录入", "en": "Record"},
+    "no_plans": {"zh": "暂无计划", "en": "No plans yet"},
+    "back": {"zh": "返回", "en": "Back"},
+}
+
+
+def _page(request: Request, template: str, context: dict) -> HTMLResponse:
+    lang = page_lang(request)
+    return render(request, template, {"tp": lambda key: PAGE_TEXTS[key][lang], **context})
+
+
+def _page_csrf(principal: Principal, settings) -> str:
+    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
+
+
+def _require_page_csrf(principal: Principal, settings, token: str | None) -> None:
+    from serving.errors import CsrfFailed
+
+    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+
+
+def _department_items(settings, department: str | None) -> list[dict]:
+    try:
+        items = plan_service.load_scheduler_tables(settings.data_dir)["items"]
+    except plan_service.PlanDataUnavailable:
+        return []
+    return items[items["department"] == department].to_dict("records")
+
+
+@pages_router.get("/regulator/plans", response_class=HTMLResponse)
+def plans_page(request: Request, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+               today: TodayDep) -> Response:
+    """The department's plans and the form to create one."""
+    rows = [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
+    dates = plan_service.latest_grade_dates(session, 1)
+    return _page(request, "plans.html", {
+        "user": principal, "csrf": _page_csrf(principal, settings), "plans": rows,
+        "items": _department_items(settings, principal.department), "today": today,
+        "default_as_of": dates[0] if dates else today, "error": None})
+
+
+@pages_router.post("/regulator/plans")
+def create_plan_page(request: Request, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+                     plan_id: Annotated[str, Form(max_length=100)],
+                     period_start: Annotated[dt.date, Form()], period_end: Annotated[dt.date, Form()],
+                     as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
+                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                     district_codes: Annotated[str, Form(max_length=400)] = "") -> Response:
+    _require_page_csrf(principal, settings, csrf_token_)
+    districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
+    try:
+        body = PlanCreateIn.model_validate({
+            "plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
+            "tasks": [{"department": principal.department, "item": i} for i in items],
+            "pool_filter": {"district_codes": districts} if districts else None})
+    except ValueError as exc:
+        raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
+    plan_row, _ = _create(session, settings, principal, body)
+    return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
+
+
+@pages_router.get("/regulator/plans/{plan_id}", response_class=HTMLResponse)
+def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+              settings: SettingsDep, today: TodayDep, purpose: ReadPurpose = None) -> Response:
+    """Commitment, verification, per-grade summary, the visit list and the results form."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    detail = _detail(session, plan_row, draw, principal, purpose, "GET /regulator/plans/{plan_id}", today)
+    return _page(request, "plan.html", {
+        "user": principal, "csrf": _page_csrf(principal, settings), "plan": detail, "today": today,
+        "verification": plan_service.verify_stored_plan(plan_row, draw)})
+
+
+@pages_router.get("/regulator/plans/{plan_id}/export.{fmt}")
+def plan_download_page(plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
+                       session: SessionDep, purpose: ReadPurpose = None) -> Response:
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    _log_download(session, principal, draw, plan_row, purpose, f"GET /regulator/plans/{{plan_id}}/export.{fmt}")
+    if fmt == "csv":
+        return _csv(plan_service.plan_csv(draw), f"plan-{plan_row.id}.csv")
+    return _xlsx(plan_service.plan_xlsx(draw), f"plan-{plan_row.id}.xlsx")
+
+
+@pages_router.post("/regulator/plans/{plan_id}/results")
+def record_result_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+                       today: TodayDep, uscc: Annotated[str, Form(max_length=18)],
+                       inspection_item: Annotated[str, Form(max_length=40)],
+                       outcome: Annotated[str, Form(pattern="^(no_problem|corrected|case_opened)$")],
+                       inspected_on: Annotated[dt.date, Form()],
+                       csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                       published_on: Annotated[str, Form(max_length=10)] = "") -> Response:
+    _require_page_csrf(principal, settings, csrf_token_)
+    try:
+        row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
+                                       "inspected_on": inspected_on, "published_on": published_on or None})
+    except ValueError as exc:
+        raise InvalidInput(str(exc).splitlines()[-1], field="result") from exc
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
+    return RedirectResponse(f"/regulator/plans/{plan_id}#results", status_code=303)
