@@ -43,11 +43,11 @@ KIND_MIX = {
 # ------------------------------------------------------------------------------------------
 # synthetic store
 # ------------------------------------------------------------------------------------------
-def _codes(n: int, rng: np.random.Generator) -> np.ndarray:
+def _codes(first: int, n: int, rng: np.random.Generator) -> np.ndarray:
     from stdnum.cn import uscc
 
     divisions = rng.choice(["320102", "320104", "320105", "320106", "320111"], n)
-    bodies = [f"91{d}{i:09d}" for d, i in zip(divisions, range(n), strict=True)]
+    bodies = [f"91{d}{i:09d}" for d, i in zip(divisions, range(first, first + n), strict=True)]
     return np.array([b + uscc.calc_check_digit(b) for b in bodies], dtype=object)
 
 
@@ -75,13 +75,23 @@ def store_from_city(city: Path, store: Path) -> dict:
     return {"subjects": counts[0], "records": counts[1]}
 
 
-def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path) -> dict:
-    """Write subjects and ~n_subjects*per_subject records into ``store`` (ingestion layout)."""
+def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path, chunk: int = 100_000) -> dict:
+    """Write subjects and ~n_subjects*per_subject records into ``store`` (ingestion layout), one
+    batch per ``chunk`` subjects so memory stays near 1 GB whatever the size."""
+    rng = np.random.default_rng(seed)
+    total = 0
+    for i, first in enumerate(range(0, n_subjects, chunk)):
+        total += _generate_chunk(first, min(chunk, n_subjects - first), per_subject, rng, store, f"bench-{i:03d}",
+                                 record_offset=int(first * per_subject * 2))
+    return {"subjects": n_subjects, "records": total}
+
+
+def _generate_chunk(first: int, n_subjects: int, per_subject: float, rng: np.random.Generator, store: Path,
+                    batch_name: str, record_offset: int) -> int:
     import duckdb
     import pyarrow as pa
 
-    rng = np.random.default_rng(seed)
-    codes = _codes(n_subjects, rng)
+    codes = _codes(first, n_subjects, rng)
     start = np.datetime64("2021-11-01")
     span = int((np.datetime64("2026-10-31") - start).astype(int))
     subjects = pd.DataFrame({
@@ -101,7 +111,7 @@ def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path) 
     kind = rng.choice(kinds, n, p=p / p.sum())
     owner = rng.integers(0, n_subjects, n)
     decided = start + rng.integers(0, span, n).astype("timedelta64[D]")
-    record_id = np.char.add("R", np.char.zfill(np.arange(n).astype(str), 12))
+    record_id = np.char.add("R", np.char.zfill((np.arange(n) + record_offset).astype(str), 12))
     severity = np.where(kind == "admin_penalty", rng.choice(["minor", "general", "serious"], n, p=[0.3, 0.55, 0.15]),
                         None)
     subkind = np.full(n, None, dtype=object)
@@ -138,23 +148,23 @@ def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path) 
         "exemption": exemption, "inspection_item": pa.nulls(n, pa.string()),
         "description": np.full(n, "记录", dtype=object),
     })
-    batch = store / "batches" / "bench-0"
+    batch = store / "batches" / batch_name
     (batch / "subjects").mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET threads = 2")
     con.register("subj", subjects)
     con.execute(f"""COPY (SELECT * REPLACE (CAST(registered_on AS DATE) AS registered_on,
                    CAST(status_date AS DATE) AS status_date), 1 AS version, 'x' AS content_hash,
-                   TIMESTAMP '2026-11-22 00:00:00' AS ingested_at, 'bench-0' AS batch_id,
+                   TIMESTAMP '2026-11-22 00:00:00' AS ingested_at, '{batch_name}' AS batch_id,
                    'subjects.parquet' AS source_file, 0::BIGINT AS source_row FROM subj)
                    TO '{batch / 'subjects' / 'part-0.parquet'}' (FORMAT parquet)""")
     con.register("rec", records)
     con.execute(f"""COPY (SELECT *, 1 AS version, 'x' AS content_hash, TIMESTAMP '2026-11-22 00:00:00' AS ingested_at,
-                   'bench-0' AS batch_id, 'records.parquet' AS source_file, 0::BIGINT AS source_row,
+                   '{batch_name}' AS batch_id, 'records.parquet' AS source_file, 0::BIGINT AS source_row,
                    year(decision_date) AS decision_year FROM rec)
                    TO '{batch / 'records'}' (FORMAT parquet, PARTITION_BY (decision_year))""")
     con.close()
-    return {"subjects": n_subjects, "records": n}
+    return n
 
 
 # ------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ flow of records shows it at once:
 * :func:`severity_mix` — the severity mix of each department's penalties this month against its
   trailing months (chi-square test): a department that starts coding general penalties as
   serious shows as a jump in its serious share, before any severity feature has moved much.
+  Exact binomial tests per severity (a chi-square test is too optimistic with the handful of
+  serious penalties a department decides in a month).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2_contingency, nbinom, poisson
+from scipy.stats import binomtest, nbinom, poisson
 
 from monitoring.health import evaluated_month
 
@@ -141,6 +143,16 @@ def segment_flow(
     ]
 
 
+def _severity_p_value(now: pd.Series, before: pd.Series) -> float:
+    """Bonferroni-combined exact binomial p-value of this month's severity counts vs the trailing shares."""
+    n_now = int(now.sum())
+    if n_now == 0:
+        return 1.0
+    smoothed = (before + 0.5) / (before.sum() + 0.5 * len(before))
+    p_min = min(binomtest(int(now[s]), n_now, float(smoothed[s])).pvalue for s in now.index)
+    return float(min(1.0, p_min * len(now)))
+
+
 def severity_mix(
     records: pd.DataFrame,
     *,
@@ -154,7 +166,10 @@ def severity_mix(
     """Severity mix of each department's ``kind`` records in the evaluated month vs its trailing months.
 
     ``significant`` needs a severity share moved by more than ``min_points`` percentage points and a
-    chi-square p-value below ``alpha`` / number of departments tested; departments with fewer than
+    p-value below ``alpha`` / number of departments tested, where the p-value is the smallest exact
+    two-sided binomial p-value of this month's count of each severity given its trailing share
+    (smoothed by ½ so a severity never seen before is not impossible), times the number of
+    severities; departments with fewer than
     ``min_records`` such records this month are reported but never flagged.
     """
     month = evaluated_month(as_of)
@@ -170,9 +185,7 @@ def severity_mix(
             continue
         cur_shares = now / now.sum() if now.sum() else now.astype(float)
         ref_shares = before / before.sum()
-        table = np.vstack([now.to_numpy(), before.to_numpy()])
-        table = table[:, table.sum(axis=0) > 0]
-        p = float(chi2_contingency(table)[1]) if now.sum() and table.shape[1] > 1 else 1.0
+        p = _severity_p_value(now, before)
         pending.append((str(dept), now, before, cur_shares, ref_shares, p))
     n_tests = max(len(pending), 1)
     out = []

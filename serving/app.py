@@ -28,7 +28,18 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     ``repair_eligibility`` replace the defaults (mark grades stale; the default catalogue).
     Migrations run at startup when ``settings.run_migrations_on_startup``.
     """
-    from serving.routes import admin, analyst, auth, enterprise, health, pages, plans, regulator, sector, subjects
+    from serving.routes import (
+        admin,
+        analyst,
+        auth,
+        enterprise,
+        health,
+        pages,
+        plans,
+        regulator,
+        sector,
+        subjects,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

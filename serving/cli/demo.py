@@ -61,7 +61,7 @@ def demo(
     subjects: Annotated[int, typer.Option(min=200, max=200_000, help="Subjects in the simulated city.")] = 3000,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city and the models.")] = 7,
     workdir: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("var/demo"),
-    as_of: Annotated[str, typer.Option(help="Grading date (the simulated city ends 2026-10-31).")] = "2025-10-31",
+    as_of: Annotated[str, typer.Option(help="Grading date: a quarter end, so the true risk of the simulated city is known for it (the city ends 2026-10-31).")] = "2025-09-30",
     host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the site at the end.")] = True,

@@ -178,6 +178,8 @@ def train(
         "tracking_uri": registry.tracking_uri,
         "models": results,
     }
+    if results and "metrics" in results[0]:
+        summary["auc"] = round(results[0]["metrics"]["oot_auc"], 4)  # the general model's, out of time
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -205,6 +207,8 @@ def promote(
     force: bool = typer.Option(False, "--force", help="Promote even if the gate fails (admin; audited)."),
     reason: str = typer.Option("", "--reason", help="Why (required with --force)."),
     user: str = typer.Option("", "--user", help="Who asks (default: the OS user)."),
+    auc_tolerance: float = typer.Option(0.01, "--auc-tolerance", help="Largest AUC drop the gate accepts."),
+    grade_psi_limit: float = typer.Option(0.1, "--grade-psi-limit", help="Largest grade-share PSI the gate accepts."),
     tracking_uri: str | None = TRACKING,
     artifacts: Path = ARTIFACTS,
     audit: Path = AUDIT,
@@ -218,16 +222,22 @@ def promote(
         _fail("--reason '': a forced promotion must say why (rule: --force needs --reason TEXT)")
     if version < 1:
         _fail(f"VERSION {version}: must be ≥ 1")
+    if not 0 <= auc_tolerance < 0.5:
+        _fail(f"--auc-tolerance {auc_tolerance}: must be in [0, 0.5)")
+    if grade_psi_limit < 0:
+        _fail(f"--grade-psi-limit {grade_psi_limit}: must be ≥ 0")
     registry = _registry(tracking_uri, artifacts)
     from mlflow.exceptions import MlflowException
 
+    from training.gate import GateThresholds
     from training.promotion import PromotionRefused
     from training.promotion import promote as do_promote
     from training.registry import PromotionAudit
 
     who = user or os.environ.get("USER", "") or "unknown"
     try:
-        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=PromotionAudit(audit), force=force)
+        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=PromotionAudit(audit), force=force,
+                             thresholds=GateThresholds(auc_tolerance=auc_tolerance, grade_psi_limit=grade_psi_limit))
     except PromotionRefused as exc:
         if json_out:
             typer.echo(json.dumps({"promoted": False, "model": model, "version": version, "gate": exc.gate.as_dict()},

@@ -165,16 +165,19 @@ def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
 
 
 def _result_out(result, today: dt.date) -> ResultOut:
-    from supervision.results import InspectionResult, publication_deadline, publication_status
-
+    """A stored result with its publication deadline (from the plan's policy, fixed when recorded)."""
     payload = result.payload or {}
-    model = InspectionResult(plan_id="p", uscc=result.uscc, department=payload.get("department", "?"),
-                             inspection_item=result.inspection_item, inspected_on=result.inspected_on,
-                             outcome=result.outcome, published_on=result.published_on)
-    return ResultOut(uscc=result.uscc, inspection_item=result.inspection_item, department=model.department,
-                     outcome=model.outcome, inspected_on=model.inspected_on, published_on=model.published_on,
-                     publication_deadline=publication_deadline(model.inspected_on, days=20),
-                     publication_status=publication_status(model, today=today, days=20),
+    stored_deadline = payload.get("publication_deadline")
+    deadline = (dt.date.fromisoformat(stored_deadline) if stored_deadline
+                else result.inspected_on + dt.timedelta(days=20))
+    if result.published_on is not None:
+        status = "published" if result.published_on <= deadline else "published_late"
+    else:
+        status = "pending" if today <= deadline else "overdue"
+    return ResultOut(uscc=result.uscc, inspection_item=result.inspection_item,
+                     department=payload.get("department", ""), outcome=result.outcome,
+                     inspected_on=result.inspected_on, published_on=result.published_on,
+                     publication_deadline=deadline, publication_status=status,
                      record_id=payload.get("record_id", ""))
 
 

@@ -352,10 +352,12 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     Each (uscc, inspection_item) must be in the plan, and the caller's department must own the
     item. Posting the same (uscc, item) again updates the result (e.g. its ``published_on``).
     """
+    from supervision.policy import policy_from_dict
+    from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
-    from supervision.results import results_to_records
 
     plan = stored_plan(draw)
+    policy = policy_from_dict(plan.policy)
     owner = {(u, td.item): td.department for td in plan.tasks for u in td.drawn}
     models = []
     for n, row in enumerate(rows):
@@ -369,7 +371,10 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
         if row["inspected_on"] > today:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is after today {today}",
                                field="inspected_on")
-        models.append(ResultModel(plan_id=plan.plan_id, department=owner[key], **dict(row)))
+        values = dict(row)
+        # the records table has no item column (RecordIn): the description keeps which item it was
+        values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
+        models.append(ResultModel(plan_id=plan.plan_id, department=owner[key], **values))
     records = results_to_records(models)
     try:
         stored = []
@@ -381,7 +386,13 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
                                                   inspection_item=model.inspection_item)
             result.outcome, result.inspected_on, result.published_on = (model.outcome, model.inspected_on,
                                                                          model.published_on)
+            rules = policy.rules_for(model.department, model.inspection_item,
+                                     key_item=next(td.key_item for td in plan.tasks
+                                                   if td.item == model.inspection_item))
+            deadline = publication_deadline(model.inspected_on, days=rules.publication_days,
+                                            basis=rules.publication_day_basis)
             result.payload = {"record_id": record_id, "department": model.department,
+                              "publication_deadline": deadline.isoformat(),
                               "document_no": model.document_no, "description": model.description,
                               "recorded_by": principal.username}
             session.add(result)
@@ -430,3 +441,29 @@ def plan_xlsx(draw: Draw) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         return write_plan_excel(stored_plan(draw), Path(tmp) / "plan.xlsx").read_bytes()
+
+
+def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of: dt.date, seed: int) -> str:
+    """One verifiable market-supervision plan over the demo city (``serving.demo_load``); returns a note.
+
+    The seed is derived from the demo seed, so a rerun draws the same plan; real plans always
+    draw a fresh secret seed (``create_drawn_plan``).
+    """
+    from supervision.plan import PlanCreate
+
+    tables = load_scheduler_tables(city)
+    items = tables["items"]
+    samr_items = items.loc[items["department"] == "samr", "item_code"].astype(str).tolist()[:3]
+    if not samr_items:
+        return "not created (no market-supervision items in the demo city)"
+    start = as_of + dt.timedelta(days=1)
+    request = PlanCreate(plan_id=f"demo-{as_of.isoformat()}", period_start=start,
+                         period_end=start + dt.timedelta(days=89), as_of=as_of,
+                         tasks=[{"department": "samr", "item": i} for i in samr_items])
+    inputs = plan_inputs(session, city, as_of)
+    plan_row, draw = create_drawn_plan(session, request, inputs, load_named_policy("default"), department="samr",
+                                       created_by="demo", seed=hashlib.sha256(f"demo-{seed}".encode()).digest())
+    verdict = "MATCH" if verify_stored_plan(plan_row, draw).match else "MISMATCH"
+    plan = stored_plan(draw)
+    return (f"plan #{plan_row.id} {plan_row.name}: {plan.draws_total} draws in {len(plan.visits)} visits "
+            f"({', '.join(samr_items)}); verify {verdict}; see /regulator/plans/{plan_row.id}")

@@ -193,6 +193,7 @@ def test_results_become_inspection_records_and_public_csv_hides_grades(client, a
     records = session.scalars(select(Record).where(Record.kind == "inspection", Record.is_current)).all()
     assert {(rec.uscc, rec.subkind, rec.department) for rec in records} == {
         (first["uscc"], "corrected", "samr"), (second["uscc"], "no_problem", "samr")}
+    assert all("SAMR-03" in rec.description for rec in records)  # the item survives in the record
     # posting again (now published) updates the result and versions the record, never duplicates
     body["results"][1]["published_on"] = TODAY.isoformat()
     client.post(f"/api/v1/plans/{plan['id']}/results", json=body, headers=auth("reg_samr"))
@@ -244,3 +245,11 @@ def test_missing_data_dir_is_a_clear_503(client, auth, city, settings, tmp_path)
     (settings.data_dir / "inspectors.csv").unlink()
     r = client.post("/api/v1/plans", json=_task(), headers=auth("reg_samr"))
     assert r.status_code == 503 and r.json()["error"]["field"] == "inspectors"
+
+
+def test_demo_plan_is_reproducible_and_verifies(session, settings, city):
+    notes = [plan_service.create_demo_plan(session, settings, city=settings.data_dir, as_of=dt.date(2026, 9, 30),
+                                           seed=7) for _ in range(2)]
+    assert all("verify MATCH" in n for n in notes)
+    first, second = session.scalars(select(Draw).order_by(Draw.id)).all()
+    assert first.payload["plan"]["visits"] == second.payload["plan"]["visits"]  # same demo seed, same draw

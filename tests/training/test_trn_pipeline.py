@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TRAIN_AS_OF, VALIDATE_AS_OF
+from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training import evaluation as ev
 from training.pipeline import TrainingConfig, train_model

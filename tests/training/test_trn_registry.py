@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TRAIN_AS_OF, VALIDATE_AS_OF
+from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training.pipeline import TrainingConfig, register_result, train_model
 from training.policy import TrainingPolicy

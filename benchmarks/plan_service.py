@@ -1,0 +1,125 @@
+"""Benchmark: a 双随机 plan created, read and verified through the service vs the scheduler alone.
+
+Times, as medians of repeats in the same run, on a temporary SQLite database:
+  service  = ``POST /api/v1/plans`` (load subjects + grades from the DB, data files, commit,
+             draw, assign, store plan + draw in one transaction) through the ASGI app
+  baseline = ``supervision.plan.create_plan`` on the same in-memory tables (the scheduler alone)
+and ``GET /api/v1/plans/{id}/verify`` against ``supervision.plan.verify_plan`` in memory.
+
+    .venv/bin/python benchmarks/plan_service.py [--subjects 20000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+from stdnum.cn import uscc as stdnum_uscc
+
+from serving.app import create_app
+from serving.db.migrate import upgrade
+from serving.db.models import Grade, Subject
+from serving.db.session import iter_session
+from serving.security import Principal, create_access_token
+from serving.services import plans as plan_service
+from serving.settings import Settings
+from supervision.plan import PlanCreate, create_plan, verify_plan
+
+AS_OF = dt.date(2026, 9, 30)
+GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 mix (DOMAIN.md §3)
+DISTRICTS = ["320102", "320104", "320105", "320106", "320111"]
+
+
+def machine_facts() -> str:
+    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB load={os.getloadavg()[0]:.1f}"
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_world(base: Path, n_subjects: int) -> Settings:
+    rng = np.random.default_rng(7)
+    url = f"sqlite:///{base / 'tiers.db'}"
+    upgrade(url)
+    bodies = [f"9132{d[2:]}MA{n:07d}" for n, d in zip(range(n_subjects), rng.choice(DISTRICTS, n_subjects),
+                                                       strict=True)]
+    codes = [b + stdnum_uscc.calc_check_digit(b) for b in bodies]
+    grades = rng.choice(list(GRADE_SHARES), n_subjects, p=list(GRADE_SHARES.values()))
+    session = next(iter_session(url))
+    session.execute(insert(Subject), [dict(uscc=c, name=f"企业{n}", industry="C", district_code=c[2:8],
+                                           district_name="区", status="active") for n, c in enumerate(codes)])
+    session.execute(insert(Grade), [dict(uscc=c, as_of=AS_OF, score=700.0, grade=g, probability=0.05,
+                                         model_version="bench-v1", profile_hash="0" * 64)
+                                    for c, g in zip(codes, grades, strict=True)])
+    session.commit()
+    session.close()
+    data = base / "data"
+    data.mkdir()
+    (data / "items.csv").write_text("item_code,department,name_zh,name_en,key_item,industries\n"
+                                    "SAMR-03,samr,企业信息公示,Annual report,false,\n"
+                                    "SAMR-02,samr,产品质量,Product quality,true,C\n", encoding="utf-8")
+    inspectors = "".join(f"I{n:05d},员{n},samr,{DISTRICTS[n % 5]},SAMR-02;SAMR-03,40\n"
+                         for n in range(max(50, n_subjects // 100)))
+    (data / "inspectors.csv").write_text("inspector_id,name,department,district_code,qualified_items,capacity\n"
+                                         + inspectors, encoding="utf-8")
+    return Settings(database_url=url, data_dir=data, run_migrations_on_startup=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(machine_facts())
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = build_world(Path(tmp), args.subjects)
+        client = TestClient(create_app(settings))
+        token, _ = create_access_token(Principal(username="bench", role="regulator", department="samr"),
+                                       settings.jwt_secret.get_secret_value(), 60)
+        headers = {"Authorization": f"Bearer {token}"}
+        counter = iter(range(10**6))
+        body = {"period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF.isoformat(),
+                "tasks": [{"department": "samr", "item": "SAMR-03"}, {"department": "samr", "item": "SAMR-02"}]}
+        created: list[int] = []
+
+        def service_create() -> None:
+            r = client.post("/api/v1/plans", json={**body, "plan_id": f"bench-{next(counter)}"}, headers=headers)
+            assert r.status_code == 201, r.text
+            created.append(r.json()["id"])
+
+        session = next(iter_session(settings.database_url))
+        inputs = plan_service.plan_inputs(session, settings.data_dir, AS_OF)
+        policy = plan_service.load_named_policy("default")
+        request = PlanCreate.model_validate({**body, "plan_id": "baseline"})
+        plan = create_plan(request, inputs, policy, os.urandom(32))
+
+        t_service = _median(service_create, args.repeats)
+        t_base = _median(lambda: create_plan(request, inputs, policy, os.urandom(32)), args.repeats)
+        t_verify = _median(lambda: client.get(f"/api/v1/plans/{created[0]}/verify", headers=headers).raise_for_status(),
+                           args.repeats)
+        t_verify_base = _median(lambda: verify_plan(plan), args.repeats)
+        session.close()
+    print(f"subjects={args.subjects} draws={plan.draws_total} visits={len(plan.visits)} repeats={args.repeats}")
+    print(f"create: service {t_service * 1000:.0f} ms, scheduler alone {t_base * 1000:.0f} ms, "
+          f"ratio {t_service / t_base:.2f}x")
+    print(f"verify: service {t_verify * 1000:.0f} ms, scheduler alone {t_verify_base * 1000:.0f} ms, "
+          f"ratio {t_verify / t_verify_base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""A regulator creates a 双随机 plan in a real browser, sees MATCH, and downloads the list."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from test_srv_browser import _free_port, _login, browser, page  # noqa: F401  (fixtures reused)
+from test_srv_plans_flow import AS_OF, GRADES, INSPECTORS, ITEMS, _extra_subjects
+
+from serving.db.session import dispose_engine, iter_session
+from serving.services.grades import store_grades
+from serving.services.subjects import store_subjects
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def plan_server(_template_db, tmp_path_factory):
+    """uvicorn on a copy of the seeded DB plus a graded city and the scheduler's data directory."""
+    if _template_db is None:
+        pytest.skip("browser tests run on the SQLite template copy")
+    tmp_path = tmp_path_factory.mktemp("browser_plans")
+    shutil.copy(_template_db, tmp_path / "tiers.db")
+    database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    session = next(iter_session(database_url))
+    subjects = _extra_subjects()
+    store_subjects(session, subjects)
+    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
+                                model_version="general-v3", profile_hash="c" * 64)
+                           for s, g in zip(subjects, GRADES, strict=True)])
+    session.close()
+    dispose_engine(database_url)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "items.csv").write_text(ITEMS, encoding="utf-8")
+    (data_dir / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false",
+           "TIERS_DATA_DIR": str(data_dir)}
+    log = open(tmp_path / "uvicorn.log", "w")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):  # the app imports pandas and the scheduler: allow a slow start on a busy machine
+        try:
+            if httpx.get(base + "/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("uvicorn did not start: " + (tmp_path / "uvicorn.log").read_text())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def test_regulator_creates_and_downloads_a_plan(plan_server, page, tmp_path):  # noqa: F811
+    _login(page, plan_server, "reg_samr")
+    page.wait_for_url("**/regulator")
+    page.click("#plans-link")
+    page.wait_for_url("**/regulator/plans")
+    page.fill("#plan_id", "2026Q4-browser")
+    page.fill("#period_start", "2026-12-01")
+    page.fill("#period_end", "2026-12-31")
+    page.fill("#as_of", AS_OF)
+    page.check("input[name=items][value=SAMR-03]")
+    page.click("#create-plan")
+    page.wait_for_selector("#verify-result")
+    assert "MATCH" in page.inner_text("#verify-result") and "MISMATCH" not in page.inner_text("#verify-result")
+    shown = page.locator("tr.visit").count()
+    assert shown > 0
+    page.screenshot(path=str(tmp_path / "plan.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.click("#download-csv")
+    rows = list(csv.DictReader(io.StringIO(download_info.value.path().read_text(encoding="utf-8-sig"))))
+    assert len(rows) == shown and all(r["grade"] in "ABCD" for r in rows)
+    with page.expect_download() as xlsx_info:
+        page.click("#download-xlsx")
+    assert xlsx_info.value.path().read_bytes()[:2] == b"PK"  # a zip container: an .xlsx workbook
