@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,bench]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) system-deps

@@ -11,10 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simulation.behaviour import LatentBehaviour
 from simulation.codes import corrupt_uscc_check, make_uscc
 from simulation.config import SimulationConfig
 from simulation.engine import SECTIONS, Subjects, TimeGrid, make_subjects
 from simulation.records import CityTables, sample_records
+from simulation.truth import future_adverse_probability
 from simulation.vocab import (
     DESCRIPTION_TEXTS,
     DESCRIPTIONS,
@@ -149,9 +151,10 @@ def build_chunk(
     are numbered from 0 and spelled out by ``ChunkOutput.records_with_ids`` once the offset is known, so
     chunks can be built in parallel.
     """
-    # three independent streams, so that switching dirt on or off changes nothing about the clean city
-    rng, ghost_rng, dirt_rng = (
-        np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(chunk_index, k))) for k in range(3)
+    # independent streams, so that switching dirt on or off changes nothing about the clean city (the fourth
+    # draws the future drift paths the truth averages over)
+    rng, ghost_rng, dirt_rng, truth_rng = (
+        np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(chunk_index, k))) for k in range(4)
     )
     shock_from = None
     if cfg.scenario == "sector_shock":
@@ -164,7 +167,7 @@ def build_chunk(
     # per-record choices made once per record, so dirty copies agree with their source
     cols["doc_serial"] = rng.integers(1, 3000, len(cols["subj"]))
     cols["desc_u"] = rng.random(len(cols["subj"]))
-    truth = _truth(cfg, grid, subj, rec, n_subjects)
+    truth = _truth(cfg, grid, tables, subj, rec, n_subjects, truth_rng, shock_from)
     conflicts = _conflicts(rng, subj, n_subjects, inspector_ids_by_district)
     if cfg.dirt:
         # dirty subject rows are extra (ghost) subjects with their own records, outside the truth
@@ -403,7 +406,8 @@ def _conflicts(rng: np.random.Generator, subj, n_real: int, by_district: list[np
     })
 
 
-def _truth(cfg: SimulationConfig, grid: TimeGrid, subj, rec, n_real: int) -> pa.Table:
+def _truth(cfg: SimulationConfig, grid: TimeGrid, tables: CityTables, subj, rec, n_real: int,
+           rng: np.random.Generator, shock_from: int | None) -> pa.Table:
     """True risk per real subject and quarter-end as-of date (see docs/data-contract.md)."""
     cols = rec.columns
     n_months = grid.n_months
@@ -412,18 +416,21 @@ def _truth(cfg: SimulationConfig, grid: TimeGrid, subj, rec, n_real: int) -> pa.
     hit = np.zeros((n_real, n_months), dtype=bool)
     hit[cols["subj"][adverse], month] = True
     cum_hit = np.concatenate([np.zeros((n_real, 1), dtype=np.int64), np.cumsum(hit, axis=1)], axis=1)
-    lam = rec.adverse_rate[:n_real]
-    cum_lam = np.concatenate([np.zeros((n_real, 1)), np.cumsum(lam, axis=1)], axis=1)
+    shocked = subj.industry[:n_real] == SECTIONS.index(cfg.shock_sector)
     month_ends = grid.month_starts[1:n_months + 1] - 1
     quarter_months = [m for m in range(n_months) if (month_ends[m].astype("datetime64[M]").astype(int) % 12) in (2, 5, 8, 11)]
     usccs, as_ofs, p_adv, p_prob, label, label_mask = [], [], [], [], [], []
     for a in quarter_months:
         present = (subj.reg_month[:n_real] <= a) & (subj.exit_month[:n_real] > a)
         idx = np.flatnonzero(present)
-        expected = cum_lam[idx, a + 13] - cum_lam[idx, a + 1]  # months a+1 … a+12
+        pending = None
+        if shock_from is not None and a < shock_from:
+            # the scenario's shock starts after the as-of date: unknowable then, so not part of the truth
+            starts = (np.arange(a + 1, a + 13) >= shock_from) * LatentBehaviour().shock
+            pending = shocked[idx, None] * starts[None, :]
         usccs.append(subj.uscc[idx])
         as_ofs.append(np.full(len(idx), month_ends[a]))
-        p_adv.append(-np.expm1(-expected))
+        p_adv.append(future_adverse_probability(rng, subj, idx, a, tables, pending_shock=pending))
         p_prob.append(rec.problem_prob[idx, a])
         observed = a + 12 <= n_months - 1
         if observed:

@@ -172,6 +172,8 @@ class Subjects:
     g: np.ndarray  # (n, T) general latent risk
     h: np.ndarray  # (n, T) hygiene/operations latent
     size_z: np.ndarray
+    u: np.ndarray  # (n, T) the AR(1) drift inside g (the part of g that is not known in advance)
+    v: np.ndarray  # (n, T) the AR(1) drift inside h
 
 
 def make_subjects(
@@ -260,8 +262,9 @@ def make_subjects(
     # exits: deregistration (mildly risk-related) and revocation of the licence (strongly risk-related)
     months = np.arange(t_total)[None, :]
     could_exit = months > reg_month[:, None]
-    haz_dereg = lat.dereg_per_year / 12 * np.exp(0.2 * g) * could_exit
-    haz_revoke = lat.revoke_per_year / 12 * np.exp(lat.revoke_beta_g * (g - 0.5)) * could_exit
+    haz_dereg, haz_revoke = exit_hazards(g)
+    haz_dereg *= could_exit
+    haz_revoke *= could_exit
     cum = np.cumsum(haz_dereg + haz_revoke, axis=1)
     e = rng.exponential(1.0, n)
     exit_month = (cum < e[:, None]).sum(axis=1)  # = t_total when no exit within the horizon
@@ -281,37 +284,58 @@ def make_subjects(
         uscc=uscc, name=names, legal_form=legal_form, industry=industry, district=district,
         registered_on=registered_on, registered_capital=cap, employees=emp, status=status,
         status_date=status_date, legal_rep_name=rep_names, legal_rep_id=rep_ids, alive=alive,
-        reg_month=reg_month, exit_month=exit_month, g=g, h=h, size_z=size_z,
+        reg_month=reg_month, exit_month=exit_month, g=g, h=h, size_z=size_z, u=u, v=v,
     )
+
+
+def exit_hazards(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly hazards (deregistration, revocation) of a subject with general risk g (any shape)."""
+    lat = LatentBehaviour()
+    return (lat.dereg_per_year / 12 * np.exp(0.2 * g),
+            lat.revoke_per_year / 12 * np.exp(lat.revoke_beta_g * (g - 0.5)))
+
+
+def rate_of(spec: RateSpec, g: np.ndarray, h: np.ndarray, is_h: np.ndarray, size_z: np.ndarray) -> np.ndarray:
+    """λ of one record stream for latent values g, h of shape (n, ...) and per-subject is_h, size_z (n,).
+
+    Alive or not is the caller's business: this is the rate of a subject on the register.
+    """
+    beta_h = np.where(is_h, spec.beta_h_sector, spec.beta_h_other)
+    # per-subject part of the log-rate; the h effect is centred so it moves risk around inside a sector
+    # without changing the sector's mean
+    per_subject = np.log(spec.per_year / 12) + spec.beta_size * size_z - beta_h**2 * LatentBehaviour().h_variance / 2
+    per_subject += np.where(is_h, np.log(spec.h_section_mult), 0.0)
+    extra = (slice(None),) + (None,) * (g.ndim - 1)
+    log_rate = np.broadcast_to(per_subject[extra], g.shape).copy()
+    if spec.beta_g:
+        log_rate += spec.beta_g * g
+    if beta_h.any():
+        log_rate += beta_h[extra] * h
+    return np.exp(log_rate, out=log_rate)
 
 
 def monthly_rate(spec: RateSpec, subj: Subjects, n_months: int) -> np.ndarray:
     """λ[s, t] of one record stream over the first ``n_months`` months (0 when the subject is not alive)."""
     is_h = subj.industry == SECTIONS.index("H")
-    beta_h = np.where(is_h, spec.beta_h_sector, spec.beta_h_other)
-    # per-subject part of the log-rate; the h effect is centred so it moves risk around inside a sector
-    # without changing the sector's mean
-    per_subject = np.log(spec.per_year / 12) + spec.beta_size * subj.size_z - beta_h**2 * LatentBehaviour().h_variance / 2
-    per_subject += np.where(is_h, np.log(spec.h_section_mult), 0.0)
-    log_rate = np.broadcast_to(per_subject[:, None], (len(per_subject), n_months)).copy()
-    if spec.beta_g:
-        log_rate += spec.beta_g * subj.g[:, :n_months]
-    if beta_h.any():
-        log_rate += beta_h[:, None] * subj.h[:, :n_months]
-    np.exp(log_rate, out=log_rate)
-    log_rate *= subj.alive[:, :n_months]
-    return log_rate
+    lam = rate_of(spec, subj.g[:, :n_months], subj.h[:, :n_months], is_h, subj.size_z)
+    lam *= subj.alive[:, :n_months]
+    return lam
+
+
+def inspection_rate_of(g: np.ndarray, h: np.ndarray, is_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(draw rate q, problem probability r) of double-random inspections for latent g, h of shape (n, ...)."""
+    ib = InspectionBehaviour()
+    extra = (slice(None),) + (None,) * (g.ndim - 1)
+    q = ib.per_year / 12 * np.exp(ib.beta_g_draw * (g - 0.5))
+    r = sigmoid(ib.problem_intercept + ib.beta_g_problem * (g - 0.5) + (ib.beta_h_problem * is_h)[extra] * h)
+    return q, r
 
 
 def inspection_rates(subj: Subjects, n_months: int) -> tuple[np.ndarray, np.ndarray]:
     """(draw rate q[s, t], problem probability r[s, t]) of double-random inspections."""
-    ib = InspectionBehaviour()
     is_h = subj.industry == SECTIONS.index("H")
-    g = subj.g[:, :n_months]
-    h = subj.h[:, :n_months]
-    q = ib.per_year / 12 * np.exp(ib.beta_g_draw * (g - 0.5)) * subj.alive[:, :n_months]
-    r = sigmoid(ib.problem_intercept + ib.beta_g_problem * (g - 0.5) + (ib.beta_h_problem * is_h)[:, None] * h)
-    return q, r
+    q, r = inspection_rate_of(subj.g[:, :n_months], subj.h[:, :n_months], is_h)
+    return q * subj.alive[:, :n_months], r
 
 
 @dataclass

@@ -18,8 +18,10 @@ from simulation.engine import (
     TimeGrid,
     _choice_by_row,
     add_months,
+    inspection_rate_of,
     inspection_rates,
     monthly_rate,
+    rate_of,
     sample_poisson_months,
     sigmoid,
 )
@@ -169,8 +171,11 @@ def sample_records(
             out.add(s, "admin_penalty", d, dept, severity=sev, true_severity=sev,
                     amount=_lognormal(rng, spec.severity, k), exemption=_exemptions(rng, d, sev, subj, s))
         elif spec.kind == "arrears":
-            settled = d + (5 + rng.exponential(60, k)).astype(np.int64)
-            settled = np.where((rng.random(k) < 0.8) & (settled <= end), settled, np.datetime64("NaT"))
+            # risky subjects settle later and less often, so unsettled arrears say something about them
+            g_then = subj.g[s, grid.month_of(d)]
+            settled = d + (5 + rng.exponential(60, k) * np.exp(0.5 * (g_then - 0.3))).astype(np.int64)
+            p_settle = sigmoid(1.6 - 1.0 * (g_then - 0.3))
+            settled = np.where((rng.random(k) < p_settle) & (settled <= end), settled, np.datetime64("NaT"))
             exe = np.where((d >= EPIDEMIC_START) & (d <= EPIDEMIC_END) & (rng.random(k) < 0.4),
                            EXE["force_majeure"], EXE[""])
             out.add(s, "arrears", d, dept, subkind=SUBKIND_INDEX[spec.subkind], end_date=settled,
@@ -243,7 +248,9 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
     min_m = _penalty_min_months(decision[gen_ser], base["severity"][gen_ser], cfg)
     earliest = add_months(decision[gen_ser], min_m)
     when = earliest + rng.exponential(120, len(gen_ser)).astype(np.int64)
-    p_repair = np.where(base["severity"][gen_ser] == SEV["serious"], 0.25, 0.35)
+    # compliant firms correct and apply for repair; risky ones less often (their penalties stay visible)
+    g_then = subj.g[base["subj"][gen_ser], grid.month_of(decision[gen_ser])]
+    p_repair = sigmoid(np.where(base["severity"][gen_ser] == SEV["serious"], -1.1, -0.6) - 0.8 * (g_then - 0.3))
     ok = (rng.random(len(gen_ser)) < p_repair) & (when <= pub_all[gen_ser]) & (when <= last_day[gen_ser])
     rep = gen_ser[ok]
     out.add(base["subj"][rep], "repair", when[ok], base["department"][rep], ref=rep)
@@ -274,7 +281,7 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
     done = due <= last_day[com]
     com, due = com[done], due[done]
     m = grid.month_of(decision[com])
-    p_break = sigmoid(-2.3 + 1.0 * subj.g[base["subj"][com], m])
+    p_break = sigmoid(-2.4 + 1.5 * subj.g[base["subj"][com], m])
     broken = rng.random(len(com)) < p_break
     span = (due - decision[com]).astype(np.int64)
     broken_on = decision[com] + 1 + (rng.random(len(com)) * span).astype(np.int64)
@@ -311,3 +318,22 @@ def _overwrite_prefix(parts: list[np.ndarray], values: np.ndarray) -> None:
             break
         arr[:take] = values[pos:pos + take]
         pos += take
+
+
+def adverse_rate_of(tables: CityTables, section: np.ndarray, size_z: np.ndarray, g: np.ndarray,
+                    h: np.ndarray) -> np.ndarray:
+    """Summed monthly rate of adverse outcomes for latent g, h of shape (n, ...) of subjects on the register.
+
+    The same rates ``sample_records`` draws the adverse records from (including the rule that no record
+    exists where no department issues the kind for the section), so the truth built on it is calibrated.
+    """
+    is_h = section == SECTIONS.index("H")
+    extra = (slice(None),) + (None,) * (g.ndim - 1)
+    total = np.zeros(g.shape)
+    for spec in ADVERSE_RATES:
+        lam = rate_of(spec, g, h, is_h, size_z)
+        if spec.kind != "arrears":
+            lam *= tables.issuer_exists(spec.kind)[section][extra]
+        total += lam
+    q, r = inspection_rate_of(g, h, is_h)
+    return total + q * r

@@ -255,9 +255,10 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
                       seed: bytes | None = None) -> tuple[Plan, Draw]:
     """Commit, draw, assign and store a plan — all in ONE transaction.
 
-    The commitment (SHA-256 of the secret seed, policy hash, pool hashes) is computed and
-    written before the draw runs; the draw must reproduce exactly that commitment. If anything
-    fails, nothing is stored (no plan without its draw, no draw without its commitment).
+    The commitment (SHA-256 of the secret seed, policy hash, pool hashes) is fixed and
+    timestamped (``committed_at``) before the draw runs, and the draw must reproduce exactly
+    that commitment. Plan and draw are written in one commit: if anything fails, nothing is
+    stored (no plan without its draw, no draw without its commitment).
     """
     from supervision.plan import PlanInputError, publish_commitment
     from supervision.tables import TableError
@@ -266,23 +267,22 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     try:
         commitment = publish_commitment(request, inputs, policy, seed)
         committed = commitment.model_dump(mode="json")
-        plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
+        committed_at = dt.datetime.now(dt.UTC)
+        drawn = draw_plan(request, inputs, policy, seed)
+        if drawn.commitment.model_dump(mode="json") != committed:
+            raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
+        # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;
+        # the commitment's timestamp is the one taken before the draw ran.
+        plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="drawn",
                         payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
                                  "pool_filter": dict(pool_filter or {}), "commitment": committed})
         session.add(plan_row)
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
                     inputs_hash=hashlib.sha256(json.dumps(committed, sort_keys=True).encode()).hexdigest(),
-                    payload={"commitment": committed})
+                    payload={"commitment": committed, "plan": drawn.model_dump(mode="json")},
+                    committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
-        session.flush()
-        drawn = draw_plan(request, inputs, policy, seed)
-        if drawn.commitment.model_dump(mode="json") != committed:
-            raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
-        draw.draw_seed = seed.hex()
-        draw.payload = {"commitment": committed, "plan": drawn.model_dump(mode="json")}
-        draw.revealed_at = dt.datetime.now(dt.UTC)
-        plan_row.status = "drawn"
         session.commit()
     except (PlanInputError, TableError) as exc:
         session.rollback()

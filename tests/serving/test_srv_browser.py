@@ -39,7 +39,7 @@ def server(_template_db, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(600):  # up to ~60 s: the app imports pandas and the scheduler; CI machines are busy
         try:
             if httpx.get(base + "/health", timeout=0.5).status_code == 200:
                 break

@@ -19,6 +19,7 @@ from serving.services.grades import store_grades
 from serving.services.subjects import store_subjects
 from serving.services.users import create_api_key
 from serving.settings import Settings
+from supervision.plan import PlanCreate, create_plan
 from supervision.policy import load_policy
 from supervision.ratios import HttpRatioFeed, inspection_ratios
 
@@ -74,6 +75,12 @@ def _create(client, auth, **kw) -> dict:
     return response.json()
 
 
+def _data_dir(client: TestClient):
+    from serving.settings import get_settings
+
+    return client.app.dependency_overrides[get_settings]().data_dir
+
+
 def _log_count(session, actor: str, outcome: str = "allowed") -> int:
     session.expire_all()
     return session.scalar(select(func.count(QueryLogEntry.seq)).where(QueryLogEntry.actor == actor,
@@ -118,6 +125,14 @@ def test_ratio_feed_access_and_http_client(client, auth, city, session):
     feed = HttpRatioFeed(base_url="http://testserver", token=token, client=client)
     got = feed.inspection_ratios(department="samr", item="SAMR-03", as_of=dt.date(2026, 9, 30))
     assert got.model_dump(mode="json") == by_key.json()
+    # the scheduler drawing with ratios read over HTTP draws exactly what it draws in-process
+    request = PlanCreate(plan_id="http", period_start=dt.date(2026, 12, 1), period_end=dt.date(2026, 12, 31),
+                         as_of=dt.date(2026, 9, 30), tasks=[{"department": "samr", "item": "SAMR-03"}])
+    inputs = plan_service.plan_inputs(session, _data_dir(client), request.as_of)
+    policy, seed = load_policy("default"), bytes(range(32))
+    over_http = create_plan(request, inputs, policy, seed, feed=feed)
+    in_process = create_plan(request, inputs, policy, seed)
+    assert over_http.model_dump() == in_process.model_dump()
     bad = client.get("/api/v1/inspection-ratios", params={**params, "as_of": "2026-06-30"}, headers=auth("reg_samr"))
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "as_of"
 
