@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     """The service: API under ``/api/v1``, pages, ``/health``.
 
     ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
-    ``repair_eligibility`` replace the defaults (mark grades stale; the default catalogue).
+    ``repair_eligibility`` replace the defaults. Without them: when ``settings.store_dir`` is set,
+    the real regrader (`serving.services.regrade`) and the feature policy's repair catalogue;
+    otherwise grades are marked stale and the built-in catalogue applies.
     Migrations run at startup when ``settings.run_migrations_on_startup``.
     """
     from serving.routes import (
@@ -58,6 +60,17 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     )
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
+    configured = settings if settings is not None else get_settings()
+    if configured.store_dir is not None:
+        from serving.services.regrade import catalogue_repair_eligibility, make_regrader
+
+        def registry():  # MLflow is imported on the first regrade, not at startup
+            from training.registry import ModelRegistry
+
+            return ModelRegistry(configured.mlflow_tracking_uri)
+
+        regrader = regrader or make_regrader(store_dir=configured.store_dir, registry=registry)
+        repair_eligibility = repair_eligibility or catalogue_repair_eligibility()
     if regrader is not None:
         app.dependency_overrides[get_regrader] = lambda: regrader
     if repair_eligibility is not None:
@@ -67,5 +80,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.include_router(module.router)
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
+    app.include_router(sector.models_router)
+    app.include_router(sector.pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

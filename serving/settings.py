@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/tiers.db"
     mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
     data_dir: Path = Path("var/data")
+    # feature store written by `tiers ingest`; when set, upheld objections and approved repairs
+    # regrade the subject with its model from `mlflow_tracking_uri` (else grades are marked stale)
+    store_dir: Path | None = None
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # failed logins allowed per username+IP per minute before 429

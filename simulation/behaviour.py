@@ -36,7 +36,7 @@ class RateSpec:
     """Monthly rate of one record stream: ``per_year / 12 · exp(beta_g·g + beta_h·h + beta_size·size)``.
 
     ``beta_h_sector`` applies to section H only, ``beta_h_other`` elsewhere; ``h_section_mult``
-    multiplies the base rate in section H (restaurants and hotels get more complaints).
+    multiplies the base rate in section H.
     """
 
     key: str
@@ -71,9 +71,9 @@ OTHER_RATES: tuple[RateSpec, ...] = (
     RateSpec("compensation", "admin_compensation", per_year=0.02),
     RateSpec("adjudication", "admin_adjudication", per_year=0.015, beta_g=0.3),
     RateSpec("reward", "admin_reward", per_year=0.06, beta_g=-0.8, beta_size=0.3),
-    RateSpec("enforcement", "admin_enforcement", per_year=0.03, beta_g=1.5),
+    RateSpec("enforcement", "admin_enforcement", per_year=0.05, beta_g=1.5),
     RateSpec("penalty_minor", "admin_penalty", severity="minor", per_year=0.12, beta_g=1.6, beta_h_sector=0.7),
-    RateSpec("penalty_general", "admin_penalty", severity="general", per_year=0.08, beta_g=1.6,
+    RateSpec("penalty_general", "admin_penalty", severity="general", per_year=0.11, beta_g=1.6,
              beta_h_sector=0.8),
     RateSpec("list_key", "list_key_attention", per_year=0.0025, beta_g=1.4),
     RateSpec("list_debtor", "list_dishonest_debtor", per_year=0.004, beta_g=1.0),
@@ -117,10 +117,10 @@ class LatentBehaviour:
 
     propensity_sd: float = 0.85
     drift_rho: float = 0.95
-    drift_sd: float = 0.20
+    drift_sd: float = 0.10
     h_sd: float = 1.0
     h_drift_rho: float = 0.95
-    h_drift_sd: float = 0.25
+    h_drift_sd: float = 0.15
     size_beta: float = -0.15
     young_boost: float = 0.6
     young_scale_years: float = 1.5

@@ -281,7 +281,7 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
     done = due <= last_day[com]
     com, due = com[done], due[done]
     m = grid.month_of(decision[com])
-    p_break = sigmoid(-2.4 + 1.5 * subj.g[base["subj"][com], m])
+    p_break = sigmoid(-2.6 + 2.0 * subj.g[base["subj"][com], m])
     broken = rng.random(len(com)) < p_break
     span = (due - decision[com]).astype(np.int64)
     broken_on = decision[com] + 1 + (rng.random(len(com)) * span).astype(np.int64)

@@ -1,7 +1,9 @@
 """The grading job: every subject, as of a date, graded by the champion of its sector (or general).
 
 Output is one row per subject (Parquet, for the service to load): probability, score, grade after
-overrides, the rule that fired, top-5 reasons, the profile hash and the model version used.
+overrides, the rule that fired, top-5 reasons, the what-if (smallest set of actions that improves
+the grade, see `training.whatif`; needs the records and subjects), the profile hash and the model
+version used.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 from training.pipeline import model_name
 from training.registry import CHAMPION, ModelRegistry
+from training.whatif import WhatIfInputs, what_if_entries
 
 # The first columns are the fields of ``serving.schemas.GradeIn`` (reasons as a JSON list of
 # ``ReasonOut``); the rest say which model and rule produced the grade.
@@ -31,6 +34,7 @@ GRADE_COLUMNS = (
     "model_version",
     "profile_hash",
     "reasons",
+    "what_if",
     "model_grade",
     "override",
     "industry",
@@ -58,8 +62,10 @@ def grade_with(
     version: int,
     top_reasons: int = 5,
     evidence: Sequence[Mapping[str, Sequence[Any]]] | None = None,
+    what_if: WhatIfInputs | None = None,
 ) -> pd.DataFrame:
-    """Grade ``profiles`` with one loaded `GradingModel`; reasons are JSON lists of ``ReasonOut``.
+    """Grade ``profiles`` with one loaded `GradingModel`; reasons are JSON lists of ``ReasonOut``,
+    ``what_if`` JSON lists of ``WhatIfOut`` (``[]`` when ``what_if`` is None or nothing helps).
 
     ``model_version`` is ``NAME/VERSION`` (e.g. ``tiers-sector-H/3``), enough to reload the model.
     """
@@ -69,6 +75,11 @@ def grade_with(
         hashes = profiles["profile_hash"].astype(str)
     else:
         hashes = profile_hashes(profiles, model.features)
+    proposals: dict[str, list[dict]] = {}
+    if what_if is not None:
+        as_of = pd.Timestamp(profiles["as_of"].iloc[0]).date()
+        proposals = what_if_entries(model, pd.DataFrame({"uscc": profiles["uscc"].astype(str).to_numpy(),
+                                                         "grade": graded["grade"].to_numpy()}), what_if, as_of=as_of)
     out = pd.DataFrame(
         {
             "uscc": profiles["uscc"].to_numpy(),
@@ -79,6 +90,8 @@ def grade_with(
             "model_version": f"{name}/{int(version)}",
             "profile_hash": hashes.to_numpy(),
             "reasons": [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in reasons],
+            "what_if": [json.dumps(proposals.get(str(u), []), ensure_ascii=False, sort_keys=True)
+                        for u in profiles["uscc"]],
             "model_grade": graded["model_grade"].to_numpy(),
             "override": graded["override"].to_numpy(),
             "industry": profiles["industry"].astype(str).to_numpy() if "industry" in profiles else "",
@@ -135,10 +148,12 @@ def grade_all(
     sectors: Sequence[str] | None = None,
     alias: str = CHAMPION,
     evidence: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    what_if: WhatIfInputs | None = None,
 ) -> pd.DataFrame:
     """Grade every subject of ``profiles`` at ``as_of``: a sector's champion where one is
     registered (``tiers-sector-X``), the general champion for everyone else. ``evidence``
-    (see `evidence_index`) lets each reason cite the records behind it."""
+    (see `evidence_index`) lets each reason cite the records behind it; ``what_if`` (records and
+    subjects the profiles came from) adds each subject's what-if, graded by its own model."""
 
     def cited(part: pd.DataFrame) -> list[Mapping[str, Sequence[Any]]] | None:
         if evidence is None:
@@ -166,7 +181,7 @@ def grade_all(
         if mask.any():
             part = at.loc[mask]
             parts.append(grade_with(registry.load_model(name, version), part, name=name, version=version,
-                                    evidence=cited(part)))
+                                    evidence=cited(part), what_if=what_if))
             remaining &= ~mask
     if remaining.any():
         version = registry.alias_version(general, alias)
@@ -174,7 +189,7 @@ def grade_all(
             raise LookupError(f"{general} has no version with alias {alias!r}")
         part = at.loc[remaining]
         parts.append(grade_with(registry.load_model(general, version), part, name=general, version=version,
-                                evidence=cited(part)))
+                                evidence=cited(part), what_if=what_if))
     return pd.concat(parts, ignore_index=True).sort_values("uscc", kind="stable").reset_index(drop=True)
 
 

@@ -90,7 +90,8 @@ def demo(
     from serving.demo_load import load_demo
     from serving.settings import get_settings
 
-    settings = get_settings()
+    # The scheduler reads the inspector pool and items of the demo city; the registry is the demo's.
+    settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking})
     loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed)
     stages.append(StageResult("load", str(settings.database_url), loaded.summary))
 

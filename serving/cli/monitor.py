@@ -102,6 +102,7 @@ def monitor_command(
     out: Path | None = typer.Option(None, "--out", help="Write the result JSON here."),
     no_evidently: bool = typer.Option(False, "--no-evidently", help="Skip Evidently (decile PSI only; faster)."),
     json_out: bool = typer.Option(False, "--json", help="Print only the result JSON on stdout."),
+    save: bool = typer.Option(False, "--save", help="Store the run, its alerts and the Evidently report in the service DB (settings: TIERS_DATABASE_URL, TIERS_DATA_DIR); with --model also log it to MLflow."),
 ) -> None:
     """Compare two as-of dates: input, score and grade drift, segment drift, late-label performance,
     data health. Exit 0 if no alert fired, 1 if any did (details in the output), 2 on bad input."""
@@ -127,7 +128,12 @@ def monitor_command(
         alert_config = load_alert_config(config)
     except AlertConfigError as exc:
         _fail(f"--config: {exc}")
+    import tempfile
+
     console = Console(stderr=True, quiet=json_out)
+    keep_dir = tempfile.TemporaryDirectory() if save and html is None and not no_evidently else None
+    if keep_dir is not None:  # --save keeps the report even when --html was not asked for
+        html = Path(keep_dir.name) / "report.html"
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("monitoring", total=5)
         records = quarantine = ingested = None
@@ -168,6 +174,11 @@ def monitor_command(
         except ValueError as exc:
             _fail(str(exc))
         progress.update(task, advance=2, description="done")
+    if save:
+        run_id = _save(result, html=html, model=model, tracking_uri=tracking_uri)
+        console.print(f"stored as monitoring run {run_id}")
+    if keep_dir is not None:
+        keep_dir.cleanup()
     payload = result.to_json(indent=2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +189,28 @@ def monitor_command(
         _print_summary(console, result)
     if result.alerts:
         raise typer.Exit(code=EXIT_ALERTS)
+
+
+def _save(result, *, html: Path | None, model: str | None, tracking_uri: str | None) -> int:
+    """Store the run in the service DB (report under the data dir); log to MLflow for --model."""
+    from serving.db.session import iter_session
+    from serving.services.monitoring import log_to_mlflow, store_result
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    report = html if html is not None and html.is_file() else None
+    session = next(iter_session(settings.database_url))
+    try:
+        run_id = store_result(session, result, model_version=model, report_html=report,
+                              artifact_dir=Path(settings.data_dir))
+    except ValueError as exc:
+        _fail(f"--save: {exc}")
+    finally:
+        session.close()
+    if model is not None:
+        log_to_mlflow(tracking_uri or settings.mlflow_tracking_uri, result, model=model, report_html=report,
+                      monitoring_id=run_id)
+    return run_id
 
 
 def _score_with_model(model: str, profiles: dict, tracking_uri: str | None):

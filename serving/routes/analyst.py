@@ -1,34 +1,184 @@
-"""Analysts: aggregates and alerts only (no subject-level credit data)."""
+"""Analysts: aggregates, monitoring runs and alerts only (no subject-level credit data).
+
+API under ``/api/v1/analyst``; the monitoring pages (``/analyst/monitoring``) live here too, out of
+the OpenAPI schema, because they show the same stored runs.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 
-from serving.db.models import Alert
-from serving.deps import SessionDep, require_role
-from serving.errors import NotAllowed, NotAuthenticated, error_responses
+from serving.db.models import Alert, MonitoringResult
+from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
-from serving.security import Principal
+from serving.security import Principal, csrf_token
 from serving.services import grades
+from serving.services import monitoring as mon
 
-router = APIRouter(prefix="/api/v1/analyst", tags=["analyst"])
+API = "/api/v1/analyst"
+router = APIRouter(tags=["analyst"])
 Analyst = Annotated[Principal, Depends(require_role("analyst", "admin"))]
+PageAnalyst = Annotated[Principal, Depends(require_role("analyst", "admin", principal_dep=page_principal))]
+RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="monitoring run id")]
 
 
-@router.get("/alerts", response_model=list[AlertOut], responses=error_responses(NotAuthenticated, NotAllowed))
+class UnknownMonitoringRun(NotFound):
+    code = "unknown_monitoring_run"
+
+
+class ReportUnavailable(NotFound):
+    code = "report_unavailable"
+
+
+class MonitoringRunOut(BaseModel):
+    """One stored monitoring run: its dates, model and headline figures."""
+
+    id: int
+    reference_as_of: dt.date
+    current_as_of: dt.date
+    model_version: str | None
+    n_reference: int
+    n_current: int
+    score_psi: float | None
+    n_alerts: int
+    max_severity: Literal["info", "warning", "critical"] | None
+    performance_provisional: bool | None
+    has_report: bool
+    created_at: dt.datetime
+
+
+class MonitoringRunDetail(MonitoringRunOut):
+    """A run with the full result JSON (drift, grade shares, migration, performance, data health,
+    alerts) — the chart data of the analyst page."""
+
+    result: dict[str, Any]
+
+
+class MonitoringAlertOut(AlertOut):
+    """An alert with its evidence (observed value and threshold at least) and its run."""
+
+    subject_of_alert: str | None
+    evidence: dict[str, Any]
+    monitoring_id: int | None
+
+
+def _run_out(run: MonitoringResult) -> dict[str, Any]:
+    s = run.payload["summary"]
+    return dict(id=run.id, model_version=run.model_version, created_at=run.created_at,
+                has_report=mon.report_path(run) is not None,
+                **{k: s[k] for k in ("reference_as_of", "current_as_of", "n_reference", "n_current", "score_psi",
+                                     "n_alerts", "max_severity", "performance_provisional")})
+
+
+def _alert_out(a: Alert) -> MonitoringAlertOut:
+    payload = a.payload or {}
+    base = AlertOut.model_validate(a).model_dump()
+    return MonitoringAlertOut(**base, subject_of_alert=payload.get("subject_of_alert"),
+                              evidence=payload.get("evidence", {}), monitoring_id=payload.get("monitoring_id"))
+
+
+def _get_run(session, run_id: int) -> MonitoringResult:
+    run = mon.get_run(session, run_id)
+    if run is None:
+        raise UnknownMonitoringRun(f"no monitoring run {run_id}", field="run_id")
+    return run
+
+
+@router.get(f"{API}/alerts", response_model=list[MonitoringAlertOut],
+            responses=error_responses(NotAuthenticated, NotAllowed))
 def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool = False,
-           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertOut]:
+           severity: Literal["info", "warning", "critical"] | None = None,
+           code: Annotated[str | None, Query(min_length=1, max_length=60, pattern=r"^[a-z_]+$",
+                                             description="alert rule, e.g. score_psi")] = None,
+           monitoring_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[MonitoringAlertOut]:
+    """Alerts, newest first; filter by severity, rule code or monitoring run."""
     stmt = select(Alert)
     if not include_acknowledged:
         stmt = stmt.where(Alert.acknowledged.is_(False))
-    return [AlertOut.model_validate(a) for a in session.scalars(stmt.order_by(Alert.id.desc()).limit(limit))]
+    if severity is not None:
+        stmt = stmt.where(Alert.severity == severity)
+    if code is not None:
+        stmt = stmt.where(Alert.code == code)
+    rows = session.scalars(stmt.order_by(Alert.id.desc()))
+    out = [_alert_out(a) for a in rows]
+    if monitoring_id is not None:  # JSON payload: filtered here, portable across SQLite and PostgreSQL
+        out = [a for a in out if a.monitoring_id == monitoring_id]
+    return out[:limit]
 
 
-@router.get("/grade-shares", response_model=list[GradeShareOut],
+@router.get(f"{API}/monitoring", response_model=list[MonitoringRunOut],
+            responses=error_responses(NotAuthenticated, NotAllowed))
+def monitoring_runs(principal: Analyst, session: SessionDep,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[MonitoringRunOut]:
+    """Stored monitoring runs, newest first."""
+    return [MonitoringRunOut(**_run_out(r)) for r in mon.list_runs(session, limit=limit)]
+
+
+@router.get(f"{API}/monitoring/{{run_id}}", response_model=MonitoringRunDetail,
+            responses=error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun))
+def monitoring_run(principal: Analyst, session: SessionDep, run_id: RunId) -> MonitoringRunDetail:
+    """One run with its full result JSON (incl. chart data)."""
+    run = _get_run(session, run_id)
+    return MonitoringRunDetail(**_run_out(run), result=run.payload["result"])
+
+
+@router.get(f"{API}/monitoring/{{run_id}}/report.html", response_class=FileResponse,
+            responses={**error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun, ReportUnavailable),
+                       200: {"content": {"text/html": {}}, "description": "Evidently's full report"}})
+def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) -> FileResponse:
+    """Evidently's full HTML report of a run, as a download."""
+    path = mon.report_path(_get_run(session, run_id))
+    if path is None:
+        raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id")
+    return FileResponse(path, media_type="text/html", filename=f"monitoring-{run_id}.html",
+                        content_disposition_type="attachment")
+
+
+@router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],
             responses=error_responses(NotAuthenticated, NotAllowed))
 def grade_shares(principal: Analyst, session: SessionDep) -> list[GradeShareOut]:
     """Subjects per grade and as-of date."""
     return [GradeShareOut(as_of=d, grade=g, subjects=n) for d, g, n in grades.grade_shares(session)]
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def _csrf(principal: Principal, settings) -> str:
+    # the logout form of base.html posts this token
+    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
+
+
+@router.get("/analyst/monitoring", response_class=HTMLResponse, include_in_schema=False)
+def monitoring_latest_page(request: Request, session: SessionDep, settings: SettingsDep,
+                           principal: PageAnalyst) -> Response:
+    """The newest run's page (or the empty list if none is stored)."""
+    runs = mon.list_runs(session, limit=1)
+    if runs:
+        suffix = f"?lang={request.query_params['lang']}" if request.query_params.get("lang") in {"zh", "en"} else ""
+        return RedirectResponse(f"/analyst/monitoring/{runs[0].id}{suffix}", status_code=303)
+    lang = page_lang(request)
+    return render(request, "analyst_monitoring.html", {"user": principal, "view": None, "runs": [],
+                                                       "csrf": _csrf(principal, settings),
+                                                       "m": lambda k: mon.label(k, lang)})
+
+
+@router.get("/analyst/monitoring/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+def monitoring_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageAnalyst,
+                    run_id: RunId) -> Response:
+    """One run: PSI bars, grade shares, migration heat table, data health, alerts with evidence."""
+    run = _get_run(session, run_id)
+    lang = page_lang(request)
+    view = mon.run_view(run, mon.run_alerts(session, run.id), lang)
+    return render(request, "analyst_monitoring.html", {
+        "user": principal, "view": view, "runs": [_run_out(r) for r in mon.list_runs(session, limit=20)],
+        "csrf": _csrf(principal, settings), "m": lambda k: mon.label(k, lang)})

@@ -202,14 +202,6 @@ def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayD
     return RedirectResponse("/regulator#repairs", status_code=303)
 
 
-@router.get("/sector", response_class=HTMLResponse)
-def sector_page(request: Request, session: SessionDep, settings: SettingsDep,
-                principal: Annotated[Principal, Depends(require_role("sector", principal_dep=page_principal))]
-                ) -> Response:
-    return render(request, "sector.html", {"user": principal, "models": grades.model_use(session, principal.section),
-                                           "csrf": _csrf(principal, settings)})
-
-
 @router.get("/analyst", response_class=HTMLResponse)
 def analyst_page(request: Request, session: SessionDep, settings: SettingsDep,
                  principal: Annotated[Principal, Depends(require_role("analyst", "admin",

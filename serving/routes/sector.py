@@ -1,21 +1,50 @@
-"""Sector departments: the subjects of their GB/T 4754 section and the models grading them."""
+"""Sector departments: the subjects of their GB/T 4754 section and the models grading them.
+
+Three routers: ``router`` (the section's subjects), ``models_router`` (the registry: models,
+validation reports, promotion through the gate, the promotion audit; sector users see the
+general model read-only and their own section's model, admins see all) and ``pages_router``
+(the 行业主管部门 page).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
-from serving.deps import SessionDep, require_role
-from serving.errors import NotAllowed, NotAuthenticated, error_responses
+from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.errors import (
+    CsrfFailed,
+    ErrorBody,
+    InvalidInput,
+    ModelUnavailable,
+    NotAllowed,
+    NotAuthenticated,
+    ServiceError,
+    error_responses,
+)
+from serving.pages import page_lang, render
 from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
-from serving.security import Principal
+from serving.security import Principal, csrf_token, csrf_valid
 from serving.services import grades
+from serving.services import models as registry_service
+from serving.services.models import AlreadyChampion, GateRefused, UnknownModel
 from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
+models_router = APIRouter(prefix="/api/v1/models", tags=["models"])
+pages_router = APIRouter(include_in_schema=False)
 Sector = Annotated[Principal, Depends(require_role("sector"))]
+ModelReader = Annotated[Principal, Depends(require_role("sector", "admin"))]
+PageModelReader = Annotated[Principal, Depends(require_role("sector", "admin", principal_dep=page_principal))]
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$"
+ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name, e.g. tiers-sector-C")]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered version number")]
 
 
 @router.get("/subjects", response_model=SubjectPage, responses=error_responses(NotAuthenticated, NotAllowed))
@@ -33,3 +62,277 @@ def models_in_use(principal: Sector, session: SessionDep) -> list[ModelUseOut]:
     """Model versions that graded subjects of the section (aggregate, not subject data)."""
     return [ModelUseOut(model_version=v, subjects=n, latest_as_of=d)
             for v, n, d in grades.model_use(session, principal.section)]
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+class ModelVersionOut(BaseModel):
+    version: int = Field(ge=1)
+    aliases: list[str] = Field(description="champion / challenger")
+    kind: str
+    sector: str | None
+    candidate: str
+    validate_as_of: str | None
+    metrics: dict[str, float] = Field(description="OOT AUC (with 95 % interval), Brier, ECE, KS")
+    cutoffs: list[float] = Field(description="upper adverse-outcome probability of grades A, B, C")
+
+
+class RegisteredModelOut(BaseModel):
+    name: str
+    section: str | None = Field(description="GB/T 4754 section; None for the general model")
+    can_promote: bool
+    champion: int | None
+    challenger: int | None
+    versions: list[ModelVersionOut]
+
+
+class PromoteIn(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=2000), NoControlChars]
+    force: bool = Field(default=False, description="admin only: promote although the gate failed (audited)")
+
+
+class GateCheckOut(BaseModel):
+    name: str
+    passed: bool
+    challenger: float | None
+    champion: float | None
+    limit: float | None
+    detail: str
+
+
+class GateOut(BaseModel):
+    passed: bool
+    n_subjects: int
+    n_bads: int
+    figures: dict[str, float | None]
+    checks: list[GateCheckOut]
+
+
+class PromotionOut(BaseModel):
+    model: str
+    from_version: int | None
+    to_version: int
+    user: str
+    reason: str
+    forced: bool
+    at: str
+    gate: GateOut | None
+
+
+class PromotionRefusedOut(BaseModel):
+    """409 body: the usual error plus the gate's checks and figures."""
+
+    error: ErrorBody
+    gate: GateOut | None = None  # absent for already_champion
+
+
+class PromotionAuditOut(BaseModel):
+    id: int
+    model_name: str
+    from_version: str | None
+    to_version: str
+    decided_by: str
+    decision: str = Field(description="promoted, refused or forced")
+    reason: str
+    created_at: dt.datetime
+    gate: GateOut | None
+
+
+def get_registry(settings: SettingsDep) -> Any:
+    """The MLflow registry of `settings.mlflow_tracking_uri` (override in tests)."""
+    return registry_service.open_registry(settings.mlflow_tracking_uri)
+
+
+RegistryDep = Annotated[Any, Depends(get_registry)]
+READ_ERRORS = (NotAuthenticated, NotAllowed, UnknownModel, ModelUnavailable)
+
+
+def _model_out(principal: Principal, name: str, versions: list[registry_service.VersionSummary]) -> RegisteredModelOut:
+    def with_alias(alias: str) -> int | None:
+        return next((v.version for v in versions if alias in v.aliases), None)
+
+    return RegisteredModelOut(
+        name=name, section=registry_service.section_of(name),
+        can_promote=registry_service.may_promote(principal, name),
+        champion=with_alias("champion"), challenger=with_alias("challenger"),
+        versions=[ModelVersionOut(version=v.version, aliases=list(v.aliases), kind=v.kind, sector=v.sector,
+                                  candidate=v.candidate, validate_as_of=v.validate_as_of, metrics=v.metrics,
+                                  cutoffs=list(v.cutoffs)) for v in versions])
+
+
+@models_router.get("", response_model=list[RegisteredModelOut],
+                   responses=error_responses(NotAuthenticated, NotAllowed, ModelUnavailable))
+def list_models(principal: ModelReader, registry: RegistryDep) -> list[RegisteredModelOut]:
+    """Registered models the caller may see, with versions, aliases, key OOT metrics and cut-offs."""
+    return [_model_out(principal, name, versions)
+            for name, versions in registry_service.visible_models(registry, principal).items()]
+
+
+@models_router.get("/audit", response_model=list[PromotionAuditOut],
+                   responses=error_responses(NotAuthenticated, NotAllowed))
+def promotion_audit(principal: ModelReader, session: SessionDep,
+                    model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[PromotionAuditOut]:
+    """Who promoted (or tried to) which version, when, from → to, why, with the gate figures."""
+    return [PromotionAuditOut(id=r.id, model_name=r.model_name, from_version=r.from_version, to_version=r.to_version,
+                              decided_by=r.decided_by, decision=r.decision, reason=str(r.evidence.get("reason", "")),
+                              created_at=r.created_at, gate=r.evidence.get("gate"))
+            for r in registry_service.audit_entries(session, principal, model=model, limit=limit)]
+
+
+@models_router.get("/{name}/versions/{version}/report", response_model=dict[str, Any],
+                   responses=error_responses(*READ_ERRORS))
+def validation_report(principal: ModelReader, registry: RegistryDep, name: ModelName, version: Version) -> dict[str, Any]:
+    """The validation report of a version (JSON written at training: discrimination, calibration,
+    grades, stability, monotonicity, fairness, champion comparison)."""
+    return registry_service.report_json(registry, principal, name, version)
+
+
+@models_router.get("/{name}/versions/{version}/report.html", response_class=HTMLResponse,
+                   responses={**error_responses(*READ_ERRORS), 200: {"content": {"text/html": {}}}})
+def validation_report_html(principal: ModelReader, registry: RegistryDep, name: ModelName, version: Version) -> Response:
+    """The validation report as a standalone HTML file (download)."""
+    html = registry_service.report_html(registry, principal, name, version)
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"'})
+
+
+def _refused(exc: GateRefused) -> JSONResponse:
+    body = PromotionRefusedOut(error=ErrorBody(code="gate_refused", message=exc.message, field="version"),
+                               gate=GateOut.model_validate(exc.gate))
+    return JSONResponse(body.model_dump(mode="json"), status_code=409)
+
+
+@models_router.post("/{name}/versions/{version}/promote", response_model=PromotionOut,
+                    responses={**error_responses(*READ_ERRORS, AlreadyChampion),
+                               409: {"model": PromotionRefusedOut,
+                                     "description": "gate_refused (with the gate's checks and figures), already_champion"}})
+def promote_version(principal: ModelReader, session: SessionDep, registry: RegistryDep, name: ModelName,
+                    version: Version, body: PromoteIn) -> Any:
+    """Make VERSION the champion through training's gate; every attempt is audited.
+
+    409 ``gate_refused`` carries the failed checks and figures; ``force`` is for admins only.
+    """
+    try:
+        event = registry_service.promote_version(session, registry, principal, name, version,
+                                                 reason=body.reason, force=body.force)
+    except GateRefused as exc:
+        return _refused(exc)
+    return PromotionOut.model_validate(event)
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+PAGE_TEXTS: dict[str, dict[str, str]] = {
+    "registry": {"zh": "评价模型", "en": "Grading models"},
+    "in_use": {"zh": "本行业在用模型版本", "en": "Model versions grading the section"},
+    "champion": {"zh": "在用版本", "en": "Champion"},
+    "challenger": {"zh": "候选版本", "en": "Challenger"},
+    "version": {"zh": "版本", "en": "Version"},
+    "role": {"zh": "角色", "en": "Role"},
+    "auc": {"zh": "区分度 AUC（样本外）", "en": "AUC (out of time)"},
+    "brier": {"zh": "Brier 分数", "en": "Brier score"},
+    "validated": {"zh": "验证基准日", "en": "Validated as of"},
+    "cutoffs": {"zh": "等级切分点（不良概率上限）", "en": "Grade cut-offs (upper adverse probability)"},
+    "grade_table": {"zh": "等级表（样本外）", "en": "Grade table (out of time)"},
+    "count": {"zh": "户数", "en": "Subjects"},
+    "share": {"zh": "占比", "en": "Share"},
+    "bad_rate": {"zh": "不良率", "en": "Bad rate"},
+    "p_range": {"zh": "不良概率区间", "en": "Probability range"},
+    "report": {"zh": "完整验证报告", "en": "Full validation report"},
+    "promote": {"zh": "提交晋升（经准入检验）", "en": "Promote through the gate"},
+    "reason": {"zh": "理由", "en": "Reason"},
+    "force": {"zh": "强制（仅管理员，留痕）", "en": "Force (admin only, audited)"},
+    "read_only": {"zh": "通用模型：只读", "en": "General model: read only"},
+    "no_registry": {"zh": "模型库尚未建立。", "en": "No model registry yet."},
+    "outcome": {"zh": "准入检验结果", "en": "Gate outcome"},
+    "promoted": {"zh": "已晋升为在用版本", "en": "Promoted to champion"},
+    "refused": {"zh": "未通过准入检验，未晋升", "en": "Refused by the gate; not promoted"},
+    "forced": {"zh": "已强制晋升（准入检验未通过，已留痕）", "en": "Forced past a failed gate (audited)"},
+    "check": {"zh": "检验项", "en": "Check"},
+    "passed": {"zh": "通过", "en": "passed"},
+    "failed": {"zh": "未通过", "en": "failed"},
+    "back": {"zh": "返回", "en": "Back"},
+    "audit": {"zh": "晋升记录", "en": "Promotion audit"},
+    "who": {"zh": "操作人", "en": "Who"},
+    "when": {"zh": "时间", "en": "When"},
+    "decision": {"zh": "结果", "en": "Decision"},
+}
+
+
+def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    lang = page_lang(request)
+    return render(request, template, {"s": lambda key: PAGE_TEXTS[key][lang], **context}, status_code=status_code)
+
+
+def _csrf(principal: Principal, settings: Any) -> str:
+    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
+
+
+def _grade_rows(report: dict[str, Any], cutoffs: list[float]) -> list[dict[str, Any]]:
+    """The report's grade table with each grade's probability range from the cut-offs."""
+    bounds = [0.0, *cutoffs, 1.0]
+    rows = []
+    for i, row in enumerate(report.get("grades", {}).get("table", [])):
+        low, high = (bounds[i], bounds[i + 1]) if i + 1 < len(bounds) else (None, None)
+        rows.append({**row, "p_low": low, "p_high": high})
+    return rows
+
+
+def _page_models(registry: Any, principal: Principal) -> list[dict[str, Any]]:
+    out = []
+    for name, versions in registry_service.visible_models(registry, principal).items():
+        model = _model_out(principal, name, versions).model_dump()
+        shown = [v for v in model["versions"] if v["aliases"]] or model["versions"][:1]
+        for v in shown:
+            try:
+                report = registry_service.report_json(registry, principal, name, v["version"])
+            except ServiceError:
+                report = {}
+            v["grade_rows"] = _grade_rows(report, v["cutoffs"])
+        model["shown"] = shown
+        out.append(model)
+    return out
+
+
+@pages_router.get("/sector", response_class=HTMLResponse)
+def sector_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader) -> Response:
+    """行业主管部门: models of the section (champion/challenger, metrics, cut-offs, grade table)."""
+    try:
+        models = _page_models(get_registry(settings), principal)
+        unavailable = False
+    except ModelUnavailable:
+        models, unavailable = [], True
+    return _page(request, "sector.html", {
+        "user": principal, "csrf": _csrf(principal, settings), "registry_models": models,
+        "registry_unavailable": unavailable,
+        "models": grades.model_use(session, principal.section) if principal.section else [],
+        "audit": registry_service.audit_entries(session, principal, limit=20)})
+
+
+@pages_router.get("/sector/models/{name}/versions/{version}/report", response_class=HTMLResponse)
+def sector_report_page(settings: SettingsDep, principal: PageModelReader, name: ModelName, version: Version) -> Response:
+    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version))
+
+
+@pages_router.post("/sector/models/{name}/versions/{version}/promote", response_class=HTMLResponse)
+def sector_promote_form(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader,
+                        name: ModelName, version: Version,
+                        reason: Annotated[str, Form(min_length=1, max_length=2000), NoControlChars],
+                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                        force: Annotated[bool, Form()] = False) -> Response:
+    """The promote button: runs the gate and shows its checks (passed / failed with figures)."""
+    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, csrf_token_):
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+    if not reason.strip():
+        raise InvalidInput("reason '': a promotion must say why (rule: non-blank text)", field="reason")
+    try:
+        event = registry_service.promote_version(session, get_registry(settings), principal, name, version,
+                                                 reason=reason, force=force)
+    except GateRefused as exc:
+        return _page(request, "sector_promotion.html", {"user": principal, "name": name, "version": version,
+                                                        "outcome": "refused", "gate": exc.gate, "message": exc.message},
+                     status_code=409)
+    return _page(request, "sector_promotion.html", {
+        "user": principal, "name": name, "version": version, "gate": event.get("gate"), "message": "",
+        "outcome": "forced" if event.get("forced") else "promoted", "from_version": event.get("from_version")})

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-INGESTED_AT = datetime(2026, 11, 22, tzinfo=UTC)
+from feat_fixtures import INGESTED_AT
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from stdnum.cn import uscc as stdnum_uscc
 
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
+
+# the ingestion time of every test batch: fixed, so 'not in the future' is reproducible
+INGESTED_AT = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def code(i: int, first: str = "9") -> str:

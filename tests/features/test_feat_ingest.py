@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from conftest import INGESTED_AT
-from feat_fixtures import code, record, records_frame, subject, subjects_frame
+from feat_fixtures import INGESTED_AT, code, record, records_frame, subject, subjects_frame
 from typer.testing import CliRunner
 
 from features.ingest import MalformedFileError, ingest

@@ -58,8 +58,10 @@ def database_url(_template_db, tmp_path) -> str:
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=database_url)
+def settings(database_url, tmp_path) -> Settings:
+    # the MLflow registry in tmp_path too: a test must never read or promote var/mlflow.db
+    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=database_url,
+                    mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
 
 
 @pytest.fixture

@@ -1,0 +1,285 @@
+"""API under load (issue 7 acceptance): a real ``uvicorn`` with 2 workers on a seeded temporary
+SQLite database, driven by an open-loop load generator in a separate process.
+
+The generator sends requests at a constant arrival rate (request i is due at ``t0 + i / rate``)
+and measures latency from the *due* time, so a stalled server cannot hide its queue
+(no coordinated omission). Phases, each at the same rate and for the same duration:
+
+1. baseline: ``GET /api/v1/auth/me`` — JWT-authenticated, no DB write, same server;
+2. ``GET /api/v1/subjects/{uscc}/grade?purpose=…`` — regulator JWT, coverage check,
+   hash-chained query-log append (one SQLite write per request), grade with 5 reasons.
+
+Then the batch endpoint (1,000 subjects per request, closed loop) and a query-log chain check.
+
+Usage: .venv/bin/python benchmarks/api.py [--duration 60] [--rate 500] [--workers 2] [--subjects 2000]
+Target: p99 <= 15 ms at 500 req/s with 2 workers and 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PURPOSE = "benchmark 压力测试"
+
+
+def machine_facts() -> str:
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"nproc={os.cpu_count()} ram={ram:.1f} GiB loadavg(1,5,15)={load} python={sys.version.split()[0]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- load generator (child process)
+
+async def _open_loop(base: str, paths: list[str], headers: dict[str, str], rate: float,
+                     duration: float, warmup: float) -> dict:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=512, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=10)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout, headers=headers) as http:
+        async def one(path: str, due: float, measured: bool) -> None:
+            try:
+                async with http.get(path) as response:
+                    await response.read()
+                    status = response.status
+            except Exception as exc:  # a refused or timed-out request is an error, not a crash
+                status = type(exc).__name__
+            done = time.perf_counter()
+            if not measured:
+                return
+            if status == 200:
+                latencies.append(done - due)
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+
+        loop_start = time.perf_counter()
+        total = int((warmup + duration) * rate)
+        n_warm = int(warmup * rate)
+        tasks = []
+        for i in range(total):
+            due = loop_start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if i == n_warm:
+                measure_start = time.perf_counter()
+            tasks.append(asyncio.create_task(one(paths[i % len(paths)], due, i >= n_warm)))
+        sent_end = time.perf_counter()
+        await asyncio.gather(*tasks)
+    sent = total - n_warm
+    return {"sent": sent, "ok": len(latencies), "errors": errors,
+            "achieved_rate": sent / (sent_end - measure_start),
+            "latencies_ms": [x * 1000 for x in latencies]}
+
+
+def loadgen_main(args: argparse.Namespace) -> None:
+    spec = json.loads(Path(args.spec).read_text())
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # plain asyncio works, it is only slower
+        pass
+    result = asyncio.run(_open_loop(spec["base"], spec["paths"], spec["headers"], spec["rate"],
+                                    spec["duration"], spec["warmup"]))
+    print(json.dumps(result))
+
+
+def run_phase(spec: dict, tmp: Path, name: str) -> dict:
+    """Run one open-loop phase in a separate process and return its summary."""
+    spec_path = tmp / f"{name}.json"
+    spec_path.write_text(json.dumps(spec))
+    out = subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)],
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    lat = sorted(result.pop("latencies_ms"))
+    if lat:
+        q = statistics.quantiles(lat, n=100, method="inclusive")
+        result.update(p50=q[49], p95=q[94], p99=q[98], max=lat[-1])
+    else:
+        result.update(p50=float("nan"), p95=float("nan"), p99=float("nan"), max=float("nan"))
+    return result
+
+
+# ---------------------------------------------------------------- orchestration (parent process)
+
+def seed(url: str, n_subjects: int) -> list[str]:
+    """``n_subjects`` subjects, one penalty each, one grade each with 5 reasons."""
+    from stdnum.cn import uscc as stdnum_uscc
+
+    from serving.db.migrate import upgrade
+    from serving.db.session import dispose_engine, iter_session
+    from serving.services.grades import store_grades
+    from serving.services.subjects import store_records, store_subjects
+
+    upgrade(url)
+    codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(n_subjects)]
+    session = next(iter_session(url))
+    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "district_code": "320102"}
+                             for i, c in enumerate(codes)])
+    store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
+                             "decision_date": "2026-03-01", "publicity_end": "2027-03-01", "amount": 5000,
+                             "department": "samr", "document_no": f"宁市监罚〔2026〕{i}号"}
+                            for i, c in enumerate(codes)])
+    store_grades(session, [{
+        "uscc": c, "as_of": "2026-09-30", "score": 600.0, "grade": "B", "probability": 0.1,
+        "model_version": "bench", "profile_hash": "0" * 64, "base_score": 620.0,
+        "reasons": [{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
+                     "contribution": -4.0 * k, "value": k, "record_ids": [f"R{i}"]} for k in range(5)],
+    } for i, c in enumerate(codes)])
+    session.close()
+    dispose_engine(url)
+    return codes
+
+
+def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"uvicorn exited early with code {server.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"uvicorn did not answer /health within {timeout:.0f} s")
+
+
+def batch_throughput(base: str, headers: dict, codes: list[str], repeats: int, concurrency: int) -> float:
+    """Subjects per second through ``POST /regulator/grades/batch`` (1,000 per request), median."""
+    import httpx
+
+    body = {"usccs": codes[:1000], "purpose": PURPOSE}
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            async def one() -> None:
+                r = await http.post("/api/v1/regulator/grades/batch", json=body)
+                assert r.status_code == 200 and len(r.json()["grades"]) == len(body["usccs"]), r.text[:200]
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+            return concurrency * len(body["usccs"]) / (time.perf_counter() - start)
+
+    return statistics.median(asyncio.run(run()) for _ in range(repeats))
+
+
+def fmt(name: str, r: dict) -> str:
+    errs = sum(r["errors"].values())
+    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+            f"max {r['max']:7.1f} ms  rate {r['achieved_rate']:6.1f}/s  ok {r['ok']}  errors {errs}"
+            + (f" {r['errors']}" if errs else ""))
+
+
+def main(args: argparse.Namespace) -> None:
+    import httpx
+
+    from serving.db.session import iter_session
+    from serving.security import Principal, create_access_token
+    from serving.services.querylog import check_chain
+
+    tmp = Path(tempfile.mkdtemp(prefix="tiers-apibench-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    t = time.perf_counter()
+    codes = seed(url, args.subjects)
+    print(f"seeded {len(codes)} subjects + grades (5 reasons each) in {time.perf_counter() - t:.1f} s: {url}")
+
+    secret = "bench-secret-" + "x" * 40
+    token, _ = create_access_token(Principal(username="bench_regulator", role="regulator", department="samr"),
+                                   secret, 120)
+    headers = {"Authorization": f"Bearer {token}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
+           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
+         "--loop", "uvloop", "--http", "httptools"],
+        env=env, cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        wait_healthy(base, server)
+        # every worker answers before measuring (imports and engines are created lazily)
+        for _ in range(20):
+            httpx.get(f"{base}/api/v1/auth/me", headers=headers)
+        print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools)")
+        common = {"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
+                  "warmup": args.warmup}
+        baseline = run_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline")
+        grade_paths = [f"/api/v1/subjects/{c}/grade?purpose=benchmark" for c in codes]
+        logged = run_phase({**common, "paths": grade_paths}, tmp, "grade")
+        batch = batch_throughput(base, headers, codes, args.batch_repeats, 1)
+        batch2 = batch_throughput(base, headers, codes, args.batch_repeats, args.workers)
+        load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    session = next(iter_session(url))
+    t = time.perf_counter()
+    chain = check_chain(session)
+    chain_s = time.perf_counter() - t
+    session.close()
+
+    print(f"open loop at {args.rate:.0f} req/s for {args.duration:.0f} s per phase (after {args.warmup:.0f} s warm-up); "
+          f"latency from the scheduled send time")
+    print(fmt("baseline GET /api/v1/auth/me (no DB write)", baseline))
+    print(fmt("GET /api/v1/subjects/{uscc}/grade (logged)", logged))
+    print(f"ratio logged/baseline: p50 {logged['p50'] / baseline['p50']:.2f}x  p99 {logged['p99'] / baseline['p99']:.2f}x")
+    target = logged["p99"] <= 15 and not logged["errors"] and logged["achieved_rate"] >= 0.98 * args.rate
+    print(f"target p99 <= 15 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if target else 'NOT MET'}")
+    print(f"batch POST /api/v1/regulator/grades/batch (1,000 per request, median of {args.batch_repeats}): "
+          f"{batch:,.0f} subjects/s with 1 client, {batch2:,.0f} subjects/s with {args.workers} concurrent clients")
+    print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries, "
+          f"checked in {chain_s:.2f} s")
+    print(f"loadavg after the run: {load_after}")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["_loadgen"]:
+        sub = argparse.ArgumentParser()
+        sub.add_argument("--spec", required=True)
+        ns = sub.parse_args(argv[1:])
+        ns.mode = "loadgen"
+        return ns
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60, help="seconds measured per phase")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring, per phase")
+    parser.add_argument("--rate", type=float, default=500, help="requests per second (open loop)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--subjects", type=int, default=2000)
+    parser.add_argument("--batch-repeats", type=int, default=5)
+    ns = parser.parse_args(argv)
+    ns.mode = "bench"
+    return ns
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.mode == "loadgen":
+        loadgen_main(arguments)
+    else:
+        main(arguments)

@@ -1,0 +1,234 @@
+"""The model registry as the service sees it: who may see or promote which model, the
+validation reports, and promotions through training's gate audited into the service DB.
+
+The registry is the one `serving.cli.train` uses (``settings.mlflow_tracking_uri``, artifacts
+next to a SQLite store); a missing SQLite store is "no registry yet", never created by a read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.db.models import PromotionAudit
+from serving.errors import Conflict, InvalidInput, ModelUnavailable, NotAllowed, NotFound
+from serving.security import Principal
+
+GENERAL_MODEL = "tiers-general"
+SECTOR_MODEL_PREFIX = "tiers-sector-"
+REPORT_JSON = "report/validation_report.json"
+REPORT_HTML = "report/validation_report.html"
+# metrics shown on the sector page and in GET /api/v1/models (logged by training.report)
+KEY_METRICS = ("oot_auc", "oot_auc_low", "oot_auc_high", "oot_brier", "oot_ece", "oot_ks")
+
+
+class UnknownModel(NotFound):
+    code = "unknown_model"
+
+
+class AlreadyChampion(Conflict):
+    code = "already_champion"
+
+
+class GateRefused(Exception):
+    """The gate refused a promotion (not forced); ``gate`` is the gate's ``as_dict()``."""
+
+    def __init__(self, message: str, gate: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.gate = gate
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: int
+    aliases: tuple[str, ...]
+    kind: str
+    sector: str | None
+    candidate: str
+    validate_as_of: str | None
+    metrics: dict[str, float]
+    cutoffs: tuple[float, ...]
+
+
+def artifacts_dir_for(tracking_uri: str) -> Path | None:
+    """Artifact directory of a SQLite store (``var/mlflow.db`` → ``var/mlartifacts``, as the CLI)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+
+
+def open_registry(tracking_uri: str) -> Any:
+    """The `training.registry.ModelRegistry` at ``tracking_uri``; `ModelUnavailable` when a
+    SQLite store does not exist yet (a read must not create one)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        raise ModelUnavailable(f"no model registry at {tracking_uri}: run `tiers train` first")
+    # MLflow prints a tqdm bar for every artifact download; noise in a service log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from training.registry import ModelRegistry
+
+    return ModelRegistry(tracking_uri, artifact_location=artifacts_dir_for(tracking_uri))
+
+
+def section_of(name: str) -> str | None:
+    """GB/T 4754 section of a sector model name, None for the general model (or another name)."""
+    return name.removeprefix(SECTOR_MODEL_PREFIX) if name.startswith(SECTOR_MODEL_PREFIX) else None
+
+
+def may_see(principal: Principal, name: str) -> bool:
+    """Admin: every model; sector: the general model (read-only) and its own section's."""
+    if principal.role == "admin":
+        return True
+    return principal.role == "sector" and (name == GENERAL_MODEL or section_of(name) == principal.section)
+
+
+def may_promote(principal: Principal, name: str) -> bool:
+    """Admin: every model; sector: only its own section's model."""
+    if principal.role == "admin":
+        return True
+    return principal.role == "sector" and principal.section is not None and section_of(name) == principal.section
+
+
+def _check_visible(principal: Principal, name: str) -> None:
+    if not may_see(principal, name):
+        raise NotAllowed(f"{principal.role} {principal.username!r} may not see model {name!r} "
+                         f"(rule: sector users see {GENERAL_MODEL} and {SECTOR_MODEL_PREFIX}<own section>)",
+                         field="name")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def visible_models(registry: Any, principal: Principal) -> dict[str, list[VersionSummary]]:
+    """Registered models the principal may see, each with its versions (newest first)."""
+    out: dict[str, list[VersionSummary]] = {}
+    for name in registry.model_names():
+        if not may_see(principal, name):
+            continue
+        versions = registry.client.search_model_versions(f"name = '{name}'")
+        # search results carry no aliases; the registered model has them (alias → version)
+        aliases: dict[int, list[str]] = {}
+        for alias, number in registry.client.get_registered_model(name).aliases.items():
+            aliases.setdefault(int(number), []).append(alias)
+        summaries = []
+        for mv in sorted(versions, key=lambda v: -int(v.version)):
+            run = registry.client.get_run(mv.run_id)
+            params = run.data.params
+            cutoffs = tuple(float(c) for c in params.get("cutoffs", "").split(",") if c)
+            summaries.append(VersionSummary(
+                version=int(mv.version),
+                aliases=tuple(sorted(aliases.get(int(mv.version), []))),
+                kind=params.get("kind", ""),
+                sector=params.get("sector") or None,
+                candidate=params.get("candidate", ""),
+                validate_as_of=params.get("validate_as_of"),
+                metrics={k: v for k in KEY_METRICS if (v := _finite(run.data.metrics.get(k, math.nan))) is not None},
+                cutoffs=cutoffs,
+            ))
+        out[name] = summaries
+    return out
+
+
+def _artifact(registry: Any, principal: Principal, name: str, version: int, path: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    _check_visible(principal, name)
+    try:
+        return registry.load_text(name, version, path)
+    except (MlflowException, OSError) as exc:
+        raise UnknownModel(f"model {name!r} version {version}: no {path} in the registry", field="version") from exc
+
+
+def report_json(registry: Any, principal: Principal, name: str, version: int) -> dict[str, Any]:
+    """The validation report (content as written by `training.report.build_report`)."""
+    return json.loads(_artifact(registry, principal, name, version, REPORT_JSON))
+
+
+def report_html(registry: Any, principal: Principal, name: str, version: int) -> str:
+    """The validation report as a standalone HTML document."""
+    return _artifact(registry, principal, name, version, REPORT_HTML)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy (NaN/inf → None): the audit column and the API carry it."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def db_audit_sink(session: Session) -> Any:
+    """An audit sink for `training.promotion.promote` writing `PromotionAudit` rows (committed at
+    once, so a refused attempt is kept although `promote` raises right after)."""
+
+    def sink(event: Any) -> None:
+        decision = "refused" if not event.gate_passed and not event.forced else "forced" if event.forced else "promoted"
+        session.add(PromotionAudit(
+            model_name=event.model,
+            from_version=None if event.from_version is None else str(event.from_version),
+            to_version=str(event.to_version),
+            decided_by=event.user,
+            decision=decision,
+            evidence=_clean({"at": event.at, "alias": event.alias, "reason": event.reason, "forced": event.forced,
+                             "gate_passed": event.gate_passed, "gate": event.gate}),
+        ))
+        session.commit()
+
+    return sink
+
+
+def promote_version(session: Session, registry: Any, principal: Principal, name: str, version: int, *,
+                    reason: str, force: bool = False) -> dict[str, Any]:
+    """Run training's gate for ``name`` ``version`` as ``principal`` and audit it in the DB.
+
+    Returns the promotion event as a dict; raises `GateRefused` (with the gate figures) when the
+    gate fails without ``force``, `NotAllowed` when the caller may not promote this model or
+    force, `UnknownModel` for an unknown version, `AlreadyChampion` when it is champion already.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.promotion import PromotionRefused, promote
+
+    _check_visible(principal, name)
+    if not may_promote(principal, name):
+        raise NotAllowed(f"{principal.role} {principal.username!r} may not promote {name!r} "
+                         f"(rule: sector users promote only {SECTOR_MODEL_PREFIX}{principal.section or '<section>'})",
+                         field="name")
+    if force and principal.role != "admin":
+        raise NotAllowed(f"force=true by {principal.role} {principal.username!r}: only an admin may force a promotion "
+                         "past the gate", field="force")
+    try:
+        registry.get_version(name, version)
+    except MlflowException as exc:
+        raise UnknownModel(f"model {name!r} has no version {version}", field="version") from exc
+    try:
+        outcome = promote(registry, name, version, user=principal.username, reason=reason,
+                          audit=db_audit_sink(session), force=force)
+    except PromotionRefused as exc:
+        raise GateRefused(str(exc).splitlines()[0], _clean(exc.gate.as_dict())) from exc
+    except ValueError as exc:
+        if "already the champion" in str(exc):
+            raise AlreadyChampion(f"model {name!r} version {version}: {exc}", field="version") from exc
+        raise InvalidInput(f"reason {reason!r}: {exc}", field="reason") from exc
+    return _clean(outcome.event.as_dict())
+
+
+def audit_entries(session: Session, principal: Principal, *, model: str | None = None,
+                  limit: int = 200) -> list[PromotionAudit]:
+    """Promotion audit rows (newest first) of the models the principal may see."""
+    stmt = select(PromotionAudit).order_by(PromotionAudit.id.desc())
+    if model is not None:
+        stmt = stmt.where(PromotionAudit.model_name == model)
+    rows = session.scalars(stmt).all()
+    return [r for r in rows if may_see(principal, r.model_name)][:limit]
