@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -90,6 +91,31 @@ async def _open_loop(base: str, paths: list[str], headers: dict[str, str], rate:
             "latencies_ms": [x * 1000 for x in latencies]}
 
 
+async def _closed_loop(base: str, paths: list[str], headers: dict[str, str], concurrency: int,
+                       duration: float) -> dict:
+    """Capacity: ``concurrency`` clients back to back for ``duration`` seconds (not a latency figure)."""
+    import aiohttp
+
+    done = errors = 0
+    stop = time.perf_counter() + duration
+    async with aiohttp.ClientSession(base, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async def client(k: int) -> None:
+            nonlocal done, errors
+            i = k
+            while time.perf_counter() < stop:
+                try:
+                    async with http.get(paths[i % len(paths)]) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except Exception:  # counted, the run goes on
+                    ok = False
+                done, errors, i = done + ok, errors + (not ok), i + concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(concurrency)))
+    return {"rate": done / (time.perf_counter() - start), "errors": errors}
+
+
 def loadgen_main(args: argparse.Namespace) -> None:
     spec = json.loads(Path(args.spec).read_text())
     try:
@@ -97,8 +123,12 @@ def loadgen_main(args: argparse.Namespace) -> None:
         uvloop.install()
     except ImportError:  # plain asyncio works, it is only slower
         pass
-    result = asyncio.run(_open_loop(spec["base"], spec["paths"], spec["headers"], spec["rate"],
-                                    spec["duration"], spec["warmup"]))
+    if spec.get("concurrency"):
+        result = asyncio.run(_closed_loop(spec["base"], spec["paths"], spec["headers"], spec["concurrency"],
+                                          spec["duration"]))
+    else:
+        result = asyncio.run(_open_loop(spec["base"], spec["paths"], spec["headers"], spec["rate"],
+                                        spec["duration"], spec["warmup"]))
     print(json.dumps(result))
 
 
@@ -109,6 +139,8 @@ def run_phase(spec: dict, tmp: Path, name: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)],
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
+    if "latencies_ms" not in result:
+        return result
     lat = sorted(result.pop("latencies_ms"))
     if lat:
         q = statistics.quantiles(lat, n=100, method="inclusive")
@@ -165,6 +197,20 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> No
     raise SystemExit(f"uvicorn did not answer /health within {timeout:.0f} s")
 
 
+def drain(base: str, timeout: float = 120) -> None:
+    """Wait until the server has worked off any queue left by an overloaded phase."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{base}/health", timeout=30)
+        if time.perf_counter() - start < 0.05:
+            return
+        time.sleep(0.5)
+
+
 def batch_throughput(base: str, headers: dict, codes: list[str], repeats: int, concurrency: int) -> float:
     """Subjects per second through ``POST /regulator/grades/batch`` (1,000 per request), median."""
     import httpx
@@ -192,7 +238,12 @@ def fmt(name: str, r: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
+    import signal
+
     import httpx
+
+    # `timeout`/Ctrl-C must still stop the uvicorn workers (the `finally` below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from serving.db.session import iter_session
     from serving.security import Principal, create_access_token
@@ -212,11 +263,13 @@ def main(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
            "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
+    server_log = (tmp / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
          "--loop", "uvloop", "--http", "httptools"],
-        env=env, cwd=Path(__file__).resolve().parents[1],
+        env=env, cwd=Path(__file__).resolve().parents[1], stdout=server_log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # one process group: master and workers are stopped together
     )
     try:
         wait_healthy(base, server)
@@ -228,13 +281,24 @@ def main(args: argparse.Namespace) -> None:
                   "warmup": args.warmup}
         baseline = run_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline")
         grade_paths = [f"/api/v1/subjects/{c}/grade?purpose=benchmark" for c in codes]
+        drain(base)
         logged = run_phase({**common, "paths": grade_paths}, tmp, "grade")
+        drain(base)
+        capacity = run_phase({**common, "paths": grade_paths, "concurrency": 16, "duration": min(10, args.duration)},
+                             tmp, "capacity")
+        drain(base)
         batch = batch_throughput(base, headers, codes, args.batch_repeats, 1)
         batch2 = batch_throughput(base, headers, codes, args.batch_repeats, args.workers)
         load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # graceful shutdown waits for a backlog: do not
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+        server_log.close()
+    server_errors = (tmp / "server.log").read_text(errors="replace").count("unhandled error")
 
     session = next(iter_session(url))
     t = time.perf_counter()
@@ -247,6 +311,9 @@ def main(args: argparse.Namespace) -> None:
     print(fmt("baseline GET /api/v1/auth/me (no DB write)", baseline))
     print(fmt("GET /api/v1/subjects/{uscc}/grade (logged)", logged))
     print(f"ratio logged/baseline: p50 {logged['p50'] / baseline['p50']:.2f}x  p99 {logged['p99'] / baseline['p99']:.2f}x")
+    print(f"capacity of the logged endpoint (16 clients back to back, closed loop): {capacity['rate']:.0f} req/s, "
+          f"errors {capacity['errors']}")
+    print(f"server-side unhandled errors: {server_errors} (log: {tmp / 'server.log'})")
     target = logged["p99"] <= 15 and not logged["errors"] and logged["achieved_rate"] >= 0.98 * args.rate
     print(f"target p99 <= 15 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if target else 'NOT MET'}")
     print(f"batch POST /api/v1/regulator/grades/batch (1,000 per request, median of {args.batch_repeats}): "

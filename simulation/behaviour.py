@@ -4,7 +4,7 @@ The monthly general risk of a subject is a log-rate offset
 
     g[s, t] = sector[s] - 0.15·size[s] + 0.6·exp(-age[s, t] / 1.5) + 0.85·z[s] + u[s, t] (+ shock)
 
-with a hidden propensity ``z ~ N(0, 1)`` and a slow AR(1) drift ``u`` (ρ = 0.95/month, sd 0.2: compliance
+with a hidden propensity ``z ~ N(0, 1)`` and a slow AR(1) drift ``u`` (ρ = 0.95/month, sd 0.1: compliance
 culture changes slowly, so past records say much about the future). Negative record kinds have rates
 ``base · exp(beta_g · g)`` with strong ``beta_g`` (penalties and tax/social-insurance arrears 1.5–1.6), so
 past penalties, enforcement, arrears, broken commitments, lists and failed inspections predict future
@@ -15,7 +15,8 @@ drives complaints and water/power/gas arrears at the same volume in every sector
 outcomes (serious penalties, abnormal-operation listings, failed inspections) **only in section H**. Outside
 H these records are frequent and carry no risk, so an additive pooled model cannot learn their H-only
 meaning. Measured on a 20,000-subject city (seed 2, logistic regression on 12/36-month record counts,
-trained on 2023-09-30 … 2024-09-30, tested on 2025-09-30): AUC in H 0.796 pooled vs 0.816 H-only, oracle 0.863.
+trained on 2023-09-30 … 2024-09-30, tested on 2025-09-30): AUC in H 0.828 pooled vs 0.859 H-only, oracle 0.914.
+The same counts in LightGBM reach 0.965 × the honest oracle AUC overall (0.746 vs 0.773).
 """
 
 from __future__ import annotations

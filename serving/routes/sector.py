@@ -20,7 +20,6 @@ from serving.errors import (
     CsrfFailed,
     ErrorBody,
     InvalidInput,
-    ModelUnavailable,
     NotAllowed,
     NotAuthenticated,
     ServiceError,
@@ -139,13 +138,19 @@ class PromotionAuditOut(BaseModel):
     gate: GateOut | None
 
 
-def get_registry(settings: SettingsDep) -> Any:
-    """The MLflow registry of `settings.mlflow_tracking_uri` (override in tests)."""
+def get_optional_registry(settings: SettingsDep) -> Any:
+    """The MLflow registry of `settings.mlflow_tracking_uri`, None before the first `tiers train`."""
     return registry_service.open_registry(settings.mlflow_tracking_uri)
 
 
+def get_registry(settings: SettingsDep) -> Any:
+    """The MLflow registry of `settings.mlflow_tracking_uri`; 404 ``no_registry`` when there is none."""
+    return registry_service.require_registry(get_optional_registry(settings), settings.mlflow_tracking_uri)
+
+
+OptionalRegistryDep = Annotated[Any, Depends(get_optional_registry)]
 RegistryDep = Annotated[Any, Depends(get_registry)]
-READ_ERRORS = (NotAuthenticated, NotAllowed, UnknownModel, ModelUnavailable)
+READ_ERRORS = (NotAuthenticated, NotAllowed, UnknownModel)
 
 
 def _model_out(principal: Principal, name: str, versions: list[registry_service.VersionSummary]) -> RegisteredModelOut:
@@ -162,9 +167,12 @@ def _model_out(principal: Principal, name: str, versions: list[registry_service.
 
 
 @models_router.get("", response_model=list[RegisteredModelOut],
-                   responses=error_responses(NotAuthenticated, NotAllowed, ModelUnavailable))
-def list_models(principal: ModelReader, registry: RegistryDep) -> list[RegisteredModelOut]:
-    """Registered models the caller may see, with versions, aliases, key OOT metrics and cut-offs."""
+                   responses=error_responses(NotAuthenticated, NotAllowed))
+def list_models(principal: ModelReader, registry: OptionalRegistryDep) -> list[RegisteredModelOut]:
+    """Registered models the caller may see, with versions, aliases, key OOT metrics and cut-offs
+    (empty before the first `tiers train`)."""
+    if registry is None:
+        return []
     return [_model_out(principal, name, versions)
             for name, versions in registry_service.visible_models(registry, principal).items()]
 
@@ -298,14 +306,11 @@ def _page_models(registry: Any, principal: Principal) -> list[dict[str, Any]]:
 @pages_router.get("/sector", response_class=HTMLResponse)
 def sector_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader) -> Response:
     """行业主管部门: models of the section (champion/challenger, metrics, cut-offs, grade table)."""
-    try:
-        models = _page_models(get_registry(settings), principal)
-        unavailable = False
-    except ModelUnavailable:
-        models, unavailable = [], True
+    registry = get_optional_registry(settings)
+    models = [] if registry is None else _page_models(registry, principal)
     return _page(request, "sector.html", {
         "user": principal, "csrf": _csrf(principal, settings), "registry_models": models,
-        "registry_unavailable": unavailable,
+        "registry_unavailable": registry is None,
         "models": grades.model_use(session, principal.section) if principal.section else [],
         "audit": registry_service.audit_entries(session, principal, limit=20)})
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import PromotionAudit
-from serving.errors import Conflict, InvalidInput, ModelUnavailable, NotAllowed, NotFound
+from serving.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from serving.security import Principal
 
 GENERAL_MODEL = "tiers-general"
@@ -31,6 +31,17 @@ KEY_METRICS = ("oot_auc", "oot_auc_low", "oot_auc_high", "oot_brier", "oot_ece",
 
 class UnknownModel(NotFound):
     code = "unknown_model"
+
+
+class NoRegistry(UnknownModel):
+    code = "no_registry"
+
+
+def require_registry(registry: Any, tracking_uri: str) -> Any:
+    """``registry`` itself; `NoRegistry` (404) when there is none yet."""
+    if registry is None:
+        raise NoRegistry(f"no model registry at {tracking_uri} yet: run `tiers train` first", field="name")
+    return registry
 
 
 class AlreadyChampion(Conflict):
@@ -66,10 +77,10 @@ def artifacts_dir_for(tracking_uri: str) -> Path | None:
 
 
 def open_registry(tracking_uri: str) -> Any:
-    """The `training.registry.ModelRegistry` at ``tracking_uri``; `ModelUnavailable` when a
-    SQLite store does not exist yet (a read must not create one)."""
+    """The `training.registry.ModelRegistry` at ``tracking_uri``, or None when its SQLite store
+    does not exist yet (a read must not create one: no registry means no models)."""
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
-        raise ModelUnavailable(f"no model registry at {tracking_uri}: run `tiers train` first")
+        return None
     # MLflow prints a tqdm bar for every artifact download; noise in a service log.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from training.registry import ModelRegistry

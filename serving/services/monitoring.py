@@ -374,9 +374,20 @@ def run_view(run: MonitoringResult, alerts: Sequence[Alert], lang: str = "zh") -
         "performance": perf,
         "alerts": [{"severity": a.severity, "severity_text": label(f"severity_{a.severity}", lang), "code": a.code,
                     "message": a.message if lang == "zh" else a.payload.get("message_en", a.message),
-                    "evidence": a.payload.get("evidence", {})} for a in alerts],
+                    "evidence": {k: _show(v) for k, v in a.payload.get("evidence", {}).items()}} for a in alerts],
         "has_report": report_path(run) is not None,
     }
+
+
+def _show(value: Any) -> str:
+    """Evidence for people: floats to 4 significant digits, containers compactly."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value)
+    return "—" if value is None else str(value)
 
 
 def _thresholds() -> dict[str, float]:

@@ -92,9 +92,12 @@ def test_visibility_rules() -> None:
         assert not may_see(Principal(username="x", role=role, section="C"), SECTOR_MODEL)
 
 
-def test_no_registry_is_503_and_nothing_is_created(client, auth, settings) -> None:
-    r = client.get("/api/v1/models", headers=auth("admin"))
-    assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
+def test_no_registry_means_no_models_and_nothing_is_created(client, auth, settings) -> None:
+    assert client.get("/api/v1/models", headers=auth("admin")).json() == []
+    r = client.get(f"/api/v1/models/{SECTOR_MODEL}/versions/1/report", headers=auth("admin"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_registry"
+    r = client.post(f"/api/v1/models/{SECTOR_MODEL}/versions/1/promote", headers=auth("admin"), json={"reason": "x"})
+    assert r.status_code == 404
     assert not Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).exists()
 
 

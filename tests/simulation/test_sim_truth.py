@@ -62,7 +62,8 @@ def test_adverse_label_recomputed_from_records(truth, records):
 
 
 def test_p_adverse_is_calibrated_by_decile(truth):
-    # disjoint windows: given the latent path, labels of one subject in different years are independent
+    # disjoint windows; each p conditions only on the state at its own as-of date (labels of one subject in
+    # different years are then only weakly dependent, through the slow drift)
     as_ofs = pd.to_datetime(["2021-12-31", "2022-12-31", "2023-12-31", "2024-12-31"])
     t = truth[truth.as_of.isin(as_ofs)]
     deciles = pd.qcut(t.p_adverse_12m, 10, labels=False)
