@@ -197,7 +197,7 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> No
     raise SystemExit(f"uvicorn did not answer /health within {timeout:.0f} s")
 
 
-def drain(base: str, timeout: float = 120) -> None:
+def drain(base: str, timeout: float = 60) -> None:
     """Wait until the server has worked off any queue left by an overloaded phase."""
     import httpx
 
@@ -279,13 +279,19 @@ def main(args: argparse.Namespace) -> None:
         print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools)")
         common = {"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
                   "warmup": args.warmup}
+        print(f"open loop at {args.rate:.0f} req/s for {args.duration:.0f} s per phase (after {args.warmup:.0f} s "
+              f"warm-up); latency from the scheduled send time", flush=True)
         baseline = run_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline")
+        print(fmt("baseline GET /api/v1/auth/me (no DB write)", baseline), flush=True)
         grade_paths = [f"/api/v1/subjects/{c}/grade?purpose=benchmark" for c in codes]
         drain(base)
         logged = run_phase({**common, "paths": grade_paths}, tmp, "grade")
+        print(fmt("GET /api/v1/subjects/{uscc}/grade (logged)", logged), flush=True)
         drain(base)
         capacity = run_phase({**common, "paths": grade_paths, "concurrency": 16, "duration": min(10, args.duration)},
                              tmp, "capacity")
+        print(f"capacity of the logged endpoint (16 clients back to back, closed loop): {capacity['rate']:.0f} "
+              f"req/s, errors {capacity['errors']}", flush=True)
         drain(base)
         batch = batch_throughput(base, headers, codes, args.batch_repeats, 1)
         batch2 = batch_throughput(base, headers, codes, args.batch_repeats, args.workers)
@@ -306,13 +312,7 @@ def main(args: argparse.Namespace) -> None:
     chain_s = time.perf_counter() - t
     session.close()
 
-    print(f"open loop at {args.rate:.0f} req/s for {args.duration:.0f} s per phase (after {args.warmup:.0f} s warm-up); "
-          f"latency from the scheduled send time")
-    print(fmt("baseline GET /api/v1/auth/me (no DB write)", baseline))
-    print(fmt("GET /api/v1/subjects/{uscc}/grade (logged)", logged))
     print(f"ratio logged/baseline: p50 {logged['p50'] / baseline['p50']:.2f}x  p99 {logged['p99'] / baseline['p99']:.2f}x")
-    print(f"capacity of the logged endpoint (16 clients back to back, closed loop): {capacity['rate']:.0f} req/s, "
-          f"errors {capacity['errors']}")
     print(f"server-side unhandled errors: {server_errors} (log: {tmp / 'server.log'})")
     target = logged["p99"] <= 15 and not logged["errors"] and logged["achieved_rate"] >= 0.98 * args.rate
     print(f"target p99 <= 15 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if target else 'NOT MET'}")

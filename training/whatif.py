@@ -2,8 +2,10 @@
 
 Actions come from ``features.actions.candidate_actions`` only (repair an eligible record, settle
 arrears, fulfil a broken commitment), so nothing the subject cannot change is ever proposed.
-Every hypothetical profile of a batch of subjects is built in ONE ``build_profiles`` call over a
-combined records frame whose subjects get synthetic keys (``<uscc>~<n>``), then
+Hypothetical profiles are built in TWO ``build_profiles`` calls over combined records frames whose
+subjects get synthetic keys (``<uscc>~<n>``): first every single action of every subject, then all
+subsets (≤ ``max_actions``) of each subject's actions (its best ``k`` single actions when all of
+them would exceed ``max_subsets``); then
 ``models.whatif.what_if`` picks the set; the promised grade and score are what the same model,
 grader and overrides give for the applied profile.
 """
@@ -11,11 +13,13 @@ grader and overrides give for the applied profile.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.actions import Action, apply_actions, candidate_actions
@@ -48,14 +52,13 @@ class _Step:
     action: Action
 
 
-def _subsets(steps: Sequence[_Step], max_actions: int, max_subsets: int) -> list[tuple[_Step, ...]]:
-    """The empty set, then subsets by increasing size, all of them if there are ≤ ``max_subsets``
-    (``what_if`` then searches exhaustively), else the singles only (its greedy search asks for more)."""
-    k_max = min(max_actions, len(steps))
-    every = [s for k in range(1, k_max + 1) for s in itertools.combinations(steps, k)]
-    if len(every) > max_subsets:
-        every = [(s,) for s in steps]
-    return [(), *every]
+def _n_subsets(n: int, max_actions: int) -> int:
+    return sum(math.comb(n, k) for k in range(1, min(max_actions, n) + 1))
+
+
+def _subsets(steps: Sequence[_Step], max_actions: int) -> list[tuple[_Step, ...]]:
+    """Every non-empty subset of at most ``max_actions`` steps, by increasing size."""
+    return [s for k in range(1, min(max_actions, len(steps)) + 1) for s in itertools.combinations(steps, k)]
 
 
 def _hypothetical(records: pd.DataFrame, subject: pd.DataFrame, actions: Iterable[Action], as_of: date,
@@ -83,6 +86,22 @@ def _profiles_for(jobs: list[tuple[str, pd.DataFrame, pd.DataFrame, tuple[Action
     return {str(k): row for k, row in built.groupby("uscc", sort=False)}
 
 
+def _build(subsets_of: dict[str, list[tuple[_Step, ...]]], by_subject: dict[str, pd.DataFrame],
+           subject_rows: dict[str, pd.DataFrame], as_of: date, policy: Any) -> dict[str, dict[frozenset, Any]]:
+    """uscc → {action ids → one-row profile} for the given subsets, in one ``build_profiles`` call."""
+    jobs, index = [], {}
+    for uscc, subsets in subsets_of.items():
+        for subset in subsets:
+            key = f"{uscc}{KEY_SEPARATOR}{len(jobs)}"
+            index[key] = (uscc, frozenset(s.id for s in subset))
+            jobs.append((key, by_subject[uscc], subject_rows[uscc], tuple(s.action for s in subset)))
+    built = _profiles_for(jobs, as_of, policy)
+    out: dict[str, dict[frozenset, Any]] = {u: {} for u in subsets_of}
+    for key, (uscc, ids) in index.items():
+        out[uscc][ids] = built.get(key)
+    return out
+
+
 def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, as_of: date) -> dict[str, list[dict]]:
     """uscc → ``WhatIfOut`` dicts (one per action of the chosen set, each carrying the grade and
     score the whole set leads to); ``[]`` when no actionable set improves the grade.
@@ -98,36 +117,41 @@ def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, a
     subjects = inputs.subjects.loc[inputs.subjects["uscc"].isin(wanted)]
     by_subject = {str(u): part for u, part in records.groupby("uscc", sort=False)}
     subject_rows = {str(u): part for u, part in subjects.groupby("uscc", sort=False)}
-    plans: dict[str, tuple[list[_Step], list[tuple[_Step, ...]]]] = {}
-    jobs = []
+    steps_of: dict[str, list[_Step]] = {}
     for uscc in sorted(wanted):
         own = by_subject.get(uscc)
         if own is None or uscc not in subject_rows:
             continue
         steps = [_Step(f"{a.action}:{a.record_id}", a.description_zh, a.description_en, a)
                  for a in candidate_actions(own, uscc, as_of, inputs.policy)]
-        if not steps:
-            continue
-        subsets = _subsets(steps, inputs.max_actions, inputs.max_subsets)
-        plans[uscc] = (steps, subsets)
-        jobs += [(f"{uscc}{KEY_SEPARATOR}{n}", own, subject_rows[uscc], tuple(s.action for s in subset))
-                 for n, subset in enumerate(subsets)]
-    cache = _profiles_for(jobs, as_of, inputs.policy)
-    for uscc, (steps, subsets) in plans.items():
-        known = {frozenset(s.id for s in subset): cache.get(f"{uscc}{KEY_SEPARATOR}{n}")
-                 for n, subset in enumerate(subsets)}
+        if steps:
+            steps_of[uscc] = steps
+    # Pass 1: the current profile and every single action, all subjects in one build.
+    singles = {u: [(), *[(s,) for s in steps]] for u, steps in steps_of.items()}
+    cache = _build(singles, by_subject, subject_rows, as_of, inputs.policy)
+    # Pass 2: subjects with too many actions keep the ones that lower the probability most alone,
+    # as many as keep every subset within max_subsets; all their subsets in one more build.
+    plans: dict[str, list[_Step]] = {}
+    for uscc, steps in steps_of.items():
+        if cache[uscc].get(frozenset()) is None:
+            continue  # not profiled on as_of (closed, not yet registered)
+        keep = len(steps)
+        while keep > 1 and _n_subsets(keep, inputs.max_actions) > inputs.max_subsets:
+            keep -= 1
+        if keep < len(steps):
+            alone = model.predict_proba(pd.concat([cache[uscc][frozenset([s.id])] for s in steps]))[:, 1]
+            steps = [steps[i] for i in sorted(np.argsort(alone, kind="stable")[:keep])]
+        plans[uscc] = steps
+    more = {u: [s for s in _subsets(steps, inputs.max_actions) if len(s) > 1]
+            for u, steps in plans.items()}
+    for uscc, extra in _build(more, by_subject, subject_rows, as_of, inputs.policy).items():
+        cache[uscc].update(extra)
+    for uscc, steps in plans.items():
+        known = cache[uscc]
 
-        def apply(chosen: list[_Step], uscc: str = uscc, known: dict = known) -> pd.DataFrame:
-            ids = frozenset(s.id for s in chosen)
-            if known.get(ids) is None:  # greedy search beyond the precomputed singles: build it now
-                key = f"{uscc}{KEY_SEPARATOR}x{len(known)}"
-                built = _profiles_for([(key, by_subject[uscc], subject_rows[uscc], tuple(s.action for s in chosen))],
-                                      as_of, inputs.policy)
-                known[ids] = built.get(key, pd.DataFrame())
-            return known[ids]
+        def apply(chosen: list[_Step], known: dict = known) -> pd.DataFrame:
+            return known[frozenset(s.id for s in chosen)]
 
-        if known.get(frozenset()) is None:
-            continue  # subject not profiled on as_of (closed, not yet registered)
         result = what_if(model, model.grader, steps, apply, max_actions=inputs.max_actions,
                          max_subsets=inputs.max_subsets)
         if not result.found:

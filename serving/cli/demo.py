@@ -7,6 +7,7 @@ Only the last steps (loading the results into the service database and serving) 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -71,6 +72,11 @@ def demo(
     city, store = workdir / "city", workdir / "store"
     profiles = workdir / f"profiles_{as_of}.parquet"
     grades = workdir / f"grades_{as_of}.parquet"
+    # the quarter end before: the reference date of the monitoring run
+    import pandas as pd
+
+    reference = (pd.Timestamp(as_of) - pd.offsets.QuarterEnd(1)).date()
+    reference_grades = workdir / f"grades_{reference}.parquet"
     tracking = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     artifacts = workdir / "mlartifacts"
     stages = [
@@ -85,6 +91,9 @@ def demo(
                             "--artifacts", str(artifacts)], f"MLflow registry {tracking}"),
         run_stage("grade", ["grade", "--store", str(store), "--as-of", as_of, "--out", str(grades),
                             "--tracking-uri", tracking, "--artifacts", str(artifacts)], str(grades)),
+        run_stage("grade (reference)", ["grade", "--store", str(store), "--as-of", str(reference), "--out",
+                                        str(reference_grades), "--tracking-uri", tracking, "--artifacts",
+                                        str(artifacts)], str(reference_grades)),
     ]
 
     from serving.demo_load import load_demo
@@ -94,6 +103,8 @@ def demo(
     settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking})
     loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed)
     stages.append(StageResult("load", str(settings.database_url), loaded.summary))
+    stages.append(_monitor(settings, store=store, reference=reference, current=dt.date.fromisoformat(as_of),
+                           grades_files=[reference_grades, grades]))
 
     table = Table(title="tiers demo — what ran and where it went")
     for col in ("stage", "output", "summary"):
@@ -117,3 +128,20 @@ def demo(
 
     console.print(f"[bold]Serving on http://{host}:{port}[/bold] — Ctrl+C stops it.")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _monitor(settings: Any, *, store: Path, reference: dt.date, current: dt.date, grades_files: list[Path]) -> StageResult:
+    """One monitoring run between the two graded dates, stored for the analyst page."""
+    from sqlalchemy.orm import sessionmaker
+
+    from serving.db.session import engine_for
+    from serving.services.monitoring import get_run, run_and_store
+
+    with (console.status("[bold]monitor[/bold]: drift, performance and data health"),
+          sessionmaker(engine_for(settings.database_url))() as session):
+        run_id = run_and_store(session, settings, reference=reference, current=current,
+                               grades_files=grades_files, store=store, model_version="tiers-general@champion")
+        summary = dict(get_run(session, run_id).payload.get("summary", {}))
+    console.print(f"[green]✓[/green] monitor: run #{run_id} {reference} → {current}")
+    brief = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    return StageResult("monitor", f"analyst page /analyst/monitoring/{run_id}", brief)

@@ -162,8 +162,8 @@ def get_run(session: Session, run_id: int) -> MonitoringResult | None:
 
 def run_alerts(session: Session, run_id: int) -> list[Alert]:
     """The alerts stored with one run, most severe first."""
-    rows = [a for a in session.scalars(select(Alert).where(Alert.code.in_(list(_RULE_TEXT)))
-                                       .order_by(Alert.id))
+    # the link lives in the JSON payload; alerts are few, so filter here (portable SQLite/PostgreSQL)
+    rows = [a for a in session.scalars(select(Alert).order_by(Alert.id))
             if (a.payload or {}).get("monitoring_id") == run_id]
     return sorted(rows, key=lambda a: -SEVERITY_RANK.get(a.severity, 0))
 
