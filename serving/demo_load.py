@@ -99,8 +99,11 @@ def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_o
         n_grades = store_grades(session, grade_rows)
 
         # The enterprise demo account gets a subject whose page has something to explain.
-        worst = graded.sort_values(["grade", "probability"], ascending=[False, False])
-        enterprise_uscc = str(worst["uscc"].iloc[min(len(worst) - 1, 5)]) if len(worst) else None
+        # (preferably one with a what-if, so the page shows what the enterprise can do about it)
+        has_what_if = graded["what_if"].astype(str).ne("[]") if "what_if" in graded else False
+        worst = graded.assign(has_what_if=has_what_if).sort_values(
+            ["has_what_if", "grade", "probability"], ascending=[False, False, False])
+        enterprise_uscc = str(worst["uscc"].iloc[0]) if len(worst) else None
         accounts = seed_demo_users(session, settings, enterprise_uscc=enterprise_uscc)
         loaded.accounts = [(u, p, role, scope, START_PAGES[role].format(scope=scope))
                            for u, p, role, scope in accounts]

@@ -28,6 +28,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "base": {"zh": "基础分", "en": "Base"},
     "final": {"zh": "最终得分", "en": "Score"},
     "what_if": {"zh": "如果……会怎样", "en": "What if"},
+    "what_if_note": {"zh": "完成以上全部措施后预计达到的分数与等级；信用修复免费办理。",
+                     "en": "Score and grade expected once all the steps above are done; credit repair is free of charge."},
+    "what_if_none": {"zh": "目前没有可办理的修复、缴清欠款或履行承诺能提升您的等级。符合条件后，可修复的记录会在此列出。",
+                     "en": "No repair, settlement or kept commitment available now would raise your grade. "
+                           "Records become repairable after their minimum publicity period and will appear here."},
     "records": {"zh": "信用记录", "en": "Credit records"},
     "kind": {"zh": "类别", "en": "Kind"},
     "severity": {"zh": "情节", "en": "Severity"},
