@@ -120,6 +120,10 @@ def demo(
     for user, password, role, scope, page in loaded.accounts:
         accounts.add_row(user, password, role, str(scope or ""), f"http://{host}:{port}{page}")
     console.print(accounts)
+    # plain lines too: a table is cut to 80 columns when the output is not a terminal
+    for user, password, role, _scope, page in loaded.accounts:
+        console.print(f"  {role:<10} log in as {user} / {password} → http://{host}:{port}{page}",
+                      soft_wrap=True, highlight=False)
     console.print(f"API docs: http://{host}:{port}/docs · plan {loaded.plan_note}")
     if not serve:
         return
