@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.models import Grade, Subject
-from serving.errors import GradeUnavailable
+from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
@@ -96,3 +96,13 @@ def grade_shares(session: Session) -> list[tuple[dt.date, str, int]]:
     stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
         Grade.as_of, Grade.grade)
     return [tuple(r) for r in session.execute(stmt)]
+
+
+def run_regrader(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:
+    """Regrade inside the caller's transaction; any failure of the pluggable regrader becomes
+    ``ModelUnavailable``, so the decision that asked for it is not saved."""
+    try:
+        regrader(session, uscc, reason)
+    except Exception as exc:  # the regrader is pluggable: translate whatever it raises
+        raise ModelUnavailable(f"regrading {uscc} failed ({type(exc).__name__}: {exc}); "
+                               "the decision was not saved, retry later") from exc

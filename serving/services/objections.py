@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import Objection
-from serving.errors import AlreadyDecided, Conflict, ModelUnavailable, NotAllowed, UnknownObjection
+from serving.errors import AlreadyDecided, Conflict, NotAllowed, UnknownObjection
 from serving.schemas import DecisionIn, ObjectionCreate
 from serving.security import Principal
-from serving.services.grades import Regrader
+from serving.services.grades import Regrader, run_regrader
 from serving.services.subjects import current_record, new_record_version
 from serving.services.workdays import add_working_days
 
@@ -75,7 +75,7 @@ def decide_objection(session: Session, principal: Principal, objection_id: int, 
             record = current_record(session, objection.record_id, objection.uscc, for_update=True)
             reason = f"objection #{objection.id} upheld: {body.reason}"
             new_record_version(session, record, reason[:200], revoked=True, revoked_on=today)
-            _regrade(regrader, session, objection.uscc, reason)
+            run_regrader(regrader, session, objection.uscc, reason)
         objection.status = body.decision
         objection.decided_by, objection.decided_on = principal.username, today
         objection.decision_reason = body.reason
@@ -91,10 +91,3 @@ def is_overdue(objection: Objection, today: dt.date) -> bool:
         return today > objection.due_on
     return objection.decided_on is not None and objection.decided_on > objection.due_on
 
-
-def _regrade(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:
-    try:
-        regrader(session, uscc, reason)
-    except Exception as exc:  # the regrader is pluggable: translate whatever it raises
-        raise ModelUnavailable(f"regrading {uscc} failed ({type(exc).__name__}: {exc}); "
-                               "the decision was not saved, retry later") from exc

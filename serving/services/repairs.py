@@ -15,14 +15,13 @@ from serving.db.models import Record, RepairApplication
 from serving.errors import (
     AlreadyDecided,
     Conflict,
-    ModelUnavailable,
     NotAllowed,
     RepairNotEligible,
     UnknownRepair,
 )
 from serving.schemas import RepairCreate, RepairDecisionIn
 from serving.security import Principal
-from serving.services.grades import Regrader
+from serving.services.grades import Regrader, run_regrader
 from serving.services.subjects import current_record, new_record_version
 
 # NDRC 信用修复管理办法 in force from this date; serious penalties decided before it follow the
@@ -129,7 +128,7 @@ def decide_repair(session: Session, principal: Principal, application_id: int, b
             record = current_record(session, application.record_id, application.uscc, for_update=True)
             reason = f"repair #{application.id} approved: {body.reason}"
             new_record_version(session, record, reason[:200], repaired=True, repaired_on=today)
-            _regrade(regrader, session, application.uscc, reason)
+            run_regrader(regrader, session, application.uscc, reason)
         application.status = body.decision
         application.reviewer, application.decided_on = principal.username, today
         application.decision_reason = body.reason
@@ -139,10 +138,3 @@ def decide_repair(session: Session, principal: Principal, application_id: int, b
         raise
     return application
 
-
-def _regrade(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:
-    try:
-        regrader(session, uscc, reason)
-    except Exception as exc:  # the regrader is pluggable: translate whatever it raises
-        raise ModelUnavailable(f"regrading {uscc} failed ({type(exc).__name__}: {exc}); "
-                               "the decision was not saved, retry later") from exc

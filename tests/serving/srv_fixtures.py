@@ -5,9 +5,18 @@ have a `conftest.py`, so tests must not `import conftest`).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
+import httpx
 from stdnum.cn import uscc as stdnum_uscc
 
 from serving.db.models import User
@@ -119,3 +128,33 @@ def principal(username: str) -> Principal:
     scope = USERS[username]
     return Principal(username=username, role=scope["role"], department=scope.get("department"),
                      section=scope.get("section"), uscc=scope.get("uscc"))
+
+
+@contextmanager
+def uvicorn_server(log_dir: Path, database_url: str, **env: str) -> Iterator[str]:
+    """A real uvicorn on a free loopback port, serving ``create_app`` on ``database_url``; yields
+    its base URL. Waits up to ~60 s for /health: the app imports pandas and the scheduler, and CI
+    machines are busy."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full_env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false",
+                **env}
+    log_path = log_dir / "uvicorn.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=full_env, stdout=log, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(base + "/health", timeout=0.5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError("uvicorn did not start: " + log_path.read_text())
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
-from srv_fixtures import PASSWORD
+from srv_fixtures import PASSWORD, uvicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,25 +24,8 @@ def server(_template_db, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("browser")
     shutil.copy(_template_db, tmp_path / "tiers.db")
     database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
-    port = _free_port()
-    env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false"}
-    log = open(tmp_path / "uvicorn.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # up to ~60 s: the app imports pandas and the scheduler; CI machines are busy
-        try:
-            if httpx.get(base + "/health", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("uvicorn did not start: " + (tmp_path / "uvicorn.log").read_text())
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with uvicorn_server(tmp_path, database_url) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

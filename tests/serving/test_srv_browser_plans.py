@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
-from test_srv_browser import _free_port, _login, browser, page  # noqa: F401  (fixtures reused)
+from srv_fixtures import uvicorn_server
+from test_srv_browser import _login, browser, page  # noqa: F401  (fixtures reused)
 from test_srv_plans_flow import AS_OF, GRADES, INSPECTORS, ITEMS, _extra_subjects
 
 from serving.db.session import dispose_engine, iter_session
@@ -42,26 +38,8 @@ def plan_server(_template_db, tmp_path_factory):
     data_dir.mkdir()
     (data_dir / "items.csv").write_text(ITEMS, encoding="utf-8")
     (data_dir / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
-    port = _free_port()
-    env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false",
-           "TIERS_DATA_DIR": str(data_dir)}
-    log = open(tmp_path / "uvicorn.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):  # the app imports pandas and the scheduler: allow a slow start on a busy machine
-        try:
-            if httpx.get(base + "/health", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("uvicorn did not start: " + (tmp_path / "uvicorn.log").read_text())
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with uvicorn_server(tmp_path, database_url, TIERS_DATA_DIR=str(data_dir)) as base:
+        yield base
 
 
 def test_regulator_creates_and_downloads_a_plan(plan_server, page, tmp_path):  # noqa: F811
