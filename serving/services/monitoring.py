@@ -56,6 +56,7 @@ LABELS: dict[str, dict[str, str]] = {
     "current": {"zh": "当前日", "en": "Current"},
     "subjects": {"zh": "主体数", "en": "Subjects"},
     "score_psi": {"zh": "信用分 PSI", "en": "Score PSI"},
+    "score": {"zh": "信用分", "en": "Score"},
     "feature_psi": {"zh": "特征与信用分 PSI（虚线为阈值）", "en": "Feature and score PSI (dashed line: threshold)"},
     "grade_shares": {"zh": "等级占比：基准日与当前日", "en": "Grade shares: reference vs current"},
     "migration": {"zh": "等级迁移矩阵（行：基准日等级，列：当前日等级）",
@@ -271,10 +272,15 @@ def run_and_store(session: Session, settings: Settings, *, reference: date, curr
 _REF_COLOUR, _CUR_COLOUR, _ALERT_COLOUR, _OK_COLOUR = "#9aa5b1", "#1f6feb", "#c62828", "#2e7d32"
 
 
-def psi_bars_svg(items: Sequence[tuple[str, float | None]], *, threshold: float, title: str) -> Markup:
-    """Horizontal PSI bars (red above ``threshold``) with the threshold as a dashed line."""
+def psi_bars_svg(items: Sequence[tuple[str, float | None]], *, threshold: float, title: str,
+                 lang: str = "zh") -> Markup:
+    """Horizontal PSI bars (red above ``threshold``) with the threshold as a dashed line.
+
+    Bars are labelled with the feature's name in ``lang`` (analysts read 近36个月行政处罚次数, not
+    n_penalty_36m); the code stays in the bar's tooltip for looking it up in the reports.
+    """
     values = [(name, v) for name, v in items if v is not None]
-    width, left, row = 560, 190, 20
+    width, left, row = 620, 250, 20
     height = row * len(values) + 30
     top = max([threshold * 1.25, *(v for _, v in values)]) or 1.0
     scale = (width - left - 60) / top
@@ -283,8 +289,10 @@ def psi_bars_svg(items: Sequence[tuple[str, float | None]], *, threshold: float,
     for i, (name, v) in enumerate(values):
         y = 10 + i * row
         colour = _ALERT_COLOUR if v > threshold else _CUR_COLOUR
-        parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="12">{escape(name)}</text>'
-                     f'<rect x="{left}" y="{y + 2}" width="{v * scale:.1f}" height="{row - 6}" fill="{colour}"/>'
+        parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="12">'
+                     f'{escape(feature_label(name, lang))}<title>{escape(name)}</title></text>'
+                     f'<rect x="{left}" y="{y + 2}" width="{v * scale:.1f}" height="{row - 6}" fill="{colour}">'
+                     f'<title>{escape(name)}: {v:.4f}</title></rect>'
                      f'<text x="{left + v * scale + 4:.1f}" y="{y + 13}" font-size="11">{v:.3f}</text>')
     x = left + threshold * scale
     parts.append(f'<line class="threshold" x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{height - 16}" stroke="{_ALERT_COLOUR}" '
@@ -365,7 +373,8 @@ def run_view(run: MonitoringResult, alerts: Sequence[Alert], lang: str = "zh") -
     return {
         "run": run,
         "summary": run.payload["summary"],
-        "psi_svg": psi_bars_svg(items, threshold=thresholds["feature_psi"], title=label("feature_psi", lang)),
+        "psi_svg": psi_bars_svg(items, threshold=thresholds["feature_psi"], title=label("feature_psi", lang),
+                                lang=lang),
         "shares_svg": grade_shares_svg(res["grade_shares"], title=label("grade_shares", lang), lang=lang),
         "migration": {"grades": res["migration"]["grades"], "cells": migration_cells(res["migration"])},
         "volume_svg": (volume_small_multiples_svg(health["volume_by_month"], title=label("health", lang),
@@ -377,6 +386,18 @@ def run_view(run: MonitoringResult, alerts: Sequence[Alert], lang: str = "zh") -
                     "evidence": {k: _show(v) for k, v in a.payload.get("evidence", {}).items()}} for a in alerts],
         "has_report": report_path(run) is not None,
     }
+
+
+def feature_label(name: str, lang: str = "zh") -> str:
+    """A feature's label in ``lang`` from FEATURE_SPECS; the score and unknown codes as they are."""
+    if name == "score":
+        return label("score", lang)
+    from features.specs import FEATURES_BY_NAME
+
+    spec = FEATURES_BY_NAME.get(name)
+    if spec is None:
+        return name
+    return spec.label_zh if lang == "zh" else spec.label_en
 
 
 def _show(value: Any) -> str:

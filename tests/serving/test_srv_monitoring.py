@@ -168,3 +168,13 @@ def test_psi_bars_mark_exactly_the_bars_above_threshold(values, threshold):
     svg = str(mon.psi_bars_svg([(f"f{i}", v) for i, v in enumerate(values)], threshold=threshold, title="t"))
     assert svg.count('fill="#c62828"') == sum(v > threshold for v in values)
     assert svg.count("<rect") == len(values)
+
+
+def test_psi_bars_are_labelled_in_the_page_language_with_the_code_in_the_tooltip():
+    items = [("score", 0.01), ("n_penalty_36m", 0.3), ("not_a_feature", 0.02)]
+    zh = str(mon.psi_bars_svg(items, threshold=0.2, title="t", lang="zh"))
+    en = str(mon.psi_bars_svg(items, threshold=0.2, title="t", lang="en"))
+    assert ">近36个月行政处罚次数<title>n_penalty_36m</title>" in zh
+    assert ">administrative penalties in last 36 months<title>n_penalty_36m</title>" in en
+    assert ">信用分<title>score</title>" in zh and ">Score<title>score</title>" in en
+    assert ">not_a_feature<title>" in zh  # an unknown code is shown as it is, never dropped
