@@ -54,9 +54,10 @@ class ModelHealth:
 
 @dataclass
 class _Failure:
-    version: int | None
+    version: int | None  # the champion version that failed to load; None: the lookup itself failed
     reason: str
     at: float
+    lookup: bool = False
 
 
 class ChampionHolder:
@@ -99,15 +100,18 @@ class ChampionHolder:
     def refresh(self, name: str) -> ModelHealth:
         """Look up the champion of ``name``; load it when it is not the one served. A failure
         keeps the served model and is remembered (a failed version is retried after
-        ``retry_after`` seconds)."""
+        ``retry_after`` seconds, and so is a registry that could not be reached)."""
         with self._lock:
             self._names.setdefault(name, None)
             served = self._served.get(name)
+            failure = self._failures.get(name)
+            if failure is not None and failure.lookup and self._clock() - failure.at < self.retry_after:
+                return self._report(name)  # an unreachable registry may take long to time out
             try:
                 registry = self._open_registry()
                 champion = registry.alias_version(name, self.alias)
             except Exception as exc:  # unreachable registry: whatever MLflow or the network raises
-                self._fail(name, None, f"registry unreachable ({type(exc).__name__}: {_short(exc)})")
+                self._fail(name, None, f"registry unreachable ({type(exc).__name__}: {_short(exc)})", lookup=True)
                 return self._report(name)
             self._champion[name] = champion
             if champion is None:
@@ -146,8 +150,8 @@ class ChampionHolder:
                                          loaded_at=dt.datetime.now(dt.UTC), model=model)
         self._failures.pop(name, None)
 
-    def _fail(self, name: str, version: int | None, reason: str) -> None:
-        self._failures[name] = _Failure(version, reason, self._clock())
+    def _fail(self, name: str, version: int | None, reason: str, *, lookup: bool = False) -> None:
+        self._failures[name] = _Failure(version, reason, self._clock(), lookup)
 
     def _report(self, name: str) -> ModelHealth:
         served, failure = self._served.get(name), self._failures.get(name)

@@ -195,6 +195,7 @@ def test_holder_keeps_the_last_good_model_and_throttles_retries() -> None:
     report = holder.health()[0]
     assert report.degraded and "registry unreachable" in report.reason and report.served_version == 1
     registry.down, registry.broken = False, set()
+    assert "registry unreachable" in holder.health()[0].reason  # not asked again within retry_after
     now[0] = 31.0
     assert holder.get(NAME).version == 2 and not holder.health()[0].degraded
 
