@@ -1,8 +1,9 @@
 """Cost of the what-if in the grading job on a simulated 3,000-subject city.
 
 Every subject graded worse than A gets a search over its candidate actions (repair an eligible
-record, settle arrears, fulfil a broken commitment); all hypothetical profiles are built in one
-``build_profiles`` call (`training.whatif`). Printed: the what-if time, the baseline measured in the
+record, settle arrears, fulfil a broken commitment): candidate actions come from one record-status
+pass, hypothetical profiles from two ``build_profiles`` calls, and all of them are graded in one
+model call (`training.whatif`). Printed: the what-if time, the baseline measured in the
 same run (profiles + grading of the whole city, i.e. the job without what-if) and their ratio, and
 the naive way (one ``build_profiles`` per hypothetical profile) timed on a sample and extrapolated.
 

@@ -49,6 +49,10 @@ class WhatIfResult:
     method: str  # "exhaustive" | "greedy"
 
 
+# subsets of actions → (grade codes, probabilities), one entry per subset, in order
+Scorer = Callable[[list[tuple[Any, ...]]], tuple[np.ndarray, np.ndarray]]
+
+
 def _grade_profiles(model, grader, profiles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     p = model.predict_proba(profiles)[:, 1]
     return grader.grade(p, profiles).codes, p
@@ -69,16 +73,29 @@ def what_if(
     probability, wins. If enumerating up to `max_actions` would exceed `max_subsets`
     profiles, a greedy search (add the action that lowers the probability most) is used.
     """
+    current = apply([])
+    if len(current) != 1:
+        raise ValueError(f"apply([]) must return a one-row profile, got {len(current)} rows")
+
+    def score(subsets: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        profiles = pd.concat([apply(list(s)) for s in subsets], ignore_index=True)
+        return _grade_profiles(model, grader, profiles)
+
+    return search(actions, score, max_actions=max_actions, max_subsets=max_subsets)
+
+
+def search(actions: Sequence[ActionLike], score: Scorer, *, max_actions: int = 3,
+           max_subsets: int = 5000) -> WhatIfResult:
+    """`what_if` with the grading left to ``score`` (subsets → grade codes and probabilities), so
+    a caller that graded every hypothetical profile in one batch can look them up. ``score([()])``
+    is the current grade."""
     actions = list(actions)
     ids = [a.id for a in actions]
     if len(ids) != len(set(ids)):
         raise ValueError(f"action ids must be unique, got {ids}")
     if max_actions < 1:
         raise ValueError(f"max_actions={max_actions} must be ≥ 1")
-    current = apply([])
-    if len(current) != 1:
-        raise ValueError(f"apply([]) must return a one-row profile, got {len(current)} rows")
-    codes, p = _grade_profiles(model, grader, current)
+    codes, p = score([()])
     g0, p0 = int(codes[0]), float(p[0])
     none = WhatIfResult(False, (), GRADES[g0], GRADES[g0], p0, p0, 0, "exhaustive")
     if g0 == 0 or not actions:
@@ -89,8 +106,7 @@ def what_if(
         searched = 0
         for k in range(1, k_max + 1):
             subsets = list(itertools.combinations(actions, k))
-            profiles = pd.concat([apply(list(s)) for s in subsets], ignore_index=True)
-            codes, p = _grade_profiles(model, grader, profiles)
+            codes, p = score(subsets)
             searched += len(subsets)
             better = np.flatnonzero(codes < g0)
             if better.size:
@@ -102,8 +118,7 @@ def what_if(
     searched = 0
     for _ in range(k_max):
         rest = [a for a in actions if a not in chosen]
-        profiles = pd.concat([apply([*chosen, a]) for a in rest], ignore_index=True)
-        codes, p = _grade_profiles(model, grader, profiles)
+        codes, p = score([(*chosen, a) for a in rest])
         searched += len(rest)
         j = int(np.lexsort((p, codes))[0])
         chosen.append(rest[j])

@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
 
     ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
     ``repair_eligibility`` replace the defaults. Without them: when ``settings.store_dir`` is set,
-    the real regrader (`serving.services.regrade`) and the feature policy's repair catalogue;
+    the real regrader (`serving.services.regrade`, with the models of ``app.state.model_holder``,
+    a `ChampionHolder` that ``/health`` reports on) and the feature policy's repair catalogue;
     otherwise grades are marked stale and the built-in catalogue applies.
     Migrations run at startup when ``settings.run_migrations_on_startup``.
     """
@@ -62,14 +63,14 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.dependency_overrides[get_settings] = lambda: settings
     configured = settings if settings is not None else get_settings()
     if configured.store_dir is not None:
+        from serving.services.champions import ChampionHolder
+        from serving.services.models import GENERAL_MODEL, open_registry
         from serving.services.regrade import catalogue_repair_eligibility, make_regrader
 
-        def registry():  # MLflow is imported on the first regrade, not at startup
-            from training.registry import ModelRegistry
-
-            return ModelRegistry(configured.mlflow_tracking_uri)
-
-        regrader = regrader or make_regrader(store_dir=configured.store_dir, registry=registry)
+        # MLflow is imported on the first regrade or /health, not at startup
+        app.state.model_holder = ChampionHolder(lambda: open_registry(configured.mlflow_tracking_uri),
+                                                names=(GENERAL_MODEL,))
+        regrader = regrader or make_regrader(store_dir=configured.store_dir, models=app.state.model_holder)
         repair_eligibility = repair_eligibility or catalogue_repair_eligibility()
     if regrader is not None:
         app.dependency_overrides[get_regrader] = lambda: regrader

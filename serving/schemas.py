@@ -343,9 +343,23 @@ class GradeShareOut(BaseModel):
     subjects: int
 
 
+class ModelHealthOut(BaseModel):
+    """One model the service regrades with: the version served and the champion it should be."""
+
+    name: str
+    alias: str
+    version: int | None = Field(description="version served (the last one that loaded); None: nothing loaded")
+    champion_version: int | None = Field(description="version the alias points at now; None: unknown")
+    loaded_at: dt.datetime | None
+    degraded: bool
+    reason: str | None = None
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     reasons: list[str]
     database: bool
     schema_revision: str | None
     grades: int
+    # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
+    models: list[ModelHealthOut] = Field(default_factory=list)

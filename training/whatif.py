@@ -1,20 +1,21 @@
 """What-if in the grading job: per subject, the smallest set of actions that improves its grade.
 
-Actions come from ``features.actions.candidate_actions`` only (repair an eligible record, settle
-arrears, fulfil a broken commitment), so nothing the subject cannot change is ever proposed.
-Hypothetical profiles are built in TWO ``build_profiles`` calls over combined records frames whose
-subjects get synthetic keys (``<uscc>~<n>``): first every single action of every subject, then all
-subsets (≤ ``max_actions``) of each subject's actions (its best ``k`` single actions when all of
-them would exceed ``max_subsets``); then
-``models.whatif.what_if`` picks the set; the promised grade and score are what the same model,
-grader and overrides give for the applied profile.
+Actions come from ``features.actions.candidate_actions_by_subject`` only (repair an eligible
+record, settle arrears, fulfil a broken commitment), so nothing the subject cannot change is ever
+proposed. Hypothetical profiles are built in TWO ``build_profiles`` calls over combined records
+frames whose subjects get synthetic keys (``<uscc>~<n>``, `features.actions.apply_scenarios`):
+first every single action of every subject, then all subsets (≤ ``max_actions``) of each
+subject's actions (its best ``k`` single actions when all of them would exceed ``max_subsets``).
+Every hypothetical profile is then graded in one model call, and ``models.whatif.search`` picks
+the set from those grades; the promised grade and score are what the same model, grader and
+overrides give for the applied profile.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.actions import Action, apply_actions, candidate_actions
+from features.actions import Action, apply_scenarios, candidate_actions_by_subject
 from features.profiles import build_profiles
-from models.whatif import what_if
+from models.whatif import search
 
 KEY_SEPARATOR = "~"  # not in the USCC alphabet, so a synthetic key never collides with a real code
 
@@ -61,45 +62,35 @@ def _subsets(steps: Sequence[_Step], max_actions: int) -> list[tuple[_Step, ...]
     return [s for k in range(1, min(max_actions, len(steps)) + 1) for s in itertools.combinations(steps, k)]
 
 
-def _hypothetical(records: pd.DataFrame, subject: pd.DataFrame, actions: Iterable[Action], as_of: date,
-                  key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The subject's records after ``actions``, re-keyed to ``key`` (record ids too, because
-    record versions are resolved by record_id across the whole frame)."""
-    applied = apply_actions(records, list(actions), as_of)
-    applied["uscc"] = key
-    applied["record_id"] = applied["record_id"].astype(str) + KEY_SEPARATOR + key
-    if "ref_record_id" in applied.columns:
-        ref = applied["ref_record_id"]
-        applied["ref_record_id"] = ref.where(ref.isna(), ref.astype(str) + KEY_SEPARATOR + key)
-    return applied, subject.assign(uscc=key)
-
-
-def _profiles_for(jobs: list[tuple[str, pd.DataFrame, pd.DataFrame, tuple[Action, ...]]], as_of: date,
-                  policy: Any) -> dict[str, pd.DataFrame]:
-    """key → one-row profile, every job in one ``build_profiles`` call."""
+def _profiles_for(jobs: list[tuple[str, str, tuple[Action, ...]]], records: pd.DataFrame, subjects: pd.DataFrame,
+                  as_of: date, policy: Any) -> pd.DataFrame:
+    """The profile of every job ``(key, uscc, actions)`` (``uscc`` column = key), from one
+    ``build_profiles`` call; a job whose subject has no profile on ``as_of`` has no row."""
     if not jobs:
-        return {}
-    parts = [_hypothetical(recs, subj, acts, as_of, key) for key, recs, subj, acts in jobs]
-    records = pd.concat([p[0] for p in parts], ignore_index=True)
-    subjects = pd.concat([p[1] for p in parts], ignore_index=True)
-    built = build_profiles(records, subjects, as_of=as_of, policy=policy)
-    return {str(k): row for k, row in built.groupby("uscc", sort=False)}
+        return pd.DataFrame()
+    hypothetical = apply_scenarios(records, jobs, as_of, separator=KEY_SEPARATOR)
+    keys = pd.DataFrame([(key, uscc) for key, uscc, _ in jobs], columns=["_key", "uscc"])
+    keyed = keys.merge(subjects, on="uscc", how="inner")
+    keyed["uscc"] = keyed.pop("_key")
+    return build_profiles(hypothetical, keyed[list(subjects.columns)], as_of=as_of, policy=policy)
 
 
-def _build(subsets_of: dict[str, list[tuple[_Step, ...]]], by_subject: dict[str, pd.DataFrame],
-           subject_rows: dict[str, pd.DataFrame], as_of: date, policy: Any) -> dict[str, dict[frozenset, Any]]:
-    """uscc → {action ids → one-row profile} for the given subsets, in one ``build_profiles`` call."""
+def _build(subsets_of: dict[str, list[tuple[_Step, ...]]], records: pd.DataFrame, subjects: pd.DataFrame,
+           as_of: date, policy: Any) -> tuple[pd.DataFrame, dict[str, dict[frozenset, str]]]:
+    """Profiles of the given subsets, in one ``build_profiles`` call, and uscc → {action ids →
+    key of its profile row} (subsets without a profile are left out)."""
     jobs, index = [], {}
     for uscc, subsets in subsets_of.items():
         for subset in subsets:
             key = f"{uscc}{KEY_SEPARATOR}{len(jobs)}"
             index[key] = (uscc, frozenset(s.id for s in subset))
-            jobs.append((key, by_subject[uscc], subject_rows[uscc], tuple(s.action for s in subset)))
-    built = _profiles_for(jobs, as_of, policy)
-    out: dict[str, dict[frozenset, Any]] = {u: {} for u in subsets_of}
-    for key, (uscc, ids) in index.items():
-        out[uscc][ids] = built.get(key)
-    return out
+            jobs.append((key, uscc, tuple(s.action for s in subset)))
+    built = _profiles_for(jobs, records, subjects, as_of, policy)
+    out: dict[str, dict[frozenset, str]] = {u: {} for u in subsets_of}
+    for key in built.get("uscc", pd.Series(dtype=str)).astype(str):
+        uscc, ids = index[key]
+        out[uscc][ids] = key
+    return built, out
 
 
 def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, as_of: date) -> dict[str, list[dict]]:
@@ -115,52 +106,56 @@ def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, a
         return out
     records = inputs.records.loc[inputs.records["uscc"].isin(wanted)]
     subjects = inputs.subjects.loc[inputs.subjects["uscc"].isin(wanted)]
-    by_subject = {str(u): part for u, part in records.groupby("uscc", sort=False)}
-    subject_rows = {str(u): part for u, part in subjects.groupby("uscc", sort=False)}
-    steps_of: dict[str, list[_Step]] = {}
-    for uscc in sorted(wanted):
-        own = by_subject.get(uscc)
-        if own is None or uscc not in subject_rows:
-            continue
-        steps = [_Step(f"{a.action}:{a.record_id}", a.description_zh, a.description_en, a)
-                 for a in candidate_actions(own, uscc, as_of, inputs.policy)]
-        if steps:
-            steps_of[uscc] = steps
+    with_subject = set(subjects["uscc"].astype(str))
+    steps_of = {uscc: [_Step(f"{a.action}:{a.record_id}", a.description_zh, a.description_en, a) for a in actions]
+                for uscc, actions in sorted(candidate_actions_by_subject(records, as_of, inputs.policy).items())
+                if uscc in with_subject}
+    if not steps_of:
+        return out
     # Pass 1: the current profile and every single action, all subjects in one build.
     singles = {u: [(), *[(s,) for s in steps]] for u, steps in steps_of.items()}
-    cache = _build(singles, by_subject, subject_rows, as_of, inputs.policy)
+    first, keys = _build(singles, records, subjects, as_of, inputs.policy)
+    alone = pd.Series(model.predict_proba(first)[:, 1], index=first["uscc"].astype(str).to_numpy())
     # Pass 2: subjects with too many actions keep the ones that lower the probability most alone,
     # as many as keep every subset within max_subsets; all their subsets in one more build.
     plans: dict[str, list[_Step]] = {}
     for uscc, steps in steps_of.items():
-        if cache[uscc].get(frozenset()) is None:
+        if frozenset() not in keys[uscc]:
             continue  # not profiled on as_of (closed, not yet registered)
         keep = len(steps)
         while keep > 1 and _n_subsets(keep, inputs.max_actions) > inputs.max_subsets:
             keep -= 1
         if keep < len(steps):
-            alone = model.predict_proba(pd.concat([cache[uscc][frozenset([s.id])] for s in steps]))[:, 1]
-            steps = [steps[i] for i in sorted(np.argsort(alone, kind="stable")[:keep])]
+            p_alone = alone.loc[[keys[uscc][frozenset([s.id])] for s in steps]].to_numpy()
+            steps = [steps[i] for i in sorted(np.argsort(p_alone, kind="stable")[:keep])]
         plans[uscc] = steps
     more = {u: [s for s in _subsets(steps, inputs.max_actions) if len(s) > 1]
             for u, steps in plans.items()}
-    for uscc, extra in _build(more, by_subject, subject_rows, as_of, inputs.policy).items():
-        cache[uscc].update(extra)
+    second, more_keys = _build(more, records, subjects, as_of, inputs.policy)
+    for uscc, extra in more_keys.items():
+        keys[uscc].update(extra)
+    # Every hypothetical profile graded in one call: the search looks its subsets up, and the
+    # promised grade and score are what the model gives for the chosen profile.
+    profiles = pd.concat([first, second], ignore_index=True)
+    row_of = {key: i for i, key in enumerate(profiles["uscc"].astype(str))}
+    p = model.predict_proba(profiles)[:, 1]
+    codes = np.asarray(model.grader.grade(p, profiles).codes)
+    promised = model.grade(profiles)
     for uscc, steps in plans.items():
-        known = cache[uscc]
+        known = keys[uscc]
 
-        def apply(chosen: list[_Step], known: dict = known) -> pd.DataFrame:
-            return known[frozenset(s.id for s in chosen)]
+        def score(subsets: list[tuple[_Step, ...]], known: dict = known) -> tuple[np.ndarray, np.ndarray]:
+            rows = [row_of[known[frozenset(s.id for s in subset)]] for subset in subsets]
+            return codes[rows], p[rows]
 
-        result = what_if(model, model.grader, steps, apply, max_actions=inputs.max_actions,
-                         max_subsets=inputs.max_subsets)
+        result = search(steps, score, max_actions=inputs.max_actions, max_subsets=inputs.max_subsets)
         if not result.found:
             continue
-        promised = model.grade(apply(list(result.actions)))
-        grade, score = str(promised["grade"].iloc[0]), float(promised["score"].iloc[0])
+        row = row_of[known[frozenset(s.id for s in result.actions)]]
+        grade, score_to = str(promised["grade"].iloc[row]), float(promised["score"].iloc[row])
         out[uscc] = [
             {"action": s.action.action, "label_zh": s.label_zh, "label_en": s.label_en,
-             "record_id": s.action.record_id, "score": score, "grade": grade}
+             "record_id": s.action.record_id, "score": score_to, "grade": grade}
             for s in result.actions
         ]
     return out

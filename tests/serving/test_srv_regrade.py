@@ -4,61 +4,30 @@ feature store plus the service's decisions, in the decision's transaction."""
 from __future__ import annotations
 
 import datetime as dt
-from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
 import pytest
 from sqlalchemy import select
 from srv_fixtures import ENT1, TODAY, principal
+from srv_models import CountsModel, ingest_ent1
 
-from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
-from models.grading import Grader
 from serving.db.models import Grade, Objection, Record
 from serving.errors import ModelUnavailable
 from serving.schemas import DecisionIn, ObjectionCreate
 from serving.services import objections
+from serving.services.champions import ChampionHolder
 from serving.services.grades import latest_grade, store_grades
 from serving.services.regrade import catalogue_repair_eligibility, make_regrader
-from training.bundle import probability_to_score
+from serving.services.subjects import store_records
 
 MODEL_VERSION = "tiers-general/1"
-FEATURES = ("n_penalty_12m", "n_serious_penalty_36m", "n_arrears_unsettled")
-WEIGHTS = np.array([0.8, 1.5, 0.6])
-
-
-class CountsModel:
-    """A transparent `GradingModel` stand-in: log-odds rise with counted penalties and arrears;
-    each reason cites the records behind its feature (the evidence the job passes in)."""
-
-    features = FEATURES
-
-    def __init__(self) -> None:
-        self.grader = Grader(policy="bands", bands=[0.1, 0.25, 0.5]).fit()
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        z = -2.8 + frame[list(FEATURES)].fillna(0).to_numpy(float) @ WEIGHTS
-        p = 1 / (1 + np.exp(-z))
-        return np.column_stack([1 - p, p])
-
-    def grade(self, frame: pd.DataFrame) -> pd.DataFrame:
-        p = self.predict_proba(frame)[:, 1]
-        grades = self.grader.grade(p, frame).grades
-        return pd.DataFrame({"p_adverse_12m": p, "score": np.round(probability_to_score(p), 1),
-                             "model_grade": grades, "grade": grades, "override": ""}, index=frame.index)
-
-    def reasons(self, frame: pd.DataFrame, *, top: int = 5, evidence=None) -> list[list[dict]]:
-        out = []
-        for i, row in enumerate(frame[list(FEATURES)].fillna(0).to_dict("records")):
-            cited = evidence[i] if evidence is not None else {}
-            out.append([{"code": f, "label_zh": f, "label_en": f, "contribution": -10.0 * w * row[f],
-                         "value": float(row[f]), "override": False,
-                         "record_ids": [e["record_id"] for e in cited.get(f, [])]}
-                        for f, w in zip(FEATURES, WEIGHTS, strict=True) if row[f] > 0][:top])
-        return out
 
 
 class OneModelRegistry:
+    """A registry whose only model is ``tiers-general`` version 1, the champion."""
+
+    def alias_version(self, name: str, alias: str) -> int | None:
+        return 1 if name == "tiers-general" and alias == "champion" else None
+
     def load_model(self, name: str, version: int) -> CountsModel:
         if f"{name}/{version}" != MODEL_VERSION:
             raise LookupError(f"no model {name}/{version}")
@@ -68,32 +37,12 @@ class OneModelRegistry:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """ENT1's subject and records (as seeded in the service database) ingested into a store."""
-    from features.ingest import ingest
-
-    root = tmp_path_factory.mktemp("regrade_store")
-    subject = dict.fromkeys(SUBJECT_COLUMNS) | dict(
-        uscc=ENT1, name="南京甲制造有限公司", legal_form="llc", industry="C", district_code="320102",
-        district_name="玄武区", registered_on="2012-05-01", registered_capital=500.0, employees=40, status="active",
-        legal_rep_name="张三丰")
-    records = [
-        dict(record_id="R1", kind="admin_penalty", severity="general", decision_date="2026-03-10",
-             publicity_end="2027-03-10", amount=5000, department="samr", document_no="宁市监罚〔2026〕12号"),
-        dict(record_id="R2", kind="admin_penalty", severity="serious", decision_date="2026-06-01",
-             publicity_end="2029-06-01", amount=200000, department="samr", document_no="宁市监罚〔2026〕88号"),
-        dict(record_id="R3", kind="arrears", subkind="tax", decision_date="2026-02-01", amount=1200,
-             department="tax"),
-    ]
-    pd.DataFrame([subject], columns=list(SUBJECT_COLUMNS)).to_csv(root / "subjects.csv", index=False)
-    pd.DataFrame([dict.fromkeys(RECORD_COLUMNS) | r | {"uscc": ENT1, "description": "记录"} for r in records],
-                 columns=list(RECORD_COLUMNS)).to_csv(root / "records.csv", index=False)
-    ingest(store=root / "store", subjects=root / "subjects.csv", records=root / "records.csv",
-           ingested_at=datetime(2026, 11, 1, tzinfo=UTC))
-    return root / "store"
+    return ingest_ent1(tmp_path_factory.mktemp("regrade_store"))
 
 
 @pytest.fixture
 def regrader(store):
-    return make_regrader(store_dir=store, registry=OneModelRegistry)
+    return make_regrader(store_dir=store, models=ChampionHolder(OneModelRegistry))
 
 
 @pytest.fixture
@@ -132,9 +81,11 @@ def test_regrade_lands_in_the_decision_transaction(session, regrader, graded) ->
     assert session.scalars(select(Objection).where(Objection.record_id == "R1")).one().status == "upheld"
 
 
-def test_missing_store_or_model_is_model_unavailable_and_saves_nothing(session, graded, tmp_path) -> None:
-    for broken in (make_regrader(store_dir=tmp_path / "nowhere", registry=OneModelRegistry),
-                   make_regrader(store_dir=tmp_path, registry=lambda: (_ for _ in ()).throw(OSError("down")))):
+def test_missing_store_or_model_is_model_unavailable_and_saves_nothing(session, store, graded,
+                                                                         tmp_path) -> None:
+    down = ChampionHolder(lambda: (_ for _ in ()).throw(OSError("down")))
+    for broken in (make_regrader(store_dir=tmp_path / "nowhere", models=ChampionHolder(OneModelRegistry)),
+                   make_regrader(store_dir=store, models=down)):
         filed = objections.file_objection(session, principal("ent1"), ENT1,
                                           ObjectionCreate(record_id="R2", reason="该处罚已被法院撤销"), TODAY)
         with pytest.raises(ModelUnavailable):
@@ -155,3 +106,41 @@ def test_catalogue_eligibility_follows_the_policy() -> None:
     verdict = eligibility(general)
     assert verdict.eligible_from is not None and verdict.eligible_from > general.decision_date
     assert eligibility(license_).eligible_from is None
+
+
+def _reasons_cite(grade: Grade, record_id: str) -> bool:
+    return any(record_id in r["record_ids"] for r in grade.reasons)
+
+
+def test_regrade_counts_a_record_only_the_service_has(session, regrader, graded) -> None:
+    """An inspection result fed back into the service (not in the store) counts at the next
+    regrade; upholding an objection against it takes its effect and its citation away again."""
+    store_records(session, [dict(record_id="INSP-1", uscc=ENT1, kind="admin_penalty", severity="serious",
+                                 decision_date="2026-11-16", publicity_end="2029-11-16", amount=80000,
+                                 department="samr", document_no="宁市监罚〔2026〕201号")])
+    regrader(session, ENT1, "inspection result fed back")
+    session.commit()
+    with_result = latest_grade(session, ENT1)
+    assert with_result.as_of == dt.date(2026, 11, 16)  # the service's record is inside the profile window
+    assert with_result.probability > graded.probability and with_result.grade >= graded.grade
+    assert _reasons_cite(with_result, "INSP-1")
+    _uphold(session, regrader, "INSP-1")
+    after = latest_grade(session, ENT1)
+    assert after.probability < with_result.probability and after.grade <= with_result.grade
+    assert not _reasons_cite(after, "INSP-1")
+    assert all(w.get("record_id") != "INSP-1" for w in after.what_if)
+
+
+def test_regrade_uses_the_service_correction_of_a_store_record(session, regrader, graded) -> None:
+    """A record the service corrected (serious → general) is graded as corrected, not as stored."""
+    before = graded.probability  # the regrade below replaces this very row (same as-of and model)
+    store_records(session, [dict(record_id="R2", uscc=ENT1, kind="admin_penalty", severity="general",
+                                 decision_date="2026-06-01", publicity_end="2027-06-01", amount=20000,
+                                 department="samr", document_no="宁市监罚〔2026〕88号")])
+    regrader(session, ENT1, "R2 corrected")
+    session.commit()
+    corrected = latest_grade(session, ENT1)
+    assert corrected.probability < before
+    serious = [r for r in corrected.reasons if r["code"] == "n_serious_penalty_36m"]
+    assert not serious, corrected.reasons  # R2 no longer counts as serious
+    assert _reasons_cite(corrected, "R2")  # but still as a penalty in the last 12 months
