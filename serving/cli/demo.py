@@ -100,8 +100,10 @@ def demo(
     from serving.demo_load import load_demo
     from serving.settings import get_settings
 
-    # The scheduler reads the inspector pool and items of the demo city; the registry is the demo's.
-    settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking})
+    # The scheduler reads the inspector pool and items of the demo city; the registry is the demo's;
+    # store_dir turns on regrading after an upheld objection or an approved repair (and model health).
+    settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking,
+                                                 "store_dir": store.resolve()})
     loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed)
     stages.append(StageResult("load", str(settings.database_url), loaded.summary))
     stages.append(_monitor(settings, store=store, reference=reference, current=dt.date.fromisoformat(as_of),
