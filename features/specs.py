@@ -30,6 +30,10 @@ class FeatureSpec:
 _NEG = "a further counted negative record is more evidence of risk (过惩相当: weight by severity)"
 _POS = "verified positive behaviour is evidence against risk; it must never raise a score"
 _RATE = "a higher share of failures is more evidence of risk"
+_CHECK = ("a check (行政检查) is a neutral record, not a finding: context only, so not constrained; "
+          "departments check riskier subjects more often, which is why it carries information")
+_ARREARS = ("a missed tax, social-insurance or utility payment is a breach of an obligation; settling it ends "
+            "the open debt, not the record, which counts for 36 months unless exempted (force majeure) or repaired")
 
 _KIND_LABELS = {
     "penalty": ("行政处罚", "administrative penalties", ("admin_penalty",), True),
@@ -52,6 +56,21 @@ def _windowed() -> list[FeatureSpec]:
     return specs
 
 
+_ARREARS_TYPES = (
+    ("tax", "欠缴税款", "tax arrears"),
+    ("social_insurance", "欠缴社会保险费", "social insurance arrears"),
+    ("utility", "欠缴水电气费", "water, power and gas arrears"),
+)
+
+
+def _arrears_by_type() -> list[FeatureSpec]:
+    # kinds apart: tax and social-insurance arrears follow general risk, utility arrears mostly
+    # operations (hygiene) risk, which matters in some sectors only
+    return [FeatureSpec(f"n_arrears_{key}_{months}m", f"近{months}个月{zh}笔数(含已结清)",
+                        f"{en} incurred in last {months} months (settled or not)", ("arrears",), +1, _ARREARS)
+            for key, zh, en in _ARREARS_TYPES for months in (12, 36)]
+
+
 _LISTS = (
     ("list_serious_dishonesty", "严重失信主体名单", "serious dishonesty list"),
     ("list_key_attention", "重点关注对象名单", "key attention list"),
@@ -63,6 +82,12 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     *_windowed(),
     FeatureSpec("n_serious_penalty_36m", "近36个月严重行政处罚次数", "serious penalties in last 36 months",
                 ("admin_penalty",), +1, _NEG, True),
+    FeatureSpec("n_minor_penalty_12m", "近12个月公示期内轻微行政处罚次数",
+                "minor penalties still counted (in their publicity period) in last 12 months", ("admin_penalty",), +1,
+                _NEG + "; kept apart from general ones because the lumped weight hides how often minors recur", True),
+    FeatureSpec("n_general_penalty_12m", "近12个月公示期内一般行政处罚次数",
+                "general penalties still counted (in their publicity period) in last 12 months", ("admin_penalty",),
+                +1, _NEG, True),
     FeatureSpec("n_list_entry_36m", "近36个月列入名单次数", "list entries in last 36 months",
                 tuple(k for k, _, _ in _LISTS), +1, _NEG, True),
     FeatureSpec("w_list_active", "在列名单衰减权重", "decayed weight of active list memberships",
@@ -83,6 +108,10 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
                 ("inspection",), +1, _RATE, missing_meaning="not inspected in 36 months"),
     FeatureSpec("n_inspection_36m", "近36个月被抽查次数", "inspections in last 36 months", ("inspection",), 0,
                 "being drawn is random (双随机), not evidence either way"),
+    FeatureSpec("n_admin_check_12m", "近12个月行政检查次数", "administrative checks in last 12 months",
+                ("admin_check",), 0, _CHECK),
+    FeatureSpec("n_admin_check_36m", "近36个月行政检查次数", "administrative checks in last 36 months",
+                ("admin_check",), 0, _CHECK),
     *(FeatureSpec(f"on_{k}", f"当前在{zh}", f"currently on the {en}", (k,), +1,
                   "an active list membership is a legal finding of dishonesty or risk", True)
       for k, zh, en in _LISTS),
@@ -95,6 +124,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
                 "unpaid tax, social insurance or utilities signal financial distress", True),
     FeatureSpec("amount_arrears_unsettled", "未结清欠缴金额(元)", "unsettled arrears (CNY)", ("arrears",), +1,
                 "more owed is more distress", True),
+    *_arrears_by_type(),
     FeatureSpec("n_reward_36m", "近36个月行政奖励次数", "administrative rewards in last 36 months",
                 ("admin_reward",), -1, _POS),
     FeatureSpec("n_self_declared_verified_36m", "近36个月经核实的自主申报数",

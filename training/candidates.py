@@ -28,11 +28,19 @@ def additive_gbm(monotone: Mapping[str, int], seed: int) -> Any:
 
 
 def monotone_gbm(monotone: Mapping[str, int], seed: int) -> Any:
-    """LightGBM with small trees (interactions allowed), monotone as declared."""
+    """LightGBM with small trees (interactions allowed), monotone as declared.
+
+    Many shallow trees, large leaves and half the features per tree: the risk is a sum of weak
+    count signals, so slow additive-like learning with a few interactions (sector × utility
+    arrears) generalises best. Chosen on the 2024-09-30 validation date of two simulated cities
+    (trained on 2022-09-30 … 2023-09-30): out-of-time AUC 0.7254 vs 0.7224 for the former
+    250 × 8-leaf setting (seed 2); the later test date was not used to choose.
+    """
     from models.gbm import MonotoneGBM
 
-    return MonotoneGBM(monotone=dict(monotone), additive=False, n_estimators=250, num_leaves=8,
-                       min_child_samples=40, reg_lambda=1.0, random_state=seed)
+    return MonotoneGBM(monotone=dict(monotone), additive=False, n_estimators=600, learning_rate=0.02,
+                       num_leaves=4, min_child_samples=200, reg_lambda=5.0, colsample_bytree=0.5,
+                       random_state=seed)
 
 
 def blend(monotone: Mapping[str, int], seed: int) -> Any:

@@ -24,6 +24,8 @@ agg AS (
         SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS w_penalty_12m,
         SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS w_penalty_36m,
         COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m AND severity = 'serious') AS n_serious_penalty_36m,
+        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m AND severity = 'minor') AS n_minor_penalty_12m,
+        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m AND severity = 'general') AS n_general_penalty_12m,
         COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS n_enforcement_12m,
         COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_36m) AS n_enforcement_36m,
         SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS w_enforcement_12m,
@@ -65,7 +67,18 @@ context AS (
         COUNT(*) FILTER (WHERE kind = 'self_declared' AND polarity = 'positive'
                          AND (NOT $self_declared_requires_verification
                               OR (verified AND verified_on <= DATE '$as_of'))) AS n_self_declared_verified_36m,
-        COUNT(*) AS n_records_36m
+        COUNT(*) AS n_records_36m,
+        -- arrears incurred by type, settled or not: settling ends the open debt (n_arrears_unsettled),
+        -- not the fact that the obligation was missed; exempted (force majeure) and repaired ones never count
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_tax_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND NOT is_exempt AND NOT is_repaired) AS n_arrears_tax_36m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_social_insurance_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND NOT is_exempt AND NOT is_repaired) AS n_arrears_social_insurance_36m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_utility_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND NOT is_exempt AND NOT is_repaired) AS n_arrears_utility_36m,
+        -- administrative checks (行政检查) are neutral records: context, never a finding
+        COUNT(*) FILTER (WHERE kind = 'admin_check' AND in_12m) AS n_admin_check_12m,
+        COUNT(*) FILTER (WHERE kind = 'admin_check') AS n_admin_check_36m
     FROM scored
     WHERE in_36m AND NOT is_revoked
     GROUP BY uscc
@@ -89,6 +102,8 @@ SELECT
     CAST(COALESCE(a.w_penalty_12m, 0) AS DOUBLE) / 1e6 AS w_penalty_12m,
     CAST(COALESCE(a.w_penalty_36m, 0) AS DOUBLE) / 1e6 AS w_penalty_36m,
     COALESCE(a.n_serious_penalty_36m, 0) AS n_serious_penalty_36m,
+    COALESCE(a.n_minor_penalty_12m, 0) AS n_minor_penalty_12m,
+    COALESCE(a.n_general_penalty_12m, 0) AS n_general_penalty_12m,
     COALESCE(a.n_enforcement_12m, 0) AS n_enforcement_12m,
     COALESCE(a.n_enforcement_36m, 0) AS n_enforcement_36m,
     CAST(COALESCE(a.w_enforcement_12m, 0) AS DOUBLE) / 1e6 AS w_enforcement_12m,
@@ -138,6 +153,14 @@ SELECT
     subj.industry AS industry,
     subj.district_code AS district_code,
     COALESCE(c.n_records_36m, 0) AS n_records_36m,
+    COALESCE(c.n_arrears_tax_12m, 0) AS n_arrears_tax_12m,
+    COALESCE(c.n_arrears_tax_36m, 0) AS n_arrears_tax_36m,
+    COALESCE(c.n_arrears_social_insurance_12m, 0) AS n_arrears_social_insurance_12m,
+    COALESCE(c.n_arrears_social_insurance_36m, 0) AS n_arrears_social_insurance_36m,
+    COALESCE(c.n_arrears_utility_12m, 0) AS n_arrears_utility_12m,
+    COALESCE(c.n_arrears_utility_36m, 0) AS n_arrears_utility_36m,
+    COALESCE(c.n_admin_check_12m, 0) AS n_admin_check_12m,
+    COALESCE(c.n_admin_check_36m, 0) AS n_admin_check_36m,
     CASE WHEN COALESCE(c.n_records_36m, 0) < $thin_file_min_records
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj

@@ -201,3 +201,32 @@ def test_profiles_from_store_equal_profiles_from_frames(sim_store):
     from_frames = build_profiles(read_latest(sim_store, "records"), read_latest(sim_store, "subjects"), as_of=as_of)
     assert from_store["profile_hash"].tolist() == from_frames["profile_hash"].tolist()
     assert len(from_store) > 500 and from_store["n_penalty_36m"].sum() > 0
+
+
+def test_arrears_by_type_count_settled_ones_but_never_exempted_ones():
+    as_of = date(2026, 6, 30)
+    rows = [record("T1", code(0), "arrears", date(2026, 1, 5), subkind="tax", amount=300.0, end_date="2026-02-01"),
+            record("T2", code(0), "arrears", date(2024, 3, 5), subkind="tax", amount=300.0),
+            record("S1", code(0), "arrears", date(2026, 2, 5), subkind="social_insurance", amount=90.0,
+                   exemption="force_majeure"),
+            record("W1", code(0), "arrears", date(2025, 9, 1), subkind="water", amount=50.0, end_date="2025-10-01"),
+            record("G1", code(0), "arrears", date(2022, 9, 1), subkind="gas", amount=50.0)]  # older than 36 months
+    p = profiles(rows, as_of).loc[code(0)]
+    # settling ends the open debt, not the record of the missed payment
+    assert (p["n_arrears_tax_12m"], p["n_arrears_tax_36m"], p["n_arrears_unsettled"]) == (1, 2, 2)
+    assert p["n_arrears_social_insurance_12m"] == p["n_arrears_social_insurance_36m"] == 0
+    assert (p["n_arrears_utility_12m"], p["n_arrears_utility_36m"]) == (1, 1)
+
+
+def test_penalties_by_severity_follow_publicity_and_checks_are_context():
+    as_of = date(2025, 12, 31)
+    rows = [record("M", code(0), "admin_penalty", date(2025, 6, 1), severity="minor"),
+            record("G", code(0), "admin_penalty", date(2025, 3, 1), severity="general"),
+            record("E", code(0), "admin_penalty", date(2024, 6, 1), severity="general"),  # publicity ended
+            record("C1", code(0), "admin_check", date(2025, 11, 1)),
+            record("C2", code(0), "admin_check", date(2023, 11, 1))]
+    p = profiles(rows, as_of).loc[code(0)]
+    assert (p["n_minor_penalty_12m"], p["n_general_penalty_12m"]) == (1, 1)
+    assert (p["n_admin_check_12m"], p["n_admin_check_36m"]) == (1, 2)
+    for name in ("n_admin_check_12m", "n_admin_check_36m"):
+        assert FEATURES_BY_NAME[name].monotone == 0 and not FEATURES_BY_NAME[name].actionable
