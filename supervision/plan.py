@@ -14,6 +14,7 @@ import datetime as dt
 import re
 import tomllib
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supervision.assign import InspectorPool, assign_inspectors, forbidden_pairs
-from supervision.codes import is_valid_uscc
+from supervision.codes import valid_uscc_mask
 from supervision.draw import (
     DRAW_ALGORITHM,
     STRATA,
@@ -143,6 +144,12 @@ class PlanInputs(BaseModel):
     conflicts: pd.DataFrame | None = None
     leads: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
+
+    @cached_property
+    def subject_uscc_valid(self) -> np.ndarray:
+        """Per subject row: is its USCC valid (GB 32100-2015 check character)? Computed once,
+        vectorised, at the input boundary; every task and the commitment reuse it."""
+        return valid_uscc_mask(self.subjects["uscc"])
 
 
 def load_plan_inputs(task: PlanTask, base_dir: str | Path) -> PlanInputs:
@@ -306,12 +313,14 @@ def build_task_pool(
     key_item = bool(as_bool(pd.Series([item["key_item"]])).iloc[0])
     rules = policy.rules_for(task.department, task.item, key_item=key_item)
     subjects = inputs.subjects
-    pool = subjects[subjects["status"].astype(str) == "active"]
+    in_pool = (subjects["status"].astype(str) == "active").to_numpy()
     industries = split_codes(item["industries"])
     if industries:
-        pool = pool[pool["industry"].isin(industries)]
+        in_pool &= subjects["industry"].isin(industries).to_numpy()
+    pool = subjects[in_pool]
     # Dirty subject rows are quarantined with the rule they break, never silently dropped.
-    invalid = ~pool["uscc"].map(is_valid_uscc)
+    # Codes were checked once for the whole subjects table (PlanInputs), not once per task.
+    invalid = pd.Series(~inputs.subject_uscc_valid[in_pool], index=pool.index)
     duplicate = pool["uscc"].duplicated(keep="first") & ~invalid
     quarantined = [ExcludedSubject(uscc=str(u), reason="uscc_invalid") for u in pool.loc[invalid, "uscc"]]
     quarantined += [

