@@ -389,9 +389,10 @@ def _pool_hash_of(pool: pd.DataFrame) -> str:
     )
 
 
-def prepare_pools(
-    task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy
-) -> tuple[list[tuple[TaskItem, pd.DataFrame, list[str], list[ExcludedSubject], ItemRules]], str]:
+PreparedPools = tuple[list[tuple["TaskItem", pd.DataFrame, list[str], list["ExcludedSubject"], ItemRules]], str]
+
+
+def prepare_pools(task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> PreparedPools:
     """Per task: (task item, canonical pool, ungraded, excluded, rules); and the grades' model version."""
     grades_at, model_version = _grades_at(inputs.grades, task.as_of)
     prepared = []
@@ -409,15 +410,24 @@ def prepare_pools(
 
 
 def publish_commitment(
-    task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes
+    task: PlanCreate,
+    inputs: PlanInputs,
+    policy: InspectionPolicy,
+    seed: bytes,
+    *,
+    prepared: PreparedPools | None = None,
 ) -> DrawCommitment:
-    """What is published before the draw: seed commitment, policy hash and one hash per pool."""
-    prepared, _ = prepare_pools(task, inputs, policy)
+    """What is published before the draw: seed commitment, policy hash and one hash per pool.
+
+    ``prepared`` (from :func:`prepare_pools` on the same inputs) saves building the pools twice
+    when the caller draws right after committing.
+    """
+    prepared_pools, _ = prepared if prepared is not None else prepare_pools(task, inputs, policy)
     return DrawCommitment(
         plan_id=task.plan_id,
         draw_seed_commitment=seed_commitment(seed),
         policy_hash=policy.policy_hash(),
-        pool_hashes={t.key: _pool_hash_of(pool) for t, pool, *_ in prepared},
+        pool_hashes={t.key: _pool_hash_of(pool) for t, pool, *_ in prepared_pools},
         public_salt=task.public_salt,
     )
 
@@ -468,13 +478,15 @@ def create_plan(
     *,
     feed: RatioFeed | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prepared: PreparedPools | None = None,
 ) -> InspectionPlan:
     """Draw subjects per task, assign inspectors, merge joint visits; reproducible from the inputs.
 
     ``feed`` gives the ratios (default: computed in-process from the same pools); ``progress``,
-    if given, is called with (step, total) after each task.
+    if given, is called with (step, total) after each task; ``prepared`` reuses the pools of
+    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from).
     """
-    prepared, model_version = prepare_pools(task, inputs, policy)
+    prepared, model_version = prepared if prepared is not None else prepare_pools(task, inputs, policy)
     if feed is None:
         feed = InProcessRatioFeed(
             pools={(t.department, t.item): pool for t, pool, *_ in prepared},
@@ -812,6 +824,7 @@ __all__ = [
     "PlanInputs",
     "PlanTask",
     "PlanVerification",
+    "PreparedPools",
     "TaskDraw",
     "TaskItem",
     "Visit",

@@ -35,7 +35,7 @@ from serving.security import Principal
 from serving.services.subjects import store_records
 
 if TYPE_CHECKING:
-    from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification
+    from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification, PreparedPools
     from supervision.policy import InspectionPolicy
     from supervision.ratios import InspectionRatiosOut
 
@@ -245,11 +245,12 @@ def load_named_policy(name: str) -> InspectionPolicy:
         raise InvalidInput(f"policy={name!r}: {exc}", field="policy") from exc
 
 
-def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes) -> InspectionPlan:
+def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes, *,
+              prepared: PreparedPools | None = None) -> InspectionPlan:
     """The scheduler's draw (a seam: tests make it fail after drawing)."""
     from supervision.plan import create_plan as scheduler_create_plan
 
-    return scheduler_create_plan(request, inputs, policy, seed)
+    return scheduler_create_plan(request, inputs, policy, seed, prepared=prepared)
 
 
 def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
@@ -262,15 +263,18 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     that commitment. Plan and draw are written in one commit: if anything fails, nothing is
     stored (no plan without its draw, no draw without its commitment).
     """
-    from supervision.plan import PlanInputError, publish_commitment
+    from supervision.plan import PlanInputError, prepare_pools, publish_commitment
     from supervision.tables import TableError
 
     seed = secrets.token_bytes(32) if seed is None else seed
     try:
-        commitment = publish_commitment(request, inputs, policy, seed)
+        # The pools are built (and their codes checked) once; the commitment is fixed from them
+        # before the draw runs, and the draw reuses them.
+        prepared = prepare_pools(request, inputs, policy)
+        commitment = publish_commitment(request, inputs, policy, seed, prepared=prepared)
         committed = commitment.model_dump(mode="json")
         committed_at = dt.datetime.now(dt.UTC)
-        drawn = draw_plan(request, inputs, policy, seed)
+        drawn = draw_plan(request, inputs, policy, seed, prepared=prepared)
         if drawn.commitment.model_dump(mode="json") != committed:
             raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
         # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;
