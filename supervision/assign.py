@@ -9,8 +9,9 @@ A subject that cannot be staffed is returned with the reason, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,39 @@ class Assignment:
     loads: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # after this task
 
 
+class _SpareSlots:
+    """Free slots left after the first pass, in slot order, then slots given back by repairs.
+
+    Kept as an array (not a Python list of maybe millions of slots) and searched in chunks,
+    because a repair almost always finds an eligible inspector among the first few slots.
+    """
+
+    _CHUNK = 256
+
+    def __init__(self, slots: np.ndarray) -> None:
+        self._slots = slots
+        self._taken = np.zeros(slots.size, dtype=bool)
+        self._returned: list[int] = []
+
+    def take_first(self, eligible: Callable[[np.ndarray], np.ndarray]) -> int | None:
+        """Remove and return the first slot's inspector for which ``eligible`` holds, or None."""
+        for start in range(0, self._slots.size, self._CHUNK):
+            chunk = self._slots[start : start + self._CHUNK]
+            ok = eligible(chunk) & ~self._taken[start : start + self._CHUNK]
+            if ok.any():
+                hit = start + int(np.argmax(ok))
+                self._taken[hit] = True
+                return int(self._slots[hit])
+        if self._returned:
+            ok = eligible(np.asarray(self._returned, dtype=np.int64))
+            if ok.any():
+                return self._returned.pop(int(np.argmax(ok)))
+        return None
+
+    def give_back(self, inspectors: Iterable[int]) -> None:
+        self._returned.extend(inspectors)
+
+
 def _slot_sequence(capacity: np.ndarray, loads: np.ndarray, perm_pos: np.ndarray, needed: int) -> np.ndarray:
     """Inspector indices of free slots, level by level (load ℓ, then random order), ≥ needed long."""
     chunks: list[np.ndarray] = []
@@ -76,6 +110,44 @@ def forbidden_pairs(
     i = pd.Index(inspector_ids).get_indexer(frame["inspector_id"])
     keep = (s >= 0) & (i >= 0)
     return s[keep].astype(np.int64), i[keep].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class RecusalIndex:
+    """Forbidden (subject, inspector) pairs of a whole pool, grouped by subject (CSR layout).
+
+    Built once per pool and inspector list — declared conflicts and previous inspectors are
+    known before the draw — so that a draw looks up only its drawn subjects' pairs
+    (:meth:`pairs_of`, O(drawn + pairs found)) instead of scanning every pair of the pool.
+    """
+
+    offsets: np.ndarray  # int64, n_subjects + 1: pairs of subject s are inspectors[offsets[s]:offsets[s+1]]
+    inspectors: np.ndarray  # int64 inspector positions, grouped by subject
+
+    @classmethod
+    def build(cls, subjects: np.ndarray, inspectors: np.ndarray, n_subjects: int) -> RecusalIndex:
+        """Index pairs given as parallel arrays of subject positions (< ``n_subjects``) and inspectors."""
+        subjects = np.asarray(subjects, dtype=np.int64)
+        inspectors = np.asarray(inspectors, dtype=np.int64)
+        if subjects.shape != inspectors.shape:
+            raise ValueError(f"recusal pairs: {subjects.size} subjects but {inspectors.size} inspectors")
+        if subjects.size and (int(subjects.min()) < 0 or int(subjects.max()) >= n_subjects):
+            raise ValueError(f"recusal pairs: subject positions must lie in [0, {n_subjects})")
+        offsets = np.zeros(n_subjects + 1, dtype=np.int64)
+        np.cumsum(np.bincount(subjects, minlength=n_subjects), out=offsets[1:])
+        return cls(offsets=offsets, inspectors=inspectors[np.argsort(subjects, kind="stable")])
+
+    def pairs_of(self, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in ``subjects``, inspector) for every forbidden pair of the given subjects."""
+        subjects = np.asarray(subjects, dtype=np.int64)
+        start, stop = self.offsets[subjects], self.offsets[subjects + 1]
+        count = stop - start
+        total = int(count.sum())
+        position = np.repeat(np.arange(subjects.size, dtype=np.int64), count)
+        # Index of each pair: its subject's start plus its rank within that subject's run.
+        first_of_run = np.cumsum(count) - count
+        pair = np.arange(total, dtype=np.int64) - np.repeat(first_of_run - start, count)
+        return position, self.inspectors[pair]
 
 
 def assign_inspectors(
@@ -125,7 +197,7 @@ def assign_inspectors(
     staffable = min(n_subjects, slots.size // per_subject)
     team[order[:staffable]] = slots[: staffable * per_subject].reshape(staffable, per_subject)
     unstaffed = {int(s): CAPACITY_EXHAUSTED for s in order[staffable:]}
-    spare = slots[staffable * per_subject :].tolist()
+    spare = _SpareSlots(slots[staffable * per_subject :])
 
     by_subject: dict[str, np.ndarray] = {}
 
@@ -138,10 +210,14 @@ def assign_inspectors(
         lo, hi = np.searchsorted(by_subject["fs"], [s, s + 1])
         return by_subject["fi"][lo:hi]
 
+    def eligible_mask(s: int, candidates: np.ndarray, row: np.ndarray, banned: np.ndarray) -> np.ndarray:
+        ok = ~np.isin(candidates, row) & ~np.isin(candidates, banned)
+        if recuse_same_district:
+            ok &= insp_district[candidates] != subj_district[s]
+        return ok
+
     def eligible(s: int, i: int, row: np.ndarray, banned: np.ndarray) -> bool:
-        if i in row or i in banned:
-            return False
-        return not (recuse_same_district and insp_district[i] == subj_district[s])
+        return bool(eligible_mask(s, np.array([i]), row, banned)[0])
 
     # Vectorised detection of broken cells, from the (few) forbidden pairs' side.
     bad = np.zeros(team.shape, dtype=bool)
@@ -167,10 +243,10 @@ def assign_inspectors(
         row[c] = -1
         banned = forbidden_for(s)
         # 1) a spare slot whose inspector is eligible
-        pick = next((k for k, i in enumerate(spare) if eligible(s, i, row, banned)), None)
+        pick = spare.take_first(partial(eligible_mask, s, row=row, banned=banned))
         if pick is not None:
-            row[c] = spare.pop(pick)
-            spare.append(current)  # the broken cell's slot goes back to the pool
+            row[c] = pick
+            spare.give_back([current])  # the broken cell's slot goes back to the pool
             continue
         # 2) swap with a random other staffed subject when both sides stay eligible
         swapped = False
@@ -194,13 +270,10 @@ def assign_inspectors(
         if swapped:
             continue
         # 3) give up on this subject: free its slots and say why
-        spare.append(current)
-        spare.extend(int(i) for i in row if i >= 0)
+        spare.give_back([current, *(int(i) for i in row if i >= 0)])
         row[:] = -1
-        empty = np.empty(0, dtype=np.int64)
-        n_eligible = sum(eligible(s, i, empty, banned) for i in range(n_insp))
+        n_eligible = int(np.count_nonzero(eligible_mask(s, np.arange(n_insp), row, banned)))
         unstaffed[s] = NOT_ENOUGH_ELIGIBLE if n_eligible < per_subject else CAPACITY_EXHAUSTED
 
-    used = team[team >= 0]
-    loads += np.bincount(used, minlength=n_insp)
+    loads += np.bincount(team.ravel() + 1, minlength=n_insp + 1)[1:]  # shifted: -1 = unfilled
     return Assignment(team=team, unstaffed=unstaffed, loads=loads)

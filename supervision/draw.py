@@ -153,28 +153,37 @@ def draw_stratified(keys: np.ndarray, strata: np.ndarray, k_per_stratum: Sequenc
     if keys.shape != strata.shape:
         raise DrawInputError(f"keys {keys.shape} and strata {strata.shape} differ in length")
     n_strata = len(k_per_stratum)
+    # One comparison pass per stratum over the small codes is cheaper than a bincount here.
     counts = [int(np.count_nonzero(strata == c)) for c in range(n_strata)]
     for code, k in enumerate(k_per_stratum):
         if k < 0 or k > counts[code]:
             raise DrawInputError(f"stratum {STRATA[code]}: k={k} outside [0, pool size {counts[code]}]")
-    chosen = [np.empty(0, dtype=np.int64)]
+    if sum(counts) != strata.size:  # every code counted once iff all lie in [0, n_strata)
+        raise DrawInputError(f"stratum codes must lie in [0, {n_strata}); {strata.size - sum(counts)} do not")
+    # Speed-up that cannot change the result: keys are uniform on [0, 2⁶⁴), so the k smallest of
+    # a stratum almost surely lie below a quantile a few standard deviations above k/n. One pass
+    # keeps the candidates under their stratum's bound; a stratum whose candidates fall short
+    # (probability ≈ 0) gets an unbounded second pass, so the selection is always exact.
+    bounds = np.full(n_strata, np.iinfo(np.uint64).max, dtype=np.uint64)
     for code, k in enumerate(k_per_stratum):
-        n = counts[code]
-        if k == 0:
-            continue
-        # Speed-up that cannot change the result: keys are uniform on [0, 2⁶⁴), so the k smallest
-        # of a stratum almost surely lie below a quantile a few standard deviations above k/n.
-        # Pick exactly among the candidates under that bound; if they fall short, use all members.
-        share = (k + 8.0 * np.sqrt(k) + 16.0) / n
+        share = (k + 8.0 * np.sqrt(k) + 16.0) / max(counts[code], 1)
         if share < 1:
-            bound = np.uint64(int(share * 2.0**64))
-            members = np.flatnonzero((strata == code) & (keys <= bound))
-            if members.size < k:  # probability ≈ 0
-                members = np.flatnonzero(strata == code)
-        else:
-            members = np.flatnonzero(strata == code)
-        chosen.append(_k_smallest(keys, members, k))
-    return np.sort(np.concatenate(chosen))
+            bounds[code] = np.uint64(int(share * 2.0**64))
+    while True:
+        candidates = np.flatnonzero(keys <= bounds[strata])  # ascending subject indices
+        candidate_strata = strata[candidates]
+        members_of = [np.flatnonzero(candidate_strata == c) for c in range(n_strata)]
+        short = [c for c in range(n_strata) if members_of[c].size < k_per_stratum[c]]
+        if not short:
+            break
+        bounds[short] = np.iinfo(np.uint64).max
+    candidate_keys = keys[candidates]
+    chosen = np.zeros(candidates.size, dtype=bool)
+    for code, k in enumerate(k_per_stratum):
+        if k:
+            chosen[_k_smallest(candidate_keys, members_of[code], k)] = True
+    # Candidates are ascending, so masking keeps the result sorted without a sort.
+    return candidates[chosen]
 
 
 def _k_smallest(keys: np.ndarray, members: np.ndarray, k: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import datetime as dt
 import re
 import tomllib
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supervision.assign import InspectorPool, assign_inspectors, forbidden_pairs
-from supervision.codes import is_valid_uscc
+from supervision.codes import valid_uscc_mask
 from supervision.draw import (
     DRAW_ALGORITHM,
     STRATA,
@@ -143,6 +144,12 @@ class PlanInputs(BaseModel):
     conflicts: pd.DataFrame | None = None
     leads: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
+
+    @cached_property
+    def subject_uscc_valid(self) -> np.ndarray:
+        """Per subject row: is its USCC valid (GB 32100-2015 check character)? Computed once,
+        vectorised, at the input boundary; every task and the commitment reuse it."""
+        return valid_uscc_mask(self.subjects["uscc"])
 
 
 def load_plan_inputs(task: PlanTask, base_dir: str | Path) -> PlanInputs:
@@ -306,12 +313,14 @@ def build_task_pool(
     key_item = bool(as_bool(pd.Series([item["key_item"]])).iloc[0])
     rules = policy.rules_for(task.department, task.item, key_item=key_item)
     subjects = inputs.subjects
-    pool = subjects[subjects["status"].astype(str) == "active"]
+    in_pool = (subjects["status"].astype(str) == "active").to_numpy()
     industries = split_codes(item["industries"])
     if industries:
-        pool = pool[pool["industry"].isin(industries)]
+        in_pool &= subjects["industry"].isin(industries).to_numpy()
+    pool = subjects[in_pool]
     # Dirty subject rows are quarantined with the rule they break, never silently dropped.
-    invalid = ~pool["uscc"].map(is_valid_uscc)
+    # Codes were checked once for the whole subjects table (PlanInputs), not once per task.
+    invalid = pd.Series(~inputs.subject_uscc_valid[in_pool], index=pool.index)
     duplicate = pool["uscc"].duplicated(keep="first") & ~invalid
     quarantined = [ExcludedSubject(uscc=str(u), reason="uscc_invalid") for u in pool.loc[invalid, "uscc"]]
     quarantined += [
@@ -380,9 +389,10 @@ def _pool_hash_of(pool: pd.DataFrame) -> str:
     )
 
 
-def prepare_pools(
-    task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy
-) -> tuple[list[tuple[TaskItem, pd.DataFrame, list[str], list[ExcludedSubject], ItemRules]], str]:
+PreparedPools = tuple[list[tuple["TaskItem", pd.DataFrame, list[str], list["ExcludedSubject"], ItemRules]], str]
+
+
+def prepare_pools(task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> PreparedPools:
     """Per task: (task item, canonical pool, ungraded, excluded, rules); and the grades' model version."""
     grades_at, model_version = _grades_at(inputs.grades, task.as_of)
     prepared = []
@@ -400,15 +410,24 @@ def prepare_pools(
 
 
 def publish_commitment(
-    task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes
+    task: PlanCreate,
+    inputs: PlanInputs,
+    policy: InspectionPolicy,
+    seed: bytes,
+    *,
+    prepared: PreparedPools | None = None,
 ) -> DrawCommitment:
-    """What is published before the draw: seed commitment, policy hash and one hash per pool."""
-    prepared, _ = prepare_pools(task, inputs, policy)
+    """What is published before the draw: seed commitment, policy hash and one hash per pool.
+
+    ``prepared`` (from :func:`prepare_pools` on the same inputs) saves building the pools twice
+    when the caller draws right after committing.
+    """
+    prepared_pools, _ = prepared if prepared is not None else prepare_pools(task, inputs, policy)
     return DrawCommitment(
         plan_id=task.plan_id,
         draw_seed_commitment=seed_commitment(seed),
         policy_hash=policy.policy_hash(),
-        pool_hashes={t.key: _pool_hash_of(pool) for t, pool, *_ in prepared},
+        pool_hashes={t.key: _pool_hash_of(pool) for t, pool, *_ in prepared_pools},
         public_salt=task.public_salt,
     )
 
@@ -459,13 +478,15 @@ def create_plan(
     *,
     feed: RatioFeed | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prepared: PreparedPools | None = None,
 ) -> InspectionPlan:
     """Draw subjects per task, assign inspectors, merge joint visits; reproducible from the inputs.
 
     ``feed`` gives the ratios (default: computed in-process from the same pools); ``progress``,
-    if given, is called with (step, total) after each task.
+    if given, is called with (step, total) after each task; ``prepared`` reuses the pools of
+    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from).
     """
-    prepared, model_version = prepare_pools(task, inputs, policy)
+    prepared, model_version = prepared if prepared is not None else prepare_pools(task, inputs, policy)
     if feed is None:
         feed = InProcessRatioFeed(
             pools={(t.department, t.item): pool for t, pool, *_ in prepared},
@@ -803,6 +824,7 @@ __all__ = [
     "PlanInputs",
     "PlanTask",
     "PlanVerification",
+    "PreparedPools",
     "TaskDraw",
     "TaskItem",
     "Visit",

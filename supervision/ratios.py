@@ -206,20 +206,38 @@ class InProcessRatioFeed:
 
 
 class HttpRatioFeed:
-    """Ratio feed read from ``GET {base_url}/api/v1/inspection-ratios`` (the serving API)."""
+    """Ratio feed read from ``GET {base_url}/api/v1/inspection-ratios`` (the serving API).
+
+    Authenticates as a person (``token``: a bearer JWT) or as a machine (``api_key``: sent as
+    ``X-API-Key``, how an external 双随机 platform calls the API); at most one of the two.
+    """
 
     def __init__(
-        self, *, base_url: str, token: str | None = None, timeout_s: float = 10.0, client=None
+        self,
+        *,
+        base_url: str,
+        token: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 10.0,
+        client=None,
     ) -> None:
+        if token and api_key:
+            raise ValueError("HttpRatioFeed: give a bearer token or an API key, not both")
         self.base_url = base_url
         self.token = token
+        self.api_key = api_key
         self.timeout_s = timeout_s
         self.client = client  # an httpx.Client (tests pass one with a MockTransport)
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self.api_key:
+            return {"X-API-Key": self.api_key}
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def inspection_ratios(self, *, department: str, item: str, as_of: dt.date) -> InspectionRatiosOut:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = self._auth_headers()
         params = {"department": department, "item": item, "as_of": as_of.isoformat()}
         url = self.base_url.rstrip("/") + "/api/v1/inspection-ratios"
         client = self.client or httpx.Client(timeout=self.timeout_s)

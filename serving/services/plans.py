@@ -35,7 +35,7 @@ from serving.security import Principal
 from serving.services.subjects import store_records
 
 if TYPE_CHECKING:
-    from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification
+    from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification, PreparedPools
     from supervision.policy import InspectionPolicy
     from supervision.ratios import InspectionRatiosOut
 
@@ -167,8 +167,10 @@ def load_scheduler_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 def subjects_frame(session: Session) -> pd.DataFrame:
     """Every subject in the DB with the columns the scheduler reads."""
-    rows = session.execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
-                                  Subject.district_code, Subject.district_name, Subject.status)).all()
+    # Core execution on the session's connection: plain tuples, no ORM row loading (5× faster
+    # for the whole subjects table; the plan never needs ORM objects here).
+    rows = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
+                                               Subject.district_code, Subject.district_name, Subject.status)).all()
     columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
     return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
 
@@ -176,8 +178,8 @@ def subjects_frame(session: Session) -> pd.DataFrame:
 def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
     """Grades of ``as_of``: the last stored version per subject (a regrade supersedes)."""
     last = (select(func.max(Grade.id)).where(Grade.as_of == as_of).group_by(Grade.uscc)).scalar_subquery()
-    rows = session.execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
-                           .where(Grade.id.in_(last))).all()
+    rows = session.connection().execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
+                                        .where(Grade.id.in_(last))).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "grade", "as_of", "model_version"])
     frame["as_of"] = frame["as_of"].astype(str)
     return frame
@@ -243,11 +245,12 @@ def load_named_policy(name: str) -> InspectionPolicy:
         raise InvalidInput(f"policy={name!r}: {exc}", field="policy") from exc
 
 
-def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes) -> InspectionPlan:
+def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes, *,
+              prepared: PreparedPools | None = None) -> InspectionPlan:
     """The scheduler's draw (a seam: tests make it fail after drawing)."""
     from supervision.plan import create_plan as scheduler_create_plan
 
-    return scheduler_create_plan(request, inputs, policy, seed)
+    return scheduler_create_plan(request, inputs, policy, seed, prepared=prepared)
 
 
 def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
@@ -260,15 +263,18 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     that commitment. Plan and draw are written in one commit: if anything fails, nothing is
     stored (no plan without its draw, no draw without its commitment).
     """
-    from supervision.plan import PlanInputError, publish_commitment
+    from supervision.plan import PlanInputError, prepare_pools, publish_commitment
     from supervision.tables import TableError
 
     seed = secrets.token_bytes(32) if seed is None else seed
     try:
-        commitment = publish_commitment(request, inputs, policy, seed)
+        # The pools are built (and their codes checked) once; the commitment is fixed from them
+        # before the draw runs, and the draw reuses them.
+        prepared = prepare_pools(request, inputs, policy)
+        commitment = publish_commitment(request, inputs, policy, seed, prepared=prepared)
         committed = commitment.model_dump(mode="json")
         committed_at = dt.datetime.now(dt.UTC)
-        drawn = draw_plan(request, inputs, policy, seed)
+        drawn = draw_plan(request, inputs, policy, seed, prepared=prepared)
         if drawn.commitment.model_dump(mode="json") != committed:
             raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
         # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;

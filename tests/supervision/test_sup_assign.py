@@ -11,6 +11,7 @@ from supervision.assign import (
     NO_QUALIFIED_INSPECTOR,
     NOT_ENOUGH_ELIGIBLE,
     InspectorPool,
+    RecusalIndex,
     assign_inspectors,
     forbidden_pairs,
 )
@@ -113,3 +114,27 @@ def test_forbidden_pairs_maps_ids_and_drops_outsiders() -> None:
         [("I1", "U2"), ("I9", "U2"), ("I0", "U0"), ("I1", "U9")], ["U0", "U1", "U2"], ["I0", "I1"]
     )
     assert sorted(zip(fs.tolist(), fi.tolist(), strict=True)) == [(0, 0), (2, 1)]
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    n_pool=st.integers(1, 60),
+    n_pairs=st.integers(0, 200),
+    n_drawn=st.integers(0, 60),
+)
+@settings(max_examples=80, deadline=None)
+def test_recusal_index_finds_exactly_the_drawn_subjects_pairs(seed, n_pool, n_pairs, n_drawn) -> None:
+    rng = np.random.default_rng(seed)
+    subjects, inspectors = rng.integers(0, n_pool, n_pairs), rng.integers(0, 9, n_pairs)
+    drawn = np.sort(rng.choice(n_pool, size=min(n_drawn, n_pool), replace=False))
+    position, inspector = RecusalIndex.build(subjects, inspectors, n_pool).pairs_of(drawn)
+    found = sorted(zip(drawn[position].tolist(), inspector.tolist(), strict=True))
+    wanted = sorted((s, i) for s, i in zip(subjects.tolist(), inspectors.tolist(), strict=True) if s in set(drawn))
+    assert found == wanted  # every pair of a drawn subject (duplicates kept), and no other
+
+
+def test_recusal_index_rejects_subjects_outside_the_pool() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="subject positions"):
+        RecusalIndex.build(np.array([0, 5]), np.array([1, 1]), n_subjects=5)

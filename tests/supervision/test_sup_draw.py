@@ -77,12 +77,15 @@ def test_ratio_to_ppm_rounds_half_up() -> None:
     data=st.data(),
     n=st.integers(1, 200),
     key_bits=st.sampled_from([2, 8, 64]),
+    near_top=st.booleans(),
 )
 @settings(max_examples=100, deadline=None)
-def test_draw_is_the_k_smallest_keys_per_stratum(data, n: int, key_bits: int) -> None:
+def test_draw_is_the_k_smallest_keys_per_stratum(data, n: int, key_bits: int, near_top: bool) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32)))
     strata = rng.integers(0, len(STRATA), n).astype(np.int8)
     keys = rng.integers(0, 2**key_bits - 1, n, dtype=np.uint64, endpoint=True)  # small ranges force ties
+    if near_top:  # keys far from uniform: the candidate bound falls short and the exact fallback runs
+        keys = np.iinfo(np.uint64).max - keys
     counts = [int((strata == c).sum()) for c in range(len(STRATA))]
     k = [data.draw(st.integers(0, c)) for c in counts]
     got = draw_stratified(keys, strata, k).tolist()
@@ -98,6 +101,8 @@ def test_draw_is_the_k_smallest_keys_per_stratum(data, n: int, key_bits: int) ->
 def test_draw_rejects_k_larger_than_stratum() -> None:
     with pytest.raises(DrawInputError, match="stratum B"):
         draw_stratified(np.arange(3, dtype=np.uint64), np.array([2, 2, 2]), [0, 0, 4, 0, 0])
+    with pytest.raises(DrawInputError, match="stratum codes"):
+        draw_stratified(np.arange(3, dtype=np.uint64), np.array([2, 7, 2]), [0, 0, 1, 0, 0])
 
 
 def _draw_once(seed_int: int, strata: np.ndarray, k: list[int]) -> np.ndarray:

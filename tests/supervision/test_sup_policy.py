@@ -137,6 +137,12 @@ def test_http_feed_returns_what_the_service_computes() -> None:
         "auth": "Bearer t0k",
     }
 
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        machine = HttpRatioFeed(base_url="http://tiers.test", api_key="k3y", client=client)
+        machine.client.event_hooks["request"] = [lambda r: seen.update(key=r.headers.get("x-api-key"))]
+        assert machine.inspection_ratios(department="market", item="MKT-01", as_of=AS_OF) == served
+    assert seen["key"] == "k3y" and seen["auth"] is None  # a machine sends its key, never a bearer header
+
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as client:
         failing = HttpRatioFeed(base_url="http://tiers.test", client=client)
         with pytest.raises(ConnectionError, match="inspection-ratios"):

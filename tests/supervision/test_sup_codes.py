@@ -1,0 +1,42 @@
+"""USCC checks at the scheduler's boundary: the vectorised mask agrees with the per-code check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import uscc as stdnum_uscc
+
+from supervision.codes import is_valid_uscc, valid_uscc_mask
+
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+body = st.text(alphabet=ALPHABET, min_size=17, max_size=17)
+
+
+@given(bodies=st.lists(body, min_size=1, max_size=30), corrupt=st.lists(st.integers(0, 17), max_size=30))
+@settings(max_examples=150, deadline=None)
+def test_mask_agrees_with_the_per_code_check_on_upper_case_codes(bodies, corrupt) -> None:
+    codes = [b + stdnum_uscc.calc_check_digit(b) for b in bodies]
+    # change one character of some codes: a wrong check character, or a body it no longer fits
+    for n, pos in enumerate(corrupt[: len(codes)]):
+        code = codes[n]
+        swap = ALPHABET[(ALPHABET.index(code[pos]) + 1) % len(ALPHABET)]
+        codes[n] = code[:pos] + swap + code[pos + 1 :]
+    assert valid_uscc_mask(pd.Series(codes)).tolist() == [is_valid_uscc(c) for c in codes]
+
+
+@given(codes=st.lists(st.one_of(st.text(max_size=20), st.none(), st.integers()), max_size=20))
+@settings(max_examples=100, deadline=None)
+def test_mask_is_never_more_lenient_than_the_per_code_check(codes) -> None:
+    mask = valid_uscc_mask(np.array(codes, dtype=object))
+    assert mask.shape == (len(codes),)
+    assert not any(m and not is_valid_uscc(c) for m, c in zip(mask, codes, strict=True))
+
+
+def test_mask_rejects_lower_case_and_wrong_lengths() -> None:
+    good = "91320102MA1AAAAA1" + stdnum_uscc.calc_check_digit("91320102MA1AAAAA1")
+    letter_first = "A1320105MA1CCCCC3" + stdnum_uscc.calc_check_digit("A1320105MA1CCCCC3")
+    codes = [good, letter_first, good.lower(), good[:-1], good + "0", "", float("nan")]
+    assert valid_uscc_mask(pd.Series(codes)).tolist() == [True, True, False, False, False, False, False]
+    assert valid_uscc_mask(pd.Series([], dtype=object)).shape == (0,)
