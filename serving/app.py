@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.deps import get_regrader, get_repair_eligibility
 from serving.errors import install_error_handlers
+from serving.overload import InFlightLimit
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
 from serving.settings import Settings, get_settings
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         effective = app.dependency_overrides.get(get_settings, get_settings)()
+        # sync routes share this many threads; the database pool has as many connections
+        anyio.to_thread.current_default_thread_limiter().total_tokens = effective.threadpool_size
         if effective.run_migrations_on_startup:
             from serving.db.migrate import upgrade
 
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     if repair_eligibility is not None:
         app.dependency_overrides[get_repair_eligibility] = lambda: repair_eligibility
     install_error_handlers(app)
+    app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
     for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):
         app.include_router(module.router)
     app.include_router(plans.router)

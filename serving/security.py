@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -98,6 +100,35 @@ def hash_api_key(key: str) -> str:
 
 def api_key_matches(key: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_api_key(key), key_hash)
+
+
+class ApiKeyCache:
+    """API keys this worker verified recently: key hash → principal, each for ``ttl_s`` seconds.
+
+    Saves the database lookup on every machine request. Only successful lookups are kept, so a
+    new key works at once; a revoked key keeps working for at most ``ttl_s`` in a worker that had
+    verified it (``ttl_s = 0`` turns the cache off).
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        hit = self._entries.get(hash_api_key(key))
+        if hit is None or hit[0] <= self._clock():
+            return None
+        return hit[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
+            self._entries.clear()
+        self._entries[hash_api_key(key)] = (self._clock() + self.ttl_s, principal)
 
 
 def csrf_token(secret: str, session_id: str) -> str:
