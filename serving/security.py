@@ -71,16 +71,28 @@ def create_access_token(principal: Principal, secret: str, ttl_minutes: int,
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires
 
 
-def decode_access_token(token: str, secret: str) -> Principal | None:
+def decode_access_token(token: str, secret: str, now: float | None = None) -> Principal | None:
     """The principal of a valid, unexpired token, else None."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+        principal, expires_at = _verified_token(token, secret)
     except jwt.PyJWTError:
         return None
-    if claims.get("role") not in ROLES:
+    if (time.time() if now is None else now) >= expires_at:
         return None
-    return Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
-                     section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+    return principal
+
+
+@lru_cache(maxsize=4096)
+def _verified_token(token: str, secret: str) -> tuple[Principal, float]:
+    """Signature and claims of ``token`` checked once (PyJWT re-parses the key on every call,
+    which cost more than the rest of an authenticated read); ``decode_access_token`` rechecks
+    the expiry on every use. Failures raise, so they are never cached."""
+    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    if claims.get("role") not in ROLES:
+        raise jwt.InvalidTokenError(f"unknown role {claims.get('role')!r}")
+    principal = Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
+                          section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+    return principal, float(claims["exp"])
 
 
 def new_api_key() -> tuple[str, str, str]:

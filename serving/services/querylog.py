@@ -14,6 +14,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
@@ -94,8 +95,8 @@ def _chain_in_transaction(conn: Connection, entries: list[QueryLogEntry]) -> Non
     """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
     # The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
     # so two writers can never chain onto the same previous entry.
-    conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + len(entries)))
-    seq, prev_hash = conn.execute(select(_HEAD.c.seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1)).one()
+    seq, prev_hash = conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + len(entries))
+                                  .returning(_HEAD.c.seq, _HEAD.c.last_hash)).one()
     seq -= len(entries)
     for entry in entries:
         seq += 1
@@ -138,6 +139,7 @@ class GroupCommitWriter:
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
         self._lock_path = (Path(database + "-querylog.lock")
                            if database and database != ":memory:" and fcntl is not None else None)
+        self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
 
     def append(self, entries: list[QueryLogEntry]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
@@ -175,8 +177,10 @@ class GroupCommitWriter:
     def _commit(self, entries: list[QueryLogEntry]) -> None:
         with contextlib.ExitStack() as stack:
             if self._lock_path is not None:
-                lock_file = stack.enter_context(self._lock_path.open("a"))
-                fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file is closed
+                if self._lock_file is None:
+                    self._lock_file = self._lock_path.open("a")
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                stack.callback(fcntl.flock, self._lock_file, fcntl.LOCK_UN)
             engine = self._engine()
             if engine is None:  # pragma: no cover - the caller's session holds the engine
                 raise RuntimeError("the query log's engine was disposed")
