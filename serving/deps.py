@@ -36,9 +36,13 @@ CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 
 async def current_settings(request: Request) -> Settings:
-    """``get_settings``, or the app's override of it, resolved without a thread-pool hop (a sync
-    dependency costs one per request; reading settings is no I/O)."""
-    return request.app.dependency_overrides.get(get_settings, get_settings)()
+    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
+    of ``get_settings``; ``async``, as reading them is no I/O (a sync dependency costs a
+    thread-pool hop per request)."""
+    override = request.app.dependency_overrides.get(get_settings)
+    if override is not None:
+        return override()
+    return getattr(request.app.state, "settings", None) or get_settings()
 
 
 SettingsDep = Annotated[Settings, Depends(current_settings)]
@@ -48,7 +52,7 @@ async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     """A session for one request, on the service's pool (sized to the thread pool, short timeout).
 
     ``async``: opening a session is not I/O (it connects on first use), so it need not cost a
-    thread-pool hop; closing it is, when a connection was taken, and then runs in the pool.
+    thread-pool hop; closing one that took a connection is, and runs in a thread (not for SQLite).
     """
     session = session_factory(settings.database_url, pool_size=settings.threadpool_size, max_overflow=0,
                               pool_timeout_s=settings.db_pool_timeout_s,
@@ -56,11 +60,13 @@ async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if session.in_transaction():
+        if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
             # its own limiter (as FastAPI does for sync generators): returning a connection must
             # never wait for a thread-pool slot, or a full pool starves the threads waiting for one
             await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
         else:
+            # nothing to return, or SQLite: ending a local transaction takes microseconds, less
+            # than the hop to a thread
             session.close()
 
 
@@ -72,13 +78,14 @@ def get_today() -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
 
 
-def get_regrader() -> Regrader:
-    """The regrading hook run when a record changes; the default marks grades stale."""
-    return mark_grades_stale
+async def get_regrader(request: Request) -> Regrader:
+    """The regrading hook run when a record changes: the app's (``create_app(regrader=…)``), else
+    marking grades stale."""
+    return getattr(request.app.state, "regrader", None) or mark_grades_stale
 
 
-def get_repair_eligibility() -> RepairEligibility:
-    return default_repair_eligibility
+async def get_repair_eligibility(request: Request) -> RepairEligibility:
+    return getattr(request.app.state, "repair_eligibility", None) or default_repair_eligibility
 
 
 TodayDep = Annotated[dt.date, Depends(get_today)]

@@ -197,3 +197,26 @@ def test_api_key_cache_forgets_after_its_ttl():
     off = ApiKeyCache(ttl_s=0)
     off.put("tsk_key", machine)
     assert off.get("tsk_key") is None
+
+
+def test_a_verified_token_still_expires():
+    from serving.security import create_access_token, decode_access_token
+
+    secret = "s" * 40
+    who = Principal(username="reg", role="regulator", department="samr")
+    token, expires = create_access_token(who, secret, ttl_minutes=1)
+    assert decode_access_token(token, secret).username == "reg"  # verified, now cached
+    assert decode_access_token(token, secret, now=expires.timestamp()) is None
+    assert decode_access_token(token, "t" * 40) is None  # another secret: verified again, refused
+    assert decode_access_token(token[:-2] + "xx", secret) is None
+
+
+def test_sqlite_durability_cannot_be_switched_off(tmp_path):
+    from serving.db.session import make_engine
+
+    with pytest.raises(ValueError, match="never OFF"):
+        make_engine(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="OFF")
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: every commit fsynced
+    engine.dispose()
