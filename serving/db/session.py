@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
 _lock = Lock()
 
 
@@ -61,12 +62,19 @@ def engine_for(database_url: str, **pool: float | str) -> Engine:
 def dispose_engine(database_url: str) -> None:
     with _lock:
         engine = _engines.pop(database_url, None)
+        _factories.pop(database_url, None)
     if engine is not None:
         engine.dispose()
 
 
 def session_factory(database_url: str, **pool: float | str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(database_url, **pool), expire_on_commit=False)
+    """The process-wide session factory on ``engine_for(database_url)`` (a ``sessionmaker``
+    builds a class: once per engine, not once per request)."""
+    engine = engine_for(database_url, **pool)
+    factory = _factories.get(database_url)
+    if factory is None or factory.kw["bind"] is not engine:  # the engine was disposed and recreated
+        factory = _factories[database_url] = sessionmaker(bind=engine, expire_on_commit=False)
+    return factory
 
 
 def iter_session(database_url: str, **pool: float | str) -> Iterator[Session]:
