@@ -135,16 +135,17 @@ def loadgen_main(args: argparse.Namespace) -> None:
     else:
         result = asyncio.run(_open_loop(spec["base"], spec["paths"], spec["headers"], spec["rate"],
                                         spec["duration"], spec["warmup"]))
-    print(json.dumps(result))
+    # a file, not stdout: a minute of latencies is megabytes of JSON
+    Path(spec["out"]).write_text(json.dumps(result))
 
 
 def run_phase(spec: dict, tmp: Path, name: str) -> dict:
     """Run one open-loop phase in a separate process and return its summary."""
     spec_path = tmp / f"{name}.json"
-    spec_path.write_text(json.dumps(spec))
-    out = subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)],
-                         capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
+    out_path = tmp / f"{name}.out.json"
+    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
+    subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)], check=True)
+    result = json.loads(out_path.read_text())
     if "latencies_ms" not in result:
         return result
     lat = sorted(result.pop("latencies_ms"))
