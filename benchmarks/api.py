@@ -5,13 +5,19 @@ The generator sends requests at a constant arrival rate (request i is due at ``t
 and measures latency from the *due* time, so a stalled server cannot hide its queue
 (no coordinated omission). Phases, each at the same rate and for the same duration:
 
+0. reference: a minimal FastAPI app (no auth, no database) returning a grade and five
+   contributions from memory, served by the same uvicorn setup: what this machine can do at all;
 1. baseline: ``GET /api/v1/auth/me`` — JWT-authenticated, no DB write, same server;
 2. ``GET /api/v1/subjects/{uscc}/grade?purpose=…`` — regulator JWT, coverage check,
-   hash-chained query-log append (one SQLite write per request), grade with 5 reasons.
+   hash-chained query-log append (group commit: one durable SQLite transaction per group of
+   concurrent reads in a worker), grade with 5 reasons.
 
-Then the batch endpoint (1,000 subjects per request, closed loop) and a query-log chain check.
+Each phase also reports the server's CPU time per request (all worker processes, from
+/proc), which stays meaningful when other jobs share the cores. Then a closed-loop capacity
+run, the batch endpoint (1,000 subjects per request) and a query-log chain check.
 
 Usage: .venv/bin/python benchmarks/api.py [--duration 60] [--rate 500] [--workers 2] [--subjects 2000]
+       [--sqlite-synchronous FULL|NORMAL]   (FULL, the default, keeps every logged read durable)
 Target: p99 <= 15 ms at 500 req/s with 2 workers and 0 errors.
 """
 
@@ -129,24 +135,25 @@ def loadgen_main(args: argparse.Namespace) -> None:
     else:
         result = asyncio.run(_open_loop(spec["base"], spec["paths"], spec["headers"], spec["rate"],
                                         spec["duration"], spec["warmup"]))
-    print(json.dumps(result))
+    # a file, not stdout: a minute of latencies is megabytes of JSON
+    Path(spec["out"]).write_text(json.dumps(result))
 
 
 def run_phase(spec: dict, tmp: Path, name: str) -> dict:
     """Run one open-loop phase in a separate process and return its summary."""
     spec_path = tmp / f"{name}.json"
-    spec_path.write_text(json.dumps(spec))
-    out = subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)],
-                         capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
+    out_path = tmp / f"{name}.out.json"
+    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
+    subprocess.run([sys.executable, __file__, "_loadgen", "--spec", str(spec_path)], check=True)
+    result = json.loads(out_path.read_text())
     if "latencies_ms" not in result:
         return result
     lat = sorted(result.pop("latencies_ms"))
     if lat:
         q = statistics.quantiles(lat, n=100, method="inclusive")
-        result.update(p50=q[49], p95=q[94], p99=q[98], max=lat[-1])
+        result.update(p50=q[49], p90=q[89], p99=q[98], max=lat[-1])
     else:
-        result.update(p50=float("nan"), p95=float("nan"), p99=float("nan"), max=float("nan"))
+        result.update(p50=float("nan"), p90=float("nan"), p99=float("nan"), max=float("nan"))
     return result
 
 
@@ -232,9 +239,93 @@ def batch_throughput(base: str, headers: dict, codes: list[str], repeats: int, c
 
 def fmt(name: str, r: dict) -> str:
     errs = sum(r["errors"].values())
-    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+    cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
+    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p90 {r['p90']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
             f"max {r['max']:7.1f} ms  rate {r['achieved_rate']:6.1f}/s  ok {r['ok']}  errors {errs}"
-            + (f" {r['errors']}" if errs else ""))
+            + (f" {r['errors']}" if errs else "") + cpu)
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+    return total
+
+
+def measured_phase(spec: dict, tmp: Path, name: str, server_pid: int) -> dict:
+    """``run_phase`` plus the server's CPU milliseconds per answered request (warm-up included)."""
+    before = process_tree_cpu(server_pid)
+    result = run_phase(spec, tmp, name)
+    sent = int((spec["warmup"] + spec["duration"]) * spec["rate"])
+    result["cpu_ms"] = (process_tree_cpu(server_pid) - before) * 1000 / max(sent, 1)
+    return result
+
+
+# ---------------------------------------------------------------- the reference: a minimal app
+
+def minimal_app():
+    """The reference of the issue: FastAPI returning a grade and five contributions from memory
+    (no auth, no database, no log). Served by uvicorn as ``api:minimal_app`` (factory)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    reasons = [{"code": f"reason_{k}", "contribution": -4.0 * k, "value": k} for k in range(5)]
+
+    @app.get("/grade/{uscc}")
+    async def grade(uscc: str) -> dict:
+        return {"uscc": uscc, "grade": "B", "score": 600.0, "reasons": reasons}
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def start_uvicorn(target: str, port: int, workers: int, env: dict, log_path: Path,
+                  app_dir: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+           "--http", "httptools"]
+    if app_dir is not None:
+        cmd += ["--app-dir", str(app_dir)]
+    return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=log_path.open("w"),
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True)  # one process group: master and workers stop together
+
+
+def stop_uvicorn(server: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:  # graceful shutdown waits for a backlog: do not
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=15)
+
+
+def reference_phase(args: argparse.Namespace, tmp: Path) -> dict:
+    """The minimal app under the same open loop, then stopped (it never shares the cores with ours)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_uvicorn("api:minimal_app", port, args.workers, dict(os.environ), tmp / "reference.log",
+                           app_dir=Path(__file__).resolve().parent)
+    try:
+        wait_healthy(base, server)
+        spec = {"base": base, "headers": {}, "rate": args.rate, "duration": args.duration, "warmup": args.warmup,
+                "paths": [f"/grade/91320100000000{i:04d}" for i in range(100)]}
+        return measured_phase(spec, tmp, "reference", server.pid)
+    finally:
+        stop_uvicorn(server)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -259,33 +350,32 @@ def main(args: argparse.Namespace) -> None:
     token, _ = create_access_token(Principal(username="bench_regulator", role="regulator", department="samr"),
                                    secret, 120)
     headers = {"Authorization": f"Bearer {token}"}
+    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
+           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp),
+           "TIERS_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
+    print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, "
+          f"SQLite synchronous={args.sqlite_synchronous})")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"open loop at {args.rate:.0f} req/s for {args.duration:.0f} s per phase (after {args.warmup:.0f} s "
+          f"warm-up); latency from the scheduled send time", flush=True)
+    reference = reference_phase(args, tmp) if args.reference else None
+    if reference is not None:
+        print(fmt("reference: minimal app, grade from memory", reference), flush=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
-           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
-    server_log = (tmp / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
-         "--loop", "uvloop", "--http", "httptools"],
-        env=env, cwd=Path(__file__).resolve().parents[1], stdout=server_log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # one process group: master and workers are stopped together
-    )
+    server = start_uvicorn("serving.app:create_app", port, args.workers, env, tmp / "server.log")
     try:
         wait_healthy(base, server)
         # every worker answers before measuring (imports and engines are created lazily)
         for _ in range(20):
             httpx.get(f"{base}/api/v1/auth/me", headers=headers)
-        print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools)")
         common = {"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
                   "warmup": args.warmup}
-        print(f"open loop at {args.rate:.0f} req/s for {args.duration:.0f} s per phase (after {args.warmup:.0f} s "
-              f"warm-up); latency from the scheduled send time", flush=True)
-        baseline = run_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline")
+        baseline = measured_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline", server.pid)
         print(fmt("baseline GET /api/v1/auth/me (no DB write)", baseline), flush=True)
         grade_paths = [f"/api/v1/subjects/{c}/grade?purpose=benchmark" for c in codes]
         drain(base)
-        logged = run_phase({**common, "paths": grade_paths}, tmp, "grade")
+        logged = measured_phase({**common, "paths": grade_paths}, tmp, "grade", server.pid)
         print(fmt("GET /api/v1/subjects/{uscc}/grade (logged)", logged), flush=True)
         drain(base)
         capacity = run_phase({**common, "paths": grade_paths, "concurrency": 16, "duration": min(10, args.duration)},
@@ -297,13 +387,7 @@ def main(args: argparse.Namespace) -> None:
         batch2 = batch_throughput(base, headers, codes, args.batch_repeats, args.workers)
         load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # graceful shutdown waits for a backlog: do not
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
-        server_log.close()
+        stop_uvicorn(server)
     server_errors = (tmp / "server.log").read_text(errors="replace").count("unhandled error")
 
     session = next(iter_session(url))
@@ -312,7 +396,11 @@ def main(args: argparse.Namespace) -> None:
     chain_s = time.perf_counter() - t
     session.close()
 
-    print(f"ratio logged/baseline: p50 {logged['p50'] / baseline['p50']:.2f}x  p99 {logged['p99'] / baseline['p99']:.2f}x")
+    print(f"ratio logged/baseline: p50 {logged['p50'] / baseline['p50']:.2f}x  p99 {logged['p99'] / baseline['p99']:.2f}x"
+          f"  server CPU {logged['cpu_ms'] / baseline['cpu_ms']:.2f}x")
+    if reference is not None:
+        print(f"ratio logged/reference: p50 {logged['p50'] / reference['p50']:.2f}x  "
+              f"p99 {logged['p99'] / reference['p99']:.2f}x  server CPU {logged['cpu_ms'] / reference['cpu_ms']:.2f}x")
     print(f"server-side unhandled errors: {server_errors} (log: {tmp / 'server.log'})")
     target = logged["p99"] <= 15 and not logged["errors"] and logged["achieved_rate"] >= 0.98 * args.rate
     print(f"target p99 <= 15 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if target else 'NOT MET'}")
@@ -321,6 +409,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries, "
           f"checked in {chain_s:.2f} s")
     print(f"loadavg after the run: {load_after}")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -339,6 +428,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--subjects", type=int, default=2000)
     parser.add_argument("--batch-repeats", type=int, default=5)
+    parser.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
+                        help="SQLite durability (FULL: every logged read is on disk before the answer)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the minimal-app reference phase")
     ns = parser.parse_args(argv)
     ns.mode = "bench"
     return ns

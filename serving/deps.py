@@ -8,18 +8,21 @@ never ``if`` statements inside handlers. Every read of a subject's credit data p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from serving.db.session import iter_session
+from serving.db.session import session_factory
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated
-from serving.security import Principal, Role, decode_access_token
+from serving.security import ApiKeyCache, Principal, Role, decode_access_token
 from serving.services.access import SUBJECT_READER_ROLES, can_read
 from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.querylog import append_entry
@@ -32,11 +35,39 @@ SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def current_settings(request: Request) -> Settings:
+    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
+    of ``get_settings``; ``async``, as reading them is no I/O (a sync dependency costs a
+    thread-pool hop per request)."""
+    override = request.app.dependency_overrides.get(get_settings)
+    if override is not None:
+        return override()
+    return getattr(request.app.state, "settings", None) or get_settings()
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    yield from iter_session(settings.database_url)
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    """A session for one request, on the service's pool (sized to the thread pool, short timeout).
+
+    ``async``: opening a session is not I/O (it connects on first use), so it need not cost a
+    thread-pool hop; closing one that took a connection is, and runs in a thread (not for SQLite).
+    """
+    session = session_factory(settings.database_url, pool_size=settings.threadpool_size, max_overflow=0,
+                              pool_timeout_s=settings.db_pool_timeout_s,
+                              sqlite_synchronous=settings.sqlite_synchronous)()
+    try:
+        yield session
+    finally:
+        if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
+            # its own limiter (as FastAPI does for sync generators): returning a connection must
+            # never wait for a thread-pool slot, or a full pool starves the threads waiting for one
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+        else:
+            # nothing to return, or SQLite: ending a local transaction takes microseconds, less
+            # than the hop to a thread
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -47,13 +78,14 @@ def get_today() -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
 
 
-def get_regrader() -> Regrader:
-    """The regrading hook run when a record changes; the default marks grades stale."""
-    return mark_grades_stale
+async def get_regrader(request: Request) -> Regrader:
+    """The regrading hook run when a record changes: the app's (``create_app(regrader=…)``), else
+    marking grades stale."""
+    return getattr(request.app.state, "regrader", None) or mark_grades_stale
 
 
-def get_repair_eligibility() -> RepairEligibility:
-    return default_repair_eligibility
+async def get_repair_eligibility(request: Request) -> RepairEligibility:
+    return getattr(request.app.state, "repair_eligibility", None) or default_repair_eligibility
 
 
 TodayDep = Annotated[dt.date, Depends(get_today)]
@@ -64,12 +96,15 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def api_principal(settings: SettingsDep, session: SessionDep,
-                  token: Annotated[str | None, Depends(_bearer)] = None,
-                  api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
+async def api_principal(request: Request, settings: SettingsDep, session: SessionDep,
+                        token: Annotated[str | None, Depends(_bearer)] = None,
+                        api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
     """The caller of an API route: a bearer JWT (person) or an ``X-API-Key`` (machine).
 
     The API ignores the page cookie, so cross-site requests cannot ride on a browser session.
+    ``async``: a JWT is checked without I/O; an API key is looked up in the database (in the
+    thread pool) unless this worker verified it less than ``api_key_cache_ttl_s`` ago, so a
+    revoked key keeps working for at most that long.
     """
     if token:
         principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
@@ -77,11 +112,25 @@ def api_principal(settings: SettingsDep, session: SessionDep,
             raise NotAuthenticated("invalid or expired access token")
         return principal
     if api_key:
-        principal = principal_for_api_key(session, api_key)
+        cache = api_key_cache(request, settings)
+        principal = cache.get(api_key)
+        if principal is None:
+            principal = await run_in_threadpool(principal_for_api_key, session, api_key)
+            if principal is not None:
+                cache.put(api_key, principal)
         if principal is None:
             raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
         return principal
     raise NotAuthenticated()
+
+
+def api_key_cache(request: Request, settings: Settings) -> ApiKeyCache:
+    """The app's cache of verified API keys (one per app, so tests never share it)."""
+    state = request.app.state
+    cache = getattr(state, "api_key_cache", None)
+    if cache is None:
+        cache = state.api_key_cache = ApiKeyCache(ttl_s=settings.api_key_cache_ttl_s)
+    return cache
 
 
 def page_principal(request: Request, settings: SettingsDep) -> Principal:
@@ -99,8 +148,9 @@ PrincipalGetter = Callable[..., Principal]
 def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:
     """Dependency: the caller, if their role is one of ``roles``; else 403."""
 
-    # plain default (not Annotated): string annotations cannot see the closure variable
-    def check(principal: Principal = Depends(principal_dep)) -> Principal:
+    # plain default (not Annotated): string annotations cannot see the closure variable;
+    # async: a pure check needs no thread-pool hop
+    async def check(principal: Principal = Depends(principal_dep)) -> Principal:
         if principal.role not in roles:
             raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}")
         return principal
@@ -108,7 +158,7 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -
     return check
 
 
-def read_purpose(purpose: Annotated[str | None, Query(min_length=2, max_length=200,
+async def read_purpose(purpose: Annotated[str | None, Query(min_length=2, max_length=200,
                                                       description="查询用途, logged; required for staff"),
                                      NoControlChars] = None,
                  x_purpose: Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200),

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,19 @@ class ModelUnavailable(ServiceError):
     code = "model_unavailable"
 
 
+class Overloaded(ServiceError):
+    """The worker is saturated (requests in flight at the limit, or no database connection free
+    within the pool timeout): answered at once with ``Retry-After`` instead of queueing."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str = "the service is saturated; retry shortly", *, retry_after_s: int = 1,
+                 **kw: Any):
+        kw.setdefault("headers", {"Retry-After": str(retry_after_s)})
+        super().__init__(message, **kw)
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -115,9 +130,10 @@ class ErrorOut(BaseModel):
 
 
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 every route may give)."""
+    """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 and the 503 ``overloaded``
+    every route may give)."""
     out: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut, "description": "invalid input"}}
-    for err in errors:
+    for err in (*errors, Overloaded):
         entry = out.setdefault(err.status_code, {"model": ErrorOut, "description": ""})
         entry["description"] = ", ".join(filter(None, [entry["description"], err.code]))
     return out
@@ -170,6 +186,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _render(request, exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> Response:
+        # every connection busy for the whole (short) pool timeout: shed load, do not queue
+        err = Overloaded("no database connection free; retry shortly")
+        return _render(request, err.status_code, err.code, err.message, None, err.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, exc: OperationalError) -> Response:
+        if "database is locked" not in str(exc.orig):
+            return await _unexpected(request, exc)
+        err = Overloaded("the database is busy; retry shortly")
+        return _render(request, err.status_code, err.code, err.message, None, err.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -69,16 +71,28 @@ def create_access_token(principal: Principal, secret: str, ttl_minutes: int,
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires
 
 
-def decode_access_token(token: str, secret: str) -> Principal | None:
+def decode_access_token(token: str, secret: str, now: float | None = None) -> Principal | None:
     """The principal of a valid, unexpired token, else None."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+        principal, expires_at = _verified_token(token, secret)
     except jwt.PyJWTError:
         return None
-    if claims.get("role") not in ROLES:
+    if (time.time() if now is None else now) >= expires_at:
         return None
-    return Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
-                     section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+    return principal
+
+
+@lru_cache(maxsize=4096)
+def _verified_token(token: str, secret: str) -> tuple[Principal, float]:
+    """Signature and claims of ``token`` checked once (PyJWT re-parses the key on every call,
+    which cost more than the rest of an authenticated read); ``decode_access_token`` rechecks
+    the expiry on every use. Failures raise, so they are never cached."""
+    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    if claims.get("role") not in ROLES:
+        raise jwt.InvalidTokenError(f"unknown role {claims.get('role')!r}")
+    principal = Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
+                          section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+    return principal, float(claims["exp"])
 
 
 def new_api_key() -> tuple[str, str, str]:
@@ -98,6 +112,35 @@ def hash_api_key(key: str) -> str:
 
 def api_key_matches(key: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_api_key(key), key_hash)
+
+
+class ApiKeyCache:
+    """API keys this worker verified recently: key hash → principal, each for ``ttl_s`` seconds.
+
+    Saves the database lookup on every machine request. Only successful lookups are kept, so a
+    new key works at once; a revoked key keeps working for at most ``ttl_s`` in a worker that had
+    verified it (``ttl_s = 0`` turns the cache off).
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        hit = self._entries.get(hash_api_key(key))
+        if hit is None or hit[0] <= self._clock():
+            return None
+        return hit[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
+            self._entries.clear()
+        self._entries[hash_api_key(key)] = (self._clock() + self.ttl_s, principal)
 
 
 def csrf_token(secret: str, session_id: str) -> str:

@@ -36,6 +36,22 @@ class Settings(BaseSettings):
     # cookies need `Secure` behind HTTPS; plain http on 127.0.0.1 in development
     cookie_secure: bool = False
     run_migrations_on_startup: bool = True
+    # SQLite durability of every commit, the query log's included. FULL (default): a commit is on
+    # disk when it returns (one fsync of the WAL per commit). NORMAL: a commit survives a crash
+    # of the service but the last ones may be lost on a power cut or OS crash (the WAL is synced
+    # only at checkpoints), so a read could be answered whose log entry is then lost.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # a revoked API key keeps working for at most this long in a worker that verified it
+    api_key_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
+    # Overload (per worker process). Sync routes run in a thread pool of `threadpool_size`; the
+    # database pool has as many connections, so a request in a thread never waits for one except
+    # when something else holds them, and then at most `db_pool_timeout_s` before a 503.
+    threadpool_size: int = Field(default=40, ge=1, le=1000)
+    db_pool_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # requests in flight beyond this get an immediate 503 `overloaded` with Retry-After. About the
+    # thread pool: at 500 req/s offered (benchmarks/api.py, 2 workers) 128 let the queue grow
+    # until answered reads took seconds (2,720 of 30,000 served); 48 served 87 % with p99 377 ms
+    max_in_flight_requests: int = Field(default=48, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -13,11 +13,17 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
     workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes"),
     reload: bool = typer.Option(False, help="reload on code changes (development)"),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="one log line per request (costs CPU under load; reads of credit "
+                                         "data are in the query log either way)"),
 ) -> None:
-    """Serve the API (/api/v1, /docs) and pages on http://HOST:PORT (migrations run at startup)."""
+    """Serve the API (/api/v1, /docs) and pages on http://HOST:PORT (migrations run at startup).
+
+    uvicorn picks uvloop and httptools when they are installed (``uvicorn[standard]``)."""
     import uvicorn
 
     from serving.cli.admin import settings_or_exit
 
     settings_or_exit()  # fail fast with exit 2 before uvicorn spawns workers
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload)
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
+                access_log=access_log)

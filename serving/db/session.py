@@ -11,16 +11,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
 _lock = Lock()
 
 
-def make_engine(database_url: str) -> Engine:
-    """A new engine; for SQLite the parent directory is created and foreign keys enforced."""
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10,
+                pool_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL") -> Engine:
+    """A new engine; for SQLite the parent directory is created and foreign keys enforced.
+
+    The service sizes ``pool_size`` to its thread pool with no overflow, and a short
+    ``pool_timeout_s``, so a request that finds no connection free fails fast (503) instead of
+    waiting 30 s; the defaults suit the CLI and scripts. ``sqlite_synchronous`` is SQLite's
+    ``PRAGMA synchronous`` (see ``Settings.sqlite_synchronous`` for the durability trade-off).
+    """
+    if sqlite_synchronous not in {"FULL", "NORMAL"}:
+        raise ValueError(f"sqlite_synchronous={sqlite_synchronous!r}: use FULL or NORMAL (never OFF: "
+                         "the query log must survive a crash)")
     url = make_url(database_url)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if not url.database or url.database == ":memory:":
+            pool = {}  # one in-memory database per connection: SQLAlchemy's own pool applies
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -28,35 +42,44 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             # WAL lets page reads continue while a worker appends to the query log
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
-def engine_for(database_url: str) -> Engine:
-    """The process-wide engine for ``database_url`` (created once)."""
+def engine_for(database_url: str, **pool: float | str) -> Engine:
+    """The process-wide engine for ``database_url`` (created once; ``pool`` options of
+    ``make_engine`` apply when it is created)."""
     with _lock:
         engine = _engines.get(database_url)
         if engine is None:
-            engine = _engines[database_url] = make_engine(database_url)
+            engine = _engines[database_url] = make_engine(database_url, **pool)
         return engine
 
 
 def dispose_engine(database_url: str) -> None:
     with _lock:
         engine = _engines.pop(database_url, None)
+        _factories.pop(database_url, None)
     if engine is not None:
         engine.dispose()
 
 
-def session_factory(database_url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(database_url), expire_on_commit=False)
+def session_factory(database_url: str, **pool: float | str) -> sessionmaker[Session]:
+    """The process-wide session factory on ``engine_for(database_url)`` (a ``sessionmaker``
+    builds a class: once per engine, not once per request)."""
+    engine = engine_for(database_url, **pool)
+    factory = _factories.get(database_url)
+    if factory is None or factory.kw["bind"] is not engine:  # the engine was disposed and recreated
+        factory = _factories[database_url] = sessionmaker(bind=engine, expire_on_commit=False)
+    return factory
 
 
-def iter_session(database_url: str) -> Iterator[Session]:
+def iter_session(database_url: str, **pool: float | str) -> Iterator[Session]:
     """Yield a session and close it; the caller commits (services own their transactions)."""
-    session = session_factory(database_url)()
+    session = session_factory(database_url, **pool)()
     try:
         yield session
     finally:

@@ -6,13 +6,23 @@ reordering an entry breaks the chain at that entry, which ``check_chain`` report
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+import threading
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler orders the processes
+    fcntl = None  # type: ignore[assignment]
 
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
@@ -38,37 +48,158 @@ def chain_hash(prev_hash: str, entry: QueryLogEntry) -> str:
 def append_entry(session: Session, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
                  outcome: str = "allowed", personal_info_unmasked: bool = False,
                  commit: bool = True) -> QueryLogEntry:
-    """Append one read to the log and commit (see ``append_entries``)."""
+    """Append one read to the log, durably, before returning (see ``append_entries``)."""
     return append_entries(session, principal=principal, reads=[(uscc, outcome)], purpose=purpose,
                           endpoint=endpoint, personal_info_unmasked=personal_info_unmasked, commit=commit)[0]
 
 
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[QueryLogEntry]:
-    """Append one entry per (uscc, outcome) in ``reads``, chained in order, and commit."""
+    """Append one entry per (uscc, outcome) in ``reads``, chained in order.
+
+    With ``commit`` (the default) the caller's session is committed, then the entries are durably
+    committed, when this returns, by the process's group-commit writer (``group_writer``):
+    concurrent reads share one transaction. With ``commit=False`` the entries join the caller's transaction, which the caller commits.
+    """
     if not reads:
         return []
-    # The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
-    # so two workers can never chain onto the same previous entry.
-    session.execute(update(QueryLogHead).where(QueryLogHead.id == 1).values(seq=QueryLogHead.seq + len(reads)))
-    head = session.execute(select(QueryLogHead).where(QueryLogHead.id == 1)).scalar_one()
-    session.refresh(head)
-    seq, prev_hash, at = head.seq - len(reads), head.last_hash, dt.datetime.now(dt.UTC)
-    entries = []
-    for uscc, outcome in reads:
-        seq += 1
-        entry = QueryLogEntry(
-            seq=seq, at=at, actor=principal.username, actor_role=principal.role, actor_kind=principal.kind,
-            uscc=uscc, purpose=purpose, endpoint=endpoint, outcome=outcome,
-            personal_info_unmasked=personal_info_unmasked, prev_hash=prev_hash, entry_hash="",
-        )
-        entry.entry_hash = prev_hash = chain_hash(prev_hash, entry)
-        entries.append(entry)
-    head.last_hash = prev_hash
-    session.add_all(entries)
-    if commit:
+    pending = [_new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
+               for uscc, outcome in reads]
+    bind = session.get_bind()
+    if commit and isinstance(bind, Engine):
+        # End the caller's transaction first (as a commit here always did): the caller then holds
+        # no pool connection while it waits, and no lock the writer needs.
         session.commit()
-    return entries
+        group_writer(bind).append(pending)
+        return pending
+    _chain_in_transaction(session.connection(), pending)
+    if commit:  # a session bound to one connection: no other transaction to group with
+        session.commit()
+    return pending
+
+
+def _new_entry(principal: Principal, uscc: str, outcome: str, purpose: str, endpoint: str,
+               personal_info_unmasked: bool) -> QueryLogEntry:
+    # ``at`` is the time of the read, not of the commit that follows it
+    return QueryLogEntry(at=dt.datetime.now(dt.UTC), actor=principal.username, actor_role=principal.role,
+                         actor_kind=principal.kind, uscc=uscc, purpose=purpose, endpoint=endpoint,
+                         outcome=outcome, personal_info_unmasked=personal_info_unmasked)
+
+
+_HEAD = QueryLogHead.__table__
+_LOG = QueryLogEntry.__table__
+_COLUMNS = tuple(c.key for c in _LOG.columns)
+
+
+def _chain_in_transaction(conn: Connection, entries: list[QueryLogEntry]) -> None:
+    """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
+    # The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
+    # so two writers can never chain onto the same previous entry.
+    seq, prev_hash = conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + len(entries))
+                                  .returning(_HEAD.c.seq, _HEAD.c.last_hash)).one()
+    seq -= len(entries)
+    for entry in entries:
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev_hash
+        entry.entry_hash = prev_hash = chain_hash(prev_hash, entry)
+    conn.execute(_LOG.insert(), [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
+    conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=prev_hash))
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One caller's entries waiting in the group-commit queue."""
+
+    entries: list[QueryLogEntry]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # set when this caller is handed the job of committing the next batch
+    error: BaseException | None = None
+
+
+class GroupCommitWriter:
+    """Group commit of query-log appends for one database in one process.
+
+    Callers queue their entries and block until a transaction containing them has committed.
+    One caller at a time is the *leader*: it takes everything queued so far, chains it in order
+    under the head-row lock, commits once (one fsync for the whole group), wakes the callers it
+    served and hands leadership to the first caller still queued. Under load every commit
+    carries all the reads that arrived during the previous one, so the log keeps up with the
+    request rate while every read is still durable before it is answered.
+
+    For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
+    processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
+    own busy handler would sleep 1, 2, 5, 10 … ms between retries.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)  # a strong reference would keep the registry's key alive
+        self._mutex = threading.Lock()
+        self._queue: list[_Batch] = []
+        self._leader_active = False
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        self._lock_path = (Path(database + "-querylog.lock")
+                           if database and database != ":memory:" and fcntl is not None else None)
+        self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
+
+    def append(self, entries: list[QueryLogEntry]) -> None:
+        """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
+        batch = _Batch(entries)
+        with self._mutex:
+            self._queue.append(batch)
+            if not self._leader_active:
+                self._leader_active = batch.lead = True
+        if not batch.lead:
+            batch.done.wait()
+        if batch.lead:  # first caller, or handed the lead by the previous leader
+            self._lead()
+        if batch.error is not None:
+            raise batch.error
+
+    def _lead(self) -> None:
+        with self._mutex:
+            group, self._queue = self._queue, []
+        try:
+            self._commit([e for b in group for e in b.entries])
+        except BaseException as exc:  # every caller of the failed group learns it was not logged
+            for b in group:
+                b.error = exc
+        with self._mutex:
+            successor = self._queue[0] if self._queue else None
+            if successor is None:
+                self._leader_active = False
+            else:
+                successor.lead = True
+        for b in group:
+            b.done.set()
+        if successor is not None:
+            successor.done.set()
+
+    def _commit(self, entries: list[QueryLogEntry]) -> None:
+        with contextlib.ExitStack() as stack:
+            if self._lock_path is not None:
+                if self._lock_file is None:
+                    self._lock_file = self._lock_path.open("a")
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                stack.callback(fcntl.flock, self._lock_file, fcntl.LOCK_UN)
+            engine = self._engine()
+            if engine is None:  # pragma: no cover - the caller's session holds the engine
+                raise RuntimeError("the query log's engine was disposed")
+            with engine.begin() as conn:
+                _chain_in_transaction(conn, entries)
+
+
+# one writer per engine; it goes away with its engine (tests create one engine per database)
+_writers: weakref.WeakKeyDictionary[Engine, GroupCommitWriter] = weakref.WeakKeyDictionary()
+_writers_lock = threading.Lock()
+
+
+def group_writer(engine: Engine) -> GroupCommitWriter:
+    """The process's group-commit writer for ``engine`` (created on first use)."""
+    with _writers_lock:
+        writer = _writers.get(engine)
+        if writer is None:
+            writer = _writers[engine] = GroupCommitWriter(engine)
+        return writer
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,7 @@ def _create(client, auth, **kw) -> dict:
 
 
 def _data_dir(client: TestClient):
-    from serving.settings import get_settings
-
-    return client.app.dependency_overrides[get_settings]().data_dir
+    return client.app.state.settings.data_dir
 
 
 def _log_count(session, actor: str, outcome: str = "allowed") -> int:

@@ -1,0 +1,222 @@
+"""The query log under load: group commit keeps one valid chain across threads and processes,
+a read is durably logged before it is answered, and a saturated worker answers a fast 503."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, update
+from srv_fixtures import TODAY, principal
+
+from serving.app import create_app
+from serving.db.models import QueryLogEntry
+from serving.db.session import dispose_engine, engine_for, iter_session
+from serving.deps import get_today
+from serving.overload import InFlightLimit
+from serving.security import ApiKeyCache, Principal
+from serving.services import querylog
+from serving.services.querylog import append_entry, check_chain, group_writer
+
+
+def _append_many(database_url: str, actor: str, threads: int, per_thread: int) -> None:
+    """``threads`` threads each logging ``per_thread`` reads, each with its own session."""
+    reader = principal("reg_samr")
+    who = Principal(username=actor, role=reader.role, department=reader.department)
+
+    def work(k: int) -> None:
+        for i in range(per_thread):
+            session = next(iter_session(database_url))
+            append_entry(session, principal=who, uscc=f"91320100{k:02d}{i:08d}", purpose="并发测试",
+                         endpoint="GET /test")
+            session.close()
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, session, monkeypatch):
+    slow_commit = querylog.GroupCommitWriter._commit
+    groups: list[int] = []
+
+    def slower(self, entries):  # a slow disk: reads arriving meanwhile must join the next group
+        time.sleep(0.02)
+        slow_commit(self, entries)
+        groups.append(len(entries))
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", slower)
+    _append_many(database_url, "thread_reader", threads=8, per_thread=10)
+    result = check_chain(session)
+    assert result.ok and result.entries == 80
+    seqs = session.scalars(select(QueryLogEntry.seq).order_by(QueryLogEntry.seq)).all()
+    assert seqs == list(range(1, 81))
+    assert sum(groups) == 80 and len(groups) < 80 and max(groups) > 1  # reads shared transactions
+
+
+def test_two_processes_append_to_one_chain_and_an_edit_is_found(database_url, session):
+    ctx = multiprocessing.get_context("spawn")  # like uvicorn's workers: no shared memory, no fork
+    workers = [ctx.Process(target=_append_many, args=(database_url, f"worker{w}", 4, 15)) for w in range(2)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=120)
+    assert [p.exitcode for p in workers] == [0, 0]
+    result = check_chain(session)
+    assert result.ok and result.entries == 120
+    actors = session.scalars(select(QueryLogEntry.actor)).all()
+    assert actors.count("worker0") == actors.count("worker1") == 60
+    session.execute(update(QueryLogEntry).where(QueryLogEntry.seq == 77).values(uscc="913201000000000000"))
+    session.commit()
+    broken = check_chain(session)
+    assert not broken.ok and broken.first_broken_seq == 77
+
+
+@pytest.fixture
+def logged_first_client(settings, database_url, monkeypatch):
+    """A client whose grade reads record whether the log entry was already durable then."""
+    from serving.services import grades
+
+    observer = create_engine(database_url)  # another connection: sees only committed data
+    seen: list[int] = []
+    real = grades.latest_grade
+
+    def latest_grade(session, uscc):
+        with observer.connect() as conn:
+            seen.append(len(conn.execute(select(QueryLogEntry.seq).where(QueryLogEntry.uscc == uscc)).all()))
+        return real(session, uscc)
+
+    monkeypatch.setattr(grades, "latest_grade", latest_grade)
+    app = create_app(settings)
+    app.dependency_overrides[get_today] = lambda: TODAY
+    yield TestClient(app), seen
+    observer.dispose()
+
+
+def test_a_read_is_durably_logged_before_the_grade_is_read(logged_first_client, auth, world):
+    client, seen = logged_first_client
+    for n in range(1, 4):
+        r = client.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1"))
+        assert r.status_code == 200
+        assert seen[-1] == n  # the n-th read's entry was committed before its grade was read
+
+
+def test_no_answer_when_the_log_cannot_be_written(client, auth, world, monkeypatch, session):
+    def disk_full(self, entries):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", disk_full)
+    with TestClient(client.app, raise_server_exceptions=False) as c:
+        r = c.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1"))
+    assert r.status_code == 500 and "score" not in r.text
+    assert check_chain(session).entries == 0
+
+
+def test_group_writer_is_one_per_engine(database_url):
+    engine = engine_for(database_url)
+    assert group_writer(engine) is group_writer(engine)
+
+
+def test_saturated_worker_answers_fast_503_in_the_error_shape():
+    release = threading.Event()
+
+    async def slow_app(scope, receive, send):
+        while not release.is_set():
+            await _sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario() -> list[httpx.Response]:
+        import asyncio
+
+        limited = InFlightLimit(slow_app, limit=2)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://t") as http:
+            first = [asyncio.create_task(http.get("/api/v1/x")) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            shed = await http.get("/api/v1/x")
+            assert time.perf_counter() - started < 0.5  # answered at once, not queued
+            health = asyncio.create_task(http.get("/health"))  # liveness is never shed
+            await asyncio.sleep(0.02)
+            release.set()
+            return [shed, *await asyncio.gather(*first), await health]
+
+    import asyncio
+
+    shed, ok1, ok2, health = asyncio.run(scenario())
+    assert shed.status_code == 503 and int(shed.headers["Retry-After"]) >= 1
+    assert shed.json()["error"]["code"] == "overloaded"
+    assert ok1.status_code == ok2.status_code == health.status_code == 200
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def test_no_free_connection_is_a_fast_503_not_a_500(settings, database_url, auth, world):
+    dispose_engine(database_url)
+    tight = settings.model_copy(update={"threadpool_size": 1, "db_pool_timeout_s": 0.2})
+    app = create_app(tight)
+    app.dependency_overrides[get_today] = lambda: TODAY
+    with TestClient(app) as client:
+        url = f"/api/v1/subjects/{world.ent1}/grade"
+        assert client.get(url, headers=auth("ent1")).status_code == 200  # creates the 1-connection pool
+        held = engine_for(database_url).connect()  # something else holds the only connection
+        try:
+            started = time.perf_counter()
+            r = client.get(url, headers=auth("ent1"))
+            elapsed = time.perf_counter() - started
+        finally:
+            held.close()
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1" and elapsed < 5
+    assert r.json()["error"]["code"] == "overloaded"
+
+
+def test_overload_is_declared_in_openapi(client):
+    spec = client.get("/openapi.json").json()
+    grade = spec["paths"]["/api/v1/subjects/{uscc}/grade"]["get"]["responses"]
+    assert "503" in grade and grade["503"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorOut")
+
+
+def test_api_key_cache_forgets_after_its_ttl():
+    now = [0.0]
+    cache = ApiKeyCache(ttl_s=10, clock=lambda: now[0])
+    machine = Principal(username="pipeline", role="regulator", kind="machine", department="samr")
+    cache.put("tsk_key", machine)
+    assert cache.get("tsk_key") == machine and cache.get("tsk_other") is None
+    now[0] = 10.0  # a key revoked meanwhile is refused again once its entry expires
+    assert cache.get("tsk_key") is None
+    off = ApiKeyCache(ttl_s=0)
+    off.put("tsk_key", machine)
+    assert off.get("tsk_key") is None
+
+
+def test_a_verified_token_still_expires():
+    from serving.security import create_access_token, decode_access_token
+
+    secret = "s" * 40
+    who = Principal(username="reg", role="regulator", department="samr")
+    token, expires = create_access_token(who, secret, ttl_minutes=1)
+    assert decode_access_token(token, secret).username == "reg"  # verified, now cached
+    assert decode_access_token(token, secret, now=expires.timestamp()) is None
+    assert decode_access_token(token, "t" * 40) is None  # another secret: verified again, refused
+    assert decode_access_token(token[:-2] + "xx", secret) is None
+
+
+def test_sqlite_durability_cannot_be_switched_off(tmp_path):
+    from serving.db.session import make_engine
+
+    with pytest.raises(ValueError, match="never OFF"):
+        make_engine(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="OFF")
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: every commit fsynced
+    engine.dispose()
