@@ -58,18 +58,29 @@ def store_from_city(city: Path, store: Path) -> dict:
     """
     import duckdb
 
+    from features.ingest import _RECORD_TYPES, _SUBJECT_TYPES
+    from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
+
     batch = store / "batches" / "city-0"
     (batch / "subjects").mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET threads = 2")
+    con.execute("SET preserve_insertion_order = false")
     meta = ("1 AS version, 'x' AS content_hash, TIMESTAMP '2026-11-22 00:00:00' AS ingested_at, "
             "'city-0' AS batch_id, 'city' AS source_file, 0::BIGINT AS source_row")
-    con.execute(f"COPY (SELECT *, {meta} FROM read_parquet('{city / 'subjects.parquet'}')) "
+
+    def typed(columns: tuple[str, ...], types: dict[str, str]) -> str:
+        # the simulator writes dates as ISO text; the store holds them typed, as ingestion does
+        return ", ".join(f'CAST("{c}" AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
+
+    con.execute(f"COPY (SELECT {typed(SUBJECT_COLUMNS, _SUBJECT_TYPES)}, {meta} "
+                f"FROM read_parquet('{city / 'subjects.parquet'}')) "
                 f"TO '{batch / 'subjects' / 'part-0.parquet'}' (FORMAT parquet)")
-    con.execute(f"COPY (SELECT *, {meta}, year(decision_date) AS decision_year FROM "
+    con.execute(f"COPY (SELECT {typed(RECORD_COLUMNS, _RECORD_TYPES)}, {meta}, "
+                f"year(CAST(decision_date AS DATE)) AS decision_year FROM "
                 f"read_parquet('{city / 'records.parquet'}')) TO '{batch / 'records'}' "
                 "(FORMAT parquet, PARTITION_BY (decision_year))")
-    counts = con.sql(f"SELECT (SELECT count(*) FROM read_parquet('{city / 'subjects.parquet'}')), "
+    counts = con.execute(f"SELECT (SELECT count(*) FROM read_parquet('{city / 'subjects.parquet'}')), "
                      f"(SELECT count(*) FROM read_parquet('{city / 'records.parquet'}'))").fetchone()
     con.close()
     return {"subjects": counts[0], "records": counts[1]}

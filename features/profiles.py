@@ -22,7 +22,7 @@ from dateutil.relativedelta import relativedelta
 
 from features.policy import Policy, default_policy
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
-from features.store import has_table, scan_sql
+from features.store import create_version_views, current_dir, has_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -54,6 +54,17 @@ def _sql_params(as_of: date, policy: Policy) -> dict[str, str]:
         "minor_penalty_counts": _bool(policy.minor_penalty_counts),
         "self_declared_requires_verification": _bool(policy.self_declared_requires_verification),
     }
+
+
+def current_state_sql(table: str, dialect: str = "duckdb") -> str:
+    """The as-of-independent current state of ``records`` or ``subjects`` (latest versions, repairs
+    and revocations resolved) over ``record_versions`` / ``subject_versions``, in ``dialect``."""
+    sql = _sql_file(f"current_{table}.sql")
+    if dialect == "duckdb":
+        return sql
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
 def render_counted_sql(as_of: date, policy: Policy) -> str:
@@ -181,14 +192,20 @@ def _run_duckdb(
     con.execute(_DUCKDB_MACROS)
     if "store" in sources:
         store = sources["store"]
-        con.execute(f"CREATE VIEW subject_versions AS SELECT * FROM {scan_sql(store, 'subjects')}")
-        if has_table(store, "records"):
-            con.execute(f"CREATE VIEW record_versions AS SELECT * FROM {scan_sql(store, 'records')}")
+        current = current_dir(store)
+        if current is not None:
+            # the materialised current state written at ingestion: no version or reference work left
+            for table in ("records", "subjects"):
+                con.execute(f"CREATE VIEW current_{table} AS SELECT * FROM read_parquet('{current / table}.parquet')")
         else:
-            con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
+            create_version_views(con, store)
+            if not has_table(store, "records"):
+                con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
     else:
         for name in ("record_versions", "subject_versions"):
             con.register(name, sources[name])
+    for table in ("records", "subjects"):
+        con.execute(f"CREATE VIEW IF NOT EXISTS current_{table} AS {current_state_sql(table)}")
     for name, frame in policy_tables(policy).items():
         con.register(name, frame)
     return con.sql(render_profile_sql(as_of, policy, "duckdb")).df()
@@ -206,6 +223,8 @@ def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: S
     else:
         for name in ("record_versions", "subject_versions"):
             _spark_frame(spark, sources[name]).createOrReplaceTempView(name)
+    for table in ("records", "subjects"):
+        spark.sql(current_state_sql(table, "spark")).createOrReplaceTempView(f"current_{table}")
     for name, frame in policy_tables(policy).items():
         _spark_frame(spark, frame).createOrReplaceTempView(name)
     result = spark.sql(render_profile_sql(as_of, policy, "spark")).toPandas()
@@ -297,15 +316,21 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
     not depend on the engine that computed the profile.
     """
     cols = ["uscc", "as_of", *feature_columns(profiles)]
+    frame = profiles[cols]
+    if frame["as_of"].dtype == object:
+        # dates as text once per distinct date (a handful), not once per row inside the engine
+        frame = frame.assign(as_of=frame["as_of"].map({d: str(d) for d in frame["as_of"].unique()}))
     own = con is None
     con = con or duckdb.connect()
     try:
-        con.register("_p", profiles[cols])
+        con.register("_p", frame)
         parts = []
         for c in cols:
             dtype = profiles[c].dtype
             if pd.api.types.is_float_dtype(dtype):
-                parts.append(f"coalesce(printf('%.6f', \"{c}\"), '')")
+                # most weights and rates are 0: skip printf for them (same text, -0.0 excluded)
+                parts.append(f"coalesce(CASE WHEN \"{c}\" = 0 AND NOT signbit(\"{c}\") THEN '0.000000' "
+                             f"ELSE printf('%.6f', \"{c}\") END, '')")
             else:
                 parts.append(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')")
         hashes = con.sql(f"SELECT sha256(concat_ws('|', {', '.join(parts)})) AS h FROM _p").fetchnumpy()["h"]
