@@ -60,13 +60,21 @@ record_status AS (
             AND (counts_until IS NULL OR counts_until > DATE '$as_of')
             AND (negative_class <> 'list' OR end_date IS NULL OR end_date > DATE '$as_of')
             AND (negative_class <> 'arrears' OR end_date IS NULL OR end_date > DATE '$as_of')
-           ) AS counts,
-           kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) AS decayed_weight,
+           ) AS counts
+    FROM ev
+),
+weighted AS (
+    SELECT record_status.*,
+           -- decayed weights only where they are summed (counted records, a fraction of all): the
+           -- POWER is the dearest expression per row
+           CASE WHEN counts THEN kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days)
+           END AS decayed_weight,
            -- integer micro-units and cents: sums are then exact, so they do not depend on the
            -- summation order of the engine (nor on the last bit of its POWER)
-           CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
-               AS decayed_weight_micro,
+           CASE WHEN counts
+                THEN CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
+           END AS decayed_weight_micro,
            CAST(ROUND(amount * 100) AS BIGINT) AS amount_cents
-    FROM ev
+    FROM record_status
 )
-SELECT * FROM record_status
+SELECT * FROM weighted
