@@ -188,7 +188,6 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     """The DuckDB profile definition re-implemented with pandas masks and groupbys."""
 
     from features.policy import default_policy
-
     from features.store import current_dir, write_current
 
     policy = default_policy()

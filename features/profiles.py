@@ -331,6 +331,8 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
                 # most weights and rates are 0: skip printf for them (same text, -0.0 excluded)
                 parts.append(f"coalesce(CASE WHEN \"{c}\" = 0 AND NOT signbit(\"{c}\") THEN '0.000000' "
                              f"ELSE printf('%.6f', \"{c}\") END, '')")
+            elif pd.api.types.is_integer_dtype(dtype):
+                parts.append(f"coalesce(CASE WHEN \"{c}\" = 0 THEN '0' ELSE CAST(\"{c}\" AS VARCHAR) END, '')")
             else:
                 parts.append(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')")
         hashes = con.sql(f"SELECT sha256(concat_ws('|', {', '.join(parts)})) AS h FROM _p").fetchnumpy()["h"]
