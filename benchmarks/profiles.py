@@ -330,6 +330,7 @@ def _child(mode: str, store: Path, repeats: int) -> None:
     times = []
     result = None
     for _ in range(repeats):
+        result = None  # the previous run's frame must not count in this run's peak RSS
         t0 = time.perf_counter()
         if mode == "duckdb":
             from features.profiles import build_profiles
