@@ -13,7 +13,13 @@ import duckdb
 import pandas as pd
 
 from features.policy import Policy, default_policy
-from features.profiles import _DUCKDB_MACROS, conform_records, policy_tables, render_counted_sql
+from features.profiles import (
+    _DUCKDB_MACROS,
+    conform_records,
+    current_state_sql,
+    policy_tables,
+    render_counted_sql,
+)
 
 EVIDENCE_COLUMNS = ["record_id", "kind", "subkind", "severity", "decision_date", "department", "document_no"]
 
@@ -64,6 +70,7 @@ EVIDENCE_CONDITIONS: dict[str, str] = _conditions()
 def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Policy) -> None:
     con.execute(_DUCKDB_MACROS)
     con.register("record_versions", conform_records(records))
+    con.execute(f"CREATE VIEW current_records AS {current_state_sql('records')}")
     for name, frame in policy_tables(policy).items():
         con.register(name, frame)
 

@@ -40,7 +40,7 @@ from features.schema import (
     SUBJECT_DATE_COLUMNS,
     SUBJECT_STATUSES,
 )
-from features.store import BATCHES_DIR, has_table, scan_sql
+from features.store import BATCHES_DIR, has_table, scan_sql, write_current
 from features.uscc import valid_uscc_mask
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -589,6 +589,9 @@ def ingest(
         raise
     finally:
         con.close()
+    if has_table(store, "subjects") and has_table(store, "records"):
+        # the derived current state (features.store); readers fall back to the history if absent
+        write_current(store)
     return summary
 
 

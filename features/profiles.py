@@ -22,7 +22,7 @@ from dateutil.relativedelta import relativedelta
 
 from features.policy import Policy, default_policy
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
-from features.store import has_table, scan_sql
+from features.store import create_version_views, current_dir, has_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -54,6 +54,17 @@ def _sql_params(as_of: date, policy: Policy) -> dict[str, str]:
         "minor_penalty_counts": _bool(policy.minor_penalty_counts),
         "self_declared_requires_verification": _bool(policy.self_declared_requires_verification),
     }
+
+
+def current_state_sql(table: str, dialect: str = "duckdb") -> str:
+    """The as-of-independent current state of ``records`` or ``subjects`` (latest versions, repairs
+    and revocations resolved) over ``record_versions`` / ``subject_versions``, in ``dialect``."""
+    sql = _sql_file(f"current_{table}.sql")
+    if dialect == "duckdb":
+        return sql
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
 def render_counted_sql(as_of: date, policy: Policy) -> str:
@@ -166,9 +177,11 @@ def build_profiles(
     con = duckdb.connect()  # one connection per call: no state shared between calls
     try:
         if engine == "duckdb":
+            # the hash is computed in the same query (same canonical text as add_profile_hash)
             profiles = _run_duckdb(sources, as_of, policy, threads, con)
-        else:
-            profiles = _run_spark(sources, as_of, policy, spark)
+            hashes = profiles.pop("profile_hash").to_numpy(dtype=object)
+            return _order_columns(_normalise_types(profiles)).assign(profile_hash=hashes)
+        profiles = _run_spark(sources, as_of, policy, spark)
         return add_profile_hash(_order_columns(_normalise_types(profiles)), con=con)
     finally:
         con.close()
@@ -181,17 +194,26 @@ def _run_duckdb(
     con.execute(_DUCKDB_MACROS)
     if "store" in sources:
         store = sources["store"]
-        con.execute(f"CREATE VIEW subject_versions AS SELECT * FROM {scan_sql(store, 'subjects')}")
-        if has_table(store, "records"):
-            con.execute(f"CREATE VIEW record_versions AS SELECT * FROM {scan_sql(store, 'records')}")
+        current = current_dir(store)
+        if current is not None:
+            # the materialised current state written at ingestion: no version or reference work left
+            for table in ("records", "subjects"):
+                con.execute(f"CREATE VIEW current_{table} AS SELECT * FROM read_parquet('{current / table}.parquet')")
         else:
-            con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
+            create_version_views(con, store)
+            if not has_table(store, "records"):
+                con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
     else:
         for name in ("record_versions", "subject_versions"):
             con.register(name, sources[name])
+    for table in ("records", "subjects"):
+        con.execute(f"CREATE VIEW IF NOT EXISTS current_{table} AS {current_state_sql(table)}")
     for name, frame in policy_tables(policy).items():
         con.register(name, frame)
-    return con.sql(render_profile_sql(as_of, policy, "duckdb")).df()
+    con.execute(f"CREATE TEMP VIEW _profiles AS {render_profile_sql(as_of, policy, 'duckdb')}")
+    shape = con.sql("SELECT * FROM _profiles LIMIT 0")
+    types = {name: str(t) for name, t in zip(shape.columns, shape.types, strict=True)}
+    return con.sql(f"SELECT *, {_hash_sql(types)} AS profile_hash FROM _profiles").df()
 
 
 def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> pd.DataFrame:
@@ -206,6 +228,8 @@ def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: S
     else:
         for name in ("record_versions", "subject_versions"):
             _spark_frame(spark, sources[name]).createOrReplaceTempView(name)
+    for table in ("records", "subjects"):
+        spark.sql(current_state_sql(table, "spark")).createOrReplaceTempView(f"current_{table}")
     for name, frame in policy_tables(policy).items():
         _spark_frame(spark, frame).createOrReplaceTempView(name)
     result = spark.sql(render_profile_sql(as_of, policy, "spark")).toPandas()
@@ -290,6 +314,39 @@ def feature_columns(profiles: pd.DataFrame) -> list[str]:
     return [c for c in profiles.columns if c not in (*KEY_COLUMNS, "profile_hash")]
 
 
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                            "UINTEGER", "UBIGINT"})
+
+
+def _hash_text_sql(expr: str, text_kind: str) -> str:
+    """SQL for one value's canonical text in the profile hash (see add_profile_hash)."""
+    if text_kind == "float":
+        # most weights and rates are 0: skip printf for them (same text, -0.0 excluded)
+        return f"coalesce(CASE WHEN {expr} = 0 AND NOT signbit({expr}) THEN '0.000000' ELSE printf('%.6f', {expr}) END, '')"
+    if text_kind == "int":
+        return f"coalesce(CASE WHEN {expr} = 0 THEN '0' ELSE CAST({expr} AS VARCHAR) END, '')"
+    return f"coalesce(CAST({expr} AS VARCHAR), '')"
+
+
+def _hash_sql(duckdb_types: dict[str, str]) -> str:
+    """The profile hash over the raw DuckDB result, each column typed as :func:`_normalise_types`
+    will type it, so the text (and the hash) equals :func:`add_profile_hash` on the normalised frame."""
+    from features.specs import FEATURE_SPECS
+
+    parts = []
+    for col in ["uscc", "as_of", *(spec.name for spec in FEATURE_SPECS)]:
+        integer = duckdb_types[col] in _INTEGER_TYPES
+        if col in (*KEY_COLUMNS, *TEXT_FEATURES):
+            parts.append(_hash_text_sql(f'"{col}"', "text"))
+        elif col in NULLABLE_INT_FEATURES or integer or col.startswith(("n_", "on_list_")) or col in (
+            "max_penalty_severity", "thin_file"
+        ):
+            parts.append(_hash_text_sql(f'"{col}"' if integer else f'CAST("{col}" AS BIGINT)', "int"))
+        else:
+            parts.append(_hash_text_sql(f'CAST("{col}" AS DOUBLE)', "float"))
+    return f"sha256(concat_ws('|', {', '.join(parts)}))"
+
+
 def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
     """Add ``profile_hash``: sha256 of the row's key and feature values in a canonical text form.
 
@@ -297,17 +354,20 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
     not depend on the engine that computed the profile.
     """
     cols = ["uscc", "as_of", *feature_columns(profiles)]
+    frame = profiles[cols]
+    if frame["as_of"].dtype == object:
+        # dates as text once per distinct date (a handful), not once per row inside the engine
+        frame = frame.assign(as_of=frame["as_of"].map({d: str(d) for d in frame["as_of"].unique()}))
     own = con is None
     con = con or duckdb.connect()
     try:
-        con.register("_p", profiles[cols])
+        con.register("_p", frame)
         parts = []
         for c in cols:
             dtype = profiles[c].dtype
-            if pd.api.types.is_float_dtype(dtype):
-                parts.append(f"coalesce(printf('%.6f', \"{c}\"), '')")
-            else:
-                parts.append(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')")
+            kind = ("float" if pd.api.types.is_float_dtype(dtype)
+                    else "int" if pd.api.types.is_integer_dtype(dtype) else "text")
+            parts.append(_hash_text_sql(f'"{c}"', kind))
         hashes = con.sql(f"SELECT sha256(concat_ws('|', {', '.join(parts)})) AS h FROM _p").fetchnumpy()["h"]
         con.unregister("_p")
     finally:

@@ -7,18 +7,33 @@ Layout (one directory per ingestion batch, so a batch appears whole or not at al
     STORE/batches/<batch_id>/quarantine.csv
     STORE/batches/<batch_id>/summary.json
 
+    STORE/current/<generation>/records.parquet   derived: current state, see below
+    STORE/current/<generation>/subjects.parquet
+
 Every stored row carries ``version``, ``content_hash``, ``ingested_at``, ``batch_id``; history is
 never overwritten, readers pick the latest version per key.
+
+``current/`` is a derived, disposable cache of the as-of-independent part of the profile work
+(``features/sql/current_records.sql`` and ``current_subjects.sql``): the latest version of every
+record with its repair and revocation dates resolved, and the latest version of every subject,
+both keyed by ``subject_key``, a dense INTEGER assigned in uscc order.
+``<generation>`` is a fingerprint of the batch directories it was built from, so a store changed
+by a later batch is never read through a stale cache (readers then fall back to the SQL views).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+from importlib import resources
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 BATCHES_DIR = "batches"
+CURRENT_DIR = "current"
 
 
 def _glob(store: Path, table: str) -> str:
@@ -67,3 +82,78 @@ def read_versions(store: str | Path, table: str, con: duckdb.DuckDBPyConnection 
                              "content_hash": pd.Series(dtype=object)})
     con = con or duckdb.connect()
     return con.sql(f"SELECT {key}, version, content_hash FROM {scan_sql(store, table)}").df()
+
+
+def _sql_file(name: str) -> str:
+    return resources.files("features.sql").joinpath(name).read_text(encoding="utf-8")
+
+
+def store_generation(store: str | Path) -> str:
+    """Fingerprint of the batches of ``store`` (their names): changes whenever a batch is added."""
+    base = Path(store) / BATCHES_DIR
+    names = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def current_dir(store: str | Path) -> Path | None:
+    """The materialised current state of ``store`` if it is up to date with its batches, else None."""
+    path = Path(store) / CURRENT_DIR / store_generation(store)
+    return path if (path / "records.parquet").is_file() and (path / "subjects.parquet").is_file() else None
+
+
+def create_version_views(con: duckdb.DuckDBPyConnection, store: str | Path) -> None:
+    """Views ``record_versions`` and ``subject_versions`` over every stored version of ``store``
+    (only for the tables the store holds)."""
+    for table, view in (("subjects", "subject_versions"), ("records", "record_versions")):
+        if has_table(store, table):
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {scan_sql(store, table)}")
+
+
+def write_current(store: str | Path, threads: int = 2, memory_limit: str = "3GB") -> Path:
+    """Materialise the current state of ``store`` under ``current/<generation>/`` and drop older ones.
+
+    Same rows and values as ``current_records.sql`` / ``current_subjects.sql`` over the history,
+    except that ``subject_key`` is a dense INTEGER (uscc order): grouping and joining on a small
+    integer instead of an 18-character code is part of what makes the profile build fast. Written to a
+    temporary directory and renamed, so readers see a whole generation or none.
+    """
+    store = Path(store)
+    if not (has_table(store, "subjects") and has_table(store, "records")):
+        raise ValueError(f"store {store} needs both subjects and records to build its current state")
+    generation = store_generation(store)
+    root = store / CURRENT_DIR
+    final = root / generation
+    tmp = root / f".tmp-{generation}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads = {int(threads)}")
+        # 20+ M records on a shared machine: bounded memory, spilling to the store's own tmp dir
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET temp_directory = '{tmp / 'spill'}'")
+        con.execute("SET preserve_insertion_order = false")
+        create_version_views(con, store)
+        con.execute(
+            "CREATE TEMP TABLE _subjects AS SELECT CAST(ROW_NUMBER() OVER (ORDER BY uscc) AS INTEGER) AS subject_key, "
+            f"s.* EXCLUDE (subject_key) FROM ({_sql_file('current_subjects.sql')}) s"
+        )
+        con.execute(f"COPY (SELECT * FROM _subjects ORDER BY subject_key) TO '{tmp / 'subjects.parquet'}' "
+                    "(FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT k.subject_key, r.* EXCLUDE (subject_key) FROM ({_sql_file('current_records.sql')}) r "
+            "JOIN _subjects k ON r.uscc = k.uscc) "
+            f"TO '{tmp / 'records.parquet'}' (FORMAT parquet)"
+        )
+    except BaseException:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    con.close()
+    shutil.rmtree(tmp / "spill", ignore_errors=True)
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    for old in root.iterdir():  # earlier generations describe fewer batches: no reader wants them
+        if old != final and not old.name.startswith(".tmp-"):
+            shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -1,45 +1,24 @@
 -- Every record of the catalogue decided on or before $as_of, with whether it counts against the
 -- subject on that date and why not (revoked, repaired, exempted, out of its period). Used by the
 -- profile definition (profiles.sql) and by features.evidence, so both read the same rules.
--- Inputs and parameters: see profiles.sql.
+-- Input: current_records (current_records.sql, or its materialisation in the store); the
+-- parameters: see profiles.sql.
 WITH
-changed AS (
-    -- only records with several versions need the latest-version filter (few of them)
-    SELECT record_id, MAX(version) AS max_version
-    FROM record_versions WHERE version > 1 GROUP BY record_id
-),
 rec AS (
-    SELECT r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
+    SELECT r.subject_key, r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
            r.publicity_end, r.amount, r.ref_record_id, r.verified, r.verified_on, r.exemption,
            r.department, r.document_no,
+           -- repairs and revocations are resolved to dates in current_records: applied if dated
+           -- on or before the as-of date
+           COALESCE(r.repaired_on <= DATE '$as_of', FALSE) AS is_repaired,
+           COALESCE(r.revoked_on <= DATE '$as_of', FALSE) AS is_revoked,
            k.polarity, k.kind_weight, k.window_months
-    FROM record_versions r
-    LEFT JOIN changed c ON r.record_id = c.record_id
+    FROM current_records r
     JOIN policy_kinds k ON r.kind = k.kind
-    WHERE (c.max_version IS NULL OR r.version = c.max_version)
-      AND r.decision_date <= DATE '$as_of'
-),
--- Repairs and revocations read straight from the versions (a narrow, filtered scan) rather than
--- from rec, so rec is used once and streams instead of being materialised.
-ref_actions AS (
-    SELECT r.kind, r.ref_record_id, r.decision_date
-    FROM record_versions r
-    LEFT JOIN changed c ON r.record_id = c.record_id
-    WHERE r.kind IN ('repair', 'revocation') AND r.ref_record_id IS NOT NULL
-      AND (c.max_version IS NULL OR r.version = c.max_version)
-      AND r.decision_date <= DATE '$as_of'
-),
-ref_status AS (
-    -- one row per referred record: one join instead of two over every record
-    SELECT ref_record_id AS record_id,
-           MIN(decision_date) FILTER (WHERE kind = 'repair') AS repaired_on,
-           MIN(decision_date) FILTER (WHERE kind = 'revocation') AS revoked_on
-    FROM ref_actions GROUP BY ref_record_id
+    WHERE r.decision_date <= DATE '$as_of'
 ),
 ev AS (
     SELECT rec.*,
-           rs.repaired_on IS NOT NULL AS is_repaired,
-           rs.revoked_on IS NOT NULL AS is_revoked,
            ex.reason IS NOT NULL AS is_exempt,
            p.severity_rank,
            COALESCE(p.severity_weight, 1.0) AS severity_weight,
@@ -67,7 +46,6 @@ ev AS (
            rec.decision_date > DATE '$since_36m' AS in_36m,
            DATEDIFF('day', rec.decision_date, DATE '$as_of') AS age_days
     FROM rec
-    LEFT JOIN ref_status rs ON rec.record_id = rs.record_id
     LEFT JOIN policy_exemptions ex ON rec.exemption = ex.reason
     LEFT JOIN policy_publicity p
         ON rec.kind IN ('admin_penalty', 'complaint') AND rec.severity = p.severity
@@ -82,13 +60,21 @@ record_status AS (
             AND (counts_until IS NULL OR counts_until > DATE '$as_of')
             AND (negative_class <> 'list' OR end_date IS NULL OR end_date > DATE '$as_of')
             AND (negative_class <> 'arrears' OR end_date IS NULL OR end_date > DATE '$as_of')
-           ) AS counts,
-           kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) AS decayed_weight,
+           ) AS counts
+    FROM ev
+),
+weighted AS (
+    SELECT record_status.*,
+           -- decayed weights only where they are summed (counted records, a fraction of all): the
+           -- POWER is the dearest expression per row
+           CASE WHEN counts THEN kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days)
+           END AS decayed_weight,
            -- integer micro-units and cents: sums are then exact, so they do not depend on the
            -- summation order of the engine (nor on the last bit of its POWER)
-           CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
-               AS decayed_weight_micro,
+           CASE WHEN counts
+                THEN CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
+           END AS decayed_weight_micro,
            CAST(ROUND(amount * 100) AS BIGINT) AS amount_cents
-    FROM ev
+    FROM record_status
 )
-SELECT * FROM record_status
+SELECT * FROM weighted

@@ -1,8 +1,9 @@
 -- Point-in-time subject profiles: THE one definition (counted_records.sql is inlined as the scored CTE),
 -- DuckDB dialect, transpiled to Spark SQL by SQLGlot.
 -- Inputs (tables/views the engine registers):
---   record_versions   every stored version of every record (contract columns + version)
---   subject_versions  every stored version of every subject (contract columns + version)
+--   current_records   the current state of every record (current_records.sql over record_versions,
+--                     or its materialisation written at ingestion; features.store)
+--   current_subjects  the latest version of every subject (current_subjects.sql, or materialised)
 --   policy_kinds      kind, polarity, kind_weight, window_months            (Policy.kind_table)
 --   policy_publicity  valid_from, valid_to, severity, severity_weight,
 --                     severity_rank, published, min_months, max_months      (Policy.publicity_table)
@@ -18,7 +19,7 @@ $counted_records
 -- Two narrow passes instead of one wide one: most records never count against anyone, so the
 -- counted features aggregate only counted rows, the context features only the last 36 months.
 agg AS (
-    SELECT uscc,
+    SELECT subject_key,
         COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS n_penalty_12m,
         COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS n_penalty_36m,
         SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS w_penalty_12m,
@@ -55,10 +56,10 @@ agg AS (
         SUM(amount_cents) FILTER (WHERE negative_class = 'arrears') AS amount_arrears_unsettled
     FROM scored
     WHERE counts
-    GROUP BY uscc
+    GROUP BY subject_key
 ),
 context AS (
-    SELECT uscc,
+    SELECT subject_key,
         COUNT(*) FILTER (WHERE kind = 'commitment_kept') AS n_commitment_kept_36m,
         COUNT(*) FILTER (WHERE kind = 'inspection') AS n_inspection_36m,
         COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired) AS n_repaired_36m,
@@ -81,16 +82,12 @@ context AS (
         COUNT(*) FILTER (WHERE kind = 'admin_check') AS n_admin_check_36m
     FROM scored
     WHERE in_36m AND NOT is_revoked
-    GROUP BY uscc
+    GROUP BY subject_key
 ),
 subj AS (
-    SELECT s.uscc, s.industry, s.district_code, s.registered_on, s.registered_capital, s.employees
-    FROM (
-        SELECT sv.*, ROW_NUMBER() OVER (PARTITION BY sv.uscc ORDER BY sv.version DESC) AS version_rank
-        FROM subject_versions sv
-    ) s
-    WHERE s.version_rank = 1
-      AND s.registered_on <= DATE '$as_of'
+    SELECT s.subject_key, s.uscc, s.industry, s.district_code, s.registered_on, s.registered_capital, s.employees
+    FROM current_subjects s
+    WHERE s.registered_on <= DATE '$as_of'
       -- deregistered / revoked before the date: no longer a market subject to supervise
       AND NOT (s.status <> 'active' AND s.status_date IS NOT NULL AND s.status_date <= DATE '$as_of')
 )
@@ -164,6 +161,7 @@ SELECT
     CASE WHEN COALESCE(c.n_records_36m, 0) < $thin_file_min_records
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
-LEFT JOIN agg a ON subj.uscc = a.uscc
-LEFT JOIN context c ON subj.uscc = c.uscc
-ORDER BY subj.uscc
+LEFT JOIN agg a ON subj.subject_key = a.subject_key
+LEFT JOIN context c ON subj.subject_key = c.subject_key
+-- subject_key is the uscc or a dense key assigned in uscc order: both give uscc order
+ORDER BY subj.subject_key

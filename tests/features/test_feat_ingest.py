@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from features.ingest import MalformedFileError, ingest
 from features.profiles import build_profiles
 from features.schema import CONTRACT_RULES, RECORD_COLUMNS
-from features.store import read_latest, scan_sql
+from features.store import current_dir, read_latest, scan_sql
 
 
 def _quarantine(summary) -> pd.DataFrame:
@@ -72,10 +72,14 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     as_of = datetime(2026, 6, 30).date()
     before = build_profiles(store, as_of=as_of).set_index("uscc")
     assert before.loc[code(1), "on_list_abnormal_operation"] == 1
+    first_generation = current_dir(store)
+    assert first_generation is not None
     # the department later records the list exit: same record_id, new content
     records_frame([{**entry, "end_date": "2026-03-01"}]).to_csv(tmp_path / "records_v2.csv", index=False)
     summary = ingest(store=store, records=tmp_path / "records_v2.csv", ingested_at=datetime(2026, 11, 23, tzinfo=UTC))
     assert (summary.files[0].new, summary.files[0].new_versions) == (0, 1)
+    # the derived current state follows the batches: a new generation, the stale one gone
+    assert current_dir(store) not in (None, first_generation) and not first_generation.exists()
     import duckdb
 
     versions = duckdb.sql(f"SELECT record_id, version, end_date FROM {scan_sql(store, 'records')} "
@@ -89,6 +93,21 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     # an as-of before the exit still sees the membership (exit is dated, not retroactive)
     earlier = build_profiles(store, as_of=datetime(2026, 2, 1).date()).set_index("uscc")
     assert earlier.loc[code(1), "on_list_abnormal_operation"] == 1
+
+
+@pytest.mark.parametrize("as_of", ["2024-12-31", "2026-06-30"])
+def test_materialised_current_state_gives_the_profiles_of_the_history(sim_store, tmp_path, as_of):
+    """The cache written at ingestion changes no profile: same frame as the SQL views over the
+    version history (repairs, revocations and later versions of the simulated city included)."""
+    store = tmp_path / "store"
+    shutil.copytree(sim_store, store)
+    as_of = datetime.fromisoformat(as_of).date()
+    assert current_dir(store) is not None
+    from_cache = build_profiles(store, as_of=as_of)
+    shutil.rmtree(store / "current")
+    assert current_dir(store) is None
+    pd.testing.assert_frame_equal(from_cache, build_profiles(store, as_of=as_of), check_exact=True)
+    assert from_cache["n_repaired_36m"].sum() > 0 or from_cache["n_penalty_36m"].sum() > 0
 
 
 def _good_files(tmp_path):
