@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="default: latest truth date")
     parser.add_argument("--seeds", type=int, default=300)
     parser.add_argument("--policy", default="default", help="policy name or TOML path (local ratios)")
+    parser.add_argument("--lead-days", type=int, default=365,
+                        help="a complaint within this many days before the as-of date is a lead (A_lead stratum)")
     parser.add_argument("--write-grades", type=Path, help="write the (provisional) grades used as CSV")
     args = parser.parse_args()
     print(machine_facts())
@@ -136,7 +138,7 @@ def main() -> None:
     cdate = pd.to_datetime(complaints["decision_date"], errors="coerce")
     leads = set(
         complaints.loc[
-            (cdate <= pd.Timestamp(as_of)) & (cdate > pd.Timestamp(as_of) - pd.Timedelta(days=365)), "uscc"
+            (cdate <= pd.Timestamp(as_of)) & (cdate > pd.Timestamp(as_of) - pd.Timedelta(days=args.lead_days)), "uscc"
         ]
     )
 
