@@ -20,22 +20,29 @@ def is_valid_uscc(code: str) -> bool:
 
     ``stdnum.cn.uscc.validate`` demands digits in positions 1–8 and so rejects valid codes of
     registering authorities ``A``, ``N``, ``Y`` (and any letter in position 2); for those we
-    check the alphabet and use stdnum's own check-character computation.
+    check the alphabet and use stdnum's own check-character computation. Codes are taken as
+    stored: lower-case letters are refused (stdnum would upper-case them), so this agrees with
+    :func:`valid_uscc_mask` on every input.
     """
-    if not isinstance(code, str) or len(code) != 18:
+    if not isinstance(code, str) or len(code) != 18 or any(c not in _ALPHABET for c in code):
         return False
     try:
         _uscc.validate(code)
         return True
     except ValidationError:
         pass
-    if code[:8].isdigit() or any(c not in _ALPHABET for c in code):
+    if code[:8].isdigit():
         return False
     return _uscc.calc_check_digit(code[:17]) == code[17]
 
 
 def valid_uscc_mask(codes: pd.Series | np.ndarray) -> np.ndarray:
     """Per code: an 18-character upper-case USCC with a correct check character (vectorised).
+
+    stdnum has no column API and costs ≈ 50 µs a code (≈ 80 % of plan creation at 20 k subjects,
+    minutes on a 10 M pool), so the GB 32100 check character is computed here with numpy; the
+    property test in tests/supervision/test_sup_codes.py holds it equal to :func:`is_valid_uscc`
+    (stdnum) on random and mutated codes.
 
     The same rule as :func:`is_valid_uscc` for codes as they are stored (upper case), checked
     for a whole column at once (20 k codes in about a millisecond instead of about a second).

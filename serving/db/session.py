@@ -74,7 +74,19 @@ def session_factory(database_url: str, **pool: float | str) -> sessionmaker[Sess
     factory = _factories.get(database_url)
     if factory is None or factory.kw["bind"] is not engine:  # the engine was disposed and recreated
         factory = _factories[database_url] = sessionmaker(bind=engine, expire_on_commit=False)
+        track_flushed_writes(factory)
     return factory
+
+
+def track_flushed_writes(target: sessionmaker[Session] | Session) -> None:
+    """Mark in ``session.info["flushed_writes"]`` that the open transaction has written rows.
+
+    ``session.new/dirty/deleted`` forget rows once flushed; the query log needs to know, so a
+    read logged by a request that also wrote commits with that write in one transaction.
+    """
+    event.listen(target, "after_flush", lambda session, _ctx: session.info.__setitem__("flushed_writes", True))
+    for name in ("after_commit", "after_rollback"):
+        event.listen(target, name, lambda session: session.info.pop("flushed_writes", None))
 
 
 def iter_session(database_url: str, **pool: float | str) -> Iterator[Session]:

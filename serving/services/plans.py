@@ -275,8 +275,11 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         committed = commitment.model_dump(mode="json")
         committed_at = dt.datetime.now(dt.UTC)
         drawn = draw_plan(request, inputs, policy, seed, prepared=prepared)
+        # Both come from the same prepared pools, so this guards the draw code itself (seed,
+        # policy and pool hashes carried through unchanged), not changes of the inputs; anyone
+        # can check the inputs afterwards with `tiers plan verify`, which rebuilds the pools.
         if drawn.commitment.model_dump(mode="json") != committed:
-            raise Conflict("the draw does not reproduce the published commitment (inputs changed meanwhile)")
+            raise Conflict("the draw does not reproduce the published commitment")
         # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;
         # the commitment's timestamp is the one taken before the draw ran.
         plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="drawn",

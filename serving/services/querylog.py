@@ -57,16 +57,18 @@ def append_entries(session: Session, *, principal: Principal, reads: list[tuple[
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[QueryLogEntry]:
     """Append one entry per (uscc, outcome) in ``reads``, chained in order.
 
-    With ``commit`` (the default) the caller's session is committed, then the entries are durably
-    committed, when this returns, by the process's group-commit writer (``group_writer``):
-    concurrent reads share one transaction. With ``commit=False`` the entries join the caller's transaction, which the caller commits.
+    With ``commit`` (the default) and a caller that only read, the caller's transaction is ended,
+    then the entries are durably committed, when this returns, by the process's group-commit
+    writer (``group_writer``): concurrent reads share one transaction. A caller that has written
+    in its transaction commits its writes and the entries together (never one without the other).
+    With ``commit=False`` the entries join the caller's transaction, which the caller commits.
     """
     if not reads:
         return []
     pending = [_new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
                for uscc, outcome in reads]
     bind = session.get_bind()
-    if commit and isinstance(bind, Engine):
+    if commit and isinstance(bind, Engine) and not _has_writes(session):
         # End the caller's transaction first (as a commit here always did): the caller then holds
         # no pool connection while it waits, and no lock the writer needs.
         session.commit()
@@ -76,6 +78,12 @@ def append_entries(session: Session, *, principal: Principal, reads: list[tuple[
     if commit:  # a session bound to one connection: no other transaction to group with
         session.commit()
     return pending
+
+
+def _has_writes(session: Session) -> bool:
+    """Whether the session's open transaction holds writes (pending, or flushed: see
+    ``serving.db.session.track_flushed_writes``)."""
+    return bool(session.new or session.dirty or session.deleted or session.info.get("flushed_writes"))
 
 
 def _new_entry(principal: Principal, uscc: str, outcome: str, purpose: str, endpoint: str,

@@ -220,3 +220,42 @@ def test_sqlite_durability_cannot_be_switched_off(tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: every commit fsynced
     engine.dispose()
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_a_caller_that_wrote_commits_its_write_and_the_log_entry_together(database_url, session, monkeypatch,
+                                                                           flushed):
+    from serving.db.models import User
+
+    def refuse(self, entries):  # the group writer must not be used for a caller that wrote
+        raise AssertionError("a writing caller went through the group writer")
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "append", refuse)
+    writer = next(iter_session(database_url))
+    writer.add(User(username=f"w_{flushed}", password_hash="x", role="analyst"))
+    if flushed:
+        writer.flush()  # flushed rows leave session.new: still a write of this transaction
+    append_entry(writer, principal=principal("reg_samr"), uscc="913201000000000001", purpose="写后读",
+                 endpoint="POST /test")
+    writer.close()
+    assert session.scalar(select(User.id).where(User.username == f"w_{flushed}")) is not None
+    assert check_chain(session).ok
+    assert session.scalar(select(QueryLogEntry.purpose).order_by(QueryLogEntry.seq.desc()).limit(1)) == "写后读"
+
+
+def test_a_failed_log_write_takes_the_callers_write_with_it(database_url, session, monkeypatch):
+    from serving.db.models import User
+
+    def broken(conn, entries):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(querylog, "_chain_in_transaction", broken)
+    writer = next(iter_session(database_url))
+    writer.add(User(username="never_stored", password_hash="x", role="analyst"))
+    writer.flush()
+    with pytest.raises(RuntimeError):
+        append_entry(writer, principal=principal("reg_samr"), uscc="913201000000000001", purpose="写后读",
+                     endpoint="POST /test")
+    writer.rollback()
+    writer.close()
+    assert session.scalar(select(User.id).where(User.username == "never_stored")) is None
