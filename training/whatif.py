@@ -143,6 +143,8 @@ def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, a
     promised = model.grade(profiles)
     for uscc, steps in plans.items():
         known = keys[uscc]
+        if any(frozenset(s.id for s in subset) not in known for subset in _subsets(steps, inputs.max_actions)):
+            continue  # a hypothetical profile is missing: no promise for this subject, the others go on
 
         def score(subsets: list[tuple[_Step, ...]], known: dict = known) -> tuple[np.ndarray, np.ndarray]:
             rows = [row_of[known[frozenset(s.id for s in subset)]] for subset in subsets]
