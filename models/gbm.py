@@ -135,8 +135,12 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, X, y) -> MonotoneGBM:
-        """Encode categories, train the booster; in additive mode, extract the shape functions."""
+    def fit(self, X, y, *, init_score: np.ndarray | None = None) -> MonotoneGBM:
+        """Encode categories, train the booster; in additive mode, extract the shape functions.
+
+        init_score: log-odds to boost from (e.g. a general model's); the fitted model's output
+        is then what it adds to them (see `models.ontop.OnTopModel`).
+        """
         import lightgbm as lgb
 
         frame = as_frame(X)
@@ -181,7 +185,11 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         if constraints:
             params["interaction_constraints"] = constraints
         cat_idx = [j for j, c in enumerate(self.feature_names_in_) if c in self.categories_]
-        data = lgb.Dataset(Xe, label=y_arr, categorical_feature=cat_idx or "auto",
+        if init_score is not None:
+            init_score = np.asarray(init_score, dtype=float)
+            if init_score.shape != y_arr.shape:
+                raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
+        data = lgb.Dataset(Xe, label=y_arr, init_score=init_score, categorical_feature=cat_idx or "auto",
                            feature_name=[f"f{j}" for j in range(Xe.shape[1])], free_raw_data=True)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
         if self.additive:

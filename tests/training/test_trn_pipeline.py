@@ -83,12 +83,21 @@ def test_different_seed_changes_the_report_hash(general, synthetic_dataset, feat
 
 
 def test_sector_model_beats_general_model_on_planted_sector(general, synthetic_dataset, feature_metas) -> None:
+    from models.ontop import OnTopModel
+
     sector = train_model(synthetic_dataset, feature_metas, config=FAST, sector="H", general=general.model)
-    assert sector.model.kind == "sector" and not sector.notes
+    assert sector.model.kind == "sector" and "在通用模型基础上" in sector.notes[0]
     val = sector.validation
     diff = ev.paired_auc_difference(val["label"], val["p_adverse_12m"], general.model.predict_proba(val)[:, 1],
                                     n_boot=100, seed=0)
     assert diff.value > 0 and diff.low > -0.005
+    raw = sector.model.estimator.estimator_
+    assert isinstance(raw, OnTopModel) and raw.base is general.model.estimator.estimator_
+    x = val.loc[:, list(sector.model.features)]
+    assert np.allclose(raw.contributions(x).total(), raw.decision_function(x), atol=1e-9)
+    alone = train_model(synthetic_dataset, feature_metas, config=replace(FAST, sector_on_general=False), sector="H",
+                        general=general.model)
+    assert not alone.notes and not isinstance(alone.model.estimator.estimator_, OnTopModel)
 
 
 def test_sector_below_minimum_falls_back_to_recalibrated_general(general, synthetic_dataset, feature_metas) -> None:
