@@ -140,6 +140,12 @@ def main() -> None:
           f"{int(sv['label'].sum())} adverse; notes: {sector.notes or '—'}")
     print(f"sector-model AUC {ev.auc(sv['label'], sv['p_adverse_12m']):.4f} vs general on {args.sector} "
           f"{ev.auc(sv['label'], gen_on_sector):.4f}: difference {diff.value:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
+    # What the service grades with: the sector model for its own subjects, the general one elsewhere.
+    served = val.set_index("uscc")["p_adverse_12m"].copy()
+    served.loc[sv["uscc"].to_numpy()] = sv["p_adverse_12m"].to_numpy()
+    p_served = served.loc[val["uscc"]].to_numpy()[has_truth]
+    print(f"served AUC (sector {args.sector} model on its subjects, general elsewhere) {ev.auc(y, p_served):.4f}; "
+          f"ratio to oracle {ev.auc(y, p_served) / auc_oracle:.3f}")
     train_part = data.loc[as_of.isin(train_dates).to_numpy()]
     outcomes = train_part.groupby("industry")["label"].sum().sort_values(kind="stable")
     fallback = None

@@ -92,3 +92,31 @@ def test_main_effect_only_feature_never_interacts_so_its_effect_is_the_same_shif
         assert 4 not in used or used == {4}  # column 4 is `sector`
     c = constrained.contributions(probe)
     assert np.allclose(c.total(), constrained.decision_function(probe), atol=1e-9)
+
+
+def test_on_top_model_boosts_the_sector_residual_from_the_general_log_odds():
+    from models import OnTopModel
+    from models.calibration import brier_score
+
+    X, _ = make_credit_frame(4000, 12)
+    rng = np.random.default_rng(12)
+    arrears = np.nan_to_num(X["arrears_amount"], nan=0.0)
+    logit = -1.6 + 0.8 * X["penalties_12m"] + np.where(X["sector"] == "F", 0.0003 * arrears, 0.0)
+    y = (rng.random(len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    general = MonotoneGBM(monotone=MONOTONE, main_effect_only=["sector"], additive=False, n_estimators=80,
+                          num_leaves=4).fit(X, y)
+    in_f = (X["sector"] == "F").to_numpy()
+    sector_cols = [c for c in X.columns if c != "sector"]
+    fit, test = np.flatnonzero(in_f)[::2], np.flatnonzero(in_f)[1::2]
+    model = OnTopModel(base=general, delta=MonotoneGBM(monotone=MONOTONE, n_estimators=60),
+                       delta_features=sector_cols).fit(X.iloc[fit], y[fit])
+    xt = X.iloc[test]
+    assert np.allclose(model.decision_function(xt),
+                       general.decision_function(xt) + model.delta_.decision_function(xt[sector_cols]), atol=1e-12)
+    c = model.contributions(xt)
+    assert c.feature_names == list(X.columns)
+    assert np.allclose(c.total(), model.decision_function(xt), atol=1e-9)
+    # the residual learns F's own arrears effect, which the general model could not give F alone
+    assert brier_score(y[test], model.predict_proba(xt)[:, 1]) < brier_score(y[test], general.predict_proba(xt)[:, 1])
+    with pytest.raises(ValueError, match="lacks columns"):
+        OnTopModel(base=general, delta=MonotoneGBM(), delta_features=sector_cols).fit(X.iloc[fit, :3], y[fit])
