@@ -138,6 +138,7 @@ def main() -> None:
     diff = ev.paired_auc_difference(sv["label"], sv["p_adverse_12m"], gen_on_sector, n_boot=args.n_boot, seed=1)
     print(f"\nsector {args.sector}: kind {sector.model.kind} ({sector.model.candidate}); {len(sv)} subjects, "
           f"{int(sv['label'].sum())} adverse; notes: {sector.notes or '—'}")
+    print("sector candidates OOT AUC: " + ", ".join(f"{k} {v['oot_auc']:.4f}" for k, v in sector.candidate_metrics.items()))
     print(f"sector-model AUC {ev.auc(sv['label'], sv['p_adverse_12m']):.4f} vs general on {args.sector} "
           f"{ev.auc(sv['label'], gen_on_sector):.4f}: difference {diff.value:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
     # What the service grades with: the sector model for its own subjects, the general one elsewhere.
