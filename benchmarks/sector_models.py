@@ -7,7 +7,10 @@ complaints and utility arrears), and prints, on the out-of-time validation date:
 * general-model AUC and its ratio to the oracle AUC (the simulator's true probabilities on the
   same subjects) — the baseline of this run;
 * the grade table with 95 % Wilson intervals of the bad rate (monotone? separated?);
-* in section H: sector-model AUC − general-model AUC with a paired bootstrap interval;
+* in section H: sector-model AUC − general-model AUC with a paired bootstrap interval (the
+  general model may use `industry` only as a main effect, so H's own shapes are the sector
+  model's job);
+* the fallback of a sector with too few adverse outcomes (default: the one with fewest);
 * training wall time and its ratio to a plain logistic regression on the same rows (baseline).
 
     .venv/bin/python benchmarks/sector_models.py --subjects 20000 --seed 2
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="existing feature store of that city (skips ingestion)")
     parser.add_argument("--sector", default="H")
     parser.add_argument("--min-positives", type=int, default=300)
+    parser.add_argument("--fallback-sector", default="", help="sector to show the fallback on (default: fewest outcomes)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the timing (medians)")
     parser.add_argument("--n-boot", type=int, default=500)
     args = parser.parse_args()
@@ -134,8 +138,29 @@ def main() -> None:
     diff = ev.paired_auc_difference(sv["label"], sv["p_adverse_12m"], gen_on_sector, n_boot=args.n_boot, seed=1)
     print(f"\nsector {args.sector}: kind {sector.model.kind} ({sector.model.candidate}); {len(sv)} subjects, "
           f"{int(sv['label'].sum())} adverse; notes: {sector.notes or '—'}")
+    print("sector candidates OOT AUC: " + ", ".join(f"{k} {v['oot_auc']:.4f}" for k, v in sector.candidate_metrics.items()))
     print(f"sector-model AUC {ev.auc(sv['label'], sv['p_adverse_12m']):.4f} vs general on {args.sector} "
           f"{ev.auc(sv['label'], gen_on_sector):.4f}: difference {diff.value:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
+    # What the service grades with: the sector model for its own subjects, the general one elsewhere.
+    served = val.set_index("uscc")["p_adverse_12m"].copy()
+    served.loc[sv["uscc"].to_numpy()] = sv["p_adverse_12m"].to_numpy()
+    p_served = served.loc[val["uscc"]].to_numpy()[has_truth]
+    print(f"served AUC (sector {args.sector} model on its subjects, general elsewhere) {ev.auc(y, p_served):.4f}; "
+          f"ratio to oracle {ev.auc(y, p_served) / auc_oracle:.3f}")
+    train_part = data.loc[as_of.isin(train_dates).to_numpy()]
+    outcomes = train_part.groupby("industry")["label"].sum().sort_values(kind="stable")
+    fallback = None
+    for small in [args.fallback_sector] if args.fallback_sector else map(str, outcomes.index):
+        try:  # the smallest sectors may lack an adverse outcome on the validation date
+            fallback = train_model(data, metas, config=config, sector=small, general=general.model)
+            break
+        except ValueError as err:
+            print(f"sector {small}: {err}")
+    assert fallback is not None
+    fv = fallback.validation
+    fb_auc = ev.auc(fv["label"], fv["p_adverse_12m"]) if fv["label"].nunique() == 2 else float("nan")
+    print(f"sector {small} ({int(outcomes.get(small, 0))} adverse outcomes in training, minimum {args.min_positives}): "
+          f"kind {fallback.model.kind}; {len(fv)} subjects, OOT AUC {fb_auc:.4f}; notes: {fallback.notes or '—'}")
     print(f"report sha256 general {general.report.sha256[:16]}…, sector {sector.report.sha256[:16]}…")
 
 

@@ -17,12 +17,13 @@ from models.explain import BulkExplanation, ReasonCode, explain_bulk, reason_cod
 from models.gbm import MonotoneGBM, ShapeFunction, plot_shape_functions
 from models.grading import DEFAULT_SHARES, Grader, GradeResult, OverrideRule
 from models.meta import GRADE_LABELS_EN, GRADE_LABELS_ZH, GRADES, Evidence, FeatureMeta, monotone_map
+from models.ontop import OnTopModel
 from models.scorecard import ScorecardModel
 from models.whatif import Action, WhatIfResult, what_if
 
 __all__ = [
     "DEFAULT_SHARES", "GRADES", "GRADE_LABELS_EN", "GRADE_LABELS_ZH", "Action", "AdditiveBlend", "BulkExplanation", "CalibratedModel", "Contributions",
-    "Evidence", "FeatureMeta", "GradeResult", "Grader", "MonotoneGBM", "OverrideRule", "ReasonCode",
+    "Evidence", "FeatureMeta", "GradeResult", "Grader", "MonotoneGBM", "OnTopModel", "OverrideRule", "ReasonCode",
     "ScorecardModel", "ShapeFunction", "WhatIfResult", "brier_score", "default_blend", "expected_calibration_error",
     "explain_bulk", "fit_calibrator", "monotone_map", "plot_shape_functions", "reason_codes", "reliability_table", "top_k",
     "what_if",

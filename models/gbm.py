@@ -77,7 +77,10 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
 
     monotone: feature → +1 / -1 / 0 (by name; DataFrame input) — passed to LightGBM's
     `monotone_constraints`. categorical_features: columns treated as categories (default: the
-    non-numeric columns). The other parameters are LightGBM's.
+    non-numeric columns). main_effect_only: features that enter only as main effects — no tree
+    combines one of them with any other feature (LightGBM `interaction_constraints`); names
+    that are not columns of X are ignored, so one setting serves the general model (with
+    `industry`) and a sector model (without it). The other parameters are LightGBM's.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         *,
         monotone: Mapping[str, int] | None = None,
         categorical_features: Sequence[str] | None = None,
+        main_effect_only: Sequence[str] | None = None,
         additive: bool = True,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
@@ -100,6 +104,7 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
     ) -> None:
         self.monotone = monotone
         self.categorical_features = categorical_features
+        self.main_effect_only = main_effect_only
         self.additive = additive
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -130,8 +135,12 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, X, y) -> MonotoneGBM:
-        """Encode categories, train the booster; in additive mode, extract the shape functions."""
+    def fit(self, X, y, *, init_score: np.ndarray | None = None) -> MonotoneGBM:
+        """Encode categories, train the booster; in additive mode, extract the shape functions.
+
+        init_score: log-odds to boost from (e.g. a general model's); the fitted model's output
+        is then what it adds to them (see `models.ontop.OnTopModel`).
+        """
         import lightgbm as lgb
 
         frame = as_frame(X)
@@ -172,13 +181,28 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
             "num_leaves": 2 if self.additive else self.num_leaves, "max_depth": 1 if self.additive else -1,
             "min_data_per_group": self.min_child_samples, "max_cat_to_onehot": 8,
         }
+        constraints = self._interaction_constraints()
+        if constraints:
+            params["interaction_constraints"] = constraints
         cat_idx = [j for j, c in enumerate(self.feature_names_in_) if c in self.categories_]
-        data = lgb.Dataset(Xe, label=y_arr, categorical_feature=cat_idx or "auto",
+        if init_score is not None:
+            init_score = np.asarray(init_score, dtype=float)
+            if init_score.shape != y_arr.shape:
+                raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
+        data = lgb.Dataset(Xe, label=y_arr, init_score=init_score, categorical_feature=cat_idx or "auto",
                            feature_name=[f"f{j}" for j in range(Xe.shape[1])], free_raw_data=True)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
         if self.additive:
             self.shape_functions_, self.base_value_ = self._extract_shapes()
         return self
+
+    def _interaction_constraints(self) -> list[list[int]]:
+        """[[j] for each main-effect-only feature] + [all other features], or [] (unconstrained)."""
+        isolated = [j for j, c in enumerate(self.feature_names_in_) if c in set(self.main_effect_only or ())]
+        if not isolated or self.additive:  # depth-1 trees combine nothing anyway
+            return []
+        rest = [j for j in range(self.n_features_in_) if j not in isolated]
+        return [[j] for j in isolated] + ([rest] if rest else [])
 
     def _extract_shapes(self) -> tuple[list[ShapeFunction], float]:
         """Sum the depth-1 trees per feature into step functions, centred by training cover."""

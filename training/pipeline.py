@@ -19,6 +19,7 @@ from dateutil.relativedelta import relativedelta
 
 from models.grading import Grader
 from models.meta import FeatureMeta
+from models.ontop import OnTopModel
 from training import evaluation as ev
 from training.bundle import GradingModel, calibrate_prefit, model_matrix, recalibrated
 from training.candidates import CANDIDATES
@@ -49,6 +50,9 @@ class TrainingConfig:
     candidates: tuple[str, ...] = ("scorecard", "gbm_additive", "gbm")
     calibration_share: float = 0.3
     calibration_method: str = "sigmoid"  # Platt keeps the ranking; isotonic ties subjects
+    # 通用＋专用: a sector's gradient-boosting candidates boost from the general model's log-odds
+    # (they learn only what the sector adds); False fits them on the sector's rows alone.
+    sector_on_general: bool = True
     n_boot: int = 200
 
     def check(self) -> None:
@@ -188,6 +192,24 @@ def _calibration_mask(uscc: pd.Series, share: float, seed: int) -> np.ndarray:
 # -- training -----------------------------------------------------------------------------------
 
 
+# Candidates that can be boosted from the general model's log-odds (LightGBM init_score).
+ON_TOP_CANDIDATES = ("gbm_additive", "gbm")
+
+
+def _on_top_columns(general: GradingModel | None, names: Sequence[str], metas: Sequence[FeatureMeta],
+                    policy: TrainingPolicy) -> tuple[list[str], list[FeatureMeta]] | None:
+    """Input columns of a sector model on top of ``general`` (its features, then the sector's
+    own), or None when there is no general model or the policy excludes a feature it uses."""
+    if general is None or set(policy.exclude_features) & set(general.features):
+        return None
+    cols, cmetas = list(general.features), list(general.metas)
+    for name, meta in zip(names, metas, strict=True):
+        if name not in cols:
+            cols.append(name)
+            cmetas.append(meta)
+    return cols, cmetas
+
+
 def train_model(
     dataset: pd.DataFrame,
     features: Sequence[FeatureMeta],
@@ -266,17 +288,31 @@ def train_model(
         kind = "general" if sector is None else "sector"
         if fit_rows[LABEL].nunique() < 2 or cal_rows[LABEL].nunique() < 2:
             raise ValueError(f"training rows of {where} need both outcomes in the fit and calibration parts")
-        x_fit, y_fit = model_matrix(fit_rows, names, metas), fit_rows[LABEL].to_numpy()
-        x_valid = model_matrix(valid_rows, names, metas)
+        y_fit = fit_rows[LABEL].to_numpy()
+        on_top = _on_top_columns(general, names, metas, policy) if sector is not None and config.sector_on_general else None
+        if sector is not None and config.sector_on_general and on_top is None and general is not None:
+            notes.append(f"sector {sector}: the policy excludes features the general model uses, so the sector model "
+                         "is fitted on the sector's rows alone (行业政策排除了通用模型使用的特征：行业模型单独训练)")
         fitted: dict[str, Any] = {}
+        columns: dict[str, tuple[list[str], list[FeatureMeta]]] = {}
         for i, cand in enumerate(config.candidates):
             say(f"fitting {cand}", 0.7 * i / len(config.candidates))
-            fitted[cand] = CANDIDATES[cand](monotone, config.seed).fit(x_fit, y_fit)
-            p_valid = fitted[cand].predict_proba(x_valid)[:, 1]
+            estimator = CANDIDATES[cand](monotone, config.seed)
+            columns[cand] = (names, metas)
+            if on_top is not None and cand in ON_TOP_CANDIDATES:
+                estimator = OnTopModel(base=general.estimator.estimator_, delta=estimator, delta_features=names)
+                columns[cand] = on_top
+            cols, cmetas = columns[cand]
+            fitted[cand] = estimator.fit(model_matrix(fit_rows, cols, cmetas), y_fit)
+            p_valid = fitted[cand].predict_proba(model_matrix(valid_rows, cols, cmetas))[:, 1]
             candidate_metrics[cand] = {"oot_auc": ev.auc(y_valid, p_valid), "oot_ks": ev.ks(y_valid, p_valid)}
         # Highest out-of-time AUC; ties go to the earlier (simpler) candidate in the list.
         chosen = max(config.candidates,
                      key=lambda c: (round(candidate_metrics[c]["oot_auc"], 6), -config.candidates.index(c)))
+        names, metas = columns[chosen]
+        if isinstance(fitted[chosen], OnTopModel):
+            notes.append(f"sector {sector}: {chosen} is boosted on the sector's rows from the general model's "
+                         "log-odds, so it adds what is specific to the sector (在通用模型基础上以本行业数据训练专用模型)")
         say(f"calibrating {chosen}", 0.7)
         estimator = calibrate_prefit(fitted[chosen], model_matrix(cal_rows, names, metas), cal_rows[LABEL].to_numpy(),
                                      method=config.calibration_method)

@@ -83,12 +83,21 @@ def test_different_seed_changes_the_report_hash(general, synthetic_dataset, feat
 
 
 def test_sector_model_beats_general_model_on_planted_sector(general, synthetic_dataset, feature_metas) -> None:
+    from models.ontop import OnTopModel
+
     sector = train_model(synthetic_dataset, feature_metas, config=FAST, sector="H", general=general.model)
-    assert sector.model.kind == "sector" and not sector.notes
+    assert sector.model.kind == "sector" and "在通用模型基础上" in sector.notes[0]
     val = sector.validation
     diff = ev.paired_auc_difference(val["label"], val["p_adverse_12m"], general.model.predict_proba(val)[:, 1],
                                     n_boot=100, seed=0)
     assert diff.value > 0 and diff.low > -0.005
+    raw = sector.model.estimator.estimator_
+    assert isinstance(raw, OnTopModel) and raw.base is general.model.estimator.estimator_
+    x = val.loc[:, list(sector.model.features)]
+    assert np.allclose(raw.contributions(x).total(), raw.decision_function(x), atol=1e-9)
+    alone = train_model(synthetic_dataset, feature_metas, config=replace(FAST, sector_on_general=False), sector="H",
+                        general=general.model)
+    assert not alone.notes and not isinstance(alone.model.estimator.estimator_, OnTopModel)
 
 
 def test_sector_below_minimum_falls_back_to_recalibrated_general(general, synthetic_dataset, feature_metas) -> None:
@@ -123,3 +132,27 @@ def test_policy_exclusions_and_direct_grading_apply(synthetic_dataset, feature_m
 def test_unknown_excluded_feature_is_refused(synthetic_dataset, feature_metas) -> None:
     with pytest.raises(ValueError, match="not features"):
         train_model(synthetic_dataset, feature_metas, config=FAST, policy=TrainingPolicy(exclude_features=("nope",)))
+
+
+
+def test_general_interaction_candidate_keeps_sector_out_of_every_interaction(synthetic_dataset, feature_metas) -> None:
+    """通用＋专用: the general model shifts a sector's risk but leaves sector-specific shapes to the
+    sector model (the behaviour itself is tested in tests/models/test_mod_gbm.py)."""
+    from models.meta import FeatureMeta
+    from training.bundle import model_matrix
+    from training.candidates import CANDIDATES
+
+    feature_metas = (*feature_metas, FeatureMeta("industry", "行业门类", "industry section", categorical=True))
+    names = [m.name for m in feature_metas]
+    rows = synthetic_dataset.loc[pd.to_datetime(synthetic_dataset["as_of"]).dt.date.isin(TRAIN_AS_OF).to_numpy()]
+    x = model_matrix(rows, names, feature_metas)
+    model = CANDIDATES["gbm"]({m.name: m.monotone for m in feature_metas}, 0).fit(x, rows["label"].to_numpy())
+    j = names.index("industry")
+    groups = [g for g in model._interaction_constraints() if j in g]
+    assert groups == [[j]]
+    probe = x.iloc[:400]
+    gap = model.decision_function(probe.assign(industry="H")) - model.decision_function(probe.assign(industry="C"))
+    assert np.ptp(gap) < 1e-9
+    # a sector model has no `industry` column: the same candidate then runs unconstrained
+    sector_model = CANDIDATES["gbm"]({}, 0).fit(x.drop(columns="industry"), rows["label"].to_numpy())
+    assert sector_model._interaction_constraints() == []
