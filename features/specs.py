@@ -30,8 +30,9 @@ class FeatureSpec:
 _NEG = "a further counted negative record is more evidence of risk (过惩相当: weight by severity)"
 _POS = "verified positive behaviour is evidence against risk; it must never raise a score"
 _RATE = "a higher share of failures is more evidence of risk"
-_CHECK = ("a check (行政检查) is a neutral record, not a finding: context only, so not constrained; "
-          "departments check riskier subjects more often, which is why it carries information")
+_CHECK = ("a check (行政检查) is a neutral record, not a finding; departments choose whom to check, so as a model "
+          "input it would grade subjects worse for having been checked (a feedback loop they cannot act on, "
+          "against 过惩相当): report only")
 _ARREARS = ("a missed tax, social-insurance or utility payment is a breach of an obligation; settling it ends "
             "the open debt, not the record, which counts for 36 months unless exempted (force majeure) or repaired")
 
@@ -109,9 +110,9 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("n_inspection_36m", "近36个月被抽查次数", "inspections in last 36 months", ("inspection",), 0,
                 "being drawn is random (双随机), not evidence either way"),
     FeatureSpec("n_admin_check_12m", "近12个月行政检查次数", "administrative checks in last 12 months",
-                ("admin_check",), 0, _CHECK),
+                ("admin_check",), 0, _CHECK, model_input=False),
     FeatureSpec("n_admin_check_36m", "近36个月行政检查次数", "administrative checks in last 36 months",
-                ("admin_check",), 0, _CHECK),
+                ("admin_check",), 0, _CHECK, model_input=False),
     *(FeatureSpec(f"on_{k}", f"当前在{zh}", f"currently on the {en}", (k,), +1,
                   "an active list membership is a legal finding of dishonesty or risk", True)
       for k, zh, en in _LISTS),

@@ -53,6 +53,11 @@ class TrainingConfig:
     # 通用＋专用: a sector's gradient-boosting candidates boost from the general model's log-odds
     # (they learn only what the sector adds); False fits them on the sector's rows alone.
     sector_on_general: bool = True
+    # Glass box first: a candidate with interactions ("gbm") needs TreeSHAP for exact reasons
+    # (≈ 15× the cost of grading 1 M subjects with top-5 reasons, benchmarks/grading.py) and has no
+    # per-feature shape to print; it is chosen only if it beats the best additive candidate out of
+    # time by at least this much AUC.
+    interaction_margin_auc: float = 0.005
     n_boot: int = 200
 
     def check(self) -> None:
@@ -306,9 +311,7 @@ def train_model(
             fitted[cand] = estimator.fit(model_matrix(fit_rows, cols, cmetas), y_fit)
             p_valid = fitted[cand].predict_proba(model_matrix(valid_rows, cols, cmetas))[:, 1]
             candidate_metrics[cand] = {"oot_auc": ev.auc(y_valid, p_valid), "oot_ks": ev.ks(y_valid, p_valid)}
-        # Highest out-of-time AUC; ties go to the earlier (simpler) candidate in the list.
-        chosen = max(config.candidates,
-                     key=lambda c: (round(candidate_metrics[c]["oot_auc"], 6), -config.candidates.index(c)))
+        chosen = _select(config, candidate_metrics, notes, sector)
         names, metas = columns[chosen]
         if isinstance(fitted[chosen], OnTopModel):
             notes.append(f"sector {sector}: {chosen} is boosted on the sector's rows from the general model's "
@@ -408,3 +411,27 @@ def feature_metas_from_specs(specs: Any) -> list[FeatureMeta]:
         for r in rows
         if r.get("model_input", True)
     ]
+
+
+# Candidates whose exact per-feature contributions are a lookup (points or depth-1 shapes).
+ADDITIVE_CANDIDATES = frozenset({"scorecard", "gbm_additive", "blend"})
+
+
+def _select(config: TrainingConfig, metrics: dict[str, dict[str, float]], notes: list[str], sector: str | None) -> str:
+    """Highest out-of-time AUC (ties to the earlier, simpler candidate), except that a candidate
+    with interactions must beat the best additive one by ``config.interaction_margin_auc``."""
+    def best(cands: list[str]) -> str:
+        return max(cands, key=lambda c: (round(metrics[c]["oot_auc"], 6), -config.candidates.index(c)))
+
+    chosen = best(list(config.candidates))
+    additive = [c for c in config.candidates if c in ADDITIVE_CANDIDATES]
+    if chosen not in ADDITIVE_CANDIDATES and additive:
+        runner_up = best(additive)
+        gain = metrics[chosen]["oot_auc"] - metrics[runner_up]["oot_auc"]
+        if gain < config.interaction_margin_auc:
+            notes.append(f"{sector or 'general'}: {runner_up} chosen over {chosen}: out-of-time AUC gain {gain:+.4f} "
+                         f"< margin {config.interaction_margin_auc} for a model with interactions "
+                         f"(可加模型优先：交互模型须显著更优)")
+            return runner_up
+    return chosen
+

@@ -156,3 +156,17 @@ def test_general_interaction_candidate_keeps_sector_out_of_every_interaction(syn
     # a sector model has no `industry` column: the same candidate then runs unconstrained
     sector_model = CANDIDATES["gbm"]({}, 0).fit(x.drop(columns="industry"), rows["label"].to_numpy())
     assert sector_model._interaction_constraints() == []
+
+
+def test_a_model_with_interactions_must_beat_the_best_additive_one_by_the_margin():
+    from training.pipeline import _select
+
+    config = TrainingConfig(train_as_of=(date(2022, 9, 30),), validate_as_of=date(2024, 9, 30),
+                            interaction_margin_auc=0.005)
+    notes: list[str] = []
+    close = {"scorecard": {"oot_auc": 0.720}, "gbm_additive": {"oot_auc": 0.724}, "gbm": {"oot_auc": 0.728}}
+    assert _select(config, close, notes, None) == "gbm_additive" and "margin" in notes[-1]
+    clear = {**close, "gbm": {"oot_auc": 0.730}}
+    assert _select(config, clear, [], "C") == "gbm"
+    tie = {"scorecard": {"oot_auc": 0.73}, "gbm_additive": {"oot_auc": 0.73}, "gbm": {"oot_auc": 0.70}}
+    assert _select(config, tie, [], None) == "scorecard"  # ties go to the earlier, simpler candidate
