@@ -59,6 +59,18 @@ def _conditions() -> dict[str, str]:
         n_commitment_kept_36m="kind = 'commitment_kept' AND NOT is_revoked AND in_36m",
         n_records_36m="NOT is_revoked AND in_36m",
     )
+    cond.update(
+        n_minor_penalty_12m="counts AND negative_class = 'penalty' AND in_12m AND severity = 'minor'",
+        n_general_penalty_12m="counts AND negative_class = 'penalty' AND in_12m AND severity = 'general'",
+        n_admin_check_12m="kind = 'admin_check' AND NOT is_revoked AND in_12m",
+        n_admin_check_36m="kind = 'admin_check' AND NOT is_revoked AND in_36m",
+    )
+    arrears_types = {"tax": "subkind = 'tax'", "social_insurance": "subkind = 'social_insurance'",
+                     "utility": "subkind IN ('water', 'power', 'gas')"}
+    for name, subkind in arrears_types.items():
+        for months in (12, 36):
+            cond[f"n_arrears_{name}_{months}m"] = (f"kind = 'arrears' AND {subkind} AND in_{months}m "
+                                                   "AND NOT is_exempt AND NOT is_repaired AND NOT is_revoked")
     for lst in ("list_serious_dishonesty", "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor"):
         cond[f"on_{lst}"] = f"counts AND kind = '{lst}'"
     return cond
