@@ -70,7 +70,7 @@ def _conditions() -> dict[str, str]:
     for name, subkind in arrears_types.items():
         for months in (12, 36):
             cond[f"n_arrears_{name}_{months}m"] = (f"kind = 'arrears' AND {subkind} AND in_{months}m "
-                                                   "AND NOT is_exempt AND NOT is_repaired AND NOT is_revoked")
+                                                   "AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND NOT is_revoked")
     for lst in ("list_serious_dishonesty", "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor"):
         cond[f"on_{lst}"] = f"counts AND kind = '{lst}'"
     return cond
@@ -119,6 +119,7 @@ def records_behind(
         return pd.DataFrame(columns=EVIDENCE_COLUMNS)
     condition = condition.replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification
                                   else "FALSE").replace("$as_of", as_of.isoformat())
+    condition = condition.replace("$repaired_counts", "TRUE" if policy.repaired_counts else "FALSE")
     con = duckdb.connect()
     try:
         _register(con, subject_records, policy)

@@ -110,7 +110,7 @@ def create_version_views(con: duckdb.DuckDBPyConnection, store: str | Path) -> N
 
 
 def write_current(store: str | Path, threads: int = 2, memory_limit: str = "3GB") -> Path:
-    """Materialise the current state of ``store`` under ``current/<generation>/`` and drop older ones.
+    """Materialise the current state of ``store`` under ``current/<generation>/``; keep the one before, drop older ones.
 
     Same rows and values as ``current_records.sql`` / ``current_subjects.sql`` over the history,
     except that ``subject_key`` is a dense INTEGER (uscc order): grouping and joining on a small
@@ -153,7 +153,10 @@ def write_current(store: str | Path, threads: int = 2, memory_limit: str = "3GB"
     shutil.rmtree(tmp / "spill", ignore_errors=True)
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
-    for old in root.iterdir():  # earlier generations describe fewer batches: no reader wants them
-        if old != final and not old.name.startswith(".tmp-"):
-            shutil.rmtree(old, ignore_errors=True)
+    # Earlier generations describe fewer batches, so no new reader resolves to them; the one just
+    # before is kept because a build that started before the rename may still be scanning it.
+    older = sorted((d for d in root.iterdir() if d != final and not d.name.startswith(".tmp-")),
+                   key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in older[1:]:
+        shutil.rmtree(old, ignore_errors=True)
     return final

@@ -70,13 +70,13 @@ context AS (
                               OR (verified AND verified_on <= DATE '$as_of'))) AS n_self_declared_verified_36m,
         COUNT(*) AS n_records_36m,
         -- arrears incurred by type, settled or not: settling ends the open debt (n_arrears_unsettled),
-        -- not the fact that the obligation was missed; exempted (force majeure) and repaired ones never count
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_tax_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND NOT is_exempt AND NOT is_repaired) AS n_arrears_tax_36m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_social_insurance_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND NOT is_exempt AND NOT is_repaired) AS n_arrears_social_insurance_36m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND in_12m AND NOT is_exempt AND NOT is_repaired) AS n_arrears_utility_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND NOT is_exempt AND NOT is_repaired) AS n_arrears_utility_36m,
+        -- not the fact that the obligation was missed; exempted (force majeure) ones never count, repaired ones only if the policy keeps repaired records
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_tax_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_tax_36m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_social_insurance_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_social_insurance_36m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_utility_12m,
+        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_utility_36m,
         -- administrative checks (行政检查) are neutral records: context, never a finding
         COUNT(*) FILTER (WHERE kind = 'admin_check' AND in_12m) AS n_admin_check_12m,
         COUNT(*) FILTER (WHERE kind = 'admin_check') AS n_admin_check_36m

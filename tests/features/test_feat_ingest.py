@@ -78,13 +78,20 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     records_frame([{**entry, "end_date": "2026-03-01"}]).to_csv(tmp_path / "records_v2.csv", index=False)
     summary = ingest(store=store, records=tmp_path / "records_v2.csv", ingested_at=datetime(2026, 11, 23, tzinfo=UTC))
     assert (summary.files[0].new, summary.files[0].new_versions) == (0, 1)
-    # the derived current state follows the batches: a new generation, the stale one gone
-    assert current_dir(store) not in (None, first_generation) and not first_generation.exists()
+    # the derived current state follows the batches: a new generation; the one before is kept for
+    # builds that may still be scanning it, and goes with the next batch
+    second_generation = current_dir(store)
+    assert second_generation not in (None, first_generation) and first_generation.exists()
+    records_frame([{**entry, "end_date": "2026-03-01", "document_no": "更正-1"}]).to_csv(
+        tmp_path / "records_v3.csv", index=False)
+    ingest(store=store, records=tmp_path / "records_v3.csv", ingested_at=datetime(2026, 11, 24, tzinfo=UTC))
+    assert current_dir(store) not in (None, second_generation)
+    assert second_generation.exists() and not first_generation.exists()
     import duckdb
 
     versions = duckdb.sql(f"SELECT record_id, version, end_date FROM {scan_sql(store, 'records')} "
                           "WHERE record_id = 'R1' ORDER BY version").df()
-    assert versions["version"].tolist() == [1, 2]  # history kept
+    assert versions["version"].tolist() == [1, 2, 3]  # history kept (v3: the corrected document number)
     assert pd.isna(versions["end_date"].iloc[0])
     latest = read_latest(store, "records").set_index("record_id")
     assert str(latest.loc["R1", "end_date"])[:10] == "2026-03-01"
