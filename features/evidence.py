@@ -79,6 +79,18 @@ def _conditions() -> dict[str, str]:
 EVIDENCE_CONDITIONS: dict[str, str] = _conditions()
 
 
+def evidence_condition(feature: str, as_of: date, policy: Policy) -> str | None:
+    """The SQL filter (over counted_records.sql's columns) selecting the records behind ``feature``
+    on ``as_of`` under ``policy``; None for features not computed from records (age, size, …)."""
+    condition = EVIDENCE_CONDITIONS.get(feature)
+    if condition is None:
+        return None
+    return (condition
+            .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
+            .replace("$repaired_counts", "TRUE" if policy.repaired_counts else "FALSE")
+            .replace("$as_of", as_of.isoformat()))
+
+
 def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Policy) -> None:
     con.execute(_DUCKDB_MACROS)
     con.register("record_versions", conform_records(records))
@@ -114,12 +126,9 @@ def records_behind(
         raise KeyError(f"feature {feature!r} is not in FEATURE_SPECS")
     policy = policy or default_policy()
     subject_records = records.loc[records["uscc"] == uscc]
-    condition = EVIDENCE_CONDITIONS.get(feature)
+    condition = evidence_condition(feature, as_of, policy)
     if condition is None or subject_records.empty:
         return pd.DataFrame(columns=EVIDENCE_COLUMNS)
-    condition = condition.replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification
-                                  else "FALSE").replace("$as_of", as_of.isoformat())
-    condition = condition.replace("$repaired_counts", "TRUE" if policy.repaired_counts else "FALSE")
     con = duckdb.connect()
     try:
         _register(con, subject_records, policy)

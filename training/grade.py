@@ -112,7 +112,7 @@ def evidence_index(
     """
     import duckdb
 
-    from features.evidence import EVIDENCE_COLUMNS, EVIDENCE_CONDITIONS, record_status
+    from features.evidence import EVIDENCE_COLUMNS, evidence_condition, record_status
     from features.policy import default_policy
 
     policy = policy or default_policy()
@@ -122,12 +122,9 @@ def evidence_index(
     try:
         con.register("status", status)
         for feature in sorted(set(features)):
-            condition = EVIDENCE_CONDITIONS.get(feature)
+            condition = evidence_condition(feature, as_of, policy)
             if condition is None:
                 continue  # not computed from records (age, size, sector …)
-            condition = condition.replace(
-                "$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE"
-            ).replace("$as_of", as_of.isoformat())
             found = con.execute(
                 f"SELECT uscc, {', '.join(EVIDENCE_COLUMNS)} FROM status WHERE {condition} "
                 "ORDER BY uscc, decision_date DESC, record_id"

@@ -88,3 +88,15 @@ def test_candidate_actions_and_what_if_profiles():
     assert what_if["age_years"] == before["age_years"]  # never "be older"
     later = candidate_actions(records_frame(rows), code(0), date(2026, 9, 1))
     assert ("repair", "P-new") in {(a.action, a.record_id) for a in later}
+
+
+@pytest.mark.parametrize("repaired_counts", [False, True])
+def test_every_evidence_condition_renders_without_a_placeholder_left(repaired_counts):
+    from features.evidence import evidence_condition
+    from features.policy import default_policy
+
+    policy = default_policy().model_copy(update={"repaired_counts": repaired_counts})
+    for feature in EVIDENCE_CONDITIONS:
+        rendered = evidence_condition(feature, date(2026, 6, 30), policy)
+        assert rendered and "$" not in rendered, feature
+    assert evidence_condition("age_years", date(2026, 6, 30), policy) is None

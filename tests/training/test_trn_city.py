@@ -33,6 +33,11 @@ def city_store(tmp_path_factory) -> tuple[Path, Path]:
 
 def _run(args: list[str]) -> tuple[int, str]:
     result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # an unexpected exception: show it in the assertion message, not an empty stdout
+        import traceback
+
+        return result.exit_code, result.stdout + "".join(traceback.format_exception(result.exception))
     return result.exit_code, result.stdout
 
 
