@@ -9,11 +9,9 @@ import shutil
 import pytest
 from srv_fixtures import uvicorn_server
 from test_srv_browser import _login, browser, page  # noqa: F401  (fixtures reused)
-from test_srv_plans_flow import AS_OF, GRADES, INSPECTORS, ITEMS, _extra_subjects
+from test_srv_plans_flow import AS_OF, store_graded_city, write_scheduler_data
 
 from serving.db.session import dispose_engine, iter_session
-from serving.services.grades import store_grades
-from serving.services.subjects import store_subjects
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
@@ -27,17 +25,10 @@ def plan_server(_template_db, tmp_path_factory):
     shutil.copy(_template_db, tmp_path / "tiers.db")
     database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
     session = next(iter_session(database_url))
-    subjects = _extra_subjects()
-    store_subjects(session, subjects)
-    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
-                                model_version="general-v3", profile_hash="c" * 64)
-                           for s, g in zip(subjects, GRADES, strict=True)])
+    store_graded_city(session)
     session.close()
     dispose_engine(database_url)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "items.csv").write_text(ITEMS, encoding="utf-8")
-    (data_dir / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
+    data_dir = write_scheduler_data(tmp_path / "data")
     with uvicorn_server(tmp_path, database_url, TIERS_DATA_DIR=str(data_dir)) as base:
         yield base
 

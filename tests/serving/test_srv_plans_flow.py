@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import math
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -41,12 +42,27 @@ def _extra_subjects() -> list[dict]:
                  legal_form="individual_business" if n == 0 else "llc") for n in range(len(GRADES))]
 
 
-@pytest.fixture
-def settings(database_url, tmp_path) -> Settings:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+def store_graded_city(session) -> list[dict]:
+    """Store the thirty extra subjects with their GRADES as of AS_OF; return the subjects."""
+    subjects = _extra_subjects()
+    store_subjects(session, subjects)
+    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
+                                model_version="general-v3", profile_hash="c" * 64)
+                           for s, g in zip(subjects, GRADES, strict=True)])
+    return subjects
+
+
+def write_scheduler_data(data_dir: Path) -> Path:
+    """The scheduler's data directory: inspection items and inspectors."""
+    data_dir.mkdir(exist_ok=True)
     (data_dir / "items.csv").write_text(ITEMS, encoding="utf-8")
     (data_dir / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
+    return data_dir
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    data_dir = write_scheduler_data(tmp_path / "data")
     subjects = _extra_subjects()
     (data_dir / "conflicts.csv").write_text(f"inspector_id,uscc,reason\nINS000001,{subjects[-1]['uscc']},relative\n",
                                             encoding="utf-8")
@@ -56,12 +72,7 @@ def settings(database_url, tmp_path) -> Settings:
 @pytest.fixture
 def city(session, settings):
     """Thirty more graded subjects next to the seeded three."""
-    subjects = _extra_subjects()
-    store_subjects(session, subjects)
-    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
-                                model_version="general-v3", profile_hash="c" * 64)
-                           for s, g in zip(subjects, GRADES, strict=True)])
-    return subjects
+    return store_graded_city(session)
 
 
 def _task(plan_id="2026Q4-samr", items=("SAMR-03",), department="samr", **extra) -> dict:

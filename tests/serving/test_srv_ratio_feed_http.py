@@ -6,13 +6,11 @@ import datetime as dt
 
 import pytest
 from srv_fixtures import principal, uvicorn_server
-from test_srv_plans_flow import AS_OF, GRADES, INSPECTORS, ITEMS, _extra_subjects
+from test_srv_plans_flow import AS_OF, store_graded_city, write_scheduler_data
 
 from serving.db.session import dispose_engine, iter_session
 from serving.security import create_access_token
 from serving.services import plans as plan_service
-from serving.services.grades import store_grades
-from serving.services.subjects import store_subjects
 from serving.services.users import create_api_key
 from supervision.ratios import HttpRatioFeed
 
@@ -23,16 +21,9 @@ JWT_SECRET = "ratio-feed-test-secret-0123456789abcdef"
 
 def test_http_ratio_feed_authenticates_with_api_key_or_token(database_url, tmp_path) -> None:
     session = next(iter_session(database_url))
-    subjects = _extra_subjects()
-    store_subjects(session, subjects)
-    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
-                                model_version="general-v3", profile_hash="c" * 64)
-                           for s, g in zip(subjects, GRADES, strict=True)])
+    store_graded_city(session)
     _, api_key = create_api_key(session, "admin", "双随机平台")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "items.csv").write_text(ITEMS, encoding="utf-8")
-    (data_dir / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
+    data_dir = write_scheduler_data(tmp_path / "data")
     as_of = dt.date.fromisoformat(AS_OF)
     in_process = plan_service.inspection_ratios(session, data_dir, plan_service.load_named_policy("default"),
                                                 department="samr", item="SAMR-03", as_of=as_of)
