@@ -107,13 +107,23 @@ def brier_score(y, p) -> float:
     return float(np.mean((p_arr - y_arr) ** 2))
 
 
-def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    n_safe = np.maximum(n, 1)
-    phat = k / n_safe
-    denom = 1 + z**2 / n_safe
-    centre = (phat + z**2 / (2 * n_safe)) / denom
-    half = z * np.sqrt(phat * (1 - phat) / n_safe + z**2 / (4 * n_safe**2)) / denom
-    return centre - half, centre + half
+def wilson_interval(successes, n, *, z: float = 1.959963984540054):
+    """95 % Wilson score interval of ``successes`` out of ``n``, elementwise; NaN where n = 0.
+
+    Scalars in, a ``(low, high)`` pair of floats out; arrays in, a pair of arrays out.
+    """
+    k, m = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = k / m
+        denom = 1 + z**2 / m
+        centre = (rate + z**2 / (2 * m)) / denom
+        half = z * np.sqrt(rate * (1 - rate) / m + z**2 / (4 * m**2)) / denom
+    # min/max guard the ends (none or all) against rounding putting the rate outside its interval
+    low = np.where(m > 0, np.clip(np.minimum(rate, centre - half), 0.0, None), np.nan)
+    high = np.where(m > 0, np.clip(np.maximum(rate, centre + half), None, 1.0), np.nan)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
 
 
 def reliability_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> pd.DataFrame:
@@ -130,7 +140,7 @@ def reliability_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> 
     count = np.bincount(idx, minlength=m).astype(float)
     events = np.bincount(idx, weights=y_arr, minlength=m)
     sum_p = np.bincount(idx, weights=p_arr, minlength=m)
-    lo, hi = _wilson(events, count)
+    lo, hi = wilson_interval(events, count)
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame({
             "bin_low": edges[:-1], "bin_high": edges[1:], "count": count.astype(int),

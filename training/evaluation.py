@@ -1,4 +1,5 @@
-"""Validation figures used by the report and the promotion gate.
+"""Validation figures used by the report and the promotion gate: discrimination with bootstrap
+intervals, grade tables and stability.
 
 Every function takes plain arrays and returns plain numbers or frames: no I/O, no global state.
 Bootstrap intervals take an explicit ``seed`` so that a rerun gives the same report.
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+# Calibration figures (Brier, reliability, ECE) and the Wilson interval live in models.calibration.
+from models.calibration import wilson_interval
+from models.meta import GRADES
 
 
 @dataclass(frozen=True)
@@ -51,46 +54,6 @@ def ks(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> f
         return float("nan")
     fpr, tpr, _ = roc_curve(y, score)
     return float(np.max(tpr - fpr))
-
-
-def brier(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
-    """Brier score (mean squared error of the probability); lower is better."""
-    y, score = _as_arrays(y_true, p)
-    return float(brier_score_loss(y, score))
-
-
-def reliability_table(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray, *, bins: int = 10) -> pd.DataFrame:
-    """Observed vs predicted rate per equal-count bin of the predicted probability.
-
-    Equal-count bins keep every row of the table meaningful when most subjects have a low risk.
-    """
-    y, score = _as_arrays(y_true, p)
-    order = np.argsort(score, kind="stable")
-    chunks = np.array_split(order, min(bins, max(len(order), 1)))
-    rows = []
-    for i, idx in enumerate(chunks):
-        if len(idx) == 0:
-            continue
-        rows.append(
-            {
-                "bin": i + 1,
-                "count": len(idx),
-                "p_min": float(score[idx].min()),
-                "p_max": float(score[idx].max()),
-                "predicted": float(score[idx].mean()),
-                "observed": float(y[idx].mean()),
-            }
-        )
-    return pd.DataFrame(rows, columns=["bin", "count", "p_min", "p_max", "predicted", "observed"])
-
-
-def ece(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray, *, bins: int = 10) -> float:
-    """Expected calibration error over equal-count bins: count-weighted |observed − predicted|."""
-    table = reliability_table(y_true, p, bins=bins)
-    if table.empty:
-        return float("nan")
-    weights = table["count"] / table["count"].sum()
-    return float((weights * (table["observed"] - table["predicted"]).abs()).sum())
 
 
 def _fast_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -179,18 +142,6 @@ def paired_auc_difference(
         if not np.isnan(value):
             draws.append(value)
     return _interval(point, draws, level)
-
-
-def wilson_interval(bads: int, n: int, *, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion; (nan, nan) for an empty group."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    rate = bads / n
-    denom = 1 + z * z / n
-    centre = (rate + z * z / (2 * n)) / denom
-    half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
-    # min/max guard the ends (0 or all bad) against rounding putting the rate outside its interval
-    return float(max(0.0, min(rate, centre - half))), float(min(1.0, max(rate, centre + half)))
 
 
 def grade_table(y_true: Sequence[int] | np.ndarray, grades: Sequence[str] | np.ndarray) -> pd.DataFrame:

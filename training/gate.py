@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from models.calibration import brier_score, expected_calibration_error
 from training import evaluation as ev
 
 
@@ -99,8 +100,8 @@ def evaluate_gate(
     checks: list[GateCheck] = []
     figures: dict[str, float] = {
         "challenger_auc": ev.auc(y, p_new),
-        "challenger_brier": ev.brier(y, p_new),
-        "challenger_ece": ev.ece(y, p_new),
+        "challenger_brier": brier_score(y, p_new),
+        "challenger_ece": expected_calibration_error(y, p_new),
     }
     if champion_proba is not None:
         p_old = np.asarray(champion_proba, dtype=float)
@@ -111,8 +112,8 @@ def evaluate_gate(
         old_auc = ev.auc(y, p_old)
         figures.update(
             champion_auc=old_auc,
-            champion_brier=ev.brier(y, p_old),
-            champion_ece=ev.ece(y, p_old),
+            champion_brier=brier_score(y, p_old),
+            champion_ece=expected_calibration_error(y, p_old),
             auc_difference=diff.value,
             auc_difference_low=diff.low,
             auc_difference_high=diff.high,

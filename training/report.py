@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from models.calibration import brier_score, expected_calibration_error, reliability_table, wilson_interval
 from models.meta import FeatureMeta
 from training import evaluation as ev
 from training.gate import evaluate_gate
@@ -121,7 +122,7 @@ def fairness_tables(validation: pd.DataFrame) -> list[dict[str, Any]]:
         for value, part in validation.groupby(validation[column].astype(str), sort=True):
             n = len(part)
             bads = int(part["label"].sum())
-            low, high = ev.wilson_interval(bads, n)
+            low, high = wilson_interval(bads, n)
             mix = part["grade"].value_counts(normalize=True)
             predicted = float(part["p_adverse_12m"].mean())
             flagged = bool(n >= MIN_GROUP_SIZE and predicted > high)
@@ -210,11 +211,11 @@ def build_report(
         "candidates": result.candidate_metrics,
         "discrimination": {"auc": auc_i.as_dict(), "ks": ks_i.as_dict(), "gini": gini_i.as_dict()},
         "calibration": {
-            "brier": ev.brier(y, p),
-            "ece": ev.ece(y, p),
+            "brier": brier_score(y, p),
+            "ece": expected_calibration_error(y, p),
             "mean_predicted": float(p.mean()),
             "observed_rate": float(y.mean()),
-            "reliability": _records(ev.reliability_table(y, p)),
+            "reliability": _records(reliability_table(y, p)),
         },
         "grades": {
             "table": _records(table),

@@ -2,11 +2,14 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mod_fixtures import make_credit_frame
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from models import CalibratedModel, brier_score, expected_calibration_error, reliability_table
+from models.calibration import wilson_interval
 
 
 class Overconfident(ClassifierMixin, BaseEstimator):
@@ -65,3 +68,31 @@ def test_reliability_table_counts_and_intervals():
     assert expected_calibration_error(y, p) < expected_calibration_error(y, np.clip(p * 1.5, 0, 1))
     with pytest.raises(ValueError, match="strategy"):
         reliability_table(y, p, strategy="nope")
+
+
+@given(st.integers(0, 200), st.integers(1, 200))
+def test_wilson_interval_contains_the_rate_and_stays_in_unit_range(bads: int, n: int) -> None:
+    bads = min(bads, n)
+    low, high = wilson_interval(bads, n)
+    assert 0.0 <= low <= bads / n <= high <= 1.0
+
+
+def test_wilson_interval_narrows_with_more_subjects() -> None:
+    small = wilson_interval(10, 100)
+    large = wilson_interval(100, 1000)
+    assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_wilson_interval_is_elementwise_and_nan_for_empty_groups() -> None:
+    low, high = wilson_interval(np.array([0, 5, 0]), np.array([10, 10, 0]))
+    assert low[0] == 0.0 and high[0] > 0.0
+    assert low[1] < 0.5 < high[1]
+    assert np.isnan(low[2]) and np.isnan(high[2])
+
+
+def test_calibration_figures_reward_calibrated_probabilities() -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.5, 5000)
+    y = (rng.random(5000) < p).astype(int)
+    assert expected_calibration_error(y, p) < expected_calibration_error(y, np.clip(p * 1.8, 0, 1))
+    assert brier_score(y, p) < brier_score(y, np.clip(p * 1.8, 0, 1))
