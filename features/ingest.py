@@ -41,7 +41,7 @@ from features.schema import (
     SUBJECT_STATUSES,
 )
 from features.store import BATCHES_DIR, has_table, scan_sql, write_current
-from features.uscc import valid_uscc_mask
+from uscc import valid_uscc_mask
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
 

@@ -22,7 +22,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supervision.assign import InspectorPool, assign_inspectors, forbidden_pairs
-from supervision.codes import valid_uscc_mask
 from supervision.draw import (
     DRAW_ALGORITHM,
     STRATA,
@@ -45,6 +44,7 @@ from supervision.ratios import (
     stratum_of,
 )
 from supervision.tables import as_bool, read_table, split_codes
+from uscc import valid_uscc_mask
 
 # Visit order within a district: highest risk first.
 GRADE_VISIT_RANK = {"D": 0, "C": 1, "B": 2, "A": 3}

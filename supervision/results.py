@@ -16,7 +16,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supervision.codes import is_valid_uscc
+from uscc import is_valid_uscc
 
 Outcome = Literal["no_problem", "corrected", "case_opened"]
 OUTCOME_ZH: dict[str, str] = {

@@ -1,17 +1,12 @@
-"""Catalogue policy (dated publicity rules, overrides, validation) and the USCC wrapper."""
+"""Catalogue policy: dated publicity rules, repair eligibility, sector overrides, validation."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-from feat_fixtures import code
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from stdnum.cn import uscc as stdnum_uscc
 
 from features.policy import PolicyError, default_policy, load_policy, publicity_window, repair_eligible_on
-from features.uscc import is_valid_uscc, valid_uscc_mask
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
@@ -74,26 +69,3 @@ def test_policy_tables_cover_every_severity_and_kind():
     assert (table["min_months"] <= table["max_months"]).all()
     assert set(p.kind_table()["kind"]) == set(p.kinds)
     assert {"admin_penalty", "repair", "revocation", "list_serious_dishonesty"} <= p.legal_basis_kinds
-
-
-@pytest.mark.parametrize("first", list("123456789ANY"))
-def test_valid_codes_of_every_registering_authority_are_accepted(first):
-    assert is_valid_uscc(code(42, first))
-
-
-def test_stdnum_rejects_letter_authorities_that_the_wrapper_accepts():
-    from stdnum.exceptions import ValidationError
-
-    with pytest.raises(ValidationError):
-        stdnum_uscc.validate(code(1, "N"))
-    assert valid_uscc_mask([code(1, "N"), code(1, "Y"), None, "short", code(1)[:-1] + "I"]).tolist() == [
-        True, True, False, False, False]
-
-
-@settings(max_examples=200, deadline=None)
-@given(first=st.sampled_from(list("123456789ANY")), n=st.integers(0, 9_999_999), pos=st.integers(0, 17),
-       replacement=st.sampled_from(list(ALPHABET)))
-def test_any_single_character_change_is_caught(first, n, pos, replacement):
-    valid = code(n, first)
-    changed = valid[:pos] + replacement + valid[pos + 1:]
-    assert is_valid_uscc(changed) == (changed == valid)

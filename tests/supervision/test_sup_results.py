@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from supervision.codes import is_valid_uscc
 from supervision.results import (
     RECORD_COLUMNS,
     CalendarFallbackWarning,
@@ -23,6 +22,7 @@ from supervision.results import (
     results_to_records,
     write_public_results_csv,
 )
+from uscc import is_valid_uscc
 
 
 def _valid(base: str = "91320102MA1XXXXX0") -> str:

@@ -1,17 +1,25 @@
-"""USCC checks at the scheduler's boundary: the vectorised mask agrees with the per-code check."""
+"""The USCC rule: every registering authority accepted, any one-character change caught, and the
+vectorised mask equal to the per-code check on any input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import uscc as stdnum_uscc
 
-from supervision.codes import is_valid_uscc, valid_uscc_mask
+from uscc import is_valid_uscc, valid_uscc_mask
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 body = st.text(alphabet=ALPHABET, min_size=17, max_size=17)
+
+
+def code(i: int, first: str = "9") -> str:
+    """A valid USCC numbered ``i`` (registering authority ``first``)."""
+    body = f"{first}1320102MA{i:07d}"
+    return body + stdnum_uscc.calc_check_digit(body)
 
 
 @given(bodies=st.lists(body, min_size=1, max_size=30), corrupt=st.lists(st.integers(0, 17), max_size=30))
@@ -40,3 +48,26 @@ def test_mask_rejects_lower_case_and_wrong_lengths() -> None:
     assert valid_uscc_mask(pd.Series(codes)).tolist() == [True, True, False, False, False, False, False]
     assert [is_valid_uscc(c) for c in codes] == [True, True, False, False, False, False, False]
     assert valid_uscc_mask(pd.Series([], dtype=object)).shape == (0,)
+
+
+@pytest.mark.parametrize("first", list("123456789ANY"))
+def test_valid_codes_of_every_registering_authority_are_accepted(first):
+    assert is_valid_uscc(code(42, first))
+
+
+def test_stdnum_rejects_letter_authorities_that_the_wrapper_accepts():
+    from stdnum.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        stdnum_uscc.validate(code(1, "N"))
+    assert valid_uscc_mask([code(1, "N"), code(1, "Y"), None, "short", code(1)[:-1] + "I"]).tolist() == [
+        True, True, False, False, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=st.sampled_from(list("123456789ANY")), n=st.integers(0, 9_999_999), pos=st.integers(0, 17),
+       replacement=st.sampled_from(list(ALPHABET)))
+def test_any_single_character_change_is_caught(first, n, pos, replacement):
+    valid = code(n, first)
+    changed = valid[:pos] + replacement + valid[pos + 1:]
+    assert is_valid_uscc(changed) == (changed == valid)

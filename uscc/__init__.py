@@ -1,0 +1,71 @@
+"""Unified social credit code (统一社会信用代码, GB 32100-2015) validation on top of python-stdnum.
+
+A leaf package: it imports nothing of ours, so every package (ingestion in ``features``, the
+scheduler's boundary in ``supervision``) checks codes with the same rule.
+
+The rule: 18 characters of ``0-9A-HJ-NP-RTUWXY`` (upper case, as stored); position 1 the
+registering authority (a digit, or ``A``/``N``/``Y``); positions 2–8 digits (entity type and
+administrative division); positions 9–17 the organisation code; position 18 the check character.
+``stdnum.cn.uscc.validate`` demands a digit in position 1 and so rejects valid codes of the
+authorities coded A (other), N (agriculture: farmers' co-operatives) and Y (other); for those we
+check the format here and the check character with stdnum's own algorithm. Lower case is refused
+(stdnum would upper-case it) because the draw hashes the exact bytes of each code, so ``91…ab``
+and ``91…AB`` must not both pass as the same subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from stdnum.cn import uscc as _stdnum_uscc
+from stdnum.exceptions import ValidationError
+
+__all__ = ["is_valid_uscc", "valid_uscc_mask"]
+
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_LETTER_AUTHORITIES = frozenset("ANY")
+# GB 32100-2015 check-character weights: 3**i mod 31 for the 17 body positions (as in stdnum).
+_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
+# Byte → alphabet value; -1 for bytes outside the alphabet (lower case included).
+_VALUE_OF_BYTE = np.full(256, -1, dtype=np.int64)
+_VALUE_OF_BYTE[np.frombuffer(ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(ALPHABET))
+_LETTER_AUTHORITY_VALUES = np.array([ALPHABET.index(c) for c in sorted(_LETTER_AUTHORITIES)])
+
+
+def is_valid_uscc(code: object) -> bool:
+    """True if ``code`` is a well-formed 18-character USCC, as stored, with the right check character."""
+    if not isinstance(code, str) or len(code) != 18:
+        return False
+    if code[0] in _LETTER_AUTHORITIES:
+        if not code[1:8].isdigit() or any(c not in ALPHABET for c in code[8:]):
+            return False
+        return _stdnum_uscc.calc_check_digit(code[:-1]) == code[-1]
+    try:
+        _stdnum_uscc.validate(code)
+    except ValidationError:
+        return False
+    return _stdnum_uscc.compact(code) == code  # stdnum upper-cases and strips; a key must not need it
+
+
+def valid_uscc_mask(codes: pd.Series | np.ndarray | Iterable[object]) -> np.ndarray:
+    """:func:`is_valid_uscc` for a whole column at once, with numpy.
+
+    stdnum has no column API and costs ≈ 50 µs a code (minutes on a 10 M pool); here 20 k codes
+    take about a millisecond. Property tests hold it equal to :func:`is_valid_uscc` on any input.
+    """
+    values = codes if isinstance(codes, pd.Series) else pd.Series(list(codes), dtype=object)
+    n = len(values)
+    as_text = values.where(values.map(lambda v: isinstance(v, str)), "")  # NaN, numbers: invalid
+    right_length = (as_text.str.len() == 18).to_numpy(dtype=bool)
+    # Only ASCII can be in the alphabet; anything else fails the 18-byte length test below.
+    encoded = as_text.str.encode("ascii", errors="replace")
+    raw = np.asarray(encoded.where(right_length, b""), dtype="S18")
+    body = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(n, 18) if n else np.zeros((0, 18), np.uint8)
+    value = _VALUE_OF_BYTE[body]
+    in_alphabet = (value >= 0).all(axis=1)
+    authority = (value[:, 0] < 10) | np.isin(value[:, 0], _LETTER_AUTHORITY_VALUES)
+    digits = ((value[:, 1:8] >= 0) & (value[:, 1:8] < 10)).all(axis=1)
+    check = (31 - (value[:, :17] * _WEIGHTS).sum(axis=1) % 31) % 31
+    return right_length & in_alphabet & authority & digits & (check == value[:, 17])
