@@ -83,6 +83,124 @@ TEXTS: dict[str, dict[str, str]] = {
     "eligible_from": {"zh": "可申请修复日期", "en": "Repair possible from"},
 }
 
+# Texts of one page or family of pages; a key not found there falls back to TEXTS above.
+PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
+    "plans": {
+        "plans": {"zh": "双随机抽查计划", "en": "Inspection plans"},
+        "new_plan": {"zh": "新建抽查计划", "en": "New plan"},
+        "plan_id": {"zh": "计划编号", "en": "Plan id"},
+        "period_start": {"zh": "检查期开始", "en": "Period start"},
+        "period_end": {"zh": "检查期结束", "en": "Period end"},
+        "grades_as_of": {"zh": "等级基准日", "en": "Grades as of"},
+        "items": {"zh": "抽查事项", "en": "Inspection items"},
+        "districts": {"zh": "限定区县代码（可选，分号分隔）", "en": "District codes (optional, ; separated)"},
+        "create": {"zh": "公布承诺并抽取", "en": "Publish commitment and draw"},
+        "commitment": {"zh": "抽取承诺（抽取前公布）", "en": "Commitment (published before the draw)"},
+        "seed_commitment": {"zh": "种子哈希 SHA-256", "en": "Seed commitment SHA-256"},
+        "policy_hash": {"zh": "比例政策哈希", "en": "Policy hash"},
+        "pool_hashes": {"zh": "名录库哈希", "en": "Pool hashes"},
+        "revealed_seed": {"zh": "公开的种子", "en": "Revealed seed"},
+        "verify": {"zh": "复核", "en": "Verification"},
+        "per_grade": {"zh": "分级抽查情况", "en": "Per grade"},
+        "pool": {"zh": "名录库", "en": "Pool"},
+        "drawn": {"zh": "抽中", "en": "Drawn"},
+        "ratio": {"zh": "抽查比例", "en": "Ratio"},
+        "visit_list": {"zh": "检查名单", "en": "Visit list"},
+        "visit_order": {"zh": "顺序", "en": "Order"},
+        "inspectors": {"zh": "检查人员", "en": "Inspectors"},
+        "download_csv": {"zh": "下载 CSV", "en": "Download CSV"},
+        "download_xlsx": {"zh": "下载 Excel", "en": "Download Excel"},
+        "public_results": {"zh": "公示结果 CSV", "en": "Public results CSV"},
+        "results": {"zh": "检查结果", "en": "Results"},
+        "outcome": {"zh": "检查结果", "en": "Outcome"},
+        "no_problem": {"zh": "未发现问题", "en": "No problem"},
+        "corrected": {"zh": "发现问题已责令改正", "en": "Corrected"},
+        "case_opened": {"zh": "发现问题已立案", "en": "Case opened"},
+        "inspected_on": {"zh": "检查日期", "en": "Inspected on"},
+        "published_on": {"zh": "公示日期", "en": "Published on"},
+        "deadline": {"zh": "公示期限", "en": "Publication deadline"},
+        "record": {"zh": "录入", "en": "Record"},
+        "no_plans": {"zh": "暂无计划", "en": "No plans yet"},
+    },
+    "sector": {
+        "registry": {"zh": "评价模型", "en": "Grading models"},
+        "in_use": {"zh": "本行业在用模型版本", "en": "Model versions grading the section"},
+        "champion": {"zh": "在用版本", "en": "Champion"},
+        "challenger": {"zh": "候选版本", "en": "Challenger"},
+        "version": {"zh": "版本", "en": "Version"},
+        "role": {"zh": "角色", "en": "Role"},
+        "auc": {"zh": "区分度 AUC（样本外）", "en": "AUC (out of time)"},
+        "brier": {"zh": "Brier 分数", "en": "Brier score"},
+        "validated": {"zh": "验证基准日", "en": "Validated as of"},
+        "cutoffs": {"zh": "等级切分点（不良概率上限）", "en": "Grade cut-offs (upper adverse probability)"},
+        "grade_table": {"zh": "等级表（样本外）", "en": "Grade table (out of time)"},
+        "count": {"zh": "户数", "en": "Subjects"},
+        "share": {"zh": "占比", "en": "Share"},
+        "bad_rate": {"zh": "不良率", "en": "Bad rate"},
+        "p_range": {"zh": "不良概率区间", "en": "Probability range"},
+        "report": {"zh": "完整验证报告", "en": "Full validation report"},
+        "promote": {"zh": "提交晋升（经准入检验）", "en": "Promote through the gate"},
+        "reason": {"zh": "理由", "en": "Reason"},
+        "force": {"zh": "强制（仅管理员，留痕）", "en": "Force (admin only, audited)"},
+        "read_only": {"zh": "通用模型：只读", "en": "General model: read only"},
+        "no_registry": {"zh": "模型库尚未建立。", "en": "No model registry yet."},
+        "outcome": {"zh": "准入检验结果", "en": "Gate outcome"},
+        "promoted": {"zh": "已晋升为在用版本", "en": "Promoted to champion"},
+        "refused": {"zh": "未通过准入检验，未晋升", "en": "Refused by the gate; not promoted"},
+        "forced": {"zh": "已强制晋升（准入检验未通过，已留痕）", "en": "Forced past a failed gate (audited)"},
+        "check": {"zh": "检验项", "en": "Check"},
+        "passed": {"zh": "通过", "en": "passed"},
+        "failed": {"zh": "未通过", "en": "failed"},
+        "audit": {"zh": "晋升记录", "en": "Promotion audit"},
+        "who": {"zh": "操作人", "en": "Who"},
+        "when": {"zh": "时间", "en": "When"},
+        "decision": {"zh": "结果", "en": "Decision"},
+    },
+    "monitoring": {
+        "title": {"zh": "模型监测", "en": "Model monitoring"},
+        "runs": {"zh": "监测运行记录", "en": "Monitoring runs"},
+        "no_runs": {"zh": "尚无监测运行记录。", "en": "No monitoring run stored yet."},
+        "reference": {"zh": "基准日", "en": "Reference"},
+        "current": {"zh": "当前日", "en": "Current"},
+        "score_psi": {"zh": "信用分 PSI", "en": "Score PSI"},
+        "feature_psi": {"zh": "特征与信用分 PSI（虚线为阈值）", "en": "Feature and score PSI (dashed line: threshold)"},
+        "grade_shares": {"zh": "等级占比：基准日与当前日", "en": "Grade shares: reference vs current"},
+        "migration": {"zh": "等级迁移矩阵（行：基准日等级，列：当前日等级）",
+                      "en": "Grade migration (rows: reference grade, columns: current grade)"},
+        "health": {"zh": "各部门每月报送量", "en": "Records per department per month"},
+        "alerts": {"zh": "预警及依据", "en": "Alerts and evidence"},
+        "no_alerts": {"zh": "本次运行未触发预警。", "en": "No alert fired in this run."},
+        "evidence": {"zh": "依据", "en": "Evidence"},
+        "performance": {"zh": "模型表现", "en": "Model performance"},
+        "provisional": {"zh": "暂定：标签尚未成熟，结果可能变化", "en": "provisional: labels have not matured yet"},
+        "maturity": {"zh": "标签成熟度", "en": "Label maturity"},
+        "report": {"zh": "下载完整 Evidently 报告（HTML）", "en": "Download the full Evidently report (HTML)"},
+        "model": {"zh": "模型", "en": "Model"},
+        "open": {"zh": "查看", "en": "Open"},
+        "severity_critical": {"zh": "严重", "en": "critical"},
+        "severity_warning": {"zh": "警告", "en": "warning"},
+        "severity_info": {"zh": "提示", "en": "info"},
+    },
+}
+
+# Alert sentences on the analyst page; ``{s}`` names what alerted, ``{o}`` the observed value,
+# ``{t}`` the threshold.
+ALERT_TEXTS: dict[str, dict[str, str]] = {
+    "score_psi": {"zh": "信用分分布漂移（PSI {o}，阈值 {t}）", "en": "score distribution drift (PSI {o}, threshold {t})"},
+    "grade_share": {"zh": "{s} 占比变动 {o} 个百分点（阈值 {t}）", "en": "{s} share moved {o} points (threshold {t})"},
+    "feature_psi": {"zh": "{s} 输入特征漂移（PSI {o}，阈值 {t}）", "en": "{s} input drift (PSI {o}, threshold {t})"},
+    "evidently_drift_share": {"zh": "发生漂移的输入特征占比 {o}（阈值 {t}）",
+                              "en": "share of drifted input features {o} (threshold {t})"},
+    "segment_psi": {"zh": "{s} 分组漂移（PSI {o}，阈值 {t}）", "en": "{s} segment drift (PSI {o}, threshold {t})"},
+    "segment_flow": {"zh": "{s} 记录流量为近期均值的 {o} 倍（阈值 {t}）",
+                     "en": "{s} record flow {o}× the trailing mean (threshold {t})"},
+    "severity_mix": {"zh": "{s} 情节构成变动 {o} 个百分点（阈值 {t}）",
+                     "en": "{s} moved {o} points (threshold {t})"},
+    "auc_drop": {"zh": "模型区分度下降：AUC {o}，低于验证值 {t}", "en": "model discrimination fell: AUC {o} below validation {t}"},
+    "silent_feed": {"zh": "{s} 数据报送中断：本月 {o} 条（阈值 {t}）", "en": "{s} feed went silent: {o} records (threshold {t})"},
+    "quarantine_share": {"zh": "入库隔离比例 {o}（阈值 {t}）", "en": "quarantined share {o} (threshold {t})"},
+}
+
 KIND_NAMES = {
     "admin_penalty": ("行政处罚", "Administrative penalty"),
     "admin_license": ("行政许可", "Administrative licence"),
@@ -107,6 +225,12 @@ KIND_NAMES = {
 
 def text(key: str, lang: str) -> str:
     entry = TEXTS.get(key)
+    return entry.get(lang, entry["zh"]) if entry else key
+
+
+def page_text(page: str, key: str, lang: str) -> str:
+    """The text ``key`` of ``page`` (``PAGE_TEXTS``), else the common one, else the key itself."""
+    entry = PAGE_TEXTS[page].get(key) or TEXTS.get(key)
     return entry.get(lang, entry["zh"]) if entry else key
 
 

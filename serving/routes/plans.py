@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from serving.db.models import Draw, Plan
 from serving.deps import SessionDep, SettingsDep, TodayDep, api_principal, page_principal, require_role
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.security import Principal, csrf_token, csrf_valid, mask_name
 from serving.services import plans as plan_service
@@ -348,49 +349,9 @@ def public_results(plan_id: PlanId, session: SessionDep) -> Response:
 
 # --------------------------------------------------------------------------- pages
 
-PAGE_TEXTS: dict[str, dict[str, str]] = {
-    "plans": {"zh": "双随机抽查计划", "en": "Inspection plans"},
-    "new_plan": {"zh": "新建抽查计划", "en": "New plan"},
-    "plan_id": {"zh": "计划编号", "en": "Plan id"},
-    "period_start": {"zh": "检查期开始", "en": "Period start"},
-    "period_end": {"zh": "检查期结束", "en": "Period end"},
-    "grades_as_of": {"zh": "等级基准日", "en": "Grades as of"},
-    "items": {"zh": "抽查事项", "en": "Inspection items"},
-    "districts": {"zh": "限定区县代码（可选，分号分隔）", "en": "District codes (optional, ; separated)"},
-    "create": {"zh": "公布承诺并抽取", "en": "Publish commitment and draw"},
-    "commitment": {"zh": "抽取承诺（抽取前公布）", "en": "Commitment (published before the draw)"},
-    "seed_commitment": {"zh": "种子哈希 SHA-256", "en": "Seed commitment SHA-256"},
-    "policy_hash": {"zh": "比例政策哈希", "en": "Policy hash"},
-    "pool_hashes": {"zh": "名录库哈希", "en": "Pool hashes"},
-    "revealed_seed": {"zh": "公开的种子", "en": "Revealed seed"},
-    "verify": {"zh": "复核", "en": "Verification"},
-    "per_grade": {"zh": "分级抽查情况", "en": "Per grade"},
-    "pool": {"zh": "名录库", "en": "Pool"},
-    "drawn": {"zh": "抽中", "en": "Drawn"},
-    "ratio": {"zh": "抽查比例", "en": "Ratio"},
-    "visit_list": {"zh": "检查名单", "en": "Visit list"},
-    "visit_order": {"zh": "顺序", "en": "Order"},
-    "inspectors": {"zh": "检查人员", "en": "Inspectors"},
-    "download_csv": {"zh": "下载 CSV", "en": "Download CSV"},
-    "download_xlsx": {"zh": "下载 Excel", "en": "Download Excel"},
-    "public_results": {"zh": "公示结果 CSV", "en": "Public results CSV"},
-    "results": {"zh": "检查结果", "en": "Results"},
-    "outcome": {"zh": "检查结果", "en": "Outcome"},
-    "no_problem": {"zh": "未发现问题", "en": "No problem"},
-    "corrected": {"zh": "发现问题已责令改正", "en": "Corrected"},
-    "case_opened": {"zh": "发现问题已立案", "en": "Case opened"},
-    "inspected_on": {"zh": "检查日期", "en": "Inspected on"},
-    "published_on": {"zh": "公示日期", "en": "Published on"},
-    "deadline": {"zh": "公示期限", "en": "Publication deadline"},
-    "record": {"zh": "录入", "en": "Record"},
-    "no_plans": {"zh": "暂无计划", "en": "No plans yet"},
-    "back": {"zh": "返回", "en": "Back"},
-}
-
-
 def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     lang = page_lang(request)
-    return render(request, template, {"tp": lambda key: PAGE_TEXTS[key][lang], **context})
+    return render(request, template, {"tp": lambda key: page_text("plans", key, lang), **context})
 
 
 def _page_csrf(principal: Principal, settings) -> str:

@@ -25,6 +25,7 @@ from serving.errors import (
     ServiceError,
     error_responses,
 )
+from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
@@ -231,46 +232,9 @@ def promote_version(principal: ModelReader, session: SessionDep, registry: Regis
 
 # -- the page ---------------------------------------------------------------------------------
 
-PAGE_TEXTS: dict[str, dict[str, str]] = {
-    "registry": {"zh": "评价模型", "en": "Grading models"},
-    "in_use": {"zh": "本行业在用模型版本", "en": "Model versions grading the section"},
-    "champion": {"zh": "在用版本", "en": "Champion"},
-    "challenger": {"zh": "候选版本", "en": "Challenger"},
-    "version": {"zh": "版本", "en": "Version"},
-    "role": {"zh": "角色", "en": "Role"},
-    "auc": {"zh": "区分度 AUC（样本外）", "en": "AUC (out of time)"},
-    "brier": {"zh": "Brier 分数", "en": "Brier score"},
-    "validated": {"zh": "验证基准日", "en": "Validated as of"},
-    "cutoffs": {"zh": "等级切分点（不良概率上限）", "en": "Grade cut-offs (upper adverse probability)"},
-    "grade_table": {"zh": "等级表（样本外）", "en": "Grade table (out of time)"},
-    "count": {"zh": "户数", "en": "Subjects"},
-    "share": {"zh": "占比", "en": "Share"},
-    "bad_rate": {"zh": "不良率", "en": "Bad rate"},
-    "p_range": {"zh": "不良概率区间", "en": "Probability range"},
-    "report": {"zh": "完整验证报告", "en": "Full validation report"},
-    "promote": {"zh": "提交晋升（经准入检验）", "en": "Promote through the gate"},
-    "reason": {"zh": "理由", "en": "Reason"},
-    "force": {"zh": "强制（仅管理员，留痕）", "en": "Force (admin only, audited)"},
-    "read_only": {"zh": "通用模型：只读", "en": "General model: read only"},
-    "no_registry": {"zh": "模型库尚未建立。", "en": "No model registry yet."},
-    "outcome": {"zh": "准入检验结果", "en": "Gate outcome"},
-    "promoted": {"zh": "已晋升为在用版本", "en": "Promoted to champion"},
-    "refused": {"zh": "未通过准入检验，未晋升", "en": "Refused by the gate; not promoted"},
-    "forced": {"zh": "已强制晋升（准入检验未通过，已留痕）", "en": "Forced past a failed gate (audited)"},
-    "check": {"zh": "检验项", "en": "Check"},
-    "passed": {"zh": "通过", "en": "passed"},
-    "failed": {"zh": "未通过", "en": "failed"},
-    "back": {"zh": "返回", "en": "Back"},
-    "audit": {"zh": "晋升记录", "en": "Promotion audit"},
-    "who": {"zh": "操作人", "en": "Who"},
-    "when": {"zh": "时间", "en": "When"},
-    "decision": {"zh": "结果", "en": "Decision"},
-}
-
-
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     lang = page_lang(request)
-    return render(request, template, {"s": lambda key: PAGE_TEXTS[key][lang], **context}, status_code=status_code)
+    return render(request, template, {"s": lambda key: page_text("sector", key, lang), **context}, status_code=status_code)
 
 
 def _csrf(principal: Principal, settings: Any) -> str:

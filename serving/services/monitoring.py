@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import Alert, MonitoringResult
+from serving.i18n import ALERT_TEXTS, page_text
 
 if TYPE_CHECKING:
     import monitoring.run
@@ -29,56 +30,11 @@ if TYPE_CHECKING:
 KIND = "monitoring"
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
-# Alert sentences: Chinese for the page (default), English for ?lang=en. ``{s}`` = subject of alert.
-_RULE_TEXT: dict[str, dict[str, str]] = {
-    "score_psi": {"zh": "信用分分布漂移（PSI {o}，阈值 {t}）", "en": "score distribution drift (PSI {o}, threshold {t})"},
-    "grade_share": {"zh": "{s} 占比变动 {o} 个百分点（阈值 {t}）", "en": "{s} share moved {o} points (threshold {t})"},
-    "feature_psi": {"zh": "{s} 输入特征漂移（PSI {o}，阈值 {t}）", "en": "{s} input drift (PSI {o}, threshold {t})"},
-    "evidently_drift_share": {"zh": "发生漂移的输入特征占比 {o}（阈值 {t}）",
-                              "en": "share of drifted input features {o} (threshold {t})"},
-    "segment_psi": {"zh": "{s} 分组漂移（PSI {o}，阈值 {t}）", "en": "{s} segment drift (PSI {o}, threshold {t})"},
-    "segment_flow": {"zh": "{s} 记录流量为近期均值的 {o} 倍（阈值 {t}）",
-                     "en": "{s} record flow {o}× the trailing mean (threshold {t})"},
-    "severity_mix": {"zh": "{s} 情节构成变动 {o} 个百分点（阈值 {t}）",
-                     "en": "{s} moved {o} points (threshold {t})"},
-    "auc_drop": {"zh": "模型区分度下降：AUC {o}，低于验证值 {t}", "en": "model discrimination fell: AUC {o} below validation {t}"},
-    "silent_feed": {"zh": "{s} 数据报送中断：本月 {o} 条（阈值 {t}）", "en": "{s} feed went silent: {o} records (threshold {t})"},
-    "quarantine_share": {"zh": "入库隔离比例 {o}（阈值 {t}）", "en": "quarantined share {o} (threshold {t})"},
-}
 _SUBJECT_WORDS_ZH = {"sector": "行业", "district": "区县", "department": "部门", "feature": "特征", "grade": "等级",
                      "severity coding of department": "部门情节编码"}
 
-LABELS: dict[str, dict[str, str]] = {
-    "title": {"zh": "模型监测", "en": "Model monitoring"},
-    "runs": {"zh": "监测运行记录", "en": "Monitoring runs"},
-    "no_runs": {"zh": "尚无监测运行记录。", "en": "No monitoring run stored yet."},
-    "reference": {"zh": "基准日", "en": "Reference"},
-    "current": {"zh": "当前日", "en": "Current"},
-    "subjects": {"zh": "主体数", "en": "Subjects"},
-    "score_psi": {"zh": "信用分 PSI", "en": "Score PSI"},
-    "score": {"zh": "信用分", "en": "Score"},
-    "feature_psi": {"zh": "特征与信用分 PSI（虚线为阈值）", "en": "Feature and score PSI (dashed line: threshold)"},
-    "grade_shares": {"zh": "等级占比：基准日与当前日", "en": "Grade shares: reference vs current"},
-    "migration": {"zh": "等级迁移矩阵（行：基准日等级，列：当前日等级）",
-                  "en": "Grade migration (rows: reference grade, columns: current grade)"},
-    "health": {"zh": "各部门每月报送量", "en": "Records per department per month"},
-    "alerts": {"zh": "预警及依据", "en": "Alerts and evidence"},
-    "no_alerts": {"zh": "本次运行未触发预警。", "en": "No alert fired in this run."},
-    "evidence": {"zh": "依据", "en": "Evidence"},
-    "performance": {"zh": "模型表现", "en": "Model performance"},
-    "provisional": {"zh": "暂定：标签尚未成熟，结果可能变化", "en": "provisional: labels have not matured yet"},
-    "maturity": {"zh": "标签成熟度", "en": "Label maturity"},
-    "report": {"zh": "下载完整 Evidently 报告（HTML）", "en": "Download the full Evidently report (HTML)"},
-    "model": {"zh": "模型", "en": "Model"},
-    "open": {"zh": "查看", "en": "Open"},
-    "severity_critical": {"zh": "严重", "en": "critical"},
-    "severity_warning": {"zh": "警告", "en": "warning"},
-    "severity_info": {"zh": "提示", "en": "info"},
-}
-
-
 def label(key: str, lang: str = "zh") -> str:
-    return LABELS.get(key, {}).get(lang) or LABELS.get(key, {}).get("zh") or key
+    return page_text("monitoring", key, lang)
 
 
 def _fmt(value: Any) -> str:
@@ -95,7 +51,7 @@ def alert_message(rule: str, subject_of_alert: str, evidence: Mapping[str, Any],
             if subject.startswith(en + " "):
                 subject = zh + " " + subject[len(en) + 1:]
                 break
-    template = _RULE_TEXT.get(rule, {}).get(lang, "{s}: {o} (threshold {t})" if lang == "en" else "{s}：{o}（阈值 {t}）")
+    template = ALERT_TEXTS.get(rule, {}).get(lang, "{s}: {o} (threshold {t})" if lang == "en" else "{s}：{o}（阈值 {t}）")
     return template.format(s=subject, o=_fmt(evidence.get("observed")), t=_fmt(evidence.get("threshold")))
 
 
