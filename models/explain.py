@@ -60,9 +60,7 @@ def top_k(values: np.ndarray, k: int = 5, *, risk_raising_only: bool = True) -> 
     return idx, vals
 
 
-def _format_value(value: Any, zh: bool) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "缺失" if zh else "missing"
+def _format_value(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     if isinstance(value, (float, np.floating)):
@@ -70,17 +68,29 @@ def _format_value(value: Any, zh: bool) -> str:
     return str(value)
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
 def render_feature_reason(meta: FeatureMeta, value: Any, contribution: float) -> tuple[str, str]:
-    """(zh, en) text of a feature reason from the FeatureMeta templates (defaults if none)."""
-    vz, ve = _format_value(value, True), _format_value(value, False)
-    if meta.template_zh:
-        zh = meta.template_zh.format(value=vz, label_zh=meta.label_zh, label_en=meta.label_en)
-    else:
-        zh = f"{meta.label_zh}为{vz}，{'提高' if contribution > 0 else '降低'}了信用风险"
-    if meta.template_en:
-        en = meta.template_en.format(value=ve, label_zh=meta.label_zh, label_en=meta.label_en)
-    else:
-        en = f"{meta.label_en} is {ve}, which {'raises' if contribution > 0 else 'lowers'} the credit risk"
+    """(zh, en) sentence of a feature reason: the meta's templates, else "<label> is <value>".
+
+    A missing value gets "<label>: no data" whatever the template, so no sentence states a
+    count or a rate the subject does not have.
+    """
+    raises = contribution > 0
+    effect_zh, effect_en = ("提高了信用风险", "raises the credit risk") if raises else ("降低了信用风险", "lowers the credit risk")
+    if _is_missing(value):
+        label_en = meta.label_en[:1].upper() + meta.label_en[1:]
+        return f"{meta.label_zh}：无数据，{effect_zh}", f"{label_en}: no data; this {effect_en}"
+    numeric = isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating))
+    truthy = bool(value) if numeric else None
+    fields = {"label_zh": meta.label_zh, "label_en": meta.label_en, "percent": f"{float(value):.0%}" if numeric else "—"}
+    zh = (meta.template_zh or "{label_zh}为{value}，{effect}").format(
+        value=_format_value(value), effect=effect_zh, yes_no={True: "是", False: "否", None: "—"}[truthy], **fields)
+    en = (meta.template_en or "{label_en} is {value}: this {effect}").format(
+        value=_format_value(value), effect=effect_en, yes_no={True: "yes", False: "no", None: "—"}[truthy],
+        **fields)
     return zh, en
 
 

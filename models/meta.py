@@ -22,7 +22,8 @@ class FeatureMeta:
     `monotone` is the declared direction of risk: +1 = a higher value never lowers the risk,
     -1 = a higher value never raises it, 0 = no constraint. `reason` says why (shown to
     reviewers). `template_zh` / `template_en` render a reason code; they may use the fields
-    `{value}`, `{label_zh}`, `{label_en}`. `actionable` = the subject can change it itself
+    `{value}`, `{effect}` (raises or lowers the credit risk, in the template's language),
+    `{yes_no}` (for 0/1 flags), `{percent}` (for shares), `{label_zh}`, `{label_en}`. `actionable` = the subject can change it itself
     (repair, commitments, settling arrears); only actionable features appear in what-if.
     """
 

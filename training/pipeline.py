@@ -407,6 +407,8 @@ def feature_metas_from_specs(specs: Any) -> list[FeatureMeta]:
             reason=str(r.get("reason") or ""),
             actionable=bool(r.get("actionable", False)),
             categorical=bool(r.get("categorical", False)),
+            template_zh=r["template_zh"] if isinstance(r.get("template_zh"), str) else None,
+            template_en=r["template_en"] if isinstance(r.get("template_en"), str) else None,
         )
         for r in rows
         if r.get("model_input", True)
