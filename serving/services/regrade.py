@@ -67,7 +67,8 @@ def service_records(session: Session, uscc: str) -> pd.DataFrame:
 def overlay_service_records(store_records: pd.DataFrame, service: pd.DataFrame) -> pd.DataFrame:
     """``store_records`` with the service's view applied: a record the service holds takes the
     service's field values (other columns stay the store's), records only the service has are
-    appended with ``version`` 1. Columns are the store's."""
+    appended with ``version`` 1. Columns are the store's; a service-only record has none of the
+    columns the database does not hold (``verified``, ``exemption``, …), read as absent."""
     if service.empty:
         return store_records
     in_service = store_records["record_id"].isin(service["record_id"])
