@@ -33,6 +33,7 @@ class RuleOverrides(BaseModel):
     general_cap: float | None = Field(default=None, gt=0, le=1)
     a_with_lead_ratio: float | None = Field(default=None, gt=0, le=1)
     a_no_visit_without_lead: bool | None = None
+    lead_window_days: int | None = Field(default=None, ge=1, le=3650)
     max_inspections_12m: int | None = Field(default=None, ge=1)
     inspectors_per_subject: int | None = Field(default=None, ge=1, le=10)
     recuse_same_district: bool | None = None
@@ -52,6 +53,7 @@ class ItemRules(BaseModel):
     general_cap: float = Field(gt=0, le=1)
     a_with_lead_ratio: float = Field(gt=0, le=1)
     a_no_visit_without_lead: bool = True
+    lead_window_days: int = Field(default=365, ge=1, le=3650)
     max_inspections_12m: int = Field(ge=1)
     inspectors_per_subject: int = Field(ge=1, le=10)
     recuse_same_district: bool
