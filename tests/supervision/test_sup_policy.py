@@ -29,6 +29,7 @@ def test_default_policy_is_the_lindian_bands() -> None:
     assert r["A"] <= 0.05 and 0.05 <= r["B"] <= 0.20 and 0.21 <= r["C"] <= 0.60 and 0.61 <= r["D"] <= 1.0
     assert rules.floor_ratio > 0
     assert r["A"] == rules.floor_ratio  # 无事不扰: A without a lead only at the floor
+    assert rules.floor_ratio <= rules.a_with_lead_ratio <= 0.05  # A with a lead stays in A's band
 
 
 @pytest.mark.parametrize(
