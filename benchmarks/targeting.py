@@ -23,7 +23,8 @@ Without it, PROVISIONAL grades are fitted here (logistic regression on record co
 on an as-of date one year earlier), clearly labelled, for development only.
 
     .venv/bin/python benchmarks/targeting.py --city data_samples/city [--grades FILE] \
-        [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default]
+        [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default] \
+        [--lead-source complaint|monitoring|both] [--lead-days N]
 """
 
 from __future__ import annotations
