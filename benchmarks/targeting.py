@@ -1,7 +1,7 @@
 """Benchmark: detection uplift of the grade-weighted double-random plan on a synthetic city.
 
 Problems found per 100 inspections, using the simulator's true ``p_problem_if_inspected``:
-  graded   our plan: default policy ratios per grade stratum (A at the floor, A with a lead at
+  graded   our plan: the policy's ratios per grade stratum (A at the floor, A with an open lead at
            a_with_lead_ratio), drawn with the verifiable draw over many seeds
   uniform  a uniform random draw of the same size (the baseline)
   oracle   the best allocation of the same number of inspections under the same floor: every
@@ -9,12 +9,22 @@ Problems found per 100 inspections, using the simulator's true ``p_problem_if_in
 Each figure is the exact expectation (Σ p over drawn subjects, averaged over seeds; and the
 closed form per stratum), plus one simulated realisation per seed (Bernoulli(p)).
 
+Leads are what ``supervision.leads.open_leads`` counts in a plan: complaints (and, with
+``--lead-source monitoring|both``, new negative records: penalties, arrears, list entries,
+enforcement, broken commitments) within ``--lead-days`` of the as-of date and not answered by a
+later inspection. The benchmark then decomposes the gap to the perfect-grade ceiling: grades
+from the model, from the true probability of the training label (``p_adverse_12m``), and from
+the true ``p`` itself, each cut in the model's grade mix, crossed with A-with-lead ratios. It also
+prints what a department can see without the truth: the problem rate of its past inspections of
+subjects with an open lead at the time against those without.
+
 Grades must come from a model, never from the truth: pass ``--grades FILE`` (uscc, grade).
 Without it, PROVISIONAL grades are fitted here (logistic regression on record counts, trained
 on an as-of date one year earlier), clearly labelled, for development only.
 
     .venv/bin/python benchmarks/targeting.py --city data_samples/city [--grades FILE] \
-        [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default]
+        [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default] \
+        [--lead-source complaint|monitoring|both] [--lead-days N]
 """
 
 from __future__ import annotations
@@ -27,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from supervision.draw import STRATA, STRATUM_CODE, draw_stratified, k_for_stratum, stream_state, subject_keys
-from supervision.policy import load_policy
+from supervision.draw import STRATA, STRATUM_CODE, draw_stratified, stream_state, subject_keys
+from supervision.leads import open_leads
+from supervision.policy import InspectionPolicy, ItemRules, load_policy
 from supervision.ratios import inspection_ratios, stratum_of
 
 # Dandong 2023 grade mix (DOMAIN.md §3), used only to cut the provisional scores.
@@ -103,6 +114,97 @@ def provisional_grades(city: Path, truth: pd.DataFrame, as_of: dt.date) -> pd.Se
     )
 
 
+# Record kinds whose new entries are data-monitoring leads (数据监测线索) with --lead-source monitoring.
+MONITORING_KINDS = ("admin_penalty", "admin_enforcement", "arrears", "commitment_broken")
+# The benchmark plans one task for the whole city, so every inspection answers every lead.
+BENCH_DEPARTMENT = "bench"
+
+
+def lead_table(records: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Leads (uscc, lead_type, lead_date, department) taken from the records, as a plan's leads file."""
+    kinds = records["kind"]
+    complaint = kinds == "complaint"
+    monitoring = kinds.isin(MONITORING_KINDS) | kinds.str.startswith("list_")
+    chosen = {"complaint": complaint, "monitoring": monitoring, "both": complaint | monitoring}[source]
+    picked = records[chosen]
+    return pd.DataFrame(
+        {
+            "uscc": picked["uscc"],
+            "lead_type": np.where(picked["kind"] == "complaint", "complaint", "monitoring"),
+            "lead_date": picked["decision_date"],
+            "department": "",
+        }
+    )
+
+
+def inspection_history(records: pd.DataFrame) -> pd.DataFrame:
+    """Past double-random inspections (uscc, department, inspected_on), as a plan's history file."""
+    done = records[records["kind"] == "inspection"]
+    return pd.DataFrame(
+        {
+            "uscc": done["uscc"],
+            "department": BENCH_DEPARTMENT,
+            "inspected_on": done["decision_date"],
+            "problem": done["subkind"].isin(["corrected", "case_opened"]),
+        }
+    )
+
+
+def past_lead_evidence(
+    leads: pd.DataFrame, history: pd.DataFrame, as_of: dt.date, window_days: int, years: int = 3
+) -> dict[str, float]:
+    """Problems per past inspection with vs without an open lead at the time (records only, no truth).
+
+    A lead was open at an inspection if raised within ``window_days`` before it and after the
+    subject's previous inspection: the evidence a department has for its ``a_with_lead_ratio``.
+    """
+    ins = history.assign(day=pd.to_datetime(history["inspected_on"], errors="coerce")).dropna(subset=["day"])
+    ins = ins.sort_values(["uscc", "day"])
+    ins["previous"] = ins.groupby("uscc")["day"].shift()
+    ins = ins[(ins["day"] > pd.Timestamp(as_of) - pd.DateOffset(years=years)) & (ins["day"] <= pd.Timestamp(as_of))]
+    raised = pd.DataFrame({"uscc": leads["uscc"], "lead_day": pd.to_datetime(leads["lead_date"], errors="coerce")})
+    raised = raised.dropna(subset=["lead_day"]).sort_values("lead_day")
+    joined = pd.merge_asof(
+        ins.sort_values("day"), raised, left_on="day", right_on="lead_day", by="uscc",
+        direction="backward", allow_exact_matches=False,
+    )
+    open_then = (joined["lead_day"] >= joined["day"] - pd.Timedelta(days=window_days)) & (
+        joined["previous"].isna() | (joined["lead_day"] > joined["previous"])
+    )
+    return {
+        "with": joined.loc[open_then, "problem"].mean(),
+        "n_with": int(open_then.sum()),
+        "without": joined.loc[~open_then, "problem"].mean(),
+        "n_without": int((~open_then).sum()),
+    }
+
+
+def cut_in_mix(score: pd.Series, mix: pd.Series) -> pd.Series:
+    """Grades A–D by rank of ``score`` (low = A) in the given grade shares."""
+    rank = score.rank(method="first", pct=True).to_numpy()
+    cuts = np.cumsum([mix.get(g, 0.0) for g in "ABC"])
+    return pd.Series(
+        np.select([rank <= cuts[0], rank <= cuts[1], rank <= cuts[2]], ["A", "B", "C"], "D"), index=score.index
+    )
+
+
+def expected_found(
+    grades: pd.Series, lead: pd.Series, p: np.ndarray, rules: ItemRules, policy: InspectionPolicy, as_of: dt.date
+) -> tuple[float, float, int]:
+    """(expected problems, share of inspections on A, inspections) of the policy's plan, in closed form."""
+    strata = stratum_of(grades, lead)
+    counts = strata.value_counts().to_dict()
+    table = inspection_ratios(
+        counts, rules=rules, policy=policy, department=BENCH_DEPARTMENT, item="targeting", as_of=as_of,
+        model_version="n/a",
+    )
+    codes = strata.map(STRATUM_CODE).to_numpy(np.int64)
+    k = [s.expected_inspections for s in table.strata]
+    found = sum(k[c] * p[codes == c].mean() for c in range(len(STRATA)) if k[c])
+    on_a = k[STRATUM_CODE["A"]] + k[STRATUM_CODE["A_lead"]]
+    return found, on_a / sum(k), sum(k)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--city", type=Path, default=Path("data_samples/city"))
@@ -111,8 +213,9 @@ def main() -> None:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="default: latest truth date")
     parser.add_argument("--seeds", type=int, default=300)
     parser.add_argument("--policy", default="default", help="policy name or TOML path (local ratios)")
-    parser.add_argument("--lead-days", type=int, default=365,
-                        help="a complaint within this many days before the as-of date is a lead (A_lead stratum)")
+    parser.add_argument("--lead-days", type=int, help="lead window in days (default: the policy's lead_window_days)")
+    parser.add_argument("--lead-source", choices=["complaint", "monitoring", "both"], default="complaint",
+                        help="complaints, new negative records (data-monitoring leads), or both")
     parser.add_argument("--write-grades", type=Path, help="write the (provisional) grades used as CSV")
     args = parser.parse_args()
     print(machine_facts())
@@ -133,28 +236,31 @@ def main() -> None:
         grades.rename("grade").rename_axis("uscc").reset_index().assign(
             as_of=as_of.isoformat(), model_version="provisional-logreg"
         ).to_csv(args.write_grades, index=False)
+    policy = load_policy(args.policy)
+    rules = policy.rules_for(None, None, key_item=True)
+    window_days = args.lead_days or rules.lead_window_days
+
     records = read_csv_or_parquet(next(args.city.glob("records.*")))
-    complaints = records[(records["kind"] == "complaint")]
-    cdate = pd.to_datetime(complaints["decision_date"], errors="coerce")
-    leads = set(
-        complaints.loc[
-            (cdate <= pd.Timestamp(as_of)) & (cdate > pd.Timestamp(as_of) - pd.Timedelta(days=args.lead_days)), "uscc"
-        ]
+    records = records[pd.to_datetime(records["decision_date"], errors="coerce") <= pd.Timestamp(as_of)]
+    leads, history = lead_table(records, args.lead_source), inspection_history(records)
+    # The plan period starts the day after the grades' as-of date.
+    period_start = as_of + dt.timedelta(days=1)
+    lead_set = open_leads(
+        leads, history, department=BENCH_DEPARTMENT, period_start=period_start, period_end=period_start,
+        window_days=window_days,
     )
 
     pool = pd.DataFrame({"uscc": sorted(now.index)})
-    pool["grade"] = pool["uscc"].map(grades).fillna("B")
-    pool["lead"] = pool["uscc"].isin(leads)
+    pool["grade"] = pool["uscc"].map(grades).fillna(rules.ungraded_grade)
+    pool["lead"] = pool["uscc"].isin(lead_set)
     pool["p"] = pool["uscc"].map(now["p_problem_if_inspected"]).to_numpy()
     strata = stratum_of(pool["grade"], pool["lead"])
     codes = strata.map(STRATUM_CODE).to_numpy(np.int64)
-    policy = load_policy(args.policy)
-    rules = policy.rules_for(None, None, key_item=True)
     table = inspection_ratios(
         strata.value_counts().to_dict(),
         rules=rules,
         policy=policy,
-        department="bench",
+        department=BENCH_DEPARTMENT,
         item="targeting",
         as_of=as_of,
         model_version="n/a",
@@ -168,7 +274,7 @@ def main() -> None:
     graded_sum, graded_real, uniform_sum, uniform_real, a_share = [], [], [], [], []
     for seed_int in range(args.seeds):
         seed = seed_int.to_bytes(32, "big")
-        state, inc = stream_state(seed, department="bench", item="targeting")
+        state, inc = stream_state(seed, department=BENCH_DEPARTMENT, item="targeting")
         drawn = draw_stratified(subject_keys(n, state, inc), codes, k)
         graded_sum.append(p[drawn].sum())
         graded_real.append((rng.random(drawn.size) < p[drawn]).sum())
@@ -184,19 +290,6 @@ def main() -> None:
     top = np.sort(p)[::-1]
     whole = int(np.floor(extra))
     oracle_exact = floor * p.sum() + (1 - floor) * (top[:whole].sum() + (extra - whole) * top[whole])
-
-    # Reference only (never used as grades): the same policy with grades cut from the true p in the
-    # model's own grade mix — the ceiling a perfect model could reach under this policy.
-    mix = pool["grade"].value_counts(normalize=True)
-    rank = pd.Series(p).rank(method="first", pct=True).to_numpy()
-    cuts = np.cumsum([mix.get(g, 0.0) for g in "ABC"])
-    true_grade = pd.Series(
-        np.select([rank <= cuts[0], rank <= cuts[1], rank <= cuts[2]], ["A", "B", "C"], "D")
-    )
-    true_codes = stratum_of(true_grade, pool["lead"]).map(STRATUM_CODE).to_numpy(np.int64)
-    true_counts = np.bincount(true_codes, minlength=len(STRATA))
-    true_k = [k_for_stratum(int(true_counts[c]), s.ratio_ppm) for c, s in enumerate(table.strata)]
-    ceiling_exact = sum(true_k[c] * p[true_codes == c].mean() for c in range(len(STRATA)) if true_k[c])
 
     per100 = lambda x: 100 * x / total  # noqa: E731
     print(f"city {args.city} as of {as_of}: pool {n} active subjects, {source}")
@@ -214,10 +307,6 @@ def main() -> None:
     )
     print(f"{'oracle':<9}{per100(oracle_exact):>12.2f}{'':>14}{'':>15}")
     print(
-        f"{'ceiling':<9}{100 * ceiling_exact / sum(true_k):>12.2f}   (same policy, grades cut from the true p: "
-        f"{ceiling_exact / (sum(true_k) * p.mean()):.2f}× uniform)"
-    )
-    print(
         f"uplift graded/uniform = {graded_exact / uniform_exact:.2f}× (target ≥ 2×); "
         f"graded/oracle = {graded_exact / oracle_exact:.2f}; oracle/uniform = {oracle_exact / uniform_exact:.2f}×"
     )
@@ -225,6 +314,44 @@ def main() -> None:
         f"share of inspections on A-grade subjects: {np.mean(a_share):.1%} "
         f"(A is {np.mean(pool['grade'] == 'A'):.1%} of the pool)"
     )
+
+    # Leads: how many, and are they worth a higher ratio? The first line uses the truth (scoring
+    # only); the second only the records a department holds.
+    is_a = pool["grade"] == "A"
+    p_a = pool.loc[is_a, "p"]
+    lead_a = pool.loc[is_a, "lead"]
+    evidence = past_lead_evidence(leads, history, as_of, window_days)
+    print(
+        f"leads ({args.lead_source}, {window_days} days, unanswered): {lead_a.mean():.1%} of A subjects; "
+        f"true p of A with a lead {p_a[lead_a].mean():.3f} vs A without {p_a[~lead_a].mean():.3f}, "
+        f"B {pool.loc[pool['grade'] == 'B', 'p'].mean():.3f}"
+    )
+    print(
+        f"past inspections ({as_of.year - 3}–{as_of.year}, records only): problem found in "
+        f"{evidence['with']:.1%} of {evidence['n_with']} with an open lead vs "
+        f"{evidence['without']:.1%} of {evidence['n_without']} without"
+    )
+
+    # Decomposition of the gap to the perfect-grade ceiling. Reference only: grades cut from the
+    # truth are never used as grades; they show what a perfect model of the label (p_adverse_12m)
+    # or of the scored quantity (p) would reach under the same policy and grade mix.
+    mix = pool["grade"].value_counts(normalize=True)
+    sources = {
+        "model grades": pool["grade"],
+        "true p_adverse_12m": cut_in_mix(pool["uscc"].map(now["p_adverse_12m"]), mix),
+        "true p (ceiling)": cut_in_mix(pool["p"], mix),
+    }
+    lead_ratios = sorted({floor, rules.a_with_lead_ratio, 0.02, 0.05})
+    header = "".join(f"{'A_lead ' + format(r, '.0%') + ('*' if r == rules.a_with_lead_ratio else ''):>16}" for r in lead_ratios)
+    print(f"decomposition, × uniform (share of inspections on A); * = the policy's a_with_lead_ratio\n{'grades':<20}{header}")
+    for name, graded in sources.items():
+        cells = []
+        for ratio in lead_ratios:
+            found, on_a, size = expected_found(
+                graded, pool["lead"], p, rules.model_copy(update={"a_with_lead_ratio": ratio}), policy, as_of
+            )
+            cells.append(f"{found / (size * p.mean()):.2f}× ({on_a:.0%})")
+        print(f"{name:<20}" + "".join(f"{c:>16}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from supervision.draw import (
     stream_state,
     subject_keys,
 )
+from supervision.leads import open_leads
 from supervision.policy import GRADES, InspectionPolicy, ItemRules, load_policy, policy_from_dict
 from supervision.ratios import (
     InProcessRatioFeed,
@@ -332,16 +333,16 @@ def build_task_pool(
     ungraded = sorted(pool.loc[pool["grade"].isna(), "uscc"])
     pool["grade"] = pool["grade"].fillna(rules.ungraded_grade)
 
-    lead_set: set[str] = set()
-    if inputs.leads is not None and not inputs.leads.empty:
-        leads = inputs.leads
-        lead_dates = pd.to_datetime(leads["lead_date"], errors="coerce").dt.date
-        # A lead counts if raised in the 12 months before the period starts or before it ends.
-        window = (lead_dates >= period_start - dt.timedelta(days=365)) & (lead_dates <= period_end)
-        if "department" in leads.columns:
-            window &= leads["department"].isin(["", task.department]) | leads["department"].isna()
-        lead_set = set(leads.loc[window, "uscc"])
-    pool["lead"] = pool["uscc"].isin(lead_set)
+    pool["lead"] = pool["uscc"].isin(
+        open_leads(
+            inputs.leads,
+            inputs.history,
+            department=task.department,
+            period_start=period_start,
+            period_end=period_end,
+            window_days=rules.lead_window_days,
+        )
+    )
 
     excluded: list[ExcludedSubject] = quarantined
     if inputs.history is not None and not rules.key_item and not inputs.history.empty:

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 POLICY_DIR = Path(__file__).parent / "policies"
+# Rules added after policy hashes were first published, with the value every earlier policy
+# implied. The hash leaves them out while they hold it, so plans committed before a rule existed
+# still verify (docs/draw-algorithm.md §4).
+IMPLIED_BEFORE_ADDED: dict[str, object] = {"lead_window_days": 365}
 
 Grade = Literal["A", "B", "C", "D"]
 
@@ -33,6 +37,7 @@ class RuleOverrides(BaseModel):
     general_cap: float | None = Field(default=None, gt=0, le=1)
     a_with_lead_ratio: float | None = Field(default=None, gt=0, le=1)
     a_no_visit_without_lead: bool | None = None
+    lead_window_days: int | None = Field(default=None, ge=1, le=3650)
     max_inspections_12m: int | None = Field(default=None, ge=1)
     inspectors_per_subject: int | None = Field(default=None, ge=1, le=10)
     recuse_same_district: bool | None = None
@@ -52,6 +57,7 @@ class ItemRules(BaseModel):
     general_cap: float = Field(gt=0, le=1)
     a_with_lead_ratio: float = Field(gt=0, le=1)
     a_no_visit_without_lead: bool = True
+    lead_window_days: int = Field(default=365, ge=1, le=3650)
     max_inspections_12m: int = Field(ge=1)
     inspectors_per_subject: int = Field(ge=1, le=10)
     recuse_same_district: bool
@@ -132,8 +138,19 @@ class InspectionPolicy(BaseModel):
             raise PolicyError(f"policy {self.name!r} rules for {where}: {exc}") from exc
 
     def policy_hash(self) -> str:
-        """SHA-256 of the canonical JSON of the policy (sorted keys, no whitespace)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical JSON of the policy (sorted keys, no whitespace).
+
+        Rules of :data:`IMPLIED_BEFORE_ADDED` are left out of the defaults while they hold their
+        implied value, and out of an override while it does not set them.
+        """
+        data = self.model_dump(mode="json")
+        for field, implied in IMPLIED_BEFORE_ADDED.items():
+            if data["defaults"].get(field) == implied:
+                del data["defaults"][field]
+            for override in (*data["departments"].values(), *data["items"].values()):
+                if override.get(field) is None:
+                    override.pop(field, None)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

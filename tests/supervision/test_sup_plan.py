@@ -263,3 +263,22 @@ def test_same_department_items_share_one_team(built, city) -> None:
         # market inspectors qualify for both items: one team of two serves both (进一次门)
         market = [i for i in visit.inspectors if i in market_ids]
         assert len(market) == plan.inspectors_per_subject["market/MKT-01"]
+
+
+def test_a_lead_answered_by_an_earlier_fire_inspection_leaves_the_fire_a_lead_stratum(
+    task_file: Path, city
+) -> None:
+    """A fire inspection after the complaint answered it: the subject is plain A again for fire."""
+    _, _, _, before = _build(task_file)
+    fire = next(td for td in before.tasks if td.item == "FIRE-01")
+    a_lead = sorted(u for u, g, lead in fire.pool if g == "A" and lead)
+    answered = pd.DataFrame(
+        {"uscc": a_lead[:2], "department": "fire", "inspection_item": "FIRE-01", "inspected_on": "2026-11-02"}
+    )
+    pd.concat([city["history"], answered]).to_csv(task_file.parent / "history.csv", index=False)
+    _, _, _, after = _build(task_file)
+    fire_after = next(td for td in after.tasks if td.item == "FIRE-01")
+    lead_after = {u: lead for u, _, lead in fire_after.pool}
+    assert len(a_lead) > 2
+    assert not any(lead_after[u] for u in a_lead[:2])
+    assert all(lead_after[u] for u in a_lead[2:])

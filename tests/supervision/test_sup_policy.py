@@ -29,6 +29,7 @@ def test_default_policy_is_the_lindian_bands() -> None:
     assert r["A"] <= 0.05 and 0.05 <= r["B"] <= 0.20 and 0.21 <= r["C"] <= 0.60 and 0.61 <= r["D"] <= 1.0
     assert rules.floor_ratio > 0
     assert r["A"] == rules.floor_ratio  # 无事不扰: A without a lead only at the floor
+    assert rules.floor_ratio <= rules.a_with_lead_ratio <= 0.05  # A with a lead stays in A's band
 
 
 @pytest.mark.parametrize(
@@ -148,3 +149,32 @@ def test_http_feed_returns_what_the_service_computes() -> None:
         with pytest.raises(ConnectionError, match="inspection-ratios"):
             failing.inspection_ratios(department="market", item="MKT-01", as_of=AS_OF)
     assert InspectionRatiosOut.model_validate_json(served.model_dump_json()) == served
+
+
+# A policy as committed before ``lead_window_days`` existed, and its hash computed then.
+PRE_LEAD_WINDOW_POLICY = {
+    "name": "compat",
+    "version": "2026-01",
+    "defaults": {
+        "floor_ratio": 0.01, "general_cap": 0.1, "a_with_lead_ratio": 0.05, "max_inspections_12m": 2,
+        "inspectors_per_subject": 2, "recuse_same_district": False, "ungraded_grade": "B",
+        "publication_days": 20, "publication_day_basis": "natural",
+        "grade_ratios": {"A": 0.01, "B": 0.05, "C": 0.6, "D": 1.0},
+    },
+    "departments": {"market": {"general_cap": 0.08}},
+    "items": {"MKT-01": {"key_item": True}},
+}
+PRE_LEAD_WINDOW_HASH = "0887a52dbef6c98d26fef818e494469f10ae2c3fc8430bfab25d295aefdcf55e"
+
+
+def test_policy_hash_of_plans_committed_before_a_rule_was_added_is_unchanged() -> None:
+    """An embedded policy from before ``lead_window_days`` still matches its committed hash."""
+    old = policy_from_dict(PRE_LEAD_WINDOW_POLICY)
+    assert old.defaults.lead_window_days == 365  # the window every earlier plan used
+    assert old.policy_hash() == PRE_LEAD_WINDOW_HASH
+    # ... and the new rule still counts whenever it says something
+    changed = {**PRE_LEAD_WINDOW_POLICY, "defaults": {**PRE_LEAD_WINDOW_POLICY["defaults"], "lead_window_days": 90}}
+    assert policy_from_dict(changed).policy_hash() != PRE_LEAD_WINDOW_HASH
+    for scope, key in (("departments", "market"), ("items", "MKT-01")):
+        override = {**PRE_LEAD_WINDOW_POLICY[scope], key: {**PRE_LEAD_WINDOW_POLICY[scope][key], "lead_window_days": 365}}
+        assert policy_from_dict({**PRE_LEAD_WINDOW_POLICY, scope: override}).policy_hash() != PRE_LEAD_WINDOW_HASH
