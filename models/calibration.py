@@ -130,7 +130,10 @@ def reliability_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> 
     """Per probability bin: count, mean predicted, observed rate and its 95 % Wilson interval."""
     y_arr, p_arr = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     if strategy == "quantile":
-        edges = np.unique(np.quantile(p_arr, np.linspace(0, 1, n_bins + 1)))
+        # Tied quantiles merge bins; a single distinct probability still makes one bin.
+        edges = np.unique(np.quantile(p_arr, np.linspace(0, 1, n_bins + 1))) if p_arr.size else np.array([0.0, 1.0])
+        if len(edges) == 1:
+            edges = np.array([edges[0], edges[0]])
     elif strategy == "uniform":
         edges = np.linspace(0, 1, n_bins + 1)
     else:
@@ -152,4 +155,6 @@ def reliability_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> 
 def expected_calibration_error(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> float:
     """Count-weighted mean |observed rate − mean predicted| over the reliability bins."""
     t = reliability_table(y, p, n_bins=n_bins, strategy=strategy)
+    if t.empty:
+        return float("nan")
     return float(np.sum(t["count"] * (t["observed_rate"] - t["mean_predicted"]).abs()) / t["count"].sum())

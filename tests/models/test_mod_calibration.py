@@ -96,3 +96,11 @@ def test_calibration_figures_reward_calibrated_probabilities() -> None:
     y = (rng.random(5000) < p).astype(int)
     assert expected_calibration_error(y, p) < expected_calibration_error(y, np.clip(p * 1.8, 0, 1))
     assert brier_score(y, p) < brier_score(y, np.clip(p * 1.8, 0, 1))
+
+
+def test_a_constant_or_empty_prediction_still_gets_a_table_and_an_ece() -> None:
+    y = np.array([0, 1, 0, 0, 1])
+    table = reliability_table(y, np.full(5, 0.3))
+    assert table["count"].tolist() == [5] and table["observed_rate"].item() == pytest.approx(0.4)
+    assert expected_calibration_error(y, np.full(5, 0.3)) == pytest.approx(0.1)
+    assert np.isnan(expected_calibration_error([], []))

@@ -71,3 +71,20 @@ def test_any_single_character_change_is_caught(first, n, pos, replacement):
     valid = code(n, first)
     changed = valid[:pos] + replacement + valid[pos + 1:]
     assert is_valid_uscc(changed) == (changed == valid)
+
+
+@pytest.mark.parametrize("first", list("9ANY"))
+@pytest.mark.parametrize("intruder", ["４", "\u0661", "\n", "a", "Ｏ"])
+def test_non_ascii_digits_and_control_characters_are_refused_everywhere(first, intruder):
+    valid = code(7, first)
+    for pos in range(18):
+        changed = valid[:pos] + intruder + valid[pos + 1:]
+        assert is_valid_uscc(changed) is False  # never an exception, never accepted
+        assert valid_uscc_mask([changed]).tolist() == [False]
+
+
+def test_mask_takes_any_column_type_and_checks_repeated_codes_once():
+    good = code(3)
+    assert valid_uscc_mask(pd.Series([good, "x", good], dtype="category")).tolist() == [True, False, True]
+    assert valid_uscc_mask(pd.Series([], dtype=float)).shape == (0,)
+    assert valid_uscc_mask(pd.Series([float("nan"), None, good])).tolist() == [False, False, True]
