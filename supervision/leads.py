@@ -34,7 +34,7 @@ def open_leads(
     """
     if leads is None or leads.empty:
         return set()
-    lead_dates = pd.to_datetime(leads["lead_date"], errors="coerce")
+    lead_dates = _calendar_dates(leads["lead_date"])
     in_window = (lead_dates >= pd.Timestamp(period_start - dt.timedelta(days=window_days))) & (
         lead_dates <= pd.Timestamp(period_end)
     )
@@ -44,10 +44,26 @@ def open_leads(
     current = pd.DataFrame({"uscc": leads["uscc"], "lead_date": lead_dates})[in_window.to_numpy()]
     if history is not None and not history.empty:
         ours = history[history["department"] == department]
-        last_inspected = (
-            pd.to_datetime(ours["inspected_on"], errors="coerce").groupby(ours["uscc"]).max()
-        )
+        inspected_on = _calendar_dates(ours["inspected_on"])
+        # Only inspections up to the period's end answer a lead: no look-ahead past the plan.
+        last_inspected = inspected_on[inspected_on <= pd.Timestamp(period_end)].groupby(ours["uscc"]).max()
         # NaT (never inspected by the department) compares False: the lead stays open.
         answered = current["lead_date"] <= current["uscc"].map(last_inspected)
         current = current[~answered.to_numpy(dtype=bool)]
     return set(current["uscc"])
+
+
+def _calendar_dates(values: pd.Series) -> pd.Series:
+    """Calendar days in China (midnight, no zone): leads and inspections compare by date only,
+    whether a file carries times or zones. ISO 8601 text, dates or timestamps; a value without a
+    zone is local time. Unreadable values become NaT (never a lead, never an answer)."""
+    text = values.astype("string")
+    # pandas guesses one format from the first value and turns the rest into NaT: say ISO 8601.
+    aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy(dtype=bool)
+    days = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if (~aware).any():
+        days[~aware] = pd.to_datetime(text[~aware], errors="coerce", format="ISO8601")
+    if aware.any():
+        zoned = pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True)
+        days[aware] = zoned.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+    return days.dt.normalize()

@@ -83,3 +83,20 @@ def test_open_leads_properties(lead_rows, hist_rows, extra, windows) -> None:
     assert _open(leads, history, window_days=short) <= opened
     assert _open(leads, _history(*hist_rows, extra), window_days=long) <= opened
     assert opened <= _open(leads, None, window_days=long)
+
+
+def test_leads_and_inspections_compare_by_calendar_day_in_china_whatever_the_format() -> None:
+    leads = _leads(
+        ("S1", "2026-12-31 10:00", ""),  # a time on the period's last day: still in the period
+        ("S2", "2026-06-01T15:00:00", ""),  # answered by an inspection the same day, whatever the hour
+        ("S3", "2026-06-01T10:00:00+08:00", ""),  # a zone is converted, not an error
+        ("S4", "2026-06-01T20:00:00Z", ""),  # 04:00 on 2 June in China: after the 1 June visit
+    )
+    history = _history(("S2", "2026-06-01", "market"), ("S4", "2026-06-01", "market"))
+    assert _open(leads, history) == {"S1", "S3", "S4"}
+
+
+def test_an_inspection_after_the_period_answers_no_lead_of_this_plan() -> None:
+    leads = _leads(("S1", "2026-06-01", ""))
+    assert _open(leads, _history(("S1", "2027-02-01", "market"))) == {"S1"}  # no look-ahead
+    assert _open(leads, _history(("S1", "2026-12-15", "market"))) == set()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervision.draw import STRATA, ratio_to_ppm
-from supervision.policy import PolicyError, load_policy, policy_from_dict
+from supervision.policy import IMPLIED_BEFORE_ADDED, PolicyError, load_policy, policy_from_dict
 from supervision.ratios import HttpRatioFeed, InspectionRatiosOut, RatioFeed, inspection_ratios
 
 AS_OF = dt.date(2026, 9, 30)
@@ -170,7 +170,8 @@ PRE_LEAD_WINDOW_HASH = "0887a52dbef6c98d26fef818e494469f10ae2c3fc8430bfab25d295a
 def test_policy_hash_of_plans_committed_before_a_rule_was_added_is_unchanged() -> None:
     """An embedded policy from before ``lead_window_days`` still matches its committed hash."""
     old = policy_from_dict(PRE_LEAD_WINDOW_POLICY)
-    assert old.defaults.lead_window_days == 365  # the window every earlier plan used
+    # the window every earlier plan used; a new default must not change how old plans read
+    assert old.defaults.lead_window_days == IMPLIED_BEFORE_ADDED["lead_window_days"] == 365
     assert old.policy_hash() == PRE_LEAD_WINDOW_HASH
     # ... and the new rule still counts whenever it says something
     changed = {**PRE_LEAD_WINDOW_POLICY, "defaults": {**PRE_LEAD_WINDOW_POLICY["defaults"], "lead_window_days": 90}}
