@@ -61,11 +61,22 @@ def top_k(values: np.ndarray, k: int = 5, *, risk_raising_only: bool = True) -> 
 
 
 def _format_value(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.2f}"
-    return str(value)
+    """Whole numbers without decimals, others with two; thousands separated (罚没金额 1,250,000元)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        return str(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{float(value):,.2f}"
+
+
+def _percent(share: Any) -> str:
+    """A share as a whole percentage that never rounds a non-zero share to 0 % or a partial one to 100 %."""
+    share = float(share)
+    if 0 < share < 0.005:
+        return "<1%"
+    if 0.995 <= share < 1:
+        return ">99%"
+    return f"{share:.0%}"
 
 
 def _is_missing(value: Any) -> bool:
@@ -75,17 +86,18 @@ def _is_missing(value: Any) -> bool:
 def render_feature_reason(meta: FeatureMeta, value: Any, contribution: float) -> tuple[str, str]:
     """(zh, en) sentence of a feature reason: the meta's templates, else "<label> is <value>".
 
-    A missing value gets "<label>: no data" whatever the template, so no sentence states a
-    count or a rate the subject does not have.
+    A missing value gets the meta's missing sentence, else "<label>: no data", so no sentence
+    states a count or a rate the subject does not have.
     """
     raises = contribution > 0
     effect_zh, effect_en = ("提高了信用风险", "raises the credit risk") if raises else ("降低了信用风险", "lowers the credit risk")
     if _is_missing(value):
         label_en = meta.label_en[:1].upper() + meta.label_en[1:]
-        return f"{meta.label_zh}：无数据，{effect_zh}", f"{label_en}: no data; this {effect_en}"
+        return ((meta.missing_zh or "{label}：无数据，{effect}").format(label=meta.label_zh, effect=effect_zh),
+                (meta.missing_en or "{label}: no data; this {effect}").format(label=label_en, effect=effect_en))
     numeric = isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating))
     truthy = bool(value) if numeric else None
-    fields = {"label_zh": meta.label_zh, "label_en": meta.label_en, "percent": f"{float(value):.0%}" if numeric else "—"}
+    fields = {"label_zh": meta.label_zh, "label_en": meta.label_en, "percent": _percent(value) if numeric else "—"}
     zh = (meta.template_zh or "{label_zh}为{value}，{effect}").format(
         value=_format_value(value), effect=effect_zh, yes_no={True: "是", False: "否", None: "—"}[truthy], **fields)
     en = (meta.template_en or "{label_en} is {value}: this {effect}").format(

@@ -23,7 +23,8 @@ class FeatureMeta:
     -1 = a higher value never raises it, 0 = no constraint. `reason` says why (shown to
     reviewers). `template_zh` / `template_en` render a reason code; they may use the fields
     `{value}`, `{effect}` (raises or lowers the credit risk, in the template's language),
-    `{yes_no}` (for 0/1 flags), `{percent}` (for shares), `{label_zh}`, `{label_en}`. `actionable` = the subject can change it itself
+    `{yes_no}` (for 0/1 flags), `{percent}` (for shares); `missing_zh` / `missing_en` (with
+    `{effect}`) say what a missing value means, `{label_zh}`, `{label_en}`. `actionable` = the subject can change it itself
     (repair, commitments, settling arrears); only actionable features appear in what-if.
     """
 
@@ -36,6 +37,8 @@ class FeatureMeta:
     categorical: bool = False
     template_zh: str | None = None
     template_en: str | None = None
+    missing_zh: str | None = None
+    missing_en: str | None = None
 
     def __post_init__(self) -> None:
         if self.monotone not in (-1, 0, 1):

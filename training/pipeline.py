@@ -407,12 +407,19 @@ def feature_metas_from_specs(specs: Any) -> list[FeatureMeta]:
             reason=str(r.get("reason") or ""),
             actionable=bool(r.get("actionable", False)),
             categorical=bool(r.get("categorical", False)),
-            template_zh=r["template_zh"] if isinstance(r.get("template_zh"), str) else None,
-            template_en=r["template_en"] if isinstance(r.get("template_en"), str) else None,
+            template_zh=_text(r, "template_zh"),
+            template_en=_text(r, "template_en"),
+            missing_zh=_text(r, "missing_zh"),
+            missing_en=_text(r, "missing_en"),
         )
         for r in rows
         if r.get("model_input", True)
     ]
+
+
+def _text(row: Mapping[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    return value if isinstance(value, str) else None  # a frame holds NaN where a spec has None
 
 
 # Candidates whose exact per-feature contributions are a lookup (points or depth-1 shapes).

@@ -39,17 +39,28 @@ def test_every_model_feature_has_a_plain_sentence_in_both_languages(name: str, c
 
 def test_counts_are_stated_and_flags_and_shares_are_worded() -> None:
     zh, en = render_feature_reason(METAS["n_penalty_36m"], 3.0, 0.5)
-    assert "3次行政处罚" in zh and en.startswith("3 administrative penalties")
+    assert "3次行政处罚" in zh and en.startswith("Administrative penalties") and ": 3;" in en
     zh, en = render_feature_reason(METAS["on_list_serious_dishonesty"], 0, -0.5)
     assert "：否" in zh and ": no;" in en
     zh, en = render_feature_reason(METAS["commitment_breach_rate"], 0.25, 0.5)
     assert "25%" in zh and "25%" in en
 
 
-def test_a_missing_value_states_no_data_instead_of_a_number() -> None:
+def test_a_missing_value_says_what_missing_means_instead_of_a_number() -> None:
     zh, en = render_feature_reason(METAS["commitment_breach_rate"], np.nan, 0.3)
-    assert "无数据" in zh and "no data" in en
-    assert not re.search(r"\d", zh.split("，")[0].replace("36", ""))
+    assert zh == "近36个月没有到期的信用承诺，提高了信用风险" and en.startswith("No commitment fell due")
+    zh, en = render_feature_reason(METAS["days_since_last_negative"], None, -0.3)
+    assert "没有计入评价的失信记录" in zh and "降低了信用风险" in zh
+    zh, en = render_feature_reason(METAS["n_penalty_36m"], np.nan, 0.3)  # no missing sentence: generic
+    assert "无数据" in zh and "no data" in en and en[0].isupper()
+
+
+def test_amounts_are_grouped_and_shares_never_round_to_an_extreme() -> None:
+    zh, _ = render_feature_reason(METAS["fines_36m"], 1250000.0, 0.2)
+    assert "1,250,000元" in zh
+    assert "<1%" in render_feature_reason(METAS["commitment_breach_rate"], 0.004, 0.2)[0]
+    assert ">99%" in render_feature_reason(METAS["commitment_breach_rate"], 0.996, 0.2)[0]
+    assert "100%" in render_feature_reason(METAS["commitment_breach_rate"], 1.0, 0.2)[0]
 
 
 def test_report_only_columns_never_become_reasons() -> None:
