@@ -27,6 +27,7 @@ from serving.db.models import (
     MonitoringResult,
     Plan,
     PromotionAudit,
+    Record,
     Subject,
 )
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
@@ -209,7 +210,39 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
         subjects = subjects[subjects["industry"].isin(list(industries))]
     inspectors = tables.get("inspectors", pd.DataFrame(columns=list(_INSPECTOR_COLUMNS)))
     return PlanInputs(subjects=subjects.reset_index(drop=True), grades=grades, items=tables["items"],
-                      inspectors=inspectors, conflicts=tables.get("conflicts"))
+                      inspectors=inspectors, conflicts=tables.get("conflicts"),
+                      leads=leads_frame(session), history=history_frame(session))
+
+
+# Record kinds that are a lead lifting the A grade's 无事不扰 shield (DOMAIN §5: complaints and
+# reports; data-monitoring leads and referrals arrive as the same kind of record when a feed
+# provides them).
+LEAD_KINDS = ("complaint",)
+
+
+def leads_frame(session: Session) -> pd.DataFrame:
+    """Leads in the service's records: each current, unrevoked complaint (uscc, lead_type,
+    lead_date, department); the scheduler decides which are open for a task."""
+    rows = session.connection().execute(
+        select(Record.uscc, Record.kind, Record.decision_date, Record.department)
+        .where(Record.kind.in_(LEAD_KINDS), Record.is_current.is_(True), Record.revoked.is_(False))).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "lead_type", "lead_date", "department"])
+
+
+def history_frame(session: Session) -> pd.DataFrame:
+    """Past inspections (uscc, department, inspection_item, inspected_on, inspector_ids): the
+    service's recorded results with their teams, and the inspection records it holds from the
+    store. They drive the frequency limit, the recusal of the last team and answered leads."""
+    results = session.scalars(select(InspectionResult)).all()
+    from_results = [(r.uscc, (r.payload or {}).get("department", ""), r.inspection_item, r.inspected_on,
+                     ";".join((r.payload or {}).get("inspector_ids", []))) for r in results]
+    mirrored = {(r.payload or {}).get("record_id") for r in results}
+    records = session.connection().execute(
+        select(Record.record_id, Record.uscc, Record.department, Record.decision_date)
+        .where(Record.kind == "inspection", Record.is_current.is_(True), Record.revoked.is_(False))).all()
+    from_records = [(uscc, dept, "", on, "") for rid, uscc, dept, on in records if rid not in mirrored]
+    return pd.DataFrame(from_results + from_records,
+                        columns=["uscc", "department", "inspection_item", "inspected_on", "inspector_ids"])
 
 
 _INSPECTOR_COLUMNS = ("inspector_id", "name", "department", "district_code", "qualified_items", "capacity")
@@ -368,6 +401,7 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     plan = stored_plan(draw)
     policy = policy_from_dict(plan.policy)
     owner = {(u, td.item): td.department for td in plan.tasks for u in td.drawn}
+    team = {v.uscc: v.inspectors for v in plan.visits}  # recused from this subject's next plan
     models = []
     for n, row in enumerate(rows):
         key = (row["uscc"], row["inspection_item"])
@@ -403,7 +437,7 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             result.payload = {"record_id": record_id, "department": model.department,
                               "publication_deadline": deadline.isoformat(),
                               "document_no": model.document_no, "description": model.description,
-                              "recorded_by": principal.username}
+                              "inspector_ids": team.get(model.uscc, []), "recorded_by": principal.username}
             session.add(result)
             stored.append(result)
         record_rows = [{k: v for k, v in r.items() if v != "" and k in _RECORD_IN_FIELDS}

@@ -17,10 +17,10 @@ from srv_fixtures import TODAY, make_uscc
 from serving.db.models import Draw, Plan, QueryLogEntry, Record
 from serving.services import plans as plan_service
 from serving.services.grades import store_grades
-from serving.services.subjects import store_subjects
+from serving.services.subjects import store_records, store_subjects
 from serving.services.users import create_api_key
 from serving.settings import Settings
-from supervision.plan import PlanCreate, create_plan
+from supervision.plan import FREQUENCY_LIMIT, PlanCreate, create_plan
 from supervision.policy import load_policy
 from supervision.ratios import HttpRatioFeed, inspection_ratios
 
@@ -277,3 +277,43 @@ def test_demo_plan_is_reproducible_and_verifies(session, settings, city):
     assert all("verify MATCH" in n for n in notes)
     first, second = session.scalars(select(Draw).order_by(Draw.id)).all()
     assert first.payload["plan"]["visits"] == second.payload["plan"]["visits"]  # same demo seed, same draw
+
+
+def test_service_plans_use_its_complaints_as_leads_and_its_inspections_as_history(client, auth, city, session):
+    """The service's own records feed the scheduler: a complaint lifts an A subject into A_lead,
+    two recent inspections by the department hit the frequency limit, and the last team recorded
+    for a subject is recused from its next visit."""
+    a_subjects = [s["uscc"] for s, g in zip(city, GRADES, strict=True) if g == "A"]
+    complained, inspected_twice = a_subjects[0], a_subjects[1]
+    store_records(session, [
+        dict(record_id="CMP-1", uscc=complained, kind="complaint", decision_date="2026-10-01", department="samr"),
+        *(dict(record_id=f"INS-{n}", uscc=inspected_twice, kind="inspection", subkind="no_problem",
+               decision_date=f"2026-0{n + 3}-01", department="samr") for n in range(2)),
+    ])
+    inputs = plan_service.plan_inputs(session, _data_dir(client), dt.date.fromisoformat(AS_OF))
+    assert (complained, "samr") in set(zip(inputs.leads["uscc"], inputs.leads["department"], strict=True))
+    assert (inputs.history["uscc"] == inspected_twice).sum() == 2
+
+    plan = client.get(f"/api/v1/plans/{_create(client, auth)['id']}", headers=auth("reg_samr")).json()
+    session.expire_all()
+    task = plan_service.stored_plan(session.scalars(select(Draw).where(Draw.plan_id == plan["id"])).one()).tasks[0]
+    assert [uscc for uscc, _grade, lead in task.pool if lead] == [complained]
+    assert {e.uscc: e.reason for e in task.excluded}.get(inspected_twice) == FREQUENCY_LIMIT
+
+    # a recorded result keeps its team, and the next plan does not send that team back (a key
+    # item: no general-item cap, so a D subject is drawn again for sure)
+    key_plan = _create(client, auth, plan_id="2026Q4-key", items=("SAMR-02",))
+    visits = client.get(f"/api/v1/plans/{key_plan['id']}", headers=auth("reg_samr")).json()["visits"]
+    visit = next(v for v in visits if v["grade"] == "D")
+    r = client.post(f"/api/v1/plans/{key_plan['id']}/results", headers=auth("reg_samr"), json={"results": [
+        {"uscc": visit["uscc"], "inspection_item": "SAMR-02", "inspected_on": "2026-11-10", "outcome": "no_problem"}]})
+    assert r.status_code == 200, r.text
+    history = plan_service.history_frame(session)
+    last_team = history.loc[history["uscc"] == visit["uscc"], "inspector_ids"].tolist()
+    assert last_team == [";".join(visit["inspectors"])]
+    later = _task(plan_id="2027Q1-key", items=("SAMR-02",)) | {"period_start": "2027-01-01", "period_end": "2027-01-31"}
+    nxt = client.post("/api/v1/plans", json=later, headers=auth("reg_samr"))
+    assert nxt.status_code == 201, nxt.text
+    again = client.get(f"/api/v1/plans/{nxt.json()['id']}", headers=auth("reg_samr")).json()["visits"]
+    revisit = next(v for v in again if v["uscc"] == visit["uscc"])
+    assert revisit["inspectors"] and not set(revisit["inspectors"]) & set(visit["inspectors"])
