@@ -17,72 +17,102 @@ scored AS (
 $counted_records
 ),
 -- One pass over the records that count or lie in the last 36 months (one hash table per subject,
--- no join of two aggregates). COUNT(CASE …) rather than COUNT(*) FILTER (…): the same result on
--- both engines, and DuckDB evaluates the CASE in one vectorised projection where it handles every
--- FILTER clause separately (≈ 2× dearer with ~50 aggregates, measured on 20 M records).
+-- no join of two aggregates). COUNT_IF(…) and SUM(CASE …) rather than COUNT(*) FILTER (…): the
+-- same result on both engines, and DuckDB evaluates the conditions in one vectorised projection
+-- where it handles every FILTER clause separately (≈ 2× dearer with ~50 aggregates, measured on
+-- 20 M records; COUNT_IF another ≈ 20 % below COUNT(CASE …)).
 relevant AS (
-    SELECT scored.*, in_36m AND NOT is_revoked AS in_context
+    -- the strings the aggregates test, compared once per record here instead of once per aggregate
+    SELECT subject_key, decision_date, severity_rank, decayed_weight_micro, amount_cents, in_12m,
+        CASE WHEN NOT counts THEN 0
+             WHEN negative_class = 'penalty' THEN 1
+             WHEN negative_class = 'enforcement' THEN 2
+             WHEN negative_class = 'commitment_broken' THEN 3
+             WHEN negative_class = 'inspection_problem' THEN 4
+             WHEN negative_class = 'complaint' THEN 5
+             WHEN negative_class = 'list' THEN 6
+             WHEN negative_class = 'arrears' THEN 7
+        END AS counted_class,
+        counts AND in_36m AS counts_36m,
+        CASE WHEN counts AND kind = 'list_serious_dishonesty' THEN 1
+             WHEN counts AND kind = 'list_key_attention' THEN 2
+             WHEN counts AND kind = 'list_abnormal_operation' THEN 3
+             WHEN counts AND kind = 'list_dishonest_debtor' THEN 4
+             ELSE 0 END AS counted_list,
+        CASE WHEN severity = 'minor' THEN 1 WHEN severity = 'general' THEN 2 WHEN severity = 'serious' THEN 3 ELSE 0 END AS severity_code,
+        CASE WHEN NOT (in_36m AND NOT is_revoked) THEN 0
+             WHEN kind = 'commitment_kept' THEN 1
+             WHEN kind = 'inspection' THEN 2
+             WHEN kind = 'admin_reward' AND polarity = 'positive' THEN 3
+             WHEN kind = 'self_declared' AND polarity = 'positive'
+                  AND (NOT $self_declared_requires_verification OR (verified AND verified_on <= DATE '$as_of')) THEN 4
+             WHEN kind = 'admin_check' THEN 5
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'tax' THEN 6
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'social_insurance' THEN 7
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind IN ('water', 'power', 'gas') THEN 8
+             ELSE 9
+        END AS context_kind,
+        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired AS context_repaired,
+        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt AS context_exempted
     FROM scored
     WHERE counts OR (in_36m AND NOT is_revoked)
 ),
 agg AS (
     SELECT subject_key,
         -- against the subject: counted records only
-        COUNT(CASE WHEN counts AND negative_class = 'penalty' AND in_12m THEN 1 END) AS n_penalty_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'penalty' AND in_36m THEN 1 END) AS n_penalty_36m,
-        SUM(CASE WHEN counts AND negative_class = 'penalty' AND in_12m THEN decayed_weight_micro END) AS w_penalty_12m,
-        SUM(CASE WHEN counts AND negative_class = 'penalty' AND in_36m THEN decayed_weight_micro END) AS w_penalty_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'penalty' AND in_36m AND severity = 'serious' THEN 1 END) AS n_serious_penalty_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'penalty' AND in_12m AND severity = 'minor' THEN 1 END) AS n_minor_penalty_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'penalty' AND in_12m AND severity = 'general' THEN 1 END) AS n_general_penalty_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'enforcement' AND in_12m THEN 1 END) AS n_enforcement_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'enforcement' AND in_36m THEN 1 END) AS n_enforcement_36m,
-        SUM(CASE WHEN counts AND negative_class = 'enforcement' AND in_12m THEN decayed_weight_micro END) AS w_enforcement_12m,
-        SUM(CASE WHEN counts AND negative_class = 'enforcement' AND in_36m THEN decayed_weight_micro END) AS w_enforcement_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'commitment_broken' AND in_12m THEN 1 END) AS n_commitment_broken_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'commitment_broken' AND in_36m THEN 1 END) AS n_commitment_broken_36m,
-        SUM(CASE WHEN counts AND negative_class = 'commitment_broken' AND in_12m THEN decayed_weight_micro END) AS w_commitment_broken_12m,
-        SUM(CASE WHEN counts AND negative_class = 'commitment_broken' AND in_36m THEN decayed_weight_micro END) AS w_commitment_broken_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'inspection_problem' AND in_12m THEN 1 END) AS n_inspection_problem_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'inspection_problem' AND in_36m THEN 1 END) AS n_inspection_problem_36m,
-        SUM(CASE WHEN counts AND negative_class = 'inspection_problem' AND in_12m THEN decayed_weight_micro END) AS w_inspection_problem_12m,
-        SUM(CASE WHEN counts AND negative_class = 'inspection_problem' AND in_36m THEN decayed_weight_micro END) AS w_inspection_problem_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'complaint' AND in_12m THEN 1 END) AS n_complaint_12m,
-        COUNT(CASE WHEN counts AND negative_class = 'complaint' AND in_36m THEN 1 END) AS n_complaint_36m,
-        SUM(CASE WHEN counts AND negative_class = 'complaint' AND in_12m THEN decayed_weight_micro END) AS w_complaint_12m,
-        SUM(CASE WHEN counts AND negative_class = 'complaint' AND in_36m THEN decayed_weight_micro END) AS w_complaint_36m,
-        COUNT(CASE WHEN counts AND negative_class = 'list' AND in_36m THEN 1 END) AS n_list_entry_36m,
-        SUM(CASE WHEN counts AND negative_class = 'list' THEN decayed_weight_micro END) AS w_list_active,
-        MAX(CASE WHEN counts AND negative_class = 'penalty' THEN severity_rank END) AS max_severity_rank,
-        MAX(CASE WHEN counts THEN decision_date END) AS last_negative_on,
-        SUM(CASE WHEN counts AND negative_class = 'penalty' AND in_36m THEN amount_cents END) AS fines_36m,
-        MAX(CASE WHEN counts AND kind = 'list_serious_dishonesty' THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
-        MAX(CASE WHEN counts AND kind = 'list_key_attention' THEN 1 ELSE 0 END) AS on_list_key_attention,
-        MAX(CASE WHEN counts AND kind = 'list_abnormal_operation' THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
-        MAX(CASE WHEN counts AND kind = 'list_dishonest_debtor' THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
-        COUNT(CASE WHEN counts AND negative_class = 'arrears' THEN 1 END) AS n_arrears_unsettled,
-        SUM(CASE WHEN counts AND negative_class = 'arrears' THEN amount_cents END) AS amount_arrears_unsettled,
+        COUNT_IF(counted_class = 1 AND in_12m) AS n_penalty_12m,
+        COUNT_IF(counted_class = 1 AND counts_36m) AS n_penalty_36m,
+        SUM(CASE WHEN counted_class = 1 AND in_12m THEN decayed_weight_micro END) AS w_penalty_12m,
+        SUM(CASE WHEN counted_class = 1 AND counts_36m THEN decayed_weight_micro END) AS w_penalty_36m,
+        COUNT_IF(counted_class = 1 AND counts_36m AND severity_code = 3) AS n_serious_penalty_36m,
+        COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 1) AS n_minor_penalty_12m,
+        COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 2) AS n_general_penalty_12m,
+        COUNT_IF(counted_class = 2 AND in_12m) AS n_enforcement_12m,
+        COUNT_IF(counted_class = 2 AND counts_36m) AS n_enforcement_36m,
+        SUM(CASE WHEN counted_class = 2 AND in_12m THEN decayed_weight_micro END) AS w_enforcement_12m,
+        SUM(CASE WHEN counted_class = 2 AND counts_36m THEN decayed_weight_micro END) AS w_enforcement_36m,
+        COUNT_IF(counted_class = 3 AND in_12m) AS n_commitment_broken_12m,
+        COUNT_IF(counted_class = 3 AND counts_36m) AS n_commitment_broken_36m,
+        SUM(CASE WHEN counted_class = 3 AND in_12m THEN decayed_weight_micro END) AS w_commitment_broken_12m,
+        SUM(CASE WHEN counted_class = 3 AND counts_36m THEN decayed_weight_micro END) AS w_commitment_broken_36m,
+        COUNT_IF(counted_class = 4 AND in_12m) AS n_inspection_problem_12m,
+        COUNT_IF(counted_class = 4 AND counts_36m) AS n_inspection_problem_36m,
+        SUM(CASE WHEN counted_class = 4 AND in_12m THEN decayed_weight_micro END) AS w_inspection_problem_12m,
+        SUM(CASE WHEN counted_class = 4 AND counts_36m THEN decayed_weight_micro END) AS w_inspection_problem_36m,
+        COUNT_IF(counted_class = 5 AND in_12m) AS n_complaint_12m,
+        COUNT_IF(counted_class = 5 AND counts_36m) AS n_complaint_36m,
+        SUM(CASE WHEN counted_class = 5 AND in_12m THEN decayed_weight_micro END) AS w_complaint_12m,
+        SUM(CASE WHEN counted_class = 5 AND counts_36m THEN decayed_weight_micro END) AS w_complaint_36m,
+        COUNT_IF(counted_class = 6 AND counts_36m) AS n_list_entry_36m,
+        SUM(CASE WHEN counted_class = 6 THEN decayed_weight_micro END) AS w_list_active,
+        MAX(CASE WHEN counted_class = 1 THEN severity_rank END) AS max_severity_rank,
+        MAX(CASE WHEN counted_class > 0 THEN decision_date END) AS last_negative_on,
+        SUM(CASE WHEN counted_class = 1 AND counts_36m THEN amount_cents END) AS fines_36m,
+        MAX(CASE WHEN counted_list = 1 THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
+        MAX(CASE WHEN counted_list = 2 THEN 1 ELSE 0 END) AS on_list_key_attention,
+        MAX(CASE WHEN counted_list = 3 THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
+        MAX(CASE WHEN counted_list = 4 THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
+        COUNT_IF(counted_class = 7) AS n_arrears_unsettled,
+        SUM(CASE WHEN counted_class = 7 THEN amount_cents END) AS amount_arrears_unsettled,
         -- context: every record of the last 36 months that is not revoked
-        COUNT(CASE WHEN in_context AND kind = 'commitment_kept' THEN 1 END) AS n_commitment_kept_36m,
-        COUNT(CASE WHEN in_context AND kind = 'inspection' THEN 1 END) AS n_inspection_36m,
-        COUNT(CASE WHEN in_context AND polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired THEN 1 END) AS n_repaired_36m,
-        COUNT(CASE WHEN in_context AND polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt THEN 1 END) AS n_exempted_36m,
-        COUNT(CASE WHEN in_context AND kind = 'admin_reward' AND polarity = 'positive' THEN 1 END) AS n_reward_36m,
-        COUNT(CASE WHEN in_context AND kind = 'self_declared' AND polarity = 'positive'
-                        AND (NOT $self_declared_requires_verification
-                             OR (verified AND verified_on <= DATE '$as_of')) THEN 1 END) AS n_self_declared_verified_36m,
-        COUNT(CASE WHEN in_context THEN 1 END) AS n_records_36m,
+        COUNT_IF(context_kind = 1) AS n_commitment_kept_36m,
+        COUNT_IF(context_kind = 2) AS n_inspection_36m,
+        COUNT_IF(context_repaired) AS n_repaired_36m,
+        COUNT_IF(context_exempted) AS n_exempted_36m,
+        COUNT_IF(context_kind = 3) AS n_reward_36m,
+        COUNT_IF(context_kind = 4) AS n_self_declared_verified_36m,
+        COUNT_IF(context_kind > 0) AS n_records_36m,
         -- arrears incurred by type, settled or not: settling ends the open debt (n_arrears_unsettled),
         -- not the fact that the obligation was missed; exempted (force majeure) ones never count, repaired ones only if the policy keeps repaired records
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind = 'tax' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_tax_12m,
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind = 'tax' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_tax_36m,
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind = 'social_insurance' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_social_insurance_12m,
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind = 'social_insurance' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_social_insurance_36m,
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_utility_12m,
-        COUNT(CASE WHEN in_context AND kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) THEN 1 END) AS n_arrears_utility_36m,
+        COUNT_IF(context_kind = 6 AND in_12m) AS n_arrears_tax_12m,
+        COUNT_IF(context_kind = 6) AS n_arrears_tax_36m,
+        COUNT_IF(context_kind = 7 AND in_12m) AS n_arrears_social_insurance_12m,
+        COUNT_IF(context_kind = 7) AS n_arrears_social_insurance_36m,
+        COUNT_IF(context_kind = 8 AND in_12m) AS n_arrears_utility_12m,
+        COUNT_IF(context_kind = 8) AS n_arrears_utility_36m,
         -- administrative checks (行政检查) are neutral records: context, never a finding
-        COUNT(CASE WHEN in_context AND kind = 'admin_check' AND in_12m THEN 1 END) AS n_admin_check_12m,
-        COUNT(CASE WHEN in_context AND kind = 'admin_check' THEN 1 END) AS n_admin_check_36m
+        COUNT_IF(context_kind = 5 AND in_12m) AS n_admin_check_12m,
+        COUNT_IF(context_kind = 5) AS n_admin_check_36m
     FROM relevant
     GROUP BY subject_key
 ),
