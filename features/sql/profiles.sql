@@ -20,7 +20,8 @@ $counted_records
 -- no join of two aggregates). COUNT_IF(…) and SUM(CASE …) rather than COUNT(*) FILTER (…): the
 -- same result on both engines, and DuckDB evaluates the conditions in one vectorised projection
 -- where it handles every FILTER clause separately (≈ 2× dearer with ~50 aggregates, measured on
--- 20 M records; COUNT_IF another ≈ 20 % below COUNT(CASE …)).
+-- 20 M records; COUNT_IF another ≈ 20 % below COUNT(CASE …)). DuckDB's COUNT_IF is a HUGEINT:
+-- counts are cast to BIGINT below, as Spark types them.
 relevant AS (
     -- the strings the aggregates test, compared once per record here instead of once per aggregate
     SELECT subject_key, decision_date, severity_rank, decayed_weight_micro, amount_cents, in_12m,
@@ -126,30 +127,30 @@ subj AS (
 SELECT
     subj.uscc,
     DATE '$as_of' AS as_of,
-    COALESCE(a.n_penalty_12m, 0) AS n_penalty_12m,
-    COALESCE(a.n_penalty_36m, 0) AS n_penalty_36m,
+    CAST(COALESCE(a.n_penalty_12m, 0) AS BIGINT) AS n_penalty_12m,
+    CAST(COALESCE(a.n_penalty_36m, 0) AS BIGINT) AS n_penalty_36m,
     CAST(COALESCE(a.w_penalty_12m, 0) AS DOUBLE) / 1e6 AS w_penalty_12m,
     CAST(COALESCE(a.w_penalty_36m, 0) AS DOUBLE) / 1e6 AS w_penalty_36m,
-    COALESCE(a.n_serious_penalty_36m, 0) AS n_serious_penalty_36m,
-    COALESCE(a.n_minor_penalty_12m, 0) AS n_minor_penalty_12m,
-    COALESCE(a.n_general_penalty_12m, 0) AS n_general_penalty_12m,
-    COALESCE(a.n_enforcement_12m, 0) AS n_enforcement_12m,
-    COALESCE(a.n_enforcement_36m, 0) AS n_enforcement_36m,
+    CAST(COALESCE(a.n_serious_penalty_36m, 0) AS BIGINT) AS n_serious_penalty_36m,
+    CAST(COALESCE(a.n_minor_penalty_12m, 0) AS BIGINT) AS n_minor_penalty_12m,
+    CAST(COALESCE(a.n_general_penalty_12m, 0) AS BIGINT) AS n_general_penalty_12m,
+    CAST(COALESCE(a.n_enforcement_12m, 0) AS BIGINT) AS n_enforcement_12m,
+    CAST(COALESCE(a.n_enforcement_36m, 0) AS BIGINT) AS n_enforcement_36m,
     CAST(COALESCE(a.w_enforcement_12m, 0) AS DOUBLE) / 1e6 AS w_enforcement_12m,
     CAST(COALESCE(a.w_enforcement_36m, 0) AS DOUBLE) / 1e6 AS w_enforcement_36m,
-    COALESCE(a.n_commitment_broken_12m, 0) AS n_commitment_broken_12m,
-    COALESCE(a.n_commitment_broken_36m, 0) AS n_commitment_broken_36m,
+    CAST(COALESCE(a.n_commitment_broken_12m, 0) AS BIGINT) AS n_commitment_broken_12m,
+    CAST(COALESCE(a.n_commitment_broken_36m, 0) AS BIGINT) AS n_commitment_broken_36m,
     CAST(COALESCE(a.w_commitment_broken_12m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_12m,
     CAST(COALESCE(a.w_commitment_broken_36m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_36m,
-    COALESCE(a.n_inspection_problem_12m, 0) AS n_inspection_problem_12m,
-    COALESCE(a.n_inspection_problem_36m, 0) AS n_inspection_problem_36m,
+    CAST(COALESCE(a.n_inspection_problem_12m, 0) AS BIGINT) AS n_inspection_problem_12m,
+    CAST(COALESCE(a.n_inspection_problem_36m, 0) AS BIGINT) AS n_inspection_problem_36m,
     CAST(COALESCE(a.w_inspection_problem_12m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_12m,
     CAST(COALESCE(a.w_inspection_problem_36m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_36m,
-    COALESCE(a.n_complaint_12m, 0) AS n_complaint_12m,
-    COALESCE(a.n_complaint_36m, 0) AS n_complaint_36m,
+    CAST(COALESCE(a.n_complaint_12m, 0) AS BIGINT) AS n_complaint_12m,
+    CAST(COALESCE(a.n_complaint_36m, 0) AS BIGINT) AS n_complaint_36m,
     CAST(COALESCE(a.w_complaint_12m, 0) AS DOUBLE) / 1e6 AS w_complaint_12m,
     CAST(COALESCE(a.w_complaint_36m, 0) AS DOUBLE) / 1e6 AS w_complaint_36m,
-    COALESCE(a.n_list_entry_36m, 0) AS n_list_entry_36m,
+    CAST(COALESCE(a.n_list_entry_36m, 0) AS BIGINT) AS n_list_entry_36m,
     CAST(COALESCE(a.w_list_active, 0) AS DOUBLE) / 1e6 AS w_list_active,
     COALESCE(a.max_severity_rank, 0) AS max_penalty_severity,
     DATEDIFF('day', a.last_negative_on, DATE '$as_of') AS days_since_last_negative,
@@ -161,18 +162,18 @@ SELECT
     CASE WHEN COALESCE(a.n_inspection_36m, 0) > 0
          THEN CAST(COALESCE(a.n_inspection_problem_36m, 0) AS DOUBLE) / a.n_inspection_36m
          END AS inspection_failure_rate,
-    COALESCE(a.n_inspection_36m, 0) AS n_inspection_36m,
+    CAST(COALESCE(a.n_inspection_36m, 0) AS BIGINT) AS n_inspection_36m,
     COALESCE(a.on_list_serious_dishonesty, 0) AS on_list_serious_dishonesty,
     COALESCE(a.on_list_key_attention, 0) AS on_list_key_attention,
     COALESCE(a.on_list_abnormal_operation, 0) AS on_list_abnormal_operation,
     COALESCE(a.on_list_dishonest_debtor, 0) AS on_list_dishonest_debtor,
-    COALESCE(a.n_repaired_36m, 0) AS n_repaired_36m,
-    COALESCE(a.n_exempted_36m, 0) AS n_exempted_36m,
-    COALESCE(a.n_arrears_unsettled, 0) AS n_arrears_unsettled,
+    CAST(COALESCE(a.n_repaired_36m, 0) AS BIGINT) AS n_repaired_36m,
+    CAST(COALESCE(a.n_exempted_36m, 0) AS BIGINT) AS n_exempted_36m,
+    CAST(COALESCE(a.n_arrears_unsettled, 0) AS BIGINT) AS n_arrears_unsettled,
     CAST(COALESCE(a.amount_arrears_unsettled, 0) AS DOUBLE) / 1e2 AS amount_arrears_unsettled,
-    COALESCE(a.n_reward_36m, 0) AS n_reward_36m,
-    COALESCE(a.n_self_declared_verified_36m, 0) AS n_self_declared_verified_36m,
-    COALESCE(a.n_commitment_kept_36m, 0) AS n_commitment_kept_36m,
+    CAST(COALESCE(a.n_reward_36m, 0) AS BIGINT) AS n_reward_36m,
+    CAST(COALESCE(a.n_self_declared_verified_36m, 0) AS BIGINT) AS n_self_declared_verified_36m,
+    CAST(COALESCE(a.n_commitment_kept_36m, 0) AS BIGINT) AS n_commitment_kept_36m,
     -- doubles only, never decimals: Spark reads 365.25 as DECIMAL and rounds the quotient; no ROUND
     -- on quotients either (engines round half-way cases differently; weights and money are summed
     -- as integers in counted_records.sql for the same reason)
@@ -181,15 +182,15 @@ SELECT
     CAST(subj.employees AS BIGINT) AS employees,
     subj.industry AS industry,
     subj.district_code AS district_code,
-    COALESCE(a.n_records_36m, 0) AS n_records_36m,
-    COALESCE(a.n_arrears_tax_12m, 0) AS n_arrears_tax_12m,
-    COALESCE(a.n_arrears_tax_36m, 0) AS n_arrears_tax_36m,
-    COALESCE(a.n_arrears_social_insurance_12m, 0) AS n_arrears_social_insurance_12m,
-    COALESCE(a.n_arrears_social_insurance_36m, 0) AS n_arrears_social_insurance_36m,
-    COALESCE(a.n_arrears_utility_12m, 0) AS n_arrears_utility_12m,
-    COALESCE(a.n_arrears_utility_36m, 0) AS n_arrears_utility_36m,
-    COALESCE(a.n_admin_check_12m, 0) AS n_admin_check_12m,
-    COALESCE(a.n_admin_check_36m, 0) AS n_admin_check_36m,
+    CAST(COALESCE(a.n_records_36m, 0) AS BIGINT) AS n_records_36m,
+    CAST(COALESCE(a.n_arrears_tax_12m, 0) AS BIGINT) AS n_arrears_tax_12m,
+    CAST(COALESCE(a.n_arrears_tax_36m, 0) AS BIGINT) AS n_arrears_tax_36m,
+    CAST(COALESCE(a.n_arrears_social_insurance_12m, 0) AS BIGINT) AS n_arrears_social_insurance_12m,
+    CAST(COALESCE(a.n_arrears_social_insurance_36m, 0) AS BIGINT) AS n_arrears_social_insurance_36m,
+    CAST(COALESCE(a.n_arrears_utility_12m, 0) AS BIGINT) AS n_arrears_utility_12m,
+    CAST(COALESCE(a.n_arrears_utility_36m, 0) AS BIGINT) AS n_arrears_utility_36m,
+    CAST(COALESCE(a.n_admin_check_12m, 0) AS BIGINT) AS n_admin_check_12m,
+    CAST(COALESCE(a.n_admin_check_36m, 0) AS BIGINT) AS n_admin_check_36m,
     CASE WHEN COALESCE(a.n_records_36m, 0) < $thin_file_min_records
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
