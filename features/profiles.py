@@ -9,7 +9,7 @@ nothing. Each row carries ``profile_hash`` (sha256 of its feature values).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -159,7 +159,7 @@ def build_profiles(
     Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, ``profile_hash``.
     """
     policy = policy or default_policy()
-    if isinstance(as_of, pd.Timestamp):
+    if isinstance(as_of, datetime):  # pd.Timestamp included: profiles are as of a calendar date
         as_of = as_of.date()
     if engine not in ("duckdb", "spark"):
         raise ValueError(f"engine {engine!r} is not one of 'duckdb', 'spark'")
@@ -213,10 +213,11 @@ def _run_duckdb(
     _order_columns(pd.DataFrame(columns=shape.columns))  # the SQL and FEATURE_SPECS must agree
     # Typed, ordered and hashed in the query, and read through Arrow (DuckDB's own .df() is several
     # times slower on a million rows of ~60 columns): no pandas pass over the frame afterwards.
-    columns = [*KEY_COLUMNS, *(c for c in _feature_names())]
-    typed = ", ".join(f"{_typed_sql(c)} AS \"{c}\"" for c in columns)
+    # as_of is one date for every row: added as such below, not converted a million times
+    typed = ", ".join(f"{_typed_sql(c)} AS \"{c}\"" for c in ("uscc", *_feature_names()))
     table = con.sql(f"SELECT {typed}, {_hash_sql()} AS profile_hash FROM _profiles").to_arrow_table()
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    frame.insert(1, "as_of", np.full(len(frame), as_of, dtype=object))
     for col in NULLABLE_INT_FEATURES:  # missing on purpose: nullable integers, as _normalise_types makes them
         frame[col] = frame[col].astype("Int64")
     return frame
