@@ -216,7 +216,8 @@ def _run_duckdb(
     # as_of is one date for every row: added as such below, not converted a million times
     typed = ", ".join(f"{_typed_sql(c)} AS \"{c}\"" for c in ("uscc", *_feature_names()))
     table = con.sql(f"SELECT {typed}, {_hash_sql()} AS profile_hash FROM _profiles").to_arrow_table()
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    # no deduplication of strings: the codes and hashes are unique, and hashing them cost ≈ 0.5 s
+    frame = table.to_pandas(split_blocks=True, self_destruct=True, deduplicate_objects=False)
     frame.insert(1, "as_of", np.full(len(frame), as_of, dtype=object))
     for col in NULLABLE_INT_FEATURES:  # missing on purpose: nullable integers, as _normalise_types makes them
         frame[col] = frame[col].astype("Int64")
