@@ -1,7 +1,7 @@
 """The records behind a feature value, so a reason code can cite them (record, date, department, document).
 
 Reads the same per-record rules as the profiles (``features/sql/counted_records.sql``); the
-conditions below mirror the FILTER clauses of ``profiles.sql`` feature by feature, and a test checks
+conditions below mirror the aggregates of ``profiles.sql`` feature by feature, and a test checks
 that the number of records cited equals the count feature.
 """
 
@@ -101,7 +101,7 @@ def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Pol
 
 def record_status(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
     """Every record decided on or before ``as_of`` with its status flags on that date
-    (``counts``, ``negative_class``, ``is_repaired``, ``is_revoked``, ``is_exempt``, ``counts_until``…)."""
+    (``counts``, ``negative_class``, ``is_repaired``, ``is_revoked``, ``is_exempt``, ``in_period``…)."""
     policy = policy or default_policy()
     con = duckdb.connect()
     try:

@@ -4,17 +4,38 @@
 -- Input: current_records (current_records.sql, or its materialisation in the store); the
 -- parameters: see profiles.sql.
 WITH
+cutoff AS (
+    -- ADD_MONTHS(decision_date, m) > $as_of  <=>  decision_date > decided_after(m): ADD_MONTHS never
+    -- decreases and clips to month end, so on a month-end as-of date the bound is a month end too.
+    -- One row per month count the policy uses (a handful), so no record needs date arithmetic.
+    SELECT months,
+           CASE WHEN DATE '$as_of' = LAST_DAY(DATE '$as_of') THEN LAST_DAY(ADD_MONTHS(DATE '$as_of', -months))
+                ELSE ADD_MONTHS(DATE '$as_of', -months) END AS decided_after
+    FROM (SELECT window_months AS months FROM policy_kinds WHERE window_months IS NOT NULL
+          UNION SELECT max_months AS months FROM policy_publicity) m
+),
+kinds AS (
+    SELECT k.kind, k.polarity, k.kind_weight, k.window_months, c.decided_after AS window_decided_after
+    FROM policy_kinds k
+    LEFT JOIN cutoff c ON k.window_months = c.months
+),
+publicity AS (
+    SELECT p.valid_from, p.valid_to, p.severity, p.severity_weight, p.severity_rank, p.published,
+           c.decided_after AS publicity_decided_after
+    FROM policy_publicity p
+    JOIN cutoff c ON p.max_months = c.months
+),
 rec AS (
     SELECT r.subject_key, r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
-           r.publicity_end, r.amount, r.ref_record_id, r.verified, r.verified_on, r.exemption,
-           r.department, r.document_no,
+           r.publicity_end, r.amount, r.amount_cents, r.negative_class, r.ref_record_id, r.verified,
+           r.verified_on, r.exemption, r.department, r.document_no,
            -- repairs and revocations are resolved to dates in current_records: applied if dated
            -- on or before the as-of date
            COALESCE(r.repaired_on <= DATE '$as_of', FALSE) AS is_repaired,
            COALESCE(r.revoked_on <= DATE '$as_of', FALSE) AS is_revoked,
-           k.polarity, k.kind_weight, k.window_months
+           k.polarity, k.kind_weight, k.window_months, k.window_decided_after
     FROM current_records r
-    JOIN policy_kinds k ON r.kind = k.kind
+    JOIN kinds k ON r.kind = k.kind
     WHERE r.decision_date <= DATE '$as_of'
 ),
 ev AS (
@@ -22,32 +43,25 @@ ev AS (
            ex.reason IS NOT NULL AS is_exempt,
            p.severity_rank,
            COALESCE(p.severity_weight, 1.0) AS severity_weight,
-           -- the day a record stops counting: publicity end (penalties, dated rules), the kind's
-           -- window, or NULL = counts until it ends (lists: exit; arrears: settlement)
+           -- still in its period on $as_of: a published penalty until its publicity ends (the
+           -- dated rule's maximum, or the department's earlier publicity_end), an unpublished one
+           -- only if the policy counts minor penalties (12 months), other kinds for their window
+           -- or, without one, until the record itself ends (lists: exit; arrears: settlement)
            CASE
                WHEN rec.kind = 'admin_penalty' AND p.published
-                   THEN LEAST(COALESCE(rec.publicity_end, ADD_MONTHS(rec.decision_date, p.max_months)),
-                              ADD_MONTHS(rec.decision_date, p.max_months))
+                   THEN rec.decision_date > p.publicity_decided_after
+                        AND (rec.publicity_end IS NULL OR rec.publicity_end > DATE '$as_of')
                WHEN rec.kind = 'admin_penalty' AND $minor_penalty_counts
-                   THEN ADD_MONTHS(rec.decision_date, 12)
-               WHEN rec.kind = 'admin_penalty' THEN rec.decision_date
-               WHEN rec.window_months IS NOT NULL THEN ADD_MONTHS(rec.decision_date, rec.window_months)
-           END AS counts_until,
-           CASE
-               WHEN rec.kind = 'admin_penalty' THEN 'penalty'
-               WHEN rec.kind = 'admin_enforcement' THEN 'enforcement'
-               WHEN rec.kind = 'commitment_broken' THEN 'commitment_broken'
-               WHEN rec.kind = 'inspection' AND rec.subkind IN ('corrected', 'case_opened') THEN 'inspection_problem'
-               WHEN rec.kind = 'complaint' THEN 'complaint'
-               WHEN rec.kind LIKE 'list_%' THEN 'list'
-               WHEN rec.kind = 'arrears' THEN 'arrears'
-           END AS negative_class,
+                   THEN ADD_MONTHS(rec.decision_date, 12) > DATE '$as_of'
+               WHEN rec.kind = 'admin_penalty' THEN FALSE
+               WHEN rec.window_months IS NOT NULL THEN rec.decision_date > rec.window_decided_after
+               ELSE TRUE
+           END AS in_period,
            rec.decision_date > DATE '$since_12m' AS in_12m,
-           rec.decision_date > DATE '$since_36m' AS in_36m,
-           DATEDIFF('day', rec.decision_date, DATE '$as_of') AS age_days
+           rec.decision_date > DATE '$since_36m' AS in_36m
     FROM rec
     LEFT JOIN policy_exemptions ex ON rec.exemption = ex.reason
-    LEFT JOIN policy_publicity p
+    LEFT JOIN publicity p
         ON rec.kind IN ('admin_penalty', 'complaint') AND rec.severity = p.severity
        AND rec.decision_date >= p.valid_from AND rec.decision_date < p.valid_to
 ),
@@ -57,24 +71,18 @@ record_status AS (
            -- repaired unless policy keeps repaired records, not exempted, still in its period)
            (polarity = 'negative' AND negative_class IS NOT NULL
             AND NOT is_revoked AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)
-            AND (counts_until IS NULL OR counts_until > DATE '$as_of')
-            AND (negative_class <> 'list' OR end_date IS NULL OR end_date > DATE '$as_of')
-            AND (negative_class <> 'arrears' OR end_date IS NULL OR end_date > DATE '$as_of')
+            AND in_period
+            AND (negative_class NOT IN ('list', 'arrears') OR end_date IS NULL OR end_date > DATE '$as_of')
            ) AS counts
     FROM ev
-),
-weighted AS (
-    SELECT record_status.*,
-           -- decayed weights only where they are summed (counted records, a fraction of all): the
-           -- POWER is the dearest expression per row
-           CASE WHEN counts THEN kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days)
-           END AS decayed_weight,
-           -- integer micro-units and cents: sums are then exact, so they do not depend on the
-           -- summation order of the engine (nor on the last bit of its POWER)
-           CASE WHEN counts
-                THEN CAST(ROUND(kind_weight * severity_weight * POWER(0.5, age_days / $half_life_days) * 1000000) AS BIGINT)
-           END AS decayed_weight_micro,
-           CAST(ROUND(amount * 100) AS BIGINT) AS amount_cents
-    FROM record_status
 )
-SELECT * FROM weighted
+SELECT record_status.*,
+       -- decayed weights only where they are summed (counted records, a fraction of all): the POWER
+       -- is the dearest expression per row. Integer micro-units, so sums are exact and do not depend
+       -- on the summation order of the engine (nor on the last bit of its POWER)
+       CASE WHEN counts
+            THEN CAST(ROUND(kind_weight * severity_weight
+                            * POWER(0.5, DATEDIFF('day', decision_date, DATE '$as_of') / $half_life_days)
+                            * 1000000) AS BIGINT)
+       END AS decayed_weight_micro
+FROM record_status

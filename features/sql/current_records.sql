@@ -1,9 +1,9 @@
 -- The current state of every record: its latest stored version, with the first repair and the
--- first revocation that refer to it resolved to dates. Nothing here depends on the as-of date
--- (a later version replaces an earlier one whatever the date; a repair counts from its decision
--- date, which counted_records.sql compares with $as_of), so ingestion materialises this once per
--- batch (features.store.write_current) and profiles read it instead of redoing the work per build.
--- Input: record_versions (every stored version). History itself is never rewritten.
+-- first revocation that refer to it resolved to dates. Nothing here depends on the as-of date or on
+-- the policy (a later version replaces an earlier one whatever the date; a repair counts from its
+-- decision date, which counted_records.sql compares with $as_of), so ingestion materialises this
+-- once per batch (features.store.write_current) and profiles read it instead of redoing the work
+-- per build. Input: record_versions (every stored version). History itself is never rewritten.
 -- subject_key: the uscc here; the materialised store replaces it by a dense integer key.
 WITH
 changed AS (
@@ -28,6 +28,19 @@ ref_status AS (
     WHERE kind IN ('repair', 'revocation') AND ref_record_id IS NOT NULL
     GROUP BY ref_record_id
 )
-SELECT l.uscc AS subject_key, l.*, rs.repaired_on, rs.revoked_on
+SELECT l.uscc AS subject_key, l.*, rs.repaired_on, rs.revoked_on,
+       -- what the record says about conduct, by the contract's kinds (policy decides whether and how
+       -- long it counts): fixed per record, so computed here once instead of in every build
+       CASE
+           WHEN l.kind = 'admin_penalty' THEN 'penalty'
+           WHEN l.kind = 'admin_enforcement' THEN 'enforcement'
+           WHEN l.kind = 'commitment_broken' THEN 'commitment_broken'
+           WHEN l.kind = 'inspection' AND l.subkind IN ('corrected', 'case_opened') THEN 'inspection_problem'
+           WHEN l.kind = 'complaint' THEN 'complaint'
+           WHEN l.kind LIKE 'list_%' THEN 'list'
+           WHEN l.kind = 'arrears' THEN 'arrears'
+       END AS negative_class,
+       -- integer cents: sums are then exact, so they do not depend on the summation order of the engine
+       CAST(ROUND(l.amount * 100) AS BIGINT) AS amount_cents
 FROM latest l
 LEFT JOIN ref_status rs ON l.record_id = rs.record_id

@@ -16,72 +16,105 @@ WITH
 scored AS (
 $counted_records
 ),
--- Two narrow passes instead of one wide one: most records never count against anyone, so the
--- counted features aggregate only counted rows, the context features only the last 36 months.
+-- One pass over the records that count or lie in the last 36 months (one hash table per subject,
+-- no join of two aggregates). COUNT_IF(…) and SUM(CASE …) rather than COUNT(*) FILTER (…): the
+-- same result on both engines, and DuckDB evaluates the conditions in one vectorised projection
+-- where it handles every FILTER clause separately (≈ 2× dearer with ~50 aggregates, measured on
+-- 20 M records; COUNT_IF another ≈ 20 % below COUNT(CASE …)). DuckDB's COUNT_IF is a HUGEINT:
+-- counts are cast to BIGINT below, as Spark types them.
+relevant AS (
+    -- the strings the aggregates test, compared once per record here instead of once per aggregate
+    SELECT subject_key, decision_date, severity_rank, decayed_weight_micro, amount_cents, in_12m,
+        CASE WHEN NOT counts THEN 0
+             WHEN negative_class = 'penalty' THEN 1
+             WHEN negative_class = 'enforcement' THEN 2
+             WHEN negative_class = 'commitment_broken' THEN 3
+             WHEN negative_class = 'inspection_problem' THEN 4
+             WHEN negative_class = 'complaint' THEN 5
+             WHEN negative_class = 'list' THEN 6
+             WHEN negative_class = 'arrears' THEN 7
+        END AS counted_class,
+        counts AND in_36m AS counts_36m,
+        CASE WHEN counts AND kind = 'list_serious_dishonesty' THEN 1
+             WHEN counts AND kind = 'list_key_attention' THEN 2
+             WHEN counts AND kind = 'list_abnormal_operation' THEN 3
+             WHEN counts AND kind = 'list_dishonest_debtor' THEN 4
+             ELSE 0 END AS counted_list,
+        CASE WHEN severity = 'minor' THEN 1 WHEN severity = 'general' THEN 2 WHEN severity = 'serious' THEN 3 ELSE 0 END AS severity_code,
+        CASE WHEN NOT (in_36m AND NOT is_revoked) THEN 0
+             WHEN kind = 'commitment_kept' THEN 1
+             WHEN kind = 'inspection' THEN 2
+             WHEN kind = 'admin_reward' AND polarity = 'positive' THEN 3
+             WHEN kind = 'self_declared' AND polarity = 'positive'
+                  AND (NOT $self_declared_requires_verification OR (verified AND verified_on <= DATE '$as_of')) THEN 4
+             WHEN kind = 'admin_check' THEN 5
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'tax' THEN 6
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'social_insurance' THEN 7
+             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind IN ('water', 'power', 'gas') THEN 8
+             ELSE 9
+        END AS context_kind,
+        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired AS context_repaired,
+        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt AS context_exempted
+    FROM scored
+    WHERE counts OR (in_36m AND NOT is_revoked)
+),
 agg AS (
     SELECT subject_key,
-        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS n_penalty_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS n_penalty_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_12m) AS w_penalty_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS w_penalty_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_36m AND severity = 'serious') AS n_serious_penalty_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m AND severity = 'minor') AS n_minor_penalty_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'penalty' AND in_12m AND severity = 'general') AS n_general_penalty_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS n_enforcement_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'enforcement' AND in_36m) AS n_enforcement_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'enforcement' AND in_12m) AS w_enforcement_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'enforcement' AND in_36m) AS w_enforcement_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'commitment_broken' AND in_12m) AS n_commitment_broken_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'commitment_broken' AND in_36m) AS n_commitment_broken_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'commitment_broken' AND in_12m) AS w_commitment_broken_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'commitment_broken' AND in_36m) AS w_commitment_broken_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'inspection_problem' AND in_12m) AS n_inspection_problem_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'inspection_problem' AND in_36m) AS n_inspection_problem_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'inspection_problem' AND in_12m) AS w_inspection_problem_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'inspection_problem' AND in_36m) AS w_inspection_problem_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'complaint' AND in_12m) AS n_complaint_12m,
-        COUNT(*) FILTER (WHERE negative_class = 'complaint' AND in_36m) AS n_complaint_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'complaint' AND in_12m) AS w_complaint_12m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'complaint' AND in_36m) AS w_complaint_36m,
-        COUNT(*) FILTER (WHERE negative_class = 'list' AND in_36m) AS n_list_entry_36m,
-        SUM(decayed_weight_micro) FILTER (WHERE negative_class = 'list') AS w_list_active,
-        MAX(severity_rank) FILTER (WHERE negative_class = 'penalty') AS max_severity_rank,
-        MAX(decision_date) AS last_negative_on,
-        SUM(amount_cents) FILTER (WHERE negative_class = 'penalty' AND in_36m) AS fines_36m,
-        MAX(CASE WHEN kind = 'list_serious_dishonesty' THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
-        MAX(CASE WHEN kind = 'list_key_attention' THEN 1 ELSE 0 END) AS on_list_key_attention,
-        MAX(CASE WHEN kind = 'list_abnormal_operation' THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
-        MAX(CASE WHEN kind = 'list_dishonest_debtor' THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
-        COUNT(*) FILTER (WHERE negative_class = 'arrears') AS n_arrears_unsettled,
-        SUM(amount_cents) FILTER (WHERE negative_class = 'arrears') AS amount_arrears_unsettled
-    FROM scored
-    WHERE counts
-    GROUP BY subject_key
-),
-context AS (
-    SELECT subject_key,
-        COUNT(*) FILTER (WHERE kind = 'commitment_kept') AS n_commitment_kept_36m,
-        COUNT(*) FILTER (WHERE kind = 'inspection') AS n_inspection_36m,
-        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired) AS n_repaired_36m,
-        COUNT(*) FILTER (WHERE polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt) AS n_exempted_36m,
-        COUNT(*) FILTER (WHERE kind = 'admin_reward' AND polarity = 'positive') AS n_reward_36m,
-        COUNT(*) FILTER (WHERE kind = 'self_declared' AND polarity = 'positive'
-                         AND (NOT $self_declared_requires_verification
-                              OR (verified AND verified_on <= DATE '$as_of'))) AS n_self_declared_verified_36m,
-        COUNT(*) AS n_records_36m,
+        -- against the subject: counted records only
+        COUNT_IF(counted_class = 1 AND in_12m) AS n_penalty_12m,
+        COUNT_IF(counted_class = 1 AND counts_36m) AS n_penalty_36m,
+        SUM(CASE WHEN counted_class = 1 AND in_12m THEN decayed_weight_micro END) AS w_penalty_12m,
+        SUM(CASE WHEN counted_class = 1 AND counts_36m THEN decayed_weight_micro END) AS w_penalty_36m,
+        COUNT_IF(counted_class = 1 AND counts_36m AND severity_code = 3) AS n_serious_penalty_36m,
+        COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 1) AS n_minor_penalty_12m,
+        COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 2) AS n_general_penalty_12m,
+        COUNT_IF(counted_class = 2 AND in_12m) AS n_enforcement_12m,
+        COUNT_IF(counted_class = 2 AND counts_36m) AS n_enforcement_36m,
+        SUM(CASE WHEN counted_class = 2 AND in_12m THEN decayed_weight_micro END) AS w_enforcement_12m,
+        SUM(CASE WHEN counted_class = 2 AND counts_36m THEN decayed_weight_micro END) AS w_enforcement_36m,
+        COUNT_IF(counted_class = 3 AND in_12m) AS n_commitment_broken_12m,
+        COUNT_IF(counted_class = 3 AND counts_36m) AS n_commitment_broken_36m,
+        SUM(CASE WHEN counted_class = 3 AND in_12m THEN decayed_weight_micro END) AS w_commitment_broken_12m,
+        SUM(CASE WHEN counted_class = 3 AND counts_36m THEN decayed_weight_micro END) AS w_commitment_broken_36m,
+        COUNT_IF(counted_class = 4 AND in_12m) AS n_inspection_problem_12m,
+        COUNT_IF(counted_class = 4 AND counts_36m) AS n_inspection_problem_36m,
+        SUM(CASE WHEN counted_class = 4 AND in_12m THEN decayed_weight_micro END) AS w_inspection_problem_12m,
+        SUM(CASE WHEN counted_class = 4 AND counts_36m THEN decayed_weight_micro END) AS w_inspection_problem_36m,
+        COUNT_IF(counted_class = 5 AND in_12m) AS n_complaint_12m,
+        COUNT_IF(counted_class = 5 AND counts_36m) AS n_complaint_36m,
+        SUM(CASE WHEN counted_class = 5 AND in_12m THEN decayed_weight_micro END) AS w_complaint_12m,
+        SUM(CASE WHEN counted_class = 5 AND counts_36m THEN decayed_weight_micro END) AS w_complaint_36m,
+        COUNT_IF(counted_class = 6 AND counts_36m) AS n_list_entry_36m,
+        SUM(CASE WHEN counted_class = 6 THEN decayed_weight_micro END) AS w_list_active,
+        MAX(CASE WHEN counted_class = 1 THEN severity_rank END) AS max_severity_rank,
+        MAX(CASE WHEN counted_class > 0 THEN decision_date END) AS last_negative_on,
+        SUM(CASE WHEN counted_class = 1 AND counts_36m THEN amount_cents END) AS fines_36m,
+        MAX(CASE WHEN counted_list = 1 THEN 1 ELSE 0 END) AS on_list_serious_dishonesty,
+        MAX(CASE WHEN counted_list = 2 THEN 1 ELSE 0 END) AS on_list_key_attention,
+        MAX(CASE WHEN counted_list = 3 THEN 1 ELSE 0 END) AS on_list_abnormal_operation,
+        MAX(CASE WHEN counted_list = 4 THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
+        COUNT_IF(counted_class = 7) AS n_arrears_unsettled,
+        SUM(CASE WHEN counted_class = 7 THEN amount_cents END) AS amount_arrears_unsettled,
+        -- context: every record of the last 36 months that is not revoked
+        COUNT_IF(context_kind = 1) AS n_commitment_kept_36m,
+        COUNT_IF(context_kind = 2) AS n_inspection_36m,
+        COUNT_IF(context_repaired) AS n_repaired_36m,
+        COUNT_IF(context_exempted) AS n_exempted_36m,
+        COUNT_IF(context_kind = 3) AS n_reward_36m,
+        COUNT_IF(context_kind = 4) AS n_self_declared_verified_36m,
+        COUNT_IF(context_kind > 0) AS n_records_36m,
         -- arrears incurred by type, settled or not: settling ends the open debt (n_arrears_unsettled),
         -- not the fact that the obligation was missed; exempted (force majeure) ones never count, repaired ones only if the policy keeps repaired records
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_tax_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'tax' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_tax_36m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_social_insurance_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind = 'social_insurance' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_social_insurance_36m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND in_12m AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_utility_12m,
-        COUNT(*) FILTER (WHERE kind = 'arrears' AND subkind IN ('water', 'power', 'gas') AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)) AS n_arrears_utility_36m,
+        COUNT_IF(context_kind = 6 AND in_12m) AS n_arrears_tax_12m,
+        COUNT_IF(context_kind = 6) AS n_arrears_tax_36m,
+        COUNT_IF(context_kind = 7 AND in_12m) AS n_arrears_social_insurance_12m,
+        COUNT_IF(context_kind = 7) AS n_arrears_social_insurance_36m,
+        COUNT_IF(context_kind = 8 AND in_12m) AS n_arrears_utility_12m,
+        COUNT_IF(context_kind = 8) AS n_arrears_utility_36m,
         -- administrative checks (行政检查) are neutral records: context, never a finding
-        COUNT(*) FILTER (WHERE kind = 'admin_check' AND in_12m) AS n_admin_check_12m,
-        COUNT(*) FILTER (WHERE kind = 'admin_check') AS n_admin_check_36m
-    FROM scored
-    WHERE in_36m AND NOT is_revoked
+        COUNT_IF(context_kind = 5 AND in_12m) AS n_admin_check_12m,
+        COUNT_IF(context_kind = 5) AS n_admin_check_36m
+    FROM relevant
     GROUP BY subject_key
 ),
 subj AS (
@@ -94,53 +127,53 @@ subj AS (
 SELECT
     subj.uscc,
     DATE '$as_of' AS as_of,
-    COALESCE(a.n_penalty_12m, 0) AS n_penalty_12m,
-    COALESCE(a.n_penalty_36m, 0) AS n_penalty_36m,
+    CAST(COALESCE(a.n_penalty_12m, 0) AS BIGINT) AS n_penalty_12m,
+    CAST(COALESCE(a.n_penalty_36m, 0) AS BIGINT) AS n_penalty_36m,
     CAST(COALESCE(a.w_penalty_12m, 0) AS DOUBLE) / 1e6 AS w_penalty_12m,
     CAST(COALESCE(a.w_penalty_36m, 0) AS DOUBLE) / 1e6 AS w_penalty_36m,
-    COALESCE(a.n_serious_penalty_36m, 0) AS n_serious_penalty_36m,
-    COALESCE(a.n_minor_penalty_12m, 0) AS n_minor_penalty_12m,
-    COALESCE(a.n_general_penalty_12m, 0) AS n_general_penalty_12m,
-    COALESCE(a.n_enforcement_12m, 0) AS n_enforcement_12m,
-    COALESCE(a.n_enforcement_36m, 0) AS n_enforcement_36m,
+    CAST(COALESCE(a.n_serious_penalty_36m, 0) AS BIGINT) AS n_serious_penalty_36m,
+    CAST(COALESCE(a.n_minor_penalty_12m, 0) AS BIGINT) AS n_minor_penalty_12m,
+    CAST(COALESCE(a.n_general_penalty_12m, 0) AS BIGINT) AS n_general_penalty_12m,
+    CAST(COALESCE(a.n_enforcement_12m, 0) AS BIGINT) AS n_enforcement_12m,
+    CAST(COALESCE(a.n_enforcement_36m, 0) AS BIGINT) AS n_enforcement_36m,
     CAST(COALESCE(a.w_enforcement_12m, 0) AS DOUBLE) / 1e6 AS w_enforcement_12m,
     CAST(COALESCE(a.w_enforcement_36m, 0) AS DOUBLE) / 1e6 AS w_enforcement_36m,
-    COALESCE(a.n_commitment_broken_12m, 0) AS n_commitment_broken_12m,
-    COALESCE(a.n_commitment_broken_36m, 0) AS n_commitment_broken_36m,
+    CAST(COALESCE(a.n_commitment_broken_12m, 0) AS BIGINT) AS n_commitment_broken_12m,
+    CAST(COALESCE(a.n_commitment_broken_36m, 0) AS BIGINT) AS n_commitment_broken_36m,
     CAST(COALESCE(a.w_commitment_broken_12m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_12m,
     CAST(COALESCE(a.w_commitment_broken_36m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_36m,
-    COALESCE(a.n_inspection_problem_12m, 0) AS n_inspection_problem_12m,
-    COALESCE(a.n_inspection_problem_36m, 0) AS n_inspection_problem_36m,
+    CAST(COALESCE(a.n_inspection_problem_12m, 0) AS BIGINT) AS n_inspection_problem_12m,
+    CAST(COALESCE(a.n_inspection_problem_36m, 0) AS BIGINT) AS n_inspection_problem_36m,
     CAST(COALESCE(a.w_inspection_problem_12m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_12m,
     CAST(COALESCE(a.w_inspection_problem_36m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_36m,
-    COALESCE(a.n_complaint_12m, 0) AS n_complaint_12m,
-    COALESCE(a.n_complaint_36m, 0) AS n_complaint_36m,
+    CAST(COALESCE(a.n_complaint_12m, 0) AS BIGINT) AS n_complaint_12m,
+    CAST(COALESCE(a.n_complaint_36m, 0) AS BIGINT) AS n_complaint_36m,
     CAST(COALESCE(a.w_complaint_12m, 0) AS DOUBLE) / 1e6 AS w_complaint_12m,
     CAST(COALESCE(a.w_complaint_36m, 0) AS DOUBLE) / 1e6 AS w_complaint_36m,
-    COALESCE(a.n_list_entry_36m, 0) AS n_list_entry_36m,
+    CAST(COALESCE(a.n_list_entry_36m, 0) AS BIGINT) AS n_list_entry_36m,
     CAST(COALESCE(a.w_list_active, 0) AS DOUBLE) / 1e6 AS w_list_active,
     COALESCE(a.max_severity_rank, 0) AS max_penalty_severity,
     DATEDIFF('day', a.last_negative_on, DATE '$as_of') AS days_since_last_negative,
     CAST(COALESCE(a.fines_36m, 0) AS DOUBLE) / 1e2 AS fines_36m,
-    CASE WHEN COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(c.n_commitment_kept_36m, 0) > 0
+    CASE WHEN COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(a.n_commitment_kept_36m, 0) > 0
          THEN CAST(COALESCE(a.n_commitment_broken_36m, 0) AS DOUBLE)
-              / (COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(c.n_commitment_kept_36m, 0))
+              / (COALESCE(a.n_commitment_broken_36m, 0) + COALESCE(a.n_commitment_kept_36m, 0))
          END AS commitment_breach_rate,
-    CASE WHEN COALESCE(c.n_inspection_36m, 0) > 0
-         THEN CAST(COALESCE(a.n_inspection_problem_36m, 0) AS DOUBLE) / c.n_inspection_36m
+    CASE WHEN COALESCE(a.n_inspection_36m, 0) > 0
+         THEN CAST(COALESCE(a.n_inspection_problem_36m, 0) AS DOUBLE) / a.n_inspection_36m
          END AS inspection_failure_rate,
-    COALESCE(c.n_inspection_36m, 0) AS n_inspection_36m,
+    CAST(COALESCE(a.n_inspection_36m, 0) AS BIGINT) AS n_inspection_36m,
     COALESCE(a.on_list_serious_dishonesty, 0) AS on_list_serious_dishonesty,
     COALESCE(a.on_list_key_attention, 0) AS on_list_key_attention,
     COALESCE(a.on_list_abnormal_operation, 0) AS on_list_abnormal_operation,
     COALESCE(a.on_list_dishonest_debtor, 0) AS on_list_dishonest_debtor,
-    COALESCE(c.n_repaired_36m, 0) AS n_repaired_36m,
-    COALESCE(c.n_exempted_36m, 0) AS n_exempted_36m,
-    COALESCE(a.n_arrears_unsettled, 0) AS n_arrears_unsettled,
+    CAST(COALESCE(a.n_repaired_36m, 0) AS BIGINT) AS n_repaired_36m,
+    CAST(COALESCE(a.n_exempted_36m, 0) AS BIGINT) AS n_exempted_36m,
+    CAST(COALESCE(a.n_arrears_unsettled, 0) AS BIGINT) AS n_arrears_unsettled,
     CAST(COALESCE(a.amount_arrears_unsettled, 0) AS DOUBLE) / 1e2 AS amount_arrears_unsettled,
-    COALESCE(c.n_reward_36m, 0) AS n_reward_36m,
-    COALESCE(c.n_self_declared_verified_36m, 0) AS n_self_declared_verified_36m,
-    COALESCE(c.n_commitment_kept_36m, 0) AS n_commitment_kept_36m,
+    CAST(COALESCE(a.n_reward_36m, 0) AS BIGINT) AS n_reward_36m,
+    CAST(COALESCE(a.n_self_declared_verified_36m, 0) AS BIGINT) AS n_self_declared_verified_36m,
+    CAST(COALESCE(a.n_commitment_kept_36m, 0) AS BIGINT) AS n_commitment_kept_36m,
     -- doubles only, never decimals: Spark reads 365.25 as DECIMAL and rounds the quotient; no ROUND
     -- on quotients either (engines round half-way cases differently; weights and money are summed
     -- as integers in counted_records.sql for the same reason)
@@ -149,19 +182,18 @@ SELECT
     CAST(subj.employees AS BIGINT) AS employees,
     subj.industry AS industry,
     subj.district_code AS district_code,
-    COALESCE(c.n_records_36m, 0) AS n_records_36m,
-    COALESCE(c.n_arrears_tax_12m, 0) AS n_arrears_tax_12m,
-    COALESCE(c.n_arrears_tax_36m, 0) AS n_arrears_tax_36m,
-    COALESCE(c.n_arrears_social_insurance_12m, 0) AS n_arrears_social_insurance_12m,
-    COALESCE(c.n_arrears_social_insurance_36m, 0) AS n_arrears_social_insurance_36m,
-    COALESCE(c.n_arrears_utility_12m, 0) AS n_arrears_utility_12m,
-    COALESCE(c.n_arrears_utility_36m, 0) AS n_arrears_utility_36m,
-    COALESCE(c.n_admin_check_12m, 0) AS n_admin_check_12m,
-    COALESCE(c.n_admin_check_36m, 0) AS n_admin_check_36m,
-    CASE WHEN COALESCE(c.n_records_36m, 0) < $thin_file_min_records
+    CAST(COALESCE(a.n_records_36m, 0) AS BIGINT) AS n_records_36m,
+    CAST(COALESCE(a.n_arrears_tax_12m, 0) AS BIGINT) AS n_arrears_tax_12m,
+    CAST(COALESCE(a.n_arrears_tax_36m, 0) AS BIGINT) AS n_arrears_tax_36m,
+    CAST(COALESCE(a.n_arrears_social_insurance_12m, 0) AS BIGINT) AS n_arrears_social_insurance_12m,
+    CAST(COALESCE(a.n_arrears_social_insurance_36m, 0) AS BIGINT) AS n_arrears_social_insurance_36m,
+    CAST(COALESCE(a.n_arrears_utility_12m, 0) AS BIGINT) AS n_arrears_utility_12m,
+    CAST(COALESCE(a.n_arrears_utility_36m, 0) AS BIGINT) AS n_arrears_utility_36m,
+    CAST(COALESCE(a.n_admin_check_12m, 0) AS BIGINT) AS n_admin_check_12m,
+    CAST(COALESCE(a.n_admin_check_36m, 0) AS BIGINT) AS n_admin_check_36m,
+    CASE WHEN COALESCE(a.n_records_36m, 0) < $thin_file_min_records
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
 LEFT JOIN agg a ON subj.subject_key = a.subject_key
-LEFT JOIN context c ON subj.subject_key = c.subject_key
 -- subject_key is the uscc or a dense key assigned in uscc order: both give uscc order
 ORDER BY subj.subject_key

@@ -230,3 +230,29 @@ def test_penalties_by_severity_follow_publicity_and_checks_are_context():
     assert (p["n_admin_check_12m"], p["n_admin_check_36m"]) == (1, 2)
     for name in ("n_admin_check_12m", "n_admin_check_36m"):
         assert FEATURES_BY_NAME[name].monotone == 0 and not FEATURES_BY_NAME[name].actionable
+
+
+@pytest.mark.parametrize("as_of", [date(2021, 2, 27), date(2021, 2, 28), date(2021, 3, 1), date(2021, 3, 30),
+                                   date(2021, 3, 31), date(2021, 4, 30), date(2023, 2, 28), date(2023, 3, 1),
+                                   date(2024, 2, 28), date(2024, 2, 29)])
+def test_period_ends_exactly_at_add_months_of_the_decision(as_of):
+    """Periods are resolved once per month count of the policy, not per record: each must still end
+    exactly on decision + N months, clipped at month end like ADD_MONTHS and relativedelta (every
+    decision day around the month ends of a leap and a common year, month-end as-of dates included)."""
+    from features.evidence import record_status
+
+    kinds = {"complaint": (None, 12), "admin_enforcement": (None, 36), "admin_penalty": ("general", 12)}
+    first = as_of - relativedelta(months=36) - timedelta(days=40)
+    rows, months_of = [], {}
+    for i in range((as_of - first).days + 1):
+        decided = first + timedelta(days=i)
+        for kind, (severity, months) in kinds.items():
+            if kind == "admin_penalty" and decided < as_of - relativedelta(months=13):
+                continue  # general penalties: 12 months; older ones only make the frame bigger
+            rows.append(record(f"{kind}-{i}", code(0), kind, decided, **({"severity": severity} if severity else {})))
+            months_of[rows[-1]["record_id"]] = (decided, months)
+    status = record_status(records_frame(rows), as_of).set_index("record_id")
+    expected = {rid: decided + relativedelta(months=months) > as_of for rid, (decided, months) in months_of.items()}
+    got = status["in_period"].astype(bool).to_dict()
+    assert got == expected
+    assert any(expected.values()) and not all(expected.values())

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spar
 
 def test_spark_sql_is_a_transpilation_of_the_duckdb_definition():
     sql = render_profile_sql(date(2026, 6, 30), default_policy(), "spark")
-    assert "ADD_MONTHS" in sql and "FILTER(WHERE" in sql
+    assert "ADD_MONTHS" in sql and "LAST_DAY" in sql and "COUNT_IF(" in sql
     assert "to_months" not in sql.lower()  # DuckDB-only syntax must not leak into Spark SQL
 
 
