@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -34,6 +34,7 @@ from serving.validation import USCC_PATTERN, NoControlChars
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
+T = TypeVar("T")
 
 async def current_settings(request: Request) -> Settings:
     """The app's settings (``create_app(settings)``, else the environment's), or a test's override
@@ -181,6 +182,22 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
+def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,
+                        purpose: str | None) -> SubjectAccess:
+    """Check coverage and log the read (allowed or denied), durably, before anything is read."""
+    if purpose is None:
+        if principal.role != "enterprise":
+            raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
+                               "?purpose=… or the X-Purpose header", field="purpose")
+        purpose = ENTERPRISE_SELF_VIEW
+    allowed = can_read(session, principal, uscc)
+    append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
+                 outcome="allowed" if allowed else "denied")
+    if not allowed:
+        raise NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
+    return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+
+
 def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., SubjectAccess]:
     """Build the subject guard for API routes or pages (they authenticate differently)."""
 
@@ -191,19 +208,28 @@ def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., Subject
         purpose: Annotated[str | None, Depends(read_purpose)] = None,
         principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
     ) -> SubjectAccess:
-        if purpose is None:
-            if principal.role != "enterprise":
-                raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
-                                   "?purpose=… or the X-Purpose header", field="purpose")
-            purpose = ENTERPRISE_SELF_VIEW
-        allowed = can_read(session, principal, uscc)
-        append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
-                     outcome="allowed" if allowed else "denied")
-        if not allowed:
-            raise NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
-        return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+        return _checked_and_logged(request, session, principal, uscc, purpose)
 
     return subject_access
+
+
+def subject_read(read: Callable[[Session, str], T]) -> Callable[..., T]:
+    """Dependency: the guard of ``subject_access`` (coverage check, durable log entry), then
+    ``read(session, uscc)``, in one sync function: one thread-pool hop per request instead of
+    one for the guard and one for a sync route. For hot read endpoints, whose route is then
+    ``async`` and only shapes the answer."""
+
+    def logged_read(
+        request: Request,
+        uscc: Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")],
+        session: SessionDep,
+        purpose: Annotated[str | None, Depends(read_purpose)] = None,
+        principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES)),
+    ) -> T:
+        access = _checked_and_logged(request, session, principal, uscc, purpose)
+        return read(session, access.uscc)
+
+    return logged_read
 
 
 subject_access = make_subject_access(api_principal)

@@ -10,13 +10,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 try:
@@ -97,21 +99,25 @@ def _new_entry(principal: Principal, uscc: str, outcome: str, purpose: str, endp
 _HEAD = QueryLogHead.__table__
 _LOG = QueryLogEntry.__table__
 _COLUMNS = tuple(c.key for c in _LOG.columns)
+# Built once (bound parameters): constructing these per append cost more than running them.
+# The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
+# so two writers can never chain onto the same previous entry.
+_ADVANCE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + bindparam("n_entries"))
+                 .returning(_HEAD.c.seq, _HEAD.c.last_hash))
+_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_last_hash"))
+_INSERT = _LOG.insert()
 
 
 def _chain_in_transaction(conn: Connection, entries: list[QueryLogEntry]) -> None:
     """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
-    # The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
-    # so two writers can never chain onto the same previous entry.
-    seq, prev_hash = conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + len(entries))
-                                  .returning(_HEAD.c.seq, _HEAD.c.last_hash)).one()
+    seq, prev_hash = conn.execute(_ADVANCE_HEAD, {"n_entries": len(entries)}).one()
     seq -= len(entries)
     for entry in entries:
         seq += 1
         entry.seq, entry.prev_hash = seq, prev_hash
         entry.entry_hash = prev_hash = chain_hash(prev_hash, entry)
-    conn.execute(_LOG.insert(), [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
-    conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=prev_hash))
+    conn.execute(_INSERT, [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
+    conn.execute(_SET_HEAD_HASH, {"new_last_hash": prev_hash})
 
 
 @dataclass(eq=False)
@@ -127,16 +133,22 @@ class _Batch:
 class GroupCommitWriter:
     """Group commit of query-log appends for one database in one process.
 
-    Callers queue their entries and block until a transaction containing them has committed.
+    Callers queue their entries and block until a transaction containing them is durable.
     One caller at a time is the *leader*: it takes everything queued so far, chains it in order
-    under the head-row lock, commits once (one fsync for the whole group), wakes the callers it
-    served and hands leadership to the first caller still queued. Under load every commit
-    carries all the reads that arrived during the previous one, so the log keeps up with the
-    request rate while every read is still durable before it is answered.
+    under the head-row lock and commits once. Under load every commit carries all the reads that
+    arrived during the previous one, so the log keeps up with the request rate while every read
+    is still durable before it is answered.
 
-    For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
-    processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
-    own busy handler would sleep 1, 2, 5, 10 … ms between retries.
+    SQLite: a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
+    processes (the kernel wakes the next one as soon as the lock is released, where SQLite's
+    own busy handler would sleep 1, 2, 5, 10 … ms between retries). With
+    ``synchronous=FULL`` (the default) the commit itself skips the fsync
+    (``synchronous=NORMAL`` on that one transaction) and the leader, once it has released the
+    lock and handed the lead on, makes it durable with an ``fdatasync`` of the write-ahead log.
+    This is the fsync a FULL commit does, moved out of the lock: the next group (of this or the
+    other worker) chains and commits meanwhile, and one fsync makes durable every commit before
+    it. No caller returns before an fsync that started after its commit has completed.
+    With ``synchronous=NORMAL`` configured there is no fsync at all (the documented trade-off).
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -145,9 +157,12 @@ class GroupCommitWriter:
         self._queue: list[_Batch] = []
         self._leader_active = False
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-        self._lock_path = (Path(database + "-querylog.lock")
-                           if database and database != ":memory:" and fcntl is not None else None)
+        on_disk = bool(database) and database != ":memory:"
+        self._lock_path = Path(database + "-querylog.lock") if on_disk and fcntl is not None else None
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
+        self._wal_path = Path(database + "-wal") if on_disk else None
+        self._wal_inode: int | None = None  # the WAL whose directory entry was last made durable
+        self._sync_wal: bool | None = None  # learnt on the first commit (the connection's PRAGMA)
 
     def append(self, entries: list[QueryLogEntry]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
@@ -166,21 +181,28 @@ class GroupCommitWriter:
     def _lead(self) -> None:
         with self._mutex:
             group, self._queue = self._queue, []
+        error: BaseException | None = None
         try:
             self._commit([e for b in group for e in b.entries])
         except BaseException as exc:  # every caller of the failed group learns it was not logged
-            for b in group:
-                b.error = exc
+            error = exc
+        # the next group may chain and commit while this one waits for its fsync
         with self._mutex:
             successor = self._queue[0] if self._queue else None
             if successor is None:
                 self._leader_active = False
             else:
                 successor.lead = True
-        for b in group:
-            b.done.set()
         if successor is not None:
             successor.done.set()
+        if error is None:
+            try:
+                self._make_durable()
+            except BaseException as exc:  # committed but maybe not on disk: not logged for the callers
+                error = exc
+        for b in group:
+            b.error = error
+            b.done.set()
 
     def _commit(self, entries: list[QueryLogEntry]) -> None:
         with contextlib.ExitStack() as stack:
@@ -192,8 +214,50 @@ class GroupCommitWriter:
             engine = self._engine()
             if engine is None:  # pragma: no cover - the caller's session holds the engine
                 raise RuntimeError("the query log's engine was disposed")
-            with engine.begin() as conn:
+            with engine.connect() as conn, self._fsync_after_commit(conn), conn.begin():
                 _chain_in_transaction(conn, entries)
+
+    @contextlib.contextmanager
+    def _fsync_after_commit(self, conn: Connection) -> Iterator[None]:
+        """With ``synchronous=FULL``, commit this transaction without its fsync (``_make_durable``
+        does it after the lock is released); the connection gets its setting back whatever happens."""
+        if self._wal_path is None:
+            yield
+            return
+        dbapi = conn.connection.dbapi_connection
+        configured = dbapi.execute("PRAGMA synchronous").fetchone()[0]  # 2 FULL, 3 EXTRA, 1 NORMAL
+        if self._sync_wal is None:
+            # read under the lock before the first commit, so a concurrent leader (a successor)
+            # never sees None after a commit
+            self._sync_wal = configured >= 2
+        if configured < 2:
+            yield
+            return
+        dbapi.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            dbapi.execute(f"PRAGMA synchronous={configured}")
+
+    def _make_durable(self) -> None:
+        """``fdatasync`` the write-ahead log, as a FULL commit would have. Opened by name each
+        time: after a checkpoint SQLite may have reset or recreated it (then the commits it held
+        are in the database file, which the checkpoint synced)."""
+        if self._wal_path is None or not self._sync_wal:
+            return
+        fd = os.open(self._wal_path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if inode != self._wal_inode:  # a new WAL file: its directory entry must survive too
+            directory = os.open(self._wal_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._wal_inode = inode
 
 
 # one writer per engine; it goes away with its engine (tests create one engine per database)
