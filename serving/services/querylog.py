@@ -147,7 +147,8 @@ class GroupCommitWriter:
     lock and handed the lead on, makes it durable with an ``fdatasync`` of the write-ahead log.
     This is the fsync a FULL commit does, moved out of the lock: the next group (of this or the
     other worker) chains and commits meanwhile, and one fsync makes durable every commit before
-    it. No caller returns before an fsync that started after its commit has completed.
+    it; the groups that committed during an fsync share the next one. No caller returns before an
+    fsync that started after its commit has completed.
     With ``synchronous=NORMAL`` configured there is no fsync at all (the documented trade-off).
     """
 
@@ -163,6 +164,9 @@ class GroupCommitWriter:
         self._wal_path = Path(database + "-wal") if on_disk else None
         self._wal_inode: int | None = None  # the WAL whose directory entry was last made durable
         self._sync_wal: bool | None = None  # learnt on the first commit (the connection's PRAGMA)
+        self._commits = 0  # commits of this writer so far (under `_mutex`)
+        self._synced = 0  # every commit up to this number is durable (under `_sync_lock`)
+        self._sync_lock = threading.Lock()
 
     def append(self, entries: list[QueryLogEntry]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
@@ -182,8 +186,12 @@ class GroupCommitWriter:
         with self._mutex:
             group, self._queue = self._queue, []
         error: BaseException | None = None
+        ticket = 0
         try:
             self._commit([e for b in group for e in b.entries])
+            with self._mutex:
+                self._commits += 1
+                ticket = self._commits
         except BaseException as exc:  # every caller of the failed group learns it was not logged
             error = exc
         # the next group may chain and commit while this one waits for its fsync
@@ -197,7 +205,7 @@ class GroupCommitWriter:
             successor.done.set()
         if error is None:
             try:
-                self._make_durable()
+                self._make_durable(ticket)
             except BaseException as exc:  # committed but maybe not on disk: not logged for the callers
                 error = exc
         for b in group:
@@ -239,12 +247,27 @@ class GroupCommitWriter:
         finally:
             dbapi.execute(f"PRAGMA synchronous={configured}")
 
-    def _make_durable(self) -> None:
-        """``fdatasync`` the write-ahead log, as a FULL commit would have. Opened by name each
-        time: after a checkpoint SQLite may have reset or recreated it (then the commits it held
-        are in the database file, which the checkpoint synced)."""
+    def _make_durable(self, ticket: int) -> None:
+        """Make this process's commit number ``ticket`` durable: ``fdatasync`` the write-ahead
+        log, as a FULL commit would have, unless an fsync that started after that commit has
+        completed meanwhile. One fsync at a time: the groups that committed while one ran share
+        the next one (an fsync costs CPU as well as time).
+
+        The WAL is opened by name each time: after a checkpoint SQLite may have reset or
+        recreated it (then the commits it held are in the database file, which the checkpoint
+        synced)."""
         if self._wal_path is None or not self._sync_wal:
             return
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return
+            with self._mutex:
+                covered = self._commits  # every commit counted so far is in the file before this fsync
+            self._fdatasync_wal()
+            self._synced = covered
+
+    def _fdatasync_wal(self) -> None:
+        assert self._wal_path is not None
         fd = os.open(self._wal_path, os.O_RDONLY)
         try:
             os.fdatasync(fd)

@@ -4,6 +4,8 @@ and the query log's fsync done after its commit but before the answer."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -91,4 +93,58 @@ def test_a_logged_read_returns_only_after_the_wal_is_synced(database_url, monkey
     engine.dispose()
     check = next(iter_session(database_url))
     assert check_chain(check).ok and check_chain(check).entries == 3
+    check.close()
+
+
+def test_concurrent_reads_share_fsyncs_and_none_returns_before_one_covering_it(database_url, monkeypatch):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the WAL fsync is SQLite's; PostgreSQL commits are durable")
+    events: list[tuple[str, object]] = []
+    guard = threading.Lock()
+    real_commit, real_sync = querylog.GroupCommitWriter._commit, os.fdatasync
+
+    def commit(self, entries):
+        real_commit(self, entries)
+        with guard:
+            events.append(("commit", {e.uscc for e in entries}))
+
+    def slow_fdatasync(fd):  # a slow disk: commits made meanwhile must share the next fsync
+        with guard:
+            events.append(("fsync_start", None))
+        time.sleep(0.02)
+        real_sync(fd)
+        with guard:
+            events.append(("fsync_end", None))
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", commit)
+    monkeypatch.setattr(querylog.os, "fdatasync", slow_fdatasync)
+    engine = make_engine(database_url)
+    reader = Principal(username="reg", role="regulator", department="samr")
+
+    def work(k: int) -> None:
+        session = Session(engine)
+        for i in range(5):
+            uscc = f"9132010{k:02d}{i:09d}"
+            append_entry(session, principal=reader, uscc=uscc, purpose="核验", endpoint="GET /t")
+            with guard:
+                events.append(("returned", uscc))
+        session.close()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("returned") == 40 and kinds.count("fsync_start") < kinds.count("commit")
+    for i, (kind, uscc) in enumerate(events):
+        if kind != "returned":
+            continue
+        committed = next(j for j, (k, v) in enumerate(events) if k == "commit" and uscc in v)
+        starts = [j for j in range(committed + 1, i) if events[j][0] == "fsync_start"]
+        assert starts, f"{uscc} returned without an fsync started after its commit"
+        assert any(events[j][0] == "fsync_end" for j in range(starts[0] + 1, i))
+    check = next(iter_session(database_url))
+    assert check_chain(check).ok and check_chain(check).entries == 40
     check.close()
