@@ -34,7 +34,27 @@ _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "pur
                   "outcome", "personal_info_unmasked")
 
 
-def canonical_entry(entry: QueryLogEntry) -> str:
+@dataclass(slots=True)
+class LoggedRead:
+    """A log entry being appended (the columns of ``QueryLogEntry``; a plain object, as an ORM
+    instance costs more to build than the rest of the append). ``seq`` and the hashes are filled
+    in when it is chained."""
+
+    at: dt.datetime
+    actor: str
+    actor_role: str
+    actor_kind: str
+    uscc: str
+    purpose: str
+    endpoint: str
+    outcome: str
+    personal_info_unmasked: bool
+    seq: int = 0
+    prev_hash: str = ""
+    entry_hash: str = ""
+
+
+def canonical_entry(entry: QueryLogEntry | LoggedRead) -> str:
     """The canonical JSON of an entry's content (hashes excluded), stable across databases."""
     at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
     values = {name: getattr(entry, name) for name in _HASHED_FIELDS}
@@ -43,20 +63,20 @@ def canonical_entry(entry: QueryLogEntry) -> str:
     return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def chain_hash(prev_hash: str, entry: QueryLogEntry) -> str:
+def chain_hash(prev_hash: str, entry: QueryLogEntry | LoggedRead) -> str:
     return hashlib.sha256((prev_hash + canonical_entry(entry)).encode("utf-8")).hexdigest()
 
 
 def append_entry(session: Session, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
                  outcome: str = "allowed", personal_info_unmasked: bool = False,
-                 commit: bool = True) -> QueryLogEntry:
+                 commit: bool = True) -> LoggedRead:
     """Append one read to the log, durably, before returning (see ``append_entries``)."""
     return append_entries(session, principal=principal, reads=[(uscc, outcome)], purpose=purpose,
                           endpoint=endpoint, personal_info_unmasked=personal_info_unmasked, commit=commit)[0]
 
 
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
-                   endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[QueryLogEntry]:
+                   endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[LoggedRead]:
     """Append one entry per (uscc, outcome) in ``reads``, chained in order.
 
     With ``commit`` (the default) and a caller that only read, the caller's transaction is ended,
@@ -89,11 +109,11 @@ def _has_writes(session: Session) -> bool:
 
 
 def _new_entry(principal: Principal, uscc: str, outcome: str, purpose: str, endpoint: str,
-               personal_info_unmasked: bool) -> QueryLogEntry:
+               personal_info_unmasked: bool) -> LoggedRead:
     # ``at`` is the time of the read, not of the commit that follows it
-    return QueryLogEntry(at=dt.datetime.now(dt.UTC), actor=principal.username, actor_role=principal.role,
-                         actor_kind=principal.kind, uscc=uscc, purpose=purpose, endpoint=endpoint,
-                         outcome=outcome, personal_info_unmasked=personal_info_unmasked)
+    return LoggedRead(at=dt.datetime.now(dt.UTC), actor=principal.username, actor_role=principal.role,
+                      actor_kind=principal.kind, uscc=uscc, purpose=purpose, endpoint=endpoint,
+                      outcome=outcome, personal_info_unmasked=personal_info_unmasked)
 
 
 _HEAD = QueryLogHead.__table__
@@ -108,7 +128,7 @@ _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam
 _INSERT = _LOG.insert()
 
 
-def _chain_in_transaction(conn: Connection, entries: list[QueryLogEntry]) -> None:
+def _chain_in_transaction(conn: Connection, entries: list[LoggedRead]) -> None:
     """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
     seq, prev_hash = conn.execute(_ADVANCE_HEAD, {"n_entries": len(entries)}).one()
     seq -= len(entries)
@@ -124,7 +144,7 @@ def _chain_in_transaction(conn: Connection, entries: list[QueryLogEntry]) -> Non
 class _Batch:
     """One caller's entries waiting in the group-commit queue."""
 
-    entries: list[QueryLogEntry]
+    entries: list[LoggedRead]
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # set when this caller is handed the job of committing the next batch
     error: BaseException | None = None
@@ -168,7 +188,7 @@ class GroupCommitWriter:
         self._synced = 0  # every commit up to this number is durable (under `_sync_lock`)
         self._sync_lock = threading.Lock()
 
-    def append(self, entries: list[QueryLogEntry]) -> None:
+    def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
         batch = _Batch(entries)
         with self._mutex:
@@ -212,7 +232,7 @@ class GroupCommitWriter:
             b.error = error
             b.done.set()
 
-    def _commit(self, entries: list[QueryLogEntry]) -> None:
+    def _commit(self, entries: list[LoggedRead]) -> None:
         with contextlib.ExitStack() as stack:
             if self._lock_path is not None:
                 if self._lock_file is None:

@@ -148,3 +148,7 @@ def test_concurrent_reads_share_fsyncs_and_none_returns_before_one_covering_it(d
     check = next(iter_session(database_url))
     assert check_chain(check).ok and check_chain(check).entries == 40
     check.close()
+
+
+def test_an_entry_being_appended_carries_every_column_of_the_log():
+    assert set(querylog.LoggedRead.__slots__) == {c.key for c in QueryLogEntry.__table__.columns}
