@@ -40,8 +40,9 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
 
 def can_read(session: Session, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it."""
-    return bool(session.scalar(_can_read_statement(principal.role, principal.department, principal.section,
-                                                   principal.uscc), {"subject": uscc}))
+    # a Core statement on the session's connection: the ORM's execute path adds nothing here
+    statement = _can_read_statement(principal.role, principal.department, principal.section, principal.uscc)
+    return bool(session.connection().scalar(statement, {"subject": uscc}))
 
 
 @lru_cache(maxsize=1024)

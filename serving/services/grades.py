@@ -74,7 +74,7 @@ def latest_grade(session: Session, uscc: str) -> Grade:
 def latest_grade_values(session: Session, uscc: str) -> dict[str, Any]:
     """The columns of ``GradeOut`` of the subject's latest grade (the row ``latest_grade`` returns),
     without building an ORM object: the read path of the single-subject grade endpoint."""
-    row = session.execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
+    row = session.connection().execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
     if row is None:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
     return dict(row)
