@@ -10,8 +10,10 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +31,9 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
 
+logger = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
+CHECKPOINT_INTERVAL_S = 1.0  # SQLite: WAL checkpoints of the query log's database, at most this often
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
                   "outcome", "personal_info_unmasked")
 
@@ -187,6 +191,8 @@ class GroupCommitWriter:
         self._commits = 0  # commits of this writer so far (under `_mutex`)
         self._synced = 0  # every commit up to this number is durable (under `_sync_lock`)
         self._sync_lock = threading.Lock()
+        self._checkpointing = False
+        self._checkpointed_at = float("-inf")
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
@@ -231,6 +237,7 @@ class GroupCommitWriter:
         for b in group:
             b.error = error
             b.done.set()
+        self._checkpoint_soon()
 
     def _commit(self, entries: list[LoggedRead]) -> None:
         with contextlib.ExitStack() as stack:
@@ -247,25 +254,55 @@ class GroupCommitWriter:
 
     @contextlib.contextmanager
     def _fsync_after_commit(self, conn: Connection) -> Iterator[None]:
-        """With ``synchronous=FULL``, commit this transaction without its fsync (``_make_durable``
-        does it after the lock is released); the connection gets its setting back whatever happens."""
+        """Commit this transaction without the work SQLite would do under the lock: with
+        ``synchronous=FULL`` its fsync (``_make_durable`` does it after the lock is released),
+        and any WAL checkpoint (``_checkpoint_soon`` runs one beside the writers). The
+        connection gets its settings back whatever happens."""
         if self._wal_path is None:
             yield
             return
         dbapi = conn.connection.dbapi_connection
-        configured = dbapi.execute("PRAGMA synchronous").fetchone()[0]  # 2 FULL, 3 EXTRA, 1 NORMAL
+        synchronous = dbapi.execute("PRAGMA synchronous").fetchone()[0]  # 2 FULL, 3 EXTRA, 1 NORMAL
+        autocheckpoint = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         if self._sync_wal is None:
             # read under the lock before the first commit, so a concurrent leader (a successor)
             # never sees None after a commit
-            self._sync_wal = configured >= 2
-        if configured < 2:
-            yield
-            return
-        dbapi.execute("PRAGMA synchronous=NORMAL")
+            self._sync_wal = synchronous >= 2
+        dbapi.execute("PRAGMA wal_autocheckpoint=0")
+        if synchronous >= 2:
+            dbapi.execute("PRAGMA synchronous=NORMAL")
         try:
             yield
         finally:
-            dbapi.execute(f"PRAGMA synchronous={configured}")
+            dbapi.execute(f"PRAGMA synchronous={synchronous}")
+            dbapi.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
+
+    def _checkpoint_soon(self) -> None:
+        """Start a ``PASSIVE`` WAL checkpoint in a thread of its own, at most every
+        ``CHECKPOINT_INTERVAL_S``. SQLite's automatic checkpoint runs inside the commit that
+        crosses 1,000 WAL pages, holding the write lock (and ours) while it copies pages and
+        syncs the database file: every read waiting for the log stalled behind it. A passive
+        checkpoint runs beside the writers and gives up on what readers still use."""
+        if self._wal_path is None:
+            return
+        now = time.monotonic()
+        with self._mutex:
+            if self._checkpointing or now - self._checkpointed_at < CHECKPOINT_INTERVAL_S:
+                return
+            self._checkpointing, self._checkpointed_at = True, now
+        threading.Thread(target=self._checkpoint, name="querylog-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        try:
+            engine = self._engine()
+            if engine is not None:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # the next one retries; SQLite's own checkpoints still run on other writes
+            logger.warning("query-log WAL checkpoint failed", exc_info=True)
+        finally:
+            with self._mutex:
+                self._checkpointing = False
 
     def _make_durable(self, ticket: int) -> None:
         """Make this process's commit number ``ticket`` durable: ``fdatasync`` the write-ahead

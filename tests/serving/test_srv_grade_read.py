@@ -87,8 +87,9 @@ def test_a_logged_read_returns_only_after_the_wal_is_synced(database_url, monkey
         events.append("returned")
     # FULL: each append committed, then synced the WAL, then returned; NORMAL: never synced
     assert events == (["commit", "fsync", "returned"] * 3 if synchronous == "FULL" else ["commit", "returned"] * 3)
-    with engine.connect() as conn:  # the log's commit gave its connection its setting back
+    with engine.connect() as conn:  # the log's commit gave its connection its settings back
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == {"FULL": 2, "NORMAL": 1}[synchronous]
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     session.close()
     engine.dispose()
     check = next(iter_session(database_url))
@@ -152,3 +153,36 @@ def test_concurrent_reads_share_fsyncs_and_none_returns_before_one_covering_it(d
 
 def test_an_entry_being_appended_carries_every_column_of_the_log():
     assert set(querylog.LoggedRead.__slots__) == {c.key for c in QueryLogEntry.__table__.columns}
+
+
+def test_the_log_commits_without_fsync_or_checkpoint_under_the_lock_and_checkpoints_beside(database_url,
+                                                                                          monkeypatch):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("WAL checkpoints are SQLite's")
+    inside: list[tuple[int, int]] = []
+    checkpoints: list[float] = []
+    real_chain, real_checkpoint = querylog._chain_in_transaction, querylog.GroupCommitWriter._checkpoint
+
+    def chain(conn, entries):
+        inside.append((conn.exec_driver_sql("PRAGMA synchronous").scalar(),
+                       conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()))
+        real_chain(conn, entries)
+
+    def checkpoint(self):
+        checkpoints.append(time.monotonic())
+        real_checkpoint(self)
+
+    monkeypatch.setattr(querylog, "_chain_in_transaction", chain)
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_checkpoint", checkpoint)
+    engine = make_engine(database_url)
+    session = Session(engine)
+    reader = Principal(username="reg", role="regulator", department="samr")
+    for i in range(5):
+        append_entry(session, principal=reader, uscc=f"91320100000000{i:04d}", purpose="核验", endpoint="GET /t")
+    for thread in threading.enumerate():
+        if thread.name == "querylog-checkpoint":
+            thread.join()
+    assert inside == [(1, 0)] * 5  # NORMAL (the fsync follows outside the lock), no auto-checkpoint
+    assert len(checkpoints) == 1  # five appends within CHECKPOINT_INTERVAL_S: one passive checkpoint
+    session.close()
+    engine.dispose()
