@@ -152,9 +152,9 @@ def run_phase(spec: dict, tmp: Path, name: str) -> dict:
     lat = sorted(result.pop("latencies_ms"))
     if lat:
         q = statistics.quantiles(lat, n=100, method="inclusive")
-        result.update(p50=q[49], p90=q[89], p99=q[98], max=lat[-1])
+        result.update(p50=q[49], p90=q[89], p95=q[94], p99=q[98], max=lat[-1])
     else:
-        result.update(p50=float("nan"), p90=float("nan"), p99=float("nan"), max=float("nan"))
+        result.update(p50=float("nan"), p90=float("nan"), p95=float("nan"), p99=float("nan"), max=float("nan"))
     return result
 
 
@@ -241,7 +241,8 @@ def batch_throughput(base: str, headers: dict, codes: list[str], repeats: int, c
 def fmt(name: str, r: dict) -> str:
     errs = sum(r["errors"].values())
     cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req (system {r['cpu_sys_ms']:.2f})" if "cpu_ms" in r else ""
-    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p90 {r['p90']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p90 {r['p90']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
+            f"p99 {r['p99']:7.2f} ms  "
             f"max {r['max']:7.1f} ms  rate {r['achieved_rate']:6.1f}/s  ok {r['ok']}  errors {errs}"
             + (f" {r['errors']}" if errs else "") + cpu)
 
