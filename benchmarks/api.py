@@ -9,8 +9,9 @@ and measures latency from the *due* time, so a stalled server cannot hide its qu
    contributions from memory, served by the same uvicorn setup: what this machine can do at all;
 1. baseline: ``GET /api/v1/auth/me`` — JWT-authenticated, no DB write, same server;
 2. ``GET /api/v1/subjects/{uscc}/grade?purpose=…`` — regulator JWT, coverage check,
-   hash-chained query-log append (group commit: one durable SQLite transaction per group of
-   concurrent reads in a worker), grade with 5 reasons.
+   hash-chained query-log append (group commit: one SQLite transaction per group of concurrent
+   reads in a worker; with FULL, its WAL fsync done after the cross-worker lock is released and
+   before the answer, shared by the groups that committed meanwhile), grade with 5 reasons.
 
 Each phase also reports the server's CPU time per request (all worker processes, from
 /proc), which stays meaningful when other jobs share the cores. Then a closed-loop capacity
@@ -151,9 +152,9 @@ def run_phase(spec: dict, tmp: Path, name: str) -> dict:
     lat = sorted(result.pop("latencies_ms"))
     if lat:
         q = statistics.quantiles(lat, n=100, method="inclusive")
-        result.update(p50=q[49], p90=q[89], p99=q[98], max=lat[-1])
+        result.update(p50=q[49], p90=q[89], p95=q[94], p99=q[98], max=lat[-1])
     else:
-        result.update(p50=float("nan"), p90=float("nan"), p99=float("nan"), max=float("nan"))
+        result.update(p50=float("nan"), p90=float("nan"), p95=float("nan"), p99=float("nan"), max=float("nan"))
     return result
 
 
@@ -239,33 +240,37 @@ def batch_throughput(base: str, headers: dict, codes: list[str], repeats: int, c
 
 def fmt(name: str, r: dict) -> str:
     errs = sum(r["errors"].values())
-    cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
-    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p90 {r['p90']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+    cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req (system {r['cpu_sys_ms']:.2f})" if "cpu_ms" in r else ""
+    return (f"{name:<44} p50 {r['p50']:6.2f} ms  p90 {r['p90']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
+            f"p99 {r['p99']:7.2f} ms  "
             f"max {r['max']:7.1f} ms  rate {r['achieved_rate']:6.1f}/s  ok {r['ok']}  errors {errs}"
             + (f" {r['errors']}" if errs else "") + cpu)
 
 
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of ``pid`` and its children, from /proc (Linux)."""
+def process_tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) of ``pid`` and its children, from /proc (Linux)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
+    user = system = 0.0
+    todo = [pid]
     while todo:
         p = todo.pop()
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
-    return total
+    return user, system
 
 
 def measured_phase(spec: dict, tmp: Path, name: str, server_pid: int) -> dict:
     """``run_phase`` plus the server's CPU milliseconds per answered request (warm-up included)."""
-    before = process_tree_cpu(server_pid)
+    user0, system0 = process_tree_cpu(server_pid)
     result = run_phase(spec, tmp, name)
-    sent = int((spec["warmup"] + spec["duration"]) * spec["rate"])
-    result["cpu_ms"] = (process_tree_cpu(server_pid) - before) * 1000 / max(sent, 1)
+    user1, system1 = process_tree_cpu(server_pid)
+    sent = max(int((spec["warmup"] + spec["duration"]) * spec["rate"]), 1)
+    result["cpu_ms"] = (user1 - user0 + system1 - system0) * 1000 / sent
+    result["cpu_sys_ms"] = (system1 - system0) * 1000 / sent  # the kernel's part: sockets, fsyncs
     return result
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -34,18 +34,31 @@ from serving.validation import USCC_PATTERN, NoControlChars
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
+T = TypeVar("T")
 
-async def current_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     """The app's settings (``create_app(settings)``, else the environment's), or a test's override
-    of ``get_settings``; ``async``, as reading them is no I/O (a sync dependency costs a
-    thread-pool hop per request)."""
+    of ``get_settings``."""
     override = request.app.dependency_overrides.get(get_settings)
     if override is not None:
         return override()
     return getattr(request.app.state, "settings", None) or get_settings()
 
 
+async def current_settings(request: Request) -> Settings:
+    """``settings_of`` as a dependency; ``async``, as reading them is no I/O (a sync dependency
+    costs a thread-pool hop per request)."""
+    return settings_of(request)
+
+
 SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+def new_session(settings: Settings) -> Session:
+    """A session on the service's pool for ``settings.database_url``; the caller closes it."""
+    return session_factory(settings.database_url, pool_size=settings.threadpool_size, max_overflow=0,
+                           pool_timeout_s=settings.db_pool_timeout_s,
+                           sqlite_synchronous=settings.sqlite_synchronous)()
 
 
 async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
@@ -54,9 +67,7 @@ async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     ``async``: opening a session is not I/O (it connects on first use), so it need not cost a
     thread-pool hop; closing one that took a connection is, and runs in a thread (not for SQLite).
     """
-    session = session_factory(settings.database_url, pool_size=settings.threadpool_size, max_overflow=0,
-                              pool_timeout_s=settings.db_pool_timeout_s,
-                              sqlite_synchronous=settings.sqlite_synchronous)()
+    session = new_session(settings)
     try:
         yield session
     finally:
@@ -106,22 +117,33 @@ async def api_principal(request: Request, settings: SettingsDep, session: Sessio
     thread pool) unless this worker verified it less than ``api_key_cache_ttl_s`` ago, so a
     revoked key keeps working for at most that long.
     """
+    principal = _principal_without_io(request, settings, token, api_key)
+    if principal is None:  # an API key this worker has not verified lately
+        principal = await run_in_threadpool(_looked_up_api_key, request, settings, session, api_key)
+    return principal
+
+
+def _principal_without_io(request: Request, settings: Settings, token: str | None,
+                          api_key: str | None) -> Principal | None:
+    """The caller from a bearer JWT or a cached API key; None when the key must be looked up.
+    Raises `NotAuthenticated` for a bad token or no credentials."""
     if token:
         principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
         return principal
     if api_key:
-        cache = api_key_cache(request, settings)
-        principal = cache.get(api_key)
-        if principal is None:
-            principal = await run_in_threadpool(principal_for_api_key, session, api_key)
-            if principal is not None:
-                cache.put(api_key, principal)
-        if principal is None:
-            raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
-        return principal
+        return api_key_cache(request, settings).get(api_key)
     raise NotAuthenticated()
+
+
+def _looked_up_api_key(request: Request, settings: Settings, session: Session, api_key: str | None) -> Principal:
+    """The owner of ``api_key`` from the database (then cached), else `NotAuthenticated`."""
+    principal = principal_for_api_key(session, api_key) if api_key else None
+    if principal is None:
+        raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
+    api_key_cache(request, settings).put(api_key, principal)
+    return principal
 
 
 def api_key_cache(request: Request, settings: Settings) -> ApiKeyCache:
@@ -151,11 +173,15 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -
     # plain default (not Annotated): string annotations cannot see the closure variable;
     # async: a pure check needs no thread-pool hop
     async def check(principal: Principal = Depends(principal_dep)) -> Principal:
-        if principal.role not in roles:
-            raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}")
-        return principal
+        return _with_role(principal, roles)
 
     return check
+
+
+def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}")
+    return principal
 
 
 async def read_purpose(purpose: Annotated[str | None, Query(min_length=2, max_length=200,
@@ -181,6 +207,22 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
+def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,
+                        purpose: str | None) -> SubjectAccess:
+    """Check coverage and log the read (allowed or denied), durably, before anything is read."""
+    if purpose is None:
+        if principal.role != "enterprise":
+            raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
+                               "?purpose=… or the X-Purpose header", field="purpose")
+        purpose = ENTERPRISE_SELF_VIEW
+    allowed = can_read(session, principal, uscc)
+    append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
+                 outcome="allowed" if allowed else "denied")
+    if not allowed:
+        raise NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
+    return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+
+
 def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., SubjectAccess]:
     """Build the subject guard for API routes or pages (they authenticate differently)."""
 
@@ -191,19 +233,45 @@ def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., Subject
         purpose: Annotated[str | None, Depends(read_purpose)] = None,
         principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
     ) -> SubjectAccess:
-        if purpose is None:
-            if principal.role != "enterprise":
-                raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
-                                   "?purpose=… or the X-Purpose header", field="purpose")
-            purpose = ENTERPRISE_SELF_VIEW
-        allowed = can_read(session, principal, uscc)
-        append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
-                     outcome="allowed" if allowed else "denied")
-        if not allowed:
-            raise NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
-        return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+        return _checked_and_logged(request, session, principal, uscc, purpose)
 
     return subject_access
+
+
+def subject_read(read: Callable[[Session, str], T]) -> Callable[..., T]:
+    """Dependency for hot API reads: what ``subject_access`` and ``api_principal`` do (caller,
+    role, coverage check, durable log entry), then ``read(session, uscc)``.
+
+    The same checks, through the same functions, in one sync dependency with no sub-dependencies:
+    one thread-pool hop per request (not one for the guard and one for a sync route), and one
+    node for FastAPI to solve (each node cost ≈ 40 µs of CPU per request). It declares the same
+    parameters and security schemes, so OpenAPI is unchanged. The route is then ``async`` and
+    only shapes the answer.
+    """
+
+    def logged_read(
+        request: Request,
+        uscc: Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")],
+        purpose: Annotated[str | None, Query(min_length=2, max_length=200,
+                                             description="查询用途, logged; required for staff"),
+                           NoControlChars] = None,
+        x_purpose: Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200),
+                             NoControlChars] = None,
+        token: Annotated[str | None, Depends(_bearer)] = None,
+        api_key: Annotated[str | None, Depends(_api_key)] = None,
+    ) -> T:
+        settings = settings_of(request)
+        session = new_session(settings)
+        try:
+            principal = (_principal_without_io(request, settings, token, api_key)
+                         or _looked_up_api_key(request, settings, session, api_key))
+            _with_role(principal, SUBJECT_READER_ROLES)
+            access = _checked_and_logged(request, session, principal, uscc, purpose or x_purpose)
+            return read(session, access.uscc)
+        finally:
+            session.close()
+
+    return logged_read
 
 
 subject_access = make_subject_access(api_principal)

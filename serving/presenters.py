@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from serving.db.models import Grade, Objection, Subject
 from serving.schemas import GradeOut, ObjectionOut, SubjectOut
@@ -21,6 +25,16 @@ def subject_out(subject: Subject) -> SubjectOut:
 
 def grade_out(grade: Grade) -> GradeOut:
     return GradeOut.model_validate(grade)
+
+
+_GRADE_OUT = TypeAdapter(GradeOut)
+
+
+def grade_json(values: Mapping[str, Any]) -> bytes:
+    """The JSON body of ``GradeOut`` for a grade's stored columns (``grades.latest_grade_values``),
+    validated once: a route that returns these bytes skips FastAPI's second validation and
+    serialisation of the response model, which it still declares for OpenAPI."""
+    return _GRADE_OUT.dump_json(_GRADE_OUT.validate_python(dict(values)))
 
 
 def objection_out(objection: Objection, today: dt.date) -> ObjectionOut:

@@ -160,6 +160,9 @@ class GradeOut(Out):
     created_at: dt.datetime
 
 
+GRADE_OUT_COLUMNS = tuple(GradeOut.model_fields)  # the stored columns a served grade is made of
+
+
 class GradeBatchIn(BaseModel):
     usccs: list[Uscc] = Field(min_length=1, max_length=1000)
     purpose: CleanText = Purpose

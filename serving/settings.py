@@ -37,10 +37,14 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     run_migrations_on_startup: bool = True
     # SQLite durability of every commit, the query log's included. FULL (default): a commit is on
-    # disk when it returns (one fsync of the WAL per commit). NORMAL: a commit survives a crash
-    # of the service but the last ones may be lost on a power cut or OS crash (the WAL is synced
-    # only at checkpoints), so a read could be answered whose log entry is then lost.
+    # disk when it returns (one fsync of the WAL per commit; the query log does that fsync itself,
+    # after releasing its lock and before answering: docs/architecture.md). NORMAL: a commit
+    # survives a crash of the service but the last ones may be lost on a power cut or OS crash
+    # (the WAL is synced only at checkpoints), so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # `/health` asks the model registry (MLflow) for each champion at most this often; between
+    # lookups it reports the last one (a liveness probe every second must not load MLflow every second)
+    health_model_check_s: float = Field(default=10.0, ge=0, le=3600)
     # a revoked API key keeps working for at most this long in a worker that verified it
     api_key_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
     # Overload (per worker process). Sync routes run in a thread pool of `threadpool_size`; the

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 
 from serving.db.migrate import head_revision
 from serving.db.models import Grade
-from serving.deps import SessionDep
+from serving.deps import SessionDep, settings_of
 from serving.errors import error_responses
 from serving.schemas import HealthOut, ModelHealthOut
 
@@ -34,7 +34,7 @@ def health(request: Request, session: SessionDep) -> HealthOut:
     models: list[ModelHealthOut] = []
     holder = getattr(request.app.state, "model_holder", None)
     if holder is not None:
-        for model in holder.health():
+        for model in holder.health(max_age_s=settings_of(request).health_model_check_s):
             models.append(ModelHealthOut(name=model.name, alias=model.alias, version=model.served_version,
                                          champion_version=model.champion_version, loaded_at=model.loaded_at,
                                          degraded=model.degraded, reason=model.reason))

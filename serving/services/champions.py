@@ -81,6 +81,7 @@ class ChampionHolder:
         self._served: dict[str, ServedModel] = {}
         self._failures: dict[str, _Failure] = {}
         self._champion: dict[str, int | None] = {}
+        self._looked_up_at: dict[str, float] = {}  # when `refresh` last ran for a name
 
     def get(self, name: str) -> ServedModel:
         """The model served for ``name`` after a refresh: the champion if it loads, else the last
@@ -93,9 +94,19 @@ class ChampionHolder:
                                    f"service: {failure.reason if failure else 'unknown reason'}")
         return served
 
-    def health(self) -> list[ModelHealth]:
-        """Refresh every known name and report it (served vs. champion version, and why they differ)."""
-        return [self.refresh(name) for name in list(self._names)]
+    def health(self, max_age_s: float = 0.0) -> list[ModelHealth]:
+        """Report every known name (served vs. champion version, and why they differ), refreshing
+        those whose champion was last looked up ``max_age_s`` or more seconds ago: a probe every
+        second need not ask the registry every second."""
+        out = []
+        for name in list(self._names):
+            looked_up = self._looked_up_at.get(name)
+            if looked_up is not None and self._clock() - looked_up < max_age_s:
+                with self._lock:
+                    out.append(self._report(name))
+            else:
+                out.append(self.refresh(name))
+        return out
 
     def refresh(self, name: str) -> ModelHealth:
         """Look up the champion of ``name``; load it when it is not the one served. A failure
@@ -103,6 +114,7 @@ class ChampionHolder:
         ``retry_after`` seconds, and so is a registry that could not be reached)."""
         with self._lock:
             self._names.setdefault(name, None)
+            self._looked_up_at[name] = self._clock()
             served = self._served.get(name)
             failure = self._failures.get(name)
             if failure is not None and failure.lookup and self._clock() - failure.at < self.retry_after:

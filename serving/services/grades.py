@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.models import Grade, Subject
 from serving.errors import GradeUnavailable, ModelUnavailable
-from serving.schemas import GradeIn
+from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
 
@@ -53,12 +53,31 @@ def _latest_ids():
     return select(ranked.c.id).where(ranked.c.rank == 1)
 
 
+_LATEST_ORDER = (Grade.as_of.desc(), Grade.created_at.desc(), Grade.id.desc())
+_GRADES = Grade.__table__
+# Built once: a Core statement with a bound parameter is compiled once per engine and reused,
+# where building ``select(Grade).where(...)`` per read cost more than running it.
+_LATEST_VALUES = (select(*(_GRADES.c[name] for name in GRADE_OUT_COLUMNS))
+                  .where(_GRADES.c.uscc == bindparam("uscc"))
+                  .order_by(_GRADES.c.as_of.desc(), _GRADES.c.created_at.desc(), _GRADES.c.id.desc())
+                  .limit(1))
+
+
 def latest_grade(session: Session, uscc: str) -> Grade:
-    grade = session.scalars(select(Grade).where(Grade.uscc == uscc).order_by(
-        Grade.as_of.desc(), Grade.created_at.desc(), Grade.id.desc())).first()
+    """The subject's latest grade (latest as-of date, then latest stored); else `GradeUnavailable`."""
+    grade = session.scalars(select(Grade).where(Grade.uscc == uscc).order_by(*_LATEST_ORDER)).first()
     if grade is None:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
     return grade
+
+
+def latest_grade_values(session: Session, uscc: str) -> dict[str, Any]:
+    """The columns of ``GradeOut`` of the subject's latest grade (the row ``latest_grade`` returns),
+    without building an ORM object: the read path of the single-subject grade endpoint."""
+    row = session.connection().execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
+    if row is None:
+        raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
+    return dict(row)
 
 
 def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:

@@ -99,7 +99,7 @@ def _latest_model_version(database_url: str) -> str:
 def test_corrupt_or_missing_champion_keeps_the_last_good_model(tmp_path, database_url, two_versions,
                                                                 graded_by_v1) -> None:
     registry = two_versions
-    settings = Settings(database_url=database_url, run_migrations_on_startup=False,
+    settings = Settings(database_url=database_url, run_migrations_on_startup=False, health_model_check_s=0,
                         mlflow_tracking_uri=registry.tracking_uri, store_dir=ingest_ent1(tmp_path))
     app = create_app(settings)
     app.dependency_overrides[get_today] = lambda: TODAY
@@ -151,7 +151,7 @@ def test_uvicorn_serves_the_last_good_model_when_the_champion_is_corrupt(tmp_pat
     store = ingest_ent1(tmp_path)
     settings = Settings(database_url=database_url)
     with (uvicorn_server(tmp_path, database_url, TIERS_STORE_DIR=str(store),
-                         TIERS_MLFLOW_TRACKING_URI=registry.tracking_uri) as base,
+                         TIERS_MLFLOW_TRACKING_URI=registry.tracking_uri, TIERS_HEALTH_MODEL_CHECK_S="0") as base,
           httpx.Client(base_url=base, timeout=60) as client):
         assert client.get("/health").json()["models"][0]["version"] == 1
         _model_file(registry, 2).write_bytes(b"\x80\x05truncated")
@@ -198,6 +198,21 @@ def test_holder_keeps_the_last_good_model_and_throttles_retries() -> None:
     assert "registry unreachable" in holder.health()[0].reason  # not asked again within retry_after
     now[0] = 31.0
     assert holder.get(NAME).version == 2 and not holder.health()[0].degraded
+
+
+def test_health_asks_the_registry_at_most_once_per_interval() -> None:
+    registry, now = _FlakyRegistry(), [0.0]
+    holder = ChampionHolder(lambda: registry, names=[NAME], clock=lambda: now[0])
+    assert holder.health(max_age_s=10)[0].champion_version == 1  # never looked up: asks now
+    registry.champion = 2
+    now[0] = 9.0
+    assert holder.health(max_age_s=10)[0].champion_version == 1  # the last lookup, reported as is
+    assert registry.loads == 1
+    now[0] = 10.0
+    report = holder.health(max_age_s=10)[0]
+    assert (report.champion_version, report.served_version, registry.loads) == (2, 2, 2)
+    registry.champion = 1
+    assert holder.health()[0].champion_version == 1  # max_age_s=0: every probe asks
 
 
 def test_holder_without_any_good_version_raises_model_unavailable() -> None:

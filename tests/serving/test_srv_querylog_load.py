@@ -85,14 +85,14 @@ def logged_first_client(settings, database_url, monkeypatch):
 
     observer = create_engine(database_url)  # another connection: sees only committed data
     seen: list[int] = []
-    real = grades.latest_grade
+    real = grades.latest_grade_values  # what the grade endpoint reads
 
-    def latest_grade(session, uscc):
+    def latest_grade_values(session, uscc):
         with observer.connect() as conn:
             seen.append(len(conn.execute(select(QueryLogEntry.seq).where(QueryLogEntry.uscc == uscc)).all()))
         return real(session, uscc)
 
-    monkeypatch.setattr(grades, "latest_grade", latest_grade)
+    monkeypatch.setattr(grades, "latest_grade_values", latest_grade_values)
     app = create_app(settings)
     app.dependency_overrides[get_today] = lambda: TODAY
     yield TestClient(app), seen
