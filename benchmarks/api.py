@@ -9,9 +9,8 @@ and measures latency from the *due* time, so a stalled server cannot hide its qu
    contributions from memory, served by the same uvicorn setup: what this machine can do at all;
 1. baseline: ``GET /api/v1/auth/me`` — JWT-authenticated, no DB write, same server;
 2. ``GET /api/v1/subjects/{uscc}/grade?purpose=…`` — regulator JWT, coverage check,
-   hash-chained query-log append (group commit: one SQLite transaction per group of concurrent
-   reads in a worker; with FULL, its WAL fsync done after the cross-worker lock is released and
-   before the answer, shared by the groups that committed meanwhile), grade with 5 reasons.
+   hash-chained query-log append (group commit: one SQLite transaction, and with FULL one fsync,
+   per group of concurrent reads in a worker, under a cross-worker lock), grade with 5 reasons.
 
 Each phase also reports the server's CPU time per request (all worker processes, from
 /proc), which stays meaningful when other jobs share the cores. Then a closed-loop capacity
@@ -264,7 +263,7 @@ def process_tree_cpu(pid: int) -> tuple[float, float]:
 
 
 def measured_phase(spec: dict, tmp: Path, name: str, server_pid: int) -> dict:
-    """``run_phase`` plus the server's CPU milliseconds per answered request (warm-up included)."""
+    """``run_phase`` plus the server's CPU milliseconds per request sent (warm-up included)."""
     user0, system0 = process_tree_cpu(server_pid)
     result = run_phase(spec, tmp, name)
     user1, system1 = process_tree_cpu(server_pid)

@@ -10,12 +10,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import logging
-import os
 import threading
-import time
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -31,9 +27,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
 
-logger = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
-CHECKPOINT_INTERVAL_S = 1.0  # SQLite: WAL checkpoints of the query log's database, at most this often
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
                   "outcome", "personal_info_unmasked")
 
@@ -157,23 +151,22 @@ class _Batch:
 class GroupCommitWriter:
     """Group commit of query-log appends for one database in one process.
 
-    Callers queue their entries and block until a transaction containing them is durable.
+    Callers queue their entries and block until a transaction containing them has committed.
     One caller at a time is the *leader*: it takes everything queued so far, chains it in order
-    under the head-row lock and commits once. Under load every commit carries all the reads that
-    arrived during the previous one, so the log keeps up with the request rate while every read
-    is still durable before it is answered.
+    under the head-row lock, commits once (one fsync for the whole group), wakes the callers it
+    served and hands leadership to the first caller still queued. Under load every commit
+    carries all the reads that arrived during the previous one, so the log keeps up with the
+    request rate while every read is still durable before it is answered.
 
-    SQLite: a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
-    processes (the kernel wakes the next one as soon as the lock is released, where SQLite's
-    own busy handler would sleep 1, 2, 5, 10 … ms between retries). With
-    ``synchronous=FULL`` (the default) the commit itself skips the fsync
-    (``synchronous=NORMAL`` on that one transaction) and the leader, once it has released the
-    lock and handed the lead on, makes it durable with an ``fdatasync`` of the write-ahead log.
-    This is the fsync a FULL commit does, moved out of the lock: the next group (of this or the
-    other worker) chains and commits meanwhile, and one fsync makes durable every commit before
-    it; the groups that committed during an fsync share the next one. No caller returns before an
-    fsync that started after its commit has completed.
-    With ``synchronous=NORMAL`` configured there is no fsync at all (the documented trade-off).
+    For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
+    processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
+    own busy handler would sleep 1, 2, 5, 10 … ms between retries.
+
+    The commit keeps SQLite's own fsync (``synchronous=FULL`` by default) and its automatic WAL
+    checkpoint inside the lock. Moving the fsync out of the lock (commit with NORMAL, then
+    ``fdatasync`` the WAL before answering) was tried and reverted: finding the WAL by name, fsync
+    errors seen by another descriptor first, and a WAL that never restarts under sustained load
+    each broke the guarantee or the disk (docs/architecture.md, "The query log under load").
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -182,17 +175,9 @@ class GroupCommitWriter:
         self._queue: list[_Batch] = []
         self._leader_active = False
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-        on_disk = bool(database) and database != ":memory:"
-        self._lock_path = Path(database + "-querylog.lock") if on_disk and fcntl is not None else None
+        self._lock_path = (Path(database + "-querylog.lock")
+                           if database and database != ":memory:" and fcntl is not None else None)
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
-        self._wal_path = Path(database + "-wal") if on_disk else None
-        self._wal_inode: int | None = None  # the WAL whose directory entry was last made durable
-        self._sync_wal: bool | None = None  # learnt on the first commit (the connection's PRAGMA)
-        self._commits = 0  # commits of this writer so far (under `_mutex`)
-        self._synced = 0  # every commit up to this number is durable (under `_sync_lock`)
-        self._sync_lock = threading.Lock()
-        self._checkpointing = False
-        self._checkpointed_at = float("-inf")
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
@@ -211,33 +196,21 @@ class GroupCommitWriter:
     def _lead(self) -> None:
         with self._mutex:
             group, self._queue = self._queue, []
-        error: BaseException | None = None
-        ticket = 0
         try:
             self._commit([e for b in group for e in b.entries])
-            with self._mutex:
-                self._commits += 1
-                ticket = self._commits
         except BaseException as exc:  # every caller of the failed group learns it was not logged
-            error = exc
-        # the next group may chain and commit while this one waits for its fsync
+            for b in group:
+                b.error = exc
         with self._mutex:
             successor = self._queue[0] if self._queue else None
             if successor is None:
                 self._leader_active = False
             else:
                 successor.lead = True
+        for b in group:
+            b.done.set()
         if successor is not None:
             successor.done.set()
-        if error is None:
-            try:
-                self._make_durable(ticket)
-            except BaseException as exc:  # committed but maybe not on disk: not logged for the callers
-                error = exc
-        for b in group:
-            b.error = error
-            b.done.set()
-        self._checkpoint_soon()
 
     def _commit(self, entries: list[LoggedRead]) -> None:
         with contextlib.ExitStack() as stack:
@@ -249,95 +222,8 @@ class GroupCommitWriter:
             engine = self._engine()
             if engine is None:  # pragma: no cover - the caller's session holds the engine
                 raise RuntimeError("the query log's engine was disposed")
-            with engine.connect() as conn, self._fsync_after_commit(conn), conn.begin():
+            with engine.begin() as conn:
                 _chain_in_transaction(conn, entries)
-
-    @contextlib.contextmanager
-    def _fsync_after_commit(self, conn: Connection) -> Iterator[None]:
-        """Commit this transaction without the work SQLite would do under the lock: with
-        ``synchronous=FULL`` its fsync (``_make_durable`` does it after the lock is released),
-        and any WAL checkpoint (``_checkpoint_soon`` runs one beside the writers). The
-        connection gets its settings back whatever happens."""
-        if self._wal_path is None:
-            yield
-            return
-        dbapi = conn.connection.dbapi_connection
-        synchronous = dbapi.execute("PRAGMA synchronous").fetchone()[0]  # 2 FULL, 3 EXTRA, 1 NORMAL
-        autocheckpoint = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        if self._sync_wal is None:
-            # read under the lock before the first commit, so a concurrent leader (a successor)
-            # never sees None after a commit
-            self._sync_wal = synchronous >= 2
-        dbapi.execute("PRAGMA wal_autocheckpoint=0")
-        if synchronous >= 2:
-            dbapi.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield
-        finally:
-            dbapi.execute(f"PRAGMA synchronous={synchronous}")
-            dbapi.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
-
-    def _checkpoint_soon(self) -> None:
-        """Start a ``PASSIVE`` WAL checkpoint in a thread of its own, at most every
-        ``CHECKPOINT_INTERVAL_S``. SQLite's automatic checkpoint runs inside the commit that
-        crosses 1,000 WAL pages, holding the write lock (and ours) while it copies pages and
-        syncs the database file: every read waiting for the log stalled behind it. A passive
-        checkpoint runs beside the writers and gives up on what readers still use."""
-        if self._wal_path is None:
-            return
-        now = time.monotonic()
-        with self._mutex:
-            if self._checkpointing or now - self._checkpointed_at < CHECKPOINT_INTERVAL_S:
-                return
-            self._checkpointing, self._checkpointed_at = True, now
-        threading.Thread(target=self._checkpoint, name="querylog-checkpoint", daemon=True).start()
-
-    def _checkpoint(self) -> None:
-        try:
-            engine = self._engine()
-            if engine is not None:
-                with engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception:  # the next one retries; SQLite's own checkpoints still run on other writes
-            logger.warning("query-log WAL checkpoint failed", exc_info=True)
-        finally:
-            with self._mutex:
-                self._checkpointing = False
-
-    def _make_durable(self, ticket: int) -> None:
-        """Make this process's commit number ``ticket`` durable: ``fdatasync`` the write-ahead
-        log, as a FULL commit would have, unless an fsync that started after that commit has
-        completed meanwhile. One fsync at a time: the groups that committed while one ran share
-        the next one (an fsync costs CPU as well as time).
-
-        The WAL is opened by name each time: after a checkpoint SQLite may have reset or
-        recreated it (then the commits it held are in the database file, which the checkpoint
-        synced)."""
-        if self._wal_path is None or not self._sync_wal:
-            return
-        with self._sync_lock:
-            if self._synced >= ticket:
-                return
-            with self._mutex:
-                covered = self._commits  # every commit counted so far is in the file before this fsync
-            self._fdatasync_wal()
-            self._synced = covered
-
-    def _fdatasync_wal(self) -> None:
-        assert self._wal_path is not None
-        fd = os.open(self._wal_path, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            inode = os.fstat(fd).st_ino
-        finally:
-            os.close(fd)
-        if inode != self._wal_inode:  # a new WAL file: its directory entry must survive too
-            directory = os.open(self._wal_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-            self._wal_inode = inode
 
 
 # one writer per engine; it goes away with its engine (tests create one engine per database)
