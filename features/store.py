@@ -36,7 +36,7 @@ BATCHES_DIR = "batches"
 CURRENT_DIR = "current"
 # Part of every generation's fingerprint: a change of the current-state SQL or layout gets a new
 # version, so a store materialised by older code is rebuilt, never read with the wrong columns.
-CURRENT_LAYOUT_VERSION = "3"
+CURRENT_LAYOUT_VERSION = "4"
 
 
 def _glob(store: Path, table: str) -> str:

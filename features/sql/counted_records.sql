@@ -15,7 +15,9 @@ cutoff AS (
           UNION SELECT max_months AS months FROM policy_publicity) m
 ),
 kinds AS (
-    SELECT k.kind, k.polarity, k.kind_weight, k.window_months, c.decided_after AS window_decided_after
+    SELECT k.kind, k.polarity, k.kind_weight, k.window_months, c.decided_after AS window_decided_after,
+           -- tested per record below: compared here once per kind, not once per record
+           k.polarity = 'negative' AS is_negative, COALESCE(k.polarity = 'positive', FALSE) AS is_positive
     FROM policy_kinds k
     LEFT JOIN cutoff c ON k.window_months = c.months
 ),
@@ -27,13 +29,14 @@ publicity AS (
 ),
 rec AS (
     SELECT r.subject_key, r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
-           r.publicity_end, r.amount, r.amount_cents, r.negative_class, r.ref_record_id, r.verified,
+           r.publicity_end, r.amount, r.amount_cents, r.negative_class, r.negative_class_code, r.list_code,
+           r.severity_code, r.context_class, r.ref_record_id, r.verified,
            r.verified_on, r.exemption, r.department, r.document_no,
            -- repairs and revocations are resolved to dates in current_records: applied if dated
            -- on or before the as-of date
            COALESCE(r.repaired_on <= DATE '$as_of', FALSE) AS is_repaired,
            COALESCE(r.revoked_on <= DATE '$as_of', FALSE) AS is_revoked,
-           k.polarity, k.kind_weight, k.window_months, k.window_decided_after
+           k.polarity, k.is_negative, k.is_positive, k.kind_weight, k.window_months, k.window_decided_after
     FROM current_records r
     JOIN kinds k ON r.kind = k.kind
     WHERE r.decision_date <= DATE '$as_of'
@@ -48,12 +51,12 @@ ev AS (
            -- only if the policy counts minor penalties (12 months), other kinds for their window
            -- or, without one, until the record itself ends (lists: exit; arrears: settlement)
            CASE
-               WHEN rec.kind = 'admin_penalty' AND p.published
+               WHEN rec.negative_class_code = 1 AND p.published
                    THEN rec.decision_date > p.publicity_decided_after
                         AND (rec.publicity_end IS NULL OR rec.publicity_end > DATE '$as_of')
-               WHEN rec.kind = 'admin_penalty' AND $minor_penalty_counts
+               WHEN rec.negative_class_code = 1 AND $minor_penalty_counts
                    THEN ADD_MONTHS(rec.decision_date, 12) > DATE '$as_of'
-               WHEN rec.kind = 'admin_penalty' THEN FALSE
+               WHEN rec.negative_class_code = 1 THEN FALSE
                WHEN rec.window_months IS NOT NULL THEN rec.decision_date > rec.window_decided_after
                ELSE TRUE
            END AS in_period,
@@ -62,17 +65,17 @@ ev AS (
     FROM rec
     LEFT JOIN policy_exemptions ex ON rec.exemption = ex.reason
     LEFT JOIN publicity p
-        ON rec.kind IN ('admin_penalty', 'complaint') AND rec.severity = p.severity
+        ON rec.negative_class_code IN (1, 5) AND rec.severity = p.severity
        AND rec.decision_date >= p.valid_from AND rec.decision_date < p.valid_to
 ),
 record_status AS (
     SELECT ev.*,
            -- counts against the subject as of the date (negative polarity, not revoked, not
            -- repaired unless policy keeps repaired records, not exempted, still in its period)
-           (polarity = 'negative' AND negative_class IS NOT NULL
+           (is_negative AND negative_class_code > 0
             AND NOT is_revoked AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired)
             AND in_period
-            AND (negative_class NOT IN ('list', 'arrears') OR end_date IS NULL OR end_date > DATE '$as_of')
+            AND (negative_class_code NOT IN (6, 7) OR end_date IS NULL OR end_date > DATE '$as_of')
            ) AS counts
     FROM ev
 )

@@ -40,6 +40,44 @@ SELECT l.uscc AS subject_key, l.*, rs.repaired_on, rs.revoked_on,
            WHEN l.kind LIKE 'list_%' THEN 'list'
            WHEN l.kind = 'arrears' THEN 'arrears'
        END AS negative_class,
+       -- the same classifications as small integers (0: none), for the per-record tests of every
+       -- build: comparing integers instead of strings on ~20 M rows is measurably cheaper.
+       -- negative_class_code: 1 penalty, 2 enforcement, 3 commitment_broken, 4 inspection_problem,
+       -- 5 complaint, 6 list, 7 arrears (the order of negative_class above)
+       CASE
+           WHEN l.kind = 'admin_penalty' THEN 1
+           WHEN l.kind = 'admin_enforcement' THEN 2
+           WHEN l.kind = 'commitment_broken' THEN 3
+           WHEN l.kind = 'inspection' AND l.subkind IN ('corrected', 'case_opened') THEN 4
+           WHEN l.kind = 'complaint' THEN 5
+           WHEN l.kind LIKE 'list_%' THEN 6
+           WHEN l.kind = 'arrears' THEN 7
+           ELSE 0
+       END AS negative_class_code,
+       -- list_code: 1 serious dishonesty, 2 key attention, 3 abnormal operation, 4 dishonest debtor
+       CASE
+           WHEN l.kind = 'list_serious_dishonesty' THEN 1
+           WHEN l.kind = 'list_key_attention' THEN 2
+           WHEN l.kind = 'list_abnormal_operation' THEN 3
+           WHEN l.kind = 'list_dishonest_debtor' THEN 4
+           ELSE 0
+       END AS list_code,
+       CASE WHEN l.severity = 'minor' THEN 1 WHEN l.severity = 'general' THEN 2 WHEN l.severity = 'serious' THEN 3
+            ELSE 0 END AS severity_code,
+       -- context_class: what the record is as context, before the policy's conditions: 1 commitment
+       -- kept, 2 inspection, 3 reward, 4 self-declared, 5 administrative check, arrears by type
+       -- (6 tax, 7 social insurance, 8 water, power, gas), 9 anything else
+       CASE
+           WHEN l.kind = 'commitment_kept' THEN 1
+           WHEN l.kind = 'inspection' THEN 2
+           WHEN l.kind = 'admin_reward' THEN 3
+           WHEN l.kind = 'self_declared' THEN 4
+           WHEN l.kind = 'admin_check' THEN 5
+           WHEN l.kind = 'arrears' AND l.subkind = 'tax' THEN 6
+           WHEN l.kind = 'arrears' AND l.subkind = 'social_insurance' THEN 7
+           WHEN l.kind = 'arrears' AND l.subkind IN ('water', 'power', 'gas') THEN 8
+           ELSE 9
+       END AS context_class,
        -- integer cents: sums are then exact, so they do not depend on the summation order of the engine
        CAST(ROUND(l.amount * 100) AS BIGINT) AS amount_cents
 FROM latest l

@@ -23,38 +23,23 @@ $counted_records
 -- 20 M records; COUNT_IF another ≈ 20 % below COUNT(CASE …)). DuckDB's COUNT_IF is a HUGEINT:
 -- counts are cast to BIGINT below, as Spark types them.
 relevant AS (
-    -- the strings the aggregates test, compared once per record here instead of once per aggregate
+    -- the classes the aggregates test, resolved once per record here instead of once per aggregate,
+    -- from the integer codes of current_records (string comparisons per record cost more)
     SELECT subject_key, decision_date, severity_rank, decayed_weight_micro, amount_cents, in_12m,
-        CASE WHEN NOT counts THEN 0
-             WHEN negative_class = 'penalty' THEN 1
-             WHEN negative_class = 'enforcement' THEN 2
-             WHEN negative_class = 'commitment_broken' THEN 3
-             WHEN negative_class = 'inspection_problem' THEN 4
-             WHEN negative_class = 'complaint' THEN 5
-             WHEN negative_class = 'list' THEN 6
-             WHEN negative_class = 'arrears' THEN 7
-        END AS counted_class,
+        CASE WHEN NOT counts THEN 0 ELSE negative_class_code END AS counted_class,
         counts AND in_36m AS counts_36m,
-        CASE WHEN counts AND kind = 'list_serious_dishonesty' THEN 1
-             WHEN counts AND kind = 'list_key_attention' THEN 2
-             WHEN counts AND kind = 'list_abnormal_operation' THEN 3
-             WHEN counts AND kind = 'list_dishonest_debtor' THEN 4
-             ELSE 0 END AS counted_list,
-        CASE WHEN severity = 'minor' THEN 1 WHEN severity = 'general' THEN 2 WHEN severity = 'serious' THEN 3 ELSE 0 END AS severity_code,
+        CASE WHEN counts THEN list_code ELSE 0 END AS counted_list,
+        severity_code,
         CASE WHEN NOT (in_36m AND NOT is_revoked) THEN 0
-             WHEN kind = 'commitment_kept' THEN 1
-             WHEN kind = 'inspection' THEN 2
-             WHEN kind = 'admin_reward' AND polarity = 'positive' THEN 3
-             WHEN kind = 'self_declared' AND polarity = 'positive'
-                  AND (NOT $self_declared_requires_verification OR (verified AND verified_on <= DATE '$as_of')) THEN 4
-             WHEN kind = 'admin_check' THEN 5
-             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'tax' THEN 6
-             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind = 'social_insurance' THEN 7
-             WHEN kind = 'arrears' AND NOT is_exempt AND ($repaired_counts OR NOT is_repaired) AND subkind IN ('water', 'power', 'gas') THEN 8
-             ELSE 9
+             -- rewards and self-declarations only if the policy calls them positive
+             WHEN context_class IN (3, 4) AND NOT is_positive THEN 9
+             WHEN context_class = 4 AND $self_declared_requires_verification
+                  AND NOT COALESCE(verified AND verified_on <= DATE '$as_of', FALSE) THEN 9
+             WHEN context_class IN (6, 7, 8) AND (is_exempt OR NOT ($repaired_counts OR NOT is_repaired)) THEN 9
+             ELSE context_class
         END AS context_kind,
-        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_repaired AS context_repaired,
-        in_36m AND NOT is_revoked AND polarity = 'negative' AND negative_class IS NOT NULL AND is_exempt AS context_exempted
+        in_36m AND NOT is_revoked AND is_negative AND negative_class_code > 0 AND is_repaired AS context_repaired,
+        in_36m AND NOT is_revoked AND is_negative AND negative_class_code > 0 AND is_exempt AS context_exempted
     FROM scored
     WHERE counts OR (in_36m AND NOT is_revoked)
 ),

@@ -117,6 +117,36 @@ def test_materialised_current_state_gives_the_profiles_of_the_history(sim_store,
     assert from_cache["n_repaired_36m"].sum() > 0 or from_cache["n_penalty_36m"].sum() > 0
 
 
+def test_integer_codes_of_the_current_state_say_what_the_strings_say(sim_store):
+    """The codes every build tests per record are a renaming of kind, subkind, severity and
+    negative_class: one code per value, the same on every record of the simulated city."""
+    import duckdb
+
+    current = current_dir(sim_store)
+    assert current is not None
+    con = duckdb.connect()
+    rows = con.sql(
+        f"SELECT negative_class, kind, subkind, severity, negative_class_code, list_code, severity_code, "
+        f"context_class FROM read_parquet('{current / 'records.parquet'}')").df()
+    con.close()
+    classes = [None, "penalty", "enforcement", "commitment_broken", "inspection_problem", "complaint", "list",
+               "arrears"]
+    assert (rows["negative_class_code"].map(lambda c: classes[c]).fillna("none")
+            == rows["negative_class"].fillna("none")).all()
+    lists = ["", "list_serious_dishonesty", "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor"]
+    on_list = rows["kind"].isin(lists[1:])
+    assert (rows.loc[on_list, "list_code"].map(lambda c: lists[c]) == rows.loc[on_list, "kind"]).all()
+    assert (rows.loc[~on_list, "list_code"] == 0).all()
+    severities = {"minor": 1, "general": 2, "serious": 3}
+    assert (rows["severity"].map(severities).fillna(0).astype(int) == rows["severity_code"]).all()
+    context = {"commitment_kept": 1, "inspection": 2, "admin_reward": 3, "self_declared": 4, "admin_check": 5}
+    arrears = {"tax": 6, "social_insurance": 7, "water": 8, "power": 8, "gas": 8}
+    expected = [context.get(k) or (arrears.get(sk, 9) if k == "arrears" else 9)
+                for k, sk in zip(rows["kind"], rows["subkind"], strict=True)]
+    assert rows["context_class"].tolist() == expected
+    assert rows["negative_class_code"].gt(0).any() and rows["context_class"].lt(9).any()
+
+
 def _good_files(tmp_path):
     subjects_frame([subject(1)]).to_csv(tmp_path / "subjects.csv", index=False)
     records_frame([record("R1", code(1), "admin_reward", "2025-02-01")]).to_csv(tmp_path / "records.csv", index=False)
