@@ -184,12 +184,14 @@ def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     return principal
 
 
-async def read_purpose(purpose: Annotated[str | None, Query(min_length=2, max_length=200,
-                                                      description="查询用途, logged; required for staff"),
-                                     NoControlChars] = None,
-                 x_purpose: Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200),
-                                      NoControlChars] = None,
-                 ) -> str | None:
+# The parameters of a subject read, declared once for the generic guard and the hot read.
+UsccPath = Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")]
+PurposeQuery = Annotated[str | None, Query(min_length=2, max_length=200,
+                                           description="查询用途, logged; required for staff"), NoControlChars]
+PurposeHeader = Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200), NoControlChars]
+
+
+async def read_purpose(purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> str | None:
     return purpose or x_purpose
 
 
@@ -228,7 +230,7 @@ def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., Subject
 
     def subject_access(
         request: Request,
-        uscc: Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")],
+        uscc: UsccPath,
         session: SessionDep,
         purpose: Annotated[str | None, Depends(read_purpose)] = None,
         principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
@@ -251,12 +253,9 @@ def subject_read(read: Callable[[Session, str], T]) -> Callable[..., T]:
 
     def logged_read(
         request: Request,
-        uscc: Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")],
-        purpose: Annotated[str | None, Query(min_length=2, max_length=200,
-                                             description="查询用途, logged; required for staff"),
-                           NoControlChars] = None,
-        x_purpose: Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200),
-                             NoControlChars] = None,
+        uscc: UsccPath,
+        purpose: PurposeQuery = None,
+        x_purpose: PurposeHeader = None,
         token: Annotated[str | None, Depends(_bearer)] = None,
         api_key: Annotated[str | None, Depends(_api_key)] = None,
     ) -> T:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, Select, bindparam, exists, false, select, true
@@ -41,17 +42,16 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
 def can_read(session: Session, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it."""
     # a Core statement on the session's connection: the ORM's execute path adds nothing here
-    statement = _can_read_statement(principal.role, principal.department, principal.section, principal.uscc)
+    statement = _can_read_statement(replace(principal, username="", token_id=None))
     return bool(session.connection().scalar(statement, {"subject": uscc}))
 
 
 @lru_cache(maxsize=1024)
-def _can_read_statement(role: str, department: str | None, section: str | None,
-                        uscc: str | None) -> Select[tuple[bool]]:
+def _can_read_statement(scope: Principal) -> Select[tuple[bool]]:
     # One statement per scope, with the subject as a bound parameter: built and compiled once,
-    # not on every read (building it cost more than running it). Keyed by the fields
-    # `coverage_clause` reads, so two principals with the same scope share it.
-    scope = Principal(username="", role=role, department=department, section=section, uscc=uscc)  # type: ignore[arg-type]
+    # not on every read (building it cost more than running it). Keyed by the whole principal
+    # less who it is (username, token), so callers with the same scope share it and a field
+    # `coverage_clause` may read in future can never be left out of the key.
     return select(exists().where(Subject.uscc == bindparam("subject"), coverage_clause(scope)))
 
 

@@ -59,7 +59,7 @@ _GRADES = Grade.__table__
 # where building ``select(Grade).where(...)`` per read cost more than running it.
 _LATEST_VALUES = (select(*(_GRADES.c[name] for name in GRADE_OUT_COLUMNS))
                   .where(_GRADES.c.uscc == bindparam("uscc"))
-                  .order_by(_GRADES.c.as_of.desc(), _GRADES.c.created_at.desc(), _GRADES.c.id.desc())
+                  .order_by(*_LATEST_ORDER)
                   .limit(1))
 
 
