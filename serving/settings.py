@@ -37,11 +37,15 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     run_migrations_on_startup: bool = True
     # SQLite durability of every commit, the query log's included. FULL (default): a commit is on
-    # disk when it returns (one fsync of the WAL per commit; the query log does that fsync itself,
-    # after releasing its lock and before answering: docs/architecture.md). NORMAL: a commit
-    # survives a crash of the service but the last ones may be lost on a power cut or OS crash
-    # (the WAL is synced only at checkpoints), so a read could be answered whose log entry is then lost.
+    # disk when it returns (one fsync of the WAL per commit; the query log groups concurrent reads
+    # into one commit: docs/architecture.md). NORMAL: a commit survives a crash of the service but
+    # the last ones may be lost on a power cut or OS crash (the WAL is synced only at checkpoints),
+    # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # SQLite file only: the hot grade read checks coverage and reads on the event loop (tens of
+    # microseconds from the page cache, less than a thread-pool hop) and awaits its log commit
+    # without holding a thread. Off: the whole read runs in one thread-pool hop, as on PostgreSQL.
+    event_loop_reads: bool = True
     # `/health` asks the model registry (MLflow) for each champion at most this often; between
     # lookups it reports the last one (a liveness probe every second must not load MLflow every second)
     health_model_check_s: float = Field(default=10.0, ge=0, le=3600)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from threading import Lock
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
+# per database URL: the read-only engine of the event loops' connections, and per loop its connection
+_loop_readers: dict[str, tuple[Engine, dict[int, tuple[asyncio.AbstractEventLoop, Connection]]]] = {}
 _lock = Lock()
 
 
 def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10,
-                pool_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL") -> Engine:
+                pool_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL",
+                read_only: bool = False) -> Engine:
     """A new engine; for SQLite the parent directory is created and foreign keys enforced.
 
     The service sizes ``pool_size`` to its thread pool with no overflow, and a short
@@ -34,6 +40,8 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         if not url.database or url.database == ":memory:":
             pool = {}  # one in-memory database per connection: SQLAlchemy's own pool applies
+        if read_only:
+            pool = {"poolclass": NullPool}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
@@ -43,6 +51,8 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
             # WAL lets page reads continue while a worker appends to the query log
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            if read_only:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
 
         return engine
@@ -63,8 +73,54 @@ def dispose_engine(database_url: str) -> None:
     with _lock:
         engine = _engines.pop(database_url, None)
         _factories.pop(database_url, None)
+        readers = _loop_readers.pop(database_url, None)
     if engine is not None:
         engine.dispose()
+    if readers is not None:
+        for _loop, conn in readers[1].values():
+            conn.close()
+        readers[0].dispose()
+
+
+def loop_connection(database_url: str) -> Connection | None:
+    """A read-only connection for short reads on the running event loop, without a thread-pool
+    hop; None unless the database is an SQLite file (over a network, a read must not block the loop).
+
+    An SQLite read of a few indexed rows is served from the page cache in tens of microseconds,
+    less than the hop to a thread, and in WAL mode it never waits for a writer. One connection
+    per event loop, kept open; the caller ends its transaction after each read (``Connection.
+    rollback``), so it never holds a snapshot that would keep the WAL from being checkpointed.
+    """
+    if not _is_sqlite_file(database_url):
+        return None
+    loop = asyncio.get_running_loop()
+    readers = _loop_readers.get(database_url)
+    held = readers[1].get(id(loop)) if readers is not None else None
+    if held is not None and held[0] is loop:
+        return held[1]
+    with _lock:
+        readers = _loop_readers.get(database_url)
+        if readers is None:
+            readers = _loop_readers[database_url] = (make_engine(database_url, read_only=True), {})
+        engine, by_loop = readers
+        for key, (other, conn) in list(by_loop.items()):
+            if other.is_closed() or key == id(loop):  # a finished loop's (tests run one per client)
+                conn.close()
+                del by_loop[key]
+        conn = engine.connect()
+        by_loop[id(loop)] = (loop, conn)
+        return conn
+
+
+@lru_cache(maxsize=64)
+def _is_sqlite_file(database_url: str) -> bool:
+    url = make_url(database_url)  # parsed once per URL, not on every read
+    return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
+
+
+def connection_of(source: Session | Connection) -> Connection:
+    """The connection to run a Core statement on: a session's (in its transaction) or ``source``."""
+    return source.connection() if isinstance(source, Session) else source
 
 
 def session_factory(database_url: str, **pool: float | str) -> sessionmaker[Session]:

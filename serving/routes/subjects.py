@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from serving.deps import EligibilityDep, SessionDep, SubjectAccessDep, TodayDep, subject_read
 from serving.errors import (
@@ -34,15 +34,15 @@ def get_subject(access: SubjectAccessDep, session: SessionDep) -> SubjectOut:
     return subject_out(subjects.get_subject(session, access.uscc))
 
 
-def _latest_grade_json(session: Session, uscc: str) -> bytes:
-    return grade_json(grades.latest_grade_values(session, uscc))
+def _latest_grade_json(conn: Connection, uscc: str) -> bytes:
+    return grade_json(grades.latest_grade_values(conn, uscc))
 
 
 @router.get("/{uscc}/grade", response_model=GradeOut,
             responses=error_responses(*_READ_ERRORS, GradeUnavailable))
 async def get_grade(body: Annotated[bytes, Depends(subject_read(_latest_grade_json))]) -> Response:
     """The latest grade with its reasons and what-if scenarios (not public)."""
-    # the hot read: checked, logged and read in one worker thread, then answered with the body
+    # the hot read: checked, logged and read by `subject_read`, then answered with the body
     # `grade_json` validated against GradeOut (the model this route declares)
     return Response(body, media_type="application/json")
 

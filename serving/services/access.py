@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, false, select, true
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, false, select, true
 from sqlalchemy.orm import Session
 
 from serving.db.models import Record, Subject
+from serving.db.session import connection_of
 from serving.security import Principal
 
 CITY_WIDE_DEPARTMENTS = frozenset({"samr"})
@@ -39,11 +40,11 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
     return false()
 
 
-def can_read(session: Session, principal: Principal, uscc: str) -> bool:
-    """True when ``uscc`` exists and ``principal`` covers it."""
-    # a Core statement on the session's connection: the ORM's execute path adds nothing here
+def can_read(source: Session | Connection, principal: Principal, uscc: str) -> bool:
+    """True when ``uscc`` exists and ``principal`` covers it (read in a session or on a connection)."""
+    # a Core statement on the connection: the ORM's execute path adds nothing here
     statement = _can_read_statement(replace(principal, username="", token_id=None))
-    return bool(session.connection().scalar(statement, {"subject": uscc}))
+    return bool(connection_of(source).scalar(statement, {"subject": uscc}))
 
 
 @lru_cache(maxsize=1024)

@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.models import Grade, Subject
+from serving.db.session import connection_of
 from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
@@ -71,10 +72,11 @@ def latest_grade(session: Session, uscc: str) -> Grade:
     return grade
 
 
-def latest_grade_values(session: Session, uscc: str) -> dict[str, Any]:
+def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, Any]:
     """The columns of ``GradeOut`` of the subject's latest grade (the row ``latest_grade`` returns),
-    without building an ORM object: the read path of the single-subject grade endpoint."""
-    row = session.connection().execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
+    without building an ORM object: the read path of the single-subject grade endpoint. Read in a
+    session or on a connection."""
+    row = connection_of(source).execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
     if row is None:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
     return dict(row)

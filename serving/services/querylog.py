@@ -6,13 +6,14 @@ reordering an entry breaks the chain at that entry, which ``check_chain`` report
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -71,6 +72,15 @@ def append_entry(session: Session, *, principal: Principal, uscc: str, purpose: 
     """Append one read to the log, durably, before returning (see ``append_entries``)."""
     return append_entries(session, principal=principal, reads=[(uscc, outcome)], purpose=purpose,
                           endpoint=endpoint, personal_info_unmasked=personal_info_unmasked, commit=commit)[0]
+
+
+async def append_entry_async(engine: Engine, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
+                             outcome: str = "allowed", personal_info_unmasked: bool = False) -> LoggedRead:
+    """``append_entry`` for a coroutine outside any transaction: the entry is durable when this
+    returns, and the event loop serves other requests while the writer thread commits it."""
+    entry = _new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
+    await group_writer(engine).append_async([entry])
+    return entry
 
 
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
@@ -138,25 +148,29 @@ def _chain_in_transaction(conn: Connection, entries: list[LoggedRead]) -> None:
     conn.execute(_SET_HEAD_HASH, {"new_last_hash": prev_hash})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Batch:
-    """One caller's entries waiting in the group-commit queue."""
+    """One caller's entries waiting in the group-commit queue, and how to tell it they are durable:
+    a thread's event, or a future on an event loop (set from the writer thread)."""
 
     entries: list[LoggedRead]
-    done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False  # set when this caller is handed the job of committing the next batch
+    event: threading.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[None] | None = None
     error: BaseException | None = None
 
 
 class GroupCommitWriter:
     """Group commit of query-log appends for one database in one process.
 
-    Callers queue their entries and block until a transaction containing them has committed.
-    One caller at a time is the *leader*: it takes everything queued so far, chains it in order
-    under the head-row lock, commits once (one fsync for the whole group), wakes the callers it
-    served and hands leadership to the first caller still queued. Under load every commit
-    carries all the reads that arrived during the previous one, so the log keeps up with the
-    request rate while every read is still durable before it is answered.
+    Callers queue their entries and wait, a thread on an event and a coroutine on a future (its
+    event loop is never blocked), until a transaction containing them has committed. One writer
+    thread takes everything queued so far, chains it in order under the head-row lock, commits
+    once (one fsync for the whole group) and wakes the callers it served: each waiting thread,
+    and each event loop once per group. Under load every commit carries all the reads that
+    arrived during the previous one, so the log keeps up with the request rate while every read
+    is still durable before it is answered. The thread is started on demand and ends after
+    ``idle_s`` without work.
 
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
@@ -169,48 +183,57 @@ class GroupCommitWriter:
     each broke the guarantee or the disk (docs/architecture.md, "The query log under load").
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, idle_s: float = 1.0) -> None:
         self._engine = weakref.ref(engine)  # a strong reference would keep the registry's key alive
-        self._mutex = threading.Lock()
+        self._idle_s = idle_s
+        self._cond = threading.Condition()
         self._queue: list[_Batch] = []
-        self._leader_active = False
+        self._thread: threading.Thread | None = None  # the writer thread while it runs
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
         self._lock_path = (Path(database + "-querylog.lock")
                            if database and database != ":memory:" and fcntl is not None else None)
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
 
     def append(self, entries: list[LoggedRead]) -> None:
-        """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in)."""
-        batch = _Batch(entries)
-        with self._mutex:
-            self._queue.append(batch)
-            if not self._leader_active:
-                self._leader_active = batch.lead = True
-        if not batch.lead:
-            batch.done.wait()
-        if batch.lead:  # first caller, or handed the lead by the previous leader
-            self._lead()
+        """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in); blocks."""
+        batch = _Batch(entries, event=threading.Event())
+        self._submit(batch)
+        batch.event.wait()
         if batch.error is not None:
             raise batch.error
 
-    def _lead(self) -> None:
-        with self._mutex:
-            group, self._queue = self._queue, []
-        try:
-            self._commit([e for b in group for e in b.entries])
-        except BaseException as exc:  # every caller of the failed group learns it was not logged
-            for b in group:
-                b.error = exc
-        with self._mutex:
-            successor = self._queue[0] if self._queue else None
-            if successor is None:
-                self._leader_active = False
+    async def append_async(self, entries: list[LoggedRead]) -> None:
+        """``append`` for a coroutine: waits on its event loop, which goes on serving meanwhile.
+        A caller cancelled while waiting leaves its entries to be committed all the same."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(entries, loop=loop, future=loop.create_future())
+        self._submit(batch)
+        await batch.future
+
+    def _submit(self, batch: _Batch) -> None:
+        with self._cond:
+            self._queue.append(batch)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="querylog-writer", daemon=True)
+                self._thread.start()
             else:
-                successor.lead = True
-        for b in group:
-            b.done.set()
-        if successor is not None:
-            successor.done.set()
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(self._idle_s)
+                if not self._queue:  # idle: the next append starts a new thread
+                    self._thread = None
+                    return
+                group, self._queue = self._queue, []
+            error: BaseException | None = None
+            try:
+                self._commit([e for b in group for e in b.entries])
+            except BaseException as exc:  # every caller of the failed group learns it was not logged
+                error = exc
+            _wake(group, error)
 
     def _commit(self, entries: list[LoggedRead]) -> None:
         with contextlib.ExitStack() as stack:
@@ -224,6 +247,30 @@ class GroupCommitWriter:
                 raise RuntimeError("the query log's engine was disposed")
             with engine.begin() as conn:
                 _chain_in_transaction(conn, entries)
+
+
+def _wake(group: list[_Batch], error: BaseException | None) -> None:
+    """Tell the callers of ``group`` their entries are durable (or why not): threads directly,
+    each event loop with one call for all its coroutines."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for batch in group:
+        batch.error = error
+        if batch.event is not None:
+            batch.event.set()
+        else:
+            by_loop.setdefault(batch.loop, []).append(batch.future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile has no one left to tell
+            loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if not future.done():  # a cancelled caller
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 # one writer per engine; it goes away with its engine (tests create one engine per database)

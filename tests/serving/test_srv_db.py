@@ -34,3 +34,14 @@ def test_startup_migrates_a_fresh_database(tmp_path):
         health = client.get("/health").json()
     assert health["database"] and health["schema_revision"] is not None
     assert health["status"] == "degraded" and any("no grades" in r for r in health["reasons"])
+
+
+def test_a_running_worker_keeps_its_startup_objects_out_of_the_cyclic_gc(tmp_path):
+    import gc
+
+    url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(Settings(database_url=url))):
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # modules, routes, models: not walked by full collections
+    assert gc.get_freeze_count() == 0  # unfrozen at shutdown, collectable again

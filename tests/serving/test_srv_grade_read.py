@@ -1,10 +1,15 @@
 """The hot single-subject grade read: the same answer and the same guards as the generic path,
-and the query log's fsync done after its commit but before the answer."""
+on the event loop (SQLite) and in a thread (PostgreSQL); its log entry durable before the answer."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 
 from serving.db.models import QueryLogEntry
@@ -14,6 +19,13 @@ from serving.security import Principal
 from serving.services import querylog
 from serving.services.grades import latest_grade
 from serving.services.querylog import append_entry, check_chain
+
+
+@pytest.fixture(params=["event loop", "thread"])
+def settings(request, settings):
+    """Every test here runs the read both ways: on the event loop (the SQLite default) and in one
+    thread-pool hop (PostgreSQL's path, here forced on SQLite)."""
+    return settings.model_copy(update={"event_loop_reads": request.param == "event loop"})
 
 
 def _entries(session) -> list[QueryLogEntry]:
@@ -90,3 +102,111 @@ def test_the_log_commits_at_the_configured_durability_with_sqlites_own_checkpoin
 
 def test_an_entry_being_appended_carries_every_column_of_the_log():
     assert set(querylog.LoggedRead.__slots__) == {c.key for c in QueryLogEntry.__table__.columns}
+
+
+def test_the_event_loop_serves_others_while_a_read_waits_for_its_log_commit(app, settings, auth, world,
+                                                                            monkeypatch, session):
+    slow_commit = querylog.GroupCommitWriter._commit
+
+    def slower(self, entries):  # a slow disk
+        time.sleep(0.4)
+        slow_commit(self, entries)
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", slower)
+    url = f"/api/v1/subjects/{world.ent1}/grade"
+
+    async def scenario() -> tuple[httpx.Response, float, float, httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            started = time.perf_counter()
+            read = asyncio.create_task(http.get(url, headers=auth("ent1")))
+            await asyncio.sleep(0.05)  # the read is now waiting for its commit
+            me = await http.get("/api/v1/auth/me", headers=auth("reg_samr"))
+            other_done = time.perf_counter() - started
+            answered = await read
+            return answered, other_done, time.perf_counter() - started, me
+
+    read, other_done, read_done, me = asyncio.run(scenario())
+    assert me.status_code == 200 and other_done < 0.3  # answered during the commit, not after it
+    assert read.status_code == 200 and read_done >= 0.4  # the grade only after its entry was committed
+    assert [e.outcome for e in _entries(session)] == ["allowed"]
+
+
+def test_the_loop_connection_only_reads_and_holds_no_snapshot(database_url, session):
+    from serving.db.session import loop_connection
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the event-loop connection is SQLite's")
+
+    async def scenario() -> None:
+        conn = loop_connection(database_url)
+        assert conn is loop_connection(database_url)  # one per event loop, kept
+        with pytest.raises(exc.OperationalError, match="readonly"):
+            conn.execute(text("DELETE FROM grades"))
+        conn.rollback()
+        assert conn.scalar(text("SELECT count(*) FROM grades")) > 0
+        conn.rollback()  # as the read path does after each read
+        # a writer commits and checkpoints the whole WAL: the reader holds no snapshot back
+        session.execute(text("UPDATE grades SET stale = stale"))
+        session.commit()
+        busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        assert busy == 0
+
+    asyncio.run(scenario())
+
+
+def test_threads_and_coroutines_share_one_writer_and_one_chain(database_url, session, monkeypatch):
+    from serving.db.session import engine_for
+
+    commits: list[int] = []
+    real_commit = querylog.GroupCommitWriter._commit
+
+    def counted(self, entries):
+        time.sleep(0.01)
+        real_commit(self, entries)
+        commits.append(len(entries))
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", counted)
+    engine = engine_for(database_url)
+    who = Principal(username="reg", role="regulator", department="samr")
+
+    def thread_reads(k: int) -> None:
+        s = next(iter_session(database_url))
+        for i in range(5):
+            append_entry(s, principal=who, uscc=f"9132010000{k:02d}{i:06d}", purpose="线程", endpoint="GET /t")
+        s.close()
+
+    async def coroutine_reads() -> None:
+        await asyncio.gather(*(querylog.append_entry_async(engine, principal=who, uscc=f"91320100009{i:08d}",
+                                                            purpose="协程", endpoint="GET /t") for i in range(40)))
+
+    threads = [threading.Thread(target=thread_reads, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    asyncio.run(coroutine_reads())
+    for t in threads:
+        t.join()
+    check = check_chain(session)
+    assert check.ok and check.entries == 60
+    assert sum(commits) == 60 and len(commits) < 60  # grouped
+    purposes = session.scalars(select(QueryLogEntry.purpose)).all()
+    assert purposes.count("协程") == 40 and purposes.count("线程") == 20
+
+
+def test_a_failed_commit_reaches_every_waiting_coroutine(database_url, session, monkeypatch):
+    from serving.db.session import engine_for
+
+    def disk_full(self, entries):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", disk_full)
+    engine = engine_for(database_url)
+    who = Principal(username="reg", role="regulator", department="samr")
+
+    async def scenario() -> list[BaseException | None]:
+        return await asyncio.gather(*(querylog.append_entry_async(engine, principal=who, uscc="913201000000000001",
+                                                                   purpose="核验", endpoint="GET /t")
+                                      for _ in range(5)), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, OSError) for r in results)
+    assert check_chain(session).entries == 0
