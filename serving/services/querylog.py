@@ -13,12 +13,15 @@ import hashlib
 import json
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 try:
     import fcntl
@@ -139,13 +142,74 @@ _INSERT = _LOG.insert()
 def _chain_in_transaction(conn: Connection, entries: list[LoggedRead]) -> None:
     """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
     seq, prev_hash = conn.execute(_ADVANCE_HEAD, {"n_entries": len(entries)}).one()
-    seq -= len(entries)
+    last_hash = _link(entries, seq, prev_hash)
+    conn.execute(_INSERT, [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
+    conn.execute(_SET_HEAD_HASH, {"new_last_hash": last_hash})
+
+
+def _link(entries: list[LoggedRead], head_seq: int, prev_hash: str) -> str:
+    """Number ``entries`` to end at ``head_seq`` (the advanced head) and chain them onto
+    ``prev_hash``; returns the new last hash."""
+    seq = head_seq - len(entries)
     for entry in entries:
         seq += 1
         entry.seq, entry.prev_hash = seq, prev_hash
         entry.entry_hash = prev_hash = chain_hash(prev_hash, entry)
-    conn.execute(_INSERT, [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
-    conn.execute(_SET_HEAD_HASH, {"new_last_hash": prev_hash})
+    return prev_hash
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """One statement compiled for a driver: its SQL, its parameters' order (None for a named
+    parameter style) and the values it binds itself (the head row's id)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+    fixed: dict[str, Any]
+
+    @classmethod
+    def compile(cls, statement: Executable, dialect: Dialect) -> _DriverStatement:
+        c = statement.compile(dialect=dialect)
+        fixed = {k: v for k, v in c.params.items() if v is not None}
+        return cls(c.string, tuple(c.positiontup) if c.positiontup is not None else None, fixed)
+
+    def params(self, values: dict[str, Any]) -> Any:
+        """``values`` (and the fixed ones) in the driver's parameter style."""
+        values = {**self.fixed, **values} if self.fixed else values
+        return tuple(values[name] for name in self.order) if self.order is not None else values
+
+
+@dataclass(frozen=True)
+class _DriverStatements:
+    """The log's three statements compiled once for one database's driver, with the column
+    types' bind conversions: the group writer runs them on a DBAPI cursor, where the same
+    statements through ``Connection.execute`` cost ≈ 150 µs more per commit than the commit."""
+
+    advance: _DriverStatement
+    insert: _DriverStatement
+    set_head: _DriverStatement
+    to_driver: dict[str, Callable[[Any], Any]]
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> _DriverStatements:
+        processors = {c.key: c.type.dialect_impl(dialect).bind_processor(dialect) for c in _LOG.columns}
+        return cls(*(_DriverStatement.compile(s, dialect) for s in (_ADVANCE_HEAD, _INSERT, _SET_HEAD_HASH)),
+                   {k: f for k, f in processors.items() if f is not None})
+
+    def row(self, entry: LoggedRead) -> Any:
+        values = {name: getattr(entry, name) for name in _COLUMNS}
+        for name, convert in self.to_driver.items():
+            values[name] = convert(values[name])
+        return self.insert.params(values)
+
+
+def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRead]) -> None:
+    """``_chain_in_transaction`` on a DBAPI cursor, in its connection's transaction."""
+    cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
+    seq, prev_hash = cursor.fetchone()
+    last_hash = _link(entries, seq, prev_hash)
+    cursor.executemany(sql.insert.sql, [sql.row(e) for e in entries])
+    cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
 
 
 @dataclass(eq=False, slots=True)
@@ -193,6 +257,7 @@ class GroupCommitWriter:
         self._lock_path = (Path(database + "-querylog.lock")
                            if database and database != ":memory:" and fcntl is not None else None)
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
+        self._sql: _DriverStatements | None = None  # compiled on the first commit
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in); blocks."""
@@ -245,8 +310,19 @@ class GroupCommitWriter:
             engine = self._engine()
             if engine is None:  # pragma: no cover - the caller's session holds the engine
                 raise RuntimeError("the query log's engine was disposed")
-            with engine.begin() as conn:
-                _chain_in_transaction(conn, entries)
+            if self._sql is None:
+                self._sql = _DriverStatements.for_dialect(engine.dialect)
+            raw = engine.raw_connection()  # from the service's pool, with its pragmas
+            try:
+                cursor = raw.cursor()
+                _chain_on_cursor(cursor, self._sql, entries)
+                cursor.close()
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()  # back to the pool
 
 
 def _wake(group: list[_Batch], error: BaseException | None) -> None:

@@ -79,14 +79,15 @@ def test_the_log_commits_at_the_configured_durability_with_sqlites_own_checkpoin
     if not database_url.startswith("sqlite"):
         pytest.skip("synchronous and WAL checkpoints are SQLite's")
     inside: list[tuple[int, int]] = []
-    real_chain = querylog._chain_in_transaction
+    real_chain = querylog._chain_on_cursor
 
-    def chain(conn, entries):
-        inside.append((conn.exec_driver_sql("PRAGMA synchronous").scalar(),
-                       conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()))
-        real_chain(conn, entries)
+    def chain(cursor, sql, entries):
+        # the writer's DBAPI connection: same pragmas as the engine's other connections
+        inside.append((cursor.execute("PRAGMA synchronous").fetchone()[0],
+                       cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]))
+        real_chain(cursor, sql, entries)
 
-    monkeypatch.setattr(querylog, "_chain_in_transaction", chain)
+    monkeypatch.setattr(querylog, "_chain_on_cursor", chain)
     engine = make_engine(database_url, sqlite_synchronous=synchronous)
     session = Session(engine)
     reader = Principal(username="reg", role="regulator", department="samr")
@@ -210,3 +211,22 @@ def test_a_failed_commit_reaches_every_waiting_coroutine(database_url, session, 
     results = asyncio.run(scenario())
     assert all(isinstance(r, OSError) for r in results)
     assert check_chain(session).entries == 0
+
+
+def test_entries_written_by_the_writer_and_in_a_callers_transaction_are_one_chain(database_url, session):
+    """The group writer's driver statements and the Core statements of a writing caller store the
+    same columns the same way: the chain, recomputed from the stored rows, verifies across both."""
+    from serving.db.models import User
+
+    who = Principal(username="reg", role="regulator", department="samr")
+    for i in range(6):
+        s = next(iter_session(database_url))
+        if i % 2:  # a caller that wrote: its entry joins its own transaction (Core statements)
+            s.add(User(username=f"u{i}", password_hash="x", role="analyst"))
+            s.flush()
+        append_entry(s, principal=who, uscc=f"9132010000000{i:05d}", purpose="混合", endpoint="GET /t")
+        s.close()
+    assert check_chain(session).ok and check_chain(session).entries == 6
+    stored = _entries(session)
+    assert [e.seq for e in stored] == list(range(1, 7))
+    assert all(e.at.tzinfo is not None and e.at.utcoffset().total_seconds() == 0 for e in stored)
