@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio.to_thread
@@ -20,6 +21,30 @@ from serving.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+_running_apps = 0
+_running_apps_lock = threading.Lock()
+
+
+@contextmanager
+def _startup_objects_frozen() -> Iterator[None]:
+    """While an app runs, the objects that exist at its startup (modules, routes, models) are
+    frozen out of the cyclic GC: its full collections, which walked them all and took tens of ms,
+    each pause landing in some request's latency, no longer do. The freeze is the process's, so
+    it is lifted when the last running app stops (tests run several apps in one process)."""
+    global _running_apps
+    with _running_apps_lock:
+        _running_apps += 1
+        gc.collect()
+        gc.freeze()
+    try:
+        yield
+    finally:
+        with _running_apps_lock:
+            _running_apps -= 1
+            if _running_apps == 0:
+                gc.unfreeze()
 
 
 def create_app(settings: Settings | None = None, *, regrader: Regrader | None = None,
@@ -55,15 +80,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
             from serving.db.migrate import upgrade
 
             upgrade(effective.database_url)
-        # The objects of startup (modules, routes, models) live as long as the worker: frozen, the
-        # cyclic GC's full collections no longer walk them, which took tens of ms per collection,
-        # every such pause landing in some request's latency.
-        gc.collect()
-        gc.freeze()
-        try:
+        with _startup_objects_frozen():
             yield
-        finally:
-            gc.unfreeze()
 
     app = FastAPI(
         title="tiered-supervision",

@@ -18,6 +18,7 @@ import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -56,9 +57,10 @@ SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 
 def _pool_options(settings: Settings) -> dict[str, float | str]:
-    # the pool is sized to the thread pool, with a short timeout (see Settings.threadpool_size)
-    return {"pool_size": settings.threadpool_size, "max_overflow": 0, "pool_timeout_s": settings.db_pool_timeout_s,
-            "sqlite_synchronous": settings.sqlite_synchronous}
+    # one connection per thread of the pool and one for the query log's writer thread, with a
+    # short timeout (see Settings.threadpool_size)
+    return {"pool_size": settings.threadpool_size + 1, "max_overflow": 0,
+            "pool_timeout_s": settings.db_pool_timeout_s, "sqlite_synchronous": settings.sqlite_synchronous}
 
 
 def new_session(settings: Settings) -> Session:
@@ -216,8 +218,7 @@ class SubjectAccess:
 
 def _endpoint(request: Request) -> str:
     """``METHOD /route/{template}`` (the URL only when no route matched: parsing it costs ≈ 20 µs)."""
-    route = request.scope.get("route")
-    path = route.path if route is not None else request.url.path
+    path = getattr(request.scope.get("route"), "path", None) or request.url.path
     return f"{request.method} {path}"
 
 
@@ -272,8 +273,10 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
 
     On an SQLite file (``Settings.event_loop_reads``) the coverage check and the read run on the
     event loop, on its read-only connection (``loop_connection``), and the request waits for its
-    log entry's commit without holding a thread: no thread-pool hop, no session, no pool checkout.
-    Otherwise (PostgreSQL, in-memory SQLite) all of it runs in one thread-pool hop.
+    log entry's commit (by the writer thread, ``querylog.GroupCommitWriter``) without holding a
+    thread: no thread-pool hop and no session. A locked database sends the read to a thread
+    instead of holding the loop. Otherwise (PostgreSQL, in-memory SQLite) all of it runs in one
+    thread-pool hop.
     """
 
     async def logged_read(
@@ -296,16 +299,17 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
         try:
             allowed = can_read(conn, principal, uscc)
-        finally:
-            conn.rollback()  # no snapshot held between reads
+        except OperationalError:  # the database is locked (recovery): never wait on the loop
+            return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, logged_purpose,
+                                           token, api_key)
         await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged_purpose,
                                  endpoint=_endpoint(request), outcome="allowed" if allowed else "denied")
         if not allowed:
             raise _refuse(principal, uscc)
         try:
             return read(conn, uscc)
-        finally:
-            conn.rollback()
+        except OperationalError:  # locked, as above; the read is already logged
+            return await run_in_threadpool(_read_in_new_session, read, settings, uscc)
 
     return logged_read
 
@@ -319,6 +323,14 @@ def _read_in_thread(read: Callable[[Connection, str], T], request: Request, sett
         _with_role(principal, SUBJECT_READER_ROLES)
         access = _checked_and_logged(request, session, principal, uscc, purpose)
         return read(session.connection(), access.uscc)
+    finally:
+        session.close()
+
+
+def _read_in_new_session(read: Callable[[Connection, str], T], settings: Settings, uscc: str) -> T:
+    session = new_session(settings)
+    try:
+        return read(session.connection(), uscc)
     finally:
         session.close()
 

@@ -40,9 +40,12 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         if not url.database or url.database == ":memory:":
             pool = {}  # one in-memory database per connection: SQLAlchemy's own pool applies
+        # A read-only connection serves an event loop: it must never wait long for a lock (which in
+        # WAL mode only recovery or a lost -shm file takes); its caller falls back to a thread.
+        timeout = 0.1 if read_only else 30
         if read_only:
             pool = {"poolclass": NullPool}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -86,10 +89,14 @@ def loop_connection(database_url: str) -> Connection | None:
     """A read-only connection for short reads on the running event loop, without a thread-pool
     hop; None unless the database is an SQLite file (over a network, a read must not block the loop).
 
-    An SQLite read of a few indexed rows is served from the page cache in tens of microseconds,
-    less than the hop to a thread, and in WAL mode it never waits for a writer. One connection
-    per event loop, kept open; the caller ends its transaction after each read (``Connection.
-    rollback``), so it never holds a snapshot that would keep the WAL from being checkpointed.
+    An SQLite read of a few indexed rows takes tens of microseconds (plus a page-cache refill of
+    the pages it touches after another connection commits), less than the hop to a thread, and in
+    WAL mode it never waits for a writer. One connection per event loop, kept open. Callers must
+    consume or close every result (``scalar``, ``first``, ``one``, ``all`` do): an unfinished
+    statement holds its snapshot, and a snapshot held on a connection that lives as long as the
+    worker would keep the WAL from ever being checkpointed (``Connection.rollback`` does not end
+    it: pysqlite begins no transaction for a SELECT). A database file replaced under running
+    workers (a restore by rename) is not noticed: stop the workers first.
     """
     if not _is_sqlite_file(database_url):
         return None

@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -278,51 +278,73 @@ class GroupCommitWriter:
     def _submit(self, batch: _Batch) -> None:
         with self._cond:
             self._queue.append(batch)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="querylog-writer", daemon=True)
-                self._thread.start()
-            else:
+            if self._thread is not None:
                 self._cond.notify()
+                return
+            thread = threading.Thread(target=self._run, name="querylog-writer", daemon=True)
+            try:
+                thread.start()
+            except BaseException:  # no writer (e.g. the thread limit): this caller fails, nobody waits
+                self._queue.remove(batch)
+                raise
+            self._thread = thread
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._cond:
+                    if not self._queue:
+                        self._cond.wait(self._idle_s)
+                    if not self._queue:  # idle: the next append starts a new thread
+                        self._thread = None
+                        return
+                    group, self._queue = self._queue, []
+                error: BaseException | None = None
+                try:
+                    self._commit([e for b in group for e in b.entries])
+                except BaseException as exc:  # every caller of the failed group learns it was not logged
+                    error = exc
+                _wake(group, error)
+        except BaseException as exc:  # pragma: no cover - the writer itself broke: strand nobody
             with self._cond:
-                if not self._queue:
-                    self._cond.wait(self._idle_s)
-                if not self._queue:  # idle: the next append starts a new thread
-                    self._thread = None
-                    return
-                group, self._queue = self._queue, []
-            error: BaseException | None = None
-            try:
-                self._commit([e for b in group for e in b.entries])
-            except BaseException as exc:  # every caller of the failed group learns it was not logged
-                error = exc
-            _wake(group, error)
+                self._thread = None
+                stranded, self._queue = self._queue, []
+            _wake(stranded, exc)
+            raise
 
     def _commit(self, entries: list[LoggedRead]) -> None:
-        with contextlib.ExitStack() as stack:
-            if self._lock_path is not None:
-                if self._lock_file is None:
-                    self._lock_file = self._lock_path.open("a")
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-                stack.callback(fcntl.flock, self._lock_file, fcntl.LOCK_UN)
-            engine = self._engine()
-            if engine is None:  # pragma: no cover - the caller's session holds the engine
-                raise RuntimeError("the query log's engine was disposed")
-            if self._sql is None:
-                self._sql = _DriverStatements.for_dialect(engine.dialect)
-            raw = engine.raw_connection()  # from the service's pool, with its pragmas
-            try:
+        engine = self._engine()
+        if engine is None:  # pragma: no cover - the caller's session holds the engine
+            raise RuntimeError("the query log's engine was disposed")
+        if self._sql is None:
+            self._sql = _DriverStatements.for_dialect(engine.dialect)
+        # the connection first, then the cross-process lock: waiting for a busy pool while holding
+        # the lock would stall the other workers' log writes too
+        raw = engine.raw_connection()  # from the service's pool (which counts the writer), with its pragmas
+        try:
+            with self._cross_process_lock():
                 cursor = raw.cursor()
                 _chain_on_cursor(cursor, self._sql, entries)
                 cursor.close()
                 raw.commit()
-            except BaseException:
-                raw.rollback()
-                raise
-            finally:
-                raw.close()  # back to the pool
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()  # back to the pool
+
+    @contextlib.contextmanager
+    def _cross_process_lock(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        if self._lock_file is None:
+            self._lock_file = self._lock_path.open("a")
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
 
 def _wake(group: list[_Batch], error: BaseException | None) -> None:

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 
@@ -22,10 +23,19 @@ from serving.services.querylog import append_entry, check_chain
 
 
 @pytest.fixture(params=["event loop", "thread"])
-def settings(request, settings):
+def settings(request, settings, monkeypatch):
     """Every test here runs the read both ways: on the event loop (the SQLite default) and in one
-    thread-pool hop (PostgreSQL's path, here forced on SQLite)."""
-    return settings.model_copy(update={"event_loop_reads": request.param == "event loop"})
+    thread-pool hop (PostgreSQL's path, here forced on SQLite). Each run fails if the other path
+    is taken."""
+    from serving import deps
+
+    on_loop = request.param == "event loop"
+    if settings.database_url.startswith("sqlite"):
+        def wrong_path(*args, **kwargs):
+            raise AssertionError(f"the {request.param} run took the other path")
+
+        monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "loop_connection", wrong_path)
+    return settings.model_copy(update={"event_loop_reads": on_loop})
 
 
 def _entries(session) -> list[QueryLogEntry]:
@@ -132,7 +142,7 @@ def test_the_event_loop_serves_others_while_a_read_waits_for_its_log_commit(app,
     assert [e.outcome for e in _entries(session)] == ["allowed"]
 
 
-def test_the_loop_connection_only_reads_and_holds_no_snapshot(database_url, session):
+def test_the_loop_connection_only_reads(database_url):
     from serving.db.session import loop_connection
 
     if not database_url.startswith("sqlite"):
@@ -145,14 +155,58 @@ def test_the_loop_connection_only_reads_and_holds_no_snapshot(database_url, sess
             conn.execute(text("DELETE FROM grades"))
         conn.rollback()
         assert conn.scalar(text("SELECT count(*) FROM grades")) > 0
-        conn.rollback()  # as the read path does after each read
-        # a writer commits and checkpoints the whole WAL: the reader holds no snapshot back
-        session.execute(text("UPDATE grades SET stale = stale"))
-        session.commit()
-        busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
-        assert busy == 0
 
     asyncio.run(scenario())
+
+
+def test_event_loop_reads_hold_no_snapshot_between_requests(app, settings, auth, world, session):
+    """After answered reads, the worker's long-lived read connection holds no snapshot: a writer's
+    change can be checkpointed out of the WAL completely (an unfinished read result would pin it)."""
+    if not (settings.event_loop_reads and settings.database_url.startswith("sqlite")):
+        pytest.skip("the event-loop connection is SQLite's")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            for user in ("ent1", "ent2"):  # one allowed read, one denied
+                await http.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth(user))
+            session.execute(text("UPDATE grades SET score = score + 0.001"))  # real WAL frames
+            session.commit()
+            busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+            assert busy == 0
+            # the check can fail: a result left unfinished on that connection pins the WAL
+            from serving.db.session import loop_connection
+
+            pinned = loop_connection(settings.database_url).execute(text("SELECT uscc FROM grades"))
+            pinned.fetchone()
+            session.execute(text("UPDATE grades SET score = score - 0.001"))
+            session.commit()
+            busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+            pinned.close()
+            assert busy == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_locked_database_sends_the_read_to_a_thread_not_the_loop_waiting(app, settings, auth, world,
+                                                                           session, monkeypatch):
+    if not (settings.event_loop_reads and settings.database_url.startswith("sqlite")):
+        pytest.skip("the event-loop read is SQLite's")
+    from serving import deps
+
+    monkeypatch.undo()  # this test takes the thread path on purpose
+    real_can_read, calls = deps.can_read, []
+
+    def locked_on_the_loop(source, principal, uscc):
+        calls.append(type(source).__name__)
+        if len(calls) == 1:
+            raise exc.OperationalError("SELECT …", {}, Exception("database is locked"))
+        return real_can_read(source, principal, uscc)
+
+    monkeypatch.setattr(deps, "can_read", locked_on_the_loop)
+    r = TestClient(app).get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1"))
+    assert r.status_code == 200 and "score" in r.json()
+    assert calls == ["Connection", "Session"]  # the loop's connection, then a session in a thread
+    assert [e.outcome for e in _entries(session)] == ["allowed"]  # logged once
 
 
 def test_threads_and_coroutines_share_one_writer_and_one_chain(database_url, session, monkeypatch):

@@ -168,16 +168,37 @@ def test_no_free_connection_is_a_fast_503_not_a_500(settings, database_url, auth
     app.dependency_overrides[get_today] = lambda: TODAY
     with TestClient(app) as client:
         url = f"/api/v1/subjects/{world.ent1}/grade"
-        assert client.get(url, headers=auth("ent1")).status_code == 200  # creates the 1-connection pool
-        held = engine_for(database_url).connect()  # something else holds the only connection
+        assert client.get(url, headers=auth("ent1")).status_code == 200  # creates the pool: 1 thread + the log writer
+        engine = engine_for(database_url)
+        held = [engine.connect() for _ in range(engine.pool.size())]  # something else holds them all
         try:
             started = time.perf_counter()
             r = client.get(url, headers=auth("ent1"))
             elapsed = time.perf_counter() - started
         finally:
-            held.close()
+            for conn in held:
+                conn.close()
     assert r.status_code == 503 and r.headers["Retry-After"] == "1" and elapsed < 5
     assert r.json()["error"]["code"] == "overloaded"
+
+
+def test_the_pool_counts_the_log_writer(settings, database_url):
+    """One connection per thread-pool thread and one for the writer: threads that each hold a
+    session never starve the log, and the log never waits for a thread's connection."""
+    from serving.deps import new_session, service_engine
+
+    dispose_engine(database_url)
+    tight = settings.model_copy(update={"threadpool_size": 2, "db_pool_timeout_s": 0.2})
+    sessions = [new_session(tight) for _ in range(2)]
+    for s in sessions:
+        s.connection()  # every thread of the pool holds its connection
+    try:
+        append_entry(sessions[0], principal=principal("reg_samr"), uscc="913201000000000001", purpose="满池",
+                     endpoint="GET /t")  # logged through the writer's own connection
+    finally:
+        for s in sessions:
+            s.close()
+    assert service_engine(tight).pool.size() == 3
 
 
 def test_overload_is_declared_in_openapi(client):
@@ -259,3 +280,43 @@ def test_a_failed_log_write_takes_the_callers_write_with_it(database_url, sessio
     writer.rollback()
     writer.close()
     assert session.scalar(select(User.id).where(User.username == "never_stored")) is None
+
+
+def test_a_writer_that_cannot_start_fails_its_caller_and_the_next_one_works(database_url, session, monkeypatch):
+    engine = engine_for(database_url)
+    writer = querylog.GroupCommitWriter(engine)
+    who = principal("reg_samr")
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    entry = querylog._new_entry(who, "913201000000000001", "allowed", "核验", "GET /t", False)
+    with pytest.raises(RuntimeError, match="can't start"):
+        writer.append([entry])
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    again = querylog._new_entry(who, "913201000000000002", "allowed", "核验", "GET /t", False)
+    finished = threading.Event()
+    threading.Thread(target=lambda: (writer.append([again]), finished.set()), daemon=True).start()
+    assert finished.wait(10), "the writer never started again: the caller hangs"
+    assert check_chain(session).ok and check_chain(session).entries == 1
+
+
+def test_appends_racing_the_writers_idle_exit_are_never_stranded(database_url, session):
+    engine = engine_for(database_url)
+    writer = querylog.GroupCommitWriter(engine, idle_s=0.0005)  # exits between almost every append
+    who = principal("reg_samr")
+
+    def work(k: int) -> None:
+        for i in range(15):
+            writer.append([querylog._new_entry(who, f"91320100{k:02d}{i:08d}", "allowed", "竞态", "GET /t", False)])
+            time.sleep(0.0005 * (i % 3))
+
+    pool = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in pool)
+    assert check_chain(session).ok and check_chain(session).entries == 60
