@@ -52,13 +52,15 @@ class Settings(BaseSettings):
     # a revoked API key keeps working for at most this long in a worker that verified it
     api_key_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
     # Overload (per worker process). Sync routes run in a thread pool of `threadpool_size`; the
-    # database pool has as many connections, so a request in a thread never waits for one except
-    # when something else holds them, and then at most `db_pool_timeout_s` before a 503.
+    # database pool has as many connections plus one for the query log's writer thread, so a
+    # request in a thread never waits for one except when something else holds them, and then at
+    # most `db_pool_timeout_s` before a 503.
     threadpool_size: int = Field(default=40, ge=1, le=1000)
     db_pool_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    # requests in flight beyond this get an immediate 503 `overloaded` with Retry-After. About the
-    # thread pool: at 500 req/s offered (benchmarks/api.py, 2 workers) 128 let the queue grow
-    # until answered reads took seconds (2,720 of 30,000 served); 48 served 87 % with p99 377 ms
+    # requests in flight beyond this get an immediate 503 `overloaded` with Retry-After, so a
+    # saturated worker says so at once instead of queueing without bound. Tuned when every read
+    # held a thread (at 500 req/s, 128 let answered reads take seconds, 48 served 87 %); the
+    # event-loop grade read holds none and now stays far below it at 500 req/s
     max_in_flight_requests: int = Field(default=48, ge=1, le=100_000)
 
     @model_validator(mode="after")
