@@ -30,11 +30,15 @@ def settings(request, settings, monkeypatch):
     from serving import deps
 
     on_loop = request.param == "event loop"
-    if settings.database_url.startswith("sqlite"):
-        def wrong_path(*args, **kwargs):
-            raise AssertionError(f"the {request.param} run took the other path")
 
+    def wrong_path(*args, **kwargs):
+        raise AssertionError(f"the {request.param} run took the other path")
+
+    if settings.database_url.startswith("sqlite"):
         monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "loop_connection", wrong_path)
+    else:  # PostgreSQL: never on the event loop, whatever the setting says
+        real = deps.loop_connection
+        monkeypatch.setattr(deps, "loop_connection", lambda url: real(url) and wrong_path())
     return settings.model_copy(update={"event_loop_reads": on_loop})
 
 
@@ -231,7 +235,7 @@ def test_threads_and_coroutines_share_one_writer_and_one_chain(database_url, ses
         s.close()
 
     async def coroutine_reads() -> None:
-        await asyncio.gather(*(querylog.append_entry_async(engine, principal=who, uscc=f"91320100009{i:08d}",
+        await asyncio.gather(*(querylog.append_entry_async(engine, principal=who, uscc=f"9132010009{i:08d}",
                                                             purpose="协程", endpoint="GET /t") for i in range(40)))
 
     threads = [threading.Thread(target=thread_reads, args=(k,)) for k in range(4)]
