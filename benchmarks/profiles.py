@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/profiles.py                    # 1 M subjects, ~20 M records
     .venv/bin/python benchmarks/profiles.py --subjects 100000  # quick run
+    .venv/bin/python benchmarks/profiles.py --skip current --skip pandas --skip ingest  # DuckDB (and scan) only
 
 Data: a synthetic store written straight into the ingestion store layout (vectorised numpy,
 cached under /tmp/tiers-bench-profiles/<subjects>/, regenerated only if missing), or
@@ -432,6 +433,9 @@ def main() -> None:
     ap.add_argument("--city", type=Path, help="clean simulator output in Parquet instead of synthetic data")
     ap.add_argument("--child", choices=["duckdb", "scan", "pandas", "current"])
     ap.add_argument("--store", type=Path)
+    ap.add_argument("--skip", action="append", default=[], choices=["current", "scan", "pandas", "ingest"],
+                    help="leave out a step (repeatable), e.g. for a quick DuckDB-only run; the record "
+                         "in BENCHMARKS.md needs them all")
     args = ap.parse_args()
     if args.child:
         _child(args.child, args.store, args.repeats)
@@ -451,28 +455,44 @@ def main() -> None:
     print(f"subjects={args.subjects:,} records≈{int(args.subjects * args.records_per_subject):,} as_of={AS_OF}",
           flush=True)
     # the ingestion step that materialises the current state (features.store.write_current)
-    cur = _measure("current", store, 1)
-    scan = _measure("scan", store, args.repeats)
+    skip = set(args.skip)
+    if "current" in skip:
+        from features.store import current_dir
+
+        if current_dir(store) is None:
+            # the build and the scan read it: written, not reported; in a child, as every step, since
+            # a child's peak RSS (ru_maxrss) starts from its parent's at the fork
+            _measure("current", store, 1)
+    else:
+        cur = _measure("current", store, 1)
+        print(f"current state (ingestion) {cur['times'][0]:6.2f} s  peak RSS {cur['peak_rss_mb']:7.0f} MB  "
+              f"(latest versions + repairs/revocations resolved, written once per ingested batch)", flush=True)
+    if "scan" not in skip:
+        scan = _measure("scan", store, args.repeats)
+        s_med = statistics.median(scan["times"])
+        print(f"parquet scan (baseline)   median {s_med:6.2f} s  peak RSS {scan['peak_rss_mb']:7.0f} MB", flush=True)
     duck = _measure("duckdb", store, args.repeats)
-    pand = _measure("pandas", store, args.pandas_repeats)
-    d_med, p_med, s_med = (statistics.median(x["times"]) for x in (duck, pand, scan))
-    a = pd.read_parquet(base / "profiles_duckdb.parquet")
-    b = pd.read_parquet(base / "profiles_pandas.parquet")
-    cols = [c for c in a.columns if c not in ("profile_hash", "as_of", "industry", "district_code", "employees")]
-    diffs = [c for c in cols if not np.allclose(pd.to_numeric(a[c], errors="coerce").astype(float),
-                                                pd.to_numeric(b[c], errors="coerce").astype(float),
-                                                equal_nan=True, atol=1e-6)] if len(a) == len(b) else ["row count"]
-    ing = _ingest_rate(min(args.ingest_rows, args.subjects * 20), base, store)
-    print(f"current state (ingestion) {cur['times'][0]:6.2f} s  peak RSS {cur['peak_rss_mb']:7.0f} MB  "
-          f"(latest versions + repairs/revocations resolved, written once per ingested batch)")
-    print(f"parquet scan (baseline)   median {s_med:6.2f} s  peak RSS {scan['peak_rss_mb']:7.0f} MB")
+    d_med = statistics.median(duck["times"])
     print(f"profiles, DuckDB (2 thr)  median {d_med:6.2f} s  peak RSS {duck['peak_rss_mb']:7.0f} MB  "
-          f"runs {[round(t, 2) for t in duck['times']]}")
-    print(f"profiles, pandas          median {p_med:6.2f} s  peak RSS {pand['peak_rss_mb']:7.0f} MB")
-    print(f"ratio pandas/DuckDB = {p_med / d_med:.1f}×   DuckDB/scan = {d_med / s_med:.1f}×")
-    print(f"DuckDB == pandas on all numeric features: {not diffs}" + (f" (differ: {diffs})" if diffs else ""))
-    print(f"ingestion (CSV → validated store): {ing['rows']:,} rows in {ing['seconds']:.1f} s = "
-          f"{ing['rows_per_s']:,.0f} rows/s")
+          f"runs {[round(t, 2) for t in duck['times']]}", flush=True)
+    if "scan" not in skip:
+        print(f"DuckDB/scan = {d_med / s_med:.1f}×")
+    if "pandas" not in skip:
+        pand = _measure("pandas", store, args.pandas_repeats)
+        p_med = statistics.median(pand["times"])
+        a = pd.read_parquet(base / "profiles_duckdb.parquet")
+        b = pd.read_parquet(base / "profiles_pandas.parquet")
+        cols = [c for c in a.columns if c not in ("profile_hash", "as_of", "industry", "district_code", "employees")]
+        diffs = [c for c in cols if not np.allclose(pd.to_numeric(a[c], errors="coerce").astype(float),
+                                                    pd.to_numeric(b[c], errors="coerce").astype(float),
+                                                    equal_nan=True, atol=1e-6)] if len(a) == len(b) else ["row count"]
+        print(f"profiles, pandas          median {p_med:6.2f} s  peak RSS {pand['peak_rss_mb']:7.0f} MB")
+        print(f"ratio pandas/DuckDB = {p_med / d_med:.1f}×")
+        print(f"DuckDB == pandas on all numeric features: {not diffs}" + (f" (differ: {diffs})" if diffs else ""))
+    if "ingest" not in skip:
+        ing = _ingest_rate(min(args.ingest_rows, args.subjects * 20), base, store)
+        print(f"ingestion (CSV → validated store): {ing['rows']:,} rows in {ing['seconds']:.1f} s = "
+              f"{ing['rows_per_s']:,.0f} rows/s")
     print(f"machine after: {_machine()}")
 
 

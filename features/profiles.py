@@ -4,7 +4,8 @@
 publicity/counting period on that date under the policy's dated rules, not revoked and not repaired
 by a record dated on or before ``as_of`` (unless the policy keeps repaired records), and not
 exempted; list membership is active when entry ≤ as_of < exit. Records after ``as_of`` change
-nothing. Each row carries ``profile_hash`` (sha256 of its feature values).
+nothing. Each row carries ``profile_hash`` (sha256 of its feature values, scheme
+:data:`PROFILE_HASH_SCHEME`; see :func:`add_profile_hash`).
 """
 
 from __future__ import annotations
@@ -355,28 +356,67 @@ def _typed_sql(col: str) -> str:
     return f'"{col}"'
 
 
-def _hash_text_sql(expr: str, text_kind: str) -> str:
+# The scheme profile hashes are made with now. Scheme 1 (grades made before 2026-11-23) is kept so
+# those grades stay verifiable; a hash names its scheme (see profile_hash_scheme), never the caller.
+PROFILE_HASH_SCHEME = 2
+# Scheme 2 writes floats as integers of millionths; beyond this magnitude they would overflow BIGINT.
+_FIXED_POINT_LIMIT = "9e12"
+
+
+def profile_hash_scheme(value: str) -> int:
+    """The scheme a stored ``profile_hash`` was made with: 2 if it starts with ``p2``, 1 if it is 64 hex digits."""
+    if len(value) == 64 and value.startswith("p2"):
+        return 2
+    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return 1
+    raise ValueError(f"{value!r} is not a profile hash of a known scheme")
+
+
+def _hash_text_sql(expr: str, text_kind: str, scheme: int = PROFILE_HASH_SCHEME) -> str:
     """SQL for one value's canonical text in the profile hash (see add_profile_hash)."""
-    if text_kind == "float":
+    if text_kind == "float" and scheme == 1:
         # most weights and rates are 0: skip printf for them (same text, -0.0 excluded)
         return f"coalesce(CASE WHEN {expr} = 0 AND NOT signbit({expr}) THEN '0.000000' ELSE printf('%.6f', {expr}) END, '')"
+    if text_kind == "float":
+        # millionths as an integer (round half away from zero): the 6 decimals of scheme 1 at a
+        # fraction of printf's cost; -0.0 is 0; NaN is missing; ±inf and magnitudes whose millionths
+        # overflow BIGINT (no profile value comes near) keep DuckDB's shortest text, marked by 'x'
+        return (f"coalesce(CASE WHEN {expr} = 0 THEN '0' "
+                f"WHEN abs({expr}) < {_FIXED_POINT_LIMIT} THEN CAST(CAST(round({expr} * 1e6) AS BIGINT) AS VARCHAR) "
+                f"WHEN isnan({expr}) THEN '' ELSE 'x' || CAST({expr} AS VARCHAR) END, '')")
     if text_kind == "int":
+        # most counts are 0: a constant is cheaper than a cast (same text)
         return f"coalesce(CASE WHEN {expr} = 0 THEN '0' ELSE CAST({expr} AS VARCHAR) END, '')"
     return f"coalesce(CAST({expr} AS VARCHAR), '')"
 
 
-def _hash_sql() -> str:
+def _hash_of_texts_sql(parts: list[str], scheme: int) -> str:
+    """SQL for the hash of one row from its values' canonical texts, in ``scheme``."""
+    if scheme == 1:
+        return f"sha256(concat_ws('|', {', '.join(parts)}))"
+    if scheme == 2:
+        # the text names its scheme, and so does the value: 'p2' + 62 hex digits of the sha256
+        # still fits the 64 characters stored grades keep, and never looks like a scheme-1 hash
+        return f"'p2' || left(sha256(concat_ws('|', 'p2', {', '.join(parts)})), 62)"
+    raise ValueError(f"profile hash scheme {scheme!r} is not one of 1, 2")
+
+
+def _hash_sql(scheme: int = PROFILE_HASH_SCHEME) -> str:
     """The profile hash over the raw DuckDB result, each column typed as :func:`_normalise_types`
     will type it, so the text (and the hash) equals :func:`add_profile_hash` on the normalised frame."""
-    parts = [_hash_text_sql(_typed_sql(col), _value_kind(col)) for col in (*KEY_COLUMNS, *_feature_names())]
-    return f"sha256(concat_ws('|', {', '.join(parts)}))"
+    parts = [_hash_text_sql(_typed_sql(col), _value_kind(col), scheme) for col in (*KEY_COLUMNS, *_feature_names())]
+    return _hash_of_texts_sql(parts, scheme)
 
 
-def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None,
+                     scheme: int = PROFILE_HASH_SCHEME) -> pd.DataFrame:
     """Add ``profile_hash``: sha256 of the row's key and feature values in a canonical text form.
 
-    Floats are written with 6 decimals and missing values as the empty string, so the hash does
-    not depend on the engine that computed the profile.
+    Values are joined by ``|`` in column order, missing ones as the empty string, so the hash does
+    not depend on the engine that computed the profile. Scheme 1 writes floats with 6 decimals
+    (``printf('%.6f')``); scheme 2 (the default) writes them as integers of millionths, starts the
+    text with ``p2`` and gives ``'p2'`` + the first 62 hex digits. Pass ``scheme=1`` to re-verify
+    a hash made before scheme 2.
     """
     cols = ["uscc", "as_of", *feature_columns(profiles)]
     frame = profiles[cols]
@@ -392,8 +432,8 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
             dtype = profiles[c].dtype
             kind = ("float" if pd.api.types.is_float_dtype(dtype)
                     else "int" if pd.api.types.is_integer_dtype(dtype) else "text")
-            parts.append(_hash_text_sql(f'"{c}"', kind))
-        hashes = con.sql(f"SELECT sha256(concat_ws('|', {', '.join(parts)})) AS h FROM _p").fetchnumpy()["h"]
+            parts.append(_hash_text_sql(f'"{c}"', kind, scheme))
+        hashes = con.sql(f"SELECT {_hash_of_texts_sql(parts, scheme)} AS h FROM _p").fetchnumpy()["h"]
         con.unregister("_p")
     finally:
         if own:

@@ -183,7 +183,7 @@ def test_profile_columns_match_feature_specs_and_hash_tracks_values():
     rows = [record("P", code(0), "admin_penalty", date(2025, 1, 10))]
     p = build_profiles(records_frame(rows), SUBJECTS, as_of=date(2025, 6, 30))
     assert feature_columns(p) == [s.name for s in FEATURE_SPECS]
-    assert p["profile_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert p["profile_hash"].str.fullmatch(r"p2[0-9a-f]{62}").all()  # scheme 2 (test_feat_profile_hash)
     assert p["profile_hash"].nunique() == len(p)  # subjects differ (uscc is hashed with the features)
     renamed = SUBJECTS.assign(name="改名后的公司")
     again = build_profiles(records_frame(rows), renamed, as_of=date(2025, 6, 30))
