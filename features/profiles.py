@@ -10,6 +10,7 @@ nothing. Each row carries ``profile_hash`` (sha256 of its feature values, scheme
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -359,17 +360,26 @@ def _typed_sql(col: str) -> str:
 # The scheme profile hashes are made with now. Scheme 1 (grades made before 2026-11-23) is kept so
 # those grades stay verifiable; a hash names its scheme (see profile_hash_scheme), never the caller.
 PROFILE_HASH_SCHEME = 2
-# Scheme 2 writes floats as integers of millionths; beyond this magnitude they would overflow BIGINT.
-_FIXED_POINT_LIMIT = "9e12"
+# Scheme 2 writes floats as integers of millionths. From 2**33 up, x * 1e6 is past 2**53, where a
+# double no longer holds every integer, so neighbouring values could share one text: those (and
+# ±inf) are written as DuckDB's shortest text instead, which is one-to-one.
+_FIXED_POINT_LIMIT = str(2**33)
 
 
 def profile_hash_scheme(value: str) -> int:
-    """The scheme a stored ``profile_hash`` was made with: 2 if it starts with ``p2``, 1 if it is 64 hex digits."""
-    if len(value) == 64 and value.startswith("p2"):
-        return 2
-    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return 1
+    """The scheme a stored ``profile_hash`` was made with: 2 for ``p2`` + 62 hex digits, 1 for 64
+    hex digits (which a hash made without a profile, ``training.grade.profile_hashes``, also is:
+    such a grade cannot be re-verified from a profile)."""
+    if isinstance(value, str):
+        if _SCHEME_2.fullmatch(value):
+            return 2
+        if _SCHEME_1.fullmatch(value):
+            return 1
     raise ValueError(f"{value!r} is not a profile hash of a known scheme")
+
+
+_SCHEME_1 = re.compile(r"[0-9a-f]{64}")
+_SCHEME_2 = re.compile(r"p2[0-9a-f]{62}")
 
 
 def _hash_text_sql(expr: str, text_kind: str, scheme: int = PROFILE_HASH_SCHEME) -> str:
@@ -378,9 +388,9 @@ def _hash_text_sql(expr: str, text_kind: str, scheme: int = PROFILE_HASH_SCHEME)
         # most weights and rates are 0: skip printf for them (same text, -0.0 excluded)
         return f"coalesce(CASE WHEN {expr} = 0 AND NOT signbit({expr}) THEN '0.000000' ELSE printf('%.6f', {expr}) END, '')"
     if text_kind == "float":
-        # millionths as an integer (round half away from zero): the 6 decimals of scheme 1 at a
-        # fraction of printf's cost; -0.0 is 0; NaN is missing; ±inf and magnitudes whose millionths
-        # overflow BIGINT (no profile value comes near) keep DuckDB's shortest text, marked by 'x'
+        # millionths as an integer (round(x * 1e6), half away from zero): 6 decimals at a fraction of
+        # printf's cost; -0.0 is 0; NaN is missing; ±inf and |x| >= 2**33 keep DuckDB's shortest
+        # text, marked by 'x' (never in an integer's text)
         return (f"coalesce(CASE WHEN {expr} = 0 THEN '0' "
                 f"WHEN abs({expr}) < {_FIXED_POINT_LIMIT} THEN CAST(CAST(round({expr} * 1e6) AS BIGINT) AS VARCHAR) "
                 f"WHEN isnan({expr}) THEN '' ELSE 'x' || CAST({expr} AS VARCHAR) END, '')")
@@ -420,6 +430,9 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
     """
     cols = ["uscc", "as_of", *feature_columns(profiles)]
     frame = profiles[cols]
+    if scheme != 1:  # scheme 1 stays byte-identical to the code that made its hashes
+        # a date, whatever its type (a datetime64 column would read '2026-06-30 00:00:00')
+        frame = frame.assign(as_of=frame["as_of"].map({d: pd.Timestamp(d).date() for d in frame["as_of"].unique()}))
     if frame["as_of"].dtype == object:
         # dates as text once per distinct date (a handful), not once per row inside the engine
         frame = frame.assign(as_of=frame["as_of"].map({d: str(d) for d in frame["as_of"].unique()}))
@@ -428,7 +441,13 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
     try:
         con.register("_p", frame)
         parts = []
+        profile_columns = {*KEY_COLUMNS, *_feature_names()}
         for c in cols:
+            if scheme != 1 and c in profile_columns and c != "as_of":
+                # typed by what the column is, as the engine's query types it, not by how the frame
+                # happens to hold it (an integer-valued float column read back from CSV is int64)
+                parts.append(_hash_text_sql(_typed_sql(c), _value_kind(c), scheme))
+                continue
             dtype = profiles[c].dtype
             kind = ("float" if pd.api.types.is_float_dtype(dtype)
                     else "int" if pd.api.types.is_integer_dtype(dtype) else "text")

@@ -122,10 +122,26 @@ def test_zero_signs_and_missing_values_are_canonical():
 
 def test_values_beyond_the_fixed_point_range_hash_without_error_and_distinctly():
     base = FRAME.iloc[[0]].reset_index(drop=True)
-    values = [9.5e12, -9.5e12, 1e300, math.inf, -math.inf, 8.9e12]
+    big = 10000000000.123003  # and the next double up: one integer of millionths, two shortest texts
+    values = [9.5e12, -9.5e12, 1e300, math.inf, -math.inf, big, np.nextafter(big, math.inf), 8.5e9]
     hashes = [add_profile_hash(base.assign(registered_capital=v))["profile_hash"].iloc[0] for v in values]
     assert len(set(hashes)) == len(values)
-    assert hashes[-1] == _expected_scheme2(base.assign(registered_capital=8.9e12))[0]  # still fixed-point
+    assert hashes[-1] == _expected_scheme2(base.assign(registered_capital=8.5e9))[0]  # below 2**33: fixed-point
+
+
+def test_a_profile_hashes_the_same_however_the_frame_holds_its_columns():
+    """Scheme 2 types each column as the engine does: integer-valued floats read back as int64 (a
+    CSV round trip), counts held as floats, or the date as a datetime64, change nothing."""
+    base = _built().drop(columns="profile_hash")
+    expected = add_profile_hash(base)["profile_hash"].tolist()
+    capital = base["registered_capital"].fillna(0).round()
+    as_read_back = base.assign(registered_capital=capital.astype("int64"))
+    expected_rounded = add_profile_hash(base.assign(registered_capital=capital))
+    assert add_profile_hash(as_read_back)["profile_hash"].tolist() == expected_rounded["profile_hash"].tolist()
+    counts_as_floats = base.assign(**{c: base[c].astype("float64") for c in base.columns if c.startswith("n_")})
+    assert add_profile_hash(counts_as_floats)["profile_hash"].tolist() == expected
+    as_datetimes = base.assign(as_of=pd.to_datetime(base["as_of"]))
+    assert add_profile_hash(as_datetimes)["profile_hash"].tolist() == expected
 
 
 FEATURES = [s.name for s in FEATURE_SPECS]
@@ -173,7 +189,7 @@ def test_sql_path_and_frame_path_give_the_same_scheme_2_hash(data):
     finally:
         con.close()
     assert by_sql == by_frame
-    in_range = frame[[c for c in frame.columns if _value_kind(c) == "float"]].abs().fillna(0).lt(9e12).all(axis=1)
+    in_range = frame[[c for c in frame.columns if _value_kind(c) == "float"]].abs().fillna(0).lt(2**33).all(axis=1)
     if in_range.all():
         assert by_frame == _expected_scheme2(frame)
 
@@ -181,5 +197,6 @@ def test_sql_path_and_frame_path_give_the_same_scheme_2_hash(data):
 def test_unknown_schemes_and_hashes_are_rejected():
     with pytest.raises(ValueError, match="scheme"):
         add_profile_hash(FRAME, scheme=3)
-    with pytest.raises(ValueError, match="known scheme"):
-        profile_hash_scheme("0" * 63)
+    for value in ("0" * 63, "p2" + "Z" * 62, "P2" + "0" * 62, "A" * 64, None):
+        with pytest.raises(ValueError, match="known scheme"):
+            profile_hash_scheme(value)
