@@ -153,12 +153,15 @@ def build_profiles(
     engine: Engine = "duckdb",
     spark: SparkSession | None = None,
     threads: int = 2,
+    with_hash: bool = True,
 ) -> pd.DataFrame:
     """Profiles of every subject registered and not closed on ``as_of``, one row per subject.
 
     ``records`` is either a store directory written by :func:`features.ingest.ingest` (then
     ``subjects`` must be None) or a frame of records (then ``subjects`` is the subjects frame).
-    Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, ``profile_hash``.
+    Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, ``profile_hash``
+    (left out with ``with_hash=False``, for profiles no grade will be stored from, such as training
+    quarters and monitoring: the hash is about a quarter of the DuckDB build's CPU).
     """
     policy = policy or default_policy()
     if isinstance(as_of, datetime):  # pd.Timestamp included: profiles are as of a calendar date
@@ -180,15 +183,16 @@ def build_profiles(
     try:
         if engine == "duckdb":
             # the hash is computed in the same query (same canonical text as add_profile_hash)
-            return _run_duckdb(sources, as_of, policy, threads, con)
-        profiles = _run_spark(sources, as_of, policy, spark)
-        return add_profile_hash(_order_columns(_normalise_types(profiles)), con=con)
+            return _run_duckdb(sources, as_of, policy, threads, con, with_hash)
+        profiles = _order_columns(_normalise_types(_run_spark(sources, as_of, policy, spark)))
+        return add_profile_hash(profiles, con=con) if with_hash else profiles
     finally:
         con.close()
 
 
 def _run_duckdb(
-    sources: dict[str, object], as_of: date, policy: Policy, threads: int, con: duckdb.DuckDBPyConnection
+    sources: dict[str, object], as_of: date, policy: Policy, threads: int, con: duckdb.DuckDBPyConnection,
+    with_hash: bool = True,
 ) -> pd.DataFrame:
     con.execute(f"SET threads = {int(threads)}")
     con.execute(_DUCKDB_MACROS)
@@ -217,7 +221,8 @@ def _run_duckdb(
     # times slower on a million rows of ~60 columns): no pandas pass over the frame afterwards.
     # as_of is one date for every row: added as such below, not converted a million times
     typed = ", ".join(f"{_typed_sql(c)} AS \"{c}\"" for c in ("uscc", *_feature_names()))
-    table = con.sql(f"SELECT {typed}, {_hash_sql()} AS profile_hash FROM _profiles").to_arrow_table()
+    hashed = f", {_hash_sql()} AS profile_hash" if with_hash else ""
+    table = con.sql(f"SELECT {typed}{hashed} FROM _profiles").to_arrow_table()
     # no deduplication of strings: the codes and hashes are unique, and hashing them cost ≈ 0.5 s
     frame = table.to_pandas(split_blocks=True, self_destruct=True, deduplicate_objects=False)
     frame.insert(1, "as_of", np.full(len(frame), as_of, dtype=object))

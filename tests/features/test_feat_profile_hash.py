@@ -200,3 +200,14 @@ def test_unknown_schemes_and_hashes_are_rejected():
     for value in ("0" * 63, "p2" + "Z" * 62, "P2" + "0" * 62, "A" * 64, None):
         with pytest.raises(ValueError, match="known scheme"):
             profile_hash_scheme(value)
+
+
+def test_profiles_without_the_hash_are_the_same_profiles():
+    subjects = subjects_frame([subject(0), subject(1, registered_capital=None, employees=None)])
+    rows = [record("P", code(0), "admin_penalty", date(2025, 1, 10)),
+            record("L", code(1), "list_abnormal_operation", date(2025, 3, 1))]
+    bare = build_profiles(records_frame(rows), subjects, as_of=date(2025, 6, 30), with_hash=False)
+    assert "profile_hash" not in bare.columns
+    hashed = _built()
+    pd.testing.assert_frame_equal(bare, hashed.drop(columns="profile_hash"))
+    assert add_profile_hash(bare)["profile_hash"].tolist() == hashed["profile_hash"].tolist()
