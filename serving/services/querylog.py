@@ -183,7 +183,8 @@ class _DriverStatement:
 class _DriverStatements:
     """The log's three statements compiled once for one database's driver, with the column
     types' bind conversions: the group writer runs them on a DBAPI cursor, where the same
-    statements through ``Connection.execute`` cost ≈ 150 µs more per commit than the commit."""
+    statements through ``Connection.execute`` cost ≈ 100 µs more per commit (196 → 102 µs of CPU
+    for a one-entry commit)."""
 
     advance: _DriverStatement
     insert: _DriverStatement
@@ -328,10 +329,11 @@ class GroupCommitWriter:
                 cursor.close()
                 raw.commit()
         except BaseException:
-            raw.rollback()
+            with contextlib.suppress(Exception):  # the commit's own error is the one to report
+                raw.rollback()
             raise
         finally:
-            raw.close()  # back to the pool
+            raw.close()  # back to the pool (which resets, or discards, a connection left broken)
 
     @contextlib.contextmanager
     def _cross_process_lock(self) -> Iterator[None]:
