@@ -402,7 +402,11 @@ def _hash_text_sql(expr: str, text_kind: str, scheme: int = PROFILE_HASH_SCHEME)
     if text_kind == "int":
         # most counts are 0: a constant is cheaper than a cast (same text)
         return f"coalesce(CASE WHEN {expr} = 0 THEN '0' ELSE CAST({expr} AS VARCHAR) END, '')"
-    return f"coalesce(CAST({expr} AS VARCHAR), '')"
+    if scheme == 1:
+        return f"coalesce(CAST({expr} AS VARCHAR), '')"
+    # text: a backslash or '|' is escaped by a backslash and a missing value is written \N, so ''
+    # and NULL, or a '|' inside a value and the separator, never give the same text
+    return f"coalesce(replace(replace(CAST({expr} AS VARCHAR), '\\', '\\\\'), '|', '\\|'), '\\N')"
 
 
 def _hash_of_texts_sql(parts: list[str], scheme: int) -> str:

@@ -48,7 +48,7 @@ SCHEME1_FRAME = ["09b350f8380056d64da858b340a87f082188a86c9d354f23c22415a7c1481b
 SCHEME1_BUILT = ["d370c34e65226a793b0cfa4fb7f2a7321253faaaa8e1b00aee074bc7124450ac",
                  "5ef13c9343bdc39db05c2de0cfdb7fb5698b1e76307df8a8a096d40da9f5da74"]
 SCHEME2_FRAME = ["p2da750ccf9b3824bfe0949f92a9f48800934df1e24059f1ed0104a23926ea05",
-                 "p2e5885ec423eb6c1c5d803313531052072734f887cff09a0d4adedd14bfcd49",
+                 "p2f65893456aa54663c46b6f8835356883836b51417fdf1cb76c921c2ef1066c",
                  "p25d4c38a9cc0abe65e88744783dad0ab8190b2ccd51629bbd8bc9cc2bc60b7e",
                  "p208aa8a3555e0174c0ae84ec365cc6ff3ec4e1c18f66c7ab29f622548758ae5"]
 
@@ -68,12 +68,16 @@ def _millionths(x: float) -> str:
 
 
 def _expected_scheme2(frame: pd.DataFrame) -> list[str]:
-    """Scheme 2 from its definition: 'p2' then every value joined by '|', missing as ''; sha256."""
+    """Scheme 2 from its definition: 'p2' then every value joined by '|'; a missing number as '',
+    a missing text as \\N, a text's backslashes and '|' escaped by a backslash; sha256."""
     out = []
     for row in frame.itertuples(index=False):
         texts = ["p2"]
         for col, value in zip(frame.columns, row, strict=True):
-            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            if _value_kind(col) == "text":
+                texts.append("\\N" if missing else str(value).replace("\\", "\\\\").replace("|", "\\|"))
+            elif missing:
                 texts.append("")
             elif pd.api.types.is_float_dtype(frame[col].dtype):
                 texts.append(_millionths(float(value)))
@@ -211,3 +215,17 @@ def test_profiles_without_the_hash_are_the_same_profiles():
     hashed = _built()
     pd.testing.assert_frame_equal(bare, hashed.drop(columns="profile_hash"))
     assert add_profile_hash(bare)["profile_hash"].tolist() == hashed["profile_hash"].tolist()
+
+
+def test_text_values_cannot_be_confused_with_each_other_or_the_separator():
+    base = FRAME.iloc[[0]].reset_index(drop=True)
+
+    def hash_with(**values) -> str:
+        return add_profile_hash(base.assign(**values))["profile_hash"].iloc[0]
+
+    assert hash_with(industry="") != hash_with(industry=None)
+    assert hash_with(industry="C|1", district_code="2") != hash_with(industry="C", district_code="1|2")
+    assert hash_with(industry="\\", district_code="|") != hash_with(industry="\\|", district_code="")
+    assert hash_with(industry="\\N") != hash_with(industry=None)
+    odd = base.assign(industry="C|\\x", district_code=None)
+    assert add_profile_hash(odd)["profile_hash"].tolist() == _expected_scheme2(odd)
