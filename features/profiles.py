@@ -402,7 +402,8 @@ def _hash_text_sql(expr: str, text_kind: str, scheme: int = PROFILE_HASH_SCHEME)
     if text_kind == "int":
         # most counts are 0: a constant is cheaper than a cast (same text)
         return f"coalesce(CASE WHEN {expr} = 0 THEN '0' ELSE CAST({expr} AS VARCHAR) END, '')"
-    if scheme == 1:
+    if scheme == 1 or text_kind == "key":
+        # the key (a USCC, an ISO date) is never missing and holds no '|' or backslash
         return f"coalesce(CAST({expr} AS VARCHAR), '')"
     # text: a backslash or '|' is escaped by a backslash and a missing value is written \N, so ''
     # and NULL, or a '|' inside a value and the separator, never give the same text
@@ -423,7 +424,8 @@ def _hash_of_texts_sql(parts: list[str], scheme: int) -> str:
 def _hash_sql(scheme: int = PROFILE_HASH_SCHEME) -> str:
     """The profile hash over the raw DuckDB result, each column typed as :func:`_normalise_types`
     will type it, so the text (and the hash) equals :func:`add_profile_hash` on the normalised frame."""
-    parts = [_hash_text_sql(_typed_sql(col), _value_kind(col), scheme) for col in (*KEY_COLUMNS, *_feature_names())]
+    parts = [_hash_text_sql(_typed_sql(col), "key" if col in KEY_COLUMNS else _value_kind(col), scheme)
+             for col in (*KEY_COLUMNS, *_feature_names())]
     return _hash_of_texts_sql(parts, scheme)
 
 
@@ -452,7 +454,10 @@ def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | No
         parts = []
         profile_columns = {*KEY_COLUMNS, *_feature_names()}
         for c in cols:
-            if scheme != 1 and c in profile_columns and c != "as_of":
+            if scheme != 1 and c in KEY_COLUMNS:
+                parts.append(_hash_text_sql(f'"{c}"', "key", scheme))
+                continue
+            if scheme != 1 and c in profile_columns:
                 # typed by what the column is, as the engine's query types it, not by how the frame
                 # happens to hold it (an integer-valued float column read back from CSV is int64)
                 parts.append(_hash_text_sql(_typed_sql(c), _value_kind(c), scheme))
