@@ -294,7 +294,8 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
                                            token, api_key)
         principal = _principal_without_io(request, settings, token, api_key)
         if principal is None:  # an API key this worker has not verified lately: a database lookup
-            principal = await run_in_threadpool(_looked_up_api_key_in_session, request, settings, api_key)
+            principal = await run_in_threadpool(
+                _in_new_session, settings, lambda session: _looked_up_api_key(request, settings, session, api_key))
         _with_role(principal, SUBJECT_READER_ROLES)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
         try:
@@ -309,36 +310,29 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         try:
             return read(conn, uscc)
         except OperationalError:  # locked, as above; the read is already logged
-            return await run_in_threadpool(_read_in_new_session, read, settings, uscc)
+            return await run_in_threadpool(_in_new_session, settings,
+                                           lambda session: read(session.connection(), uscc))
 
     return logged_read
 
 
 def _read_in_thread(read: Callable[[Connection, str], T], request: Request, settings: Settings, uscc: str,
                     purpose: str | None, token: str | None, api_key: str | None) -> T:
-    session = new_session(settings)
-    try:
+    def work(session: Session) -> T:
         principal = (_principal_without_io(request, settings, token, api_key)
                      or _looked_up_api_key(request, settings, session, api_key))
         _with_role(principal, SUBJECT_READER_ROLES)
         access = _checked_and_logged(request, session, principal, uscc, purpose)
         return read(session.connection(), access.uscc)
-    finally:
-        session.close()
+
+    return _in_new_session(settings, work)
 
 
-def _read_in_new_session(read: Callable[[Connection, str], T], settings: Settings, uscc: str) -> T:
+def _in_new_session(settings: Settings, work: Callable[[Session], T]) -> T:
+    """``work(session)`` on a new session of the service's pool, closed afterwards (in a thread)."""
     session = new_session(settings)
     try:
-        return read(session.connection(), uscc)
-    finally:
-        session.close()
-
-
-def _looked_up_api_key_in_session(request: Request, settings: Settings, api_key: str | None) -> Principal:
-    session = new_session(settings)
-    try:
-        return _looked_up_api_key(request, settings, session, api_key)
+        return work(session)
     finally:
         session.close()
 

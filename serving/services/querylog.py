@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,11 +141,13 @@ _INSERT = _LOG.insert()
 
 
 def _chain_in_transaction(conn: Connection, entries: list[LoggedRead]) -> None:
-    """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction."""
-    seq, prev_hash = conn.execute(_ADVANCE_HEAD, {"n_entries": len(entries)}).one()
-    last_hash = _link(entries, seq, prev_hash)
-    conn.execute(_INSERT, [{name: getattr(e, name) for name in _COLUMNS} for e in entries])
-    conn.execute(_SET_HEAD_HASH, {"new_last_hash": last_hash})
+    """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction
+    (the same driver statements as the group writer, on the same DBAPI connection)."""
+    cursor = conn.connection.cursor()
+    try:
+        _chain_on_cursor(cursor, _driver_statements(conn.dialect), entries)
+    finally:
+        cursor.close()
 
 
 def _link(entries: list[LoggedRead], head_seq: int, prev_hash: str) -> str:
@@ -204,8 +207,14 @@ class _DriverStatements:
         return self.insert.params(values)
 
 
+@lru_cache(maxsize=8)
+def _driver_statements(dialect: Dialect) -> _DriverStatements:
+    """The log's statements for one engine's dialect, compiled once."""
+    return _DriverStatements.for_dialect(dialect)
+
+
 def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRead]) -> None:
-    """``_chain_in_transaction`` on a DBAPI cursor, in its connection's transaction."""
+    """Number and chain ``entries`` onto the head and insert them, in the cursor's transaction."""
     cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
     seq, prev_hash = cursor.fetchone()
     last_hash = _link(entries, seq, prev_hash)
@@ -258,7 +267,6 @@ class GroupCommitWriter:
         self._lock_path = (Path(database + "-querylog.lock")
                            if database and database != ":memory:" and fcntl is not None else None)
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
-        self._sql: _DriverStatements | None = None  # compiled on the first commit
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in); blocks."""
@@ -317,15 +325,13 @@ class GroupCommitWriter:
         engine = self._engine()
         if engine is None:  # pragma: no cover - the caller's session holds the engine
             raise RuntimeError("the query log's engine was disposed")
-        if self._sql is None:
-            self._sql = _DriverStatements.for_dialect(engine.dialect)
         # the connection first, then the cross-process lock: waiting for a busy pool while holding
         # the lock would stall the other workers' log writes too
         raw = engine.raw_connection()  # from the service's pool (which counts the writer), with its pragmas
         try:
             with self._cross_process_lock():
                 cursor = raw.cursor()
-                _chain_on_cursor(cursor, self._sql, entries)
+                _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries)
                 cursor.close()
                 raw.commit()
         except BaseException:
