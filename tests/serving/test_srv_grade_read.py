@@ -275,14 +275,14 @@ def test_a_failed_commit_reaches_every_waiting_coroutine(database_url, session, 
 
 
 def test_entries_written_by_the_writer_and_in_a_callers_transaction_are_one_chain(database_url, session):
-    """The group writer's driver statements and the Core statements of a writing caller store the
+    """Entries committed by the group writer and entries joining a writing caller's transaction store the
     same columns the same way: the chain, recomputed from the stored rows, verifies across both."""
     from serving.db.models import User
 
     who = Principal(username="reg", role="regulator", department="samr")
     for i in range(6):
         s = next(iter_session(database_url))
-        if i % 2:  # a caller that wrote: its entry joins its own transaction (Core statements)
+        if i % 2:  # a caller that wrote: its entry joins its own transaction (on its connection)
             s.add(User(username=f"u{i}", password_hash="x", role="analyst"))
             s.flush()
         append_entry(s, principal=who, uscc=f"9132010000000{i:05d}", purpose="混合", endpoint="GET /t")
