@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev,bench]'
+	@# pyspark and dash-cytoscape ship only as sdists, and uv keeps a fresh 1.4 GB
+	@# build of them in its cache on every install: 63 installs filled the disk and
+	@# failed CI. They are rebuilt each time anyway, so drop them once installed.
+	$(VENV)/bin/uv cache clean -q pyspark dash-cytoscape
 	touch $(STAMP)
 
 install: $(STAMP) system-deps
