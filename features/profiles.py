@@ -4,8 +4,9 @@
 publicity/counting period on that date under the policy's dated rules, not revoked and not repaired
 by a record dated on or before ``as_of`` (unless the policy keeps repaired records), and not
 exempted; list membership is active when entry ≤ as_of < exit. Records after ``as_of`` change
-nothing. Each row carries ``profile_hash`` (sha256 of its feature values, scheme
-:data:`PROFILE_HASH_SCHEME`; see :func:`add_profile_hash`).
+nothing. A stored grade names its profile by ``profile_hash`` (sha256 of the row's key and feature
+values, scheme :data:`PROFILE_HASH_SCHEME`; see :func:`add_profile_hash`): computed when a grade is
+made (:func:`profile_hashes`), or in the build with ``with_hash=True``.
 """
 
 from __future__ import annotations
@@ -153,15 +154,16 @@ def build_profiles(
     engine: Engine = "duckdb",
     spark: SparkSession | None = None,
     threads: int = 2,
-    with_hash: bool = True,
+    with_hash: bool = False,
 ) -> pd.DataFrame:
     """Profiles of every subject registered and not closed on ``as_of``, one row per subject.
 
     ``records`` is either a store directory written by :func:`features.ingest.ingest` (then
     ``subjects`` must be None) or a frame of records (then ``subjects`` is the subjects frame).
-    Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, ``profile_hash``
-    (left out with ``with_hash=False``, for profiles no grade will be stored from, such as training
-    quarters and monitoring: the hash is about a quarter of the DuckDB build's CPU).
+    Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, and with
+    ``with_hash=True`` ``profile_hash``. The hash is about a quarter of the DuckDB build's CPU and only
+    stored grades need it, so grading computes it for the rows it grades (:func:`profile_hashes`);
+    both give the same value.
     """
     policy = policy or default_policy()
     if isinstance(as_of, datetime):  # pd.Timestamp included: profiles are as of a calendar date
@@ -373,8 +375,8 @@ _FIXED_POINT_LIMIT = str(2**33)
 
 def profile_hash_scheme(value: str) -> int:
     """The scheme a stored ``profile_hash`` was made with: 2 for ``p2`` + 62 hex digits, 1 for 64
-    hex digits (which a hash made without a profile, ``training.grade.profile_hashes``, also is:
-    such a grade cannot be re-verified from a profile)."""
+    hex digits (so is the JSON hash grades made from unhashed profiles got before 2026-11-23, which
+    cannot be re-verified from a profile)."""
     if isinstance(value, str):
         if _SCHEME_2.fullmatch(value):
             return 2
@@ -427,6 +429,17 @@ def _hash_sql(scheme: int = PROFILE_HASH_SCHEME) -> str:
     parts = [_hash_text_sql(_typed_sql(col), "key" if col in KEY_COLUMNS else _value_kind(col), scheme)
              for col in (*KEY_COLUMNS, *_feature_names())]
     return _hash_of_texts_sql(parts, scheme)
+
+
+def profile_hashes(profiles: pd.DataFrame, scheme: int = PROFILE_HASH_SCHEME) -> np.ndarray:
+    """The ``profile_hash`` of each row of a profile frame, over its key and the profile's features
+    only (other columns a caller added are left out), equal to what ``build_profiles(...,
+    with_hash=True)`` gives for the same profile."""
+    cols = [*KEY_COLUMNS, *_feature_names()]
+    missing = [c for c in cols if c not in profiles.columns]
+    if missing:
+        raise ValueError(f"not a profile frame: no column {', '.join(missing)}; build it with build_profiles")
+    return add_profile_hash(profiles[cols], scheme=scheme)["profile_hash"].to_numpy()
 
 
 def add_profile_hash(profiles: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None,

@@ -8,7 +8,6 @@ version used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.profiles import profile_hashes
 from training.pipeline import model_name
 from training.registry import CHAMPION, ModelRegistry
 from training.whatif import WhatIfInputs, what_if_entries
@@ -43,17 +43,6 @@ GRADE_COLUMNS = (
 )
 
 
-def profile_hashes(profiles: pd.DataFrame, feature_columns: Sequence[str]) -> pd.Series:
-    """sha256 of each subject's feature values (used only when the profile carries no hash)."""
-    cols = sorted(feature_columns)
-
-    def one(row: pd.Series) -> str:
-        payload = json.dumps({c: (None if pd.isna(row[c]) else float(row[c])) for c in cols}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    return profiles.apply(one, axis=1)
-
-
 def grade_with(
     model: Any,
     profiles: pd.DataFrame,
@@ -72,9 +61,9 @@ def grade_with(
     graded = model.grade(profiles)
     reasons = model.reasons(profiles, top=top_reasons, evidence=evidence)
     if "profile_hash" in profiles.columns:
-        hashes = profiles["profile_hash"].astype(str)
-    else:
-        hashes = profile_hashes(profiles, model.features)
+        hashes = profiles["profile_hash"].astype(str).to_numpy()
+    else:  # hashed here, for the graded rows only, rather than for every profile ever built
+        hashes = profile_hashes(profiles)
     proposals: dict[str, list[dict]] = {}
     if what_if is not None:
         as_of = pd.Timestamp(profiles["as_of"].iloc[0]).date()
@@ -88,7 +77,7 @@ def grade_with(
             "grade": graded["grade"].to_numpy(),
             "probability": graded["p_adverse_12m"].to_numpy(),
             "model_version": f"{name}/{int(version)}",
-            "profile_hash": hashes.to_numpy(),
+            "profile_hash": hashes,
             "reasons": [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in reasons],
             "what_if": [json.dumps(proposals.get(str(u), []), ensure_ascii=False, sort_keys=True)
                         for u in profiles["uscc"]],

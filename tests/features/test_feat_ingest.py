@@ -12,8 +12,9 @@ from feat_fixtures import INGESTED_AT, code, record, records_frame, subject, sub
 from typer.testing import CliRunner
 
 from features.ingest import MalformedFileError, ingest
-from features.profiles import build_profiles
+from features.profiles import build_profiles, profile_hashes
 from features.schema import CONTRACT_RULES, RECORD_COLUMNS
+from features.specs import FEATURE_SPECS
 from features.store import current_dir, read_latest, scan_sql
 
 
@@ -260,7 +261,15 @@ def test_cli_profile_writes_profiles_and_refuses_bad_options(sim_store, tmp_path
     payload = json.loads(result.stdout)
     written = pd.read_parquet(out)
     assert payload["subjects"] == len(written) > 0
-    assert written["profile_hash"].is_unique
+    assert payload["features"] == len(FEATURE_SPECS) and "profile_hash" not in written.columns
+    hashed_out = tmp_path / "hashed.csv"
+    result = runner.invoke(app, ["profile", "--store", str(sim_store), "--as-of", "2026-06-30", "--out",
+                                 str(hashed_out), "--with-hash", "--json"])
+    assert result.exit_code == 0, result.output
+    hashed = pd.read_csv(hashed_out, dtype={"uscc": str})
+    assert json.loads(result.stdout)["features"] == len(FEATURE_SPECS)
+    # read back from CSV, the profile hashes as it was built
+    assert hashed["profile_hash"].is_unique and profile_hashes(written).tolist() == hashed["profile_hash"].tolist()
     for args, needle in ((["--as-of", "2026-02-30"], "--as-of"), (["--as-of", "2026-06-30", "--engine", "polars"],
                          "--engine"), (["--as-of", "2026-06-30", "--sector", "Z"], "sector")):
         result = runner.invoke(app, ["profile", "--store", str(sim_store), "--out", str(out), *args])

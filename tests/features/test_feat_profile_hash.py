@@ -23,6 +23,7 @@ from features.profiles import (
     add_profile_hash,
     build_profiles,
     profile_hash_scheme,
+    profile_hashes,
 )
 from features.specs import FEATURE_SPECS
 
@@ -57,7 +58,7 @@ def _built() -> pd.DataFrame:
     subjects = subjects_frame([subject(0), subject(1, registered_capital=None, employees=None)])
     rows = [record("P", code(0), "admin_penalty", date(2025, 1, 10)),
             record("L", code(1), "list_abnormal_operation", date(2025, 3, 1))]
-    return build_profiles(records_frame(rows), subjects, as_of=date(2025, 6, 30))
+    return build_profiles(records_frame(rows), subjects, as_of=date(2025, 6, 30), with_hash=True)
 
 
 def _millionths(x: float) -> str:
@@ -210,11 +211,18 @@ def test_profiles_without_the_hash_are_the_same_profiles():
     subjects = subjects_frame([subject(0), subject(1, registered_capital=None, employees=None)])
     rows = [record("P", code(0), "admin_penalty", date(2025, 1, 10)),
             record("L", code(1), "list_abnormal_operation", date(2025, 3, 1))]
-    bare = build_profiles(records_frame(rows), subjects, as_of=date(2025, 6, 30), with_hash=False)
+    bare = build_profiles(records_frame(rows), subjects, as_of=date(2025, 6, 30))  # the default
     assert "profile_hash" not in bare.columns
     hashed = _built()
     pd.testing.assert_frame_equal(bare, hashed.drop(columns="profile_hash"))
     assert add_profile_hash(bare)["profile_hash"].tolist() == hashed["profile_hash"].tolist()
+    # what grading computes for a profile without the hash: the build's hash, whatever else the
+    # frame carries and in whatever order its columns come
+    extra = bare.assign(note="added by a caller")[["note", *reversed(bare.columns)]]
+    assert profile_hashes(extra).tolist() == hashed["profile_hash"].tolist()
+    assert profile_hashes(extra, scheme=1).tolist() == add_profile_hash(bare, scheme=1)["profile_hash"].tolist()
+    with pytest.raises(ValueError, match="not a profile frame: no column thin_file"):
+        profile_hashes(bare.drop(columns="thin_file"))
 
 
 def test_text_values_cannot_be_confused_with_each_other_or_the_separator():

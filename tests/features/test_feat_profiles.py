@@ -56,7 +56,7 @@ as_of_strategy = st.integers(400, SPAN).map(lambda d: DAY0 + timedelta(days=d))
 
 
 def profiles(rows, as_of, **kw) -> pd.DataFrame:
-    return build_profiles(records_frame(rows), SUBJECTS, as_of=as_of, **kw).set_index("uscc")
+    return build_profiles(records_frame(rows), SUBJECTS, as_of=as_of, with_hash=True, **kw).set_index("uscc")
 
 
 def assert_same_negative(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -181,12 +181,12 @@ def test_unsettled_arrears_and_subject_population():
 
 def test_profile_columns_match_feature_specs_and_hash_tracks_values():
     rows = [record("P", code(0), "admin_penalty", date(2025, 1, 10))]
-    p = build_profiles(records_frame(rows), SUBJECTS, as_of=date(2025, 6, 30))
+    p = build_profiles(records_frame(rows), SUBJECTS, as_of=date(2025, 6, 30), with_hash=True)
     assert feature_columns(p) == [s.name for s in FEATURE_SPECS]
     assert p["profile_hash"].str.fullmatch(r"p2[0-9a-f]{62}").all()  # scheme 2 (test_feat_profile_hash)
     assert p["profile_hash"].nunique() == len(p)  # subjects differ (uscc is hashed with the features)
     renamed = SUBJECTS.assign(name="改名后的公司")
-    again = build_profiles(records_frame(rows), renamed, as_of=date(2025, 6, 30))
+    again = build_profiles(records_frame(rows), renamed, as_of=date(2025, 6, 30), with_hash=True)
     assert again["profile_hash"].tolist() == p["profile_hash"].tolist()  # renaming changes nothing
     for spec in FEATURE_SPECS:
         assert spec.monotone in (-1, 0, 1) and spec.reason and spec.label_zh and spec.label_en
@@ -197,8 +197,9 @@ def test_profiles_from_store_equal_profiles_from_frames(sim_store):
     from features.store import read_latest
 
     as_of = date(2025, 12, 31)
-    from_store = build_profiles(sim_store, as_of=as_of)
-    from_frames = build_profiles(read_latest(sim_store, "records"), read_latest(sim_store, "subjects"), as_of=as_of)
+    from_store = build_profiles(sim_store, as_of=as_of, with_hash=True)
+    from_frames = build_profiles(read_latest(sim_store, "records"), read_latest(sim_store, "subjects"), as_of=as_of,
+                                 with_hash=True)
     assert from_store["profile_hash"].tolist() == from_frames["profile_hash"].tolist()
     assert len(from_store) > 500 and from_store["n_penalty_36m"].sum() > 0
 

@@ -21,8 +21,8 @@ def test_spark_sql_is_a_transpilation_of_the_duckdb_definition():
 
 def test_duckdb_and_spark_profiles_are_equal_on_a_simulated_city(sim_store, spark):
     as_of = date(2026, 6, 30)
-    duck = build_profiles(sim_store, as_of=as_of, engine="duckdb")
-    sprk = build_profiles(sim_store, as_of=as_of, engine="spark", spark=spark)
+    duck = build_profiles(sim_store, as_of=as_of, engine="duckdb", with_hash=True)
+    sprk = build_profiles(sim_store, as_of=as_of, engine="spark", spark=spark, with_hash=True)
     pd.testing.assert_frame_equal(duck, sprk, check_exact=False, atol=1e-9)
     assert duck["profile_hash"].tolist() == sprk["profile_hash"].tolist()
     assert duck["n_penalty_36m"].sum() > 0 and duck["on_list_abnormal_operation"].sum() > 0

@@ -6,13 +6,14 @@ One city of 3,000 subjects per test session (per xdist worker); commands run thr
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from features.profiles import build_profiles
 from serving.cli.main import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trn_city")]
@@ -141,4 +142,6 @@ def test_report_and_grade_commands(trained_city, city_store, tmp_path: Path) -> 
                for rs in reasons)
     # reasons name the records behind them (e.g. the penalties counted in a penalty feature)
     assert any(r["record_ids"] for rs in reasons for r in rs)
-    assert grades["profile_hash"].str.len().eq(64).all()
+    # each grade names the profile it was made from: the hash a build with the hash gives
+    built = build_profiles(store, as_of=date.fromisoformat(summary["validate_as_of"]), with_hash=True)
+    assert grades.set_index("uscc")["profile_hash"].to_dict() == built.set_index("uscc")["profile_hash"].to_dict()
