@@ -24,12 +24,19 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, loop_connection, session_factory
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated
-from serving.security import ApiKeyCache, Principal, Role, decode_access_token
+from serving.security import (
+    CredentialCache,
+    Principal,
+    Role,
+    credential_key,
+    decode_access_token,
+    token_expires_at,
+)
 from serving.services.access import SUBJECT_READER_ROLES, can_read
 from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.querylog import append_entry, append_entry_async
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
-from serving.services.users import principal_for_api_key
+from serving.services.users import person_is_current, principal_for_api_key, revoke_token
 from serving.settings import Settings, get_settings
 from serving.validation import USCC_PATTERN, NoControlChars
 
@@ -115,62 +122,95 @@ TodayDep = Annotated[dt.date, Depends(get_today)]
 RegraderDep = Annotated[Regrader, Depends(get_regrader)]
 EligibilityDep = Annotated[RepairEligibility, Depends(get_repair_eligibility)]
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def api_principal(request: Request, settings: SettingsDep, session: SessionDep,
-                        token: Annotated[str | None, Depends(_bearer)] = None,
+                        token: Annotated[str | None, Depends(bearer_scheme)] = None,
                         api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
     """The caller of an API route: a bearer JWT (person) or an ``X-API-Key`` (machine).
 
     The API ignores the page cookie, so cross-site requests cannot ride on a browser session.
-    ``async``: a JWT is checked without I/O; an API key is looked up in the database (in the
-    thread pool) unless this worker verified it less than ``api_key_cache_ttl_s`` ago, so a
-    revoked key keeps working for at most that long.
+    ``async``: the credential is checked against the database (in the thread pool) only when this
+    worker has not checked it in the last ``credential_cache_ttl_s``: a revoked key, a deactivated
+    user, a changed scope or a logged-out token keeps working for at most that long.
     """
     principal = _principal_without_io(request, settings, token, api_key)
-    if principal is None:  # an API key this worker has not verified lately
-        principal = await run_in_threadpool(_looked_up_api_key, request, settings, session, api_key)
+    if principal is None:  # not checked by this worker lately
+        principal = await run_in_threadpool(_checked_credential, request, settings, session, token, api_key)
     return principal
 
 
 def _principal_without_io(request: Request, settings: Settings, token: str | None,
                           api_key: str | None) -> Principal | None:
-    """The caller from a bearer JWT or a cached API key; None when the key must be looked up.
-    Raises `NotAuthenticated` for a bad token or no credentials."""
+    """The caller from a bearer JWT or an API key this worker checked lately; None when the
+    credential must be checked against the database. Raises `NotAuthenticated` for a bad or
+    expired token or no credentials."""
     if token:
         principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
-        return principal
+        return credential_cache(request, settings).get(credential_key(token=principal))
     if api_key:
-        return api_key_cache(request, settings).get(api_key)
+        return credential_cache(request, settings).get(credential_key(api_key=api_key))
     raise NotAuthenticated()
 
 
-def _looked_up_api_key(request: Request, settings: Settings, session: Session, api_key: str | None) -> Principal:
-    """The owner of ``api_key`` from the database (then cached), else `NotAuthenticated`."""
+def _checked_credential(request: Request, settings: Settings, session: Session, token: str | None,
+                        api_key: str | None) -> Principal:
+    """The caller after checking the credential against the database (then cached): the token's
+    user is active with the token's role and scope and the token not logged out, or the API key
+    is not revoked and its user active. Else `NotAuthenticated`."""
+    cache = credential_cache(request, settings)
+    if token:
+        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        if principal is None:
+            raise NotAuthenticated("invalid or expired access token")
+        if not person_is_current(session, principal):
+            raise NotAuthenticated("this session has ended (logged out, or the account was deactivated or "
+                                   "changed): log in again")
+        cache.put(credential_key(token=principal), principal)
+        return principal
     principal = principal_for_api_key(session, api_key) if api_key else None
     if principal is None:
         raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
-    api_key_cache(request, settings).put(api_key, principal)
+    cache.put(credential_key(api_key=api_key), principal)
     return principal
 
 
-def api_key_cache(request: Request, settings: Settings) -> ApiKeyCache:
-    """The app's cache of verified API keys (one per app, so tests never share it)."""
+def end_token(request: Request, settings: Settings, session: Session, token: str | None) -> None:
+    """Log a person's access token out: refused from now on by this worker, and by every other
+    within ``credential_cache_ttl_s`` (they check it against ``revoked_tokens``)."""
+    secret = settings.jwt_secret.get_secret_value()
+    principal = decode_access_token(token, secret) if token else None
+    expires_at = token_expires_at(token, secret) if token else None
+    if principal is None or expires_at is None:
+        return  # expired or invalid: refused anyway
+    revoke_token(session, principal, expires_at)
+    credential_cache(request, settings).forget(credential_key(token=principal))
+
+
+def credential_cache(request: Request, settings: Settings) -> CredentialCache:
+    """The app's cache of checked credentials (one per app, so tests never share it)."""
     state = request.app.state
-    cache = getattr(state, "api_key_cache", None)
+    cache = getattr(state, "credential_cache", None)
     if cache is None:
-        cache = state.api_key_cache = ApiKeyCache(ttl_s=settings.api_key_cache_ttl_s)
+        cache = state.credential_cache = CredentialCache(ttl_s=settings.credential_cache_ttl_s)
     return cache
 
 
 def page_principal(request: Request, settings: SettingsDep) -> Principal:
-    """The caller of a page: the httponly session cookie (SameSite=strict)."""
+    """The caller of a page: the httponly session cookie (SameSite=strict), checked as
+    `api_principal` checks a bearer token (a sync dependency: FastAPI runs it in a thread)."""
     token = request.cookies.get(SESSION_COOKIE)
-    principal = decode_access_token(token, settings.jwt_secret.get_secret_value()) if token else None
+    try:
+        principal = _principal_without_io(request, settings, token, None) if token else None
+        if principal is None and token:
+            principal = _in_new_session(settings,
+                                        lambda session: _checked_credential(request, settings, session, token, None))
+    except NotAuthenticated:
+        principal = None
     if principal is None:
         raise NotAuthenticated("please log in")
     return principal
@@ -284,7 +324,7 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         uscc: UsccPath,
         purpose: PurposeQuery = None,
         x_purpose: PurposeHeader = None,
-        token: Annotated[str | None, Depends(_bearer)] = None,
+        token: Annotated[str | None, Depends(bearer_scheme)] = None,
         api_key: Annotated[str | None, Depends(_api_key)] = None,
     ) -> T:
         settings = settings_of(request)
@@ -295,7 +335,7 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         principal = _principal_without_io(request, settings, token, api_key)
         if principal is None:  # an API key this worker has not verified lately: a database lookup
             principal = await run_in_threadpool(
-                _in_new_session, settings, lambda session: _looked_up_api_key(request, settings, session, api_key))
+                _in_new_session, settings, lambda session: _checked_credential(request, settings, session, token, api_key))
         _with_role(principal, SUBJECT_READER_ROLES)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
         try:
@@ -320,7 +360,7 @@ def _read_in_thread(read: Callable[[Connection, str], T], request: Request, sett
                     purpose: str | None, token: str | None, api_key: str | None) -> T:
     def work(session: Session) -> T:
         principal = (_principal_without_io(request, settings, token, api_key)
-                     or _looked_up_api_key(request, settings, session, api_key))
+                     or _checked_credential(request, settings, session, token, api_key))
         _with_role(principal, SUBJECT_READER_ROLES)
         access = _checked_and_logged(request, session, principal, uscc, purpose)
         return read(session.connection(), access.uscc)

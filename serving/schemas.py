@@ -268,6 +268,18 @@ class UserCreate(BaseModel):
     display_name: CleanText | None = Field(default=None, max_length=80)
 
 
+class UserUpdate(BaseModel):
+    active: bool = Field(description="false: the user can no longer log in, and their access tokens and API "
+                                     "keys stop working within the credential cache's TTL (10 s)")
+
+
+class ApiKeyRevoked(Out):
+    id: int
+    name: str
+    prefix: str
+    revoked: bool
+
+
 class UserOut(Out):
     id: int
     username: str

@@ -82,12 +82,20 @@ def decode_access_token(token: str, secret: str, now: float | None = None) -> Pr
     return principal
 
 
+def token_expires_at(token: str, secret: str) -> dt.datetime | None:
+    """When a valid token expires (None for an invalid one): how long a logout must be remembered."""
+    try:
+        return dt.datetime.fromtimestamp(_verified_token(token, secret)[1], dt.UTC)
+    except jwt.PyJWTError:
+        return None
+
+
 @lru_cache(maxsize=4096)
 def _verified_token(token: str, secret: str) -> tuple[Principal, float]:
     """Signature and claims of ``token`` checked once (PyJWT re-parses the key on every call,
     which cost more than the rest of an authenticated read); ``decode_access_token`` rechecks
     the expiry on every use. Failures raise, so they are never cached."""
-    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "jti"]})
     if claims.get("role") not in ROLES:
         raise jwt.InvalidTokenError(f"unknown role {claims.get('role')!r}")
     principal = Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
@@ -114,12 +122,14 @@ def api_key_matches(key: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_api_key(key), key_hash)
 
 
-class ApiKeyCache:
-    """API keys this worker verified recently: key hash → principal, each for ``ttl_s`` seconds.
+class CredentialCache:
+    """Credentials this worker checked against the database recently: key → principal, each for
+    ``ttl_s`` seconds (keys from :func:`credential_key`).
 
-    Saves the database lookup on every machine request. Only successful lookups are kept, so a
-    new key works at once; a revoked key keeps working for at most ``ttl_s`` in a worker that had
-    verified it (``ttl_s = 0`` turns the cache off).
+    Saves a database lookup on every request. Only successful checks are kept, so a new key or
+    login works at once; a revoked API key, a deactivated user, a changed scope or a logged-out
+    token keeps working for at most ``ttl_s`` in a worker that had checked it (``ttl_s = 0``
+    turns the cache off).
     """
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000,
@@ -130,7 +140,7 @@ class ApiKeyCache:
         self._entries: dict[str, tuple[float, Principal]] = {}
 
     def get(self, key: str) -> Principal | None:
-        hit = self._entries.get(hash_api_key(key))
+        hit = self._entries.get(key)
         if hit is None or hit[0] <= self._clock():
             return None
         return hit[1]
@@ -140,7 +150,20 @@ class ApiKeyCache:
             return
         if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
             self._entries.clear()
-        self._entries[hash_api_key(key)] = (self._clock() + self.ttl_s, principal)
+        self._entries[key] = (self._clock() + self.ttl_s, principal)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+def credential_key(*, api_key: str | None = None, token: Principal | None = None) -> str:
+    """The cache key of an API key (its hash: the key itself is never kept) or of a decoded
+    access token (its id)."""
+    if api_key is not None:
+        return "key:" + hash_api_key(api_key)
+    if token is not None and token.token_id:
+        return "jwt:" + token.token_id
+    raise ValueError("credential_key needs an API key or a token with an id")
 
 
 def csrf_token(secret: str, session_id: str) -> str:

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     # `/health` asks the model registry (MLflow) for each champion at most this often; between
     # lookups it reports the last one (a liveness probe every second must not load MLflow every second)
     health_model_check_s: float = Field(default=10.0, ge=0, le=3600)
-    # a revoked API key keeps working for at most this long in a worker that verified it
-    api_key_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
+    # a worker checks each API key and access token against the database at most this often: a
+    # revoked key, a deactivated user, a changed scope or a logged-out token works at most this long
+    credential_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
     # Overload (per worker process). Sync routes run in a thread pool of `threadpool_size`; the
     # database pool has as many connections plus one for the query log's writer thread, so a
     # request in a thread never waits for one except when something else holds them, and then at

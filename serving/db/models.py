@@ -249,6 +249,18 @@ class LoginAttempt(Base):
     attempted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class RevokedToken(Base):
+    """Access tokens ended before their expiry (logout): refused by every worker within the
+    credential cache's TTL. Rows past ``expires_at`` no longer matter and are purged on insert."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class PromotionAudit(Base):
     __tablename__ = "promotion_audit"
 

@@ -19,12 +19,14 @@ from serving.errors import (
 from serving.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
+    ApiKeyRevoked,
     ChainCheckOut,
     PersonalInfoOut,
     QueryLogOut,
     QueryLogPage,
     UserCreate,
     UserOut,
+    UserUpdate,
 )
 from serving.security import Principal
 from serving.services import querylog, subjects, users
@@ -57,6 +59,27 @@ def check_query_log(principal: Admin, session: SessionDep) -> ChainCheckOut:
              responses=error_responses(*_ERRORS, Conflict, InvalidInput))
 def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> UserOut:
     return UserOut.model_validate(users.create_user(session, body))
+
+
+USERNAME = r"^[A-Za-z0-9_.@-]+$"  # as UserCreate
+
+
+@router.patch("/users/{username}", response_model=UserOut,
+              responses=error_responses(*_ERRORS, NotFound, Conflict))
+def update_user(body: UserUpdate, principal: Admin, session: SessionDep,
+                username: Annotated[str, Path(min_length=3, max_length=80, pattern=USERNAME)]) -> UserOut:
+    """Deactivate (or reactivate) a user, e.g. staff who left: their sessions and keys end with it."""
+    if username == principal.username and not body.active:
+        raise Conflict("an admin cannot deactivate their own account", field="active")
+    return UserOut.model_validate(users.set_active(session, username, body.active))
+
+
+@router.delete("/api-keys/{prefix}", response_model=ApiKeyRevoked, responses=error_responses(*_ERRORS, NotFound))
+def revoke_api_key(principal: Admin, session: SessionDep,
+                   prefix: Annotated[str, Path(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9_-]+$")]
+                   ) -> ApiKeyRevoked:
+    """Revoke a key by its prefix (shown when it was created); it stops working within 10 s."""
+    return ApiKeyRevoked.model_validate(users.revoke_api_key(session, prefix))
 
 
 @router.post("/api-keys", response_model=ApiKeyOut, status_code=201,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from serving.deps import SessionDep, SettingsDep, api_principal
+from serving.deps import SessionDep, SettingsDep, api_principal, bearer_scheme, end_token
 from serving.errors import InvalidInput, NotAuthenticated, TooManyAttempts, error_responses
 from serving.schemas import MeOut, TokenOut
 from serving.security import Principal, create_access_token
@@ -29,6 +29,14 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     token, expires = create_access_token(principal_of(user), settings.jwt_secret.get_secret_value(),
                                          settings.jwt_ttl_minutes)
     return TokenOut(access_token=token, expires_at=expires)
+
+
+@router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated))
+def logout(request: Request, principal: Annotated[Principal, Depends(api_principal)], session: SessionDep,
+           settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)] = None) -> Response:
+    """End this bearer token before its expiry (API keys are revoked by an admin instead)."""
+    end_token(request, settings, session, token)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=MeOut, responses=error_responses(NotAuthenticated))

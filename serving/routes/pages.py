@@ -21,6 +21,7 @@ from serving.deps import (
     SettingsDep,
     SubjectAccess,
     TodayDep,
+    end_token,
     page_principal,
     page_subject_access,
     require_role,
@@ -91,9 +92,11 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/logout")
-def logout(principal: PageUser, settings: SettingsDep,
+def logout(request: Request, principal: PageUser, session: SessionDep, settings: SettingsDep,
            csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+    """End the session: the cookie is deleted and its token refused even if replayed."""
     _require_csrf(principal, settings, csrf_token_)
+    end_token(request, settings, session, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

@@ -8,7 +8,7 @@ import math
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from serving.db.models import ApiKey, LoginAttempt, User
+from serving.db.models import ApiKey, LoginAttempt, RevokedToken, User
 from serving.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from serving.schemas import UserCreate
 from serving.security import (
@@ -100,6 +100,53 @@ def principal_for_api_key(session: Session, key: str) -> Principal | None:
     if row is None or not api_key_matches(key, row[0].key_hash):
         return None
     return principal_of(row[1], kind="machine")
+
+
+def person_is_current(session: Session, principal: Principal) -> bool:
+    """Whether a person's access token still stands: the user is active, has the role and scope the
+    token carries, and the token was not ended by a logout."""
+    user = get_user(session, principal.username)
+    if user is None or not user.active or principal_of(user) != principal_of_token(principal):
+        return False
+    return session.get(RevokedToken, principal.token_id) is None
+
+
+def principal_of_token(principal: Principal) -> Principal:
+    """What a token says about its user (without the token's own id), comparable with principal_of."""
+    return Principal(username=principal.username, role=principal.role, kind="person",
+                     department=principal.department, section=principal.section, uscc=principal.uscc)
+
+
+def revoke_token(session: Session, principal: Principal, expires_at: dt.datetime,
+                 now: dt.datetime | None = None) -> None:
+    """End one access token before its expiry (logout); rows of tokens expired anyway are purged."""
+    now = now or dt.datetime.now(dt.UTC)
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    if principal.token_id and session.get(RevokedToken, principal.token_id) is None:
+        session.add(RevokedToken(token_id=principal.token_id, username=principal.username,
+                                 expires_at=expires_at, revoked_at=now))
+    session.commit()
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    """Activate or deactivate a user: a deactivated user cannot log in, and their tokens and API
+    keys stop working (within the credential cache's TTL)."""
+    user = get_user(session, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}", field="username")
+    user.active = active
+    session.commit()
+    return user
+
+
+def revoke_api_key(session: Session, prefix: str) -> ApiKey:
+    """Revoke the API key with this prefix (keys are never deleted: the record stays)."""
+    row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if row is None:
+        raise NotFound(f"no API key with prefix {prefix!r}", field="prefix")
+    row.revoked = True
+    session.commit()
+    return row
 
 
 def get_user(session: Session, username: str) -> User | None:

@@ -18,7 +18,7 @@ from serving.db.models import QueryLogEntry
 from serving.db.session import dispose_engine, engine_for, iter_session
 from serving.deps import get_today
 from serving.overload import InFlightLimit
-from serving.security import ApiKeyCache, Principal
+from serving.security import CredentialCache, Principal, credential_key
 from serving.services import querylog
 from serving.services.querylog import append_entry, check_chain, group_writer
 
@@ -207,17 +207,25 @@ def test_overload_is_declared_in_openapi(client):
     assert "503" in grade and grade["503"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorOut")
 
 
-def test_api_key_cache_forgets_after_its_ttl():
+def test_credential_cache_forgets_after_its_ttl_or_when_told():
     now = [0.0]
-    cache = ApiKeyCache(ttl_s=10, clock=lambda: now[0])
+    cache = CredentialCache(ttl_s=10, clock=lambda: now[0])
     machine = Principal(username="pipeline", role="regulator", kind="machine", department="samr")
-    cache.put("tsk_key", machine)
-    assert cache.get("tsk_key") == machine and cache.get("tsk_other") is None
+    key, other = credential_key(api_key="tsk_key"), credential_key(api_key="tsk_other")
+    assert "tsk_key" not in key  # the key itself is never kept
+    cache.put(key, machine)
+    assert cache.get(key) == machine and cache.get(other) is None
     now[0] = 10.0  # a key revoked meanwhile is refused again once its entry expires
-    assert cache.get("tsk_key") is None
-    off = ApiKeyCache(ttl_s=0)
-    off.put("tsk_key", machine)
-    assert off.get("tsk_key") is None
+    assert cache.get(key) is None
+    person = Principal(username="ent1", role="enterprise", uscc="9" * 18, token_id="abc")
+    cache.put(credential_key(token=person), person)
+    cache.forget(credential_key(token=person))  # a logout in this worker: at once
+    assert cache.get(credential_key(token=person)) is None
+    off = CredentialCache(ttl_s=0)
+    off.put(key, machine)
+    assert off.get(key) is None
+    with pytest.raises(ValueError):
+        credential_key(token=Principal(username="x", role="admin"))  # a token without an id
 
 
 def test_a_verified_token_still_expires():
