@@ -340,8 +340,10 @@ def main(args: argparse.Namespace) -> None:
     # `timeout`/Ctrl-C must still stop the uvicorn workers (the `finally` below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    from bench_users import bearer_for
+
     from serving.db.session import iter_session
-    from serving.security import Principal, create_access_token
+    from serving.security import Principal
     from serving.services.querylog import check_chain
 
     tmp = Path(tempfile.mkdtemp(prefix="tiers-apibench-"))
@@ -351,9 +353,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"seeded {len(codes)} subjects + grades (5 reasons each) in {time.perf_counter() - t:.1f} s: {url}")
 
     secret = "bench-secret-" + "x" * 40
-    token, _ = create_access_token(Principal(username="bench_regulator", role="regulator", department="samr"),
-                                   secret, 120)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"), secret)
     env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
            "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp),
            "TIERS_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}

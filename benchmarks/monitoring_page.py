@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
+    from bench_users import bearer_for
     from fastapi.testclient import TestClient
 
     from monitoring.run import monitor
@@ -71,7 +72,7 @@ def main() -> None:
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
     from serving.deps import SESSION_COOKIE
-    from serving.security import Principal, create_access_token
+    from serving.security import Principal
     from serving.services.monitoring import store_result
     from serving.settings import Settings
 
@@ -90,11 +91,9 @@ def main() -> None:
         run_id = store_result(session, result, report_html=html, artifact_dir=settings.data_dir)
         t_store = time.perf_counter() - t
         session.close()
-        token, _ = create_access_token(Principal(username="analyst", role="analyst"),
-                                       settings.jwt_secret.get_secret_value(), 30)
+        headers = bearer_for(url, Principal(username="analyst", role="analyst"), settings.jwt_secret.get_secret_value())
         client = TestClient(create_app(settings))
-        headers = {"Authorization": f"Bearer {token}"}
-        client.cookies.set(SESSION_COOKIE, token)
+        client.cookies.set(SESSION_COOKIE, headers["Authorization"].removeprefix("Bearer "))
         api = lambda: client.get(f"/api/v1/analyst/monitoring/{run_id}", headers=headers).raise_for_status()  # noqa: E731
         page = lambda: client.get(f"/analyst/monitoring/{run_id}").raise_for_status()  # noqa: E731
         api(), page()  # warm-up (templates, imports)

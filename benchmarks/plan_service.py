@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_users import bearer_for
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from stdnum.cn import uscc as stdnum_uscc
@@ -28,7 +29,7 @@ from serving.app import create_app
 from serving.db.migrate import upgrade
 from serving.db.models import Grade, Subject
 from serving.db.session import iter_session
-from serving.security import Principal, create_access_token
+from serving.security import Principal
 from serving.services import plans as plan_service
 from serving.settings import Settings
 from supervision.plan import PlanCreate, create_plan, verify_plan
@@ -89,9 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = build_world(Path(tmp), args.subjects)
         client = TestClient(create_app(settings))
-        token, _ = create_access_token(Principal(username="bench", role="regulator", department="samr"),
-                                       settings.jwt_secret.get_secret_value(), 60)
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer_for(settings.database_url, Principal(username="bench", role="regulator", department="samr"),
+                             settings.jwt_secret.get_secret_value())
         counter = iter(range(10**6))
         body = {"period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF.isoformat(),
                 "tasks": [{"department": "samr", "item": "SAMR-03"}, {"department": "samr", "item": "SAMR-02"}]}

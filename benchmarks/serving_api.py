@@ -28,13 +28,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
+    from bench_users import bearer_for
     from fastapi.testclient import TestClient
     from stdnum.cn import uscc as stdnum_uscc
 
     from serving.app import create_app
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
-    from serving.security import Principal, create_access_token
+    from serving.security import Principal
     from serving.services.grades import store_grades
     from serving.services.querylog import check_chain
     from serving.services.subjects import store_records, store_subjects
@@ -53,9 +54,8 @@ def main() -> None:
                             "model_version": "bench", "profile_hash": "0" * 64, "reasons": reasons} for c in codes])
     settings = Settings(database_url=url, run_migrations_on_startup=False)
     client = TestClient(create_app(settings))
-    token, _ = create_access_token(Principal(username="bench", role="regulator", department="samr"),
-                                   settings.jwt_secret.get_secret_value(), 60)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer_for(url, Principal(username="bench", role="regulator", department="samr"),
+                         settings.jwt_secret.get_secret_value())
 
     def timed(path: str, params: dict | None = None) -> float:
         runs = []

@@ -1,4 +1,4 @@
-"""``tiers db upgrade``, ``tiers querylog check``, ``tiers users create``, ``tiers users demo``."""
+"""``tiers db upgrade``, ``tiers querylog check``, ``tiers users create|demo|deactivate|activate``."""
 
 from __future__ import annotations
 
@@ -124,3 +124,33 @@ def users_demo() -> None:
         raise typer.Exit(2) from exc
     finally:
         session.close()
+
+
+def _set_active(username: str, active: bool) -> None:
+    from serving.db.session import iter_session
+    from serving.errors import ServiceError
+    from serving.services.users import set_active
+
+    settings = _settings()
+    session = next(iter_session(settings.database_url))
+    try:
+        set_active(session, username, active)
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.field or 'input'}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        session.close()
+    state = "active" if active else "deactivated: their sessions and API keys stop working within 10 s"
+    typer.echo(f"{username} {state}")
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str = typer.Argument(..., help="login name")) -> None:
+    """Deactivate a user (e.g. staff who left): no login, and their tokens and keys stop working."""
+    _set_active(username, False)
+
+
+@users_app.command("activate")
+def users_activate(username: str = typer.Argument(..., help="login name")) -> None:
+    """Reactivate a deactivated user."""
+    _set_active(username, True)

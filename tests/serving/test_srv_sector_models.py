@@ -76,6 +76,14 @@ def bearer(settings, principal: Principal) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def sector_h(client, auth, settings) -> dict[str, str]:
+    """A sector user of section H (created: a token for a user who does not exist is refused)."""
+    r = client.post("/api/v1/admin/users", headers=auth("admin"), json={
+        "username": "sector_h", "password": "long-random-password", "role": "sector", "section": "H"})
+    assert r.status_code in (201, 409), r.text
+    return bearer(settings, Principal(username="sector_h", role="sector", section="H"))
+
+
 def audit_rows(session) -> list[PromotionAudit]:
     session.expire_all()
     return list(session.scalars(select(PromotionAudit).order_by(PromotionAudit.id)))
@@ -128,9 +136,9 @@ def test_list_and_report(client, auth, settings, registry) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "version"
 
     # another section sees neither the list entry nor the report; enterprises see nothing
-    sector_h = bearer(settings, Principal(username="sector_h", role="sector", section="H"))
-    assert {m["name"] for m in client.get("/api/v1/models", headers=sector_h).json()} == {GENERAL}
-    assert client.get(f"/api/v1/models/{SECTOR_MODEL}/versions/1/report", headers=sector_h).status_code == 403
+    h_user = sector_h(client, auth, settings)
+    assert {m["name"] for m in client.get("/api/v1/models", headers=h_user).json()} == {GENERAL}
+    assert client.get(f"/api/v1/models/{SECTOR_MODEL}/versions/1/report", headers=h_user).status_code == 403
     assert client.get("/api/v1/models", headers=auth("ent1")).status_code == 403
     assert client.get("/api/v1/models").status_code == 401
 
@@ -152,8 +160,8 @@ def test_promotion_refused_accepted_forced_and_audited(client, auth, settings, r
     assert client.post(url.format(2), headers=auth("sector_c"), json={"reason": "x", "force": True}).status_code == 403
     assert client.post(f"/api/v1/models/{GENERAL}/versions/1/promote", headers=auth("sector_c"),
                        json={"reason": "x"}).status_code == 403
-    sector_h = bearer(settings, Principal(username="sector_h", role="sector", section="H"))
-    assert client.post(url.format(3), headers=sector_h, json={"reason": "x"}).status_code == 403
+    h_user = sector_h(client, auth, settings)
+    assert client.post(url.format(3), headers=h_user, json={"reason": "x"}).status_code == 403
     assert client.post(url.format(3), headers=auth("ent1"), json={"reason": "x"}).status_code == 403
     assert registry.alias_version(SECTOR_MODEL, "champion") == 1
 
@@ -178,7 +186,7 @@ def test_promotion_refused_accepted_forced_and_audited(client, auth, settings, r
     audit = client.get("/api/v1/models/audit", headers=auth("sector_c")).json()
     assert [a["decision"] for a in audit] == ["forced", "promoted", "refused"]  # newest first
     assert audit[2]["gate"]["figures"]["challenger_auc"] < audit[2]["gate"]["figures"]["champion_auc"]
-    assert client.get("/api/v1/models/audit", headers=sector_h).json() == []
+    assert client.get("/api/v1/models/audit", headers=h_user).json() == []
     assert client.get("/api/v1/models/audit", headers=auth("ent1")).status_code == 403
 
 

@@ -118,3 +118,25 @@ def test_admin_account_changes_validate_their_input(client, auth):
     assert r.status_code == 409 and r.json()["error"]["field"] == "active"
     assert client.patch("/api/v1/admin/users/ent1", headers=admin, json={"active": "maybe"}).status_code == 422
     assert client.patch("/api/v1/admin/users/ent1", headers=auth("reg_samr"), json={"active": False}).status_code == 403
+
+
+def test_the_cli_deactivates_and_reactivates_a_user(client, database_url, world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as cli
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        ent1 = login(client, "ent1")
+        result = runner.invoke(cli, ["users", "deactivate", "ent1"])
+        assert result.exit_code == 0 and "ent1 deactivated" in result.output, result.output
+        assert reads(client, ent1, world.ent1) == [401, 401]
+        assert runner.invoke(cli, ["users", "activate", "ent1"]).exit_code == 0
+        assert reads(client, ent1, world.ent1) == [200, 200]
+        result = runner.invoke(cli, ["users", "deactivate", "nobody"])
+        assert result.exit_code == 2 and "no user 'nobody'" in result.output
+    finally:
+        get_settings.cache_clear()
