@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from serving.deps import SessionDep, SettingsDep, api_principal, bearer_scheme, end_token
-from serving.errors import InvalidInput, NotAuthenticated, TooManyAttempts, error_responses
+from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, TooManyAttempts, error_responses
 from serving.schemas import MeOut, TokenOut
 from serving.security import Principal, create_access_token
 from serving.services.users import authenticate, principal_of
@@ -31,10 +31,12 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     return TokenOut(access_token=token, expires_at=expires)
 
 
-@router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated))
+@router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated, NotAllowed))
 def logout(request: Request, principal: Annotated[Principal, Depends(api_principal)], session: SessionDep,
            settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)] = None) -> Response:
     """End this bearer token before its expiry (API keys are revoked by an admin instead)."""
+    if principal.kind == "machine" or not token:
+        raise NotAllowed("an API key does not log out: an admin revokes it (DELETE /api/v1/admin/api-keys/{prefix})")
     end_token(request, settings, session, token)
     return Response(status_code=204)
 

@@ -106,6 +106,9 @@ def test_a_revoked_api_key_and_a_deactivated_machine_user_are_refused(client, au
                                                  "revoked": True}
     assert reads(client, first, world.ent1) == [401, 401]
     assert reads(client, second, world.ent1) == [200, 200]
+    r = client.post("/api/v1/auth/logout", headers=second)  # a key does not log out: an admin revokes it
+    assert r.status_code == 403 and "revokes it" in r.json()["error"]["message"]
+    assert reads(client, second, world.ent1) == [200, 200]
     client.patch("/api/v1/admin/users/pipeline-samr", headers=auth("admin"), json={"active": False})
     assert reads(client, second, world.ent1) == [401, 401]
 
