@@ -340,7 +340,7 @@ def main(args: argparse.Namespace) -> None:
     # `timeout`/Ctrl-C must still stop the uvicorn workers (the `finally` below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    from bench_users import bearer_for
+    from _users import bearer_for
 
     from serving.db.session import iter_session
     from serving.security import Principal

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
-    from bench_users import bearer_for
+    from _users import bearer_for
     from fastapi.testclient import TestClient
 
     from monitoring.run import monitor

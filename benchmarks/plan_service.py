@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_users import bearer_for
+from _users import bearer_for
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from stdnum.cn import uscc as stdnum_uscc

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from bench_users import bearer_for
+    from _users import bearer_for
     from fastapi.testclient import TestClient
     from stdnum.cn import uscc as stdnum_uscc
 

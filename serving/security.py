@@ -33,6 +33,7 @@ class Principal:
     section: str | None = None
     uscc: str | None = None
     token_id: str | None = None
+    issued_at: float | None = None  # of the access token (Unix time), to end sessions older than a date
 
     @property
     def scope(self) -> str | None:
@@ -65,7 +66,9 @@ def create_access_token(principal: Principal, secret: str, ttl_minutes: int,
     expires = now + dt.timedelta(minutes=ttl_minutes)
     claims = {
         "sub": principal.username, "role": principal.role, "dep": principal.department,
-        "sec": principal.section, "uscc": principal.uscc, "iat": now, "exp": expires,
+        # iat with sub-second precision (a JWT NumericDate may have a fraction): a login just
+        # after a deactivation must not look older than it
+        "sec": principal.section, "uscc": principal.uscc, "iat": now.timestamp(), "exp": expires,
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires
@@ -99,7 +102,8 @@ def _verified_token(token: str, secret: str) -> tuple[Principal, float]:
     if claims.get("role") not in ROLES:
         raise jwt.InvalidTokenError(f"unknown role {claims.get('role')!r}")
     principal = Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
-                          section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"))
+                          section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"),
+                          issued_at=float(claims["iat"]) if "iat" in claims else None)
     return principal, float(claims["exp"])
 
 
@@ -138,6 +142,7 @@ class CredentialCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._forgotten: dict[str, float] = {}  # key → until when it may not be cached again
 
     def get(self, key: str) -> Principal | None:
         hit = self._entries.get(key)
@@ -148,12 +153,22 @@ class CredentialCache:
     def put(self, key: str, principal: Principal) -> None:
         if self.ttl_s <= 0:
             return
+        if key in self._forgotten:
+            if self._forgotten[key] > self._clock():
+                return
+            del self._forgotten[key]
         if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
             self._entries.clear()
         self._entries[key] = (self._clock() + self.ttl_s, principal)
 
     def forget(self, key: str) -> None:
+        """Drop ``key`` now, and refuse to cache it again for ``ttl_s``: a check that began before
+        the credential was revoked must not put it back (after that, the database refuses it)."""
         self._entries.pop(key, None)
+        if self.ttl_s > 0:
+            if len(self._forgotten) >= self.max_entries:
+                self._forgotten.clear()
+            self._forgotten[key] = self._clock() + self.ttl_s
 
 
 def credential_key(*, api_key: str | None = None, token: Principal | None = None) -> str:

@@ -52,18 +52,24 @@ def grade_with(
     top_reasons: int = 5,
     evidence: Sequence[Mapping[str, Sequence[Any]]] | None = None,
     what_if: WhatIfInputs | None = None,
+    hash_profiles: bool = True,
 ) -> pd.DataFrame:
     """Grade ``profiles`` with one loaded `GradingModel`; reasons are JSON lists of ``ReasonOut``,
     ``what_if`` JSON lists of ``WhatIfOut`` (``[]`` when ``what_if`` is None or nothing helps).
 
     ``model_version`` is ``NAME/VERSION`` (e.g. ``tiers-sector-H/3``), enough to reload the model.
+    ``profile_hash`` is the profile's own column if it has one, else computed (a full profile
+    frame is then needed); ``hash_profiles=False`` leaves it empty, for scores no grade is stored
+    from (monitoring), which then need only the model's features.
     """
     graded = model.grade(profiles)
     reasons = model.reasons(profiles, top=top_reasons, evidence=evidence)
     if "profile_hash" in profiles.columns:
         hashes = profiles["profile_hash"].astype(str).to_numpy()
-    else:  # hashed here, for the graded rows only, rather than for every profile ever built
+    elif hash_profiles:  # hashed here, for the graded rows only, rather than for every profile ever built
         hashes = profile_hashes(profiles)
+    else:
+        hashes = np.full(len(profiles), None, dtype=object)
     proposals: dict[str, list[dict]] = {}
     if what_if is not None:
         as_of = pd.Timestamp(profiles["as_of"].iloc[0]).date()

@@ -140,7 +140,8 @@ def _set_active(username: str, active: bool) -> None:
         raise typer.Exit(2) from exc
     finally:
         session.close()
-    state = "active" if active else "deactivated: their sessions and API keys stop working within 10 s"
+    ttl = settings.credential_cache_ttl_s
+    state = "active" if active else f"deactivated: their sessions and API keys stop working within {ttl:g} s"
     typer.echo(f"{username} {state}")
 
 

@@ -226,7 +226,10 @@ def _score_with_model(model: str, profiles: dict, tracking_uri: str | None):
         loaded = registry.load_model(name, version.version)
     except (LookupError, OSError) as exc:
         _fail(f"--model {model!r}: {exc}")
-    scores = {d: grade_with(loaded, frame, name=name, version=version.version) for d, frame in profiles.items()}
+    # scores to monitor, never stored as grades: no profile hash, so a table holding only the
+    # model's features will do
+    scores = {d: grade_with(loaded, frame, name=name, version=version.version, hash_profiles=False)
+              for d, frame in profiles.items()}
     metrics = registry.client.get_run(version.run_id).data.metrics
     return scores, metrics.get("oot_auc")
 

@@ -222,6 +222,9 @@ class User(Base):
     uscc: Mapped[str | None] = mapped_column(String(18))
     display_name: Mapped[str | None] = mapped_column(String(80))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # access tokens issued before this are refused (set on deactivation, so reactivating a user
+    # does not bring back tokens that may have leaked meanwhile)
+    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

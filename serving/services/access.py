@@ -43,7 +43,7 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
 def can_read(source: Session | Connection, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it (read in a session or on a connection)."""
     # a Core statement on the connection: the ORM's execute path adds nothing here
-    statement = _can_read_statement(replace(principal, username="", token_id=None))
+    statement = _can_read_statement(replace(principal, username="", token_id=None, issued_at=None))
     return bool(connection_of(source).scalar(statement, {"subject": uscc}))
 
 

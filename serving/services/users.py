@@ -6,6 +6,7 @@ import datetime as dt
 import math
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from serving.db.models import ApiKey, LoginAttempt, RevokedToken, User
@@ -108,7 +109,14 @@ def person_is_current(session: Session, principal: Principal) -> bool:
     user = get_user(session, principal.username)
     if user is None or not user.active or principal_of(user) != principal_of_token(principal):
         return False
+    if user.sessions_valid_after is not None and (
+            principal.issued_at is None or principal.issued_at < _utc(user.sessions_valid_after).timestamp()):
+        return False
     return session.get(RevokedToken, principal.token_id) is None
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def principal_of_token(principal: Principal) -> Principal:
@@ -125,7 +133,10 @@ def revoke_token(session: Session, principal: Principal, expires_at: dt.datetime
     if principal.token_id and session.get(RevokedToken, principal.token_id) is None:
         session.add(RevokedToken(token_id=principal.token_id, username=principal.username,
                                  expires_at=expires_at, revoked_at=now))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same token logged out twice at once (a double click): done either way
+        session.rollback()
 
 
 def set_active(session: Session, username: str, active: bool) -> User:
@@ -134,6 +145,8 @@ def set_active(session: Session, username: str, active: bool) -> User:
     user = get_user(session, username)
     if user is None:
         raise NotFound(f"no user {username!r}", field="username")
+    if user.active and not active:
+        user.sessions_valid_after = dt.datetime.now(dt.UTC)
     user.active = active
     session.commit()
     return user

@@ -1,4 +1,4 @@
-"""revoked access tokens (logout ends a session before its token expires)
+"""revoked access tokens (logout ends a session before its token expires); users.sessions_valid_after
 
 Revision ID: 0002
 Revises: 0001
@@ -26,9 +26,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_revoked_tokens_expires_at'), ['expires_at'], unique=False)
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('sessions_valid_after', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('sessions_valid_after')
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_revoked_tokens_expires_at'))
     op.drop_table('revoked_tokens')
