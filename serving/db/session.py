@@ -126,8 +126,13 @@ def _is_sqlite_file(database_url: str) -> bool:
 
 
 def connection_of(source: Session | Connection) -> Connection:
-    """The connection to run a Core statement on: a session's (in its transaction) or ``source``."""
-    return source.connection() if isinstance(source, Session) else source
+    """The connection to run a statement on: a session's (in its transaction, with its pending
+    changes flushed, as a query through the session would autoflush them) or ``source``."""
+    if isinstance(source, Session):
+        if source.autoflush:
+            source.flush()  # nothing pending (the usual case): a cheap check
+        return source.connection()
+    return source
 
 
 def session_factory(database_url: str, **pool: float | str) -> sessionmaker[Session]:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, false, select, true
 from sqlalchemy.orm import Session
 
+from serving.db.driver import compiled_for
 from serving.db.models import Record, Subject
 from serving.db.session import connection_of
 from serving.security import Principal
@@ -42,9 +43,10 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
 
 def can_read(source: Session | Connection, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it (read in a session or on a connection)."""
-    # a Core statement on the connection: the ORM's execute path adds nothing here
+    # compiled once per scope and driver, and run on the driver's cursor (see serving.db.driver)
     statement = _can_read_statement(replace(principal, username="", token_id=None, issued_at=None))
-    return bool(connection_of(source).scalar(statement, {"subject": uscc}))
+    connection = connection_of(source)
+    return bool(compiled_for(statement, connection.dialect).rows(connection, {"subject": uscc})[0][0])
 
 
 @lru_cache(maxsize=1024)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from serving.db.driver import compiled_for
 from serving.db.models import Grade, Subject
 from serving.db.session import connection_of
 from serving.errors import GradeUnavailable, ModelUnavailable
@@ -76,10 +77,12 @@ def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, An
     """The columns of ``GradeOut`` of the subject's latest grade (the row ``latest_grade`` returns),
     without building an ORM object: the read path of the single-subject grade endpoint. Read in a
     session or on a connection."""
-    row = connection_of(source).execute(_LATEST_VALUES, {"uscc": uscc}).mappings().first()
-    if row is None:
+    connection = connection_of(source)
+    statement = compiled_for(_LATEST_VALUES, connection.dialect)  # on the driver's cursor: see serving.db.driver
+    rows = statement.rows(connection, {"uscc": uscc})
+    if not rows:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
-    return dict(row)
+    return dict(zip(statement.columns, rows[0], strict=True))
 
 
 def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:
