@@ -10,56 +10,87 @@ driver's cursor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
 
 
 @dataclass(frozen=True)
 class DriverStatement:
     """One statement compiled for a driver: its SQL, its parameters' order (None for a named
     parameter style), the values it binds itself (constants such as the head row's id), and for
-    a SELECT each result column's name and conversion from the driver's value (None: as it is)."""
+    a SELECT each result column's name and type as the dialect implements it.
+
+    A column's conversion from the driver's value depends on the type the driver reports for it
+    (psycopg's numeric conversions need the column's type OID, which ``Connection.execute`` takes
+    from ``cursor.description``), so it is looked up on the first run and kept per reported types.
+    """
 
     sql: str
     order: tuple[str, ...] | None
     fixed: dict[str, Any]
     columns: tuple[str, ...] = ()
-    from_driver: tuple[Callable[[Any], Any] | None, ...] = ()
+    types: tuple[TypeEngine[Any], ...] = ()
+    dialect: Dialect | None = None
+    _conversions: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(cls, statement: Executable, dialect: Dialect) -> DriverStatement:
         c = statement.compile(dialect=dialect)
         fixed = {k: v for k, v in c.params.items() if v is not None}
         columns: tuple[str, ...] = ()
-        processors: tuple[Callable[[Any], Any] | None, ...] = ()
+        types: tuple[TypeEngine[Any], ...] = ()
         if isinstance(statement, Select):
             selected = list(statement.selected_columns)
             columns = tuple(col.key for col in selected)
-            processors = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in selected)
-        return cls(c.string, tuple(c.positiontup) if c.positiontup is not None else None, fixed, columns, processors)
+            types = tuple(col.type.dialect_impl(dialect) for col in selected)
+        return cls(c.string, tuple(c.positiontup) if c.positiontup is not None else None, fixed, columns,
+                   types, dialect)
 
     def params(self, values: dict[str, Any]) -> Any:
         """``values`` (and the fixed ones) in the driver's parameter style."""
         values = {**self.fixed, **values} if self.fixed else values
         return tuple(values[name] for name in self.order) if self.order is not None else values
 
+    def conversions(self, description: Any) -> tuple[Callable[[Any], Any] | None, ...]:
+        """Each result column's conversion for the driver's ``cursor.description``."""
+        codes = tuple(d[1] for d in description)
+        found = self._conversions.get(codes)
+        if found is None:  # the first run (two racing first runs compute the same tuple)
+            found = self._conversions[codes] = tuple(
+                t.result_processor(self.dialect, code) for t, code in zip(self.types, codes, strict=True))
+        return found
+
     def rows(self, connection: Connection, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run this SELECT on ``connection``'s driver connection: every row, converted as
         ``Connection.execute`` would. All rows are fetched and the cursor closed, so the statement
-        holds no snapshot afterwards."""
-        cursor = connection.connection.driver_connection.cursor()
+        holds no snapshot afterwards. A driver error is raised as SQLAlchemy raises it (an SQLite
+        "database is locked" is ``sqlalchemy.exc.OperationalError``), and a lost connection is
+        invalidated, as ``Connection.execute`` would."""
+        dialect = connection.dialect
+        params = self.params(values)
         try:
-            cursor.execute(self.sql, self.params(values))
-            fetched = cursor.fetchall()
-        finally:
-            cursor.close()
-        convert = self.from_driver
+            cursor = connection.connection.driver_connection.cursor()
+            try:
+                cursor.execute(self.sql, params)
+                fetched = cursor.fetchall()
+                convert = self.conversions(cursor.description)
+            finally:
+                cursor.close()
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(self.sql, params, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=dialect) from exc
         if not any(convert):
             return [tuple(row) for row in fetched]
         return [tuple(v if f is None or v is None else f(v) for f, v in zip(convert, row, strict=True))

@@ -1,0 +1,40 @@
+"""Statements on the driver's cursor (serving.db.driver) give what ``Connection.execute`` gives:
+the same converted values and SQLAlchemy's own errors (on SQLite, and on PostgreSQL when
+``TEST_DATABASE_URL`` is set)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, column, exc, select, table
+
+from serving.db.driver import compiled_for
+from serving.security import Principal
+from serving.services.access import _can_read_statement, can_read
+from serving.services.grades import _LATEST_VALUES, latest_grade_values
+
+
+def test_the_grade_read_equals_sqlalchemys_row(session, world):
+    expected = dict(session.execute(_LATEST_VALUES, {"uscc": world.ent1}).mappings().one())
+    assert expected["base_score"] is not None and expected["reasons"]  # floats, JSON, dates all present
+    got = latest_grade_values(session, world.ent1)
+    assert got == expected
+    assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+
+
+def test_the_coverage_check_equals_sqlalchemys(session, world):
+    for who in (Principal(username="x", role="enterprise", uscc=world.ent1),
+                Principal(username="x", role="enterprise", uscc=world.ent2),
+                Principal(username="x", role="regulator", department="samr")):
+        statement = _can_read_statement(who)
+        assert can_read(session, who, world.ent1) is bool(session.scalar(statement, {"subject": world.ent1}))
+
+
+def test_driver_errors_are_sqlalchemys_errors(session):
+    missing = select(column("a")).select_from(table("no_such_table")).where(column("a") == bindparam("a"))
+    connection = session.connection()
+    with pytest.raises(exc.DBAPIError) as raised:
+        compiled_for(missing, connection.dialect).rows(connection, {"a": 1})
+    assert "no_such_table" in str(raised.value)
+    if connection.dialect.name == "sqlite":  # e.g. "database is locked": what the event-loop read falls back on
+        assert isinstance(raised.value, exc.OperationalError)
+    session.rollback()
