@@ -153,10 +153,11 @@ class CredentialCache:
     def put(self, key: str, principal: Principal) -> None:
         if self.ttl_s <= 0:
             return
-        if key in self._forgotten:
-            if self._forgotten[key] > self._clock():
+        until = self._forgotten.get(key)
+        if until is not None:
+            if until > self._clock():
                 return
-            del self._forgotten[key]
+            self._forgotten.pop(key, None)
         if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
             self._entries.clear()
         self._entries[key] = (self._clock() + self.ttl_s, principal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -24,10 +25,12 @@ def client_ip(request: Request) -> str:
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, session: SessionDep,
           settings: SettingsDep) -> TokenOut:
     """Exchange username and password for a bearer token (failed attempts rate-limited)."""
+    # issued as of before the user was read: a deactivation committed meanwhile ends this token too
+    now = dt.datetime.now(dt.UTC)
     user = authenticate(session, form.username, form.password, client_ip(request),
-                        max_failures_per_minute=settings.login_attempts_per_minute)
+                        max_failures_per_minute=settings.login_attempts_per_minute, now=now)
     token, expires = create_access_token(principal_of(user), settings.jwt_secret.get_secret_value(),
-                                         settings.jwt_ttl_minutes)
+                                         settings.jwt_ttl_minutes, now=now)
     return TokenOut(access_token=token, expires_at=expires)
 
 

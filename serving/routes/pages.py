@@ -6,6 +6,7 @@ CSRF token bound to the session (``serving.security.csrf_token``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -77,14 +78,16 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
                  username: Annotated[str, Form(max_length=80), NoControlChars],
                  password: Annotated[str, Form(max_length=200), NoControlChars],
                  ) -> Response:
+    now = dt.datetime.now(dt.UTC)  # before the user is read, as the API login
     try:
         user = authenticate(session, username, password, client_ip(request),
-                            max_failures_per_minute=settings.login_attempts_per_minute)
+                            max_failures_per_minute=settings.login_attempts_per_minute, now=now)
     except ServiceError as exc:
         return render(request, "login.html", {"user": None, "error": exc.message},
                       status_code=exc.status_code, headers=exc.headers)
     principal = principal_of(user)
-    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_minutes)
+    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_minutes,
+                                   now=now)
     response = RedirectResponse(_home(principal), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
                         max_age=settings.jwt_ttl_minutes * 60)

@@ -43,10 +43,19 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
 
 def can_read(source: Session | Connection, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it (read in a session or on a connection)."""
+    if principal.role == "enterprise":
+        # its own code only; then one statement for every enterprise (a statement per enterprise
+        # would be compiled for each of them: their scopes are as many as the subjects)
+        if not principal.uscc or uscc != principal.uscc:
+            return False
+        principal = _ANY_SUBJECT
     # compiled once per scope and driver, and run on the driver's cursor (see serving.db.driver)
     statement = _can_read_statement(replace(principal, username="", token_id=None, issued_at=None))
     connection = connection_of(source)
     return bool(compiled_for(statement, connection.dialect).rows(connection, {"subject": uscc})[0][0])
+
+
+_ANY_SUBJECT = Principal(username="", role="admin")  # whether the subject exists at all
 
 
 @lru_cache(maxsize=1024)

@@ -38,3 +38,14 @@ def test_driver_errors_are_sqlalchemys_errors(session):
     if connection.dialect.name == "sqlite":  # e.g. "database is locked": what the event-loop read falls back on
         assert isinstance(raised.value, exc.OperationalError)
     session.rollback()
+
+
+def test_every_enterprise_shares_one_coverage_statement(session, world):
+    _can_read_statement.cache_clear()
+    own, other = (Principal(username=u, role="enterprise", uscc=c) for u, c in (("a", world.ent1), ("b", world.ent2)))
+    assert can_read(session, own, world.ent1) and not can_read(session, own, world.ent2)
+    assert can_read(session, other, world.ent2)
+    assert _can_read_statement.cache_info().currsize == 1  # not one statement (and compile) per enterprise
+    ghost = Principal(username="c", role="enterprise", uscc="9" * 18)
+    assert not can_read(session, ghost, ghost.uscc)  # its own code, but no such subject
+    assert not can_read(session, Principal(username="d", role="enterprise"), world.ent1)  # no code bound

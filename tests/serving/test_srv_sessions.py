@@ -180,3 +180,22 @@ def test_a_check_that_began_before_a_logout_cannot_cache_the_token_again():
     now[0] = 10.0  # from then on every check reads the revocation from the database
     cache.put(key, who)
     assert cache.get(key) == who  # (the cache itself no longer refuses; the database check does)
+
+
+def test_a_login_that_overlaps_a_deactivation_does_not_outlive_it(client, auth, session, world, monkeypatch):
+    from serving.routes import auth as auth_routes
+    from serving.services.users import set_active
+
+    real = auth_routes.authenticate
+
+    def deactivated_meanwhile(*args, **kwargs):
+        user = real(*args, **kwargs)  # the password checked out ...
+        set_active(session, "ent1", False)  # ... and an admin deactivates the user before the token is made
+        return user
+
+    monkeypatch.setattr(auth_routes, "authenticate", deactivated_meanwhile)
+    token = login(client, "ent1")
+    monkeypatch.undo()
+    assert client.patch("/api/v1/admin/users/ent1", headers=auth("admin"), json={"active": True}).status_code == 200
+    assert reads(client, token, world.ent1) == [401, 401]  # issued before the deactivation: dead for good
+    assert reads(client, login(client, "ent1"), world.ent1) == [200, 200]
