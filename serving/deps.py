@@ -333,7 +333,7 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
                                            token, api_key)
         principal = _principal_without_io(request, settings, token, api_key)
-        if principal is None:  # an API key this worker has not verified lately: a database lookup
+        if principal is None:  # a credential this worker has not checked lately: a database lookup
             principal = await run_in_threadpool(
                 _in_new_session, settings, lambda session: _checked_credential(request, settings, session, token, api_key))
         _with_role(principal, SUBJECT_READER_ROLES)
