@@ -11,7 +11,10 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "monitor_drift.ip
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("mon_notebook")
-def test_monitor_drift_notebook_executes() -> None:
+def test_monitor_drift_notebook_executes(tmp_path, monkeypatch) -> None:
+    # the kernel inherits TMPDIR: the notebook's working directory (tempfile.mkdtemp) is then
+    # pytest's, removed with it, not left in /tmp by every run
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     import nbformat
     from nbclient import NotebookClient
 

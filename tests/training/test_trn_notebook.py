@@ -11,7 +11,10 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "calibrate_sector
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trn_notebook")
-def test_calibrate_sector_model_notebook_executes() -> None:
+def test_calibrate_sector_model_notebook_executes(tmp_path, monkeypatch) -> None:
+    # the kernel inherits TMPDIR: the notebook's working directory (tempfile.mkdtemp) is then
+    # pytest's, removed with it, not left in /tmp by every run
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     import nbformat
     from nbclient import NotebookClient
 
