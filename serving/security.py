@@ -9,7 +9,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -34,6 +34,11 @@ class Principal:
     uscc: str | None = None
     token_id: str | None = None
     issued_at: float | None = None  # of the access token (Unix time), to end sessions older than a date
+
+    def without_credential(self) -> Principal:
+        """Who this is and what they may read, without what belongs to one credential (the
+        token's id and issue time): for comparing with the user's row, or keying a cache by scope."""
+        return replace(self, token_id=None, issued_at=None)
 
     @property
     def scope(self) -> str | None:

@@ -50,7 +50,7 @@ def can_read(source: Session | Connection, principal: Principal, uscc: str) -> b
             return False
         principal = _ANY_SUBJECT
     # compiled once per scope and driver, and run on the driver's cursor (see serving.db.driver)
-    statement = _can_read_statement(replace(principal, username="", token_id=None, issued_at=None))
+    statement = _can_read_statement(replace(principal.without_credential(), username=""))
     connection = connection_of(source)
     return bool(compiled_for(statement, connection.dialect).rows(connection, {"subject": uscc})[0][0])
 

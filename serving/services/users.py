@@ -107,7 +107,7 @@ def person_is_current(session: Session, principal: Principal) -> bool:
     """Whether a person's access token still stands: the user is active, has the role and scope the
     token carries, and the token was not ended by a logout."""
     user = get_user(session, principal.username)
-    if user is None or not user.active or principal_of(user) != principal_of_token(principal):
+    if user is None or not user.active or principal_of(user) != principal.without_credential():
         return False
     if user.sessions_valid_after is not None and (
             principal.issued_at is None or principal.issued_at < _utc(user.sessions_valid_after).timestamp()):
@@ -117,12 +117,6 @@ def person_is_current(session: Session, principal: Principal) -> bool:
 
 def _utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def principal_of_token(principal: Principal) -> Principal:
-    """What a token says about its user (without the token's own id), comparable with principal_of."""
-    return Principal(username=principal.username, role=principal.role, kind="person",
-                     department=principal.department, section=principal.section, uscc=principal.uscc)
 
 
 def revoke_token(session: Session, principal: Principal, expires_at: dt.datetime,
