@@ -344,7 +344,7 @@ def main(args: argparse.Namespace) -> None:
 
     from serving.db.session import iter_session
     from serving.security import Principal
-    from serving.services.querylog import check_chain
+    from serving.services.querylog_check import check_chain
 
     tmp = Path(tempfile.mkdtemp(prefix="tiers-apibench-"))
     url = f"sqlite:///{tmp / 'bench.db'}"

@@ -37,7 +37,7 @@ def main() -> None:
     from serving.db.session import iter_session
     from serving.security import Principal
     from serving.services.grades import store_grades
-    from serving.services.querylog import check_chain
+    from serving.services.querylog_check import check_chain
     from serving.services.subjects import store_records, store_subjects
     from serving.settings import Settings
 

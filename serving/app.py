@@ -47,11 +47,28 @@ def _startup_objects_frozen() -> Iterator[None]:
                 gc.unfreeze()
 
 
+def _anchor_log(settings: Settings) -> None:
+    """At startup, sign a checkpoint of the log's head as it is: a log written before the keyed
+    chain (or while the service was down) is anchored from now on. Never stops the start."""
+    from serving.deps import new_session
+    from serving.services.querylog import anchor_now
+
+    try:
+        session = new_session(settings)
+        try:
+            anchor_now(session)
+        finally:
+            session.close()
+    except Exception:  # e.g. the schema is not migrated yet: /health says so
+        logger.exception("could not anchor the query log at startup")
+
+
 def create_app(settings: Settings | None = None, *, regrader: Regrader | None = None,
                repair_eligibility: RepairEligibility | None = None) -> FastAPI:
     """The service: API under ``/api/v1``, pages, ``/health``.
 
-    ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
+    ``settings`` defaults to the environment (``TIERS_*``); a key it lacks is made (development
+    only: ``serving.keys``). ``regrader`` and
     ``repair_eligibility`` replace the defaults. Without them: when ``settings.store_dir`` is set,
     the real regrader (`serving.services.regrade`, with the models of ``app.state.model_holder``,
     a `ChampionHolder` that ``/health`` reports on) and the feature policy's repair catalogue;
@@ -80,6 +97,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
             from serving.db.migrate import upgrade
 
             upgrade(effective.database_url)
+        _anchor_log(effective)
         with _startup_objects_frozen():
             yield
 
@@ -89,8 +107,13 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         version="0.1.0",
         lifespan=lifespan,
     )
-    configured = settings if settings is not None else get_settings()
+    from serving.keys import with_keys
+
+    configured = with_keys(settings if settings is not None else get_settings())
     app.state.settings = configured  # read by `deps.current_settings`; tests may still override get_settings
+    from serving.services.querylog import LogKeys, use_keys
+
+    use_keys(configured.database_url, LogKeys.of(configured))  # the query log's MAC and checkpoint keys
     if configured.store_dir is not None:
         from serving.services.champions import ChampionHolder
         from serving.services.models import GENERAL_MODEL, open_registry

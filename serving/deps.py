@@ -148,7 +148,7 @@ def _principal_without_io(request: Request, settings: Settings, token: str | Non
     credential must be checked against the database. Raises `NotAuthenticated` for a bad or
     expired token or no credentials."""
     if token:
-        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        principal = decode_token(settings, token)
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
         return credential_cache(request, settings).get(credential_key(token=principal))
@@ -164,7 +164,7 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
     is not revoked and its user active. Else `NotAuthenticated`."""
     cache = credential_cache(request, settings)
     if token:
-        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        principal = decode_token(settings, token)
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
         if not person_is_current(session, principal):
@@ -182,13 +182,18 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
 def end_token(request: Request, settings: Settings, session: Session, token: str | None) -> None:
     """Log a person's access token out: refused from now on by this worker, and by every other
     within ``credential_cache_ttl_s`` (they check it against ``revoked_tokens``)."""
-    secret = settings.jwt_secret.get_secret_value()
-    principal = decode_access_token(token, secret) if token else None
-    expires_at = token_expires_at(token, secret) if token else None
+    principal = decode_token(settings, token) if token else None
+    expires_at = token_expires_at(token, settings.jwt_key) if token else None
     if principal is None or expires_at is None:
         return  # expired or invalid: refused anyway
     revoke_token(session, principal, expires_at)
     credential_cache(request, settings).forget(credential_key(token=principal))
+
+
+def decode_token(settings: Settings, token: str) -> Principal | None:
+    """The principal of an access token this service issued and would still issue: its key,
+    issuer and audience, unexpired, and no longer-lived than the configured TTL."""
+    return decode_access_token(token, settings.jwt_key, max_lifetime_s=settings.jwt_ttl_minutes * 60)
 
 
 def credential_cache(request: Request, settings: Settings) -> CredentialCache:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.security import Role
+from serving.security import PASSWORD_MIN_LENGTH, Role
 from serving.validation import CleanText, Uscc
 
 GradeLetter = Literal["A", "B", "C", "D"]
@@ -260,7 +260,8 @@ class EligibilityOut(BaseModel):
 
 class UserCreate(BaseModel):
     username: CleanText = Field(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: CleanText = Field(min_length=10, max_length=200)
+    # the whole policy (length, user name, guessability) is `security.password_problem`
+    password: CleanText = Field(min_length=PASSWORD_MIN_LENGTH, max_length=200)
     role: Role
     department: CleanText | None = Field(default=None, min_length=1, max_length=40)
     section: CleanText | None = Field(default=None, pattern=r"^[A-T]$")
@@ -323,11 +324,31 @@ class QueryLogPage(BaseModel):
     items: list[QueryLogOut]
 
 
+class ChainBreakOut(BaseModel):
+    kind: Literal["missing_head", "missing_entry", "broken_link", "rewritten_row", "deleted_tail", "truncated",
+                  "head_mismatch", "replaced", "bad_checkpoint"]
+    seq: int | None
+    detail: str
+
+
+class CheckpointOut(BaseModel):
+    seq: int
+    mac: str
+    at: str
+    keyed_from: int
+    signature: str
+    v: int
+
+
 class ChainCheckOut(BaseModel):
     ok: bool
     entries: int
     first_broken_seq: int | None = None
     problem: str | None = None
+    breaks: list[ChainBreakOut] = Field(default_factory=list)
+    legacy_entries: int = Field(default=0, description="chained before the keyed chain (unkeyed sha256)")
+    checkpoints: int = Field(default=0, description="signed checkpoints compared")
+    checkpoint: CheckpointOut | None = Field(default=None, description="the latest signed checkpoint")
 
 
 class PersonalInfoOut(BaseModel):

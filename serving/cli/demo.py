@@ -97,6 +97,7 @@ def demo(
                                         str(artifacts)], str(reference_grades)),
     ]
 
+    from serving.demo import demo_accounts_path
     from serving.demo_load import load_demo
     from serving.settings import get_settings
 
@@ -119,13 +120,16 @@ def demo(
     accounts = Table(title=f"Open http://{host}:{port}/ and log in with one of these demo accounts")
     for col in ("user", "password", "role", "scope", "start page"):
         accounts.add_column(col)
+    kept = demo_accounts_path(settings)
     for user, password, role, scope, page in loaded.accounts:
-        accounts.add_row(user, password, role, str(scope or ""), f"http://{host}:{port}{page}")
+        accounts.add_row(user, password or f"(in {kept})", role, str(scope or ""), f"http://{host}:{port}{page}")
     console.print(accounts)
     # plain lines too: a table is cut to 80 columns when the output is not a terminal
     for user, password, role, _scope, page in loaded.accounts:
-        console.print(f"  {role:<10} log in as {user} / {password} → http://{host}:{port}{page}",
-                      soft_wrap=True, highlight=False)
+        console.print(f"  {role:<10} log in as {user} / {password or '(password in ' + str(kept) + ')'} → "
+                      f"http://{host}:{port}{page}", soft_wrap=True, highlight=False)
+    console.print(f"Demo passwords are random for this install and kept in {kept} (mode 0600); they "
+                  "are printed only when the accounts are made.", highlight=False)
     console.print(f"API docs: http://{host}:{port}/docs · plan {loaded.plan_note}")
     if not serve:
         return
@@ -134,7 +138,9 @@ def demo(
     from serving.app import create_app
 
     console.print(f"[bold]Serving on http://{host}:{port}[/bold] — Ctrl+C stops it.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    from serving.cli.serve import proxy_options
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy_options(settings))
 
 
 def _monitor(settings: Any, *, store: Path, reference: dt.date, current: dt.date, grades_files: list[Path]) -> StageResult:

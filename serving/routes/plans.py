@@ -20,8 +20,8 @@ from serving.db.models import Draw, Plan
 from serving.deps import SessionDep, SettingsDep, TodayDep, api_principal, page_principal, require_role
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound, error_responses
 from serving.i18n import page_text
-from serving.pages import page_lang, render
-from serving.security import Principal, csrf_token, csrf_valid, mask_name
+from serving.pages import page_csrf, page_lang, render, require_page_csrf
+from serving.security import Principal, mask_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
 from serving.services.querylog import append_entries
@@ -354,17 +354,6 @@ def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     return render(request, template, {"tp": lambda key: page_text("plans", key, lang), **context})
 
 
-def _page_csrf(principal: Principal, settings) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
-def _require_page_csrf(principal: Principal, settings, token: str | None) -> None:
-    from serving.errors import CsrfFailed
-
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
-
-
 def _department_items(settings, department: str | None) -> list[dict]:
     try:
         items = plan_service.load_scheduler_tables(settings.data_dir)["items"]
@@ -380,7 +369,7 @@ def plans_page(request: Request, principal: PageRegulator, session: SessionDep, 
     rows = [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
     dates = plan_service.latest_grade_dates(session, 1)
     return _page(request, "plans.html", {
-        "user": principal, "csrf": _page_csrf(principal, settings), "plans": rows,
+        "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": None})
 
@@ -392,7 +381,7 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      district_codes: Annotated[str, Form(max_length=400)] = "") -> Response:
-    _require_page_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
     try:
         body = PlanCreateIn.model_validate({
@@ -412,7 +401,7 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     detail = _detail(session, plan_row, draw, principal, purpose, "GET /regulator/plans/{plan_id}", today)
     return _page(request, "plan.html", {
-        "user": principal, "csrf": _page_csrf(principal, settings), "plan": detail, "today": today,
+        "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
 
 
@@ -434,7 +423,7 @@ def record_result_page(plan_id: PlanId, principal: PageRegulator, session: Sessi
                        inspected_on: Annotated[dt.date, Form()],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
                        published_on: Annotated[str, Form(max_length=10)] = "") -> Response:
-    _require_page_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     try:
         row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
                                        "inspected_on": inspected_on, "published_on": published_on or None})

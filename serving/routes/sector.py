@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from serving.deps import SessionDep, SettingsDep, page_principal, require_role
 from serving.errors import (
-    CsrfFailed,
     ErrorBody,
     InvalidInput,
     NotAllowed,
@@ -26,10 +25,10 @@ from serving.errors import (
     error_responses,
 )
 from serving.i18n import page_text
-from serving.pages import page_lang, render
+from serving.pages import page_csrf, page_lang, render, require_page_csrf
 from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
-from serving.security import Principal, csrf_token, csrf_valid
+from serving.security import Principal
 from serving.services import grades
 from serving.services import models as registry_service
 from serving.services.models import AlreadyChampion, GateRefused, UnknownModel
@@ -237,10 +236,6 @@ def _page(request: Request, template: str, context: dict[str, Any], status_code:
     return render(request, template, {"s": lambda key: page_text("sector", key, lang), **context}, status_code=status_code)
 
 
-def _csrf(principal: Principal, settings: Any) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
 def _grade_rows(report: dict[str, Any], cutoffs: list[float]) -> list[dict[str, Any]]:
     """The report's grade table with each grade's probability range from the cut-offs."""
     bounds = [0.0, *cutoffs, 1.0]
@@ -273,7 +268,7 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
     registry = get_optional_registry(settings)
     models = [] if registry is None else _page_models(registry, principal)
     return _page(request, "sector.html", {
-        "user": principal, "csrf": _csrf(principal, settings), "registry_models": models,
+        "user": principal, "csrf": page_csrf(settings, principal), "registry_models": models,
         "registry_unavailable": registry is None,
         "models": grades.model_use(session, principal.section) if principal.section else [],
         "audit": registry_service.audit_entries(session, principal, limit=20)})
@@ -291,8 +286,7 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
                         csrf_token_: Annotated[str, Form(alias="csrf_token")],
                         force: Annotated[bool, Form()] = False) -> Response:
     """The promote button: runs the gate and shows its checks (passed / failed with figures)."""
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, csrf_token_):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+    require_page_csrf(settings, principal, csrf_token_)
     if not reason.strip():
         raise InvalidInput("reason '': a promotion must say why (rule: non-blank text)", field="reason")
     try:

@@ -7,7 +7,7 @@ import shutil
 
 import httpx
 import pytest
-from srv_fixtures import PASSWORD, uvicorn_server
+from srv_fixtures import PASSWORD, form_login, uvicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -92,7 +92,7 @@ def test_staff_pages_render(server, page, tmp_path):
 def test_forged_form_post_is_refused(server, world):
     """A cross-site form post carries no valid CSRF token: refused even with the cookie."""
     with httpx.Client(base_url=server) as client:
-        client.post("/login", data={"username": "ent1", "password": PASSWORD})
+        form_login(client, "ent1")
         r = client.post(f"/credit/{world.ent1}/objections",
                         data={"record_id": "R1", "reason": "伪造的异议请求", "csrf_token": "forged"})
         assert r.status_code == 403 and "csrf" in r.text.lower()

@@ -22,6 +22,7 @@ from serving.app import create_app
 from serving.db.session import dispose_engine, iter_session
 from serving.deps import get_today
 from serving.errors import ModelUnavailable
+from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.champions import ChampionHolder
 from serving.services.grades import latest_grade, store_grades
@@ -76,7 +77,7 @@ def graded_by_v1(database_url) -> None:
 
 
 def _headers(settings: Settings, username: str) -> dict[str, str]:
-    token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -66,7 +66,8 @@ def settings(database_url, tmp_path) -> Settings:
     subjects = _extra_subjects()
     (data_dir / "conflicts.csv").write_text(f"inspector_id,uscc,reason\nINS000001,{subjects[-1]['uscc']},relative\n",
                                             encoding="utf-8")
-    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=data_dir)
+    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=data_dir,
+                    keys_dir=tmp_path / "keys")
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import csv
 import io
 import re
 
-from srv_fixtures import PASSWORD
+from srv_fixtures import form_login
 from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
 
 
 def _login(client, username: str) -> None:
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = form_login(client, username)
     assert r.status_code == 303
 
 

@@ -20,11 +20,13 @@ from serving.deps import get_today
 from serving.overload import InFlightLimit
 from serving.security import CredentialCache, Principal, credential_key
 from serving.services import querylog
-from serving.services.querylog import append_entry, check_chain, group_writer
+from serving.services.querylog import LogKeys, append_entry, group_writer, use_keys
+from serving.services.querylog_check import check_chain
 
 
-def _append_many(database_url: str, actor: str, threads: int, per_thread: int) -> None:
+def _append_many(database_url: str, actor: str, threads: int, per_thread: int, keys: LogKeys) -> None:
     """``threads`` threads each logging ``per_thread`` reads, each with its own session."""
+    use_keys(database_url, keys)  # a new process: the log's keys, as the app registers them
     reader = principal("reg_samr")
     who = Principal(username=actor, role=reader.role, department=reader.department)
 
@@ -42,17 +44,18 @@ def _append_many(database_url: str, actor: str, threads: int, per_thread: int) -
         t.join()
 
 
-def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, session, monkeypatch):
+def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, session, settings, monkeypatch):
     slow_commit = querylog.GroupCommitWriter._commit
     groups: list[int] = []
 
     def slower(self, entries):  # a slow disk: reads arriving meanwhile must join the next group
         time.sleep(0.02)
-        slow_commit(self, entries)
+        head = slow_commit(self, entries)
         groups.append(len(entries))
+        return head
 
     monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", slower)
-    _append_many(database_url, "thread_reader", threads=8, per_thread=10)
+    _append_many(database_url, "thread_reader", threads=8, per_thread=10, keys=LogKeys.of(settings))
     result = check_chain(session)
     assert result.ok and result.entries == 80
     seqs = session.scalars(select(QueryLogEntry.seq).order_by(QueryLogEntry.seq)).all()
@@ -60,9 +63,10 @@ def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, sessi
     assert sum(groups) == 80 and len(groups) < 80 and max(groups) > 1  # reads shared transactions
 
 
-def test_two_processes_append_to_one_chain_and_an_edit_is_found(database_url, session):
+def test_two_processes_append_to_one_chain_and_an_edit_is_found(database_url, session, settings):
     ctx = multiprocessing.get_context("spawn")  # like uvicorn's workers: no shared memory, no fork
-    workers = [ctx.Process(target=_append_many, args=(database_url, f"worker{w}", 4, 15)) for w in range(2)]
+    workers = [ctx.Process(target=_append_many, args=(database_url, f"worker{w}", 4, 15, LogKeys.of(settings)))
+               for w in range(2)]
     for p in workers:
         p.start()
     for p in workers:

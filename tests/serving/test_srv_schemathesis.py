@@ -13,6 +13,7 @@ from hypothesis.internal.conjecture import utils as _cu
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 from srv_fixtures import principal
 
+from serving.keys import with_keys
 from serving.security import create_access_token
 
 schemathesis.experimental.OPEN_API_3_1.enable()
@@ -74,7 +75,7 @@ def settings_for_case(settings):
         path = case.path
         username = ("reg_samr" if "/regulator/" in path else "sector_c" if "/sector/" in path
                     else "analyst" if "/analyst/" in path else "ent1" if "/subjects/" in path else "admin")
-        token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+        token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
         return {"Authorization": f"Bearer {token}"}
 
     return headers

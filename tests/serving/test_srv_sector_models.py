@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from srv_fixtures import PASSWORD
+from srv_fixtures import form_login
 
 from serving.db.models import PromotionAudit
+from serving.keys import with_keys
 from serving.security import Principal, create_access_token, csrf_token, decode_access_token
 from serving.services.models import artifacts_dir_for, may_promote, may_see
 from training.pipeline import TrainingConfig, register_result, train_model
@@ -72,7 +73,7 @@ def registry(settings, populated_store) -> ModelRegistry:
 
 
 def bearer(settings, principal: Principal) -> dict[str, str]:
-    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), 30)
+    token, _ = create_access_token(principal, with_keys(settings).jwt_key, 30)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -191,12 +192,11 @@ def test_promotion_refused_accepted_forced_and_audited(client, auth, settings, r
 
 
 def page_login(client, settings, username: str) -> str:
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = form_login(client, username)
     assert r.status_code == 303
     cookie = r.cookies.get("tiers_session")
     client.cookies.set("tiers_session", cookie)
-    secret = settings.jwt_secret.get_secret_value()
-    return csrf_token(secret, decode_access_token(cookie, secret).token_id)
+    return csrf_token(settings.jwt_key, decode_access_token(cookie, settings.jwt_key).token_id)
 
 
 @pytest.mark.slow
