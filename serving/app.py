@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeaders
 from serving.overload import InFlightLimit
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
@@ -130,6 +131,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.state.repair_eligibility = repair_eligibility
     install_error_handlers(app)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
+    # outermost: the 503s of the in-flight limit carry the headers too
+    app.add_middleware(SecurityHeaders, hsts=not configured.is_development)
     for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):
         app.include_router(module.router)
     app.include_router(plans.router)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, loop_connection, session_factory
-from serving.errors import InvalidInput, NotAllowed, NotAuthenticated
+from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
 from serving.security import (
     CredentialCache,
     Principal,
@@ -179,6 +179,17 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
     return principal
 
 
+def checked_principal(request: Request, session: Session) -> Principal:
+    """The caller of a sync route that authenticates optionally (``/health``): its bearer token or
+    API key, checked as ``api_principal`` checks them; `NotAuthenticated` without valid ones."""
+    settings = settings_of(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else None
+    api_key = request.headers.get("X-API-Key")
+    return (_principal_without_io(request, settings, token, api_key)
+            or _checked_credential(request, settings, session, token, api_key))
+
+
 def end_token(request: Request, settings: Settings, session: Session, token: str | None) -> None:
     """Log a person's access token out: refused from now on by this worker, and by every other
     within ``credential_cache_ttl_s`` (they check it against ``revoked_tokens``)."""
@@ -277,8 +288,9 @@ def _logged_purpose(principal: Principal, purpose: str | None) -> str:
     return ENTERPRISE_SELF_VIEW
 
 
-def _refuse(principal: Principal, uscc: str) -> NotAllowed:
-    return NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
+def _refuse(principal: Principal, uscc: str) -> UnknownSubject:
+    # the same 404 whether the subject does not exist or is not the caller's (no existence oracle)
+    return UnknownSubject(f"no subject {uscc} that {principal.role} {principal.username!r} may read", field="uscc")
 
 
 def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,

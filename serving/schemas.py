@@ -392,10 +392,13 @@ class ModelHealthOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    """Without an admin's credentials only ``status``; the details (reasons, schema, counts,
+    model versions) are for admins."""
+
     status: Literal["ok", "degraded"]
-    reasons: list[str]
-    database: bool
-    schema_revision: str | None
-    grades: int
+    reasons: list[str] | None = None
+    database: bool | None = None
+    schema_revision: str | None = None
+    grades: int | None = None
     # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
-    models: list[ModelHealthOut] = Field(default_factory=list)
+    models: list[ModelHealthOut] | None = None

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from serving.db.models import Alert, MonitoringResult
 from serving.deps import SessionDep, SettingsDep, page_principal, require_role
 from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.headers import report_headers
 from serving.pages import page_csrf, page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
 from serving.security import Principal
@@ -140,7 +141,7 @@ def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) ->
     if path is None:
         raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id")
     return FileResponse(path, media_type="text/html", filename=f"monitoring-{run_id}.html",
-                        content_disposition_type="attachment")
+                        content_disposition_type="attachment", headers=report_headers())
 
 
 @router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],

@@ -24,6 +24,7 @@ from serving.errors import (
     ServiceError,
     error_responses,
 )
+from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_csrf, page_lang, render, require_page_csrf
 from serving.routes._lists import logged_subject_page
@@ -202,7 +203,8 @@ def validation_report(principal: ModelReader, registry: RegistryDep, name: Model
 def validation_report_html(principal: ModelReader, registry: RegistryDep, name: ModelName, version: Version) -> Response:
     """The validation report as a standalone HTML file (download)."""
     html = registry_service.report_html(registry, principal, name, version)
-    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"'})
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"',
+                                       **report_headers()})
 
 
 def _refused(exc: GateRefused) -> JSONResponse:
@@ -276,7 +278,8 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
 
 @pages_router.get("/sector/models/{name}/versions/{version}/report", response_class=HTMLResponse)
 def sector_report_page(settings: SettingsDep, principal: PageModelReader, name: ModelName, version: Version) -> Response:
-    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version))
+    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version),
+                        headers=report_headers())
 
 
 @pages_router.post("/sector/models/{name}/versions/{version}/promote", response_class=HTMLResponse)

@@ -307,14 +307,14 @@ def volume_small_multiples_svg(volume_by_month: Mapping[str, Mapping[str, int]],
 
 
 def migration_cells(migration: Mapping[str, Any]) -> list[list[tuple[str, str]]]:
-    """The migration matrix as (text, background colour) cells: darker blue = larger row share."""
+    """The migration matrix as (text, CSS class) cells: ``heat-0`` … ``heat-10``, darker blue = larger
+    row share (classes of style.css, not inline styles: the pages' CSP allows no inline style)."""
     out = []
     for counts, shares in zip(migration["counts"], migration["row_shares"], strict=True):
         row = []
         for n, s in zip(counts, shares, strict=True):
-            s = float(s or 0.0)
-            light = int(255 - 170 * s)
-            row.append((f"{n} ({100 * s:.0f}%)", f"rgb({light},{light + (255 - light) // 3},255)"))
+            s = min(max(float(s or 0.0), 0.0), 1.0)
+            row.append((f"{n} ({100 * s:.0f}%)", f"heat-{round(10 * s)}"))
         out.append(row)
     return out
 

@@ -140,13 +140,13 @@ def test_absent_and_not_yours_answer_the_same_404(client, fire, auth, city):
         other = client.get(f"/api/v1/plans/{plan_id}{suffix}", headers=auth("reg_tax"))
         absent = client.get(f"/api/v1/plans/999999{suffix}", headers=auth("reg_tax"))
         _same_404(other, absent, str(plan_id), "999999")
-    absent_uscc = make_uscc("91320102MZ9999999")
+    absent_uscc = make_uscc("91320102MA9999998")
     for path in ("", "/grade", "/records"):
         other = client.get(f"/api/v1/subjects/{UNCOVERED[0]}{path}", params={"purpose": "核对"}, headers=fire)
         absent = client.get(f"/api/v1/subjects/{absent_uscc}{path}", params={"purpose": "核对"}, headers=fire)
         _same_404(other, absent, UNCOVERED[0], absent_uscc)
     # an objection addressed to samr, decided by another department
-    objection = client.post(f"/api/v1/enterprise/{ENT1}/objections", headers=auth("ent1"),
+    objection = client.post(f"/api/v1/subjects/{ENT1}/objections", headers=auth("ent1"),
                             json={"record_id": "R1", "reason": "该处罚已被撤销，请核实"})
     assert objection.status_code == 201, objection.text
     oid = str(objection.json()["id"])
