@@ -15,7 +15,7 @@ from serving.schemas import HealthOut, ModelHealthOut
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthOut, response_model_exclude_none=True, responses=error_responses())
+@router.get("/health", response_model=HealthOut, response_model_exclude_unset=True, responses=error_responses())
 def health(request: Request, session: SessionDep) -> HealthOut:
     """``status`` ok or degraded. With an admin's bearer token or API key also why (database,
     schema and grades; and, when the service regrades, each model's served version against its

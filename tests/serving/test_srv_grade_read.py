@@ -62,7 +62,7 @@ def test_the_grade_body_is_the_response_model_of_the_latest_grade(client, auth, 
     ({"Authorization": "Bearer not-a-token"}, {}, 401, None),
     ("analyst", {"purpose": "统计分析"}, 403, None),                      # role without subject data
     ("reg_samr", {}, 422, None),                                          # staff must give a purpose
-    ("ent2", {}, 403, "denied"),                                          # another enterprise: logged
+    ("ent2", {}, 404, "denied"),                                          # another enterprise: logged, same 404 as absent
     ("reg_samr", {"purpose": "案件调查"}, 200, "allowed"),
 ])
 def test_the_grade_read_keeps_every_guard(client, auth, session, world, headers, params, status, logged):
