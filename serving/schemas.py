@@ -23,7 +23,7 @@ class Out(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  (the OAuth2 token type's name, not a secret)
     expires_at: dt.datetime
 
 

@@ -37,7 +37,7 @@ def run_stage(name: str, args: list[str], output: str) -> StageResult:
     """Run `tiers ARGS --json`; stop the demo with the stage's own error if it fails."""
     cmd = [sys.executable, "-m", "serving.cli.main", *args, "--json"]
     with console.status(f"[bold]{name}[/bold]: tiers {' '.join(args)}"):
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603  (this interpreter's own CLI, arguments built here, no shell)
     if proc.returncode != 0:
         console.print(f"[red]stage {name!r} failed (exit {proc.returncode})[/red]\n{proc.stderr[-4000:]}")
         raise typer.Exit(proc.returncode or 1)
