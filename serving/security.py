@@ -86,7 +86,7 @@ def password_problem(password: str, *, username: str, role: str, other_inputs: t
         return "must not contain the user name"
     from zxcvbn import zxcvbn  # imported on first use: it loads its word lists (≈ 15 ms)
 
-    verdict = zxcvbn(password[:100], user_inputs=[username, *other_inputs])
+    verdict = zxcvbn(password[:72], user_inputs=[username, *other_inputs])  # (it refuses longer ones)
     needed = ADMIN_PASSWORD_MIN_SCORE if admin else PASSWORD_MIN_SCORE
     if verdict["score"] < needed:
         hint = verdict["feedback"].get("warning") or "too easy to guess"

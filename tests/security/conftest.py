@@ -8,29 +8,22 @@ HTTP interface, or write access to the database) and check what the service answ
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 # the service tests' seeded world (three subjects, records, grades, one user per role)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
+from sec_fixtures import server_key
 from srv_fixtures import TODAY, principal, seed
 
 from serving.db.migrate import upgrade
 from serving.db.session import dispose_engine
 from serving.security import create_access_token
 from serving.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -73,11 +66,6 @@ def client(app):
         yield test_client
 
 
-def server_key(app) -> str:
-    """The key the running app signs its tokens with (what a legitimate login gets)."""
-    return app.state.settings.jwt_secret.get_secret_value()
-
-
 @pytest.fixture
 def auth(app):
     """``auth("reg_samr")`` (a seeded user) or ``auth(Principal(...))`` → bearer headers of a token
@@ -88,50 +76,6 @@ def auth(app):
         return {"Authorization": f"Bearer {token}"}
 
     return headers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def tiers_serve(tmp_path: Path, database_url: str, *, workers: int = 2, **env: str) -> Iterator[str]:
-    """``tiers serve`` as the README runs it (its defaults: no proxy trusted), on a free port, with
-    ``workers`` uvicorn workers; yields the base URL and stops the whole process group."""
-    import signal
-
-    port = free_port()
-    full_env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_KEYS_DIR": str(tmp_path / "keys"),
-                "TIERS_DATA_DIR": str(tmp_path / "data"), "TIERS_SQLITE_SYNCHRONOUS": "NORMAL", **env}
-    log = tmp_path / f"serve-{port}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "serving.cli.main", "serve", "--port", str(port),
-                                 "--workers", str(workers), "--no-access-log"],
-                                env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("tiers serve exited: " + log.read_text()[-3000:])
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("tiers serve did not answer /health: " + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.fixture

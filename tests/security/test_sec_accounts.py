@@ -6,7 +6,7 @@ from __future__ import annotations
 import stat
 
 import pytest
-from conftest import REPO
+from sec_fixtures import REPO
 
 from serving.db.session import iter_session
 

@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from conftest import REPO
+from sec_fixtures import REPO
 
 
 def test_ruff_security_rules_are_selected_and_clean():

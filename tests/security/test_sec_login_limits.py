@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import tiers_serve
+from sec_fixtures import tiers_serve
 from srv_fixtures import PASSWORD
 
 from serving.db.session import iter_session

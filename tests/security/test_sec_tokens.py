@@ -13,7 +13,7 @@ import warnings
 
 import jwt
 import pytest
-from conftest import REPO, server_key
+from sec_fixtures import REPO, server_key
 
 from serving import security
 

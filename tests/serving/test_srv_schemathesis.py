@@ -3,13 +3,9 @@ responses conform to their declared schemas."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import hypothesis_jsonschema._from_schema as _hjs
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from hypothesis.internal.conjecture import utils as _cu
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 from srv_fixtures import principal
 
@@ -18,35 +14,6 @@ from serving.security import create_access_token
 
 schemathesis.experimental.OPEN_API_3_1.enable()
 
-
-class _OldStyleMany:
-    """hypothesis-jsonschema 0.23.1 still calls ``many(...).more()``, which Hypothesis ≥ 6.16x
-    replaced by a context manager + iterator; this adapter gives it the old interface."""
-
-    def __init__(self, *args, **kwargs):
-        self._many = _new_many(*args, **kwargs)
-        self._many.__enter__()
-        self._iter = iter(self._many)
-        self._open = True
-
-    def more(self) -> bool:
-        if not self._open:
-            return False
-        try:
-            next(self._iter)
-            return True
-        except StopIteration:
-            self._open = False
-            self._many.__exit__(None)
-            return False
-
-    def reject(self, why=None):
-        self._many.reject(why)
-
-
-_new_many = _cu.many
-if not hasattr(_new_many, "more"):
-    _hjs.cu = SimpleNamespace(**{**vars(_cu), "many": _OldStyleMany})
 
 CHECKS = (not_a_server_error, status_code_conformance, response_schema_conformance)
 
