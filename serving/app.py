@@ -49,8 +49,9 @@ def _startup_objects_frozen() -> Iterator[None]:
 
 
 def _anchor_log(settings: Settings) -> None:
-    """At startup, sign a checkpoint of the log's head as it is: a log written before the keyed
-    chain (or while the service was down) is anchored from now on. Never stops the start."""
+    """At startup and at a graceful stop, sign a checkpoint of the log's head as it is: a log
+    written before the keyed chain (or by a worker that stopped before its writer's next
+    checkpoint) is anchored. Never stops the start or the stop."""
     from serving.deps import new_session
     from serving.services.querylog import anchor_now
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         _anchor_log(effective)
         with _startup_objects_frozen():
             yield
+        _anchor_log(effective)  # a graceful stop anchors the log's last entries too
 
     app = FastAPI(
         title="tiered-supervision",
