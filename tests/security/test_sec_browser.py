@@ -4,37 +4,21 @@ works with its CSRF token, and another site cannot frame a page."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sec_fixtures import tiers_serve
 from srv_fixtures import ENT1, PASSWORD
+from test_srv_browser import browser  # noqa: F401  (fixture: Debian's Chromium, skipped without it)
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"ent1": [f"/credit/{ENT1}"], "reg_samr": ["/regulator", "/regulator/plans", "/regulator?purpose=日常监管"],
          "sector_c": ["/sector"], "analyst": ["/analyst", "/analyst/monitoring"]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _csp_violations(messages: list[str]) -> list[str]:
     return [m for m in messages if "Content Security Policy" in m or "Content-Security-Policy" in m]
 
 
-def test_no_page_breaks_its_policy_and_the_login_form_works(browser, tmp_path, database_url):
+def test_no_page_breaks_its_policy_and_the_login_form_works(browser, tmp_path, database_url):  # noqa: F811
     with tiers_serve(tmp_path, database_url, workers=1) as base:
         for username, paths in PAGES.items():
             context = browser.new_context()
@@ -58,7 +42,7 @@ def test_no_page_breaks_its_policy_and_the_login_form_works(browser, tmp_path, d
             context.close()
 
 
-def test_another_site_cannot_frame_a_page(browser, tmp_path, database_url):
+def test_another_site_cannot_frame_a_page(browser, tmp_path, database_url):  # noqa: F811
     with tiers_serve(tmp_path, database_url, workers=1) as base:
         context = browser.new_context()
         page = context.new_page()

@@ -51,12 +51,16 @@ def test_api_answers_carry_nosniff_and_refuse_framing(client, auth):
     assert r.headers.get("x-frame-options") == "DENY"
 
 
-def test_pages_have_no_inline_script_or_handler(client, app):
+def _our_pages(client, app):
+    """(path, HTML) of every page of ours (not FastAPI's /docs, not a static file), as its user."""
     for path, user in PAGES.items():
-        if path in {"/docs", "/static/style.css"}:
-            continue
-        _as(client, app, user)
-        html = client.get(path).text
+        if path not in {"/docs", "/static/style.css"}:
+            _as(client, app, user)
+            yield path, client.get(path).text
+
+
+def test_pages_have_no_inline_script_or_handler(client, app):
+    for path, html in _our_pages(client, app):
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
         assert not re.search(r"\son[a-z]+\s*=", html), path
         assert "javascript:" not in html, path
@@ -77,11 +81,7 @@ def test_the_login_form_needs_its_csrf_token(client):
 
 
 def test_every_state_changing_page_form_carries_a_csrf_token(client, app):
-    for path, user in PAGES.items():
-        if path in {"/docs", "/static/style.css"}:
-            continue
-        _as(client, app, user)
-        html = client.get(path).text
+    for path, html in _our_pages(client, app):
         for form in re.findall(r"<form\b[^>]*>.*?</form>", html, flags=re.S | re.I):
             if re.search(r'method="post"', form, flags=re.I):
                 assert 'name="csrf_token"' in form, (path, form[:200])
