@@ -265,11 +265,13 @@ def _scheduler_error(exc: Exception) -> ServiceError:
 
 def inspection_ratios(session: Session, data_dir: str | Path, policy: InspectionPolicy, *, department: str,
                       item: str, as_of: dt.date) -> InspectionRatiosOut:
-    """The ratio feed over the same pool a plan of (department, item) would draw from."""
+    """The ratio feed over the same pool a plan of (department, item) would draw from (the
+    subjects the department may read)."""
     from supervision.plan import PlanInputError
     from supervision.service import inspection_ratios_for
 
-    inputs = plan_inputs(session, data_dir, as_of, with_inspectors=False)
+    inputs = plan_inputs(session, data_dir, as_of, with_inspectors=False,
+                         readable_by=department_principals([department]))
     try:
         return inspection_ratios_for(inputs, policy, department=department, item=item, as_of=as_of)
     except PlanInputError as exc:
