@@ -38,8 +38,11 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as UTF-8 CSV with a BOM (so Excel reads the Chinese), every cell neutralised."""
-    return neutralise_frame(frame).to_csv(index=False).encode("utf-8-sig")
+    """``frame`` as UTF-8 CSV with a BOM (so Excel reads the Chinese), every cell neutralised.
+    Lines end in CRLF (RFC 4180, as Excel writes them), so a cell holding a carriage return or a
+    line feed is quoted (with ``\\n`` alone, Python's csv writer leaves a bare CR unquoted, and a
+    spreadsheet starts a new row there)."""
+    return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

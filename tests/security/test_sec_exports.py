@@ -32,7 +32,7 @@ def test_plan_csv_and_xlsx_never_carry_a_live_formula(client, auth, session, cit
     assert created.status_code == 201, created.text
     plan_id = created.json()["id"]
     text = client.get(f"/api/v1/plans/{plan_id}/export.csv", headers=auth("reg_samr")).content.decode("utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     assert len(rows) > 1
     for row in rows:
         for cell in row:
@@ -66,7 +66,7 @@ def test_public_results_csv_is_neutralised(app, client, auth, session, city):  #
          "published_on": "2026-12-02", "document_no": "=1+1"}]})
     assert r.status_code == 200, r.text
     text = client.get(f"/api/v1/plans/{created['id']}/results.csv").content.decode("utf-8-sig")
-    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    cells = [cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row]
     assert not any(cell.startswith(DANGEROUS) for cell in cells), cells
 
 
@@ -80,3 +80,13 @@ def test_one_neutralisation_rule_for_every_cell(value):
         assert out == "'" + value
     else:
         assert out == value
+
+
+def test_a_cell_with_a_line_break_stays_one_cell():
+    import pandas as pd
+
+    from supervision.export import csv_bytes
+
+    frame = pd.DataFrame({"name": ["a\rb", "c\nd", "\r=1+1", "plain"], "n": [1, 2, 3, 4]})
+    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode("utf-8-sig"), newline="")))
+    assert rows == [["name", "n"], ["a\rb", "1"], ["c\nd", "2"], ["'\r=1+1", "3"], ["plain", "4"]]
