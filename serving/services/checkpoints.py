@@ -17,13 +17,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,68 @@ def load_public_key(pem: bytes) -> Any:
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("the checkpoint public key must be an Ed25519 key")
     return key
+
+
+class CheckpointWriter:
+    """Signs and appends checkpoints in its own thread, so the query log's writer hands over the
+    head it committed and goes on committing: it never waits for a signature or for the checkpoint
+    file's fsync (which, on a busy disk, can take as long as many commits). Only the newest head
+    handed over is written; the thread starts on demand and ends after ``idle_s`` without work."""
+
+    def __init__(self, path: Path, signing_key_hex: str, idle_s: float = 1.0) -> None:
+        self._path, self._key, self._idle_s = path, signing_key_hex, idle_s
+        self._cond = threading.Condition()
+        self._pending: tuple[int, str, int] | None = None
+        self._written = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, head: tuple[int, str, int]) -> None:
+        """Have (seq, mac, keyed_from) signed soon, unless a later head is signed or pending."""
+        with self._cond:
+            if head[0] <= max(self._written, self._pending[0] if self._pending else 0):
+                return
+            self._pending = head
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="querylog-checkpoints", daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until every head handed over is written (for tests and a graceful stop)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._pending is not None and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._pending is None:
+                    self._cond.wait(self._idle_s)
+                if self._pending is None:
+                    self._thread = None
+                    return
+                head = self._pending
+            try:
+                append_checkpoint(self._path, sign_checkpoint(self._key, *head))
+            except Exception:  # a full disk must not stop the log: the check then names an older checkpoint
+                logger.exception("could not write a query-log checkpoint to %s", self._path)
+            with self._cond:
+                self._written = max(self._written, head[0])
+                if self._pending == head:
+                    self._pending = None
+                self._cond.notify_all()
+
+
+_checkpoint_writers: dict[tuple[Path, str], CheckpointWriter] = {}
+_checkpoint_writers_lock = threading.Lock()
+
+
+def checkpoint_writer(path: Path, signing_key_hex: str) -> CheckpointWriter:
+    """The process's checkpoint writer for one checkpoint file and key (made on first use)."""
+    with _checkpoint_writers_lock:
+        writer = _checkpoint_writers.get((path, signing_key_hex))
+        if writer is None:
+            writer = _checkpoint_writers[(path, signing_key_hex)] = CheckpointWriter(path, signing_key_hex)
+        return writer

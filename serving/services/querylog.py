@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import logging
 import threading
 import time
 import weakref
@@ -41,7 +40,6 @@ from serving.db.driver import DriverStatement
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
 
-logger = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
                   "outcome", "personal_info_unmasked")
@@ -294,10 +292,11 @@ class GroupCommitWriter:
     is still durable before it is answered. The thread is started on demand and ends after
     ``idle_s`` without work.
 
-    After waking its callers, the writer signs a checkpoint of the head it committed (seq, MAC,
-    time: ``serving.services.checkpoints``) when ``checkpoint_interval_s`` has passed since its
-    last one, and always before it ends idle: the tail of the log is anchored outside the
-    database within seconds, and no request waits for the signature or its fsync.
+    After waking its callers, the writer hands the head it committed to the checkpoint thread
+    (``serving.services.checkpoints.CheckpointWriter``: sign seq, MAC and time, append, fsync)
+    when ``checkpoint_interval_s`` has passed since its last one, and always before it ends idle:
+    the tail of the log is anchored outside the database within seconds, and neither a request
+    nor the next commit waits for the signature or the checkpoint file's fsync.
 
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
@@ -385,20 +384,16 @@ class GroupCommitWriter:
             raise
 
     def _anchor(self) -> None:
-        """Sign a checkpoint of the head this writer last committed, if not signed yet. A failure
-        to write it is logged, never raised: the entries are durable, and the next checkpoint (or
-        ``tiers querylog checkpoint``) anchors them."""
+        """Hand the head this writer last committed, if not handed over yet, to the checkpoint
+        thread (``checkpoints.CheckpointWriter``): signing it and the file's fsync happen there."""
         self._anchored_at = time.monotonic()
         head = self._committed
         if head is None or head[0] <= self._anchored_seq:
             return
-        from serving.services.checkpoints import append_checkpoint, sign_checkpoint
+        from serving.services.checkpoints import checkpoint_writer
 
-        try:
-            append_checkpoint(self._keys.checkpoints, sign_checkpoint(self._keys.signing_key, *head))
-            self._anchored_seq = head[0]
-        except Exception:  # a full disk must not stop the log: the check then reports an older checkpoint
-            logger.exception("could not write the query log's checkpoint to %s", self._keys.checkpoints)
+        checkpoint_writer(self._keys.checkpoints, self._keys.signing_key).submit(head)
+        self._anchored_seq = head[0]
 
     def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int]:
         engine = self._engine()

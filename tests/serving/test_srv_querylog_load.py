@@ -332,3 +332,35 @@ def test_appends_racing_the_writers_idle_exit_are_never_stranded(database_url, s
         t.join(timeout=60)
     assert not any(t.is_alive() for t in pool)
     assert check_chain(session).ok and check_chain(session).entries == 60
+
+
+def test_a_slow_checkpoint_never_holds_up_the_logs_commits(database_url, session, settings, monkeypatch):
+    """The writer hands its head to the checkpoint thread: while a checkpoint's fsync takes a
+    second (a busy disk), reads keep being logged at their usual pace, and the checkpoint of the
+    newest head is written afterwards."""
+    from serving.services import checkpoints
+
+    real_append = checkpoints.append_checkpoint
+    slow = threading.Event()
+
+    def slow_append(path, checkpoint):
+        slow.set()
+        time.sleep(1.0)
+        real_append(path, checkpoint)
+
+    monkeypatch.setattr(checkpoints, "append_checkpoint", slow_append)
+    keys = LogKeys.of(settings)
+    use_keys(database_url, LogKeys(keys.mac_key, keys.signing_key, keys.checkpoints, checkpoint_interval_s=0.0))
+    reader = principal("reg_samr")
+    timings = []
+    for i in range(12):
+        start = time.perf_counter()
+        s = next(iter_session(database_url))
+        append_entry(s, principal=reader, uscc=f"9132010000000000{i:02d}", purpose="检查点", endpoint="GET /t")
+        s.close()
+        timings.append(time.perf_counter() - start)
+    assert slow.is_set()  # a checkpoint was being written meanwhile
+    assert max(timings) < 0.5, timings  # no append waited for it
+    checkpoints.checkpoint_writer(keys.checkpoints, keys.signing_key).flush()
+    result = check_chain(session)
+    assert result.ok and result.entries == 12 and result.checkpoint is not None and result.checkpoint.seq >= 1
