@@ -106,7 +106,7 @@ def _remaining(counted: tuple[int, dt.datetime | None], free: int, limits: Login
 
 def begin_attempt(session: Session, username: str, address: str, now: dt.datetime) -> LoginAttempt:
     """Record a try as ``pending`` (committed: the other workers count it from now on)."""
-    attempt = LoginAttempt(username=username[:80], client_ip=address, attempted_at=now, outcome="pending")
+    attempt = LoginAttempt(username=username, client_ip=address, attempted_at=now, outcome="pending")
     session.add(attempt)
     session.commit()
     return attempt

@@ -70,11 +70,12 @@ def authenticate(session: Session, username: str, password: str, client_ip: str,
             raise InvalidInput(f"{field} must not contain control characters", field=field)
     now = now or dt.datetime.now(dt.UTC)
     address = logins.address_key(client_ip)
+    account = username[:80]  # as stored (no user name is longer); a longer one fails like any unknown one
     # a cheap read first: a refused try (hammering during a back-off) writes nothing
-    wait = logins.wait_s(session, username, address, limits, now)
+    wait = logins.wait_s(session, account, address, limits, now)
     if wait <= 0:
-        attempt = logins.begin_attempt(session, username, address, now)
-        wait = logins.wait_s(session, username, address, limits, now, before_id=attempt.id)  # a concurrent try won
+        attempt = logins.begin_attempt(session, account, address, now)
+        wait = logins.wait_s(session, account, address, limits, now, before_id=attempt.id)  # a concurrent try won
         if wait > 0:
             logins.end_attempt(session, attempt, "refused", now)
     if wait > 0:

@@ -66,3 +66,20 @@ def test_an_attacker_elsewhere_cannot_keep_a_user_out_of_their_own_address(tmp_p
             assert 429 in statuses
             assert _login(attacker, "reg_samr", PASSWORD).status_code == 429
         assert _login(user, "reg_samr", PASSWORD).status_code == 200
+
+
+def test_a_concurrent_burst_over_two_workers_gets_no_more_guesses(tmp_path, database_url):
+    """Thirty guesses at once, spread by the kernel over the two workers: the limit is one count in
+    the database, and each try counts the tries recorded before it, so the burst gets the same five
+    password checks as thirty guesses in a row would."""
+    import asyncio
+
+    async def burst(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            answers = await asyncio.gather(*(http.post("/api/v1/auth/token", data={
+                "username": "analyst", "password": f"guess-{n}"}) for n in range(30)))
+        return [a.status_code for a in answers]
+
+    with tiers_serve(tmp_path, database_url, workers=2) as base:
+        statuses = asyncio.run(burst(base))
+    assert statuses.count(401) <= 5 and statuses.count(429) >= 25, statuses
