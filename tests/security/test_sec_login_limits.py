@@ -70,8 +70,9 @@ def test_an_attacker_elsewhere_cannot_keep_a_user_out_of_their_own_address(tmp_p
 
 def test_a_concurrent_burst_over_two_workers_gets_no_more_guesses(tmp_path, database_url):
     """Thirty guesses at once, spread by the kernel over the two workers: the limit is one count in
-    the database, and each try counts the tries recorded before it, so the burst gets the same five
-    password checks as thirty guesses in a row would."""
+    the database, and each try counts the tries recorded before it, so the burst gets the five free
+    password checks, plus one per back-off step that passes while it lasts (1 s, then 2 s more …
+    on a busy machine the burst takes seconds), as thirty guesses in a row would; never thirty."""
     import asyncio
 
     async def burst(base: str) -> list[int]:
@@ -82,4 +83,4 @@ def test_a_concurrent_burst_over_two_workers_gets_no_more_guesses(tmp_path, data
 
     with tiers_serve(tmp_path, database_url, workers=2) as base:
         statuses = asyncio.run(burst(base))
-    assert statuses.count(401) <= 5 and statuses.count(429) >= 25, statuses
+    assert 5 <= statuses.count(401) <= 8 and statuses.count(429) >= 22, statuses
