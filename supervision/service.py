@@ -2,7 +2,6 @@
 
 - ``GET  /api/v1/inspection-ratios`` → :func:`inspection_ratios_for` → ``InspectionRatiosOut``
 - ``POST /api/v1/plans``             → :func:`create_plan` (body ``PlanCreate``) → :func:`plan_out`
-- ``POST /api/v1/plans/verify``      → :func:`verify` (body ``PlanVerifyIn``) → ``PlanVerification``
 
 Routes load the tables (``PlanInputs``) and the policy from settings; nothing here reads
 settings, files or the environment.
@@ -20,11 +19,10 @@ from supervision.plan import (
     InspectionPlan,
     PlanCreate,
     PlanInputs,
-    PlanVerification,
     TaskItem,
     create_plan,
     prepare_pools,
-    verify_plan,
+    ratio_feed_of,
 )
 from supervision.policy import InspectionPolicy
 from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut
@@ -32,14 +30,7 @@ from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut
 
 def ratio_feed_for(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> InProcessRatioFeed:
     """The in-process ratio feed over exactly the pools ``create_plan`` would draw from."""
-    prepared, model_version = prepare_pools(request, inputs, policy)
-    return InProcessRatioFeed(
-        pools={(t.department, t.item): pool for t, pool, *_ in prepared},
-        policy=policy,
-        key_items={t.item: rules.key_item for t, *_, rules in prepared},
-        as_of=request.as_of,
-        model_version=model_version,
-    )
+    return ratio_feed_of(prepare_pools(request, inputs, policy), policy, request.as_of)
 
 
 def inspection_ratios_for(
@@ -103,24 +94,10 @@ def plan_out(plan: InspectionPlan) -> PlanOut:
     )
 
 
-class PlanVerifyIn(BaseModel):
-    """Body of the verify endpoint: a published plan and, ideally, the earlier commitment."""
-
-    plan: InspectionPlan
-    published_commitment: DrawCommitment | None = None
-
-
-def verify(body: PlanVerifyIn) -> PlanVerification:
-    """MATCH / MISMATCH with the first difference (see ``verify_plan``)."""
-    return verify_plan(body.plan, body.published_commitment)
-
-
 __all__ = [
     "PlanOut",
-    "PlanVerifyIn",
     "create_plan",
     "inspection_ratios_for",
     "plan_out",
     "ratio_feed_for",
-    "verify",
 ]
