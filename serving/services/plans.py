@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 _RECORD_IN_FIELDS = frozenset(RecordIn.model_fields)
 
 
-def seed_commitment(draw_seed: str) -> str:
-    """The published commitment to a draw seed: sha256 of its UTF-8 bytes (hex)."""
-    return hashlib.sha256(draw_seed.encode("utf-8")).hexdigest()
 
 
 def create_plan(session: Session, *, name: str, department: str, created_by: str, payload: Mapping[str, Any],
@@ -77,7 +74,13 @@ def reveal_draw(session: Session, draw_id: int, draw_seed: str, draw_payload: Ma
         raise NotFound(f"no draw #{draw_id}", field="draw_id")
     if draw.draw_seed is not None:
         raise Conflict(f"draw #{draw_id} was already revealed")
-    if seed_commitment(draw_seed) != draw.draw_seed_commitment:
+    from supervision.draw import seed_commitment
+
+    try:
+        committed = seed_commitment(bytes.fromhex(draw_seed))
+    except ValueError as exc:  # not hex, or not 32 bytes (DrawInputError)
+        raise InvalidInput(f"draw_seed: must be 64 hexadecimal characters (32 bytes) ({exc})", field="draw_seed") from exc
+    if committed != draw.draw_seed_commitment:
         raise InvalidInput(f"draw_seed does not match the commitment of draw #{draw_id}", field="draw_seed")
     draw.draw_seed, draw.payload = draw_seed, dict(draw_payload)
     draw.revealed_at = dt.datetime.now(dt.UTC)
