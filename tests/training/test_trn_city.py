@@ -87,7 +87,8 @@ def test_general_model_out_of_time_against_the_oracle(trained_city, city_store) 
     assert ev.grades_monotone(table)
 
 
-def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_store, tmp_path: Path) -> None:
+def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_store, tmp_path: Path,
+                                                              monkeypatch) -> None:
     _, store = city_store
     _, common, _ = trained_city
     from features.specs import model_features
@@ -100,14 +101,22 @@ def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_
     code, out = _run(["train", "--store", str(store), "--policy", str(policy), *FAST, *common, "--json"])
     assert code == 0, out
     version = json.loads(out)["models"][0]["version"]
-    audit = tmp_path / "audit.jsonl"
-    code, out = _run(["promote", "tiers-general", str(version), "--user", "tester", "--audit", str(audit), *common, "--json"])
-    assert code == 1
-    refused = json.loads(out)
-    assert refused["promoted"] is False
-    assert any(c["name"] == "auc" and not c["passed"] for c in refused["gate"]["checks"])
-    event = json.loads(audit.read_text().splitlines()[-1])
-    assert event["gate_passed"] is False and event["to_version"] == version
+    from serving.settings import get_settings
+
+    # the audit is the service database's (TIERS_DATABASE_URL), here one in tmp_path
+    monkeypatch.setenv("TIERS_DATABASE_URL", f"sqlite:///{tmp_path / 'tiers.db'}")
+    get_settings.cache_clear()
+    try:
+        code, out = _run(["promote", "tiers-general", str(version), "--user", "tester", *common, "--json"])
+        assert code == 1
+        refused = json.loads(out)
+        assert refused["promoted"] is False
+        assert any(c["name"] == "auc" and not c["passed"] for c in refused["gate"]["checks"])
+        code, out = _run(["promotions", "--json"])
+        event = json.loads(out)[0]
+    finally:
+        get_settings.cache_clear()
+    assert event["gate_passed"] is False and event["to_version"] == str(version)
 
 
 def test_promote_bad_input_exits_2_naming_the_field(trained_city) -> None:
