@@ -154,3 +154,17 @@ def test_report_and_grade_commands(trained_city, city_store, tmp_path: Path) -> 
     # each grade names the profile it was made from: the hash a build with the hash gives
     built = build_profiles(store, as_of=date.fromisoformat(summary["validate_as_of"]), with_hash=True)
     assert grades.set_index("uscc")["profile_hash"].to_dict() == built.set_index("uscc")["profile_hash"].to_dict()
+
+
+def test_monitor_a_registered_model_over_the_store(trained_city, city_store) -> None:
+    """`tiers monitor --store --model`: profiles built from the store, scores from the champion,
+    data health from the store's batch summaries."""
+    summary, common, _ = trained_city
+    _, store = city_store
+    code, out = _run(["monitor", "--store", str(store), "--model", "tiers-general@champion", "--tracking-uri",
+                      common[1], "--reference", summary["train_as_of"][-1], "--current", summary["validate_as_of"],
+                      "--no-evidently", "--json"])
+    assert code in (0, 1), out
+    result = json.loads(out)
+    assert result["n_reference"] > 0 and result["n_current"] > 0
+    assert result["data_health"] is not None and result["performance"] is not None
