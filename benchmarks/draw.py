@@ -32,7 +32,7 @@ from supervision.draw import (
     stream_state,
     subject_keys,
 )
-from supervision.policy import load_policy
+from supervision.inspection_policy import load_policy
 from supervision.ratios import inspection_ratios
 
 # Dandong 2023 grade mix (DOMAIN.md §3) with 0.5 % of A subjects carrying a lead.

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from supervision.draw import STRATA, STRATUM_CODE, draw_stratified, stream_state, subject_keys
+from supervision.inspection_policy import InspectionPolicy, ItemRules, load_policy
 from supervision.leads import open_leads
-from supervision.policy import InspectionPolicy, ItemRules, load_policy
 from supervision.ratios import inspection_ratios, stratum_of
 
 # Dandong 2023 grade mix (DOMAIN.md §3), used only to cut the provisional scores.

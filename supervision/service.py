@@ -13,6 +13,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from supervision.inspection_policy import InspectionPolicy
 from supervision.plan import (
     DrawCommitment,
     GradeSummary,
@@ -24,7 +25,6 @@ from supervision.plan import (
     prepare_pools,
     ratio_feed_of,
 )
-from supervision.policy import InspectionPolicy
 from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut
 
 

@@ -95,7 +95,7 @@ def train(
         register_result,
         train_model,
     )
-    from training.policy import PolicyFileError, TrainingPolicy, load_training_policy
+    from training.sector_policy import PolicyFileError, TrainingPolicy, load_training_policy
 
     policy = None
     if policy_file is not None:

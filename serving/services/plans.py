@@ -36,8 +36,8 @@ from serving.security import Principal
 from serving.services.subjects import store_records
 
 if TYPE_CHECKING:
+    from supervision.inspection_policy import InspectionPolicy
     from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification, PreparedPools
-    from supervision.policy import InspectionPolicy
     from supervision.ratios import InspectionRatiosOut
 
 _RECORD_IN_FIELDS = frozenset(RecordIn.model_fields)
@@ -273,7 +273,7 @@ def inspection_ratios(session: Session, data_dir: str | Path, policy: Inspection
 
 def load_named_policy(name: str) -> InspectionPolicy:
     """A bundled policy by name (never a path: callers of the API must not pick files)."""
-    from supervision.policy import PolicyError, load_policy
+    from supervision.inspection_policy import PolicyError, load_policy
 
     try:
         return load_policy(name)
@@ -397,7 +397,7 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     Each (uscc, inspection_item) must be in the plan, and the caller's department must own the
     item. Posting the same (uscc, item) again updates the result (e.g. its ``published_on``).
     """
-    from supervision.policy import policy_from_dict
+    from supervision.inspection_policy import policy_from_dict
     from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
 

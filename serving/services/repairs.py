@@ -2,7 +2,7 @@
 marks the record repaired (it stops counting) and regrades. Repair is free of charge.
 
 Which records are repairable, and from when, is the catalogue policy's rule
-(``features.policy``: ``Policy.repair_eligible_on``), never a copy of it here."""
+(``features.catalogue``: ``Policy.repair_eligible_on``), never a copy of it here."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ RepairEligibility = Callable[[Record], Eligibility]
 def catalogue_repair_eligibility(policy: Any = None) -> RepairEligibility:
     """Repair eligibility from a catalogue policy (``Policy.repair_eligible_on``; the packaged
     default when ``policy`` is None): the one rule, with or without a feature store."""
-    from features.policy import default_policy
+    from features.catalogue import default_policy
 
     def eligibility(record: Record) -> Eligibility:
         catalogue = policy or default_policy()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from supervision.draw import seed_commitment
+from supervision.inspection_policy import InspectionPolicy
 from supervision.plan.pools import (
     DrawCommitment,
     PreparedPools,
@@ -21,7 +22,6 @@ from supervision.plan.pools import (
 from supervision.plan.staffing import Staffing
 from supervision.plan.task import PlanCreate, PlanInputs
 from supervision.plan.visits import GradeSummary, Visit, grade_summary, merge_joint_visits
-from supervision.policy import InspectionPolicy
 from supervision.ratios import RatioFeed
 
 

@@ -22,9 +22,9 @@ from supervision.draw import (
     stream_state,
     subject_keys,
 )
+from supervision.inspection_policy import GRADES, InspectionPolicy, ItemRules
 from supervision.leads import open_leads
 from supervision.plan.task import PlanCreate, PlanInputError, PlanInputs, TaskItem
-from supervision.policy import GRADES, InspectionPolicy, ItemRules
 from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut, stratum_of
 from supervision.tables import as_bool, split_codes
 

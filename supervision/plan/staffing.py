@@ -11,8 +11,8 @@ import pandas as pd
 
 from supervision.assign import InspectorPool, assign_inspectors, forbidden_pairs
 from supervision.draw import pcg64_at, stream_state
+from supervision.inspection_policy import ItemRules
 from supervision.plan.task import PlanInputError, PlanInputs, TaskItem
-from supervision.policy import ItemRules
 from supervision.ratios import stratum_of
 from supervision.tables import split_codes
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supervision.policy import InspectionPolicy, load_policy
+from supervision.inspection_policy import InspectionPolicy, load_policy
 from supervision.tables import read_table
 from uscc import valid_uscc_mask
 

@@ -9,9 +9,9 @@ import pandas as pd
 from pydantic import BaseModel
 
 from supervision.draw import seed_commitment
+from supervision.inspection_policy import policy_from_dict
 from supervision.plan.create import InspectionPlan
 from supervision.plan.pools import DrawCommitment, draw_task, pool_hash_of
-from supervision.policy import policy_from_dict
 from supervision.ratios import inspection_ratios, stratum_of
 
 

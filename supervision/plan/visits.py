@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from supervision.inspection_policy import GRADES
 from supervision.plan.pools import TaskDraw
-from supervision.policy import GRADES
 
 # Visit order within a district: highest risk first.
 GRADE_VISIT_RANK = {"D": 0, "C": 1, "B": 2, "A": 3}

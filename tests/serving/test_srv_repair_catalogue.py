@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from srv_fixtures import TODAY
 
-from features.policy import default_policy, repair_eligible_on
+from features.catalogue import default_policy, repair_eligible_on
 from serving.app import create_app
 from serving.deps import get_today
 from serving.services.subjects import store_records

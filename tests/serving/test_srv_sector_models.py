@@ -17,8 +17,8 @@ from serving.db.models import PromotionAudit
 from serving.security import Principal, create_access_token, csrf_token, decode_access_token
 from serving.services.models import artifacts_dir_for, may_promote, may_see
 from training.pipeline import TrainingConfig, register_result, train_model
-from training.policy import TrainingPolicy
 from training.registry import ModelRegistry
+from training.sector_policy import TrainingPolicy
 
 # training's own synthetic helper (tests/training is not a package: load the file by path)
 _spec = importlib.util.spec_from_file_location(

@@ -13,9 +13,9 @@ import pytest
 from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training.pipeline import TrainingConfig, register_result, train_model
-from training.policy import TrainingPolicy
 from training.promotion import PromotionRefused, promote
 from training.registry import CHALLENGER, CHAMPION, ModelRegistry, PromotionEvent
+from training.sector_policy import TrainingPolicy
 
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",), n_boot=50)
 KEY_FEATURES = ("penalties_general", "penalties_serious", "inspection_problems")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervision.draw import STRATA, ratio_to_ppm
-from supervision.policy import IMPLIED_BEFORE_ADDED, PolicyError, load_policy, policy_from_dict
+from supervision.inspection_policy import IMPLIED_BEFORE_ADDED, PolicyError, load_policy, policy_from_dict
 from supervision.ratios import HttpRatioFeed, InspectionRatiosOut, RatioFeed, inspection_ratios
 
 AS_OF = dt.date(2026, 9, 30)
