@@ -42,7 +42,7 @@ from supervision.inspection_policy import InspectionPolicy, ItemRules, load_poli
 from supervision.leads import open_leads
 from supervision.ratios import inspection_ratios, stratum_of
 
-# Dandong 2023 grade mix (DOMAIN.md §3), used only to cut the provisional scores.
+# Dandong 2023 grade mix (docs/domain.md §3), used only to cut the provisional scores.
 PROVISIONAL_MIX = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}
 FEATURE_KINDS = {
     "penalty_general": lambda r: (r["kind"] == "admin_penalty") & (r["severity"] == "general"),

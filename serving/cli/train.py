@@ -230,16 +230,23 @@ def promote(
     registry = _registry(tracking_uri, artifacts)
     from mlflow.exceptions import MlflowException
 
+    from serving.cli.admin import settings_or_exit
     from serving.services.models import db_audit_sink
     from training.gate import GateThresholds
     from training.promotion import PromotionRefused
     from training.promotion import promote as do_promote
 
     who = user or os.environ.get("USER", "") or "unknown"
-    session = _audit_session()
+    settings = settings_or_exit()  # checked before the gate runs; the database is opened on the
+    sessions = []  # first event only, so a bad MODEL or VERSION never touches it
+
+    def audit(event) -> None:
+        if not sessions:
+            sessions.append(_audit_session(settings))
+        db_audit_sink(sessions[0])(event)
+
     try:
-        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=db_audit_sink(session),
-                             force=force,
+        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=audit, force=force,
                              thresholds=GateThresholds(auc_tolerance=auc_tolerance, grade_psi_limit=grade_psi_limit))
     except PromotionRefused as exc:
         if json_out:
@@ -253,7 +260,8 @@ def promote(
     except ValueError as exc:
         _fail(f"MODEL {model!r} VERSION {version}: {exc}")
     finally:
-        session.close()
+        for session in sessions:
+            session.close()
     event = outcome.event
     if json_out:
         typer.echo(json.dumps({"promoted": True, **event.as_dict()}, ensure_ascii=False))
@@ -266,13 +274,11 @@ def promote(
         typer.echo(outcome.gate.summary())
 
 
-def _audit_session():
+def _audit_session(settings):
     """A session on the service database, migrated first when the settings say so (as at startup)."""
-    from serving.cli.admin import settings_or_exit
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
 
-    settings = settings_or_exit()
     if settings.run_migrations_on_startup:
         upgrade(settings.database_url)
     return next(iter_session(settings.database_url))
@@ -285,9 +291,10 @@ def promotions(
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
     """The promotion audit (newest first): every attempt from `tiers promote`, the pages and the API."""
+    from serving.cli.admin import settings_or_exit
     from serving.services.models import promotion_audit
 
-    session = _audit_session()
+    session = _audit_session(settings_or_exit())
     try:
         rows = promotion_audit(session, model=model)[:limit]
         entries = [{"at": r.created_at.isoformat(timespec="seconds") if r.created_at else None,

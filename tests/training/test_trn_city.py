@@ -119,14 +119,16 @@ def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_
     assert event["gate_passed"] is False and event["to_version"] == str(version)
 
 
-def test_promote_bad_input_exits_2_naming_the_field(trained_city) -> None:
+def test_promote_bad_input_exits_2_naming_the_field(trained_city, tmp_path: Path, monkeypatch) -> None:
     _, common, _ = trained_city
+    monkeypatch.chdir(tmp_path)  # the settings' default var/ is relative: bad input must write nothing
     code, _ = _run(["promote", "tiers-general", "1", "--force", *common])
     assert code == 2
     code, _ = _run(["promote", "tiers-nope", "1", "--user", "x", *common])
     assert code == 2
     code, _ = _run(["train", "--store", "/nonexistent", *common])
     assert code == 2
+    assert not list(tmp_path.iterdir())
 
 
 def test_report_and_grade_commands(trained_city, city_store, tmp_path: Path) -> None:
