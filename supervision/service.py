@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from supervision.inspection_policy import InspectionPolicy
 from supervision.plan import (
-    DrawCommitment,
     GradeSummary,
     InspectionPlan,
     PlanCreate,
+    PlanHeader,
     PlanInputs,
     TaskItem,
     create_plan,
@@ -59,15 +59,9 @@ def inspection_ratios_for(
     )
 
 
-class PlanOut(BaseModel):
+class PlanOut(PlanHeader):
     """What a created plan looks like in an API response (the full plan is downloadable)."""
 
-    plan_id: str
-    period_start: dt.date
-    period_end: dt.date
-    grades_as_of: dt.date
-    model_version: str
-    commitment: DrawCommitment
     draws_total: int = Field(ge=0)
     visits: int = Field(ge=0)
     visits_saved: int = Field(ge=0)
@@ -79,12 +73,7 @@ class PlanOut(BaseModel):
 def plan_out(plan: InspectionPlan) -> PlanOut:
     """Summary of a plan for responses and listings."""
     return PlanOut(
-        plan_id=plan.plan_id,
-        period_start=plan.period_start,
-        period_end=plan.period_end,
-        grades_as_of=plan.grades_as_of,
-        model_version=plan.model_version,
-        commitment=plan.commitment,
+        **{name: getattr(plan, name) for name in PlanHeader.model_fields},
         draws_total=plan.draws_total,
         visits=len(plan.visits),
         visits_saved=plan.visits_saved,

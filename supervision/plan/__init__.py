@@ -12,7 +12,7 @@ The service API the CLI and HTTP routes call:
 - ``verify_plan(plan, published=None) -> PlanVerification``
 """
 
-from supervision.plan.create import InspectionPlan, create_plan
+from supervision.plan.create import InspectionPlan, PlanHeader, create_plan
 from supervision.plan.pools import (
     FREQUENCY_LIMIT,
     DrawCommitment,
@@ -51,6 +51,7 @@ __all__ = [
     "GradeSummary",
     "InspectionPlan",
     "PlanCreate",
+    "PlanHeader",
     "PlanInputError",
     "PlanInputs",
     "PlanTask",

@@ -25,8 +25,8 @@ from supervision.plan.visits import GradeSummary, Visit, grade_summary, merge_jo
 from supervision.ratios import RatioFeed
 
 
-class InspectionPlan(BaseModel):
-    """A drawn plan with its commitment, revealed seed and everything needed to verify it."""
+class PlanHeader(BaseModel):
+    """What every form of a plan starts with: its id, period, grades and published commitment."""
 
     plan_id: str
     period_start: dt.date
@@ -34,6 +34,11 @@ class InspectionPlan(BaseModel):
     grades_as_of: dt.date
     model_version: str
     commitment: DrawCommitment
+
+
+class InspectionPlan(PlanHeader):
+    """A drawn plan with its commitment, revealed seed and everything needed to verify it."""
+
     draw_seed_hex: str = Field(description="revealed after the draw")
     policy: dict
     inspectors_per_subject: dict[str, int]

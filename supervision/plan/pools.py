@@ -193,14 +193,8 @@ def prepare_pools(task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy
     grades_at, model_version = _grades_at(inputs.grades, task.as_of)
     pools = []
     for t in task.tasks:
-        built = build_task_pool(
-            t,
-            inputs,
-            policy=policy,
-            grades_at=grades_at,
-            period_start=task.period_start,
-            period_end=task.period_end,
-        )
+        built = build_task_pool(t, inputs, policy=policy, grades_at=grades_at, period_start=task.period_start,
+                                period_end=task.period_end)
         pools.append(replace(built, pool=_canonical_pool(built.pool)))
     return PreparedPools(pools=pools, model_version=model_version)
 
