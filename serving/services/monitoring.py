@@ -146,7 +146,16 @@ def log_to_mlflow(tracking_uri: str, result: monitoring.run.MonitoringResult, *,
     summary = _summary(payload)
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("monitoring")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("monitoring")
+    if experiment is None:
+        from serving.services.models import artifacts_dir_for
+
+        # a SQLite store keeps its artifacts next to it, as the registry's (MLflow's default is
+        # ./mlruns of whatever directory the process runs in)
+        artifacts = artifacts_dir_for(tracking_uri)
+        experiment_id = client.create_experiment(
+            "monitoring", artifact_location=None if artifacts is None else artifacts.resolve().as_uri())
+    else:
+        experiment_id = experiment.experiment_id
     run = client.create_run(experiment_id, run_name=f"{model} {summary['reference_as_of']}→{summary['current_as_of']}",
                             tags={"model": model, "monitoring_id": str(monitoring_id),
                                   "current_as_of": summary["current_as_of"]})
