@@ -201,7 +201,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     (0 = purely additive). learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin:
     of the mains' trees; the pair trees use ``pair_num_leaves`` and ``pair_max_bin``;
     extra_trees: thresholds drawn at random (both stages). n_bags inner splits of
-    ``validation_share`` each, early stopping after ``early_stopping_rounds`` rounds without a
+    ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), early stopping after ``early_stopping_rounds`` rounds without a
     better validation log-loss, at most ``max_rounds`` rounds per stage.
 
     The defaults were chosen on the whole public suite of `benchmarks/model_suite.py` (greedy
@@ -218,7 +218,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         learning_rate: float = 0.1,
         max_rounds: int = 2000,
         early_stopping_rounds: int = 50,
-        n_bags: int = 8,
+        n_bags: int | str = "auto",
         validation_share: float = 0.15,
         num_leaves: int = 2,
         min_child_samples: int = 4,
@@ -256,7 +256,8 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         checks = {
             "interactions": self.interactions >= 0, "learning_rate": self.learning_rate > 0,
             "max_rounds": self.max_rounds >= 1, "early_stopping_rounds": self.early_stopping_rounds >= 1,
-            "n_bags": self.n_bags >= 1, "validation_share": 0 < self.validation_share < 1,
+            "n_bags": self.n_bags == "auto" or (isinstance(self.n_bags, int) and self.n_bags >= 1),
+            "validation_share": 0 < self.validation_share < 1,
             "num_leaves": self.num_leaves >= 2, "pair_num_leaves": self.pair_num_leaves >= 2,
             "min_child_samples": self.min_child_samples >= 1, "reg_lambda": self.reg_lambda >= 0,
             "max_bin": self.max_bin >= 2, "pair_max_bin": self.pair_max_bin >= 2,
@@ -285,7 +286,10 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         if min(n_pos, n_neg) < 1 or min(len(pos) - n_pos, len(neg) - n_neg) < 1:
             return [(np.arange(len(y)), None)]
         out = []
-        for _ in range(self.n_bags):
+        # "auto": 8 bags up to 2,500 rows, fewer as rows grow (the variance bagging removes falls
+        # with n, its cost grows with n), never fewer than 3
+        n_bags = max(3, min(8, round(20_000 / len(y)))) if self.n_bags == "auto" else self.n_bags
+        for _ in range(n_bags):
             va = np.sort(np.r_[rng.permutation(pos)[:n_pos], rng.permutation(neg)[:n_neg]])
             tr = np.setdiff1d(np.arange(len(y)), va, assume_unique=True)
             out.append((tr, va))
