@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _suite_data import DATASETS
-from external import cpu_seconds
+from external import OptbinningScorecard, cpu_seconds
 
 REFERENCES = ("ebm", "ebm_mains", "optbinning", "logreg")
 
@@ -68,21 +68,7 @@ def make_method(name: str, X: pd.DataFrame, seed: int):
 
         return ExplainableBoostingClassifier(**({"interactions": 0} if name == "ebm_mains" else {}))
     if name == "optbinning":
-        from optbinning import BinningProcess, Scorecard
-        from sklearn.linear_model import LogisticRegression
-
-        class OptbinningScorecard:
-            def fit(self, X, y):
-                bp = BinningProcess(variable_names=list(X.columns), categorical_variables=cats)
-                self.sc = Scorecard(binning_process=bp, estimator=LogisticRegression(max_iter=1000),
-                                    scaling_method="min_max", scaling_method_params={"min": 300, "max": 850})
-                self.sc.fit(X, y)
-                return self
-
-            def predict_proba(self, X):
-                return self.sc.predict_proba(X)
-
-        return OptbinningScorecard()
+        return OptbinningScorecard(cats)
     if name == "logreg":
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer

@@ -160,6 +160,42 @@ def validate_monotone(monotone: Mapping[str, int] | None, columns: Iterable[str]
     return directions
 
 
+def start_fit(model, X, y, init_score=None) -> tuple[pd.DataFrame, np.ndarray, dict[str, int], np.ndarray | None]:
+    """The checks and fitted attributes every LightGBM-based model starts its ``fit`` with.
+
+    Sets ``feature_names_in_``, ``n_features_in_``, ``classes_`` and ``categories_`` (from
+    ``model.categorical_features``) on ``model``; returns X as a frame with text column names, y
+    as 0/1, the declared monotone directions (``model.monotone``, refused on a categorical
+    feature) and ``init_score`` as floats of y's shape (or None).
+    """
+    frame = as_frame(X)
+    y_arr = check_binary_target(y)
+    if len(frame) != len(y_arr):
+        raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
+    monotone = validate_monotone(model.monotone, map(str, frame.columns))
+    model.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+    frame = frame.set_axis(list(model.feature_names_in_), axis=1)
+    model.n_features_in_ = frame.shape[1]
+    model.classes_ = np.array([0, 1])
+    model.categories_ = learn_categories(frame, model.categorical_features)
+    for c in model.categories_:
+        if monotone.get(c, 0):
+            raise ValueError(f"feature {c!r} is categorical; monotone={monotone[c]} needs an ordered feature")
+    if init_score is not None:
+        init_score = np.asarray(init_score, dtype=float)
+        if init_score.shape != y_arr.shape:
+            raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
+    return frame, y_arr, monotone, init_score
+
+
+def encoded(model, X) -> np.ndarray:
+    """X encoded as at ``model``'s fit (see `encode_columns`), checked against its features."""
+    frame = as_frame(X, list(model.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
+    if frame.shape[1] != model.n_features_in_:
+        raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {model.n_features_in_}")
+    return encode_columns(frame, model.feature_names_in_, model.categories_)
+
+
 class RiskModelMixin(ClassifierMixin):
     """predict_proba / predict from `decision_function` (log-odds of the adverse outcome)."""
 
@@ -178,4 +214,5 @@ class RiskModelMixin(ClassifierMixin):
 
 
 __all__ = ["BaseEstimator", "Contributions", "RiskModelMixin", "as_frame", "check_binary_target",
-           "check_is_fitted", "encode_columns", "learn_categories", "sigmoid", "validate_monotone"]
+           "check_is_fitted", "encode_columns", "encoded", "learn_categories", "sigmoid", "start_fit",
+           "validate_monotone"]

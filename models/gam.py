@@ -42,12 +42,10 @@ from models.base import (
     BaseEstimator,
     Contributions,
     RiskModelMixin,
-    as_frame,
-    check_binary_target,
     check_is_fitted,
     encode_columns,
-    learn_categories,
-    validate_monotone,
+    encoded,
+    start_fit,
 )
 from models.gbm import ShapeFunction
 
@@ -321,23 +319,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         import lightgbm as lgb
 
         self._check_params()
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
-        if len(frame) != len(y_arr):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        frame = frame.set_axis(list(self.feature_names_in_), axis=1)
-        self.n_features_in_ = frame.shape[1]
-        self.classes_ = np.array([0, 1])
-        monotone = validate_monotone(self.monotone, self.feature_names_in_)
-        self.categories_ = learn_categories(frame, self.categorical_features)
-        for c in self.categories_:
-            if monotone.get(c, 0):
-                raise ValueError(f"feature {c!r} is categorical; monotone={monotone[c]} needs an ordered feature")
-        if init_score is not None:
-            init_score = np.asarray(init_score, dtype=float)
-            if init_score.shape != y_arr.shape:
-                raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
+        frame, y_arr, monotone, init_score = start_fit(self, X, y, init_score)
         Xe = encode_columns(frame, self.feature_names_in_, self.categories_)
         p = self.n_features_in_
         names = list(self.feature_names_in_)
@@ -493,10 +475,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     # ---------------------------------------------------------------- prediction
     def _regions_of(self, X) -> np.ndarray:
         check_is_fitted(self, "main_tables_")
-        frame = as_frame(X, list(self.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
-        if frame.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        Xe = encode_columns(frame, self.feature_names_in_, self.categories_)
+        Xe = encoded(self, X)
         out = np.empty(Xe.shape, dtype=np.int64)
         for j, name in enumerate(self.feature_names_in_):
             cats = self.categories_.get(name)

@@ -23,17 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.base import (
-    BaseEstimator,
-    Contributions,
-    RiskModelMixin,
-    as_frame,
-    check_binary_target,
-    check_is_fitted,
-    encode_columns,
-    learn_categories,
-    validate_monotone,
-)
+from models.base import BaseEstimator, Contributions, RiskModelMixin, check_is_fitted, encoded, start_fit
 
 
 @dataclass(frozen=True)
@@ -123,10 +113,7 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ encoding
     def _encode(self, X) -> np.ndarray:
-        frame = as_frame(X, list(self.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
-        if frame.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        return encode_columns(frame, self.feature_names_in_, self.categories_)
+        return encoded(self, X)
 
     # ------------------------------------------------------------------- fitting
     def fit(self, X, y, *, init_score: np.ndarray | None = None) -> MonotoneGBM:
@@ -137,21 +124,9 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         """
         import lightgbm as lgb
 
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
-        if len(frame) != len(y_arr):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
         if self.n_estimators < 1 or self.learning_rate <= 0:
             raise ValueError(f"n_estimators={self.n_estimators} must be ≥ 1 and learning_rate={self.learning_rate} > 0")
-        monotone = validate_monotone(self.monotone, map(str, frame.columns))
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        frame = frame.set_axis(list(self.feature_names_in_), axis=1)
-        self.n_features_in_ = frame.shape[1]
-        self.classes_ = np.array([0, 1])
-        self.categories_: dict[str, list[str]] = learn_categories(frame, self.categorical_features)
-        for c in self.categories_:
-            if monotone.get(c, 0):
-                raise ValueError(f"feature {c!r} is categorical; monotone={monotone[c]} needs an ordered feature")
+        frame, y_arr, monotone, init_score = start_fit(self, X, y, init_score)
         Xe = self._encode(frame)
         params = {
             "objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True,
@@ -168,10 +143,6 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         if constraints:
             params["interaction_constraints"] = constraints
         cat_idx = [j for j, c in enumerate(self.feature_names_in_) if c in self.categories_]
-        if init_score is not None:
-            init_score = np.asarray(init_score, dtype=float)
-            if init_score.shape != y_arr.shape:
-                raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
         data = lgb.Dataset(Xe, label=y_arr, init_score=init_score, categorical_feature=cat_idx or "auto",
                            feature_name=[f"f{j}" for j in range(Xe.shape[1])], free_raw_data=True)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
