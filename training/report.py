@@ -23,7 +23,7 @@ from training import evaluation as ev
 from training.gate import evaluate_gate
 
 if TYPE_CHECKING:
-    from training.pipeline import TrainingResult
+    from training.trained import TrainedModel
 
 FAIRNESS_GROUPS: dict[str, tuple[str, str]] = {
     "size_band": ("企业规模", "enterprise size band"),
@@ -165,14 +165,14 @@ def stability_table(scored: pd.DataFrame, baseline_as_of: Any) -> list[dict[str,
 
 
 def build_report(
-    result: TrainingResult,
+    result: TrainedModel,
     *,
     metas: Sequence[FeatureMeta],
     champion: pd.DataFrame | None = None,
     n_boot: int = 200,
 ) -> ValidationReport:
-    """Assemble the report of a training result; ``champion`` = the champion's ``grade()`` frame
-    on the same validation rows (for the comparison section)."""
+    """The report stage: assemble the report of a trained model; ``champion`` = the champion's
+    ``grade()`` frame on the same validation rows (for the comparison section)."""
     cfg = result.config
     val = result.validation
     y = val["label"].to_numpy()
