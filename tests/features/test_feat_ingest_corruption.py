@@ -51,7 +51,7 @@ def test_a_non_finite_or_absurd_fine_is_quarantined_and_the_store_keeps_working(
     q = _quarantine(summary)
     assert q[["row", "field"]].values.tolist() == [[3, "amount"]]
     assert q["rule"].iloc[0] in {"amount_out_of_range", "amount_negative"}
-    assert summary.accepted == 6
+    assert summary.files[-1].accepted == 6
     # not wedged: the store profiles, and the next batch goes in
     assert len(build_profiles(store, as_of=date(2026, 6, 30))) == 3
     records_frame([record("R9", code(1), "admin_reward", "2025-05-01")]).to_csv(tmp_path / "more.csv", index=False)
@@ -131,7 +131,7 @@ def test_rows_the_service_schema_refuses_are_quarantined_by_ingest(tmp_path, fie
                      ingested_at=INGESTED_AT)
     q = _quarantine(summary)
     assert q[["row", "field", "rule"]].values.tolist() == [[4, field, rule]]
-    assert summary.accepted == 6
+    assert summary.files[-1].accepted == 6
     # the quarantine file stays readable: the long value is cut, the control character shown escaped
     assert len(q["value"].fillna("").iloc[0]) <= 300
     assert not any(ord(c) < 32 for c in q["value"].fillna("").iloc[0])
