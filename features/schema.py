@@ -193,7 +193,7 @@ class Verdict:
         self.message = np.empty(n, dtype=object)  # English detail
         self.message_zh = np.empty(n, dtype=object)
 
-    def add(self, rule: str, mask: np.ndarray | pd.Series, field_name: str | np.ndarray, message: str | np.ndarray,
+    def add(self, rule: str, mask: np.ndarray | Any, field_name: str | np.ndarray, message: str | np.ndarray,
             message_zh: str | np.ndarray | None = None) -> None:
         mask = np.asarray(mask, dtype=bool)
         rank = RULES.index(rule)
