@@ -354,7 +354,7 @@ def validate_records(
     v.add("legal_basis_missing", (kind.isin(sorted(policy.legal_basis_kinds)) & frame["document_no"].isna()).to_numpy(),
           "document_no", "the catalogue requires a legal-basis document number for this kind",
           "目录要求此类记录有法律依据文书号")
-    verified_text = frame["verified"].str.lower()
+    verified_text = frame["verified"].astype("string").str.lower()
     verified = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     verified[verified_text.isin(_TRUE)] = True
     verified[verified_text.isin(_FALSE)] = False

@@ -486,7 +486,7 @@ def _stringify(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             mask = s.isna()
             strs = s.map(_to_text).astype(object)
-            out[col] = strs.where(~mask, None)
+            out[col] = strs.where(~mask & (strs != ""), None)  # empty means missing, in every format
     return pd.DataFrame(out, index=frame.index)
 
 

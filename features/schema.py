@@ -135,6 +135,7 @@ class FieldRule:
     multiline: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    default: str | None = None  # what a missing value means (the service fills it in)
 
 
 def _rules(*rules: FieldRule) -> dict[str, FieldRule]:
@@ -166,12 +167,12 @@ SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
     FieldRule("name", required=True, max_length=200),
     FieldRule("legal_form", allowed=tuple(sorted(LEGAL_FORMS))),
     FieldRule("industry", required=True, allowed=INDUSTRY_SECTIONS),
-    FieldRule("district_code", pattern=r"^\d{6}$", max_length=6),
+    FieldRule("district_code", pattern=r"^[0-9]{6}$", max_length=6),
     FieldRule("district_name", max_length=40),
     FieldRule("registered_on", "date", required=True),
     FieldRule("registered_capital", "number", minimum=0.0, maximum=AMOUNT_MAX),  # 万元
     FieldRule("employees", "integer", minimum=0, maximum=EMPLOYEES_MAX),
-    FieldRule("status", allowed=tuple(sorted(SUBJECT_STATUSES))),
+    FieldRule("status", allowed=tuple(sorted(SUBJECT_STATUSES)), default="active"),
     FieldRule("status_date", "date"),
     FieldRule("legal_rep_name", max_length=60),
     FieldRule("legal_rep_id", max_length=18),
@@ -258,6 +259,8 @@ def pydantic_type(rule: FieldRule) -> Any:
             base = Annotated[base, AfterValidator(_valid_uscc)]
     if rule.required:
         return base
+    if rule.default is not None:
+        return Annotated[base, BeforeValidator(lambda v: rule.default if v is None or v == "" else v)]
     # ingestion reads an empty field as missing: so does the service
     return Annotated[base | None, BeforeValidator(_empty_is_missing)]
 
@@ -266,7 +269,15 @@ def _empty_is_missing(value: Any) -> Any:
     return None if isinstance(value, str) and value == "" else value
 
 
+def text_type(table: Literal["records", "subjects"], name: str, *, min_length: int = 0) -> Any:
+    """A column's text limits (length, control characters) as a plain ``str`` annotation, for request
+    models that keep an empty string for "none" (e.g. an inspection result's document number)."""
+    rule = (RECORD_FIELDS if table == "records" else SUBJECT_FIELDS)[name]
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=rule.max_length, pattern=rule.pattern),
+                     AfterValidator(_no_control(rule.multiline))]
+
+
 def pydantic_fields(table: Literal["records", "subjects"], names: tuple[str, ...]) -> dict[str, Any]:
     """``{name: (annotation, default)}`` for :func:`pydantic.create_model`: required columns have no default."""
     rules = RECORD_FIELDS if table == "records" else SUBJECT_FIELDS
-    return {n: (pydantic_type(rules[n]), ... if rules[n].required else None) for n in names}
+    return {n: (pydantic_type(rules[n]), ... if rules[n].required else rules[n].default) for n in names}
