@@ -312,7 +312,8 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
-_ID_CARD = re.compile(r"^(\d{17}[\dXx]|\d{15}|\d{6}\*+\d{3}[\dXx]|\d{1,6}\*{4,}[\dXx*]*)$")
+# a resident identity card number: 18 (or the old 15) digits, or masked with * as courts publish them
+_ID_CARD = re.compile(r"^(\d{17}[\dXx]|\d{15}|(?=[\d*Xx]*\*)[\d*]{14,17}[\dXx*])$")
 _FINE_IN_TEXT = re.compile(r"罚款(?:人民币)?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(万?)元")
 
 

@@ -25,7 +25,7 @@ SubjectIn = pytest.importorskip("serving.schemas").SubjectIn
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                          HealthCheck.function_scoped_fixture])
 
-_CHARS = st.sampled_from(list("南京罚款R0-9 ,\"'") + ["\x00", "\x07", "\t", "\n", "\r", "\x7f", "\x85", "\u3000"])
+_CHARS = st.sampled_from([*"南京罚款R0-9 ,\"'", "\x00", "\x07", "\t", "\n", "\r", "\x7f", "\x85", "\u3000"])
 
 
 def _text_around(limit: int | None) -> st.SearchStrategy[str | None]:
