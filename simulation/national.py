@@ -194,7 +194,8 @@ def national_table(layout: str, subjects: Sequence[tuple[str, str]], *, seed: in
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: Format) -> Path:
     """Write ``frame`` as an office would send it; returns the path (suffix from the format)."""
-    path = Path(path).with_suffix(_SUFFIX[fmt])
+    path, suffix = Path(path), _SUFFIX[fmt]
+    path = path if path.suffix == suffix else path.parent / f"{path.name}{suffix}"
     text = frame.astype(object).where(frame.notna(), None)
     if fmt == "csv-gb18030":
         text.to_csv(path, index=False, encoding="gb18030")

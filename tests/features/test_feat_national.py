@@ -200,3 +200,32 @@ def test_every_packaged_layout_is_valid_and_maps_to_a_catalogue_kind():
     assert set(layouts) >= {"penalty_current", "license_current", "penalty_legacy", "license_legacy",
                             "list_abnormal_operation", "list_serious_dishonesty", "list_dishonest_debtor", "tax_credit"}
     assert all(spec.kind in default_policy().kinds for spec in layouts.values())
+
+
+def test_the_committed_samples_ingest_in_one_batch_as_their_truth_says(tmp_path):
+    """data_samples/national/ (scripts/make_national_samples.py): every layout × format, with no flag."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "data_samples"
+    files = sorted(p for p in (root / "national").iterdir() if ".truth." not in p.name)
+    assert len(files) == len(LAYOUTS) * len(FORMATS)
+    summary = ingest(store=tmp_path / "store", subjects=root / "city" / "subjects.csv", records=files,
+                     ingested_at=INGESTED_AT)
+    for f in summary.files[1:]:
+        layout = f.file.split(".")[0]
+        truth = pd.read_csv(root / "national" / f"{layout}.truth.csv")
+        assert f.layout == EXPECTED_LAYOUT.get(layout, layout)
+        assert (f.read, f.accepted) == (len(truth), int((truth["expected"] == "accepted").sum())), f.file
+        assert f.by_rule == truth.loc[truth["expected"] != "accepted", "expected"].value_counts().to_dict()
+
+
+def test_the_committed_csv_samples_are_what_the_generator_writes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "scripts" / "make_national_samples.py"), "--out", str(tmp_path),
+                    "--city", str(root / "data_samples" / "city")], check=True, capture_output=True, cwd=root)
+    for made in tmp_path.glob("*.csv"):
+        assert made.read_bytes() == (root / "data_samples" / "national" / made.name).read_bytes(), made.name
