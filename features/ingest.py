@@ -192,7 +192,7 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict, *,
-                  skip_allowed: tuple[str, ...] = ()) -> dict[str, pd.Series]:
+                  skip_allowed: tuple[str, ...] = (), check_control: bool = True) -> dict[str, pd.Series]:
     """The schema's limits of every column (features.schema); returns the parsed numbers."""
     numbers: dict[str, pd.Series] = {}
     for name, rule in rules.items():
@@ -203,7 +203,8 @@ def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict,
         if not present.any():
             continue
         if rule.kind in ("text", "uscc"):
-            has_control = s.str.contains(control_pattern(rule.multiline), regex=True, na=False).to_numpy()
+            has_control = s.str.contains(control_pattern(rule.multiline), regex=True, na=False).to_numpy() \
+                if check_control else np.zeros(len(s), dtype=bool)
             v.add("control_character", has_control, name, f"{name} contains a control character",
                   f"{name} 含控制字符")
             if rule.max_length is not None:
@@ -266,7 +267,8 @@ def _file_has_bad_text(path: Path, encoding: str | None) -> bool:
 
 
 def validate_subjects(
-    frame: pd.DataFrame, *, ingested_on: date, check_text: bool = True, verdict: _Verdict | None = None
+    frame: pd.DataFrame, *, ingested_on: date, check_text: bool = True, verdict: _Verdict | None = None,
+    check_control: bool = True,
 ) -> tuple[pd.DataFrame, _Verdict]:
     """Typed subjects and the per-row verdict (see :data:`features.schema.RULES`).
 
@@ -281,7 +283,7 @@ def validate_subjects(
     v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
           "not an 18-character GB 32100-2015 code with a valid check character",
           "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
-    numbers = _check_fields(frame, SUBJECT_FIELDS, v)
+    numbers = _check_fields(frame, SUBJECT_FIELDS, v, check_control=check_control)
     typed = pd.DataFrame({c: frame[c] for c in SUBJECT_COLUMNS})
     for col in SUBJECT_DATE_COLUMNS:
         parsed, invalid = _parse_dates(frame[col])
@@ -308,6 +310,7 @@ def validate_records(
     policy: Policy,
     check_text: bool = True,
     verdict: _Verdict | None = None,
+    check_control: bool = True,
 ) -> tuple[pd.DataFrame, _Verdict]:
     """Typed records and the per-row verdict (see :data:`features.schema.RULES`)."""
     v = verdict or _Verdict(len(frame))
@@ -336,7 +339,7 @@ def validate_records(
     v.add("severity_invalid", bad_sev.to_numpy(), "severity",
           f"severity must be one of {list(SEVERITIES)} (required on {severity_kinds})",
           f"情节等级须为 minor/general/serious（{'、'.join(severity_kinds)} 必填）")
-    numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",))
+    numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",), check_control=check_control)
     typed = pd.DataFrame({c: frame[c] for c in RECORD_COLUMNS})
     parsed_dates = {}
     for col in RECORD_DATE_COLUMNS:
@@ -441,7 +444,7 @@ class _Batch:
             else:
                 frame = chunk.frame.reindex(columns=list(columns))
                 verdict = _Verdict(len(frame))
-            typed, verdict = validate(frame, verdict)
+            typed, verdict = validate(frame, verdict, not chunk.clean_text)
             self._write_chunk(staged, chunk, frame, typed, verdict, columns)
             staged.read += len(frame) + len(chunk.bad)
             staged.chunks += 1
@@ -645,7 +648,7 @@ def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path) -> None:
     os.rename(tmp_dir, final_dir)  # atomic: the batch appears whole or not at all
     if has_table(store, "subjects") and has_table(store, "records"):
         # the derived current state (features.store); readers fall back to the history if absent
-        write_current(store)
+        write_current(store, memory_limit="1GB")  # ingestion's memory bound holds here too
 
 
 def ingest(
@@ -657,7 +660,7 @@ def ingest(
     policy: Policy | None = None,
     source: str | None = None,
     layouts_dir: str | Path | None = None,
-    chunk_rows: int = 200_000,
+    chunk_rows: int = 100_000,
 ) -> IngestSummary:
     """Validate ``subjects`` and/or ``records`` files and add a batch to ``store``.
 
@@ -715,8 +718,9 @@ def ingest(
             path = Path(subjects)
             check_text = _file_has_bad_text(path, sub_reader.info.encoding)
 
-            def check_subjects(frame, verdict):
-                return validate_subjects(frame, ingested_on=ingested_on, check_text=check_text, verdict=verdict)
+            def check_subjects(frame, verdict, suspect):
+                return validate_subjects(frame, ingested_on=ingested_on, check_text=check_text and suspect,
+                                         verdict=verdict, check_control=suspect)
 
             staged = batch.stage_file(path, "subjects", sub_reader, layout=None, mapping=None,
                                       validate=check_subjects)
@@ -725,9 +729,9 @@ def ingest(
         for path, reader, layout, mapping in rec_readers:
             check_text = _file_has_bad_text(path, reader.info.encoding)
 
-            def check_records(frame, verdict, check_text=check_text):
+            def check_records(frame, verdict, suspect, check_text=check_text):
                 return validate_records(frame, known_uscc=known, ingested_on=ingested_on, policy=policy,
-                                        check_text=check_text, verdict=verdict)
+                                        check_text=check_text and suspect, verdict=verdict, check_control=suspect)
 
             staged = batch.stage_file(path, "records", reader, layout=layout, mapping=mapping, validate=check_records)
             batch.finish_file(staged)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -32,6 +34,9 @@ TEXT_SUFFIXES = (".csv", ".jsonl")
 EXCEL_SUFFIXES = (".xlsx", ".xls")
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", *EXCEL_SUFFIXES)
 MAX_SPAN_LINES = 64  # how many physical lines one quoted field may span
+_BAD_SURROGATES = re.compile("[\udc80-\udcff]")
+# any C0 (the line break aside), DEL or C1 control character, a lone surrogate or U+FFFD
+_CONTROL_OR_BAD = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\udc80-\udcff\ufffd]")
 _SAMPLE_BYTES = 1 << 20
 
 
@@ -76,6 +81,16 @@ class Chunk:
     rows: np.ndarray
     lines: np.ndarray
     bad: list[BadRow]
+    # False if any value may hold a control character or undecodable text; True lets validation skip
+    # its per-value scans (known only for CSV, where the reader saw the raw text)
+    clean_text: bool = False
+
+
+def _count_error(row: int, line: int, got: int, width: int, text: str) -> BadRow:
+    more = "多" if got > width else "少"
+    return BadRow(row, line, "field_count", f"第 {line} 行有 {got} 个字段，表头有 {width} 个（{more}了）",
+                  f"line {line} has {got} fields, the header has {width} "
+                  f"({'too many' if got > width else 'too few'})", text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,18 +148,6 @@ def _parse_one(text: str, delimiter: str) -> list[str] | None:
     except (csv.Error, StopIteration):
         return None
     return fields
-
-
-def _parse_many(lines: list[str], delimiter: str) -> list[list[str] | None]:
-    """Fields per one-line record; the whole batch through the C parser when it is clean."""
-    try:
-        reader = csv.reader(lines, delimiter=delimiter, strict=True)
-        rows = list(reader)
-        if len(rows) == len(lines) and reader.line_num == len(lines):
-            return rows
-    except csv.Error:
-        pass
-    return [_parse_one(ln, delimiter) for ln in lines]
 
 
 class TableReader:
@@ -253,17 +256,20 @@ class TableReader:
         return Chunk(frame, np.asarray(rows, dtype=np.int64), np.asarray(lines, dtype=np.int64), bad)
 
     def _csv_chunks(self) -> Iterator[Chunk]:
+        """Quote-free lines (nearly all) are split by pyarrow without quoting after their field count is
+        checked; lines with quotes go through the csv module in strict mode, one record each, and a quoted
+        field may continue over at most ``max_span_lines`` lines."""
         delimiter, width, columns = self.info.delimiter or ",", len(self.info.header), self.info.header
         quote = '"'
-        records: list[list[str]] = []
-        rows: list[int] = []
-        lines: list[int] = []
+        plain: list[str] = []  # quote-free one-line rows with the right field count
+        plain_at: list[tuple[int, int]] = []
+        quoted: list[list[str]] = []  # rows split by the csv module
+        quoted_at: list[tuple[int, int]] = []
         bad: list[BadRow] = []
-        pending: list[str] = []  # one-line candidates not yet parsed
-        pending_at: list[tuple[int, int]] = []  # (row, line)
         row_no = 0
         queue: list[tuple[int, str]] = []  # lines handed back after a failed multi-line candidate
         it = iter(self._fh)
+        separators = width - 1
 
         def next_line() -> tuple[int, str] | None:
             if queue:
@@ -274,33 +280,25 @@ class TableReader:
             self.info.physical_lines += 1
             return self.info.physical_lines, line
 
-        def accept(fields: list[str] | None, row: int, line: int, text: str, span: int) -> None:
+        def judge(fields: list[str] | None, row: int, line: int, text: str, span: int) -> None:
             if fields is None:
                 bad.append(BadRow(row, line, "row_malformed",
                                   f"第 {line} 行无法拆分为字段（引号不成对或闭合引号后有多余字符）",
                                   f"line {line} cannot be split into fields (unbalanced quote or text after a "
                                   "closing quote)", text))
             elif len(fields) != width:
-                more = "多" if len(fields) > width else "少"
-                bad.append(BadRow(row, line, "field_count",
-                                  f"第 {line} 行有 {len(fields)} 个字段，表头有 {width} 个（{more}了）",
-                                  f"line {line} has {len(fields)} fields, the header has {width} "
-                                  f"({'too many' if len(fields) > width else 'too few'})", text))
+                bad.append(_count_error(row, line, len(fields), width, text))
             else:
-                records.append(fields)
-                rows.append(row)
-                lines.append(line)
+                quoted.append(fields)
+                quoted_at.append((row, line))
                 self.info.lines_in_rows += span
                 return
             self.info.lines_in_rows += 1
 
-        def flush_pending() -> None:
-            if not pending:
-                return
-            for fields, (row, line), text in zip(_parse_many(pending, delimiter), pending_at, pending, strict=True):
-                accept(fields, row, line, text, 1)
-            pending.clear()
-            pending_at.clear()
+        def emit() -> Chunk:
+            chunk = self._csv_emit(plain, plain_at, quoted, quoted_at, bad, columns, delimiter)
+            plain.clear(), plain_at.clear(), quoted.clear(), quoted_at.clear()
+            return chunk
 
         while True:
             got = next_line()
@@ -312,11 +310,17 @@ class TableReader:
                 self.info.blank_lines += 1
                 continue
             row_no += 1
-            if quote not in body or body.count(quote) % 2 == 0:
-                pending.append(body)
-                pending_at.append((row_no, line_no))
+            if quote not in body:
+                if body.count(delimiter) == separators:
+                    plain.append(body)
+                    plain_at.append((row_no, line_no))
+                    self.info.lines_in_rows += 1
+                else:
+                    bad.append(_count_error(row_no, line_no, body.count(delimiter) + 1, width, body))
+                    self.info.lines_in_rows += 1
+            elif body.count(quote) % 2 == 0:
+                judge(_parse_one(body, delimiter), row_no, line_no, body, 1)
             else:
-                flush_pending()
                 # an odd number of quotes: a quoted field continues on the next lines, or a stray quote
                 span = [(line_no, line)]
                 quotes = body.count(quote)
@@ -328,20 +332,58 @@ class TableReader:
                     quotes += more[1].count(quote)
                 fields = _parse_one("".join(t for _, t in span).rstrip("\r\n"), delimiter) if quotes % 2 == 0 else None
                 if fields is not None and len(fields) == width:
-                    accept(fields, row_no, line_no, body, len(span))
+                    judge(fields, row_no, line_no, body, len(span))
                 else:
                     # re-split: the first line alone (a literal stray quote is fine), the rest read again
                     queue[:0] = span[1:]
-                    accept(_parse_one(body, delimiter), row_no, line_no, body, 1)
-            if len(pending) >= self.chunk_rows:
-                flush_pending()
-            if len(records) + len(bad) >= self.chunk_rows:
-                flush_pending()
-                yield self._emit(records, rows, lines, bad, columns)
-                records, rows, lines, bad = [], [], [], []
-        flush_pending()
+                    judge(_parse_one(body, delimiter), row_no, line_no, body, 1)
+            if len(plain) + len(quoted) + len(bad) >= self.chunk_rows:
+                yield emit()
         self._fh.close()
-        yield self._emit(records, rows, lines, bad, columns)
+        yield emit()
+
+    def _csv_emit(self, plain: list[str], plain_at: list[tuple[int, int]], quoted: list[list[str]],
+                  quoted_at: list[tuple[int, int]], bad: list[BadRow], columns: list[str], delimiter: str) -> Chunk:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        names = [f"c{i}" for i in range(len(columns))]
+        parts = []
+        text = "\n".join(plain)
+        if plain:
+            # undecodable bytes (lone surrogates) cannot enter Arrow: they become U+FFFD, which the
+            # text_encoding rule finds like any other replacement character
+            data = _BAD_SURROGATES.sub("\ufffd", text).encode("utf-8")
+            parts.append(pacsv.read_csv(
+                io.BytesIO(data),
+                read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                     strings_can_be_null=True, null_values=[""],
+                                                     quoted_strings_can_be_null=False)))
+        if quoted:
+            cols = list(zip(*quoted, strict=True))
+            parts.append(pa.table({n: pa.array([_BAD_SURROGATES.sub("\ufffd", v) or None for v in c], pa.string())
+                                   for n, c in zip(names, cols, strict=True)}))
+        at = plain_at + quoted_at
+        rows = np.asarray([r for r, _ in at], dtype=np.int64)
+        lines = np.asarray([ln for _, ln in at], dtype=np.int64)
+        if parts:
+            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            order = np.argsort(rows, kind="stable")
+            if quoted:
+                table, rows, lines = table.take(pa.array(order)), rows[order], lines[order]
+            frame = table.to_pandas()
+            frame.columns = columns
+        else:
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        self.info.rows += len(frame)
+        self.info.bad_rows += len(bad)
+        chunk = Chunk(frame, rows, lines, list(bad))
+        raw = text + "".join(v for r in quoted for v in r if v)
+        chunk.clean_text = not (_CONTROL_OR_BAD.search(raw))
+        bad.clear()
+        return chunk
 
     def _excel_chunks(self) -> Iterator[Chunk]:
         columns, width = self.info.header, len(self.info.header)

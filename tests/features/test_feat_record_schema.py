@@ -46,7 +46,8 @@ def record_rows(draw) -> dict:
     row = {"record_id": draw(_text_around(40)), "uscc": code(1), "kind": "admin_penalty",
            "severity": draw(st.sampled_from(["minor", "general", "serious"])), "decision_date": "2025-03-01",
            "amount": draw(_AMOUNTS), "department": draw(_text_around(40)),
-           "document_no": draw(st.one_of(_text_around(120), st.just("宁罚〔2025〕1号"))),
+           # never empty: the catalogue (not the schema) requires a legal basis on penalties
+           "document_no": draw(_text_around(120).filter(bool)),
            "description": draw(_text_around(2000))}
     if draw(st.booleans()):
         row["subkind"] = draw(_text_around(40))
