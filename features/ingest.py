@@ -192,7 +192,7 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict, *,
-                  skip_allowed: tuple[str, ...] = (), check_control: bool = True) -> dict[str, pd.Series]:
+                  skip_allowed: tuple[str, ...] = (), suspect: np.ndarray | None = None) -> dict[str, pd.Series]:
     """The schema's limits of every column (features.schema); returns the parsed numbers."""
     numbers: dict[str, pd.Series] = {}
     for name, rule in rules.items():
@@ -203,8 +203,7 @@ def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict,
         if not present.any():
             continue
         if rule.kind in ("text", "uscc"):
-            has_control = s.str.contains(control_pattern(rule.multiline), regex=True, na=False).to_numpy() \
-                if check_control else np.zeros(len(s), dtype=bool)
+            has_control = _matches(s, control_pattern(rule.multiline), suspect)
             v.add("control_character", has_control, name, f"{name} contains a control character",
                   f"{name} 含控制字符")
             if rule.max_length is not None:
@@ -235,25 +234,39 @@ def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict,
     return numbers
 
 
-def _text_columns_bad(frame: pd.DataFrame, verdict: _Verdict) -> None:
+def _matches(s: pd.Series, pattern: str | re.Pattern, suspect: np.ndarray | None) -> np.ndarray:
+    """Rows whose value contains ``pattern``, scanning only the ``suspect`` rows when the reader knows them."""
+    if suspect is None:
+        return s.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if suspect.any():
+        out[suspect] = s[suspect].str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+    return out
+
+
+def _text_columns_bad(frame: pd.DataFrame, verdict: _Verdict, suspect: np.ndarray | None = None) -> None:
+    if suspect is not None and not suspect.any():
+        return
     for col in frame.columns:
         s = frame[col]
         if s.isna().all():
             continue
-        bad = s.str.contains(_BAD_TEXT, na=False).to_numpy()
+        bad = _matches(s, _BAD_TEXT, suspect)
         if bad.any():
             verdict.add("text_encoding", bad, col, f"{col} is not valid text in the file's encoding (bad bytes or U+FFFD)",
                         f"{col} 含无法识别的字节或替换字符（编码错误）")
 
 
 def _file_has_bad_text(path: Path, encoding: str | None) -> bool:
-    """True if the file's bytes do not decode in ``encoding`` or contain U+FFFD anywhere.
+    """True if a JSON Lines file's bytes do not decode in ``encoding`` or contain U+FFFD anywhere.
 
     Most files are clean, and then the per-value scan for bad text is skipped; the file is read
     in 64 MiB chunks so a large file is never held in memory.
     """
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        return True  # Excel and Parquet strings are decoded already; the per-value U+FFFD scan decides
+    if path.suffix.lower() != ".jsonl":
+        # Excel and Parquet strings are decoded already (the per-value U+FFFD scan decides); the CSV reader
+        # marks the rows whose raw text holds undecodable bytes, and only those are scanned
+        return True
     decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="strict")
     with path.open("rb") as fh:
         try:
@@ -268,7 +281,7 @@ def _file_has_bad_text(path: Path, encoding: str | None) -> bool:
 
 def validate_subjects(
     frame: pd.DataFrame, *, ingested_on: date, check_text: bool = True, verdict: _Verdict | None = None,
-    check_control: bool = True,
+    suspect: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, _Verdict]:
     """Typed subjects and the per-row verdict (see :data:`features.schema.RULES`).
 
@@ -276,14 +289,14 @@ def validate_subjects(
     """
     v = verdict or _Verdict(len(frame))
     if check_text:
-        _text_columns_bad(frame, v)
+        _text_columns_bad(frame, v, suspect)
     uscc = frame["uscc"]
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
           "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
     v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
           "not an 18-character GB 32100-2015 code with a valid check character",
           "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
-    numbers = _check_fields(frame, SUBJECT_FIELDS, v, check_control=check_control)
+    numbers = _check_fields(frame, SUBJECT_FIELDS, v, suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in SUBJECT_COLUMNS})
     for col in SUBJECT_DATE_COLUMNS:
         parsed, invalid = _parse_dates(frame[col])
@@ -310,12 +323,12 @@ def validate_records(
     policy: Policy,
     check_text: bool = True,
     verdict: _Verdict | None = None,
-    check_control: bool = True,
+    suspect: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, _Verdict]:
     """Typed records and the per-row verdict (see :data:`features.schema.RULES`)."""
     v = verdict or _Verdict(len(frame))
     if check_text:
-        _text_columns_bad(frame, v)
+        _text_columns_bad(frame, v, suspect)
     rid = frame["record_id"]
     v.add("duplicate_record_id", (rid.duplicated(keep="first") & rid.notna()).to_numpy(), "record_id",
           "record_id already appeared in an earlier row of this file", "record_id 在本文件前面已出现")
@@ -339,7 +352,7 @@ def validate_records(
     v.add("severity_invalid", bad_sev.to_numpy(), "severity",
           f"severity must be one of {list(SEVERITIES)} (required on {severity_kinds})",
           f"情节等级须为 minor/general/serious（{'、'.join(severity_kinds)} 必填）")
-    numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",), check_control=check_control)
+    numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",), suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in RECORD_COLUMNS})
     parsed_dates = {}
     for col in RECORD_DATE_COLUMNS:
@@ -444,7 +457,7 @@ class _Batch:
             else:
                 frame = chunk.frame.reindex(columns=list(columns))
                 verdict = _Verdict(len(frame))
-            typed, verdict = validate(frame, verdict, not chunk.clean_text)
+            typed, verdict = validate(frame, verdict, chunk.suspect)
             self._write_chunk(staged, chunk, frame, typed, verdict, columns)
             staged.read += len(frame) + len(chunk.bad)
             staged.chunks += 1
@@ -719,8 +732,8 @@ def ingest(
             check_text = _file_has_bad_text(path, sub_reader.info.encoding)
 
             def check_subjects(frame, verdict, suspect):
-                return validate_subjects(frame, ingested_on=ingested_on, check_text=check_text and suspect,
-                                         verdict=verdict, check_control=suspect)
+                return validate_subjects(frame, ingested_on=ingested_on, check_text=check_text, verdict=verdict,
+                                         suspect=suspect)
 
             staged = batch.stage_file(path, "subjects", sub_reader, layout=None, mapping=None,
                                       validate=check_subjects)
@@ -731,7 +744,7 @@ def ingest(
 
             def check_records(frame, verdict, suspect, check_text=check_text):
                 return validate_records(frame, known_uscc=known, ingested_on=ingested_on, policy=policy,
-                                        check_text=check_text and suspect, verdict=verdict, check_control=suspect)
+                                        check_text=check_text, verdict=verdict, suspect=suspect)
 
             staged = batch.stage_file(path, "records", reader, layout=layout, mapping=mapping, validate=check_records)
             batch.finish_file(staged)

@@ -81,9 +81,9 @@ class Chunk:
     rows: np.ndarray
     lines: np.ndarray
     bad: list[BadRow]
-    # False if any value may hold a control character or undecodable text; True lets validation skip
-    # its per-value scans (known only for CSV, where the reader saw the raw text)
-    clean_text: bool = False
+    # per row: may a value hold a control character or undecodable text? None: unknown (every row is
+    # scanned). Known for CSV, where the reader saw the raw text; validation scans only these rows.
+    suspect: np.ndarray | None = None
 
 
 def _count_error(row: int, line: int, got: int, width: int, text: str) -> BadRow:
@@ -377,11 +377,20 @@ class TableReader:
             frame.columns = columns
         else:
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        # which rows' raw text holds a control character or undecodable text: only those are scanned per value
+        suspect = np.zeros(len(plain) + len(quoted), dtype=bool)
+        if plain:
+            hits = [m.start() for m in _CONTROL_OR_BAD.finditer(text)]
+            if hits:
+                starts = np.cumsum([0] + [len(t) + 1 for t in plain[:-1]])
+                suspect[np.searchsorted(starts, hits, side="right") - 1] = True
+        for i, fields in enumerate(quoted):
+            suspect[len(plain) + i] = any(_CONTROL_OR_BAD.search(v) for v in fields if v)
+        if quoted and parts:
+            suspect = suspect[order]
         self.info.rows += len(frame)
         self.info.bad_rows += len(bad)
-        chunk = Chunk(frame, rows, lines, list(bad))
-        raw = text + "".join(v for r in quoted for v in r if v)
-        chunk.clean_text = not (_CONTROL_OR_BAD.search(raw))
+        chunk = Chunk(frame, rows, lines, list(bad), suspect=suspect)
         bad.clear()
         return chunk
 
