@@ -71,8 +71,10 @@ def write_inputs(gigabytes: float, out: Path) -> tuple[Path, Path]:
                 kind = (start + j) // 1000 % 5
                 body = lines[j].rstrip("\n")
                 head = body.rsplit(",", 1)[0]
+                fields = body.split(",")
+                fields[8] = "inf"
                 lines[j] = (f'{head},"说明第一行\n第二行"\n', f'{head},"引号没有闭合\n', body + ",多余字段\n",
-                            body.replace(",samr,", ",sa\x07mr,") + "\n", f"{head},inf\n")[kind]
+                            body.replace(",samr,", ",sa\x07mr,") + "\n", ",".join(fields) + "\n")[kind]
             chunk = "".join(lines)
             fh.write(chunk)
             written += len(chunk.encode("utf-8"))

@@ -387,13 +387,11 @@ def validate_records(
 # --------------------------------------------------------------------------------------------
 # storing
 # --------------------------------------------------------------------------------------------
-def _content_hash(con: duckdb.DuckDBPyConnection, typed: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """sha256 of a row's contract columns, independent of the source format (CSV/Parquet/JSONL/Excel)."""
+def _content_hash_sql(columns: tuple[str, ...]) -> str:
+    """sha256 of a row's contract columns as DuckDB SQL, independent of the source format (the typed
+    frame's values cast to text, missing as ␀)."""
     parts = ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '\u2400')" for c in columns)
-    con.register("_typed", typed)
-    hashes = con.sql(f"SELECT sha256(concat_ws(chr(31), {parts})) AS h FROM _typed").fetchnumpy()["h"]
-    con.unregister("_typed")
-    return np.asarray(hashes, dtype=object)
+    return f"sha256(concat_ws(chr(31), {parts}))"
 
 
 def _printable(value: object, limit: int = _VALUE_SHOWN) -> str | None:
@@ -473,14 +471,13 @@ class _Batch:
         key = staged.key
         ok = ~verdict.rejected
         accepted = typed.loc[ok].copy()
-        accepted["content_hash"] = _content_hash(self.con, accepted, columns)
         accepted["source_row"] = chunk.rows[ok]
         accepted["source_line"] = chunk.lines[ok]
         if len(accepted):
             self.con.register("_chunk", accepted)
             types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
             cols = ", ".join([f'CAST("{c}" AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns]
-                             + ["content_hash", "CAST(source_row AS BIGINT) AS source_row",
+                             + [f"{_content_hash_sql(columns)} AS content_hash", "CAST(source_row AS BIGINT) AS source_row",
                                 "CAST(source_line AS BIGINT) AS source_line"])
             self.con.execute(f"COPY (SELECT {cols} FROM _chunk) TO '{staged.stage / 'accepted' / part}' (FORMAT parquet)")
             self.con.unregister("_chunk")
@@ -600,12 +597,12 @@ class _Batch:
             out = self.tmp_dir / table
             if table == "records":
                 con.execute(f"COPY (SELECT {select}, CAST(year(decision_date) AS INTEGER) AS decision_year "
-                            f"FROM ({fresh}) ORDER BY source_row) TO '{out}' "
+                            f"FROM ({fresh})) TO '{out}' "
                             "(FORMAT parquet, PARTITION_BY (decision_year), FILENAME_PATTERN "
                             f"'part-{len(self.summaries)}-{{i}}', OVERWRITE_OR_IGNORE)")
             else:
                 out.mkdir(exist_ok=True)
-                con.execute(f"COPY (SELECT {select} FROM ({fresh}) ORDER BY source_row) "
+                con.execute(f"COPY (SELECT {select} FROM ({fresh})) "
                             f"TO '{out / f'part-{len(self.summaries)}.parquet'}' (FORMAT parquet)")
         return int(n_new), int(n_ver), int(n_same)
 
