@@ -622,23 +622,26 @@ class _Batch:
                 q.loc[repeat, "field"] = key
                 q.loc[repeat, "value"] = q.loc[repeat, "key"]
                 q.loc[repeat, "rule"] = "duplicate_record_id"
-                q.loc[repeat, "message"] = [f"第 {ln} 行（数据第 {r} 行）字段 {key}：与数据第 {f} 行重复（规则 duplicate_record_id）"
-                                            for ln, r, f in zip(q.loc[repeat, "line"], q.loc[repeat, "row"], firsts, strict=True)]
-                q.loc[repeat, "message_en"] = [f"line {ln} (data row {r}), field {key}: repeats data row {f} "
-                                               "(rule duplicate_record_id)"
-                                               for ln, r, f in zip(q.loc[repeat, "line"], q.loc[repeat, "row"], firsts, strict=True)]
+                zh, en = _repeat_messages(key, q.loc[repeat, "line"], q.loc[repeat, "row"], firsts)
+                q.loc[repeat, "message"], q.loc[repeat, "message_en"] = zh, en
         if len(dups):
+            zh, en = _repeat_messages(key, dups["line"], dups["row"], dups["first_row"])
             extra = pd.DataFrame({
                 "file": staged.name, "row": dups["row"].astype("int64"), "line": dups["line"].astype("int64"),
                 "key": [_printable(k, 60) for k in dups["k"]], "field": key,
                 "value": [_printable(k, 60) for k in dups["k"]], "rule": "duplicate_record_id",
-                "message": [f"第 {ln} 行（数据第 {r} 行）字段 {key}：与数据第 {f} 行重复（规则 duplicate_record_id）"
-                            for ln, r, f in zip(dups["line"], dups["row"], dups["first_row"], strict=True)],
-                "message_en": [f"line {ln} (data row {r}), field {key}: repeats data row {f} (rule duplicate_record_id)"
-                               for ln, r, f in zip(dups["line"], dups["row"], dups["first_row"], strict=True)],
+                "message": zh, "message_en": en,
             })
             q = pd.concat([q, extra], ignore_index=True)
         return q.sort_values("row", kind="stable").reset_index(drop=True)
+
+
+def _repeat_messages(key: str, lines, rows, firsts) -> tuple[list[str], list[str]]:
+    """The quarantine messages of rows repeating an earlier row's key (Chinese, English)."""
+    triples = list(zip(lines, rows, firsts, strict=True))
+    return ([f"第 {ln} 行（数据第 {r} 行）字段 {key}：与数据第 {f} 行重复（规则 duplicate_record_id）" for ln, r, f in triples],
+            [f"line {ln} (data row {r}), field {key}: repeats data row {f} (rule duplicate_record_id)"
+             for ln, r, f in triples])
 
 
 def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:

@@ -40,6 +40,14 @@ def _csv_lines(frame: pd.DataFrame) -> list[str]:
     return frame.to_csv(index=False, lineterminator="\n").rstrip("\n").split("\n")
 
 
+def _ingest_lines(tmp_path, lines: list[str]):
+    """(the records file's summary, the quarantine) after ingesting ``lines`` with three subjects."""
+    _write_lines(tmp_path / "records.csv", lines)
+    summary = ingest(store=tmp_path / "store", subjects=_subjects(tmp_path), records=tmp_path / "records.csv",
+                     ingested_at=INGESTED_AT)
+    return summary.files[-1], _quarantine(summary)
+
+
 @pytest.mark.parametrize("amount", ["inf", "-inf", "nan", "1e300", "Infinity"])
 def test_a_non_finite_or_absurd_fine_is_quarantined_and_the_store_keeps_working(tmp_path, amount):
     store = tmp_path / "store"
@@ -64,12 +72,8 @@ def test_an_unbalanced_quote_swallows_no_following_row(tmp_path):
     lines = _csv_lines(_seven_records())
     # row 3's description opens a quote that never closes (the field starts with it)
     lines[3] = lines[3].rsplit(",", 1)[0] + ',"开头引号未闭合，后面的行不能被吞掉'
-    _write_lines(tmp_path / "records.csv", lines)
-    summary = ingest(store=tmp_path / "store", subjects=_subjects(tmp_path), records=tmp_path / "records.csv",
-                     ingested_at=INGESTED_AT)
-    rec = summary.files[-1]
+    rec, q = _ingest_lines(tmp_path, lines)
     assert (rec.read, rec.accepted, rec.quarantined) == (7, 6, 1)
-    q = _quarantine(summary)
     assert q[["row", "line", "rule"]].values.tolist() == [[3, 4, "row_malformed"]]
     assert "第 4 行" in q["message"].iloc[0] and "line 4" in q["message_en"].iloc[0]
 
@@ -78,12 +82,8 @@ def test_an_unbalanced_quote_swallows_no_following_row(tmp_path):
 def test_a_row_with_the_wrong_field_count_is_quarantined_alone(tmp_path, change):
     lines = _csv_lines(_seven_records())
     lines[5] = lines[5] + ",多出来的字段" if change == "extra" else lines[5].rsplit(",", 2)[0]
-    _write_lines(tmp_path / "records.csv", lines)
-    summary = ingest(store=tmp_path / "store", subjects=_subjects(tmp_path), records=tmp_path / "records.csv",
-                     ingested_at=INGESTED_AT)
-    rec = summary.files[-1]
+    rec, q = _ingest_lines(tmp_path, lines)
     assert (rec.read, rec.accepted, rec.quarantined) == (7, 6, 1)
-    q = _quarantine(summary)
     assert q[["row", "line", "rule"]].values.tolist() == [[5, 6, "field_count"]]
     assert str(len(RECORD_COLUMNS)) in q["message_en"].iloc[0]
 
@@ -107,12 +107,9 @@ def test_a_quote_that_never_closes_near_the_end_of_a_long_file_loses_nothing(tmp
     lines = _csv_lines(recs)
     lines[100] = lines[100].rsplit(",", 1)[0] + ',"从这里开始引号没有闭合'
     lines[250] = lines[250].rsplit(",", 1)[0] + ',"又一个'
-    _write_lines(tmp_path / "records.csv", lines)
-    summary = ingest(store=tmp_path / "store", subjects=_subjects(tmp_path), records=tmp_path / "records.csv",
-                     ingested_at=INGESTED_AT)
-    rec = summary.files[-1]
+    rec, q = _ingest_lines(tmp_path, lines)
     assert (rec.read, rec.accepted, rec.quarantined) == (300, 298, 2)
-    assert _quarantine(summary)["line"].tolist() == [101, 251]
+    assert q["line"].tolist() == [101, 251]
 
 
 @pytest.mark.parametrize(("field", "value", "rule"), [
@@ -156,3 +153,21 @@ def test_a_subject_row_with_control_characters_or_a_huge_name_is_quarantined(tmp
     assert q[["row", "field", "rule"]].values.tolist() == [
         [2, "name", "text_too_long"], [3, "name", "control_character"], [4, "employees", "amount_out_of_range"]]
     assert RECORD_COLUMNS  # the contract columns are unchanged
+
+
+def test_chunk_size_changes_nothing(sim_city, tmp_path):
+    """Streaming is invisible: the same quarantine (duplicates across chunks included) and the same stored
+    rows whether the file is read in one chunk or in many."""
+    from features.store import read_latest
+
+    out = {}
+    for chunk_rows in (1_000_000, 4_999):
+        store = tmp_path / f"store-{chunk_rows}"
+        summary = ingest(store=store, subjects=sim_city / "subjects.csv", records=sim_city / "records.csv",
+                         ingested_at=INGESTED_AT, chunk_rows=chunk_rows)
+        q = _quarantine(summary).sort_values(["file", "row"]).reset_index(drop=True)
+        stored = read_latest(store, "records")[["record_id", "content_hash", "source_row"]]
+        out[chunk_rows] = (q, stored.sort_values("record_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(out[1_000_000][0], out[4_999][0])
+    pd.testing.assert_frame_equal(out[1_000_000][1], out[4_999][1])
+    assert (out[4_999][0]["rule"] == "duplicate_record_id").any()
