@@ -38,6 +38,7 @@ from features.national import Layout, Mapping, recognise
 from features.policy import SEVERITIES, Policy, default_policy
 from features.reading import ReadError, TableInfo, TableReader, open_table
 from features.schema import (
+    PERSONAL_FIELDS,
     QUARANTINE_COLUMNS,
     RECORD_COLUMNS,
     RECORD_DATE_COLUMNS,
@@ -491,7 +492,8 @@ class _Batch:
         rules = [RULES[r] for r in verdict.rank[idx]]
         fields = verdict.field[idx]
         natural = np.array([r == "natural_person" for r in rules], dtype=bool)
-        values = [None if nat else (_printable(frame.iat[i, frame.columns.get_loc(f)]) if f in frame.columns else None)
+        values = [None if nat or f in PERSONAL_FIELDS or f not in frame.columns
+                  else _printable(frame.iat[i, frame.columns.get_loc(f)])
                   for i, f, nat in zip(idx, fields, natural, strict=True)]
         keys_shown = [None if nat else _printable(k, 60) for k, nat in
                       zip(frame[key].to_numpy(dtype=object)[idx], natural, strict=True)]

@@ -178,6 +178,8 @@ SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
     FieldRule("legal_rep_id", max_length=18),
 )
 assert tuple(RECORD_FIELDS) == RECORD_COLUMNS and tuple(SUBJECT_FIELDS) == SUBJECT_COLUMNS
+# Personal information (DOMAIN §4): never shown in the quarantine, whatever rule the row broke.
+PERSONAL_FIELDS = frozenset({"legal_rep_name", "legal_rep_id"})
 SUBJECT_REQUIRED = tuple(n for n, r in SUBJECT_FIELDS.items() if r.required)
 RECORD_REQUIRED = tuple(n for n, r in RECORD_FIELDS.items() if r.required)
 

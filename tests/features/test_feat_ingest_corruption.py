@@ -171,3 +171,28 @@ def test_chunk_size_changes_nothing(sim_city, tmp_path):
     pd.testing.assert_frame_equal(out[1_000_000][0], out[4_999][0])
     pd.testing.assert_frame_equal(out[1_000_000][1], out[4_999][1])
     assert (out[4_999][0]["rule"] == "duplicate_record_id").any()
+
+
+def test_a_refused_batch_leaves_the_store_as_it_was_and_profiling(tmp_path):
+    store = tmp_path / "store"
+    _seven_records().to_csv(tmp_path / "records.csv", index=False)
+    ingest(store=store, subjects=_subjects(tmp_path), records=tmp_path / "records.csv", ingested_at=INGESTED_AT)
+    before = sorted(p.name for p in (store / "batches").iterdir())
+    (tmp_path / "garbage.csv").write_text("列一,列二\n1,2\n", encoding="utf-8")
+    from features.ingest import MalformedFileError
+
+    with pytest.raises(MalformedFileError, match="garbage.csv"):
+        ingest(store=store, records=[tmp_path / "records.csv", tmp_path / "garbage.csv"], ingested_at=INGESTED_AT)
+    assert sorted(p.name for p in (store / "batches").iterdir()) == before
+    assert not [p for p in store.iterdir() if p.name.startswith(".tmp")]
+    assert len(build_profiles(store, as_of=date(2026, 6, 30))) == 3
+
+
+def test_personal_fields_are_never_shown_in_the_quarantine(tmp_path):
+    rows = [subject(1, legal_rep_id="32010219800101123X" * 2), subject(2, legal_rep_name="张\x07三")]
+    subjects_frame(rows).to_csv(tmp_path / "subjects.csv", index=False)
+    summary = ingest(store=tmp_path / "store", subjects=tmp_path / "subjects.csv", ingested_at=INGESTED_AT)
+    q = _quarantine(summary)
+    assert q["field"].tolist() == ["legal_rep_id", "legal_rep_name"] and q["value"].isna().all()
+    assert "32010219800101123X" not in (tmp_path / "store").joinpath(
+        "batches", summary.batch_id, "quarantine.csv").read_text(encoding="utf-8")
