@@ -181,7 +181,7 @@ def test_a_refused_batch_leaves_the_store_as_it_was_and_profiling(tmp_path):
     (tmp_path / "garbage.csv").write_text("列一,列二\n1,2\n", encoding="utf-8")
     from features.ingest import MalformedFileError
 
-    with pytest.raises(MalformedFileError, match="garbage.csv"):
+    with pytest.raises(MalformedFileError, match=r"garbage\.csv"):
         ingest(store=store, records=[tmp_path / "records.csv", tmp_path / "garbage.csv"], ingested_at=INGESTED_AT)
     assert sorted(p.name for p in (store / "batches").iterdir()) == before
     assert not [p for p in store.iterdir() if p.name.startswith(".tmp")]
