@@ -535,12 +535,13 @@ class _Batch:
         columns = RECORD_COLUMNS if staged.table == "records" else SUBJECT_COLUMNS
         types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
         if has("accepted"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _acc AS SELECT a.* FROM {glob('accepted')} a "
+            # views, not tables: a province-size file stays on disk (Parquet) and is streamed by each query
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _acc AS SELECT a.* FROM {glob('accepted')} a "
                         "ANTI JOIN _dups d ON a.source_row = d.row")
             dup_quarantine = con.sql(f"""SELECT a.source_row AS row, a.source_line AS line, a."{key}" AS k, d.first_row
                 FROM {glob('accepted')} a JOIN _dups d ON a.source_row = d.row""").df()
         else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _acc AS SELECT "
+            con.execute("CREATE OR REPLACE TEMP VIEW _acc AS SELECT "
                         + ", ".join(f'CAST(NULL AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
                         + ", CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS BIGINT) AS source_row, "
                         "CAST(NULL AS BIGINT) AS source_line WHERE false")
@@ -576,25 +577,26 @@ class _Batch:
         store's history is never loaded into pandas)."""
         con, key, table = self.con, staged.key, staged.table
         if has_table(self.store, table):
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE _status AS
-                WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h FROM {scan_sql(self.store, table)}
+            # one pass over the accepted rows: each joined to the stored versions of its key
+            status = f"""WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h FROM {scan_sql(self.store, table)}
                                   WHERE "{key}" IN (SELECT "{key}" FROM _acc)),
                      latest AS (SELECT k, MAX(version) AS max_version FROM existing GROUP BY k),
                      seen AS (SELECT DISTINCT k, h FROM existing)
-                SELECT a.source_row, s.k IS NOT NULL AS unchanged, l.max_version
+                SELECT a.*, s.k IS NOT NULL AS _unchanged, l.max_version AS _max_version
                 FROM _acc a LEFT JOIN seen s ON a."{key}" = s.k AND a.content_hash = s.h
-                            LEFT JOIN latest l ON a."{key}" = l.k""")
+                            LEFT JOIN latest l ON a."{key}" = l.k"""
         else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _status AS SELECT source_row, false AS unchanged, "
-                        "CAST(NULL AS INTEGER) AS max_version FROM _acc")
-        n_same, n_ver, n_new = con.execute(
-            "SELECT COUNT(*) FILTER (WHERE unchanged), COUNT(*) FILTER (WHERE NOT unchanged AND max_version IS NOT NULL), "
-            "COUNT(*) FILTER (WHERE NOT unchanged AND max_version IS NULL) FROM _status").fetchall()[0]
+            status = "SELECT a.*, false AS _unchanged, CAST(NULL AS INTEGER) AS _max_version FROM _acc a"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _counts AS SELECT COUNT(*) FILTER (WHERE _unchanged) AS same, "
+                    "COUNT(*) FILTER (WHERE NOT _unchanged AND _max_version IS NOT NULL) AS ver, "
+                    f"COUNT(*) FILTER (WHERE NOT _unchanged AND _max_version IS NULL) AS new FROM ({status})")
+        n_same, n_ver, n_new = con.execute("SELECT same, ver, new FROM _counts").fetchall()[0]
         if n_new + n_ver:
             stamp = self.stamp.isoformat(sep=" ")
-            fresh = (f"""SELECT a.*, COALESCE(s.max_version, 0) + 1 AS version, TIMESTAMP '{stamp}' AS ingested_at,
-                        '{self.batch_id}' AS batch_id, '{staged.name.replace("'", "''")}' AS source_file
-                     FROM _acc a JOIN _status s USING (source_row) WHERE NOT s.unchanged""")
+            fresh = (f"""SELECT * EXCLUDE (_unchanged, _max_version), COALESCE(_max_version, 0) + 1 AS version,
+                        TIMESTAMP '{stamp}' AS ingested_at, '{self.batch_id}' AS batch_id,
+                        '{staged.name.replace("'", "''")}' AS source_file
+                     FROM ({status}) WHERE NOT _unchanged""")
             select = _store_select(columns, types)
             out = self.tmp_dir / table
             if table == "records":
