@@ -29,7 +29,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.policy import Policy
-from features.schema import RECORD_COLUMNS, RULE_TEXT, SEVERITY_VALUES, Verdict
+from features.schema import RECORD_COLUMNS, SEVERITY_VALUES, Verdict
 from uscc import valid_uscc_mask
 
 # The source fields a layout may map columns to, and what each becomes.
@@ -386,18 +386,19 @@ class Mapping:
         return self.severity.departments.get(department or "", self.severity.default_thresholds)
 
     def _derive_severity(self, types: pd.Series, content: pd.Series, fine: pd.Series, confiscation: pd.Series,
-                         department: pd.Series) -> tuple[list[str | None], list[str | None]]:
+                         department: pd.Series) -> tuple[list[str | None], list[tuple[str, str] | None]]:
         """(severity, why it could not be derived) per row; never a guess: a type the rules do not know,
         or a fine or confiscation whose amount is not given, leaves the severity underivable."""
         split = re.compile(self.severity.separators)
         skip = re.compile("|".join(f"(?:{p})" for p in self.severity.not_penalties) or "(?!)")
-        severities, problems = [], []
+        severities: list[str | None] = []
+        problems: list[tuple[str, str] | None] = []
         rank = {s: i for i, s in enumerate(SEVERITY_VALUES)}
         for t, c, f, k, d in zip(types, content, fine, confiscation, department, strict=True):
             text = t if isinstance(t, str) and t.strip() else c
             if not isinstance(text, str) or not text.strip():
                 severities.append(None)
-                problems.append("处罚类别和处罚内容都为空 / penalty type and content are both empty")
+                problems.append(("处罚类别和处罚内容都为空", "penalty type and content are both empty"))
                 continue
             text = unicodedata.normalize("NFKC", text)
             tokens = [tok for tok in split.split(text) if tok.strip()]
@@ -416,14 +417,15 @@ class Mapping:
                         continue
                     amount = f if rule.amount == "fine" else k
                     if amount is None or not np.isfinite(amount):
-                        unknown.append(f"{tok}（未给出金额 / no amount）")
+                        unknown.append(tok + "*")  # * : the amount is not given
                         continue
                     limits = self._thresholds(d)
                     found.append("minor" if amount <= limits.minor_max else
                                  "serious" if amount >= limits.serious_min else "general")
             if unknown or not found:
                 severities.append(None)
-                problems.append(f"无法识别：{'、'.join(unknown) or text} / not recognised: {', '.join(unknown) or text}")
+                shown = "、".join(unknown) or text
+                problems.append((f"无法识别：{shown}（* 未给出金额）", f"not recognised: {shown} (* no amount given)"))
             else:
                 severities.append(max(found, key=rank.__getitem__))
                 problems.append(None)
@@ -528,5 +530,5 @@ class Mapping:
         problem = pd.Series(problems, index=frame.index, dtype=object)
         underivable = (severity.isna() & problem.notna()).to_numpy()
         v.add("severity_underivable", underivable, "severity",
-              np.asarray([f"{p} ({RULE_TEXT['severity_underivable'][1]})" if p else "" for p in problem], dtype=object),
-              np.asarray([f"{p}（{RULE_TEXT['severity_underivable'][0]}）" if p else "" for p in problem], dtype=object))
+              np.asarray([p[1] if p else "" for p in problem], dtype=object),
+              np.asarray([p[0] if p else "" for p in problem], dtype=object))
