@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.national import Layout, Mapping, recognise
 from features.policy import SEVERITIES, Policy, default_policy
-from features.reading import ReadError, TableInfo, TableReader, open_table
+from features.reading import SUPPORTED_SUFFIXES, ReadError, TableInfo, TableReader, open_table  # noqa: F401
 from features.schema import (
     PERSONAL_FIELDS,
     QUARANTINE_COLUMNS,
@@ -56,7 +56,6 @@ from features.schema import (
 from features.store import BATCHES_DIR, has_table, scan_sql, write_current
 from uscc import valid_uscc_mask
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".xlsx", ".xls")
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
 # a file of any size stays under 2 GB (benchmarks/ingest_stream.py)
