@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.national import Layout, Mapping, recognise
 from features.policy import SEVERITIES, Policy, default_policy
-from features.reading import SUPPORTED_SUFFIXES, ReadError, TableInfo, TableReader, open_table  # noqa: F401
+from features.reading import ReadError, TableInfo, TableReader, open_table
 from features.schema import (
     PERSONAL_FIELDS,
     QUARANTINE_COLUMNS,
