@@ -30,9 +30,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.schema import INDUSTRY_SECTIONS as GBT4754_SECTIONS  # GB/T 4754-2017 sections, one list
 from models.grading import DEFAULT_SHARES, OverrideRule
 
-GBT4754_SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
 # Default grade mix: Dandong 2023 (A 65.4 %, B 25.3 %, C 7.7 %, D 1.5 %), rounded (local practice).
 DEFAULT_TARGET_SHARES: dict[str, float] = dict(DEFAULT_SHARES)
 

@@ -19,10 +19,11 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.schema import INDUSTRY_SECTIONS as GBT4754_SECTIONS  # GB/T 4754-2017 sections, one list
+from features.schema import SEVERITY_VALUES as SEVERITIES
+
 Severity = Literal["minor", "general", "serious"]
-SEVERITIES: tuple[str, ...] = ("minor", "general", "serious")
 SEVERITY_RANK = {"minor": 1, "general": 2, "serious": 3}
-GBT4754_SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
 
 
 class PolicyError(ValueError):
