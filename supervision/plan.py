@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from supervision.assign import InspectorPool, assign_inspectors, forbidden_pairs
+from supervision.bundle import DrawCommitmentV2, SealedDraw
 from supervision.draw import (
     DRAW_ALGORITHM,
     STRATA,
@@ -258,6 +259,16 @@ class InspectionPlan(BaseModel):
     visits_saved: int = Field(description="draws_total − visits: visits spared by joint inspection")
     joint_visits: int = Field(description="visits covering more than one department")
     summary: list[GradeSummary]
+    # tiers-draw-v2 (supervision/plan_v2.py): the commitment, salt, secret nonce key and seals.
+    draw_v2: SealedDraw | None = Field(default=None, description="tiers-draw-v2 data; None for v1 plans")
+
+    @model_serializer(mode="wrap")
+    def _v1_plans_unchanged(self, handler):
+        """A v1 plan serialises exactly as before draw_v2 existed (no ``draw_v2: null``)."""
+        data = handler(self)
+        if self.draw_v2 is None and isinstance(data, dict):
+            data.pop("draw_v2", None)
+        return data
 
 
 # --------------------------------------------------------------------------- pools
@@ -391,6 +402,9 @@ def _pool_hash_of(pool: pd.DataFrame) -> str:
 
 
 PreparedPools = tuple[list[tuple["TaskItem", pd.DataFrame, list[str], list["ExcludedSubject"], ItemRules]], str]
+# How one task's subjects are drawn: (task, canonical pool, ppm per stratum) → (drawn rows, k per
+# stratum). Default: the v1 key stream (draw_task); tiers-draw-v2 passes its sealed draw.
+SubjectDraw = Callable[["TaskItem", pd.DataFrame, dict[str, int]], tuple[np.ndarray, dict[str, int]]]
 
 
 def prepare_pools(task: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> PreparedPools:
@@ -430,6 +444,18 @@ def publish_commitment(
         policy_hash=policy.policy_hash(),
         pool_hashes={t.key: _pool_hash_of(pool) for t, pool, *_ in prepared_pools},
         public_salt=task.public_salt,
+    )
+
+
+def ratio_feed_of(prepared: PreparedPools, policy: InspectionPolicy, as_of: dt.date) -> InProcessRatioFeed:
+    """The in-process ratio feed over exactly these pools (the default feed of a plan)."""
+    pools, model_version = prepared
+    return InProcessRatioFeed(
+        pools={(t.department, t.item): pool for t, pool, *_ in pools},
+        policy=policy,
+        key_items={t.item: rules.key_item for t, _, _, _, rules in pools},
+        as_of=as_of,
+        model_version=model_version,
     )
 
 
@@ -480,22 +506,18 @@ def create_plan(
     feed: RatioFeed | None = None,
     progress: Callable[[int, int], None] | None = None,
     prepared: PreparedPools | None = None,
+    subject_draw: SubjectDraw | None = None,
 ) -> InspectionPlan:
     """Draw subjects per task, assign inspectors, merge joint visits; reproducible from the inputs.
 
     ``feed`` gives the ratios (default: computed in-process from the same pools); ``progress``,
     if given, is called with (step, total) after each task; ``prepared`` reuses the pools of
-    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from).
+    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from);
+    ``subject_draw`` replaces the v1 subject draw (``plan_v2.create_plan_v2`` passes its own).
     """
-    prepared, model_version = prepared if prepared is not None else prepare_pools(task, inputs, policy)
-    if feed is None:
-        feed = InProcessRatioFeed(
-            pools={(t.department, t.item): pool for t, pool, *_ in prepared},
-            policy=policy,
-            key_items={t.item: rules.key_item for t, _, _, _, rules in prepared},
-            as_of=task.as_of,
-            model_version=model_version,
-        )
+    prepared = prepared if prepared is not None else prepare_pools(task, inputs, policy)
+    feed = feed if feed is not None else ratio_feed_of(prepared, policy, task.as_of)
+    prepared, model_version = prepared
     conflicts = (
         []
         if inputs.conflicts is None
@@ -511,14 +533,17 @@ def create_plan(
     department_teams: dict[str, dict[str, dict[str, list[str]]]] = {}  # dept → uscc → task key → team
     for step, (t, pool, ungraded, excluded, rules) in enumerate(prepared, start=1):
         ratios = feed.inspection_ratios(department=t.department, item=t.item, as_of=task.as_of)
-        rows, k = draw_task(
-            pool,
-            ratios.ppm_by_stratum(),
-            seed=seed,
-            department=t.department,
-            item=t.item,
-            public_salt=task.public_salt,
-        )
+        if subject_draw is not None:
+            rows, k = subject_draw(t, pool, ratios.ppm_by_stratum())
+        else:
+            rows, k = draw_task(
+                pool,
+                ratios.ppm_by_stratum(),
+                seed=seed,
+                department=t.department,
+                item=t.item,
+                public_salt=task.public_salt,
+            )
         drawn = pool.iloc[rows]
         per_subject[t.key] = rules.inspectors_per_subject
         inspectors = _inspector_pool(inputs.inspectors, t)
@@ -697,13 +722,20 @@ class PlanVerification(BaseModel):
         return "MATCH" if self.match else "MISMATCH"
 
 
-def verify_plan(plan: InspectionPlan, published: DrawCommitment | None = None) -> PlanVerification:
+def verify_plan(
+    plan: InspectionPlan, published: DrawCommitment | DrawCommitmentV2 | None = None
+) -> PlanVerification:
     """Recompute every draw from the plan's published inputs and compare.
 
     Checks, in order: the published commitment (if given) equals the plan's; SHA-256(seed)
     equals the commitment; the policy hash; each pool hash; the ratios follow the policy; the
     drawn list equals the recomputed draw. Inspector teams are not re-derived here.
+    A ``tiers-draw-v2`` plan is checked by :func:`supervision.verify_v2.verify_sealed_plan`.
     """
+    if plan.draw_v2 is not None:
+        from supervision.verify_v2 import verify_sealed_plan  # imports this module
+
+        return verify_sealed_plan(plan, published)
     checks: list[VerificationCheck] = []
 
     def check(name: str, ok: bool, detail: str = "") -> None:
@@ -826,6 +858,7 @@ __all__ = [
     "PlanTask",
     "PlanVerification",
     "PreparedPools",
+    "SubjectDraw",
     "TaskDraw",
     "TaskItem",
     "Visit",
@@ -838,6 +871,7 @@ __all__ = [
     "merge_joint_visits",
     "prepare_pools",
     "publish_commitment",
+    "ratio_feed_of",
     "resolve_policy",
     "verify_plan",
 ]

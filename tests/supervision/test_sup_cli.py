@@ -13,7 +13,7 @@ from serving.cli.app import app
 runner = CliRunner()
 
 
-def test_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
+def test_v1_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
     seed_file, commitment = tmp_path / "seed.hex", tmp_path / "commitment.json"
     # the task fixes seed_hex; drop it so `commit` generates a fresh secret seed
     text = "\n".join(
@@ -21,7 +21,8 @@ def test_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
     )
     task_file.write_text(text, encoding="utf-8")
     result = runner.invoke(
-        app, ["plan", "commit", "--task", str(task_file), "--seed-out", str(seed_file), "--json"]
+        app,
+        ["plan", "commit", "--task", str(task_file), "--algorithm", "v1", "--seed-out", str(seed_file), "--json"],
     )
     assert result.exit_code == 0, result.output
     commitment.write_text(result.stdout, encoding="utf-8")
@@ -36,6 +37,8 @@ def test_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
             "create",
             "--task",
             str(task_file),
+            "--algorithm",
+            "v1",
             "--seed-file",
             str(seed_file),
             "--out",
@@ -98,7 +101,8 @@ def test_results_template_round_trip(task_file: Path, tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     assert (
         runner.invoke(
-            app, ["plan", "create", "--task", str(task_file), "--out", str(plan_file), "--json"]
+            app,
+            ["plan", "create", "--task", str(task_file), "--algorithm", "v1", "--out", str(plan_file), "--json"],
         ).exit_code
         == 0
     )
