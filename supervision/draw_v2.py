@@ -14,7 +14,7 @@ Per task (department d, item t) of a plan:
 - pool tree    = RFC 6962 tree over the leaves in (stratum, uscc) order (merkle.py);
 - ``key_u``    = SHA-256(tag ‖ seed ‖ salt_digest ‖ leaf_u) read as a 256-bit number;
 - selection    = in each stratum the ``k`` smallest keys; threshold = the k-th smallest key;
-- ``seal_s``   = SHA-256(tag ‖ task_digest ‖ stratum ‖ threshold ‖ drawn_root ‖ drawn_digest ‖ blind_s).
+- ``seal_s``   = SHA-256(tag ‖ task_digest ‖ stratum ‖ threshold ‖ drawn_root ‖ drawn_digest ‖ salt_digest ‖ blind_s).
 
 Pure functions over numpy arrays: the same inputs give the same bytes on any machine.
 """
@@ -139,11 +139,18 @@ def drawn_digest(drawn: Sequence[str]) -> bytes:
 
 
 def seal(
-    digest: bytes, code: int, threshold: bytes | None, drawn_root: bytes, drawn: bytes, blinding: bytes
+    digest: bytes,
+    code: int,
+    threshold: bytes | None,
+    drawn_root: bytes,
+    drawn: bytes,
+    salt: bytes,
+    blinding: bytes,
 ) -> bytes:
-    """SHA-256(tag ‖ task_digest ‖ code ‖ threshold (zeros if none) ‖ drawn_root ‖ drawn_digest ‖ blind)."""
+    """SHA-256(tag ‖ task_digest ‖ code ‖ threshold (zeros if none) ‖ drawn_root ‖ drawn_digest ‖
+    salt_digest ‖ blind): fixes the stratum's outcome, the task's published list and the salt."""
     return hashlib.sha256(
-        TAG_SEAL + digest + bytes([code]) + (threshold or NO_THRESHOLD) + drawn_root + drawn + blinding
+        TAG_SEAL + digest + bytes([code]) + (threshold or NO_THRESHOLD) + drawn_root + drawn + salt + blinding
     ).digest()
 
 
@@ -249,7 +256,8 @@ def sealed_selection(
     for code, k in enumerate(k_per_stratum):
         if not 0 <= k <= pool.counts[code]:
             raise DrawInputError(f"stratum {STRATA[code]}: k={k} outside [0, pool size {pool.counts[code]}]")
-    keys = selection_keys(seed, salt_digest(salt), pool.leaves)
+    salted = salt_digest(salt)
+    keys = selection_keys(seed, salted, pool.leaves)
     chosen = [_k_smallest(keys, np.flatnonzero(pool.strata == c), k) for c, k in enumerate(k_per_stratum)]
     rows = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     listed = drawn_digest([code.decode() for code in pool.usccs[rows]])
@@ -257,7 +265,7 @@ def sealed_selection(
     for code, members in enumerate(chosen):
         threshold = max((keys[m].tobytes() for m in members), default=None)
         root = merkle_root(drawn_leaves(pool, members))
-        value = seal(pool.digest, code, threshold, root, listed, blind(nonce_key, pool.digest, code))
+        value = seal(pool.digest, code, threshold, root, listed, salted, blind(nonce_key, pool.digest, code))
         seals.append(StratumSeal(code, threshold, root, value))
     return SealedSelection(rows, tuple(seals))
 

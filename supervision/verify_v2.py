@@ -291,13 +291,14 @@ def verify_opening(
             None if entry.threshold is None else bytes.fromhex(entry.threshold),
             bytes.fromhex(entry.drawn_root),
             drawn_digest(outcome.drawn),
+            salt,
             bytes.fromhex(entry.blind),
         )
         check(
             f"seal {key}",
             outcome.seals.get(entry.stratum) == expected.hex(),
-            f"stratum {entry.stratum}'s seal does not open: the published drawn list, the threshold or the "
-            "drawn-set root differ from those sealed at the draw",
+            f"stratum {entry.stratum}'s seal does not open: the published drawn list, the salt, the threshold "
+            "or the drawn-set root differ from those sealed at the draw",
         )
     return check.result(commitment.plan_id)
 
@@ -402,7 +403,11 @@ def verify_sealed_plan(
             continue
         try:
             selection = sealed_selection(
-                leaves, seed=seed, salt=sealed.salt.value, k_per_stratum=list(draw.values()), nonce_key=nonce_key
+                leaves,
+                seed=seed,
+                salt=sealed.salt.value,
+                k_per_stratum=list(draw.values()),
+                nonce_key=nonce_key,
             )
         except DrawInputError as exc:
             check(f"drawn {key}", False, str(exc))

@@ -342,9 +342,18 @@ def drawn_list_digest(drawn: list[str]) -> bytes:
 
 
 def seal_of(
-    digest: bytes, code: int, threshold: bytes | None, drawn_root: bytes, listed: bytes, blind: bytes
+    digest: bytes,
+    code: int,
+    threshold: bytes | None,
+    drawn_root: bytes,
+    listed: bytes,
+    salt: str,
+    blind: bytes,
 ) -> bytes:
-    return sha256(tag("seal"), digest, bytes([code]), threshold or bytes(32), drawn_root, listed, blind)
+    salted = sha256(tag("salt"), salt.encode("utf-8"))
+    return sha256(
+        tag("seal"), digest, bytes([code]), threshold or bytes(32), drawn_root, listed, salted, blind
+    )
 
 
 # --------------------------------------------------------------------------- policy (§6, §17)
@@ -695,12 +704,13 @@ def subject_checks(check: Checks, bundle: dict, opening: dict, uscc: str) -> Non
             threshold,
             bytes.fromhex(entry["drawn_root"]),
             drawn_list_digest(drawn),
+            bundle["salt"]["value"],
             bytes.fromhex(entry["blind"]),
         )
         check(
             f"seal {key}",
             outcome["seals"].get(entry["stratum"]) == expected.hex(),
-            "the seal does not open: the drawn list, threshold or drawn set differ from those sealed",
+            "the seal does not open: the drawn list, salt, threshold or drawn set differ from those sealed",
         )
 
 
@@ -813,9 +823,7 @@ def plan_checks(check: Checks, plan: dict, published: dict | None, bundle: dict 
         if not root_ok:
             continue
         keys_of = [subject_key(seed, sealed["salt"]["value"], leaf) for leaf in leaves]
-        listed = drawn_list_digest(td["drawn"])
-        chosen: list[int] = []
-        recomputed_outcomes = []
+        drawn_by_stratum: list[list[int]] = []
         problem = ""
         for code, name in enumerate(STRATA):
             members = sorted((i for i in range(len(pool)) if codes[i] == code), key=lambda i: keys_of[i])
@@ -824,17 +832,22 @@ def plan_checks(check: Checks, plan: dict, published: dict | None, bundle: dict 
                 problem = f"stratum {name}: cannot draw {k} of {len(members)}"
             elif 0 < k < len(members) and keys_of[members[k - 1]] == keys_of[members[k]]:
                 problem = f"stratum {name}: the k-th and (k+1)-th keys are equal (a SHA-256 collision)"
-            drawn_members = sorted(members[:k], key=lambda i: usccs[i])
-            chosen += drawn_members
+            drawn_by_stratum.append(sorted(members[:k], key=lambda i: usccs[i]))
+        recomputed = sorted(usccs[i] for members in drawn_by_stratum for i in members)
+        listed = drawn_list_digest(recomputed)  # the seals were made over the list the rule draws
+        recomputed_outcomes = []
+        for code, drawn_members in enumerate(drawn_by_stratum):
             threshold = max((keys_of[i] for i in drawn_members), default=None)
             drawn_root = tree_root([leaf_hash(tag("drawn") + leaves[i]) for i in drawn_members])
             blind = sha256(tag("blind"), nonce_key, digest, bytes([code]))
             recomputed_outcomes.append(
                 {
-                    "stratum": name,
+                    "stratum": STRATA[code],
                     "threshold": None if threshold is None else threshold.hex(),
                     "drawn_root": drawn_root.hex(),
-                    "seal": seal_of(digest, code, threshold, drawn_root, listed, blind).hex(),
+                    "seal": seal_of(
+                        digest, code, threshold, drawn_root, listed, sealed["salt"]["value"], blind
+                    ).hex(),
                 }
             )
         if problem:
@@ -842,7 +855,7 @@ def plan_checks(check: Checks, plan: dict, published: dict | None, bundle: dict 
             continue
         check(
             f"drawn {key}",
-            sorted(usccs[i] for i in chosen) == td["drawn"],
+            recomputed == td["drawn"],
             "the published list ≠ the recomputed draw",
         )
         check(
