@@ -74,6 +74,17 @@ class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class _Task(_Document):
+    """Something about one task (department/item) of a plan."""
+
+    department: Text
+    item: Text
+
+    @property
+    def key(self) -> str:
+        return f"{self.department}/{self.item}"
+
+
 class StratumCount(_Document):
     """One stratum of a task as committed: its size, effective ratio and number to draw."""
 
@@ -83,11 +94,9 @@ class StratumCount(_Document):
     draw: int = Field(ge=0)
 
 
-class TaskCommitment(_Document):
+class TaskCommitment(_Task):
     """One department/item as committed: pool size and Merkle root, and per-stratum counts."""
 
-    department: Text
-    item: Text
     key_item: bool
     pool_size: int = Field(ge=0)
     pool_root: Hex32 = Field(description="RFC 6962 root over the subjects' leaves, (stratum, uscc) order")
@@ -99,10 +108,6 @@ class TaskCommitment(_Document):
         if [s.stratum for s in value] != list(STRATA):
             raise ValueError(f"strata must list {list(STRATA)} in that order")
         return value
-
-    @property
-    def key(self) -> str:
-        return f"{self.department}/{self.item}"
 
 
 class DrawCommitmentV2(_Document):
@@ -133,17 +138,11 @@ class PublicSalt(_Document):
     entered_by: Text = Field(description="who entered it (a second person, not the plan's owner)")
 
 
-class BundleTask(_Document):
+class BundleTask(_Task):
     """One task's public outcome: the drawn USCCs and one seal per stratum."""
 
-    department: Text
-    item: Text
     drawn: list[str] = Field(description="drawn USCCs, ascending")
     seals: dict[StratumName, Hex32] = Field(description="per stratum: the seal of its outcome")
-
-    @property
-    def key(self) -> str:
-        return f"{self.department}/{self.item}"
 
 
 class PublicBundle(_Document):
@@ -158,11 +157,9 @@ class PublicBundle(_Document):
     tasks: list[BundleTask]
 
 
-class OpeningTask(_Document):
+class OpeningTask(_Task):
     """One task covering the subject: what it needs to check its leaf, the seal and its outcome."""
 
-    department: Text
-    item: Text
     stratum: StratumName
     nonce: Hex32
     leaf_index: int = Field(ge=0)
@@ -172,10 +169,6 @@ class OpeningTask(_Document):
     blind: Hex32
     drawn_index: int | None = Field(ge=0, description="index in the drawn-set tree; None if not drawn")
     drawn_path: list[Hex32] = Field(description="audit path in the drawn-set tree; empty if not drawn")
-
-    @property
-    def key(self) -> str:
-        return f"{self.department}/{self.item}"
 
 
 class SubjectOpening(_Document):
@@ -197,14 +190,10 @@ class StratumOutcome(_Document):
     seal: Hex32
 
 
-class TaskOutcome(_Document):
-    department: Text
-    item: Text
-    strata: list[StratumOutcome]
+class TaskOutcome(_Task):
+    """One task's sealed outcomes, one per stratum."""
 
-    @property
-    def key(self) -> str:
-        return f"{self.department}/{self.item}"
+    strata: list[StratumOutcome]
 
 
 class SealedDraw(_Document):

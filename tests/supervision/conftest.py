@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
@@ -166,161 +164,10 @@ def city_builder():
 
 # ------------------------------------------------------------------ tiers-draw-v2 plans
 
-T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # commitment published
-SALT_SOURCE = "福彩3D 第2026325期开奖号码"
-
-
-def draw_v2_plan(
-    task_file: Path,
-    *,
-    seed: bytes = bytes(range(32)),
-    nonce_key: bytes = bytes(range(32, 64)),
-    salt_value: str = "5 8 1",
-):
-    """(commitment, salt, plan) of a v2 draw of the task: committed at T0, salt known 12 h later,
-    entered at 13 h, drawn at 14 h."""
-    from supervision.plan import load_plan_inputs, load_task, resolve_policy
-    from supervision.plan_v2 import accept_salt, commit_v2, create_plan_v2
-
-    task = load_task(task_file).model_copy(update={"seed_hex": None})
-    inputs = load_plan_inputs(task, task_file.parent)
-    policy = resolve_policy(task, task_file.parent)
-    commitment = commit_v2(
-        task, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=SALT_SOURCE, committed_at=T0
-    )
-    salt = accept_salt(
-        commitment,
-        value=salt_value,
-        source=SALT_SOURCE,
-        known_at=T0 + dt.timedelta(hours=12),
-        entered_at=T0 + dt.timedelta(hours=13),
-        entered_by="复核员 李四",
-    )
-    plan = create_plan_v2(
-        task,
-        inputs,
-        policy,
-        seed=seed,
-        nonce_key=nonce_key,
-        commitment=commitment,
-        salt=salt,
-        drawn_at=T0 + dt.timedelta(hours=14),
-    )
-    return commitment, salt, plan
-
 
 @pytest.fixture(scope="session")
 def v2_plan(tmp_path_factory: pytest.TempPathFactory):
     """(commitment, salt, plan) of the default test city drawn with tiers-draw-v2 (read-only)."""
+    from sup_v2_fixtures import draw_v2_plan
+
     return draw_v2_plan(write_city(tmp_path_factory.mktemp("v2city"), make_city()))
-
-
-@pytest.fixture(scope="session")
-def v2_timeline() -> tuple[dt.datetime, str]:
-    """(time the test commitments are published, the salt source they name)."""
-    return T0, SALT_SOURCE
-
-
-@pytest.fixture(scope="session")
-def v2_builder():
-    """draw_v2_plan, for tests that draw their own v2 plans."""
-    return draw_v2_plan
-
-
-# ------------------------------------------------------------------ tampered v2 bundles
-# (imports inside: collecting the other tests must not import the v2 modules)
-
-
-def _task_members(plan, index: int = 0):
-    """(drawn, undrawn) pool USCCs of one task, and each pool subject's stratum."""
-    td = plan.tasks[index]
-    stratum = {u: ("A_lead" if g == "A" and lead else g) for u, g, lead in td.pool}
-    drawn = list(td.drawn)
-    return drawn, [u for u in stratum if u not in set(drawn)], stratum
-
-
-def _swap(plan):
-    """A drawn subject of task 0 swapped for an undrawn one: (tampered bundle, out, in)."""
-    from supervision.plan_v2 import publish_bundle
-
-    drawn, undrawn, _ = _task_members(plan)
-    out, newcomer = drawn[0], undrawn[0]
-    b = json.loads(publish_bundle(plan).model_dump_json())
-    b["tasks"][0]["drawn"] = sorted([newcomer, *drawn[1:]])
-    return b, out, newcomer
-
-
-def _shift(b: dict, path: list, change) -> dict:
-    b = copy.deepcopy(b)
-    node = b
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = change(node[path[-1]])
-    return b
-
-
-def _earlier(text: str, hours: float) -> str:
-    from supervision.bundle import parse_utc
-
-    return (parse_utc(text) - dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def tampered_bundles(plan) -> dict[str, tuple[dict, str | None]]:
-    """name → (tampered bundle, the public check that must fail without --commitment, or None
-    when only subjects and auditors can see it)."""
-    from supervision.plan_v2 import publish_bundle
-
-    b = json.loads(publish_bundle(plan).model_dump_json())
-    key = f"{plan.tasks[0].department}/{plan.tasks[0].item}"
-    swapped, _, _ = _swap(plan)
-    policy = json.loads(b["policy_json"])
-    policy["defaults"]["grade_ratios"]["D"] = 1.0
-    return {
-        "seed changed": (
-            _shift(b, ["seed"], lambda s: ("0" if s[0] != "0" else "1") + s[1:]),
-            "seed_commitment",
-        ),
-        "policy bytes changed": (_shift(b, ["policy_json"], lambda _: json.dumps(policy)), "policy_hash"),
-        "count changed": (
-            _shift(b, ["commitment", "tasks", 0, "strata", 3, "draw"], lambda k: k + 1),
-            f"draw_counts {key}",
-        ),
-        "stratum size changed": (
-            _shift(b, ["commitment", "tasks", 0, "strata", 2, "pool_size"], lambda n: n + 1),
-            f"pool_size {key}",
-        ),
-        "ratio changed": (
-            _shift(b, ["commitment", "tasks", 0, "strata", 2, "ratio_ppm"], lambda p: p + 1),
-            f"ratios {key}",
-        ),
-        "salt dated before the commitment": (
-            _shift(b, ["salt", "known_at"], lambda _: _earlier(b["commitment"]["committed_at"], 1)),
-            "salt_time",
-        ),
-        "draw before the salt was entered": (
-            _shift(b, ["drawn_at"], lambda _: _earlier(b["salt"]["entered_at"], 0.5)),
-            "salt_time",
-        ),
-        "salt from another source": (_shift(b, ["salt", "source"], lambda _: "上证指数收盘"), "salt_source"),
-        "drawn subject dropped": (_shift(b, ["tasks", 0, "drawn"], lambda d: d[1:]), f"drawn_count {key}"),
-        "drawn list unsorted": (_shift(b, ["tasks", 0, "drawn"], lambda d: d[::-1]), f"drawn_list {key}"),
-        "invalid USCC drawn": (
-            _shift(
-                b,
-                ["tasks", 0, "drawn"],
-                lambda d: sorted([d[0][:17] + ("0" if d[0][17] != "0" else "1"), *d[1:]]),
-            ),
-            f"drawn_list {key}",
-        ),
-        "task dropped": (_shift(b, ["tasks"], lambda t: t[1:]), "tasks"),
-        "seal changed": (_shift(b, ["tasks", 0, "seals", "C"], lambda s: "0" * 64), None),
-        "salt value changed": (_shift(b, ["salt", "value"], lambda _: "5 8 2"), None),
-        "pool root changed": (_shift(b, ["commitment", "tasks", 0, "pool_root"], lambda _: "0" * 64), None),
-        "drawn subject swapped": (swapped, None),
-    }
-
-
-@pytest.fixture(scope="session")
-def bundle_tampers():
-    """(tampered_bundles(plan), swap(plan), task_members(plan)) for the v2 tampering tests."""
-    return tampered_bundles, _swap, _task_members

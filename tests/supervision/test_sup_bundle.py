@@ -18,13 +18,22 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from stdnum.cn import uscc as stdnum_uscc
+from sup_v2_fixtures import (
+    SALT_SOURCE,
+    T0,
+    draw_v2,
+    small_inputs,
+    stdlib_verifier,
+    swap,
+    tampered_bundles,
+    task_members,
+    usccs,
+)
 
 from supervision.bundle import PublicBundle, SubjectOpening, parse_utc
 from supervision.draw import STRATA
-from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, TaskItem, verify_plan
+from supervision.plan import InspectionPlan, PlanCreate, TaskItem, verify_plan
 from supervision.plan_v2 import (
     DrawV2Error,
     accept_salt,
@@ -165,10 +174,9 @@ def test_policy_hash_is_over_exactly_the_embedded_bytes(v2_plan, task_file: Path
 # --------------------------------------------------------------------------- the salt
 
 
-def _committed(task_file: Path, timeline):
+def _committed(task_file: Path):
     from supervision.plan import load_plan_inputs, load_task, resolve_policy
 
-    T0, SALT_SOURCE = timeline
     task = load_task(task_file).model_copy(update={"seed_hex": None})
     inputs, policy = load_plan_inputs(task, task_file.parent), resolve_policy(task, task_file.parent)
     seed, nonce_key = bytes(range(32)), bytes(32)
@@ -178,8 +186,8 @@ def _committed(task_file: Path, timeline):
     return task, inputs, policy, seed, nonce_key, commitment, SALT_SOURCE, T0
 
 
-def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Path, v2_timeline) -> None:
-    task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file, v2_timeline)
+def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Path) -> None:
+    task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file)
     hour = dt.timedelta(hours=1)
     draw = {"seed": seed, "nonce_key": nonce_key, "commitment": commitment}
     with pytest.raises(DrawV2Error, match="needs the public salt"):
@@ -227,10 +235,10 @@ def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Pat
     assert [td.drawn for td in replan.tasks] != [td.drawn for td in plan.tasks]
 
 
-def test_draw_refuses_inputs_or_secrets_other_than_committed(task_file: Path, city, v2_timeline) -> None:
+def test_draw_refuses_inputs_or_secrets_other_than_committed(task_file: Path, city) -> None:
     from supervision.plan import load_plan_inputs
 
-    task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file, v2_timeline)
+    task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file)
     hour = dt.timedelta(hours=1)
     salt = accept_salt(
         commitment, value="9", source=source, known_at=t0 + hour, entered_at=t0 + hour, entered_by="x"
@@ -261,8 +269,7 @@ def test_draw_refuses_inputs_or_secrets_other_than_committed(task_file: Path, ci
 # --------------------------------------------------------------------------- tampering
 
 
-def test_tampered_bundles_fail_naming_what_is_wrong(v2_plan, bundle_tampers) -> None:
-    tampered_bundles, swap, task_members = bundle_tampers
+def test_tampered_bundles_fail_naming_what_is_wrong(v2_plan) -> None:
     commitment, _, plan = v2_plan
     openings = subject_openings(plan, _pool_usccs(plan))
     for name, (data, public_failure) in tampered_bundles(plan).items():
@@ -304,62 +311,14 @@ def test_tampered_bundles_fail_naming_what_is_wrong(v2_plan, bundle_tampers) -> 
 # --------------------------------------------------------------------------- worked example (§20)
 
 
-def _usccs(n: int) -> list[str]:
-    out = []
-    for i in range(n):
-        base = f"91320102MA1{i:06d}"
-        out.append(base + stdnum_uscc.calc_check_digit(base))
-    return out
-
-
 def tiny_example() -> dict:
-    """A five-… seven-subject, one-task plan with fixed secrets and times: every intermediate value."""
-    from supervision.draw_v2 import (
-        blind,
-        drawn_digest,
-        nonces,
-        salt_digest,
-        selection_keys,
-        task_digest,
-    )
+    """A seven-subject, one-task plan with fixed secrets and times: every intermediate value."""
+    from supervision.draw_v2 import blind, drawn_digest, nonces, salt_digest, selection_keys, task_digest
     from supervision.plan_v2 import pool_frame, task_pool_leaves
 
-    usccs = _usccs(7)
-    grades = ["A", "B", "A", "C", "B", "D", "A"]
-    t0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
-    inputs = PlanInputs(
-        subjects=pd.DataFrame(
-            {
-                "uscc": usccs,
-                "name": [f"示例企业{i}" for i in range(7)],
-                "industry": "F",
-                "district_code": "320102",
-                "district_name": "玄武区",
-                "status": "active",
-            }
-        ),
-        grades=pd.DataFrame({"uscc": usccs, "grade": grades, "as_of": "2026-09-30", "model_version": "m1"}),
-        items=pd.DataFrame(
-            {
-                "item_code": ["MKT-01"],
-                "department": ["market"],
-                "name_zh": ["食品经营检查"],
-                "name_en": ["food"],
-                "key_item": ["true"],
-                "industries": [""],
-            }
-        ),
-        inspectors=pd.DataFrame(
-            {
-                "inspector_id": ["I1", "I2", "I3"],
-                "name": ["甲", "乙", "丙"],
-                "department": "market",
-                "district_code": "320104",
-                "qualified_items": "MKT-01",
-                "capacity": "10",
-            }
-        ),
-        leads=pd.DataFrame({"uscc": [usccs[6]], "lead_type": ["complaint"], "lead_date": ["2026-10-15"]}),
+    codes = usccs(7)
+    inputs = small_inputs(
+        codes, ["A", "B", "A", "C", "B", "D", "A"], [codes[6]], [("market", "MKT-01", True)]
     )
     request = PlanCreate(
         plan_id="P-2026-12",
@@ -368,35 +327,8 @@ def tiny_example() -> dict:
         as_of=dt.date(2026, 9, 30),
         tasks=[TaskItem(department="market", item="MKT-01")],
     )
-    policy = load_policy("default")
     seed, nonce_key = bytes(range(32)), bytes(range(32, 64))
-    commitment = commit_v2(
-        request,
-        inputs,
-        policy,
-        seed=seed,
-        nonce_key=nonce_key,
-        salt_source="福彩3D 第2026325期开奖号码",
-        committed_at=t0,
-    )
-    salt = accept_salt(
-        commitment,
-        value="5 8 1",
-        source="福彩3D 第2026325期开奖号码",
-        known_at=t0 + dt.timedelta(hours=13, minutes=15),
-        entered_at=t0 + dt.timedelta(hours=13, minutes=30),
-        entered_by="复核员 李四",
-    )
-    plan = create_plan_v2(
-        request,
-        inputs,
-        policy,
-        seed=seed,
-        nonce_key=nonce_key,
-        commitment=commitment,
-        salt=salt,
-        drawn_at=t0 + dt.timedelta(hours=14),
-    )
+    commitment, salt, plan = draw_v2(request, inputs, load_policy("default"), seed=seed, nonce_key=nonce_key)
     td = plan.tasks[0]
     leaves = task_pool_leaves(plan.plan_id, td.department, td.item, pool_frame(td), nonce_key)
     digest = task_digest(plan.plan_id, td.department, td.item)
@@ -437,7 +369,7 @@ def tiny_example() -> dict:
         "commitment": json.loads(commitment.model_dump_json()),
         "bundle": _bundle_dict(plan),
         "openings": {
-            u: json.loads(o.model_dump_json()) for u, o in sorted(subject_openings(plan, usccs).items())
+            u: json.loads(o.model_dump_json()) for u, o in sorted(subject_openings(plan, codes).items())
         },
     }
 
@@ -451,6 +383,36 @@ def test_worked_example_matches_the_published_vectors() -> None:
     bundle = PublicBundle.model_validate(expected["bundle"])
     for uscc, data in expected["openings"].items():
         assert verify_opening(bundle, SubjectOpening.model_validate(data), uscc).match
+    # the independent verifier, from the specification, reproduces every value
+    v = stdlib_verifier()
+    digest = v.task_digest(expected["plan_id"], expected["department"], expected["item"])
+    assert digest.hex() == expected["task_digest"]
+    seed, nonce_key = bytes.fromhex(expected["seed"]), bytes.fromhex(expected["nonce_key"])
+    leaves = {}
+    for s in expected["subjects"]:
+        nonce = v.sha256(v.tag("nonce"), nonce_key, digest, s["uscc"].encode("ascii"))
+        leaf = v.subject_leaf(digest, s["uscc"], v.STRATA.index(s["stratum"]), nonce)
+        assert (nonce.hex(), leaf.hex()) == (s["nonce"], s["leaf"])
+        assert v.subject_key(seed, expected["salt"], leaf).hex() == s["key"]
+        leaves[s["tree_index"]] = leaf
+    assert v.tree_root([leaves[i] for i in range(len(leaves))]).hex() == expected["pool_root"]
+    assert v.digest_of(expected["commitment"]) == expected["commitment_digest"]
+    for uscc, data in expected["openings"].items():
+        checks = v.Checks()
+        v.public_checks(checks, expected["bundle"], expected["commitment"])
+        v.subject_checks(checks, expected["bundle"], data, uscc)
+        assert checks.first_failure() is None, (uscc, checks.first_failure())
+    # the excerpt in the specification is this example
+    spec = (REPO / "docs" / "draw-algorithm.md").read_text(encoding="utf-8")
+    first = expected["subjects"][0]
+    for value in (
+        expected["task_digest"],
+        first["leaf"],
+        first["key"],
+        expected["pool_root"],
+        expected["commitment_digest"],
+    ):
+        assert value in spec
     # the example exercises a real choice: A draws 1 of 2, B 1 of 2; the A_lead subject is drawn
     by_stratum = {}
     for s in expected["subjects"]:

@@ -9,27 +9,18 @@ agree."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-from pathlib import Path
 
-import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stdnum.cn import uscc as stdnum_uscc
+from sup_v2_fixtures import draw_v2, small_inputs, stdlib_verifier, usccs
 
-from supervision.plan import PlanCreate, PlanInputs, TaskItem
-from supervision.plan_v2 import accept_salt, commit_v2, create_plan_v2, publish_bundle, subject_openings
+from supervision.plan import PlanCreate, TaskItem
+from supervision.plan_v2 import publish_bundle, subject_openings
 from supervision.policy import load_policy, policy_from_dict
 from supervision.verify_v2 import verify_bundle, verify_opening
 
-_spec = importlib.util.spec_from_file_location(
-    "tiers_draw_verify", Path(__file__).resolve().parents[2] / "verifier" / "tiers_draw_verify.py"
-)
-stdlib = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stdlib)
-
-T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+stdlib = stdlib_verifier()
 ITEMS = [("market", "MKT-01"), ("fire", "FIRE-01")]
 
 
@@ -56,54 +47,13 @@ def policies(draw):
 @st.composite
 def cities(draw):
     n = draw(st.integers(1, 60))
-    usccs = []
-    for i in range(n):
-        base = f"91320102MA1{i:06d}"
-        usccs.append(base + stdnum_uscc.calc_check_digit(base))
+    codes = usccs(n)
     grades = draw(st.lists(st.sampled_from("AAAABBCD"), min_size=n, max_size=n))
     leads = draw(st.lists(st.booleans(), min_size=n, max_size=n))
     key_items = draw(st.lists(st.booleans(), min_size=2, max_size=2))
     tasks = draw(st.sampled_from([[0], [1], [0, 1]]))
-    inputs = PlanInputs(
-        subjects=pd.DataFrame(
-            {
-                "uscc": usccs,
-                "name": [f"企业{i}" for i in range(n)],
-                "industry": "F",
-                "district_code": "320102",
-                "district_name": "玄武区",
-                "status": "active",
-            }
-        ),
-        grades=pd.DataFrame({"uscc": usccs, "grade": grades, "as_of": "2026-09-30", "model_version": "m"}),
-        items=pd.DataFrame(
-            {
-                "item_code": [item for _, item in ITEMS],
-                "department": [dept for dept, _ in ITEMS],
-                "name_zh": ["食品", "消防"],
-                "name_en": ["food", "fire"],
-                "key_item": [str(k).lower() for k in key_items],
-                "industries": ["", ""],
-            }
-        ),
-        inspectors=pd.DataFrame(
-            {
-                "inspector_id": [f"I{i}" for i in range(6)],
-                "name": [f"检查员{i}" for i in range(6)],
-                "department": ["market"] * 3 + ["fire"] * 3,
-                "district_code": "320104",
-                "qualified_items": ["MKT-01"] * 3 + ["FIRE-01"] * 3,
-                "capacity": "100",
-            }
-        ),
-        leads=pd.DataFrame(
-            {
-                "uscc": [u for u, lead in zip(usccs, leads, strict=True) if lead],
-                "lead_type": "complaint",
-                "lead_date": "2026-10-15",
-            }
-        ),
-    )
+    items = [(dept, item, key) for (dept, item), key in zip(ITEMS, key_items, strict=True)]
+    inputs = small_inputs(codes, grades, [u for u, lead in zip(codes, leads, strict=True) if lead], items)
     request = PlanCreate(
         plan_id="P-prop",
         period_start=dt.date(2026, 12, 1),
@@ -114,37 +64,13 @@ def cities(draw):
     return request, inputs
 
 
-def _draw(request, inputs, policy, secrets: bytes):
-    seed, nonce_key = secrets[:32], secrets[32:]
-    commitment = commit_v2(
-        request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source="second person", committed_at=T0
-    )
-    hour = dt.timedelta(hours=1)
-    salt = accept_salt(
-        commitment,
-        value=secrets.hex()[:12],
-        source="second person",
-        known_at=T0 + hour,
-        entered_at=T0 + hour,
-        entered_by="x",
-    )
-    return commitment, create_plan_v2(
-        request,
-        inputs,
-        policy,
-        seed=seed,
-        nonce_key=nonce_key,
-        commitment=commitment,
-        salt=salt,
-        drawn_at=T0 + 2 * hour,
-    )
-
-
 @given(city=cities(), policy=policies(), secrets=st.binary(min_size=64, max_size=64))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_bundle_plus_openings_give_the_plans_selection_and_no_grade(city, policy, secrets) -> None:
     request, inputs = city
-    commitment, plan = _draw(request, inputs, policy, secrets)
+    commitment, _, plan = draw_v2(
+        request, inputs, policy, seed=secrets[:32], nonce_key=secrets[32:], salt_value=secrets.hex()[:12]
+    )
     bundle = publish_bundle(plan)
     assert verify_bundle(bundle, commitment).match
     data = json.loads(bundle.model_dump_json())

@@ -13,13 +13,17 @@ from serving.cli.app import app
 runner = CliRunner()
 
 
+def _without_seed(task_file: Path) -> None:
+    """The task fixes seed_hex; drop it so `commit` generates a fresh secret seed."""
+    text = task_file.read_text(encoding="utf-8")
+    task_file.write_text(
+        "\n".join(x for x in text.splitlines() if not x.startswith("seed_hex")), encoding="utf-8"
+    )
+
+
 def test_v1_commit_create_verify_export(task_file: Path, tmp_path: Path) -> None:
     seed_file, commitment = tmp_path / "seed.hex", tmp_path / "commitment.json"
-    # the task fixes seed_hex; drop it so `commit` generates a fresh secret seed
-    text = "\n".join(
-        line for line in task_file.read_text(encoding="utf-8").splitlines() if not line.startswith("seed_hex")
-    )
-    task_file.write_text(text, encoding="utf-8")
+    _without_seed(task_file)
     result = runner.invoke(
         app,
         [
@@ -105,27 +109,28 @@ def test_bad_input_exits_2_naming_field_and_value(task_file: Path, tmp_path: Pat
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
+def _create_v1(task_file: Path, folder: Path) -> Path:
+    """A v1 plan drawn with the task's fixed seed."""
+    plan_file = folder / "plan.json"
+    args = [
+        "plan",
+        "create",
+        "--task",
+        str(task_file),
+        "--algorithm",
+        "v1",
+        "--out",
+        str(plan_file),
+        "--json",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    return plan_file
+
+
 def test_results_template_round_trip(task_file: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    plan_file = tmp_path / "plan.json"
-    assert (
-        runner.invoke(
-            app,
-            [
-                "plan",
-                "create",
-                "--task",
-                str(task_file),
-                "--algorithm",
-                "v1",
-                "--out",
-                str(plan_file),
-                "--json",
-            ],
-        ).exit_code
-        == 0
-    )
+    plan_file = _create_v1(task_file, tmp_path)
     template = tmp_path / "template.csv"
     result = runner.invoke(app, ["plan", "export", str(plan_file), "--results-template", str(template)])
     assert result.exit_code == 0, result.output
@@ -189,13 +194,6 @@ def test_results_command_writes_contract_records(tmp_path: Path, city) -> None:
         ["plan", "results", str(tmp_path / "results.csv"), "--records-out", str(tmp_path / "records.csv")],
     )
     assert result.exit_code == 2 and "row 1" in result.stderr and "fined" in result.stderr
-
-
-def _without_seed(task_file: Path) -> None:
-    text = task_file.read_text(encoding="utf-8")
-    task_file.write_text(
-        "\n".join(x for x in text.splitlines() if not x.startswith("seed_hex")), encoding="utf-8"
-    )
 
 
 def test_v2_commit_salt_create_publish_open_verify(task_file: Path, tmp_path: Path) -> None:
@@ -302,19 +300,7 @@ def test_v2_commit_salt_create_publish_open_verify(task_file: Path, tmp_path: Pa
 
 
 def test_v1_plans_have_no_bundle(task_file: Path, tmp_path: Path) -> None:
-    plan_file = tmp_path / "plan.json"
-    args = [
-        "plan",
-        "create",
-        "--task",
-        str(task_file),
-        "--algorithm",
-        "v1",
-        "--out",
-        str(plan_file),
-        "--json",
-    ]
-    assert runner.invoke(app, args).exit_code == 0
+    plan_file = _create_v1(task_file, tmp_path)
     result = runner.invoke(app, ["plan", "publish", str(plan_file), "--out", str(tmp_path / "b.json")])
     assert result.exit_code == 2 and "tiers-draw-v1" in result.stderr
     assert runner.invoke(app, ["plan", "verify", str(plan_file)]).stdout.strip() == "MATCH"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sup_v2_fixtures import swap, tampered_bundles, task_members
 from typer.testing import CliRunner
 
 import serving.cli.plan  # noqa: F401  (registers `tiers plan`)
@@ -86,8 +87,7 @@ def test_agree_on_match(v2_plan, files) -> None:
         assert assert_agree(str(paths["bundle"]), "--subject", uscc, "--opening", str(path))["match"]
 
 
-def test_agree_on_every_tampering(v2_plan, files, bundle_tampers) -> None:
-    tampered_bundles, swap, task_members = bundle_tampers
+def test_agree_on_every_tampering(v2_plan, files) -> None:
     _, _, plan = v2_plan
     where, paths = files
     drawn, undrawn, stratum = task_members(plan)
