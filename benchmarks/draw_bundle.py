@@ -50,14 +50,14 @@ from supervision.draw import (
     subject_keys,
 )
 from supervision.draw_v2 import DRAW_ALGORITHM_V2, pool_leaves, sealed_selection
+from supervision.inspection_policy import load_policy
 from supervision.plan import DrawCommitment, InspectionPlan, TaskDraw, Visit, verify_plan
 from supervision.plan_v2 import PlanParts, policy_hash_v2, publish_bundle, subject_opening
-from supervision.policy import load_policy
 from supervision.ratios import inspection_ratios
 from supervision.verify_v2 import verify_bundle, verify_opening, verify_sealed_plan
 from uscc import ALPHABET
 
-STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D (DOMAIN.md §3)
+STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D (docs/domain.md §3)
 VERIFIER = Path(__file__).resolve().parents[1] / "verifier" / "tiers_draw_verify.py"
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 

@@ -3,7 +3,7 @@
 Public API (imports nothing else of ours):
 
 - ``features.ingest.ingest(store=, subjects=, records=, ingested_at=, policy=) -> IngestSummary``
-- ``features.policy.load_policy(path) -> Policy``; ``Policy.publicity_window``, ``Policy.repair_eligible_on``
+- ``features.catalogue.load_policy(path) -> Policy``; ``Policy.publicity_window``, ``Policy.repair_eligible_on``
 - ``features.profiles.build_profiles(store_or_records, subjects=None, *, as_of, policy, engine, with_hash=False)``;
   ``profile_hashes(profiles)`` (what a stored grade names its profile by)
 - ``features.labels.build_labels(store_or_frames, as_of, horizon_months=12, definition=CONTRACT_ADVERSE)``

@@ -28,8 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.policy import GBT4754_SECTIONS as GBT_SECTIONS
-from features.policy import SEVERITIES, Policy, default_policy
+from features.catalogue import GBT4754_SECTIONS as GBT_SECTIONS
+from features.catalogue import SEVERITIES, Policy, default_policy
 from features.schema import (
     LEGAL_FORMS,
     QUARANTINE_COLUMNS,

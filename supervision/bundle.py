@@ -7,7 +7,7 @@
 - :class:`SealedDraw`       — what a full plan adds for auditors (holds the secret nonce key).
 
 Every document is exchanged as JSON; digests are SHA-256 of its canonical JSON
-(:func:`supervision.policy.canonical_json`). Times are UTC text ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
+(:func:`supervision.inspection_policy.canonical_json`). Times are UTC text ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
 Models only: building them is ``plan_v2``'s job, checking them ``verify_v2``'s.
 """
 
@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from supervision.draw import PPM, STRATA
-from supervision.policy import canonical_json
+from supervision.inspection_policy import canonical_json
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # Names and free text: 1–500 characters, no control characters (so canonical JSON only escapes

@@ -52,6 +52,7 @@ from supervision.draw_v2 import (
     pool_leaves,
     sealed_selection,
 )
+from supervision.inspection_policy import InspectionPolicy
 from supervision.merkle import root_and_paths
 from supervision.plan import (
     DrawCommitment,
@@ -59,14 +60,14 @@ from supervision.plan import (
     PlanCreate,
     PlanInputError,
     PlanInputs,
+    PoolDraw,
     PreparedPools,
     TaskDraw,
-    TaskItem,
+    TaskPool,
     create_plan,
     prepare_pools,
     ratio_feed_of,
 )
-from supervision.policy import InspectionPolicy, ItemRules
 from supervision.ratios import RatioFeed, stratum_of
 
 
@@ -76,12 +77,6 @@ class DrawV2Error(ValueError):
 
 
 # --------------------------------------------------------------------------- pools
-
-
-def _task_pools(prepared: PreparedPools) -> list[tuple[TaskItem, pd.DataFrame, ItemRules]]:
-    """(task, canonical pool, rules) per task: the one place that reads ``PreparedPools``."""
-    pools, _ = prepared
-    return [(t, pool, rules) for t, pool, _, _, rules in pools]
 
 
 def pool_frame(td: TaskDraw) -> pd.DataFrame:
@@ -140,7 +135,8 @@ def commit_v2(
     prepared = prepared if prepared is not None else prepare_pools(request, inputs, policy)
     feed = feed if feed is not None else ratio_feed_of(prepared, policy, request.as_of)
     tasks = []
-    for t, pool, rules in _task_pools(prepared):
+    for prepared_pool in prepared.pools:
+        t, pool, rules = prepared_pool.task, prepared_pool.pool, prepared_pool.rules
         leaves = task_pool_leaves(request.plan_id, t.department, t.item, pool, nonce_key)
         ratios = feed.inspection_ratios(department=t.department, item=t.item, as_of=request.as_of)
         fed_sizes = [s.pool_size for s in ratios.strata]
@@ -281,9 +277,8 @@ def create_plan_v2(
     committed = {t.key: t for t in commitment.tasks}
     outcomes: dict[str, TaskOutcome] = {}
 
-    def sealed_draw(
-        task: TaskItem, pool: pd.DataFrame, ppm: dict[str, int]
-    ) -> tuple[np.ndarray, dict[str, int]]:
+    def sealed_draw(prepared_pool: TaskPool, ppm: dict[str, int]) -> PoolDraw:
+        task, pool = prepared_pool.task, prepared_pool.pool
         promised = committed[task.key]
         leaves = task_pool_leaves(request.plan_id, task.department, task.item, pool, nonce_key)
         if leaves.root.hex() != promised.pool_root:
@@ -308,7 +303,7 @@ def create_plan_v2(
                 for s in selection.seals
             ],
         )
-        return selection.rows, dict(zip(STRATA, k, strict=True))
+        return PoolDraw(rows=selection.rows, k_per_stratum=dict(zip(STRATA, k, strict=True)))
 
     plan = create_plan(
         # The salt also seeds the inspectors' stream (reproducible, not part of the audit).

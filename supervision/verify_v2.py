@@ -38,6 +38,7 @@ from supervision.draw_v2 import (
     stratum_offsets,
     task_digest,
 )
+from supervision.inspection_policy import InspectionPolicy, PolicyError, policy_from_dict
 from supervision.merkle import leaf_hash, verify_inclusion
 from supervision.plan import DrawCommitment, InspectionPlan, PlanVerification, VerificationCheck
 from supervision.plan_v2 import (
@@ -47,7 +48,6 @@ from supervision.plan_v2 import (
     salt_timeline_problem,
     task_pool_leaves,
 )
-from supervision.policy import InspectionPolicy, PolicyError, policy_from_dict
 from supervision.ratios import inspection_ratios
 from uscc import valid_uscc_mask
 

@@ -9,5 +9,5 @@ out of time, registered in MLflow and promoted through a gate.
 - `training.gate`: `evaluate_gate(...)` → `GateResult` (pure); `training.promotion.promote(...)` (audited).
 - `training.registry`: `ModelRegistry` (explicit MlflowClient), `PromotionAudit` (JSON Lines).
 - `training.grade`: `grade_all(registry, profiles, as_of=...)`, `evidence_index`, `write_grades`.
-- `training.policy`: a sector's `TrainingPolicy` from TOML (exclusions, direct grading, target shares).
+- `training.sector_policy`: a sector's `TrainingPolicy` from TOML (exclusions, direct grading, target shares).
 """

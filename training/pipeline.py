@@ -23,7 +23,7 @@ from models.ontop import OnTopModel
 from training import evaluation as ev
 from training.bundle import GradingModel, calibrate_prefit, model_matrix, recalibrated
 from training.candidates import CANDIDATES
-from training.policy import TrainingPolicy
+from training.sector_policy import TrainingPolicy
 
 GENERAL_NAME = "tiers-general"
 ID_COLUMNS = ("uscc", "as_of")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from models.calibration import brier_score, expected_calibration_error, reliability_table, wilson_interval
 from models.meta import FeatureMeta
+from stability.psi import decile_psi
 from training import evaluation as ev
 from training.gate import evaluate_gate
 
@@ -155,8 +156,8 @@ def stability_table(scored: pd.DataFrame, baseline_as_of: Any) -> list[dict[str,
                 "as_of": d.isoformat(),
                 "count": len(part),
                 "bad_rate": float(part["label"].mean()),
-                "score_psi": ev.psi(base["p_adverse_12m"], part["p_adverse_12m"]),
-                "grade_psi": ev.categorical_psi(base["grade"], part["grade"]),
+                "score_psi": decile_psi(base["p_adverse_12m"], part["p_adverse_12m"], categorical=False).psi,
+                "grade_psi": decile_psi(base["grade"], part["grade"], categorical=True).psi,
                 **{f"share_{g}": float(mix.get(g, 0.0)) for g in ev.GRADES},
             }
         )

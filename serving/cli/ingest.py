@@ -28,8 +28,8 @@ def ingest_command(
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
 ) -> None:
     """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
+    from features.catalogue import PolicyError, load_policy
     from features.ingest import IngestError, ingest
-    from features.policy import PolicyError, load_policy
 
     if subjects is None and records is None:
         _fail("give --subjects FILE and/or --records FILE")

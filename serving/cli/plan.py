@@ -28,8 +28,8 @@ def _fail(message: str) -> None:
 
 
 def _load(task_path: Path):
+    from supervision.inspection_policy import PolicyError
     from supervision.plan import PlanInputError, load_plan_inputs, load_task, resolve_policy
-    from supervision.policy import PolicyError
     from supervision.tables import TableError
 
     try:
@@ -275,8 +275,8 @@ def create(
     from rich.table import Table
 
     from supervision.export import write_plan_csv, write_plan_excel
+    from supervision.inspection_policy import PolicyError
     from supervision.plan import PlanInputError, create_plan
-    from supervision.policy import PolicyError
     from supervision.ratios import HttpRatioFeed
 
     _check_algorithm(algorithm)
@@ -564,7 +564,7 @@ def results(
     import pandas as pd
     from pydantic import ValidationError
 
-    from supervision.policy import PolicyError, load_policy
+    from supervision.inspection_policy import PolicyError, load_policy
     from supervision.results import (
         InspectionResult,
         publication_status,

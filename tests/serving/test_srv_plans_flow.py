@@ -20,8 +20,8 @@ from serving.services.grades import store_grades
 from serving.services.subjects import store_records, store_subjects
 from serving.services.users import create_api_key
 from serving.settings import Settings
+from supervision.inspection_policy import load_policy
 from supervision.plan import FREQUENCY_LIMIT, PlanCreate, create_plan
-from supervision.policy import load_policy
 from supervision.ratios import HttpRatioFeed, inspection_ratios
 
 AS_OF = "2026-09-30"

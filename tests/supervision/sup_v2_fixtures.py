@@ -15,9 +15,9 @@ import pandas as pd
 from stdnum.cn import uscc as stdnum_uscc
 
 from supervision.bundle import parse_utc
+from supervision.inspection_policy import InspectionPolicy
 from supervision.plan import PlanCreate, PlanInputs, load_plan_inputs, load_task, resolve_policy
 from supervision.plan_v2 import accept_salt, commit_v2, create_plan_v2, publish_bundle
-from supervision.policy import InspectionPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # commitments published

@@ -33,6 +33,7 @@ from sup_v2_fixtures import (
 
 from supervision.bundle import PublicBundle, SubjectOpening, parse_utc
 from supervision.draw import STRATA
+from supervision.inspection_policy import load_policy
 from supervision.plan import InspectionPlan, PlanCreate, TaskItem, verify_plan
 from supervision.plan_v2 import (
     DrawV2Error,
@@ -43,7 +44,6 @@ from supervision.plan_v2 import (
     subject_opening,
     subject_openings,
 )
-from supervision.policy import load_policy
 from supervision.verify_v2 import verify_bundle, verify_opening, verify_sealed_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,8 +155,8 @@ def test_v1_plans_keep_verifying_and_serialise_as_before(task_file: Path) -> Non
 
 
 def test_policy_hash_is_over_exactly_the_embedded_bytes(v2_plan, task_file: Path) -> None:
+    from supervision.inspection_policy import canonical_json
     from supervision.plan import create_plan, load_plan_inputs, load_task, resolve_policy
-    from supervision.policy import canonical_json
 
     commitment, _, plan = v2_plan
     bundle = publish_bundle(plan)

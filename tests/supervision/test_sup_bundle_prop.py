@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sup_v2_fixtures import draw_v2, small_inputs, stdlib_verifier, usccs
 
+from supervision.inspection_policy import load_policy, policy_from_dict
 from supervision.plan import PlanCreate, TaskItem
 from supervision.plan_v2 import publish_bundle, subject_openings
-from supervision.policy import load_policy, policy_from_dict
 from supervision.verify_v2 import verify_bundle, verify_opening
 
 stdlib = stdlib_verifier()

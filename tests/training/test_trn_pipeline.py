@@ -12,7 +12,7 @@ from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training import evaluation as ev
 from training.pipeline import TrainingConfig, train_model
-from training.policy import TrainingPolicy
+from training.sector_policy import TrainingPolicy
 
 pytestmark = pytest.mark.xdist_group("trn_pipeline")  # the module's general model is trained once
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",),

@@ -1,4 +1,5 @@
-"""Decile PSI: hand computation, invariances, discrete and categorical features, missing values."""
+"""The one PSI (``stability.psi``): hand computation, invariances, discrete and categorical
+features, missing values; training's report and gate and monitoring's alerts give the same figure."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitoring.psi import PSI_EPSILON, decile_psi, reference_edges
+from stability.psi import PSI_EPSILON, decile_psi, reference_edges
 
 
 def test_decile_psi_matches_hand_computation():
@@ -87,3 +88,59 @@ def test_missing_values_have_their_own_bin():
 def test_rejects_bad_parameters():
     with pytest.raises(ValueError, match="n_bins 1"):
         decile_psi([1.0, 2.0], [1.0], n_bins=1)
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 2000)
+    assert decile_psi(base, base).psi == 0.0
+    assert decile_psi(base, base + 0.5).psi > decile_psi(base, base + 0.1).psi > 0
+    grades = pd.Series(list("AAAABBCD"))
+    assert decile_psi(grades, grades).psi == 0.0
+
+
+def test_a_tied_mass_at_the_minimum_keeps_its_own_bin():
+    # 25 % of scores at a floor (a clipped probability, a scorecard's lowest points): the floor is
+    # a bin of its own, so mass moving off it to just above is drift, not a change inside one bin
+    rng = np.random.default_rng(3)
+    ref = np.r_[np.full(2500, 0.001), rng.uniform(0.002, 1.0, 7500)]
+    cur = np.r_[np.full(1000, 0.001), rng.uniform(0.002, 0.05, 1500), rng.uniform(0.002, 1.0, 7500)]
+    result = decile_psi(ref, cur)
+    assert result.bins[0].label == "(-inf, 0.001]"
+    assert result.bins[0].reference_share == pytest.approx(0.25)
+    assert result.psi > 0.25
+
+
+def _scored(rng: np.random.Generator, as_of: str, n: int, shift: float, missing: int) -> pd.DataFrame:
+    p = 1 / (1 + np.exp(-(rng.normal(-2 + shift, 1, n))))
+    p[:missing] = np.nan  # subjects the model could not score
+    grades = np.select([p < 0.08, p < 0.15, p < 0.3], list("ABC"), "D")
+    return pd.DataFrame({"as_of": as_of, "p_adverse_12m": p, "grade": grades, "label": rng.integers(0, 2, n)})
+
+
+def test_training_and_monitoring_report_the_same_psi():
+    from monitoring.run import MonitoringFrames, monitor
+    from training.gate import evaluate_gate
+    from training.report import stability_table
+
+    rng = np.random.default_rng(11)
+    base, later = _scored(rng, "2025-06-30", 3000, 0.0, 30), _scored(rng, "2025-12-31", 2500, 0.4, 200)
+    row = stability_table(pd.concat([base, later], ignore_index=True), pd.Timestamp("2025-06-30").date())[1]
+    score_psi = decile_psi(base["p_adverse_12m"], later["p_adverse_12m"]).psi
+    grade_psi = decile_psi(base["grade"], later["grade"]).psi
+    assert math.isfinite(row["score_psi"]) and row["score_psi"] == pytest.approx(score_psi, abs=1e-6)
+    assert row["grade_psi"] == pytest.approx(grade_psi, abs=1e-6)
+
+    y = rng.integers(0, 2, 2000)
+    p = rng.uniform(0, 1, 2000)
+    champion_grades, challenger_grades = base["grade"][:2000].to_numpy(), later["grade"][:2000].to_numpy()
+    gate = evaluate_gate(y, p, challenger_grades, p, champion_grades)
+    assert gate.figures["grade_psi"] == pytest.approx(decile_psi(champion_grades, challenger_grades).psi)
+
+    def frames(scored: pd.DataFrame) -> MonitoringFrames:
+        scores = scored.assign(uscc=[f"U{i:06d}" for i in range(len(scored))], score=scored["p_adverse_12m"])
+        return MonitoringFrames(as_of=pd.Timestamp(scored["as_of"].iloc[0]).date(),
+                                profiles=scores[["uscc"]], scores=scores[["uscc", "score", "grade"]])
+
+    monitored = monitor(frames(base), frames(later), run_evidently=False)
+    assert monitored.score_psi.psi == pytest.approx(score_psi)

@@ -1,19 +1,28 @@
-"""Decile PSI (population stability index) computed by us.
+"""Decile PSI (population stability index): the project's one PSI.
 
 Evidently's ``psi`` uses equal-width bins and ignores ``n_bins``, which puts most of a skewed
 credit feature (mostly zero penalty counts) in one bin. Credit practice bins on the deciles of
 the reference, so that is what :func:`decile_psi` does:
 
-* numeric: the inner cut points are the 10 %, 20 %, …, 90 % quantiles of the reference,
-  deduplicated, so ties and discrete features (a count that is 0 for 80 % of subjects) give
-  fewer, wider bins instead of empty ones; bins are right-closed ``(lower, upper]`` and the
-  outer bins are open to ±inf so current values outside the reference range still count;
+* numeric: the inner cut points are the 10 %, 20 %, …, 90 % quantiles of the reference taken
+  *at observed values* (``method="lower"``) and deduplicated, so ties and discrete features (a
+  count that is 0 for 80 % of subjects, a score with a floor) give fewer, wider bins instead of
+  empty ones; bins are right-closed ``(lower, upper]``, so every bin ends on a value the
+  reference holds and a tied mass, the minimum included, keeps a bin of its own; the outer bins
+  are open to ±inf so current values outside the reference range still count;
 * categorical (object, category, bool dtype): one bin per category seen in either sample;
 * missing values: always their own named bin ``"missing"``, never dropped.
 
 PSI = Σ (cur − ref) · ln(cur / ref) over bins, with each share floored at ``epsilon``
 (default 1e-4): an empty bin would make the logarithm infinite; with the floor, a bin that is
 empty on one side contributes at most about ``share · ln(share / 1e-4)`` (≈ 0.07 for a 1 % bin).
+
+Why these semantics for a score too (training's report used to bin ``[a, b)`` on interpolated
+quantiles with the outer edges replaced by ±inf): a score the model could not compute is drift
+and must weigh in its own bin, where dropping it made the shares sum to less than one (and one
+missing reference value made the edges NaN and the PSI 0); and replacing the lowest edge by −inf
+dropped the cut at a tied minimum that covers a decile or more, merging the tie with the values
+above it up to the next cut, so mass moving off a floor to just above it went unseen.
 """
 
 from __future__ import annotations
@@ -100,6 +109,25 @@ def psi_from_counts(
     return float(terms.sum()), ref, cur, terms
 
 
+def _counts(
+    ref_s: pd.Series, cur_s: pd.Series, *, n_bins: int, categorical: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Reference and current counts over the same bins, and the bins' labels."""
+    if categorical:
+        ref_c = ref_s.astype("object").where(ref_s.notna(), MISSING_BIN).astype(str)
+        cur_c = cur_s.astype("object").where(cur_s.notna(), MISSING_BIN).astype(str)
+        labels = sorted(set(ref_c.unique()) | set(cur_c.unique()))
+        return (
+            ref_c.value_counts().reindex(labels, fill_value=0).to_numpy(float),
+            cur_c.value_counts().reindex(labels, fill_value=0).to_numpy(float),
+            labels,
+        )
+    ref_v = ref_s.to_numpy(dtype=float, na_value=np.nan)
+    cur_v = cur_s.to_numpy(dtype=float, na_value=np.nan)
+    edges = reference_edges(ref_v, n_bins=n_bins)
+    return _numeric_counts(ref_v, edges), _numeric_counts(cur_v, edges), _numeric_labels(edges)
+
+
 def decile_psi(
     reference: pd.Series | np.ndarray,
     current: pd.Series | np.ndarray,
@@ -122,19 +150,7 @@ def decile_psi(
     cur_s = pd.Series(current)
     if categorical is None:
         categorical = is_categorical(ref_s)
-    if categorical:
-        ref_c = ref_s.astype("object").where(ref_s.notna(), MISSING_BIN).astype(str)
-        cur_c = cur_s.astype("object").where(cur_s.notna(), MISSING_BIN).astype(str)
-        labels = sorted(set(ref_c.unique()) | set(cur_c.unique()))
-        ref_counts = ref_c.value_counts().reindex(labels, fill_value=0).to_numpy(float)
-        cur_counts = cur_c.value_counts().reindex(labels, fill_value=0).to_numpy(float)
-    else:
-        ref_v = ref_s.to_numpy(dtype=float, na_value=np.nan)
-        cur_v = cur_s.to_numpy(dtype=float, na_value=np.nan)
-        edges = reference_edges(ref_v, n_bins=n_bins)
-        ref_counts = _numeric_counts(ref_v, edges)
-        cur_counts = _numeric_counts(cur_v, edges)
-        labels = _numeric_labels(edges)
+    ref_counts, cur_counts, labels = _counts(ref_s, cur_s, n_bins=n_bins, categorical=categorical)
     keep = (ref_counts + cur_counts) > 0
     labels = [lab for lab, k in zip(labels, keep, strict=True) if k]
     psi, ref, cur, terms = psi_from_counts(ref_counts[keep], cur_counts[keep], epsilon=epsilon)
@@ -149,15 +165,5 @@ def binned_counts(
     reference: pd.Series, current: pd.Series, *, n_bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference and current counts on the same bins as :func:`decile_psi` (for significance tests)."""
-    if is_categorical(reference):
-        ref_c = reference.astype("object").where(reference.notna(), MISSING_BIN).astype(str)
-        cur_c = current.astype("object").where(current.notna(), MISSING_BIN).astype(str)
-        labels = sorted(set(ref_c.unique()) | set(cur_c.unique()))
-        return (
-            ref_c.value_counts().reindex(labels, fill_value=0).to_numpy(float),
-            cur_c.value_counts().reindex(labels, fill_value=0).to_numpy(float),
-        )
-    ref_v = reference.to_numpy(dtype=float, na_value=np.nan)
-    cur_v = current.to_numpy(dtype=float, na_value=np.nan)
-    edges = reference_edges(ref_v, n_bins=n_bins)
-    return _numeric_counts(ref_v, edges), _numeric_counts(cur_v, edges)
+    ref_counts, cur_counts, _ = _counts(reference, current, n_bins=n_bins, categorical=is_categorical(reference))
+    return ref_counts, cur_counts

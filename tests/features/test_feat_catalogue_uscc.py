@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from features.policy import PolicyError, default_policy, load_policy, publicity_window, repair_eligible_on
+from features.catalogue import PolicyError, default_policy, load_policy, publicity_window, repair_eligible_on
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
@@ -54,7 +54,7 @@ def test_sector_override_merges_only_what_it_names():
 def test_invalid_policy_files_fail_with_the_field_named(tmp_path, edit, needle):
     from importlib import resources
 
-    text = resources.files("features.policy").joinpath("default.toml").read_text(encoding="utf-8")
+    text = resources.files("features.catalogue").joinpath("default.toml").read_text(encoding="utf-8")
     path = tmp_path / "policy.toml"
     path.write_text(edit(text), encoding="utf-8")
     with pytest.raises(PolicyError, match="policy") as info:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.policy import PolicyFileError, load_training_policy
+from training.sector_policy import PolicyFileError, load_training_policy
 
 VALID = """
 sector = "H"

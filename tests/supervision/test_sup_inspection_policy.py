@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervision.draw import STRATA, ratio_to_ppm
-from supervision.policy import IMPLIED_BEFORE_ADDED, PolicyError, load_policy, policy_from_dict
+from supervision.inspection_policy import IMPLIED_BEFORE_ADDED, PolicyError, load_policy, policy_from_dict
 from supervision.ratios import HttpRatioFeed, InspectionRatiosOut, RatioFeed, inspection_ratios
 
 AS_OF = dt.date(2026, 9, 30)
@@ -80,15 +80,8 @@ def test_ratios_respect_floor_and_cap(counts: dict, key_item: bool, cap: float) 
     data = _policy_dict(general_cap=cap)
     policy = policy_from_dict(data)
     rules = policy.rules_for("market", "MKT-01", key_item=key_item)
-    out = inspection_ratios(
-        counts,
-        rules=rules,
-        policy=policy,
-        department="market",
-        item="MKT-01",
-        as_of=AS_OF,
-        model_version="v1",
-    )
+    out = inspection_ratios(counts, rules=rules, policy=policy, department="market", item="MKT-01", as_of=AS_OF,
+                            model_version="v1")
     floor_ppm = round(rules.floor_ratio * 1e6)
     for s in out.strata:
         assert s.ratio_ppm >= floor_ppm  # 不免抽

@@ -1,6 +1,6 @@
 """The catalogue policy: which record kinds count, how much, for how long, and what exempts them.
 
-The policy is dated, versioned configuration in TOML (``features/policy/default.toml``), validated
+The policy is dated, versioned configuration in TOML (``features/catalogue/default.toml``), validated
 with pydantic when loaded so a wrong file fails with the field, the value and the rule. Everything
 in ``features`` that depends on policy takes a :class:`Policy` argument; nothing reads it globally.
 """
@@ -283,8 +283,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
     Raises :class:`PolicyError` naming the field, the value and the broken rule.
     """
     if path is None:
-        text = resources.files("features.policy").joinpath("default.toml").read_text(encoding="utf-8")
-        source = "features/policy/default.toml"
+        text = resources.files("features.catalogue").joinpath("default.toml").read_text(encoding="utf-8")
+        source = "features/catalogue/default.toml"
     else:
         source = str(path)
         try:

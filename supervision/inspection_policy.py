@@ -1,7 +1,7 @@
 """Inspection policy tables: grade ratios, floor, caps, frequency limits, per department and item.
 
 Policies are TOML files (``supervision/policies/*.toml``) validated with pydantic. Every value
-that is local practice (DOMAIN.md §5) lives in such a file; code only enforces the rules.
+that is local practice (docs/domain.md §5) lives in such a file; code only enforces the rules.
 """
 
 from __future__ import annotations
