@@ -145,7 +145,8 @@ def commit(
 
     if secret_out is None or not salt_source:
         _fail(
-            "v2 commit needs --secret-out FILE and --salt-source TEXT (where the public salt will come from)"
+            "tiers-draw-v2 (the default) commit needs --secret-out FILE and --salt-source TEXT (where the "
+            "public salt will come from); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
         )
     seed, nonce_key = _seed(task, None), new_nonce_key()
     feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
@@ -343,7 +344,10 @@ def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt
     from supervision.bundle import DrawCommitmentV2, PublicSalt
 
     if secret_file is None or commitment_path is None:
-        _fail("v2 create needs --secret-file and --commitment from `tiers plan commit`")
+        _fail(
+            "tiers-draw-v2 (the default) create needs --secret-file and --commitment from `tiers plan commit`; "
+            "for a tiers-draw-v1 plan (--seed-file) add --algorithm v1"
+        )
     if salt_file is None:
         _fail(
             "the draw needs the public salt: record it with `tiers plan salt` once it is public, "
