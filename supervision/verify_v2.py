@@ -3,7 +3,8 @@ the same order, as the standard-library verifier ``verifier/tiers_draw_verify.py
 
 - :func:`verify_bundle`      — anyone, with the public bundle (and the commitment seen earlier);
 - :func:`verify_opening`     — a subject, with the bundle and its private opening;
-- :func:`verify_sealed_plan` — an auditor, with the full plan (grades and the nonce key).
+- :func:`verify_sealed_plan` — an auditor, with the full plan (grades and the nonce key);
+  :func:`audit_plan` checks a full plan of either version.
 
 Each returns a :class:`PlanVerification`: MATCH when every check passes, otherwise the first
 failing check's name and what is wrong.
@@ -40,7 +41,7 @@ from supervision.draw_v2 import (
 )
 from supervision.inspection_policy import InspectionPolicy, PolicyError, policy_from_dict
 from supervision.merkle import leaf_hash, verify_inclusion
-from supervision.plan import DrawCommitment, InspectionPlan, PlanVerification, VerificationCheck
+from supervision.plan import DrawCommitment, InspectionPlan, PlanVerification, VerificationCheck, verify_plan
 from supervision.plan_v2 import (
     policy_hash_v2,
     pool_frame,
@@ -448,4 +449,21 @@ def verify_sealed_plan(
     return check.result(plan.plan_id)
 
 
-__all__ = ["verify_bundle", "verify_opening", "verify_sealed_plan"]
+def audit_plan(
+    plan: InspectionPlan,
+    published: DrawCommitment | DrawCommitmentV2 | None = None,
+    bundle: PublicBundle | None = None,
+) -> PlanVerification:
+    """The auditor's check of a full plan, whichever algorithm drew it (``tiers plan verify PLAN``)."""
+    if plan.draw_v2 is not None:
+        return verify_sealed_plan(plan, published, bundle)
+    if bundle is not None:
+        raise ValueError(f"plan {plan.plan_id!r} was drawn with tiers-draw-v1, which has no bundle")
+    if isinstance(published, DrawCommitmentV2):
+        check = _Checks()
+        check("published_commitment", False, "a tiers-draw-v2 commitment, but a tiers-draw-v1 plan")
+        return check.result(plan.plan_id)
+    return verify_plan(plan, published)
+
+
+__all__ = ["audit_plan", "verify_bundle", "verify_opening", "verify_sealed_plan"]

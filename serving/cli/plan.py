@@ -388,7 +388,7 @@ def verify(
     with --subject and --opening, that subject's own treatment too. A full plan (v1 or v2): the
     auditor's check, recomputing every draw."""
     from supervision.bundle import BUNDLE_FORMAT, PublicBundle, SubjectOpening
-    from supervision.plan import InspectionPlan, verify_plan
+    from supervision.plan import InspectionPlan
 
     kind = _format_of(path)
     published = _published_commitment(commitment_path)
@@ -408,15 +408,13 @@ def verify(
     else:
         if subject is not None:
             _fail("--subject/--opening check a subject against the public bundle; give the bundle")
-        plan = _document(path, InspectionPlan, "plan")
-        if bundle_path is not None:
-            from supervision.verify_v2 import verify_sealed_plan
+        from supervision.verify_v2 import audit_plan
 
-            if plan.draw_v2 is None:
-                _fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
-            result = verify_sealed_plan(plan, published, _document(bundle_path, PublicBundle, "bundle"))
-        else:
-            result = verify_plan(plan, published)
+        plan = _document(path, InspectionPlan, "plan")
+        if bundle_path is not None and plan.draw_v2 is None:
+            _fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
+        bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
+        result = audit_plan(plan, published, bundle)
     if as_json:
         typer.echo(result.model_dump_json())
     else:

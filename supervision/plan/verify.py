@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pandas as pd
 from pydantic import BaseModel
 
-from supervision.bundle import DrawCommitmentV2
 from supervision.draw import seed_commitment
 from supervision.inspection_policy import policy_from_dict
 from supervision.plan.create import InspectionPlan
@@ -35,20 +34,18 @@ class PlanVerification(BaseModel):
         return "MATCH" if self.match else "MISMATCH"
 
 
-def verify_plan(
-    plan: InspectionPlan, published: DrawCommitment | DrawCommitmentV2 | None = None
-) -> PlanVerification:
+def verify_plan(plan: InspectionPlan, published: DrawCommitment | None = None) -> PlanVerification:
     """Recompute every draw from the plan's published inputs and compare.
 
     Checks, in order: the published commitment (if given) equals the plan's; SHA-256(seed)
     equals the commitment; the policy hash; each pool hash; the ratios follow the policy; the
     drawn list equals the recomputed draw. Inspector teams are not re-derived here.
-    A ``tiers-draw-v2`` plan is checked by :func:`supervision.verify_v2.verify_sealed_plan`.
+    A ``tiers-draw-v2`` plan is refused: ``supervision.verify_v2.audit_plan`` checks either kind.
     """
     if plan.draw_v2 is not None:
-        from supervision.verify_v2 import verify_sealed_plan  # it imports this module
-
-        return verify_sealed_plan(plan, published)
+        raise ValueError(
+            f"plan {plan.plan_id!r} was drawn with tiers-draw-v2: check it with supervision.verify_v2.audit_plan"
+        )
     checks: list[VerificationCheck] = []
 
     def check(name: str, ok: bool, detail: str = "") -> None:

@@ -44,7 +44,7 @@ from supervision.plan_v2 import (
     subject_opening,
     subject_openings,
 )
-from supervision.verify_v2 import verify_bundle, verify_opening, verify_sealed_plan
+from supervision.verify_v2 import audit_plan, verify_bundle, verify_opening, verify_sealed_plan
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "docs" / "draw-v2-vectors.json"
@@ -121,7 +121,9 @@ def test_auditor_checks_everything_and_that_the_bundle_is_the_plans(v2_plan) -> 
     again = InspectionPlan.model_validate_json(plan.model_dump_json())  # as read from the plan file
     result = verify_sealed_plan(again, commitment, publish_bundle(again))
     assert result.match, result.first_difference
-    assert verify_plan(again, commitment).match  # verify_plan dispatches v2 plans here
+    assert audit_plan(again, commitment).match  # either version
+    with pytest.raises(ValueError, match="tiers-draw-v2"):
+        verify_plan(again)  # v1's check refuses a v2 plan rather than failing it
     names = [c.name for c in result.checks]
     assert {"pool_root market/MKT-01", "drawn fire/FIRE-01", "outcomes market/MKT-02", "bundle"} <= set(names)
     # a swapped subject in the full plan is named
@@ -129,7 +131,7 @@ def test_auditor_checks_everything_and_that_the_bundle_is_the_plans(v2_plan) -> 
     newcomer = next(u for u, *_ in td.pool if u not in td.drawn)
     tampered = again.model_copy(deep=True)
     tampered.tasks[0].drawn = sorted([newcomer, *td.drawn[1:]])
-    failed = verify_plan(tampered)
+    failed = audit_plan(tampered)
     assert (
         not failed.match
         and failed.first_difference.startswith("drawn market/MKT-01")
