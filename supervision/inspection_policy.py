@@ -24,6 +24,12 @@ IMPLIED_BEFORE_ADDED: dict[str, object] = {"lead_window_days": 365}
 Grade = Literal["A", "B", "C", "D"]
 
 
+def canonical_json(data: object) -> str:
+    """The JSON whose bytes the draw hashes: keys sorted, separators ``,`` and ``:``, non-ASCII
+    escaped as ``\\uXXXX`` (so the text is ASCII and its bytes are unambiguous)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 class PolicyError(ValueError):
     """A policy file or override breaks a rule; the message names the field, value and rule."""
 
@@ -137,8 +143,13 @@ class InspectionPolicy(BaseModel):
             where = f"department={department!r}, item={item!r}"
             raise PolicyError(f"policy {self.name!r} rules for {where}: {exc}") from exc
 
+    def policy_json(self) -> str:
+        """The whole policy as canonical JSON, every rule included: what ``tiers-draw-v2`` embeds in
+        a bundle and hashes byte for byte (no rule is left out, unlike :meth:`policy_hash`)."""
+        return canonical_json(self.model_dump(mode="json"))
+
     def policy_hash(self) -> str:
-        """SHA-256 of the canonical JSON of the policy (sorted keys, no whitespace).
+        """``tiers-draw-v1``'s policy hash: SHA-256 of the canonical JSON of the policy.
 
         Rules of :data:`IMPLIED_BEFORE_ADDED` are left out of the defaults while they hold their
         implied value, and out of an override while it does not set them.
@@ -150,8 +161,7 @@ class InspectionPolicy(BaseModel):
             for override in (*data["departments"].values(), *data["items"].values()):
                 if override.get(field) is None:
                     override.pop(field, None)
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
 def load_policy(source: str | Path = "default") -> InspectionPolicy:

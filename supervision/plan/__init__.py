@@ -12,7 +12,7 @@ The service API the CLI and HTTP routes call:
 - ``verify_plan(plan, published=None) -> PlanVerification``
 """
 
-from supervision.plan.create import InspectionPlan, PlanHeader, create_plan
+from supervision.plan.create import InspectionPlan, PlanHeader, SubjectDraw, create_plan
 from supervision.plan.pools import (
     FREQUENCY_LIMIT,
     DrawCommitment,
@@ -59,6 +59,7 @@ __all__ = [
     "PoolDraw",
     "PreparedPools",
     "Staffing",
+    "SubjectDraw",
     "TaskDraw",
     "TaskItem",
     "TaskPool",

@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
+from supervision.bundle import SealedDraw
 from supervision.draw import seed_commitment
 from supervision.inspection_policy import InspectionPolicy
 from supervision.plan.pools import (
     DrawCommitment,
+    PoolDraw,
     PreparedPools,
     TaskDraw,
+    TaskPool,
     draw_task,
     pool_hash_of,
     prepare_pools,
@@ -48,6 +51,21 @@ class InspectionPlan(PlanHeader):
     visits_saved: int = Field(description="draws_total − visits: visits spared by joint inspection")
     joint_visits: int = Field(description="visits covering more than one department")
     summary: list[GradeSummary]
+    # tiers-draw-v2 (supervision/plan_v2.py): the commitment, salt, secret nonce key and seals.
+    draw_v2: SealedDraw | None = Field(default=None, description="tiers-draw-v2 data; None for v1 plans")
+
+    @model_serializer(mode="wrap")
+    def _v1_plans_unchanged(self, handler):
+        """A v1 plan serialises exactly as before draw_v2 existed (no ``draw_v2: null``)."""
+        data = handler(self)
+        if self.draw_v2 is None and isinstance(data, dict):
+            data.pop("draw_v2", None)
+        return data
+
+
+# How one task's subjects are drawn: (the task's prepared pool, ppm per stratum) → drawn rows and k
+# per stratum. Default: the v1 key stream (draw_task); tiers-draw-v2 passes its sealed draw.
+SubjectDraw = Callable[[TaskPool, dict[str, int]], PoolDraw]
 
 
 def create_plan(
@@ -59,12 +77,14 @@ def create_plan(
     feed: RatioFeed | None = None,
     progress: Callable[[int, int], None] | None = None,
     prepared: PreparedPools | None = None,
+    subject_draw: SubjectDraw | None = None,
 ) -> InspectionPlan:
     """Draw subjects per task, assign inspectors, merge joint visits; reproducible from the inputs.
 
     ``feed`` gives the ratios (default: computed in-process from the same pools); ``progress``,
     if given, is called with (step, total) after each task; ``prepared`` reuses the pools of
-    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from).
+    :func:`prepare_pools` on the same inputs (e.g. those the commitment was published from);
+    ``subject_draw`` replaces the v1 subject draw (``plan_v2.create_plan_v2`` passes its own).
     """
     prepared = prepared if prepared is not None else prepare_pools(task, inputs, policy)
     if feed is None:
@@ -76,14 +96,17 @@ def create_plan(
     for step, prepared_pool in enumerate(prepared.pools, start=1):
         t, pool, rules = prepared_pool.task, prepared_pool.pool, prepared_pool.rules
         ratios = feed.inspection_ratios(department=t.department, item=t.item, as_of=task.as_of)
-        drawn_rows = draw_task(
-            pool,
-            ratios.ppm_by_stratum(),
-            seed=seed,
-            department=t.department,
-            item=t.item,
-            public_salt=task.public_salt,
-        )
+        if subject_draw is not None:
+            drawn_rows = subject_draw(prepared_pool, ratios.ppm_by_stratum())
+        else:
+            drawn_rows = draw_task(
+                pool,
+                ratios.ppm_by_stratum(),
+                seed=seed,
+                department=t.department,
+                item=t.item,
+                public_salt=task.public_salt,
+            )
         drawn = pool.iloc[drawn_rows.rows]
         per_subject[t.key] = rules.inspectors_per_subject
         staffing.staff(t, drawn, rules)

@@ -40,7 +40,12 @@ def verify_plan(plan: InspectionPlan, published: DrawCommitment | None = None) -
     Checks, in order: the published commitment (if given) equals the plan's; SHA-256(seed)
     equals the commitment; the policy hash; each pool hash; the ratios follow the policy; the
     drawn list equals the recomputed draw. Inspector teams are not re-derived here.
+    A ``tiers-draw-v2`` plan is refused: ``supervision.verify_v2.audit_plan`` checks either kind.
     """
+    if plan.draw_v2 is not None:
+        raise ValueError(
+            f"plan {plan.plan_id!r} was drawn with tiers-draw-v2: check it with supervision.verify_v2.audit_plan"
+        )
     checks: list[VerificationCheck] = []
 
     def check(name: str, ok: bool, detail: str = "") -> None:

@@ -1,5 +1,6 @@
-"""The example task file (data_samples/plan_task.toml) runs through `tiers plan commit`, `create`
-and `verify` as the README says, on the sample city, from a copy of the repository's layout."""
+"""The example task file (data_samples/plan_task.toml) runs through `tiers plan commit`, `salt`,
+`create`, `publish` and `verify` as the README says, on the sample city, from a copy of the
+repository's layout."""
 
 from __future__ import annotations
 
@@ -40,17 +41,24 @@ def test_the_example_task_commits_draws_and_verifies(tmp_path: Path) -> None:
     def tiers(*args: str):
         return CliRunner().invoke(app, [str(a) for a in args])
 
-    committed = tiers("plan", "commit", "--task", task, "--seed-out", var / "seed.hex", "--json")
+    source = "福彩3D 第2026325期"
+    committed = tiers("plan", "commit", "--task", task, "--secret-out", var / "secrets.json",
+                      "--salt-source", source, "--out", var / "commitment.json", "--json")
     assert committed.exit_code == 0, committed.output
-    (var / "commitment.json").write_text(committed.stdout, encoding="utf-8")
-    created = tiers("plan", "create", "--task", task, "--seed-file", var / "seed.hex", "--out", var / "plan.json",
+    salted = tiers("plan", "salt", "--commitment", var / "commitment.json", "--value", "5 8 1", "--source", source,
+                   "--entered-by", "李四", "--out", var / "salt.json")
+    assert salted.exit_code == 0, salted.output
+    created = tiers("plan", "create", "--task", task, "--secret-file", var / "secrets.json", "--commitment",
+                    var / "commitment.json", "--salt-file", var / "salt.json", "--out", var / "plan.json",
                     "--xlsx", var / "plan.xlsx", "--json")
     assert created.exit_code == 0, created.output
     summary = json.loads(created.stdout)
     assert summary["draws_total"] > 0 and summary["visits_saved"] > 0  # SAMR-01 and SAMR-03 share subjects
-    assert summary["draw_seed_commitment"] == json.loads(committed.stdout)["draw_seed_commitment"]
-    verified = tiers("plan", "verify", var / "plan.json", "--commitment", var / "commitment.json")
-    assert verified.exit_code == 0 and verified.stdout.strip() == "MATCH", verified.output
+    assert summary["draw_seed_commitment"] == json.loads(committed.stdout)["seed_commitment"]
+    assert tiers("plan", "publish", var / "plan.json", "--out", var / "bundle.json").exit_code == 0
+    for checked in (var / "bundle.json", var / "plan.json"):  # anyone, then auditors
+        verified = tiers("plan", "verify", checked, "--commitment", var / "commitment.json")
+        assert verified.exit_code == 0 and verified.stdout.strip() == "MATCH", verified.output
     plan = json.loads((var / "plan.json").read_text(encoding="utf-8"))
     excluded = {e["reason"] for t in plan["tasks"] for e in t["excluded"]}
     assert "uscc_invalid" in excluded  # the sample's dirty subject rows are listed, not dropped
