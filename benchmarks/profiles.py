@@ -188,7 +188,7 @@ def _generate_chunk(first: int, n_subjects: int, per_subject: float, rng: np.ran
 def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     """The DuckDB profile definition re-implemented with pandas masks and groupbys."""
 
-    from features.policy import default_policy
+    from features.catalogue import default_policy
     from features.store import current_dir, write_current
 
     policy = default_policy()

@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, loop_connection, session_factory
-from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
+from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
 from serving.security import (
     CredentialCache,
     Principal,
     Role,
     credential_key,
+    csrf_token,
+    csrf_valid,
     decode_access_token,
     token_expires_at,
 )
@@ -37,22 +39,13 @@ from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.querylog import append_entry, append_entry_async
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import person_is_current, principal_for_api_key, revoke_token
-from serving.settings import Settings, get_settings
+from serving.settings import Settings, settings_of
 from serving.validation import USCC_PATTERN, NoControlChars
 
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 T = TypeVar("T")
-
-def settings_of(request: Request) -> Settings:
-    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
-    of ``get_settings``."""
-    override = request.app.dependency_overrides.get(get_settings)
-    if override is not None:
-        return override()
-    return getattr(request.app.state, "settings", None) or get_settings()
-
 
 async def current_settings(request: Request) -> Settings:
     """``settings_of`` as a dependency; ``async``, as reading them is no I/O (a sync dependency
@@ -233,6 +226,17 @@ def page_principal(request: Request, settings: SettingsDep) -> Principal:
 
 
 PrincipalGetter = Callable[..., Principal]
+
+
+def page_csrf(settings: Settings, principal: Principal) -> str:
+    """The CSRF token of every form on a page of ``principal``'s session (bound to its token id)."""
+    return csrf_token(settings.jwt_key, principal.token_id or "")
+
+
+def require_page_csrf(settings: Settings, principal: Principal, token: str | None) -> None:
+    """Refuse (403 ``csrf_failed``) a page form post whose token is not this session's."""
+    if not csrf_valid(settings.jwt_key, principal.token_id, token):
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
 
 
 def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:

@@ -21,13 +21,16 @@ import stat
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import SecretStr
 
-from serving.settings import KEY_FIELDS, Settings
+# a serving.settings.Settings (not imported here: serving.settings imports this module)
+S = TypeVar("S")
 
 KEY_FILES = {"jwt_secret": "jwt-secret", "querylog_mac_key": "querylog-mac-key",
              "querylog_signing_key": "querylog-signing-key"}
+KEY_FIELDS = tuple(KEY_FILES)  # the settings that hold a key (serving.settings.Settings)
 _MAKERS: dict[str, Callable[[], str]] = {
     "jwt_secret": lambda: secrets.token_urlsafe(48),
     "querylog_mac_key": lambda: secrets.token_urlsafe(48),
@@ -36,7 +39,7 @@ _MAKERS: dict[str, Callable[[], str]] = {
 }
 
 
-def with_keys(settings: Settings) -> Settings:
+def with_keys(settings: S) -> S:
     """``settings`` with every key set: those given are kept; in development a missing one is read
     from ``keys_dir``, or made there on first start. (Production settings cannot lack one:
     ``Settings`` refuses to load.)"""

@@ -10,9 +10,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from serving.errors import CsrfFailed
 from serving.i18n import kind_name, text
-from serving.security import Principal, csrf_token, csrf_valid
+from serving.settings import settings_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANG_COOKIE = "lang"
@@ -37,25 +36,10 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     response = templates().TemplateResponse(request, template, ctx, status_code=status_code, headers=headers)
     if request.query_params.get("lang") in {"zh", "en"}:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict",
-                            secure=_settings(request).secure_cookies)
+                            secure=settings_of(request).secure_cookies)
     return response
 
 
-def _settings(request: Request):
-    from serving.deps import settings_of
-
-    return settings_of(request)
-
-
-def page_csrf(settings: Any, principal: Principal) -> str:
-    """The CSRF token of every form on a page of ``principal``'s session (bound to its token id)."""
-    return csrf_token(settings.jwt_key, principal.token_id or "")
-
-
-def require_page_csrf(settings: Any, principal: Principal, token: str | None) -> None:
-    """Refuse (403 ``csrf_failed``) a page form post whose token is not this session's."""
-    if not csrf_valid(settings.jwt_key, principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
 
 
 def render_error_page(request: Request, status: int, code: str, message: str,

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-KEY_FIELDS = ("jwt_secret", "querylog_mac_key", "querylog_signing_key")
+from serving.keys import KEY_FIELDS, with_keys
+
+if TYPE_CHECKING:
+    from fastapi import Request
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -135,6 +139,13 @@ def get_settings() -> Settings:
     """Settings read from the environment once per process, with their keys (made on first start in
     development: ``serving.keys.with_keys``); override in tests with
     ``app.dependency_overrides[get_settings]``."""
-    from serving.keys import with_keys
-
     return with_keys(Settings())
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
+    of ``get_settings``."""
+    override = request.app.dependency_overrides.get(get_settings)
+    if override is not None:
+        return override()
+    return getattr(request.app.state, "settings", None) or get_settings()

@@ -1,6 +1,6 @@
 """Plan outputs a regulator can use: the visit list (CSV, Excel) and the per-grade summary.
 
-The list is internal: it shows grades, which are never published (DOMAIN.md §3).
+The list is internal: it shows grades, which are never published (docs/domain.md §3).
 
 Every spreadsheet cell written from data goes through ``neutralise_cell`` (OWASP CSV injection):
 a text beginning with ``= + - @``, a tab or a carriage return is prefixed with ``'``, so a

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from serving.db.models import Alert, MonitoringResult
-from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_role
 from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
 from serving.headers import report_headers
-from serving.pages import page_csrf, page_lang, render
+from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
 from serving.security import Principal
 from serving.services import grades

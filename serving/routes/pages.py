@@ -24,13 +24,15 @@ from serving.deps import (
     SubjectAccess,
     TodayDep,
     end_token,
+    page_csrf,
     page_principal,
     page_subject_access,
+    require_page_csrf,
     require_role,
 )
 from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
 from serving.i18n import text
-from serving.pages import page_csrf, page_lang, render, require_page_csrf
+from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import logged_subject_page
 from serving.routes.auth import client_ip

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_page_csrf, require_role
 from serving.errors import (
     ErrorBody,
     InvalidInput,
@@ -26,7 +26,7 @@ from serving.errors import (
 )
 from serving.headers import report_headers
 from serving.i18n import page_text
-from serving.pages import page_csrf, page_lang, render, require_page_csrf
+from serving.pages import page_lang, render
 from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal

@@ -38,9 +38,11 @@ def city(settings, session):
     data.mkdir(parents=True, exist_ok=True)
     (data / "items.csv").write_text(ITEMS, encoding="utf-8")
     (data / "inspectors.csv").write_text(INSPECTORS, encoding="utf-8")
-    subjects = [dict(uscc=u, name=f"消防对象{n}有限公司", industry="C", district_code="320102", district_name="玄武区")
+    subjects = [dict(uscc=u, name=f"消防对象{n}有限公司", industry="C", district_code="320102", district_name="玄武区",
+                     registered_on="2015-03-01")
                 for n, u in enumerate(FIRE_COVERED)]
-    subjects += [dict(uscc=u, name=f"秘密企业{n}有限公司", industry="C", district_code="320102", district_name="玄武区")
+    subjects += [dict(uscc=u, name=f"秘密企业{n}有限公司", industry="C", district_code="320102", district_name="玄武区",
+                     registered_on="2015-03-01")
                  for n, u in enumerate(UNCOVERED)]
     store_subjects(session, subjects)
     store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=500.0, grade="D", probability=0.4,
