@@ -9,11 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)
+from serving.cli.options import fail
 
 
 @app.command("ingest")
@@ -38,19 +34,19 @@ def ingest_command(
     from features.ingest import IngestError, ingest
 
     if subjects is None and not records:
-        _fail("give --subjects FILE and/or --records FILE")
+        fail("give --subjects FILE and/or --records FILE")
     when = datetime.now(UTC)
     if ingested_at is not None:
         try:
             when = datetime.fromisoformat(ingested_at)
         except ValueError:
-            _fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
+            fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
     try:
         policy = load_policy(policy_file)
     except PolicyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         if as_json:
             summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
@@ -62,7 +58,7 @@ def ingest_command(
                 summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
                              source=source, layouts_dir=layouts)
     except IngestError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return

@@ -6,27 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
 from pathlib import Path
 
 import typer
 
 from serving.cli.app import app
+from serving.cli.options import fail, parse_date
 
 SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=code)
-
-
-def _parse_date(option: str, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{option} {value!r}: not a date (rule: ISO YYYY-MM-DD, e.g. 2025-06-30)")
-    raise AssertionError  # unreachable: _fail raises
 
 
 def _registry(tracking_uri: str | None, artifacts: Path):
@@ -44,7 +31,7 @@ def _registry(tracking_uri: str | None, artifacts: Path):
 
 def _check_sector(option: str, value: str) -> str:
     if value not in SECTIONS:
-        _fail(f"{option} {value!r}: not a GB/T 4754-2017 section (rule: one letter A–T)")
+        fail(f"{option} {value!r}: not a GB/T 4754-2017 section (rule: one letter A–T)")
     return value
 
 
@@ -75,14 +62,14 @@ def train(
     `tiers promote` passes them through the gate.
     """
     if not store.is_dir():
-        _fail(f"--store {store}: no such directory (rule: a feature store written by `tiers ingest`)")
+        fail(f"--store {store}: no such directory (rule: a feature store written by `tiers ingest`)")
     if horizon < 1:
-        _fail(f"--horizon {horizon}: must be ≥ 1 month")
+        fail(f"--horizon {horizon}: must be ≥ 1 month")
     if min_positives < 1:
-        _fail(f"--min-positives {min_positives}: must be ≥ 1")
+        fail(f"--min-positives {min_positives}: must be ≥ 1")
     sectors = [_check_sector("--sector", s) for s in sector]
-    train_dates = tuple(sorted(_parse_date("--as-of", d) for d in as_of))
-    valid_date = _parse_date("--validate-as-of", validate_as_of) if validate_as_of else None
+    train_dates = tuple(sorted(parse_date("--as-of", d) for d in as_of))
+    valid_date = parse_date("--validate-as-of", validate_as_of) if validate_as_of else None
 
     from rich.progress import Progress
 
@@ -102,13 +89,13 @@ def train(
         try:
             policy = load_training_policy(policy_file)
         except PolicyFileError as exc:
-            _fail(f"--policy {exc}")
+            fail(f"--policy {exc}")
         if policy.sector and policy.sector not in sectors:
             sectors.append(policy.sector)
     try:
         data_end = latest_record_date(store)
     except ValueError as exc:
-        _fail(f"--store {exc}")
+        fail(f"--store {exc}")
     default_train, default_valid = default_dates(data_end, horizon_months=horizon)
     config = TrainingConfig(
         train_as_of=train_dates or default_train,
@@ -121,9 +108,9 @@ def train(
     try:
         config.check()
     except ValueError as exc:
-        _fail(f"--as-of/--validate-as-of/--candidates: {exc}")
+        fail(f"--as-of/--validate-as-of/--candidates: {exc}")
     if config.validate_as_of > data_end:
-        _fail(f"--validate-as-of {config.validate_as_of}: after the latest record date {data_end} in the store")
+        fail(f"--validate-as-of {config.validate_as_of}: after the latest record date {data_end} in the store")
 
     registry = _registry(tracking_uri, artifacts)
     metas = feature_metas_from_specs(FEATURE_SPECS)
@@ -148,7 +135,7 @@ def train(
                                      champion=champion)
             except (ValueError, KeyError) as exc:
                 if sec is None:
-                    _fail(f"--store {store}: cannot train the general model: {exc}")
+                    fail(f"--store {store}: cannot train the general model: {exc}")
                 results.append({"model": name, "skipped": str(exc)})
                 progress.advance(task)
                 continue
@@ -220,13 +207,13 @@ def promote(
     Exit code 0: promoted; 1: refused by the gate (the failed checks are printed); 2: bad input.
     """
     if force and not reason.strip():
-        _fail("--reason '': a forced promotion must say why (rule: --force needs --reason TEXT)")
+        fail("--reason '': a forced promotion must say why (rule: --force needs --reason TEXT)")
     if version < 1:
-        _fail(f"VERSION {version}: must be ≥ 1")
+        fail(f"VERSION {version}: must be ≥ 1")
     if not 0 <= auc_tolerance < 0.5:
-        _fail(f"--auc-tolerance {auc_tolerance}: must be in [0, 0.5)")
+        fail(f"--auc-tolerance {auc_tolerance}: must be in [0, 0.5)")
     if grade_psi_limit < 0:
-        _fail(f"--grade-psi-limit {grade_psi_limit}: must be ≥ 0")
+        fail(f"--grade-psi-limit {grade_psi_limit}: must be ≥ 0")
     registry = _registry(tracking_uri, artifacts)
     from mlflow.exceptions import MlflowException
 
@@ -256,9 +243,9 @@ def promote(
             typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from exc
     except MlflowException as exc:
-        _fail(f"MODEL {model!r} VERSION {version}: not in the registry {registry.tracking_uri} ({exc.message})")
+        fail(f"MODEL {model!r} VERSION {version}: not in the registry {registry.tracking_uri} ({exc.message})")
     except ValueError as exc:
-        _fail(f"MODEL {model!r} VERSION {version}: {exc}")
+        fail(f"MODEL {model!r} VERSION {version}: {exc}")
     finally:
         for session in sessions:
             session.close()
@@ -336,7 +323,7 @@ def report(
         html = registry.load_text(model, mv.version, "report/validation_report.html")
         content = registry.load_text(model, mv.version, "report/validation_report.json")
     except (LookupError, MlflowException) as exc:
-        _fail(f"MODEL {model!r} VERSION {version!r}: not found in {registry.tracking_uri} ({exc})")
+        fail(f"MODEL {model!r} VERSION {version!r}: not found in {registry.tracking_uri} ({exc})")
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{model}-v{mv.version}"
     stem.with_suffix(".html").write_text(html, encoding="utf-8")
@@ -362,8 +349,8 @@ def grade(
 ) -> None:
     """Grade every subject with its sector's champion (else the general champion) into Parquet."""
     if not store.is_dir():
-        _fail(f"--store {store}: no such directory (rule: a feature store written by `tiers ingest`)")
-    day = _parse_date("--as-of", as_of)
+        fail(f"--store {store}: no such directory (rule: a feature store written by `tiers ingest`)")
+    day = parse_date("--as-of", as_of)
     registry = _registry(tracking_uri, artifacts)
     from rich.progress import Progress
 
@@ -385,12 +372,12 @@ def grade(
 
             wanted = tuple(g.strip() for g in what_if_grades.split(",") if g.strip())
             if not wanted or any(g not in ("A", "B", "C", "D") for g in wanted):
-                _fail(f"--what-if-grades {what_if_grades!r}: must list grades among A, B, C, D")
+                fail(f"--what-if-grades {what_if_grades!r}: must list grades among A, B, C, D")
             searched = WhatIfInputs(records, read_latest(store, "subjects"), grades=wanted)
         try:
             grades = grade_all(registry, profiles, as_of=day, evidence=evidence, what_if=searched)
         except (LookupError, ValueError) as exc:
-            _fail(f"--as-of {day}: {exc}")
+            fail(f"--as-of {day}: {exc}")
         progress.advance(task)
     target = out or Path("var/grades") / f"grades_{day.isoformat()}.parquet"
     write_grades(grades, target)
