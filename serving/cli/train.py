@@ -218,7 +218,7 @@ def promote(
     from mlflow.exceptions import MlflowException
 
     from serving.cli.admin import settings_or_exit
-    from serving.services.models import db_audit_sink
+    from serving.services.model_registry import db_audit_sink
     from training.gate import GateThresholds
     from training.promotion import PromotionRefused
     from training.promotion import promote as do_promote
@@ -279,7 +279,7 @@ def promotions(
 ) -> None:
     """The promotion audit (newest first): every attempt from `tiers promote`, the pages and the API."""
     from serving.cli.admin import settings_or_exit
-    from serving.services.models import promotion_audit
+    from serving.services.model_registry import promotion_audit
 
     session = _audit_session(settings_or_exit())
     try:

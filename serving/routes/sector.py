@@ -31,8 +31,8 @@ from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal
 from serving.services import grades
-from serving.services import models as registry_service
-from serving.services.models import AlreadyChampion, GateRefused, UnknownModel
+from serving.services import model_registry as registry_service
+from serving.services.model_registry import AlreadyChampion, GateRefused, UnknownModel
 from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
