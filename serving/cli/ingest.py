@@ -30,11 +30,9 @@ def ingest_command(
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
 ) -> None:
     """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
-    from features.catalogue import PolicyError, load_policy
-    from features.ingest import IngestError, ingest
+    from serving.workflows import WorkflowError
+    from serving.workflows.ingest import ingest_files
 
-    if subjects is None and not records:
-        fail("give --subjects FILE and/or --records FILE")
     when = datetime.now(UTC)
     if ingested_at is not None:
         try:
@@ -43,22 +41,18 @@ def ingest_command(
             fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-    try:
-        policy = load_policy(policy_file)
-    except PolicyError as exc:
-        fail(str(exc))
+    files = {"store": store, "subjects": subjects, "records": records or [], "ingested_at": when,
+             "policy_file": policy_file, "source": source, "layouts": layouts}
     try:
         if as_json:
-            summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
-                             source=source, layouts_dir=layouts)
+            summary = ingest_files(**files)
         else:
             from rich.console import Console
 
             with Console(stderr=True).status("validating and storing…"):
-                summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
-                             source=source, layouts_dir=layouts)
-    except IngestError as exc:
-        fail(str(exc))
+                summary = ingest_files(**files)
+    except WorkflowError as exc:
+        fail(exc.message)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return
