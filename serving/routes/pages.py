@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -197,29 +198,40 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
     })
 
 
-@router.post("/regulator/objections/{objection_id}/decision")
-def decide_objection_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                          principal: PageDecider,
-                          objection_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")],
-                          reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                          csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+@dataclass(frozen=True)
+class DecisionForm:
+    """A department's answer to an application, posted from this session's page."""
+
+    principal: Principal
+    reason: str
+
+
+def decision_form(settings: SettingsDep, principal: PageDecider,
+                  reason: Annotated[str, Form(max_length=2000), NoControlChars],
+                  csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> DecisionForm:
     require_page_csrf(settings, principal, csrf_token_)
-    body = DecisionIn.model_validate({"decision": decision, "reason": reason})
-    objections.decide_objection(session, principal, objection_id, body, today, regrader)
+    return DecisionForm(principal, reason)
+
+
+DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
+ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/regulator/objections/{objection_id}/decision")
+def decide_objection_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                          objection_id: ApplicationId,
+                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
+    body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
     return RedirectResponse("/regulator#objections", status_code=303)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
-def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                       principal: PageDecider,
-                       application_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")],
-                       reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                       csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    require_page_csrf(settings, principal, csrf_token_)
-    body = RepairDecisionIn.model_validate({"decision": decision, "reason": reason})
-    repairs.decide_repair(session, principal, application_id, body, today, regrader)
+def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                       application_id: ApplicationId,
+                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
+    body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
     return RedirectResponse("/regulator#repairs", status_code=303)
 
 
