@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from features.schema import (
     SUBJECT_DATE_COLUMNS,
     SUBJECT_STATUSES,
 )
-from features.store import BATCHES_DIR, has_table, scan_sql, write_current
+from features.store import BATCHES_DIR, add_batch, has_table, scan_sql
 from uscc import valid_uscc_mask
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -582,16 +581,13 @@ def ingest(
         )
         (tmp_dir / "summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2),
                                               encoding="utf-8")
-        final_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(tmp_dir, final_dir)  # atomic: the batch appears whole or not at all
+        # staged with the current state it implies, then made visible in one step (features.store)
+        add_batch(store, tmp_dir, batch_id=batch_id)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     finally:
         con.close()
-    if has_table(store, "subjects") and has_table(store, "records"):
-        # the derived current state (features.store); readers fall back to the history if absent
-        write_current(store)
     return summary
 
 

@@ -25,7 +25,7 @@ from dateutil.relativedelta import relativedelta
 
 from features.policy import Policy, default_policy
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
-from features.store import create_version_views, current_dir, has_table
+from features.store import Snapshot, create_current_views, create_version_views, has_table, snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -146,7 +146,7 @@ def conform_subjects(subjects: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_profiles(
-    records: pd.DataFrame | str | Path,
+    records: pd.DataFrame | str | Path | Snapshot,
     subjects: pd.DataFrame | None = None,
     *,
     as_of: date,
@@ -158,8 +158,9 @@ def build_profiles(
 ) -> pd.DataFrame:
     """Profiles of every subject registered and not closed on ``as_of``, one row per subject.
 
-    ``records`` is either a store directory written by :func:`features.ingest.ingest` (then
-    ``subjects`` must be None) or a frame of records (then ``subjects`` is the subjects frame).
+    ``records`` is either a store directory written by :func:`features.ingest.ingest` or one of its
+    published states (:func:`features.store.snapshot`; then ``subjects`` must be None), or a frame
+    of records (then ``subjects`` is the subjects frame).
     Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, and with
     ``with_hash=True`` ``profile_hash``. The hash is about a quarter of the DuckDB build's CPU and only
     stored grades need it, so grading computes it for the rows it grades (:func:`profile_hashes`);
@@ -170,12 +171,12 @@ def build_profiles(
         as_of = as_of.date()
     if engine not in ("duckdb", "spark"):
         raise ValueError(f"engine {engine!r} is not one of 'duckdb', 'spark'")
-    if isinstance(records, (str, Path)):
+    if isinstance(records, (str, Path, Snapshot)):
         if subjects is not None:
             raise ValueError("give either a store directory or records and subjects frames, not both")
-        store = Path(records)
+        store = snapshot(records if isinstance(records, Snapshot) else Path(records))  # one state for the build
         if not has_table(store, "subjects"):
-            raise ValueError(f"store {store} holds no subjects: ingest a subjects file first")
+            raise ValueError(f"store {store.root} holds no subjects: ingest a subjects file first")
         sources: dict[str, object] = {"store": store}
     else:
         if subjects is None:
@@ -200,12 +201,8 @@ def _run_duckdb(
     con.execute(_DUCKDB_MACROS)
     if "store" in sources:
         store = sources["store"]
-        current = current_dir(store)
-        if current is not None:
-            # the materialised current state written at ingestion: no version or reference work left
-            for table in ("records", "subjects"):
-                con.execute(f"CREATE VIEW current_{table} AS SELECT * FROM read_parquet('{current / table}.parquet')")
-        else:
+        # the materialised current state (features.store): no version or reference work left
+        if not create_current_views(con, store):
             create_version_views(con, store)
             if not has_table(store, "records"):
                 con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
@@ -237,11 +234,11 @@ def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: S
     if spark is None:
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     if "store" in sources:
-        store = Path(sources["store"])
-        # recursiveFileLookup: decision_year partitions are only for pruning; decision_date is in the files
-        reader = spark.read.option("recursiveFileLookup", "true")
-        reader.parquet(str(store / "batches" / "*" / "subjects")).createOrReplaceTempView("subject_versions")
-        reader.parquet(str(store / "batches" / "*" / "records")).createOrReplaceTempView("record_versions")
+        # the published files only (a staged batch is not in the manifest); decision_year
+        # partitions are only for pruning, decision_date is in the files
+        store = sources["store"]
+        spark.read.parquet(*store.files("subjects")).createOrReplaceTempView("subject_versions")
+        spark.read.parquet(*store.files("records")).createOrReplaceTempView("record_versions")
     else:
         for name in ("record_versions", "subject_versions"):
             _spark_frame(spark, sources[name]).createOrReplaceTempView(name)

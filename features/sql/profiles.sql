@@ -180,5 +180,5 @@ SELECT
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
 LEFT JOIN agg a ON subj.subject_key = a.subject_key
--- subject_key is the uscc or a dense key assigned in uscc order: both give uscc order
-ORDER BY subj.subject_key
+-- by uscc: a delta of the materialised store gives new subjects keys after the others
+ORDER BY subj.uscc
