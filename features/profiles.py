@@ -28,6 +28,7 @@ from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
 from features.store import Snapshot, create_current_views, create_version_views, has_table, snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
 Engine = Literal["duckdb", "spark"]
@@ -187,7 +188,7 @@ def build_profiles(
         if engine == "duckdb":
             # the hash is computed in the same query (same canonical text as add_profile_hash)
             return _run_duckdb(sources, as_of, policy, threads, con, with_hash)
-        profiles = _order_columns(_normalise_types(_run_spark(sources, as_of, policy, spark)))
+        profiles = normalise_profiles(_spark_profiles(sources, as_of, policy, spark).toPandas())
         return add_profile_hash(profiles, con=con) if with_hash else profiles
     finally:
         con.close()
@@ -230,7 +231,26 @@ def _run_duckdb(
     return frame
 
 
-def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> pd.DataFrame:
+def spark_profiles(store: str | Path | Snapshot, *, as_of: date, spark: SparkSession,
+                   policy: Policy | None = None) -> SparkDataFrame:
+    """The profiles of :func:`build_profiles` as a Spark DataFrame, left on the executors (for a
+    cluster run that writes them, or grades them with ``training.grade.grade_spark``). Its rows
+    become :func:`build_profiles`' frame through :func:`normalise_profiles`; no ``profile_hash``."""
+    if isinstance(as_of, datetime):
+        as_of = as_of.date()
+    snap = snapshot(store)
+    if not has_table(snap, "subjects"):
+        raise ValueError(f"store {snap.root} holds no subjects: ingest a subjects file first")
+    return _spark_profiles({"store": snap}, as_of, policy or default_policy(), spark)
+
+
+def normalise_profiles(frame: pd.DataFrame) -> pd.DataFrame:
+    """A profile frame from another engine (Spark's ``toPandas``, a ``mapInPandas`` batch) with the
+    column order and dtypes :func:`build_profiles` gives."""
+    return _order_columns(_normalise_types(frame))
+
+
+def _spark_profiles(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> SparkDataFrame:
     if spark is None:
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     if "store" in sources:
@@ -246,8 +266,7 @@ def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: S
         spark.sql(current_state_sql(table, "spark")).createOrReplaceTempView(f"current_{table}")
     for name, frame in policy_tables(policy).items():
         _spark_frame(spark, frame).createOrReplaceTempView(name)
-    result = spark.sql(render_profile_sql(as_of, policy, "spark")).toPandas()
-    return _align_spark_types(result)
+    return spark.sql(render_profile_sql(as_of, policy, "spark"))
 
 
 def _spark_frame(spark: SparkSession, frame: pd.DataFrame):
@@ -284,10 +303,6 @@ def _spark_schema(schema):
             t = T.StringType()
         mapping.append(T.StructField(f.name, t, True))
     return T.StructType(mapping)
-
-
-def _align_spark_types(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame
 
 
 # Features that are missing on purpose (no event / no denominator): kept as nulls, see FEATURE_SPECS.

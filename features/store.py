@@ -86,7 +86,13 @@ _REPAIR_KINDS = ("repair", "revocation")
 
 
 class StoreError(RuntimeError):
-    """A store operation was refused or failed. The published store is as it was before the call."""
+    """A store operation was refused or failed. The published store is as it was before the call.
+
+    The message (for the operator who ran the ingestion) opens with that fact in Chinese."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"数据存储未变更（{message}）/ store unchanged: {message}")
+        self.reason = message
 
 
 # --------------------------------------------------------------------------------------------
