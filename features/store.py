@@ -33,7 +33,8 @@ labels and grades. Every stored row carries ``version``, ``content_hash``, ``ing
 Any failure at any step raises :class:`StoreError` saying why and leaves the published store as it
 was: readable, profileable, and with the same manifest. Leftovers of a crash (a moved batch with no
 staged file, a half-written segment) are named by no manifest, so nobody reads them; the next
-writer removes them.
+writer removes them (so does it a directory copied under ``batches/`` by hand: only ``stage_batch``
+adds a batch).
 
 **The current state** (``features/sql/current_records.sql`` and ``current_subjects.sql``: the
 latest version of every record with its first repair and revocation resolved to dates, the latest
