@@ -28,7 +28,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profiles import CACHE, _machine, generate_store  # a sibling script
+from external import cpu_seconds  # sibling scripts
+from profiles import CACHE, _machine, generate_store
 
 AS_OF = date(2026, 6, 30)
 SCRATCH = Path("/tmp/tiers-bench-spark")
@@ -53,21 +54,6 @@ def train_general(root: Path):
 
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
-def _cpu_tree() -> float:
-    """CPU seconds of this process and of every live descendant (the JVM, Spark's Python workers)."""
-    import psutil
-
-    me = psutil.Process()
-    total = 0.0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            continue
-    return total
 
 
 def main() -> None:
@@ -121,14 +107,14 @@ def main() -> None:
                  .config("spark.local.dir", str(SCRATCH / "spark-tmp")).getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
         spark.range(1).count()  # JVM up before the clock starts
-        c0, t0 = _cpu_tree(), time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         spark_profiles(cache, as_of=AS_OF, spark=spark).write.mode("overwrite").parquet(str(SCRATCH / "sp-profiles"))
         sp_prof_wall = time.perf_counter() - t0
         t0 = time.perf_counter()
         graded = grade_spark(spark_profiles(cache, as_of=AS_OF, spark=spark), routes)
         graded.write.mode("overwrite").parquet(str(SCRATCH / "sp-grades"))
         sp_wall = time.perf_counter() - t0
-        sp_cpu = _cpu_tree() - c0  # both Spark jobs: driver, JVM, Python workers
+        sp_cpu = cpu_seconds() - c0  # both Spark jobs: driver, JVM, Python workers
         spark.stop()
         sprk = pd.read_parquet(SCRATCH / "sp-grades").sort_values("uscc", kind="stable").reset_index(drop=True)
         same = sprk[list(duck.columns)].equals(duck.astype({"model_registry_version": "int64"})) \
