@@ -506,6 +506,18 @@ def discard(store: str | Path, batch: str | StagedBatch) -> None:
         _collect_garbage(store, snapshot(store))
 
 
+def staged_snapshot(store: str | Path, batch: str | StagedBatch) -> Snapshot:
+    """The state publishing a staged batch would install, for checking it before release (e.g.
+    ``build_profiles(staged_snapshot(store, batch_id), ...)``); readers of the store do not see it.
+    If another batch is published meanwhile, :func:`publish` derives it again on top of that one."""
+    store = Path(store)
+    batch_id = batch.batch_id if isinstance(batch, StagedBatch) else batch
+    try:
+        return _snapshot_of(store, json.loads(_staged_path(store, batch_id).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise StoreError(f"batch {batch_id} is not staged in {store}") from None
+
+
 def staged_batches(store: str | Path) -> list[StagedBatch]:
     """The batches staged in ``store`` and neither published nor discarded, oldest first."""
     store = Path(store)

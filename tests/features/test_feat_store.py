@@ -37,6 +37,7 @@ from features.store import (
     snapshot,
     stage_batch,
     staged_batches,
+    staged_snapshot,
 )
 
 AS_OF = date(2026, 6, 30)
@@ -143,12 +144,16 @@ def test_a_staged_batch_is_invisible_until_published(store, tmp_path):
     assert_same_profiles(store, before_profiles)
     assert {k: v for k, v in tree(store).items() if not k.startswith(("batches/b1/", "current/delta-", "staged/"))} \
         == before_tree
+    # a gate can look at the state the batch would make before releasing it
+    preview = build_profiles(staged_snapshot(store, "b1"), as_of=AS_OF).set_index("uscc")
+    assert preview.loc[code(990_001), "n_serious_penalty_36m"] == 1
     published = publish(store, staged)
     assert "b1" in published.batch_ids and staged_batches(store) == []
     after = build_profiles(store, as_of=AS_OF).set_index("uscc")
     assert after.loc[code(990_001), "n_serious_penalty_36m"] == 1
     assert len(after) == len(before_profiles) + 1
     pd.testing.assert_frame_equal(after.reset_index(), history_profiles(store), check_exact=True)
+    pd.testing.assert_frame_equal(after, preview, check_exact=True)
 
 
 def test_discard_leaves_the_store_as_it_was(store, tmp_path):
