@@ -28,7 +28,8 @@ labels and grades. Every stored row carries ``version``, ``content_hash``, ``ing
    manifest its publication will install. Nothing of it is visible yet.
 2. ``publish`` replaces ``manifest.json`` by that file (``os.replace``: one atomic step). If another
    batch was published in between, the staged batch is first re-derived against the newer state,
-   or refused if both changed the same key. ``discard`` drops a staged batch.
+   or refused if both changed the same key. ``discard`` drops a staged batch. Until then,
+   :func:`staged_snapshot` gives the state its publication would install, for checks before release.
 
 Any failure at any step raises :class:`StoreError` saying why and leaves the published store as it
 was: readable, profileable, and with the same manifest. Leftovers of a crash (a moved batch with no
