@@ -738,6 +738,12 @@ def _build_base(store: Path, snap: Snapshot, extra_batch: tuple[str, dict] | Non
     name, tmp = _new_segment(store, "base", created)
     con = _connect(tmp / "spill")
     try:
+        for table, key in (("records", "record_id"), ("subjects", "uscc")):
+            new = [str(snap.root / f) for f in extra_batch[1][table]] if extra_batch else []
+            if new and snap.files(table):
+                _refuse_stale_versions(
+                    con, extra_batch[0], table, key, batch=f"read_parquet({_file_list(new)}, union_by_name = true)",
+                    stored=f"(SELECT {key}, max(version) AS version FROM {scan_sql(snap, table)} GROUP BY {key})")
         _history_views(con, snap, extra_batch)
         con.execute(
             "CREATE TEMP TABLE _subjects AS SELECT CAST(ROW_NUMBER() OVER (ORDER BY uscc) AS INTEGER) AS subject_key, "
@@ -863,11 +869,14 @@ def _lookup_current(con: duckdb.DuckDBPyConnection, ids: str) -> None:
                     "WHERE NOT EXISTS (SELECT 1 FROM p_records p WHERE p._seg = n._seg AND p._row = n._row)")
 
 
-def _refuse_stale_versions(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, key: str) -> None:
-    """A batch's version of a key must come after the current one: else a batch published since it
-    was numbered changed the same key, and publishing both would leave two rows of one version."""
-    stale = con.execute(f"SELECT b.{key}, b.version, p.version FROM b_{table} b JOIN p_{table} p ON b.{key} = p.{key} "
-                    f"WHERE b.version <= p.version ORDER BY 1 LIMIT 3").fetchall()
+def _refuse_stale_versions(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, key: str,
+                           batch: str | None = None, stored: str | None = None) -> None:
+    """A batch's version of a key must come after the stored one: else a batch published since it
+    was numbered changed the same key, and publishing both would leave two rows of one version.
+    ``batch`` and ``stored``: relations with ``key`` and ``version`` (default: the delta's tables)."""
+    batch, stored = batch or f"b_{table}", stored or f"p_{table}"
+    stale = con.execute(f"SELECT b.{key}, b.version, p.version FROM {batch} b JOIN {stored} p ON b.{key} = p.{key} "
+                        f"WHERE b.version <= p.version ORDER BY 1 LIMIT 3").fetchall()
     if stale:
         raise StoreError(f"batch {batch_id}: {table} {[s[0] for s in stale]} carry version(s) "
                          f"{[s[1] for s in stale]}, but the store already holds version(s) {[s[2] for s in stale]} "

@@ -335,7 +335,11 @@ def test_a_batch_staged_before_another_was_published_is_rederived_on_top_of_it(s
     assert code(990_001) in set(profiles["uscc"])
 
 
-def test_a_staged_batch_whose_keys_changed_meanwhile_is_refused_with_the_reason(store, tmp_path):
+@pytest.mark.parametrize("rebuild", [False, True], ids=["delta", "rebuild"])
+def test_a_staged_batch_whose_keys_changed_meanwhile_is_refused_with_the_reason(store, tmp_path, monkeypatch,
+                                                                                 rebuild):
+    if rebuild:  # every batch rebuilds the base from the history instead of adding a delta
+        monkeypatch.setattr(store_module, "MAX_DELTA_SEGMENTS", 0)
     stage_batch(store, _a_penalty_batch(store, tmp_path / "b1"))
     # another feed published version 1 of the same record first
     add_batch(store, write_batch(store, tmp_path / "b2", records=[
