@@ -9,9 +9,12 @@ kind training prefers). Measured in this run, as of 2026-06-30:
 
 * Spark, ``local[2]`` (the machine's 2 cores, 4 GB driver): the profiles from the published history
   (``spark_profiles``, current state included) written as Parquet; then profiles and grading
-  (``grade_spark``: ``mapInPandas``, model broadcast, profile hash per row) written as Parquet;
-* DuckDB baseline (2 threads): ``build_profiles`` on the materialised current state, then
-  ``grade_routed`` in the same process (what ``tiers grade`` does, without evidence and what-if);
+  (``grade_spark``: ``mapInPandas``, model broadcast, profile hash per row; with ``--evidence``
+  each reason cites its records: ``spark_records``) written as Parquet;
+* DuckDB baseline (2 threads): ``build_profiles`` on the materialised current state and
+  ``grade_routed`` in the same process (what ``tiers grade`` does, without the what-if; with
+  ``--evidence`` also the records behind the reasons, ``evidence_index``, which costs ≈ 12 ms per
+  subject: run it on a few thousand subjects);
 * the grades of both engines compared subject by subject; the sizes of what a run stores.
 
 Prints seconds and core-seconds per 1 M subjects: the figures docs/spark.md scales to a national run.
@@ -62,12 +65,14 @@ def main() -> None:
     ap.add_argument("--records-per-subject", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--partitions", type=int, default=8, help="spark.sql.shuffle.partitions")
+    ap.add_argument("--evidence", action="store_true", help="reasons cite their records (tiers grade's default)")
     args = ap.parse_args()
     import pandas as pd
 
-    from features.profiles import build_profiles, spark_profiles
-    from features.store import compact, snapshot
-    from training.grade import grade_routed, grade_spark
+    from features.profiles import build_profiles, spark_profiles, spark_records
+    from features.specs import model_features
+    from features.store import compact, read_latest, snapshot
+    from training.grade import evidence_index, grade_routed, grade_spark
 
     print(f"machine: {_machine()}", flush=True)
     cache = CACHE / f"{args.subjects}x{args.records_per_subject:g}" / "store"
@@ -88,7 +93,14 @@ def main() -> None:
         c0, t0 = time.process_time(), time.perf_counter()
         profiles = build_profiles(cache, as_of=AS_OF, threads=2)
         t_prof = time.perf_counter() - t0
-        duck = grade_routed(routes, profiles)
+        cited = None
+        if args.evidence:
+            index = evidence_index(read_latest(cache, "records"), AS_OF, model_features())
+
+            def cited(part: pd.DataFrame) -> list:
+                return [index.get(str(u), {}) for u in part["uscc"]]
+
+        duck = grade_routed(routes, profiles, evidence=cited)
         duck_wall, duck_cpu = time.perf_counter() - t0, time.process_time() - c0
         n = len(duck)
         profiles.to_parquet(SCRATCH / "profiles.parquet", index=False)
@@ -111,7 +123,8 @@ def main() -> None:
         spark_profiles(cache, as_of=AS_OF, spark=spark).write.mode("overwrite").parquet(str(SCRATCH / "sp-profiles"))
         sp_prof_wall = time.perf_counter() - t0
         t0 = time.perf_counter()
-        graded = grade_spark(spark_profiles(cache, as_of=AS_OF, spark=spark), routes)
+        graded = grade_spark(spark_profiles(cache, as_of=AS_OF, spark=spark), routes,
+                             records=spark_records(cache, spark=spark) if args.evidence else None)
         graded.write.mode("overwrite").parquet(str(SCRATCH / "sp-grades"))
         sp_wall = time.perf_counter() - t0
         sp_cpu = cpu_seconds() - c0  # both Spark jobs: driver, JVM, Python workers
@@ -121,7 +134,7 @@ def main() -> None:
             if len(sprk) == n else False
 
         per_m = 1e6 / n
-        print(f"subjects graded: {n:,}")
+        print(f"subjects graded: {n:,}" + (" (reasons citing their records)" if args.evidence else ""))
         print(f"DuckDB (2 thr): profiles {t_prof:.1f} s, profiles + grades {duck_wall:.1f} s wall, "
               f"{duck_cpu:.1f} s CPU → per 1 M subjects {duck_wall * per_m:.1f} s wall, {duck_cpu * per_m:.1f} core-s")
         print(f"Spark local[2]: profiles {sp_prof_wall:.1f} s; profiles + grades {sp_wall:.1f} s wall "

@@ -244,6 +244,20 @@ def spark_profiles(store: str | Path | Snapshot, *, as_of: date, spark: SparkSes
     return _spark_profiles({"store": snap}, as_of, policy or default_policy(), spark)
 
 
+def spark_records(store: str | Path | Snapshot, *, spark: SparkSession) -> SparkDataFrame:
+    """The latest published version of every record, as a Spark DataFrame (``read_latest`` on
+    Spark): the records grading cites (``training.grade.grade_spark``)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    snap = snapshot(store)
+    if not has_table(snap, "records"):
+        raise ValueError(f"store {snap.root} holds no records")
+    latest = Window.partitionBy("record_id").orderBy(F.col("version").desc())
+    return (spark.read.parquet(*snap.files("records")).withColumn("_rn", F.row_number().over(latest))
+            .where(F.col("_rn") == 1).drop("_rn"))
+
+
 def normalise_profiles(frame: pd.DataFrame) -> pd.DataFrame:
     """A profile frame from another engine (Spark's ``toPandas``, a ``mapInPandas`` batch) with the
     column order and dtypes :func:`build_profiles` gives."""

@@ -223,35 +223,65 @@ _SPARK_GRADE_SCHEMA = (
 )
 
 
-def grade_spark(profiles: SparkDataFrame, routes: Mapping[str | None, Route], *, top_reasons: int = 5) -> SparkDataFrame:
-    """Grade a Spark DataFrame of profiles (``features.profiles.spark_profiles``) on the executors:
-    ``mapInPandas`` over its partitions, the models of ``routes`` (see `champions`) broadcast once.
+def grade_spark(profiles: SparkDataFrame, routes: Mapping[str | None, Route], *, records: SparkDataFrame | None = None,
+                policy: Any = None, top_reasons: int = 5) -> SparkDataFrame:
+    """Grade a Spark DataFrame of profiles (``features.profiles.spark_profiles``, one as-of date) on
+    the executors: ``mapInPandas`` over its partitions, the models of ``routes`` (see `champions`)
+    broadcast once.
 
     Each partition's rows are normalised to the frame ``build_profiles`` gives, then graded by
-    `grade_routed`, so every row equals what `grade_all` gives on DuckDB's profiles (hash included),
-    but for the records behind each reason and the what-if, which need the records and are not
-    computed here. The partitions' order is Spark's: sort by uscc when collecting.
+    `grade_routed`, so every row equals what `grade_all` gives on DuckDB's profiles, hash included.
+    With ``records`` (``features.profiles.spark_records``), each subject's records travel with its
+    profile (one JSON list per subject) and each reason cites the records behind it, as
+    `evidence_index` does for `tiers grade` (a repair or revocation is resolved among its subject's
+    records). No what-if. The partitions' order is Spark's: sort by uscc when collecting.
     """
-    models = profiles.sparkSession.sparkContext.broadcast(dict(routes))
+    import json as _json
+
+    from features.specs import model_features
+
+    spark = profiles.sparkSession
+    models = spark.sparkContext.broadcast(dict(routes))
+    columns: list[str] = []
+    if records is not None:
+        from pyspark.sql import functions as F
+
+        from features.schema import RECORD_COLUMNS
+
+        columns = [c for c in (*RECORD_COLUMNS, "version") if c in records.columns]
+        packed = records.groupBy("uscc").agg(F.to_json(F.collect_list(F.struct(*columns))).alias("_records"))
+        profiles = profiles.join(packed, on="uscc", how="left")
+    features = tuple(model_features())
 
     def grade_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from features.profiles import normalise_profiles
 
         for batch in batches:
-            if len(batch):
-                graded = grade_routed(models.value, normalise_profiles(batch))
-                yield graded.astype({"model_registry_version": "int64"})
+            if not len(batch):
+                continue
+            cited = None
+            if columns:
+                rows = [r for text in batch.pop("_records").dropna() for r in _json.loads(text)]
+                found = pd.DataFrame.from_records(rows, columns=columns)
+                as_of = pd.Timestamp(batch["as_of"].iloc[0]).date()
+                index = evidence_index(found, as_of, features, policy=policy) if len(found) else {}
+
+                def cited(part: pd.DataFrame, index: dict = index) -> list:
+                    return [index.get(str(u), {}) for u in part["uscc"]]
+
+            graded = grade_routed(models.value, normalise_profiles(batch), evidence=cited)
+            yield graded.astype({"model_registry_version": "int64"})
 
     return profiles.mapInPandas(grade_partition, schema=_SPARK_GRADE_SCHEMA)
 
 
-def grade_all_spark(registry: ModelRegistry, profiles: SparkDataFrame, *, sectors: Sequence[str] | None = None,
-                    alias: str = CHAMPION) -> SparkDataFrame:
+def grade_all_spark(registry: ModelRegistry, profiles: SparkDataFrame, *, records: SparkDataFrame | None = None,
+                    policy: Any = None, sectors: Sequence[str] | None = None, alias: str = CHAMPION) -> SparkDataFrame:
     """`grade_all` on Spark: the champions of the sectors present (or ``sectors``) loaded once on
-    the driver, then `grade_spark`. Without evidence and what-if (see `grade_spark`)."""
+    the driver, then `grade_spark` (with ``records``, reasons cite them; no what-if)."""
     if sectors is None:
         sectors = sorted(str(r[0]) for r in profiles.select("industry").distinct().collect() if r[0] is not None)
-    return grade_spark(profiles, champions(registry, sectors, alias=alias))
+    return grade_spark(profiles, champions(registry, sectors, alias=alias), records=records, policy=policy)
 
 
 def write_grades(grades: pd.DataFrame, path: str | Path, *, meta: Mapping[str, str] | None = None) -> Path:

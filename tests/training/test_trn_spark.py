@@ -39,18 +39,29 @@ def city(tmp_path_factory):
     return store, registry
 
 
-def test_spark_grades_equal_duckdb_grades_on_a_simulated_city(city, spark):
-    from training.grade import GRADE_COLUMNS, grade_all, grade_all_spark
+@pytest.mark.parametrize("cite", [True, False], ids=["reasons-cite-records", "no-records"])
+def test_spark_grades_equal_duckdb_grades_on_a_simulated_city(city, spark, cite):
+    import json
+
+    from features.profiles import spark_records
+    from features.specs import model_features
+    from features.store import read_latest
+    from training.grade import GRADE_COLUMNS, evidence_index, grade_all, grade_all_spark
 
     store, registry = city
-    duck = grade_all(registry, build_profiles(store, as_of=AS_OF), as_of=AS_OF)
+    evidence = evidence_index(read_latest(store, "records"), AS_OF, model_features()) if cite else None
+    duck = grade_all(registry, build_profiles(store, as_of=AS_OF), as_of=AS_OF, evidence=evidence)
     profiles = spark_profiles(store, as_of=AS_OF, spark=spark)
-    sprk = grade_all_spark(registry, profiles.repartition(3)).toPandas()
+    records = spark_records(store, spark=spark) if cite else None
+    sprk = grade_all_spark(registry, profiles.repartition(3), records=records).toPandas()
     sprk = sprk.sort_values("uscc", kind="stable").reset_index(drop=True)[list(GRADE_COLUMNS)]
-    # grades, probabilities, scores, reasons, profile hashes and models: all equal, row by row
+    # grades, probabilities, scores, reasons (and the records they cite), profile hashes, models:
+    # all equal, row by row
     pd.testing.assert_frame_equal(sprk, duck, check_exact=True, check_dtype=False)
     assert set(duck["model_name"]) == {"tiers-general", "tiers-sector-H"}
     assert duck["reasons"].str.len().gt(2).any() and duck["grade"].nunique() > 1
+    cited = any(r["record_ids"] for text in duck["reasons"] for r in json.loads(text))
+    assert cited is cite
 
 
 def test_spark_profiles_normalise_to_the_duckdb_frame(city, spark):
