@@ -1,8 +1,9 @@
-"""Bulk grading on Spark (mapInPandas, models broadcast) gives DuckDB's grades on a simulated city."""
+"""Bulk grading on Spark (mapInPandas, models broadcast) gives DuckDB's grades on the sample city."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,22 +12,22 @@ from features.profiles import build_profiles, normalise_profiles, spark_profiles
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]
 AS_OF = date(2025, 6, 30)
+SAMPLE = Path(__file__).resolve().parents[2] / "data_samples" / "city"
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    """A 1,500-subject city, a general and a sector-H model registered as champions."""
+    """The sample city (data_samples/city) ingested; a general and a sector-H model trained on it,
+    registered as champions."""
     from features.ingest import ingest
     from features.specs import FEATURE_SPECS
-    from simulation import SimulationConfig, generate
     from training.data import load_dataset
     from training.pipeline import TrainingConfig, feature_metas_from_specs, register_result, train_model
     from training.registry import ModelRegistry
 
     root = tmp_path_factory.mktemp("trn_spark")
-    generate(SimulationConfig(n_subjects=1500, seed=11), root / "city")
     store = root / "store"
-    ingest(store=store, subjects=root / "city" / "subjects.csv", records=root / "city" / "records.csv",
+    ingest(store=store, subjects=SAMPLE / "subjects.csv", records=SAMPLE / "records.csv",
            ingested_at=datetime(2026, 11, 1, tzinfo=UTC))
     config = TrainingConfig(train_as_of=(date(2023, 6, 30),), validate_as_of=date(2024, 6, 30),
                             candidates=("gbm_additive",), min_sector_positives=20, n_boot=20)
@@ -40,7 +41,7 @@ def city(tmp_path_factory):
 
 
 @pytest.mark.parametrize("cite", [True, False], ids=["reasons-cite-records", "no-records"])
-def test_spark_grades_equal_duckdb_grades_on_a_simulated_city(city, spark, cite):
+def test_spark_grades_equal_duckdb_grades_on_the_sample_city(city, spark, cite):
     import json
 
     from features.profiles import spark_records
