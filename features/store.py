@@ -67,7 +67,6 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 BATCHES_DIR = "batches"
@@ -278,58 +277,51 @@ def create_version_views(con: duckdb.DuckDBPyConnection, store: str | Path | Sna
             con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {scan_sql(snap, table)}")
 
 
-def _deleted_rows(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[tuple[str, str], np.ndarray]:
-    """(segment, table) → the row numbers later segments supersede in it."""
-    files = [str(snap.root / CURRENT_DIR / s.name / "deletes.parquet") for s in snap.segments if s.deletes]
-    if not files:
-        return {}
-    found = con.sql(f"SELECT segment, tbl, row FROM read_parquet({_file_list(files)})").fetchnumpy()
-    out: dict[tuple[str, str], list] = {}
-    for seg, tbl, row in zip(found["segment"], found["tbl"], found["row"], strict=True):
-        out.setdefault((str(seg), str(tbl)), []).append(int(row))
-    return {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
-
-
-def _current_sql(con: duckdb.DuckDBPyConnection, snap: Snapshot, table: str, *, locate: bool = False,
-                 prefix: str = "_cur") -> str:
-    """SQL of the visible current rows of ``table``: every segment's rows but those a later segment
-    supersedes. ``locate`` adds ``_seg`` (the segment's name) and ``_row`` (its row number).
-
-    Superseded rows are dropped by a bit mask over the segment's row numbers, held in a temporary
-    table of ``con`` (one ``get_bit`` per row: an anti-join on the row number cost ≈ 15 % of a
-    profile build, measured on 20 M records).
-    """
-    deleted = _deleted_rows(con, snap)
+def _segments_sql(snap: Snapshot, table: str, *, locate: bool = False) -> str:
+    """Every segment's rows of ``table``, superseded or not; ``locate`` adds ``_seg`` (the segment's
+    name) and ``_row`` (the row number in its file)."""
     parts = []
-    for i, seg in enumerate(snap.segments):
+    for seg in snap.segments:
         path = str(snap.segment_path(seg, table)).replace("'", "''")
-        rows = deleted.get((seg.name, table))
-        locators = f", '{seg.name}' AS _seg, file_row_number AS _row" if locate else ""
-        if rows is None or len(rows) == 0:
-            if locate:
-                parts.append(f"SELECT * EXCLUDE (file_row_number){locators} "
-                             f"FROM read_parquet('{path}', file_row_number = true)")
-            else:
-                parts.append(f"SELECT * FROM read_parquet('{path}')")
-            continue
-        n = seg.records if table == "records" else seg.subjects
-        mask = np.full(n, ord("1"), dtype=np.uint8)
-        mask[rows[rows < n]] = ord("0")
-        name = f"{prefix}_{table}_live_{i}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT CAST(? AS BIT) AS live", [mask.tobytes().decode()])
-        parts.append(f"SELECT * EXCLUDE (file_row_number){locators} FROM read_parquet('{path}', file_row_number = true) "
-                     f"WHERE get_bit((SELECT live FROM {name}), CAST(file_row_number AS INTEGER)) = 1")
+        if locate:
+            parts.append(f"SELECT * EXCLUDE (file_row_number), '{seg.name}' AS _seg, file_row_number AS _row "
+                         f"FROM read_parquet('{path}', file_row_number = true)")
+        else:
+            parts.append(f"SELECT * FROM read_parquet('{path}')")
     return "\nUNION ALL\n".join(parts)
 
 
-def create_current_views(con: duckdb.DuckDBPyConnection, store: str | Path | Snapshot) -> bool:
+def _current_subjects_sql(snap: Snapshot, *, locate: bool = False) -> str:
+    """The visible subject rows: every segment's but those a later one supersedes (an anti-join on
+    the row number, over ~1 M subject rows, with the deltas' ``deletes.parquet``)."""
+    files = [str(snap.root / CURRENT_DIR / s.name / "deletes.parquet") for s in snap.segments if s.deletes]
+    if not files:
+        return _segments_sql(snap, "subjects", locate=locate)
+    keep = "" if locate else " EXCLUDE (_seg, _row)"
+    return (f"SELECT s.*{keep} FROM ({_segments_sql(snap, 'subjects', locate=True)}) s ANTI JOIN "
+            f"(SELECT segment, row FROM read_parquet({_file_list(files)}) WHERE tbl = 'subjects') d "
+            "ON s._seg = d.segment AND s._row = d.row")
+
+
+def create_current_views(con: duckdb.DuckDBPyConnection, store: str | Path | Snapshot, *, exact: bool = True) -> bool:
     """Views ``current_records`` and ``current_subjects`` over the materialised current state of
-    ``store``, if it has one of this code's layout; False (and no views) otherwise."""
+    ``store``, if it has one of this code's layout; False (and no views) otherwise.
+
+    A delta retires the key of every subject whose records it replaces, and the rows under a
+    retired key stay in earlier segments (dropping them row by row would cost every build ≈ 15 %).
+    With ``exact`` (the default), ``current_records`` leaves them out (a semi-join on the live keys);
+    with ``exact=False`` it keeps them, for a reader that only reaches records through
+    ``current_subjects`` (the profile build: rows of a retired key aggregate into a group no subject
+    joins)."""
     snap = snapshot(store)
     if not snap.has_current:
         return False
-    for table in ("records", "subjects"):
-        con.execute(f"CREATE OR REPLACE VIEW current_{table} AS {_current_sql(con, snap, table)}")
+    con.execute(f"CREATE OR REPLACE VIEW current_subjects AS {_current_subjects_sql(snap)}")
+    records = _segments_sql(snap, "records")
+    if exact and len(snap.segments) > 1:
+        records = (f"SELECT r.* FROM ({records}) r "
+                   "WHERE r.subject_key IN (SELECT subject_key FROM current_subjects)")
+    con.execute(f"CREATE OR REPLACE VIEW current_records AS {records}")
     return True
 
 
@@ -769,70 +761,99 @@ def _build_base(store: Path, snap: Snapshot, extra_batch: tuple[str, dict] | Non
 def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tuple[str, ...]],
                  created: list[Path]) -> Segment | None:
     """The current rows a batch changes, derived by the current-state SQL from their current versions
-    and the batch's rows, with the earlier rows they supersede; None if the batch changes nothing."""
+    and the batch's rows; None if the batch changes nothing.
+
+    Records are never superseded row by row. A record whose current row changes (a new version, a
+    new repair or revocation date) takes its whole subject with it: every current row of that
+    subject is written again under a new ``subject_key``, the touched ones recomputed, the others
+    copied, and the subject's row moves to the new key. The old rows keep the retired key, which no
+    visible subject has (see :func:`create_current_views`). New records of other subjects are added
+    under their key. Only subject rows are superseded by position (``deletes.parquet``).
+    """
     from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
 
     name, tmp = _new_segment(store, "delta", created)
     con = _connect(tmp / "spill")
     try:
-        for table in ("records", "subjects"):
-            con.execute(f"CREATE TEMP VIEW cur_{table} AS {_current_sql(con, snap, table, locate=True)}")
+        con.execute(f"CREATE TEMP VIEW cur_subjects AS {_current_subjects_sql(snap, locate=True)}")
+        con.execute("CREATE TEMP TABLE live AS SELECT subject_key, uscc, _seg, _row FROM cur_subjects")
+        con.execute(f"CREATE TEMP VIEW all_records AS {_segments_sql(snap, 'records', locate=True)}")
         # the columns the current-state SQL reads from the versions are the ones its output keeps;
         # the batch's are read as the current state types them
         typed = {}
         for table, columns in (("records", RECORD_COLUMNS), ("subjects", SUBJECT_COLUMNS)):
-            kept = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM cur_{table}").fetchall()}
+            view = "all_records" if table == "records" else "cur_subjects"
+            kept = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
             typed[table] = [(c, kept[c]) for c in (*columns, "version") if c in kept]
             paths = [str(store / f) for f in files[table]]
             source = (f"read_parquet({_file_list(paths)}, union_by_name = true)" if paths else
-                      f"(SELECT * FROM cur_{table} WHERE false)")
+                      f"(SELECT * FROM {view} WHERE false)")
             cast = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in typed[table])
             con.execute(f"CREATE TEMP TABLE b_{table} AS SELECT {cast} FROM {source}")
         rec_cols, sub_cols = (", ".join(f'"{c}"' for c, _ in typed[t]) for t in ("records", "subjects"))
 
-        # subjects: the batch's versions over the current ones; known subjects keep their key
-        con.execute("CREATE TEMP TABLE p_subjects AS SELECT * FROM cur_subjects "
-                    "WHERE uscc IN (SELECT uscc FROM b_subjects)")
-        _refuse_stale_versions(con, batch_id, "subjects", "uscc")
-        con.execute(f"CREATE TEMP VIEW subject_versions AS SELECT {sub_cols} FROM p_subjects "
-                    f"UNION ALL SELECT {sub_cols} FROM b_subjects")
-        next_key = con.execute("SELECT coalesce(max(subject_key), 0) FROM cur_subjects").fetchone()[0]
-        con.execute(
-            "CREATE TEMP TABLE d_subjects AS "
-            "SELECT CAST(coalesce(p.subject_key, "
-            f"  {int(next_key)} + ROW_NUMBER() OVER (PARTITION BY p.subject_key IS NULL ORDER BY s.uscc)) AS INTEGER) "
-            "  AS subject_key, s.* EXCLUDE (subject_key) "
-            f"FROM ({_sql_file('current_subjects.sql')}) s LEFT JOIN p_subjects p ON s.uscc = p.uscc")
-        con.execute("CREATE TEMP TABLE keys AS SELECT uscc, subject_key FROM cur_subjects "
-                    "WHERE uscc NOT IN (SELECT uscc FROM d_subjects) UNION ALL SELECT uscc, subject_key FROM d_subjects")
-        orphans = con.execute("SELECT record_id, uscc FROM b_records WHERE uscc NOT IN (SELECT uscc FROM keys) "
-                          "ORDER BY record_id LIMIT 3").fetchall()
-        if orphans:
-            raise StoreError(f"batch {batch_id}: records of subjects the store does not hold, e.g. {orphans}")
-
-        # records: the batch's own, the records its repairs and revocations refer to (now and in
-        # the versions they replace), and every repair or revocation referring to any of them
+        # records touched: the batch's own and the ones its repairs and revocations refer to, now
+        # and in the versions they replace; their visible current rows (one scan of record ids)
         con.execute("CREATE TEMP TABLE touched AS SELECT record_id FROM b_records UNION "
                     "SELECT ref_record_id FROM b_records WHERE ref_record_id IS NOT NULL")
-        _lookup_current(con, "touched")
+        _find_current(con, "touched")
         con.execute("CREATE TEMP TABLE more AS SELECT DISTINCT p.ref_record_id AS record_id FROM p_records p "
                     "JOIN b_records b ON p.record_id = b.record_id WHERE p.ref_record_id IS NOT NULL "
                     "AND p.ref_record_id NOT IN (SELECT record_id FROM touched)")
         if con.execute("SELECT count(*) FROM more").fetchone()[0]:
-            _lookup_current(con, "more")
+            _find_current(con, "more")
             con.execute("INSERT INTO touched SELECT record_id FROM more")
         _refuse_stale_versions(con, batch_id, "records", "record_id")
-        con.execute(f"CREATE TEMP VIEW record_versions AS SELECT {rec_cols} FROM p_records "
-                    f"UNION ALL SELECT {rec_cols} FROM b_records")
+        # subjects whose records are replaced get a new key; all their rows, and every repair or
+        # revocation referring to a touched record (one scan, of all columns)
+        con.execute("CREATE TEMP TABLE rekeyed AS SELECT DISTINCT subject_key FROM p_records")
         con.execute(
-            "CREATE TEMP TABLE d_records AS SELECT k.subject_key, r.* EXCLUDE (subject_key) "
+            "CREATE TEMP TABLE around AS SELECT a.* FROM all_records a "
+            "WHERE a.subject_key IN (SELECT subject_key FROM rekeyed) OR "
+            f"(a.kind IN {_REPAIR_KINDS} AND a.ref_record_id IN (SELECT record_id FROM touched) "
+            " AND a.subject_key IN (SELECT subject_key FROM live))")
+        con.execute("CREATE TEMP TABLE hit AS SELECT a.* FROM around a SEMI JOIN p_records p "
+                    "ON a._seg = p._seg AND a._row = p._row")
+
+        # subjects: the batch's versions over the current ones, and the re-keyed subjects' rows
+        con.execute("CREATE TEMP TABLE p_subjects AS SELECT * FROM cur_subjects WHERE uscc IN (SELECT uscc FROM b_subjects) "
+                    "OR subject_key IN (SELECT subject_key FROM rekeyed)")
+        _refuse_stale_versions(con, batch_id, "subjects", "uscc")
+        con.execute(f"CREATE TEMP VIEW subject_versions AS SELECT {sub_cols} FROM p_subjects "
+                    f"UNION ALL SELECT {sub_cols} FROM b_subjects")
+        next_key = con.execute(f"SELECT coalesce(max(subject_key), 0) FROM ({_segments_sql(snap, 'subjects')})"
+                               ).fetchone()[0]
+        con.execute(
+            "CREATE TEMP TABLE d_subjects AS "
+            "SELECT CAST(CASE WHEN p.subject_key IS NOT NULL AND p.subject_key NOT IN (SELECT subject_key FROM rekeyed) "
+            "                 THEN p.subject_key "
+            f"            ELSE {int(next_key)} + ROW_NUMBER() OVER (PARTITION BY p.subject_key IS NOT NULL "
+            "                 AND p.subject_key NOT IN (SELECT subject_key FROM rekeyed) ORDER BY s.uscc) END AS INTEGER) "
+            "  AS subject_key, s.* EXCLUDE (subject_key) "
+            f"FROM ({_sql_file('current_subjects.sql')}) s LEFT JOIN p_subjects p ON s.uscc = p.uscc")
+        con.execute("CREATE TEMP TABLE keys AS SELECT uscc, subject_key FROM live "
+                    "WHERE uscc NOT IN (SELECT uscc FROM d_subjects) UNION ALL SELECT uscc, subject_key FROM d_subjects")
+        orphans = con.execute("SELECT record_id, uscc FROM b_records WHERE uscc NOT IN (SELECT uscc FROM keys) "
+                              "ORDER BY record_id LIMIT 3").fetchall()
+        if orphans:
+            raise StoreError(f"batch {batch_id}: records of subjects the store does not hold, e.g. {orphans}")
+
+        # the touched records recomputed from their current versions, the referrers and the batch
+        con.execute(f"CREATE TEMP VIEW record_versions AS SELECT {rec_cols} FROM "
+                    "(SELECT * FROM hit UNION SELECT * FROM around WHERE record_id NOT IN (SELECT record_id FROM hit)"
+                    f" AND kind IN {_REPAIR_KINDS}) UNION ALL SELECT {rec_cols} FROM b_records")
+        con.execute(
+            "CREATE TEMP TABLE d_records AS "
+            "SELECT k.subject_key, r.* EXCLUDE (subject_key) "
             f"FROM ({_sql_file('current_records.sql')}) r JOIN keys k ON r.uscc = k.uscc "
-            "WHERE r.record_id IN (SELECT record_id FROM touched)")
-        con.execute(
-            "CREATE TEMP TABLE d_deletes AS "
-            "SELECT DISTINCT _seg AS segment, 'records' AS tbl, _row AS row FROM p_records "
-            "WHERE record_id IN (SELECT record_id FROM touched) "
-            "UNION ALL SELECT _seg, 'subjects', _row FROM p_subjects")
+            "WHERE r.record_id IN (SELECT record_id FROM touched) "
+            # the other rows of re-keyed subjects, as they were, under the new key
+            "UNION ALL BY NAME SELECT k.subject_key, a.* EXCLUDE (subject_key, _seg, _row) FROM around a "
+            "JOIN keys k ON a.uscc = k.uscc "
+            "WHERE a.subject_key IN (SELECT subject_key FROM rekeyed) "
+            "AND a.record_id NOT IN (SELECT record_id FROM touched)")
+        con.execute("CREATE TEMP TABLE d_deletes AS SELECT _seg AS segment, 'subjects' AS tbl, _row AS row "
+                    "FROM p_subjects")
         n_rec, n_sub, n_del = (con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                                for t in ("d_records", "d_subjects", "d_deletes"))
         if n_rec == n_sub == n_del == 0:
@@ -856,17 +877,15 @@ def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tu
     return Segment(name, n_rec, n_sub, n_del)
 
 
-def _lookup_current(con: duckdb.DuckDBPyConnection, ids: str) -> None:
-    """Add to ``p_records`` the visible current rows of the records in table ``ids`` and of every
-    repair or revocation referring to one of them (one scan of the current state)."""
+def _find_current(con: duckdb.DuckDBPyConnection, ids: str) -> None:
+    """Add to ``p_records`` where the visible current rows of the records in table ``ids`` are, with
+    what the checks need (one scan of a few columns of every segment; the few rows found kept if
+    their subject key is live). The rows themselves are read with their subjects' (``around``)."""
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'p_records'").fetchone()[0]
-    select = (f"SELECT * FROM cur_records WHERE record_id IN (SELECT record_id FROM {ids}) OR "
-              f"(kind IN {_REPAIR_KINDS} AND ref_record_id IN (SELECT record_id FROM {ids}))")
-    if not exists:
-        con.execute(f"CREATE TEMP TABLE p_records AS {select}")
-    else:
-        con.execute(f"INSERT INTO p_records SELECT * FROM ({select}) n "
-                    "WHERE NOT EXISTS (SELECT 1 FROM p_records p WHERE p._seg = n._seg AND p._row = n._row)")
+    select = ("SELECT * FROM (SELECT record_id, subject_key, kind, ref_record_id, version, _seg, _row "
+              f"FROM all_records WHERE record_id IN (SELECT record_id FROM {ids})) f "
+              "WHERE f.subject_key IN (SELECT subject_key FROM live)")
+    con.execute(f"INSERT INTO p_records {select}" if exists else f"CREATE TEMP TABLE p_records AS {select}")
 
 
 def _refuse_stale_versions(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, key: str,

@@ -2,7 +2,9 @@
 -- DuckDB dialect, transpiled to Spark SQL by SQLGlot.
 -- Inputs (tables/views the engine registers):
 --   current_records   the current state of every record (current_records.sql over record_versions,
---                     or its materialisation written at ingestion; features.store)
+--                     or its materialisation written at ingestion; features.store), possibly with
+--                     rows under retired subject keys: only the join to current_subjects below
+--                     decides which subjects exist, so those rows never reach a profile
 --   current_subjects  the latest version of every subject (current_subjects.sql, or materialised)
 --   policy_kinds      kind, polarity, kind_weight, window_months            (Policy.kind_table)
 --   policy_publicity  valid_from, valid_to, severity, severity_weight,
