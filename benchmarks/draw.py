@@ -32,10 +32,10 @@ from supervision.draw import (
     stream_state,
     subject_keys,
 )
-from supervision.policy import load_policy
+from supervision.inspection_policy import load_policy
 from supervision.ratios import inspection_ratios
 
-# Dandong 2023 grade mix (DOMAIN.md §3) with 0.5 % of A subjects carrying a lead.
+# Dandong 2023 grade mix (docs/domain.md §3) with 0.5 % of A subjects carrying a lead.
 STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D
 
 

@@ -59,26 +59,33 @@ def cpu_seconds() -> float:
     return total
 
 
+class OptbinningScorecard:
+    """optbinning's `Scorecard` (BinningProcess + logistic regression), as its documentation fits it."""
+
+    def __init__(self, categorical: list[str]) -> None:
+        self.categorical = categorical
+
+    def fit(self, X, y):
+        from optbinning import BinningProcess, Scorecard
+        from sklearn.linear_model import LogisticRegression
+
+        bp = BinningProcess(variable_names=list(X.columns), categorical_variables=self.categorical)
+        self.sc = Scorecard(binning_process=bp, estimator=LogisticRegression(max_iter=1000),
+                            scaling_method="min_max", scaling_method_params={"min": 300, "max": 850})
+        self.sc.fit(X, y)
+        return self
+
+    def predict_proba(self, X):
+        return self.sc.predict_proba(X)
+
+
 def methods(categorical: list[str]) -> dict:
     from interpret.glassbox import ExplainableBoostingClassifier
-    from optbinning import BinningProcess, Scorecard
-    from sklearn.linear_model import LogisticRegression
 
     from models import MonotoneGBM, ScorecardModel, default_blend
 
-    class OptbinningScorecard:
-        def fit(self, X, y):
-            bp = BinningProcess(variable_names=list(X.columns), categorical_variables=categorical)
-            self.sc = Scorecard(binning_process=bp, estimator=LogisticRegression(max_iter=1000),
-                                scaling_method="min_max", scaling_method_params={"min": 300, "max": 850})
-            self.sc.fit(X, y)
-            return self
-
-        def predict_proba(self, X):
-            return self.sc.predict_proba(X)
-
     return {
-        "optbinning Scorecard (reference)": OptbinningScorecard,
+        "optbinning Scorecard (reference)": lambda: OptbinningScorecard(categorical),
         "InterpretML EBM (default)": ExplainableBoostingClassifier,
         "ours: ScorecardModel": lambda: ScorecardModel(C=0.3),
         "ours: MonotoneGBM additive": lambda: MonotoneGBM(n_estimators=400, learning_rate=0.03, min_child_samples=30,

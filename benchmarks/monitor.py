@@ -19,8 +19,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from monitoring.psi import decile_psi
 from monitoring.run import MonitoringFrames, monitor
+from stability.psi import decile_psi
 
 SECTORS = list("ABCDEFGHIJKLMNOPQRST")
 DISTRICTS = ["320102", "320104", "320105", "320106", "320111", "320113", "320114", "320115", "320116",

@@ -35,7 +35,7 @@ from serving.settings import Settings
 from supervision.plan import PlanCreate, create_plan, verify_plan
 
 AS_OF = dt.date(2026, 9, 30)
-GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 mix (DOMAIN.md §3)
+GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 mix (docs/domain.md §3)
 DISTRICTS = ["320102", "320104", "320105", "320106", "320111"]
 
 

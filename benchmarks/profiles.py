@@ -189,7 +189,7 @@ def _generate_chunk(first: int, n_subjects: int, per_subject: float, rng: np.ran
 def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     """The DuckDB profile definition re-implemented with pandas masks and groupbys."""
 
-    from features.policy import default_policy
+    from features.catalogue import default_policy
     policy = default_policy()
     # the same input as the DuckDB build: the store's current state (latest versions, repair and
     # revocation dates resolved), written at ingestion; one base segment

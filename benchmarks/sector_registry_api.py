@@ -60,8 +60,8 @@ def main() -> None:
     from serving.services.models import artifacts_dir_for
     from serving.settings import Settings
     from training.pipeline import TrainingConfig, register_result, train_model
-    from training.policy import TrainingPolicy
     from training.registry import ModelRegistry
+    from training.sector_policy import TrainingPolicy
 
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'tiers.db'}"

@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 
 from supervision.draw import STRATA, STRATUM_CODE, draw_stratified, stream_state, subject_keys
+from supervision.inspection_policy import InspectionPolicy, ItemRules, load_policy
 from supervision.leads import open_leads
-from supervision.policy import InspectionPolicy, ItemRules, load_policy
 from supervision.ratios import inspection_ratios, stratum_of
 
-# Dandong 2023 grade mix (DOMAIN.md §3), used only to cut the provisional scores.
+# Dandong 2023 grade mix (docs/domain.md §3), used only to cut the provisional scores.
 PROVISIONAL_MIX = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}
 FEATURE_KINDS = {
     "penalty_general": lambda r: (r["kind"] == "admin_penalty") & (r["severity"] == "general"),

@@ -13,8 +13,8 @@ from datetime import date
 
 import pandas as pd
 
+from features.catalogue import Policy, default_policy
 from features.evidence import record_status
-from features.policy import Policy, default_policy
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from features.policy import Policy, default_policy
+from features.catalogue import Policy, default_policy
 from features.profiles import (
     _DUCKDB_MACROS,
     conform_records,

@@ -3,18 +3,25 @@
 ``ingest`` is the one function in ``features`` whose job is I/O. It promises:
 
 * every data row is either accepted or quarantined (``read = accepted + quarantined``), with exactly
-  one rule per rejected row, the first failing one in :data:`features.schema.RULES` order;
-* a rejected row never blocks a valid one; a malformed file (unknown format, missing or unknown
-  columns, binary garbage, no data rows) is refused whole with :class:`MalformedFileError` and
-  nothing is written;
-* a batch is written to a temporary directory and renamed into the store in one step;
+  one rule per rejected row, the first failing one in :data:`features.schema.RULES` order; the
+  reader accounts for every physical line apart from the CSV parser (:mod:`features.reading`), and a
+  row it cannot split is quarantined on its own with its line number;
+* a rejected row never blocks a valid one; a file is refused whole with :class:`MalformedFileError`
+  (and nothing is written) only when it cannot be read at all: unknown format, binary garbage, a
+  header that matches no layout, no data rows;
+* the field limits are the record schema's (:mod:`features.schema`), the same the service enforces;
+* files are read in chunks, so memory is bounded by the chunk size, not the file size; rows are
+  staged on disk and the batch is written to a temporary directory, then published in one step;
 * re-ingesting a row whose content is already stored adds nothing; a changed row (same key,
-  different content) is stored as a new ``version``, history is kept.
+  different content) is stored as a new ``version``, history is kept;
+* national 双公示 files are recognised by their header (:mod:`features.national`) and mapped onto
+  the contract's records before the same checks.
 """
 
 from __future__ import annotations
 
 import codecs
+import gc
 import hashlib
 import json
 import re
@@ -27,22 +34,31 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.policy import GBT4754_SECTIONS as GBT_SECTIONS
-from features.policy import SEVERITIES, Policy, default_policy
+from features.catalogue import SEVERITIES, Policy, default_policy
+from features.national import Layout, Mapping, recognise
+from features.reading import ReadError, TableInfo, TableReader, open_table
 from features.schema import (
-    LEGAL_FORMS,
+    PERSONAL_FIELDS,
     QUARANTINE_COLUMNS,
     RECORD_COLUMNS,
     RECORD_DATE_COLUMNS,
+    RECORD_FIELDS,
+    RULE_TEXT,
     RULES,
     SUBJECT_COLUMNS,
     SUBJECT_DATE_COLUMNS,
-    SUBJECT_STATUSES,
+    SUBJECT_FIELDS,
+    FieldRule,
+    Verdict,
+    control_pattern,
 )
-from features.store import BATCHES_DIR, add_batch, has_table, scan_sql
+from features.store import BATCHES_DIR, add_batch, has_table, scan_sql, sql_file_list
 from uscc import valid_uscc_mask
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
+_VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
+# DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
+# a file of any size stays under 2 GB (benchmarks/ingest_stream.py)
+_DUCKDB_MEMORY = "768MB"
 
 
 def _store_select(columns: tuple[str, ...], types: dict[str, str], extra: tuple[str, ...] = ()) -> str:
@@ -51,7 +67,7 @@ def _store_select(columns: tuple[str, ...], types: dict[str, str], extra: tuple[
     cols = [f'CAST("{c}" AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns]
     cols += ['CAST(version AS INTEGER) AS version', "content_hash", "CAST(ingested_at AS TIMESTAMP) AS ingested_at",
              "batch_id", "source_file", "CAST(source_row AS BIGINT) AS source_row", *extra]
-    return f"SELECT {', '.join(cols)} FROM _fresh"
+    return ", ".join(cols)
 
 
 _RECORD_TYPES = {"decision_date": "DATE", "end_date": "DATE", "publicity_end": "DATE", "verified_on": "DATE",
@@ -61,6 +77,7 @@ _SUBJECT_TYPES = {"registered_on": "DATE", "status_date": "DATE", "registered_ca
 _BAD_TEXT = re.compile("[\udc80-\udcff\ufffd]")
 _TRUE = frozenset({"true", "1", "yes", "t"})
 _FALSE = frozenset({"false", "0", "no", "f"})
+_NON_FINITE = frozenset({"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 
 
 class IngestError(ValueError):
@@ -68,12 +85,12 @@ class IngestError(ValueError):
 
 
 class MalformedFileError(IngestError):
-    """A whole input file is refused: wrong format, wrong columns, binary garbage or empty."""
+    """A whole input file is refused: wrong format, a header matching no layout, binary garbage or empty."""
 
 
 @dataclass
 class FileSummary:
-    """Counts for one input file. ``read == accepted + quarantined`` always."""
+    """Counts for one input file (``read == accepted + quarantined`` always) and how it was read."""
 
     file: str
     table: str
@@ -84,6 +101,14 @@ class FileSummary:
     new_versions: int
     unchanged: int
     by_rule: dict[str, int] = field(default_factory=dict)
+    format: str = ""
+    encoding: str | None = None
+    encoding_detected_by: str | None = None
+    layout: str = "contract"
+    layout_title: str = ""
+    columns: list[dict[str, str | None]] = field(default_factory=list)
+    physical_lines: int = 0
+    blank_lines: int = 0
 
 
 @dataclass
@@ -116,133 +141,46 @@ class IngestSummary:
 
 
 # --------------------------------------------------------------------------------------------
-# reading
+# reading (whole-frame helper kept for callers that validate a small file in memory)
 # --------------------------------------------------------------------------------------------
 def read_table(path: str | Path, expected: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV, Parquet or JSON Lines file into a frame of strings (None = missing).
+    """Read a whole contract file into a frame of strings (None = missing); raises :class:`MalformedFileError`.
 
-    Invalid UTF-8 bytes survive as lone surrogates (CSV/JSONL) so the row can be quarantined
-    under ``text_encoding`` instead of failing the file. Raises :class:`MalformedFileError`.
+    Rows the reader cannot split are dropped here; :func:`ingest` quarantines them instead.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise MalformedFileError(f"file {path.name}: suffix {suffix!r} is not one of {SUPPORTED_SUFFIXES}")
-    if not path.is_file():
-        raise MalformedFileError(f"file {path}: does not exist")
-    if path.stat().st_size == 0:
-        raise MalformedFileError(f"file {path.name}: is empty (0 bytes)")
-    try:
-        if suffix == ".parquet":
-            frame = _read_parquet(path)
-        else:
-            with path.open("rb") as fh:
-                head = fh.read(65536)
-            if b"\x00" in head:
-                raise MalformedFileError(f"file {path.name}: contains NUL bytes — binary data, not {suffix[1:]} text")
-            if suffix == ".csv":
-                frame = pd.read_csv(
-                    path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8",
-                    encoding_errors="surrogateescape", skip_blank_lines=True,
-                )
-                frame = frame.replace({"": None})
-            else:
-                frame = _stringify(_read_jsonl(path))
-    except MalformedFileError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for garbage input
-        raise MalformedFileError(f"file {path.name}: cannot be parsed as {suffix[1:]}: {exc}") from exc
-    columns = [str(c) for c in frame.columns]
-    missing = [c for c in expected if c not in columns]
-    unknown = [c for c in columns if c not in expected]
-    if missing or unknown:
-        raise MalformedFileError(
-            f"file {path.name}: columns do not match the data contract; missing {missing}, unknown {unknown[:10]}"
-        )
+    reader = _open(path)
+    _check_contract_header(path, reader.info.header, expected, reader)
+    frames = [c.frame for c in reader.chunks()]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(expected))
     if len(frame) == 0:
         raise MalformedFileError(f"file {path.name}: has a header but no data rows")
     return frame[list(expected)].reset_index(drop=True)
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    # pandas' JSON reader cannot keep undecodable bytes; the stdlib parser can (as surrogates).
-    rows = []
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MalformedFileError(f"file {path.name}: line {number} is not JSON: {exc.msg}") from exc
-            if not isinstance(row, dict):
-                raise MalformedFileError(f"file {path.name}: line {number} is not a JSON object")
-            rows.append(row)
-    return pd.DataFrame.from_records(rows)
+def _open(path: Path, chunk_rows: int = 200_000) -> TableReader:
+    try:
+        return open_table(path, chunk_rows=chunk_rows)
+    except ReadError as exc:
+        raise MalformedFileError(f"file {path.name}: {exc}") from exc
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    frame = table.to_pandas(types_mapper=None, date_as_object=True)
-    return _stringify(frame)
-
-
-def _stringify(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as object strings with None for missing, so all formats validate alike."""
-    out = {}
-    for col in frame.columns:
-        s = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            out[col] = s.dt.strftime("%Y-%m-%d").astype(object).where(s.notna(), None)
-        elif pd.api.types.is_bool_dtype(s):
-            out[col] = s.map({True: "true", False: "false"}).astype(object)
-        elif pd.api.types.is_integer_dtype(s):
-            out[col] = s.astype("Int64").astype(str).astype(object).where(s.notna(), None)
-        else:
-            mask = s.isna()
-            strs = s.map(_to_text).astype(object)
-            out[col] = strs.where(~mask, None)
-    return pd.DataFrame(out, index=frame.index)
-
-
-def _to_text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else repr(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()[:10]
-    return str(value)
+def _check_contract_header(path: Path, header: list[str], expected: tuple[str, ...], reader: TableReader) -> None:
+    if reader.suffix == ".jsonl":
+        return  # JSON Lines carries its keys per line; missing keys are empty fields
+    missing = [c for c in expected if c not in header]
+    unknown = [c for c in header if c not in expected]
+    if missing or unknown:
+        raise MalformedFileError(
+            f"file {path.name}: columns do not match the data contract and no national layout matches; "
+            f"missing {missing}, unknown {unknown[:10]}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-class _Verdict:
-    """First failing rule per row, in RULES priority order (rules may be added in any order)."""
-
-    def __init__(self, n: int) -> None:
-        self.rank = np.full(n, len(RULES), dtype=np.int16)
-        self.field = np.empty(n, dtype=object)
-        self.message = np.empty(n, dtype=object)
-
-    def add(self, rule: str, mask: np.ndarray | pd.Series, field_name: str | np.ndarray, message: str | np.ndarray) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        rank = RULES.index(rule)
-        take = mask & (rank < self.rank)
-        if not take.any():
-            return
-        self.rank[take] = rank
-        self.field[take] = field_name if isinstance(field_name, str) else np.asarray(field_name)[take]
-        self.message[take] = message if isinstance(message, str) else np.asarray(message)[take]
-
-    @property
-    def rejected(self) -> np.ndarray:
-        return self.rank < len(RULES)
+_Verdict = Verdict
 
 
 def _present(s: pd.Series) -> np.ndarray:
@@ -256,31 +194,83 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return parsed, invalid
 
 
-def _parse_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    parsed = pd.to_numeric(s, errors="coerce")
-    invalid = _present(s) & parsed.isna().to_numpy()
-    return parsed, invalid
+def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict, *,
+                  skip_allowed: tuple[str, ...] = (), suspect: np.ndarray | None = None) -> dict[str, pd.Series]:
+    """The schema's limits of every column (features.schema); returns the parsed numbers."""
+    numbers: dict[str, pd.Series] = {}
+    for name, rule in rules.items():
+        s = frame[name]
+        present = _present(s)
+        if rule.required:
+            v.add("field_missing", ~present, name, f"{name} is required", f"{name} 为必填字段，不能为空")
+        if not present.any():
+            continue
+        if rule.kind in ("text", "uscc"):
+            has_control = _matches(s, control_pattern(rule.multiline), suspect)
+            v.add("control_character", has_control, name, f"{name} contains a control character",
+                  f"{name} 含控制字符")
+            if rule.max_length is not None:
+                too_long = (s.str.len() > rule.max_length).to_numpy()
+                v.add("text_too_long", too_long, name, f"{name} is longer than {rule.max_length} characters",
+                      f"{name} 超过 {rule.max_length} 个字符")
+            if rule.allowed is not None and name not in skip_allowed:
+                v.add("value_invalid", present & ~s.isin(rule.allowed).to_numpy(), name,
+                      f"{name} must be one of {list(rule.allowed)}", f"{name} 只能取 {'、'.join(rule.allowed)}")
+            if rule.pattern is not None:
+                v.add("value_invalid", present & ~s.str.fullmatch(rule.pattern.strip("^$"), na=False).to_numpy(),
+                      name, f"{name} must match {rule.pattern}", f"{name} 格式应为 {rule.pattern}")
+        elif rule.kind in ("number", "integer"):
+            text = s.str.strip().str.lower()
+            parsed = pd.to_numeric(s, errors="coerce")
+            non_finite = text.isin(_NON_FINITE).to_numpy() | (present & np.isinf(parsed.to_numpy(dtype="float64")))
+            garbage = present & parsed.isna().to_numpy() & ~non_finite
+            v.add("value_invalid", garbage, name, f"{name} is not a number", f"{name} 不是数字")
+            v.add("amount_negative", (parsed < 0).to_numpy(), name, f"{name} must be ≥ 0", f"{name} 不能为负")
+            out_of_range = non_finite | (parsed > rule.maximum).to_numpy()
+            v.add("amount_out_of_range", out_of_range, name,
+                  f"{name} must be a finite number ≤ {rule.maximum:g}", f"{name} 须为有限数且不超过 {rule.maximum:g}")
+            parsed = parsed.where(~out_of_range)
+            if rule.kind == "integer":
+                not_int = (parsed.notna() & (parsed != parsed.round())).to_numpy()
+                v.add("value_invalid", not_int, name, f"{name} must be a whole number", f"{name} 须为整数")
+            numbers[name] = parsed
+    return numbers
 
 
-def _text_columns_bad(frame: pd.DataFrame, verdict: _Verdict) -> None:
+def _matches(s: pd.Series, pattern: str | re.Pattern, suspect: np.ndarray | None) -> np.ndarray:
+    """Rows whose value contains ``pattern``, scanning only the ``suspect`` rows when the reader knows them."""
+    if suspect is None:
+        return s.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if suspect.any():
+        out[suspect] = s[suspect].str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+    return out
+
+
+def _text_columns_bad(frame: pd.DataFrame, verdict: _Verdict, suspect: np.ndarray | None = None) -> None:
+    if suspect is not None and not suspect.any():
+        return
     for col in frame.columns:
         s = frame[col]
         if s.isna().all():
             continue
-        bad = s.str.contains(_BAD_TEXT, na=False).to_numpy()
+        bad = _matches(s, _BAD_TEXT, suspect)
         if bad.any():
-            verdict.add("text_encoding", bad, col, f"{col} is not valid UTF-8 text (GBK bytes or U+FFFD)")
+            verdict.add("text_encoding", bad, col, f"{col} is not valid text in the file's encoding (bad bytes or U+FFFD)",
+                        f"{col} 含无法识别的字节或替换字符（编码错误）")
 
 
-def _file_has_bad_text(path: Path) -> bool:
-    """True if the file's bytes are not clean UTF-8 (CSV/JSONL) or contain U+FFFD anywhere.
+def _file_has_bad_text(path: Path, encoding: str | None) -> bool:
+    """True if a JSON Lines file's bytes do not decode in ``encoding`` or contain U+FFFD anywhere.
 
     Most files are clean, and then the per-value scan for bad text is skipped; the file is read
-    in 64 MiB chunks so a 20 M-row file is never held in memory twice.
+    in 64 MiB chunks so a large file is never held in memory.
     """
-    if path.suffix.lower() == ".parquet":
-        return True  # Parquet strings are decoded already; the per-value U+FFFD scan decides
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    if path.suffix.lower() != ".jsonl":
+        # Excel and Parquet strings are decoded already (the per-value U+FFFD scan decides); the CSV reader
+        # marks the rows whose raw text holds undecodable bytes, and only those are scanned
+        return True
+    decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="strict")
     with path.open("rb") as fh:
         try:
             while chunk := fh.read(64 * 2**20):
@@ -293,45 +283,38 @@ def _file_has_bad_text(path: Path) -> bool:
 
 
 def validate_subjects(
-    frame: pd.DataFrame, *, ingested_on: date, check_text: bool = True
+    frame: pd.DataFrame, *, ingested_on: date, check_text: bool = True, verdict: _Verdict | None = None,
+    suspect: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, _Verdict]:
-    """Typed subjects and the per-row verdict (see :data:`features.schema.RULES`)."""
-    n = len(frame)
-    v = _Verdict(n)
+    """Typed subjects and the per-row verdict (see :data:`features.schema.RULES`).
+
+    Repeated codes within ``frame`` are rejected here; across chunks, :func:`ingest` finds them.
+    """
+    v = verdict or _Verdict(len(frame))
     if check_text:
-        _text_columns_bad(frame, v)
+        _text_columns_bad(frame, v, suspect)
     uscc = frame["uscc"]
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
-          "uscc already appeared in an earlier row of this file")
-    v.add("uscc_invalid", ~valid_uscc_mask(uscc), "uscc",
-          "not an 18-character GB 32100-2015 code with a valid check character")
+          "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
+    v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
+          "not an 18-character GB 32100-2015 code with a valid check character",
+          "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
+    numbers = _check_fields(frame, SUBJECT_FIELDS, v, suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in SUBJECT_COLUMNS})
     for col in SUBJECT_DATE_COLUMNS:
         parsed, invalid = _parse_dates(frame[col])
-        v.add("date_invalid", invalid, col, f"{col} is not a real calendar date YYYY-MM-DD")
+        v.add("date_invalid", invalid, col, f"{col} is not a real calendar date YYYY-MM-DD",
+              f"{col} 不是有效日期（YYYY-MM-DD）")
         typed[col] = parsed.dt.date
     reg = pd.to_datetime(typed["registered_on"])
     v.add("date_in_future", (reg > pd.Timestamp(ingested_on)).to_numpy(), "registered_on",
-          f"registered_on is after the ingestion date {ingested_on}")
+          f"registered_on is after the ingestion date {ingested_on}", f"registered_on 晚于入库日期 {ingested_on}")
     status_date = pd.to_datetime(typed["status_date"])
-    v.add("date_order", (status_date < reg).to_numpy(), "status_date", "status_date is before registered_on")
-    for col, as_int in (("registered_capital", False), ("employees", True)):
-        parsed, invalid = _parse_numbers(frame[col])
-        v.add("value_invalid", invalid, col, f"{col} is not a number")
-        v.add("amount_negative", (parsed < 0).to_numpy(), col, f"{col} must be ≥ 0")
-        if as_int:
-            not_int = (parsed.notna() & (parsed != parsed.round())).to_numpy()
-            v.add("value_invalid", not_int, col, f"{col} must be a whole number")
-            parsed = parsed.round().astype("Int64")
-        typed[col] = parsed
-    for col in ("name", "industry", "registered_on"):
-        v.add("field_missing", ~_present(frame[col]), col, f"{col} is required")
-    v.add("value_invalid", (frame["industry"].notna() & ~frame["industry"].isin(GBT_SECTIONS)).to_numpy(),
-          "industry", "industry must be a GB/T 4754-2017 section A–T")
-    v.add("value_invalid", (frame["legal_form"].notna() & ~frame["legal_form"].isin(LEGAL_FORMS)).to_numpy(),
-          "legal_form", f"legal_form must be one of {sorted(LEGAL_FORMS)}")
-    v.add("value_invalid", (frame["status"].notna() & ~frame["status"].isin(SUBJECT_STATUSES)).to_numpy(),
-          "status", f"status must be one of {sorted(SUBJECT_STATUSES)}")
+    v.add("date_order", (status_date < reg).to_numpy(), "status_date", "status_date is before registered_on",
+          "status_date 早于 registered_on")
+    typed["registered_capital"] = numbers.get("registered_capital", pd.Series(np.nan, index=frame.index))
+    employees = numbers.get("employees", pd.Series(np.nan, index=frame.index))
+    typed["employees"] = employees.where(employees == employees.round()).round().astype("Int64")
     return typed, v
 
 
@@ -342,154 +325,381 @@ def validate_records(
     ingested_on: date,
     policy: Policy,
     check_text: bool = True,
+    verdict: _Verdict | None = None,
+    suspect: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, _Verdict]:
     """Typed records and the per-row verdict (see :data:`features.schema.RULES`)."""
-    n = len(frame)
-    v = _Verdict(n)
+    v = verdict or _Verdict(len(frame))
     if check_text:
-        _text_columns_bad(frame, v)
+        _text_columns_bad(frame, v, suspect)
     rid = frame["record_id"]
     v.add("duplicate_record_id", (rid.duplicated(keep="first") & rid.notna()).to_numpy(), "record_id",
-          "record_id already appeared in an earlier row of this file")
-    v.add("field_missing", ~_present(rid), "record_id", "record_id is required")
+          "record_id already appeared in an earlier row of this file", "record_id 在本文件前面已出现")
     uscc = frame["uscc"]
     known = pd.Index(known_uscc) if not isinstance(known_uscc, pd.Index) else known_uscc
     is_known = uscc.isin(known).to_numpy()
     # known subjects' codes were validated when their subject row was accepted: check only the rest
     valid_code = is_known.copy()
     valid_code[~is_known] = valid_uscc_mask(uscc[~is_known])
-    v.add("uscc_invalid", ~valid_code, "uscc", "not an 18-character GB 32100-2015 code with a valid check character")
+    v.add("uscc_invalid", _present(uscc) & ~valid_code, "uscc",
+          "not an 18-character GB 32100-2015 code with a valid check character",
+          "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
     v.add("unknown_subject", valid_code & ~is_known, "uscc",
-          "no such subject in this batch's accepted subjects or in the store")
+          "no such subject in this batch's accepted subjects or in the store", "该主体不在本批已接收的主体或库中")
     kind = frame["kind"]
-    v.add("kind_unknown", ~kind.isin(list(policy.kinds)).to_numpy(), "kind",
-          f"kind is not in the catalogue of policy {policy.version}")
+    v.add("kind_unknown", _present(kind) & ~kind.isin(list(policy.kinds)).to_numpy(), "kind",
+          f"kind is not in the catalogue of policy {policy.version}", f"记录类别不在目录（{policy.version}）中")
     severity = frame["severity"]
     severity_kinds = [k for k, r in policy.kinds.items() if r.severity_required]
     bad_sev = (kind.isin(severity_kinds) & ~severity.isin(SEVERITIES)) | (severity.notna() & ~severity.isin(SEVERITIES))
     v.add("severity_invalid", bad_sev.to_numpy(), "severity",
-          f"severity must be one of {list(SEVERITIES)} (required on {severity_kinds})")
+          f"severity must be one of {list(SEVERITIES)} (required on {severity_kinds})",
+          f"情节等级须为 minor/general/serious（{'、'.join(severity_kinds)} 必填）")
+    numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",), suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in RECORD_COLUMNS})
     parsed_dates = {}
     for col in RECORD_DATE_COLUMNS:
         parsed, invalid = _parse_dates(frame[col])
-        v.add("date_invalid", invalid, col, f"{col} is not a real calendar date YYYY-MM-DD")
+        v.add("date_invalid", invalid, col, f"{col} is not a real calendar date YYYY-MM-DD",
+              f"{col} 不是有效日期（YYYY-MM-DD）")
         parsed_dates[col] = parsed
         typed[col] = parsed.dt.date
-    v.add("field_missing", ~_present(frame["decision_date"]), "decision_date", "decision_date is required")
     decision = parsed_dates["decision_date"]
     v.add("date_in_future", (decision > pd.Timestamp(ingested_on)).to_numpy(), "decision_date",
-          f"decision_date is after the ingestion date {ingested_on}")
+          f"decision_date is after the ingestion date {ingested_on}", f"决定日期晚于入库日期 {ingested_on}")
     v.add("date_order", (parsed_dates["publicity_end"] < decision).to_numpy(), "publicity_end",
-          "publicity_end is before decision_date")
-    amount, bad_amount = _parse_numbers(frame["amount"])
-    v.add("value_invalid", bad_amount, "amount", "amount is not a number")
-    v.add("amount_negative", (amount < 0).to_numpy(), "amount", "amount must be ≥ 0 (CNY)")
-    typed["amount"] = amount.astype("float64")
+          "publicity_end is before decision_date", "公示截止日期早于决定日期")
+    typed["amount"] = numbers.get("amount", pd.Series(np.nan, index=frame.index)).astype("float64")
     v.add("legal_basis_missing", (kind.isin(sorted(policy.legal_basis_kinds)) & frame["document_no"].isna()).to_numpy(),
-          "document_no", "the catalogue requires a legal-basis document number for this kind")
-    verified_text = frame["verified"].str.lower()
+          "document_no", "the catalogue requires a legal-basis document number for this kind",
+          "目录要求此类记录有法律依据文书号")
+    verified_text = frame["verified"].astype("string").str.lower()
     verified = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     verified[verified_text.isin(_TRUE)] = True
     verified[verified_text.isin(_FALSE)] = False
     v.add("value_invalid", (frame["verified"].notna() & verified.isna()).to_numpy(), "verified",
-          "verified must be true or false")
+          "verified must be true or false", "verified 须为 true 或 false")
     typed["verified"] = verified
     exemption = frame["exemption"]
     v.add("value_invalid", (exemption.notna() & ~exemption.isin(list(policy.exemption_reasons))).to_numpy(),
-          "exemption", f"exemption must be empty or one of {list(policy.exemption_reasons)}")
+          "exemption", f"exemption must be empty or one of {list(policy.exemption_reasons)}",
+          f"exemption 须为空或 {'、'.join(policy.exemption_reasons)}")
     return typed, v
 
 
 # --------------------------------------------------------------------------------------------
 # storing
 # --------------------------------------------------------------------------------------------
-def _content_hash(con: duckdb.DuckDBPyConnection, typed: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """sha256 of a row's contract columns, independent of the source format (CSV/Parquet/JSONL)."""
+def _content_hash_sql(columns: tuple[str, ...]) -> str:
+    """sha256 of a row's contract columns as DuckDB SQL, independent of the source format (the typed
+    frame's values cast to text, missing as ␀)."""
     parts = ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '\u2400')" for c in columns)
-    con.register("_typed", typed)
-    hashes = con.sql(f"SELECT sha256(concat_ws(chr(31), {parts})) AS h FROM _typed").fetchnumpy()["h"]
-    con.unregister("_typed")
-    return np.asarray(hashes, dtype=object)
+    return f"sha256(concat_ws(chr(31), {parts}))"
 
 
-def _versions(
-    con: duckdb.DuckDBPyConnection, typed: pd.DataFrame, key: str, store: Path, table: str
-) -> tuple[pd.DataFrame, int, int, int]:
-    """Keep rows whose content is new; number their version after the stored ones.
-
-    The comparison runs in DuckDB against the stored Parquet (key, version, content_hash), so
-    the store's history is never loaded into pandas.
-    """
-    if not has_table(store, table) or typed.empty:
-        out = typed.assign(version=np.int32(1))
-        return out, len(out), 0, 0
-    con.register("_incoming", pd.DataFrame({"k": typed[key].to_numpy(), "h": typed["content_hash"].to_numpy(),
-                                            "pos": np.arange(len(typed))}))
-    status = con.sql(
-        f"""WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h FROM {scan_sql(store, table)}
-                              WHERE "{key}" IN (SELECT k FROM _incoming)),
-                 latest AS (SELECT k, MAX(version) AS max_version FROM existing GROUP BY k),
-                 seen AS (SELECT DISTINCT k, h FROM existing)
-            SELECT i.pos, s.k IS NOT NULL AS unchanged, l.max_version
-            FROM _incoming i LEFT JOIN seen s ON i.k = s.k AND i.h = s.h LEFT JOIN latest l ON i.k = l.k
-            ORDER BY i.pos"""
-    ).df()
-    con.unregister("_incoming")
-    unchanged = status["unchanged"].to_numpy(dtype=bool)
-    prior = status["max_version"].to_numpy(dtype="float64")
-    fresh = typed.loc[~unchanged]
-    prior_fresh = prior[~unchanged]
-    out = fresh.assign(version=(np.nan_to_num(prior_fresh, nan=0.0) + 1).astype("int32"))
-    new_versions = int((~np.isnan(prior_fresh)).sum())
-    return out, len(out) - new_versions, new_versions, int(unchanged.sum())
-
-
-def _quarantine_rows(file_name: str, frame: pd.DataFrame, key: str, verdict: _Verdict) -> pd.DataFrame:
-    idx = np.flatnonzero(verdict.rejected)
-    if len(idx) == 0:
-        return pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
-    fields = verdict.field[idx]
-    values = [
-        _printable(frame.iat[i, frame.columns.get_loc(f)]) if f in frame.columns else None
-        for i, f in zip(idx, fields, strict=True)
-    ]
-    return pd.DataFrame(
-        {
-            "file": file_name,
-            "row": idx + 1,
-            "key": [_printable(x) for x in frame[key].to_numpy()[idx]],
-            "field": fields,
-            "value": values,
-            "rule": [RULES[r] for r in verdict.rank[idx]],
-            "message": verdict.message[idx],
-        }
-    )
-
-
-def _printable(value: object) -> str | None:
-    """Undecodable bytes shown as \\xNN escapes, so the quarantine file itself is valid UTF-8."""
+def _printable(value: object, limit: int = _VALUE_SHOWN) -> str | None:
+    """A value as the quarantine shows it: undecodable bytes as \\xNN, control characters as \\uNNNN,
+    cut after ``limit`` characters (the length is said), so the quarantine file stays valid, readable UTF-8."""
     if value is None:
         return None
     text = str(value)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    n = len(text)
+    text = text[:limit].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = re.sub(control_pattern(False), lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text if n <= limit else f"{text}…（共 {n} 字 / {n} characters）"
+
+
+def _messages(rows: np.ndarray, lines: np.ndarray, fields: np.ndarray, zh: np.ndarray, en: np.ndarray,
+              rules: list[str]) -> tuple[list[str], list[str]]:
+    out_zh, out_en = [], []
+    for r, ln, f, z, e, rule in zip(rows, lines, fields, zh, en, rules, strict=True):
+        out_zh.append(f"第 {ln} 行（数据第 {r} 行）字段 {f}：{z}（规则 {rule}：{RULE_TEXT[rule][0]}）")
+        out_en.append(f"line {ln} (data row {r}), field {f}: {e} (rule {rule}: {RULE_TEXT[rule][1]})")
+    return out_zh, out_en
+
+
+@dataclass
+class _Staged:
+    """One input file's rows after validation, on disk under the batch's staging directory."""
+
+    name: str
+    table: str
+    key: str
+    info: TableInfo
+    layout: Layout | None
+    mapping: Mapping | None
+    stage: Path
+    read: int = 0
+    chunks: int = 0
+
+
+class _Batch:
+    """Stages every file of one batch under ``tmp_dir/_stage``, then writes the batch's tables."""
+
+    def __init__(self, store: Path, tmp_dir: Path, batch_id: str, stamp: pd.Timestamp, con) -> None:
+        self.store, self.tmp_dir, self.batch_id, self.stamp, self.con = store, tmp_dir, batch_id, stamp, con
+        self.stage_root = tmp_dir / "_stage"
+        self.stage_root.mkdir()
+        self.files: list[_Staged] = []
+        self.summaries: list[FileSummary] = []
+
+    def stage_file(self, path: Path, table: str, reader: TableReader, *, layout: Layout | None,
+                   mapping: Mapping | None, validate) -> _Staged:
+        """Validate ``path`` chunk by chunk; accepted rows, quarantined rows and keys go to Parquet parts."""
+        key = "record_id" if table == "records" else "uscc"
+        columns = RECORD_COLUMNS if table == "records" else SUBJECT_COLUMNS
+        staged = _Staged(path.name, table, key, reader.info, layout, mapping,
+                         self.stage_root / f"{len(self.files)}-{table}")
+        for sub in ("accepted", "quarantine", "keys"):
+            (staged.stage / sub).mkdir(parents=True)
+        for chunk in reader.chunks():
+            if mapping is not None:
+                frame, verdict = mapping.to_records(chunk.frame)
+            else:
+                frame = chunk.frame.reindex(columns=list(columns))
+                verdict = _Verdict(len(frame))
+            typed, verdict = validate(frame, verdict, chunk.suspect)
+            self._write_chunk(staged, chunk, frame, typed, verdict, columns)
+            staged.read += len(frame) + len(chunk.bad)
+            staged.chunks += 1
+            # a chunk's frames sit in reference cycles (pandas): without a collection per chunk they pile up
+            # until the cyclic GC happens to run, and memory grows with the file (measured: ~67 MB a chunk)
+            del frame, typed, verdict, chunk
+            gc.collect()
+        reader.check_conservation()
+        if staged.read == 0:
+            raise MalformedFileError(f"file {path.name}: has a header but no data rows")
+        self.files.append(staged)
+        return staged
+
+    def _write_chunk(self, staged: _Staged, chunk, frame: pd.DataFrame, typed: pd.DataFrame, verdict: _Verdict,
+                     columns: tuple[str, ...]) -> None:
+        part = f"part-{staged.chunks:05d}.parquet"
+        key = staged.key
+        ok = ~verdict.rejected
+        accepted = typed.loc[ok].copy()
+        accepted["source_row"] = chunk.rows[ok]
+        accepted["source_line"] = chunk.lines[ok]
+        if len(accepted):
+            self.con.register("_chunk", accepted)
+            types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
+            cols = ", ".join([f'CAST("{c}" AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns]
+                             + [f"{_content_hash_sql(columns)} AS content_hash", "CAST(source_row AS BIGINT) AS source_row",
+                                "CAST(source_line AS BIGINT) AS source_line"])
+            self.con.execute(f"COPY (SELECT {cols} FROM _chunk) TO '{staged.stage / 'accepted' / part}' (FORMAT parquet)")
+            self.con.unregister("_chunk")
+        # every row's key (even rejected rows: a repeated key is a duplicate whatever its content)
+        keys = pd.DataFrame({"k": frame[key].to_numpy(dtype=object), "row": chunk.rows,
+                             "rank": verdict.rank.astype("int32")})
+        keys = keys[keys["k"].notna()]
+        if len(keys):
+            keys.to_parquet(staged.stage / "keys" / part, index=False)
+        idx = np.flatnonzero(verdict.rejected)
+        rules = [RULES[r] for r in verdict.rank[idx]]
+        fields = verdict.field[idx]
+        natural = np.array([r == "natural_person" for r in rules], dtype=bool)
+        values = [None if nat or f in PERSONAL_FIELDS or f not in frame.columns
+                  else _printable(frame.iat[i, frame.columns.get_loc(f)])
+                  for i, f, nat in zip(idx, fields, natural, strict=True)]
+        keys_shown = [None if nat else _printable(k, 60) for k, nat in
+                      zip(frame[key].to_numpy(dtype=object)[idx], natural, strict=True)]
+        zh, en = _messages(chunk.rows[idx], chunk.lines[idx], fields, verdict.message_zh[idx], verdict.message[idx],
+                           rules)
+        bad = chunk.bad
+        q = pd.DataFrame({
+            "file": staged.name,
+            "row": np.concatenate([chunk.rows[idx], np.array([b.row for b in bad], dtype=np.int64)]),
+            "line": np.concatenate([chunk.lines[idx], np.array([b.line for b in bad], dtype=np.int64)]),
+            "key": keys_shown + [None] * len(bad),
+            "field": list(fields) + [None] * len(bad),
+            # the raw line is shown only for contract record files: a subject's or a national file's line
+            # may carry personal data (legal representatives, natural persons)
+            "value": values + [_printable(b.text) if staged.mapping is None and staged.table == "records" else None
+                               for b in bad],
+            "rule": rules + [b.rule for b in bad],
+            "message": zh + [f"{b.detail_zh}（规则 {b.rule}：{RULE_TEXT[b.rule][0]}）" for b in bad],
+            "message_en": en + [f"{b.detail_en} (rule {b.rule}: {RULE_TEXT[b.rule][1]})" for b in bad],
+        }, columns=list(QUARANTINE_COLUMNS))
+        if len(q):
+            q.astype({c: "string" for c in QUARANTINE_COLUMNS if c not in ("row", "line")}).to_parquet(
+                staged.stage / "quarantine" / part, index=False)
+
+    # -- the whole file: duplicates across chunks, versions against the store, quarantine ------------
+    def finish_file(self, staged: _Staged) -> tuple[FileSummary, pd.Index | None]:
+        con, stage, key = self.con, staged.stage, staged.key
+        dup_rank = RULES.index("duplicate_record_id")
+        glob = lambda sub: f"read_parquet('{stage / sub}/*.parquet')"  # noqa: E731
+        has = lambda sub: any((stage / sub).glob("*.parquet"))  # noqa: E731
+        # a row repeating a key seen in an earlier row is a duplicate, unless it broke a rule ranked higher
+        if has("keys"):
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS
+                SELECT row, first_row FROM (
+                    SELECT row, rank, MIN(row) OVER (PARTITION BY k) AS first_row FROM {glob('keys')})
+                WHERE row > first_row AND rank > {dup_rank}""")
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _dups (row BIGINT, first_row BIGINT)")
+        columns = RECORD_COLUMNS if staged.table == "records" else SUBJECT_COLUMNS
+        types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
+        if has("accepted"):
+            # views, not tables: a province-size file stays on disk (Parquet) and is streamed by each query
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _acc AS SELECT a.* FROM {glob('accepted')} a "
+                        "ANTI JOIN _dups d ON a.source_row = d.row")
+            dup_quarantine = con.sql(f"""SELECT a.source_row AS row, a.source_line AS line, a."{key}" AS k, d.first_row
+                FROM {glob('accepted')} a JOIN _dups d ON a.source_row = d.row""").df()
+        else:
+            con.execute("CREATE OR REPLACE TEMP VIEW _acc AS SELECT "
+                        + ", ".join(f'CAST(NULL AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
+                        + ", CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS BIGINT) AS source_row, "
+                        "CAST(NULL AS BIGINT) AS source_line WHERE false")
+            dup_quarantine = pd.DataFrame(columns=["row", "line", "k", "first_row"])
+        accepted = int(con.execute("SELECT COUNT(*) FROM _acc").fetchall()[0][0])
+        n_new, n_ver, n_same = self._write_versions(staged, columns, types)
+        q = self._quarantine(staged, dup_quarantine)
+        target = self.tmp_dir / "quarantine.csv"
+        q.to_csv(target, mode="a" if target.exists() else "w", header=not target.exists(), index=False,
+                 encoding="utf-8")
+        by_rule = {str(k): int(c) for k, c in q["rule"].value_counts().items()} if len(q) else {}
+        info = staged.info
+        summary = FileSummary(
+            file=staged.name, table=staged.table, read=staged.read, accepted=accepted, quarantined=len(q),
+            new=n_new, new_versions=n_ver, unchanged=n_same, by_rule=by_rule, format=info.format,
+            encoding=info.encoding, encoding_detected_by=info.encoding_detected_by,
+            layout=staged.layout.name if staged.layout else "contract",
+            layout_title=staged.layout.title_zh if staged.layout else "数据契约格式 (docs/data-contract.md)",
+            columns=(staged.mapping.report() if staged.mapping else [{"column": c, "mapped_to": c} for c in info.header]),
+            physical_lines=info.physical_lines, blank_lines=info.blank_lines,
+        )
+        if summary.read != summary.accepted + summary.quarantined:
+            raise AssertionError(f"{staged.name}: read {summary.read} ≠ accepted {summary.accepted} + quarantined "
+                                 f"{summary.quarantined}")
+        self.summaries.append(summary)
+        known = None
+        if staged.table == "subjects":
+            known = pd.Index(con.sql("SELECT DISTINCT uscc FROM _acc").df()["uscc"])
+        return summary, known
+
+    def _write_versions(self, staged: _Staged, columns: tuple[str, ...], types: dict[str, str]) -> tuple[int, int, int]:
+        """Keep rows whose content is new; number their version after the stored ones (in DuckDB, so the
+        store's history is never loaded into pandas)."""
+        con, key, table = self.con, staged.key, staged.table
+        # the stored versions, and those this batch's earlier files wrote: a row repeated in a later file
+        # of the batch adds nothing, a changed one is the next version (one row per key and version)
+        known = [f'SELECT "{key}", version, content_hash FROM {scan_sql(self.store, table)}'] \
+            if has_table(self.store, table) else []
+        written = sorted(str(p) for p in (self.tmp_dir / table).rglob("*.parquet"))
+        if written:
+            known.append(f'SELECT "{key}", version, content_hash FROM read_parquet({sql_file_list(written)}, union_by_name = true)')
+        if known:
+            # one pass over the accepted rows: each joined to the known versions of its key
+            status = f"""WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h
+                                  FROM ({" UNION ALL ".join(known)}) WHERE "{key}" IN (SELECT "{key}" FROM _acc)),
+                     latest AS (SELECT k, MAX(version) AS max_version FROM existing GROUP BY k),
+                     seen AS (SELECT DISTINCT k, h FROM existing)
+                SELECT a.*, s.k IS NOT NULL AS _unchanged, l.max_version AS _max_version
+                FROM _acc a LEFT JOIN seen s ON a."{key}" = s.k AND a.content_hash = s.h
+                            LEFT JOIN latest l ON a."{key}" = l.k"""
+        else:
+            status = "SELECT a.*, false AS _unchanged, CAST(NULL AS INTEGER) AS _max_version FROM _acc a"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _counts AS SELECT COUNT(*) FILTER (WHERE _unchanged) AS same, "
+                    "COUNT(*) FILTER (WHERE NOT _unchanged AND _max_version IS NOT NULL) AS ver, "
+                    f"COUNT(*) FILTER (WHERE NOT _unchanged AND _max_version IS NULL) AS new FROM ({status})")
+        n_same, n_ver, n_new = con.execute("SELECT same, ver, new FROM _counts").fetchall()[0]
+        if n_new + n_ver:
+            stamp = self.stamp.isoformat(sep=" ")
+            fresh = (f"""SELECT * EXCLUDE (_unchanged, _max_version), COALESCE(_max_version, 0) + 1 AS version,
+                        TIMESTAMP '{stamp}' AS ingested_at, '{self.batch_id}' AS batch_id,
+                        '{staged.name.replace("'", "''")}' AS source_file
+                     FROM ({status}) WHERE NOT _unchanged""")
+            select = _store_select(columns, types)
+            out = self.tmp_dir / table
+            if table == "records":
+                con.execute(f"COPY (SELECT {select}, CAST(year(decision_date) AS INTEGER) AS decision_year "
+                            f"FROM ({fresh})) TO '{out}' "
+                            "(FORMAT parquet, PARTITION_BY (decision_year), FILENAME_PATTERN "
+                            f"'part-{len(self.summaries)}-{{i}}', OVERWRITE_OR_IGNORE)")
+            else:
+                out.mkdir(exist_ok=True)
+                con.execute(f"COPY (SELECT {select} FROM ({fresh})) "
+                            f"TO '{out / f'part-{len(self.summaries)}.parquet'}' (FORMAT parquet)")
+        return int(n_new), int(n_ver), int(n_same)
+
+    def _quarantine(self, staged: _Staged, dups: pd.DataFrame) -> pd.DataFrame:
+        """The file's quarantine: rows rejected per chunk (a duplicate's rule where it outranks theirs) and
+        accepted rows that repeat an earlier key."""
+        con, stage, key = self.con, staged.stage, staged.key
+        parts = sorted((stage / "quarantine").glob("*.parquet"))
+        q = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else \
+            pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+        dup_rows = con.sql("SELECT row, first_row FROM _dups").df()
+        if len(q) and len(dup_rows):
+            first = dict(zip(dup_rows["row"], dup_rows["first_row"], strict=True))
+            repeat = q["row"].isin(first.keys()) & q["rule"].map(lambda r: RULES.index(r) > RULES.index("duplicate_record_id"))
+            if repeat.any():
+                firsts = q.loc[repeat, "row"].map(first)
+                q.loc[repeat, "field"] = key
+                q.loc[repeat, "value"] = q.loc[repeat, "key"]
+                q.loc[repeat, "rule"] = "duplicate_record_id"
+                zh, en = _repeat_messages(key, q.loc[repeat, "line"], q.loc[repeat, "row"], firsts)
+                q.loc[repeat, "message"], q.loc[repeat, "message_en"] = zh, en
+        if len(dups):
+            zh, en = _repeat_messages(key, dups["line"], dups["row"], dups["first_row"])
+            extra = pd.DataFrame({
+                "file": staged.name, "row": dups["row"].astype("int64"), "line": dups["line"].astype("int64"),
+                "key": [_printable(k, 60) for k in dups["k"]], "field": key,
+                "value": [_printable(k, 60) for k in dups["k"]], "rule": "duplicate_record_id",
+                "message": zh, "message_en": en,
+            })
+            q = pd.concat([q, extra], ignore_index=True)
+        return q.sort_values("row", kind="stable").reset_index(drop=True)
+
+
+def _repeat_messages(key: str, lines, rows, firsts) -> tuple[list[str], list[str]]:
+    """The quarantine messages of rows repeating an earlier row's key (Chinese, English)."""
+    triples = list(zip(lines, rows, firsts, strict=True))
+    return ([f"第 {ln} 行（数据第 {r} 行）字段 {key}：与数据第 {f} 行重复（规则 duplicate_record_id）" for ln, r, f in triples],
+            [f"line {ln} (data row {r}), field {key}: repeats data row {f} (rule duplicate_record_id)"
+             for ln, r, f in triples])
+
+
+def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(p.name.encode())
+        digest.update(str(p.stat().st_size).encode())
+    return f"{ingested_at.strftime('%Y%m%dT%H%M%S%fZ')}-{digest.hexdigest()[:8]}"
+
+
+def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path) -> None:
+    """Make the written batch part of the store in one step, or leave the store exactly as it was.
+
+    The one place a batch becomes part of the store, for every ingest path (features.store owns
+    how): staged under ``batches/`` with the current state it implies, checked, then published by one
+    manifest replace; if any step fails the staged batch is discarded and :class:`StoreError` says why.
+    """
+    add_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)  # ingestion's memory bound
 
 
 def ingest(
     *,
     store: str | Path,
     subjects: str | Path | None = None,
-    records: str | Path | None = None,
+    records: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
     ingested_at: datetime | None = None,
     policy: Policy | None = None,
+    source: str | None = None,
+    layouts_dir: str | Path | None = None,
+    chunk_rows: int = 100_000,
 ) -> IngestSummary:
     """Validate ``subjects`` and/or ``records`` files and add a batch to ``store``.
 
-    Subjects are validated first, so records may refer to subjects of the same batch. Raises
-    :class:`MalformedFileError` (nothing written) when a file is refused whole.
+    ``records`` may be several files, each in the contract's layout or a national 双公示 layout
+    recognised by its header (``source`` forces one by name; ``layouts_dir`` adds a city's own
+    mapping files). Subjects are validated first, so records may refer to subjects of the same
+    batch. Raises :class:`MalformedFileError` (nothing written) when a file is refused whole.
     """
-    if subjects is None and records is None:
+    if subjects is None and not records:
         raise IngestError("nothing to ingest: give --subjects and/or --records")
+    record_paths = [Path(p) for p in ([records] if isinstance(records, (str, Path)) else (records or []))]
     policy = policy or default_policy()
     ingested_at = ingested_at or datetime.now(UTC)
     if ingested_at.tzinfo is None:
@@ -497,16 +707,24 @@ def ingest(
     ingested_on = ingested_at.date()
     store = Path(store)
 
-    # Read both files before writing anything: a malformed file refuses the whole batch.
-    sub_frame = read_table(subjects, SUBJECT_COLUMNS) if subjects is not None else None
-    rec_frame = read_table(records, RECORD_COLUMNS) if records is not None else None
+    # Open every file (header, layout) before writing anything: an unreadable file refuses the batch.
+    sub_reader = None
+    if subjects is not None:
+        sub_reader = _open(Path(subjects), chunk_rows)
+        _check_contract_header(Path(subjects), sub_reader.info.header, SUBJECT_COLUMNS, sub_reader)
+    rec_readers = []
+    for path in record_paths:
+        reader = _open(path, chunk_rows)
+        try:
+            layout, mapping = recognise(reader.info.header, source=source, layouts_dir=layouts_dir,
+                                        policy=policy, contract_columns=RECORD_COLUMNS,
+                                        jsonl=reader.suffix == ".jsonl")
+        except ValueError as exc:
+            raise MalformedFileError(f"file {path.name}: {exc}") from exc
+        rec_readers.append((path, reader, layout, mapping))
 
-    digest = hashlib.sha256()
-    for p in (subjects, records):
-        if p is not None:
-            digest.update(Path(p).name.encode())
-            digest.update(str(Path(p).stat().st_size).encode())
-    batch_id = f"{ingested_at.strftime('%Y%m%dT%H%M%S%fZ')}-{digest.hexdigest()[:8]}"
+    all_paths = ([Path(subjects)] if subjects is not None else []) + record_paths
+    batch_id = _batch_id(ingested_at, all_paths)
     store.mkdir(parents=True, exist_ok=True)
     tmp_dir = store / f".tmp-{batch_id}"
     final_dir = store / BATCHES_DIR / batch_id
@@ -515,84 +733,57 @@ def ingest(
     tmp_dir.mkdir(parents=True)
     con = duckdb.connect()
     con.execute("SET threads = 2")
-    summaries: list[FileSummary] = []
-    quarantines: list[pd.DataFrame] = []
+    con.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
+    # rows carry source_row: no need to keep insertion order, which made the final partitioned COPY of a
+    # 5 GB file (33 M rows) run out of its memory instead of streaming
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET temp_directory = '{tmp_dir / '_spill'}'")
     stamp = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
     try:
+        batch = _Batch(store, tmp_dir, batch_id, stamp, con)
         known = pd.Index(
             con.sql(f"SELECT DISTINCT uscc FROM {scan_sql(store, 'subjects')}").df()["uscc"]
             if has_table(store, "subjects") else []
         )
-        if sub_frame is not None:
-            name = Path(subjects).name
-            typed, verdict = validate_subjects(
-                sub_frame, ingested_on=ingested_on, check_text=_file_has_bad_text(Path(subjects))
-            )
-            ok = ~verdict.rejected
-            accepted = typed.loc[ok].copy()
-            accepted["content_hash"] = _content_hash(con, accepted, SUBJECT_COLUMNS)
-            fresh, n_new, n_ver, n_same = _versions(con, accepted, "uscc", store, "subjects")
-            fresh = fresh.assign(ingested_at=stamp, batch_id=batch_id, source_file=name,
-                                 source_row=fresh.index.to_numpy() + 1)
-            if len(fresh):
-                (tmp_dir / "subjects").mkdir()
-                con.register("_fresh", fresh)
-                con.execute(f"COPY ({_store_select(SUBJECT_COLUMNS, _SUBJECT_TYPES)}) TO '{tmp_dir / 'subjects' / 'part-0.parquet'}' (FORMAT parquet)")
-                con.unregister("_fresh")
-            known = known.union(pd.Index(accepted["uscc"].unique()))
-            q = _quarantine_rows(name, sub_frame, "uscc", verdict)
-            quarantines.append(q)
-            summaries.append(_summary(name, "subjects", len(sub_frame), int(ok.sum()), q, n_new, n_ver, n_same))
-        if rec_frame is not None:
-            name = Path(records).name
-            typed, verdict = validate_records(
-                rec_frame, known_uscc=known, ingested_on=ingested_on, policy=policy,
-                check_text=_file_has_bad_text(Path(records)),
-            )
-            ok = ~verdict.rejected
-            accepted = typed.loc[ok].copy()
-            accepted["content_hash"] = _content_hash(con, accepted, RECORD_COLUMNS)
-            fresh, n_new, n_ver, n_same = _versions(con, accepted, "record_id", store, "records")
-            fresh = fresh.assign(
-                ingested_at=stamp, batch_id=batch_id, source_file=name,
-                source_row=fresh.index.to_numpy() + 1,
-                decision_year=pd.to_datetime(fresh["decision_date"]).dt.year.astype("int32"),
-            )
-            if len(fresh):
-                con.register("_fresh", fresh)
-                con.execute(
-                    f"COPY ({_store_select(RECORD_COLUMNS, _RECORD_TYPES, ('decision_year',))}) TO '{tmp_dir / 'records'}' "
-                    "(FORMAT parquet, PARTITION_BY (decision_year))"
-                )
-                con.unregister("_fresh")
-            q = _quarantine_rows(name, rec_frame, "record_id", verdict)
-            quarantines.append(q)
-            summaries.append(_summary(name, "records", len(rec_frame), int(ok.sum()), q, n_new, n_ver, n_same))
-        quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else pd.DataFrame(
-            columns=list(QUARANTINE_COLUMNS))
-        quarantine.to_csv(tmp_dir / "quarantine.csv", index=False, encoding="utf-8")
+        if sub_reader is not None:
+            path = Path(subjects)
+            check_text = _file_has_bad_text(path, sub_reader.info.encoding)
+
+            def check_subjects(frame, verdict, suspect):
+                return validate_subjects(frame, ingested_on=ingested_on, check_text=check_text, verdict=verdict,
+                                         suspect=suspect)
+
+            staged = batch.stage_file(path, "subjects", sub_reader, layout=None, mapping=None,
+                                      validate=check_subjects)
+            _, accepted_codes = batch.finish_file(staged)
+            known = known.union(accepted_codes)
+        for path, reader, layout, mapping in rec_readers:
+            check_text = _file_has_bad_text(path, reader.info.encoding)
+
+            def check_records(frame, verdict, suspect, check_text=check_text):
+                return validate_records(frame, known_uscc=known, ingested_on=ingested_on, policy=policy,
+                                        check_text=check_text, verdict=verdict, suspect=suspect)
+
+            staged = batch.stage_file(path, "records", reader, layout=layout, mapping=mapping, validate=check_records)
+            batch.finish_file(staged)
+        if not (tmp_dir / "quarantine.csv").exists():
+            pd.DataFrame(columns=list(QUARANTINE_COLUMNS)).to_csv(tmp_dir / "quarantine.csv", index=False)
+        shutil.rmtree(batch.stage_root, ignore_errors=True)
+        shutil.rmtree(tmp_dir / "_spill", ignore_errors=True)
         summary = IngestSummary(
             batch_id=batch_id,
             ingested_at=ingested_at.isoformat(),
             store=str(store),
             batch_dir=str(final_dir),
             quarantine_path=str(final_dir / "quarantine.csv"),
-            files=summaries,
+            files=batch.summaries,
         )
         (tmp_dir / "summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2),
                                               encoding="utf-8")
-        # staged with the current state it implies, then made visible in one step (features.store)
-        add_batch(store, tmp_dir, batch_id=batch_id)
+        con.close()
+        _publish_batch(store, tmp_dir, final_dir)
     except BaseException:
+        con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    finally:
-        con.close()
     return summary
-
-
-def _summary(name: str, table: str, read: int, accepted: int, q: pd.DataFrame, n_new: int, n_ver: int,
-             n_same: int) -> FileSummary:
-    by_rule = {str(k): int(c) for k, c in q["rule"].value_counts().items()} if len(q) else {}
-    return FileSummary(file=name, table=table, read=read, accepted=accepted, quarantined=len(q), new=n_new,
-                       new_versions=n_ver, unchanged=n_same, by_rule=by_rule)

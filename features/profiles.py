@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
-from features.policy import Policy, default_policy
+from features.catalogue import Policy, default_policy
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
 from features.store import Snapshot, create_current_views, create_version_views, has_table, snapshot
 

@@ -1,6 +1,22 @@
-"""Columns of the input files (docs/data-contract.md) and the quarantine rules, in one place."""
+"""The record contract (docs/data-contract.md) in one place: columns, field limits, quarantine rules.
+
+Every boundary that writes subjects or records derives its checks from the declarations here:
+ingestion's vectorised checks (:mod:`features.ingest`) and the service's pydantic models
+(``serving.schemas.RecordIn`` / ``SubjectIn``, through :func:`pydantic_fields`). A row one of them
+accepts the other accepts too (``tests/features/test_feat_record_schema.py``).
+"""
 
 from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+from uscc import is_valid_uscc
 
 SUBJECT_COLUMNS: tuple[str, ...] = (
     "uscc", "name", "legal_form", "industry", "district_code", "district_name", "registered_on",
@@ -13,39 +29,257 @@ RECORD_COLUMNS: tuple[str, ...] = (
 )
 SUBJECT_DATE_COLUMNS = ("registered_on", "status_date")
 RECORD_DATE_COLUMNS = ("decision_date", "end_date", "publicity_end", "verified_on")
-SUBJECT_REQUIRED = ("uscc", "name", "industry", "registered_on")
-RECORD_REQUIRED = ("record_id", "uscc", "kind", "decision_date")
 
 # Columns the store adds to every stored row.
 STORE_COLUMNS = ("version", "content_hash", "ingested_at", "batch_id", "source_file", "source_row")
 
 # Quarantine rules in priority order: a row breaking several is reported under the first.
-# The first eleven are the contract's dirt table (docs/data-contract.md); the last two are this
-# package's extensions for inputs the contract's dirt never produces.
-# Why this order: undecodable text makes every other field suspect; a repeated id is rejected
-# before its content is judged (the first occurrence carries the record); identity (uscc) comes
-# before what the row says; then catalogue, dates, amounts, legal basis.
+# Why this order: a row that cannot be split has no fields to judge; a natural person's row is set
+# aside before anything of it is looked at (its personal data are not kept); undecodable or control
+# text makes every other field suspect; a repeated id is rejected before its content is judged (the
+# first occurrence carries the record); identity (uscc) comes before what the row says; then
+# catalogue, dates, amounts, legal basis, then the plain field limits.
 RULES: tuple[str, ...] = (
+    "row_malformed",
+    "field_count",
+    "natural_person",
     "text_encoding",
+    "control_character",
     "duplicate_record_id",
     "uscc_invalid",
     "unknown_subject",
     "kind_unknown",
+    "severity_underivable",
     "severity_invalid",
     "date_invalid",
     "date_in_future",
     "date_order",
     "amount_negative",
+    "amount_out_of_range",
     "legal_basis_missing",
     "field_missing",
+    "text_too_long",
     "value_invalid",
 )
-CONTRACT_RULES = frozenset(RULES[:11])
+# The contract's dirt table (docs/data-contract.md): the rules the simulator's dirt breaks.
+CONTRACT_RULES = frozenset({
+    "text_encoding", "duplicate_record_id", "uscc_invalid", "unknown_subject", "kind_unknown", "severity_invalid",
+    "date_invalid", "date_in_future", "date_order", "amount_negative", "legal_basis_missing",
+})
 
-QUARANTINE_COLUMNS = ("file", "row", "key", "field", "value", "rule", "message")
+# What each rule means, for the person reading the quarantine (Chinese first, English available).
+RULE_TEXT: dict[str, tuple[str, str]] = {
+    "row_malformed": ("无法拆分为字段（引号不成对或引号后多余字符）", "cannot be split into fields (unbalanced quote or text after a closing quote)"),
+    "field_count": ("字段个数与表头不符", "number of fields differs from the header"),
+    "natural_person": ("涉及自然人，个人信息不入库", "about a natural person: personal data are not stored"),
+    "text_encoding": ("文字编码无效（非 UTF-8/GB18030 字节或替换字符）", "text is not valid in the file's encoding"),
+    "control_character": ("含控制字符", "contains a control character"),
+    "duplicate_record_id": ("编号在本文件前面已出现", "key already appeared in an earlier row of this file"),
+    "uscc_invalid": ("统一社会信用代码无效（GB 32100-2015）", "not a valid unified social credit code (GB 32100-2015)"),
+    "unknown_subject": ("主体不在本批或库中", "no such subject in this batch or in the store"),
+    "kind_unknown": ("记录类别不在目录中", "record kind is not in the catalogue"),
+    "severity_invalid": ("情节等级缺失或无效", "severity missing or not one of minor/general/serious"),
+    "severity_underivable": ("无法从处罚类别推定情节等级", "severity cannot be derived from the penalty type"),
+    "date_invalid": ("日期无效", "not a real calendar date"),
+    "date_in_future": ("日期晚于入库日期", "date is after the ingestion date"),
+    "date_order": ("日期先后顺序错误", "dates out of order"),
+    "amount_negative": ("金额为负", "amount is negative"),
+    "amount_out_of_range": ("数值不是有限数或超出范围", "number is not finite or out of range"),
+    "legal_basis_missing": ("缺少法律依据文书号", "legal-basis document number missing"),
+    "field_missing": ("必填字段为空", "required field is empty"),
+    "text_too_long": ("文字超过最大长度", "text longer than the maximum"),
+    "value_invalid": ("取值无效", "value not allowed"),
+}
+
+QUARANTINE_COLUMNS = ("file", "row", "line", "key", "field", "value", "rule", "message", "message_en")
 
 LEGAL_FORMS = frozenset(
     {"llc", "joint_stock", "sole_proprietorship", "partnership", "individual_business", "farmer_coop",
      "branch", "social_org"}
 )
 SUBJECT_STATUSES = frozenset({"active", "deregistered", "revoked"})
+SEVERITY_VALUES = ("minor", "general", "serious")
+INDUSTRY_SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")  # GB/T 4754-2017
+
+# The largest amount a record may carry, in yuan: 10 万亿 (1e13), a thousand times the largest fine
+# ever imposed in China (18.228 billion yuan, 2021), and small enough that the store's amount in
+# cents (BIGINT, current state) can never overflow (1e15 < 9.2e18).
+AMOUNT_MAX = 1e13
+EMPLOYEES_MAX = 10_000_000
+
+# Control characters: C0 (tab, newline and carriage return allowed only in multi-line text), DEL and
+# C1. Invisible, and NUL cannot be stored by PostgreSQL.
+_CONTROL_SINGLE_LINE = "\x00-\x1f\x7f-\x9f"
+_CONTROL_MULTI_LINE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+
+
+def control_pattern(multiline: bool) -> str:
+    """The regular expression (one character class) of the control characters a text field refuses."""
+    return f"[{_CONTROL_MULTI_LINE if multiline else _CONTROL_SINGLE_LINE}]"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """The limits of one contract column, declared once for every boundary.
+
+    ``kind``: text, date, number (finite, within [minimum, maximum]), integer, flag (true/false) or
+    uscc. ``allowed``: the only values a text may take. ``multiline``: tab and newlines allowed.
+    """
+
+    name: str
+    kind: Literal["text", "uscc", "date", "number", "integer", "flag"] = "text"
+    required: bool = False
+    max_length: int | None = None
+    allowed: tuple[str, ...] | None = None
+    pattern: str | None = None
+    multiline: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    default: str | None = None  # what a missing value means (the service fills it in)
+
+
+def _rules(*rules: FieldRule) -> dict[str, FieldRule]:
+    return {r.name: r for r in rules}
+
+
+# The service stores record_id, kind, subkind and department in VARCHAR(40), document_no in 120.
+RECORD_FIELDS: dict[str, FieldRule] = _rules(
+    FieldRule("record_id", required=True, max_length=40),
+    FieldRule("uscc", "uscc", required=True, max_length=18),
+    FieldRule("kind", required=True, max_length=40),
+    FieldRule("subkind", max_length=40),
+    FieldRule("severity", allowed=SEVERITY_VALUES),
+    FieldRule("decision_date", "date", required=True),
+    FieldRule("end_date", "date"),
+    FieldRule("publicity_end", "date"),
+    FieldRule("amount", "number", minimum=0.0, maximum=AMOUNT_MAX),
+    FieldRule("department", required=True, max_length=40),
+    FieldRule("document_no", max_length=120),
+    FieldRule("ref_record_id", max_length=40),
+    FieldRule("verified", "flag"),
+    FieldRule("verified_on", "date"),
+    FieldRule("exemption", max_length=40),
+    FieldRule("inspection_item", max_length=40),
+    FieldRule("description", max_length=2000, multiline=True),
+)
+SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
+    FieldRule("uscc", "uscc", required=True, max_length=18),
+    FieldRule("name", required=True, max_length=200),
+    FieldRule("legal_form", allowed=tuple(sorted(LEGAL_FORMS))),
+    FieldRule("industry", required=True, allowed=INDUSTRY_SECTIONS),
+    FieldRule("district_code", pattern=r"^[0-9]{6}$", max_length=6),
+    FieldRule("district_name", max_length=40),
+    FieldRule("registered_on", "date", required=True),
+    FieldRule("registered_capital", "number", minimum=0.0, maximum=AMOUNT_MAX),  # 万元
+    FieldRule("employees", "integer", minimum=0, maximum=EMPLOYEES_MAX),
+    FieldRule("status", allowed=tuple(sorted(SUBJECT_STATUSES)), default="active"),
+    FieldRule("status_date", "date"),
+    FieldRule("legal_rep_name", max_length=60),
+    FieldRule("legal_rep_id", max_length=18),
+)
+assert tuple(RECORD_FIELDS) == RECORD_COLUMNS and tuple(SUBJECT_FIELDS) == SUBJECT_COLUMNS
+# Personal information (DOMAIN §4): never shown in the quarantine, whatever rule the row broke.
+PERSONAL_FIELDS = frozenset({"legal_rep_name", "legal_rep_id"})
+SUBJECT_REQUIRED = tuple(n for n, r in SUBJECT_FIELDS.items() if r.required)
+RECORD_REQUIRED = tuple(n for n, r in RECORD_FIELDS.items() if r.required)
+
+
+class Verdict:
+    """First failing rule per row, in :data:`RULES` priority order (rules may be added in any order).
+
+    ``message`` holds the English detail, ``message_zh`` the Chinese one (the rule's text by default).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.rank = np.full(n, len(RULES), dtype=np.int16)
+        self.field = np.empty(n, dtype=object)
+        self.message = np.empty(n, dtype=object)  # English detail
+        self.message_zh = np.empty(n, dtype=object)
+
+    def add(self, rule: str, mask: np.ndarray | Any, field_name: str | np.ndarray, message: str | np.ndarray,
+            message_zh: str | np.ndarray | None = None) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        rank = RULES.index(rule)
+        take = mask & (rank < self.rank)
+        if not take.any():
+            return
+        self.rank[take] = rank
+        self.field[take] = field_name if isinstance(field_name, str) else np.asarray(field_name)[take]
+        self.message[take] = message if isinstance(message, str) else np.asarray(message)[take]
+        zh = RULE_TEXT[rule][0] if message_zh is None else message_zh
+        self.message_zh[take] = zh if isinstance(zh, str) else np.asarray(zh)[take]
+
+    @property
+    def rejected(self) -> np.ndarray:
+        return self.rank < len(RULES)
+
+
+# --------------------------------------------------------------------------------------------
+# the same limits as pydantic types (the service's request and load models)
+# --------------------------------------------------------------------------------------------
+def _no_control(multiline: bool):
+    pattern = re.compile(control_pattern(multiline))
+
+    def check(value: str) -> str:
+        if pattern.search(value):
+            raise ValueError("must not contain control characters (rule control_character)")
+        return value
+
+    return check
+
+
+def _valid_uscc(value: str) -> str:
+    if not is_valid_uscc(value):
+        raise ValueError("not a valid unified social credit code (GB 32100-2015; rule uscc_invalid)")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (rule amount_out_of_range)")
+    return value
+
+
+def pydantic_type(rule: FieldRule) -> Any:
+    """The pydantic annotation that accepts exactly what ingestion accepts for this column."""
+    import datetime as dt
+
+    if rule.kind == "date":
+        base: Any = dt.date
+    elif rule.kind == "flag":
+        base = bool
+    elif rule.kind in ("number", "integer"):
+        number = float if rule.kind == "number" else int
+        base = Annotated[number, Field(ge=rule.minimum, le=rule.maximum, allow_inf_nan=False),
+                         AfterValidator(_finite)]
+    elif rule.allowed is not None:
+        base = Literal[rule.allowed]  # type: ignore[valid-type]
+    else:
+        base = Annotated[str, StringConstraints(min_length=1, max_length=rule.max_length, pattern=rule.pattern),
+                         AfterValidator(_no_control(rule.multiline))]
+        if rule.kind == "uscc":
+            base = Annotated[base, AfterValidator(_valid_uscc)]
+    if rule.required:
+        return base
+    if rule.default is not None:
+        return Annotated[base, BeforeValidator(lambda v: rule.default if v is None or v == "" else v)]
+    # ingestion reads an empty field as missing: so does the service
+    return Annotated[base | None, BeforeValidator(_empty_is_missing)]
+
+
+def _empty_is_missing(value: Any) -> Any:
+    return None if isinstance(value, str) and value == "" else value
+
+
+def text_type(table: Literal["records", "subjects"], name: str, *, min_length: int = 0) -> Any:
+    """A column's text limits (length, control characters) as a plain ``str`` annotation, for request
+    models that keep an empty string for "none" (e.g. an inspection result's document number)."""
+    rule = (RECORD_FIELDS if table == "records" else SUBJECT_FIELDS)[name]
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=rule.max_length, pattern=rule.pattern),
+                     AfterValidator(_no_control(rule.multiline))]
+
+
+def pydantic_fields(table: Literal["records", "subjects"], names: tuple[str, ...]) -> dict[str, Any]:
+    """``{name: (annotation, default)}`` for :func:`pydantic.create_model`: required columns have no default."""
+    rules = RECORD_FIELDS if table == "records" else SUBJECT_FIELDS
+    return {n: (pydantic_type(rules[n]), ... if rules[n].required else rules[n].default) for n in names}

@@ -155,7 +155,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
                   template_zh=f"目前列入{zh}：{{yes_no}}，{{effect}}", template_en=f"Currently on the {en}: {{yes_no}}; this {{effect}}")
       for k, zh, en in _LISTS),
     FeatureSpec("n_repaired_36m", "近36个月已修复记录数", "records repaired in last 36 months", ("repair",), 0,
-                "repaired records must not count against the subject (seed 002); report only", model_input=False),
+                "repaired records must not count against the subject (宁信用〔2021〕1号); report only", model_input=False),
     FeatureSpec("n_exempted_36m", "近36个月豁免记录数", "exempted records in last 36 months",
                 ("admin_penalty", "commitment_broken", "inspection"), 0,
                 "exempted records (豁免清单) must never count against the subject; report only", model_input=False),

@@ -78,6 +78,8 @@ STAGED_DIR = "staged"
 MANIFESTS_DIR = "manifests"
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+# DuckDB's memory while deriving the current state (it spills beyond); ingestion passes its own bound
+DERIVE_MEMORY = "3GB"
 MANIFEST_FORMAT = 1
 # Part of every current state's description: a change of the current-state SQL or layout gets a
 # new version, so a store materialised by older code is rebuilt, never read with the wrong columns.
@@ -216,7 +218,8 @@ def has_table(store: str | Path | Snapshot, table: str) -> bool:
     return bool(snapshot(store).files(table))
 
 
-def _file_list(files: list[str]) -> str:
+def sql_file_list(files: list[str]) -> str:
+    """A DuckDB list literal of file paths (quotes escaped)."""
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
@@ -228,7 +231,7 @@ def scan_sql(store: str | Path | Snapshot, table: str) -> str:
         raise StoreError(f"store {Path(store.root if isinstance(store, Snapshot) else store)} has no published "
                          f"{table}")
     hive = "true" if table == "records" else "false"
-    return f"read_parquet({_file_list(files)}, hive_partitioning={hive}, union_by_name=true)"
+    return f"read_parquet({sql_file_list(files)}, hive_partitioning={hive}, union_by_name=true)"
 
 
 def latest_sql(store: str | Path | Snapshot, table: str) -> str:
@@ -302,7 +305,7 @@ def _current_subjects_sql(snap: Snapshot, *, locate: bool = False) -> str:
         return _segments_sql(snap, "subjects", locate=locate)
     keep = "" if locate else " EXCLUDE (_seg, _row)"
     return (f"SELECT s.*{keep} FROM ({_segments_sql(snap, 'subjects', locate=True)}) s ANTI JOIN "
-            f"(SELECT segment, row FROM read_parquet({_file_list(files)}) WHERE tbl = 'subjects') d "
+            f"(SELECT segment, row FROM read_parquet({sql_file_list(files)}) WHERE tbl = 'subjects') d "
             "ON s._seg = d.segment AND s._row = d.row")
 
 
@@ -407,12 +410,14 @@ def _check_batch_id(batch_id: str) -> None:
         raise StoreError(f"batch id {batch_id!r} is not a plain directory name")
 
 
-def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | None = None) -> StagedBatch:
+def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | None = None,
+                memory_limit: str = DERIVE_MEMORY) -> StagedBatch:
     """Check a batch directory written by ingestion, move it into ``store`` and derive the current
     state it implies, without making anything visible; see the module docstring.
 
     ``batch_dir`` (``subjects/*.parquet``, ``records/**/*.parquet``, any other files) must be on the
     store's file system; it is moved, not copied, and put back where it was if staging fails.
+    ``memory_limit`` bounds DuckDB while deriving (it spills beyond).
     Raises :class:`StoreError` with the reason; the store is then as it was.
     """
     store, batch_dir = Path(store), Path(batch_dir)
@@ -429,7 +434,7 @@ def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | Non
         os.rename(batch_dir, final)
         created: list[Path] = []
         try:
-            staged, manifest = _derive(store, snap, batch_id, created)
+            staged, manifest = _derive(store, snap, batch_id, created, memory_limit)
             _fsync_tree(final)
             _fsync_dir(final.parent)
             _write_json(_staged_path(store, batch_id), manifest)
@@ -441,7 +446,7 @@ def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | Non
         return staged
 
 
-def publish(store: str | Path, batch: str | StagedBatch) -> Snapshot:
+def publish(store: str | Path, batch: str | StagedBatch, *, memory_limit: str = DERIVE_MEMORY) -> Snapshot:
     """Make a staged batch visible: one atomic replace of the manifest. Re-derives its current state
     first if another batch was published since it was staged (or refuses, if both changed one key).
     Returns the published snapshot; raises :class:`StoreError` (nothing changed) otherwise."""
@@ -459,7 +464,7 @@ def publish(store: str | Path, batch: str | StagedBatch) -> Snapshot:
             created: list[Path] = []
             try:
                 staged_at = manifest["staged_at"]
-                _, manifest = _derive(store, current, batch_id, created)
+                _, manifest = _derive(store, current, batch_id, created, memory_limit)
                 manifest["staged_at"] = staged_at
                 _write_json(path, manifest)
             except BaseException:
@@ -476,12 +481,13 @@ def publish(store: str | Path, batch: str | StagedBatch) -> Snapshot:
         return published
 
 
-def add_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | None = None) -> Snapshot:
+def add_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | None = None,
+              memory_limit: str = DERIVE_MEMORY) -> Snapshot:
     """Stage a batch and publish it at once (no gate in between); if publishing fails, the staged
     batch is discarded, so the store is left exactly as it was. Raises :class:`StoreError`."""
-    staged = stage_batch(store, batch_dir, batch_id=batch_id)
+    staged = stage_batch(store, batch_dir, batch_id=batch_id, memory_limit=memory_limit)
     try:
-        return publish(store, staged)
+        return publish(store, staged, memory_limit=memory_limit)
     except BaseException:
         if staged.batch_id not in snapshot(store).batch_ids:
             discard(store, staged)
@@ -604,7 +610,7 @@ def _collect_garbage(store: Path, published: Snapshot, previous: Snapshot | None
 # --------------------------------------------------------------------------------------------
 # deriving the current state
 # --------------------------------------------------------------------------------------------
-def _connect(spill: Path, threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConnection:
+def _connect(spill: Path, memory_limit: str, threads: int = 2) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"SET threads = {int(threads)}")
     # 20+ M records on a shared machine: bounded memory, spilling into the segment being written
@@ -638,7 +644,8 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path]) -> tuple[StagedBatch, dict]:
+def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
+            memory_limit: str = DERIVE_MEMORY) -> tuple[StagedBatch, dict]:
     """Check the batch under ``batches/<batch_id>`` against ``snap`` and write the current state
     its publication implies; returns the staged batch and the manifest that publishes it."""
     batch_dir = store / BATCHES_DIR / batch_id
@@ -655,10 +662,11 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path]) -> 
     if both and not (files["subjects"] or files["records"]) and snap.has_current:
         pass  # nothing new: the current state stays as it is
     elif both and _wants_rebuild(snap):
-        segments, layout, change = (_build_base(store, snap, extra_batch=(batch_id, files), created=created),), \
+        segments, layout, change = (_build_base(store, snap, extra_batch=(batch_id, files), created=created,
+                                               memory_limit=memory_limit),), \
             CURRENT_LAYOUT_VERSION, "rebuild"
     elif both:
-        delta = _build_delta(store, snap, batch_id, files, created)
+        delta = _build_delta(store, snap, batch_id, files, created, memory_limit)
         if delta is not None:
             segments, change = (*snap.segments, delta), "delta"
     new = Snapshot(root=store, sequence=snap.sequence + 1, batches=batches, segments=segments, layout=layout)
@@ -692,7 +700,7 @@ def _check_batch(con: duckdb.DuckDBPyConnection, store: Path, snap: Snapshot, ba
             counts.append(0)
             continue
         try:
-            rel = con.sql(f"SELECT * FROM read_parquet({_file_list(paths)}, union_by_name = true)")
+            rel = con.sql(f"SELECT * FROM read_parquet({sql_file_list(paths)}, union_by_name = true)")
             names = set(rel.columns)
         except duckdb.Error as exc:
             raise StoreError(f"batch {batch_id}: its {table} files cannot be read as Parquet: {exc}") from exc
@@ -701,13 +709,13 @@ def _check_batch(con: duckdb.DuckDBPyConnection, store: Path, snap: Snapshot, ba
             raise StoreError(f"batch {batch_id}: its {table} lack the columns {missing}")
         rel.create_view("_b", replace=True)
         n, n_keys, bad_key, bad_version = con.execute(
-            f"SELECT count(*), count(DISTINCT {key}), count(*) FILTER ({key} IS NULL), "
+            f"SELECT count(*), count(DISTINCT ({key}, version)), count(*) FILTER ({key} IS NULL), "
             "count(*) FILTER (version IS NULL OR version < 1) FROM _b").fetchone()
         if bad_key or bad_version:
             raise StoreError(f"batch {batch_id}: {bad_key} {table} without {key}, {bad_version} without a version ≥ 1")
         if n_keys != n:
-            raise StoreError(f"batch {batch_id}: {n - n_keys} {table} repeat a {key} already in the batch "
-                             "(one version per key and batch)")
+            raise StoreError(f"batch {batch_id}: {n - n_keys} {table} repeat a {key} and version already in the "
+                             "batch (one row per key and version)")
         if table == "records":
             bad = con.execute("SELECT record_id, amount FROM _b WHERE amount IS NOT NULL AND NOT isfinite(amount) "
                           "ORDER BY record_id LIMIT 3").fetchall()
@@ -723,21 +731,22 @@ def _history_views(con: duckdb.DuckDBPyConnection, snap: Snapshot, extra: tuple[
     for table, view in (("subjects", "subject_versions"), ("records", "record_versions")):
         files = snap.files(table) + ([str(snap.root / f) for f in extra[1][table]] if extra else [])
         hive = "true" if table == "records" else "false"
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({_file_list(files)}, "
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({sql_file_list(files)}, "
                     f"hive_partitioning={hive}, union_by_name=true)")
 
 
-def _build_base(store: Path, snap: Snapshot, extra_batch: tuple[str, dict] | None, created: list[Path]) -> Segment:
+def _build_base(store: Path, snap: Snapshot, extra_batch: tuple[str, dict] | None, created: list[Path],
+                memory_limit: str = DERIVE_MEMORY) -> Segment:
     """The whole current state from the history (the published batches and ``extra_batch``), as one
     base segment: subject keys dense in uscc order, records in key order."""
     name, tmp = _new_segment(store, "base", created)
-    con = _connect(tmp / "spill")
+    con = _connect(tmp / "spill", memory_limit)
     try:
         for table, key in (("records", "record_id"), ("subjects", "uscc")):
             new = [str(snap.root / f) for f in extra_batch[1][table]] if extra_batch else []
             if new and snap.files(table):
                 _refuse_stale_versions(
-                    con, extra_batch[0], table, key, batch=f"read_parquet({_file_list(new)}, union_by_name = true)",
+                    con, extra_batch[0], table, key, batch=f"read_parquet({sql_file_list(new)}, union_by_name = true)",
                     stored=f"(SELECT {key}, max(version) AS version FROM {scan_sql(snap, table)} GROUP BY {key})")
         _history_views(con, snap, extra_batch)
         con.execute(
@@ -762,7 +771,7 @@ def _build_base(store: Path, snap: Snapshot, extra_batch: tuple[str, dict] | Non
 
 
 def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tuple[str, ...]],
-                 created: list[Path]) -> Segment | None:
+                 created: list[Path], memory_limit: str = DERIVE_MEMORY) -> Segment | None:
     """The current rows a batch changes, derived by the current-state SQL from their current versions
     and the batch's rows; None if the batch changes nothing.
 
@@ -776,7 +785,7 @@ def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tu
     from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
 
     name, tmp = _new_segment(store, "delta", created)
-    con = _connect(tmp / "spill")
+    con = _connect(tmp / "spill", memory_limit)
     try:
         con.execute(f"CREATE TEMP VIEW cur_subjects AS {_current_subjects_sql(snap, locate=True)}")
         con.execute("CREATE TEMP TABLE live AS SELECT subject_key, uscc, _seg, _row FROM cur_subjects")
@@ -789,7 +798,7 @@ def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tu
             kept = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
             typed[table] = [(c, kept[c]) for c in (*columns, "version") if c in kept]
             paths = [str(store / f) for f in files[table]]
-            source = (f"read_parquet({_file_list(paths)}, union_by_name = true)" if paths else
+            source = (f"read_parquet({sql_file_list(paths)}, union_by_name = true)" if paths else
                       f"(SELECT * FROM {view} WHERE false)")
             cast = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in typed[table])
             con.execute(f"CREATE TEMP TABLE b_{table} AS SELECT {cast} FROM {source}")

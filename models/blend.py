@@ -51,9 +51,7 @@ class AdditiveBlend(RiskModelMixin, BaseEstimator):
         """Weighted sum of the members' exact contributions (same feature order)."""
         check_is_fitted(self, "estimators_")
         parts = [e.contributions(X) for e in self.estimators_]
-        values = sum(w * p.values for w, p in zip(self.weights_, parts, strict=True))
-        base = sum(w * p.base_value for w, p in zip(self.weights_, parts, strict=True))
-        return Contributions(values, base, list(self.feature_names_in_))
+        return Contributions.combine(parts, self.weights_, list(self.feature_names_in_))
 
 
 def default_blend(*, monotone=None, categorical_features=None, additive: bool = True,

@@ -6,8 +6,9 @@ the indices and contributions of its top-k risk-raising features, chosen with
 subject at a time, by `BulkExplanation.reasons(i, ...)` or `reason_codes(...)`.
 
 Every contribution is in log-odds (positive = raises the risk), and
-`base_value + Σ contributions = the model's log-odds` exactly (see `models.base`).
-Overrides that fired always come first.
+`base_value + Σ contributions = the model's log-odds` exactly (see `models.base`); a model with
+declared pairwise terms (`models.gam.BoostedGAM`) adds one term per pair, and a pair's reason
+names both features. Overrides that fired always come first.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from models.meta import Evidence, FeatureMeta, as_evidence
 
 @dataclass(frozen=True)
 class ReasonCode:
-    """One reason: a fired override or a feature with its contribution and the records behind it."""
+    """One reason: a fired override, a feature or a declared pair of features with its
+    contribution and the records behind it (a pair's code is ``a*b``, its value ``(a, b)``)."""
 
     code: str
-    kind: str  # "override" | "feature"
+    kind: str  # "override" | "feature" | "pair"
     text_zh: str
     text_en: str
     contribution: float = math.nan
@@ -106,6 +108,23 @@ def render_feature_reason(meta: FeatureMeta, value: Any, contribution: float) ->
     return zh, en
 
 
+def render_pair_reason(meta_a: FeatureMeta, value_a: Any, meta_b: FeatureMeta, value_b: Any,
+                       contribution: float) -> tuple[str, str]:
+    """(zh, en) sentence of a pair term: both features with their values, and that their
+    combination (beyond what each does alone) raises or lowers the risk."""
+    raises = contribution > 0
+    effect_zh, effect_en = ("提高了信用风险", "raises the credit risk") if raises else ("降低了信用风险", "lowers the credit risk")
+
+    def shown(value: Any, missing: str) -> str:
+        return missing if _is_missing(value) else _format_value(value)
+
+    zh = (f"{meta_a.label_zh}（{shown(value_a, '无数据')}）与{meta_b.label_zh}（{shown(value_b, '无数据')}）"
+          f"同时出现，其组合{effect_zh}")
+    en = (f"{meta_a.label_en} ({shown(value_a, 'no data')}) together with {meta_b.label_en} "
+          f"({shown(value_b, 'no data')}): the combination {effect_en}")
+    return zh, en
+
+
 def _metas_by_name(metas: Mapping[str, FeatureMeta] | Sequence[FeatureMeta] | None) -> dict[str, FeatureMeta]:
     if metas is None:
         return {}
@@ -122,11 +141,14 @@ def reason_codes(
     evidence: Mapping[str, Sequence[Evidence | Mapping[str, Any]]] | None = None,
     overrides: Sequence[OverrideRule] = (),
     indices: Sequence[int] | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> list[ReasonCode]:
-    """Reasons for one subject: fired overrides first, then the top-k risk-raising features.
+    """Reasons for one subject: fired overrides first, then the top-k risk-raising terms.
 
-    contributions: this subject's row of `Contributions.values`; values: its profile values;
-    evidence: feature (or override column) → records behind it.
+    contributions: this subject's row of `Contributions.terms()` (one value per feature, then
+    one per declared pair in ``pairs``); values: its profile values; evidence: feature (or
+    override column) → records behind it. A pair's reason names both features and cites the
+    records behind each.
     """
     by_name = _metas_by_name(metas)
     evidence = evidence or {}
@@ -138,13 +160,22 @@ def reason_codes(
     if indices is None:
         idx, _ = top_k(np.asarray(contributions, dtype=float).reshape(1, -1), k)
         indices = idx[0]
+    def meta(name: str) -> FeatureMeta:
+        return by_name.get(name) or FeatureMeta(name, name, name)
+
+    p = len(feature_names)
     for j in indices:
         if j < 0:
             continue
-        name = feature_names[j]
-        meta = by_name.get(name) or FeatureMeta(name, name, name)
         c = float(contributions[j])
-        zh, en = render_feature_reason(meta, values.get(name), c)
+        if j >= p:
+            a, b = pairs[j - p]
+            zh, en = render_pair_reason(meta(a), values.get(a), meta(b), values.get(b), c)
+            out.append(ReasonCode(f"{a}*{b}", "pair", zh, en, c, (values.get(a), values.get(b)),
+                                  as_evidence([*evidence.get(a, ()), *evidence.get(b, ())])))
+            continue
+        name = feature_names[j]
+        zh, en = render_feature_reason(meta(name), values.get(name), c)
         out.append(ReasonCode(name, "feature", zh, en, c, values.get(name), as_evidence(evidence.get(name))))
     return out
 
@@ -157,20 +188,22 @@ class BulkExplanation:
     top_index: np.ndarray
     top_contribution: np.ndarray
     feature_names: list[str]
+    pairs: list[tuple[str, str]] = field(default_factory=list)
 
     def reasons(self, i: int, values: Mapping[str, Any], *, metas=None,
                 evidence: Mapping[str, Sequence[Evidence | Mapping[str, Any]]] | None = None) -> list[ReasonCode]:
         """Render subject i's reasons (overrides first) in Chinese and English."""
-        contrib = np.zeros(len(self.feature_names))
+        contrib = np.zeros(len(self.feature_names) + len(self.pairs))
         valid = self.top_index[i] >= 0
         contrib[self.top_index[i][valid]] = self.top_contribution[i][valid]
         return reason_codes(contrib, self.feature_names, values, metas=metas, evidence=evidence,
-                            overrides=self.grades.overrides_for(i), indices=self.top_index[i])
+                            overrides=self.grades.overrides_for(i), indices=self.top_index[i], pairs=self.pairs)
 
 
 def explain_bulk(model, grader, X: pd.DataFrame, profile: pd.DataFrame | None = None, *, k: int = 5,
                  contributions: Contributions | None = None) -> BulkExplanation:
-    """Grade every subject and keep its top-k reason codes (vectorised, no text).
+    """Grade every subject and keep its top-k reason codes (vectorised, no text); a reason may
+    be a feature or a declared pair of features.
 
     The probability is computed from the same contributions when the model has no separate
     calibration map, so the model is evaluated once.
@@ -181,5 +214,6 @@ def explain_bulk(model, grader, X: pd.DataFrame, profile: pd.DataFrame | None = 
     else:
         p = 1.0 / (1.0 + np.exp(-contrib.total()))
     grades = grader.grade(p, profile if profile is not None else X)
-    idx, vals = top_k(contrib.values, k)
-    return BulkExplanation(grades, idx, vals, list(contrib.feature_names))
+    values, _ = contrib.terms()
+    idx, vals = top_k(values, k)
+    return BulkExplanation(grades, idx, vals, list(contrib.feature_names), [tuple(p) for p in contrib.pairs])

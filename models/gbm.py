@@ -23,14 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.base import (
-    BaseEstimator,
-    Contributions,
-    RiskModelMixin,
-    as_frame,
-    check_binary_target,
-    check_is_fitted,
-)
+from models.base import BaseEstimator, Contributions, RiskModelMixin, check_is_fitted, encoded, start_fit
 
 
 @dataclass(frozen=True)
@@ -120,19 +113,7 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ encoding
     def _encode(self, X) -> np.ndarray:
-        frame = as_frame(X, list(self.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
-        if frame.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        cols = []
-        for j, name in enumerate(self.feature_names_in_):
-            col = frame.iloc[:, j]
-            cats = self.categories_.get(name)
-            if cats is None:
-                cols.append(pd.to_numeric(col, errors="raise").to_numpy(dtype=float))
-            else:
-                codes = pd.Categorical(col.astype(str).where(col.notna(), None), categories=cats).codes
-                cols.append(np.where(codes < 0, np.nan, codes).astype(float))
-        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+        return encoded(self, X)
 
     # ------------------------------------------------------------------- fitting
     def fit(self, X, y, *, init_score: np.ndarray | None = None) -> MonotoneGBM:
@@ -143,32 +124,9 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         """
         import lightgbm as lgb
 
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
-        if len(frame) != len(y_arr):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
         if self.n_estimators < 1 or self.learning_rate <= 0:
             raise ValueError(f"n_estimators={self.n_estimators} must be ≥ 1 and learning_rate={self.learning_rate} > 0")
-        monotone = dict(self.monotone or {})
-        unknown = sorted(set(monotone) - set(map(str, frame.columns)))
-        if unknown:
-            raise ValueError(f"monotone names features {unknown} that are not columns of X")
-        bad = {k: v for k, v in monotone.items() if v not in (-1, 0, 1)}
-        if bad:
-            raise ValueError(f"monotone directions {bad} must be -1, 0 or +1")
-        categorical = set(self.categorical_features or [])
-        categorical |= {str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-                        or pd.api.types.is_bool_dtype(frame[c])}
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        frame = frame.set_axis(list(self.feature_names_in_), axis=1)
-        self.n_features_in_ = frame.shape[1]
-        self.classes_ = np.array([0, 1])
-        self.categories_: dict[str, list[str]] = {
-            c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in self.feature_names_in_ if c in categorical
-        }
-        for c in self.categories_:
-            if monotone.get(c, 0):
-                raise ValueError(f"feature {c!r} is categorical; monotone={monotone[c]} needs an ordered feature")
+        frame, y_arr, monotone, init_score = start_fit(self, X, y, init_score)
         Xe = self._encode(frame)
         params = {
             "objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True,
@@ -185,10 +143,6 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         if constraints:
             params["interaction_constraints"] = constraints
         cat_idx = [j for j, c in enumerate(self.feature_names_in_) if c in self.categories_]
-        if init_score is not None:
-            init_score = np.asarray(init_score, dtype=float)
-            if init_score.shape != y_arr.shape:
-                raise ValueError(f"init_score has shape {init_score.shape}, expected {y_arr.shape}")
         data = lgb.Dataset(Xe, label=y_arr, init_score=init_score, categorical_feature=cat_idx or "auto",
                            feature_name=[f"f{j}" for j in range(Xe.shape[1])], free_raw_data=True)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)

@@ -70,15 +70,9 @@ class OnTopModel(RiskModelMixin, BaseEstimator):
         return self.base.decision_function(xb) + self.delta_.decision_function(xd)
 
     def contributions(self, X) -> Contributions:
-        """Exact: the base's and the delta's contributions added per feature (X's column order)."""
+        """Exact: the base's and the delta's contributions added per feature (X's column order)
+        and per declared pair."""
         check_is_fitted(self, "delta_")
         xb, xd = self._parts(X)
-        names = list(self.feature_names_in_)
-        values = np.zeros((len(xb), len(names)))
-        base_value = 0.0
-        for part, x in ((self.base, xb), (self.delta_, xd)):
-            c = part.contributions(x)
-            idx = [names.index(n) for n in c.feature_names]
-            values[:, idx] += c.values
-            base_value = base_value + c.base_value
-        return Contributions(values, base_value, names)
+        parts = [self.base.contributions(xb), self.delta_.contributions(xd)]
+        return Contributions.combine(parts, [1.0, 1.0], list(self.feature_names_in_))

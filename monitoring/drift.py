@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
 
-from monitoring.psi import binned_counts, decile_psi, is_categorical
+from stability.psi import binned_counts, decile_psi, is_categorical
 
 #: Evidently methods whose value is a p-value (drift when below the threshold); the others are
 #: distances (drift when at or above the threshold).
@@ -96,7 +96,7 @@ def evidently_drift(
 def feature_psi(
     reference: pd.DataFrame, current: pd.DataFrame, *, columns: Sequence[str], n_bins: int = 10
 ) -> dict[str, float]:
-    """Decile PSI per column (see :mod:`monitoring.psi`)."""
+    """Decile PSI per column (see :mod:`stability.psi`)."""
     return {c: decile_psi(reference[c], current[c], n_bins=n_bins).psi for c in columns}
 
 

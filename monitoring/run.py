@@ -16,7 +16,7 @@ from monitoring.flow import FlowSegment, SeverityMix, segment_flow, severity_mix
 from monitoring.grades import GradeMigration, GradeShares, grade_migration, grade_shares
 from monitoring.health import DataHealth, data_health
 from monitoring.performance import Performance, cohort_performance
-from monitoring.psi import PsiResult, decile_psi
+from stability.psi import PsiResult, decile_psi
 
 #: Columns of a profile frame that are keys or bookkeeping, never monitored as features.
 NON_FEATURE_COLUMNS = frozenset({

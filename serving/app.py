@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
     ``repair_eligibility`` replace the defaults. Without them: when ``settings.store_dir`` is set,
     the real regrader (`serving.services.regrade`, with the models of ``app.state.model_holder``,
-    a `ChampionHolder` that ``/health`` reports on) and the feature policy's repair catalogue;
-    otherwise grades are marked stale and the built-in catalogue applies.
+    a `ChampionHolder` that ``/health`` reports on); otherwise grades are marked stale. Repair
+    eligibility is the catalogue policy's either way (`serving.services.repairs`).
     Migrations run at startup when ``settings.run_migrations_on_startup``.
     """
     from serving.routes import (
@@ -94,13 +94,12 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     if configured.store_dir is not None:
         from serving.services.champions import ChampionHolder
         from serving.services.models import GENERAL_MODEL, open_registry
-        from serving.services.regrade import catalogue_repair_eligibility, make_regrader
+        from serving.services.regrade import make_regrader
 
         # MLflow is imported on the first regrade or /health, not at startup
         app.state.model_holder = ChampionHolder(lambda: open_registry(configured.mlflow_tracking_uri),
                                                 names=(GENERAL_MODEL,))
         regrader = regrader or make_regrader(store_dir=configured.store_dir, models=app.state.model_holder)
-        repair_eligibility = repair_eligibility or catalogue_repair_eligibility()
     # app.state, not dependency_overrides: with any override present, FastAPI re-analyses every
     # dependency's signature on every request (≈ 8 ms of CPU per read measured); overrides are for tests
     app.state.regrader = regrader

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from features.schema import pydantic_fields
 from serving.security import Role
 from serving.validation import CleanText, Uscc
 
@@ -38,19 +39,18 @@ class MeOut(Out):
 
 # --- subjects and records ---------------------------------------------------------------
 
-class SubjectIn(BaseModel):
-    """A subject as the pipeline writes it into the service (data contract: subjects)."""
+# The record contract's field limits are declared once (features.schema) and derived here, so a row
+# ingestion accepts is a row the service accepts, and the other way round.
+_SUBJECT_IN_FIELDS = ("uscc", "name", "legal_form", "industry", "district_code", "district_name", "registered_on",
+                      "status", "legal_rep_name", "legal_rep_id")
+_RECORD_IN_FIELDS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "end_date",
+                     "publicity_end", "amount", "department", "document_no", "description")
 
-    uscc: Uscc
-    name: CleanText = Field(min_length=1, max_length=200)
-    legal_form: CleanText | None = Field(default=None, max_length=40)
-    industry: CleanText | None = Field(default=None, pattern=r"^[A-T]$")
-    district_code: CleanText | None = Field(default=None, pattern=r"^\d{6}$")
-    district_name: CleanText | None = Field(default=None, max_length=40)
-    registered_on: dt.date | None = None
-    status: Literal["active", "deregistered", "revoked"] = "active"
-    legal_rep_name: CleanText | None = Field(default=None, max_length=60)
-    legal_rep_id: CleanText | None = Field(default=None, max_length=18)
+SubjectIn = create_model(
+    "SubjectIn", __base__=BaseModel, __doc__="A subject as the pipeline writes it into the service (data contract: "
+    "subjects; limits from features.schema.SUBJECT_FIELDS).",
+    **pydantic_fields("subjects", _SUBJECT_IN_FIELDS),
+)
 
 
 class SubjectOut(Out):
@@ -68,21 +68,11 @@ class SubjectOut(Out):
     personal_info_masked: bool = True
 
 
-class RecordIn(BaseModel):
-    """A record as the pipeline writes it (data contract: records)."""
-
-    record_id: CleanText = Field(min_length=1, max_length=40)
-    uscc: Uscc
-    kind: CleanText = Field(min_length=1, max_length=40)
-    subkind: CleanText | None = Field(default=None, max_length=40)
-    severity: Severity | None = None
-    decision_date: dt.date
-    end_date: dt.date | None = None
-    publicity_end: dt.date | None = None
-    amount: float | None = Field(default=None, ge=0)
-    department: CleanText = Field(min_length=1, max_length=40)
-    document_no: CleanText | None = Field(default=None, max_length=120)
-    description: CleanText | None = Field(default=None, max_length=2000)
+RecordIn = create_model(
+    "RecordIn", __base__=BaseModel, __doc__="A record as the pipeline writes it (data contract: records; limits "
+    "from features.schema.RECORD_FIELDS).",
+    **pydantic_fields("records", _RECORD_IN_FIELDS),
+)
 
 
 class RecordOut(Out):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator
 from stdnum.cn import uscc as stdnum_uscc
+
+from features.schema import control_pattern
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
@@ -39,9 +42,13 @@ def _check_uscc(code: str) -> str:
 Uscc = Annotated[str, AfterValidator(_check_uscc)]
 
 
+_CONTROL = re.compile(control_pattern(multiline=True))
+
+
 def reject_control_characters(value: str | None) -> str | None:
-    """Refuse C0 control characters other than tab/newline (NUL cannot be stored by PostgreSQL)."""
-    if value is not None and any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+    """Refuse control characters other than tab and newlines: the record schema's rule (features.schema;
+    NUL cannot be stored by PostgreSQL)."""
+    if value is not None and _CONTROL.search(value):
         raise ValueError("must not contain control characters (e.g. NUL)")
     return value
 

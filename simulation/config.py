@@ -14,7 +14,7 @@ FORMATS = ("csv", "parquet")
 
 @dataclass(frozen=True)
 class PublicityRules:
-    """Dated publicity rules (seed 002 / NDRC 信用修复管理办法): minimum months before repair, maximum publicity.
+    """Dated publicity rules (NDRC 信用修复管理办法; docs/domain.md §4): minimum months before repair, maximum publicity.
 
     ``serious_min_months_before`` applies to serious penalties decided before ``rules_change_on``
     (2019 rules: 6 months), ``serious_min_months`` from that date on (2026 rules: 1 year).

@@ -34,7 +34,7 @@ def items_table(cfg: SimulationConfig) -> pa.Table:
 
 # Inspector headcount follows the workload of the bundled default inspection policy
 # (supervision/policies/default.toml; the simulator imports nothing of ours, so it is modelled
-# here): on the usual grade mix (A 65 %, B 25 %, C 8 %, D 2 %, DOMAIN.md §3) it draws about 8 %
+# here): on the usual grade mix (A 65 %, B 25 %, C 8 %, D 2 %, docs/domain.md §3) it draws about 8 %
 # of an item's pool per plan period (A 1 %, B 5 %, C 60 %, D 100 %; general items are capped at
 # 10 %), two inspectors per visit. The earlier rule (one inspector per 400 subjects per four
 # items) staffed only 15–32 % of those draws in cities of 100 k subjects and more.

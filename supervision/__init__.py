@@ -5,6 +5,7 @@ Imports nothing else of ours: grades arrive as plain tables (uscc, grade, as_of,
 """
 
 from supervision.draw import DRAW_ALGORITHM, STRATA, new_draw_seed, seed_commitment
+from supervision.inspection_policy import InspectionPolicy, ItemRules, PolicyError, load_policy
 from supervision.plan import (
     DrawCommitment,
     InspectionPlan,
@@ -19,7 +20,6 @@ from supervision.plan import (
     publish_commitment,
     verify_plan,
 )
-from supervision.policy import InspectionPolicy, ItemRules, PolicyError, load_policy
 from supervision.ratios import HttpRatioFeed, InProcessRatioFeed, InspectionRatiosOut, RatioFeed
 from supervision.results import InspectionResult, publication_deadline, results_to_records
 

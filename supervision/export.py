@@ -1,6 +1,6 @@
 """Plan outputs a regulator can use: the visit list (CSV, Excel) and the per-grade summary.
 
-The list is internal: it shows grades, which are never published (DOMAIN.md §3).
+The list is internal: it shows grades, which are never published (docs/domain.md §3).
 """
 
 from __future__ import annotations

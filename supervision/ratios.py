@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from supervision.draw import GRADE_OF_STRATUM, PPM, STRATA, k_for_stratum, ratio_to_ppm
-from supervision.policy import InspectionPolicy, ItemRules
+from supervision.inspection_policy import InspectionPolicy, ItemRules
 
 
 class StratumRatioOut(BaseModel):

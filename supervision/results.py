@@ -1,7 +1,7 @@
 """Inspection results (一公开): recording, publication deadlines, the public table, and records.
 
 Results become contract records of kind ``inspection`` so the next profiles use them: the loop
-closes. The public table never shows a grade (grades are not published, DOMAIN.md §3).
+closes. The public table never shows a grade (grades are not published, docs/domain.md §3).
 """
 
 from __future__ import annotations

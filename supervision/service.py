@@ -2,7 +2,6 @@
 
 - ``GET  /api/v1/inspection-ratios`` → :func:`inspection_ratios_for` → ``InspectionRatiosOut``
 - ``POST /api/v1/plans``             → :func:`create_plan` (body ``PlanCreate``) → :func:`plan_out`
-- ``POST /api/v1/plans/verify``      → :func:`verify` (body ``PlanVerifyIn``) → ``PlanVerification``
 
 Routes load the tables (``PlanInputs``) and the policy from settings; nothing here reads
 settings, files or the environment.
@@ -12,34 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from supervision.inspection_policy import InspectionPolicy
 from supervision.plan import (
-    DrawCommitment,
     GradeSummary,
     InspectionPlan,
     PlanCreate,
+    PlanHeader,
     PlanInputs,
-    PlanVerification,
     TaskItem,
     create_plan,
     prepare_pools,
-    verify_plan,
+    ratio_feed_of,
 )
-from supervision.policy import InspectionPolicy
 from supervision.ratios import InProcessRatioFeed, InspectionRatiosOut
 
 
 def ratio_feed_for(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy) -> InProcessRatioFeed:
     """The in-process ratio feed over exactly the pools ``create_plan`` would draw from."""
-    prepared, model_version = prepare_pools(request, inputs, policy)
-    return InProcessRatioFeed(
-        pools={(t.department, t.item): pool for t, pool, *_ in prepared},
-        policy=policy,
-        key_items={t.item: rules.key_item for t, *_, rules in prepared},
-        as_of=request.as_of,
-        model_version=model_version,
-    )
+    return ratio_feed_of(prepare_pools(request, inputs, policy), policy, request.as_of)
 
 
 def inspection_ratios_for(
@@ -68,15 +59,9 @@ def inspection_ratios_for(
     )
 
 
-class PlanOut(BaseModel):
+class PlanOut(PlanHeader):
     """What a created plan looks like in an API response (the full plan is downloadable)."""
 
-    plan_id: str
-    period_start: dt.date
-    period_end: dt.date
-    grades_as_of: dt.date
-    model_version: str
-    commitment: DrawCommitment
     draws_total: int = Field(ge=0)
     visits: int = Field(ge=0)
     visits_saved: int = Field(ge=0)
@@ -88,12 +73,7 @@ class PlanOut(BaseModel):
 def plan_out(plan: InspectionPlan) -> PlanOut:
     """Summary of a plan for responses and listings."""
     return PlanOut(
-        plan_id=plan.plan_id,
-        period_start=plan.period_start,
-        period_end=plan.period_end,
-        grades_as_of=plan.grades_as_of,
-        model_version=plan.model_version,
-        commitment=plan.commitment,
+        **{name: getattr(plan, name) for name in PlanHeader.model_fields},
         draws_total=plan.draws_total,
         visits=len(plan.visits),
         visits_saved=plan.visits_saved,
@@ -103,24 +83,10 @@ def plan_out(plan: InspectionPlan) -> PlanOut:
     )
 
 
-class PlanVerifyIn(BaseModel):
-    """Body of the verify endpoint: a published plan and, ideally, the earlier commitment."""
-
-    plan: InspectionPlan
-    published_commitment: DrawCommitment | None = None
-
-
-def verify(body: PlanVerifyIn) -> PlanVerification:
-    """MATCH / MISMATCH with the first difference (see ``verify_plan``)."""
-    return verify_plan(body.plan, body.published_commitment)
-
-
 __all__ = [
     "PlanOut",
-    "PlanVerifyIn",
     "create_plan",
     "inspection_ratios_for",
     "plan_out",
     "ratio_feed_for",
-    "verify",
 ]

@@ -120,9 +120,9 @@ class GradingModel:
         )
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Exact per-feature log-odds contributions (positive = raises the risk)."""
-        return pd.DataFrame(self.estimator.contributions(self._matrix(frame)).values, columns=list(self.features),
-                            index=frame.index)
+        """Exact log-odds contributions (positive = raises the risk): one column per feature,
+        then one per declared pair (``a × b``)."""
+        return self.estimator.contributions(self._matrix(frame)).frame().set_axis(frame.index)
 
     def explain(self, frame: pd.DataFrame, *, k: int = 5) -> BulkExplanation:
         """Grades and top-k reason codes of every row (text rendered on demand)."""
@@ -163,6 +163,9 @@ class GradingModel:
 
 
 def _plain(value: Any) -> float | str | None:
+    if isinstance(value, tuple):  # a pair's two values
+        return " / ".join("—" if (v := _plain(part)) is None else f"{v:g}" if isinstance(v, float) else v
+                          for part in value)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, (bool, np.bool_)):

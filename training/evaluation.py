@@ -1,5 +1,5 @@
 """Validation figures used by the report and the promotion gate: discrimination with bootstrap
-intervals, grade tables and stability.
+intervals and grade tables (stability, the PSI, is ``stability.psi``, shared with monitoring).
 
 Every function takes plain arrays and returns plain numbers or frames: no I/O, no global state.
 Bootstrap intervals take an explicit ``seed`` so that a rerun gives the same report.
@@ -182,33 +182,3 @@ def grades_separated(table: pd.DataFrame) -> bool:
     highs = present["bad_rate_high"].to_numpy()[:-1]
     lows = present["bad_rate_low"].to_numpy()[1:]
     return bool(np.all(highs < lows))
-
-
-def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray, *, bins: int = 10) -> float:
-    """Population stability index of a continuous score, bins from the quantiles of ``expected``."""
-    base = np.asarray(expected, dtype=float)
-    new = np.asarray(actual, dtype=float)
-    edges = np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    base_share = np.histogram(base, edges)[0] / len(base)
-    new_share = np.histogram(new, edges)[0] / len(new)
-    return _psi_from_shares(base_share, new_share)
-
-
-def categorical_psi(expected: Sequence[str] | np.ndarray, actual: Sequence[str] | np.ndarray, *, categories: Sequence[str] = GRADES) -> float:
-    """PSI between two grade distributions (shares of each category)."""
-    base = pd.Series(np.asarray(expected, dtype=object)).value_counts(normalize=True)
-    new = pd.Series(np.asarray(actual, dtype=object)).value_counts(normalize=True)
-    base_share = np.array([base.get(c, 0.0) for c in categories])
-    new_share = np.array([new.get(c, 0.0) for c in categories])
-    return _psi_from_shares(base_share, new_share)
-
-
-def _psi_from_shares(base_share: np.ndarray, new_share: np.ndarray) -> float:
-    # An empty bin would make PSI infinite; a small floor keeps it finite but still large.
-    floor = 1e-4
-    b = np.clip(base_share, floor, None)
-    n = np.clip(new_share, floor, None)
-    return float(np.sum((n - b) * np.log(n / b)))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from models.calibration import brier_score, expected_calibration_error
+from stability.psi import decile_psi
 from training import evaluation as ev
 
 
@@ -168,7 +169,7 @@ def evaluate_gate(
         )
     )
     if champion_grades is not None:
-        shift = ev.categorical_psi(np.asarray(champion_grades, dtype=object), g_new)
+        shift = decile_psi(np.asarray(champion_grades, dtype=object), g_new, categorical=True).psi
         figures["grade_psi"] = shift
         checks.append(
             GateCheck(

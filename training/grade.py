@@ -110,8 +110,8 @@ def evidence_index(
     """
     import duckdb
 
+    from features.catalogue import default_policy
     from features.evidence import EVIDENCE_COLUMNS, evidence_condition, record_status
-    from features.policy import default_policy
 
     policy = policy or default_policy()
     status = record_status(records, as_of, policy)

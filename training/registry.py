@@ -1,4 +1,4 @@
-"""MLflow tracking and model registry, with our own append-only promotion audit.
+"""MLflow tracking and model registry, and the promotion events our audit keeps (MLflow keeps no alias history).
 
 Everything goes through an explicit `MlflowClient(tracking_uri=..., registry_uri=...)`: nothing
 here sets MLflow's global tracking URI or reads environment variables, so two registries can live
@@ -7,7 +7,6 @@ in one process (tests, the service) without stepping on each other.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -62,25 +61,7 @@ class PromotionEvent:
         return asdict(self)
 
 
-class PromotionAudit:
-    """Append-only JSON Lines file of promotion events (one JSON object per line)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __call__(self, event: PromotionEvent) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event.as_dict(), ensure_ascii=False, sort_keys=True) + "\n")
-
-    def events(self) -> list[PromotionEvent]:
-        """All events, oldest first."""
-        if not self.path.exists():
-            return []
-        with self.path.open(encoding="utf-8") as fh:
-            return [PromotionEvent(**json.loads(line)) for line in fh if line.strip()]
-
-
+# Where `training.promotion.promote` writes each attempt (the service database, `serving.services.models.db_audit_sink`).
 AuditSink = Callable[[PromotionEvent], None]
 
 

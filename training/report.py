@@ -18,11 +18,12 @@ import pandas as pd
 
 from models.calibration import brier_score, expected_calibration_error, reliability_table, wilson_interval
 from models.meta import FeatureMeta
+from stability.psi import decile_psi
 from training import evaluation as ev
 from training.gate import evaluate_gate
 
 if TYPE_CHECKING:
-    from training.pipeline import TrainingResult
+    from training.trained import TrainedModel
 
 FAIRNESS_GROUPS: dict[str, tuple[str, str]] = {
     "size_band": ("企业规模", "enterprise size band"),
@@ -155,8 +156,8 @@ def stability_table(scored: pd.DataFrame, baseline_as_of: Any) -> list[dict[str,
                 "as_of": d.isoformat(),
                 "count": len(part),
                 "bad_rate": float(part["label"].mean()),
-                "score_psi": ev.psi(base["p_adverse_12m"], part["p_adverse_12m"]),
-                "grade_psi": ev.categorical_psi(base["grade"], part["grade"]),
+                "score_psi": decile_psi(base["p_adverse_12m"], part["p_adverse_12m"], categorical=False).psi,
+                "grade_psi": decile_psi(base["grade"], part["grade"], categorical=True).psi,
                 **{f"share_{g}": float(mix.get(g, 0.0)) for g in ev.GRADES},
             }
         )
@@ -164,14 +165,14 @@ def stability_table(scored: pd.DataFrame, baseline_as_of: Any) -> list[dict[str,
 
 
 def build_report(
-    result: TrainingResult,
+    result: TrainedModel,
     *,
     metas: Sequence[FeatureMeta],
     champion: pd.DataFrame | None = None,
     n_boot: int = 200,
 ) -> ValidationReport:
-    """Assemble the report of a training result; ``champion`` = the champion's ``grade()`` frame
-    on the same validation rows (for the comparison section)."""
+    """The report stage: assemble the report of a trained model; ``champion`` = the champion's
+    ``grade()`` frame on the same validation rows (for the comparison section)."""
     cfg = result.config
     val = result.validation
     y = val["label"].to_numpy()

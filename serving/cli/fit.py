@@ -1,4 +1,11 @@
-"""`tiers fit`: cross-validate this project's models on any table with a binary target."""
+"""`tiers fit`: cross-validate this project's models on any table with a binary target.
+
+``--model auto`` chooses honestly: each candidate is cross-validated on the outer folds (the
+choice for the final model), and the whole choice is itself validated by nested
+cross-validation: in every outer fold the candidates are compared on inner folds of the outer
+training part only, the inner winner is scored on the outer test fold, and those outer scores
+(never used to choose) are the estimate reported for ``auto``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import typer
 
 from serving.cli.app import app
 
-MODEL_CHOICES = ("scorecard", "gbm", "blend", "blend-shallow", "auto")
+MODEL_CHOICES = ("scorecard", "gbm", "blend", "blend-shallow", "gam", "auto")
 
 
 def _fail(message: str) -> None:
@@ -53,7 +60,7 @@ def _check_target(frame, target: str, cv: int):
 
 
 def _candidates(name: str, seed: int) -> dict:
-    from models import MonotoneGBM, ScorecardModel, default_blend
+    from models import BoostedGAM, MonotoneGBM, ScorecardModel, default_blend
 
     makers = {
         "scorecard": lambda: ScorecardModel(C=0.3),
@@ -61,18 +68,40 @@ def _candidates(name: str, seed: int) -> dict:
                                    subsample=0.7, colsample_bytree=0.7, random_state=seed),
         "blend": lambda: default_blend(random_state=seed),
         "blend-shallow": lambda: default_blend(additive=False, random_state=seed),
+        "gam": lambda: BoostedGAM(random_state=seed),
     }
     if name == "auto":
         return makers
     return {name: makers[name]}
 
 
+def _scores(y, p) -> dict:
+    import numpy as np
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from models import brier_score
+
+    fpr, tpr, _ = roc_curve(y, p)
+    return {"auc": float(roc_auc_score(y, p)), "ks": float(np.max(tpr - fpr)), "brier": brier_score(y, p)}
+
+
+def _paired_margin(a: list[float], b: list[float]) -> dict:
+    """Mean of a − b over the same folds with its 95 % t interval."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(a) - np.asarray(b)
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"auc": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half)}
+
+
 @app.command("fit")
 def fit(
     data: Path = typer.Option(..., "--data", help="CSV (or .parquet) table: features plus the target column."),
     target: str = typer.Option(..., "--target", help="Binary target column: 0/1, 1 = adverse outcome (bad)."),
-    model: str = typer.Option("auto", "--model", help="scorecard | gbm (additive) | blend (scorecard + additive GBM) | blend-shallow (scorecard + 3-leaf GBM) | auto (pick by CV AUC)."),
+    model: str = typer.Option("auto", "--model", help="scorecard | gbm (additive) | blend (scorecard + additive GBM) | blend-shallow (scorecard + 3-leaf GBM) | gam (GA²M: shapes + pairs) | auto (pick by CV AUC, validated by nested CV)."),
     cv: int = typer.Option(5, "--cv", help="Stratified folds (≥ 2)."),
+    inner_cv: int = typer.Option(3, "--inner-cv", help="Inner folds of the nested cross-validation of --model auto (≥ 2)."),
     seed: int = typer.Option(42, "--seed", help="Seed of the fold split and of the models."),
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
@@ -81,6 +110,8 @@ def fit(
         _fail(f"--model {model!r}: must be one of {', '.join(MODEL_CHOICES)}")
     if cv < 2:
         _fail(f"--cv {cv}: must be ≥ 2")
+    if inner_cv < 2:
+        _fail(f"--inner-cv {inner_cv}: must be ≥ 2")
     frame = _read_table(data)
     y = _check_target(frame, target, cv)
     X = frame.drop(columns=[target])
@@ -90,33 +121,58 @@ def fit(
     import numpy as np
     from rich.console import Console
     from rich.progress import Progress
-    from sklearn.metrics import roc_auc_score, roc_curve
     from sklearn.model_selection import StratifiedKFold
-
-    from models import brier_score
 
     folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed).split(X, y))
     makers = _candidates(model, seed)
+    nested = model == "auto"
     results: dict[str, dict] = {}
+    inner_auc: list[dict[str, float]] = [{} for _ in folds]
+
+    def fitted(name: str, rows, what: str):
+        try:
+            return makers[name]().fit(X.iloc[rows], y[rows])
+        except ValueError as exc:
+            _fail(f"--data {data}: model {name} cannot be fitted on {what}: {exc}")
+
     with Progress(disable=json_out, transient=True) as progress:
-        task = progress.add_task("cross-validating", total=len(makers) * cv)
-        for name, make in makers.items():
+        task = progress.add_task("cross-validating", total=len(makers) * cv * (1 + (inner_cv if nested else 0)))
+        for name in makers:
             rows = []
             for k, (tr, te) in enumerate(folds, start=1):
-                try:
-                    fitted = make().fit(X.iloc[tr], y[tr])
-                except ValueError as exc:
-                    _fail(f"--data {data}: model {name} cannot be fitted on fold {k}: {exc}")
-                p = fitted.predict_proba(X.iloc[te])[:, 1]
-                fpr, tpr, _ = roc_curve(y[te], p)
-                rows.append({"fold": k, "auc": float(roc_auc_score(y[te], p)), "ks": float(np.max(tpr - fpr)),
-                             "brier": brier_score(y[te], p)})
+                p = fitted(name, tr, f"fold {k}").predict_proba(X.iloc[te])[:, 1]
+                rows.append({"fold": k, **_scores(y[te], p)})
                 progress.advance(task)
+                if nested:  # the candidates compared on inner folds of this outer training part only
+                    inner = StratifiedKFold(inner_cv, shuffle=True, random_state=seed + k).split(X.iloc[tr], y[tr])
+                    aucs = []
+                    for i, (itr, ite) in enumerate(inner, start=1):
+                        m = fitted(name, tr[itr], f"inner fold {i} of fold {k}")
+                        aucs.append(_scores(y[tr[ite]], m.predict_proba(X.iloc[tr[ite]])[:, 1])["auc"])
+                        progress.advance(task)
+                    inner_auc[k - 1][name] = float(np.mean(aucs))
             mean = {m: float(np.mean([r[m] for r in rows])) for m in ("auc", "ks", "brier")}
             results[name] = {"folds": rows, "mean": mean}
-    chosen = max(results, key=lambda n: results[n]["mean"]["auc"])
+    ranking = sorted(results, key=lambda n: -results[n]["mean"]["auc"])
+    chosen = ranking[0]
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
+    if nested:
+        runner_up = ranking[1] if len(ranking) > 1 else None
+        outer = []
+        for k, scores in enumerate(inner_auc, start=1):
+            winner = max(scores, key=scores.get)
+            outer.append({"fold": k, "chosen": winner, "inner_auc": scores,
+                          **{m: results[winner]["folds"][k - 1][m] for m in ("auc", "ks", "brier")}})
+        summary["inner_cv"] = inner_cv
+        summary["selection"] = {
+            "rule": "highest mean AUC over the outer folds; its honest estimate is `nested`",
+            "winner": chosen, "runner_up": runner_up,
+            "margin": _paired_margin([f["auc"] for f in results[chosen]["folds"]],
+                                     [f["auc"] for f in results[runner_up]["folds"]]) if runner_up else None,
+        }
+        summary["nested"] = {"folds": outer,
+                             "mean": {m: float(np.mean([f[m] for f in outer])) for m in ("auc", "ks", "brier")}}
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -133,3 +189,11 @@ def fit(
         table.add_row("mean", f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}", style="bold")
         console.print(table)
     console.print(f"chosen: [bold]{chosen}[/bold] (rows {len(y)}, bad rate {y.mean():.1%})")
+    if nested:
+        sel, est = summary["selection"], summary["nested"]
+        if sel["margin"]:
+            console.print(f"won over {sel['runner_up']} by {sel['margin']['auc']:+.4f} AUC "
+                          f"[{sel['margin']['low']:+.4f}, {sel['margin']['high']:+.4f}] on the same folds")
+        console.print(f"nested CV (choice made on inner folds, scored on outer): AUC {est['mean']['auc']:.4f}, "
+                      f"Brier {est['mean']['brier']:.4f}; chosen per outer fold: "
+                      + ", ".join(f["chosen"] for f in est["folds"]))

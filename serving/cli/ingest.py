@@ -18,8 +18,14 @@ def _fail(message: str) -> None:
 
 @app.command("ingest")
 def ingest_command(
-    subjects: Path = typer.Option(None, "--subjects", help="Subjects file (.csv, .parquet or .jsonl)."),
-    records: Path = typer.Option(None, "--records", help="Records file (.csv, .parquet or .jsonl)."),
+    subjects: Path = typer.Option(None, "--subjects", help="Subjects file (.csv, .parquet, .jsonl, .xlsx or .xls)."),
+    records: list[Path] = typer.Option(
+        None, "--records", help="Records file; repeat for several. The contract's layout or a national 双公示 "
+        "layout (行政处罚/行政许可, CF_/XK_, lists, 纳税信用), recognised by its header; CSV in UTF-8 or GB18030, "
+        "Excel, Parquet or JSON Lines."),
+    source: str = typer.Option(None, "--source", help="Force a layout by name (e.g. penalty_current, contract)."),
+    layouts: Path = typer.Option(None, "--layouts", help="Directory of a city's own layout TOML files "
+                                 "(and departments.toml / severity.toml overrides)."),
     store: Path = typer.Option(..., "--store", help="Store directory (created if missing)."),
     ingested_at: str = typer.Option(
         None, "--ingested-at", help="Ingestion time, ISO (default: now, UTC); decisions after it are quarantined."
@@ -28,11 +34,11 @@ def ingest_command(
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
 ) -> None:
     """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
+    from features.catalogue import PolicyError, load_policy
     from features.ingest import IngestError, ingest
-    from features.policy import PolicyError, load_policy
     from features.store import StoreError
 
-    if subjects is None and records is None:
+    if subjects is None and not records:
         _fail("give --subjects FILE and/or --records FILE")
     when = datetime.now(UTC)
     if ingested_at is not None:
@@ -48,12 +54,14 @@ def ingest_command(
         _fail(str(exc))
     try:
         if as_json:
-            summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy)
+            summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
+                             source=source, layouts_dir=layouts)
         else:
             from rich.console import Console
 
             with Console(stderr=True).status("validating and storing…"):
-                summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy)
+                summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
+                             source=source, layouts_dir=layouts)
     except (IngestError, StoreError) as exc:  # StoreError: the batch was not published, the store is as it was
         _fail(str(exc))
     if as_json:
@@ -63,11 +71,18 @@ def ingest_command(
     from rich.table import Table
 
     table = Table(title=f"ingest batch {summary.batch_id}")
-    for col in ("file", "read", "accepted", "quarantined", "new", "new versions", "unchanged"):
-        table.add_column(col, justify="left" if col == "file" else "right", no_wrap=True)
+    for col in ("file", "layout", "encoding", "read", "accepted", "quarantined", "new", "new versions", "unchanged"):
+        table.add_column(col, justify="left" if col in ("file", "layout", "encoding") else "right", no_wrap=True)
     for f in summary.files:
-        table.add_row(f.file, str(f.read), str(f.accepted), str(f.quarantined), str(f.new), str(f.new_versions),
-                      str(f.unchanged))
+        table.add_row(f.file, f.layout, f.encoding or f.format, str(f.read), str(f.accepted), str(f.quarantined),
+                      str(f.new), str(f.new_versions), str(f.unchanged))
+    mapping = Table(title="columns → mapped to (national layouts)")
+    for col in ("file", "column", "mapped to"):
+        mapping.add_column(col, no_wrap=True)
+    for f in summary.files:
+        if f.layout != "contract":
+            for c in f.columns:
+                mapping.add_row(f.file, c["column"], c["mapped_to"] or "—（未识别 / not recognised）")
     rules = Table(title="quarantined by rule")
     for col in ("file", "rule", "rows"):
         rules.add_column(col, justify="right" if col == "rows" else "left", no_wrap=True)
@@ -76,6 +91,8 @@ def ingest_command(
             rules.add_row(f.file, rule, str(count))
     console = Console()
     console.print(table)
+    if mapping.row_count:
+        console.print(mapping)
     if summary.quarantined:
         console.print(rules)
     console.print(f"store: {summary.store}")

@@ -1,4 +1,8 @@
-"""`tiers plan …`: commit, create, verify and export double-random inspection plans."""
+"""`tiers plan …`: commit, salt, create, publish, open, verify and export double-random inspection plans.
+
+tiers-draw-v2 (the default): commit → (salt, once public) → create → publish / opening → verify.
+tiers-draw-v1 (``--algorithm v1``): commit → create → verify, as before.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ def _fail(message: str) -> None:
 
 
 def _load(task_path: Path):
+    from supervision.inspection_policy import PolicyError
     from supervision.plan import PlanInputError, load_plan_inputs, load_task, resolve_policy
-    from supervision.policy import PolicyError
     from supervision.tables import TableError
 
     try:
@@ -54,23 +58,147 @@ def _seed(task, seed_file: Path | None) -> bytes:
     return new_draw_seed()
 
 
+ALGORITHMS = ("v2", "v1")
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        _fail(f"--algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)} (v2: tiers-draw-v2, the default)")
+
+
+def _read_json_file(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"{what} {path}: cannot be read as JSON ({exc})")
+    if not isinstance(data, dict):
+        _fail(f"{what} {path}: must be a JSON object")
+    return data
+
+
+def _document(path: Path, model, what: str):
+    """Read a JSON document into a pydantic model (straight from the bytes: a 10 M-subject plan
+    is hundreds of MB), exit 2 naming the first bad field."""
+    from pydantic import ValidationError
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        _fail(f"{what} {path}: cannot be read ({exc})")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(f"{what} {path}: {'.'.join(str(x) for x in error['loc'])}: {error['msg']}")
+
+
+def _format_of(path: Path) -> str | None:
+    """The ``format`` field of a JSON document, read without building the rest of it."""
+    from pydantic import BaseModel, ConfigDict
+
+    class Kind(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        format: str | None = None
+
+    return _document(path, Kind, "file").format
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+
+
 @plan_app.command("commit")
 def commit(
     task_path: Path = typer.Option(..., "--task", help="task file (TOML or JSON)"),
-    seed_out: Path = typer.Option(..., "--seed-out", help="where to keep the secret seed until the draw"),
+    algorithm: str = typer.Option("v2", "--algorithm", help="v2 (tiers-draw-v2, default) or v1"),
+    secret_out: Path | None = typer.Option(
+        None, "--secret-out", help="v2: where to keep the secret seed and nonce key (never publish it)"
+    ),
+    salt_source: str | None = typer.Option(
+        None, "--salt-source", help="v2: the public source the salt will come from, e.g. a named lottery draw"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="v2: write the commitment to publish to this file"),
+    seed_out: Path | None = typer.Option(None, "--seed-out", help="v1: where to keep the secret seed"),
+    ratio_feed_url: str | None = typer.Option(
+        None, "--ratio-feed-url", help="v2: read ratios from a tiers API"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
-    """Publish the commitment before the draw: SHA-256 of a fresh secret seed, pool and policy hashes."""
+    """Publish the commitment before the draw (v2: seed and policy hashes, salt source, pool roots and
+    per-stratum counts; v1: seed, pool and policy hashes)."""
+    _check_algorithm(algorithm)
+    task, inputs, policy = _load(task_path)
+    if algorithm == "v1":
+        _commit_v1(task, inputs, policy, seed_out, as_json)
+        return
+    from supervision.draw_v2 import new_nonce_key
+    from supervision.plan import PlanInputError
+    from supervision.plan_v2 import DrawV2Error, commit_v2
+    from supervision.ratios import HttpRatioFeed
+
+    if secret_out is None or not salt_source:
+        _fail(
+            "tiers-draw-v2 (the default) commit needs --secret-out FILE and --salt-source TEXT (where the "
+            "public salt will come from); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
+        )
+    seed, nonce_key = _seed(task, None), new_nonce_key()
+    feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
+    try:
+        commitment = commit_v2(
+            task,
+            inputs,
+            policy,
+            seed=seed,
+            nonce_key=nonce_key,
+            salt_source=salt_source,
+            committed_at=_now(),
+            feed=feed,
+        )
+    except (PlanInputError, DrawV2Error, ValueError, KeyError, ConnectionError) as exc:
+        _fail(str(exc))
+    secrets = {
+        "format": "tiers-draw-v2/secrets",
+        "plan_id": commitment.plan_id,
+        "commitment_digest": commitment.digest(),
+        "seed": seed.hex(),
+        "nonce_key": nonce_key.hex(),
+    }
+    _write_secret(secret_out, json.dumps(secrets, indent=1) + "\n")
+    text = commitment.model_dump_json(indent=1)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(text)
+        return
+    typer.echo(f"commitment {commitment.digest()} of plan {commitment.plan_id} at {commitment.committed_at}")
+    for t in commitment.tasks:
+        typer.echo(
+            f"  {t.key:<16} pool {t.pool_size:>8}  root {t.pool_root[:16]}…  draw {sum(s.draw for s in t.strata)}"
+        )
+    typer.echo(
+        f"publish {out or 'the commitment (--out/--json)'} now; then wait for the salt from: {salt_source}"
+    )
+    typer.echo(f"secret seed and nonce key kept in {secret_out} (never publish it)")
+
+
+def _commit_v1(task, inputs, policy, seed_out: Path | None, as_json: bool) -> None:
     from supervision.plan import PlanInputError, publish_commitment
 
-    task, inputs, policy = _load(task_path)
+    if seed_out is None:
+        _fail("v1 commit needs --seed-out FILE")
     seed = _seed(task, None)
     try:
         commitment = publish_commitment(task, inputs, policy, seed)
     except (PlanInputError, ValueError) as exc:
         _fail(str(exc))
-    seed_out.write_text(seed.hex() + "\n", encoding="utf-8")
-    seed_out.chmod(0o600)
+    _write_secret(seed_out, seed.hex() + "\n")
     if as_json:
         typer.echo(commitment.model_dump_json(indent=2))
     else:
@@ -81,13 +209,62 @@ def commit(
         typer.echo(f"secret seed kept in {seed_out} (reveal it only after the draw)")
 
 
+@plan_app.command("salt")
+def salt(
+    commitment_path: Path = typer.Option(
+        ..., "--commitment", help="the commitment published by `tiers plan commit`"
+    ),
+    value: str = typer.Option(..., "--value", help="the public value exactly as the source published it"),
+    source: str = typer.Option(..., "--source", help="must be the source named in the commitment"),
+    entered_by: str = typer.Option(
+        ..., "--entered-by", help="who enters it (a second person, not the planner)"
+    ),
+    known_at: str | None = typer.Option(
+        None, "--known-at", help="when the value became public (ISO time with zone; default: now)"
+    ),
+    out: Path = typer.Option(..., "--out", help="salt file for `tiers plan create --salt-file`"),
+) -> None:
+    """Record the public salt, which must have become known after the commitment was published."""
+    import datetime as dt
+
+    from supervision.bundle import DrawCommitmentV2
+    from supervision.plan_v2 import DrawV2Error, accept_salt
+
+    commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
+    now = _now()
+    try:
+        known = now if known_at is None else dt.datetime.fromisoformat(known_at)
+    except ValueError:
+        _fail(f"--known-at {known_at!r}: not an ISO date-time")
+    if known.tzinfo is None:
+        _fail(f"--known-at {known_at!r}: give the time zone (e.g. +08:00)")
+    if known > now:
+        _fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
+    try:
+        accepted = accept_salt(
+            commitment, value=value, source=source, known_at=known, entered_at=now, entered_by=entered_by
+        )
+    except DrawV2Error as exc:
+        _fail(str(exc))
+    out.write_text(accepted.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    typer.echo(f"salt recorded in {out} (known at {accepted.known_at}, entered at {accepted.entered_at})")
+
+
 @plan_app.command("create")
 def create(
     task_path: Path = typer.Option(..., "--task", help="task file (TOML or JSON)"),
     out: Path = typer.Option(
         Path("plan.json"), "--out", help="plan JSON (commitment, seed, pools, draws, visits)"
     ),
-    seed_file: Path | None = typer.Option(None, "--seed-file", help="seed kept by `tiers plan commit`"),
+    algorithm: str = typer.Option("v2", "--algorithm", help="v2 (tiers-draw-v2, default) or v1"),
+    secret_file: Path | None = typer.Option(
+        None, "--secret-file", help="v2: secrets kept by `tiers plan commit`"
+    ),
+    commitment_path: Path | None = typer.Option(None, "--commitment", help="v2: the published commitment"),
+    salt_file: Path | None = typer.Option(
+        None, "--salt-file", help="v2: the salt recorded by `tiers plan salt`"
+    ),
+    seed_file: Path | None = typer.Option(None, "--seed-file", help="v1: seed kept by `tiers plan commit`"),
     csv_path: Path | None = typer.Option(None, "--csv", help="also write the visit list as CSV"),
     xlsx_path: Path | None = typer.Option(None, "--xlsx", help="also write the visit list as Excel"),
     ratio_feed_url: str | None = typer.Option(None, "--ratio-feed-url", help="read ratios from a tiers API"),
@@ -99,25 +276,30 @@ def create(
     from rich.table import Table
 
     from supervision.export import write_plan_csv, write_plan_excel
+    from supervision.inspection_policy import PolicyError
     from supervision.plan import PlanInputError, create_plan
-    from supervision.policy import PolicyError
     from supervision.ratios import HttpRatioFeed
 
+    _check_algorithm(algorithm)
     task, inputs, policy = _load(task_path)
-    seed = _seed(task, seed_file)
+    if algorithm == "v2":
+        from supervision.plan_v2 import create_plan_v2
+
+        draw = _v2_draw_inputs(secret_file, commitment_path, salt_file)
+    else:
+        draw = {"seed": _seed(task, seed_file)}
     feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
     console = Console(stderr=True, quiet=as_json)
     try:
         with Progress(console=console, transient=True) as progress:
             bar = progress.add_task("drawing", total=len(task.tasks))
-            plan = create_plan(
-                task,
-                inputs,
-                policy,
-                seed,
-                feed=feed,
-                progress=lambda done, _total: progress.update(bar, completed=done),
-            )
+            on_step = lambda done, _total: progress.update(bar, completed=done)  # noqa: E731
+            if algorithm == "v2":
+                plan = create_plan_v2(
+                    task, inputs, policy, **draw, drawn_at=_now(), feed=feed, progress=on_step
+                )
+            else:
+                plan = create_plan(task, inputs, policy, draw["seed"], feed=feed, progress=on_step)
     except (PlanInputError, PolicyError, ValueError, KeyError, ConnectionError) as exc:
         _fail(str(exc))
     out.write_text(plan.model_dump_json(indent=1), encoding="utf-8")
@@ -157,35 +339,162 @@ def create(
     typer.echo(f"plan written to {out}; unstaffed visits: {summary['unstaffed']}")
 
 
+def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt_file: Path | None) -> dict:
+    """Seed, nonce key, commitment and salt for a v2 draw, read and cross-checked."""
+    from supervision.bundle import DrawCommitmentV2, PublicSalt
+
+    if secret_file is None or commitment_path is None:
+        _fail(
+            "tiers-draw-v2 (the default) create needs --secret-file and --commitment from `tiers plan commit`; "
+            "for a tiers-draw-v1 plan (--seed-file) add --algorithm v1"
+        )
+    if salt_file is None:
+        _fail(
+            "the draw needs the public salt: record it with `tiers plan salt` once it is public, "
+            "then pass --salt-file (rule: the salt must become known after the commitment)"
+        )
+    commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
+    salt_value = _document(salt_file, PublicSalt, "salt")
+    secrets = _read_json_file(secret_file, "secret file")
+    if secrets.get("format") != "tiers-draw-v2/secrets":
+        _fail(f"secret file {secret_file}: not a tiers-draw-v2 secret file (from `tiers plan commit`)")
+    if secrets.get("commitment_digest") != commitment.digest():
+        _fail(f"secret file {secret_file} belongs to another commitment than {commitment_path}")
+    try:
+        seed, nonce_key = bytes.fromhex(secrets["seed"]), bytes.fromhex(secrets["nonce_key"])
+    except (KeyError, TypeError, ValueError):
+        _fail(f"secret file {secret_file}: seed and nonce_key must be hexadecimal")
+    return {"seed": seed, "nonce_key": nonce_key, "commitment": commitment, "salt": salt_value}
+
+
 @plan_app.command("verify")
 def verify(
-    plan_path: Path = typer.Argument(..., help="plan JSON written by `tiers plan create`"),
+    path: Path = typer.Argument(..., help="a public bundle (`tiers plan publish`) or a full plan (auditors)"),
     commitment_path: Path | None = typer.Option(
-        None, "--commitment", help="commitment JSON published before the draw"
+        None, "--commitment", help="the commitment JSON published before the draw"
+    ),
+    subject: str | None = typer.Option(
+        None, "--subject", help="with --opening: check this subject's treatment"
+    ),
+    opening_path: Path | None = typer.Option(None, "--opening", help="the subject's private opening (JSON)"),
+    bundle_path: Path | None = typer.Option(
+        None, "--bundle", help="auditors: also check that this published bundle is the plan's"
     ),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
-    """Recompute the draw from the published inputs: MATCH (exit 0) or MISMATCH and the first difference (exit 1)."""
-    from pydantic import ValidationError
+    """MATCH (exit 0) or MISMATCH and the first difference (exit 1).
 
-    from supervision.plan import DrawCommitment, InspectionPlan, verify_plan
+    A bundle: the public check (commitment, seed, policy bytes, counts, salt times, drawn lists);
+    with --subject and --opening, that subject's own treatment too. A full plan (v1 or v2): the
+    auditor's check, recomputing every draw."""
+    from supervision.bundle import BUNDLE_FORMAT, PublicBundle, SubjectOpening
+    from supervision.plan import InspectionPlan
 
-    try:
-        plan = InspectionPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
-        published = (
-            DrawCommitment.model_validate_json(commitment_path.read_text(encoding="utf-8"))
-            if commitment_path
-            else None
-        )
-    except (OSError, ValidationError) as exc:
-        _fail(f"cannot read plan/commitment: {exc}")
-    result = verify_plan(plan, published)
+    kind = _format_of(path)
+    published = _published_commitment(commitment_path)
+    if (subject is None) != (opening_path is None):
+        _fail("--subject and --opening go together")
+    if kind == BUNDLE_FORMAT:
+        from supervision.verify_v2 import verify_bundle, verify_opening
+
+        if bundle_path is not None:
+            _fail("--bundle compares a full plan with a bundle; give the plan as the argument")
+        bundle = _document(path, PublicBundle, "bundle")
+        if subject is not None:
+            proof = _document(opening_path, SubjectOpening, "opening")
+            result = verify_opening(bundle, proof, subject, published)
+        else:
+            result = verify_bundle(bundle, published)
+    else:
+        if subject is not None:
+            _fail("--subject/--opening check a subject against the public bundle; give the bundle")
+        from supervision.verify_v2 import audit_plan
+
+        plan = _document(path, InspectionPlan, "plan")
+        if bundle_path is not None and plan.draw_v2 is None:
+            _fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
+        bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
+        result = audit_plan(plan, published, bundle)
     if as_json:
         typer.echo(result.model_dump_json())
     else:
         typer.echo(result.verdict if result.match else f"MISMATCH: {result.first_difference}")
+        if result.match and subject is not None:
+            drawn = {t.key: set(t.drawn) for t in bundle.tasks}
+            for entry in proof.tasks:
+                outcome = "drawn" if subject in drawn[entry.key] else "not drawn"
+                typer.echo(
+                    f"{entry.key}: in the committed pool, stratum {entry.stratum}, {outcome} as the rule says"
+                )
+        elif result.match and kind == BUNDLE_FORMAT:
+            typer.echo(
+                "public check only: who was drawn is checked by each subject with its opening, "
+                "and by auditors with the full plan",
+                err=True,
+            )
     if not result.match:
         raise typer.Exit(code=1)
+
+
+def _published_commitment(path: Path | None):
+    """The commitment published before the draw: v2 (has a format) or v1."""
+    if path is None:
+        return None
+    from supervision.bundle import COMMITMENT_FORMAT, DrawCommitmentV2
+    from supervision.plan import DrawCommitment
+
+    return _document(
+        path, DrawCommitmentV2 if _format_of(path) == COMMITMENT_FORMAT else DrawCommitment, "commitment"
+    )
+
+
+def _load_plan(path: Path):
+    from supervision.plan import InspectionPlan
+
+    return _document(path, InspectionPlan, "plan")
+
+
+@plan_app.command("publish")
+def publish(
+    plan_path: Path = typer.Argument(
+        ..., help="full plan JSON (tiers-draw-v2) written by `tiers plan create`"
+    ),
+    out: Path = typer.Option(..., "--out", help="the public bundle: no grade, no undrawn subject"),
+) -> None:
+    """Write the public bundle anyone can check without seeing a grade (`tiers plan verify BUNDLE`)."""
+    from supervision.plan_v2 import DrawV2Error, PlanParts, publish_bundle
+
+    try:
+        bundle = publish_bundle(_document(plan_path, PlanParts, "plan"))
+    except DrawV2Error as exc:
+        _fail(str(exc))
+    out.write_text(bundle.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    drawn = sum(len(t.drawn) for t in bundle.tasks)
+    typer.echo(
+        f"bundle of plan {bundle.commitment.plan_id} written to {out} ({drawn} draws, commitment {bundle.commitment.digest()[:16]}…)"
+    )
+
+
+@plan_app.command("opening")
+def opening(
+    plan_path: Path = typer.Argument(..., help="full plan JSON (tiers-draw-v2)"),
+    subject: str = typer.Option(..., "--subject", help="USCC of the subject"),
+    out: Path | None = typer.Option(None, "--out", help="write the opening here (default: print it)"),
+) -> None:
+    """A subject's private opening: give it only to that subject; it checks its treatment with
+    `tiers plan verify BUNDLE --subject USCC --opening FILE`."""
+    from supervision.plan_v2 import DrawV2Error, subject_opening
+
+    try:
+        found = subject_opening(_load_plan(plan_path), subject)
+    except DrawV2Error as exc:
+        _fail(str(exc))
+    text = found.model_dump_json(indent=1)
+    if out is None:
+        typer.echo(text)
+    else:
+        _write_secret(out, text + "\n")
+        typer.echo(f"opening of {subject} ({len(found.tasks)} task(s)) written to {out}")
 
 
 @plan_app.command("ratios")
@@ -257,7 +566,7 @@ def results(
     import pandas as pd
     from pydantic import ValidationError
 
-    from supervision.policy import PolicyError, load_policy
+    from supervision.inspection_policy import PolicyError, load_policy
     from supervision.results import (
         InspectionResult,
         publication_status,

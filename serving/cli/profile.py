@@ -30,7 +30,7 @@ def profile_command(
     as_json: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
 ) -> None:
     """Build one profile row per subject as of a date."""
-    from features.policy import GBT4754_SECTIONS, PolicyError, load_policy
+    from features.catalogue import GBT4754_SECTIONS, PolicyError, load_policy
     from features.profiles import build_profiles, feature_columns
     from features.store import has_table
 

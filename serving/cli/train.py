@@ -1,5 +1,6 @@
-"""`tiers train`, `tiers promote`, `tiers report`, `tiers grade`: models from the feature store to
-the MLflow registry, through the promotion gate, to a grade table the service loads."""
+"""`tiers train`, `tiers promote`, `tiers promotions`, `tiers report`, `tiers grade`: models from the
+feature store to the MLflow registry, through the promotion gate (audited in the service
+database), to a grade table the service loads."""
 
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ def _check_sector(option: str, value: str) -> str:
 
 TRACKING = typer.Option(None, "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///var/mlflow.db).")
 ARTIFACTS = typer.Option(Path("var/mlartifacts"), "--artifacts", help="Artifact directory of a SQLite registry.")
-AUDIT = typer.Option(Path("var/promotion_audit.jsonl"), "--audit", help="Append-only promotion audit (JSON Lines).")
 
 
 @app.command("train")
@@ -95,7 +95,7 @@ def train(
         register_result,
         train_model,
     )
-    from training.policy import PolicyFileError, TrainingPolicy, load_training_policy
+    from training.sector_policy import PolicyFileError, TrainingPolicy, load_training_policy
 
     policy = None
     if policy_file is not None:
@@ -211,11 +211,12 @@ def promote(
     grade_psi_limit: float = typer.Option(0.1, "--grade-psi-limit", help="Largest grade-share PSI the gate accepts."),
     tracking_uri: str | None = TRACKING,
     artifacts: Path = ARTIFACTS,
-    audit: Path = AUDIT,
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
     """Make VERSION the champion if it is at least as good as the current one on the same OOT data.
 
+    Every attempt, refused or not, is audited in the service database (TIERS_DATABASE_URL), with
+    the promotions made on the pages and through the API; `tiers promotions` lists them.
     Exit code 0: promoted; 1: refused by the gate (the failed checks are printed); 2: bad input.
     """
     if force and not reason.strip():
@@ -229,14 +230,23 @@ def promote(
     registry = _registry(tracking_uri, artifacts)
     from mlflow.exceptions import MlflowException
 
+    from serving.cli.admin import settings_or_exit
+    from serving.services.models import db_audit_sink
     from training.gate import GateThresholds
     from training.promotion import PromotionRefused
     from training.promotion import promote as do_promote
-    from training.registry import PromotionAudit
 
     who = user or os.environ.get("USER", "") or "unknown"
+    settings = settings_or_exit()  # checked before the gate runs; the database is opened on the
+    sessions = []  # first event only, so a bad MODEL or VERSION never touches it
+
+    def audit(event) -> None:
+        if not sessions:
+            sessions.append(_audit_session(settings))
+        db_audit_sink(sessions[0])(event)
+
     try:
-        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=PromotionAudit(audit), force=force,
+        outcome = do_promote(registry, model, version, user=who, reason=reason, audit=audit, force=force,
                              thresholds=GateThresholds(auc_tolerance=auc_tolerance, grade_psi_limit=grade_psi_limit))
     except PromotionRefused as exc:
         if json_out:
@@ -249,16 +259,63 @@ def promote(
         _fail(f"MODEL {model!r} VERSION {version}: not in the registry {registry.tracking_uri} ({exc.message})")
     except ValueError as exc:
         _fail(f"MODEL {model!r} VERSION {version}: {exc}")
+    finally:
+        for session in sessions:
+            session.close()
     event = outcome.event
     if json_out:
         typer.echo(json.dumps({"promoted": True, **event.as_dict()}, ensure_ascii=False))
         return
     typer.echo(
         f"{model}: champion {event.from_version} → {event.to_version}"
-        f"{' (FORCED past a failed gate)' if event.forced else ''}; audited in {audit}"
+        f"{' (FORCED past a failed gate)' if event.forced else ''}; audited (tiers promotions)"
     )
     if outcome.gate is not None:
         typer.echo(outcome.gate.summary())
+
+
+def _audit_session(settings):
+    """A session on the service database, migrated first when the settings say so (as at startup)."""
+    from serving.db.migrate import upgrade
+    from serving.db.session import iter_session
+
+    if settings.run_migrations_on_startup:
+        upgrade(settings.database_url)
+    return next(iter_session(settings.database_url))
+
+
+@app.command("promotions")
+def promotions(
+    model: str | None = typer.Option(None, "--model", help="Only this registered model."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+    json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
+) -> None:
+    """The promotion audit (newest first): every attempt from `tiers promote`, the pages and the API."""
+    from serving.cli.admin import settings_or_exit
+    from serving.services.models import promotion_audit
+
+    session = _audit_session(settings_or_exit())
+    try:
+        rows = promotion_audit(session, model=model)[:limit]
+        entries = [{"at": r.created_at.isoformat(timespec="seconds") if r.created_at else None,
+                    "model": r.model_name, "from_version": r.from_version, "to_version": r.to_version,
+                    "decision": r.decision, "decided_by": r.decided_by, "reason": r.evidence.get("reason", ""),
+                    "gate_passed": r.evidence.get("gate_passed")} for r in rows]
+    finally:
+        session.close()
+    if json_out:
+        typer.echo(json.dumps(entries, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="promotion audit (newest first)")
+    for col in ("at", "model", "from", "to", "decision", "by", "reason"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(str(e["at"]), e["model"], str(e["from_version"] or "—"), e["to_version"], e["decision"],
+                      e["decided_by"], e["reason"])
+    Console(width=200).print(table)
 
 
 @app.command("report")

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
+from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import SessionDep, SettingsDep, TodayDep, api_principal, page_principal, require_role
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound, error_responses
@@ -130,13 +131,19 @@ class PlanDetailOut(PlanSummaryOut):
     results: list[ResultOut]
 
 
+# a result becomes an inspection record: its texts have the record schema's limits (features.schema)
+_ItemCode = text_type("records", "inspection_item", min_length=1)
+_DocumentNo = text_type("records", "document_no")
+_Description = text_type("records", "description")
+
+
 class ResultIn(BaseModel):
     uscc: Uscc
-    inspection_item: str = Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f]+$")
+    inspection_item: _ItemCode
     inspected_on: dt.date
     outcome: Literal["no_problem", "corrected", "case_opened"]
-    document_no: str = Field(default="", max_length=120, pattern=r"^[^\x00-\x1f]*$")
-    description: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f]*$")
+    document_no: _DocumentNo = ""
+    description: _Description = ""
     published_on: dt.date | None = None
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
 """The model registry as the service sees it: who may see or promote which model, the
-validation reports, and promotions through training's gate audited into the service DB.
+validation reports, and promotions through training's gate audited into the service DB (the one
+promotion audit: the pages, the API and `tiers promote` all write it).
 
 The registry is the one `serving.cli.train` uses (``settings.mlflow_tracking_uri``, artifacts
 next to a SQLite store); a missing SQLite store is "no registry yet", never created by a read.
@@ -235,11 +236,16 @@ def promote_version(session: Session, registry: Any, principal: Principal, name:
     return _clean(outcome.event.as_dict())
 
 
-def audit_entries(session: Session, principal: Principal, *, model: str | None = None,
-                  limit: int = 200) -> list[PromotionAudit]:
-    """Promotion audit rows (newest first) of the models the principal may see."""
+def promotion_audit(session: Session, *, model: str | None = None) -> list[PromotionAudit]:
+    """Every promotion audit row, newest first (of ``model`` only, if given): those of the pages,
+    the API and `tiers promote` alike."""
     stmt = select(PromotionAudit).order_by(PromotionAudit.id.desc())
     if model is not None:
         stmt = stmt.where(PromotionAudit.model_name == model)
-    rows = session.scalars(stmt).all()
-    return [r for r in rows if may_see(principal, r.model_name)][:limit]
+    return list(session.scalars(stmt))
+
+
+def audit_entries(session: Session, principal: Principal, *, model: str | None = None,
+                  limit: int = 200) -> list[PromotionAudit]:
+    """Promotion audit rows (newest first) of the models the principal may see."""
+    return [r for r in promotion_audit(session, model=model) if may_see(principal, r.model_name)][:limit]

@@ -1,5 +1,7 @@
-"""Monitoring runs in the service: store a ``monitoring.run.MonitoringResult`` with its alerts and
-Evidently report, read them back, and turn the stored JSON into light server-side SVG charts.
+"""Monitoring runs in the service: compute a run from files or a record store (:func:`run_monitoring`,
+which `tiers monitor` and `tiers demo` call), store a ``monitoring.run.MonitoringResult`` with its
+alerts and Evidently report, read them back, and turn the stored JSON into light server-side SVG
+charts.
 
 A run is one ``monitoring_results`` row (``kind="monitoring"``, ``as_of`` = the current as-of date,
 ``payload`` = the result JSON plus ``summary`` and ``report_html``); each alert is one ``alerts``
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from html import escape
 from pathlib import Path
@@ -24,6 +27,8 @@ from serving.db.models import Alert, MonitoringResult
 from serving.i18n import ALERT_TEXTS, page_text
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     import monitoring.run
     from serving.settings import Settings
 
@@ -141,7 +146,16 @@ def log_to_mlflow(tracking_uri: str, result: monitoring.run.MonitoringResult, *,
     summary = _summary(payload)
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("monitoring")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("monitoring")
+    if experiment is None:
+        from serving.services.models import artifacts_dir_for
+
+        # a SQLite store keeps its artifacts next to it, as the registry's (MLflow's default is
+        # ./mlruns of whatever directory the process runs in)
+        artifacts = artifacts_dir_for(tracking_uri)
+        experiment_id = client.create_experiment(
+            "monitoring", artifact_location=None if artifacts is None else artifacts.resolve().as_uri())
+    else:
+        experiment_id = experiment.experiment_id
     run = client.create_run(experiment_id, run_name=f"{model} {summary['reference_as_of']}→{summary['current_as_of']}",
                             tags={"model": model, "monitoring_id": str(monitoring_id),
                                   "current_as_of": summary["current_as_of"]})
@@ -154,73 +168,212 @@ def log_to_mlflow(tracking_uri: str, result: monitoring.run.MonitoringResult, *,
     return run.info.run_id
 
 
-# --------------------------------------------------------------------------- one call for tiers demo
+# --------------------------------------------------------------------------- a run, from files to the DB
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """A computed run and, when it was stored, its id."""
+
+    result: monitoring.run.MonitoringResult
+    run_id: int | None = None
+
+
+def read_tables(name: str, paths: Sequence[Path]) -> pd.DataFrame:
+    """CSV or Parquet tables (``uscc`` read as text) concatenated; ValueError naming ``name`` and
+    the path when a file is missing or unreadable."""
+    import pandas as pd
+
+    frames = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ValueError(f"{name} {path}: no such file (rule: a readable CSV or Parquet file)")
+        try:
+            frames.append(pd.read_parquet(path) if path.suffix.lower() == ".parquet"
+                          else pd.read_csv(path, dtype={"uscc": str}))
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{name} {path}: cannot be read ({exc})") from exc
+    return pd.concat(frames, ignore_index=True)
+
+
+def rows_at(name: str, frame: pd.DataFrame, as_of: date, required: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of ``frame`` for one as-of date (all rows if the frame has no ``as_of`` column)."""
+    import pandas as pd
+
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing} (rule: the table needs {list(required)})")
+    if "as_of" not in frame.columns:
+        return frame.reset_index(drop=True)
+    dates = pd.to_datetime(frame["as_of"], errors="coerce").dt.date
+    at = frame.loc[(dates == as_of).to_numpy()].reset_index(drop=True)
+    if at.empty:
+        shown = sorted({str(d) for d in dates.dropna()})[:6]
+        raise ValueError(f"{name}: no rows with as_of {as_of} (rule: the table must cover both dates; it has {shown})")
+    return at
+
+
+def store_quarantine(store: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Quarantined rows and accepted counts per ingestion month, from the store's batch summaries."""
+    import pandas as pd
+
+    rows, accepted = [], []
+    for summary_path in sorted((Path(store) / "batches").glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        ingested_at = pd.Timestamp(summary["ingested_at"])
+        if ingested_at.tzinfo is not None:  # Period has no time zone: count the batch in its UTC month
+            ingested_at = ingested_at.tz_convert("UTC").tz_localize(None)
+        month = str(ingested_at.to_period("M"))
+        for f in summary.get("files", []):
+            if f.get("table") != "records":
+                continue
+            accepted.append({"month": month, "records": int(f.get("accepted", 0))})
+            rows += [{"month": month, "rule": rule} for rule, n in f.get("by_rule", {}).items() for _ in range(int(n))]
+    if not accepted:
+        return None, None
+    return pd.DataFrame(rows, columns=["month", "rule"]), pd.DataFrame(accepted)
+
+
+def score_with_model(model: str, profiles: Mapping[date, pd.DataFrame], tracking_uri: str,
+                     *, name: str = "model") -> tuple[dict[date, pd.DataFrame], float | None]:
+    """Grade each date's profiles with the registered model ``NAME@ALIAS``; also return its
+    validation AUC if it was logged."""
+    from training.grade import grade_with
+    from training.registry import ModelRegistry
+
+    model_name, alias = model.split("@", 1)
+    registry = ModelRegistry(tracking_uri)
+    try:
+        version = registry.resolve(model_name, alias)
+        loaded = registry.load_model(model_name, version.version)
+    except (LookupError, OSError) as exc:
+        raise ValueError(f"{name} {model!r}: {exc}") from exc
+    # scores to monitor, never stored as grades: no profile hash, so a table holding only the
+    # model's features will do
+    scores = {d: grade_with(loaded, frame, name=model_name, version=version.version, hash_profiles=False)
+              for d, frame in profiles.items()}
+    metrics = registry.client.get_run(version.run_id).data.metrics
+    return scores, metrics.get("oot_auc")
+
+
+def run_monitoring(session: Session | None, settings: Settings | None, *, reference: date, current: date,
+                   grades_files: Sequence[Path] = (), profiles_files: Sequence[Path] = (),
+                   store: Path | None = None, model: str | None = None, tracking_uri: str | None = None,
+                   model_version: str | None = None, expected_auc: float | None = None,
+                   config: Path | None = None, run_evidently: bool = True, html_path: Path | None = None,
+                   input_names: Mapping[str, str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> MonitoringRun:
+    """Compute a monitoring run between two as-of dates; with a ``session``, store it.
+
+    Scores come from ``grades_files`` (uscc, as_of, score, grade) or from the registered ``model``
+    (``NAME@ALIAS``, graded on both dates' profiles); profiles from ``profiles_files`` or are built
+    from the record ``store``, which also feeds the data-health and flow checks. ``html_path``
+    keeps Evidently's report there; when storing without one, the report goes under
+    ``settings.data_dir`` all the same. Stored with a ``model``, the run is also logged to MLflow.
+    Bad input raises ValueError naming the input as ``input_names`` maps it (the CLI: its options).
+    ``progress`` is told each step as it starts.
+    """
+    import tempfile
+
+    from monitoring.alerts import AlertConfigError, load_alert_config
+
+    names = {k: (input_names or {}).get(k, k) for k in
+             ("reference", "current", "grades_files", "profiles_files", "store", "model", "config")}
+    step = progress or (lambda _step: None)
+    if current <= reference:
+        raise ValueError(f"{names['current']} {current}: must be after {names['reference']} {reference}")
+    if not profiles_files and store is None:
+        raise ValueError(f"{names['profiles_files']} / {names['store']}: neither given (rule: profiles come "
+                         "from a profile table or a record store)")
+    if bool(grades_files) == (model is not None):
+        raise ValueError(f"{names['grades_files']} / {names['model']}: give exactly one (rule: scores come from "
+                         "a grade table or a registered model)")
+    if model is not None and ("@" not in model or tracking_uri is None):
+        raise ValueError(f"{names['model']} {model!r}: not NAME@ALIAS with a registry (rule: e.g. "
+                         "tiers-general@champion)")
+    if store is not None and not (Path(store) / "batches").is_dir():
+        raise ValueError(f"{names['store']} {store}: no batches/ directory (rule: a store written by tiers ingest)")
+    try:
+        alert_config = load_alert_config(config)
+    except AlertConfigError as exc:
+        raise ValueError(f"{names['config']}: {exc}") from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        if html_path is None and session is not None and run_evidently:
+            html_path = Path(tmp) / "report.html"  # stored with the run, under settings.data_dir
+        result = _compute(reference, current, names=names, grades_files=grades_files,
+                          profiles_files=profiles_files, store=store, model=model, tracking_uri=tracking_uri,
+                          expected_auc=expected_auc, alert_config=alert_config, run_evidently=run_evidently,
+                          html_path=html_path, step=step)
+        if session is None:
+            return MonitoringRun(result)
+        if settings is None:
+            raise ValueError("settings: required to store a run (rule: the report is kept under data_dir)")
+        report = html_path if html_path is not None and html_path.is_file() else None
+        run_id = store_result(session, result, model_version=model_version or model, report_html=report,
+                              artifact_dir=Path(settings.data_dir))
+        if model is not None:
+            log_to_mlflow(tracking_uri, result, model=model, report_html=report, monitoring_id=run_id)
+    return MonitoringRun(result, run_id)
+
+
+def _compute(reference: date, current: date, *, names: Mapping[str, str], grades_files: Sequence[Path],
+             profiles_files: Sequence[Path], store: Path | None, model: str | None, tracking_uri: str | None,
+             expected_auc: float | None, alert_config: Any, run_evidently: bool, html_path: Path | None,
+             step: Callable[[str], None]) -> monitoring.run.MonitoringResult:
+    from monitoring.inputs import frames_at
+    from monitoring.run import monitor
+
+    dates = (reference, current)
+    records = quarantine = ingested = None
+    if store is not None:
+        from features.store import read_latest
+
+        records = read_latest(store, "records")
+        quarantine, ingested = store_quarantine(store)
+    step("profiles")
+    # Both tables are checked before either is used, so one run names every bad table at once.
+    problems: list[str] = []
+
+    def tables_at(name: str, paths: Sequence[Path], required: tuple[str, ...]) -> dict[date, pd.DataFrame]:
+        try:
+            table = read_tables(name, paths)
+            return {d: rows_at(name, table, d, required) for d in dates}
+        except ValueError as exc:
+            problems.append(str(exc))
+            return {}
+
+    profiles = tables_at(names["profiles_files"], profiles_files, ("uscc",)) if profiles_files else {}
+    scores = tables_at(names["grades_files"], grades_files, ("uscc", "score", "grade")) if grades_files else {}
+    if problems:
+        raise ValueError("; ".join(problems))
+    if not profiles_files:
+        from features.profiles import build_profiles
+
+        try:
+            profiles = {d: build_profiles(store, as_of=d) for d in dates}
+        except ValueError as exc:
+            raise ValueError(f"{names['store']} {store}: {exc}") from exc
+    step("scores")
+    if not grades_files:
+        scores, auc = score_with_model(model, profiles, tracking_uri, name=names["model"])
+        expected_auc = expected_auc if expected_auc is not None else auc
+    step("drift")
+    ref = frames_at(reference, profiles=profiles[reference], scores=scores[reference])
+    cur = frames_at(current, profiles=profiles[current], scores=scores[current], records=records,
+                    quarantine=quarantine, ingested=ingested)
+    return monitor(ref, cur, config=alert_config, expected_auc=expected_auc, run_evidently=run_evidently,
+                   html_path=html_path)
 
 
 def run_and_store(session: Session, settings: Settings, *, reference: date, current: date,
                   grades_files: Sequence[Path], profiles_files: Sequence[Path] = (), store: Path | None = None,
                   model_version: str | None = None, expected_auc: float | None = None,
                   config: Path | None = None, run_evidently: bool = True) -> int:
-    """Compute a monitoring run between two as-of dates and store it (with the Evidently report
-    under ``settings.data_dir``); return the run id.
-
-    Scores come from ``grades_files`` (uscc, as_of, score, grade); profiles from ``profiles_files``
-    or are built from the record ``store`` (which also feeds the data-health and flow checks).
-    Raises ValueError naming the input on bad data.
-    """
-    import tempfile
-
-    import pandas as pd
-
-    from monitoring.alerts import load_alert_config
-    from monitoring.inputs import frames_at
-    from monitoring.run import monitor
-
-    if current <= reference:
-        raise ValueError(f"current {current}: must be after reference {reference}")
-    if not grades_files:
-        raise ValueError("grades_files: empty (rule: at least one grade table)")
-    if not profiles_files and store is None:
-        raise ValueError("profiles_files / store: neither given (rule: profiles come from a table or a store)")
-
-    def read(paths: Sequence[Path]) -> pd.DataFrame:
-        return pd.concat([pd.read_parquet(p) if Path(p).suffix.lower() == ".parquet"
-                          else pd.read_csv(p, dtype={"uscc": str}) for p in paths], ignore_index=True)
-
-    def at(name: str, frame: pd.DataFrame, day: date) -> pd.DataFrame:
-        if "as_of" not in frame.columns:
-            return frame.reset_index(drop=True)
-        rows = frame.loc[(pd.to_datetime(frame["as_of"]).dt.date == day).to_numpy()].reset_index(drop=True)
-        if rows.empty:
-            raise ValueError(f"{name}: no rows with as_of {day} (rule: the table must cover both dates)")
-        return rows
-
-    grades_table = read(grades_files)
-    scores = {d: at("grades_files", grades_table, d) for d in (reference, current)}
-    records = quarantine = ingested = None
-    if profiles_files:
-        table = read(profiles_files)
-        profiles = {d: at("profiles_files", table, d) for d in (reference, current)}
-    else:
-        from features.profiles import build_profiles
-
-        profiles = {d: build_profiles(store, as_of=d) for d in (reference, current)}
-    if store is not None:
-        from features.store import read_latest
-        from serving.cli.monitor import _store_quarantine
-
-        records = read_latest(store, "records")
-        quarantine, ingested = _store_quarantine(store)
-    ref = frames_at(reference, profiles=profiles[reference], scores=scores[reference])
-    cur = frames_at(current, profiles=profiles[current], scores=scores[current], records=records,
-                    quarantine=quarantine, ingested=ingested)
-    with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "report.html" if run_evidently else None
-        result = monitor(ref, cur, config=load_alert_config(config), expected_auc=expected_auc,
-                         run_evidently=run_evidently, html_path=html)
-        return store_result(session, result, model_version=model_version,
-                            report_html=html if html is not None and html.is_file() else None,
-                            artifact_dir=Path(settings.data_dir))
+    """Compute a monitoring run from grade tables and store it (see :func:`run_monitoring`);
+    return the run id. Raises ValueError naming the input on bad data."""
+    return run_monitoring(session, settings, reference=reference, current=current, grades_files=grades_files,
+                          profiles_files=profiles_files, store=store, model_version=model_version,
+                          expected_auc=expected_auc, config=config, run_evidently=run_evidently).run_id
 
 
 # --------------------------------------------------------------------------- inline SVG charts

@@ -16,7 +16,7 @@ from serving.services.grades import Regrader, run_regrader
 from serving.services.subjects import current_record, new_record_version
 from serving.services.workdays import add_working_days
 
-# seed 002: the department answers within 10 working days
+# 宁信用〔2021〕1号 (docs/domain.md §6): the department answers within 10 working days
 OBJECTION_WORKING_DAYS = 10
 
 

@@ -36,16 +36,13 @@ from serving.security import Principal
 from serving.services.subjects import store_records
 
 if TYPE_CHECKING:
+    from supervision.inspection_policy import InspectionPolicy
     from supervision.plan import InspectionPlan, PlanCreate, PlanInputs, PlanVerification, PreparedPools
-    from supervision.policy import InspectionPolicy
     from supervision.ratios import InspectionRatiosOut
 
 _RECORD_IN_FIELDS = frozenset(RecordIn.model_fields)
 
 
-def seed_commitment(draw_seed: str) -> str:
-    """The published commitment to a draw seed: sha256 of its UTF-8 bytes (hex)."""
-    return hashlib.sha256(draw_seed.encode("utf-8")).hexdigest()
 
 
 def create_plan(session: Session, *, name: str, department: str, created_by: str, payload: Mapping[str, Any],
@@ -77,7 +74,13 @@ def reveal_draw(session: Session, draw_id: int, draw_seed: str, draw_payload: Ma
         raise NotFound(f"no draw #{draw_id}", field="draw_id")
     if draw.draw_seed is not None:
         raise Conflict(f"draw #{draw_id} was already revealed")
-    if seed_commitment(draw_seed) != draw.draw_seed_commitment:
+    from supervision.draw import seed_commitment
+
+    try:
+        committed = seed_commitment(bytes.fromhex(draw_seed))
+    except ValueError as exc:  # not hex, or not 32 bytes (DrawInputError)
+        raise InvalidInput(f"draw_seed: must be 64 hexadecimal characters (32 bytes) ({exc})", field="draw_seed") from exc
+    if committed != draw.draw_seed_commitment:
         raise InvalidInput(f"draw_seed does not match the commitment of draw #{draw_id}", field="draw_seed")
     draw.draw_seed, draw.payload = draw_seed, dict(draw_payload)
     draw.revealed_at = dt.datetime.now(dt.UTC)
@@ -270,7 +273,7 @@ def inspection_ratios(session: Session, data_dir: str | Path, policy: Inspection
 
 def load_named_policy(name: str) -> InspectionPolicy:
     """A bundled policy by name (never a path: callers of the API must not pick files)."""
-    from supervision.policy import PolicyError, load_policy
+    from supervision.inspection_policy import PolicyError, load_policy
 
     try:
         return load_policy(name)
@@ -394,7 +397,7 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     Each (uscc, inspection_item) must be in the plan, and the caller's department must own the
     item. Posting the same (uscc, item) again updates the result (e.g. its ``published_on``).
     """
-    from supervision.policy import policy_from_dict
+    from supervision.inspection_policy import policy_from_dict
     from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
 

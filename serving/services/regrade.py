@@ -26,7 +26,6 @@ from serving.errors import ModelUnavailable
 from serving.schemas import GradeIn
 from serving.services.champions import ChampionHolder
 from serving.services.grades import Regrader, latest_grade
-from serving.services.repairs import Eligibility, RepairEligibility
 
 # Records the service adds to the store's history to replay its own decisions.
 _CHANGE_ID = {"revocation": "SRV-REVOKE-{}", "repair": "SRV-REPAIR-{}"}
@@ -143,20 +142,3 @@ def make_regrader(*, store_dir: str | Path, models: ChampionHolder, policy: Any 
         session.flush()  # inside the caller's transaction: it commits or rolls back
 
     return regrade
-
-
-def catalogue_repair_eligibility(policy: Any = None) -> RepairEligibility:
-    """Repair eligibility from the feature policy's catalogue (``Policy.repair_eligible_on``)."""
-    from features.policy import default_policy
-
-    catalogue = policy or default_policy()
-
-    def eligibility(record: Record) -> Eligibility:
-        row = {"kind": record.kind, "severity": record.severity, "decision_date": record.decision_date}
-        eligible = catalogue.repair_eligible_on(row)
-        if eligible is None:
-            return Eligibility(None, f"{record.kind}/{record.severity or '-'}: not repairable under the catalogue")
-        return Eligibility(eligible, f"{record.kind}/{record.severity or '-'}: after the minimum publicity period "
-                                     f"(from {eligible.isoformat()})")
-
-    return eligibility

@@ -1,12 +1,15 @@
 """信用修复 repair: after a record's minimum publicity period the subject may apply; approval
-marks the record repaired (it stops counting) and regrades. Repair is free of charge."""
+marks the record repaired (it stops counting) and regrades. Repair is free of charge.
+
+Which records are repairable, and from when, is the catalogue policy's rule
+(``features.catalogue``: ``Policy.repair_eligible_on``), never a copy of it here."""
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,10 +27,6 @@ from serving.security import Principal
 from serving.services.grades import Regrader, run_regrader
 from serving.services.subjects import current_record, new_record_version
 
-# NDRC 信用修复管理办法 in force from this date; serious penalties decided before it follow the
-# 2019 rules (minimum 6 months instead of 1 year).
-NEW_RULES_FROM = dt.date(2026, 4, 1)
-
 
 @dataclass(frozen=True)
 class Eligibility:
@@ -40,26 +39,25 @@ class Eligibility:
 RepairEligibility = Callable[[Record], Eligibility]
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    """Same day ``months`` later, clamped to the month's end (2026-08-31 + 6 → 2027-02-28)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+def catalogue_repair_eligibility(policy: Any = None) -> RepairEligibility:
+    """Repair eligibility from a catalogue policy (``Policy.repair_eligible_on``; the packaged
+    default when ``policy`` is None): the one rule, with or without a feature store."""
+    from features.catalogue import default_policy
+
+    def eligibility(record: Record) -> Eligibility:
+        catalogue = policy or default_policy()
+        row = {"kind": record.kind, "severity": record.severity, "decision_date": record.decision_date}
+        eligible = catalogue.repair_eligible_on(row)
+        if eligible is None:
+            return Eligibility(None, f"{record.kind}/{record.severity or '-'}: not repairable under the catalogue")
+        return Eligibility(eligible, f"{record.kind}/{record.severity or '-'}: after the minimum publicity period "
+                                     f"(from {eligible.isoformat()})")
+
+    return eligibility
 
 
-def default_repair_eligibility(record: Record) -> Eligibility:
-    """Default catalogue: general penalties after 3 months; serious after 1 year (6 months for
-    decisions before 2026-04-01); minor penalties are not published, so there is nothing to repair."""
-    if record.kind != "admin_penalty":
-        return Eligibility(None, f"records of kind {record.kind!r} are not repairable under the default catalogue")
-    if record.severity == "general":
-        return Eligibility(add_months(record.decision_date, 3), "general penalty: 3 months after the decision")
-    if record.severity == "serious":
-        if record.decision_date >= NEW_RULES_FROM:
-            return Eligibility(add_months(record.decision_date, 12), "serious penalty: 1 year after the decision")
-        return Eligibility(add_months(record.decision_date, 6),
-                           "serious penalty decided before 2026-04-01: 6 months after the decision")
-    return Eligibility(None, "minor penalties are not published; nothing to repair")
+# The service's default: the packaged catalogue (its policy is loaded on first use and cached).
+default_repair_eligibility: RepairEligibility = catalogue_repair_eligibility()
 
 
 def check_eligibility(record: Record, today: dt.date, eligibility: RepairEligibility) -> tuple[bool, Eligibility]:

@@ -92,8 +92,8 @@ def test_candidate_actions_and_what_if_profiles():
 
 @pytest.mark.parametrize("repaired_counts", [False, True])
 def test_every_evidence_condition_renders_without_a_placeholder_left(repaired_counts):
+    from features.catalogue import default_policy
     from features.evidence import evidence_condition
-    from features.policy import default_policy
 
     policy = default_policy().model_copy(update={"repaired_counts": repaired_counts})
     for feature in EVIDENCE_CONDITIONS:

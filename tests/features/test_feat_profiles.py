@@ -11,7 +11,7 @@ from feat_fixtures import code, record, records_frame, subject, subjects_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.policy import default_policy
+from features.catalogue import default_policy
 from features.profiles import build_profiles, feature_columns
 from features.specs import FEATURE_SPECS, FEATURES_BY_NAME
 

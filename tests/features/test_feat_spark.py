@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from features.policy import default_policy
+from features.catalogue import default_policy
 from features.profiles import build_profiles, render_profile_sql
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]

@@ -33,13 +33,34 @@ def test_fit_prints_per_fold_and_mean_metrics_as_json(small_csv):
     result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "auto", "--cv", "2", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out["results"]) == {"scorecard", "gbm", "blend", "blend-shallow"}
+    assert set(out["results"]) == {"scorecard", "gbm", "blend", "blend-shallow", "gam"}
     assert out["chosen"] == max(out["results"], key=lambda n: out["results"][n]["mean"]["auc"])
     for res in out["results"].values():
         assert [f["fold"] for f in res["folds"]] == [1, 2]
         for f in res["folds"]:
             assert 0.5 < f["auc"] <= 1 and 0 <= f["ks"] <= 1 and 0 <= f["brier"] <= 0.25
         assert res["mean"]["auc"] == pytest.approx(sum(f["auc"] for f in res["folds"]) / 2)
+
+
+def test_auto_is_validated_by_nested_cv_and_says_who_won_by_how_much(small_csv):
+    path, _ = small_csv
+    result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "auto", "--cv", "3",
+                      "--inner-cv", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    sel, nested = out["selection"], out["nested"]
+    ranked = sorted(out["results"], key=lambda n: -out["results"][n]["mean"]["auc"])
+    assert sel["winner"] == out["chosen"] == ranked[0] and sel["runner_up"] == ranked[1]
+    gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][ranked[0]]["folds"], out["results"][ranked[1]]["folds"],
+                                                 strict=True)]
+    assert sel["margin"]["auc"] == pytest.approx(sum(gaps) / 3) and sel["margin"]["low"] <= sel["margin"]["auc"]
+    assert [f["fold"] for f in nested["folds"]] == [1, 2, 3]
+    for f in nested["folds"]:
+        # chosen on the inner folds of the outer training part; scored on the outer test fold
+        assert set(f["inner_auc"]) == set(out["results"])
+        assert f["chosen"] == max(f["inner_auc"], key=f["inner_auc"].get)
+        assert f["auc"] == out["results"][f["chosen"]]["folds"][f["fold"] - 1]["auc"]
+    assert nested["mean"]["auc"] == pytest.approx(sum(f["auc"] for f in nested["folds"]) / 3)
 
 
 def test_fit_renders_a_table_without_json(small_csv):
@@ -57,6 +78,7 @@ def test_fit_renders_a_table_without_json(small_csv):
         (lambda f: f, ["--target", "nope"], ["'nope'", "no such column"]),
         (lambda f: f, ["--model", "forest"], ["forest", "scorecard"]),
         (lambda f: f, ["--cv", "1"], ["--cv", "≥ 2"]),
+        (lambda f: f, ["--inner-cv", "1"], ["--inner-cv", "≥ 2"]),
     ],
 )
 def test_bad_input_is_refused_naming_field_value_and_rule(small_csv, tmp_path, mutate, args, expected):

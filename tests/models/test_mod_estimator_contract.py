@@ -10,7 +10,7 @@ y=None, multiclass refusal, n_features_in_, …) must pass.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models import MonotoneGBM, ScorecardModel
+from models import BoostedGAM, MonotoneGBM, ScorecardModel
 
 _NOT_01 = "sklearn feeds labels other than 0/1 (e.g. 1/2, strings, floats): refused on purpose"
 _COMMON = {
@@ -32,6 +32,6 @@ def _expected(estimator):
 
 
 @pytest.mark.slow
-@parametrize_with_checks([ScorecardModel(), MonotoneGBM(n_estimators=20)], expected_failed_checks=_expected)
+@parametrize_with_checks([ScorecardModel(), MonotoneGBM(n_estimators=20), BoostedGAM(n_bags=2, max_rounds=50)], expected_failed_checks=_expected)
 def test_sklearn_contract(estimator, check):
     check(estimator)

@@ -7,8 +7,8 @@ import pandas as pd
 
 from monitoring.alerts import AlertConfig
 from monitoring.drift import evidently_drift, segment_drift
-from monitoring.psi import decile_psi
 from monitoring.run import monitor
+from stability.psi import decile_psi
 
 
 def test_segment_drift_finds_a_shift_invisible_overall(frames_factory):

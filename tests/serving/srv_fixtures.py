@@ -66,11 +66,11 @@ USERS = {
 
 def _subjects() -> list[dict]:
     return [
-        dict(uscc=ENT1, name="南京甲制造有限公司", industry="C", district_code="320102", district_name="玄武区",
+        dict(uscc=ENT1, name="南京甲制造有限公司", industry="C", district_code="320102", district_name="玄武区", registered_on="2015-03-01",
              legal_rep_name="张三丰", legal_rep_id="320102198001011234"),
-        dict(uscc=ENT2, name="南京乙建筑有限公司", industry="F", district_code="320104", district_name="秦淮区",
+        dict(uscc=ENT2, name="南京乙建筑有限公司", industry="F", district_code="320104", district_name="秦淮区", registered_on="2016-04-01",
              legal_rep_name="李四", legal_rep_id="320104199002023456"),
-        dict(uscc=ENT3, name="南京丙社会组织", industry="S", district_code="320105", district_name="建邺区",
+        dict(uscc=ENT3, name="南京丙社会组织", industry="S", district_code="320105", district_name="建邺区", registered_on="2010-05-01",
              legal_rep_name="王五", legal_rep_id="32010519850303789X"),
     ]
 

@@ -101,3 +101,5 @@ def test_log_to_mlflow_records_metrics_and_result(tmp_path):
     assert logged.data.metrics["score_psi"] == pytest.approx(result.score_psi.psi)
     assert logged.data.metrics["n_alerts"] == len(result.alerts)
     assert logged.data.tags["model"] == "tiers-general@champion" and logged.data.tags["monitoring_id"] == "7"
+    # artifacts next to the SQLite store, as the registry's: never in ./mlruns of the working directory
+    assert logged.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())

@@ -20,8 +20,8 @@ from serving.services.grades import store_grades
 from serving.services.subjects import store_records, store_subjects
 from serving.services.users import create_api_key
 from serving.settings import Settings
+from supervision.inspection_policy import load_policy
 from supervision.plan import FREQUENCY_LIMIT, PlanCreate, create_plan
-from supervision.policy import load_policy
 from supervision.ratios import HttpRatioFeed, inspection_ratios
 
 AS_OF = "2026-09-30"
@@ -39,7 +39,8 @@ INSPECTORS = "inspector_id,name,department,district_code,qualified_items,capacit
 def _extra_subjects() -> list[dict]:
     return [dict(uscc=make_uscc(f"91320102MA{n:07d}"), name=f"南京测试{n}有限公司", industry="C" if n % 2 else "G",
                  district_code="320102" if n % 3 else "320104", district_name="玄武区" if n % 3 else "秦淮区",
-                 legal_form="individual_business" if n == 0 else "llc") for n in range(len(GRADES))]
+                 legal_form="individual_business" if n == 0 else "llc", registered_on="2015-03-01")
+            for n in range(len(GRADES))]
 
 
 def store_graded_city(session) -> list[dict]:

@@ -16,7 +16,8 @@ from serving.schemas import DecisionIn, ObjectionCreate
 from serving.services import objections
 from serving.services.champions import ChampionHolder
 from serving.services.grades import latest_grade, store_grades
-from serving.services.regrade import catalogue_repair_eligibility, make_regrader
+from serving.services.regrade import make_regrader
+from serving.services.repairs import catalogue_repair_eligibility
 from serving.services.subjects import store_records
 
 MODEL_VERSION = "tiers-general/1"

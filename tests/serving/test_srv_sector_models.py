@@ -17,8 +17,8 @@ from serving.db.models import PromotionAudit
 from serving.security import Principal, create_access_token, csrf_token, decode_access_token
 from serving.services.models import artifacts_dir_for, may_promote, may_see
 from training.pipeline import TrainingConfig, register_result, train_model
-from training.policy import TrainingPolicy
 from training.registry import ModelRegistry
+from training.sector_policy import TrainingPolicy
 
 # training's own synthetic helper (tests/training is not a package: load the file by path)
 _spec = importlib.util.spec_from_file_location(
@@ -224,3 +224,39 @@ def test_sector_page_shows_models_and_gate_outcome(client, settings, registry, s
     assert registry.alias_version(SECTOR_MODEL, "champion") == 3
     assert [r.decision for r in audit_rows(session)] == ["refused", "promoted"]
     assert client.get("/sector").text.count('class="audit-row"') == 2
+
+
+@pytest.mark.slow
+def test_cli_promotions_land_in_the_service_audit(client, auth, settings, registry, session, monkeypatch,
+                                                   tmp_path) -> None:
+    """`tiers promote` audits into the service database (one audit with the pages and the API);
+    `tiers promotions` reads it back."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as cli
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    try:
+        common = ["--tracking-uri", settings.mlflow_tracking_uri, "--artifacts", str(tmp_path / "art")]
+        refused = CliRunner().invoke(cli, ["promote", SECTOR_MODEL, "2", "--user", "ops", "--reason", "retrain",
+                                           *common, "--json"])
+        assert refused.exit_code == 1, refused.output
+        promoted = CliRunner().invoke(cli, ["promote", SECTOR_MODEL, "3", "--user", "ops", "--reason", "retrain",
+                                            *common, "--json"])
+        assert promoted.exit_code == 0, promoted.output
+        listed = CliRunner().invoke(cli, ["promotions", "--model", SECTOR_MODEL, "--json"])
+        assert listed.exit_code == 0, listed.output
+        shown = json.loads(listed.stdout)
+        text = CliRunner().invoke(cli, ["promotions"])
+        assert text.exit_code == 0 and "ops" in text.stdout and "refused" in text.stdout
+    finally:
+        get_settings.cache_clear()
+    assert [(r.decision, r.to_version, r.decided_by) for r in audit_rows(session)] == [
+        ("refused", "2", "ops"), ("promoted", "3", "ops")]
+    assert [(e["decision"], e["to_version"]) for e in shown] == [("promoted", "3"), ("refused", "2")]
+    api = client.get("/api/v1/models/audit", headers=auth("sector_c")).json()
+    assert [a["decision"] for a in api] == ["promoted", "refused"]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.deps import get_regrader, get_today
-from serving.services.repairs import add_months, default_repair_eligibility
+from serving.services.repairs import default_repair_eligibility
 from serving.services.workdays import add_working_days
 
 OBJECTION = {"record_id": "R1", "reason": "该处罚已被法院判决撤销"}
@@ -125,12 +125,6 @@ def test_default_repair_periods():
     assert default_repair_eligibility(_Rec("admin_penalty", "serious", d_old)).eligible_from == dt.date(2025, 11, 10)
     assert default_repair_eligibility(_Rec("admin_penalty", "minor", d_new)).eligible_from is None
     assert default_repair_eligibility(_Rec("arrears", None, d_new)).eligible_from is None
-
-
-@given(st.dates(min_value=dt.date(2015, 1, 1), max_value=dt.date(2030, 12, 31)), st.integers(0, 40))
-def test_add_months_lands_in_the_right_month(day, months):
-    out = add_months(day, months)
-    assert (out.year * 12 + out.month) - (day.year * 12 + day.month) == months and out.day <= day.day
 
 
 def test_repair_flow(client, auth, world):

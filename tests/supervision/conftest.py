@@ -160,3 +160,14 @@ def task_file(tmp_path: Path, city: dict[str, pd.DataFrame]) -> Path:
 def city_builder():
     """(make_city, write_city) for tests that need their own city or a wider fixture scope."""
     return make_city, write_city
+
+
+# ------------------------------------------------------------------ tiers-draw-v2 plans
+
+
+@pytest.fixture(scope="session")
+def v2_plan(tmp_path_factory: pytest.TempPathFactory):
+    """(commitment, salt, plan) of the default test city drawn with tiers-draw-v2 (read-only)."""
+    from sup_v2_fixtures import draw_v2_plan
+
+    return draw_v2_plan(write_city(tmp_path_factory.mktemp("v2city"), make_city()))

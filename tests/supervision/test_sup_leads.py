@@ -8,8 +8,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supervision.inspection_policy import load_policy, policy_from_dict
 from supervision.leads import open_leads
-from supervision.policy import load_policy, policy_from_dict
 
 START, END = dt.date(2026, 12, 1), dt.date(2026, 12, 31)
 

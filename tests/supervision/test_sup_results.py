@@ -136,7 +136,7 @@ def test_public_table_hides_grades_and_unpublished(tmp_path: Path) -> None:
 def test_records_pass_the_ingestion_validator(tmp_path: Path) -> None:
     """Cross-package contract check: what results_to_records writes, features' ingestion accepts."""
     ingest = pytest.importorskip("features.ingest")
-    policy_module = pytest.importorskip("features.policy")
+    policy_module = pytest.importorskip("features.catalogue")
     results = [
         _result(uscc=_valid("91320102MA1XXXXX1"), outcome="no_problem"),
         _result(uscc=_valid("A1320102MA1XXXXX3"), outcome="case_opened", description="发现问题，已立案"),

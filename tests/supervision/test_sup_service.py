@@ -1,18 +1,20 @@
-"""The service API the HTTP routes call: ratios, plan summary, verification body."""
+"""The service API the HTTP routes call: ratios and plan summary; a plan verifies after a JSON round trip."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from supervision.plan import (
+    DrawCommitment,
     InspectionPlan,
     PlanCreate,
     create_plan,
     load_plan_inputs,
     load_task,
     resolve_policy,
+    verify_plan,
 )
-from supervision.service import PlanVerifyIn, inspection_ratios_for, plan_out, verify
+from supervision.service import inspection_ratios_for, plan_out
 
 
 def test_service_ratios_plan_and_verify(task_file: Path) -> None:
@@ -34,10 +36,8 @@ def test_service_ratios_plan_and_verify(task_file: Path) -> None:
     out = plan_out(plan)
     assert out.visits + out.visits_saved == out.draws_total
     assert out.unstaffed_visits == sum(bool(v.unstaffed) for v in plan.visits)
-    body = PlanVerifyIn.model_validate_json(
-        PlanVerifyIn(plan=plan, published_commitment=plan.commitment).model_dump_json()
-    )
-    assert verify(body).match
+    published = InspectionPlan.model_validate_json(plan.model_dump_json())
+    assert verify_plan(published, DrawCommitment.model_validate_json(plan.commitment.model_dump_json())).match
     tampered = InspectionPlan.model_validate(plan.model_dump())
     tampered.tasks[-1].drawn = tampered.tasks[-1].drawn[1:]
-    assert not verify(PlanVerifyIn(plan=tampered)).match
+    assert not verify_plan(tampered).match

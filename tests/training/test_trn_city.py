@@ -87,7 +87,8 @@ def test_general_model_out_of_time_against_the_oracle(trained_city, city_store) 
     assert ev.grades_monotone(table)
 
 
-def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_store, tmp_path: Path) -> None:
+def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_store, tmp_path: Path,
+                                                              monkeypatch) -> None:
     _, store = city_store
     _, common, _ = trained_city
     from features.specs import model_features
@@ -100,24 +101,34 @@ def test_promote_refuses_a_worse_challenger_with_exit_code_1(trained_city, city_
     code, out = _run(["train", "--store", str(store), "--policy", str(policy), *FAST, *common, "--json"])
     assert code == 0, out
     version = json.loads(out)["models"][0]["version"]
-    audit = tmp_path / "audit.jsonl"
-    code, out = _run(["promote", "tiers-general", str(version), "--user", "tester", "--audit", str(audit), *common, "--json"])
-    assert code == 1
-    refused = json.loads(out)
-    assert refused["promoted"] is False
-    assert any(c["name"] == "auc" and not c["passed"] for c in refused["gate"]["checks"])
-    event = json.loads(audit.read_text().splitlines()[-1])
-    assert event["gate_passed"] is False and event["to_version"] == version
+    from serving.settings import get_settings
+
+    # the audit is the service database's (TIERS_DATABASE_URL), here one in tmp_path
+    monkeypatch.setenv("TIERS_DATABASE_URL", f"sqlite:///{tmp_path / 'tiers.db'}")
+    get_settings.cache_clear()
+    try:
+        code, out = _run(["promote", "tiers-general", str(version), "--user", "tester", *common, "--json"])
+        assert code == 1
+        refused = json.loads(out)
+        assert refused["promoted"] is False
+        assert any(c["name"] == "auc" and not c["passed"] for c in refused["gate"]["checks"])
+        code, out = _run(["promotions", "--json"])
+        event = json.loads(out)[0]
+    finally:
+        get_settings.cache_clear()
+    assert event["gate_passed"] is False and event["to_version"] == str(version)
 
 
-def test_promote_bad_input_exits_2_naming_the_field(trained_city) -> None:
+def test_promote_bad_input_exits_2_naming_the_field(trained_city, tmp_path: Path, monkeypatch) -> None:
     _, common, _ = trained_city
+    monkeypatch.chdir(tmp_path)  # the settings' default var/ is relative: bad input must write nothing
     code, _ = _run(["promote", "tiers-general", "1", "--force", *common])
     assert code == 2
     code, _ = _run(["promote", "tiers-nope", "1", "--user", "x", *common])
     assert code == 2
     code, _ = _run(["train", "--store", "/nonexistent", *common])
     assert code == 2
+    assert not list(tmp_path.iterdir())
 
 
 def test_report_and_grade_commands(trained_city, city_store, tmp_path: Path) -> None:
@@ -145,3 +156,17 @@ def test_report_and_grade_commands(trained_city, city_store, tmp_path: Path) -> 
     # each grade names the profile it was made from: the hash a build with the hash gives
     built = build_profiles(store, as_of=date.fromisoformat(summary["validate_as_of"]), with_hash=True)
     assert grades.set_index("uscc")["profile_hash"].to_dict() == built.set_index("uscc")["profile_hash"].to_dict()
+
+
+def test_monitor_a_registered_model_over_the_store(trained_city, city_store) -> None:
+    """`tiers monitor --store --model`: profiles built from the store, scores from the champion,
+    data health from the store's batch summaries."""
+    summary, common, _ = trained_city
+    _, store = city_store
+    code, out = _run(["monitor", "--store", str(store), "--model", "tiers-general@champion", "--tracking-uri",
+                      common[1], "--reference", summary["train_as_of"][-1], "--current", summary["validate_as_of"],
+                      "--no-evidently", "--json"])
+    assert code in (0, 1), out
+    result = json.loads(out)
+    assert result["n_reference"] > 0 and result["n_current"] > 0
+    assert result["data_health"] is not None and result["performance"] is not None

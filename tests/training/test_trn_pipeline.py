@@ -11,8 +11,9 @@ import pytest
 from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training import evaluation as ev
+from training.bundle import model_matrix
 from training.pipeline import TrainingConfig, train_model
-from training.policy import TrainingPolicy
+from training.sector_policy import TrainingPolicy
 
 pytestmark = pytest.mark.xdist_group("trn_pipeline")  # the module's general model is trained once
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",),
@@ -170,3 +171,27 @@ def test_a_model_with_interactions_must_beat_the_best_additive_one_by_the_margin
     assert _select(config, clear, [], "C") == "gbm"
     tie = {"scorecard": {"oot_auc": 0.73}, "gbm_additive": {"oot_auc": 0.73}, "gbm": {"oot_auc": 0.70}}
     assert _select(config, tie, [], None) == "scorecard"  # ties go to the earlier, simpler candidate
+
+
+def test_the_gam_candidate_trains_general_and_sector_models_with_exact_reasons(synthetic_dataset, feature_metas):
+    from models.ontop import OnTopModel
+
+    config = replace(FAST, candidates=("gbm_additive", "gam"))
+    general = train_model(synthetic_dataset, feature_metas, config=config)
+    assert set(general.candidate_metrics) == {"gbm_additive", "gam"}
+    forced = train_model(synthetic_dataset, feature_metas, config=replace(FAST, candidates=("gam",)))
+    sector = train_model(synthetic_dataset, feature_metas, config=replace(FAST, candidates=("gam",)), sector="H",
+                         general=forced.model)
+    assert forced.model.candidate == sector.model.candidate == "gam"
+    assert isinstance(sector.model.estimator.estimator_, OnTopModel)
+    for result in (forced, sector):
+        val = result.validation.head(300)
+        contrib = result.model.contributions(val)
+        z = result.model.estimator.decision_function(model_matrix(val, result.model.features, result.model.metas))
+        base = result.model.estimator.contributions(model_matrix(val, result.model.features,
+                                                                 result.model.metas)).base_value
+        assert np.allclose(contrib.sum(axis=1).to_numpy() + base, z, atol=1e-9)  # features + declared pairs
+        reasons = result.model.reasons(val.head(20), top=5)
+        assert all(r["label_zh"] for rows in reasons for r in rows)
+    gam = forced.model.estimator.estimator_
+    assert gam.main_effect_only == ("industry",)  # the sector, where it is a feature, enters alone

@@ -13,9 +13,9 @@ import pytest
 from trn_synthetic import TRAIN_AS_OF, VALIDATE_AS_OF
 
 from training.pipeline import TrainingConfig, register_result, train_model
-from training.policy import TrainingPolicy
 from training.promotion import PromotionRefused, promote
-from training.registry import CHALLENGER, CHAMPION, ModelRegistry, PromotionAudit
+from training.registry import CHALLENGER, CHAMPION, ModelRegistry, PromotionEvent
+from training.sector_policy import TrainingPolicy
 
 FAST = TrainingConfig(train_as_of=TRAIN_AS_OF, validate_as_of=VALIDATE_AS_OF, candidates=("gbm_additive",), n_boot=50)
 KEY_FEATURES = ("penalties_general", "penalties_serious", "inspection_problems")
@@ -64,7 +64,8 @@ def test_first_version_is_champion_then_challengers(registry, trained) -> None:
 
 def test_gate_refuses_worse_accepts_better_and_audits_both(registry, trained, tmp_path: Path) -> None:
     good, worse = trained
-    audit = PromotionAudit(tmp_path / "audit.jsonl")
+    events: list[PromotionEvent] = []  # the sink (the service writes its database; here a list)
+    audit = events.append
     register_result(registry, worse)  # v1: champion (first model)
     register_result(registry, good)  # v2: challenger, better
     register_result(registry, worse)  # v3: challenger, worse than v2
@@ -74,7 +75,6 @@ def test_gate_refuses_worse_accepts_better_and_audits_both(registry, trained, tm
         promote(registry, "tiers-general", 3, user="sector-h", reason="try", audit=audit)
     assert not refused.value.gate.passed
     assert registry.alias_version("tiers-general", CHAMPION) == 2
-    events = audit.events()
     assert [(e.from_version, e.to_version, e.gate_passed, e.forced) for e in events] == [(1, 2, True, False), (2, 3, False, False)]
     assert events[1].gate["figures"]["auc_difference"] < -0.01
     assert events[0].user == "sector-h" and events[0].at
@@ -82,14 +82,15 @@ def test_gate_refuses_worse_accepts_better_and_audits_both(registry, trained, tm
 
 def test_forced_promotion_needs_a_reason_and_is_audited_as_forced(registry, trained, tmp_path: Path) -> None:
     good, worse = trained
-    audit = PromotionAudit(tmp_path / "audit.jsonl")
+    events: list[PromotionEvent] = []
+    audit = events.append
     register_result(registry, good)
     register_result(registry, worse)
     with pytest.raises(ValueError, match="reason"):
         promote(registry, "tiers-general", 2, user="admin", reason="", audit=audit, force=True)
     promote(registry, "tiers-general", 2, user="admin", reason="rollback drill", audit=audit, force=True)
     assert registry.alias_version("tiers-general", CHAMPION) == 2
-    last = audit.events()[-1]
+    last = events[-1]
     assert last.forced and last.gate_passed is False and last.reason == "rollback drill"
 
 
