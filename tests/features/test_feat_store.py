@@ -4,8 +4,6 @@ leaves the store as it was, and the incremental current state gives the profiles
 from __future__ import annotations
 
 import dataclasses
-import errno
-import hashlib
 import os
 import shutil
 import signal
@@ -18,7 +16,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from feat_fixtures import INGESTED_AT, code, record, records_frame, subject, subjects_frame
+from feat_fixtures import (
+    INGESTED_AT,
+    code,
+    inject_store_failure,
+    record,
+    records_frame,
+    store_tree,
+    subject,
+    subjects_frame,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,12 +93,6 @@ def write_batch(store: Path, where: Path, *, subjects: list[dict] = (), records:
     return where
 
 
-def tree(store: Path) -> dict[str, str]:
-    """Every file of the store (but the writers' lock) with a hash of its bytes."""
-    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(store.rglob("*")) if p.is_file() and p.name != ".lock"}
-
-
 def history_profiles(store: Path, as_of: date = AS_OF) -> pd.DataFrame:
     """Profiles from the current-state SQL run as views over the published history."""
     return build_profiles(dataclasses.replace(snapshot(store), segments=()), as_of=as_of)
@@ -133,7 +134,7 @@ def _a_penalty_batch(store: Path, where: Path, amount: float = 5000.0) -> Path:
 # staged → published, or discarded
 # --------------------------------------------------------------------------------------------
 def test_a_staged_batch_is_invisible_until_published(store, tmp_path):
-    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), tree(store)
+    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), store_tree(store)
     before_latest = read_latest(store, "records").sort_values("record_id", ignore_index=True)
     staged = stage_batch(store, _a_penalty_batch(store, tmp_path / "b1"))
     assert [s.batch_id for s in staged_batches(store)] == ["b1"] and (staged.records, staged.subjects) == (2, 1)
@@ -142,7 +143,7 @@ def test_a_staged_batch_is_invisible_until_published(store, tmp_path):
     pd.testing.assert_frame_equal(read_latest(store, "records").sort_values("record_id", ignore_index=True),
                                   before_latest)
     assert_same_profiles(store, before_profiles)
-    assert {k: v for k, v in tree(store).items() if not k.startswith(("batches/b1/", "current/delta-", "staged/"))} \
+    assert {k: v for k, v in store_tree(store).items() if not k.startswith(("batches/b1/", "current/delta-", "staged/"))} \
         == before_tree
     # a gate can look at the state the batch would make before releasing it
     preview = build_profiles(staged_snapshot(store, "b1"), as_of=AS_OF).set_index("uscc")
@@ -157,10 +158,10 @@ def test_a_staged_batch_is_invisible_until_published(store, tmp_path):
 
 
 def test_discard_leaves_the_store_as_it_was(store, tmp_path):
-    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), tree(store)
+    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), store_tree(store)
     stage_batch(store, _a_penalty_batch(store, tmp_path / "b1"))
     discard(store, "b1")
-    assert staged_batches(store) == [] and tree(store) == before_tree
+    assert staged_batches(store) == [] and store_tree(store) == before_tree
     assert_same_profiles(store, before_profiles)
     with pytest.raises(StoreError, match="not staged"):
         publish(store, "b1")
@@ -178,7 +179,7 @@ def test_a_batch_id_is_staged_or_published_once(store, tmp_path):
 # a failure at any step leaves the store as it was, and says why
 # --------------------------------------------------------------------------------------------
 def _expect_unchanged(store: Path, before_profiles: pd.DataFrame, before_tree: dict, batch_dir: Path | None) -> None:
-    assert tree(store) == before_tree
+    assert store_tree(store) == before_tree
     assert staged_batches(store) == []
     assert_same_profiles(store, before_profiles)
     if batch_dir is not None:
@@ -194,15 +195,11 @@ def _expect_unchanged(store: Path, before_profiles: pd.DataFrame, before_tree: d
                                            (1e300, "deriving the current state failed")])
 def test_an_amount_the_current_state_cannot_hold_is_refused_before_anything_is_visible(store, tmp_path, amount,
                                                                                         reason):
-    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), tree(store)
+    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), store_tree(store)
     batch = _a_penalty_batch(store, tmp_path / "b1", amount=amount)
     with pytest.raises(StoreError, match=reason):
         add_batch(store, batch)
     _expect_unchanged(store, before_profiles, before_tree, batch)
-
-
-def _disk_full(*_args, **_kwargs):
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 @pytest.mark.parametrize("step,target", [
@@ -212,19 +209,9 @@ def _disk_full(*_args, **_kwargs):
     ("publish: replacing the manifest", "os.replace"),
 ])
 def test_a_disk_error_at_any_step_leaves_the_store_as_it_was(store, tmp_path, monkeypatch, step, target):
-    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), tree(store)
+    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), store_tree(store)
     batch = _a_penalty_batch(store, tmp_path / "b1")
-    if target == "os.replace":
-        real = os.replace
-
-        def replace(src, dst):
-            if Path(dst).name == "manifest.json":
-                _disk_full()
-            real(src, dst)
-
-        monkeypatch.setattr(store_module.os, "replace", replace)
-    else:
-        monkeypatch.setattr(store_module, target, _disk_full)
+    inject_store_failure(monkeypatch, target)
     with pytest.raises(OSError, match="No space left"):
         add_batch(store, batch)
     monkeypatch.undo()
@@ -233,8 +220,8 @@ def test_a_disk_error_at_any_step_leaves_the_store_as_it_was(store, tmp_path, mo
 
 def test_ingesting_a_fine_of_inf_never_wedges_the_store(tmp_path):
     """The outside test's finding: a fine of ``inf`` was committed, writing the current state then
-    failed, and every later ingest and profile failed. Now the row is refused (the batch, or by the
-    ingestion rules the row) and the store keeps working."""
+    failed, and every later ingest and profile failed. Now ingestion quarantines the row with the rule
+    (and the store would refuse the batch: the test above) and the store keeps working."""
     subjects_frame([subject(1), subject(2)]).to_csv(tmp_path / "subjects.csv", index=False)
     records_frame([record("R1", code(1), "admin_penalty", "2026-02-01")]).to_csv(tmp_path / "r1.csv", index=False)
     st_dir = tmp_path / "store"
@@ -242,13 +229,10 @@ def test_ingesting_a_fine_of_inf_never_wedges_the_store(tmp_path):
     before = build_profiles(st_dir, as_of=AS_OF)
     records_frame([record("R2", code(2), "admin_penalty", "2026-03-01", amount="inf")]).to_csv(
         tmp_path / "r2.csv", index=False)
-    try:
-        summary = ingest(store=st_dir, records=tmp_path / "r2.csv", ingested_at=INGESTED_AT + timedelta(days=1))
-    except StoreError as exc:
-        assert "finite" in str(exc)
-        pd.testing.assert_frame_equal(build_profiles(st_dir, as_of=AS_OF), before, check_exact=True)
-    else:  # quarantined by the ingestion rules instead
-        assert summary.quarantined == 1
+    summary = ingest(store=st_dir, records=tmp_path / "r2.csv", ingested_at=INGESTED_AT + timedelta(days=1))
+    assert (summary.read, summary.accepted, summary.quarantined) == (1, 0, 1)
+    assert pd.read_csv(summary.quarantine_path)["rule"].tolist() == ["amount_out_of_range"]
+    pd.testing.assert_frame_equal(build_profiles(st_dir, as_of=AS_OF), before, check_exact=True)
     records_frame([record("R3", code(2), "admin_penalty", "2026-04-01")]).to_csv(tmp_path / "r3.csv", index=False)
     ingest(store=st_dir, records=tmp_path / "r3.csv", ingested_at=INGESTED_AT + timedelta(days=2))
     after = build_profiles(st_dir, as_of=AS_OF).set_index("uscc")
@@ -344,10 +328,10 @@ def test_a_staged_batch_whose_keys_changed_meanwhile_is_refused_with_the_reason(
     # another feed published version 1 of the same record first
     add_batch(store, write_batch(store, tmp_path / "b2", records=[
         record("S-NEW-2", read_latest(store, "subjects")["uscc"].iloc[0], "admin_penalty", "2026-04-02")]))
-    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), tree(store)
+    before_profiles, before_tree = build_profiles(store, as_of=AS_OF), store_tree(store)
     with pytest.raises(StoreError, match=r"S-NEW-2.*discard it and ingest its files again"):
         publish(store, "b1")
-    assert tree(store) == before_tree
+    assert store_tree(store) == before_tree
     assert_same_profiles(store, before_profiles)
     discard(store, "b1")
 
