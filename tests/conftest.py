@@ -1,10 +1,11 @@
 """Settings for every test: Hypothesis keeps its files outside the checkout (the tests write
 nothing into the repository) and saves no example database between runs (runs are reproducible
-from the code alone)."""
+from the code alone). The one local Spark of a test process."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,3 +40,21 @@ def run_notebook(tmp_path, monkeypatch):
                        for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark for the session: local[1], no UI, 2 shuffle partitions (fast on 2 cores).
+    Its Python workers (``mapInPandas``) run this interpreter, not whatever ``python3`` is first on
+    the PATH."""
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[1]").appName("tiers-tests")
+        .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC").config("spark.driver.memory", "1g")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -16,6 +16,7 @@ def ingest_files(*, store: Path, subjects: Path | None, records: list[Path], ing
     (`features.ingest.IngestSummary`)."""
     from features.catalogue import PolicyError, load_policy
     from features.ingest import IngestError, ingest
+    from features.store import StoreError
 
     if subjects is None and not records:
         raise WorkflowError("files", "give --subjects FILE and/or --records FILE")
@@ -26,5 +27,5 @@ def ingest_files(*, store: Path, subjects: Path | None, records: list[Path], ing
     try:
         return ingest(store=store, subjects=subjects, records=records, ingested_at=ingested_at, policy=policy,
                       source=source, layouts_dir=layouts)
-    except IngestError as exc:
+    except (IngestError, StoreError) as exc:  # StoreError: the batch was not published, the store is as it was
         raise WorkflowError("files", str(exc)) from exc
