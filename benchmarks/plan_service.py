@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed as timed_run
 from _users import bearer_for
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
@@ -40,18 +39,15 @@ GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 
 DISTRICTS = ["320102", "320104", "320105", "320106", "320111"]
 
 
+
+def _median(fn, repeats: int) -> float:
+    return timed_run(fn, repeats)[0]
+
+
 def machine_facts() -> str:
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB load={os.getloadavg()[0]:.1f}"
 
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build_world(base: Path, n_subjects: int) -> Settings:

@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     use_keys(configured.database_url, LogKeys.of(configured))  # the query log's MAC and checkpoint keys
     if configured.store_dir is not None:
         from serving.services.champions import ChampionHolder
-        from serving.services.models import GENERAL_MODEL, open_registry
+        from serving.services.model_registry import GENERAL_MODEL, open_registry
         from serving.services.regrade import make_regrader
 
         # MLflow is imported on the first regrade or /health, not at startup

@@ -19,14 +19,16 @@ from sqlalchemy.orm import Session
 from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import (
+    CurrentUser,
+    PageRegulator,
+    ReadLog,
+    ReadLogDep,
+    Regulator,
     SessionDep,
     SettingsDep,
     TodayDep,
-    api_principal,
     page_csrf,
-    page_principal,
     require_page_csrf,
-    require_role,
 )
 from serving.errors import (
     Conflict,
@@ -42,7 +44,6 @@ from serving.pages import page_lang, render
 from serving.security import Principal, mask_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
-from serving.services.querylog import append_entries
 from serving.validation import NoControlChars, Uscc
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
@@ -50,8 +51,6 @@ from supervision.service import PlanOut, plan_out
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 pages_router = APIRouter(include_in_schema=False)
-Regulator = Annotated[Principal, Depends(require_role("regulator"))]
-PageRegulator = Annotated[Principal, Depends(require_role("regulator", principal_dep=page_principal))]
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the plan's id in the service")]
 ReadPurpose = Annotated[str | None, Query(min_length=2, max_length=200, description="查询用途, logged"),
                         NoControlChars]
@@ -207,7 +206,7 @@ def _result_out(result, today: dt.date) -> ResultOut:
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
-            endpoint: str, today: dt.date) -> PlanDetailOut:
+            log: ReadLog, today: dt.date) -> PlanDetailOut:
     """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
     subject is logged as a read."""
     from serving.db.models import Subject
@@ -215,8 +214,7 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
     stored = plan_service.visible_plan(session, draw, principal)
     usccs = [v.uscc for v in stored.visits]
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
-    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
-                   endpoint=endpoint, reads=[(u, "allowed") for u in usccs])
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", usccs)
     visits = [VisitOut(**v.model_dump(exclude={"name"}),
                        name=(mask_name(v.name) or "") if forms.get(v.uscc) in PERSON_NAMED_FORMS else v.name)
               for v in stored.visits]
@@ -227,11 +225,10 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                     endpoint: str) -> InspectionPlan:
+                     log: ReadLog) -> InspectionPlan:
     """The plan as ``principal`` may see it, each subject in it logged as a read."""
     plan = plan_service.visible_plan(session, draw, principal)
-    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
-                   endpoint=endpoint, reads=[(v.uscc, "allowed") for v in plan.visits])
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", [v.uscc for v in plan.visits])
     return plan
 
 
@@ -284,7 +281,7 @@ _XLSX_CONTENT = {200: {"content": {"application/vnd.openxmlformats-officedocumen
 # --------------------------------------------------------------------------- API
 
 
-def ratio_reader(principal: Annotated[Principal, Depends(api_principal)],
+def ratio_reader(principal: CurrentUser,
                  department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")]) -> Principal:
     """A regulator of ``department``, or a machine (API key) of a regulator of it or of an admin
     (an external 双随机 platform)."""
@@ -328,12 +325,12 @@ def list_plans(principal: Regulator, session: SessionDep) -> list[PlanSummaryOut
 
 
 @router.get("/plans/{plan_id}", response_model=PlanDetailOut, responses=error_responses(*_PLAN_ERRORS))
-def get_plan(plan_id: PlanId, principal: Regulator, session: SessionDep, today: TodayDep,
+def get_plan(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep, today: TodayDep,
              purpose: ReadPurpose = None) -> PlanDetailOut:
     """Summary per grade and the visit list (subject, masked name, district, grade, items,
     inspectors, visit order); each listed subject is logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    return _detail(session, plan_row, draw, principal, purpose, "GET /api/v1/plans/{plan_id}", today)
+    return _detail(session, plan_row, draw, principal, purpose, log, today)
 
 
 @router.get("/plans/{plan_id}/verify", response_model=PlanVerification, responses=error_responses(*_PLAN_ERRORS))
@@ -344,20 +341,21 @@ def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> P
 
 @router.get("/plans/{plan_id}/export.csv", response_class=Response, responses={
     **error_responses(*_PLAN_ERRORS), **_CSV_CONTENT})
-def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
+def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+               purpose: ReadPurpose = None) -> Response:
     """The internal visit list (with grades) as CSV; each subject in it is logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.csv")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
 
 
 @router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
     **error_responses(*_PLAN_ERRORS), **_XLSX_CONTENT})
-def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None
-                ) -> Response:
+def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+                purpose: ReadPurpose = None) -> Response:
     """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.xlsx")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
 
 
@@ -435,11 +433,11 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
 
 
 @pages_router.get("/regulator/plans/{plan_id}", response_class=HTMLResponse)
-def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep, log: ReadLogDep,
               settings: SettingsDep, today: TodayDep, purpose: ReadPurpose = None) -> Response:
     """Commitment, verification, per-grade summary, the visit list and the results form."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    detail = _detail(session, plan_row, draw, principal, purpose, "GET /regulator/plans/{plan_id}", today)
+    detail = _detail(session, plan_row, draw, principal, purpose, log, today)
     return _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
@@ -447,10 +445,9 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 
 @pages_router.get("/regulator/plans/{plan_id}/export.{fmt}")
 def plan_download_page(plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
-                       session: SessionDep, purpose: ReadPurpose = None) -> Response:
+                       session: SessionDep, log: ReadLogDep, purpose: ReadPurpose = None) -> Response:
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose,
-                            f"GET /regulator/plans/{{plan_id}}/export.{fmt}")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     if fmt == "csv":
         return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
     return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
