@@ -21,6 +21,7 @@ from serving.db.models import Draw, Plan
 from serving.deps import (
     SessionDep,
     SettingsDep,
+    SubjectAccessDep,
     TodayDep,
     api_principal,
     page_csrf,
@@ -44,6 +45,7 @@ from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
 from serving.services.querylog import append_entries
 from serving.validation import NoControlChars, Uscc
+from supervision.bundle import DrawCommitmentV2, PublicBundle, PublicSalt, SubjectOpening, Text
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
 from supervision.service import PlanOut, plan_out
@@ -99,6 +101,22 @@ class PlanCreateIn(PlanCreate):
         return self
 
 
+class PlanCommitIn(PlanCreateIn):
+    """A tiers-draw-v2 plan task: the commitment is published at once; the draw waits for the salt."""
+
+    salt_source: Text = Field(default=plan_service.TYPED_SALT_SOURCE, description=(
+        "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
+        "typed in by a second regulator of the department"))
+
+
+class SaltIn(BaseModel):
+    """The public salt, entered by a regulator of the plan's department other than its creator."""
+
+    value: Text
+    known_at: dt.datetime | None = Field(default=None, description=(
+        "when the value became public (a named source's publication time, with time zone); default: now"))
+
+
 class PlanSummaryOut(BaseModel):
     """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
 
@@ -111,9 +129,14 @@ class PlanSummaryOut(BaseModel):
     committed_at: dt.datetime
     revealed_at: dt.datetime | None
     draw_seed_hex: str | None = Field(description="revealed after the draw")
-    published_commitment: DrawCommitment = Field(description="written before the draw ran")
+    draw_algorithm: Literal["tiers-draw-v1", "tiers-draw-v2"]
+    published_commitment: DrawCommitment | None = Field(
+        description="written before the draw ran (v2: the plan's commitment summary, once drawn)")
+    commitment_v2: DrawCommitmentV2 | None = Field(
+        default=None, description="tiers-draw-v2: the commitment published before the salt and the draw")
+    salt: PublicSalt | None = Field(default=None, description="tiers-draw-v2: the public salt, once entered")
     pool_filter: PoolFilter | None = None
-    plan: PlanOut
+    plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
 
 
 class VisitOut(BaseModel):
@@ -178,15 +201,19 @@ class ResultsIn(BaseModel):
 
 
 def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
-    stored = plan_service.stored_plan(draw)
+    drawn = "plan" in draw.payload
+    v2 = plan_service.is_v2(draw)
     pool_filter = plan_row.payload.get("pool_filter") or None
+    commitment = plan_row.payload.get("commitment")
     return PlanSummaryOut(id=plan_row.id, plan_id=plan_row.name, department=plan_row.department,
                           created_by=plan_row.created_by, status=plan_row.status, created_at=plan_row.created_at,
                           committed_at=draw.committed_at, revealed_at=draw.revealed_at,
-                          draw_seed_hex=draw.draw_seed,
-                          published_commitment=DrawCommitment.model_validate(plan_row.payload["commitment"]),
+                          draw_seed_hex=draw.draw_seed, draw_algorithm="tiers-draw-v2" if v2 else "tiers-draw-v1",
+                          published_commitment=DrawCommitment.model_validate(commitment) if commitment else None,
+                          commitment_v2=plan_service.commitment_v2(draw) if v2 else None,
+                          salt=PublicSalt.model_validate(draw.payload["salt"]) if "salt" in draw.payload else None,
                           pool_filter=PoolFilter.model_validate(pool_filter) if pool_filter else None,
-                          plan=plan_out(stored))
+                          plan=plan_out(plan_service.stored_plan(draw)) if drawn else None)
 
 
 def _result_out(result, today: dt.date) -> ResultOut:
@@ -212,6 +239,8 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
     subject is logged as a read."""
     from serving.db.models import Subject
 
+    if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
+        return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
     stored = plan_service.visible_plan(session, draw, principal)
     usccs = [v.uscc for v in stored.visits]
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
@@ -229,6 +258,8 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
                      endpoint: str) -> InspectionPlan:
     """The plan as ``principal`` may see it, each subject in it logged as a read."""
+    if "plan" not in draw.payload:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
     plan = plan_service.visible_plan(session, draw, principal)
     append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
                    endpoint=endpoint, reads=[(v.uscc, "allowed") for v in plan.visits])
@@ -244,11 +275,11 @@ def _check_departments(principal: Principal, body: PlanCreate) -> None:
                          "its own items (joint plans are coordinated by market supervision)", field="tasks")
 
 
-def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
-            ) -> tuple[Plan, Draw]:
+def _checked_inputs(session: Session, settings, principal: Principal, body: PlanCreateIn):
+    """The checks every new plan passes (departments, rate, unique id) and its draw inputs."""
     _check_departments(principal, body)
     plan_service.check_plan_rate(session, principal, settings.plans_per_hour)
-    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter"}))
+    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source"}))
     pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
     existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
     if existing is not None:
@@ -261,9 +292,23 @@ def _create(session: Session, settings, principal: Principal, body: PlanCreateIn
                                       industries=pool_filter.get("industries"),
                                       readable_by=plan_service.department_principals(
                                           t.department for t in body.tasks))
+    return request, pool_filter, inputs
+
+
+def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
+            ) -> tuple[Plan, Draw]:
+    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
     policy = plan_service.load_named_policy(body.policy)
     return plan_service.create_drawn_plan(session, request, inputs, policy, department=principal.department or "",
                                           created_by=principal.username, pool_filter=pool_filter, created_on=today)
+
+
+def _commit_v2(session: Session, settings, principal: Principal, body: PlanCommitIn, today: dt.date
+               ) -> tuple[Plan, Draw]:
+    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
+    return plan_service.commit_v2_plan(session, request, inputs, body.policy, department=principal.department or "",
+                                       created_by=principal.username, salt_source=body.salt_source,
+                                       pool_filter=pool_filter, created_on=today)
 
 
 def _csv(content: bytes, filename: str) -> Response:
@@ -384,6 +429,90 @@ def public_results(plan_id: PlanId, session: SessionDep) -> Response:
     if plan_row is None or draw is None:
         raise NotFound(f"no inspection plan #{plan_id}", field="plan_id")
     return _csv(plan_service.public_results_csv(session, plan_row, draw), f"plan-{plan_row.id}-results.csv")
+
+
+# --------------------------------------------------------------------------- tiers-draw-v2
+
+
+def _json_download(document: BaseModel, filename: str) -> Response:
+    return Response(document.model_dump_json(indent=2), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _enter_salt(session: Session, settings, principal: Principal, plan_id: int, body: SaltIn) -> tuple[Plan, Draw]:
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return plan_service.enter_salt_v2(session, plan_row, draw, principal, settings.data_dir, value=body.value,
+                                      known_at=body.known_at)
+
+
+def _full_plan(session: Session, principal: Principal, plan_id: int, purpose: str | None, endpoint: str
+               ) -> tuple[Plan, InspectionPlan]:
+    """The full plan for auditors (every pool subject with its grade): each pool subject is a logged read."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    if "plan" not in draw.payload:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
+    plan = plan_service.stored_plan(draw)
+    pool = sorted({row[0] for td in plan.tasks for row in td.pool})
+    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name} 审计",
+                   endpoint=endpoint, reads=[(u, "allowed") for u in pool])
+    return plan_row, plan
+
+
+_JSON_CONTENT = {200: {"content": {"application/json": {"schema": {"type": "object"}}}, "description": "JSON"}}
+
+
+@router.post("/plans/v2", response_model=PlanSummaryOut, status_code=201,
+             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+def commit_plan_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
+                   today: TodayDep) -> PlanSummaryOut:
+    """tiers-draw-v2, step 1: publish the commitment (seed hash, policy hash, salt source, per task the
+    pool's Merkle root and per-stratum counts). The service keeps the seed, the nonce key and the
+    committed pools; nothing is drawn until a second regulator enters the public salt."""
+    return _summary(*_commit_v2(session, settings, principal, body, today))
+
+
+@router.post("/plans/{plan_id}/salt", response_model=PlanSummaryOut,
+             responses=error_responses(*_PLAN_ERRORS, Conflict, InvalidInput))
+def enter_salt(plan_id: PlanId, body: SaltIn, principal: Regulator, session: SessionDep, settings: SettingsDep
+               ) -> PlanSummaryOut:
+    """tiers-draw-v2, step 2: the public salt (by a regulator of the department other than the plan's
+    creator: 403 otherwise), then the draw on the committed pools. 422 when the salt breaks a rule
+    (known before the commitment) or the draw does not reproduce the commitment; 409 once drawn."""
+    return _summary(*_enter_salt(session, settings, principal, plan_id, body))
+
+
+@router.get("/plans/{plan_id}/bundle.json", response_model=PublicBundle, responses=error_responses(*_PLAN_ERRORS))
+def plan_bundle(plan_id: PlanId, principal: Regulator, session: SessionDep) -> Response:
+    """The public bundle (no grade, no undrawn subject): `tiers plan verify BUNDLE` or
+    `python3 verifier/tiers_draw_verify.py BUNDLE` check it."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return _json_download(plan_service.plan_bundle(draw), f"plan-{plan_row.id}-bundle.json")
+
+
+@router.get("/plans/{plan_id}/plan.json", response_class=Response,
+            responses={**error_responses(*_PLAN_ERRORS), **_JSON_CONTENT})
+def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
+    """The full plan for auditors (every pool subject with its grade, the nonce key): `tiers plan verify
+    PLAN` checks everything. Each pool subject is logged as a read."""
+    plan_row, plan = _full_plan(session, principal, plan_id, purpose, "GET /api/v1/plans/{plan_id}/plan.json")
+    return _json_download(plan, f"plan-{plan_row.id}.json")
+
+
+@router.get("/subjects/{uscc}/draw-openings", response_model=list[SubjectOpening],
+            responses=error_responses(*_ERRORS, NotFound))
+def subject_openings(_enterprise: Annotated[Principal, Depends(require_role("enterprise"))],
+                     access: SubjectAccessDep, session: SessionDep) -> list[SubjectOpening]:
+    """The enterprise's own private opening for each tiers-draw-v2 plan whose pool held it: `tiers plan
+    verify BUNDLE --subject USCC --opening OPENING` confirms its stratum and that it was drawn or not
+    as the rule says. 404 when no plan's pool held it. The read is logged."""
+    return _openings(session, access.uscc)
+
+
+def _openings(session: Session, uscc: str) -> list[SubjectOpening]:
+    found = plan_service.subject_plan_openings(session, uscc)
+    if not found:
+        raise NotFound(f"{uscc} 未进入任何随机抽查名录库；{uscc} was in no draw's pool", field="uscc")
+    return [opening for _, opening in found]
 
 
 # --------------------------------------------------------------------------- pages

@@ -422,6 +422,13 @@ def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
 
     from supervision.plan import DrawCommitment, PlanVerification, VerificationCheck, verify_plan
 
+    if is_v2(draw):
+        from supervision.verify_v2 import audit_plan
+
+        if "plan" not in draw.payload:
+            return PlanVerification(plan_id=plan_row.name, match=False, first_difference="draw: not drawn yet",
+                                    checks=[VerificationCheck(name="draw", ok=False, detail="not drawn yet")])
+        return audit_plan(stored_plan(draw), commitment_v2(draw))
     published = DrawCommitment.model_validate(plan_row.payload["commitment"])
     try:
         plan = stored_plan(draw)
@@ -586,3 +593,251 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
     plan = stored_plan(draw)
     return (f"plan #{plan_row.id} {plan_row.name}: {plan.draws_total} draws in {len(plan.visits)} visits "
             f"({', '.join(samr_items)}); verify {verdict}; see /regulator/plans/{plan_row.id}")
+
+
+# --------------------------------------------------------------------------- tiers-draw-v2
+#
+# A v2 plan is stored in two steps (docs/draw-algorithm.md §12–§20): ``commit_v2_plan`` fixes and
+# publishes the commitment (the secret seed, the nonce key and a snapshot of the committed pools
+# stay in the draw's payload, never shown), then ``enter_salt_v2`` takes the public salt from a
+# second person of the department and runs the draw on the snapshot. The draw's payload then
+# holds the full plan (with the nonce key: auditors only); the public bundle is derived from it.
+
+V2_SECRET, V2_SNAPSHOT = "v2_secret", "v2_snapshot"
+
+
+def is_v2(draw: Draw) -> bool:
+    return "commitment_v2" in (draw.payload or {})
+
+
+def _pool_snapshot(prepared: Any) -> dict[str, Any]:
+    """The committed pools as JSON: the draw runs on exactly these rows even if grades, leads or
+    subjects change between the commitment and the salt."""
+    return {"model_version": prepared.model_version,
+            "pools": [{"department": p.task.department, "item": p.task.item, "key_item": p.rules.key_item,
+                       "pool": p.pool.to_dict("list"), "ungraded": list(p.ungraded),
+                       "excluded": [e.model_dump() for e in p.excluded]} for p in prepared.pools]}
+
+
+def _prepared_from_snapshot(snapshot: Mapping[str, Any], policy: InspectionPolicy) -> PreparedPools:
+    from supervision.plan import ExcludedSubject, PreparedPools, TaskItem
+    from supervision.plan.pools import TaskPool
+
+    pools = []
+    for p in snapshot["pools"]:
+        frame = pd.DataFrame(p["pool"])
+        if frame.empty:
+            frame = pd.DataFrame(columns=["uscc", "name", "district_code", "district_name", "grade", "lead"])
+        frame["lead"] = frame["lead"].astype(bool)
+        pools.append(TaskPool(task=TaskItem(department=p["department"], item=p["item"]), pool=frame,
+                              ungraded=list(p["ungraded"]),
+                              excluded=[ExcludedSubject(**e) for e in p["excluded"]],
+                              rules=policy.rules_for(p["department"], p["item"], key_item=p["key_item"])))
+    return PreparedPools(pools=pools, model_version=snapshot["model_version"])
+
+
+def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy_name: str, *,
+                   department: str, created_by: str, salt_source: str,
+                   pool_filter: Mapping[str, Any] | None = None, created_on: dt.date | None = None,
+                   now: dt.datetime | None = None) -> tuple[Plan, Draw]:
+    """Fix and store a v2 commitment (public at once); the seed and nonce key are drawn here and
+    kept in the draw's payload until the draw reveals the seed. Nothing is drawn yet."""
+    from supervision.draw_v2 import new_nonce_key
+    from supervision.plan import PlanInputError, prepare_pools
+    from supervision.plan_v2 import DrawV2Error, commit_v2
+    from supervision.tables import TableError
+
+    policy = load_named_policy(policy_name)
+    seed, nonce_key = secrets.token_bytes(32), new_nonce_key()
+    committed_at = now or dt.datetime.now(dt.UTC)
+    try:
+        prepared = prepare_pools(request, inputs, policy)
+        commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
+                               committed_at=committed_at, prepared=prepared)
+        plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
+                        payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
+                                 "policy": policy_name, "pool_filter": dict(pool_filter or {}),
+                                 "created_on": (created_on or committed_at.date()).isoformat()})
+        session.add(plan_row)
+        session.flush()
+        draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.seed_commitment,
+                    inputs_hash=commitment.digest(), committed_at=committed_at,
+                    payload={"commitment_v2": commitment.model_dump(mode="json"),
+                             V2_SECRET: {"seed": seed.hex(), "nonce_key": nonce_key.hex()},
+                             V2_SNAPSHOT: _pool_snapshot(prepared)})
+        session.add(draw)
+        session.commit()
+    except (PlanInputError, TableError, DrawV2Error) as exc:
+        session.rollback()
+        raise _scheduler_error(exc) from exc
+    except Exception:
+        session.rollback()
+        raise
+    return plan_row, draw
+
+
+def commitment_v2(draw: Draw):
+    from supervision.bundle import DrawCommitmentV2
+
+    return DrawCommitmentV2.model_validate(draw.payload["commitment_v2"])
+
+
+def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Principal, data_dir: str | Path, *,
+                  value: str, source: str | None = None, known_at: dt.datetime | None = None,
+                  now: dt.datetime | None = None) -> tuple[Plan, Draw]:
+    """Take the public salt and run the draw on the committed pools; one transaction.
+
+    The salt is entered by a regulator of the plan's department other than its creator (so no one
+    person both fixes the seed and picks the salt). ``known_at``: when the value became public
+    (a named source's publication time; by default the moment it is typed in). The draw must
+    reproduce the commitment; if anything fails nothing is stored and the plan stays committed.
+    """
+    from pydantic import ValidationError
+
+    from supervision.plan import PlanCreate, PlanInputError
+    from supervision.plan_v2 import DrawV2Error, accept_salt, create_plan_v2
+
+    if not is_v2(draw) or draw.draw_seed is not None:
+        raise Conflict(f"计划 #{plan_row.id} 已抽取或不是待录入随机数的计划；plan #{plan_row.id} is not a committed "
+                       "tiers-draw-v2 plan waiting for its salt", field="plan_id")
+    if principal.username == plan_row.created_by:
+        raise NotAllowed("创建抽查计划的人员不能录入公开随机数，须由本部门另一名人员录入；the plan's creator may not "
+                         "enter its public salt: a second person of the department must", field="salt")
+    if principal.role != "regulator" or principal.department != plan_row.department:
+        raise NotAllowed(f"公开随机数须由 {plan_row.department} 部门人员录入；the salt is entered by a regulator of "
+                         f"department {plan_row.department!r}", field="salt")
+    commitment = commitment_v2(draw)
+    entered_at = now or dt.datetime.now(dt.UTC)
+    policy = load_named_policy(plan_row.payload.get("policy", "default"))
+    request = PlanCreate.model_validate(plan_row.payload["request"])
+    try:
+        salt = accept_salt(commitment, value=value, source=source or commitment.salt_source,
+                           known_at=known_at or entered_at, entered_at=entered_at, entered_by=principal.username)
+        prepared = _prepared_from_snapshot(draw.payload[V2_SNAPSHOT], policy)
+        pool_filter = plan_row.payload.get("pool_filter") or {}
+        inputs = plan_inputs(session, data_dir, request.as_of, district_codes=pool_filter.get("district_codes"),
+                             industries=pool_filter.get("industries"),
+                             readable_by=department_principals(plan_row))
+        secret = draw.payload[V2_SECRET]
+        plan = create_plan_v2(request, inputs, policy, seed=bytes.fromhex(secret["seed"]),
+                              nonce_key=bytes.fromhex(secret["nonce_key"]), commitment=commitment, salt=salt,
+                              drawn_at=max(entered_at, dt.datetime.now(dt.UTC)), prepared=prepared)
+    except (DrawV2Error, PlanInputError, ValidationError) as exc:
+        session.rollback()
+        raise InvalidInput(f"无法抽取：{exc}", field="salt") from exc
+    try:
+        plan_row.payload = {**plan_row.payload, "commitment": plan.commitment.model_dump(mode="json")}
+        plan_row.status = "drawn"
+        # the secrets leave the payload: the seed is revealed, the nonce key is in the full plan
+        draw.payload = {"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
+                        "plan": plan.model_dump(mode="json")}
+        draw.draw_seed, draw.revealed_at = plan.draw_seed_hex, dt.datetime.now(dt.UTC)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return plan_row, draw
+
+
+def plan_bundle(draw: Draw):
+    """The public bundle (no grade, no undrawn subject) of a drawn v2 plan."""
+    from supervision.plan_v2 import DrawV2Error, publish_bundle
+
+    if "plan" not in draw.payload:
+        raise NotFound("该计划尚未抽取，暂无公开包；the plan is not drawn yet: no bundle", field="plan_id")
+    try:
+        return publish_bundle(stored_plan(draw))
+    except DrawV2Error as exc:
+        raise NotFound(f"该计划按 tiers-draw-v1 抽取，无公开包；{exc}", field="plan_id") from exc
+
+
+def verify_public_bundle(draw: Draw):
+    """The public check of a drawn v2 plan's bundle against the commitment published before the draw."""
+    from supervision.verify_v2 import verify_bundle
+
+    return verify_bundle(plan_bundle(draw), commitment_v2(draw))
+
+
+def subject_plan_openings(session: Session, uscc: str) -> list[tuple[Plan, Any]]:
+    """The subject's private opening for every drawn v2 plan whose pool holds it (oldest first)."""
+    from supervision.plan_v2 import subject_openings
+
+    rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id)
+                           .where(Plan.status == "drawn").order_by(Plan.id)).all()
+    found = []
+    for plan_row, draw in rows:
+        if not is_v2(draw) or "plan" not in draw.payload:
+            continue
+        plan = stored_plan(draw)
+        if not any(uscc == row[0] for td in plan.tasks for row in td.pool):
+            continue
+        opening = subject_openings(plan, [uscc]).get(uscc)
+        if opening is not None:
+            found.append((plan_row, opening))
+    return found
+
+
+TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
+
+
+def public_plans(session: Session, department: str) -> list[tuple[Plan, Draw]]:
+    """The department's tiers-draw-v2 plans (committed or drawn), newest first: what 一公开 lists."""
+    rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id)
+                           .where(Plan.department == department).order_by(Plan.id.desc())).all()
+    return [(p, d) for p, d in rows if is_v2(d)]
+
+
+def public_plan(session: Session, plan_db_id: int) -> tuple[Plan, Draw]:
+    """A tiers-draw-v2 plan by id, for the public pages (v1 plans have no public bundle: 404)."""
+    plan_row = session.get(Plan, plan_db_id)
+    draw = None if plan_row is None else session.scalars(select(Draw).where(Draw.plan_id == plan_row.id)).first()
+    if plan_row is None or draw is None or not is_v2(draw):
+        raise NotFound(f"没有编号为 {plan_db_id} 的公开抽查计划；no public plan #{plan_db_id}", field="plan_id")
+    return plan_row, draw
+
+
+PUBLIC_RESULT_COLUMNS = {"uscc": "统一社会信用代码", "name": "名称", "inspection_item": "抽查事项",
+                         "inspected_on": "检查日期", "outcome_zh": "检查结果", "published_on": "公示日期",
+                         "correction": "更正说明", "plan": "抽查计划"}
+
+
+def public_department_results(session: Session, department: str, today: dt.date,
+                              person_named_forms: frozenset[str]) -> pd.DataFrame:
+    """The department's published inspection results (一公开): subject, name (masked when it is a
+    person's), item, date, outcome, publication date and any correction; never a grade. Only results
+    published on or before ``today``; a corrected result is listed as its newest published version
+    with the reason."""
+    from serving.security import mask_name
+    from supervision.results import OUTCOME_ZH
+
+    rows = session.execute(select(InspectionResult, Plan.name).join(Draw, Draw.id == InspectionResult.draw_id)
+                           .join(Plan, Plan.id == Draw.plan_id)
+                           .where(InspectionResult.published_on.is_not(None), InspectionResult.published_on <= today)
+                           .order_by(InspectionResult.inspected_on, InspectionResult.uscc, InspectionResult.id)).all()
+    rows = [(r, plan) for r, plan in rows if (r.payload or {}).get("department") == department]
+    newest = {}  # the first version's id → the newest published version's id
+    for r, _ in rows:
+        first = (r.payload or {}).get("first_id") or r.id
+        newest[first] = max(newest.get(first, 0), r.id)
+    superseded = {r.id for r, _ in rows} - set(newest.values())
+    subjects = dict(((u, (n, f)) for u, n, f in session.execute(
+        select(Subject.uscc, Subject.name, Subject.legal_form).where(Subject.uscc.in_([r.uscc for r, _ in rows])))))
+    out = []
+    for r, plan_name in rows:
+        if r.id in superseded:  # a newer published version of this result is listed instead
+            continue
+        name, form = subjects.get(r.uscc, ("", ""))
+        reason = (r.payload or {}).get("correction_reason")
+        out.append({"uscc": r.uscc, "name": (mask_name(name) or "") if form in person_named_forms else name,
+                    "inspection_item": r.inspection_item, "inspected_on": r.inspected_on.isoformat(),
+                    "outcome_zh": OUTCOME_ZH[r.outcome], "published_on": r.published_on.isoformat(),
+                    "correction": f"更正（第{r.payload.get('version')}版）：{reason}" if reason else "",
+                    "plan": plan_name})
+    return pd.DataFrame(out, columns=list(PUBLIC_RESULT_COLUMNS))
+
+
+def public_results_table_csv(frame: pd.DataFrame) -> bytes:
+    """The public table as CSV with Chinese headers, every cell neutralised (``supervision.export``)."""
+    from supervision.export import csv_bytes
+
+    return csv_bytes(frame.rename(columns=PUBLIC_RESULT_COLUMNS))

@@ -1,0 +1,143 @@
+"""tiers-draw-v2 through the API: commit → a second person's public salt → draw → bundle, full plan
+and openings that `tiers plan verify` and the standard-library verifier accept."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+from test_srv_plans_flow import AS_OF, _task, city, settings  # noqa: F401  (fixtures)
+
+from serving.db.models import Draw, QueryLogEntry
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = "福彩3D 第2026325期"
+
+
+def commit(client, auth, user="reg_samr", **kw) -> dict:
+    body = {**_task(items=("SAMR-03", "SAMR-02")), "salt_source": SOURCE, **kw}
+    r = client.post("/api/v1/plans/v2", json=body, headers=auth(user))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def salt(client, auth, plan_id: int, user="reg_samr2", value="5 8 1", **kw):
+    return client.post(f"/api/v1/plans/{plan_id}/salt", json={"value": value, **kw}, headers=auth(user))
+
+
+def _write(path: Path, content: bytes | str) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def _tiers_verify(*args: str) -> str:
+    run = subprocess.run([sys.executable, "-m", "serving.cli.main", "plan", "verify", *args],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return run.stdout + run.stderr
+
+
+def _stdlib_verify(*args: str) -> str:
+    run = subprocess.run([sys.executable, "-I", str(ROOT / "verifier" / "tiers_draw_verify.py"), *args],
+                         capture_output=True, text=True, timeout=120)
+    return run.stdout + run.stderr
+
+
+def test_commit_salt_draw_and_both_verifiers_match(client, auth, city, session, tmp_path):
+    plan = commit(client, auth)
+    assert plan["status"] == "committed" and plan["plan"] is None and plan["draw_seed_hex"] is None
+    commitment = plan["commitment_v2"]
+    assert commitment["salt_source"] == SOURCE
+    secret = session.scalars(select(Draw).where(Draw.plan_id == plan["id"])).one().payload["v2_secret"]
+    assert secret["seed"] not in json.dumps(plan) and secret["nonce_key"] not in json.dumps(plan)
+    # the commitment is public at once, before any draw, without a login
+    public = client.get(f"/public/plans/{plan['id']}/commitment.json")
+    assert public.status_code == 200 and public.json() == commitment
+    assert client.get(f"/api/v1/plans/{plan['id']}/bundle.json", headers=auth("reg_samr")).status_code == 404
+
+    refused = salt(client, auth, plan["id"], user="reg_samr")
+    assert refused.status_code == 403 and "创建" in refused.json()["error"]["message"]
+    assert salt(client, auth, plan["id"], user="reg_tax").status_code == 404  # not its plan
+    early = salt(client, auth, plan["id"], known_at="2020-01-01T00:00:00Z")
+    assert early.status_code == 422 and early.json()["error"]["field"] == "salt"
+
+    drawn = salt(client, auth, plan["id"])
+    assert drawn.status_code == 200, drawn.text
+    drawn = drawn.json()
+    assert drawn["status"] == "drawn" and drawn["salt"]["entered_by"] == "reg_samr2"
+    assert commitment["committed_at"] < drawn["salt"]["known_at"] <= drawn["salt"]["entered_at"]
+    assert drawn["plan"]["draws_total"] > 0 and drawn["draw_algorithm"] == "tiers-draw-v2"
+    assert salt(client, auth, plan["id"]).status_code == 409
+    # the secrets left the payload once drawn
+    session.expire_all()
+    stored = session.scalars(select(Draw).where(Draw.plan_id == plan["id"])).one()
+    assert "v2_secret" not in stored.payload and "v2_snapshot" not in stored.payload
+
+    bundle = client.get(f"/api/v1/plans/{plan['id']}/bundle.json", headers=auth("reg_samr"))
+    assert bundle.status_code == 200
+    text = bundle.text
+    assert '"grade"' not in text and "pool" not in json.loads(text)["tasks"][0]
+    b = _write(tmp_path / "bundle.json", bundle.content)
+    c = _write(tmp_path / "commitment.json", json.dumps(commitment))
+    assert _tiers_verify(str(b), "--commitment", str(c)).startswith("MATCH")
+    assert _stdlib_verify(str(b), "--commitment", str(c)).startswith("MATCH")
+
+    before = session.scalar(select(func.count(QueryLogEntry.seq)).where(QueryLogEntry.actor == "reg_samr"))
+    full = client.get(f"/api/v1/plans/{plan['id']}/plan.json", headers=auth("reg_samr"))
+    assert full.status_code == 200
+    pool = {row[0] for t in full.json()["tasks"] for row in t["pool"]}
+    session.expire_all()
+    after = session.scalar(select(func.count(QueryLogEntry.seq)).where(QueryLogEntry.actor == "reg_samr"))
+    assert after - before == len(pool)
+    p = _write(tmp_path / "plan.json", full.content)
+    assert _tiers_verify(str(p), "--commitment", str(c), "--bundle", str(b)).startswith("MATCH")
+    assert _stdlib_verify(str(p), "--commitment", str(c), "--bundle", str(b)).startswith("MATCH")
+    assert client.get(f"/api/v1/plans/{plan['id']}/verify", headers=auth("reg_samr")).json()["match"] is True
+
+    # a tampered bundle fails, naming what is wrong
+    tampered = json.loads(text)
+    tampered["seed"] = "0" * 64
+    t = _write(tmp_path / "tampered.json", json.dumps(tampered))
+    assert _stdlib_verify(str(t), "--commitment", str(c)).startswith("MISMATCH: seed")
+
+
+def test_salt_from_a_named_source_records_both_times(client, auth, city):
+    plan = commit(client, auth)
+    known = "2099-01-01T00:00:00Z"  # a publication time after now: entered before it was known → 422
+    assert salt(client, auth, plan["id"], known_at=known).status_code == 422
+    import datetime as dt
+
+    just_now = (dt.datetime.now(dt.UTC)).isoformat()
+    drawn = salt(client, auth, plan["id"], known_at=just_now)
+    assert drawn.status_code == 200, drawn.text
+    s = drawn.json()["salt"]
+    assert s["source"] == SOURCE and s["known_at"] <= s["entered_at"]
+    assert plan["commitment_v2"]["committed_at"] < s["known_at"]
+
+
+def test_enterprise_opening_is_its_own_and_verifies(client, auth, city, world, session, tmp_path):
+    plan = commit(client, auth)
+    salt(client, auth, plan["id"])
+    r = client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("ent1"))
+    assert r.status_code == 200, r.text
+    openings = r.json()
+    assert [o["plan_id"] for o in openings] == [plan["plan_id"]] and openings[0]["uscc"] == world.ent1
+    # another subject's opening: answered like any subject it may not read (no existence oracle)
+    assert client.get(f"/api/v1/subjects/{world.ent2}/draw-openings", headers=auth("ent1")).status_code in (403, 404)
+    assert client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("reg_samr")).status_code == 403
+    session.expire_all()
+    logged = session.scalar(select(func.count(QueryLogEntry.seq)).where(QueryLogEntry.actor == "ent1"))
+    assert logged >= 1
+    bundle = client.get(f"/api/v1/plans/{plan['id']}/bundle.json", headers=auth("reg_samr")).content
+    b = _write(tmp_path / "bundle.json", bundle)
+    o = _write(tmp_path / "opening.json", json.dumps(openings[0]))
+    assert _tiers_verify(str(b), "--subject", world.ent1, "--opening", str(o)).startswith("MATCH")
+    assert _stdlib_verify(str(b), "--subject", world.ent1, "--opening", str(o)).startswith("MATCH")
+
+
+def test_opening_404_when_in_no_pool(client, auth, city, world):
+    # no v2 plan drawn yet: the enterprise was in no pool
+    r = client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("ent1"))
+    assert r.status_code == 404 and "名录库" in r.json()["error"]["message"]
