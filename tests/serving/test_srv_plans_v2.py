@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
-from test_srv_plans_flow import AS_OF, _task, city, settings  # noqa: F401  (fixtures)
+from test_srv_plans_flow import _task, city, settings  # noqa: F401  (fixtures)
 
 from serving.db.models import Draw, QueryLogEntry
 
+pytestmark = pytest.mark.usefixtures("city")
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "福彩3D 第2026325期"
 
@@ -45,7 +47,7 @@ def _stdlib_verify(*args: str) -> str:
     return run.stdout + run.stderr
 
 
-def test_commit_salt_draw_and_both_verifiers_match(client, auth, city, session, tmp_path):
+def test_commit_salt_draw_and_both_verifiers_match(client, auth, session, tmp_path):
     plan = commit(client, auth)
     assert plan["status"] == "committed" and plan["plan"] is None and plan["draw_seed_hex"] is None
     commitment = plan["commitment_v2"]
@@ -103,7 +105,7 @@ def test_commit_salt_draw_and_both_verifiers_match(client, auth, city, session, 
     assert _stdlib_verify(str(t), "--commitment", str(c)).startswith("MISMATCH: seed")
 
 
-def test_salt_from_a_named_source_records_both_times(client, auth, city):
+def test_salt_from_a_named_source_records_both_times(client, auth):
     plan = commit(client, auth)
     known = "2099-01-01T00:00:00Z"  # a publication time after now: entered before it was known → 422
     assert salt(client, auth, plan["id"], known_at=known).status_code == 422
@@ -117,7 +119,7 @@ def test_salt_from_a_named_source_records_both_times(client, auth, city):
     assert plan["commitment_v2"]["committed_at"] < s["known_at"]
 
 
-def test_enterprise_opening_is_its_own_and_verifies(client, auth, city, world, session, tmp_path):
+def test_enterprise_opening_is_its_own_and_verifies(client, auth, world, session, tmp_path):
     plan = commit(client, auth)
     salt(client, auth, plan["id"])
     r = client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("ent1"))
@@ -137,7 +139,7 @@ def test_enterprise_opening_is_its_own_and_verifies(client, auth, city, world, s
     assert _stdlib_verify(str(b), "--subject", world.ent1, "--opening", str(o)).startswith("MATCH")
 
 
-def test_opening_404_when_in_no_pool(client, auth, city, world):
+def test_opening_404_when_in_no_pool(client, auth, world):
     # no v2 plan drawn yet: the enterprise was in no pool
     r = client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("ent1"))
     assert r.status_code == 404 and "名录库" in r.json()["error"]["message"]
