@@ -549,18 +549,59 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      period_start: Annotated[dt.date, Form()], period_end: Annotated[dt.date, Form()],
                      as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     district_codes: Annotated[str, Form(max_length=400)] = "") -> Response:
+                     district_codes: Annotated[str, Form(max_length=400)] = "",
+                     salt_source: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt."""
     require_page_csrf(settings, principal, csrf_token_)
     districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
     try:
-        body = PlanCreateIn.model_validate({
+        body = PlanCommitIn.model_validate({
             "plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
             "tasks": [{"department": principal.department, "item": i} for i in items],
-            "pool_filter": {"district_codes": districts} if districts else None})
+            "pool_filter": {"district_codes": districts} if districts else None,
+            **({"salt_source": salt_source.strip()} if salt_source.strip() else {})})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
-    plan_row, _ = _create(session, settings, principal, body, today)
+    plan_row, _ = _commit_v2(session, settings, principal, body, today)
     return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
+
+
+@pages_router.post("/regulator/plans/{plan_id}/salt")
+def enter_salt_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+                    value: Annotated[str, Form(min_length=1, max_length=500)],
+                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                    known_at: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """The second person's public salt (a time without zone is Beijing time), then the draw."""
+    require_page_csrf(settings, principal, csrf_token_)
+    try:
+        body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
+    except ValueError as exc:
+        raise InvalidInput(f"公开随机数无效；invalid salt: {str(exc).splitlines()[-1]}", field="salt") from exc
+    _enter_salt(session, settings, principal, plan_id, body)
+    return RedirectResponse(f"/regulator/plans/{plan_id}", status_code=303)
+
+
+def _beijing_time(text: str) -> dt.datetime | None:
+    """A form's time (``datetime-local``: no zone, meant as Beijing time); None when empty."""
+    from zoneinfo import ZoneInfo
+
+    if not text.strip():
+        return None
+    moment = dt.datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pages_router.get("/regulator/plans/{plan_id}/bundle.json")
+def plan_bundle_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep) -> Response:
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return _json_download(plan_service.plan_bundle(draw), f"plan-{plan_row.id}-bundle.json")
+
+
+@pages_router.get("/regulator/plans/{plan_id}/plan.json")
+def plan_full_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+                   purpose: ReadPurpose = None) -> Response:
+    plan_row, plan = _full_plan(session, principal, plan_id, purpose, "GET /regulator/plans/{plan_id}/plan.json")
+    return _json_download(plan, f"plan-{plan_row.id}.json")
 
 
 @pages_router.get("/regulator/plans/{plan_id}", response_class=HTMLResponse)
