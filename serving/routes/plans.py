@@ -162,6 +162,9 @@ class ResultOut(BaseModel):
     publication_deadline: dt.date
     publication_status: Literal["published", "published_late", "pending", "overdue"]
     record_id: str
+    version: int = Field(description="1, then one more per correction; results are never overwritten")
+    superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
+    correction_reason: str = Field(description="why this version corrects the previous one")
 
 
 class PlanDetailOut(PlanSummaryOut):
@@ -185,6 +188,9 @@ class ResultIn(BaseModel):
     document_no: _DocumentNo = ""
     description: _Description = ""
     published_on: dt.date | None = None
+    correction_reason: Annotated[str, Field(max_length=500, description=(
+        "更正理由: required when the visit already has a different result (it becomes a new version)")),
+                                 NoControlChars] = ""
 
     @model_validator(mode="after")
     def _published_after_inspection(self) -> ResultIn:
@@ -230,7 +236,9 @@ def _result_out(result, today: dt.date) -> ResultOut:
                      department=payload.get("department", ""), outcome=result.outcome,
                      inspected_on=result.inspected_on, published_on=result.published_on,
                      publication_deadline=deadline, publication_status=status,
-                     record_id=payload.get("record_id", ""))
+                     record_id=payload.get("record_id", ""), version=payload.get("version", 1),
+                     superseded=bool(payload.get("superseded_by")),
+                     correction_reason=payload.get("correction_reason", ""))
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
@@ -633,11 +641,13 @@ def record_result_page(plan_id: PlanId, principal: PageRegulator, session: Sessi
                        outcome: Annotated[str, Form(pattern="^(no_problem|corrected|case_opened)$")],
                        inspected_on: Annotated[dt.date, Form()],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                       published_on: Annotated[str, Form(max_length=10)] = "") -> Response:
+                       published_on: Annotated[str, Form(max_length=10)] = "",
+                       correction_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
     try:
         row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
-                                       "inspected_on": inspected_on, "published_on": published_on or None})
+                                       "inspected_on": inspected_on, "published_on": published_on or None,
+                                       "correction_reason": correction_reason.strip()})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1], field="result") from exc
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)

@@ -25,7 +25,7 @@ Department = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[\w\-]+
 
 def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     lang = page_lang(request)
-    return render(request, template, {"tp": lambda key: page_text("public", key, lang), "user": None, **context})
+    return render(request, template, {"pp": lambda key: page_text("public", key, lang), "user": None, **context})
 
 
 def _plan_view(plan_row, draw) -> dict:

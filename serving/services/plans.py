@@ -244,7 +244,8 @@ def history_frame(session: Session) -> pd.DataFrame:
     """Past inspections (uscc, department, inspection_item, inspected_on, inspector_ids): the
     service's recorded results with their teams, and the inspection records it holds from the
     store. They drive the frequency limit, the recusal of the last team and answered leads."""
-    results = session.scalars(select(InspectionResult)).all()
+    results = [r for r in session.scalars(select(InspectionResult)).all()
+               if not (r.payload or {}).get("superseded_by")]  # a correction is the same visit
     from_results = [(r.uscc, (r.payload or {}).get("department", ""), r.inspection_item, r.inspected_on,
                      ";".join((r.payload or {}).get("inspector_ids", []))) for r in results]
     mirrored = {(r.payload or {}).get("record_id") for r in results}
@@ -451,8 +452,14 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     Each (uscc, inspection_item) must be in the plan and readable by the caller (a result never
     widens what a department may read: an unreadable subject is answered as one not drawn), the
     caller's department must own the item, and ``inspected_on`` must fall in the plan's period,
-    not before the plan was created and not after ``today``. Posting the same (uscc, item) again
-    updates the result (e.g. its ``published_on``).
+    not before the plan was created and not after ``today``.
+
+    A result is never overwritten. Posting the same (uscc, item) again with the same content only
+    sets a missing ``published_on`` (publishing it); a different outcome, date or document needs a
+    ``correction_reason`` and becomes a new version (``payload``: version, supersedes, first_id,
+    reason, who), the earlier one kept as it was (a published one stays published) and marked
+    ``superseded_by``; its inspection record is versioned with the reason. A published date is
+    never changed.
     """
     from serving.services.access import readable_subset
     from supervision.inspection_policy import policy_from_dict
@@ -481,19 +488,28 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
                                f"{earliest} (the period's start, and never before the plan was made on "
                                f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on")
-        values = dict(row)
+        values = {k: v for k, v in row.items() if k != "correction_reason"}
         # the records table has no item column (RecordIn): the description keeps which item it was
         values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
         models.append(ResultModel(plan_id=plan.plan_id, department=owner[key], **values))
     records = results_to_records(models)
+    reasons: dict[str, str] = {}
     try:
         stored = []
-        for model, record_id in zip(models, records["record_id"], strict=True):
-            existing = session.scalars(select(InspectionResult).where(
-                InspectionResult.draw_id == draw.id, InspectionResult.uscc == model.uscc,
-                InspectionResult.inspection_item == model.inspection_item)).first()
-            result = existing or InspectionResult(draw_id=draw.id, uscc=model.uscc,
-                                                  inspection_item=model.inspection_item)
+        for n, (model, record_id) in enumerate(zip(models, records["record_id"], strict=True)):
+            existing = current_result(session, draw.id, model.uscc, model.inspection_item)
+            version = _result_version(existing, model, rows[n].get("correction_reason") or "", n)
+            if version is None:  # same content: at most the publication date is set
+                if existing.published_on is None and model.published_on is not None:
+                    existing.published_on = model.published_on
+                stored.append(existing)
+                continue
+            if existing is not None:
+                # the first version's record id: the correction is a new version of the same record
+                record_id = existing.payload.get("record_id", record_id)
+                records.loc[n, "record_id"] = record_id
+                reasons[record_id] = f"更正 correction: {version['correction_reason']}"
+            result = InspectionResult(draw_id=draw.id, uscc=model.uscc, inspection_item=model.inspection_item)
             result.outcome, result.inspected_on, result.published_on = (model.outcome, model.inspected_on,
                                                                          model.published_on)
             rules = policy.rules_for(model.department, model.inspection_item,
@@ -504,17 +520,49 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             result.payload = {"record_id": record_id, "department": model.department,
                               "publication_deadline": deadline.isoformat(),
                               "document_no": model.document_no, "description": model.description,
-                              "inspector_ids": team.get(model.uscc, []), "recorded_by": principal.username}
+                              "inspector_ids": team.get(model.uscc, []), "recorded_by": principal.username,
+                              **version}
             session.add(result)
+            if existing is not None:
+                session.flush()
+                existing.payload = {**existing.payload, "superseded_by": result.id}
             stored.append(result)
         record_rows = [{k: v for k, v in r.items() if v != "" and k in _RECORD_IN_FIELDS}
                        for r in records.to_dict("records")]
         # store_records commits: the results above and the records land in the same commit.
-        store_records(session, record_rows)
+        store_records(session, record_rows, change_reasons=reasons)
     except Exception:
         session.rollback()
         raise
     return stored
+
+
+def current_result(session: Session, draw_id: int, uscc: str, item: str) -> InspectionResult | None:
+    """The newest version of a visit's result (None before the first)."""
+    return session.scalars(select(InspectionResult).where(
+        InspectionResult.draw_id == draw_id, InspectionResult.uscc == uscc,
+        InspectionResult.inspection_item == item).order_by(InspectionResult.id.desc())).first()
+
+
+def _result_version(existing: InspectionResult | None, model: Any, reason: str, n: int) -> dict[str, Any] | None:
+    """The version fields of a new result row, or None when ``model`` repeats ``existing``'s content."""
+    if existing is None:
+        return {"version": 1}
+    old = existing.payload or {}
+    same = (existing.outcome, existing.inspected_on, old.get("document_no") or "") == (
+        model.outcome, model.inspected_on, model.document_no or "")
+    if same:
+        if existing.published_on is not None and model.published_on not in (None, existing.published_on):
+            raise Conflict(f"results[{n}]: 该结果已于 {existing.published_on} 公示，公示日期不能更改；the result was "
+                           f"published on {existing.published_on}: a publication date is never changed",
+                           field="published_on")
+        return None
+    if not reason.strip():
+        raise InvalidInput(f"results[{n}]: {model.uscc} {model.inspection_item} 已有检查结果，更正须填写更正理由"
+                           "（correction_reason）；a result already exists: a different result is a correction "
+                           "and needs a reason", field="correction_reason")
+    return {"version": old.get("version", 1) + 1, "supersedes": existing.id,
+            "first_id": old.get("first_id") or existing.id, "correction_reason": reason.strip()}
 
 
 def plan_results(session: Session, draw: Draw) -> list[InspectionResult]:

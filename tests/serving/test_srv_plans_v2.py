@@ -4,6 +4,7 @@ and openings that `tiers plan verify` and the standard-library verifier accept."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,108 @@ def test_opening_404_when_in_no_pool(client, auth, world):
     # no v2 plan drawn yet: the enterprise was in no pool
     r = client.get(f"/api/v1/subjects/{world.ent1}/draw-openings", headers=auth("ent1"))
     assert r.status_code == 404 and "名录库" in r.json()["error"]["message"]
+
+
+def _drawn_plan_with_visits(client, auth) -> tuple[dict, list[dict]]:
+    plan = commit(client, auth)
+    assert salt(client, auth, plan["id"]).status_code == 200
+    return plan, client.get(f"/api/v1/plans/{plan['id']}", headers=auth("reg_samr")).json()["visits"]
+
+
+def _post_results(client, auth, plan_id: int, *rows: dict):
+    return client.post(f"/api/v1/plans/{plan_id}/results", json={"results": list(rows)}, headers=auth("reg_samr"))
+
+
+def test_a_second_result_is_a_correction_never_an_overwrite(client, auth, session):
+    import datetime as dt
+
+    from serving.db.models import InspectionResult, Record
+    from serving.deps import get_today
+
+    plan, visits = _drawn_plan_with_visits(client, auth)
+    client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 28)
+    first = {"uscc": visits[0]["uscc"], "inspection_item": visits[0]["items"][0], "inspected_on": "2026-12-02",
+             "outcome": "no_problem", "published_on": "2026-12-04"}
+    assert _post_results(client, auth, plan["id"], first).status_code == 200
+    # a different outcome without a reason: refused, nothing changes
+    changed = {**first, "outcome": "case_opened", "published_on": None}
+    refused = _post_results(client, auth, plan["id"], changed)
+    assert refused.status_code == 422 and "更正" in refused.json()["error"]["message"]
+    corrected = _post_results(client, auth, plan["id"], {**changed, "correction_reason": "复核发现台账未登记"})
+    assert corrected.status_code == 200, corrected.text
+    session.expire_all()
+    rows = session.scalars(select(InspectionResult).where(InspectionResult.uscc == first["uscc"])
+                           .order_by(InspectionResult.id)).all()
+    assert [(r.outcome, r.published_on) for r in rows] == [("no_problem", dt.date(2026, 12, 4)), ("case_opened", None)]
+    assert rows[1].payload["version"] == 2 and rows[1].payload["supersedes"] == rows[0].id
+    assert rows[1].payload["correction_reason"] == "复核发现台账未登记" and rows[1].payload["recorded_by"] == "reg_samr"
+    # the mirrored record is versioned with the reason, one current record
+    records = session.scalars(select(Record).where(Record.uscc == first["uscc"], Record.kind == "inspection")
+                              .order_by(Record.version)).all()
+    assert [r.is_current for r in records] == [False, True] and records[1].change_reason.startswith("更正")
+    # the plan shows both versions, the correction marked
+    detail = client.get(f"/api/v1/plans/{plan['id']}", headers=auth("reg_samr")).json()
+    mine = [r for r in detail["results"] if r["uscc"] == first["uscc"]]
+    assert [(r["version"], r["outcome"], r["superseded"]) for r in mine] == [
+        (1, "no_problem", True), (2, "case_opened", False)]
+    # the published version stays published until the correction is published
+    public = client.get("/public/samr")
+    assert public.status_code == 200 and "未发现问题" in public.text and "复核发现台账未登记" not in public.text
+    publish = _post_results(client, auth, plan["id"], {**changed, "published_on": "2026-12-20"})
+    assert publish.status_code == 200, publish.text
+    public = client.get("/public/samr").text
+    assert "已立案" in public or "立案" in public
+    assert "复核发现台账未登记" in public
+    # history counts one inspection per visit (the superseded version is not a second visit)
+    from serving.services.plans import history_frame
+
+    history = history_frame(session)
+    assert (history["uscc"] == first["uscc"]).sum() == 1
+
+
+def test_public_department_page_and_csv(client, auth, session, tmp_path):
+    import csv
+    import datetime as dt
+    import io
+
+    from serving.db.models import Subject
+    from serving.deps import get_today
+
+    plan, visits = _drawn_plan_with_visits(client, auth)
+    client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 28)
+    person = next((v for v in visits if "*" in v["name"]), None)
+    company = next(v for v in visits if "*" not in v["name"])
+    session.get(Subject, company["uscc"]).name = "=HYPERLINK(\"http://x\")公司"
+    session.commit()
+    rows = [{"uscc": v["uscc"], "inspection_item": v["items"][0], "inspected_on": "2026-12-02",
+             "outcome": "corrected", "published_on": "2026-12-04"} for v in visits[:3]]
+    unpublished = {**rows[-1], "published_on": None}
+    assert _post_results(client, auth, plan["id"], *rows[:-1], unpublished).status_code == 200
+    page = client.get("/public/samr")  # no login
+    assert page.status_code == 200
+    shown = set(re.findall(r'<tr class="public-result" data-uscc="(\w+)"', page.text))
+    assert shown == {r["uscc"] for r in rows[:-1]}  # the unpublished one is not public
+    assert "信用等级" not in page.text.replace("不公开任何信用等级", "") and "grade" not in page.text.lower()
+    assert plan["commitment_v2"]["seed_commitment"] in page.text and "MATCH" in page.text
+    if person is not None and person["uscc"] in shown:
+        full_name = session.get(Subject, person["uscc"]).name
+        assert full_name not in page.text
+    csv_response = client.get("/public/samr/results.csv")
+    table = list(csv.DictReader(io.StringIO(csv_response.content.decode("utf-8-sig"))))
+    assert list(table[0]) == ["统一社会信用代码", "名称", "抽查事项", "检查日期", "检查结果", "公示日期", "更正说明", "抽查计划"]
+    names = {r["统一社会信用代码"]: r["名称"] for r in table}
+    if company["uscc"] in names:
+        assert names[company["uscc"]].startswith("'=")
+    assert client.get("/public/tax").status_code == 200 and client.get("/public/plans/999").status_code == 404
+    bundle = client.get(f"/public/plans/{plan['id']}/bundle.json")
+    assert bundle.status_code == 200 and '"grade"' not in bundle.text
+
+
+def test_public_page_shows_the_commitment_before_the_draw(client, auth):
+    plan = commit(client, auth)
+    page = client.get(f"/public/plans/{plan['id']}")
+    assert page.status_code == 200
+    assert plan["commitment_v2"]["seed_commitment"] in page.text and "等待公开随机数" in page.text
+    assert client.get(f"/public/plans/{plan['id']}/bundle.json").status_code == 404
+    assert "Waiting" in client.get(f"/public/plans/{plan['id']}?lang=en").text or \
+        "waits for the public salt" in client.get(f"/public/plans/{plan['id']}?lang=en").text
