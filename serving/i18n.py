@@ -81,6 +81,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "general": {"zh": "一般", "en": "general"},
     "serious": {"zh": "严重", "en": "serious"},
     "eligible_from": {"zh": "可申请修复日期", "en": "Repair possible from"},
+    "draw_openings": {"zh": "随机抽查核验凭证", "en": "Check your own random-inspection draws"},
+    "draw_openings_note": {"zh": "本企业每次进入随机抽查名录库，都有一份仅供本企业使用的凭证：配合部门公示页的公开包，可核验本企业所在的分层、是否被抽中均符合规则。凭证请勿公开（它显示本企业所在的分层）。",
+                           "en": "For each draw whose pool held your enterprise there is a private opening: with the "
+                                 "bundle on the department's public page it shows your stratum and that you were "
+                                 "drawn or not exactly as the rule says. Keep it private (it shows your stratum)."},
+    "draw_openings_download": {"zh": "下载核验凭证（JSON，每个计划一份）", "en": "Download your openings (JSON, one per plan)"},
 }
 
 # Texts of one page or family of pages; a key not found there falls back to TEXTS above.

@@ -151,6 +151,22 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
     })
 
 
+@router.get("/credit/{uscc}/draw-openings.json")
+def draw_openings_file(access: PageSubject, session: SessionDep,
+                       _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                       ) -> Response:
+    """The enterprise's own openings (one per tiers-draw-v2 plan whose pool held it), as one JSON
+    file; 404 when no pool held it. Computed on request (one pass over each such plan's pool)."""
+    from pydantic import TypeAdapter
+
+    from serving.routes.plans import _openings
+    from supervision.bundle import SubjectOpening
+
+    content = TypeAdapter(list[SubjectOpening]).dump_json(_openings(session, access.uscc), indent=2)
+    return Response(content, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{access.uscc}-draw-openings.json"'})
+
+
 @router.post("/credit/{uscc}/objections")
 def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
                      today: TodayDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],

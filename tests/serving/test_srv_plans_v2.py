@@ -249,3 +249,19 @@ def test_public_page_shows_the_commitment_before_the_draw(client, auth):
     assert client.get(f"/public/plans/{plan['id']}/bundle.json").status_code == 404
     assert "Waiting" in client.get(f"/public/plans/{plan['id']}?lang=en").text or \
         "waits for the public salt" in client.get(f"/public/plans/{plan['id']}?lang=en").text
+
+
+def test_enterprise_page_offers_its_openings(client, auth, world):
+    from srv_fixtures import form_login
+
+    plan = commit(client, auth)
+    salt(client, auth, plan["id"])
+    assert form_login(client, "ent1").status_code == 303
+    page = client.get(f"/credit/{world.ent1}")
+    assert 'id="download-openings"' in page.text and "--opening" in page.text
+    file = client.get(f"/credit/{world.ent1}/draw-openings.json")
+    assert file.status_code == 200 and [o["uscc"] for o in file.json()] == [world.ent1]
+    assert client.get(f"/credit/{world.ent2}/draw-openings.json").status_code in (403, 404)
+    client.cookies.clear()
+    assert form_login(client, "reg_samr").status_code == 303
+    assert client.get(f"/credit/{world.ent1}/draw-openings.json", params={"purpose": "日常监管核查"}).status_code == 403
