@@ -11,12 +11,13 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.models import (
@@ -314,7 +315,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     from supervision.tables import TableError
 
     seed = secrets.token_bytes(32) if seed is None else seed
-    try:
+    with _plan_transaction(session, PlanInputError, TableError):
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
         prepared = prepare_pools(request, inputs, policy)
@@ -342,13 +343,20 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
                     committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
         session.commit()
-    except (PlanInputError, TableError) as exc:
+    return plan_row, draw
+
+
+@contextmanager
+def _plan_transaction(session: Session, *scheduler_errors: type[Exception]) -> Iterator[None]:
+    """Roll back on any error; the scheduler's own errors leave as ``InvalidInput`` (422)."""
+    try:
+        yield
+    except scheduler_errors as exc:
         session.rollback()
         raise _scheduler_error(exc) from exc
     except Exception:
         session.rollback()
         raise
-    return plan_row, draw
 
 
 def plan_departments(plan_row: Plan) -> set[str]:
@@ -698,7 +706,7 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
     policy = load_named_policy(policy_name)
     seed, nonce_key = secrets.token_bytes(32), new_nonce_key()
     committed_at = now or dt.datetime.now(dt.UTC)
-    try:
+    with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
         prepared = prepare_pools(request, inputs, policy)
         commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
                                committed_at=committed_at, prepared=prepared)
@@ -715,12 +723,6 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
                              V2_SNAPSHOT: _pool_snapshot(prepared)})
         session.add(draw)
         session.commit()
-    except (PlanInputError, TableError, DrawV2Error) as exc:
-        session.rollback()
-        raise _scheduler_error(exc) from exc
-    except Exception:
-        session.rollback()
-        raise
     return plan_row, draw
 
 
@@ -773,17 +775,20 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
     except (DrawV2Error, PlanInputError, ValidationError) as exc:
         session.rollback()
         raise InvalidInput(f"无法抽取：{exc}", field="salt") from exc
-    try:
+    with _plan_transaction(session):
+        # the secrets leave the payload: the seed is revealed, the nonce key is in the full plan.
+        # Conditional on no seed yet: of two salts entered at once, exactly one draw is stored.
+        stored = session.execute(update(Draw).where(Draw.id == draw.id, Draw.draw_seed.is_(None)).values(
+            payload={"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
+                     "plan": plan.model_dump(mode="json")},
+            draw_seed=plan.draw_seed_hex, revealed_at=dt.datetime.now(dt.UTC)))
+        if stored.rowcount != 1:
+            raise Conflict(f"计划 #{plan_row.id} 已由他人录入随机数并抽取；plan #{plan_row.id} was drawn meanwhile",
+                           field="plan_id")
         plan_row.payload = {**plan_row.payload, "commitment": plan.commitment.model_dump(mode="json")}
         plan_row.status = "drawn"
-        # the secrets leave the payload: the seed is revealed, the nonce key is in the full plan
-        draw.payload = {"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
-                        "plan": plan.model_dump(mode="json")}
-        draw.draw_seed, draw.revealed_at = plan.draw_seed_hex, dt.datetime.now(dt.UTC)
         session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    session.refresh(draw)
     return plan_row, draw
 
 

@@ -265,3 +265,25 @@ def test_enterprise_page_offers_its_openings(client, auth, world):
     client.cookies.clear()
     assert form_login(client, "reg_samr").status_code == 303
     assert client.get(f"/credit/{world.ent1}/draw-openings.json", params={"purpose": "日常监管核查"}).status_code == 403
+
+
+def test_two_salts_at_once_store_one_draw(client, auth, session, monkeypatch):
+    """Another salt is stored while this draw runs: this one is refused (409), the other kept."""
+    import supervision.plan_v2 as plan_v2
+
+    plan = commit(client, auth)
+    original = plan_v2.create_plan_v2
+
+    def draw_while_another_lands(*args, **kwargs):
+        drawn = original(*args, **kwargs)
+        other = session.scalars(select(Draw).where(Draw.plan_id == plan["id"])).one()
+        other.draw_seed = "f" * 64
+        session.commit()
+        return drawn
+
+    monkeypatch.setattr(plan_v2, "create_plan_v2", draw_while_another_lands)
+    late = salt(client, auth, plan["id"])
+    assert late.status_code == 409, late.text
+    session.expire_all()
+    kept = session.scalars(select(Draw).where(Draw.plan_id == plan["id"])).one()
+    assert kept.draw_seed == "f" * 64 and "plan" not in kept.payload
