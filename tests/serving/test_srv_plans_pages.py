@@ -45,6 +45,9 @@ def test_regulator_creates_a_plan_from_the_form(client, city, tmp_path):  # noqa
     client.cookies.clear()
     _login(client, "reg_samr2")
     second = client.get(created.headers["location"])
+    forged_salt = client.post(created.headers["location"] + "/salt", data={"value": "5 8 1", "csrf_token": "forged"},
+                              follow_redirects=False)
+    assert forged_salt.status_code == 403 and 'id="salt-form"' in client.get(created.headers["location"]).text
     drawn = client.post(created.headers["location"] + "/salt",
                         data={"value": "5 8 1", "csrf_token": _csrf(second.text)}, follow_redirects=False)
     assert drawn.status_code == 303
