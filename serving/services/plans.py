@@ -474,6 +474,9 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
 
+    if "plan" not in draw.payload:
+        raise InvalidInput(f"计划 #{plan_row.id} 尚未抽取，不能录入检查结果；plan #{plan_row.id} is not drawn yet: "
+                           "no results before the draw", field="plan_id")
     plan = stored_plan(draw)
     policy = policy_from_dict(plan.policy)
     readable = readable_subset(session, principal, sorted({row["uscc"] for row in rows}))

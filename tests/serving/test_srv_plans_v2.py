@@ -60,6 +60,13 @@ def test_commit_salt_draw_and_both_verifiers_match(client, auth, session, tmp_pa
     assert public.status_code == 200 and public.json() == commitment
     assert client.get(f"/api/v1/plans/{plan['id']}/bundle.json", headers=auth("reg_samr")).status_code == 404
 
+    for path in ("/export.csv", "/export.xlsx", "/plan.json", "/bundle.json"):  # nothing drawn yet
+        assert client.get(f"/api/v1/plans/{plan['id']}{path}", headers=auth("reg_samr")).status_code == 404
+    early_result = {"uscc": "91320102MA1AAAAA11", "inspection_item": "SAMR-03", "inspected_on": "2026-12-01",
+                    "outcome": "no_problem"}
+    assert _post_results(client, auth, plan["id"], early_result).status_code == 422
+    listed = client.get("/api/v1/plans", headers=auth("reg_samr")).json()
+    assert [p["status"] for p in listed] == ["committed"]
     refused = salt(client, auth, plan["id"], user="reg_samr")
     assert refused.status_code == 403 and "创建" in refused.json()["error"]["message"]
     assert salt(client, auth, plan["id"], user="reg_tax").status_code == 404  # not its plan
