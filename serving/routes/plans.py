@@ -430,13 +430,15 @@ def post_results(plan_id: PlanId, body: ResultsIn, principal: Regulator, session
 
 @router.get("/plans/{plan_id}/results.csv", response_class=Response, responses={
     **error_responses(NotFound), **_CSV_CONTENT})
-def public_results(plan_id: PlanId, session: SessionDep) -> Response:
-    """The public results (一公开) of the plan: published results only; no grades, no personal data."""
+def public_results(plan_id: PlanId, session: SessionDep, today: TodayDep) -> Response:
+    """The public results (一公开) of the plan: published results only, names of persons masked,
+    corrections shown; no grades (the table of ``/public/{department}/results.csv``)."""
     plan_row = session.get(Plan, plan_id)
     draw = None if plan_row is None else session.query(Draw).filter(Draw.plan_id == plan_row.id).first()
     if plan_row is None or draw is None:
         raise NotFound(f"no inspection plan #{plan_id}", field="plan_id")
-    return _csv(plan_service.public_results_csv(session, plan_row, draw), f"plan-{plan_row.id}-results.csv")
+    frame = plan_service.public_results(session, today, PERSON_NAMED_FORMS, draw_id=draw.id)
+    return _csv(plan_service.public_results_table_csv(frame), f"plan-{plan_row.id}-results.csv")
 
 
 # --------------------------------------------------------------------------- tiers-draw-v2

@@ -60,7 +60,7 @@ def plan_page(request: Request, plan_id: PlanId, session: SessionDep) -> Respons
 @router.get("/public/{department}", response_class=HTMLResponse)
 def department_page(request: Request, department: Department, session: SessionDep, today: TodayDep) -> Response:
     """The department's published results and its plans (commitment, bundle, verification)."""
-    results = plan_service.public_department_results(session, department, today, PERSON_NAMED_FORMS)
+    results = plan_service.public_results(session, today, PERSON_NAMED_FORMS, department=department)
     plans = [_plan_view(p, d) for p, d in plan_service.public_plans(session, department)]
     return _page(request, "public_department.html", {"department": department, "plans": plans,
                                                      "results": results.to_dict("records"), "today": today})
@@ -69,5 +69,5 @@ def department_page(request: Request, department: Department, session: SessionDe
 @router.get("/public/{department}/results.csv")
 def department_results_csv(department: Department, session: SessionDep, today: TodayDep) -> Response:
     """The department's published results as CSV (UTF-8 with BOM, Chinese headers, cells neutralised)."""
-    frame = plan_service.public_department_results(session, department, today, PERSON_NAMED_FORMS)
+    frame = plan_service.public_results(session, today, PERSON_NAMED_FORMS, department=department)
     return _csv(plan_service.public_results_table_csv(frame), f"{department}-results.csv")

@@ -581,22 +581,6 @@ def plan_results(session: Session, draw: Draw) -> list[InspectionResult]:
                                 .order_by(InspectionResult.inspected_on, InspectionResult.uscc)))
 
 
-def public_results_csv(session: Session, plan_row: Plan, draw: Draw) -> bytes:
-    """The public table (一公开) of the plan's published results: no grades, no personal data."""
-    from supervision.results import InspectionResult as ResultModel
-    from supervision.results import publish_results
-
-    results = [ResultModel(plan_id=plan_row.name, uscc=r.uscc, department=r.payload.get("department", ""),
-                           inspection_item=r.inspection_item, inspected_on=r.inspected_on, outcome=r.outcome,
-                           document_no=r.payload.get("document_no") or "", published_on=r.published_on)
-               for r in plan_results(session, draw)]
-    from supervision.export import csv_bytes
-
-    names = dict(session.execute(select(Subject.uscc, Subject.name)
-                                 .where(Subject.uscc.in_([r.uscc for r in results]))).tuples().all())
-    return csv_bytes(publish_results(results, names=names))
-
-
 def visible_plan(session: Session, draw: Draw, principal: Principal) -> InspectionPlan:
     """The stored plan as ``principal`` may see it: visits and results of subjects it may read
     through the subject endpoints only (for plans drawn before pools respected coverage, and for
@@ -663,6 +647,7 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
 # holds the full plan (with the nonce key: auditors only); the public bundle is derived from it.
 
 V2_SECRET, V2_SNAPSHOT = "v2_secret", "v2_snapshot"
+TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
 
 
 def is_v2(draw: Draw) -> bool:
@@ -833,8 +818,6 @@ def subject_plan_openings(session: Session, uscc: str) -> list[tuple[Plan, Any]]
     return found
 
 
-TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
-
 
 def public_plans(session: Session, department: str) -> list[tuple[Plan, Draw]]:
     """The department's tiers-draw-v2 plans (committed or drawn), newest first: what 一公开 lists."""
@@ -853,24 +836,26 @@ def public_plan(session: Session, plan_db_id: int) -> tuple[Plan, Draw]:
 
 
 PUBLIC_RESULT_COLUMNS = {"uscc": "统一社会信用代码", "name": "名称", "inspection_item": "抽查事项",
-                         "inspected_on": "检查日期", "outcome_zh": "检查结果", "published_on": "公示日期",
+                         "inspected_on": "检查日期", "outcome_zh": "检查结果", "document_no": "文书号",
+                         "published_on": "公示日期",
                          "correction": "更正说明", "plan": "抽查计划"}
 
 
-def public_department_results(session: Session, department: str, today: dt.date,
-                              person_named_forms: frozenset[str]) -> pd.DataFrame:
-    """The department's published inspection results (一公开): subject, name (masked when it is a
-    person's), item, date, outcome, publication date and any correction; never a grade. Only results
-    published on or before ``today``; a corrected result is listed as its newest published version
-    with the reason."""
+def public_results(session: Session, today: dt.date, person_named_forms: frozenset[str], *,
+                   department: str | None = None, draw_id: int | None = None) -> pd.DataFrame:
+    """The published inspection results (一公开) of a department or of one plan's draw: subject, name
+    (masked when it is a person's), item, date, outcome, publication date and any correction; never
+    a grade. Only results published on or before ``today``; a corrected result is listed as its
+    newest published version with the reason."""
     from serving.security import mask_name
     from supervision.results import OUTCOME_ZH
 
     rows = session.execute(select(InspectionResult, Plan.name).join(Draw, Draw.id == InspectionResult.draw_id)
                            .join(Plan, Plan.id == Draw.plan_id)
-                           .where(InspectionResult.published_on.is_not(None), InspectionResult.published_on <= today)
+                           .where(InspectionResult.published_on.is_not(None), InspectionResult.published_on <= today,
+                                  *([InspectionResult.draw_id == draw_id] if draw_id is not None else []))
                            .order_by(InspectionResult.inspected_on, InspectionResult.uscc, InspectionResult.id)).all()
-    rows = [(r, plan) for r, plan in rows if (r.payload or {}).get("department") == department]
+    rows = [(r, plan) for r, plan in rows if department is None or (r.payload or {}).get("department") == department]
     newest = {}  # the first version's id → the newest published version's id
     for r, _ in rows:
         first = (r.payload or {}).get("first_id") or r.id
@@ -886,7 +871,8 @@ def public_department_results(session: Session, department: str, today: dt.date,
         reason = (r.payload or {}).get("correction_reason")
         out.append({"uscc": r.uscc, "name": (mask_name(name) or "") if form in person_named_forms else name,
                     "inspection_item": r.inspection_item, "inspected_on": r.inspected_on.isoformat(),
-                    "outcome_zh": OUTCOME_ZH[r.outcome], "published_on": r.published_on.isoformat(),
+                    "outcome_zh": OUTCOME_ZH[r.outcome], "document_no": (r.payload or {}).get("document_no") or "",
+                    "published_on": r.published_on.isoformat(),
                     "correction": f"更正（第{r.payload.get('version')}版）：{reason}" if reason else "",
                     "plan": plan_name})
     return pd.DataFrame(out, columns=list(PUBLIC_RESULT_COLUMNS))

@@ -239,7 +239,8 @@ def test_public_department_page_and_csv(client, auth, session, tmp_path):
         assert full_name not in page.text
     csv_response = client.get("/public/samr/results.csv")
     table = list(csv.DictReader(io.StringIO(csv_response.content.decode("utf-8-sig"))))
-    assert list(table[0]) == ["统一社会信用代码", "名称", "抽查事项", "检查日期", "检查结果", "公示日期", "更正说明", "抽查计划"]
+    assert list(table[0]) == ["统一社会信用代码", "名称", "抽查事项", "检查日期", "检查结果", "文书号", "公示日期",
+                              "更正说明", "抽查计划"]
     names = {r["统一社会信用代码"]: r["名称"] for r in table}
     if company["uscc"] in names:
         assert names[company["uscc"]].startswith("'=")
