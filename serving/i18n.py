@@ -86,7 +86,11 @@ TEXTS: dict[str, dict[str, str]] = {
                            "en": "For each draw whose pool held your enterprise there is a private opening: with the "
                                  "bundle on the department's public page it shows your stratum and that you were "
                                  "drawn or not exactly as the rule says. Keep it private (it shows your stratum)."},
-    "draw_openings_download": {"zh": "下载核验凭证（JSON，每个计划一份）", "en": "Download your openings (JSON, one per plan)"},
+    "draw_openings_download": {"zh": "查看并下载核验凭证", "en": "See and download your openings"},
+    "draw_plan": {"zh": "抽查计划", "en": "Plan"},
+    "draw_tasks": {"zh": "抽查事项（所在分层）", "en": "Items (your stratum)"},
+    "draw_opening_file": {"zh": "下载凭证", "en": "Download the opening"},
+    "draw_bundle_file": {"zh": "下载公开包", "en": "Download the public bundle"},
 }
 
 # Texts of one page or family of pages; a key not found there falls back to TEXTS above.

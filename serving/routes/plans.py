@@ -518,11 +518,16 @@ def subject_openings(_enterprise: Annotated[Principal, Depends(require_role("ent
     return _openings(session, access.uscc)
 
 
-def _openings(session: Session, uscc: str) -> list[SubjectOpening]:
+def _openings_by_plan(session: Session, uscc: str) -> list[tuple[int, SubjectOpening]]:
+    """(plan id, opening) for each drawn v2 plan whose pool held ``uscc``; 404 when none did."""
     found = plan_service.subject_plan_openings(session, uscc)
     if not found:
         raise NotFound(f"{uscc} 未进入任何随机抽查名录库；{uscc} was in no draw's pool", field="uscc")
-    return [opening for _, opening in found]
+    return [(plan_row.id, opening) for plan_row, opening in found]
+
+
+def _openings(session: Session, uscc: str) -> list[SubjectOpening]:
+    return [opening for _, opening in _openings_by_plan(session, uscc)]
 
 
 # --------------------------------------------------------------------------- pages

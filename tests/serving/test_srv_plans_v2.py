@@ -259,20 +259,27 @@ def test_public_page_shows_the_commitment_before_the_draw(client, auth):
         "waits for the public salt" in client.get(f"/public/plans/{plan['id']}?lang=en").text
 
 
-def test_enterprise_page_offers_its_openings(client, auth, world):
+def test_enterprise_page_offers_its_openings(client, auth, world, tmp_path):
     from srv_fixtures import form_login
 
     plan = commit(client, auth)
     salt(client, auth, plan["id"])
     assert form_login(client, "ent1").status_code == 303
     page = client.get(f"/credit/{world.ent1}")
-    assert 'id="download-openings"' in page.text and "--opening" in page.text
-    file = client.get(f"/credit/{world.ent1}/draw-openings.json")
-    assert file.status_code == 200 and [o["uscc"] for o in file.json()] == [world.ent1]
-    assert client.get(f"/credit/{world.ent2}/draw-openings.json").status_code in (403, 404)
+    assert 'id="draw-openings-link"' in page.text
+    listing = client.get(f"/credit/{world.ent1}/draw-openings")
+    assert listing.status_code == 200 and f'data-plan="{plan["id"]}"' in listing.text and "--opening" in listing.text
+    file = client.get(f"/credit/{world.ent1}/draw-openings/{plan['id']}.json")
+    assert file.status_code == 200 and file.json()["uscc"] == world.ent1
+    assert client.get(f"/credit/{world.ent1}/draw-openings/{plan['id'] + 1}.json").status_code == 404
+    assert client.get(f"/credit/{world.ent2}/draw-openings").status_code in (403, 404)
+    # the downloaded file is what the verifier reads, with the public bundle
+    o = _write(tmp_path / "opening.json", file.content)
+    b = _write(tmp_path / "bundle.json", client.get(f"/public/plans/{plan['id']}/bundle.json").content)
+    assert _stdlib_verify(str(b), "--subject", world.ent1, "--opening", str(o)).startswith("MATCH")
     client.cookies.clear()
     assert form_login(client, "reg_samr").status_code == 303
-    assert client.get(f"/credit/{world.ent1}/draw-openings.json", params={"purpose": "日常监管核查"}).status_code == 403
+    assert client.get(f"/credit/{world.ent1}/draw-openings", params={"purpose": "日常监管核查"}).status_code == 403
 
 
 def test_two_salts_at_once_store_one_draw(client, auth, session, monkeypatch):
