@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         health,
         pages,
         plans,
+        public,
         regulator,
         sector,
         subjects,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.include_router(module.router)
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
+    app.include_router(public.router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -35,7 +35,7 @@ from serving.deps import (
     page_subject_access,
     require_page_csrf,
 )
-from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
+from serving.errors import CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
@@ -153,6 +153,33 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
     })
+
+
+@router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)
+def draw_openings_page(request: Request, access: PageSubject, session: SessionDep,
+                       _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                       ) -> Response:
+    """The enterprise's own openings: one per tiers-draw-v2 plan whose pool held it, each with its
+    download and the plan's public bundle; 404 when no pool held it. Computed on request (one
+    pass over each such plan's pool)."""
+    from serving.routes.plans import _openings_by_plan
+
+    return render(request, "openings.html", {"user": access.principal, "uscc": access.uscc,
+                                             "openings": _openings_by_plan(session, access.uscc)})
+
+
+@router.get("/credit/{uscc}/draw-openings/{plan_id}.json")
+def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                      _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                      ) -> Response:
+    """One opening, as the file `tiers plan verify BUNDLE --subject USCC --opening FILE` reads."""
+    from serving.routes.plans import _json_download, _openings_by_plan
+
+    opening = dict(_openings_by_plan(session, access.uscc)).get(plan_id)
+    if opening is None:
+        raise NotFound(f"{access.uscc} 未进入计划 #{plan_id} 的名录库；{access.uscc} was in no pool of plan #{plan_id}",
+                       field="plan_id")
+    return _json_download(opening, f"{access.uscc}-plan-{plan_id}-opening.json")
 
 
 @router.post("/credit/{uscc}/objections")

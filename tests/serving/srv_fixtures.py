@@ -56,6 +56,7 @@ USERS = {
     "ent1": dict(role="enterprise", uscc=ENT1),
     "ent2": dict(role="enterprise", uscc=ENT2),
     "reg_samr": dict(role="regulator", department="samr"),
+    "reg_samr2": dict(role="regulator", department="samr"),
     "reg_tax": dict(role="regulator", department="tax"),
     "reg_eco": dict(role="regulator", department="ecology"),
     "sector_c": dict(role="sector", section="C"),
