@@ -380,6 +380,12 @@ def verify(
     bundle_path: Path | None = typer.Option(
         None, "--bundle", help="auditors: also check that this published bundle is the plan's"
     ),
+    register_path: Path | None = typer.Option(
+        None,
+        "--register",
+        help="auditors: a task file naming the register (subjects, grades snapshot, items, leads) the "
+        "pools must be rebuilt from: no eligible subject left out, none invented",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """MATCH (exit 0) or MISMATCH and the first difference (exit 1).
@@ -397,8 +403,8 @@ def verify(
     if kind == BUNDLE_FORMAT:
         from supervision.verify_v2 import verify_bundle, verify_opening
 
-        if bundle_path is not None:
-            _fail("--bundle compares a full plan with a bundle; give the plan as the argument")
+        if bundle_path is not None or register_path is not None:
+            _fail("--bundle and --register check a full plan; give the plan as the argument")
         bundle = _document(path, PublicBundle, "bundle")
         if subject is not None:
             proof = _document(opening_path, SubjectOpening, "opening")
@@ -414,7 +420,13 @@ def verify(
         if bundle_path is not None and plan.draw_v2 is None:
             _fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
         bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
-        result = audit_plan(plan, published, bundle)
+        register = None
+        if register_path is not None:
+            if plan.draw_v2 is None:
+                _fail("--register: this is a tiers-draw-v1 plan; the register check covers tiers-draw-v2")
+            register_task, register_inputs, _ = _load(register_path)
+            register = (register_task, register_inputs)
+        result = audit_plan(plan, published, bundle, register)
     if as_json:
         typer.echo(result.model_dump_json())
     else:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from sup_v2_fixtures import (
+    SALT_PATTERN,
     SALT_SOURCE,
     T0,
     draw_v2,
@@ -183,7 +184,14 @@ def _committed(task_file: Path):
     inputs, policy = load_plan_inputs(task, task_file.parent), resolve_policy(task, task_file.parent)
     seed, nonce_key = bytes(range(32)), bytes(32)
     commitment = commit_v2(
-        task, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=SALT_SOURCE, committed_at=T0
+        task,
+        inputs,
+        policy,
+        seed=seed,
+        nonce_key=nonce_key,
+        salt_source=SALT_SOURCE,
+        salt_pattern=SALT_PATTERN,
+        committed_at=T0,
     )
     return task, inputs, policy, seed, nonce_key, commitment, SALT_SOURCE, T0
 

@@ -13,7 +13,8 @@ import pytest
 from sup_v2_fixtures import SALT_SOURCE, T0, draw_v2, stdlib_verifier
 from typer.testing import CliRunner
 
-from serving.cli import app
+import serving.cli.plan  # noqa: F401  (registers `tiers plan`)
+from serving.cli.app import app
 from supervision.bundle import DrawCommitmentV2, PublicBundle
 from supervision.inspection_policy import canonical_json
 from supervision.plan import load_plan_inputs, load_task, resolve_policy
@@ -105,22 +106,18 @@ def test_auditor_finds_a_pool_with_a_subject_left_out(task_file) -> None:
     task = load_task(task_file).model_copy(update={"seed_hex": None})
     inputs, policy = load_plan_inputs(task, task_file.parent), resolve_policy(task, task_file.parent)
     left_out = inputs.grades["uscc"].iloc[3]
-    forged_inputs = inputs.model_copy(
-        update={"subjects": inputs.subjects[inputs.subjects["uscc"] != left_out]}
-    ) if hasattr(inputs, "model_copy") else _without(inputs, left_out)
-    _, _, plan = draw_v2(task, forged_inputs, policy)
+    forged = inputs.model_copy(update={"subjects": inputs.subjects[inputs.subjects["uscc"] != left_out]})
+    _, _, plan = draw_v2(task, forged, policy)
     assert audit_plan(plan).match  # nothing in the plan itself shows it
-    result = audit_plan(plan, register=(task, inputs, policy))
+    result = audit_plan(plan, register=(task, inputs))
     assert not result.match
     assert result.first_difference.startswith("register ")
     assert left_out in result.first_difference
-    assert audit_plan(draw_v2(task, inputs, policy)[2], register=(task, inputs, policy)).match
-
-
-def _without(inputs, uscc):
-    import dataclasses
-
-    return dataclasses.replace(inputs, subjects=inputs.subjects[inputs.subjects["uscc"] != uscc])
+    _, _, honest = draw_v2(task, inputs, policy)
+    assert audit_plan(honest, register=(task, inputs)).match
+    # padded (a subject the register does not make eligible): checked against the smaller register
+    padded = audit_plan(honest, register=(task, forged)).first_difference
+    assert "not eligible by the register" in padded and left_out in padded
 
 
 # --------------------------------------------------------------------------- 3. policy validity
@@ -234,7 +231,7 @@ def _policy_mutations(bundle: dict, rng: random.Random, n: int):
     """The policy changed and honestly re-hashed, so the policy check itself is compared."""
     policy = json.loads(bundle["policy_json"])
     for name, b in _mutations({"p": policy}, rng, n):
-        yield f"policy {name}", _rehash_policy(bundle, b["p"] if "p" in b else None)
+        yield f"policy {name}", _rehash_policy(bundle, b.get("p"))
 
 
 def test_both_verifiers_reach_the_same_verdict_on_mutated_documents(v2_plan) -> None:
@@ -244,7 +241,12 @@ def test_both_verifiers_reach_the_same_verdict_on_mutated_documents(v2_plan) -> 
     corpus = [("untouched", bundle), *_mutations(bundle, rng, 250), *_policy_mutations(bundle, rng, 150)]
     # the review's named cases
     corpus += [
-        ("lead_window_days 365.0", _rehash_policy(bundle, _policy(plan) | {"defaults": {**_policy(plan)["defaults"], "lead_window_days": 365.0}})),
+        (
+            "lead_window_days 365.0",
+            _rehash_policy(
+                bundle, _policy(plan) | {"defaults": {**_policy(plan)["defaults"], "lead_window_days": 365.0}}
+            ),
+        ),
         ("policy 1e-2", _rehash_policy(bundle, bundle["policy_json"].replace("0.01", "1e-2"))),
         ("policy not canonical", _rehash_policy(bundle, json.dumps(_policy(plan), indent=1))),
         ("time with full-width digit", {**bundle, "drawn_at": bundle["drawn_at"].replace("0", "０", 1)}),
