@@ -124,6 +124,12 @@ def commit(
     salt_source: str | None = typer.Option(
         None, "--salt-source", help="v2: the public source the salt will come from, e.g. a named lottery draw"
     ),
+    salt_pattern: str | None = typer.Option(
+        None,
+        "--salt-pattern",
+        help="v2: the salt value's exact format, a full-match pattern (docs §16.1), e.g. '\\d \\d \\d' "
+        "for a 3-digit lottery result written with single spaces",
+    ),
     out: Path | None = typer.Option(None, "--out", help="v2: write the commitment to publish to this file"),
     seed_out: Path | None = typer.Option(None, "--seed-out", help="v1: where to keep the secret seed"),
     ratio_feed_url: str | None = typer.Option(
@@ -143,10 +149,10 @@ def commit(
     from supervision.plan_v2 import DrawV2Error, commit_v2
     from supervision.ratios import HttpRatioFeed
 
-    if secret_out is None or not salt_source:
+    if secret_out is None or not salt_source or not salt_pattern:
         _fail(
-            "tiers-draw-v2 (the default) commit needs --secret-out FILE and --salt-source TEXT (where the "
-            "public salt will come from); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
+            "tiers-draw-v2 (the default) commit needs --secret-out FILE, --salt-source TEXT (where the "
+            "public salt will come from) and --salt-pattern PATTERN (how its value is written); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
         )
     seed, nonce_key = _seed(task, None), new_nonce_key()
     feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
@@ -158,6 +164,7 @@ def commit(
             seed=seed,
             nonce_key=nonce_key,
             salt_source=salt_source,
+            salt_pattern=salt_pattern,
             committed_at=_now(),
             feed=feed,
         )

@@ -84,6 +84,7 @@ def draw_v2(
     seed: bytes = bytes(range(32)),
     nonce_key: bytes = bytes(range(32, 64)),
     salt_value: str = "5 8 1",
+    salt_pattern: str = SALT_PATTERN,
 ):
     """(commitment, salt, plan): committed at T0, salt known 13 h 15 later, entered at 13 h 30,
     drawn at 14 h."""
@@ -94,7 +95,7 @@ def draw_v2(
         seed=seed,
         nonce_key=nonce_key,
         salt_source=SALT_SOURCE,
-        salt_pattern=SALT_PATTERN,
+        salt_pattern=salt_pattern,
         committed_at=T0,
     )
     salt = accept_salt(
