@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed as timed_run
 from _users import bearer_for
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
@@ -29,6 +28,7 @@ from serving.app import create_app
 from serving.db.migrate import upgrade
 from serving.db.models import Grade, Subject
 from serving.db.session import iter_session
+from serving.keys import with_keys
 from serving.security import Principal
 from serving.services import plans as plan_service
 from serving.settings import Settings
@@ -39,18 +39,15 @@ GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 
 DISTRICTS = ["320102", "320104", "320105", "320106", "320111"]
 
 
+
+def _median(fn, repeats: int) -> float:
+    return timed_run(fn, repeats)[0]
+
+
 def machine_facts() -> str:
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB load={os.getloadavg()[0]:.1f}"
 
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build_world(base: Path, n_subjects: int) -> Settings:
@@ -78,7 +75,8 @@ def build_world(base: Path, n_subjects: int) -> Settings:
                          for n in range(max(50, n_subjects // 100)))
     (data / "inspectors.csv").write_text("inspector_id,name,department,district_code,qualified_items,capacity\n"
                                          + inspectors, encoding="utf-8")
-    return Settings(database_url=url, data_dir=data, run_migrations_on_startup=False)
+    return with_keys(Settings(database_url=url, data_dir=data, run_migrations_on_startup=False,
+                              keys_dir=data / "keys"))
 
 
 def main() -> None:
@@ -91,7 +89,7 @@ def main() -> None:
         settings = build_world(Path(tmp), args.subjects)
         client = TestClient(create_app(settings))
         headers = bearer_for(settings.database_url, Principal(username="bench", role="regulator", department="samr"),
-                             settings.jwt_secret.get_secret_value())
+                             settings.jwt_key)
         counter = iter(range(10**6))
         body = {"period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF.isoformat(),
                 "tasks": [{"department": "samr", "item": "SAMR-03"}, {"department": "samr", "item": "SAMR-02"}]}

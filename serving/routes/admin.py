@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
-from serving.deps import SessionDep, require_role
+from serving.deps import Admin, ReadLogDep, SessionDep, SettingsDep
 from serving.errors import (
     Conflict,
     InvalidInput,
@@ -16,6 +17,7 @@ from serving.errors import (
     UnknownSubject,
     error_responses,
 )
+from serving.keys import public_key_pem
 from serving.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
@@ -28,12 +30,11 @@ from serving.schemas import (
     UserOut,
     UserUpdate,
 )
-from serving.security import Principal
 from serving.services import querylog, subjects, users
+from serving.services.querylog_check import check_chain
 from serving.validation import USCC_PATTERN, NoControlChars
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-Admin = Annotated[Principal, Depends(require_role("admin"))]
 _ERRORS = (NotAuthenticated, NotAllowed)
 
 
@@ -49,10 +50,29 @@ def read_query_log(principal: Admin, session: SessionDep,
 
 @router.get("/querylog/check", response_model=ChainCheckOut, responses=error_responses(*_ERRORS))
 def check_query_log(principal: Admin, session: SessionDep) -> ChainCheckOut:
-    """Verify the hash chain; reports the first broken entry."""
-    result = querylog.check_chain(session)
-    return ChainCheckOut(ok=result.ok, entries=result.entries, first_broken_seq=result.first_broken_seq,
-                         problem=result.problem)
+    """Verify every entry's MAC, the chain, the head and the signed checkpoints; names each break."""
+    return ChainCheckOut.model_validate(check_chain(session).as_json())
+
+
+@router.get("/querylog/checkpoints", response_class=Response, responses={
+    **error_responses(*_ERRORS), 200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                                       "description": "the signed checkpoints, one JSON object per line"}})
+def download_checkpoints(principal: Admin, settings: SettingsDep) -> Response:
+    """The query log's signed checkpoints (its head anchored outside the database), for a second
+    party to keep and later check the log against (``tiers querylog check --checkpoints``)."""
+    path = settings.checkpoint_path
+    content = path.read_bytes() if path.is_file() else b""
+    return Response(content, media_type="application/x-ndjson",
+                    headers={"Content-Disposition": 'attachment; filename="querylog-checkpoints.jsonl"'})
+
+
+@router.get("/querylog/public-key", response_class=Response, responses={
+    **error_responses(*_ERRORS), 200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                                       "description": "the Ed25519 public key of the checkpoints (PEM)"}})
+def checkpoint_public_key(principal: Admin, settings: SettingsDep) -> Response:
+    """The public key that verifies the checkpoints."""
+    return Response(public_key_pem(settings.secret("querylog_signing_key")), media_type="application/x-pem-file",
+                    headers={"Content-Disposition": 'attachment; filename="querylog-public-key.pem"'})
 
 
 @router.post("/users", response_model=UserOut, status_code=201,
@@ -92,7 +112,7 @@ def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) ->
 
 @router.get("/subjects/{uscc}/personal-info", response_model=PersonalInfoOut,
             responses=error_responses(*_ERRORS, UnknownSubject))
-def personal_info(principal: Admin, session: SessionDep,
+def personal_info(principal: Admin, session: SessionDep, log: ReadLogDep,
                   uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
                   purpose: Annotated[str, Query(min_length=2, max_length=200,
                                                 description="legal basis for reading personal information"),
@@ -100,6 +120,5 @@ def personal_info(principal: Admin, session: SessionDep,
                   ) -> PersonalInfoOut:
     """The legal representative unmasked: admins only, with a stated legal basis, logged as such."""
     subject = subjects.get_subject(session, uscc)
-    querylog.append_entry(session, principal=principal, uscc=uscc, purpose=purpose,
-                          endpoint="GET /api/v1/admin/subjects/{uscc}/personal-info", personal_info_unmasked=True)
+    log.reads(principal, purpose, [(uscc, "allowed")], personal_info_unmasked=True)
     return PersonalInfoOut(uscc=uscc, legal_rep_name=subject.legal_rep_name, legal_rep_id=subject.legal_rep_id)

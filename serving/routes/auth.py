@@ -8,16 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from serving.deps import SessionDep, SettingsDep, api_principal, bearer_scheme, end_token
+from serving.deps import CurrentUser, SessionDep, SettingsDep, bearer_scheme, end_token
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, TooManyAttempts, error_responses
 from serving.schemas import MeOut, TokenOut
-from serving.security import Principal, create_access_token
+from serving.security import create_access_token
+from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 def client_ip(request: Request) -> str:
+    """The client's address as the server's socket sees it (behind a configured proxy, uvicorn
+    has already replaced it by the forwarded one: ``tiers serve``, TIERS_FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -28,14 +31,13 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     # issued as of before the user was read: a deactivation committed meanwhile ends this token too
     now = dt.datetime.now(dt.UTC)
     user = authenticate(session, form.username, form.password, client_ip(request),
-                        max_failures_per_minute=settings.login_attempts_per_minute, now=now)
-    token, expires = create_access_token(principal_of(user), settings.jwt_secret.get_secret_value(),
-                                         settings.jwt_ttl_minutes, now=now)
+                        limits=LoginLimits.of(settings), now=now)
+    token, expires = create_access_token(principal_of(user), settings.jwt_key, settings.jwt_ttl_minutes, now=now)
     return TokenOut(access_token=token, expires_at=expires)
 
 
 @router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated, NotAllowed))
-def logout(request: Request, principal: Annotated[Principal, Depends(api_principal)], session: SessionDep,
+def logout(request: Request, principal: CurrentUser, session: SessionDep,
            settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)] = None) -> Response:
     """End this bearer token before its expiry (API keys are revoked by an admin instead)."""
     if principal.kind == "machine" or not token:
@@ -45,6 +47,6 @@ def logout(request: Request, principal: Annotated[Principal, Depends(api_princip
 
 
 @router.get("/me", response_model=MeOut, responses=error_responses(NotAuthenticated))
-def me(principal: Annotated[Principal, Depends(api_principal)]) -> MeOut:
+def me(principal: CurrentUser) -> MeOut:
     return MeOut(username=principal.username, role=principal.role, kind=principal.kind,
                  department=principal.department, section=principal.section, uscc=principal.uscc)

@@ -7,6 +7,8 @@ CSRF token bound to the session (``serving.security.csrf_token``).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -17,46 +19,45 @@ from serving.db.models import Alert
 from serving.deps import (
     SESSION_COOKIE,
     EligibilityDep,
+    PageAnalyst,
+    PageDecider,
+    PageEnterprise,
+    PageUser,
+    ReadLogDep,
     RegraderDep,
     SessionDep,
     SettingsDep,
     SubjectAccess,
     TodayDep,
     end_token,
+    page_csrf,
     page_principal,
     page_subject_access,
-    require_role,
+    require_page_csrf,
 )
 from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import SubjectListQuery, logged_subject_page
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import grades, objections, repairs, subjects
+from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
+from serving.settings import Settings
 from serving.validation import NoControlChars
 from serving.waterfall import waterfall_bars
 
 router = APIRouter(include_in_schema=False)
-PageUser = Annotated[Principal, Depends(page_principal)]
+LOGIN_COOKIE = "tiers_login"  # the login form's CSRF nonce
 PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
 HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/regulator"}
 
 
 def _home(principal: Principal) -> str:
     return f"/credit/{principal.uscc}" if principal.role == "enterprise" else HOME_BY_ROLE[principal.role]
-
-
-def _csrf(principal: Principal, settings) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
-def _require_csrf(principal: Principal, settings, token: str | None) -> None:
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -69,28 +70,46 @@ def index(request: Request, settings: SettingsDep) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
-    return render(request, "login.html", {"user": None, "error": None})
+def login_page(request: Request, settings: SettingsDep) -> Response:
+    return _login_form(request, settings, None)
+
+
+def _login_form(request: Request, settings: Settings, error: str | None, status_code: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
+    """The login form with its CSRF token: HMAC of a random nonce kept in an httponly, SameSite
+    cookie (signed double submit: a page of another site can neither read the cookie nor make the
+    token)."""
+    nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"user": None, "error": error,
+                                              "csrf": csrf_token(settings.jwt_key, f"login:{nonce}")},
+                      status_code=status_code, headers=headers)
+    response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=settings.secure_cookies,
+                        max_age=3600)
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
                  username: Annotated[str, Form(max_length=80), NoControlChars],
                  password: Annotated[str, Form(max_length=200), NoControlChars],
+                 csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
                  ) -> Response:
+    nonce = request.cookies.get(LOGIN_COOKIE)
+    if not (nonce and csrf_valid(settings.jwt_key, f"login:{nonce}", csrf_token_)):
+        err = CsrfFailed("the login form expired or did not come from this site; reload the page")
+        return _login_form(request, settings, err.message, status_code=err.status_code)
     now = dt.datetime.now(dt.UTC)  # before the user is read, as the API login
     try:
-        user = authenticate(session, username, password, client_ip(request),
-                            max_failures_per_minute=settings.login_attempts_per_minute, now=now)
+        user = authenticate(session, username, password, client_ip(request), limits=LoginLimits.of(settings),
+                            now=now)
     except ServiceError as exc:
-        return render(request, "login.html", {"user": None, "error": exc.message},
-                      status_code=exc.status_code, headers=exc.headers)
+        return _login_form(request, settings, exc.message, status_code=exc.status_code, headers=exc.headers)
     principal = principal_of(user)
-    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_minutes,
-                                   now=now)
+    token, _ = create_access_token(principal, settings.jwt_key, settings.jwt_ttl_minutes, now=now)
     response = RedirectResponse(_home(principal), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies,
                         max_age=settings.jwt_ttl_minutes * 60)
+    response.delete_cookie(LOGIN_COOKIE)
     return response
 
 
@@ -98,7 +117,7 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
 def logout(request: Request, principal: PageUser, session: SessionDep, settings: SettingsDep,
            csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
     """End the session: the cookie is deleted and its token refused even if replayed."""
-    _require_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     end_token(request, settings, session, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
@@ -131,7 +150,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
         "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
         "objections": [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)],
         "repairs": repairs.list_repairs(session, uscc=access.uscc),
-        "can_act": access.principal.role == "enterprise", "csrf": _csrf(access.principal, settings),
+        "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
     })
 
@@ -141,9 +160,9 @@ def object_to_record(request: Request, access: PageSubject, session: SessionDep,
                      today: TodayDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
                      reason: Annotated[str, Form(max_length=2000)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     _enterprise: PageEnterprise,
                      ) -> Response:
-    _require_csrf(access.principal, settings, csrf_token_)
+    require_page_csrf(settings, access.principal, csrf_token_)
     body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
     objections.file_objection(session, access.principal, access.uscc, body, today)
     return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
@@ -154,9 +173,9 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
                      today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
                      statement: Annotated[str, Form(max_length=2000)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     _enterprise: PageEnterprise,
                      ) -> Response:
-    _require_csrf(access.principal, settings, csrf_token_)
+    require_page_csrf(settings, access.principal, csrf_token_)
     body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
     repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
     return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
@@ -164,56 +183,63 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
 
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                   principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                        principal_dep=page_principal))],
+                   principal: PageDecider, log: ReadLogDep,
                    purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
                    ) -> Response:
     page = None
     if purpose:
-        page = logged_subject_page(session, principal, purpose, "GET /regulator", grade=None, offset=0, limit=200)
+        page = logged_subject_page(log, principal, SubjectListQuery(purpose, grade=None, offset=0, limit=200))
     department = None if principal.role == "admin" else principal.department
     return render(request, "regulator.html", {
-        "user": principal, "page": page, "purpose": purpose, "csrf": _csrf(principal, settings),
+        "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),
         "objections": [objection_out(o, today) for o in
                        objections.list_objections(session, department=department, status="pending")],
         "repairs": repairs.list_repairs(session, department=department, status="pending"),
     })
 
 
+@dataclass(frozen=True)
+class DecisionForm:
+    """A department's answer to an application, posted from this session's page."""
+
+    principal: Principal
+    reason: str
+
+
+def decision_form(settings: SettingsDep, principal: PageDecider,
+                  reason: Annotated[str, Form(max_length=2000), NoControlChars],
+                  csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> DecisionForm:
+    require_page_csrf(settings, principal, csrf_token_)
+    return DecisionForm(principal, reason)
+
+
+DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
+ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
 @router.post("/regulator/objections/{objection_id}/decision")
-def decide_objection_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                          principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                               principal_dep=page_principal))],
-                          objection_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")],
-                          reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                          csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    _require_csrf(principal, settings, csrf_token_)
-    body = DecisionIn.model_validate({"decision": decision, "reason": reason})
-    objections.decide_objection(session, principal, objection_id, body, today, regrader)
+def decide_objection_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                          objection_id: ApplicationId,
+                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
+    body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
     return RedirectResponse("/regulator#objections", status_code=303)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
-def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                       principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                            principal_dep=page_principal))],
-                       application_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")],
-                       reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                       csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    _require_csrf(principal, settings, csrf_token_)
-    body = RepairDecisionIn.model_validate({"decision": decision, "reason": reason})
-    repairs.decide_repair(session, principal, application_id, body, today, regrader)
+def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                       application_id: ApplicationId,
+                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
+    body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
     return RedirectResponse("/regulator#repairs", status_code=303)
 
 
 @router.get("/analyst", response_class=HTMLResponse)
 def analyst_page(request: Request, session: SessionDep, settings: SettingsDep,
-                 principal: Annotated[Principal, Depends(require_role("analyst", "admin",
-                                                                      principal_dep=page_principal))]) -> Response:
+                 principal: PageAnalyst) -> Response:
     alerts = list(session.scalars(select(Alert).where(Alert.acknowledged.is_(False)).order_by(Alert.id.desc())
                                   .limit(100)))
     return render(request, "analyst.html", {"user": principal, "alerts": alerts,
                                             "shares": grades.grade_shares(session),
-                                            "csrf": _csrf(principal, settings)})
+                                            "csrf": page_csrf(settings, principal)})

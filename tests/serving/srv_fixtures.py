@@ -158,3 +158,28 @@ def uvicorn_server(log_dir: Path, database_url: str, **env: str) -> Iterator[str
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def form_login(client, username: str, password: str = PASSWORD, **kwargs):
+    """Log in through the login form as a browser does: fetch the form (its CSRF cookie and token),
+    then post it. Returns the POST's response (303 to the start page on success)."""
+    import re
+
+    form = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                       follow_redirects=False, **kwargs)
+
+
+def database_copy(template: Path | None, tmp_path_factory, name: str) -> tuple[Path, str]:
+    """A directory of its own holding a copy of the seeded template database, and its URL
+    (browser tests skip on other databases: the template is SQLite's)."""
+    import shutil
+
+    import pytest
+
+    if template is None:
+        pytest.skip("browser tests run on the SQLite template copy")
+    tmp_path = tmp_path_factory.mktemp(name)
+    shutil.copy(template, tmp_path / "tiers.db")
+    return tmp_path, f"sqlite:///{tmp_path / 'tiers.db'}"

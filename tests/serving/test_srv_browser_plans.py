@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 
 import pytest
-from srv_fixtures import uvicorn_server
+from srv_fixtures import database_copy, uvicorn_server
 from test_srv_browser import _login, browser, page  # noqa: F401  (fixtures reused)
 from test_srv_plans_flow import AS_OF, store_graded_city, write_scheduler_data
 
@@ -19,11 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.ma
 @pytest.fixture(scope="module")
 def plan_server(_template_db, tmp_path_factory):
     """uvicorn on a copy of the seeded DB plus a graded city and the scheduler's data directory."""
-    if _template_db is None:
-        pytest.skip("browser tests run on the SQLite template copy")
-    tmp_path = tmp_path_factory.mktemp("browser_plans")
-    shutil.copy(_template_db, tmp_path / "tiers.db")
-    database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    tmp_path, database_url = database_copy(_template_db, tmp_path_factory, "browser_plans")
     session = next(iter_session(database_url))
     store_graded_city(session)
     session.close()

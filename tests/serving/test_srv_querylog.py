@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from serving.db.models import QueryLogEntry
-from serving.services.querylog import check_chain, list_entries
+from serving.services.querylog import list_entries
+from serving.services.querylog_check import check_chain
 
 
 def test_every_read_is_logged_with_purpose_and_endpoint(client, auth, session, world):
@@ -25,6 +26,25 @@ def test_regulator_list_logs_each_subject_shown(client, auth, session):
     shown = {row["uscc"] for row in r.json()["items"]}
     logged = {e.uscc for e in list_entries(session, actor="reg_samr")[1]}
     assert shown and shown == logged
+
+
+def test_list_reads_log_their_route_template(client, auth, session, world):
+    # the endpoint of a logged list read is its route's template, as for a single subject's read
+    client.get("/api/v1/regulator/subjects", params={"purpose": "日常监管"}, headers=auth("reg_samr"))
+    client.post("/api/v1/regulator/grades/batch", json={"usccs": [world.ent1], "purpose": "批量核查"},
+                headers=auth("reg_samr"))
+    endpoints = {e.endpoint for e in list_entries(session, actor="reg_samr")[1]}
+    assert endpoints == {"GET /api/v1/regulator/subjects", "POST /api/v1/regulator/grades/batch"}
+
+
+def test_no_route_types_an_endpoint_for_the_query_log():
+    # the query log's endpoint comes from the route (serving.deps.ReadLog), never a typed string
+    from pathlib import Path
+
+    routes = Path(__file__).resolve().parents[2] / "serving" / "routes"
+    offenders = [p.name for p in routes.glob("*.py")
+                 if "append_entr" in (text := p.read_text(encoding="utf-8")) or "endpoint=" in text]
+    assert offenders == []
 
 
 def test_chain_detects_an_edited_entry(client, auth, session, world):
@@ -66,7 +86,7 @@ def test_personal_info_only_for_admin_and_logged_unmasked(client, auth, session,
     assert "张三丰" not in r.text and r.json()["legal_rep_name"] == "张**"
 
 
-def test_querylog_check_cli_reports_broken_link(database_url, client, auth, session, world, monkeypatch):
+def test_querylog_check_cli_reports_broken_link(database_url, settings, client, auth, session, world, monkeypatch):
     from typer.testing import CliRunner
 
     from serving.cli import admin  # noqa: F401  (registers the commands)
@@ -74,6 +94,7 @@ def test_querylog_check_cli_reports_broken_link(database_url, client, auth, sess
     from serving.settings import get_settings
 
     monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(settings.keys_dir))  # the service's keys
     get_settings.cache_clear()
     try:
         client.get(f"/api/v1/subjects/{world.ent1}", headers=auth("ent1"))
