@@ -189,7 +189,9 @@ def strict_policy(data: object) -> InspectionPolicy:
             names += list(data[group])
     bad = [n for n in names if not _is_text(n)]
     if bad:
-        raise PolicyError(f"{bad[0]!r}: names must be text of 1–{TEXT_MAX} characters without control characters")
+        raise PolicyError(
+            f"{bad[0]!r}: names must be text of 1–{TEXT_MAX} characters without control characters"
+        )
     try:
         return InspectionPolicy.model_validate(data, strict=True)
     except (ValidationError, PolicyError) as exc:
