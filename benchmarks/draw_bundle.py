@@ -125,6 +125,7 @@ def build_plans(n: int, rng: np.random.Generator):
         seed_commitment=seed_commitment(seed),
         policy_hash=policy_hash_v2(policy_json),
         salt_source="福彩3D 第2026325期开奖号码",
+        salt_pattern=r"\d \d \d",
         tasks=[
             TaskCommitment(
                 department="market",

@@ -15,17 +15,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from supervision.draw import PPM, STRATA
-from supervision.inspection_policy import canonical_json
+from supervision.inspection_policy import TEXT_MAX, TEXT_PATTERN, canonical_json
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-# Names and free text: 1–500 characters, no control characters (so canonical JSON only escapes
-# quotes, backslashes and non-ASCII).
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Names and free text: 1–500 characters, no control characters — C0, DEL and C1 (so canonical
+# JSON only escapes quotes, backslashes and non-ASCII, and no text hides an invisible control).
+Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX, pattern=TEXT_PATTERN)]
+# The embedded policy text: at most this many characters (a real policy is a few kB).
+POLICY_JSON_MAX = 100_000
 StratumName = Literal["A", "A_lead", "B", "C", "D"]
 
 COMMITMENT_FORMAT = "tiers-draw-v2/commitment"
@@ -55,12 +67,64 @@ def _real_date(value: str) -> str:
     return value
 
 
+# ASCII digits only (a regex \d would also take full-width and other Unicode digits).
 UtcTime = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"),
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"),
     AfterValidator(_real_time),
 ]
-IsoDate = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_real_date)]
+IsoDate = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_real_date)
+]
+
+# The salt's format (docs/draw-algorithm.md §16.1): a regular expression in a small grammar whose
+# meaning is the same in every regex engine (literals, \d, escaped metacharacters, [..] classes of
+# ASCII characters and ranges, {m} / {m,n} counts) — no alternation, no optional or unbounded
+# repetition, so a result has one spelling when the pattern is written for it.
+_LITERAL = r"[ !\"#%&',\-/0-9:;<=>@A-Z_`a-z~]"
+_CLASS_CHAR = r"[ !\"#%&',/0-9:;<=>@A-Z_`a-z~]"
+_UNIT = rf"(?:{_LITERAL}|\\d|\\[\\.^$|?*+()\[\]{{}}]|\[(?:{_CLASS_CHAR}-{_CLASS_CHAR}|{_CLASS_CHAR})+\])"
+SALT_PATTERN_GRAMMAR = re.compile(rf"(?:{_UNIT}(?:\{{[0-9]{{1,3}}(?:,[0-9]{{1,3}})?\}})?)+")
+SALT_PATTERN_MAX = 200
+
+
+def salt_pattern_problem(pattern: str) -> str | None:
+    """What makes ``pattern`` no salt pattern (§16.1), or None."""
+    if not 1 <= len(pattern) <= SALT_PATTERN_MAX or SALT_PATTERN_GRAMMAR.fullmatch(pattern) is None:
+        return (
+            f"salt_pattern {pattern!r} is outside the grammar of §16.1 (1–{SALT_PATTERN_MAX} characters: "
+            "literals, \\d, escaped metacharacters, [..] classes, {m} or {m,n})"
+        )
+    for low, high in re.findall(r"\{([0-9]+)(?:,([0-9]+))?\}", pattern):
+        if int(high or low) == 0 or int(low) > int(high or low):
+            return f"salt_pattern {pattern!r}: a count {{m}} or {{m,n}} needs m ≤ n and n ≥ 1"
+    for cls in re.findall(r"(?<!\\)\[([^\]]*)\]", pattern):
+        for low, high in re.findall(r"(.)-(.)", cls):
+            if low > high:
+                return f"salt_pattern {pattern!r}: the range {low}-{high} is empty"
+    return None
+
+
+def salt_matches(pattern: str, value: str) -> bool:
+    """The salt value is in canonical form: it matches the committed pattern in full (ASCII
+    semantics), so it is also NFKC-normal."""
+    return re.fullmatch(pattern, value, flags=re.ASCII) is not None
+
+
+def canonical_salt(value: str) -> str:
+    """How a typed-in salt is normalised before it is checked: NFKC (full-width digits and spaces
+    become ASCII) and surrounding white space removed. Verifiers never normalise."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def _salt_pattern(value: str) -> str:
+    problem = salt_pattern_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+SaltPattern = Annotated[str, AfterValidator(_salt_pattern)]
 
 
 def digest_of(document: BaseModel) -> str:
@@ -122,6 +186,9 @@ class DrawCommitmentV2(_Document):
     seed_commitment: Hex32 = Field(description="SHA-256 of the secret 32-byte seed")
     policy_hash: Hex32 = Field(description="SHA-256 of the policy JSON bytes embedded in the bundle")
     salt_source: Text = Field(description="where the public salt will come from, named before it exists")
+    salt_pattern: SaltPattern = Field(
+        description="the salt value's exact format: a full-match pattern (§16.1), e.g. \\d \\d \\d"
+    )
     tasks: list[TaskCommitment] = Field(min_length=1)
 
     def digest(self) -> str:
@@ -150,7 +217,9 @@ class PublicBundle(_Document):
 
     format: Literal["tiers-draw-v2/bundle"] = BUNDLE_FORMAT
     commitment: DrawCommitmentV2
-    policy_json: str = Field(description="the policy, exactly the bytes hashed into policy_hash")
+    policy_json: str = Field(
+        max_length=POLICY_JSON_MAX, description="the policy, exactly the bytes hashed into policy_hash"
+    )
     seed: Hex32 = Field(description="the revealed seed")
     salt: PublicSalt
     drawn_at: UtcTime
@@ -170,6 +239,12 @@ class OpeningTask(_Task):
     drawn_index: int | None = Field(ge=0, description="index in the drawn-set tree; None if not drawn")
     drawn_path: list[Hex32] = Field(description="audit path in the drawn-set tree; empty if not drawn")
 
+    @model_validator(mode="after")
+    def _no_path_without_place(self) -> OpeningTask:
+        if self.drawn_index is None and self.drawn_path:
+            raise ValueError("drawn_path must be empty when drawn_index is null (an undrawn subject)")
+        return self
+
 
 class SubjectOpening(_Document):
     """A subject's private opening for one plan: one entry per task whose pool held it."""
@@ -179,6 +254,14 @@ class SubjectOpening(_Document):
     commitment_digest: Hex32
     uscc: str = Field(min_length=18, max_length=18)
     tasks: list[OpeningTask] = Field(min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _each_task_once(cls, value: list[OpeningTask]) -> list[OpeningTask]:
+        keys = [(t.department, t.item) for t in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a task is listed twice; rule: one entry per task whose pool holds the subject")
+        return value
 
 
 class StratumOutcome(_Document):
@@ -201,7 +284,7 @@ class SealedDraw(_Document):
     to whoever also holds the bundle)."""
 
     commitment: DrawCommitmentV2
-    policy_json: str
+    policy_json: str = Field(max_length=POLICY_JSON_MAX)
     nonce_key: Hex32
     salt: PublicSalt
     drawn_at: UtcTime

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,9 @@ POLICY_DIR = Path(__file__).parent / "policies"
 IMPLIED_BEFORE_ADDED: dict[str, object] = {"lead_window_days": 365}
 
 Grade = Literal["A", "B", "C", "D"]
+# Text in tiers-draw-v2 documents and policies: 1–500 characters, no control character (C0, DEL, C1).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+TEXT_MAX = 500
 
 
 def canonical_json(data: object) -> str:
@@ -163,6 +167,35 @@ class InspectionPolicy(BaseModel):
                 if override.get(field) is None:
                     override.pop(field, None)
         return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= TEXT_MAX and re.fullmatch(TEXT_PATTERN, value) is not None
+
+
+def strict_policy(data: object) -> InspectionPolicy:
+    """A policy as ``tiers-draw-v2`` embeds it (docs/draw-algorithm.md §17): exactly the five
+    fields, ``defaults`` with every rule (nothing defaulted), names as text, and JSON types as
+    written (365.0 is no integer, "0.1" no number, 1 no boolean). Overrides may set any subset
+    of the rules, ``null`` meaning not set. Raises :class:`PolicyError` naming what is wrong."""
+    fields, rules = sorted(InspectionPolicy.model_fields), sorted(ItemRules.model_fields)
+    if not isinstance(data, dict) or sorted(data) != fields:
+        raise PolicyError(f"the policy must be an object with exactly the fields {fields}")
+    if not isinstance(data["defaults"], dict) or sorted(data["defaults"]) != rules:
+        raise PolicyError(f"defaults must hold exactly the rules {rules}; rule: nothing is defaulted")
+    names = [data["name"], data["version"]]
+    for group in ("departments", "items"):
+        if isinstance(data[group], dict):
+            names += list(data[group])
+    bad = [n for n in names if not _is_text(n)]
+    if bad:
+        raise PolicyError(
+            f"{bad[0]!r}: names must be text of 1–{TEXT_MAX} characters without control characters"
+        )
+    try:
+        return InspectionPolicy.model_validate(data, strict=True)
+    except (ValidationError, PolicyError) as exc:
+        raise PolicyError(f"policy: {exc}") from exc
 
 
 def load_policy(source: str | Path = "default") -> InspectionPolicy:

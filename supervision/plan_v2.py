@@ -3,10 +3,11 @@
 docs/draw-algorithm.md §12–§19. The service API (the CLI today; HTTP routes and pages next),
 one call per step, each a pure function of its arguments (times are passed in, never read):
 
-1. ``commit_v2(request, inputs, policy, seed=, nonce_key=, salt_source=, committed_at=)``
+1. ``commit_v2(request, inputs, policy, seed=, nonce_key=, salt_source=, salt_pattern=, committed_at=)``
    → :class:`DrawCommitmentV2`, published at once; the caller keeps seed and nonce key secret.
 2. ``accept_salt(commitment, value=, source=, known_at=, entered_at=, entered_by=)``
-   → :class:`PublicSalt`, refused unless it became known after the commitment.
+   → :class:`PublicSalt`, refused unless it became known after the commitment and, once NFKC-
+   normalised and trimmed, matches the committed ``salt_pattern`` in full.
 3. ``create_plan_v2(request, inputs, policy, seed=, nonce_key=, commitment=, salt=, drawn_at=)``
    → the full :class:`InspectionPlan` (``draw_v2`` set); refuses to run without the salt and
    unless the inputs reproduce the commitment.
@@ -39,7 +40,9 @@ from supervision.bundle import (
     SubjectOpening,
     TaskCommitment,
     TaskOutcome,
+    canonical_salt,
     parse_utc,
+    salt_matches,
     utc_text,
 )
 from supervision.draw import STRATA, STRATUM_CODE, k_for_stratum, seed_commitment
@@ -121,12 +124,14 @@ def commit_v2(
     seed: bytes,
     nonce_key: bytes,
     salt_source: str,
+    salt_pattern: str,
     committed_at: dt.datetime,
     feed: RatioFeed | None = None,
     prepared: PreparedPools | None = None,
 ) -> DrawCommitmentV2:
-    """What is published before the draw: seed hash, policy hash, where the salt will come from,
-    and per task the pool's Merkle root and per-stratum size, ratio and number to draw."""
+    """What is published before the draw: seed hash, policy hash, where the salt will come from
+    and the exact format its value will be written in (``salt_pattern``, §16.1), and per task the
+    pool's Merkle root and per-stratum size, ratio and number to draw."""
     if request.public_salt:
         raise PlanInputError(
             "public_salt is set in the task; rule: tiers-draw-v2 takes the salt after the commitment "
@@ -168,6 +173,7 @@ def commit_v2(
         seed_commitment=seed_commitment(seed),
         policy_hash=policy_hash_v2(policy.policy_json()),
         salt_source=salt_source,
+        salt_pattern=salt_pattern,
         tasks=tasks,
     )
 
@@ -201,12 +207,20 @@ def accept_salt(
     entered_at: dt.datetime,
     entered_by: str,
 ) -> PublicSalt:
-    """The public salt, once it exists; refused if its source is not the one the commitment named
-    or if it became known before the commitment was published."""
+    """The public salt, once it exists; refused if its source is not the one the commitment named,
+    if its value (NFKC-normalised, surrounding white space removed) does not match the committed
+    ``salt_pattern`` in full, or if it became known before the commitment was published. The
+    value is recorded in that canonical form, the only one verifiers accept."""
     if source != commitment.salt_source:
         raise DrawV2Error(
             f"salt source {source!r} is not the source named in the commitment ({commitment.salt_source!r}); "
             "rule: the salt comes from the source announced before the draw"
+        )
+    value = canonical_salt(value)
+    if not salt_matches(commitment.salt_pattern, value):
+        raise DrawV2Error(
+            f"salt value {value!r} is not written as the commitment fixed it (salt_pattern "
+            f"{commitment.salt_pattern!r}); rule: the salt has one spelling, named before the draw"
         )
     try:
         salt = PublicSalt(
@@ -268,6 +282,8 @@ def create_plan_v2(
         )
     drawn_at_text = utc_text(drawn_at)
     problem = salt_timeline_problem(commitment, salt, drawn_at_text)
+    if not salt_matches(commitment.salt_pattern, salt.value):
+        problem = f"salt value {salt.value!r} does not match the committed salt_pattern {commitment.salt_pattern!r}"
     if problem or salt.source != commitment.salt_source:
         raise DrawV2Error(
             problem or f"salt source {salt.source!r} ≠ the commitment's {commitment.salt_source!r}"

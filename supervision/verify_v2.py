@@ -25,6 +25,7 @@ from supervision.bundle import (
     PublicSalt,
     SubjectOpening,
     TaskCommitment,
+    salt_matches,
 )
 from supervision.draw import STRATA, STRATUM_CODE, DrawInputError, k_for_stratum, seed_commitment
 from supervision.draw_v2 import (
@@ -39,7 +40,7 @@ from supervision.draw_v2 import (
     stratum_offsets,
     task_digest,
 )
-from supervision.inspection_policy import InspectionPolicy, PolicyError, policy_from_dict
+from supervision.inspection_policy import InspectionPolicy, PolicyError, strict_policy
 from supervision.merkle import leaf_hash, verify_inclusion
 from supervision.plan import DrawCommitment, InspectionPlan, PlanVerification, VerificationCheck, verify_plan
 from supervision.plan_v2 import (
@@ -91,7 +92,7 @@ def _check_policy(check: _Checks, policy_json: str, commitment: DrawCommitmentV2
         "SHA-256 of the embedded policy bytes ≠ the committed policy_hash",
     )
     try:
-        policy = policy_from_dict(json.loads(policy_json))
+        policy = strict_policy(json.loads(policy_json))
     except (ValueError, PolicyError) as exc:
         check("policy", False, f"the embedded policy is not a valid policy: {exc}")
         return None
@@ -104,6 +105,11 @@ def _check_salt(check: _Checks, commitment: DrawCommitmentV2, salt: PublicSalt, 
         "salt_source",
         salt.source == commitment.salt_source,
         f"the salt came from {salt.source!r}, the commitment named {commitment.salt_source!r}",
+    )
+    check(
+        "salt_format",
+        salt_matches(commitment.salt_pattern, salt.value),
+        f"the salt value {salt.value!r} is not in the form the commitment fixed ({commitment.salt_pattern!r})",
     )
     problem = salt_timeline_problem(commitment, salt, drawn_at)
     check("salt_time", problem is None, problem or "")
@@ -123,7 +129,8 @@ def _check_counts(
     if policy is not None:
         expected = inspection_ratios(
             dict(zip(STRATA, sizes, strict=True)),
-            rules=policy.rules_for(task.department, task.item, key_item=task.key_item),
+            # the committed key_item is final: an override's key_item cannot change it (§17)
+            rules=policy.rules_for(task.department, task.item).model_copy(update={"key_item": task.key_item}),
             policy=policy,
             department=task.department,
             item=task.item,
@@ -322,10 +329,53 @@ def _first_bundle_difference(ours: PublicBundle, theirs: PublicBundle) -> str:
     return ""
 
 
+def _register_problem(td, built) -> str:
+    """How a plan task's pool differs from the pool the register gives (or "")."""
+    if built is None:
+        return "the register's task file has no such task"
+    ours = {u: (g, bool(lead)) for u, g, lead in td.pool}
+    theirs = {
+        u: (g, bool(lead))
+        for u, g, lead in zip(built["uscc"], built["grade"], built["lead"], strict=True)
+    }
+    left_out = sorted(set(theirs) - set(ours))
+    if left_out:
+        return f"{left_out[0]} is eligible by the register but not in the committed pool ({len(left_out)} left out)"
+    invented = sorted(set(ours) - set(theirs))
+    if invented:
+        return f"{invented[0]} is in the committed pool but not eligible by the register ({len(invented)} such)"
+    changed = sorted(u for u in ours if ours[u] != theirs[u])
+    if changed:
+        return f"{changed[0]}: grade/lead {ours[changed[0]]} in the plan, {theirs[changed[0]]} by the register"
+    return ""
+
+
+def _register_checks(check: _Checks, plan: InspectionPlan, policy: InspectionPolicy | None, register) -> None:
+    """``register K``: each task's pool is exactly the eligible pool rebuilt (§3, the project's
+    own pool rule) from the register — subjects, grades snapshot, items, leads — with the plan's
+    committed policy: no eligible subject left out, none invented, every grade and lead as given."""
+    from supervision.plan import prepare_pools
+
+    request, inputs = register
+    if policy is None:
+        check("register", False, "the plan's policy is not valid, so its pools cannot be rebuilt")
+        return
+    request = request.model_copy(
+        update={"as_of": dt.date.fromisoformat(plan.draw_v2.commitment.grades_as_of)}
+    )
+    prepared = prepare_pools(request, inputs, policy)
+    built = {p.task.key: p.pool for p in prepared.pools}
+    for td in plan.tasks:
+        key = f"{td.department}/{td.item}"
+        problem = _register_problem(td, built.get(key))
+        check(f"register {key}", not problem, problem)
+
+
 def verify_sealed_plan(
     plan: InspectionPlan,
     published: DrawCommitment | DrawCommitmentV2 | None = None,
     bundle: PublicBundle | None = None,
+    register=None,
 ) -> PlanVerification:
     """The auditor's check of a full v2 plan: everything the public and each subject can check,
     and the whole draw recomputed from the pools, grades and nonce key; optionally that a
@@ -446,6 +496,8 @@ def verify_sealed_plan(
     if bundle is not None:
         difference = _first_bundle_difference(publish_bundle(plan), bundle)
         check("bundle", not difference, difference)
+    if register is not None:
+        _register_checks(check, plan, policy, register)
     return check.result(plan.plan_id)
 
 
@@ -453,10 +505,17 @@ def audit_plan(
     plan: InspectionPlan,
     published: DrawCommitment | DrawCommitmentV2 | None = None,
     bundle: PublicBundle | None = None,
+    register=None,
 ) -> PlanVerification:
-    """The auditor's check of a full plan, whichever algorithm drew it (``tiers plan verify PLAN``)."""
+    """The auditor's check of a full plan, whichever algorithm drew it (``tiers plan verify PLAN``).
+
+    ``register``: ``(request, inputs)`` — a task (:class:`PlanCreate`) and the register it names
+    (subjects, grades snapshot, items, leads; :class:`PlanInputs`): v2 plans then also pass
+    ``register K`` only if every pool is exactly the eligible pool those inputs give."""
     if plan.draw_v2 is not None:
-        return verify_sealed_plan(plan, published, bundle)
+        return verify_sealed_plan(plan, published, bundle, register)
+    if register is not None:
+        raise ValueError(f"plan {plan.plan_id!r} was drawn with tiers-draw-v1: --register checks v2 plans")
     if bundle is not None:
         raise ValueError(f"plan {plan.plan_id!r} was drawn with tiers-draw-v1, which has no bundle")
     if isinstance(published, DrawCommitmentV2):

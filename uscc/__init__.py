@@ -4,7 +4,7 @@ A leaf package: it imports nothing of ours, so every package (ingestion in ``fea
 scheduler's boundary in ``supervision``) checks codes with the same rule.
 
 The rule: 18 characters of ``0-9A-HJ-NP-RTUWXY`` (upper case, as stored); position 1 the
-registering authority (a digit, or ``A``/``N``/``Y``); positions 2–8 digits (entity type and
+registering authority (``1``–``9``, ``A``, ``N`` or ``Y``: ``0`` is no authority); positions 2–8 digits (entity type and
 administrative division); positions 9–17 the organisation code; position 18 the check character.
 ``stdnum.cn.uscc.validate`` demands a digit in position 1 and so rejects valid codes of the
 authorities coded A (other), N (agriculture: farmers' co-operatives) and Y (other); for those we
@@ -27,6 +27,8 @@ __all__ = ["is_valid_uscc", "valid_uscc_mask"]
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _LETTER_AUTHORITIES = frozenset("ANY")
 _DIGITS = frozenset("0123456789")
+# GB 32100-2015 registration-authority codes (登记管理部门代码): 1–9 and A, N, Y. 0 is none.
+_AUTHORITIES = frozenset("123456789") | _LETTER_AUTHORITIES
 # GB 32100-2015 check-character weights: 3**i mod 31 for the 17 body positions (as in stdnum).
 _WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
 # Byte → alphabet value; -1 for bytes outside the alphabet (lower case included).
@@ -40,6 +42,8 @@ def is_valid_uscc(code: object) -> bool:
     # The alphabet first: stdnum's compact() maps full-width digits to ASCII and its checks let
     # other Unicode digits or a newline through (and then raise); a stored key must be plain ASCII.
     if not isinstance(code, str) or len(code) != 18 or any(c not in ALPHABET for c in code):
+        return False
+    if code[0] not in _AUTHORITIES:
         return False
     if code[0] in _LETTER_AUTHORITIES:
         if not all(c in _DIGITS for c in code[1:8]):
@@ -78,7 +82,7 @@ def _mask_of_distinct(values: pd.Series) -> np.ndarray:
     body = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(n, 18) if n else np.zeros((0, 18), np.uint8)
     value = _VALUE_OF_BYTE[body]
     in_alphabet = (value >= 0).all(axis=1)
-    authority = (value[:, 0] < 10) | np.isin(value[:, 0], _LETTER_AUTHORITY_VALUES)
+    authority = ((value[:, 0] >= 1) & (value[:, 0] < 10)) | np.isin(value[:, 0], _LETTER_AUTHORITY_VALUES)
     digits = ((value[:, 1:8] >= 0) & (value[:, 1:8] < 10)).all(axis=1)
     check = (31 - (value[:, :17] * _WEIGHTS).sum(axis=1) % 31) % 31
     return right_length & in_alphabet & authority & digits & (check == value[:, 17])

@@ -35,9 +35,15 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 HEX = re.compile(r"[0-9a-f]{64}")
-TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")  # ASCII digits
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+POLICY_JSON_MAX = 100_000
+# The salt pattern grammar (§16.1): literals, \d, escaped metacharacters, [..] classes, {m}/{m,n}.
+_LITERAL = r"[ !\"#%&',\-/0-9:;<=>@A-Z_`a-z~]"
+_CLASS_CHAR = r"[ !\"#%&',/0-9:;<=>@A-Z_`a-z~]"
+_UNIT = rf"(?:{_LITERAL}|\\d|\\[\\.^$|?*+()\[\]{{}}]|\[(?:{_CLASS_CHAR}-{_CLASS_CHAR}|{_CLASS_CHAR})+\])"
+SALT_PATTERN = re.compile(rf"(?:{_UNIT}(?:\{{[0-9]{{1,3}}(?:,[0-9]{{1,3}})?\}})?)+")
 
 
 def tag(name: str) -> bytes:
@@ -124,6 +130,21 @@ def _date(value, where: str) -> None:
         raise Malformed(f"{where}: not a real date") from None
 
 
+def _salt_pattern(value, where: str) -> str:
+    """A pattern of the grammar of §16.1, every count {m,n} with m ≤ n and n ≥ 1, every range a-b with a ≤ b."""
+    _need(
+        isinstance(value, str) and 1 <= len(value) <= 200 and SALT_PATTERN.fullmatch(value) is not None,
+        where,
+        "must be a salt pattern of §16.1 (literals, \\d, escaped metacharacters, [..] classes, {m}, {m,n})",
+    )
+    for low, high in re.findall(r"\{([0-9]+)(?:,([0-9]+))?\}", value):
+        _need(int(high or low) >= 1 and int(low) <= int(high or low), where, "a count needs m ≤ n and n ≥ 1")
+    for cls in re.findall(r"(?<!\\)\[([^\]]*)\]", value):
+        for low, high in re.findall(r"(.)-(.)", cls):
+            _need(low <= high, where, f"the range {low}-{high} is empty")
+    return value
+
+
 def _list(value, where: str) -> list:
     _need(isinstance(value, list), where, "must be a list")
     return value
@@ -143,6 +164,7 @@ def check_commitment(c, where: str = "commitment") -> dict:
             "seed_commitment",
             "policy_hash",
             "salt_source",
+            "salt_pattern",
             "tasks",
         ],
     )
@@ -154,6 +176,7 @@ def check_commitment(c, where: str = "commitment") -> dict:
     _hex(c["seed_commitment"], f"{where}.seed_commitment")
     _hex(c["policy_hash"], f"{where}.policy_hash")
     _text(c["salt_source"], f"{where}.salt_source")
+    _salt_pattern(c["salt_pattern"], f"{where}.salt_pattern")
     _need(len(_list(c["tasks"], f"{where}.tasks")) >= 1, f"{where}.tasks", "must list at least one task")
     for i, t in enumerate(c["tasks"]):
         at = f"{where}.tasks[{i}]"
@@ -190,7 +213,11 @@ def check_bundle(b) -> dict:
     _object(b, "bundle", ["format", "commitment", "policy_json", "seed", "salt", "drawn_at", "tasks"])
     _need(b["format"] == "tiers-draw-v2/bundle", "bundle", "format must be tiers-draw-v2/bundle")
     check_commitment(b["commitment"], "bundle.commitment")
-    _need(isinstance(b["policy_json"], str), "bundle.policy_json", "must be a string")
+    _need(
+        isinstance(b["policy_json"], str) and len(b["policy_json"]) <= POLICY_JSON_MAX,
+        "bundle.policy_json",
+        f"must be a string of at most {POLICY_JSON_MAX} characters",
+    )
     _hex(b["seed"], "bundle.seed")
     check_salt(b["salt"], "bundle.salt")
     _time(b["drawn_at"], "bundle.drawn_at")
@@ -250,6 +277,10 @@ def check_opening(o) -> dict:
             _hex(t["threshold"], f"{at}.threshold")
         if t["drawn_index"] is not None:
             _count(t["drawn_index"], f"{at}.drawn_index")
+        else:
+            _need(not t["drawn_path"], f"{at}.drawn_path", "must be empty when drawn_index is null")
+    keys = [(t["department"], t["item"]) for t in o["tasks"]]
+    _need(len(set(keys)) == len(keys), "opening.tasks", "a task is listed twice")
     return o
 
 
@@ -262,7 +293,11 @@ def check_plan(p) -> dict:
         p["draw_v2"], "plan.draw_v2", ["commitment", "policy_json", "nonce_key", "salt", "drawn_at", "tasks"]
     )
     check_commitment(d["commitment"], "plan.draw_v2.commitment")
-    _need(isinstance(d["policy_json"], str), "plan.draw_v2.policy_json", "must be a string")
+    _need(
+        isinstance(d["policy_json"], str) and len(d["policy_json"]) <= POLICY_JSON_MAX,
+        "plan.draw_v2.policy_json",
+        f"must be a string of at most {POLICY_JSON_MAX} characters",
+    )
     _hex(d["nonce_key"], "plan.draw_v2.nonce_key")
     check_salt(d["salt"], "plan.draw_v2.salt")
     _time(d["drawn_at"], "plan.draw_v2.drawn_at")
@@ -368,14 +403,14 @@ INTS = {
 BOOLS = ("a_no_visit_without_lead", "recuse_same_district", "key_item")
 CHOICES = {"ungraded_grade": GRADES, "publication_day_basis": ["working", "natural"]}
 RULES = [*FLOATS, *INTS, *BOOLS, *CHOICES, "grade_ratios"]
-DEFAULTED = {"a_no_visit_without_lead": True, "lead_window_days": 365, "key_item": False}
 
 
 def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _rule_problem(field: str, value) -> str | None:
+def _rule_problem(field: str, value, *, partial: bool = False) -> str | None:
+    """What is wrong with one rule's value (§17); ``partial``: an override's grade_ratios (any of A–D)."""
     if field in FLOATS:
         if not _number(value) or not 0 < value <= 1:
             return f"{field} = {value!r} must be a number in (0, 1]"
@@ -387,17 +422,20 @@ def _rule_problem(field: str, value) -> str | None:
         if not isinstance(value, bool):
             return f"{field} = {value!r} must be true or false"
     elif field in CHOICES:
-        if value not in CHOICES[field]:
+        if not isinstance(value, str) or value not in CHOICES[field]:
             return f"{field} = {value!r} must be one of {CHOICES[field]}"
-    elif field == "grade_ratios" and (
-        not isinstance(value, dict) or any(g not in GRADES or not _number(r) for g, r in value.items())
-    ):
-        return f"grade_ratios = {value!r} must map grades A–D to numbers"
+    elif field == "grade_ratios":
+        if not isinstance(value, dict) or any(g not in GRADES or not _number(r) for g, r in value.items()):
+            return f"grade_ratios = {value!r} must map grades A–D to numbers"
+        if not partial and sorted(value) != GRADES:
+            return f"grade_ratios = {value!r} must give each of A–D"
     return None
 
 
 def rules_for(policy: dict, department: str | None, item: str | None, key_item: bool) -> dict:
-    merged = {**DEFAULTED, **policy["defaults"], "key_item": key_item}
+    """defaults ← departments[d] ← items[t] (null = not set; grade_ratios merged grade by grade),
+    then key_item = the committed one (§17)."""
+    merged = dict(policy["defaults"])
     merged["grade_ratios"] = dict(merged["grade_ratios"])
     for layer in (policy["departments"].get(department or ""), policy["items"].get(item or "")):
         for field, value in (layer or {}).items():
@@ -407,17 +445,12 @@ def rules_for(policy: dict, department: str | None, item: str | None, key_item: 
                 merged["grade_ratios"].update(value)
             else:
                 merged[field] = value
+    merged["key_item"] = key_item
     return merged
 
 
 def _merged_problem(r: dict) -> str | None:
-    for field in RULES:
-        problem = _rule_problem(field, r[field])
-        if problem:
-            return problem
     ratios = r["grade_ratios"]
-    if any(g not in ratios for g in GRADES):
-        return f"grade_ratios lacks grades {[g for g in GRADES if g not in ratios]}"
     if any(not r["floor_ratio"] <= ratios[g] <= 1 for g in GRADES):
         return "every grade ratio must lie in [floor_ratio, 1]"
     if [ratios[g] for g in GRADES] != sorted(ratios[g] for g in GRADES):
@@ -429,29 +462,32 @@ def _merged_problem(r: dict) -> str | None:
     return None
 
 
+def _is_text(value) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 500 and not CONTROL.search(value)
+
+
 def policy_problem(policy) -> str | None:
-    """None if the policy is valid (§17), else what is wrong."""
-    if not isinstance(policy, dict) or set(policy) - {"name", "version", "defaults", "departments", "items"}:
-        return "the policy must be an object with name, version, defaults, departments, items"
-    if not all(isinstance(policy.get(f), str) and policy[f] for f in ("name", "version")):
-        return "name and version must be non-empty text"
-    policy.setdefault("departments", {})
-    policy.setdefault("items", {})
-    defaults = policy.get("defaults")
-    if (
-        not isinstance(defaults, dict)
-        or set(defaults) - set(RULES)
-        or set(RULES) - set(defaults) - set(DEFAULTED)
-    ):
+    """None if the policy is valid (§17), else what is wrong. Nothing is defaulted."""
+    fields = ["name", "version", "defaults", "departments", "items"]
+    if not isinstance(policy, dict) or sorted(policy) != sorted(fields):
+        return f"the policy must be an object with exactly the fields {fields}"
+    if not all(_is_text(policy[f]) for f in ("name", "version")):
+        return "name and version must be text (1–500 characters, no control characters)"
+    defaults = policy["defaults"]
+    if not isinstance(defaults, dict) or sorted(defaults) != sorted(RULES):
         return f"defaults must hold exactly the rules {RULES}"
+    for field, value in defaults.items():
+        problem = _rule_problem(field, value)
+        if problem:
+            return f"defaults: {problem}"
     for group in ("departments", "items"):
         if not isinstance(policy[group], dict):
             return f"{group} must be an object"
         for name, layer in policy[group].items():
-            if not isinstance(layer, dict) or set(layer) - set(RULES):
-                return f"{group}.{name} must hold only rules {RULES}"
+            if not _is_text(name) or not isinstance(layer, dict) or set(layer) - set(RULES):
+                return f"{group}.{name} must be named by text and hold only rules {RULES}"
             for field, value in layer.items():
-                problem = value is not None and _rule_problem(field, value)
+                problem = value is not None and _rule_problem(field, value, partial=True)
                 if problem:
                     return f"{group}.{name}: {problem}"
     for department in [None, *policy["departments"]]:
@@ -504,7 +540,8 @@ def effective_ppm(sizes: dict[str, int], rules: dict) -> dict[str, int]:
 def valid_uscc(code: str) -> bool:
     if not isinstance(code, str) or len(code) != 18 or any(c not in USCC_ALPHABET for c in code):
         return False
-    if not (code[0].isdigit() or code[0] in "ANY") or not all(c in "0123456789" for c in code[1:8]):
+    # first: a registration-authority code of GB 32100-2015 (1–9, A, N, Y; never 0)
+    if code[0] not in "123456789ANY" or not all(c in "0123456789" for c in code[1:8]):
         return False
     total = sum(USCC_ALPHABET.index(c) * pow(3, i, 31) for i, c in enumerate(code[:17]))
     return USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
@@ -578,6 +615,11 @@ def salt_checks(check: Checks, commitment: dict, salt: dict, drawn_at: str) -> N
         problem = f"draw at {drawn_at}, before the salt was entered at {salt['entered_at']}"
     else:
         problem = ""
+    check(
+        "salt_format",
+        re.fullmatch(commitment["salt_pattern"], salt["value"], flags=re.ASCII) is not None,
+        f"the salt value {salt['value']!r} is not in the form the commitment fixed",
+    )
     check("salt_time", not problem, problem)
 
 

@@ -119,6 +119,12 @@ def commit(
     salt_source: str | None = typer.Option(
         None, "--salt-source", help="v2: the public source the salt will come from, e.g. a named lottery draw"
     ),
+    salt_pattern: str | None = typer.Option(
+        None,
+        "--salt-pattern",
+        help="v2: the salt value's exact format, a full-match pattern (docs §16.1), e.g. '\\d \\d \\d' "
+        "for a 3-digit lottery result written with single spaces",
+    ),
     out: Path | None = typer.Option(None, "--out", help="v2: write the commitment to publish to this file"),
     seed_out: Path | None = typer.Option(None, "--seed-out", help="v1: where to keep the secret seed"),
     ratio_feed_url: str | None = typer.Option(
@@ -138,10 +144,11 @@ def commit(
     from supervision.plan_v2 import DrawV2Error, commit_v2
     from supervision.ratios import HttpRatioFeed
 
-    if secret_out is None or not salt_source:
+    if secret_out is None or not salt_source or not salt_pattern:
         fail(
-            "tiers-draw-v2 (the default) commit needs --secret-out FILE and --salt-source TEXT (where the "
-            "public salt will come from); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
+            "tiers-draw-v2 (the default) commit needs --secret-out FILE, --salt-source TEXT (where the "
+            "public salt will come from) and --salt-pattern PATTERN (how its value is written); "
+            "for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
         )
     seed, nonce_key = _seed(task, None), new_nonce_key()
     feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
@@ -153,6 +160,7 @@ def commit(
             seed=seed,
             nonce_key=nonce_key,
             salt_source=salt_source,
+            salt_pattern=salt_pattern,
             committed_at=_now(),
             feed=feed,
         )
@@ -375,6 +383,12 @@ def verify(
     bundle_path: Path | None = typer.Option(
         None, "--bundle", help="auditors: also check that this published bundle is the plan's"
     ),
+    register_path: Path | None = typer.Option(
+        None,
+        "--register",
+        help="auditors: a task file naming the register (subjects, grades snapshot, items, leads) the "
+        "pools must be rebuilt from: no eligible subject left out, none invented",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """MATCH (exit 0) or MISMATCH and the first difference (exit 1).
@@ -392,8 +406,8 @@ def verify(
     if kind == BUNDLE_FORMAT:
         from supervision.verify_v2 import verify_bundle, verify_opening
 
-        if bundle_path is not None:
-            fail("--bundle compares a full plan with a bundle; give the plan as the argument")
+        if bundle_path is not None or register_path is not None:
+            fail("--bundle and --register check a full plan; give the plan as the argument")
         bundle = _document(path, PublicBundle, "bundle")
         if subject is not None:
             proof = _document(opening_path, SubjectOpening, "opening")
@@ -409,7 +423,13 @@ def verify(
         if bundle_path is not None and plan.draw_v2 is None:
             fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
         bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
-        result = audit_plan(plan, published, bundle)
+        register = None
+        if register_path is not None:
+            if plan.draw_v2 is None:
+                fail("--register: this is a tiers-draw-v1 plan; the register check covers tiers-draw-v2")
+            register_task, register_inputs, _ = _load(register_path)
+            register = (register_task, register_inputs)
+        result = audit_plan(plan, published, bundle, register)
     if as_json:
         typer.echo(result.model_dump_json())
     else:

@@ -107,6 +107,19 @@ class PlanCommitIn(PlanCreateIn):
     salt_source: Text = Field(default=plan_service.TYPED_SALT_SOURCE, description=(
         "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
         "typed in by a second regulator of the department"))
+    salt_pattern: str | None = Field(default=None, max_length=200, description=(
+        "the salt's exact format, committed with it (docs/draw-algorithm.md §16.1), e.g. `\\d \\d \\d` for three "
+        "digits separated by spaces; required for a named source, any printable text for a typed salt"))
+
+    @model_validator(mode="after")
+    def _named_source_commits_its_format(self) -> PlanCommitIn:
+        from supervision.bundle import salt_pattern_problem
+
+        if self.salt_pattern is None and self.salt_source != plan_service.TYPED_SALT_SOURCE:
+            raise ValueError("指定公开来源时须同时给出其格式（salt_pattern）；a named salt source needs its salt_pattern")
+        if self.salt_pattern is not None and (problem := salt_pattern_problem(self.salt_pattern)):
+            raise ValueError(f"公开随机数格式不符合规则：{problem}")
+        return self
 
 
 class SaltIn(BaseModel):
@@ -285,7 +298,7 @@ def _checked_inputs(session: Session, settings, principal: Principal, body: Plan
     """The checks every new plan passes (departments, rate, unique id) and its draw inputs."""
     _check_departments(principal, body)
     plan_service.check_plan_rate(session, principal, settings.plans_per_hour)
-    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source"}))
+    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source", "salt_pattern"}))
     pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
     existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
     if existing is not None:
@@ -314,6 +327,7 @@ def _commit_v2(session: Session, settings, principal: Principal, body: PlanCommi
     request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
     return plan_service.commit_v2_plan(session, request, inputs, body.policy, department=principal.department or "",
                                        created_by=principal.username, salt_source=body.salt_source,
+                                       salt_pattern=body.salt_pattern or plan_service.TYPED_SALT_PATTERN,
                                        pool_filter=pool_filter, created_on=today)
 
 
@@ -564,7 +578,8 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      district_codes: Annotated[str, Form(max_length=400)] = "",
-                     salt_source: Annotated[str, Form(max_length=500)] = "") -> Response:
+                     salt_source: Annotated[str, Form(max_length=500)] = "",
+                     salt_pattern: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt."""
     require_page_csrf(settings, principal, csrf_token_)
     districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
@@ -573,7 +588,8 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
             "plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
             "tasks": [{"department": principal.department, "item": i} for i in items],
             "pool_filter": {"district_codes": districts} if districts else None,
-            **({"salt_source": salt_source.strip()} if salt_source.strip() else {})})
+            **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
+            **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
     plan_row, _ = _commit_v2(session, settings, principal, body, today)

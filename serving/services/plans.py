@@ -558,6 +558,9 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
 
 V2_SECRET, V2_SNAPSHOT = "v2_secret", "v2_snapshot"
 TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
+# A typed salt is chosen by the second person, so its spelling gives the office no choice it does not
+# already have: any printable ASCII, bounded. A named public source must commit its exact format.
+TYPED_SALT_PATTERN = "[ -~]{1,64}"
 
 
 def is_v2(draw: Draw) -> bool:
@@ -591,7 +594,7 @@ def _prepared_from_snapshot(snapshot: Mapping[str, Any], policy: InspectionPolic
 
 
 def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy_name: str, *,
-                   department: str, created_by: str, salt_source: str,
+                   department: str, created_by: str, salt_source: str, salt_pattern: str = TYPED_SALT_PATTERN,
                    pool_filter: Mapping[str, Any] | None = None, created_on: dt.date | None = None,
                    now: dt.datetime | None = None) -> tuple[Plan, Draw]:
     """Fix and store a v2 commitment (public at once); the seed and nonce key are drawn here and
@@ -607,7 +610,7 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
     with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
         prepared = prepare_pools(request, inputs, policy)
         commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
-                               committed_at=committed_at, prepared=prepared)
+                               salt_pattern=salt_pattern, committed_at=committed_at, prepared=prepared)
         plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
                         payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
                                  "policy": policy_name, "pool_filter": dict(pool_filter or {}),

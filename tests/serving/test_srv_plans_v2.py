@@ -21,7 +21,7 @@ SOURCE = "福彩3D 第2026325期"
 
 
 def commit(client, auth, user="reg_samr", **kw) -> dict:
-    body = {**_task(items=("SAMR-03", "SAMR-02")), "salt_source": SOURCE, **kw}
+    body = {**_task(items=("SAMR-03", "SAMR-02")), "salt_source": SOURCE, "salt_pattern": r"\d \d \d", **kw}
     r = client.post("/api/v1/plans/v2", json=body, headers=auth(user))
     assert r.status_code == 201, r.text
     return r.json()

@@ -22,6 +22,7 @@ from supervision.plan_v2 import accept_salt, commit_v2, create_plan_v2, publish_
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # commitments published
 SALT_SOURCE = "福彩3D 第2026325期开奖号码"
+SALT_PATTERN = r"\d \d \d"  # three digits, one space between
 
 
 def usccs(n: int) -> list[str]:
@@ -83,11 +84,19 @@ def draw_v2(
     seed: bytes = bytes(range(32)),
     nonce_key: bytes = bytes(range(32, 64)),
     salt_value: str = "5 8 1",
+    salt_pattern: str = SALT_PATTERN,
 ):
     """(commitment, salt, plan): committed at T0, salt known 13 h 15 later, entered at 13 h 30,
     drawn at 14 h."""
     commitment = commit_v2(
-        request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=SALT_SOURCE, committed_at=T0
+        request,
+        inputs,
+        policy,
+        seed=seed,
+        nonce_key=nonce_key,
+        salt_source=SALT_SOURCE,
+        salt_pattern=salt_pattern,
+        committed_at=T0,
     )
     salt = accept_salt(
         commitment,

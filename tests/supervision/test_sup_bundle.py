@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from sup_v2_fixtures import (
+    SALT_PATTERN,
     SALT_SOURCE,
     T0,
     draw_v2,
@@ -183,7 +184,14 @@ def _committed(task_file: Path):
     inputs, policy = load_plan_inputs(task, task_file.parent), resolve_policy(task, task_file.parent)
     seed, nonce_key = bytes(range(32)), bytes(32)
     commitment = commit_v2(
-        task, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=SALT_SOURCE, committed_at=T0
+        task,
+        inputs,
+        policy,
+        seed=seed,
+        nonce_key=nonce_key,
+        salt_source=SALT_SOURCE,
+        salt_pattern=SALT_PATTERN,
+        committed_at=T0,
     )
     return task, inputs, policy, seed, nonce_key, commitment, SALT_SOURCE, T0
 
@@ -243,7 +251,7 @@ def test_draw_refuses_inputs_or_secrets_other_than_committed(task_file: Path, ci
     task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file)
     hour = dt.timedelta(hours=1)
     salt = accept_salt(
-        commitment, value="9", source=source, known_at=t0 + hour, entered_at=t0 + hour, entered_by="x"
+        commitment, value="9 9 9", source=source, known_at=t0 + hour, entered_at=t0 + hour, entered_by="x"
     )
     args = {"commitment": commitment, "salt": salt, "drawn_at": t0 + 2 * hour}
     with pytest.raises(DrawV2Error, match="seed"):
@@ -314,20 +322,26 @@ def test_tampered_bundles_fail_naming_what_is_wrong(v2_plan) -> None:
 
 
 def tiny_example() -> dict:
-    """A seven-subject, one-task plan with fixed secrets and times: every intermediate value."""
+    """A seven-subject plan with fixed secrets and times: every intermediate value of its key item
+    MKT-01 (stratum C empty, so k = 0 and a seal over nothing; two D subjects both drawn, so their
+    drawn-set paths are not empty), and a general item MKT-02 on the same pool, whose ratios the
+    general-item cap brings down to the floor."""
     from supervision.draw_v2 import blind, drawn_digest, nonces, salt_digest, selection_keys, task_digest
     from supervision.plan_v2 import pool_frame, task_pool_leaves
 
     codes = usccs(7)
     inputs = small_inputs(
-        codes, ["A", "B", "A", "C", "B", "D", "A"], [codes[6]], [("market", "MKT-01", True)]
+        codes,
+        ["A", "B", "A", "D", "B", "D", "A"],
+        [codes[6]],
+        [("market", "MKT-01", True), ("market", "MKT-02", False)],
     )
     request = PlanCreate(
         plan_id="P-2026-12",
         period_start=dt.date(2026, 12, 1),
         period_end=dt.date(2026, 12, 31),
         as_of=dt.date(2026, 9, 30),
-        tasks=[TaskItem(department="market", item="MKT-01")],
+        tasks=[TaskItem(department="market", item="MKT-01"), TaskItem(department="market", item="MKT-02")],
     )
     seed, nonce_key = bytes(range(32)), bytes(range(32, 64))
     commitment, salt, plan = draw_v2(request, inputs, load_policy("default"), seed=seed, nonce_key=nonce_key)
@@ -421,6 +435,15 @@ def test_worked_example_matches_the_published_vectors() -> None:
         by_stratum.setdefault(s["stratum"], []).append(s["drawn"])
     assert sorted(by_stratum["A"]) == [False, True] and sorted(by_stratum["B"]) == [False, True]
     assert by_stratum["A_lead"] == [True]
+    # …an empty stratum (k = 0, sealed all the same), drawn-set paths, and the general-item cap
+    key_task, general = expected["commitment"]["tasks"]
+    assert [s["pool_size"] for s in key_task["strata"]] == [2, 1, 2, 0, 2]
+    assert key_task["strata"][3]["draw"] == 0 and expected["strata"][3]["threshold"] is None
+    assert set(expected["bundle"]["tasks"][0]["seals"]) == set(STRATA)
+    assert any(t["drawn_path"] for o in expected["openings"].values() for t in o["tasks"])
+    assert not general["key_item"]
+    assert [s["ratio_ppm"] for s in general["strata"]] == [10_000] * 5  # capped to the floor
+    assert [s["ratio_ppm"] for s in key_task["strata"]][4] == 1_000_000
 
 
 if __name__ == "__main__":  # regenerate docs/draw-v2-vectors.json

@@ -69,7 +69,13 @@ def cities(draw):
 def test_bundle_plus_openings_give_the_plans_selection_and_no_grade(city, policy, secrets) -> None:
     request, inputs = city
     commitment, _, plan = draw_v2(
-        request, inputs, policy, seed=secrets[:32], nonce_key=secrets[32:], salt_value=secrets.hex()[:12]
+        request,
+        inputs,
+        policy,
+        seed=secrets[:32],
+        nonce_key=secrets[32:],
+        salt_value=secrets.hex()[:12],
+        salt_pattern=r"[0-9a-f]{12}",
     )
     bundle = publish_bundle(plan)
     assert verify_bundle(bundle, commitment).match

@@ -218,6 +218,8 @@ def test_v2_commit_salt_create_publish_open_verify(task_file: Path, tmp_path: Pa
             f["secrets.json"],
             "--salt-source",
             source,
+            "--salt-pattern",
+            r"\d \d \d",
             "--out",
             f["c.json"],
             "--json",

@@ -43,7 +43,8 @@ def test_the_example_task_commits_draws_and_verifies(tmp_path: Path) -> None:
 
     source = "福彩3D 第2026325期"
     committed = tiers("plan", "commit", "--task", task, "--secret-out", var / "secrets.json",
-                      "--salt-source", source, "--out", var / "commitment.json", "--json")
+                      "--salt-source", source, "--salt-pattern", r"\d \d \d", "--out", var / "commitment.json",
+                      "--json")
     assert committed.exit_code == 0, committed.output
     salted = tiers("plan", "salt", "--commitment", var / "commitment.json", "--value", "5 8 1", "--source", source,
                    "--entered-by", "李四", "--out", var / "salt.json")
