@@ -176,8 +176,9 @@ class SubjectGradeRow(BaseModel):
 
 
 class SubjectPage(BaseModel):
-    total: int
+    total: int = Field(description="covered subjects under the filters (counted on the first page)")
     items: list[SubjectGradeRow]
+    next: str | None = Field(default=None, description="cursor of the next page (pass as `after`); none on the last")
 
 
 # --- objections and repairs -------------------------------------------------------------

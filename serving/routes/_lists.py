@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from fastapi import Query
 from sqlalchemy.orm import Session
 
+from serving.errors import InvalidInput
 from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal
 from serving.services.grades import covered_subjects
 from serving.services.querylog import append_entries
+from serving.services.subject_lists import ListFilter, subject_page
+from serving.validation import NoControlChars
+
+# the list's query parameters, declared once for both routers
+GradeQuery = Literal["A", "B", "C", "D"] | None
+DistrictQuery = Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="district code (6 digits)")]
+IndustryQuery = Annotated[str | None, Query(pattern=r"^[A-T]$", description="GB/T 4754 section")]
+SearchQuery = Annotated[str | None, Query(min_length=1, max_length=60, description="USCC prefix or name prefix"),
+                        NoControlChars]
+AfterQuery = Annotated[str | None, Query(max_length=400, description="the `next` cursor of the previous page")]
 
 
 def logged_subject_page(session: Session, principal: Principal, purpose: str, endpoint: str, *,
-                        grade: str | None, offset: int, limit: int) -> SubjectPage:
-    """A page of covered subjects; each subject whose grade is shown is a logged read."""
-    total, rows = covered_subjects(session, principal, grade=grade, offset=offset, limit=limit)
+                        grade: str | None, offset: int, limit: int, district: str | None = None,
+                        industry: str | None = None, search: str | None = None,
+                        after: str | None = None) -> SubjectPage:
+    """A page of covered subjects; each subject whose grade is shown is a logged read. Paged by key
+    (``after``: every page costs the same); ``offset`` is kept for the existing clients and reads
+    the rows before it."""
+    filters = ListFilter(grade=grade, district=district, industry=industry, search=search)
+    if offset:
+        if after or filters != ListFilter(grade=grade):
+            raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",
+                               field="offset")
+        total, rows, cursor = *covered_subjects(session, principal, grade=grade, offset=offset, limit=limit), None
+    else:
+        page = subject_page(session, principal, filters, after=after, limit=limit)
+        total, rows, cursor = page.total, page.rows, page.next
     append_entries(session, principal=principal, purpose=purpose, endpoint=endpoint,
                    reads=[(subject.uscc, "allowed") for subject, _grade in rows])
     items = [SubjectGradeRow(uscc=s.uscc, name=s.name, industry=s.industry, district_name=s.district_name,
                              grade=g.grade if g else None, score=g.score if g else None,
                              as_of=g.as_of if g else None, stale=g.stale if g else None) for s, g in rows]
-    return SubjectPage(total=total, items=items)
+    return SubjectPage(total=total, items=items, next=cursor)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from serving.deps import RegraderDep, SessionDep, TodayDep, require_role
 from serving.errors import (
     AlreadyDecided,
+    InvalidInput,
     ModelUnavailable,
     NotAllowed,
     NotAuthenticated,
@@ -18,7 +19,14 @@ from serving.errors import (
     error_responses,
 )
 from serving.presenters import grade_out, objection_out
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import (
+    AfterQuery,
+    DistrictQuery,
+    GradeQuery,
+    IndustryQuery,
+    SearchQuery,
+    logged_subject_page,
+)
 from serving.schemas import (
     DecisionIn,
     GradeBatchIn,
@@ -54,15 +62,17 @@ def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep) 
                          unavailable=[u for u in wanted if u not in found])
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS))
+@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS, InvalidInput))
 def list_subjects(principal: Regulator, session: SessionDep,
                   purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: Literal["A", "B", "C", "D"] | None = None,
+                  grade: GradeQuery = None, district: DistrictQuery = None, industry: IndustryQuery = None,
+                  search: SearchQuery = None, after: AfterQuery = None,
                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
     """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
     return logged_subject_page(session, principal, purpose, "GET /api/v1/regulator/subjects",
-                               grade=grade, offset=offset, limit=limit)
+                               grade=grade, offset=offset, limit=limit, district=district, industry=industry,
+                               search=search, after=after)
 
 
 @router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*_ERRORS))

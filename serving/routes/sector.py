@@ -9,7 +9,7 @@ general model read-only and their own section's model, admins see all) and ``pag
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -27,7 +27,14 @@ from serving.errors import (
 from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import (
+    AfterQuery,
+    DistrictQuery,
+    GradeQuery,
+    IndustryQuery,
+    SearchQuery,
+    logged_subject_page,
+)
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal
 from serving.services import grades
@@ -47,14 +54,17 @@ ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registe
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered version number")]
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses(NotAuthenticated, NotAllowed))
+@router.get("/subjects", response_model=SubjectPage,
+            responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput))
 def list_subjects(principal: Sector, session: SessionDep,
                   purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: Literal["A", "B", "C", "D"] | None = None,
+                  grade: GradeQuery = None, district: DistrictQuery = None, industry: IndustryQuery = None,
+                  search: SearchQuery = None, after: AfterQuery = None,
                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
     return logged_subject_page(session, principal, purpose, "GET /api/v1/sector/subjects",
-                               grade=grade, offset=offset, limit=limit)
+                               grade=grade, offset=offset, limit=limit, district=district, industry=industry,
+                               search=search, after=after)
 
 
 @router.get("/models", response_model=list[ModelUseOut], responses=error_responses(NotAuthenticated, NotAllowed))
