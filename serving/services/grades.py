@@ -78,15 +78,39 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
             ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
 
 
-def refresh_subject_columns(source: Session | Connection, usccs: Iterable[str]) -> None:
-    """Copy the subjects' industry and district into their current grades (after they changed)."""
+def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, str, str, float]]) -> None:
+    """Make grades just stored the current ones where they are latest: ``rows`` are (uscc, as_of,
+    model_version, grade, score) of grades whose ``created_at`` is now. Stored now, such a grade is
+    later than every stored grade of its subject, so by the rule of ``refresh_current`` it is the
+    current one exactly when its as_of is not before the current one's (of several rows of a
+    subject, the last of the latest as_of, as it got the highest id). One upsert per row
+    (``executemany``), for bulk loads, where looking each subject up costs more than the load."""
+    latest: dict[str, tuple[str, dt.date, str, str, float]] = {}
+    for row in rows:
+        held = latest.get(row[0])
+        if held is None or row[1] >= held[1]:
+            latest[row[0]] = row
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
+        f"SELECT {mark}, {mark}, {mark}, {mark}, {mark}, industry, district_code FROM subjects WHERE uscc = {mark} "
+        "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
+        "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of",
+        [(*row[:1], _date_param(connection, row[1]), *row[2:], row[0]) for row in latest.values()])
+
+
+def _date_param(connection: Connection, day: dt.date) -> Any:
+    return day.isoformat() if connection.dialect.name == "sqlite" else day  # how SQLite's Date stores it
+
+
+def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
+    """Copy subjects' (uscc, industry, district_code) into their current grades (after they changed)."""
     connection = connection_of(source)
-    wanted = sorted(set(usccs))
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        connection.execute(update(_C).where(_C.c.uscc.in_(chunk)).values(
-            industry=select(_S.c.industry).where(_S.c.uscc == _C.c.uscc).scalar_subquery(),
-            district_code=select(_S.c.district_code).where(_S.c.uscc == _C.c.uscc).scalar_subquery()))
+    rows = [(industry, district, uscc) for uscc, industry, district in subjects]
+    if rows:
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(f"UPDATE current_grades SET industry = {mark}, district_code = {mark} "
+                                   f"WHERE uscc = {mark}", rows)
 
 
 def mark_grades_stale(session: Session, uscc: str, reason: str) -> None:

@@ -5,14 +5,19 @@ from its last checkpoint."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
+import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from serving.db.models import CurrentGrade, Grade, Subject
+from serving.db.session import engine_for
 from serving.security import Principal
+from serving.services.bulk import load_grades, load_subjects
 from serving.services.grades import (
     covered_subjects,
     latest_grade_values,
@@ -123,3 +128,47 @@ def test_key_pages_cover_every_subject_exactly_once_under_filters(session, world
         _n, offset_rows = covered_subjects(session, ADMIN, grade=grade, limit=10_000)
         in_order = [s.uscc for s, _g in offset_rows if s.uscc in wanted]
         assert seen == in_order
+
+
+def _grade_frame(codes: list[str], as_of: str, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    reasons = json.dumps([{"code": "penalties_24m", "label_zh": "近24个月行政处罚", "contribution": -12.5,
+                           "value": 2, "record_ids": ["R1"]}], ensure_ascii=False)
+    return pd.DataFrame({"uscc": codes, "as_of": as_of, "score": rng.normal(650, 50, len(codes)).round(1),
+                         "grade": rng.choice(list("ABCD"), len(codes)), "probability": rng.random(len(codes)),
+                         "model_version": "general-v3", "profile_hash": "p2" + "0" * 62, "reasons": reasons,
+                         "what_if": "[]"})
+
+
+def test_a_bulk_load_interrupted_resumes_without_duplicates_and_rejects_with_reasons(session, database_url):
+    codes = _codes(250, start=40_000)
+    engine = engine_for(database_url)
+    subjects = pd.DataFrame({"uscc": codes, "name": [f"企业{i}" for i in range(250)], "industry": "C",
+                             "district_code": "320102", "registered_on": "2015-01-01"})
+    assert load_subjects(engine, [subjects], load_id="subjects-1").stored == 250
+    frame = _grade_frame(codes, "2026-09-30", seed=1)
+    frame.loc[7, "grade"] = "E"  # rejected: not a grade letter
+    frame.loc[8, "reasons"] = "[{not json"  # rejected: not JSON
+    frame.loc[9, "uscc"] = codes[9][:-1] + ("0" if codes[9][-1] != "0" else "1")  # rejected: check character
+    batches = [frame.iloc[i:i + 40] for i in range(0, 250, 40)]
+
+    def interrupted():
+        yield from batches[:3]
+        raise KeyboardInterrupt  # the operator stops the load after three batches
+
+    with pytest.raises(KeyboardInterrupt):
+        load_grades(engine, interrupted(), load_id="grades-2026-09")
+    assert session.scalar(select(func.count()).select_from(Grade).where(Grade.uscc.in_(codes))) == 120 - 3
+    quarantined: list[pd.DataFrame] = []
+    report = load_grades(engine, batches, load_id="grades-2026-09", quarantine=quarantined.append)
+    assert report.resumed_from == 120 and report.read == 130 and report.stored == 130 and report.rejected == 0
+    stored = session.scalars(select(Grade.uscc).where(Grade.uscc.in_(codes))).all()
+    assert len(stored) == len(set(stored)) == 247  # every row once, the three rejected ones never
+    first = load_grades(engine, [frame.iloc[:40]], load_id="grades-2026-09-again", quarantine=quarantined.append)
+    assert first.rejected == 3 and set(first.reasons) == {"grade", "reasons", "uscc"}
+    assert sorted(pd.concat(quarantined)["uscc"].str[:17]) == sorted(c[:17] for c in codes[7:10])
+    # the current grades agree with the rule of the row-by-row path
+    assert {c.uscc: c.score for c in session.scalars(select(CurrentGrade).where(CurrentGrade.uscc.in_(codes)))} == \
+        {u: v[3] for u, v in _window_latest(session).items() if u in codes}
+    again = load_grades(engine, batches, load_id="grades-2026-09")  # finished: nothing written twice
+    assert again.stored == 0 and again.resumed_from == 250
