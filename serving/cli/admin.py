@@ -67,6 +67,9 @@ def querylog_check(
                                                          "instead of the service's own"),
     public_key: Path | None = typer.Option(None, help="the PEM public key to verify those checkpoints with "
                                                        "(`tiers querylog public-key`)"),
+    incremental: bool = typer.Option(False, "--incremental", help="only the entries from the latest checkpoint on "
+                                     "(the earlier ones are vouched for by its signature; run the full check too, "
+                                     "less often)"),
 ) -> None:
     """Verify the query log: every entry's MAC, the chain, the head and the signed checkpoints;
     exit 1 and name every break (deleted tail, truncated, missing head, rewritten row, replaced)."""
@@ -77,7 +80,7 @@ def querylog_check(
     key = load_public_key(public_key.read_bytes()) if public_key else None
     session = _log_session(settings)
     try:
-        result = check_chain(session, checkpoint_file=checkpoints, public_key=key)
+        result = check_chain(session, checkpoint_file=checkpoints, public_key=key, incremental=incremental)
     finally:
         session.close()
     if as_json:
@@ -85,8 +88,9 @@ def querylog_check(
     elif result.ok:
         anchored = (f"; latest checkpoint: entry {result.checkpoint.seq} at {result.checkpoint.at}"
                     if result.checkpoint else "; no checkpoint yet")
-        typer.echo(f"query log intact: {result.entries} entries ({result.legacy_entries} from before the keyed "
-                   f"chain){anchored}")
+        walked = f" from entry {result.checked_from}" if result.checked_from > 1 else ""
+        typer.echo(f"query log intact: {result.entries} entries{walked} ({result.legacy_entries} from before the "
+                   f"keyed chain){anchored}")
     else:
         for found in result.breaks:
             where = f" at entry {found.seq}" if found.seq is not None else ""
