@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,3 +270,21 @@ def _sqlite_binders(conn: Connection, table: str, columns: tuple[str, ...]) -> l
         column = Base.metadata.tables[table].c[name]
         out.append(None if name in _JSON_FIELDS else column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
     return out
+
+
+def frames_of(path: Path, batch_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+    """A Parquet or CSV file as frames of ``batch_rows`` rows, read as they are loaded (the same
+    frames on every run, so a load resumes at the right row)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, chunksize=batch_rows, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def load_id_of(kind: str, path: Path) -> str:
+    """A load's default id: the file's name, size and modification time (the same file resumes)."""
+    stat = path.stat()
+    return f"{kind}:{path.name}:{stat.st_size}:{stat.st_mtime_ns}"[:80]

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
@@ -90,13 +90,15 @@ def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, s
         held = latest.get(row[0])
         if held is None or row[1] >= held[1]:
             latest[row[0]] = row
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    connection.exec_driver_sql(
-        "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
-        f"SELECT {mark}, {mark}, {mark}, {mark}, {mark}, industry, district_code FROM subjects WHERE uscc = {mark} "
-        "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
-        "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of",
-        [(*row[:1], _date_param(connection, row[1]), *row[2:], row[0]) for row in latest.values()])
+    connection.execute(_ADVANCE, [dict(uscc=u, as_of=_date_param(connection, d), model_version=m, grade=g, score=x)
+                                  for u, d, m, g, x in latest.values()])
+
+
+_ADVANCE = text(
+    "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
+    "SELECT :uscc, :as_of, :model_version, :grade, :score, industry, district_code FROM subjects WHERE uscc = :uscc "
+    "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
+    "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of")
 
 
 def _date_param(connection: Connection, day: dt.date) -> Any:
@@ -108,9 +110,25 @@ def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tup
     connection = connection_of(source)
     rows = [(industry, district, uscc) for uscc, industry, district in subjects]
     if rows:
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(f"UPDATE current_grades SET industry = {mark}, district_code = {mark} "
-                                   f"WHERE uscc = {mark}", rows)
+        connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
+            industry=bindparam("industry"), district_code=bindparam("district")),
+            [dict(industry=i, district=d, key=u) for i, d, u in rows])
+
+
+def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]:
+    """Delete the grades of every as-of date but the latest ``keep_as_of`` ones (history kept per
+    as-of date, retention configurable); subjects whose current grade went with them get the next
+    latest one, or none. One transaction. Returns (the dates dropped, grades deleted)."""
+    dates = list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc())))
+    dropped = dates[keep_as_of:]
+    if not dropped:
+        return [], 0
+    cutoff = dropped[0]
+    affected = list(session.scalars(select(CurrentGrade.uscc).where(CurrentGrade.as_of <= cutoff)))
+    deleted = session.execute(delete(Grade).where(Grade.as_of <= cutoff)).rowcount or 0
+    refresh_current(session, affected)
+    session.commit()
+    return dropped, deleted
 
 
 def mark_grades_stale(session: Session, uscc: str, reason: str) -> None:

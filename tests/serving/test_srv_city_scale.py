@@ -23,6 +23,7 @@ from serving.services.grades import (
     latest_grade_values,
     latest_grades,
     mark_grades_stale,
+    prune_grades,
     store_grades,
 )
 from serving.services.subject_lists import ListFilter, subject_page
@@ -47,7 +48,7 @@ def _window_latest(session) -> dict[str, tuple]:
 
 
 _GRADE_OPS = st.lists(st.tuples(
-    st.sampled_from(["store", "store", "store", "stale"]),
+    st.sampled_from(["store", "store", "store", "stale", "prune"]),
     st.integers(0, 3),  # subject
     st.sampled_from([dt.date(2026, m, 28) for m in (6, 7, 8, 9)]),
     st.sampled_from(["general-v3", "general-v4"]),
@@ -68,6 +69,8 @@ def test_the_current_grade_is_the_latest_by_the_window_rule_on_any_history(sessi
         if op == "stale":
             mark_grades_stale(session, codes[who], "record changed")
             session.commit()
+        elif op == "prune":  # retention: the latest who + 1 as-of dates
+            prune_grades(session, keep_as_of=who + 1)
         else:
             store_grades(session, [dict(uscc=codes[who], as_of=as_of, score=score, grade=letter, probability=0.1,
                                         model_version=model, profile_hash="p2" + "0" * 62)])
@@ -172,3 +175,39 @@ def test_a_bulk_load_interrupted_resumes_without_duplicates_and_rejects_with_rea
         {u: v[3] for u, v in _window_latest(session).items() if u in codes}
     again = load_grades(engine, batches, load_id="grades-2026-09")  # finished: nothing written twice
     assert again.stored == 0 and again.resumed_from == 250
+
+
+def test_tiers_db_load_and_prune_grades_from_the_command_line(database_url, session, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as cli_app
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    codes = _codes(30, start=60_000)
+    pd.DataFrame({"uscc": codes, "name": "某企业", "industry": "F", "district_code": "320104",
+                  "registered_on": "2016-04-01"}).to_parquet(tmp_path / "subjects.parquet")
+    old, new = _grade_frame(codes, "2026-08-31", seed=2), _grade_frame(codes, "2026-09-30", seed=3)
+    new.loc[0, "probability"] = 1.5
+    old.to_parquet(tmp_path / "old.parquet")
+    new.to_parquet(tmp_path / "new.parquet")
+
+    def tiers(*args: str) -> tuple[int, str]:
+        get_settings.cache_clear()
+        result = CliRunner().invoke(cli_app, list(args))
+        get_settings.cache_clear()
+        return result.exit_code, result.stdout
+
+    assert tiers("db", "load", "subjects", str(tmp_path / "subjects.parquet"))[0] == 0
+    assert tiers("db", "load", "grades", str(tmp_path / "old.parquet"))[0] == 0
+    code, out = tiers("db", "load", "grades", str(tmp_path / "new.parquet"), "--json",
+                      "--quarantine", str(tmp_path / "q.csv"))
+    assert code == 0 and json.loads(out)["stored"] == 29 and json.loads(out)["reasons"] == {"probability": 1}
+    assert pd.read_csv(tmp_path / "q.csv")["reason"].str.startswith("probability").all()
+    assert tiers("db", "load", "grades", str(tmp_path / "new.parquet"))[0] == 0  # finished: nothing to do
+    assert session.scalar(select(func.count()).select_from(Grade).where(Grade.uscc.in_(codes))) == 59
+    code, out = tiers("db", "prune-grades", "--keep", "1", "--json")
+    assert code == 0 and json.loads(out)["dropped_as_of"][-1] == "2026-08-31"
+    current = {c.uscc: c.as_of for c in session.scalars(select(CurrentGrade).where(CurrentGrade.uscc.in_(codes)))}
+    assert set(current) == set(codes[1:]) and set(current.values()) == {dt.date(2026, 9, 30)}
