@@ -390,6 +390,6 @@ class HealthOut(BaseModel):
     reasons: list[str] | None = None
     database: bool | None = None
     schema_revision: str | None = None
-    grades: int | None = None
+    grades: int | None = None  # subjects with a current grade
     # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
     models: list[ModelHealthOut] | None = None
