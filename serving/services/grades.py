@@ -90,13 +90,13 @@ def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, s
         held = latest.get(row[0])
         if held is None or row[1] >= held[1]:
             latest[row[0]] = row
-    connection.execute(_ADVANCE, [dict(uscc=u, as_of=_date_param(connection, d), model_version=m, grade=g, score=x)
-                                  for u, d, m, g, x in latest.values()])
+    connection.execute(_ADVANCE, [dict(uscc=u, subject=u, as_of=_date_param(connection, d), model_version=m, grade=g,
+                                       score=x) for u, d, m, g, x in latest.values()])
 
 
 _ADVANCE = text(
     "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
-    "SELECT :uscc, :as_of, :model_version, :grade, :score, industry, district_code FROM subjects WHERE uscc = :uscc "
+    "SELECT :uscc, :as_of, :model_version, :grade, :score, industry, district_code FROM subjects WHERE uscc = :subject "
     "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
     "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of")
 
