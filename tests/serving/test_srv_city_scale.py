@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from serving.db.models import CurrentGrade, Grade, Subject
 from serving.db.session import engine_for
 from serving.security import Principal
+from serving.services import grades as grades_service
 from serving.services.bulk import load_grades, load_subjects
 from serving.services.grades import (
     covered_subjects,
@@ -211,3 +212,53 @@ def test_tiers_db_load_and_prune_grades_from_the_command_line(database_url, sess
     assert code == 0 and json.loads(out)["dropped_as_of"][-1] == "2026-08-31"
     current = {c.uscc: c.as_of for c in session.scalars(select(CurrentGrade).where(CurrentGrade.uscc.in_(codes)))}
     assert set(current) == set(codes[1:]) and set(current.values()) == {dt.date(2026, 9, 30)}
+
+
+def _plans_of(session, run) -> list[tuple[str, list[str]]]:
+    """(statement, SQLite query plan lines) of every statement ``run`` executes."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+    connection = session.connection()
+
+    def remember(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", remember)
+    try:
+        run()
+    finally:
+        event.remove(connection, "before_cursor_execute", remember)
+    raw = connection.connection.driver_connection
+    return [(s, [row[-1] for row in raw.execute(f"EXPLAIN QUERY PLAN {s}", p).fetchall()]) for s, p in seen]
+
+
+def test_reads_and_list_pages_are_index_lookups_whatever_the_size(session, database_url):
+    """No read or page (the first page's count apart) scans the grades or the current grades: their
+    cost does not grow with the population (SQLite's plans; PostgreSQL's planner may choose
+    otherwise on a tiny table)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's query plans")
+    _city(session)
+    codes = list(session.scalars(select(CurrentGrade.uscc).limit(20)))
+    first = subject_page(session, ADMIN, ListFilter(), limit=5)
+    reads = {
+        # the statement latest_grade_values runs on the driver's cursor, here through SQLAlchemy
+        "single": lambda: session.execute(grades_service._LATEST_VALUES, {"uscc": codes[0]}).all(),
+        "batch": lambda: latest_grades(session, codes),
+        "next page": lambda: subject_page(session, ADMIN, ListFilter(), after=first.next, limit=5),
+        "district + grade": lambda: subject_page(session, ADMIN, ListFilter(district="320104", grade="B"),
+                                                 after=subject_page(session, ADMIN, ListFilter(
+                                                     district="320104", grade="B"), limit=2).next, limit=5),
+        "industry": lambda: subject_page(session, ADMIN, ListFilter(industry="C"), after=first.next, limit=5),
+        "search": lambda: subject_page(session, ADMIN, ListFilter(search="南京甲"), after=None, limit=5),
+    }
+    for name, run in reads.items():
+        plans = _plans_of(session, run)
+        assert any("grades" in line for _s, plan in plans for line in plan), (name, plans)  # it did look
+        for statement, plan in plans:
+            if "count(" in statement.lower():
+                continue  # the total, counted on a list's first page only
+            scans = [line for line in plan if line.startswith("SCAN") and ("grades" in line)]
+            assert not scans, (name, statement, plan)
