@@ -11,8 +11,9 @@ subprocess so its peak RSS is its own; timings are medians of ``--repeats`` runs
 measured in the same run: a plain Parquet scan (DuckDB, every column of the current state the profile
 reads, reduced to one row) and the pandas implementation below, which reads the same current-state
 table as the DuckDB build and checks that both give the same profiles (every subject). The
-current state itself is an ingestion step (features.store.write_current): timed separately, and
-included in the ingestion rows/s.
+current state itself is an ingestion step (here its full rebuild, features.store.compact; a batch
+adds a delta instead, benchmarks/store_update.py): timed separately, and included in the
+ingestion rows/s.
 """
 
 from __future__ import annotations
@@ -189,12 +190,10 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     """The DuckDB profile definition re-implemented with pandas masks and groupbys."""
 
     from features.catalogue import default_policy
-    from features.store import current_dir, write_current
-
     policy = default_policy()
     # the same input as the DuckDB build: the store's current state (latest versions, repair and
-    # revocation dates resolved), written at ingestion
-    current = current_dir(store) or write_current(store)
+    # revocation dates resolved), written at ingestion; one base segment
+    current = _base(store)
     cols = ["uscc", "kind", "subkind", "severity", "decision_date", "end_date", "publicity_end",
             "amount", "verified", "verified_on", "exemption", "repaired_on", "revoked_on"]
     import pyarrow.dataset as ds
@@ -331,6 +330,16 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     return prof.sort_values("uscc").reset_index(drop=True)
 
 
+def _base(store: Path) -> Path:
+    """The directory of the store's current state, compacted into one base segment if it is not."""
+    from features.store import compact, snapshot
+
+    snap = snapshot(store)
+    if not snap.has_current or len(snap.segments) > 1:
+        snap = compact(store)
+    return snap.segment_path(snap.segments[0], "records").parent
+
+
 # ------------------------------------------------------------------------------------------
 # measured runs (each in its own process)
 # ------------------------------------------------------------------------------------------
@@ -359,8 +368,6 @@ def _child(mode: str, store: Path, repeats: int) -> None:
         elif mode == "scan":
             import duckdb
 
-            from features.store import current_dir
-
             # the plain scan the issue quotes: every column of the current state the profile reads,
             # decoded and reduced to one row (no grouping, no joins)
             con = duckdb.connect()
@@ -370,14 +377,14 @@ def _child(mode: str, store: Path, repeats: int) -> None:
                     "revoked_on")
             result = con.sql(
                 f"SELECT count(*), {', '.join(f'max({c})' for c in cols)} "
-                f"FROM read_parquet('{current_dir(store) / 'records.parquet'}')").fetchall()
+                f"FROM read_parquet('{_base(store) / 'records.parquet'}')").fetchall()
             con.close()
         elif mode == "pandas":
             result = pandas_profiles(store, AS_OF)
         elif mode == "current":
-            from features.store import write_current
+            from features.store import compact
 
-            write_current(store)
+            compact(store)
         times.append(time.perf_counter() - t0)
     if mode in ("duckdb", "pandas"):
         result.to_parquet(store.parent / f"profiles_{mode}.parquet", index=False)
@@ -460,19 +467,19 @@ def main() -> None:
               f"{time.perf_counter() - t0:.1f} s → {store}")
     print(f"subjects={args.subjects:,} records≈{int(args.subjects * args.records_per_subject):,} as_of={AS_OF}",
           flush=True)
-    # the ingestion step that materialises the current state (features.store.write_current)
+    # the ingestion step that materialises the current state (features.store.compact)
     skip = set(args.skip)
     if "current" in skip:
-        from features.store import current_dir
+        from features.store import snapshot
 
-        if current_dir(store) is None:
+        if not snapshot(store).has_current:
             # the build and the scan read it: written, not reported; in a child, as every step, since
             # a child's peak RSS (ru_maxrss) starts from its parent's at the fork
             _measure("current", store, 1)
     else:
         cur = _measure("current", store, 1)
         print(f"current state (ingestion) {cur['times'][0]:6.2f} s  peak RSS {cur['peak_rss_mb']:7.0f} MB  "
-              f"(latest versions + repairs/revocations resolved, written once per ingested batch)", flush=True)
+              f"(full rebuild: latest versions + repairs/revocations resolved; a batch adds a delta instead)", flush=True)
     if "scan" not in skip:
         scan = _measure("scan", store, args.repeats)
         s_med = statistics.median(scan["times"])

@@ -9,6 +9,9 @@ Public API (imports nothing else of ours):
 - ``features.catalogue.load_policy(path) -> Policy``; ``Policy.publicity_window``, ``Policy.repair_eligible_on``
 - ``features.profiles.build_profiles(store_or_records, subjects=None, *, as_of, policy, engine, with_hash=False)``;
   ``profile_hashes(profiles)`` (what a stored grade names its profile by)
+- ``features.store``: ``stage_batch`` → ``publish`` | ``discard`` (``add_batch`` does both), ``snapshot``,
+  ``staged_snapshot`` (what a gate reads before publishing), ``read_latest``, ``compact``;
+  ``features.profiles.spark_profiles(store, as_of=, spark=)``
 - ``features.labels.build_labels(store_or_frames, as_of, horizon_months=12, definition=CONTRACT_ADVERSE)``
 - ``features.specs.FEATURE_SPECS`` (labels, monotone directions and reasons, actionability)
 - ``features.evidence.records_behind(...)``, ``features.actions.candidate_actions(...)``, ``apply_actions(...)``

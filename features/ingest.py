@@ -24,7 +24,6 @@ import codecs
 import gc
 import hashlib
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -53,7 +52,7 @@ from features.schema import (
     Verdict,
     control_pattern,
 )
-from features.store import BATCHES_DIR, has_table, scan_sql, write_current
+from features.store import BATCHES_DIR, add_batch, has_table, scan_sql, sql_file_list
 from uscc import valid_uscc_mask
 
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
@@ -583,10 +582,17 @@ class _Batch:
         """Keep rows whose content is new; number their version after the stored ones (in DuckDB, so the
         store's history is never loaded into pandas)."""
         con, key, table = self.con, staged.key, staged.table
-        if has_table(self.store, table):
-            # one pass over the accepted rows: each joined to the stored versions of its key
-            status = f"""WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h FROM {scan_sql(self.store, table)}
-                                  WHERE "{key}" IN (SELECT "{key}" FROM _acc)),
+        # the stored versions, and those this batch's earlier files wrote: a row repeated in a later file
+        # of the batch adds nothing, a changed one is the next version (one row per key and version)
+        known = [f'SELECT "{key}", version, content_hash FROM {scan_sql(self.store, table)}'] \
+            if has_table(self.store, table) else []
+        written = sorted(str(p) for p in (self.tmp_dir / table).rglob("*.parquet"))
+        if written:
+            known.append(f'SELECT "{key}", version, content_hash FROM read_parquet({sql_file_list(written)}, union_by_name = true)')
+        if known:
+            # one pass over the accepted rows: each joined to the known versions of its key
+            status = f"""WITH existing AS (SELECT "{key}" AS k, version, content_hash AS h
+                                  FROM ({" UNION ALL ".join(known)}) WHERE "{key}" IN (SELECT "{key}" FROM _acc)),
                      latest AS (SELECT k, MAX(version) AS max_version FROM existing GROUP BY k),
                      seen AS (SELECT DISTINCT k, h FROM existing)
                 SELECT a.*, s.k IS NOT NULL AS _unchanged, l.max_version AS _max_version
@@ -664,15 +670,13 @@ def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:
 
 
 def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path) -> None:
-    """Make the staged batch visible in one step, then refresh the derived current state.
+    """Make the written batch part of the store in one step, or leave the store exactly as it was.
 
-    The one place a batch becomes part of the store (features.store owns how).
+    The one place a batch becomes part of the store, for every ingest path (features.store owns
+    how): staged under ``batches/`` with the current state it implies, checked, then published by one
+    manifest replace; if any step fails the staged batch is discarded and :class:`StoreError` says why.
     """
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(tmp_dir, final_dir)  # atomic: the batch appears whole or not at all
-    if has_table(store, "subjects") and has_table(store, "records"):
-        # the derived current state (features.store); readers fall back to the history if absent
-        write_current(store, memory_limit=_DUCKDB_MEMORY)  # ingestion's memory bound holds here too
+    add_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)  # ingestion's memory bound
 
 
 def ingest(

@@ -25,9 +25,10 @@ from dateutil.relativedelta import relativedelta
 
 from features.catalogue import Policy, default_policy
 from features.schema import RECORD_COLUMNS, SUBJECT_COLUMNS
-from features.store import create_version_views, current_dir, has_table
+from features.store import Snapshot, create_current_views, create_version_views, has_table, snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
 Engine = Literal["duckdb", "spark"]
@@ -146,7 +147,7 @@ def conform_subjects(subjects: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_profiles(
-    records: pd.DataFrame | str | Path,
+    records: pd.DataFrame | str | Path | Snapshot,
     subjects: pd.DataFrame | None = None,
     *,
     as_of: date,
@@ -158,8 +159,9 @@ def build_profiles(
 ) -> pd.DataFrame:
     """Profiles of every subject registered and not closed on ``as_of``, one row per subject.
 
-    ``records`` is either a store directory written by :func:`features.ingest.ingest` (then
-    ``subjects`` must be None) or a frame of records (then ``subjects`` is the subjects frame).
+    ``records`` is either a store directory written by :func:`features.ingest.ingest` or one of its
+    published states (:func:`features.store.snapshot`; then ``subjects`` must be None), or a frame
+    of records (then ``subjects`` is the subjects frame).
     Columns: ``uscc``, ``as_of``, the features of :data:`features.specs.FEATURE_SPECS`, and with
     ``with_hash=True`` ``profile_hash``. The hash is about a quarter of the DuckDB build's CPU and only
     stored grades need it, so grading computes it for the rows it grades (:func:`profile_hashes`);
@@ -170,12 +172,12 @@ def build_profiles(
         as_of = as_of.date()
     if engine not in ("duckdb", "spark"):
         raise ValueError(f"engine {engine!r} is not one of 'duckdb', 'spark'")
-    if isinstance(records, (str, Path)):
+    if isinstance(records, (str, Path, Snapshot)):
         if subjects is not None:
             raise ValueError("give either a store directory or records and subjects frames, not both")
-        store = Path(records)
+        store = snapshot(records if isinstance(records, Snapshot) else Path(records))  # one state for the build
         if not has_table(store, "subjects"):
-            raise ValueError(f"store {store} holds no subjects: ingest a subjects file first")
+            raise ValueError(f"store {store.root} holds no subjects: ingest a subjects file first")
         sources: dict[str, object] = {"store": store}
     else:
         if subjects is None:
@@ -186,7 +188,7 @@ def build_profiles(
         if engine == "duckdb":
             # the hash is computed in the same query (same canonical text as add_profile_hash)
             return _run_duckdb(sources, as_of, policy, threads, con, with_hash)
-        profiles = _order_columns(_normalise_types(_run_spark(sources, as_of, policy, spark)))
+        profiles = normalise_profiles(_spark_profiles(sources, as_of, policy, spark).toPandas())
         return add_profile_hash(profiles, con=con) if with_hash else profiles
     finally:
         con.close()
@@ -200,12 +202,10 @@ def _run_duckdb(
     con.execute(_DUCKDB_MACROS)
     if "store" in sources:
         store = sources["store"]
-        current = current_dir(store)
-        if current is not None:
-            # the materialised current state written at ingestion: no version or reference work left
-            for table in ("records", "subjects"):
-                con.execute(f"CREATE VIEW current_{table} AS SELECT * FROM read_parquet('{current / table}.parquet')")
-        else:
+        # the materialised current state (features.store): no version or reference work left. Rows
+        # of retired subject keys may stay in it (exact=False): they aggregate into groups no
+        # subject joins (profiles.sql), which is cheaper than dropping them row by row
+        if not create_current_views(con, store, exact=False):
             create_version_views(con, store)
             if not has_table(store, "records"):
                 con.register("record_versions", conform_records(pd.DataFrame(columns=list(RECORD_COLUMNS))))
@@ -233,15 +233,48 @@ def _run_duckdb(
     return frame
 
 
-def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> pd.DataFrame:
+def spark_profiles(store: str | Path | Snapshot, *, as_of: date, spark: SparkSession,
+                   policy: Policy | None = None) -> SparkDataFrame:
+    """The profiles of :func:`build_profiles` as a Spark DataFrame, left on the executors (for a
+    cluster run that writes them, or grades them with ``training.grade.grade_spark``). Its rows
+    become :func:`build_profiles`' frame through :func:`normalise_profiles`; no ``profile_hash``."""
+    if isinstance(as_of, datetime):
+        as_of = as_of.date()
+    snap = snapshot(store)
+    if not has_table(snap, "subjects"):
+        raise ValueError(f"store {snap.root} holds no subjects: ingest a subjects file first")
+    return _spark_profiles({"store": snap}, as_of, policy or default_policy(), spark)
+
+
+def spark_records(store: str | Path | Snapshot, *, spark: SparkSession) -> SparkDataFrame:
+    """The latest published version of every record, as a Spark DataFrame (``read_latest`` on
+    Spark): the records grading cites (``training.grade.grade_spark``)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    snap = snapshot(store)
+    if not has_table(snap, "records"):
+        raise ValueError(f"store {snap.root} holds no records")
+    latest = Window.partitionBy("record_id").orderBy(F.col("version").desc())
+    return (spark.read.parquet(*snap.files("records")).withColumn("_rn", F.row_number().over(latest))
+            .where(F.col("_rn") == 1).drop("_rn"))
+
+
+def normalise_profiles(frame: pd.DataFrame) -> pd.DataFrame:
+    """A profile frame from another engine (Spark's ``toPandas``, a ``mapInPandas`` batch) with the
+    column order and dtypes :func:`build_profiles` gives."""
+    return _order_columns(_normalise_types(frame))
+
+
+def _spark_profiles(sources: dict[str, object], as_of: date, policy: Policy, spark: SparkSession | None) -> SparkDataFrame:
     if spark is None:
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     if "store" in sources:
-        store = Path(sources["store"])
-        # recursiveFileLookup: decision_year partitions are only for pruning; decision_date is in the files
-        reader = spark.read.option("recursiveFileLookup", "true")
-        reader.parquet(str(store / "batches" / "*" / "subjects")).createOrReplaceTempView("subject_versions")
-        reader.parquet(str(store / "batches" / "*" / "records")).createOrReplaceTempView("record_versions")
+        # the published files only (a staged batch is not in the manifest); decision_year
+        # partitions are only for pruning, decision_date is in the files
+        store = sources["store"]
+        spark.read.parquet(*store.files("subjects")).createOrReplaceTempView("subject_versions")
+        spark.read.parquet(*store.files("records")).createOrReplaceTempView("record_versions")
     else:
         for name in ("record_versions", "subject_versions"):
             _spark_frame(spark, sources[name]).createOrReplaceTempView(name)
@@ -249,8 +282,7 @@ def _run_spark(sources: dict[str, object], as_of: date, policy: Policy, spark: S
         spark.sql(current_state_sql(table, "spark")).createOrReplaceTempView(f"current_{table}")
     for name, frame in policy_tables(policy).items():
         _spark_frame(spark, frame).createOrReplaceTempView(name)
-    result = spark.sql(render_profile_sql(as_of, policy, "spark")).toPandas()
-    return _align_spark_types(result)
+    return spark.sql(render_profile_sql(as_of, policy, "spark"))
 
 
 def _spark_frame(spark: SparkSession, frame: pd.DataFrame):
@@ -287,10 +319,6 @@ def _spark_schema(schema):
             t = T.StringType()
         mapping.append(T.StructField(f.name, t, True))
     return T.StructType(mapping)
-
-
-def _align_spark_types(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame
 
 
 # Features that are missing on purpose (no event / no denominator): kept as nulls, see FEATURE_SPECS.

@@ -10,6 +10,7 @@ out of time, registered in MLflow and promoted through a gate.
 - `training.report`: `build_report` → `ValidationReport` (HTML + JSON, deterministic hash).
 - `training.gate`: `evaluate_gate(...)` → `GateResult` (pure); `training.promotion.promote(...)` (audited).
 - `training.registry`: `ModelRegistry` (explicit MlflowClient), `PromotionAudit` (JSON Lines).
-- `training.grade`: `grade_all(registry, profiles, as_of=...)`, `evidence_index`, `write_grades`.
+- `training.grade`: `grade_all(registry, profiles, as_of=...)`, `evidence_index`, `write_grades`; on Spark
+  `grade_all_spark(registry, spark_profiles)` / `grade_spark(profiles, routes)` (mapInPandas).
 - `training.sector_policy`: a sector's `TrainingPolicy` from TOML (exclusions, direct grading, target shares).
 """

@@ -1,10 +1,13 @@
 -- The current state of every record: its latest stored version, with the first repair and the
 -- first revocation that refer to it resolved to dates. Nothing here depends on the as-of date or on
 -- the policy (a later version replaces an earlier one whatever the date; a repair counts from its
--- decision date, which counted_records.sql compares with $as_of), so ingestion materialises this
--- once per batch (features.store.write_current) and profiles read it instead of redoing the work
--- per build. Input: record_versions (every stored version). History itself is never rewritten.
--- subject_key: the uscc here; the materialised store replaces it by a dense integer key.
+-- decision date, which counted_records.sql compares with $as_of), so the store materialises it and
+-- profiles read it instead of redoing the work per build. Input: record_versions, every stored
+-- version, or (features.store, a batch's delta) the rows a batch touches: its own versions, the
+-- current version of each record it changes or its repairs and revocations refer to, and of every
+-- repair or revocation referring to one of those. That is all a touched record's row depends on.
+-- History itself is never rewritten.
+-- subject_key: the uscc here; the materialised store replaces it by an integer key.
 WITH
 changed AS (
     -- only records with several versions need the latest-version filter (few of them)
@@ -14,7 +17,7 @@ changed AS (
 latest AS (
     SELECT r.record_id, r.uscc, r.kind, r.subkind, r.severity, r.decision_date, r.end_date,
            r.publicity_end, r.amount, r.department, r.document_no, r.ref_record_id, r.verified,
-           r.verified_on, r.exemption
+           r.verified_on, r.exemption, r.version
     FROM record_versions r
     LEFT JOIN changed c ON r.record_id = c.record_id
     WHERE c.max_version IS NULL OR r.version = c.max_version

@@ -2,7 +2,9 @@
 -- DuckDB dialect, transpiled to Spark SQL by SQLGlot.
 -- Inputs (tables/views the engine registers):
 --   current_records   the current state of every record (current_records.sql over record_versions,
---                     or its materialisation written at ingestion; features.store)
+--                     or its materialisation written at ingestion; features.store), possibly with
+--                     rows under retired subject keys: only the join to current_subjects below
+--                     decides which subjects exist, so those rows never reach a profile
 --   current_subjects  the latest version of every subject (current_subjects.sql, or materialised)
 --   policy_kinds      kind, polarity, kind_weight, window_months            (Policy.kind_table)
 --   policy_publicity  valid_from, valid_to, severity, severity_weight,
@@ -180,5 +182,5 @@ SELECT
               OR DATEDIFF('day', subj.registered_on, DATE '$as_of') < 365 THEN 1 ELSE 0 END AS thin_file
 FROM subj
 LEFT JOIN agg a ON subj.subject_key = a.subject_key
--- subject_key is the uscc or a dense key assigned in uscc order: both give uscc order
-ORDER BY subj.subject_key
+-- by uscc: a delta of the materialised store gives new subjects keys after the others
+ORDER BY subj.uscc

@@ -36,6 +36,7 @@ def ingest_command(
     """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
     from features.catalogue import PolicyError, load_policy
     from features.ingest import IngestError, ingest
+    from features.store import StoreError
 
     if subjects is None and not records:
         _fail("give --subjects FILE and/or --records FILE")
@@ -61,7 +62,7 @@ def ingest_command(
             with Console(stderr=True).status("validating and storing…"):
                 summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
                              source=source, layouts_dir=layouts)
-    except IngestError as exc:
+    except (IngestError, StoreError) as exc:  # StoreError: the batch was not published, the store is as it was
         _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))

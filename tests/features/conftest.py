@@ -1,4 +1,5 @@
-"""Shared fixtures of the features tests: a small simulated dirty city, its store, a local Spark."""
+"""Shared fixtures of the features tests: a small simulated dirty city and its store (a local
+Spark: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,3 @@ def sim_store(sim_city, tmp_path_factory) -> Path:
     ingest(store=store, subjects=sim_city / "subjects.csv", records=sim_city / "records.csv",
            ingested_at=INGESTED_AT)
     return store
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """One local Spark for the session: local[1], no UI, 2 shuffle partitions (fast on 2 cores)."""
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]").appName("tiers-feat-tests")
-        .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC").config("spark.driver.memory", "1g")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 from stdnum.cn import uscc as stdnum_uscc
@@ -59,3 +63,32 @@ def subjects_frame(rows: list[dict]) -> pd.DataFrame:
 
 def records_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+
+
+# --- injected failures of the record store (features.store) ------------------------------------
+def store_tree(store: Path) -> dict[str, str]:
+    """Every file of the store (but the writers' lock) with a hash of its bytes."""
+    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(store.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def disk_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def inject_store_failure(monkeypatch, target: str) -> None:
+    """Make ``features.store``'s ``target`` fail with a full disk; ``os.replace`` only for the one
+    replace that publishes (``manifest.json``)."""
+    import features.store as store_module
+
+    if target != "os.replace":
+        monkeypatch.setattr(store_module, target, disk_full)
+        return
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "manifest.json":
+            disk_full()
+        real(src, dst)
+
+    monkeypatch.setattr(store_module.os, "replace", replace)

@@ -15,7 +15,7 @@ from features.ingest import MalformedFileError, ingest
 from features.profiles import build_profiles, profile_hashes
 from features.schema import CONTRACT_RULES, RECORD_COLUMNS
 from features.specs import FEATURE_SPECS
-from features.store import current_dir, read_latest, scan_sql
+from features.store import read_latest, scan_sql, snapshot, store_generation
 
 
 def _quarantine(summary) -> pd.DataFrame:
@@ -73,21 +73,19 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     as_of = datetime(2026, 6, 30).date()
     before = build_profiles(store, as_of=as_of).set_index("uscc")
     assert before.loc[code(1), "on_list_abnormal_operation"] == 1
-    first_generation = current_dir(store)
-    assert first_generation is not None
+    first_generation = store_generation(store)
+    assert snapshot(store).has_current
     # the department later records the list exit: same record_id, new content
     records_frame([{**entry, "end_date": "2026-03-01"}]).to_csv(tmp_path / "records_v2.csv", index=False)
     summary = ingest(store=store, records=tmp_path / "records_v2.csv", ingested_at=datetime(2026, 11, 23, tzinfo=UTC))
     assert (summary.files[0].new, summary.files[0].new_versions) == (0, 1)
-    # the derived current state follows the batches: a new generation; the one before is kept for
-    # builds that may still be scanning it, and goes with the next batch
-    second_generation = current_dir(store)
-    assert second_generation not in (None, first_generation) and first_generation.exists()
+    # the derived current state follows the batches: a new generation (a delta over the base)
+    second_generation = store_generation(store)
+    assert second_generation != first_generation and len(snapshot(store).segments) == 2
     records_frame([{**entry, "end_date": "2026-03-01", "document_no": "更正-1"}]).to_csv(
         tmp_path / "records_v3.csv", index=False)
     ingest(store=store, records=tmp_path / "records_v3.csv", ingested_at=datetime(2026, 11, 24, tzinfo=UTC))
-    assert current_dir(store) not in (None, second_generation)
-    assert second_generation.exists() and not first_generation.exists()
+    assert store_generation(store) != second_generation and snapshot(store).has_current
     import duckdb
 
     versions = duckdb.sql(f"SELECT record_id, version, end_date FROM {scan_sql(store, 'records')} "
@@ -103,32 +101,17 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     assert earlier.loc[code(1), "on_list_abnormal_operation"] == 1
 
 
-@pytest.mark.parametrize("as_of", ["2024-12-31", "2026-06-30"])
-def test_materialised_current_state_gives_the_profiles_of_the_history(sim_store, tmp_path, as_of):
-    """The cache written at ingestion changes no profile: same frame as the SQL views over the
-    version history (repairs, revocations and later versions of the simulated city included)."""
-    store = tmp_path / "store"
-    shutil.copytree(sim_store, store)
-    as_of = datetime.fromisoformat(as_of).date()
-    assert current_dir(store) is not None
-    from_cache = build_profiles(store, as_of=as_of)
-    shutil.rmtree(store / "current")
-    assert current_dir(store) is None
-    pd.testing.assert_frame_equal(from_cache, build_profiles(store, as_of=as_of), check_exact=True)
-    assert from_cache["n_repaired_36m"].sum() > 0 or from_cache["n_penalty_36m"].sum() > 0
-
-
 def test_integer_codes_of_the_current_state_say_what_the_strings_say(sim_store):
     """The codes every build tests per record are a renaming of kind, subkind, severity and
     negative_class: one code per value, the same on every record of the simulated city."""
     import duckdb
 
-    current = current_dir(sim_store)
-    assert current is not None
+    snap = snapshot(sim_store)
+    assert snap.has_current
     con = duckdb.connect()
     rows = con.sql(
         f"SELECT negative_class, kind, subkind, severity, negative_class_code, list_code, severity_code, "
-        f"context_class FROM read_parquet('{current / 'records.parquet'}')").df()
+        f"context_class FROM read_parquet('{snap.segment_path(snap.segments[0], 'records')}')").df()
     con.close()
     classes = [None, "penalty", "enforcement", "commitment_broken", "inspection_problem", "complaint", "list",
                "arrears"]
