@@ -262,3 +262,25 @@ def test_reads_and_list_pages_are_index_lookups_whatever_the_size(session, datab
                 continue  # the total, counted on a list's first page only
             scans = [line for line in plan if line.startswith("SCAN") and ("grades" in line)]
             assert not scans, (name, statement, plan)
+
+
+def test_the_subject_list_api_pages_by_cursor_with_filters_and_refuses_a_forged_cursor(client, auth, world):
+    url, headers = "/api/v1/regulator/subjects", auth("reg_samr")
+    seen, params = [], {"purpose": "日常监管 paging", "limit": 1}
+    while True:
+        r = client.get(url, params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen += [item["uscc"] for item in body["items"]]
+        if body["next"] is None:
+            break
+        params = {**params, "after": body["next"]}
+    assert sorted(seen) == sorted([world.ent1, world.ent2, world.ent3]) and body["total"] == 3
+    assert seen == [i["uscc"] for i in client.get(url, params={"purpose": "日常监管 paging"}, headers=headers)
+                    .json()["items"]]  # the same order as one page
+    district = client.get(url, params={"purpose": "日常监管 paging", "district": "320104"}, headers=headers).json()
+    assert [i["uscc"] for i in district["items"]] == [world.ent2] and district["total"] == 1
+    bad = client.get(url, params={"purpose": "日常监管 paging", "after": "bm90IGEgY3Vyc29y"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "after"
+    mixed = client.get(url, params={"purpose": "日常监管 paging", "offset": 1, "industry": "C"}, headers=headers)
+    assert mixed.status_code == 422
