@@ -34,7 +34,7 @@ from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import ListQuery, logged_subject_page
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
@@ -185,7 +185,7 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
                    ) -> Response:
     page = None
     if purpose:
-        page = logged_subject_page(session, principal, purpose, "GET /regulator", grade=None, offset=0, limit=200)
+        page = logged_subject_page(session, principal, "GET /regulator", ListQuery(purpose=purpose, limit=200))
     department = None if principal.role == "admin" else principal.department
     return render(request, "regulator.html", {
         "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),

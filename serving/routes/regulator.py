@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path
 
 from serving.deps import RegraderDep, SessionDep, TodayDep, require_role
 from serving.errors import (
@@ -19,14 +19,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.presenters import grade_out, objection_out
-from serving.routes._lists import (
-    AfterQuery,
-    DistrictQuery,
-    GradeQuery,
-    IndustryQuery,
-    SearchQuery,
-    logged_subject_page,
-)
+from serving.routes._lists import ListQuery, logged_subject_page
 from serving.schemas import (
     DecisionIn,
     GradeBatchIn,
@@ -40,7 +33,6 @@ from serving.security import Principal
 from serving.services import grades, objections, repairs
 from serving.services.access import readable_subset
 from serving.services.querylog import append_entries
-from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
 Regulator = Annotated[Principal, Depends(require_role("regulator"))]
@@ -64,15 +56,9 @@ def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep) 
 
 @router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS, InvalidInput))
 def list_subjects(principal: Regulator, session: SessionDep,
-                  purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: GradeQuery = None, district: DistrictQuery = None, industry: IndustryQuery = None,
-                  search: SearchQuery = None, after: AfterQuery = None,
-                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
+                  query: Annotated[ListQuery, Depends()]) -> SubjectPage:
     """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
-    return logged_subject_page(session, principal, purpose, "GET /api/v1/regulator/subjects",
-                               grade=grade, offset=offset, limit=limit, district=district, industry=industry,
-                               search=search, after=after)
+    return logged_subject_page(session, principal, "GET /api/v1/regulator/subjects", query)
 
 
 @router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*_ERRORS))

@@ -27,14 +27,7 @@ from serving.errors import (
 from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.routes._lists import (
-    AfterQuery,
-    DistrictQuery,
-    GradeQuery,
-    IndustryQuery,
-    SearchQuery,
-    logged_subject_page,
-)
+from serving.routes._lists import ListQuery, logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal
 from serving.services import grades
@@ -57,14 +50,8 @@ Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered versio
 @router.get("/subjects", response_model=SubjectPage,
             responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput))
 def list_subjects(principal: Sector, session: SessionDep,
-                  purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: GradeQuery = None, district: DistrictQuery = None, industry: IndustryQuery = None,
-                  search: SearchQuery = None, after: AfterQuery = None,
-                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
-    return logged_subject_page(session, principal, purpose, "GET /api/v1/sector/subjects",
-                               grade=grade, offset=offset, limit=limit, district=district, industry=industry,
-                               search=search, after=after)
+                  query: Annotated[ListQuery, Depends()]) -> SubjectPage:
+    return logged_subject_page(session, principal, "GET /api/v1/sector/subjects", query)
 
 
 @router.get("/models", response_model=list[ModelUseOut], responses=error_responses(NotAuthenticated, NotAllowed))
