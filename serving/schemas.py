@@ -176,8 +176,9 @@ class SubjectGradeRow(BaseModel):
 
 
 class SubjectPage(BaseModel):
-    total: int
+    total: int = Field(description="covered subjects under the filters (counted on the first page)")
     items: list[SubjectGradeRow]
+    next: str | None = Field(default=None, description="cursor of the next page (pass as `after`); none on the last")
 
 
 # --- objections and repairs -------------------------------------------------------------
@@ -389,6 +390,6 @@ class HealthOut(BaseModel):
     reasons: list[str] | None = None
     database: bool | None = None
     schema_revision: str | None = None
-    grades: int | None = None
+    grades: int | None = None  # subjects with a current grade
     # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
     models: list[ModelHealthOut] | None = None

@@ -51,6 +51,69 @@ def db_upgrade(revision: str = typer.Option("head", help="target revision"),
     typer.echo(json.dumps({"revision": now}) if as_json else f"database at revision {now}")
 
 
+@db_app.command("prune-grades")
+def db_prune_grades(keep: int | None = typer.Option(None, "--keep", min=1,
+                                                    help="as-of dates to keep (default TIERS_GRADE_RETENTION_AS_OF)"),
+                    as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Delete the grades of all but the latest as-of dates (the retention of grade history)."""
+    from serving.db.session import iter_session
+    from serving.services.grades import prune_grades
+
+    settings = _settings()
+    keep = keep or settings.grade_retention_as_of
+    if keep is None:
+        typer.echo("error: --keep N or TIERS_GRADE_RETENTION_AS_OF (rule: how many as-of dates to keep); "
+                   "nothing deleted", err=True)
+        raise typer.Exit(2)
+    session = next(iter_session(settings.database_url))
+    try:
+        dropped, deleted = prune_grades(session, keep)
+    finally:
+        session.close()
+    summary = {"kept_as_of": keep, "dropped_as_of": [d.isoformat() for d in dropped], "grades_deleted": deleted}
+    typer.echo(json.dumps(summary) if as_json else f"deleted {deleted} grades of {len(dropped)} as-of dates")
+
+
+@db_app.command("load")
+def db_load(kind: str = typer.Argument(..., help="subjects | grades"),
+            path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Parquet or CSV file"),
+            load_id: str | None = typer.Option(None, help="resume key (default: file name, size, mtime)"),
+            quarantine: Path | None = typer.Option(None, help="CSV the rejected rows are appended to, with reasons"),
+            batch_rows: int = typer.Option(50_000, min=1, max=1_000_000, help="rows per batch (one transaction each)"),
+            as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Bulk-load subjects or grades into the service database (resumable: run it again after an
+    interruption; rows already committed are not written twice)."""
+    from serving.db.session import engine_for
+    from serving.services.bulk import frames_of, load_grades, load_id_of, load_subjects
+
+    if kind not in ("subjects", "grades"):
+        typer.echo(f"error: kind {kind!r}: must be subjects or grades", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    report = (load_subjects if kind == "subjects" else load_grades)(
+        engine_for(settings.database_url), frames_of(path, batch_rows), load_id=load_id or load_id_of(kind, path),
+        quarantine=_quarantine_writer(quarantine),
+        progress=None if as_json else lambda r: typer.echo(f"  {r.resumed_from + r.read} rows read, {r.stored} "
+                                                           f"stored, {r.rejected} rejected", err=True))
+    typer.echo(json.dumps(report.as_json(), ensure_ascii=False) if as_json else
+               f"loaded {report.stored} {kind} ({report.rejected} rejected, resumed after {report.resumed_from}) "
+               f"at {report.rows_per_s:,.0f} rows/s")
+    if report.rejected and quarantine is None:  # rejected rows kept nowhere: say so by the exit code
+        typer.echo(f"error: {report.rejected} rows rejected ({dict(report.reasons)}); pass --quarantine FILE "
+                   "to keep them", err=True)
+        raise typer.Exit(1)
+
+
+def _quarantine_writer(path: Path | None):
+    if path is None:
+        return None
+
+    def write(rows) -> None:
+        rows.to_csv(path, mode="a", header=not path.exists(), index=False, encoding="utf-8")
+
+    return write
+
+
 def _log_session(settings):
     """A session on the configured database, with its log's keys registered for this process."""
     from serving.db.session import iter_session
@@ -67,6 +130,9 @@ def querylog_check(
                                                          "instead of the service's own"),
     public_key: Path | None = typer.Option(None, help="the PEM public key to verify those checkpoints with "
                                                        "(`tiers querylog public-key`)"),
+    incremental: bool = typer.Option(False, "--incremental", help="only the entries from the latest checkpoint on "
+                                     "(the earlier ones are vouched for by its signature; run the full check too, "
+                                     "less often)"),
 ) -> None:
     """Verify the query log: every entry's MAC, the chain, the head and the signed checkpoints;
     exit 1 and name every break (deleted tail, truncated, missing head, rewritten row, replaced)."""
@@ -77,7 +143,7 @@ def querylog_check(
     key = load_public_key(public_key.read_bytes()) if public_key else None
     session = _log_session(settings)
     try:
-        result = check_chain(session, checkpoint_file=checkpoints, public_key=key)
+        result = check_chain(session, checkpoint_file=checkpoints, public_key=key, incremental=incremental)
     finally:
         session.close()
     if as_json:
@@ -85,8 +151,9 @@ def querylog_check(
     elif result.ok:
         anchored = (f"; latest checkpoint: entry {result.checkpoint.seq} at {result.checkpoint.at}"
                     if result.checkpoint else "; no checkpoint yet")
-        typer.echo(f"query log intact: {result.entries} entries ({result.legacy_entries} from before the keyed "
-                   f"chain){anchored}")
+        walked = f" from entry {result.checked_from}" if result.checked_from > 1 else ""
+        typer.echo(f"query log intact: {result.entries} entries{walked} ({result.legacy_entries} from before the "
+                   f"keyed chain){anchored}")
     else:
         for found in result.breaks:
             where = f" at entry {found.seq}" if found.seq is not None else ""

@@ -232,6 +232,20 @@ def report(
     typer.echo(json.dumps(summary, ensure_ascii=False) if json_out else f"wrote {summary['html']} and {summary['json']}")
 
 
+def _into_service(path: Path) -> dict:
+    """Bulk-load a grade file into the service database; exits 1 if rows were rejected."""
+    from serving.cli.admin import settings_or_exit
+    from serving.db.session import engine_for
+    from serving.services.bulk import frames_of, load_grades, load_id_of
+
+    settings = settings_or_exit()
+    report = load_grades(engine_for(settings.database_url), frames_of(path), load_id=load_id_of("grades", path))
+    if report.rejected:
+        fail(f"{path}: {report.rejected} grades rejected by the service ({dict(report.reasons)}); "
+              f"`tiers db load grades {path} --quarantine FILE` keeps them with their reasons")
+    return report.as_json()
+
+
 @app.command("grade")
 def grade(
     store: Path = typer.Option(..., "--store", help="Feature store directory written by `tiers ingest`."),
@@ -245,6 +259,9 @@ def grade(
     what_if_grades: str = typer.Option("B,C,D", "--what-if-grades",
                                        help="Grades whose subjects get a what-if search, comma-separated."),
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
+    into_service: bool = typer.Option(False, "--into-service/--no-into-service",
+                                      help="Also bulk-load the grades into the service database (TIERS_DATABASE_URL; "
+                                           "`tiers db load grades`, resumable)."),
 ) -> None:
     """Grade every subject with its sector's champion (else the general champion) into Parquet."""
     day = parse_date("--as-of", as_of)
@@ -267,5 +284,7 @@ def grade(
                                   progress=lambda step: progress.update(task, description=step))
     except WorkflowError as exc:
         _fail_with(exc)
+    if into_service:
+        summary["service_load"] = _into_service(Path(summary["out"]))
     typer.echo(json.dumps(summary, ensure_ascii=False) if json_out else
                f"graded {summary['subjects']} subjects as of {day} → {summary['out']}; shares {summary['grade_shares']}")

@@ -55,7 +55,7 @@ class Subject(Base):
     __tablename__ = "subjects"
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the lists' search by name prefix
     legal_form: Mapped[str | None] = mapped_column(String(40))
     industry: Mapped[str | None] = mapped_column(String(1), index=True)
     district_code: Mapped[str | None] = mapped_column(String(6), index=True)
@@ -107,6 +107,7 @@ class Grade(Base):
     __table_args__ = (
         UniqueConstraint("uscc", "as_of", "model_version", name="uq_grades_subject_asof_model"),
         Index("ix_grades_uscc_asof", "uscc", "as_of"),
+        Index("ix_grades_as_of", "as_of"),  # a plan's grades of one as-of date; retention
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -124,6 +125,42 @@ class Grade(Base):
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     stale_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CurrentGrade(Base):
+    """The latest grade of each subject, kept as data (``serving.services.grades``): the row of
+    ``grades`` ordered last by (as_of, created_at, id), named by its unique key. Maintained in the
+    transaction that stores grades, so reads and lists never rank the whole grades table. Carries
+    the list's ordering and filter columns (grade, score; the subject's industry and district) so
+    every list page is an index range scan."""
+
+    __tablename__ = "current_grades"
+    __table_args__ = (
+        Index("ix_current_grades_rank", "grade", "score", "uscc"),
+        Index("ix_current_grades_industry_rank", "industry", "grade", "score", "uscc"),
+        Index("ix_current_grades_district_rank", "district_code", "grade", "score", "uscc"),
+    )
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    model_version: Mapped[str] = mapped_column(String(80))
+    grade: Mapped[str] = mapped_column(String(1))
+    score: Mapped[float] = mapped_column(Float)
+    industry: Mapped[str | None] = mapped_column(String(1))
+    district_code: Mapped[str | None] = mapped_column(String(6))
+
+
+class BulkLoad(Base):
+    """A bulk load into the service (``serving.services.bulk``): the batches committed so far, so
+    an interrupted load resumes after the last one instead of writing a row twice."""
+
+    __tablename__ = "bulk_loads"
+
+    load_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Plan(Base):

@@ -8,37 +8,63 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query
 
 from serving.deps import ReadLog
+from serving.errors import InvalidInput
 from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal
 from serving.services.grades import covered_subjects
+from serving.services.subject_lists import ListFilter, subject_page
 from serving.validation import NoControlChars
 
 
 @dataclass(frozen=True)
 class SubjectListQuery:
-    """The query of a list of covered subjects: why (logged), which grade, which page."""
+    """The query of a list of covered subjects: why (logged), which filters, which page (``after``:
+    the previous page's ``next`` cursor; ``offset`` kept for existing clients, grade filter only)."""
 
     purpose: str
-    grade: str | None
-    offset: int
-    limit: int
+    grade: str | None = None
+    offset: int = 0
+    limit: int = 50
+    district: str | None = None
+    industry: str | None = None
+    search: str | None = None
+    after: str | None = None
 
 
-async def subject_list_query(purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                             grade: Literal["A", "B", "C", "D"] | None = None,
-                             offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-                             limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectListQuery:
-    return SubjectListQuery(purpose, grade, offset, limit)
+async def subject_list_query(
+        purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
+        grade: Literal["A", "B", "C", "D"] | None = None,
+        district: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="district code (6 digits)")] = None,
+        industry: Annotated[str | None, Query(pattern=r"^[A-T]$", description="GB/T 4754 section")] = None,
+        search: Annotated[str | None, Query(min_length=1, max_length=60, description="USCC prefix or name prefix"),
+                          NoControlChars] = None,
+        after: Annotated[str | None, Query(max_length=400, description="the `next` cursor of the previous page")] = None,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip (grade filter only; prefer "
+                                     "`after`)")] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectListQuery:
+    return SubjectListQuery(purpose, grade, offset, limit, district, industry, search, after)
 
 
 SubjectListDep = Annotated[SubjectListQuery, Depends(subject_list_query)]
 
 
 def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQuery) -> SubjectPage:
-    """A page of covered subjects; each subject whose grade is shown is a logged read."""
-    total, rows = covered_subjects(log.session, principal, grade=query.grade, offset=query.offset, limit=query.limit)
+    """A page of covered subjects; each subject whose grade is shown is a logged read. Paged by key
+    (``after``: every page costs the same, ``serving.services.subject_lists``); ``offset`` reads
+    the rows before it."""
+    filters = ListFilter(grade=query.grade, district=query.district, industry=query.industry, search=query.search)
+    if query.offset:
+        if query.after or filters != ListFilter(grade=query.grade):
+            raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",
+                               field="offset")
+        total, rows = covered_subjects(log.session, principal, grade=query.grade, offset=query.offset,
+                                       limit=query.limit)
+        cursor = None
+    else:
+        page = subject_page(log.session, principal, filters, after=query.after, limit=query.limit)
+        total, rows, cursor = page.total, page.rows, page.next
     log.shown(principal, query.purpose, [subject.uscc for subject, _grade in rows])
     items = [SubjectGradeRow(uscc=s.uscc, name=s.name, industry=s.industry, district_name=s.district_name,
                              grade=g.grade if g else None, score=g.score if g else None,
                              as_of=g.as_of if g else None, stale=g.stale if g else None) for s, g in rows]
-    return SubjectPage(total=total, items=items)
+    return SubjectPage(total=total, items=items, next=cursor)

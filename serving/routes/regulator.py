@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, SessionDep, TodayDep
 from serving.errors import (
     AlreadyDecided,
+    InvalidInput,
     ModelUnavailable,
     NotAllowed,
     NotAuthenticated,
@@ -48,7 +49,7 @@ def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep, 
                          unavailable=[u for u in wanted if u not in found])
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS))
+@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS, InvalidInput))
 def list_subjects(principal: Regulator, log: ReadLogDep, query: SubjectListDep) -> SubjectPage:
     """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
     return logged_subject_page(log, principal, query)

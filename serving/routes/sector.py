@@ -53,7 +53,8 @@ ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registe
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered version number")]
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses(NotAuthenticated, NotAllowed))
+@router.get("/subjects", response_model=SubjectPage,
+            responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput))
 def list_subjects(principal: Sector, log: ReadLogDep, query: SubjectListDep) -> SubjectPage:
     return logged_subject_page(log, principal, query)
 

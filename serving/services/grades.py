@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
-from serving.db.models import Grade, Subject
+from serving.db.models import CurrentGrade, Grade, Subject
 from serving.db.session import connection_of
 from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
@@ -23,24 +23,112 @@ Regrader = Callable[[Session, str, str], None]
 
 
 def store_grades(session: Session, rows: Iterable[Mapping[str, Any] | GradeIn]) -> int:
-    """Insert or replace grades keyed by (uscc, as_of, model_version); one transaction."""
-    count = 0
+    """Insert or replace grades keyed by (uscc, as_of, model_version), and the subjects' current
+    grades with them; one transaction."""
+    count, touched = 0, []
     for row in rows:
         g = row if isinstance(row, GradeIn) else GradeIn.model_validate(dict(row))
-        existing = session.scalars(select(Grade).where(
-            Grade.uscc == g.uscc, Grade.as_of == g.as_of, Grade.model_version == g.model_version)).first()
-        values = g.model_dump(mode="json")
-        values["as_of"] = g.as_of
-        if existing is None:
-            session.add(Grade(**values, stale=False, created_at=dt.datetime.now(dt.UTC)))
-        else:
-            for key, value in values.items():
-                setattr(existing, key, value)
-            existing.stale, existing.stale_reason = False, None
-            existing.created_at = dt.datetime.now(dt.UTC)
+        put_grade(session, g)
+        touched.append(g.uscc)
         count += 1
+    refresh_current(session, touched)
     session.commit()
     return count
+
+
+def put_grade(session: Session, grade: GradeIn) -> Grade:
+    """Insert or replace one grade (fresh: not stale, stored now); the caller refreshes the current
+    grade (``refresh_current``) and commits."""
+    values = grade.model_dump(mode="json") | {"as_of": grade.as_of}
+    existing = session.scalars(select(Grade).where(
+        Grade.uscc == grade.uscc, Grade.as_of == grade.as_of, Grade.model_version == grade.model_version)).first()
+    if existing is None:
+        existing = Grade(**values)
+        session.add(existing)
+    else:
+        for key, value in values.items():
+            setattr(existing, key, value)
+    existing.stale, existing.stale_reason = False, None
+    existing.created_at = dt.datetime.now(dt.UTC)
+    return existing
+
+
+_G, _C, _S = Grade.__table__, CurrentGrade.__table__, Subject.__table__
+# The one rule of "latest": latest as-of date, then latest stored. Kept as data in current_grades.
+_RANKED = aliased(Grade)  # the inner grades of the lookup, apart from the outer row it picks
+_LATEST_ID = (select(_RANKED.id).where(_RANKED.uscc == _S.c.uscc)
+              .order_by(_RANKED.as_of.desc(), _RANKED.created_at.desc(), _RANKED.id.desc())
+              .limit(1).correlate(_S).scalar_subquery())
+
+
+def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
+    """Set the current grade of each of ``usccs`` from its grades (none: no current grade), in the
+    caller's transaction. Each subject is one index lookup, so the cost follows the subjects
+    touched, not the table."""
+    connection = connection_of(source)
+    wanted = sorted(set(usccs))
+    for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
+        chunk = wanted[start:start + 500]
+        connection.execute(delete(_C).where(_C.c.uscc.in_(chunk)))
+        latest = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score,
+                         _S.c.industry, _S.c.district_code)
+                  .select_from(_S.join(_G, _G.c.id == _LATEST_ID))
+                  .where(_S.c.uscc.in_(chunk)))
+        connection.execute(insert(_C).from_select(
+            ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
+
+
+def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, str, str, float]]) -> None:
+    """Make grades just stored the current ones where they are latest: ``rows`` are (uscc, as_of,
+    model_version, grade, score) of grades whose ``created_at`` is now. Stored now, such a grade is
+    later than every stored grade of its subject, so by the rule of ``refresh_current`` it is the
+    current one exactly when its as_of is not before the current one's (of several rows of a
+    subject, the last of the latest as_of, as it got the highest id). One upsert per row
+    (``executemany``), for bulk loads, where looking each subject up costs more than the load."""
+    latest: dict[str, tuple[str, dt.date, str, str, float]] = {}
+    for row in rows:
+        held = latest.get(row[0])
+        if held is None or row[1] >= held[1]:
+            latest[row[0]] = row
+    connection.execute(_ADVANCE, [dict(uscc=u, subject=u, as_of=_date_param(connection, d), model_version=m, grade=g,
+                                       score=x) for u, d, m, g, x in latest.values()])
+
+
+_ADVANCE = text(
+    "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
+    "SELECT :uscc, :as_of, :model_version, :grade, :score, industry, district_code FROM subjects WHERE uscc = :subject "
+    "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
+    "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of")
+
+
+def _date_param(connection: Connection, day: dt.date) -> Any:
+    return day.isoformat() if connection.dialect.name == "sqlite" else day  # how SQLite's Date stores it
+
+
+def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
+    """Copy subjects' (uscc, industry, district_code) into their current grades (after they changed)."""
+    connection = connection_of(source)
+    rows = [(industry, district, uscc) for uscc, industry, district in subjects]
+    if rows:
+        connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
+            industry=bindparam("industry"), district_code=bindparam("district")),
+            [dict(industry=i, district=d, key=u) for i, d, u in rows])
+
+
+def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]:
+    """Delete the grades of every as-of date but the latest ``keep_as_of`` ones (history kept per
+    as-of date, retention configurable); subjects whose current grade went with them get the next
+    latest one, or none. One transaction. Returns (the dates dropped, grades deleted)."""
+    dates = list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc())))
+    dropped = dates[keep_as_of:]
+    if not dropped:
+        return [], 0
+    cutoff = dropped[0]
+    affected = list(session.scalars(select(CurrentGrade.uscc).where(CurrentGrade.as_of <= cutoff)))
+    deleted = session.execute(delete(Grade).where(Grade.as_of <= cutoff)).rowcount or 0
+    refresh_current(session, affected)
+    session.commit()
+    return dropped, deleted
 
 
 def mark_grades_stale(session: Session, uscc: str, reason: str) -> None:
@@ -48,26 +136,20 @@ def mark_grades_stale(session: Session, uscc: str, reason: str) -> None:
     session.execute(update(Grade).where(Grade.uscc == uscc).values(stale=True, stale_reason=reason[:200]))
 
 
-def _latest_ids():
-    ranked = select(Grade.id, func.row_number().over(
-        partition_by=Grade.uscc, order_by=(Grade.as_of.desc(), Grade.created_at.desc(), Grade.id.desc()),
-    ).label("rank")).subquery()
-    return select(ranked.c.id).where(ranked.c.rank == 1)
-
-
-_LATEST_ORDER = (Grade.as_of.desc(), Grade.created_at.desc(), Grade.id.desc())
-_GRADES = Grade.__table__
+# the grade behind a subject's current grade: one primary-key lookup and one unique-key lookup
+CURRENT_JOIN = and_(Grade.uscc == CurrentGrade.uscc, Grade.as_of == CurrentGrade.as_of,
+                     Grade.model_version == CurrentGrade.model_version)
 # Built once: a Core statement with a bound parameter is compiled once per engine and reused,
 # where building ``select(Grade).where(...)`` per read cost more than running it.
-_LATEST_VALUES = (select(*(_GRADES.c[name] for name in GRADE_OUT_COLUMNS))
-                  .where(_GRADES.c.uscc == bindparam("uscc"))
-                  .order_by(*_LATEST_ORDER)
-                  .limit(1))
+_LATEST_VALUES = (select(*(_G.c[name] for name in GRADE_OUT_COLUMNS))
+                  .select_from(_C.join(_G, and_(_G.c.uscc == _C.c.uscc, _G.c.as_of == _C.c.as_of,
+                                                _G.c.model_version == _C.c.model_version)))
+                  .where(_C.c.uscc == bindparam("uscc")))
 
 
 def latest_grade(session: Session, uscc: str) -> Grade:
     """The subject's latest grade (latest as-of date, then latest stored); else `GradeUnavailable`."""
-    grade = session.scalars(select(Grade).where(Grade.uscc == uscc).order_by(*_LATEST_ORDER)).first()
+    grade = session.scalars(select(Grade).join(CurrentGrade, CURRENT_JOIN).where(CurrentGrade.uscc == uscc)).first()
     if grade is None:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
     return grade
@@ -86,24 +168,26 @@ def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, An
 
 
 def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:
+    """The latest grade of each of ``usccs`` that has one (lookups by key: the cost follows the codes)."""
     wanted = list(dict.fromkeys(usccs))
     out: dict[str, Grade] = {}
     for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
         chunk = wanted[start:start + 500]
-        stmt = select(Grade).where(Grade.uscc.in_(chunk), Grade.id.in_(_latest_ids()))
+        stmt = select(Grade).join(CurrentGrade, CURRENT_JOIN).where(CurrentGrade.uscc.in_(chunk))
         out.update({g.uscc: g for g in session.scalars(stmt)})
     return out
 
 
 def covered_subjects(session: Session, principal: Principal, *, grade: str | None = None,
                      offset: int = 0, limit: int = 50) -> tuple[int, list[tuple[Subject, Grade | None]]]:
-    """Subjects ``principal`` covers, with their latest grade, ordered riskiest first."""
-    latest = aliased(Grade, select(Grade).where(Grade.id.in_(_latest_ids())).subquery())
-    stmt = select(Subject, latest).outerjoin(latest, latest.uscc == Subject.uscc).where(coverage_clause(principal))
+    """Subjects ``principal`` covers, with their latest grade, ordered riskiest first, by offset
+    (a deep offset reads the rows before it: ``serving.services.subject_lists`` pages by key)."""
+    stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+            .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal)))
     if grade:
-        stmt = stmt.where(latest.grade == grade)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    stmt = stmt.order_by(latest.grade.desc().nulls_last(), latest.score.asc(), Subject.uscc)
+        stmt = stmt.where(CurrentGrade.grade == grade)
+    total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(Subject.uscc).subquery())) or 0
+    stmt = stmt.order_by(CurrentGrade.grade.desc().nulls_last(), CurrentGrade.score.asc(), Subject.uscc)
     return total, [(s, g) for s, g in session.execute(stmt.offset(offset).limit(limit))]
 
 

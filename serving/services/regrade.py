@@ -12,7 +12,6 @@ caller's transaction: nothing here commits.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import Grade, Record
+from serving.db.models import Record
 from serving.errors import ModelUnavailable
 from serving.schemas import GradeIn
 from serving.services.champions import ChampionHolder
-from serving.services.grades import Regrader, latest_grade
+from serving.services.grades import Regrader, latest_grade, put_grade, refresh_current
 
 # Records the service adds to the store's history to replay its own decisions.
 _CHANGE_ID = {"revocation": "SRV-REVOKE-{}", "repair": "SRV-REPAIR-{}"}
@@ -128,17 +127,8 @@ def make_regrader(*, store_dir: str | Path, models: ChampionHolder, policy: Any 
                         probability=float(row["probability"]), model_version=served.model_version,
                         profile_hash=row["profile_hash"], reasons=json.loads(row["reasons"]),
                         what_if=json.loads(row["what_if"]))
-        values = grade.model_dump(mode="json") | {"as_of": as_of}
-        existing = session.scalars(select(Grade).where(Grade.uscc == uscc, Grade.as_of == as_of,
-                                                       Grade.model_version == served.model_version)).first()
-        if existing is None:
-            existing = Grade(**values, created_at=dt.datetime.now(dt.UTC))
-            session.add(existing)
-        else:
-            for key, value in values.items():
-                setattr(existing, key, value)
-            existing.created_at = dt.datetime.now(dt.UTC)
-        existing.stale, existing.stale_reason = False, None
+        put_grade(session, grade)
+        refresh_current(session, [uscc])
         session.flush()  # inside the caller's transaction: it commits or rolls back
 
     return regrade

@@ -12,18 +12,21 @@ from sqlalchemy.orm import Session
 from serving.db.models import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
+from serving.services.grades import refresh_subject_columns
 
 _RECORD_FIELDS = tuple(RecordIn.model_fields)
 
 
 def store_subjects(session: Session, rows: Iterable[Mapping[str, Any] | SubjectIn]) -> int:
     """Insert or update subjects (validated against ``SubjectIn``); one transaction; returns count."""
-    count = 0
+    stored: list[tuple[str, str | None, str | None]] = []
     for row in rows:
         subject = row if isinstance(row, SubjectIn) else SubjectIn.model_validate(dict(row))
         session.merge(Subject(**subject.model_dump(), updated_at=dt.datetime.now(dt.UTC)))
-        count += 1
+        stored.append((subject.uscc, subject.industry, subject.district_code))
+    refresh_subject_columns(session, stored)  # the lists filter current grades by industry, district
     session.commit()
+    count = len(stored)
     return count
 
 

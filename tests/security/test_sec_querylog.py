@@ -224,3 +224,28 @@ def test_a_log_chained_before_the_keys_is_kept_and_still_checked(tmp_path, keys_
     # a keyed entry after it can tell (the docs say so); here the signed checkpoint does
     result = check()
     assert not result["ok"] and _kinds(result) & {"replaced", "rewritten_row"}
+
+
+def test_the_incremental_check_walks_from_the_latest_checkpoint_and_finds_tampering_after_it(
+        logged, client, auth, tiers_cli):
+    for _ in range(4):  # four reads after the checkpoint of entry 6
+        assert client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("ent1")).status_code == 200
+    result = _check(tiers_cli, "--incremental")
+    assert result["ok"] and result["checked_from"] == READS and result["entries"] == 5
+    with sqlite3.connect(logged) as db:
+        db.execute("UPDATE query_log SET purpose = '改过的用途' WHERE seq = ?", (READS + 2,))
+    result = _check(tiers_cli, "--incremental")
+    assert not result["ok"] and "rewritten_row" in _kinds(result) and result["first_broken_seq"] == READS + 2
+
+
+def test_the_incremental_check_refuses_a_checkpointed_entry_that_was_replaced(logged, tiers_cli):
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        rows[READS - 1]["purpose"] = "改过的用途"
+        _rehash_from(db, rows, READS, _unkeyed)  # the signed entry itself, rehashed
+    result = _check(tiers_cli, "--incremental")
+    assert not result["ok"] and {"replaced", "rewritten_row"} & _kinds(result)
+    # an entry before the checkpoint is left to the full check: the incremental one does not walk it
+    with sqlite3.connect(logged) as db:
+        db.execute("UPDATE query_log SET purpose = '改过的用途' WHERE seq = 2")
+    assert "rewritten_row" in _kinds(_check(tiers_cli))

@@ -1,0 +1,174 @@
+"""Lists of covered subjects by key (keyset pagination), with index-backed filters.
+
+Order: riskiest first (grade D→A, then score ascending, then USCC), the subjects without a grade
+last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
+Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
+grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
+so a deep page costs what the first one does. The total is counted once, on the first page, and
+carried in the cursor: paging never recounts the population (it is the total as of the first
+page; a list started again counts again).
+
+The cursor (``next``) is opaque to clients: base64url of a small JSON array.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
+from sqlalchemy.orm import Session
+
+from serving.db.models import CurrentGrade, Grade, Subject
+from serving.errors import InvalidInput
+from serving.schemas import GradeLetter
+from serving.security import Principal
+from serving.services.access import coverage_clause
+from serving.services.grades import CURRENT_JOIN
+
+_RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
+_USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
+_USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
+_NAME_END = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What a list is narrowed to; every field optional."""
+
+    grade: str | None = None
+    district: str | None = None  # district_code
+    industry: str | None = None  # GB/T 4754 section
+    search: str | None = None  # USCC prefix (upper-case letters and digits) or name prefix
+
+
+@dataclass(frozen=True)
+class SubjectListPage:
+    total: int
+    rows: list[tuple[Subject, Grade | None]]
+    next: str | None  # the cursor of the next page; None on the last
+
+
+def subject_page(session: Session, principal: Principal, filters: ListFilter = ListFilter(), *,
+                 after: str | None = None, limit: int = 50) -> SubjectListPage:
+    """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``."""
+    cursor = _decode(after) if after else None
+    total = cursor[-1] if cursor else count_subjects(session, principal, filters)
+    if filters.search:
+        rows, key = _search_rows(session, principal, filters, cursor, limit)
+    else:
+        rows, key = _ranked_rows(session, principal, filters, cursor, limit)
+    return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+
+
+def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
+    """How many subjects ``principal`` covers under ``filters`` (counted once per list)."""
+    stmt = select(func.count()).select_from(Subject)
+    if filters.grade:
+        stmt = stmt.join(CurrentGrade, CurrentGrade.uscc == Subject.uscc).where(CurrentGrade.grade == filters.grade)
+    return session.scalar(stmt.where(coverage_clause(principal), *_subject_filters(filters))) or 0
+
+
+def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if filters.district:
+        out.append(Subject.district_code == filters.district)
+    if filters.industry:
+        out.append(Subject.industry == filters.industry)
+    if filters.search:
+        column, low, high = _search_range(filters.search)
+        out += [column >= low, column < high]
+    return out
+
+
+def _search_range(search: str) -> tuple[Any, str, str]:
+    if _USCC_PREFIX.fullmatch(search):
+        return Subject.uscc, search, search + _USCC_END
+    return Subject.name, search, search + _NAME_END
+
+
+def _graded(principal: Principal) -> Select[Any]:
+    return (select(Subject, Grade).select_from(CurrentGrade)
+            .join(Subject, Subject.uscc == CurrentGrade.uscc).join(Grade, CURRENT_JOIN)
+            .where(coverage_clause(principal)))
+
+
+def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
+                 limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    rows: list[tuple[Subject, Grade | None]] = []
+    section = cursor[0] if cursor else "g"
+    letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
+    if section == "g":
+        start_letter = cursor[1] if cursor else letters[0]
+        for letter in letters:
+            if letter > start_letter:
+                continue
+            stmt = _graded(principal).where(CurrentGrade.grade == letter)
+            if filters.district:  # the filter columns of current_grades: index (district, grade, score, uscc)
+                stmt = stmt.where(CurrentGrade.district_code == filters.district)
+            if filters.industry:
+                stmt = stmt.where(CurrentGrade.industry == filters.industry)
+            if cursor and letter == start_letter:
+                stmt = stmt.where(tuple_(CurrentGrade.score, CurrentGrade.uscc) > tuple_(cursor[2], cursor[3]))
+            rows += list(session.execute(stmt.order_by(CurrentGrade.score, CurrentGrade.uscc)
+                                         .limit(limit - len(rows) + 1)).tuples())
+            if len(rows) > limit:
+                return rows[:limit], _ranked_key(rows[limit - 1])
+        if filters.grade:
+            return rows, None
+        cursor = None
+    after_uscc = cursor[1] if cursor else ""
+    ungraded = (select(Subject).where(~exists().where(CurrentGrade.uscc == Subject.uscc), Subject.uscc > after_uscc,
+                                      coverage_clause(principal), *_subject_filters(filters))
+                .order_by(Subject.uscc).limit(limit - len(rows) + 1))
+    rows += [(s, None) for s in session.scalars(ungraded)]
+    if len(rows) > limit:
+        return rows[:limit], _ranked_key(rows[limit - 1])
+    return rows, None
+
+
+def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
+    subject, grade = row
+    return ["g", grade.grade, grade.score, subject.uscc] if grade is not None else ["u", subject.uscc]
+
+
+def _search_rows(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
+                 limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    column, _, _ = _search_range(filters.search or "")
+    stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+            .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
+    if filters.grade:
+        stmt = stmt.where(CurrentGrade.grade == filters.grade)
+    after = tuple_(column, Subject.uscc) > tuple_(cursor[1], cursor[2]) if cursor else true()
+    rows = list(session.execute(stmt.where(after).order_by(column, Subject.uscc).limit(limit + 1)).tuples())
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        return rows[:limit], ["s", getattr(last, column.key), last.uscc]
+    return rows, None
+
+
+def _encode(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, ensure_ascii=False).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        ok = (isinstance(values, list) and values and isinstance(values[-1], int)
+              and ((values[0] == "g" and len(values) == 5 and values[1] in _RISKIEST_FIRST
+                    and isinstance(values[2], int | float) and isinstance(values[3], str))
+                   or (values[0] in ("u",) and len(values) == 3 and isinstance(values[1], str))
+                   or (values[0] == "s" and len(values) == 4 and all(isinstance(v, str) for v in values[1:3]))))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise InvalidInput("游标无效：请从第一页重新开始 (the cursor is not one this list gave; start from the first page)",
+                           field="after")
+    return values
+
+
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "subject_page"]
