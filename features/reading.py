@@ -97,27 +97,50 @@ def _count_error(row: int, line: int, got: int, width: int, text: str) -> BadRow
 # encoding
 # --------------------------------------------------------------------------------------------
 def detect_encoding(path: Path) -> tuple[str, str]:
-    """(codec, how it was decided) for a text file: BOM, clean UTF-8, or charset-normalizer.
+    """(codec, how it was decided) for a text file, by these rules in order:
 
-    A file whose sample is UTF-8 except for a few lines stays UTF-8: those lines are quarantined
-    under ``text_encoding`` instead of the whole file being read as mojibake.
+    1. a BOM decides (UTF-8, UTF-16 LE/BE);
+    2. a sample of ASCII only is UTF-8;
+    3. the non-ASCII lines of the sample are tried as UTF-8 one by one: if at least as many decode as
+       not (the header is one of them), the file is UTF-8 and the lines that are not become
+       ``text_encoding`` quarantines, instead of the whole file being read as mojibake;
+    4. else GB18030 when every non-ASCII line decodes as GB18030 (a superset of GBK and GB2312);
+    5. else charset-normalizer decides, GB18030 if it finds nothing.
+
+    A header that is the only non-ASCII line is decided like any other line: GB18030 is never read
+    as UTF-8 because it is the only one.
     """
     with path.open("rb") as fh:
         sample = fh.read(_SAMPLE_BYTES)
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", "BOM"
-    lines = [ln for ln in sample.split(b"\n")[:-1] or [sample] if any(b > 0x7F for b in ln)]
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "BOM (UTF-16)"
+    whole = len(sample) < _SAMPLE_BYTES
+    parts = sample.split(b"\n")
+    if not whole and len(parts) > 1:
+        parts = parts[:-1]  # the last line of a cut sample may end mid-character
+    lines = [ln for ln in parts if any(b > 0x7F for b in ln)]
     if not lines:
         return "utf-8", "ASCII only"
-    bad = 0
+    bad = []
     for ln in lines:
         try:
             ln.decode("utf-8")
         except UnicodeDecodeError:
-            bad += 1
-    # a GB18030 file fails UTF-8 on nearly every non-ASCII line; a UTF-8 file with a few bad rows on few
-    if bad <= max(1, len(lines) // 10):
-        return "utf-8", f"UTF-8 ({bad} of {len(lines)} non-ASCII lines in the sample not UTF-8)"
+            bad.append(ln)
+    good = len(lines) - len(bad)
+    if not bad:
+        return "utf-8", "UTF-8 (every non-ASCII line in the sample decodes)"
+    if good >= len(bad):
+        return "utf-8", f"UTF-8 ({len(bad)} of {len(lines)} non-ASCII lines in the sample not UTF-8)"
+    try:
+        for ln in bad:
+            ln.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "gb18030", f"GB18030 ({len(bad)} of {len(lines)} non-ASCII lines in the sample not UTF-8, all GB18030)"
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample, cp_isolation=["utf_8", "gb18030", "big5"]).best()
@@ -170,7 +193,8 @@ class TableReader:
                 head = fh.read(65536)
             # binary data, not a text file with a stray control character (that row is quarantined)
             control = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 13))
-            if control > max(8, len(head) // 50):
+            utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))  # NUL bytes are its ASCII
+            if control > max(8, len(head) // 50) and not utf16:
                 raise ReadError(f"{control} control bytes (NUL …) in its first {len(head)} bytes — binary data, "
                                 f"not {suffix[1:]} text")
         self.info = TableInfo(format=suffix[1:])
