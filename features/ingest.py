@@ -109,6 +109,10 @@ class FileSummary:
     columns: list[dict[str, str | None]] = field(default_factory=list)
     physical_lines: int = 0
     blank_lines: int = 0
+    header_line: int = 1
+    skipped_lines: int = 0  # non-blank rows above the header (titles, 填报单位, group headers): not records
+    sheet: str | None = None
+    sheets: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -158,9 +162,9 @@ def read_table(path: str | Path, expected: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(expected)].reset_index(drop=True)
 
 
-def _open(path: Path, chunk_rows: int = 200_000) -> TableReader:
+def _open(path: Path, chunk_rows: int = 200_000, header_fits=None) -> TableReader:
     try:
-        return open_table(path, chunk_rows=chunk_rows)
+        return open_table(path, chunk_rows=chunk_rows, header_fits=header_fits)
     except ReadError as exc:
         raise MalformedFileError(f"file {path.name}: {exc}") from exc
 
@@ -567,7 +571,8 @@ class _Batch:
             layout=staged.layout.name if staged.layout else "contract",
             layout_title=staged.layout.title_zh if staged.layout else "数据契约格式 (docs/data-contract.md)",
             columns=(staged.mapping.report() if staged.mapping else [{"column": c, "mapped_to": c} for c in info.header]),
-            physical_lines=info.physical_lines, blank_lines=info.blank_lines,
+            physical_lines=info.physical_lines, blank_lines=info.blank_lines, header_line=info.header_line,
+            skipped_lines=info.skipped_lines, sheet=info.sheet, sheets=list(info.sheets),
         )
         if summary.read != summary.accepted + summary.quarantined:
             raise AssertionError(f"{staged.name}: read {summary.read} ≠ accepted {summary.accepted} + quarantined "
@@ -713,14 +718,22 @@ def ingest(
         sub_reader = _open(Path(subjects), chunk_rows)
         _check_contract_header(Path(subjects), sub_reader.info.header, SUBJECT_COLUMNS, sub_reader)
     rec_readers = []
+    def fits(header: list[str]) -> bool:  # is this row a header the contract or a layout knows?
+        try:
+            recognise(header, source=source, layouts_dir=layouts_dir, policy=policy, contract_columns=RECORD_COLUMNS)
+        except ValueError:
+            return False
+        return True
+
     for path in record_paths:
-        reader = _open(path, chunk_rows)
+        reader = _open(path, chunk_rows, header_fits=fits)
         try:
             layout, mapping = recognise(reader.info.header, source=source, layouts_dir=layouts_dir,
                                         policy=policy, contract_columns=RECORD_COLUMNS,
                                         jsonl=reader.suffix == ".jsonl")
         except ValueError as exc:
-            raise MalformedFileError(f"file {path.name}: {exc}") from exc
+            sheets = reader.sheets_summary_zh()
+            raise MalformedFileError(f"file {path.name}: {sheets + '；' if sheets else ''}{exc}") from exc
         rec_readers.append((path, reader, layout, mapping))
 
     all_paths = ([Path(subjects)] if subjects is not None else []) + record_paths

@@ -42,6 +42,7 @@ STORE_COLUMNS = ("version", "content_hash", "ingested_at", "batch_id", "source_f
 RULES: tuple[str, ...] = (
     "row_malformed",
     "field_count",
+    "totals_row",
     "natural_person",
     "text_encoding",
     "control_character",
@@ -71,6 +72,7 @@ CONTRACT_RULES = frozenset({
 RULE_TEXT: dict[str, tuple[str, str]] = {
     "row_malformed": ("无法拆分为字段（引号不成对或引号后多余字符）", "cannot be split into fields (unbalanced quote or text after a closing quote)"),
     "field_count": ("字段个数与表头不符", "number of fields differs from the header"),
+    "totals_row": ("合计/小计/总计行，不是一条记录", "a totals row (合计/小计/总计), not a record"),
     "natural_person": ("涉及自然人，个人信息不入库", "about a natural person: personal data are not stored"),
     "text_encoding": ("文字编码无效（非 UTF-8/GB18030 字节或替换字符）", "text is not valid in the file's encoding"),
     "control_character": ("含控制字符", "contains a control character"),
