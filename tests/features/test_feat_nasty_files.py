@@ -38,7 +38,7 @@ def _put(ws, frame: pd.DataFrame, above: list[list[str]] = ()) -> None:
 
 
 def test_a_hidden_first_sheet_is_skipped_and_the_visible_data_sheet_read(tmp_path, subjects_csv):
-    frame, truth = _penalties()
+    frame, _ = _penalties()
     book = openpyxl.Workbook()
     old = book.active
     old.title = "旧数据(勿用)"
@@ -98,7 +98,7 @@ def test_title_rows_above_a_csv_header_are_skipped_and_counted(tmp_path, subject
 
 
 def test_a_totals_row_is_quarantined_under_its_own_rule(tmp_path, subjects_csv):
-    frame, truth = _penalties()
+    frame, _ = _penalties()
     book = openpyxl.Workbook()
     _put(book.active, frame)
     book.active.append(["合计", None, None, None, None, None, None, None, None, None, None, None, None,
@@ -148,7 +148,7 @@ def test_a_gb18030_header_only_file_is_refused_in_readable_chinese(tmp_path, sub
 
 
 def test_a_utf8_file_with_a_few_gb18030_rows_quarantines_those_rows(tmp_path, subjects_csv):
-    frame, truth = _penalties()
+    frame, _ = _penalties()
     path = tmp_path / "mixed.csv"
     text = frame.to_csv(index=False)
     lines = text.splitlines(keepends=True)
