@@ -373,6 +373,8 @@ def validate_records(
           f"decision_date is after the ingestion date {ingested_on}", f"决定日期晚于入库日期 {ingested_on}")
     v.add("date_order", (parsed_dates["publicity_end"] < decision).to_numpy(), "publicity_end",
           "publicity_end is before decision_date", "公示截止日期早于决定日期")
+    v.add("date_order", (parsed_dates["end_date"] < decision).to_numpy(), "end_date",
+          "end_date (list exit, validity end) is before decision_date", "结束日期（移出日期、有效期至）早于决定日期")
     typed["amount"] = numbers.get("amount", pd.Series(np.nan, index=frame.index)).astype("float64")
     v.add("legal_basis_missing", (kind.isin(sorted(policy.legal_basis_kinds)) & frame["document_no"].isna()).to_numpy(),
           "document_no", "the catalogue requires a legal-basis document number for this kind",

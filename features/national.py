@@ -370,6 +370,15 @@ class Mapping:
         return _joined(frame, self.targets.get(target, []))
 
     # -- natural persons ------------------------------------------------------------------------
+    def _legacy_registration(self, frame: pd.DataFrame, uscc: pd.Series) -> np.ndarray:
+        """A 15-digit code of an organisation (类别 法人及非法人组织, or 证件类型 营业执照/工商注册号): the old
+        business registration number (工商注册号), not an identity card: its own rule, never natural_person."""
+        category = self._col(frame, "subject_category").fillna("")
+        id_type = self._col(frame, "id_type").fillna("")
+        code = uscc.fillna("").str.strip()
+        organisation = category.str.contains("法人|组织|个体工商户") | id_type.str.contains("营业执照|工商|注册号")
+        return (code.str.fullmatch(r"\d{15}") & organisation & ~category.str.contains("自然人")).to_numpy(dtype=bool)
+
     def _natural_person(self, frame: pd.DataFrame, uscc: pd.Series) -> np.ndarray:
         category = self._col(frame, "subject_category").fillna("")
         id_type = self._col(frame, "id_type").fillna("")
@@ -454,7 +463,14 @@ class Mapping:
         out = pd.DataFrame({c: pd.Series([None] * n, index=frame.index, dtype=object) for c in RECORD_COLUMNS})
         uscc = self._col(frame, "uscc")
         uscc = uscc.where(uscc.isna(), uscc.astype("string").str.strip().str.normalize("NFKC").str.upper()).astype(object)
-        natural = self._natural_person(frame, uscc)
+        legacy = self._legacy_registration(frame, uscc)
+        natural = self._natural_person(frame, uscc) & ~legacy
+        shown = uscc.fillna("").astype(str)
+        v.add("uscc_legacy_registration_number", legacy, "uscc",
+              np.asarray([f"{c} is a 15-digit business registration number (工商注册号), not a USCC: give the "
+                          "subject's unified social credit code" for c in shown], dtype=object),
+              np.asarray([f"{c} 是 15 位工商注册号，不是统一社会信用代码：请填写该主体的统一社会信用代码" for c in shown],
+                         dtype=object))
         v.add("natural_person", natural, "subject",
               "row about a natural person (identity-card number or 自然人, no USCC): quarantined, nothing of it kept",
               "涉及自然人（身份证号或类别为自然人，无统一社会信用代码）：整行隔离，个人信息不入库")
@@ -508,8 +524,10 @@ class Mapping:
         fine = _amounts(self._col(frame, "fine_wan"), 10_000.0)
         fine = fine.where(fine.notna(), _amounts(self._col(frame, "fine_yuan"), 1.0))
         # a fine written only in the text (处罚内容 "罚款人民币5000元", "罚款0.5万元")
-        in_text = content.fillna("").str.normalize("NFKC").str.extract(_FINE_IN_TEXT)
-        from_text = pd.to_numeric(in_text[0].str.replace(",", ""), errors="coerce") * np.where(in_text[1] == "万", 1e4, 1.0)
+        # several fines in one cell (罚款2000元，罚款3000元) are summed: each is a fine imposed, none is dropped
+        in_text = content.fillna("").str.normalize("NFKC").str.extractall(_FINE_IN_TEXT)
+        each = pd.to_numeric(in_text[0].str.replace(",", ""), errors="coerce") * np.where(in_text[1] == "万", 1e4, 1.0)
+        from_text = each.groupby(level=0).sum(min_count=1).reindex(content.index)
         fine = fine.where(fine.notna(), from_text.round(2).map(lambda x: None if pd.isna(x) else f"{x:.2f}"))
         out["amount"] = fine
         fine_number = pd.to_numeric(fine, errors="coerce")

@@ -172,3 +172,48 @@ def test_utf16_with_a_bom_is_read(tmp_path, subjects_csv):
     summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
     f = summary.files[-1]
     assert f.encoding == "utf-16" and f.read == len(frame) == f.accepted + f.quarantined
+
+
+# --------------------------------------------------------------------------------------------
+# rows the mapping must not misread
+# --------------------------------------------------------------------------------------------
+def _one_accepted(layout: str) -> tuple[pd.DataFrame, int]:
+    frame, truth = national_table(layout, SUBJECTS, seed=3)
+    frame = frame.astype(object).where(frame.notna(), None)
+    row = int(truth.loc[truth["expected"] == "accepted", "row"].iloc[0])  # 1-based data row
+    return frame, row - 1
+
+
+def test_several_fines_in_one_cell_are_summed(tmp_path, subjects_csv):
+    frame, i = _one_accepted("penalty_current")
+    frame.loc[i, ["处罚类别", "处罚内容", "罚款金额（万元）"]] = ["罚款", "罚款2000元，罚款3000元", None]
+    frame.loc[i, "没收违法所得、没收非法财物的金额（万元）"] = None
+    path = tmp_path / "fines.csv"
+    frame.to_csv(path, index=False, encoding="gb18030")
+    ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    stored = read_latest(tmp_path / "store", "records").set_index("source_row")
+    assert stored.loc[i + 1, "amount"] == 5000
+
+
+def test_a_list_exit_before_its_entry_is_quarantined_as_date_order(tmp_path, subjects_csv):
+    frame, i = _one_accepted("list_abnormal_operation")
+    frame.loc[i, ["列入日期", "移出日期", "移出原因"]] = ["2025-02-01", "2024-12-01", "已补报年度报告"]
+    path = tmp_path / "list.csv"
+    frame.to_csv(path, index=False, encoding="gb18030")
+    summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    q = pd.read_csv(summary.quarantine_path)
+    assert list(q.loc[q["row"] == i + 1, "rule"]) == ["date_order"]
+
+
+@pytest.mark.parametrize(("category", "id_type"), [("法人及非法人组织", None), (None, "营业执照")])
+def test_a_15_digit_business_registration_number_is_not_a_natural_person(tmp_path, subjects_csv, category, id_type):
+    frame, i = _one_accepted("penalty_current")
+    frame.loc[i, ["行政相对人类别", "行政相对人代码_1（统一社会信用代码）", "证件类型", "证件号码"]] = [
+        category, "320102600012345", id_type, None]
+    path = tmp_path / "regno.csv"
+    frame.to_csv(path, index=False, encoding="gb18030")
+    summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    q = pd.read_csv(summary.quarantine_path, dtype=str)
+    got = q.loc[q["row"] == str(i + 1)]
+    assert list(got["rule"]) == ["uscc_legacy_registration_number"]
+    assert "320102600012345" in got["message"].iloc[0]  # traceable: the clerk can find the row
