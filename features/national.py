@@ -169,6 +169,25 @@ def normalise_header(text: str) -> str:
     return t
 
 
+_UNIQUE_SUFFIX = re.compile(r"#\d+$")  # what features.reading adds to a repeated header name
+
+
+def _repeated(targets: dict[str, list[str]]) -> str | None:
+    """A Chinese refusal when one used column appears twice under the same name (after normalisation):
+    which of the two holds the truth cannot be known, so the file is refused rather than one silently
+    chosen. Different names feeding one field (CF_CFLB1, CF_CFLB2 → penalty_types) are joined, not refused."""
+    for cols in targets.values():
+        seen: dict[str, str] = {}
+        for col in cols:
+            key = normalise_header(_UNIQUE_SUFFIX.sub("", col))
+            if key in seen:
+                name = _UNIQUE_SUFFIX.sub("", seen[key])
+                return (f"表头中的列「{name}」出现了不止一次：无法确定以哪一列为准，文件未导入；"
+                        "请删除或改名重复的列后重新导入")
+            seen[key] = col
+    return None
+
+
 def _base(text: str) -> str:
     return text.split("(", 1)[0]
 
@@ -246,7 +265,7 @@ def _match(header: list[str], spec: LayoutSpec) -> tuple[dict[str, list[str]], d
     targets: dict[str, list[str]] = {}
     mapped: dict[str, str] = {}
     for col in header:
-        n = normalise_header(col)
+        n = normalise_header(_UNIQUE_SUFFIX.sub("", col))  # a repeated name ("备注#2") answers as its first
         target = aliases.get(n)
         if target is None and "(" in n:
             # "行政相对人代码_1(统一社会信用代码)" also answers to "行政相对人代码_1"; a unit in brackets
@@ -300,6 +319,9 @@ def recognise(header: list[str], *, source: str | None, layouts_dir: str | Path 
         raise ValueError(f"header fits layouts {scored[0][1].name} and {scored[1][1].name} equally; "
                          "choose one with --source")
     _, spec, targets, mapped = scored[0]
+    repeated = _repeated(targets)
+    if repeated:
+        raise ValueError(repeated)
     mapping = Mapping(spec, header, targets, mapped, load_severity_rules(layouts_dir), load_departments(layouts_dir),
                       policy)
     return Layout(spec.name, spec.title_zh, spec.title_en), mapping

@@ -217,3 +217,21 @@ def test_a_15_digit_business_registration_number_is_not_a_natural_person(tmp_pat
     got = q.loc[q["row"] == str(i + 1)]
     assert list(got["rule"]) == ["uscc_legacy_registration_number"]
     assert "320102600012345" in got["message"].iloc[0]  # traceable: the clerk can find the row
+
+
+def test_a_used_column_repeated_in_the_header_refuses_the_file_naming_it(tmp_path, subjects_csv):
+    frame, _ = _penalties()
+    frame["处罚决定日期 "] = "2025-05-30"  # the same header again (a trailing space), other values
+    path = tmp_path / "dup.csv"
+    frame.to_csv(path, index=False, encoding="gb18030")
+    with pytest.raises(MalformedFileError, match="处罚决定日期"):
+        ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+
+
+def test_a_repeated_ignored_column_is_no_reason_to_refuse(tmp_path, subjects_csv):
+    frame, _ = _penalties()
+    text = frame.to_csv(index=False).splitlines()
+    path = tmp_path / "two_notes.csv"
+    path.write_text("\n".join([text[0] + ",备注"] + [t + ",x" for t in text[1:]]) + "\n", encoding="utf-8")
+    summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    assert summary.files[-1].read == len(frame)
