@@ -306,14 +306,17 @@ def recognise(header: list[str], *, source: str | None, layouts_dir: str | Path 
         targets, mapped, score = _match(header, spec)
         missing = [r for r in spec.required if r not in targets]
         if missing:
-            notes.append(f"{spec.name}: lacks {missing}")
+            # the clerk's own spelling of each missing column: the layout's first alias
+            notes.append((len(missing) / len(spec.required), len(mapped), spec, [spec.columns[m][0] for m in missing]))
             continue
         scored.append((score, spec, targets, mapped))
     if not scored:
         missing = [c for c in contract_columns if c not in header]
-        unknown = [c for c in header if c not in contract_columns]
-        raise ValueError("columns match neither the data contract (missing "
-                         f"{missing[:6]}, unknown {unknown[:6]}) nor a national layout ({'; '.join(notes)})")
+        notes.sort(key=lambda n: (n[0], -n[1]))
+        _, _, closest, lacks = notes[0]
+        others = "；".join(f"{spec.title_zh}缺少{len(cols)}列" for _, _, spec, cols in notes[1:4])
+        raise ValueError(f"表头不符合任何已知格式。最接近的是「{closest.title_zh}」，缺少列：{'、'.join(lacks)}"
+                         f"（其他格式：{others}；数据契约格式缺少：{'、'.join(missing[:6])}）")
     scored.sort(key=lambda s: -s[0])
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         raise ValueError(f"header fits layouts {scored[0][1].name} and {scored[1][1].name} equally; "

@@ -235,3 +235,13 @@ def test_a_repeated_ignored_column_is_no_reason_to_refuse(tmp_path, subjects_csv
     path.write_text("\n".join([text[0] + ",备注"] + [t + ",x" for t in text[1:]]) + "\n", encoding="utf-8")
     summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
     assert summary.files[-1].read == len(frame)
+
+
+def test_a_missing_column_is_named_as_the_clerk_writes_it_in_chinese(tmp_path, subjects_csv):
+    frame, _ = _penalties()
+    path = tmp_path / "no_date.csv"
+    frame.drop(columns=["处罚决定日期"]).to_csv(path, index=False, encoding="gb18030")
+    with pytest.raises(MalformedFileError) as err:
+        ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    assert "缺少列：处罚决定日期" in str(err.value)
+    assert "decision_date" not in str(err.value).split("数据契约")[0]
