@@ -459,7 +459,9 @@ class Mapping:
             if unknown or not found:
                 severities.append(None)
                 shown = "、".join(unknown) or text
-                problems.append((f"无法识别：{shown}（* 未给出金额）", f"not recognised: {shown} (* no amount given)"))
+                starred = any(u.endswith("*") for u in unknown)  # the note only where an amount is missing
+                problems.append((f"无法识别：{shown}" + ("（* 未给出金额）" if starred else ""),
+                                 f"not recognised: {shown}" + (" (* no amount given)" if starred else "")))
             else:
                 severities.append(max(found, key=rank.__getitem__))
                 problems.append(None)

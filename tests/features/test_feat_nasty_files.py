@@ -245,3 +245,14 @@ def test_a_missing_column_is_named_as_the_clerk_writes_it_in_chinese(tmp_path, s
         ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
     assert "缺少列：处罚决定日期" in str(err.value)
     assert "decision_date" not in str(err.value).split("数据契约")[0]
+
+
+def test_the_no_amount_note_appears_only_where_an_amount_is_missing(tmp_path, subjects_csv):
+    frame, i = _one_accepted("penalty_current")
+    frame.loc[i, ["处罚类别", "处罚内容"]] = ["warning", "warning"]
+    path = tmp_path / "warning.csv"
+    frame.to_csv(path, index=False, encoding="gb18030")
+    summary = ingest(store=tmp_path / "store", subjects=subjects_csv, records=path, ingested_at=INGESTED_AT)
+    q = pd.read_csv(summary.quarantine_path)
+    message = q.loc[q["row"] == i + 1, "message"].iloc[0]
+    assert "warning" in message and "未给出金额" not in message
