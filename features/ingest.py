@@ -53,7 +53,7 @@ from features.schema import (
     control_pattern,
 )
 from features.store import BATCHES_DIR, add_batch, has_table, scan_sql, sql_file_list
-from uscc import valid_uscc_mask
+from uscc import normalise_uscc, valid_uscc_mask
 
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
@@ -297,7 +297,7 @@ def validate_subjects(
     v = verdict or _Verdict(len(frame))
     if check_text:
         _text_columns_bad(frame, v, suspect)
-    uscc = frame["uscc"]
+    frame["uscc"] = uscc = normalise_uscc(frame["uscc"])  # as records files are read: one normalisation
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
           "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
     v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
@@ -339,7 +339,7 @@ def validate_records(
     rid = frame["record_id"]
     v.add("duplicate_record_id", (rid.duplicated(keep="first") & rid.notna()).to_numpy(), "record_id",
           "record_id already appeared in an earlier row of this file", "record_id 在本文件前面已出现")
-    uscc = frame["uscc"]
+    frame["uscc"] = uscc = normalise_uscc(frame["uscc"])
     known = pd.Index(known_uscc) if not isinstance(known_uscc, pd.Index) else known_uscc
     is_known = uscc.isin(known).to_numpy()
     # known subjects' codes were validated when their subject row was accepted: check only the rest

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.catalogue import Policy
 from features.schema import RECORD_COLUMNS, SEVERITY_VALUES, Verdict
-from uscc import valid_uscc_mask
+from uscc import normalise_uscc, valid_uscc_mask
 
 # The source fields a layout may map columns to, and what each becomes.
 SOURCE_FIELDS: dict[str, str] = {
@@ -489,7 +489,7 @@ class Mapping:
         v = Verdict(n)
         out = pd.DataFrame({c: pd.Series([None] * n, index=frame.index, dtype=object) for c in RECORD_COLUMNS})
         uscc = self._col(frame, "uscc")
-        uscc = uscc.where(uscc.isna(), uscc.astype("string").str.strip().str.normalize("NFKC").str.upper()).astype(object)
+        uscc = normalise_uscc(uscc)
         legacy = self._legacy_registration(frame, uscc)
         natural = self._natural_person(frame, uscc) & ~legacy
         shown = uscc.fillna("").astype(str)

@@ -256,3 +256,15 @@ def test_the_no_amount_note_appears_only_where_an_amount_is_missing(tmp_path, su
     q = pd.read_csv(summary.quarantine_path)
     message = q.loc[q["row"] == i + 1, "message"].iloc[0]
     assert "warning" in message and "未给出金额" not in message
+
+
+def test_a_lower_case_or_full_width_uscc_is_read_alike_in_subjects_and_records(tmp_path):
+    subjects = subjects_frame([subject(i) for i in range(1, 9)])
+    subjects.loc[0, "uscc"] = subjects.loc[0, "uscc"].lower()
+    subjects.loc[1, "uscc"] = subjects.loc[1, "uscc"].translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789ABCDEFGHJKLMNPQRTUWXY"})
+    path = tmp_path / "subjects.csv"
+    subjects.to_csv(path, index=False)
+    summary = ingest(store=tmp_path / "store", subjects=path, ingested_at=INGESTED_AT)
+    assert summary.files[0].quarantined == 0
+    stored = set(read_latest(tmp_path / "store", "subjects")["uscc"])
+    assert {code(1), code(2)} <= stored
