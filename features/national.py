@@ -359,7 +359,7 @@ def _amounts(s: pd.Series, factor: float) -> pd.Series:
     not a plain number is kept, so the contract's check quarantines it (value_invalid, out of range)."""
     text = s.where(s.isna(), s.astype("string").str.normalize("NFKC").str.replace(r"[,\s]", "", regex=True))
     number = pd.to_numeric(text, errors="coerce")
-    yuan = (number * factor).round(2)
+    yuan = (number * factor).round(2) + 0.0  # + 0.0: a written -0 is stored as 0, not -0
     shown = yuan.map(lambda x: None if pd.isna(x) else (f"{x:.2f}".rstrip("0").rstrip(".")
                                                          if np.isfinite(x) and abs(x) < 1e16 else repr(float(x))))
     return shown.where(number.notna(), text.astype(object)).astype(object).where(s.notna(), None)

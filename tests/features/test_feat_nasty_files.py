@@ -268,3 +268,10 @@ def test_a_lower_case_or_full_width_uscc_is_read_alike_in_subjects_and_records(t
     assert summary.files[0].quarantined == 0
     stored = set(read_latest(tmp_path / "store", "subjects")["uscc"])
     assert {code(1), code(2)} <= stored
+
+
+@pytest.mark.parametrize("written", ["-0", "-0.0", "－0"])
+def test_a_fine_written_minus_zero_is_zero(written):
+    from features.national import _amounts
+
+    assert _amounts(pd.Series([written]), 10_000.0).tolist() == ["0"]
