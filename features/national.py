@@ -311,9 +311,10 @@ def recognise(header: list[str], *, source: str | None, layouts_dir: str | Path 
         missing = [c for c in contract_columns if c not in header]
         notes.sort(key=lambda n: (n[0], -n[1]))
         _, _, closest, lacks = notes[0]
-        others = "；".join(f"{spec.title_zh}缺少{len(cols)}列" for _, _, spec, cols in notes[1:4])
-        raise ValueError(f"表头不符合任何已知格式。最接近的是「{closest.title_zh}」，缺少列：{'、'.join(lacks)}"
-                         f"（其他格式：{others}；数据契约格式缺少：{'、'.join(missing[:6])}）")
+        others = "".join(f"{spec.title_zh}缺少 {len(cols)} 列；" for _, _, spec, cols in notes[1:4])
+        raise ValueError(f"表头不符合任何已知格式。最接近的是「{closest.title_zh}」（--source {closest.name}），"
+                         f"缺少列：{'、'.join(lacks)}（{'其他格式：' + others if others else ''}"
+                         f"数据契约格式缺少：{'、'.join(missing[:6])}）")
     scored.sort(key=lambda s: -s[0])
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         raise ValueError(f"header fits layouts {scored[0][1].name} and {scored[1][1].name} equally; "
