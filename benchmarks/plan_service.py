@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np

@@ -270,6 +270,7 @@ def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
 CurrentUser = Annotated[Principal, Depends(api_principal)]
 PageUser = Annotated[Principal, Depends(page_principal)]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
+Enterprise = Annotated[Principal, Depends(require_role("enterprise"))]
 Regulator = Annotated[Principal, Depends(require_role("regulator"))]
 Decider = Annotated[Principal, Depends(require_role("regulator", "admin"))]
 Analyst = Annotated[Principal, Depends(require_role("analyst", "admin"))]

@@ -157,7 +157,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
 
 @router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)
 def draw_openings_page(request: Request, access: PageSubject, session: SessionDep,
-                       _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                       _enterprise: PageEnterprise,
                        ) -> Response:
     """The enterprise's own openings: one per tiers-draw-v2 plan whose pool held it, each with its
     download and the plan's public bundle; 404 when no pool held it. Computed on request (one
@@ -170,7 +170,7 @@ def draw_openings_page(request: Request, access: PageSubject, session: SessionDe
 
 @router.get("/credit/{uscc}/draw-openings/{plan_id}.json")
 def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                      _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                      _enterprise: PageEnterprise,
                       ) -> Response:
     """One opening, as the file `tiers plan verify BUNDLE --subject USCC --opening FILE` reads."""
     from serving.routes.plans import _json_download, _openings_by_plan

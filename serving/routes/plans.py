@@ -20,6 +20,7 @@ from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import (
     CurrentUser,
+    Enterprise,
     PageRegulator,
     ReadLog,
     ReadLogDep,
@@ -453,7 +454,7 @@ def _enter_salt(session: Session, settings, principal: Principal, plan_id: int, 
                                       known_at=body.known_at)
 
 
-def _full_plan(session: Session, principal: Principal, plan_id: int, purpose: str | None, endpoint: str
+def _full_plan(session: Session, log: ReadLog, principal: Principal, plan_id: int, purpose: str | None
                ) -> tuple[Plan, InspectionPlan]:
     """The full plan for auditors (every pool subject with its grade): each pool subject is a logged read."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
@@ -461,8 +462,7 @@ def _full_plan(session: Session, principal: Principal, plan_id: int, purpose: st
         raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
     plan = plan_service.stored_plan(draw)
     pool = sorted({row[0] for td in plan.tasks for row in td.pool})
-    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name} 审计",
-                   endpoint=endpoint, reads=[(u, "allowed") for u in pool])
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name} 审计", pool)
     return plan_row, plan
 
 
@@ -499,16 +499,17 @@ def plan_bundle(plan_id: PlanId, principal: Regulator, session: SessionDep) -> R
 
 @router.get("/plans/{plan_id}/plan.json", response_class=Response,
             responses={**error_responses(*_PLAN_ERRORS), **_JSON_CONTENT})
-def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
+def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+              purpose: ReadPurpose = None) -> Response:
     """The full plan for auditors (every pool subject with its grade, the nonce key): `tiers plan verify
     PLAN` checks everything. Each pool subject is logged as a read."""
-    plan_row, plan = _full_plan(session, principal, plan_id, purpose, "GET /api/v1/plans/{plan_id}/plan.json")
+    plan_row, plan = _full_plan(session, log, principal, plan_id, purpose)
     return _json_download(plan, f"plan-{plan_row.id}.json")
 
 
 @router.get("/subjects/{uscc}/draw-openings", response_model=list[SubjectOpening],
             responses=error_responses(*_ERRORS, NotFound))
-def subject_openings(_enterprise: Annotated[Principal, Depends(require_role("enterprise"))],
+def subject_openings(_enterprise: Enterprise,
                      access: SubjectAccessDep, session: SessionDep) -> list[SubjectOpening]:
     """The enterprise's own private opening for each tiers-draw-v2 plan whose pool held it: `tiers plan
     verify BUNDLE --subject USCC --opening OPENING` confirms its stratum and that it was drawn or not
@@ -611,9 +612,9 @@ def plan_bundle_page(plan_id: PlanId, principal: PageRegulator, session: Session
 
 
 @pages_router.get("/regulator/plans/{plan_id}/plan.json")
-def plan_full_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+def plan_full_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, log: ReadLogDep,
                    purpose: ReadPurpose = None) -> Response:
-    plan_row, plan = _full_plan(session, principal, plan_id, purpose, "GET /regulator/plans/{plan_id}/plan.json")
+    plan_row, plan = _full_plan(session, log, principal, plan_id, purpose)
     return _json_download(plan, f"plan-{plan_row.id}.json")
 
 
