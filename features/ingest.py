@@ -53,7 +53,7 @@ from features.schema import (
     control_pattern,
 )
 from features.store import BATCHES_DIR, add_batch, has_table, scan_sql, sql_file_list
-from uscc import valid_uscc_mask
+from uscc import normalise_uscc, valid_uscc_mask
 
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
@@ -109,6 +109,10 @@ class FileSummary:
     columns: list[dict[str, str | None]] = field(default_factory=list)
     physical_lines: int = 0
     blank_lines: int = 0
+    header_line: int = 1
+    skipped_lines: int = 0  # non-blank rows above the header (titles, 填报单位, group headers): not records
+    sheet: str | None = None
+    sheets: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -158,9 +162,9 @@ def read_table(path: str | Path, expected: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(expected)].reset_index(drop=True)
 
 
-def _open(path: Path, chunk_rows: int = 200_000) -> TableReader:
+def _open(path: Path, chunk_rows: int = 200_000, header_fits=None) -> TableReader:
     try:
-        return open_table(path, chunk_rows=chunk_rows)
+        return open_table(path, chunk_rows=chunk_rows, header_fits=header_fits)
     except ReadError as exc:
         raise MalformedFileError(f"file {path.name}: {exc}") from exc
 
@@ -293,7 +297,7 @@ def validate_subjects(
     v = verdict or _Verdict(len(frame))
     if check_text:
         _text_columns_bad(frame, v, suspect)
-    uscc = frame["uscc"]
+    frame["uscc"] = uscc = normalise_uscc(frame["uscc"])  # as records files are read: one normalisation
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
           "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
     v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
@@ -335,7 +339,7 @@ def validate_records(
     rid = frame["record_id"]
     v.add("duplicate_record_id", (rid.duplicated(keep="first") & rid.notna()).to_numpy(), "record_id",
           "record_id already appeared in an earlier row of this file", "record_id 在本文件前面已出现")
-    uscc = frame["uscc"]
+    frame["uscc"] = uscc = normalise_uscc(frame["uscc"])
     known = pd.Index(known_uscc) if not isinstance(known_uscc, pd.Index) else known_uscc
     is_known = uscc.isin(known).to_numpy()
     # known subjects' codes were validated when their subject row was accepted: check only the rest
@@ -369,6 +373,8 @@ def validate_records(
           f"decision_date is after the ingestion date {ingested_on}", f"决定日期晚于入库日期 {ingested_on}")
     v.add("date_order", (parsed_dates["publicity_end"] < decision).to_numpy(), "publicity_end",
           "publicity_end is before decision_date", "公示截止日期早于决定日期")
+    v.add("date_order", (parsed_dates["end_date"] < decision).to_numpy(), "end_date",
+          "end_date (list exit, validity end) is before decision_date", "结束日期（移出日期、有效期至）早于决定日期")
     typed["amount"] = numbers.get("amount", pd.Series(np.nan, index=frame.index)).astype("float64")
     v.add("legal_basis_missing", (kind.isin(sorted(policy.legal_basis_kinds)) & frame["document_no"].isna()).to_numpy(),
           "document_no", "the catalogue requires a legal-basis document number for this kind",
@@ -567,7 +573,8 @@ class _Batch:
             layout=staged.layout.name if staged.layout else "contract",
             layout_title=staged.layout.title_zh if staged.layout else "数据契约格式 (docs/data-contract.md)",
             columns=(staged.mapping.report() if staged.mapping else [{"column": c, "mapped_to": c} for c in info.header]),
-            physical_lines=info.physical_lines, blank_lines=info.blank_lines,
+            physical_lines=info.physical_lines, blank_lines=info.blank_lines, header_line=info.header_line,
+            skipped_lines=info.skipped_lines, sheet=info.sheet, sheets=list(info.sheets),
         )
         if summary.read != summary.accepted + summary.quarantined:
             raise AssertionError(f"{staged.name}: read {summary.read} ≠ accepted {summary.accepted} + quarantined "
@@ -713,14 +720,22 @@ def ingest(
         sub_reader = _open(Path(subjects), chunk_rows)
         _check_contract_header(Path(subjects), sub_reader.info.header, SUBJECT_COLUMNS, sub_reader)
     rec_readers = []
+    def fits(header: list[str]) -> bool:  # is this row a header the contract or a layout knows?
+        try:
+            recognise(header, source=source, layouts_dir=layouts_dir, policy=policy, contract_columns=RECORD_COLUMNS)
+        except ValueError:
+            return False
+        return True
+
     for path in record_paths:
-        reader = _open(path, chunk_rows)
+        reader = _open(path, chunk_rows, header_fits=fits)
         try:
             layout, mapping = recognise(reader.info.header, source=source, layouts_dir=layouts_dir,
                                         policy=policy, contract_columns=RECORD_COLUMNS,
                                         jsonl=reader.suffix == ".jsonl")
         except ValueError as exc:
-            raise MalformedFileError(f"file {path.name}: {exc}") from exc
+            sheets = reader.sheets_summary_zh()
+            raise MalformedFileError(f"file {path.name}: {sheets + '；' if sheets else ''}{exc}") from exc
         rec_readers.append((path, reader, layout, mapping))
 
     all_paths = ([Path(subjects)] if subjects is not None else []) + record_paths

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from configfile import parse_toml
 from features.catalogue import Policy
 from features.schema import RECORD_COLUMNS, SEVERITY_VALUES, Verdict
-from uscc import valid_uscc_mask
+from uscc import normalise_uscc, valid_uscc_mask
 
 # The source fields a layout may map columns to, and what each becomes.
 SOURCE_FIELDS: dict[str, str] = {
@@ -169,6 +169,25 @@ def normalise_header(text: str) -> str:
     return t
 
 
+_UNIQUE_SUFFIX = re.compile(r"#\d+$")  # what features.reading adds to a repeated header name
+
+
+def _repeated(targets: dict[str, list[str]]) -> str | None:
+    """A Chinese refusal when one used column appears twice under the same name (after normalisation):
+    which of the two holds the truth cannot be known, so the file is refused rather than one silently
+    chosen. Different names feeding one field (CF_CFLB1, CF_CFLB2 → penalty_types) are joined, not refused."""
+    for cols in targets.values():
+        seen: dict[str, str] = {}
+        for col in cols:
+            key = normalise_header(_UNIQUE_SUFFIX.sub("", col))
+            if key in seen:
+                name = _UNIQUE_SUFFIX.sub("", seen[key])
+                return (f"表头中的列「{name}」出现了不止一次：无法确定以哪一列为准，文件未导入；"
+                        "请删除或改名重复的列后重新导入")
+            seen[key] = col
+    return None
+
+
 def _base(text: str) -> str:
     return text.split("(", 1)[0]
 
@@ -243,7 +262,7 @@ def _match(header: list[str], spec: LayoutSpec) -> tuple[dict[str, list[str]], d
     targets: dict[str, list[str]] = {}
     mapped: dict[str, str] = {}
     for col in header:
-        n = normalise_header(col)
+        n = normalise_header(_UNIQUE_SUFFIX.sub("", col))  # a repeated name ("备注#2") answers as its first
         target = aliases.get(n)
         if target is None and "(" in n:
             # "行政相对人代码_1(统一社会信用代码)" also answers to "行政相对人代码_1"; a unit in brackets
@@ -284,19 +303,26 @@ def recognise(header: list[str], *, source: str | None, layouts_dir: str | Path 
         targets, mapped, score = _match(header, spec)
         missing = [r for r in spec.required if r not in targets]
         if missing:
-            notes.append(f"{spec.name}: lacks {missing}")
+            # the clerk's own spelling of each missing column: the layout's first alias
+            notes.append((len(missing) / len(spec.required), len(mapped), spec, [spec.columns[m][0] for m in missing]))
             continue
         scored.append((score, spec, targets, mapped))
     if not scored:
         missing = [c for c in contract_columns if c not in header]
-        unknown = [c for c in header if c not in contract_columns]
-        raise ValueError("columns match neither the data contract (missing "
-                         f"{missing[:6]}, unknown {unknown[:6]}) nor a national layout ({'; '.join(notes)})")
+        notes.sort(key=lambda n: (n[0], -n[1]))
+        _, _, closest, lacks = notes[0]
+        others = "".join(f"{spec.title_zh}缺少 {len(cols)} 列；" for _, _, spec, cols in notes[1:4])
+        raise ValueError(f"表头不符合任何已知格式。最接近的是「{closest.title_zh}」（--source {closest.name}），"
+                         f"缺少列：{'、'.join(lacks)}（{'其他格式：' + others if others else ''}"
+                         f"数据契约格式缺少：{'、'.join(missing[:6])}）")
     scored.sort(key=lambda s: -s[0])
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         raise ValueError(f"header fits layouts {scored[0][1].name} and {scored[1][1].name} equally; "
                          "choose one with --source")
     _, spec, targets, mapped = scored[0]
+    repeated = _repeated(targets)
+    if repeated:
+        raise ValueError(repeated)
     mapping = Mapping(spec, header, targets, mapped, load_severity_rules(layouts_dir), load_departments(layouts_dir),
                       policy)
     return Layout(spec.name, spec.title_zh, spec.title_en), mapping
@@ -331,7 +357,7 @@ def _amounts(s: pd.Series, factor: float) -> pd.Series:
     not a plain number is kept, so the contract's check quarantines it (value_invalid, out of range)."""
     text = s.where(s.isna(), s.astype("string").str.normalize("NFKC").str.replace(r"[,\s]", "", regex=True))
     number = pd.to_numeric(text, errors="coerce")
-    yuan = (number * factor).round(2)
+    yuan = (number * factor).round(2) + 0.0  # + 0.0: a written -0 is stored as 0, not -0
     shown = yuan.map(lambda x: None if pd.isna(x) else (f"{x:.2f}".rstrip("0").rstrip(".")
                                                          if np.isfinite(x) and abs(x) < 1e16 else repr(float(x))))
     return shown.where(number.notna(), text.astype(object)).astype(object).where(s.notna(), None)
@@ -367,6 +393,15 @@ class Mapping:
         return _joined(frame, self.targets.get(target, []))
 
     # -- natural persons ------------------------------------------------------------------------
+    def _legacy_registration(self, frame: pd.DataFrame, uscc: pd.Series) -> np.ndarray:
+        """A 15-digit code of an organisation (类别 法人及非法人组织, or 证件类型 营业执照/工商注册号): the old
+        business registration number (工商注册号), not an identity card: its own rule, never natural_person."""
+        category = self._col(frame, "subject_category").fillna("")
+        id_type = self._col(frame, "id_type").fillna("")
+        code = uscc.fillna("").str.strip()
+        organisation = category.str.contains("法人|组织|个体工商户") | id_type.str.contains("营业执照|工商|注册号")
+        return (code.str.fullmatch(r"\d{15}") & organisation & ~category.str.contains("自然人")).to_numpy(dtype=bool)
+
     def _natural_person(self, frame: pd.DataFrame, uscc: pd.Series) -> np.ndarray:
         category = self._col(frame, "subject_category").fillna("")
         id_type = self._col(frame, "id_type").fillna("")
@@ -422,7 +457,9 @@ class Mapping:
             if unknown or not found:
                 severities.append(None)
                 shown = "、".join(unknown) or text
-                problems.append((f"无法识别：{shown}（* 未给出金额）", f"not recognised: {shown} (* no amount given)"))
+                starred = any(u.endswith("*") for u in unknown)  # the note only where an amount is missing
+                problems.append((f"无法识别：{shown}" + ("（* 未给出金额）" if starred else ""),
+                                 f"not recognised: {shown}" + (" (* no amount given)" if starred else "")))
             else:
                 severities.append(max(found, key=rank.__getitem__))
                 problems.append(None)
@@ -450,8 +487,15 @@ class Mapping:
         v = Verdict(n)
         out = pd.DataFrame({c: pd.Series([None] * n, index=frame.index, dtype=object) for c in RECORD_COLUMNS})
         uscc = self._col(frame, "uscc")
-        uscc = uscc.where(uscc.isna(), uscc.astype("string").str.strip().str.normalize("NFKC").str.upper()).astype(object)
-        natural = self._natural_person(frame, uscc)
+        uscc = normalise_uscc(uscc)
+        legacy = self._legacy_registration(frame, uscc)
+        natural = self._natural_person(frame, uscc) & ~legacy
+        shown = uscc.fillna("").astype(str)
+        v.add("uscc_legacy_registration_number", legacy, "uscc",
+              np.asarray([f"{c} is a 15-digit business registration number (工商注册号), not a USCC: give the "
+                          "subject's unified social credit code" for c in shown], dtype=object),
+              np.asarray([f"{c} 是 15 位工商注册号，不是统一社会信用代码：请填写该主体的统一社会信用代码" for c in shown],
+                         dtype=object))
         v.add("natural_person", natural, "subject",
               "row about a natural person (identity-card number or 自然人, no USCC): quarantined, nothing of it kept",
               "涉及自然人（身份证号或类别为自然人，无统一社会信用代码）：整行隔离，个人信息不入库")
@@ -505,8 +549,10 @@ class Mapping:
         fine = _amounts(self._col(frame, "fine_wan"), 10_000.0)
         fine = fine.where(fine.notna(), _amounts(self._col(frame, "fine_yuan"), 1.0))
         # a fine written only in the text (处罚内容 "罚款人民币5000元", "罚款0.5万元")
-        in_text = content.fillna("").str.normalize("NFKC").str.extract(_FINE_IN_TEXT)
-        from_text = pd.to_numeric(in_text[0].str.replace(",", ""), errors="coerce") * np.where(in_text[1] == "万", 1e4, 1.0)
+        # several fines in one cell (罚款2000元，罚款3000元) are summed: each is a fine imposed, none is dropped
+        in_text = content.fillna("").str.normalize("NFKC").str.extractall(_FINE_IN_TEXT)
+        each = pd.to_numeric(in_text[0].str.replace(",", ""), errors="coerce") * np.where(in_text[1] == "万", 1e4, 1.0)
+        from_text = each.groupby(level=0).sum(min_count=1).reindex(content.index)
         fine = fine.where(fine.notna(), from_text.round(2).map(lambda x: None if pd.isna(x) else f"{x:.2f}"))
         out["amount"] = fine
         fine_number = pd.to_numeric(fine, errors="coerce")

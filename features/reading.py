@@ -20,9 +20,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -38,6 +40,9 @@ _BAD_SURROGATES = re.compile("[\udc80-\udcff]")
 # any C0 (the line break aside), DEL or C1 control character, a lone surrogate or U+FFFD
 _CONTROL_OR_BAD = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\udc80-\udcff\ufffd]")
 _SAMPLE_BYTES = 1 << 20
+HEADER_SEARCH_ROWS = 20  # how many non-blank rows above the data may hold titles, units, group headers
+# a totals row: its first non-empty cell says 合计/小计/总计 (spaces and a leading quote allowed)
+_TOTALS = re.compile(r"^[\s\"',;|\t]*(合\s*计|小\s*计|总\s*计)")
 
 
 class ReadError(ValueError):
@@ -59,6 +64,9 @@ class TableInfo:
     rows: int = 0
     bad_rows: int = 0
     lines_in_rows: int = 0
+    skipped_lines: int = 0  # non-blank lines above the header (titles, 填报单位, group headers)
+    sheet: str | None = None  # the Excel sheet read
+    sheets: list[dict] = field(default_factory=list)  # every sheet of a workbook and what became of it
 
 
 @dataclass
@@ -93,31 +101,59 @@ def _count_error(row: int, line: int, got: int, width: int, text: str) -> BadRow
                   f"({'too many' if got > width else 'too few'})", text)
 
 
+def _totals(row: int, line: int, text: str) -> BadRow:
+    return BadRow(row, line, "totals_row", f"第 {line} 行是合计行（以「合计/小计/总计」开头），不是一条记录",
+                  f"line {line} is a totals row (starts with 合计/小计/总计), not a record", text)
+
+
 # --------------------------------------------------------------------------------------------
 # encoding
 # --------------------------------------------------------------------------------------------
 def detect_encoding(path: Path) -> tuple[str, str]:
-    """(codec, how it was decided) for a text file: BOM, clean UTF-8, or charset-normalizer.
+    """(codec, how it was decided) for a text file, by these rules in order:
 
-    A file whose sample is UTF-8 except for a few lines stays UTF-8: those lines are quarantined
-    under ``text_encoding`` instead of the whole file being read as mojibake.
+    1. a BOM decides (UTF-8, UTF-16 LE/BE);
+    2. a sample of ASCII only is UTF-8;
+    3. the non-ASCII lines of the sample are tried as UTF-8 one by one: if at least as many decode as
+       not (the header is one of them), the file is UTF-8 and the lines that are not become
+       ``text_encoding`` quarantines, instead of the whole file being read as mojibake;
+    4. else GB18030 when every non-ASCII line decodes as GB18030 (a superset of GBK and GB2312);
+    5. else charset-normalizer decides, GB18030 if it finds nothing.
+
+    A header that is the only non-ASCII line is decided like any other line: GB18030 is never read
+    as UTF-8 because it is the only one.
     """
     with path.open("rb") as fh:
         sample = fh.read(_SAMPLE_BYTES)
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", "BOM"
-    lines = [ln for ln in sample.split(b"\n")[:-1] or [sample] if any(b > 0x7F for b in ln)]
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "BOM (UTF-16)"
+    whole = len(sample) < _SAMPLE_BYTES
+    parts = sample.split(b"\n")
+    if not whole and len(parts) > 1:
+        parts = parts[:-1]  # the last line of a cut sample may end mid-character
+    lines = [ln for ln in parts if any(b > 0x7F for b in ln)]
     if not lines:
         return "utf-8", "ASCII only"
-    bad = 0
+    bad = []
     for ln in lines:
         try:
             ln.decode("utf-8")
         except UnicodeDecodeError:
-            bad += 1
-    # a GB18030 file fails UTF-8 on nearly every non-ASCII line; a UTF-8 file with a few bad rows on few
-    if bad <= max(1, len(lines) // 10):
-        return "utf-8", f"UTF-8 ({bad} of {len(lines)} non-ASCII lines in the sample not UTF-8)"
+            bad.append(ln)
+    good = len(lines) - len(bad)
+    if not bad:
+        return "utf-8", "UTF-8 (every non-ASCII line in the sample decodes)"
+    if good >= len(bad):
+        return "utf-8", f"UTF-8 ({len(bad)} of {len(lines)} non-ASCII lines in the sample not UTF-8)"
+    try:
+        for ln in bad:
+            ln.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "gb18030", f"GB18030 ({len(bad)} of {len(lines)} non-ASCII lines in the sample not UTF-8, all GB18030)"
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample, cp_isolation=["utf_8", "gb18030", "big5"]).best()
@@ -153,8 +189,13 @@ def _parse_one(text: str, delimiter: str) -> list[str] | None:
 class TableReader:
     """Iterate a file's rows in chunks; see the module docstring for what is promised."""
 
-    def __init__(self, path: Path, chunk_rows: int = 200_000, max_span_lines: int = MAX_SPAN_LINES) -> None:
+    def __init__(self, path: Path, chunk_rows: int = 200_000, max_span_lines: int = MAX_SPAN_LINES,
+                 header_fits: Callable[[list[str]], bool] | None = None,
+                 header_search_rows: int = HEADER_SEARCH_ROWS) -> None:
         self.path = path
+        self.header_fits = header_fits
+        self.header_search_rows = header_search_rows
+        self._pending: list = []
         self.chunk_rows = chunk_rows
         self.max_span_lines = max_span_lines
         suffix = path.suffix.lower()
@@ -170,7 +211,8 @@ class TableReader:
                 head = fh.read(65536)
             # binary data, not a text file with a stray control character (that row is quarantined)
             control = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 13))
-            if control > max(8, len(head) // 50):
+            utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))  # NUL bytes are its ASCII
+            if control > max(8, len(head) // 50) and not utf16:
                 raise ReadError(f"{control} control bytes (NUL …) in its first {len(head)} bytes — binary data, "
                                 f"not {suffix[1:]} text")
         self.info = TableInfo(format=suffix[1:])
@@ -181,18 +223,33 @@ class TableReader:
         if self.suffix == ".csv":
             self.info.encoding, self.info.encoding_detected_by = detect_encoding(self.path)
             self._fh = self.path.open("r", encoding=self.info.encoding, errors="surrogateescape", newline="")
+            buffered: list[str] = []
+            candidates: list[tuple[int, list[str] | None, str]] = []
+            chosen = None
             for line in self._fh:
-                self.info.physical_lines += 1
+                buffered.append(line)
                 if not line.strip():
-                    self.info.blank_lines += 1
                     continue
-                self.info.header_line = self.info.physical_lines
-                self.info.delimiter = _sniff_delimiter(line)
-                header = _parse_one(line.rstrip("\r\n"), self.info.delimiter)
-                if header is None:
-                    raise ReadError(f"line {self.info.physical_lines}: the header cannot be split into columns")
-                self.info.header = header
-                break
+                delimiter = _sniff_delimiter(line)
+                fields = _parse_one(line.rstrip("\r\n"), delimiter)
+                candidates.append((len(buffered) - 1, fields, delimiter))
+                if self._fits(fields):
+                    chosen = candidates[-1]
+                    break
+                if len(candidates) >= self.header_search_rows:
+                    break
+            if chosen is None and candidates:
+                chosen = candidates[0]  # no row fits: the first one is the header, and its error says why
+            if chosen is not None:
+                at, fields, self.info.delimiter = chosen
+                self._place_header(at, [ln.strip() != "" for ln in buffered[:at]])
+                self._pending = buffered[at + 1:]
+                if fields is None:
+                    raise ReadError(f"第 {at + 1} 行（表头）无法拆分为列")
+                self.info.header = fields
+                if any(_BAD_SURROGATES.search(h) for h in fields):
+                    raise ReadError(f"第 {at + 1} 行（表头）按 {self.info.encoding} 无法解读：文件编码无法确定"
+                                    "（支持 UTF-8、GB18030、UTF-16）")
         elif self.suffix == ".jsonl":
             self.info.encoding, self.info.encoding_detected_by = detect_encoding(self.path)
             self.info.header = []  # keys are found per line; see _jsonl_chunks
@@ -210,26 +267,89 @@ class TableReader:
             raise ReadError("has no header row")
         self.info.header = _unique(self.info.header)
 
+    def _fits(self, fields: list[str] | None) -> bool:
+        """Is this row the header? Without ``header_fits``, the first non-blank row is."""
+        if fields is None:
+            return False
+        return self.header_fits is None or self.header_fits(_unique([f or "" for f in fields]))
+
+    def _place_header(self, at: int, nonblank_above: list[bool]) -> None:
+        """The header is the row at index ``at`` of what was read so far: count what lies above it."""
+        self.info.header_line = self.info.physical_lines = at + 1
+        self.info.skipped_lines = sum(nonblank_above)
+        self.info.blank_lines = len(nonblank_above) - self.info.skipped_lines
+
     def _open_excel(self) -> None:
-        from python_calamine import CalamineWorkbook
+        """The header is searched in every visible sheet's first ``header_search_rows`` non-blank rows;
+        hidden sheets are skipped, and the report names every sheet and what became of it. Several
+        visible sheets with a fitting header refuse the file (one table per file: nothing read silently
+        from one sheet and not another)."""
+        from python_calamine import CalamineWorkbook, SheetVisibleEnum
 
         try:
             book = CalamineWorkbook.from_path(str(self.path))
-            sheet = book.get_sheet_by_index(0)
-            self._sheet_rows = sheet.iter_rows()
+            metas = list(book.sheets_metadata)
         except Exception as exc:  # calamine raises its own error types for garbage
-            raise ReadError(f"cannot be read as {self.suffix[1:]}: {exc}") from exc
-        for cells in self._sheet_rows:
-            self.info.physical_lines += 1
-            texts = [_cell_text(c) for c in cells]
-            if not any(texts):
-                self.info.blank_lines += 1
+            raise ReadError(f"无法按 {self.suffix[1:]} 读取：{exc}") from exc
+        chosen = None
+        first_nonblank = None
+        sheets = self.info.sheets
+        for meta in metas:
+            if meta.visible != SheetVisibleEnum.Visible:
+                sheets.append({"sheet": meta.name, "status": "hidden_skipped", "status_zh": "隐藏工作表，未读取"})
                 continue
-            self.info.header_line = self.info.physical_lines
-            while texts and not texts[-1]:
-                texts.pop()
-            self.info.header = [t or "" for t in texts]
-            break
+            if chosen is not None and self.header_fits is None:
+                sheets.append({"sheet": meta.name, "status": "not_read", "status_zh": "未读取"})
+                continue
+            try:
+                rows = book.get_sheet_by_name(meta.name).iter_rows()
+            except Exception as exc:  # a chart sheet or a broken one
+                sheets.append({"sheet": meta.name, "status": "unreadable", "status_zh": f"无法读取：{exc}"})
+                continue
+            buffered: list[list[str]] = []
+            found = None
+            nonblank = 0
+            for cells in rows:
+                texts = [_cell_text(c) for c in cells]
+                buffered.append(texts)
+                if not any(texts):
+                    continue
+                nonblank += 1
+                while texts and not texts[-1]:
+                    texts.pop()
+                if first_nonblank is None:
+                    first_nonblank = (meta.name, rows, list(buffered), len(buffered) - 1, texts)
+                if self._fits(texts):
+                    found = (meta.name, rows, buffered, len(buffered) - 1, texts)
+                    break
+                if nonblank >= self.header_search_rows:
+                    break
+            if found is None:
+                status = ("empty", "空工作表") if nonblank == 0 else (
+                    "no_matching_header", f"前 {self.header_search_rows} 行中没有符合任何格式的表头，未读取")
+                sheets.append({"sheet": meta.name, "status": status[0], "status_zh": status[1]})
+            elif chosen is None:
+                chosen = found
+                sheets.append({"sheet": meta.name, "status": "read", "status_zh": "已读取"})
+            else:
+                sheets.append({"sheet": meta.name, "status": "also_matches", "status_zh": "表头也符合格式"})
+        also = [s["sheet"] for s in sheets if s["status"] == "also_matches"]
+        if also:
+            raise ReadError(f"工作簿中有多个工作表的表头符合格式（{'、'.join([chosen[0], *also])}）："
+                            "请每个工作表另存为一个文件分别导入")
+        chosen = chosen or first_nonblank  # no sheet fits: the first non-blank row is the header, its error says why
+        if chosen is None:
+            raise ReadError("没有可读取的工作表：" + "；".join(f"{s['sheet']}（{s['status_zh']}）" for s in sheets))
+        name, rows, buffered, at, texts = chosen
+        self.info.sheet = name
+        self._place_header(at, [any(t) for t in buffered[:at]])
+        self._pending = buffered[at + 1:]
+        self._sheet_rows = rows
+        self.info.header = [t or "" for t in texts]
+
+    def sheets_summary_zh(self) -> str:
+        """Every sheet of a workbook and what became of it, for a refusal message ('' for other formats)."""
+        return "；".join(f"工作表「{s['sheet']}」：{s['status_zh']}" for s in self.info.sheets)
 
     # -- chunks --------------------------------------------------------------------------------
     def chunks(self) -> Iterator[Chunk]:
@@ -268,7 +388,7 @@ class TableReader:
         bad: list[BadRow] = []
         row_no = 0
         queue: list[tuple[int, str]] = []  # lines handed back after a failed multi-line candidate
-        it = iter(self._fh)
+        it = itertools.chain(self._pending, self._fh)
         separators = width - 1
 
         def next_line() -> tuple[int, str] | None:
@@ -310,7 +430,10 @@ class TableReader:
                 self.info.blank_lines += 1
                 continue
             row_no += 1
-            if quote not in body:
+            if "计" in body and _TOTALS.match(body):
+                bad.append(_totals(row_no, line_no, body))
+                self.info.lines_in_rows += 1
+            elif quote not in body:
                 if body.count(delimiter) == separators:
                     plain.append(body)
                     plain_at.append((row_no, line_no))
@@ -401,17 +524,20 @@ class TableReader:
         lines: list[int] = []
         bad: list[BadRow] = []
         row_no = 0
-        for cells in self._sheet_rows:
+        rest = ([_cell_text(c) for c in cells] for cells in self._sheet_rows)
+        for texts in itertools.chain(self._pending, rest):
             self.info.physical_lines += 1
             line = self.info.physical_lines
-            texts = [_cell_text(c) for c in cells]
             if not any(texts):
                 self.info.blank_lines += 1
                 continue
             row_no += 1
             self.info.lines_in_rows += 1
             extra = [t for t in texts[width:] if t]
-            if extra:
+            first = next((t for t in texts if t), "")
+            if "计" in first and _TOTALS.match(unicodedata.normalize("NFKC", first)):
+                bad.append(_totals(row_no, line, "\t".join(texts)[:300]))
+            elif extra:
                 bad.append(BadRow(row_no, line, "field_count", f"第 {line} 行在表头之外还有 {len(extra)} 个非空单元格",
                                   f"row {line} has {len(extra)} non-empty cells beyond the header",
                                   "\t".join(texts)[:300]))
@@ -483,15 +609,20 @@ class TableReader:
         if self.suffix == ".parquet":
             return
         header = 1 if self.info.header and self.suffix != ".jsonl" else 0
-        counted = header + self.info.blank_lines + self.info.lines_in_rows
+        counted = header + self.info.blank_lines + self.info.skipped_lines + self.info.lines_in_rows
         if counted != self.info.physical_lines:
             raise AssertionError(f"{self.path.name}: {self.info.physical_lines} physical lines but {counted} "
                                  "accounted for (header + blank + in rows): the reader lost a line")
 
 
-def open_table(path: str | Path, chunk_rows: int = 200_000, max_span_lines: int = MAX_SPAN_LINES) -> TableReader:
-    """A :class:`TableReader` over ``path``; raises :class:`ReadError` if the file cannot be read at all."""
-    return TableReader(Path(path), chunk_rows=chunk_rows, max_span_lines=max_span_lines)
+def open_table(path: str | Path, chunk_rows: int = 200_000, max_span_lines: int = MAX_SPAN_LINES,
+               header_fits: Callable[[list[str]], bool] | None = None) -> TableReader:
+    """A :class:`TableReader` over ``path``; raises :class:`ReadError` if the file cannot be read at all.
+
+    ``header_fits`` says whether a row is a header a layout knows: then the header is searched in the
+    first ``HEADER_SEARCH_ROWS`` non-blank rows (and visible sheets) and the rows above it are counted
+    as ``skipped_lines``; without it the first non-blank row is the header."""
+    return TableReader(Path(path), chunk_rows=chunk_rows, max_span_lines=max_span_lines, header_fits=header_fits)
 
 
 def _unique(names: list[str]) -> list[str]:

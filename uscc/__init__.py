@@ -22,7 +22,7 @@ import pandas as pd
 from stdnum.cn import uscc as _stdnum_uscc
 from stdnum.exceptions import ValidationError
 
-__all__ = ["is_valid_uscc", "valid_uscc_mask"]
+__all__ = ["is_valid_uscc", "normalise_uscc", "valid_uscc_mask"]
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _LETTER_AUTHORITIES = frozenset("ANY")
@@ -86,3 +86,10 @@ def _mask_of_distinct(values: pd.Series) -> np.ndarray:
     digits = ((value[:, 1:8] >= 0) & (value[:, 1:8] < 10)).all(axis=1)
     check = (31 - (value[:, :17] * _WEIGHTS).sum(axis=1) % 31) % 31
     return right_length & in_alphabet & authority & digits & (check == value[:, 17])
+
+
+def normalise_uscc(codes: pd.Series) -> pd.Series:
+    """Codes as every input file is read: NFKC (full-width Ｍ → M), outer spaces stripped, upper case;
+    missing stays missing. An inner space is kept, so the code stays invalid and is reported as written."""
+    text = codes.astype("string").str.normalize("NFKC").str.strip().str.upper()
+    return text.astype(object).where(codes.notna(), None)
