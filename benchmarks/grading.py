@@ -17,7 +17,10 @@ main effect only) usually wins out-of-time selection, and its exact contribution
 TreeSHAP. So the full grade + top-5 path is also timed for that candidate, built by the same
 factory the pipeline uses (fitted here on the synthetic profiles, LightGBM on all cores).
 
-Run: .venv/bin/python benchmarks/grading.py [--rows 1000000] [--repeats 3]
+The GA²M candidate (`training.candidates.gam`: shapes + FAST pairs, reasons by lookup) and the
+scorecard candidate are timed on the same path, the scorecard as the baseline of the gam's ratio.
+
+Run: .venv/bin/python benchmarks/grading.py [--rows 1000000] [--repeats 3] [--gbm-repeats 0]
 """
 
 from __future__ import annotations
@@ -108,6 +111,10 @@ def main() -> None:
     # The GA²M candidate (per-feature shapes + FAST pairs; contributions by table lookup).
     gam = CANDIDATES["gam"](monotone, 0).fit(X_train, y_train)
     grader_gam = Grader(overrides=rules).fit(gam.predict_proba(X_train)[:, 1])
+    # The scorecard candidate (binned points table): the baseline the gam's grading cost is
+    # compared with, in the same run.
+    card = CANDIDATES["scorecard"](monotone, 0).fit(X_train, y_train)
+    grader_card = Grader(overrides=rules).fit(card.predict_proba(X_train)[:, 1])
     selected = CANDIDATES["gbm"](monotone, 0).fit(X_train, y_train)
     selected.n_jobs = n_jobs
     grader_sel = Grader(overrides=rules).fit(selected.predict_proba(X_train)[:, 1])
@@ -130,6 +137,8 @@ def main() -> None:
     t_shap_add, _ = timed(steps["shap_add"], 1)
     steps["grade_gam"] = lambda: explain_bulk(gam, grader_gam, X, k=5)
     t_grade_gam, bulk_gam = timed(steps["grade_gam"], r)
+    steps["grade_card"] = lambda: explain_bulk(card, grader_card, X, k=5)
+    t_grade_card, _ = timed(steps["grade_card"], r)
     if args.gbm_repeats:
         steps["raw_sel"] = lambda: selected.decision_function(X)
         steps["grade_sel"] = lambda: explain_bulk(selected, grader_sel, X, k=5)
@@ -150,6 +159,7 @@ def main() -> None:
         ("TreeSHAP pred_contrib, additive model (extrapolated)", t_shap_add * shap_per_m, cpu["shap_add"] * shap_per_m),
         (f"grade + top-5 reasons, gam candidate ({len(gam.pairs_)} pairs, lookup)", t_grade_gam * per_m,
          cpu["grade_gam"] * per_m),
+        ("grade + top-5 reasons, scorecard candidate (points lookup)", t_grade_card * per_m, cpu["grade_card"] * per_m),
     ]
     if args.gbm_repeats:
         lines += [
@@ -171,6 +181,8 @@ def main() -> None:
     print(f"target ≤ 60 s per 1 M, gam candidate: {'MET' if t_grade_gam * per_m <= 60 else 'NOT met'} "
           f"({t_grade_gam * per_m:.1f} s wall, {t_grade_gam / t_grade:.2f}× the additive path; "
           f"{pair_share:.1%} of subjects have a pair among their top-5 reasons)")
+    print(f"ratio gam / scorecard grade + top-5 (same run): {t_grade_gam / t_grade_card:.2f}× wall, "
+          f"{cpu['grade_gam'] / cpu['grade_card']:.2f}× CPU")
     if args.gbm_repeats:
         print(f"target ≤ 60 s per 1 M, pipeline gbm candidate: {'MET' if t_grade_sel * per_m <= 60 else 'NOT met'} "
               f"({t_grade_sel * per_m:.1f} s wall, {cpu['grade_sel'] * per_m:.1f} CPU-s; "

@@ -4,7 +4,8 @@
 choice for the final model), and the whole choice is itself validated by nested
 cross-validation: in every outer fold the candidates are compared on inner folds of the outer
 training part only, the inner winner is scored on the outer test fold, and those outer scores
-(never used to choose) are the estimate reported for ``auto``.
+(never used to choose) are the estimate reported for ``auto``. Whether to Platt-calibrate the
+winner is decided on the same inner folds (`training.selection.choose`).
 """
 
 from __future__ import annotations
@@ -56,16 +57,9 @@ def _check_target(frame, target: str, cv: int):
 
 
 def _candidates(name: str, seed: int) -> dict:
-    from models import BoostedGAM, MonotoneGBM, ScorecardModel, default_blend
+    from training.selection import table_candidates
 
-    makers = {
-        "scorecard": lambda: ScorecardModel(C=0.3),
-        "gbm": lambda: MonotoneGBM(additive=True, n_estimators=400, learning_rate=0.03, min_child_samples=30,
-                                   subsample=0.7, colsample_bytree=0.7, random_state=seed),
-        "blend": lambda: default_blend(random_state=seed),
-        "blend-shallow": lambda: default_blend(additive=False, random_state=seed),
-        "gam": lambda: BoostedGAM(random_state=seed),
-    }
+    makers = table_candidates(seed)
     if name == "auto":
         return makers
     return {name: makers[name]}
@@ -123,32 +117,35 @@ def fit(
     makers = _candidates(model, seed)
     nested = model == "auto"
     results: dict[str, dict] = {}
-    inner_auc: list[dict[str, float]] = [{} for _ in folds]
+    outer_p: dict[str, list] = {}
 
-    def fitted(name: str, rows, what: str):
-        try:
-            return makers[name]().fit(X.iloc[rows], y[rows])
-        except ValueError as exc:
-            fail(f"--data {data}: model {name} cannot be fitted on {what}: {exc}")
+    def fitter(base, where: str):
+        def fitted(name: str, rows, what: str):
+            try:
+                return makers[name]().fit(X.iloc[base[rows]], y[base[rows]])
+            except ValueError as exc:
+                fail(f"--data {data}: model {name} cannot be fitted on {what}{where}: {exc}")
+        return fitted
 
     with Progress(disable=json_out, transient=True) as progress:
         task = progress.add_task("cross-validating", total=len(makers) * cv * (1 + (inner_cv if nested else 0)))
+        everything = np.arange(len(y))
         for name in makers:
-            rows = []
+            rows, outer_p[name] = [], []
             for k, (tr, te) in enumerate(folds, start=1):
-                p = fitted(name, tr, f"fold {k}").predict_proba(X.iloc[te])[:, 1]
+                p = fitter(everything, "")(name, tr, f"fold {k}").predict_proba(X.iloc[te])[:, 1]
+                outer_p[name].append(p)
                 rows.append({"fold": k, **_scores(y[te], p)})
                 progress.advance(task)
-                if nested:  # the candidates compared on inner folds of this outer training part only
-                    inner = StratifiedKFold(inner_cv, shuffle=True, random_state=seed + k).split(X.iloc[tr], y[tr])
-                    aucs = []
-                    for i, (itr, ite) in enumerate(inner, start=1):
-                        m = fitted(name, tr[itr], f"inner fold {i} of fold {k}")
-                        aucs.append(_scores(y[tr[ite]], m.predict_proba(X.iloc[tr[ite]])[:, 1])["auc"])
-                        progress.advance(task)
-                    inner_auc[k - 1][name] = float(np.mean(aucs))
             mean = {m: float(np.mean([r[m] for r in rows])) for m in ("auc", "ks", "brier")}
             results[name] = {"folds": rows, "mean": mean}
+        choices = []
+        if nested:  # the candidates compared on inner folds of each outer training part only
+            from training.selection import choose
+
+            for k, (tr, _te) in enumerate(folds, start=1):
+                choices.append(choose(makers, X.iloc[tr], y[tr], inner_cv=inner_cv, seed=seed + k,
+                                      fit=fitter(tr, f" of fold {k}"), advance=lambda: progress.advance(task)))
     ranking = sorted(results, key=lambda n: -results[n]["mean"]["auc"])
     chosen = ranking[0]
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
@@ -156,13 +153,13 @@ def fit(
     if nested:
         runner_up = ranking[1] if len(ranking) > 1 else None
         outer = []
-        for k, scores in enumerate(inner_auc, start=1):
-            winner = max(scores, key=scores.get)
-            outer.append({"fold": k, "chosen": winner, "inner_auc": scores,
-                          **{m: results[winner]["folds"][k - 1][m] for m in ("auc", "ks", "brier")}})
+        for k, (choice, (_tr, te)) in enumerate(zip(choices, folds, strict=True), start=1):
+            p = choice.apply(outer_p[choice.winner][k - 1])
+            outer.append({"fold": k, **choice.as_dict(), **_scores(y[te], p)})
         summary["inner_cv"] = inner_cv
         summary["selection"] = {
-            "rule": "highest mean AUC over the outer folds; its honest estimate is `nested`",
+            "rule": "highest mean AUC over the outer folds; its honest estimate is `nested` (inner winner, "
+                    "Platt-calibrated when the cross-fitted calibration lowered the inner Brier)",
             "winner": chosen, "runner_up": runner_up,
             "margin": _paired_margin([f["auc"] for f in results[chosen]["folds"]],
                                      [f["auc"] for f in results[runner_up]["folds"]]) if runner_up else None,
@@ -192,4 +189,4 @@ def fit(
                           f"[{sel['margin']['low']:+.4f}, {sel['margin']['high']:+.4f}] on the same folds")
         console.print(f"nested CV (choice made on inner folds, scored on outer): AUC {est['mean']['auc']:.4f}, "
                       f"Brier {est['mean']['brier']:.4f}; chosen per outer fold: "
-                      + ", ".join(f["chosen"] for f in est["folds"]))
+                      + ", ".join(f["chosen"] + (" (Platt)" if f["calibrated"] else "") for f in est["folds"]))

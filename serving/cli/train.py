@@ -56,7 +56,7 @@ def train(
     min_positives: int = typer.Option(300, "--min-positives", help="Adverse outcomes a sector needs for its own model."),
     policy_file: Path | None = typer.Option(None, "--policy", help="Sector policy TOML (exclusions, direct grading, target shares)."),
     candidates: str = typer.Option("scorecard,gbm_additive,gbm", "--candidates",
-                                   help="Comma-separated candidates compared out of time (scorecard, gbm_additive, gbm, blend)."),
+                                   help="Comma-separated candidates compared out of time (scorecard, gbm_additive, gbm, blend, gam)."),
     tracking_uri: str | None = TRACKING,
     artifacts: Path = ARTIFACTS,
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),

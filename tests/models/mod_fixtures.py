@@ -45,7 +45,7 @@ def make_credit_frame(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.nd
 @functools.cache
 def fitted_models() -> dict:
     """Each model family fitted once per test session (module-level cache: hypothesis-safe)."""
-    from models import CalibratedModel, MonotoneGBM, ScorecardModel, default_blend
+    from models import BoostedGAM, CalibratedModel, MonotoneGBM, ScorecardModel, default_blend
 
     X, y = make_credit_frame()
     return {
@@ -54,4 +54,5 @@ def fitted_models() -> dict:
         "gbm_deep": MonotoneGBM(monotone=MONOTONE, additive=False, n_estimators=60, num_leaves=7).fit(X, y),
         "blend": default_blend(monotone=MONOTONE).fit(X, y),
         "calibrated": CalibratedModel(estimator=MonotoneGBM(monotone=MONOTONE, n_estimators=150), cv=3).fit(X, y),
+        "gam": BoostedGAM(monotone=MONOTONE, interactions=6, n_bags=3).fit(X, y),
     }

@@ -59,7 +59,11 @@ def test_auto_is_validated_by_nested_cv_and_says_who_won_by_how_much(small_csv):
         # chosen on the inner folds of the outer training part; scored on the outer test fold
         assert set(f["inner_auc"]) == set(out["results"])
         assert f["chosen"] == max(f["inner_auc"], key=f["inner_auc"].get)
-        assert f["auc"] == out["results"][f["chosen"]]["folds"][f["fold"] - 1]["auc"]
+        assert f["auc"] == pytest.approx(out["results"][f["chosen"]]["folds"][f["fold"] - 1]["auc"])
+        # Platt only if, cross-fitted on the inner folds, it lowered their Brier; it never reorders
+        assert f["calibrated"] == (f["inner_brier"]["calibrated"] < f["inner_brier"]["raw"])
+        if not f["calibrated"]:
+            assert f["brier"] == out["results"][f["chosen"]]["folds"][f["fold"] - 1]["brier"]
     assert nested["mean"]["auc"] == pytest.approx(sum(f["auc"] for f in nested["folds"]) / 3)
 
 

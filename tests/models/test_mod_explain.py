@@ -11,7 +11,7 @@ from models import Evidence, Grader, OverrideRule, explain_bulk, reason_codes, t
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest.mark.parametrize("family", ["scorecard", "gbm", "gbm_deep", "blend", "calibrated"])
+@pytest.mark.parametrize("family", ["scorecard", "gbm", "gbm_deep", "blend", "calibrated", "gam"])
 def test_contributions_plus_base_value_equal_the_model_output(family):
     model = fitted_models()[family]
     X, _ = make_credit_frame(300, 30)
@@ -41,8 +41,9 @@ def test_top_k_matches_a_full_sort():
         assert np.all(np.diff(vals[i]) <= 0)
 
 
-def test_every_reason_code_has_chinese_text_and_names_its_records():
-    model = fitted_models()["blend"]
+@pytest.mark.parametrize("family", ["blend", "gam"])
+def test_every_reason_code_has_chinese_text_and_names_its_records(family):
+    model = fitted_models()[family]
     X, _ = make_credit_frame(200, 32)
     rule = OverrideRule("abnormal", "abnormal_listed", "truthy", min_grade="C",
                         reason_zh="列入经营异常名录，至少为C级", reason_en="on the abnormal-operation list: at least C")
@@ -61,6 +62,11 @@ def test_every_reason_code_has_chinese_text_and_names_its_records():
         for r in reasons:
             assert CJK.search(r.text_zh), r
             assert r.text_en
+            if r.kind == "pair":  # a pair's reason names the records of both its features
+                a, b = r.code.split("*")
+                assert {e.record_id for e in r.evidence} == (
+                    {"R000000000001"} if "penalties_12m" in (a, b) else set()) | (
+                    {"R000000000002"} if "abnormal_listed" in (a, b) else set())
         if X.iloc[i]["abnormal_listed"]:
             assert reasons[0].kind == "override" and reasons[0].code == "abnormal"
             assert reasons[0].evidence[0].document_no == "宁市监异〔2026〕3号"
