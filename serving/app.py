@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
+from serving.body_limit import BodySizeLimit
 from serving.overload import InFlightLimit
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.state.repair_eligibility = repair_eligibility
     install_error_handlers(app)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
+    # before the in-flight slot is held and before any body is read
+    app.add_middleware(BodySizeLimit, max_bytes=configured.max_request_body_bytes)
     # outermost: the 503s of the in-flight limit carry the headers too
     app.add_middleware(SecurityHeaders, hsts=not configured.is_development)
     for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # held a thread (at 500 req/s, 128 let answered reads take seconds, 48 served 87 %); the
     # event-loop grade read holds none and now stays far below it at 500 req/s
     max_in_flight_requests: int = Field(default=48, ge=1, le=100_000)
+    # request bodies above this are refused with 413 before they are read or parsed (a 200 MB
+    # JSON body cost 600 MB of memory before authentication); the largest legitimate body, a
+    # batch of grade reads or a plan, is far below it
+    max_request_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
