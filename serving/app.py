@@ -13,9 +13,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
-from serving.body_limit import BodySizeLimit
 from serving.overload import InFlightLimit
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
