@@ -25,7 +25,11 @@ from supervision.inspection_policy import canonical_json
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # Names and free text: 1–500 characters, no control characters (so canonical JSON only escapes
 # quotes, backslashes and non-ASCII).
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# the one limit of the free texts of a plan (its request, commitment and bundle): one line, bounded
+TEXT_MAX = 500
+Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX, pattern=r"^[^\x00-\x1f\x7f]+$")]
+OptionalText = Annotated[str, StringConstraints(max_length=TEXT_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")]
+MAX_TASKS = 500  # department/item pairs in one plan (a city's whole catalogue is far fewer)
 StratumName = Literal["A", "A_lead", "B", "C", "D"]
 
 COMMITMENT_FORMAT = "tiers-draw-v2/commitment"
