@@ -84,6 +84,10 @@ def password_problem(password: str, *, username: str, role: str, other_inputs: t
         return f"must be at least {length} characters{' for an admin' if admin else ''} (got {len(password)})"
     if username and username.lower() in password.lower():
         return "must not contain the user name"
+    from serving.cn_passwords import chinese_pattern
+
+    if (pattern := chinese_pattern(password)) is not None:  # zxcvbn knows no pinyin
+        return f"is too easy to guess: {pattern}"
     from zxcvbn import zxcvbn  # imported on first use: it loads its word lists (≈ 15 ms)
 
     verdict = zxcvbn(password[:72], user_inputs=[username, *other_inputs])  # (it refuses longer ones)
