@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
@@ -228,11 +229,14 @@ class CredentialCache:
 
 def credential_key(*, api_key: str | None = None, token: Principal | None = None) -> str:
     """The cache key of an API key (its hash: the key itself is never kept) or of a decoded
-    access token (its id)."""
+    access token (its id and every claim the principal carries: a token reusing a live id with
+    other claims is another credential, checked afresh)."""
     if api_key is not None:
         return "key:" + hash_api_key(api_key)
     if token is not None and token.token_id:
-        return "jwt:" + token.token_id
+        claims = json.dumps([token.username, token.role, token.department, token.section, token.uscc,
+                             token.issued_at], ensure_ascii=False)
+        return "jwt:" + token.token_id + ":" + hashlib.sha256(claims.encode("utf-8")).hexdigest()
     raise ValueError("credential_key needs an API key or a token with an id")
 
 
