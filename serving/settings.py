@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from fastapi import Request
 
 MIN_SECRET_LENGTH = 32
+# a key zxcvbn guesses in fewer than 10^20 tries (≈ 66 bits) was typed, not generated: "0"*32,
+# "ab"*16, "1234…"; a generated one of 32 characters estimates above 10^30
+MIN_SECRET_GUESSES_LOG10 = 20
+
+
+def _guessable(secret: str) -> bool:
+    from zxcvbn import zxcvbn  # imported when a key is given, not at import time
+
+    return zxcvbn(secret[:72])["guesses_log10"] < MIN_SECRET_GUESSES_LOG10
 
 
 class Settings(BaseSettings):
@@ -107,8 +116,14 @@ class Settings(BaseSettings):
                 text = value.get_secret_value()
                 if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
                     problems.append(f"{env} must be an Ed25519 private key as 64 hex digits")
+                elif not self.is_development and _guessable(text):
+                    problems.append(f"{env} is not random (repeats or a sequence); make one with "
+                                    "`python -c 'import secrets; print(secrets.token_hex(32))'`")
             elif len(value.get_secret_value()) < MIN_SECRET_LENGTH:
                 problems.append(f"{env} must be a random value of at least {MIN_SECRET_LENGTH} characters")
+            elif not self.is_development and _guessable(value.get_secret_value()):
+                problems.append(f"{env} is not random (repeats, a sequence or words); make one with "
+                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -145,3 +145,25 @@ def test_the_credential_cache_never_answers_for_a_token_with_other_claims_and_th
     cache.put(credential_key(token=admin), admin)
     assert cache.get(credential_key(token=forged)) is None
     assert cache.get(credential_key(token=admin)) == admin
+
+
+@pytest.mark.parametrize("name,value", [
+    ("jwt_secret", "0" * 32), ("jwt_secret", "ab" * 20), ("querylog_mac_key", "a" * 64),
+    ("querylog_mac_key", "12345678901234567890123456789012"), ("querylog_signing_key", "0" * 64),
+    ("querylog_signing_key", "0123456789abcdef" * 4),
+])
+def test_production_refuses_low_entropy_keys_and_says_how_to_make_one(tmp_path, name, value):
+    """Issue 14 finding 8: "0"*32 was accepted as a production key."""
+    import secrets as _secrets
+
+    from pydantic import ValidationError
+
+    from serving.settings import Settings
+
+    keys = {"jwt_secret": _secrets.token_urlsafe(48), "querylog_mac_key": _secrets.token_urlsafe(48),
+            "querylog_signing_key": _secrets.token_hex(32)}
+    Settings(environment="production", keys_dir=tmp_path, **keys)  # random keys start
+    keys[name] = value
+    with pytest.raises(ValidationError) as refused:
+        Settings(environment="production", keys_dir=tmp_path, **keys)
+    assert "secrets.token_" in str(refused.value)
