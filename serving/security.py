@@ -257,6 +257,16 @@ def mask_name(name: str | None) -> str | None:
     return name[0] + "*" * max(len(name) - 1, 1)
 
 
+# legal forms whose name is a person's name (个体工商户, 个人独资企业): masked in every output
+PERSON_NAMED_FORMS = frozenset({"individual_business", "sole_proprietorship"})
+
+
+def shown_name(name: str, legal_form: str | None) -> str:
+    """A subject's name as every output shows it (JSON, pages, CSV, XLSX): masked when the legal
+    form names it after a person."""
+    return (mask_name(name) or "") if legal_form in PERSON_NAMED_FORMS else name
+
+
 def mask_id_number(id_number: str | None) -> str | None:
     """脱敏 a resident ID number: first 4 and last 4 kept: 3201**********1234."""
     if not id_number:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from serving.schemas import SubjectGradeRow, SubjectPage
-from serving.security import Principal
+from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
 from serving.services.querylog import append_entries
 
@@ -16,7 +16,7 @@ def logged_subject_page(session: Session, principal: Principal, purpose: str, en
     total, rows = covered_subjects(session, principal, grade=grade, offset=offset, limit=limit)
     append_entries(session, principal=principal, purpose=purpose, endpoint=endpoint,
                    reads=[(subject.uscc, "allowed") for subject, _grade in rows])
-    items = [SubjectGradeRow(uscc=s.uscc, name=s.name, industry=s.industry, district_name=s.district_name,
+    items = [SubjectGradeRow(uscc=s.uscc, name=shown_name(s.name, s.legal_form), industry=s.industry, district_name=s.district_name,
                              grade=g.grade if g else None, score=g.score if g else None,
                              as_of=g.as_of if g else None, stale=g.stale if g else None) for s, g in rows]
     return SubjectPage(total=total, items=items)
