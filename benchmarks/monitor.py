@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
-import time
 from datetime import date
 
 import numpy as np
 import pandas as pd
+from _timing import timed
 
 from monitoring.run import MonitoringFrames, monitor
 from stability.psi import decile_psi
@@ -64,14 +63,6 @@ def synthetic_records(n: int, *, as_of: date, seed: int) -> pd.DataFrame:
         "decision_date": end - pd.to_timedelta(days, unit="D"),
     })
 
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def main() -> None:

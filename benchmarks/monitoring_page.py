@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from _timing import timed as timed_run
+
+
+def timed(fn, repeats: int) -> float:
+    return timed_run(fn, repeats)[0]
 
 
 def machine_facts() -> str:
@@ -48,14 +53,6 @@ def frames(as_of: date, n: int, seed: int, shift: float):
                            for d in ("samr", "tax", "ecology", "safety", "customs", "hr") for m in months])
     return MonitoringFrames(as_of=as_of, profiles=profiles, scores=scores, volume=volume)
 
-
-def timed(fn, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -6,6 +6,12 @@ Times, as medians of repeats in the same run, on a temporary SQLite database:
   baseline = ``supervision.plan.create_plan`` on the same in-memory tables (the scheduler alone)
 and ``GET /api/v1/plans/{id}/verify`` against ``supervision.plan.verify_plan`` in memory.
 
+tiers-draw-v2 through the service (same world): commit (``POST /api/v1/plans/v2``), a second
+user's salt and the draw (``POST /api/v1/plans/{id}/salt``), the public bundle, the public page,
+and one enterprise's openings (``GET /api/v1/subjects/{uscc}/draw-openings``, which computes the
+opening of every v2 plan whose pool holds it: one pass over each pool's tree), against the v1
+create above.
+
     .venv/bin/python benchmarks/plan_service.py [--subjects 20000] [--repeats 3]
 """
 
@@ -20,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed as timed_run
 from _users import bearer_for
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
@@ -40,18 +47,15 @@ GRADE_SHARES = {"A": 0.654, "B": 0.253, "C": 0.077, "D": 0.016}  # Dandong 2023 
 DISTRICTS = ["320102", "320104", "320105", "320106", "320111"]
 
 
+
+def _median(fn, repeats: int) -> float:
+    return timed_run(fn, repeats)[0]
+
+
 def machine_facts() -> str:
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB load={os.getloadavg()[0]:.1f}"
 
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build_world(base: Path, n_subjects: int) -> Settings:
@@ -116,11 +120,48 @@ def main() -> None:
                            args.repeats)
         t_verify_base = _median(lambda: verify_plan(plan), args.repeats)
         session.close()
+        v2 = _v2_times(client, settings, body, headers, counter, args.repeats)
     print(f"subjects={args.subjects} draws={plan.draws_total} visits={len(plan.visits)} repeats={args.repeats}")
     print(f"create: service {t_service * 1000:.0f} ms, scheduler alone {t_base * 1000:.0f} ms, "
           f"ratio {t_service / t_base:.2f}x")
     print(f"verify: service {t_verify * 1000:.0f} ms, scheduler alone {t_verify_base * 1000:.0f} ms, "
           f"ratio {t_verify / t_verify_base:.2f}x")
+    print(f"v2: commit {v2['commit'] * 1000:.0f} ms + salt and draw {v2['draw'] * 1000:.0f} ms "
+          f"= {(v2['commit'] + v2['draw']) / t_service:.2f}x the v1 create; bundle {v2['bundle'] * 1000:.0f} ms, "
+          f"public page {v2['public'] * 1000:.0f} ms")
+    print(f"v2: one enterprise's openings ({v2['plans']} plans holding it) {v2['openings'] * 1000:.0f} ms, "
+          f"{v2['openings'] / v2['plans'] * 1000:.0f} ms per plan = {v2['openings'] / v2['plans'] / t_verify:.2f}x "
+          "the v1 verify of one plan")
+
+
+def _v2_times(client: TestClient, settings: Settings, body: dict, headers: dict, counter, repeats: int) -> dict:
+    second = bearer_for(settings.database_url, Principal(username="bench2", role="regulator", department="samr"),
+                        settings.jwt_key)
+    ids: list[int] = []
+    commit_times, draw_times = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        r = client.post("/api/v1/plans/v2", json={**body, "plan_id": f"v2-{next(counter)}", "salt_source": "bench"},
+                        headers=headers)
+        assert r.status_code == 201, r.text
+        commit_times.append(time.perf_counter() - start)
+        ids.append(r.json()["id"])
+        start = time.perf_counter()
+        r = client.post(f"/api/v1/plans/{ids[-1]}/salt", json={"value": "5 8 1"}, headers=second)
+        assert r.status_code == 200, r.text
+        draw_times.append(time.perf_counter() - start)
+    t_bundle = _median(lambda: client.get(f"/api/v1/plans/{ids[0]}/bundle.json", headers=headers).raise_for_status(),
+                       repeats)
+    t_public = _median(lambda: client.get("/public/samr").raise_for_status(), repeats)
+    uscc = client.get(f"/api/v1/plans/{ids[0]}/bundle.json", headers=headers).json()["tasks"][0]["drawn"][0]
+    enterprise = bearer_for(settings.database_url, Principal(username="bench-ent", role="enterprise", uscc=uscc),
+                            settings.jwt_key)
+    opened = client.get(f"/api/v1/subjects/{uscc}/draw-openings", headers=enterprise)
+    opened.raise_for_status()
+    t_open = _median(lambda: client.get(f"/api/v1/subjects/{uscc}/draw-openings",
+                                        headers=enterprise).raise_for_status(), repeats)
+    return {"commit": statistics.median(commit_times), "draw": statistics.median(draw_times), "bundle": t_bundle,
+            "public": t_public, "openings": t_open, "plans": len(opened.json())}
 
 
 if __name__ == "__main__":

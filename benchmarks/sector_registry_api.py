@@ -58,7 +58,7 @@ def main() -> None:
     from serving.db.migrate import upgrade
     from serving.keys import with_keys
     from serving.security import create_access_token
-    from serving.services.models import artifacts_dir_for
+    from serving.services.model_registry import artifacts_dir_for
     from serving.settings import Settings
     from training.pipeline import TrainingConfig, register_result, train_model
     from training.registry import ModelRegistry

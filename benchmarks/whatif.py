@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -24,17 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 class BenchModel:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from configfile import parse_toml
 from features.catalogue import Policy
 from features.schema import RECORD_COLUMNS, SEVERITY_VALUES, Verdict
 from uscc import valid_uscc_mask
@@ -177,10 +177,7 @@ def _base(text: str) -> str:
 # loading
 # --------------------------------------------------------------------------------------------
 def _read_toml(text: str, where: str) -> dict:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LayoutError(f"{where}: not TOML: {exc}") from exc
+    return parse_toml(text, where, LayoutError)
 
 
 def _validated(model, data: dict, where: str):

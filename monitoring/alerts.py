@@ -6,12 +6,13 @@ Every :class:`Alert` carries the numbers that made it fire and the threshold it 
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from configfile import load_toml
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -114,17 +115,7 @@ def load_alert_config(path: Path | str | None = None) -> AlertConfig:
         except OSError as exc:
             raise AlertConfigError(f"alert config {path}: cannot be read ({exc.strerror})") from exc
         source = str(path)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(f"alert config {source}: not valid TOML ({exc})") from exc
-    try:
-        return AlertConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}" for err in exc.errors()
-        )
-        raise AlertConfigError(f"alert config {source}: {problems}") from exc
+    return load_toml(text, AlertConfig, f"alert config {source}", AlertConfigError)
 
 
 class Alert(BaseModel):

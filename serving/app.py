@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         health,
         pages,
         plans,
+        public,
         regulator,
         sector,
         subjects,
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     use_keys(configured.database_url, LogKeys.of(configured))  # the query log's MAC and checkpoint keys
     if configured.store_dir is not None:
         from serving.services.champions import ChampionHolder
-        from serving.services.models import GENERAL_MODEL, open_registry
+        from serving.services.model_registry import GENERAL_MODEL, open_registry
         from serving.services.regrade import make_regrader
 
         # MLflow is imported on the first regrade or /health, not at startup
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.include_router(module.router)
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
+    app.include_router(public.router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

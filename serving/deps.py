@@ -1,14 +1,20 @@
 """FastAPI dependencies: settings, DB session, who is calling, role and subject checks.
 
-Role checks are dependencies (``Depends(require_role(...))``, ``Depends(subject_access)``),
-never ``if`` statements inside handlers. Every read of a subject's credit data passes through
-``subject_access``, which writes the query log.
+Routes take them as ``Annotated`` aliases (as the FastAPI full-stack template does):
+``SettingsDep``, ``SessionDep``, ``TodayDep``; the caller as ``CurrentUser`` (API) or ``PageUser``
+(pages), or with a role check as ``Admin``, ``Regulator``, ``Decider``, ``Analyst``, ``Sector``,
+``ModelReader`` (and their ``Page…`` twins). Role checks are dependencies, never ``if``
+statements inside handlers.
+
+Every read of a subject's credit data is logged: one subject through ``SubjectAccessDep`` (or
+``subject_read`` for the hot reads), lists of subjects through ``ReadLogDep``; the endpoint
+logged is always the route's template (``METHOD /api/v1/…/{uscc}``), never a string in a route.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
@@ -36,7 +42,7 @@ from serving.security import (
 )
 from serving.services.access import SUBJECT_READER_ROLES, can_read
 from serving.services.grades import Regrader, mark_grades_stale
-from serving.services.querylog import append_entry, append_entry_async
+from serving.services.querylog import append_entries, append_entry, append_entry_async
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import person_is_current, principal_for_api_key, revoke_token
 from serving.settings import Settings, settings_of
@@ -172,15 +178,19 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
     return principal
 
 
+def _caller(request: Request, settings: Settings, session: Session, token: str | None,
+            api_key: str | None) -> Principal:
+    """The caller, from this worker's cache or checked against the database (in a thread)."""
+    return (_principal_without_io(request, settings, token, api_key)
+            or _checked_credential(request, settings, session, token, api_key))
+
+
 def checked_principal(request: Request, session: Session) -> Principal:
     """The caller of a sync route that authenticates optionally (``/health``): its bearer token or
     API key, checked as ``api_principal`` checks them; `NotAuthenticated` without valid ones."""
-    settings = settings_of(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else None
-    api_key = request.headers.get("X-API-Key")
-    return (_principal_without_io(request, settings, token, api_key)
-            or _checked_credential(request, settings, session, token, api_key))
+    return _caller(request, settings_of(request), session, token, request.headers.get("X-API-Key"))
 
 
 def end_token(request: Request, settings: Settings, session: Session, token: str | None) -> None:
@@ -256,6 +266,23 @@ def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     return principal
 
 
+# Who is calling: the caller, or the caller with one of the roles a router serves.
+CurrentUser = Annotated[Principal, Depends(api_principal)]
+PageUser = Annotated[Principal, Depends(page_principal)]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+Enterprise = Annotated[Principal, Depends(require_role("enterprise"))]
+Regulator = Annotated[Principal, Depends(require_role("regulator"))]
+Decider = Annotated[Principal, Depends(require_role("regulator", "admin"))]
+Analyst = Annotated[Principal, Depends(require_role("analyst", "admin"))]
+Sector = Annotated[Principal, Depends(require_role("sector"))]
+ModelReader = Annotated[Principal, Depends(require_role("sector", "admin"))]
+PageEnterprise = Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))]
+PageRegulator = Annotated[Principal, Depends(require_role("regulator", principal_dep=page_principal))]
+PageDecider = Annotated[Principal, Depends(require_role("regulator", "admin", principal_dep=page_principal))]
+PageAnalyst = Annotated[Principal, Depends(require_role("analyst", "admin", principal_dep=page_principal))]
+PageModelReader = Annotated[Principal, Depends(require_role("sector", "admin", principal_dep=page_principal))]
+
+
 # The parameters of a subject read, declared once for the generic guard and the hot read.
 UsccPath = Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")]
 PurposeQuery = Annotated[str | None, Query(min_length=2, max_length=200,
@@ -292,21 +319,28 @@ def _logged_purpose(principal: Principal, purpose: str | None) -> str:
     return ENTERPRISE_SELF_VIEW
 
 
-def _refuse(principal: Principal, uscc: str) -> UnknownSubject:
-    # the same 404 whether the subject does not exist or is not the caller's (no existence oracle)
-    return UnknownSubject(f"no subject {uscc} that {principal.role} {principal.username!r} may read", field="uscc")
+def _outcome(allowed: bool) -> str:
+    return "allowed" if allowed else "denied"
+
+
+def _granted(principal: Principal, uscc: str, purpose: str, allowed: bool) -> SubjectAccess:
+    """The access a logged read grants, or the 404 of a subject the caller may not read."""
+    if not allowed:
+        # the same 404 whether the subject does not exist or is not the caller's (no existence oracle)
+        raise UnknownSubject(f"no subject {uscc} that {principal.role} {principal.username!r} may read",
+                             field="uscc")
+    return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
 
 
 def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,
                         purpose: str | None) -> SubjectAccess:
-    """Check coverage and log the read (allowed or denied), durably, before anything is read."""
+    """Check role and coverage and log the read (allowed or denied), durably, before anything is read."""
+    _with_role(principal, SUBJECT_READER_ROLES)
     purpose = _logged_purpose(principal, purpose)
     allowed = can_read(session, principal, uscc)
     append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
-                 outcome="allowed" if allowed else "denied")
-    if not allowed:
-        raise _refuse(principal, uscc)
-    return SubjectAccess(uscc=uscc, principal=principal, purpose=purpose)
+                 outcome=_outcome(allowed))
+    return _granted(principal, uscc, purpose, allowed)
 
 
 def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., SubjectAccess]:
@@ -365,9 +399,8 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, logged_purpose,
                                            token, api_key)
         await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged_purpose,
-                                 endpoint=_endpoint(request), outcome="allowed" if allowed else "denied")
-        if not allowed:
-            raise _refuse(principal, uscc)
+                                 endpoint=_endpoint(request), outcome=_outcome(allowed))
+        _granted(principal, uscc, logged_purpose, allowed)
         try:
             return read(conn, uscc)
         except OperationalError:  # locked, as above; the read is already logged
@@ -380,10 +413,8 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
 def _read_in_thread(read: Callable[[Connection, str], T], request: Request, settings: Settings, uscc: str,
                     purpose: str | None, token: str | None, api_key: str | None) -> T:
     def work(session: Session) -> T:
-        principal = (_principal_without_io(request, settings, token, api_key)
-                     or _checked_credential(request, settings, session, token, api_key))
-        _with_role(principal, SUBJECT_READER_ROLES)
-        access = _checked_and_logged(request, session, principal, uscc, purpose)
+        access = _checked_and_logged(request, session, _caller(request, settings, session, token, api_key), uscc,
+                                     purpose)
         return read(session.connection(), access.uscc)
 
     return _in_new_session(settings, work)
@@ -402,3 +433,28 @@ subject_access = make_subject_access(api_principal)
 page_subject_access = make_subject_access(page_principal)
 
 SubjectAccessDep = Annotated[SubjectAccess, Depends(subject_access)]
+
+
+@dataclass(frozen=True)
+class ReadLog:
+    """The query log of one request's reads, under its route's endpoint (``METHOD /template``)."""
+
+    session: Session
+    endpoint: str
+
+    def reads(self, principal: Principal, purpose: str, reads: list[tuple[str, str]], *,
+              personal_info_unmasked: bool = False) -> None:
+        """Log ``reads`` (uscc, "allowed" | "denied"), durably, before the caller shows anything."""
+        append_entries(self.session, principal=principal, purpose=purpose, endpoint=self.endpoint, reads=reads,
+                       personal_info_unmasked=personal_info_unmasked)
+
+    def shown(self, principal: Principal, purpose: str, usccs: Iterable[str]) -> None:
+        """Log each subject in ``usccs`` as an allowed read (a list the caller may see)."""
+        self.reads(principal, purpose, [(uscc, "allowed") for uscc in usccs])
+
+
+async def read_log(request: Request, session: SessionDep) -> ReadLog:
+    return ReadLog(session, _endpoint(request))
+
+
+ReadLogDep = Annotated[ReadLog, Depends(read_log)]

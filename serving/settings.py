@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     run_migrations_on_startup: bool = True
     # SQLite durability of every commit, the query log's included. FULL (default): a commit is on
     # disk when it returns (one fsync of the WAL per commit; the query log groups concurrent reads
-    # into one commit: docs/architecture.md). NORMAL: a commit survives a crash of the service but
+    # into one commit: docs/performance-notes.md). NORMAL: a commit survives a crash of the service but
     # the last ones may be lost on a power cut or OS crash (the WAL is synced only at checkpoints),
     # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

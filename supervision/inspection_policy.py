@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from configfile import parse_toml
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -171,10 +172,7 @@ def load_policy(source: str | Path = "default") -> InspectionPolicy:
         path = POLICY_DIR / f"{source}.toml"
     if not path.is_file():
         raise PolicyError(f"policy {str(source)!r}: file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"policy file {path}: not valid TOML ({exc})") from exc
+    data = parse_toml(path.read_text(encoding="utf-8"), f"policy file {path}", PolicyError)
     return policy_from_dict(data, origin=str(path))
 
 

@@ -21,6 +21,27 @@ settings.load_profile("tiers")
 os.environ.setdefault("TIERS_KEYS_DIR", tempfile.mkdtemp(prefix="tiers-test-keys-"))
 
 
+@pytest.fixture
+def run_notebook(tmp_path, monkeypatch):
+    """Execute a notebook of ``notebooks/`` top to bottom; returns the text of its outputs."""
+
+    def run(name: str, timeout: int) -> str:
+        # the kernel inherits TMPDIR: the notebook's working directory (tempfile.mkdtemp) is then
+        # pytest's, removed with it, not left in /tmp by every run
+        monkeypatch.setenv("TMPDIR", str(tmp_path))
+        import nbformat
+        from nbclient import NotebookClient
+
+        path = Path(__file__).resolve().parents[1] / "notebooks" / name
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        return "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                       for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark for the session: local[1], no UI, 2 shuffle partitions (fast on 2 cores).

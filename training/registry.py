@@ -61,7 +61,7 @@ class PromotionEvent:
         return asdict(self)
 
 
-# Where `training.promotion.promote` writes each attempt (the service database, `serving.services.models.db_audit_sink`).
+# Where `training.promotion.promote` writes each attempt (the service database, `serving.services.model_registry.db_audit_sink`).
 AuditSink = Callable[[PromotionEvent], None]
 
 

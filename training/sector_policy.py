@@ -24,12 +24,12 @@ pydantic, so a wrong file fails naming the field, the value and the rule. Exampl
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from configfile import load_toml
 from features.schema import INDUSTRY_SECTIONS as GBT4754_SECTIONS  # GB/T 4754-2017 sections, one list
 from models.grading import DEFAULT_SHARES, OverrideRule
 
@@ -108,15 +108,7 @@ def load_training_policy(path: str | Path) -> TrainingPolicy:
     """Read and validate a sector policy TOML file; errors name the field, the value and the rule."""
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PolicyFileError(f"policy file {p} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyFileError(f"policy file {p} is not valid TOML: {exc}") from exc
-    try:
-        return TrainingPolicy.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])} = {err.get('input')!r}: {err['msg']}" for err in exc.errors()
-        )
-        raise PolicyFileError(f"policy file {p}: {problems}") from exc
+    return load_toml(text, TrainingPolicy, f"policy file {p}", PolicyFileError)

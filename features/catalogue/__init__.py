@@ -7,7 +7,6 @@ in ``features`` that depends on policy takes a :class:`Policy` argument; nothing
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from datetime import date
 from functools import cache
@@ -19,6 +18,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from configfile import describe, load_toml
 from features.schema import INDUSTRY_SECTIONS as GBT4754_SECTIONS  # GB/T 4754-2017 sections, one list
 from features.schema import SEVERITY_VALUES as SEVERITIES
 
@@ -144,7 +144,7 @@ class Policy(_Strict):
         try:
             return Policy.model_validate(merged)
         except ValidationError as exc:
-            raise PolicyError(f"sector {section} override is invalid: {_describe(exc)}") from exc
+            raise PolicyError(f"sector {section} override is invalid: {describe(exc)}") from exc
 
     def publicity_rule_for(self, decision_date: date) -> PublicityRule:
         """The rule in force on ``decision_date`` (the earliest rule for older decisions)."""
@@ -249,14 +249,6 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where} = {err.get('input')!r}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def _present(value: Any) -> bool:
     if value is None:
         return False
@@ -292,14 +284,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"policy file {source} cannot be read: {exc}") from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"policy file {source} is not valid TOML: {exc}") from exc
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        raise PolicyError(f"policy file {source} is invalid: {_describe(exc)}") from exc
+    return load_toml(text, Policy, f"policy file {source}", PolicyError)
 
 
 @cache

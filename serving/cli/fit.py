@@ -15,26 +15,22 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
+from serving.cli.options import fail
 
 MODEL_CHOICES = ("scorecard", "gbm", "blend", "blend-shallow", "gam", "auto")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _read_table(path: Path):
     import pandas as pd
 
     if not path.is_file():
-        _fail(f"--data {path}: no such file (rule: a readable CSV or Parquet file)")
+        fail(f"--data {path}: no such file (rule: a readable CSV or Parquet file)")
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        _fail(f"--data {path}: cannot be read as {'Parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({exc})")
+        fail(f"--data {path}: cannot be read as {'Parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({exc})")
 
 
 def _check_target(frame, target: str, cv: int):
@@ -43,19 +39,19 @@ def _check_target(frame, target: str, cv: int):
     import pandas as pd
 
     if target not in frame.columns:
-        _fail(f"--target {target!r}: no such column; columns are {list(frame.columns)[:20]}")
+        fail(f"--target {target!r}: no such column; columns are {list(frame.columns)[:20]}")
     col = frame[target]
     if col.isna().any():
-        _fail(f"--target {target!r}: {int(col.isna().sum())} missing values (rule: every row needs 0 or 1, 1 = bad)")
+        fail(f"--target {target!r}: {int(col.isna().sum())} missing values (rule: every row needs 0 or 1, 1 = bad)")
     numeric = pd.to_numeric(col, errors="coerce")
     bad = col[numeric.isna() | ~numeric.isin([0, 1])]
     if len(bad):
         shown = sorted(map(str, pd.unique(bad)))[:5]
-        _fail(f"--target {target!r}: values {shown} are not allowed (rule: the target must be 0/1 with 1 = bad)")
+        fail(f"--target {target!r}: values {shown} are not allowed (rule: the target must be 0/1 with 1 = bad)")
     y = numeric.to_numpy(dtype=int)
     counts = np.bincount(y, minlength=2)
     if counts.min() < cv:
-        _fail(f"--target {target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)")
+        fail(f"--target {target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)")
     return y
 
 
@@ -107,16 +103,16 @@ def fit(
 ) -> None:
     """Fit on your own table: stratified k-fold CV with per-fold and mean AUC, KS and Brier."""
     if model not in MODEL_CHOICES:
-        _fail(f"--model {model!r}: must be one of {', '.join(MODEL_CHOICES)}")
+        fail(f"--model {model!r}: must be one of {', '.join(MODEL_CHOICES)}")
     if cv < 2:
-        _fail(f"--cv {cv}: must be ≥ 2")
+        fail(f"--cv {cv}: must be ≥ 2")
     if inner_cv < 2:
-        _fail(f"--inner-cv {inner_cv}: must be ≥ 2")
+        fail(f"--inner-cv {inner_cv}: must be ≥ 2")
     frame = _read_table(data)
     y = _check_target(frame, target, cv)
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
-        _fail(f"--data {data}: no feature columns besides the target {target!r}")
+        fail(f"--data {data}: no feature columns besides the target {target!r}")
 
     import numpy as np
     from rich.console import Console
@@ -133,7 +129,7 @@ def fit(
         try:
             return makers[name]().fit(X.iloc[rows], y[rows])
         except ValueError as exc:
-            _fail(f"--data {data}: model {name} cannot be fitted on {what}: {exc}")
+            fail(f"--data {data}: model {name} cannot be fitted on {what}: {exc}")
 
     with Progress(disable=json_out, transient=True) as progress:
         task = progress.add_task("cross-validating", total=len(makers) * cv * (1 + (inner_cv if nested else 0)))

@@ -9,11 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)
+from serving.cli.options import fail
 
 
 @app.command("ingest")
@@ -34,36 +30,29 @@ def ingest_command(
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
 ) -> None:
     """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
-    from features.catalogue import PolicyError, load_policy
-    from features.ingest import IngestError, ingest
-    from features.store import StoreError
+    from serving.workflows import WorkflowError
+    from serving.workflows.ingest import ingest_files
 
-    if subjects is None and not records:
-        _fail("give --subjects FILE and/or --records FILE")
     when = datetime.now(UTC)
     if ingested_at is not None:
         try:
             when = datetime.fromisoformat(ingested_at)
         except ValueError:
-            _fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
+            fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-    try:
-        policy = load_policy(policy_file)
-    except PolicyError as exc:
-        _fail(str(exc))
+    files = {"store": store, "subjects": subjects, "records": records or [], "ingested_at": when,
+             "policy_file": policy_file, "source": source, "layouts": layouts}
     try:
         if as_json:
-            summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
-                             source=source, layouts_dir=layouts)
+            summary = ingest_files(**files)
         else:
             from rich.console import Console
 
             with Console(stderr=True).status("validating and storing…"):
-                summary = ingest(store=store, subjects=subjects, records=records, ingested_at=when, policy=policy,
-                             source=source, layouts_dir=layouts)
-    except (IngestError, StoreError) as exc:  # StoreError: the batch was not published, the store is as it was
-        _fail(str(exc))
+                summary = ingest_files(**files)
+    except WorkflowError as exc:
+        fail(exc.message)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return

@@ -7,31 +7,17 @@ Exit codes (cron-friendly): 0 = no alert fired, 1 = at least one alert fired, 2 
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import typer
 
 from serving.cli.app import app
+from serving.cli.options import fail, parse_date
 
 EXIT_ALERTS = 1
-EXIT_BAD_INPUT = 2
 # how the service's messages name each input: by this command's options
 OPTION_OF = {"reference": "--reference", "current": "--current", "grades_files": "--scores",
              "profiles_files": "--profiles", "store": "--store", "model": "--model", "config": "--config"}
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
-
-
-def _parse_date(option: str, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{option} {value!r}: not a date (rule: ISO YYYY-MM-DD, e.g. 2026-06-30)")
-    raise AssertionError("unreachable")
 
 
 @app.command("monitor")
@@ -53,8 +39,8 @@ def monitor_command(
 ) -> None:
     """Compare two as-of dates: input, score and grade drift, segment drift, late-label performance,
     data health. Exit 0 if no alert fired, 1 if any did (details in the output), 2 on bad input."""
-    ref_date = _parse_date("--reference", reference)
-    cur_date = _parse_date("--current", current)
+    ref_date = parse_date("--reference", reference)
+    cur_date = parse_date("--current", current)
 
     from rich.console import Console
     from rich.progress import Progress
@@ -81,7 +67,7 @@ def monitor_command(
                 expected_auc=expected_auc, config=config, run_evidently=not no_evidently, html_path=html,
                 input_names=OPTION_OF, progress=lambda step: progress.update(task, advance=1, description=step))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         if session is not None:
             session.close()

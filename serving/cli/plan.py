@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
+from serving.cli.options import fail
 
 TEMPLATE_INFO_COLUMNS = ("visit_order", "name", "inspectors")
 
@@ -19,12 +20,6 @@ plan_app = typer.Typer(
     help="Double-random inspection plans (双随机): commit, draw, verify, export.", no_args_is_help=True
 )
 app.add_typer(plan_app, name="plan")
-
-
-def _fail(message: str) -> None:
-    """Bad input: say what and why on stderr, exit code 2."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _load(task_path: Path):
@@ -37,7 +32,7 @@ def _load(task_path: Path):
         inputs = load_plan_inputs(task, task_path.parent)
         policy = resolve_policy(task, task_path.parent)
     except (PlanInputError, PolicyError, TableError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return task, inputs, policy
 
 
@@ -51,7 +46,7 @@ def _seed(task, seed_file: Path | None) -> bytes:
         except ValueError:
             seed = b""
         if len(seed) != 32:
-            _fail(f"--seed-file {seed_file}: content must be 64 hexadecimal characters (32 bytes)")
+            fail(f"--seed-file {seed_file}: content must be 64 hexadecimal characters (32 bytes)")
         return seed
     if task.seed_hex:
         return bytes.fromhex(task.seed_hex)
@@ -63,16 +58,16 @@ ALGORITHMS = ("v2", "v1")
 
 def _check_algorithm(algorithm: str) -> None:
     if algorithm not in ALGORITHMS:
-        _fail(f"--algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)} (v2: tiers-draw-v2, the default)")
+        fail(f"--algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)} (v2: tiers-draw-v2, the default)")
 
 
 def _read_json_file(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _fail(f"{what} {path}: cannot be read as JSON ({exc})")
+        fail(f"{what} {path}: cannot be read as JSON ({exc})")
     if not isinstance(data, dict):
-        _fail(f"{what} {path}: must be a JSON object")
+        fail(f"{what} {path}: must be a JSON object")
     return data
 
 
@@ -84,12 +79,12 @@ def _document(path: Path, model, what: str):
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        _fail(f"{what} {path}: cannot be read ({exc})")
+        fail(f"{what} {path}: cannot be read ({exc})")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        _fail(f"{what} {path}: {'.'.join(str(x) for x in error['loc'])}: {error['msg']}")
+        fail(f"{what} {path}: {'.'.join(str(x) for x in error['loc'])}: {error['msg']}")
 
 
 def _format_of(path: Path) -> str | None:
@@ -144,7 +139,7 @@ def commit(
     from supervision.ratios import HttpRatioFeed
 
     if secret_out is None or not salt_source:
-        _fail(
+        fail(
             "tiers-draw-v2 (the default) commit needs --secret-out FILE and --salt-source TEXT (where the "
             "public salt will come from); for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
         )
@@ -162,7 +157,7 @@ def commit(
             feed=feed,
         )
     except (PlanInputError, DrawV2Error, ValueError, KeyError, ConnectionError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     secrets = {
         "format": "tiers-draw-v2/secrets",
         "plan_id": commitment.plan_id,
@@ -192,12 +187,12 @@ def _commit_v1(task, inputs, policy, seed_out: Path | None, as_json: bool) -> No
     from supervision.plan import PlanInputError, publish_commitment
 
     if seed_out is None:
-        _fail("v1 commit needs --seed-out FILE")
+        fail("v1 commit needs --seed-out FILE")
     seed = _seed(task, None)
     try:
         commitment = publish_commitment(task, inputs, policy, seed)
     except (PlanInputError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _write_secret(seed_out, seed.hex() + "\n")
     if as_json:
         typer.echo(commitment.model_dump_json(indent=2))
@@ -235,17 +230,17 @@ def salt(
     try:
         known = now if known_at is None else dt.datetime.fromisoformat(known_at)
     except ValueError:
-        _fail(f"--known-at {known_at!r}: not an ISO date-time")
+        fail(f"--known-at {known_at!r}: not an ISO date-time")
     if known.tzinfo is None:
-        _fail(f"--known-at {known_at!r}: give the time zone (e.g. +08:00)")
+        fail(f"--known-at {known_at!r}: give the time zone (e.g. +08:00)")
     if known > now:
-        _fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
+        fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
     try:
         accepted = accept_salt(
             commitment, value=value, source=source, known_at=known, entered_at=now, entered_by=entered_by
         )
     except DrawV2Error as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.write_text(accepted.model_dump_json(indent=1) + "\n", encoding="utf-8")
     typer.echo(f"salt recorded in {out} (known at {accepted.known_at}, entered at {accepted.entered_at})")
 
@@ -301,7 +296,7 @@ def create(
             else:
                 plan = create_plan(task, inputs, policy, draw["seed"], feed=feed, progress=on_step)
     except (PlanInputError, PolicyError, ValueError, KeyError, ConnectionError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.write_text(plan.model_dump_json(indent=1), encoding="utf-8")
     if csv_path:
         write_plan_csv(plan, csv_path)
@@ -344,12 +339,12 @@ def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt
     from supervision.bundle import DrawCommitmentV2, PublicSalt
 
     if secret_file is None or commitment_path is None:
-        _fail(
+        fail(
             "tiers-draw-v2 (the default) create needs --secret-file and --commitment from `tiers plan commit`; "
             "for a tiers-draw-v1 plan (--seed-file) add --algorithm v1"
         )
     if salt_file is None:
-        _fail(
+        fail(
             "the draw needs the public salt: record it with `tiers plan salt` once it is public, "
             "then pass --salt-file (rule: the salt must become known after the commitment)"
         )
@@ -357,13 +352,13 @@ def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt
     salt_value = _document(salt_file, PublicSalt, "salt")
     secrets = _read_json_file(secret_file, "secret file")
     if secrets.get("format") != "tiers-draw-v2/secrets":
-        _fail(f"secret file {secret_file}: not a tiers-draw-v2 secret file (from `tiers plan commit`)")
+        fail(f"secret file {secret_file}: not a tiers-draw-v2 secret file (from `tiers plan commit`)")
     if secrets.get("commitment_digest") != commitment.digest():
-        _fail(f"secret file {secret_file} belongs to another commitment than {commitment_path}")
+        fail(f"secret file {secret_file} belongs to another commitment than {commitment_path}")
     try:
         seed, nonce_key = bytes.fromhex(secrets["seed"]), bytes.fromhex(secrets["nonce_key"])
     except (KeyError, TypeError, ValueError):
-        _fail(f"secret file {secret_file}: seed and nonce_key must be hexadecimal")
+        fail(f"secret file {secret_file}: seed and nonce_key must be hexadecimal")
     return {"seed": seed, "nonce_key": nonce_key, "commitment": commitment, "salt": salt_value}
 
 
@@ -393,12 +388,12 @@ def verify(
     kind = _format_of(path)
     published = _published_commitment(commitment_path)
     if (subject is None) != (opening_path is None):
-        _fail("--subject and --opening go together")
+        fail("--subject and --opening go together")
     if kind == BUNDLE_FORMAT:
         from supervision.verify_v2 import verify_bundle, verify_opening
 
         if bundle_path is not None:
-            _fail("--bundle compares a full plan with a bundle; give the plan as the argument")
+            fail("--bundle compares a full plan with a bundle; give the plan as the argument")
         bundle = _document(path, PublicBundle, "bundle")
         if subject is not None:
             proof = _document(opening_path, SubjectOpening, "opening")
@@ -407,12 +402,12 @@ def verify(
             result = verify_bundle(bundle, published)
     else:
         if subject is not None:
-            _fail("--subject/--opening check a subject against the public bundle; give the bundle")
+            fail("--subject/--opening check a subject against the public bundle; give the bundle")
         from supervision.verify_v2 import audit_plan
 
         plan = _document(path, InspectionPlan, "plan")
         if bundle_path is not None and plan.draw_v2 is None:
-            _fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
+            fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
         bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
         result = audit_plan(plan, published, bundle)
     if as_json:
@@ -467,7 +462,7 @@ def publish(
     try:
         bundle = publish_bundle(_document(plan_path, PlanParts, "plan"))
     except DrawV2Error as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.write_text(bundle.model_dump_json(indent=1) + "\n", encoding="utf-8")
     drawn = sum(len(t.drawn) for t in bundle.tasks)
     typer.echo(
@@ -488,7 +483,7 @@ def opening(
     try:
         found = subject_opening(_load_plan(plan_path), subject)
     except DrawV2Error as exc:
-        _fail(str(exc))
+        fail(str(exc))
     text = found.model_dump_json(indent=1)
     if out is None:
         typer.echo(text)
@@ -510,7 +505,7 @@ def ratios(
     try:
         feed = ratio_feed_for(task, inputs, policy)
     except PlanInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out = [feed.inspection_ratios(department=t.department, item=t.item, as_of=task.as_of) for t in task.tasks]
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in out], ensure_ascii=False))
@@ -537,7 +532,7 @@ def export(
     from supervision.plan import InspectionPlan
 
     if not (csv_path or xlsx_path or results_template_path):
-        _fail("export needs --csv, --xlsx and/or --results-template")
+        fail("export needs --csv, --xlsx and/or --results-template")
     plan = InspectionPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
     if csv_path:
         write_plan_csv(plan, csv_path)
@@ -577,7 +572,7 @@ def results(
     try:
         rules = load_policy(policy_name).defaults
     except PolicyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     frame = pd.read_csv(results_path, dtype=str, keep_default_na=False)
     parsed = []
     for row_no, row in enumerate(frame.to_dict("records"), start=1):
@@ -586,7 +581,7 @@ def results(
         try:
             parsed.append(InspectionResult.model_validate(data))
         except ValidationError as exc:
-            _fail(
+            fail(
                 f"{results_path} row {row_no}: {exc.errors()[0]['loc']} = {exc.errors()[0].get('input')!r}: {exc.errors()[0]['msg']}"
             )
     results_to_records(parsed).to_csv(records_out, index=False)

@@ -9,11 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)
+from serving.cli.options import fail, parse_date
 
 
 @app.command("profile")
@@ -34,24 +30,21 @@ def profile_command(
     from features.profiles import build_profiles, feature_columns
     from features.store import has_table
 
-    try:
-        as_of_date = date.fromisoformat(as_of)
-    except ValueError:
-        _fail(f"--as-of {as_of!r} is not a date in ISO format YYYY-MM-DD")
+    as_of_date = parse_date("--as-of", as_of)
     if engine not in ("duckdb", "spark"):
-        _fail(f"--engine {engine!r} must be duckdb or spark")
+        fail(f"--engine {engine!r} must be duckdb or spark")
     if out.suffix.lower() not in (".parquet", ".csv"):
-        _fail(f"--out {str(out)!r} must end in .parquet or .csv")
+        fail(f"--out {str(out)!r} must end in .parquet or .csv")
     if not has_table(store, "subjects"):
-        _fail(f"--store {str(store)!r} holds no ingested subjects (run `tiers ingest` first)")
+        fail(f"--store {str(store)!r} holds no ingested subjects (run `tiers ingest` first)")
     if as_of_date > date.today():
-        _fail(f"--as-of {as_of} is in the future (today is {date.today()})")
+        fail(f"--as-of {as_of} is in the future (today is {date.today()})")
     if sector is not None and sector not in GBT4754_SECTIONS:
-        _fail(f"--sector {sector!r} is not a GB/T 4754-2017 section A–T")
+        fail(f"--sector {sector!r} is not a GB/T 4754-2017 section A–T")
     try:
         policy = load_policy(policy_file).for_sector(sector)
     except PolicyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     spark = None
     if engine == "spark":
         from pyspark.sql import SparkSession

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import typer
 
 from serving.cli.app import app
+from serving.cli.options import fail, parse_date
 
 _CSV_LIMIT = 200_000  # above this many subjects the default format is Parquet (contract)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 # config field → the CLI option a user typed
@@ -28,14 +23,6 @@ _OPTION_OF_FIELD = {
 def _with_option_names(message: str) -> str:
     field, _, rest = message.partition(" ")
     return f"{_OPTION_OF_FIELD[field]} {rest}" if field in _OPTION_OF_FIELD else message
-
-
-def _parse_date(option: str, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{option} {value!r} is not a date in ISO format YYYY-MM-DD")
-        raise  # unreachable; keeps type checkers happy
 
 
 @app.command("simulate")
@@ -62,28 +49,28 @@ def simulate(
     from simulation import CityConfig, SimulationConfig, generate
 
     if subjects < 1:
-        _fail(f"--subjects {subjects} must be at least 1")
+        fail(f"--subjects {subjects} must be at least 1")
     if workers < 1:
-        _fail(f"--workers {workers} must be at least 1")
+        fail(f"--workers {workers} must be at least 1")
     if file_format is None:
         file_format = "csv" if subjects <= _CSV_LIMIT else "parquet"
     city_config = None
     if city is not None:
         if not city.is_file():
-            _fail(f"--city {str(city)!r} is not a file")
+            fail(f"--city {str(city)!r} is not a file")
         try:
             city_config = CityConfig.from_toml(city)
         except (KeyError, TypeError, ValueError) as exc:
-            _fail(f"--city {str(city)!r} is not a valid city: {exc}")
+            fail(f"--city {str(city)!r} is not a valid city: {exc}")
     try:
         kwargs = {"city": city_config} if city_config is not None else {}
         config = SimulationConfig(
-            n_subjects=subjects, seed=seed, end=_parse_date("--end", end), years=years, scenario=scenario,
-            scenario_date=_parse_date("--scenario-date", scenario_date), dirt=not clean, file_format=file_format,
+            n_subjects=subjects, seed=seed, end=parse_date("--end", end), years=years, scenario=scenario,
+            scenario_date=parse_date("--scenario-date", scenario_date), dirt=not clean, file_format=file_format,
             chunk_size=chunk_size, **kwargs,
         )
     except ValueError as exc:
-        _fail(_with_option_names(str(exc)))
+        fail(_with_option_names(str(exc)))
 
     if as_json:
         manifest = generate(config, out, workers=workers)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from serving.deps import SessionDep, SettingsDep, require_role
+from serving.deps import Admin, ReadLogDep, SessionDep, SettingsDep
 from serving.errors import (
     Conflict,
     InvalidInput,
@@ -30,13 +30,11 @@ from serving.schemas import (
     UserOut,
     UserUpdate,
 )
-from serving.security import Principal
 from serving.services import querylog, subjects, users
 from serving.services.querylog_check import check_chain
 from serving.validation import USCC_PATTERN, NoControlChars
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-Admin = Annotated[Principal, Depends(require_role("admin"))]
 _ERRORS = (NotAuthenticated, NotAllowed)
 
 
@@ -114,7 +112,7 @@ def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) ->
 
 @router.get("/subjects/{uscc}/personal-info", response_model=PersonalInfoOut,
             responses=error_responses(*_ERRORS, UnknownSubject))
-def personal_info(principal: Admin, session: SessionDep,
+def personal_info(principal: Admin, session: SessionDep, log: ReadLogDep,
                   uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
                   purpose: Annotated[str, Query(min_length=2, max_length=200,
                                                 description="legal basis for reading personal information"),
@@ -122,6 +120,5 @@ def personal_info(principal: Admin, session: SessionDep,
                   ) -> PersonalInfoOut:
     """The legal representative unmasked: admins only, with a stated legal basis, logged as such."""
     subject = subjects.get_subject(session, uscc)
-    querylog.append_entry(session, principal=principal, uscc=uscc, purpose=purpose,
-                          endpoint="GET /api/v1/admin/subjects/{uscc}/personal-info", personal_info_unmasked=True)
+    log.reads(principal, purpose, [(uscc, "allowed")], personal_info_unmasked=True)
     return PersonalInfoOut(uscc=uscc, legal_rep_name=subject.legal_rep_name, legal_rep_id=subject.legal_rep_id)

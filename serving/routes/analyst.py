@@ -9,25 +9,28 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from serving.db.models import Alert, MonitoringResult
-from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_role
+from serving.deps import (
+    Analyst,
+    PageAnalyst,
+    SessionDep,
+    SettingsDep,
+    page_csrf,
+)
 from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
 from serving.headers import report_headers
 from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
-from serving.security import Principal
 from serving.services import grades
 from serving.services import monitoring as mon
 
 API = "/api/v1/analyst"
 router = APIRouter(tags=["analyst"])
-Analyst = Annotated[Principal, Depends(require_role("analyst", "admin"))]
-PageAnalyst = Annotated[Principal, Depends(require_role("analyst", "admin", principal_dep=page_principal))]
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="monitoring run id")]
 
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from serving.deps import SessionDep, SettingsDep, api_principal, bearer_scheme, end_token
+from serving.deps import CurrentUser, SessionDep, SettingsDep, bearer_scheme, end_token
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, TooManyAttempts, error_responses
 from serving.schemas import MeOut, TokenOut
-from serving.security import Principal, create_access_token
+from serving.security import create_access_token
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 
@@ -37,7 +37,7 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
 
 
 @router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated, NotAllowed))
-def logout(request: Request, principal: Annotated[Principal, Depends(api_principal)], session: SessionDep,
+def logout(request: Request, principal: CurrentUser, session: SessionDep,
            settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)] = None) -> Response:
     """End this bearer token before its expiry (API keys are revoked by an admin instead)."""
     if principal.kind == "machine" or not token:
@@ -47,6 +47,6 @@ def logout(request: Request, principal: Annotated[Principal, Depends(api_princip
 
 
 @router.get("/me", response_model=MeOut, responses=error_responses(NotAuthenticated))
-def me(principal: Annotated[Principal, Depends(api_principal)]) -> MeOut:
+def me(principal: CurrentUser) -> MeOut:
     return MeOut(username=principal.username, role=principal.role, kind=principal.kind,
                  department=principal.department, section=principal.section, uscc=principal.uscc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -18,6 +19,11 @@ from serving.db.models import Alert
 from serving.deps import (
     SESSION_COOKIE,
     EligibilityDep,
+    PageAnalyst,
+    PageDecider,
+    PageEnterprise,
+    PageUser,
+    ReadLogDep,
     RegraderDep,
     SessionDep,
     SettingsDep,
@@ -28,13 +34,12 @@ from serving.deps import (
     page_principal,
     page_subject_access,
     require_page_csrf,
-    require_role,
 )
-from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
+from serving.errors import CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import SubjectListQuery, logged_subject_page
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
@@ -47,7 +52,6 @@ from serving.waterfall import waterfall_bars
 
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "tiers_login"  # the login form's CSRF nonce
-PageUser = Annotated[Principal, Depends(page_principal)]
 PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
 HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/regulator"}
 
@@ -151,12 +155,39 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
     })
 
 
+@router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)
+def draw_openings_page(request: Request, access: PageSubject, session: SessionDep,
+                       _enterprise: PageEnterprise,
+                       ) -> Response:
+    """The enterprise's own openings: one per tiers-draw-v2 plan whose pool held it, each with its
+    download and the plan's public bundle; 404 when no pool held it. Computed on request (one
+    pass over each such plan's pool)."""
+    from serving.routes.plans import _openings_by_plan
+
+    return render(request, "openings.html", {"user": access.principal, "uscc": access.uscc,
+                                             "openings": _openings_by_plan(session, access.uscc)})
+
+
+@router.get("/credit/{uscc}/draw-openings/{plan_id}.json")
+def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                      _enterprise: PageEnterprise,
+                      ) -> Response:
+    """One opening, as the file `tiers plan verify BUNDLE --subject USCC --opening FILE` reads."""
+    from serving.routes.plans import _json_download, _openings_by_plan
+
+    opening = dict(_openings_by_plan(session, access.uscc)).get(plan_id)
+    if opening is None:
+        raise NotFound(f"{access.uscc} 未进入计划 #{plan_id} 的名录库；{access.uscc} was in no pool of plan #{plan_id}",
+                       field="plan_id")
+    return _json_download(opening, f"{access.uscc}-plan-{plan_id}-opening.json")
+
+
 @router.post("/credit/{uscc}/objections")
 def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
                      today: TodayDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
                      reason: Annotated[str, Form(max_length=2000)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     _enterprise: PageEnterprise,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
     body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
@@ -169,7 +200,7 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
                      today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
                      statement: Annotated[str, Form(max_length=2000)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
+                     _enterprise: PageEnterprise,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
     body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
@@ -179,13 +210,12 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
 
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                   principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                        principal_dep=page_principal))],
+                   principal: PageDecider, log: ReadLogDep,
                    purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
                    ) -> Response:
     page = None
     if purpose:
-        page = logged_subject_page(session, principal, purpose, "GET /regulator", grade=None, offset=0, limit=200)
+        page = logged_subject_page(log, principal, SubjectListQuery(purpose, grade=None, offset=0, limit=200))
     department = None if principal.role == "admin" else principal.department
     return render(request, "regulator.html", {
         "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),
@@ -195,38 +225,46 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
     })
 
 
-@router.post("/regulator/objections/{objection_id}/decision")
-def decide_objection_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                          principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                               principal_dep=page_principal))],
-                          objection_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")],
-                          reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                          csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
+@dataclass(frozen=True)
+class DecisionForm:
+    """A department's answer to an application, posted from this session's page."""
+
+    principal: Principal
+    reason: str
+
+
+def decision_form(settings: SettingsDep, principal: PageDecider,
+                  reason: Annotated[str, Form(max_length=2000), NoControlChars],
+                  csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> DecisionForm:
     require_page_csrf(settings, principal, csrf_token_)
-    body = DecisionIn.model_validate({"decision": decision, "reason": reason})
-    objections.decide_objection(session, principal, objection_id, body, today, regrader)
+    return DecisionForm(principal, reason)
+
+
+DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
+ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/regulator/objections/{objection_id}/decision")
+def decide_objection_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                          objection_id: ApplicationId,
+                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
+    body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
     return RedirectResponse("/regulator#objections", status_code=303)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
-def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                       principal: Annotated[Principal, Depends(require_role("regulator", "admin",
-                                                                            principal_dep=page_principal))],
-                       application_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")],
-                       reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                       csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    require_page_csrf(settings, principal, csrf_token_)
-    body = RepairDecisionIn.model_validate({"decision": decision, "reason": reason})
-    repairs.decide_repair(session, principal, application_id, body, today, regrader)
+def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
+                       application_id: ApplicationId,
+                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
+    body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
+    repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
     return RedirectResponse("/regulator#repairs", status_code=303)
 
 
 @router.get("/analyst", response_class=HTMLResponse)
 def analyst_page(request: Request, session: SessionDep, settings: SettingsDep,
-                 principal: Annotated[Principal, Depends(require_role("analyst", "admin",
-                                                                      principal_dep=page_principal))]) -> Response:
+                 principal: PageAnalyst) -> Response:
     alerts = list(session.scalars(select(Alert).where(Alert.acknowledged.is_(False)).order_by(Alert.id.desc())
                                   .limit(100)))
     return render(request, "analyst.html", {"user": principal, "alerts": alerts,

@@ -19,14 +19,18 @@ from sqlalchemy.orm import Session
 from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import (
+    CurrentUser,
+    Enterprise,
+    PageRegulator,
+    ReadLog,
+    ReadLogDep,
+    Regulator,
     SessionDep,
     SettingsDep,
+    SubjectAccessDep,
     TodayDep,
-    api_principal,
     page_csrf,
-    page_principal,
     require_page_csrf,
-    require_role,
 )
 from serving.errors import (
     Conflict,
@@ -39,19 +43,17 @@ from serving.errors import (
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.security import Principal, shown_name
+from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
-from serving.services.querylog import append_entries
 from serving.validation import NoControlChars, Uscc
+from supervision.bundle import DrawCommitmentV2, PublicBundle, PublicSalt, SubjectOpening, Text
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
 from supervision.service import PlanOut, plan_out
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 pages_router = APIRouter(include_in_schema=False)
-Regulator = Annotated[Principal, Depends(require_role("regulator"))]
-PageRegulator = Annotated[Principal, Depends(require_role("regulator", principal_dep=page_principal))]
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the plan's id in the service")]
 ReadPurpose = Annotated[str | None, Query(min_length=2, max_length=200, description="查询用途, logged"),
                         NoControlChars]
@@ -98,6 +100,22 @@ class PlanCreateIn(PlanCreate):
         return self
 
 
+class PlanCommitIn(PlanCreateIn):
+    """A tiers-draw-v2 plan task: the commitment is published at once; the draw waits for the salt."""
+
+    salt_source: Text = Field(default=plan_service.TYPED_SALT_SOURCE, description=(
+        "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
+        "typed in by a second regulator of the department"))
+
+
+class SaltIn(BaseModel):
+    """The public salt, entered by a regulator of the plan's department other than its creator."""
+
+    value: Text
+    known_at: dt.datetime | None = Field(default=None, description=(
+        "when the value became public (a named source's publication time, with time zone); default: now"))
+
+
 class PlanSummaryOut(BaseModel):
     """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
 
@@ -110,9 +128,14 @@ class PlanSummaryOut(BaseModel):
     committed_at: dt.datetime
     revealed_at: dt.datetime | None
     draw_seed_hex: str | None = Field(description="revealed after the draw")
-    published_commitment: DrawCommitment = Field(description="written before the draw ran")
+    draw_algorithm: Literal["tiers-draw-v1", "tiers-draw-v2"]
+    published_commitment: DrawCommitment | None = Field(
+        description="written before the draw ran (v2: the plan's commitment summary, once drawn)")
+    commitment_v2: DrawCommitmentV2 | None = Field(
+        default=None, description="tiers-draw-v2: the commitment published before the salt and the draw")
+    salt: PublicSalt | None = Field(default=None, description="tiers-draw-v2: the public salt, once entered")
     pool_filter: PoolFilter | None = None
-    plan: PlanOut
+    plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
 
 
 class VisitOut(BaseModel):
@@ -138,6 +161,9 @@ class ResultOut(BaseModel):
     publication_deadline: dt.date
     publication_status: Literal["published", "published_late", "pending", "overdue"]
     record_id: str
+    version: int = Field(description="1, then one more per correction; results are never overwritten")
+    superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
+    correction_reason: str = Field(description="why this version corrects the previous one")
 
 
 class PlanDetailOut(PlanSummaryOut):
@@ -161,6 +187,9 @@ class ResultIn(BaseModel):
     document_no: _DocumentNo = ""
     description: _Description = ""
     published_on: dt.date | None = None
+    correction_reason: Annotated[str, Field(max_length=500, description=(
+        "更正理由: required when the visit already has a different result (it becomes a new version)")),
+                                 NoControlChars] = ""
 
     @model_validator(mode="after")
     def _published_after_inspection(self) -> ResultIn:
@@ -177,15 +206,19 @@ class ResultsIn(BaseModel):
 
 
 def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
-    stored = plan_service.stored_plan(draw)
+    drawn = "plan" in draw.payload
+    v2 = plan_service.is_v2(draw)
     pool_filter = plan_row.payload.get("pool_filter") or None
+    commitment = plan_row.payload.get("commitment")
     return PlanSummaryOut(id=plan_row.id, plan_id=plan_row.name, department=plan_row.department,
                           created_by=plan_row.created_by, status=plan_row.status, created_at=plan_row.created_at,
                           committed_at=draw.committed_at, revealed_at=draw.revealed_at,
-                          draw_seed_hex=draw.draw_seed,
-                          published_commitment=DrawCommitment.model_validate(plan_row.payload["commitment"]),
+                          draw_seed_hex=draw.draw_seed, draw_algorithm="tiers-draw-v2" if v2 else "tiers-draw-v1",
+                          published_commitment=DrawCommitment.model_validate(commitment) if commitment else None,
+                          commitment_v2=plan_service.commitment_v2(draw) if v2 else None,
+                          salt=PublicSalt.model_validate(draw.payload["salt"]) if "salt" in draw.payload else None,
                           pool_filter=PoolFilter.model_validate(pool_filter) if pool_filter else None,
-                          plan=plan_out(stored))
+                          plan=plan_out(plan_service.stored_plan(draw)) if drawn else None)
 
 
 def _result_out(result, today: dt.date) -> ResultOut:
@@ -202,14 +235,18 @@ def _result_out(result, today: dt.date) -> ResultOut:
                      department=payload.get("department", ""), outcome=result.outcome,
                      inspected_on=result.inspected_on, published_on=result.published_on,
                      publication_deadline=deadline, publication_status=status,
-                     record_id=payload.get("record_id", ""))
+                     record_id=payload.get("record_id", ""), version=payload.get("version", 1),
+                     superseded=bool(payload.get("superseded_by")),
+                     correction_reason=payload.get("correction_reason", ""))
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
-            endpoint: str, today: dt.date) -> PlanDetailOut:
+            log: ReadLog, today: dt.date) -> PlanDetailOut:
     """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
     subject is logged as a read."""
-    stored = _logged_download(session, principal, draw, plan_row, purpose, endpoint)
+    if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
+        return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
+    stored = _logged_download(session, principal, draw, plan_row, purpose, log)
     usccs = [v.uscc for v in stored.visits]
     visits = [VisitOut(**v.model_dump()) for v in stored.visits]
     shown = set(usccs)
@@ -219,14 +256,15 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                     endpoint: str) -> InspectionPlan:
+                     log: ReadLog) -> InspectionPlan:
     """The plan as ``principal`` may see it, each subject in it logged as a read."""
     from serving.db.models import Subject
 
+    if "plan" not in draw.payload:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
     plan = plan_service.visible_plan(session, draw, principal)
-    append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
-                   endpoint=endpoint, reads=[(v.uscc, "allowed") for v in plan.visits])
     usccs = [v.uscc for v in plan.visits]
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", usccs)
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
     # names as every output shows them: the JSON, the page and the CSV/XLSX downloads alike
     return plan.model_copy(update={"visits": [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))})
@@ -242,11 +280,11 @@ def _check_departments(principal: Principal, body: PlanCreate) -> None:
                          "its own items (joint plans are coordinated by market supervision)", field="tasks")
 
 
-def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
-            ) -> tuple[Plan, Draw]:
+def _checked_inputs(session: Session, settings, principal: Principal, body: PlanCreateIn):
+    """The checks every new plan passes (departments, rate, unique id) and its draw inputs."""
     _check_departments(principal, body)
     plan_service.check_plan_rate(session, principal, settings.plans_per_hour)
-    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter"}))
+    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source"}))
     pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
     existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
     if existing is not None:
@@ -259,9 +297,23 @@ def _create(session: Session, settings, principal: Principal, body: PlanCreateIn
                                       industries=pool_filter.get("industries"),
                                       readable_by=plan_service.department_principals(
                                           t.department for t in body.tasks))
+    return request, pool_filter, inputs
+
+
+def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
+            ) -> tuple[Plan, Draw]:
+    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
     policy = plan_service.load_named_policy(body.policy)
     return plan_service.create_drawn_plan(session, request, inputs, policy, department=principal.department or "",
                                           created_by=principal.username, pool_filter=pool_filter, created_on=today)
+
+
+def _commit_v2(session: Session, settings, principal: Principal, body: PlanCommitIn, today: dt.date
+               ) -> tuple[Plan, Draw]:
+    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
+    return plan_service.commit_v2_plan(session, request, inputs, body.policy, department=principal.department or "",
+                                       created_by=principal.username, salt_source=body.salt_source,
+                                       pool_filter=pool_filter, created_on=today)
 
 
 def _csv(content: bytes, filename: str) -> Response:
@@ -282,7 +334,7 @@ _XLSX_CONTENT = {200: {"content": {"application/vnd.openxmlformats-officedocumen
 # --------------------------------------------------------------------------- API
 
 
-def ratio_reader(principal: Annotated[Principal, Depends(api_principal)],
+def ratio_reader(principal: CurrentUser,
                  department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")]) -> Principal:
     """A regulator of ``department``, or a machine (API key) of a regulator of it or of an admin
     (an external 双随机 platform)."""
@@ -326,12 +378,12 @@ def list_plans(principal: Regulator, session: SessionDep) -> list[PlanSummaryOut
 
 
 @router.get("/plans/{plan_id}", response_model=PlanDetailOut, responses=error_responses(*_PLAN_ERRORS))
-def get_plan(plan_id: PlanId, principal: Regulator, session: SessionDep, today: TodayDep,
+def get_plan(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep, today: TodayDep,
              purpose: ReadPurpose = None) -> PlanDetailOut:
     """Summary per grade and the visit list (subject, masked name, district, grade, items,
     inspectors, visit order); each listed subject is logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    return _detail(session, plan_row, draw, principal, purpose, "GET /api/v1/plans/{plan_id}", today)
+    return _detail(session, plan_row, draw, principal, purpose, log, today)
 
 
 @router.get("/plans/{plan_id}/verify", response_model=PlanVerification, responses=error_responses(*_PLAN_ERRORS))
@@ -342,20 +394,21 @@ def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> P
 
 @router.get("/plans/{plan_id}/export.csv", response_class=Response, responses={
     **error_responses(*_PLAN_ERRORS), **_CSV_CONTENT})
-def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
+def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+               purpose: ReadPurpose = None) -> Response:
     """The internal visit list (with grades) as CSV; each subject in it is logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.csv")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
 
 
 @router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
     **error_responses(*_PLAN_ERRORS), **_XLSX_CONTENT})
-def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None
-                ) -> Response:
+def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+                purpose: ReadPurpose = None) -> Response:
     """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.xlsx")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
 
 
@@ -375,13 +428,104 @@ def post_results(plan_id: PlanId, body: ResultsIn, principal: Regulator, session
 
 @router.get("/plans/{plan_id}/results.csv", response_class=Response, responses={
     **error_responses(NotFound), **_CSV_CONTENT})
-def public_results(plan_id: PlanId, session: SessionDep) -> Response:
-    """The public results (一公开) of the plan: published results only; no grades, no personal data."""
+def public_results(plan_id: PlanId, session: SessionDep, today: TodayDep) -> Response:
+    """The public results (一公开) of the plan: published results only, names of persons masked,
+    corrections shown; no grades (the table of ``/public/{department}/results.csv``)."""
     plan_row = session.get(Plan, plan_id)
     draw = None if plan_row is None else session.query(Draw).filter(Draw.plan_id == plan_row.id).first()
     if plan_row is None or draw is None:
         raise NotFound(f"no inspection plan #{plan_id}", field="plan_id")
-    return _csv(plan_service.public_results_csv(session, plan_row, draw), f"plan-{plan_row.id}-results.csv")
+    frame = plan_service.public_results(session, today, PERSON_NAMED_FORMS, draw_id=draw.id)
+    return _csv(plan_service.public_results_table_csv(frame), f"plan-{plan_row.id}-results.csv")
+
+
+# --------------------------------------------------------------------------- tiers-draw-v2
+
+
+def _json_download(document: BaseModel, filename: str) -> Response:
+    return Response(document.model_dump_json(indent=2), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _enter_salt(session: Session, settings, principal: Principal, plan_id: int, body: SaltIn) -> tuple[Plan, Draw]:
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return plan_service.enter_salt_v2(session, plan_row, draw, principal, settings.data_dir, value=body.value,
+                                      known_at=body.known_at)
+
+
+def _full_plan(session: Session, log: ReadLog, principal: Principal, plan_id: int, purpose: str | None
+               ) -> tuple[Plan, InspectionPlan]:
+    """The full plan for auditors (every pool subject with its grade): each pool subject is a logged read."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    if "plan" not in draw.payload:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
+    plan = plan_service.stored_plan(draw)
+    pool = sorted({row[0] for td in plan.tasks for row in td.pool})
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name} 审计", pool)
+    return plan_row, plan
+
+
+_JSON_CONTENT = {200: {"content": {"application/json": {"schema": {"type": "object"}}}, "description": "JSON"}}
+
+
+@router.post("/plans/v2", response_model=PlanSummaryOut, status_code=201,
+             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+def commit_plan_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
+                   today: TodayDep) -> PlanSummaryOut:
+    """tiers-draw-v2, step 1: publish the commitment (seed hash, policy hash, salt source, per task the
+    pool's Merkle root and per-stratum counts). The service keeps the seed, the nonce key and the
+    committed pools; nothing is drawn until a second regulator enters the public salt."""
+    return _summary(*_commit_v2(session, settings, principal, body, today))
+
+
+@router.post("/plans/{plan_id}/salt", response_model=PlanSummaryOut,
+             responses=error_responses(*_PLAN_ERRORS, Conflict, InvalidInput))
+def enter_salt(plan_id: PlanId, body: SaltIn, principal: Regulator, session: SessionDep, settings: SettingsDep
+               ) -> PlanSummaryOut:
+    """tiers-draw-v2, step 2: the public salt (by a regulator of the department other than the plan's
+    creator: 403 otherwise), then the draw on the committed pools. 422 when the salt breaks a rule
+    (known before the commitment) or the draw does not reproduce the commitment; 409 once drawn."""
+    return _summary(*_enter_salt(session, settings, principal, plan_id, body))
+
+
+@router.get("/plans/{plan_id}/bundle.json", response_model=PublicBundle, responses=error_responses(*_PLAN_ERRORS))
+def plan_bundle(plan_id: PlanId, principal: Regulator, session: SessionDep) -> Response:
+    """The public bundle (no grade, no undrawn subject): `tiers plan verify BUNDLE` or
+    `python3 verifier/tiers_draw_verify.py BUNDLE` check it."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return _json_download(plan_service.plan_bundle(draw), f"plan-{plan_row.id}-bundle.json")
+
+
+@router.get("/plans/{plan_id}/plan.json", response_class=Response,
+            responses={**error_responses(*_PLAN_ERRORS), **_JSON_CONTENT})
+def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
+              purpose: ReadPurpose = None) -> Response:
+    """The full plan for auditors (every pool subject with its grade, the nonce key): `tiers plan verify
+    PLAN` checks everything. Each pool subject is logged as a read."""
+    plan_row, plan = _full_plan(session, log, principal, plan_id, purpose)
+    return _json_download(plan, f"plan-{plan_row.id}.json")
+
+
+@router.get("/subjects/{uscc}/draw-openings", response_model=list[SubjectOpening],
+            responses=error_responses(*_ERRORS, NotFound))
+def subject_openings(_enterprise: Enterprise,
+                     access: SubjectAccessDep, session: SessionDep) -> list[SubjectOpening]:
+    """The enterprise's own private opening for each tiers-draw-v2 plan whose pool held it: `tiers plan
+    verify BUNDLE --subject USCC --opening OPENING` confirms its stratum and that it was drawn or not
+    as the rule says. 404 when no plan's pool held it. The read is logged."""
+    return _openings(session, access.uscc)
+
+
+def _openings_by_plan(session: Session, uscc: str) -> list[tuple[int, SubjectOpening]]:
+    """(plan id, opening) for each drawn v2 plan whose pool held ``uscc``; 404 when none did."""
+    found = plan_service.subject_plan_openings(session, uscc)
+    if not found:
+        raise NotFound(f"{uscc} 未进入任何随机抽查名录库；{uscc} was in no draw's pool", field="uscc")
+    return [(plan_row.id, opening) for plan_row, opening in found]
+
+
+def _openings(session: Session, uscc: str) -> list[SubjectOpening]:
+    return [opening for _, opening in _openings_by_plan(session, uscc)]
 
 
 # --------------------------------------------------------------------------- pages
@@ -418,26 +562,67 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      period_start: Annotated[dt.date, Form()], period_end: Annotated[dt.date, Form()],
                      as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     district_codes: Annotated[str, Form(max_length=400)] = "") -> Response:
+                     district_codes: Annotated[str, Form(max_length=400)] = "",
+                     salt_source: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt."""
     require_page_csrf(settings, principal, csrf_token_)
     districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
     try:
-        body = PlanCreateIn.model_validate({
+        body = PlanCommitIn.model_validate({
             "plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
             "tasks": [{"department": principal.department, "item": i} for i in items],
-            "pool_filter": {"district_codes": districts} if districts else None})
+            "pool_filter": {"district_codes": districts} if districts else None,
+            **({"salt_source": salt_source.strip()} if salt_source.strip() else {})})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
-    plan_row, _ = _create(session, settings, principal, body, today)
+    plan_row, _ = _commit_v2(session, settings, principal, body, today)
     return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
 
 
+@pages_router.post("/regulator/plans/{plan_id}/salt")
+def enter_salt_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+                    value: Annotated[str, Form(min_length=1, max_length=500)],
+                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                    known_at: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """The second person's public salt (a time without zone is Beijing time), then the draw."""
+    require_page_csrf(settings, principal, csrf_token_)
+    try:
+        body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
+    except ValueError as exc:
+        raise InvalidInput(f"公开随机数无效；invalid salt: {str(exc).splitlines()[-1]}", field="salt") from exc
+    _enter_salt(session, settings, principal, plan_id, body)
+    return RedirectResponse(f"/regulator/plans/{plan_id}", status_code=303)
+
+
+def _beijing_time(text: str) -> dt.datetime | None:
+    """A form's time (``datetime-local``: no zone, meant as Beijing time); None when empty."""
+    from zoneinfo import ZoneInfo
+
+    if not text.strip():
+        return None
+    moment = dt.datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pages_router.get("/regulator/plans/{plan_id}/bundle.json")
+def plan_bundle_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep) -> Response:
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    return _json_download(plan_service.plan_bundle(draw), f"plan-{plan_row.id}-bundle.json")
+
+
+@pages_router.get("/regulator/plans/{plan_id}/plan.json")
+def plan_full_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, log: ReadLogDep,
+                   purpose: ReadPurpose = None) -> Response:
+    plan_row, plan = _full_plan(session, log, principal, plan_id, purpose)
+    return _json_download(plan, f"plan-{plan_row.id}.json")
+
+
 @pages_router.get("/regulator/plans/{plan_id}", response_class=HTMLResponse)
-def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep, log: ReadLogDep,
               settings: SettingsDep, today: TodayDep, purpose: ReadPurpose = None) -> Response:
     """Commitment, verification, per-grade summary, the visit list and the results form."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    detail = _detail(session, plan_row, draw, principal, purpose, "GET /regulator/plans/{plan_id}", today)
+    detail = _detail(session, plan_row, draw, principal, purpose, log, today)
     return _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
@@ -445,10 +630,9 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 
 @pages_router.get("/regulator/plans/{plan_id}/export.{fmt}")
 def plan_download_page(plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
-                       session: SessionDep, purpose: ReadPurpose = None) -> Response:
+                       session: SessionDep, log: ReadLogDep, purpose: ReadPurpose = None) -> Response:
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose,
-                            f"GET /regulator/plans/{{plan_id}}/export.{fmt}")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
     if fmt == "csv":
         return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
     return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
@@ -461,11 +645,13 @@ def record_result_page(plan_id: PlanId, principal: PageRegulator, session: Sessi
                        outcome: Annotated[str, Form(pattern="^(no_problem|corrected|case_opened)$")],
                        inspected_on: Annotated[dt.date, Form()],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                       published_on: Annotated[str, Form(max_length=10)] = "") -> Response:
+                       published_on: Annotated[str, Form(max_length=10)] = "",
+                       correction_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
     try:
         row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
-                                       "inspected_on": inspected_on, "published_on": published_on or None})
+                                       "inspected_on": inspected_on, "published_on": published_on or None,
+                                       "correction_reason": correction_reason.strip()})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1], field="result") from exc
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path
 
-from serving.deps import RegraderDep, SessionDep, TodayDep, require_role
+from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, SessionDep, TodayDep
 from serving.errors import (
     AlreadyDecided,
     ModelUnavailable,
@@ -18,7 +18,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.presenters import grade_out, objection_out
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import SubjectListDep, logged_subject_page
 from serving.schemas import (
     DecisionIn,
     GradeBatchIn,
@@ -28,41 +28,30 @@ from serving.schemas import (
     RepairOut,
     SubjectPage,
 )
-from serving.security import Principal
 from serving.services import grades, objections, repairs
 from serving.services.access import readable_subset
-from serving.services.querylog import append_entries
-from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
-Regulator = Annotated[Principal, Depends(require_role("regulator"))]
-Decider = Annotated[Principal, Depends(require_role("regulator", "admin"))]
 _ERRORS = (NotAuthenticated, NotAllowed)
 
 
 @router.post("/grades/batch", response_model=GradeBatchOut, responses=error_responses(*_ERRORS))
-def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep) -> GradeBatchOut:
+def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep, log: ReadLogDep) -> GradeBatchOut:
     """Latest grades of up to 1000 subjects; those not covered or not graded are listed apart,
     without saying which (so existence is not revealed). Each read is logged."""
     wanted = list(dict.fromkeys(body.usccs))
     readable = readable_subset(session, principal, wanted)
     covered = [u for u in wanted if u in readable]
-    append_entries(session, principal=principal, purpose=body.purpose, endpoint="POST /api/v1/regulator/grades/batch",
-                   reads=[(u, "allowed" if u in readable else "denied") for u in wanted])
+    log.reads(principal, body.purpose, [(u, "allowed" if u in readable else "denied") for u in wanted])
     found = grades.latest_grades(session, covered)
     return GradeBatchOut(grades=[grade_out(found[u]) for u in covered if u in found],
                          unavailable=[u for u in wanted if u not in found])
 
 
 @router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS))
-def list_subjects(principal: Regulator, session: SessionDep,
-                  purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: Literal["A", "B", "C", "D"] | None = None,
-                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
+def list_subjects(principal: Regulator, log: ReadLogDep, query: SubjectListDep) -> SubjectPage:
     """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
-    return logged_subject_page(session, principal, purpose, "GET /api/v1/regulator/subjects",
-                               grade=grade, offset=offset, limit=limit)
+    return logged_subject_page(log, principal, query)
 
 
 @router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*_ERRORS))

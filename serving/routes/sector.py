@@ -9,13 +9,22 @@ general model read-only and their own section's model, admins see all) and ``pag
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_page_csrf, require_role
+from serving.deps import (
+    ModelReader,
+    PageModelReader,
+    ReadLogDep,
+    Sector,
+    SessionDep,
+    SettingsDep,
+    page_csrf,
+    require_page_csrf,
+)
 from serving.errors import (
     ErrorBody,
     InvalidInput,
@@ -27,20 +36,17 @@ from serving.errors import (
 from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.routes._lists import logged_subject_page
+from serving.routes._lists import SubjectListDep, logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal
 from serving.services import grades
-from serving.services import models as registry_service
-from serving.services.models import AlreadyChampion, GateRefused, UnknownModel
+from serving.services import model_registry as registry_service
+from serving.services.model_registry import AlreadyChampion, GateRefused, UnknownModel
 from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
 models_router = APIRouter(prefix="/api/v1/models", tags=["models"])
 pages_router = APIRouter(include_in_schema=False)
-Sector = Annotated[Principal, Depends(require_role("sector"))]
-ModelReader = Annotated[Principal, Depends(require_role("sector", "admin"))]
-PageModelReader = Annotated[Principal, Depends(require_role("sector", "admin", principal_dep=page_principal))]
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$"
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name, e.g. tiers-sector-C")]
@@ -48,13 +54,8 @@ Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered versio
 
 
 @router.get("/subjects", response_model=SubjectPage, responses=error_responses(NotAuthenticated, NotAllowed))
-def list_subjects(principal: Sector, session: SessionDep,
-                  purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
-                  grade: Literal["A", "B", "C", "D"] | None = None,
-                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectPage:
-    return logged_subject_page(session, principal, purpose, "GET /api/v1/sector/subjects",
-                               grade=grade, offset=offset, limit=limit)
+def list_subjects(principal: Sector, log: ReadLogDep, query: SubjectListDep) -> SubjectPage:
+    return logged_subject_page(log, principal, query)
 
 
 @router.get("/models", response_model=list[ModelUseOut], responses=error_responses(NotAuthenticated, NotAllowed))

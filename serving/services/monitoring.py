@@ -147,7 +147,7 @@ def log_to_mlflow(tracking_uri: str, result: monitoring.run.MonitoringResult, *,
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("monitoring")
     if experiment is None:
-        from serving.services.models import artifacts_dir_for
+        from serving.services.model_registry import artifacts_dir_for
 
         # a SQLite store keeps its artifacts next to it, as the registry's (MLflow's default is
         # ./mlruns of whatever directory the process runs in)

@@ -1,8 +1,7 @@
 """Inspection plans and their verifiable draws, as stored by the service.
 
-The draw itself is computed by ``supervision/``; this module only persists what it returns:
-a plan and its draw are written in one transaction (no plan without its commitment), and the
-seed is revealed later, checked against the commitment.
+The draw itself is computed by ``supervision/``; this module loads its inputs and persists what it
+returns: a plan and its draw are written in one transaction (no plan without its commitment).
 """
 
 from __future__ import annotations
@@ -11,22 +10,20 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.models import (
-    Alert,
     Draw,
     Grade,
     InspectionResult,
-    MonitoringResult,
     Plan,
-    PromotionAudit,
     Record,
     Subject,
 )
@@ -41,92 +38,6 @@ if TYPE_CHECKING:
     from supervision.ratios import InspectionRatiosOut
 
 _RECORD_IN_FIELDS = frozenset(RecordIn.model_fields)
-
-
-
-
-def create_plan(session: Session, *, name: str, department: str, created_by: str, payload: Mapping[str, Any],
-                draw_seed_commitment: str, inputs_hash: str | None = None,
-                draw_payload: Mapping[str, Any] | None = None) -> tuple[Plan, Draw]:
-    """Store a plan and its committed (not yet revealed) draw in one transaction."""
-    if len(draw_seed_commitment) != 64 or any(c not in "0123456789abcdef" for c in draw_seed_commitment):
-        raise InvalidInput(f"draw_seed_commitment={draw_seed_commitment!r}: must be a lowercase sha256 hex "
-                           "digest (64 characters)", field="draw_seed_commitment")
-    try:
-        plan = Plan(name=name, department=department, created_by=created_by, payload=dict(payload),
-                    status="committed")
-        session.add(plan)
-        session.flush()
-        draw = Draw(plan_id=plan.id, draw_seed_commitment=draw_seed_commitment, inputs_hash=inputs_hash,
-                    payload=dict(draw_payload or {}))
-        session.add(draw)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return plan, draw
-
-
-def reveal_draw(session: Session, draw_id: int, draw_seed: str, draw_payload: Mapping[str, Any]) -> Draw:
-    """Record the revealed seed and the drawn result; the seed must match the commitment."""
-    draw = session.get(Draw, draw_id)
-    if draw is None:
-        raise NotFound(f"no draw #{draw_id}", field="draw_id")
-    if draw.draw_seed is not None:
-        raise Conflict(f"draw #{draw_id} was already revealed")
-    from supervision.draw import seed_commitment
-
-    try:
-        committed = seed_commitment(bytes.fromhex(draw_seed))
-    except ValueError as exc:  # not hex, or not 32 bytes (DrawInputError)
-        raise InvalidInput(f"draw_seed: must be 64 hexadecimal characters (32 bytes) ({exc})", field="draw_seed") from exc
-    if committed != draw.draw_seed_commitment:
-        raise InvalidInput(f"draw_seed does not match the commitment of draw #{draw_id}", field="draw_seed")
-    draw.draw_seed, draw.payload = draw_seed, dict(draw_payload)
-    draw.revealed_at = dt.datetime.now(dt.UTC)
-    plan = session.get(Plan, draw.plan_id)
-    if plan is not None:
-        plan.status = "drawn"
-    session.commit()
-    return draw
-
-
-def store_inspection_results(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Store inspection results (uscc, inspection_item, outcome, inspected_on, …); one transaction."""
-    count = 0
-    for row in rows:
-        values = dict(row)
-        payload = {k: values.pop(k) for k in list(values) if k not in
-                   {"draw_id", "uscc", "inspection_item", "outcome", "inspected_on", "published_on"}}
-        session.add(InspectionResult(**values, payload=payload))
-        count += 1
-    session.commit()
-    return count
-
-
-def store_monitoring(session: Session, results: Iterable[Mapping[str, Any]] = (),
-                     alerts: Iterable[Mapping[str, Any]] = ()) -> tuple[int, int]:
-    """Store monitoring results (kind, as_of, model_version?, payload) and alerts
-    (severity, code, message, model_version?, payload?); one transaction."""
-    n_results = n_alerts = 0
-    for row in results:
-        session.add(MonitoringResult(**dict(row)))
-        n_results += 1
-    for row in alerts:
-        session.add(Alert(**dict(row)))
-        n_alerts += 1
-    session.commit()
-    return n_results, n_alerts
-
-
-def record_promotion(session: Session, *, model_name: str, from_version: str | None, to_version: str,
-                     decided_by: str, decision: str, evidence: Mapping[str, Any]) -> PromotionAudit:
-    """Audit one champion/challenger decision."""
-    row = PromotionAudit(model_name=model_name, from_version=from_version, to_version=to_version,
-                         decided_by=decided_by, decision=decision, evidence=dict(evidence))
-    session.add(row)
-    session.commit()
-    return row
 
 
 # --------------------------------------------------------------------------- scheduler wiring
@@ -244,7 +155,8 @@ def history_frame(session: Session) -> pd.DataFrame:
     """Past inspections (uscc, department, inspection_item, inspected_on, inspector_ids): the
     service's recorded results with their teams, and the inspection records it holds from the
     store. They drive the frequency limit, the recusal of the last team and answered leads."""
-    results = session.scalars(select(InspectionResult)).all()
+    results = [r for r in session.scalars(select(InspectionResult)).all()
+               if not (r.payload or {}).get("superseded_by")]  # a correction is the same visit
     from_results = [(r.uscc, (r.payload or {}).get("department", ""), r.inspection_item, r.inspected_on,
                      ";".join((r.payload or {}).get("inspector_ids", []))) for r in results]
     mirrored = {(r.payload or {}).get("record_id") for r in results}
@@ -313,7 +225,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     from supervision.tables import TableError
 
     seed = secrets.token_bytes(32) if seed is None else seed
-    try:
+    with _plan_transaction(session, PlanInputError, TableError):
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
         prepared = prepare_pools(request, inputs, policy)
@@ -341,13 +253,20 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
                     committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
         session.commit()
-    except (PlanInputError, TableError) as exc:
+    return plan_row, draw
+
+
+@contextmanager
+def _plan_transaction(session: Session, *scheduler_errors: type[Exception]) -> Iterator[None]:
+    """Roll back on any error; the scheduler's own errors leave as ``InvalidInput`` (422)."""
+    try:
+        yield
+    except scheduler_errors as exc:
         session.rollback()
         raise _scheduler_error(exc) from exc
     except Exception:
         session.rollback()
         raise
-    return plan_row, draw
 
 
 def plan_departments(plan_row: Plan) -> set[str]:
@@ -422,6 +341,13 @@ def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
 
     from supervision.plan import DrawCommitment, PlanVerification, VerificationCheck, verify_plan
 
+    if is_v2(draw):
+        from supervision.verify_v2 import audit_plan
+
+        if "plan" not in draw.payload:
+            return PlanVerification(plan_id=plan_row.name, match=False, first_difference="draw: not drawn yet",
+                                    checks=[VerificationCheck(name="draw", ok=False, detail="not drawn yet")])
+        return audit_plan(stored_plan(draw), commitment_v2(draw))
     published = DrawCommitment.model_validate(plan_row.payload["commitment"])
     try:
         plan = stored_plan(draw)
@@ -444,14 +370,23 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
     Each (uscc, inspection_item) must be in the plan and readable by the caller (a result never
     widens what a department may read: an unreadable subject is answered as one not drawn), the
     caller's department must own the item, and ``inspected_on`` must fall in the plan's period,
-    not before the plan was created and not after ``today``. Posting the same (uscc, item) again
-    updates the result (e.g. its ``published_on``).
+    not before the plan was created and not after ``today``.
+
+    A result is never overwritten. Posting the same (uscc, item) again with the same content only
+    sets a missing ``published_on`` (publishing it); a different outcome, date or document needs a
+    ``correction_reason`` and becomes a new version (``payload``: version, supersedes, first_id,
+    reason, who), the earlier one kept as it was (a published one stays published) and marked
+    ``superseded_by``; its inspection record is versioned with the reason. A published date is
+    never changed.
     """
     from serving.services.access import readable_subset
     from supervision.inspection_policy import policy_from_dict
     from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
 
+    if "plan" not in draw.payload:
+        raise InvalidInput(f"计划 #{plan_row.id} 尚未抽取，不能录入检查结果；plan #{plan_row.id} is not drawn yet: "
+                           "no results before the draw", field="plan_id")
     plan = stored_plan(draw)
     policy = policy_from_dict(plan.policy)
     readable = readable_subset(session, principal, sorted({row["uscc"] for row in rows}))
@@ -477,19 +412,28 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
                                f"{earliest} (the period's start, and never before the plan was made on "
                                f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on")
-        values = dict(row)
+        values = {k: v for k, v in row.items() if k != "correction_reason"}
         # the records table has no item column (RecordIn): the description keeps which item it was
         values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
         models.append(ResultModel(plan_id=plan.plan_id, department=owner[key], **values))
     records = results_to_records(models)
+    reasons: dict[str, str] = {}
     try:
         stored = []
-        for model, record_id in zip(models, records["record_id"], strict=True):
-            existing = session.scalars(select(InspectionResult).where(
-                InspectionResult.draw_id == draw.id, InspectionResult.uscc == model.uscc,
-                InspectionResult.inspection_item == model.inspection_item)).first()
-            result = existing or InspectionResult(draw_id=draw.id, uscc=model.uscc,
-                                                  inspection_item=model.inspection_item)
+        for n, (model, record_id) in enumerate(zip(models, records["record_id"], strict=True)):
+            existing = current_result(session, draw.id, model.uscc, model.inspection_item)
+            version = _result_version(existing, model, rows[n].get("correction_reason") or "", n)
+            if version is None:  # same content: at most the publication date is set
+                if existing.published_on is None and model.published_on is not None:
+                    existing.published_on = model.published_on
+                stored.append(existing)
+                continue
+            if existing is not None:
+                # the first version's record id: the correction is a new version of the same record
+                record_id = existing.payload.get("record_id", record_id)
+                records.loc[n, "record_id"] = record_id
+                reasons[record_id] = f"更正 correction: {version['correction_reason']}"
+            result = InspectionResult(draw_id=draw.id, uscc=model.uscc, inspection_item=model.inspection_item)
             result.outcome, result.inspected_on, result.published_on = (model.outcome, model.inspected_on,
                                                                          model.published_on)
             rules = policy.rules_for(model.department, model.inspection_item,
@@ -500,38 +444,54 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             result.payload = {"record_id": record_id, "department": model.department,
                               "publication_deadline": deadline.isoformat(),
                               "document_no": model.document_no, "description": model.description,
-                              "inspector_ids": team.get(model.uscc, []), "recorded_by": principal.username}
+                              "inspector_ids": team.get(model.uscc, []), "recorded_by": principal.username,
+                              **version}
             session.add(result)
+            if existing is not None:
+                session.flush()
+                existing.payload = {**existing.payload, "superseded_by": result.id}
             stored.append(result)
         record_rows = [{k: v for k, v in r.items() if v != "" and k in _RECORD_IN_FIELDS}
                        for r in records.to_dict("records")]
         # store_records commits: the results above and the records land in the same commit.
-        store_records(session, record_rows)
+        store_records(session, record_rows, change_reasons=reasons)
     except Exception:
         session.rollback()
         raise
     return stored
 
 
+def current_result(session: Session, draw_id: int, uscc: str, item: str) -> InspectionResult | None:
+    """The newest version of a visit's result (None before the first)."""
+    return session.scalars(select(InspectionResult).where(
+        InspectionResult.draw_id == draw_id, InspectionResult.uscc == uscc,
+        InspectionResult.inspection_item == item).order_by(InspectionResult.id.desc())).first()
+
+
+def _result_version(existing: InspectionResult | None, model: Any, reason: str, n: int) -> dict[str, Any] | None:
+    """The version fields of a new result row, or None when ``model`` repeats ``existing``'s content."""
+    if existing is None:
+        return {"version": 1}
+    old = existing.payload or {}
+    same = (existing.outcome, existing.inspected_on, old.get("document_no") or "") == (
+        model.outcome, model.inspected_on, model.document_no or "")
+    if same:
+        if existing.published_on is not None and model.published_on not in (None, existing.published_on):
+            raise Conflict(f"results[{n}]: 该结果已于 {existing.published_on} 公示，公示日期不能更改；the result was "
+                           f"published on {existing.published_on}: a publication date is never changed",
+                           field="published_on")
+        return None
+    if not reason.strip():
+        raise InvalidInput(f"results[{n}]: {model.uscc} {model.inspection_item} 已有检查结果，更正须填写更正理由"
+                           "（correction_reason）；a result already exists: a different result is a correction "
+                           "and needs a reason", field="correction_reason")
+    return {"version": old.get("version", 1) + 1, "supersedes": existing.id,
+            "first_id": old.get("first_id") or existing.id, "correction_reason": reason.strip()}
+
+
 def plan_results(session: Session, draw: Draw) -> list[InspectionResult]:
     return list(session.scalars(select(InspectionResult).where(InspectionResult.draw_id == draw.id)
                                 .order_by(InspectionResult.inspected_on, InspectionResult.uscc)))
-
-
-def public_results_csv(session: Session, plan_row: Plan, draw: Draw) -> bytes:
-    """The public table (一公开) of the plan's published results: no grades, no personal data."""
-    from supervision.results import InspectionResult as ResultModel
-    from supervision.results import publish_results
-
-    results = [ResultModel(plan_id=plan_row.name, uscc=r.uscc, department=r.payload.get("department", ""),
-                           inspection_item=r.inspection_item, inspected_on=r.inspected_on, outcome=r.outcome,
-                           document_no=r.payload.get("document_no") or "", published_on=r.published_on)
-               for r in plan_results(session, draw)]
-    from supervision.export import csv_bytes
-
-    names = dict(session.execute(select(Subject.uscc, Subject.name)
-                                 .where(Subject.uscc.in_([r.uscc for r in results]))).tuples().all())
-    return csv_bytes(publish_results(results, names=names))
 
 
 def visible_plan(session: Session, draw: Draw, principal: Principal) -> InspectionPlan:
@@ -589,3 +549,250 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
     plan = stored_plan(draw)
     return (f"plan #{plan_row.id} {plan_row.name}: {plan.draws_total} draws in {len(plan.visits)} visits "
             f"({', '.join(samr_items)}); verify {verdict}; see /regulator/plans/{plan_row.id}")
+
+
+# --------------------------------------------------------------------------- tiers-draw-v2
+#
+# A v2 plan is stored in two steps (docs/draw-algorithm.md §12–§20): ``commit_v2_plan`` fixes and
+# publishes the commitment (the secret seed, the nonce key and a snapshot of the committed pools
+# stay in the draw's payload, never shown), then ``enter_salt_v2`` takes the public salt from a
+# second person of the department and runs the draw on the snapshot. The draw's payload then
+# holds the full plan (with the nonce key: auditors only); the public bundle is derived from it.
+
+V2_SECRET, V2_SNAPSHOT = "v2_secret", "v2_snapshot"
+TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
+
+
+def is_v2(draw: Draw) -> bool:
+    return "commitment_v2" in (draw.payload or {})
+
+
+def _pool_snapshot(prepared: Any) -> dict[str, Any]:
+    """The committed pools as JSON: the draw runs on exactly these rows even if grades, leads or
+    subjects change between the commitment and the salt."""
+    return {"model_version": prepared.model_version,
+            "pools": [{"department": p.task.department, "item": p.task.item, "key_item": p.rules.key_item,
+                       "pool": p.pool.to_dict("list"), "ungraded": list(p.ungraded),
+                       "excluded": [e.model_dump() for e in p.excluded]} for p in prepared.pools]}
+
+
+def _prepared_from_snapshot(snapshot: Mapping[str, Any], policy: InspectionPolicy) -> PreparedPools:
+    from supervision.plan import ExcludedSubject, PreparedPools, TaskItem
+    from supervision.plan.pools import TaskPool
+
+    pools = []
+    for p in snapshot["pools"]:
+        frame = pd.DataFrame(p["pool"])
+        if frame.empty:
+            frame = pd.DataFrame(columns=["uscc", "name", "district_code", "district_name", "grade", "lead"])
+        frame["lead"] = frame["lead"].astype(bool)
+        pools.append(TaskPool(task=TaskItem(department=p["department"], item=p["item"]), pool=frame,
+                              ungraded=list(p["ungraded"]),
+                              excluded=[ExcludedSubject(**e) for e in p["excluded"]],
+                              rules=policy.rules_for(p["department"], p["item"], key_item=p["key_item"])))
+    return PreparedPools(pools=pools, model_version=snapshot["model_version"])
+
+
+def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy_name: str, *,
+                   department: str, created_by: str, salt_source: str,
+                   pool_filter: Mapping[str, Any] | None = None, created_on: dt.date | None = None,
+                   now: dt.datetime | None = None) -> tuple[Plan, Draw]:
+    """Fix and store a v2 commitment (public at once); the seed and nonce key are drawn here and
+    kept in the draw's payload until the draw reveals the seed. Nothing is drawn yet."""
+    from supervision.draw_v2 import new_nonce_key
+    from supervision.plan import PlanInputError, prepare_pools
+    from supervision.plan_v2 import DrawV2Error, commit_v2
+    from supervision.tables import TableError
+
+    policy = load_named_policy(policy_name)
+    seed, nonce_key = secrets.token_bytes(32), new_nonce_key()
+    committed_at = now or dt.datetime.now(dt.UTC)
+    with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
+        prepared = prepare_pools(request, inputs, policy)
+        commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
+                               committed_at=committed_at, prepared=prepared)
+        plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
+                        payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
+                                 "policy": policy_name, "pool_filter": dict(pool_filter or {}),
+                                 "created_on": (created_on or committed_at.date()).isoformat()})
+        session.add(plan_row)
+        session.flush()
+        draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.seed_commitment,
+                    inputs_hash=commitment.digest(), committed_at=committed_at,
+                    payload={"commitment_v2": commitment.model_dump(mode="json"),
+                             V2_SECRET: {"seed": seed.hex(), "nonce_key": nonce_key.hex()},
+                             V2_SNAPSHOT: _pool_snapshot(prepared)})
+        session.add(draw)
+        session.commit()
+    return plan_row, draw
+
+
+def commitment_v2(draw: Draw):
+    from supervision.bundle import DrawCommitmentV2
+
+    return DrawCommitmentV2.model_validate(draw.payload["commitment_v2"])
+
+
+def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Principal, data_dir: str | Path, *,
+                  value: str, source: str | None = None, known_at: dt.datetime | None = None,
+                  now: dt.datetime | None = None) -> tuple[Plan, Draw]:
+    """Take the public salt and run the draw on the committed pools; one transaction.
+
+    The salt is entered by a regulator of the plan's department other than its creator (so no one
+    person both fixes the seed and picks the salt). ``known_at``: when the value became public
+    (a named source's publication time; by default the moment it is typed in). The draw must
+    reproduce the commitment; if anything fails nothing is stored and the plan stays committed.
+    """
+    from pydantic import ValidationError
+
+    from supervision.plan import PlanCreate, PlanInputError
+    from supervision.plan_v2 import DrawV2Error, accept_salt, create_plan_v2
+
+    if not is_v2(draw) or draw.draw_seed is not None:
+        raise Conflict(f"计划 #{plan_row.id} 已抽取或不是待录入随机数的计划；plan #{plan_row.id} is not a committed "
+                       "tiers-draw-v2 plan waiting for its salt", field="plan_id")
+    if principal.username == plan_row.created_by:
+        raise NotAllowed("创建抽查计划的人员不能录入公开随机数，须由本部门另一名人员录入；the plan's creator may not "
+                         "enter its public salt: a second person of the department must", field="salt")
+    if principal.role != "regulator" or principal.department != plan_row.department:
+        raise NotAllowed(f"公开随机数须由 {plan_row.department} 部门人员录入；the salt is entered by a regulator of "
+                         f"department {plan_row.department!r}", field="salt")
+    commitment = commitment_v2(draw)
+    entered_at = now or dt.datetime.now(dt.UTC)
+    policy = load_named_policy(plan_row.payload.get("policy", "default"))
+    request = PlanCreate.model_validate(plan_row.payload["request"])
+    try:
+        salt = accept_salt(commitment, value=value, source=source or commitment.salt_source,
+                           known_at=known_at or entered_at, entered_at=entered_at, entered_by=principal.username)
+        prepared = _prepared_from_snapshot(draw.payload[V2_SNAPSHOT], policy)
+        pool_filter = plan_row.payload.get("pool_filter") or {}
+        inputs = plan_inputs(session, data_dir, request.as_of, district_codes=pool_filter.get("district_codes"),
+                             industries=pool_filter.get("industries"),
+                             readable_by=department_principals(plan_row))
+        secret = draw.payload[V2_SECRET]
+        plan = create_plan_v2(request, inputs, policy, seed=bytes.fromhex(secret["seed"]),
+                              nonce_key=bytes.fromhex(secret["nonce_key"]), commitment=commitment, salt=salt,
+                              drawn_at=max(entered_at, dt.datetime.now(dt.UTC)), prepared=prepared)
+    except (DrawV2Error, PlanInputError, ValidationError) as exc:
+        session.rollback()
+        raise InvalidInput(f"无法抽取：{exc}", field="salt") from exc
+    with _plan_transaction(session):
+        # the secrets leave the payload: the seed is revealed, the nonce key is in the full plan.
+        # Conditional on no seed yet: of two salts entered at once, exactly one draw is stored.
+        stored = session.execute(update(Draw).where(Draw.id == draw.id, Draw.draw_seed.is_(None)).values(
+            payload={"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
+                     "plan": plan.model_dump(mode="json")},
+            draw_seed=plan.draw_seed_hex, revealed_at=dt.datetime.now(dt.UTC)))
+        if stored.rowcount != 1:
+            raise Conflict(f"计划 #{plan_row.id} 已由他人录入随机数并抽取；plan #{plan_row.id} was drawn meanwhile",
+                           field="plan_id")
+        plan_row.payload = {**plan_row.payload, "commitment": plan.commitment.model_dump(mode="json")}
+        plan_row.status = "drawn"
+        session.commit()
+    session.refresh(draw)
+    return plan_row, draw
+
+
+def plan_bundle(draw: Draw):
+    """The public bundle (no grade, no undrawn subject) of a drawn v2 plan."""
+    from supervision.plan_v2 import DrawV2Error, publish_bundle
+
+    if "plan" not in draw.payload:
+        raise NotFound("该计划尚未抽取，暂无公开包；the plan is not drawn yet: no bundle", field="plan_id")
+    try:
+        return publish_bundle(stored_plan(draw))
+    except DrawV2Error as exc:
+        raise NotFound(f"该计划按 tiers-draw-v1 抽取，无公开包；{exc}", field="plan_id") from exc
+
+
+def verify_public_bundle(draw: Draw):
+    """The public check of a drawn v2 plan's bundle against the commitment published before the draw."""
+    from supervision.verify_v2 import verify_bundle
+
+    return verify_bundle(plan_bundle(draw), commitment_v2(draw))
+
+
+def subject_plan_openings(session: Session, uscc: str) -> list[tuple[Plan, Any]]:
+    """The subject's private opening for every drawn v2 plan whose pool holds it (oldest first)."""
+    from supervision.plan_v2 import subject_openings
+
+    rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id)
+                           .where(Plan.status == "drawn").order_by(Plan.id)).all()
+    found = []
+    for plan_row, draw in rows:
+        if not is_v2(draw) or "plan" not in draw.payload:
+            continue
+        plan = stored_plan(draw)
+        if not any(uscc == row[0] for td in plan.tasks for row in td.pool):
+            continue
+        opening = subject_openings(plan, [uscc]).get(uscc)
+        if opening is not None:
+            found.append((plan_row, opening))
+    return found
+
+
+
+def public_plans(session: Session, department: str) -> list[tuple[Plan, Draw]]:
+    """The department's tiers-draw-v2 plans (committed or drawn), newest first: what 一公开 lists."""
+    rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id)
+                           .where(Plan.department == department).order_by(Plan.id.desc())).all()
+    return [(p, d) for p, d in rows if is_v2(d)]
+
+
+def public_plan(session: Session, plan_db_id: int) -> tuple[Plan, Draw]:
+    """A tiers-draw-v2 plan by id, for the public pages (v1 plans have no public bundle: 404)."""
+    plan_row = session.get(Plan, plan_db_id)
+    draw = None if plan_row is None else session.scalars(select(Draw).where(Draw.plan_id == plan_row.id)).first()
+    if plan_row is None or draw is None or not is_v2(draw):
+        raise NotFound(f"没有编号为 {plan_db_id} 的公开抽查计划；no public plan #{plan_db_id}", field="plan_id")
+    return plan_row, draw
+
+
+PUBLIC_RESULT_COLUMNS = {"uscc": "统一社会信用代码", "name": "名称", "inspection_item": "抽查事项",
+                         "inspected_on": "检查日期", "outcome_zh": "检查结果", "document_no": "文书号",
+                         "published_on": "公示日期",
+                         "correction": "更正说明", "plan": "抽查计划"}
+
+
+def public_results(session: Session, today: dt.date, person_named_forms: frozenset[str], *,
+                   department: str | None = None, draw_id: int | None = None) -> pd.DataFrame:
+    """The published inspection results (一公开) of a department or of one plan's draw: subject, name
+    (masked when it is a person's), item, date, outcome, publication date and any correction; never
+    a grade. Only results published on or before ``today``; a corrected result is listed as its
+    newest published version with the reason."""
+    from serving.security import mask_name
+    from supervision.results import OUTCOME_ZH
+
+    rows = session.execute(select(InspectionResult, Plan.name).join(Draw, Draw.id == InspectionResult.draw_id)
+                           .join(Plan, Plan.id == Draw.plan_id)
+                           .where(InspectionResult.published_on.is_not(None), InspectionResult.published_on <= today,
+                                  *([InspectionResult.draw_id == draw_id] if draw_id is not None else []))
+                           .order_by(InspectionResult.inspected_on, InspectionResult.uscc, InspectionResult.id)).all()
+    rows = [(r, plan) for r, plan in rows if department is None or (r.payload or {}).get("department") == department]
+    newest = {}  # the first version's id → the newest published version's id
+    for r, _ in rows:
+        first = (r.payload or {}).get("first_id") or r.id
+        newest[first] = max(newest.get(first, 0), r.id)
+    superseded = {r.id for r, _ in rows} - set(newest.values())
+    subjects = dict(((u, (n, f)) for u, n, f in session.execute(
+        select(Subject.uscc, Subject.name, Subject.legal_form).where(Subject.uscc.in_([r.uscc for r, _ in rows])))))
+    out = []
+    for r, plan_name in rows:
+        if r.id in superseded:  # a newer published version of this result is listed instead
+            continue
+        name, form = subjects.get(r.uscc, ("", ""))
+        reason = (r.payload or {}).get("correction_reason")
+        out.append({"uscc": r.uscc, "name": (mask_name(name) or "") if form in person_named_forms else name,
+                    "inspection_item": r.inspection_item, "inspected_on": r.inspected_on.isoformat(),
+                    "outcome_zh": OUTCOME_ZH[r.outcome], "document_no": (r.payload or {}).get("document_no") or "",
+                    "published_on": r.published_on.isoformat(),
+                    "correction": f"更正（第{r.payload.get('version')}版）：{reason}" if reason else "",
+                    "plan": plan_name})
+    return pd.DataFrame(out, columns=list(PUBLIC_RESULT_COLUMNS))
+
+
+def public_results_table_csv(frame: pd.DataFrame) -> bytes:
+    """The public table as CSV with Chinese headers, every cell neutralised (``supervision.export``)."""
+    from supervision.export import csv_bytes
+
+    return csv_bytes(frame.rename(columns=PUBLIC_RESULT_COLUMNS))

@@ -306,7 +306,7 @@ class GroupCommitWriter:
     checkpoint inside the lock. Moving the fsync out of the lock (commit with NORMAL, then
     ``fdatasync`` the WAL before answering) was tried and reverted: finding the WAL by name, fsync
     errors seen by another descriptor first, and a WAL that never restarts under sustained load
-    each broke the guarantee or the disk (docs/architecture.md, "The query log under load").
+    each broke the guarantee or the disk (docs/performance-notes.md, "The query log under load").
     """
 
     def __init__(self, engine: Engine, idle_s: float = 1.0) -> None:

@@ -11,20 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import Record, RepairApplication
-from serving.errors import (
-    AlreadyDecided,
-    Conflict,
-    RepairNotEligible,
-    UnknownRepair,
-)
+from serving.errors import RepairNotEligible, UnknownRepair
 from serving.schemas import RepairCreate, RepairDecisionIn
 from serving.security import Principal
-from serving.services.grades import Regrader, run_regrader
-from serving.services.subjects import current_record, new_record_version
+from serving.services.applications import (
+    ApplicationKind,
+    decide_application,
+    file_application,
+    list_applications,
+    pending_conflict,
+)
+from serving.services.grades import Regrader
+from serving.services.subjects import current_record
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ def check_eligibility(record: Record, today: dt.date, eligibility: RepairEligibi
     return verdict.eligible_from is not None and today >= verdict.eligible_from, verdict
 
 
+REPAIRS = ApplicationKind(model=RepairApplication, label="repair application", short="repair", grant="approved",
+                          flag="repaired", decided_by="reviewer", id_field="application_id", unknown=UnknownRepair,
+                          order_by="applied_on")
+
+
 def apply_for_repair(session: Session, principal: Principal, uscc: str, body: RepairCreate, today: dt.date,
                      eligibility: RepairEligibility) -> RepairApplication:
     """Register a repair application for an eligible record; one transaction."""
@@ -77,32 +83,17 @@ def apply_for_repair(session: Session, principal: Principal, uscc: str, body: Re
         when = f"; eligible from {verdict.eligible_from}" if verdict.eligible_from else ""
         raise RepairNotEligible(f"record {body.record_id} cannot be repaired on {today}: {verdict.rule}{when}",
                                 field="record_id")
-    pending = session.scalars(select(RepairApplication.id).where(
-        RepairApplication.uscc == uscc, RepairApplication.record_id == body.record_id,
-        RepairApplication.status == "pending")).first()
-    if pending is not None:
-        raise Conflict(f"record {body.record_id} already has pending repair application #{pending}",
-                       field="record_id")
-    application = RepairApplication(
+    pending_conflict(session, REPAIRS, uscc, body.record_id)
+    return file_application(session, RepairApplication(
         uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,
         statement=body.statement, applied_by=principal.username, applied_on=today,
         eligible_from=verdict.eligible_from, fee_cny=0.0, status="pending",
-    )
-    session.add(application)
-    session.commit()
-    return application
+    ))
 
 
 def list_repairs(session: Session, *, uscc: str | None = None, department: str | None = None,
                  status: str | None = None, limit: int = 200) -> list[RepairApplication]:
-    stmt = select(RepairApplication)
-    if uscc:
-        stmt = stmt.where(RepairApplication.uscc == uscc)
-    if department:
-        stmt = stmt.where(RepairApplication.department == department)
-    if status:
-        stmt = stmt.where(RepairApplication.status == status)
-    return list(session.scalars(stmt.order_by(RepairApplication.applied_on, RepairApplication.id).limit(limit)))
+    return list_applications(session, REPAIRS, uscc=uscc, department=department, status=status, limit=limit)
 
 
 def decide_repair(session: Session, principal: Principal, application_id: int, body: RepairDecisionIn,
@@ -111,26 +102,5 @@ def decide_repair(session: Session, principal: Principal, application_id: int, b
 
     Reviewer, reason and date are recorded; everything is one transaction.
     """
-    application = session.scalars(select(RepairApplication).where(
-        RepairApplication.id == application_id).with_for_update()).first()
-    if application is None or (principal.role != "admin" and principal.department != application.department):
-        # one 404 for absent and another department's: no existence oracle
-        raise UnknownRepair(f"no repair application #{application_id} addressed to your department",
-                            field="application_id")
-    if application.status != "pending":
-        raise AlreadyDecided(f"repair application #{application_id} was already {application.status}")
-    try:
-        if body.decision == "approved":
-            record = current_record(session, application.record_id, application.uscc, for_update=True)
-            reason = f"repair #{application.id} approved: {body.reason}"
-            new_record_version(session, record, reason[:200], repaired=True, repaired_on=today)
-            run_regrader(regrader, session, application.uscc, reason)
-        application.status = body.decision
-        application.reviewer, application.decided_on = principal.username, today
-        application.decision_reason = body.reason
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return application
-
+    return decide_application(session, REPAIRS, principal, application_id, body.decision, body.reason, today,
+                              regrader)

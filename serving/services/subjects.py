@@ -27,8 +27,10 @@ def store_subjects(session: Session, rows: Iterable[Mapping[str, Any] | SubjectI
     return count
 
 
-def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]) -> int:
-    """Mirror records: a new record_id is version 1; a changed record becomes a new version.
+def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn], *,
+                  change_reasons: Mapping[str, str] | None = None) -> int:
+    """Mirror records: a new record_id is version 1; a changed record becomes a new version
+    (its reason: ``change_reasons[record_id]``, else "source update").
 
     Returns the number of versions written. Unchanged records are skipped (idempotent).
     """
@@ -40,7 +42,8 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
         if current is not None:
             if all(getattr(current, f) == values[f] for f in _RECORD_FIELDS):
                 continue
-            _supersede(session, current, values, change_reason="source update")
+            _supersede(session, current, values,
+                       change_reason=(change_reasons or {}).get(rec.record_id, "source update"))
         else:
             session.add(Record(**values, version=1, is_current=True))
         written += 1

@@ -56,6 +56,7 @@ USERS = {
     "ent1": dict(role="enterprise", uscc=ENT1),
     "ent2": dict(role="enterprise", uscc=ENT2),
     "reg_samr": dict(role="regulator", department="samr"),
+    "reg_samr2": dict(role="regulator", department="samr"),
     "reg_tax": dict(role="regulator", department="tax"),
     "reg_eco": dict(role="regulator", department="ecology"),
     "sector_c": dict(role="sector", section="C"),
@@ -169,3 +170,17 @@ def form_login(client, username: str, password: str = PASSWORD, **kwargs):
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
                        follow_redirects=False, **kwargs)
+
+
+def database_copy(template: Path | None, tmp_path_factory, name: str) -> tuple[Path, str]:
+    """A directory of its own holding a copy of the seeded template database, and its URL
+    (browser tests skip on other databases: the template is SQLite's)."""
+    import shutil
+
+    import pytest
+
+    if template is None:
+        pytest.skip("browser tests run on the SQLite template copy")
+    tmp_path = tmp_path_factory.mktemp(name)
+    shutil.copy(template, tmp_path / "tiers.db")
+    return tmp_path, f"sqlite:///{tmp_path / 'tiers.db'}"

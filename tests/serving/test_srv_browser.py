@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import httpx
 import pytest
-from srv_fixtures import PASSWORD, form_login, uvicorn_server
+from srv_fixtures import PASSWORD, database_copy, form_login, uvicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -19,11 +18,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 @pytest.fixture(scope="module")
 def server(_template_db, tmp_path_factory):
     """One uvicorn for the module, on its own copy of the seeded database."""
-    if _template_db is None:
-        pytest.skip("browser tests run on the SQLite template copy")
-    tmp_path = tmp_path_factory.mktemp("browser")
-    shutil.copy(_template_db, tmp_path / "tiers.db")
-    database_url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    tmp_path, database_url = database_copy(_template_db, tmp_path_factory, "browser")
     with uvicorn_server(tmp_path, database_url) as base:
         yield base
 

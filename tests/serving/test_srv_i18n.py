@@ -8,8 +8,8 @@ from importlib import resources
 from serving.i18n import PAGE_TEXTS, TEXTS, page_text, text
 
 # Template helper → the section it reads (see the routes' render calls); None = common texts.
-HELPERS = {"t": None, "tp": "plans", "s": "sector", "m": "monitoring"}
-CALL = re.compile(r"\b(t|tp|s|m)\(\s*['\"]([A-Za-z_]+)['\"]\s*\)")
+HELPERS = {"t": None, "tp": "plans", "s": "sector", "m": "monitoring", "pp": "public"}
+CALL = re.compile(r"\b(t|tp|s|m|pp)\(\s*['\"]([A-Za-z_]+)['\"]\s*\)")
 
 
 def _template_calls() -> set[tuple[str, str]]:

@@ -231,9 +231,9 @@ def test_results_become_inspection_records_and_public_csv_hides_grades(client, a
 
     public = client.get(f"/api/v1/plans/{plan['id']}/results.csv")
     rows = list(csv.DictReader(io.StringIO(public.content.decode("utf-8-sig"))))
-    assert {row["uscc"] for row in rows} == {first["uscc"], second["uscc"]}
-    assert not any("grade" in column for column in rows[0])
-    assert all(row["outcome"] in {"no_problem", "corrected", "case_opened"} for row in rows)
+    assert {row["统一社会信用代码"] for row in rows} == {first["uscc"], second["uscc"]}
+    assert not any("grade" in column or "等级" in column for column in rows[0])
+    assert all(row["检查结果"] in {"未发现问题", "发现问题已责令改正", "发现问题已立案"} for row in rows)
 
     not_drawn = {"results": [{**body["results"][0], "uscc": make_uscc("91320102MA9999999")}]}
     bad = client.post(f"/api/v1/plans/{plan['id']}/results", json=not_drawn, headers=auth("reg_samr"))

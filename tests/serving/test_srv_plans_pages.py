@@ -9,6 +9,7 @@ import re
 
 from srv_fixtures import form_login
 from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
+from test_srv_plans_v2 import _stdlib_verify, _tiers_verify
 
 from serving.deps import get_today
 
@@ -22,7 +23,7 @@ def _csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
 
 
-def test_regulator_creates_a_plan_from_the_form(client, city):  # noqa: F811
+def test_regulator_creates_a_plan_from_the_form(client, city, tmp_path):  # noqa: F811
     _login(client, "reg_samr")
     home = client.get("/regulator")
     assert 'href="/regulator/plans"' in home.text
@@ -34,8 +35,35 @@ def test_regulator_creates_a_plan_from_the_form(client, city):  # noqa: F811
     assert forged.status_code == 403
     created = client.post("/regulator/plans", data=form, follow_redirects=False)
     assert created.status_code == 303
+    committed = client.get(created.headers["location"])
+    # tiers-draw-v2: the commitment is shown (and public) at once; the draw waits for the salt
+    assert "承诺公布时间" in committed.text and 'id="salt-form"' in committed.text
+    assert '<tr class="visit"' not in committed.text
+    own_salt = client.post(created.headers["location"] + "/salt",
+                           data={"value": "5 8 1", "csrf_token": _csrf(committed.text)}, follow_redirects=False)
+    assert own_salt.status_code == 403 and "创建抽查计划的人员不能录入公开随机数" in own_salt.text
+    client.cookies.clear()
+    _login(client, "reg_samr2")
+    second = client.get(created.headers["location"])
+    forged_salt = client.post(created.headers["location"] + "/salt", data={"value": "5 8 1", "csrf_token": "forged"},
+                              follow_redirects=False)
+    assert forged_salt.status_code == 403 and 'id="salt-form"' in client.get(created.headers["location"]).text
+    drawn = client.post(created.headers["location"] + "/salt",
+                        data={"value": "5 8 1", "csrf_token": _csrf(second.text)}, follow_redirects=False)
+    assert drawn.status_code == 303
     detail = client.get(created.headers["location"])
-    assert "MATCH" in detail.text and "MISMATCH" not in detail.text
+    assert "MATCH" in detail.text and "MISMATCH" not in detail.text and "reg_samr2" in detail.text
+    # a plan made in the pages verifies with `tiers plan verify` and the standard-library verifier
+    plan_no = created.headers["location"].rsplit("/", 1)[1]
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(client.get(created.headers["location"] + "/bundle.json").content)
+    commitment = tmp_path / "commitment.json"
+    commitment.write_bytes(client.get(f"/public/plans/{plan_no}/commitment.json").content)
+    full = tmp_path / "plan.json"
+    full.write_bytes(client.get(created.headers["location"] + "/plan.json").content)
+    for check in (_tiers_verify, _stdlib_verify):
+        assert check(str(bundle), "--commitment", str(commitment)).startswith("MATCH")
+        assert check(str(full), "--commitment", str(commitment), "--bundle", str(bundle)).startswith("MATCH")
     visit_usccs = re.findall(r'<tr class="visit" data-uscc="(\w+)"', detail.text)
     assert visit_usccs
     download = client.get(created.headers["location"] + "/export.csv")

@@ -28,6 +28,25 @@ def test_regulator_list_logs_each_subject_shown(client, auth, session):
     assert shown and shown == logged
 
 
+def test_list_reads_log_their_route_template(client, auth, session, world):
+    # the endpoint of a logged list read is its route's template, as for a single subject's read
+    client.get("/api/v1/regulator/subjects", params={"purpose": "日常监管"}, headers=auth("reg_samr"))
+    client.post("/api/v1/regulator/grades/batch", json={"usccs": [world.ent1], "purpose": "批量核查"},
+                headers=auth("reg_samr"))
+    endpoints = {e.endpoint for e in list_entries(session, actor="reg_samr")[1]}
+    assert endpoints == {"GET /api/v1/regulator/subjects", "POST /api/v1/regulator/grades/batch"}
+
+
+def test_no_route_types_an_endpoint_for_the_query_log():
+    # the query log's endpoint comes from the route (serving.deps.ReadLog), never a typed string
+    from pathlib import Path
+
+    routes = Path(__file__).resolve().parents[2] / "serving" / "routes"
+    offenders = [p.name for p in routes.glob("*.py")
+                 if "append_entr" in (text := p.read_text(encoding="utf-8")) or "endpoint=" in text]
+    assert offenders == []
+
+
 def test_chain_detects_an_edited_entry(client, auth, session, world):
     for _ in range(4):
         client.get(f"/api/v1/subjects/{world.ent1}", headers=auth("ent1"))

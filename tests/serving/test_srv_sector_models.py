@@ -16,7 +16,7 @@ from srv_fixtures import form_login
 from serving.db.models import PromotionAudit
 from serving.keys import with_keys
 from serving.security import Principal, create_access_token, csrf_token, decode_access_token
-from serving.services.models import artifacts_dir_for, may_promote, may_see
+from serving.services.model_registry import artifacts_dir_for, may_promote, may_see
 from training.pipeline import TrainingConfig, register_result, train_model
 from training.registry import ModelRegistry
 from training.sector_policy import TrainingPolicy

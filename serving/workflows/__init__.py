@@ -1,0 +1,27 @@
+"""The operations of the service, each written once and called by every front end.
+
+A workflow takes typed, already-parsed inputs, runs the lower packages' steps in order and returns
+a summary; it raises :class:`WorkflowError` (naming the input at fault) on bad input and never
+prints. The CLI (`serving.cli`) parses options, calls a workflow and prints its summary; the demo
+runs the CLI's stages; the API and the pages call the same functions.
+
+- :mod:`serving.workflows.ingest`: validate files into the record store (quarantine the rest).
+- :mod:`serving.workflows.training`: train the general model, then every sector's, register them;
+  grade a store with the champions.
+- :mod:`serving.workflows.promotion`: promote a version through the gate, audited in the database
+  (the pages' and the API's promotions add their permission checks in
+  `serving.services.model_registry` and audit into the same table).
+- monitoring: `serving.services.monitoring.run_monitoring` (the CLI, the demo and the pages).
+- plans: `serving.services.plans` (the API and the pages) and `supervision.plan` (the CLI).
+"""
+
+from __future__ import annotations
+
+
+class WorkflowError(ValueError):
+    """Bad input to a workflow: ``field`` names the input (the CLI maps it to its option)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message

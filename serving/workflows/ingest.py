@@ -1,0 +1,31 @@
+"""Ingest: validate subject and record files into the versioned Parquet store, quarantining bad rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from serving.workflows import WorkflowError
+
+
+def ingest_files(*, store: Path, subjects: Path | None, records: list[Path], ingested_at: datetime,
+                 policy_file: Path | None = None, source: str | None = None, layouts: Path | None = None) -> Any:
+    """Validate every row against the catalogue policy (the packaged one unless ``policy_file``);
+    store the valid ones and quarantine the rest with a rule each. Returns the ingest summary
+    (`features.ingest.IngestSummary`)."""
+    from features.catalogue import PolicyError, load_policy
+    from features.ingest import IngestError, ingest
+    from features.store import StoreError
+
+    if subjects is None and not records:
+        raise WorkflowError("files", "give --subjects FILE and/or --records FILE")
+    try:
+        policy = load_policy(policy_file)
+    except PolicyError as exc:
+        raise WorkflowError("policy", str(exc)) from exc
+    try:
+        return ingest(store=store, subjects=subjects, records=records, ingested_at=ingested_at, policy=policy,
+                      source=source, layouts_dir=layouts)
+    except (IngestError, StoreError) as exc:  # StoreError: the batch was not published, the store is as it was
+        raise WorkflowError("files", str(exc)) from exc

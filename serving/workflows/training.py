@@ -1,0 +1,183 @@
+"""Train all models (the general model, then each sector's on top of it) and grade a store.
+
+The registry is MLflow's (`training.registry.ModelRegistry`); the first version of a model name
+becomes champion, later ones challengers until promoted (:mod:`serving.workflows.promotion`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from serving.workflows import WorkflowError
+
+# GB/T 4754-2017 sections
+SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_step: str) -> None:
+    return None
+
+
+def open_registry(tracking_uri: str, artifacts: Path) -> Any:
+    """The registry to write to at ``tracking_uri`` (a SQLite store's directory is created)."""
+    # MLflow prints a tqdm bar for every artifact download; it is noise on a CLI.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from training.registry import ModelRegistry
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return ModelRegistry(tracking_uri, artifact_location=artifacts)
+
+
+def require_store(store: Path) -> Path:
+    """``store`` itself if it is a directory (a record store is one), else a `WorkflowError`."""
+    if not store.is_dir():
+        raise WorkflowError("store", f"{store}: no such directory (rule: a feature store written by `tiers ingest`)")
+    return store
+
+
+def training_config(store: Path, *, train_as_of: Sequence[date], validate_as_of: date | None, horizon: int,
+                    seed: int, min_positives: int, candidates: Sequence[str]) -> Any:
+    """The `training.config.TrainingConfig` for ``store``: default dates from its latest record
+    (3 as-of dates 6 months apart, validated out of time), checked against label leaks."""
+    from training.config import TrainingConfig
+    from training.data import default_dates, latest_record_date
+
+    require_store(store)
+    if horizon < 1:
+        raise WorkflowError("horizon", f"{horizon}: must be ≥ 1 month")
+    if min_positives < 1:
+        raise WorkflowError("min_positives", f"{min_positives}: must be ≥ 1")
+    try:
+        data_end = latest_record_date(store)
+    except ValueError as exc:
+        raise WorkflowError("store", str(exc)) from exc
+    default_train, default_valid = default_dates(data_end, horizon_months=horizon)
+    config = TrainingConfig(
+        train_as_of=tuple(sorted(train_as_of)) or default_train,
+        validate_as_of=validate_as_of or default_valid,
+        horizon_months=horizon,
+        seed=seed,
+        min_sector_positives=min_positives,
+        candidates=tuple(candidates),
+    )
+    try:
+        config.check()
+    except ValueError as exc:
+        raise WorkflowError("dates", str(exc)) from exc
+    if config.validate_as_of > data_end:
+        raise WorkflowError("validate_as_of", f"{config.validate_as_of}: after the latest record date {data_end} "
+                                              "in the store")
+    return config
+
+
+def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str] = (), all_sectors: bool = False,
+              policy: Any = None, progress: Progress = _quiet) -> dict[str, Any]:
+    """Train the general model, then each sector's (``sectors``, the policy's sector, or every
+    sector present with ``all_sectors``), validate each out of time and register it.
+
+    A sector that cannot be trained is reported as skipped; the general model failing is a
+    `WorkflowError`. Returns the run's summary (dates, registry, one entry per model).
+    """
+    from features.specs import FEATURE_SPECS
+    from training.data import load_dataset
+    from training.pipeline import feature_metas_from_specs, model_name, register_result, train_model
+    from training.sector_policy import TrainingPolicy
+
+    wanted = list(sectors)
+    if policy is not None and policy.sector and policy.sector not in wanted:
+        wanted.append(policy.sector)
+    metas = feature_metas_from_specs(FEATURE_SPECS)
+    results: list[dict[str, Any]] = []
+    progress("building profiles and labels")
+    dates = (*config.train_as_of, config.validate_as_of)
+    dataset = load_dataset(store, dates, horizon_months=config.horizon_months,
+                           on_date=lambda day: progress(f"profiles and labels as of {day}"))
+    if all_sectors:
+        wanted = sorted(set(wanted) | set(dataset["industry"].dropna().astype(str)) & set(SECTIONS))
+    general = None
+    for sector in [None, *wanted]:
+        name = model_name(sector)
+        progress(f"training {name}")
+        sector_policy = policy if (policy is not None and policy.sector == sector) else TrainingPolicy(sector=sector)
+        champ_version = registry.alias_version(name, "champion")
+        champion = registry.load_model(name, champ_version) if champ_version is not None else None
+        try:
+            result = train_model(dataset, metas, config=config, policy=sector_policy, sector=sector, general=general,
+                                 champion=champion)
+        except (ValueError, KeyError) as exc:
+            if sector is None:
+                raise WorkflowError("store", f"{store}: cannot train the general model: {exc}") from exc
+            results.append({"model": name, "skipped": str(exc)})
+            continue
+        if sector is None:
+            general = result.model
+        mv = register_result(registry, result)
+        results.append({
+            "model": name,
+            "version": mv.version,
+            "aliases": list(mv.aliases),
+            "kind": result.model.kind,
+            "candidate": result.model.candidate,
+            "metrics": {k: round(v, 6) for k, v in result.report.metrics.items()},
+            "report_sha256": result.report.sha256,
+            "data_sha256": result.data_hash,
+            "notes": result.notes,
+        })
+    summary: dict[str, Any] = {
+        "store": str(store),
+        "train_as_of": [d.isoformat() for d in config.train_as_of],
+        "validate_as_of": config.validate_as_of.isoformat(),
+        "horizon_months": config.horizon_months,
+        "seed": config.seed,
+        "tracking_uri": registry.tracking_uri,
+        "models": results,
+    }
+    if results and "metrics" in results[0]:
+        summary["auc"] = round(results[0]["metrics"]["oot_auc"], 4)  # the general model's, out of time
+    return summary
+
+
+def grade_store(store: Path, day: date, registry: Any, *, out: Path | None = None,
+                what_if_grades: Sequence[str] = (), progress: Progress = _quiet) -> dict[str, Any]:
+    """Grade every subject of ``store`` as of ``day`` with its sector's champion (else the general
+    champion), with reasons from its records, and write the grade table (Parquet).
+
+    With ``what_if_grades``, subjects of those grades also get their smallest set of actionable
+    changes to a better grade. Returns the summary (count, file, grade shares, model versions).
+    """
+    from features.specs import model_features
+    from features.store import read_latest
+    from training.data import load_profiles
+    from training.grade import evidence_index, grade_all, write_grades
+
+    require_store(store)
+    if any(g not in ("A", "B", "C", "D") for g in what_if_grades):
+        raise WorkflowError("what_if_grades", f"{','.join(what_if_grades)!r}: must list grades among A, B, C, D")
+    progress(f"profiles as of {day}")
+    profiles = load_profiles(store, day)
+    progress("records behind the reasons")
+    records = read_latest(store, "records")
+    evidence = evidence_index(records, day, model_features())
+    progress("grading" + (" and what-if" if what_if_grades else ""))
+    searched = None
+    if what_if_grades:
+        from training.whatif import WhatIfInputs
+
+        searched = WhatIfInputs(records, read_latest(store, "subjects"), grades=tuple(what_if_grades))
+    try:
+        grades = grade_all(registry, profiles, as_of=day, evidence=evidence, what_if=searched)
+    except (LookupError, ValueError) as exc:
+        raise WorkflowError("as_of", f"{day}: {exc}") from exc
+    target = out or Path("var/grades") / f"grades_{day.isoformat()}.parquet"
+    write_grades(grades, target)
+    mix = grades["grade"].value_counts(normalize=True).reindex(list("ABCD"), fill_value=0.0)
+    return {"as_of": day.isoformat(), "subjects": len(grades), "out": str(target),
+            "grade_shares": {g: round(float(v), 4) for g, v in mix.items()},
+            "models": sorted(grades["model_version"].unique().tolist())}
