@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
@@ -84,6 +85,10 @@ def password_problem(password: str, *, username: str, role: str, other_inputs: t
         return f"must be at least {length} characters{' for an admin' if admin else ''} (got {len(password)})"
     if username and username.lower() in password.lower():
         return "must not contain the user name"
+    from serving.cn_passwords import chinese_pattern
+
+    if (pattern := chinese_pattern(password)) is not None:  # zxcvbn knows no pinyin
+        return f"is too easy to guess: {pattern}"
     from zxcvbn import zxcvbn  # imported on first use: it loads its word lists (≈ 15 ms)
 
     verdict = zxcvbn(password[:72], user_inputs=[username, *other_inputs])  # (it refuses longer ones)
@@ -224,11 +229,14 @@ class CredentialCache:
 
 def credential_key(*, api_key: str | None = None, token: Principal | None = None) -> str:
     """The cache key of an API key (its hash: the key itself is never kept) or of a decoded
-    access token (its id)."""
+    access token (its id and every claim the principal carries: a token reusing a live id with
+    other claims is another credential, checked afresh)."""
     if api_key is not None:
         return "key:" + hash_api_key(api_key)
     if token is not None and token.token_id:
-        return "jwt:" + token.token_id
+        claims = json.dumps([token.username, token.role, token.department, token.section, token.uscc,
+                             token.issued_at], ensure_ascii=False)
+        return "jwt:" + token.token_id + ":" + hashlib.sha256(claims.encode("utf-8")).hexdigest()
     raise ValueError("credential_key needs an API key or a token with an id")
 
 
@@ -247,6 +255,16 @@ def mask_name(name: str | None) -> str | None:
     if not name:
         return name
     return name[0] + "*" * max(len(name) - 1, 1)
+
+
+# legal forms whose name is a person's name (个体工商户, 个人独资企业): masked in every output
+PERSON_NAMED_FORMS = frozenset({"individual_business", "sole_proprietorship"})
+
+
+def shown_name(name: str, legal_form: str | None) -> str:
+    """A subject's name as every output shows it (JSON, pages, CSV, XLSX): masked when the legal
+    form names it after a person."""
+    return (mask_name(name) or "") if legal_form in PERSON_NAMED_FORMS else name
 
 
 def mask_id_number(id_number: str | None) -> str | None:

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from fastapi import Request
 
 MIN_SECRET_LENGTH = 32
+# a key zxcvbn guesses in fewer than 10^20 tries (≈ 66 bits) was typed, not generated: "0"*32,
+# "ab"*16, "1234…"; a generated one of 32 characters estimates above 10^30
+MIN_SECRET_GUESSES_LOG10 = 20
+
+
+def _guessable(secret: str) -> bool:
+    from zxcvbn import zxcvbn  # imported when a key is given, not at import time
+
+    return zxcvbn(secret[:72])["guesses_log10"] < MIN_SECRET_GUESSES_LOG10
 
 
 class Settings(BaseSettings):
@@ -91,6 +100,10 @@ class Settings(BaseSettings):
     # held a thread (at 500 req/s, 128 let answered reads take seconds, 48 served 87 %); the
     # event-loop grade read holds none and now stays far below it at 500 req/s
     max_in_flight_requests: int = Field(default=48, ge=1, le=100_000)
+    # request bodies above this are refused with 413 before they are read or parsed (a 200 MB
+    # JSON body cost 600 MB of memory before authentication); the largest legitimate body, a
+    # batch of grade reads or a plan, is far below it
+    max_request_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
@@ -106,8 +119,14 @@ class Settings(BaseSettings):
                 text = value.get_secret_value()
                 if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
                     problems.append(f"{env} must be an Ed25519 private key as 64 hex digits")
+                elif not self.is_development and _guessable(text):
+                    problems.append(f"{env} is not random (repeats or a sequence); make one with "
+                                    "`python -c 'import secrets; print(secrets.token_hex(32))'`")
             elif len(value.get_secret_value()) < MIN_SECRET_LENGTH:
                 problems.append(f"{env} must be a random value of at least {MIN_SECRET_LENGTH} characters")
+            elif not self.is_development and _guessable(value.get_secret_value()):
+                problems.append(f"{env} is not random (repeats, a sequence or words); make one with "
+                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -33,9 +33,12 @@ from supervision.draw import PPM, STRATA
 from supervision.inspection_policy import TEXT_MAX, TEXT_PATTERN, canonical_json
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-# Names and free text: 1–500 characters, no control characters — C0, DEL and C1 (so canonical
+# Names and free text: 1–500 characters (TEXT_MAX, the one limit of the free texts of a plan: its
+# request, commitment and bundle), one line, no control characters — C0, DEL and C1 (so canonical
 # JSON only escapes quotes, backslashes and non-ASCII, and no text hides an invisible control).
 Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX, pattern=TEXT_PATTERN)]
+OptionalText = Annotated[str, StringConstraints(max_length=TEXT_MAX, pattern=TEXT_PATTERN.replace("]+$", "]*$"))]
+MAX_TASKS = 500  # department/item pairs in one plan (a city's whole catalogue is far fewer)
 # The embedded policy text: at most this many characters (a real policy is a few kB).
 POLICY_JSON_MAX = 100_000
 StratumName = Literal["A", "A_lead", "B", "C", "D"]

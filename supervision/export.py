@@ -10,6 +10,7 @@ cell by cell with every text typed as a string, so openpyxl never stores a formu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,23 @@ from supervision.plan import InspectionPlan
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# full-width signs a spreadsheet (or an IME-typed text) may read as their ASCII forms
+_FULL_WIDTH_SIGNS = str.maketrans({"＝": "=", "＋": "+", "－": "-", "＠": "@"})
+# what may stand before a formula sign and still leave it a formula: blanks (ASCII, NBSP, U+3000 …)
+# and invisible characters (zero-width space/joiners, BOM)
+_LEADING_BLANKS = re.compile("^[\\s\u200b\u200c\u200d\u2060\ufeff]+")
+
+
 def neutralise_cell(value: Any) -> Any:
     """``value`` safe to put in a CSV or Excel cell: a text that a spreadsheet would take for a
-    formula gets a leading ``'``; numbers, dates and other texts are returned as they are."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    formula gets a leading ``'``; numbers, dates and other texts are returned as they are. A
+    formula sign counts after leading blanks and invisible characters, and in its full-width form."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        return "'" + value
+    head = _LEADING_BLANKS.sub("", value)
+    if head.translate(_FULL_WIDTH_SIGNS).startswith(FORMULA_STARTS):
         return "'" + value
     return value
 

@@ -10,7 +10,7 @@ from fastapi import Depends, Query
 from serving.deps import ReadLog
 from serving.errors import InvalidInput
 from serving.schemas import SubjectGradeRow, SubjectPage
-from serving.security import Principal
+from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
 from serving.services.subject_lists import ListFilter, subject_page
 from serving.validation import NoControlChars
@@ -64,7 +64,8 @@ def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQu
         page = subject_page(log.session, principal, filters, after=query.after, limit=query.limit)
         total, rows, cursor = page.total, page.rows, page.next
     log.shown(principal, query.purpose, [subject.uscc for subject, _grade in rows])
-    items = [SubjectGradeRow(uscc=s.uscc, name=s.name, industry=s.industry, district_name=s.district_name,
+    items = [SubjectGradeRow(uscc=s.uscc, name=shown_name(s.name, s.legal_form), industry=s.industry,
+                             district_name=s.district_name,
                              grade=g.grade if g else None, score=g.score if g else None,
                              as_of=g.as_of if g else None, stale=g.stale if g else None) for s, g in rows]
     return SubjectPage(total=total, items=items, next=cursor)

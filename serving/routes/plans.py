@@ -43,7 +43,7 @@ from serving.errors import (
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.security import Principal, mask_name
+from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
 from serving.validation import NoControlChars, Uscc
@@ -62,7 +62,6 @@ _PLAN_ERRORS = (*_ERRORS, NotFound)
 DEFAULT_PURPOSE = "双随机一公开抽查计划"
 # Names of individual businesses and sole proprietorships are often a person's name (personal
 # information): masked in lists like legal representatives' names. Company names are public.
-PERSON_NAMED_FORMS = frozenset({"individual_business", "sole_proprietorship"})
 
 
 # --------------------------------------------------------------------------- models
@@ -258,17 +257,11 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
             log: ReadLog, today: dt.date) -> PlanDetailOut:
     """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
     subject is logged as a read."""
-    from serving.db.models import Subject
-
     if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
         return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
-    stored = plan_service.visible_plan(session, draw, principal)
+    stored = _logged_download(session, principal, draw, plan_row, purpose, log)
     usccs = [v.uscc for v in stored.visits]
-    forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
-    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", usccs)
-    visits = [VisitOut(**v.model_dump(exclude={"name"}),
-                       name=(mask_name(v.name) or "") if forms.get(v.uscc) in PERSON_NAMED_FORMS else v.name)
-              for v in stored.visits]
+    visits = [VisitOut(**v.model_dump()) for v in stored.visits]
     shown = set(usccs)
     return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=visits,
                          results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)
@@ -278,11 +271,17 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
                      log: ReadLog) -> InspectionPlan:
     """The plan as ``principal`` may see it, each subject in it logged as a read."""
+    from serving.db.models import Subject
+
     if "plan" not in draw.payload:
         raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
     plan = plan_service.visible_plan(session, draw, principal)
-    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", [v.uscc for v in plan.visits])
-    return plan
+    usccs = [v.uscc for v in plan.visits]
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", usccs)
+    forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
+    # names as every output shows them: the JSON, the page and the CSV/XLSX downloads alike
+    return plan.model_copy(update={"visits": [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))})
+                                              for v in plan.visits]})
 
 
 def _check_departments(principal: Principal, body: PlanCreate) -> None:

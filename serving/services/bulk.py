@@ -245,19 +245,19 @@ def _upsert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[t
     conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     if conn.dialect.name == "postgresql":
         stage = f"{table}_stage"
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608 # model names, never input
         conn.exec_driver_sql(f"TRUNCATE {stage}")
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")  # noqa: S608
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")  # noqa: S608 # model names, never input
         return
     processors = _sqlite_binders(conn, table, columns)
     converted = [tuple(p(v) if p and v is not None else v for p, v in zip(processors, row, strict=True))
                  for row in rows]
     marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", converted)  # noqa: S608
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", converted)  # noqa: S608 # model names, never input
 
 
 def _sqlite_binders(conn: Connection, table: str, columns: tuple[str, ...]) -> list[Callable[[Any], Any] | None]:

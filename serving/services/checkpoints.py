@@ -59,9 +59,33 @@ def sign_checkpoint(signing_key_hex: str, seq: int, mac: str, keyed_from: int,
                       signature=base64.b64encode(signature).decode("ascii"))
 
 
+def keyed_from_path(checkpoints: Path) -> Path:
+    """Where the start of the keyed chain is recorded: next to the checkpoint file (by default
+    in the keys directory, beside the MAC key), outside the database."""
+    return checkpoints.with_name("querylog-keyed-from")
+
+
+def recorded_keyed_from(checkpoints: Path) -> int | None:
+    """The start of the keyed chain recorded beside ``checkpoints`` (None before the first checkpoint)."""
+    try:
+        return int(keyed_from_path(checkpoints).read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return -1  # unreadable: never equal to the head's, so the check reports it
+
+
 def append_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Append one line and fsync it. Several workers append to the same file: each line is one
-    ``write`` on a file opened with O_APPEND, so lines never interleave."""
+    ``write`` on a file opened with O_APPEND, so lines never interleave. The first checkpoint also
+    records the keyed chain's start (``keyed_from_path``, written once, never replaced): someone
+    who can write the database cannot then move it to make keyed entries pass the unkeyed check,
+    even after deleting the checkpoint file."""
+    from serving.keys import write_private
+
+    record = keyed_from_path(path)
+    if not record.exists():
+        write_private(record, f"{checkpoint.keyed_from}\n", exclusive=True)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

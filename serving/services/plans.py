@@ -405,6 +405,9 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
         if row["inspected_on"] > today:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is after today {today}",
                                field="inspected_on")
+        if row.get("published_on") is not None and row["published_on"] > today:
+            raise InvalidInput(f"results[{n}]: published_on {row['published_on']} is after today {today}; rule: "
+                               "a result is published on or before the day it is entered", field="published_on")
         if not earliest <= row["inspected_on"] <= plan.period_end:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
                                f"{earliest} (the period's start, and never before the plan was made on "

@@ -14,10 +14,16 @@ Breaks, by kind:
 - ``replaced``: the entry at a checkpoint's sequence number carries another MAC than the signed
   one, or the keyed chain's start moved: the log was rebuilt, by someone holding the MAC key.
 - ``bad_checkpoint``: a line of the checkpoint file is not a checkpoint this key signed.
+- ``keyed_from_moved``: the head's ``keyed_from`` is not the one recorded outside the database
+  beside the checkpoints (``checkpoints.keyed_from_path``): moved so that keyed entries pass the
+  unkeyed check.
+- ``no_checkpoint``: keyed entries older than the checkpoint interval allows, and not one valid
+  checkpoint (the file was deleted or emptied): nothing anchors the head outside the database.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import QueryLogEntry, QueryLogHead
-from serving.services.checkpoints import Checkpoint, ReadCheckpoint, read_checkpoints
+from serving.services.checkpoints import Checkpoint, ReadCheckpoint, read_checkpoints, recorded_keyed_from
 from serving.services.querylog import GENESIS_HASH, chain_hash, entry_mac, keys_for
 
 
@@ -67,12 +73,17 @@ def check_chain(session: Session, *, checkpoint_file: Path | None = None, public
     keys = keys_for(session.get_bind().url)
     path = checkpoint_file or keys.checkpoints
     key = public_key or signing_key(keys.signing_key).public_key()
+    # the service signs within its interval and whenever it falls idle: an older unanchored
+    # keyed entry means the checkpoints were removed
+    grace = dt.timedelta(seconds=max(60.0, 3 * keys.checkpoint_interval_s))
     return check_log(session, keys.mac_key, read_checkpoints(path, key), batch_size=batch_size,
-                     incremental=incremental)
+                     incremental=incremental, recorded_start=recorded_keyed_from(keys.checkpoints),
+                     checkpoint_grace=grace)
 
 
 def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoint] = (),
-              batch_size: int = 5000, incremental: bool = False) -> ChainCheck:
+              batch_size: int = 5000, incremental: bool = False, *, recorded_start: int | None = None,
+              checkpoint_grace: dt.timedelta | None = None) -> ChainCheck:
     """Walk every entry in order, then compare the head and each valid checkpoint. Entries are
     streamed (``batch_size`` rows at a time, as plain rows): memory does not grow with the log.
 
@@ -80,7 +91,9 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
     That entry must still carry the signed MAC (else ``replaced``) and its own MAC; every later
     entry is checked as in the full walk, so the cost follows the entries since the checkpoint.
     Entries before it are vouched for by the signature only: a rewrite there, by someone without
-    the MAC key, is found by the full check, not by this one."""
+    the MAC key, is found by the full check, not by this one.
+    ``recorded_start``: the keyed chain's start recorded outside the database (it wins over the
+    head's); ``checkpoint_grace``: keyed entries older than this must be under a checkpoint."""
     breaks: list[Break] = []
     valid: list[Checkpoint] = []
     for read in checkpoints:
@@ -93,6 +106,12 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
         breaks.append(Break("missing_head", None, "the head row of the log is gone"))
     # where the keyed chain starts: the head says; without a head, the checkpoints do
     keyed_from = head.keyed_from if head is not None else max((c.keyed_from for c in valid), default=1)
+    if recorded_start is not None:
+        if head is not None and head.keyed_from != recorded_start:
+            breaks.append(Break("keyed_from_moved", None, f"the head says the keyed chain starts at entry "
+                                f"{head.keyed_from}, the record outside the database says {recorded_start}"))
+        keyed_from = recorded_start
+    oldest_keyed: dt.datetime | None = None
     wanted = {c.seq for c in valid}
     at_checkpoint: dict[int, str] = {}
     start = max((c.seq for c in valid), default=1) if incremental else 1
@@ -110,6 +129,8 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
             breaks.append(Break("broken_link", entry.seq, "prev_hash is not the previous entry's hash"))
         is_legacy = entry.seq < keyed_from
         legacy += is_legacy
+        if not is_legacy and oldest_keyed is None:
+            oldest_keyed = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
         link = chain_hash(entry.prev_hash, entry) if is_legacy else entry_mac(mac_key, entry.prev_hash, entry)
         if link != entry.entry_hash:
             rewritten += 1
@@ -129,6 +150,10 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
         elif head.seq != last_seq or head.last_hash != prev:
             breaks.append(Break("head_mismatch", last_seq, "the head row does not point at the last entry"))
     breaks += _against_checkpoints(valid, at_checkpoint, last_seq, count, head)
+    if (not valid and checkpoint_grace is not None and oldest_keyed is not None
+            and oldest_keyed < dt.datetime.now(dt.UTC) - checkpoint_grace):
+        breaks.append(Break("no_checkpoint", None, f"keyed entries since {oldest_keyed:%Y-%m-%d %H:%M} and no "
+                            "valid checkpoint: the checkpoint file was deleted or emptied"))
     located = [b.seq for b in breaks if b.seq is not None]
     return ChainCheck(ok=not breaks, entries=count, first_broken_seq=min(located) if located else None,
                       problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=legacy,

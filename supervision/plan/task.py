@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from supervision.bundle import MAX_TASKS, OptionalText, Text
 from supervision.inspection_policy import InspectionPolicy, load_policy
 from supervision.tables import read_table
 from uscc import valid_uscc_mask
@@ -27,8 +28,8 @@ class TaskItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    department: str = Field(min_length=1, pattern=r"^[^\x00]+$")
-    item: str = Field(min_length=1, pattern=r"^[^\x00]+$")
+    department: Text
+    item: Text
 
     @property
     def key(self) -> str:
@@ -44,10 +45,10 @@ class PlanCreate(BaseModel):
     period_start: dt.date
     period_end: dt.date
     as_of: dt.date = Field(description="as-of date of the grades to use")
-    policy: str = "default"
+    policy: Text = "default"
     seed_hex: str | None = Field(default=None, description="64 hex chars; generated when absent")
-    public_salt: str = Field(default="", description="public randomness published after the commitment")
-    tasks: list[TaskItem] = Field(min_length=1)
+    public_salt: OptionalText = Field(default="", description="public randomness published after the commitment")
+    tasks: list[TaskItem] = Field(min_length=1, max_length=MAX_TASKS)
 
     @field_validator("seed_hex")
     @classmethod

@@ -90,3 +90,20 @@ def test_a_cell_with_a_line_break_stays_one_cell():
     frame = pd.DataFrame({"name": ["a\rb", "c\nd", "\r=1+1", "plain"], "n": [1, 2, 3, 4]})
     rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode("utf-8-sig"), newline="")))
     assert rows == [["name", "n"], ["a\rb", "1"], ["c\nd", "2"], ["'\r=1+1", "3"], ["plain", "4"]]
+
+
+@pytest.mark.parametrize("value", [" =1+1", "\u3000=cmd|' /C calc'!A0", "＝SUM(A1)", "\u200b=1+1", "\ufeff@SUM(A1)",
+                                   "\u00a0+1", "  \u200d-2+3", "＋1", "＠A1", "－1"])
+def test_a_formula_behind_blanks_or_full_width_signs_is_neutralised(value):
+    """Issue 14 finding 10: leading whitespace, U+3000, zero-width characters or the full-width
+    ＝＋－＠ in front of a formula sign escaped the rule."""
+    from supervision.export import neutralise_cell
+
+    assert neutralise_cell(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["  plain text", "\u3000张三", "－", "", "12"])
+def test_blanks_before_plain_text_are_left_alone(value):
+    from supervision.export import neutralise_cell
+
+    assert neutralise_cell(value) == (value if value != "－" else "'－")

@@ -98,13 +98,16 @@ def test_every_page_post_route_checks_csrf(app):
 
 
 def test_cookies_are_secure_and_samesite_outside_development(database_url, tmp_path):
+    import secrets
+
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
     from serving.settings import Settings
 
     prod = Settings(environment="production", database_url=database_url, run_migrations_on_startup=False,
-                    jwt_secret="p" * 48, querylog_mac_key="q" * 48, querylog_signing_key="1f" * 32,
+                    jwt_secret=secrets.token_urlsafe(48), querylog_mac_key=secrets.token_urlsafe(48),
+                    querylog_signing_key=secrets.token_hex(32),
                     keys_dir=tmp_path / "keys", data_dir=tmp_path / "data")
     client = TestClient(create_app(prod), base_url="https://testserver")
     form = client.get("/login")

@@ -174,3 +174,52 @@ def test_the_plan_page_shows_no_uncovered_subject(client, app, fire, city):
         if fmt == "csv":
             assert "秘密企业" not in download.content.decode("utf-8-sig")
     assert ENT2  # the seeded world is there too (ecology's subject), never in fire's plan
+
+
+@pytest.mark.parametrize("field,value", [
+    ("public_salt", "S" * 100_000),
+    ("department", "fire" + "x" * 100_000),
+    ("item", "FIRE-01" + "x" * 100_000),
+    ("policy", "p" * 100_000),
+    ("tasks", [{"department": "fire", "item": f"FIRE-{n:05d}"} for n in range(5000)]),
+], ids=["public_salt", "department", "item", "policy", "tasks"])
+def test_every_free_text_of_a_plan_request_is_bounded(client, fire, city, field, value):
+    """Issue 14 finding 3: a 30 MB public_salt was stored; every text and list is bounded."""
+    body = _plan()
+    if field in ("department", "item"):
+        body["tasks"][0][field] = value
+    else:
+        body[field] = value
+    r = client.post("/api/v1/plans", json=body, headers=fire)
+    assert r.status_code == 422, r.text[:300]
+
+
+def test_a_result_published_in_the_future_is_refused(client, fire, city):
+    """Issue 14 finding 6: published_on 2099 was accepted and shown in the public results.csv."""
+    plan_id = client.post("/api/v1/plans", json=_plan(), headers=fire).json()["id"]
+    drawn = client.get(f"/api/v1/plans/{plan_id}", headers=fire).json()["visits"][0]["uscc"]
+    r = client.post(f"/api/v1/plans/{plan_id}/results", headers=fire, json={"results": [
+        {"uscc": drawn, "inspection_item": "FIRE-01", "inspected_on": "2026-11-23", "outcome": "corrected",
+         "published_on": "2099-01-01"}]})
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["error"]["field"].endswith("published_on")
+
+
+def test_person_named_subjects_are_masked_in_every_output(client, fire, auth, city, session):
+    """Issue 14 finding 5: individual businesses' names were masked in JSON and pages but shown in
+    full in the CSV/XLSX exports and in /api/v1/regulator/subjects."""
+    from serving.db.models import Subject
+
+    session.query(Subject).update({Subject.legal_form: "individual_business"})  # every subject named after a person
+    session.commit()
+    persons = {u: n for u, n, f in session.query(Subject.uscc, Subject.name, Subject.legal_form)
+               if f in ("individual_business", "sole_proprietorship") and n and len(n) > 1}
+    assert persons, "the fixture city has individual businesses"
+    plan_id = client.post("/api/v1/plans", json=_plan(), headers=fire).json()["id"]
+    csv_text = client.get(f"/api/v1/plans/{plan_id}/export.csv", headers=fire).content.decode("utf-8-sig")
+    book = openpyxl.load_workbook(io.BytesIO(client.get(f"/api/v1/plans/{plan_id}/export.xlsx", headers=fire).content))
+    xlsx_text = " ".join(str(c.value) for s in book.worksheets for row in s.iter_rows() for c in row)
+    listed = client.get("/api/v1/regulator/subjects", headers=fire, params={"purpose": "检查", "limit": 200}).json()
+    list_text = __import__("json").dumps(listed, ensure_ascii=False)
+    for name in persons.values():
+        assert name not in csv_text and name not in xlsx_text and name not in list_text, name

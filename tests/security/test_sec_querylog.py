@@ -249,3 +249,54 @@ def test_the_incremental_check_refuses_a_checkpointed_entry_that_was_replaced(lo
     with sqlite3.connect(logged) as db:
         db.execute("UPDATE query_log SET purpose = '改过的用途' WHERE seq = 2")
     assert "rewritten_row" in _kinds(_check(tiers_cli))
+
+
+def _downgrade_to_unkeyed(logged: str) -> None:
+    """The attacker of issue 14 (a10_rehash.py): without the MAC key, raise the head's keyed_from
+    past every entry and rehash the whole log with the unkeyed function."""
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        rows[0]["purpose"] = "rewritten"
+        _rehash_from(db, rows, 1, _unkeyed)
+        db.execute("UPDATE query_log_head SET keyed_from = 1000000000 WHERE id = 1")
+        db.commit()
+
+
+@pytest.mark.parametrize("checkpoints", ["kept", "deleted", "emptied"])
+def test_moving_keyed_from_without_the_key_is_caught(logged, tiers_cli, keys_dir, checkpoints):
+    """keyed_from is authenticated outside the database: raising it so that every entry falls back
+    to the unkeyed check is a break, with or without the checkpoint file."""
+    _downgrade_to_unkeyed(logged)
+    path = keys_dir / "querylog-checkpoints.jsonl"
+    if checkpoints == "deleted":
+        path.unlink()
+    elif checkpoints == "emptied":
+        path.write_text("")
+    result = _check(tiers_cli)
+    assert not result["ok"]
+    assert "keyed_from_moved" in _kinds(result)
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_keyed_log_without_any_checkpoint_is_reported(logged, tiers_cli, keys_dir, app, how):
+    """Keyed entries older than the checkpoint interval and not one valid checkpoint: nothing
+    anchors the head outside the database any more, which the check says (not ok)."""
+    import datetime as dt
+
+    with sqlite3.connect(logged) as db:  # the same log, its reads an hour old (as the key holder
+        rows = _rows(db)                 # writes them: the MACs are valid)
+        for row in rows:
+            row["at"] = row["at"] - dt.timedelta(hours=1)
+            db.execute("UPDATE query_log SET at=? WHERE seq=?", (str(row["at"]), row["seq"]))
+        _rehash_from(db, rows, 1, _insider_mac(app))
+    path = keys_dir / "querylog-checkpoints.jsonl"
+    path.unlink() if how == "deleted" else path.write_text("")
+    result = _check(tiers_cli)
+    assert not result["ok"] and "no_checkpoint" in _kinds(result)
+    assert {"rewritten_row", "replaced"}.isdisjoint(_kinds(result))
+
+
+def test_a_fresh_keyed_log_is_not_blamed_for_its_first_checkpoint_pending(client, auth, tiers_cli, keys_dir):
+    assert client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("ent1")).status_code == 200
+    (keys_dir / "querylog-checkpoints.jsonl").unlink(missing_ok=True)
+    assert _check(tiers_cli)["ok"]

@@ -130,3 +130,40 @@ def test_production_refuses_to_start_without_explicit_keys(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "TIERS_JWT_SECRET" in proc.stderr
     assert not (tmp_path / "keys").exists()  # nothing generated in production
+
+
+def test_the_credential_cache_never_answers_for_a_token_with_other_claims_and_the_same_jti():
+    """Issue 14 finding 9: the cache was keyed by jti alone, so a token carrying another user's
+    claims and a live jti got the cached answer of the first."""
+    from serving.security import CredentialCache, Principal, credential_key
+
+    admin = Principal(username="admin", role="admin", token_id="a" * 32, issued_at=1.0)
+    forged = Principal(username="enterprise", role="enterprise", uscc="91320118941931114M", token_id="a" * 32,
+                       issued_at=1.0)
+    assert credential_key(token=admin) != credential_key(token=forged)
+    cache = CredentialCache(ttl_s=60)
+    cache.put(credential_key(token=admin), admin)
+    assert cache.get(credential_key(token=forged)) is None
+    assert cache.get(credential_key(token=admin)) == admin
+
+
+@pytest.mark.parametrize("name,value", [
+    ("jwt_secret", "0" * 32), ("jwt_secret", "ab" * 20), ("querylog_mac_key", "a" * 64),
+    ("querylog_mac_key", "12345678901234567890123456789012"), ("querylog_signing_key", "0" * 64),
+    ("querylog_signing_key", "0123456789abcdef" * 4),
+])
+def test_production_refuses_low_entropy_keys_and_says_how_to_make_one(tmp_path, name, value):
+    """Issue 14 finding 8: "0"*32 was accepted as a production key."""
+    import secrets as _secrets
+
+    from pydantic import ValidationError
+
+    from serving.settings import Settings
+
+    keys = {"jwt_secret": _secrets.token_urlsafe(48), "querylog_mac_key": _secrets.token_urlsafe(48),
+            "querylog_signing_key": _secrets.token_hex(32)}
+    Settings(environment="production", keys_dir=tmp_path, **keys)  # random keys start
+    keys[name] = value
+    with pytest.raises(ValidationError) as refused:
+        Settings(environment="production", keys_dir=tmp_path, **keys)
+    assert "secrets.token_" in str(refused.value)

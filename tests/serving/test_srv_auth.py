@@ -64,7 +64,9 @@ def test_user_scope_must_match_role(client, auth):
     assert r.status_code == 422 and r.json()["error"]["field"] == "department"
 
 
-PRODUCTION_KEYS = {"jwt_secret": "x" * 40, "querylog_mac_key": "m" * 40, "querylog_signing_key": "a1" * 32}
+# generated keys: production refuses typed ones ("x" * 40) as not random
+PRODUCTION_KEYS = {"jwt_secret": "kQ3v9ZpL2xW7mR4tY8nB1cD6fH0jS5gE-uA_oI", "querylog_mac_key": "Zr7T2pQ9vL4xM8kW1nB6cY3dF0hJ5sG-eU_aOi",
+                   "querylog_signing_key": "9f1c4e7a2b8d3f6e0a5c9b1d7e4f2a8c3b6d0e9f1a7c4b2e8d5f3a6c0b9e1d4f"}
 
 
 @pytest.mark.parametrize("missing", sorted(PRODUCTION_KEYS))
