@@ -136,8 +136,10 @@ def backlog(b, prev, rng, pool, held=None):
 
 
 def policy_change(b, prev, rng, pool):
-    """Real drift: a department's fines raised ×2–3 by a new standard; must warn, never hold."""
-    dept, kind = _amount_feeds(b)[rng.integers(len(_amount_feeds(b)))]
+    """Real drift: the largest amount feed's fines raised ×2–3 by a new standard; must warn, never hold.
+    (A feed of 20 fines a month, spread over two orders of magnitude, cannot show ×2.5 in one month.)"""
+    a = b[pd.to_numeric(b["amount"], errors="coerce") > 0]
+    dept, kind = a.groupby(["department", "kind"]).size().idxmax()
     hit = (b["department"] == dept) & (b["kind"] == kind)
     b.loc[hit, "amount"] = pd.to_numeric(b.loc[hit, "amount"]) * float(rng.uniform(2.0, 3.0))
     return b, dept, {"amount_shift"}, "warn"

@@ -22,6 +22,7 @@ import duckdb
 
 from features.quality import GATE_COLUMNS, Finding, QualityConfig, check_feeds
 from features.store import (
+    Snapshot,
     StoreError,
     _write_json,
     create_current_views,
@@ -76,6 +77,11 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
     """The findings of staged batch ``batch_id`` against the published history of ``store``."""
     store = Path(store)
     published = snapshot(store)
+    staged = {s.batch_id for s in staged_batches(store)}
+    if staged & set(published.batch_ids):
+        # a store never published before reads every batch directory, staged ones too: not history
+        published = Snapshot(root=store, sequence=published.sequence,
+                             batches=tuple(b for b in published.batches if b[0] not in staged))
     batch_dir = store / "batches" / batch_id
     files = sorted(str(p) for p in batch_dir.glob("records/**/*.parquet"))
     sub_files = sorted(str(p) for p in batch_dir.glob("subjects/*.parquet"))

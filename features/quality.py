@@ -12,7 +12,7 @@ document_no, district_code``. Rules (thresholds in :class:`QualityConfig`, ``fea
 * ``volume_surge`` / ``volume_silence``: the feed's rows against the median of its trailing months,
   improbable under its own variance (negative binomial); ``district_silence``: a district's rows of a
   department against its share of the department's history;
-* ``amount_unit``: every quartile of log10(amount) shifted by the same power of ten (×10 … ×10,000 or
+* ``amount_unit``: every decile of log10(amount) shifted by the same power of ten (×10 … ×10,000 or
   the inverse): a probable unit change; ``amount_tail``: part of the feed beyond tail_factor × the
   history's 99th percentile; ``amount_shift``: a smaller significant shift of level (a real change);
 * ``category_recoded`` / ``category_vanished`` / ``category_appeared`` / ``category_mix``;
@@ -63,7 +63,7 @@ class HistoryRules(_Section):
 class VolumeRules(_Section):
     surge_ratio: float = Field(1.8, gt=1)
     hold_ratio: float = Field(3.0, gt=1)
-    silence_fraction: float = Field(0.25, gt=0, lt=1)
+    silence_fraction: float = Field(0.2, gt=0, lt=1)
     min_median: float = Field(8, ge=1)
     alpha: float = Field(0.001, gt=0, lt=1)
     surge_action: Action = "warn"
@@ -77,6 +77,7 @@ class AmountRules(_Section):
     unit_steps: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     unit_tolerance: float = Field(0.25, gt=0, lt=0.5)
     z: float = Field(4.0, gt=0)
+    shift_z: float = Field(3.0, gt=0)
     min_shift: float = Field(0.15, gt=0)
     tail_factor: float = Field(10.0, gt=1)
     tail_min_rows: int = Field(3, ge=1)
@@ -235,7 +236,7 @@ def check_feeds(con: duckdb.DuckDBPyConnection, *, as_of: date, config: QualityC
     findings += _districts(con, history, config)
     findings += _amounts(con, history, config)
     findings += _categories(con, history, config)
-    findings += _dates(con, as_of, config)
+    findings += _dates(con, as_of, config, set(_established(history, config)["feed"]))
     findings += _duplicates(con, config)
     return findings
 
@@ -268,7 +269,11 @@ def _established(history: pd.DataFrame, config: QualityConfig) -> pd.DataFrame:
 def _volume(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
     rules = config.volume
     batch = con.execute("SELECT department, kind, count(*) AS n FROM qb GROUP BY ALL").df()
+    # a department absent from the batch is another office's file, not silence (monitoring's monthly
+    # silent_feed sees a department that stopped); a department present with a kind gone quiet is
+    present = set(batch["department"])
     merged = _established(history, config).merge(batch, on=["department", "kind"], how="left").fillna({"n": 0})
+    merged = merged[merged["department"].isin(present)]
     out = []
     merged = merged[merged["median"] >= rules.min_median]
     alpha = rules.alpha / max(len(merged), 1)  # Bonferroni over the feeds tested
@@ -333,8 +338,9 @@ def _districts(con, history: pd.DataFrame, config: QualityConfig) -> list[Findin
 
 def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
     rules = config.amount
-    q = ("SELECT department, kind, count(*) AS n, quantile_cont(log10(amount), [0.25, 0.5, 0.75, 0.99]) AS q "
-         "FROM {} WHERE amount > 0 GROUP BY ALL")
+    # the deciles and the 99th percentile of log10(amount): a change of unit moves them all by one step
+    q = ("SELECT department, kind, count(*) AS n, quantile_cont(log10(amount), "
+         "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99]) AS q FROM {} WHERE amount > 0 GROUP BY ALL")
     hist = con.execute(q.format("qh_window")).df()
     now = con.execute(q.format("qb")).df()
     hist = hist[hist["n"] >= rules.min_history]
@@ -346,27 +352,28 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
         if feed not in established or r.n < rules.min_rows:
             continue
         qb, qh = np.asarray(r.q, dtype=float), np.asarray(r.q_h, dtype=float)
-        diffs = qb[:3] - qh[:3]
+        diffs = qb[:9] - qh[:9]
         shift = float(np.median(diffs))
-        sigma = max((qh[2] - qh[0]) / 1.349, 0.05)
+        sigma = max((qh[7] - qh[1]) / 1.683, 0.05)  # the 20–80 % range of a normal is 1.683 σ
         se = 1.2533 * sigma * math.sqrt(1 / r.n + 1 / r.n_h)
         significant = abs(shift) > rules.z * se
         step = round(shift)
         detail = {"records": int(r.n), "history_records": int(r.n_h), "log10_shift": round(shift, 3),
-                  "quartile_shifts": [round(float(x), 3) for x in diffs], "standard_error": round(se, 3)}
+                  "decile_shifts": [round(float(x), 3) for x in diffs], "standard_error": round(se, 3)}
         pos = "amount > 0 AND department = ? AND kind = ?"
         if (significant and abs(step) in rules.unit_steps
-                and all(abs(d - step) <= rules.unit_tolerance for d in diffs)):
+                and abs(shift - step) <= rules.unit_tolerance
+                and all(abs(d - step) <= 2 * rules.unit_tolerance for d in diffs[1:8])):
             factor = 10 ** abs(step)
             word = f"×{factor:,}" if step > 0 else f"÷{factor:,}"
             out.append(Finding(feed, "amount_unit", rules.unit_action, round(shift, 3), float(step),
                                _examples(con, pos, [r.department, r.kind]).get(feed, []), detail,
-                               f"数据源 {feed} 金额整体偏移 10^{shift:.2f}（四分位均约 {word}）：疑似计量单位变更"
+                               f"数据源 {feed} 金额整体偏移 10^{shift:.2f}（各分位数均约 {word}）：疑似计量单位变更"
                                f"（如万元/元）",
-                               f"feed {feed}: amounts shifted by 10^{shift:.2f} at every quartile (≈ {word}): "
+                               f"feed {feed}: amounts shifted by 10^{shift:.2f} at every decile (≈ {word}): "
                                "probable unit change (e.g. 万元 vs 元)"))
             continue
-        limit = rules.tail_factor * 10 ** qh[3]
+        limit = rules.tail_factor * 10 ** qh[9]
         tail = con.execute(f"SELECT count(*) FROM qb WHERE {pos} AND amount > ?",
                            [r.department, r.kind, limit]).fetchone()[0]
         if tail >= rules.tail_min_rows and tail / r.n >= rules.tail_share:
@@ -377,7 +384,7 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
                                f"（{limit:,.0f}）：部分记录疑似计量单位错误",
                                f"feed {feed}: {tail} amounts beyond {rules.tail_factor:g} × the history's 99th "
                                f"percentile ({limit:,.0f}): part of the feed in another unit?"))
-        elif significant and abs(shift) >= rules.min_shift:
+        elif abs(shift) > rules.shift_z * se and abs(shift) >= rules.min_shift:
             out.append(Finding(feed, "amount_shift", rules.shift_action, round(shift, 3), rules.min_shift, [], detail,
                                f"数据源 {feed} 金额水平变化 ×{10 ** shift:.2f}（对数偏移 {shift:.2f}，阈值 "
                                f"{rules.min_shift:g}）：非单位倍数，可能是真实变化",
@@ -447,7 +454,7 @@ def _categories(con, history: pd.DataFrame, config: QualityConfig) -> list[Findi
     return out
 
 
-def _dates(con, as_of: date, config: QualityConfig) -> list[Finding]:
+def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> list[Finding]:
     rules = config.dates
     window = as_of - timedelta(days=config.history.window_days)
     far = date(as_of.year - rules.far_past_years, as_of.month, min(as_of.day, 28))
@@ -477,6 +484,8 @@ def _dates(con, as_of: date, config: QualityConfig) -> list[Finding]:
             ("date_late", r.late, rules.late_share, rules.late_min_rows, rules.late_action, "decision_date < ?",
              [window], f"过半记录早于 {window}：积压补报", f"most records dated before {window}: a backlog"),
         ):
+            if rule == "date_late" and feed not in established:
+                continue  # an office's first load, or a new feed, brings its past: not a backlog
             if (count >= min_rows and count / r.n > share) or (rule == "date_future" and count):
                 ids = _examples(con, f"department = ? AND kind = ? AND {cond}", key + params).get(feed, [])
                 out.append(Finding(feed, rule, action, round(count / r.n, 4), share, ids,
