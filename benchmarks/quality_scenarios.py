@@ -232,7 +232,7 @@ def run_seed(seed: int, n_subjects: int, n_clean: int, work: Path, config) -> tu
             else:
                 batch, dept, rules, action = scenario(final.copy(), previous.copy(), srng, pool)
         s = _ingest(copy, work, last, batch, config)
-        results[name] = _caught(s, dept, rules, action) + (dept,)
+        results[name] = (*_caught(s, dept, rules, action), dept)
         shutil.rmtree(copy, ignore_errors=True)
     return results, alarms, clean_batches
 

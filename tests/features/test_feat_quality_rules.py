@@ -198,7 +198,7 @@ def test_the_packaged_rules_validate_and_a_bad_value_is_named(tmp_path):
     assert load_quality_config() == QualityConfig()
     bad = tmp_path / "q.toml"
     bad.write_text("[volume]\nhold_ratio = -1\n", encoding="utf-8")
-    with pytest.raises(QualityConfigError, match="volume.hold_ratio"):
+    with pytest.raises(QualityConfigError, match=r"volume\.hold_ratio"):
         load_quality_config(bad)
     bad.write_text("[volume]\nsurge_ratoi = 2\n", encoding="utf-8")
     with pytest.raises(QualityConfigError, match="surge_ratoi"):
