@@ -363,7 +363,7 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
         pos = "amount > 0 AND department = ? AND kind = ?"
         if (significant and abs(step) in rules.unit_steps
                 and abs(shift - step) <= rules.unit_tolerance
-                and all(abs(d - step) <= 2 * rules.unit_tolerance for d in diffs[1:8])):
+                and np.sum(np.abs(diffs - step) <= 2 * rules.unit_tolerance) >= 7):
             factor = 10 ** abs(step)
             word = f"×{factor:,}" if step > 0 else f"÷{factor:,}"
             out.append(Finding(feed, "amount_unit", rules.unit_action, round(shift, 3), float(step),
@@ -384,7 +384,9 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
                                f"（{limit:,.0f}）：部分记录疑似计量单位错误",
                                f"feed {feed}: {tail} amounts beyond {rules.tail_factor:g} × the history's 99th "
                                f"percentile ({limit:,.0f}): part of the feed in another unit?"))
-        elif abs(shift) > rules.shift_z * se and abs(shift) >= rules.min_shift:
+        elif (abs(shift) > rules.shift_z * se and abs(shift) >= rules.min_shift
+              # the whole distribution moved, not a few middle deciles switching between two modes of fines
+              and np.sum(np.sign(diffs) * np.sign(shift) * np.abs(diffs) >= rules.min_shift / 2) >= 7):
             out.append(Finding(feed, "amount_shift", rules.shift_action, round(shift, 3), rules.min_shift, [], detail,
                                f"数据源 {feed} 金额水平变化 ×{10 ** shift:.2f}（对数偏移 {shift:.2f}，阈值 "
                                f"{rules.min_shift:g}）：非单位倍数，可能是真实变化",
@@ -466,8 +468,9 @@ def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> li
         "count(*) FILTER (WHERE decision_date > ?) AS future, "
         "count(*) FILTER (WHERE decision_date < ?) AS far, "
         "count(*) FILTER (WHERE decision_date < ?) AS late, "
-        f"count(*) FILTER (WHERE {swap}) AS swapped FROM qb GROUP BY ALL",
-        [as_of, far, window, window, window, as_of]).df()
+        f"count(*) FILTER (WHERE {swap}) AS swapped, count(*) FILTER (WHERE decision_date BETWEEN ? AND ?) AS inside "
+        "FROM qb GROUP BY ALL",
+        [as_of, far, window, window, window, as_of, window, as_of]).df()
     out = []
     for r in rows.itertuples():
         feed = _feed(r.department, r.kind)
@@ -486,6 +489,10 @@ def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> li
         ):
             if rule == "date_late" and feed not in established:
                 continue  # an office's first load, or a new feed, brings its past: not a backlog
+            if rule == "date_swap" and count < 1.5 * r.inside:
+                # swapped, a feed's recent records leave the window: more swap back into it than stay
+                # (a first load of a year of history has about a third as many candidates as recent rows)
+                continue
             if (count >= min_rows and count / r.n > share) or (rule == "date_future" and count):
                 ids = _examples(con, f"department = ? AND kind = ? AND {cond}", key + params).get(feed, [])
                 out.append(Finding(feed, rule, action, round(count / r.n, 4), share, ids,

@@ -153,7 +153,7 @@ def test_records_resent_under_new_ids_hold_as_duplicates(seed, copies):
 @given(seed=seeds)
 def test_a_day_month_swap_holds(seed):
     rng = np.random.default_rng(seed)
-    batch = this_month(rng)
+    batch = this_month(rng, n=150)
     d = pd.to_datetime(batch["decision_date"])
     ok = d.dt.day <= 12
     batch = batch[ok].copy()
