@@ -83,6 +83,13 @@ class SeverityMixRule(_Rule):
     severity_features: list[str] = Field(default_factory=lambda: ["n_serious_penalty_36m", "max_penalty_severity"])
 
 
+class FeedQualityRule(_Rule):
+    """The ingestion gates' rules (features/quality.toml) on the month's records, per feed: a finding
+    that would hold a batch alerts as ``hold_severity``, a warning as ``severity``."""
+
+    hold_severity: Severity = "critical"
+
+
 class AlertConfig(BaseModel):
     """All alert rules; a missing table takes the rule's defaults, an unknown key is an error."""
 
@@ -97,6 +104,7 @@ class AlertConfig(BaseModel):
     quarantine_share: QuarantineShareRule = QuarantineShareRule()
     segment_flow: SegmentFlowRule = SegmentFlowRule()
     severity_mix: SeverityMixRule = SeverityMixRule()
+    feed_quality: FeedQualityRule = FeedQualityRule()
 
 
 class AlertConfigError(ValueError):
