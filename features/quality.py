@@ -12,7 +12,7 @@ document_no, district_code``. Rules (thresholds in :class:`QualityConfig`, ``fea
 * ``volume_surge`` / ``volume_silence``: the feed's rows against the median of its trailing months,
   improbable under its own variance (negative binomial); ``district_silence``: a district's rows of a
   department against its share of the department's history;
-* ``amount_unit``: every decile of log10(amount) shifted by the same power of ten (×10 … ×10,000 or
+* ``amount_unit``: log10(amount) unlike the history (KS) but like it once moved by a power of ten (×10 … ×10,000 or
   the inverse): a probable unit change; ``amount_tail``: part of the feed beyond tail_factor × the
   history's 99th percentile; ``amount_shift``: a smaller significant shift of level (a real change);
 * ``category_recoded`` / ``category_vanished`` / ``category_appeared`` / ``category_mix``;
@@ -41,7 +41,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from scipy.stats import chi2_contingency, nbinom, poisson
+from scipy.stats import chi2_contingency, ks_2samp, nbinom, poisson
 
 Action = Literal["hold", "warn"]
 GATE_COLUMNS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "amount", "department",
@@ -75,8 +75,9 @@ class AmountRules(_Section):
     min_rows: int = Field(8, ge=3)
     min_history: int = Field(30, ge=5)
     unit_steps: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
-    unit_tolerance: float = Field(0.25, gt=0, lt=0.5)
-    z: float = Field(4.0, gt=0)
+    alpha: float = Field(1e-4, gt=0, lt=1)
+    fit_p: float = Field(0.01, gt=0, lt=1)
+    history_sample: int = Field(4000, ge=100)
     shift_z: float = Field(3.0, gt=0)
     min_shift: float = Field(0.15, gt=0)
     tail_factor: float = Field(10.0, gt=1)
@@ -346,24 +347,31 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
     hist = hist[hist["n"] >= rules.min_history]
     merged = now.merge(hist, on=["department", "kind"], suffixes=("", "_h"))
     established = set(_established(history, config)["feed"])
+    merged = merged[merged.apply(lambda r: _feed(r.department, r.kind) in established and r.n >= rules.min_rows,
+                                 axis=1)] if len(merged) else merged
+    # the values themselves for the unit test: the batch's, and a fixed sample of each feed's history
+    values = "SELECT department, kind, log10(amount) AS v FROM {} WHERE amount > 0"
+    batch_values = con.execute(values.format("qb")).df()
+    hist_values = con.execute(
+        f"SELECT department, kind, v FROM (SELECT department, kind, log10(amount) AS v, row_number() OVER "
+        f"(PARTITION BY department, kind ORDER BY hash(record_id)) AS i FROM qh_window WHERE amount > 0) "
+        f"WHERE i <= {int(rules.history_sample)}").df()
+    by_feed_b = {k: g["v"].to_numpy() for k, g in batch_values.groupby(["department", "kind"])}
+    by_feed_h = {k: g["v"].to_numpy() for k, g in hist_values.groupby(["department", "kind"])}
     out = []
     for r in merged.itertuples():
         feed = _feed(r.department, r.kind)
-        if feed not in established or r.n < rules.min_rows:
-            continue
         qb, qh = np.asarray(r.q, dtype=float), np.asarray(r.q_h, dtype=float)
         diffs = qb[:9] - qh[:9]
         shift = float(np.median(diffs))
         sigma = max((qh[7] - qh[1]) / 1.683, 0.05)  # the 20–80 % range of a normal is 1.683 σ
         se = 1.2533 * sigma * math.sqrt(1 / r.n + 1 / r.n_h)
-        significant = abs(shift) > rules.z * se
-        step = round(shift)
+        step, fit = _unit_step(by_feed_b[(r.department, r.kind)], by_feed_h[(r.department, r.kind)], rules)
         detail = {"records": int(r.n), "history_records": int(r.n_h), "log10_shift": round(shift, 3),
                   "decile_shifts": [round(float(x), 3) for x in diffs], "standard_error": round(se, 3)}
         pos = "amount > 0 AND department = ? AND kind = ?"
-        if (significant and abs(step) in rules.unit_steps
-                and abs(shift - step) <= rules.unit_tolerance
-                and np.sum(np.abs(diffs - step) <= 2 * rules.unit_tolerance) >= 7):
+        detail.update(fit)
+        if step:
             factor = 10 ** abs(step)
             word = f"×{factor:,}" if step > 0 else f"÷{factor:,}"
             out.append(Finding(feed, "amount_unit", rules.unit_action, round(shift, 3), float(step),
@@ -393,6 +401,24 @@ def _amounts(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]
                                f"feed {feed}: amount level changed ×{10 ** shift:.2f} (log10 shift {shift:.2f}, "
                                f"threshold {rules.min_shift:g}): not a unit step, probably a real change"))
     return out
+
+
+def _unit_step(batch: np.ndarray, hist: np.ndarray, rules: AmountRules) -> tuple[int, dict]:
+    """The power of ten that makes the batch's log10 amounts look like the history's, if the batch as
+    it is does not (two-sample Kolmogorov–Smirnov: the whole shape, the tails too, not one quantile):
+    0 when there is none. The fit of each candidate step goes into the finding's detail."""
+    as_is = ks_2samp(batch, hist)
+    fit = {"ks_as_is": round(float(as_is.statistic), 3), "p_as_is": float(as_is.pvalue)}
+    if as_is.pvalue >= rules.alpha:
+        return 0, fit
+    steps = [k for s in rules.unit_steps for k in (s, -s)]
+    tests = {k: ks_2samp(batch - k, hist) for k in steps}
+    best = min(tests, key=lambda k: tests[k].statistic)
+    fit.update({"best_step": best, "ks_best": round(float(tests[best].statistic), 3),
+                "p_best": float(tests[best].pvalue)})
+    if tests[best].pvalue >= rules.fit_p and tests[best].statistic < as_is.statistic / 2:
+        return best, fit
+    return 0, fit
 
 
 def _categories(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
