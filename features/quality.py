@@ -30,18 +30,18 @@ with a message in Chinese and English.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import chi2_contingency, ks_2samp, nbinom, poisson
+
+from features.tomlconfig import load_toml_model
 
 Action = Literal["hold", "warn"]
 GATE_COLUMNS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "amount", "department",
@@ -139,23 +139,8 @@ class QualityConfigError(ValueError):
 
 def load_quality_config(path: Path | str | None = None) -> QualityConfig:
     """Read and validate the gate rules from ``path`` (default: the packaged ``quality.toml``)."""
-    if path is None:
-        text, source = resources.files("features").joinpath("quality.toml").read_text(encoding="utf-8"), \
-            "features/quality.toml"
-    else:
-        try:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise QualityConfigError(f"数据质量规则 {path} 无法读取 / quality rules {path}: cannot be read "
-                                     f"({exc.strerror})") from exc
-    try:
-        return QualityConfig.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise QualityConfigError(f"数据质量规则 {source} 不是有效的 TOML / quality rules {source}: not TOML ({exc})") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}"
-                             for e in exc.errors())
-        raise QualityConfigError(f"数据质量规则 {source} 无效 / quality rules {source}: {problems}") from exc
+    return load_toml_model(QualityConfig, path, package="features", name="quality.toml",
+                           label="数据质量规则无效 / quality rules", error=QualityConfigError)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ Every :class:`Alert` carries the numbers that made it fire and the threshold it 
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from features.tomlconfig import load_toml_model
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -113,26 +113,8 @@ class AlertConfigError(ValueError):
 
 def load_alert_config(path: Path | str | None = None) -> AlertConfig:
     """Read and validate alert thresholds from ``path`` (default: the packaged ``alerts.toml``)."""
-    if path is None:
-        text = resources.files("monitoring").joinpath("alerts.toml").read_text(encoding="utf-8")
-        source = "monitoring/alerts.toml"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise AlertConfigError(f"alert config {path}: cannot be read ({exc.strerror})") from exc
-        source = str(path)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(f"alert config {source}: not valid TOML ({exc})") from exc
-    try:
-        return AlertConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}" for err in exc.errors()
-        )
-        raise AlertConfigError(f"alert config {source}: {problems}") from exc
+    return load_toml_model(AlertConfig, path, package="monitoring", name="alerts.toml", label="alert config",
+                           error=AlertConfigError)
 
 
 class Alert(BaseModel):
