@@ -77,6 +77,7 @@ class AmountRules(_Section):
     unit_steps: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     alpha: float = Field(1e-4, gt=0, lt=1)
     fit_p: float = Field(0.01, gt=0, lt=1)
+    fit_ratio: float = Field(0.6, gt=0, lt=1)
     history_sample: int = Field(4000, ge=100)
     shift_z: float = Field(3.0, gt=0)
     min_shift: float = Field(0.15, gt=0)
@@ -401,7 +402,7 @@ def _unit_step(batch: np.ndarray, hist: np.ndarray, rules: AmountRules) -> tuple
     best = min(tests, key=lambda k: tests[k].statistic)
     fit.update({"best_step": best, "ks_best": round(float(tests[best].statistic), 3),
                 "p_best": float(tests[best].pvalue)})
-    if tests[best].pvalue >= rules.fit_p and tests[best].statistic < as_is.statistic / 2:
+    if tests[best].pvalue >= rules.fit_p and tests[best].statistic <= rules.fit_ratio * as_is.statistic:
         return best, fit
     return 0, fit
 
