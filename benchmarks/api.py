@@ -343,8 +343,11 @@ def main(args: argparse.Namespace) -> None:
     from _users import bearer_for
 
     from serving.db.session import iter_session
+    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.services.querylog import check_chain
+    from serving.services.querylog import LogKeys, use_keys
+    from serving.services.querylog_check import check_chain
+    from serving.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="tiers-apibench-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -352,9 +355,12 @@ def main(args: argparse.Namespace) -> None:
     codes = seed(url, args.subjects)
     print(f"seeded {len(codes)} subjects + grades (5 reasons each) in {time.perf_counter() - t:.1f} s: {url}")
 
-    secret = "bench-secret-" + "x" * 40
-    headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"), secret)
-    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_JWT_SECRET": secret,
+    # the service's keys made as on a first start (development): the JWT key, and the query log's
+    # MAC and checkpoint signing keys, so the keyed chain and its checkpoints are on, as served
+    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
+                         settings.jwt_key)
+    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
            "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp),
            "TIERS_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
     print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, "
@@ -394,9 +400,10 @@ def main(args: argparse.Namespace) -> None:
         stop_uvicorn(server)
     server_errors = (tmp / "server.log").read_text(errors="replace").count("unhandled error")
 
+    use_keys(url, LogKeys.of(settings))
     session = next(iter_session(url))
     t = time.perf_counter()
-    chain = check_chain(session)
+    chain = check_chain(session)  # MACs, chain, head and the signed checkpoints the workers wrote
     chain_s = time.perf_counter() - t
     session.close()
 
@@ -410,8 +417,9 @@ def main(args: argparse.Namespace) -> None:
     print(f"target p99 <= 15 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if target else 'NOT MET'}")
     print(f"batch POST /api/v1/regulator/grades/batch (1,000 per request, median of {args.batch_repeats}): "
           f"{batch:,.0f} subjects/s with 1 client, {batch2:,.0f} subjects/s with {args.workers} concurrent clients")
-    print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries, "
-          f"checked in {chain_s:.2f} s")
+    print(f"query-log chain (keyed): {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries, "
+          f"{chain.checkpoints} signed checkpoints (latest at entry "
+          f"{chain.checkpoint.seq if chain.checkpoint else None}), checked in {chain_s:.2f} s")
     print(f"loadavg after the run: {load_after}")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 

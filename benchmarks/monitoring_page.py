@@ -72,6 +72,7 @@ def main() -> None:
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
     from serving.deps import SESSION_COOKIE
+    from serving.keys import with_keys
     from serving.security import Principal
     from serving.services.monitoring import store_result
     from serving.settings import Settings
@@ -80,7 +81,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         upgrade(url)
-        settings = Settings(database_url=url, run_migrations_on_startup=False, data_dir=Path(tmp) / "data")
+        settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=Path(tmp) / "data",
+                                      keys_dir=Path(tmp) / "keys"))
         html = Path(tmp) / "report.html"
         t = time.perf_counter()
         result = monitor(frames(date(2026, 6, 30), args.subjects, 1, 0.0),
@@ -91,7 +93,7 @@ def main() -> None:
         run_id = store_result(session, result, report_html=html, artifact_dir=settings.data_dir)
         t_store = time.perf_counter() - t
         session.close()
-        headers = bearer_for(url, Principal(username="analyst", role="analyst"), settings.jwt_secret.get_secret_value())
+        headers = bearer_for(url, Principal(username="analyst", role="analyst"), settings.jwt_key)
         client = TestClient(create_app(settings))
         client.cookies.set(SESSION_COOKIE, headers["Authorization"].removeprefix("Bearer "))
         api = lambda: client.get(f"/api/v1/analyst/monitoring/{run_id}", headers=headers).raise_for_status()  # noqa: E731

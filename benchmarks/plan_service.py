@@ -29,6 +29,7 @@ from serving.app import create_app
 from serving.db.migrate import upgrade
 from serving.db.models import Grade, Subject
 from serving.db.session import iter_session
+from serving.keys import with_keys
 from serving.security import Principal
 from serving.services import plans as plan_service
 from serving.settings import Settings
@@ -78,7 +79,8 @@ def build_world(base: Path, n_subjects: int) -> Settings:
                          for n in range(max(50, n_subjects // 100)))
     (data / "inspectors.csv").write_text("inspector_id,name,department,district_code,qualified_items,capacity\n"
                                          + inspectors, encoding="utf-8")
-    return Settings(database_url=url, data_dir=data, run_migrations_on_startup=False)
+    return with_keys(Settings(database_url=url, data_dir=data, run_migrations_on_startup=False,
+                              keys_dir=data / "keys"))
 
 
 def main() -> None:
@@ -91,7 +93,7 @@ def main() -> None:
         settings = build_world(Path(tmp), args.subjects)
         client = TestClient(create_app(settings))
         headers = bearer_for(settings.database_url, Principal(username="bench", role="regulator", department="samr"),
-                             settings.jwt_secret.get_secret_value())
+                             settings.jwt_key)
         counter = iter(range(10**6))
         body = {"period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF.isoformat(),
                 "tasks": [{"department": "samr", "item": "SAMR-03"}, {"department": "samr", "item": "SAMR-02"}]}

@@ -56,6 +56,7 @@ def main() -> None:
 
     from serving.app import create_app
     from serving.db.migrate import upgrade
+    from serving.keys import with_keys
     from serving.security import create_access_token
     from serving.services.models import artifacts_dir_for
     from serving.settings import Settings
@@ -79,9 +80,10 @@ def main() -> None:
         register_result(registry, good)
         for result in (good, worse):
             register_result(registry, dataclasses.replace(result, name="tiers-sector-C"))
-        settings = Settings(database_url=db_url, mlflow_tracking_uri=uri, run_migrations_on_startup=False)
+        settings = with_keys(Settings(database_url=db_url, mlflow_tracking_uri=uri, run_migrations_on_startup=False,
+                                      keys_dir=Path(tmp) / "keys"))
         client = TestClient(create_app(settings))
-        token, _ = create_access_token(principal("sector_c"), settings.jwt_secret.get_secret_value(), 30)
+        token, _ = create_access_token(principal("sector_c"), settings.jwt_key, 30)
         headers = {"Authorization": f"Bearer {token}"}
 
         def promote_refused() -> None:

@@ -35,9 +35,10 @@ def main() -> None:
     from serving.app import create_app
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
+    from serving.keys import with_keys
     from serving.security import Principal
     from serving.services.grades import store_grades
-    from serving.services.querylog import check_chain
+    from serving.services.querylog_check import check_chain
     from serving.services.subjects import store_records, store_subjects
     from serving.settings import Settings
 
@@ -52,10 +53,10 @@ def main() -> None:
     reasons = [{"code": f"f{k}", "label_zh": f"原因{k}", "contribution": -k, "record_ids": ["R1"]} for k in range(5)]
     store_grades(session, [{"uscc": c, "as_of": "2026-09-30", "score": 600, "grade": "B", "probability": 0.1,
                             "model_version": "bench", "profile_hash": "0" * 64, "reasons": reasons} for c in codes])
-    settings = Settings(database_url=url, run_migrations_on_startup=False)
+    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, keys_dir=tmp / "keys"))
     client = TestClient(create_app(settings))
     headers = bearer_for(url, Principal(username="bench", role="regulator", department="samr"),
-                         settings.jwt_secret.get_secret_value())
+                         settings.jwt_key)
 
     def timed(path: str, params: dict | None = None) -> float:
         runs = []

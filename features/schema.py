@@ -177,7 +177,9 @@ SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
     FieldRule("legal_rep_name", max_length=60),
     FieldRule("legal_rep_id", max_length=18),
 )
-assert tuple(RECORD_FIELDS) == RECORD_COLUMNS and tuple(SUBJECT_FIELDS) == SUBJECT_COLUMNS
+if tuple(RECORD_FIELDS) != RECORD_COLUMNS or tuple(SUBJECT_FIELDS) != SUBJECT_COLUMNS:
+    # a check, not an assert: it must hold under `python -O` too (ruff S101)
+    raise RuntimeError("features.schema: the field rules must list the contract's columns in order")
 # Personal information (DOMAIN §4): never shown in the quarantine, whatever rule the row broke.
 PERSONAL_FIELDS = frozenset({"legal_rep_name", "legal_rep_id"})
 SUBJECT_REQUIRED = tuple(n for n, r in SUBJECT_FIELDS.items() if r.required)

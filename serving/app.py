@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeaders
 from serving.overload import InFlightLimit
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
@@ -47,11 +48,29 @@ def _startup_objects_frozen() -> Iterator[None]:
                 gc.unfreeze()
 
 
+def _anchor_log(settings: Settings) -> None:
+    """At startup and at a graceful stop, sign a checkpoint of the log's head as it is: a log
+    written before the keyed chain (or by a worker that stopped before its writer's next
+    checkpoint) is anchored. Never stops the start or the stop."""
+    from serving.deps import new_session
+    from serving.services.querylog import anchor_now
+
+    try:
+        session = new_session(settings)
+        try:
+            anchor_now(session)
+        finally:
+            session.close()
+    except Exception:  # e.g. the schema is not migrated yet: /health says so
+        logger.exception("could not anchor the query log at startup")
+
+
 def create_app(settings: Settings | None = None, *, regrader: Regrader | None = None,
                repair_eligibility: RepairEligibility | None = None) -> FastAPI:
     """The service: API under ``/api/v1``, pages, ``/health``.
 
-    ``settings`` defaults to the environment (``TIERS_*``); ``regrader`` and
+    ``settings`` defaults to the environment (``TIERS_*``); a key it lacks is made (development
+    only: ``serving.keys``). ``regrader`` and
     ``repair_eligibility`` replace the defaults. Without them: when ``settings.store_dir`` is set,
     the real regrader (`serving.services.regrade`, with the models of ``app.state.model_holder``,
     a `ChampionHolder` that ``/health`` reports on); otherwise grades are marked stale. Repair
@@ -80,8 +99,10 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
             from serving.db.migrate import upgrade
 
             upgrade(effective.database_url)
+        _anchor_log(effective)
         with _startup_objects_frozen():
             yield
+        _anchor_log(effective)  # a graceful stop anchors the log's last entries too
 
     app = FastAPI(
         title="tiered-supervision",
@@ -89,8 +110,13 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         version="0.1.0",
         lifespan=lifespan,
     )
-    configured = settings if settings is not None else get_settings()
+    from serving.keys import with_keys
+
+    configured = with_keys(settings if settings is not None else get_settings())
     app.state.settings = configured  # read by `deps.current_settings`; tests may still override get_settings
+    from serving.services.querylog import LogKeys, use_keys
+
+    use_keys(configured.database_url, LogKeys.of(configured))  # the query log's MAC and checkpoint keys
     if configured.store_dir is not None:
         from serving.services.champions import ChampionHolder
         from serving.services.models import GENERAL_MODEL, open_registry
@@ -106,6 +132,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.state.repair_eligibility = repair_eligibility
     install_error_handlers(app)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
+    # outermost: the 503s of the in-flight limit carry the headers too
+    app.add_middleware(SecurityHeaders, hsts=not configured.is_development)
     for module in (auth, subjects, enterprise, regulator, sector, analyst, admin, health, pages):
         app.include_router(module.router)
     app.include_router(plans.router)

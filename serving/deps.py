@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, loop_connection, session_factory
-from serving.errors import InvalidInput, NotAllowed, NotAuthenticated
+from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
 from serving.security import (
     CredentialCache,
     Principal,
     Role,
     credential_key,
+    csrf_token,
+    csrf_valid,
     decode_access_token,
     token_expires_at,
 )
@@ -37,22 +39,13 @@ from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.querylog import append_entry, append_entry_async
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import person_is_current, principal_for_api_key, revoke_token
-from serving.settings import Settings, get_settings
+from serving.settings import Settings, settings_of
 from serving.validation import USCC_PATTERN, NoControlChars
 
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 T = TypeVar("T")
-
-def settings_of(request: Request) -> Settings:
-    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
-    of ``get_settings``."""
-    override = request.app.dependency_overrides.get(get_settings)
-    if override is not None:
-        return override()
-    return getattr(request.app.state, "settings", None) or get_settings()
-
 
 async def current_settings(request: Request) -> Settings:
     """``settings_of`` as a dependency; ``async``, as reading them is no I/O (a sync dependency
@@ -148,7 +141,7 @@ def _principal_without_io(request: Request, settings: Settings, token: str | Non
     credential must be checked against the database. Raises `NotAuthenticated` for a bad or
     expired token or no credentials."""
     if token:
-        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        principal = decode_token(settings, token)
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
         return credential_cache(request, settings).get(credential_key(token=principal))
@@ -164,7 +157,7 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
     is not revoked and its user active. Else `NotAuthenticated`."""
     cache = credential_cache(request, settings)
     if token:
-        principal = decode_access_token(token, settings.jwt_secret.get_secret_value())
+        principal = decode_token(settings, token)
         if principal is None:
             raise NotAuthenticated("invalid or expired access token")
         if not person_is_current(session, principal):
@@ -179,16 +172,32 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
     return principal
 
 
+def checked_principal(request: Request, session: Session) -> Principal:
+    """The caller of a sync route that authenticates optionally (``/health``): its bearer token or
+    API key, checked as ``api_principal`` checks them; `NotAuthenticated` without valid ones."""
+    settings = settings_of(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else None
+    api_key = request.headers.get("X-API-Key")
+    return (_principal_without_io(request, settings, token, api_key)
+            or _checked_credential(request, settings, session, token, api_key))
+
+
 def end_token(request: Request, settings: Settings, session: Session, token: str | None) -> None:
     """Log a person's access token out: refused from now on by this worker, and by every other
     within ``credential_cache_ttl_s`` (they check it against ``revoked_tokens``)."""
-    secret = settings.jwt_secret.get_secret_value()
-    principal = decode_access_token(token, secret) if token else None
-    expires_at = token_expires_at(token, secret) if token else None
+    principal = decode_token(settings, token) if token else None
+    expires_at = token_expires_at(token, settings.jwt_key) if token else None
     if principal is None or expires_at is None:
         return  # expired or invalid: refused anyway
     revoke_token(session, principal, expires_at)
     credential_cache(request, settings).forget(credential_key(token=principal))
+
+
+def decode_token(settings: Settings, token: str) -> Principal | None:
+    """The principal of an access token this service issued and would still issue: its key,
+    issuer and audience, unexpired, and no longer-lived than the configured TTL."""
+    return decode_access_token(token, settings.jwt_key, max_lifetime_s=settings.jwt_ttl_minutes * 60)
 
 
 def credential_cache(request: Request, settings: Settings) -> CredentialCache:
@@ -217,6 +226,17 @@ def page_principal(request: Request, settings: SettingsDep) -> Principal:
 
 
 PrincipalGetter = Callable[..., Principal]
+
+
+def page_csrf(settings: Settings, principal: Principal) -> str:
+    """The CSRF token of every form on a page of ``principal``'s session (bound to its token id)."""
+    return csrf_token(settings.jwt_key, principal.token_id or "")
+
+
+def require_page_csrf(settings: Settings, principal: Principal, token: str | None) -> None:
+    """Refuse (403 ``csrf_failed``) a page form post whose token is not this session's."""
+    if not csrf_valid(settings.jwt_key, principal.token_id, token):
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
 
 
 def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:
@@ -272,8 +292,9 @@ def _logged_purpose(principal: Principal, purpose: str | None) -> str:
     return ENTERPRISE_SELF_VIEW
 
 
-def _refuse(principal: Principal, uscc: str) -> NotAllowed:
-    return NotAllowed(f"{principal.role} {principal.username!r} may not read subject {uscc}", field="uscc")
+def _refuse(principal: Principal, uscc: str) -> UnknownSubject:
+    # the same 404 whether the subject does not exist or is not the caller's (no existence oracle)
+    return UnknownSubject(f"no subject {uscc} that {principal.role} {principal.username!r} may read", field="uscc")
 
 
 def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,

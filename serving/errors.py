@@ -129,14 +129,29 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+# Answered by the HTTP server (uvicorn with httptools or h11) before the request reaches the app:
+# a request that is not valid HTTP (a control or non-ASCII character in a header, a malformed
+# request line, a header too large for the parser). Plain text, not the API's JSON error shape.
+HTTP_SERVER_400 = {"description": "the request is not valid HTTP (answered by the HTTP server itself, in plain "
+                                  "text: e.g. a control character in a header)",
+                   "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 and the 503 ``overloaded``
-    every route may give)."""
-    out: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut, "description": "invalid input"}}
+    every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP)."""
+    out: dict[int | str, dict[str, Any]] = {400: HTTP_SERVER_400, 422: _json_error("invalid input")}
     for err in (*errors, Overloaded):
-        entry = out.setdefault(err.status_code, {"model": ErrorOut, "description": ""})
+        entry = out.setdefault(err.status_code, _json_error(""))
         entry["description"] = ", ".join(filter(None, [entry["description"], err.code]))
     return out
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    # the content type said outright: for a route whose answer is a file or a page (CSV, a report),
+    # FastAPI would otherwise document its errors in that type, though they are JSON
+    return {"model": ErrorOut, "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
 
 
 def _wants_html(request: Request) -> bool:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from serving.i18n import kind_name, text
+from serving.settings import settings_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANG_COOKIE = "lang"
@@ -34,8 +35,11 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
            "path": request.url.path, **context}
     response = templates().TemplateResponse(request, template, ctx, status_code=status_code, headers=headers)
     if request.query_params.get("lang") in {"zh", "en"}:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict")
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict",
+                            secure=settings_of(request).secure_cookies)
     return response
+
+
 
 
 def render_error_page(request: Request, status: int, code: str, message: str,

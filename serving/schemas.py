@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from features.schema import pydantic_fields
-from serving.security import Role
+from serving.security import PASSWORD_MIN_LENGTH, Role
 from serving.validation import CleanText, Uscc
 
 GradeLetter = Literal["A", "B", "C", "D"]
@@ -24,7 +24,7 @@ class Out(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  (the OAuth2 token type's name, not a secret)
     expires_at: dt.datetime
 
 
@@ -250,7 +250,8 @@ class EligibilityOut(BaseModel):
 
 class UserCreate(BaseModel):
     username: CleanText = Field(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: CleanText = Field(min_length=10, max_length=200)
+    # the whole policy (length, user name, guessability) is `security.password_problem`
+    password: CleanText = Field(min_length=PASSWORD_MIN_LENGTH, max_length=200)
     role: Role
     department: CleanText | None = Field(default=None, min_length=1, max_length=40)
     section: CleanText | None = Field(default=None, pattern=r"^[A-T]$")
@@ -313,11 +314,31 @@ class QueryLogPage(BaseModel):
     items: list[QueryLogOut]
 
 
+class ChainBreakOut(BaseModel):
+    kind: Literal["missing_head", "missing_entry", "broken_link", "rewritten_row", "deleted_tail", "truncated",
+                  "head_mismatch", "replaced", "bad_checkpoint"]
+    seq: int | None
+    detail: str
+
+
+class CheckpointOut(BaseModel):
+    seq: int
+    mac: str
+    at: str
+    keyed_from: int
+    signature: str
+    v: int
+
+
 class ChainCheckOut(BaseModel):
     ok: bool
     entries: int
     first_broken_seq: int | None = None
     problem: str | None = None
+    breaks: list[ChainBreakOut] = Field(default_factory=list)
+    legacy_entries: int = Field(default=0, description="chained before the keyed chain (unkeyed sha256)")
+    checkpoints: int = Field(default=0, description="signed checkpoints compared")
+    checkpoint: CheckpointOut | None = Field(default=None, description="the latest signed checkpoint")
 
 
 class PersonalInfoOut(BaseModel):
@@ -361,10 +382,13 @@ class ModelHealthOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    """Without an admin's credentials only ``status``; the details (reasons, schema, counts,
+    model versions) are for admins."""
+
     status: Literal["ok", "degraded"]
-    reasons: list[str]
-    database: bool
-    schema_revision: str | None
-    grades: int
+    reasons: list[str] | None = None
+    database: bool | None = None
+    schema_revision: str | None = None
+    grades: int | None = None
     # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
-    models: list[ModelHealthOut] = Field(default_factory=list)
+    models: list[ModelHealthOut] | None = None

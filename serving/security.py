@@ -19,6 +19,15 @@ from pwdlib import PasswordHash
 Role = Literal["regulator", "sector", "enterprise", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("regulator", "sector", "enterprise", "analyst", "admin")
 JWT_ALGORITHM = "HS256"
+# who issues the service's tokens and for whom: a token of another service (or made for another
+# use of the same key, such as a CSRF value) is refused
+JWT_ISSUER = "tiered-supervision"
+JWT_AUDIENCE = "tiered-supervision-api"
+JWT_REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud"]
+# a token's issue time may be this far ahead of the server's clock (clocks of two hosts differ)
+JWT_CLOCK_SKEW_S = 30.0
+# the longest lifetime any configuration allows (Settings.jwt_ttl_minutes ≤ 24 h)
+MAX_TOKEN_LIFETIME_S = 24 * 3600.0
 API_KEY_PREFIX_LEN = 8
 
 
@@ -58,6 +67,34 @@ def verify_password(password: str, password_hash: str) -> bool:
     return _hasher().verify(password, password_hash)
 
 
+# The password policy (docs/security.md): at least this long, not built on the user name, and not
+# guessable by zxcvbn's estimator (its common-password, name and keyboard-pattern lists); admins,
+# who can read everything and make accounts, need more of both.
+PASSWORD_MIN_LENGTH = 12
+ADMIN_PASSWORD_MIN_LENGTH = 16
+PASSWORD_MIN_SCORE = 3  # zxcvbn: 3 "safely unguessable" (~10^10 guesses), 4 "very unguessable"
+ADMIN_PASSWORD_MIN_SCORE = 4
+
+
+def password_problem(password: str, *, username: str, role: str, other_inputs: tuple[str, ...] = ()) -> str | None:
+    """Why ``password`` may not be set for this user (None when it may)."""
+    admin = role == "admin"
+    length = ADMIN_PASSWORD_MIN_LENGTH if admin else PASSWORD_MIN_LENGTH
+    if len(password) < length:
+        return f"must be at least {length} characters{' for an admin' if admin else ''} (got {len(password)})"
+    if username and username.lower() in password.lower():
+        return "must not contain the user name"
+    from zxcvbn import zxcvbn  # imported on first use: it loads its word lists (≈ 15 ms)
+
+    verdict = zxcvbn(password[:72], user_inputs=[username, *other_inputs])  # (it refuses longer ones)
+    needed = ADMIN_PASSWORD_MIN_SCORE if admin else PASSWORD_MIN_SCORE
+    if verdict["score"] < needed:
+        hint = verdict["feedback"].get("warning") or "too easy to guess"
+        return (f"is too easy to guess (strength {verdict['score']}/4, {'an admin needs' if admin else 'needs'} "
+                f"{needed}): {hint}")
+    return None
+
+
 # Verifying against a fixed hash when the user is unknown keeps login timing uniform.
 @lru_cache
 def dummy_password_hash() -> str:
@@ -74,19 +111,26 @@ def create_access_token(principal: Principal, secret: str, ttl_minutes: int,
         # iat with sub-second precision (a JWT NumericDate may have a fraction): a login just
         # after a deactivation must not look older than it
         "sec": principal.section, "uscc": principal.uscc, "iat": now.timestamp(), "exp": expires,
-        "jti": uuid.uuid4().hex,
+        "jti": uuid.uuid4().hex, "iss": JWT_ISSUER, "aud": JWT_AUDIENCE,
     }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires
 
 
-def decode_access_token(token: str, secret: str, now: float | None = None) -> Principal | None:
-    """The principal of a valid, unexpired token, else None."""
+def decode_access_token(token: str, secret: str, max_lifetime_s: float = MAX_TOKEN_LIFETIME_S,
+                        now: float | None = None) -> Principal | None:
+    """The principal of a valid, unexpired token, else None.
+
+    Valid: signed with ``secret``, issued by and for this service (``iss``, ``aud``), with an issue
+    time not in the future and a lifetime (``exp - iat``) of at most ``max_lifetime_s`` (the
+    service's own TTL: a token minted with a longer one, even with the real key, is refused)."""
     try:
         principal, expires_at = _verified_token(token, secret)
     except jwt.PyJWTError:
         return None
-    if (time.time() if now is None else now) >= expires_at:
-        return None
+    now = time.time() if now is None else now
+    issued_at = principal.issued_at or 0.0
+    if now >= expires_at or issued_at > now + JWT_CLOCK_SKEW_S or expires_at - issued_at > max_lifetime_s + 1:
+        return None  # (+1: ``exp`` is whole seconds, ``iat`` has a fraction)
     return principal
 
 
@@ -102,13 +146,14 @@ def token_expires_at(token: str, secret: str) -> dt.datetime | None:
 def _verified_token(token: str, secret: str) -> tuple[Principal, float]:
     """Signature and claims of ``token`` checked once (PyJWT re-parses the key on every call,
     which cost more than the rest of an authenticated read); ``decode_access_token`` rechecks
-    the expiry on every use. Failures raise, so they are never cached."""
-    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "jti"]})
+    the expiry and lifetime on every use. Failures raise, so they are never cached."""
+    claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
+                        options={"require": JWT_REQUIRED_CLAIMS})
     if claims.get("role") not in ROLES:
         raise jwt.InvalidTokenError(f"unknown role {claims.get('role')!r}")
     principal = Principal(username=claims["sub"], role=claims["role"], department=claims.get("dep"),
                           section=claims.get("sec"), uscc=claims.get("uscc"), token_id=claims.get("jti"),
-                          issued_at=float(claims["iat"]) if "iat" in claims else None)
+                          issued_at=float(claims["iat"]))
     return principal, float(claims["exp"])
 
 
@@ -188,7 +233,8 @@ def credential_key(*, api_key: str | None = None, token: Principal | None = None
 
 
 def csrf_token(secret: str, session_id: str) -> str:
-    """The CSRF token bound to one page session (HMAC of its token id)."""
+    """The CSRF token bound to one page session (HMAC of its token id), or to one login form
+    (``session_id`` = ``"login:" + the form's cookie nonce``)."""
     return hmac.new(secret.encode(), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
 
 

@@ -1,19 +1,25 @@
 """The one typed settings object of the service (env prefix ``TIERS_``).
 
-Only ``serving/`` (routes, CLI) reads settings; lower packages take arguments.
+Only ``serving/`` (routes, CLI) reads settings; lower packages take arguments. The service's
+three keys (JWT, query-log MAC, checkpoint signing) have no default: in development the service
+makes each missing one on first start (``serving.keys``), in production each must be given.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# A development-only secret: refused outside development (see `_refuse_default_secret`).
-DEFAULT_JWT_SECRET = "dev-only-not-a-secret-change-me-0123456789"
+from serving.keys import KEY_FIELDS, with_keys
+
+if TYPE_CHECKING:
+    from fastapi import Request
+
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -28,13 +34,32 @@ class Settings(BaseSettings):
     # feature store written by `tiers ingest`; when set, upheld objections and approved repairs
     # regrade the subject with its model from `mlflow_tracking_uri` (else grades are marked stale)
     store_dir: Path | None = None
-    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    # The keys (docs/security.md). None: made on first start in development and kept in
+    # `keys_dir` (mode 0600), reused afterwards; refused in production, where each must be set.
+    jwt_secret: SecretStr | None = None  # HS256 key of access tokens (at least 32 characters)
+    querylog_mac_key: SecretStr | None = None  # HMAC-SHA256 key of the query log's chain
+    querylog_signing_key: SecretStr | None = None  # Ed25519 private key (64 hex digits) of its checkpoints
+    keys_dir: Path = Path("var/keys")
+    # the signed checkpoints of the query log (JSON lines); default `keys_dir/querylog-checkpoints.jsonl`
+    querylog_checkpoints: Path | None = None
+    # under load a worker's log writer signs a checkpoint at most this often (and always when it
+    # falls idle, 1 s after the last read): the log's tail is anchored outside the database
+    querylog_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=3600)
     jwt_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    # failed logins allowed per username+IP per minute before 429
-    login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    # Login limits (serving.services.logins): failed logins per account (from addresses that never
+    # logged into it) and per client address (over all accounts) before each further try must
+    # wait, the wait doubling with every failure up to `login_backoff_max_s`
+    login_free_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_free_failures_per_address: int = Field(default=20, ge=1, le=10_000)
+    login_backoff_max_s: float = Field(default=900.0, ge=1, le=86_400)
+    # a regulator creates at most this many plans per hour (each draw costs seconds of CPU)
+    plans_per_hour: int = Field(default=20, ge=1, le=10_000)
     default_lang: Literal["zh", "en"] = "zh"
-    # cookies need `Secure` behind HTTPS; plain http on 127.0.0.1 in development
-    cookie_secure: bool = False
+    # cookies are `Secure` (HTTPS only) unless this is false; None: Secure outside development
+    cookie_secure: bool | None = None
+    # addresses of reverse proxies whose X-Forwarded-For / -Proto `tiers serve` believes
+    # (uvicorn's forwarded_allow_ips, comma-separated); empty: the client is the socket's peer
+    forwarded_allow_ips: str = ""
     run_migrations_on_startup: bool = True
     # SQLite durability of every commit, the query log's included. FULL (default): a commit is on
     # disk when it returns (one fsync of the WAL per commit; the query log groups concurrent reads
@@ -65,23 +90,62 @@ class Settings(BaseSettings):
     max_in_flight_requests: int = Field(default=48, ge=1, le=100_000)
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.environment != "development":
-            secret = self.jwt_secret.get_secret_value()
-            if secret == DEFAULT_JWT_SECRET or len(secret) < 32:
-                raise ValueError(
-                    f"TIERS_JWT_SECRET must be set to a random value of at least 32 characters when "
-                    f"TIERS_ENVIRONMENT={self.environment!r}; the development default is refused"
-                )
+    def _check_keys(self) -> Settings:
+        problems = []
+        for name in KEY_FIELDS:
+            value = getattr(self, name)
+            env = f"TIERS_{name.upper()}"
+            if value is None:
+                if not self.is_development:
+                    problems.append(f"{env} must be set when TIERS_ENVIRONMENT={self.environment!r} (only "
+                                    "development makes its own keys)")
+            elif name == "querylog_signing_key":
+                text = value.get_secret_value()
+                if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+                    problems.append(f"{env} must be an Ed25519 private key as 64 hex digits")
+            elif len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+                problems.append(f"{env} must be a random value of at least {MIN_SECRET_LENGTH} characters")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
 
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.is_development) if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.querylog_checkpoints or self.keys_dir / "querylog-checkpoints.jsonl"
+
+    def secret(self, name: str) -> str:
+        """The value of key ``name`` (one of ``KEY_FIELDS``); these settings must carry it (see
+        ``serving.keys.with_keys``)."""
+        value = getattr(self, name)
+        if value is None:
+            raise RuntimeError(f"{name} is not set: settings must pass through serving.keys.with_keys first")
+        return value.get_secret_value()
+
+    @property
+    def jwt_key(self) -> str:
+        return self.secret("jwt_secret")
+
 
 @lru_cache
 def get_settings() -> Settings:
-    """Settings read from the environment once per process; override in tests with
+    """Settings read from the environment once per process, with their keys (made on first start in
+    development: ``serving.keys.with_keys``); override in tests with
     ``app.dependency_overrides[get_settings]``."""
-    return Settings()
+    return with_keys(Settings())
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings (``create_app(settings)``, else the environment's), or a test's override
+    of ``get_settings``."""
+    override = request.app.dependency_overrides.get(get_settings)
+    if override is not None:
+        return override()
+    return getattr(request.app.state, "settings", None) or get_settings()

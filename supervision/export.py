@@ -1,15 +1,86 @@
 """Plan outputs a regulator can use: the visit list (CSV, Excel) and the per-grade summary.
 
 The list is internal: it shows grades, which are never published (docs/domain.md §3).
+
+Every spreadsheet cell written from data goes through ``neutralise_cell`` (OWASP CSV injection):
+a text beginning with ``= + - @``, a tab or a carriage return is prefixed with ``'``, so a
+subject named ``=HYPERLINK(…)`` stays text in Excel, WPS and LibreOffice. The workbook is written
+cell by cell with every text typed as a string, so openpyxl never stores a formula from data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from supervision.plan import InspectionPlan
+
+# what makes a spreadsheet read a cell as a formula (or hide where one starts)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """``value`` safe to put in a CSV or Excel cell: a text that a spreadsheet would take for a
+    formula gets a leading ``'``; numbers, dates and other texts are returned as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every cell and column name passed through ``neutralise_cell``."""
+    safe = frame.map(neutralise_cell) if len(frame) else frame.copy()
+    safe.columns = [neutralise_cell(str(c)) for c in frame.columns]
+    return safe
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV with a BOM (so Excel reads the Chinese), every cell neutralised.
+    Lines end in CRLF (RFC 4180, as Excel writes them), so a cell holding a carriage return or a
+    line feed is quoted (with ``\\n`` alone, Python's csv writer leaves a bare CR unquoted, and a
+    spreadsheet starts a new row there)."""
+    return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """``csv_bytes(frame)`` written to ``path``."""
+    path = Path(path)
+    path.write_bytes(csv_bytes(frame))
+    return path
+
+
+def write_workbook(sheets: Iterable[tuple[str, pd.DataFrame]], path: str | Path) -> Path:
+    """A workbook with one sheet per (name, frame): a header row, then the rows, each text
+    neutralised and stored as a string (never a formula), numbers as numbers."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, frame in sheets:
+        sheet = book.create_sheet(title=name)
+        rows = [list(frame.columns), *frame.itertuples(index=False, name=None)]
+        for r, values in enumerate(rows, 1):
+            for c, value in enumerate(values, 1):
+                cell = sheet.cell(row=r, column=c)
+                cell.value = _excel_value(value)
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # a string whatever it looks like
+    path = Path(path)
+    book.save(path)
+    return path
+
+
+def _excel_value(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+    if isinstance(value, bool | int | float):
+        return value
+    return neutralise_cell(str(value))
 
 
 def plan_table(plan: InspectionPlan) -> pd.DataFrame:
@@ -50,10 +121,8 @@ def summary_table(plan: InspectionPlan) -> pd.DataFrame:
 
 
 def write_plan_csv(plan: InspectionPlan, path: str | Path) -> Path:
-    """UTF-8 with BOM so Excel opens the Chinese names correctly."""
-    path = Path(path)
-    plan_table(plan).to_csv(path, index=False, encoding="utf-8-sig")
-    return path
+    """UTF-8 with BOM so Excel opens the Chinese names correctly; cells neutralised."""
+    return write_csv(plan_table(plan), path)
 
 
 def write_plan_excel(plan: InspectionPlan, path: str | Path) -> Path:
@@ -66,11 +135,7 @@ def write_plan_excel(plan: InspectionPlan, path: str | Path) -> Path:
             {"field": "visits_saved", "value": str(plan.visits_saved)},
         ]
     )
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        plan_table(plan).to_excel(writer, sheet_name="检查名单", index=False)
-        summary_table(plan).to_excel(writer, sheet_name="汇总", index=False)
-        commitment.to_excel(writer, sheet_name="承诺", index=False)
-    return path
+    return write_workbook([("检查名单", plan_table(plan)), ("汇总", summary_table(plan)), ("承诺", commitment)], path)
 
 
 def results_template(plan: InspectionPlan) -> pd.DataFrame:

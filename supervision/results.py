@@ -146,10 +146,11 @@ def publish_results(
 def write_public_results_csv(
     results: Iterable[InspectionResult], path: str | Path, *, names: dict[str, str] | None = None
 ) -> Path:
-    """Write the public table as UTF-8 CSV (with BOM, for Excel)."""
-    path = Path(path)
-    publish_results(results, names=names).to_csv(path, index=False, encoding="utf-8-sig")
-    return path
+    """Write the public table as UTF-8 CSV (with BOM, for Excel), cells neutralised against formula
+    injection (``supervision.export.neutralise_cell``)."""
+    from supervision.export import write_csv
+
+    return write_csv(publish_results(results, names=names), path)
 
 
 def inspection_record_id(result: InspectionResult) -> str:

@@ -16,6 +16,10 @@ configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "tiers-hypot
 settings.register_profile("tiers", database=None)
 settings.load_profile("tiers")
 
+# Keys the service generates for itself (JWT, query-log MAC and signing keys, demo passwords) go to
+# a temporary directory, never into the checkout (tests that check the keys give their own).
+os.environ.setdefault("TIERS_KEYS_DIR", tempfile.mkdtemp(prefix="tiers-test-keys-"))
+
 
 @pytest.fixture(scope="session")
 def spark():

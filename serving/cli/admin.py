@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -30,6 +31,9 @@ def settings_or_exit():
             field = ".".join(str(p) for p in err["loc"]) or "settings"
             typer.echo(f"error: invalid settings: {field}: {err['msg']}", err=True)
         raise typer.Exit(2) from exc
+    except (OSError, ValueError) as exc:  # the keys directory (serving.keys): unreadable, unsafe, empty
+        typer.echo(f"error: keys: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 _settings = settings_or_exit
@@ -47,26 +51,76 @@ def db_upgrade(revision: str = typer.Option("head", help="target revision"),
     typer.echo(json.dumps({"revision": now}) if as_json else f"database at revision {now}")
 
 
-@querylog_app.command("check")
-def querylog_check(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
-    """Verify the query-log hash chain; exit 1 and name the first broken entry if it fails."""
+def _log_session(settings):
+    """A session on the configured database, with its log's keys registered for this process."""
     from serving.db.session import iter_session
-    from serving.services.querylog import check_chain
+    from serving.services.querylog import LogKeys, use_keys
+
+    use_keys(settings.database_url, LogKeys.of(settings))
+    return next(iter_session(settings.database_url))
+
+
+@querylog_app.command("check")
+def querylog_check(
+    as_json: bool = typer.Option(False, "--json", help="print only JSON"),
+    checkpoints: Path | None = typer.Option(None, help="a copy of the checkpoint file (a second party's) "
+                                                         "instead of the service's own"),
+    public_key: Path | None = typer.Option(None, help="the PEM public key to verify those checkpoints with "
+                                                       "(`tiers querylog public-key`)"),
+) -> None:
+    """Verify the query log: every entry's MAC, the chain, the head and the signed checkpoints;
+    exit 1 and name every break (deleted tail, truncated, missing head, rewritten row, replaced)."""
+    from serving.services.checkpoints import load_public_key
+    from serving.services.querylog_check import check_chain
 
     settings = _settings()
-    session = next(iter_session(settings.database_url))
+    key = load_public_key(public_key.read_bytes()) if public_key else None
+    session = _log_session(settings)
     try:
-        result = check_chain(session)
+        result = check_chain(session, checkpoint_file=checkpoints, public_key=key)
     finally:
         session.close()
     if as_json:
-        typer.echo(json.dumps(result.__dict__))
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
     elif result.ok:
-        typer.echo(f"query log intact: {result.entries} entries")
+        anchored = (f"; latest checkpoint: entry {result.checkpoint.seq} at {result.checkpoint.at}"
+                    if result.checkpoint else "; no checkpoint yet")
+        typer.echo(f"query log intact: {result.entries} entries ({result.legacy_entries} from before the keyed "
+                   f"chain){anchored}")
     else:
-        typer.echo(f"query log BROKEN at entry {result.first_broken_seq}: {result.problem}", err=True)
+        for found in result.breaks:
+            where = f" at entry {found.seq}" if found.seq is not None else ""
+            typer.echo(f"query log BROKEN ({found.kind}){where}: {found.detail}", err=True)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@querylog_app.command("checkpoint")
+def querylog_checkpoint(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Sign a checkpoint of the log's head now (the service also does so by itself)."""
+    from dataclasses import asdict
+
+    from serving.services.querylog import anchor_now
+
+    settings = _settings()
+    session = _log_session(settings)
+    try:
+        checkpoint = anchor_now(session)
+    finally:
+        session.close()
+    if as_json:
+        typer.echo(json.dumps(asdict(checkpoint) if checkpoint else None))
+    else:
+        typer.echo(f"checkpoint of entry {checkpoint.seq} written to {settings.checkpoint_path}" if checkpoint
+                   else "the log is empty or has no head: nothing to anchor")
+
+
+@querylog_app.command("public-key")
+def querylog_public_key() -> None:
+    """Print the PEM public key that verifies the checkpoints (for a second party to keep)."""
+    from serving.keys import public_key_pem
+
+    typer.echo(public_key_pem(_settings().secret("querylog_signing_key")).decode("ascii"), nl=False)
 
 
 @users_app.command("create")

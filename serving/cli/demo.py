@@ -37,7 +37,7 @@ def run_stage(name: str, args: list[str], output: str) -> StageResult:
     """Run `tiers ARGS --json`; stop the demo with the stage's own error if it fails."""
     cmd = [sys.executable, "-m", "serving.cli.main", *args, "--json"]
     with console.status(f"[bold]{name}[/bold]: tiers {' '.join(args)}"):
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603  (this interpreter's own CLI, arguments built here, no shell)
     if proc.returncode != 0:
         console.print(f"[red]stage {name!r} failed (exit {proc.returncode})[/red]\n{proc.stderr[-4000:]}")
         raise typer.Exit(proc.returncode or 1)
@@ -97,6 +97,7 @@ def demo(
                                         str(artifacts)], str(reference_grades)),
     ]
 
+    from serving.demo import demo_accounts_path
     from serving.demo_load import load_demo
     from serving.settings import get_settings
 
@@ -119,13 +120,16 @@ def demo(
     accounts = Table(title=f"Open http://{host}:{port}/ and log in with one of these demo accounts")
     for col in ("user", "password", "role", "scope", "start page"):
         accounts.add_column(col)
+    kept = demo_accounts_path(settings)
     for user, password, role, scope, page in loaded.accounts:
-        accounts.add_row(user, password, role, str(scope or ""), f"http://{host}:{port}{page}")
+        accounts.add_row(user, password or f"(in {kept})", role, str(scope or ""), f"http://{host}:{port}{page}")
     console.print(accounts)
     # plain lines too: a table is cut to 80 columns when the output is not a terminal
     for user, password, role, _scope, page in loaded.accounts:
-        console.print(f"  {role:<10} log in as {user} / {password} → http://{host}:{port}{page}",
-                      soft_wrap=True, highlight=False)
+        console.print(f"  {role:<10} log in as {user} / {password or '(password in ' + str(kept) + ')'} → "
+                      f"http://{host}:{port}{page}", soft_wrap=True, highlight=False)
+    console.print(f"Demo passwords are random for this install and kept in {kept} (mode 0600); they "
+                  "are printed only when the accounts are made.", highlight=False)
     console.print(f"API docs: http://{host}:{port}/docs · plan {loaded.plan_note}")
     if not serve:
         return
@@ -134,7 +138,9 @@ def demo(
     from serving.app import create_app
 
     console.print(f"[bold]Serving on http://{host}:{port}[/bold] — Ctrl+C stops it.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    from serving.cli.serve import proxy_options
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy_options(settings))
 
 
 def _monitor(settings: Any, *, store: Path, reference: dt.date, current: dt.date, grades_files: list[Path]) -> StageResult:

@@ -533,7 +533,7 @@ def export(
     ),
 ) -> None:
     """Write a plan's visit list (subject, district, grade, items, inspectors, order) as CSV and/or Excel."""
-    from supervision.export import results_template, write_plan_csv, write_plan_excel
+    from supervision.export import results_template, write_csv, write_plan_csv, write_plan_excel
     from supervision.plan import InspectionPlan
 
     if not (csv_path or xlsx_path or results_template_path):
@@ -544,7 +544,7 @@ def export(
     if xlsx_path:
         write_plan_excel(plan, xlsx_path)
     if results_template_path:
-        results_template(plan).to_csv(results_template_path, index=False, encoding="utf-8")
+        write_csv(results_template(plan), results_template_path)
 
 
 @plan_app.command("results")

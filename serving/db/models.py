@@ -241,15 +241,20 @@ class ApiKey(Base):
 
 
 class LoginAttempt(Base):
-    """Failed logins, kept in the database so the rate limit holds across workers."""
+    """Login tries, kept in the database so the limits hold across workers
+    (``serving.services.logins``): ``pending`` while the password is checked, then ``failed`` or
+    ``succeeded`` (successes mark the addresses an account is known to log in from)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_user_ip_at", "username", "client_ip", "attempted_at"),)
+    __table_args__ = (Index("ix_login_attempts_user_at", "username", "attempted_at"),
+                      Index("ix_login_attempts_ip_at", "client_ip", "attempted_at"),
+                      Index("ix_login_attempts_at", "attempted_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(80))
-    client_ip: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))  # the address key (an IPv6 /64 as a network)
     attempted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(10), default="failed", server_default="failed")
 
 
 class RevokedToken(Base):
@@ -309,6 +314,9 @@ class QueryLogHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # the first entry chained with the HMAC key; those before it (written before migration 0003)
+    # keep the unkeyed sha256 chain. Signed into every checkpoint, so it cannot be moved unseen.
+    keyed_from: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class QueryLogEntry(Base):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
-from serving.deps import SessionDep, require_role
+from serving.deps import SessionDep, SettingsDep, require_role
 from serving.errors import (
     Conflict,
     InvalidInput,
@@ -16,6 +17,7 @@ from serving.errors import (
     UnknownSubject,
     error_responses,
 )
+from serving.keys import public_key_pem
 from serving.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
@@ -30,6 +32,7 @@ from serving.schemas import (
 )
 from serving.security import Principal
 from serving.services import querylog, subjects, users
+from serving.services.querylog_check import check_chain
 from serving.validation import USCC_PATTERN, NoControlChars
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -49,10 +52,29 @@ def read_query_log(principal: Admin, session: SessionDep,
 
 @router.get("/querylog/check", response_model=ChainCheckOut, responses=error_responses(*_ERRORS))
 def check_query_log(principal: Admin, session: SessionDep) -> ChainCheckOut:
-    """Verify the hash chain; reports the first broken entry."""
-    result = querylog.check_chain(session)
-    return ChainCheckOut(ok=result.ok, entries=result.entries, first_broken_seq=result.first_broken_seq,
-                         problem=result.problem)
+    """Verify every entry's MAC, the chain, the head and the signed checkpoints; names each break."""
+    return ChainCheckOut.model_validate(check_chain(session).as_json())
+
+
+@router.get("/querylog/checkpoints", response_class=Response, responses={
+    **error_responses(*_ERRORS), 200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                                       "description": "the signed checkpoints, one JSON object per line"}})
+def download_checkpoints(principal: Admin, settings: SettingsDep) -> Response:
+    """The query log's signed checkpoints (its head anchored outside the database), for a second
+    party to keep and later check the log against (``tiers querylog check --checkpoints``)."""
+    path = settings.checkpoint_path
+    content = path.read_bytes() if path.is_file() else b""
+    return Response(content, media_type="application/x-ndjson",
+                    headers={"Content-Disposition": 'attachment; filename="querylog-checkpoints.jsonl"'})
+
+
+@router.get("/querylog/public-key", response_class=Response, responses={
+    **error_responses(*_ERRORS), 200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                                       "description": "the Ed25519 public key of the checkpoints (PEM)"}})
+def checkpoint_public_key(principal: Admin, settings: SettingsDep) -> Response:
+    """The public key that verifies the checkpoints."""
+    return Response(public_key_pem(settings.secret("querylog_signing_key")), media_type="application/x-pem-file",
+                    headers={"Content-Disposition": 'attachment; filename="querylog-public-key.pem"'})
 
 
 @router.post("/users", response_model=UserOut, status_code=201,

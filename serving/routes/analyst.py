@@ -15,11 +15,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from serving.db.models import Alert, MonitoringResult
-from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_role
 from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.headers import report_headers
 from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
-from serving.security import Principal, csrf_token
+from serving.security import Principal
 from serving.services import grades
 from serving.services import monitoring as mon
 
@@ -140,7 +141,7 @@ def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) ->
     if path is None:
         raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id")
     return FileResponse(path, media_type="text/html", filename=f"monitoring-{run_id}.html",
-                        content_disposition_type="attachment")
+                        content_disposition_type="attachment", headers=report_headers())
 
 
 @router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],
@@ -153,11 +154,6 @@ def grade_shares(principal: Analyst, session: SessionDep) -> list[GradeShareOut]
 # --------------------------------------------------------------------------- pages
 
 
-def _csrf(principal: Principal, settings) -> str:
-    # the logout form of base.html posts this token
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
 @router.get("/analyst/monitoring", response_class=HTMLResponse, include_in_schema=False)
 def monitoring_latest_page(request: Request, session: SessionDep, settings: SettingsDep,
                            principal: PageAnalyst) -> Response:
@@ -168,7 +164,7 @@ def monitoring_latest_page(request: Request, session: SessionDep, settings: Sett
         return RedirectResponse(f"/analyst/monitoring/{runs[0].id}{suffix}", status_code=303)
     lang = page_lang(request)
     return render(request, "analyst_monitoring.html", {"user": principal, "view": None, "runs": [],
-                                                       "csrf": _csrf(principal, settings),
+                                                       "csrf": page_csrf(settings, principal),
                                                        "m": lambda k: mon.label(k, lang)})
 
 
@@ -181,4 +177,4 @@ def monitoring_page(request: Request, session: SessionDep, settings: SettingsDep
     view = mon.run_view(run, mon.run_alerts(session, run.id), lang)
     return render(request, "analyst_monitoring.html", {
         "user": principal, "view": view, "runs": [_run_out(r) for r in mon.list_runs(session, limit=20)],
-        "csrf": _csrf(principal, settings), "m": lambda k: mon.label(k, lang)})
+        "csrf": page_csrf(settings, principal), "m": lambda k: mon.label(k, lang)})

@@ -12,12 +12,15 @@ from serving.deps import SessionDep, SettingsDep, api_principal, bearer_scheme, 
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, TooManyAttempts, error_responses
 from serving.schemas import MeOut, TokenOut
 from serving.security import Principal, create_access_token
+from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 def client_ip(request: Request) -> str:
+    """The client's address as the server's socket sees it (behind a configured proxy, uvicorn
+    has already replaced it by the forwarded one: ``tiers serve``, TIERS_FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -28,9 +31,8 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     # issued as of before the user was read: a deactivation committed meanwhile ends this token too
     now = dt.datetime.now(dt.UTC)
     user = authenticate(session, form.username, form.password, client_ip(request),
-                        max_failures_per_minute=settings.login_attempts_per_minute, now=now)
-    token, expires = create_access_token(principal_of(user), settings.jwt_secret.get_secret_value(),
-                                         settings.jwt_ttl_minutes, now=now)
+                        limits=LoginLimits.of(settings), now=now)
+    token, expires = create_access_token(principal_of(user), settings.jwt_key, settings.jwt_ttl_minutes, now=now)
     return TokenOut(access_token=token, expires_at=expires)
 
 

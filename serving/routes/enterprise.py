@@ -12,6 +12,7 @@ from serving.errors import (
     NotAuthenticated,
     RepairNotEligible,
     UnknownRecord,
+    UnknownSubject,
     error_responses,
 )
 from serving.presenters import objection_out
@@ -20,7 +21,7 @@ from serving.services import objections, repairs
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["enterprise"],
                    dependencies=[Depends(require_role("enterprise"))])
-_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput, UnknownRecord)
+_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput, UnknownRecord, UnknownSubject)
 
 
 @router.post("/{uscc}/objections", response_model=ObjectionOut, status_code=201,

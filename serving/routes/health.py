@@ -1,23 +1,26 @@
-"""``/health``: ok, or degraded with the reasons."""
+"""``/health``: ok or degraded for anyone (a liveness probe); the reasons and details for admins."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from serving.db.migrate import head_revision
 from serving.db.models import Grade
-from serving.deps import SessionDep, settings_of
-from serving.errors import error_responses
+from serving.deps import SessionDep, checked_principal, settings_of
+from serving.errors import NotAuthenticated, error_responses
 from serving.schemas import HealthOut, ModelHealthOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthOut, responses=error_responses())
+@router.get("/health", response_model=HealthOut, response_model_exclude_unset=True, responses=error_responses())
 def health(request: Request, session: SessionDep) -> HealthOut:
-    """Database, schema and grades; and, when the service regrades, each model's served version
-    against its champion (a champion that cannot be loaded makes the service degraded)."""
+    """``status`` ok or degraded. With an admin's bearer token or API key also why (database,
+    schema and grades; and, when the service regrades, each model's served version against its
+    champion: a champion that cannot be loaded makes the service degraded). Never 401: without
+    (valid) credentials the answer is the status alone."""
     reasons: list[str] = []
     revision, graded, database = None, 0, True
     try:
@@ -27,6 +30,7 @@ def health(request: Request, session: SessionDep) -> HealthOut:
     except Exception as exc:  # health must answer, whatever is broken
         database = False
         reasons.append(f"database unavailable: {type(exc).__name__}")
+        session.rollback()
     if database and revision != head_revision():
         reasons.append(f"schema at revision {revision}, code expects {head_revision()}: run `tiers db upgrade`")
     if database and graded == 0:
@@ -40,5 +44,15 @@ def health(request: Request, session: SessionDep) -> HealthOut:
                                          degraded=model.degraded, reason=model.reason))
             if model.degraded:
                 reasons.append(f"model {model.reason}")
-    return HealthOut(status="degraded" if reasons else "ok", reasons=reasons, database=database,
-                     schema_revision=revision, grades=graded, models=models)
+    status = "degraded" if reasons else "ok"
+    if not (database and _is_admin(request, session)):
+        return HealthOut(status=status)
+    return HealthOut(status=status, reasons=reasons, database=database, schema_revision=revision, grades=graded,
+                     models=models)
+
+
+def _is_admin(request: Request, session: Session) -> bool:
+    try:
+        return checked_principal(request, session).role == "admin"
+    except NotAuthenticated:
+        return False

@@ -7,6 +7,7 @@ CSRF token bound to the session (``serving.security.csrf_token``).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -23,8 +24,10 @@ from serving.deps import (
     SubjectAccess,
     TodayDep,
     end_token,
+    page_csrf,
     page_principal,
     page_subject_access,
+    require_page_csrf,
     require_role,
 )
 from serving.errors import CsrfFailed, NotAuthenticated, ServiceError
@@ -36,11 +39,14 @@ from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import grades, objections, repairs, subjects
+from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
+from serving.settings import Settings
 from serving.validation import NoControlChars
 from serving.waterfall import waterfall_bars
 
 router = APIRouter(include_in_schema=False)
+LOGIN_COOKIE = "tiers_login"  # the login form's CSRF nonce
 PageUser = Annotated[Principal, Depends(page_principal)]
 PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
 HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/regulator"}
@@ -48,15 +54,6 @@ HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/ana
 
 def _home(principal: Principal) -> str:
     return f"/credit/{principal.uscc}" if principal.role == "enterprise" else HOME_BY_ROLE[principal.role]
-
-
-def _csrf(principal: Principal, settings) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
-def _require_csrf(principal: Principal, settings, token: str | None) -> None:
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -69,28 +66,46 @@ def index(request: Request, settings: SettingsDep) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
-    return render(request, "login.html", {"user": None, "error": None})
+def login_page(request: Request, settings: SettingsDep) -> Response:
+    return _login_form(request, settings, None)
+
+
+def _login_form(request: Request, settings: Settings, error: str | None, status_code: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
+    """The login form with its CSRF token: HMAC of a random nonce kept in an httponly, SameSite
+    cookie (signed double submit: a page of another site can neither read the cookie nor make the
+    token)."""
+    nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"user": None, "error": error,
+                                              "csrf": csrf_token(settings.jwt_key, f"login:{nonce}")},
+                      status_code=status_code, headers=headers)
+    response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=settings.secure_cookies,
+                        max_age=3600)
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
                  username: Annotated[str, Form(max_length=80), NoControlChars],
                  password: Annotated[str, Form(max_length=200), NoControlChars],
+                 csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
                  ) -> Response:
+    nonce = request.cookies.get(LOGIN_COOKIE)
+    if not (nonce and csrf_valid(settings.jwt_key, f"login:{nonce}", csrf_token_)):
+        err = CsrfFailed("the login form expired or did not come from this site; reload the page")
+        return _login_form(request, settings, err.message, status_code=err.status_code)
     now = dt.datetime.now(dt.UTC)  # before the user is read, as the API login
     try:
-        user = authenticate(session, username, password, client_ip(request),
-                            max_failures_per_minute=settings.login_attempts_per_minute, now=now)
+        user = authenticate(session, username, password, client_ip(request), limits=LoginLimits.of(settings),
+                            now=now)
     except ServiceError as exc:
-        return render(request, "login.html", {"user": None, "error": exc.message},
-                      status_code=exc.status_code, headers=exc.headers)
+        return _login_form(request, settings, exc.message, status_code=exc.status_code, headers=exc.headers)
     principal = principal_of(user)
-    token, _ = create_access_token(principal, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_minutes,
-                                   now=now)
+    token, _ = create_access_token(principal, settings.jwt_key, settings.jwt_ttl_minutes, now=now)
     response = RedirectResponse(_home(principal), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies,
                         max_age=settings.jwt_ttl_minutes * 60)
+    response.delete_cookie(LOGIN_COOKIE)
     return response
 
 
@@ -98,7 +113,7 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
 def logout(request: Request, principal: PageUser, session: SessionDep, settings: SettingsDep,
            csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
     """End the session: the cookie is deleted and its token refused even if replayed."""
-    _require_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     end_token(request, settings, session, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
@@ -131,7 +146,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
         "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
         "objections": [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)],
         "repairs": repairs.list_repairs(session, uscc=access.uscc),
-        "can_act": access.principal.role == "enterprise", "csrf": _csrf(access.principal, settings),
+        "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
     })
 
@@ -143,7 +158,7 @@ def object_to_record(request: Request, access: PageSubject, session: SessionDep,
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
                      ) -> Response:
-    _require_csrf(access.principal, settings, csrf_token_)
+    require_page_csrf(settings, access.principal, csrf_token_)
     body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
     objections.file_objection(session, access.principal, access.uscc, body, today)
     return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
@@ -156,7 +171,7 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      _enterprise: Annotated[Principal, Depends(require_role("enterprise", principal_dep=page_principal))],
                      ) -> Response:
-    _require_csrf(access.principal, settings, csrf_token_)
+    require_page_csrf(settings, access.principal, csrf_token_)
     body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
     repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
     return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
@@ -173,7 +188,7 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
         page = logged_subject_page(session, principal, purpose, "GET /regulator", grade=None, offset=0, limit=200)
     department = None if principal.role == "admin" else principal.department
     return render(request, "regulator.html", {
-        "user": principal, "page": page, "purpose": purpose, "csrf": _csrf(principal, settings),
+        "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),
         "objections": [objection_out(o, today) for o in
                        objections.list_objections(session, department=department, status="pending")],
         "repairs": repairs.list_repairs(session, department=department, status="pending"),
@@ -188,7 +203,7 @@ def decide_objection_page(session: SessionDep, settings: SettingsDep, today: Tod
                           decision: Annotated[str, Form(pattern="^(upheld|rejected)$")],
                           reason: Annotated[str, Form(max_length=2000), NoControlChars],
                           csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    _require_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     body = DecisionIn.model_validate({"decision": decision, "reason": reason})
     objections.decide_objection(session, principal, objection_id, body, today, regrader)
     return RedirectResponse("/regulator#objections", status_code=303)
@@ -202,7 +217,7 @@ def decide_repair_page(session: SessionDep, settings: SettingsDep, today: TodayD
                        decision: Annotated[str, Form(pattern="^(approved|rejected)$")],
                        reason: Annotated[str, Form(max_length=2000), NoControlChars],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> Response:
-    _require_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     body = RepairDecisionIn.model_validate({"decision": decision, "reason": reason})
     repairs.decide_repair(session, principal, application_id, body, today, regrader)
     return RedirectResponse("/regulator#repairs", status_code=303)
@@ -216,4 +231,4 @@ def analyst_page(request: Request, session: SessionDep, settings: SettingsDep,
                                   .limit(100)))
     return render(request, "analyst.html", {"user": principal, "alerts": alerts,
                                             "shares": grades.grade_shares(session),
-                                            "csrf": _csrf(principal, settings)})
+                                            "csrf": page_csrf(settings, principal)})

@@ -18,16 +18,33 @@ from sqlalchemy.orm import Session
 
 from features.schema import text_type
 from serving.db.models import Draw, Plan
-from serving.deps import SessionDep, SettingsDep, TodayDep, api_principal, page_principal, require_role
-from serving.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.deps import (
+    SessionDep,
+    SettingsDep,
+    TodayDep,
+    api_principal,
+    page_csrf,
+    page_principal,
+    require_page_csrf,
+    require_role,
+)
+from serving.errors import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    TooManyAttempts,
+    error_responses,
+)
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.security import Principal, csrf_token, csrf_valid, mask_name
+from serving.security import Principal, mask_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
 from serving.services.querylog import append_entries
 from serving.validation import NoControlChars, Uscc
-from supervision.plan import DrawCommitment, PlanCreate, PlanVerification
+from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
 from supervision.service import PlanOut, plan_out
 
@@ -191,10 +208,11 @@ def _result_out(result, today: dt.date) -> ResultOut:
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
             endpoint: str, today: dt.date) -> PlanDetailOut:
-    """The plan with its list; every listed subject is logged as a read."""
+    """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
+    subject is logged as a read."""
     from serving.db.models import Subject
 
-    stored = plan_service.stored_plan(draw)
+    stored = plan_service.visible_plan(session, draw, principal)
     usccs = [v.uscc for v in stored.visits]
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
     append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
@@ -202,15 +220,19 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
     visits = [VisitOut(**v.model_dump(exclude={"name"}),
                        name=(mask_name(v.name) or "") if forms.get(v.uscc) in PERSON_NAMED_FORMS else v.name)
               for v in stored.visits]
+    shown = set(usccs)
     return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=visits,
-                         results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)])
+                         results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)
+                                  if r.uscc in shown])
 
 
-def _log_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                  endpoint: str) -> None:
-    usccs = [v.uscc for v in plan_service.stored_plan(draw).visits]
+def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
+                     endpoint: str) -> InspectionPlan:
+    """The plan as ``principal`` may see it, each subject in it logged as a read."""
+    plan = plan_service.visible_plan(session, draw, principal)
     append_entries(session, principal=principal, purpose=purpose or f"{DEFAULT_PURPOSE} {plan_row.name}",
-                   endpoint=endpoint, reads=[(u, "allowed") for u in usccs])
+                   endpoint=endpoint, reads=[(v.uscc, "allowed") for v in plan.visits])
+    return plan
 
 
 def _check_departments(principal: Principal, body: PlanCreate) -> None:
@@ -222,20 +244,26 @@ def _check_departments(principal: Principal, body: PlanCreate) -> None:
                          "its own items (joint plans are coordinated by market supervision)", field="tasks")
 
 
-def _create(session: Session, settings, principal: Principal, body: PlanCreateIn) -> tuple[Plan, Draw]:
+def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
+            ) -> tuple[Plan, Draw]:
     _check_departments(principal, body)
+    plan_service.check_plan_rate(session, principal, settings.plans_per_hour)
     request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter"}))
     pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
     existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
     if existing is not None:
         raise Conflict(f"plan_id {body.plan_id!r} already exists in department {principal.department!r} "
                        f"(plan #{existing.id}); rule: unique per department", field="plan_id")
+    # the pool: subjects every department of the plan may read (never more than they could
+    # read through the subject endpoints)
     inputs = plan_service.plan_inputs(session, settings.data_dir, body.as_of,
                                       district_codes=pool_filter.get("district_codes"),
-                                      industries=pool_filter.get("industries"))
+                                      industries=pool_filter.get("industries"),
+                                      readable_by=plan_service.department_principals(
+                                          t.department for t in body.tasks))
     policy = plan_service.load_named_policy(body.policy)
     return plan_service.create_drawn_plan(session, request, inputs, policy, department=principal.department or "",
-                                          created_by=principal.username, pool_filter=pool_filter)
+                                          created_by=principal.username, pool_filter=pool_filter, created_on=today)
 
 
 def _csv(content: bytes, filename: str) -> Response:
@@ -284,11 +312,13 @@ def inspection_ratios(session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/plans", response_model=PlanSummaryOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, plan_service.PlanDataUnavailable))
-def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep
-                ) -> PlanSummaryOut:
-    """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction."""
-    return _summary(*_create(session, settings, principal, body))
+             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
+                today: TodayDep) -> PlanSummaryOut:
+    """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction.
+    The pool holds the subjects every department of the plan may read; at most
+    ``TIERS_PLANS_PER_HOUR`` plans per user and hour (429)."""
+    return _summary(*_create(session, settings, principal, body, today))
 
 
 @router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*_ERRORS))
@@ -317,8 +347,8 @@ def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> P
 def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, purpose: ReadPurpose = None) -> Response:
     """The internal visit list (with grades) as CSV; each subject in it is logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    _log_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.csv")
-    return _csv(plan_service.plan_csv(draw), f"plan-{plan_row.id}.csv")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.csv")
+    return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
 
 
 @router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
@@ -327,8 +357,8 @@ def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, purp
                 ) -> Response:
     """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    _log_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.xlsx")
-    return _xlsx(plan_service.plan_xlsx(draw), f"plan-{plan_row.id}.xlsx")
+    plan = _logged_download(session, principal, draw, plan_row, purpose, "GET /api/v1/plans/{plan_id}/export.xlsx")
+    return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
 
 
 @router.post("/plans/{plan_id}/results", response_model=list[ResultOut],
@@ -336,7 +366,9 @@ def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, purp
 def post_results(plan_id: PlanId, body: ResultsIn, principal: Regulator, session: SessionDep, today: TodayDep
                  ) -> list[ResultOut]:
     """Record outcomes (no_problem / corrected / case_opened); each becomes an ``inspection``
-    record. The publication deadline (20 days) is tracked per result."""
+    record. The publication deadline (20 days) is tracked per result. Only for the plan's visits
+    the caller may read, of its own department's items, dated in the plan's period, not before
+    the plan was made and not after today (422 otherwise)."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     stored = plan_service.record_results(session, plan_row, draw, principal,
                                          [r.model_dump() for r in body.results], today)
@@ -361,17 +393,6 @@ def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     return render(request, template, {"tp": lambda key: page_text("plans", key, lang), **context})
 
 
-def _page_csrf(principal: Principal, settings) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
-
-
-def _require_page_csrf(principal: Principal, settings, token: str | None) -> None:
-    from serving.errors import CsrfFailed
-
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
-
-
 def _department_items(settings, department: str | None) -> list[dict]:
     try:
         items = plan_service.load_scheduler_tables(settings.data_dir)["items"]
@@ -387,19 +408,20 @@ def plans_page(request: Request, principal: PageRegulator, session: SessionDep, 
     rows = [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
     dates = plan_service.latest_grade_dates(session, 1)
     return _page(request, "plans.html", {
-        "user": principal, "csrf": _page_csrf(principal, settings), "plans": rows,
+        "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": None})
 
 
 @pages_router.post("/regulator/plans")
 def create_plan_page(request: Request, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+                     today: TodayDep,
                      plan_id: Annotated[str, Form(max_length=100)],
                      period_start: Annotated[dt.date, Form()], period_end: Annotated[dt.date, Form()],
                      as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      district_codes: Annotated[str, Form(max_length=400)] = "") -> Response:
-    _require_page_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
     try:
         body = PlanCreateIn.model_validate({
@@ -408,7 +430,7 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
             "pool_filter": {"district_codes": districts} if districts else None})
     except ValueError as exc:
         raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
-    plan_row, _ = _create(session, settings, principal, body)
+    plan_row, _ = _create(session, settings, principal, body, today)
     return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
 
 
@@ -419,7 +441,7 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     detail = _detail(session, plan_row, draw, principal, purpose, "GET /regulator/plans/{plan_id}", today)
     return _page(request, "plan.html", {
-        "user": principal, "csrf": _page_csrf(principal, settings), "plan": detail, "today": today,
+        "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
 
 
@@ -427,10 +449,11 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 def plan_download_page(plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
                        session: SessionDep, purpose: ReadPurpose = None) -> Response:
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    _log_download(session, principal, draw, plan_row, purpose, f"GET /regulator/plans/{{plan_id}}/export.{fmt}")
+    plan = _logged_download(session, principal, draw, plan_row, purpose,
+                            f"GET /regulator/plans/{{plan_id}}/export.{fmt}")
     if fmt == "csv":
-        return _csv(plan_service.plan_csv(draw), f"plan-{plan_row.id}.csv")
-    return _xlsx(plan_service.plan_xlsx(draw), f"plan-{plan_row.id}.xlsx")
+        return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
+    return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
 
 
 @pages_router.post("/regulator/plans/{plan_id}/results")
@@ -441,7 +464,7 @@ def record_result_page(plan_id: PlanId, principal: PageRegulator, session: Sessi
                        inspected_on: Annotated[dt.date, Form()],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
                        published_on: Annotated[str, Form(max_length=10)] = "") -> Response:
-    _require_page_csrf(principal, settings, csrf_token_)
+    require_page_csrf(settings, principal, csrf_token_)
     try:
         row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
                                        "inspected_on": inspected_on, "published_on": published_on or None})

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from serving.deps import SessionDep, SettingsDep, page_principal, require_role
+from serving.deps import SessionDep, SettingsDep, page_csrf, page_principal, require_page_csrf, require_role
 from serving.errors import (
-    CsrfFailed,
     ErrorBody,
     InvalidInput,
     NotAllowed,
@@ -25,11 +24,12 @@ from serving.errors import (
     ServiceError,
     error_responses,
 )
+from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.routes._lists import logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
-from serving.security import Principal, csrf_token, csrf_valid
+from serving.security import Principal
 from serving.services import grades
 from serving.services import models as registry_service
 from serving.services.models import AlreadyChampion, GateRefused, UnknownModel
@@ -203,7 +203,8 @@ def validation_report(principal: ModelReader, registry: RegistryDep, name: Model
 def validation_report_html(principal: ModelReader, registry: RegistryDep, name: ModelName, version: Version) -> Response:
     """The validation report as a standalone HTML file (download)."""
     html = registry_service.report_html(registry, principal, name, version)
-    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"'})
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"',
+                                       **report_headers()})
 
 
 def _refused(exc: GateRefused) -> JSONResponse:
@@ -235,10 +236,6 @@ def promote_version(principal: ModelReader, session: SessionDep, registry: Regis
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     lang = page_lang(request)
     return render(request, template, {"s": lambda key: page_text("sector", key, lang), **context}, status_code=status_code)
-
-
-def _csrf(principal: Principal, settings: Any) -> str:
-    return csrf_token(settings.jwt_secret.get_secret_value(), principal.token_id or "")
 
 
 def _grade_rows(report: dict[str, Any], cutoffs: list[float]) -> list[dict[str, Any]]:
@@ -273,7 +270,7 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
     registry = get_optional_registry(settings)
     models = [] if registry is None else _page_models(registry, principal)
     return _page(request, "sector.html", {
-        "user": principal, "csrf": _csrf(principal, settings), "registry_models": models,
+        "user": principal, "csrf": page_csrf(settings, principal), "registry_models": models,
         "registry_unavailable": registry is None,
         "models": grades.model_use(session, principal.section) if principal.section else [],
         "audit": registry_service.audit_entries(session, principal, limit=20)})
@@ -281,7 +278,8 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
 
 @pages_router.get("/sector/models/{name}/versions/{version}/report", response_class=HTMLResponse)
 def sector_report_page(settings: SettingsDep, principal: PageModelReader, name: ModelName, version: Version) -> Response:
-    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version))
+    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version),
+                        headers=report_headers())
 
 
 @pages_router.post("/sector/models/{name}/versions/{version}/promote", response_class=HTMLResponse)
@@ -291,8 +289,7 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
                         csrf_token_: Annotated[str, Form(alias="csrf_token")],
                         force: Annotated[bool, Form()] = False) -> Response:
     """The promote button: runs the gate and shows its checks (passed / failed with figures)."""
-    if not csrf_valid(settings.jwt_secret.get_secret_value(), principal.token_id, csrf_token_):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+    require_page_csrf(settings, principal, csrf_token_)
     if not reason.strip():
         raise InvalidInput("reason '': a promotion must say why (rule: non-blank text)", field="reason")
     try:

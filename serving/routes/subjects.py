@@ -17,6 +17,7 @@ from serving.errors import (
     NotAllowed,
     NotAuthenticated,
     UnknownRecord,
+    UnknownSubject,
     error_responses,
 )
 from serving.presenters import grade_json, objection_out, subject_out
@@ -25,7 +26,7 @@ from serving.services import grades, objections, repairs, subjects
 from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"])
-_READ_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput)
+_READ_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput, UnknownSubject)
 
 
 @router.get("/{uscc}", response_model=SubjectOut, responses=error_responses(*_READ_ERRORS))

@@ -108,11 +108,11 @@ def may_promote(principal: Principal, name: str) -> bool:
     return principal.role == "sector" and principal.section is not None and section_of(name) == principal.section
 
 
-def _check_visible(principal: Principal, name: str) -> None:
+def _check_visible(principal: Principal, name: str, absent: UnknownModel) -> None:
+    """A model the caller may not see answers ``absent``: the 404 of a model that does not exist
+    (no existence oracle). Sector users see the general model and their own section's."""
     if not may_see(principal, name):
-        raise NotAllowed(f"{principal.role} {principal.username!r} may not see model {name!r} "
-                         f"(rule: sector users see {GENERAL_MODEL} and {SECTOR_MODEL_PREFIX}<own section>)",
-                         field="name")
+        raise absent
 
 
 def _finite(value: float) -> float | None:
@@ -152,11 +152,12 @@ def visible_models(registry: Any, principal: Principal) -> dict[str, list[Versio
 def _artifact(registry: Any, principal: Principal, name: str, version: int, path: str) -> str:
     from mlflow.exceptions import MlflowException
 
-    _check_visible(principal, name)
+    absent = UnknownModel(f"model {name!r} version {version}: no {path} in the registry", field="version")
+    _check_visible(principal, name, absent)
     try:
         return registry.load_text(name, version, path)
     except (MlflowException, OSError) as exc:
-        raise UnknownModel(f"model {name!r} version {version}: no {path} in the registry", field="version") from exc
+        raise absent from exc
 
 
 def report_json(registry: Any, principal: Principal, name: str, version: int) -> dict[str, Any]:
@@ -212,7 +213,8 @@ def promote_version(session: Session, registry: Any, principal: Principal, name:
 
     from training.promotion import PromotionRefused, promote
 
-    _check_visible(principal, name)
+    absent = UnknownModel(f"model {name!r} has no version {version}", field="version")
+    _check_visible(principal, name, absent)
     if not may_promote(principal, name):
         raise NotAllowed(f"{principal.role} {principal.username!r} may not promote {name!r} "
                          f"(rule: sector users promote only {SECTOR_MODEL_PREFIX}{principal.section or '<section>'})",
@@ -223,7 +225,7 @@ def promote_version(session: Session, registry: Any, principal: Principal, name:
     try:
         registry.get_version(name, version)
     except MlflowException as exc:
-        raise UnknownModel(f"model {name!r} has no version {version}", field="version") from exc
+        raise absent from exc
     try:
         outcome = promote(registry, name, version, user=principal.username, reason=reason,
                           audit=db_audit_sink(session), force=force)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import Objection
-from serving.errors import AlreadyDecided, Conflict, NotAllowed, UnknownObjection
+from serving.errors import AlreadyDecided, Conflict, UnknownObjection
 from serving.schemas import DecisionIn, ObjectionCreate
 from serving.security import Principal
 from serving.services.grades import Regrader, run_regrader
@@ -53,9 +53,8 @@ def list_objections(session: Session, *, uscc: str | None = None, department: st
     return list(session.scalars(stmt.order_by(Objection.due_on, Objection.id).limit(limit)))
 
 
-def _check_department(principal: Principal, department: str, what: str) -> None:
-    if principal.role != "admin" and principal.department != department:
-        raise NotAllowed(f"{what} is answered by department {department!r}, not {principal.department!r}")
+def _mine(principal: Principal, department: str) -> bool:
+    return principal.role == "admin" or principal.department == department
 
 
 def decide_objection(session: Session, principal: Principal, objection_id: int, body: DecisionIn,
@@ -65,9 +64,8 @@ def decide_objection(session: Session, principal: Principal, objection_id: int, 
     Decision, revocation and regrade are one transaction: all or nothing.
     """
     objection = session.scalars(select(Objection).where(Objection.id == objection_id).with_for_update()).first()
-    if objection is None:
-        raise UnknownObjection(f"no objection #{objection_id}", field="objection_id")
-    _check_department(principal, objection.department, f"objection #{objection_id}")
+    if objection is None or not _mine(principal, objection.department):  # one 404: no existence oracle
+        raise UnknownObjection(f"no objection #{objection_id} addressed to your department", field="objection_id")
     if objection.status != "pending":
         raise AlreadyDecided(f"objection #{objection_id} was already {objection.status}")
     try:

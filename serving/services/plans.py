@@ -169,12 +169,16 @@ def load_scheduler_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def subjects_frame(session: Session) -> pd.DataFrame:
-    """Every subject in the DB with the columns the scheduler reads."""
+def subjects_frame(session: Session, readable_by: Sequence[Principal] = ()) -> pd.DataFrame:
+    """Every subject in the DB with the columns the scheduler reads; with ``readable_by``, only
+    the subjects every one of those principals may read (``access.coverage_clause``)."""
+    from serving.services.access import coverage_clause
+
     # Core execution on the session's connection: plain tuples, no ORM row loading (5× faster
     # for the whole subjects table; the plan never needs ORM objects here).
     rows = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
-                                               Subject.district_code, Subject.district_name, Subject.status)).all()
+                                               Subject.district_code, Subject.district_name, Subject.status)
+                                        .where(*(coverage_clause(p) for p in readable_by))).all()
     columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
     return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
 
@@ -195,9 +199,13 @@ def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
 
 def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
                 district_codes: Sequence[str] | None = None, industries: Sequence[str] | None = None,
-                with_inspectors: bool = True) -> PlanInputs:
+                with_inspectors: bool = True, readable_by: Sequence[Principal] = ()) -> PlanInputs:
     """The scheduler's tables: subjects (optionally filtered) and grades from the DB, the rest
-    from ``data_dir``. Raises ``InvalidInput`` when there are no grades of ``as_of``."""
+    from ``data_dir``. Raises ``InvalidInput`` when there are no grades of ``as_of``.
+
+    ``readable_by``: the pool holds only subjects each of these principals may read through the
+    subject endpoints (a plan's departments: a department never draws, sees or records a result
+    for a subject it does not cover)."""
     from supervision.plan import PlanInputs
 
     grades = grades_frame(session, as_of)
@@ -206,7 +214,7 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
                            f"{[str(d) for d in latest_grade_dates(session)]}", field="as_of")
     tables = load_scheduler_tables(data_dir) if with_inspectors else {
         "items": load_scheduler_tables(data_dir)["items"]}
-    subjects = subjects_frame(session)
+    subjects = subjects_frame(session, readable_by)
     if district_codes:
         subjects = subjects[subjects["district_code"].isin(list(district_codes))]
     if industries:
@@ -260,11 +268,13 @@ def _scheduler_error(exc: Exception) -> ServiceError:
 
 def inspection_ratios(session: Session, data_dir: str | Path, policy: InspectionPolicy, *, department: str,
                       item: str, as_of: dt.date) -> InspectionRatiosOut:
-    """The ratio feed over the same pool a plan of (department, item) would draw from."""
+    """The ratio feed over the same pool a plan of (department, item) would draw from (the
+    subjects the department may read)."""
     from supervision.plan import PlanInputError
     from supervision.service import inspection_ratios_for
 
-    inputs = plan_inputs(session, data_dir, as_of, with_inspectors=False)
+    inputs = plan_inputs(session, data_dir, as_of, with_inspectors=False,
+                         readable_by=department_principals([department]))
     try:
         return inspection_ratios_for(inputs, policy, department=department, item=item, as_of=as_of)
     except PlanInputError as exc:
@@ -291,7 +301,7 @@ def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy,
 
 def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
                       department: str, created_by: str, pool_filter: Mapping[str, Any] | None = None,
-                      seed: bytes | None = None) -> tuple[Plan, Draw]:
+                      seed: bytes | None = None, created_on: dt.date | None = None) -> tuple[Plan, Draw]:
     """Commit, draw, assign and store a plan — all in ONE transaction.
 
     The commitment (SHA-256 of the secret seed, policy hash, pool hashes) is fixed and
@@ -318,9 +328,11 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
             raise Conflict("the draw does not reproduce the published commitment")
         # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;
         # the commitment's timestamp is the one taken before the draw ran.
+        # created_on: the service's date of the plan (results may not predate it)
         plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="drawn",
                         payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
-                                 "pool_filter": dict(pool_filter or {}), "commitment": committed})
+                                 "pool_filter": dict(pool_filter or {}), "commitment": committed,
+                                 "created_on": (created_on or committed_at.date()).isoformat()})
         session.add(plan_row)
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
@@ -345,15 +357,50 @@ def plan_departments(plan_row: Plan) -> set[str]:
 
 
 def get_plan(session: Session, plan_db_id: int, principal: Principal) -> tuple[Plan, Draw]:
-    """The plan and its draw, if ``principal`` is a regulator of a department taking part."""
+    """The plan and its draw, if ``principal`` is a regulator of a department taking part; else the
+    same 404 as for a plan that does not exist (no existence oracle)."""
     plan_row = session.get(Plan, plan_db_id)
     draw = None if plan_row is None else session.scalars(select(Draw).where(Draw.plan_id == plan_row.id)).first()
-    if plan_row is None or draw is None:
-        raise NotFound(f"no inspection plan #{plan_db_id}", field="plan_id")
-    if principal.role != "regulator" or principal.department not in plan_departments(plan_row):
-        raise NotAllowed(f"{principal.role} {principal.username!r} (department {principal.department!r}) may "
-                         f"not read plan #{plan_db_id}; rule: departments taking part only", field="plan_id")
+    if (plan_row is None or draw is None or principal.role != "regulator"
+            or principal.department not in plan_departments(plan_row)):
+        raise NotFound(f"no inspection plan #{plan_db_id} of your department", field="plan_id")
     return plan_row, draw
+
+
+def department_principals(plan_row_or_departments: Plan | Iterable[str]) -> list[Principal]:
+    """A regulator of each department (of a plan): whose coverage a plan's pool must respect."""
+    departments = (plan_departments(plan_row_or_departments) if isinstance(plan_row_or_departments, Plan)
+                   else set(plan_row_or_departments))
+    return [Principal(username="", role="regulator", department=d) for d in sorted(departments)]
+
+
+def created_on(plan_row: Plan) -> dt.date:
+    """The service's date of the plan's creation (plans from before it was stored: their row's
+    creation date, in China)."""
+    stored = plan_row.payload.get("created_on")
+    if stored:
+        return dt.date.fromisoformat(stored)
+    from zoneinfo import ZoneInfo
+
+    return plan_row.created_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+def check_plan_rate(session: Session, principal: Principal, per_hour: int, now: dt.datetime | None = None) -> None:
+    """At most ``per_hour`` plans per user per hour (each draw costs seconds of CPU, and a burst of
+    plans is a way to read many subjects' grades): `TooManyAttempts` with ``Retry-After``."""
+    import math
+
+    from serving.errors import TooManyAttempts
+
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(hours=1)
+    recent = session.execute(select(func.count(), func.min(Plan.created_at)).where(
+        Plan.created_by == principal.username, Plan.created_at > since)).one()
+    if recent[0] >= per_hour:
+        oldest = recent[1] if recent[1].tzinfo else recent[1].replace(tzinfo=dt.UTC)
+        wait = max(1, math.ceil((oldest + dt.timedelta(hours=1) - now).total_seconds()))
+        raise TooManyAttempts(f"{principal.username!r} created {recent[0]} plans in the last hour (at most "
+                              f"{per_hour}); retry in {wait} s", field="plan_id", headers={"Retry-After": str(wait)})
 
 
 def list_plans(session: Session, principal: Principal) -> list[tuple[Plan, Draw]]:
@@ -394,16 +441,22 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
                    rows: Sequence[Mapping[str, Any]], today: dt.date) -> list[InspectionResult]:
     """Store results of the plan's visits and mirror them as ``inspection`` records; one transaction.
 
-    Each (uscc, inspection_item) must be in the plan, and the caller's department must own the
-    item. Posting the same (uscc, item) again updates the result (e.g. its ``published_on``).
+    Each (uscc, inspection_item) must be in the plan and readable by the caller (a result never
+    widens what a department may read: an unreadable subject is answered as one not drawn), the
+    caller's department must own the item, and ``inspected_on`` must fall in the plan's period,
+    not before the plan was created and not after ``today``. Posting the same (uscc, item) again
+    updates the result (e.g. its ``published_on``).
     """
+    from serving.services.access import readable_subset
     from supervision.inspection_policy import policy_from_dict
     from supervision.results import OUTCOME_ZH, publication_deadline, results_to_records
     from supervision.results import InspectionResult as ResultModel
 
     plan = stored_plan(draw)
     policy = policy_from_dict(plan.policy)
-    owner = {(u, td.item): td.department for td in plan.tasks for u in td.drawn}
+    readable = readable_subset(session, principal, sorted({row["uscc"] for row in rows}))
+    owner = {(u, td.item): td.department for td in plan.tasks for u in td.drawn if u in readable}
+    earliest = max(plan.period_start, created_on(plan_row))
     team = {v.uscc: v.inspectors for v in plan.visits}  # recused from this subject's next plan
     models = []
     for n, row in enumerate(rows):
@@ -417,6 +470,10 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
         if row["inspected_on"] > today:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is after today {today}",
                                field="inspected_on")
+        if not earliest <= row["inspected_on"] <= plan.period_end:
+            raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
+                               f"{earliest} (the period's start, and never before the plan was made on "
+                               f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on")
         values = dict(row)
         # the records table has no item column (RecordIn): the description keeps which item it was
         values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
@@ -467,26 +524,42 @@ def public_results_csv(session: Session, plan_row: Plan, draw: Draw) -> bytes:
                            inspection_item=r.inspection_item, inspected_on=r.inspected_on, outcome=r.outcome,
                            document_no=r.payload.get("document_no") or "", published_on=r.published_on)
                for r in plan_results(session, draw)]
+    from supervision.export import csv_bytes
+
     names = dict(session.execute(select(Subject.uscc, Subject.name)
                                  .where(Subject.uscc.in_([r.uscc for r in results]))).tuples().all())
-    return publish_results(results, names=names).to_csv(index=False).encode("utf-8-sig")
+    return csv_bytes(publish_results(results, names=names))
 
 
-def plan_csv(draw: Draw) -> bytes:
-    """The regulator's visit list (internal: it shows grades) as UTF-8 CSV with BOM."""
-    from supervision.export import plan_table
+def visible_plan(session: Session, draw: Draw, principal: Principal) -> InspectionPlan:
+    """The stored plan as ``principal`` may see it: visits and results of subjects it may read
+    through the subject endpoints only (for plans drawn before pools respected coverage, and for
+    departments of a joint plan that do not cover every visit)."""
+    plan = stored_plan(draw)
+    from serving.services.access import readable_subset
 
-    return plan_table(stored_plan(draw)).to_csv(index=False).encode("utf-8-sig")
+    readable = readable_subset(session, principal, [v.uscc for v in plan.visits])
+    if len(readable) == len(plan.visits):
+        return plan
+    return plan.model_copy(update={"visits": [v for v in plan.visits if v.uscc in readable]})
 
 
-def plan_xlsx(draw: Draw) -> bytes:
+def plan_csv(plan: InspectionPlan) -> bytes:
+    """The regulator's visit list (internal: it shows grades) as UTF-8 CSV with BOM, every cell
+    neutralised against formula injection."""
+    from supervision.export import csv_bytes, plan_table
+
+    return csv_bytes(plan_table(plan))
+
+
+def plan_xlsx(plan: InspectionPlan) -> bytes:
     """The workbook of ``supervision.export.write_plan_excel`` (visits, summary, commitment)."""
     import tempfile
 
     from supervision.export import write_plan_excel
 
     with tempfile.TemporaryDirectory() as tmp:
-        return write_plan_excel(stored_plan(draw), Path(tmp) / "plan.xlsx").read_bytes()
+        return write_plan_excel(plan, Path(tmp) / "plan.xlsx").read_bytes()
 
 
 def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of: dt.date, seed: int) -> str:

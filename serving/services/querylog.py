@@ -1,7 +1,13 @@
 """查询使用登记: the tamper-evident query log.
 
-Each entry stores ``entry_hash = sha256(prev_hash + canonical(entry))``; editing, deleting or
-reordering an entry breaks the chain at that entry, which ``check_chain`` reports.
+Each entry stores ``entry_hash = HMAC-SHA256(key, prev_hash + canonical(entry))`` with a key kept
+outside the database (``Settings.querylog_mac_key``): editing, deleting or reordering an entry
+breaks the chain at that entry, and someone who can write the database but does not hold the key
+cannot recompute it. Entries written before migration 0003 keep the unkeyed
+``sha256(prev_hash + canonical(entry))`` (``chain_hash``); ``query_log_head.keyed_from`` is the
+first keyed one. The head is anchored outside the database by signed checkpoints
+(``serving.services.checkpoints``), written by the group writer; ``querylog_check`` verifies
+rows, chain and checkpoints (docs/security.md).
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import json
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session
 
 try:
@@ -67,7 +75,57 @@ def canonical_entry(entry: QueryLogEntry | LoggedRead) -> str:
 
 
 def chain_hash(prev_hash: str, entry: QueryLogEntry | LoggedRead) -> str:
+    """The unkeyed link of entries written before migration 0003 (checked, never written any more):
+    anyone who can write the database can recompute it, which is why it was replaced."""
     return hashlib.sha256((prev_hash + canonical_entry(entry)).encode("utf-8")).hexdigest()
+
+
+def entry_mac(key: str, prev_hash: str, entry: QueryLogEntry | LoggedRead) -> str:
+    """The keyed link of an entry: HMAC-SHA256 under the log's MAC key."""
+    return hmac.new(key.encode("utf-8"), (prev_hash + canonical_entry(entry)).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class LogKeys:
+    """What appending to one database's log needs besides the database: the MAC key, and the
+    checkpoint signing key (64 hex digits), file and interval (``Settings``)."""
+
+    mac_key: str
+    signing_key: str
+    checkpoints: Path
+    checkpoint_interval_s: float = 10.0
+
+    @classmethod
+    def of(cls, settings: Any) -> LogKeys:
+        return cls(settings.secret("querylog_mac_key"), settings.secret("querylog_signing_key"),
+                   settings.checkpoint_path, settings.querylog_checkpoint_interval_s)
+
+
+# database (URL without its password) → its log's keys, registered by the app that serves it
+# (``create_app``) or the CLI that checks it: no entry is ever appended without its key
+_keys_by_database: dict[str, LogKeys] = {}
+_keys_lock = threading.Lock()
+
+
+def _database_key(url: Any) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def use_keys(database_url: Any, keys: LogKeys) -> None:
+    """Appends to the log of ``database_url`` in this process use ``keys`` from now on."""
+    with _keys_lock:
+        _keys_by_database[_database_key(database_url)] = keys
+
+
+def keys_for(database_url: Any) -> LogKeys:
+    """The keys registered for ``database_url`` (RuntimeError if none: a read is never answered
+    without a keyed log entry)."""
+    found = _keys_by_database.get(_database_key(database_url))
+    if found is None:
+        raise RuntimeError(f"the query log of {_database_key(database_url)} has no keys: the service registers "
+                           "them at startup (querylog.use_keys)")
+    return found
 
 
 def append_entry(session: Session, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
@@ -135,7 +193,7 @@ _COLUMNS = tuple(c.key for c in _LOG.columns)
 # The UPDATE takes the write lock (SQLite) / row lock (PostgreSQL) before the head is read,
 # so two writers can never chain onto the same previous entry.
 _ADVANCE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + bindparam("n_entries"))
-                 .returning(_HEAD.c.seq, _HEAD.c.last_hash))
+                 .returning(_HEAD.c.seq, _HEAD.c.last_hash, _HEAD.c.keyed_from))
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_last_hash"))
 _INSERT = _LOG.insert()
 
@@ -143,21 +201,24 @@ _INSERT = _LOG.insert()
 def _chain_in_transaction(conn: Connection, entries: list[LoggedRead]) -> None:
     """Number and chain ``entries`` onto the head and insert them, inside ``conn``'s transaction
     (the same driver statements as the group writer, on the same DBAPI connection)."""
+    key = keys_for(conn.engine.url).mac_key
     cursor = conn.connection.cursor()
     try:
-        _chain_on_cursor(cursor, _driver_statements(conn.dialect), entries)
+        _chain_on_cursor(cursor, _driver_statements(conn.dialect), entries, key)
     finally:
         cursor.close()
 
 
-def _link(entries: list[LoggedRead], head_seq: int, prev_hash: str) -> str:
+def _link(entries: list[LoggedRead], head_seq: int, prev_hash: str, key: str) -> str:
     """Number ``entries`` to end at ``head_seq`` (the advanced head) and chain them onto
-    ``prev_hash``; returns the new last hash."""
+    ``prev_hash`` with the MAC ``key``; returns the new last hash."""
     seq = head_seq - len(entries)
+    mac_key = key.encode("utf-8")
     for entry in entries:
         seq += 1
         entry.seq, entry.prev_hash = seq, prev_hash
-        entry.entry_hash = prev_hash = chain_hash(prev_hash, entry)
+        entry.entry_hash = prev_hash = hmac.new(
+            mac_key, (prev_hash + canonical_entry(entry)).encode("utf-8"), hashlib.sha256).hexdigest()
     return prev_hash
 
 
@@ -192,13 +253,19 @@ def _driver_statements(dialect: Dialect) -> _DriverStatements:
     return _DriverStatements.for_dialect(dialect)
 
 
-def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRead]) -> None:
-    """Number and chain ``entries`` onto the head and insert them, in the cursor's transaction."""
+def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRead],
+                     key: str) -> tuple[int, str, int]:
+    """Number and chain ``entries`` onto the head and insert them, in the cursor's transaction;
+    returns the new head (seq, last hash, keyed_from)."""
     cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
-    seq, prev_hash = cursor.fetchone()
-    last_hash = _link(entries, seq, prev_hash)
+    head = cursor.fetchone()
+    if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
+        raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
+    seq, prev_hash, keyed_from = head
+    last_hash = _link(entries, seq, prev_hash, key)
     cursor.executemany(sql.insert.sql, [sql.row(e) for e in entries])
     cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
+    return seq, last_hash, keyed_from
 
 
 @dataclass(eq=False, slots=True)
@@ -225,6 +292,12 @@ class GroupCommitWriter:
     is still durable before it is answered. The thread is started on demand and ends after
     ``idle_s`` without work.
 
+    After waking its callers, the writer hands the head it committed to the checkpoint thread
+    (``serving.services.checkpoints.CheckpointWriter``: sign seq, MAC and time, append, fsync)
+    when ``checkpoint_interval_s`` has passed since its last one, and always before it ends idle:
+    the tail of the log is anchored outside the database within seconds, and neither a request
+    nor the next commit waits for the signature or the checkpoint file's fsync.
+
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
     own busy handler would sleep 1, 2, 5, 10 … ms between retries.
@@ -246,6 +319,10 @@ class GroupCommitWriter:
         self._lock_path = (Path(database + "-querylog.lock")
                            if database and database != ":memory:" and fcntl is not None else None)
         self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
+        self._keys = keys_for(engine.url)
+        self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
+        self._anchored_seq = 0  # … and last signed into a checkpoint
+        self._anchored_at = time.monotonic()
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in); blocks."""
@@ -283,16 +360,22 @@ class GroupCommitWriter:
                 with self._cond:
                     if not self._queue:
                         self._cond.wait(self._idle_s)
-                    if not self._queue:  # idle: the next append starts a new thread
+                    idle = not self._queue
+                    if idle:  # the next append starts a new thread
                         self._thread = None
-                        return
-                    group, self._queue = self._queue, []
+                    else:
+                        group, self._queue = self._queue, []
+                if idle:
+                    self._anchor()
+                    return
                 error: BaseException | None = None
                 try:
-                    self._commit([e for b in group for e in b.entries])
+                    self._committed = self._commit([e for b in group for e in b.entries])
                 except BaseException as exc:  # every caller of the failed group learns it was not logged
                     error = exc
                 _wake(group, error)
+                if time.monotonic() - self._anchored_at >= self._keys.checkpoint_interval_s:
+                    self._anchor()
         except BaseException as exc:  # pragma: no cover - the writer itself broke: strand nobody
             with self._cond:
                 self._thread = None
@@ -300,7 +383,19 @@ class GroupCommitWriter:
             _wake(stranded, exc)
             raise
 
-    def _commit(self, entries: list[LoggedRead]) -> None:
+    def _anchor(self) -> None:
+        """Hand the head this writer last committed, if not handed over yet, to the checkpoint
+        thread (``checkpoints.CheckpointWriter``): signing it and the file's fsync happen there."""
+        self._anchored_at = time.monotonic()
+        head = self._committed
+        if head is None or head[0] <= self._anchored_seq:
+            return
+        from serving.services.checkpoints import checkpoint_writer
+
+        checkpoint_writer(self._keys.checkpoints, self._keys.signing_key).submit(head)
+        self._anchored_seq = head[0]
+
+    def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int]:
         engine = self._engine()
         if engine is None:  # pragma: no cover - the caller's session holds the engine
             raise RuntimeError("the query log's engine was disposed")
@@ -310,9 +405,10 @@ class GroupCommitWriter:
         try:
             with self._cross_process_lock():
                 cursor = raw.cursor()
-                _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries)
+                head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, self._keys.mac_key)
                 cursor.close()
                 raw.commit()
+                return head
         except BaseException:
             with contextlib.suppress(Exception):  # the commit's own error is the one to report
                 raw.rollback()
@@ -372,33 +468,6 @@ def group_writer(engine: Engine) -> GroupCommitWriter:
         return writer
 
 
-@dataclass(frozen=True)
-class ChainCheck:
-    ok: bool
-    entries: int
-    first_broken_seq: int | None = None
-    problem: str | None = None
-
-
-def check_chain(session: Session, batch_size: int = 5000) -> ChainCheck:
-    """Walk the log in order; report the first entry whose link or content does not verify."""
-    prev_hash, expected_seq, count, last_seq = GENESIS_HASH, 1, 0, 0
-    stmt = select(QueryLogEntry).order_by(QueryLogEntry.seq).execution_options(yield_per=batch_size)
-    for entry in session.scalars(stmt):
-        count += 1
-        if entry.seq != expected_seq:
-            return ChainCheck(False, count, expected_seq, f"entry {expected_seq} is missing")
-        if entry.prev_hash != prev_hash:
-            return ChainCheck(False, count, entry.seq, "prev_hash does not match the previous entry")
-        if chain_hash(prev_hash, entry) != entry.entry_hash:
-            return ChainCheck(False, count, entry.seq, "content does not match entry_hash (edited)")
-        prev_hash, expected_seq, last_seq = entry.entry_hash, expected_seq + 1, entry.seq
-    head = session.get(QueryLogHead, 1)
-    if head is not None and (head.seq != last_seq or head.last_hash != prev_hash):
-        return ChainCheck(False, count, last_seq + 1, "entries after the last one were deleted")
-    return ChainCheck(True, count)
-
-
 def list_entries(session: Session, *, uscc: str | None = None, actor: str | None = None,
                  offset: int = 0, limit: int = 100) -> tuple[int, list[QueryLogEntry]]:
     stmt = select(QueryLogEntry)
@@ -409,3 +478,19 @@ def list_entries(session: Session, *, uscc: str | None = None, actor: str | None
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(QueryLogEntry.seq.desc()).offset(offset).limit(limit)).all()
     return total, list(rows)
+
+
+def anchor_now(session: Session) -> Any:
+    """Sign and append a checkpoint of the log's current head (None when the log is empty or its
+    head row is gone); returns the `Checkpoint`. The group writer anchors by itself; this is for
+    the service's start, `tiers querylog checkpoint` and an office's cron."""
+    from serving.services.checkpoints import append_checkpoint, sign_checkpoint
+
+    head = session.get(QueryLogHead, 1)
+    if head is None or head.seq == 0:
+        return None
+    keys = keys_for(session.get_bind().url)
+    checkpoint = sign_checkpoint(keys.signing_key, head.seq, head.last_hash, head.keyed_from)
+    session.rollback()  # nothing was written; end the read before the file's fsync
+    append_checkpoint(keys.checkpoints, checkpoint)
+    return checkpoint

@@ -18,7 +18,6 @@ from serving.db.models import Record, RepairApplication
 from serving.errors import (
     AlreadyDecided,
     Conflict,
-    NotAllowed,
     RepairNotEligible,
     UnknownRepair,
 )
@@ -114,11 +113,10 @@ def decide_repair(session: Session, principal: Principal, application_id: int, b
     """
     application = session.scalars(select(RepairApplication).where(
         RepairApplication.id == application_id).with_for_update()).first()
-    if application is None:
-        raise UnknownRepair(f"no repair application #{application_id}", field="application_id")
-    if principal.role != "admin" and principal.department != application.department:
-        raise NotAllowed(f"repair application #{application_id} is decided by department "
-                         f"{application.department!r}, not {principal.department!r}")
+    if application is None or (principal.role != "admin" and principal.department != application.department):
+        # one 404 for absent and another department's: no existence oracle
+        raise UnknownRepair(f"no repair application #{application_id} addressed to your department",
+                            field="application_id")
     if application.status != "pending":
         raise AlreadyDecided(f"repair application #{application_id} was already {application.status}")
     try:

@@ -1,15 +1,14 @@
-"""Users, API keys and login (with a per username+IP rate limit on failed attempts)."""
+"""Users, API keys and login (limited per account and per address: ``serving.services.logins``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from serving.db.models import ApiKey, LoginAttempt, RevokedToken, User
+from serving.db.models import ApiKey, RevokedToken, User
 from serving.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from serving.schemas import UserCreate
 from serving.security import (
@@ -19,10 +18,11 @@ from serving.security import (
     dummy_password_hash,
     hash_password,
     new_api_key,
+    password_problem,
     verify_password,
 )
-
-LOGIN_WINDOW = dt.timedelta(minutes=1)
+from serving.services import logins
+from serving.services.logins import LoginLimits
 
 
 def _scope_problem(body: UserCreate) -> tuple[str, str] | None:
@@ -37,10 +37,15 @@ def _scope_problem(body: UserCreate) -> tuple[str, str] | None:
 
 
 def create_user(session: Session, body: UserCreate) -> User:
-    """Create a user with exactly the scope its role needs; the password is stored argon2-hashed."""
+    """Create a user with exactly the scope its role needs and a password the policy accepts
+    (``security.password_problem``); the password is stored argon2-hashed."""
     problem = _scope_problem(body)
     if problem:
         raise InvalidInput(problem[1], field=problem[0])
+    weak = password_problem(body.password, username=body.username, role=body.role,
+                            other_inputs=tuple(filter(None, [body.display_name])))
+    if weak:
+        raise InvalidInput(f"password {weak}", field="password")
     if session.scalars(select(User.id).where(User.username == body.username)).first() is not None:
         raise Conflict(f"username {body.username!r} is taken", field="username")
     user = User(username=body.username, password_hash=hash_password(body.password), role=body.role,
@@ -56,29 +61,33 @@ def principal_of(user: User, kind: str = "person") -> Principal:
                      department=user.department, section=user.section, uscc=user.uscc)
 
 
-def authenticate(session: Session, username: str, password: str, client_ip: str, *,
-                 max_failures_per_minute: int, now: dt.datetime | None = None) -> User:
-    """The active user with these credentials; failed attempts per username+IP are limited."""
+def authenticate(session: Session, username: str, password: str, client_ip: str, *, limits: LoginLimits,
+                 now: dt.datetime | None = None) -> User:
+    """The active user with these credentials, within the login limits (``serving.services.logins``):
+    a try during a back-off is refused with 429 and ``Retry-After`` before any password check."""
     for field, value in (("username", username), ("password", password)):
         if any(ord(c) < 32 for c in value):
             raise InvalidInput(f"{field} must not contain control characters", field=field)
     now = now or dt.datetime.now(dt.UTC)
-    since = now - LOGIN_WINDOW
-    failures = session.scalars(select(LoginAttempt.attempted_at).where(
-        LoginAttempt.username == username, LoginAttempt.client_ip == client_ip,
-        LoginAttempt.attempted_at > since).order_by(LoginAttempt.attempted_at)).all()
-    if len(failures) >= max_failures_per_minute:
-        oldest = failures[0] if failures[0].tzinfo else failures[0].replace(tzinfo=dt.UTC)
-        retry_after = max(1, math.ceil((oldest + LOGIN_WINDOW - now).total_seconds()))
-        raise TooManyAttempts(f"too many failed logins for {username!r}; retry in {retry_after} s",
-                              field="username", headers={"Retry-After": str(retry_after)})
+    address = logins.address_key(client_ip)
+    account = username[:80]  # as stored (no user name is longer); a longer one fails like any unknown one
+    # a cheap read first: a refused try (hammering during a back-off) writes nothing
+    wait = logins.wait_s(session, account, address, limits, now)
+    if wait <= 0:
+        attempt = logins.begin_attempt(session, account, address, now)
+        wait = logins.wait_s(session, account, address, limits, now, before_id=attempt.id)  # a concurrent try won
+        if wait > 0:
+            logins.end_attempt(session, attempt, "refused", now)
+    if wait > 0:
+        raise TooManyAttempts(f"too many failed logins for {username!r} or from this address; retry in "
+                              f"{logins.retry_after(wait)} s", field="username",
+                              headers={"Retry-After": logins.retry_after(wait)})
     user = session.scalars(select(User).where(User.username == username)).first()
     # verify even for unknown users so response time does not reveal which usernames exist
     valid = verify_password(password, user.password_hash if user else dummy_password_hash())
-    if not (valid and user is not None and user.active):
-        session.add(LoginAttempt(username=username, client_ip=client_ip, attempted_at=now))
-        session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < now - 10 * LOGIN_WINDOW))
-        session.commit()
+    ok = valid and user is not None and user.active
+    logins.end_attempt(session, attempt, "succeeded" if ok else "failed", now)
+    if not ok:
         raise NotAuthenticated("wrong username or password", field="password")
     return user
 

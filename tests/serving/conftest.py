@@ -20,7 +20,9 @@ from serving.db.migrate import upgrade
 from serving.db.models import Base
 from serving.db.session import dispose_engine, iter_session
 from serving.deps import get_today
+from serving.keys import with_keys
 from serving.security import create_access_token
+from serving.services.querylog import LogKeys, use_keys
 from serving.settings import Settings
 
 
@@ -60,8 +62,17 @@ def database_url(_template_db, tmp_path) -> str:
 @pytest.fixture
 def settings(database_url, tmp_path) -> Settings:
     # the MLflow registry in tmp_path too: a test must never read or promote var/mlflow.db
-    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=database_url,
-                    mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    # the keys too: the service makes its own (development) in this test's directory
+    return with_keys(Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=database_url,
+                              mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+                              keys_dir=tmp_path / "keys"))
+
+
+@pytest.fixture(autouse=True)
+def _log_keys(settings) -> None:
+    """The query log of the test's database is keyed as the app keys it (tests also append
+    through sessions without an app)."""
+    use_keys(settings.database_url, LogKeys.of(with_keys(settings)))
 
 
 @pytest.fixture
@@ -89,11 +100,12 @@ def session(database_url):
 
 
 @pytest.fixture
-def auth(settings):
-    """``auth("reg_samr")`` → headers with a bearer token for that seeded user (no login round trip)."""
+def auth(app):
+    """``auth("reg_samr")`` → headers with a bearer token for that seeded user (no login round trip),
+    signed with the app's own key."""
 
     def headers(username: str) -> dict[str, str]:
-        token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+        token, _ = create_access_token(principal(username), app.state.settings.jwt_key, 30)
         return {"Authorization": f"Bearer {token}"}
 
     return headers

@@ -158,3 +158,14 @@ def uvicorn_server(log_dir: Path, database_url: str, **env: str) -> Iterator[str
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def form_login(client, username: str, password: str = PASSWORD, **kwargs):
+    """Log in through the login form as a browser does: fetch the form (its CSRF cookie and token),
+    then post it. Returns the POST's response (303 to the start page on success)."""
+    import re
+
+    form = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                       follow_redirects=False, **kwargs)

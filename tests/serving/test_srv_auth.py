@@ -64,10 +64,16 @@ def test_user_scope_must_match_role(client, auth):
     assert r.status_code == 422 and r.json()["error"]["field"] == "department"
 
 
-def test_production_refuses_default_secret():
-    with pytest.raises(ValidationError, match="TIERS_JWT_SECRET"):
-        Settings(environment="production")
-    assert Settings(environment="production", jwt_secret="x" * 40).environment == "production"
+PRODUCTION_KEYS = {"jwt_secret": "x" * 40, "querylog_mac_key": "m" * 40, "querylog_signing_key": "a1" * 32}
+
+
+@pytest.mark.parametrize("missing", sorted(PRODUCTION_KEYS))
+def test_production_refuses_to_run_without_each_key(missing):
+    with pytest.raises(ValidationError, match=f"TIERS_{missing.upper()}"):
+        Settings(environment="production", **{k: v for k, v in PRODUCTION_KEYS.items() if k != missing})
+    with pytest.raises(ValidationError, match=f"TIERS_{missing.upper()}"):  # nor with a weak one
+        Settings(environment="production", **{**PRODUCTION_KEYS, missing: "short"})
+    assert Settings(environment="production", **PRODUCTION_KEYS).environment == "production"
 
 
 def test_settings_read_env_prefix(monkeypatch):
@@ -87,11 +93,11 @@ def test_masked_id_keeps_first_and_last_four(id_number):
     assert masked[:4] == id_number[:4] and masked[-4:] == id_number[-4:] and masked[4:-4] == "*" * 10
 
 
-def test_demo_users_only_in_development(session):
+def test_demo_users_only_in_development(session, tmp_path):
     from serving.demo import seed_demo_users
     from serving.errors import NotAllowed
 
-    accounts = seed_demo_users(session, Settings())
+    accounts = seed_demo_users(session, Settings(keys_dir=tmp_path))
     assert {role for _, _, role, _ in accounts} == {"admin", "regulator", "sector", "analyst", "enterprise"}
     with pytest.raises(NotAllowed):
-        seed_demo_users(session, Settings(environment="production", jwt_secret="y" * 40))
+        seed_demo_users(session, Settings(environment="production", **PRODUCTION_KEYS))

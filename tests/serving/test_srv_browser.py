@@ -7,7 +7,7 @@ import shutil
 
 import httpx
 import pytest
-from srv_fixtures import PASSWORD, uvicorn_server
+from srv_fixtures import PASSWORD, form_login, uvicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -73,7 +73,7 @@ def test_enterprise_sees_own_page_objects_and_cannot_see_others(server, page, wo
 
     # another enterprise's page is refused and shows none of its data
     response = page.goto(f"{server}/credit/{world.ent2}")
-    assert response.status == 403 and "南京乙建筑" not in page.content()
+    assert response.status == 404 and "南京乙建筑" not in page.content()  # as if it did not exist
 
     page.goto(f"{server}/credit/{world.ent1}?lang=en")
     assert "My credit" in page.content()
@@ -92,7 +92,7 @@ def test_staff_pages_render(server, page, tmp_path):
 def test_forged_form_post_is_refused(server, world):
     """A cross-site form post carries no valid CSRF token: refused even with the cookie."""
     with httpx.Client(base_url=server) as client:
-        client.post("/login", data={"username": "ent1", "password": PASSWORD})
+        form_login(client, "ent1")
         r = client.post(f"/credit/{world.ent1}/objections",
                         data={"record_id": "R1", "reason": "伪造的异议请求", "csrf_token": "forged"})
         assert r.status_code == 403 and "csrf" in r.text.lower()

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.db.models import Base
-from serving.db.session import engine_for
+from serving.db.session import engine_for, iter_session
 from serving.services.subjects import list_records, store_records
 from serving.settings import Settings
 
@@ -29,9 +29,21 @@ def test_records_are_versioned_not_overwritten(session, world):
 
 
 def test_startup_migrates_a_fresh_database(tmp_path):
+    from srv_fixtures import principal
+
+    from serving.db.models import User
+    from serving.security import create_access_token
+
     url = f"sqlite:///{tmp_path / 'fresh' / 'tiers.db'}"
-    with TestClient(create_app(Settings(database_url=url))) as client:  # `with` runs the lifespan
-        health = client.get("/health").json()
+    app = create_app(Settings(database_url=url, keys_dir=tmp_path / "keys"))
+    with TestClient(app) as client:  # `with` runs the lifespan
+        assert client.get("/health").json() == {"status": "degraded"}  # strangers learn no more
+        session = next(iter_session(url))
+        session.add(User(username="admin", password_hash="-", role="admin", active=True))
+        session.commit()
+        session.close()
+        token, _ = create_access_token(principal("admin"), app.state.settings.jwt_key, 5)
+        health = client.get("/health", headers={"Authorization": f"Bearer {token}"}).json()
     assert health["database"] and health["schema_revision"] is not None
     assert health["status"] == "degraded" and any("no grades" in r for r in health["reasons"])
 

@@ -19,7 +19,8 @@ from serving.schemas import GradeOut
 from serving.security import Principal
 from serving.services import querylog
 from serving.services.grades import latest_grade
-from serving.services.querylog import append_entry, check_chain
+from serving.services.querylog import append_entry
+from serving.services.querylog_check import check_chain
 
 
 @pytest.fixture(params=["event loop", "thread"])
@@ -61,7 +62,7 @@ def test_the_grade_body_is_the_response_model_of_the_latest_grade(client, auth, 
     ({"Authorization": "Bearer not-a-token"}, {}, 401, None),
     ("analyst", {"purpose": "统计分析"}, 403, None),                      # role without subject data
     ("reg_samr", {}, 422, None),                                          # staff must give a purpose
-    ("ent2", {}, 403, "denied"),                                          # another enterprise: logged
+    ("ent2", {}, 404, "denied"),                                          # another enterprise: logged, same 404 as absent
     ("reg_samr", {"purpose": "案件调查"}, 200, "allowed"),
 ])
 def test_the_grade_read_keeps_every_guard(client, auth, session, world, headers, params, status, logged):
@@ -95,11 +96,11 @@ def test_the_log_commits_at_the_configured_durability_with_sqlites_own_checkpoin
     inside: list[tuple[int, int]] = []
     real_chain = querylog._chain_on_cursor
 
-    def chain(cursor, sql, entries):
+    def chain(cursor, sql, entries, key):
         # the writer's DBAPI connection: same pragmas as the engine's other connections
         inside.append((cursor.execute("PRAGMA synchronous").fetchone()[0],
                        cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]))
-        real_chain(cursor, sql, entries)
+        return real_chain(cursor, sql, entries, key)
 
     monkeypatch.setattr(querylog, "_chain_on_cursor", chain)
     engine = make_engine(database_url, sqlite_synchronous=synchronous)

@@ -22,6 +22,7 @@ from serving.app import create_app
 from serving.db.session import dispose_engine, iter_session
 from serving.deps import get_today
 from serving.errors import ModelUnavailable
+from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.champions import ChampionHolder
 from serving.services.grades import latest_grade, store_grades
@@ -76,7 +77,7 @@ def graded_by_v1(database_url) -> None:
 
 
 def _headers(settings: Settings, username: str) -> dict[str, str]:
-    token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -106,7 +107,7 @@ def test_corrupt_or_missing_champion_keeps_the_last_good_model(tmp_path, databas
     app.state.model_holder.retry_after = 0  # retry a failed version on every probe
     client = TestClient(app)
 
-    ok = client.get("/health").json()
+    ok = client.get("/health", headers=_headers(settings, "admin")).json()
     assert ok["status"] == "ok", ok
     assert ok["models"][0] | {"loaded_at": None} == {"name": NAME, "alias": "champion", "version": 1,
                                                      "champion_version": 1, "loaded_at": None,
@@ -117,7 +118,7 @@ def test_corrupt_or_missing_champion_keeps_the_last_good_model(tmp_path, databas
     intact = pickle.read_bytes()
     pickle.write_bytes(intact[: len(intact) // 2])
     registry.set_alias(NAME, "champion", 2)
-    degraded = client.get("/health").json()
+    degraded = client.get("/health", headers=_headers(settings, "admin")).json()
     assert degraded["status"] == "degraded"
     model = degraded["models"][0]
     assert (model["version"], model["champion_version"], model["degraded"]) == (1, 2, True)
@@ -128,17 +129,17 @@ def test_corrupt_or_missing_champion_keeps_the_last_good_model(tmp_path, databas
 
     # restored: the champion loads, health is ok, and it regrades
     pickle.write_bytes(intact)
-    restored = client.get("/health").json()
+    restored = client.get("/health", headers=_headers(settings, "admin")).json()
     assert restored["status"] == "ok" and restored["models"][0]["version"] == 2, restored
     assert _uphold(client, settings, "R1").status_code == 200
     assert _latest_model_version(database_url) == f"{NAME}/2"
 
     # back to v1, then champion → v2 whose model directory is gone
     registry.set_alias(NAME, "champion", 1)
-    assert client.get("/health").json()["models"][0]["version"] == 1
+    assert client.get("/health", headers=_headers(settings, "admin")).json()["models"][0]["version"] == 1
     shutil.rmtree(pickle.parent)
     registry.set_alias(NAME, "champion", 2)
-    missing = client.get("/health").json()
+    missing = client.get("/health", headers=_headers(settings, "admin")).json()
     assert missing["status"] == "degraded" and missing["models"][0]["version"] == 1
     assert "version 2 cannot be loaded" in missing["models"][0]["reason"]
     dispose_engine(database_url)
@@ -153,10 +154,10 @@ def test_uvicorn_serves_the_last_good_model_when_the_champion_is_corrupt(tmp_pat
     with (uvicorn_server(tmp_path, database_url, TIERS_STORE_DIR=str(store),
                          TIERS_MLFLOW_TRACKING_URI=registry.tracking_uri, TIERS_HEALTH_MODEL_CHECK_S="0") as base,
           httpx.Client(base_url=base, timeout=60) as client):
-        assert client.get("/health").json()["models"][0]["version"] == 1
+        assert client.get("/health", headers=_headers(settings, "admin")).json()["models"][0]["version"] == 1
         _model_file(registry, 2).write_bytes(b"\x80\x05truncated")
         registry.set_alias(NAME, "champion", 2)
-        health = client.get("/health").json()
+        health = client.get("/health", headers=_headers(settings, "admin")).json()
         assert health["status"] == "degraded", health
         assert health["models"][0]["version"] == 1 and "version 2" in health["models"][0]["reason"]
         decided = _uphold(client, settings, "R2")

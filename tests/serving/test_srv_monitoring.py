@@ -16,6 +16,7 @@ from monitoring.inputs import frames_at
 from monitoring.run import MonitoringFrames, monitor
 from serving.app import create_app
 from serving.deps import SESSION_COOKIE, get_today
+from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services import monitoring as mon
 from serving.settings import Settings
@@ -60,12 +61,12 @@ def mon_client(mon_settings) -> TestClient:
 
 
 def _headers(settings: Settings, username: str) -> dict[str, str]:
-    token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
     return {"Authorization": f"Bearer {token}"}
 
 
 def _cookie_client(client: TestClient, settings: Settings, username: str) -> TestClient:
-    token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
     client.cookies.set(SESSION_COOKIE, token)
     return client
 

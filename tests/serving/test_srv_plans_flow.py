@@ -12,9 +12,10 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from srv_fixtures import TODAY, make_uscc
+from srv_fixtures import make_uscc
 
 from serving.db.models import Draw, Plan, QueryLogEntry, Record
+from serving.deps import get_today
 from serving.services import plans as plan_service
 from serving.services.grades import store_grades
 from serving.services.subjects import store_records, store_subjects
@@ -67,7 +68,8 @@ def settings(database_url, tmp_path) -> Settings:
     subjects = _extra_subjects()
     (data_dir / "conflicts.csv").write_text(f"inspector_id,uscc,reason\nINS000001,{subjects[-1]['uscc']},relative\n",
                                             encoding="utf-8")
-    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=data_dir)
+    return Settings(database_url=database_url, run_migrations_on_startup=False, data_dir=data_dir,
+                    keys_dir=tmp_path / "keys")
 
 
 @pytest.fixture
@@ -200,27 +202,29 @@ def test_downloads_parse_and_are_logged(client, auth, city, session):
 
 
 def test_results_become_inspection_records_and_public_csv_hides_grades(client, auth, city, session):
-    plan = _create(client, auth)
+    plan = _create(client, auth)  # on TODAY (2026-11-23), for December
     visits = client.get(f"/api/v1/plans/{plan['id']}", headers=auth("reg_samr")).json()["visits"]
     first, second = visits[0], visits[1]
+    late = dt.date(2026, 12, 28)
+    client.app.dependency_overrides[get_today] = lambda: late  # results come in during the period
     body = {"results": [
-        {"uscc": first["uscc"], "inspection_item": "SAMR-03", "inspected_on": "2026-11-10", "outcome": "corrected",
-         "published_on": "2026-11-12", "document_no": "宁市监检〔2026〕1号"},
-        {"uscc": second["uscc"], "inspection_item": "SAMR-03", "inspected_on": "2026-10-20", "outcome": "no_problem"},
+        {"uscc": first["uscc"], "inspection_item": "SAMR-03", "inspected_on": "2026-12-02", "outcome": "corrected",
+         "published_on": "2026-12-04", "document_no": "宁市监检〔2026〕1号"},
+        {"uscc": second["uscc"], "inspection_item": "SAMR-03", "inspected_on": "2026-12-01", "outcome": "no_problem"},
     ]}
     r = client.post(f"/api/v1/plans/{plan['id']}/results", json=body, headers=auth("reg_samr"))
     assert r.status_code == 200, r.text
     out = {x["uscc"]: x for x in r.json()}
-    assert out[first["uscc"]]["publication_deadline"] == "2026-11-30"
+    assert out[first["uscc"]]["publication_deadline"] == "2026-12-22"
     assert out[first["uscc"]]["publication_status"] == "published"
-    assert out[second["uscc"]]["publication_status"] == "overdue"  # 2026-11-09 < TODAY
+    assert out[second["uscc"]]["publication_status"] == "overdue"  # 2026-12-21 < 2026-12-28
     session.expire_all()
     records = session.scalars(select(Record).where(Record.kind == "inspection", Record.is_current)).all()
     assert {(rec.uscc, rec.subkind, rec.department) for rec in records} == {
         (first["uscc"], "corrected", "samr"), (second["uscc"], "no_problem", "samr")}
     assert all("SAMR-03" in rec.description for rec in records)  # the item survives in the record
     # posting again (now published) updates the result and versions the record, never duplicates
-    body["results"][1]["published_on"] = TODAY.isoformat()
+    body["results"][1]["published_on"] = late.isoformat()
     client.post(f"/api/v1/plans/{plan['id']}/results", json=body, headers=auth("reg_samr"))
     session.expire_all()
     assert session.scalar(select(func.count(Record.id)).where(Record.kind == "inspection", Record.is_current)) == 2
@@ -238,9 +242,9 @@ def test_results_become_inspection_records_and_public_csv_hides_grades(client, a
 
 def test_other_departments_and_enterprises_cannot_read_plans(client, auth, city, session):
     plan = _create(client, auth)
-    for user in ("reg_tax", "ent1"):
+    for user, status in (("reg_tax", 404), ("ent1", 403)):  # another department: as if absent
         for path in ("", "/verify", "/export.csv", "/export.xlsx"):
-            assert client.get(f"/api/v1/plans/{plan['id']}{path}", headers=auth(user)).status_code == 403
+            assert client.get(f"/api/v1/plans/{plan['id']}{path}", headers=auth(user)).status_code == status
         assert _log_count(session, user) == 0
     assert client.get("/api/v1/plans", headers=auth("reg_tax")).json() == []
     joint = client.post("/api/v1/plans", json=_task(plan_id="eco", items=("SAMR-03",)), headers=auth("reg_eco"))
@@ -306,8 +310,9 @@ def test_service_plans_use_its_complaints_as_leads_and_its_inspections_as_histor
     key_plan = _create(client, auth, plan_id="2026Q4-key", items=("SAMR-02",))
     visits = client.get(f"/api/v1/plans/{key_plan['id']}", headers=auth("reg_samr")).json()["visits"]
     visit = next(v for v in visits if v["grade"] == "D")
+    client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 15)
     r = client.post(f"/api/v1/plans/{key_plan['id']}/results", headers=auth("reg_samr"), json={"results": [
-        {"uscc": visit["uscc"], "inspection_item": "SAMR-02", "inspected_on": "2026-11-10", "outcome": "no_problem"}]})
+        {"uscc": visit["uscc"], "inspection_item": "SAMR-02", "inspected_on": "2026-12-10", "outcome": "no_problem"}]})
     assert r.status_code == 200, r.text
     history = plan_service.history_frame(session)
     last_team = history.loc[history["uscc"] == visit["uscc"], "inspector_ids"].tolist()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 
-from srv_fixtures import PASSWORD
+from srv_fixtures import form_login
 from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
+
+from serving.deps import get_today
 
 
 def _login(client, username: str) -> None:
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = form_login(client, username)
     assert r.status_code == 303
 
 
@@ -39,12 +42,13 @@ def test_regulator_creates_a_plan_from_the_form(client, city):  # noqa: F811
     rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
     assert [r["uscc"] for r in rows] == visit_usccs
 
+    client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 15)  # during the plan's period
     result = client.post(created.headers["location"] + "/results", data={
-        "uscc": visit_usccs[0], "inspection_item": "SAMR-03", "outcome": "no_problem", "inspected_on": "2026-11-20",
+        "uscc": visit_usccs[0], "inspection_item": "SAMR-03", "outcome": "no_problem", "inspected_on": "2026-12-01",
         "csrf_token": _csrf(detail.text)}, follow_redirects=False)
     assert result.status_code == 303
     after = client.get(created.headers["location"])
-    assert f'<tr class="result" data-uscc="{visit_usccs[0]}">' in after.text and "2026-12-10" in after.text
+    assert f'<tr class="result" data-uscc="{visit_usccs[0]}">' in after.text and "2026-12-21" in after.text
     english = client.get(created.headers["location"] + "?lang=en")
     assert "Visit list" in english.text and "检查名单" not in english.text
 
@@ -58,4 +62,4 @@ def test_other_department_cannot_open_the_plan_page(client, city):  # noqa: F811
     client.cookies.clear()
     _login(client, "reg_tax")
     r = client.get(created.headers["location"])
-    assert r.status_code == 403 and "南京测试" not in r.text
+    assert r.status_code == 404 and "南京测试" not in r.text  # another department's plan: as if absent

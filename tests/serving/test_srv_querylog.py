@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from serving.db.models import QueryLogEntry
-from serving.services.querylog import check_chain, list_entries
+from serving.services.querylog import list_entries
+from serving.services.querylog_check import check_chain
 
 
 def test_every_read_is_logged_with_purpose_and_endpoint(client, auth, session, world):
@@ -66,7 +67,7 @@ def test_personal_info_only_for_admin_and_logged_unmasked(client, auth, session,
     assert "张三丰" not in r.text and r.json()["legal_rep_name"] == "张**"
 
 
-def test_querylog_check_cli_reports_broken_link(database_url, client, auth, session, world, monkeypatch):
+def test_querylog_check_cli_reports_broken_link(database_url, settings, client, auth, session, world, monkeypatch):
     from typer.testing import CliRunner
 
     from serving.cli import admin  # noqa: F401  (registers the commands)
@@ -74,6 +75,7 @@ def test_querylog_check_cli_reports_broken_link(database_url, client, auth, sess
     from serving.settings import get_settings
 
     monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(settings.keys_dir))  # the service's keys
     get_settings.cache_clear()
     try:
         client.get(f"/api/v1/subjects/{world.ent1}", headers=auth("ent1"))

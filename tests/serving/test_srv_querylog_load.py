@@ -20,11 +20,13 @@ from serving.deps import get_today
 from serving.overload import InFlightLimit
 from serving.security import CredentialCache, Principal, credential_key
 from serving.services import querylog
-from serving.services.querylog import append_entry, check_chain, group_writer
+from serving.services.querylog import LogKeys, append_entry, group_writer, use_keys
+from serving.services.querylog_check import check_chain
 
 
-def _append_many(database_url: str, actor: str, threads: int, per_thread: int) -> None:
+def _append_many(database_url: str, actor: str, threads: int, per_thread: int, keys: LogKeys) -> None:
     """``threads`` threads each logging ``per_thread`` reads, each with its own session."""
+    use_keys(database_url, keys)  # a new process: the log's keys, as the app registers them
     reader = principal("reg_samr")
     who = Principal(username=actor, role=reader.role, department=reader.department)
 
@@ -42,17 +44,18 @@ def _append_many(database_url: str, actor: str, threads: int, per_thread: int) -
         t.join()
 
 
-def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, session, monkeypatch):
+def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, session, settings, monkeypatch):
     slow_commit = querylog.GroupCommitWriter._commit
     groups: list[int] = []
 
     def slower(self, entries):  # a slow disk: reads arriving meanwhile must join the next group
         time.sleep(0.02)
-        slow_commit(self, entries)
+        head = slow_commit(self, entries)
         groups.append(len(entries))
+        return head
 
     monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", slower)
-    _append_many(database_url, "thread_reader", threads=8, per_thread=10)
+    _append_many(database_url, "thread_reader", threads=8, per_thread=10, keys=LogKeys.of(settings))
     result = check_chain(session)
     assert result.ok and result.entries == 80
     seqs = session.scalars(select(QueryLogEntry.seq).order_by(QueryLogEntry.seq)).all()
@@ -60,9 +63,10 @@ def test_concurrent_threads_share_commits_and_keep_one_chain(database_url, sessi
     assert sum(groups) == 80 and len(groups) < 80 and max(groups) > 1  # reads shared transactions
 
 
-def test_two_processes_append_to_one_chain_and_an_edit_is_found(database_url, session):
+def test_two_processes_append_to_one_chain_and_an_edit_is_found(database_url, session, settings):
     ctx = multiprocessing.get_context("spawn")  # like uvicorn's workers: no shared memory, no fork
-    workers = [ctx.Process(target=_append_many, args=(database_url, f"worker{w}", 4, 15)) for w in range(2)]
+    workers = [ctx.Process(target=_append_many, args=(database_url, f"worker{w}", 4, 15, LogKeys.of(settings)))
+               for w in range(2)]
     for p in workers:
         p.start()
     for p in workers:
@@ -328,3 +332,35 @@ def test_appends_racing_the_writers_idle_exit_are_never_stranded(database_url, s
         t.join(timeout=60)
     assert not any(t.is_alive() for t in pool)
     assert check_chain(session).ok and check_chain(session).entries == 60
+
+
+def test_a_slow_checkpoint_never_holds_up_the_logs_commits(database_url, session, settings, monkeypatch):
+    """The writer hands its head to the checkpoint thread: while a checkpoint's fsync takes a
+    second (a busy disk), reads keep being logged at their usual pace, and the checkpoint of the
+    newest head is written afterwards."""
+    from serving.services import checkpoints
+
+    real_append = checkpoints.append_checkpoint
+    slow = threading.Event()
+
+    def slow_append(path, checkpoint):
+        slow.set()
+        time.sleep(1.0)
+        real_append(path, checkpoint)
+
+    monkeypatch.setattr(checkpoints, "append_checkpoint", slow_append)
+    keys = LogKeys.of(settings)
+    use_keys(database_url, LogKeys(keys.mac_key, keys.signing_key, keys.checkpoints, checkpoint_interval_s=0.0))
+    reader = principal("reg_samr")
+    timings = []
+    for i in range(12):
+        start = time.perf_counter()
+        s = next(iter_session(database_url))
+        append_entry(s, principal=reader, uscc=f"9132010000000000{i:02d}", purpose="检查点", endpoint="GET /t")
+        s.close()
+        timings.append(time.perf_counter() - start)
+    assert slow.is_set()  # a checkpoint was being written meanwhile
+    assert max(timings) < 0.5, timings  # no append waited for it
+    checkpoints.checkpoint_writer(keys.checkpoints, keys.signing_key).flush()
+    result = check_chain(session)
+    assert result.ok and result.entries == 12 and result.checkpoint is not None and result.checkpoint.seq >= 1

@@ -3,49 +3,17 @@ responses conform to their declared schemas."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import hypothesis_jsonschema._from_schema as _hjs
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from hypothesis.internal.conjecture import utils as _cu
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 from srv_fixtures import principal
 
+from serving.keys import with_keys
 from serving.security import create_access_token
 
 schemathesis.experimental.OPEN_API_3_1.enable()
 
-
-class _OldStyleMany:
-    """hypothesis-jsonschema 0.23.1 still calls ``many(...).more()``, which Hypothesis ≥ 6.16x
-    replaced by a context manager + iterator; this adapter gives it the old interface."""
-
-    def __init__(self, *args, **kwargs):
-        self._many = _new_many(*args, **kwargs)
-        self._many.__enter__()
-        self._iter = iter(self._many)
-        self._open = True
-
-    def more(self) -> bool:
-        if not self._open:
-            return False
-        try:
-            next(self._iter)
-            return True
-        except StopIteration:
-            self._open = False
-            self._many.__exit__(None)
-            return False
-
-    def reject(self, why=None):
-        self._many.reject(why)
-
-
-_new_many = _cu.many
-if not hasattr(_new_many, "more"):
-    _hjs.cu = SimpleNamespace(**{**vars(_cu), "many": _OldStyleMany})
 
 CHECKS = (not_a_server_error, status_code_conformance, response_schema_conformance)
 
@@ -74,7 +42,7 @@ def settings_for_case(settings):
         path = case.path
         username = ("reg_samr" if "/regulator/" in path else "sector_c" if "/sector/" in path
                     else "analyst" if "/analyst/" in path else "ent1" if "/subjects/" in path else "admin")
-        token, _ = create_access_token(principal(username), settings.jwt_secret.get_secret_value(), 30)
+        token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
         return {"Authorization": f"Bearer {token}"}
 
     return headers

@@ -8,7 +8,7 @@ import re
 
 import pytest
 from sqlalchemy import select
-from srv_fixtures import PASSWORD
+from srv_fixtures import PASSWORD, form_login
 
 from serving.db.models import RevokedToken, User
 
@@ -83,7 +83,7 @@ def test_logout_in_this_worker_is_immediate_even_with_the_cache(app, client, wor
 
 
 def test_page_logout_ends_the_cookie_even_if_it_is_replayed(client, world):
-    r = client.post("/login", data={"username": "ent1", "password": PASSWORD}, follow_redirects=False)
+    r = form_login(client, "ent1")
     assert r.status_code == 303
     cookie = client.cookies.get("tiers_session")
     page = client.get(f"/credit/{world.ent1}")

@@ -60,10 +60,10 @@ def test_upheld_objection_revokes_record_and_regrades(app, client, auth, world):
     calls = []
     app.dependency_overrides[get_regrader] = lambda: (lambda session, uscc, reason: calls.append((uscc, reason)))
     oid = client.post(f"/api/v1/subjects/{world.ent1}/objections", json=OBJECTION, headers=auth("ent1")).json()["id"]
-    # only the record's department decides
+    # only the record's department decides; to another, the objection does not exist
     other = client.post(f"/api/v1/regulator/objections/{oid}/decision",
                         json={"decision": "upheld", "reason": "核实"}, headers=auth("reg_tax"))
-    assert other.status_code == 403
+    assert other.status_code == 404
     r = client.post(f"/api/v1/regulator/objections/{oid}/decision",
                     json={"decision": "upheld", "reason": "经核实处罚决定已撤销"}, headers=auth("reg_samr"))
     assert r.status_code == 200 and r.json()["status"] == "upheld" and r.json()["decided_by"] == "reg_samr"

@@ -1,0 +1,226 @@
+"""The query log against someone who can write the database: each tampering of the issue makes
+``tiers querylog check`` fail and name the break; what it cannot see alone (an insider holding
+the keys who also rewrites the local checkpoints) a second party's copy of the checkpoints shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+from srv_fixtures import ENT1
+
+from serving.services import querylog
+
+READS = 6
+
+
+@pytest.fixture
+def logged(client, auth, tiers_cli, database_url):
+    """Six logged reads, anchored by a checkpoint (as the service writes them, or an office's cron);
+    returns the path of the SQLite file."""
+    for _ in range(READS):
+        assert client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("ent1")).status_code == 200
+    tiers_cli("querylog", "checkpoint")
+    code, out, _ = tiers_cli("querylog", "check", "--json")
+    assert code == 0, out
+    return database_url.removeprefix("sqlite:///")
+
+
+def _check(tiers_cli, *args: str) -> dict:
+    code, out, err = tiers_cli("querylog", "check", "--json", *args)
+    result = json.loads(out)
+    assert (code == 0) == result["ok"], (code, out, err)
+    return result
+
+
+def _kinds(result: dict) -> set[str]:
+    return {b["kind"] for b in result.get("breaks", [])}
+
+
+def _unkeyed(prev: str, row: dict) -> str:
+    """The project's old, unkeyed chain function, as an attacker recomputes it."""
+    entry = querylog.LoggedRead(**{k: row[k] for k in ("at", "actor", "actor_role", "actor_kind", "uscc", "purpose",
+                                                       "endpoint", "outcome", "personal_info_unmasked", "seq")})
+    return hashlib.sha256((prev + querylog.canonical_entry(entry)).encode("utf-8")).hexdigest()
+
+
+def _rows(db: sqlite3.Connection) -> list[dict]:
+    import datetime as dt
+
+    db.row_factory = sqlite3.Row
+    rows = [dict(r) for r in db.execute("SELECT * FROM query_log ORDER BY seq")]
+    for r in rows:
+        r["at"] = dt.datetime.fromisoformat(str(r["at"]))
+    return rows
+
+
+def _rehash_from(db: sqlite3.Connection, rows: list[dict], start: int, mac) -> None:
+    """Recompute every hash from ``start`` on with ``mac`` and move the head: a consistent chain."""
+    prev = rows[start - 2]["entry_hash"] if start > 1 else "0" * 64
+    for row in rows[start - 1:]:
+        row["prev_hash"], row["entry_hash"] = prev, mac(prev, row)
+        db.execute("UPDATE query_log SET purpose=?, prev_hash=?, entry_hash=? WHERE seq=?",
+                   (row["purpose"], row["prev_hash"], row["entry_hash"], row["seq"]))
+        prev = row["entry_hash"]
+    db.execute("UPDATE query_log_head SET seq=?, last_hash=? WHERE id=1", (rows[-1]["seq"], prev))
+    db.commit()
+
+
+def test_an_intact_log_checks_ok_with_its_checkpoint(logged, tiers_cli):
+    result = _check(tiers_cli)
+    assert result["ok"] and result["entries"] == READS
+    assert result["checkpoint"]["seq"] == READS
+
+
+def test_deleting_the_head_row_and_the_last_entry(logged, tiers_cli):
+    with sqlite3.connect(logged) as db:
+        db.execute("DELETE FROM query_log_head")
+        db.execute("DELETE FROM query_log WHERE seq = ?", (READS,))
+    result = _check(tiers_cli)
+    assert not result["ok"] and {"missing_head", "deleted_tail"} <= _kinds(result)
+
+
+def test_deleting_the_last_entry_and_moving_the_head_back(logged, tiers_cli):
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        db.execute("DELETE FROM query_log WHERE seq = ?", (READS,))
+        db.execute("UPDATE query_log_head SET seq=?, last_hash=? WHERE id=1", (READS - 1, rows[-2]["entry_hash"]))
+    result = _check(tiers_cli)
+    assert not result["ok"] and "deleted_tail" in _kinds(result)
+
+
+def test_rewriting_a_row_and_rehashing_with_the_unkeyed_chain_function(logged, tiers_cli):
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        rows[2]["purpose"] = "改过的用途"
+        _rehash_from(db, rows, 3, _unkeyed)
+    result = _check(tiers_cli)
+    assert not result["ok"] and "rewritten_row" in _kinds(result)
+    assert result["first_broken_seq"] <= 3
+
+
+def test_emptying_both_tables(logged, tiers_cli):
+    with sqlite3.connect(logged) as db:
+        db.execute("DELETE FROM query_log")
+        db.execute("DELETE FROM query_log_head")
+    result = _check(tiers_cli)
+    assert not result["ok"] and "truncated" in _kinds(result)
+
+
+def _insider_mac(app):
+    """What someone holding the log's MAC key computes (the project's own function and key)."""
+    key = getattr(app.state.settings, "querylog_mac_key", None)
+    if key is None or not hasattr(querylog, "entry_mac"):
+        return _unkeyed
+    secret = key.get_secret_value()
+    return lambda prev, row: querylog.entry_mac(secret, prev, querylog.LoggedRead(**{
+        k: row[k] for k in ("at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome",
+                            "personal_info_unmasked", "seq")}))
+
+
+def test_wholesale_replacement_by_someone_holding_the_mac_key(logged, tiers_cli, app):
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        for row in rows:
+            row["purpose"] = "例行检查"
+        _rehash_from(db, rows, 1, _insider_mac(app))
+    result = _check(tiers_cli)
+    assert not result["ok"] and "replaced" in _kinds(result)
+
+
+def test_a_second_partys_copy_of_the_checkpoints_catches_an_insider_with_every_key(
+        logged, tiers_cli, app, client, auth, tmp_path, keys_dir):
+    download = client.get("/api/v1/admin/querylog/checkpoints", headers=auth("admin"))
+    assert download.status_code == 200
+    assert client.get("/api/v1/admin/querylog/checkpoints", headers=auth("reg_samr")).status_code == 403
+    copy = tmp_path / "second-party-checkpoints.jsonl"
+    copy.write_bytes(download.content)
+    public = client.get("/api/v1/admin/querylog/public-key", headers=auth("admin"))
+    assert public.status_code == 200
+    public_key = tmp_path / "second-party-public-key.pem"
+    public_key.write_bytes(public.content)
+
+    with sqlite3.connect(logged) as db:
+        rows = _rows(db)
+        for row in rows:
+            row["purpose"] = "例行检查"
+        _rehash_from(db, rows, 1, _insider_mac(app))
+    # the insider also holds the signing key: drops the local checkpoints and signs the forged head
+    local = next(keys_dir.glob("*checkpoints*"))
+    local.write_text("")
+    tiers_cli("querylog", "checkpoint")
+    assert _check(tiers_cli)["ok"]  # alone, the office cannot tell: the documented gap
+    result = _check(tiers_cli, "--checkpoints", str(copy), "--public-key", str(public_key))
+    assert not result["ok"] and "replaced" in _kinds(result)
+
+
+def test_the_service_anchors_its_log_by_itself(client, auth, tiers_cli):
+    import time
+
+    for _ in range(3):
+        client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("ent1"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        result = _check(tiers_cli)
+        if (result.get("checkpoint") or {}).get("seq") == 3:
+            break
+        time.sleep(0.3)
+    assert result["ok"] and result["checkpoint"]["seq"] == 3
+
+
+def test_a_log_chained_before_the_keys_is_kept_and_still_checked(tmp_path, keys_dir, monkeypatch):
+    """A log written by the unkeyed chain (before migration 0003) stays readable: its entries are
+    checked with the old function, and every entry after them with the key."""
+    import datetime as dt
+
+    from sqlalchemy import create_engine, text
+
+    from serving.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    prev = "0" * 64
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for seq in range(1, 4):
+            row = dict(seq=seq, at=dt.datetime(2026, 1, seq, tzinfo=dt.UTC), actor="old", actor_role="admin",
+                       actor_kind="person", uscc=ENT1, purpose="旧记录", endpoint="GET /x", outcome="allowed",
+                       personal_info_unmasked=False)
+            digest = _unkeyed(prev, row)
+            conn.execute(text("INSERT INTO query_log (seq, at, actor, actor_role, actor_kind, uscc, purpose, endpoint, "
+                              "outcome, personal_info_unmasked, prev_hash, entry_hash) VALUES (:seq, :at, :actor, "
+                              ":actor_role, :actor_kind, :uscc, :purpose, :endpoint, :outcome, "
+                              ":personal_info_unmasked, :prev, :hash)"), {**row, "prev": prev, "hash": digest})
+            prev = digest
+        conn.execute(text("UPDATE query_log_head SET seq=3, last_hash=:h WHERE id=1"), {"h": prev})
+    engine.dispose()
+    upgrade(url)
+
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as cli_app
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(keys_dir))
+
+    def check() -> dict:
+        get_settings.cache_clear()
+        out = CliRunner().invoke(cli_app, ["querylog", "check", "--json"]).stdout
+        get_settings.cache_clear()
+        return json.loads(out)
+
+    result = check()
+    assert result["ok"] and result["entries"] == 3 and result["legacy_entries"] == 3
+    get_settings.cache_clear()
+    CliRunner().invoke(cli_app, ["querylog", "checkpoint"])  # the office anchors the old log once
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        rows = _rows(db)
+        rows[1]["purpose"] = "改过的用途"
+        _rehash_from(db, rows, 2, _unkeyed)
+    # rehashed with the old function, the legacy part is consistent again: only a checkpoint or
+    # a keyed entry after it can tell (the docs say so); here the signed checkpoint does
+    result = check()
+    assert not result["ok"] and _kinds(result) & {"replaced", "rewritten_row"}
