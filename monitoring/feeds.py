@@ -45,7 +45,7 @@ def feed_findings(records: pd.DataFrame, *, as_of: date, subjects: pd.DataFrame 
         con.register("month_df", frame[frame["decision_date"] >= start])
         con.register("before_df", frame[frame["decision_date"] < start])
         for view, source in (("qb", "month_df"), ("qh", "before_df")):
-            con.execute(f"CREATE VIEW {view} AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) "
+            con.execute(f"CREATE VIEW {view} AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) "  # noqa: S608 (two fixed view names)
                         f"FROM {source}")
         return check_feeds(con, as_of=end + timedelta(days=1), config=config)
     finally:
