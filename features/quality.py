@@ -264,6 +264,7 @@ def _volume(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
     out = []
     merged = merged[merged["median"] >= rules.min_median]
     alpha = rules.alpha / max(len(merged), 1)  # Bonferroni over the feeds tested
+    examples: dict[str, list[str]] | None = None
     for r in merged.itertuples():
         n = int(r.n)
         ratio = n / r.median
@@ -271,7 +272,9 @@ def _volume(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
             hold = ratio >= rules.hold_ratio
             action = rules.hold_action if hold else rules.surge_action
             threshold = rules.hold_ratio if hold else rules.surge_ratio
-            ids = _examples(con, "department = ? AND kind = ?", [r.department, r.kind]).get(r.feed, [])
+            if examples is None:  # one query for every feed
+                examples = _examples(con, "true")
+            ids = examples.get(r.feed, [])
             out.append(Finding(r.feed, "volume_surge", action, round(ratio, 3), threshold, ids,
                                {"records": n, "trailing_median": r.median, "history_months": int(r.months)},
                                f"数据源 {r.feed} 本批 {n} 条，为近 {int(r.months)} 个月中位数 {r.median:g} 的 "
@@ -484,9 +487,9 @@ def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> li
         "FROM qb GROUP BY ALL",
         [as_of, far, window, window, window, as_of, window, as_of]).df()
     out = []
+    examples: dict[str, dict[str, list[str]]] = {}
     for r in rows.itertuples():
         feed = _feed(r.department, r.kind)
-        key = [r.department, r.kind]
         for rule, count, share, min_rows, action, cond, params, zh, en in (
             ("date_future", r.future, 0.0, 1, rules.date_action, "decision_date > ?", [as_of],
              f"决定日期晚于入库日期 {as_of}", f"decision dates after the ingestion date {as_of}"),
@@ -506,7 +509,9 @@ def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> li
                 # (a first load of a year of history has about a third as many candidates as recent rows)
                 continue
             if (count >= min_rows and count / r.n > share) or (rule == "date_future" and count):
-                ids = _examples(con, f"department = ? AND kind = ? AND {cond}", key + params).get(feed, [])
+                if rule not in examples:  # one query per rule for every feed (a query per finding cost seconds)
+                    examples[rule] = _examples(con, cond, params)
+                ids = examples[rule].get(feed, [])
                 out.append(Finding(feed, rule, action, round(count / r.n, 4), share, ids,
                                    {"records": int(r.n), "matching": int(count)},
                                    f"数据源 {feed}：{count}/{r.n} 条{zh}", f"feed {feed}: {count}/{r.n} records, {en}"))
