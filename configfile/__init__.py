@@ -8,6 +8,8 @@ error class, so callers catch what they always caught).
 from __future__ import annotations
 
 import tomllib
+from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -36,3 +38,18 @@ def load_toml(text: str, model: type[M], where: str, error: type[Exception]) -> 
         return model.model_validate(raw)
     except ValidationError as exc:
         raise error(f"{where}: {describe(exc)}") from exc
+
+
+def load_toml_file(model: type[M], path: Path | str | None, *, package: str, name: str, label: str,
+                   error: type[Exception]) -> M:
+    """``model`` validated from the TOML file at ``path``, by default the file ``name`` shipped in
+    ``package``; ``error("<label> <file>: <reason>")`` when it cannot be read, is not TOML or breaks
+    the model."""
+    if path is None:
+        text, source = resources.files(package).joinpath(name).read_text(encoding="utf-8"), f"{package}/{name}"
+    else:
+        try:
+            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise error(f"{label} {path}: cannot be read ({exc.strerror})") from exc
+    return load_toml(text, model, f"{label} {source}", error)

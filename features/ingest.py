@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gc
 import hashlib
 import json
@@ -35,7 +36,9 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import SEVERITIES, Policy, default_policy
+from features.gates import check_batch, record_gate
 from features.national import Layout, Mapping, recognise
+from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
 from features.schema import (
     PERSONAL_FIELDS,
@@ -52,7 +55,17 @@ from features.schema import (
     Verdict,
     control_pattern,
 )
-from features.store import BATCHES_DIR, add_batch, has_table, scan_sql, sql_file_list
+from features.store import (
+    BATCHES_DIR,
+    StoreError,
+    discard,
+    has_table,
+    publish,
+    scan_sql,
+    snapshot,
+    sql_file_list,
+    stage_batch,
+)
 from uscc import normalise_uscc, valid_uscc_mask
 
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
@@ -125,6 +138,9 @@ class IngestSummary:
     batch_dir: str
     quarantine_path: str
     files: list[FileSummary]
+    # "published", or "held" by a data-quality gate (features.gates: staged, invisible until released)
+    status: str = "published"
+    findings: list[dict] = field(default_factory=list)
 
     @property
     def read(self) -> int:
@@ -676,14 +692,31 @@ def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:
     return f"{ingested_at.strftime('%Y%m%dT%H%M%S%fZ')}-{digest.hexdigest()[:8]}"
 
 
-def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path) -> None:
-    """Make the written batch part of the store in one step, or leave the store exactly as it was.
+def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
+                   gates: QualityConfig | None) -> tuple[str, list[dict]]:
+    """Make the written batch part of the store in one step, or hold it, or leave the store exactly as it was.
 
     The one place a batch becomes part of the store, for every ingest path (features.store owns
-    how): staged under ``batches/`` with the current state it implies, checked, then published by one
-    manifest replace; if any step fails the staged batch is discarded and :class:`StoreError` says why.
+    how): staged under ``batches/`` with the current state it implies, checked by the data-quality
+    gates (features.gates; skipped when ``gates`` is None), then published by one manifest replace,
+    or, if a gate holds it, left staged for a person to release or reject. If any step fails the
+    staged batch is discarded and :class:`StoreError` says why. Returns the status and the findings.
     """
-    add_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)  # ingestion's memory bound
+    staged = stage_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)
+    try:
+        findings = [] if gates is None else check_batch(store, staged.batch_id, as_of=as_of, config=gates,
+                                                        memory_limit=_DUCKDB_MEMORY)
+        held = bool(blocking(findings))
+        if not held:
+            publish(store, staged, memory_limit=_DUCKDB_MEMORY)  # ingestion's memory bound
+        if gates is not None:
+            record_gate(store, staged.batch_id, findings, as_of=as_of, published=not held)
+    except BaseException:
+        if staged.batch_id not in snapshot(store).batch_ids:
+            with contextlib.suppress(StoreError):  # the original error says why; the store is as before
+                discard(store, staged)
+        raise
+    return ("held" if held else "published"), [f.to_dict() for f in findings]
 
 
 def ingest(
@@ -696,6 +729,7 @@ def ingest(
     source: str | None = None,
     layouts_dir: str | Path | None = None,
     chunk_rows: int = 100_000,
+    gates: QualityConfig | None = None,
 ) -> IngestSummary:
     """Validate ``subjects`` and/or ``records`` files and add a batch to ``store``.
 
@@ -703,6 +737,9 @@ def ingest(
     recognised by its header (``source`` forces one by name; ``layouts_dir`` adds a city's own
     mapping files). Subjects are validated first, so records may refer to subjects of the same
     batch. Raises :class:`MalformedFileError` (nothing written) when a file is refused whole.
+    ``gates``: the data-quality rules (features.quality) run on the staged batch against the
+    store's history; a batch that trips a holding rule is kept staged (``summary.status == "held"``)
+    until released or rejected (features.gates). None: no gate (the batch is published as checked).
     """
     if subjects is None and not records:
         raise IngestError("nothing to ingest: give --subjects and/or --records")
@@ -796,7 +833,7 @@ def ingest(
         (tmp_dir / "summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2),
                                               encoding="utf-8")
         con.close()
-        _publish_batch(store, tmp_dir, final_dir)
+        summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates)
     except BaseException:
         con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)

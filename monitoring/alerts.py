@@ -6,13 +6,12 @@ Every :class:`Alert` carries the numbers that made it fire and the threshold it 
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from configfile import load_toml
+from configfile import load_toml_file
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -84,6 +83,13 @@ class SeverityMixRule(_Rule):
     severity_features: list[str] = Field(default_factory=lambda: ["n_serious_penalty_36m", "max_penalty_severity"])
 
 
+class FeedQualityRule(_Rule):
+    """The ingestion gates' rules (features/quality.toml) on the month's records, per feed: a finding
+    that would hold a batch alerts as ``hold_severity``, a warning as ``severity``."""
+
+    hold_severity: Severity = "critical"
+
+
 class AlertConfig(BaseModel):
     """All alert rules; a missing table takes the rule's defaults, an unknown key is an error."""
 
@@ -98,6 +104,7 @@ class AlertConfig(BaseModel):
     quarantine_share: QuarantineShareRule = QuarantineShareRule()
     segment_flow: SegmentFlowRule = SegmentFlowRule()
     severity_mix: SeverityMixRule = SeverityMixRule()
+    feed_quality: FeedQualityRule = FeedQualityRule()
 
 
 class AlertConfigError(ValueError):
@@ -106,16 +113,8 @@ class AlertConfigError(ValueError):
 
 def load_alert_config(path: Path | str | None = None) -> AlertConfig:
     """Read and validate alert thresholds from ``path`` (default: the packaged ``alerts.toml``)."""
-    if path is None:
-        text = resources.files("monitoring").joinpath("alerts.toml").read_text(encoding="utf-8")
-        source = "monitoring/alerts.toml"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise AlertConfigError(f"alert config {path}: cannot be read ({exc.strerror})") from exc
-        source = str(path)
-    return load_toml(text, AlertConfig, f"alert config {source}", AlertConfigError)
+    return load_toml_file(AlertConfig, path, package="monitoring", name="alerts.toml", label="alert config",
+                          error=AlertConfigError)
 
 
 class Alert(BaseModel):

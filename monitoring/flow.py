@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, nbinom, poisson
+from scipy.stats import binomtest
 
+from features.quality import upper_tail as _upper_tail  # one test of a count's surge, shared with the gates
 from monitoring.health import evaluated_month
 
 #: Negative records, as ``kind`` or ``kind:subkind``: the conduct the score penalises.
@@ -82,16 +82,6 @@ def negative_mask(records: pd.DataFrame, kinds: Sequence[str] = DEFAULT_NEGATIVE
             hit &= records["subkind"] == subkind
         mask |= hit
     return mask
-
-
-def _upper_tail(observed: int, mean: float, var: float) -> float:
-    """P(X ≥ observed) for a count with this trailing mean and variance (negative binomial, or Poisson)."""
-    if mean <= 0:
-        return 1.0
-    if not np.isfinite(var) or var <= mean:
-        return float(poisson.sf(observed - 1, mean))
-    size = mean**2 / (var - mean)
-    return float(nbinom.sf(observed - 1, size, size / (size + mean)))
 
 
 def segment_flow(

@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from features.quality import Finding
 from monitoring.alerts import SEVERITY_ORDER, Alert, AlertConfig, load_alert_config
 from monitoring.drift import EvidentlyColumnDrift, SegmentDrift, evidently_drift, segment_drift
+from monitoring.feeds import feed_findings
 from monitoring.flow import FlowSegment, SeverityMix, segment_flow, severity_mix
 from monitoring.grades import GradeMigration, GradeShares, grade_migration, grade_shares
 from monitoring.health import DataHealth, data_health
@@ -196,6 +198,10 @@ def monitor(
             min_points=sr.min_points, alpha=sr.alpha,
         )
 
+    feeds = []
+    if current.records is not None and config.feed_quality.enabled:
+        feeds = feed_findings(current.records, as_of=current.as_of, subjects=current.profiles)
+
     performance = None
     if current.outcomes is not None:
         performance = cohort_performance(
@@ -223,6 +229,7 @@ def monitor(
         performance=performance,
         health=health,
         expected_auc=expected_auc,
+        feeds=feeds,
     )
     return MonitoringResult(
         reference_as_of=reference.as_of,
@@ -255,6 +262,7 @@ def evaluate_alerts(
     flows: Sequence[FlowSegment] = (),
     mixes: Sequence[SeverityMix] = (),
     expected_auc: float | None = None,
+    feeds: Sequence[Finding] = (),
 ) -> list[Alert]:
     """Apply every enabled rule of ``config``; alerts are sorted most severe first."""
     alerts: list[Alert] = []
@@ -350,4 +358,10 @@ def evaluate_alerts(
                                           "quarantined": health.quarantined, "ingested": health.ingested,
                                           "month": health.month,
                                           "by_department": health.quarantine_share_by_department}))
+    rule = config.feed_quality
+    for f in feeds:
+        alerts.append(Alert(rule=f"feed_{f.rule}", severity=rule.hold_severity if f.action == "hold" else rule.severity,
+                            subject_of_alert=f"feed {f.feed}",
+                            evidence={"observed": f.observed, "threshold": f.threshold, "examples": f.examples,
+                                      "message": f.message, "message_en": f.message_en, **f.detail}))
     return sorted(alerts, key=lambda a: -SEVERITY_ORDER[a.severity])

@@ -28,8 +28,16 @@ def ingest_command(
     ),
     policy_file: Path = typer.Option(None, "--policy", help="Catalogue policy TOML (default: packaged policy)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
+    gates_file: Path = typer.Option(None, "--gates", help="Data-quality rules TOML (default: packaged "
+                                    "features/quality.toml)."),
+    no_gates: bool = typer.Option(False, "--no-gates", help="Publish without the data-quality gates (audited "
+                                  "nowhere: for a first load you have checked by other means)."),
 ) -> None:
-    """Validate every row; store valid ones (versioned), quarantine the rest with a rule each."""
+    """Validate every row; store valid ones (versioned), quarantine the rest with a rule each.
+
+    The batch then passes the data-quality gates (volume, amounts, categories, dates, duplicates per
+    department × kind against its own history): a batch that trips a holding rule is kept aside, not
+    published, until `tiers gate release` or `tiers gate reject` (exit code 3)."""
     from serving.workflows import WorkflowError
     from serving.workflows.ingest import ingest_files
 
@@ -42,7 +50,8 @@ def ingest_command(
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
     files = {"store": store, "subjects": subjects, "records": records or [], "ingested_at": when,
-             "policy_file": policy_file, "source": source, "layouts": layouts}
+             "policy_file": policy_file, "source": source, "layouts": layouts, "gates": not no_gates,
+             "gates_file": gates_file}
     try:
         if as_json:
             summary = ingest_files(**files)
@@ -55,6 +64,8 @@ def ingest_command(
         fail(exc.message)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+        if summary.status == "held":
+            raise typer.Exit(code=3)
         return
     from rich.console import Console
     from rich.table import Table
@@ -86,3 +97,85 @@ def ingest_command(
         console.print(rules)
     console.print(f"store: {summary.store}")
     console.print(f"quarantine: {summary.quarantine_path}", soft_wrap=True)
+    if summary.findings:
+        console.print(_findings_table(summary.findings, f"data-quality gates 数据质量检查: {summary.status}"))
+    if summary.status == "held":
+        console.print(f"批次 {summary.batch_id} 已拦截，未发布（等级不变）；请核查后执行 "
+                      f"`tiers gate release` 或 `tiers gate reject`。\n"
+                      f"batch {summary.batch_id} is HELD, not published (grades unchanged): check it, then "
+                      f"`tiers gate release --store {store} {summary.batch_id} --by NAME --reason TEXT` or "
+                      "`tiers gate reject …`.", soft_wrap=True)
+        raise typer.Exit(code=3)
+
+
+def _findings_table(findings: list[dict], title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("action", "feed", "rule", "observed", "threshold", "examples", "说明"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        table.add_row(f["action"], f["feed"], f["rule"], f"{f['observed']:g}", f"{f['threshold']:g}",
+                      " ".join(f["examples"][:3]), f["message"])
+    return table
+
+
+gate_app = typer.Typer(help="Batches held by the data-quality gates: list, release, reject (audited).",
+                       no_args_is_help=True)
+app.add_typer(gate_app, name="gate")
+
+
+@gate_app.command("held")
+def gate_held(
+    store: Path = typer.Option(..., "--store", help="Store directory."),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
+) -> None:
+    """The batches held and waiting for a decision, with their findings."""
+    from features.gates import held_batches
+
+    reports = held_batches(store)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not reports:
+        console.print("没有被拦截的批次 / no held batch")
+    for r in reports:
+        console.print(_findings_table([f.to_dict() for f in r.findings], f"held 已拦截: {r.batch_id} ({r.checked_at})"))
+
+
+def _decide(action: str, store: Path, batch_id: str, by: str, reason: str) -> None:
+    from features.gates import reject, release
+    from features.store import StoreError
+
+    try:
+        report = (release if action == "release" else reject)(store, batch_id, by=by, reason=reason)
+    except StoreError as exc:
+        fail(str(exc))
+    last = report.decisions[-1]
+    typer.echo(f"批次 {batch_id}：{'已放行并发布' if action == 'release' else '已拒绝，存储未变'}（{last['by']}，"
+               f"{last['at']}）/ batch {batch_id}: {report.status} by {last['by']} at {last['at']}")
+
+
+@gate_app.command("release")
+def gate_release(
+    batch_id: str = typer.Argument(..., help="The held batch."),
+    store: Path = typer.Option(..., "--store", help="Store directory."),
+    by: str = typer.Option(..., "--by", help="Who releases it (recorded)."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+) -> None:
+    """Publish a held batch exactly as it was held."""
+    _decide("release", store, batch_id, by, reason)
+
+
+@gate_app.command("reject")
+def gate_reject(
+    batch_id: str = typer.Argument(..., help="The held batch."),
+    store: Path = typer.Option(..., "--store", help="Store directory."),
+    by: str = typer.Option(..., "--by", help="Who rejects it (recorded)."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+) -> None:
+    """Discard a held batch: the store stays as it is."""
+    _decide("reject", store, batch_id, by, reason)

@@ -7,7 +7,7 @@ from serving.cli import (
     admin,  # noqa: F401  (registers `tiers db …`, `tiers querylog …`, `tiers users …`)
     demo,  # noqa: F401  (registers `tiers demo`)
     fit,  # noqa: F401  (registers `tiers fit`)
-    ingest,  # noqa: F401  (registers `tiers ingest`)
+    ingest,  # noqa: F401  (registers `tiers ingest`, `tiers gate …`)
     monitor,  # noqa: F401  (registers `tiers monitor`)
     plan,  # noqa: F401  (registers `tiers plan …`)
     profile,  # noqa: F401  (registers `tiers profile`)

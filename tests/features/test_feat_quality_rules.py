@@ -1,0 +1,205 @@
+"""Each data-quality rule (features.quality) fires on its class of error and stays quiet on clean
+feeds: properties over random feeds, not golden numbers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.quality import GATE_COLUMNS, QualityConfig, QualityConfigError, check_feeds, load_quality_config
+
+AS_OF = date(2026, 10, 1)
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def feed_rows(rng: np.random.Generator, n: int, start: date, days: int, *, dept="samr", kind="admin_penalty",
+              tag="H", amount_mu=3.3, severity=("minor", "general", "serious"), districts=8) -> pd.DataFrame:
+    """``n`` records of one feed dated uniformly over ``days`` from ``start``."""
+    return pd.DataFrame({
+        "record_id": [f"{tag}{dept}{kind}{i:07d}" for i in range(n)],
+        "uscc": [f"U{x:06d}" for x in rng.integers(0, 50_000, n)],
+        "kind": kind, "subkind": None,
+        "severity": rng.choice(severity, n, p=[0.5, 0.35, 0.15][:len(severity)] if len(severity) == 3 else None),
+        "decision_date": [start + timedelta(days=int(d)) for d in rng.integers(0, days, n)],
+        "amount": np.round(10 ** rng.normal(amount_mu, 0.8, n), -1) + 10,
+        "department": dept,
+        "document_no": [f"宁{dept}罚〔2026〕{tag}{i}号" for i in range(n)],
+        "district_code": [f"3201{d:02d}" for d in rng.integers(0, districts, n)],
+    })
+
+
+def history(rng, per_month: int = 60, months: int = 12, **kw) -> pd.DataFrame:
+    """``months`` clean months before September 2026, about ``per_month`` records each."""
+    start = date(2026, 9, 1) - timedelta(days=30 * months)
+    return feed_rows(rng, per_month * months, start, 30 * months, **kw)
+
+
+def this_month(rng, n: int = 60, **kw) -> pd.DataFrame:
+    return feed_rows(rng, n, date(2026, 9, 1), 30, tag="B", **kw)
+
+
+def run(batch: pd.DataFrame, hist: pd.DataFrame, config: QualityConfig | None = None):
+    con = duckdb.connect()
+    con.register("qb_df", batch[list(GATE_COLUMNS)])
+    con.register("qh_df", hist[list(GATE_COLUMNS)])
+    con.execute("CREATE VIEW qb AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) FROM qb_df")
+    con.execute("CREATE VIEW qh AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) FROM qh_df")
+    return check_feeds(con, as_of=AS_OF, config=config)
+
+
+def rules(findings) -> set[str]:
+    return {f.rule for f in findings}
+
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_a_clean_month_trips_nothing(seed):
+    rng = np.random.default_rng(seed)
+    assert run(this_month(rng), history(rng)) == []
+
+
+@SETTINGS
+@given(seed=seeds, step=st.sampled_from([1, 2, 3, 4, -1, -3, -4]))
+def test_a_unit_change_holds_and_names_the_power_of_ten(seed, step):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng)
+    batch["amount"] = batch["amount"] * 10.0**step
+    found = [f for f in run(batch, history(rng)) if f.rule in ("amount_unit", "amount_tail")]
+    assert found and all(f.action == "hold" for f in found)
+    unit = [f for f in found if f.rule == "amount_unit"]
+    assert unit and unit[0].threshold == step and unit[0].feed == "samr/admin_penalty"
+    assert unit[0].examples and "单位" in unit[0].message
+
+
+@SETTINGS
+@given(seed=seeds, factor=st.floats(2.2, 3.5))
+def test_a_real_change_of_level_warns_and_never_holds(seed, factor):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng, n=400)
+    batch["amount"] = batch["amount"] * factor
+    found = run(batch, history(rng, per_month=400))
+    assert "amount_shift" in rules(found)
+    assert not [f for f in found if f.action == "hold"]
+
+
+@SETTINGS
+@given(seed=seeds, share=st.floats(0.1, 0.5))
+def test_part_of_a_feed_in_wan_yuan_holds(seed, share):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng, n=100)
+    hit = rng.random(len(batch)) < share
+    batch.loc[hit, "amount"] *= 10_000
+    assert {"amount_unit", "amount_tail"} & {f.rule for f in run(batch, history(rng)) if f.action == "hold"}
+
+
+@SETTINGS
+@given(seed=seeds, ratio=st.floats(3.5, 6.0))
+def test_a_surge_holds_and_a_moderate_one_warns(seed, ratio):
+    rng = np.random.default_rng(seed)
+    hist = history(rng)
+    big = run(this_month(rng, n=int(60 * ratio)), hist)
+    assert any(f.rule == "volume_surge" and f.action == "hold" and f.observed >= 3 for f in big)
+    moderate = run(this_month(rng, n=int(60 * 2.3)), hist)
+    assert [f.action for f in moderate if f.rule == "volume_surge"] == ["warn"]
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_a_kind_gone_quiet_warns_silence_but_an_absent_department_is_another_file(seed):
+    rng = np.random.default_rng(seed)
+    hist = pd.concat([history(rng), history(rng, kind="admin_check", tag="HC")])
+    quiet = this_month(rng)  # admin_check of samr absent while samr's penalties arrive
+    assert [(f.rule, f.action) for f in run(quiet, hist) if f.feed == "samr/admin_check"] == \
+        [("volume_silence", "warn")]
+    other = this_month(rng, dept="tax")
+    assert not [f for f in run(other, hist) if f.rule == "volume_silence"]
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_a_district_stopping_warns(seed):
+    rng = np.random.default_rng(seed)
+    hist = history(rng, per_month=200, districts=4)
+    batch = this_month(rng, n=200, districts=4)
+    batch = batch[batch["district_code"] != "320101"]
+    found = [f for f in run(batch, hist) if f.rule == "district_silence"]
+    assert found and found[0].detail["district"] == "320101" and found[0].action == "warn"
+
+
+@SETTINGS
+@given(seed=seeds, copies=st.floats(0.1, 1.0))
+def test_records_resent_under_new_ids_hold_as_duplicates(seed, copies):
+    rng = np.random.default_rng(seed)
+    hist = history(rng)
+    batch = this_month(rng)
+    again = batch.sample(frac=copies, random_state=seed % 1000).copy()
+    again["record_id"] = again["record_id"] + "-R"
+    again["document_no"] = again["document_no"] + "（重发）"
+    found = run(pd.concat([batch, again]), hist)
+    dup = [f for f in found if f.rule == "duplicate"]
+    assert dup and dup[0].action == "hold" and dup[0].detail["duplicates"] >= 2 * len(again) * 0.99
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_a_day_month_swap_holds(seed):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng, n=150)
+    d = pd.to_datetime(batch["decision_date"])
+    ok = d.dt.day <= 12
+    batch = batch[ok].copy()
+    batch["decision_date"] = [date(y, dd, mm) for y, mm, dd in zip(d[ok].dt.year, d[ok].dt.month, d[ok].dt.day,
+                                                                    strict=True)]
+    assert any(f.rule == "date_swap" and f.action == "hold" for f in run(batch, history(rng)))
+
+
+@SETTINGS
+@given(seed=seeds, years=st.integers(11, 40))
+def test_dates_far_in_the_past_hold(seed, years):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng)
+    batch["decision_date"] = [d.replace(year=d.year - years) for d in batch["decision_date"]]
+    assert any(f.rule == "date_far_past" and f.action == "hold" for f in run(batch, history(rng)))
+
+
+@SETTINGS
+@given(seed=seeds, into=st.sampled_from(["general", "serious", "严重"]))
+def test_a_recoded_category_holds(seed, into):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng, n=120)
+    batch.loc[batch["severity"] == "minor", "severity"] = into
+    found = [f for f in run(batch, history(rng)) if f.rule == "category_recoded"]
+    assert found and found[0].action == "hold" and found[0].detail["column"] == "severity"
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_a_feed_with_no_history_is_never_held_by_a_history_rule(seed):
+    rng = np.random.default_rng(seed)
+    batch = this_month(rng, n=300)
+    batch["amount"] = batch["amount"] * 10_000
+    empty = batch.iloc[0:0]
+    found = run(batch, empty)
+    assert not {"volume_surge", "amount_unit", "amount_tail", "category_recoded", "date_late"} & rules(found)
+    two_months = history(rng, months=2)  # fewer than history.min_months
+    assert not {"volume_surge", "amount_unit", "amount_tail"} & rules(run(batch, two_months))
+
+
+def test_the_packaged_rules_validate_and_a_bad_value_is_named(tmp_path):
+    assert load_quality_config() == QualityConfig()
+    bad = tmp_path / "q.toml"
+    bad.write_text("[volume]\nhold_ratio = -1\n", encoding="utf-8")
+    with pytest.raises(QualityConfigError, match=r"volume\.hold_ratio"):
+        load_quality_config(bad)
+    bad.write_text("[volume]\nsurge_ratoi = 2\n", encoding="utf-8")
+    with pytest.raises(QualityConfigError, match="surge_ratoi"):
+        load_quality_config(bad)
