@@ -72,6 +72,7 @@ _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
 # a file of any size stays under 2 GB (benchmarks/ingest_stream.py)
 _DUCKDB_MEMORY = "768MB"
+_PARTITION_FLUSH_ROWS = 65_536  # rows a thread buffers before a partitioned write flushes (see ingest)
 
 
 def _store_select(columns: tuple[str, ...], types: dict[str, str], extra: tuple[str, ...] = ()) -> str:
@@ -790,6 +791,10 @@ def ingest(
     # 5 GB file (33 M rows) run out of its memory instead of streaming
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET temp_directory = '{tmp_dir / '_spill'}'")
+    # the partitioned COPY of the records buffers up to this many rows per thread before writing them out,
+    # in memory that does not spill: DuckDB's default (524,288) at ~0.5 kB a record row overran the memory
+    # limit on a 5 GB file; below it the buffers stay small and the write stays streamed
+    con.execute(f"SET partitioned_write_flush_threshold = {_PARTITION_FLUSH_ROWS}")
     stamp = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
     try:
         batch = _Batch(store, tmp_dir, batch_id, stamp, con)
