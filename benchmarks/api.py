@@ -171,7 +171,8 @@ def seed(url: str, n_subjects: int) -> list[str]:
     upgrade(url)
     codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(n_subjects)]
     session = next(iter_session(url))
-    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "district_code": "320102"}
+    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "district_code": "320102",
+                                       "registered_on": "2015-01-01"}
                              for i, c in enumerate(codes)])
     store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
                              "decision_date": "2026-03-01", "publicity_end": "2027-03-01", "amount": 5000,

@@ -47,7 +47,7 @@ def main() -> None:
     upgrade(url)
     codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(args.subjects)]
     session = next(iter_session(url))
-    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C"} for i, c in enumerate(codes)])
+    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "registered_on": "2015-01-01"} for i, c in enumerate(codes)])
     store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
                              "decision_date": "2026-03-01", "department": "samr"} for i, c in enumerate(codes)])
     reasons = [{"code": f"f{k}", "label_zh": f"原因{k}", "contribution": -k, "record_ids": ["R1"]} for k in range(5)]
