@@ -76,7 +76,9 @@ class AmountRules(_Section):
     min_history: int = Field(30, ge=5)
     unit_steps: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     alpha: float = Field(1e-4, gt=0, lt=1)
-    fit_p: float = Field(0.01, gt=0, lt=1)
+    # the scaled batch fits when the same test no longer tells it from the history at alpha: a stricter
+    # fit bar (it was 0.01) refused clean months that are ordinary 1-in-200 draws, so a ×10 went unheld
+    fit_p: float = Field(1e-4, gt=0, lt=1)
     fit_ratio: float = Field(0.6, gt=0, lt=1)
     history_sample: int = Field(4000, ge=100)
     shift_z: float = Field(3.0, gt=0)

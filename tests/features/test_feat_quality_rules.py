@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from features.quality import GATE_COLUMNS, QualityConfig, QualityConfigError, check_feeds, load_quality_config
@@ -69,6 +69,11 @@ def test_a_clean_month_trips_nothing(seed):
 
 @SETTINGS
 @given(seed=seeds, step=st.sampled_from([1, 2, 3, 4, -1, -3, -4]))
+# a clean month that is itself a 1-in-200 draw from the history (KS p 0.005 against it): once scaled back
+# it must still count as fitting; CI found it (the fit bar was p ≥ 0.01, stricter than the difference bar)
+@example(seed=144933, step=1)
+@example(seed=144933, step=-4)
+@example(seed=10, step=2)
 def test_a_unit_change_holds_and_names_the_power_of_ten(seed, step):
     rng = np.random.default_rng(seed)
     batch = this_month(rng)
