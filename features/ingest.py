@@ -41,6 +41,7 @@ from features.national import Layout, Mapping, recognise
 from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
 from features.schema import (
+    FIELD_LABELS_ZH,
     PERSONAL_FIELDS,
     QUARANTINE_COLUMNS,
     RECORD_COLUMNS,
@@ -48,6 +49,9 @@ from features.schema import (
     RECORD_FIELDS,
     RULE_TEXT,
     RULES,
+    SEVERITY_NAMES_ZH,
+    SEVERITY_SYNONYMS,
+    SEVERITY_VALUES,
     SUBJECT_COLUMNS,
     SUBJECT_DATE_COLUMNS,
     SUBJECT_FIELDS,
@@ -66,7 +70,7 @@ from features.store import (
     sql_file_list,
     stage_batch,
 )
-from uscc import normalise_uscc, valid_uscc_mask
+from uscc import normalise_uscc, valid_uscc_mask, why_invalid
 
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
@@ -175,7 +179,7 @@ def read_table(path: str | Path, expected: tuple[str, ...]) -> pd.DataFrame:
     frames = [c.frame for c in reader.chunks()]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(expected))
     if len(frame) == 0:
-        raise MalformedFileError(f"file {path.name}: has a header but no data rows")
+        raise MalformedFileError(f"文件 {path.name}：只有表头，没有数据行（has a header but no data rows）")
     return frame[list(expected)].reset_index(drop=True)
 
 
@@ -193,8 +197,8 @@ def _check_contract_header(path: Path, header: list[str], expected: tuple[str, .
     unknown = [c for c in header if c not in expected]
     if missing or unknown:
         raise MalformedFileError(
-            f"file {path.name}: columns do not match the data contract and no national layout matches; "
-            f"missing {missing}, unknown {unknown[:10]}"
+            f"文件 {path.name}：列名既不符合数据契约，也不符合任何全国双公示格式；缺少 {missing}，"
+            f"无法识别 {unknown[:10]}（columns do not match the data contract and no national layout matches）"
         )
 
 
@@ -245,17 +249,47 @@ def _check_fields(frame: pd.DataFrame, rules: dict[str, FieldRule], v: _Verdict,
             parsed = pd.to_numeric(s, errors="coerce")
             non_finite = text.isin(_NON_FINITE).to_numpy() | (present & np.isinf(parsed.to_numpy(dtype="float64")))
             garbage = present & parsed.isna().to_numpy() & ~non_finite
+            with_unit = garbage & text.str.contains("[万元千百]", na=False).to_numpy()
+            v.add("value_invalid", with_unit, name, f"{name} must be a plain number in the field's unit",
+                  f"{name} 须为不带单位的数字（按元填写：0.3万元应填 3000）" if name == "amount"
+                  else f"{name} 须为不带单位的数字（单位见列名）")
             v.add("value_invalid", garbage, name, f"{name} is not a number", f"{name} 不是数字")
             v.add("amount_negative", (parsed < 0).to_numpy(), name, f"{name} must be ≥ 0", f"{name} 不能为负")
             out_of_range = non_finite | (parsed > rule.maximum).to_numpy()
             v.add("amount_out_of_range", out_of_range, name,
-                  f"{name} must be a finite number ≤ {rule.maximum:g}", f"{name} 须为有限数且不超过 {rule.maximum:g}")
+                  f"{name} must be a finite number ≤ {rule.maximum:g}", f"{name} 须为有限的数字，且不超过 {rule.maximum:,.0f}")
             parsed = parsed.where(~out_of_range)
             if rule.kind == "integer":
                 not_int = (parsed.notna() & (parsed != parsed.round())).to_numpy()
                 v.add("value_invalid", not_int, name, f"{name} must be a whole number", f"{name} 须为整数")
             numbers[name] = parsed
     return numbers
+
+
+def _uscc_reasons(codes: pd.Series, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, what is wrong with the code (English, Chinese), computed for the refused rows only."""
+    en = np.full(len(codes), "not a valid unified social credit code (GB 32100-2015)", dtype=object)
+    zh = np.full(len(codes), "不是有效的统一社会信用代码（GB 32100-2015）", dtype=object)
+    for i in np.flatnonzero(bad):
+        reason = why_invalid(codes.iloc[i])
+        if reason is not None:
+            zh[i] = f"不是有效的统一社会信用代码：{reason[0]}"
+            en[i] = f"not a valid unified social credit code: {reason[1]}"
+    return en, zh
+
+
+def _canonical(values: pd.Series, allowed, synonyms: dict[str, str] | None = None) -> pd.Series:
+    """A categorical column as written by people (full-width ｓｅｒｉｏｕｓ, ' General ', 情节严重) spelt as the
+    contract spells it; a value that matches nothing is kept as written, for its rule to refuse."""
+    odd = values.notna().to_numpy() & ~values.isin(list(allowed)).to_numpy()
+    if not odd.any():  # the usual case, and the cheap one: every value already as the contract spells it
+        return values
+    spelling = {str(a).casefold(): a for a in allowed} | {k.casefold(): v for k, v in (synonyms or {}).items()}
+    text = values[odd].astype("string").str.normalize("NFKC").str.strip()
+    mapped = text.str.casefold().map(spelling)
+    out = values.copy()
+    out[odd] = mapped.where(mapped.notna(), text).astype(object)
+    return out
 
 
 def _matches(s: pd.Series, pattern: str | re.Pattern, suspect: np.ndarray | None) -> np.ndarray:
@@ -314,12 +348,14 @@ def validate_subjects(
     v = verdict or _Verdict(len(frame))
     if check_text:
         _text_columns_bad(frame, v, suspect)
+    for name, rule in SUBJECT_FIELDS.items():
+        if rule.allowed is not None:
+            frame[name] = _canonical(frame[name], rule.allowed)
     frame["uscc"] = uscc = normalise_uscc(frame["uscc"])  # as records files are read: one normalisation
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
           "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
-    v.add("uscc_invalid", _present(uscc) & ~valid_uscc_mask(uscc), "uscc",
-          "not an 18-character GB 32100-2015 code with a valid check character",
-          "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
+    bad = _present(uscc) & ~valid_uscc_mask(uscc)
+    v.add("uscc_invalid", bad, "uscc", *_uscc_reasons(uscc, bad))
     numbers = _check_fields(frame, SUBJECT_FIELDS, v, suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in SUBJECT_COLUMNS})
     for col in SUBJECT_DATE_COLUMNS:
@@ -362,20 +398,21 @@ def validate_records(
     # known subjects' codes were validated when their subject row was accepted: check only the rest
     valid_code = is_known.copy()
     valid_code[~is_known] = valid_uscc_mask(uscc[~is_known])
-    v.add("uscc_invalid", _present(uscc) & ~valid_code, "uscc",
-          "not an 18-character GB 32100-2015 code with a valid check character",
-          "不是有效的 18 位统一社会信用代码（GB 32100-2015，校验位错误）")
+    bad = _present(uscc) & ~valid_code
+    v.add("uscc_invalid", bad, "uscc", *_uscc_reasons(uscc, bad))
     v.add("unknown_subject", valid_code & ~is_known, "uscc",
           "no such subject in this batch's accepted subjects or in the store", "该主体不在本批已接收的主体或库中")
     kind = frame["kind"]
     v.add("kind_unknown", _present(kind) & ~kind.isin(list(policy.kinds)).to_numpy(), "kind",
           f"kind is not in the catalogue of policy {policy.version}", f"记录类别不在目录（{policy.version}）中")
-    severity = frame["severity"]
+    frame["kind"] = kind = _canonical(frame["kind"], list(policy.kinds))
+    frame["severity"] = severity = _canonical(frame["severity"], SEVERITY_VALUES, SEVERITY_SYNONYMS)
     severity_kinds = [k for k, r in policy.kinds.items() if r.severity_required]
     bad_sev = (kind.isin(severity_kinds) & ~severity.isin(SEVERITIES)) | (severity.notna() & ~severity.isin(SEVERITIES))
     v.add("severity_invalid", bad_sev.to_numpy(), "severity",
           f"severity must be one of {list(SEVERITIES)} (required on {severity_kinds})",
-          f"情节等级须为 minor/general/serious（{'、'.join(severity_kinds)} 必填）")
+          "情节等级须为" + "、".join(f"{SEVERITY_NAMES_ZH[s]}（{s}）" for s in SEVERITY_VALUES)
+          + f"之一（{'、'.join(severity_kinds)} 类记录必填）")
     numbers = _check_fields(frame, RECORD_FIELDS, v, skip_allowed=("severity",), suspect=suspect)
     typed = pd.DataFrame({c: frame[c] for c in RECORD_COLUMNS})
     parsed_dates = {}
@@ -436,7 +473,8 @@ def _messages(rows: np.ndarray, lines: np.ndarray, fields: np.ndarray, zh: np.nd
               rules: list[str]) -> tuple[list[str], list[str]]:
     out_zh, out_en = [], []
     for r, ln, f, z, e, rule in zip(rows, lines, fields, zh, en, rules, strict=True):
-        out_zh.append(f"第 {ln} 行（数据第 {r} 行）字段 {f}：{z}（规则 {rule}：{RULE_TEXT[rule][0]}）")
+        label = FIELD_LABELS_ZH.get(f, f)
+        out_zh.append(f"第 {ln} 行（数据第 {r} 行）{label}（{f}）：{z}（规则 {rule}：{RULE_TEXT[rule][0]}）")
         out_en.append(f"line {ln} (data row {r}), field {f}: {e} (rule {rule}: {RULE_TEXT[rule][1]})")
     return out_zh, out_en
 
@@ -491,7 +529,7 @@ class _Batch:
             gc.collect()
         reader.check_conservation()
         if staged.read == 0:
-            raise MalformedFileError(f"file {path.name}: has a header but no data rows")
+            raise MalformedFileError(f"文件 {path.name}：只有表头，没有数据行（has a header but no data rows）")
         self.files.append(staged)
         return staged
 

@@ -185,6 +185,36 @@ SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
 if tuple(RECORD_FIELDS) != RECORD_COLUMNS or tuple(SUBJECT_FIELDS) != SUBJECT_COLUMNS:
     # a check, not an assert: it must hold under `python -O` too (ruff S101)
     raise RuntimeError("features.schema: the field rules must list the contract's columns in order")
+# The contract's fields as a clerk calls them: every Chinese message names a field by this label (the
+# identifier follows in brackets only where a message quotes it for support).
+FIELD_LABELS_ZH: dict[str, str] = {
+    "record_id": "记录编号", "uscc": "统一社会信用代码", "kind": "记录类别", "subkind": "记录子类",
+    "severity": "情节等级", "decision_date": "决定日期", "end_date": "结束日期", "publicity_end": "公示截止日期",
+    "amount": "金额（元）", "department": "部门", "document_no": "文书号", "ref_record_id": "关联记录编号",
+    "verified": "是否核实", "verified_on": "核实日期", "exemption": "免罚情形", "inspection_item": "检查事项",
+    "description": "说明", "name": "名称", "legal_form": "组织形式", "industry": "行业门类",
+    "district_code": "行政区划代码", "district_name": "行政区划名称", "registered_on": "成立日期",
+    "registered_capital": "注册资本（万元）", "employees": "从业人数", "status": "登记状态",
+    "status_date": "状态变更日期", "legal_rep_name": "法定代表人姓名", "legal_rep_id": "法定代表人证件号",
+}
+# severities as offices write them (情节轻微, 严重…): read as the contract's values
+SEVERITY_SYNONYMS: dict[str, str] = {
+    "轻微": "minor", "情节轻微": "minor", "一般": "general", "情节一般": "general", "严重": "serious",
+    "情节严重": "serious",
+}
+SEVERITY_NAMES_ZH: dict[str, str] = {"minor": "轻微", "general": "一般", "serious": "严重"}
+# a bare identifier (not quoted in brackets), with the space that set it apart from Chinese text
+_FIELD_IDENTIFIER = re.compile(
+    r"(?:(?<=[\u4e00-\u9fff]) )?(?<![A-Za-z0-9_（(])(" + "|".join(sorted(FIELD_LABELS_ZH, key=len, reverse=True))
+    + r")(?![A-Za-z0-9_）)])(?: (?=[\u4e00-\u9fff]))?")
+
+
+def in_clerks_words(message_zh: str) -> str:
+    """``message_zh`` with each bare contract identifier replaced by its Chinese label (``status_date 早于
+    registered_on`` → ``状态变更日期早于成立日期``); identifiers quoted in brackets stay."""
+    return _FIELD_IDENTIFIER.sub(lambda m: FIELD_LABELS_ZH[m.group(1)], message_zh)
+
+
 # Personal information (DOMAIN §4): never shown in the quarantine, whatever rule the row broke.
 PERSONAL_FIELDS = frozenset({"legal_rep_name", "legal_rep_id"})
 SUBJECT_REQUIRED = tuple(n for n, r in SUBJECT_FIELDS.items() if r.required)
@@ -214,7 +244,8 @@ class Verdict:
         self.field[take] = field_name if isinstance(field_name, str) else np.asarray(field_name)[take]
         self.message[take] = message if isinstance(message, str) else np.asarray(message)[take]
         zh = RULE_TEXT[rule][0] if message_zh is None else message_zh
-        self.message_zh[take] = zh if isinstance(zh, str) else np.asarray(zh)[take]
+        self.message_zh[take] = in_clerks_words(zh) if isinstance(zh, str) else \
+            [in_clerks_words(z) for z in np.asarray(zh)[take]]
 
     @property
     def rejected(self) -> np.ndarray:

@@ -22,7 +22,7 @@ import pandas as pd
 from stdnum.cn import uscc as _stdnum_uscc
 from stdnum.exceptions import ValidationError
 
-__all__ = ["is_valid_uscc", "normalise_uscc", "valid_uscc_mask"]
+__all__ = ["is_valid_uscc", "normalise_uscc", "valid_uscc_mask", "why_invalid"]
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _LETTER_AUTHORITIES = frozenset("ANY")
@@ -54,6 +54,35 @@ def is_valid_uscc(code: object) -> bool:
     except ValidationError:
         return False
     return _stdnum_uscc.compact(code) == code  # stdnum upper-cases and strips; a key must not need it
+
+
+def why_invalid(code: object) -> tuple[str, str] | None:
+    """Why ``code`` is not a valid USCC, for the person who typed it, in Chinese and English; ``None`` when
+    :func:`is_valid_uscc` accepts it. The first problem in reading order: empty, spaces, length, characters
+    outside the alphabet (I, O, S, V, Z and lower case are not used), the registering authority, the digits
+    of positions 2–8, then the check character (saying which one the body calls for)."""
+    if is_valid_uscc(code):
+        return None
+    if not isinstance(code, str) or not code.strip():
+        return "为空", "empty"
+    if any(c.isspace() for c in code):
+        return "含空格，请删除空格后重新填写", "contains a space"
+    if len(code) != 18:
+        return f"长度为 {len(code)} 位，应为 18 位", f"{len(code)} characters long, not 18"
+    bad = sorted({c for c in code if c not in ALPHABET})
+    if bad:
+        shown = "、".join(bad)
+        return (f"含不允许的字符 {shown}（代码只用数字和大写字母，不用 I、O、S、V、Z）",
+                f"characters {bad} are not used in codes (digits and upper-case letters without I, O, S, V, Z)")
+    if code[0] not in _AUTHORITIES:
+        return f"第 1 位（登记管理部门代码）{code[0]} 无效", f"position 1 (registering authority) {code[0]!r} is not valid"
+    if not all(c in _DIGITS for c in code[1:8]):
+        return "第 2–8 位（机构类别和行政区划码）应为数字", "positions 2–8 (entity type, division) must be digits"
+    expected = _stdnum_uscc.calc_check_digit(code[:-1])
+    if expected != code[-1]:
+        return (f"校验位错误：按前 17 位应为 {expected}，填写的是 {code[-1]}（多为录入错误）",
+                f"wrong check character: the first 17 give {expected}, not {code[-1]}")
+    return "不符合 GB 32100-2015 的编码规则", "does not follow GB 32100-2015"
 
 
 def valid_uscc_mask(codes: pd.Series | np.ndarray | Iterable[object]) -> np.ndarray:
