@@ -27,20 +27,24 @@ def issue(
                                                      "regulator covering the subject (the read is logged as theirs)"),
     purpose: str = typer.Option(..., "--purpose", help="查询用途, logged with the read"),
     out: Path = typer.Option(None, "--out", help="the PDF to write (default credit-report-SERIAL.pdf)"),
+    today: str = typer.Option(None, "--today", help="the day whose records in force it shows (default: today in China)"),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """Issue a subject's signed credit report, logged like the service's: never its grade."""
     from serving.cli.admin import _log_session, settings_or_exit
+    from serving.cli.options import parse_date
+    from serving.deps import get_today
     from serving.errors import ServiceError
     from serving.services import credit_reports
 
     settings = settings_or_exit()
+    day = parse_date("--today", today) if today else get_today()
     if len(purpose.strip()) < 2:
         fail("--purpose: rule: at least 2 characters (查询用途)")
     session = _log_session(settings)
     try:
         row, signed = credit_reports.issue_as(session, issuer, uscc, purpose.strip(),
-                                              credit_reports.ReportSigner.of(settings))
+                                              credit_reports.ReportSigner.of(settings), day)
     except ServiceError as exc:
         fail(f"{'--' + exc.field if exc.field else 'credit-report'}: {exc.message}")
     finally:

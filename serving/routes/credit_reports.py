@@ -131,10 +131,11 @@ def _issued_out(session, serial: str, today: dt.date) -> IssuedReportOut:
 
 @router.post("/{uscc}", response_class=Response, status_code=201, responses={
     201: _PDF, **error_responses(NotAuthenticated, NotAllowed, UnknownSubject, InvalidInput, ReportUnavailable)})
-def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep) -> Response:
+def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep, today: TodayDep) -> Response:
     """Issue the subject's signed 公共信用信息报告 (its public records in force, list entries and
     commitments; never its grade): the enterprise its own, a regulator a subject it covers."""
-    row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings))
+    row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings),
+                                     today)
     return _pdf(signed, row.serial)
 
 
@@ -142,11 +143,12 @@ def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep) 
 
 @pages_router.post("/credit/{uscc}/credit-report")
 def issue_from_page(access: Annotated[SubjectAccess, Depends(page_subject_access)], session: SessionDep,
-                    settings: SettingsDep, csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+                    settings: SettingsDep, today: TodayDep, csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
                     ) -> Response:
     """The 我的信用 page's download (a form carrying the session's CSRF token)."""
     require_page_csrf(settings, access.principal, csrf_token_)
-    row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings))
+    row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings),
+                                     today)
     return _pdf(signed, row.serial, status_code=200)
 
 

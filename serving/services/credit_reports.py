@@ -121,14 +121,13 @@ def _row(rec: pd.Series):
 
 
 def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datetime, valid_until: dt.date,
-                   verify_url: str, policy=None):
-    """The report's content for ``uscc`` (no grade: see the module's docstring)."""
+                   verify_url: str, today: dt.date, policy=None):
+    """The report's content for ``uscc`` on ``today`` (no grade: see the module's docstring)."""
     from serving.report_pdf import ReportContent
 
     subject = session.get(Subject, uscc)
     if subject is None:
         raise UnknownSubject(f"no subject with uscc {uscc!r}", field="uscc")
-    today = issued_at.date()
     shown = public_records(session, uscc, today, policy)
     kinds = shown["kind"].astype(str) if not shown.empty else pd.Series(dtype=str)
     lines = tuple((label, value) for label, value in (
@@ -150,10 +149,11 @@ def new_serial(issued_at: dt.datetime) -> str:
     return f"{SERIAL_PREFIX}{issued_at:%Y%m%d}{secrets.token_hex(8).upper()}"
 
 
-def issue_report(session: Session, principal: Principal, uscc: str, signer: ReportSigner, *,
+def issue_report(session: Session, principal: Principal, uscc: str, signer: ReportSigner, today: dt.date, *,
                  now: dt.datetime | None = None, policy=None) -> tuple[CreditReport, bytes]:
     """Render, sign and log a report of ``uscc`` issued by ``principal`` (whose read the caller has
-    checked and logged); commits the log row and returns it with the signed PDF."""
+    checked and logged): the records in force on ``today`` (the regulator's calendar day), valid
+    until ``today`` + the configured days. Commits the log row; returns it with the signed PDF."""
     from serving.report_pdf import ReportFontMissing, find_cjk_font, render_pdf, sign_pdf
 
     if principal.role not in REPORT_ISSUER_ROLES:
@@ -164,10 +164,10 @@ def issue_report(session: Session, principal: Principal, uscc: str, signer: Repo
     except ReportFontMissing as exc:
         raise ReportUnavailable(str(exc)) from exc
     issued_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
-    valid_until = issued_at.date() + dt.timedelta(days=signer.valid_days)
+    valid_until = today + dt.timedelta(days=signer.valid_days)
     serial = new_serial(issued_at)
     content = report_content(session, uscc, serial, issued_at, valid_until,
-                             verification_url(signer.public_url, serial), policy)
+                             verification_url(signer.public_url, serial), today, policy)
     signed = sign_pdf(render_pdf(content, font), signer.key_pem, signer.cert_pem)
     row = CreditReport(serial=serial, uscc=uscc, issuer=principal.username, issued_at=issued_at,
                        valid_until=valid_until, sha256=hashlib.sha256(signed).hexdigest())
@@ -176,7 +176,7 @@ def issue_report(session: Session, principal: Principal, uscc: str, signer: Repo
     return row, signed
 
 
-def issue_as(session: Session, username: str, uscc: str, purpose: str, signer: ReportSigner, *,
+def issue_as(session: Session, username: str, uscc: str, purpose: str, signer: ReportSigner, today: dt.date, *,
              now: dt.datetime | None = None) -> tuple[CreditReport, bytes]:
     """Issue as the service user ``username`` (the CLI): the user must be active, may issue and
     cover ``uscc``; the read is logged (allowed or denied) before anything is read."""
@@ -196,7 +196,7 @@ def issue_as(session: Session, username: str, uscc: str, purpose: str, signer: R
                  outcome="allowed" if allowed else "denied")
     if not allowed:
         raise UnknownSubject(f"no subject {uscc} that {principal.role} {username!r} may read", field="uscc")
-    return issue_report(session, principal, uscc, signer, now=now)
+    return issue_report(session, principal, uscc, signer, today, now=now)
 
 
 def issued(session: Session, serial: str) -> CreditReport:
