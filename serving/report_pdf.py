@@ -2,8 +2,8 @@
 
 Pure functions: the content, the font, the key and the certificate are arguments; nothing here
 reads settings or the database (``serving.services.credit_reports`` does). The PDF is written by
-fpdf2 with a Chinese font embedded as a subset (found with ``fc-match``: any font covering zh-cn
-that fpdf2 embeds; Noto Sans CJK's CFF outlines and WenQuanYi's TrueType both work), the QR code
+fpdf2 with a TrueType Chinese font embedded as a subset (found with ``fc-match``; WenQuanYi Zen Hei from
+fonts-wqy-zenhei, see :func:`find_cjk_font`), the QR code
 is drawn as vector squares (segno), and the file is signed by pyhanko as a PAdES baseline B-B
 signature (CMS with the signing certificate attribute, SHA-256) over the whole file.
 
@@ -66,19 +66,23 @@ class ReportContent:
 
 
 def find_cjk_font() -> tuple[Path, int]:
-    """The file and collection index of an installed font covering Simplified Chinese (fc-match);
-    raises ``ReportFontMissing`` naming the packages to install."""
+    """The file and collection index of an installed TrueType font covering Simplified Chinese
+    (fc-match); raises ``ReportFontMissing`` naming the package to install.
+
+    TrueType, not CFF: fpdf2 embeds Noto Sans CJK's CFF outlines too, but with a custom encoding
+    from which pypdf (and so some readers' search and copy) cannot recover the text; a TrueType
+    font is written as Identity-H with a ToUnicode map that every reader reads."""
     fc_match = shutil.which("fc-match")
-    hint = ("未找到可嵌入的中文字体，无法生成信用报告：请安装 fonts-noto-cjk 或 fonts-wqy-zenhei "
-            "(scripts/system-deps.sh)；no font covering Chinese is installed (fontconfig: fc-match :lang=zh-cn): "
-            "install fonts-noto-cjk or fonts-wqy-zenhei (scripts/system-deps.sh)")
+    hint = ("未找到可嵌入的 TrueType 中文字体，无法生成信用报告：请安装 fonts-wqy-zenhei（scripts/system-deps.sh）；"
+            "no TrueType font covering Chinese is installed (fc-match ':lang=zh-cn:fontformat=TrueType'): "
+            "install fonts-wqy-zenhei (scripts/system-deps.sh)")
     if fc_match is None:
         raise ReportFontMissing(hint)
-    out = subprocess.run([fc_match, "-f", "%{file}\t%{index}\t%{lang}", ":lang=zh-cn"],  # noqa: S603
-                         capture_output=True, text=True, timeout=30, check=False).stdout
-    path, _, rest = out.partition("\t")
-    index, _, langs = rest.partition("\t")
-    if not path or "zh-cn" not in langs.split("|") or not Path(path).is_file():
+    out = subprocess.run([fc_match, "-f", "%{file}\t%{index}\t%{fontformat}\t%{lang}",  # noqa: S603
+                          ":lang=zh-cn:fontformat=TrueType"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout
+    path, index, fontformat, langs = ([*out.split("\t"), "", "", ""])[:4]
+    if not path or fontformat != "TrueType" or "zh-cn" not in langs.split("|") or not Path(path).is_file():
         raise ReportFontMissing(hint)
     return Path(path), int(index or 0)
 
