@@ -89,7 +89,7 @@ def find_cjk_font() -> tuple[Path, int]:
 
 # --- rendering -------------------------------------------------------------------------------------
 
-_COLUMNS = (("记录编号", 30), ("类别", 30), ("严重程度", 16), ("决定日期", 22), ("截止/到期", 22),
+_COLUMNS = (("记录编号", 30), ("类别", 30), ("严重程度", 16), ("决定日期", 22), ("公示截止/期限", 22),
             ("作出部门", 24), ("文书号", 46))
 
 
@@ -161,7 +161,7 @@ def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
     pdf.set_font("cjk", size=9)
     notes = (*content.notes,
              "本报告依据公共信用信息目录，列示截至出具时在公示期内的公共信用信息；已修复、已撤销的记录不予列示。",
-             f"本报告附有电子签名（PAdES）。核验方法：以 PDF 阅读器查看签名，或运行 tiers report verify 文件名.pdf，"
+             f"本报告附有电子签名（PAdES）。核验方法：以 PDF 阅读器查看签名，或运行 tiers credit-report verify 文件名.pdf，"
              f"或扫描二维码访问 {content.verify_url} 核对报告编号与文件 SHA-256。文件经任何改动，签名即失效。")
     for note in notes:
         pdf.multi_cell(0, 5, note, new_x="LMARGIN", new_y="NEXT")

@@ -46,6 +46,7 @@ COMMITMENT_KINDS = frozenset({"commitment_made", "commitment_kept", "commitment_
 # kinds whose end_date ends them (a list's exit, a licence's 有效期至); a commitment's is its due date
 _ENDED_BY_END_DATE = ("list_", "admin_license")
 SERIAL_PREFIX = "CR"
+STATUS_NAMES = {"active": "存续", "deregistered": "注销", "revoked": "吊销"}  # features.schema.SUBJECT_STATUSES
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def _row(rec: pd.Series):
     severity = rec.get("severity")
     return ReportRow(record_id=str(rec["record_id"]), kind=kind_name(str(rec["kind"]), "zh"),
                      severity=text(severity, "zh") if isinstance(severity, str) and severity else "",
-                     decision_date=day(rec["decision_date"]), end_date=day(rec.get("end_date")),
+                     decision_date=day(rec["decision_date"]),
+                     # a penalty's publicity ends; a list entry's exit, a licence's or a commitment's term
+                     end_date=day(rec.get("publicity_end")) or day(rec.get("end_date")),
                      department=str(rec.get("department") or ""), document_no=str(rec.get("document_no") or ""))
 
 
@@ -133,7 +136,7 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
     lines = tuple((label, value) for label, value in (
         ("主体类型", subject.legal_form or ""), ("成立日期", subject.registered_on.isoformat() if subject.registered_on else ""),
         ("所属行业（门类）", subject.industry or ""), ("所在地区", subject.district_name or subject.district_code or ""),
-        ("登记状态", subject.status or "")) if value)
+        ("登记状态", STATUS_NAMES.get(subject.status or "", subject.status or ""))) if value)
     return ReportContent(
         serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until,
         verify_url=verify_url, subject_lines=lines,
