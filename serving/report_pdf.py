@@ -263,10 +263,8 @@ class Verdict:
 
 def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
     """Check a report file offline against the service's report certificate ``cert_pem``."""
-    from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
@@ -275,15 +273,15 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
     try:
         reader = PdfFileReader(BytesIO(data), strict=False)
         signatures = reader.embedded_signatures
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        return Verdict(**base, problems=(f"not a readable PDF: {exc}",))
+    except Exception as exc:  # any file at all may arrive here: whatever the reader trips on, it is no report
+        return Verdict(**base, problems=(f"not a readable PDF: {type(exc).__name__}: {exc}",))
     if len(signatures) != 1:
         return Verdict(**base, problems=(f"expected one signature, found {len(signatures)}",))
     context = ValidationContext(trust_roots=[_cert(cert_pem)], allow_fetching=False, revocation_mode="soft-fail")
     try:
         status = validate_pdf_signature(signatures[0], context)
-    except (SignatureValidationError, PdfReadError, ValueError, KeyError, TypeError) as exc:
-        return Verdict(**base, signed=True, problems=(f"the signature cannot be validated: {exc}",))
+    except Exception as exc:  # a malformed signature dictionary or CMS blob: not a valid signature
+        return Verdict(**base, signed=True, problems=(f"the signature cannot be validated: {type(exc).__name__}: {exc}",))
     whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     problems = []
     if not status.intact:
@@ -299,7 +297,7 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
     valid_until = None
     try:
         keywords = str(reader.trailer["/Info"].get("/Keywords", "")) if "/Info" in reader.trailer else ""
-    except (PdfReadError, KeyError, TypeError):
+    except Exception:  # an unreadable Info dictionary: no report fields
         keywords = ""
     fields_ = dict(part.split("=", 1) for part in keywords.split() if "=" in part)
     if keywords.startswith(REPORT_SCHEME):

@@ -98,7 +98,8 @@ def certificate(settings: SettingsDep) -> Response:
 
 @router.post("/verify", response_model=ReportVerificationOut, responses={
     **error_responses(InvalidInput)}, openapi_extra={"requestBody": {"required": True, "content": {
-        "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+        # the PDF's bytes as they are (any Content-Type is read the same; application/pdf is fine)
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def verify(request: Request, settings: SettingsDep, session: SessionDep, today: TodayDep) -> ReportVerificationOut:
     """Check a report file (the PDF as the request body): signed by this service's certificate,
     unchanged, whole, not expired, and its serial issued for that subject."""
