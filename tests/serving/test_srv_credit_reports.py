@@ -30,6 +30,9 @@ from serving.services.querylog import LogKeys, use_keys
 from serving.services.subjects import store_records
 from serving.settings import Settings
 
+# one worker renders the module's reports once (`make test` runs --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("credit_reports")
+
 # besides the seeded R1 (general penalty, published to 2027-03-10), R2 (serious penalty) and R3
 # (tax arrears: not public)
 EXTRA_RECORDS = [
@@ -109,7 +112,7 @@ def test_page_one_renders_to_png(world, tmp_path_factory):
     print(f"rendered credit report, page 1: {png}")
 
 
-def test_the_signature_verifies_offline_and_any_altered_byte_fails(world):
+def test_the_signature_verifies_offline_and_any_altered_byte_fails(world, tmp_path):
     pdf, cert = world["pdf"], world["cert"]
     good = verify_pdf(pdf, cert, TODAY)
     assert good.valid and good.serial == world["response"].headers["X-Report-Serial"] and good.uscc == ENT1
@@ -120,6 +123,16 @@ def test_the_signature_verifies_offline_and_any_altered_byte_fails(world):
     # appending a revision (an incremental update) leaves the signed bytes intact but not the whole file
     appended = verify_pdf(pdf + b"\n1 0 obj\n<<>>\nendobj\n", cert, TODAY)
     assert not appended.valid and not appended.whole_file
+    # another implementation reads it the same way: poppler's pdfsig (what poppler-based readers show)
+    (tmp_path / "good.pdf").write_bytes(pdf)
+    altered = bytearray(pdf)
+    altered[len(pdf) // 2] ^= 0x01
+    (tmp_path / "altered.pdf").write_bytes(bytes(altered))
+    poppler = {name: subprocess.run(["pdfsig", str(tmp_path / name)], capture_output=True, text=True,
+                                    timeout=60, check=False).stdout for name in ("good.pdf", "altered.pdf")}
+    assert "Signature is Valid." in poppler["good.pdf"] and "Total document signed" in poppler["good.pdf"]
+    assert "ETSI.CAdES.detached" in poppler["good.pdf"]  # PAdES
+    assert "Signature is Valid." not in poppler["altered.pdf"], poppler["altered.pdf"]
     forged_key = make_report_key()  # a report signed by anyone else is not the service's
     assert not verify_pdf(pdf, make_report_certificate(forged_key), TODAY).trusted
     assert verify_pdf(pdf, cert, good.valid_until + dt.timedelta(days=1)).expired
