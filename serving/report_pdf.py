@@ -95,8 +95,13 @@ _COLUMNS = (("记录编号", 30), ("类别", 30), ("严重程度", 16), ("决定
 
 def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
     """The unsigned report (A4, Chinese, the QR code of ``content.verify_url``)."""
+    import logging
+
     import segno
     from fpdf import FPDF
+
+    # WenQuanYi carries bitmap strikes (BDF) that the subsetter drops, warning on every report
+    logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
 
     class _Report(FPDF):
         def footer(self) -> None:
