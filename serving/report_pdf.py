@@ -215,8 +215,23 @@ def sign_pdf(pdf: bytes, key_pem: str, cert_pem: str, *, reason: str = TITLE) ->
                                         subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
                                         location="tiered-supervision", certify=True,
                                         docmdp_permissions=fields.MDPPerm.NO_CHANGES)
-    out = signers.sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer)
+    out = _off_the_event_loop(signers.sign_pdf, IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer)
     return out.getvalue()
+
+
+def _off_the_event_loop(function, *args, **kwargs):
+    """``function(*args, **kwargs)``, in a worker thread when this thread runs an event loop:
+    pyhanko's synchronous API calls ``asyncio.run``, which a running loop refuses (a coroutine
+    route, Playwright's sync API, a notebook)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def _cert(cert_pem: str):
@@ -284,7 +299,7 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
         return Verdict(**base, problems=(f"expected one signature, found {len(signatures)}",))
     context = ValidationContext(trust_roots=[_cert(cert_pem)], allow_fetching=False, revocation_mode="soft-fail")
     try:
-        status = validate_pdf_signature(signatures[0], context)
+        status = _off_the_event_loop(validate_pdf_signature, signatures[0], context)
     except Exception as exc:  # a malformed signature dictionary or CMS blob: not a valid signature
         return Verdict(**base, signed=True, problems=(f"the signature cannot be validated: {type(exc).__name__}: {exc}",))
     whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
