@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # credit reports (公共信用信息报告): how long an issued report is valid, and the service's public
     # address, which the report's QR code points to (its verification page)
     credit_report_valid_days: int = Field(default=30, ge=1, le=366)
+    # a user issues at most this many reports per hour (each costs about a second of CPU): 429 after
+    credit_reports_per_hour: int = Field(default=30, ge=1, le=10_000)
     public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
     @model_validator(mode="after")

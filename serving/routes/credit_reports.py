@@ -34,6 +34,7 @@ from serving.errors import (
     NotAllowed,
     NotAuthenticated,
     ReportUnavailable,
+    TooManyAttempts,
     UnknownReport,
     UnknownSubject,
     error_responses,
@@ -131,7 +132,8 @@ def _issued_out(session, serial: str, today: dt.date) -> IssuedReportOut:
 
 
 @router.post("/{uscc}", response_class=Response, status_code=201, responses={
-    201: _PDF, **error_responses(NotAuthenticated, NotAllowed, UnknownSubject, InvalidInput, ReportUnavailable)})
+    201: _PDF, **error_responses(NotAuthenticated, NotAllowed, UnknownSubject, InvalidInput, ReportUnavailable,
+                                 TooManyAttempts)})
 def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep, today: TodayDep) -> Response:
     """Issue the subject's signed 公共信用信息报告 (its public records in force, list entries and
     commitments; never its grade): the enterprise its own, a regulator a subject it covers."""

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.db.models import CreditReport, Subject
-from serving.errors import NotAllowed, ReportUnavailable, UnknownReport, UnknownSubject
+from serving.errors import NotAllowed, ReportUnavailable, TooManyAttempts, UnknownReport, UnknownSubject
 from serving.i18n import kind_name, text
 from serving.security import Principal
 
@@ -58,11 +58,13 @@ class ReportSigner:
     cert_pem: str
     public_url: str
     valid_days: int
+    per_hour: int = 30
 
     @classmethod
     def of(cls, settings) -> ReportSigner:  # a serving.settings.Settings passed through with_keys
         return cls(key_pem=settings.secret("report_signing_key"), cert_pem=settings.secret("report_certificate"),
-                   public_url=settings.public_url.rstrip("/"), valid_days=settings.credit_report_valid_days)
+                   public_url=settings.public_url.rstrip("/"), valid_days=settings.credit_report_valid_days,
+                   per_hour=settings.credit_reports_per_hour)
 
 
 def verification_url(public_url: str, serial: str) -> str:
@@ -162,11 +164,12 @@ def issue_report(session: Session, principal: Principal, uscc: str, signer: Repo
     if principal.role not in REPORT_ISSUER_ROLES:
         raise NotAllowed(f"信用报告仅由企业本身或监管部门出具；role {principal.role!r} may not issue credit reports "
                          f"(allowed: {', '.join(REPORT_ISSUER_ROLES)})")
+    issued_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    _check_rate(session, principal.username, signer.per_hour, issued_at)
     try:
         font = find_cjk_font()
     except ReportFontMissing as exc:
         raise ReportUnavailable(str(exc)) from exc
-    issued_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     valid_until = today + dt.timedelta(days=signer.valid_days)
     serial = new_serial(issued_at)
     content = report_content(session, uscc, serial, issued_at, valid_until,
@@ -177,6 +180,22 @@ def issue_report(session: Session, principal: Principal, uscc: str, signer: Repo
     session.add(row)
     session.commit()
     return row, signed
+
+
+def _check_rate(session: Session, username: str, per_hour: int, now: dt.datetime) -> None:
+    """At most ``per_hour`` reports per user and hour, counted in the issuance log itself (so the
+    limit holds across workers): ``TooManyAttempts`` with ``Retry-After``."""
+    import math
+
+    from sqlalchemy import func
+
+    recent = session.execute(select(func.count(), func.min(CreditReport.issued_at)).where(
+        CreditReport.issuer == username, CreditReport.issued_at > now - dt.timedelta(hours=1))).one()
+    if recent[0] >= per_hour:
+        oldest = recent[1] if recent[1].tzinfo else recent[1].replace(tzinfo=dt.UTC)
+        wait = max(1, math.ceil((oldest + dt.timedelta(hours=1) - now).total_seconds()))
+        raise TooManyAttempts(f"{username!r} issued {recent[0]} credit reports in the last hour (at most {per_hour}); "
+                              f"retry in {wait} s", field="uscc", headers={"Retry-After": str(wait)})
 
 
 def issue_as(session: Session, username: str, uscc: str, purpose: str, signer: ReportSigner, today: dt.date, *,

@@ -244,3 +244,17 @@ def test_production_refuses_to_start_without_the_report_key_or_with_a_mismatched
         Settings(**base, report_signing_key=key, report_certificate=make_report_certificate(other))
     assert Settings(**base, report_signing_key=key, report_certificate=make_report_certificate(key))
     assert not (tmp_path / "production-keys").exists()  # nothing made in production
+
+
+def test_issuing_is_rate_limited_per_user_before_anything_is_rendered(world):
+    from serving.errors import TooManyAttempts
+    from serving.services.credit_reports import ReportSigner, issue_report
+
+    signer = ReportSigner.of(world["settings"])
+    session = next(iter_session(world["url"]))
+    try:
+        with pytest.raises(TooManyAttempts) as limited:  # ent1 issued one this hour (the module's report)
+            issue_report(session, principal("ent1"), ENT1, ReportSigner(**{**signer.__dict__, "per_hour": 1}), TODAY)
+        assert 1 <= int(limited.value.headers["Retry-After"]) <= 3600
+    finally:
+        session.close()
