@@ -82,11 +82,16 @@ def verify(
     if cert is not None:
         cert_pem = cert.read_text(encoding="ascii", errors="replace")
     else:  # the service's own: given by the environment, else kept in TIERS_KEYS_DIR (never made here)
+        from pydantic import ValidationError
+
         from serving.cli.admin import settings_or_exit
         from serving.keys import KEY_FILES
         from serving.settings import Settings
 
-        configured = Settings() if cert is None and _settings_load() else settings_or_exit()
+        try:
+            configured = Settings()  # without with_keys: nothing is made here
+        except ValidationError:
+            configured = settings_or_exit()  # says which setting is wrong and exits with 2
         default = configured.keys_dir / KEY_FILES["report_certificate"]
         if configured.report_certificate is not None:
             cert_pem = configured.report_certificate.get_secret_value()
@@ -124,15 +129,3 @@ def verify(
                        f"{' (this very file)' if out.get('same_file_as_issued') else ''}")
     raise typer.Exit(0 if out["valid"] else 1)
 
-
-def _settings_load() -> bool:
-    """Whether the environment's settings load (else ``settings_or_exit`` says why and exits)."""
-    from pydantic import ValidationError
-
-    from serving.settings import Settings
-
-    try:
-        Settings()
-    except ValidationError:
-        return False
-    return True
