@@ -104,6 +104,17 @@ class ModelUnavailable(ServiceError):
     code = "model_unavailable"
 
 
+class UnknownReport(NotFound):
+    code = "unknown_report"
+
+
+class ReportUnavailable(ServiceError):
+    """A credit report cannot be made here (no font covering Chinese installed)."""
+
+    status_code = 503
+    code = "report_unavailable"
+
+
 class Overloaded(ServiceError):
     """The worker is saturated (requests in flight at the limit, or no database connection free
     within the pool timeout): answered at once with ``Retry-After`` instead of queueing."""

@@ -91,6 +91,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "draw_tasks": {"zh": "抽查事项（所在分层）", "en": "Items (your stratum)"},
     "draw_opening_file": {"zh": "下载凭证", "en": "Download the opening"},
     "draw_bundle_file": {"zh": "下载公开包", "en": "Download the public bundle"},
+    "credit_report": {"zh": "信用报告", "en": "Credit report"},
+    "credit_report_download": {"zh": "下载公共信用信息报告（PDF，电子签名）", "en": "Download the credit report (signed PDF)"},
+    "credit_report_note": {"zh": "报告列示公示期内的公共信用信息、名单与信用承诺，不含信用等级；每次出具均登记。",
+                           "en": "Lists public records in force, list entries and commitments, never the grade; every issue is logged."},
 }
 
 # Texts of one page or family of pages; a key not found there falls back to TEXTS above.

@@ -1,7 +1,7 @@
 """The one typed settings object of the service (env prefix ``TIERS_``).
 
 Only ``serving/`` (routes, CLI) reads settings; lower packages take arguments. The service's
-three keys (JWT, query-log MAC, checkpoint signing) have no default: in development the service
+keys (JWT, query-log MAC, checkpoint signing, report signing and its certificate) have no default: in development the service
 makes each missing one on first start (``serving.keys``), in production each must be given.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.keys import KEY_FIELDS, with_keys
+from serving.keys import KEY_FIELDS, report_identity_problem, with_keys
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None  # HS256 key of access tokens (at least 32 characters)
     querylog_mac_key: SecretStr | None = None  # HMAC-SHA256 key of the query log's chain
     querylog_signing_key: SecretStr | None = None  # Ed25519 private key (64 hex digits) of its checkpoints
+    # signs the credit reports (PAdES): an EC P-256 or RSA private key in PEM and its X.509
+    # certificate in PEM (self-signed in development, made with the key; serving.report_pdf)
+    report_signing_key: SecretStr | None = None
+    report_certificate: SecretStr | None = None
     keys_dir: Path = Path("var/keys")
     # the signed checkpoints of the query log (JSON lines); default `keys_dir/querylog-checkpoints.jsonl`
     querylog_checkpoints: Path | None = None
@@ -104,6 +108,12 @@ class Settings(BaseSettings):
     # JSON body cost 600 MB of memory before authentication); the largest legitimate body, a
     # batch of grade reads or a plan, is far below it
     max_request_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # credit reports (公共信用信息报告): how long an issued report is valid, and the service's public
+    # address, which the report's QR code points to (its verification page)
+    credit_report_valid_days: int = Field(default=30, ge=1, le=366)
+    # a user issues at most this many reports per hour (each costs about a second of CPU): 429 after
+    credit_reports_per_hour: int = Field(default=30, ge=1, le=10_000)
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
@@ -115,6 +125,8 @@ class Settings(BaseSettings):
                 if not self.is_development:
                     problems.append(f"{env} must be set when TIERS_ENVIRONMENT={self.environment!r} (only "
                                     "development makes its own keys)")
+            elif name in ("report_signing_key", "report_certificate"):
+                pass  # parsed and matched below
             elif name == "querylog_signing_key":
                 text = value.get_secret_value()
                 if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
@@ -127,6 +139,11 @@ class Settings(BaseSettings):
             elif not self.is_development and _guessable(value.get_secret_value()):
                 problems.append(f"{env} is not random (repeats, a sequence or words); make one with "
                                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        report = report_identity_problem(
+            *(v.get_secret_value() if v is not None else None
+              for v in (self.report_signing_key, self.report_certificate)))
+        if report:
+            problems.append(report)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -5,6 +5,7 @@ Heavy libraries are imported inside the commands, so `tiers --help` stays fast.
 
 from serving.cli import (
     admin,  # noqa: F401  (registers `tiers db …`, `tiers querylog …`, `tiers users …`)
+    credit_report,  # noqa: F401  (registers `tiers credit-report issue|verify`)
     demo,  # noqa: F401  (registers `tiers demo`)
     fit,  # noqa: F401  (registers `tiers fit`)
     ingest,  # noqa: F401  (registers `tiers ingest`, `tiers gate …`)

@@ -373,3 +373,19 @@ class QueryLogEntry(Base):
     personal_info_unmasked: Mapped[bool] = mapped_column(Boolean, default=False)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CreditReport(Base):
+    """One issued credit report (公共信用信息报告, ``serving.services.credit_reports``): who issued
+    which report of which subject, when, until when it is valid, and the SHA-256 of the signed file,
+    so that a verification can say whether a serial was issued and whether a file is the one issued."""
+
+    __tablename__ = "credit_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    issuer: Mapped[str] = mapped_column(String(80))
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+    sha256: Mapped[str] = mapped_column(String(64))

@@ -103,11 +103,14 @@ def test_cookies_are_secure_and_samesite_outside_development(database_url, tmp_p
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
+    from serving.keys import make_report_certificate, make_report_key
     from serving.settings import Settings
 
+    report_key = make_report_key()
     prod = Settings(environment="production", database_url=database_url, run_migrations_on_startup=False,
                     jwt_secret=secrets.token_urlsafe(48), querylog_mac_key=secrets.token_urlsafe(48),
-                    querylog_signing_key=secrets.token_hex(32),
+                    querylog_signing_key=secrets.token_hex(32), report_signing_key=report_key,
+                    report_certificate=make_report_certificate(report_key),
                     keys_dir=tmp_path / "keys", data_dir=tmp_path / "data")
     client = TestClient(create_app(prod), base_url="https://testserver")
     form = client.get("/login")

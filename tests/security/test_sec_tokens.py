@@ -158,10 +158,13 @@ def test_production_refuses_low_entropy_keys_and_says_how_to_make_one(tmp_path, 
 
     from pydantic import ValidationError
 
+    from serving.keys import make_report_certificate, make_report_key
     from serving.settings import Settings
 
+    report_key = make_report_key()
     keys = {"jwt_secret": _secrets.token_urlsafe(48), "querylog_mac_key": _secrets.token_urlsafe(48),
-            "querylog_signing_key": _secrets.token_hex(32)}
+            "querylog_signing_key": _secrets.token_hex(32), "report_signing_key": report_key,
+            "report_certificate": make_report_certificate(report_key)}
     Settings(environment="production", keys_dir=tmp_path, **keys)  # random keys start
     keys[name] = value
     with pytest.raises(ValidationError) as refused:

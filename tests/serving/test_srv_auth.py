@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from srv_fixtures import PASSWORD
 
+from serving.keys import make_report_certificate, make_report_key
 from serving.security import mask_id_number, mask_name
 from serving.settings import Settings
 
@@ -65,8 +66,10 @@ def test_user_scope_must_match_role(client, auth):
 
 
 # generated keys: production refuses typed ones ("x" * 40) as not random
+_REPORT_KEY = make_report_key()
 PRODUCTION_KEYS = {"jwt_secret": "kQ3v9ZpL2xW7mR4tY8nB1cD6fH0jS5gE-uA_oI", "querylog_mac_key": "Zr7T2pQ9vL4xM8kW1nB6cY3dF0hJ5sG-eU_aOi",
-                   "querylog_signing_key": "9f1c4e7a2b8d3f6e0a5c9b1d7e4f2a8c3b6d0e9f1a7c4b2e8d5f3a6c0b9e1d4f"}
+                   "querylog_signing_key": "9f1c4e7a2b8d3f6e0a5c9b1d7e4f2a8c3b6d0e9f1a7c4b2e8d5f3a6c0b9e1d4f",
+                   "report_signing_key": _REPORT_KEY, "report_certificate": make_report_certificate(_REPORT_KEY)}
 
 
 @pytest.mark.parametrize("missing", sorted(PRODUCTION_KEYS))

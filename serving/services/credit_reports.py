@@ -1,0 +1,250 @@
+"""信用报告: the signed 公共信用信息报告 of one subject — issued, logged and verified.
+
+What a report shows is the subject's registration and its *public* information in force today:
+records of the public kinds (administrative actions, inspection results), list entries and
+commitments. Which records are in force is the catalogue's per-record rule,
+``features.evidence.record_status`` (``features/sql/counted_records.sql``, the same rule the
+profiles and the reasons read), applied to the service's current records with its revocations
+and repairs replayed as the regrader replays them (``serving.services.regrade``). On top of it,
+the one publication rule of the report (:func:`public_in_force`): not revoked, not repaired, not
+exempted, within its publicity or counting period, published (an unpublished minor penalty is
+not shown even where the policy counts it), and for list entries and licences not ended.
+
+Never shown: the grade, its score, probability or reasons (a grade is not public), complaints,
+arrears and self-declared information (not public), personal data of the legal representative.
+
+Who may issue: the enterprise its own report; a regulator the subjects it covers
+(``serving.services.access``). The caller's read is checked and logged before (the routes'
+``SubjectAccessDep``; the CLI through :func:`issue_as`). Every issuance is a row of
+``credit_reports`` (serial, subject, issuer, issued_at, valid_until, SHA-256 of the signed file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.db.models import CreditReport, Subject
+from serving.errors import NotAllowed, ReportUnavailable, TooManyAttempts, UnknownReport, UnknownSubject
+from serving.i18n import kind_name, text
+from serving.security import Principal
+
+REPORT_ISSUER_ROLES = ("enterprise", "regulator")
+# public kinds a report lists as records (双公示 and the other administrative actions, and the
+# published results of random inspections); list entries and commitments have their own sections
+PUBLIC_RECORD_KINDS = frozenset({
+    "admin_license", "admin_penalty", "admin_enforcement", "admin_confirmation", "admin_levy", "admin_payment",
+    "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "inspection",
+})
+COMMITMENT_KINDS = frozenset({"commitment_made", "commitment_kept", "commitment_broken"})
+# kinds whose end_date ends them (a list's exit, a licence's 有效期至); a commitment's is its due date
+_ENDED_BY_END_DATE = ("list_", "admin_license")
+SERIAL_PREFIX = "CR"
+STATUS_NAMES = {"active": "存续", "deregistered": "注销", "revoked": "吊销"}  # features.schema.SUBJECT_STATUSES
+
+
+@dataclass(frozen=True)
+class ReportSigner:
+    """What issuing needs from the settings: the signing key and certificate (PEM), the public
+    address the QR code points to, and how long a report is valid."""
+
+    key_pem: str
+    cert_pem: str
+    public_url: str
+    valid_days: int
+    per_hour: int = 30
+
+    @classmethod
+    def of(cls, settings) -> ReportSigner:  # a serving.settings.Settings passed through with_keys
+        return cls(key_pem=settings.secret("report_signing_key"), cert_pem=settings.secret("report_certificate"),
+                   public_url=settings.public_url.rstrip("/"), valid_days=settings.credit_report_valid_days,
+                   per_hour=settings.credit_reports_per_hour)
+
+
+def verification_url(public_url: str, serial: str) -> str:
+    return f"{public_url.rstrip('/')}/verify/credit-reports/{serial}"
+
+
+def public_in_force(status: pd.DataFrame, today: dt.date, policy) -> pd.Series:
+    """Which rows of ``record_status`` (``features.evidence``) a public report shows on ``today``."""
+    if status.empty:
+        return pd.Series(dtype=bool)
+
+    def flag(name: str) -> pd.Series:
+        return status[name].astype("boolean").fillna(False).astype(bool)
+
+    kind = status["kind"].astype(str)
+    shown = kind.isin(PUBLIC_RECORD_KINDS | COMMITMENT_KINDS) | kind.str.startswith("list_")
+    end = pd.to_datetime(status["end_date"])
+    ended = kind.str.startswith(_ENDED_BY_END_DATE) & end.notna() & (end <= pd.Timestamp(today))
+    published = pd.Series([
+        k != "admin_penalty" or (isinstance(s, str) and s in ("minor", "general", "serious")
+                                 and policy.publicity_rule_for(pd.Timestamp(d).date()).period(s).published)
+        for k, s, d in zip(kind, status["severity"], status["decision_date"], strict=True)], index=status.index)
+    return (shown & ~flag("is_revoked") & ~flag("is_repaired") & ~flag("is_exempt") & flag("in_period")
+            & ~ended & published)
+
+
+def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> pd.DataFrame:
+    """The subject's records a public report shows on ``today``, newest first (contract columns)."""
+    from features.catalogue import default_policy
+    from features.evidence import record_status
+    from serving.services.regrade import service_changes, service_records
+
+    policy = policy or default_policy()
+    records = service_records(session, uscc)
+    changes = service_changes(session, uscc)
+    if not changes.empty:
+        records = pd.concat([records.astype(object), changes.reindex(columns=[*records.columns, "ref_record_id"])
+                            .astype(object)], ignore_index=True)
+    if records.empty:
+        return records
+    status = record_status(records, today, policy)
+    shown = status.loc[public_in_force(status, today, policy)]
+    return shown.sort_values(["decision_date", "record_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _row(rec: pd.Series):
+    from serving.report_pdf import ReportRow
+
+    def day(value) -> str:
+        return "" if value is None or pd.isna(value) else pd.Timestamp(value).date().isoformat()
+
+    severity = rec.get("severity")
+    return ReportRow(record_id=str(rec["record_id"]), kind=kind_name(str(rec["kind"]), "zh"),
+                     severity=text(severity, "zh") if isinstance(severity, str) and severity else "",
+                     decision_date=day(rec["decision_date"]),
+                     # a penalty's publicity ends; a list entry's exit, a licence's or a commitment's term
+                     end_date=day(rec.get("publicity_end")) or day(rec.get("end_date")),
+                     department=str(rec.get("department") or ""), document_no=str(rec.get("document_no") or ""))
+
+
+def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datetime, valid_until: dt.date,
+                   verify_url: str, today: dt.date, policy=None):
+    """The report's content for ``uscc`` on ``today`` (no grade: see the module's docstring)."""
+    from serving.report_pdf import ReportContent
+
+    subject = session.get(Subject, uscc)
+    if subject is None:
+        raise UnknownSubject(f"no subject with uscc {uscc!r}", field="uscc")
+    shown = public_records(session, uscc, today, policy)
+    kinds = shown["kind"].astype(str) if not shown.empty else pd.Series(dtype=str)
+    lines = tuple((label, value) for label, value in (
+        ("主体类型", subject.legal_form or ""), ("成立日期", subject.registered_on.isoformat() if subject.registered_on else ""),
+        ("所属行业（门类）", subject.industry or ""), ("所在地区", subject.district_name or subject.district_code or ""),
+        ("登记状态", STATUS_NAMES.get(subject.status or "", subject.status or ""))) if value)
+    return ReportContent(
+        serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until,
+        verify_url=verify_url, subject_lines=lines,
+        records=tuple(_row(r) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
+        lists=tuple(_row(r) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),
+        commitments=tuple(_row(r) for _, r in shown.loc[kinds.isin(COMMITMENT_KINDS)].iterrows()),
+    )
+
+
+def new_serial(issued_at: dt.datetime) -> str:
+    """``CR`` + the issuing date + 64 random bits (16 hex digits): unguessable, so the public
+    verification page answers only someone who holds the report."""
+    return f"{SERIAL_PREFIX}{issued_at:%Y%m%d}{secrets.token_hex(8).upper()}"
+
+
+def issue_report(session: Session, principal: Principal, uscc: str, signer: ReportSigner, today: dt.date, *,
+                 now: dt.datetime | None = None, policy=None) -> tuple[CreditReport, bytes]:
+    """Render, sign and log a report of ``uscc`` issued by ``principal`` (whose read the caller has
+    checked and logged): the records in force on ``today`` (the regulator's calendar day), valid
+    until ``today`` + the configured days. Commits the log row; returns it with the signed PDF."""
+    from serving.report_pdf import ReportFontMissing, find_cjk_font, render_pdf, sign_pdf
+
+    if principal.role not in REPORT_ISSUER_ROLES:
+        raise NotAllowed(f"信用报告仅由企业本身或监管部门出具；role {principal.role!r} may not issue credit reports "
+                         f"(allowed: {', '.join(REPORT_ISSUER_ROLES)})")
+    issued_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    _check_rate(session, principal.username, signer.per_hour, issued_at)
+    try:
+        font = find_cjk_font()
+    except ReportFontMissing as exc:
+        raise ReportUnavailable(str(exc)) from exc
+    valid_until = today + dt.timedelta(days=signer.valid_days)
+    serial = new_serial(issued_at)
+    content = report_content(session, uscc, serial, issued_at, valid_until,
+                             verification_url(signer.public_url, serial), today, policy)
+    signed = sign_pdf(render_pdf(content, font), signer.key_pem, signer.cert_pem)
+    row = CreditReport(serial=serial, uscc=uscc, issuer=principal.username, issued_at=issued_at,
+                       valid_until=valid_until, sha256=hashlib.sha256(signed).hexdigest())
+    session.add(row)
+    session.commit()
+    return row, signed
+
+
+def _check_rate(session: Session, username: str, per_hour: int, now: dt.datetime) -> None:
+    """At most ``per_hour`` reports per user and hour, counted in the issuance log itself (so the
+    limit holds across workers): ``TooManyAttempts`` with ``Retry-After``."""
+    import math
+
+    from sqlalchemy import func
+
+    recent = session.execute(select(func.count(), func.min(CreditReport.issued_at)).where(
+        CreditReport.issuer == username, CreditReport.issued_at > now - dt.timedelta(hours=1))).one()
+    if recent[0] >= per_hour:
+        oldest = recent[1] if recent[1].tzinfo else recent[1].replace(tzinfo=dt.UTC)
+        wait = max(1, math.ceil((oldest + dt.timedelta(hours=1) - now).total_seconds()))
+        raise TooManyAttempts(f"{username!r} issued {recent[0]} credit reports in the last hour (at most {per_hour}); "
+                              f"retry in {wait} s", field="uscc", headers={"Retry-After": str(wait)})
+
+
+def issue_as(session: Session, username: str, uscc: str, purpose: str, signer: ReportSigner, today: dt.date, *,
+             now: dt.datetime | None = None) -> tuple[CreditReport, bytes]:
+    """Issue as the service user ``username`` (the CLI): the user must be active, may issue and
+    cover ``uscc``; the read is logged (allowed or denied) before anything is read."""
+    from serving.services.access import can_read
+    from serving.services.querylog import append_entry
+    from serving.services.users import get_user, principal_of
+
+    user = get_user(session, username)
+    if user is None or not user.active:
+        raise NotAllowed(f"no active user {username!r}", field="issuer")
+    principal = principal_of(user)
+    if principal.role not in REPORT_ISSUER_ROLES:
+        raise NotAllowed(f"role {principal.role!r} may not issue credit reports (allowed: "
+                         f"{', '.join(REPORT_ISSUER_ROLES)})", field="issuer")
+    allowed = can_read(session, principal, uscc)
+    append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint="CLI tiers credit-report issue",
+                 outcome="allowed" if allowed else "denied")
+    if not allowed:
+        raise UnknownSubject(f"no subject {uscc} that {principal.role} {username!r} may read", field="uscc")
+    return issue_report(session, principal, uscc, signer, today, now=now)
+
+
+def issued(session: Session, serial: str) -> CreditReport:
+    """The issuance of ``serial``; ``UnknownReport`` if none."""
+    row = session.scalars(select(CreditReport).where(CreditReport.serial == serial)).first()
+    if row is None:
+        raise UnknownReport(f"报告编号 {serial} 未经本平台出具；no credit report with serial {serial!r} was issued",
+                            field="serial")
+    return row
+
+
+def verify_file(session: Session | None, data: bytes, cert_pem: str, today: dt.date) -> dict:
+    """The offline check of ``data`` (``serving.report_pdf.verify_pdf``) and, with a session, the
+    issuance log's: whether the serial was issued, for that subject, and whether this very file
+    (its SHA-256) is the one issued."""
+    from serving.report_pdf import verify_pdf
+
+    verdict = verify_pdf(data, cert_pem, today)
+    out = verdict.as_dict()
+    if session is None or verdict.serial is None:
+        out["issued"] = None
+        return out
+    row = session.scalars(select(CreditReport).where(CreditReport.serial == verdict.serial)).first()
+    out["issued"] = row is not None and row.uscc == verdict.uscc
+    out["same_file_as_issued"] = row is not None and row.sha256 == verdict.sha256
+    if not out["issued"]:
+        out["problems"] = [*out["problems"], f"serial {verdict.serial} was not issued by this service"]
+        out["valid"] = False
+    return out
