@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +28,7 @@ from serving.deps import (
 from serving.errors import Conflict, InvalidInput, NotFound, ServiceError
 from serving.i18n import page_text
 from serving.pages import page_lang, render
-from serving.presenters import objection_out
+from serving.presenters import SHANGHAI, local_minute, objection_out
 from serving.schemas import UserCreate
 from serving.security import Principal
 from serving.services import model_registry as registry_service
@@ -40,7 +39,6 @@ from serving.validation import USCC_PATTERN
 router = APIRouter(include_in_schema=False)
 PageAdmin = Annotated[Principal, Depends(require_role("admin", principal_dep=page_principal))]
 Username = Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")]
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROLES = ("regulator", "sector", "enterprise", "analyst", "admin")
 SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
 
@@ -55,16 +53,8 @@ def _page(request: Request, template: str, principal: Principal, settings: Any, 
     lang = page_lang(request)
     return render(request, template, {
         "a": lambda key: page_text("admin", key, lang), "user": principal, "csrf": page_csrf(settings, principal),
-        "local": _local_minute, "role_name": lambda r: page_text("admin", f"role_{r}", lang), **context},
+        "local": local_minute, "role_name": lambda r: page_text("admin", f"role_{r}", lang), **context},
         status_code=status_code)
-
-
-def _local_minute(moment: dt.datetime | None) -> str:
-    """A stored UTC time as Beijing time to the minute."""
-    if moment is None:
-        return "—"
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return aware.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 # -- messages ----------------------------------------------------------------------------------
