@@ -6,6 +6,7 @@ becomes champion, later ones challengers until promoted (:mod:`serving.workflows
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -78,9 +79,12 @@ def training_config(store: Path, *, train_as_of: Sequence[date], validate_as_of:
 
 
 def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str] = (), all_sectors: bool = False,
-              policy: Any = None, progress: Progress = _quiet) -> dict[str, Any]:
+              policy: Any = None, challengers: Sequence[str] = (), progress: Progress = _quiet) -> dict[str, Any]:
     """Train the general model, then each sector's (``sectors``, the policy's sector, or every
     sector present with ``all_sectors``), validate each out of time and register it.
+
+    A sector in ``challengers`` is trained a second time (seed + 1) on the same data, so a new
+    name gets a champion and a challenger to compare and promote (the demo's).
 
     A sector that cannot be trained is reported as skipped; the general model failing is a
     `WorkflowError`. Returns the run's summary (dates, registry, one entry per model).
@@ -90,7 +94,7 @@ def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str]
     from training.pipeline import feature_metas_from_specs, model_name
     from training.sector_policy import TrainingPolicy
 
-    wanted = list(sectors)
+    wanted = list(dict.fromkeys([*sectors, *challengers]))
     if policy is not None and policy.sector and policy.sector not in wanted:
         wanted.append(policy.sector)
     metas = feature_metas_from_specs(FEATURE_SPECS)
@@ -102,11 +106,13 @@ def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str]
     if all_sectors:
         wanted = sorted(set(wanted) | set(dataset["industry"].dropna().astype(str)) & set(SECTIONS))
     general = None
-    for sector in [None, *wanted]:
-        progress(f"training {model_name(sector)}")
+    runs = [(None, config), *((s, config) for s in wanted),
+            *((s, dataclasses.replace(config, seed=config.seed + 1)) for s in challengers)]
+    for sector, run_config in runs:
+        progress(f"training {model_name(sector)}" + (" (challenger)" if run_config is not config else ""))
         sector_policy = policy if (policy is not None and policy.sector == sector) else TrainingPolicy(sector=sector)
         try:
-            entry, result = train_one(dataset, metas, config, registry, sector=sector, policy=sector_policy,
+            entry, result = train_one(dataset, metas, run_config, registry, sector=sector, policy=sector_policy,
                                       general=general)
         except (ValueError, KeyError) as exc:
             if sector is None:

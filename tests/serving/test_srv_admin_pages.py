@@ -27,7 +27,10 @@ def admin_client(client):
     return client
 
 
-def test_admin_lands_on_the_admin_page(client):
+def test_admin_lands_on_the_admin_page_others_are_refused(client, session):
+    form_login(client, "reg_samr")
+    assert client.get("/admin/users", follow_redirects=False).status_code == 403
+    client.cookies.clear()
     response = form_login(client, "admin")
     assert response.headers["location"] == "/admin"
     page = client.get("/admin")
@@ -35,14 +38,10 @@ def test_admin_lands_on_the_admin_page(client):
     for link in ("/admin/users", "/admin/api-keys", "/admin/querylog", "/admin/promotions", "/admin/applications"):
         assert f'href="{link}"' in page.text
     assert "系统管理" in page.text
+    _create_user_refused_in_chinese_keeps_the_form_then_created(client, session)
 
 
-def test_other_roles_are_refused(client):
-    form_login(client, "reg_samr")
-    assert client.get("/admin/users", follow_redirects=False).status_code == 403
-
-
-def test_create_user_refused_in_chinese_keeps_the_form_then_created(admin_client, session):
+def _create_user_refused_in_chinese_keeps_the_form_then_created(admin_client, session):
     page = admin_client.get("/admin/users")
     assert "reg_samr" in page.text
     form = {"csrf_token": _csrf(page.text), "username": "new_reg", "role": "regulator", "department": "tax",
@@ -61,7 +60,8 @@ def test_create_user_refused_in_chinese_keeps_the_form_then_created(admin_client
     assert taken.status_code == 409 and "已被使用" in taken.text
 
 
-def test_deactivate_and_reset_password(admin_client, client, session):
+def test_audit_applications_deactivate_and_reset_password(admin_client, session):
+    _promotion_audit_and_applications_across_departments(admin_client, session)
     page = admin_client.get("/admin/users")
     token = _csrf(page.text)
     done = admin_client.post("/admin/users/reg_tax/active", data={"csrf_token": token, "active": "false"},
@@ -82,7 +82,7 @@ def test_deactivate_and_reset_password(admin_client, client, session):
     assert missing_csrf.status_code in (403, 422)
 
 
-def test_api_key_shown_once_then_revoked(admin_client, session):
+def test_api_key_shown_once_then_revoked_query_log_searched_and_checked(admin_client, session):
     page = admin_client.get("/admin/api-keys")
     made = admin_client.post("/admin/api-keys", data={"csrf_token": _csrf(page.text), "username": "analyst",
                                                       "name": "夜间报表"})
@@ -101,9 +101,10 @@ def test_api_key_shown_once_then_revoked(admin_client, session):
     unknown = admin_client.post("/admin/api-keys", data={"csrf_token": _csrf(listing.text), "username": "nobody",
                                                          "name": "x"})
     assert unknown.status_code == 404 and "没有用户" in unknown.text
+    _query_log_search_and_chain_check(admin_client, session)
 
 
-def test_query_log_search_and_chain_check(admin_client, session):
+def _query_log_search_and_chain_check(admin_client, session):
     append_entries(session, principal=principal("reg_samr"), reads=[(ENT1, "allowed")], purpose="日常监管",
                    endpoint="/credit")
     append_entries(session, principal=principal("reg_tax"), reads=[(ENT2, "allowed")], purpose="税务稽查",
@@ -123,7 +124,7 @@ def test_query_log_search_and_chain_check(admin_client, session):
     assert check.status_code == 200 and 'data-ok="true"' in check.text and "完整" in check.text
 
 
-def test_promotion_audit_and_applications_across_departments(admin_client, session):
+def _promotion_audit_and_applications_across_departments(admin_client, session):
     session.add(PromotionAudit(model_name="tiers-sector-C", from_version="1", to_version="2", decided_by="sector_c",
                                decision="refused", evidence={"reason": "新版更好", "gate": {"passed": False}}))
     today = dt.date(2026, 11, 23)
@@ -140,3 +141,4 @@ def test_promotion_audit_and_applications_across_departments(admin_client, sessi
     assert f'href="/credit/{ENT1}' in apps.text and f'href="/credit/{ENT2}' in apps.text
     english = admin_client.get("/admin/applications?lang=en")
     assert "Objections" in english.text and "异议申请" not in english.text
+    admin_client.get("/admin", params={"lang": "zh"})

@@ -148,3 +148,15 @@ def test_upload_fits_in_the_background_and_ends_as_a_challenger_with_its_report(
     assert "近12个月行政处罚次数" in report.text  # features by name, not code
     english = client.get(status["report_url"] + "?lang=en")
     assert "Calibration" in english.text
+
+
+def test_demo_trains_a_champion_and_a_challenger_for_its_largest_section(tmp_path):
+    """The demo's sector account gets the city's largest section, trained with `--challenger`."""
+    import inspect
+
+    from serving.cli import demo
+
+    (tmp_path / "subjects.csv").write_text("uscc,industry\n1,C\n2,F\n3,F\n4,\n5,C\n6,F\n", encoding="utf-8")
+    assert demo.demo_section(tmp_path / "subjects.csv") == "F"
+    source = inspect.getsource(demo.demo)
+    assert '"--challenger", section' in source and "sector_section=section" in source
