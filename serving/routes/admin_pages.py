@@ -79,7 +79,9 @@ def _validation_message(request: Request, exc: ValidationError) -> tuple[str, st
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else ""
     kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "string_too_short":
+    if kind == "missing":
+        rule = _say(request, "rule_required")
+    elif kind == "string_too_short":
         rule = _say(request, "rule_min_length", n=ctx.get("min_length", ""))
     elif kind == "string_too_long":
         rule = _say(request, "rule_max_length", n=ctx.get("max_length", ""))

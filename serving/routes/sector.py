@@ -328,10 +328,19 @@ def report_figures(report: dict[str, Any], scored: dict[str, Any], lang: str, to
             if len(shapes) == top:
                 break
     return {
+        "notes": [_note(n, lang) for n in report.get("notes", [])],
         "calibration_chart": charts.calibration_chart(report.get("calibration", {}).get("reliability", [])),
         "grade_chart": charts.grade_score_chart(grades["score"].to_numpy(), grades["grade"].to_numpy()),
         "shapes": shapes, "feature_label": label,
     }
+
+
+def _note(note: str, lang: str) -> str:
+    """Training's notes end with their Chinese in parentheses: the Chinese page shows only that."""
+    import re
+
+    found = re.search(r"[（(]([^()（）]*[\u4e00-\u9fff][^()（）]*)[）)]\s*$", note)
+    return found.group(1) if found and lang == "zh" else note
 
 
 def pd_numeric(series: Any) -> Any:

@@ -278,6 +278,17 @@ STAGE_KEYS = (("queued", "stage_queued"), ("reading", "stage_reading"), ("fittin
               ("finished", "stage_finished"))
 
 
+def _failure(message: str, lang: str) -> str:
+    """Training's refusals that a file can still cause (after the checks above), in ``lang``."""
+    if m := re.search(r"has (\d+) adverse outcomes in training \(< (\d+)\) and no general model", message):
+        return _say(lang, "fail_no_general", n=m.group(1), min=m.group(2))
+    if "need both outcomes in the fit and calibration parts" in message:
+        return _say(lang, "fail_split")
+    if message.startswith("internal error"):
+        return _say(lang, "fail_internal")
+    return message
+
+
 def job_view(job: FitJob, lang: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """What the progress page shows (and its status endpoint answers) of a job, in ``lang``."""
     now = now or dt.datetime.now(dt.UTC)
@@ -291,7 +302,7 @@ def job_view(job: FitJob, lang: str, now: dt.datetime | None = None) -> dict[str
                            "rows": job.rows, "file_name": job.file_name, "section": job.section,
                            "done": status in ("succeeded", "failed", "interrupted")}
     if status == "failed":
-        out["message"] = _say(lang, "failed_because", message=job.message or "")
+        out["message"] = _say(lang, "failed_because", message=_failure(job.message or "", lang))
     if status == "succeeded" and job.model_name and job.version:
         aliases = (job.result or {}).get("aliases", [])
         out.update(model=job.model_name, version=job.version, aliases=aliases,

@@ -160,3 +160,21 @@ def test_demo_trains_a_champion_and_a_challenger_for_its_largest_section(tmp_pat
     assert demo.demo_section(tmp_path / "subjects.csv") == "F"
     source = inspect.getsource(demo.demo)
     assert '"--challenger", section' in source and "sector_section=section" in source
+
+
+def test_job_view_says_failures_and_interruptions_in_chinese():
+    import datetime as dt
+
+    from serving.db.models import FitJob
+
+    now = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)
+    failed = FitJob(id=1, section="C", requested_by="sector_c", file_name="a.csv", rows=10, status="failed",
+                    progress=0.4, stage="fitting scorecard", updated_at=now,
+                    message="sector C has 12 adverse outcomes in training (< 300) and no general model was given")
+    view = sector_fit.job_view(failed, "zh", now=now)
+    assert view["done"] and view["status_text"] == "失败" and "只有 12 个" in view["message"]
+    running = FitJob(id=2, section="C", requested_by="sector_c", file_name="a.csv", rows=10, status="running",
+                     progress=0.5, stage="fitting gbm_additive", updated_at=now)
+    assert sector_fit.job_view(running, "zh", now=now)["stage"] == "拟合候选模型 gbm_additive"
+    later = sector_fit.job_view(running, "zh", now=now + sector_fit.STALE_AFTER + dt.timedelta(seconds=1))
+    assert later["status"] == "interrupted" and later["done"]
