@@ -38,6 +38,7 @@ def admin_server(_template_db, tmp_path_factory):
 
 def test_admin_deactivates_a_user_and_checks_the_query_log(admin_server, page, tmp_path):  # noqa: F811
     base, _ = admin_server
+    page.set_default_timeout(90_000)  # a loaded machine: a login (argon2) may take long
     _login(page, base, "admin")
     page.wait_for_url("**/admin")
     page.click("#admin-users-link")
@@ -56,6 +57,7 @@ def test_admin_deactivates_a_user_and_checks_the_query_log(admin_server, page, t
 
 def test_sector_uploads_watches_progress_reads_report_and_promotes(admin_server, page, tmp_path):  # noqa: F811
     base, _ = admin_server
+    page.set_default_timeout(90_000)
     _login(page, base, "sector_c")
     page.wait_for_url("**/sector")
     page.click("#fit-link")
