@@ -64,7 +64,7 @@ def test_sector_uploads_watches_progress_reads_report_and_promotes(admin_server,
     page.wait_for_url("**/sector/fit")
     bad = tmp_path / "bad.csv"
     lines = labelled_csv(n=30).splitlines()
-    lines[2] = lines[2].replace("91320100", "X1320100", 1)
+    lines[2] = "123" + lines[2][18:]  # the uscc cell (18 characters) of file line 3
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
     page.set_input_files("#fit-file", str(bad))
     page.click("#fit-submit")
