@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     """
     from serving.routes import (
         admin,
+        admin_pages,
         analyst,
         auth,
         credit_reports,
@@ -148,5 +149,6 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.include_router(credit_reports.pages_router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
+    app.include_router(admin_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

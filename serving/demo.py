@@ -26,12 +26,13 @@ def demo_accounts_path(settings: Settings):
     return settings.keys_dir / DEMO_ACCOUNTS_FILE
 
 
-def seed_demo_users(session: Session, settings: Settings, *,
-                    enterprise_uscc: str | None = None) -> list[tuple[str, str | None, str, str | None]]:
+def seed_demo_users(session: Session, settings: Settings, *, enterprise_uscc: str | None = None,
+                    sector_section: str | None = None) -> list[tuple[str, str | None, str, str | None]]:
     """Create (or keep) one account per role with a random password; refuses outside development.
 
     The enterprise account is bound to ``enterprise_uscc`` (default: the first subject in the
-    database) and the sector account to that subject's section, so the demo shows real data.
+    database) and the sector account to ``sector_section`` (default: that subject's section; the
+    demo passes the section it trained a champion and a challenger for), so the demo shows real data.
     Returns (username, password, role, scope): the password of an account made now, None for one
     that existed (its password was printed when it was made and is in ``demo_accounts_path``).
     Prints the passwords of the accounts it made, once.
@@ -44,7 +45,7 @@ def seed_demo_users(session: Session, settings: Settings, *,
         session.scalars(select(Subject).order_by(Subject.uscc)).first()
     # before the pipeline ran: a valid placeholder code, so the account can be created
     enterprise_uscc = first.uscc if first else "91320102MA1XXXXXX" + stdnum_uscc.calc_check_digit("91320102MA1XXXXXX")
-    section = (first.industry if first and first.industry else "C")
+    section = sector_section or (first.industry if first and first.industry else "C")
     accounts = [
         ("admin", "admin", {}),
         ("regulator", "regulator", {"department": "samr"}),

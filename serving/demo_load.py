@@ -62,8 +62,10 @@ def _flags(records: pd.DataFrame, kind: str, as_of: dt.date) -> dict[str, dt.dat
     return ev.groupby("ref_record_id")["decision_date"].min().to_dict()
 
 
-def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_of: str, seed: int) -> Loaded:
-    """Migrate the database, load subjects, records and grades, seed the demo accounts."""
+def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_of: str, seed: int,
+              sector_section: str | None = None) -> Loaded:
+    """Migrate the database, load subjects, records and grades, seed the demo accounts (the sector
+    account for ``sector_section``, else the enterprise account's section)."""
     from features.store import read_latest
 
     upgrade(settings.database_url)
@@ -104,7 +106,7 @@ def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_o
         worst = graded.assign(has_what_if=has_what_if).sort_values(
             ["has_what_if", "grade", "probability"], ascending=[False, False, False])
         enterprise_uscc = str(worst["uscc"].iloc[0]) if len(worst) else None
-        accounts = seed_demo_users(session, settings, enterprise_uscc=enterprise_uscc)
+        accounts = seed_demo_users(session, settings, enterprise_uscc=enterprise_uscc, sector_section=sector_section)
         loaded.accounts = [(u, p, role, scope, START_PAGES[role].format(scope=scope))
                            for u, p, role, scope in accounts]
         loaded.plan_note = _demo_plan(session, settings, city=city, as_of=as_of_date, seed=seed)

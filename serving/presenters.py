@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
@@ -35,6 +36,17 @@ def grade_json(values: Mapping[str, Any]) -> bytes:
     validated once: a route that returns these bytes skips FastAPI's second validation and
     serialisation of the response model, which it still declares for OpenAPI."""
     return _GRADE_OUT.dump_json(_GRADE_OUT.validate_python(dict(values)))
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local_minute(moment: dt.datetime | None) -> str:
+    """A stored UTC time as Beijing time to the minute (naive values are UTC)."""
+    if moment is None:
+        return "—"
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def objection_out(objection: Objection, today: dt.date) -> ObjectionOut:

@@ -82,13 +82,19 @@ def demo(
     stages = [
         run_stage("simulate", ["simulate", "--subjects", str(subjects), "--seed", str(seed), "--out", str(city),
                                "--format", "csv"], f"{city}/ (subjects, records, inspectors, truth/)"),
+    ]
+    # the sector account's section: the largest one, trained twice so its page has a champion and a
+    # challenger to compare and promote (the gate, end to end)
+    section = demo_section(city / "subjects.csv")
+    stages += [
         run_stage("ingest", ["ingest", "--subjects", str(city / "subjects.csv"), "--records",
                              str(city / "records.csv"), "--store", str(store)],
                   f"{store}/ (valid rows) and its quarantine/ (rejected rows with reasons)"),
         run_stage("profile", ["profile", "--store", str(store), "--as-of", as_of, "--out", str(profiles)],
                   str(profiles)),
-        run_stage("train", ["train", "--store", str(store), "--seed", str(seed), "--tracking-uri", tracking,
-                            "--artifacts", str(artifacts)], f"MLflow registry {tracking}"),
+        run_stage("train", ["train", "--store", str(store), "--seed", str(seed), "--challenger", section,
+                            "--tracking-uri", tracking, "--artifacts", str(artifacts)],
+                  f"MLflow registry {tracking} (general; sector {section}: champion and challenger)"),
         run_stage("grade", ["grade", "--store", str(store), "--as-of", as_of, "--out", str(grades),
                             "--tracking-uri", tracking, "--artifacts", str(artifacts),
                             "--what-if", "--what-if-grades", "C,D"], f"{grades} (what-if for grades C and D)"),
@@ -105,7 +111,8 @@ def demo(
     # store_dir turns on regrading after an upheld objection or an approved repair (and model health).
     settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking,
                                                  "store_dir": store.resolve()})
-    loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed)
+    loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed,
+                       sector_section=section)
     stages.append(StageResult("load", str(settings.database_url), loaded.summary))
     stages.append(_monitor(settings, store=store, reference=reference, current=dt.date.fromisoformat(as_of),
                            grades_files=[reference_grades, grades]))
@@ -141,6 +148,15 @@ def demo(
     from serving.cli.serve import proxy_options
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy_options(settings))
+
+
+def demo_section(subjects_csv: Path) -> str:
+    """The GB/T 4754 section with the most subjects in the simulated city (ties: the first letter)."""
+    import pandas as pd
+
+    counts = pd.read_csv(subjects_csv, usecols=["industry"], dtype=str)["industry"].value_counts()
+    sections = sorted((-n, s) for s, n in counts.items() if isinstance(s, str) and len(s) == 1 and "A" <= s <= "T")
+    return sections[0][1] if sections else "C"
 
 
 def _monitor(settings: Any, *, store: Path, reference: dt.date, current: dt.date, grades_files: list[Path]) -> StageResult:

@@ -49,6 +49,7 @@ def train(
     store: Path = typer.Option(..., "--store", help="Feature store directory written by `tiers ingest`."),
     sector: list[str] = typer.Option([], "--sector", help="Also train this sector's model (GB/T 4754 section; repeatable)."),
     all_sectors: bool = typer.Option(False, "--all-sectors", help="Train a model for every sector present."),
+    challenger: list[str] = typer.Option([], "--challenger", help="Train this sector's model twice (the second with seed + 1), so it has a challenger to promote (repeatable)."),
     as_of: list[str] = typer.Option([], "--as-of", help="Training as-of date (repeatable; default: 3 dates 6 months apart)."),
     validate_as_of: str | None = typer.Option(None, "--validate-as-of", help="Out-of-time validation as-of date."),
     horizon: int = typer.Option(12, "--horizon", help="Label horizon in months."),
@@ -67,6 +68,7 @@ def train(
     `tiers promote` passes them through the gate.
     """
     sectors = [_check_sector("--sector", s) for s in sector]
+    challengers = [_check_sector("--challenger", s) for s in challenger]
     train_dates = tuple(parse_date("--as-of", d) for d in as_of)
     valid_date = parse_date("--validate-as-of", validate_as_of) if validate_as_of else None
 
@@ -90,7 +92,7 @@ def train(
         with Progress(disable=json_out, transient=True) as progress:
             task = progress.add_task("training", total=None)
             summary = train_all(store, config, registry, sectors=sectors, all_sectors=all_sectors, policy=policy,
-                                progress=lambda step: progress.update(task, description=step))
+                                challengers=challengers, progress=lambda step: progress.update(task, description=step))
     except WorkflowError as exc:
         _fail_with(exc)
     results = summary["models"]

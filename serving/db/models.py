@@ -319,6 +319,29 @@ class PromotionAudit(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class FitJob(Base):
+    """A sector department's uploaded labelled file being fitted into a registered model version
+    in the background (``serving.services.sector_fit``): its progress, then the version or why not."""
+
+    __tablename__ = "fit_jobs"
+    __table_args__ = (Index("ix_fit_jobs_section", "section", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    section: Mapped[str] = mapped_column(String(1))
+    requested_by: Mapped[str] = mapped_column(String(80))
+    file_name: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | succeeded | failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(120))
+    version: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class MonitoringResult(Base):
     __tablename__ = "monitoring_results"
 

@@ -53,7 +53,7 @@ from serving.waterfall import waterfall_bars
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "tiers_login"  # the login form's CSRF nonce
 PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
-HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/regulator"}
+HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/admin"}
 
 
 def _home(principal: Principal) -> str:

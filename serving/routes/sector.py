@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from serving.deps import (
@@ -36,6 +36,7 @@ from serving.errors import (
 from serving.headers import report_headers
 from serving.i18n import page_text
 from serving.pages import page_lang, render
+from serving.presenters import local_minute
 from serving.routes._lists import SubjectListDep, logged_subject_page
 from serving.schemas import ModelUseOut, SubjectPage
 from serving.security import Principal
@@ -237,7 +238,8 @@ def promote_version(principal: ModelReader, session: SessionDep, registry: Regis
 
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     lang = page_lang(request)
-    return render(request, template, {"s": lambda key: page_text("sector", key, lang), **context}, status_code=status_code)
+    return render(request, template, {"s": lambda key: page_text("sector", key, lang), "local": local_minute,
+                                      **context}, status_code=status_code)
 
 
 def _grade_rows(report: dict[str, Any], cutoffs: list[float]) -> list[dict[str, Any]]:
@@ -279,9 +281,72 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
 
 
 @pages_router.get("/sector/models/{name}/versions/{version}/report", response_class=HTMLResponse)
-def sector_report_page(settings: SettingsDep, principal: PageModelReader, name: ModelName, version: Version) -> Response:
-    return HTMLResponse(registry_service.report_html(get_registry(settings), principal, name, version),
-                        headers=report_headers())
+def sector_report_page(request: Request, settings: SettingsDep, principal: PageModelReader, name: ModelName,
+                       version: Version) -> Response:
+    """The validation report as a page in the reader's language, with its charts (calibration, the
+    score distribution by grade, shape functions) drawn on the server, and a way back."""
+    lang = page_lang(request)
+    registry = get_registry(settings)
+    report = registry_service.report_json(registry, principal, name, version)
+    scored = registry_service.validation_scored(registry, principal, name, version)
+    return _page(request, "sector_report.html", {
+        "user": principal, "csrf": page_csrf(settings, principal), "name": name, "version": version,
+        "r": lambda key: page_text("sector_report", key, lang), "report": report,
+        **report_figures(report, scored, lang)})
+
+
+@pages_router.get("/sector/models/{name}/versions/{version}/report.html", response_class=HTMLResponse)
+def sector_report_download(settings: SettingsDep, principal: PageModelReader, name: ModelName,
+                           version: Version) -> Response:
+    """The full validation report as a standalone HTML file (the page's session, not a bearer token)."""
+    html = registry_service.report_html(get_registry(settings), principal, name, version)
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.html"',
+                                       **report_headers()})
+
+
+def report_figures(report: dict[str, Any], scored: dict[str, Any], lang: str, top: int = 6) -> dict[str, Any]:
+    """The report page's charts and the features' names (not codes) in ``lang``."""
+    from serving import charts
+
+    metas = {m.name: m for m in scored["metas"]}
+
+    def label(feature: str) -> str:
+        meta = metas.get(feature)
+        return (meta.label_zh if lang == "zh" else meta.label_en) if meta else feature
+
+    grades = scored["grades"]
+    shapes = []
+    contributions = scored["contributions"]
+    if contributions is not None:
+        columns = [c for c in contributions.columns if c in scored["frame"].columns
+                   and not (metas.get(c) and metas[c].categorical)]
+        ranked = sorted(columns, key=lambda c: -float(contributions[c].abs().mean()))
+        for feature in ranked:
+            chart = charts.shape_chart(pd_numeric(scored["frame"][feature]), contributions[feature].to_numpy())
+            if chart is not None:
+                shapes.append({"feature": feature, "label": label(feature), "chart": chart})
+            if len(shapes) == top:
+                break
+    return {
+        "notes": [_note(n, lang) for n in report.get("notes", [])],
+        "calibration_chart": charts.calibration_chart(report.get("calibration", {}).get("reliability", [])),
+        "grade_chart": charts.grade_score_chart(grades["score"].to_numpy(), grades["grade"].to_numpy()),
+        "shapes": shapes, "feature_label": label,
+    }
+
+
+def _note(note: str, lang: str) -> str:
+    """Training's notes end with their Chinese in parentheses: the Chinese page shows only that."""
+    import re
+
+    found = re.search(r"[（(]([^()（）]*[\u4e00-\u9fff][^()（）]*)[）)]\s*$", note)
+    return found.group(1) if found and lang == "zh" else note
+
+
+def pd_numeric(series: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
 @pages_router.post("/sector/models/{name}/versions/{version}/promote", response_class=HTMLResponse)
@@ -304,3 +369,93 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
     return _page(request, "sector_promotion.html", {
         "user": principal, "name": name, "version": version, "gate": event.get("gate"), "message": "",
         "outcome": "forced" if event.get("forced") else "promoted", "from_version": event.get("from_version")})
+
+
+# -- a sector's own fit from a labelled file ------------------------------------------------------
+
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _fit_page(request: Request, session: Any, settings: Any, principal: Principal, *, error: str | None = None,
+              status_code: int = 200) -> Response:
+    from serving.services import sector_fit
+
+    lang = page_lang(request)
+    return _page(request, "sector_fit.html", {
+        "user": principal, "csrf": page_csrf(settings, principal), "error": error,
+        "f": lambda key: page_text("sector_fit", key, lang),
+        "columns": [(n, zh if lang == "zh" else en) for n, zh, en, _ in sector_fit.feature_columns()],
+        "horizon": sector_fit.HORIZON_MONTHS, "max_mb": round(settings.max_request_body_bytes / 1024 / 1024, 1),
+        "jobs": [(job, sector_fit.job_view(job, lang)) for job in sector_fit.list_jobs(session, principal)],
+    }, status_code=status_code)
+
+
+@pages_router.get("/sector/fit", response_class=HTMLResponse)
+def fit_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader) -> Response:
+    """Upload a labelled file to fit the section's model (the format, the template, past jobs)."""
+    return _fit_page(request, session, settings, principal)
+
+
+@pages_router.get("/sector/fit/template.csv")
+def fit_template(request: Request, principal: PageModelReader) -> Response:
+    from serving.services import sector_fit
+
+    return Response(sector_fit.template_csv(page_lang(request)), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="labelled-template.csv"'})
+
+
+@pages_router.post("/sector/fit", response_class=HTMLResponse)
+async def fit_upload(request: Request, settings: SettingsDep, principal: PageModelReader,
+                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                     file: Annotated[UploadFile, File()]) -> Response:
+    """Check the file (a refusal names the line, the field and the rule), then fit it in the
+    background and show the job's progress page."""
+    from starlette.concurrency import run_in_threadpool
+
+    require_page_csrf(settings, principal, csrf_token_)
+    content = await file.read()
+    return await run_in_threadpool(_start_fit, request, settings, principal, content, file.filename or "upload.csv")
+
+
+def _start_fit(request: Request, settings: Any, principal: Principal, content: bytes, file_name: str) -> Response:
+    from serving.deps import new_session
+    from serving.services import sector_fit
+
+    lang = page_lang(request)
+    session = new_session(settings)
+    try:
+        if principal.section is None:
+            return _fit_page(request, session, settings, principal, status_code=403,
+                             error=page_text("sector_fit", "no_section", lang))
+        try:
+            dataset = sector_fit.parse_labelled_csv(content, principal.section, lang)
+            job = sector_fit.start_fit(session, settings, principal, dataset, file_name)
+        except InvalidInput as exc:
+            return _fit_page(request, session, settings, principal, error=exc.message, status_code=422)
+        except ServiceError as exc:
+            return _fit_page(request, session, settings, principal, status_code=exc.status_code,
+                             error=page_text("sector_fit", "busy", lang))
+        return RedirectResponse(f"/sector/fit/{job.id}", status_code=303)
+    finally:
+        session.close()
+
+
+@pages_router.get("/sector/fit/{job_id}", response_class=HTMLResponse)
+def fit_job_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader,
+                 job_id: JobId) -> Response:
+    """The job's progress (the page polls ``/status``), then the registered version and its report."""
+    from serving.services import sector_fit
+
+    lang = page_lang(request)
+    job = sector_fit.get_job(session, principal, job_id)
+    return _page(request, "sector_fit_job.html", {
+        "user": principal, "csrf": page_csrf(settings, principal), "job": sector_fit.job_view(job, lang),
+        "f": lambda key: page_text("sector_fit", key, lang)})
+
+
+@pages_router.get("/sector/fit/{job_id}/status")
+def fit_job_status(request: Request, session: SessionDep, principal: PageModelReader, job_id: JobId) -> JSONResponse:
+    from serving.services import sector_fit
+
+    view = sector_fit.job_view(sector_fit.get_job(session, principal, job_id), page_lang(request))
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})

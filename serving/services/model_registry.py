@@ -170,6 +170,44 @@ def report_html(registry: Any, principal: Principal, name: str, version: int) ->
     return _artifact(registry, principal, name, version, REPORT_HTML)
 
 
+OOT_FRAME = "validation/oot.parquet"
+
+
+def validation_scored(registry: Any, principal: Principal, name: str, version: int) -> dict[str, Any]:
+    """The version's out-of-time rows graded by the version itself, with each feature's exact
+    contribution (log-odds of risk), for the report page's charts: ``grades`` (score, grade),
+    ``frame`` (the inputs), ``contributions`` (None when the model gives none) and ``metas``."""
+    absent = UnknownModel(f"model {name!r} version {version}: no {OOT_FRAME} in the registry", field="version")
+    _check_visible(principal, name, absent)
+    return _scored(registry, name, version, absent)
+
+
+def _scored(registry: Any, name: str, version: int, absent: UnknownModel) -> dict[str, Any]:
+    key = (registry.tracking_uri, name, version)  # a registered version never changes
+    if key in _SCORED:
+        return _SCORED[key]
+    from mlflow.exceptions import MlflowException
+
+    try:
+        frame = registry.load_frame(name, version, OOT_FRAME)
+        model = registry.load_model(name, version)
+    except (MlflowException, OSError) as exc:
+        raise absent from exc
+    try:
+        contributions = model.contributions(frame)
+    except (AttributeError, NotImplementedError, ValueError, KeyError):
+        contributions = None
+    out = {"grades": model.grade(frame), "frame": frame, "contributions": contributions,
+           "metas": list(getattr(model, "metas", ()))}
+    if len(_SCORED) >= 8:
+        _SCORED.pop(next(iter(_SCORED)))
+    _SCORED[key] = out
+    return out
+
+
+_SCORED: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe copy (NaN/inf → None): the audit column and the API carry it."""
     if isinstance(value, float):

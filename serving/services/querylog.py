@@ -469,12 +469,18 @@ def group_writer(engine: Engine) -> GroupCommitWriter:
 
 
 def list_entries(session: Session, *, uscc: str | None = None, actor: str | None = None,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None,
                  offset: int = 0, limit: int = 100) -> tuple[int, list[QueryLogEntry]]:
+    """Entries newest first, filtered by subject, actor and time (``since`` ≤ at < ``until``)."""
     stmt = select(QueryLogEntry)
     if uscc:
         stmt = stmt.where(QueryLogEntry.uscc == uscc)
     if actor:
         stmt = stmt.where(QueryLogEntry.actor == actor)
+    if since is not None:
+        stmt = stmt.where(QueryLogEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(QueryLogEntry.at < until)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(QueryLogEntry.seq.desc()).offset(offset).limit(limit)).all()
     return total, list(rows)

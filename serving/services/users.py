@@ -165,6 +165,33 @@ def revoke_api_key(session: Session, prefix: str) -> ApiKey:
     return row
 
 
+def reset_password(session: Session, username: str, password: str) -> User:
+    """Set a new password (an admin's reset) under the same policy as `create_user`; the user's
+    sessions end with it (tokens issued before are refused), as on deactivation."""
+    user = get_user(session, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}", field="username")
+    weak = password_problem(password, username=user.username, role=user.role,
+                            other_inputs=tuple(filter(None, [user.display_name])))
+    if weak:
+        raise InvalidInput(f"password {weak}", field="password")
+    user.password_hash = hash_password(password)
+    user.sessions_valid_after = dt.datetime.now(dt.UTC)
+    session.commit()
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def list_api_keys(session: Session) -> list[tuple[ApiKey, str]]:
+    """Every API key (revoked ones too: keys are never deleted) with its user's name, newest first."""
+    rows = session.execute(select(ApiKey, User.username).join(User, User.id == ApiKey.user_id)
+                            .order_by(ApiKey.id.desc()))
+    return [(key, username) for key, username in rows]
+
+
 def get_user(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
 

@@ -6,6 +6,7 @@ becomes champion, later ones challengers until promoted (:mod:`serving.workflows
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -78,19 +79,22 @@ def training_config(store: Path, *, train_as_of: Sequence[date], validate_as_of:
 
 
 def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str] = (), all_sectors: bool = False,
-              policy: Any = None, progress: Progress = _quiet) -> dict[str, Any]:
+              policy: Any = None, challengers: Sequence[str] = (), progress: Progress = _quiet) -> dict[str, Any]:
     """Train the general model, then each sector's (``sectors``, the policy's sector, or every
     sector present with ``all_sectors``), validate each out of time and register it.
+
+    A sector in ``challengers`` is trained a second time (seed + 1) on the same data, so a new
+    name gets a champion and a challenger to compare and promote (the demo's).
 
     A sector that cannot be trained is reported as skipped; the general model failing is a
     `WorkflowError`. Returns the run's summary (dates, registry, one entry per model).
     """
     from features.specs import FEATURE_SPECS
     from training.data import load_dataset
-    from training.pipeline import feature_metas_from_specs, model_name, register_result, train_model
+    from training.pipeline import feature_metas_from_specs, model_name
     from training.sector_policy import TrainingPolicy
 
-    wanted = list(sectors)
+    wanted = list(dict.fromkeys([*sectors, *challengers]))
     if policy is not None and policy.sector and policy.sector not in wanted:
         wanted.append(policy.sector)
     metas = feature_metas_from_specs(FEATURE_SPECS)
@@ -102,34 +106,22 @@ def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str]
     if all_sectors:
         wanted = sorted(set(wanted) | set(dataset["industry"].dropna().astype(str)) & set(SECTIONS))
     general = None
-    for sector in [None, *wanted]:
-        name = model_name(sector)
-        progress(f"training {name}")
+    runs = [(None, config), *((s, config) for s in wanted),
+            *((s, dataclasses.replace(config, seed=config.seed + 1)) for s in challengers)]
+    for sector, run_config in runs:
+        progress(f"training {model_name(sector)}" + (" (challenger)" if run_config is not config else ""))
         sector_policy = policy if (policy is not None and policy.sector == sector) else TrainingPolicy(sector=sector)
-        champ_version = registry.alias_version(name, "champion")
-        champion = registry.load_model(name, champ_version) if champ_version is not None else None
         try:
-            result = train_model(dataset, metas, config=config, policy=sector_policy, sector=sector, general=general,
-                                 champion=champion)
+            entry, result = train_one(dataset, metas, run_config, registry, sector=sector, policy=sector_policy,
+                                      general=general)
         except (ValueError, KeyError) as exc:
             if sector is None:
                 raise WorkflowError("store", f"{store}: cannot train the general model: {exc}") from exc
-            results.append({"model": name, "skipped": str(exc)})
+            results.append({"model": model_name(sector), "skipped": str(exc)})
             continue
         if sector is None:
             general = result.model
-        mv = register_result(registry, result)
-        results.append({
-            "model": name,
-            "version": mv.version,
-            "aliases": list(mv.aliases),
-            "kind": result.model.kind,
-            "candidate": result.model.candidate,
-            "metrics": {k: round(v, 6) for k, v in result.report.metrics.items()},
-            "report_sha256": result.report.sha256,
-            "data_sha256": result.data_hash,
-            "notes": result.notes,
-        })
+        results.append(entry)
     summary: dict[str, Any] = {
         "store": str(store),
         "train_as_of": [d.isoformat() for d in config.train_as_of],
@@ -142,6 +134,79 @@ def train_all(store: Path, config: Any, registry: Any, *, sectors: Sequence[str]
     if results and "metrics" in results[0]:
         summary["auc"] = round(results[0]["metrics"]["oot_auc"], 4)  # the general model's, out of time
     return summary
+
+
+def train_one(dataset: Any, metas: Sequence[Any], config: Any, registry: Any, *, sector: str | None,
+              policy: Any = None, general: Any = None,
+              progress: Callable[[str, float], None] | None = None) -> tuple[dict[str, Any], Any]:
+    """Train one model (the general one, or ``sector``'s on top of ``general``) on a labelled
+    dataset, validate it out of time against the name's champion and register it (the first
+    version of a name becomes champion, later ones challengers). Returns the run's summary entry
+    and the `TrainingResult`; raises ValueError / KeyError when the data cannot train it.
+
+    The one training step of `train_all` (a feature store) and `fit_labelled` (an uploaded file).
+    """
+    from training.pipeline import model_name, register_result, train_model
+
+    name = model_name(sector)
+    champ_version = registry.alias_version(name, "champion")
+    champion = registry.load_model(name, champ_version) if champ_version is not None else None
+    result = train_model(dataset, metas, config=config, policy=policy, sector=sector, general=general,
+                         champion=champion, progress=progress)
+    mv = register_result(registry, result)
+    return {
+        "model": name,
+        "version": mv.version,
+        "aliases": list(mv.aliases),
+        "kind": result.model.kind,
+        "candidate": result.model.candidate,
+        "metrics": {k: round(v, 6) for k, v in result.report.metrics.items()},
+        "report_sha256": result.report.sha256,
+        "data_sha256": result.data_hash,
+        "notes": result.notes,
+    }, result
+
+
+def fit_labelled(dataset: Any, registry: Any, *, sector: str, horizon: int = 12, seed: int = 42,
+                 min_positives: int = 300, candidates: Sequence[str] = ("scorecard", "gbm_additive"),
+                 n_boot: int = 200, progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Fit ``sector``'s model on a labelled dataset (profiles with a ``label`` column, one row
+    per subject and as-of date: an uploaded file, `serving.services.sector_fit`), on top of the
+    general champion when there is one, and register it (`train_one`).
+
+    The latest as-of date is the out-of-time validation; the earlier ones whose label window
+    ends by it are the training dates. Bad dates are a `WorkflowError` naming ``as_of``.
+    """
+    import pandas as pd
+    from dateutil.relativedelta import relativedelta
+
+    from features.specs import FEATURE_SPECS
+    from training.config import TrainingConfig
+    from training.pipeline import GENERAL_NAME, feature_metas_from_specs
+    from training.sector_policy import TrainingPolicy
+
+    if sector not in SECTIONS:
+        raise WorkflowError("sector", f"{sector!r}: not a GB/T 4754-2017 section (rule: one letter A–T)")
+    days = sorted({pd.Timestamp(d).date() for d in dataset["as_of"]})
+    validate = days[-1] if days else None
+    train = tuple(d for d in days[:-1] if d + relativedelta(months=horizon) <= validate)
+    if validate is None or not train:
+        raise WorkflowError("as_of", f"{[d.isoformat() for d in days]}: needs a validation date and at least one "
+                                     f"earlier training date {horizon} months or more before it")
+    config = TrainingConfig(train_as_of=train, validate_as_of=validate, horizon_months=horizon, seed=seed,
+                            min_sector_positives=min_positives, candidates=tuple(candidates), n_boot=n_boot)
+    try:
+        config.check()
+    except ValueError as exc:
+        raise WorkflowError("as_of", str(exc)) from exc
+    general_version = registry.alias_version(GENERAL_NAME, "champion")
+    general = registry.load_model(GENERAL_NAME, general_version) if general_version is not None else None
+    data = dataset.copy()
+    data["industry"] = sector
+    entry, _ = train_one(data, feature_metas_from_specs(FEATURE_SPECS), config, registry, sector=sector,
+                         policy=TrainingPolicy(sector=sector), general=general, progress=progress)
+    return {**entry, "train_as_of": [d.isoformat() for d in train], "validate_as_of": validate.isoformat(),
+            "on_general": general_version}
 
 
 def grade_store(store: Path, day: date, registry: Any, *, out: Path | None = None,

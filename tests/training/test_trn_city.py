@@ -44,12 +44,13 @@ def _run(args: list[str]) -> tuple[int, str]:
 
 @pytest.fixture(scope="session")
 def trained_city(city_store, tmp_path_factory):
-    """`tiers train --json` once: general + sector H (own model) + sector G (falls back)."""
+    """`tiers train --json` once: general + sector H (own model) + sector G (falls back), G a
+    second time as its challenger (`--challenger`, as the demo trains its sector's)."""
     _, store = city_store
     reg = tmp_path_factory.mktemp("trn_registry")
     common = ["--tracking-uri", f"sqlite:///{reg / 'mlflow.db'}", "--artifacts", str(reg / "art")]
-    code, out = _run(["train", "--store", str(store), "--sector", "H", "--sector", "G", "--min-positives", "60",
-                      *FAST, *common, "--json"])
+    code, out = _run(["train", "--store", str(store), "--sector", "H", "--sector", "G", "--challenger", "G",
+                      "--min-positives", "60", *FAST, *common, "--json"])
     assert code == 0, out
     return json.loads(out), common, reg
 
@@ -63,6 +64,13 @@ def test_train_registers_general_sector_and_fallback_models(trained_city) -> Non
     assert models["tiers-sector-G"]["kind"] == "general_recalibrated", models["tiers-sector-G"]
     assert "recalibrated" in models["tiers-sector-G"]["notes"][0]
     assert summary["train_as_of"][-1] < summary["validate_as_of"]
+
+
+def test_a_challenger_sector_gets_a_champion_and_a_challenger(trained_city) -> None:
+    """The demo's sector: trained twice in one run (one dataset), so promotion can be tried."""
+    summary, _, _ = trained_city
+    versions = [(m["version"], m["aliases"]) for m in summary["models"] if m["model"] == "tiers-sector-G"]
+    assert versions == [(1, ["champion"]), (2, ["challenger"])]
 
 
 def test_general_model_out_of_time_against_the_oracle(trained_city, city_store) -> None:
