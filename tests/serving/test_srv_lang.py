@@ -1,0 +1,194 @@
+"""Issue 17 (items 1, 2, 4, 5): every message a person reads in Chinese (English with the toggle),
+names instead of codes, forms that keep what was typed, the validation users expect."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from srv_fixtures import PASSWORD, form_login
+from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
+
+ENGLISH_DEV = re.compile(r"Field required|String should|errors\.pydantic\.dev|Not Found|role '|\^\[|\\d\{")
+
+
+def _login(client, username: str) -> str:
+    r = form_login(client, username)
+    assert r.status_code == 303, r.text
+    return _csrf(client.get(r.headers["location"]).text)
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+
+
+def _error_text(html: str) -> str:
+    return re.search(r'<p class="error"[^>]*>(.*?)</p>', html, re.S).group(1)
+
+
+# ------------------------------------------------------------------ item 1: messages
+
+
+def test_login_failure_in_chinese_keeps_the_username(client):
+    r = form_login(client, "ent1", "wrong-password")
+    assert r.status_code == 401 and "用户名或密码错误" in r.text and "wrong username" not in r.text
+    assert 'value="ent1"' in r.text
+    client.cookies.set("lang", "en")
+    assert "Wrong username or password" in form_login(client, "ent1", "wrong-password").text
+
+
+def test_error_pages_speak_chinese_and_keep_the_header(client, world):
+    _login(client, "ent1")
+    forbidden = client.get("/regulator")
+    assert forbidden.status_code == 403 and "没有使用此功能的权限" in forbidden.text
+    assert "ent1" in forbidden.text and "退出" in forbidden.text and not ENGLISH_DEV.search(forbidden.text)
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "找不到" in missing.text and "退出" in missing.text
+    assert "Not Found" not in missing.text
+    assert "Not found" in client.get("/no-such-page?lang=en").text
+
+
+def test_api_errors_keep_codes_and_add_a_chinese_message(client, auth):
+    r = client.get("/api/v1/subjects/91320102MA1AAAAA1X/grade", headers=auth("reg_samr"),
+                   params={"purpose": "日常监管"})
+    body = r.json()["error"]
+    assert r.status_code in (404, 422) and body["code"] and body["message"]
+    assert re.search("[\u4e00-\u9fff]", body["message_zh"])
+    bad = client.post("/api/v1/subjects/" + "9" * 18 + "/objections", headers=auth("ent1"), json={})
+    assert bad.status_code in (403, 404, 422)
+
+
+def test_objection_refused_names_the_field_in_chinese_and_keeps_the_text(client, world):
+    csrf = _login(client, "ent1")
+    r = client.post(f"/credit/{world.ent1}/objections", data={"record_id": "R1", "reason": "不对", "csrf_token": csrf})
+    assert r.status_code == 422
+    assert "理由" in _error_text(r.text) and "5" in _error_text(r.text) and not ENGLISH_DEV.search(r.text)
+    assert ">不对</textarea>" in r.text  # what was typed is still there, in the form of that record
+    blank = client.post(f"/credit/{world.ent1}/objections",
+                        data={"record_id": "R1", "reason": "   \n  ", "csrf_token": csrf})
+    assert blank.status_code == 422 and "理由" in _error_text(blank.text)
+    assert client.get(f"/api/v1/subjects/{world.ent1}/objections", headers={}).status_code == 401
+
+
+def test_whitespace_only_reason_is_refused_by_the_api(client, auth, world):
+    r = client.post(f"/api/v1/subjects/{world.ent1}/objections", headers=auth("ent1"),
+                    json={"record_id": "R1", "reason": "      "})
+    assert r.status_code == 422 and "理由" in r.json()["error"]["message_zh"]
+
+
+def test_pending_objection_hides_the_button_and_409_is_chinese(client, world):
+    csrf = _login(client, "ent1")
+    page = client.get(f"/credit/{world.ent1}").text
+    assert 'action="/credit/%s/objections"' % world.ent1 in page
+    ok = client.post(f"/credit/{world.ent1}/objections", follow_redirects=False,
+                     data={"record_id": "R1", "reason": "该处罚决定已被撤销", "csrf_token": csrf})
+    assert ok.status_code == 303
+    page = client.get(f"/credit/{world.ent1}").text
+    row = re.search(r'<tr data-record="R1">.*?</tr>', page, re.S).group(0)
+    assert "<summary>提出异议</summary>" not in row and "异议处理中" in row
+    again = client.post(f"/credit/{world.ent1}/objections",
+                        data={"record_id": "R1", "reason": "该处罚决定已被撤销", "csrf_token": csrf})
+    assert again.status_code == 409 and "处理中的申请" in _error_text(again.text)
+
+
+def test_textareas_carry_the_api_limit(client, world):
+    _login(client, "ent1")
+    page = client.get(f"/credit/{world.ent1}").text
+    areas = re.findall(r"<textarea[^>]*>", page)
+    assert areas and all('maxlength="2000"' in a for a in areas)
+
+
+# ------------------------------------------------------------------ item 2 and 4: names, titles
+
+
+def test_credit_page_shows_names_not_codes(client, world):
+    _login(client, "ent1")
+    page = client.get(f"/credit/{world.ent1}").text
+    records = re.search(r'<table id="records">.*?</table>', page, re.S).group(0)
+    assert "南京市市场监督管理局" in records and "<td>samr</td>" not in records
+    assert "制造业" in page
+    en = client.get(f"/credit/{world.ent1}?lang=en").text
+    assert "Market Regulation" in en and "Manufacturing" in en
+
+
+def test_regulator_sees_the_company_titled_as_a_company(client, world):
+    _login(client, "reg_samr")
+    page = client.get(f"/credit/{world.ent1}", params={"purpose": "日常监管"}).text
+    title = re.search(r"<h2>(.*?)</h2>", page).group(1)
+    assert "我的信用" not in title and "企业信用" in title and "南京甲制造有限公司" in title
+
+
+def test_what_if_rows_say_which_record(client, world):
+    _login(client, "ent1")
+    page = client.get(f"/credit/{world.ent1}").text
+    what_if = re.search(r'<section id="what-if">.*?</section>', page, re.S).group(0)
+    assert "R1" in what_if and "行政处罚" in what_if and "2026-03-10" in what_if
+
+
+def test_waterfall_labels_are_whole(client, world):
+    _login(client, "ent1")
+    page = client.get(f"/credit/{world.ent1}?lang=en").text
+    svg = re.search(r'<svg id="waterfall".*?</svg>', page, re.S).group(0)
+    shown = " ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", svg))
+    assert "Serious penalty, last 12 months" in re.sub(r"\s+", " ", shown)
+    assert "Years since registration" in re.sub(r"\s+", " ", shown)
+
+
+# ------------------------------------------------------------------ item 5: plan validation
+
+
+def _plan_form(client, **extra) -> dict:
+    page = client.get("/regulator/plans").text
+    return {"plan_id": "2026Q4-lang", "period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF,
+            "items": ["SAMR-03"], "csrf_token": _csrf(page), **extra}
+
+
+def test_plan_form_refusal_in_chinese_keeps_what_was_typed(client, city):  # noqa: F811
+    _login(client, "reg_samr")
+    r = client.post("/regulator/plans", data=_plan_form(client, period_end="2026-11-01", plan_id="我的计划-1"))
+    assert r.status_code == 422 and "检查期结束不能早于检查期开始" in r.text and not ENGLISH_DEV.search(r.text)
+    assert 'value="我的计划-1"' in r.text and 'value="2026-11-01"' in r.text and "退出" in r.text
+    nobody = client.post("/regulator/plans", data=_plan_form(client, district_codes="320199"))
+    assert nobody.status_code == 422 and "限定区县" in nobody.text and 'value="320199"' in nobody.text
+    bad_code = client.post("/regulator/plans", data=_plan_form(client, district_codes="3201"))
+    assert bad_code.status_code == 422 and "6 位数字" in bad_code.text and "\\d" not in _error_text(bad_code.text)
+
+
+def _drawn_plan(client) -> str:
+    created = client.post("/regulator/plans", data=_plan_form(client), follow_redirects=False)
+    assert created.status_code == 303, created.text
+    client.cookies.clear()
+    _login(client, "reg_samr2")
+    page = client.get(created.headers["location"]).text
+    drawn = client.post(created.headers["location"] + "/salt", data={"value": "5 8 1", "csrf_token": _csrf(page)},
+                        follow_redirects=False)
+    assert drawn.status_code == 303
+    return created.headers["location"]
+
+
+def test_plan_page_downloads_and_results_in_peoples_words(client, city):  # noqa: F811
+    _login(client, "reg_samr")
+    location = _drawn_plan(client)
+    page = client.get(location).text
+    assert "已抽取" in page or "检查名单" in page
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}<", page) and not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", page)
+    assert "检查员1（INS000001）" in page or "（INS0000" in page
+    visit = re.search(r'<tr class="visit" data-uscc="(\w+)"', page).group(1)
+    outside = client.post(location + "/results", data={
+        "uscc": visit, "inspection_item": "SAMR-03", "outcome": "no_problem", "inspected_on": "2027-03-01",
+        "csrf_token": _csrf(page)})
+    assert outside.status_code == 422 and "检查日期" in _error_text(outside.text)
+    raw = client.get(location + "/export.csv").content.decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(raw)))
+    assert header[:3] == ["顺序", "统一社会信用代码", "名称"] and "visit_order" not in header
+    en = client.get(location + "/export.csv?lang=en").content.decode("utf-8-sig")
+    assert en.startswith("Order,")
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(client.get(location + "/export.xlsx").content))
+    visits = book["检查名单"]
+    assert visits.cell(1, 1).value == "顺序" and (visits.column_dimensions["C"].width or 0) >= 20
+    commitment = [[c.value for c in row] for row in book["承诺"].iter_rows()]
+    assert not any(isinstance(v, str) and v.startswith("{") for row in commitment for v in row)
+    assert any(row[0] == "种子哈希 SHA-256" for row in commitment)
