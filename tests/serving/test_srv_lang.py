@@ -7,7 +7,7 @@ import csv
 import io
 import re
 
-from srv_fixtures import PASSWORD, form_login
+from srv_fixtures import form_login
 from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
 
 ENGLISH_DEV = re.compile(r"Field required|String should|errors\.pydantic\.dev|Not Found|role '|\^\[|\\d\{")
@@ -80,7 +80,7 @@ def test_whitespace_only_reason_is_refused_by_the_api(client, auth, world):
 def test_pending_objection_hides_the_button_and_409_is_chinese(client, world):
     csrf = _login(client, "ent1")
     page = client.get(f"/credit/{world.ent1}").text
-    assert 'action="/credit/%s/objections"' % world.ent1 in page
+    assert f'action="/credit/{world.ent1}/objections"' in page
     ok = client.post(f"/credit/{world.ent1}/objections", follow_redirects=False,
                      data={"record_id": "R1", "reason": "该处罚决定已被撤销", "csrf_token": csrf})
     assert ok.status_code == 303
@@ -89,7 +89,7 @@ def test_pending_objection_hides_the_button_and_409_is_chinese(client, world):
     assert "<summary>提出异议</summary>" not in row and "异议处理中" in row
     again = client.post(f"/credit/{world.ent1}/objections",
                         data={"record_id": "R1", "reason": "该处罚决定已被撤销", "csrf_token": csrf})
-    assert again.status_code == 409 and "处理中的申请" in _error_text(again.text)
+    assert again.status_code == 409 and "处理中的异议" in _error_text(again.text)
 
 
 def test_textareas_carry_the_api_limit(client, world):
