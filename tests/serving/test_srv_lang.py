@@ -172,7 +172,7 @@ def test_plan_page_downloads_and_results_in_peoples_words(client, city):  # noqa
     location = _drawn_plan(client)
     page = client.get(location).text
     assert "已抽取" in page or "检查名单" in page
-    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}<", page) and not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", page)
+    assert re.search(r'id="committed-at">\d{4}-\d{2}-\d{2} \d{2}:\d{2} \(', page) and not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", page)
     assert "检查员1（INS000001）" in page or "（INS0000" in page
     visit = re.search(r'<tr class="visit" data-uscc="(\w+)"', page).group(1)
     outside = client.post(location + "/results", data={
