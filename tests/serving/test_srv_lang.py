@@ -14,9 +14,17 @@ ENGLISH_DEV = re.compile(r"Field required|String should|errors\.pydantic\.dev|No
 
 
 def _login(client, username: str) -> str:
-    r = form_login(client, username)
-    assert r.status_code == 303, r.text
-    return _csrf(client.get(r.headers["location"]).text)
+    """A session cookie as the login form sets it, without the form's password hashing (seconds on
+    a busy machine; the login form itself is tested above); returns the page's CSRF token."""
+    from srv_fixtures import principal
+
+    from serving.security import create_access_token
+
+    client.cookies.clear()
+    token, _ = create_access_token(principal(username), client.app.state.settings.jwt_key, 30)
+    client.cookies.set("tiers_session", token)
+    home = f"/credit/{principal(username).uscc}" if username.startswith("ent") else "/regulator/plans"
+    return _csrf(client.get(home).text)
 
 
 def _csrf(html: str) -> str:
@@ -92,24 +100,26 @@ def test_pending_objection_hides_the_button_and_409_is_chinese(client, world):
     assert again.status_code == 409 and "处理中的异议" in _error_text(again.text)
 
 
-def test_textareas_carry_the_api_limit(client, world):
+# ------------------------------------------------------------------ item 2 and 4: names, titles
+
+
+def test_enterprise_page_in_peoples_words(client, world):
+    """One page read: textareas carry the API's limit; departments and the industry by name; what-if
+    rows name their record; waterfall labels whole (wrapped, never cut)."""
     _login(client, "ent1")
     page = client.get(f"/credit/{world.ent1}").text
     areas = re.findall(r"<textarea[^>]*>", page)
     assert areas and all('maxlength="2000"' in a for a in areas)
-
-
-# ------------------------------------------------------------------ item 2 and 4: names, titles
-
-
-def test_credit_page_shows_names_not_codes(client, world):
-    _login(client, "ent1")
-    page = client.get(f"/credit/{world.ent1}").text
     records = re.search(r'<table id="records">.*?</table>', page, re.S).group(0)
     assert "南京市市场监督管理局" in records and "<td>samr</td>" not in records
     assert "制造业" in page
+    what_if = re.search(r'<section id="what-if">.*?</section>', page, re.S).group(0)
+    assert "R1" in what_if and "行政处罚" in what_if and "2026-03-10" in what_if
     en = client.get(f"/credit/{world.ent1}?lang=en").text
     assert "Market Regulation" in en and "Manufacturing" in en
+    svg = re.search(r'<svg id="waterfall".*?</svg>', en, re.S).group(0)
+    shown = re.sub(r"\s+", " ", " ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", svg)))
+    assert "Serious penalty, last 12 months" in shown and "Years since registration" in shown
 
 
 def test_regulator_sees_the_company_titled_as_a_company(client, world):
@@ -117,22 +127,6 @@ def test_regulator_sees_the_company_titled_as_a_company(client, world):
     page = client.get(f"/credit/{world.ent1}", params={"purpose": "日常监管"}).text
     title = re.search(r"<h2>(.*?)</h2>", page).group(1)
     assert "我的信用" not in title and "企业信用" in title and "南京甲制造有限公司" in title
-
-
-def test_what_if_rows_say_which_record(client, world):
-    _login(client, "ent1")
-    page = client.get(f"/credit/{world.ent1}").text
-    what_if = re.search(r'<section id="what-if">.*?</section>', page, re.S).group(0)
-    assert "R1" in what_if and "行政处罚" in what_if and "2026-03-10" in what_if
-
-
-def test_waterfall_labels_are_whole(client, world):
-    _login(client, "ent1")
-    page = client.get(f"/credit/{world.ent1}?lang=en").text
-    svg = re.search(r'<svg id="waterfall".*?</svg>', page, re.S).group(0)
-    shown = " ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", svg))
-    assert "Serious penalty, last 12 months" in re.sub(r"\s+", " ", shown)
-    assert "Years since registration" in re.sub(r"\s+", " ", shown)
 
 
 # ------------------------------------------------------------------ item 5: plan validation
