@@ -315,6 +315,9 @@ STATUS_NAMES: dict[str, tuple[str, str]] = {
     "no_problem": ("未发现问题", "no problem found"),
     "corrected": ("发现问题已责令改正", "corrected"),
     "case_opened": ("发现问题已立案", "case opened"),
+    "critical": ("严重", "critical"),
+    "warning": ("警告", "warning"),
+    "info": ("提示", "info"),
     "active": ("在用", "active"),
     "inactive": ("已停用", "inactive"),
 }
