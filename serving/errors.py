@@ -239,7 +239,8 @@ _RULES: dict[str, tuple[str, str]] = {
 _PATTERN_RULES: dict[str, tuple[str, str]] = {
     "uscc": ("应为 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）",
              "must be an 18-character unified social credit code"),
-    "district_codes": ("应为 6 位数字的区县代码，多个用分号分隔", "must be 6-digit district codes separated by ;"),
+    "district_codes": ("应为本市的区县名称或 6 位数字的区县代码，多个用分号分隔",
+                       "must be district names of the city or 6-digit district codes, separated by ;"),
     "plan_id": ("只能包含字母、数字、下划线、点和连字符", "may hold letters, digits, _ . and - only"),
     "industries": ("应为 A–T 之间的一个字母（行业门类）", "must be a section letter A–T"),
     "policy": ("只能包含字母、数字、下划线和连字符", "may hold letters, digits, _ and - only"),

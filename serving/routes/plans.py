@@ -579,7 +579,8 @@ def _plans_page(request: Request, principal: Principal, session: Session, settin
     response = _page(request, "plans.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
-        "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {}})
+        "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
+        "districts": sorted(plan_service.district_names(session).items())})
     if error is not None:
         response.status_code = error.status_code
     return response
@@ -603,7 +604,10 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
     form = {"plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
             "items": items, "district_codes": district_codes, "salt_source": salt_source,
             "salt_pattern": salt_pattern}
-    districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
+    by_name = {name: code for code, name in plan_service.district_names(session).items()}
+    districts = [by_name.get(d.strip(), d.strip())  # a district by its name (玄武区) or its code (320102)
+                 for d in district_codes.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
+                 if d.strip()]
     try:
         try:
             body = PlanCommitIn.model_validate({

@@ -104,6 +104,12 @@ def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
     return frame
 
 
+def district_names(session: Session) -> dict[str, str]:
+    """District code → name as the subjects carry them (for forms that take either)."""
+    rows = session.execute(select(Subject.district_code, Subject.district_name).distinct()).all()
+    return {code: name or code for code, name in rows if code}
+
+
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
     return list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc()).limit(limit)))
 

@@ -144,8 +144,12 @@ def test_plan_form_refusal_in_chinese_keeps_what_was_typed(client, city):  # noq
     assert r.status_code == 422 and "检查期结束不能早于检查期开始" in r.text and not ENGLISH_DEV.search(r.text)
     assert 'value="我的计划-1"' in r.text and 'value="2026-11-01"' in r.text and "退出" in r.text
     nobody = client.post("/regulator/plans", data=_plan_form(client, district_codes="320199"))
-    assert nobody.status_code == 422 and "限定区县" in nobody.text and 'value="320199"' in nobody.text
-    bad_code = client.post("/regulator/plans", data=_plan_form(client, district_codes="3201"))
+    assert nobody.status_code == 422 and "没有可抽查的主体" in _error_text(nobody.text) and 'value="320199"' in nobody.text
+    by_name = client.post("/regulator/plans", data=_plan_form(client, district_codes="玄武区"),
+                          follow_redirects=False)
+    assert by_name.status_code == 303  # a district by the name a person knows
+    bad_code = client.post("/regulator/plans", data=_plan_form(client, district_codes="3201",
+                                                               plan_id="2026Q4-lang-2"))
     assert bad_code.status_code == 422 and "6 位数字" in bad_code.text and "\\d" not in _error_text(bad_code.text)
 
 
@@ -176,6 +180,9 @@ def test_plan_page_downloads_and_results_in_peoples_words(client, city):  # noqa
     raw = client.get(location + "/export.csv").content.decode("utf-8-sig")
     header = next(csv.reader(io.StringIO(raw)))
     assert header[:3] == ["顺序", "统一社会信用代码", "名称"] and "visit_order" not in header
+    on_page = dict(re.findall(r'<tr class="visit" data-uscc="(\w+)"><td>\d+</td><td>\w+</td><td>([^<]*)</td>', page))
+    in_csv = {row["统一社会信用代码"]: row["名称"] for row in csv.DictReader(io.StringIO(raw))}
+    assert on_page and on_page == in_csv  # names of persons masked alike on the page and in the download
     en = client.get(location + "/export.csv?lang=en").content.decode("utf-8-sig")
     assert en.startswith("Order,")
     from openpyxl import load_workbook
