@@ -10,6 +10,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "password": {"zh": "密码", "en": "Password"},
     "my_credit": {"zh": "我的信用", "en": "My credit"},
     "company_credit": {"zh": "企业信用", "en": "Enterprise credit"},
+    "uscc": {"zh": "统一社会信用代码", "en": "USCC"},
     "objection_pending": {"zh": "异议处理中", "en": "objection pending"},
     "repair_pending": {"zh": "修复申请处理中", "en": "repair application pending"},
     "record": {"zh": "记录", "en": "record"},

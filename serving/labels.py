@@ -109,6 +109,20 @@ def inspector_label(inspector_id: str, names: dict[str, str]) -> str:
     return f"{name}（{inspector_id}）" if name else inspector_id
 
 
+def one_language(value: str | None, lang: str = "zh") -> str:
+    """The half of a stored bilingual text (``中文 / English``, ``中文；English``) in ``lang``; any
+    other text as it is (a committed value is shown, never changed)."""
+    import re
+
+    if not value:
+        return value or ""
+    for sep in (" / ", "；"):
+        head, found, tail = value.partition(sep)
+        if found and re.search("[\u3400-\u9fff]", head) and not re.search("[\u3400-\u9fff]", tail):
+            return tail.strip() if lang == "en" else head.strip()
+    return value
+
+
 def beijing_minute(value: dt.datetime | dt.date | str | None) -> str:
     """A time as a person reads it: Beijing time to the minute (``2026-11-23 09:05``). A time without
     zone is UTC (how the database stores it); a date stays a date; empty stays empty."""

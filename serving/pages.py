@@ -41,6 +41,7 @@ FILTERS = {
     "inspectors": pass_context(lambda ctx, ids: "、".join(
         labels.inspector_label(i, labels.inspector_names(_data_dir(ctx))) for i in ids or ())),
     "when": labels.beijing_minute,
+    "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
 }
 
 
