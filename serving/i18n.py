@@ -359,6 +359,10 @@ ERROR_TEXTS: dict[str, dict[str, str]] = {
     "plan_data_unavailable": {"zh": "抽查所需的检查事项或检查人员数据尚未导入。",
                               "en": "The items or inspectors the draw needs are not loaded."},
     "internal_error": {"zh": "系统内部错误，已记录，请稍后重试。", "en": "Internal error; the incident was logged."},
+    "unknown_model": {"zh": "找不到该评价模型或版本。", "en": "No such model or version."},
+    "no_registry": {"zh": "模型库尚未建立。", "en": "No model registry yet."},
+    "already_champion": {"zh": "该版本已是在用版本。", "en": "This version is already the champion."},
+    "unknown_monitoring_run": {"zh": "找不到该次监测运行记录。", "en": "No such monitoring run."},
     "http_error": {"zh": "请求无法处理。", "en": "The request could not be handled."},
 }
 

@@ -193,3 +193,52 @@ def test_plan_page_downloads_and_results_in_peoples_words(client, city):  # noqa
     commitment = [[c.value for c in row] for row in book["承诺"].iter_rows()]
     assert not any(isinstance(v, str) and v.startswith("{") for row in commitment for v in row)
     assert any(row[0] == "种子哈希 SHA-256" for row in commitment)
+
+
+# ------------------------------------------------------------------ the one place (pure, fast)
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_error_code_has_a_sentence_in_both_languages():
+    import serving.routes.analyst
+    import serving.services.model_registry
+    import serving.services.plans  # noqa: F401
+    from serving.errors import ServiceError, human_message
+    from serving.i18n import ERROR_TEXTS
+
+    codes = {c.code for c in _subclasses(ServiceError)} | {ServiceError.code}
+    assert codes <= set(ERROR_TEXTS), codes - set(ERROR_TEXTS)
+    for code in codes:
+        assert re.search("[\u4e00-\u9fff]", human_message(code, "some developer text", lang="zh"))
+    assert human_message("conflict", "计划已存在；plan exists", lang="en") == "plan exists"
+    assert human_message("conflict", "计划已存在；plan exists", lang="zh") == "计划已存在"
+
+
+def test_validation_sentences_name_the_field_and_never_show_a_pattern():
+    from pydantic import ValidationError
+
+    from serving.errors import invalid_input
+    from serving.routes.plans import ResultIn
+    from serving.schemas import ObjectionCreate
+
+    for body, field, words in [
+        ({"record_id": "R1", "reason": " \t "}, "reason", "理由：至少需要 5 个字"),
+        ({"record_id": "R1"}, "reason", "理由：必须填写"),
+        ({"record_id": "R1", "reason": "x" * 2001}, "reason", "不能超过 2000 个字"),
+    ]:
+        try:
+            ObjectionCreate.model_validate(body)
+        except ValidationError as exc:
+            err = invalid_input(exc)
+        assert err.field == field and words in err.zh and "Field required" not in err.zh
+    try:
+        ResultIn.model_validate({"uscc": "91320102MA1AAAAA1", "inspection_item": "X", "outcome": "no_problem",
+                                 "inspected_on": "2026-12-40"})
+    except ValidationError as exc:
+        err = invalid_input(exc)
+    assert err.field == "uscc" and "统一社会信用代码" in err.zh and "^" not in err.zh and "另有 1 处" in err.zh
