@@ -77,8 +77,10 @@ def render_error_page(request: Request, status: int, code: str, message: str,
     if status == 401:
         return RedirectResponse("/login", status_code=303)
     user, csrf = _signed_in(request)
+    # the language toggle re-reads the page: after a refused form post, the start page instead
+    path = {"path": "/"} if request.method != "GET" else {}
     return render(request, "error.html", {"status": status, "code": code, "message": message, "user": user,
-                                          "csrf": csrf, "home": _home_of(user)},
+                                          "csrf": csrf, "home": _home_of(user), **path},
                   status_code=status, headers=headers)
 
 

@@ -176,6 +176,7 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
         "pending_objection": {o.record_id for o in objection_rows if o.status == "pending"},
         "pending_repair": {a.record_id for a in repair_rows if a.status == "pending"},
         "form_error": form_error, "text_limit": TEXT_LIMIT,
+        "path": f"/credit/{access.uscc}",  # the language toggle of a refused form: the page, not the post
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
     }, status_code=status_code)

@@ -580,7 +580,7 @@ def _plans_page(request: Request, principal: Principal, session: Session, settin
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
-        "districts": sorted(plan_service.district_names(session).items())})
+        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans"})
     if error is not None:
         response.status_code = error.status_code
     return response

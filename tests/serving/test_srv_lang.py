@@ -73,6 +73,7 @@ def test_objection_refused_names_the_field_in_chinese_and_keeps_the_text(client,
     assert r.status_code == 422
     assert "理由" in _error_text(r.text) and "5" in _error_text(r.text) and not ENGLISH_DEV.search(r.text)
     assert ">不对</textarea>" in r.text  # what was typed is still there, in the form of that record
+    assert f'href="/credit/{world.ent1}?lang=en" id="lang-toggle"' in r.text  # the toggle re-reads the page
     blank = client.post(f"/credit/{world.ent1}/objections",
                         data={"record_id": "R1", "reason": "   \n  ", "csrf_token": csrf})
     assert blank.status_code == 422 and "理由" in _error_text(blank.text)
