@@ -246,7 +246,8 @@ def page_csrf(settings: Settings, principal: Principal) -> str:
 def require_page_csrf(settings: Settings, principal: Principal, token: str | None) -> None:
     """Refuse (403 ``csrf_failed``) a page form post whose token is not this session's."""
     if not csrf_valid(settings.jwt_key, principal.token_id, token):
-        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token")
+        raise CsrfFailed("the form expired or did not come from this site; reload the page", field="csrf_token",
+                         zh="表单已过期或不是从本站提交的，请刷新页面后重试。")
 
 
 def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:
@@ -262,7 +263,8 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -
 
 def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     if principal.role not in roles:
-        raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}")
+        raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}",
+                         zh="您的账号没有使用此功能的权限。")
     return principal
 
 

@@ -7,15 +7,19 @@ same message in HTML.
 from __future__ import annotations
 
 import logging
+import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.i18n import ERROR_TEXTS, FIELD_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +30,13 @@ class ServiceError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None,
+                 zh: str | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.headers = headers or {}
+        self.zh = zh  # the sentence a person reads in Chinese (``human_message`` otherwise finds one)
 
 
 class InvalidInput(ServiceError):
@@ -132,6 +138,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     field: str | None = None
+    message_zh: str | None = Field(default=None, description="the message in Chinese, for people")
 
 
 class ErrorOut(BaseModel):
@@ -170,15 +177,162 @@ def _wants_html(request: Request) -> bool:
     return not (request.url.path.startswith("/api/") or request.url.path in {"/health", "/openapi.json"})
 
 
-def _render(request: Request, status: int, code: str, message: str, field: str | None,
-            headers: dict[str, str] | None = None) -> Response:
-    if _wants_html(request):
-        from serving.pages import render_error_page
+# --------------------------------------------------------------------------- people's words
+# The one place where an error becomes a sentence a person reads: Chinese by default, English with
+# the page toggle. The API keeps its machine ``code`` and English ``message`` and adds ``message_zh``.
 
-        return render_error_page(request, status, code, message, headers=headers)
+_CJK = re.compile("[\u3400-\u9fff]")
+_GENERIC_BY_STATUS = {401: "not_authenticated", 403: "not_allowed", 404: "not_found", 405: "method_not_allowed",
+                      409: "conflict", 413: "body_too_large", 422: "invalid_input", 429: "too_many_attempts",
+                      500: "internal_error", 503: "overloaded"}
+
+
+def _split_bilingual(message: str) -> tuple[str | None, str | None]:
+    """(Chinese, English) parts of a message written as ``中文；English`` (either may be absent)."""
+    if not _CJK.search(message):
+        return None, message
+    head, sep, tail = message.partition("；")
+    if sep and not _CJK.search(tail):
+        return head, tail.strip()
+    return message, None
+
+
+def field_label(field: str | None, lang: str) -> str:
+    """A field in the words of the person filling the form (the last part of a dotted path)."""
+    if not field:
+        return ""
+    key = field.split(".")[-1] if not field.split(".")[-1].isdigit() else field.split(".")[-2 if "." in field else -1]
+    names = FIELD_LABELS.get(key)
+    return (names[1] if lang == "en" else names[0]) if names else key
+
+
+def human_message(code: str, message: str, *, status: int = 400, zh: str | None = None, lang: str = "zh") -> str:
+    """The sentence a person reads for an error: ``zh`` (or the Chinese half of a bilingual
+    message) in Chinese, else the text of its code (``serving.i18n.ERROR_TEXTS``); in English the
+    message itself (its English half if bilingual)."""
+    chinese, english = _split_bilingual(message)
+    if lang == "en":
+        return english or (ERROR_TEXTS.get(code) or ERROR_TEXTS.get(_GENERIC_BY_STATUS.get(status, ""), {})
+                           ).get("en") or message
+    if zh:
+        return zh
+    if chinese:
+        return chinese
+    entry = ERROR_TEXTS.get(code) or ERROR_TEXTS.get(_GENERIC_BY_STATUS.get(status, "http_error")) \
+        or ERROR_TEXTS["http_error"]
+    return entry["zh"]
+
+
+# pydantic's error types → the rule in plain words ({n}: the limit of the rule)
+_RULES: dict[str, tuple[str, str]] = {
+    "missing": ("必须填写", "is required"),
+    "string_too_short": ("至少需要 {n} 个字（不计首尾空格）", "needs at least {n} characters (blanks not counted)"),
+    "string_too_long": ("不能超过 {n} 个字", "must be at most {n} characters"),
+    "too_short": ("至少需要选择 {n} 项", "needs at least {n} entries"),
+    "too_long": ("最多 {n} 项", "takes at most {n} entries"),
+    "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
+    "date_parsing": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_parsing": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
+    "date_type": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
+    "datetime_parsing": ("应为日期和时间", "must be a date and time"),
+    "datetime_from_date_parsing": ("应为日期和时间", "must be a date and time"),
+    "int_parsing": ("应为整数", "must be a whole number"),
+    "float_parsing": ("应为数字", "must be a number"),
+    "greater_than_equal": ("不能小于 {n}", "must be at least {n}"),
+    "less_than_equal": ("不能大于 {n}", "must be at most {n}"),
+    "literal_error": ("只能从给定选项中选择", "must be one of the given choices"),
+    "enum": ("只能从给定选项中选择", "must be one of the given choices"),
+    "extra_forbidden": ("不是可填写的项目", "is not an accepted field"),
+    "json_invalid": ("不是有效的 JSON", "is not valid JSON"),
+    "bool_parsing": ("应为是或否", "must be yes or no"),
+}
+# fields whose format rule a person knows by name (never show them the regular expression)
+_PATTERN_RULES: dict[str, tuple[str, str]] = {
+    "uscc": ("应为 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）",
+             "must be an 18-character unified social credit code"),
+    "district_codes": ("应为本市的区县名称或 6 位数字的区县代码，多个用分号分隔",
+                       "must be district names of the city or 6-digit district codes, separated by ;"),
+    "plan_id": ("只能包含字母、数字、下划线、点和连字符", "may hold letters, digits, _ . and - only"),
+    "industries": ("应为 A–T 之间的一个字母（行业门类）", "must be a section letter A–T"),
+    "policy": ("只能包含字母、数字、下划线和连字符", "may hold letters, digits, _ and - only"),
+}
+# our own validators' messages (written for developers) → (field, Chinese, English)
+_VALUE_RULES: list[tuple[re.Pattern[str], str | None, str, str]] = [
+    (re.compile(r"period_end \S+ is before period_start"), "period_end",
+     "检查期结束不能早于检查期开始", "the period must not end before it starts"),
+    (re.compile(r"as_of \S+ is after period_start"), "as_of",
+     "等级基准日须不晚于检查期开始（等级须在检查前已经评定）", "grades must be known before the period starts"),
+    (re.compile(r"published_on \S+ is before inspected_on"), "published_on",
+     "公示日期不能早于检查日期", "the publication date must not be before the inspection"),
+    (re.compile(r"tasks list a department/item twice"), "items",
+     "同一抽查事项不能重复选择", "an item is listed twice"),
+    (re.compile(r"not a valid unified social credit code"), None,
+     "不是有效的统一社会信用代码（18 位，末位校验码须正确）", "is not a valid unified social credit code"),
+    (re.compile(r"control characters"), None, "不能包含控制字符", "must not contain control characters"),
+]
+
+
+def validation_error(err: dict[str, Any], lang: str = "zh") -> tuple[str, str]:
+    """(field, sentence) for one pydantic error: the field in the user's words and the rule in plain
+    language, never pydantic's English or a regular expression."""
+    loc = [str(p) for p in err.get("loc", ())]
+    field = ".".join(loc[1:] if loc and loc[0] in {"body", "query", "path", "header", "cookie", "form"}
+                     else loc) or ""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    key = [p for p in field.split(".") if not p.isdigit()][-1:] or [""]
+    zh_rule = en_rule = None
+    if kind == "value_error" or kind == "assertion_error":
+        raw = str(ctx.get("error") or err.get("msg", ""))
+        raw = raw.removeprefix("Value error, ")
+        for pattern, rule_field, zh, en in _VALUE_RULES:
+            if pattern.search(raw):
+                field = field or rule_field or ""
+                if rule_field and not loc[1:]:
+                    field = rule_field
+                zh_rule, en_rule = zh, en
+                break
+        else:
+            chinese, english = _split_bilingual(raw)
+            zh_rule, en_rule = chinese or "不符合要求", english or raw
+    elif kind == "string_pattern_mismatch" and key[0] in _PATTERN_RULES:
+        zh_rule, en_rule = _PATTERN_RULES[key[0]]
+    elif kind in _RULES:
+        limit = next((ctx[k] for k in ("min_length", "max_length", "ge", "le") if k in ctx), "")
+        zh_rule, en_rule = (r.format(n=limit) for r in _RULES[kind])
+    else:
+        zh_rule, en_rule = "不符合要求", str(err.get("msg", "is not valid"))
+    label = field_label(field, lang)
+    rule = en_rule if lang == "en" else zh_rule
+    if not label:
+        return field or "request", rule
+    return field, f"{label}：{rule}" if lang != "en" else f"{label}: {rule}"
+
+
+def invalid_input(exc: ValidationError | RequestValidationError) -> InvalidInput:
+    """A pydantic failure as the service's 422: the first problem, its field, in both languages."""
+    errors = exc.errors()
+    if not errors:
+        return InvalidInput("invalid input", zh="填写的内容不符合要求。")
+    field, zh = validation_error(errors[0], "zh")
+    _, en = validation_error(errors[0], "en")
+    if len(errors) > 1:
+        zh += f"（另有 {len(errors) - 1} 处问题）"
+        en += f" (and {len(errors) - 1} more)"
+    return InvalidInput(en, field=field, zh=zh)
+
+
+def _render(request: Request, status: int, code: str, message: str, field: str | None,
+            headers: dict[str, str] | None = None, zh: str | None = None) -> Response:
+    if _wants_html(request):
+        from serving.pages import page_lang, render_error_page
+
+        shown = human_message(code, message, status=status, zh=zh, lang=page_lang(request))
+        return render_error_page(request, status, code, shown, headers=headers)
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
+    body["message_zh"] = human_message(code, message, status=status, zh=zh, lang="zh")
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -198,7 +352,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
-        return _render(request, exc.status_code, exc.code, exc.message, exc.field, exc.headers)
+        return _render(request, exc.status_code, exc.code, exc.message, exc.field, exc.headers, exc.zh)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -206,12 +360,18 @@ def install_error_handlers(app: FastAPI) -> None:
         field, message = _validation_message(errors[0]) if errors else ("request", "invalid request")
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
-        return _render(request, 422, "invalid_input", message, field)
+        human = invalid_input(exc)
+        if _wants_html(request):  # pages: the friendly sentence in both languages
+            return _render(request, 422, "invalid_input", human.message, human.field, zh=human.zh)
+        return _render(request, 422, "invalid_input", message, field, zh=human.zh)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return _render(request, exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+        detail = str(exc.detail)
+        if _wants_html(request) and detail == HTTPStatus(exc.status_code).phrase and code in ERROR_TEXTS:
+            detail = ERROR_TEXTS[code]["en"]  # Starlette's bare phrase ("Not Found"): the sentence of its code
+        return _render(request, exc.status_code, code, detail, None, getattr(exc, "headers", None))
 
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> Response:

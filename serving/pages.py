@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
+from serving import labels
 from serving.i18n import kind_name, text
 from serving.settings import settings_of
 
@@ -17,9 +19,37 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANG_COOKIE = "lang"
 
 
+def _lang(ctx: Any) -> str:
+    return ctx.get("lang", "zh")
+
+
+def _data_dir(ctx: Any) -> Any:
+    request = ctx.get("request")
+    try:
+        return settings_of(request).data_dir if request is not None else None
+    except (AttributeError, KeyError):
+        return None
+
+
+# Names, not codes (``serving.labels``): ``{{ rec.department | dept }}``, ``{{ s.industry | industry }}``,
+# ``{{ p.status | status }}``, ``{{ rec.kind | kind }}``, ``{{ v.inspectors | inspectors }}``, ``{{ t | when }}``.
+FILTERS = {
+    "dept": pass_context(lambda ctx, code: labels.department_name(code, _lang(ctx), _data_dir(ctx))),
+    "industry": pass_context(lambda ctx, section: labels.industry_name(section, _lang(ctx))),
+    "status": pass_context(lambda ctx, status: labels.status_name(status, _lang(ctx))),
+    "kind": pass_context(lambda ctx, kind: labels.record_kind_name(kind, _lang(ctx))),
+    "inspectors": pass_context(lambda ctx, ids: "、".join(
+        labels.inspector_label(i, labels.inspector_names(_data_dir(ctx))) for i in ids or ())),
+    "when": labels.beijing_minute,
+    "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
+}
+
+
 @lru_cache
 def templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=str(TEMPLATES_DIR))
+    env = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    env.env.filters.update(FILTERS)
+    return env
 
 
 def page_lang(request: Request) -> str:
@@ -46,5 +76,28 @@ def render_error_page(request: Request, status: int, code: str, message: str,
                       headers: dict[str, str] | None = None) -> Response:
     if status == 401:
         return RedirectResponse("/login", status_code=303)
-    return render(request, "error.html", {"status": status, "code": code, "message": message, "user": None},
+    user, csrf = _signed_in(request)
+    # the language toggle re-reads the page: after a refused form post, the start page instead
+    path = {"path": "/"} if request.method != "GET" else {}
+    return render(request, "error.html", {"status": status, "code": code, "message": message, "user": user,
+                                          "csrf": csrf, "home": _home_of(user), **path},
                   status_code=status, headers=headers)
+
+
+def _signed_in(request: Request) -> tuple[Any, str]:
+    """The page's user and CSRF token when the session cookie is valid, so an error page keeps its
+    header (user name, 退出); (None, "") otherwise or if checking it fails too."""
+    from serving.deps import page_csrf, page_principal
+
+    try:
+        settings = settings_of(request)
+        principal = page_principal(request, settings)
+        return principal, page_csrf(settings, principal)
+    except Exception:
+        return None, ""
+
+
+def _home_of(user: Any) -> str:
+    if user is None:
+        return "/"
+    return f"/credit/{user.uscc}" if user.role == "enterprise" else "/"

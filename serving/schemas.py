@@ -184,11 +184,15 @@ class SubjectPage(BaseModel):
 # --- objections and repairs -------------------------------------------------------------
 
 class ObjectionCreate(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
+
     record_id: CleanText = Field(min_length=1, max_length=40)
     reason: CleanText = Field(min_length=5, max_length=2000, description="why the record is wrong")
 
 
 class DecisionIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
+
     decision: Literal["upheld", "rejected"] = Field(description="upheld: the record is revoked")
     reason: CleanText = Field(min_length=2, max_length=2000)
 
@@ -213,12 +217,16 @@ class ObjectionOut(Out):
 
 
 class RepairCreate(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
+
     record_id: CleanText = Field(min_length=1, max_length=40)
     statement: CleanText = Field(min_length=5, max_length=2000,
                            description="how the violation was corrected (整改情况)")
 
 
 class RepairDecisionIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
+
     decision: Literal["approved", "rejected"]
     reason: CleanText = Field(min_length=2, max_length=2000)
 

@@ -82,9 +82,32 @@ def write_workbook(sheets: Iterable[tuple[str, pd.DataFrame]], path: str | Path)
                 cell.value = _excel_value(value)
                 if isinstance(cell.value, str):
                     cell.data_type = "s"  # a string whatever it looks like
+        _fit_columns(sheet, rows)
     path = Path(path)
     book.save(path)
     return path
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a spreadsheet: a Chinese (full-width) character counts two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _fit_columns(sheet: Any, rows: list[Any], *, least: int = 6, most: int = 60) -> None:
+    """Each column as wide as its widest cell (header included), within [least, most]; long texts
+    wrap rather than stretch the column further."""
+    from openpyxl.utils import get_column_letter
+
+    widths: dict[int, int] = {}
+    for values in rows[:2000]:  # enough rows to see the widths; a 100,000-row list is not scanned whole
+        for c, value in enumerate(values, 1):
+            if value is not None and not (not isinstance(value, str) and pd.isna(value)):
+                widths[c] = max(widths.get(c, 0), display_width(str(value)))
+    for c, width in widths.items():
+        sheet.column_dimensions[get_column_letter(c)].width = min(max(width + 2, least), most)
+    sheet.freeze_panes = "A2"  # the header stays in view
 
 
 def _excel_value(value: Any) -> Any:
@@ -141,15 +164,24 @@ def write_plan_csv(plan: InspectionPlan, path: str | Path) -> Path:
 
 def write_plan_excel(plan: InspectionPlan, path: str | Path) -> Path:
     """Workbook with sheets 检查名单 (visits) and 汇总 (per-grade summary) and 承诺 (commitment)."""
-    path = Path(path)
-    commitment = pd.DataFrame(
-        [{"field": k, "value": str(v)} for k, v in plan.commitment.model_dump().items()]
-        + [
-            {"field": "draw_seed_hex (revealed)", "value": plan.draw_seed_hex},
-            {"field": "visits_saved", "value": str(plan.visits_saved)},
-        ]
-    )
-    return write_workbook([("检查名单", plan_table(plan)), ("汇总", summary_table(plan)), ("承诺", commitment)], path)
+    return write_workbook([("检查名单", plan_table(plan)), ("汇总", summary_table(plan)),
+                           ("承诺", commitment_table(plan))], path)
+
+
+def commitment_table(plan: InspectionPlan) -> pd.DataFrame:
+    """The commitment as (field, value) rows a person can read: one row per value, a mapping
+    (``pool_hashes``) one row per entry as ``pool_hashes[department/item]``, never a Python dict."""
+    rows: list[dict[str, str]] = []
+    for key, value in plan.commitment.model_dump().items():
+        if isinstance(value, dict):
+            rows += [{"field": f"{key}[{k}]", "value": str(v)} for k, v in value.items()]
+        elif isinstance(value, list | tuple):
+            rows.append({"field": key, "value": "; ".join(map(str, value))})
+        else:
+            rows.append({"field": key, "value": "" if value is None else str(value)})
+    rows += [{"field": "draw_seed_hex", "value": plan.draw_seed_hex or ""},
+             {"field": "visits_saved", "value": str(plan.visits_saved)}]
+    return pd.DataFrame(rows, columns=["field", "value"])
 
 
 def results_template(plan: InspectionPlan) -> pd.DataFrame:

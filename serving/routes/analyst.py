@@ -140,11 +140,22 @@ def monitoring_run(principal: Analyst, session: SessionDep, run_id: RunId) -> Mo
                        200: {"content": {"text/html": {}}, "description": "Evidently's full report"}})
 def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) -> FileResponse:
     """Evidently's full HTML report of a run, as a download."""
+    return _report_file(session, run_id)
+
+
+def _report_file(session, run_id: int) -> FileResponse:
     path = mon.report_path(_get_run(session, run_id))
     if path is None:
-        raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id")
+        raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id",
+                                zh=f"第 {run_id} 次监测没有保存完整的 Evidently 报告。")
     return FileResponse(path, media_type="text/html", filename=f"monitoring-{run_id}.html",
                         content_disposition_type="attachment", headers=report_headers())
+
+
+@router.get("/analyst/monitoring/{run_id}/report.html", response_class=FileResponse, include_in_schema=False)
+def monitoring_report_page(principal: PageAnalyst, session: SessionDep, run_id: RunId) -> FileResponse:
+    """The same download for the analyst's page (the session cookie; the API route takes a bearer token)."""
+    return _report_file(session, run_id)
 
 
 @router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],

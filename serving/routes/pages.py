@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from serving.db.models import Alert
@@ -35,7 +36,7 @@ from serving.deps import (
     page_subject_access,
     require_page_csrf,
 )
-from serving.errors import CsrfFailed, NotAuthenticated, NotFound, ServiceError
+from serving.errors import CsrfFailed, NotAuthenticated, NotFound, ServiceError, human_message, invalid_input
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
@@ -74,13 +75,15 @@ def login_page(request: Request, settings: SettingsDep) -> Response:
     return _login_form(request, settings, None)
 
 
-def _login_form(request: Request, settings: Settings, error: str | None, status_code: int = 200,
-                headers: dict[str, str] | None = None) -> Response:
+def _login_form(request: Request, settings: Settings, error: ServiceError | None, status_code: int = 200,
+                headers: dict[str, str] | None = None, username: str = "") -> Response:
     """The login form with its CSRF token: HMAC of a random nonce kept in an httponly, SameSite
     cookie (signed double submit: a page of another site can neither read the cookie nor make the
     token)."""
     nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-    response = render(request, "login.html", {"user": None, "error": error,
+    shown = None if error is None else human_message(error.code, error.message, status=error.status_code,
+                                                     zh=error.zh, lang=page_lang(request))
+    response = render(request, "login.html", {"user": None, "error": shown, "username": username,
                                               "csrf": csrf_token(settings.jwt_key, f"login:{nonce}")},
                       status_code=status_code, headers=headers)
     response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=settings.secure_cookies,
@@ -97,13 +100,14 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
     nonce = request.cookies.get(LOGIN_COOKIE)
     if not (nonce and csrf_valid(settings.jwt_key, f"login:{nonce}", csrf_token_)):
         err = CsrfFailed("the login form expired or did not come from this site; reload the page")
-        return _login_form(request, settings, err.message, status_code=err.status_code)
+        return _login_form(request, settings, err, status_code=err.status_code, username=username)
     now = dt.datetime.now(dt.UTC)  # before the user is read, as the API login
     try:
         user = authenticate(session, username, password, client_ip(request), limits=LoginLimits.of(settings),
                             now=now)
     except ServiceError as exc:
-        return _login_form(request, settings, exc.message, status_code=exc.status_code, headers=exc.headers)
+        return _login_form(request, settings, exc, status_code=exc.status_code, headers=exc.headers,
+                           username=username)
     principal = principal_of(user)
     token, _ = create_access_token(principal, settings.jwt_key, settings.jwt_ttl_minutes, now=now)
     response = RedirectResponse(_home(principal), status_code=303)
@@ -127,7 +131,23 @@ def logout(request: Request, principal: PageUser, session: SessionDep, settings:
 @router.get("/credit/{uscc}", response_class=HTMLResponse)
 def credit_page(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
                 today: TodayDep, eligibility: EligibilityDep) -> Response:
-    """我的信用: grade, reasons with records, waterfall, what-if, objections and repairs."""
+    """我的信用 (企业信用 to staff): grade, reasons with records, waterfall, what-if, objections and repairs."""
+    return _credit_page(request, access, session, settings, today, eligibility)
+
+
+@dataclass(frozen=True)
+class FormError:
+    """A refused form of the enterprise page, shown again at its record with what was typed."""
+
+    form: str  # objection | repair
+    record_id: str
+    field: str
+    message: str
+    text: str
+
+
+def _credit_page(request: Request, access: SubjectAccess, session, settings: Settings, today: dt.date,
+                 eligibility, form_error: FormError | None = None, status_code: int = 200) -> Response:
     lang = page_lang(request)
     subject = subject_out(subjects.get_subject(session, access.uscc))
     try:
@@ -145,14 +165,33 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
     for record in records:
         eligible, verdict = repairs.check_eligibility(record, today, eligibility)
         repair_from[record.record_id] = (eligible, verdict.eligible_from)
+    objection_rows = [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)]
+    repair_rows = repairs.list_repairs(session, uscc=access.uscc)
     return render(request, "credit.html", {
         "user": access.principal, "subject": subject, "grade": grade, "records": records,
+        "records_by_id": {r.record_id: r for r in records},
         "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
-        "objections": [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)],
-        "repairs": repairs.list_repairs(session, uscc=access.uscc),
+        "objections": objection_rows, "repairs": repair_rows,
+        # one application at a time per record: its form is hidden while one is pending
+        "pending_objection": {o.record_id for o in objection_rows if o.status == "pending"},
+        "pending_repair": {a.record_id for a in repair_rows if a.status == "pending"},
+        "form_error": form_error, "text_limit": TEXT_LIMIT,
+        "path": f"/credit/{access.uscc}",  # the language toggle of a refused form: the page, not the post
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
-    })
+    }, status_code=status_code)
+
+
+TEXT_LIMIT = 2000  # the API's limit of a reason or statement (serving.schemas); the textareas' maxlength
+
+
+def _refused_form(request: Request, access: SubjectAccess, session, settings: Settings, today: dt.date,
+                  eligibility, form: str, record_id: str, typed: str, exc: ServiceError) -> Response:
+    """The enterprise page again, with the refusal at the form (in the page's language) and the text kept."""
+    session.rollback()
+    message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))
+    error = FormError(form, record_id, exc.field or "", message, typed)
+    return _credit_page(request, access, session, settings, today, eligibility, error, exc.status_code)
 
 
 @router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)
@@ -184,27 +223,42 @@ def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotat
 
 @router.post("/credit/{uscc}/objections")
 def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                     today: TodayDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
-                     reason: Annotated[str, Form(max_length=2000)],
+                     today: TodayDep, eligibility: EligibilityDep,
+                     record_id: Annotated[str, Form(max_length=40), NoControlChars],
+                     reason: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      _enterprise: PageEnterprise,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
-    body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
-    objections.file_objection(session, access.principal, access.uscc, body, today)
+    try:
+        try:
+            body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        objections.file_objection(session, access.principal, access.uscc, body, today)
+    except ServiceError as exc:
+        return _refused_form(request, access, session, settings, today, eligibility, "objection", record_id,
+                             reason, exc)
     return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
 
 
 @router.post("/credit/{uscc}/repairs")
 def apply_for_repair(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
                      today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
-                     statement: Annotated[str, Form(max_length=2000)],
+                     statement: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
                      _enterprise: PageEnterprise,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
-    body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
-    repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
+    try:
+        try:
+            body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
+    except ServiceError as exc:
+        return _refused_form(request, access, session, settings, today, eligibility, "repair", record_id,
+                             statement, exc)
     return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from features.schema import text_type
@@ -38,8 +38,11 @@ from serving.errors import (
     NotAllowed,
     NotAuthenticated,
     NotFound,
+    ServiceError,
     TooManyAttempts,
     error_responses,
+    human_message,
+    invalid_input,
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
@@ -561,37 +564,65 @@ def _department_items(settings, department: str | None) -> list[dict]:
 def plans_page(request: Request, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
                today: TodayDep) -> Response:
     """The department's plans and the form to create one."""
+    return _plans_page(request, principal, session, settings, today)
+
+
+def _plans_page(request: Request, principal: Principal, session: Session, settings, today: dt.date,
+                form: dict | None = None, error: ServiceError | None = None) -> HTMLResponse:
+    """The plans and the new-plan form; after a refusal, the form as it was typed with the reason
+    at its field (in the page's language)."""
     rows = [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
     dates = plan_service.latest_grade_dates(session, 1)
-    return _page(request, "plans.html", {
+    shown = None if error is None else {
+        "field": error.field or "", "message": human_message(error.code, error.message, status=error.status_code,
+                                                            zh=error.zh, lang=page_lang(request))}
+    response = _page(request, "plans.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
-        "default_as_of": dates[0] if dates else today, "error": None})
+        "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
+        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans"})
+    if error is not None:
+        response.status_code = error.status_code
+    return response
 
 
 @pages_router.post("/regulator/plans")
 def create_plan_page(request: Request, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
                      today: TodayDep,
-                     plan_id: Annotated[str, Form(max_length=100)],
-                     period_start: Annotated[dt.date, Form()], period_end: Annotated[dt.date, Form()],
-                     as_of: Annotated[dt.date, Form()], items: Annotated[list[str], Form()],
                      csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                     plan_id: Annotated[str, Form(max_length=400)] = "",
+                     period_start: Annotated[str, Form(max_length=40)] = "",
+                     period_end: Annotated[str, Form(max_length=40)] = "",
+                     as_of: Annotated[str, Form(max_length=40)] = "",
+                     items: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 (FastAPI copies it)
                      district_codes: Annotated[str, Form(max_length=400)] = "",
                      salt_source: Annotated[str, Form(max_length=500)] = "",
                      salt_pattern: Annotated[str, Form(max_length=200)] = "") -> Response:
-    """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt."""
+    """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt. A
+    refused form comes back as typed, with the reason at its field."""
     require_page_csrf(settings, principal, csrf_token_)
-    districts = [d.strip() for d in district_codes.replace("；", ";").split(";") if d.strip()]
+    form = {"plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
+            "items": items, "district_codes": district_codes, "salt_source": salt_source,
+            "salt_pattern": salt_pattern}
+    by_name = {name: code for code, name in plan_service.district_names(session).items()}
+    districts = [by_name.get(d.strip(), d.strip())  # a district by its name (玄武区) or its code (320102)
+                 for d in district_codes.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
+                 if d.strip()]
     try:
-        body = PlanCommitIn.model_validate({
-            "plan_id": plan_id, "period_start": period_start, "period_end": period_end, "as_of": as_of,
-            "tasks": [{"department": principal.department, "item": i} for i in items],
-            "pool_filter": {"district_codes": districts} if districts else None,
-            **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
-            **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
-    except ValueError as exc:
-        raise InvalidInput(str(exc).splitlines()[-1] if str(exc) else "invalid plan", field="plan") from exc
-    plan_row, _ = _commit_v2(session, settings, principal, body, today)
+        try:
+            body = PlanCommitIn.model_validate({
+                "plan_id": plan_id.strip(), "period_start": period_start or None, "period_end": period_end or None,
+                "as_of": as_of or None,
+                "tasks": [{"department": principal.department, "item": i} for i in items],
+                "pool_filter": {"district_codes": districts} if districts else None,
+                **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
+                **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        plan_row, _ = _commit_v2(session, settings, principal, body, today)
+    except ServiceError as exc:
+        session.rollback()
+        return _plans_page(request, principal, session, settings, today, form, exc)
     return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
 
 
@@ -604,8 +635,11 @@ def enter_salt_page(plan_id: PlanId, principal: PageRegulator, session: SessionD
     require_page_csrf(settings, principal, csrf_token_)
     try:
         body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
-    except ValueError as exc:
-        raise InvalidInput(f"公开随机数无效；invalid salt: {str(exc).splitlines()[-1]}", field="salt") from exc
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+    except ValueError as exc:  # the time (datetime-local) was not a time
+        raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
+                           zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
     _enter_salt(session, settings, principal, plan_id, body)
     return RedirectResponse(f"/regulator/plans/{plan_id}", status_code=303)
 
@@ -645,13 +679,16 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 
 
 @pages_router.get("/regulator/plans/{plan_id}/export.{fmt}")
-def plan_download_page(plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
-                       session: SessionDep, log: ReadLogDep, purpose: ReadPurpose = None) -> Response:
+def plan_download_page(request: Request, plan_id: PlanId, fmt: Literal["csv", "xlsx"], principal: PageRegulator,
+                       session: SessionDep, settings: SettingsDep, log: ReadLogDep,
+                       purpose: ReadPurpose = None) -> Response:
+    """The visit list a person opens: headers and names in the page's language (``?lang=``)."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     plan = _logged_download(session, principal, draw, plan_row, purpose, log)
+    lang = page_lang(request)
     if fmt == "csv":
-        return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
-    return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
+        return _csv(plan_service.plan_csv(plan, lang, settings.data_dir), f"plan-{plan_row.id}.csv")
+    return _xlsx(plan_service.plan_xlsx(plan, lang, settings.data_dir), f"plan-{plan_row.id}.xlsx")
 
 
 @pages_router.post("/regulator/plans/{plan_id}/results")
@@ -668,8 +705,8 @@ def record_result_page(plan_id: PlanId, principal: PageRegulator, session: Sessi
         row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
                                        "inspected_on": inspected_on, "published_on": published_on or None,
                                        "correction_reason": correction_reason.strip()})
-    except ValueError as exc:
-        raise InvalidInput(str(exc).splitlines()[-1], field="result") from exc
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
     return RedirectResponse(f"/regulator/plans/{plan_id}#results", status_code=303)

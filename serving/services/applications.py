@@ -42,7 +42,9 @@ def pending_conflict(session: Session, kind: ApplicationKind, uscc: str, record_
     pending = session.scalars(select(model.id).where(
         model.uscc == uscc, model.record_id == record_id, model.status == "pending")).first()
     if pending is not None:
-        raise Conflict(f"record {record_id} already has pending {kind.label} #{pending}", field="record_id")
+        what = "异议" if kind.short == "objection" else "修复申请"
+        raise Conflict(f"record {record_id} already has pending {kind.label} #{pending}", field="record_id",
+                       zh=f"记录 {record_id} 已有一份处理中的{what}（#{pending}），请等待答复后再提交。")
 
 
 def file_application(session: Session, application: Any) -> Any:

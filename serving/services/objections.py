@@ -36,7 +36,8 @@ def file_objection(session: Session, principal: Principal, uscc: str, body: Obje
     """Register an objection to the current version of a record; one transaction."""
     record = current_record(session, body.record_id, uscc)
     if record.revoked:
-        raise Conflict(f"record {body.record_id} is already revoked", field="record_id")
+        raise Conflict(f"record {body.record_id} is already revoked", field="record_id",
+                       zh=f"记录 {body.record_id} 已撤销，无需再提出异议。")
     pending_conflict(session, OBJECTIONS, uscc, body.record_id)
     due_on, approximate = add_working_days(today, OBJECTION_WORKING_DAYS)
     return file_application(session, Objection(

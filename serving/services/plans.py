@@ -104,6 +104,12 @@ def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
     return frame
 
 
+def district_names(session: Session) -> dict[str, str]:
+    """District code → name as the subjects carry them (for forms that take either)."""
+    rows = session.execute(select(Subject.district_code, Subject.district_name).distinct()).all()
+    return {code: name or code for code, name in rows if code}
+
+
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
     return list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc()).limit(limit)))
 
@@ -121,8 +127,10 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
 
     grades = grades_frame(session, as_of)
     if grades.empty:
+        latest = [str(d) for d in latest_grade_dates(session)]
         raise InvalidInput(f"as_of={as_of}: no grades with that date in the service; latest available "
-                           f"{[str(d) for d in latest_grade_dates(session)]}", field="as_of")
+                           f"{latest}", field="as_of",
+                           zh=f"等级基准日 {as_of} 没有信用等级；可选的基准日：{'、'.join(latest) or '暂无'}。")
     tables = load_scheduler_tables(data_dir) if with_inspectors else {
         "items": load_scheduler_tables(data_dir)["items"]}
     subjects = subjects_frame(session, readable_by)
@@ -130,6 +138,13 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
         subjects = subjects[subjects["district_code"].isin(list(district_codes))]
     if industries:
         subjects = subjects[subjects["industry"].isin(list(industries))]
+    if (district_codes or industries) and subjects.empty:  # a filter that matches nothing: no 0-draw plan
+        field = "district_codes" if district_codes else "industries"
+        chosen = "、".join(district_codes or industries or ())
+        raise InvalidInput(f"pool_filter.{field}={list(district_codes or industries or ())}: no subject the plan's "
+                           "departments cover matches; rule: the filtered pool must not be empty", field=field,
+                           zh=f"限定的{'区县' if district_codes else '行业门类'}（{chosen}）内没有可抽查的主体，"
+                              "请检查代码或取消限定。")
     inspectors = tables.get("inspectors", pd.DataFrame(columns=list(_INSPECTOR_COLUMNS)))
     return PlanInputs(subjects=subjects.reset_index(drop=True), grades=grades, items=tables["items"],
                       inspectors=inspectors, conflicts=tables.get("conflicts"),
@@ -398,20 +413,24 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
         key = (row["uscc"], row["inspection_item"])
         if key not in owner:
             raise InvalidInput(f"results[{n}]: uscc {key[0]} with item {key[1]!r} is not drawn in plan "
-                               f"#{plan_row.id}; rule: results only for the plan's visits", field="uscc")
+                               f"#{plan_row.id}; rule: results only for the plan's visits", field="uscc",
+                               zh=f"{key[0]} 的抽查事项 {key[1]} 不在计划 #{plan_row.id} 的检查名单中。")
         if owner[key] != principal.department:
             raise NotAllowed(f"results[{n}]: item {key[1]!r} belongs to department {owner[key]!r}, not "
-                             f"{principal.department!r}", field="inspection_item")
+                             f"{principal.department!r}", field="inspection_item",
+                             zh=f"抽查事项 {key[1]} 属于其他部门，本部门不能录入其结果。")
         if row["inspected_on"] > today:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is after today {today}",
-                               field="inspected_on")
+                               field="inspected_on", zh=f"检查日期 {row['inspected_on']} 晚于今天（{today}）。")
         if row.get("published_on") is not None and row["published_on"] > today:
             raise InvalidInput(f"results[{n}]: published_on {row['published_on']} is after today {today}; rule: "
-                               "a result is published on or before the day it is entered", field="published_on")
+                               "a result is published on or before the day it is entered", field="published_on",
+                               zh=f"公示日期 {row['published_on']} 晚于今天（{today}），只能录入已公示的日期。")
         if not earliest <= row["inspected_on"] <= plan.period_end:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
                                f"{earliest} (the period's start, and never before the plan was made on "
-                               f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on")
+                               f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on",
+                               zh=f"检查日期 {row['inspected_on']} 不在计划的检查期内（{earliest} 至 {plan.period_end}）。")
         values = {k: v for k, v in row.items() if k != "correction_reason"}
         # the records table has no item column (RecordIn): the description keeps which item it was
         values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
@@ -507,22 +526,100 @@ def visible_plan(session: Session, draw: Draw, principal: Principal) -> Inspecti
     return plan.model_copy(update={"visits": [v for v in plan.visits if v.uscc in readable]})
 
 
-def plan_csv(plan: InspectionPlan) -> bytes:
+# The downloads a person opens (the regulator's pages): headers and values in people's words.
+# The API's downloads keep the machine columns (``supervision.export.plan_table``).
+PLAN_COLUMNS: dict[str, tuple[str, str]] = {
+    "visit_order": ("顺序", "Order"), "uscc": ("统一社会信用代码", "USCC"), "name": ("名称", "Name"),
+    "district_code": ("区县代码", "District code"), "district_name": ("区县", "District"),
+    "grade": ("信用等级（内部）", "Grade (internal)"), "items": ("抽查事项", "Inspection items"),
+    "departments": ("检查部门", "Departments"), "inspectors": ("检查人员", "Inspectors"),
+    "unstaffed": ("未配备检查人员的事项", "Items without inspectors"),
+}
+SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
+    "grade": ("信用等级", "Grade"), "pool": ("名录库户数", "Pool"), "drawn": ("抽中户数", "Drawn"),
+    "expected": ("按比例应抽（取整前）", "Expected (before rounding)"),
+    "configured_ratio": ("规定抽查比例", "Configured ratio"), "realised_ratio": ("实际抽查比例", "Realised ratio"),
+}
+COMMITMENT_FIELDS: dict[str, tuple[str, str]] = {
+    "plan_id": ("计划编号", "Plan id"), "draw_algorithm": ("抽取算法", "Draw algorithm"),
+    "draw_seed_commitment": ("种子哈希 SHA-256", "Seed commitment SHA-256"),
+    "policy_hash": ("比例政策哈希", "Policy hash"), "pool_hashes": ("名录库哈希", "Pool hash"),
+    "public_salt": ("公开随机数", "Public salt"), "draw_seed_hex": ("公开的种子", "Revealed seed"),
+    "visits_saved": ("合并检查节省的上门次数", "Visits saved by joint inspections"),
+}
+
+
+def _words(mapping: dict[str, tuple[str, str]], key: str, lang: str) -> str:
+    names = mapping.get(key)
+    return (names[1] if lang == "en" else names[0]) if names else key
+
+
+def people_plan_tables(plan: InspectionPlan, lang: str, data_dir: str | Path | None
+                       ) -> list[tuple[str, pd.DataFrame]]:
+    """The workbook's sheets (visits, summary, commitment) with headers in ``lang`` and names for
+    departments, inspectors and items; names of persons are masked as ``plan`` already shows them."""
+    from serving.labels import department_name, inspector_label, inspector_names
+    from supervision.export import commitment_table, plan_table, summary_table
+
+    inspectors = inspector_names(data_dir)
+    try:
+        items = load_scheduler_tables(data_dir)["items"] if data_dir else None
+    except PlanDataUnavailable:
+        items = None
+    item_names = {} if items is None else {
+        str(r["item_code"]): str((r.get("name_en") if lang == "en" else None) or r.get("name_zh") or "")
+        for r in items.to_dict("records")}
+
+    def item(code: str) -> str:
+        return f"{code} {item_names[code]}" if item_names.get(code) else code
+
+    visits = plan_table(plan)
+    if len(visits):
+        visits["departments"] = [
+            "；".join(department_name(d, lang, data_dir) for d in v.departments) for v in plan.visits]
+        visits["inspectors"] = ["；".join(inspector_label(i, inspectors) for i in v.inspectors) for v in plan.visits]
+        visits["items"] = ["；".join(item(i) for i in v.items) for v in plan.visits]
+        visits["unstaffed"] = ["；".join(item(i) for i in v.unstaffed) for v in plan.visits]
+    visits = visits.rename(columns={k: _words(PLAN_COLUMNS, k, lang) for k in visits.columns})
+    summary = summary_table(plan)
+    summary = summary.rename(columns={k: _words(SUMMARY_COLUMNS, k, lang) for k in summary.columns})
+    commitment = commitment_table(plan)
+
+    def field(name: str) -> str:
+        key, _, entry = name.partition("[")
+        label = _words(COMMITMENT_FIELDS, key, lang)
+        if not entry:
+            return label
+        department, _, item_code = entry.rstrip("]").partition("/")
+        return f"{label}：{department_name(department, lang, data_dir)} {item(item_code)}".strip()
+
+    commitment["field"] = [field(f) for f in commitment["field"]]
+    commitment.columns = ["项目", "内容"] if lang != "en" else ["Field", "Value"]
+    sheet_names = ("检查名单", "汇总", "承诺") if lang != "en" else ("Visits", "Summary", "Commitment")
+    return list(zip(sheet_names, (visits, summary, commitment), strict=True))
+
+
+def plan_csv(plan: InspectionPlan, lang: str | None = None, data_dir: str | Path | None = None) -> bytes:
     """The regulator's visit list (internal: it shows grades) as UTF-8 CSV with BOM, every cell
-    neutralised against formula injection."""
+    neutralised against formula injection; with ``lang``, in people's words (the pages' download)."""
     from supervision.export import csv_bytes, plan_table
 
-    return csv_bytes(plan_table(plan))
+    if lang is None:
+        return csv_bytes(plan_table(plan))
+    return csv_bytes(people_plan_tables(plan, lang, data_dir)[0][1])
 
 
-def plan_xlsx(plan: InspectionPlan) -> bytes:
-    """The workbook of ``supervision.export.write_plan_excel`` (visits, summary, commitment)."""
+def plan_xlsx(plan: InspectionPlan, lang: str | None = None, data_dir: str | Path | None = None) -> bytes:
+    """The workbook of ``supervision.export.write_plan_excel`` (visits, summary, commitment); with
+    ``lang``, headers and names in people's words."""
     import tempfile
 
-    from supervision.export import write_plan_excel
+    from supervision.export import write_plan_excel, write_workbook
 
     with tempfile.TemporaryDirectory() as tmp:
-        return write_plan_excel(plan, Path(tmp) / "plan.xlsx").read_bytes()
+        if lang is None:
+            return write_plan_excel(plan, Path(tmp) / "plan.xlsx").read_bytes()
+        return write_workbook(people_plan_tables(plan, lang, data_dir), Path(tmp) / "plan.xlsx").read_bytes()
 
 
 def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of: dt.date, seed: int) -> str:

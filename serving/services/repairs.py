@@ -81,8 +81,9 @@ def apply_for_repair(session: Session, principal: Principal, uscc: str, body: Re
     eligible, verdict = check_eligibility(record, today, eligibility)
     if not eligible:
         when = f"; eligible from {verdict.eligible_from}" if verdict.eligible_from else ""
+        zh_when = f"，{verdict.eligible_from} 起可申请" if verdict.eligible_from else ""
         raise RepairNotEligible(f"record {body.record_id} cannot be repaired on {today}: {verdict.rule}{when}",
-                                field="record_id")
+                                field="record_id", zh=f"记录 {body.record_id} 目前不能申请信用修复{zh_when}。")
     pending_conflict(session, REPAIRS, uscc, body.record_id)
     return file_application(session, RepairApplication(
         uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,

@@ -67,7 +67,8 @@ def authenticate(session: Session, username: str, password: str, client_ip: str,
     a try during a back-off is refused with 429 and ``Retry-After`` before any password check."""
     for field, value in (("username", username), ("password", password)):
         if any(ord(c) < 32 for c in value):
-            raise InvalidInput(f"{field} must not contain control characters", field=field)
+            raise InvalidInput(f"{field} must not contain control characters", field=field,
+                               zh=f"{'用户名' if field == 'username' else '密码'}不能包含控制字符")
     now = now or dt.datetime.now(dt.UTC)
     address = logins.address_key(client_ip)
     account = username[:80]  # as stored (no user name is longer); a longer one fails like any unknown one
@@ -81,14 +82,15 @@ def authenticate(session: Session, username: str, password: str, client_ip: str,
     if wait > 0:
         raise TooManyAttempts(f"too many failed logins for {username!r} or from this address; retry in "
                               f"{logins.retry_after(wait)} s", field="username",
-                              headers={"Retry-After": logins.retry_after(wait)})
+                              headers={"Retry-After": logins.retry_after(wait)},
+                              zh=f"登录失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
     user = session.scalars(select(User).where(User.username == username)).first()
     # verify even for unknown users so response time does not reveal which usernames exist
     valid = verify_password(password, user.password_hash if user else dummy_password_hash())
     ok = valid and user is not None and user.active
     logins.end_attempt(session, attempt, "succeeded" if ok else "failed", now)
     if not ok:
-        raise NotAuthenticated("wrong username or password", field="password")
+        raise NotAuthenticated("Wrong username or password.", field="password", zh="用户名或密码错误。")
     return user
 
 

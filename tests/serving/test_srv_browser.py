@@ -91,3 +91,30 @@ def test_forged_form_post_is_refused(server, world):
         r = client.post(f"/credit/{world.ent1}/objections",
                         data={"record_id": "R1", "reason": "伪造的异议请求", "csrf_token": "forged"})
         assert r.status_code == 403 and "csrf" in r.text.lower()
+
+
+def test_people_read_chinese_when_something_goes_wrong(server, page, world):
+    """Issue 17: a refused login keeps the name and says why in Chinese; an error page keeps the
+    header; a refused objection keeps its text with the reason at the field; a pending one hides the form."""
+    page.goto(server + "/login")
+    page.fill("#username", "ent1")
+    page.fill("#password", "not-the-password")
+    page.click("button[type=submit]")
+    assert "用户名或密码错误" in page.inner_text("p.error") and page.input_value("#username") == "ent1"
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/credit/{world.ent1}")
+    # R1 has a pending objection (the first test of the module): its form is gone
+    assert "异议处理中" in page.inner_text("tr[data-record=R1]")
+    assert page.locator("tr[data-record=R1] summary", has_text="提出异议").count() == 0
+    row = page.locator("tr[data-record=R2]")
+    row.locator("summary", has_text="提出异议").click()
+    row.locator("textarea[name=reason]").fill("   不对   ")  # five characters with blanks, two without
+    row.locator("form[action$=objections] button").click()
+    page.wait_for_selector("tr[data-record=R2] p.error")
+    refused = page.locator("tr[data-record=R2]")
+    assert "理由" in refused.locator("p.error").inner_text() and "至少" in refused.locator("p.error").inner_text()
+    assert refused.locator("textarea[name=reason]").input_value().strip() == "不对"
+    response = page.goto(server + "/regulator")
+    assert response.status == 403 and "没有使用此功能的权限" in page.inner_text("main")
+    assert "ent1" in page.inner_text("header") and page.locator("header button", has_text="退出").count() == 1

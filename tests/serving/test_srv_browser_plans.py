@@ -71,7 +71,7 @@ def test_commit_then_second_person_salt_then_draw_download_and_public_page(plan_
     with second.expect_download() as download_info:
         second.click("#download-csv")
     rows = list(csv.DictReader(io.StringIO(download_info.value.path().read_text(encoding="utf-8-sig"))))
-    assert len(rows) == shown and all(r["grade"] in "ABCD" for r in rows)
+    assert len(rows) == shown and all(r["信用等级（内部）"] in "ABCD" for r in rows)  # headers in Chinese
     with second.expect_download() as xlsx_info:
         second.click("#download-xlsx")
     assert xlsx_info.value.path().read_bytes()[:2] == b"PK"  # a zip container: an .xlsx workbook

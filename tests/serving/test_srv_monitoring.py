@@ -133,7 +133,9 @@ def test_page_draws_svg_charts_and_chinese_alerts(stored, mon_client, mon_settin
     assert page.count("<svg") >= 2 and 'class="threshold"' in page
     assert "信用分分布漂移" in page  # the score-PSI alert, in Chinese by default
     assert page.count('class="severity-') == len(result.alerts)
-    assert 'id="migration"' in page and f"/api/v1/analyst/monitoring/{stored}/report.html" in page
+    assert 'id="migration"' in page and f'href="/analyst/monitoring/{stored}/report.html"' in page
+    report = client.get(f"/analyst/monitoring/{stored}/report.html")  # the page's link: the session cookie
+    assert report.status_code == 200 and report.headers["content-disposition"].startswith("attachment")
     assert len(page) < 200_000  # charts from the JSON, not the Evidently report embedded
     english = client.get(f"/analyst/monitoring/{stored}?lang=en").text
     assert "score distribution drift" in english and "信用分分布漂移" not in english

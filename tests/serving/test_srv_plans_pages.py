@@ -68,7 +68,7 @@ def test_regulator_creates_a_plan_from_the_form(client, city, tmp_path):  # noqa
     assert visit_usccs
     download = client.get(created.headers["location"] + "/export.csv")
     rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert [r["uscc"] for r in rows] == visit_usccs
+    assert [r["统一社会信用代码"] for r in rows] == visit_usccs  # the page download: headers in Chinese
 
     client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 15)  # during the plan's period
     result = client.post(created.headers["location"] + "/results", data={

@@ -21,3 +21,12 @@ def test_waterfall_ends_at_the_score_and_fits(base, contributions):
     assert height >= bars[-1].y + 16
     for prev, bar in pairwise(bars[1:-1]):
         assert abs(prev.end - bar.start) < 1e-9  # each step starts where the previous ended
+
+
+@given(st.text(alphabet=st.sampled_from("信用修复 abcdefghij,"), min_size=1, max_size=60))
+def test_wrapped_labels_keep_every_character_and_fit(label):
+    from serving.waterfall import _width, wrap_label
+
+    lines = wrap_label(label, 160.0)
+    assert "".join(lines).replace(" ", "") == label.replace(" ", "")
+    assert all(_width(line) <= 160.0 or len(line) == 1 for line in lines)
