@@ -118,7 +118,7 @@ class ReportUnavailable(ServiceError):
     """A credit report cannot be made here (no font covering Chinese installed)."""
 
     status_code = 503
-    code = "report_unavailable"
+    code = "credit_report_unavailable"  # not the analyst's report_unavailable (a run without its report)
 
 
 class Overloaded(ServiceError):
