@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         admin,
         analyst,
         auth,
+        commitments,
         enterprise,
         health,
         pages,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         regulator,
         sector,
         subjects,
+        warnings,
     )
 
     @asynccontextmanager
@@ -142,6 +144,10 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.include_router(module.router)
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
+    app.include_router(commitments.router)
+    app.include_router(commitments.pages_router)
+    app.include_router(warnings.router)
+    app.include_router(warnings.pages_router)
     app.include_router(public.router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)

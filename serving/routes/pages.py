@@ -43,7 +43,7 @@ from serving.routes._lists import SubjectListQuery, logged_subject_page
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
-from serving.services import grades, objections, repairs, subjects
+from serving.services import commitments, grades, objections, repairs, subjects
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
@@ -152,6 +152,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
         "repairs": repairs.list_repairs(session, uscc=access.uscc),
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
+        "commitment_reminders": commitments.reminders(session, access.uscc, today), "today": today,
     })
 
 
