@@ -10,7 +10,15 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.deps import Decider, PageDecider, ReadLogDep, SessionDep, SettingsDep, page_csrf, require_page_csrf
+from serving.deps import (
+    Decider,
+    PageDecider,
+    ReadLogDep,
+    SessionDep,
+    SettingsDep,
+    page_csrf,
+    require_page_csrf,
+)
 from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.pages import render
 from serving.services import warnings

@@ -84,8 +84,8 @@ def test_a_warning_only_when_risk_rose(old, new, p_old, p_new):
 def test_a_wrong_rules_file_names_the_field(tmp_path):
     bad = tmp_path / "warnings.toml"
     bad.write_text('version = "x"\n[probability_rise]\nmin_increase = -1\n', encoding="utf-8")
-    with pytest.raises(WarningRulesError, match="probability_rise.min_increase"):
+    with pytest.raises(WarningRulesError, match=r"probability_rise\.min_increase"):
         load_warning_rules(bad)
     bad.write_text('version = "x"\n[[record_rules]]\ncause = "weather"\nkinds = ["x"]\n', encoding="utf-8")
-    with pytest.raises(WarningRulesError, match="record_rules.0.cause"):
+    with pytest.raises(WarningRulesError, match=r"record_rules\.0\.cause"):
         load_warning_rules(bad)
