@@ -22,6 +22,7 @@ from serving.deps import (
 from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.pages import render
 from serving.services import warnings
+from serving.services.subjects import get_subject
 from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
 from serving.validation import CleanText, NoControlChars
 
@@ -88,14 +89,14 @@ def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, pu
              responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
 def acknowledge(principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
     w = warnings.acknowledge(session, principal, warning_id)
-    return _out(w, "")
+    return _out(w, get_subject(session, w.uscc).name)
 
 
 @router.post("/{warning_id}/close", response_model=WarningOut,
              responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
 def close(body: WarningClose, principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
     w = warnings.close(session, principal, warning_id, body.note)
-    return _out(w, "")
+    return _out(w, get_subject(session, w.uscc).name)
 
 
 def _csv(content: bytes) -> Response:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
-from serving.errors import AlreadyDecided, NotFound
+from serving.errors import AlreadyDecided, NotAllowed, NotFound
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from supervision.warnings import (
@@ -163,11 +163,17 @@ def count_open(session: Session, principal: Principal) -> int:
 
 
 def _covered_warning(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
+    """The warning, if ``principal`` covers its subject and may handle it: a warning a record
+    raised is its department's to handle (the others covering the subject see it); one a grading
+    raised, any department covering the subject. An admin handles any."""
     warning = session.scalars(select(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
                               .where(RiskWarning.id == warning_id, coverage_clause(principal))).first()
     if warning is None:  # one 404 for absent and not covered: no existence oracle
         raise UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department covers",
                              field="warning_id")
+    if principal.role != "admin" and warning.department and warning.department != principal.department:
+        raise NotAllowed(f"预警 #{warning_id} 由 {warning.department} 的记录引起，应由该部门确认和关闭；"
+                         f"warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
     return warning
 
 

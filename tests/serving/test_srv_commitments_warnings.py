@@ -226,6 +226,10 @@ def test_ingest_warnings_one_open_per_subject_and_cause_and_department_isolation
     assert client.get("/api/v1/warnings", headers=auth("reg_eco")).status_code == 422  # purpose required
     # every subject shown is logged as read
     assert list_entries(session, uscc=world.ent2, actor="reg_eco", limit=10)[1]
+    # samr covers the whole city and sees it, but it is ecology's to handle
+    assert any(w["id"] == wid for w in _warnings(client, auth, "reg_samr"))
+    refused = client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_samr"))
+    assert refused.status_code == 403 and "ecology" in refused.json()["error"]["message"]
     ack = client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco"))
     assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
     assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco")).status_code == 409
@@ -287,6 +291,9 @@ def test_staff_page_lists_acknowledges_and_closes_only_what_it_covers(client, se
         assert bare.status_code == 200 and 'class="warning"' not in bare.text  # nothing read without a purpose
         page = client.get("/regulator/warnings", params={"purpose": "风险预警处置"})
         assert f'data-id="{ent1_list.id}"' in page.text and "P1" in page.text and "新列入名单" in page.text
+        # ecology's warning about ent3: samr sees it, ecology handles it
+        other = page.text[page.text.index(f'data-id="{ent3_serious.id}"'):]
+        assert "由来源部门处理" in other[:other.index("</tr>")]
         forged = client.post(f"/regulator/warnings/{ent1_list.id}/acknowledge",
                              data={"csrf_token": "x", "purpose": "处置"}, follow_redirects=False)
         assert forged.status_code == 403
