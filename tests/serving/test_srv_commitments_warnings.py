@@ -302,7 +302,7 @@ def test_staff_page_lists_acknowledges_and_closes_only_what_it_covers(client, se
         assert ok.status_code == 303
         session.expire_all()
         assert session.get(RiskWarning, ent1_list.id).status == "closed"
-        csv_page = client.get("/regulator/warnings.csv", params={"purpose": "导出"})
+        csv_page = client.get("/regulator/warnings.csv", params={"purpose": "导出", "status": "closed"})
         assert csv_page.status_code == 200 and world.ent1 in csv_page.content.decode("utf-8-sig")
         # tax does not cover ent3 (ecology's record): its page cannot close ent3's warning
         csrf = _cookie(client, settings, "reg_tax")
