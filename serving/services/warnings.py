@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
@@ -58,24 +58,36 @@ def china_today() -> dt.date:
 def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCandidate], today: dt.date) -> int:
     """Store ``candidates`` in the caller's transaction: a new open warning, or, when the subject
     already has an open one of that cause, its records and message brought up to date. Returns
-    the number of new warnings."""
+    the number of new warnings. Set-based (one lookup per 500 keys, one insert and one update
+    statement), so a grading that raises thousands costs a few statements."""
     connection = connection_of(source)
-    now, new = dt.datetime.now(dt.UTC), 0
+    now = dt.datetime.now(dt.UTC)
+    wanted: dict[str, WarningCandidate] = {}
     for c in candidates:
         key = f"{c.uscc}:{c.cause}"
-        held = connection.execute(select(_W.c.id, _W.c.record_ids).where(_W.c.open_key == key)).first()
-        if held is None:
-            connection.execute(insert(_W).values(
-                uscc=c.uscc, cause=c.cause, department=c.department, status="open", message=c.message_zh,
+        held_c = wanted.get(key)
+        wanted[key] = c if held_c is None else WarningCandidate(
+            uscc=c.uscc, cause=c.cause, message_zh=c.message_zh, department=c.department,
+            record_ids=tuple(dict.fromkeys([*held_c.record_ids, *c.record_ids])), evidence=c.evidence)
+    keys = sorted(wanted)
+    held: dict[str, tuple[int, list[str]]] = {}
+    for start in range(0, len(keys), 500):
+        for row in connection.execute(select(_W.c.open_key, _W.c.id, _W.c.record_ids)
+                                      .where(_W.c.open_key.in_(keys[start:start + 500]))):
+            ids = row.record_ids if isinstance(row.record_ids, list) else json.loads(row.record_ids or "[]")
+            held[row.open_key] = (row.id, ids)
+    new = [dict(uscc=c.uscc, cause=c.cause, department=c.department, status="open", message=c.message_zh,
                 record_ids=list(c.record_ids), evidence=dict(c.evidence), raised_on=today, raised_at=now,
-                updated_at=now, open_key=key))
-            new += 1
-            continue
-        known = held.record_ids if isinstance(held.record_ids, list) else json.loads(held.record_ids or "[]")
-        merged = list(dict.fromkeys([*known, *c.record_ids]))
-        connection.execute(update(_W).where(_W.c.id == held.id).values(
-            record_ids=merged, message=c.message_zh, evidence=dict(c.evidence), updated_at=now))
-    return new
+                updated_at=now, open_key=key) for key, c in wanted.items() if key not in held]
+    if new:
+        connection.execute(insert(_W), new)
+    changed = [dict(wid=held[key][0], ids=list(dict.fromkeys([*held[key][1], *c.record_ids])), msg=c.message_zh,
+                    ev=dict(c.evidence), at=now) for key, c in wanted.items() if key in held]
+    if changed:
+        connection.execute(update(_W).where(_W.c.id == bindparam("wid")).values(
+            record_ids=bindparam("ids"), message=bindparam("msg"), evidence=bindparam("ev"), updated_at=bindparam("at")),
+            changed)
+    return len(new)
 
 
 def warn_after_records(source: Session | Connection, events: Sequence[RecordEvent], today: dt.date | None = None,
