@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -137,14 +138,17 @@ def warn_after_grades(source: Session | Connection, before: dict[str, tuple[Any,
                       rules: WarningRules | None = None) -> int:
     """Warnings of a grading: ``before`` is ``current_values`` of the subjects before it, ``after``
     the (uscc, as_of, grade, probability, reasons) that are now their current grades."""
-    changes = []
+    changes, reasons_of = [], {}
     for uscc, as_of, grade, probability, reasons in after:
         old = before.get(uscc)
+        if old is None:
+            continue  # a first grade is not a rise
+        reasons_of[uscc] = reasons
         changes.append(GradeChange(uscc=uscc, as_of=as_of, new_grade=grade, new_probability=float(probability),
-                                   old_grade=old[2] if old else None,
-                                   old_probability=float(old[3]) if old else None,
-                                   record_ids=adverse_record_ids(reasons)))
-    candidates = detect_grade_warnings(changes, rules or default_rules())
+                                   old_grade=old[2], old_probability=float(old[3])))
+    # the records behind a warning: read from the reasons of the few subjects that raised one
+    candidates = [replace(c, record_ids=adverse_record_ids(reasons_of[c.uscc]))
+                  for c in detect_grade_warnings(changes, rules or default_rules())]
     if not candidates:
         return 0
     day = today or china_today()
