@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         admin_pages,
         analyst,
         auth,
+        commitments,
         credit_reports,
         enterprise,
         health,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         regulator,
         sector,
         subjects,
+        warnings,
     )
 
     @asynccontextmanager
@@ -144,6 +146,10 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         app.include_router(module.router)
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
+    app.include_router(commitments.router)
+    app.include_router(commitments.pages_router)
+    app.include_router(warnings.router)
+    app.include_router(warnings.pages_router)
     app.include_router(public.router)
     app.include_router(credit_reports.router)
     app.include_router(credit_reports.pages_router)

@@ -412,3 +412,63 @@ class CreditReport(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     valid_until: Mapped[dt.date] = mapped_column(Date)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Commitment(Base):
+    """信用承诺: a commitment an enterprise signed from the catalogue (``features.commitments``),
+    its text as signed, and the department's finding: kept or broken, with its basis and the
+    record the finding wrote into the credit file. ``open_key`` is set while pending, so a subject
+    holds at most one pending commitment per matter."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (Index("ix_commitments_department_status", "department", "status", "due_on"),
+                      Index("ix_commitments_public", "public", "signed_on"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    matter_code: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(100))
+    department: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    catalogue_version: Mapped[str] = mapped_column(String(60))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    signed_by: Mapped[str] = mapped_column(String(80))
+    signed_on: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    breach: Mapped[str | None] = mapped_column(String(40))
+    basis: Mapped[str | None] = mapped_column(Text)
+    document_no: Mapped[str | None] = mapped_column(String(120))
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_on: Mapped[dt.date | None] = mapped_column(Date)
+    record_id: Mapped[str | None] = mapped_column(String(40))
+    open_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class RiskWarning(Base):
+    """预警: a rise in a subject's risk (``supervision.warnings``), with its cause and the records
+    behind it, shown to the staff who cover the subject. ``open_key`` (uscc:cause) is set until the
+    warning is closed, so a subject has at most one open warning per cause."""
+
+    __tablename__ = "risk_warnings"
+    __table_args__ = (Index("ix_risk_warnings_status", "status", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
+    cause: Mapped[str] = mapped_column(String(30))
+    department: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    message: Mapped[str] = mapped_column(Text)
+    record_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raised_on: Mapped[dt.date] = mapped_column(Date)
+    raised_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(80))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    close_note: Mapped[str | None] = mapped_column(Text)
+    open_key: Mapped[str | None] = mapped_column(String(60), unique=True)

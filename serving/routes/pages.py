@@ -44,7 +44,7 @@ from serving.routes._lists import SubjectListQuery, logged_subject_page
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
-from serving.services import grades, objections, repairs, subjects
+from serving.services import commitments, grades, objections, repairs, subjects
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
@@ -179,6 +179,7 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
         "path": f"/credit/{access.uscc}",  # the language toggle of a refused form: the page, not the post
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
+        "commitment_reminders": commitments.reminders(session, access.uscc, today), "today": today,
     }, status_code=status_code)
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, select
 from serving.db.models import BulkLoad, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.grades import advance_current, refresh_subject_columns
+from serving.services.warnings import current_values, warn_after_grades
 from serving.validation import uscc_problem
 from uscc import valid_uscc_mask
 
@@ -197,8 +198,16 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> None:
                _json_texts(frame, "reasons"), _json_texts(frame, "what_if")]
     n = len(frame)
     rows = list(zip(*columns, [False] * n, [None] * n, [now] * n, strict=True))
+    before = current_values(conn, columns[0])  # for the early warnings of this grading
     _upsert(conn, Grade.__table__.name, _GRADE_COLUMNS, rows, ("uscc", "as_of", "model_version"))
     advance_current(conn, [(r[0], r[1], r[5], r[3], r[2]) for r in rows])
+    # a row became current exactly when its as_of is not before the current one's (advance_current)
+    latest: dict[str, tuple[Any, ...]] = {}
+    for r in rows:
+        if r[0] not in latest or r[1] >= latest[r[0]][1]:
+            latest[r[0]] = r
+    warn_after_grades(conn, before, [(u, r[1], r[3], r[4], r[8]) for u, r in latest.items()
+                                     if u not in before or r[1] >= before[u][0]])
 
 
 def _known_subjects(engine: Engine, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -24,16 +24,25 @@ Regrader = Callable[[Session, str, str], None]
 
 def store_grades(session: Session, rows: Iterable[Mapping[str, Any] | GradeIn]) -> int:
     """Insert or replace grades keyed by (uscc, as_of, model_version), and the subjects' current
-    grades with them; one transaction."""
-    count, touched = 0, []
-    for row in rows:
-        g = row if isinstance(row, GradeIn) else GradeIn.model_validate(dict(row))
+    grades with them; the subjects whose risk rose get their early warnings
+    (``services.warnings``); one transaction."""
+    from serving.services.warnings import current_values, warn_after_grades
+
+    grades = [row if isinstance(row, GradeIn) else GradeIn.model_validate(dict(row)) for row in rows]
+    touched = [g.uscc for g in grades]
+    before = current_values(session, touched)
+    for g in grades:
         put_grade(session, g)
-        touched.append(g.uscc)
-        count += 1
+    session.flush()
     refresh_current(session, touched)
+    after = current_values(session, touched)
+    # the grades of this grading that became current, against what was current before (early warnings)
+    stored = {(g.uscc, g.as_of, g.model_version): g for g in grades}
+    warn_after_grades(session, before, [(u, a, gr, p, stored[(u, a, m)].model_dump(mode="json")["reasons"])
+                                        for u, (a, m, gr, p) in after.items()
+                                        if (u, a, m) in stored and before.get(u) != (a, m, gr, p)])
     session.commit()
-    return count
+    return len(grades)
 
 
 def put_grade(session: Session, grade: GradeIn) -> Grade:

@@ -153,8 +153,9 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
 
 # Record kinds that are a lead lifting the A grade's 无事不扰 shield (DOMAIN §5: complaints and
 # reports; data-monitoring leads and referrals arrive as the same kind of record when a feed
-# provides them).
-LEAD_KINDS = ("complaint",)
+# provides them; a broken commitment makes the subject a focus of supervision after the event,
+# 宁政办发〔2020〕49号 task 1, for the department it was signed to: `services.commitments`).
+LEAD_KINDS = ("complaint", "commitment_broken")
 
 
 def leads_frame(session: Session) -> pd.DataFrame:

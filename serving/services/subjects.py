@@ -13,6 +13,8 @@ from serving.db.models import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
 from serving.services.grades import refresh_subject_columns
+from serving.services.warnings import warn_after_records
+from supervision.warnings import RecordEvent
 
 _RECORD_FIELDS = tuple(RecordIn.model_fields)
 
@@ -31,13 +33,15 @@ def store_subjects(session: Session, rows: Iterable[Mapping[str, Any] | SubjectI
 
 
 def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn], *,
-                  change_reasons: Mapping[str, str] | None = None) -> int:
+                  change_reasons: Mapping[str, str] | None = None, today: dt.date | None = None,
+                  commit: bool = True) -> int:
     """Mirror records: a new record_id is version 1; a changed record becomes a new version
-    (its reason: ``change_reasons[record_id]``, else "source update").
+    (its reason: ``change_reasons[record_id]``, else "source update"). The versions written raise
+    their early warnings (``services.warnings``, as of ``today``) in the same transaction.
 
     Returns the number of versions written. Unchanged records are skipped (idempotent).
     """
-    written = 0
+    events: list[RecordEvent] = []
     for row in rows:
         rec = row if isinstance(row, RecordIn) else RecordIn.model_validate(dict(row))
         current = current_record(session, rec.record_id, rec.uscc, missing_ok=True)
@@ -45,13 +49,21 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
         if current is not None:
             if all(getattr(current, f) == values[f] for f in _RECORD_FIELDS):
                 continue
-            _supersede(session, current, values,
-                       change_reason=(change_reasons or {}).get(rec.record_id, "source update"))
+            previous = (current.kind, current.severity)
+            new = _supersede(session, current, values,
+                             change_reason=(change_reasons or {}).get(rec.record_id, "source update"))
         else:
-            session.add(Record(**values, version=1, is_current=True))
-        written += 1
-    session.commit()
-    return written
+            previous, new = None, Record(**values, version=1, is_current=True)
+            session.add(new)
+        events.append(RecordEvent(uscc=new.uscc, record_id=new.record_id, kind=new.kind, severity=new.severity,
+                                  department=new.department, decision_date=new.decision_date,
+                                  revoked=bool(new.revoked), repaired=bool(new.repaired), previous=previous))
+    if events:
+        session.flush()
+        warn_after_records(session, events, today)
+    if commit:
+        session.commit()
+    return len(events)
 
 
 def _supersede(session: Session, current: Record, changes: Mapping[str, Any], change_reason: str) -> Record:

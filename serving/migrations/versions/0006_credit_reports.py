@@ -2,7 +2,7 @@
 valid_until and the SHA-256 of the signed file
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07 00:55:00
 
 Issue 20 item 4. Written in parallel with 0005 (commitments, warnings) and 0007 of the same
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0006'
-down_revision: str | None = '0004'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 registered version, with its progress
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-07 01:00:00
 
 The page that uploads the file polls the job's row (status, progress, stage) until the fit ends

@@ -1,0 +1,205 @@
+"""信用承诺 commitments: the catalogue and the public list (no login), an enterprise signing for
+itself, the department's finding (kept or broken, with its basis); and their pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.deps import (
+    Decider,
+    PageDecider,
+    RegraderDep,
+    SessionDep,
+    SettingsDep,
+    SubjectAccessDep,
+    TodayDep,
+    page_csrf,
+    require_page_csrf,
+    require_role,
+)
+from serving.errors import (
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    ModelUnavailable,
+    NotAllowed,
+    NotAuthenticated,
+    UnknownSubject,
+    error_responses,
+)
+from serving.pages import render
+from serving.services import commitments
+from serving.services.commitments import UnknownCommitment
+from serving.validation import CleanText, NoControlChars
+
+router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
+pages_router = APIRouter(include_in_schema=False)
+CommitmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class MatterOut(BaseModel):
+    code: str
+    kind: str
+    title: str
+    department: str
+    due_days: int
+    template: str
+    kept_when: str
+    breaches: dict[str, str] = Field(description="breach code → what it is")
+    public: bool
+
+
+class CommitmentSign(BaseModel):
+    matter_code: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9\-]{1,39}$")
+
+
+class CommitmentDecisionIn(BaseModel):
+    outcome: Literal["kept", "broken"]
+    basis: CleanText = Field(min_length=4, max_length=2000, description="依据: what the department found")
+    document_no: CleanText | None = Field(default=None, min_length=2, max_length=120)
+    breach: str | None = Field(default=None, max_length=40, description="the breach found (required when broken)")
+
+
+class CommitmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    uscc: str
+    matter_code: str
+    kind: str
+    title: str
+    department: str
+    text: str
+    catalogue_version: str
+    public: bool
+    signed_on: dt.date
+    due_on: dt.date
+    status: Literal["pending", "kept", "broken"]
+    breach: str | None = None
+    basis: str | None = None
+    document_no: str | None = None
+    decided_on: dt.date | None = None
+    record_id: str | None = None
+
+
+class PublicCommitmentOut(BaseModel):
+    """What anyone sees of a 主动公示型 commitment: who committed to what, and whether it was kept."""
+
+    uscc: str
+    name: str
+    kind: str
+    title: str
+    text: str
+    department: str
+    signed_on: dt.date
+    due_on: dt.date
+    status: Literal["pending", "kept", "broken"]
+
+
+class DepartmentCommitmentOut(CommitmentOut):
+    name: str
+
+
+def _matter_out(m) -> MatterOut:
+    return MatterOut(code=m.code, kind=m.kind, title=m.title, department=m.department, due_days=m.due_days,
+                     template=m.template, kept_when=m.kept_when, public=m.public,
+                     breaches={k: o.label or k for k, o in m.breaches.items()})
+
+
+def _public_out(c, name: str) -> PublicCommitmentOut:
+    return PublicCommitmentOut(uscc=c.uscc, name=name, kind=c.kind, title=c.title, text=c.text,
+                               department=c.department, signed_on=c.signed_on, due_on=c.due_on, status=c.status)
+
+
+@router.get("/matters", response_model=list[MatterOut])
+def list_matters() -> list[MatterOut]:
+    """The commitment catalogue (承诺事项目录): standard texts, departments, periods, breaches. Public."""
+    return [_matter_out(m) for m in commitments.default_catalogue().matters]
+
+
+@router.get("/public", response_model=list[PublicCommitmentOut])
+def public_commitments(session: SessionDep) -> list[PublicCommitmentOut]:
+    """The 主动公示型 commitments, newest first (no login: they are signed to be shown)."""
+    return [_public_out(c, n) for c, n in commitments.public_list(session)]
+
+
+@router.get("/subjects/{uscc}", response_model=list[CommitmentOut],
+            responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownSubject))
+def subject_commitments(access: SubjectAccessDep, session: SessionDep) -> list[CommitmentOut]:
+    """A subject's commitments (the enterprise itself, or staff covering it; the read is logged)."""
+    return [CommitmentOut.model_validate(c) for c in commitments.of_subject(session, access.uscc)]
+
+
+@router.post("/subjects/{uscc}", response_model=CommitmentOut, status_code=201,
+             dependencies=[Depends(require_role("enterprise"))],
+             responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownSubject, Conflict))
+def sign_commitment(body: CommitmentSign, access: SubjectAccessDep, session: SessionDep,
+                    today: TodayDep) -> CommitmentOut:
+    """Sign a matter's standard text for the enterprise's own USCC (another's is a 404)."""
+    return CommitmentOut.model_validate(
+        commitments.sign(session, access.principal, access.uscc, body.matter_code, today))
+
+
+@router.get("/department", response_model=list[DepartmentCommitmentOut],
+            responses=error_responses(NotAuthenticated, NotAllowed))
+def department_commitments(principal: Decider, session: SessionDep,
+                           status: Literal["pending", "kept", "broken"] | None = None) -> list[DepartmentCommitmentOut]:
+    """The commitments signed to the caller's department, the earliest due first."""
+    return [DepartmentCommitmentOut.model_validate({**CommitmentOut.model_validate(c).model_dump(), "name": n})
+            for c, n in commitments.of_department(session, principal, status=status)]
+
+
+@router.post("/{commitment_id}/decision", response_model=CommitmentOut,
+             responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
+                                       AlreadyDecided, ModelUnavailable))
+def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
+                      regrader: RegraderDep, commitment_id: CommitmentId) -> CommitmentOut:
+    """Mark a pending commitment of the caller's department kept or broken, with its basis: the
+    finding's record is written (a broken one counts against the subject, makes it a lead of the
+    department's next plan and raises its early warning) and the subject is regraded."""
+    return CommitmentOut.model_validate(commitments.decide(
+        session, principal, commitment_id, outcome=body.outcome, basis=body.basis, document_no=body.document_no,
+        breach=body.breach, today=today, regrader=regrader))
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+@pages_router.get("/commitments/public", response_class=HTMLResponse)
+def public_commitments_page(request: Request, session: SessionDep) -> Response:
+    """信用承诺公示 (no login): the 主动公示型 commitments."""
+    rows = [_public_out(c, n) for c, n in commitments.public_list(session)]
+    return render(request, "public_commitments.html", {"user": None, "rows": rows,
+                                                       "status_zh": commitments.STATUS_ZH})
+
+
+@pages_router.get("/regulator/commitments", response_class=HTMLResponse)
+def department_commitments_page(request: Request, session: SessionDep, settings: SettingsDep,
+                                principal: PageDecider, today: TodayDep) -> Response:
+    """The department's commitments, with the form to mark a pending one kept or broken."""
+    rows = commitments.of_department(session, principal)
+    breaches = {m.code: {k: o.label or k for k, o in m.breaches.items()}
+                for m in commitments.default_catalogue().matters}
+    return render(request, "commitments_department.html", {
+        "user": principal, "rows": rows, "breaches": breaches, "today": today,
+        "status_zh": commitments.STATUS_ZH, "csrf": page_csrf(settings, principal)})
+
+
+@pages_router.post("/regulator/commitments/{commitment_id}/decision")
+def decide_commitment_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
+                           principal: PageDecider, commitment_id: CommitmentId,
+                           outcome: Annotated[str, Form(pattern="^(kept|broken)$")],
+                           basis: Annotated[str, Form(min_length=4, max_length=2000), NoControlChars],
+                           csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                           document_no: Annotated[str, Form(max_length=120), NoControlChars] = "",
+                           breach: Annotated[str, Form(max_length=40)] = "") -> Response:
+    require_page_csrf(settings, principal, csrf_token_)
+    body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
+                                                "document_no": document_no or None, "breach": breach or None})
+    commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                       document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    return RedirectResponse("/regulator/commitments", status_code=303)

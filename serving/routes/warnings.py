@@ -1,0 +1,140 @@
+"""预警 early warnings for staff: the warnings of the subjects they cover (each shown subject is
+logged as read), acknowledged and closed, downloaded as CSV; and their page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.deps import (
+    Decider,
+    PageDecider,
+    ReadLogDep,
+    SessionDep,
+    SettingsDep,
+    page_csrf,
+    require_page_csrf,
+)
+from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
+from serving.pages import render
+from serving.services import warnings
+from serving.services.subjects import get_subject
+from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
+from serving.validation import CleanText, NoControlChars
+
+router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
+pages_router = APIRouter(include_in_schema=False)
+WarningId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PurposeParam = Annotated[str, Query(min_length=2, max_length=200, description="查询用途, logged"), NoControlChars]
+StatusParam = Literal["open", "acknowledged", "closed", "active"]
+CauseParam = Literal["serious_record", "list_entry", "grade_drop", "probability_rise", "commitment_broken"]
+_ERRORS = (NotAuthenticated, NotAllowed)
+_CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
+
+
+class WarningOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    uscc: str
+    name: str
+    cause: CauseParam
+    cause_zh: str
+    message: str
+    record_ids: list[str]
+    department: str | None = None
+    status: Literal["open", "acknowledged", "closed"]
+    raised_on: dt.date
+    acknowledged_by: str | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
+
+
+class WarningClose(BaseModel):
+    note: CleanText = Field(min_length=2, max_length=2000, description="处理说明: what was done")
+
+
+def _out(w, name: str) -> WarningOut:
+    return WarningOut(id=w.id, uscc=w.uscc, name=name, cause=w.cause, cause_zh=CAUSE_LABELS_ZH.get(w.cause, w.cause),
+                      message=w.message, record_ids=list(w.record_ids or []), department=w.department,
+                      status=w.status, raised_on=w.raised_on, acknowledged_by=w.acknowledged_by,
+                      closed_by=w.closed_by, close_note=w.close_note)
+
+
+def _listed(session, principal, log, purpose, status, cause):
+    rows = warnings.list_warnings(session, principal, status=status, cause=cause)
+    log.shown(principal, purpose, dict.fromkeys(w.uscc for w, _ in rows))  # logged before shown
+    return rows
+
+
+@router.get("", response_model=list[WarningOut], responses=error_responses(*_ERRORS, InvalidInput))
+def list_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, purpose: PurposeParam,
+                  status: StatusParam | None = "active", cause: CauseParam | None = None) -> list[WarningOut]:
+    """The warnings of the subjects the caller's department covers, newest first (default: not closed)."""
+    return [_out(w, n) for w, n in _listed(session, principal, log, purpose, status, cause)]
+
+
+@router.get("/export.csv", response_class=Response, responses={**error_responses(*_ERRORS, InvalidInput), **_CSV})
+def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, purpose: PurposeParam,
+                    status: StatusParam | None = "active", cause: CauseParam | None = None) -> Response:
+    """The same list as CSV (UTF-8 with BOM, Chinese headers, every cell formula-neutralised)."""
+    return _csv(warnings.warnings_csv(_listed(session, principal, log, purpose, status, cause)))
+
+
+@router.post("/{warning_id}/acknowledge", response_model=WarningOut,
+             responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
+def acknowledge(principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
+    w = warnings.acknowledge(session, principal, warning_id)
+    return _out(w, get_subject(session, w.uscc).name)
+
+
+@router.post("/{warning_id}/close", response_model=WarningOut,
+             responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
+def close(body: WarningClose, principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
+    w = warnings.close(session, principal, warning_id, body.note)
+    return _out(w, get_subject(session, w.uscc).name)
+
+
+def _csv(content: bytes) -> Response:
+    return Response(content, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="warnings.csv"'})
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+@pages_router.get("/regulator/warnings", response_class=HTMLResponse)
+def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageDecider,
+                  log: ReadLogDep,
+                  purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                  status: StatusParam | None = "active") -> Response:
+    """预警处理: without a purpose only the count (nothing read); with one, the list (logged)."""
+    rows = [_out(w, n) for w, n in _listed(session, principal, log, purpose, status, None)] if purpose else None
+    return render(request, "warnings.html", {"user": principal, "rows": rows, "purpose": purpose, "status": status,
+                                             "open_count": warnings.count_open(session, principal),
+                                             "csrf": page_csrf(settings, principal)})
+
+
+@pages_router.get("/regulator/warnings.csv")
+def warnings_page_csv(session: SessionDep, principal: PageDecider, log: ReadLogDep, purpose: PurposeParam,
+                      status: StatusParam | None = "active") -> Response:
+    return _csv(warnings.warnings_csv(_listed(session, principal, log, purpose, status, None)))
+
+
+@pages_router.post("/regulator/warnings/{warning_id}/{action}")
+def act_on_warning(session: SessionDep, settings: SettingsDep, principal: PageDecider, warning_id: WarningId,
+                   action: Annotated[str, Path(pattern="^(acknowledge|close)$")],
+                   csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                   purpose: Annotated[str, Form(min_length=2, max_length=200), NoControlChars],
+                   note: Annotated[str, Form(max_length=2000), NoControlChars] = "") -> Response:
+    require_page_csrf(settings, principal, csrf_token_)
+    if action == "acknowledge":
+        warnings.acknowledge(session, principal, warning_id)
+    else:
+        warnings.close(session, principal, warning_id, WarningClose.model_validate({"note": note}).note)
+    from urllib.parse import urlencode
+
+    return RedirectResponse(f"/regulator/warnings?{urlencode({'purpose': purpose})}", status_code=303)

@@ -1,0 +1,160 @@
+"""信用承诺 commitments: signed online by an enterprise, shown publicly when the matter says so,
+checked by the department, and written into the credit file.
+
+The matters are the catalogue's (``features.commitments``). Signing writes a ``made`` record;
+the department's finding writes the ``kept`` record or the breach's record, whose kind the
+catalogue maps to the catalogue policy (a broken commitment counts against the subject for its
+window and is repaired by the policy's rules). A broken commitment's record is also what makes
+the subject a lead for the department's next inspection plan (``plans.LEAD_KINDS``: the A grade's
+无事不扰 shield is lifted, the ``A_lead`` stratum) and raises its early warning (the record goes
+through ``subjects.store_records`` like every ingested record). Finding, record and regrade are
+one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from features.catalogue import default_policy
+from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
+from serving.db.models import Commitment, Subject
+from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
+from serving.security import Principal
+from serving.services.grades import Regrader, run_regrader
+from serving.services.subjects import store_records
+
+STATUS_ZH = {"pending": "履约中", "kept": "已履约", "broken": "已违约"}
+REMINDER_DAYS = 30  # a pending commitment is shown as due on the enterprise's page this long before its date
+
+
+class UnknownCommitment(NotFound):
+    code = "unknown_commitment"
+
+
+@cache
+def default_catalogue() -> CommitmentCatalogue:
+    """The packaged catalogue, checked against the packaged catalogue policy (immutable, cached)."""
+    return load_commitment_catalogue(None, default_policy())
+
+
+def matter_of(catalogue: CommitmentCatalogue, code: str) -> Matter:
+    matter = catalogue.matter(code)
+    if matter is None:
+        raise InvalidInput(f"承诺事项 {code!r} 不在承诺事项目录中（目录版本 {catalogue.version}）；"
+                           f"matter_code {code!r} is not in the commitment catalogue", field="matter_code")
+    return matter
+
+
+def _record_id(commitment: Commitment, suffix: str) -> str:
+    return f"CMT{commitment.id:09d}-{suffix}"
+
+
+def sign(session: Session, principal: Principal, uscc: str, matter_code: str, today: dt.date,
+         catalogue: CommitmentCatalogue | None = None) -> Commitment:
+    """The subject signs the matter's standard text as it stands in the catalogue today; its
+    ``made`` record is written. One pending commitment per subject and matter."""
+    catalogue = catalogue or default_catalogue()
+    matter = matter_of(catalogue, matter_code)
+    commitment = Commitment(
+        uscc=uscc, matter_code=matter.code, kind=matter.kind, title=matter.title, department=matter.department,
+        text=matter.template, catalogue_version=catalogue.version, public=matter.public,
+        signed_by=principal.username, signed_on=today, due_on=matter.due_on(today), status="pending",
+        open_key=f"{uscc}:{matter.code}")
+    try:
+        session.add(commitment)
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"本企业已有待核查的承诺“{matter.title}”，请勿重复签署；"
+                       f"a pending commitment to {matter.code} exists", field="matter_code") from exc
+    store_records(session, [{
+        "record_id": _record_id(commitment, "M"), "uscc": uscc, "kind": matter.made.record_kind,
+        "decision_date": today, "department": matter.department,
+        "description": f"签署信用承诺（{matter.kind}）：{matter.title}"}], today=today, commit=False)
+    session.commit()
+    return commitment
+
+
+def decide(session: Session, principal: Principal, commitment_id: int, *, outcome: str, basis: str,
+           document_no: str | None, breach: str | None, today: dt.date, regrader: Regrader,
+           catalogue: CommitmentCatalogue | None = None) -> Commitment:
+    """The department marks a pending commitment kept or broken, with its basis (依据).
+
+    Only the commitment's department (an admin any): another department's is the same 404 as an
+    absent one. Kept writes the matter's ``kept`` record; broken the record of the ``breach`` found
+    (a document number is required when the catalogue policy requires one for that kind). The
+    subject is regraded in the same transaction.
+    """
+    catalogue = catalogue or default_catalogue()
+    commitment = session.scalars(select(Commitment).where(Commitment.id == commitment_id).with_for_update()).first()
+    if commitment is None or (principal.role != "admin" and principal.department != commitment.department):
+        raise UnknownCommitment(f"没有提交给您所在部门的承诺 #{commitment_id}；no commitment #{commitment_id} "
+                                "addressed to your department", field="commitment_id")
+    if commitment.status != "pending":
+        raise AlreadyDecided(f"承诺 #{commitment_id} 已{STATUS_ZH[commitment.status]}，不能重复认定；"
+                             f"commitment already {commitment.status}", field="commitment_id")
+    matter = matter_of(catalogue, commitment.matter_code)
+    if outcome == "kept":
+        record_kind, suffix, label = matter.kept.record_kind, "K", "履行信用承诺"
+        breach = None
+    else:
+        if breach not in matter.breaches:
+            raise InvalidInput(f"违约情形 {breach!r} 不是承诺事项“{matter.title}”的违约情形，可选："
+                               f"{'、'.join(f'{k}（{o.label}）' for k, o in matter.breaches.items())}", field="breach")
+        record_kind, suffix = matter.breaches[breach].record_kind, "B"
+        label = f"违反信用承诺（{matter.breaches[breach].label or breach}）"
+    rule = default_policy().kinds.get(record_kind)
+    if rule is not None and rule.legal_basis_required and not document_no:
+        raise InvalidInput(f"认定为“{label}”须填写文书号（记录类别 {record_kind} 须有法律文书依据）；"
+                           f"document_no is required for a {record_kind} record", field="document_no")
+    try:
+        commitment.status, commitment.breach, commitment.basis = outcome, breach, basis
+        commitment.document_no, commitment.decided_by, commitment.decided_on = document_no, principal.username, today
+        commitment.record_id, commitment.open_key = _record_id(commitment, suffix), None
+        store_records(session, [{
+            "record_id": commitment.record_id, "uscc": commitment.uscc, "kind": record_kind,
+            "decision_date": today, "department": commitment.department, "document_no": document_no,
+            "description": f"{label}：{matter.title}。依据：{basis}"[:2000]}], today=today, commit=False)
+        run_regrader(regrader, session, commitment.uscc, f"commitment #{commitment.id} {outcome}")
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return commitment
+
+
+def of_subject(session: Session, uscc: str) -> list[Commitment]:
+    return list(session.scalars(select(Commitment).where(Commitment.uscc == uscc)
+                                .order_by(Commitment.signed_on.desc(), Commitment.id.desc())))
+
+
+def of_department(session: Session, principal: Principal, *, status: str | None = None,
+                  limit: int = 500) -> list[tuple[Commitment, str]]:
+    """(commitment, subject name) addressed to the principal's department (an admin: all), the
+    earliest due first."""
+    stmt = select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc)
+    if principal.role != "admin":
+        stmt = stmt.where(Commitment.department == principal.department)
+    if status:
+        stmt = stmt.where(Commitment.status == status)
+    return [(c, n) for c, n in session.execute(stmt.order_by(Commitment.due_on, Commitment.id).limit(limit))]
+
+
+def public_list(session: Session, *, limit: int = 500) -> list[tuple[Commitment, str]]:
+    """The 主动公示型 commitments (public by their matter), newest first, with the subject's name."""
+    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc)
+            .where(Commitment.public.is_(True)).order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
+    return [(c, n) for c, n in session.execute(stmt.limit(limit))]
+
+
+def reminders(session: Session, uscc: str, today: dt.date, days: int = REMINDER_DAYS) -> list[Commitment]:
+    """The subject's pending commitments due within ``days`` (or overdue), the earliest first."""
+    stmt = (select(Commitment).where(Commitment.uscc == uscc, Commitment.status == "pending",
+                                     Commitment.due_on <= today + dt.timedelta(days=days))
+            .order_by(Commitment.due_on, Commitment.id))
+    return list(session.scalars(stmt))

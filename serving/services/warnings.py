@@ -1,0 +1,238 @@
+"""预警 risk warnings: stored, de-duplicated and shown to the staff who cover the subject.
+
+What raises a warning is the pure rule of ``supervision.warnings``; this module feeds it what an
+ingest wrote (``warn_after_records``, called by ``subjects.store_records``) and what a grading
+changed (``warn_after_grades``, called by ``grades.store_grades`` and the bulk grade load), in the
+caller's transaction, and keeps one open warning per subject and cause (``open_key``): a new event
+of an open cause adds its records to it. Staff see the warnings of the subjects they cover (the
+one coverage rule, ``services.access``), acknowledge and close them, and download them as CSV.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
+from serving.db.session import connection_of
+from serving.errors import AlreadyDecided, NotAllowed, NotFound
+from serving.security import Principal
+from serving.services.access import coverage_clause
+from supervision.warnings import (
+    CAUSE_LABELS_ZH,
+    GradeChange,
+    RecordEvent,
+    WarningCandidate,
+    WarningRules,
+    detect_grade_warnings,
+    detect_record_warnings,
+    load_warning_rules,
+)
+
+_W = RiskWarning.__table__
+STATUS_ZH = {"open": "待处理", "acknowledged": "已确认", "closed": "已关闭"}
+
+
+class UnknownWarning(NotFound):
+    code = "unknown_warning"
+
+
+@cache
+def default_rules() -> WarningRules:
+    """The packaged rules (immutable, so caching them shares no mutable state)."""
+    return load_warning_rules(None)
+
+
+def china_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCandidate], today: dt.date) -> int:
+    """Store ``candidates`` in the caller's transaction: a new open warning, or, when the subject
+    already has an open one of that cause, its records and message brought up to date. Returns
+    the number of new warnings. Set-based (one lookup per 500 keys, one insert and one update
+    statement), so a grading that raises thousands costs a few statements."""
+    connection = connection_of(source)
+    now = dt.datetime.now(dt.UTC)
+    wanted: dict[str, WarningCandidate] = {}
+    for c in candidates:
+        key = f"{c.uscc}:{c.cause}"
+        held_c = wanted.get(key)
+        wanted[key] = c if held_c is None else WarningCandidate(
+            uscc=c.uscc, cause=c.cause, message_zh=c.message_zh, department=c.department,
+            record_ids=tuple(dict.fromkeys([*held_c.record_ids, *c.record_ids])), evidence=c.evidence)
+    keys = sorted(wanted)
+    held: dict[str, tuple[int, list[str]]] = {}
+    for start in range(0, len(keys), 500):
+        for row in connection.execute(select(_W.c.open_key, _W.c.id, _W.c.record_ids)
+                                      .where(_W.c.open_key.in_(keys[start:start + 500]))):
+            ids = row.record_ids if isinstance(row.record_ids, list) else json.loads(row.record_ids or "[]")
+            held[row.open_key] = (row.id, ids)
+    new = [dict(uscc=c.uscc, cause=c.cause, department=c.department, status="open", message=c.message_zh,
+                record_ids=list(c.record_ids), evidence=dict(c.evidence), raised_on=today, raised_at=now,
+                updated_at=now, open_key=key) for key, c in wanted.items() if key not in held]
+    if new:
+        connection.execute(insert(_W), new)
+    changed = [dict(wid=held[key][0], ids=list(dict.fromkeys([*held[key][1], *c.record_ids])), msg=c.message_zh,
+                    ev=dict(c.evidence), at=now) for key, c in wanted.items() if key in held]
+    if changed:
+        connection.execute(update(_W).where(_W.c.id == bindparam("wid")).values(
+            record_ids=bindparam("ids"), message=bindparam("msg"), evidence=bindparam("ev"), updated_at=bindparam("at")),
+            changed)
+    return len(new)
+
+
+def warn_after_records(source: Session | Connection, events: Sequence[RecordEvent], today: dt.date | None = None,
+                       rules: WarningRules | None = None) -> int:
+    """The warnings the records an ingest wrote raise (``supervision.warnings``), stored."""
+    if not events:
+        return 0
+    day = today or china_today()
+    return raise_warnings(source, detect_record_warnings(events, rules or default_rules(), day), day)
+
+
+# --- gradings ----------------------------------------------------------------------------
+
+def current_values(source: Session | Connection, usccs: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+    """uscc → (as_of, model_version, grade, probability) of its current grade (lookups by key)."""
+    connection = connection_of(source)
+    wanted = sorted(set(usccs))
+    out: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = connection.execute(
+            select(CurrentGrade.uscc, Grade.as_of, Grade.model_version, Grade.grade, Grade.probability)
+            .select_from(CurrentGrade.__table__.join(Grade.__table__, and_(
+                Grade.uscc == CurrentGrade.uscc, Grade.as_of == CurrentGrade.as_of,
+                Grade.model_version == CurrentGrade.model_version)))
+            .where(CurrentGrade.uscc.in_(chunk)))
+        out.update({r[0]: tuple(r[1:]) for r in rows})
+    return out
+
+
+def adverse_record_ids(reasons: Any) -> tuple[str, ...]:
+    """The records behind a grade's adverse reasons (negative contributions), in reason order."""
+    if isinstance(reasons, str):
+        try:
+            reasons = json.loads(reasons)
+        except ValueError:
+            return ()
+    ids: list[str] = []
+    for reason in reasons or []:
+        if isinstance(reason, dict) and float(reason.get("contribution") or 0) < 0:
+            ids.extend(str(r) for r in reason.get("record_ids") or [])
+    return tuple(dict.fromkeys(ids))
+
+
+def warn_after_grades(source: Session | Connection, before: dict[str, tuple[Any, ...]],
+                      after: Iterable[tuple[str, dt.date, str, float, Any]], today: dt.date | None = None,
+                      rules: WarningRules | None = None) -> int:
+    """Warnings of a grading: ``before`` is ``current_values`` of the subjects before it, ``after``
+    the (uscc, as_of, grade, probability, reasons) that are now their current grades."""
+    changes, reasons_of = [], {}
+    for uscc, as_of, grade, probability, reasons in after:
+        old = before.get(uscc)
+        if old is None:
+            continue  # a first grade is not a rise
+        reasons_of[uscc] = reasons
+        changes.append(GradeChange(uscc=uscc, as_of=as_of, new_grade=grade, new_probability=float(probability),
+                                   old_grade=old[2], old_probability=float(old[3])))
+    # the records behind a warning: read from the reasons of the few subjects that raised one
+    candidates = [replace(c, record_ids=adverse_record_ids(reasons_of[c.uscc]))
+                  for c in detect_grade_warnings(changes, rules or default_rules())]
+    if not candidates:
+        return 0
+    day = today or china_today()
+    return raise_warnings(source, candidates, day)
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+def list_warnings(session: Session, principal: Principal, *, status: str | None = None, cause: str | None = None,
+                  limit: int = 500) -> list[tuple[RiskWarning, str]]:
+    """(warning, subject name) of the subjects ``principal`` covers, newest first."""
+    stmt = (select(RiskWarning, Subject.name).join(Subject, Subject.uscc == RiskWarning.uscc)
+            .where(coverage_clause(principal)))
+    if status == "active":
+        stmt = stmt.where(RiskWarning.status != "closed")
+    elif status:
+        stmt = stmt.where(RiskWarning.status == status)
+    if cause:
+        stmt = stmt.where(RiskWarning.cause == cause)
+    return [(w, n) for w, n in session.execute(stmt.order_by(RiskWarning.raised_at.desc(), RiskWarning.id.desc())
+                                               .limit(limit))]
+
+
+def count_open(session: Session, principal: Principal) -> int:
+    stmt = (select(func.count()).select_from(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
+            .where(coverage_clause(principal), RiskWarning.status != "closed"))
+    return session.scalar(stmt) or 0
+
+
+def _covered_warning(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
+    """The warning, if ``principal`` covers its subject and may handle it: a warning a record
+    raised is its department's to handle (the others covering the subject see it); one a grading
+    raised, any department covering the subject. An admin handles any."""
+    warning = session.scalars(select(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
+                              .where(RiskWarning.id == warning_id, coverage_clause(principal))).first()
+    if warning is None:  # one 404 for absent and not covered: no existence oracle
+        raise UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department covers",
+                             field="warning_id")
+    if principal.role != "admin" and warning.department and warning.department != principal.department:
+        raise NotAllowed(f"预警 #{warning_id} 由 {warning.department} 的记录引起，应由该部门确认和关闭；"
+                         f"warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
+    return warning
+
+
+def acknowledge(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
+    """Mark an open warning seen (it stays open, and keeps collecting records, until closed)."""
+    warning = _covered_warning(session, principal, warning_id)
+    if warning.status != "open":
+        raise AlreadyDecided(f"预警 #{warning_id} 已{STATUS_ZH[warning.status]}；warning already {warning.status}",
+                             field="warning_id")
+    warning.status, warning.acknowledged_by = "acknowledged", principal.username
+    warning.acknowledged_at = warning.updated_at = dt.datetime.now(dt.UTC)
+    session.commit()
+    return warning
+
+
+def close(session: Session, principal: Principal, warning_id: int, note: str) -> RiskWarning:
+    """Close a warning with a note; the next rise of the same cause raises a new one."""
+    warning = _covered_warning(session, principal, warning_id)
+    if warning.status == "closed":
+        raise AlreadyDecided(f"预警 #{warning_id} 已关闭；warning already closed", field="warning_id")
+    now = dt.datetime.now(dt.UTC)
+    warning.status, warning.closed_by, warning.closed_at, warning.close_note = "closed", principal.username, now, note
+    warning.open_key, warning.updated_at = None, now
+    session.commit()
+    return warning
+
+
+CSV_COLUMNS = {"id": "预警编号", "uscc": "统一社会信用代码", "name": "主体名称", "cause": "预警原因",
+               "message": "预警内容", "record_ids": "相关记录", "department": "来源部门", "status": "状态",
+               "raised_on": "预警日期", "acknowledged_by": "确认人", "closed_by": "关闭人", "close_note": "处理说明"}
+
+
+def warnings_frame(rows: Sequence[tuple[RiskWarning, str]]) -> pd.DataFrame:
+    """The warnings as a table with Chinese headers (cells neutralised when written: ``csv_bytes``)."""
+    data = [{"id": w.id, "uscc": w.uscc, "name": name, "cause": CAUSE_LABELS_ZH.get(w.cause, w.cause),
+             "message": w.message, "record_ids": "、".join(w.record_ids or []), "department": w.department or "",
+             "status": STATUS_ZH.get(w.status, w.status), "raised_on": w.raised_on.isoformat(),
+             "acknowledged_by": w.acknowledged_by or "", "closed_by": w.closed_by or "",
+             "close_note": w.close_note or ""} for w, name in rows]
+    return pd.DataFrame(data, columns=list(CSV_COLUMNS)).rename(columns=CSV_COLUMNS)
+
+
+def warnings_csv(rows: Sequence[tuple[RiskWarning, str]]) -> bytes:
+    from supervision.export import csv_bytes
+
+    return csv_bytes(warnings_frame(rows))

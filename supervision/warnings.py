@@ -1,0 +1,165 @@
+"""预警: which changes in a subject's file mean its risk rose — the pure rule, no database.
+
+After each ingest the service hands the records it wrote (:class:`RecordEvent`), after each
+grading the subjects' previous and new grades (:class:`GradeChange`); :func:`detect_record_warnings`
+and :func:`detect_grade_warnings` return the warnings they raise, each with its cause, a Chinese
+sentence and the records behind it. The rules are TOML (``supervision/warnings.toml``), read by
+:func:`load_warning_rules` through ``configfile``. Storing, de-duplicating (one open warning per
+subject and cause) and showing them is the service's (``serving.services.warnings``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from configfile import load_toml_file
+
+Cause = Literal["serious_record", "list_entry", "grade_drop", "probability_rise", "commitment_broken"]
+CAUSE_LABELS_ZH: dict[str, str] = {
+    "serious_record": "新增严重失信记录",
+    "list_entry": "新列入名单",
+    "grade_drop": "信用等级下降",
+    "probability_rise": "风险概率上升",
+    "commitment_broken": "违反信用承诺",
+}
+GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3}  # lowest risk first
+
+
+class WarningRulesError(ValueError):
+    """The warning rules file is missing, not TOML, or breaks a rule (named with the field)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordRule(_Strict):
+    cause: Literal["serious_record", "list_entry", "commitment_broken"]
+    kinds: tuple[str, ...] = Field(min_length=1)
+    severities: tuple[Literal["minor", "general", "serious"], ...] = ()
+    max_age_days: int = Field(default=180, ge=0, le=3650)
+
+    def matches(self, kind: str, severity: str | None) -> bool:
+        return kind in self.kinds and (not self.severities or severity in self.severities)
+
+
+class GradeDropRule(_Strict):
+    enabled: bool = True
+    min_steps: int = Field(default=1, ge=1, le=3)
+
+
+class ProbabilityRiseRule(_Strict):
+    enabled: bool = True
+    min_increase: float = Field(default=0.05, gt=0, le=1)
+    min_probability: float = Field(default=0.0, ge=0, le=1)
+
+
+class WarningRules(_Strict):
+    version: str = Field(min_length=1, max_length=60)
+    record_rules: tuple[RecordRule, ...] = ()
+    grade_drop: GradeDropRule = GradeDropRule()
+    probability_rise: ProbabilityRiseRule = ProbabilityRiseRule()
+
+
+def load_warning_rules(path: Path | str | None = None) -> WarningRules:
+    """The rules at ``path`` (the packaged ``supervision/warnings.toml`` when None)."""
+    return load_toml_file(WarningRules, path, package="supervision", name="warnings.toml", label="warning rules",
+                          error=WarningRulesError)
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """A record version an ingest wrote; ``previous`` is the (kind, severity) of the version it
+    replaced (None for a new record)."""
+
+    uscc: str
+    record_id: str
+    kind: str
+    severity: str | None
+    department: str
+    decision_date: dt.date
+    revoked: bool = False
+    repaired: bool = False
+    previous: tuple[str, str | None] | None = None
+
+
+@dataclass(frozen=True)
+class GradeChange:
+    """A subject's grade before and after a grading (``old_*`` None: never graded before)."""
+
+    uscc: str
+    as_of: dt.date
+    new_grade: str
+    new_probability: float
+    old_grade: str | None
+    old_probability: float | None
+    record_ids: tuple[str, ...] = ()  # the records behind the new grade's adverse reasons
+
+
+@dataclass(frozen=True)
+class WarningCandidate:
+    """A warning to raise: one per subject and cause (the service keeps one open of each)."""
+
+    uscc: str
+    cause: str
+    message_zh: str
+    department: str | None = None  # the department whose record raised it (None for a grading)
+    record_ids: tuple[str, ...] = ()
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+def detect_record_warnings(events: Iterable[RecordEvent], rules: WarningRules, today: dt.date) -> list[WarningCandidate]:
+    """One candidate per (subject, cause) over the records of one ingest, listing every record that
+    raised it. A record raises a cause when a rule matches it, its previous version did not, it
+    counts (not revoked, not repaired) and it is recent (``max_age_days`` before ``today``)."""
+    found: dict[tuple[str, str], list[RecordEvent]] = {}
+    for event in events:
+        if event.revoked or event.repaired:
+            continue
+        for rule in rules.record_rules:
+            if not rule.matches(event.kind, event.severity):
+                continue
+            if event.previous is not None and rule.matches(*event.previous):
+                continue  # already matched before this version: not a rise
+            if (today - event.decision_date).days > rule.max_age_days:
+                continue
+            found.setdefault((event.uscc, rule.cause), []).append(event)
+    out = []
+    for (uscc, cause), events_of in sorted(found.items()):
+        ids = tuple(dict.fromkeys(e.record_id for e in events_of))
+        departments = sorted({e.department for e in events_of})
+        message = f"{CAUSE_LABELS_ZH[cause]}：记录 {'、'.join(ids)}（{'、'.join(departments)}）"
+        out.append(WarningCandidate(uscc=uscc, cause=cause, message_zh=message, department=departments[0],
+                                    record_ids=ids, evidence={"kinds": sorted({e.kind for e in events_of})}))
+    return out
+
+
+def detect_grade_warnings(changes: Iterable[GradeChange], rules: WarningRules) -> list[WarningCandidate]:
+    """Candidates for the subjects whose grade dropped by ``min_steps`` or whose probability rose
+    by ``min_increase`` to at least ``min_probability``; a first grade raises nothing."""
+    out = []
+    for c in changes:
+        if c.old_grade is None:
+            continue
+        evidence = {"as_of": c.as_of.isoformat(), "old_grade": c.old_grade, "new_grade": c.new_grade,
+                    "old_probability": c.old_probability, "new_probability": c.new_probability}
+        steps = GRADE_ORDER.get(c.new_grade, 0) - GRADE_ORDER.get(c.old_grade, 0)
+        if rules.grade_drop.enabled and steps >= rules.grade_drop.min_steps:
+            out.append(WarningCandidate(
+                uscc=c.uscc, cause="grade_drop", record_ids=c.record_ids, evidence=evidence,
+                message_zh=f"信用等级由 {c.old_grade} 降为 {c.new_grade}（评价基准日 {c.as_of.isoformat()}）"))
+        rise = rules.probability_rise
+        if (rise.enabled and c.old_probability is not None
+                and c.new_probability - c.old_probability >= rise.min_increase - 1e-12
+                and c.new_probability >= rise.min_probability):
+            out.append(WarningCandidate(
+                uscc=c.uscc, cause="probability_rise", record_ids=c.record_ids, evidence=evidence,
+                message_zh=f"风险概率由 {c.old_probability:.1%} 升至 {c.new_probability:.1%}"
+                           f"（阈值 {rise.min_increase:.1%}，评价基准日 {c.as_of.isoformat()}）"))
+    return out

@@ -1,0 +1,333 @@
+"""Issue 20, items 1 and 3: 信用承诺 signed online, shown publicly, found kept or broken by the
+department (a broken one becomes a counted, repairable record, a lead and a warning); 预警 after
+each ingest and grading, one open per subject and cause, shown only to the staff who cover the
+subject, acknowledged, closed and downloaded as CSV. Tenancy: another enterprise's commitments,
+another department's commitments and warnings."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from srv_fixtures import TODAY, World, database_copy, principal
+
+from serving.app import create_app
+from serving.db.models import RiskWarning
+from serving.db.session import dispose_engine, iter_session
+from serving.deps import get_today
+from serving.keys import with_keys
+from serving.security import create_access_token, csrf_token, decode_access_token
+from serving.services.grades import store_grades
+from serving.services.plans import leads_frame
+from serving.services.querylog import LogKeys, list_entries, use_keys
+from serving.services.subjects import store_records
+from serving.settings import Settings
+from supervision.leads import open_leads
+
+# One app and one database for the module (a new app's first request costs ≈ 2 s): each test
+# works on its own subjects, matters and causes, so they hold in any order and on any worker.
+
+
+@pytest.fixture(scope="module")
+def _mod(_template_db, tmp_path_factory):
+    tmp_path, url = database_copy(_template_db, tmp_path_factory, "commitments_warnings")
+    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=url,
+                                  mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", keys_dir=tmp_path / "keys"))
+    use_keys(url, LogKeys.of(settings))
+    app = create_app(settings)
+    app.dependency_overrides[get_today] = lambda: TODAY
+    yield app, settings
+    dispose_engine(url)
+
+
+@pytest.fixture(scope="module")
+def app(_mod):
+    return _mod[0]
+
+
+@pytest.fixture(scope="module")
+def settings(_mod):
+    return _mod[1]
+
+
+@pytest.fixture(scope="module")
+def database_url(settings):
+    return settings.database_url
+
+
+@pytest.fixture(autouse=True)
+def _log_keys():  # the module's keys are registered once, above
+    return None
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World()
+
+
+@pytest.fixture
+def session(database_url):
+    s = next(iter_session(database_url))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def auth(settings):
+    def headers(username: str) -> dict[str, str]:
+        token, _ = create_access_token(principal(username), settings.jwt_key, 30)
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+SIGN = "/api/v1/commitments/subjects/{}"
+DAY = TODAY - dt.timedelta(days=3)
+
+
+def _sign(client, auth, uscc, matter, who="ent1"):
+    return client.post(SIGN.format(uscc), json={"matter_code": matter}, headers=auth(who))
+
+
+def _warnings(client, auth, who, **params):
+    r = client.get("/api/v1/warnings", params={"purpose": "风险预警处置", **params}, headers=auth(who))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _cookie(client, settings, username: str) -> str:
+    """Log ``username`` in on the pages (session cookie); returns the forms' CSRF token."""
+    token, _ = create_access_token(principal(username), settings.jwt_key, 30)
+    client.cookies.set("tiers_session", token)
+    return csrf_token(settings.jwt_key, decode_access_token(token, settings.jwt_key).token_id)
+
+
+def test_sign_own_only_and_the_public_list(client, auth, world):
+    r = _sign(client, auth, world.ent1, "samr-quality-public")
+    assert r.status_code == 201, r.text
+    signed = r.json()
+    assert signed["status"] == "pending" and signed["kind"] == "主动公示型" and "产品质量" in signed["text"]
+    assert signed["due_on"] == str(TODAY + dt.timedelta(days=365))
+    assert _sign(client, auth, world.ent1, "samr-food-licence").status_code == 201  # 审批替代型: not public
+    # once pending per matter; another enterprise's USCC: the same 404 as an unknown one; staff may not sign
+    again = _sign(client, auth, world.ent1, "samr-quality-public")
+    assert again.status_code == 409 and "重复" in again.json()["error"]["message"]
+    assert _sign(client, auth, world.ent2, "samr-quality-public").status_code == 404
+    assert _sign(client, auth, world.ent1, "samr-quality-public", who="reg_samr").status_code == 403
+    unknown = _sign(client, auth, world.ent1, "no-such-matter")
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "matter_code"
+    # public: no login, only 主动公示型, never a grade
+    public = client.get("/api/v1/commitments/public").json()
+    assert (world.ent1, "主动公示型") in [(c["uscc"], c["kind"]) for c in public]
+    assert {c["kind"] for c in public} == {"主动公示型"}
+    assert public[0]["name"] == "南京甲制造有限公司" and "grade" not in public[0]
+    page = client.get("/commitments/public")
+    assert page.status_code == 200 and "产品质量信用承诺" in page.text and "食品经营许可" not in page.text
+    assert len(client.get("/api/v1/commitments/matters").json()) == 4
+    # the subject's own list: the owner and covering staff; another enterprise cannot read it
+    mine = client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()
+    assert {"samr-quality-public", "samr-food-licence"} <= {c["matter_code"] for c in mine}
+    assert client.get(SIGN.format(world.ent1), params={"purpose": "日常监管"}, headers=auth("reg_samr")).status_code == 200
+    assert client.get(SIGN.format(world.ent1), headers=auth("ent2")).status_code == 404
+    # signing wrote the made records into the credit file
+    records = client.get(f"/api/v1/subjects/{world.ent1}/records", headers=auth("ent1")).json()
+    assert {r["record_id"] for r in records if r["kind"] == "commitment_made"} >= {
+        f"CMT{c['id']:09d}-M" for c in mine}
+
+
+def test_broken_commitment_becomes_a_counted_record_a_lead_and_a_warning(client, auth, world, session):
+    cid = _sign(client, auth, world.ent2, "samr-repair", who="ent2").json()["id"]
+    url = f"/api/v1/commitments/{cid}/decision"
+    body = {"outcome": "broken", "basis": "修复后再次发生同类违法行为", "breach": "repeat_offence",
+            "document_no": "宁市监承〔2026〕5号"}
+    # another department: the same 404 as an absent commitment; an enterprise: refused by role
+    assert client.post(url, json=body, headers=auth("reg_eco")).status_code == 404
+    assert client.post(url, json=body, headers=auth("ent2")).status_code == 403
+    assert cid not in [c["id"] for c in client.get("/api/v1/commitments/department", headers=auth("reg_eco")).json()]
+    assert cid in [c["id"] for c in client.get("/api/v1/commitments/department", headers=auth("reg_samr")).json()]
+    # the breach and the document number are required, in Chinese, naming the field
+    no_breach = client.post(url, json={**body, "breach": None}, headers=auth("reg_samr"))
+    assert no_breach.status_code == 422 and no_breach.json()["error"]["field"] == "breach"
+    no_doc = client.post(url, json={**body, "document_no": None}, headers=auth("reg_samr"))
+    assert no_doc.status_code == 422 and no_doc.json()["error"]["field"] == "document_no"
+    assert "文书号" in no_doc.json()["error"]["message"]
+    r = client.post(url, json=body, headers=auth("reg_samr"))
+    assert r.status_code == 200, r.text
+    decided = r.json()
+    assert decided["status"] == "broken" and decided["record_id"] == f"CMT{cid:09d}-B"
+    assert client.post(url, json=body, headers=auth("reg_samr")).status_code == 409
+    # the record: counted by the catalogue (commitment_broken), repairable by its rules (3 months)
+    records = {x["record_id"]: x for x in
+               client.get(f"/api/v1/subjects/{world.ent2}/records", headers=auth("ent2")).json()}
+    record = records[decided["record_id"]]
+    assert record["kind"] == "commitment_broken" and record["department"] == "samr"
+    assert record["document_no"] == "宁市监承〔2026〕5号" and "同类违法" in record["description"]
+    elig = client.get(f"/api/v1/subjects/{world.ent2}/records/{decided['record_id']}/repair-eligibility",
+                      headers=auth("ent2")).json()
+    assert elig["eligible_from"] == "2027-02-23" and not elig["eligible"]
+    # an open lead of the department that found it (the A_lead stratum of its next plan), not of others
+    leads = leads_frame(session)
+    period = dict(period_start=TODAY, period_end=TODAY + dt.timedelta(days=30), window_days=90)
+    assert world.ent2 in open_leads(leads, None, department="samr", **period)
+    assert world.ent2 not in open_leads(leads, None, department="tax", **period)
+    # and a warning, with the record behind it
+    found = [w for w in _warnings(client, auth, "reg_samr") if w["cause"] == "commitment_broken"]
+    assert [(w["uscc"], w["record_ids"]) for w in found] == [(world.ent2, [decided["record_id"]])]
+
+
+def test_kept_commitment_writes_the_kept_record(client, auth, world):
+    cid = _sign(client, auth, world.ent1, "tax-self-discipline").json()["id"]
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "按期申报无欠税"},
+                    headers=auth("reg_tax"))
+    assert r.status_code == 200 and r.json()["status"] == "kept"
+    kinds = {x["record_id"]: x["kind"] for x in
+             client.get(f"/api/v1/subjects/{world.ent1}/records", headers=auth("ent1")).json()}
+    assert kinds[r.json()["record_id"]] == "commitment_kept"
+
+
+def test_due_reminders_on_the_enterprise_page(client, auth, world, app, settings):
+    _sign(client, auth, world.ent2, "samr-food-licence", who="ent2")  # due in 90 days
+    _cookie(client, settings, "ent2")
+    try:
+        assert "commitment-reminder" not in client.get(f"/credit/{world.ent2}").text
+        app.dependency_overrides[get_today] = lambda: TODAY + dt.timedelta(days=70)
+        page = client.get(f"/credit/{world.ent2}").text
+        assert "信用承诺到期提醒" in page and "食品经营许可告知承诺" in page
+    finally:
+        app.dependency_overrides[get_today] = lambda: TODAY
+        client.cookies.clear()
+
+
+def _record(rid: str, uscc: str, department: str, kind: str = "admin_penalty", severity: str | None = "serious") -> dict:
+    return dict(record_id=rid, uscc=uscc, kind=kind, severity=severity, decision_date=DAY,
+                department=department, document_no=f"罚〔2026〕{rid}号")
+
+
+def test_ingest_warnings_one_open_per_subject_and_cause_and_department_isolation(client, auth, world, session):
+    store_records(session, [_record("W1", world.ent2, "ecology")], today=TODAY)
+    store_records(session, [_record("W2", world.ent2, "ecology")], today=TODAY)
+    eco = [w for w in _warnings(client, auth, "reg_eco") if w["uscc"] == world.ent2 and w["cause"] == "serious_record"]
+    assert [(w["record_ids"], w["status"]) for w in eco] == [(["W1", "W2"], "open")]
+    wid = eco[0]["id"]
+    # tax issued no record about ent2: it neither sees nor handles the warning (the same 404 as none)
+    assert all(w["uscc"] != world.ent2 for w in _warnings(client, auth, "reg_tax"))
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_tax")).status_code == 404
+    assert client.post(f"/api/v1/warnings/{wid}/close", json={"note": "已处理"},
+                       headers=auth("reg_tax")).status_code == 404
+    assert client.get("/api/v1/warnings", params={"purpose": "看看"}, headers=auth("ent2")).status_code == 403
+    assert client.get("/api/v1/warnings", headers=auth("reg_eco")).status_code == 422  # purpose required
+    # every subject shown is logged as read
+    assert list_entries(session, uscc=world.ent2, actor="reg_eco", limit=10)[1]
+    # samr covers the whole city and sees it, but it is ecology's to handle
+    assert any(w["id"] == wid for w in _warnings(client, auth, "reg_samr"))
+    refused = client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_samr"))
+    assert refused.status_code == 403 and "ecology" in refused.json()["error"]["message"]
+    ack = client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco"))
+    assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco")).status_code == 409
+    closed = client.post(f"/api/v1/warnings/{wid}/close", json={"note": "已约谈并立案调查"}, headers=auth("reg_eco"))
+    assert closed.status_code == 200 and closed.json()["closed_by"] == "reg_eco"
+    # closed: the next serious record raises a new warning; the old one stays closed
+    store_records(session, [_record("W3", world.ent2, "ecology")], today=TODAY)
+    rows = [(w.status, w.record_ids) for w in session.query(RiskWarning).filter_by(uscc=world.ent2,
+                                                                                    cause="serious_record")
+            .order_by(RiskWarning.id)]
+    assert rows == [("closed", ["W1", "W2"]), ("open", ["W3"])]
+
+
+def _grade(uscc, as_of, grade, probability, reasons=()):
+    return dict(uscc=uscc, as_of=as_of, score=600.0, grade=grade, probability=probability,
+                model_version="general-v4", profile_hash="c" * 64, base_score=700.0, reasons=list(reasons))
+
+
+def test_grading_warnings_from_store_grades_and_the_bulk_load(client, auth, world, session, database_url):
+    from serving.db.session import engine_for
+    from serving.services.bulk import load_grades
+
+    reason = dict(code="penalty", label_zh="处罚", contribution=-40.0, value=1, record_ids=["R4"])
+    store_grades(session, [_grade(world.ent2, "2026-10-31", "C", 0.20, [reason])])  # was A, 0.02
+    causes = {w["cause"]: w for w in _warnings(client, auth, "reg_eco") if w["uscc"] == world.ent2}
+    assert {"grade_drop", "probability_rise"} <= set(causes)
+    assert causes["grade_drop"]["record_ids"] == ["R4"] and "A 降为 C" in causes["grade_drop"]["message"]
+    # the bulk load (tiers grade --into-service, tiers db load grades) raises them too
+    report = load_grades(engine_for(database_url), [pd.DataFrame([_grade(world.ent1, "2026-10-31", "D", 0.60)])],
+                         load_id="t-warn")  # ent1 was C, 0.21
+    assert report.stored == 1
+    ent1 = {w["cause"] for w in _warnings(client, auth, "reg_samr") if w["uscc"] == world.ent1}
+    assert {"grade_drop", "probability_rise"} <= ent1
+    # an older grading loaded later does not become the current grade: no warning
+    before = session.query(RiskWarning).count()
+    load_grades(engine_for(database_url), [pd.DataFrame([_grade(world.ent1, "2026-01-31", "D", 0.9)])],
+                load_id="t-old")
+    assert session.query(RiskWarning).count() == before
+
+
+def test_csv_has_chinese_headers_and_neutralised_cells(client, auth, world, session):
+    store_records(session, [_record("=1+1", world.ent3, "ecology", "list_key_attention", None)], today=TODAY)
+    r = client.get("/api/v1/warnings/export.csv", params={"purpose": "导出预警"}, headers=auth("reg_eco"))
+    assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert "预警原因" in rows[0] and "统一社会信用代码" in rows[0]
+    row = next(x for x in rows if x["统一社会信用代码"] == world.ent3)
+    assert row["相关记录"] == "'=1+1" and row["预警原因"] == "新列入名单"
+
+
+def test_staff_page_lists_acknowledges_and_closes_only_what_it_covers(client, settings, world, session):
+    store_records(session, [_record("P1", world.ent1, "samr", "list_abnormal_operation", None),
+                            _record("P2", world.ent3, "ecology", "admin_penalty", "serious")], today=TODAY)
+    ent1_list = session.query(RiskWarning).filter_by(uscc=world.ent1, cause="list_entry", status="open").one()
+    ent3_serious = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="serious_record", status="open").one()
+    csrf = _cookie(client, settings, "reg_samr")
+    try:
+        bare = client.get("/regulator/warnings")
+        assert bare.status_code == 200 and 'class="warning"' not in bare.text  # nothing read without a purpose
+        page = client.get("/regulator/warnings", params={"purpose": "风险预警处置"})
+        assert f'data-id="{ent1_list.id}"' in page.text and "P1" in page.text and "新列入名单" in page.text
+        # ecology's warning about ent3: samr sees it, ecology handles it
+        other = page.text[page.text.index(f'data-id="{ent3_serious.id}"'):]
+        assert "由来源部门处理" in other[:other.index("</tr>")]
+        forged = client.post(f"/regulator/warnings/{ent1_list.id}/acknowledge",
+                             data={"csrf_token": "x", "purpose": "处置"}, follow_redirects=False)
+        assert forged.status_code == 403
+        ok = client.post(f"/regulator/warnings/{ent1_list.id}/close",
+                         data={"csrf_token": csrf, "purpose": "处置", "note": "已核查"}, follow_redirects=False)
+        assert ok.status_code == 303
+        session.expire_all()
+        assert session.get(RiskWarning, ent1_list.id).status == "closed"
+        csv_page = client.get("/regulator/warnings.csv", params={"purpose": "导出", "status": "closed"})
+        assert csv_page.status_code == 200 and world.ent1 in csv_page.content.decode("utf-8-sig")
+        # tax does not cover ent3 (ecology's record): its page cannot close ent3's warning
+        csrf = _cookie(client, settings, "reg_tax")
+        r = client.post(f"/regulator/warnings/{ent3_serious.id}/close",
+                        data={"csrf_token": csrf, "purpose": "处置", "note": "关掉"}, follow_redirects=False)
+        assert r.status_code == 404
+        session.expire_all()
+        assert session.get(RiskWarning, ent3_serious.id).status == "open"
+        assert "P2" not in client.get("/regulator/warnings", params={"purpose": "风险预警处置"}).text
+    finally:
+        client.cookies.clear()
+
+
+def test_department_commitments_page_marks_kept(client, auth, settings, world):
+    cid = _sign(client, auth, world.ent1, "samr-repair").json()["id"]
+    csrf = _cookie(client, settings, "reg_samr")
+    try:
+        page = client.get("/regulator/commitments")
+        assert page.status_code == 200 and f'data-id="{cid}"' in page.text and "信用修复承诺" in page.text
+        r = client.post(f"/regulator/commitments/{cid}/decision",
+                        data={"csrf_token": csrf, "outcome": "kept", "basis": "期内未再违法"}, follow_redirects=False)
+        assert r.status_code == 303
+        csrf = _cookie(client, settings, "reg_tax")
+        assert f'data-id="{cid}"' not in client.get("/regulator/commitments").text
+    finally:
+        client.cookies.clear()
+    status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()}
+    assert status[cid] == "kept"
