@@ -17,6 +17,7 @@ from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
 from serving.overload import InFlightLimit
+from serving.pages import error_page
 from serving.services.grades import Regrader
 from serving.services.repairs import RepairEligibility
 from serving.settings import Settings, get_settings
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     # dependency's signature on every request (≈ 8 ms of CPU per read measured); overrides are for tests
     app.state.regrader = regrader
     app.state.repair_eligibility = repair_eligibility
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
     # before the in-flight slot is held and before any body is read
     app.add_middleware(BodySizeLimit, max_bytes=configured.max_request_body_bytes)

@@ -6,8 +6,10 @@ same message in HTML.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -322,13 +324,16 @@ def invalid_input(exc: ValidationError | RequestValidationError) -> InvalidInput
     return InvalidInput(en, field=field, zh=zh)
 
 
-def _render(request: Request, status: int, code: str, message: str, field: str | None,
-            headers: dict[str, str] | None = None, zh: str | None = None) -> Response:
-    if _wants_html(request):
-        from serving.pages import page_lang, render_error_page
+# what a page shows for an error: (request, status, code, message, zh, headers) -> the page; given by the
+# app (serving.pages.error_page), so that this module, which every service imports, imports no page code
+ErrorPage = Callable[[Request, int, str, str, "str | None", "dict[str, str] | None"], Response]
 
-        shown = human_message(code, message, status=status, zh=zh, lang=page_lang(request))
-        return render_error_page(request, status, code, shown, headers=headers)
+
+def _render_any(request: Request, status: int, code: str, message: str, field: str | None,
+            headers: dict[str, str] | None = None, zh: str | None = None, *,
+            error_page: ErrorPage | None = None) -> Response:
+    if error_page is not None and _wants_html(request):
+        return error_page(request, status, code, message, zh, headers)
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
@@ -347,8 +352,10 @@ def _validation_message(err: dict[str, Any]) -> tuple[str, str]:
     return field, f"{field}={shown}: {err.get('msg', 'invalid')}"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every error (ours, validation, routing) to the one JSON shape."""
+def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
+    """Map every error (ours, validation, routing) to the one JSON shape, or for a browser asking for
+    a page, to ``error_page``."""
+    _render = functools.partial(_render_any, error_page=error_page)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
 from serving import labels
+from serving.errors import human_message
 from serving.i18n import kind_name, text
 from serving.settings import settings_of
 
@@ -70,6 +71,14 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     return response
 
 
+
+
+def error_page(request: Request, status: int, code: str, message: str, zh: str | None,
+               headers: dict[str, str] | None = None) -> Response:
+    """The page a browser gets for an error (``serving.errors.install_error_handlers``): the sentence
+    a person reads, in the page's language."""
+    shown = human_message(code, message, status=status, zh=zh, lang=page_lang(request))
+    return render_error_page(request, status, code, shown, headers=headers)
 
 
 def render_error_page(request: Request, status: int, code: str, message: str,
