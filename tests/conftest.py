@@ -58,3 +58,17 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+_LONG_MARKS = ("slow", "spark", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run order only (every collected test still runs): the modules holding a long test
+    (``slow``, ``spark``, ``browser``) go first, each module kept whole and in its own order.
+    ``pytest -n 2 --dist loadgroup`` hands out the xdist groups (largest first) and then single
+    tests in collection order: a long test collected last (e.g. a notebook in tests/training)
+    otherwise starts when the other worker has nothing left, and the run waits for it alone."""
+    long_files = {item.nodeid.split("::", 1)[0] for item in items
+                  if any(item.get_closest_marker(m) for m in _LONG_MARKS)}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in long_files)  # stable

@@ -22,6 +22,9 @@ from features.quality import QualityConfig
 from features.store import snapshot, staged_batches
 from simulation import SimulationConfig, generate
 
+# the module's city (simulated, published month by month) is built once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("feat_gates")
+
 END = date(2026, 9, 30)
 AS_OF = date(2026, 9, 30)
 

@@ -19,6 +19,9 @@ from features.profiles import build_profiles
 from features.schema import AMOUNT_MAX
 from features.store import read_latest, staged_batches
 
+# the module's published base store is ingested once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("feat_ingest_publish")
+
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 AS_OF = date(2026, 6, 30)
 NATIONAL_AMOUNT = "罚款金额（万元）"

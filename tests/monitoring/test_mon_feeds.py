@@ -14,6 +14,9 @@ from monitoring.feeds import feed_findings
 from monitoring.run import evaluate_alerts
 from simulation import SimulationConfig, generate
 
+# the module's simulated city is generated once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("mon_feeds")
+
 AS_OF = date(2026, 9, 30)
 
 

@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 from mon_scenario_city import ScenarioCity, simulate_store
 
-pytestmark = pytest.mark.slow
+# the module's four simulated, ingested cities are built once (one worker, not both)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mon_scenarios")]
 
 # the scenarios start on 2026-01-01: the first monthly run after the change is January's
 BEFORE, FIRST_RUN = date(2025, 12, 31), date(2026, 1, 31)

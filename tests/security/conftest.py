@@ -8,6 +8,7 @@ HTTP interface, or write access to the database) and check what the service answ
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,23 @@ from serving.security import create_access_token
 from serving.settings import Settings
 
 
-@pytest.fixture
-def database_url(tmp_path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'tiers.db'}"
+@pytest.fixture(scope="session")
+def _migrated_seeded_db(tmp_path_factory) -> Path:
+    """The database every attack test starts from, migrated to head and seeded once per test
+    process (per test: a copy, so nothing one test writes reaches another)."""
+    path = tmp_path_factory.mktemp("sec_template") / "template.db"
+    url = f"sqlite:///{path}"
     upgrade(url)
     seed(url)
+    dispose_engine(url)
+    return path
+
+
+@pytest.fixture
+def database_url(_migrated_seeded_db, tmp_path) -> Iterator[str]:
+    """A copy of the migrated, seeded template (the same file ``upgrade`` + ``seed`` make)."""
+    shutil.copy(_migrated_seeded_db, tmp_path / "tiers.db")
+    url = f"sqlite:///{tmp_path / 'tiers.db'}"
     yield url
     dispose_engine(url)
 

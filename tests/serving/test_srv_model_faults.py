@@ -29,6 +29,9 @@ from serving.services.grades import latest_grade, store_grades
 from serving.settings import Settings
 from training.registry import ModelRegistry
 
+# the module's two registered models are made once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("srv_model_faults")
+
 NAME = "tiers-general"
 OBJECTION = {"record_id": "R2", "reason": "该处罚已被法院撤销"}
 

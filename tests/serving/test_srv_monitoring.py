@@ -21,6 +21,9 @@ from serving.security import create_access_token
 from serving.services import monitoring as mon
 from serving.settings import Settings
 
+# the module's drifted monitoring run (Evidently's HTML) is made once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("srv_monitoring")
+
 REF, CUR = date(2026, 6, 30), date(2026, 9, 30)
 
 

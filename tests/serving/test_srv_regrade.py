@@ -20,6 +20,9 @@ from serving.services.regrade import make_regrader
 from serving.services.repairs import catalogue_repair_eligibility
 from serving.services.subjects import store_records
 
+# the module's ingested store is made once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("srv_regrade")
+
 MODEL_VERSION = "tiers-general/1"
 
 

@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 from sim_helpers import read
 
+# the session's 5,000-subject city (shared with test_sim_truth.py) is generated once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("sim_large_city")
+
 ALL_KINDS = {
     "admin_license", "admin_penalty", "admin_enforcement", "admin_confirmation", "admin_levy", "admin_payment",
     "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "list_serious_dishonesty",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from sim_helpers import read
 
+# the session's three scenario cities are generated once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("sim_scenarios")
 DATE = pd.Timestamp("2026-01-01")
 
 

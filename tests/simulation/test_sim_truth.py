@@ -11,6 +11,9 @@ from scipy.stats import norm
 from sim_helpers import read
 from sklearn.metrics import roc_auc_score
 
+# the session's 5,000-subject city (shared with test_sim_records.py) is generated once on one worker, not on both
+pytestmark = pytest.mark.xdist_group("sim_large_city")
+
 ADVERSE_KINDS = ("list_serious_dishonesty", "list_abnormal_operation")
 # complaints and utility arrears are left out: they are the section-H driver and noise elsewhere
 NEGATIVE_KINDS = ("admin_penalty", "commitment_broken", "admin_enforcement", "list_key_attention",
