@@ -13,6 +13,9 @@ from srv_fixtures import ENT1, ENT2, form_login, principal
 from serving.db.models import ApiKey, Objection, PromotionAudit, RepairApplication, User
 from serving.services.querylog import append_entries
 
+# the module fixture (app, database, models) is built once, on one worker
+pytestmark = pytest.mark.xdist_group("admin_pages")
+
 STRONG = "Qz7!rain-Lantern-Ox42"
 
 

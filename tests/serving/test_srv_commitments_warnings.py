@@ -28,6 +28,9 @@ from serving.services.subjects import store_records
 from serving.settings import Settings
 from supervision.leads import open_leads
 
+# the module fixture (app, database, models) is built once, on one worker
+pytestmark = pytest.mark.xdist_group("commitments_warnings")
+
 # One app and one database for the module (a new app's first request costs ≈ 2 s): each test
 # works on its own subjects, matters and causes, so they hold in any order and on any worker.
 

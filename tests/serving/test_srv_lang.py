@@ -7,8 +7,12 @@ import csv
 import io
 import re
 
+import pytest
 from srv_fixtures import form_login
 from test_srv_plans_flow import AS_OF, city, settings  # noqa: F401  (fixtures: data dir and graded city)
+
+# the module fixture (app, database, models) is built once, on one worker
+pytestmark = pytest.mark.xdist_group("srv_lang")
 
 ENGLISH_DEV = re.compile(r"Field required|String should|errors\.pydantic\.dev|Not Found|role '|\^\[|\\d\{")
 

@@ -22,6 +22,9 @@ from serving.keys import with_keys
 from serving.services import sector_fit
 from serving.settings import Settings
 
+# the module fixture (app, database, models) is built once, on one worker
+pytestmark = pytest.mark.xdist_group("sector_fit")
+
 DATES = ("2024-03-31", "2024-09-30", "2025-09-30")
 
 
