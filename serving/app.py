@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         admin,
         analyst,
         auth,
+        credit_checks,
         enterprise,
         health,
         pages,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.include_router(plans.router)
     app.include_router(plans.pages_router)
     app.include_router(public.router)
+    app.include_router(credit_checks.router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

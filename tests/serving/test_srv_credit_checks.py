@@ -112,7 +112,7 @@ def test_an_incentive_cites_the_positive_record_in_force(client, auth, session, 
 
 
 def test_the_batch_answers_every_code_in_order_and_logs_each_once(client, auth, session, world):
-    unknown = make_uscc("91320100MA1ZZZZZ9")
+    unknown = make_uscc("91320100MA1XXXXX9")
     usccs = [world.ent2, world.ent1, unknown, world.ent1]
     r = client.post(f"{CHECK}/batch", headers=auth("reg_samr"),
                     json={"matter": "administrative_approval", "usccs": usccs, **PURPOSE})

@@ -1,0 +1,271 @@
+"""联合奖惩 joint checks: for subjects and a matter, the measures of the measures catalogue
+(``serving.measures``) that apply, each with the records and list entries behind it and its legal
+basis. Never the grade (it is not public).
+
+Which records are in force is the catalogue policy's one rule (``features.evidence.records_in_force``
+over ``counted_records.sql``: publicity periods, windows, repair, revocation, exemption, list exit),
+run on the service's records with its decisions replayed as the regrader does
+(``regrade.change_rows``). That rule is a DuckDB pass costing tenths of a second, so its result is
+kept per subject (``credit_check_basis``) with what it depends on: the date, the highest id of the
+subject's record rows (a record never changes in place: a correction, repair or revocation is a new
+row, so a new id) and the policy version of the subject's section. A check reads that row and
+recomputes only subjects whose basis no longer matches (``refresh``); ``refresh_all`` recomputes a
+whole city at once (run it after midnight and after an ingest, so checks stay one indexed read).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from serving.db.driver import compiled_for
+from serving.db.models import CreditCheckBasis, Record, Subject
+from serving.db.session import connection_of
+from serving.errors import InvalidInput, NotAllowed
+from serving.measures import Matter, Measure, MeasuresCatalogue
+from serving.security import Principal
+
+CHECKER_ROLES = ("regulator", "admin")
+MAX_BATCH = 10_000
+_CHUNK = 500  # codes per lookup statement (a fixed number of parameters: compiled once)
+ENTRY_FIELDS = ("record_id", "kind", "subkind", "severity", "decision_date", "end_date", "department",
+                "document_no")
+
+
+@lru_cache(maxsize=64)
+def policy_for(section: str | None) -> Any:
+    """The catalogue policy of ``section`` (the default policy with its sector overrides)."""
+    from features.catalogue import default_policy
+
+    return default_policy().for_sector(section)
+
+
+# --- who may check what ---------------------------------------------------------------------
+
+def open_matter(catalogue: MeasuresCatalogue, matter: str, principal: Principal) -> Matter:
+    """The matter ``principal`` may check, or `InvalidInput` (unknown) / `NotAllowed` (not its
+    department's), both in Chinese, naming the matter."""
+    found = catalogue.matters.get(matter)
+    if found is None:
+        known = "、".join(f"{code}（{m.name_zh}）" for code, m in catalogue.matters.items())
+        raise InvalidInput(f"未知的核查事项 {matter!r}；措施清单 {catalogue.version} 的事项有：{known} "
+                           f"(unknown matter)", field="matter")
+    if principal.role != "admin" and not found.open_to(principal.department):
+        raise NotAllowed(f"部门 {principal.department!r} 不能核查事项「{found.name_zh}」（{matter}）：措施清单只向 "
+                         f"{'、'.join(found.departments)} 开放 (this matter is not open to the department)")
+    return found
+
+
+def logged_purpose(matter: str, purpose: str | None) -> str:
+    """The purpose a check is logged with: the matter, and the caller's own words if given."""
+    text = f"联合奖惩核查 {matter}" + (f"：{purpose}" if purpose else "")
+    return text[:200]
+
+
+# --- the basis: records in force per subject ----------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """One subject's records in force on a date (``found`` False: no such subject)."""
+
+    uscc: str
+    found: bool
+    entries: tuple[dict[str, Any], ...] = ()
+
+
+def _lookup_statement(n: int) -> Any:
+    stamp = select(func.max(Record.id)).where(Record.uscc == Subject.uscc).scalar_subquery()
+    return (select(Subject.uscc, Subject.industry, stamp.label("stamp"), CreditCheckBasis.as_of,
+                   CreditCheckBasis.records_stamp, CreditCheckBasis.policy_version, CreditCheckBasis.entries)
+            .select_from(Subject).outerjoin(CreditCheckBasis, CreditCheckBasis.uscc == Subject.uscc)
+            .where(Subject.uscc.in_([bindparam(f"u{i}") for i in range(n)])))
+
+
+_LOOKUP_ONE = _lookup_statement(1)
+_LOOKUP_CHUNK = _lookup_statement(_CHUNK)
+
+
+def stored_bases(source: Session | Connection, usccs: Sequence[str], today: dt.date
+                 ) -> tuple[dict[str, Basis], list[tuple[str, str | None]]]:
+    """The bases of ``usccs`` that are still valid today, and the (uscc, industry) of the
+    subjects whose basis must be recomputed. Codes of no subject are answered ``found=False``."""
+    connection = connection_of(source)
+    valid: dict[str, Basis] = {}
+    stale: list[tuple[str, str | None]] = []
+    for start in range(0, len(usccs), _CHUNK):
+        chunk = list(usccs[start:start + _CHUNK])
+        statement = _LOOKUP_ONE if len(chunk) == 1 else _LOOKUP_CHUNK
+        size = 1 if len(chunk) == 1 else _CHUNK
+        params = {f"u{i}": (chunk[i] if i < len(chunk) else "") for i in range(size)}
+        for uscc, industry, stamp, as_of, stored_stamp, version, entries in compiled_for(
+                statement, connection.dialect).rows(connection, params):
+            if (as_of == today and stored_stamp == (stamp or 0) and entries is not None
+                    and version == policy_for(industry).version):
+                valid[uscc] = Basis(uscc, True, tuple(json.loads(entries)))
+            else:
+                stale.append((uscc, industry))
+    seen = set(valid) | {u for u, _ in stale}
+    for uscc in usccs:
+        if uscc not in seen:
+            valid[uscc] = Basis(uscc, False)
+    return valid, stale
+
+
+_CURRENT_COLUMNS = ("id", "record_id", "uscc", "kind", "subkind", "severity", "decision_date", "end_date",
+                    "publicity_end", "amount", "department", "document_no", "description", "repaired", "repaired_on",
+                    "revoked", "revoked_on", "change_reason")
+
+
+def refresh(session: Session, subjects: Sequence[tuple[str, str | None]], today: dt.date) -> dict[str, Basis]:
+    """Recompute and store the bases of ``subjects`` ((uscc, industry)) as of ``today``: one pass
+    of the catalogue's rule per policy (section override) among them. Writes in the session's
+    transaction; the caller commits."""
+    import pandas as pd
+
+    from features.evidence import records_in_force
+    from serving.services.regrade import SERVICE_RECORD_FIELDS, change_rows
+
+    if not subjects:
+        return {}
+    usccs = [u for u, _ in subjects]
+    stamps: dict[str, int] = {}
+    current: list[Any] = []
+    columns = [getattr(Record, c) for c in _CURRENT_COLUMNS]
+    for start in range(0, len(usccs), _CHUNK):
+        chunk = usccs[start:start + _CHUNK]
+        stamps.update(list(session.execute(select(Record.uscc, func.max(Record.id)).where(Record.uscc.in_(chunk))
+                                           .group_by(Record.uscc)).tuples()))
+        current.extend(session.execute(select(*columns).where(Record.uscc.in_(chunk), Record.is_current.is_(True))))
+    frame = pd.DataFrame([{f: getattr(r, f) for f in SERVICE_RECORD_FIELDS} for r in current],
+                         columns=list(SERVICE_RECORD_FIELDS))
+    changes = change_rows(current)
+    if changes:
+        frame = pd.concat([frame.astype(object), pd.DataFrame(changes).astype(object)], ignore_index=True)
+    by_policy: dict[str, tuple[Any, list[str]]] = {}
+    for uscc, industry in subjects:
+        policy = policy_for(industry)
+        by_policy.setdefault(policy.version, (policy, []))[1].append(uscc)
+    entries: dict[str, list[dict[str, Any]]] = {u: [] for u in usccs}
+    versions: dict[str, str] = {}
+    for version, (policy, members) in by_policy.items():
+        versions.update(dict.fromkeys(members, version))
+        part = frame[frame["uscc"].isin(members)] if len(by_policy) > 1 else frame
+        if part.empty:
+            continue
+        in_force = records_in_force(part, today, policy)
+        for row in in_force.to_dict("records"):
+            entries[row["uscc"]].append({f: _plain(row[f]) for f in ENTRY_FIELDS})
+    now = dt.datetime.now(dt.UTC)
+    rows = [{"uscc": u, "as_of": today, "records_stamp": stamps.get(u, 0), "policy_version": versions[u],
+             "entries": json.dumps(entries[u], ensure_ascii=False, separators=(",", ":")), "computed_at": now}
+            for u in usccs]
+    for start in range(0, len(usccs), _CHUNK):
+        session.execute(delete(CreditCheckBasis).where(CreditCheckBasis.uscc.in_(usccs[start:start + _CHUNK])))
+    session.execute(insert(CreditCheckBasis), rows)
+    return {u: Basis(u, True, tuple(entries[u])) for u in usccs}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: dates as ISO strings, pandas' missing values as None."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def bases(session: Session, usccs: Sequence[str], today: dt.date) -> dict[str, Basis]:
+    """The bases of ``usccs`` today, recomputing (and storing, committed) the stale ones."""
+    valid, stale = stored_bases(session, usccs, today)
+    if stale:
+        valid.update(refresh(session, stale, today))
+        session.commit()
+    return valid
+
+
+def refresh_all(session: Session, today: dt.date, *, chunk: int = 20_000) -> int:
+    """Recompute every subject's basis as of ``today`` (the nightly job), ``chunk`` subjects per
+    pass and commit; returns the number of subjects."""
+    done = 0
+    last = ""
+    while True:
+        subjects = list(session.execute(select(Subject.uscc, Subject.industry).where(Subject.uscc > last)
+                                        .order_by(Subject.uscc).limit(chunk)).tuples())
+        if not subjects:
+            return done
+        refresh(session, subjects, today)
+        session.commit()
+        done += len(subjects)
+        last = subjects[-1][0]
+
+
+# --- the measures that apply ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    measure: Measure
+    kinds: frozenset[str]
+    severities: frozenset[str] | None
+    subkinds: frozenset[str] | None
+    head: dict[str, Any]  # the measure's own fields of the answer
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return (entry["kind"] in self.kinds
+                and (self.severities is None or entry.get("severity") in self.severities)
+                and (self.subkinds is None or entry.get("subkind") in self.subkinds))
+
+
+_RULES: dict[tuple[int, str], tuple[MeasuresCatalogue, tuple[_Rule, ...]]] = {}
+
+
+def _rules(catalogue: MeasuresCatalogue, matter: str) -> tuple[_Rule, ...]:
+    """The measures of ``matter`` prepared for matching (kept per catalogue object and matter;
+    the entry holds the catalogue, so its id is never reused while cached)."""
+    cached = _RULES.get((id(catalogue), matter))
+    if cached is not None and cached[0] is catalogue:
+        return cached[1]
+    out = []
+    for m in catalogue.for_matter(matter):
+        when = m.when
+        out.append(_Rule(m, frozenset(when.kinds), frozenset(when.severities) if when.severities else None,
+                         frozenset(when.subkinds) if when.subkinds else None,
+                         {"code": m.code, "type": m.type, "action": m.action, "name_zh": m.name_zh,
+                          "name_en": m.name_en, "legal_basis": list(m.legal_basis)}))
+    if len(_RULES) > 256:  # catalogues come and go in tests only
+        _RULES.clear()
+    _RULES[(id(catalogue), matter)] = (catalogue, tuple(out))
+    return tuple(out)
+
+
+def measures_for(catalogue: MeasuresCatalogue, matter: str, entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measures of ``matter`` that ``entries`` (records in force) make apply, in catalogue
+    order, each with the list entries and records behind it and its legal basis. Incentives yield
+    to any restriction of the matter when the catalogue says so."""
+    entries = tuple(entries)
+    applied = []
+    for rule in _rules(catalogue, matter):
+        behind = [e for e in entries if rule.matches(e)]
+        if behind:
+            applied.append({**rule.head,
+                            "list_entries": [e for e in behind if e["kind"].startswith("list_")],
+                            "records": [e for e in behind if not e["kind"].startswith("list_")]})
+    if catalogue.incentives_yield_to_restrictions and any(m["type"] == "restriction" for m in applied):
+        applied = [m for m in applied if m["type"] == "restriction"]
+    return applied
+
+
+def check_result(catalogue: MeasuresCatalogue, matter: str, today: dt.date, basis: Basis) -> dict[str, Any]:
+    """One subject's answer (``CreditCheckOut``)."""
+    measures = measures_for(catalogue, matter, basis.entries) if basis.found else []
+    return {"uscc": basis.uscc, "matter": matter, "matter_name_zh": catalogue.matters[matter].name_zh,
+            "checked_on": today.isoformat(), "catalogue_version": catalogue.version, "found": basis.found,
+            "blocked": any(m["action"] == "block" for m in measures), "measures": measures}
