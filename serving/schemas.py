@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from features.schema import pydantic_fields
 from serving.security import PASSWORD_MIN_LENGTH, Role
-from serving.validation import CleanText, Uscc
+from serving.validation import USCC_PATTERN, CleanText, Uscc, uscc_problem
+from uscc import valid_uscc_mask
 
 GradeLetter = Literal["A", "B", "C", "D"]
 Severity = Literal["minor", "general", "serious"]
@@ -441,8 +443,9 @@ class CreditCheckOut(BaseModel):
 
 class CreditCheckBatchIn(BaseModel):
     matter: str = Field(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")
-    usccs: list[Uscc] = Field(min_length=1, json_schema_extra={"maxItems": MAX_CHECK_BATCH},
-                              description=f"at most {MAX_CHECK_BATCH:,} codes; repeated codes are checked once")
+    usccs: list[Annotated[str, StringConstraints(pattern=USCC_PATTERN)]] = Field(
+        min_length=1, json_schema_extra={"maxItems": MAX_CHECK_BATCH},
+        description=f"at most {MAX_CHECK_BATCH:,} codes; repeated codes are checked once")
     purpose: CleanText | None = Field(default=None, min_length=2, max_length=200,
                                       description="查询用途 besides the matter (e.g. the project number), logged")
 
@@ -452,6 +455,17 @@ class CreditCheckBatchIn(BaseModel):
         if isinstance(value, list) and len(value) > MAX_CHECK_BATCH:
             raise ValueError(f"一次最多核查 {MAX_CHECK_BATCH} 个统一社会信用代码，本次提交了 {len(value)} 个，请分批提交 "
                              f"(at most {MAX_CHECK_BATCH} codes per batch)")
+        return value
+
+    @field_validator("usccs")
+    @classmethod
+    def _check_characters(cls, value: list[str]) -> list[str]:
+        # the check characters of the whole list at once (the one USCC rule, vectorised)
+        bad = np.flatnonzero(~valid_uscc_mask(value))
+        if len(bad):
+            first = int(bad[0])
+            raise ValueError(f"第 {first + 1} 个代码 {value[first]} 不是有效的统一社会信用代码（{uscc_problem(value[first])}）"
+                             f"；共 {len(bad)} 个无效 (usccs[{first}] is not a valid unified social credit code)")
         return value
 
 

@@ -82,7 +82,7 @@ async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, princ
         await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged,
                                  endpoint=endpoint)
         try:
-            valid, stale = credit_checks.stored_bases(conn, [uscc], today)
+            valid, _stale = credit_checks.stored_bases(conn, [uscc], today)
             basis = valid.get(uscc)
         except OperationalError:  # locked: the thread below reads it
             basis = None

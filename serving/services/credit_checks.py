@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -73,11 +73,16 @@ def logged_purpose(matter: str, purpose: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Basis:
-    """One subject's records in force on a date (``found`` False: no such subject)."""
+    """One subject's records in force on a date, as stored (JSON; ``found`` False: no such
+    subject). Parsed only when a measure of the matter may rest on one of its kinds."""
 
     uscc: str
     found: bool
-    entries: tuple[dict[str, Any], ...] = ()
+    raw: str = "[]"
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return json.loads(self.raw) if self.raw != "[]" else []
 
 
 def _lookup_statement(n: int) -> Any:
@@ -108,7 +113,7 @@ def stored_bases(source: Session | Connection, usccs: Sequence[str], today: dt.d
                 statement, connection.dialect).rows(connection, params):
             if (as_of == today and stored_stamp == (stamp or 0) and entries is not None
                     and version == policy_for(industry).version):
-                valid[uscc] = Basis(uscc, True, tuple(json.loads(entries)))
+                valid[uscc] = Basis(uscc, True, entries)
             else:
                 stale.append((uscc, industry))
     seen = set(valid) | {u for u, _ in stale}
@@ -163,13 +168,13 @@ def refresh(session: Session, subjects: Sequence[tuple[str, str | None]], today:
         for row in in_force.to_dict("records"):
             entries[row["uscc"]].append({f: _plain(row[f]) for f in ENTRY_FIELDS})
     now = dt.datetime.now(dt.UTC)
+    raw = {u: json.dumps(entries[u], ensure_ascii=False, separators=(",", ":")) for u in usccs}
     rows = [{"uscc": u, "as_of": today, "records_stamp": stamps.get(u, 0), "policy_version": versions[u],
-             "entries": json.dumps(entries[u], ensure_ascii=False, separators=(",", ":")), "computed_at": now}
-            for u in usccs]
+             "entries": raw[u], "computed_at": now} for u in usccs]
     for start in range(0, len(usccs), _CHUNK):
         session.execute(delete(CreditCheckBasis).where(CreditCheckBasis.uscc.in_(usccs[start:start + _CHUNK])))
     session.execute(insert(CreditCheckBasis), rows)
-    return {u: Basis(u, True, tuple(entries[u])) for u in usccs}
+    return {u: Basis(u, True, raw[u]) for u in usccs}
 
 
 def _plain(value: Any) -> Any:
@@ -213,51 +218,72 @@ def refresh_all(session: Session, today: dt.date, *, chunk: int = 20_000) -> int
 @dataclass(frozen=True, slots=True)
 class _Rule:
     measure: Measure
-    kinds: frozenset[str]
     severities: frozenset[str] | None
     subkinds: frozenset[str] | None
     head: dict[str, Any]  # the measure's own fields of the answer
 
     def matches(self, entry: dict[str, Any]) -> bool:
-        return (entry["kind"] in self.kinds
-                and (self.severities is None or entry.get("severity") in self.severities)
+        return ((self.severities is None or entry.get("severity") in self.severities)
                 and (self.subkinds is None or entry.get("subkind") in self.subkinds))
 
 
-_RULES: dict[tuple[int, str], tuple[MeasuresCatalogue, tuple[_Rule, ...]]] = {}
+@dataclass(frozen=True, slots=True)
+class _MatterRules:
+    """A matter's measures prepared for matching: the rules, the rules by record kind, and the
+    text each of those kinds has in a stored basis (a basis without any is answered unparsed)."""
+
+    rules: tuple[_Rule, ...]
+    by_kind: dict[str, tuple[int, ...]]
+    markers: tuple[str, ...]
 
 
-def _rules(catalogue: MeasuresCatalogue, matter: str) -> tuple[_Rule, ...]:
+_RULES: dict[tuple[int, str], tuple[MeasuresCatalogue, _MatterRules]] = {}
+
+
+def _rules(catalogue: MeasuresCatalogue, matter: str) -> _MatterRules:
     """The measures of ``matter`` prepared for matching (kept per catalogue object and matter;
     the entry holds the catalogue, so its id is never reused while cached)."""
     cached = _RULES.get((id(catalogue), matter))
     if cached is not None and cached[0] is catalogue:
         return cached[1]
-    out = []
-    for m in catalogue.for_matter(matter):
+    rules: list[_Rule] = []
+    by_kind: dict[str, list[int]] = {}
+    for i, m in enumerate(catalogue.for_matter(matter)):
         when = m.when
-        out.append(_Rule(m, frozenset(when.kinds), frozenset(when.severities) if when.severities else None,
-                         frozenset(when.subkinds) if when.subkinds else None,
-                         {"code": m.code, "type": m.type, "action": m.action, "name_zh": m.name_zh,
-                          "name_en": m.name_en, "legal_basis": list(m.legal_basis)}))
+        rules.append(_Rule(m, frozenset(when.severities) if when.severities else None,
+                           frozenset(when.subkinds) if when.subkinds else None,
+                           {"code": m.code, "type": m.type, "action": m.action, "name_zh": m.name_zh,
+                            "name_en": m.name_en, "legal_basis": list(m.legal_basis)}))
+        for kind in when.kinds:
+            by_kind.setdefault(kind, []).append(i)
+    prepared = _MatterRules(tuple(rules), {k: tuple(v) for k, v in by_kind.items()},
+                            tuple(json.dumps({"kind": k}, ensure_ascii=False, separators=(",", ":"))[1:-1]
+                                  for k in by_kind))
     if len(_RULES) > 256:  # catalogues come and go in tests only
         _RULES.clear()
-    _RULES[(id(catalogue), matter)] = (catalogue, tuple(out))
-    return tuple(out)
+    _RULES[(id(catalogue), matter)] = (catalogue, prepared)
+    return prepared
 
 
-def measures_for(catalogue: MeasuresCatalogue, matter: str, entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The measures of ``matter`` that ``entries`` (records in force) make apply, in catalogue
+def measures_for(catalogue: MeasuresCatalogue, matter: str, basis: Basis) -> list[dict[str, Any]]:
+    """The measures of ``matter`` that ``basis`` (records in force) makes apply, in catalogue
     order, each with the list entries and records behind it and its legal basis. Incentives yield
     to any restriction of the matter when the catalogue says so."""
-    entries = tuple(entries)
+    prepared = _rules(catalogue, matter)
+    raw = basis.raw
+    if raw == "[]" or not any(marker in raw for marker in prepared.markers):
+        return []  # no record of a kind any measure of the matter rests on
+    behind: dict[int, list[dict[str, Any]]] = {}
+    for entry in json.loads(raw):
+        for i in prepared.by_kind.get(entry["kind"], ()):
+            if prepared.rules[i].matches(entry):
+                behind.setdefault(i, []).append(entry)
     applied = []
-    for rule in _rules(catalogue, matter):
-        behind = [e for e in entries if rule.matches(e)]
-        if behind:
-            applied.append({**rule.head,
-                            "list_entries": [e for e in behind if e["kind"].startswith("list_")],
-                            "records": [e for e in behind if not e["kind"].startswith("list_")]})
+    for i in sorted(behind):
+        cited = behind[i]
+        applied.append({**prepared.rules[i].head,
+                        "list_entries": [e for e in cited if e["kind"].startswith("list_")],
+                        "records": [e for e in cited if not e["kind"].startswith("list_")]})
     if catalogue.incentives_yield_to_restrictions and any(m["type"] == "restriction" for m in applied):
         applied = [m for m in applied if m["type"] == "restriction"]
     return applied
@@ -265,7 +291,7 @@ def measures_for(catalogue: MeasuresCatalogue, matter: str, entries: Iterable[di
 
 def check_result(catalogue: MeasuresCatalogue, matter: str, today: dt.date, basis: Basis) -> dict[str, Any]:
     """One subject's answer (``CreditCheckOut``)."""
-    measures = measures_for(catalogue, matter, basis.entries) if basis.found else []
+    measures = measures_for(catalogue, matter, basis) if basis.found else []
     return {"uscc": basis.uscc, "matter": matter, "matter_name_zh": catalogue.matters[matter].name_zh,
             "checked_on": today.isoformat(), "catalogue_version": catalogue.version, "found": basis.found,
             "blocked": any(m["action"] == "block" for m in measures), "measures": measures}

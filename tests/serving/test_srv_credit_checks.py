@@ -89,26 +89,18 @@ def test_expired_and_repaired_records_and_ended_list_entries_do_not_count(client
     after = client.get(f"{CHECK}/{world.ent1}", params={"matter": "government_procurement", **PURPOSE},
                        headers=auth("admin")).json()
     assert "R2" not in set().union(set(), *(_cited(m) for m in after["measures"]))
-    # a list entry in force blocks; an incentive never applies beside it
-    store_records(session, [
-        dict(record_id="L-NOW", uscc=world.ent2, kind="list_serious_dishonesty", decision_date="2026-10-01",
-             department="court", document_no="(2026)苏01执9号"),
-        dict(record_id="RW1", uscc=world.ent2, kind="admin_reward", decision_date="2026-05-01",
-             department="samr", document_no="宁市监奖〔2026〕1号"),
-    ])
+    # an incentive cites the positive record in force; beside a list entry in force it yields
+    store_records(session, [dict(record_id="RW1", uscc=world.ent2, kind="admin_reward", decision_date="2026-05-01",
+                                 department="samr", document_no="宁市监奖〔2026〕1号")])
+    rewarded = client.get(f"{CHECK}/{world.ent2}", params=approval, headers=auth("admin")).json()
+    assert [(m["type"], _cited(m)) for m in rewarded["measures"]] == [("incentive", {"RW1"})]
+    assert rewarded["blocked"] is False
+    store_records(session, [dict(record_id="L-NOW", uscc=world.ent2, kind="list_serious_dishonesty",
+                                 decision_date="2026-10-01", department="court", document_no="(2026)苏01执9号")])
     blocked = client.get(f"{CHECK}/{world.ent2}", params=approval, headers=auth("admin")).json()
-    measures = _measures(blocked)
+    assert blocked["blocked"] is True
     assert {m["list_entries"][0]["record_id"] for m in blocked["measures"] if m["list_entries"]} == {"L-NOW"}
-    assert all(m["type"] == "restriction" for m in measures.values())
-
-
-def test_an_incentive_cites_the_positive_record_in_force(client, auth, session, world):
-    store_records(session, [dict(record_id="RW2", uscc=world.ent2, kind="admin_reward", decision_date="2026-05-01",
-                                 department="samr", document_no="宁市监奖〔2026〕2号")])
-    body = client.get(f"{CHECK}/{world.ent2}", params={"matter": "administrative_approval", **PURPOSE},
-                      headers=auth("admin")).json()
-    incentives = [m for m in body["measures"] if m["type"] == "incentive"]
-    assert incentives and all(_cited(m) == {"RW2"} for m in incentives)
+    assert all(m["type"] == "restriction" for m in blocked["measures"])
 
 
 def test_the_batch_answers_every_code_in_order_and_logs_each_once(client, auth, session, world):
@@ -136,14 +128,14 @@ def test_a_batch_over_10000_is_refused_in_chinese(client, auth, session):
     assert _entries(session) == []
 
 
-@pytest.mark.parametrize(("user", "matter", "status", "text"), [
-    ("ent1", "administrative_approval", 403, "enterprise"),   # an enterprise does not check others
-    ("analyst", "administrative_approval", 403, "analyst"),
-    ("reg_samr", "no_such_matter", 422, "事项"),                # unknown matter: named, in Chinese
-])
-def test_who_may_check_what(client, auth, session, world, user, matter, status, text):
-    r = client.get(f"{CHECK}/{world.ent1}", params={"matter": matter, **PURPOSE}, headers=auth(user))
-    assert r.status_code == status and text in r.text
+def test_who_may_check_what(client, auth, session, world):
+    for user, matter, status, text in (
+        ("ent1", "administrative_approval", 403, "enterprise"),   # an enterprise does not check others
+        ("analyst", "administrative_approval", 403, "analyst"),
+        ("reg_samr", "no_such_matter", 422, "事项"),                # unknown matter: named, in Chinese
+    ):
+        r = client.get(f"{CHECK}/{world.ent1}", params={"matter": matter, **PURPOSE}, headers=auth(user))
+        assert r.status_code == status and text in r.text, (user, r.text)
     assert _entries(session) == []
 
 
@@ -157,8 +149,8 @@ def test_the_catalogue_refuses_a_bad_file_naming_it(tmp_path):
     source = resources.files("serving.measures").joinpath("default.toml").read_text(encoding="utf-8")
     bad.write_text(source.replace('kinds = ["admin_reward"', 'kinds = ["admin_penalty"', 1),  # an incentive on a penalty
                    encoding="utf-8")
-    with pytest.raises(MeasuresError, match="measures.toml.*incentive.*admin_penalty"):
+    with pytest.raises(MeasuresError, match=r"measures\.toml.*incentive.*admin_penalty"):
         load_measures(bad)
     bad.write_text(source.replace('"government_procurement"', '"procurement_typo"', 1), encoding="utf-8")
-    with pytest.raises(MeasuresError, match="measures.toml"):
+    with pytest.raises(MeasuresError, match=r"measures\.toml"):
         load_measures(bad)
