@@ -154,3 +154,39 @@ def test_the_catalogue_refuses_a_bad_file_naming_it(tmp_path):
     bad.write_text(source.replace('"government_procurement"', '"procurement_typo"', 1), encoding="utf-8")
     with pytest.raises(MeasuresError, match=r"measures\.toml"):
         load_measures(bad)
+
+
+def test_after_the_nightly_refresh_a_check_is_a_read_until_a_record_changes(session, world, monkeypatch, tmp_path,
+                                                                            database_url):
+    import json
+
+    from typer.testing import CliRunner
+
+    import features.evidence
+    from serving.cli.main import app as cli_app
+    from serving.deps import get_today
+    from serving.services import credit_checks
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli_app, ["db", "refresh-checks", "--json"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0 and json.loads(result.stdout)["subjects"] == 3, result.stdout
+
+    def rule_run(*args, **kwargs):
+        raise AssertionError("the rule ran although every basis was fresh")
+
+    today = get_today()
+    with monkeypatch.context() as patched:
+        patched.setattr(features.evidence, "records_in_force", rule_run)
+        found = credit_checks.bases(session, [world.ent1, world.ent2, world.ent3], today)
+    assert {e["record_id"] for e in found[world.ent1].entries} >= {"R2", "R3"}
+    # a new version of a record (here a revocation) makes that subject's basis stale, and only that one
+    new_record_version(session, current_record(session, "R3", world.ent1), "objection upheld", revoked=True,
+                       revoked_on=today)
+    session.commit()
+    _, stale = credit_checks.stored_bases(session, [world.ent1, world.ent2], today)
+    assert stale == [(world.ent1, "C")]
+    assert "R3" not in {e["record_id"] for e in credit_checks.bases(session, [world.ent1], today)[world.ent1].entries}
