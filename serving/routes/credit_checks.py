@@ -25,6 +25,7 @@ from serving.deps import (
     TodayDep,
     UsccPath,
     endpoint_of,
+    get_today,
     new_session,
     read_purpose,
     require_role,
@@ -67,10 +68,13 @@ def _in_session(settings: Settings, work: Any) -> Any:
 
 
 @router.get("/{uscc}", response_model=CreditCheckOut, responses=error_responses(*_ERRORS))
-async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker, today: TodayDep,
+async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker,
                     purpose: Annotated[str | None, Depends(read_purpose)] = None) -> Response:
     """The measures of ``matter`` that apply to the subject, each with its records, list entries
     and legal basis (``found`` false for a code no subject has). Logged before it is answered."""
+    # today as `TodayDep` gives it (tests override `get_today`), without the thread-pool hop
+    # FastAPI makes for a sync dependency
+    today = request.app.dependency_overrides.get(get_today, get_today)()
     settings = settings_of(request)
     catalogue = measures_of(request)
     credit_checks.open_matter(catalogue, matter, principal)
