@@ -20,9 +20,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for
@@ -35,8 +35,11 @@ from serving.security import Principal
 CHECKER_ROLES = ("regulator", "admin")
 MAX_BATCH = 10_000
 _CHUNK = 500  # codes per lookup statement (a fixed number of parameters: compiled once)
-ENTRY_FIELDS = ("record_id", "kind", "subkind", "severity", "decision_date", "end_date", "department",
+# the fields of a stored entry, in this order: a measure's kind and severity are then one
+# substring of the stored JSON (``_MatterRules.markers``), so most bases are answered unparsed
+ENTRY_FIELDS = ("record_id", "kind", "severity", "subkind", "decision_date", "end_date", "department",
                 "document_no")
+BASIS_FORMAT = "b1"  # stored with the policy version: a basis of another layout is recomputed
 
 
 @lru_cache(maxsize=64)
@@ -45,6 +48,10 @@ def policy_for(section: str | None) -> Any:
     from features.catalogue import default_policy
 
     return default_policy().for_sector(section)
+
+
+def _basis_version(section: str | None) -> str:
+    return f"{policy_for(section).version}/{BASIS_FORMAT}"
 
 
 # --- who may check what ---------------------------------------------------------------------
@@ -71,8 +78,7 @@ def logged_purpose(matter: str, purpose: str | None) -> str:
 
 # --- the basis: records in force per subject ----------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Basis:
+class Basis(NamedTuple):
     """One subject's records in force on a date, as stored (JSON; ``found`` False: no such
     subject). Parsed only when a measure of the matter may rest on one of its kinds."""
 
@@ -86,15 +92,20 @@ class Basis:
 
 
 def _lookup_statement(n: int) -> Any:
+    # whether the stored basis is of today and of the subject's latest record row, decided in SQL
+    # (no date conversion per row); the policy version is compared by the caller
     stamp = select(func.max(Record.id)).where(Record.uscc == Subject.uscc).scalar_subquery()
-    return (select(Subject.uscc, Subject.industry, stamp.label("stamp"), CreditCheckBasis.as_of,
-                   CreditCheckBasis.records_stamp, CreditCheckBasis.policy_version, CreditCheckBasis.entries)
+    fresh = case((and_(CreditCheckBasis.as_of == bindparam("today"),
+                       CreditCheckBasis.records_stamp == func.coalesce(stamp, 0)), 1), else_=0)
+    return (select(Subject.uscc, Subject.industry, fresh.label("fresh"), CreditCheckBasis.policy_version,
+                   CreditCheckBasis.entries)
             .select_from(Subject).outerjoin(CreditCheckBasis, CreditCheckBasis.uscc == Subject.uscc)
             .where(Subject.uscc.in_([bindparam(f"u{i}") for i in range(n)])))
 
 
 _LOOKUP_ONE = _lookup_statement(1)
 _LOOKUP_CHUNK = _lookup_statement(_CHUNK)
+_CHUNK_KEYS = tuple(f"u{i}" for i in range(_CHUNK))
 
 
 def stored_bases(source: Session | Connection, usccs: Sequence[str], today: dt.date
@@ -102,24 +113,34 @@ def stored_bases(source: Session | Connection, usccs: Sequence[str], today: dt.d
     """The bases of ``usccs`` that are still valid today, and the (uscc, industry) of the
     subjects whose basis must be recomputed. Codes of no subject are answered ``found=False``."""
     connection = connection_of(source)
+    one, many = compiled_for(_LOOKUP_ONE, connection.dialect), compiled_for(_LOOKUP_CHUNK, connection.dialect)
+    day = today.isoformat()  # as the Date column stores it (SQLite); PostgreSQL casts the literal
+    versions: dict[str | None, str] = {}
     valid: dict[str, Basis] = {}
     stale: list[tuple[str, str | None]] = []
     for start in range(0, len(usccs), _CHUNK):
-        chunk = list(usccs[start:start + _CHUNK])
-        statement = _LOOKUP_ONE if len(chunk) == 1 else _LOOKUP_CHUNK
-        size = 1 if len(chunk) == 1 else _CHUNK
-        params = {f"u{i}": (chunk[i] if i < len(chunk) else "") for i in range(size)}
-        for uscc, industry, stamp, as_of, stored_stamp, version, entries in compiled_for(
-                statement, connection.dialect).rows(connection, params):
-            if (as_of == today and stored_stamp == (stamp or 0) and entries is not None
-                    and version == policy_for(industry).version):
+        chunk = usccs[start:start + _CHUNK]
+        if len(chunk) == 1:
+            rows = one.rows(connection, {"today": day, "u0": chunk[0]})
+        else:
+            params = dict(zip(_CHUNK_KEYS, chunk, strict=False))
+            for key in _CHUNK_KEYS[len(chunk):]:
+                params[key] = ""
+            params["today"] = day
+            rows = many.rows(connection, params)
+        for uscc, industry, fresh, version, entries in rows:
+            wanted = versions.get(industry)
+            if wanted is None:
+                wanted = versions[industry] = _basis_version(industry)
+            if fresh and entries is not None and version == wanted:
                 valid[uscc] = Basis(uscc, True, entries)
             else:
                 stale.append((uscc, industry))
-    seen = set(valid) | {u for u, _ in stale}
-    for uscc in usccs:
-        if uscc not in seen:
-            valid[uscc] = Basis(uscc, False)
+    if len(valid) + len(stale) < len(usccs):
+        seen = set(valid).union(u for u, _ in stale)
+        for uscc in usccs:
+            if uscc not in seen:
+                valid[uscc] = Basis(uscc, False)
     return valid, stale
 
 
@@ -155,8 +176,7 @@ def refresh(session: Session, subjects: Sequence[tuple[str, str | None]], today:
         frame = pd.concat([frame.astype(object), pd.DataFrame(changes).astype(object)], ignore_index=True)
     by_policy: dict[str, tuple[Any, list[str]]] = {}
     for uscc, industry in subjects:
-        policy = policy_for(industry)
-        by_policy.setdefault(policy.version, (policy, []))[1].append(uscc)
+        by_policy.setdefault(_basis_version(industry), (policy_for(industry), []))[1].append(uscc)
     entries: dict[str, list[dict[str, Any]]] = {u: [] for u in usccs}
     versions: dict[str, str] = {}
     for version, (policy, members) in by_policy.items():
@@ -256,9 +276,14 @@ def _rules(catalogue: MeasuresCatalogue, matter: str) -> _MatterRules:
                             "name_en": m.name_en, "legal_basis": list(m.legal_basis)}))
         for kind in when.kinds:
             by_kind.setdefault(kind, []).append(i)
+    markers = []
+    for m in catalogue.for_matter(matter):
+        for kind in m.when.kinds:
+            for severity in m.when.severities or (None,):  # kind and severity are adjacent in a stored entry
+                pair = {"kind": kind, "severity": severity} if severity else {"kind": kind}
+                markers.append(json.dumps(pair, ensure_ascii=False, separators=(",", ":"))[1:-1])
     prepared = _MatterRules(tuple(rules), {k: tuple(v) for k, v in by_kind.items()},
-                            tuple(json.dumps({"kind": k}, ensure_ascii=False, separators=(",", ":"))[1:-1]
-                                  for k in by_kind))
+                            tuple(dict.fromkeys(markers)))
     if len(_RULES) > 256:  # catalogues come and go in tests only
         _RULES.clear()
     _RULES[(id(catalogue), matter)] = (catalogue, prepared)
@@ -271,7 +296,12 @@ def measures_for(catalogue: MeasuresCatalogue, matter: str, basis: Basis) -> lis
     to any restriction of the matter when the catalogue says so."""
     prepared = _rules(catalogue, matter)
     raw = basis.raw
-    if raw == "[]" or not any(marker in raw for marker in prepared.markers):
+    if raw == "[]":
+        return []
+    for marker in prepared.markers:
+        if marker in raw:
+            break
+    else:
         return []  # no record of a kind any measure of the matter rests on
     behind: dict[int, list[dict[str, Any]]] = {}
     for entry in json.loads(raw):
