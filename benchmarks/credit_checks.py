@@ -181,6 +181,13 @@ def main(args: argparse.Namespace) -> None:
         paths = [f"/api/v1/credit-checks/{c}?matter={MATTER}" for c in warm_codes]
         checked = api.measured_phase({**common, "paths": paths}, tmp, "check", server.pid)
         print(api.fmt("GET /api/v1/credit-checks/{uscc} (logged)", checked), flush=True)
+        low = {}
+        if args.low_rate:  # the same two phases below saturation: their CPU per request compares on a shared machine
+            for name, phase_paths in (("baseline", ["/api/v1/auth/me"]), ("check", paths)):
+                api.drain(base)
+                low[name] = api.measured_phase({**common, "rate": args.low_rate, "paths": phase_paths}, tmp,
+                                               f"low-{name}", server.pid)
+                print(api.fmt(f"at {args.low_rate:.0f} req/s: {name}", low[name]), flush=True)
         api.drain(base)
         warm1 = batch_rate(base, headers, warm_codes, args.batch_repeats, 1)
         warm2 = batch_rate(base, headers, warm_codes, args.batch_repeats, args.workers)
@@ -197,6 +204,10 @@ def main(args: argparse.Namespace) -> None:
           f"  server CPU {checked['cpu_ms'] / baseline['cpu_ms']:.2f}x")
     print(f"ratio check/reference: p50 {checked['p50'] / reference['p50']:.2f}x  "
           f"p99 {checked['p99'] / reference['p99']:.2f}x  server CPU {checked['cpu_ms'] / reference['cpu_ms']:.2f}x")
+    if low:
+        print(f"at {args.low_rate:.0f} req/s, ratio check/baseline: p50 {low['check']['p50'] / low['baseline']['p50']:.2f}x"
+              f"  p99 {low['check']['p99'] / low['baseline']['p99']:.2f}x  server CPU "
+              f"{low['check']['cpu_ms'] / low['baseline']['cpu_ms']:.2f}x")
     single_met = checked["p99"] <= 5 and not checked["errors"] and checked["achieved_rate"] >= 0.98 * args.rate
     print(f"target p99 <= 5 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if single_met else 'NOT MET'}")
     m1, m2 = statistics.median(warm1), statistics.median(warm2)
@@ -218,6 +229,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=10_000, help="codes per batch request")
     parser.add_argument("--batch-repeats", type=int, default=3)
+    parser.add_argument("--low-rate", type=float, default=100,
+                        help="also measure the baseline and the check at this rate (0: not)")
     return parser.parse_args(argv)
 
 
