@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select
+from sqlalchemy import Connection, Date, and_, bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for
-from serving.db.models import CreditCheckBasis, Record, Subject
+from serving.db.models import CreditCheckBasis, Record, Subject, UtcDateTime
 from serving.db.session import connection_of
 from serving.errors import InvalidInput, NotAllowed
 from serving.measures import Matter, Measure, MeasuresCatalogue
@@ -191,10 +191,17 @@ def refresh(session: Session, subjects: Sequence[tuple[str, str | None]], today:
     raw = {u: json.dumps(entries[u], ensure_ascii=False, separators=(",", ":")) for u in usccs}
     rows = [{"uscc": u, "as_of": today, "records_stamp": stamps.get(u, 0), "policy_version": versions[u],
              "entries": raw[u], "computed_at": now} for u in usccs]
-    for start in range(0, len(usccs), _CHUNK):
-        session.execute(delete(CreditCheckBasis).where(CreditCheckBasis.uscc.in_(usccs[start:start + _CHUNK])))
-    session.execute(insert(CreditCheckBasis), rows)
+    # an upsert (SQLite and PostgreSQL alike): two workers recomputing the same subject both succeed
+    session.execute(_UPSERT, rows)
     return {u: Basis(u, True, raw[u]) for u in usccs}
+
+
+_UPSERT = text(
+    "INSERT INTO credit_check_basis (uscc, as_of, records_stamp, policy_version, entries, computed_at) "
+    "VALUES (:uscc, :as_of, :records_stamp, :policy_version, :entries, :computed_at) "
+    "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, records_stamp = excluded.records_stamp, "
+    "policy_version = excluded.policy_version, entries = excluded.entries, computed_at = excluded.computed_at"
+).bindparams(bindparam("as_of", type_=Date()), bindparam("computed_at", type_=UtcDateTime()))
 
 
 def _plain(value: Any) -> Any:
