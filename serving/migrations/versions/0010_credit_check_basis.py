@@ -9,6 +9,9 @@ records in force, decided by the catalogue's one rule (``features.evidence.recor
 DuckDB over ``counted_records.sql``). Running that rule per request costs tenths of a second, so
 its result is kept per subject, with the date, the highest record-row id and the policy version
 it was computed for; a check recomputes a subject whose basis no longer matches.
+
+Revises 0004 on its branch (s8-checks); other revisions (0005–0009) are written in the same
+session: at merge, point ``down_revision`` at the last of those that precede it.
 """
 
 from collections.abc import Sequence
