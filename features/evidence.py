@@ -140,3 +140,39 @@ def records_behind(
         con.close()
     out["decision_date"] = pd.to_datetime(out["decision_date"]).dt.date
     return out
+
+
+# Whether a record is in force on the as-of date (联合奖惩: the joint checks cite exactly these). A
+# negative record is in force when it counts (counted_records.sql's ``counts``: in its publicity
+# period or window, not repaired, revoked or exempted, a list entry until its exit). A positive
+# one while it is in its window, not revoked or exempted, and, if self-declared, verified when the
+# policy asks for it (the same test as the feature ``n_self_declared_verified_36m``).
+IN_FORCE_CONDITION = (
+    "(counts OR (is_positive AND NOT is_revoked AND NOT is_exempt AND in_period "
+    "AND (kind <> 'self_declared' OR NOT $requires_verification "
+    "OR (verified AND verified_on <= DATE '$as_of'))))")
+IN_FORCE_COLUMNS = ["uscc", "record_id", "kind", "subkind", "severity", "decision_date", "end_date", "department",
+                    "document_no", "polarity"]
+
+
+def records_in_force(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
+    """The records of ``records`` (contract columns; any number of subjects) in force on ``as_of``
+    under ``policy``, one DuckDB pass: columns ``IN_FORCE_COLUMNS``, dates as ``date``."""
+    policy = policy or default_policy()
+    if records.empty:
+        return pd.DataFrame(columns=IN_FORCE_COLUMNS)
+    condition = (IN_FORCE_CONDITION
+                 .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
+                 .replace("$as_of", as_of.isoformat()))
+    con = duckdb.connect()
+    try:
+        _register(con, records, policy)
+        out = con.sql(
+            f"SELECT {', '.join(IN_FORCE_COLUMNS)} FROM ({render_counted_sql(as_of, policy)}) AS status "
+            f"WHERE {condition} ORDER BY uscc, decision_date DESC, record_id"
+        ).df()
+    finally:
+        con.close()
+    for column in ("decision_date", "end_date"):
+        out[column] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in out[column]]
+    return out

@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         analyst,
         auth,
         commitments,
+        credit_checks,
         credit_reports,
         enterprise,
         health,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.include_router(public.router)
     app.include_router(credit_reports.router)
     app.include_router(credit_reports.pages_router)
+    app.include_router(credit_checks.router)
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
     app.include_router(admin_pages.router)

@@ -311,6 +311,9 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {path}"
 
 
+endpoint_of = _endpoint  # the public name, for routes that log reads themselves
+
+
 def _logged_purpose(principal: Principal, purpose: str | None) -> str:
     """The purpose to log: required of staff (查询用途); an enterprise reading itself needs none."""
     if purpose is not None:

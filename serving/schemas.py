@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from features.schema import pydantic_fields
 from serving.security import PASSWORD_MIN_LENGTH, Role
-from serving.validation import CleanText, Uscc
+from serving.validation import USCC_PATTERN, CleanText, Uscc, uscc_problem
+from uscc import valid_uscc_mask
 
 GradeLetter = Literal["A", "B", "C", "D"]
 Severity = Literal["minor", "general", "serious"]
@@ -401,3 +403,82 @@ class HealthOut(BaseModel):
     grades: int | None = None  # subjects with a current grade
     # empty when the service does not regrade (no TIERS_STORE_DIR): it then loads no model
     models: list[ModelHealthOut] | None = None
+
+
+# --- joint checks (联合奖惩) ------------------------------------------------------------------
+
+MATTER_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+MAX_CHECK_BATCH = 10_000
+
+
+class CheckedRecordOut(BaseModel):
+    """A record or list entry in force behind a measure (published information; no grade)."""
+
+    record_id: str
+    kind: str
+    subkind: str | None = None
+    severity: str | None = None
+    decision_date: dt.date
+    end_date: dt.date | None = None
+    department: str
+    document_no: str | None = None
+
+
+class MeasureOut(BaseModel):
+    code: str
+    type: Literal["restriction", "incentive"]
+    action: Literal["block", "prompt", "benefit"] = Field(
+        description="block: stop the application (自动拦截); prompt: warn the officer (自动提示); benefit: incentive")
+    name_zh: str
+    name_en: str
+    legal_basis: list[str]
+    list_entries: list[CheckedRecordOut]
+    records: list[CheckedRecordOut]
+
+
+class CreditCheckOut(BaseModel):
+    """The measures of a matter that apply to one subject, with their basis; never its grade."""
+
+    uscc: str
+    matter: str
+    matter_name_zh: str
+    checked_on: dt.date
+    catalogue_version: str
+    found: bool = Field(description="false: no subject with this code is registered (no measures)")
+    blocked: bool = Field(description="a measure with action block applies")
+    measures: list[MeasureOut]
+
+
+class CreditCheckBatchIn(BaseModel):
+    matter: str = Field(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")
+    usccs: list[Annotated[str, StringConstraints(pattern=USCC_PATTERN)]] = Field(
+        min_length=1, json_schema_extra={"maxItems": MAX_CHECK_BATCH},
+        description=f"at most {MAX_CHECK_BATCH:,} codes; repeated codes are checked once")
+    purpose: CleanText | None = Field(default=None, min_length=2, max_length=200,
+                                      description="查询用途 besides the matter (e.g. the project number), logged")
+
+    @field_validator("usccs", mode="before")
+    @classmethod
+    def _at_most_10000(cls, value: object) -> object:
+        if isinstance(value, list) and len(value) > MAX_CHECK_BATCH:
+            raise ValueError(f"一次最多核查 {MAX_CHECK_BATCH} 个统一社会信用代码，本次提交了 {len(value)} 个，请分批提交 "
+                             f"(at most {MAX_CHECK_BATCH} codes per batch)")
+        return value
+
+    @field_validator("usccs")
+    @classmethod
+    def _check_characters(cls, value: list[str]) -> list[str]:
+        # the check characters of the whole list at once (the one USCC rule, vectorised)
+        bad = np.flatnonzero(~valid_uscc_mask(value))
+        if len(bad):
+            first = int(bad[0])
+            raise ValueError(f"第 {first + 1} 个代码 {value[first]} 不是有效的统一社会信用代码（{uscc_problem(value[first])}）"
+                             f"；共 {len(bad)} 个无效 (usccs[{first}] is not a valid unified social credit code)")
+        return value
+
+
+class CreditCheckBatchOut(BaseModel):
+    matter: str
+    checked_on: dt.date
+    catalogue_version: str
+    results: list[CreditCheckOut] = Field(description="one per distinct code, in the order given")

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/tiers.db"
     mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
     data_dir: Path = Path("var/data")
+    # the joint checks' measures catalogue (联合奖惩措施清单, `serving/measures`); None: the packaged default
+    credit_measures_file: Path | None = None
     # feature store written by `tiers ingest`; when set, upheld objections and approved repairs
     # regrade the subject with its model from `mlflow_tracking_uri` (else grades are marked stale)
     store_dir: Path | None = None

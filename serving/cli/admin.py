@@ -1,4 +1,4 @@
-"""``tiers db upgrade``, ``tiers querylog check``, ``tiers users create|demo|deactivate|activate``."""
+"""``tiers db upgrade|prune-grades|load|refresh-checks``, ``tiers querylog check``, ``tiers users create|demo|deactivate|activate``."""
 
 from __future__ import annotations
 
@@ -102,6 +102,29 @@ def db_load(kind: str = typer.Argument(..., help="subjects | grades"),
         typer.echo(f"error: {report.rejected} rows rejected ({dict(report.reasons)}); pass --quarantine FILE "
                    "to keep them", err=True)
         raise typer.Exit(1)
+
+
+@db_app.command("refresh-checks")
+def db_refresh_checks(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """Recompute every subject's joint-check basis (records in force today) so that checks are one
+    indexed read: run it after midnight (Asia/Shanghai) and after loading records."""
+    import time
+
+    from serving.db.session import iter_session
+    from serving.deps import get_today
+    from serving.services.credit_checks import refresh_all
+
+    settings = _settings()
+    session = next(iter_session(settings.database_url))
+    start = time.perf_counter()
+    try:
+        today = get_today()
+        done = refresh_all(session, today)
+    finally:
+        session.close()
+    summary = {"as_of": today.isoformat(), "subjects": done, "seconds": round(time.perf_counter() - start, 2)}
+    typer.echo(json.dumps(summary) if as_json else
+               f"joint-check basis of {done} subjects as of {today} in {summary['seconds']} s")
 
 
 def _quarantine_writer(path: Path | None):

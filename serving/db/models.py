@@ -150,6 +150,24 @@ class CurrentGrade(Base):
     district_code: Mapped[str | None] = mapped_column(String(6))
 
 
+class CreditCheckBasis(Base):
+    """What the joint checks (联合奖惩, ``serving.services.credit_checks``) cite for one subject: its
+    records in force on ``as_of`` (``features.evidence.records_in_force``, the catalogue's one rule),
+    kept so that a check is one indexed read. Valid while ``as_of`` is today, ``records_stamp``
+    is still the highest id of the subject's record rows (every change of a record is a new row)
+    and ``policy_version`` is the catalogue policy's for the subject's section; else recomputed."""
+
+    __tablename__ = "credit_check_basis"
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    records_stamp: Mapped[int] = mapped_column(Integer, default=0)
+    policy_version: Mapped[str] = mapped_column(String(80))
+    # [{record_id, kind, subkind, severity, decision_date, end_date, department, document_no, polarity}]
+    entries: Mapped[str] = mapped_column(Text, default="[]")
+    computed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class BulkLoad(Base):
     """A bulk load into the service (``serving.services.bulk``): the batches committed so far, so
     an interrupted load resumes after the last one instead of writing a row twice."""

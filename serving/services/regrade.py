@@ -33,23 +33,29 @@ _CHANGE_ID = {"revocation": "SRV-REVOKE-{}", "repair": "SRV-REPAIR-{}"}
 def service_changes(session: Session, uscc: str) -> pd.DataFrame:
     """The service's decisions on ``uscc`` as contract records: one ``revocation`` (subkind
     ``objection``) per revoked record, one ``repair`` per repaired record, ref = the record."""
-    rows = []
     current = session.scalars(select(Record).where(Record.uscc == uscc, Record.is_current.is_(True)))
+    return pd.DataFrame(change_rows(current))
+
+
+def change_rows(current: Any) -> list[dict[str, Any]]:
+    """The contract records replaying the service's decisions on the current record versions
+    ``current`` (any subjects): a ``revocation`` per revoked record, a ``repair`` per repaired one."""
+    rows = []
     for record in current:
         for kind, flag, on in (("revocation", record.revoked, record.revoked_on),
                                ("repair", record.repaired, record.repaired_on)):
             if flag and on is not None:
-                rows.append({"record_id": _CHANGE_ID[kind].format(record.record_id), "uscc": uscc, "kind": kind,
-                             "subkind": "objection" if kind == "revocation" else None,
+                rows.append({"record_id": _CHANGE_ID[kind].format(record.record_id), "uscc": record.uscc,
+                             "kind": kind, "subkind": "objection" if kind == "revocation" else None,
                              "decision_date": on, "ref_record_id": record.record_id,
                              "department": record.department, "document_no": "(service decision)",
                              "description": record.change_reason})
-    return pd.DataFrame(rows)
+    return rows
 
 
 # Record fields the service database holds (`serving.db.models.Record`); the store's other
 # contract columns (ref_record_id, verified, exemption, …) are kept from the store's row.
-_SERVICE_RECORD_FIELDS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "end_date",
+SERVICE_RECORD_FIELDS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "end_date",
                           "publicity_end", "amount", "department", "document_no", "description")
 
 
@@ -58,8 +64,8 @@ def service_records(session: Session, uscc: str) -> pd.DataFrame:
     the database holds): mirrored records, corrections, inspection results fed back."""
     current = session.scalars(select(Record).where(Record.uscc == uscc, Record.is_current.is_(True))
                               .order_by(Record.record_id))
-    return pd.DataFrame([{f: getattr(r, f) for f in _SERVICE_RECORD_FIELDS} for r in current],
-                        columns=list(_SERVICE_RECORD_FIELDS))
+    return pd.DataFrame([{f: getattr(r, f) for f in SERVICE_RECORD_FIELDS} for r in current],
+                        columns=list(SERVICE_RECORD_FIELDS))
 
 
 def overlay_service_records(store_records: pd.DataFrame, service: pd.DataFrame) -> pd.DataFrame:
@@ -70,7 +76,7 @@ def overlay_service_records(store_records: pd.DataFrame, service: pd.DataFrame) 
     if service.empty:
         return store_records
     in_service = store_records["record_id"].isin(service["record_id"])
-    store_only_columns = ["record_id", *(c for c in store_records.columns if c not in _SERVICE_RECORD_FIELDS)]
+    store_only_columns = ["record_id", *(c for c in store_records.columns if c not in SERVICE_RECORD_FIELDS)]
     merged = service.merge(store_records.loc[in_service, store_only_columns], on="record_id", how="left")
     merged = merged.reindex(columns=store_records.columns)
     if "version" in merged.columns:

@@ -1,0 +1,301 @@
+"""Joint checks (联合奖惩, issue 20 item 2) under load: a real ``uvicorn`` with 2 workers on a seeded
+temporary SQLite database, driven by the open-loop generator of ``benchmarks/api.py`` (latency from
+the scheduled send time, so no coordinated omission), a machine client with an API key of the
+finance department checking ``government_procurement``.
+
+Phases at the same rate and duration:
+
+0. reference: the minimal FastAPI app of ``api.py`` (no auth, no database), same uvicorn setup;
+1. baseline: ``GET /api/v1/auth/me`` with the same API key (authenticated, no database write);
+2. ``GET /api/v1/credit-checks/{uscc}?matter=government_procurement`` — key, matter check, keyed
+   query-log append (group commit), the subject's stored basis (one indexed read), measures.
+
+Then batches of 10,000 codes (``POST /api/v1/credit-checks/batch``): one *cold* batch first
+(every basis recomputed by the catalogue's rule inside the request), then warm ones, with 1 and
+2 concurrent clients. The bases of the other subjects are computed before the warm phases by
+``credit_checks.refresh_all`` (the nightly job), whose rate is printed too.
+
+Usage: .venv/bin/python benchmarks/credit_checks.py [--duration 20] [--rate 500] [--subjects 20000]
+Targets: p99 <= 5 ms for one subject at 500 req/s with 2 workers; >= 20,000 subjects/s in batches.
+Run under ``flock /tmp/bench.lock timeout 600``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import api
+
+MATTER = "government_procurement"
+
+
+def seed(url: str, n_subjects: int) -> list[str]:
+    """``n_subjects`` subjects; every one a general penalty in its publicity period, every 10th a
+    serious one, every 50th on the abnormal operation list, every 100th on the serious dishonesty
+    list, every 5th a reward, every 20th an expired penalty (not counted)."""
+    from sqlalchemy import insert
+    from stdnum.cn import uscc as stdnum_uscc
+
+    from serving.db.migrate import upgrade
+    from serving.db.models import Record, Subject
+    from serving.db.session import dispose_engine, iter_session
+
+    upgrade(url)
+    codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(n_subjects)]
+    now = dt.datetime.now(dt.UTC)
+    subjects = [{"uscc": c, "name": f"企业{i}", "industry": "CFGHI"[i % 5], "district_code": "320102",
+                 "registered_on": dt.date(2015, 1, 1), "status": "active", "updated_at": now}
+                for i, c in enumerate(codes)]
+    records = []
+
+    def add(i: int, c: str, suffix: str, **values: object) -> None:
+        records.append({"record_id": f"R{i}-{suffix}", "uscc": c, "version": 1, "is_current": True,
+                        "department": "samr", "document_no": f"宁市监〔2026〕{i}-{suffix}号", "repaired": False,
+                        "revoked": False, "created_at": now, "subkind": None, "severity": None, "end_date": None,
+                        "publicity_end": None, "amount": None, "description": None, "repaired_on": None,
+                        "revoked_on": None, "change_reason": "seeded", **values})
+
+    for i, c in enumerate(codes):
+        add(i, c, "g", kind="admin_penalty", severity="general", decision_date=dt.date(2026, 6, 1), amount=5000.0)
+        if i % 10 == 0:
+            add(i, c, "s", kind="admin_penalty", severity="serious", decision_date=dt.date(2026, 3, 1), amount=2e5)
+        if i % 50 == 0:
+            add(i, c, "a", kind="list_abnormal_operation", decision_date=dt.date(2026, 1, 1))
+        if i % 100 == 0:
+            add(i, c, "d", kind="list_serious_dishonesty", decision_date=dt.date(2025, 12, 1), department="court")
+        if i % 5 == 0:
+            add(i, c, "w", kind="admin_reward", decision_date=dt.date(2026, 2, 1))
+        if i % 20 == 0:
+            add(i, c, "x", kind="admin_penalty", severity="general", decision_date=dt.date(2023, 1, 1))
+    session = next(iter_session(url))
+    for start in range(0, len(subjects), 5000):
+        session.execute(insert(Subject), subjects[start:start + 5000])
+    for start in range(0, len(records), 5000):
+        session.execute(insert(Record), records[start:start + 5000])
+    session.commit()
+    session.close()
+    dispose_engine(url)
+    return codes
+
+
+def machine_key(url: str, username: str = "finance-procurement", department: str = "finance") -> str:
+    """An API key of a machine user of ``department`` (政府采购 is open to finance)."""
+    from serving.db.session import dispose_engine, iter_session
+    from serving.schemas import UserCreate
+    from serving.services.users import create_api_key, create_user
+
+    session = next(iter_session(url))
+    try:
+        create_user(session, UserCreate(username=username, password=secrets.token_urlsafe(18),
+                                        role="regulator", department=department))
+        _, key = create_api_key(session, username, "benchmark 系统")
+    finally:
+        session.close()
+        dispose_engine(url)
+    return key
+
+
+def batch_rate(base: str, headers: dict, codes: list[str], repeats: int, concurrency: int) -> list[float]:
+    """Subjects per second of ``concurrency`` concurrent batches of ``len(codes)``, per repeat."""
+    import asyncio
+
+    import httpx
+
+    body = {"matter": MATTER, "usccs": codes, "purpose": "benchmark 批量核查"}
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
+            async def one() -> None:
+                r = await http.post("/api/v1/credit-checks/batch", json=body)
+                assert r.status_code == 200 and len(r.json()["results"]) == len(codes), r.text[:300]
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+            return concurrency * len(codes) / (time.perf_counter() - start)
+
+    return [asyncio.run(run()) for _ in range(repeats)]
+
+
+def main(args: argparse.Namespace) -> None:
+    import httpx
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` must still stop the workers
+
+    from serving.db.session import dispose_engine, iter_session
+    from serving.deps import get_today
+    from serving.keys import with_keys
+    from serving.services.credit_checks import refresh_all
+    from serving.services.querylog import LogKeys, use_keys
+    from serving.services.querylog_check import check_chain
+    from serving.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkbench-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    t = time.perf_counter()
+    codes = seed(url, args.subjects)
+    print(f"seeded {len(codes)} subjects with their records in {time.perf_counter() - t:.1f} s: {url}")
+    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    headers = {"X-API-Key": machine_key(url)}
+    samr_key = machine_key(url, "samr-reader", "samr")
+    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
+           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
+    print(api.machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, SQLite FULL)")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
+    reference = api.reference_phase(args, tmp)
+    print(api.fmt("reference: minimal app, from memory", reference), flush=True)
+    port = api.free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = api.start_uvicorn("serving.app:create_app", port, args.workers, env, tmp / "server.log")
+    cold_codes, warm_codes = codes[:args.batch], codes[-args.batch:]
+    try:
+        api.wait_healthy(base, server)
+        for _ in range(20):
+            httpx.get(f"{base}/api/v1/auth/me", headers=headers)
+        cold = batch_rate(base, headers, cold_codes, 1, 1)[0]
+        print(f"cold batch (every basis recomputed in the request): {len(cold_codes):,} subjects, "
+              f"{cold:,.0f} subjects/s", flush=True)
+        session = next(iter_session(url))
+        t = time.perf_counter()
+        refreshed = refresh_all(session, get_today())
+        refresh_s = time.perf_counter() - t
+        session.close()
+        dispose_engine(url)
+        print(f"refresh_all (the nightly job, in this process): {refreshed:,} subjects in {refresh_s:.1f} s, "
+              f"{refreshed / refresh_s:,.0f} subjects/s", flush=True)
+        common = {"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
+                  "warmup": args.warmup}
+        baseline = api.measured_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline", server.pid)
+        print(api.fmt("baseline GET /api/v1/auth/me (API key)", baseline), flush=True)
+        api.drain(base)
+        paths = [f"/api/v1/credit-checks/{c}?matter={MATTER}" for c in warm_codes]
+        checked = api.measured_phase({**common, "paths": paths}, tmp, "check", server.pid)
+        print(api.fmt("GET /api/v1/credit-checks/{uscc} (logged)", checked), flush=True)
+        low = {}
+        if args.low_rate:  # the same two phases below saturation: their CPU per request compares on a shared machine
+            # and an existing logged read (GET /api/v1/subjects/{uscc}: coverage check, the same query-log
+            # append), by market supervision's key: what the log itself costs on this machine now
+            samr = {"X-API-Key": samr_key}
+            reads = [f"/api/v1/subjects/{c}?purpose=benchmark" for c in warm_codes]
+            for name, phase_paths, phase_headers in (("baseline", ["/api/v1/auth/me"], headers),
+                                                     ("logged subject read", reads, samr), ("check", paths, headers)):
+                api.drain(base)
+                low[name] = api.measured_phase({**common, "rate": args.low_rate, "paths": phase_paths,
+                                                "headers": phase_headers}, tmp, f"low-{name}", server.pid)
+                print(api.fmt(f"at {args.low_rate:.0f} req/s: {name}", low[name]), flush=True)
+        api.drain(base)
+        warm1 = batch_rate(base, headers, warm_codes, args.batch_repeats, 1)
+        warm2 = batch_rate(base, headers, warm_codes, args.batch_repeats, args.workers)
+        load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    finally:
+        api.stop_uvicorn(server)
+    server_errors = (tmp / "server.log").read_text(errors="replace").count("Traceback")
+    use_keys(url, LogKeys.of(settings))
+    session = next(iter_session(url))
+    chain = check_chain(session)
+    session.close()
+
+    print(f"ratio check/baseline: p50 {checked['p50'] / baseline['p50']:.2f}x  p99 {checked['p99'] / baseline['p99']:.2f}x"
+          f"  server CPU {checked['cpu_ms'] / baseline['cpu_ms']:.2f}x")
+    print(f"ratio check/reference: p50 {checked['p50'] / reference['p50']:.2f}x  "
+          f"p99 {checked['p99'] / reference['p99']:.2f}x  server CPU {checked['cpu_ms'] / reference['cpu_ms']:.2f}x")
+    if low:
+        print(f"at {args.low_rate:.0f} req/s, ratio check/baseline: p50 {low['check']['p50'] / low['baseline']['p50']:.2f}x"
+              f"  p99 {low['check']['p99'] / low['baseline']['p99']:.2f}x  server CPU "
+              f"{low['check']['cpu_ms'] / low['baseline']['cpu_ms']:.2f}x; check/logged subject read: p50 "
+              f"{low['check']['p50'] / low['logged subject read']['p50']:.2f}x  p99 "
+              f"{low['check']['p99'] / low['logged subject read']['p99']:.2f}x  server CPU "
+              f"{low['check']['cpu_ms'] / low['logged subject read']['cpu_ms']:.2f}x")
+    single_met = checked["p99"] <= 5 and not checked["errors"] and checked["achieved_rate"] >= 0.98 * args.rate
+    print(f"target p99 <= 5 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if single_met else 'NOT MET'}")
+    m1, m2 = statistics.median(warm1), statistics.median(warm2)
+    print(f"warm batch of {len(warm_codes):,} (median of {args.batch_repeats}): {m1:,.0f} subjects/s with 1 client "
+          f"(runs {', '.join(f'{x:,.0f}' for x in warm1)}), {m2:,.0f} subjects/s with {args.workers} concurrent "
+          f"clients; cold {cold:,.0f} subjects/s; warm/cold {m1 / cold:.1f}x")
+    print(f"target >= 20,000 subjects/s in batches: {'MET' if max(m1, m2) >= 20_000 else 'NOT MET'}")
+    print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries")
+    print(f"server tracebacks: {server_errors} (log: {tmp / 'server.log'})")
+    print(f"loadavg after the run: {load_after}")
+
+
+def breakdown(args: argparse.Namespace) -> None:
+    """Where a warm batch's CPU goes, in process and without HTTP: each stage of
+    ``POST /credit-checks/batch`` on ``args.batch`` codes, CPU µs per subject (best of 3; the
+    query log's writer thread is counted, as ``process_time`` is the process's)."""
+    import json
+
+    from serving.db.session import iter_session
+    from serving.keys import with_keys
+    from serving.measures import load_measures
+    from serving.schemas import CreditCheckBatchIn
+    from serving.security import Principal
+    from serving.services import credit_checks
+    from serving.services.querylog import LogKeys, append_entries, use_keys
+    from serving.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkbreakdown-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    codes = seed(url, args.batch)
+    use_keys(url, LogKeys.of(with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))))
+    today = dt.date.today()
+    session = next(iter_session(url))
+    credit_checks.refresh_all(session, today)
+    catalogue, caller = load_measures(), Principal(username="bench", role="admin", kind="machine")
+    body = json.dumps({"matter": MATTER, "usccs": codes, "purpose": "benchmark"})
+    state: dict = {}
+
+    def stage(name: str, work) -> None:
+        best = min(_cpu(work, state) for _ in range(3))
+        print(f"  {name:<44} {best * 1e6 / len(codes):6.1f} µs CPU per subject", flush=True)
+
+    print(f"CPU breakdown of a warm batch of {len(codes):,} ({api.machine_facts()}):")
+    stage("validate the body (CreditCheckBatchIn)", lambda: CreditCheckBatchIn.model_validate_json(body))
+    stage("query log: one entry per code, one commit", lambda: append_entries(
+        session, principal=caller, reads=[(u, "allowed") for u in codes], purpose="p", endpoint="POST /x"))
+    stage("stored bases (one indexed read per 500)", lambda: state.update(found=credit_checks.bases(session, codes, today)))
+    stage("measures per subject", lambda: state.update(results=[
+        credit_checks.check_result(catalogue, MATTER, today, state["found"][u]) for u in codes]))
+    stage("JSON of the answer", lambda: json.dumps({"results": state["results"]}, ensure_ascii=False))
+    session.close()
+
+
+def _cpu(work, state: dict) -> float:
+    start = time.process_time()
+    work()
+    return time.process_time() - start
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=20, help="seconds measured per phase")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring, per phase")
+    parser.add_argument("--rate", type=float, default=500, help="requests per second (open loop)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--subjects", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="codes per batch request")
+    parser.add_argument("--batch-repeats", type=int, default=3)
+    parser.add_argument("--low-rate", type=float, default=100,
+                        help="also measure the baseline and the check at this rate (0: not)")
+    parser.add_argument("--breakdown-only", action="store_true",
+                        help="only the in-process CPU breakdown of a warm batch (no server)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.breakdown_only:
+        breakdown(arguments)
+    else:
+        main(arguments)
+        breakdown(arguments)

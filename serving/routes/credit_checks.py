@@ -1,0 +1,125 @@
+"""联合奖惩 joint checks for the departments' business systems (政府采购, 招标投标, 行政审批 …):
+``GET /api/v1/credit-checks/{uscc}?matter=…`` and ``POST /api/v1/credit-checks/batch`` (up to
+10,000 codes). Machine clients use the API keys an admin creates (``X-API-Key``); a regulator's
+key checks the matters the measures catalogue opens to its department, an admin's every matter.
+Every check is logged in the query log before it is answered (a batch: one entry per code, all
+in one group commit). The answer is measures and their basis, never the grade.
+
+A check's basis is published information (records in force, list entries), so a department checks
+any subject of the city for an open matter, not only those it covers for reading credit files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from serving.db.session import loop_connection
+from serving.deps import (
+    PurposeQuery,
+    TodayDep,
+    UsccPath,
+    endpoint_of,
+    get_today,
+    new_session,
+    read_purpose,
+    require_role,
+    service_engine,
+)
+from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, error_responses
+from serving.measures import MeasuresCatalogue, load_measures
+from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
+from serving.security import Principal
+from serving.services import credit_checks
+from serving.services.querylog import append_entries, append_entry_async
+from serving.settings import Settings, settings_of
+
+router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"])
+_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput)
+Checker = Annotated[Principal, Depends(require_role(*credit_checks.CHECKER_ROLES))]
+MatterQuery = Annotated[str, Query(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")]
+_ = PurposeQuery  # the purpose: ?purpose=… or X-Purpose (read_purpose), optional for checks
+
+
+def measures_of(request: Request) -> MeasuresCatalogue:
+    """The app's measures catalogue (``Settings.credit_measures_file``), read on first use."""
+    state = request.app.state
+    catalogue = getattr(state, "credit_measures", None)
+    if catalogue is None:
+        catalogue = state.credit_measures = load_measures(settings_of(request).credit_measures_file)
+    return catalogue
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+
+
+def _in_session(settings: Settings, work: Any) -> Any:
+    session = new_session(settings)
+    try:
+        return work(session)
+    finally:
+        session.close()
+
+
+@router.get("/{uscc}", response_model=CreditCheckOut, responses=error_responses(*_ERRORS))
+async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker,
+                    purpose: Annotated[str | None, Depends(read_purpose)] = None) -> Response:
+    """The measures of ``matter`` that apply to the subject, each with its records, list entries
+    and legal basis (``found`` false for a code no subject has). Logged before it is answered."""
+    # today as `TodayDep` gives it (tests override `get_today`), without the thread-pool hop
+    # FastAPI makes for a sync dependency
+    today = request.app.dependency_overrides.get(get_today, get_today)()
+    settings = settings_of(request)
+    catalogue = measures_of(request)
+    credit_checks.open_matter(catalogue, matter, principal)
+    logged = credit_checks.logged_purpose(matter, purpose)
+    endpoint = endpoint_of(request)
+    conn = loop_connection(settings.database_url) if settings.event_loop_reads else None
+    basis = None
+    if conn is not None:  # SQLite file: log and read on the event loop (see deps.subject_read)
+        await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged,
+                                 endpoint=endpoint)
+        try:
+            valid, _stale = credit_checks.stored_bases(conn, [uscc], today)
+            basis = valid.get(uscc)
+        except OperationalError:  # locked: the thread below reads it
+            basis = None
+        if basis is None:
+            basis = (await run_in_threadpool(
+                _in_session, settings, lambda session: credit_checks.bases(session, [uscc], today)))[uscc]
+    else:
+        def work(session: Session) -> credit_checks.Basis:
+            append_entries(session, principal=principal, reads=[(uscc, "allowed")], purpose=logged,
+                           endpoint=endpoint)
+            return credit_checks.bases(session, [uscc], today)[uscc]
+
+        basis = await run_in_threadpool(_in_session, settings, work)
+    return _json(credit_checks.check_result(catalogue, matter, today, basis))
+
+
+@router.post("/batch", response_model=CreditCheckBatchOut, responses=error_responses(*_ERRORS))
+def check_batch(request: Request, body: CreditCheckBatchIn, principal: Checker, today: TodayDep) -> Response:
+    """The joint check of up to 10,000 subjects for one matter: one result per distinct code, in
+    the order given. Every code is logged (one entry each, one commit) before anything is read."""
+    catalogue = measures_of(request)
+    credit_checks.open_matter(catalogue, body.matter, principal)
+    usccs = list(dict.fromkeys(body.usccs))
+    settings = settings_of(request)
+
+    def work(session: Session) -> dict[str, credit_checks.Basis]:
+        append_entries(session, principal=principal, reads=[(u, "allowed") for u in usccs],
+                       purpose=credit_checks.logged_purpose(body.matter, body.purpose), endpoint=endpoint_of(request))
+        return credit_checks.bases(session, usccs, today)
+
+    found = _in_session(settings, work)
+    return _json({"matter": body.matter, "checked_on": today.isoformat(), "catalogue_version": catalogue.version,
+                  "results": [credit_checks.check_result(catalogue, body.matter, today, found[u]) for u in usccs]})
+
+
+__all__ = ["router"]
