@@ -6,7 +6,8 @@ Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_r
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
 so a deep page costs what the first one does. The total is counted once, on the first page, and
 carried in the cursor: paging never recounts the population (it is the total as of the first
-page; a list started again counts again).
+page). The first page's total is kept per coverage and filters until subjects, records or grades
+change (``serving.services.list_counts``), so a list started again does not count again either.
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -29,6 +30,7 @@ from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
+from serving.services.list_counts import cached_count
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
@@ -57,7 +59,8 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
                  after: str | None = None, limit: int = 50) -> SubjectListPage:
     """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``."""
     cursor = _decode(after) if after else None
-    total = cursor[-1] if cursor else count_subjects(session, principal, filters)
+    total = cursor[-1] if cursor else cached_count(session, _count_key(principal, filters),
+                                                   lambda: count_subjects(session, principal, filters))
     if filters.search:
         rows, key = _search_rows(session, principal, filters, cursor, limit)
     else:
@@ -71,6 +74,13 @@ def count_subjects(session: Session, principal: Principal, filters: ListFilter) 
     if filters.grade:
         stmt = stmt.join(CurrentGrade, CurrentGrade.uscc == Subject.uscc).where(CurrentGrade.grade == filters.grade)
     return session.scalar(stmt.where(coverage_clause(principal), *_subject_filters(filters))) or 0
+
+
+def _count_key(principal: Principal, filters: ListFilter) -> str:
+    """The key of a list's kept total: whose coverage (role and scope), which filters."""
+    scope = principal.department or principal.section or principal.uscc or ""
+    return json.dumps([principal.role, scope, filters.grade, filters.district, filters.industry, filters.search],
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:

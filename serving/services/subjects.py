@@ -13,6 +13,7 @@ from serving.db.models import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
 from serving.services.grades import refresh_subject_columns
+from serving.services.list_counts import forget_counts
 
 _RECORD_FIELDS = tuple(RecordIn.model_fields)
 
@@ -37,7 +38,7 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
 
     Returns the number of versions written. Unchanged records are skipped (idempotent).
     """
-    written = 0
+    written, added = 0, False
     for row in rows:
         rec = row if isinstance(row, RecordIn) else RecordIn.model_validate(dict(row))
         current = current_record(session, rec.record_id, rec.uscc, missing_ok=True)
@@ -49,7 +50,10 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
                        change_reason=(change_reasons or {}).get(rec.record_id, "source update"))
         else:
             session.add(Record(**values, version=1, is_current=True))
+            added = True
         written += 1
+    if added:
+        forget_counts(session)  # a department's regulator covers the subjects its records name
     session.commit()
     return written
 
