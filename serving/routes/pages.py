@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from serving.db.models import Alert
 from serving.deps import (
@@ -40,10 +42,12 @@ from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page
+from serving.routes._page_lists import Window, counted_window, key_window, page_size
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import grades, objections, repairs, subjects
+from serving.services.applications import ApplicationKind, application_page
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
@@ -208,21 +212,63 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
     return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
 
 
+
+
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
                    principal: PageDecider, log: ReadLogDep,
                    purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                   grade: Literal["A", "B", "C", "D", ""] = "",
+                   district: Annotated[str, Query(pattern=r"^([0-9]{6})?$", max_length=6)] = "",
+                   industry: Annotated[str, Query(pattern=r"^[A-T]?$", max_length=1)] = "",
+                   search: Annotated[str, Query(max_length=60), NoControlChars] = "",
+                   sort: Literal["risk", "uscc", "name"] = "risk",
+                   after: Annotated[str | None, Query(max_length=400)] = None,
+                   q_status: Literal["pending", "decided", "all"] = "pending",
+                   q_search: Annotated[str, Query(pattern=r"^[0-9A-Za-z]{0,18}$")] = "",
+                   q_sort: Literal["due", "newest"] = "due",
                    ) -> Response:
-    page = None
+    """The regulator's home: the covered subjects (paged by key, filtered, searched, sorted; each
+    subject shown is a logged read), and the department's objection and repair queues."""
+    window = None
     if purpose:
-        page = logged_subject_page(log, principal, SubjectListQuery(purpose, grade=None, offset=0, limit=200))
+        query = SubjectListQuery(purpose, grade=grade or None, district=district or None, industry=industry or None,
+                                 search=search.strip() or None, after=after, sort=sort,
+                                 limit=page_size(request.query_params.get("size")))
+        page = logged_subject_page(log, principal, query)
+        window = key_window(request, page.items, page.total, page.next, anchor="subjects-list")
     department = None if principal.role == "admin" else principal.department
+    queue = {"department": department, "status": None if q_status == "all" else q_status,
+             "search": q_search.strip().upper() or None, "newest_first": q_sort == "newest"}
     return render(request, "regulator.html", {
-        "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),
-        "objections": [objection_out(o, today) for o in
-                       objections.list_objections(session, department=department, status="pending")],
-        "repairs": repairs.list_repairs(session, department=department, status="pending"),
+        "user": principal, "purpose": purpose, "csrf": page_csrf(settings, principal), "window": window,
+        "filters": {"grade": grade, "district": district, "industry": industry, "search": search, "sort": sort,
+                    "size": page_size(request.query_params.get("size"))},
+        "queue_filters": {"status": q_status, "search": q_search, "sort": q_sort},
+        "sections": INDUSTRY_SECTIONS,
+        "objections": _queue(request, session, objections.OBJECTIONS, queue, "o_", "objections",
+                             lambda rows: [objection_out(o, today) for o in rows]),
+        "repairs": _queue(request, session, repairs.REPAIRS, queue, "r_", "repairs", list),
     })
+
+
+INDUSTRY_SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754 sections
+
+
+def _queue(request: Request, session: Session, kind: ApplicationKind, queue: dict, prefix: str, anchor: str,
+           present: Callable[[list], list]) -> Window:
+    """One queue of the regulator's page, paged by position (``o_page``/``r_page``)."""
+    size = page_size(request.query_params.get(prefix + "size"))
+    try:
+        number = max(int(request.query_params.get(prefix + "page") or 1), 1)
+    except ValueError:
+        number = 1
+    total, rows = application_page(session, kind, offset=(number - 1) * size, limit=size, **queue)
+    window = counted_window(request, total, prefix=prefix, anchor=anchor)
+    if window.offset != (number - 1) * size:  # past the last page: show the last one
+        rows = application_page(session, kind, offset=window.offset, limit=size, **queue)[1]
+    window.items = present(rows)
+    return window
 
 
 @dataclass(frozen=True)

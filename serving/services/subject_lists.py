@@ -36,6 +36,7 @@ _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
 _USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
 _NAME_END = "\U0010ffff"
+_KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a list by one indexed key
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,15 @@ class SubjectListPage:
 
 
 def subject_page(session: Session, principal: Principal, filters: ListFilter = ListFilter(), *,
-                 after: str | None = None, limit: int = 50) -> SubjectListPage:
-    """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``."""
+                 after: str | None = None, limit: int = 50, order: str = "risk") -> SubjectListPage:
+    """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``;
+    ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
+    on an index (a search orders by the key it searches)."""
     cursor = _decode(after) if after else None
     total = cursor[-1] if cursor else cached_count(session, _count_key(principal, filters),
                                                    lambda: count_subjects(session, principal, filters))
-    if filters.search:
-        rows, key = _search_rows(session, principal, filters, cursor, limit)
+    if filters.search or order in _KEY_ORDERS:
+        rows, key = _search_rows(session, principal, filters, cursor, limit, order)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
@@ -147,8 +150,8 @@ def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
 
 
 def _search_rows(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
-                 limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
-    column, _, _ = _search_range(filters.search or "")
+                 limit: int, order: str = "risk") -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
     if filters.grade:

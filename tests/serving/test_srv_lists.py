@@ -8,6 +8,7 @@ import re
 
 from sqlalchemy import event, select
 from test_srv_city_scale import ADMIN, _city
+from test_srv_pages import page_login
 
 from serving.db.models import CurrentGrade
 from serving.security import Principal
@@ -78,3 +79,76 @@ def _city_extra(session) -> int:
     store_subjects(session, [dict(uscc=c, name=f"南京新设企业{i}", industry="C", district_code="320102",
                                   registered_on="2026-01-01") for i, c in enumerate(codes)])
     return len(codes)
+
+
+def _rows(html: str, css_class: str) -> list[str]:
+    return re.findall(rf'<tr class="{css_class}"[^>]*>(.*?)</tr>', html, re.S)
+
+
+def _href(html: str, css_class: str) -> str | None:
+    found = re.search(rf'<a class="{css_class}"[^>]*href="([^"]+)"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_regulator_pages_through_its_subjects_by_key_with_filters_kept(client, settings, session):
+    """Page size, "共 N" equal to the filtered population, the next link keeps purpose, filters, sort and
+    size, every covered subject once; a search by USCC or name prefix; a bad filter is refused."""
+    subjects = _city(session)
+    session.commit()
+    page_login(client, settings, "reg_samr")  # market supervision: covers the whole city
+    in_district = {s["uscc"] for s in subjects if s["district_code"] == "320104"} | {
+        u for u in (world_usccs(session)) if u[2:8] == "320104"}
+    url = "/regulator?purpose=日常监管&district=320104&size=20&sort=uscc"
+    seen: list[str] = []
+    html = client.get(url).text
+    assert f"共 {len(in_district)} 条" in html and "第 1–20 条" in html
+    while True:
+        seen += re.findall(r'href="/credit/([0-9A-Z]{18})\?', html)
+        following = _href(html, "next")
+        if not following:
+            break
+        assert all(part in following for part in ("district=320104", "size=20", "sort=uscc", "purpose="))
+        html = client.get(following).text
+        assert f"共 {len(in_district)} 条" in html
+    assert seen == sorted(in_district) and len(seen) == len(set(seen))
+    assert "第一页" in html and _href(html, "first").startswith("/regulator?") and "after=" not in _href(html, "first")
+
+    by_name = client.get("/regulator", params={"purpose": "日常监管", "search": "南京乙"}).text
+    names = re.findall(r'<td data-label="名称">([^<]*)</td>', by_name)
+    assert names and all(n.startswith("南京乙") for n in names)
+    code = subjects[5]["uscc"]
+    by_code = client.get("/regulator", params={"purpose": "日常监管", "search": code[:12]}).text
+    assert code in by_code and "共 " in by_code
+
+    graded_d = client.get("/regulator", params={"purpose": "日常监管", "grade": "D", "industry": "C"}).text
+    grades_shown = re.findall(r'<td data-label="信用等级">([A-D—])</td>', graded_d)
+    assert grades_shown and set(grades_shown) == {"D"}
+    assert client.get("/regulator", params={"purpose": "日常监管", "grade": "E"}).status_code == 422
+
+
+def world_usccs(session) -> list[str]:
+    from serving.db.models import Subject
+
+    return list(session.scalars(select(Subject.uscc)))
+
+
+def test_queues_page_filter_by_status_and_search(client, auth, settings, world):
+    """The objection queue: pending by default, decided on request, searched by USCC prefix, paged."""
+    for record, reason in (("R1", "处罚决定已被撤销"), ("R2", "记录主体有误")):
+        r = client.post(f"/api/v1/subjects/{world.ent1}/objections", headers=auth("ent1"),
+                        json={"record_id": record, "reason": reason})
+        assert r.status_code in (201, 404, 409), r.text
+    csrf = page_login(client, settings, "reg_samr")
+    html = client.get("/regulator").text
+    pending = _rows(html, "objection")
+    assert pending and f"共 {len(pending)} 条" in html.split('id="objections"')[1]
+    oid = re.search(r'<tr class="objection" data-id="(\d+)"', html).group(1)
+    client.post(f"/regulator/objections/{oid}/decision", data={"decision": "rejected", "reason": "经核实维持",
+                                                                "csrf_token": csrf})
+    after = client.get("/regulator").text
+    assert f'data-id="{oid}"' not in after
+    decided = client.get("/regulator", params={"q_status": "decided"}).text
+    assert f'data-id="{oid}"' in decided and "经核实维持" in decided
+    assert _rows(client.get("/regulator", params={"q_status": "all", "q_search": "0000"}).text, "objection") == []
+    one = client.get("/regulator", params={"q_status": "all", "o_size": "20", "q_search": world.ent1[:8]}).text
+    assert f'data-id="{oid}"' in one
