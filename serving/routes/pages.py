@@ -42,7 +42,7 @@ from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page
-from serving.routes._page_lists import Window, counted_window, key_window, page_size
+from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
@@ -139,6 +139,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
     except ServiceError:
         grade = None
     records = subjects.list_records(session, access.uscc)
+    lists = record_lists(request, records, grade.as_of if grade is not None else None)
     bars, svg_height = [], 0.0
     if grade is not None:
         contributions = [((r.get("label_zh") if lang == "zh" else r.get("label_en") or r.get("label_zh")) or r["code"],
@@ -146,17 +147,48 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
         base = grade.base_score if grade.base_score is not None else grade.score - sum(v for _, v in contributions)
         bars, svg_height = waterfall_bars(base, contributions, text("base", lang), text("final", lang))
     repair_from = {}
-    for record in records:
+    for record in (r for group in lists["groups"] for r in group["window"].items):  # the rows shown
         eligible, verdict = repairs.check_eligibility(record, today, eligibility)
         repair_from[record.record_id] = (eligible, verdict.eligible_from)
     return render(request, "credit.html", {
-        "user": access.principal, "subject": subject, "grade": grade, "records": records,
+        "user": access.principal, "subject": subject, "grade": grade, "records": lists,
         "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
         "objections": [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)],
         "repairs": repairs.list_repairs(session, uscc=access.uscc),
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
     })
+
+
+RECORD_STATUSES = ("effective", "revoked", "repaired")
+
+
+def _record_status(record) -> str:
+    return "revoked" if record.revoked else ("repaired" if record.repaired else "effective")
+
+
+def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict:
+    """A subject's records as its page shows them: those decided on or before the grade's
+    evaluation date (the ones the grade saw), then those after it, apart; each filtered (kind,
+    status, department), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject."""
+    params = request.query_params
+    kind, status, department = params.get("r_kind") or "", params.get("r_status") or "", params.get("r_dept") or ""
+    chosen = [r for r in records if (not kind or r.kind == kind) and (not status or _record_status(r) == status)
+              and (not department or r.department == department)]
+    if params.get("r_sort") == "oldest":
+        chosen = sorted(chosen, key=lambda r: (r.decision_date, r.record_id))
+    before = [r for r in chosen if as_of is None or r.decision_date <= as_of]
+    after = [r for r in chosen if as_of is not None and r.decision_date > as_of]
+    groups = [{"id": "records", "after": False, "window": position_window(request, before, prefix="r_",
+                                                                         anchor="records-section")}]
+    if after:
+        groups.append({"id": "records-after", "after": True,
+                       "window": position_window(request, after, prefix="l_", anchor="records-after-section")})
+    return {"groups": groups, "as_of": as_of,
+            "kinds": sorted({r.kind for r in records}), "departments": sorted({r.department for r in records}),
+            "statuses": RECORD_STATUSES,
+            "filters": {"kind": kind, "status": status, "department": department,
+                        "sort": "oldest" if params.get("r_sort") == "oldest" else "newest"}}
 
 
 @router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)

@@ -152,3 +152,34 @@ def test_queues_page_filter_by_status_and_search(client, auth, settings, world):
     assert _rows(client.get("/regulator", params={"q_status": "all", "q_search": "0000"}).text, "objection") == []
     one = client.get("/regulator", params={"q_status": "all", "o_size": "20", "q_search": world.ent1[:8]}).text
     assert f'data-id="{oid}"' in one
+
+
+def _record(i: int, uscc: str, day: str, kind: str = "admin_check") -> dict:
+    return dict(record_id=f"RL{i:03d}", uscc=uscc, kind=kind, decision_date=day, department="samr",
+                document_no=f"宁市监查〔2026〕{i}号")
+
+
+def test_enterprise_page_separates_records_after_the_evaluation_date_and_pages_them(client, settings, session, world):
+    """Grade as of 2026-09-30: records decided up to that day are listed as in force on it; later ones
+    apart, each marked 评价基准日之后; both paged (20 a page) and filtered by kind with the filters kept."""
+    early = [_record(i, world.ent1, f"2026-0{1 + i % 8}-{10 + i % 15}") for i in range(30)]
+    late = [_record(100 + i, world.ent1, f"2026-1{i % 2}-0{1 + i % 9}", kind="complaint") for i in range(5)]
+    store_records(session, early + late)
+    page_login(client, settings, "ent1")
+    html = client.get(f"/credit/{world.ent1}", params={"r_size": "20"}).text
+    in_force, after = html.split('id="records-after-section"')
+    assert "评价基准日 2026-09-30 在效的记录" in in_force and "共 33 条" in in_force  # 30 + R1, R2, R3
+    shown = re.findall(r'<tr data-record="([^"]+)"', in_force)
+    assert len(shown) == 20 and not set(shown) & {r["record_id"] for r in late}
+    late_shown = re.findall(r'<tr data-record="([^"]+)" class="after-as-of"', after)
+    assert sorted(late_shown) == sorted(r["record_id"] for r in late)
+    assert after.count("评价基准日之后") >= len(late)
+
+    second = _href(in_force, "next")
+    assert second and "r_size=20" in second and "r_page=2" in second
+    rest = client.get(second).text.split('id="records-after-section"')[0]
+    assert len(re.findall(r'<tr data-record="', rest)) == 13 and "第 21–33 条" in rest
+
+    penalties = client.get(f"/credit/{world.ent1}", params={"r_kind": "admin_penalty"}).text
+    assert set(re.findall(r'<tr data-record="([^"]+)"', penalties)) == {"R1", "R2"}
+    assert "records-after" not in penalties  # no later penalty: no second table
