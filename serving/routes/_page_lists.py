@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-PAGE_SIZES = (20, 50, 100, 200)
+PAGE_SIZES = (10, 20, 50, 100, 200)
 DEFAULT_SIZE = 50
 
 

@@ -8,7 +8,9 @@ import re
 
 from sqlalchemy import event, select
 from test_srv_city_scale import ADMIN, _city
-from test_srv_pages import page_login
+from test_srv_plans_flow import _create, _log_count, city, settings  # noqa: F401  (fixtures)
+from test_srv_plans_pages import _csrf
+from test_srv_plans_pages import _login as login_as
 
 from serving.db.models import CurrentGrade
 from serving.security import Principal
@@ -90,12 +92,12 @@ def _href(html: str, css_class: str) -> str | None:
     return found.group(1).replace("&amp;", "&") if found else None
 
 
-def test_regulator_pages_through_its_subjects_by_key_with_filters_kept(client, settings, session):
+def test_regulator_pages_through_its_subjects_by_key_with_filters_kept(client, session):
     """Page size, "共 N" equal to the filtered population, the next link keeps purpose, filters, sort and
     size, every covered subject once; a search by USCC or name prefix; a bad filter is refused."""
     subjects = _city(session)
     session.commit()
-    page_login(client, settings, "reg_samr")  # market supervision: covers the whole city
+    login_as(client, "reg_samr")  # market supervision: covers the whole city
     in_district = {s["uscc"] for s in subjects if s["district_code"] == "320104"} | {
         u for u in (world_usccs(session)) if u[2:8] == "320104"}
     url = "/regulator?purpose=日常监管&district=320104&size=20&sort=uscc"
@@ -132,14 +134,15 @@ def world_usccs(session) -> list[str]:
     return list(session.scalars(select(Subject.uscc)))
 
 
-def test_queues_page_filter_by_status_and_search(client, auth, settings, world):
+def test_queues_page_filter_by_status_and_search(client, auth, world):
     """The objection queue: pending by default, decided on request, searched by USCC prefix, paged."""
     for record, reason in (("R1", "处罚决定已被撤销"), ("R2", "记录主体有误")):
         r = client.post(f"/api/v1/subjects/{world.ent1}/objections", headers=auth("ent1"),
                         json={"record_id": record, "reason": reason})
         assert r.status_code in (201, 404, 409), r.text
-    csrf = page_login(client, settings, "reg_samr")
+    login_as(client, "reg_samr")
     html = client.get("/regulator").text
+    csrf = _csrf(html)
     pending = _rows(html, "objection")
     assert pending and f"共 {len(pending)} 条" in html.split('id="objections"')[1]
     oid = re.search(r'<tr class="objection" data-id="(\d+)"', html).group(1)
@@ -159,13 +162,13 @@ def _record(i: int, uscc: str, day: str, kind: str = "admin_check") -> dict:
                 document_no=f"宁市监查〔2026〕{i}号")
 
 
-def test_enterprise_page_separates_records_after_the_evaluation_date_and_pages_them(client, settings, session, world):
+def test_enterprise_page_separates_records_after_the_evaluation_date_and_pages_them(client, session, world):
     """Grade as of 2026-09-30: records decided up to that day are listed as in force on it; later ones
     apart, each marked 评价基准日之后; both paged (20 a page) and filtered by kind with the filters kept."""
     early = [_record(i, world.ent1, f"2026-0{1 + i % 8}-{10 + i % 15}") for i in range(30)]
     late = [_record(100 + i, world.ent1, f"2026-1{i % 2}-0{1 + i % 9}", kind="complaint") for i in range(5)]
     store_records(session, early + late)
-    page_login(client, settings, "ent1")
+    login_as(client, "ent1")
     html = client.get(f"/credit/{world.ent1}", params={"r_size": "20"}).text
     in_force, after = html.split('id="records-after-section"')
     assert "评价基准日 2026-09-30 在效的记录" in in_force and "共 33 条" in in_force  # 30 + R1, R2, R3
@@ -183,3 +186,35 @@ def test_enterprise_page_separates_records_after_the_evaluation_date_and_pages_t
     penalties = client.get(f"/credit/{world.ent1}", params={"r_kind": "admin_penalty"}).text
     assert set(re.findall(r'<tr data-record="([^"]+)"', penalties)) == {"R1", "R2"}
     assert "records-after" not in penalties  # no later penalty: no second table
+
+
+def test_plan_page_pages_and_filters_its_visits_and_logs_only_the_rows_shown(client, auth, city, session):  # noqa: F811
+    """The visit list: 共 N equal to the plan's visits, pages of 10 covering each visit once in visit
+    order with the filters kept; a grade filter and a search; each page logs only the subjects it
+    shows; the results forms are those of the visits shown."""
+    _city(session, n=120)  # graded as of the plan's date: a pool large enough to page
+    session.commit()
+    plan = _create(client, auth, items=("SAMR-03", "SAMR-02"))
+    total = len(client.get(f"/api/v1/plans/{plan['id']}", headers=auth("reg_samr")).json()["visits"])
+    assert total > 10
+    login_as(client, "reg_samr")
+    before = _log_count(session, "reg_samr")
+    url = f"/regulator/plans/{plan['id']}?v_size=10&purpose=日常检查"
+    seen: list[str] = []
+    while url:
+        html = client.get(url).text
+        assert f"共 {total} 条" in html
+        shown = re.findall(r'<tr class="visit" data-uscc="(\w+)"', html)
+        assert 0 < len(shown) <= 10
+        assert set(re.findall(r'class="result-form" data-uscc="(\w+)"', html)) <= set(shown)
+        seen += shown
+        url = _href(html, "next")
+        assert url is None or ("v_size=10" in url and "purpose=" in url)
+    assert len(seen) == len(set(seen)) == total
+    assert _log_count(session, "reg_samr") - before == total  # each visit logged once, by the page showing it
+
+    d_only = client.get(f"/regulator/plans/{plan['id']}", params={"v_grade": "D", "v_size": "200"}).text
+    grades = re.findall(r'<td data-label="信用等级">([A-D])</td>', d_only)
+    assert set(grades) <= {"D"}
+    one = client.get(f"/regulator/plans/{plan['id']}", params={"v_search": seen[3][:18]}).text
+    assert re.findall(r'<tr class="visit" data-uscc="(\w+)"', one) == [seen[3]] and "共 1 条" in one
