@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -309,13 +310,19 @@ class DecisionForm:
 
     principal: Principal
     reason: str
+    back: str = ""  # the queues' filters and pages to return to ("?q_status=…"), or ""
+
+
+_QUEUE_PARAMS = ("q_status", "q_search", "q_sort", "o_page", "o_size", "r_page", "r_size")
 
 
 def decision_form(settings: SettingsDep, principal: PageDecider,
                   reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                  csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> DecisionForm:
+                  csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                  back: Annotated[str, Form(max_length=1000)] = "") -> DecisionForm:
     require_page_csrf(settings, principal, csrf_token_)
-    return DecisionForm(principal, reason)
+    kept = [(k, v) for k, v in parse_qsl(back) if k in _QUEUE_PARAMS]  # only the queues' own: no re-read
+    return DecisionForm(principal, reason, "?" + urlencode(kept) if kept else "")
 
 
 DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
@@ -328,7 +335,7 @@ def decide_objection_page(session: SessionDep, today: TodayDep, regrader: Regrad
                           decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
     body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
     objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
-    return RedirectResponse("/regulator#objections", status_code=303)
+    return RedirectResponse(f"/regulator{form.back}#objections", status_code=303)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
@@ -337,7 +344,7 @@ def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderD
                        decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
     body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
     repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
-    return RedirectResponse("/regulator#repairs", status_code=303)
+    return RedirectResponse(f"/regulator{form.back}#repairs", status_code=303)
 
 
 @router.get("/analyst", response_class=HTMLResponse)

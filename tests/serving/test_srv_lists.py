@@ -146,8 +146,11 @@ def test_queues_page_filter_by_status_and_search(client, auth, world):
     pending = _rows(html, "objection")
     assert pending and f"共 {len(pending)} 条" in html.split('id="objections"')[1]
     oid = re.search(r'<tr class="objection" data-id="(\d+)"', html).group(1)
-    client.post(f"/regulator/objections/{oid}/decision", data={"decision": "rejected", "reason": "经核实维持",
-                                                                "csrf_token": csrf})
+    decided_now = client.post(f"/regulator/objections/{oid}/decision", follow_redirects=False, data={
+        "decision": "rejected", "reason": "经核实维持", "csrf_token": csrf,
+        "back": "purpose=日常监管&q_sort=newest&o_size=20&after=x"})
+    # back to the queue as it was filtered; never a re-read of the subject list
+    assert decided_now.headers["location"] == "/regulator?q_sort=newest&o_size=20#objections"
     after = client.get("/regulator").text
     assert f'data-id="{oid}"' not in after
     decided = client.get("/regulator", params={"q_status": "decided"}).text
