@@ -73,10 +73,17 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
 
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
     """How many subjects ``principal`` covers under ``filters`` (counted once per list)."""
-    stmt = select(func.count()).select_from(Subject)
-    if filters.grade:
-        stmt = stmt.join(CurrentGrade, CurrentGrade.uscc == Subject.uscc).where(CurrentGrade.grade == filters.grade)
-    return session.scalar(stmt.where(coverage_clause(principal), *_subject_filters(filters))) or 0
+    if filters.grade:  # led by the current grades' (district|industry, grade) index, as the pages are
+        stmt = (select(func.count()).select_from(CurrentGrade).join(Subject, Subject.uscc == CurrentGrade.uscc)
+                .where(CurrentGrade.grade == filters.grade))
+        if filters.district:
+            stmt = stmt.where(CurrentGrade.district_code == filters.district)
+        if filters.industry:
+            stmt = stmt.where(CurrentGrade.industry == filters.industry)
+        rest = _subject_filters(ListFilter(search=filters.search))
+    else:
+        stmt, rest = select(func.count()).select_from(Subject), _subject_filters(filters)
+    return session.scalar(stmt.where(coverage_clause(principal), *rest)) or 0
 
 
 def _count_key(principal: Principal, filters: ListFilter) -> str:
