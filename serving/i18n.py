@@ -720,3 +720,39 @@ def page_text(page: str, key: str, lang: str) -> str:
 def kind_name(kind: str, lang: str) -> str:
     names = KIND_NAMES.get(kind)
     return (names[0] if lang == "zh" else names[1]) if names else kind
+
+
+# the controls of every paged list (paging, search, filters, sorting): one block
+TEXTS.update({
+    "list_total": {"zh": "共 {n} 条", "en": "{n} in total"},
+    "list_range": {"zh": "第 {a}–{b} 条", "en": "rows {a}–{b}"},
+    "list_none": {"zh": "没有符合条件的记录", "en": "Nothing matches"},
+    "page_size": {"zh": "每页", "en": "Per page"},
+    "first_page": {"zh": "第一页", "en": "First page"},
+    "prev_page": {"zh": "上一页", "en": "Previous"},
+    "next_page": {"zh": "下一页", "en": "Next"},
+    "pager": {"zh": "分页", "en": "Pages"},
+    "search": {"zh": "搜索", "en": "Search"},
+    "search_hint": {"zh": "统一社会信用代码或名称（开头部分）", "en": "USCC or name (its beginning)"},
+    "filter": {"zh": "筛选", "en": "Filter"},
+    "clear_filters": {"zh": "清除筛选", "en": "Clear filters"},
+    "all": {"zh": "全部", "en": "All"},
+    "sort": {"zh": "排序", "en": "Sort"},
+    "sort_risk": {"zh": "风险从高到低", "en": "Riskiest first"},
+    "sort_uscc": {"zh": "按统一社会信用代码", "en": "By USCC"},
+    "sort_name": {"zh": "按名称", "en": "By name"},
+    "sort_order": {"zh": "按抽查顺序", "en": "Visit order"},
+    "sort_grade": {"zh": "按信用等级（高风险在前）", "en": "By grade (riskiest first)"},
+    "sort_newest": {"zh": "最新在前", "en": "Newest first"},
+    "sort_oldest": {"zh": "最早在前", "en": "Oldest first"},
+    "sort_due": {"zh": "到期日最早在前", "en": "Due soonest first"},
+    "district_code": {"zh": "区县代码（6 位）", "en": "District code (6 digits)"},
+    "decided": {"zh": "已处理", "en": "decided"},
+    "result_entered": {"zh": "已录入结果", "en": "result entered"},
+    "result_missing": {"zh": "未录入结果", "en": "no result yet"},
+    "after_as_of": {"zh": "评价基准日之后", "en": "after the evaluation date"},
+    "records_in_force": {"zh": "评价基准日 {d} 在效的记录", "en": "Records in force on the evaluation date {d}"},
+    "records_after": {"zh": "评价基准日之后的记录（未计入本次评价）",
+                      "en": "Records after the evaluation date (not in this grade)"},
+    "subjects_list": {"zh": "监管对象", "en": "Subjects"},
+})

@@ -168,6 +168,26 @@ class CreditCheckBasis(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class ListCountsHead(Base):
+    """Single row: the generation of the kept list totals (``serving.services.list_counts``),
+    advanced by every change to what the lists count."""
+
+    __tablename__ = "list_counts_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ListCount(Base):
+    """The total of one list (coverage and filters), counted at ``generation``."""
+
+    __tablename__ = "list_counts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+
+
 class BulkLoad(Base):
     """A bulk load into the service (``serving.services.bulk``): the batches committed so far, so
     an interrupted load resumes after the last one instead of writing a row twice."""

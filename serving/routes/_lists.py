@@ -29,6 +29,7 @@ class SubjectListQuery:
     industry: str | None = None
     search: str | None = None
     after: str | None = None
+    sort: str = "risk"
 
 
 async def subject_list_query(
@@ -41,8 +42,11 @@ async def subject_list_query(
         after: Annotated[str | None, Query(max_length=400, description="the `next` cursor of the previous page")] = None,
         offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip (grade filter only; prefer "
                                      "`after`)")] = 0,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubjectListQuery:
-    return SubjectListQuery(purpose, grade, offset, limit, district, industry, search, after)
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        sort: Annotated[Literal["risk", "uscc", "name"], Query(
+            description="riskiest first, or by USCC or name (a search orders by what it searches)")] = "risk",
+) -> SubjectListQuery:
+    return SubjectListQuery(purpose, grade, offset, limit, district, industry, search, after, sort)
 
 
 SubjectListDep = Annotated[SubjectListQuery, Depends(subject_list_query)]
@@ -54,14 +58,14 @@ def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQu
     the rows before it."""
     filters = ListFilter(grade=query.grade, district=query.district, industry=query.industry, search=query.search)
     if query.offset:
-        if query.after or filters != ListFilter(grade=query.grade):
+        if query.after or filters != ListFilter(grade=query.grade) or query.sort != "risk":
             raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",
                                field="offset")
         total, rows = covered_subjects(log.session, principal, grade=query.grade, offset=query.offset,
                                        limit=query.limit)
         cursor = None
     else:
-        page = subject_page(log.session, principal, filters, after=query.after, limit=query.limit)
+        page = subject_page(log.session, principal, filters, after=query.after, limit=query.limit, order=query.sort)
         total, rows, cursor = page.total, page.rows, page.next
     log.shown(principal, query.purpose, [subject.uscc for subject, _grade in rows])
     items = [SubjectGradeRow(uscc=s.uscc, name=shown_name(s.name, s.legal_form), industry=s.industry,

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from serving.db.models import Alert
 from serving.deps import (
@@ -41,10 +44,12 @@ from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page
+from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import commitments, grades, objections, repairs, subjects
+from serving.services.applications import ApplicationKind, application_page
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
@@ -155,6 +160,7 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
     except ServiceError:
         grade = None
     records = subjects.list_records(session, access.uscc)
+    lists = record_lists(request, records, grade.as_of if grade is not None else None)
     bars, svg_height = [], 0.0
     if grade is not None:
         contributions = [((r.get("label_zh") if lang == "zh" else r.get("label_en") or r.get("label_zh")) or r["code"],
@@ -162,13 +168,13 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
         base = grade.base_score if grade.base_score is not None else grade.score - sum(v for _, v in contributions)
         bars, svg_height = waterfall_bars(base, contributions, text("base", lang), text("final", lang))
     repair_from = {}
-    for record in records:
+    for record in (r for group in lists["groups"] for r in group["window"].items):  # the rows shown
         eligible, verdict = repairs.check_eligibility(record, today, eligibility)
         repair_from[record.record_id] = (eligible, verdict.eligible_from)
     objection_rows = [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)]
     repair_rows = repairs.list_repairs(session, uscc=access.uscc)
     return render(request, "credit.html", {
-        "user": access.principal, "subject": subject, "grade": grade, "records": records,
+        "user": access.principal, "subject": subject, "grade": grade, "records": lists,
         "records_by_id": {r.record_id: r for r in records},
         "bars": bars, "svg_height": svg_height, "repair_from": repair_from,
         "objections": objection_rows, "repairs": repair_rows,
@@ -193,6 +199,37 @@ def _refused_form(request: Request, access: SubjectAccess, session, settings: Se
     message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))
     error = FormError(form, record_id, exc.field or "", message, typed)
     return _credit_page(request, access, session, settings, today, eligibility, error, exc.status_code)
+
+
+RECORD_STATUSES = ("effective", "revoked", "repaired")
+
+
+def _record_status(record) -> str:
+    return "revoked" if record.revoked else ("repaired" if record.repaired else "effective")
+
+
+def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict:
+    """A subject's records as its page shows them: those decided on or before the grade's
+    evaluation date (the ones the grade saw), then those after it, apart; each filtered (kind,
+    status, department), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject."""
+    params = request.query_params
+    kind, status, department = params.get("r_kind") or "", params.get("r_status") or "", params.get("r_dept") or ""
+    chosen = [r for r in records if (not kind or r.kind == kind) and (not status or _record_status(r) == status)
+              and (not department or r.department == department)]
+    if params.get("r_sort") == "oldest":
+        chosen = sorted(chosen, key=lambda r: (r.decision_date, r.record_id))
+    before = [r for r in chosen if as_of is None or r.decision_date <= as_of]
+    after = [r for r in chosen if as_of is not None and r.decision_date > as_of]
+    groups = [{"id": "records", "after": False, "window": position_window(request, before, prefix="r_",
+                                                                         anchor="records-section")}]
+    if after:
+        groups.append({"id": "records-after", "after": True,
+                       "window": position_window(request, after, prefix="l_", anchor="records-after-section")})
+    return {"groups": groups, "as_of": as_of,
+            "kinds": sorted({r.kind for r in records}), "departments": sorted({r.department for r in records}),
+            "statuses": RECORD_STATUSES,
+            "filters": {"kind": kind, "status": status, "department": department,
+                        "sort": "oldest" if params.get("r_sort") == "oldest" else "newest"}}
 
 
 @router.get("/credit/{uscc}/draw-openings", response_class=HTMLResponse)
@@ -263,21 +300,63 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
     return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
 
 
+
+
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
                    principal: PageDecider, log: ReadLogDep,
                    purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                   grade: Literal["A", "B", "C", "D", ""] = "",
+                   district: Annotated[str, Query(pattern=r"^([0-9]{6})?$", max_length=6)] = "",
+                   industry: Annotated[str, Query(pattern=r"^[A-T]?$", max_length=1)] = "",
+                   search: Annotated[str, Query(max_length=60), NoControlChars] = "",
+                   sort: Literal["risk", "uscc", "name"] = "risk",
+                   after: Annotated[str | None, Query(max_length=400)] = None,
+                   q_status: Literal["pending", "decided", "all"] = "pending",
+                   q_search: Annotated[str, Query(pattern=r"^[0-9A-Za-z]{0,18}$")] = "",
+                   q_sort: Literal["due", "newest"] = "due",
                    ) -> Response:
-    page = None
+    """The regulator's home: the covered subjects (paged by key, filtered, searched, sorted; each
+    subject shown is a logged read), and the department's objection and repair queues."""
+    window = None
     if purpose:
-        page = logged_subject_page(log, principal, SubjectListQuery(purpose, grade=None, offset=0, limit=200))
+        query = SubjectListQuery(purpose, grade=grade or None, district=district or None, industry=industry or None,
+                                 search=search.strip() or None, after=after, sort=sort,
+                                 limit=page_size(request.query_params.get("size")))
+        page = logged_subject_page(log, principal, query)
+        window = key_window(request, page.items, page.total, page.next, anchor="subjects-list")
     department = None if principal.role == "admin" else principal.department
+    queue = {"department": department, "status": None if q_status == "all" else q_status,
+             "search": q_search.strip().upper() or None, "newest_first": q_sort == "newest"}
     return render(request, "regulator.html", {
-        "user": principal, "page": page, "purpose": purpose, "csrf": page_csrf(settings, principal),
-        "objections": [objection_out(o, today) for o in
-                       objections.list_objections(session, department=department, status="pending")],
-        "repairs": repairs.list_repairs(session, department=department, status="pending"),
+        "user": principal, "purpose": purpose, "csrf": page_csrf(settings, principal), "window": window,
+        "filters": {"grade": grade, "district": district, "industry": industry, "search": search, "sort": sort,
+                    "size": page_size(request.query_params.get("size"))},
+        "queue_filters": {"status": q_status, "search": q_search, "sort": q_sort},
+        "sections": INDUSTRY_SECTIONS,
+        "objections": _queue(request, session, objections.OBJECTIONS, queue, "o_", "objections",
+                             lambda rows: [objection_out(o, today) for o in rows]),
+        "repairs": _queue(request, session, repairs.REPAIRS, queue, "r_", "repairs", list),
     })
+
+
+INDUSTRY_SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754 sections
+
+
+def _queue(request: Request, session: Session, kind: ApplicationKind, queue: dict, prefix: str, anchor: str,
+           present: Callable[[list], list]) -> Window:
+    """One queue of the regulator's page, paged by position (``o_page``/``r_page``)."""
+    size = page_size(request.query_params.get(prefix + "size"))
+    try:
+        number = max(int(request.query_params.get(prefix + "page") or 1), 1)
+    except ValueError:
+        number = 1
+    total, rows = application_page(session, kind, offset=(number - 1) * size, limit=size, **queue)
+    window = counted_window(request, total, prefix=prefix, anchor=anchor)
+    if window.offset != (number - 1) * size:  # past the last page: show the last one
+        rows = application_page(session, kind, offset=window.offset, limit=size, **queue)[1]
+    window.items = present(rows)
+    return window
 
 
 @dataclass(frozen=True)
@@ -286,13 +365,19 @@ class DecisionForm:
 
     principal: Principal
     reason: str
+    back: str = ""  # the queues' filters and pages to return to ("?q_status=…"), or ""
+
+
+_QUEUE_PARAMS = ("q_status", "q_search", "q_sort", "o_page", "o_size", "r_page", "r_size")
 
 
 def decision_form(settings: SettingsDep, principal: PageDecider,
                   reason: Annotated[str, Form(max_length=2000), NoControlChars],
-                  csrf_token_: Annotated[str, Form(alias="csrf_token")]) -> DecisionForm:
+                  csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                  back: Annotated[str, Form(max_length=1000)] = "") -> DecisionForm:
     require_page_csrf(settings, principal, csrf_token_)
-    return DecisionForm(principal, reason)
+    kept = [(k, v) for k, v in parse_qsl(back) if k in _QUEUE_PARAMS]  # only the queues' own: no re-read
+    return DecisionForm(principal, reason, "?" + urlencode(kept) if kept else "")
 
 
 DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
@@ -305,7 +390,7 @@ def decide_objection_page(session: SessionDep, today: TodayDep, regrader: Regrad
                           decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
     body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
     objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
-    return RedirectResponse("/regulator#objections", status_code=303)
+    return RedirectResponse(f"/regulator{form.back}#objections", status_code=303)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
@@ -314,7 +399,7 @@ def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderD
                        decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
     body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
     repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
-    return RedirectResponse("/regulator#repairs", status_code=303)
+    return RedirectResponse(f"/regulator{form.back}#repairs", status_code=303)
 
 
 @router.get("/analyst", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ log, one entry per subject.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -46,6 +47,7 @@ from serving.errors import (
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
+from serving.routes._page_lists import Window, position_window
 from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
@@ -257,12 +259,12 @@ def _result_out(result, today: dt.date) -> ResultOut:
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
-            log: ReadLog, today: dt.date) -> PlanDetailOut:
+            log: ReadLog, today: dt.date, select: VisitSelect | None = None) -> PlanDetailOut:
     """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
-    subject is logged as a read."""
+    subject is logged as a read (with ``select``: the visits it picks, e.g. one page, and their results)."""
     if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
         return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
-    stored = _logged_download(session, principal, draw, plan_row, purpose, log)
+    stored = _logged_download(session, principal, draw, plan_row, purpose, log, select)
     usccs = [v.uscc for v in stored.visits]
     visits = [VisitOut(**v.model_dump()) for v in stored.visits]
     shown = set(usccs)
@@ -271,20 +273,26 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
                                   if r.uscc in shown])
 
 
+VisitSelect = Callable[[list], list]  # the visits to show (a page), from the plan's visits as shown
+
+
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                     log: ReadLog) -> InspectionPlan:
-    """The plan as ``principal`` may see it, each subject in it logged as a read."""
+                     log: ReadLog, select: VisitSelect | None = None) -> InspectionPlan:
+    """The plan as ``principal`` may see it, each subject in it logged as a read (with ``select``:
+    only the visits it picks from the masked list, so a search by name never matches a hidden name)."""
     from serving.db.models import Subject
 
     if "plan" not in draw.payload:
         raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
     plan = plan_service.visible_plan(session, draw, principal)
     usccs = [v.uscc for v in plan.visits]
-    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", usccs)
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
     # names as every output shows them: the JSON, the page and the CSV/XLSX downloads alike
-    return plan.model_copy(update={"visits": [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))})
-                                              for v in plan.visits]})
+    visits = [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))}) for v in plan.visits]
+    if select is not None:
+        visits = select(visits)
+    log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", [v.uscc for v in visits])
+    return plan.model_copy(update={"visits": visits})
 
 
 def _check_departments(principal: Principal, body: PlanCreate) -> None:
@@ -672,10 +680,45 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
               settings: SettingsDep, today: TodayDep, purpose: ReadPurpose = None) -> Response:
     """Commitment, verification, per-grade summary, the visit list and the results form."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    detail = _detail(session, plan_row, draw, principal, purpose, log, today)
+    visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
+    detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
     return _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
+        "visit_window": visits.window, "visit_filters": visits.filters,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
+
+
+_GRADE_RANK = {"D": 0, "C": 1, "B": 2, "A": 3}
+
+
+class VisitList:
+    """The plan page's visit list: searched (USCC or name prefix), filtered (grade, district,
+    result entered or not), sorted (visit order, grade, USCC) and paged (``v_`` parameters). A plan's
+    visits are one stored document, so this is done on the document, without a query."""
+
+    def __init__(self, request: Request, with_results: set[str]) -> None:
+        params = request.query_params
+        self.request, self.with_results = request, with_results
+        self.filters = {"search": (params.get("v_search") or "").strip()[:60],
+                        "grade": params.get("v_grade") if params.get("v_grade") in _GRADE_RANK else "",
+                        "district": (params.get("v_district") or "").strip()[:6],
+                        "status": params.get("v_status") if params.get("v_status") in ("entered", "missing") else "",
+                        "sort": params.get("v_sort") if params.get("v_sort") in ("grade", "uscc") else "order"}
+        self.window: Window | None = None
+
+    def __call__(self, visits: list) -> list:
+        f = self.filters
+        search = f["search"].upper() if f["search"].isascii() else f["search"]
+        chosen = [v for v in visits
+                  if (not search or v.uscc.startswith(search) or v.name.startswith(f["search"]))
+                  and (not f["grade"] or v.grade == f["grade"]) and (not f["district"] or v.district_code == f["district"])
+                  and (not f["status"] or (v.uscc in self.with_results) == (f["status"] == "entered"))]
+        if f["sort"] == "grade":
+            chosen.sort(key=lambda v: (_GRADE_RANK.get(v.grade, 9), v.visit_order))
+        elif f["sort"] == "uscc":
+            chosen.sort(key=lambda v: v.uscc)
+        self.window = position_window(self.request, chosen, prefix="v_", anchor="visits-section")
+        return self.window.items
 
 
 @pages_router.get("/regulator/plans/{plan_id}/export.{fmt}")

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from serving.errors import AlreadyDecided, Conflict, ServiceError
@@ -65,6 +65,29 @@ def list_applications(session: Session, kind: ApplicationKind, *, uscc: str | No
     if status:
         stmt = stmt.where(model.status == status)
     return list(session.scalars(stmt.order_by(getattr(model, kind.order_by), model.id).limit(limit)))
+
+
+def application_page(session: Session, kind: ApplicationKind, *, department: str | None = None,
+                     status: str | None = "pending", search: str | None = None, newest_first: bool = False,
+                     offset: int = 0, limit: int = 50) -> tuple[int, list[Any]]:
+    """A page of a department's queue (``department`` None: every department's) and its total:
+    ``status`` "pending", "decided" (any other) or None (all); ``search`` a USCC prefix; oldest
+    first by the kind's date (objections: due date), or newest first. A queue is one department's
+    applications (indexed by department), so counting it does not scan the population."""
+    model = kind.model
+    where = []
+    if department:
+        where.append(model.department == department)
+    if status == "decided":
+        where.append(model.status != "pending")
+    elif status:
+        where.append(model.status == status)
+    if search:
+        where += [model.uscc >= search, model.uscc < search + "~"]
+    total = session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    order = (model.id.desc(),) if newest_first else (getattr(model, kind.order_by), model.id)
+    rows = list(session.scalars(select(model).where(*where).order_by(*order).offset(offset).limit(limit)))
+    return total, rows
 
 
 def decide_application(session: Session, kind: ApplicationKind, principal: Principal, application_id: int,

@@ -16,6 +16,7 @@ from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
+from serving.services.list_counts import forget_counts
 
 # Called after a record behind a grade changed: (session, uscc, reason). It must not commit;
 # the workflow that calls it commits once, so a decision and its regrade land together.
@@ -76,6 +77,8 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
     touched, not the table."""
     connection = connection_of(source)
     wanted = sorted(set(usccs))
+    if wanted:
+        forget_counts(connection)  # the lists' totals by grade change with the current grades
     for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
         chunk = wanted[start:start + 500]
         connection.execute(delete(_C).where(_C.c.uscc.in_(chunk)))
@@ -99,6 +102,8 @@ def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, s
         held = latest.get(row[0])
         if held is None or row[1] >= held[1]:
             latest[row[0]] = row
+    if latest:
+        forget_counts(connection)
     connection.execute(_ADVANCE, [dict(uscc=u, subject=u, as_of=_date_param(connection, d), model_version=m, grade=g,
                                        score=x) for u, d, m, g, x in latest.values()])
 
@@ -119,6 +124,7 @@ def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tup
     connection = connection_of(source)
     rows = [(industry, district, uscc) for uscc, industry, district in subjects]
     if rows:
+        forget_counts(connection)  # subjects stored or changed: every list's total may change
         connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
             industry=bindparam("industry"), district_code=bindparam("district")),
             [dict(industry=i, district=d, key=u) for i, d, u in rows])

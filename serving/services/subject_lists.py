@@ -6,7 +6,8 @@ Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_r
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
 so a deep page costs what the first one does. The total is counted once, on the first page, and
 carried in the cursor: paging never recounts the population (it is the total as of the first
-page; a list started again counts again).
+page). The first page's total is kept per coverage and filters until subjects, records or grades
+change (``serving.services.list_counts``), so a list started again does not count again either.
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -29,11 +30,13 @@ from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
+from serving.services.list_counts import cached_count
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
 _USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
 _NAME_END = "\U0010ffff"
+_KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a list by one indexed key
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,15 @@ class SubjectListPage:
 
 
 def subject_page(session: Session, principal: Principal, filters: ListFilter = ListFilter(), *,
-                 after: str | None = None, limit: int = 50) -> SubjectListPage:
-    """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``."""
+                 after: str | None = None, limit: int = 50, order: str = "risk") -> SubjectListPage:
+    """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``;
+    ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
+    on an index (a search orders by the key it searches)."""
     cursor = _decode(after) if after else None
-    total = cursor[-1] if cursor else count_subjects(session, principal, filters)
-    if filters.search:
-        rows, key = _search_rows(session, principal, filters, cursor, limit)
+    total = cursor[-1] if cursor else cached_count(session, _count_key(principal, filters),
+                                                   lambda: count_subjects(session, principal, filters))
+    if filters.search or order in _KEY_ORDERS:
+        rows, key = _search_rows(session, principal, filters, cursor, limit, order)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
@@ -67,10 +73,24 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
 
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
     """How many subjects ``principal`` covers under ``filters`` (counted once per list)."""
-    stmt = select(func.count()).select_from(Subject)
-    if filters.grade:
-        stmt = stmt.join(CurrentGrade, CurrentGrade.uscc == Subject.uscc).where(CurrentGrade.grade == filters.grade)
-    return session.scalar(stmt.where(coverage_clause(principal), *_subject_filters(filters))) or 0
+    if filters.grade:  # led by the current grades' (district|industry, grade) index, as the pages are
+        stmt = (select(func.count()).select_from(CurrentGrade).join(Subject, Subject.uscc == CurrentGrade.uscc)
+                .where(CurrentGrade.grade == filters.grade))
+        if filters.district:
+            stmt = stmt.where(CurrentGrade.district_code == filters.district)
+        if filters.industry:
+            stmt = stmt.where(CurrentGrade.industry == filters.industry)
+        rest = _subject_filters(ListFilter(search=filters.search))
+    else:
+        stmt, rest = select(func.count()).select_from(Subject), _subject_filters(filters)
+    return session.scalar(stmt.where(coverage_clause(principal), *rest)) or 0
+
+
+def _count_key(principal: Principal, filters: ListFilter) -> str:
+    """The key of a list's kept total: whose coverage (role and scope), which filters."""
+    scope = principal.department or principal.section or principal.uscc or ""
+    return json.dumps([principal.role, scope, filters.grade, filters.district, filters.industry, filters.search],
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
@@ -137,8 +157,8 @@ def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
 
 
 def _search_rows(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
-                 limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
-    column, _, _ = _search_range(filters.search or "")
+                 limit: int, order: str = "risk") -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
     if filters.grade:

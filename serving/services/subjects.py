@@ -13,6 +13,7 @@ from serving.db.models import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
 from serving.services.grades import refresh_subject_columns
+from serving.services.list_counts import forget_counts
 from serving.services.warnings import warn_after_records
 from supervision.warnings import RecordEvent
 
@@ -42,6 +43,7 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
     Returns the number of versions written. Unchanged records are skipped (idempotent).
     """
     events: list[RecordEvent] = []
+    added = False
     for row in rows:
         rec = row if isinstance(row, RecordIn) else RecordIn.model_validate(dict(row))
         current = current_record(session, rec.record_id, rec.uscc, missing_ok=True)
@@ -55,9 +57,12 @@ def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn]
         else:
             previous, new = None, Record(**values, version=1, is_current=True)
             session.add(new)
+            added = True
         events.append(RecordEvent(uscc=new.uscc, record_id=new.record_id, kind=new.kind, severity=new.severity,
                                   department=new.department, decision_date=new.decision_date,
                                   revoked=bool(new.revoked), repaired=bool(new.repaired), previous=previous))
+    if added:
+        forget_counts(session)  # a department's regulator covers the subjects its records name
     if events:
         session.flush()
         warn_after_records(session, events, today)

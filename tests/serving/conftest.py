@@ -47,6 +47,7 @@ def database_url(_template_db, tmp_path) -> str:
         names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
         session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         session.execute(text("INSERT INTO query_log_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        session.execute(text("INSERT INTO list_counts_head (id, generation) VALUES (1, 0)"))
         session.commit()
         session.close()
         seed(pg_url)

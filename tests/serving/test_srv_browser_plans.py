@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import time
+from pathlib import Path
 
+import httpx
 import pytest
-from srv_fixtures import database_copy, uvicorn_server
+from srv_fixtures import PASSWORD, database_copy, uvicorn_server
 from test_srv_browser import _login, browser, page  # noqa: F401  (fixtures reused)
-from test_srv_plans_flow import AS_OF, store_graded_city, write_scheduler_data
+from test_srv_plans_flow import AS_OF, _task, store_graded_city, write_scheduler_data
 from test_srv_plans_v2 import _stdlib_verify
 
 from serving.db.session import dispose_engine, iter_session
@@ -85,3 +89,116 @@ def test_commit_then_second_person_salt_then_draw_download_and_public_page(plan_
     public.goto(plan_server + "/public/samr")
     assert "MATCH" in public.inner_text("#public-plans") and public.locator(".bundle-download").count() == 1
     public.screenshot(path=str(tmp_path / "public.png"), full_page=True)
+
+
+# --------------------------------------------------------------------------- phones and accessibility
+# Issue 17 item 8, on this module's server: axe-core (vendored, tests/serving/axe/axe.min.js; injected,
+# no network) finds no serious or critical violation on the main pages (login, the enterprise's
+# credit page, the regulator's list, a plan, the analyst's page) in Chinese and in English; at 375 px
+# the page itself never scrolls sideways (wide tables stack or scroll in their own box); the lists'
+# pager keeps the filters in the browser; screenshots at 1280 and 375 px in pytest's tmp dir (printed).
+
+AXE = Path(__file__).parent / "axe" / "axe.min.js"
+WIDE, PHONE = 1280, 375
+
+
+@pytest.fixture(scope="module")
+def site(plan_server):
+    """The module's server with one drawn plan (tiers-draw-v1, through the API): (base URL, plan id)."""
+    with httpx.Client(base_url=plan_server) as client:
+        token = client.post("/api/v1/auth/token", data={"username": "reg_samr", "password": PASSWORD}).json()
+        plan = client.post("/api/v1/plans", json=_task(plan_id="2026Q4-a11y"),
+                           headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert plan.status_code == 201, plan.text
+    return plan_server, plan.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go: pytest's tmp dir, or TIERS_SCREENSHOT_DIR to keep them (printed)."""
+    kept = os.environ.get("TIERS_SCREENSHOT_DIR")
+    path = Path(kept) if kept else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {path}")
+    return path
+
+
+def _serious(tab) -> list[str]:
+    """axe's serious and critical violations of the page as it is: rule, impact, first nodes."""
+    tab.add_script_tag(path=str(AXE))
+    result = tab.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def _sideways(tab) -> int:
+    """How far the page itself scrolls sideways (0: it fits the viewport)."""
+    return tab.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def _check(tab, url: str, name: str, lang: str, shots: Path, problems: list[str],
+           status: tuple[int, ...] = (200,)) -> None:
+    """axe at 1280 px, then the page at 375 px; screenshots at both widths (Chinese: the default)."""
+    started = time.perf_counter()
+    tab.set_viewport_size({"width": WIDE, "height": 900})
+    response = tab.goto(f"{url}{'&' if '?' in url else '?'}lang={lang}")
+    assert response.status in status, (name, response.status)
+    problems += [f"{name}/{lang}: {v}" for v in _serious(tab)]
+    if lang == "zh":
+        tab.screenshot(path=str(shots / f"{name}-{WIDE}.png"), full_page=True)
+    tab.set_viewport_size({"width": PHONE, "height": 800})
+    if overflow := _sideways(tab):
+        problems.append(f"{name}/{lang}: the page scrolls {overflow}px sideways at {PHONE}px")
+    if lang == "zh":
+        tab.screenshot(path=str(shots / f"{name}-{PHONE}.png"), full_page=True)
+    print(f"{name}/{lang}: {time.perf_counter() - started:.1f}s")
+
+
+def test_main_pages_have_no_serious_axe_violation_and_fit_a_phone(site, browser, shots):  # noqa: F811
+    base, plan_id = site
+    problems: list[str] = []
+    users = {"login": None, "enterprise": "ent1", "regulator": "reg_samr", "analyst": "analyst"}
+    for role, username in users.items():
+        context = browser.new_context(viewport={"width": WIDE, "height": 900}, bypass_csp=True)  # axe is injected
+        tab = context.new_page()
+        if username:
+            _login(tab, base, username)
+            tab.wait_for_load_state()
+        home = tab.url  # the enterprise lands on its own credit page
+        for lang in ("zh", "en"):
+            if role == "login":
+                _check(tab, base + "/login", "login", lang, shots, problems)
+            elif role == "enterprise":
+                uscc = home.rsplit("/", 1)[1].split("?")[0]
+                assert "/credit/" in home, home
+                _check(tab, f"{base}/credit/{uscc}", "credit", lang, shots, problems)
+                _check(tab, f"{base}/credit/{uscc}/draw-openings", "openings", lang, shots, problems,
+                       status=(200, 404))  # 404: in no tiers-draw-v2 pool yet (the error page)
+            elif role == "regulator":
+                _check(tab, f"{base}/regulator?purpose=日常监管&size=10", "regulator", lang, shots, problems)
+                _check(tab, f"{base}/regulator/plans/{plan_id}", "plan", lang, shots, problems)
+            else:
+                _check(tab, base + "/analyst", "analyst", lang, shots, problems)
+        context.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_regulator_pages_through_its_list_in_the_browser_keeping_the_filters(site, browser):  # noqa: F811
+    base, _plan = site
+    context = browser.new_context(viewport={"width": PHONE, "height": 800})
+    tab = context.new_page()
+    _login(tab, base, "reg_samr")
+    tab.wait_for_url("**/regulator")
+    tab.select_option("#f-industry", "C")
+    tab.select_option("#f-size", "10")
+    tab.click("#subject-filters button[type=submit]")
+    tab.wait_for_selector("#subjects-pager")
+    total = int("".join(ch for ch in tab.inner_text("#subjects-pager .pager-total") if ch.isdigit()))
+    first = tab.locator("#subjects tr.subject").count()
+    assert total > 10 and first == 10
+    tab.click("#subjects-pager a.next")
+    tab.wait_for_load_state()
+    assert "industry=C" in tab.url and "size=10" in tab.url and tab.input_value("#f-industry") == "C"
+    assert tab.locator("#subjects tr.subject").count() == min(10, total - 10)
+    assert _sideways(tab) == 0
+    context.close()

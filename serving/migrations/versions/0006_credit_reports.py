@@ -5,8 +5,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-07 00:55:00
 
-Issue 20 item 4. Written in parallel with 0005 (commitments, warnings) and 0007 of the same
-session: at merge, point ``down_revision`` at the last of those that precede it.
+Issue 20 item 4.
 """
 
 from collections.abc import Sequence

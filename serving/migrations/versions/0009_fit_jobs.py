@@ -2,12 +2,11 @@
 registered version, with its progress
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 01:00:00
 
 The page that uploads the file polls the job's row (status, progress, stage) until the fit ends
-as a registered version (or fails with its message). Revises 0004 on its branch (s8-admin); the
-revisions 0005–0008 of the other branches come between when merged (one line to change).
+as a registered version (or fails with its message). There is no revision 0008.
 """
 
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """the joint checks' basis per subject (credit_check_basis): its records in force on a date
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0009
 Create Date: 2026-12-07 01:00:00
 
 The joint reward-and-punishment checks (``serving.services.credit_checks``) cite a subject's
@@ -10,8 +10,6 @@ DuckDB over ``counted_records.sql``). Running that rule per request costs tenths
 its result is kept per subject, with the date, the highest record-row id and the policy version
 it was computed for; a check recomputes a subject whose basis no longer matches.
 
-Revises 0004 on its branch (s8-checks); other revisions (0005–0009) are written in the same
-session: at merge, point ``down_revision`` at the last of those that precede it.
 """
 
 from collections.abc import Sequence
