@@ -13,6 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from serving.auth_gate import CredentialsBeforeBody
 from serving.body_limit import BodySizeLimit
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
@@ -165,6 +166,8 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.state.repair_eligibility = repair_eligibility
     install_error_handlers(app)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
+    # no credential, no body read: a 401 before FastAPI parses up to the body limit
+    app.add_middleware(CredentialsBeforeBody, service=app)
     # before the in-flight slot is held and before any body is read
     app.add_middleware(BodySizeLimit, max_bytes=configured.max_request_body_bytes)
     # outermost: the 503s of the in-flight limit carry the headers too
