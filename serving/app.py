@@ -71,11 +71,10 @@ async def _warm_up(app: FastAPI, settings: Settings) -> None:
              "headers": [(b"host", b"localhost")], "client": None, "server": None, "state": {}}
     try:
         await app(scope, receive, send)
-        from serving.services.checkpoints import checkpoint_writer
+        from serving.services.checkpoints import prepare_signer
         from serving.services.querylog import keys_for
 
-        keys = keys_for(settings.database_url)
-        checkpoint_writer(keys.checkpoints, keys.signing_key)
+        prepare_signer(keys_for(settings.database_url).signing_key)
     except Exception:  # an optimisation: never stops the start
         logger.exception("warming up the app failed")
 

@@ -66,6 +66,11 @@ def _signer(signing_key_hex: str) -> Any:
     return signing_key(signing_key_hex)
 
 
+def prepare_signer(signing_key_hex: str) -> None:
+    """Parse the signing key now (the service's startup), not at the first checkpoint."""
+    _signer(signing_key_hex)
+
+
 def keyed_from_path(checkpoints: Path) -> Path:
     """Where the start of the keyed chain is recorded: next to the checkpoint file (by default
     in the keys directory, beside the MAC key), outside the database."""
