@@ -13,7 +13,9 @@ logged is always the route's template (``METHOD /api/v1/…/{uscc}``), never a s
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
@@ -52,6 +54,7 @@ SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 async def current_settings(request: Request) -> Settings:
     """``settings_of`` as a dependency; ``async``, as reading them is no I/O (a sync dependency
@@ -125,7 +128,7 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-async def api_principal(request: Request, settings: SettingsDep, session: SessionDep,
+async def api_principal(request: Request, settings: SettingsDep,
                         token: Annotated[str | None, Depends(bearer_scheme)] = None,
                         api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
     """The caller of an API route: a bearer JWT (person) or an ``X-API-Key`` (machine).
@@ -133,12 +136,51 @@ async def api_principal(request: Request, settings: SettingsDep, session: Sessio
     The API ignores the page cookie, so cross-site requests cannot ride on a browser session.
     ``async``: the credential is checked against the database (in the thread pool) only when this
     worker has not checked it in the last ``credential_cache_ttl_s``: a revoked key, a deactivated
-    user, a changed scope or a logged-out token keeps working for at most that long.
+    user, a changed scope or a logged-out token keeps working for at most that long
+    (``_api_caller``).
     """
-    principal = _principal_without_io(request, settings, token, api_key)
-    if principal is None:  # not checked by this worker lately
-        principal = await run_in_threadpool(_checked_credential, request, settings, session, token, api_key)
-    return principal
+    return await _api_caller(request, settings, token, api_key)
+
+
+async def _api_caller(request: Request, settings: Settings, token: str | None, api_key: str | None) -> Principal:
+    """The caller of an API request, checked against the database at most once per worker at a time.
+
+    A credential this worker checked lately is answered from its cache; past three quarters of
+    the cache's TTL one request also starts a re-check in the background (``CredentialCache.
+    refresh_due``), so a credential in steady use is re-checked before its entry expires and no
+    request waits for that. A credential not in the cache is checked once, however many requests
+    bring it at the same moment (``CredentialChecks``): before, each of them ran its own database
+    check in a thread when an entry expired, and at 250 requests/s per worker that burst of
+    threads held the event loop up for tens of ms every TTL (docs/performance-notes.md).
+    """
+    key, principal = _cached_credential(request, settings, token, api_key)
+    checks = credential_checks(request, settings)
+
+    def check() -> Awaitable[Principal]:
+        return run_in_threadpool(
+            _in_new_session, settings, lambda session: _checked_credential(request, settings, session, token, api_key))
+
+    if principal is not None:
+        if checks.cache.refresh_due(key):
+            checks.refresh(key, check)
+        return principal
+    return await checks.check(key, check)
+
+
+def _cached_credential(request: Request, settings: Settings, token: str | None,
+                       api_key: str | None) -> tuple[str, Principal | None]:
+    """The cache key of the request's credential and its principal if this worker checked it
+    lately (else None). Raises `NotAuthenticated` for a bad or expired token or no credentials."""
+    if token:
+        principal = decode_token(settings, token)
+        if principal is None:
+            raise NotAuthenticated("invalid or expired access token")
+        key = credential_key(token=principal)
+    elif api_key:
+        key = credential_key(api_key=api_key)
+    else:
+        raise NotAuthenticated()
+    return key, credential_cache(request, settings).get(key)
 
 
 def _principal_without_io(request: Request, settings: Settings, token: str | None,
@@ -146,14 +188,7 @@ def _principal_without_io(request: Request, settings: Settings, token: str | Non
     """The caller from a bearer JWT or an API key this worker checked lately; None when the
     credential must be checked against the database. Raises `NotAuthenticated` for a bad or
     expired token or no credentials."""
-    if token:
-        principal = decode_token(settings, token)
-        if principal is None:
-            raise NotAuthenticated("invalid or expired access token")
-        return credential_cache(request, settings).get(credential_key(token=principal))
-    if api_key:
-        return credential_cache(request, settings).get(credential_key(api_key=api_key))
-    raise NotAuthenticated()
+    return _cached_credential(request, settings, token, api_key)[1]
 
 
 def _checked_credential(request: Request, settings: Settings, session: Session, token: str | None,
@@ -217,6 +252,66 @@ def credential_cache(request: Request, settings: Settings) -> CredentialCache:
     if cache is None:
         cache = state.credential_cache = CredentialCache(ttl_s=settings.credential_cache_ttl_s)
     return cache
+
+
+def credential_checks(request: Request, settings: Settings) -> CredentialChecks:
+    """The credential checks under way in this app, on its cache (``CredentialChecks``)."""
+    cache = credential_cache(request, settings)
+    state = request.app.state
+    checks = getattr(state, "credential_checks", None)
+    if checks is None or checks.cache is not cache:  # a test may replace the cache
+        checks = state.credential_checks = CredentialChecks(cache)
+    return checks
+
+
+class CredentialChecks:
+    """Database checks of credentials under way in one app, one per credential at a time.
+
+    ``check`` runs the check of a credential not in the cache; requests that bring the same
+    credential meanwhile wait for that check instead of starting their own, and share its answer
+    (the principal, or the 401). ``refresh`` re-checks a cached credential in the background:
+    the cache keeps the principal on success (``_checked_credential`` puts it) and drops it on any
+    failure, so the next request checks it again and is refused if it must be. Checks run on
+    the event loop that asks for them (one per worker; a test client's loop is keyed apart).
+    """
+
+    def __init__(self, cache: CredentialCache) -> None:
+        self.cache = cache
+        self._under_way: dict[tuple[int, str], asyncio.Future[Principal]] = {}
+        self._refreshes: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak ones)
+
+    async def check(self, key: str, run: Callable[[], Awaitable[Principal]]) -> Principal:
+        flight = (id(asyncio.get_running_loop()), key)
+        under_way = self._under_way.get(flight)
+        if under_way is None:
+            under_way = self._under_way[flight] = asyncio.ensure_future(run())
+            under_way.add_done_callback(lambda done: self._landed(flight, done))
+        # shielded: a caller that goes away (a client disconnect) does not cancel the others' check
+        return await asyncio.shield(under_way)
+
+    def _landed(self, flight: tuple[int, str], done: asyncio.Future[Principal]) -> None:
+        if self._under_way.get(flight) is done:
+            del self._under_way[flight]
+        if not done.cancelled():
+            done.exception()  # retrieved: an error every waiter left is not reported as never seen
+
+    def refresh(self, key: str, run: Callable[[], Awaitable[Principal]]) -> None:
+        async def refresh() -> None:
+            try:
+                await run()  # a passed check renews the cache entry itself
+            except BaseException:
+                self.cache.drop(key)  # refused, or the check failed: the next request checks it anew
+                raise
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self._refreshes.discard(task)
+        if not task.cancelled() and isinstance(task.exception(), Exception) \
+                and not isinstance(task.exception(), NotAuthenticated):
+            logger.warning("re-checking a cached credential failed: %r", task.exception())
 
 
 def page_principal(request: Request, settings: SettingsDep) -> Principal:
@@ -392,10 +487,7 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         if conn is None:
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
                                            token, api_key)
-        principal = _principal_without_io(request, settings, token, api_key)
-        if principal is None:  # a credential this worker has not checked lately: a database lookup
-            principal = await run_in_threadpool(
-                _in_new_session, settings, lambda session: _checked_credential(request, settings, session, token, api_key))
+        principal = await _api_caller(request, settings, token, api_key)
         _with_role(principal, SUBJECT_READER_ROLES)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
         try:

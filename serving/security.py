@@ -183,29 +183,53 @@ def api_key_matches(key: str, key_hash: str) -> bool:
 
 class CredentialCache:
     """Credentials this worker checked against the database recently: key → principal, each for
-    ``ttl_s`` seconds (keys from :func:`credential_key`).
+    ``ttl_s`` seconds after its last successful check (keys from :func:`credential_key`).
 
     Saves a database lookup on every request. Only successful checks are kept, so a new key or
     login works at once; a revoked API key, a deactivated user, a changed scope or a logged-out
     token keeps working for at most ``ttl_s`` in a worker that had checked it (``ttl_s = 0``
     turns the cache off).
+
+    An entry is re-checked ahead of its expiry: from ``refresh_after`` × ``ttl_s`` after its last
+    check, ``refresh_due`` answers True once (to one request, which starts the check in the
+    background and is served from the cache meanwhile). A successful re-check renews the entry
+    (``put``), a failed one removes it (``drop``), so a credential in steady use is never
+    re-checked on the request path, and never served past ``ttl_s`` after its last successful
+    check either: a refresh that has not succeeded by then leaves an expired entry, which
+    ``get`` no longer returns.
     """
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, refresh_after: float = 0.75) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._refresh_s = ttl_s * refresh_after
+        self._entries: dict[str, tuple[float, float, Principal]] = {}  # key → (expires, refresh at, who)
         self._forgotten: dict[str, float] = {}  # key → until when it may not be cached again
+        self._refreshing: set[str] = set()  # keys whose re-check is under way
 
     def get(self, key: str) -> Principal | None:
         hit = self._entries.get(key)
         if hit is None or hit[0] <= self._clock():
             return None
-        return hit[1]
+        return hit[2]
+
+    def refresh_due(self, key: str) -> bool:
+        """Whether the caller should re-check ``key`` now (in the background): its entry is live,
+        past its refresh time, and no re-check is under way. True once per refresh: the caller
+        then ends it with ``put`` (passed) or ``drop`` (failed, whatever the reason)."""
+        hit = self._entries.get(key)
+        if hit is None or key in self._refreshing:
+            return False
+        now = self._clock()
+        if not hit[1] <= now < hit[0]:
+            return False
+        self._refreshing.add(key)
+        return True
 
     def put(self, key: str, principal: Principal) -> None:
+        self._refreshing.discard(key)
         if self.ttl_s <= 0:
             return
         until = self._forgotten.get(key)
@@ -215,12 +239,19 @@ class CredentialCache:
             self._forgotten.pop(key, None)
         if len(self._entries) >= self.max_entries:  # bounded: forget everything rather than grow
             self._entries.clear()
-        self._entries[key] = (self._clock() + self.ttl_s, principal)
+            self._refreshing.clear()
+        now = self._clock()
+        self._entries[key] = (now + self.ttl_s, now + self._refresh_s, principal)
+
+    def drop(self, key: str) -> None:
+        """Remove ``key`` (its re-check failed): the next request checks it against the database."""
+        self._refreshing.discard(key)
+        self._entries.pop(key, None)
 
     def forget(self, key: str) -> None:
         """Drop ``key`` now, and refuse to cache it again for ``ttl_s``: a check that began before
         the credential was revoked must not put it back (after that, the database refuses it)."""
-        self._entries.pop(key, None)
+        self.drop(key)
         if self.ttl_s > 0:
             if len(self._forgotten) >= self.max_entries:
                 self._forgotten.clear()

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     login_backoff_max_s: float = Field(default=900.0, ge=1, le=86_400)
     # a regulator creates at most this many plans per hour (each draw costs seconds of CPU)
     plans_per_hour: int = Field(default=20, ge=1, le=10_000)
+    # GET /inspection-ratios per user (or API key's user) and hour: each reads the city's grades
+    ratio_reads_per_hour: int = Field(default=120, ge=1, le=100_000)
     # grades kept per subject history: the latest this many as-of dates (`tiers db prune-grades`);
     # none: every as-of date is kept
     grade_retention_as_of: int | None = Field(default=None, ge=1, le=1000)

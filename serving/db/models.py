@@ -332,6 +332,19 @@ class LoginAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(10), default="failed", server_default="failed")
 
 
+class RateEvent(Base):
+    """One costly request by one user (``serving.services.rates``), refused or not, kept an hour
+    so that the limits hold across workers."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_action_actor_at", "action", "actor", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class RevokedToken(Base):
     """Access tokens ended before their expiry (logout): refused by every worker within the
     credential cache's TTL. Rows past ``expires_at`` no longer matter and are purged on insert."""

@@ -47,6 +47,6 @@ def logout(request: Request, principal: CurrentUser, session: SessionDep,
 
 
 @router.get("/me", response_model=MeOut, responses=error_responses(NotAuthenticated))
-def me(principal: CurrentUser) -> MeOut:
+async def me(principal: CurrentUser) -> MeOut:  # no I/O: no thread-pool hop
     return MeOut(username=principal.username, role=principal.role, kind=principal.kind,
                  department=principal.department, section=principal.section, uscc=principal.uscc)

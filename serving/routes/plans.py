@@ -306,8 +306,8 @@ def _check_departments(principal: Principal, body: PlanCreate) -> None:
 
 def _checked_inputs(session: Session, settings, principal: Principal, body: PlanCreateIn):
     """The checks every new plan passes (departments, rate, unique id) and its draw inputs."""
+    plan_service.check_plan_rate(session, principal, settings.plans_per_hour)  # first: failing requests count too
     _check_departments(principal, body)
-    plan_service.check_plan_rate(session, principal, settings.plans_per_hour)
     request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source", "salt_pattern"}))
     pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
     existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
@@ -372,16 +372,21 @@ def ratio_reader(principal: CurrentUser,
 
 
 @router.get("/inspection-ratios", response_model=InspectionRatiosOut,
-            responses=error_responses(*_ERRORS, plan_service.PlanDataUnavailable))
+            responses=error_responses(*_ERRORS, TooManyAttempts, plan_service.PlanDataUnavailable))
 def inspection_ratios(session: SessionDep, settings: SettingsDep,
-                      _reader: Annotated[Principal, Depends(ratio_reader)],
+                      reader: Annotated[Principal, Depends(ratio_reader)],
                       department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")],
                       item: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-.]+$")],
                       as_of: Annotated[dt.date, Query(description="as-of date of the grades to use")],
                       policy: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{1,60}$")] = "default",
                       ) -> InspectionRatiosOut:
     """Per grade stratum: ratio, pool size, expected inspections — the numbers a plan would use,
-    with the model version and as-of date of the grades (aggregates only: not logged per subject)."""
+    with the model version and as-of date of the grades (aggregates only: not logged per subject).
+    At most ``TIERS_RATIO_READS_PER_HOUR`` per user or key and hour (429): each reads the city's grades."""
+    from serving.services.rates import spend
+
+    spend(session, action="inspection_ratios", actor=f"{reader.kind}:{reader.username}",
+          per_hour=settings.ratio_reads_per_hour, what="检查比例查询 (inspection-ratio reads)")
     return plan_service.inspection_ratios(session, settings.data_dir, plan_service.load_named_policy(policy),
                                           department=department, item=item, as_of=as_of)
 

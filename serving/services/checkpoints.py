@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,24 @@ class Checkpoint:
 
 def sign_checkpoint(signing_key_hex: str, seq: int, mac: str, keyed_from: int,
                     at: dt.datetime | None = None) -> Checkpoint:
-    from serving.keys import signing_key
-
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     unsigned = Checkpoint(seq=seq, mac=mac, at=when, keyed_from=keyed_from)
-    signature = signing_key(signing_key_hex).sign(unsigned.signed_bytes())
+    signature = _signer(signing_key_hex).sign(unsigned.signed_bytes())
     return Checkpoint(seq=seq, mac=mac, at=when, keyed_from=keyed_from,
                       signature=base64.b64encode(signature).decode("ascii"))
+
+
+@lru_cache(maxsize=8)
+def _signer(signing_key_hex: str) -> Any:
+    """The Ed25519 key of ``signing_key_hex``, parsed once (``serving.keys.signing_key``)."""
+    from serving.keys import signing_key
+
+    return signing_key(signing_key_hex)
+
+
+def prepare_signer(signing_key_hex: str) -> None:
+    """Parse the signing key now (the service's startup), not at the first checkpoint."""
+    _signer(signing_key_hex)
 
 
 def keyed_from_path(checkpoints: Path) -> Path:
@@ -147,6 +159,7 @@ class CheckpointWriter:
 
     def __init__(self, path: Path, signing_key_hex: str, idle_s: float = 1.0) -> None:
         self._path, self._key, self._idle_s = path, signing_key_hex, idle_s
+        _signer(signing_key_hex)  # parsed (and ``cryptography`` imported) now, not in the thread
         self._cond = threading.Condition()
         self._pending: tuple[int, str, int] | None = None
         self._written = 0

@@ -321,21 +321,14 @@ def created_on(plan_row: Plan) -> dt.date:
 
 
 def check_plan_rate(session: Session, principal: Principal, per_hour: int, now: dt.datetime | None = None) -> None:
-    """At most ``per_hour`` plans per user per hour (each draw costs seconds of CPU, and a burst of
-    plans is a way to read many subjects' grades): `TooManyAttempts` with ``Retry-After``."""
-    import math
+    """At most ``per_hour`` plan requests per user per hour, failed ones included (each draw costs
+    seconds of CPU, and a burst of plans is a way to read many subjects' grades): counted before
+    the request's checks, `TooManyAttempts` with ``Retry-After`` past the limit
+    (``serving.services.rates``)."""
+    from serving.services.rates import spend
 
-    from serving.errors import TooManyAttempts
-
-    now = now or dt.datetime.now(dt.UTC)
-    since = now - dt.timedelta(hours=1)
-    recent = session.execute(select(func.count(), func.min(Plan.created_at)).where(
-        Plan.created_by == principal.username, Plan.created_at > since)).one()
-    if recent[0] >= per_hour:
-        oldest = recent[1] if recent[1].tzinfo else recent[1].replace(tzinfo=dt.UTC)
-        wait = max(1, math.ceil((oldest + dt.timedelta(hours=1) - now).total_seconds()))
-        raise TooManyAttempts(f"{principal.username!r} created {recent[0]} plans in the last hour (at most "
-                              f"{per_hour}); retry in {wait} s", field="plan_id", headers={"Retry-After": str(wait)})
+    spend(session, action="plan_create", actor=principal.username, per_hour=per_hour,
+          what="计划请求 (plan requests)", field="plan_id", now=now)
 
 
 def list_plans(session: Session, principal: Principal) -> list[tuple[Plan, Draw]]:

@@ -223,3 +223,25 @@ def test_person_named_subjects_are_masked_in_every_output(client, fire, auth, ci
     list_text = __import__("json").dumps(listed, ensure_ascii=False)
     for name in persons.values():
         assert name not in csv_text and name not in xlsx_text and name not in list_text, name
+
+
+def test_failing_plan_requests_count_in_the_plan_rate_limit(app, client, fire, city):
+    """Every plan request that reaches the service counts, refused or not: a burst of failing
+    requests (another department's item, a duplicate id) costs the caller its quota too."""
+    app.state.settings = app.state.settings.model_copy(update={"plans_per_hour": 3})
+    assert client.post("/api/v1/plans", json=_plan(plan_id="ok-1"), headers=fire).status_code == 201
+    not_ours = _plan(plan_id="theirs", item="SAMR-03", department="samr")
+    assert client.post("/api/v1/plans", json=not_ours, headers=fire).status_code == 403
+    assert client.post("/api/v1/plans", json=_plan(plan_id="ok-1"), headers=fire).status_code == 409
+    refused = client.post("/api/v1/plans", json=_plan(plan_id="ok-2"), headers=fire)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert client.post("/api/v1/plans/v2", json=_plan(plan_id="ok-3"), headers=fire).status_code == 429
+
+
+def test_inspection_ratios_are_rate_limited(app, client, fire, city):
+    app.state.settings = app.state.settings.model_copy(update={"ratio_reads_per_hour": 2})
+    params = {"department": "fire", "item": "FIRE-01", "as_of": AS_OF}
+    statuses = [client.get("/api/v1/inspection-ratios", params=params, headers=fire).status_code for _ in range(3)]
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    refused = client.get("/api/v1/inspection-ratios", params=params, headers=fire)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1

@@ -1,0 +1,42 @@
+"""Per-user hourly limits on costly requests (plan creation, the inspection ratios).
+
+Every request that reaches the service's check counts, whatever its outcome afterwards: the
+event is committed before the work starts, so a request that then fails (another department's
+item, a duplicate id, missing data) has still spent one of the hour's allowance. Requests refused
+by the limit itself (429) do not count, so the allowance comes back an hour after the oldest
+counted request. The events are rows of ``rate_events`` (the limits hold across workers); rows
+older than the window are deleted as new ones come in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from serving.db.models import RateEvent
+from serving.errors import TooManyAttempts
+
+WINDOW = dt.timedelta(hours=1)
+
+
+def spend(session: Session, *, action: str, actor: str, per_hour: int, what: str, field: str | None = None,
+          now: dt.datetime | None = None) -> None:
+    """Count one ``action`` of ``actor`` (committed at once), or raise `TooManyAttempts` with
+    ``Retry-After`` when it already made ``per_hour`` of them in the last hour. ``what`` names
+    the requests in the message ("plan requests")."""
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - WINDOW
+    count, oldest = session.execute(select(func.count(), func.min(RateEvent.at)).where(
+        RateEvent.action == action, RateEvent.actor == actor, RateEvent.at > since)).one()
+    if count >= per_hour:
+        session.rollback()
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
+        wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+        raise TooManyAttempts(f"{actor!r} made {count} {what} in the last hour (at most {per_hour}); retry in "
+                              f"{wait} s", field=field, headers={"Retry-After": str(wait)})
+    session.execute(delete(RateEvent).where(RateEvent.action == action, RateEvent.at <= since))
+    session.add(RateEvent(action=action, actor=actor, at=now))
+    session.commit()
