@@ -49,7 +49,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test: install lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=40 tests
 	$(MAKE) test-newest
 
 $(VENV_NEWEST)/.installed: pyproject.toml uv.lock | $(UV)

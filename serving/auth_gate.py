@@ -11,25 +11,20 @@ whose dependency checks it against the database as before.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def protected_operations(openapi: dict[str, Any]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-    """(path pattern, methods) of every operation that declares a security requirement."""
-    out = []
-    for template, operations in openapi.get("paths", {}).items():
-        methods = frozenset(m.upper() for m, op in operations.items()
-                            if isinstance(op, dict) and op.get("security") and m.upper() in _BODY_METHODS)
-        if methods:
-            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-            out.append((re.compile(f"^{pattern}$"), methods))
-    return out
+def protected_operations(openapi: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """(path template, method) of every body-carrying operation that declares a security requirement."""
+    return frozenset((template, m.upper()) for template, operations in openapi.get("paths", {}).items()
+                     for m, op in operations.items()
+                     if isinstance(op, dict) and op.get("security") and m.upper() in _BODY_METHODS)
 
 
 class CredentialsBeforeBody:
@@ -38,7 +33,7 @@ class CredentialsBeforeBody:
     def __init__(self, app: ASGIApp, service: Any) -> None:
         self.app = app
         self.service = service
-        self._protected: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+        self._protected: frozenset[tuple[str, str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not _has_body(scope):
@@ -48,18 +43,20 @@ class CredentialsBeforeBody:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        from serving.errors import _render
+        from serving.errors import _render_any
 
         request = Request(scope)
-        response = _render(request, refusal.status_code, refusal.code, refusal.message, refusal.field,
+        response = _render_any(request, refusal.status_code, refusal.code, refusal.message, refusal.field,
                            {**refusal.headers, "Connection": "close"})  # the unread body ends the connection
         await response(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> Any:
         if self._protected is None:
             self._protected = protected_operations(self.service.openapi())
-        path, method = scope["path"], scope["method"]
-        if not any(method in methods and pattern.match(path) for pattern, methods in self._protected):
+        # the route the router will choose (the first full match, in its order): a template alone
+        # would take /credit-reports/verify (public) for /credit-reports/{uscc} (authenticated)
+        template = _route_template(self.service.router.routes, scope)
+        if template is None or (template, scope["method"]) not in self._protected:
             return None
         from serving.deps import decode_token
         from serving.errors import NotAuthenticated
@@ -74,6 +71,17 @@ class CredentialsBeforeBody:
         if decode_token(settings_of(Request(scope)), token.strip()) is None:
             return NotAuthenticated("invalid or expired access token")
         return None
+
+
+def _route_template(routes: list[Any], scope: Scope) -> str | None:
+    """The path template of the route the router will run for ``scope``: the first full match, in
+    its order, included routers' routes in theirs (FastAPI keeps them nested)."""
+    for route in routes:
+        contexts = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
+        for ctx in contexts:
+            if ctx.matches(scope)[0] == Match.FULL:
+                return getattr(ctx, "path_format", None) or getattr(ctx, "path", None)
+    return None
 
 
 def _has_body(scope: Scope) -> bool:

@@ -406,7 +406,17 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {path}"
 
 
-endpoint_of = _endpoint  # the public name, for routes that log reads themselves
+def log_reads(session: Session, request: Request, principal: Principal, usccs: list[str], purpose: str) -> None:
+    """Log ``usccs`` as read (allowed) by this route, in ``session``'s transaction: for routes whose reads
+    are not one subject's guarded read (the joint checks); the endpoint is the route's template."""
+    append_entries(session, principal=principal, reads=[(u, "allowed") for u in usccs], purpose=purpose,
+                   endpoint=_endpoint(request))
+
+
+async def log_read_async(request: Request, principal: Principal, uscc: str, purpose: str) -> None:
+    """:func:`log_reads` of one subject on the event loop (SQLite file; see :func:`subject_read`)."""
+    await append_entry_async(service_engine(settings_of(request)), principal=principal, uscc=uscc, purpose=purpose,
+                             endpoint=_endpoint(request))
 
 
 def _logged_purpose(principal: Principal, purpose: str | None) -> str:

@@ -78,7 +78,7 @@ def find_cjk_font() -> tuple[Path, int]:
             "install fonts-wqy-zenhei (scripts/system-deps.sh)")
     if fc_match is None:
         raise ReportFontMissing(hint)
-    out = subprocess.run([fc_match, "-f", "%{file}\t%{index}\t%{fontformat}\t%{lang}",  # noqa: S603
+    out = subprocess.run([fc_match, "-f", "%{file}\t%{index}\t%{fontformat}\t%{lang}",  # noqa: S603  (fc-match from PATH, fixed arguments, no shell)
                           ":lang=zh-cn:fontformat=TrueType"], capture_output=True, text=True, timeout=30,
                          check=False).stdout
     path, index, fontformat, langs = ([*out.split("\t"), "", "", ""])[:4]

@@ -24,19 +24,18 @@ from serving.deps import (
     PurposeQuery,
     TodayDep,
     UsccPath,
-    endpoint_of,
     get_today,
+    log_read_async,
+    log_reads,
     new_session,
     read_purpose,
     require_role,
-    service_engine,
 )
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.measures import MeasuresCatalogue, load_measures
 from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
 from serving.security import Principal
 from serving.services import credit_checks
-from serving.services.querylog import append_entries, append_entry_async
 from serving.settings import Settings, settings_of
 
 router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"])
@@ -79,12 +78,10 @@ async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, princ
     catalogue = measures_of(request)
     credit_checks.open_matter(catalogue, matter, principal)
     logged = credit_checks.logged_purpose(matter, purpose)
-    endpoint = endpoint_of(request)
     conn = loop_connection(settings.database_url) if settings.event_loop_reads else None
     basis = None
     if conn is not None:  # SQLite file: log and read on the event loop (see deps.subject_read)
-        await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged,
-                                 endpoint=endpoint)
+        await log_read_async(request, principal, uscc, logged)
         try:
             valid, _stale = credit_checks.stored_bases(conn, [uscc], today)
             basis = valid.get(uscc)
@@ -95,8 +92,7 @@ async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, princ
                 _in_session, settings, lambda session: credit_checks.bases(session, [uscc], today)))[uscc]
     else:
         def work(session: Session) -> credit_checks.Basis:
-            append_entries(session, principal=principal, reads=[(uscc, "allowed")], purpose=logged,
-                           endpoint=endpoint)
+            log_reads(session, request, principal, [uscc], logged)
             return credit_checks.bases(session, [uscc], today)[uscc]
 
         basis = await run_in_threadpool(_in_session, settings, work)
@@ -113,8 +109,7 @@ def check_batch(request: Request, body: CreditCheckBatchIn, principal: Checker, 
     settings = settings_of(request)
 
     def work(session: Session) -> dict[str, credit_checks.Basis]:
-        append_entries(session, principal=principal, reads=[(u, "allowed") for u in usccs],
-                       purpose=credit_checks.logged_purpose(body.matter, body.purpose), endpoint=endpoint_of(request))
+        log_reads(session, request, principal, usccs, credit_checks.logged_purpose(body.matter, body.purpose))
         return credit_checks.bases(session, usccs, today)
 
     found = _in_session(settings, work)

@@ -33,6 +33,9 @@ ENTERPRISE_ONLY_READS = frozenset({"/api/v1/subjects/{uscc}/draw-openings", "/cr
                                    "/credit/{uscc}/draw-openings/{plan_id}.json"})
 # subject POSTs staff may make too (a regulator issues a covered subject's credit report)
 STAFF_POSTS = frozenset({"/api/v1/credit-reports/{uscc}"})
+# joint checks (联合奖惩) answer published information only, for any subject, to the departments a
+# matter is open to (tests/serving/test_srv_credit_checks.py): no coverage rule; other roles by role
+CHECK_ROUTES = frozenset({"/api/v1/credit-checks/{uscc}"})
 
 
 def subject_routes(app) -> list[tuple[str, str]]:
@@ -85,6 +88,10 @@ def test_no_cross_tenant_leak_on_any_subject_route(app, client, settings, sessio
         if "/admin/" in path:
             continue  # admin-only route: other roles are refused by role before any subject check
         r = call(client, settings, intruder, method, path, target, purpose)
+        if path in CHECK_ROUTES:
+            assert intruder.startswith("reg_") or r.status_code == 403, (method, path, r.status_code)
+            assert not [m for m in SECRET_MARKERS if m in r.text], (method, path)
+            continue
         # a role refused by the route (an analyst anywhere, staff on an enterprise's own action):
         # 403 before any subject check; a subject not covered: the same 404 as one that does not exist
         role_refused = intruder == "analyst" or (
@@ -113,7 +120,7 @@ def test_owner_and_covering_staff_can_read(app, client, settings, world):
                ("admin", "系统核查")]
     for username, purpose in readers:
         for method, path in subject_routes(app):
-            if method != "GET" or "/admin/" in path or path in ENTERPRISE_ONLY_READS:
+            if method != "GET" or "/admin/" in path or path in ENTERPRISE_ONLY_READS | CHECK_ROUTES:
                 continue  # (the openings: 404 here, since no draw held ent1; their own tests)
             r = call(client, settings, username, method, path, world.ent1, purpose)
             assert r.status_code == 200, (username, path, r.status_code, r.text[:300])

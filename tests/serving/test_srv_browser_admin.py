@@ -47,10 +47,17 @@ def test_admin_deactivates_a_user_and_checks_the_query_log(admin_server, page, t
     page.wait_for_url("**/admin/users?done=deactivated")
     assert "已停用" in page.inner_text("tr[data-username=reg_tax] .user-status")
     page.screenshot(path=str(tmp_path / "admin_users.png"), full_page=True)
-    page.goto(base + "/admin/querylog")
-    page.click("#run-check")
-    page.wait_for_selector("#check-verdict")
-    assert page.get_attribute("#check-verdict", "data-ok") == "true" and "校验通过" in page.inner_text("#check-verdict")
+    # the service signs its checkpoint a moment after the last entry (its own thread): on a loaded
+    # machine the first check may come before it; a real break stays a break on the next check
+    for _ in range(5):
+        page.goto(base + "/admin/querylog")
+        page.click("#run-check")
+        page.wait_for_selector("#check-verdict")
+        verdict = page.inner_text("#check-verdict")
+        if page.get_attribute("#check-verdict", "data-ok") == "true":
+            break
+        page.wait_for_timeout(2_000)
+    assert page.get_attribute("#check-verdict", "data-ok") == "true" and "校验通过" in verdict, verdict
     page.set_viewport_size({"width": 375, "height": 800})
     page.screenshot(path=str(tmp_path / "admin_querylog_375.png"), full_page=True)
 

@@ -115,8 +115,8 @@ def test_enterprise_page_in_peoples_words(client, world):
     page = client.get(f"/credit/{world.ent1}").text
     areas = re.findall(r"<textarea[^>]*>", page)
     assert areas and all('maxlength="2000"' in a for a in areas)
-    records = re.search(r'<table id="records">.*?</table>', page, re.S).group(0)
-    assert "南京市市场监督管理局" in records and "<td>samr</td>" not in records
+    records = re.search(r'<table id="records"[^>]*>.*?</table>', page, re.S).group(0)
+    assert "南京市市场监督管理局" in records and not re.search(r"<td[^>]*>samr</td>", records)
     assert "制造业" in page
     what_if = re.search(r'<section id="what-if">.*?</section>', page, re.S).group(0)
     assert "R1" in what_if and "行政处罚" in what_if and "2026-03-10" in what_if
@@ -185,9 +185,11 @@ def test_plan_page_downloads_and_results_in_peoples_words(client, city):  # noqa
     raw = client.get(location + "/export.csv").content.decode("utf-8-sig")
     header = next(csv.reader(io.StringIO(raw)))
     assert header[:3] == ["顺序", "统一社会信用代码", "名称"] and "visit_order" not in header
-    on_page = dict(re.findall(r'<tr class="visit" data-uscc="(\w+)"><td>\d+</td><td>\w+</td><td>([^<]*)</td>', page))
+    on_page = dict(re.findall(r'<tr class="visit" data-uscc="(\w+)"><td[^>]*>\d+</td><td[^>]*>\w+</td>'
+                              r'<td[^>]*>([^<]*)</td>', page))
     in_csv = {row["统一社会信用代码"]: row["名称"] for row in csv.DictReader(io.StringIO(raw))}
-    assert on_page and on_page == in_csv  # names of persons masked alike on the page and in the download
+    # names of persons masked alike on the page and in the download (the page shows one page of the visits)
+    assert on_page and all(in_csv[uscc] == name for uscc, name in on_page.items())
     en = client.get(location + "/export.csv?lang=en").content.decode("utf-8-sig")
     assert en.startswith("Order,")
     from openpyxl import load_workbook
