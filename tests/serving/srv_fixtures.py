@@ -139,8 +139,10 @@ def uvicorn_server(log_dir: Path, database_url: str, **env: str) -> Iterator[str
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # its own keys (and so its own query-log checkpoints) beside its log, never the checkout's var/keys:
+    # servers of other modules on other databases wrote checkpoints there that this log cannot match
     full_env = {**os.environ, "TIERS_DATABASE_URL": database_url, "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false",
-                **env}
+                "TIERS_KEYS_DIR": str(log_dir / "keys"), **env}
     log_path = log_dir / "uvicorn.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
