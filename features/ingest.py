@@ -50,7 +50,6 @@ from features.schema import (
     RULE_TEXT,
     RULES,
     SEVERITY_NAMES_ZH,
-    SEVERITY_SYNONYMS,
     SEVERITY_VALUES,
     SUBJECT_COLUMNS,
     SUBJECT_DATE_COLUMNS,
@@ -278,20 +277,6 @@ def _uscc_reasons(codes: pd.Series, bad: np.ndarray) -> tuple[np.ndarray, np.nda
     return en, zh
 
 
-def _canonical(values: pd.Series, allowed, synonyms: dict[str, str] | None = None) -> pd.Series:
-    """A categorical column as written by people (full-width ｓｅｒｉｏｕｓ, ' General ', 情节严重) spelt as the
-    contract spells it; a value that matches nothing is kept as written, for its rule to refuse."""
-    odd = values.notna().to_numpy() & ~values.isin(list(allowed)).to_numpy()
-    if not odd.any():  # the usual case, and the cheap one: every value already as the contract spells it
-        return values
-    spelling = {str(a).casefold(): a for a in allowed} | {k.casefold(): v for k, v in (synonyms or {}).items()}
-    text = values[odd].astype("string").str.normalize("NFKC").str.strip()
-    mapped = text.str.casefold().map(spelling)
-    out = values.copy()
-    out[odd] = mapped.where(mapped.notna(), text).astype(object)
-    return out
-
-
 def _matches(s: pd.Series, pattern: str | re.Pattern, suspect: np.ndarray | None) -> np.ndarray:
     """Rows whose value contains ``pattern``, scanning only the ``suspect`` rows when the reader knows them."""
     if suspect is None:
@@ -348,9 +333,6 @@ def validate_subjects(
     v = verdict or _Verdict(len(frame))
     if check_text:
         _text_columns_bad(frame, v, suspect)
-    for name, rule in SUBJECT_FIELDS.items():
-        if rule.allowed is not None:
-            frame[name] = _canonical(frame[name], rule.allowed)
     frame["uscc"] = uscc = normalise_uscc(frame["uscc"])  # as records files are read: one normalisation
     v.add("duplicate_record_id", uscc.duplicated(keep="first") & uscc.notna(), "uscc",
           "uscc already appeared in an earlier row of this file", "统一社会信用代码在本文件前面已出现")
@@ -405,8 +387,7 @@ def validate_records(
     kind = frame["kind"]
     v.add("kind_unknown", _present(kind) & ~kind.isin(list(policy.kinds)).to_numpy(), "kind",
           f"kind is not in the catalogue of policy {policy.version}", f"记录类别不在目录（{policy.version}）中")
-    frame["kind"] = kind = _canonical(frame["kind"], list(policy.kinds))
-    frame["severity"] = severity = _canonical(frame["severity"], SEVERITY_VALUES, SEVERITY_SYNONYMS)
+    severity = frame["severity"]
     severity_kinds = [k for k, r in policy.kinds.items() if r.severity_required]
     bad_sev = (kind.isin(severity_kinds) & ~severity.isin(SEVERITIES)) | (severity.notna() & ~severity.isin(SEVERITIES))
     v.add("severity_invalid", bad_sev.to_numpy(), "severity",

@@ -197,11 +197,6 @@ FIELD_LABELS_ZH: dict[str, str] = {
     "registered_capital": "注册资本（万元）", "employees": "从业人数", "status": "登记状态",
     "status_date": "状态变更日期", "legal_rep_name": "法定代表人姓名", "legal_rep_id": "法定代表人证件号",
 }
-# severities as offices write them (情节轻微, 严重…): read as the contract's values
-SEVERITY_SYNONYMS: dict[str, str] = {
-    "轻微": "minor", "情节轻微": "minor", "一般": "general", "情节一般": "general", "严重": "serious",
-    "情节严重": "serious",
-}
 SEVERITY_NAMES_ZH: dict[str, str] = {"minor": "轻微", "general": "一般", "serious": "严重"}
 # a bare identifier (not quoted in brackets), with the space that set it apart from Chinese text
 _FIELD_IDENTIFIER = re.compile(

