@@ -153,7 +153,7 @@ def test_uvicorn_serves_the_last_good_model_when_the_champion_is_corrupt(tmp_pat
                                                                          graded_by_v1) -> None:
     registry = two_versions
     store = ingest_ent1(tmp_path)
-    settings = Settings(database_url=database_url)
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys")  # the server's own keys (uvicorn_server)
     with (uvicorn_server(tmp_path, database_url, TIERS_STORE_DIR=str(store),
                          TIERS_MLFLOW_TRACKING_URI=registry.tracking_uri, TIERS_HEALTH_MODEL_CHECK_S="0") as base,
           httpx.Client(base_url=base, timeout=60) as client):
