@@ -334,3 +334,52 @@ def test_department_commitments_page_marks_kept(client, auth, settings, world):
         client.cookies.clear()
     status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()}
     assert status[cid] == "kept"
+
+
+# --- outside review (issue 20, review20): findings, each a failing test until fixed -----------------
+
+
+def _pending(client, auth, uscc: str, matter: str, who: str) -> int:
+    """A pending commitment of ``uscc`` to ``matter``: signed now, or the one already pending."""
+    r = _sign(client, auth, uscc, matter, who=who)
+    if r.status_code == 201:
+        return r.json()["id"]
+    assert r.status_code == 409, r.text
+    mine = client.get(SIGN.format(uscc), headers=auth(who)).json()
+    return next(c["id"] for c in mine if c["matter_code"] == matter and c["status"] == "pending")
+
+
+def test_review20_a_basis_of_invisible_characters_is_refused(client, auth, world):
+    # 依据 is what the department found: four zero-width spaces are no basis, yet they passed min_length=4
+    cid = _pending(client, auth, world.ent2, "samr-food-licence", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "  \u200b\u200b\u200b\u200b "},
+                    headers=auth("reg_samr"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "basis", r.text
+
+
+def test_review20_the_already_decided_message_reads_once(client, auth, world):
+    # "承诺 #N 已已履约": the status label already starts with 已
+    cid = _pending(client, auth, world.ent1, "tax-self-discipline", "ent1")
+    url = f"/api/v1/commitments/{cid}/decision"
+    assert client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税"}, headers=auth("reg_tax")).status_code == 200
+    again = client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税"}, headers=auth("reg_tax"))
+    assert again.status_code == 409
+    assert "已已" not in again.json()["error"]["message_zh"], again.json()["error"]["message_zh"]
+
+
+def test_review20_the_department_list_of_commitments_is_in_the_query_log(client, auth, world, session):
+    # a 审批替代型 commitment is not public: a department reading it (and deciding on it) reads the
+    # subject's credit file, yet neither GET /commitments/department nor the decision left a log entry
+    cid = _pending(client, auth, world.ent1, "samr-food-licence", "ent1")
+    listed = client.get("/api/v1/commitments/department", headers=auth("reg_samr"))
+    assert listed.status_code == 200 and cid in [c["id"] for c in listed.json()]
+    _, entries = list_entries(session, uscc=world.ent1, actor="reg_samr", limit=1000)
+    assert any("commitments/department" in e.endpoint for e in entries), sorted({e.endpoint for e in entries})
+
+
+def test_review20_public_commitments_name_the_department_in_chinese(client, auth, world):
+    # the public page and API print the department's code ("samr"), where the credit page says
+    # 南京市市场监督管理局
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    page = client.get("/commitments/public").text
+    assert "<td>samr</td>" not in page and "市场监督管理局" in page

@@ -258,3 +258,28 @@ def test_issuing_is_rate_limited_per_user_before_anything_is_rendered(world):
         assert 1 <= int(limited.value.headers["Retry-After"]) <= 3600
     finally:
         session.close()
+
+
+# --- outside review (issue 20, review20): findings, each a failing test until fixed -----------------
+
+
+def test_review20_the_report_names_departments_in_chinese(world):
+    # a report handed to a procurement office showed the department codes (samr, fire, hrss…) in
+    # the 作出部门 column; the enterprise's own credit page names them (南京市市场监督管理局)
+    text = _text(world["pdf"])
+    assert "samr" not in text and "市场监督管理局" in text
+
+
+def test_review20_a_refused_issuance_is_not_logged_as_allowed(world):
+    # admin and sector are refused (403), but the query log recorded their attempt as "allowed"
+    app, client = world["app"], world["client"]
+    for username in ("admin", "sector_c"):
+        r = client.post(f"/api/v1/credit-reports/{ENT1}?purpose=复核出具", headers=_headers(app, username))
+        assert r.status_code == 403, r.text
+    session = next(iter_session(world["url"]))
+    try:
+        entries = session.scalars(select(QueryLogEntry).where(QueryLogEntry.actor.in_(("admin", "sector_c")),
+                                                              QueryLogEntry.endpoint.contains("credit-reports"))).all()
+        assert all(e.outcome != "allowed" for e in entries), [(e.actor, e.outcome) for e in entries]
+    finally:
+        session.close()
