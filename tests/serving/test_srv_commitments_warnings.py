@@ -383,3 +383,26 @@ def test_review20_public_commitments_name_the_department_in_chinese(client, auth
     _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
     page = client.get("/commitments/public").text
     assert "<td>samr</td>" not in page and "市场监督管理局" in page
+
+
+def test_review20_the_public_list_is_paged(client, auth, world):
+    # GET /api/v1/commitments/public needs no login and answered every 主动公示型 commitment of the city
+    # in one response (no limit, no paging), as the page /commitments/public did: a city-sized dump
+    # for any anonymous caller; the other lists page through serving/routes/_page_lists.py
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    everything = client.get("/api/v1/commitments/public").json()
+    assert len(everything) >= 2
+    one = client.get("/api/v1/commitments/public", params={"limit": 1})
+    assert one.status_code == 200 and len(one.json()) == 1, len(one.json())
+
+
+def test_review20_the_enterprise_signs_a_commitment_on_its_page(client, settings, world):
+    # issue 20 item 1: "an enterprise signs online" (pages); the credit page offers objections,
+    # repairs and the report, but no form to sign a commitment: only the API could
+    _cookie(client, settings, "ent1")
+    try:
+        page = client.get(f"/credit/{world.ent1}").text
+        assert 'action="/credit/' + world.ent1 + '/commitments' in page or "签署承诺" in page
+    finally:
+        client.cookies.clear()

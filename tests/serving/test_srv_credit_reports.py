@@ -283,3 +283,27 @@ def test_review20_a_refused_issuance_is_not_logged_as_allowed(world):
         assert all(e.outcome != "allowed" for e in entries), [(e.actor, e.outcome) for e in entries]
     finally:
         session.close()
+
+
+def test_review20_an_appended_revision_cannot_set_the_serial_or_validity_the_check_reports(world):
+    # docs/security.md: "the report's serial, subject and valid-until read from the signed document".
+    # An unsigned incremental update rewriting the Info dictionary's Keywords made the offline check
+    # and the public endpoint answer serial=FORGED, valid_until=2099-12-31 next to intact=trusted=true
+    from pyhanko.pdf_utils.generic import pdf_string
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    pdf, cert = world["pdf"], world["cert"]
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    info_ref = writer.trailer.raw_get("/Info")
+    info = info_ref.get_object()
+    info["/Keywords"] = pdf_string(f"tiers-credit-report-v1 serial=CR20991231FORGED uscc={ENT1} valid_until=2099-12-31")
+    writer.mark_update(info_ref)
+    out = BytesIO()
+    writer.write(out)
+    forged = out.getvalue()
+    offline = verify_pdf(forged, cert, TODAY)
+    assert not offline.valid
+    assert offline.serial != "CR20991231FORGED" and str(offline.valid_until) != "2099-12-31", offline
+    online = world["client"].post("/api/v1/credit-reports/verify", content=forged,
+                                  headers={"Content-Type": "application/pdf"}).json()
+    assert online["serial"] != "CR20991231FORGED" and online["valid_until"] != "2099-12-31", online
