@@ -35,7 +35,7 @@ from serving.errors import (
 from serving.pages import render
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import CleanText, NoControlChars
+from serving.validation import NoControlChars, VisibleText
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
@@ -60,8 +60,8 @@ class CommitmentSign(BaseModel):
 
 class CommitmentDecisionIn(BaseModel):
     outcome: Literal["kept", "broken"]
-    basis: CleanText = Field(min_length=4, max_length=2000, description="依据: what the department found")
-    document_no: CleanText | None = Field(default=None, min_length=2, max_length=120)
+    basis: VisibleText = Field(min_length=4, max_length=2000, description="依据: what the department found")
+    document_no: VisibleText | None = Field(default=None, min_length=2, max_length=120)
     breach: str | None = Field(default=None, max_length=40, description="the breach found (required when broken)")
 
 

@@ -96,16 +96,22 @@ def decide(session: Session, principal: Principal, commitment_id: int, *, outcom
         raise UnknownCommitment(f"没有提交给您所在部门的承诺 #{commitment_id}；no commitment #{commitment_id} "
                                 "addressed to your department", field="commitment_id")
     if commitment.status != "pending":
-        raise AlreadyDecided(f"承诺 #{commitment_id} 已{STATUS_ZH[commitment.status]}，不能重复认定；"
+        raise AlreadyDecided(f"承诺 #{commitment_id} {STATUS_ZH[commitment.status]}，不能重复认定；"
                              f"commitment already {commitment.status}", field="commitment_id")
     matter = matter_of(catalogue, commitment.matter_code)
+    choices = "、".join(f"{k}（{o.label}）" if o.label else k for k, o in matter.breaches.items())
     if outcome == "kept":
+        if breach:  # a finding names a breach or says kept, never both
+            raise InvalidInput(f"认定为已履约时不应填写违约情形（{breach}）；请改为认定违约，或清空违约情形；"
+                               "a kept commitment has no breach", field="breach")
         record_kind, suffix, label = matter.kept.record_kind, "K", "履行信用承诺"
-        breach = None
+    elif not breach:
+        raise InvalidInput(f"认定为违约须选择违约情形，可选：{choices}；a broken commitment needs its breach",
+                           field="breach")
+    elif breach not in matter.breaches:
+        raise InvalidInput(f"违约情形 {breach!r} 不是承诺事项“{matter.title}”的违约情形，可选：{choices}",
+                           field="breach")
     else:
-        if breach not in matter.breaches:
-            raise InvalidInput(f"违约情形 {breach!r} 不是承诺事项“{matter.title}”的违约情形，可选："
-                               f"{'、'.join(f'{k}（{o.label}）' for k, o in matter.breaches.items())}", field="breach")
         record_kind, suffix = matter.breaches[breach].record_kind, "B"
         label = f"违反信用承诺（{matter.breaches[breach].label or breach}）"
     rule = default_policy().kinds.get(record_kind)

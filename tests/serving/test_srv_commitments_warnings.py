@@ -406,3 +406,34 @@ def test_review20_the_enterprise_signs_a_commitment_on_its_page(client, settings
         assert 'action="/credit/' + world.ent1 + '/commitments' in page or "签署承诺" in page
     finally:
         client.cookies.clear()
+
+
+# --- issue 20 review, found while fixing review20 -----------------------------------------------
+
+
+def test_a_broken_finding_without_a_breach_asks_for_one_in_chinese(client, auth, world):
+    # it said "违约情形 None 不是承诺事项…的违约情形": the breach is missing, not wrong
+    cid = _pending(client, auth, world.ent2, "tax-self-discipline", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "broken", "basis": "承诺期内新增欠税"},
+                    headers=auth("reg_tax"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "breach", r.text
+    message = r.json()["error"]["message_zh"]
+    assert "None" not in message and "须选择违约情形" in message and "arrears" in message, message
+
+
+def test_a_kept_finding_with_a_breach_is_refused(client, auth, world):
+    # kept with a breach was stored as kept, the breach silently dropped: the finding contradicts itself
+    cid = _pending(client, auth, world.ent2, "tax-self-discipline", "ent2")
+    url = f"/api/v1/commitments/{cid}/decision"
+    r = client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税", "breach": "arrears"}, headers=auth("reg_tax"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "breach", r.text
+    status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent2), headers=auth("ent2")).json()}
+    assert status[cid] == "pending"
+
+
+def test_a_basis_keeps_its_visible_text(client, auth, world):
+    # the invisible characters go, what a person wrote stays (full-width punctuation included)
+    cid = _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision",
+                    json={"outcome": "kept", "basis": "\u200b 抽检合格，无违法行为\ufeff "}, headers=auth("reg_samr"))
+    assert r.status_code == 200 and r.json()["basis"] == "抽检合格，无违法行为", r.text
