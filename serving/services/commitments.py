@@ -29,6 +29,7 @@ from serving.services.grades import Regrader, run_regrader
 from serving.services.subjects import store_records
 
 STATUS_ZH = {"pending": "履约中", "kept": "已履约", "broken": "已违约"}
+REVIEW_PURPOSE = "commitment_review 信用承诺核查"  # the department's reads of its commitments, logged
 REMINDER_DAYS = 30  # a pending commitment is shown as due on the enterprise's page this long before its date
 
 

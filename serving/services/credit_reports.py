@@ -140,7 +140,7 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
         ("所属行业（门类）", subject.industry or ""), ("所在地区", subject.district_name or subject.district_code or ""),
         ("登记状态", STATUS_NAMES.get(subject.status or "", subject.status or ""))) if value)
     return ReportContent(
-        serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until,
+        serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until, valid_from=today,
         verify_url=verify_url, subject_lines=lines,
         records=tuple(_row(r) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
         lists=tuple(_row(r) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),

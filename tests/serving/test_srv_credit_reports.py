@@ -307,3 +307,20 @@ def test_review20_an_appended_revision_cannot_set_the_serial_or_validity_the_che
     online = world["client"].post("/api/v1/credit-reports/verify", content=forged,
                                   headers={"Content-Type": "application/pdf"}).json()
     assert online["serial"] != "CR20991231FORGED" and online["valid_until"] != "2099-12-31", online
+
+
+def test_a_report_checked_before_its_issuing_day_is_not_yet_valid(world, tmp_path):
+    # `verify --today` a day before the report was issued said VALID: the validity has a start too,
+    # the issuing day the signed document states
+    from serving.cli.main import app as cli
+
+    early = verify_pdf(world["pdf"], world["cert"], TODAY - dt.timedelta(days=1))
+    assert not early.valid and early.signature_ok and early.valid_from == TODAY, early
+    assert any("not yet valid" in p for p in early.problems), early.problems
+    assert verify_pdf(world["pdf"], world["cert"], TODAY).valid
+    report, cert = tmp_path / "report.pdf", tmp_path / "cert.pem"
+    report.write_bytes(world["pdf"])
+    cert.write_text(world["cert"], encoding="ascii")
+    out = CliRunner().invoke(cli, ["credit-report", "verify", str(report), "--cert", str(cert),
+                                   "--today", (TODAY - dt.timedelta(days=1)).isoformat()])
+    assert out.exit_code == 1 and "INVALID" in out.output and "not yet valid" in out.output, out.output
