@@ -93,8 +93,9 @@ def find_cjk_font() -> tuple[Path, int]:
 
 # --- rendering -------------------------------------------------------------------------------------
 
-_COLUMNS = (("记录编号", 30), ("类别", 30), ("严重程度", 16), ("决定日期", 22), ("公示截止/期限", 22),
-            ("作出部门", 24), ("文书号", 46))
+# the department column holds a department's full name (南京市市场监督管理局, 13 characters on one line)
+_COLUMNS = (("记录编号", 26), ("类别", 26), ("严重程度", 14), ("决定日期", 20), ("公示截止/期限", 20),
+            ("作出部门", 42), ("文书号", 42))
 
 
 def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:

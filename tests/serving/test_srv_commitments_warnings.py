@@ -437,3 +437,11 @@ def test_a_basis_keeps_its_visible_text(client, auth, world):
     r = client.post(f"/api/v1/commitments/{cid}/decision",
                     json={"outcome": "kept", "basis": "\u200b 抽检合格，无违法行为\ufeff "}, headers=auth("reg_samr"))
     assert r.status_code == 200 and r.json()["basis"] == "抽检合格，无违法行为", r.text
+
+
+def test_a_warning_names_the_department_in_chinese(session, world):
+    # the warning's text read "记录 W9（ecology）": the code, where the pages name the department
+    store_records(session, [_record("W9", world.ent3, "ecology", "list_key_attention", None)], today=TODAY)
+    warning = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="list_entry", status="open").one()
+    assert "W9" in warning.message and "ecology" not in warning.message and "生态环境局" in warning.message, \
+        warning.message

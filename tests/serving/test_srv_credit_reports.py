@@ -324,3 +324,21 @@ def test_a_report_checked_before_its_issuing_day_is_not_yet_valid(world, tmp_pat
     out = CliRunner().invoke(cli, ["credit-report", "verify", str(report), "--cert", str(cert),
                                    "--today", (TODAY - dt.timedelta(days=1)).isoformat()])
     assert out.exit_code == 1 and "INVALID" in out.output and "not yet valid" in out.output, out.output
+
+
+def test_the_report_names_the_legal_form_and_the_industry(world):
+    # 主体类型 read "individual_business" and 所属行业 "F": the codes, where the pages name them
+    from serving.db.models import Subject
+    from serving.services.credit_reports import report_content
+
+    session = next(iter_session(world["url"]))
+    try:
+        subject = session.get(Subject, ENT1)
+        subject.legal_form, subject.industry = "individual_business", "F"  # never committed: rolled back
+        content = report_content(session, ENT1, "CR20261123FFFFFFFFFFFFFFFF", dt.datetime(2026, 11, 23),
+                                 TODAY + dt.timedelta(days=30), "https://credit.example.gov.cn/verify", TODAY)
+    finally:
+        session.rollback()
+        session.close()
+    lines = dict(content.subject_lines)
+    assert lines["主体类型"] == "个体工商户" and lines["所属行业（门类）"] == "F 批发和零售业", lines
