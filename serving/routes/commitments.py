@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,7 @@ from serving.errors import (
     invalid_input,
 )
 from serving.pages import render
+from serving.routes._page_lists import key_window, page_size
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
 from serving.validation import NoControlChars, VisibleText
@@ -125,10 +126,19 @@ def list_matters() -> list[MatterOut]:
     return [_matter_out(m) for m in commitments.default_catalogue().matters]
 
 
-@router.get("/public", response_model=list[PublicCommitmentOut])
-def public_commitments(session: SessionDep) -> list[PublicCommitmentOut]:
-    """The 主动公示型 commitments, newest first (no login: they are signed to be shown)."""
-    return [_public_out(c, n) for c, n in commitments.public_list(session)]
+@router.get("/public", response_model=list[PublicCommitmentOut], responses=error_responses(InvalidInput))
+def public_commitments(request: Request, response: Response, session: SessionDep,
+                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                       after: Annotated[str | None, Query(max_length=400,
+                                                          description="the cursor of the previous page")] = None,
+                       ) -> list[PublicCommitmentOut]:
+    """The 主动公示型 commitments, newest first (no login: they are signed to be shown), a page at
+    a time, by key: ``X-Total-Count`` says how many, ``Link: <…>; rel="next"`` where the next page is."""
+    page = commitments.public_page(session, after=after, limit=limit)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.next:
+        response.headers["Link"] = f'<{request.url.include_query_params(after=page.next)}>; rel="next"'
+    return [_public_out(c, n) for c, n in page.rows]
 
 
 @router.get("/subjects/{uscc}", response_model=list[CommitmentOut],
@@ -184,10 +194,13 @@ def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: S
 # --- pages ----------------------------------------------------------------------------------
 
 @pages_router.get("/commitments/public", response_class=HTMLResponse)
-def public_commitments_page(request: Request, session: SessionDep) -> Response:
-    """信用承诺公示 (no login): the 主动公示型 commitments."""
-    rows = [_public_out(c, n) for c, n in commitments.public_list(session)]
-    return render(request, "public_commitments.html", {"user": None, "rows": rows,
+def public_commitments_page(request: Request, session: SessionDep,
+                            after: Annotated[str | None, Query(max_length=400)] = None) -> Response:
+    """信用承诺公示 (no login): the 主动公示型 commitments, paged by key."""
+    page = commitments.public_page(session, after=after, limit=page_size(request.query_params.get("size")))
+    window = key_window(request, [_public_out(c, n) for c, n in page.rows], page.total, page.next,
+                        anchor="public-commitments")
+    return render(request, "public_commitments.html", {"user": None, "rows": window.items, "window": window,
                                                        "status_zh": commitments.STATUS_ZH})
 
 

@@ -14,9 +14,10 @@ one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from serving.db.models import Commitment, Subject
 from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
 from serving.security import Principal
 from serving.services.grades import Regrader, run_regrader
+from serving.services.subject_lists import decode_cursor, encode_cursor
 from serving.services.subjects import store_records
 
 STATUS_ZH = {"pending": "履约中", "kept": "已履约", "broken": "已违约"}
@@ -152,11 +154,40 @@ def of_department(session: Session, principal: Principal, *, status: str | None 
     return [(c, n) for c, n in session.execute(stmt.order_by(Commitment.due_on, Commitment.id).limit(limit))]
 
 
-def public_list(session: Session, *, limit: int = 500) -> list[tuple[Commitment, str]]:
-    """The 主动公示型 commitments (public by their matter), newest first, with the subject's name."""
-    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc)
-            .where(Commitment.public.is_(True)).order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
-    return [(c, n) for c, n in session.execute(stmt.limit(limit))]
+@dataclass(frozen=True)
+class PublicPage:
+    total: int
+    rows: list[tuple[Commitment, str]]
+    next: str | None  # the cursor of the next page; None on the last
+
+
+def _public_cursor(values: list) -> bool:
+    # a date that does not parse raises ValueError: refused by decode_cursor as any other bad cursor
+    return (len(values) == 3 and isinstance(values[0], str) and isinstance(values[1], int)
+            and bool(dt.date.fromisoformat(values[0])))
+
+
+def public_page(session: Session, *, after: str | None = None, limit: int = 50) -> PublicPage:
+    """One page of the 主动公示型 commitments (public by their matter), newest first, with the
+    subject's name: paged by key (signed_on, id; ``ix_commitments_public``), so a deep page costs
+    what the first does; the total is counted on the first page and carried in the cursor, as the
+    lists of subjects do (``serving.services.subject_lists``)."""
+    cursor = decode_cursor(after, _public_cursor) if after else None
+    public = Commitment.public.is_(True)
+    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc).where(public)
+            .order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
+    if cursor:
+        stmt = stmt.where(tuple_(Commitment.signed_on, Commitment.id)
+                          < tuple_(dt.date.fromisoformat(cursor[0]), cursor[1]))
+        total = cursor[2]
+    else:
+        total = session.scalar(select(func.count()).select_from(Commitment).where(public)) or 0
+    rows = [(c, n) for c, n in session.execute(stmt.limit(limit + 1))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1][0] if more else None
+    return PublicPage(total=total, rows=rows,
+                      next=encode_cursor([last.signed_on.isoformat(), last.id, total]) if last is not None else None)
 
 
 def reminders(session: Session, uscc: str, today: dt.date, days: int = REMINDER_DAYS) -> list[Commitment]:

@@ -445,3 +445,22 @@ def test_a_warning_names_the_department_in_chinese(session, world):
     warning = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="list_entry", status="open").one()
     assert "W9" in warning.message and "ecology" not in warning.message and "生态环境局" in warning.message, \
         warning.message
+
+
+def test_the_public_list_pages_by_key_through_every_commitment_once(client, auth, world):
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    whole = client.get("/api/v1/commitments/public", params={"limit": 200})
+    assert int(whole.headers["X-Total-Count"]) == len(whole.json()) >= 2 and "Link" not in whole.headers
+    seen, url, pages = [], "/api/v1/commitments/public?limit=1", 0
+    while url and pages < 50:
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.json()) == 1 and r.headers["X-Total-Count"] == whole.headers["X-Total-Count"]
+        seen += r.json()
+        url = r.headers["Link"].split(">")[0].lstrip("<") if "Link" in r.headers else None
+        pages += 1
+    assert seen == whole.json()
+    bad = client.get("/api/v1/commitments/public", params={"after": "bm90LWEtY3Vyc29y"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "after", bad.text
+    page = client.get("/commitments/public", params={"size": 10})
+    assert page.status_code == 200 and 'id="public-commitments-pager"' in page.text
