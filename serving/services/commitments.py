@@ -83,6 +83,15 @@ def sign(session: Session, principal: Principal, uscc: str, matter_code: str, to
     return commitment
 
 
+def signable(session: Session, uscc: str, catalogue: CommitmentCatalogue | None = None) -> list[Matter]:
+    """The catalogue's matters the subject may sign now: every one without a pending commitment of
+    it (one pending commitment per subject and matter, as :func:`sign` enforces)."""
+    catalogue = catalogue or default_catalogue()
+    pending = set(session.scalars(select(Commitment.matter_code).where(Commitment.uscc == uscc,
+                                                                       Commitment.status == "pending")))
+    return [m for m in catalogue.matters if m.code not in pending]
+
+
 def decide(session: Session, principal: Principal, commitment_id: int, *, outcome: str, basis: str,
            document_no: str | None, breach: str | None, today: dt.date, regrader: Regrader,
            catalogue: CommitmentCatalogue | None = None) -> Commitment:

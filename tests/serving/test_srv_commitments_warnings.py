@@ -464,3 +464,27 @@ def test_the_public_list_pages_by_key_through_every_commitment_once(client, auth
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "after", bad.text
     page = client.get("/commitments/public", params={"size": 10})
     assert page.status_code == 200 and 'id="public-commitments-pager"' in page.text
+
+
+def test_the_enterprise_page_signs_a_commitment_with_csrf_and_says_why_not_at_the_form(client, auth, settings, world):
+    import re
+
+    csrf = _cookie(client, settings, "ent2")
+    try:
+        page = client.get(f"/credit/{world.ent2}").text
+        offered = re.findall(r'<option value="([a-z0-9-]+)"', page[page.index('id="commitment-form"'):])
+        assert offered and "签署承诺" in page
+        url = f"/credit/{world.ent2}/commitments"
+        assert client.post(url, data={"matter_code": offered[0], "csrf_token": "forged"},
+                           follow_redirects=False).status_code == 403
+        signed = client.post(url, data={"matter_code": offered[0], "csrf_token": csrf}, follow_redirects=False)
+        assert signed.status_code == 303 and signed.headers["location"] == f"/credit/{world.ent2}#commitments"
+        mine = client.get(SIGN.format(world.ent2), headers=auth("ent2")).json()
+        assert any(c["matter_code"] == offered[0] and c["status"] == "pending" for c in mine)
+        after = client.get(f"/credit/{world.ent2}").text
+        assert f'<option value="{offered[0]}"' not in after  # one pending commitment per matter
+        refused = client.post(url, data={"matter_code": "no-such-matter", "csrf_token": csrf}, follow_redirects=False)
+        assert refused.status_code == 422 and 'id="error-commitment"' in refused.text
+        assert "不在承诺事项目录中" in refused.text
+    finally:
+        client.cookies.clear()
