@@ -488,3 +488,26 @@ def test_the_enterprise_page_signs_a_commitment_with_csrf_and_says_why_not_at_th
         assert "不在承诺事项目录中" in refused.text
     finally:
         client.cookies.clear()
+
+
+def test_a_decision_is_in_the_query_log(client, auth, world, session):
+    # the decision answers the subject's commitment (its basis, its record): a read of its file
+    cid = _pending(client, auth, world.ent1, "samr-repair", "ent1")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "期内未再违法"},
+                    headers=auth("reg_samr"))
+    assert r.status_code == 200, r.text
+    _, entries = list_entries(session, uscc=world.ent1, actor="reg_samr", limit=1000)
+    assert any(e.endpoint == "POST /api/v1/commitments/{commitment_id}/decision" and e.outcome == "allowed"
+               for e in entries), sorted({e.endpoint for e in entries})
+
+
+def test_the_department_page_refuses_an_invisible_basis_with_a_422(client, auth, settings, world):
+    cid = _pending(client, auth, world.ent2, "samr-food-licence", "ent2")
+    csrf = _cookie(client, settings, "reg_samr")
+    try:
+        r = client.post(f"/regulator/commitments/{cid}/decision",
+                        data={"csrf_token": csrf, "outcome": "kept", "basis": "\u200b\u200b\u200b\u200b\u200b"},
+                        follow_redirects=False)
+        assert r.status_code == 422, r.status_code
+    finally:
+        client.cookies.clear()
