@@ -443,18 +443,26 @@ def _granted(principal: Principal, uscc: str, purpose: str, allowed: bool) -> Su
 
 
 def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,
-                        purpose: str | None) -> SubjectAccess:
-    """Check role and coverage and log the read (allowed or denied), durably, before anything is read."""
+                        purpose: str | None, acting_roles: tuple[Role, ...] | None = None) -> SubjectAccess:
+    """Check role and coverage and log the read (allowed or denied), durably, before anything is read.
+
+    ``acting_roles``: the readers who may also take the route's action (issue a report); another
+    reader's attempt is logged as denied and refused (403, whatever the subject: no oracle)."""
     _with_role(principal, SUBJECT_READER_ROLES)
     purpose = _logged_purpose(principal, purpose)
-    allowed = can_read(session, principal, uscc)
+    acting = acting_roles is None or principal.role in acting_roles
+    allowed = acting and can_read(session, principal, uscc)
     append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
                  outcome=_outcome(allowed))
+    if not acting:
+        _with_role(principal, acting_roles or ())
     return _granted(principal, uscc, purpose, allowed)
 
 
-def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., SubjectAccess]:
-    """Build the subject guard for API routes or pages (they authenticate differently)."""
+def make_subject_access(principal_dep: PrincipalGetter,
+                        acting_roles: tuple[Role, ...] | None = None) -> Callable[..., SubjectAccess]:
+    """Build the subject guard for API routes or pages (they authenticate differently); with
+    ``acting_roles``, for a route whose action only those readers may take (refusals logged)."""
 
     def subject_access(
         request: Request,
@@ -463,7 +471,7 @@ def make_subject_access(principal_dep: PrincipalGetter) -> Callable[..., Subject
         purpose: Annotated[str | None, Depends(read_purpose)] = None,
         principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
     ) -> SubjectAccess:
-        return _checked_and_logged(request, session, principal, uscc, purpose)
+        return _checked_and_logged(request, session, principal, uscc, purpose, acting_roles)
 
     return subject_access
 

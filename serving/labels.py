@@ -1,4 +1,4 @@
-"""Names, not codes: what a person reads for a department, an industry section, a status, a record
+"""Names, not codes: what a person reads for a department, an industry section, a legal form, a status, a record
 kind, an inspector or a time (Beijing time, to the minute). One place; the pages use these as Jinja
 filters (``serving.pages``) and the downloads call them directly.
 
@@ -29,6 +29,15 @@ INDUSTRY_SECTIONS_EN: dict[str, str] = {
     "N": "Water conservancy, environment and public facilities", "O": "Resident, repair and other services",
     "P": "Education", "Q": "Health and social work", "R": "Culture, sports and entertainment",
     "S": "Public administration, social security and social organisations", "T": "International organisations",
+}
+
+
+#: the registration's legal forms (``features.schema.LEGAL_FORMS``) as the registration names them
+LEGAL_FORM_NAMES: dict[str, tuple[str, str]] = {
+    "llc": ("有限责任公司", "Limited liability company"), "joint_stock": ("股份有限公司", "Joint-stock company"),
+    "sole_proprietorship": ("个人独资企业", "Sole proprietorship"), "partnership": ("合伙企业", "Partnership"),
+    "individual_business": ("个体工商户", "Individual business"), "farmer_coop": ("农民专业合作社", "Farmers' cooperative"),
+    "branch": ("分支机构", "Branch"), "social_org": ("社会组织", "Social organisation"),
 }
 
 
@@ -76,6 +85,13 @@ def industry_name(section: str | None, lang: str = "zh") -> str:
 
     return _pick((INDUSTRY_SECTIONS[section], INDUSTRY_SECTIONS_EN[section]) if section in INDUSTRY_SECTIONS
                  else None, section, lang)
+
+
+def legal_form_name(form: str | None, lang: str = "zh") -> str:
+    """``individual_business`` → 个体工商户 (Individual business); an unknown value as it is."""
+    if not form:
+        return ""
+    return _pick(LEGAL_FORM_NAMES.get(form), form, lang)
 
 
 def status_name(status: str | None, lang: str = "zh") -> str:

@@ -32,11 +32,12 @@ def _data_dir(ctx: Any) -> Any:
         return None
 
 
-# Names, not codes (``serving.labels``): ``{{ rec.department | dept }}``, ``{{ s.industry | industry }}``,
+# Names, not codes (``serving.labels``): ``{{ rec.department | dept }}``, ``{{ s.industry | industry }}``, ``{{ s.legal_form | legal_form }}``,
 # ``{{ p.status | status }}``, ``{{ rec.kind | kind }}``, ``{{ v.inspectors | inspectors }}``, ``{{ t | when }}``.
 FILTERS = {
     "dept": pass_context(lambda ctx, code: labels.department_name(code, _lang(ctx), _data_dir(ctx))),
     "industry": pass_context(lambda ctx, section: labels.industry_name(section, _lang(ctx))),
+    "legal_form": pass_context(lambda ctx, form: labels.legal_form_name(form, _lang(ctx))),
     "status": pass_context(lambda ctx, status: labels.status_name(status, _lang(ctx))),
     "kind": pass_context(lambda ctx, kind: labels.record_kind_name(kind, _lang(ctx))),
     "inspectors": pass_context(lambda ctx, ids: "、".join(

@@ -10,7 +10,8 @@ signature (CMS with the signing certificate attribute, SHA-256) over the whole f
 Verification needs no network: the signature must be intact, made with the certificate given
 (the service's report certificate is the only trust anchor), cover the whole file (an appended
 revision, even a signed one, fails), and the report's own fields (serial, subject, valid-until,
-kept in the signed document's metadata) must be readable.
+kept in the signed document's metadata, read from the signed revision only) must be readable; the
+day of the check must lie between the signing day and the valid-until day.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import subprocess  # fc-match only: a fixed program, fixed arguments
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+CHINA = ZoneInfo("Asia/Shanghai")  # the calendar a report's dates are in (serving.deps.get_today's)
 REPORT_SCHEME = "tiers-credit-report-v1"
 TITLE = "公共信用信息报告"
 
@@ -63,6 +66,7 @@ class ReportContent:
     lists: tuple[ReportRow, ...] = ()
     commitments: tuple[ReportRow, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    valid_from: dt.date | None = None  # the issuing day in China (None: the signing day)
 
 
 def find_cjk_font() -> tuple[Path, int]:
@@ -89,8 +93,9 @@ def find_cjk_font() -> tuple[Path, int]:
 
 # --- rendering -------------------------------------------------------------------------------------
 
-_COLUMNS = (("记录编号", 30), ("类别", 30), ("严重程度", 16), ("决定日期", 22), ("公示截止/期限", 22),
-            ("作出部门", 24), ("文书号", 46))
+# the department column holds a department's full name (南京市市场监督管理局, 13 characters on one line)
+_COLUMNS = (("记录编号", 26), ("类别", 26), ("严重程度", 14), ("决定日期", 20), ("公示截止/期限", 20),
+            ("作出部门", 42), ("文书号", 42))
 
 
 def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
@@ -117,7 +122,8 @@ def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
     pdf.set_subject(content.uscc)
     pdf.set_creator("tiered-supervision")
     pdf.set_keywords(f"{REPORT_SCHEME} serial={content.serial} uscc={content.uscc} "
-                     f"valid_until={content.valid_until.isoformat()}")
+                     f"valid_until={content.valid_until.isoformat()}"
+                     + (f" valid_from={content.valid_from.isoformat()}" if content.valid_from else ""))
     pdf.set_creation_date(content.issued_at)
     pdf.set_margins(15, 15, 15)
     pdf.set_auto_page_break(True, margin=18)
@@ -259,6 +265,7 @@ class Verdict:
     signed_at: str | None = None
     checked_on: dt.date | None = None
     problems: tuple[str, ...] = ()
+    valid_from: dt.date | None = None  # the issuing day in China (the calendar of valid_until)
 
     @property
     def signature_ok(self) -> bool:
@@ -269,14 +276,21 @@ class Verdict:
         return self.valid_until is not None and self.checked_on is not None and self.checked_on > self.valid_until
 
     @property
+    def not_yet_valid(self) -> bool:
+        """Checked on a day before the report was issued (a clock, or a ``--today``, in the past)."""
+        return self.valid_from is not None and self.checked_on is not None and self.checked_on < self.valid_from
+
+    @property
     def valid(self) -> bool:
-        return self.signature_ok and not self.expired
+        return self.signature_ok and not self.expired and not self.not_yet_valid
 
     def as_dict(self) -> dict:
         return {"valid": self.valid, "signature_ok": self.signature_ok, "expired": self.expired,
+                "not_yet_valid": self.not_yet_valid,
                 "intact": self.intact, "trusted": self.trusted, "whole_file": self.whole_file,
                 "serial": self.serial, "uscc": self.uscc,
                 "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+                "valid_from": self.valid_from.isoformat() if self.valid_from else None,
                 "signed_at": self.signed_at, "checked_on": self.checked_on.isoformat() if self.checked_on else None,
                 "sha256": self.sha256, "problems": list(self.problems)}
 
@@ -315,10 +329,7 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
                         "something was appended after signing")
     serial = uscc = None
     valid_until = None
-    try:
-        keywords = str(reader.trailer["/Info"].get("/Keywords", "")) if "/Info" in reader.trailer else ""
-    except Exception:  # an unreadable Info dictionary: no report fields
-        keywords = ""
+    keywords = _signed_keywords(reader, signatures[0])
     fields_ = dict(part.split("=", 1) for part in keywords.split() if "=" in part)
     if keywords.startswith(REPORT_SCHEME):
         serial, uscc = fields_.get("serial"), fields_.get("uscc")
@@ -329,8 +340,34 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
     else:
         problems.append(f"not a {REPORT_SCHEME} document")
     signed_at = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
+    signed_on = status.signer_reported_dt.astimezone(CHINA).date() if status.signer_reported_dt else None
+    try:  # valid from the issuing day the signed document states (older reports: the signing day)
+        valid_from = dt.date.fromisoformat(fields_["valid_from"]) if "valid_from" in fields_ else signed_on
+    except ValueError:
+        valid_from = None
+        problems.append("the report's valid-from date is unreadable")
     if valid_until is not None and today > valid_until:
         problems.append(f"the report expired on {valid_until.isoformat()}")
+    if valid_from is not None and today < valid_from:
+        problems.append(f"the report is not yet valid on {today.isoformat()}: it is valid from "
+                        f"{valid_from.isoformat()} (its issuing day in China)")
     return Verdict(**base, signed=True, intact=bool(status.intact and status.valid), trusted=bool(status.trusted),
                    whole_file=whole, serial=serial, uscc=uscc, valid_until=valid_until, signed_at=signed_at,
-                   problems=tuple(problems))
+                   valid_from=valid_from, problems=tuple(problems))
+
+
+def _signed_keywords(reader, signature) -> str:
+    """The report's fields (the Info dictionary's Keywords) as the signature covers them: read in
+    the signed revision, so an unsigned revision appended later cannot change the serial or the
+    valid-until a check reports (it fails the whole-file check, and reports the signed values)."""
+    from pyhanko.pdf_utils.generic import IndirectObject
+
+    try:
+        signed = reader.get_historical_resolver(signature.signed_revision)
+        info = signed.trailer_view.raw_get("/Info") if "/Info" in signed.trailer_view else None
+        if isinstance(info, IndirectObject):
+            # resolved in the signed revision: the trailer view's own lookup reads the newest one
+            info = signed.get_object(info)
+        return str(info.get("/Keywords", "")) if info is not None else ""
+    except Exception:  # an unreadable Info dictionary or revision: no report fields
+        return ""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from stdnum.cn import uscc as stdnum_uscc
 
 from features.schema import control_pattern
@@ -55,3 +56,21 @@ def reject_control_characters(value: str | None) -> str | None:
 
 NoControlChars = AfterValidator(reject_control_characters)
 CleanText = Annotated[str, NoControlChars]
+
+
+def visible_text(value: object) -> object:
+    """Free text as a person reads it: format characters (Unicode category Cf: zero-width spaces
+    and joiners, BOM, direction marks) removed and surrounding whitespace (full-width and
+    no-break spaces too) stripped, so that a minimum length counts what can be seen: four
+    zero-width spaces are no 依据. Runs before the length check; the text is stored so.
+
+    Not NFKC: it would rewrite the full-width punctuation of Chinese prose (，→ ,), and the
+    invisible characters it could reveal (U+3000, U+00A0) are whitespace, stripped anyway."""
+    if not isinstance(value, str):
+        return value
+    return "".join(c for c in value if unicodedata.category(c) != "Cf").strip()
+
+
+# Prose a person writes (a basis, a note, a reason): visible text without control characters.
+# Not for secrets or identifiers (a password keeps its spaces).
+VisibleText = Annotated[str, BeforeValidator(visible_text), NoControlChars]

@@ -11,7 +11,7 @@ subject and cause) and showing them is the service's (``serving.services.warning
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -114,10 +114,12 @@ class WarningCandidate:
     evidence: dict[str, object] = field(default_factory=dict)
 
 
-def detect_record_warnings(events: Iterable[RecordEvent], rules: WarningRules, today: dt.date) -> list[WarningCandidate]:
+def detect_record_warnings(events: Iterable[RecordEvent], rules: WarningRules, today: dt.date,
+                           department_name: Callable[[str], str] = str) -> list[WarningCandidate]:
     """One candidate per (subject, cause) over the records of one ingest, listing every record that
     raised it. A record raises a cause when a rule matches it, its previous version did not, it
-    counts (not revoked, not repaired) and it is recent (``max_age_days`` before ``today``)."""
+    counts (not revoked, not repaired) and it is recent (``max_age_days`` before ``today``). The
+    message names the departments by ``department_name`` (code → what a person reads)."""
     found: dict[tuple[str, str], list[RecordEvent]] = {}
     for event in events:
         if event.revoked or event.repaired:
@@ -134,7 +136,7 @@ def detect_record_warnings(events: Iterable[RecordEvent], rules: WarningRules, t
     for (uscc, cause), events_of in sorted(found.items()):
         ids = tuple(dict.fromkeys(e.record_id for e in events_of))
         departments = sorted({e.department for e in events_of})
-        message = f"{CAUSE_LABELS_ZH[cause]}：记录 {'、'.join(ids)}（{'、'.join(departments)}）"
+        message = f"{CAUSE_LABELS_ZH[cause]}：记录 {'、'.join(ids)}（{'、'.join(map(department_name, departments))}）"
         out.append(WarningCandidate(uscc=uscc, cause=cause, message_zh=message, department=departments[0],
                                     record_ids=ids, evidence={"kinds": sorted({e.kind for e in events_of})}))
     return out

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def verify(
                                    "default: the one in TIERS_KEYS_DIR"),
     check_issued: bool = typer.Option(False, "--check-issued",
                                       help="also ask the service's database whether the serial was issued"),
-    today: str = typer.Option(None, "--today", help="check expiry as of this date (default today)"),
+    today: str = typer.Option(None, "--today", help="check validity as of this date (default: today in China)"),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """Check a report offline: signed by the report certificate, unchanged, whole, not expired.
@@ -77,7 +76,10 @@ def verify(
 
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)  # the verdict says why; no tracebacks
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
-    day = parse_date("--today", today) if today else dt.datetime.now(dt.UTC).date()
+    from serving.deps import get_today
+
+    # the regulator's calendar, as issuing counts it: a report issued this morning in China is valid today
+    day = parse_date("--today", today) if today else get_today()
     settings = None
     if cert is not None:
         cert_pem = cert.read_text(encoding="ascii", errors="replace")

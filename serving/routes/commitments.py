@@ -6,13 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.deps import (
     Decider,
     PageDecider,
+    PurposeQuery,
+    ReadLogDep,
     RegraderDep,
     SessionDep,
     SettingsDep,
@@ -31,11 +33,13 @@ from serving.errors import (
     NotAuthenticated,
     UnknownSubject,
     error_responses,
+    invalid_input,
 )
 from serving.pages import render
+from serving.routes._page_lists import key_window, page_size
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import CleanText, NoControlChars
+from serving.validation import NoControlChars, VisibleText
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
@@ -60,8 +64,8 @@ class CommitmentSign(BaseModel):
 
 class CommitmentDecisionIn(BaseModel):
     outcome: Literal["kept", "broken"]
-    basis: CleanText = Field(min_length=4, max_length=2000, description="依据: what the department found")
-    document_no: CleanText | None = Field(default=None, min_length=2, max_length=120)
+    basis: VisibleText = Field(min_length=4, max_length=2000, description="依据: what the department found")
+    document_no: VisibleText | None = Field(default=None, min_length=2, max_length=120)
     breach: str | None = Field(default=None, max_length=40, description="the breach found (required when broken)")
 
 
@@ -122,10 +126,19 @@ def list_matters() -> list[MatterOut]:
     return [_matter_out(m) for m in commitments.default_catalogue().matters]
 
 
-@router.get("/public", response_model=list[PublicCommitmentOut])
-def public_commitments(session: SessionDep) -> list[PublicCommitmentOut]:
-    """The 主动公示型 commitments, newest first (no login: they are signed to be shown)."""
-    return [_public_out(c, n) for c, n in commitments.public_list(session)]
+@router.get("/public", response_model=list[PublicCommitmentOut], responses=error_responses(InvalidInput))
+def public_commitments(request: Request, response: Response, session: SessionDep,
+                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                       after: Annotated[str | None, Query(max_length=400,
+                                                          description="the cursor of the previous page")] = None,
+                       ) -> list[PublicCommitmentOut]:
+    """The 主动公示型 commitments, newest first (no login: they are signed to be shown), a page at
+    a time, by key: ``X-Total-Count`` says how many, ``Link: <…>; rel="next"`` where the next page is."""
+    page = commitments.public_page(session, after=after, limit=limit)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.next:
+        response.headers["Link"] = f'<{request.url.include_query_params(after=page.next)}>; rel="next"'
+    return [_public_out(c, n) for c, n in page.rows]
 
 
 @router.get("/subjects/{uscc}", response_model=list[CommitmentOut],
@@ -147,41 +160,55 @@ def sign_commitment(body: CommitmentSign, access: SubjectAccessDep, session: Ses
 
 @router.get("/department", response_model=list[DepartmentCommitmentOut],
             responses=error_responses(NotAuthenticated, NotAllowed))
-def department_commitments(principal: Decider, session: SessionDep,
-                           status: Literal["pending", "kept", "broken"] | None = None) -> list[DepartmentCommitmentOut]:
-    """The commitments signed to the caller's department, the earliest due first."""
+def department_commitments(principal: Decider, session: SessionDep, log: ReadLogDep,
+                           status: Literal["pending", "kept", "broken"] | None = None,
+                           purpose: PurposeQuery = None) -> list[DepartmentCommitmentOut]:
+    """The commitments signed to the caller's department, the earliest due first (each subject
+    shown is logged as read, with ``purpose`` or 信用承诺核查)."""
+    rows = _department_rows(session, principal, log, purpose, status)
     return [DepartmentCommitmentOut.model_validate({**CommitmentOut.model_validate(c).model_dump(), "name": n})
-            for c, n in commitments.of_department(session, principal, status=status)]
+            for c, n in rows]
+
+
+def _department_rows(session, principal, log, purpose: str | None, status: str | None = None):
+    # a commitment that is not public is part of the subject's credit file: listing it is a read
+    rows = commitments.of_department(session, principal, status=status)
+    log.shown(principal, purpose or commitments.REVIEW_PURPOSE, dict.fromkeys(c.uscc for c, _ in rows))
+    return rows
 
 
 @router.post("/{commitment_id}/decision", response_model=CommitmentOut,
              responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
                                        AlreadyDecided, ModelUnavailable))
 def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
-                      regrader: RegraderDep, commitment_id: CommitmentId) -> CommitmentOut:
+                      regrader: RegraderDep, commitment_id: CommitmentId, log: ReadLogDep) -> CommitmentOut:
     """Mark a pending commitment of the caller's department kept or broken, with its basis: the
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
-    return CommitmentOut.model_validate(commitments.decide(
-        session, principal, commitment_id, outcome=body.outcome, basis=body.basis, document_no=body.document_no,
-        breach=body.breach, today=today, regrader=regrader))
+    decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                                 document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    log.shown(principal, commitments.REVIEW_PURPOSE, [decided.uscc])  # the answer shows the subject's file
+    return CommitmentOut.model_validate(decided)
 
 
 # --- pages ----------------------------------------------------------------------------------
 
 @pages_router.get("/commitments/public", response_class=HTMLResponse)
-def public_commitments_page(request: Request, session: SessionDep) -> Response:
-    """信用承诺公示 (no login): the 主动公示型 commitments."""
-    rows = [_public_out(c, n) for c, n in commitments.public_list(session)]
-    return render(request, "public_commitments.html", {"user": None, "rows": rows,
+def public_commitments_page(request: Request, session: SessionDep,
+                            after: Annotated[str | None, Query(max_length=400)] = None) -> Response:
+    """信用承诺公示 (no login): the 主动公示型 commitments, paged by key."""
+    page = commitments.public_page(session, after=after, limit=page_size(request.query_params.get("size")))
+    window = key_window(request, [_public_out(c, n) for c, n in page.rows], page.total, page.next,
+                        anchor="public-commitments")
+    return render(request, "public_commitments.html", {"user": None, "rows": window.items, "window": window,
                                                        "status_zh": commitments.STATUS_ZH})
 
 
 @pages_router.get("/regulator/commitments", response_class=HTMLResponse)
 def department_commitments_page(request: Request, session: SessionDep, settings: SettingsDep,
-                                principal: PageDecider, today: TodayDep) -> Response:
+                                principal: PageDecider, today: TodayDep, log: ReadLogDep) -> Response:
     """The department's commitments, with the form to mark a pending one kept or broken."""
-    rows = commitments.of_department(session, principal)
+    rows = _department_rows(session, principal, log, None)
     breaches = {m.code: {k: o.label or k for k, o in m.breaches.items()}
                 for m in commitments.default_catalogue().matters}
     return render(request, "commitments_department.html", {
@@ -191,15 +218,19 @@ def department_commitments_page(request: Request, session: SessionDep, settings:
 
 @pages_router.post("/regulator/commitments/{commitment_id}/decision")
 def decide_commitment_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                           principal: PageDecider, commitment_id: CommitmentId,
+                           principal: PageDecider, commitment_id: CommitmentId, log: ReadLogDep,
                            outcome: Annotated[str, Form(pattern="^(kept|broken)$")],
                            basis: Annotated[str, Form(min_length=4, max_length=2000), NoControlChars],
                            csrf_token_: Annotated[str, Form(alias="csrf_token")],
                            document_no: Annotated[str, Form(max_length=120), NoControlChars] = "",
                            breach: Annotated[str, Form(max_length=40)] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
-    body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
-                                                "document_no": document_no or None, "breach": breach or None})
-    commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                       document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    try:
+        body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
+                                                    "document_no": document_no or None, "breach": breach or None})
+    except ValidationError as exc:  # a 422 naming the field, as the API answers (not a 500)
+        raise invalid_input(exc) from exc
+    decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                                 document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    log.shown(principal, commitments.REVIEW_PURPOSE, [decided.uscc])
     return RedirectResponse("/regulator/commitments", status_code=303)

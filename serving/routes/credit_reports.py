@@ -24,9 +24,10 @@ from serving.deps import (
     SessionDep,
     SettingsDep,
     SubjectAccess,
-    SubjectAccessDep,
     TodayDep,
-    page_subject_access,
+    api_principal,
+    make_subject_access,
+    page_principal,
     require_page_csrf,
 )
 from serving.errors import (
@@ -48,6 +49,9 @@ Serial = Annotated[str, Path(pattern=r"^CR\d{8}[0-9A-F]{16}$", description="repo
 _PDF = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
         "description": "the signed report (PDF, PAdES)"}
 MAX_REPORT_BYTES = 2 * 1024 * 1024
+# the readers who may issue: another reader's attempt (admin, sector) is logged as denied, then refused
+IssuerAccess = Annotated[SubjectAccess, Depends(make_subject_access(api_principal, reports.REPORT_ISSUER_ROLES))]
+PageIssuerAccess = Annotated[SubjectAccess, Depends(make_subject_access(page_principal, reports.REPORT_ISSUER_ROLES))]
 
 
 class IssuedReportOut(BaseModel):
@@ -134,7 +138,7 @@ def _issued_out(session, serial: str, today: dt.date) -> IssuedReportOut:
 @router.post("/{uscc}", response_class=Response, status_code=201, responses={
     201: _PDF, **error_responses(NotAuthenticated, NotAllowed, UnknownSubject, InvalidInput, ReportUnavailable,
                                  TooManyAttempts)})
-def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep, today: TodayDep) -> Response:
+def issue(access: IssuerAccess, session: SessionDep, settings: SettingsDep, today: TodayDep) -> Response:
     """Issue the subject's signed 公共信用信息报告 (its public records in force, list entries and
     commitments; never its grade): the enterprise its own, a regulator a subject it covers."""
     row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings),
@@ -145,7 +149,7 @@ def issue(access: SubjectAccessDep, session: SessionDep, settings: SettingsDep, 
 # --- pages ---------------------------------------------------------------------------------------
 
 @pages_router.post("/credit/{uscc}/credit-report")
-def issue_from_page(access: Annotated[SubjectAccess, Depends(page_subject_access)], session: SessionDep,
+def issue_from_page(access: PageIssuerAccess, session: SessionDep,
                     settings: SettingsDep, today: TodayDep, csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
                     ) -> Response:
     """The 我的信用 page's download (a form carrying the session's CSRF token)."""

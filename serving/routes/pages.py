@@ -144,7 +144,7 @@ def credit_page(request: Request, access: PageSubject, session: SessionDep, sett
 class FormError:
     """A refused form of the enterprise page, shown again at its record with what was typed."""
 
-    form: str  # objection | repair
+    form: str  # objection | repair | commitment
     record_id: str
     field: str
     message: str
@@ -186,6 +186,8 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
         "can_act": access.principal.role == "enterprise", "csrf": page_csrf(settings, access.principal),
         "purpose": request.query_params.get("purpose"),
         "commitment_reminders": commitments.reminders(session, access.uscc, today), "today": today,
+        "signable_matters": commitments.signable(session, access.uscc)
+        if access.principal.role == "enterprise" else [],
     }, status_code=status_code)
 
 
@@ -278,6 +280,24 @@ def object_to_record(request: Request, access: PageSubject, session: SessionDep,
         return _refused_form(request, access, session, settings, today, eligibility, "objection", record_id,
                              reason, exc)
     return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
+
+
+@router.post("/credit/{uscc}/commitments")
+def sign_commitment(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                    today: TodayDep, eligibility: EligibilityDep,
+                    matter_code: Annotated[str, Form(max_length=40), NoControlChars],
+                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
+                    _enterprise: PageEnterprise,
+                    ) -> Response:
+    """签署信用承诺: the enterprise signs a catalogue matter's standard text (the API's
+    ``commitments.sign``); refused, the page again with the message at the form and the choice kept."""
+    require_page_csrf(settings, access.principal, csrf_token_)
+    try:
+        commitments.sign(session, access.principal, access.uscc, matter_code, today)
+    except ServiceError as exc:
+        return _refused_form(request, access, session, settings, today, eligibility, "commitment", "",
+                             matter_code, exc)
+    return RedirectResponse(f"/credit/{access.uscc}#commitments", status_code=303)
 
 
 @router.post("/credit/{uscc}/repairs")

@@ -14,9 +14,10 @@ one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,9 +27,11 @@ from serving.db.models import Commitment, Subject
 from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
 from serving.security import Principal
 from serving.services.grades import Regrader, run_regrader
+from serving.services.subject_lists import decode_cursor, encode_cursor
 from serving.services.subjects import store_records
 
 STATUS_ZH = {"pending": "履约中", "kept": "已履约", "broken": "已违约"}
+REVIEW_PURPOSE = "commitment_review 信用承诺核查"  # the department's reads of its commitments, logged
 REMINDER_DAYS = 30  # a pending commitment is shown as due on the enterprise's page this long before its date
 
 
@@ -80,6 +83,15 @@ def sign(session: Session, principal: Principal, uscc: str, matter_code: str, to
     return commitment
 
 
+def signable(session: Session, uscc: str, catalogue: CommitmentCatalogue | None = None) -> list[Matter]:
+    """The catalogue's matters the subject may sign now: every one without a pending commitment of
+    it (one pending commitment per subject and matter, as :func:`sign` enforces)."""
+    catalogue = catalogue or default_catalogue()
+    pending = set(session.scalars(select(Commitment.matter_code).where(Commitment.uscc == uscc,
+                                                                       Commitment.status == "pending")))
+    return [m for m in catalogue.matters if m.code not in pending]
+
+
 def decide(session: Session, principal: Principal, commitment_id: int, *, outcome: str, basis: str,
            document_no: str | None, breach: str | None, today: dt.date, regrader: Regrader,
            catalogue: CommitmentCatalogue | None = None) -> Commitment:
@@ -96,16 +108,22 @@ def decide(session: Session, principal: Principal, commitment_id: int, *, outcom
         raise UnknownCommitment(f"没有提交给您所在部门的承诺 #{commitment_id}；no commitment #{commitment_id} "
                                 "addressed to your department", field="commitment_id")
     if commitment.status != "pending":
-        raise AlreadyDecided(f"承诺 #{commitment_id} 已{STATUS_ZH[commitment.status]}，不能重复认定；"
+        raise AlreadyDecided(f"承诺 #{commitment_id} {STATUS_ZH[commitment.status]}，不能重复认定；"
                              f"commitment already {commitment.status}", field="commitment_id")
     matter = matter_of(catalogue, commitment.matter_code)
+    choices = "、".join(f"{k}（{o.label}）" if o.label else k for k, o in matter.breaches.items())
     if outcome == "kept":
+        if breach:  # a finding names a breach or says kept, never both
+            raise InvalidInput(f"认定为已履约时不应填写违约情形（{breach}）；请改为认定违约，或清空违约情形；"
+                               "a kept commitment has no breach", field="breach")
         record_kind, suffix, label = matter.kept.record_kind, "K", "履行信用承诺"
-        breach = None
+    elif not breach:
+        raise InvalidInput(f"认定为违约须选择违约情形，可选：{choices}；a broken commitment needs its breach",
+                           field="breach")
+    elif breach not in matter.breaches:
+        raise InvalidInput(f"违约情形 {breach!r} 不是承诺事项“{matter.title}”的违约情形，可选：{choices}",
+                           field="breach")
     else:
-        if breach not in matter.breaches:
-            raise InvalidInput(f"违约情形 {breach!r} 不是承诺事项“{matter.title}”的违约情形，可选："
-                               f"{'、'.join(f'{k}（{o.label}）' for k, o in matter.breaches.items())}", field="breach")
         record_kind, suffix = matter.breaches[breach].record_kind, "B"
         label = f"违反信用承诺（{matter.breaches[breach].label or breach}）"
     rule = default_policy().kinds.get(record_kind)
@@ -145,11 +163,40 @@ def of_department(session: Session, principal: Principal, *, status: str | None 
     return [(c, n) for c, n in session.execute(stmt.order_by(Commitment.due_on, Commitment.id).limit(limit))]
 
 
-def public_list(session: Session, *, limit: int = 500) -> list[tuple[Commitment, str]]:
-    """The 主动公示型 commitments (public by their matter), newest first, with the subject's name."""
-    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc)
-            .where(Commitment.public.is_(True)).order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
-    return [(c, n) for c, n in session.execute(stmt.limit(limit))]
+@dataclass(frozen=True)
+class PublicPage:
+    total: int
+    rows: list[tuple[Commitment, str]]
+    next: str | None  # the cursor of the next page; None on the last
+
+
+def _public_cursor(values: list) -> bool:
+    # a date that does not parse raises ValueError: refused by decode_cursor as any other bad cursor
+    return (len(values) == 3 and isinstance(values[0], str) and isinstance(values[1], int)
+            and bool(dt.date.fromisoformat(values[0])))
+
+
+def public_page(session: Session, *, after: str | None = None, limit: int = 50) -> PublicPage:
+    """One page of the 主动公示型 commitments (public by their matter), newest first, with the
+    subject's name: paged by key (signed_on, id; ``ix_commitments_public``), so a deep page costs
+    what the first does; the total is counted on the first page and carried in the cursor, as the
+    lists of subjects do (``serving.services.subject_lists``)."""
+    cursor = decode_cursor(after, _public_cursor) if after else None
+    public = Commitment.public.is_(True)
+    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc).where(public)
+            .order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
+    if cursor:
+        stmt = stmt.where(tuple_(Commitment.signed_on, Commitment.id)
+                          < tuple_(dt.date.fromisoformat(cursor[0]), cursor[1]))
+        total = cursor[2]
+    else:
+        total = session.scalar(select(func.count()).select_from(Commitment).where(public)) or 0
+    rows = [(c, n) for c, n in session.execute(stmt.limit(limit + 1))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1][0] if more else None
+    return PublicPage(total=total, rows=rows,
+                      next=encode_cursor([last.signed_on.isoformat(), last.id, total]) if last is not None else None)
 
 
 def reminders(session: Session, uscc: str, today: dt.date, days: int = REMINDER_DAYS) -> list[Commitment]:

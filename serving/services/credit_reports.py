@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from serving.db.models import CreditReport, Subject
 from serving.errors import NotAllowed, ReportUnavailable, TooManyAttempts, UnknownReport, UnknownSubject
 from serving.i18n import kind_name, text
+from serving.labels import department_name, industry_name, legal_form_name
 from serving.security import Principal
 
 REPORT_ISSUER_ROLES = ("enterprise", "regulator")
@@ -59,12 +60,14 @@ class ReportSigner:
     public_url: str
     valid_days: int
     per_hour: int = 30
+    data_dir: str | None = None  # whose departments.csv names the departments (serving.labels)
 
     @classmethod
     def of(cls, settings) -> ReportSigner:  # a serving.settings.Settings passed through with_keys
         return cls(key_pem=settings.secret("report_signing_key"), cert_pem=settings.secret("report_certificate"),
                    public_url=settings.public_url.rstrip("/"), valid_days=settings.credit_report_valid_days,
-                   per_hour=settings.credit_reports_per_hour)
+                   per_hour=settings.credit_reports_per_hour,
+                   data_dir=str(settings.data_dir) if settings.data_dir else None)
 
 
 def verification_url(public_url: str, serial: str) -> str:
@@ -110,7 +113,7 @@ def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> 
     return shown.sort_values(["decision_date", "record_id"], ascending=[False, True]).reset_index(drop=True)
 
 
-def _row(rec: pd.Series):
+def _row(rec: pd.Series, data_dir: str | None = None):
     from serving.report_pdf import ReportRow
 
     def day(value) -> str:
@@ -122,12 +125,14 @@ def _row(rec: pd.Series):
                      decision_date=day(rec["decision_date"]),
                      # a penalty's publicity ends; a list entry's exit, a licence's or a commitment's term
                      end_date=day(rec.get("publicity_end")) or day(rec.get("end_date")),
-                     department=str(rec.get("department") or ""), document_no=str(rec.get("document_no") or ""))
+                     department=department_name(str(rec.get("department") or ""), "zh", data_dir),
+                     document_no=str(rec.get("document_no") or ""))
 
 
 def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datetime, valid_until: dt.date,
-                   verify_url: str, today: dt.date, policy=None):
-    """The report's content for ``uscc`` on ``today`` (no grade: see the module's docstring)."""
+                   verify_url: str, today: dt.date, policy=None, data_dir: str | None = None):
+    """The report's content for ``uscc`` on ``today`` (no grade: see the module's docstring), with
+    names, not codes (``serving.labels``; departments from ``data_dir``'s departments.csv)."""
     from serving.report_pdf import ReportContent
 
     subject = session.get(Subject, uscc)
@@ -136,15 +141,16 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
     shown = public_records(session, uscc, today, policy)
     kinds = shown["kind"].astype(str) if not shown.empty else pd.Series(dtype=str)
     lines = tuple((label, value) for label, value in (
-        ("主体类型", subject.legal_form or ""), ("成立日期", subject.registered_on.isoformat() if subject.registered_on else ""),
-        ("所属行业（门类）", subject.industry or ""), ("所在地区", subject.district_name or subject.district_code or ""),
+        ("主体类型", legal_form_name(subject.legal_form)),
+        ("成立日期", subject.registered_on.isoformat() if subject.registered_on else ""),
+        ("所属行业（门类）", f"{subject.industry} {industry_name(subject.industry)}" if subject.industry else ""), ("所在地区", subject.district_name or subject.district_code or ""),
         ("登记状态", STATUS_NAMES.get(subject.status or "", subject.status or ""))) if value)
     return ReportContent(
-        serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until,
+        serial=serial, uscc=uscc, name=subject.name, issued_at=issued_at, valid_until=valid_until, valid_from=today,
         verify_url=verify_url, subject_lines=lines,
-        records=tuple(_row(r) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
-        lists=tuple(_row(r) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),
-        commitments=tuple(_row(r) for _, r in shown.loc[kinds.isin(COMMITMENT_KINDS)].iterrows()),
+        records=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
+        lists=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),
+        commitments=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(COMMITMENT_KINDS)].iterrows()),
     )
 
 
@@ -173,7 +179,7 @@ def issue_report(session: Session, principal: Principal, uscc: str, signer: Repo
     valid_until = today + dt.timedelta(days=signer.valid_days)
     serial = new_serial(issued_at)
     content = report_content(session, uscc, serial, issued_at, valid_until,
-                             verification_url(signer.public_url, serial), today, policy)
+                             verification_url(signer.public_url, serial), today, policy, signer.data_dir)
     signed = sign_pdf(render_pdf(content, font), signer.key_pem, signer.cert_pem)
     row = CreditReport(serial=serial, uscc=uscc, issuer=principal.username, issued_at=issued_at,
                        valid_until=valid_until, sha256=hashlib.sha256(signed).hexdigest())

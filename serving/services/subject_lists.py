@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -171,18 +172,18 @@ def _search_rows(session: Session, principal: Principal, filters: ListFilter, cu
     return rows, None
 
 
-def _encode(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
+    """A keyset cursor (opaque to clients): base64url of a small JSON array (the last row's key,
+    then the list's total)."""
     return base64.urlsafe_b64encode(json.dumps(values, ensure_ascii=False).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> list[Any]:
+def decode_cursor(cursor: str, shape: Callable[[list[Any]], bool]) -> list[Any]:
+    """The values of a cursor :func:`encode_cursor` gave, if ``shape`` accepts them (a list whose
+    last value is the total); else ``InvalidInput`` (field ``after``)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        ok = (isinstance(values, list) and values and isinstance(values[-1], int)
-              and ((values[0] == "g" and len(values) == 5 and values[1] in _RISKIEST_FIRST
-                    and isinstance(values[2], int | float) and isinstance(values[3], str))
-                   or (values[0] in ("u",) and len(values) == 3 and isinstance(values[1], str))
-                   or (values[0] == "s" and len(values) == 4 and all(isinstance(v, str) for v in values[1:3]))))
+        ok = isinstance(values, list) and bool(values) and isinstance(values[-1], int) and shape(values)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         ok = False
     if not ok:
@@ -191,4 +192,18 @@ def _decode(cursor: str) -> list[Any]:
     return values
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "subject_page"]
+_encode = encode_cursor
+
+
+def _subject_cursor(values: list[Any]) -> bool:
+    return ((values[0] == "g" and len(values) == 5 and values[1] in _RISKIEST_FIRST
+             and isinstance(values[2], int | float) and isinstance(values[3], str))
+            or (values[0] in ("u",) and len(values) == 3 and isinstance(values[1], str))
+            or (values[0] == "s" and len(values) == 4 and all(isinstance(v, str) for v in values[1:3])))
+
+
+def _decode(cursor: str) -> list[Any]:
+    return decode_cursor(cursor, _subject_cursor)
+
+
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "subject_page"]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
+from serving.labels import department_name
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from supervision.warnings import (
@@ -97,7 +98,8 @@ def warn_after_records(source: Session | Connection, events: Sequence[RecordEven
     if not events:
         return 0
     day = today or china_today()
-    return raise_warnings(source, detect_record_warnings(events, rules or default_rules(), day), day)
+    # the bundled city's names (serving.labels): storing records knows no data directory
+    return raise_warnings(source, detect_record_warnings(events, rules or default_rules(), day, department_name), day)
 
 
 # --- gradings ----------------------------------------------------------------------------
@@ -188,7 +190,7 @@ def _covered_warning(session: Session, principal: Principal, warning_id: int) ->
         raise UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department covers",
                              field="warning_id")
     if principal.role != "admin" and warning.department and warning.department != principal.department:
-        raise NotAllowed(f"预警 #{warning_id} 由 {warning.department} 的记录引起，应由该部门确认和关闭；"
+        raise NotAllowed(f"预警 #{warning_id} 由{department_name(warning.department)}的记录引起，应由该部门确认和关闭；"
                          f"warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
     return warning
 
@@ -225,7 +227,8 @@ CSV_COLUMNS = {"id": "预警编号", "uscc": "统一社会信用代码", "name":
 def warnings_frame(rows: Sequence[tuple[RiskWarning, str]]) -> pd.DataFrame:
     """The warnings as a table with Chinese headers (cells neutralised when written: ``csv_bytes``)."""
     data = [{"id": w.id, "uscc": w.uscc, "name": name, "cause": CAUSE_LABELS_ZH.get(w.cause, w.cause),
-             "message": w.message, "record_ids": "、".join(w.record_ids or []), "department": w.department or "",
+             "message": w.message, "record_ids": "、".join(w.record_ids or []),
+             "department": department_name(w.department),
              "status": STATUS_ZH.get(w.status, w.status), "raised_on": w.raised_on.isoformat(),
              "acknowledged_by": w.acknowledged_by or "", "closed_by": w.closed_by or "",
              "close_note": w.close_note or ""} for w, name in rows]

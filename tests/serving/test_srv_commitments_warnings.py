@@ -334,3 +334,180 @@ def test_department_commitments_page_marks_kept(client, auth, settings, world):
         client.cookies.clear()
     status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()}
     assert status[cid] == "kept"
+
+
+# --- outside review (issue 20, review20): findings, each a failing test until fixed -----------------
+
+
+def _pending(client, auth, uscc: str, matter: str, who: str) -> int:
+    """A pending commitment of ``uscc`` to ``matter``: signed now, or the one already pending."""
+    r = _sign(client, auth, uscc, matter, who=who)
+    if r.status_code == 201:
+        return r.json()["id"]
+    assert r.status_code == 409, r.text
+    mine = client.get(SIGN.format(uscc), headers=auth(who)).json()
+    return next(c["id"] for c in mine if c["matter_code"] == matter and c["status"] == "pending")
+
+
+def test_review20_a_basis_of_invisible_characters_is_refused(client, auth, world):
+    # 依据 is what the department found: four zero-width spaces are no basis, yet they passed min_length=4
+    cid = _pending(client, auth, world.ent2, "samr-food-licence", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "  \u200b\u200b\u200b\u200b "},
+                    headers=auth("reg_samr"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "basis", r.text
+
+
+def test_review20_the_already_decided_message_reads_once(client, auth, world):
+    # "承诺 #N 已已履约": the status label already starts with 已
+    cid = _pending(client, auth, world.ent1, "tax-self-discipline", "ent1")
+    url = f"/api/v1/commitments/{cid}/decision"
+    assert client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税"}, headers=auth("reg_tax")).status_code == 200
+    again = client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税"}, headers=auth("reg_tax"))
+    assert again.status_code == 409
+    assert "已已" not in again.json()["error"]["message_zh"], again.json()["error"]["message_zh"]
+
+
+def test_review20_the_department_list_of_commitments_is_in_the_query_log(client, auth, world, session):
+    # a 审批替代型 commitment is not public: a department reading it (and deciding on it) reads the
+    # subject's credit file, yet neither GET /commitments/department nor the decision left a log entry
+    cid = _pending(client, auth, world.ent1, "samr-food-licence", "ent1")
+    listed = client.get("/api/v1/commitments/department", headers=auth("reg_samr"))
+    assert listed.status_code == 200 and cid in [c["id"] for c in listed.json()]
+    _, entries = list_entries(session, uscc=world.ent1, actor="reg_samr", limit=1000)
+    assert any("commitments/department" in e.endpoint for e in entries), sorted({e.endpoint for e in entries})
+
+
+def test_review20_public_commitments_name_the_department_in_chinese(client, auth, world):
+    # the public page and API print the department's code ("samr"), where the credit page says
+    # 南京市市场监督管理局
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    page = client.get("/commitments/public").text
+    assert "<td>samr</td>" not in page and "市场监督管理局" in page
+
+
+def test_review20_the_public_list_is_paged(client, auth, world):
+    # GET /api/v1/commitments/public needs no login and answered every 主动公示型 commitment of the city
+    # in one response (no limit, no paging), as the page /commitments/public did: a city-sized dump
+    # for any anonymous caller; the other lists page through serving/routes/_page_lists.py
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    everything = client.get("/api/v1/commitments/public").json()
+    assert len(everything) >= 2
+    one = client.get("/api/v1/commitments/public", params={"limit": 1})
+    assert one.status_code == 200 and len(one.json()) == 1, len(one.json())
+
+
+def test_review20_the_enterprise_signs_a_commitment_on_its_page(client, settings, world):
+    # issue 20 item 1: "an enterprise signs online" (pages); the credit page offers objections,
+    # repairs and the report, but no form to sign a commitment: only the API could
+    _cookie(client, settings, "ent1")
+    try:
+        page = client.get(f"/credit/{world.ent1}").text
+        assert 'action="/credit/' + world.ent1 + '/commitments' in page or "签署承诺" in page
+    finally:
+        client.cookies.clear()
+
+
+# --- issue 20 review, found while fixing review20 -----------------------------------------------
+
+
+def test_a_broken_finding_without_a_breach_asks_for_one_in_chinese(client, auth, world):
+    # it said "违约情形 None 不是承诺事项…的违约情形": the breach is missing, not wrong
+    cid = _pending(client, auth, world.ent2, "tax-self-discipline", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "broken", "basis": "承诺期内新增欠税"},
+                    headers=auth("reg_tax"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "breach", r.text
+    message = r.json()["error"]["message_zh"]
+    assert "None" not in message and "须选择违约情形" in message and "arrears" in message, message
+
+
+def test_a_kept_finding_with_a_breach_is_refused(client, auth, world):
+    # kept with a breach was stored as kept, the breach silently dropped: the finding contradicts itself
+    cid = _pending(client, auth, world.ent2, "tax-self-discipline", "ent2")
+    url = f"/api/v1/commitments/{cid}/decision"
+    r = client.post(url, json={"outcome": "kept", "basis": "按期申报无欠税", "breach": "arrears"}, headers=auth("reg_tax"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "breach", r.text
+    status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent2), headers=auth("ent2")).json()}
+    assert status[cid] == "pending"
+
+
+def test_a_basis_keeps_its_visible_text(client, auth, world):
+    # the invisible characters go, what a person wrote stays (full-width punctuation included)
+    cid = _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision",
+                    json={"outcome": "kept", "basis": "\u200b 抽检合格，无违法行为\ufeff "}, headers=auth("reg_samr"))
+    assert r.status_code == 200 and r.json()["basis"] == "抽检合格，无违法行为", r.text
+
+
+def test_a_warning_names_the_department_in_chinese(session, world):
+    # the warning's text read "记录 W9（ecology）": the code, where the pages name the department
+    store_records(session, [_record("W9", world.ent3, "ecology", "list_key_attention", None)], today=TODAY)
+    warning = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="list_entry", status="open").one()
+    assert "W9" in warning.message and "ecology" not in warning.message and "生态环境局" in warning.message, \
+        warning.message
+
+
+def test_the_public_list_pages_by_key_through_every_commitment_once(client, auth, world):
+    _pending(client, auth, world.ent1, "samr-quality-public", "ent1")
+    _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    whole = client.get("/api/v1/commitments/public", params={"limit": 200})
+    assert int(whole.headers["X-Total-Count"]) == len(whole.json()) >= 2 and "Link" not in whole.headers
+    seen, url, pages = [], "/api/v1/commitments/public?limit=1", 0
+    while url and pages < 50:
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.json()) == 1 and r.headers["X-Total-Count"] == whole.headers["X-Total-Count"]
+        seen += r.json()
+        url = r.headers["Link"].split(">")[0].lstrip("<") if "Link" in r.headers else None
+        pages += 1
+    assert seen == whole.json()
+    bad = client.get("/api/v1/commitments/public", params={"after": "bm90LWEtY3Vyc29y"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "after", bad.text
+    page = client.get("/commitments/public", params={"size": 10})
+    assert page.status_code == 200 and 'id="public-commitments-pager"' in page.text
+
+
+def test_the_enterprise_page_signs_a_commitment_with_csrf_and_says_why_not_at_the_form(client, auth, settings, world):
+    import re
+
+    csrf = _cookie(client, settings, "ent2")
+    try:
+        page = client.get(f"/credit/{world.ent2}").text
+        offered = re.findall(r'<option value="([a-z0-9-]+)"', page[page.index('id="commitment-form"'):])
+        assert offered and "签署承诺" in page
+        url = f"/credit/{world.ent2}/commitments"
+        assert client.post(url, data={"matter_code": offered[0], "csrf_token": "forged"},
+                           follow_redirects=False).status_code == 403
+        signed = client.post(url, data={"matter_code": offered[0], "csrf_token": csrf}, follow_redirects=False)
+        assert signed.status_code == 303 and signed.headers["location"] == f"/credit/{world.ent2}#commitments"
+        mine = client.get(SIGN.format(world.ent2), headers=auth("ent2")).json()
+        assert any(c["matter_code"] == offered[0] and c["status"] == "pending" for c in mine)
+        after = client.get(f"/credit/{world.ent2}").text
+        assert f'<option value="{offered[0]}"' not in after  # one pending commitment per matter
+        refused = client.post(url, data={"matter_code": "no-such-matter", "csrf_token": csrf}, follow_redirects=False)
+        assert refused.status_code == 422 and 'id="error-commitment"' in refused.text
+        assert "不在承诺事项目录中" in refused.text
+    finally:
+        client.cookies.clear()
+
+
+def test_a_decision_is_in_the_query_log(client, auth, world, session):
+    # the decision answers the subject's commitment (its basis, its record): a read of its file
+    cid = _pending(client, auth, world.ent1, "samr-repair", "ent1")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "期内未再违法"},
+                    headers=auth("reg_samr"))
+    assert r.status_code == 200, r.text
+    _, entries = list_entries(session, uscc=world.ent1, actor="reg_samr", limit=1000)
+    assert any(e.endpoint == "POST /api/v1/commitments/{commitment_id}/decision" and e.outcome == "allowed"
+               for e in entries), sorted({e.endpoint for e in entries})
+
+
+def test_the_department_page_refuses_an_invisible_basis_with_a_422(client, auth, settings, world):
+    cid = _pending(client, auth, world.ent2, "samr-food-licence", "ent2")
+    csrf = _cookie(client, settings, "reg_samr")
+    try:
+        r = client.post(f"/regulator/commitments/{cid}/decision",
+                        data={"csrf_token": csrf, "outcome": "kept", "basis": "\u200b\u200b\u200b\u200b\u200b"},
+                        follow_redirects=False)
+        assert r.status_code == 422, r.status_code
+    finally:
+        client.cookies.clear()

@@ -258,3 +258,87 @@ def test_issuing_is_rate_limited_per_user_before_anything_is_rendered(world):
         assert 1 <= int(limited.value.headers["Retry-After"]) <= 3600
     finally:
         session.close()
+
+
+# --- outside review (issue 20, review20): findings, each a failing test until fixed -----------------
+
+
+def test_review20_the_report_names_departments_in_chinese(world):
+    # a report handed to a procurement office showed the department codes (samr, fire, hrss…) in
+    # the 作出部门 column; the enterprise's own credit page names them (南京市市场监督管理局)
+    text = _text(world["pdf"])
+    assert "samr" not in text and "市场监督管理局" in text
+
+
+def test_review20_a_refused_issuance_is_not_logged_as_allowed(world):
+    # admin and sector are refused (403), but the query log recorded their attempt as "allowed"
+    app, client = world["app"], world["client"]
+    for username in ("admin", "sector_c"):
+        r = client.post(f"/api/v1/credit-reports/{ENT1}?purpose=复核出具", headers=_headers(app, username))
+        assert r.status_code == 403, r.text
+    session = next(iter_session(world["url"]))
+    try:
+        entries = session.scalars(select(QueryLogEntry).where(QueryLogEntry.actor.in_(("admin", "sector_c")),
+                                                              QueryLogEntry.endpoint.contains("credit-reports"))).all()
+        assert all(e.outcome != "allowed" for e in entries), [(e.actor, e.outcome) for e in entries]
+    finally:
+        session.close()
+
+
+def test_review20_an_appended_revision_cannot_set_the_serial_or_validity_the_check_reports(world):
+    # docs/security.md: "the report's serial, subject and valid-until read from the signed document".
+    # An unsigned incremental update rewriting the Info dictionary's Keywords made the offline check
+    # and the public endpoint answer serial=FORGED, valid_until=2099-12-31 next to intact=trusted=true
+    from pyhanko.pdf_utils.generic import pdf_string
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    pdf, cert = world["pdf"], world["cert"]
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    info_ref = writer.trailer.raw_get("/Info")
+    info = info_ref.get_object()
+    info["/Keywords"] = pdf_string(f"tiers-credit-report-v1 serial=CR20991231FORGED uscc={ENT1} valid_until=2099-12-31")
+    writer.mark_update(info_ref)
+    out = BytesIO()
+    writer.write(out)
+    forged = out.getvalue()
+    offline = verify_pdf(forged, cert, TODAY)
+    assert not offline.valid
+    assert offline.serial != "CR20991231FORGED" and str(offline.valid_until) != "2099-12-31", offline
+    online = world["client"].post("/api/v1/credit-reports/verify", content=forged,
+                                  headers={"Content-Type": "application/pdf"}).json()
+    assert online["serial"] != "CR20991231FORGED" and online["valid_until"] != "2099-12-31", online
+
+
+def test_a_report_checked_before_its_issuing_day_is_not_yet_valid(world, tmp_path):
+    # `verify --today` a day before the report was issued said VALID: the validity has a start too,
+    # the issuing day the signed document states
+    from serving.cli.main import app as cli
+
+    early = verify_pdf(world["pdf"], world["cert"], TODAY - dt.timedelta(days=1))
+    assert not early.valid and early.signature_ok and early.valid_from == TODAY, early
+    assert any("not yet valid" in p for p in early.problems), early.problems
+    assert verify_pdf(world["pdf"], world["cert"], TODAY).valid
+    report, cert = tmp_path / "report.pdf", tmp_path / "cert.pem"
+    report.write_bytes(world["pdf"])
+    cert.write_text(world["cert"], encoding="ascii")
+    out = CliRunner().invoke(cli, ["credit-report", "verify", str(report), "--cert", str(cert),
+                                   "--today", (TODAY - dt.timedelta(days=1)).isoformat()])
+    assert out.exit_code == 1 and "INVALID" in out.output and "not yet valid" in out.output, out.output
+
+
+def test_the_report_names_the_legal_form_and_the_industry(world):
+    # 主体类型 read "individual_business" and 所属行业 "F": the codes, where the pages name them
+    from serving.db.models import Subject
+    from serving.services.credit_reports import report_content
+
+    session = next(iter_session(world["url"]))
+    try:
+        subject = session.get(Subject, ENT1)
+        subject.legal_form, subject.industry = "individual_business", "F"  # never committed: rolled back
+        content = report_content(session, ENT1, "CR20261123FFFFFFFFFFFFFFFF", dt.datetime(2026, 11, 23),
+                                 TODAY + dt.timedelta(days=30), "https://credit.example.gov.cn/verify", TODAY)
+    finally:
+        session.rollback()
+        session.close()
+    lines = dict(content.subject_lines)
+    assert lines["主体类型"] == "个体工商户" and lines["所属行业（门类）"] == "F 批发和零售业", lines
