@@ -83,12 +83,16 @@ def evidence_condition(feature: str, as_of: date, policy: Policy) -> str | None:
     """The SQL filter (over counted_records.sql's columns) selecting the records behind ``feature``
     on ``as_of`` under ``policy``; None for features not computed from records (age, size, …)."""
     condition = EVIDENCE_CONDITIONS.get(feature)
-    if condition is None:
-        return None
-    return (condition
-            .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
-            .replace("$repaired_counts", "TRUE" if policy.repaired_counts else "FALSE")
-            .replace("$as_of", as_of.isoformat()))
+    return None if condition is None else _bind(condition, as_of, policy)
+
+
+def _bind(condition: str, as_of: date, policy: Policy, *, neutral: bool = False) -> str:
+    """``condition`` with its parameters ($as_of, the policy's switches, $neutral) written in."""
+    flags = {"$requires_verification": policy.self_declared_requires_verification,
+             "$repaired_counts": policy.repaired_counts, "$neutral": neutral}
+    for name, value in flags.items():
+        condition = condition.replace(name, "TRUE" if value else "FALSE")
+    return condition.replace("$as_of", as_of.isoformat())
 
 
 def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Policy) -> None:
@@ -170,11 +174,8 @@ def records_in_force(records: pd.DataFrame, as_of: date, policy: Policy | None =
     policy = policy or default_policy()
     if records.empty:
         return pd.DataFrame(columns=IN_FORCE_COLUMNS)
-    condition = (IN_FORCE_CONDITION
-                 .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
-                 .replace("$neutral", "TRUE" if neutral else "FALSE")
-                 .replace("$as_of", as_of.isoformat()))
-    out = _select_counted(records, as_of, policy, IN_FORCE_COLUMNS, condition, "uscc, decision_date DESC, record_id")
+    out = _select_counted(records, as_of, policy, IN_FORCE_COLUMNS, _bind(IN_FORCE_CONDITION, as_of, policy, neutral=neutral),
+                          "uscc, decision_date DESC, record_id")
     for column in ("decision_date", "end_date", "publicity_end"):
         out[column] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in out[column]]
     return out
