@@ -83,12 +83,16 @@ def evidence_condition(feature: str, as_of: date, policy: Policy) -> str | None:
     """The SQL filter (over counted_records.sql's columns) selecting the records behind ``feature``
     on ``as_of`` under ``policy``; None for features not computed from records (age, size, …)."""
     condition = EVIDENCE_CONDITIONS.get(feature)
-    if condition is None:
-        return None
-    return (condition
-            .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
-            .replace("$repaired_counts", "TRUE" if policy.repaired_counts else "FALSE")
-            .replace("$as_of", as_of.isoformat()))
+    return None if condition is None else _bind(condition, as_of, policy)
+
+
+def _bind(condition: str, as_of: date, policy: Policy, *, neutral: bool = False) -> str:
+    """``condition`` with its parameters ($as_of, the policy's switches, $neutral) written in."""
+    flags = {"$requires_verification": policy.self_declared_requires_verification,
+             "$repaired_counts": policy.repaired_counts, "$neutral": neutral}
+    for name, value in flags.items():
+        condition = condition.replace(name, "TRUE" if value else "FALSE")
+    return condition.replace("$as_of", as_of.isoformat())
 
 
 def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Policy) -> None:
@@ -99,16 +103,24 @@ def _register(con: duckdb.DuckDBPyConnection, records: pd.DataFrame, policy: Pol
         con.register(name, frame)
 
 
-def record_status(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
-    """Every record decided on or before ``as_of`` with its status flags on that date
-    (``counts``, ``negative_class``, ``is_repaired``, ``is_revoked``, ``is_exempt``, ``in_period``…)."""
-    policy = policy or default_policy()
+def _select_counted(records: pd.DataFrame, as_of: date, policy: Policy, columns: list[str] | None = None,
+                    condition: str | None = None, order: str | None = None) -> pd.DataFrame:
+    """``columns`` (None: all) of counted_records.sql's rows for ``records`` on ``as_of`` under
+    ``policy`` that meet the SQL ``condition``, in ``order``: the one DuckDB pass of this module."""
+    query = (f"SELECT {', '.join(columns) if columns else '*'} FROM ({render_counted_sql(as_of, policy)}) AS status"
+             + (f" WHERE {condition}" if condition else "") + (f" ORDER BY {order}" if order else ""))
     con = duckdb.connect()
     try:
         _register(con, records, policy)
-        return con.sql(render_counted_sql(as_of, policy)).df()
+        return con.sql(query).df()
     finally:
         con.close()
+
+
+def record_status(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
+    """Every record decided on or before ``as_of`` with its status flags on that date
+    (``counts``, ``negative_class``, ``is_repaired``, ``is_revoked``, ``is_exempt``, ``in_period``…)."""
+    return _select_counted(records, as_of, policy or default_policy())
 
 
 def records_behind(
@@ -129,50 +141,41 @@ def records_behind(
     condition = evidence_condition(feature, as_of, policy)
     if condition is None or subject_records.empty:
         return pd.DataFrame(columns=EVIDENCE_COLUMNS)
-    con = duckdb.connect()
-    try:
-        _register(con, subject_records, policy)
-        out = con.sql(
-            f"SELECT {', '.join(EVIDENCE_COLUMNS)} FROM ({render_counted_sql(as_of, policy)}) AS status "
-            f"WHERE {condition} ORDER BY decision_date DESC, record_id"
-        ).df()
-    finally:
-        con.close()
+    out = _select_counted(subject_records, as_of, policy, EVIDENCE_COLUMNS, condition, "decision_date DESC, record_id")
     out["decision_date"] = pd.to_datetime(out["decision_date"]).dt.date
     return out
 
 
-# Whether a record is in force on the as-of date (联合奖惩: the joint checks cite exactly these). A
-# negative record is in force when it counts (counted_records.sql's ``counts``: in its publicity
-# period or window, not repaired, revoked or exempted, a list entry until its exit). A positive
-# one while it is in its window, not revoked or exempted, and, if self-declared, verified when the
-# policy asks for it (the same test as the feature ``n_self_declared_verified_36m``).
+# Whether a record is in force on the as-of date (联合奖惩: the joint checks cite exactly these; the
+# credit report shows those of the public kinds). A record of a negative class (penalty,
+# enforcement, broken commitment, inspection with findings, complaint, list entry, arrears) is in
+# force when it counts (counted_records.sql's ``counts``: in its publicity period or window, not
+# repaired unless the policy keeps repaired records, not revoked or exempted, a list entry until its
+# exit, arrears until settled). Any other record while it is in its window, not revoked or
+# exempted, a licence until its term ends (end_date, 有效期至), and, if self-declared, verified when
+# the policy asks for it (the same test as the feature ``n_self_declared_verified_36m``). Neutral
+# records (licences and the other administrative decisions, commitments made, inspections without
+# findings) are context: only ``neutral=True`` readers (the report) ask for them.
 IN_FORCE_CONDITION = (
-    "(counts OR (is_positive AND NOT is_revoked AND NOT is_exempt AND in_period "
+    "(counts OR ((is_positive OR ($neutral AND negative_class_code = 0)) "
+    "AND NOT is_revoked AND NOT is_exempt AND in_period "
+    "AND (kind <> 'admin_license' OR end_date IS NULL OR end_date > DATE '$as_of') "
     "AND (kind <> 'self_declared' OR NOT $requires_verification "
     "OR (verified AND verified_on <= DATE '$as_of'))))")
-IN_FORCE_COLUMNS = ["uscc", "record_id", "kind", "subkind", "severity", "decision_date", "end_date", "department",
-                    "document_no", "polarity"]
+IN_FORCE_COLUMNS = ["uscc", "record_id", "kind", "subkind", "severity", "decision_date", "end_date", "publicity_end",
+                    "department", "document_no", "polarity", "negative_class", "is_repaired"]
 
 
-def records_in_force(records: pd.DataFrame, as_of: date, policy: Policy | None = None) -> pd.DataFrame:
+def records_in_force(records: pd.DataFrame, as_of: date, policy: Policy | None = None, *,
+                     neutral: bool = False) -> pd.DataFrame:
     """The records of ``records`` (contract columns; any number of subjects) in force on ``as_of``
-    under ``policy``, one DuckDB pass: columns ``IN_FORCE_COLUMNS``, dates as ``date``."""
+    under ``policy`` (``IN_FORCE_CONDITION``), one DuckDB pass: columns ``IN_FORCE_COLUMNS``, dates
+    as ``date``, by subject, newest first. ``neutral``: the neutral records in force too."""
     policy = policy or default_policy()
     if records.empty:
         return pd.DataFrame(columns=IN_FORCE_COLUMNS)
-    condition = (IN_FORCE_CONDITION
-                 .replace("$requires_verification", "TRUE" if policy.self_declared_requires_verification else "FALSE")
-                 .replace("$as_of", as_of.isoformat()))
-    con = duckdb.connect()
-    try:
-        _register(con, records, policy)
-        out = con.sql(
-            f"SELECT {', '.join(IN_FORCE_COLUMNS)} FROM ({render_counted_sql(as_of, policy)}) AS status "
-            f"WHERE {condition} ORDER BY uscc, decision_date DESC, record_id"
-        ).df()
-    finally:
-        con.close()
-    for column in ("decision_date", "end_date"):
+    out = _select_counted(records, as_of, policy, IN_FORCE_COLUMNS, _bind(IN_FORCE_CONDITION, as_of, policy, neutral=neutral),
+                          "uscc, decision_date DESC, record_id")
+    for column in ("decision_date", "end_date", "publicity_end"):
         out[column] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in out[column]]
     return out

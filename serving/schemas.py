@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from features.schema import pydantic_fields
 from serving.security import PASSWORD_MIN_LENGTH, Role
-from serving.validation import USCC_PATTERN, CleanText, Uscc, uscc_problem
+from serving.validation import USCC_PATTERN, CleanText, Uscc, VisibleText, uscc_problem
 from uscc import valid_uscc_mask
 
 GradeLetter = Literal["A", "B", "C", "D"]
@@ -482,3 +482,128 @@ class CreditCheckBatchOut(BaseModel):
     checked_on: dt.date
     catalogue_version: str
     results: list[CreditCheckOut] = Field(description="one per distinct code, in the order given")
+
+
+# --- commitments (信用承诺) ------------------------------------------------------------------
+
+CommitmentStatus = Literal["pending", "kept", "broken"]
+
+
+class MatterOut(BaseModel):
+    code: str
+    kind: str
+    title: str
+    department: str
+    due_days: int
+    template: str
+    kept_when: str
+    breaches: dict[str, str] = Field(description="breach code → what it is")
+    public: bool
+
+
+class CommitmentSign(BaseModel):
+    matter_code: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9\-]{1,39}$")
+
+
+class CommitmentDecisionIn(BaseModel):
+    outcome: Literal["kept", "broken"]
+    basis: VisibleText = Field(min_length=4, max_length=2000, description="依据: what the department found")
+    document_no: VisibleText | None = Field(default=None, min_length=2, max_length=120)
+    breach: str | None = Field(default=None, max_length=40, description="the breach found (required when broken)")
+
+
+class CommitmentOut(Out):
+    id: int
+    uscc: str
+    matter_code: str
+    kind: str
+    title: str
+    department: str
+    text: str
+    catalogue_version: str
+    public: bool
+    signed_on: dt.date
+    due_on: dt.date
+    status: CommitmentStatus
+    breach: str | None = None
+    basis: str | None = None
+    document_no: str | None = None
+    decided_on: dt.date | None = None
+    record_id: str | None = None
+
+
+class PublicCommitmentOut(BaseModel):
+    """What anyone sees of a 主动公示型 commitment: who committed to what, and whether it was kept."""
+
+    uscc: str
+    name: str
+    kind: str
+    title: str
+    text: str
+    department: str
+    signed_on: dt.date
+    due_on: dt.date
+    status: CommitmentStatus
+
+
+class DepartmentCommitmentOut(CommitmentOut):
+    name: str
+
+
+# --- early warnings (预警) -------------------------------------------------------------------
+
+WarningCause = Literal["serious_record", "list_entry", "grade_drop", "probability_rise", "commitment_broken"]
+
+
+class WarningOut(Out):
+    id: int
+    uscc: str
+    name: str
+    cause: WarningCause
+    cause_zh: str
+    message: str
+    record_ids: list[str]
+    department: str | None = None
+    status: Literal["open", "acknowledged", "closed"]
+    raised_on: dt.date
+    acknowledged_by: str | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
+
+
+class WarningClose(BaseModel):
+    note: CleanText = Field(min_length=2, max_length=2000, description="处理说明: what was done")
+
+
+# --- credit reports (信用报告) ---------------------------------------------------------------
+
+class IssuedReportOut(BaseModel):
+    """What the issuance log says of a serial (no grade, no issuer: the public may read it)."""
+
+    serial: str
+    uscc: str
+    name: str
+    issued_at: dt.datetime
+    valid_until: dt.date
+    expired: bool
+    sha256: str
+
+
+class ReportVerificationOut(BaseModel):
+    """The check of a report file: signature, whole-file coverage, expiry, issuance."""
+
+    valid: bool
+    signature_ok: bool
+    expired: bool
+    intact: bool
+    trusted: bool
+    whole_file: bool
+    serial: str | None
+    uscc: str | None
+    valid_until: dt.date | None
+    signed_at: str | None
+    checked_on: dt.date | None
+    sha256: str
+    issued: bool | None
+    same_file_as_issued: bool | None = None
+    problems: list[str]

@@ -23,6 +23,15 @@ from serving.cli.app import app
 
 console = Console(stderr=True)
 
+# The simulated city: big enough that its largest section (F, about a third of the subjects) has
+# the adverse outcomes a sector model of its own needs (TrainingConfig.min_sector_positives, 300:
+# about 390 at 6,000 subjects, 197 at 3,000) and an out-of-time sample whose grades the promotion
+# gate can find monotone. At 3,000 the section fell back to the general model recalibrated, so its
+# "challenger" was the champion again, and the gate refused it on noise (bad rate B 0.139 > C 0.138,
+# 8 bads in 58). tests/serving/test_srv_demo_challenger.py trains the demo's city and runs the gate.
+DEMO_SUBJECTS = 6000
+DEMO_SEED = 7
+
 
 @dataclass
 class StageResult:
@@ -59,8 +68,8 @@ def _brief(summary: dict[str, Any]) -> str:
 
 @app.command()
 def demo(
-    subjects: Annotated[int, typer.Option(min=200, max=200_000, help="Subjects in the simulated city.")] = 3000,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated city and the models.")] = 7,
+    subjects: Annotated[int, typer.Option(min=200, max=200_000, help="Subjects in the simulated city.")] = DEMO_SUBJECTS,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city and the models.")] = DEMO_SEED,
     workdir: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("var/demo"),
     as_of: Annotated[str, typer.Option(help="Grading date: a quarter end, so the true risk of the simulated city is known for it (the city ends 2026-10-31).")] = "2025-09-30",
     host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
@@ -80,20 +89,17 @@ def demo(
     tracking = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     artifacts = workdir / "mlartifacts"
     stages = [
-        run_stage("simulate", ["simulate", "--subjects", str(subjects), "--seed", str(seed), "--out", str(city),
-                               "--format", "csv"], f"{city}/ (subjects, records, inspectors, truth/)"),
+        run_stage("simulate", simulate_args(subjects, seed, city), f"{city}/ (subjects, records, inspectors, truth/)"),
     ]
     # the sector account's section: the largest one, trained twice so its page has a champion and a
     # challenger to compare and promote (the gate, end to end)
     section = demo_section(city / "subjects.csv")
     stages += [
-        run_stage("ingest", ["ingest", "--subjects", str(city / "subjects.csv"), "--records",
-                             str(city / "records.csv"), "--store", str(store)],
+        run_stage("ingest", ingest_args(city, store),
                   f"{store}/ (valid rows) and its quarantine/ (rejected rows with reasons)"),
         run_stage("profile", ["profile", "--store", str(store), "--as-of", as_of, "--out", str(profiles)],
                   str(profiles)),
-        run_stage("train", ["train", "--store", str(store), "--seed", str(seed), "--challenger", section,
-                            "--tracking-uri", tracking, "--artifacts", str(artifacts)],
+        run_stage("train", train_args(store, seed, section, tracking, artifacts),
                   f"MLflow registry {tracking} (general; sector {section}: champion and challenger)"),
         run_stage("grade", ["grade", "--store", str(store), "--as-of", as_of, "--out", str(grades),
                             "--tracking-uri", tracking, "--artifacts", str(artifacts),
@@ -148,6 +154,23 @@ def demo(
     from serving.cli.serve import proxy_options
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy_options(settings))
+
+
+def simulate_args(subjects: int, seed: int, city: Path) -> list[str]:
+    """The demo's `tiers simulate` arguments (the tests train the same city)."""
+    return ["simulate", "--subjects", str(subjects), "--seed", str(seed), "--out", str(city), "--format", "csv"]
+
+
+def ingest_args(city: Path, store: Path) -> list[str]:
+    return ["ingest", "--subjects", str(city / "subjects.csv"), "--records", str(city / "records.csv"),
+            "--store", str(store)]
+
+
+def train_args(store: Path, seed: int, section: str, tracking: str, artifacts: Path) -> list[str]:
+    """`tiers train` as the demo runs it: the general model, and ``section``'s twice (champion and
+    challenger)."""
+    return ["train", "--store", str(store), "--seed", str(seed), "--challenger", section,
+            "--tracking-uri", tracking, "--artifacts", str(artifacts)]
 
 
 def demo_section(subjects_csv: Path) -> str:

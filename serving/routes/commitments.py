@@ -3,12 +3,11 @@ itself, the department's finding (kept or broken, with its basis); and their pag
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from serving.deps import (
     Decider,
@@ -37,76 +36,22 @@ from serving.errors import (
 )
 from serving.pages import render
 from serving.routes._page_lists import key_window, page_size
+from serving.schemas import (
+    CommitmentDecisionIn,
+    CommitmentOut,
+    CommitmentSign,
+    CommitmentStatus,
+    DepartmentCommitmentOut,
+    MatterOut,
+    PublicCommitmentOut,
+)
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import NoControlChars, VisibleText
+from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
 CommitmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-class MatterOut(BaseModel):
-    code: str
-    kind: str
-    title: str
-    department: str
-    due_days: int
-    template: str
-    kept_when: str
-    breaches: dict[str, str] = Field(description="breach code → what it is")
-    public: bool
-
-
-class CommitmentSign(BaseModel):
-    matter_code: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9\-]{1,39}$")
-
-
-class CommitmentDecisionIn(BaseModel):
-    outcome: Literal["kept", "broken"]
-    basis: VisibleText = Field(min_length=4, max_length=2000, description="依据: what the department found")
-    document_no: VisibleText | None = Field(default=None, min_length=2, max_length=120)
-    breach: str | None = Field(default=None, max_length=40, description="the breach found (required when broken)")
-
-
-class CommitmentOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    uscc: str
-    matter_code: str
-    kind: str
-    title: str
-    department: str
-    text: str
-    catalogue_version: str
-    public: bool
-    signed_on: dt.date
-    due_on: dt.date
-    status: Literal["pending", "kept", "broken"]
-    breach: str | None = None
-    basis: str | None = None
-    document_no: str | None = None
-    decided_on: dt.date | None = None
-    record_id: str | None = None
-
-
-class PublicCommitmentOut(BaseModel):
-    """What anyone sees of a 主动公示型 commitment: who committed to what, and whether it was kept."""
-
-    uscc: str
-    name: str
-    kind: str
-    title: str
-    text: str
-    department: str
-    signed_on: dt.date
-    due_on: dt.date
-    status: Literal["pending", "kept", "broken"]
-
-
-class DepartmentCommitmentOut(CommitmentOut):
-    name: str
 
 
 def _matter_out(m) -> MatterOut:
@@ -161,7 +106,7 @@ def sign_commitment(body: CommitmentSign, access: SubjectAccessDep, session: Ses
 @router.get("/department", response_model=list[DepartmentCommitmentOut],
             responses=error_responses(NotAuthenticated, NotAllowed))
 def department_commitments(principal: Decider, session: SessionDep, log: ReadLogDep,
-                           status: Literal["pending", "kept", "broken"] | None = None,
+                           status: CommitmentStatus | None = None,
                            purpose: PurposeQuery = None) -> list[DepartmentCommitmentOut]:
     """The commitments signed to the caller's department, the earliest due first (each subject
     shown is logged as read, with ``purpose`` or 信用承诺核查)."""

@@ -18,7 +18,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel
 
 from serving.deps import (
     SessionDep,
@@ -41,6 +40,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.pages import render
+from serving.schemas import IssuedReportOut, ReportVerificationOut
 from serving.services import credit_reports as reports
 
 router = APIRouter(prefix="/api/v1/credit-reports", tags=["credit reports"])
@@ -54,36 +54,7 @@ IssuerAccess = Annotated[SubjectAccess, Depends(make_subject_access(api_principa
 PageIssuerAccess = Annotated[SubjectAccess, Depends(make_subject_access(page_principal, reports.REPORT_ISSUER_ROLES))]
 
 
-class IssuedReportOut(BaseModel):
-    """What the issuance log says of a serial (no grade, no issuer: the public may read it)."""
 
-    serial: str
-    uscc: str
-    name: str
-    issued_at: dt.datetime
-    valid_until: dt.date
-    expired: bool
-    sha256: str
-
-
-class ReportVerificationOut(BaseModel):
-    """The check of a report file: signature, whole-file coverage, expiry, issuance."""
-
-    valid: bool
-    signature_ok: bool
-    expired: bool
-    intact: bool
-    trusted: bool
-    whole_file: bool
-    serial: str | None
-    uscc: str | None
-    valid_until: dt.date | None
-    signed_at: str | None
-    checked_on: dt.date | None
-    sha256: str
-    issued: bool | None
-    same_file_as_issued: bool | None = None
-    problems: list[str]
 
 
 def _pdf(signed: bytes, serial: str, status_code: int = 201) -> Response:

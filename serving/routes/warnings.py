@@ -3,12 +3,10 @@ logged as read), acknowledged and closed, downloaded as CSV; and their page."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from serving.deps import (
     Decider,
@@ -21,41 +19,20 @@ from serving.deps import (
 )
 from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.pages import render
+from serving.schemas import WarningCause, WarningClose, WarningOut
 from serving.services import warnings
 from serving.services.subjects import get_subject
 from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
-from serving.validation import CleanText, NoControlChars
+from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 pages_router = APIRouter(include_in_schema=False)
 WarningId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 PurposeParam = Annotated[str, Query(min_length=2, max_length=200, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
-CauseParam = Literal["serious_record", "list_entry", "grade_drop", "probability_rise", "commitment_broken"]
+CauseParam = WarningCause
 _ERRORS = (NotAuthenticated, NotAllowed)
 _CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
-
-
-class WarningOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    uscc: str
-    name: str
-    cause: CauseParam
-    cause_zh: str
-    message: str
-    record_ids: list[str]
-    department: str | None = None
-    status: Literal["open", "acknowledged", "closed"]
-    raised_on: dt.date
-    acknowledged_by: str | None = None
-    closed_by: str | None = None
-    close_note: str | None = None
-
-
-class WarningClose(BaseModel):
-    note: CleanText = Field(min_length=2, max_length=2000, description="处理说明: what was done")
 
 
 def _out(w, name: str) -> WarningOut:

@@ -2,13 +2,12 @@
 
 What a report shows is the subject's registration and its *public* information in force today:
 records of the public kinds (administrative actions, inspection results), list entries and
-commitments. Which records are in force is the catalogue's per-record rule,
-``features.evidence.record_status`` (``features/sql/counted_records.sql``, the same rule the
-profiles and the reasons read), applied to the service's current records with its revocations
-and repairs replayed as the regrader replays them (``serving.services.regrade``). On top of it,
-the one publication rule of the report (:func:`public_in_force`): not revoked, not repaired, not
-exempted, within its publicity or counting period, published (an unpublished minor penalty is
-not shown even where the policy counts it), and for list entries and licences not ended.
+commitments. Which records are in force is the catalogue's one rule,
+``features.evidence.records_in_force`` (``features/sql/counted_records.sql``: publicity periods,
+windows, repair, revocation, exemption, list exit, licence term; the rule the joint checks cite
+and the grade's evidence counts by), applied to the service's current records with its
+revocations and repairs replayed as the regrader replays them (``serving.services.regrade``),
+restricted to the public kinds (:func:`report_records`).
 
 Never shown: the grade, its score, probability or reasons (a grade is not public), complaints,
 arrears and self-declared information (not public), personal data of the legal representative.
@@ -44,8 +43,6 @@ PUBLIC_RECORD_KINDS = frozenset({
     "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "inspection",
 })
 COMMITMENT_KINDS = frozenset({"commitment_made", "commitment_kept", "commitment_broken"})
-# kinds whose end_date ends them (a list's exit, a licence's 有效期至); a commitment's is its due date
-_ENDED_BY_END_DATE = ("list_", "admin_license")
 SERIAL_PREFIX = "CR"
 STATUS_NAMES = {"active": "存续", "deregistered": "注销", "revoked": "吊销"}  # features.schema.SUBJECT_STATUSES
 
@@ -74,43 +71,50 @@ def verification_url(public_url: str, serial: str) -> str:
     return f"{public_url.rstrip('/')}/verify/credit-reports/{serial}"
 
 
-def public_in_force(status: pd.DataFrame, today: dt.date, policy) -> pd.Series:
-    """Which rows of ``record_status`` (``features.evidence``) a public report shows on ``today``."""
-    if status.empty:
-        return pd.Series(dtype=bool)
+def is_public_kind(kind: str) -> bool:
+    """Whether records of ``kind`` are public information a report may list."""
+    return kind in PUBLIC_RECORD_KINDS or kind in COMMITMENT_KINDS or kind.startswith("list_")
 
-    def flag(name: str) -> pd.Series:
-        return status[name].astype("boolean").fillna(False).astype(bool)
 
-    kind = status["kind"].astype(str)
-    shown = kind.isin(PUBLIC_RECORD_KINDS | COMMITMENT_KINDS) | kind.str.startswith("list_")
-    end = pd.to_datetime(status["end_date"])
-    ended = kind.str.startswith(_ENDED_BY_END_DATE) & end.notna() & (end <= pd.Timestamp(today))
-    published = pd.Series([
-        k != "admin_penalty" or (isinstance(s, str) and s in ("minor", "general", "serious")
-                                 and policy.publicity_rule_for(pd.Timestamp(d).date()).period(s).published)
-        for k, s, d in zip(kind, status["severity"], status["decision_date"], strict=True)], index=status.index)
-    return (shown & ~flag("is_revoked") & ~flag("is_repaired") & ~flag("is_exempt") & flag("in_period")
-            & ~ended & published)
+def report_records(records: pd.DataFrame, today: dt.date, policy=None) -> pd.DataFrame:
+    """The records of ``records`` (contract columns) a public report shows on ``today``, newest
+    first: the catalogue's records in force (``features.evidence.records_in_force``, the joint
+    checks' rule, neutral records included) of the public kinds. One publication rule is added,
+    for the two policy options that let a record count without being public: a repaired record
+    (``repaired_counts``; 信用修复 ends its publication) and a penalty of a severity whose publicity
+    rule does not publish it (``minor_penalty_counts``). Under the catalogue's default policy
+    neither applies (tests/serving/test_srv_credit_report_rule.py)."""
+    from features.catalogue import SEVERITIES, default_policy
+    from features.evidence import records_in_force
+
+    policy = policy or default_policy()
+    in_force = records_in_force(records, today, policy, neutral=True)
+    if in_force.empty:
+        return in_force
+
+    def published(kind: str, severity, decided: dt.date, negative_class, repaired) -> bool:
+        if isinstance(negative_class, str) and bool(repaired):
+            return False
+        return kind != "admin_penalty" or (severity in SEVERITIES
+                                           and policy.publicity_rule_for(decided).period(severity).published)
+
+    shown = [is_public_kind(str(k)) and published(str(k), s, d, n, r) for k, s, d, n, r in zip(
+        in_force["kind"], in_force["severity"], in_force["decision_date"], in_force["negative_class"],
+        in_force["is_repaired"], strict=True)]
+    return in_force.loc[shown].reset_index(drop=True)
 
 
 def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> pd.DataFrame:
-    """The subject's records a public report shows on ``today``, newest first (contract columns)."""
-    from features.catalogue import default_policy
-    from features.evidence import record_status
+    """The subject's records a public report shows on ``today`` (:func:`report_records`) among the
+    service's current records with its revocations and repairs replayed as the regrader does."""
     from serving.services.regrade import service_changes, service_records
 
-    policy = policy or default_policy()
     records = service_records(session, uscc)
     changes = service_changes(session, uscc)
     if not changes.empty:
         records = pd.concat([records.astype(object), changes.reindex(columns=[*records.columns, "ref_record_id"])
                             .astype(object)], ignore_index=True)
-    if records.empty:
-        return records
-    status = record_status(records, today, policy)
-    shown = status.loc[public_in_force(status, today, policy)]
-    return shown.sort_values(["decision_date", "record_id"], ascending=[False, True]).reset_index(drop=True)
+    return report_records(records, today, policy)
 
 
 def _row(rec: pd.Series, data_dir: str | None = None):

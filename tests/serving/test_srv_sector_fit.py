@@ -162,7 +162,8 @@ def test_demo_trains_a_champion_and_a_challenger_for_its_largest_section(tmp_pat
     (tmp_path / "subjects.csv").write_text("uscc,industry\n1,C\n2,F\n3,F\n4,\n5,C\n6,F\n", encoding="utf-8")
     assert demo.demo_section(tmp_path / "subjects.csv") == "F"
     source = inspect.getsource(demo.demo)
-    assert '"--challenger", section' in source and "sector_section=section" in source
+    assert "train_args(store, seed, section," in source and "sector_section=section" in source
+    assert '"--challenger", section' in inspect.getsource(demo.train_args)
 
 
 def test_job_view_says_failures_and_interruptions_in_chinese():
