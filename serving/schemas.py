@@ -157,7 +157,7 @@ GRADE_OUT_COLUMNS = tuple(GradeOut.model_fields)  # the stored columns a served 
 
 class GradeBatchIn(BaseModel):
     usccs: list[Uscc] = Field(min_length=1, max_length=1000)
-    purpose: CleanText = Purpose
+    purpose: VisibleText = Purpose
 
 
 class GradeBatchOut(BaseModel):
@@ -189,14 +189,14 @@ class ObjectionCreate(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
 
     record_id: CleanText = Field(min_length=1, max_length=40)
-    reason: CleanText = Field(min_length=5, max_length=2000, description="why the record is wrong")
+    reason: VisibleText = Field(min_length=5, max_length=2000, description="why the record is wrong")
 
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
 
     decision: Literal["upheld", "rejected"] = Field(description="upheld: the record is revoked")
-    reason: CleanText = Field(min_length=2, max_length=2000)
+    reason: VisibleText = Field(min_length=2, max_length=2000)
 
 
 class ObjectionOut(Out):
@@ -222,7 +222,7 @@ class RepairCreate(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
 
     record_id: CleanText = Field(min_length=1, max_length=40)
-    statement: CleanText = Field(min_length=5, max_length=2000,
+    statement: VisibleText = Field(min_length=5, max_length=2000,
                            description="how the violation was corrected (整改情况)")
 
 
@@ -230,7 +230,7 @@ class RepairDecisionIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)  # blanks only: refused as empty
 
     decision: Literal["approved", "rejected"]
-    reason: CleanText = Field(min_length=2, max_length=2000)
+    reason: VisibleText = Field(min_length=2, max_length=2000)
 
 
 class RepairOut(Out):
@@ -294,7 +294,7 @@ class UserOut(Out):
 
 class ApiKeyCreate(BaseModel):
     username: CleanText = Field(min_length=3, max_length=80)
-    name: CleanText = Field(min_length=1, max_length=80)
+    name: VisibleText = Field(min_length=1, max_length=80)
 
 
 class ApiKeyOut(BaseModel):
@@ -454,7 +454,7 @@ class CreditCheckBatchIn(BaseModel):
     usccs: list[Annotated[str, StringConstraints(pattern=USCC_PATTERN)]] = Field(
         min_length=1, json_schema_extra={"maxItems": MAX_CHECK_BATCH},
         description=f"at most {MAX_CHECK_BATCH:,} codes; repeated codes are checked once")
-    purpose: CleanText | None = Field(default=None, min_length=2, max_length=200,
+    purpose: VisibleText | None = Field(default=None, min_length=2, max_length=200,
                                       description="查询用途 besides the matter (e.g. the project number), logged")
 
     @field_validator("usccs", mode="before")
@@ -572,7 +572,7 @@ class WarningOut(Out):
 
 
 class WarningClose(BaseModel):
-    note: CleanText = Field(min_length=2, max_length=2000, description="处理说明: what was done")
+    note: VisibleText = Field(min_length=2, max_length=2000, description="处理说明: what was done")
 
 
 # --- credit reports (信用报告) ---------------------------------------------------------------
