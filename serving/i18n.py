@@ -685,25 +685,6 @@ ERROR_TEXTS: dict[str, dict[str, str]] = {
     "http_error": {"zh": "请求无法处理。", "en": "The request could not be handled."},
 }
 
-# Fields in the words of the person filling the form (``serving.errors``: validation messages).
-FIELD_LABELS: dict[str, tuple[str, str]] = {
-    "username": ("用户名", "Username"), "password": ("密码", "Password"),
-    "reason": ("理由", "Reason"), "statement": ("整改情况说明", "Corrective measures"),
-    "record_id": ("信用记录", "Record"), "decision": ("处理结果", "Decision"),
-    "uscc": ("统一社会信用代码", "Unified social credit code"), "purpose": ("查询用途", "Purpose"),
-    "plan_id": ("计划编号", "Plan id"), "period_start": ("检查期开始", "Period start"),
-    "period_end": ("检查期结束", "Period end"), "as_of": ("等级基准日", "Grades as of"),
-    "items": ("抽查事项", "Inspection items"), "tasks": ("抽查事项", "Inspection items"),
-    "district_codes": ("限定区县", "Districts"), "salt_source": ("公开随机数来源", "Public salt source"),
-    "salt_pattern": ("公开随机数格式", "Salt format"), "value": ("公开随机数", "Public salt"),
-    "salt": ("公开随机数", "Public salt"), "known_at": ("随机数公布时间", "Published at"),
-    "inspection_item": ("抽查事项", "Inspection item"), "inspected_on": ("检查日期", "Inspected on"),
-    "published_on": ("公示日期", "Published on"), "outcome": ("检查结果", "Outcome"),
-    "correction_reason": ("更正理由", "Correction reason"), "document_no": ("文书号", "Document no."),
-    "description": ("说明", "Description"), "grade": ("信用等级", "Grade"), "role": ("角色", "Role"),
-    "department": ("部门", "Department"), "section": ("行业门类", "Industry section"),
-    "limit": ("每页条数", "Page size"), "offset": ("起始位置", "Offset"), "csrf_token": ("表单校验码", "Form token"),
-}
 
 
 def text(key: str, lang: str) -> str:

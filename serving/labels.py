@@ -4,7 +4,7 @@ filters (``serving.pages``) and the downloads call them directly.
 
 Department names come from the data directory's ``departments.csv`` (what the simulator and a
 city's data office write, docs/data-contract.md); without one, from the bundled city configuration
-(``simulation/cities/nanjing.toml``). Industry sections are GB/T 4754-2017's (``simulation.city``).
+(``simulation/cities/nanjing.toml``). Industry sections are GB/T 4754-2017's (``features.schema.INDUSTRY_SECTION_NAMES``).
 """
 
 from __future__ import annotations
@@ -15,21 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from features.schema import INDUSTRY_SECTION_NAMES
 from serving.i18n import STATUS_NAMES, kind_name
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
-#: GB/T 4754-2017 section names in English (the Chinese ones: ``simulation.city.INDUSTRY_SECTIONS``)
-INDUSTRY_SECTIONS_EN: dict[str, str] = {
-    "A": "Agriculture, forestry, animal husbandry and fishery", "B": "Mining", "C": "Manufacturing",
-    "D": "Electricity, heat, gas and water supply", "E": "Construction", "F": "Wholesale and retail trade",
-    "G": "Transport, storage and post", "H": "Accommodation and catering",
-    "I": "Information transmission, software and IT services", "J": "Finance", "K": "Real estate",
-    "L": "Leasing and business services", "M": "Scientific research and technical services",
-    "N": "Water conservancy, environment and public facilities", "O": "Resident, repair and other services",
-    "P": "Education", "Q": "Health and social work", "R": "Culture, sports and entertainment",
-    "S": "Public administration, social security and social organisations", "T": "International organisations",
-}
 
 
 def _pick(names: tuple[str, str] | None, code: str, lang: str) -> str:
@@ -72,10 +62,7 @@ def industry_name(section: str | None, lang: str = "zh") -> str:
     """``C`` → 制造业 (Manufacturing); an unknown value as it is."""
     if not section:
         return ""
-    from simulation.city import INDUSTRY_SECTIONS
-
-    return _pick((INDUSTRY_SECTIONS[section], INDUSTRY_SECTIONS_EN[section]) if section in INDUSTRY_SECTIONS
-                 else None, section, lang)
+    return _pick(INDUSTRY_SECTION_NAMES.get(section), section, lang)
 
 
 def status_name(status: str | None, lang: str = "zh") -> str:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from features.schema import INDUSTRY_SECTIONS
 from serving.db.models import Alert
 from serving.deps import (
     SESSION_COOKIE,
@@ -339,8 +340,6 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
         "repairs": _queue(request, session, repairs.REPAIRS, queue, "r_", "repairs", list),
     })
 
-
-INDUSTRY_SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754 sections
 
 
 def _queue(request: Request, session: Session, kind: ApplicationKind, queue: dict, prefix: str, anchor: str,
