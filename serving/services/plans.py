@@ -552,20 +552,13 @@ def people_plan_tables(plan: InspectionPlan, lang: str, data_dir: str | Path | N
                        ) -> list[tuple[str, pd.DataFrame]]:
     """The workbook's sheets (visits, summary, commitment) with headers in ``lang`` and names for
     departments, inspectors and items; names of persons are masked as ``plan`` already shows them."""
-    from serving.labels import department_name, inspector_label, inspector_names
+    from serving.labels import department_name, inspector_label, inspector_names, item_label
     from supervision.export import commitment_table, plan_table, summary_table
 
     inspectors = inspector_names(data_dir)
-    try:
-        items = load_scheduler_tables(data_dir)["items"] if data_dir else None
-    except PlanDataUnavailable:
-        items = None
-    item_names = {} if items is None else {
-        str(r["item_code"]): str((r.get("name_en") if lang == "en" else None) or r.get("name_zh") or "")
-        for r in items.to_dict("records")}
 
     def item(code: str) -> str:
-        return f"{code} {item_names[code]}" if item_names.get(code) else code
+        return item_label(code, lang, data_dir)
 
     visits = plan_table(plan)
     if len(visits):
