@@ -15,6 +15,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "repair_pending": {"zh": "修复申请处理中", "en": "repair application pending"},
     "record": {"zh": "记录", "en": "record"},
     "record_no": {"zh": "记录编号", "en": "Record"},
+    "decision": {"zh": "处理结果", "en": "Decision"},
+    "decision_reason": {"zh": "处理理由", "en": "Reason for the decision"},
     "grade": {"zh": "信用等级", "en": "Grade"},
     "score": {"zh": "信用分", "en": "Score"},
     "as_of": {"zh": "评价基准日", "en": "As of"},

@@ -698,6 +698,7 @@ def _plan_page(request: Request, plan_id: int, principal: Principal, session: Se
     response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
+        "districts": visits.districts,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
     response.status_code = status_code
     return response
@@ -720,9 +721,12 @@ class VisitList:
                         "status": params.get("v_status") if params.get("v_status") in ("entered", "missing") else "",
                         "sort": params.get("v_sort") if params.get("v_sort") in ("grade", "uscc") else "order"}
         self.window: Window | None = None
+        self.districts: list[tuple[str, str]] = []  # (code, name) of the plan's visits: the filter's choices
 
     def __call__(self, visits: list) -> list:
         f = self.filters
+        self.districts = sorted({(v.district_code, v.district_name or v.district_code) for v in visits
+                                 if v.district_code})
         search = f["search"].upper() if f["search"].isascii() else f["search"]
         chosen = [v for v in visits
                   if (not search or v.uscc.startswith(search) or v.name.startswith(f["search"]))

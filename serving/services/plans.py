@@ -107,7 +107,31 @@ def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
 def district_names(session: Session) -> dict[str, str]:
     """District code → name as the subjects carry them (for forms that take either)."""
     rows = session.execute(select(Subject.district_code, Subject.district_name).distinct()).all()
-    return {code: name or code for code, name in rows if code}
+    names: dict[str, str] = {}
+    for code, name in rows:  # a subject that names its district over one that does not
+        if code and (name or code not in names):
+            names[code] = name or code
+    return names
+
+
+_DISTRICT_CHOICES: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # database → (generation, choices)
+
+
+def district_choices(session: Session) -> list[tuple[str, str]]:
+    """The districts the subjects carry, (code, name) by code, for the pages' district selects: read
+    once per generation of the list totals (``list_counts``: advanced whenever subjects change), not
+    on every page (a distinct over every subject)."""
+    from serving.db.models import ListCountsHead
+
+    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
+    key = str(session.get_bind().url)
+    kept = _DISTRICT_CHOICES.get(key)
+    if generation is not None and kept is not None and kept[0] == generation:
+        return kept[1]
+    choices = sorted(district_names(session).items())
+    if generation is not None:
+        _DISTRICT_CHOICES[key] = (generation, choices)
+    return choices
 
 
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
