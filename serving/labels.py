@@ -187,6 +187,14 @@ def endpoint_name(endpoint: str | None, lang: str = "zh") -> str:
     return f"{name} ({channel})" if lang == "en" and channel else f"{name}（{channel}）" if channel else name
 
 
+def gate_check_name(name: str | None, lang: str = "zh") -> str:
+    """A promotion gate check (``auc``, ``grade_monotonicity`` …) by name (the model report's words)."""
+    from serving.i18n import PAGE_TEXTS
+
+    entry = PAGE_TEXTS["sector_report"].get(f"check_{name}")
+    return (entry.get(lang) or entry["zh"]) if entry else (name or "")
+
+
 def one_language(value: str | None, lang: str = "zh") -> str:
     """The half of a stored bilingual text (``中文 / English``, ``中文；English``) in ``lang``; any
     other text as it is (a committed value is shown, never changed)."""

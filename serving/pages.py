@@ -45,6 +45,7 @@ FILTERS = {
     "model": pass_context(lambda ctx, name: labels.model_label(name, _lang(ctx))),
     "purpose": pass_context(lambda ctx, value: labels.purpose_text(value, _lang(ctx))),
     "endpoint": pass_context(lambda ctx, value: labels.endpoint_name(value, _lang(ctx))),
+    "gate_check": pass_context(lambda ctx, name: labels.gate_check_name(name, _lang(ctx))),
     "when": labels.beijing_minute,
     "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
 }

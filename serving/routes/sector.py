@@ -239,7 +239,6 @@ def promote_version(principal: ModelReader, session: SessionDep, registry: Regis
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     lang = page_lang(request)
     return render(request, template, {"s": lambda key: page_text("sector", key, lang), "local": local_minute,
-                                      "r": lambda key: page_text("sector_report", key, lang),
                                       **context}, status_code=status_code)
 
 
