@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -201,4 +202,16 @@ def test_regulator_pages_through_its_list_in_the_browser_keeping_the_filters(sit
     assert "industry=C" in tab.url and "size=10" in tab.url and tab.input_value("#f-industry") == "C"
     assert tab.locator("#subjects tr.subject").count() == min(10, total - 10)
     assert _sideways(tab) == 0
+    first_rows = tab.locator("#subjects tr.subject td:first-child").all_inner_texts()
+    tab.click("#subjects-pager a.prev")  # keyset paging goes back too, filters kept
+    tab.wait_for_load_state()
+    assert "industry=C" in tab.url and "after=" not in tab.url and tab.locator("#subjects tr.subject").count() == 10
+    assert tab.locator("#subjects tr.subject td:first-child").all_inner_texts() != first_rows
+    district = tab.locator("#f-district option").nth(1)  # the district filter: names to choose from
+    name, code = district.inner_text(), district.get_attribute("value")
+    assert re.search("[\u4e00-\u9fff]", name) and code.isdigit()
+    tab.select_option("#f-district", code)
+    tab.click("#subject-filters button[type=submit]")
+    tab.wait_for_load_state()
+    assert f"district={code}" in tab.url and tab.locator("#f-district option:checked").inner_text() == name
     context.close()
