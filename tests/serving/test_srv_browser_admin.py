@@ -126,8 +126,20 @@ ALLOWED = {
     "GB",  # the national standards' designation (GB/T 4754, GB 32100), part of their names
     "UTF", "GBK", "MB",  # encodings (UTF-8, GBK) and the unit of a file's size, as Chinese software writes them
 }
-ID_LIKE = re.compile(r"\b[0-9A-Za-z]*\d[0-9A-Za-z]*(?:[-_.][0-9A-Za-z]+)*\b")  # USCCs, ids, codes, numbers
+# USCCs, ids, codes (SAMR-03, INS000022, tiers-draw-v2), numbers: a token holding a digit
+ID_LIKE = re.compile(r"(?<![0-9A-Za-z_.-])(?=[0-9A-Za-z_.-]*\d)[0-9A-Za-z]+(?:[-_.][0-9A-Za-z]+)*")
 SKIP = re.compile(r"\.(csv|xlsx|json|pdf|pem|html)(\?|$)|^/api/|/logout|/report\.html|[?&]lang=en")
+
+
+def _session(server_dir, username: str) -> str:
+    """The session cookie the login form sets for ``username``, signed with the key of the server
+    whose directory is ``server_dir`` (the login form itself: the tests above; argon2 takes seconds)."""
+    from serving.keys import with_keys
+    from serving.security import create_access_token
+    from serving.settings import Settings
+
+    jwt_key = with_keys(Settings(database_url="sqlite://", keys_dir=server_dir / "keys")).jwt_key
+    return create_access_token(principal(username), jwt_key, 30)[0]
 
 
 def _people_text(html: str) -> str:
@@ -182,17 +194,11 @@ def test_every_page_each_role_reaches_speaks_chinese(admin_server):
                         "/admin/applications"]}
     import time
 
-    from serving.keys import with_keys
-    from serving.security import create_access_token
-    from serving.settings import Settings
-
     base, tmp_path = admin_server
-    jwt_key = with_keys(Settings(database_url="sqlite://", keys_dir=tmp_path / "keys")).jwt_key  # the server's own
     for username, urls in starts.items():
         started = time.perf_counter()
         with httpx.Client(base_url=base, timeout=60) as client:
-            # the session cookie the login form sets (the form itself: the tests above; argon2 takes seconds)
-            client.cookies.set("tiers_session", create_access_token(principal(username), jwt_key, 30)[0])
+            client.cookies.set("tiers_session", _session(tmp_path, username))
             if username == "ent1":  # a report issued (its verification page), an objection (the queues)
                 page = client.get(f"/credit/{ENT1}").text
                 csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -224,12 +230,7 @@ def test_every_page_each_role_reaches_speaks_chinese(admin_server):
 def test_admin_sector_commitment_and_warning_pages_pass_axe_in_both_languages(admin_server, browser, shots):  # noqa: F811
     from test_srv_browser_plans import WIDE, _check
 
-    from serving.keys import with_keys
-    from serving.security import create_access_token
-    from serving.settings import Settings
-
     base, tmp_path = admin_server
-    jwt_key = with_keys(Settings(database_url="sqlite://", keys_dir=tmp_path / "keys")).jwt_key
     pages = {"admin": {"admin": "/admin", "admin-users": "/admin/users", "admin-keys": "/admin/api-keys",
                        "admin-querylog": "/admin/querylog", "admin-promotions": "/admin/promotions",
                        "admin-applications": "/admin/applications"},
@@ -240,9 +241,8 @@ def test_admin_sector_commitment_and_warning_pages_pass_axe_in_both_languages(ad
     problems: list[str] = []
     for username, urls in pages.items():
         context = browser.new_context(viewport={"width": WIDE, "height": 900}, bypass_csp=True)  # axe is injected
-        if username:  # the session cookie the login form sets (the form: the tests above)
-            token = create_access_token(principal(username), jwt_key, 30)[0]
-            context.add_cookies([{"name": "tiers_session", "value": token, "url": base}])
+        if username:
+            context.add_cookies([{"name": "tiers_session", "value": _session(tmp_path, username), "url": base}])
         tab = context.new_page()
         for name, url in urls.items():
             for lang in ("zh", "en"):
