@@ -300,3 +300,24 @@ def test_refused_decision_comes_back_as_typed_with_the_reason_at_its_field(clien
     again = client.post(f"/regulator/objections/{objection}/decision",
                         data={"decision": "upheld", "reason": "再次提交的处理结果", "csrf_token": csrf})
     assert again.status_code == 409 and re.search("[\u4e00-\u9fff]", _error_text(again.text))
+
+
+def test_refused_commitment_decision_comes_back_as_typed(client, session, world):
+    import datetime as dt
+
+    from srv_fixtures import principal
+
+    from serving.services import commitments
+
+    signed = commitments.sign(session, principal("ent2"), world.ent2, "samr-food-licence", dt.date(2026, 11, 1))
+    session.commit()
+    csrf = _login(client, "reg_samr")
+    typed = {"outcome": "broken", "breach": "false_statement", "basis": "不符", "document_no": "宁市监承〔2026〕9号",
+             "csrf_token": csrf}
+    r = client.post(f"/regulator/commitments/{signed.id}/decision", data=typed)
+    assert r.status_code == 422
+    row = re.search(rf'<tr class="commitment" data-id="{signed.id}">.*?</tr>', r.text, re.S).group(0)
+    assert 'value="broken" selected' in row and 'value="false_statement" selected' in row
+    assert 'value="不符"' in row and 'value="宁市监承〔2026〕9号"' in row
+    error = re.search(r'<p class="error"[^>]*>(.*?)</p>', row, re.S).group(1)
+    assert "依据" in error and not ENGLISH_DEV.search(error) and "退出" in r.text
