@@ -731,7 +731,6 @@ TEXTS.update({
     "sort_newest": {"zh": "最新在前", "en": "Newest first"},
     "sort_oldest": {"zh": "最早在前", "en": "Oldest first"},
     "sort_due": {"zh": "到期日最早在前", "en": "Due soonest first"},
-    "district_code": {"zh": "区县代码（6 位）", "en": "District code (6 digits)"},
     "decided": {"zh": "已处理", "en": "decided"},
     "result_entered": {"zh": "已录入结果", "en": "result entered"},
     "result_missing": {"zh": "未录入结果", "en": "no result yet"},
