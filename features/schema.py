@@ -104,7 +104,22 @@ LEGAL_FORMS = frozenset(
 )
 SUBJECT_STATUSES = frozenset({"active", "deregistered", "revoked"})
 SEVERITY_VALUES = ("minor", "general", "serious")
-INDUSTRY_SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")  # GB/T 4754-2017
+# GB/T 4754-2017 sections by name, (Chinese, English): the one map (pages, downloads, messages)
+INDUSTRY_SECTION_NAMES: dict[str, tuple[str, str]] = {
+    "A": ("农林牧渔业", "Agriculture, forestry, animal husbandry and fishery"), "B": ("采矿业", "Mining"),
+    "C": ("制造业", "Manufacturing"), "D": ("电力热力燃气及水生产和供应业", "Electricity, heat, gas and water supply"),
+    "E": ("建筑业", "Construction"), "F": ("批发和零售业", "Wholesale and retail trade"),
+    "G": ("交通运输仓储和邮政业", "Transport, storage and post"), "H": ("住宿和餐饮业", "Accommodation and catering"),
+    "I": ("信息传输软件和信息技术服务业", "Information transmission, software and IT services"),
+    "J": ("金融业", "Finance"), "K": ("房地产业", "Real estate"), "L": ("租赁和商务服务业", "Leasing and business services"),
+    "M": ("科学研究和技术服务业", "Scientific research and technical services"),
+    "N": ("水利环境和公共设施管理业", "Water conservancy, environment and public facilities"),
+    "O": ("居民服务修理和其他服务业", "Resident, repair and other services"), "P": ("教育", "Education"),
+    "Q": ("卫生和社会工作", "Health and social work"), "R": ("文化体育和娱乐业", "Culture, sports and entertainment"),
+    "S": ("公共管理社会保障和社会组织", "Public administration, social security and social organisations"),
+    "T": ("国际组织", "International organisations"),
+}
+INDUSTRY_SECTIONS = tuple(INDUSTRY_SECTION_NAMES)
 
 # The largest amount a record may carry, in yuan: 10 万亿 (1e13), a thousand times the largest fine
 # ever imposed in China (18.228 billion yuan, 2021), and small enough that the store's amount in
@@ -185,18 +200,42 @@ SUBJECT_FIELDS: dict[str, FieldRule] = _rules(
 if tuple(RECORD_FIELDS) != RECORD_COLUMNS or tuple(SUBJECT_FIELDS) != SUBJECT_COLUMNS:
     # a check, not an assert: it must hold under `python -O` too (ruff S101)
     raise RuntimeError("features.schema: the field rules must list the contract's columns in order")
-# The contract's fields as a clerk calls them: every Chinese message names a field by this label (the
-# identifier follows in brackets only where a message quotes it for support).
-FIELD_LABELS_ZH: dict[str, str] = {
-    "record_id": "记录编号", "uscc": "统一社会信用代码", "kind": "记录类别", "subkind": "记录子类",
-    "severity": "情节等级", "decision_date": "决定日期", "end_date": "结束日期", "publicity_end": "公示截止日期",
-    "amount": "金额（元）", "department": "部门", "document_no": "文书号", "ref_record_id": "关联记录编号",
-    "verified": "是否核实", "verified_on": "核实日期", "exemption": "免罚情形", "inspection_item": "检查事项",
-    "description": "说明", "name": "名称", "legal_form": "组织形式", "industry": "行业门类",
-    "district_code": "行政区划代码", "district_name": "行政区划名称", "registered_on": "成立日期",
-    "registered_capital": "注册资本（万元）", "employees": "从业人数", "status": "登记状态",
-    "status_date": "状态变更日期", "legal_rep_name": "法定代表人姓名", "legal_rep_id": "法定代表人证件号",
+# Every field as a person calls it, (Chinese, English): the contract's columns (every Chinese ingest
+# message names a field by its label; the identifier follows in brackets only where a message quotes
+# it for support) and the service's form fields (its validation messages). One map: the service imports it.
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "record_id": ("记录编号", "Record"), "uscc": ("统一社会信用代码", "Unified social credit code"),
+    "kind": ("记录类别", "Record kind"), "subkind": ("记录子类", "Record subkind"),
+    "severity": ("情节等级", "Severity"), "decision_date": ("决定日期", "Decision date"),
+    "end_date": ("结束日期", "End date"), "publicity_end": ("公示截止日期", "Publicity ends"),
+    "amount": ("金额（元）", "Amount (yuan)"), "department": ("部门", "Department"),
+    "document_no": ("文书号", "Document no."), "ref_record_id": ("关联记录编号", "Related record"),
+    "verified": ("是否核实", "Verified"), "verified_on": ("核实日期", "Verified on"),
+    "exemption": ("免罚情形", "Exemption"), "inspection_item": ("抽查事项", "Inspection item"),
+    "description": ("说明", "Description"), "name": ("名称", "Name"), "legal_form": ("组织形式", "Legal form"),
+    "industry": ("行业门类", "Industry section"), "district_code": ("行政区划代码", "District code"),
+    "district_name": ("行政区划名称", "District"), "registered_on": ("成立日期", "Registered on"),
+    "registered_capital": ("注册资本（万元）", "Registered capital (10k yuan)"),
+    "employees": ("从业人数", "Employees"), "status": ("登记状态", "Status"),
+    "status_date": ("状态变更日期", "Status date"), "legal_rep_name": ("法定代表人姓名", "Legal representative"),
+    "legal_rep_id": ("法定代表人证件号", "Legal representative's ID"),
+    # the service's forms
+    "username": ("用户名", "Username"), "password": ("密码", "Password"),
+    "reason": ("理由", "Reason"), "statement": ("整改情况说明", "Corrective measures"),
+    "decision": ("处理结果", "Decision"), "purpose": ("查询用途", "Purpose"),
+    "plan_id": ("计划编号", "Plan id"), "period_start": ("检查期开始", "Period start"),
+    "period_end": ("检查期结束", "Period end"), "as_of": ("等级基准日", "Grades as of"),
+    "items": ("抽查事项", "Inspection items"), "tasks": ("抽查事项", "Inspection items"),
+    "district_codes": ("限定区县", "Districts"), "salt_source": ("公开随机数来源", "Public salt source"),
+    "salt_pattern": ("公开随机数格式", "Salt format"), "value": ("公开随机数", "Public salt"),
+    "salt": ("公开随机数", "Public salt"), "known_at": ("随机数公布时间", "Published at"),
+    "inspected_on": ("检查日期", "Inspected on"), "published_on": ("公示日期", "Published on"),
+    "outcome": ("检查结果", "Outcome"), "correction_reason": ("更正理由", "Correction reason"),
+    "basis": ("认定依据", "Basis"), "breach": ("违约情形", "Breach"), "grade": ("信用等级", "Grade"), "role": ("角色", "Role"), "section": ("行业门类", "Industry section"),
+    "limit": ("每页条数", "Page size"), "offset": ("起始位置", "Offset"), "csrf_token": ("表单校验码", "Form token"),
 }
+# the contract's columns in Chinese (ingest's messages)
+FIELD_LABELS_ZH: dict[str, str] = {name: FIELD_LABELS[name][0] for name in (*RECORD_COLUMNS, *SUBJECT_COLUMNS)}
 SEVERITY_NAMES_ZH: dict[str, str] = {"minor": "轻微", "general": "一般", "serious": "严重"}
 # a bare identifier (not quoted in brackets), with the space that set it apart from Chinese text
 _FIELD_IDENTIFIER = re.compile(

@@ -21,7 +21,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.i18n import ERROR_TEXTS, FIELD_LABELS
+from features.schema import FIELD_LABELS
+from serving.i18n import ERROR_TEXTS
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "objection_pending": {"zh": "异议处理中", "en": "objection pending"},
     "repair_pending": {"zh": "修复申请处理中", "en": "repair application pending"},
     "record": {"zh": "记录", "en": "record"},
+    "record_no": {"zh": "记录编号", "en": "Record"},
+    "decision": {"zh": "处理结果", "en": "Decision"},
+    "decision_reason": {"zh": "处理理由", "en": "Reason for the decision"},
     "grade": {"zh": "信用等级", "en": "Grade"},
     "score": {"zh": "信用分", "en": "Score"},
     "as_of": {"zh": "评价基准日", "en": "As of"},
@@ -212,7 +215,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "version": {"zh": "版本", "en": "Version"},
         "role": {"zh": "角色", "en": "Role"},
         "auc": {"zh": "区分度 AUC（样本外）", "en": "AUC (out of time)"},
-        "brier": {"zh": "Brier 分数", "en": "Brier score"},
+        "brier": {"zh": "布里尔分数", "en": "Brier score"},
         "validated": {"zh": "验证基准日", "en": "Validated as of"},
         "cutoffs": {"zh": "等级切分点（不良概率上限）", "en": "Grade cut-offs (upper adverse probability)"},
         "grade_table": {"zh": "等级表（样本外）", "en": "Grade table (out of time)"},
@@ -392,7 +395,8 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                         "(on top of the general model), validated out of time and registered as a challenger to "
                         "compare and promote on the models page."},
         "format": {"zh": "文件格式", "en": "File format"},
-        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：uscc（统一社会信用代码）、as_of（评价基准日，年-月-日）、label（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。industry 列可省略，填写时须为本行业门类。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
+        "format_keys": {"zh": "列名（表头照此填写）：", "en": "Column names (the header, as written here):"},
+        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
                         "en": "One row per subject and as-of date: uscc, as_of (YYYY-MM-DD), label (1 if the adverse "
                               "outcome happened within {n} months after as_of, else 0) and every feature column "
                               "below (empty: missing). industry may be left out; if given it must be the section's "
@@ -479,7 +483,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "title": {"zh": "模型验证报告", "en": "Model validation report"},
         "version": {"zh": "第 {v} 版", "en": "version {v}"},
         "back": {"zh": "返回行业模型页面", "en": "Back to the models"},
-        "download": {"zh": "下载完整验证报告（HTML，可归档）", "en": "Download the full report (HTML, to file)"},
+        "download": {"zh": "下载完整验证报告（网页文件，可归档）", "en": "Download the full report (HTML, to file)"},
         "summary": {"zh": "概要", "en": "Summary"},
         "kind": {"zh": "模型类别", "en": "Kind"},
         "kind_general": {"zh": "通用模型", "en": "general model"},
@@ -498,8 +502,8 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "validation_subjects": {"zh": "验证样本（其中不良）", "en": "Validation subjects (adverse)"},
         "auc": {"zh": "区分度 AUC（95% 置信区间）", "en": "AUC (95 % interval)"},
         "ks": {"zh": "KS 统计量", "en": "KS"},
-        "brier": {"zh": "Brier 分数（越小越好）", "en": "Brier score (lower is better)"},
-        "ece": {"zh": "期望校准误差 ECE", "en": "Expected calibration error"},
+        "brier": {"zh": "布里尔分数（越小越好）", "en": "Brier score (lower is better)"},
+        "ece": {"zh": "期望校准误差", "en": "Expected calibration error"},
         "notes": {"zh": "说明", "en": "Notes"},
         "calibration": {"zh": "校准：预测不良概率与实际不良率", "en": "Calibration: predicted vs observed adverse rate"},
         "calibration_note": {"zh": "每个点是一组预测概率相近的企业：横轴为平均预测不良概率，纵轴为实际不良率（竖线为 95% 置信区间）；越贴近虚线（完全校准）越好。",
@@ -533,7 +537,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "passed": {"zh": "通过", "en": "passed"},
         "failed": {"zh": "未通过", "en": "failed"},
         "check_auc": {"zh": "区分度 AUC 不低于在用版本（容差内）", "en": "AUC not below the champion's (within tolerance)"},
-        "check_brier": {"zh": "Brier 分数不高于在用版本（容差内）", "en": "Brier not above the champion's (within tolerance)"},
+        "check_brier": {"zh": "布里尔分数不高于在用版本（容差内）", "en": "Brier not above the champion's (within tolerance)"},
         "check_ece": {"zh": "校准误差不高于在用版本（容差内）", "en": "ECE not above the champion's (within tolerance)"},
         "check_grade_monotonicity": {"zh": "等级越低不良率越高", "en": "Bad rate rises from A to D"},
         "check_grade_share_shift": {"zh": "等级占比变动在限度内", "en": "Grade shares move within the limit"},
@@ -565,7 +569,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "performance": {"zh": "模型表现", "en": "Model performance"},
         "provisional": {"zh": "暂定：标签尚未成熟，结果可能变化", "en": "provisional: labels have not matured yet"},
         "maturity": {"zh": "标签成熟度", "en": "Label maturity"},
-        "report": {"zh": "下载完整 Evidently 报告（HTML）", "en": "Download the full Evidently report (HTML)"},
+        "report": {"zh": "下载完整 Evidently 报告（网页文件）", "en": "Download the full Evidently report (HTML)"},
         "model": {"zh": "模型", "en": "Model"},
         "open": {"zh": "查看", "en": "Open"},
         "severity_critical": {"zh": "严重", "en": "critical"},
@@ -685,25 +689,6 @@ ERROR_TEXTS: dict[str, dict[str, str]] = {
     "http_error": {"zh": "请求无法处理。", "en": "The request could not be handled."},
 }
 
-# Fields in the words of the person filling the form (``serving.errors``: validation messages).
-FIELD_LABELS: dict[str, tuple[str, str]] = {
-    "username": ("用户名", "Username"), "password": ("密码", "Password"),
-    "reason": ("理由", "Reason"), "statement": ("整改情况说明", "Corrective measures"),
-    "record_id": ("信用记录", "Record"), "decision": ("处理结果", "Decision"),
-    "uscc": ("统一社会信用代码", "Unified social credit code"), "purpose": ("查询用途", "Purpose"),
-    "plan_id": ("计划编号", "Plan id"), "period_start": ("检查期开始", "Period start"),
-    "period_end": ("检查期结束", "Period end"), "as_of": ("等级基准日", "Grades as of"),
-    "items": ("抽查事项", "Inspection items"), "tasks": ("抽查事项", "Inspection items"),
-    "district_codes": ("限定区县", "Districts"), "salt_source": ("公开随机数来源", "Public salt source"),
-    "salt_pattern": ("公开随机数格式", "Salt format"), "value": ("公开随机数", "Public salt"),
-    "salt": ("公开随机数", "Public salt"), "known_at": ("随机数公布时间", "Published at"),
-    "inspection_item": ("抽查事项", "Inspection item"), "inspected_on": ("检查日期", "Inspected on"),
-    "published_on": ("公示日期", "Published on"), "outcome": ("检查结果", "Outcome"),
-    "correction_reason": ("更正理由", "Correction reason"), "document_no": ("文书号", "Document no."),
-    "description": ("说明", "Description"), "grade": ("信用等级", "Grade"), "role": ("角色", "Role"),
-    "department": ("部门", "Department"), "section": ("行业门类", "Industry section"),
-    "limit": ("每页条数", "Page size"), "offset": ("起始位置", "Offset"), "csrf_token": ("表单校验码", "Form token"),
-}
 
 
 def text(key: str, lang: str) -> str:
@@ -746,7 +731,6 @@ TEXTS.update({
     "sort_newest": {"zh": "最新在前", "en": "Newest first"},
     "sort_oldest": {"zh": "最早在前", "en": "Oldest first"},
     "sort_due": {"zh": "到期日最早在前", "en": "Due soonest first"},
-    "district_code": {"zh": "区县代码（6 位）", "en": "District code (6 digits)"},
     "decided": {"zh": "已处理", "en": "decided"},
     "result_entered": {"zh": "已录入结果", "en": "result entered"},
     "result_missing": {"zh": "未录入结果", "en": "no result yet"},

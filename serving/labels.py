@@ -4,32 +4,23 @@ filters (``serving.pages``) and the downloads call them directly.
 
 Department names come from the data directory's ``departments.csv`` (what the simulator and a
 city's data office write, docs/data-contract.md); without one, from the bundled city configuration
-(``simulation/cities/nanjing.toml``). Industry sections are GB/T 4754-2017's (``simulation.city``).
+(``simulation/cities/nanjing.toml``). Industry sections are GB/T 4754-2017's (``features.schema.INDUSTRY_SECTION_NAMES``).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from features.schema import INDUSTRY_SECTION_NAMES
 from serving.i18n import STATUS_NAMES, kind_name
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
-#: GB/T 4754-2017 section names in English (the Chinese ones: ``simulation.city.INDUSTRY_SECTIONS``)
-INDUSTRY_SECTIONS_EN: dict[str, str] = {
-    "A": "Agriculture, forestry, animal husbandry and fishery", "B": "Mining", "C": "Manufacturing",
-    "D": "Electricity, heat, gas and water supply", "E": "Construction", "F": "Wholesale and retail trade",
-    "G": "Transport, storage and post", "H": "Accommodation and catering",
-    "I": "Information transmission, software and IT services", "J": "Finance", "K": "Real estate",
-    "L": "Leasing and business services", "M": "Scientific research and technical services",
-    "N": "Water conservancy, environment and public facilities", "O": "Resident, repair and other services",
-    "P": "Education", "Q": "Health and social work", "R": "Culture, sports and entertainment",
-    "S": "Public administration, social security and social organisations", "T": "International organisations",
-}
 
 
 #: the registration's legal forms (``features.schema.LEGAL_FORMS``) as the registration names them
@@ -81,10 +72,7 @@ def industry_name(section: str | None, lang: str = "zh") -> str:
     """``C`` → 制造业 (Manufacturing); an unknown value as it is."""
     if not section:
         return ""
-    from simulation.city import INDUSTRY_SECTIONS
-
-    return _pick((INDUSTRY_SECTIONS[section], INDUSTRY_SECTIONS_EN[section]) if section in INDUSTRY_SECTIONS
-                 else None, section, lang)
+    return _pick(INDUSTRY_SECTION_NAMES.get(section), section, lang)
 
 
 def legal_form_name(form: str | None, lang: str = "zh") -> str:
@@ -125,11 +113,107 @@ def inspector_label(inspector_id: str, names: dict[str, str]) -> str:
     return f"{name}（{inspector_id}）" if name else inspector_id
 
 
+@lru_cache(maxsize=16)
+def _items_file(path: str, mtime: float) -> dict[str, tuple[str, str]]:
+    from supervision.tables import read_table
+
+    return {str(r["item_code"]): (str(r.get("name_zh") or ""), str(r.get("name_en") or ""))
+            for r in read_table(path, "items").to_dict("records") if r.get("item_code")}
+
+
+def item_names(data_dir: str | Path | None) -> dict[str, tuple[str, str]]:
+    """Inspection item code → (Chinese name, English name) from the data directory's ``items`` table
+    (csv, parquet or jsonl, docs/data-contract.md); empty when there is none."""
+    base = Path(data_dir) if data_dir else None
+    path = next((base / f"items{s}" for s in (".csv", ".parquet", ".jsonl") if (base / f"items{s}").is_file()),
+                None) if base is not None and base.is_dir() else None
+    return _items_file(str(path), path.stat().st_mtime) if path is not None else {}
+
+
+def item_label(code: str | None, lang: str = "zh", data_dir: str | Path | None = None) -> str:
+    """``产品质量抽查（SAMR-03）``: the item's name, its code for whoever matches it; the code alone
+    when the data directory does not name it."""
+    if not code:
+        return ""
+    name = _pick(item_names(data_dir).get(code), "", lang)
+    return f"{name}（{code}）" if name else code
+
+
+_MODEL = re.compile(r"^(?:tiers-)?(general|sector-([A-T]))(?:(?:/|-v)(\d+))?$")
+
+
+def model_label(value: str | None, lang: str = "zh") -> str:
+    """A model or model version by name: ``tiers-sector-C`` → 制造业行业模型, ``tiers-general/3`` →
+    通用模型 第 3 版 (``general-v3`` too); anything else as it is."""
+    match = _MODEL.match(value or "")
+    if not match:
+        return value or ""
+    kind, section, version = match.groups()
+    if lang == "en":
+        name = "General model" if kind == "general" else f"{industry_name(section, 'en')} sector model"
+        return f"{name} v{version}" if version else name
+    name = "通用模型" if kind == "general" else f"{industry_name(section)}行业模型"
+    return f"{name} 第 {version} 版" if version else name
+
+
+# Reads the service logs for itself are stored as ``code 中文`` (``self_view 本企业自查``).
+_SYSTEM_PURPOSE = re.compile(r"^([a-z]+(?:_[a-z]+)+) (.*[\u4e00-\u9fff].*)$")
+
+
+def purpose_text(value: str | None, lang: str = "zh") -> str:
+    """A logged read's purpose as a person reads it: a system purpose (``self_view 本企业自查``) in
+    ``lang``; one typed by a person as typed."""
+    match = _SYSTEM_PURPOSE.match(value or "")
+    if not match:
+        return value or ""
+    return match.group(1).replace("_", " ") if lang == "en" else match.group(2)
+
+
+# The query log's endpoints (``METHOD /route/{template}``) by what they are for, first match.
+_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    (r"/credit-reports|credit-report", "出具或核验信用报告", "Credit report"),
+    (r"/credit-checks|/joint", "联合奖惩核查", "Joint reward-and-punishment check"),
+    (r"/openings|draw-openings", "抽查抽取凭证", "Draw openings"),
+    (r"/plans", "双随机抽查计划", "Inspection plan"),
+    (r"/warnings", "风险预警", "Early warnings"),
+    (r"/commitments", "信用承诺", "Credit commitments"),
+    (r"/objections", "异议申请", "Objections"),
+    (r"/repairs", "信用修复", "Credit repair"),
+    (r"/sector|/models", "行业模型", "Sector models"),
+    (r"/grade|/explanation|/what-if|/records", "信用等级与信用记录", "Grade and records"),
+    (r"^GET /credit/", "企业信用信息", "Credit information"),
+    (r"/subjects\b|^GET /regulator$", "监管对象列表", "Subject list"),
+    (r"^CLI ", "命令行操作", "Command line"),
+)
+
+
+def endpoint_name(endpoint: str | None, lang: str = "zh") -> str:
+    """What a logged read was for (``GET /api/v1/subjects/{uscc}/grade`` → 信用等级与信用记录（接口）);
+    the endpoint itself stays in the log for whoever matches it."""
+    if not endpoint:
+        return ""
+    via = ("接口", "API") if " /api/" in endpoint else ("页面", "page") if not endpoint.startswith("CLI ") else ("", "")
+    for pattern, zh, en in _ENDPOINTS:
+        if re.search(pattern, endpoint):
+            name = en if lang == "en" else zh
+            break
+    else:
+        name = ("Other" if lang == "en" else "其他") if via[0] else endpoint
+    channel = via[1] if lang == "en" else via[0]
+    return f"{name} ({channel})" if lang == "en" and channel else f"{name}（{channel}）" if channel else name
+
+
+def gate_check_name(name: str | None, lang: str = "zh") -> str:
+    """A promotion gate check (``auc``, ``grade_monotonicity`` …) by name (the model report's words)."""
+    from serving.i18n import PAGE_TEXTS
+
+    entry = PAGE_TEXTS["sector_report"].get(f"check_{name}")
+    return (entry.get(lang) or entry["zh"]) if entry else (name or "")
+
+
 def one_language(value: str | None, lang: str = "zh") -> str:
     """The half of a stored bilingual text (``中文 / English``, ``中文；English``) in ``lang``; any
     other text as it is (a committed value is shown, never changed)."""
-    import re
-
     if not value:
         return value or ""
     for sep in (" / ", "；"):

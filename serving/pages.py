@@ -42,6 +42,11 @@ FILTERS = {
     "kind": pass_context(lambda ctx, kind: labels.record_kind_name(kind, _lang(ctx))),
     "inspectors": pass_context(lambda ctx, ids: "、".join(
         labels.inspector_label(i, labels.inspector_names(_data_dir(ctx))) for i in ids or ())),
+    "item_name": pass_context(lambda ctx, code: labels.item_label(code, _lang(ctx), _data_dir(ctx))),
+    "model": pass_context(lambda ctx, name: labels.model_label(name, _lang(ctx))),
+    "purpose": pass_context(lambda ctx, value: labels.purpose_text(value, _lang(ctx))),
+    "endpoint": pass_context(lambda ctx, value: labels.endpoint_name(value, _lang(ctx))),
+    "gate_check": pass_context(lambda ctx, name: labels.gate_check_name(name, _lang(ctx))),
     "when": labels.beijing_minute,
     "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
 }

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query
+from sqlalchemy.orm import Session
 
 from serving.deps import ReadLog
 from serving.errors import InvalidInput
 from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
-from serving.services.subject_lists import ListFilter, subject_page
+from serving.services.subject_lists import ListFilter, previous_cursor, subject_page
 from serving.validation import NoControlChars
 
 
@@ -30,6 +31,10 @@ class SubjectListQuery:
     search: str | None = None
     after: str | None = None
     sort: str = "risk"
+
+    @property
+    def filters(self) -> ListFilter:
+        return ListFilter(grade=self.grade, district=self.district, industry=self.industry, search=self.search)
 
 
 async def subject_list_query(
@@ -52,11 +57,18 @@ async def subject_list_query(
 SubjectListDep = Annotated[SubjectListQuery, Depends(subject_list_query)]
 
 
+def previous_after(session: Session, principal: Principal, query: SubjectListQuery) -> str | None:
+    """The ``after`` of the page before ``query``'s (None: the first page, or ``query`` is the first)."""
+    if not query.after:
+        return None
+    return previous_cursor(session, principal, query.filters, query.after, limit=query.limit, order=query.sort)
+
+
 def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQuery) -> SubjectPage:
     """A page of covered subjects; each subject whose grade is shown is a logged read. Paged by key
     (``after``: every page costs the same, ``serving.services.subject_lists``); ``offset`` reads
     the rows before it."""
-    filters = ListFilter(grade=query.grade, district=query.district, industry=query.industry, search=query.search)
+    filters = query.filters
     if query.offset:
         if query.after or filters != ListFilter(grade=query.grade) or query.sort != "risk":
             raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",

@@ -104,14 +104,16 @@ def counted_window(request: Request, total: int, fetch: Callable[[int, int], lis
 
 
 def key_window(request: Request, items: list[Any], total: int, next_cursor: str | None, *,
-               anchor: str = "") -> Window:
-    """A page of a list paged by key (``after``): "next" carries the cursor, "first" drops it."""
+               previous: str | None = None, anchor: str = "") -> Window:
+    """A page of a list paged by key (``after``): "next" carries the cursor, "previous" the cursor
+    the page before was opened with (``previous``, None: the first page), "first" drops it."""
     size = page_size(request.query_params.get("size"))
     before = _count(request.query_params.get("n")) if request.query_params.get("after") else 0
     paged = bool(request.query_params.get("after"))
+    back = max(before - size, 0) if previous else None
     return Window(items=items, total=total, start=before + 1 if items else 0, size=size,
                   next_url=link(request, "", anchor, after=next_cursor, n=before + len(items)) if next_cursor else None,
-                  prev_url=None,
+                  prev_url=link(request, "", anchor, after=previous, n=back) if paged else None,
                   first_url=link(request, "", anchor, after=None, n=None) if paged else None,
                   sizes=_sizes(request, "", anchor, size, {"after": None, "n": None}), anchor=anchor)
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from features.schema import INDUSTRY_SECTIONS
 from serving.deps import (
     SessionDep,
     SettingsDep,
@@ -40,7 +41,7 @@ router = APIRouter(include_in_schema=False)
 PageAdmin = Annotated[Principal, Depends(require_role("admin", principal_dep=page_principal))]
 Username = Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")]
 ROLES = ("regulator", "sector", "enterprise", "analyst", "admin")
-SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
+SECTIONS = INDUSTRY_SECTIONS  # GB/T 4754-2017 (features.schema: the one list)
 
 
 def _say(request: Request, key: str, **values: Any) -> str:

@@ -3,6 +3,7 @@ itself, the department's finding (kept or broken, with its basis); and their pag
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -32,9 +33,10 @@ from serving.errors import (
     NotAuthenticated,
     UnknownSubject,
     error_responses,
+    human_message,
     invalid_input,
 )
-from serving.pages import render
+from serving.pages import page_lang, render
 from serving.routes._page_lists import key_window, page_size
 from serving.schemas import (
     CommitmentDecisionIn,
@@ -47,7 +49,6 @@ from serving.schemas import (
 )
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import NoControlChars
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
@@ -153,29 +154,47 @@ def public_commitments_page(request: Request, session: SessionDep,
 def department_commitments_page(request: Request, session: SessionDep, settings: SettingsDep,
                                 principal: PageDecider, today: TodayDep, log: ReadLogDep) -> Response:
     """The department's commitments, with the form to mark a pending one kept or broken."""
+    return _department_page(request, session, settings, principal, today, log)
+
+
+def _department_page(request: Request, session, settings, principal, today: dt.date, log,
+                     refused: dict | None = None, status_code: int = 200) -> Response:
+    """The department's commitments (each subject shown is logged as read); ``refused``: a decision
+    form as typed, the reason at its field."""
     rows = _department_rows(session, principal, log, None)
     breaches = {m.code: {k: o.label or k for k, o in m.breaches.items()}
                 for m in commitments.default_catalogue().matters}
     return render(request, "commitments_department.html", {
-        "user": principal, "rows": rows, "breaches": breaches, "today": today,
-        "status_zh": commitments.STATUS_ZH, "csrf": page_csrf(settings, principal)})
+        "user": principal, "rows": rows, "breaches": breaches, "today": today, "refused": refused,
+        "status_zh": commitments.STATUS_ZH, "csrf": page_csrf(settings, principal),
+        "path": "/regulator/commitments"}, status_code=status_code)
 
 
 @pages_router.post("/regulator/commitments/{commitment_id}/decision")
-def decide_commitment_page(session: SessionDep, settings: SettingsDep, today: TodayDep, regrader: RegraderDep,
-                           principal: PageDecider, commitment_id: CommitmentId, log: ReadLogDep,
-                           outcome: Annotated[str, Form(pattern="^(kept|broken)$")],
-                           basis: Annotated[str, Form(min_length=4, max_length=2000), NoControlChars],
+def decide_commitment_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
+                           regrader: RegraderDep, principal: PageDecider, commitment_id: CommitmentId,
+                           log: ReadLogDep,
                            csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                           document_no: Annotated[str, Form(max_length=120), NoControlChars] = "",
+                           outcome: Annotated[str, Form(max_length=40)] = "",
+                           basis: Annotated[str, Form(max_length=2000)] = "",
+                           document_no: Annotated[str, Form(max_length=120)] = "",
                            breach: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """Mark a commitment kept or broken; refused, the page again with the form as typed."""
     require_page_csrf(settings, principal, csrf_token_)
     try:
-        body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
-                                                    "document_no": document_no or None, "breach": breach or None})
-    except ValidationError as exc:  # a 422 naming the field, as the API answers (not a 500)
-        raise invalid_input(exc) from exc
-    decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                                 document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+        try:
+            body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
+                                                        "document_no": document_no or None, "breach": breach or None})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                                     document_no=body.document_no, breach=body.breach, today=today,
+                                     regrader=regrader)
+    except (InvalidInput, Conflict) as exc:
+        session.rollback()
+        refused = {"id": commitment_id, "outcome": outcome, "basis": basis, "document_no": document_no,
+                   "breach": breach, "field": exc.field or "", "message": human_message(
+                       exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))}
+        return _department_page(request, session, settings, principal, today, log, refused, exc.status_code)
     log.shown(principal, commitments.REVIEW_PURPOSE, [decided.uscc])
     return RedirectResponse("/regulator/commitments", status_code=303)

@@ -7,6 +7,7 @@ CSRF token bound to the session (``serving.security.csrf_token``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from features.schema import INDUSTRY_SECTIONS
 from serving.db.models import Alert
 from serving.deps import (
     SESSION_COOKIE,
@@ -39,11 +41,20 @@ from serving.deps import (
     page_subject_access,
     require_page_csrf,
 )
-from serving.errors import CsrfFailed, NotAuthenticated, NotFound, ServiceError, human_message, invalid_input
+from serving.errors import (
+    Conflict,
+    CsrfFailed,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    ServiceError,
+    human_message,
+    invalid_input,
+)
 from serving.i18n import text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
-from serving.routes._lists import SubjectListQuery, logged_subject_page
+from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after
 from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
@@ -51,6 +62,7 @@ from serving.security import Principal, create_access_token, csrf_token, csrf_va
 from serving.services import commitments, grades, objections, repairs, subjects
 from serving.services.applications import ApplicationKind, application_page
 from serving.services.logins import LoginLimits
+from serving.services.plans import district_choices
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
 from serving.validation import NoControlChars
@@ -344,23 +356,31 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
                                  search=search.strip() or None, after=after, sort=sort,
                                  limit=page_size(request.query_params.get("size")))
         page = logged_subject_page(log, principal, query)
-        window = key_window(request, page.items, page.total, page.next, anchor="subjects-list")
+        window = key_window(request, page.items, page.total, page.next, previous=previous_after(session, principal, query),
+                            anchor="subjects-list")
+    return _regulator_page(request, session, settings, today, principal, purpose=purpose, window=window,
+                           filters={"grade": grade, "district": district, "industry": industry, "search": search,
+                                    "sort": sort, "size": page_size(request.query_params.get("size"))},
+                           queue_filters={"status": q_status, "search": q_search, "sort": q_sort})
+
+
+def _regulator_page(request: Request, session: Session, settings: Settings, today: dt.date, principal: Principal, *,
+                    purpose: str | None, window: Window | None, filters: dict, queue_filters: dict,
+                    refused: dict | None = None, status_code: int = 200) -> Response:
+    """The regulator's page around its list (``window``) and queues; ``refused``: a decision form as
+    it was typed, with the reason at its field."""
     department = None if principal.role == "admin" else principal.department
+    q_status = queue_filters["status"]
     queue = {"department": department, "status": None if q_status == "all" else q_status,
-             "search": q_search.strip().upper() or None, "newest_first": q_sort == "newest"}
+             "search": queue_filters["search"].strip().upper() or None, "newest_first": queue_filters["sort"] == "newest"}
     return render(request, "regulator.html", {
         "user": principal, "purpose": purpose, "csrf": page_csrf(settings, principal), "window": window,
-        "filters": {"grade": grade, "district": district, "industry": industry, "search": search, "sort": sort,
-                    "size": page_size(request.query_params.get("size"))},
-        "queue_filters": {"status": q_status, "search": q_search, "sort": q_sort},
-        "sections": INDUSTRY_SECTIONS,
+        "filters": filters, "queue_filters": queue_filters, "sections": INDUSTRY_SECTIONS, "refused": refused,
+        "districts": district_choices(session),
         "objections": _queue(request, session, objections.OBJECTIONS, queue, "o_", "objections",
                              lambda rows: [objection_out(o, today) for o in rows]),
         "repairs": _queue(request, session, repairs.REPAIRS, queue, "r_", "repairs", list),
-    })
-
-
-INDUSTRY_SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754 sections
+    }, status_code=status_code)
 
 
 def _queue(request: Request, session: Session, kind: ApplicationKind, queue: dict, prefix: str, anchor: str,
@@ -404,22 +424,58 @@ DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
 ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
+def _decide(request: Request, session: Session, settings: Settings, today: dt.date, form: DecisionForm,
+            kind: str, application_id: int, decision: str, decide: Callable[[], object]) -> Response:
+    """Run ``decide``; refused (what the person can fix), the regulator's queues again as they were
+    (``back``), the form as typed with the reason at its field, in the page's language."""
+    try:
+        decide()
+    except (InvalidInput, Conflict) as exc:
+        session.rollback()
+        params = dict(parse_qsl(form.back.lstrip("?")))
+        # the page as its GET shows the queues (their pager links and the language toggle read the URL)
+        page = Request({**request.scope, "method": "GET", "path": "/regulator",
+                        "query_string": form.back.lstrip("?").encode()}, request.receive)
+        refused = {"kind": kind, "id": application_id, "decision": decision, "reason": form.reason,
+                   "field": exc.field or "", "message": human_message(
+                       exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))}
+        queue_filters = {"status": params.get("q_status") if params.get("q_status") in ("decided", "all") else "pending",
+                         "search": params.get("q_search", "") if re.fullmatch(r"[0-9A-Za-z]{0,18}",
+                                                                               params.get("q_search", "")) else "",
+                         "sort": "newest" if params.get("q_sort") == "newest" else "due"}
+        return _regulator_page(page, session, settings, today, form.principal, purpose=None, window=None,
+                               filters={"grade": "", "district": "", "industry": "", "search": "", "sort": "risk",
+                                        "size": page_size(None)},
+                               queue_filters=queue_filters, refused=refused, status_code=exc.status_code)
+    return RedirectResponse(f"/regulator{form.back}#{kind}s", status_code=303)
+
+
 @router.post("/regulator/objections/{objection_id}/decision")
-def decide_objection_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
-                          objection_id: ApplicationId,
-                          decision: Annotated[str, Form(pattern="^(upheld|rejected)$")]) -> Response:
-    body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
-    objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
-    return RedirectResponse(f"/regulator{form.back}#objections", status_code=303)
+def decide_objection_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
+                          regrader: RegraderDep, form: DecisionFormDep, objection_id: ApplicationId,
+                          decision: Annotated[str, Form(max_length=40)] = "") -> Response:
+    def decide() -> None:
+        try:
+            body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
+
+    return _decide(request, session, settings, today, form, "objection", objection_id, decision, decide)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
-def decide_repair_page(session: SessionDep, today: TodayDep, regrader: RegraderDep, form: DecisionFormDep,
-                       application_id: ApplicationId,
-                       decision: Annotated[str, Form(pattern="^(approved|rejected)$")]) -> Response:
-    body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
-    repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
-    return RedirectResponse(f"/regulator{form.back}#repairs", status_code=303)
+def decide_repair_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
+                       regrader: RegraderDep, form: DecisionFormDep, application_id: ApplicationId,
+                       decision: Annotated[str, Form(max_length=40)] = "") -> Response:
+    def decide() -> None:
+        try:
+            body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
+
+    return _decide(request, session, settings, today, form, "repair", application_id, decision, decide)
 
 
 @router.get("/analyst", response_class=HTMLResponse)

@@ -684,13 +684,24 @@ def plan_full_page(plan_id: PlanId, principal: PageRegulator, session: SessionDe
 def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep, log: ReadLogDep,
               settings: SettingsDep, today: TodayDep, purpose: ReadPurpose = None) -> Response:
     """Commitment, verification, per-grade summary, the visit list and the results form."""
+    return _plan_page(request, plan_id, principal, session, log, settings, today, purpose)
+
+
+def _plan_page(request: Request, plan_id: int, principal: Principal, session: Session, log: ReadLog,
+               settings, today: dt.date, purpose: str | None = None, refused: dict | None = None,
+               status_code: int = 200) -> HTMLResponse:
+    """The plan page; ``refused``: a results form as it was typed, with the reason at its field
+    (shown first, whatever page of the visit list is shown)."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
     detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
-    return _page(request, "plan.html", {
+    response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
-        "visit_window": visits.window, "visit_filters": visits.filters,
+        "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
+        "districts": visits.districts,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
+    response.status_code = status_code
+    return response
 
 
 _GRADE_RANK = {"D": 0, "C": 1, "B": 2, "A": 3}
@@ -710,9 +721,12 @@ class VisitList:
                         "status": params.get("v_status") if params.get("v_status") in ("entered", "missing") else "",
                         "sort": params.get("v_sort") if params.get("v_sort") in ("grade", "uscc") else "order"}
         self.window: Window | None = None
+        self.districts: list[tuple[str, str]] = []  # (code, name) of the plan's visits: the filter's choices
 
     def __call__(self, visits: list) -> list:
         f = self.filters
+        self.districts = sorted({(v.district_code, v.district_name or v.district_code) for v in visits
+                                 if v.district_code})
         search = f["search"].upper() if f["search"].isascii() else f["search"]
         chosen = [v for v in visits
                   if (not search or v.uscc.startswith(search) or v.name.startswith(f["search"]))
@@ -740,21 +754,34 @@ def plan_download_page(request: Request, plan_id: PlanId, fmt: Literal["csv", "x
 
 
 @pages_router.post("/regulator/plans/{plan_id}/results")
-def record_result_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
-                       today: TodayDep, uscc: Annotated[str, Form(max_length=18)],
+def record_result_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+                       settings: SettingsDep, log: ReadLogDep, today: TodayDep,
+                       uscc: Annotated[str, Form(max_length=18)],
                        inspection_item: Annotated[str, Form(max_length=40)],
-                       outcome: Annotated[str, Form(pattern="^(no_problem|corrected|case_opened)$")],
-                       inspected_on: Annotated[dt.date, Form()],
                        csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                       published_on: Annotated[str, Form(max_length=10)] = "",
+                       outcome: Annotated[str, Form(max_length=40)] = "",
+                       inspected_on: Annotated[str, Form(max_length=40)] = "",
+                       published_on: Annotated[str, Form(max_length=40)] = "",
                        correction_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """One visit's result (a correction: a new version with its reason). A refused form comes back
+    as typed, with the reason at its field, in the page's language."""
     require_page_csrf(settings, principal, csrf_token_)
+    typed = {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome, "inspected_on": inspected_on,
+             "published_on": published_on, "correction_reason": correction_reason}
     try:
-        row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
-                                       "inspected_on": inspected_on, "published_on": published_on or None,
-                                       "correction_reason": correction_reason.strip()})
-    except ValidationError as exc:
-        raise invalid_input(exc) from exc
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
+        try:
+            row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
+                                           "inspected_on": inspected_on or None,
+                                           "published_on": published_on or None,
+                                           "correction_reason": correction_reason.strip()})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+        plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
+    except (InvalidInput, Conflict) as exc:  # what the person can fix in the form (others: the error page)
+        session.rollback()
+        refused = {**typed, "field": exc.field or "", "message": human_message(
+            exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))}
+        return _plan_page(request, plan_id, principal, session, log, settings, today, refused=refused,
+                          status_code=exc.status_code)
     return RedirectResponse(f"/regulator/plans/{plan_id}#results", status_code=303)

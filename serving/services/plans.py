@@ -107,7 +107,31 @@ def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
 def district_names(session: Session) -> dict[str, str]:
     """District code → name as the subjects carry them (for forms that take either)."""
     rows = session.execute(select(Subject.district_code, Subject.district_name).distinct()).all()
-    return {code: name or code for code, name in rows if code}
+    names: dict[str, str] = {}
+    for code, name in rows:  # a subject that names its district over one that does not
+        if code and (name or code not in names):
+            names[code] = name or code
+    return names
+
+
+_DISTRICT_CHOICES: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # database → (generation, choices)
+
+
+def district_choices(session: Session) -> list[tuple[str, str]]:
+    """The districts the subjects carry, (code, name) by code, for the pages' district selects: read
+    once per generation of the list totals (``list_counts``: advanced whenever subjects change), not
+    on every page (a distinct over every subject)."""
+    from serving.db.models import ListCountsHead
+
+    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
+    key = str(session.get_bind().url)
+    kept = _DISTRICT_CHOICES.get(key)
+    if generation is not None and kept is not None and kept[0] == generation:
+        return kept[1]
+    choices = sorted(district_names(session).items())
+    if generation is not None:
+        _DISTRICT_CHOICES[key] = (generation, choices)
+    return choices
 
 
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
@@ -552,20 +576,13 @@ def people_plan_tables(plan: InspectionPlan, lang: str, data_dir: str | Path | N
                        ) -> list[tuple[str, pd.DataFrame]]:
     """The workbook's sheets (visits, summary, commitment) with headers in ``lang`` and names for
     departments, inspectors and items; names of persons are masked as ``plan`` already shows them."""
-    from serving.labels import department_name, inspector_label, inspector_names
+    from serving.labels import department_name, inspector_label, inspector_names, item_label
     from supervision.export import commitment_table, plan_table, summary_table
 
     inspectors = inspector_names(data_dir)
-    try:
-        items = load_scheduler_tables(data_dir)["items"] if data_dir else None
-    except PlanDataUnavailable:
-        items = None
-    item_names = {} if items is None else {
-        str(r["item_code"]): str((r.get("name_en") if lang == "en" else None) or r.get("name_zh") or "")
-        for r in items.to_dict("records")}
 
     def item(code: str) -> str:
-        return f"{code} {item_names[code]}" if item_names.get(code) else code
+        return item_label(code, lang, data_dir)
 
     visits = plan_table(plan)
     if len(visits):

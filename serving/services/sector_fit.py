@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from serving.db.models import FitJob
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
+from serving.labels import model_label
 from serving.security import Principal
 from serving.validation import USCC_PATTERN
 
@@ -307,7 +308,7 @@ def job_view(job: FitJob, lang: str, now: dt.datetime | None = None) -> dict[str
         aliases = (job.result or {}).get("aliases", [])
         out.update(model=job.model_name, version=job.version, aliases=aliases,
                    report_url=f"/sector/models/{job.model_name}/versions/{job.version}/report",
-                   outcome=_say(lang, "registered_as", model=job.model_name, version=job.version,
+                   outcome=_say(lang, "registered_as", model=model_label(job.model_name, lang), version=job.version,
                                 role=_say(lang, "as_challenger" if "challenger" in aliases else
                                           "as_champion" if "champion" in aliases else "as_version")))
     return out

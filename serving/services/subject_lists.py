@@ -172,6 +172,58 @@ def _search_rows(session: Session, principal: Principal, filters: ListFilter, cu
     return rows, None
 
 
+def previous_cursor(session: Session, principal: Principal, filters: ListFilter, after: str, *, limit: int = 50,
+                    order: str = "risk") -> str | None:
+    """The ``after`` of the page before the one ``after`` opens (None: that page is the first).
+
+    The page before ends at the row ``after`` names; its own ``after`` is the key of the row
+    ``limit`` rows further back. Read backwards by key on the indexes the pages use (at most
+    ``limit + 1`` keys per grade letter), so going back costs what going forward does."""
+    cursor = _decode(after)
+    total = cursor[-1]
+    if filters.search or order in _KEY_ORDERS:
+        column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
+        stmt = (select(column, Subject.uscc).select_from(Subject)
+                .outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+                .where(coverage_clause(principal), *_subject_filters(filters),
+                       tuple_(column, Subject.uscc) <= tuple_(cursor[1], cursor[2])))
+        if filters.grade:
+            stmt = stmt.where(CurrentGrade.grade == filters.grade)
+        row = session.execute(stmt.order_by(column.desc(), Subject.uscc.desc()).offset(limit).limit(1)).first()
+        return _encode(["s", row[0], row[1], total]) if row else None
+    skip = limit  # rows of the page before, the cursor's row its last
+    letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
+    if cursor[0] == "u":
+        ungraded = (select(Subject.uscc).where(~exists().where(CurrentGrade.uscc == Subject.uscc),
+                                               Subject.uscc <= cursor[1], coverage_clause(principal),
+                                               *_subject_filters(filters))
+                    .order_by(Subject.uscc.desc()).limit(skip + 1))
+        keys = list(session.scalars(ungraded))
+        if len(keys) > skip:
+            return _encode(["u", keys[skip], total])
+        skip -= len(keys)
+        start = None
+    else:
+        start = cursor[1:4]
+    for letter in reversed(letters):
+        if start is not None and letter < start[0]:  # less risky than the cursor's: after it
+            continue
+        stmt = _graded(principal).with_only_columns(CurrentGrade.score, CurrentGrade.uscc).where(
+            CurrentGrade.grade == letter)
+        if filters.district:
+            stmt = stmt.where(CurrentGrade.district_code == filters.district)
+        if filters.industry:
+            stmt = stmt.where(CurrentGrade.industry == filters.industry)
+        if start is not None and letter == start[0]:
+            stmt = stmt.where(tuple_(CurrentGrade.score, CurrentGrade.uscc) <= tuple_(start[1], start[2]))
+        keys = list(session.execute(stmt.order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc())
+                                    .limit(skip + 1)).tuples())
+        if len(keys) > skip:
+            return _encode(["g", letter, keys[skip][0], keys[skip][1], total])
+        skip -= len(keys)
+    return None
+
+
 def encode_cursor(values: list[Any]) -> str:
     """A keyset cursor (opaque to clients): base64url of a small JSON array (the last row's key,
     then the list's total)."""
@@ -206,4 +258,4 @@ def _decode(cursor: str) -> list[Any]:
     return decode_cursor(cursor, _subject_cursor)
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "subject_page"]
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "previous_cursor", "subject_page"]

@@ -13,10 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from features.schema import INDUSTRY_SECTIONS
 from serving.workflows import WorkflowError
 
-# GB/T 4754-2017 sections
-SECTIONS = tuple("ABCDEFGHIJKLMNOPQRST")
+SECTIONS = INDUSTRY_SECTIONS  # GB/T 4754-2017 (features.schema: the one list)
 
 Progress = Callable[[str], None]
 

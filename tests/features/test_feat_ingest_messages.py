@@ -45,6 +45,21 @@ def test_every_field_of_the_contract_has_a_chinese_label():
     assert all(re.search(r"[\u4e00-\u9fff]", label) for label in FIELD_LABELS_ZH.values())
 
 
+def test_one_list_of_industry_sections_and_one_map_of_field_labels():
+    """GB/T 4754 sections: named once (features.schema), and the simulator's codes are the same list
+    (the two packages never import each other); the service reads both maps from features.schema."""
+    import serving.i18n
+    import serving.labels
+    from features.schema import FIELD_LABELS, INDUSTRY_SECTION_NAMES, INDUSTRY_SECTIONS
+    from simulation.city import INDUSTRY_SECTIONS as SIMULATED_SECTIONS
+
+    assert SIMULATED_SECTIONS == INDUSTRY_SECTIONS == tuple(INDUSTRY_SECTION_NAMES)
+    assert all(re.search(r"[\u4e00-\u9fff]", zh) and en.isascii() for zh, en in INDUSTRY_SECTION_NAMES.values())
+    assert serving.labels.industry_name("C", "en") == "Manufacturing" and serving.labels.industry_name("C") == "制造业"
+    assert not hasattr(serving.i18n, "FIELD_LABELS") and not hasattr(serving.labels, "INDUSTRY_SECTIONS_EN")
+    assert all(FIELD_LABELS[name][0] == label for name, label in FIELD_LABELS_ZH.items())
+
+
 def test_refused_rows_name_the_field_in_chinese_and_say_what_is_wrong(tmp_path):
     c = code(1)
     rows = [record("R1", "", "admin_penalty", "2025-01-01"),

@@ -84,6 +84,23 @@ def test_staff_pages_render(server, page, tmp_path):
     page.screenshot(path=str(tmp_path / "regulator.png"), full_page=True)
 
 
+def test_a_refused_decision_comes_back_as_typed(server, page):
+    """Issue 17: the regulator's decision on the objection above, refused (a one-character reason),
+    keeps the decision and the reason typed, with the reason for the refusal at the field."""
+    _login(page, server, "reg_samr")
+    page.wait_for_url("**/regulator")
+    row = page.locator("tr.objection").first
+    row.locator("select[name=decision]").select_option("rejected")
+    row.locator("input[name=reason]").fill(" 否")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("tr.objection p.error")
+    row = page.locator("tr.objection").first
+    assert "理由" in row.locator("p.error").inner_text()
+    assert row.locator("input[name=reason]").input_value() == " 否"
+    assert row.locator("select[name=decision]").input_value() == "rejected"
+    assert row.locator("input[name=reason]").get_attribute("aria-invalid") == "true"
+
+
 def test_forged_form_post_is_refused(server, world):
     """A cross-site form post carries no valid CSRF token: refused even with the cookie."""
     with httpx.Client(base_url=server) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -201,4 +202,40 @@ def test_regulator_pages_through_its_list_in_the_browser_keeping_the_filters(sit
     assert "industry=C" in tab.url and "size=10" in tab.url and tab.input_value("#f-industry") == "C"
     assert tab.locator("#subjects tr.subject").count() == min(10, total - 10)
     assert _sideways(tab) == 0
+    first_rows = tab.locator("#subjects tr.subject td:first-child").all_inner_texts()
+    tab.click("#subjects-pager a.prev")  # keyset paging goes back too, filters kept
+    tab.wait_for_load_state()
+    assert "industry=C" in tab.url and "after=" not in tab.url and tab.locator("#subjects tr.subject").count() == 10
+    assert tab.locator("#subjects tr.subject td:first-child").all_inner_texts() != first_rows
+    district = tab.locator("#f-district option").nth(1)  # the district filter: names to choose from
+    name, code = district.inner_text(), district.get_attribute("value")
+    assert re.search("[\u4e00-\u9fff]", name) and code.isdigit()
+    tab.select_option("#f-district", code)
+    tab.click("#subject-filters button[type=submit]")
+    tab.wait_for_load_state()
+    assert f"district={code}" in tab.url and tab.locator("#f-district option:checked").inner_text() == name
     context.close()
+
+
+def test_plan_pages_speak_chinese(site):
+    """The crawl of test_srv_browser_admin on this module's server, which has plans (a drawn one and
+    the browser test's) and the scheduler's data: the plan pages, their public pages, the openings."""
+    from srv_fixtures import form_login
+    from test_srv_browser_admin import _crawl
+
+    base, plan_id = site
+    problems = []
+    for username, starts in {"reg_samr": ["/regulator/plans", f"/regulator/plans/{plan_id}", "/public/samr"],
+                             "ent1": ["/credit/" + _ent1() + "/draw-openings"]}.items():
+        with httpx.Client(base_url=base, timeout=60) as client:
+            assert form_login(client, username).status_code == 303
+            found = _crawl(client, starts)
+            assert found, username
+            problems += [f"{username} {url}: {sorted(words)}" for url, words in found.items() if words]
+    assert not problems, "\n".join(problems)
+
+
+def _ent1() -> str:
+    from srv_fixtures import ENT1
+
+    return ENT1

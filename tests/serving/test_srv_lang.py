@@ -249,3 +249,75 @@ def test_validation_sentences_name_the_field_and_never_show_a_pattern():
     except ValidationError as exc:
         err = invalid_input(exc)
     assert err.field == "uscc" and "统一社会信用代码" in err.zh and "^" not in err.zh and "另有 1 处" in err.zh
+
+
+# ------------------------------------------------------------------ refused forms keep what was typed
+
+
+def test_refused_result_comes_back_as_typed_with_the_reason_at_its_field(client, city):  # noqa: F811
+    _login(client, "reg_samr")
+    location = _drawn_plan(client)
+    page = client.get(location).text
+    visit = re.search(r'<tr class="visit" data-uscc="(\w+)"', page).group(1)
+    item = re.search(rf'class="result-form" data-uscc="{visit}" data-item="([^"]+)"', page).group(1)
+    typed = {"uscc": visit, "inspection_item": item, "outcome": "case_opened", "inspected_on": "2027-03-01",
+             "published_on": "2027-03-02", "correction_reason": "补录现场记录", "csrf_token": _csrf(page)}
+    for changes, field, words in [({}, "inspected_on", "检查日期"),
+                                  ({"inspected_on": "2026-12-40"}, "inspected_on", "检查日期")]:
+        r = client.post(location + "/results", data={**typed, **changes})
+        assert r.status_code == 422, r.text
+        form = re.search(r'<form [^>]*class="result-form refused".*?</form>', r.text, re.S).group(0)
+        error = re.search(r'<p class="error"[^>]*data-field="(\w+)">(.*?)</p>', form, re.S)
+        assert error.group(1) == field and words in error.group(2) and not ENGLISH_DEV.search(error.group(2))
+        inspected = re.search(r'<input type="date" name="inspected_on"[^>]*>', form).group(0)
+        assert f'value="{changes.get("inspected_on", "2027-03-01")}"' in inspected and 'aria-invalid="true"' in inspected
+        assert 'value="case_opened" selected' in form and 'value="2027-03-02"' in form and 'value="补录现场记录"' in form
+        assert "退出" in r.text and r.text.count(f'data-uscc="{visit}" data-item="{item}"') == 1
+
+
+def _pending_objection(client, auth, world) -> int:
+    r = client.post(f"/api/v1/subjects/{world.ent1}/objections", headers=auth("ent1"),
+                    json={"record_id": "R1", "reason": "该处罚决定已被复议撤销"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_refused_decision_comes_back_as_typed_with_the_reason_at_its_field(client, auth, world):
+    objection = _pending_objection(client, auth, world)
+    csrf = _login(client, "reg_samr")
+    r = client.post(f"/regulator/objections/{objection}/decision",
+                    data={"decision": "rejected", "reason": " 否", "csrf_token": csrf, "back": "q_sort=newest&o_size=10"})
+    assert r.status_code == 422
+    row = re.search(rf'<tr class="objection" data-id="{objection}">.*?</tr>', r.text, re.S).group(0)
+    assert 'value="rejected" selected' in row and 'value=" 否"' in row and 'aria-invalid="true"' in row
+    error = re.search(r'<p class="error"[^>]*>(.*?)</p>', row, re.S).group(1)
+    assert "理由" in error and "2" in error and not ENGLISH_DEV.search(error)
+    assert 'name="back" value="q_sort=newest&amp;o_size=10"' in row  # the queues as they were, kept for the next try
+    assert "退出" in r.text and 'id="q-sort"' in r.text
+    ok = client.post(f"/regulator/objections/{objection}/decision", follow_redirects=False,
+                     data={"decision": "rejected", "reason": "经核查处罚决定仍然有效", "csrf_token": csrf})
+    assert ok.status_code == 303
+    again = client.post(f"/regulator/objections/{objection}/decision",
+                        data={"decision": "upheld", "reason": "再次提交的处理结果", "csrf_token": csrf})
+    assert again.status_code == 409 and re.search("[\u4e00-\u9fff]", _error_text(again.text))
+
+
+def test_refused_commitment_decision_comes_back_as_typed(client, session, world):
+    import datetime as dt
+
+    from srv_fixtures import principal
+
+    from serving.services import commitments
+
+    signed = commitments.sign(session, principal("ent2"), world.ent2, "samr-food-licence", dt.date(2026, 11, 1))
+    session.commit()
+    csrf = _login(client, "reg_samr")
+    typed = {"outcome": "broken", "breach": "false_statement", "basis": "不符", "document_no": "宁市监承〔2026〕9号",
+             "csrf_token": csrf}
+    r = client.post(f"/regulator/commitments/{signed.id}/decision", data=typed)
+    assert r.status_code == 422
+    row = re.search(rf'<tr class="commitment" data-id="{signed.id}">.*?</tr>', r.text, re.S).group(0)
+    assert 'value="broken" selected' in row and 'value="false_statement" selected' in row
+    assert 'value="不符"' in row and 'value="宁市监承〔2026〕9号"' in row
+    error = re.search(r'<p class="error"[^>]*>(.*?)</p>', row, re.S).group(1)
+    assert "依据" in error and not ENGLISH_DEV.search(error) and "退出" in r.text

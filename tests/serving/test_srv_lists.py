@@ -114,6 +114,17 @@ def test_regulator_pages_through_its_subjects_by_key_with_filters_kept(client, s
         assert f"共 {len(in_district)} 条" in html
     assert seen == sorted(in_district) and len(seen) == len(set(seen))
     assert "第一页" in html and _href(html, "first").startswith("/regulator?") and "after=" not in _href(html, "first")
+    pages_back = []  # "previous" from the last page retraces the pages to the first
+    while previous := _href(html, "prev"):
+        assert all(part in previous for part in ("district=320104", "size=20", "sort=uscc", "purpose="))
+        html = client.get(previous).text
+        pages_back.append(re.findall(r'href="/credit/([0-9A-Z]{18})\?', html))
+    last_page = len(seen) % 20 or 20
+    assert pages_back and [u for page in reversed(pages_back) for u in page] == seen[:-last_page]
+    assert "第 1–20 条" in html and _href(html, "first") is None
+    html = client.get(url).text  # back at the first page; the district filter is a select of names
+    assert re.search(r'<select id="f-district" name="district">.*<option value="320104" selected>秦淮区</option>',
+                     html, re.S)
 
     by_name = client.get("/regulator", params={"purpose": "日常监管", "search": "南京乙"}).text
     names = re.findall(r'<td data-label="名称">([^<]*)</td>', by_name)
@@ -221,3 +232,26 @@ def test_plan_page_pages_and_filters_its_visits_and_logs_only_the_rows_shown(cli
     assert set(grades) <= {"D"}
     one = client.get(f"/regulator/plans/{plan['id']}", params={"v_search": seen[3][:18]}).text
     assert re.findall(r'<tr class="visit" data-uscc="(\w+)"', one) == [seen[3]] and "共 1 条" in one
+
+
+def test_going_back_a_page_by_key_opens_the_page_before(session):
+    """Every order and filter: from each page, ``previous_cursor`` gives the ``after`` the page
+    before was opened with (None for the first), so "previous" retraces "next" exactly."""
+    from serving.services.subject_lists import previous_cursor
+
+    _city(session)
+    session.commit()
+    for filters, order, limit in [(ListFilter(), "risk", 7), (ListFilter(grade="C"), "risk", 3),
+                                  (ListFilter(district="320104", industry="C"), "risk", 2),
+                                  (ListFilter(), "uscc", 9), (ListFilter(), "name", 5),
+                                  (ListFilter(search="南京甲"), "risk", 4)]:
+        afters: list[str | None] = [None]
+        while True:
+            page = subject_page(session, ADMIN, filters, after=afters[-1], limit=limit, order=order)
+            if page.next is None:
+                break
+            afters.append(page.next)
+        assert len(afters) > 2, (filters, order)
+        for k in range(1, len(afters)):
+            back = previous_cursor(session, ADMIN, filters, afters[k], limit=limit, order=order)
+            assert back == afters[k - 1], (filters, order, k)
