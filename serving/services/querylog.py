@@ -180,7 +180,8 @@ async def append_entry_async(engine: Engine, *, principal: Principal, uscc: str,
 
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[LoggedRead]:
-    """Append one entry per (uscc, outcome) in ``reads``, chained in order.
+    """Append one entry per (uscc, outcome) in ``reads``, chained in order. The entries are one
+    read (a batch of joint checks: one entry per code), so they share its time.
 
     With ``commit`` (the default) and a caller that only read, the caller's transaction is ended,
     then the entries are durably committed, when this returns, by the process's group-commit
