@@ -107,28 +107,35 @@ def machine_key(url: str, username: str = "finance-procurement", department: str
     return key
 
 
-def batch_rate(base: str, headers: dict, codes: list[str], repeats: int, concurrency: int) -> list[float]:
-    """Subjects per second of ``concurrency`` concurrent batches of ``len(codes)``, per repeat."""
+def batch_rate(base: str, headers: dict, codes: list[str], repeats: int, concurrency: int,
+               server_pid: int | None = None) -> list[tuple[float, float]]:
+    """Per repeat: subjects per second of ``concurrency`` concurrent batches of ``len(codes)``, and
+    the server's CPU µs per subject meanwhile (all its processes, from /proc; 0 without its pid):
+    the rate is what this machine gave now, the CPU what a batch costs whatever else runs."""
     import asyncio
 
     import httpx
 
     body = {"matter": MATTER, "usccs": codes, "purpose": "benchmark 批量核查"}
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
             async def one() -> None:
                 r = await http.post("/api/v1/credit-checks/batch", json=body)
                 assert r.status_code == 200 and len(r.json()["results"]) == len(codes), r.text[:300]
 
+            cpu0 = sum(api.process_tree_cpu(server_pid)) if server_pid else 0.0
             start = time.perf_counter()
             await asyncio.gather(*(one() for _ in range(concurrency)))
-            return concurrency * len(codes) / (time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            cpu = sum(api.process_tree_cpu(server_pid)) - cpu0 if server_pid else 0.0
+            return concurrency * len(codes) / elapsed, cpu * 1e6 / (concurrency * len(codes))
 
     return [asyncio.run(run()) for _ in range(repeats)]
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> float:
+    """The phases above; returns the server's CPU µs per subject of a warm batch (1 client)."""
     import httpx
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` must still stop the workers
@@ -153,8 +160,10 @@ def main(args: argparse.Namespace) -> None:
            "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
     print(api.machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, SQLite FULL)")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
-    reference = api.reference_phase(args, tmp)
-    print(api.fmt("reference: minimal app, from memory", reference), flush=True)
+    reference = None
+    if not args.batch_only:
+        reference = api.reference_phase(args, tmp)
+        print(api.fmt("reference: minimal app, from memory", reference), flush=True)
     port = api.free_port()
     base = f"http://127.0.0.1:{port}"
     server = api.start_uvicorn("serving.app:create_app", port, args.workers, env, tmp / "server.log")
@@ -163,7 +172,7 @@ def main(args: argparse.Namespace) -> None:
         api.wait_healthy(base, server)
         for _ in range(20):
             httpx.get(f"{base}/api/v1/auth/me", headers=headers)
-        cold = batch_rate(base, headers, cold_codes, 1, 1)[0]
+        cold = batch_rate(base, headers, cold_codes, 1, 1)[0][0]
         print(f"cold batch (every basis recomputed in the request): {len(cold_codes):,} subjects, "
               f"{cold:,.0f} subjects/s", flush=True)
         session = next(iter_session(url))
@@ -176,14 +185,16 @@ def main(args: argparse.Namespace) -> None:
               f"{refreshed / refresh_s:,.0f} subjects/s", flush=True)
         common = {"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
                   "warmup": args.warmup}
-        baseline = api.measured_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline", server.pid)
-        print(api.fmt("baseline GET /api/v1/auth/me (API key)", baseline), flush=True)
-        api.drain(base)
         paths = [f"/api/v1/credit-checks/{c}?matter={MATTER}" for c in warm_codes]
-        checked = api.measured_phase({**common, "paths": paths}, tmp, "check", server.pid)
-        print(api.fmt("GET /api/v1/credit-checks/{uscc} (logged)", checked), flush=True)
+        baseline = checked = None
+        if not args.batch_only:
+            baseline = api.measured_phase({**common, "paths": ["/api/v1/auth/me"]}, tmp, "baseline", server.pid)
+            print(api.fmt("baseline GET /api/v1/auth/me (API key)", baseline), flush=True)
+            api.drain(base)
+            checked = api.measured_phase({**common, "paths": paths}, tmp, "check", server.pid)
+            print(api.fmt("GET /api/v1/credit-checks/{uscc} (logged)", checked), flush=True)
         low = {}
-        if args.low_rate:  # the same two phases below saturation: their CPU per request compares on a shared machine
+        if args.low_rate and not args.batch_only:  # the same two phases below saturation: their CPU per request compares on a shared machine
             # and an existing logged read (GET /api/v1/subjects/{uscc}: coverage check, the same query-log
             # append), by market supervision's key: what the log itself costs on this machine now
             samr = {"X-API-Key": samr_key}
@@ -195,8 +206,8 @@ def main(args: argparse.Namespace) -> None:
                                                 "headers": phase_headers}, tmp, f"low-{name}", server.pid)
                 print(api.fmt(f"at {args.low_rate:.0f} req/s: {name}", low[name]), flush=True)
         api.drain(base)
-        warm1 = batch_rate(base, headers, warm_codes, args.batch_repeats, 1)
-        warm2 = batch_rate(base, headers, warm_codes, args.batch_repeats, args.workers)
+        warm1 = batch_rate(base, headers, warm_codes, args.batch_repeats, 1, server.pid)
+        warm2 = batch_rate(base, headers, warm_codes, args.batch_repeats, args.workers, server.pid)
         load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         api.stop_uvicorn(server)
@@ -206,10 +217,11 @@ def main(args: argparse.Namespace) -> None:
     chain = check_chain(session)
     session.close()
 
-    print(f"ratio check/baseline: p50 {checked['p50'] / baseline['p50']:.2f}x  p99 {checked['p99'] / baseline['p99']:.2f}x"
-          f"  server CPU {checked['cpu_ms'] / baseline['cpu_ms']:.2f}x")
-    print(f"ratio check/reference: p50 {checked['p50'] / reference['p50']:.2f}x  "
-          f"p99 {checked['p99'] / reference['p99']:.2f}x  server CPU {checked['cpu_ms'] / reference['cpu_ms']:.2f}x")
+    if checked is not None:
+        print(f"ratio check/baseline: p50 {checked['p50'] / baseline['p50']:.2f}x  p99 {checked['p99'] / baseline['p99']:.2f}x"
+              f"  server CPU {checked['cpu_ms'] / baseline['cpu_ms']:.2f}x")
+        print(f"ratio check/reference: p50 {checked['p50'] / reference['p50']:.2f}x  "
+              f"p99 {checked['p99'] / reference['p99']:.2f}x  server CPU {checked['cpu_ms'] / reference['cpu_ms']:.2f}x")
     if low:
         print(f"at {args.low_rate:.0f} req/s, ratio check/baseline: p50 {low['check']['p50'] / low['baseline']['p50']:.2f}x"
               f"  p99 {low['check']['p99'] / low['baseline']['p99']:.2f}x  server CPU "
@@ -217,19 +229,25 @@ def main(args: argparse.Namespace) -> None:
               f"{low['check']['p50'] / low['logged subject read']['p50']:.2f}x  p99 "
               f"{low['check']['p99'] / low['logged subject read']['p99']:.2f}x  server CPU "
               f"{low['check']['cpu_ms'] / low['logged subject read']['cpu_ms']:.2f}x")
-    single_met = checked["p99"] <= 5 and not checked["errors"] and checked["achieved_rate"] >= 0.98 * args.rate
-    print(f"target p99 <= 5 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if single_met else 'NOT MET'}")
-    m1, m2 = statistics.median(warm1), statistics.median(warm2)
+    if checked is not None:
+        single_met = checked["p99"] <= 5 and not checked["errors"] and checked["achieved_rate"] >= 0.98 * args.rate
+        print(f"target p99 <= 5 ms at {args.rate:.0f} req/s, 0 errors: {'MET' if single_met else 'NOT MET'}")
+    m1, m2 = statistics.median(r for r, _ in warm1), statistics.median(r for r, _ in warm2)
+    c1, c2 = statistics.median(c for _, c in warm1), statistics.median(c for _, c in warm2)
     print(f"warm batch of {len(warm_codes):,} (median of {args.batch_repeats}): {m1:,.0f} subjects/s with 1 client "
-          f"(runs {', '.join(f'{x:,.0f}' for x in warm1)}), {m2:,.0f} subjects/s with {args.workers} concurrent "
-          f"clients; cold {cold:,.0f} subjects/s; warm/cold {m1 / cold:.1f}x")
+          f"(runs {', '.join(f'{r:,.0f}' for r, _ in warm1)}), {m2:,.0f} subjects/s with {args.workers} concurrent "
+          f"clients (runs {', '.join(f'{r:,.0f}' for r, _ in warm2)}); cold {cold:,.0f} subjects/s; "
+          f"warm/cold {m1 / cold:.1f}x")
+    print(f"server CPU per subject of a warm batch (all workers, HTTP included): {c1:.1f} µs with 1 client, "
+          f"{c2:.1f} µs with {args.workers}: {1e6 / c1:,.0f} subjects/s per core busy with nothing else")
     print(f"target >= 20,000 subjects/s in batches: {'MET' if max(m1, m2) >= 20_000 else 'NOT MET'}")
     print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries")
     print(f"server tracebacks: {server_errors} (log: {tmp / 'server.log'})")
     print(f"loadavg after the run: {load_after}")
+    return c1
 
 
-def breakdown(args: argparse.Namespace) -> None:
+def breakdown(args: argparse.Namespace) -> float:
     """Where a warm batch's CPU goes, in process and without HTTP: each stage of
     ``POST /credit-checks/batch`` on ``args.batch`` codes, CPU µs per subject (best of 3; the
     query log's writer thread is counted, as ``process_time`` is the process's)."""
@@ -255,8 +273,11 @@ def breakdown(args: argparse.Namespace) -> None:
     body = json.dumps({"matter": MATTER, "usccs": codes, "purpose": "benchmark"})
     state: dict = {}
 
+    stages: list[float] = []
+
     def stage(name: str, work) -> None:
         best = min(_cpu(work, state) for _ in range(3))
+        stages.append(best * 1e6 / len(codes))
         print(f"  {name:<44} {best * 1e6 / len(codes):6.1f} µs CPU per subject", flush=True)
 
     print(f"CPU breakdown of a warm batch of {len(codes):,} ({api.machine_facts()}):")
@@ -268,6 +289,8 @@ def breakdown(args: argparse.Namespace) -> None:
         credit_checks.check_result(catalogue, MATTER, today, state["found"][u]) for u in codes]))
     stage("JSON of the answer", lambda: json.dumps({"results": state["results"]}, ensure_ascii=False))
     session.close()
+    print(f"  {'total':<44} {sum(stages):6.1f} µs CPU per subject", flush=True)
+    return sum(stages)
 
 
 def _cpu(work, state: dict) -> float:
@@ -287,6 +310,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-repeats", type=int, default=3)
     parser.add_argument("--low-rate", type=float, default=100,
                         help="also measure the baseline and the check at this rate (0: not)")
+    parser.add_argument("--batch-only", action="store_true",
+                        help="skip the single-subject phases (reference and cold batch still run)")
     parser.add_argument("--breakdown-only", action="store_true",
                         help="only the in-process CPU breakdown of a warm batch (no server)")
     return parser.parse_args(argv)
@@ -297,5 +322,7 @@ if __name__ == "__main__":
     if arguments.breakdown_only:
         breakdown(arguments)
     else:
-        main(arguments)
-        breakdown(arguments)
+        served = main(arguments)
+        in_process = breakdown(arguments)
+        print(f"ratio of a warm batch's server CPU over HTTP to its stages in process (same run): "
+              f"{served / in_process:.2f}x")

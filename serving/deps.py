@@ -356,6 +356,24 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -
     return check
 
 
+# A route's credentials as parameters: the security schemes ``api_principal`` declares.
+BearerToken = Annotated[str | None, Depends(bearer_scheme)]
+ApiKeyHeader = Annotated[str | None, Depends(_api_key)]
+
+
+def flat_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """``require_role(*roles)`` for API callers in one dependency node instead of three (role,
+    caller, settings): each node costs FastAPI ≈ 40 µs of CPU per request (``subject_read``), which
+    a hot route (the joint checks) feels. The same checks (``_api_caller``, ``_with_role``), the
+    same security schemes in OpenAPI, and still run before the route's own parameters are
+    validated, so a caller without the role is refused (403) before any input is judged."""
+
+    async def check(request: Request, token: BearerToken = None, api_key: ApiKeyHeader = None) -> Principal:
+        return _with_role(await _api_caller(request, settings_of(request), token, api_key), roles)
+
+    return check
+
+
 def _with_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     if principal.role not in roles:
         raise NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}",

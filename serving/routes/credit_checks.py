@@ -21,15 +21,15 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import loop_connection
 from serving.deps import (
+    PurposeHeader,
     PurposeQuery,
     TodayDep,
     UsccPath,
+    flat_role,
     get_today,
     log_read_async,
     log_reads,
     new_session,
-    read_purpose,
-    require_role,
 )
 from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.measures import MeasuresCatalogue, load_measures
@@ -40,9 +40,8 @@ from serving.settings import Settings, settings_of
 
 router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"])
 _ERRORS = (NotAuthenticated, NotAllowed, InvalidInput)
-Checker = Annotated[Principal, Depends(require_role(*credit_checks.CHECKER_ROLES))]
+Checker = Annotated[Principal, Depends(flat_role(*credit_checks.CHECKER_ROLES))]
 MatterQuery = Annotated[str, Query(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")]
-_ = PurposeQuery  # the purpose: ?purpose=… or X-Purpose (read_purpose), optional for checks
 
 
 def measures_of(request: Request) -> MeasuresCatalogue:
@@ -68,9 +67,10 @@ def _in_session(settings: Settings, work: Any) -> Any:
 
 @router.get("/{uscc}", response_model=CreditCheckOut, responses=error_responses(*_ERRORS))
 async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker,
-                    purpose: Annotated[str | None, Depends(read_purpose)] = None) -> Response:
+                    purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> Response:
     """The measures of ``matter`` that apply to the subject, each with its records, list entries
     and legal basis (``found`` false for a code no subject has). Logged before it is answered."""
+    purpose = purpose or x_purpose  # as `read_purpose` reads it, without a dependency node of its own
     # today as `TodayDep` gives it (tests override `get_today`), without the thread-pool hop
     # FastAPI makes for a sync dependency
     today = request.app.dependency_overrides.get(get_today, get_today)()

@@ -18,12 +18,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,11 +69,42 @@ class LoggedRead:
 
 def canonical_entry(entry: QueryLogEntry | LoggedRead) -> str:
     """The canonical JSON of an entry's content (hashes excluded), stable across databases."""
-    at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
-    values = {name: getattr(entry, name) for name in _HASHED_FIELDS}
-    values["at"] = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    values["personal_info_unmasked"] = bool(values["personal_info_unmasked"])
+    return _canonical_json(_canonical_values(entry, _HASHED_FIELDS))
+
+
+def _canonical_values(entry: QueryLogEntry | LoggedRead, names: tuple[str, ...]) -> dict[str, Any]:
+    values = {name: getattr(entry, name) for name in names}
+    if "at" in values:
+        at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
+        values["at"] = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if "personal_info_unmasked" in values:
+        values["personal_info_unmasked"] = bool(values["personal_info_unmasked"])
+    return values
+
+
+def _canonical_json(values: dict[str, Any]) -> str:
     return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+# The entries of one append share everything but ``seq`` and ``uscc`` (one read: one time, one
+# caller, one purpose), and those two are the last keys of the sorted canonical JSON. So the text
+# up to ``"seq":`` is serialised once per run of entries sharing it, and each entry only appends
+# its number and code, the same characters ``json.dumps`` writes for them (``canonical_entry``
+# stays the definition; the checker uses it, and a test holds the two equal).
+_PER_ENTRY_FIELDS = ("seq", "uscc")
+_SHARED_FIELDS = tuple(f for f in _HASHED_FIELDS if f not in _PER_ENTRY_FIELDS)
+if tuple(sorted(_HASHED_FIELDS))[-2:] != _PER_ENTRY_FIELDS:  # pragma: no cover - a change of the fields
+    raise ImportError("the query log's seq and uscc must be the last keys of its canonical JSON")
+
+
+def _shared_of(entry: LoggedRead) -> tuple[Any, ...]:
+    return (entry.at, entry.actor, entry.actor_role, entry.actor_kind, entry.purpose, entry.endpoint, entry.outcome,
+            entry.personal_info_unmasked)
+
+
+def _canonical_head(entry: LoggedRead) -> str:
+    """``canonical_entry(entry)`` up to and including ``"seq":``."""
+    return _canonical_json(_canonical_values(entry, _SHARED_FIELDS))[:-1] + ',"seq":'
 
 
 def chain_hash(prev_hash: str, entry: QueryLogEntry | LoggedRead) -> str:
@@ -147,7 +180,8 @@ async def append_entry_async(engine: Engine, *, principal: Principal, uscc: str,
 
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[LoggedRead]:
-    """Append one entry per (uscc, outcome) in ``reads``, chained in order.
+    """Append one entry per (uscc, outcome) in ``reads``, chained in order. The entries are one
+    read (a batch of joint checks: one entry per code), so they share its time.
 
     With ``commit`` (the default) and a caller that only read, the caller's transaction is ended,
     then the entries are durably committed, when this returns, by the process's group-commit
@@ -157,8 +191,10 @@ def append_entries(session: Session, *, principal: Principal, reads: list[tuple[
     """
     if not reads:
         return []
-    pending = [_new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
-               for uscc, outcome in reads]
+    # one read, one time: the entries of one call share ``at`` (and so their canonical head)
+    at = dt.datetime.now(dt.UTC)
+    pending = [LoggedRead(at, principal.username, principal.role, principal.kind, uscc, purpose, endpoint, outcome,
+                          personal_info_unmasked) for uscc, outcome in reads]
     bind = session.get_bind()
     if commit and isinstance(bind, Engine) and not _has_writes(session):
         # End the caller's transaction first (as a commit here always did): the caller then holds
@@ -214,11 +250,16 @@ def _link(entries: list[LoggedRead], head_seq: int, prev_hash: str, key: str) ->
     ``prev_hash`` with the MAC ``key``; returns the new last hash."""
     seq = head_seq - len(entries)
     mac_key = key.encode("utf-8")
+    digest = hmac.digest  # one-shot HMAC in C: the same bytes as hmac.new(...).digest()
+    shared: tuple[Any, ...] | None = None
+    head = ""
     for entry in entries:
         seq += 1
         entry.seq, entry.prev_hash = seq, prev_hash
-        entry.entry_hash = prev_hash = hmac.new(
-            mac_key, (prev_hash + canonical_entry(entry)).encode("utf-8"), hashlib.sha256).hexdigest()
+        if (now := _shared_of(entry)) != shared:
+            shared, head = now, _canonical_head(entry)
+        text = f'{prev_hash}{head}{seq},"uscc":{encode_basestring(entry.uscc)}}}'
+        entry.entry_hash = prev_hash = digest(mac_key, text.encode("utf-8"), "sha256").hex()
     return prev_hash
 
 
@@ -246,6 +287,33 @@ class _DriverStatements:
             values[name] = convert(values[name])
         return self.insert.params(values)
 
+    def rows(self, entries: list[LoggedRead]) -> list[Any]:
+        """``[self.row(e) for e in entries]``, converting the values entries share (time, caller,
+        purpose …) once per run of entries sharing them rather than once per entry."""
+        insert = self.insert
+        if insert.order is not None and not insert.fixed and len(insert.order) > 1:
+            pack: Callable[[dict[str, Any]], Any] = operator.itemgetter(*insert.order)
+        else:  # named parameters: each row its own dict (``values`` is reused below)
+            def pack(values: dict[str, Any]) -> Any:
+                return insert.params(dict(values))
+        per_entry = ("seq", "uscc", "prev_hash", "entry_hash")
+        own = {name: self.to_driver.get(name) for name in per_entry}
+        if any(own.values()):  # no driver converts these today; if one does, the plain path
+            return [self.row(e) for e in entries]
+        out = []
+        shared: tuple[Any, ...] | None = None
+        values: dict[str, Any] = {}
+        for entry in entries:
+            if (now := _shared_of(entry)) != shared:
+                shared = now
+                values = {name: getattr(entry, name) for name in _COLUMNS if name not in per_entry}
+                for name, convert in self.to_driver.items():
+                    values[name] = convert(values[name])
+            values["seq"], values["uscc"] = entry.seq, entry.uscc
+            values["prev_hash"], values["entry_hash"] = entry.prev_hash, entry.entry_hash
+            out.append(pack(values))
+        return out
+
 
 @lru_cache(maxsize=8)
 def _driver_statements(dialect: Dialect) -> _DriverStatements:
@@ -263,7 +331,7 @@ def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRe
         raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
     seq, prev_hash, keyed_from = head
     last_hash = _link(entries, seq, prev_hash, key)
-    cursor.executemany(sql.insert.sql, [sql.row(e) for e in entries])
+    cursor.executemany(sql.insert.sql, sql.rows(entries))
     cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
     return seq, last_hash, keyed_from
 
