@@ -175,3 +175,20 @@ def test_admin_user_list_shows_scopes_by_name(client, city):  # noqa: F811
     page = client.get("/admin/users").text
     assert not re.search(r"<td[^>]*>\s*samr\s*</td>", page) and not re.search(r"<td[^>]*>\s*C\s*</td>", page)
     assert re.search(r'<option value="C">[^<]*制造业', page)
+
+
+def test_commitment_and_warning_pages_title_the_department_by_name(client, city):  # noqa: F811
+    """/regulator/commitments and /regulator/warnings are titled "信用承诺核查 · samr", "风险预警 · samr"."""
+    _as(client, "reg_samr", "/regulator/plans")
+    for path in ("/regulator/commitments", "/regulator/warnings"):
+        title = re.search(r"<h2[^>]*>(.*?)</h2>", client.get(path).text, re.S).group(1)
+        assert "samr" not in title and "南京市市场监督管理局" in title, (path, title)
+
+
+def test_subject_search_takes_a_district_name(client, city):  # noqa: F811
+    """监管对象信用等级's filter 区县代码（6 位） has pattern [0-9]{6}: typing 高淳区 gets the browser's English
+    "Please match the requested format." and no search."""
+    _as(client, "reg_samr", "/regulator/plans")
+    page = client.get("/regulator").text
+    field = re.search(r'<input[^>]*name="district[^"]*"[^>]*>', page).group(0)
+    assert 'pattern="[0-9]{6}"' not in field
