@@ -46,6 +46,12 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
 
+class UnknownDepartment(InvalidInput):
+    """A department code outside the department catalogue (``serving.labels.department_names``)."""
+
+    code = "unknown_department"
+
+
 class NotAuthenticated(ServiceError):
     status_code = 401
     code = "not_authenticated"

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from serving.i18n import STATUS_NAMES, kind_name
+from serving.i18n import PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -76,6 +76,46 @@ def industry_name(section: str | None, lang: str = "zh") -> str:
 
     return _pick((INDUSTRY_SECTIONS[section], INDUSTRY_SECTIONS_EN[section]) if section in INDUSTRY_SECTIONS
                  else None, section, lang)
+
+
+_MODEL_ALIASES = {"champion": ("在用版本", "champion"), "challenger": ("候选版本", "challenger")}
+
+
+def model_name(ref: str | None, lang: str = "zh") -> str:
+    """A registered model as a person names it: ``tiers-general@champion`` → 通用模型（在用版本），
+    ``tiers-sector-C`` → 制造业行业模型; any other name as it is."""
+    if not ref:
+        return ""
+    name, _, alias = ref.partition("@")
+    if name == "tiers-general":
+        shown = "通用模型" if lang == "zh" else "General model"
+    elif name.startswith("tiers-sector-"):
+        section = name.removeprefix("tiers-sector-")
+        shown = f"{industry_name(section, lang)}行业模型" if lang == "zh" else f"Sector model ({industry_name(section, lang)})"
+    else:
+        shown = name
+    if alias:
+        word = _pick(_MODEL_ALIASES.get(alias), alias, lang)
+        shown = f"{shown}（{word}）" if lang == "zh" else f"{shown} ({word})"
+    return shown
+
+
+def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
+    """(name, explanation) of one promotion-gate check (``training.gate.GateCheck.as_dict``) in
+    ``lang``: the check's name and what it found against its limit. English explains with the gate's
+    own detail; an unknown check keeps its code and detail."""
+    import re
+
+    name, detail = str(check.get("name", "")), str(check.get("detail", ""))
+    texts = PAGE_TEXTS["sector_report"]
+    shown = page_text("sector_report", f"check_{name}", lang) if f"check_{name}" in texts else name
+    template = texts.get(f"explain_{name}", {}).get(lang)
+    if template is None:
+        return shown, detail
+    rates = "、".join(f"{g} {r}" for g, r in re.findall(r"\b([A-D]) (\d+(?:\.\d+)?)", detail.partition(";")[0]))
+    values = {k: check.get(k) if isinstance(check.get(k), int | float) else float("nan")
+              for k in ("challenger", "champion", "limit")}
+    return shown, template.format(rates=f"：{rates}" if rates else "", **values)
 
 
 def status_name(status: str | None, lang: str = "zh") -> str:

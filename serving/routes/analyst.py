@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from serving import labels
 from serving.db.models import Alert, MonitoringResult
 from serving.deps import (
     Analyst,
@@ -191,4 +192,5 @@ def monitoring_page(request: Request, session: SessionDep, settings: SettingsDep
     view = mon.run_view(run, mon.run_alerts(session, run.id), lang)
     return render(request, "analyst_monitoring.html", {
         "user": principal, "view": view, "runs": [_run_out(r) for r in mon.list_runs(session, limit=20)],
-        "csrf": page_csrf(settings, principal), "m": lambda k: mon.label(k, lang)})
+        "csrf": page_csrf(settings, principal), "m": lambda k: mon.label(k, lang),
+        "model_name": lambda ref: labels.model_name(ref, lang)})
