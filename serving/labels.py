@@ -118,6 +118,62 @@ def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
     return shown, template.format(rates=f"：{rates}" if rates else "", **values)
 
 
+# the salt-format grammar's units (``supervision.bundle.SALT_PATTERN_GRAMMAR``) and their counts
+_SALT_UNIT = r"(\\d|\\.|\[[^\]]*\]|.)(?:\{([0-9]+)(?:,([0-9]+))?\})?"
+_SALT_CLASSES = {" -~": ("可打印的英文字符（字母、数字、标点或空格）",
+                         "printable ASCII characters (letters, digits, punctuation or spaces)"),
+                 "0-9": ("数字", "digits"), "A-Z": ("大写英文字母", "capital letters"),
+                 "a-z": ("小写英文字母", "small letters"), "A-Za-z": ("英文字母", "letters"),
+                 "0-9A-Za-z": ("英文字母或数字", "letters or digits"), "A-Za-z0-9": ("英文字母或数字", "letters or digits")}
+
+
+def _salt_unit(unit: str, lang: str) -> str:
+    zh = lang != "en"
+    if unit == "\\d":
+        return "数字" if zh else "digit"
+    if unit.startswith("["):
+        inner = unit[1:-1]
+        if inner in _SALT_CLASSES:
+            return _pick(_SALT_CLASSES[inner], inner, lang)
+        return f"「{inner}」中的字符" if zh else f"characters of [{inner}]"
+    char = unit[-1]
+    if char == " ":
+        return "空格" if zh else "a space"
+    return f"「{char}」" if zh else f"“{char}”"
+
+
+def salt_format(pattern: str | None, lang: str = "zh") -> str:
+    """A committed salt format (docs/draw-algorithm.md §16.1) in words, never the regular
+    expression: ``[ -~]{1,64}`` → 1–64 个可打印的英文字符…, ``\\d \\d \\d`` → 3 个数字，以空格分隔."""
+    import re
+
+    if not pattern:
+        return ""
+    zh = lang != "en"
+    parts = []  # (unit, count, words)
+    for unit, low, high in re.findall(_SALT_UNIT, pattern):
+        count = f"{low}–{high}" if high else low
+        name = _salt_unit(unit, lang)
+        if not count:
+            words = name
+        elif unit == "\\d":
+            words = f"{count} 位数字" if zh else f"{count} digit{'' if count == '1' else 's'}"
+        else:
+            words = f"{count} 个{name}" if zh else f"{count} {name}"
+        parts.append((unit, count, words))
+    units, seps = parts[0::2], parts[1::2]
+    if len(parts) >= 3 and len(parts) % 2 == 1 and len(set(units)) == 1 and len(set(seps)) == 1 and not seps[0][1]:
+        unit, count, one = units[0]
+        sep = seps[0][2]
+        if not count:
+            plural = {"digit": "digits", "a space": "spaces"}.get(one, one)
+            return f"{len(units)} 个{one}，以{sep}分隔" if zh else f"{len(units)} {plural} separated by {sep}"
+        return f"{len(units)} 组 {one}，以{sep}分隔" if zh else f"{len(units)} groups of {one} separated by {sep}"
+    if len(parts) == 1:
+        return parts[0][2] if parts[0][1] or parts[0][0] != "\\d" else ("1 位数字" if zh else "1 digit")
+    return ("依次为：" + "、".join(p[2] for p in parts)) if zh else "in order: " + ", ".join(p[2] for p in parts)
+
+
 def status_name(status: str | None, lang: str = "zh") -> str:
     """A plan, result, objection or repair status (``drawn``, ``published``, ``pending`` …) by name."""
     if not status:

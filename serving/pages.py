@@ -43,6 +43,7 @@ FILTERS = {
         labels.inspector_label(i, labels.inspector_names(_data_dir(ctx))) for i in ids or ())),
     "when": labels.beijing_minute,
     "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
+    "salt_format": pass_context(lambda ctx, pattern: labels.salt_format(pattern, _lang(ctx))),
 }
 
 

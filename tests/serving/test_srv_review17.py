@@ -76,16 +76,27 @@ def test_plan_number_may_be_written_in_chinese(client, city):  # noqa: F811
 
 def test_result_of_a_past_period_can_be_entered_or_the_message_is_not_an_empty_range(client, city):  # noqa: F811
     """The demo's plan #1 (period 2025-10-01..2025-12-29, drawn today) refuses every date with
-    "不在计划的检查期内（2026-12-07 至 2025-12-29）": a range that ends before it starts."""
-    location = _drawn(client, plan_id="past-period", period_start="2026-10-01", period_end="2026-11-20")
+    "不在计划的检查期内（2026-12-07 至 2025-12-29）": a range that ends before it starts.
+
+    Adjusted by fix17: a result is never dated before its plan was made (docs/architecture.md,
+    docs/security.md: a visit is drawn before it is made), so a plan whose period has ended before
+    it is made could never take a result: it is refused at creation, in Chinese, at 检查期结束 (and
+    the demo's plan starts today). A plan made during its period takes results from that day on,
+    and a refusal shows the range that is open."""
+    _as(client, "reg_samr", "/regulator/plans")
+    past = client.post("/regulator/plans", data=_plan_form(client, plan_id="past-period", period_start="2026-10-01",
+                                                           period_end="2026-11-20"))
+    assert past.status_code == 422 and "检查期结束" in past.text and "period_end" not in re.sub(r"<[^>]+>", "", past.text)
+    location = _drawn(client, plan_id="begun-period", period_start="2026-10-01", period_end="2026-12-20")
     csrf = _as(client, "reg_samr", location)
     page = client.get(location).text
     uscc = re.search(r'class="result-form" data-uscc="(\w+)"', page).group(1)
-    r = client.post(location + "/results", follow_redirects=False, data={
-        "uscc": uscc, "inspection_item": "SAMR-03", "outcome": "no_problem", "inspected_on": "2026-11-10",
-        "csrf_token": csrf})
+    form = {"uscc": uscc, "inspection_item": "SAMR-03", "outcome": "no_problem", "csrf_token": csrf}
+    r = client.post(location + "/results", follow_redirects=False, data={**form, "inspected_on": "2026-11-10"})
+    assert r.status_code == 422 and RANGE.search(r.text)
     for start, end in RANGE.findall(r.text):
         assert start <= end, f"empty range shown: {start} 至 {end}"
+    r = client.post(location + "/results", follow_redirects=False, data={**form, "inspected_on": "2026-11-23"})
     assert r.status_code == 303, r.text[-600:]
 
 
