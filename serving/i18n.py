@@ -546,12 +546,21 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "check_ece": {"zh": "校准误差不高于在用版本（容差内）", "en": "ECE not above the champion's (within tolerance)"},
         "check_grade_monotonicity": {"zh": "等级越低不良率越高", "en": "Bad rate rises from A to D"},
         "check_grade_share_shift": {"zh": "等级占比变动在限度内", "en": "Grade shares move within the limit"},
-        # what each gate check found, in words (``serving.labels.gate_check``); English: the gate's own detail
-        "explain_auc": {"zh": "候选版本 AUC {challenger:.4f}，在用版本 {champion:.4f}；不得比在用版本低 {limit} 以上"},
-        "explain_brier": {"zh": "候选版本 Brier 分数 {challenger:.5f}，在用版本 {champion:.5f}；不得比在用版本高 {limit} 以上"},
-        "explain_ece": {"zh": "候选版本校准误差 {challenger:.4f}，在用版本 {champion:.4f}；不得比在用版本高 {limit} 以上"},
-        "explain_grade_monotonicity": {"zh": "各等级实际不良率{rates}；从 A 级到 D 级不得下降"},
-        "explain_grade_share_shift": {"zh": "在用版本与候选版本的等级占比差异（PSI）{challenger:.4f}；上限 {limit}"},
+        # what each gate check found, in words (``serving.labels.gate_check``)
+        "explain_auc": {"zh": "候选版本 AUC {challenger:.4f}，在用版本 {champion:.4f}；不得比在用版本低 {limit} 以上",
+                        "en": "AUC {challenger:.4f} against the champion's {champion:.4f}; may not fall more than "
+                              "{limit} below it"},
+        "explain_brier": {"zh": "候选版本 Brier 分数 {challenger:.5f}，在用版本 {champion:.5f}；不得比在用版本高 {limit} 以上",
+                          "en": "Brier {challenger:.5f} against the champion's {champion:.5f}; may not exceed it by "
+                                "more than {limit}"},
+        "explain_ece": {"zh": "候选版本校准误差 {challenger:.4f}，在用版本 {champion:.4f}；不得比在用版本高 {limit} 以上",
+                        "en": "ECE {challenger:.4f} against the champion's {champion:.4f}; may not exceed it by more "
+                              "than {limit}"},
+        "explain_grade_monotonicity": {"zh": "各等级实际不良率{rates}；从 A 级到 D 级不得下降",
+                                       "en": "observed bad rate by grade{rates}; must not decrease from A to D"},
+        "explain_grade_share_shift": {"zh": "在用版本与候选版本的等级占比差异（PSI）{challenger:.4f}；上限 {limit}",
+                                      "en": "PSI of the grade shares, champion to challenger, {challenger:.4f}; "
+                                            "limit {limit}"},
         "monotonicity": {"zh": "特征方向检验", "en": "Feature directions"},
         "feature": {"zh": "特征", "en": "Feature"},
         "declared": {"zh": "约定方向", "en": "Declared"},

@@ -102,8 +102,8 @@ def model_name(ref: str | None, lang: str = "zh") -> str:
 
 def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
     """(name, explanation) of one promotion-gate check (``training.gate.GateCheck.as_dict``) in
-    ``lang``: the check's name and what it found against its limit. English explains with the gate's
-    own detail; an unknown check keeps its code and detail."""
+    ``lang``: the check's name and what it found against its limit; an unknown check keeps its code
+    and the gate's own detail."""
     import re
 
     name, detail = str(check.get("name", "")), str(check.get("detail", ""))
@@ -112,10 +112,11 @@ def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
     template = texts.get(f"explain_{name}", {}).get(lang)
     if template is None:
         return shown, detail
-    rates = "、".join(f"{g} {r}" for g, r in re.findall(r"\b([A-D]) (\d+(?:\.\d+)?)", detail.partition(";")[0]))
+    found = re.findall(r"\b([A-D]) (\d+(?:\.\d+)?)", detail.partition(";")[0])
+    rates = ("、" if lang == "zh" else ", ").join(f"{g} {r}" for g, r in found)
     values = {k: check.get(k) if isinstance(check.get(k), int | float) else float("nan")
               for k in ("challenger", "champion", "limit")}
-    return shown, template.format(rates=f"：{rates}" if rates else "", **values)
+    return shown, template.format(rates=(f"：{rates}" if lang == "zh" else f": {rates}") if rates else "", **values)
 
 
 # the salt-format grammar's units (``supervision.bundle.SALT_PATTERN_GRAMMAR``) and their counts
@@ -128,6 +129,8 @@ _SALT_CLASSES = {" -~": ("可打印的英文字符（字母、数字、标点或
 
 
 def _salt_unit(unit: str, lang: str) -> str:
+    import re
+
     zh = lang != "en"
     if unit == "\\d":
         return "数字" if zh else "digit"
@@ -135,7 +138,15 @@ def _salt_unit(unit: str, lang: str) -> str:
         inner = unit[1:-1]
         if inner in _SALT_CLASSES:
             return _pick(_SALT_CLASSES[inner], inner, lang)
-        return f"「{inner}」中的字符" if zh else f"characters of [{inner}]"
+        named = {"0-9": ("数字", "digits"), "A-Z": ("大写英文字母", "capital letters"), "a-z": ("小写英文字母", "small letters")}
+        words = []
+        for low, high, char in re.findall(r"(.)-(.)|(.)", inner):
+            if low:
+                words.append(_pick(named.get(f"{low}-{high}"), f"「{low}」至「{high}」" if zh else f"“{low}” to “{high}”",
+                                   lang))
+            else:
+                words.append(_salt_unit(char, lang))
+        return "或".join(words) if zh else " or ".join(words)
     char = unit[-1]
     if char == " ":
         return "空格" if zh else "a space"

@@ -581,8 +581,8 @@ def plans_page(request: Request, principal: PageRegulator, session: SessionDep, 
 
 
 # the salt formats of common public draws, offered by name on the plan form (the API takes any
-# format of the grammar, docs/draw-algorithm.md §16.1): 福彩3D, 排列5, 双色球 (6 red and 1 blue ball)
-SALT_FORMATS = (r"\d \d \d", r"\d \d \d \d \d", r"\d{2} \d{2} \d{2} \d{2} \d{2} \d{2} \d{2}")
+# format of the grammar, docs/draw-algorithm.md §16.1): 福彩3D, 排列5
+SALT_FORMATS = (r"\d \d \d", r"\d \d \d \d \d")
 
 
 def _plans_page(request: Request, principal: Principal, session: Session, settings, today: dt.date,

@@ -510,15 +510,14 @@ def _result_version(existing: InspectionResult | None, model: Any, reason: str, 
         model.outcome, model.inspected_on, model.document_no or "")
     if same:
         if existing.published_on is not None and model.published_on not in (None, existing.published_on):
-            raise Conflict(f"results[{n}]: the result was published on {existing.published_on}: a publication "
-                           "date is never changed", field="published_on",
-                           zh=f"该结果已于 {existing.published_on} 公示，公示日期不能更改。")
+            said = f"该结果已于 {existing.published_on} 公示，公示日期不能更改"
+            raise Conflict(f"{said}；results[{n}]: the result was published on {existing.published_on}: a "
+                           "publication date is never changed", field="published_on", zh=f"{said}。")
         return None
     if not reason.strip():
-        raise InvalidInput(f"results[{n}]: {model.uscc} {model.inspection_item}: a result already exists: a "
-                           "different result is a correction and needs a reason", field="correction_reason",
-                           zh=f"{model.uscc} 的抽查事项 {model.inspection_item} 已有检查结果：录入不同的结果即为更正，"
-                              "须填写更正理由。")
+        said = f"{model.uscc} 的抽查事项 {model.inspection_item} 已有检查结果：录入不同的结果即为更正，须填写更正理由"
+        raise InvalidInput(f"{said}；results[{n}]: a result already exists: a different result is a correction and "
+                           "needs a reason (correction_reason)", field="correction_reason", zh=f"{said}。")
     return {"version": old.get("version", 1) + 1, "supersedes": existing.id,
             "first_id": old.get("first_id") or existing.id, "correction_reason": reason.strip()}
 
