@@ -99,7 +99,10 @@ def main() -> None:
         headers = bearer_for(settings.database_url, Principal(username="bench", role="regulator", department="samr"),
                              settings.jwt_key)
         counter = iter(range(10**6))
-        body = {"period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF.isoformat(),
+        # the service's clock: a plan's period may not have ended before the plan is made
+        start = max(dt.datetime.now(dt.UTC).date(), dt.date(2026, 12, 1))
+        body = {"period_start": start.isoformat(), "period_end": (start + dt.timedelta(days=30)).isoformat(),
+                "as_of": AS_OF.isoformat(),
                 "tasks": [{"department": "samr", "item": "SAMR-03"}, {"department": "samr", "item": "SAMR-02"}]}
         created: list[int] = []
 

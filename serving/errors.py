@@ -47,6 +47,12 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
 
+class UnknownDepartment(InvalidInput):
+    """A department code outside the department catalogue (``serving.labels.department_names``)."""
+
+    code = "unknown_department"
+
+
 class NotAuthenticated(ServiceError):
     status_code = 401
     code = "not_authenticated"
@@ -255,7 +261,7 @@ _PATTERN_RULES: dict[str, tuple[str, str]] = {
              "must be an 18-character unified social credit code"),
     "district_codes": ("应为本市的区县名称或 6 位数字的区县代码，多个用分号分隔",
                        "must be district names of the city or 6-digit district codes, separated by ;"),
-    "plan_id": ("只能包含字母、数字、下划线、点和连字符", "may hold letters, digits, _ . and - only"),
+    "plan_id": ("只能包含汉字、字母、数字、下划线、点和连字符", "may hold Chinese characters, letters, digits, _ . and - only"),
     "industries": ("应为 A–T 之间的一个字母（行业门类）", "must be a section letter A–T"),
     "policy": ("只能包含字母、数字、下划线和连字符", "may hold letters, digits, _ and - only"),
 }

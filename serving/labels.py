@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from features.schema import INDUSTRY_SECTION_NAMES
-from serving.i18n import STATUS_NAMES, kind_name
+from serving.i18n import PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -82,6 +82,91 @@ def legal_form_name(form: str | None, lang: str = "zh") -> str:
     return _pick(LEGAL_FORM_NAMES.get(form), form, lang)
 
 
+def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
+    """(name, explanation) of one promotion-gate check (``training.gate.GateCheck.as_dict``) in
+    ``lang``: the check's name and what it found against its limit; an unknown check keeps its code
+    and the gate's own detail."""
+    import re
+
+    name, detail = str(check.get("name", "")), str(check.get("detail", ""))
+    texts = PAGE_TEXTS["sector_report"]
+    shown = page_text("sector_report", f"check_{name}", lang) if f"check_{name}" in texts else name
+    template = texts.get(f"explain_{name}", {}).get(lang)
+    if template is None:
+        return shown, detail
+    found = re.findall(r"\b([A-D]) (\d+(?:\.\d+)?)", detail.partition(";")[0])
+    rates = ("、" if lang == "zh" else ", ").join(f"{g} {r}" for g, r in found)
+    values = {k: check.get(k) if isinstance(check.get(k), int | float) else float("nan")
+              for k in ("challenger", "champion", "limit")}
+    return shown, template.format(rates=(f"：{rates}" if lang == "zh" else f": {rates}") if rates else "", **values)
+
+
+# the salt-format grammar's units (``supervision.bundle.SALT_PATTERN_GRAMMAR``) and their counts
+_SALT_UNIT = r"(\\d|\\.|\[[^\]]*\]|.)(?:\{([0-9]+)(?:,([0-9]+))?\})?"
+_SALT_CLASSES = {" -~": ("可打印的英文字符（字母、数字、标点或空格）",
+                         "printable ASCII characters (letters, digits, punctuation or spaces)"),
+                 "0-9": ("数字", "digits"), "A-Z": ("大写英文字母", "capital letters"),
+                 "a-z": ("小写英文字母", "small letters"), "A-Za-z": ("英文字母", "letters"),
+                 "0-9A-Za-z": ("英文字母或数字", "letters or digits"), "A-Za-z0-9": ("英文字母或数字", "letters or digits")}
+
+
+def _salt_unit(unit: str, lang: str) -> str:
+    import re
+
+    zh = lang != "en"
+    if unit == "\\d":
+        return "数字" if zh else "digit"
+    if unit.startswith("["):
+        inner = unit[1:-1]
+        if inner in _SALT_CLASSES:
+            return _pick(_SALT_CLASSES[inner], inner, lang)
+        named = {"0-9": ("数字", "digits"), "A-Z": ("大写英文字母", "capital letters"), "a-z": ("小写英文字母", "small letters")}
+        words = []
+        for low, high, char in re.findall(r"(.)-(.)|(.)", inner):
+            if low:
+                words.append(_pick(named.get(f"{low}-{high}"), f"「{low}」至「{high}」" if zh else f"“{low}” to “{high}”",
+                                   lang))
+            else:
+                words.append(_salt_unit(char, lang))
+        return "或".join(words) if zh else " or ".join(words)
+    char = unit[-1]
+    if char == " ":
+        return "空格" if zh else "a space"
+    return f"「{char}」" if zh else f"“{char}”"
+
+
+def salt_format(pattern: str | None, lang: str = "zh") -> str:
+    """A committed salt format (docs/draw-algorithm.md §16.1) in words, never the regular
+    expression: ``[ -~]{1,64}`` → 1–64 个可打印的英文字符…, ``\\d \\d \\d`` → 3 个数字，以空格分隔."""
+    import re
+
+    if not pattern:
+        return ""
+    zh = lang != "en"
+    parts = []  # (unit, count, words)
+    for unit, low, high in re.findall(_SALT_UNIT, pattern):
+        count = f"{low}–{high}" if high else low
+        name = _salt_unit(unit, lang)
+        if not count:
+            words = name
+        elif unit == "\\d":
+            words = f"{count} 位数字" if zh else f"{count} digit{'' if count == '1' else 's'}"
+        else:
+            words = f"{count} 个{name}" if zh else f"{count} {name}"
+        parts.append((unit, count, words))
+    units, seps = parts[0::2], parts[1::2]
+    if len(parts) >= 3 and len(parts) % 2 == 1 and len(set(units)) == 1 and len(set(seps)) == 1 and not seps[0][1]:
+        unit, count, one = units[0]
+        sep = seps[0][2]
+        if not count:
+            plural = {"digit": "digits", "a space": "spaces"}.get(one, one)
+            return f"{len(units)} 个{one}，以{sep}分隔" if zh else f"{len(units)} {plural} separated by {sep}"
+        return f"{len(units)} 组 {one}，以{sep}分隔" if zh else f"{len(units)} groups of {one} separated by {sep}"
+    if len(parts) == 1:
+        return parts[0][2] if parts[0][1] or parts[0][0] != "\\d" else ("1 位数字" if zh else "1 digit")
+    return ("依次为：" + "、".join(p[2] for p in parts)) if zh else "in order: " + ", ".join(p[2] for p in parts)
+
+
 def status_name(status: str | None, lang: str = "zh") -> str:
     """A plan, result, objection or repair status (``drawn``, ``published``, ``pending`` …) by name."""
     if not status:
@@ -139,21 +224,25 @@ def item_label(code: str | None, lang: str = "zh", data_dir: str | Path | None =
     return f"{name}（{code}）" if name else code
 
 
-_MODEL = re.compile(r"^(?:tiers-)?(general|sector-([A-T]))(?:(?:/|-v)(\d+))?$")
+_MODEL = re.compile(r"^(?:tiers-)?(general|sector-([A-T]))(?:(?:/|-v)(\d+))?(?:@(champion|challenger))?$")
+_MODEL_ALIASES = {"champion": ("在用版本", "champion"), "challenger": ("候选版本", "challenger")}
 
 
 def model_label(value: str | None, lang: str = "zh") -> str:
     """A model or model version by name: ``tiers-sector-C`` → 制造业行业模型, ``tiers-general/3`` →
-    通用模型 第 3 版 (``general-v3`` too); anything else as it is."""
+    通用模型 第 3 版 (``general-v3`` too), ``tiers-general@champion`` → 通用模型（在用版本）;
+    anything else as it is."""
     match = _MODEL.match(value or "")
     if not match:
         return value or ""
-    kind, section, version = match.groups()
+    kind, section, version, alias = match.groups()
     if lang == "en":
         name = "General model" if kind == "general" else f"{industry_name(section, 'en')} sector model"
-        return f"{name} v{version}" if version else name
+        name = f"{name} v{version}" if version else name
+        return f"{name} ({_MODEL_ALIASES[alias][1]})" if alias else name
     name = "通用模型" if kind == "general" else f"{industry_name(section)}行业模型"
-    return f"{name} 第 {version} 版" if version else name
+    name = f"{name} 第 {version} 版" if version else name
+    return f"{name}（{_MODEL_ALIASES[alias][0]}）" if alias else name
 
 
 # Reads the service logs for itself are stored as ``code 中文`` (``self_view 本企业自查``).
@@ -205,10 +294,7 @@ def endpoint_name(endpoint: str | None, lang: str = "zh") -> str:
 
 def gate_check_name(name: str | None, lang: str = "zh") -> str:
     """A promotion gate check (``auc``, ``grade_monotonicity`` …) by name (the model report's words)."""
-    from serving.i18n import PAGE_TEXTS
-
-    entry = PAGE_TEXTS["sector_report"].get(f"check_{name}")
-    return (entry.get(lang) or entry["zh"]) if entry else (name or "")
+    return gate_check({"name": name or ""}, lang)[0]
 
 
 def one_language(value: str | None, lang: str = "zh") -> str:

@@ -49,6 +49,7 @@ FILTERS = {
     "gate_check": pass_context(lambda ctx, name: labels.gate_check_name(name, _lang(ctx))),
     "when": labels.beijing_minute,
     "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
+    "salt_format": pass_context(lambda ctx, pattern: labels.salt_format(pattern, _lang(ctx))),
 }
 
 

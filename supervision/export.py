@@ -11,7 +11,7 @@ cell by cell with every text typed as a string, so openpyxl never stores a formu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,16 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def write_workbook(sheets: Iterable[tuple[str, pd.DataFrame]], path: str | Path) -> Path:
+#: the summary's shares (``GradeSummary``): fractions, read as percentages in a spreadsheet
+RATIO_COLUMNS = ("configured_ratio", "realised_ratio")
+PERCENT = "0.0%"
+
+
+def write_workbook(sheets: Iterable[tuple[str, pd.DataFrame]], path: str | Path, *,
+                   number_formats: Mapping[str, str] | None = None) -> Path:
     """A workbook with one sheet per (name, frame): a header row, then the rows, each text
-    neutralised and stored as a string (never a formula), numbers as numbers."""
+    neutralised and stored as a string (never a formula), numbers as numbers — in the format
+    ``number_formats`` gives for their column's header (e.g. a share as a percentage)."""
     from openpyxl import Workbook
 
     book = Workbook()
@@ -82,6 +89,8 @@ def write_workbook(sheets: Iterable[tuple[str, pd.DataFrame]], path: str | Path)
                 cell.value = _excel_value(value)
                 if isinstance(cell.value, str):
                     cell.data_type = "s"  # a string whatever it looks like
+                elif r > 1 and (number_format := (number_formats or {}).get(rows[0][c - 1])):
+                    cell.number_format = number_format
         _fit_columns(sheet, rows)
     path = Path(path)
     book.save(path)
@@ -165,7 +174,8 @@ def write_plan_csv(plan: InspectionPlan, path: str | Path) -> Path:
 def write_plan_excel(plan: InspectionPlan, path: str | Path) -> Path:
     """Workbook with sheets 检查名单 (visits) and 汇总 (per-grade summary) and 承诺 (commitment)."""
     return write_workbook([("检查名单", plan_table(plan)), ("汇总", summary_table(plan)),
-                           ("承诺", commitment_table(plan))], path)
+                           ("承诺", commitment_table(plan))], path,
+                          number_formats=dict.fromkeys(RATIO_COLUMNS, PERCENT))
 
 
 def commitment_table(plan: InspectionPlan) -> pd.DataFrame:

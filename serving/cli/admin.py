@@ -241,7 +241,7 @@ def users_create(
         raise typer.Exit(2) from exc
     session = next(iter_session(settings.database_url))
     try:
-        user = create_user(session, body)
+        user = create_user(session, body, data_dir=settings.data_dir)
     except ServiceError as exc:
         typer.echo(f"error: {exc.field or 'input'}: {exc.message}", err=True)
         raise typer.Exit(2) from exc

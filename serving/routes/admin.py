@@ -77,8 +77,8 @@ def checkpoint_public_key(principal: Admin, settings: SettingsDep) -> Response:
 
 @router.post("/users", response_model=UserOut, status_code=201,
              responses=error_responses(*_ERRORS, Conflict, InvalidInput))
-def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(users.create_user(session, body))
+def create_user(body: UserCreate, principal: Admin, session: SessionDep, settings: SettingsDep) -> UserOut:
+    return UserOut.model_validate(users.create_user(session, body, data_dir=settings.data_dir))
 
 
 USERNAME = r"^[A-Za-z0-9_.@-]+$"  # as UserCreate

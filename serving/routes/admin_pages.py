@@ -26,8 +26,9 @@ from serving.deps import (
     require_page_csrf,
     require_role,
 )
-from serving.errors import Conflict, InvalidInput, NotFound, ServiceError
+from serving.errors import Conflict, InvalidInput, NotFound, ServiceError, UnknownDepartment
 from serving.i18n import page_text
+from serving.labels import department_names
 from serving.pages import page_lang, render
 from serving.presenters import SHANGHAI, local_minute, objection_out
 from serving.schemas import UserCreate
@@ -113,6 +114,9 @@ def _service_message(request: Request, exc: ServiceError, values: dict[str, str]
         return _say(request, "no_user", username=values.get("username", ""))
     if isinstance(exc, NotFound) and field == "prefix":
         return _say(request, "no_key", prefix=values.get("prefix", ""))
+    if isinstance(exc, UnknownDepartment):
+        return _say(request, "field_rule", field=_field_name(request, "department"),
+                    rule=_say(request, "rule_department", value=values.get("department", "")))
     if isinstance(exc, InvalidInput) and field in ("department", "section", "uscc"):
         role = values.get("role", "")
         needed = {"regulator": "department", "sector": "section", "enterprise": "uscc"}.get(role)
@@ -134,7 +138,8 @@ def _users_page(request: Request, session: Any, settings: Any, principal: Princi
                 status_code: int = 200) -> Response:
     return _page(request, "admin_users.html", principal, settings, {
         "users": users.list_users(session), "form": form, "error": error, "error_field": error_field,
-        "notice": notice, "roles": ROLES, "sections": SECTIONS}, status_code=status_code)
+        "notice": notice, "roles": ROLES, "sections": SECTIONS, "departments": department_names(settings.data_dir)},
+        status_code=status_code)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -170,7 +175,7 @@ def create_user_form(request: Request, settings: SettingsDep, session: SessionDe
         return _users_page(request, session, settings, principal, form=form, error=message, error_field=field,
                            status_code=422)
     try:
-        users.create_user(session, body)
+        users.create_user(session, body, data_dir=settings.data_dir)
     except ServiceError as exc:
         session.rollback()
         return _users_page(request, session, settings, principal, form=form, error_field=exc.field,

@@ -251,12 +251,16 @@ def draw_openings_page(request: Request, access: PageSubject, session: SessionDe
                        _enterprise: PageEnterprise,
                        ) -> Response:
     """The enterprise's own openings: one per tiers-draw-v2 plan whose pool held it, each with its
-    download and the plan's public bundle; 404 when no pool held it. Computed on request (one
+    download and the plan's public bundle; when no pool held it, a page saying so (the credit page
+    links here before knowing, and an error page would read as a fault). Computed on request (one
     pass over each such plan's pool)."""
     from serving.routes.plans import _openings_by_plan
 
-    return render(request, "openings.html", {"user": access.principal, "uscc": access.uscc,
-                                             "openings": _openings_by_plan(session, access.uscc)})
+    try:
+        openings = _openings_by_plan(session, access.uscc)
+    except NotFound:
+        openings = []
+    return render(request, "openings.html", {"user": access.principal, "uscc": access.uscc, "openings": openings})
 
 
 @router.get("/credit/{uscc}/draw-openings/{plan_id}.json")

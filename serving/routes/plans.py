@@ -580,6 +580,11 @@ def plans_page(request: Request, principal: PageRegulator, session: SessionDep, 
     return _plans_page(request, principal, session, settings, today)
 
 
+# the salt formats of common public draws, offered by name on the plan form (the API takes any
+# format of the grammar, docs/draw-algorithm.md §16.1): 福彩3D, 排列5
+SALT_FORMATS = (r"\d \d \d", r"\d \d \d \d \d")
+
+
 def _plans_page(request: Request, principal: Principal, session: Session, settings, today: dt.date,
                 form: dict | None = None, error: ServiceError | None = None) -> HTMLResponse:
     """The plans and the new-plan form; after a refusal, the form as it was typed with the reason
@@ -593,7 +598,8 @@ def _plans_page(request: Request, principal: Principal, session: Session, settin
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
-        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans"})
+        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans",
+        "salt_formats": SALT_FORMATS})
     if error is not None:
         response.status_code = error.status_code
     return response

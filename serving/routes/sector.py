@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from serving import labels
 from serving.deps import (
     ModelReader,
     PageModelReader,
@@ -239,7 +240,8 @@ def promote_version(principal: ModelReader, session: SessionDep, registry: Regis
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     lang = page_lang(request)
     return render(request, template, {"s": lambda key: page_text("sector", key, lang), "local": local_minute,
-                                      **context}, status_code=status_code)
+                                      "gate_check": lambda check: labels.gate_check(check, lang), **context},
+                  status_code=status_code)
 
 
 def _grade_rows(report: dict[str, Any], cutoffs: list[float]) -> list[dict[str, Any]]:

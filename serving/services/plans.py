@@ -265,6 +265,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     from supervision.tables import TableError
 
     seed = secrets.token_bytes(32) if seed is None else seed
+    check_period_open(request, created_on or dt.datetime.now(dt.UTC).date())
     with _plan_transaction(session, PlanInputError, TableError):
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
@@ -294,6 +295,18 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         session.add(draw)
         session.commit()
     return plan_row, draw
+
+
+def check_period_open(request: Any, created_on: dt.date) -> None:
+    """A plan's period must not have ended before the plan is made: results are dated within the
+    period and never before the plan (``record_results``; a visit is drawn before it is made), so
+    such a plan could never take one."""
+    if request.period_end < created_on:
+        raise InvalidInput(f"period_end {request.period_end} is before the plan is made on {created_on}; rule: a "
+                           "plan's results are dated within its period and not before the plan, so the period "
+                           "must not have ended", field="period_end",
+                           zh=f"检查期结束（{request.period_end}）早于今天（{created_on}）：检查结果只能录入计划制定之后、"
+                              "检查期之内的检查，请把检查期定在今天或之后。")
 
 
 @contextmanager
@@ -444,11 +457,18 @@ def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Prin
             raise InvalidInput(f"results[{n}]: published_on {row['published_on']} is after today {today}; rule: "
                                "a result is published on or before the day it is entered", field="published_on",
                                zh=f"公示日期 {row['published_on']} 晚于今天（{today}），只能录入已公示的日期。")
+        if earliest > plan.period_end:  # made after its period ended (refused at creation since)
+            raise InvalidInput(f"results[{n}]: plan #{plan_row.id}'s period ended on {plan.period_end}, before the "
+                               f"plan was made on {created_on(plan_row)}: no result can be dated in it",
+                               field="inspected_on",
+                               zh=f"计划 #{plan_row.id} 的检查期已于 {plan.period_end} 结束，早于计划制定日 "
+                                  f"{created_on(plan_row)}：本计划不能录入检查结果。")
         if not earliest <= row["inspected_on"] <= plan.period_end:
             raise InvalidInput(f"results[{n}]: inspected_on {row['inspected_on']} is outside the plan: rule: from "
                                f"{earliest} (the period's start, and never before the plan was made on "
                                f"{created_on(plan_row)}) to {plan.period_end}", field="inspected_on",
-                               zh=f"检查日期 {row['inspected_on']} 不在计划的检查期内（{earliest} 至 {plan.period_end}）。")
+                               zh=f"检查日期 {row['inspected_on']} 不在可录入的范围内（{earliest} 至 {plan.period_end}："
+                                  "检查期之内，且不早于计划制定日）。")
         values = {k: v for k, v in row.items() if k != "correction_reason"}
         # the records table has no item column (RecordIn): the description keeps which item it was
         values["description"] = values.get("description") or f"双随机抽查 {key[1]}：{OUTCOME_ZH[row['outcome']]}"
@@ -514,14 +534,14 @@ def _result_version(existing: InspectionResult | None, model: Any, reason: str, 
         model.outcome, model.inspected_on, model.document_no or "")
     if same:
         if existing.published_on is not None and model.published_on not in (None, existing.published_on):
-            raise Conflict(f"results[{n}]: 该结果已于 {existing.published_on} 公示，公示日期不能更改；the result was "
-                           f"published on {existing.published_on}: a publication date is never changed",
-                           field="published_on")
+            said = f"该结果已于 {existing.published_on} 公示，公示日期不能更改"
+            raise Conflict(f"{said}；results[{n}]: the result was published on {existing.published_on}: a "
+                           "publication date is never changed", field="published_on", zh=f"{said}。")
         return None
     if not reason.strip():
-        raise InvalidInput(f"results[{n}]: {model.uscc} {model.inspection_item} 已有检查结果，更正须填写更正理由"
-                           "（correction_reason）；a result already exists: a different result is a correction "
-                           "and needs a reason", field="correction_reason")
+        said = f"{model.uscc} 的抽查事项 {model.inspection_item} 已有检查结果：录入不同的结果即为更正，须填写更正理由"
+        raise InvalidInput(f"{said}；results[{n}]: a result already exists: a different result is a correction and "
+                           "needs a reason (correction_reason)", field="correction_reason", zh=f"{said}。")
     return {"version": old.get("version", 1) + 1, "supersedes": existing.id,
             "first_id": old.get("first_id") or existing.id, "correction_reason": reason.strip()}
 
@@ -625,16 +645,21 @@ def plan_xlsx(plan: InspectionPlan, lang: str | None = None, data_dir: str | Pat
     ``lang``, headers and names in people's words."""
     import tempfile
 
-    from supervision.export import write_plan_excel, write_workbook
+    from supervision.export import PERCENT, RATIO_COLUMNS, write_plan_excel, write_workbook
 
     with tempfile.TemporaryDirectory() as tmp:
         if lang is None:
             return write_plan_excel(plan, Path(tmp) / "plan.xlsx").read_bytes()
-        return write_workbook(people_plan_tables(plan, lang, data_dir), Path(tmp) / "plan.xlsx").read_bytes()
+        percentages = {_words(SUMMARY_COLUMNS, k, lang): PERCENT for k in RATIO_COLUMNS}
+        return write_workbook(people_plan_tables(plan, lang, data_dir), Path(tmp) / "plan.xlsx",
+                              number_formats=percentages).read_bytes()
 
 
-def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of: dt.date, seed: int) -> str:
+def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of: dt.date, seed: int,
+                     today: dt.date | None = None) -> str:
     """One verifiable market-supervision plan over the demo city (``serving.demo_load``); returns a note.
+    Its 90-day period begins the day after the grades' date, or today if that is later, so results
+    can be entered in the demo (they are dated within the period and not before the plan).
 
     The seed is derived from the demo seed, so a rerun draws the same plan; real plans always
     draw a fresh secret seed (``create_drawn_plan``).
@@ -646,13 +671,17 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
     samr_items = items.loc[items["department"] == "samr", "item_code"].astype(str).tolist()[:3]
     if not samr_items:
         return "not created (no market-supervision items in the demo city)"
-    start = as_of + dt.timedelta(days=1)
+    from zoneinfo import ZoneInfo
+
+    today = today or dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    start = max(as_of + dt.timedelta(days=1), today)
     request = PlanCreate(plan_id=f"demo-{as_of.isoformat()}", period_start=start,
                          period_end=start + dt.timedelta(days=89), as_of=as_of,
                          tasks=[{"department": "samr", "item": i} for i in samr_items])
     inputs = plan_inputs(session, city, as_of)
     plan_row, draw = create_drawn_plan(session, request, inputs, load_named_policy("default"), department="samr",
-                                       created_by="demo", seed=hashlib.sha256(f"demo-{seed}".encode()).digest())
+                                       created_by="demo", seed=hashlib.sha256(f"demo-{seed}".encode()).digest(),
+                                       created_on=today)
     verdict = "MATCH" if verify_stored_plan(plan_row, draw).match else "MISMATCH"
     plan = stored_plan(draw)
     return (f"plan #{plan_row.id} {plan_row.name}: {plan.draws_total} draws in {len(plan.visits)} visits "
@@ -718,6 +747,7 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
     policy = load_named_policy(policy_name)
     seed, nonce_key = secrets.token_bytes(32), new_nonce_key()
     committed_at = now or dt.datetime.now(dt.UTC)
+    check_period_open(request, created_on or committed_at.date())
     with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
         prepared = prepare_pools(request, inputs, policy)
         commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from serving.db.models import ApiKey, RevokedToken, User
-from serving.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from serving.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    TooManyAttempts,
+    UnknownDepartment,
+)
+from serving.labels import department_names
 from serving.schemas import UserCreate
 from serving.security import (
     Principal,
@@ -36,12 +45,17 @@ def _scope_problem(body: UserCreate) -> tuple[str, str] | None:
     return None
 
 
-def create_user(session: Session, body: UserCreate) -> User:
+def create_user(session: Session, body: UserCreate, *, data_dir: str | Path | None = None) -> User:
     """Create a user with exactly the scope its role needs and a password the policy accepts
-    (``security.password_problem``); the password is stored argon2-hashed."""
+    (``security.password_problem``); the password is stored argon2-hashed. A department must be one
+    of the catalogue's (``serving.labels.department_names`` of ``data_dir``): a regulator of an
+    unknown department would see nothing, silently."""
     problem = _scope_problem(body)
     if problem:
         raise InvalidInput(problem[1], field=problem[0])
+    if body.department and body.department not in department_names(data_dir):
+        raise UnknownDepartment(f"department {body.department!r} is not in the department catalogue",
+                                field="department", zh=f"部门：「{body.department}」不是已登记的部门，请从列表中选择")
     weak = password_problem(body.password, username=body.username, role=body.role,
                             other_inputs=tuple(filter(None, [body.display_name])))
     if weak:

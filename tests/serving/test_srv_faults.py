@@ -9,6 +9,7 @@ marker file; the test then SIGKILLs the server and reads the database left behin
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -158,7 +159,10 @@ def test_kill_during_plan_creation_stores_no_plan_and_no_draw(database_url, tmp_
                                 model_version="general-v3", profile_hash="c" * 64) for n, s in enumerate(subjects)])
     session.close()
     dispose_engine(database_url)
-    task = {"plan_id": "2026Q4-crash", "period_start": "2026-12-01", "period_end": "2026-12-31", "as_of": AS_OF,
+    # the server's own clock: a plan's period may not have ended before the plan is made
+    start = max(dt.datetime.now(dt.UTC).date(), dt.date(2026, 12, 1))
+    task = {"plan_id": "2026Q4-crash", "period_start": start.isoformat(),
+            "period_end": (start + dt.timedelta(days=30)).isoformat(), "as_of": AS_OF,
             "tasks": [{"department": "samr", "item": "SAMR-03"}]}
 
     srv = Server(database_url, tmp_path)
