@@ -55,11 +55,31 @@ def feature_columns() -> tuple[tuple[str, str, str, bool], ...]:
     return tuple((m.name, m.label_zh, m.label_en, m.categorical) for m in feature_metas_from_specs(FEATURE_SPECS))
 
 
+# the key columns as a person heads them (the features by their own labels); a file may head each
+# column by its code, its Chinese or its English name
+_KEY_LABELS = {"uscc": ("统一社会信用代码", "Unified social credit code"), "as_of": ("评价基准日", "Evaluation date"),
+               "label": ("是否发生不良结果", "Adverse outcome")}
+
+
+@lru_cache
+def column_names() -> dict[str, str]:
+    """Every accepted heading of a column (code, Chinese, English) → the column's code."""
+    named = {**{k: v for k, v in _KEY_LABELS.items()},
+             **{name: (zh, en) for name, zh, en, _ in feature_columns()}}
+    return {heading: code for code, (zh, en) in named.items() for heading in (code, zh, en)}
+
+
+def _is_lang(heading: str, lang: str) -> bool:
+    chinese = bool(re.search("[\u4e00-\u9fff]", heading))
+    return chinese if lang == "zh" else not chinese and " " in heading
+
+
 def template_csv(lang: str) -> str:
-    """The header a file must have (and a second, comment-free line naming each column is left
-    out: the file is data only); the page lists the columns' meanings."""
-    names = [*KEY_COLUMNS, *(name for name, *_ in feature_columns())]
-    return ",".join(names) + "\n"
+    """The header a file must have, each column headed in ``lang`` (a file may head them by code,
+    Chinese or English name); the page lists the columns' meanings."""
+    names = [_KEY_LABELS[k][0 if lang == "zh" else 1] for k in KEY_COLUMNS]
+    names += [zh if lang == "zh" else en for _name, zh, en, _ in feature_columns()]
+    return ",".join(f'"{n}"' if "," in n else n for n in names) + "\n"
 
 
 def _say(lang: str, key: str, **values: Any) -> str:
@@ -91,18 +111,22 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
     if not content.strip():
         raise _refuse(lang, None, _say(lang, "the_file"), _say(lang, "rule_empty"))
     reader = csv.reader(io.StringIO(_decode(content, lang), newline=""))
-    header = [h.strip() for h in next(reader, [])]
+    headings = [h.strip() for h in next(reader, [])]
     features = {name: categorical for name, _zh, _en, categorical in feature_columns()}
-    known = {*KEY_COLUMNS, *features}
-    for column in header:
+    names = column_names()
+    for heading in headings:
+        if heading not in names:
+            raise _refuse(lang, 1, heading or "—", _say(lang, "rule_unknown_column"))
+    header = [names[h] for h in headings]
+    shown = dict(zip(header, headings, strict=True))
+    for heading, column in zip(headings, header, strict=True):
         if header.count(column) > 1:
-            raise _refuse(lang, 1, column, _say(lang, "rule_duplicate_column"))
-        if column not in known:
-            raise _refuse(lang, 1, column or "—", _say(lang, "rule_unknown_column"))
+            raise _refuse(lang, 1, heading, _say(lang, "rule_duplicate_column"))
     missing = [c for c in (*KEY_COLUMNS, *features) if c not in header and c != "industry"]
     if missing:
-        shown = "、".join(missing[:5]) + ("…" if len(missing) > 5 else "")
-        raise _refuse(lang, 1, shown, _say(lang, "rule_missing_columns", n=len(missing)))
+        labels = {code: heading for heading, code in names.items() if _is_lang(heading, lang)}
+        named = "、".join(labels.get(c, c) for c in missing[:5]) + ("…" if len(missing) > 5 else "")
+        raise _refuse(lang, 1, named, _say(lang, "rule_missing_columns", n=len(missing)))
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, dt.date], int] = {}
     for line, cells in enumerate(reader, start=2):
@@ -112,10 +136,10 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
             raise _refuse(lang, line, _say(lang, "the_file"), _say(lang, "rule_max_rows", n=MAX_ROWS))
         if len(cells) != len(header):
             raise _refuse(lang, line, _say(lang, "the_row"), _say(lang, "rule_cells", n=len(header), got=len(cells)))
-        row = _row(dict(zip(header, (c.strip() for c in cells), strict=True)), features, section, line, lang)
+        row = _row(dict(zip(header, (c.strip() for c in cells), strict=True)), features, section, line, lang, shown)
         key = (row["uscc"], row["as_of"])
         if key in seen:
-            raise _refuse(lang, line, "uscc, as_of", _say(lang, "rule_duplicate_row", first=seen[key]))
+            raise _refuse(lang, line, f"{shown['uscc']}, {shown['as_of']}", _say(lang, "rule_duplicate_row", first=seen[key]))
         seen[key] = line
         rows.append(row)
     if not rows:
@@ -132,16 +156,18 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
     return data
 
 
-def _row(values: dict[str, str], features: dict[str, bool], section: str, line: int, lang: str) -> dict[str, Any]:
+def _row(values: dict[str, str], features: dict[str, bool], section: str, line: int, lang: str,
+         shown: dict[str, str]) -> dict[str, Any]:
+    # ``shown``: each column as the file heads it, so that a refusal names the column the user wrote
     uscc = values["uscc"].upper()
     if not _USCC.fullmatch(uscc):
-        raise _refuse(lang, line, "uscc", _say(lang, "rule_uscc", value=values["uscc"][:40]))
+        raise _refuse(lang, line, shown["uscc"], _say(lang, "rule_uscc", value=values["uscc"][:40]))
     try:
         as_of = dt.date.fromisoformat(values["as_of"])
     except ValueError:
-        raise _refuse(lang, line, "as_of", _say(lang, "rule_date", value=values["as_of"][:40])) from None
+        raise _refuse(lang, line, shown["as_of"], _say(lang, "rule_date", value=values["as_of"][:40])) from None
     if values["label"] not in ("0", "1"):
-        raise _refuse(lang, line, "label", _say(lang, "rule_label", value=values["label"][:40]))
+        raise _refuse(lang, line, shown["label"], _say(lang, "rule_label", value=values["label"][:40]))
     row: dict[str, Any] = {"uscc": uscc, "as_of": as_of, "label": int(values["label"])}
     for name, categorical in features.items():
         if name not in values:
@@ -149,7 +175,7 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
         raw = values[name]
         if categorical:
             if name == "industry" and raw and raw != section:
-                raise _refuse(lang, line, name, _say(lang, "rule_section", value=raw[:40], section=section))
+                raise _refuse(lang, line, shown[name], _say(lang, "rule_section", value=raw[:40], section=section))
             row[name] = raw or None
         elif raw == "":
             row[name] = math.nan
@@ -161,7 +187,7 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
             except ValueError:
                 number = math.nan
             if not math.isfinite(number):
-                raise _refuse(lang, line, name, _say(lang, "rule_number", value=raw[:40]))
+                raise _refuse(lang, line, shown[name], _say(lang, "rule_number", value=raw[:40]))
             row[name] = number
     return row
 

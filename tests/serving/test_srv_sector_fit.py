@@ -18,6 +18,7 @@ from srv_fixtures import TODAY, database_copy, form_login, make_uscc
 from serving.app import create_app
 from serving.db.session import dispose_engine
 from serving.deps import get_today
+from serving.errors import InvalidInput
 from serving.keys import with_keys
 from serving.services import sector_fit
 from serving.settings import Settings
@@ -112,7 +113,30 @@ def test_bad_files_are_refused_naming_line_field_and_rule(fit_env):
     assert "Line 4" in english.text and "must be 0 or 1" in english.text
     client.get("/sector/fit", params={"lang": "zh"})  # back to Chinese (the toggle's cookie)
     template = client.get("/sector/fit/template.csv")
-    assert template.status_code == 200 and template.text.startswith("uscc,as_of,label,")
+    assert template.status_code == 200 and template.text.startswith("统一社会信用代码,评价基准日,是否发生不良结果,")
+    assert not re.search(r"[A-Za-z_]{3,}", template.text), "a column headed by its code"  # review17: 55 codes
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_file_headed_in_words_is_the_file_headed_by_codes(lang):
+    """The template heads columns in the user's language (review17: 55 English codes such as
+    n_penalty_12m); a file headed by codes, Chinese or English names is the same dataset, and a
+    refusal names the column as the file heads it."""
+    coded = labelled_csv(n=40)
+    header, _, body = coded.partition("\n")
+    names = {code: heading for heading, code in sector_fit.column_names().items()
+             if heading != code and (bool(re.search("[\u4e00-\u9fff]", heading)) == (lang == "zh"))}
+    heads = [names.get(c, c) for c in header.split(",")]  # an English name may be its code (employees)
+    worded = ",".join(f'"{h}"' if "," in h else h for h in heads) + "\n" + body
+    a, b = sector_fit.parse_labelled_csv(coded.encode(), "C"), sector_fit.parse_labelled_csv(worded.encode(), "C")
+    pd.testing.assert_frame_equal(a, b)
+    bad = worded.splitlines()
+    cells = bad[3].split(",")
+    cells[header.split(",").index("label")] = "2"
+    bad[3] = ",".join(cells)
+    with pytest.raises(InvalidInput) as refused:
+        sector_fit.parse_labelled_csv("\n".join(bad).encode(), "C", lang)
+    assert refused.value.field == names["label"]
 
 
 def test_upload_fits_in_the_background_and_ends_as_a_challenger_with_its_report(fit_env):
