@@ -25,7 +25,7 @@ N_SUBJECTS = 400
 FEEDS = {
     ("samr", "admin_penalty"): 60,
     ("emergency", "admin_check"): 30,
-    ("fire", "admin_check"): 30,
+    ("fire", "admin_check"): 26,
     ("tax", "arrears"): 40,
     ("utilities", "arrears"): 40,
 }
@@ -151,7 +151,10 @@ def test_every_decision_dated_on_the_export_day_is_not_published_silently(city, 
 
 def test_a_month_labelled_with_another_department_is_not_published_silently(city, tmp_path):
     """Fire's month sent under the emergency bureau's code (a shared export template): fire's feed
-    vanishes, emergency's doubles, and every document number still says 宁消检. Nothing was said."""
+    vanishes, emergency's more than doubles, every document number still says 宁消检. Caught here
+    (emergency/admin_check volume_surge); in the review's simulated city the same relabelling said
+    nothing (a 2.5× month of that feed stayed under the surge allowance there, and a department
+    absent from a batch is not silence): a guard, passing today."""
     july = city["july"].copy()
     fire = july.department == "fire"
     july.loc[fire, "department"] = "emergency"
@@ -232,3 +235,40 @@ def test_a_day_month_swap_in_one_feed_is_not_published_silently(city, tmp_path):
     july.loc[feed, "decision_date"] = [f"{d[:4]}-{d[8:]}-{d[5:7]}" for d in july.loc[feed, "decision_date"]]
     s = _ingest_july(city, tmp_path, july)
     assert "utilities/arrears" in _feeds_named(s), s.findings
+
+
+def test_a_later_batch_loses_no_record_to_a_batch_still_held(city, tmp_path):
+    """July is held (its fines sent in 分, ×100) and holds a subject registered in July; August, sent
+    while July waits, has that subject's first penalty. August publishes with the record quarantined
+    unknown_subject (no finding says why), and releasing July does not bring it back: the store then
+    differs from ingesting July and August in order (11 records of the review's city were lost so)."""
+    from features.gates import release
+    from features.store import read_latest
+    from serving.workflows.ingest import ingest_files
+
+    july = city["july"].copy()
+    pen = july.kind == "admin_penalty"
+    july.loc[pen, "amount"] = july.loc[pen, "amount"] * 100
+    newcomer = subject(N_SUBJECTS + 1, registered_on="2026-07-10")
+    held = _ingest_july(city, tmp_path, july, subjects=subjects_frame([newcomer]))
+    assert held.status == "held", held.findings
+    store = tmp_path / "store"
+    august = records_frame(
+        [
+            record(
+                "A000000000001",
+                newcomer["uscc"],
+                "admin_penalty",
+                "2026-08-12",
+                document_no="宁市监罚〔2026〕1号",
+            )
+        ]
+    )
+    aug_path = tmp_path / "august.csv"
+    august.to_csv(aug_path, index=False)
+    ingest_files(
+        store=store, subjects=None, records=[aug_path], ingested_at=datetime(2026, 9, 1, 2, tzinfo=UTC)
+    )
+    release(store, held.batch_id, by="reviewer21", reason="the 分 were checked with the office")
+    current = read_latest(store, "records")
+    assert "A000000000001" in set(current.record_id), "August's record of July's new subject was lost"
