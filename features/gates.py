@@ -20,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from features.quality import GATE_COLUMNS, Finding, QualityConfig, check_feeds
+from features.quality import GATE_COLUMNS, Finding, QualityConfig
+from features.quality_rules_extra import check_all
 from features.store import (
     Snapshot,
     StoreError,
@@ -36,6 +37,7 @@ from features.store import (
 )
 
 GATES_DIR = "gates"
+QUARANTINE_FEEDS = "quarantine_feeds.parquet"  # written by features.ingest next to quarantine.csv
 STATUSES = ("published", "held", "released", "rejected")
 
 
@@ -85,7 +87,7 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
     batch_dir = store / "batches" / batch_id
     files = sorted(str(p) for p in batch_dir.glob("records/**/*.parquet"))
     sub_files = sorted(str(p) for p in batch_dir.glob("subjects/*.parquet"))
-    if not files:
+    if not files and not sub_files:
         return []
     con = duckdb.connect()
     try:
@@ -94,26 +96,56 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
         subjects = []
         if sub_files:
             subjects.append(f"SELECT uscc, district_code FROM read_parquet({sql_file_list(sub_files)})")
+        register = None  # the store's current subjects
         if create_current_views(con, published):
-            subjects.append("SELECT uscc, district_code FROM current_subjects")
+            register = "current_subjects"
             history = "current_records"
         elif has_table(published, "records"):
             history = f"({latest_sql(published, 'records')})"
-            subjects.append(f"SELECT uscc, district_code FROM ({latest_sql(published, 'subjects')})")
+            register = f"({latest_sql(published, 'subjects')})"
         else:
             history = None
+        if register:
+            subjects.append(f"SELECT uscc, district_code FROM {register}")
+        _register_views(con, sub_files, register)
+        _quarantine_view(con, batch_dir)
         union = " UNION ALL ".join(subjects) or "SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS district_code"
         con.execute(f"CREATE TEMP VIEW gate_subjects AS SELECT uscc, any_value(district_code) AS district_code "
                     f"FROM ({union}) GROUP BY uscc")
-        batch = f"read_parquet({sql_file_list(files)}, hive_partitioning = true, union_by_name = true)"
-        con.execute(f"CREATE TEMP TABLE qb AS {_select(batch)}")
+        if files:
+            batch = f"read_parquet({sql_file_list(files)}, hive_partitioning = true, union_by_name = true)"
+            con.execute(f"CREATE TEMP TABLE qb AS {_select(batch)}")
+        else:  # a subjects-only batch: the register rules still look at it
+            con.execute("CREATE TEMP TABLE qb (record_id VARCHAR, uscc VARCHAR, kind VARCHAR, subkind VARCHAR, "
+                        "severity VARCHAR, decision_date DATE, amount DOUBLE, department VARCHAR, document_no VARCHAR, "
+                        "district_code VARCHAR)")
         if history is None:
             con.execute("CREATE TEMP VIEW qh AS SELECT * FROM qb WHERE false")
         else:
             con.execute(f"CREATE TEMP VIEW qh AS {_select(history)}")
-        return check_feeds(con, as_of=as_of, config=config)
+        return check_all(con, as_of=as_of, config=config)
     finally:
         con.close()
+
+
+def _register_views(con: duckdb.DuckDBPyConnection, sub_files: list[str], register: str | None) -> None:
+    """Views ``qs_batch`` (the batch's subjects) and ``qs_store`` (the store's current register) for the
+    register rules of features.quality_rules_extra; absent when the batch has no subjects file."""
+    if not sub_files:
+        return
+    con.execute(f"CREATE TEMP VIEW qs_batch AS SELECT uscc, district_code, status FROM "
+                f"read_parquet({sql_file_list(sub_files)}, union_by_name = true)")
+    con.execute("CREATE TEMP VIEW qs_store AS " + (
+        f"SELECT uscc, district_code, status FROM {register}" if register else
+        "SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS district_code, NULL::VARCHAR AS status WHERE false"))
+
+
+def _quarantine_view(con: duckdb.DuckDBPyConnection, batch_dir: Path) -> None:
+    """Table ``qq``: the batch's quarantined record rows per feed and rule (written by ingestion), so a
+    feed whose rows were all quarantined is not taken for one that sent nothing."""
+    path = batch_dir / QUARANTINE_FEEDS
+    if path.exists():
+        con.execute(f"CREATE TEMP TABLE qq AS SELECT department, kind, rule, n, ids FROM read_parquet('{path}')")
 
 
 def record_gate(store: str | Path, batch_id: str, findings: list[Finding], *, as_of: date,

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import SEVERITIES, Policy, default_policy
-from features.gates import check_batch, record_gate
+from features.gates import QUARANTINE_FEEDS, check_batch, record_gate
 from features.national import Layout, Mapping, recognise
 from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
@@ -484,6 +484,7 @@ class _Batch:
         self.stage_root.mkdir()
         self.files: list[_Staged] = []
         self.summaries: list[FileSummary] = []
+        self.quarantined_feeds: list[pd.DataFrame] = []  # department, kind, rule, id of quarantined record rows
 
     def stage_file(self, path: Path, table: str, reader: TableReader, *, layout: Layout | None,
                    mapping: Mapping | None, validate) -> _Staged:
@@ -547,6 +548,11 @@ class _Batch:
                       zip(frame[key].to_numpy(dtype=object)[idx], natural, strict=True)]
         zh, en = _messages(chunk.rows[idx], chunk.lines[idx], fields, verdict.message_zh[idx], verdict.message[idx],
                            rules)
+        if staged.table == "records" and len(idx):
+            self.quarantined_feeds.append(pd.DataFrame({
+                "department": [_printable(x, 60) for x in frame["department"].to_numpy(dtype=object)[idx]],
+                "kind": [_printable(x, 60) for x in frame["kind"].to_numpy(dtype=object)[idx]],
+                "rule": rules, "id": keys_shown}))
         bad = chunk.bad
         q = pd.DataFrame({
             "file": staged.name,
@@ -582,13 +588,16 @@ class _Batch:
             con.execute("CREATE OR REPLACE TEMP TABLE _dups (row BIGINT, first_row BIGINT)")
         columns = RECORD_COLUMNS if staged.table == "records" else SUBJECT_COLUMNS
         types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
+        con.execute("CREATE OR REPLACE TEMP TABLE _refbad (row BIGINT)")
         if has("accepted"):
+            refs = self._foreign_refs(staged, glob("accepted")) if staged.table == "records" else None
             # views, not tables: a province-size file stays on disk (Parquet) and is streamed by each query
             con.execute(f"CREATE OR REPLACE TEMP VIEW _acc AS SELECT a.* FROM {glob('accepted')} a "
-                        "ANTI JOIN _dups d ON a.source_row = d.row")
+                        "ANTI JOIN _dups d ON a.source_row = d.row ANTI JOIN _refbad r ON a.source_row = r.row")
             dup_quarantine = con.sql(f"""SELECT a.source_row AS row, a.source_line AS line, a."{key}" AS k, d.first_row
                 FROM {glob('accepted')} a JOIN _dups d ON a.source_row = d.row""").df()
         else:
+            refs = None
             con.execute("CREATE OR REPLACE TEMP VIEW _acc AS SELECT "
                         + ", ".join(f'CAST(NULL AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
                         + ", CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS BIGINT) AS source_row, "
@@ -597,6 +606,8 @@ class _Batch:
         accepted = int(con.execute("SELECT COUNT(*) FROM _acc").fetchall()[0][0])
         n_new, n_ver, n_same = self._write_versions(staged, columns, types)
         q = self._quarantine(staged, dup_quarantine)
+        if refs is not None and len(refs):
+            q = pd.concat([q, refs], ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
         target = self.tmp_dir / "quarantine.csv"
         q.to_csv(target, mode="a" if target.exists() else "w", header=not target.exists(), index=False,
                  encoding="utf-8")
@@ -620,6 +631,53 @@ class _Batch:
         if staged.table == "subjects":
             known = pd.Index(con.sql("SELECT DISTINCT uscc FROM _acc").df()["uscc"])
         return summary, known
+
+    def _foreign_refs(self, staged: _Staged, accepted: str) -> pd.DataFrame | None:
+        """Table ``_refbad`` (row) and the quarantine rows of accepted records whose ``ref_record_id``
+        names a record (in the store, this batch or this file) none of whose versions is the row's own
+        subject: a repair or revocation of another subject's record (rule ref_other_subject)."""
+        con = self.con
+        if not con.execute(f"SELECT count(*) FROM {accepted} WHERE ref_record_id IS NOT NULL").fetchone()[0]:
+            return None
+        owners = [f"SELECT record_id, uscc FROM {accepted}"]
+        if has_table(self.store, "records"):
+            owners.append(f"SELECT record_id, uscc FROM {scan_sql(self.store, 'records')}")
+        written = sorted(str(p) for p in (self.tmp_dir / "records").rglob("*.parquet"))
+        if written:
+            owners.append(f"SELECT record_id, uscc FROM read_parquet({sql_file_list(written)}, union_by_name = true)")
+        bad = con.execute(f"""
+            SELECT a.source_row AS row, a.source_line AS line, a.record_id AS k, a.ref_record_id AS ref,
+                   any_value(o.uscc) AS owner
+            FROM {accepted} a JOIN ({" UNION ALL ".join(owners)}) o ON o.record_id = a.ref_record_id
+            WHERE a.ref_record_id IS NOT NULL AND a.source_row NOT IN (SELECT row FROM _dups)
+            GROUP BY a.source_row, a.source_line, a.record_id, a.ref_record_id, a.uscc
+            HAVING NOT bool_or(o.uscc = a.uscc)""").df()
+        if not len(bad):
+            return None
+        con.register("_refbad_df", bad[["row"]])
+        con.execute("INSERT INTO _refbad SELECT row FROM _refbad_df")
+        con.unregister("_refbad_df")
+        return pd.DataFrame({
+            "file": staged.name, "row": bad["row"].astype("int64"), "line": bad["line"].astype("int64"),
+            "key": [_printable(k, 60) for k in bad["k"]], "field": "ref_record_id",
+            "value": [_printable(r, 60) for r in bad["ref"]], "rule": "ref_other_subject",
+            "message": [f"第 {ln} 行（数据第 {r} 行）字段 ref_record_id：关联记录 {ref} 属于另一主体"
+                        f"（规则 ref_other_subject：{RULE_TEXT['ref_other_subject'][0]}）"
+                        for ln, r, ref in zip(bad["line"], bad["row"], bad["ref"], strict=True)],
+            "message_en": [f"line {ln} (data row {r}), field ref_record_id: record {ref} belongs to another "
+                           f"subject (rule ref_other_subject: {RULE_TEXT['ref_other_subject'][1]})"
+                           for ln, r, ref in zip(bad["line"], bad["row"], bad["ref"], strict=True)],
+        }, columns=list(QUARANTINE_COLUMNS))
+
+    def write_quarantined_feeds(self) -> None:
+        """The quarantined record rows per feed and rule (gates' rule feed_quarantined reads it)."""
+        if not self.quarantined_feeds:
+            return
+        q = pd.concat(self.quarantined_feeds, ignore_index=True)
+        q[["department", "kind"]] = q[["department", "kind"]].astype(object)
+        agg = q.groupby(["department", "kind", "rule"], dropna=False).agg(
+            n=("rule", "size"), ids=("id", lambda s: sorted(x for x in s if x is not None)[:5])).reset_index()
+        agg.to_parquet(self.tmp_dir / QUARANTINE_FEEDS, index=False)
 
     def _write_versions(self, staged: _Staged, columns: tuple[str, ...], types: dict[str, str]) -> tuple[int, int, int]:
         """Keep rows whose content is new; number their version after the stored ones (in DuckDB, so the
@@ -842,6 +900,7 @@ def ingest(
 
             staged = batch.stage_file(path, "records", reader, layout=layout, mapping=mapping, validate=check_records)
             batch.finish_file(staged)
+        batch.write_quarantined_feeds()
         if not (tmp_dir / "quarantine.csv").exists():
             pd.DataFrame(columns=list(QUARANTINE_COLUMNS)).to_csv(tmp_dir / "quarantine.csv", index=False)
         shutil.rmtree(batch.stage_root, ignore_errors=True)
