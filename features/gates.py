@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from features.held_queue import drop, waiting_batches, waiting_path
 from features.quality import GATE_COLUMNS, Finding, QualityConfig
 from features.quality_rules_extra import check_all
 from features.store import (
@@ -33,6 +34,7 @@ from features.store import (
     publish,
     snapshot,
     sql_file_list,
+    stage_batch,
     staged_batches,
 )
 
@@ -168,15 +170,61 @@ def read_report(store: str | Path, batch_id: str) -> GateReport:
 
 
 def held_batches(store: str | Path) -> list[GateReport]:
-    """The batches held by a gate and still staged, oldest first."""
+    """The batches held by a gate and still staged, then those waiting behind one (features.held_queue),
+    oldest first."""
     store = Path(store)
     out = []
-    for staged in staged_batches(store):
-        if _report_path(store, staged.batch_id).exists():
-            report = read_report(store, staged.batch_id)
+    for batch_id in [s.batch_id for s in staged_batches(store)] + waiting_batches(store):
+        if _report_path(store, batch_id).exists():
+            report = read_report(store, batch_id)
             if report.held:
                 out.append(report)
     return out
+
+
+def held_behind_finding(records: int, examples: list[str], behind: list[str]) -> Finding:
+    """The finding of a batch parked behind held batches ``behind`` (its ``records`` need their subjects)."""
+    return Finding("*", "held_behind", "hold", records, 0, examples, {"behind": behind, "records": records},
+                   f"本批 {records} 条记录的主体仅见于尚在拦截中的批次 {'、'.join(behind)}：本批排在其后，"
+                   "该批次放行后自动检查并发布（拒绝则须处理本批）",
+                   f"{records} records of this batch belong to subjects only in held batch(es) {', '.join(behind)}: "
+                   "it waits behind them and is checked and published when they are released")
+
+
+def _run_parked(store: Path, batch_id: str, report: GateReport, entry: dict) -> GateReport:
+    """Stage, gate and publish (or hold) a parked batch whose blockers were released."""
+    from features.quality import load_quality_config
+
+    staged = stage_batch(store, waiting_path(store, batch_id), batch_id=batch_id)
+    try:
+        as_of = date.fromisoformat(report.as_of)
+        findings = check_batch(store, batch_id, as_of=as_of, config=load_quality_config())
+        held = any(f.action == "hold" for f in findings)
+        if not held:
+            publish(store, staged)
+    except BaseException:
+        if staged.batch_id not in snapshot(store).batch_ids:
+            discard(store, staged)
+        raise
+    updated = GateReport(batch_id, "held" if held else "published", findings,
+                         datetime.now(UTC).isoformat(timespec="seconds"), report.as_of, [*report.decisions, entry])
+    _write_json(_report_path(store, batch_id), updated.to_dict())
+    return updated
+
+
+def _release_waiting(store: Path, released: str, by: str) -> None:
+    """After ``released`` was published: every parked batch no longer behind a held one goes on."""
+    still_held = {r.batch_id for r in held_batches(store) if r.batch_id not in waiting_batches(store)}
+    for batch_id in waiting_batches(store):
+        report = read_report(store, batch_id)
+        behind = {b for f in report.findings if f.rule == "held_behind" for b in f.detail.get("behind", [])}
+        if released in behind and not behind & still_held:
+            entry = {"decision": "released_behind", "by": by, "reason": f"{released} released",
+                     "at": datetime.now(UTC).isoformat(timespec="seconds")}
+            try:
+                _run_parked(store, batch_id, report, entry)
+            except StoreError:
+                continue  # stays parked; releasing it by hand reports why (e.g. a key both batches changed)
 
 
 def _decide(store: Path, batch_id: str, decision: str, by: str, reason: str) -> GateReport:
@@ -187,17 +235,31 @@ def _decide(store: Path, batch_id: str, decision: str, by: str, reason: str) -> 
     if not report.held:
         raise GateError(f"批次 {batch_id} 未被拦截（状态 {report.status}）/ batch {batch_id} is not held "
                         f"(status {report.status})")
+    entry = {"decision": decision, "by": by.strip(), "reason": reason.strip(),
+             "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if batch_id in waiting_batches(store):  # parked behind a held batch (features.held_queue)
+        if decision == "rejected":
+            drop(store, batch_id)
+        else:
+            try:
+                return _run_parked(store, batch_id, report, entry)
+            except StoreError as exc:
+                raise GateError(f"批次 {batch_id} 无法发布 / batch {batch_id} cannot be published: {exc}") from exc
+        updated = GateReport(report.batch_id, decision, report.findings, report.checked_at, report.as_of,
+                             [*report.decisions, entry])
+        _write_json(_report_path(store, batch_id), updated.to_dict())
+        return updated
     if batch_id not in {s.batch_id for s in staged_batches(store)}:
         raise GateError(f"批次 {batch_id} 已不在暂存区 / batch {batch_id} is no longer staged")
     if decision == "released":
         publish(store, batch_id)
     else:
         discard(store, batch_id)
-    entry = {"decision": decision, "by": by.strip(), "reason": reason.strip(),
-             "at": datetime.now(UTC).isoformat(timespec="seconds")}
     updated = GateReport(report.batch_id, decision, report.findings, report.checked_at, report.as_of,
                          [*report.decisions, entry])
     _write_json(_report_path(store, batch_id), updated.to_dict())
+    if decision == "released":
+        _release_waiting(store, batch_id, by.strip())
     return updated
 
 

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import SEVERITIES, Policy, default_policy
-from features.gates import QUARANTINE_FEEDS, check_batch, record_gate
+from features.gates import QUARANTINE_FEEDS, check_batch, held_batches, held_behind_finding, record_gate
+from features.held_queue import dependent_records, held_subjects, park
 from features.national import Layout, Mapping, recognise
 from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
@@ -771,7 +772,7 @@ def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:
 
 
 def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
-                   gates: QualityConfig | None) -> tuple[str, list[dict]]:
+                   gates: QualityConfig | None, pending: dict[str, str] | None = None) -> tuple[str, list[dict]]:
     """Make the written batch part of the store in one step, or hold it, or leave the store exactly as it was.
 
     The one place a batch becomes part of the store, for every ingest path (features.store owns
@@ -780,6 +781,12 @@ def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
     or, if a gate holds it, left staged for a person to release or reject. If any step fails the
     staged batch is discarded and :class:`StoreError` says why. Returns the status and the findings.
     """
+    n_waiting, examples, behind = dependent_records(tmp_dir, pending or {})
+    if n_waiting:  # records of subjects only a held batch brings: wait behind it (features.held_queue)
+        park(store, tmp_dir, final_dir.name)
+        finding = held_behind_finding(n_waiting, examples, behind)
+        record_gate(store, final_dir.name, [finding], as_of=as_of, published=False)
+        return "held", [finding.to_dict()]
     staged = stage_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)
     try:
         findings = [] if gates is None else check_batch(store, staged.batch_id, as_of=as_of, config=gates,
@@ -879,6 +886,9 @@ def ingest(
             con.sql(f"SELECT DISTINCT uscc FROM {scan_sql(store, 'subjects')}").df()["uscc"]
             if has_table(store, "subjects") else []
         )
+        # subjects of batches held for a person's decision: their records are not unknown, they wait
+        pending = held_subjects(store, [r.batch_id for r in held_batches(store)])
+        known = known.union(pd.Index(list(pending)))
         if sub_reader is not None:
             path = Path(subjects)
             check_text = _file_has_bad_text(path, sub_reader.info.encoding)
@@ -916,7 +926,8 @@ def ingest(
         (tmp_dir / "summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2),
                                               encoding="utf-8")
         con.close()
-        summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates)
+        summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates,
+                                                                 pending=pending)
     except BaseException:
         con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
