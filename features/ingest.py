@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.catalogue import SEVERITIES, Policy, default_policy
 from features.gates import QUARANTINE_FEEDS, check_batch, held_batches, held_behind_finding, record_gate
-from features.held_queue import dependent_records, held_subjects, park
+from features.held_queue import dependent_records, held_subjects, park, waiting_path
 from features.national import Layout, Mapping, recognise
 from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
@@ -928,6 +928,9 @@ def ingest(
         con.close()
         summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates,
                                                                  pending=pending)
+        parked = waiting_path(store, batch_id)
+        if parked.is_dir():  # waiting behind a held batch: its files are there, not under batches/
+            summary.batch_dir, summary.quarantine_path = str(parked), str(parked / "quarantine.csv")
     except BaseException:
         con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)

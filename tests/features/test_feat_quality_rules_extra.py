@@ -5,6 +5,7 @@ ref_other_subject and a batch waiting behind a held one, through `ingest`."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -217,6 +218,7 @@ def test_a_batch_waiting_behind_a_held_one_gives_the_store_of_ingesting_in_order
     waited, held = build(tmp_path / "b")
     s = august(waited, tmp_path / "b")
     assert s.status == "held" and s.quarantined == 0 and s.findings[0]["rule"] == "held_behind"
+    assert Path(s.quarantine_path).exists()
     assert [r.batch_id for r in held_batches(waited)] == [held.batch_id, s.batch_id]
     release(waited, held.batch_id, by="t", reason="checked")
     assert held_batches(waited) == []
