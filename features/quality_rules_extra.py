@@ -78,11 +78,16 @@ def _collapse(con, config: QualityConfig, established: set[str]) -> list[Finding
         now = con.execute(
             f"WITH c AS (SELECT department, kind, {expr} AS v, count(*) AS k FROM qb GROUP BY ALL) "
             "SELECT department, kind, arg_max(v, k) AS v, max(k) AS top, sum(k) AS n FROM c GROUP BY ALL").df()
+        now = now[(now["n"] >= rules.min_rows) & (now["top"] >= rules.min_share * now["n"])]
+        if not len(now):
+            continue  # no feed collapsed: the history (a grouping by value of every trailing row) is not read
+        con.register("q_collapse", now[["department", "kind"]])
         hist = con.execute(
             f"WITH c AS (SELECT department, kind, date_trunc('month', decision_date) AS m, {expr} AS v, count(*) AS k "
-            "FROM qh_window GROUP BY ALL), t AS (SELECT department, kind, m, max(k) / sum(k) AS s FROM c GROUP BY ALL "
+            "FROM qh_window SEMI JOIN q_collapse USING (department, kind) GROUP BY ALL), t AS (SELECT department, kind, m, max(k) / sum(k) AS s FROM c GROUP BY ALL "
             f"HAVING sum(k) >= {int(rules.min_rows)}) "
             "SELECT department, kind, max(s) AS share_max, count(*) AS months FROM t GROUP BY ALL").df()
+        con.unregister("q_collapse")
         merged = now.merge(hist, on=["department", "kind"])
         for r in merged.itertuples():
             feed = _feed(r.department, r.kind)
