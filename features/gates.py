@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from features.held_queue import drop, waiting_batches, waiting_path
-from features.quality import GATE_COLUMNS, Finding, QualityConfig
+from features.quality import GATE_COLUMNS, Finding, QualityConfig, blocking, load_quality_config
 from features.quality_rules_extra import check_all
 from features.store import (
     Snapshot,
@@ -192,22 +192,20 @@ def held_behind_finding(records: int, examples: list[str], behind: list[str]) ->
 
 
 def _run_parked(store: Path, batch_id: str, report: GateReport, entry: dict) -> GateReport:
-    """Stage, gate and publish (or hold) a parked batch whose blockers were released."""
-    from features.quality import load_quality_config
-
+    """Stage, gate and publish (or hold) a parked batch whose blockers were released. If staging fails
+    it stays parked (StoreError); if publishing fails it stays staged and held, the error in its audit."""
     staged = stage_batch(store, waiting_path(store, batch_id), batch_id=batch_id)
-    try:
-        as_of = date.fromisoformat(report.as_of)
-        findings = check_batch(store, batch_id, as_of=as_of, config=load_quality_config())
-        held = any(f.action == "hold" for f in findings)
-        if not held:
+    # the packaged rules: a parked batch does not remember the rules file its ingestion was given
+    findings = check_batch(store, batch_id, as_of=date.fromisoformat(report.as_of), config=load_quality_config())
+    status = "held"
+    if not blocking(findings):
+        try:
             publish(store, staged)
-    except BaseException:
-        if staged.batch_id not in snapshot(store).batch_ids:
-            discard(store, staged)
-        raise
-    updated = GateReport(batch_id, "held" if held else "published", findings,
-                         datetime.now(UTC).isoformat(timespec="seconds"), report.as_of, [*report.decisions, entry])
+            status = "published"
+        except StoreError as exc:
+            entry = {**entry, "error": str(exc)}
+    updated = GateReport(batch_id, status, findings, datetime.now(UTC).isoformat(timespec="seconds"), report.as_of,
+                         [*report.decisions, entry])
     _write_json(_report_path(store, batch_id), updated.to_dict())
     return updated
 
@@ -222,9 +220,11 @@ def _release_waiting(store: Path, released: str, by: str) -> None:
             entry = {"decision": "released_behind", "by": by, "reason": f"{released} released",
                      "at": datetime.now(UTC).isoformat(timespec="seconds")}
             try:
-                _run_parked(store, batch_id, report, entry)
+                done = _run_parked(store, batch_id, report, entry)
             except StoreError:
                 continue  # stays parked; releasing it by hand reports why (e.g. a key both batches changed)
+            if done.status == "published":  # a batch parked behind this one goes on in its turn
+                _release_waiting(store, batch_id, by)
 
 
 def _decide(store: Path, batch_id: str, decision: str, by: str, reason: str) -> GateReport:

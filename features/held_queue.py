@@ -32,6 +32,8 @@ def waiting_batches(store: str | Path) -> list[str]:
 
 def held_subjects(store: str | Path, held_ids: list[str]) -> dict[str, str]:
     """The subjects (uscc → batch id) of the held batches ``held_ids``, staged or parked."""
+    if not held_ids:
+        return {}
     store, files = Path(store), {}
     for batch_id in held_ids:
         for base in (store / BATCHES_DIR / batch_id, waiting_path(store, batch_id)):
@@ -39,6 +41,8 @@ def held_subjects(store: str | Path, held_ids: list[str]) -> dict[str, str]:
             if found:
                 files[batch_id] = found
     out: dict[str, str] = {}
+    if not files:
+        return out
     con = duckdb.connect()
     try:
         for batch_id, paths in files.items():
