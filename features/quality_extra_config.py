@@ -44,7 +44,11 @@ class QuarantineRules(_Section):
     """A feed whose rows in the batch were (mostly) quarantined: absent from what is published."""
 
     min_rows: int = Field(5, ge=1)
-    share: float = Field(0.5, gt=0, le=1)     # quarantined / (quarantined + accepted) of the feed
+    share: float = Field(0.5, gt=0, le=1)     # quarantined / (quarantined + accepted) of the feed …
+    rule_share: float = Field(0.2, gt=0, le=1)  # … or under one of the format rules (a swapped January goes
+    format_rules: list[str] = Field(default_factory=lambda: [  # to the future): not unknown_subject, which a
+        "date_invalid", "date_in_future", "date_order", "amount_negative", "amount_out_of_range",  # lagging
+        "severity_invalid", "kind_unknown", "value_invalid"])  # register causes in clean months
     action: Action = "warn"
 
 

@@ -147,19 +147,24 @@ def _partial_swap(con, as_of: date, config: QualityConfig, already: set[str]) ->
 def _quarantined(con, config: QualityConfig) -> list[Finding]:
     rules = config.quarantine
     rows = con.execute(
-        "WITH q AS (SELECT department, kind, sum(n) AS q, list(rule || ':' || n) AS rules, flatten(list(ids)) AS ids "
+        "WITH q AS (SELECT department, kind, sum(n) AS q, coalesce(max(n) FILTER (WHERE list_contains(?, rule)), 0) "
+        "AS top, list(rule || ':' || n) AS rules, "
+        "flatten(list(ids)) AS ids "
         "FROM qq GROUP BY ALL), a AS (SELECT department, kind, count(*) AS a FROM qb GROUP BY ALL) "
-        "SELECT q.department, q.kind, q.q, q.rules, q.ids, coalesce(a.a, 0) AS a FROM q LEFT JOIN a "
-        "ON a.department IS NOT DISTINCT FROM q.department AND a.kind IS NOT DISTINCT FROM q.kind").fetchall()
+        "SELECT q.department, q.kind, q.q, q.top, q.rules, q.ids, coalesce(a.a, 0) AS a FROM q LEFT JOIN a "
+        "ON a.department IS NOT DISTINCT FROM q.department AND a.kind IS NOT DISTINCT FROM q.kind",
+        [rules.format_rules]).fetchall()
     out = []
-    for dept, kind, q, by_rule, ids, a in rows:
-        q, a = int(q), int(a)
+    for dept, kind, q, top, by_rule, ids, a in rows:
+        q, a, top = int(q), int(a), int(top)
         share = q / (q + a)
-        if q < rules.min_rows or share < rules.share:
+        if not ((q >= rules.min_rows and share >= rules.share)
+                or (top >= rules.min_rows and top / (q + a) >= rules.rule_share)):
             continue
         feed = _feed(dept if dept is not None else _NULL, kind if kind is not None else _NULL)
         out.append(Finding(
-            feed, "feed_quarantined", rules.action, round(share, 4), rules.share, sorted(ids)[:EXAMPLES],
+            feed, "feed_quarantined", rules.action, round(share, 4),
+            rules.share if share >= rules.share else rules.rule_share, sorted(ids)[:EXAMPLES],
             {"quarantined": q, "accepted": a, "by_rule": dict(x.split(":", 1) for x in by_rule)},
             f"数据源 {feed}：本批 {q}/{q + a} 条被隔离（{share:.0%}，阈值 {rules.share:.0%}），发布后该数据源本月"
             "等同缺报：请检查导出格式",

@@ -120,6 +120,19 @@ def test_a_feed_mostly_quarantined_is_reported_and_a_few_rows_are_not():
     assert [(f.feed, f.observed, f.examples) for f in found] == [("fire/admin_check", 1.0, ["F1", "F2"])]
 
 
+def test_a_fifth_of_a_feed_quarantined_under_one_rule_is_reported():
+    """A January read month-first: days 2…12 land in the future and are quarantined date_in_future
+    (a third of the feed), the rest look fine: the quarantine itself is the signal."""
+    rng = np.random.default_rng(4)
+    qq = pd.DataFrame({"department": ["tax", "tax", "samr"], "kind": ["arrears", "arrears", "admin_penalty"],
+                       "rule": ["date_in_future", "uscc_invalid", "unknown_subject"], "n": [13, 1, 13],
+                       "ids": [["T1"], ["T2"], ["S1"]]})  # a lagging register (unknown_subject) is no export error
+    batch = pd.concat([month(rng, 40), month(rng, 26, dept="tax", kind="arrears")], ignore_index=True)
+    found = [f for f in run(batch, hist(rng), qq) if f.rule == "feed_quarantined"]
+    assert [(f.feed, f.threshold, f.detail["by_rule"]) for f in found] == \
+        [("tax/arrears", 0.2, {"date_in_future": "13", "uscc_invalid": "1"})]
+
+
 def _register(store: pd.DataFrame, batch: pd.DataFrame):
     con = duckdb.connect()
     con.register("qs_store", store)
