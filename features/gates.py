@@ -20,7 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from features.quality import GATE_COLUMNS, Finding, QualityConfig, check_feeds
+from features.held_queue import drop, waiting_batches, waiting_path
+from features.quality import GATE_COLUMNS, Finding, QualityConfig, blocking, load_quality_config
+from features.quality_rules_extra import check_all
 from features.store import (
     Snapshot,
     StoreError,
@@ -32,10 +34,12 @@ from features.store import (
     publish,
     snapshot,
     sql_file_list,
+    stage_batch,
     staged_batches,
 )
 
 GATES_DIR = "gates"
+QUARANTINE_FEEDS = "quarantine_feeds.parquet"  # written by features.ingest next to quarantine.csv
 STATUSES = ("published", "held", "released", "rejected")
 
 
@@ -85,7 +89,7 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
     batch_dir = store / "batches" / batch_id
     files = sorted(str(p) for p in batch_dir.glob("records/**/*.parquet"))
     sub_files = sorted(str(p) for p in batch_dir.glob("subjects/*.parquet"))
-    if not files:
+    if not files and not sub_files:
         return []
     con = duckdb.connect()
     try:
@@ -94,26 +98,56 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
         subjects = []
         if sub_files:
             subjects.append(f"SELECT uscc, district_code FROM read_parquet({sql_file_list(sub_files)})")
+        register = None  # the store's current subjects
         if create_current_views(con, published):
-            subjects.append("SELECT uscc, district_code FROM current_subjects")
+            register = "current_subjects"
             history = "current_records"
         elif has_table(published, "records"):
             history = f"({latest_sql(published, 'records')})"
-            subjects.append(f"SELECT uscc, district_code FROM ({latest_sql(published, 'subjects')})")
+            register = f"({latest_sql(published, 'subjects')})"
         else:
             history = None
+        if register:
+            subjects.append(f"SELECT uscc, district_code FROM {register}")
+        _register_views(con, sub_files, register)
+        _quarantine_view(con, batch_dir)
         union = " UNION ALL ".join(subjects) or "SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS district_code"
         con.execute(f"CREATE TEMP VIEW gate_subjects AS SELECT uscc, any_value(district_code) AS district_code "
                     f"FROM ({union}) GROUP BY uscc")
-        batch = f"read_parquet({sql_file_list(files)}, hive_partitioning = true, union_by_name = true)"
-        con.execute(f"CREATE TEMP TABLE qb AS {_select(batch)}")
+        if files:
+            batch = f"read_parquet({sql_file_list(files)}, hive_partitioning = true, union_by_name = true)"
+            con.execute(f"CREATE TEMP TABLE qb AS {_select(batch)}")
+        else:  # a subjects-only batch: the register rules still look at it
+            con.execute("CREATE TEMP TABLE qb (record_id VARCHAR, uscc VARCHAR, kind VARCHAR, subkind VARCHAR, "
+                        "severity VARCHAR, decision_date DATE, amount DOUBLE, department VARCHAR, document_no VARCHAR, "
+                        "district_code VARCHAR)")
         if history is None:
             con.execute("CREATE TEMP VIEW qh AS SELECT * FROM qb WHERE false")
         else:
             con.execute(f"CREATE TEMP VIEW qh AS {_select(history)}")
-        return check_feeds(con, as_of=as_of, config=config)
+        return check_all(con, as_of=as_of, config=config)
     finally:
         con.close()
+
+
+def _register_views(con: duckdb.DuckDBPyConnection, sub_files: list[str], register: str | None) -> None:
+    """Views ``qs_batch`` (the batch's subjects) and ``qs_store`` (the store's current register) for the
+    register rules of features.quality_rules_extra; absent when the batch has no subjects file."""
+    if not sub_files:
+        return
+    con.execute(f"CREATE TEMP VIEW qs_batch AS SELECT uscc, district_code, status FROM "
+                f"read_parquet({sql_file_list(sub_files)}, union_by_name = true)")
+    con.execute("CREATE TEMP VIEW qs_store AS " + (
+        f"SELECT uscc, district_code, status FROM {register}" if register else
+        "SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS district_code, NULL::VARCHAR AS status WHERE false"))
+
+
+def _quarantine_view(con: duckdb.DuckDBPyConnection, batch_dir: Path) -> None:
+    """Table ``qq``: the batch's quarantined record rows per feed and rule (written by ingestion), so a
+    feed whose rows were all quarantined is not taken for one that sent nothing."""
+    path = batch_dir / QUARANTINE_FEEDS
+    if path.exists():
+        con.execute(f"CREATE TEMP TABLE qq AS SELECT department, kind, rule, n, ids FROM read_parquet('{path}')")
 
 
 def record_gate(store: str | Path, batch_id: str, findings: list[Finding], *, as_of: date,
@@ -136,15 +170,61 @@ def read_report(store: str | Path, batch_id: str) -> GateReport:
 
 
 def held_batches(store: str | Path) -> list[GateReport]:
-    """The batches held by a gate and still staged, oldest first."""
+    """The batches held by a gate and still staged, then those waiting behind one (features.held_queue),
+    oldest first."""
     store = Path(store)
     out = []
-    for staged in staged_batches(store):
-        if _report_path(store, staged.batch_id).exists():
-            report = read_report(store, staged.batch_id)
+    for batch_id in [s.batch_id for s in staged_batches(store)] + waiting_batches(store):
+        if _report_path(store, batch_id).exists():
+            report = read_report(store, batch_id)
             if report.held:
                 out.append(report)
     return out
+
+
+def held_behind_finding(records: int, examples: list[str], behind: list[str]) -> Finding:
+    """The finding of a batch parked behind held batches ``behind`` (its ``records`` need their subjects)."""
+    return Finding("*", "held_behind", "hold", records, 0, examples, {"behind": behind, "records": records},
+                   f"本批 {records} 条记录的主体仅见于尚在拦截中的批次 {'、'.join(behind)}：本批排在其后，"
+                   "该批次放行后自动检查并发布（拒绝则须处理本批）",
+                   f"{records} records of this batch belong to subjects only in held batch(es) {', '.join(behind)}: "
+                   "it waits behind them and is checked and published when they are released")
+
+
+def _run_parked(store: Path, batch_id: str, report: GateReport, entry: dict) -> GateReport:
+    """Stage, gate and publish (or hold) a parked batch whose blockers were released. If staging fails
+    it stays parked (StoreError); if publishing fails it stays staged and held, the error in its audit."""
+    staged = stage_batch(store, waiting_path(store, batch_id), batch_id=batch_id)
+    # the packaged rules: a parked batch does not remember the rules file its ingestion was given
+    findings = check_batch(store, batch_id, as_of=date.fromisoformat(report.as_of), config=load_quality_config())
+    status = "held"
+    if not blocking(findings):
+        try:
+            publish(store, staged)
+            status = "published"
+        except StoreError as exc:
+            entry = {**entry, "error": str(exc)}
+    updated = GateReport(batch_id, status, findings, datetime.now(UTC).isoformat(timespec="seconds"), report.as_of,
+                         [*report.decisions, entry])
+    _write_json(_report_path(store, batch_id), updated.to_dict())
+    return updated
+
+
+def _release_waiting(store: Path, released: str, by: str) -> None:
+    """After ``released`` was published: every parked batch no longer behind a held one goes on."""
+    still_held = {r.batch_id for r in held_batches(store) if r.batch_id not in waiting_batches(store)}
+    for batch_id in waiting_batches(store):
+        report = read_report(store, batch_id)
+        behind = {b for f in report.findings if f.rule == "held_behind" for b in f.detail.get("behind", [])}
+        if released in behind and not behind & still_held:
+            entry = {"decision": "released_behind", "by": by, "reason": f"{released} released",
+                     "at": datetime.now(UTC).isoformat(timespec="seconds")}
+            try:
+                done = _run_parked(store, batch_id, report, entry)
+            except StoreError:
+                continue  # stays parked; releasing it by hand reports why (e.g. a key both batches changed)
+            if done.status == "published":  # a batch parked behind this one goes on in its turn
+                _release_waiting(store, batch_id, by)
 
 
 def _decide(store: Path, batch_id: str, decision: str, by: str, reason: str) -> GateReport:
@@ -155,17 +235,31 @@ def _decide(store: Path, batch_id: str, decision: str, by: str, reason: str) -> 
     if not report.held:
         raise GateError(f"批次 {batch_id} 未被拦截（状态 {report.status}）/ batch {batch_id} is not held "
                         f"(status {report.status})")
+    entry = {"decision": decision, "by": by.strip(), "reason": reason.strip(),
+             "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if batch_id in waiting_batches(store):  # parked behind a held batch (features.held_queue)
+        if decision == "rejected":
+            drop(store, batch_id)
+        else:
+            try:
+                return _run_parked(store, batch_id, report, entry)
+            except StoreError as exc:
+                raise GateError(f"批次 {batch_id} 无法发布 / batch {batch_id} cannot be published: {exc}") from exc
+        updated = GateReport(report.batch_id, decision, report.findings, report.checked_at, report.as_of,
+                             [*report.decisions, entry])
+        _write_json(_report_path(store, batch_id), updated.to_dict())
+        return updated
     if batch_id not in {s.batch_id for s in staged_batches(store)}:
         raise GateError(f"批次 {batch_id} 已不在暂存区 / batch {batch_id} is no longer staged")
     if decision == "released":
         publish(store, batch_id)
     else:
         discard(store, batch_id)
-    entry = {"decision": decision, "by": by.strip(), "reason": reason.strip(),
-             "at": datetime.now(UTC).isoformat(timespec="seconds")}
     updated = GateReport(report.batch_id, decision, report.findings, report.checked_at, report.as_of,
                          [*report.decisions, entry])
     _write_json(_report_path(store, batch_id), updated.to_dict())
+    if decision == "released":
+        _release_waiting(store, batch_id, by.strip())
     return updated
 
 

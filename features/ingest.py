@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import SEVERITIES, Policy, default_policy
-from features.gates import check_batch, record_gate
+from features.gates import QUARANTINE_FEEDS, check_batch, held_batches, held_behind_finding, record_gate
+from features.held_queue import dependent_records, held_subjects, park, waiting_path
 from features.national import Layout, Mapping, recognise
 from features.quality import QualityConfig, blocking
 from features.reading import ReadError, TableInfo, TableReader, open_table
@@ -484,6 +485,7 @@ class _Batch:
         self.stage_root.mkdir()
         self.files: list[_Staged] = []
         self.summaries: list[FileSummary] = []
+        self.quarantined_feeds: list[pd.DataFrame] = []  # department, kind, rule, id of quarantined record rows
 
     def stage_file(self, path: Path, table: str, reader: TableReader, *, layout: Layout | None,
                    mapping: Mapping | None, validate) -> _Staged:
@@ -547,6 +549,11 @@ class _Batch:
                       zip(frame[key].to_numpy(dtype=object)[idx], natural, strict=True)]
         zh, en = _messages(chunk.rows[idx], chunk.lines[idx], fields, verdict.message_zh[idx], verdict.message[idx],
                            rules)
+        if staged.table == "records" and len(idx):
+            self.quarantined_feeds.append(pd.DataFrame({
+                "department": [_printable(x, 60) for x in frame["department"].to_numpy(dtype=object)[idx]],
+                "kind": [_printable(x, 60) for x in frame["kind"].to_numpy(dtype=object)[idx]],
+                "rule": rules, "id": keys_shown}))
         bad = chunk.bad
         q = pd.DataFrame({
             "file": staged.name,
@@ -582,13 +589,16 @@ class _Batch:
             con.execute("CREATE OR REPLACE TEMP TABLE _dups (row BIGINT, first_row BIGINT)")
         columns = RECORD_COLUMNS if staged.table == "records" else SUBJECT_COLUMNS
         types = _RECORD_TYPES if staged.table == "records" else _SUBJECT_TYPES
+        con.execute("CREATE OR REPLACE TEMP TABLE _refbad (row BIGINT)")
         if has("accepted"):
+            refs = self._foreign_refs(staged, glob("accepted")) if staged.table == "records" else None
             # views, not tables: a province-size file stays on disk (Parquet) and is streamed by each query
             con.execute(f"CREATE OR REPLACE TEMP VIEW _acc AS SELECT a.* FROM {glob('accepted')} a "
-                        "ANTI JOIN _dups d ON a.source_row = d.row")
+                        "ANTI JOIN _dups d ON a.source_row = d.row ANTI JOIN _refbad r ON a.source_row = r.row")
             dup_quarantine = con.sql(f"""SELECT a.source_row AS row, a.source_line AS line, a."{key}" AS k, d.first_row
                 FROM {glob('accepted')} a JOIN _dups d ON a.source_row = d.row""").df()
         else:
+            refs = None
             con.execute("CREATE OR REPLACE TEMP VIEW _acc AS SELECT "
                         + ", ".join(f'CAST(NULL AS {types.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
                         + ", CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS BIGINT) AS source_row, "
@@ -597,6 +607,8 @@ class _Batch:
         accepted = int(con.execute("SELECT COUNT(*) FROM _acc").fetchall()[0][0])
         n_new, n_ver, n_same = self._write_versions(staged, columns, types)
         q = self._quarantine(staged, dup_quarantine)
+        if refs is not None and len(refs):
+            q = pd.concat([q, refs], ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
         target = self.tmp_dir / "quarantine.csv"
         q.to_csv(target, mode="a" if target.exists() else "w", header=not target.exists(), index=False,
                  encoding="utf-8")
@@ -620,6 +632,53 @@ class _Batch:
         if staged.table == "subjects":
             known = pd.Index(con.sql("SELECT DISTINCT uscc FROM _acc").df()["uscc"])
         return summary, known
+
+    def _foreign_refs(self, staged: _Staged, accepted: str) -> pd.DataFrame | None:
+        """Table ``_refbad`` (row) and the quarantine rows of accepted records whose ``ref_record_id``
+        names a record (in the store, this batch or this file) none of whose versions is the row's own
+        subject: a repair or revocation of another subject's record (rule ref_other_subject)."""
+        con = self.con
+        if not con.execute(f"SELECT count(*) FROM {accepted} WHERE ref_record_id IS NOT NULL").fetchone()[0]:
+            return None
+        owners = [f"SELECT record_id, uscc FROM {accepted}"]
+        if has_table(self.store, "records"):
+            owners.append(f"SELECT record_id, uscc FROM {scan_sql(self.store, 'records')}")
+        written = sorted(str(p) for p in (self.tmp_dir / "records").rglob("*.parquet"))
+        if written:
+            owners.append(f"SELECT record_id, uscc FROM read_parquet({sql_file_list(written)}, union_by_name = true)")
+        bad = con.execute(f"""
+            SELECT a.source_row AS row, a.source_line AS line, a.record_id AS k, a.ref_record_id AS ref,
+                   any_value(o.uscc) AS owner
+            FROM {accepted} a JOIN ({" UNION ALL ".join(owners)}) o ON o.record_id = a.ref_record_id
+            WHERE a.ref_record_id IS NOT NULL AND a.source_row NOT IN (SELECT row FROM _dups)
+            GROUP BY a.source_row, a.source_line, a.record_id, a.ref_record_id, a.uscc
+            HAVING NOT bool_or(o.uscc = a.uscc)""").df()
+        if not len(bad):
+            return None
+        con.register("_refbad_df", bad[["row"]])
+        con.execute("INSERT INTO _refbad SELECT row FROM _refbad_df")
+        con.unregister("_refbad_df")
+        return pd.DataFrame({
+            "file": staged.name, "row": bad["row"].astype("int64"), "line": bad["line"].astype("int64"),
+            "key": [_printable(k, 60) for k in bad["k"]], "field": "ref_record_id",
+            "value": [_printable(r, 60) for r in bad["ref"]], "rule": "ref_other_subject",
+            "message": [f"第 {ln} 行（数据第 {r} 行）字段 ref_record_id：关联记录 {ref} 属于另一主体"
+                        f"（规则 ref_other_subject：{RULE_TEXT['ref_other_subject'][0]}）"
+                        for ln, r, ref in zip(bad["line"], bad["row"], bad["ref"], strict=True)],
+            "message_en": [f"line {ln} (data row {r}), field ref_record_id: record {ref} belongs to another "
+                           f"subject (rule ref_other_subject: {RULE_TEXT['ref_other_subject'][1]})"
+                           for ln, r, ref in zip(bad["line"], bad["row"], bad["ref"], strict=True)],
+        }, columns=list(QUARANTINE_COLUMNS))
+
+    def write_quarantined_feeds(self) -> None:
+        """The quarantined record rows per feed and rule (gates' rule feed_quarantined reads it)."""
+        if not self.quarantined_feeds:
+            return
+        q = pd.concat(self.quarantined_feeds, ignore_index=True)
+        q[["department", "kind"]] = q[["department", "kind"]].astype(object)
+        agg = q.groupby(["department", "kind", "rule"], dropna=False).agg(
+            n=("rule", "size"), ids=("id", lambda s: sorted(x for x in s if x is not None)[:5])).reset_index()
+        agg.to_parquet(self.tmp_dir / QUARANTINE_FEEDS, index=False)
 
     def _write_versions(self, staged: _Staged, columns: tuple[str, ...], types: dict[str, str]) -> tuple[int, int, int]:
         """Keep rows whose content is new; number their version after the stored ones (in DuckDB, so the
@@ -713,7 +772,7 @@ def _batch_id(ingested_at: datetime, paths: list[Path]) -> str:
 
 
 def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
-                   gates: QualityConfig | None) -> tuple[str, list[dict]]:
+                   gates: QualityConfig | None, pending: dict[str, str] | None = None) -> tuple[str, list[dict]]:
     """Make the written batch part of the store in one step, or hold it, or leave the store exactly as it was.
 
     The one place a batch becomes part of the store, for every ingest path (features.store owns
@@ -722,6 +781,12 @@ def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
     or, if a gate holds it, left staged for a person to release or reject. If any step fails the
     staged batch is discarded and :class:`StoreError` says why. Returns the status and the findings.
     """
+    n_waiting, examples, behind = dependent_records(tmp_dir, pending or {})
+    if n_waiting:  # records of subjects only a held batch brings: wait behind it (features.held_queue)
+        park(store, tmp_dir, final_dir.name)
+        finding = held_behind_finding(n_waiting, examples, behind)
+        record_gate(store, final_dir.name, [finding], as_of=as_of, published=False)
+        return "held", [finding.to_dict()]
     staged = stage_batch(store, tmp_dir, batch_id=final_dir.name, memory_limit=_DUCKDB_MEMORY)
     try:
         findings = [] if gates is None else check_batch(store, staged.batch_id, as_of=as_of, config=gates,
@@ -821,6 +886,9 @@ def ingest(
             con.sql(f"SELECT DISTINCT uscc FROM {scan_sql(store, 'subjects')}").df()["uscc"]
             if has_table(store, "subjects") else []
         )
+        # subjects of batches held for a person's decision: their records are not unknown, they wait
+        pending = held_subjects(store, [r.batch_id for r in held_batches(store)])
+        known = known.union(pd.Index(list(pending)))
         if sub_reader is not None:
             path = Path(subjects)
             check_text = _file_has_bad_text(path, sub_reader.info.encoding)
@@ -842,6 +910,7 @@ def ingest(
 
             staged = batch.stage_file(path, "records", reader, layout=layout, mapping=mapping, validate=check_records)
             batch.finish_file(staged)
+        batch.write_quarantined_feeds()
         if not (tmp_dir / "quarantine.csv").exists():
             pd.DataFrame(columns=list(QUARANTINE_COLUMNS)).to_csv(tmp_dir / "quarantine.csv", index=False)
         shutil.rmtree(batch.stage_root, ignore_errors=True)
@@ -857,7 +926,11 @@ def ingest(
         (tmp_dir / "summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2),
                                               encoding="utf-8")
         con.close()
-        summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates)
+        summary.status, summary.findings = _publish_batch(store, tmp_dir, final_dir, as_of=ingested_on, gates=gates,
+                                                                 pending=pending)
+        parked = waiting_path(store, batch_id)
+        if parked.is_dir():  # waiting behind a held batch: its files are there, not under batches/
+            summary.batch_dir, summary.quarantine_path = str(parked), str(parked / "quarantine.csv")
     except BaseException:
         con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)

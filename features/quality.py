@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import chi2_contingency, ks_2samp, nbinom, poisson
 
 from configfile import load_toml_file
+from features.quality_extra_config import CollapseRules, QuarantineRules, RegisterRules, SwapRules
 
 Action = Literal["hold", "warn"]
 GATE_COLUMNS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "amount", "department",
@@ -134,6 +135,11 @@ class QualityConfig(_Section):
     category: CategoryRules = CategoryRules()
     dates: DateRules = DateRules()
     duplicates: DuplicateRules = DuplicateRules()
+    # the rules of features.quality_rules_extra
+    collapse: CollapseRules = CollapseRules()
+    swap: SwapRules = SwapRules()
+    quarantine: QuarantineRules = QuarantineRules()
+    registry: RegisterRules = RegisterRules()
 
 
 class QualityConfigError(ValueError):

@@ -62,6 +62,7 @@ RULES: tuple[str, ...] = (
     "field_missing",
     "text_too_long",
     "value_invalid",
+    "ref_other_subject",  # judged on the file's accepted rows, against the store and the batch: last
 )
 # The contract's dirt table (docs/data-contract.md): the rules the simulator's dirt breaks.
 CONTRACT_RULES = frozenset({
@@ -80,6 +81,9 @@ RULE_TEXT: dict[str, tuple[str, str]] = {
     "duplicate_record_id": ("编号在本文件前面已出现", "key already appeared in an earlier row of this file"),
     "uscc_invalid": ("统一社会信用代码无效（GB 32100-2015）", "not a valid unified social credit code (GB 32100-2015)"),
     "unknown_subject": ("主体不在本批或库中", "no such subject in this batch or in the store"),
+    "ref_other_subject": ("关联记录编号指向另一主体的记录（修复/撤销只能针对本主体的记录）",
+                          "ref_record_id points at a record of another subject (a repair or revocation is of "
+                          "the subject's own record)"),
     "kind_unknown": ("记录类别不在目录中", "record kind is not in the catalogue"),
     "severity_invalid": ("情节等级缺失或无效", "severity missing or not one of minor/general/serious"),
     "severity_underivable": ("无法从处罚类别推定情节等级", "severity cannot be derived from the penalty type"),

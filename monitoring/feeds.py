@@ -15,7 +15,8 @@ from datetime import date, timedelta
 import duckdb
 import pandas as pd
 
-from features.quality import GATE_COLUMNS, Finding, QualityConfig, check_feeds
+from features.quality import GATE_COLUMNS, Finding, QualityConfig
+from features.quality_rules_extra import check_all
 from monitoring.health import evaluated_month
 
 
@@ -47,6 +48,6 @@ def feed_findings(records: pd.DataFrame, *, as_of: date, subjects: pd.DataFrame 
         for view, source in (("qb", "month_df"), ("qh", "before_df")):
             con.execute(f"CREATE VIEW {view} AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) "  # noqa: S608 (two fixed view names)
                         f"FROM {source}")
-        return check_feeds(con, as_of=end + timedelta(days=1), config=config)
+        return check_all(con, as_of=end + timedelta(days=1), config=config)
     finally:
         con.close()
