@@ -194,7 +194,7 @@ def _feed(dept: object, kind: object) -> str:
 def _examples(con: duckdb.DuckDBPyConnection, where: str, params: list | None = None) -> dict[str, list[str]]:
     """Up to EXAMPLES record ids of the batch per feed matching ``where`` (SQL over ``qb``)."""
     rows = con.execute(
-        f"SELECT department, kind, list(record_id ORDER BY record_id)[1:{EXAMPLES}] AS ids FROM qb "
+        f"SELECT department, kind, min(record_id, {EXAMPLES}) AS ids FROM qb "  # the smallest ids, no full sort
         f"WHERE {where} GROUP BY ALL", params or []).fetchall()
     return {_feed(d, k): list(ids) for d, k, ids in rows}
 
@@ -217,7 +217,15 @@ def check_feeds(con: duckdb.DuckDBPyConnection, *, as_of: date, config: QualityC
     config = config or QualityConfig()
     period = _month_start(as_of - timedelta(days=1))
     first = _add_months(period, -config.history.trailing_months)
-    con.execute("CREATE OR REPLACE TEMP VIEW qh_window AS SELECT * FROM qh "
+    # the history is read once: the trailing window (every statistic) and the batch's own dates (the
+    # duplicates); each rule then scans this table, not the store's current state again
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE qh_near AS
+        WITH span AS (SELECT min(decision_date) AS lo, max(decision_date) AS hi FROM qb)
+        SELECT {", ".join(f"h.{c}" for c in GATE_COLUMNS)} FROM qh h, span
+        WHERE (h.decision_date >= DATE '{first.isoformat()}' AND h.decision_date < DATE '{period.isoformat()}')
+           OR h.decision_date BETWEEN span.lo AND span.hi""")
+    con.execute("CREATE OR REPLACE TEMP VIEW qh_window AS SELECT * FROM qh_near "
                 f"WHERE decision_date >= DATE '{first.isoformat()}' AND decision_date < DATE '{period.isoformat()}'")
     history = _history_months(con, first, period, config)
     findings: list[Finding] = []
@@ -421,11 +429,14 @@ def _categories(con, history: pd.DataFrame, config: QualityConfig) -> list[Findi
         q = (f"SELECT department, kind, coalesce(CAST({column} AS VARCHAR), '{_NULL}') AS v, count(*) AS n "
              "FROM {} GROUP BY ALL")
         hist, now = con.execute(q.format("qh_window")).df(), con.execute(q.format("qb")).df()
+        # one grouping of the history, not a filter of it per feed
+        by_feed = {key: g.set_index("v")["n"] for key, g in hist.groupby(["department", "kind"])}
+        empty = pd.Series([], dtype="int64")
         for (dept, kind), b in now.groupby(["department", "kind"]):
             feed = _feed(dept, kind)
             if feed not in established:
                 continue
-            h = hist[(hist["department"] == dept) & (hist["kind"] == kind)].set_index("v")["n"]
+            h = by_feed.get((dept, kind), empty)
             b = b.set_index("v")["n"]
             if h.sum() == 0 or set(h.index) == {_NULL}:
                 continue
@@ -522,29 +533,35 @@ def _dates(con, as_of: date, config: QualityConfig, established: set[str]) -> li
 
 def _duplicates(con, config: QualityConfig) -> list[Finding]:
     rules = config.duplicates
-    # the history near the batch's dates only: a duplicate repeats a record's date
     # the history near the batch's dates only: a duplicate repeats a record's date. A document number
     # is compared up to its 号 (a resent file suffixes it); same date, kind and amount needs an amount.
     doc = "nullif(regexp_replace(replace(coalesce({}.document_no, ''), ' ', ''), '号.*$', '号'), '')"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE q_dup AS
         WITH span AS (SELECT min(decision_date) AS lo, max(decision_date) AS hi FROM qb),
-        b AS (SELECT *, {doc.format('qb')} AS doc FROM qb),
-        other AS (
+        b AS MATERIALIZED (SELECT record_id, uscc, department, kind, decision_date, amount,
+                                  {doc.format('qb')} AS doc FROM qb),
+        other AS MATERIALIZED (
             SELECT record_id, uscc, department, kind, decision_date, amount, doc FROM b
             UNION ALL
             SELECT h.record_id, h.uscc, h.department, h.kind, h.decision_date, h.amount, {doc.format('h')}
-            FROM qh h, span WHERE h.decision_date BETWEEN span.lo AND span.hi
+            FROM qh_near h, span WHERE h.decision_date BETWEEN span.lo AND span.hi
+        ),
+        -- two equality joins, not one join on the subject filtered by an OR: a subject with many
+        -- records in a department made the OR join quadratic in them
+        pairs AS (
+            SELECT b.department, b.kind, b.record_id, true AS same_document
+            FROM b JOIN other o ON o.uscc = b.uscc AND o.department = b.department AND o.doc = b.doc
+             AND o.record_id <> b.record_id
+            UNION ALL
+            SELECT b.department, b.kind, b.record_id, false
+            FROM b JOIN other o ON o.uscc = b.uscc AND o.department = b.department AND o.kind = b.kind
+             AND o.decision_date = b.decision_date AND o.amount = b.amount AND o.record_id <> b.record_id
         )
-        SELECT b.department, b.kind, b.record_id, bool_or(o.doc = b.doc) AS same_document
-        FROM b JOIN other o
-          ON o.uscc = b.uscc AND o.record_id <> b.record_id AND o.department = b.department
-         AND (o.doc = b.doc
-              OR (o.kind = b.kind AND o.decision_date = b.decision_date AND o.amount = b.amount))
-        GROUP BY ALL
+        SELECT department, kind, record_id, bool_or(same_document) AS same_document FROM pairs GROUP BY ALL
     """)
     rows = con.execute("SELECT d.department, d.kind, count(*) AS dup, count(*) FILTER (WHERE same_document) AS doc, "
-                       "list(record_id ORDER BY record_id)[1:?] AS ids, any_value(n.n) AS n FROM q_dup d JOIN "
+                       "min(record_id, ?) AS ids, any_value(n.n) AS n FROM q_dup d JOIN "
                        "(SELECT department, kind, count(*) AS n FROM qb GROUP BY ALL) n USING (department, kind) "
                        "GROUP BY ALL", [EXAMPLES]).fetchall()
     out = []
