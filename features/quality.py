@@ -10,7 +10,8 @@ Both views need ``record_id, uscc, kind, subkind, severity, decision_date, amoun
 document_no, district_code``. Rules (thresholds in :class:`QualityConfig`, ``features/quality.toml``):
 
 * ``volume_surge`` / ``volume_silence``: the feed's rows against the median of its trailing months,
-  improbable under its own variance (negative binomial); ``district_silence``: a district's rows of a
+  improbable under its own variance (negative binomial); silence at the batch's own level (the
+  median feed's ratio: a seasonal month lowers every feed alike); ``district_silence``: a district's rows of a
   department against its share of the department's history;
 * ``amount_unit``: log10(amount) unlike the history (KS) but like it once moved by a power of ten (×10 … ×10,000 or
   the inverse): a probable unit change; ``amount_tail``: part of the feed beyond tail_factor × the
@@ -64,6 +65,7 @@ class VolumeRules(_Section):
     surge_ratio: float = Field(1.8, gt=1)
     hold_ratio: float = Field(3.0, gt=1)
     silence_fraction: float = Field(0.2, gt=0, lt=1)
+    level_floor: float = Field(0.5, gt=0, le=1)
     min_median: float = Field(8, ge=1)
     alpha: float = Field(0.001, gt=0, lt=1)
     surge_action: Action = "warn"
@@ -274,6 +276,11 @@ def _volume(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
     out = []
     merged = merged[merged["median"] >= rules.min_median]
     alpha = rules.alpha / max(len(merged), 1)  # Bonferroni over the feeds tested
+    # the batch's own level: a seasonal month moves every feed alike (×0.7 at Spring Festival), a feed
+    # that stopped moves alone. Silence is judged against the median × the median feed's ratio (≤ 1,
+    # floored: a drop shared by most feeds is not seasonal), so a quiet feed's ordinary low draw in a
+    # low month is not a stop (a ratio to the median alone warned on 2 records of a median of 16)
+    level = float(np.clip(np.median(merged["n"] / merged["median"]), rules.level_floor, 1.0)) if len(merged) else 1.0
     examples: dict[str, list[str]] | None = None
     for r in merged.itertuples():
         n = int(r.n)
@@ -291,12 +298,21 @@ def _volume(con, history: pd.DataFrame, config: QualityConfig) -> list[Finding]:
                                f"{ratio:.2f} 倍（阈值 {threshold:g} 倍）：可能重复报送或积压补报",
                                f"feed {r.feed}: {n} records, {ratio:.2f} × the median {r.median:g} of its last "
                                f"{int(r.months)} months (threshold {threshold:g} ×): resent or backlog?"))
-        elif ratio <= rules.silence_fraction and _lower_tail(n, r.median, r.var) < alpha:
-            out.append(Finding(r.feed, "volume_silence", rules.silence_action, round(ratio, 3), rules.silence_fraction,
-                               [], {"records": n, "trailing_median": r.median, "history_months": int(r.months)},
-                               f"数据源 {r.feed} 本批仅 {n} 条，为近期中位数 {r.median:g} 的 {ratio:.2f} 倍"
+            continue
+        # the count expected at the batch's level: the feed's months thinned by ``level`` (binomial
+        # thinning: mean × p, variance p² × var + p(1 − p) × mean), tested in its own distribution
+        expected = r.median * level
+        var = level**2 * r.var + level * (1 - level) * r.median if np.isfinite(r.var) else r.var
+        low = n / expected
+        if low <= rules.silence_fraction and _lower_tail(n, expected, var) < alpha:
+            out.append(Finding(r.feed, "volume_silence", rules.silence_action, round(low, 3), rules.silence_fraction,
+                               [], {"records": n, "trailing_median": r.median, "history_months": int(r.months),
+                                    "batch_level": round(level, 3), "expected": round(expected, 1)},
+                               f"数据源 {r.feed} 本批仅 {n} 条，按近期中位数 {r.median:g} 与本批整体水平"
+                               f"（{level:.2f} 倍）应约 {expected:.0f} 条，仅为其 {low:.2f} 倍"
                                f"（阈值 {rules.silence_fraction:g}）：数据源可能中断",
-                               f"feed {r.feed}: only {n} records, {ratio:.2f} × its median {r.median:g} "
+                               f"feed {r.feed}: only {n} records, {low:.2f} × the {expected:.0f} its median "
+                               f"{r.median:g} predicts at the batch's level ({level:.2f} ×) "
                                f"(threshold {rules.silence_fraction:g}): the feed may have stopped"))
     return out
 
