@@ -80,6 +80,9 @@ def main() -> None:
               f"{args.subjects:,} subjects; repeats {args.repeats}")
         print(f"ingest without gates {plain:.1f} s, with gates {gated:.1f} s "
               f"(gates {gated - plain:+.1f} s = {(gated - plain) / plain:+.1%} of the ingest); findings {findings}")
+        least_plain, least_gated = min(times["plain"]), min(times["gated"])
+        print(f"least-disturbed runs (the minimum of each): without gates {least_plain:.1f} s, with gates "
+              f"{least_gated:.1f} s ({(least_gated - least_plain) / least_plain:+.1%})")
         check = statistics.median(times["check"])
         print(f"the check alone inside the gated ingests: {check:.1f} s = {check / plain:+.1%} of the plain ingest "
               f"({check / gated:.1%} of the gated one); runs: plain {times['plain']}, gated {times['gated']}, "
