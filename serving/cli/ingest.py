@@ -148,6 +148,8 @@ def gate_held(
 
 def _decide(action: str, store: Path, batch_id: str, by: str, reason: str) -> None:
     """Through the service the analyst page uses too: audited in TIERS_DATABASE_URL's gate_decisions."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from features.store import StoreError
     from serving.cli.admin import settings_or_exit
     from serving.db.session import iter_session
@@ -160,6 +162,9 @@ def _decide(action: str, store: Path, batch_id: str, by: str, reason: str) -> No
                         actor=by, reason=reason)
     except StoreError as exc:
         fail(str(exc))
+    except SQLAlchemyError as exc:  # the audit row is flushed before the store changes: nothing changed
+        fail(f"数据库不可用或未升级（tiers db upgrade），批次未变 / the database is unavailable or not upgraded "
+             f"(tiers db upgrade); the batch is unchanged: {exc.__class__.__name__}")
     finally:
         session.close()
     last = report.decisions[-1]

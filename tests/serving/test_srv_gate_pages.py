@@ -153,3 +153,22 @@ def test_the_cli_decides_through_the_same_audit(held_store, store, tmp_path, mon
         assert (row.batch_id, row.decision, row.actor, row.reason) == (batch_id, "rejected", "张三", "重复报送")
     finally:
         session.close()
+
+
+def test_the_cli_refuses_without_its_audit_table_and_changes_nothing(held_store, store, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app
+    from serving.settings import get_settings
+
+    _, batch_id, _, _ = held_store
+    monkeypatch.setenv("TIERS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")  # never upgraded
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["gate", "release", batch_id, "--store", str(store), "--by", "张三",
+                                          "--reason", "已核实"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "tiers db upgrade" in result.output
+    assert batch_id not in snapshot(store).batch_ids and [s.batch_id for s in staged_batches(store)] == [batch_id]
