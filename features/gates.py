@@ -112,7 +112,8 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
         _register_views(con, sub_files, register)
         _quarantine_view(con, batch_dir)
         union = " UNION ALL ".join(subjects) or "SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS district_code"
-        con.execute(f"CREATE TEMP VIEW gate_subjects AS SELECT uscc, any_value(district_code) AS district_code "
+        # a table, not a view: every scan of the history joins it (a view re-read the subjects each time)
+        con.execute(f"CREATE TEMP TABLE gate_subjects AS SELECT uscc, any_value(district_code) AS district_code "
                     f"FROM ({union}) GROUP BY uscc")
         if files:
             batch = f"read_parquet({sql_file_list(files)}, hive_partitioning = true, union_by_name = true)"

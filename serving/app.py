@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         credit_checks,
         credit_reports,
         enterprise,
+        gate_pages,
         health,
         pages,
         plans,
@@ -192,5 +193,6 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     app.include_router(sector.models_router)
     app.include_router(sector.pages_router)
     app.include_router(admin_pages.router)
+    app.include_router(gate_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -147,13 +147,26 @@ def gate_held(
 
 
 def _decide(action: str, store: Path, batch_id: str, by: str, reason: str) -> None:
-    from features.gates import reject, release
-    from features.store import StoreError
+    """Through the service the analyst page uses too: audited in TIERS_DATABASE_URL's gate_decisions."""
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from features.store import StoreError
+    from serving.cli.admin import settings_or_exit
+    from serving.db.session import iter_session
+    from serving.services.gate_decisions import decide
+
+    settings = settings_or_exit()
+    session = next(iter_session(settings.database_url))
     try:
-        report = (release if action == "release" else reject)(store, batch_id, by=by, reason=reason)
+        report = decide(session, store, batch_id, decision="released" if action == "release" else "rejected",
+                        actor=by, reason=reason)
     except StoreError as exc:
         fail(str(exc))
+    except SQLAlchemyError as exc:  # the audit row is flushed before the store changes: nothing changed
+        fail(f"数据库不可用或未升级（tiers db upgrade），批次未变 / the database is unavailable or not upgraded "
+             f"(tiers db upgrade); the batch is unchanged: {exc.__class__.__name__}")
+    finally:
+        session.close()
     last = report.decisions[-1]
     typer.echo(f"批次 {batch_id}：{'已放行并发布' if action == 'release' else '已拒绝，存储未变'}（{last['by']}，"
                f"{last['at']}）/ batch {batch_id}: {report.status} by {last['by']} at {last['at']}")

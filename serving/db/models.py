@@ -523,3 +523,21 @@ class RiskWarning(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     close_note: Mapped[str | None] = mapped_column(Text)
     open_key: Mapped[str | None] = mapped_column(String(60), unique=True)
+
+
+class GateDecision(Base):
+    """A batch held by a data-quality gate (``features.gates``), released or rejected by a person:
+    who, when, what (the batch, its store, the rules that held it) and why. Written by the one
+    service (``serving.services.gate_decisions``) that the CLI and the page both call."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (Index("ix_gate_decisions_batch_id", "batch_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(80))
+    decision: Mapped[str] = mapped_column(String(20))  # released | rejected
+    actor: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text)
+    rules: Mapped[str] = mapped_column(String(400))  # the holding rules, comma-separated
+    store: Mapped[str] = mapped_column(String(500))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -139,9 +139,18 @@ def test_an_office_first_month_publishes_whatever_its_scale(tmp_path):
     assert not {f["rule"] for f in summary.findings} & {"amount_unit", "amount_tail", "volume_surge", "date_late"}
 
 
-def test_the_cli_lists_releases_and_refuses_without_a_reason(city):
+def test_the_cli_lists_releases_and_refuses_without_a_reason(city, tmp_path, monkeypatch, request):
     from serving.cli.main import app
+    from serving.db.migrate import upgrade
+    from serving.settings import get_settings
 
+    # a decision is audited in the database (serving.services.gate_decisions): this test's own
+    url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    upgrade(url)
+    monkeypatch.setenv("TIERS_DATABASE_URL", url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # the environment's settings again after this test
     store = _copy(city, "cli")
     work = city["work"]
     path = work / "wrong.csv"
