@@ -60,7 +60,7 @@ def decide_form(request: Request, settings: SettingsDep, session: SessionDep, pr
                 reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
     if settings.store_dir is None:
-        return _page(request, session, settings, principal, error="未配置数据存储目录（TIERS_STORE_DIR）",
+        return _page(request, session, settings, principal, error="未配置数据存储目录，请联系系统管理员",
                      status_code=409)
     decision = "released" if action == "release" else "rejected"
     try:

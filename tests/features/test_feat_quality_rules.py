@@ -221,6 +221,8 @@ def _small_feeds(rng, per_month: int, feeds: int) -> tuple[pd.DataFrame, list[tu
 # a ×0.7 month where a quiet feed (median 16) also had a low draw warned volume_silence (benchmarks/
 # quality_scenarios.py seed 11); this seed gave one under the ratio to the median alone
 @example(seed=5, factor=0.5, per_month=16)
+@example(seed=2613, factor=0.78125, per_month=16)
+@example(seed=1, factor=0.8, per_month=20)  # a month whose quiet feeds keep ≈ 16: the stop is named
 def test_a_clean_seasonal_month_never_warns_silence(seed, factor, per_month):
     rng = np.random.default_rng(seed)
     hist, feeds = _small_feeds(rng, per_month, 10)
@@ -230,5 +232,9 @@ def test_a_clean_seasonal_month_never_warns_silence(seed, factor, per_month):
     assert not [f for f in run(batch, hist) if f.rule == "volume_silence"]
     # the same quiet month with one quiet feed stopped still names it
     stopped = batch[batch["kind"] != "k0"]
-    if per_month * factor >= 12:
+    # when the month's quiet feeds still carry about 12 records each (the month as drawn, not the
+    # nominal factor: seed 2613 at ×0.78 drew a median of 9.5, where 0 of an expected ≈ 10 from an
+    # overdispersed history is not improbable enough for a Bonferroni over 11 feeds)
+    typical = np.median(batch[batch["kind"] != "admin_penalty"].groupby("kind").size())
+    if typical >= 12:
         assert "samr/k0" in {f.feed for f in run(stopped, hist) if f.rule == "volume_silence"}

@@ -233,7 +233,7 @@ def test_admin_sector_commitment_and_warning_pages_pass_axe_in_both_languages(ad
     base, tmp_path = admin_server
     pages = {"admin": {"admin": "/admin", "admin-users": "/admin/users", "admin-keys": "/admin/api-keys",
                        "admin-querylog": "/admin/querylog", "admin-promotions": "/admin/promotions",
-                       "admin-applications": "/admin/applications"},
+                       "admin-applications": "/admin/applications", "held-batches": "/analyst/gates"},
              "sector_c": {"sector": "/sector", "sector-fit": "/sector/fit",
                           "model-report": "/sector/models/tiers-sector-C/versions/1/report"},
              "reg_samr": {"commitments": "/regulator/commitments", "warnings": "/regulator/warnings"},
