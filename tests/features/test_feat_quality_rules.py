@@ -44,13 +44,24 @@ def this_month(rng, n: int = 60, **kw) -> pd.DataFrame:
     return feed_rows(rng, n, date(2026, 9, 1), 30, tag="B", **kw)
 
 
-def run(batch: pd.DataFrame, hist: pd.DataFrame, config: QualityConfig | None = None):
+def _connection(batch: pd.DataFrame, hist: pd.DataFrame):
     con = duckdb.connect()
     con.register("qb_df", batch[list(GATE_COLUMNS)])
     con.register("qh_df", hist[list(GATE_COLUMNS)])
     con.execute("CREATE VIEW qb AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) FROM qb_df")
     con.execute("CREATE VIEW qh AS SELECT * REPLACE (CAST(decision_date AS DATE) AS decision_date) FROM qh_df")
-    return check_feeds(con, as_of=AS_OF, config=config)
+    return con
+
+
+def run(batch: pd.DataFrame, hist: pd.DataFrame, config: QualityConfig | None = None):
+    return check_feeds(_connection(batch, hist), as_of=AS_OF, config=config)
+
+
+def run_all(batch: pd.DataFrame, hist: pd.DataFrame, config: QualityConfig | None = None):
+    """What the gates run on a batch: ``check_feeds`` and the rules beside it (``check_all``)."""
+    from features.quality_rules_extra import check_all
+
+    return check_all(_connection(batch, hist), as_of=AS_OF, config=config)
 
 
 def rules(findings) -> set[str]:
@@ -156,6 +167,9 @@ def test_records_resent_under_new_ids_hold_as_duplicates(seed, copies):
 
 @SETTINGS
 @given(seed=seeds)
+# few rows swapped out of the window against many that stayed in it: check_feeds' whole-feed form
+# skips it, the partial form beside it (quality_rules_extra) names it; the gates run both
+@example(seed=3572596263)
 def test_a_day_month_swap_holds(seed):
     rng = np.random.default_rng(seed)
     batch = this_month(rng, n=150)
@@ -164,7 +178,7 @@ def test_a_day_month_swap_holds(seed):
     batch = batch[ok].copy()
     batch["decision_date"] = [date(y, dd, mm) for y, mm, dd in zip(d[ok].dt.year, d[ok].dt.month, d[ok].dt.day,
                                                                     strict=True)]
-    assert any(f.rule == "date_swap" and f.action == "hold" for f in run(batch, history(rng)))
+    assert any(f.rule == "date_swap" and f.action == "hold" for f in run_all(batch, history(rng)))
 
 
 @SETTINGS
