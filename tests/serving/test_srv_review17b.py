@@ -1,0 +1,192 @@
+"""Second outside-in review of issue 17 (review17b): a Chinese official, reading no English and
+knowing nothing of the code, did the newcomer tasks of every role on `tiers demo` in Chromium.
+Each test pins one thing that confused or blocked them; the review's report ranks them."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from test_srv_plans_flow import city, settings  # noqa: F401  (fixtures: data dir and graded city)
+from test_srv_review17 import _as, _drawn
+
+# the module fixture (app, database, models) is built once, on one worker
+pytestmark = pytest.mark.xdist_group("srv_review17b")
+
+PURPOSE = "日常监管"
+LATIN_WORD = re.compile(r"\b[A-Za-z][A-Za-z_]{2,}\b")
+
+
+def _visible(page: str) -> str:
+    """The text a person reads: no scripts, styles, tags or attributes."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def _committed(client, **form) -> str:
+    """A plan committed by reg_samr with a named public salt source (3 digits); returns its path."""
+    from test_srv_lang import _plan_form
+
+    _as(client, "reg_samr", "/regulator/plans")
+    data = _plan_form(client, salt_source="福彩3D 第2026330期", salt_pattern=r"\d \d \d", **form)
+    created = client.post("/regulator/plans", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text[-600:]
+    return created.headers["location"]
+
+
+# ------------------------------------------------------------------ regulator
+
+
+@pytest.mark.parametrize("typed", [{"value": "581"}, {"value": "5 8 1", "known_at": "2027-05-01T21:15"}],
+                         ids=["salt-not-in-its-format", "salt-known-in-the-future"])
+def test_refused_salt_is_said_in_chinese_on_the_plan_page_with_what_was_typed(client, city, typed):  # noqa: F811
+    """The second regulator types the lottery number as "581" (the commitment fixed "5 8 1"), or a
+    publication time in the future: a bare 出错了 422 page says "salt value '581' is not written as
+    the commitment fixed it (salt_pattern '\\d \\d \\d'); rule: …" / "the salt was entered at
+    2026-12-07T05:41:48.978240Z, before it became known at …", with only 返回; what was typed is gone."""
+    location = _committed(client, plan_id="salt-typed")
+    csrf = _as(client, "reg_samr2", location)
+    r = client.post(location + "/salt", data={**typed, "csrf_token": csrf})
+    assert r.status_code == 422
+    text = _visible(r.text)
+    assert not re.search(r"salt|pattern|rule|entered at|\\d|\d{2}:\d{2}:\d{2}\.\d+Z", text), text[-400:]
+    assert 'name="value"' in r.text and f'value="{typed["value"]}"' in r.text, "the number typed is lost"
+
+
+def test_staff_opening_a_company_without_purpose_get_a_chinese_way_on(client, world):
+    """A regulator opening /credit/{uscc} (a bookmark, a link mailed by a colleague) gets 出错了 422
+    "purpose is required for staff reads of credit data (查询用途): pass ?purpose=… or the X-Purpose
+    header"."""
+    _as(client, "reg_samr", "/regulator")
+    r = client.get(f"/credit/{world.ent1}")
+    text = _visible(r.text)
+    assert not re.search(r"purpose|X-Purpose|header|pass", text), text[-400:]
+    assert "查询用途" in text
+
+
+def test_objection_queue_links_to_the_record_in_dispute(client, world):
+    """异议申请 · 处理中 on /regulator lists USCC, record number and reason but links nowhere: the
+    officer deciding 异议成立 / 不予支持 cannot see the record the company disputes."""
+    _as(client, "ent1", f"/credit/{world.ent1}")
+    page = client.get(f"/credit/{world.ent1}").text
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+    for record_id in sorted(set(re.findall(r'name="record_id" value="([^"]+)"', page))):
+        client.post(f"/credit/{world.ent1}/objections", follow_redirects=False,
+                    data={"record_id": record_id, "reason": "该记录不属于本企业，请核实。", "csrf_token": csrf})
+    _as(client, "reg_samr", "/regulator")
+    queue = client.get("/regulator").text
+    section = queue[queue.index("异议申请"):]
+    assert world.ent1 in section, "no objection reached the samr queue"
+    assert re.search(rf'href="/credit/{world.ent1}[^"]*"', section), "no way from the objection to the record"
+
+
+def test_subject_list_and_company_page_mask_an_individual_business_alike(client, city):  # noqa: F811
+    """监管对象信用等级 shows an individual business as "建******" but its page, one click away,
+    titles it in full "建邺区力创商行": the same officer sees the name masked and unmasked."""
+    business = city[0]  # the one individual business of the test city
+    _as(client, "reg_samr", "/regulator")
+    listing = _visible(client.get("/regulator", params={"purpose": PURPOSE, "search": business["uscc"]}).text)
+    company = _visible(client.get(f"/credit/{business['uscc']}", params={"purpose": PURPOSE}).text)
+    assert (business["name"] in listing) == (business["name"] in company), "masked in one place, not the other"
+
+
+def test_plan_page_names_the_model_not_its_registry_code(client, session, city):  # noqa: F811
+    """The drawn plan's header: "模型版本 tiers-general/1;tiers-sector-F/1" (the demo's pools are
+    graded by the general and a sector model, registered under these names)."""
+    from test_srv_plans_flow import AS_OF
+
+    from serving.services.grades import store_grades
+
+    store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade="B", probability=0.05,
+                                model_version="tiers-general/1" if n % 2 else "tiers-sector-C/1",
+                                profile_hash="c" * 64) for n, s in enumerate(city)])
+    location = _drawn(client, plan_id="model-words")
+    _as(client, "reg_samr", location)
+    text = _visible(client.get(location).text)
+    shown = re.search(r"模型版本\s*([^;；\n]*(?:[;；][^\n;；]*)*)", text)
+    assert shown, "no model version on the plan page"
+    assert not LATIN_WORD.search(shown.group(1).split("抽取承诺")[0]), shown.group(1)[:120]
+
+
+def test_result_form_takes_the_document_number_the_public_table_shows(client, city):  # noqa: F811
+    """/public/{department} and its CSV have a 文书号 column, but the result form on the plan page has
+    only outcome, dates and correction reason: a 发现问题已立案 result is published without one."""
+    location = _drawn(client, plan_id="document-no")
+    _as(client, "reg_samr", location)
+    form = re.search(r'<form[^>]*class="result-form".*?</form>', client.get(location).text, re.S).group(0)
+    client.cookies.clear()
+    assert "文书号" in client.get("/public/samr").text
+    assert "文书号" in form, "the result form has no 文书号 field"
+
+
+# ------------------------------------------------------------------ public (一公开)
+
+
+def test_public_page_of_an_unknown_department_is_not_an_empty_department(client):
+    """/public/verifier (or any typo) answers 200 "双随机抽查结果公示 · verifier … 暂无公示结果": the
+    public is told a department with that name published nothing."""
+    r = client.get("/public/nosuchdept")
+    assert r.status_code == 404, r.status_code
+
+
+def test_public_plan_page_names_items_and_offers_the_verifier(client, city):  # noqa: F811
+    """/public/plans/{id} lists pools as "南京市市场监督管理局/SAMR-03" (the regulator's page names
+    the item) and says anyone can check the draw with "仓库中的独立校验程序 python3
+    tiers_draw_verify.py …" without a link to get it: the public has no repository."""
+    location = _drawn(client, plan_id="public-verifier")
+    client.cookies.clear()
+    public = client.get(location.replace("/regulator/plans/", "/public/plans/")).text
+    assert not re.search(r"/SAMR-\d\d\b", _visible(public)), "pools named by item code"
+    assert re.search(r'href="[^"]*(verify|verifier)[^"]*"', public), "no link to the verifier"
+
+
+# ------------------------------------------------------------------ enterprise
+
+
+def test_enterprise_sees_the_commitments_it_has_signed(client, world):
+    """After 签署承诺 the page returns to #commitments and the matter simply leaves the choice list:
+    nowhere on 我的信用 does the company see what it signed, when, or by when it is checked."""
+    _as(client, "ent1", f"/credit/{world.ent1}")
+    page = client.get(f"/credit/{world.ent1}").text
+    form = re.search(r'<form[^>]*id="commitment-form".*?</form>', page, re.S).group(0)
+    value, label = re.search(r'<option value="([^"]+)">([^（<]+)', form).groups()
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form).group(1)
+    signed = client.post(f"/credit/{world.ent1}/commitments", data={"matter_code": value, "csrf_token": csrf},
+                         follow_redirects=False)
+    assert signed.status_code in (302, 303), signed.text[-400:]
+    after = client.get(f"/credit/{world.ent1}").text
+    outside_form = re.sub(r'<form[^>]*id="commitment-form".*?</form>', " ", after, flags=re.S)
+    assert label.strip() in _visible(outside_form), f"signed {label} is not shown"
+
+
+# ------------------------------------------------------------------ sector department
+
+
+def test_labelled_file_page_gives_the_headers_the_template_has(client):
+    """/sector/fit says "列名（表头照此填写）：uscc、as_of、label、industry" and lists the 52 features
+    by code (n_penalty_12m …), while 下载表头模板 gives Chinese headers (统一社会信用代码, 评价基准日,
+    是否发生不良结果, 近12个月行政处罚次数 …): which header is the user to write?"""
+    _as(client, "sector_c", "/sector/fit")
+    text = _visible(client.get("/sector/fit").text)
+    assert not re.search(r"\bas_of\b|\bn_penalty_12m\b|\buscc\b", text), "the page asks for code headers"
+
+
+# ------------------------------------------------------------------ analyst and admin
+
+
+def test_analyst_can_reach_held_batches_from_its_pages(client):
+    """The analyst's home (/analyst) links only to 模型监测运行与图表: 数据质量拦截 (/analyst/gates)
+    is reachable only by typing its address (the admin's menu has it)."""
+    _as(client, "analyst", "/analyst")
+    assert 'href="/analyst/gates"' in client.get("/analyst").text
+
+
+def test_query_log_says_what_was_read_without_http_routes(client, world):
+    """查询使用登记's 查询内容 reads "企业信用信息（页面） GET /credit/{uscc}"."""
+    _as(client, "ent1", f"/credit/{world.ent1}")
+    client.get(f"/credit/{world.ent1}")
+    _as(client, "admin", "/admin/querylog")
+    text = _visible(client.get("/admin/querylog").text)
+    assert "企业信用信息" in text
+    assert not re.search(r"\b(GET|POST)\s+/", text), "HTTP routes shown to the admin"
