@@ -9,6 +9,7 @@ import re
 
 import pytest
 from test_srv_plans_flow import city, settings  # noqa: F401  (fixtures: data dir and graded city)
+from test_srv_regrade import store  # noqa: F401  (fixture: ENT1 ingested into a feature store)
 from test_srv_review17 import _as, _drawn
 
 # the module fixture (app, database, models) is built once, on one worker
@@ -190,3 +191,56 @@ def test_query_log_says_what_was_read_without_http_routes(client, world):
     text = _visible(client.get("/admin/querylog").text)
     assert "企业信用信息" in text
     assert not re.search(r"\b(GET|POST)\s+/", text), "HTTP routes shown to the admin"
+
+
+# ------------------------------------------------------------------ after a decision
+
+
+def test_reasons_after_an_upheld_objection_cite_only_records_the_enterprise_has(session, store):  # noqa: F811
+    """After 异议成立 on the demo the enterprise's reason "近36个月共有45条信用记录，提高了信用风险" became
+    "…共有46条…", citing "CMT000000001-M, SRV-REVOKE-R000000166602": the service's own revocation of the
+    wrong record (and the commitment it signed) count, under internal codes, as records raising its risk."""
+    import numpy as np
+    import pandas as pd
+    from srv_fixtures import ENT1
+    from srv_models import CountsModel
+    from test_srv_regrade import _uphold
+
+    from serving.services.champions import ChampionHolder
+    from serving.services.grades import latest_grade, store_grades
+    from serving.services.regrade import make_regrader
+
+    class RecordsModel(CountsModel):
+        """Risk rises with the number of records of the last 36 months (the demo's n_records_36m)."""
+
+        features = ("n_records_36m",)
+
+        def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+            p = 1 / (1 + np.exp(-(-3.0 + 0.2 * frame["n_records_36m"].fillna(0).to_numpy(float))))
+            return np.column_stack([1 - p, p])
+
+        def reasons(self, frame: pd.DataFrame, *, top: int = 5, evidence=None) -> list[list[dict]]:
+            cited = evidence if evidence is not None else [{}] * len(frame)
+            return [[{"code": "n_records_36m", "label_zh": "近36个月记录数", "label_en": "records", "override": False,
+                      "contribution": -float(n), "value": float(n),
+                      "record_ids": [e["record_id"] for e in c.get("n_records_36m", [])]}]
+                    for n, c in zip(frame["n_records_36m"].fillna(0), cited, strict=True)]
+
+    class Registry:
+        def alias_version(self, name: str, alias: str) -> int | None:
+            return 1 if name == "tiers-general" and alias == "champion" else None
+
+        def load_model(self, name: str, version: int) -> RecordsModel:
+            return RecordsModel()
+
+    regrader = make_regrader(store_dir=store, models=ChampionHolder(Registry))
+    store_grades(session, [dict(uscc=ENT1, as_of="2026-10-31", score=600.0, grade="C", probability=0.3,
+                                model_version="tiers-general/1", profile_hash="0" * 64)])
+    regrader(session, ENT1, "baseline")
+    session.commit()
+    before = latest_grade(session, ENT1).reasons[0]["value"]
+    _uphold(session, regrader, "R2")
+    after = latest_grade(session, ENT1).reasons[0]
+    cited = set(after["record_ids"])
+    assert after["value"] < before, f"{before} records before the objection, {after['value']} after"
+    assert not {rid for rid in cited if rid.startswith("SRV-")}, sorted(cited)
