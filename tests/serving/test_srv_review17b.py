@@ -244,3 +244,23 @@ def test_reasons_after_an_upheld_objection_cite_only_records_the_enterprise_has(
     cited = set(after["record_ids"])
     assert after["value"] < before, f"{before} records before the objection, {after['value']} after"
     assert not {rid for rid in cited if rid.startswith("SRV-")}, sorted(cited)
+
+
+def test_file_wide_refusal_names_the_date_column_as_the_file_heads_it():
+    """A file headed as the template heads it (评价基准日 …) with a single date is refused with
+    "文件，字段「as_of」：须至少有一个比最晚基准日 2024-09-30 早 12 个月以上的基准日用于训练": the
+    column is named by a code the user never wrote (a refused cell names 「近12个月行政处罚次数」)."""
+    from test_srv_sector_fit import labelled_csv
+
+    from serving.errors import InvalidInput
+    from serving.services import sector_fit
+
+    coded = labelled_csv(n=40)
+    header, _, body = coded.partition("\n")
+    names = {code: heading for heading, code in sector_fit.column_names().items()
+             if heading != code and re.search("[\u4e00-\u9fff]", heading)}
+    one_date = [line for line in body.splitlines() if ",2025-09-30," in line]
+    worded = ",".join(names.get(c, c) for c in header.split(",")) + "\n" + "\n".join(one_date) + "\n"
+    with pytest.raises(InvalidInput) as refused:
+        sector_fit.parse_labelled_csv(worded.encode(), "C", "zh")
+    assert refused.value.field == names["as_of"], refused.value.field
