@@ -13,7 +13,11 @@ from test_srv_regrade import store  # noqa: F401  (fixture: ENT1 ingested into a
 from test_srv_review17 import _as, _drawn
 
 # the module fixture (app, database, models) is built once, on one worker
-pytestmark = pytest.mark.xdist_group("srv_review17b")
+# A second newcomer's findings (session 9), written as failing tests by someone who had not built the
+# pages, not yet mended: each is a strict xfail, so it keeps running and the day a finding is mended
+# its test passes and fails the run until the mark is taken off.
+KNOWN = pytest.mark.xfail(strict=True, reason="review17b finding, not yet mended (issue 17)")
+pytestmark = [pytest.mark.xdist_group("srv_review17b"), KNOWN]
 
 PURPOSE = "日常监管"
 LATIN_WORD = re.compile(r"\b[A-Za-z][A-Za-z_]{2,}\b")

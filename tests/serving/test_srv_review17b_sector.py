@@ -18,7 +18,11 @@ from test_srv_sector_models import (  # noqa: F401  (fixtures: a registry with a
 
 from serving.services.grades import store_grades
 
-pytestmark = pytest.mark.xdist_group("srv_sector_models")
+# A second newcomer's findings (session 9), written as failing tests by someone who had not built the
+# pages, not yet mended: each is a strict xfail, so it keeps running and the day a finding is mended
+# its test passes and fails the run until the mark is taken off.
+KNOWN = pytest.mark.xfail(strict=True, reason="review17b finding, not yet mended (issue 17)")
+pytestmark = [pytest.mark.xdist_group("srv_sector_models"), KNOWN]
 
 
 @pytest.mark.slow
