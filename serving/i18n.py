@@ -404,7 +404,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                         "(on top of the general model), validated out of time and registered as a challenger to "
                         "compare and promote on the models page."},
         "format": {"zh": "文件格式", "en": "File format"},
-        "format_keys": {"zh": "列名（表头照此填写）：", "en": "Column names (the header, as written here):"},
+        "format_keys": {"zh": "表头（与下载的模板一致；也可写英文名）：", "en": "Headers (as in the template; the Chinese names work too):"},
         "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
                         "en": "One row per subject and as-of date: uscc, as_of (YYYY-MM-DD), label (1 if the adverse "
                               "outcome happened within {n} months after as_of, else 0) and every feature column "
@@ -415,8 +415,10 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                                "before it trains; both need outcomes 0 and 1."},
         "template": {"zh": "下载表头模板（CSV）", "en": "Download the header template (CSV)"},
         "columns": {"zh": "特征列", "en": "Feature columns"},
-        "column": {"zh": "列名", "en": "Column"},
-        "meaning": {"zh": "含义", "en": "Meaning"},
+        "column": {"zh": "表头", "en": "Header"},
+        "meaning": {"zh": "类型", "en": "Kind"},
+        "categorical": {"zh": "类别（文字）", "en": "category (text)"},
+        "numeric": {"zh": "数值（空白表示缺失）", "en": "number (empty: missing)"},
         "file": {"zh": "标注数据文件（CSV）", "en": "Labelled file (CSV)"},
         "upload": {"zh": "上传并开始训练", "en": "Upload and fit"},
         "jobs": {"zh": "训练任务", "en": "Fit jobs"},
