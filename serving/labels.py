@@ -232,6 +232,8 @@ def model_label(value: str | None, lang: str = "zh") -> str:
     """A model or model version by name: ``tiers-sector-C`` → 制造业行业模型, ``tiers-general/3`` →
     通用模型 第 3 版 (``general-v3`` too), ``tiers-general@champion`` → 通用模型（在用版本）;
     anything else as it is."""
+    if value and ";" in value:  # a plan graded by several models names them all
+        return ("；" if lang == "zh" else "; ").join(model_label(v.strip(), lang) for v in value.split(";") if v.strip())
     match = _MODEL.match(value or "")
     if not match:
         return value or ""

@@ -13,8 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from serving.deps import SessionDep, TodayDep
+from serving.deps import SessionDep, SettingsDep, TodayDep
+from serving.errors import NotFound
 from serving.i18n import page_text
+from serving.labels import department_names
 from serving.pages import page_lang, render
 from serving.routes.plans import PERSON_NAMED_FORMS, PlanId, _csv, _json_download
 from serving.services import plans as plan_service
@@ -58,10 +60,15 @@ def plan_page(request: Request, plan_id: PlanId, session: SessionDep) -> Respons
 
 
 @router.get("/public/{department}", response_class=HTMLResponse)
-def department_page(request: Request, department: Department, session: SessionDep, today: TodayDep) -> Response:
-    """The department's published results and its plans (commitment, bundle, verification)."""
-    results = plan_service.public_results(session, today, PERSON_NAMED_FORMS, department=department)
+def department_page(request: Request, department: Department, session: SessionDep, today: TodayDep,
+                    settings: SettingsDep) -> Response:
+    """The department's published results and its plans (commitment, bundle, verification); a
+    department neither in the catalogue nor with a plan is a 404, not an empty page (a typo read as
+    "this department published nothing")."""
     plans = [_plan_view(p, d) for p, d in plan_service.public_plans(session, department)]
+    if not plans and department not in department_names(settings.data_dir):
+        raise NotFound(f"no department {department!r}", zh=f"没有名为「{department}」的部门")
+    results = plan_service.public_results(session, today, PERSON_NAMED_FORMS, department=department)
     return _page(request, "public_department.html", {"department": department, "plans": plans,
                                                      "results": results.to_dict("records"), "today": today})
 

@@ -100,7 +100,6 @@ def test_subject_list_and_company_page_mask_an_individual_business_alike(client,
     assert (business["name"] in listing) == (business["name"] in company), "masked in one place, not the other"
 
 
-@KNOWN
 def test_plan_page_names_the_model_not_its_registry_code(client, session, city):  # noqa: F811
     """The drawn plan's header: "模型版本 tiers-general/1;tiers-sector-F/1" (the demo's pools are
     graded by the general and a sector model, registered under these names)."""
@@ -134,7 +133,6 @@ def test_result_form_takes_the_document_number_the_public_table_shows(client, ci
 # ------------------------------------------------------------------ public (一公开)
 
 
-@KNOWN
 def test_public_page_of_an_unknown_department_is_not_an_empty_department(client):
     """/public/verifier (or any typo) answers 200 "双随机抽查结果公示 · verifier … 暂无公示结果": the
     public is told a department with that name published nothing."""
@@ -189,7 +187,6 @@ def test_labelled_file_page_gives_the_headers_the_template_has(client):
 # ------------------------------------------------------------------ analyst and admin
 
 
-@KNOWN
 def test_analyst_can_reach_held_batches_from_its_pages(client):
     """The analyst's home (/analyst) links only to 模型监测运行与图表: 数据质量拦截 (/analyst/gates)
     is reachable only by typing its address (the admin's menu has it)."""
@@ -197,7 +194,6 @@ def test_analyst_can_reach_held_batches_from_its_pages(client):
     assert 'href="/analyst/gates"' in client.get("/analyst").text
 
 
-@KNOWN
 def test_query_log_says_what_was_read_without_http_routes(client, world):
     """查询使用登记's 查询内容 reads "企业信用信息（页面） GET /credit/{uscc}"."""
     _as(client, "ent1", f"/credit/{world.ent1}")
