@@ -443,7 +443,9 @@ def _logged_purpose(principal: Principal, purpose: str | None) -> str:
         return purpose
     if principal.role != "enterprise":
         raise InvalidInput("purpose is required for staff reads of credit data (查询用途): pass "
-                           "?purpose=… or the X-Purpose header", field="purpose")
+                           "?purpose=… or the X-Purpose header", field="purpose",
+                           zh="查询用途：工作人员查看企业信用信息须先说明查询用途（每次查看都登记在查询日志中），"
+                              "请从“监管对象”列表填写查询用途后进入")
     return ENTERPRISE_SELF_VIEW
 
 

@@ -60,7 +60,6 @@ def test_refused_salt_is_said_in_chinese_on_the_plan_page_with_what_was_typed(cl
     assert 'name="value"' in r.text and f'value="{typed["value"]}"' in r.text, "the number typed is lost"
 
 
-@KNOWN
 def test_staff_opening_a_company_without_purpose_get_a_chinese_way_on(client, world):
     """A regulator opening /credit/{uscc} (a bookmark, a link mailed by a colleague) gets 出错了 422
     "purpose is required for staff reads of credit data (查询用途): pass ?purpose=… or the X-Purpose
