@@ -656,6 +656,8 @@ STATUS_NAMES: dict[str, tuple[str, str]] = {
     "published": ("已公示", "published"),
     "published_late": ("已公示（超期）", "published late"),
     "pending": ("处理中", "pending"),
+    "kept": ("已履约", "kept"),  # a commitment, as the department found it
+    "broken": ("已违约", "broken"),
     "overdue": ("已超期未公示", "overdue"),
     "upheld": ("异议成立", "upheld"),
     "rejected": ("不予支持", "rejected"),

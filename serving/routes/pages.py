@@ -200,6 +200,7 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
         "commitment_reminders": commitments.reminders(session, access.uscc, today), "today": today,
         "signable_matters": commitments.signable(session, access.uscc)
         if access.principal.role == "enterprise" else [],
+        "signed_commitments": commitments.of_subject(session, access.uscc),
     }, status_code=status_code)
 
 

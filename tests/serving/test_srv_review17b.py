@@ -154,7 +154,6 @@ def test_public_plan_page_names_items_and_offers_the_verifier(client, city):  # 
 # ------------------------------------------------------------------ enterprise
 
 
-@KNOWN
 def test_enterprise_sees_the_commitments_it_has_signed(client, world):
     """After 签署承诺 the page returns to #commitments and the matter simply leaves the choice list:
     nowhere on 我的信用 does the company see what it signed, when, or by when it is checked."""
