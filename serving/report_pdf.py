@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from serving.labels import beijing_minute
+
 CHINA = ZoneInfo("Asia/Shanghai")  # the calendar a report's dates are in (serving.deps.get_today's)
 
 
-def _beijing(moment: dt.datetime) -> str:
-    """An issuing time as its reader reads it: Beijing time to the minute (a naive time is UTC)."""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M 北京时间")
 REPORT_SCHEME = "tiers-credit-report-v1"
 TITLE = "公共信用信息报告"
 
@@ -157,7 +155,7 @@ def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
     pdf.cell(pdf.w - 30 - size - 4, 12, TITLE, align="C")
     pdf.ln(14)
     pdf.set_font("cjk", size=10)
-    for label, value in (("报告编号", content.serial), ("出具时间", _beijing(content.issued_at)),
+    for label, value in (("报告编号", content.serial), ("出具时间", f"{beijing_minute(content.issued_at)} 北京时间"),
                          ("有效期至", content.valid_until.isoformat())):
         pdf.cell(22, 6, label)
         pdf.cell(0, 6, value, new_x="LMARGIN", new_y="NEXT")

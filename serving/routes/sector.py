@@ -387,7 +387,7 @@ def _fit_page(request: Request, session: Any, settings: Any, principal: Principa
         "user": principal, "csrf": page_csrf(settings, principal), "error": error,
         "f": lambda key: page_text("sector_fit", key, lang),
         # the headers as the template writes them (sector_fit.template_csv), never the codes
-        "keys": sector_fit.template_csv(lang).rstrip("\n").split(",")[:len(sector_fit.KEY_COLUMNS)],
+        "keys": sector_fit.key_headings(lang),
         "columns": [(zh if lang == "zh" else en, categorical) for _n, zh, en, categorical in sector_fit.feature_columns()],
         "horizon": sector_fit.HORIZON_MONTHS, "max_mb": round(settings.max_request_body_bytes / 1024 / 1024, 1),
         "jobs": [(job, sector_fit.job_view(job, lang)) for job in sector_fit.list_jobs(session, principal)],

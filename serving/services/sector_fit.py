@@ -74,11 +74,15 @@ def _is_lang(heading: str, lang: str) -> bool:
     return chinese if lang == "zh" else not chinese and " " in heading
 
 
+def key_headings(lang: str) -> list[str]:
+    """The key columns (uscc, as_of, label) as the template heads them in ``lang``."""
+    return [_KEY_LABELS[k][0 if lang == "zh" else 1] for k in KEY_COLUMNS]
+
+
 def template_csv(lang: str) -> str:
     """The header a file must have, each column headed in ``lang`` (a file may head them by code,
     Chinese or English name); the page lists the columns' meanings."""
-    names = [_KEY_LABELS[k][0 if lang == "zh" else 1] for k in KEY_COLUMNS]
-    names += [zh if lang == "zh" else en for _name, zh, en, _ in feature_columns()]
+    names = [*key_headings(lang), *(zh if lang == "zh" else en for _name, zh, en, _ in feature_columns())]
     return ",".join(f'"{n}"' if "," in n else n for n in names) + "\n"
 
 
