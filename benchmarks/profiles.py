@@ -293,7 +293,10 @@ def pandas_profiles(store: Path, as_of: date) -> pd.DataFrame:
     verified_ok = rec["verified"].astype("boolean").fillna(False).astype(bool) & (rec["verified_on"] <= ts)
     out["n_self_declared_verified_36m"] = count((rec["kind"] == "self_declared") & ~rec["is_revoked"] & rec["in_36m"]
                                                 & verified_ok)
-    out["n_records_36m"] = count(~rec["is_revoked"] & rec["in_36m"])
+    # not the actions on a record (repairs, revocations) nor signed commitments: features/sql/
+    # current_records.sql (context_class 0 and 10) and profiles.sql say why
+    record_of_subject = ~rec["kind"].isin(["repair", "revocation", "commitment_made"])
+    out["n_records_36m"] = count(record_of_subject & ~rec["is_revoked"] & rec["in_36m"])
     pen_12m = c & (cls == "penalty") & rec["in_12m"]
     out["n_minor_penalty_12m"] = count(pen_12m & (rec["severity"] == "minor"))
     out["n_general_penalty_12m"] = count(pen_12m & (rec["severity"] == "general"))

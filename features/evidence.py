@@ -57,7 +57,9 @@ def _conditions() -> dict[str, str]:
         n_self_declared_verified_36m="kind = 'self_declared' AND polarity = 'positive' AND NOT is_revoked AND in_36m "
         "AND (NOT $requires_verification OR (verified AND verified_on <= DATE '$as_of'))",
         n_commitment_kept_36m="kind = 'commitment_kept' AND NOT is_revoked AND in_36m",
-        n_records_36m="NOT is_revoked AND in_36m",
+        # profiles.sql: context_kind > 0; actions on a record (0) and signed commitments (10) are
+        # not among the subject's records (current_records.sql, profiles.sql say why)
+        n_records_36m="context_class NOT IN (0, 10) AND NOT is_revoked AND in_36m",
     )
     cond.update(
         n_minor_penalty_12m="counts AND negative_class = 'penalty' AND in_12m AND severity = 'minor'",
@@ -155,9 +157,11 @@ def records_behind(
 # exempted, a licence until its term ends (end_date, 有效期至), and, if self-declared, verified when
 # the policy asks for it (the same test as the feature ``n_self_declared_verified_36m``). Neutral
 # records (licences and the other administrative decisions, commitments made, inspections without
-# findings) are context: only ``neutral=True`` readers (the report) ask for them.
+# findings) are context: only ``neutral=True`` readers (the report) ask for them. A repair or a
+# revocation is never in force: it is an action on a record, not a record (current_records.sql's
+# context_class 0), whatever polarity a policy gives its kind.
 IN_FORCE_CONDITION = (
-    "(counts OR ((is_positive OR ($neutral AND negative_class_code = 0)) "
+    "(counts OR (context_class > 0 AND (is_positive OR ($neutral AND negative_class_code = 0)) "
     "AND NOT is_revoked AND NOT is_exempt AND in_period "
     "AND (kind <> 'admin_license' OR end_date IS NULL OR end_date > DATE '$as_of') "
     "AND (kind <> 'self_declared' OR NOT $requires_verification "

@@ -83,7 +83,7 @@ DERIVE_MEMORY = "3GB"
 MANIFEST_FORMAT = 1
 # Part of every current state's description: a change of the current-state SQL or layout gets a
 # new version, so a store materialised by older code is rebuilt, never read with the wrong columns.
-CURRENT_LAYOUT_VERSION = "5"
+CURRENT_LAYOUT_VERSION = "6"  # 6: context_class 0 (actions) and 10 (signed commitments)
 # When the next batch rebuilds one base from the history instead of adding a delta: each delta
 # costs every profile build a scan and, for the rows it supersedes, a filter (see BENCHMARKS.md).
 MAX_DELTA_SEGMENTS = 16

@@ -69,8 +69,16 @@ SELECT l.uscc AS subject_key, l.*, rs.repaired_on, rs.revoked_on,
             ELSE 0 END AS severity_code,
        -- context_class: what the record is as context, before the policy's conditions: 1 commitment
        -- kept, 2 inspection, 3 reward, 4 self-declared, 5 administrative check, arrears by type
-       -- (6 tax, 7 social insurance, 8 water, power, gas), 9 anything else
+       -- (6 tax, 7 social insurance, 8 water, power, gas), 10 a signed commitment (commitment_made:
+       -- a pledge, not counted among the subject's records, see profiles.sql), 9 anything else.
+       -- 0: not a record of the subject at all but an action on one of its records (a repair, a
+       -- revocation, from the store or the service's own SRV-REPAIR-/SRV-REVOKE- rows): it acts
+       -- only through that record's repaired_on / revoked_on above, so no feature counts it, no
+       -- reason cites it and it is never in force (features.evidence), whatever polarity a policy
+       -- gives its kind. Upholding an objection must make the counts go down, never up (review17b).
        CASE
+           WHEN l.kind IN ('repair', 'revocation') THEN 0
+           WHEN l.kind = 'commitment_made' THEN 10
            WHEN l.kind = 'commitment_kept' THEN 1
            WHEN l.kind = 'inspection' THEN 2
            WHEN l.kind = 'admin_reward' THEN 3

@@ -32,7 +32,14 @@ relevant AS (
         counts AND in_36m AS counts_36m,
         CASE WHEN counts THEN list_code ELSE 0 END AS counted_list,
         severity_code,
-        CASE WHEN NOT (in_36m AND NOT is_revoked) THEN 0
+        -- 0: counted in no context feature, n_records_36m included. Actions on a record (repairs,
+        -- revocations) have context_class 0 (current_records.sql). A signed commitment (10) is not
+        -- counted either: signing is the subject's own pledge, checked only when due, and what the
+        -- department finds (commitment_kept / commitment_broken) is the record that tells something,
+        -- and counts. Counting the signature too would count each checked matter twice, and let a
+        -- model that learned "more records, more risk" (most records are negative) turn signing,
+        -- which the city asks of subjects (宁政办发〔2020〕49号), into a reason raising its risk.
+        CASE WHEN NOT (in_36m AND NOT is_revoked) OR context_class IN (0, 10) THEN 0
              -- rewards and self-declarations only if the policy calls them positive
              WHEN context_class IN (3, 4) AND NOT is_positive THEN 9
              WHEN context_class = 4 AND $self_declared_requires_verification
@@ -82,7 +89,8 @@ agg AS (
         MAX(CASE WHEN counted_list = 4 THEN 1 ELSE 0 END) AS on_list_dishonest_debtor,
         COUNT_IF(counted_class = 7) AS n_arrears_unsettled,
         SUM(CASE WHEN counted_class = 7 THEN amount_cents END) AS amount_arrears_unsettled,
-        -- context: every record of the last 36 months that is not revoked
+        -- context: every record of the last 36 months that is not revoked (context_kind > 0: not an
+        -- action on a record, not a signed commitment; see relevant above)
         COUNT_IF(context_kind = 1) AS n_commitment_kept_36m,
         COUNT_IF(context_kind = 2) AS n_inspection_36m,
         COUNT_IF(context_repaired) AS n_repaired_36m,

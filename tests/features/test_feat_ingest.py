@@ -123,12 +123,15 @@ def test_integer_codes_of_the_current_state_say_what_the_strings_say(sim_store):
     assert (rows.loc[~on_list, "list_code"] == 0).all()
     severities = {"minor": 1, "general": 2, "serious": 3}
     assert (rows["severity"].map(severities).fillna(0).astype(int) == rows["severity_code"]).all()
-    context = {"commitment_kept": 1, "inspection": 2, "admin_reward": 3, "self_declared": 4, "admin_check": 5}
+    # 0: an action on a record (repair, revocation), not a record of the subject; 10: a signed commitment
+    context = {"commitment_kept": 1, "inspection": 2, "admin_reward": 3, "self_declared": 4, "admin_check": 5,
+               "repair": 0, "revocation": 0, "commitment_made": 10}
     arrears = {"tax": 6, "social_insurance": 7, "water": 8, "power": 8, "gas": 8}
-    expected = [context.get(k) or (arrears.get(sk, 9) if k == "arrears" else 9)
+    expected = [context[k] if k in context else (arrears.get(sk, 9) if k == "arrears" else 9)
                 for k, sk in zip(rows["kind"], rows["subkind"], strict=True)]
     assert rows["context_class"].tolist() == expected
     assert rows["negative_class_code"].gt(0).any() and rows["context_class"].lt(9).any()
+    assert rows["context_class"].eq(0).any() and rows["context_class"].eq(10).any()  # the city has both
 
 
 def _good_files(tmp_path):

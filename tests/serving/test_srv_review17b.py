@@ -205,7 +205,6 @@ def test_query_log_says_what_was_read_without_http_routes(client, world):
 # ------------------------------------------------------------------ after a decision
 
 
-@KNOWN
 def test_reasons_after_an_upheld_objection_cite_only_records_the_enterprise_has(session, store):  # noqa: F811
     """After 异议成立 on the demo the enterprise's reason "近36个月共有45条信用记录，提高了信用风险" became
     "…共有46条…", citing "CMT000000001-M, SRV-REVOKE-R000000166602": the service's own revocation of the
