@@ -646,20 +646,29 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
 
 
 @pages_router.post("/regulator/plans/{plan_id}/salt")
-def enter_salt_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+def enter_salt_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+                    settings: SettingsDep, log: ReadLogDep, today: TodayDep,
                     value: Annotated[str, Form(min_length=1, max_length=500)],
                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
                     known_at: Annotated[str, Form(max_length=40)] = "") -> Response:
-    """The second person's public salt (a time without zone is Beijing time), then the draw."""
+    """The second person's public salt (a time without zone is Beijing time), then the draw. A
+    refused salt comes back on the plan page as typed, with the reason at its field."""
     require_page_csrf(settings, principal, csrf_token_)
     try:
-        body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
-    except ValidationError as exc:
-        raise invalid_input(exc) from exc
-    except ValueError as exc:  # the time (datetime-local) was not a time
-        raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
-                           zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
-    _enter_salt(session, settings, principal, plan_id, body)
+        try:
+            body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        except ValueError as exc:  # the time (datetime-local) was not a time
+            raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
+                               zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
+        _enter_salt(session, settings, principal, plan_id, body)
+    except InvalidInput as exc:  # what the person can fix in the form (others: the error page)
+        session.rollback()
+        refused = {"value": value, "known_at": known_at, "field": exc.field or "value", "message": human_message(
+            exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))}
+        return _plan_page(request, plan_id, principal, session, log, settings, today, salt_refused=refused,
+                          status_code=exc.status_code)
     return RedirectResponse(f"/regulator/plans/{plan_id}", status_code=303)
 
 
@@ -695,16 +704,16 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 
 def _plan_page(request: Request, plan_id: int, principal: Principal, session: Session, log: ReadLog,
                settings, today: dt.date, purpose: str | None = None, refused: dict | None = None,
-               status_code: int = 200) -> HTMLResponse:
+               status_code: int = 200, salt_refused: dict | None = None) -> HTMLResponse:
     """The plan page; ``refused``: a results form as it was typed, with the reason at its field
-    (shown first, whatever page of the visit list is shown)."""
+    (shown first, whatever page of the visit list is shown); ``salt_refused``: the salt form so."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
     detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
     response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
-        "districts": visits.districts,
+        "districts": visits.districts, "salt_refused": salt_refused,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
     response.status_code = status_code
     return response

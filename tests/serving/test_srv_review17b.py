@@ -45,19 +45,21 @@ def _committed(client, **form) -> str:
 
 @pytest.mark.parametrize("typed", [{"value": "581"}, {"value": "5 8 1", "known_at": "2027-05-01T21:15"}],
                          ids=["salt-not-in-its-format", "salt-known-in-the-future"])
-@KNOWN
 def test_refused_salt_is_said_in_chinese_on_the_plan_page_with_what_was_typed(client, city, typed):  # noqa: F811
     """The second regulator types the lottery number as "581" (the commitment fixed "5 8 1"), or a
     publication time in the future: a bare 出错了 422 page says "salt value '581' is not written as
     the commitment fixed it (salt_pattern '\\d \\d \\d'); rule: …" / "the salt was entered at
     2026-12-07T05:41:48.978240Z, before it became known at …", with only 返回; what was typed is gone."""
-    location = _committed(client, plan_id="salt-typed")
+    location = _committed(client, plan_id="typed-number")  # a plan id of its own words, not the page's
     csrf = _as(client, "reg_samr2", location)
     r = client.post(location + "/salt", data={**typed, "csrf_token": csrf})
     assert r.status_code == 422
     text = _visible(r.text)
     assert not re.search(r"salt|pattern|rule|entered at|\\d|\d{2}:\d{2}:\d{2}\.\d+Z", text), text[-400:]
     assert 'name="value"' in r.text and f'value="{typed["value"]}"' in r.text, "the number typed is lost"
+    field = "known_at" if "known_at" in typed else "value"
+    assert re.search(rf'name="{field}"[^>]*aria-invalid="true"', r.text), "the reason is not at the field to correct"
+    assert f'value="{typed.get("known_at", "")}"' in r.text, "the time typed is lost"
 
 
 def test_staff_opening_a_company_without_purpose_get_a_chinese_way_on(client, world):
