@@ -73,7 +73,6 @@ def test_staff_opening_a_company_without_purpose_get_a_chinese_way_on(client, wo
     assert "查询用途" in text
 
 
-@KNOWN
 def test_objection_queue_links_to_the_record_in_dispute(client, world):
     """异议申请 · 处理中 on /regulator lists USCC, record number and reason but links nowhere: the
     officer deciding 异议成立 / 不予支持 cannot see the record the company disputes."""
@@ -88,6 +87,11 @@ def test_objection_queue_links_to_the_record_in_dispute(client, world):
     section = queue[queue.index("异议申请"):]
     assert world.ent1 in section, "no objection reached the samr queue"
     assert re.search(rf'href="/credit/{world.ent1}[^"]*"', section), "no way from the objection to the record"
+    href, record = re.search(rf'class="record-link" href="(/credit/{world.ent1}[^"#]*)#record-([^"]+)"',
+                             section).group(1, 2)
+    opened = client.get(html.unescape(href))
+    assert opened.status_code == 200 and f'id="record-{record}"' in opened.text, "the link does not show the record"
+    assert len(re.findall(r'<tr [^>]*id="record-', opened.text)) == 1, "the record in dispute is not shown alone"
 
 
 @KNOWN
