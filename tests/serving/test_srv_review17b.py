@@ -94,7 +94,6 @@ def test_objection_queue_links_to_the_record_in_dispute(client, world):
     assert len(re.findall(r'<tr [^>]*id="record-', opened.text)) == 1, "the record in dispute is not shown alone"
 
 
-@KNOWN
 def test_subject_list_and_company_page_mask_an_individual_business_alike(client, city):  # noqa: F811
     """监管对象信用等级 shows an individual business as "建******" but its page, one click away,
     titles it in full "建邺区力创商行": the same officer sees the name masked and unmasked."""
