@@ -182,6 +182,7 @@ class ResultOut(BaseModel):
     version: int = Field(description="1, then one more per correction; results are never overwritten")
     superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
     correction_reason: str = Field(description="why this version corrects the previous one")
+    document_no: str = Field(default="", description="the inspection's document number (文书号), as published")
 
 
 class PlanDetailOut(PlanSummaryOut):
@@ -255,7 +256,8 @@ def _result_out(result, today: dt.date) -> ResultOut:
                      publication_deadline=deadline, publication_status=status,
                      record_id=payload.get("record_id", ""), version=payload.get("version", 1),
                      superseded=bool(payload.get("superseded_by")),
-                     correction_reason=payload.get("correction_reason", ""))
+                     correction_reason=payload.get("correction_reason", ""),
+                     document_no=payload.get("document_no") or "")
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
@@ -777,17 +779,19 @@ def record_result_page(request: Request, plan_id: PlanId, principal: PageRegulat
                        outcome: Annotated[str, Form(max_length=40)] = "",
                        inspected_on: Annotated[str, Form(max_length=40)] = "",
                        published_on: Annotated[str, Form(max_length=40)] = "",
+                       document_no: Annotated[str, Form(max_length=400)] = "",
                        correction_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     """One visit's result (a correction: a new version with its reason). A refused form comes back
     as typed, with the reason at its field, in the page's language."""
     require_page_csrf(settings, principal, csrf_token_)
     typed = {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome, "inspected_on": inspected_on,
-             "published_on": published_on, "correction_reason": correction_reason}
+             "published_on": published_on, "document_no": document_no, "correction_reason": correction_reason}
     try:
         try:
             row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
                                            "inspected_on": inspected_on or None,
                                            "published_on": published_on or None,
+                                           "document_no": document_no.strip(),
                                            "correction_reason": correction_reason.strip()})
         except ValidationError as exc:
             raise invalid_input(exc) from exc

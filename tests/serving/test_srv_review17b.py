@@ -122,7 +122,6 @@ def test_plan_page_names_the_model_not_its_registry_code(client, session, city):
     assert not LATIN_WORD.search(shown.group(1).split("抽取承诺")[0]), shown.group(1)[:120]
 
 
-@KNOWN
 def test_result_form_takes_the_document_number_the_public_table_shows(client, city):  # noqa: F811
     """/public/{department} and its CSV have a 文书号 column, but the result form on the plan page has
     only outcome, dates and correction reason: a 发现问题已立案 result is published without one."""
@@ -132,6 +131,20 @@ def test_result_form_takes_the_document_number_the_public_table_shows(client, ci
     client.cookies.clear()
     assert "文书号" in client.get("/public/samr").text
     assert "文书号" in form, "the result form has no 文书号 field"
+    # and what is typed there is what the public table shows (entered and published in the period)
+    import datetime as dt
+
+    from serving.deps import get_today
+
+    csrf = _as(client, "reg_samr", location)
+    fields = {**dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)), "csrf_token": csrf}
+    client.app.dependency_overrides[get_today] = lambda: dt.date(2026, 12, 15)  # this test's app only
+    entered = client.post(location + "/results", follow_redirects=False, data={
+        **fields, "outcome": "case_opened", "inspected_on": "2026-12-10", "published_on": "2026-12-11",
+        "document_no": "宁市监立〔2026〕17号"})
+    assert entered.status_code == 303, " ".join(_visible(entered.text).split())[-300:]
+    client.cookies.clear()
+    assert "宁市监立〔2026〕17号" in client.get("/public/samr").text
 
 
 # ------------------------------------------------------------------ public (一公开)
