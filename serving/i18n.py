@@ -212,7 +212,10 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "match": {"zh": "一致（MATCH）：抽取结果与承诺相符", "en": "MATCH: the draw follows the commitment"},
         "mismatch": {"zh": "不一致（MISMATCH）：抽取结果与承诺不符", "en": "MISMATCH: the draw does not follow the commitment"},
         "waiting_salt": {"zh": "尚未抽取：公开随机数公布后方可抽取", "en": "Not drawn yet: the draw waits for the public salt"},
-        "how_to_check": {"zh": "任何人可用仓库中的独立校验程序复核：", "en": "Anyone can check it with the repository's verifier:"},
+        "how_to_check": {"zh": "任何人可用独立校验程序复核：", "en": "Anyone can check it with the independent verifier:"},
+        "verifier_file": {"zh": "下载校验程序 tiers_draw_verify.py（单个文件，只需 Python 3.11 及以上）",
+                          "en": "Download the verifier tiers_draw_verify.py (one file, Python 3.11 or later only)"},
+        "verifier_run": {"zh": "下载承诺和公开包后，在同一文件夹运行：", "en": "With the commitment and the bundle downloaded, run:"},
     },
     "sector": {
         "registry": {"zh": "评价模型", "en": "Grading models"},
