@@ -276,7 +276,6 @@ def test_reasons_after_an_upheld_objection_cite_only_records_the_enterprise_has(
     assert not {rid for rid in cited if rid.startswith("SRV-")}, sorted(cited)
 
 
-@KNOWN
 def test_file_wide_refusal_names_the_date_column_as_the_file_heads_it():
     """A file headed as the template heads it (评价基准日 …) with a single date is refused with
     "文件，字段「as_of」：须至少有一个比最晚基准日 2024-09-30 早 12 个月以上的基准日用于训练": the
