@@ -220,6 +220,10 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
     "sector": {
         "registry": {"zh": "评价模型", "en": "Grading models"},
         "in_use": {"zh": "本行业在用模型版本", "en": "Model versions grading the section"},
+        "in_use_note": {"zh": "下表为本行业现有信用等级由哪个模型版本评出。晋升新版本后，等级在下次评级时才改用新版本。",
+                        "en": "The model versions that made the section's current grades. After a promotion, "
+                              "grades change to the new version at the next grading."},
+        "champion_next": {"zh": "在用版本已改为 {v}，下次评级时生效", "en": "The champion is now {v}: from the next grading"},
         "champion": {"zh": "在用版本", "en": "Champion"},
         "challenger": {"zh": "候选版本", "en": "Challenger"},
         "version": {"zh": "版本", "en": "Version"},
