@@ -600,7 +600,7 @@ def _plans_page(request: Request, principal: Principal, session: Session, settin
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
-        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans",
+        "districts": plan_service.district_choices(session), "path": "/regulator/plans",
         "salt_formats": SALT_FORMATS})
     if error is not None:
         response.status_code = error.status_code
@@ -616,7 +616,7 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      period_end: Annotated[str, Form(max_length=40)] = "",
                      as_of: Annotated[str, Form(max_length=40)] = "",
                      items: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 (FastAPI copies it)
-                     district_codes: Annotated[str, Form(max_length=400)] = "",
+                     district_codes: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 (FastAPI copies it)
                      salt_source: Annotated[str, Form(max_length=500)] = "",
                      salt_pattern: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt. A
@@ -626,9 +626,10 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
             "items": items, "district_codes": district_codes, "salt_source": salt_source,
             "salt_pattern": salt_pattern}
     by_name = {name: code for code, name in plan_service.district_names(session).items()}
-    districts = [by_name.get(d.strip(), d.strip())  # a district by its name (玄武区) or its code (320102)
-                 for d in district_codes.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
-                 if d.strip()]
+    # each chosen in the list (its code); an API-style value may still name several, by code or
+    # name (玄武区;320102), as the form's text box took them
+    districts = [by_name.get(d.strip(), d.strip()) for chosen in district_codes
+                 for d in chosen[:400].replace("；", ";").replace("，", ";").replace(",", ";").split(";") if d.strip()]
     try:
         try:
             body = PlanCommitIn.model_validate({

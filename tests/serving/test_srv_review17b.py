@@ -294,3 +294,27 @@ def test_file_wide_refusal_names_the_date_column_as_the_file_heads_it():
     with pytest.raises(InvalidInput) as refused:
         sector_fit.parse_labelled_csv(worded.encode(), "C", "zh")
     assert refused.value.field == names["as_of"], refused.value.field
+
+
+# ------------------------------------------------------------------ smaller findings of the same review
+
+
+def test_plan_form_chooses_districts_from_the_citys_list(client, city):  # noqa: F811
+    """新建抽查计划's 区县 was a free text box (codes or names, separated by ；): the other pages
+    choose a district from the city's list."""
+    from test_srv_lang import _plan_form
+
+    _as(client, "reg_samr", "/regulator/plans")
+    page = client.get("/regulator/plans").text
+    chooser = re.search(r'<select[^>]*name="district_codes"[^>]*>.*?</select>', page, re.S)
+    assert chooser and " multiple" in chooser.group(0), "the districts are typed, not chosen"
+    offered = re.findall(r'<option value="(\d{6})"[^>]*>([^<]+)</option>', chooser.group(0))
+    assert offered and all(name.strip() != code for code, name in offered), offered
+    codes = [code for code, _ in offered[:2]]
+    refused = client.post("/regulator/plans", data=_plan_form(client, plan_id="two-districts", period_end="2026-11-01",
+                                                              district_codes=codes))
+    assert refused.status_code == 422
+    assert all(re.search(rf'<option value="{c}" selected', refused.text) for c in codes), "the choice is lost"
+    created = client.post("/regulator/plans", data=_plan_form(client, plan_id="two-districts", district_codes=codes),
+                          follow_redirects=False)
+    assert created.status_code == 303, _visible(created.text)[-300:]
