@@ -214,8 +214,8 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "mismatch": {"zh": "不一致（MISMATCH）：抽取结果与承诺不符", "en": "MISMATCH: the draw does not follow the commitment"},
         "waiting_salt": {"zh": "尚未抽取：公开随机数公布后方可抽取", "en": "Not drawn yet: the draw waits for the public salt"},
         "how_to_check": {"zh": "任何人可用独立校验程序复核：", "en": "Anyone can check it with the independent verifier:"},
-        "verifier_file": {"zh": "下载校验程序 tiers_draw_verify.py（单个文件，只需 Python 3.11 及以上）",
-                          "en": "Download the verifier tiers_draw_verify.py (one file, Python 3.11 or later only)"},
+        "verifier_file": {"zh": "下载校验程序", "en": "Download the verifier"},
+        "verifier_needs": {"zh": "单个文件，运行只需", "en": "one file; all it needs is"},
         "verifier_run": {"zh": "下载承诺和公开包后，在同一文件夹运行：", "en": "With the commitment and the bundle downloaded, run:"},
     },
     "sector": {
@@ -629,6 +629,20 @@ ALERT_TEXTS: dict[str, dict[str, str]] = {
     "auc_drop": {"zh": "模型区分度下降：AUC {o}，低于验证值 {t}", "en": "model discrimination fell: AUC {o} below validation {t}"},
     "silent_feed": {"zh": "{s} 数据报送中断：本月 {o} 条（阈值 {t}）", "en": "{s} feed went silent: {o} records (threshold {t})"},
     "quarantine_share": {"zh": "入库隔离比例 {o}（阈值 {t}）", "en": "quarantined share {o} (threshold {t})"},
+}
+
+# Monitoring alert rules by name (``serving.labels.alert_rule_name``): the analyst's alert lists.
+ALERT_RULE_NAMES: dict[str, tuple[str, str]] = {
+    "score_psi": ("信用分分布漂移", "Score drift"),
+    "grade_share": ("等级占比变动", "Grade share change"),
+    "feature_psi": ("输入特征漂移", "Input drift"),
+    "evidently_drift_share": ("漂移特征占比", "Share of drifted inputs"),
+    "segment_psi": ("分组漂移", "Segment drift"),
+    "segment_flow": ("记录流量异常", "Record flow change"),
+    "severity_mix": ("情节构成变动", "Severity mix change"),
+    "auc_drop": ("模型区分度下降", "Discrimination fell"),
+    "silent_feed": ("数据报送中断", "Silent feed"),
+    "quarantine_share": ("入库隔离比例", "Quarantined share"),
 }
 
 KIND_NAMES = {
