@@ -143,8 +143,8 @@ def _session(server_dir, username: str) -> str:
 
 
 def _people_text(html: str) -> str:
-    """What a person reads on the page: the text (no script, style or code) and the read attributes."""
-    body = re.sub(r"<(script|style|code|pre)\b.*?</\1>", " ", html, flags=re.S | re.I)
+    """What a person reads on the page: the text (no script, style, code or key names) and the read attributes."""
+    body = re.sub(r"<(script|style|code|pre|kbd)\b.*?</\1>", " ", html, flags=re.S | re.I)  # kbd: a key's name
     attrs = re.findall(r'\s(?:placeholder|aria-label|title|alt|data-label)="([^"]*)"', body)
     attrs += re.findall(r'<(?:input|button)[^>]*type="(?:submit|button)"[^>]*value="([^"]*)"', body)
     text = re.sub(r"<[^>]+>", " ", body)
