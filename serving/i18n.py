@@ -282,6 +282,13 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "is_inactive": {"zh": "已停用", "en": "deactivated"},
         "created": {"zh": "创建时间", "en": "Created"},
         "deactivate": {"zh": "停用", "en": "Deactivate"},
+        "deactivate_reason": {"zh": "停用原因", "en": "Why"},
+        "deactivate_confirm": {"zh": "确认停用：该用户的登录会话和接口密钥随即失效", "en":
+                               "Deactivate: the user's sessions and API keys end at once"},
+        "deactivate_needs_confirm": {"zh": "请勾选“确认停用”后再提交；该用户未停用。",
+                                     "en": "Tick the confirmation to deactivate; the user was not deactivated."},
+        "deactivate_needs_reason": {"zh": "请填写停用原因；该用户未停用。",
+                                    "en": "Say why the user is deactivated; the user was not deactivated."},
         "activate": {"zh": "启用", "en": "Activate"},
         "reset_password": {"zh": "重置密码", "en": "Reset password"},
         "new_password": {"zh": "新密码", "en": "New password"},

@@ -54,7 +54,11 @@ def test_admin_deactivates_a_user_and_checks_the_query_log(admin_server, page, t
     page.wait_for_url("**/admin")
     page.click("#admin-users-link")
     page.wait_for_url("**/admin/users")
-    page.locator("tr[data-username=reg_tax] button.deactivate").click()
+    row = page.locator("tr[data-username=reg_tax]")
+    row.locator("details.deactivate summary").click()  # 停用 asks why, and to confirm, before it acts
+    row.locator("input[name=reason]").fill("已调离本单位")
+    row.locator("input[name=confirm]").check()
+    row.locator("button.deactivate").click()
     page.wait_for_url("**/admin/users?done=deactivated")
     assert "已停用" in page.inner_text("tr[data-username=reg_tax] .user-status")
     page.screenshot(path=str(tmp_path / "admin_users.png"), full_page=True)
