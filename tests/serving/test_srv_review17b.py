@@ -318,3 +318,24 @@ def test_plan_form_chooses_districts_from_the_citys_list(client, city):  # noqa:
     created = client.post("/regulator/plans", data=_plan_form(client, plan_id="two-districts", district_codes=codes),
                           follow_redirects=False)
     assert created.status_code == 303, _visible(created.text)[-300:]
+
+
+def test_commitment_and_warning_lists_mask_an_individual_business_as_the_subject_list(client, session, city):  # noqa: F811
+    """Beyond the review (found mending its masking finding): 信用承诺公示 — a page without login —
+    named an individual business (a person's name) in full, where every list of subjects masks it."""
+    import datetime as dt
+
+    from serving.db.models import Commitment
+
+    business = city[0]
+    session.add(Commitment(uscc=business["uscc"], matter_code="samr-quality-public", kind="主动公示型",
+                           title="产品质量承诺", department="samr", text="本单位承诺……", catalogue_version="t",
+                           public=True, signed_by="ent", signed_on=dt.date(2026, 11, 20),
+                           due_on=dt.date(2027, 5, 20)))
+    session.commit()
+    public = client.get("/commitments/public").text
+    api = client.get("/api/v1/commitments/public").json()
+    assert business["uscc"] in public and business["name"] not in public, "named in full on the public page"
+    assert {c["name"] for c in api if c["uscc"] == business["uscc"]} == {business["name"][0] + "*" * (len(business["name"]) - 1)}
+    _as(client, "reg_samr", "/regulator/commitments")
+    assert business["name"] not in client.get("/regulator/commitments").text
