@@ -25,7 +25,7 @@ from features.catalogue import default_policy
 from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
 from serving.db.models import Commitment, Subject
 from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
-from serving.security import Principal
+from serving.security import Principal, shown_name
 from serving.services.grades import Regrader, run_regrader
 from serving.services.subject_lists import decode_cursor, encode_cursor
 from serving.services.subjects import store_records
@@ -153,14 +153,15 @@ def of_subject(session: Session, uscc: str) -> list[Commitment]:
 
 def of_department(session: Session, principal: Principal, *, status: str | None = None,
                   limit: int = 500) -> list[tuple[Commitment, str]]:
-    """(commitment, subject name) addressed to the principal's department (an admin: all), the
-    earliest due first."""
-    stmt = select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc)
+    """(commitment, subject name as the lists show it: ``shown_name``) addressed to the principal's
+    department (an admin: all), the earliest due first."""
+    stmt = select(Commitment, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == Commitment.uscc)
     if principal.role != "admin":
         stmt = stmt.where(Commitment.department == principal.department)
     if status:
         stmt = stmt.where(Commitment.status == status)
-    return [(c, n) for c, n in session.execute(stmt.order_by(Commitment.due_on, Commitment.id).limit(limit))]
+    return [(c, shown_name(n, f)) for c, n, f in session.execute(stmt.order_by(Commitment.due_on, Commitment.id)
+                                                                 .limit(limit))]
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,13 @@ def _public_cursor(values: list) -> bool:
 
 def public_page(session: Session, *, after: str | None = None, limit: int = 50) -> PublicPage:
     """One page of the 主动公示型 commitments (public by their matter), newest first, with the
-    subject's name: paged by key (signed_on, id; ``ix_commitments_public``), so a deep page costs
+    subject's name as every list shows it (an individual business's masked): paged by key (signed_on, id; ``ix_commitments_public``), so a deep page costs
     what the first does; the total is counted on the first page and carried in the cursor, as the
     lists of subjects do (``serving.services.subject_lists``)."""
     cursor = decode_cursor(after, _public_cursor) if after else None
     public = Commitment.public.is_(True)
-    stmt = (select(Commitment, Subject.name).join(Subject, Subject.uscc == Commitment.uscc).where(public)
+    stmt = (select(Commitment, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == Commitment.uscc)
+            .where(public)
             .order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
     if cursor:
         stmt = stmt.where(tuple_(Commitment.signed_on, Commitment.id)
@@ -191,7 +193,7 @@ def public_page(session: Session, *, after: str | None = None, limit: int = 50) 
         total = cursor[2]
     else:
         total = session.scalar(select(func.count()).select_from(Commitment).where(public)) or 0
-    rows = [(c, n) for c, n in session.execute(stmt.limit(limit + 1))]
+    rows = [(c, shown_name(n, f)) for c, n, f in session.execute(stmt.limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if more else None

@@ -26,7 +26,7 @@ from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
 from serving.labels import department_name
-from serving.security import Principal
+from serving.security import Principal, shown_name
 from serving.services.access import coverage_clause
 from supervision.warnings import (
     CAUSE_LABELS_ZH,
@@ -161,8 +161,9 @@ def warn_after_grades(source: Session | Connection, before: dict[str, tuple[Any,
 
 def list_warnings(session: Session, principal: Principal, *, status: str | None = None, cause: str | None = None,
                   limit: int = 500) -> list[tuple[RiskWarning, str]]:
-    """(warning, subject name) of the subjects ``principal`` covers, newest first."""
-    stmt = (select(RiskWarning, Subject.name).join(Subject, Subject.uscc == RiskWarning.uscc)
+    """(warning, subject name as the lists show it: ``shown_name``) of the subjects ``principal``
+    covers, newest first."""
+    stmt = (select(RiskWarning, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == RiskWarning.uscc)
             .where(coverage_clause(principal)))
     if status == "active":
         stmt = stmt.where(RiskWarning.status != "closed")
@@ -170,8 +171,8 @@ def list_warnings(session: Session, principal: Principal, *, status: str | None 
         stmt = stmt.where(RiskWarning.status == status)
     if cause:
         stmt = stmt.where(RiskWarning.cause == cause)
-    return [(w, n) for w, n in session.execute(stmt.order_by(RiskWarning.raised_at.desc(), RiskWarning.id.desc())
-                                               .limit(limit))]
+    return [(w, shown_name(n, f)) for w, n, f in session.execute(
+        stmt.order_by(RiskWarning.raised_at.desc(), RiskWarning.id.desc()).limit(limit))]
 
 
 def count_open(session: Session, principal: Principal) -> int:
