@@ -59,6 +59,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -72,6 +73,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+# phase boundaries at DEBUG ("phase: …"), as features.ingest logs its own
+logger = logging.getLogger(__name__)
 BATCHES_DIR = "batches"
 CURRENT_DIR = "current"
 STAGED_DIR = "staged"
@@ -435,6 +438,7 @@ def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | Non
         created: list[Path] = []
         try:
             staged, manifest = _derive(store, snap, batch_id, created, memory_limit)
+            logger.debug("phase: sync batch")
             _fsync_tree(final)
             _fsync_dir(final.parent)
             _write_json(_staged_path(store, batch_id), manifest)
@@ -650,11 +654,16 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
     its publication implies; returns the staged batch and the manifest that publishes it."""
     batch_dir = store / BATCHES_DIR / batch_id
     files = _batch_files(store, batch_dir)
-    con = duckdb.connect()
+    # bounded like the derivation: counting a 27 M-record batch's distinct keys in an unbounded
+    # connection took ~2 GB beyond ingestion's own memory (the 5 GB CSV's peak; BENCHMARKS.md)
+    spill = store / CURRENT_DIR / f".tmp-check-{uuid.uuid4().hex[:8]}"
+    con = _connect(spill, memory_limit)
+    logger.debug("phase: check batch")
     try:
         counts = _check_batch(con, store, snap, batch_id, files)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     batches = (*snap.batches, (batch_id, files))
     both = bool(snap.files("subjects") or files["subjects"]) and bool(snap.files("records") or files["records"])
     change = "none"
@@ -662,10 +671,12 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
     if both and not (files["subjects"] or files["records"]) and snap.has_current:
         pass  # nothing new: the current state stays as it is
     elif both and _wants_rebuild(snap):
+        logger.debug("phase: derive base")
         segments, layout, change = (_build_base(store, snap, extra_batch=(batch_id, files), created=created,
                                                memory_limit=memory_limit),), \
             CURRENT_LAYOUT_VERSION, "rebuild"
     elif both:
+        logger.debug("phase: derive delta")
         delta = _build_delta(store, snap, batch_id, files, created, memory_limit)
         if delta is not None:
             segments, change = (*snap.segments, delta), "delta"
