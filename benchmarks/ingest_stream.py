@@ -99,7 +99,7 @@ def _phases(samples: list[tuple[float, int]], stderr: str, start: float) -> list
     for t, rss in samples:
         name = next((m for at, m in reversed(marks) if at <= t), "start (imports, opening files)")
         row = out.setdefault(name, {"phase": name, "from_s": round(t - start, 1), "seconds": 0.0, "peak_rss_gb": 0.0})
-        row["seconds"] = round(row["seconds"] + 0.1, 1)
+        row["seconds"] = round(t - start - row["from_s"], 1)  # first to last sample in it
         row["peak_rss_gb"] = max(row["peak_rss_gb"], round(rss / 1e9, 3))
     return list(out.values())
 
