@@ -657,6 +657,7 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
     # bounded like the derivation: counting a 27 M-record batch's distinct keys in an unbounded
     # connection took ~2 GB beyond ingestion's own memory (the 5 GB CSV's peak; BENCHMARKS.md)
     spill = store / CURRENT_DIR / f".tmp-check-{uuid.uuid4().hex[:8]}"
+    spill.mkdir(parents=True)  # DuckDB creates only the last level, and a new store has no current/ yet
     con = _connect(spill, memory_limit)
     logger.debug("phase: check batch")
     try:

@@ -105,3 +105,25 @@ def test_ingestion_logs_its_phases_in_order(store, tmp_path, caplog):
     phases = [r.getMessage().removeprefix("phase: ") for r in caplog.records if r.getMessage().startswith("phase: ")]
     assert phases == ["stage P.csv", "duplicates P.csv", "versions P.csv", "quarantine P.csv", "publish",
                       "check batch", "derive delta", "sync batch"]
+
+
+def test_a_check_that_spills_works_on_a_new_store(tmp_path, monkeypatch):
+    """A new store has no current/ yet: the check's spill directory must still be creatable (DuckDB
+    makes only its last level; the 2 GB benchmark's first batch failed there once it spilled)."""
+    real = store_module._check_batch
+
+    def spilling(con, *args, **kwargs):
+        limit = _settings(con)[0]
+        con.execute("SET memory_limit = '64MB'")
+        con.execute("SELECT count(DISTINCT 'key-' || i::VARCHAR) FROM range(3000000) t(i)").fetchall()
+        con.execute(f"SET memory_limit = '{limit}'")
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "_check_batch", spilling)
+    store = tmp_path / "new-store"
+    summary = ingest(store=store, subjects=SAMPLES / "city" / "subjects.csv", records=_records_file(tmp_path, "S"),
+                     ingested_at=INGESTED_AT)
+    records = summary.files[-1]
+    assert summary.status == "published" and records.read == records.accepted + records.quarantined == 40
+    assert not [p for p in store.rglob("*") if p.name.startswith(".tmp")]
+    assert len(build_profiles(store, as_of=AS_OF)) > 0
