@@ -83,27 +83,59 @@ def write_inputs(gigabytes: float, out: Path) -> tuple[Path, Path]:
     return subjects, records
 
 
+# the child logs features.ingest's and features.store's phase boundaries ("phase: …", DEBUG) with
+# their wall-clock time to stderr; the parent attributes each RSS sample to the phase it fell in
+PHASE_LOG = ("import logging, sys\n"
+             "h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter('PHASE %(created).3f %(message)s'))\n"
+             "for n in ('features.ingest', 'features.store'):\n"
+             "    logging.getLogger(n).addHandler(h); logging.getLogger(n).setLevel(logging.DEBUG)\n")
+
+
+def _phases(samples: list[tuple[float, int]], stderr: str, start: float) -> list[dict]:
+    """Peak RSS per phase (in order of first occurrence): each sample belongs to the last phase begun."""
+    marks = [(float(t), m.removeprefix("phase: ")) for line in stderr.splitlines() if line.startswith("PHASE ")
+             for _, t, m in [line.split(" ", 2)] if m.startswith("phase: ")]
+    out: dict[str, dict] = {}
+    for t, rss in samples:
+        name = next((m for at, m in reversed(marks) if at <= t), "start (imports, opening files)")
+        row = out.setdefault(name, {"phase": name, "from_s": round(t - start, 1), "seconds": 0.0, "peak_rss_gb": 0.0})
+        row["seconds"] = round(t - start - row["from_s"], 1)  # first to last sample in it
+        row["peak_rss_gb"] = max(row["peak_rss_gb"], round(rss / 1e9, 3))
+    return list(out.values())
+
+
 def _measure(code: str) -> dict:
-    """Run ``code`` in a subprocess; its JSON result plus wall time and peak RSS (psutil, 0.1 s)."""
+    """Run ``code`` in a subprocess; its JSON result plus wall time, peak RSS (psutil, 0.1 s) and
+    the peak RSS of each phase it logs."""
+    import tempfile
+
     import psutil
 
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    out = proc.stdout.read().decode()
+    t0, start = time.perf_counter(), time.time()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-c", PHASE_LOG + code], stdout=subprocess.PIPE, stderr=err,
+                                cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        ps = psutil.Process(proc.pid)
+        samples = []
+        while proc.poll() is None:
+            try:
+                rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                samples.append((time.time(), rss))
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        out = proc.stdout.read().decode()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"measurement failed ({proc.returncode}): {out[-2000:]}")
+        raise SystemExit(f"measurement failed ({proc.returncode}): {out[-2000:]} {stderr[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
+    peak = max((r for _, r in samples), default=0)
     result.update(wall_s=round(time.perf_counter() - t0, 2), peak_rss_gb=round(peak / 1e9, 3))
+    phases = _phases(samples, stderr, start)
+    if len(phases) > 1:
+        result["phases"] = phases
+        result["peak_phase"] = max(phases, key=lambda p: p["peak_rss_gb"])["phase"]
     return result
 
 

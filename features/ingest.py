@@ -25,6 +25,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import logging
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,8 @@ from features.store import (
 )
 from uscc import normalise_uscc, valid_uscc_mask, why_invalid
 
+# phase boundaries at DEBUG ("phase: …"): benchmarks/ingest_stream.py attributes peak memory to them
+logger = logging.getLogger(__name__)
 _VALUE_SHOWN = 200  # characters of a rejected value kept in the quarantine file
 # DuckDB's share of ingestion's memory (it spills beyond): with ~0.9 GB of Python, pandas and a chunk,
 # a file of any size stays under 2 GB (benchmarks/ingest_stream.py)
@@ -496,6 +499,7 @@ class _Batch:
                          self.stage_root / f"{len(self.files)}-{table}")
         for sub in ("accepted", "quarantine", "keys"):
             (staged.stage / sub).mkdir(parents=True)
+        logger.debug("phase: stage %s", path.name)
         for chunk in reader.chunks():
             if mapping is not None:
                 frame, verdict = mapping.to_records(chunk.frame)
@@ -577,6 +581,7 @@ class _Batch:
     def finish_file(self, staged: _Staged) -> tuple[FileSummary, pd.Index | None]:
         con, stage, key = self.con, staged.stage, staged.key
         dup_rank = RULES.index("duplicate_record_id")
+        logger.debug("phase: duplicates %s", staged.name)
         glob = lambda sub: f"read_parquet('{stage / sub}/*.parquet')"  # noqa: E731
         has = lambda sub: any((stage / sub).glob("*.parquet"))  # noqa: E731
         # a row repeating a key seen in an earlier row is a duplicate, unless it broke a rule ranked higher
@@ -605,7 +610,9 @@ class _Batch:
                         "CAST(NULL AS BIGINT) AS source_line WHERE false")
             dup_quarantine = pd.DataFrame(columns=["row", "line", "k", "first_row"])
         accepted = int(con.execute("SELECT COUNT(*) FROM _acc").fetchall()[0][0])
+        logger.debug("phase: versions %s", staged.name)
         n_new, n_ver, n_same = self._write_versions(staged, columns, types)
+        logger.debug("phase: quarantine %s", staged.name)
         q = self._quarantine(staged, dup_quarantine)
         if refs is not None and len(refs):
             q = pd.concat([q, refs], ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
@@ -781,6 +788,7 @@ def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
     or, if a gate holds it, left staged for a person to release or reject. If any step fails the
     staged batch is discarded and :class:`StoreError` says why. Returns the status and the findings.
     """
+    logger.debug("phase: publish")
     n_waiting, examples, behind = dependent_records(tmp_dir, pending or {})
     if n_waiting:  # records of subjects only a held batch brings: wait behind it (features.held_queue)
         park(store, tmp_dir, final_dir.name)

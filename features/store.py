@@ -59,6 +59,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -72,6 +73,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+# phase boundaries at DEBUG ("phase: …"), as features.ingest logs its own
+logger = logging.getLogger(__name__)
 BATCHES_DIR = "batches"
 CURRENT_DIR = "current"
 STAGED_DIR = "staged"
@@ -435,6 +438,7 @@ def stage_batch(store: str | Path, batch_dir: str | Path, *, batch_id: str | Non
         created: list[Path] = []
         try:
             staged, manifest = _derive(store, snap, batch_id, created, memory_limit)
+            logger.debug("phase: sync batch")
             _fsync_tree(final)
             _fsync_dir(final.parent)
             _write_json(_staged_path(store, batch_id), manifest)
@@ -650,11 +654,17 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
     its publication implies; returns the staged batch and the manifest that publishes it."""
     batch_dir = store / BATCHES_DIR / batch_id
     files = _batch_files(store, batch_dir)
-    con = duckdb.connect()
+    # bounded like the derivation: counting a 27 M-record batch's distinct keys in an unbounded
+    # connection took ~2 GB beyond ingestion's own memory (the 5 GB CSV's peak; BENCHMARKS.md)
+    spill = store / CURRENT_DIR / f".tmp-check-{uuid.uuid4().hex[:8]}"
+    spill.mkdir(parents=True)  # DuckDB creates only the last level, and a new store has no current/ yet
+    con = _connect(spill, memory_limit)
+    logger.debug("phase: check batch")
     try:
         counts = _check_batch(con, store, snap, batch_id, files)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     batches = (*snap.batches, (batch_id, files))
     both = bool(snap.files("subjects") or files["subjects"]) and bool(snap.files("records") or files["records"])
     change = "none"
@@ -662,10 +672,12 @@ def _derive(store: Path, snap: Snapshot, batch_id: str, created: list[Path],
     if both and not (files["subjects"] or files["records"]) and snap.has_current:
         pass  # nothing new: the current state stays as it is
     elif both and _wants_rebuild(snap):
+        logger.debug("phase: derive base")
         segments, layout, change = (_build_base(store, snap, extra_batch=(batch_id, files), created=created,
                                                memory_limit=memory_limit),), \
             CURRENT_LAYOUT_VERSION, "rebuild"
     elif both:
+        logger.debug("phase: derive delta")
         delta = _build_delta(store, snap, batch_id, files, created, memory_limit)
         if delta is not None:
             segments, change = (*snap.segments, delta), "delta"
@@ -816,14 +828,14 @@ def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tu
             _find_current(con, "more")
             con.execute("INSERT INTO touched SELECT record_id FROM more")
         _refuse_stale_versions(con, batch_id, "records", "record_id")
-        # subjects whose records are replaced get a new key; all their rows, and every repair or
-        # revocation referring to a touched record (one scan, of all columns)
+        # subjects whose records are replaced get a new key; all their rows, and those of the subjects
+        # of every repair or revocation referring to a touched record (one scan, of all columns, by
+        # subject key alone: an OR with the referrers' condition cost it ~55 % more on 20 M records;
+        # the referrers' subjects' other rows join nothing below, they are neither copied nor touched)
         con.execute("CREATE TEMP TABLE rekeyed AS SELECT DISTINCT subject_key FROM p_records")
         con.execute(
             "CREATE TEMP TABLE around AS SELECT a.* FROM all_records a "
-            "WHERE a.subject_key IN (SELECT subject_key FROM rekeyed) OR "
-            f"(a.kind IN {_REPAIR_KINDS} AND a.ref_record_id IN (SELECT record_id FROM touched) "
-            " AND a.subject_key IN (SELECT subject_key FROM live))")
+            "WHERE a.subject_key IN (SELECT subject_key FROM rekeyed UNION SELECT subject_key FROM referrers)")
         con.execute("CREATE TEMP TABLE hit AS SELECT a.* FROM around a SEMI JOIN p_records p "
                     "ON a._seg = p._seg AND a._row = p._row")
 
@@ -891,13 +903,20 @@ def _build_delta(store: Path, snap: Snapshot, batch_id: str, files: dict[str, tu
 
 def _find_current(con: duckdb.DuckDBPyConnection, ids: str) -> None:
     """Add to ``p_records`` where the visible current rows of the records in table ``ids`` are, with
-    what the checks need (one scan of a few columns of every segment; the few rows found kept if
-    their subject key is live). The rows themselves are read with their subjects' (``around``)."""
+    what the checks need, and to ``referrers`` the live subject keys of the repairs and revocations
+    referring to them (one scan of a few columns of every segment; rows kept if their subject key
+    is live). The rows themselves are read with their subjects' (``around``)."""
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'p_records'").fetchone()[0]
-    select = ("SELECT * FROM (SELECT record_id, subject_key, kind, ref_record_id, version, _seg, _row "
-              f"FROM all_records WHERE record_id IN (SELECT record_id FROM {ids})) f "
-              "WHERE f.subject_key IN (SELECT subject_key FROM live)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _found AS SELECT * FROM ("
+        "SELECT record_id, subject_key, kind, ref_record_id, version, _seg, _row, "
+        f"record_id IN (SELECT record_id FROM {ids}) AS _own, "
+        f"kind IN {_REPAIR_KINDS} AND ref_record_id IN (SELECT record_id FROM {ids}) AS _refers "
+        "FROM all_records) f WHERE (f._own OR f._refers) AND f.subject_key IN (SELECT subject_key FROM live)")
+    select = "SELECT * EXCLUDE (_own, _refers) FROM _found WHERE _own"
+    refs = "SELECT DISTINCT subject_key FROM _found WHERE _refers"
     con.execute(f"INSERT INTO p_records {select}" if exists else f"CREATE TEMP TABLE p_records AS {select}")
+    con.execute(f"INSERT INTO referrers {refs}" if exists else f"CREATE TEMP TABLE referrers AS {refs}")
 
 
 def _refuse_stale_versions(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, key: str,
