@@ -117,8 +117,9 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "period_end": {"zh": "检查期结束", "en": "Period end"},
         "grades_as_of": {"zh": "等级基准日", "en": "Grades as of"},
         "items": {"zh": "抽查事项", "en": "Inspection items"},
-        "districts": {"zh": "限定区县（可选，填区县名称或代码，多个用分号分隔）",
-                      "en": "Districts (optional: names or codes, separated by ;)"},
+        "districts": {"zh": "限定区县（可选）", "en": "Districts (optional)"},
+        "districts_hint": {"zh": "不选则全市；按住 {key} 键（苹果电脑为 ⌘ 键）可选多个区县。",
+                           "en": "None chosen: the whole city; hold {key} (⌘ on a Mac) to choose several."},
         "create": {"zh": "公布抽取承诺", "en": "Publish the commitment"},
         "committed_at": {"zh": "承诺公布时间", "en": "Committed at"},
         "salt_source": {"zh": "公开随机数来源", "en": "Public salt source"},
@@ -212,11 +213,18 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "match": {"zh": "一致（MATCH）：抽取结果与承诺相符", "en": "MATCH: the draw follows the commitment"},
         "mismatch": {"zh": "不一致（MISMATCH）：抽取结果与承诺不符", "en": "MISMATCH: the draw does not follow the commitment"},
         "waiting_salt": {"zh": "尚未抽取：公开随机数公布后方可抽取", "en": "Not drawn yet: the draw waits for the public salt"},
-        "how_to_check": {"zh": "任何人可用仓库中的独立校验程序复核：", "en": "Anyone can check it with the repository's verifier:"},
+        "how_to_check": {"zh": "任何人可用独立校验程序复核：", "en": "Anyone can check it with the independent verifier:"},
+        "verifier_file": {"zh": "下载校验程序", "en": "Download the verifier"},
+        "verifier_needs": {"zh": "单个文件，运行只需", "en": "one file; all it needs is"},
+        "verifier_run": {"zh": "下载承诺和公开包后，在同一文件夹运行：", "en": "With the commitment and the bundle downloaded, run:"},
     },
     "sector": {
         "registry": {"zh": "评价模型", "en": "Grading models"},
         "in_use": {"zh": "本行业在用模型版本", "en": "Model versions grading the section"},
+        "in_use_note": {"zh": "下表为本行业现有信用等级由哪个模型版本评出。晋升新版本后，等级在下次评级时才改用新版本。",
+                        "en": "The model versions that made the section's current grades. After a promotion, "
+                              "grades change to the new version at the next grading."},
+        "champion_next": {"zh": "在用版本已改为 {v}，下次评级时生效", "en": "The champion is now {v}: from the next grading"},
         "champion": {"zh": "在用版本", "en": "Champion"},
         "challenger": {"zh": "候选版本", "en": "Challenger"},
         "version": {"zh": "版本", "en": "Version"},
@@ -274,6 +282,13 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "is_inactive": {"zh": "已停用", "en": "deactivated"},
         "created": {"zh": "创建时间", "en": "Created"},
         "deactivate": {"zh": "停用", "en": "Deactivate"},
+        "deactivate_reason": {"zh": "停用原因", "en": "Why"},
+        "deactivate_confirm": {"zh": "确认停用：该用户的登录会话和接口密钥随即失效", "en":
+                               "Deactivate: the user's sessions and API keys end at once"},
+        "deactivate_needs_confirm": {"zh": "请勾选“确认停用”后再提交；该用户未停用。",
+                                     "en": "Tick the confirmation to deactivate; the user was not deactivated."},
+        "deactivate_needs_reason": {"zh": "请填写停用原因；该用户未停用。",
+                                    "en": "Say why the user is deactivated; the user was not deactivated."},
         "activate": {"zh": "启用", "en": "Activate"},
         "reset_password": {"zh": "重置密码", "en": "Reset password"},
         "new_password": {"zh": "新密码", "en": "New password"},
@@ -621,6 +636,20 @@ ALERT_TEXTS: dict[str, dict[str, str]] = {
     "auc_drop": {"zh": "模型区分度下降：AUC {o}，低于验证值 {t}", "en": "model discrimination fell: AUC {o} below validation {t}"},
     "silent_feed": {"zh": "{s} 数据报送中断：本月 {o} 条（阈值 {t}）", "en": "{s} feed went silent: {o} records (threshold {t})"},
     "quarantine_share": {"zh": "入库隔离比例 {o}（阈值 {t}）", "en": "quarantined share {o} (threshold {t})"},
+}
+
+# Monitoring alert rules by name (``serving.labels.alert_rule_name``): the analyst's alert lists.
+ALERT_RULE_NAMES: dict[str, tuple[str, str]] = {
+    "score_psi": ("信用分分布漂移", "Score drift"),
+    "grade_share": ("等级占比变动", "Grade share change"),
+    "feature_psi": ("输入特征漂移", "Input drift"),
+    "evidently_drift_share": ("漂移特征占比", "Share of drifted inputs"),
+    "segment_psi": ("分组漂移", "Segment drift"),
+    "segment_flow": ("记录流量异常", "Record flow change"),
+    "severity_mix": ("情节构成变动", "Severity mix change"),
+    "auc_drop": ("模型区分度下降", "Discrimination fell"),
+    "silent_feed": ("数据报送中断", "Silent feed"),
+    "quarantine_share": ("入库隔离比例", "Quarantined share"),
 }
 
 KIND_NAMES = {

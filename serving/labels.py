@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from features.schema import INDUSTRY_SECTION_NAMES
-from serving.i18n import PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
+from serving.i18n import ALERT_RULE_NAMES, PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -165,6 +165,13 @@ def salt_format(pattern: str | None, lang: str = "zh") -> str:
     if len(parts) == 1:
         return parts[0][2] if parts[0][1] or parts[0][0] != "\\d" else ("1 位数字" if zh else "1 digit")
     return ("依次为：" + "、".join(p[2] for p in parts)) if zh else "in order: " + ", ".join(p[2] for p in parts)
+
+
+def alert_rule_name(rule: str | None, lang: str = "zh") -> str:
+    """A monitoring alert's rule (``score_psi``, ``feature_psi`` …) by name; an unknown one as it is."""
+    if not rule:
+        return ""
+    return _pick(ALERT_RULE_NAMES.get(rule), rule, lang)
 
 
 def status_name(status: str | None, lang: str = "zh") -> str:

@@ -47,6 +47,7 @@ FILTERS = {
     "purpose": pass_context(lambda ctx, value: labels.purpose_text(value, _lang(ctx))),
     "endpoint": pass_context(lambda ctx, value: labels.endpoint_name(value, _lang(ctx))),
     "gate_check": pass_context(lambda ctx, name: labels.gate_check_name(name, _lang(ctx))),
+    "alert_rule": pass_context(lambda ctx, rule: labels.alert_rule_name(rule, _lang(ctx))),
     "when": labels.beijing_minute,
     "one_language": pass_context(lambda ctx, value: labels.one_language(value, _lang(ctx))),
     "salt_format": pass_context(lambda ctx, pattern: labels.salt_format(pattern, _lang(ctx))),

@@ -11,13 +11,15 @@ from pydantic import TypeAdapter
 
 from serving.db.models import Grade, Objection, Subject
 from serving.schemas import GradeOut, ObjectionOut, SubjectOut
-from serving.security import mask_id_number, mask_name
+from serving.security import mask_id_number, mask_name, shown_name
 from serving.services.objections import is_overdue
 
 
 def subject_out(subject: Subject) -> SubjectOut:
-    """A subject with the legal representative's name and ID number masked (脱敏)."""
+    """A subject with the legal representative's name and ID number masked (脱敏), and its own name
+    as every list shows it (``shown_name``: masked when the legal form names it after a person)."""
     out = SubjectOut.model_validate(subject)
+    out.name = shown_name(subject.name, subject.legal_form)
     out.legal_rep_name = mask_name(subject.legal_rep_name)
     out.legal_rep_id = mask_id_number(subject.legal_rep_id)
     out.personal_info_masked = True

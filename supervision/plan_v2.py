@@ -76,7 +76,23 @@ from supervision.ratios import RatioFeed, stratum_of
 
 class DrawV2Error(ValueError):
     """A v2 step breaks a rule: no salt, a salt too early, inputs that do not reproduce the
-    commitment, a v1 plan where v2 is needed. The message names the value and the rule."""
+    commitment, a v1 plan where v2 is needed. The message names the value and the rule;
+    ``rule`` names which rule of the salt's was broken (``SALT_RULES``), for a caller that says
+    it in its own words, and is None for the others."""
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+# the rules a public salt is refused by (``DrawV2Error.rule``)
+SALT_RULES = (
+    "salt_source",
+    "salt_format",
+    "salt_known_before_commitment",
+    "salt_entered_before_known",
+    "salt_drawn_before_entered",
+)
 
 
 # --------------------------------------------------------------------------- pools
@@ -183,18 +199,30 @@ def commit_v2(
 
 def salt_timeline_problem(commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str | None) -> str | None:
     """What is wrong with the order committed_at < known_at ≤ entered_at [≤ drawn_at], or None."""
+    broken = _salt_timeline_rule(commitment, salt, drawn_at)
+    return broken[1] if broken else None
+
+
+def _salt_timeline_rule(
+    commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str | None
+) -> tuple[str, str] | None:
+    """The rule of ``SALT_RULES`` the salt's times break and the sentence saying so, or None."""
     committed, known, entered = (
         parse_utc(x) for x in (commitment.committed_at, salt.known_at, salt.entered_at)
     )
     if not known > committed:
-        return (
+        return "salt_known_before_commitment", (
             f"the salt became known at {salt.known_at}, not after the commitment ({commitment.committed_at}); "
             "rule: the salt must be unknown when the commitment is published"
         )
     if entered < known:
-        return f"the salt was entered at {salt.entered_at}, before it became known at {salt.known_at}"
+        return "salt_entered_before_known", (
+            f"the salt was entered at {salt.entered_at}, before it became known at {salt.known_at}"
+        )
     if drawn_at is not None and parse_utc(drawn_at) < entered:
-        return f"the draw ran at {drawn_at}, before the salt was entered at {salt.entered_at}"
+        return "salt_drawn_before_entered", (
+            f"the draw ran at {drawn_at}, before the salt was entered at {salt.entered_at}"
+        )
     return None
 
 
@@ -214,13 +242,15 @@ def accept_salt(
     if source != commitment.salt_source:
         raise DrawV2Error(
             f"salt source {source!r} is not the source named in the commitment ({commitment.salt_source!r}); "
-            "rule: the salt comes from the source announced before the draw"
+            "rule: the salt comes from the source announced before the draw",
+            rule="salt_source",
         )
     value = canonical_salt(value)
     if not salt_matches(commitment.salt_pattern, value):
         raise DrawV2Error(
             f"salt value {value!r} is not written as the commitment fixed it (salt_pattern "
-            f"{commitment.salt_pattern!r}); rule: the salt has one spelling, named before the draw"
+            f"{commitment.salt_pattern!r}); rule: the salt has one spelling, named before the draw",
+            rule="salt_format",
         )
     try:
         salt = PublicSalt(
@@ -232,9 +262,9 @@ def accept_salt(
         )
     except ValueError as exc:
         raise DrawV2Error(f"salt: {exc}") from exc
-    problem = salt_timeline_problem(commitment, salt, None)
-    if problem:
-        raise DrawV2Error(problem)
+    broken = _salt_timeline_rule(commitment, salt, None)
+    if broken:
+        raise DrawV2Error(broken[1], rule=broken[0])
     return salt
 
 

@@ -9,6 +9,7 @@ the rule in the page's language (Chinese by default).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from serving.services import objections, querylog, repairs, users
 from serving.services.querylog_check import check_chain
 from serving.validation import USCC_PATTERN
 
+logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 PageAdmin = Annotated[Principal, Depends(require_role("admin", principal_dep=page_principal))]
 Username = Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")]
@@ -186,13 +188,24 @@ def create_user_form(request: Request, settings: SettingsDep, session: SessionDe
 @router.post("/admin/users/{username}/active", response_class=HTMLResponse)
 def set_active_form(request: Request, settings: SettingsDep, session: SessionDep, principal: PageAdmin,
                     username: Username, csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                    active: Annotated[bool, Form()]) -> Response:
-    """停用 (or 启用) a user: their sessions and API keys end with it (as the API's PATCH)."""
+                    active: Annotated[bool, Form()], confirm: Annotated[bool, Form()] = False,
+                    reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """停用 (or 启用) a user: their sessions and API keys end with it (as the API's PATCH). 停用
+    locks a person out, so it takes a reason and a ticked confirmation (a slip of one click changes
+    nothing); the reason goes to the service log with who did it."""
     require_page_csrf(settings, principal, csrf_token_)
+    reason = " ".join(reason.split())
     try:
         if username == principal.username and not active:
             raise Conflict("an admin cannot deactivate their own account", field="active")
+        if not active and (not confirm or len(reason) < 2):
+            field = "confirm" if not confirm else "reason"
+            return _users_page(request, session, settings, principal,
+                               form={"deactivate_for": username, "reason": reason}, error_field=field,
+                               error=_say(request, f"deactivate_needs_{field}"), status_code=422)
         users.set_active(session, username, active)
+        if not active:
+            logger.info("user %s deactivated by %s: %s", username, principal.username, reason)
     except ServiceError as exc:
         return _users_page(request, session, settings, principal, form={}, error_field=exc.field,
                            error=_service_message(request, exc, {"username": username}),

@@ -51,7 +51,7 @@ from serving.errors import (
     human_message,
     invalid_input,
 )
-from serving.i18n import text
+from serving.i18n import page_text, text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after
@@ -226,11 +226,13 @@ def _record_status(record) -> str:
 def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict:
     """A subject's records as its page shows them: those decided on or before the grade's
     evaluation date (the ones the grade saw), then those after it, apart; each filtered (kind,
-    status, department), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject."""
+    status, department, or one record by number: ``r_record``, the link of an objection or repair
+    to the record in dispute), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject."""
     params = request.query_params
     kind, status, department = params.get("r_kind") or "", params.get("r_status") or "", params.get("r_dept") or ""
+    record_id = (params.get("r_record") or "").strip()[:40]  # one record: the one an application disputes
     chosen = [r for r in records if (not kind or r.kind == kind) and (not status or _record_status(r) == status)
-              and (not department or r.department == department)]
+              and (not department or r.department == department) and (not record_id or r.record_id == record_id)]
     if params.get("r_sort") == "oldest":
         chosen = sorted(chosen, key=lambda r: (r.decision_date, r.record_id))
     before = [r for r in chosen if as_of is None or r.decision_date <= as_of]
@@ -243,7 +245,7 @@ def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict
     return {"groups": groups, "as_of": as_of,
             "kinds": sorted({r.kind for r in records}), "departments": sorted({r.department for r in records}),
             "statuses": RECORD_STATUSES,
-            "filters": {"kind": kind, "status": status, "department": department,
+            "filters": {"kind": kind, "status": status, "department": department, "record": record_id,
                         "sort": "oldest" if params.get("r_sort") == "oldest" else "newest"}}
 
 
@@ -380,6 +382,8 @@ def _regulator_page(request: Request, session: Session, settings: Settings, toda
              "search": queue_filters["search"].strip().upper() or None, "newest_first": queue_filters["sort"] == "newest"}
     return render(request, "regulator.html", {
         "user": principal, "purpose": purpose, "csrf": page_csrf(settings, principal), "window": window,
+        # an application's link to the record in dispute reads it for this purpose (the admin's words)
+        "review_purpose": purpose or page_text("admin", "open_subject_purpose", page_lang(request)),
         "filters": filters, "queue_filters": queue_filters, "sections": INDUSTRY_SECTIONS, "refused": refused,
         "districts": district_choices(session),
         "objections": _queue(request, session, objections.OBJECTIONS, queue, "o_", "objections",

@@ -182,6 +182,7 @@ class ResultOut(BaseModel):
     version: int = Field(description="1, then one more per correction; results are never overwritten")
     superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
     correction_reason: str = Field(description="why this version corrects the previous one")
+    document_no: str = Field(default="", description="the inspection's document number (文书号), as published")
 
 
 class PlanDetailOut(PlanSummaryOut):
@@ -255,7 +256,8 @@ def _result_out(result, today: dt.date) -> ResultOut:
                      publication_deadline=deadline, publication_status=status,
                      record_id=payload.get("record_id", ""), version=payload.get("version", 1),
                      superseded=bool(payload.get("superseded_by")),
-                     correction_reason=payload.get("correction_reason", ""))
+                     correction_reason=payload.get("correction_reason", ""),
+                     document_no=payload.get("document_no") or "")
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
@@ -598,7 +600,7 @@ def _plans_page(request: Request, principal: Principal, session: Session, settin
         "user": principal, "csrf": page_csrf(settings, principal), "plans": rows,
         "items": _department_items(settings, principal.department), "today": today,
         "default_as_of": dates[0] if dates else today, "error": shown, "form": form or {},
-        "districts": sorted(plan_service.district_names(session).items()), "path": "/regulator/plans",
+        "districts": plan_service.district_choices(session), "path": "/regulator/plans",
         "salt_formats": SALT_FORMATS})
     if error is not None:
         response.status_code = error.status_code
@@ -614,7 +616,7 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
                      period_end: Annotated[str, Form(max_length=40)] = "",
                      as_of: Annotated[str, Form(max_length=40)] = "",
                      items: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 (FastAPI copies it)
-                     district_codes: Annotated[str, Form(max_length=400)] = "",
+                     district_codes: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 (FastAPI copies it)
                      salt_source: Annotated[str, Form(max_length=500)] = "",
                      salt_pattern: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Publish a tiers-draw-v2 commitment; the draw waits for a second person's public salt. A
@@ -624,9 +626,10 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
             "items": items, "district_codes": district_codes, "salt_source": salt_source,
             "salt_pattern": salt_pattern}
     by_name = {name: code for code, name in plan_service.district_names(session).items()}
-    districts = [by_name.get(d.strip(), d.strip())  # a district by its name (玄武区) or its code (320102)
-                 for d in district_codes.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
-                 if d.strip()]
+    # each chosen in the list (its code); an API-style value may still name several, by code or
+    # name (玄武区;320102), as the form's text box took them
+    districts = [by_name.get(d.strip(), d.strip()) for chosen in district_codes
+                 for d in chosen[:400].replace("；", ";").replace("，", ";").replace(",", ";").split(";") if d.strip()]
     try:
         try:
             body = PlanCommitIn.model_validate({
@@ -646,20 +649,29 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
 
 
 @pages_router.post("/regulator/plans/{plan_id}/salt")
-def enter_salt_page(plan_id: PlanId, principal: PageRegulator, session: SessionDep, settings: SettingsDep,
+def enter_salt_page(request: Request, plan_id: PlanId, principal: PageRegulator, session: SessionDep,
+                    settings: SettingsDep, log: ReadLogDep, today: TodayDep,
                     value: Annotated[str, Form(min_length=1, max_length=500)],
                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
                     known_at: Annotated[str, Form(max_length=40)] = "") -> Response:
-    """The second person's public salt (a time without zone is Beijing time), then the draw."""
+    """The second person's public salt (a time without zone is Beijing time), then the draw. A
+    refused salt comes back on the plan page as typed, with the reason at its field."""
     require_page_csrf(settings, principal, csrf_token_)
     try:
-        body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
-    except ValidationError as exc:
-        raise invalid_input(exc) from exc
-    except ValueError as exc:  # the time (datetime-local) was not a time
-        raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
-                           zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
-    _enter_salt(session, settings, principal, plan_id, body)
+        try:
+            body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        except ValueError as exc:  # the time (datetime-local) was not a time
+            raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
+                               zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
+        _enter_salt(session, settings, principal, plan_id, body)
+    except InvalidInput as exc:  # what the person can fix in the form (others: the error page)
+        session.rollback()
+        refused = {"value": value, "known_at": known_at, "field": exc.field or "value", "message": human_message(
+            exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))}
+        return _plan_page(request, plan_id, principal, session, log, settings, today, salt_refused=refused,
+                          status_code=exc.status_code)
     return RedirectResponse(f"/regulator/plans/{plan_id}", status_code=303)
 
 
@@ -695,16 +707,16 @@ def plan_page(request: Request, plan_id: PlanId, principal: PageRegulator, sessi
 
 def _plan_page(request: Request, plan_id: int, principal: Principal, session: Session, log: ReadLog,
                settings, today: dt.date, purpose: str | None = None, refused: dict | None = None,
-               status_code: int = 200) -> HTMLResponse:
+               status_code: int = 200, salt_refused: dict | None = None) -> HTMLResponse:
     """The plan page; ``refused``: a results form as it was typed, with the reason at its field
-    (shown first, whatever page of the visit list is shown)."""
+    (shown first, whatever page of the visit list is shown); ``salt_refused``: the salt form so."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
     detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
     response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
-        "districts": visits.districts,
+        "districts": visits.districts, "salt_refused": salt_refused,
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
     response.status_code = status_code
     return response
@@ -768,17 +780,19 @@ def record_result_page(request: Request, plan_id: PlanId, principal: PageRegulat
                        outcome: Annotated[str, Form(max_length=40)] = "",
                        inspected_on: Annotated[str, Form(max_length=40)] = "",
                        published_on: Annotated[str, Form(max_length=40)] = "",
+                       document_no: Annotated[str, Form(max_length=400)] = "",
                        correction_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     """One visit's result (a correction: a new version with its reason). A refused form comes back
     as typed, with the reason at its field, in the page's language."""
     require_page_csrf(settings, principal, csrf_token_)
     typed = {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome, "inspected_on": inspected_on,
-             "published_on": published_on, "correction_reason": correction_reason}
+             "published_on": published_on, "document_no": document_no, "correction_reason": correction_reason}
     try:
         try:
             row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
                                            "inspected_on": inspected_on or None,
                                            "published_on": published_on or None,
+                                           "document_no": document_no.strip(),
                                            "correction_reason": correction_reason.strip()})
         except ValidationError as exc:
             raise invalid_input(exc) from exc

@@ -8,6 +8,7 @@ Nothing here shows a grade or an undrawn subject: the bundle is built to reveal 
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -25,9 +26,28 @@ router = APIRouter(include_in_schema=False)
 Department = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[\w\-]+$")]
 
 
+# the standard-library verifier (verifier/README.md), offered to whoever reads a plan's commitment
+VERIFIER_FILE = FilePath(__file__).resolve().parents[2] / "verifier" / "tiers_draw_verify.py"
+VERIFIER_PATH = "/public/verifier/tiers_draw_verify.py"
+
+
 def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     lang = page_lang(request)
-    return render(request, template, {"pp": lambda key: page_text("public", key, lang), "user": None, **context})
+    return render(request, template, {"pp": lambda key: page_text("public", key, lang), "user": None,
+                                      "verifier_path": VERIFIER_PATH, **context})
+
+
+@router.get(VERIFIER_PATH)
+def verifier_file() -> Response:
+    """The independent verifier, one Python file (standard library only), as the repository holds
+    it: the public checks a draw without the repository. 404 where the service runs without it."""
+    try:
+        content = VERIFIER_FILE.read_bytes()
+    except OSError as exc:
+        raise NotFound(f"the verifier is not installed here ({VERIFIER_FILE.name})",
+                       zh="本服务器未提供校验程序文件，请向发布部门索取。") from exc
+    return Response(content, media_type="text/x-python; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{VERIFIER_FILE.name}"'})
 
 
 def _plan_view(plan_row, draw) -> dict:

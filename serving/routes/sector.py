@@ -275,11 +275,21 @@ def sector_page(request: Request, session: SessionDep, settings: SettingsDep, pr
     """行业主管部门: models of the section (champion/challenger, metrics, cut-offs, grade table)."""
     registry = get_optional_registry(settings)
     models = [] if registry is None else _page_models(registry, principal)
+    champions = {m["name"]: m["champion"] for m in models if m["champion"] is not None}
     return _page(request, "sector.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "registry_models": models,
         "registry_unavailable": registry is None,
-        "models": grades.model_use(session, principal.section) if principal.section else [],
+        "models": [(*use, _next_champion(use[0], champions))
+                   for use in (grades.model_use(session, principal.section) if principal.section else [])],
         "audit": registry_service.audit_entries(session, principal, limit=20)})
+
+
+def _next_champion(model_version: str, champions: dict[str, int]) -> str | None:
+    """``name/version`` of the model's champion when grades were made by another of its versions
+    (a promotion takes effect at the next grading), else None."""
+    name, _, version = model_version.partition("/")
+    champion = champions.get(name)
+    return f"{name}/{champion}" if champion is not None and str(champion) != version else None
 
 
 @pages_router.get("/sector/models/{name}/versions/{version}/report", response_class=HTMLResponse)

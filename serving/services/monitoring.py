@@ -11,6 +11,7 @@ row whose ``payload`` carries ``monitoring_id``, ``subject_of_alert`` and the ev
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,9 +49,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_NAMED_SUBJECT = re.compile(r"^(.*\b(feature|department|sector)) (\S+)$")
+
+
+def _named_subject(subject: str, lang: str) -> str:
+    """``feature n_penalty_36m`` → ``feature 近36个月行政处罚次数`` (the noun is put in words after)."""
+    from serving.labels import department_name, industry_name
+
+    match = _NAMED_SUBJECT.match(subject)
+    if not match:
+        return subject
+    head, noun, code = match.groups()
+    name = {"feature": feature_label, "department": department_name, "sector": industry_name}[noun](code, lang)
+    return f"{head} {name}"
+
+
 def alert_message(rule: str, subject_of_alert: str, evidence: Mapping[str, Any], lang: str = "zh") -> str:
-    """One sentence naming the subject, the observed value and the threshold crossed."""
-    subject = subject_of_alert
+    """One sentence naming the subject, the observed value and the threshold crossed; a feature,
+    department or sector by its name in ``lang``, not its code."""
+    subject = _named_subject(subject_of_alert, lang)
     if lang == "zh":
         for en, zh in sorted(_SUBJECT_WORDS_ZH.items(), key=lambda kv: -len(kv[0])):
             if subject.startswith(en + " "):
@@ -435,8 +452,11 @@ def grade_shares_svg(shares: Mapping[str, Any], *, title: str, lang: str = "zh")
 
 
 def volume_small_multiples_svg(volume_by_month: Mapping[str, Mapping[str, int]], *, title: str,
-                               silent: Sequence[str] = ()) -> Markup:
-    """One small bar chart per department (records per month); silent feeds drawn in red."""
+                               silent: Sequence[str] = (), lang: str = "zh") -> Markup:
+    """One small bar chart per department (records per month), headed by the department's name in
+    ``lang`` (its code in the tooltip); silent feeds drawn in red."""
+    from serving.labels import department_name
+
     departments = sorted(volume_by_month)
     cell_w, cell_h, cols = 180, 70, 3
     rows = max(1, -(-len(departments) // cols))
@@ -450,7 +470,8 @@ def volume_small_multiples_svg(volume_by_month: Mapping[str, Mapping[str, int]],
         top = max([*counts, 1])
         bar = (cell_w - 20) / max(1, len(counts))
         colour = _ALERT_COLOUR if dept in silent else _CUR_COLOUR
-        parts.append(f'<text x="{ox + 4}" y="{oy + 12}" font-size="11">{escape(dept)}</text>')
+        parts.append(f'<text x="{ox + 4}" y="{oy + 12}" font-size="11">{escape(department_name(dept, lang))}'
+                     f'<title>{escape(dept)}</title></text>')
         for i, (m, n) in enumerate(zip(months, counts, strict=True)):
             h = 45 * n / top
             parts.append(f'<rect x="{ox + 4 + i * bar:.1f}" y="{oy + 62 - h:.1f}" width="{max(bar - 1, 1):.1f}" '
@@ -487,7 +508,8 @@ def run_view(run: MonitoringResult, alerts: Sequence[Alert], lang: str = "zh") -
         "shares_svg": grade_shares_svg(res["grade_shares"], title=label("grade_shares", lang), lang=lang),
         "migration": {"grades": res["migration"]["grades"], "cells": migration_cells(res["migration"])},
         "volume_svg": (volume_small_multiples_svg(health["volume_by_month"], title=label("health", lang),
-                                                  silent=[f["department"] for f in health["feeds"] if f["silent"]])
+                                                  silent=[f["department"] for f in health["feeds"] if f["silent"]],
+                                                  lang=lang)
                        if health and health.get("volume_by_month") else None),
         "performance": perf,
         "alerts": [{"severity": a.severity, "severity_text": label(f"severity_{a.severity}", lang), "code": a.code,

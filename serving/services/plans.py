@@ -805,6 +805,10 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
     try:
         salt = accept_salt(commitment, value=value, source=source or commitment.salt_source,
                            known_at=known_at or entered_at, entered_at=entered_at, entered_by=principal.username)
+    except DrawV2Error as exc:
+        session.rollback()
+        raise salt_refusal(exc, commitment, value) from exc
+    try:
         prepared = _prepared_from_snapshot(draw.payload[V2_SNAPSHOT], policy)
         pool_filter = plan_row.payload.get("pool_filter") or {}
         inputs = plan_inputs(session, data_dir, request.as_of, district_codes=pool_filter.get("district_codes"),
@@ -832,6 +836,28 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
         session.commit()
     session.refresh(draw)
     return plan_row, draw
+
+
+def salt_refusal(exc: Exception, commitment, value: str) -> InvalidInput:
+    """A refused public salt as the person who typed it reads it: the rule it broke in Chinese,
+    naming the format in words (never the regular expression) and times in Beijing time, at the
+    form's field to correct (``value`` or ``known_at``); the rule's English sentence for the API."""
+    from serving.labels import beijing_minute, salt_format
+    from supervision.bundle import canonical_salt
+
+    rule = getattr(exc, "rule", None)
+    field, zh = "value", "公开随机数不符合承诺时公布的规则，未抽取。"
+    if rule == "salt_format":
+        zh = (f"公开随机数「{canonical_salt(value)}」与承诺时确定的写法不符：应为"
+              f"{salt_format(commitment.salt_pattern)}。请按公开来源公布的号码原样填写。")
+    elif rule == "salt_source":
+        zh = "公开随机数的来源不是承诺时指定的来源，未抽取。"
+    elif rule == "salt_known_before_commitment":
+        field, zh = "known_at", (f"随机数公布时间须晚于承诺公布时间（北京时间 {beijing_minute(commitment.committed_at)}）："
+                                 "公开随机数须在承诺公布之后才产生。")
+    elif rule == "salt_entered_before_known":
+        field, zh = "known_at", "随机数公布时间晚于现在：公开随机数须在公布之后录入，请核对公布时间。"
+    return InvalidInput(f"cannot draw: {exc}", field=field, zh=zh)
 
 
 def plan_bundle(draw: Draw):

@@ -153,8 +153,8 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
         if name not in frame:
             frame[name] = section if name == "industry" else math.nan
         elif not categorical and frame[name].isna().all():
-            raise _refuse(lang, None, name, _say(lang, "rule_all_empty"))
-    _check_dates(frame, lang)
+            raise _refuse(lang, None, shown[name], _say(lang, "rule_all_empty"))
+    _check_dates(frame, lang, shown)
     frame["industry"] = section
     data = assemble_dataset(frame.drop(columns="label"), frame[["uscc", "as_of", "label"]])
     return data
@@ -196,22 +196,23 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
     return row
 
 
-def _check_dates(frame: Any, lang: str) -> None:
+def _check_dates(frame: Any, lang: str, shown: dict[str, str]) -> None:
     """The dates the fit needs: the latest as-of date validates out of time (both outcomes
-    present), and an earlier one whose label window ends by it trains."""
+    present), and an earlier one whose label window ends by it trains. A refusal names the
+    column as the file heads it (``shown``)."""
     from dateutil.relativedelta import relativedelta
 
     days = sorted(set(frame["as_of"]))
     validate = days[-1]
     train = [d for d in days[:-1] if d + relativedelta(months=HORIZON_MONTHS) <= validate]
     if not train:
-        raise _refuse(lang, None, "as_of", _say(lang, "rule_dates", n=HORIZON_MONTHS, latest=validate.isoformat()))
+        raise _refuse(lang, None, shown["as_of"], _say(lang, "rule_dates", n=HORIZON_MONTHS, latest=validate.isoformat()))
     outcomes = set(frame.loc[frame["as_of"] == validate, "label"])
     if outcomes != {0, 1}:
-        raise _refuse(lang, None, "label", _say(lang, "rule_both_outcomes", day=validate.isoformat()))
+        raise _refuse(lang, None, shown["label"], _say(lang, "rule_both_outcomes", day=validate.isoformat()))
     trained = set(frame.loc[frame["as_of"].isin(train), "label"])
     if trained != {0, 1}:
-        raise _refuse(lang, None, "label", _say(lang, "rule_both_outcomes_train"))
+        raise _refuse(lang, None, shown["label"], _say(lang, "rule_both_outcomes_train"))
 
 
 # -- jobs ----------------------------------------------------------------------------------------

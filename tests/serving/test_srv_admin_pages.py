@@ -67,8 +67,8 @@ def test_audit_applications_deactivate_and_reset_password(admin_client, session)
     _promotion_audit_and_applications_across_departments(admin_client, session)
     page = admin_client.get("/admin/users")
     token = _csrf(page.text)
-    done = admin_client.post("/admin/users/reg_tax/active", data={"csrf_token": token, "active": "false"},
-                             follow_redirects=False)
+    done = admin_client.post("/admin/users/reg_tax/active", follow_redirects=False, data={
+        "csrf_token": token, "active": "false", "confirm": "true", "reason": "已调离本单位"})
     assert done.status_code == 303
     session.expire_all()
     assert not session.query(User).filter_by(username="reg_tax").one().active
@@ -83,6 +83,34 @@ def test_audit_applications_deactivate_and_reset_password(admin_client, session)
     assert form_login(admin_client, "reg_samr", STRONG).status_code == 303
     missing_csrf = admin_client.post("/admin/users/reg_eco/active", data={"csrf_token": "x", "active": "false"})
     assert missing_csrf.status_code in (403, 422)
+
+
+def test_deactivation_asks_for_a_reason_and_a_confirmation(admin_client, session):
+    """Review17b (smaller): 停用 acted on one click, with no confirmation and no reason: a slip
+    locked a colleague out. Now the form asks for both; a post without them changes nothing and
+    says so at the field, the reason typed kept."""
+    page = admin_client.get("/admin/users").text
+    row = re.search(r'<tr class="user-row" data-username="reg_tax">.*?</tr>', page, re.S).group(0)
+    form = re.search(r'<form[^>]*action="/admin/users/reg_tax/active".*?</form>', row, re.S).group(0)
+    assert 'name="reason"' in form and 'name="confirm"' in form, "停用 takes no reason or confirmation"
+    token = _csrf(page)
+    unconfirmed = admin_client.post("/admin/users/reg_tax/active",
+                                    data={"csrf_token": token, "active": "false", "reason": "已调离本单位"})
+    assert unconfirmed.status_code == 422 and "确认" in unconfirmed.text
+    assert 'value="已调离本单位"' in unconfirmed.text and 'aria-invalid="true"' in unconfirmed.text
+    unexplained = admin_client.post("/admin/users/reg_tax/active",
+                                    data={"csrf_token": token, "active": "false", "confirm": "true", "reason": " "})
+    assert unexplained.status_code == 422 and "原因" in unexplained.text
+    session.expire_all()
+    assert session.query(User).filter_by(username="reg_tax").one().active, "deactivated without confirmation"
+    done = admin_client.post("/admin/users/reg_tax/active", follow_redirects=False, data={
+        "csrf_token": token, "active": "false", "confirm": "true", "reason": "已调离本单位"})
+    assert done.status_code == 303 and done.headers["location"].endswith("done=deactivated")
+    session.expire_all()
+    assert not session.query(User).filter_by(username="reg_tax").one().active
+    back = admin_client.post("/admin/users/reg_tax/active", data={"csrf_token": token, "active": "true"},
+                             follow_redirects=False)
+    assert back.status_code == 303  # 启用 needs neither: it locks no one out
 
 
 def test_api_key_shown_once_then_revoked_query_log_searched_and_checked(admin_client, session):

@@ -54,7 +54,11 @@ def test_admin_deactivates_a_user_and_checks_the_query_log(admin_server, page, t
     page.wait_for_url("**/admin")
     page.click("#admin-users-link")
     page.wait_for_url("**/admin/users")
-    page.locator("tr[data-username=reg_tax] button.deactivate").click()
+    row = page.locator("tr[data-username=reg_tax]")
+    row.locator("details.deactivate summary").click()  # 停用 asks why, and to confirm, before it acts
+    row.locator("input[name=reason]").fill("已调离本单位")
+    row.locator("input[name=confirm]").check()
+    row.locator("button.deactivate").click()
     page.wait_for_url("**/admin/users?done=deactivated")
     assert "已停用" in page.inner_text("tr[data-username=reg_tax] .user-status")
     page.screenshot(path=str(tmp_path / "admin_users.png"), full_page=True)
@@ -143,8 +147,8 @@ def _session(server_dir, username: str) -> str:
 
 
 def _people_text(html: str) -> str:
-    """What a person reads on the page: the text (no script, style or code) and the read attributes."""
-    body = re.sub(r"<(script|style|code|pre)\b.*?</\1>", " ", html, flags=re.S | re.I)
+    """What a person reads on the page: the text (no script, style, code or key names) and the read attributes."""
+    body = re.sub(r"<(script|style|code|pre|kbd)\b.*?</\1>", " ", html, flags=re.S | re.I)  # kbd: a key's name
     attrs = re.findall(r'\s(?:placeholder|aria-label|title|alt|data-label)="([^"]*)"', body)
     attrs += re.findall(r'<(?:input|button)[^>]*type="(?:submit|button)"[^>]*value="([^"]*)"', body)
     text = re.sub(r"<[^>]+>", " ", body)

@@ -33,7 +33,7 @@ def _frames(as_of: date, *, n: int, seed: int, shift: float) -> MonitoringFrames
         "uscc": [f"U{i:07d}" for i in range(n)],
         "industry": rng.choice(list("CFG"), size=n),
         "district_code": rng.choice(["320102", "320104"], size=n),
-        "penalty_general_12m": rng.poisson(0.4 + shift, size=n),
+        "n_general_penalty_12m": rng.poisson(0.4 + shift, size=n),  # a feature of the specs: named on the pages
         "registered_capital": rng.lognormal(4, 1.5, size=n),
     })
     score = 600 + 50 * rng.normal(size=n) - 60 * shift
@@ -142,6 +142,29 @@ def test_page_draws_svg_charts_and_chinese_alerts(stored, mon_client, mon_settin
     assert len(page) < 200_000  # charts from the JSON, not the Evidently report embedded
     english = client.get(f"/analyst/monitoring/{stored}?lang=en").text
     assert "score distribution drift" in english and "信用分分布漂移" not in english
+
+
+def test_alert_lists_name_rules_and_features_not_codes(stored, mon_client, mon_settings):
+    """Review17b (smaller): the analyst's alert list showed the rule's code (score_psi,
+    feature_psi) and a drifted feature by its code (特征 n_penalty_36m), where the charts name it."""
+    import html
+    import re
+
+    client = _cookie_client(mon_client, mon_settings, "analyst")
+    code = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")  # snake_case: a rule's or a feature's code
+    for path, table in (("/analyst", "alerts"), (f"/analyst/monitoring/{stored}", "run-alerts")):
+        page = client.get(path).text
+        rows = re.search(rf'<table id="{table}">.*?</table>', page, re.S).group(0)
+        rows = re.sub(r"<details>.*?</details>", " ", rows, flags=re.S)  # the evidence, as stored, is apart
+        text = html.unescape(re.sub(r"<[^>]+>", " ", rows))
+        assert "输入特征漂移" in text and not code.search(text), (path, code.findall(text)[:5])
+
+
+def test_volume_chart_heads_each_department_by_its_name():
+    """Review17b (smaller): the data-health chart headed its small multiples "samr", "tax" …"""
+    svg = str(mon.volume_small_multiples_svg({"samr": {"2026-08": 3, "2026-09": 0}}, title="t", silent=["samr"]))
+    assert "南京市市场监督管理局<title>samr</title>" in svg
+    assert "Market Regulation" in str(mon.volume_small_multiples_svg({"samr": {"2026-09": 1}}, title="t", lang="en"))
 
 
 def test_enterprise_cannot_open_the_page(stored, mon_client, mon_settings):

@@ -71,7 +71,7 @@ def test_commit_salt_draw_and_both_verifiers_match(client, auth, session, tmp_pa
     assert refused.status_code == 403 and "创建" in refused.json()["error"]["message"]
     assert salt(client, auth, plan["id"], user="reg_tax").status_code == 404  # not its plan
     early = salt(client, auth, plan["id"], known_at="2020-01-01T00:00:00Z")
-    assert early.status_code == 422 and early.json()["error"]["field"] == "salt"
+    assert early.status_code == 422 and early.json()["error"]["field"] == "known_at"
 
     drawn = salt(client, auth, plan["id"])
     assert drawn.status_code == 200, drawn.text

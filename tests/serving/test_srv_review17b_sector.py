@@ -18,11 +18,9 @@ from test_srv_sector_models import (  # noqa: F401  (fixtures: a registry with a
 
 from serving.services.grades import store_grades
 
-# A second newcomer's findings (session 9), written as failing tests by someone who had not built the
-# pages, not yet mended: each is a strict xfail, so it keeps running and the day a finding is mended
-# its test passes and fails the run until the mark is taken off.
-KNOWN = pytest.mark.xfail(strict=True, reason="review17b finding, not yet mended (issue 17)")
-pytestmark = [pytest.mark.xdist_group("srv_sector_models"), KNOWN]
+# A second newcomer's finding (session 9), written as a failing test by someone who had not built the
+# pages; mended (the strict xfail mark it carried is off).
+pytestmark = [pytest.mark.xdist_group("srv_sector_models")]
 
 
 @pytest.mark.slow
@@ -42,3 +40,5 @@ def test_sector_page_after_promotion_says_which_version_is_in_use(client, settin
     section = html.unescape(page[page.index("本行业在用模型版本"):])
     said = " ".join(section.split())
     assert "制造业行业模型 第 3 版" in said or re.search(r"下次评级|重新评级|尚未按", said), said[:300]
+    # and the grades' own row says which version grades them from the next grading
+    assert re.search(r"制造业行业模型 第 1 版 在用版本已改为 制造业行业模型 第 3 版", said), said[:300]

@@ -202,10 +202,11 @@ def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Pat
     draw = {"seed": seed, "nonce_key": nonce_key, "commitment": commitment}
     with pytest.raises(DrawV2Error, match="needs the public salt"):
         create_plan_v2(task, inputs, policy, **draw, salt=None, drawn_at=t0 + hour)
-    with pytest.raises(DrawV2Error, match="not after the commitment"):
+    with pytest.raises(DrawV2Error, match="not after the commitment") as early:
         accept_salt(
             commitment, value="1 2 3", source=source, known_at=t0, entered_at=t0 + hour, entered_by="x"
         )
+    assert early.value.rule == "salt_known_before_commitment"  # the rule, for a caller's own words
     with pytest.raises(DrawV2Error, match="not the source named"):
         accept_salt(
             commitment,
@@ -215,7 +216,7 @@ def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Pat
             entered_at=t0 + hour,
             entered_by="x",
         )
-    with pytest.raises(DrawV2Error, match="before it became known"):
+    with pytest.raises(DrawV2Error, match="before it became known") as future:
         accept_salt(
             commitment,
             value="1 2 3",
@@ -224,6 +225,12 @@ def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Pat
             entered_at=t0 + hour,
             entered_by="x",
         )
+    assert future.value.rule == "salt_entered_before_known"
+    with pytest.raises(DrawV2Error, match="not written as") as misspelt:
+        accept_salt(
+            commitment, value="123", source=source, known_at=t0 + hour, entered_at=t0 + hour, entered_by="x"
+        )
+    assert misspelt.value.rule == "salt_format"
     salt = accept_salt(
         commitment, value="1 2 3", source=source, known_at=t0 + hour, entered_at=t0 + 2 * hour, entered_by="x"
     )
