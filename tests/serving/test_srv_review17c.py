@@ -1,8 +1,9 @@
 """Third outside-in review of issue 17 (review17c): a Chinese official and an enterprise clerk,
 reading no English and knowing nothing of the code, did the newcomer tasks of every role on
 `tiers demo` in Chromium (1280 px, and 375 px for the enterprise). Each test pins one thing that
-confused, blocked or misinformed them; the review's report ranks them. One module-scoped app on a
-copy of the seeded database serves every test here (nothing is rendered twice)."""
+confused, blocked or misinformed them; the review's report ranks them. The enterprise, sector and admin tests share one
+module-scoped app on a copy of the seeded database; the plan and monitoring tests use the fixtures
+of test_srv_plans_flow and test_srv_monitoring, as the earlier reviews' tests do."""
 
 from __future__ import annotations
 
