@@ -166,11 +166,27 @@ def seasonal_high(b, prev, rng, pool):
     return pd.concat([b, extra], ignore_index=True), None, set(), "none"
 
 
+def file_cut(b, prev, rng, pool):
+    """The month's file sorted by date and cut in the middle: its last 30–60 % of rows never arrived."""
+    b = b.sort_values("decision_date", kind="stable")
+    return b.iloc[: int(len(b) * rng.uniform(0.4, 0.7))].copy(), None, {"volume_cut"}, "warn"
+
+
+def feed_cut(b, prev, rng, pool):
+    """One department's file (sorted by date) cut in the middle; the other departments' files whole."""
+    depts = b["department"].value_counts()
+    dept = rng.choice(depts[depts >= 40].index)
+    own = b[b["department"] == dept].sort_values("decision_date", kind="stable")
+    kept = own.iloc[: int(len(own) * rng.uniform(0.4, 0.7))]
+    return pd.concat([b[b["department"] != dept], kept], ignore_index=True), dept, {"volume_cut"}, "warn"
+
+
 SCENARIOS: dict[str, Callable] = {
     "unit_change": unit_change, "partial_unit": partial_unit, "resent_feed": resent_feed,
     "day_month_swap": day_month_swap, "year_typo": year_typo, "district_stops": district_stops,
     "category_recoded": category_recoded, "backlog": backlog, "policy_change": policy_change,
     "enforcement_campaign": enforcement_campaign, "seasonal_low": seasonal_low, "seasonal_high": seasonal_high,
+    "file_cut": file_cut, "feed_cut": feed_cut,
 }
 
 
@@ -189,7 +205,8 @@ def _caught(summary, dept, rules, action) -> tuple[bool, str]:
     return ok, ", ".join(names) or "-"
 
 
-def run_seed(seed: int, n_subjects: int, n_clean: int, work: Path, config) -> tuple[dict, int, int]:
+def run_seed(seed: int, n_subjects: int, n_clean: int, work: Path, config,
+             only: list[str] | None = None) -> tuple[dict, int, int]:
     city = work / f"city{seed}"
     generate(SimulationConfig(n_subjects=n_subjects, seed=seed, dirt=False, years=2, end=END), city)
     records = pd.read_csv(city / "records.csv", dtype=str, keep_default_na=False).replace("", None)
@@ -215,6 +232,8 @@ def run_seed(seed: int, n_subjects: int, n_clean: int, work: Path, config) -> tu
     previous = records[arrive == last - 1]
     pool = subjects["uscc"].to_numpy()
     for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
         copy = work / f"store{seed}-{name}"
         srng = np.random.default_rng([seed, len(name)])
         if name == "backlog":
@@ -242,14 +261,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     parser.add_argument("--subjects", type=int, default=3000)
     parser.add_argument("--clean", type=int, default=6)
+    parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="run these scenarios only")
     args = parser.parse_args()
     config = load_quality_config()
-    table: dict[str, list[bool]] = {name: [] for name in SCENARIOS}
+    table: dict[str, list[bool]] = {name: [] for name in (args.only or SCENARIOS)}
     total_alarms = total_clean = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         for seed in args.seeds:
-            results, alarms, clean = run_seed(seed, args.subjects, args.clean, Path(tmp), config)
+            results, alarms, clean = run_seed(seed, args.subjects, args.clean, Path(tmp), config, args.only)
             total_alarms += alarms
             total_clean += clean
             for name, (ok, seen, dept) in results.items():

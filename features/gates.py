@@ -14,13 +14,14 @@ gates lives next to the data it is about and is written atomically like the mani
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
-from features.held_queue import drop, waiting_batches, waiting_path
+from features.held_queue import drop, parked_rules, waiting_batches, waiting_path
 from features.quality import GATE_COLUMNS, Finding, QualityConfig, blocking, load_quality_config
 from features.quality_rules_extra import check_all
 from features.store import (
@@ -92,9 +93,13 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
     if not files and not sub_files:
         return []
     con = duckdb.connect()
+    # a batch of millions of rows outgrows memory_limit (the batch table, the duplicate joins): spill
+    # beside the store, not into the working directory's .tmp (DuckDB's default for an in-memory database)
+    spill = store / f".tmp-gate-{batch_id}"
     try:
         con.execute("SET threads = 2")
         con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET temp_directory = '{spill}'")
         subjects = []
         if sub_files:
             subjects.append(f"SELECT uscc, district_code FROM read_parquet({sql_file_list(sub_files)})")
@@ -129,6 +134,7 @@ def check_batch(store: str | Path, batch_id: str, *, as_of: date, config: Qualit
         return check_all(con, as_of=as_of, config=config)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _register_views(con: duckdb.DuckDBPyConnection, sub_files: list[str], register: str | None) -> None:
@@ -145,10 +151,14 @@ def _register_views(con: duckdb.DuckDBPyConnection, sub_files: list[str], regist
 
 def _quarantine_view(con: duckdb.DuckDBPyConnection, batch_dir: Path) -> None:
     """Table ``qq``: the batch's quarantined record rows per feed and rule (written by ingestion), so a
-    feed whose rows were all quarantined is not taken for one that sent nothing."""
+    feed whose rows were all quarantined is not taken for one that sent nothing, and the future dates of a
+    day/month swap count with the rows it sent into the past."""
     path = batch_dir / QUARANTINE_FEEDS
     if path.exists():
-        con.execute(f"CREATE TEMP TABLE qq AS SELECT department, kind, rule, n, ids FROM read_parquet('{path}')")
+        # ``dates`` (the raw dates of rows refused as future): absent from a batch written before it was kept
+        has_dates = "dates" in {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()}
+        dates = "dates" if has_dates else "[]::VARCHAR[] AS dates"
+        con.execute(f"CREATE TEMP TABLE qq AS SELECT department, kind, rule, n, ids, {dates} FROM read_parquet('{path}')")
 
 
 def record_gate(store: str | Path, batch_id: str, findings: list[Finding], *, as_of: date,
@@ -195,9 +205,14 @@ def held_behind_finding(records: int, examples: list[str], behind: list[str]) ->
 def _run_parked(store: Path, batch_id: str, report: GateReport, entry: dict) -> GateReport:
     """Stage, gate and publish (or hold) a parked batch whose blockers were released. If staging fails
     it stays parked (StoreError); if publishing fails it stays staged and held, the error in its audit."""
+    # the rules its ingestion was given, as ingesting in order would have used (features.held_queue);
+    # a batch parked before they were kept: the packaged ones
+    known, rules = parked_rules(store, batch_id)
+    config = QualityConfig.model_validate(rules) if rules is not None else None if known else load_quality_config()
     staged = stage_batch(store, waiting_path(store, batch_id), batch_id=batch_id)
-    # the packaged rules: a parked batch does not remember the rules file its ingestion was given
-    findings = check_batch(store, batch_id, as_of=date.fromisoformat(report.as_of), config=load_quality_config())
+    drop(store, batch_id)  # no longer parked: its directory moved to batches/, its rules file goes
+    findings = [] if config is None else check_batch(store, batch_id, as_of=date.fromisoformat(report.as_of),
+                                                     config=config)
     status = "held"
     if not blocking(findings):
         try:

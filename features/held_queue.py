@@ -6,10 +6,15 @@ subjects exist, they are waiting for a person's decision. Such a batch is parked
 ``STORE/waiting/<batch_id>`` (invisible to every reader, like a staged one) and is staged, gated
 and published when the batches it waits for are released (:mod:`features.gates` does that), so
 ingesting July (held, then released) and August gives the store ingesting them in order gives.
+That includes the gate: a parked batch keeps the rules its ingestion was given (``gate_rules.json``
+beside it; ``null``: ingested without gates), and is checked with those, not the packaged ones or
+whatever a later ingestion passes: the office's rules file of that ingestion is the one in force
+for that batch, as it would have been had the batch not waited.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +23,7 @@ import duckdb
 from features.store import BATCHES_DIR, sql_file_list
 
 WAITING_DIR = "waiting"
+RULES_FILE = "gate_rules.json"
 
 
 def waiting_path(store: Path, batch_id: str) -> Path:
@@ -74,13 +80,26 @@ def dependent_records(batch_dir: Path, pending: dict[str, str]) -> tuple[int, li
     return int(n), list(ids or []), sorted(behind or [])
 
 
-def park(store: Path, batch_dir: Path, batch_id: str) -> Path:
-    """Move a written batch directory under ``STORE/waiting``; returns where it is."""
+def park(store: Path, batch_dir: Path, batch_id: str, rules: dict | None = None) -> Path:
+    """Move a written batch directory under ``STORE/waiting`` with the gate rules its ingestion was given
+    (``rules``: a QualityConfig as a dict; None: no gates); returns where it is."""
     target = waiting_path(store, batch_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(batch_dir), str(target))
+    (target.parent / f"{batch_id}.{RULES_FILE}").write_text(json.dumps({"gates": rules}, ensure_ascii=False),
+                                                           encoding="utf-8")
     return target
+
+
+def parked_rules(store: Path, batch_id: str) -> tuple[bool, dict | None]:
+    """Whether the parked batch recorded its gate rules, and those rules (None: it was ingested without
+    gates). A batch parked before the rules were kept records none."""
+    path = waiting_path(store, batch_id).parent / f"{batch_id}.{RULES_FILE}"
+    if not path.exists():
+        return False, None
+    return True, json.loads(path.read_text(encoding="utf-8"))["gates"]
 
 
 def drop(store: Path, batch_id: str) -> None:
     shutil.rmtree(waiting_path(store, batch_id), ignore_errors=True)
+    (waiting_path(store, batch_id).parent / f"{batch_id}.{RULES_FILE}").unlink(missing_ok=True)

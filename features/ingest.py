@@ -554,10 +554,14 @@ class _Batch:
         zh, en = _messages(chunk.rows[idx], chunk.lines[idx], fields, verdict.message_zh[idx], verdict.message[idx],
                            rules)
         if staged.table == "records" and len(idx):
+            future = np.array([r == "date_in_future" for r in rules], dtype=bool)
             self.quarantined_feeds.append(pd.DataFrame({
                 "department": [_printable(x, 60) for x in frame["department"].to_numpy(dtype=object)[idx]],
                 "kind": [_printable(x, 60) for x in frame["kind"].to_numpy(dtype=object)[idx]],
-                "rule": rules, "id": keys_shown}))
+                "rule": rules, "id": keys_shown,
+                # the dates of rows refused as future: a day/month swap sends part of a feed there (gates)
+                "date": [_printable(x, 20) if f else None for x, f in
+                         zip(frame["decision_date"].to_numpy(dtype=object)[idx], future, strict=True)]}))
         bad = chunk.bad
         q = pd.DataFrame({
             "file": staged.name,
@@ -678,13 +682,15 @@ class _Batch:
         }, columns=list(QUARANTINE_COLUMNS))
 
     def write_quarantined_feeds(self) -> None:
-        """The quarantined record rows per feed and rule (gates' rule feed_quarantined reads it)."""
+        """The quarantined record rows per feed and rule (gates' rules feed_quarantined and date_swap read
+        it): their count, up to 5 ids, and the raw decision dates of the rows refused as future."""
         if not self.quarantined_feeds:
             return
         q = pd.concat(self.quarantined_feeds, ignore_index=True)
         q[["department", "kind"]] = q[["department", "kind"]].astype(object)
         agg = q.groupby(["department", "kind", "rule"], dropna=False).agg(
-            n=("rule", "size"), ids=("id", lambda s: sorted(x for x in s if x is not None)[:5])).reset_index()
+            n=("rule", "size"), ids=("id", lambda s: sorted(x for x in s if x is not None)[:5]),
+            dates=("date", lambda s: [x for x in s if isinstance(x, str)])).reset_index()
         agg.to_parquet(self.tmp_dir / QUARANTINE_FEEDS, index=False)
 
     def _write_versions(self, staged: _Staged, columns: tuple[str, ...], types: dict[str, str]) -> tuple[int, int, int]:
@@ -791,7 +797,7 @@ def _publish_batch(store: Path, tmp_dir: Path, final_dir: Path, *, as_of: date,
     logger.debug("phase: publish")
     n_waiting, examples, behind = dependent_records(tmp_dir, pending or {})
     if n_waiting:  # records of subjects only a held batch brings: wait behind it (features.held_queue)
-        park(store, tmp_dir, final_dir.name)
+        park(store, tmp_dir, final_dir.name, None if gates is None else gates.model_dump(mode="json"))
         finding = held_behind_finding(n_waiting, examples, behind)
         record_gate(store, final_dir.name, [finding], as_of=as_of, published=False)
         return "held", [finding.to_dict()]

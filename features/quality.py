@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import chi2_contingency, ks_2samp, nbinom, poisson
 
 from configfile import load_toml_file
-from features.quality_extra_config import CollapseRules, QuarantineRules, RegisterRules, SwapRules
+from features.quality_extra_config import CollapseRules, CutRules, QuarantineRules, RegisterRules, SwapRules
 
 Action = Literal["hold", "warn"]
 GATE_COLUMNS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "amount", "department",
@@ -140,6 +140,7 @@ class QualityConfig(_Section):
     # the rules of features.quality_rules_extra
     collapse: CollapseRules = CollapseRules()
     swap: SwapRules = SwapRules()
+    cut: CutRules = CutRules()
     quarantine: QuarantineRules = QuarantineRules()
     registry: RegisterRules = RegisterRules()
 
@@ -557,7 +558,10 @@ def _duplicates(con, config: QualityConfig) -> list[Finding]:
     rules = config.duplicates
     # the history near the batch's dates only: a duplicate repeats a record's date. A document number
     # is compared up to its 号 (a resent file suffixes it); same date, kind and amount needs an amount.
-    doc = "nullif(regexp_replace(replace(coalesce({}.document_no, ''), ' ', ''), '号.*$', '号'), '')"
+    # (up to the first 号 by strpos, not a regular expression: the same text, several times faster on millions)
+    doc = ("nullif(CASE WHEN strpos(replace(coalesce({0}.document_no, ''), ' ', ''), '号') > 0 THEN "
+           "left(replace(coalesce({0}.document_no, ''), ' ', ''), strpos(replace(coalesce({0}.document_no, ''), ' ', ''), "
+           "'号')) ELSE replace(coalesce({0}.document_no, ''), ' ', '') END, '')")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE q_dup AS
         WITH span AS (SELECT min(decision_date) AS lo, max(decision_date) AS hi FROM qb),
@@ -569,15 +573,27 @@ def _duplicates(con, config: QualityConfig) -> list[Finding]:
             SELECT h.record_id, h.uscc, h.department, h.kind, h.decision_date, h.amount, {doc.format('h')}
             FROM qh_near h, span WHERE h.decision_date BETWEEN span.lo AND span.hi
         ),
+        -- the keys that occur twice, by a 64-bit hash of each key (a grouping of integers): the exact
+        -- joins below then see only those rows, not every row of the batch against every other (two
+        -- joins of millions of rows of strings outgrew the memory limit and spilled, the check's main
+        -- cost at 2.5 M records); a hash collision only adds a candidate the exact join refuses
+        k1 AS (SELECT hash(uscc, department, doc) AS h FROM other WHERE doc IS NOT NULL
+               GROUP BY ALL HAVING count(*) > 1),
+        k2 AS (SELECT hash(uscc, department, kind, decision_date, amount) AS h FROM other WHERE amount IS NOT NULL
+               GROUP BY ALL HAVING count(*) > 1),
+        b1 AS (SELECT * FROM b WHERE hash(uscc, department, doc) IN (SELECT h FROM k1)),
+        o1 AS (SELECT * FROM other WHERE hash(uscc, department, doc) IN (SELECT h FROM k1)),
+        b2 AS (SELECT * FROM b WHERE hash(uscc, department, kind, decision_date, amount) IN (SELECT h FROM k2)),
+        o2 AS (SELECT * FROM other WHERE hash(uscc, department, kind, decision_date, amount) IN (SELECT h FROM k2)),
         -- two equality joins, not one join on the subject filtered by an OR: a subject with many
         -- records in a department made the OR join quadratic in them
         pairs AS (
             SELECT b.department, b.kind, b.record_id, true AS same_document
-            FROM b JOIN other o ON o.uscc = b.uscc AND o.department = b.department AND o.doc = b.doc
+            FROM b1 b JOIN o1 o ON o.uscc = b.uscc AND o.department = b.department AND o.doc = b.doc
              AND o.record_id <> b.record_id
             UNION ALL
             SELECT b.department, b.kind, b.record_id, false
-            FROM b JOIN other o ON o.uscc = b.uscc AND o.department = b.department AND o.kind = b.kind
+            FROM b2 b JOIN o2 o ON o.uscc = b.uscc AND o.department = b.department AND o.kind = b.kind
              AND o.decision_date = b.decision_date AND o.amount = b.amount AND o.record_id <> b.record_id
         )
         SELECT department, kind, record_id, bool_or(same_document) AS same_document FROM pairs GROUP BY ALL

@@ -40,6 +40,17 @@ class SwapRules(_Section):
     action: Action = "hold"
 
 
+class CutRules(_Section):
+    """A feed's (or the whole batch's) records stopping early in the batch's month: a file cut in the
+    middle (an export sorted by date whose transfer stopped), judged by the feed's own day profile."""
+
+    min_share: float = Field(0.2, gt=0, lt=1)   # the days after the cut held at least this share of every
+    min_month_rows: int = Field(10, ge=1)       # … trailing month with this many records (at least history.min_months) …
+    fraction: float = Field(0.25, gt=0, lt=1)   # … and the batch has at most this × what that share predicts …
+    alpha: float = Field(1e-4, gt=0, lt=1)      # … improbably so (binomial, Bonferroni over feeds × cut days)
+    action: Action = "warn"
+
+
 class QuarantineRules(_Section):
     """A feed whose rows in the batch were (mostly) quarantined: absent from what is published."""
 

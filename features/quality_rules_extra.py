@@ -10,7 +10,11 @@ has no quarantine or subjects file) switch their rules off. Rules (thresholds in
 * ``value_collapse``: one value of a column takes far more of a feed than any value did in any of the
   feed's trailing months (every decision on the export day, every fine 0 or missing);
 * ``date_swap`` (partial): rows dated before the batch's month whose day and month exchanged land in
-  it, far beyond chance among the feed's earlier rows with a day ≤ 12 (only those can swap);
+  it, far beyond chance among the feed's earlier rows with a day ≤ 12 (only those can swap), with the
+  rows quarantined as future whose swap lands in it (the other half of the same error);
+* ``volume_cut``: a feed's records in the batch's month stop early (few or none after some day) where its
+  history, by day of month, puts a fair share of them; ``*``: every feed of the batch at once (a file
+  sorted by date and cut in the middle), which sees it where each feed alone is too small;
 * ``feed_quarantined``: most of a feed's rows in the batch were quarantined, so the published batch
   says nothing of it (counted as absence, as silence would be);
 * ``register_district_moved`` / ``register_district_new``: subjects moving district en masse, codes
@@ -22,6 +26,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import duckdb
+import numpy as np
 from scipy.stats import binom
 
 from features.quality import (
@@ -63,6 +68,7 @@ def check_extra(con: duckdb.DuckDBPyConnection, *, as_of: date, config: QualityC
     established = set(_established(history, config)["feed"]) if len(history) else set()
     out = _collapse(con, config, established)
     out += _partial_swap(con, as_of, config, {f.feed for f in prior if f.rule == "date_swap"})
+    out += _cut(con, as_of, config, established)
     if _has_view(con, "qq"):
         out += _quarantined(con, config)
     if _has_view(con, "qs_batch") and _has_view(con, "qs_store"):
@@ -114,7 +120,10 @@ def _collapse(con, config: QualityConfig, established: set[str]) -> list[Finding
 def _partial_swap(con, as_of: date, config: QualityConfig, already: set[str]) -> list[Finding]:
     """Only rows with a day ≤ 12 can swap, and those of the batch's own month that land inside the
     window stay unseen: the rule counts the rows dated before the batch's month that swap into it
-    (their day is that month's number) against all its earlier rows with a day ≤ 12 (chance ~1/12)."""
+    (their day is that month's number) against all its earlier rows with a day ≤ 12 (chance ~1/12).
+    A swap sends a feed's days 1 … month−1 into the past and its days month+1 … 12 into the future,
+    where ingestion quarantines them (table ``qq``, their raw dates): those count as the same error's
+    rows, so a small feed whose two halves are each a handful is still seen."""
     rules = config.swap
     period = (as_of - timedelta(days=1)).replace(day=1)
     early = "decision_date < ? AND day(decision_date) <= 12 AND day(decision_date) <> month(decision_date)"
@@ -125,10 +134,20 @@ def _partial_swap(con, as_of: date, config: QualityConfig, already: set[str]) ->
     rows = con.execute(f"SELECT department, kind, count(*) AS n, count(*) FILTER (WHERE {early}) AS base, "
                        f"count(*) FILTER (WHERE {cand}) AS swapped FROM qb GROUP BY ALL",
                        [period, period, period, as_of]).df()
+    future = {}
+    if _has_view(con, "qq") and "dates" in {c[0] for c in con.execute("SELECT * FROM qq LIMIT 0").description}:
+        # the rows refused as future whose swap lands in the batch's month (``dates``: their raw dates)
+        later = "day(decision_date) <= 12 AND day(decision_date) <> month(decision_date)"
+        future = {(d, k): (int(f), int(b)) for d, k, f, b in con.execute(
+            f"SELECT department, kind, count(*) FILTER (WHERE {later} AND {swapped} >= ? AND {swapped} < ?), "
+            f"count(*) FILTER (WHERE {later}) FROM (SELECT department, kind, "
+            "TRY_CAST(unnest(dates) AS DATE) AS decision_date FROM qq WHERE rule = 'date_in_future') "
+            "WHERE decision_date IS NOT NULL GROUP BY ALL", [period, as_of]).fetchall()}
     out = []
     for r in rows.itertuples():
         feed = _feed(r.department, r.kind)
-        n, base, swapped = int(r.n), int(r.base), int(r.swapped)
+        ahead, ahead_base = future.get((r.department, r.kind), (0, 0))
+        n, base, swapped = int(r.n) + ahead_base, int(r.base) + ahead_base, int(r.swapped) + ahead
         if feed in already or swapped < rules.min_rows or swapped / n < rules.share or swapped / base < rules.fraction:
             continue
         ids = _examples(con, f"{cand} AND department = ? AND kind = ?",
@@ -136,11 +155,85 @@ def _partial_swap(con, as_of: date, config: QualityConfig, already: set[str]) ->
         out.append(Finding(
             feed, "date_swap", rules.action, round(swapped / n, 4), rules.share, ids,
             {"records": n, "matching": swapped, "earlier_day_le_12": base, "fraction": round(swapped / base, 3),
-             "fraction_threshold": rules.fraction, "period": period.isoformat()},
-            f"数据源 {feed}：{swapped}/{n} 条日期早于 {period:%Y-%m}，日月互换后落入该月（占日≤12 的早期记录 "
-            f"{swapped}/{base}）：疑似日/月颠倒",
-            f"feed {feed}: {swapped}/{n} records dated before {period:%Y-%m} fall inside it with day and month "
-            f"swapped ({swapped}/{base} of its earlier rows with a day ≤ 12): day/month swap?"))
+             "fraction_threshold": rules.fraction, "period": period.isoformat(), "quarantined_future": ahead},
+            f"数据源 {feed}：{swapped}/{n} 条日期日月互换后落入 {period:%Y-%m}（其中 {ahead} 条因日期在未来已隔离；"
+            f"占日≤12 的非本月记录 {swapped}/{base}）：疑似日/月颠倒",
+            f"feed {feed}: {swapped}/{n} records fall inside {period:%Y-%m} with day and month swapped ({ahead} of "
+            f"them quarantined as future; {swapped}/{base} of its rows outside that month with a day ≤ 12): "
+            "day/month swap?"))
+    return out
+
+
+def _cut(con, as_of: date, config: QualityConfig, established: set[str]) -> list[Finding]:
+    """The batch's month, day by day, against the feed's history by day of month (each history day mapped
+    onto the batch month's days): for every day D, the records from D on against the share of the
+    history there. That share must hold in every trailing month with enough records, not only pooled: a
+    feed whose decisions come in clumps on a few days (commitments broken at a deadline) has months
+    with nothing late in the month, and is not cut when this one has none. Only the days before
+    ``as_of`` count (a batch ingested mid-month has no later days)."""
+    rules = config.cut
+    period = (as_of - timedelta(days=1)).replace(day=1)
+    end = min(_add_months(period, 1), as_of)
+    days = (end - period).days
+    month_days = (_add_months(period, 1) - period).days
+    if days < 2 or not established:
+        return []
+    hist = con.execute(
+        f"SELECT department, kind, date_trunc('month', decision_date) AS m, CAST(floor((day(decision_date) - 1) * "
+        f"{month_days} / day(last_day(decision_date))) AS INTEGER) AS d, count(*) AS n FROM qh_window "
+        "GROUP BY ALL").fetchall()
+    now = con.execute("SELECT department, kind, day(decision_date) - 1 AS d, count(*) AS n FROM qb "
+                      "WHERE decision_date >= ? AND decision_date < ? GROUP BY ALL", [period, end]).fetchall()
+    months: dict[str, dict[object, np.ndarray]] = {}
+    batch: dict[str, np.ndarray] = {}
+    for dept, kind, m, d, n in hist:
+        feed = _feed(dept, kind)
+        if feed in established and d < days:
+            for key in (feed, "*"):  # "*": the whole batch, a file cut by date stops every feed on one day
+                months.setdefault(key, {}).setdefault(m, np.zeros(days))[d] += n
+    present = set()
+    for dept, kind, d, n in now:
+        feed = _feed(dept, kind)
+        if feed in established and d < days:
+            present.add(feed)
+            for key in (feed, "*"):
+                batch.setdefault(key, np.zeros(days))[d] += n
+    if len(present) < 2:
+        batch.pop("*", None)
+    out = []
+    tested = [f for f in batch if f in months]
+    alpha = rules.alpha / max(len(tested) * (days - 1), 1)
+    for feed in tested:
+        b = batch[feed]
+        full = [h for h in months[feed].values() if h.sum() >= rules.min_month_rows]
+        if len(full) < config.history.min_months:
+            continue
+        pooled = sum(full)
+        after_b, after_h = np.cumsum(b[::-1])[::-1], np.cumsum(pooled[::-1])[::-1] / pooled.sum()
+        least = np.min([np.cumsum(h[::-1])[::-1] / h.sum() for h in full], axis=0)  # the lowest month, per day
+        n, best = int(b.sum()), None
+        for d in range(1, days):
+            q, seen = float(after_h[d]), int(after_b[d])
+            if least[d] < rules.min_share or seen > rules.fraction * n * q:
+                continue
+            p = float(binom.cdf(seen, n, q))
+            if p < alpha and (best is None or p < best[0]):
+                best = (p, d, q, seen)
+        if best is None:
+            continue
+        p, d, q, seen = best
+        first = period + timedelta(days=d)
+        expected = n * q  # of the batch's records of the month, on or after the cut
+        out.append(Finding(
+            feed, "volume_cut", rules.action, round(seen / expected, 3), rules.fraction, [],
+            {"from": first.isoformat(), "records": n, "after": seen, "history_share_after": round(q, 3),
+             "least_month_share_after": round(float(least[d]), 3), "expected_after": round(expected, 1),
+             "p_value": p},
+            f"数据源 {'（全部）' if feed == '*' else feed} 本批 {period:%Y-%m} 的记录自 {first} 起仅 {seen} 条，按其历史各日"
+            f"分布应占本月 {q:.0%}（约 {expected:.0f} 条，近期每月至少 {least[d]:.0%}）：文件疑似中途截断，请核对并补报",
+            f"{'every feed' if feed == '*' else f'feed {feed}'}: {seen} of its {n} records of {period:%Y-%m} fall on or "
+            f"after {first}, where its history by day puts {q:.0%} (about {expected:.0f}; at least {least[d]:.0%} in "
+            "every recent month): a file cut in the middle?"))
     return out
 
 

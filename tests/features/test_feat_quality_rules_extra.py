@@ -171,7 +171,8 @@ def test_a_district_code_table_change_holds_and_new_codes_are_named():
 
 
 # --- through ingest ------------------------------------------------------------------------------
-def _ingest(store, tmp_path, name, records=None, subjects=None, at=datetime(2026, 8, 1, tzinfo=UTC)):
+def _ingest(store, tmp_path, name, records=None, subjects=None, at=datetime(2026, 8, 1, tzinfo=UTC),
+            gates: QualityConfig | None = None):
     from features.ingest import ingest
 
     sub = rec = None
@@ -181,7 +182,7 @@ def _ingest(store, tmp_path, name, records=None, subjects=None, at=datetime(2026
     if records is not None:
         rec = tmp_path / f"{name}-records.csv"
         records_frame(records).to_csv(rec, index=False)
-    return ingest(store=store, subjects=sub, records=rec, ingested_at=at, gates=QualityConfig())
+    return ingest(store=store, subjects=sub, records=rec, ingested_at=at, gates=gates or QualityConfig())
 
 
 def test_a_revocation_of_another_subjects_record_is_quarantined_naming_the_field(tmp_path):
@@ -249,3 +250,29 @@ def test_a_batch_waiting_behind_a_held_one_gives_the_store_of_ingesting_in_order
     reject(parked, s.batch_id, by="t", reason="resend after July")
     pd.testing.assert_frame_equal(state(parked), before)
     assert [r.batch_id for r in held_batches(parked)] == [held.batch_id]
+
+
+def test_a_parked_batch_is_gated_with_the_rules_its_ingestion_was_given(tmp_path):
+    """A batch parked behind a held one is checked when that one is released: with the rules its own
+    ingestion was given (an office's rules file), as ingesting in order would have, not the packaged
+    ones. Here the office warns on decisions 20 years old where the packaged rules hold them."""
+    from features.gates import read_report, release
+
+    store = tmp_path / "store"
+    _ingest(store, tmp_path, "base", [record(f"P{i}", code(i), "admin_penalty", "2026-06-10") for i in range(6)],
+            [subject(i) for i in range(6)])
+    july = [record(f"J{i}", code(i % 6), "admin_penalty", "2006-07-10") for i in range(6)]
+    july.append(record("J9", code(7), "admin_penalty", "2026-07-11"))
+    held = _ingest(store, tmp_path, "july", july, [subject(7, registered_on="2026-07-05")],
+                   at=datetime(2026, 8, 2, tzinfo=UTC))
+    assert held.status == "held"
+    office = QualityConfig.model_validate({"dates": {"date_action": "warn"}})
+    august = [record("A1", code(7), "admin_penalty", "2026-08-12", document_no="宁市监罚〔2026〕801号")]
+    august += [record(f"A{i + 2}", code(i), "admin_penalty", "2006-08-13", document_no=f"宁市监罚〔2006〕{i}号")
+               for i in range(6)]
+    s = _ingest(store, tmp_path, "august", august, at=datetime(2026, 9, 1, tzinfo=UTC), gates=office)
+    assert s.status == "held" and s.findings[0]["rule"] == "held_behind"
+    release(store, held.batch_id, by="t", reason="checked")
+    report = read_report(store, s.batch_id)
+    assert report.status == "published", report.findings
+    assert {(f.rule, f.action) for f in report.findings} >= {("date_far_past", "warn")}

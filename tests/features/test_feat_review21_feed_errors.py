@@ -272,3 +272,41 @@ def test_a_later_batch_loses_no_record_to_a_batch_still_held(city, tmp_path):
     release(store, held.batch_id, by="reviewer21", reason="the 分 were checked with the office")
     current = read_latest(store, "records")
     assert "A000000000001" in set(current.record_id), "August's record of July's new subject was lost"
+
+
+
+def test_a_day_month_swap_in_a_small_feed_is_held(city, tmp_path):
+    """The same month-first parse in a small feed (last review: small feeds escaped the partial swap
+    rule). Of fire's 20-odd July checks a handful have a day 1–6 (they land in January–June on the
+    7th, published) and a handful a day 8–12 (they land in August–December, quarantined as future):
+    here three and three, each alone below the rules' counts; both halves are the same error's rows."""
+    july = city["july"].copy()
+    feed = july.index[(july.department == "fire") & (july.kind == "admin_check")]
+    days = [2, 4, 6, 8, 10, 12] + [13 + i % 18 for i in range(len(feed) - 6)]
+    july.loc[feed, "decision_date"] = [f"2026-07-{d:02d}" for d in days]
+    swap = feed[:6]
+    july.loc[swap, "decision_date"] = [f"{d[:4]}-{d[8:]}-{d[5:7]}" for d in july.loc[swap, "decision_date"]]
+    s = _ingest_july(city, tmp_path, july)
+    assert s.status == "held", s.findings
+    assert ("fire/admin_check", "date_swap") in {(f["feed"], f["rule"]) for f in s.findings}, s.findings
+
+
+def _rules_named(summary) -> set[tuple[str, str]]:
+    return {(f["feed"], f["rule"]) for f in summary.findings}
+
+
+def test_a_file_cut_in_the_middle_is_not_published_silently(city, tmp_path):
+    """An export sorted by date whose transfer stopped half way: July's records end on the 15th, every
+    feed at about half its volume (above any silence threshold); the second half of the month is absent
+    and the profiles would say July was quiet."""
+    july = city["july"].sort_values("decision_date")
+    s = _ingest_july(city, tmp_path, july[july.decision_date <= "2026-07-15"])
+    assert ("*", "volume_cut") in _rules_named(s), s.findings
+
+
+def test_one_feed_cut_short_is_named(city, tmp_path):
+    """One department's file cut: samr's penalties stop on the 12th, the other feeds are whole."""
+    july = city["july"]
+    cut = (july.department == "samr") & (july.decision_date > "2026-07-12")
+    s = _ingest_july(city, tmp_path, july[~cut])
+    assert ("samr/admin_penalty", "volume_cut") in _rules_named(s), s.findings
