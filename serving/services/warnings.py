@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
@@ -104,13 +104,17 @@ def warn_after_records(source: Session | Connection, events: Sequence[RecordEven
 
 # --- gradings ----------------------------------------------------------------------------
 
-def current_values(source: Session | Connection, usccs: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-    """uscc → (as_of, model_version, grade, probability) of its current grade (lookups by key)."""
+def current_values(source: Session | Connection, usccs: Iterable[str] | Select) -> dict[str, tuple[Any, ...]]:
+    """uscc → (as_of, model_version, grade, probability) of its current grade (lookups by key);
+    ``usccs`` may be a query of codes (one statement)."""
     connection = connection_of(source)
-    wanted = sorted(set(usccs))
+    if isinstance(usccs, Select):
+        chunks: list[Any] = [usccs]
+    else:
+        wanted = sorted(set(usccs))
+        chunks = [wanted[start:start + 500] for start in range(0, len(wanted), 500)]
     out: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+    for chunk in chunks:
         rows = connection.execute(
             select(CurrentGrade.uscc, Grade.as_of, Grade.model_version, Grade.grade, Grade.probability)
             .select_from(CurrentGrade.__table__.join(Grade.__table__, and_(
