@@ -104,8 +104,9 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
         report.read += len(frame)
         ok, rejected = _validate(kind, frame, first_row)
         with engine.begin() as conn:  # the frame and the progress that says it is done: together
-            if conn.dialect.name == "sqlite":  # index pages of a large load stay in memory (per connection)
+            if conn.dialect.name == "sqlite":  # index pages of a large load stay in memory (per connection),
                 conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+                conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # and so do the staged rows and sorts
             refused = write(conn, ok) if len(ok) else ok.iloc[0:0]
             conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
                 rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
@@ -218,7 +219,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     """Store a frame of validated grades; returns the rows refused here (subject not in the service).
 
     The rows go into a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL), and
-    everything else is set-based on it: the grades upsert, the current grades of the subjects it
+    everything else is set-based on it: the grades replaced and inserted, the current grades of the subjects it
     touched (``grades.refresh_current``, the one rule of "latest"), the values before and after
     for the early warnings."""
     # a later row replaces an earlier one; in key order, so index pages are written in order
@@ -234,14 +235,16 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         conn.execute(delete(_STAGED).where(_STAGED.c.pos.in_(unknown)))
     touched = select(_STAGED.c.uscc)
     before = current_values(conn, touched)  # for the early warnings of this grading
+    # a grade stored again is replaced (deleted, then inserted with the others): ids then follow the
+    # input, so of a subject's grades stored now, the later row is the later stored (current_grades)
+    g = Grade.__table__
+    same_key = and_(g.c.uscc == _STAGED.c.uscc, g.c.as_of == _STAGED.c.as_of, g.c.model_version == _STAGED.c.model_version)
+    conn.execute(delete(g).where(g.c.id.in_(select(g.c.id).select_from(_STAGED.join(g, same_key)))))
     names = ", ".join(_GRADE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _GRADE_COLUMNS if c not in _GRADE_KEY)
-    conn.exec_driver_sql(  # the model's names, never input
-        f"INSERT INTO {Grade.__tablename__} ({names}) SELECT {names} FROM {_STAGE} WHERE true ORDER BY pos "  # noqa: S608
-        f"ON CONFLICT ({', '.join(_GRADE_KEY)}) DO UPDATE SET {updates}")
+    conn.exec_driver_sql(f"INSERT INTO {g.name} ({names}) SELECT {names} FROM {_STAGE} ORDER BY pos")  # noqa: S608 # the model's names, never input
     advance_current(conn, _STAGED)
     # the staged grades that became current, against what was current before (early warnings)
-    g, c = Grade.__table__, CurrentGrade.__table__
+    c = CurrentGrade.__table__
     after = conn.execute(
         select(g.c.uscc, g.c.as_of, g.c.model_version, g.c.grade, g.c.probability, _STAGED.c.reasons)
         .select_from(c.join(g, and_(g.c.uscc == c.c.uscc, g.c.as_of == c.c.as_of, g.c.model_version == c.c.model_version))

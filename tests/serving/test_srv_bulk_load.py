@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
@@ -79,8 +79,15 @@ def subjects(session):
                                   registered_on="2015-01-01") for i, c in enumerate(_CODES)])
 
 
+def _row(model_version: str, score: float) -> dict:
+    return dict(uscc=_CODES[0], as_of="2026-07-31", score=score, grade="B", probability=0.1, model_version=model_version,
+                profile_hash="p2" + "0" * 62, base_score=None, reasons=[])
+
+
 @_SETTINGS
 @given(batches=_BATCHES)
+# a grade replaced after another model's grade of the same day was added: stored later, it is current
+@example(batches=[[_row("general-v3", 500.0)], [_row("general-v4", 600.0), _row("general-v3", 700.0)]])
 def test_the_bulk_load_stores_what_the_one_by_one_path_stores(session, database_url, subjects, batches):
     _empty(session)
     for rows in batches:
