@@ -103,6 +103,7 @@ def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons:
                              load_id=f"grades-{as_of}")
         grade_s += time.perf_counter() - t
         grade_rows += report.stored
+        print(f"  [{n:,}] grades as of {as_of}: {report.stored / (time.perf_counter() - t):,.0f} rows/s", flush=True)
     engine.dispose()
     return {"codes": list(codes), "subjects_per_s": n / subjects_s, "grades_per_s": grade_rows / grade_s,
             "grade_rows": grade_rows}
