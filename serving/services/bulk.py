@@ -1,12 +1,15 @@
 """Bulk loads of subjects and grades into the service database (issue 22).
 
 Rows come as a stream of pandas frames (a Parquet file read batch by batch). Each frame is
-validated against the same models as the row-by-row path (``SubjectIn``, ``GradeIn``, validated
-for the whole frame at once by pydantic-core); a rejected row is returned with its reason, never
-stored. Accepted rows are written in one statement per frame: ``executemany`` of an upsert on
-SQLite, ``COPY`` into a staging table then one upsert on PostgreSQL (psycopg 3). A later row with
-the same key replaces an earlier one, as ``store_grades`` does; the current grades of the subjects
-a frame touched are refreshed (``grades.refresh_current``) in the same transaction.
+validated against the same models as the row-by-row path: grades column by column by the fields
+of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydantic-core call,
+each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
+model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
+frame in one call. A rejected row is returned with its input row number (from 1) and its reason
+("field: rule"), never stored. Accepted grades go into a temporary table (``executemany`` on
+SQLite, ``COPY`` on PostgreSQL, psycopg 3) and from it, set-based: a grade stored again is
+replaced, the subjects' current grades advanced by the one rule of "latest"
+(``grades.advance_current``), the early warnings of the grading raised.
 
 Each frame is one transaction that also records how many input rows the load has consumed
 (``bulk_loads``). A load interrupted after k frames resumes, under the same ``load_id`` and the
@@ -17,7 +20,6 @@ finished load run again writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -139,75 +141,55 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
         rows = 0
 
 
-# The service's models, with the USCC checked for the whole frame by the vectorised form of the
-# same rule (``uscc.valid_uscc_mask``) instead of once per row.
-_ADAPTERS = {kind: TypeAdapter(list[create_model(f"Bulk{model.__name__}", __base__=model, uscc=(str, ...))])
-             for kind, model in (("grades", GradeIn), ("subjects", SubjectIn))}
+# The USCC of each row checked for the whole frame by the vectorised form of the model's rule
+# (``uscc.valid_uscc_mask``), with the rule's own words for a code it refuses.
 _USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
 # GradeIn's rules are all per field: a grade frame is validated column by column, each column's
 # distinct values in one call (frame_validation), by GradeIn's own field definitions.
-_GRADE_COLUMNS_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, vectorised={"uscc": _USCC_RULE})
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, vectorised={"uscc": _USCC_RULE})
+# SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
+_SUBJECTS = TypeAdapter(list[create_model("BulkSubjectIn", __base__=SubjectIn, uscc=(str, ...))])
 
 
 def _validate(kind: str, frame: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted rows, rejected rows with their input ``row`` number and a ``reason``)."""
-    if kind == "grades":
-        frame = frame.reset_index(drop=True)
-        check = _GRADE_COLUMNS_CHECK.validate(frame)
-        bad = np.zeros(len(frame), dtype=bool)
-        bad[list(check.problems)] = True
-        ok = pd.DataFrame({name: values[~bad] for name, values in check.columns.items()})
-        ok.insert(0, "row", np.flatnonzero(~bad) + first_row)
-        rows = sorted(check.problems)
-        rejected = frame.iloc[rows].assign(row=[i + first_row for i in rows],
-                                           reason=[check.problems[i] for i in rows])
-        return ok, rejected.reset_index(drop=True)
-    ok, rejected = _validate_rows(kind, frame)
-    return ok, rejected.assign(row=rejected.index + first_row).reset_index(drop=True)
-
-
-def _validate_rows(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted rows, rejected rows with a ``reason``, by the frame's index), by the service's own models: the frame is
-    written as one JSON document (JSON text fields spliced in as they are) and validated by
-    pydantic-core in one call, with no Python object per field."""
+    """(accepted rows, rejected rows with their input ``row`` number and a ``reason``, "field: rule")."""
     frame = frame.reset_index(drop=True)
-    reasons: dict[int, str] = {}
+    if kind == "grades":
+        check = _GRADE_CHECK.validate(frame)
+        problems = check.problems
+        accepted = np.ones(len(frame), dtype=bool)
+        accepted[list(problems)] = False
+        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()})
+        ok.insert(0, "row", np.flatnonzero(accepted) + first_row)
+    else:
+        problems = _subject_problems(frame)
+        accepted = ~frame.index.isin(list(problems))
+        ok = frame[accepted]
+    rows = sorted(problems)
+    rejected = frame.iloc[rows].assign(row=[i + first_row for i in rows], reason=[problems[i] for i in rows])
+    return ok, rejected.reset_index(drop=True)
+
+
+def _subject_problems(frame: pd.DataFrame) -> dict[int, str]:
+    """Position → "field: rule" of the subject rows ``SubjectIn`` refuses: the frame written as one
+    JSON document and validated by pydantic-core in one call."""
+    problems: dict[int, str] = {}
+    valid, problem = _USCC_RULE
     codes = frame["uscc"] if "uscc" in frame else pd.Series([None] * len(frame))
-    for i in np.flatnonzero(~valid_uscc_mask(codes)):
-        code = codes.iloc[i]
-        reasons[int(i)] = f"uscc: {uscc_problem(code) if isinstance(code, str) else 'missing'}"
-    texts = {name: _json_texts(frame, name) for name in _JSON_FIELDS} if kind == "grades" else {}
-    scalars = frame.drop(columns=[c for c in texts if c in frame])
+    for i in np.flatnonzero(~valid(codes)):
+        problems[int(i)] = f"uscc: {problem(codes.iloc[i])}"
+    scalars = frame.copy()
     for name in scalars.columns:  # dates as ISO text (a Parquet date column arrives as objects)
         if scalars[name].dtype == object or pd.api.types.is_datetime64_any_dtype(scalars[name]):
             scalars[name] = scalars[name].map(lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") else v)
     lines = scalars.to_json(orient="records", lines=True, force_ascii=False).splitlines() if len(frame) else []
-    if texts:
-        extra = [",".join(f'"{name}":{texts[name][i]}' for name in texts) for i in range(len(frame))]
-        lines = [f"{line[:-1]},{more}}}" if line != "{}" else f"{{{more}}}" for line, more in zip(lines, extra, strict=True)]
     try:
-        _ADAPTERS[kind].validate_json("[" + ",".join(lines) + "]")
+        _SUBJECTS.validate_json("[" + ",".join(lines) + "]")
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if errors and errors[0]["type"] == "json_invalid":  # a JSON text field: find which rows
-            for i in range(len(frame)):
-                for name in texts:
-                    try:
-                        json.loads(texts[name][i])
-                    except ValueError:
-                        reasons.setdefault(i, f"{name}: not JSON")
-            keep = [i for i in range(len(frame)) if i not in reasons]
-            ok, rejected = _validate_rows(kind, frame.iloc[keep]) if keep else (frame.iloc[0:0], frame.iloc[0:0])
-            bad = frame.iloc[sorted(reasons)].assign(reason=[reasons[i] for i in sorted(reasons)])
-            return ok, pd.concat([rejected, bad], ignore_index=True)
-        for error in errors:
+        for error in exc.errors(include_url=False, include_input=False):
             index, *where = error["loc"]
-            reasons.setdefault(int(index), f"{'.'.join(str(p) for p in where) or 'row'}: {error['msg']}")
-    if not reasons:
-        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
-    bad = frame.index.isin(list(reasons))
-    rejected = frame[bad].assign(reason=[reasons[i] for i in frame.index[bad]])
-    return frame[~bad], rejected
+            problems.setdefault(int(index), f"{'.'.join(str(p) for p in where) or 'row'}: {error['msg']}")
+    return problems
 
 
 _STAGE = "bulk_grades_stage"  # a temporary table of the connection: one frame's grades
@@ -291,13 +273,6 @@ def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -
     done[:-1] = [processor(v) for v in uniques.tolist()]
     done[-1] = None
     return done[codes].tolist()
-
-
-def _json_texts(frame: pd.DataFrame, name: str) -> list[str]:
-    if name not in frame:
-        return ["[]"] * len(frame)
-    return [v if isinstance(v, str) else json.dumps(v if v is not None else [], ensure_ascii=False)
-            for v in frame[name].tolist()]
 
 
 def _subject_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
