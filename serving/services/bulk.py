@@ -253,6 +253,9 @@ def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...]
         with cursor.copy(f"COPY {stage} (pos, {listed}) FROM STDIN") as copy:
             for row in zip(range(n), *(columns[name] for name in names), strict=True):
                 copy.write_row(row)
+        # a temporary table has no statistics until analysed: without them the planner took the
+        # staged rows for 200 subjects and joined the current grades by nested loops (minutes)
+        conn.exec_driver_sql(f"ANALYZE {stage}")
         return
     conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
                          f"SELECT 0 AS pos, {listed} FROM {table_name} LIMIT 0")
