@@ -202,7 +202,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
 
     The rows go into a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL), and
     everything else is set-based on it: the grades replaced and inserted, the current grades of the subjects it
-    touched (``grades.refresh_current``, the one rule of "latest"), the values before and after
+    touched (``grades.advance_current``, the one rule of "latest"), the values before and after
     for the early warnings."""
     # a later row replaces an earlier one; in key order, so index pages are written in order
     frame = frame.drop_duplicates(list(_GRADE_KEY), keep="last").sort_values("uscc", kind="stable")
@@ -215,8 +215,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     unknown = [r for (r,) in conn.execute(select(_STAGED.c.pos).where(~exists().where(Subject.uscc == _STAGED.c.uscc)))]
     if unknown:
         conn.execute(delete(_STAGED).where(_STAGED.c.pos.in_(unknown)))
-    touched = select(_STAGED.c.uscc)
-    before = current_values(conn, touched)  # for the early warnings of this grading
+    before = current_values(conn, _STAGED)  # for the early warnings of this grading
     # a grade stored again is replaced (deleted, then inserted with the others): ids then follow the
     # input, so of a subject's grades stored now, the later row is the later stored (current_grades)
     g = Grade.__table__
