@@ -78,7 +78,7 @@ def db_prune_grades(keep: int | None = typer.Option(None, "--keep", min=1,
 def db_load(kind: str = typer.Argument(..., help="subjects | grades"),
             path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Parquet or CSV file"),
             load_id: str | None = typer.Option(None, help="resume key (default: file name, size, mtime)"),
-            quarantine: Path | None = typer.Option(None, help="CSV the rejected rows are appended to, with reasons"),
+            quarantine: Path | None = typer.Option(None, help="CSV the rejected rows are appended to, with their input row number (from 1) and reason (field: rule)"),
             batch_rows: int = typer.Option(50_000, min=1, max=1_000_000, help="rows per batch (one transaction each)"),
             as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
     """Bulk-load subjects or grades into the service database (resumable: run it again after an

@@ -1,12 +1,15 @@
 """Bulk loads of subjects and grades into the service database (issue 22).
 
 Rows come as a stream of pandas frames (a Parquet file read batch by batch). Each frame is
-validated against the same models as the row-by-row path (``SubjectIn``, ``GradeIn``, validated
-for the whole frame at once by pydantic-core); a rejected row is returned with its reason, never
-stored. Accepted rows are written in one statement per frame: ``executemany`` of an upsert on
-SQLite, ``COPY`` into a staging table then one upsert on PostgreSQL (psycopg 3). A later row with
-the same key replaces an earlier one, as ``store_grades`` does; the current grades of the subjects
-a frame touched are refreshed (``grades.refresh_current``) in the same transaction.
+validated against the same models as the row-by-row path: grades column by column by the fields
+of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydantic-core call,
+each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
+model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
+frame in one call. A rejected row is returned with its input row number (from 1) and its reason
+("field: rule"), never stored. Accepted grades go into a temporary table (``executemany`` on
+SQLite, ``COPY`` on PostgreSQL, psycopg 3) and from it, set-based: a grade stored again is
+replaced, the subjects' current grades advanced by the one rule of "latest"
+(``grades.advance_current``), the early warnings of the grading raised.
 
 Each frame is one transaction that also records how many input rows the load has consumed
 (``bulk_loads``). A load interrupted after k frames resumes, under the same ``load_id`` and the
@@ -17,7 +20,6 @@ finished load run again writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -28,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
-from serving.db.models import BulkLoad, Grade, Subject
+from serving.db.models import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
+from serving.services.frame_validation import ColumnValidator
 from serving.services.grades import advance_current, refresh_subject_columns
 from serving.services.warnings import current_values, warn_after_grades
 from serving.validation import uscc_problem
@@ -69,7 +72,8 @@ class LoadReport:
 
 
 Progress = Callable[[LoadReport], None]
-Quarantine = Callable[[pd.DataFrame], None]  # the rejected rows of a frame, with a `reason` column
+# the rejected rows of a frame, with their input row number (`row`, from 1) and `reason` ("field: rule")
+Quarantine = Callable[[pd.DataFrame], None]
 
 
 def load_grades(engine: Engine, frames: Iterable[pd.DataFrame], *, load_id: str,
@@ -85,7 +89,7 @@ def load_subjects(engine: Engine, frames: Iterable[pd.DataFrame], *, load_id: st
 
 
 def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: str,
-          write: Callable[[Connection, pd.DataFrame], None], quarantine: Quarantine | None,
+          write: Callable[[Connection, pd.DataFrame], pd.DataFrame], quarantine: Quarantine | None,
           progress: Progress | None) -> LoadReport:
     report = LoadReport(load_id=load_id, kind=kind)
     with engine.begin() as conn:
@@ -98,24 +102,25 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
     report.resumed_from = state.rows_done if state else 0
     started = time.perf_counter()
     for frame in _skip(frames, report.resumed_from):
+        first_row = report.resumed_from + report.read + 1  # the input's row number of the frame's first row
         report.read += len(frame)
-        ok, rejected = _validate(kind, frame)
-        if kind == "grades" and len(ok):
-            ok, unknown = _known_subjects(engine, ok)
-            rejected = pd.concat([rejected, unknown], ignore_index=True) if len(unknown) else rejected
+        ok, rejected = _validate(kind, frame, first_row)
+        with engine.begin() as conn:  # the frame and the progress that says it is done: together
+            if conn.dialect.name == "sqlite":  # index pages of a large load stay in memory (per connection),
+                conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+                conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # and so do the staged rows and sorts
+            refused = write(conn, ok) if len(ok) else ok.iloc[0:0]
+            conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
+                rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
+        # told once the frame is committed: a failed frame leaves no trace, and is read again on resume
+        if len(refused):
+            rejected = pd.concat([rejected, refused], ignore_index=True).sort_values("row", kind="stable")
         if len(rejected):
             report.rejected += len(rejected)
             report.reasons.update(rejected["reason"].str.split(":").str[0])
             if quarantine is not None:
-                quarantine(rejected)
-        with engine.begin() as conn:  # the frame and the progress that says it is done: together
-            if conn.dialect.name == "sqlite":  # index pages of a large load stay in memory (per connection)
-                conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
-            if len(ok):
-                write(conn, ok)
-            conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
-                rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
-        report.stored += len(ok)
+                quarantine(rejected.reset_index(drop=True))
+        report.stored += len(ok) - len(refused)
         report.seconds = time.perf_counter() - started
         if progress is not None:
             progress(report)
@@ -136,100 +141,143 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
         rows = 0
 
 
-# The service's models, with the USCC checked for the whole frame by the vectorised form of the
-# same rule (``uscc.valid_uscc_mask``) instead of once per row.
-_ADAPTERS = {kind: TypeAdapter(list[create_model(f"Bulk{model.__name__}", __base__=model, uscc=(str, ...))])
-             for kind, model in (("grades", GradeIn), ("subjects", SubjectIn))}
+# The USCC of each row checked for the whole frame by the vectorised form of the model's rule
+# (``uscc.valid_uscc_mask``), with the rule's own words for a code it refuses.
+_USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
+# GradeIn's rules are all per field: a grade frame is validated column by column, each column's
+# distinct values in one call (frame_validation), by GradeIn's own field definitions.
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, vectorised={"uscc": _USCC_RULE})
+# SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
+_SUBJECTS = TypeAdapter(list[create_model("BulkSubjectIn", __base__=SubjectIn, uscc=(str, ...))])
 
 
-def _validate(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted rows, rejected rows with a ``reason``), by the service's own models: the frame is
-    written as one JSON document (JSON text fields spliced in as they are) and validated by
-    pydantic-core in one call, with no Python object per field."""
+def _validate(kind: str, frame: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted rows, rejected rows with their input ``row`` number and a ``reason``, "field: rule")."""
     frame = frame.reset_index(drop=True)
-    reasons: dict[int, str] = {}
+    if kind == "grades":
+        check = _GRADE_CHECK.validate(frame)
+        problems = check.problems
+        accepted = np.ones(len(frame), dtype=bool)
+        accepted[list(problems)] = False
+        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()})
+        ok.insert(0, "row", np.flatnonzero(accepted) + first_row)
+    else:
+        problems = _subject_problems(frame)
+        accepted = ~frame.index.isin(list(problems))
+        ok = frame[accepted]
+    rows = sorted(problems)
+    rejected = frame.iloc[rows].assign(row=[i + first_row for i in rows], reason=[problems[i] for i in rows])
+    return ok, rejected.reset_index(drop=True)
+
+
+def _subject_problems(frame: pd.DataFrame) -> dict[int, str]:
+    """Position → "field: rule" of the subject rows ``SubjectIn`` refuses: the frame written as one
+    JSON document and validated by pydantic-core in one call."""
+    problems: dict[int, str] = {}
+    valid, problem = _USCC_RULE
     codes = frame["uscc"] if "uscc" in frame else pd.Series([None] * len(frame))
-    for i in np.flatnonzero(~valid_uscc_mask(codes)):
-        code = codes.iloc[i]
-        reasons[int(i)] = f"uscc: {uscc_problem(code) if isinstance(code, str) else 'missing'}"
-    texts = {name: _json_texts(frame, name) for name in _JSON_FIELDS} if kind == "grades" else {}
-    scalars = frame.drop(columns=[c for c in texts if c in frame])
+    for i in np.flatnonzero(~valid(codes)):
+        problems[int(i)] = f"uscc: {problem(codes.iloc[i])}"
+    scalars = frame.copy()
     for name in scalars.columns:  # dates as ISO text (a Parquet date column arrives as objects)
         if scalars[name].dtype == object or pd.api.types.is_datetime64_any_dtype(scalars[name]):
             scalars[name] = scalars[name].map(lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") else v)
     lines = scalars.to_json(orient="records", lines=True, force_ascii=False).splitlines() if len(frame) else []
-    if texts:
-        extra = [",".join(f'"{name}":{texts[name][i]}' for name in texts) for i in range(len(frame))]
-        lines = [f"{line[:-1]},{more}}}" if line != "{}" else f"{{{more}}}" for line, more in zip(lines, extra, strict=True)]
     try:
-        _ADAPTERS[kind].validate_json("[" + ",".join(lines) + "]")
+        _SUBJECTS.validate_json("[" + ",".join(lines) + "]")
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if errors and errors[0]["type"] == "json_invalid":  # a JSON text field: find which rows
-            for i in range(len(frame)):
-                for name in texts:
-                    try:
-                        json.loads(texts[name][i])
-                    except ValueError:
-                        reasons.setdefault(i, f"{name}: not JSON")
-            keep = [i for i in range(len(frame)) if i not in reasons]
-            ok, rejected = _validate(kind, frame.iloc[keep]) if keep else (frame.iloc[0:0], frame.iloc[0:0])
-            bad = frame.iloc[sorted(reasons)].assign(reason=[reasons[i] for i in sorted(reasons)])
-            return ok, pd.concat([rejected, bad], ignore_index=True)
-        for error in errors:
+        for error in exc.errors(include_url=False, include_input=False):
             index, *where = error["loc"]
-            reasons.setdefault(int(index), f"{'.'.join(str(p) for p in where) or 'row'}: {error['msg']}")
-    if not reasons:
-        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
-    bad = frame.index.isin(list(reasons))
-    rejected = frame[bad].assign(reason=[reasons[i] for i in frame.index[bad]])
-    return frame[~bad], rejected
+            problems.setdefault(int(index), f"{'.'.join(str(p) for p in where) or 'row'}: {error['msg']}")
+    return problems
 
 
-def _grade_batch(conn: Connection, frame: pd.DataFrame) -> None:
+_STAGE = "bulk_grades_stage"  # a temporary table of the connection: one frame's grades
+_STAGED = table(_STAGE, column("pos"), column("uscc"), column("as_of"), column("model_version"), column("reasons"))
+_GRADE_KEY = ("uscc", "as_of", "model_version")
+
+
+def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
+    """Store a frame of validated grades; returns the rows refused here (subject not in the service).
+
+    The rows go into a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL), and
+    everything else is set-based on it: the grades replaced and inserted, the current grades of the subjects it
+    touched (``grades.advance_current``, the one rule of "latest"), the values before and after
+    for the early warnings."""
     # a later row replaces an earlier one; in key order, so index pages are written in order
-    frame = frame.drop_duplicates(["uscc", "as_of", "model_version"], keep="last").sort_values("uscc", kind="stable")
-    now = dt.datetime.now(dt.UTC)
-    as_of = pd.to_datetime(frame["as_of"]).dt.date
-    base = frame["base_score"] if "base_score" in frame else pd.Series([None] * len(frame), index=frame.index)
-    columns = [frame["uscc"].tolist(), as_of.tolist(), frame["score"].astype(float).tolist(), frame["grade"].tolist(),
-               frame["probability"].astype(float).tolist(), frame["model_version"].tolist(),
-               frame["profile_hash"].tolist(), [None if pd.isna(b) else float(b) for b in base],
-               _json_texts(frame, "reasons"), _json_texts(frame, "what_if")]
+    frame = frame.drop_duplicates(list(_GRADE_KEY), keep="last").sort_values("uscc", kind="stable")
     n = len(frame)
-    rows = list(zip(*columns, [False] * n, [None] * n, [now] * n, strict=True))
-    before = current_values(conn, columns[0])  # for the early warnings of this grading
-    _upsert(conn, Grade.__table__.name, _GRADE_COLUMNS, rows, ("uscc", "as_of", "model_version"))
-    advance_current(conn, [(r[0], r[1], r[5], r[3], r[2]) for r in rows])
-    # a row became current exactly when its as_of is not before the current one's (advance_current)
-    latest: dict[str, tuple[Any, ...]] = {}
-    for r in rows:
-        if r[0] not in latest or r[1] >= latest[r[0]][1]:
-            latest[r[0]] = r
-    warn_after_grades(conn, before, [(u, r[1], r[3], r[4], r[8]) for u, r in latest.items()
-                                     if u not in before or r[1] >= before[u][0]])
+    now = dt.datetime.now(dt.UTC)
+    columns = {name: frame[name].to_numpy(dtype=object) for name in _GRADE_COLUMNS if name in frame}
+    columns |= {"stale": np.full(n, False, dtype=object), "stale_reason": np.full(n, None, dtype=object),
+                "created_at": np.full(n, now, dtype=object)}
+    _stage(conn, _STAGE, "grades", _GRADE_COLUMNS, columns)
+    unknown = [r for (r,) in conn.execute(select(_STAGED.c.pos).where(~exists().where(Subject.uscc == _STAGED.c.uscc)))]
+    if unknown:
+        conn.execute(delete(_STAGED).where(_STAGED.c.pos.in_(unknown)))
+    before = current_values(conn, _STAGED)  # for the early warnings of this grading
+    # a grade stored again is replaced (deleted, then inserted with the others): ids then follow the
+    # input, so of a subject's grades stored now, the later row is the later stored (current_grades)
+    g = Grade.__table__
+    same_key = and_(g.c.uscc == _STAGED.c.uscc, g.c.as_of == _STAGED.c.as_of, g.c.model_version == _STAGED.c.model_version)
+    conn.execute(delete(g).where(g.c.id.in_(select(g.c.id).select_from(_STAGED.join(g, same_key)))))
+    names = ", ".join(_GRADE_COLUMNS)
+    conn.exec_driver_sql(f"INSERT INTO {g.name} ({names}) SELECT {names} FROM {_STAGE} ORDER BY pos")  # noqa: S608 # the model's names, never input
+    advance_current(conn, _STAGED)
+    # the staged grades that became current, against what was current before (early warnings)
+    c = CurrentGrade.__table__
+    after = conn.execute(
+        select(g.c.uscc, g.c.as_of, g.c.model_version, g.c.grade, g.c.probability, _STAGED.c.reasons)
+        .select_from(c.join(g, and_(g.c.uscc == c.c.uscc, g.c.as_of == c.c.as_of, g.c.model_version == c.c.model_version))
+                     .join(_STAGED, and_(_STAGED.c.uscc == c.c.uscc, _STAGED.c.model_version == c.c.model_version,
+                                         _STAGED.c.as_of == c.c.as_of))))
+    warn_after_grades(conn, before, [(u, a, gr, p, reasons) for u, a, m, gr, p, reasons in after
+                                     if u in before and before[u] != (a, m, gr, p)])
+    if not unknown:
+        return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
+    refused = frame.iloc[sorted(unknown)]
+    return refused.assign(reason="uscc: unknown subject (load the subjects first)")
 
 
-def _known_subjects(engine: Engine, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows whose subject is in the service, the others with a reason): load subjects first."""
-    wanted = frame["uscc"].unique().tolist()
-    known: set[str] = set()
-    with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            known.update(conn.execute(select(Subject.uscc).where(Subject.uscc.in_(chunk))).scalars())
-    found = frame["uscc"].isin(known)
-    return frame[found], frame[~found].assign(reason="uscc: unknown subject (load the subjects first)")
+def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...], columns: dict[str, np.ndarray]) -> None:
+    """Fill the connection's temporary table ``stage`` (``pos`` and ``table_name``'s ``names``)
+    with ``columns``, row ``pos`` being the column arrays' position."""
+    listed = ", ".join(names)
+    n = len(next(iter(columns.values())))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
+                             f"SELECT 0 AS pos, {listed} FROM {table_name} WITH NO DATA")
+        conn.exec_driver_sql(f"TRUNCATE {stage}")
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {stage} (pos, {listed}) FROM STDIN") as copy:
+            for row in zip(range(n), *(columns[name] for name in names), strict=True):
+                copy.write_row(row)
+        # a temporary table has no statistics until analysed: without them the planner took the
+        # staged rows for 200 subjects and joined the current grades by nested loops (minutes)
+        conn.exec_driver_sql(f"ANALYZE {stage}")
+        return
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
+                         f"SELECT 0 AS pos, {listed} FROM {table_name} LIMIT 0")
+    conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608
+    processors = _sqlite_binders(conn, table_name, names)
+    bound = [_bind_distinct(columns[name], p) for name, p in zip(names, processors, strict=True)]
+    marks = ", ".join("?" for _ in range(len(names) + 1))
+    conn.connection.driver_connection.cursor().executemany(
+        f"INSERT INTO {stage} VALUES ({marks})", zip(range(n), *bound, strict=True))  # noqa: S608
 
 
-def _json_texts(frame: pd.DataFrame, name: str) -> list[str]:
-    if name not in frame:
-        return ["[]"] * len(frame)
-    return [v if isinstance(v, str) else json.dumps(v if v is not None else [], ensure_ascii=False)
-            for v in frame[name].tolist()]
+def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -> list[Any]:
+    """``processor`` (a column type's conversion for the driver) applied once per distinct value."""
+    if processor is None:
+        return values.tolist()
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    done = np.empty(len(uniques) + 1, dtype=object)
+    done[:-1] = [processor(v) for v in uniques.tolist()]
+    done[-1] = None
+    return done[codes].tolist()
 
 
-def _subject_batch(conn: Connection, frame: pd.DataFrame) -> None:
+def _subject_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.drop_duplicates(["uscc"], keep="last").sort_values("uscc")
     fields = list(SubjectIn.model_fields)
     values = frame.reindex(columns=fields).astype(object)
@@ -243,6 +291,7 @@ def _subject_batch(conn: Connection, frame: pd.DataFrame) -> None:
     rows = [(*row, now) for row in values.itertuples(index=False, name=None)]
     _upsert(conn, Subject.__table__.name, _SUBJECT_COLUMNS, rows, ("uscc",))
     refresh_subject_columns(conn, values[["uscc", "industry", "district_code"]].itertuples(index=False, name=None))
+    return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
 
 
 def _upsert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]],

@@ -6,7 +6,9 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, FromClause, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
@@ -66,9 +68,14 @@ def put_grade(session: Session, grade: GradeIn) -> Grade:
 _G, _C, _S = Grade.__table__, CurrentGrade.__table__, Subject.__table__
 # The one rule of "latest": latest as-of date, then latest stored. Kept as data in current_grades.
 _RANKED = aliased(Grade)  # the inner grades of the lookup, apart from the outer row it picks
+
+
+def _latest_first(grade: Any) -> tuple[Any, ...]:
+    return grade.as_of.desc(), grade.created_at.desc(), grade.id.desc()
+
+
 _LATEST_ID = (select(_RANKED.id).where(_RANKED.uscc == _S.c.uscc)
-              .order_by(_RANKED.as_of.desc(), _RANKED.created_at.desc(), _RANKED.id.desc())
-              .limit(1).correlate(_S).scalar_subquery())
+              .order_by(*_latest_first(_RANKED)).limit(1).correlate(_S).scalar_subquery())
 
 
 def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
@@ -90,33 +97,27 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
             ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
 
 
-def advance_current(connection: Connection, rows: Iterable[tuple[str, dt.date, str, str, float]]) -> None:
-    """Make grades just stored the current ones where they are latest: ``rows`` are (uscc, as_of,
-    model_version, grade, score) of grades whose ``created_at`` is now. Stored now, such a grade is
-    later than every stored grade of its subject, so by the rule of ``refresh_current`` it is the
-    current one exactly when its as_of is not before the current one's (of several rows of a
-    subject, the last of the latest as_of, as it got the highest id). One upsert per row
-    (``executemany``), for bulk loads, where looking each subject up costs more than the load."""
-    latest: dict[str, tuple[str, dt.date, str, str, float]] = {}
-    for row in rows:
-        held = latest.get(row[0])
-        if held is None or row[1] >= held[1]:
-            latest[row[0]] = row
-    if latest:
-        forget_counts(connection)
-    connection.execute(_ADVANCE, [dict(uscc=u, subject=u, as_of=_date_param(connection, d), model_version=m, grade=g,
-                                       score=x) for u, d, m, g, x in latest.values()])
-
-
-_ADVANCE = text(
-    "INSERT INTO current_grades (uscc, as_of, model_version, grade, score, industry, district_code) "
-    "SELECT :uscc, :as_of, :model_version, :grade, :score, industry, district_code FROM subjects WHERE uscc = :subject "
-    "ON CONFLICT (uscc) DO UPDATE SET as_of = excluded.as_of, model_version = excluded.model_version, "
-    "grade = excluded.grade, score = excluded.score WHERE excluded.as_of >= current_grades.as_of")
-
-
-def _date_param(connection: Connection, day: dt.date) -> Any:
-    return day.isoformat() if connection.dialect.name == "sqlite" else day  # how SQLite's Date stores it
+def advance_current(connection: Connection, stored: FromClause) -> None:
+    """Make grades just stored the current ones where they are latest, in one ``INSERT … SELECT``:
+    ``stored`` has the (uscc, as_of, model_version) of grades whose ``created_at`` is now. Stored
+    now, such a grade is later than every grade stored before, so by the rule of
+    ``refresh_current`` the latest of a subject's ``stored`` grades (ranked by that rule) is its
+    current grade exactly when its as_of is not before the current one's. For bulk loads: the cost
+    is a sort of the grades just stored, not a lookup per subject."""
+    ranked = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score, _S.c.industry,
+                     _S.c.district_code, func.row_number().over(partition_by=_G.c.uscc,
+                                                                order_by=_latest_first(_G.c)).label("rank"))
+              .select_from(stored.join(_G, and_(_G.c.uscc == stored.c.uscc, _G.c.as_of == stored.c.as_of,
+                                                _G.c.model_version == stored.c.model_version))
+                           .join(_S, _S.c.uscc == _G.c.uscc))
+              .subquery())
+    names = ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"]
+    upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(_C)
+    upsert = upsert.from_select(names, select(*(ranked.c[n] for n in names)).where(ranked.c.rank == 1))
+    forget_counts(connection)
+    connection.execute(upsert.on_conflict_do_update(
+        index_elements=["uscc"], set_={n: upsert.excluded[n] for n in names[1:]},
+        where=upsert.excluded.as_of >= _C.c.as_of))
 
 
 def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, FromClause, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
@@ -104,19 +104,23 @@ def warn_after_records(source: Session | Connection, events: Sequence[RecordEven
 
 # --- gradings ----------------------------------------------------------------------------
 
-def current_values(source: Session | Connection, usccs: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-    """uscc → (as_of, model_version, grade, probability) of its current grade (lookups by key)."""
+def current_values(source: Session | Connection, usccs: Iterable[str] | FromClause) -> dict[str, tuple[Any, ...]]:
+    """uscc → (as_of, model_version, grade, probability) of its current grade (lookups by key);
+    ``usccs`` may be a table with a ``uscc`` column (a bulk load's staged rows): one statement,
+    driven by that table (PostgreSQL, not knowing the current grades' size, joined them to the
+    grades first when asked for ``uscc IN (…)`` of it, by nested loops)."""
     connection = connection_of(source)
+    c, g = CurrentGrade.__table__, Grade.__table__
+    columns = (c.c.uscc, g.c.as_of, g.c.model_version, g.c.grade, g.c.probability)
+    on_key = and_(g.c.uscc == c.c.uscc, g.c.as_of == c.c.as_of, g.c.model_version == c.c.model_version)
+    if isinstance(usccs, FromClause):
+        rows = connection.execute(select(*columns).select_from(usccs.join(c, c.c.uscc == usccs.c.uscc).join(g, on_key)))
+        return {r[0]: tuple(r[1:]) for r in rows}
     wanted = sorted(set(usccs))
     out: dict[str, tuple[Any, ...]] = {}
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        rows = connection.execute(
-            select(CurrentGrade.uscc, Grade.as_of, Grade.model_version, Grade.grade, Grade.probability)
-            .select_from(CurrentGrade.__table__.join(Grade.__table__, and_(
-                Grade.uscc == CurrentGrade.uscc, Grade.as_of == CurrentGrade.as_of,
-                Grade.model_version == CurrentGrade.model_version)))
-            .where(CurrentGrade.uscc.in_(chunk)))
+        rows = connection.execute(select(*columns).select_from(c.join(g, on_key))
+                                  .where(c.c.uscc.in_(wanted[start:start + 500])))
         out.update({r[0]: tuple(r[1:]) for r in rows})
     return out
 

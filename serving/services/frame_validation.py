@@ -1,0 +1,147 @@
+"""A frame validated column by column by a pydantic model's own field definitions (issue 22).
+
+For a model whose rules are all per field (no model or field validators declared on the model,
+checked when a validator is made), validating each row is the same as validating each column's
+values by the field's type and constraints. Here a column's *distinct* values are validated in
+one call into pydantic-core (``TypeAdapter`` over a list, built from the model's ``FieldInfo``:
+the model is the one place of the rules), and the rows take their value's result; a text field
+holding JSON (``reasons``) is parsed, validated and serialised once per distinct text. So every
+row is validated by the model's rules, at the cost of the distinct values, without a Python object
+per row and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+# A vectorised form of a field's rule: the column → (mask of valid rows, the problem of one invalid value).
+Vectorised = tuple[Callable[[pd.Series], np.ndarray], Callable[[Any], str]]
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """The columns of ``model`` as stored (validated, normalised: one object array per field, JSON
+    fields as the model's serialised JSON text), and the problem of each rejected row (position →
+    ``field: rule``; a row's first problem, in the model's field order)."""
+
+    columns: dict[str, np.ndarray]
+    problems: dict[int, str]
+
+
+class ColumnValidator:
+    """``model``'s fields as column validators. ``json_fields`` hold JSON text (or lists); their
+    normalised text is ``TypeAdapter.dump_json`` of the validated value (what the model dumps).
+    ``vectorised`` replaces a field's per-value rule by its vectorised form (same rule)."""
+
+    def __init__(self, model: type[BaseModel], *, json_fields: Iterable[str] = (),
+                 vectorised: dict[str, Vectorised] | None = None) -> None:
+        decorators = model.__pydantic_decorators__
+        if decorators.model_validators or decorators.field_validators or decorators.root_validators:
+            raise TypeError(f"{model.__name__} has model-level validators: rows cannot be validated by column")
+        self.model = model
+        self.json_fields = frozenset(json_fields)
+        self.vectorised = dict(vectorised or {})
+        self._adapters: dict[str, TypeAdapter[Any]] = {}
+        for name, info in model.model_fields.items():
+            field_type = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            self._adapters[name] = TypeAdapter(field_type if name in self.json_fields else list[field_type])
+
+    def validate(self, frame: pd.DataFrame) -> FrameCheck:
+        n = len(frame)
+        problems: dict[int, str] = {}
+        columns: dict[str, np.ndarray] = {}
+        for name, info in self.model.model_fields.items():
+            if name not in frame:
+                if info.is_required():
+                    for i in range(n):
+                        problems.setdefault(i, f"{name}: Field required")
+                    columns[name] = np.full(n, None, dtype=object)
+                else:  # the model's default, as validation would apply it
+                    default = info.get_default(call_default_factory=True)
+                    value = self._adapters[name].dump_json(default).decode() if name in self.json_fields else default
+                    columns[name] = np.full(n, value, dtype=object)
+                continue
+            column = frame[name].reset_index(drop=True)
+            if name in self.vectorised:
+                columns[name], bad = self._vectorised(name, column)
+            elif name in self.json_fields:
+                columns[name], bad = self._json(name, column)
+            else:
+                columns[name], bad = self._scalar(name, column)
+            for i in sorted(bad):
+                problems.setdefault(i, bad[i])
+        return FrameCheck(columns, problems)
+
+    def _vectorised(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
+        valid, problem = self.vectorised[name]
+        values = column.to_numpy(dtype=object)
+        ok = valid(column)
+        return values, {int(i): f"{name}: {problem(values[i])}" for i in np.flatnonzero(~ok)}
+
+    def _json(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
+        import json
+
+        texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if v is not None else "null"
+                 for v in column.tolist()]
+        codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
+        adapter = self._adapters[name]
+        out: list[str | None] = []
+        bad_uniques: dict[int, str] = {}
+        for k, text in enumerate(uniques):  # once per distinct text: parse, validate, serialise
+            try:
+                out.append(adapter.dump_json(adapter.validate_json(text)).decode())
+            except ValidationError as exc:
+                out.append(None)
+                bad_uniques[k] = _problem(name, exc.errors(include_url=False, include_input=False)[0]["loc"],
+                                          exc.errors(include_url=False, include_input=False)[0]["msg"])
+        return _spread(np.array(out, dtype=object), codes, bad_uniques)
+
+    def _scalar(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)  # missing values: code -1
+        values = [_plain(v) for v in uniques.tolist()] + [None]  # the last one: a missing value
+        codes = np.where(codes < 0, len(values) - 1, codes)
+        adapter = self._adapters[name]
+        bad_uniques: dict[int, str] = {}
+        try:
+            validated = adapter.validate_python(values)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                k, *where = error["loc"]
+                bad_uniques.setdefault(int(k), _problem(name, tuple(where), error["msg"]))
+            good = [k for k in range(len(values)) if k not in bad_uniques]
+            fixed = adapter.validate_python([values[k] for k in good]) if good else []
+            validated = [None] * len(values)
+            for k, v in zip(good, fixed, strict=True):
+                validated[k] = v
+        out = np.empty(len(values), dtype=object)
+        out[:] = validated
+        return _spread(out, codes, bad_uniques)
+
+
+def _spread(values: np.ndarray, codes: np.ndarray, bad_uniques: dict[int, str]) -> tuple[np.ndarray, dict[int, str]]:
+    """Each row's value from its distinct value's result; the rows of rejected values."""
+    bad: dict[int, str] = {}
+    if bad_uniques:
+        rejected = np.isin(codes, list(bad_uniques))
+        bad = {int(i): bad_uniques[int(codes[i])] for i in np.flatnonzero(rejected)}
+    return values[codes], bad
+
+
+def _problem(name: str, where: tuple[Any, ...], message: str) -> str:
+    return f"{'.'.join(str(p) for p in (name, *where))}: {message}"
+
+
+def _plain(value: Any) -> Any:
+    """A frame's value as the row path gave it to pydantic: numpy scalars as Python ones, dates
+    and timestamps as ISO dates (a Parquet date column arrives as objects)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        return value.isoformat()[:10]
+    return value

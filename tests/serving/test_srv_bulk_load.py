@@ -1,0 +1,160 @@
+"""The bulk grade load (issue 22) stores what the one-by-one path stores, row for row; a bad row is
+refused by its input row number, field and rule, and changes nothing else; a batch that fails
+leaves the database as it was, and the load resumes at it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+
+from serving.db.models import BulkLoad, CurrentGrade, Grade, RiskWarning
+from serving.db.session import engine_for
+from serving.services import grades as grades_service
+from serving.services.bulk import load_grades
+from serving.services.grades import store_grades
+from serving.services.subjects import store_subjects
+from simulation.codes import make_uscc
+
+_SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_CODES = [str(c) for c in make_uscc(np.array(["91"] * 4), np.full(4, 320102), np.arange(70_000, 70_004))]
+_UNKNOWN = str(make_uscc(np.array(["91"]), np.full(1, 320102), np.arange(79_000, 79_001))[0])
+
+_REASON = st.fixed_dictionaries(
+    {"code": st.sampled_from(["penalties_24m", "tax_d", "x"]), "label_zh": st.sampled_from(["近24个月行政处罚", "纳税"]),
+     "contribution": st.floats(-50, 50, allow_nan=False).map(lambda x: round(x, 2))},
+    optional={"label_en": st.none() | st.just("penalties"), "value": st.none() | st.integers(0, 9) | st.just("高"),
+              "record_ids": st.lists(st.sampled_from(["R1", "R2", "R3"]), max_size=2), "override": st.booleans()})
+_ROW = st.fixed_dictionaries({
+    "uscc": st.sampled_from(_CODES),
+    "as_of": st.sampled_from(["2026-07-31", "2026-08-31", "2026-09-30"]),
+    "score": st.floats(300, 900, allow_nan=False).map(lambda x: round(x, 1)),
+    "grade": st.sampled_from("ABCD"),
+    "probability": st.floats(0, 1, allow_nan=False),
+    "model_version": st.sampled_from(["general-v3", "general-v4"]),
+    "profile_hash": st.sampled_from(["p2" + "0" * 62, "p2" + "1" * 62]),
+    "base_score": st.none() | st.just(620.0),
+    "reasons": st.lists(_REASON, max_size=2),
+})
+_BATCHES = st.lists(st.lists(_ROW, min_size=1, max_size=8), min_size=1, max_size=3)
+# a bad row: (field, value, the field named in the refusal)
+_BAD = st.sampled_from([("grade", "E", "grade"), ("probability", 1.5, "probability"),
+                        ("reasons", "[{not json", "reasons"), ("reasons", '[{"label_zh": "无代码", "contribution": 1}]',
+                                                               "reasons.0.code"),
+                        ("uscc", _CODES[0][:-1] + ("0" if _CODES[0][-1] != "0" else "1"), "uscc"),
+                        ("as_of", "2026-02-30", "as_of"), ("model_version", "", "model_version")])
+
+
+def _empty(session) -> None:
+    for model in (RiskWarning, CurrentGrade, Grade, BulkLoad):
+        session.execute(delete(model))
+    session.commit()
+
+
+def _stored(session) -> tuple[list[tuple], list[tuple], int]:
+    """Every grade and current grade (without the storing time and id), and the warnings raised."""
+    session.expire_all()
+    grades = sorted((g.uscc, g.as_of, g.model_version, g.score, g.grade, g.probability, g.profile_hash, g.base_score,
+                     json.dumps(g.reasons, sort_keys=True), json.dumps(g.what_if, sort_keys=True), g.stale)
+                    for g in session.scalars(select(Grade)))
+    current = sorted((c.uscc, c.as_of, c.model_version, c.grade, c.score, c.industry, c.district_code)
+                     for c in session.scalars(select(CurrentGrade)))
+    return grades, current, len(session.scalars(select(RiskWarning)).all())
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{**r, "reasons": r["reasons"] if isinstance(r["reasons"], str)
+                          else json.dumps(r["reasons"], ensure_ascii=False)} for r in rows])
+
+
+@pytest.fixture
+def subjects(session):
+    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="CF"[i % 2], district_code="320102",
+                                  registered_on="2015-01-01") for i, c in enumerate(_CODES)])
+
+
+def _row(model_version: str, score: float) -> dict:
+    return dict(uscc=_CODES[0], as_of="2026-07-31", score=score, grade="B", probability=0.1, model_version=model_version,
+                profile_hash="p2" + "0" * 62, base_score=None, reasons=[])
+
+
+@_SETTINGS
+@given(batches=_BATCHES)
+# a grade replaced after another model's grade of the same day was added: stored later, it is current
+@example(batches=[[_row("general-v3", 500.0)], [_row("general-v4", 600.0), _row("general-v3", 700.0)]])
+def test_the_bulk_load_stores_what_the_one_by_one_path_stores(session, database_url, subjects, batches):
+    _empty(session)
+    for rows in batches:
+        store_grades(session, [dict(r) for r in rows])
+    one_by_one = _stored(session)
+    _empty(session)
+    engine = engine_for(database_url)
+    for k, rows in enumerate(batches):
+        report = load_grades(engine, [_frame(rows)], load_id=f"equal-{k}")
+        assert report.rejected == 0 and report.stored == len(rows)
+    assert _stored(session) == one_by_one
+
+
+@_SETTINGS
+@given(batches=_BATCHES, where=st.floats(0, 1), bad=_BAD)
+def test_a_bad_row_anywhere_is_refused_by_row_field_and_rule_and_changes_nothing_else(
+        session, database_url, subjects, batches, where, bad):
+    field, value, named = bad
+    engine = engine_for(database_url)
+    rows = [r for batch in batches for r in batch]
+    at = int(where * len(rows))
+    wrong = {**rows[min(at, len(rows) - 1)], field: value}
+    _empty(session)
+    assert load_grades(engine, [_frame(rows)], load_id="clean").rejected == 0
+    clean = _stored(session)
+    _empty(session)
+    refused: list[pd.DataFrame] = []
+    report = load_grades(engine, [_frame([*rows[:at], wrong, *rows[at:]])], load_id="with-bad",
+                         quarantine=refused.append)
+    assert _stored(session) == clean
+    assert report.rejected == 1 and report.stored == len(rows)
+    (row,) = pd.concat(refused).to_dict("records")
+    assert row["row"] == at + 1  # the input's row number, from 1
+    field_named, rule = row["reason"].split(": ", 1)
+    assert field_named == named and rule
+
+
+def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_there(
+        session, database_url, subjects, monkeypatch):
+    engine = engine_for(database_url)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"uscc": np.repeat(_CODES, 3), "as_of": np.tile(["2026-07-31", "2026-08-31", "2026-09-30"], 4),
+                          "score": rng.normal(650, 50, 12).round(1), "grade": rng.choice(list("ABCD"), 12),
+                          "probability": rng.random(12), "model_version": "general-v3", "profile_hash": "p2" + "0" * 62})
+    frame.loc[5, "uscc"] = _UNKNOWN  # refused while writing: not a subject of the service
+    batches = [frame.iloc[:6], frame.iloc[6:]]
+    _empty(session)
+    load_grades(engine, batches[:1], load_id="first batch only")
+    after_first = _stored(session)
+    _empty(session)
+    real, calls = grades_service.advance_current, []
+
+    def fails_on_the_second_batch(connection, stored):  # the database refuses it half-way through
+        real(connection, stored)
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr("serving.services.bulk.advance_current", fails_on_the_second_batch)
+    refused: list[pd.DataFrame] = []
+    with pytest.raises(RuntimeError):
+        load_grades(engine, batches, load_id="resumed", quarantine=refused.append)
+    assert len(calls) == 2 and _stored(session) == after_first  # the second batch's grades written: gone
+    assert pd.concat(refused)[["row", "reason"]].to_dict("records") == [
+        {"row": 6, "reason": "uscc: unknown subject (load the subjects first)"}]  # told once its batch committed
+    monkeypatch.setattr("serving.services.bulk.advance_current", real)
+    report = load_grades(engine, batches, load_id="resumed", quarantine=refused.append)
+    assert report.resumed_from == 6 and report.stored == 6 and report.rejected == 0
+    assert {c.uscc: c.as_of for c in session.scalars(select(CurrentGrade))} == {
+        c: dt.date(2026, 8, 31) if c == _CODES[1] else dt.date(2026, 9, 30) for c in _CODES}  # its 09-30 row refused
