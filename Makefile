@@ -39,10 +39,8 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	@# Exactly the locked versions (--locked also fails when uv.lock is older than pyproject.toml:
-	@# run `make lock`); --inexact keeps pip and uv, which the lock does not list. No bytecode
-	@# compiled ahead: Python compiles what is imported, once (the tests import ≈ 6,000 of the 35,000
-	@# files; compiling them all took 3.5 min under load, those 6,000 on import 40 s).
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync -q --locked --inexact --extra dev --extra bench
+	@# run `make lock`); --inexact keeps pip and uv, which the lock does not list.
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync -q --locked --inexact --compile-bytecode --extra dev --extra bench
 	@# pyspark and dash-cytoscape ship only as sdists, and uv keeps a fresh 1.4 GB
 	@# build of them in its cache on every install: 63 installs filled the disk and
 	@# failed CI. They are rebuilt each time anyway, so drop them once installed.
