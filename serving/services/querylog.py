@@ -22,12 +22,12 @@ import operator
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.engine import Dialect, make_url
@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.driver import DriverStatement
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
+from serving.services.querylog_spool import Spool
 
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
@@ -384,10 +385,10 @@ class GroupCommitWriter:
         self._queue: list[_Batch] = []
         self._thread: threading.Thread | None = None  # the writer thread while it runs
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-        self._lock_path = (Path(database + "-querylog.lock")
-                           if database and database != ":memory:" and fcntl is not None else None)
-        self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
         self._keys = keys_for(engine.url)
+        self._spool = (Spool(Path(database + "-querylog.lock"), Path(database + "-querylog.spool"),
+                             self._keys.mac_key, LoggedRead)
+                       if database and database != ":memory:" and fcntl is not None else None)
         self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
         self._anchored_seq = 0  # … and last signed into a checkpoint
         self._anchored_at = time.monotonic()
@@ -438,7 +439,9 @@ class GroupCommitWriter:
                     return
                 error: BaseException | None = None
                 try:
-                    self._committed = self._commit([e for b in group for e in b.entries])
+                    head = self._commit([e for b in group for e in b.entries])
+                    if head is not None:  # None: another worker committed them (and anchors them)
+                        self._committed = head
                 except BaseException as exc:  # every caller of the failed group learns it was not logged
                     error = exc
                 _wake(group, error)
@@ -463,20 +466,36 @@ class GroupCommitWriter:
         checkpoint_writer(self._keys.checkpoints, self._keys.signing_key).submit(head)
         self._anchored_seq = head[0]
 
-    def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int]:
+    def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int] | None:
+        """Durably commit ``entries``, chained, with the groups other workers offered meanwhile
+        (``querylog_spool``); returns the head committed, or None if another worker's commit
+        took this group (checked in the database before it counts)."""
         engine = self._engine()
         if engine is None:  # pragma: no cover - the caller's session holds the engine
             raise RuntimeError("the query log's engine was disposed")
         # the connection first, then the cross-process lock: waiting for a busy pool while holding
         # the lock would stall the other workers' log writes too
         raw = engine.raw_connection()  # from the service's pool (which counts the writer), with its pragmas
+        spool = self._spool
         try:
-            with self._cross_process_lock():
-                cursor = raw.cursor()
-                head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, self._keys.mac_key)
-                cursor.close()
-                raw.commit()
+            if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
+                return _chain_and_commit(raw, engine, entries, self._keys.mac_key)
+            offer = spool.acquire(entries)
+            try:
+                if offer is not None:
+                    taken = spool.taken_at(offer)
+                    spool.withdraw(offer)
+                    if taken is not None and _is_chained_at(raw, entries, *taken, self._keys.mac_key):
+                        return None
+                others = spool.offered()
+                everything = [*entries, *(e for o in others for e in o.entries)]
+                head = _chain_and_commit(raw, engine, everything, self._keys.mac_key)
+                for other in others:  # after the commit returned: their rows are durable
+                    with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
+                        spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
                 return head
+            finally:
+                spool.release()
         except BaseException:
             with contextlib.suppress(Exception):  # the commit's own error is the one to report
                 raw.rollback()
@@ -484,18 +503,35 @@ class GroupCommitWriter:
         finally:
             raw.close()  # back to the pool (which resets, or discards, a connection left broken)
 
-    @contextlib.contextmanager
-    def _cross_process_lock(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        if self._lock_file is None:
-            self._lock_file = self._lock_path.open("a")
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
+    """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head."""
+    cursor = raw.cursor()
+    head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, key)
+    cursor.close()
+    raw.commit()
+    return head
+
+
+# the hash stored for one entry (SQLite's parameter style: only SQLite's writers offer groups)
+_STORED_HASH = "SELECT entry_hash FROM query_log WHERE seq = ?"
+
+
+def _is_chained_at(raw: Any, entries: list[LoggedRead], last_seq: int, prev_hash: str, key: str) -> bool:
+    """Whether ``entries``, chained onto ``prev_hash`` so that the last is ``last_seq``, are what
+    the database holds: the last one's MAC (over all of them, through the chain) equals the
+    committed ``entry_hash`` at ``last_seq``. Fills in their ``seq`` and hashes."""
+    if last_seq < len(entries):
+        return False
+    expected = _link(entries, last_seq, prev_hash, key)
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_STORED_HASH, (last_seq,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    raw.rollback()  # end the read: a commit that follows starts from the newest head
+    return row is not None and hmac.compare_digest(str(row[0]), expected)
 
 
 def _wake(group: list[_Batch], error: BaseException | None) -> None:
