@@ -4,7 +4,7 @@ The workers' group writers (``querylog.GroupCommitWriter``) take turns under a `
 ``<database>-querylog.lock``; each turn is one transaction and one fsync. Without this module a
 worker whose writer finds the lock taken waits for the other worker's commit, then commits its
 own group: a read can wait for three fsyncs in a row. With it, that worker first *offers* its
-group in a spool directory (``<database>-querylog.spool/``, one file per process, written whole
+group in a spool directory (``spool_directory``: in memory, one file per process, written whole
 and renamed into place), then waits for the lock. Whoever holds the lock commits its own group
 and every group offered so far in one transaction, then marks each offered group as taken (its
 file replaced by the position where the group was chained). So the commits follow each other
@@ -37,6 +37,7 @@ lone worker, and a batch of thousands of checks, commit as before.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import json
 import os
@@ -55,6 +56,19 @@ MAX_OFFERED = 256
 _OFFER, _TAKEN = "offer", "taken"
 _FIELDS = ("at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome",
            "personal_info_unmasked")
+
+
+def spool_directory(database: str) -> Path:
+    """Where the offers for ``database``'s log are kept: in memory (``/dev/shm``) when the machine
+    has it, named by the database's real path so that all its workers meet there; beside the
+    database otherwise. Not on the database's disk when avoidable: on ext4 the files created and
+    renamed there join the journal commit that the log's own fsync waits for (measured: a
+    group's commit went from 2 to 8 ms median with the spool beside the database)."""
+    shm = Path("/dev/shm")  # noqa: S108 - our own 0700 directory in it, checked before each offer
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        digest = hashlib.sha256(os.path.realpath(database).encode("utf-8")).hexdigest()[:32]
+        return shm / f"tiers-querylog-{digest}"
+    return Path(database + "-querylog.spool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +105,40 @@ class Spool:
         self._counter = 0
         self._lock_file: Any = None
 
-    def acquire(self, entries: list[Any]) -> Offer | None:
+    def acquire(self, entries: list[Any], offered: Offer | None = None) -> Offer | None:
         """Take the lock. If another process holds it, first offer ``entries`` (when the group
-        is small) so that its commit can take them; returns that offer, or None."""
+        is small) so that its commit can take them; returns that offer, or None. With
+        ``offered`` (the group was offered already) just wait for the lock and return it."""
         if self._lock_file is None:
             self._lock_file = self._lock_path.open("a")
+        if offered is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            return offered
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
             pass
-        offer = self._offer(entries) if 0 < len(entries) <= MAX_OFFERED else None
+        offer = self.offer(entries)
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         return offer
+
+    def offer(self, entries: list[Any]) -> Offer | None:
+        """Offer ``entries`` for the next holder of the lock to commit (None: not offered, as the
+        group is too large, or the directory cannot be used)."""
+        if not 0 < len(entries) <= MAX_OFFERED:
+            return None
+        try:
+            return self._offer(entries)
+        except OSError:  # a full or foreign directory: this group waits for its own turn
+            return None
+
+    def anything_offered(self) -> bool:
+        """Whether the directory holds any file besides this process's (cheap; unverified)."""
+        try:
+            return any(not n.startswith(".") and n != self._own for n in os.listdir(self._dir))
+        except OSError:
+            return False
 
     def release(self) -> None:
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -160,6 +195,10 @@ class Spool:
 
     def _offer(self, entries: list[Any]) -> Offer:
         self._dir.mkdir(mode=0o700, exist_ok=True)
+        owner = self._dir.lstat()
+        # offers say who read which subject: never into a directory someone else made or can read
+        if owner.st_uid != os.getuid() or owner.st_mode & 0o077 or not self._dir.is_dir():
+            raise PermissionError(f"{self._dir} is not this service's own (0700) directory")
         self._counter += 1
         group = f"{self._own}-{self._counter}"
         rows = [[e.at.isoformat() if f == "at" else getattr(e, f) for f in _FIELDS] for e in entries]

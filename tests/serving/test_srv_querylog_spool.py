@@ -40,6 +40,16 @@ def _spool_files(writer: querylog.GroupCommitWriter) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) if directory.exists() else []
 
 
+def _holder_turn(writer: querylog.GroupCommitWriter, entries) -> None:
+    """The lock holder's next turn (its lock file already holds the lock): raises its error."""
+    batch = querylog._Batch(entries, event=threading.Event())
+    outcomes, carried = writer._round([batch], None)
+    assert carried is None
+    for _, error in outcomes:
+        if error is not None:
+            raise error
+
+
 def _offer_while_held(holder: querylog.GroupCommitWriter, offerer: querylog.GroupCommitWriter, entries):
     """``holder`` holds the log's lock (through its own lock file); ``offerer`` appends ``entries``
     in a thread, finds the lock taken and offers them. Returns the thread's outcome box."""
@@ -79,11 +89,11 @@ def test_the_lock_holder_commits_the_offered_group_with_its_own_in_one_transacti
     offered = [_entry(1, 0), _entry(1, 1)]
     outcome = _offer_while_held(a, b, offered)
     own = [_entry(0, 0)]
-    head = a._commit(own)  # the holder's next commit: its lock file already holds the lock
+    _holder_turn(a, own)
     outcome["thread"].join(10)
     assert outcome == {"ok": True, "thread": outcome["thread"]}
     assert commits == [3]  # one transaction for both workers' reads; b never committed
-    assert head[0] == 3 and [e.seq for e in own] == [1] and [e.seq for e in offered] == [2, 3]
+    assert [e.seq for e in own] == [1] and [e.seq for e in offered] == [2, 3]
     result = check_chain(session)
     assert result.ok and result.entries == 3
     stored = session.execute(select(QueryLogEntry.seq, QueryLogEntry.uscc).order_by(QueryLogEntry.seq)).all()
@@ -107,7 +117,7 @@ def test_a_failed_commit_of_the_holder_fails_its_reads_and_the_offerer_commits_i
     offered = [_entry(1, 0)]
     outcome = _offer_while_held(a, b, offered)
     with pytest.raises(OSError):
-        a._commit([_entry(0, 0)])  # the holder's reads are not answered
+        _holder_turn(a, [_entry(0, 0)])  # the holder's reads are not answered
     outcome["thread"].join(10)
     assert outcome.get("ok") and failures == [2]  # the offered read was in the failed transaction …
     result = check_chain(session)  # … and then logged by its own worker, alone
@@ -124,7 +134,7 @@ def test_no_answer_when_neither_commit_succeeds(two_workers, session, monkeypatc
     monkeypatch.setattr(querylog, "_chain_and_commit", disk_full)
     outcome = _offer_while_held(a, b, [_entry(1, 0)])
     with pytest.raises(OSError):
-        a._commit([_entry(0, 0)])
+        _holder_turn(a, [_entry(0, 0)])
     outcome["thread"].join(10)
     assert isinstance(outcome.get("error"), OSError) and "ok" not in outcome
     assert check_chain(session).entries == 0
@@ -168,15 +178,15 @@ def test_concurrent_reads_of_two_workers_are_all_logged_once_in_one_chain(two_wo
 
     monkeypatch.setattr(querylog, "_chain_and_commit", slow_disk)
     taken: list[int] = []
-    real_commit = querylog.GroupCommitWriter._commit
+    real_taken = querylog.GroupCommitWriter._was_taken
 
-    def commit(self, entries):
-        head = real_commit(self, entries)
-        if head is None:
-            taken.append(len(entries))
-        return head
+    def was_taken(self, offer, group):
+        found = real_taken(self, offer, group)
+        if found:
+            taken.append(len(group))
+        return found
 
-    monkeypatch.setattr(querylog.GroupCommitWriter, "_commit", commit)
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_was_taken", was_taken)
 
     def work(writer, k: int) -> None:
         for i in range(12):
