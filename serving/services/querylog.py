@@ -442,6 +442,8 @@ class GroupCommitWriter:
                             group, self._queue = self._queue, []
                     if idle:
                         self._anchor()
+                        if self._spool is not None:
+                            self._spool.tidy()
                         return
                     offer = None
                 else:

@@ -3,13 +3,14 @@
 The workers' group writers (``querylog.GroupCommitWriter``) take turns under a ``flock`` on
 ``<database>-querylog.lock``; each turn is one transaction and one fsync. Without this module a
 worker whose writer finds the lock taken waits for the other worker's commit, then commits its
-own group: a read can wait for three fsyncs in a row. With it, that worker first *offers* its
-group in a spool directory (``spool_directory``: in memory, one file per process, written whole
-and renamed into place), then waits for the lock. Whoever holds the lock commits its own group
-and every group offered so far in one transaction, then marks each offered group as taken (its
-file replaced by the position where the group was chained). So the commits follow each other
-back to back, each carrying every read of both workers that was waiting when it started: a
-read waits for at most the commit in progress and the next one.
+own group: a read can wait for three fsyncs in a row. With it, a worker *offers* its waiting
+reads in a spool directory (``spool_directory``: in memory, one file per process, written whole
+and renamed into place) when it finds the lock taken, and also, before it releases the lock,
+offers the reads that queued during its own commit. Whoever holds the lock next commits its own
+reads and every group offered so far in one transaction, then marks each offered group as taken
+(its file replaced by the position where the group was chained). So the commits follow each
+other back to back, each carrying every read of both workers that was waiting when it started:
+a read waits for the commit in progress and, mostly, the next one.
 
 What is promised (and tested):
 
@@ -30,12 +31,14 @@ What is promised (and tested):
   that cannot be written, makes the offering worker log that group a second time. A read is
   never logged fewer than once.
 
-A group is offered only when the lock is taken and the group is small (``MAX_OFFERED``): a
-lone worker, and a batch of thousands of checks, commit as before.
+A group is offered only when the lock is taken, or just before this worker gives it up, and
+only when it is small (``MAX_OFFERED``): a lone worker, and a batch of thousands of checks,
+commit as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -132,6 +135,13 @@ class Spool:
             return self._offer(entries)
         except OSError:  # a full or foreign directory: this group waits for its own turn
             return None
+
+    def tidy(self) -> None:
+        """Remove the directory if it is empty (a writer falling idle): no empty directory is left
+        in memory per database. An offer racing this fails to be written, and its writer commits
+        the group itself; a mark is only ever written over an offer, which keeps the directory."""
+        with contextlib.suppress(OSError):  # not empty (another worker's offer, a dead one's mark), or gone
+            os.rmdir(self._dir)
 
     def anything_offered(self) -> bool:
         """Whether the directory holds any file besides this process's (cheap; unverified)."""

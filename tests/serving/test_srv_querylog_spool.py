@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import shutil
 import threading
 import time
 
@@ -26,9 +27,11 @@ def two_workers(database_url):
     if not database_url.startswith("sqlite"):
         pytest.skip("offers are SQLite's: PostgreSQL groups concurrent commits itself")
     engines = [make_engine(database_url) for _ in range(2)]
-    yield [querylog.GroupCommitWriter(e) for e in engines]
+    writers = [querylog.GroupCommitWriter(e) for e in engines]
+    yield writers
     for e in engines:
         e.dispose()
+    shutil.rmtree(writers[0]._spool._dir, ignore_errors=True)  # in /dev/shm: not under tmp_path
 
 
 def _entry(k: int, i: int) -> querylog.LoggedRead:
@@ -204,3 +207,41 @@ def test_concurrent_reads_of_two_workers_are_all_logged_once_in_one_chain(two_wo
     usccs = session.scalars(select(QueryLogEntry.uscc)).all()
     assert sorted(usccs) == sorted({_entry(k, i).uscc for k in range(6) for i in range(12)})
     assert taken, "no group was ever committed by the other writer"
+
+
+def test_reads_queued_during_a_commit_are_offered_before_the_lock_is_released(two_workers, session, monkeypatch):
+    """The holder offers what queued during its commit before it lets go of the lock: the other
+    worker's next commit carries them, and the holder answers them once it has checked that."""
+    a, b = two_workers
+    real = querylog._chain_and_commit
+    commits: list[int] = []
+    late = querylog._Batch([_entry(0, 1)], event=threading.Event())
+
+    def arriving(raw, engine, entries, key):
+        if not commits:
+            a._queue.append(late)  # a read arrives while a's first commit is under way
+        commits.append(len(entries))
+        return real(raw, engine, entries, key)
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", arriving)
+    first = querylog._Batch([_entry(0, 0)], event=threading.Event())
+    outcomes, carried = a._round([first], None)
+    assert outcomes == [([first], None)] and carried is not None and carried[1] is not None
+    assert carried[0] == [late] and not late.event.is_set()
+    b_outcomes, _ = b._round([querylog._Batch([_entry(1, 0)], event=threading.Event())], None)
+    assert [e for _, e in b_outcomes] == [None]
+    outcomes, again = a._round(*carried)  # a's next turn: its offer was taken, checked, answered
+    assert outcomes == [] and again is None and late.event.is_set() and late.error is None
+    assert commits == [1, 2]  # b's commit carried a's late read: two fsyncs for three reads
+    result = check_chain(session)
+    assert result.ok and result.entries == 3
+
+
+def test_no_offer_into_a_directory_others_can_read(two_workers, session):
+    a, _ = two_workers
+    spool = a._spool
+    spool._dir.mkdir(mode=0o755, exist_ok=True)
+    spool._dir.chmod(0o755)  # an offer says who read which subject
+    assert spool.offer([_entry(0, 0)]) is None and _spool_files(a) == []
+    a.append([_entry(0, 1)])  # the read is logged all the same, by its own commit
+    assert check_chain(session).entries == 1
