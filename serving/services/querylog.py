@@ -495,7 +495,13 @@ class GroupCommitWriter:
             if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
                 return [(group, self._commit_entries(_entries_of(group)))], None
             try:
-                offer = spool.acquire(_entries_of(group), offered=offer)
+                offer, held = spool.acquire(_entries_of(group), offered=offer)
+                if not held:  # marked taken while the lock was busy: checked without the lock
+                    if self._was_taken(offer, group):
+                        _wake(group, None)
+                        return [], None
+                    spool.lock()  # a mark not believed: this writer commits the group itself
+                    offer = None
             except BaseException as exc:
                 return [(group, exc)], None
             try:

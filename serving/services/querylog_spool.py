@@ -45,6 +45,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process group comm
 
 # A larger group is worth its own fsync, and its offer (JSON of every entry) would cost CPU
 MAX_OFFERED = 256
+# how often a writer whose group is offered looks for its mark while the lock is taken
+POLL_S = 0.0005
 _OFFER, _TAKEN = "offer", "taken"
 _FIELDS = ("at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome",
            "personal_info_unmasked")
@@ -108,23 +111,47 @@ class Spool:
         self._counter = 0
         self._lock_file: Any = None
 
-    def acquire(self, entries: list[Any], offered: Offer | None = None) -> Offer | None:
-        """Take the lock. If another process holds it, first offer ``entries`` (when the group
-        is small) so that its commit can take them; returns that offer, or None. With
-        ``offered`` (the group was offered already) just wait for the lock and return it."""
+    def acquire(self, entries: list[Any], offered: Offer | None = None) -> tuple[Offer | None, bool]:
+        """Take the lock, or learn that another process took the group. If another process holds
+        the lock, first offer ``entries`` (when the group is small) so that its commit can take
+        them; with ``offered`` the group was offered already. Returns the offer (None: nothing
+        offered) and whether the lock is held: False only when the offer was marked taken before
+        the lock came free (check it with ``taken_at``; ``lock`` if it does not hold)."""
         if self._lock_file is None:
             self._lock_file = self._lock_path.open("a")
         if offered is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            return offered
+            return offered, self._wait(offered)
+        if self._try_lock():
+            return None, True
+        offer = self.offer(entries)
+        if offer is None:
+            self.lock()
+            return None, True
+        return offer, self._wait(offer)
+
+    def lock(self) -> None:
+        """Wait for the lock (blocking)."""
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+
+    def _try_lock(self) -> bool:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return None
+            return True
         except BlockingIOError:
-            pass
-        offer = self.offer(entries)
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        return offer
+            return False
+
+    def _wait(self, offer: Offer) -> bool:
+        """Wait until this process holds the lock (True) or ``offer`` is marked taken (False, the
+        lock not held). Polled every ``POLL_S``: a blocking ``flock`` would learn of the mark only
+        once the lock came free, and the process that took the group, about to commit again, often
+        takes the lock back first (measured: offered reads then waited a commit longer than
+        without offers)."""
+        while True:
+            if self._try_lock():
+                return True
+            if self.taken_at(offer) is not None:
+                return False
+            time.sleep(POLL_S)
 
     def offer(self, entries: list[Any]) -> Offer | None:
         """Offer ``entries`` for the next holder of the lock to commit (None: not offered, as the
