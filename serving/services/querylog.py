@@ -22,12 +22,12 @@ import operator
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.engine import Dialect, make_url
@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.driver import DriverStatement
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
+from serving.services.querylog_spool import Offer, Spool, spool_directory
 
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
@@ -368,7 +369,10 @@ class GroupCommitWriter:
 
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
-    own busy handler would sleep 1, 2, 5, 10 … ms between retries.
+    own busy handler would sleep 1, 2, 5, 10 … ms between retries. A writer that finds it taken
+    offers its group to the holder, whose transaction then carries both workers' reads
+    (``serving.services.querylog_spool``: the offering writer still answers only once the
+    database holds its entries, or commits them itself).
 
     The commit keeps SQLite's own fsync (``synchronous=FULL`` by default) and its automatic WAL
     checkpoint inside the lock. Moving the fsync out of the lock (commit with NORMAL, then
@@ -384,10 +388,11 @@ class GroupCommitWriter:
         self._queue: list[_Batch] = []
         self._thread: threading.Thread | None = None  # the writer thread while it runs
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-        self._lock_path = (Path(database + "-querylog.lock")
-                           if database and database != ":memory:" and fcntl is not None else None)
-        self._lock_file: IO[str] | None = None  # opened on the first commit, kept open
         self._keys = keys_for(engine.url)
+        self._spool = (Spool(Path(database + "-querylog.lock"), spool_directory(database),
+                             self._keys.mac_key, LoggedRead)
+                       if database and database != ":memory:" and fcntl is not None else None)
+        self._raw: Any = None  # the DBAPI connection of the writer's current turn
         self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
         self._anchored_seq = 0  # … and last signed into a checkpoint
         self._anchored_at = time.monotonic()
@@ -423,32 +428,36 @@ class GroupCommitWriter:
             self._thread = thread
 
     def _run(self) -> None:
+        carried: tuple[list[_Batch], Offer | None] | None = None  # offered before the last release
         try:
             while True:
-                with self._cond:
-                    if not self._queue:
-                        self._cond.wait(self._idle_s)
-                    idle = not self._queue
-                    if idle:  # the next append starts a new thread
-                        self._thread = None
-                    else:
-                        group, self._queue = self._queue, []
-                if idle:
-                    self._anchor()
-                    return
-                error: BaseException | None = None
-                try:
-                    self._committed = self._commit([e for b in group for e in b.entries])
-                except BaseException as exc:  # every caller of the failed group learns it was not logged
-                    error = exc
-                _wake(group, error)
+                if carried is None:
+                    with self._cond:
+                        if not self._queue:
+                            self._cond.wait(self._idle_s)
+                        idle = not self._queue
+                        if idle:  # the next append starts a new thread
+                            self._thread = None
+                        else:
+                            group, self._queue = self._queue, []
+                    if idle:
+                        self._anchor()
+                        if self._spool is not None:
+                            self._spool.tidy()
+                        return
+                    offer = None
+                else:
+                    (group, offer), carried = carried, None
+                outcomes, carried = self._round(group, offer)
+                for batches, error in outcomes:  # a failed commit: its callers learn they were not logged
+                    _wake(batches, error)
                 if time.monotonic() - self._anchored_at >= self._keys.checkpoint_interval_s:
                     self._anchor()
         except BaseException as exc:  # pragma: no cover - the writer itself broke: strand nobody
             with self._cond:
                 self._thread = None
                 stranded, self._queue = self._queue, []
-            _wake(stranded, exc)
+            _wake([*(carried[0] if carried else []), *stranded], exc)
             raise
 
     def _anchor(self) -> None:
@@ -463,39 +472,134 @@ class GroupCommitWriter:
         checkpoint_writer(self._keys.checkpoints, self._keys.signing_key).submit(head)
         self._anchored_seq = head[0]
 
-    def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int]:
+    def _round(self, group: list[_Batch], offer: Offer | None
+               ) -> tuple[list[tuple[list[_Batch], BaseException | None]], tuple[list[_Batch], Offer | None] | None]:
+        """One turn of this writer: commit ``group`` (or find it committed by another worker, if it
+        was offered as ``offer``), with what was queued while waiting and what other workers
+        offered, in one transaction; then, still under the lock, offer what was queued during the
+        commit, so that whoever takes the lock next commits it. Returns each set of batches with
+        its error (None: durable), and the batches carried to the next turn with their offer."""
         engine = self._engine()
         if engine is None:  # pragma: no cover - the caller's session holds the engine
-            raise RuntimeError("the query log's engine was disposed")
-        # the connection first, then the cross-process lock: waiting for a busy pool while holding
-        # the lock would stall the other workers' log writes too
-        raw = engine.raw_connection()  # from the service's pool (which counts the writer), with its pragmas
+            return [(group, RuntimeError("the query log's engine was disposed"))], None
+        spool = self._spool
         try:
-            with self._cross_process_lock():
-                cursor = raw.cursor()
-                head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, self._keys.mac_key)
-                cursor.close()
-                raw.commit()
-                return head
-        except BaseException:
-            with contextlib.suppress(Exception):  # the commit's own error is the one to report
-                raw.rollback()
-            raise
+            # the connection first, then the cross-process lock: waiting for a busy pool while
+            # holding the lock would stall the other workers' log writes too
+            self._raw = engine.raw_connection()  # from the service's pool (which counts the writer)
+        except BaseException as exc:
+            return [(group, exc)], None
+        outcomes: list[tuple[list[_Batch], BaseException | None]] = []
+        carried: tuple[list[_Batch], Offer | None] | None = None
+        try:
+            if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
+                return [(group, self._commit_entries(_entries_of(group)))], None
+            try:
+                offer, held = spool.acquire(_entries_of(group), offered=offer)
+                if not held:  # marked taken while the lock was busy: checked without the lock
+                    if self._was_taken(offer, group):
+                        _wake(group, None)
+                        return [], None
+                    spool.lock()  # a mark not believed: this writer commits the group itself
+                    offer = None
+            except BaseException as exc:
+                return [(group, exc)], None
+            try:
+                own = group
+                if offer is not None and self._was_taken(offer, group):
+                    _wake(group, None)  # committed by another worker, checked here: answered at once
+                    own = []
+                own = own + self._take_queue()  # reads queued while this writer waited: this commit
+                outcomes.append((own, self._commit_entries(_entries_of(own))))
+                if (later := self._take_queue()):  # reads queued during the commit: offered now
+                    carried = (later, spool.offer(_entries_of(later)))
+            finally:
+                spool.release()
+            return [(b, e) for b, e in outcomes if b], carried
         finally:
+            raw, self._raw = self._raw, None
             raw.close()  # back to the pool (which resets, or discards, a connection left broken)
 
-    @contextlib.contextmanager
-    def _cross_process_lock(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        if self._lock_file is None:
-            self._lock_file = self._lock_path.open("a")
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+    def _was_taken(self, offer: Offer, group: list[_Batch]) -> bool:
+        """Whether another worker committed the offered ``group``: its mark says where, and the
+        database holds the MAC that the group's own entries give there (anything else: no)."""
+        spool = self._spool
         try:
-            yield
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            taken = spool.taken_at(offer)
+            spool.withdraw(offer)
+            return taken is not None and _is_chained_at(self._raw, _entries_of(group), *taken, self._keys.mac_key)
+        except Exception:  # unreadable mark or database: this writer commits the group itself
+            with contextlib.suppress(Exception):
+                self._raw.rollback()
+            return False
+
+    def _take_queue(self) -> list[_Batch]:
+        with self._cond:
+            taken, self._queue = self._queue, []
+        return taken
+
+    def _commit_entries(self, entries: list[LoggedRead]) -> BaseException | None:
+        """``_commit`` under the held lock; the error instead of raising it."""
+        if not entries and (self._spool is None or not self._spool.anything_offered()):
+            return None
+        try:
+            head = self._commit(entries)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the commit's own error is the one to report
+                self._raw.rollback()
+            return exc
+        if head is not None:
+            self._committed = head
+        return None
+
+    def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int] | None:
+        """Chain and durably commit ``entries`` and the groups other workers offered
+        (``querylog_spool``) in one transaction, on the round's connection, under the held lock;
+        then mark the offered groups as taken. Returns the new head (None: nothing to commit)."""
+        engine = self._engine()
+        others = self._spool.offered() if self._spool is not None else []
+        everything = [*entries, *(e for o in others for e in o.entries)]
+        if not everything:
+            return None
+        head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key)
+        for other in others:  # after the commit returned: their rows are durable
+            with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
+                self._spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
+        return head
+
+
+def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:
+    return [e for b in batches for e in b.entries]
+
+
+def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
+    """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head."""
+    cursor = raw.cursor()
+    head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, key)
+    cursor.close()
+    raw.commit()
+    return head
+
+
+# the hash stored for one entry (SQLite's parameter style: only SQLite's writers offer groups)
+_STORED_HASH = "SELECT entry_hash FROM query_log WHERE seq = ?"
+
+
+def _is_chained_at(raw: Any, entries: list[LoggedRead], last_seq: int, prev_hash: str, key: str) -> bool:
+    """Whether ``entries``, chained onto ``prev_hash`` so that the last is ``last_seq``, are what
+    the database holds: the last one's MAC (over all of them, through the chain) equals the
+    committed ``entry_hash`` at ``last_seq``. Fills in their ``seq`` and hashes."""
+    if last_seq < len(entries):
+        return False
+    expected = _link(entries, last_seq, prev_hash, key)
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_STORED_HASH, (last_seq,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    raw.rollback()  # end the read: a commit that follows starts from the newest head
+    return row is not None and hmac.compare_digest(str(row[0]), expected)
 
 
 def _wake(group: list[_Batch], error: BaseException | None) -> None:

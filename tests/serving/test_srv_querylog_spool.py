@@ -1,0 +1,247 @@
+"""Group commit across worker processes (``serving.services.querylog_spool``): a writer that finds
+the log's lock taken offers its group, the lock's holder commits it with its own, and the
+offering writer answers only once the database holds its entries; otherwise it commits them
+itself. Two writers on two engines of one SQLite file stand for two workers (each has its own
+open lock file, so their ``flock``s exclude each other as two processes' do)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+from srv_fixtures import principal
+
+from serving.db.models import QueryLogEntry
+from serving.db.session import make_engine
+from serving.services import querylog
+from serving.services.querylog_check import check_chain
+
+
+@pytest.fixture
+def two_workers(database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("offers are SQLite's: PostgreSQL groups concurrent commits itself")
+    engines = [make_engine(database_url) for _ in range(2)]
+    writers = [querylog.GroupCommitWriter(e) for e in engines]
+    yield writers
+    for e in engines:
+        e.dispose()
+    shutil.rmtree(writers[0]._spool._dir, ignore_errors=True)  # in /dev/shm: not under tmp_path
+
+
+def _entry(k: int, i: int) -> querylog.LoggedRead:
+    return querylog._new_entry(principal("reg_samr"), f"91320100{k:02d}{i:08d}", "allowed", "跨进程", "GET /t", False)
+
+
+def _spool_files(writer: querylog.GroupCommitWriter) -> list[str]:
+    directory = writer._spool._dir
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) if directory.exists() else []
+
+
+def _holder_turn(writer: querylog.GroupCommitWriter, entries) -> None:
+    """The lock holder's next turn (its lock file already holds the lock): raises its error."""
+    batch = querylog._Batch(entries, event=threading.Event())
+    outcomes, carried = writer._round([batch], None)
+    assert carried is None
+    for _, error in outcomes:
+        if error is not None:
+            raise error
+
+
+def _offer_while_held(holder: querylog.GroupCommitWriter, offerer: querylog.GroupCommitWriter, entries):
+    """``holder`` holds the log's lock (through its own lock file); ``offerer`` appends ``entries``
+    in a thread, finds the lock taken and offers them. Returns the thread's outcome box."""
+    spool = holder._spool
+    spool._lock_file = spool._lock_path.open("a")
+    fcntl.flock(spool._lock_file, fcntl.LOCK_EX)
+    outcome: dict = {}
+
+    def append() -> None:
+        try:
+            offerer.append(entries)
+            outcome["ok"] = True
+        except Exception as exc:  # the test reads it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=append, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not _spool_files(offerer) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _spool_files(offerer), "the offer never appeared"
+    outcome["thread"] = thread
+    return outcome
+
+
+def test_the_lock_holder_commits_the_offered_group_with_its_own_in_one_transaction(two_workers, session,
+                                                                                   monkeypatch):
+    a, b = two_workers
+    commits: list[int] = []
+    real = querylog._chain_and_commit
+
+    def counted(raw, engine, entries, key):
+        commits.append(len(entries))
+        return real(raw, engine, entries, key)
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", counted)
+    offered = [_entry(1, 0), _entry(1, 1)]
+    outcome = _offer_while_held(a, b, offered)
+    own = [_entry(0, 0)]
+    _holder_turn(a, own)
+    outcome["thread"].join(10)
+    assert outcome == {"ok": True, "thread": outcome["thread"]}
+    assert commits == [3]  # one transaction for both workers' reads; b never committed
+    assert [e.seq for e in own] == [1] and [e.seq for e in offered] == [2, 3]
+    result = check_chain(session)
+    assert result.ok and result.entries == 3
+    stored = session.execute(select(QueryLogEntry.seq, QueryLogEntry.uscc).order_by(QueryLogEntry.seq)).all()
+    assert [u for _, u in stored] == [e.uscc for e in own + offered]
+    assert _spool_files(b) == []  # the offer is gone once resolved
+
+
+def test_a_failed_commit_of_the_holder_fails_its_reads_and_the_offerer_commits_its_own(two_workers, session,
+                                                                                       monkeypatch):
+    a, b = two_workers
+    real = querylog._chain_and_commit
+    failures: list[int] = []
+
+    def first_fails(raw, engine, entries, key):
+        if not failures:
+            failures.append(len(entries))
+            raise OSError("No space left on device")
+        return real(raw, engine, entries, key)
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", first_fails)
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(a, b, offered)
+    with pytest.raises(OSError):
+        _holder_turn(a, [_entry(0, 0)])  # the holder's reads are not answered
+    outcome["thread"].join(10)
+    assert outcome.get("ok") and failures == [2]  # the offered read was in the failed transaction …
+    result = check_chain(session)  # … and then logged by its own worker, alone
+    assert result.ok and result.entries == 1
+    assert session.scalar(select(QueryLogEntry.uscc)) == offered[0].uscc
+
+
+def test_no_answer_when_neither_commit_succeeds(two_workers, session, monkeypatch):
+    a, b = two_workers
+
+    def disk_full(raw, engine, entries, key):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", disk_full)
+    outcome = _offer_while_held(a, b, [_entry(1, 0)])
+    with pytest.raises(OSError):
+        _holder_turn(a, [_entry(0, 0)])
+    outcome["thread"].join(10)
+    assert isinstance(outcome.get("error"), OSError) and "ok" not in outcome
+    assert check_chain(session).entries == 0
+
+
+def test_a_forged_taken_mark_is_not_believed(two_workers, session):
+    a, b = two_workers
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(a, b, offered)
+    path = b._spool._dir / _spool_files(b)[0]
+    group = json.loads(path.read_bytes().partition(b"\n")[2])["group"]
+    path.write_text(json.dumps({"kind": "taken", "group": group, "last_seq": 1, "prev_hash": "0" * 64}))
+    a._spool.release()  # nobody committed anything: b must find its entry missing and log it
+    outcome["thread"].join(10)
+    assert outcome.get("ok")
+    result = check_chain(session)
+    assert result.ok and result.entries == 1 and offered[0].seq == 1
+
+
+def test_an_offer_without_the_key_is_never_chained(two_workers, session):
+    a, _ = two_workers
+    spool = a._spool
+    spool._dir.mkdir(exist_ok=True)
+    row = ["2026-01-01T00:00:00+00:00", "intruder", "regulator", "person", "913201000000000099", "伪造", "GET /x",
+           "allowed", False]
+    payload = json.dumps({"kind": "offer", "group": "x-1", "entries": [row]}).encode()
+    (spool._dir / "00000001-forged").write_bytes(b"0" * 64 + b"\n" + payload)
+    a.append([_entry(0, 0)])
+    assert session.scalars(select(QueryLogEntry.actor)).all() == ["reg_samr"]
+    assert check_chain(session).ok
+
+
+def test_concurrent_reads_of_two_workers_are_all_logged_once_in_one_chain(two_workers, session, monkeypatch):
+    """Threads of two writers append at once on a slow disk: every entry is in the log once, the
+    chain checks, and some groups were committed by the other writer (offers were taken)."""
+    real = querylog._chain_and_commit
+
+    def slow_disk(raw, engine, entries, key):
+        time.sleep(0.01)
+        return real(raw, engine, entries, key)
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", slow_disk)
+    taken: list[int] = []
+    real_taken = querylog.GroupCommitWriter._was_taken
+
+    def was_taken(self, offer, group):
+        found = real_taken(self, offer, group)
+        if found:
+            taken.append(len(group))
+        return found
+
+    monkeypatch.setattr(querylog.GroupCommitWriter, "_was_taken", was_taken)
+
+    def work(writer, k: int) -> None:
+        for i in range(12):
+            writer.append([_entry(k, i)])
+
+    pool = [threading.Thread(target=work, args=(w, k), daemon=True)
+            for k, w in enumerate(two_workers * 3)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(60)
+    assert not any(t.is_alive() for t in pool)
+    result = check_chain(session)
+    assert result.ok and result.entries == 72
+    usccs = session.scalars(select(QueryLogEntry.uscc)).all()
+    assert sorted(usccs) == sorted({_entry(k, i).uscc for k in range(6) for i in range(12)})
+    assert taken, "no group was ever committed by the other writer"
+
+
+def test_reads_queued_during_a_commit_are_offered_before_the_lock_is_released(two_workers, session, monkeypatch):
+    """The holder offers what queued during its commit before it lets go of the lock: the other
+    worker's next commit carries them, and the holder answers them once it has checked that."""
+    a, b = two_workers
+    real = querylog._chain_and_commit
+    commits: list[int] = []
+    late = querylog._Batch([_entry(0, 1)], event=threading.Event())
+
+    def arriving(raw, engine, entries, key):
+        if not commits:
+            a._queue.append(late)  # a read arrives while a's first commit is under way
+        commits.append(len(entries))
+        return real(raw, engine, entries, key)
+
+    monkeypatch.setattr(querylog, "_chain_and_commit", arriving)
+    first = querylog._Batch([_entry(0, 0)], event=threading.Event())
+    outcomes, carried = a._round([first], None)
+    assert outcomes == [([first], None)] and carried is not None and carried[1] is not None
+    assert carried[0] == [late] and not late.event.is_set()
+    b_outcomes, _ = b._round([querylog._Batch([_entry(1, 0)], event=threading.Event())], None)
+    assert [e for _, e in b_outcomes] == [None]
+    outcomes, again = a._round(*carried)  # a's next turn: its offer was taken, checked, answered
+    assert outcomes == [] and again is None and late.event.is_set() and late.error is None
+    assert commits == [1, 2]  # b's commit carried a's late read: two fsyncs for three reads
+    result = check_chain(session)
+    assert result.ok and result.entries == 3
+
+
+def test_no_offer_into_a_directory_others_can_read(two_workers, session):
+    a, _ = two_workers
+    spool = a._spool
+    spool._dir.mkdir(mode=0o755, exist_ok=True)
+    spool._dir.chmod(0o755)  # an offer says who read which subject
+    assert spool.offer([_entry(0, 0)]) is None and _spool_files(a) == []
+    a.append([_entry(0, 1)])  # the read is logged all the same, by its own commit
+    assert check_chain(session).entries == 1
