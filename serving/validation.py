@@ -11,6 +11,9 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from features.schema import control_pattern
 
+# the largest id a 32-bit INTEGER key holds: a larger id in a URL is refused as invalid input
+# (422) before any query
+MAX_ROW_ID = 2**31 - 1
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 

@@ -23,11 +23,11 @@ from serving.schemas import WarningCause, WarningClose, WarningOut
 from serving.services import warnings
 from serving.services.subjects import get_subject
 from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
-from serving.validation import NoControlChars
+from serving.validation import MAX_ROW_ID, NoControlChars
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 pages_router = APIRouter(include_in_schema=False)
-WarningId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+WarningId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PurposeParam = Annotated[str, Query(min_length=2, max_length=200, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
 CauseParam = WarningCause
