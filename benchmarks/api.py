@@ -295,6 +295,14 @@ def minimal_app():
     return app
 
 
+def service_env(url: str, data_dir: Path, settings, **extra: str) -> dict[str, str]:
+    """The environment a benchmark's served app runs with: this database, the keys made in
+    ``settings`` (``serving.keys.with_keys``), ``data_dir``, and no migrations at start (the
+    benchmark built the database); ``extra`` adds or overrides TIERS_* variables."""
+    return {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
+            "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(data_dir), **extra}
+
+
 def start_uvicorn(target: str, port: int, workers: int, env: dict, log_path: Path,
                   app_dir: Path | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
@@ -361,9 +369,7 @@ def main(args: argparse.Namespace) -> None:
     settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
-    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
-           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp),
-           "TIERS_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
+    env = service_env(url, tmp, settings, TIERS_SQLITE_SYNCHRONOUS=args.sqlite_synchronous)
     print(machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, "
           f"SQLite synchronous={args.sqlite_synchronous})")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from api import (
     free_port,
     machine_facts,
     measured_phase,
+    service_env,
     start_uvicorn,
     stop_uvicorn,
     wait_healthy,
@@ -209,8 +209,7 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     dispose_engine(url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
-    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
-           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
+    env = service_env(url, tmp, settings)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_uvicorn("serving.app:create_app", port, 2, env, tmp / "server.log")

@@ -156,8 +156,7 @@ def main(args: argparse.Namespace) -> float:
     settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
     headers = {"X-API-Key": machine_key(url)}
     samr_key = machine_key(url, "samr-reader", "samr")
-    env = {**os.environ, "TIERS_DATABASE_URL": url, "TIERS_KEYS_DIR": str(settings.keys_dir),
-           "TIERS_RUN_MIGRATIONS_ON_STARTUP": "false", "TIERS_DATA_DIR": str(tmp)}
+    env = api.service_env(url, tmp, settings)
     print(api.machine_facts() + f"  (before the run; uvicorn workers={args.workers}, uvloop+httptools, SQLite FULL)")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     reference = None

@@ -48,7 +48,7 @@ from serving.services.querylog import append_entries, append_entry, append_entry
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import person_is_current, principal_for_api_key, revoke_token
 from serving.settings import Settings, settings_of
-from serving.validation import USCC_PATTERN, NoControlChars
+from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
@@ -400,9 +400,9 @@ PageModelReader = Annotated[Principal, Depends(require_role("sector", "admin", p
 
 # The parameters of a subject read, declared once for the generic guard and the hot read.
 UsccPath = Annotated[str, Path(pattern=USCC_PATTERN, description="unified social credit code")]
-PurposeQuery = Annotated[str | None, Query(min_length=2, max_length=200,
+PurposeQuery = Annotated[str | None, Query(**PURPOSE_LENGTH,
                                            description="查询用途, logged; required for staff"), NoControlChars]
-PurposeHeader = Annotated[str | None, Header(alias="X-Purpose", min_length=2, max_length=200), NoControlChars]
+PurposeHeader = Annotated[str | None, Header(alias="X-Purpose", **PURPOSE_LENGTH), NoControlChars]
 
 
 async def read_purpose(purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> str | None:

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from features.schema import pydantic_fields
 from serving.security import PASSWORD_MIN_LENGTH, Role
-from serving.validation import USCC_PATTERN, CleanText, Uscc, VisibleText, uscc_problem
+from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, CleanText, Uscc, VisibleText, uscc_problem
 from uscc import valid_uscc_mask
 
 GradeLetter = Literal["A", "B", "C", "D"]
 Severity = Literal["minor", "general", "serious"]
-Purpose = Field(min_length=2, max_length=200, description="why the data is read (查询用途), logged")
+Purpose = Field(**PURPOSE_LENGTH, description="why the data is read (查询用途), logged")
 
 
 class Out(BaseModel):
@@ -454,7 +454,7 @@ class CreditCheckBatchIn(BaseModel):
     usccs: list[Annotated[str, StringConstraints(pattern=USCC_PATTERN)]] = Field(
         min_length=1, json_schema_extra={"maxItems": MAX_CHECK_BATCH},
         description=f"at most {MAX_CHECK_BATCH:,} codes; repeated codes are checked once")
-    purpose: VisibleText | None = Field(default=None, min_length=2, max_length=200,
+    purpose: VisibleText | None = Field(default=None, **PURPOSE_LENGTH,
                                       description="查询用途 besides the matter (e.g. the project number), logged")
 
     @field_validator("usccs", mode="before")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
@@ -11,6 +12,12 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from features.schema import control_pattern
 
+# the largest id a 32-bit INTEGER key holds: a larger id in a URL is refused as invalid input
+# (422) before any query
+MAX_ROW_ID = 2**31 - 1
+# a read's purpose (查询用途): two characters at least, to say something; 200 at most, what the query
+# log's purpose column holds (serving.db.models.QueryLogEntry). Spread into Query/Header/Form/Field.
+PURPOSE_LENGTH = MappingProxyType({"min_length": 2, "max_length": 200})
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 

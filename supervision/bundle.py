@@ -141,6 +141,11 @@ class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def task_key(department: str, item: str) -> str:
+    """How plans, commitments, bundles and verifications name a task: ``department/item``."""
+    return f"{department}/{item}"
+
+
 class _Task(_Document):
     """Something about one task (department/item) of a plan."""
 
@@ -149,7 +154,7 @@ class _Task(_Document):
 
     @property
     def key(self) -> str:
-        return f"{self.department}/{self.item}"
+        return task_key(self.department, self.item)
 
 
 class StratumCount(_Document):

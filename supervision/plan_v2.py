@@ -43,6 +43,7 @@ from supervision.bundle import (
     canonical_salt,
     parse_utc,
     salt_matches,
+    task_key,
     utc_text,
 )
 from supervision.draw import STRATA, STRATUM_CODE, k_for_stratum, seed_commitment
@@ -374,7 +375,7 @@ def create_plan_v2(
                 public_salt=salt.value,
             ),
             "tasks": [
-                td.model_copy(update={"pool_hash": roots[f"{td.department}/{td.item}"]}) for td in plan.tasks
+                td.model_copy(update={"pool_hash": roots[task_key(td.department, td.item)]}) for td in plan.tasks
             ],
             "draw_v2": SealedDraw(
                 commitment=commitment,
@@ -424,7 +425,7 @@ def publish_bundle(plan: InspectionPlan | PlanParts) -> PublicBundle:
     """The public bundle of a v2 plan: commitment, policy bytes, seed, salt, times, and per task
     the drawn USCCs and the strata's seals. Reads only what the plan stored (no pool pass)."""
     sealed = _sealed(plan)
-    drawn = {f"{td.department}/{td.item}": td.drawn for td in plan.tasks}
+    drawn = {task_key(td.department, td.item): td.drawn for td in plan.tasks}
     return PublicBundle(
         commitment=sealed.commitment,
         policy_json=sealed.policy_json,
@@ -475,7 +476,7 @@ def subject_openings(plan: InspectionPlan, usccs: Iterable[str]) -> dict[str, Su
             if asked:
                 _, tree_paths = root_and_paths(drawn_leaves(leaves, members), asked.values())
                 drawn_paths.update({p: (i, tree_paths[i]) for p, i in asked.items()})
-        outcome = outcomes[f"{td.department}/{td.item}"]
+        outcome = outcomes[task_key(td.department, td.item)]
         subject_nonces = nonces(nonce_key, leaves.digest, codes[positions])
         for position, nonce in zip(positions, subject_nonces, strict=True):
             code = int(leaves.strata[position])

@@ -26,6 +26,7 @@ from supervision.bundle import (
     SubjectOpening,
     TaskCommitment,
     salt_matches,
+    task_key,
 )
 from supervision.draw import STRATA, STRATUM_CODE, DrawInputError, k_for_stratum, seed_commitment
 from supervision.draw_v2 import (
@@ -366,7 +367,7 @@ def _register_checks(check: _Checks, plan: InspectionPlan, policy: InspectionPol
     prepared = prepare_pools(request, inputs, policy)
     built = {p.task.key: p.pool for p in prepared.pools}
     for td in plan.tasks:
-        key = f"{td.department}/{td.item}"
+        key = task_key(td.department, td.item)
         problem = _register_problem(td, built.get(key))
         check(f"register {key}", not problem, problem)
 
@@ -414,7 +415,7 @@ def verify_sealed_plan(
     _check_salt(check, commitment, sealed.salt, sealed.drawn_at)
     keys = [t.key for t in commitment.tasks]
     plan_keys, outcome_keys = (
-        [f"{td.department}/{td.item}" for td in plan.tasks],
+        [task_key(td.department, td.item) for td in plan.tasks],
         [t.key for t in sealed.tasks],
     )
     check(

@@ -14,7 +14,7 @@ from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
 from serving.services.subject_lists import ListFilter, previous_cursor, subject_page
-from serving.validation import NoControlChars
+from serving.validation import PURPOSE_LENGTH, NoControlChars
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class SubjectListQuery:
 
 
 async def subject_list_query(
-        purpose: Annotated[str, Query(min_length=2, max_length=200), NoControlChars],
+        purpose: Annotated[str, Query(**PURPOSE_LENGTH), NoControlChars],
         grade: Literal["A", "B", "C", "D"] | None = None,
         district: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="district code (6 digits)")] = None,
         industry: Annotated[str | None, Query(pattern=r"^[A-T]$", description="GB/T 4754 section")] = None,

@@ -32,7 +32,7 @@ from serving.schemas import (
 )
 from serving.services import querylog, subjects, users
 from serving.services.querylog_check import check_chain
-from serving.validation import USCC_PATTERN, NoControlChars
+from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 _ERRORS = (NotAuthenticated, NotAllowed)
@@ -114,7 +114,7 @@ def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) ->
             responses=error_responses(*_ERRORS, UnknownSubject))
 def personal_info(principal: Admin, session: SessionDep, log: ReadLogDep,
                   uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
-                  purpose: Annotated[str, Query(min_length=2, max_length=200,
+                  purpose: Annotated[str, Query(**PURPOSE_LENGTH,
                                                 description="legal basis for reading personal information"),
                                     NoControlChars],
                   ) -> PersonalInfoOut:

@@ -28,10 +28,11 @@ from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
 from serving.services import grades
 from serving.services import monitoring as mon
+from serving.validation import MAX_ROW_ID
 
 API = "/api/v1/analyst"
 router = APIRouter(tags=["analyst"])
-RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="monitoring run id")]
+RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="monitoring run id")]
 
 
 class UnknownMonitoringRun(NotFound):
@@ -102,7 +103,7 @@ def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool =
            severity: Literal["info", "warning", "critical"] | None = None,
            code: Annotated[str | None, Query(min_length=1, max_length=60, pattern=r"^[a-z_]+$",
                                              description="alert rule, e.g. score_psi")] = None,
-           monitoring_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+           monitoring_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[MonitoringAlertOut]:
     """Alerts, newest first; filter by severity, rule code or monitoring run."""
     stmt = select(Alert)

@@ -49,10 +49,11 @@ from serving.schemas import (
 )
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
+from serving.validation import MAX_ROW_ID
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
-CommitmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+CommitmentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def _matter_out(m) -> MatterOut:

@@ -51,7 +51,7 @@ from serving.routes._page_lists import Window, position_window
 from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
-from serving.validation import NoControlChars, Uscc
+from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars, Uscc
 from supervision.bundle import DrawCommitmentV2, PublicBundle, PublicSalt, SubjectOpening, Text
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
@@ -59,8 +59,8 @@ from supervision.service import PlanOut, plan_out
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 pages_router = APIRouter(include_in_schema=False)
-PlanId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the plan's id in the service")]
-ReadPurpose = Annotated[str | None, Query(min_length=2, max_length=200, description="查询用途, logged"),
+PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
+ReadPurpose = Annotated[str | None, Query(**PURPOSE_LENGTH, description="查询用途, logged"),
                         NoControlChars]
 _ERRORS = (NotAuthenticated, NotAllowed)
 _PLAN_ERRORS = (*_ERRORS, NotFound)

@@ -44,7 +44,7 @@ from serving.security import Principal
 from serving.services import grades
 from serving.services import model_registry as registry_service
 from serving.services.model_registry import AlreadyChampion, GateRefused, UnknownModel
-from serving.validation import NoControlChars
+from serving.validation import MAX_ROW_ID, NoControlChars
 
 router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
 models_router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -52,7 +52,7 @@ pages_router = APIRouter(include_in_schema=False)
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$"
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name, e.g. tiers-sector-C")]
-Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="registered version number")]
+Version = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="registered version number")]
 
 
 @router.get("/subjects", response_model=SubjectPage,
@@ -385,7 +385,7 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
 
 # -- a sector's own fit from a labelled file ------------------------------------------------------
 
-JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def _fit_page(request: Request, session: Any, settings: Any, principal: Principal, *, error: str | None = None,

@@ -23,12 +23,12 @@ from serving.schemas import WarningCause, WarningClose, WarningOut
 from serving.services import warnings
 from serving.services.subjects import get_subject
 from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
-from serving.validation import NoControlChars
+from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 pages_router = APIRouter(include_in_schema=False)
-WarningId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-PurposeParam = Annotated[str, Query(min_length=2, max_length=200, description="查询用途, logged"), NoControlChars]
+WarningId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+PurposeParam = Annotated[str, Query(**PURPOSE_LENGTH, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
 CauseParam = WarningCause
 _ERRORS = (NotAuthenticated, NotAllowed)
@@ -86,7 +86,7 @@ def _csv(content: bytes) -> Response:
 @pages_router.get("/regulator/warnings", response_class=HTMLResponse)
 def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageDecider,
                   log: ReadLogDep,
-                  purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                  purpose: Annotated[str | None, Query(**PURPOSE_LENGTH), NoControlChars] = None,
                   status: StatusParam | None = "active") -> Response:
     """预警处理: without a purpose only the count (nothing read); with one, the list (logged)."""
     rows = [_out(w, n) for w, n in _listed(session, principal, log, purpose, status, None)] if purpose else None
@@ -105,7 +105,7 @@ def warnings_page_csv(session: SessionDep, principal: PageDecider, log: ReadLogD
 def act_on_warning(session: SessionDep, settings: SettingsDep, principal: PageDecider, warning_id: WarningId,
                    action: Annotated[str, Path(pattern="^(acknowledge|close)$")],
                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                   purpose: Annotated[str, Form(min_length=2, max_length=200), NoControlChars],
+                   purpose: Annotated[str, Form(**PURPOSE_LENGTH), NoControlChars],
                    note: Annotated[str, Form(max_length=2000), NoControlChars] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
     if action == "acknowledge":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field, model_serializer
 
-from supervision.bundle import SealedDraw
+from supervision.bundle import SealedDraw, task_key
 from supervision.draw import seed_commitment
 from supervision.inspection_policy import InspectionPolicy
 from supervision.plan.pools import (
@@ -141,7 +141,7 @@ def create_plan(
             plan_id=task.plan_id,
             draw_seed_commitment=seed_commitment(seed),
             policy_hash=policy.policy_hash(),
-            pool_hashes={f"{td.department}/{td.item}": td.pool_hash for td in task_draws},
+            pool_hashes={task_key(td.department, td.item): td.pool_hash for td in task_draws},
             public_salt=task.public_salt,
         ),
         draw_seed_hex=seed.hex(),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supervision.bundle import MAX_TASKS, OptionalText, Text
+from supervision.bundle import MAX_TASKS, OptionalText, Text, task_key
 from supervision.inspection_policy import InspectionPolicy, load_policy
 from supervision.tables import read_table
 from uscc import valid_uscc_mask
@@ -33,7 +33,7 @@ class TaskItem(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.department}/{self.item}"
+        return task_key(self.department, self.item)
 
 
 class PlanCreate(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 from pydantic import BaseModel
 
+from supervision.bundle import task_key
 from supervision.draw import seed_commitment
 from supervision.inspection_policy import policy_from_dict
 from supervision.plan.create import InspectionPlan
@@ -78,7 +79,7 @@ def verify_plan(plan: InspectionPlan, published: DrawCommitment | None = None) -
     )
 
     for td in plan.tasks:
-        key = f"{td.department}/{td.item}"
+        key = task_key(td.department, td.item)
         pool = pd.DataFrame(td.pool, columns=["uscc", "grade", "lead"])
         pool["lead"] = pool["lead"].astype(bool)
         try:

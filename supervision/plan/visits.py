@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from supervision.bundle import task_key
 from supervision.inspection_policy import GRADES
 from supervision.plan.pools import TaskDraw
 
@@ -51,8 +52,8 @@ def merge_joint_visits(
     Every (subject, item) pair of every task appears in exactly one visit: items are never lost.
     """
     unstaffed_by_subject: dict[str, list[str]] = {}
-    for (uscc, task_key), reason in unstaffed.items():
-        unstaffed_by_subject.setdefault(uscc, []).append(f"{task_key}: {reason}")
+    for (uscc, key), reason in unstaffed.items():
+        unstaffed_by_subject.setdefault(uscc, []).append(f"{key}: {reason}")
     by_subject: dict[str, list[TaskDraw]] = {}
     for td in task_draws:
         for uscc in td.drawn:
@@ -62,7 +63,7 @@ def merge_joint_visits(
         info = subject_info[uscc]
         inspectors: list[str] = []
         for td in tds:
-            for i in teams.get((uscc, f"{td.department}/{td.item}"), []):
+            for i in teams.get((uscc, task_key(td.department, td.item)), []):
                 if i not in inspectors:
                     inspectors.append(i)
         visits.append(

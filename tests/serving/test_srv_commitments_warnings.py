@@ -17,7 +17,7 @@ from srv_fixtures import TODAY, World, database_copy, principal
 
 from serving.app import create_app
 from serving.db.models import RiskWarning
-from serving.db.session import dispose_engine, iter_session
+from serving.db.session import dispose_engine
 from serving.deps import get_today
 from serving.keys import with_keys
 from serving.security import create_access_token, csrf_token, decode_access_token
@@ -75,13 +75,6 @@ def client(app):
 @pytest.fixture(scope="module")
 def world():
     return World()
-
-
-@pytest.fixture
-def session(database_url):
-    s = next(iter_session(database_url))
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

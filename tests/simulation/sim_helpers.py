@@ -9,6 +9,14 @@ from stdnum.cn import ric, uscc
 
 USCC_ALPHABET = set("0123456789ABCDEFGHJKLMNPQRTUWXY")
 
+# every record kind the simulator writes, written out here rather than read from the generator
+RECORD_KINDS = {
+    "admin_license", "admin_penalty", "admin_enforcement", "admin_confirmation", "admin_levy", "admin_payment",
+    "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "list_serious_dishonesty",
+    "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor", "commitment_made", "commitment_kept",
+    "commitment_broken", "self_declared", "arrears", "inspection", "complaint", "repair", "revocation",
+}
+
 
 def uscc_is_valid(code: str) -> bool:
     """python-stdnum's USCC check, widened to registering authorities A, N and Y.

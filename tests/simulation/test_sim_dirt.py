@@ -9,16 +9,10 @@ from datetime import date
 
 import pandas as pd
 import pyarrow.parquet as pq
-from sim_helpers import read, uscc_is_valid
+from sim_helpers import RECORD_KINDS, read, uscc_is_valid
 
 from simulation import SimulationConfig, generate
 
-KINDS = {
-    "admin_license", "admin_penalty", "admin_enforcement", "admin_confirmation", "admin_levy", "admin_payment",
-    "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "list_serious_dishonesty",
-    "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor", "commitment_made", "commitment_kept",
-    "commitment_broken", "self_declared", "arrears", "inspection", "complaint", "repair", "revocation",
-}
 DOC_REQUIRED = {
     "admin_penalty", "admin_enforcement", "admin_adjudication", "list_serious_dishonesty", "list_key_attention",
     "list_abnormal_operation", "list_dishonest_debtor", "commitment_broken", "repair", "revocation",
@@ -44,7 +38,7 @@ def _record_rules(row: dict, text_ok: bool, known: set[str], seen: set[str]) -> 
         broken.add("uscc_invalid")
     elif row["uscc"] not in known:
         broken.add("unknown_subject")
-    if row["kind"] not in KINDS:
+    if row["kind"] not in RECORD_KINDS:
         broken.add("kind_unknown")
     dates = {c: _parse(row[c]) for c in DATE_COLUMNS}
     if "invalid" in dates.values():

@@ -5,17 +5,11 @@ from __future__ import annotations
 import chinese_calendar
 import pandas as pd
 import pytest
-from sim_helpers import read
+from sim_helpers import RECORD_KINDS, read
 
 # the session's 5,000-subject city (shared with test_sim_truth.py) is generated once on one worker, not on both
 pytestmark = pytest.mark.xdist_group("sim_large_city")
 
-ALL_KINDS = {
-    "admin_license", "admin_penalty", "admin_enforcement", "admin_confirmation", "admin_levy", "admin_payment",
-    "admin_adjudication", "admin_compensation", "admin_reward", "admin_check", "list_serious_dishonesty",
-    "list_key_attention", "list_abnormal_operation", "list_dishonest_debtor", "commitment_made", "commitment_kept",
-    "commitment_broken", "self_declared", "arrears", "inspection", "complaint", "repair", "revocation",
-}
 SUBKINDS = {
     "commitment_made": {"application", "repair", "industry"},
     "self_declared": {"qualification", "contract_performance", "public_welfare"},
@@ -48,7 +42,7 @@ def _with_ref(records: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def test_every_kind_and_subkind_present_with_realistic_volumes(records, subjects):
-    assert set(records.kind) == ALL_KINDS
+    assert set(records.kind) == RECORD_KINDS
     for kind, subs in SUBKINDS.items():
         assert set(records.loc[records.kind == kind, "subkind"].dropna()) == subs, kind
     assert records.record_id.is_unique
@@ -86,7 +80,7 @@ def test_publicity_periods_follow_severity(records):
     assert (serious.publicity_end == serious.decision_date + pd.DateOffset(years=3)).all()
     has = records.publicity_end.notna()
     assert (records.loc[has, "publicity_end"] >= records.loc[has, "decision_date"]).all()
-    assert set(records.loc[has, "kind"]) <= {"admin_penalty"} | {k for k in ALL_KINDS if k.startswith("list_")}
+    assert set(records.loc[has, "kind"]) <= {"admin_penalty"} | {k for k in RECORD_KINDS if k.startswith("list_")}
 
 
 def test_repairs_only_after_the_minimum_publicity_period(records):
