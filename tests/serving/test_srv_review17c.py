@@ -156,7 +156,6 @@ def _form_as_shown(form: str) -> dict[str, str]:
     return fields
 
 
-@XFAIL
 def test_entered_result_is_published_as_entered_with_its_document_number(client, city):  # noqa: F811
     """检查结果: after 录入 (发现问题已立案, 文书号 宁市监立〔2026〕3号, no 公示日期 yet) the row's form comes back
     as if nothing had been entered: 未发现问题 and an empty 文书号. Adding the 公示日期 to publish it is then
