@@ -65,6 +65,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "repaired": {"zh": "已修复", "en": "repaired"},
     "revoked": {"zh": "已撤销", "en": "revoked"},
     "effective": {"zh": "有效", "en": "in effect"},
+    # a record no longer in force today (features.evidence.records_in_force): why, with its date
+    "ended": {"zh": "不再计入", "en": "no longer counts"},
+    "record_list_left": {"zh": "已移出名录", "en": "left the list on"},
+    "record_publicity_ended": {"zh": "公示期满", "en": "publicity ended on"},
     "legal_rep": {"zh": "法定代表人", "en": "Legal representative"},
     "district": {"zh": "辖区", "en": "District"},
     "industry": {"zh": "行业门类", "en": "Industry section"},

@@ -107,6 +107,11 @@ def report_records(records: pd.DataFrame, today: dt.date, policy=None) -> pd.Dat
 def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> pd.DataFrame:
     """The subject's records a public report shows on ``today`` (:func:`report_records`) among the
     service's current records with its revocations and repairs replayed as the regrader does."""
+    return report_records(_replayed_records(session, uscc), today, policy)
+
+
+def _replayed_records(session: Session, uscc: str) -> pd.DataFrame:
+    """The subject's current records with its revocations and repairs replayed as the regrader does."""
     from serving.services.regrade import service_changes, service_records
 
     records = service_records(session, uscc)
@@ -114,7 +119,19 @@ def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> 
     if not changes.empty:
         records = pd.concat([records.astype(object), changes.reindex(columns=[*records.columns, "ref_record_id"])
                             .astype(object)], ignore_index=True)
-    return report_records(records, today, policy)
+    return records
+
+
+def record_ids_in_force(session: Session, uscc: str, today: dt.date, policy=None) -> set[str]:
+    """The ids of the subject's records in force on ``today`` (``features.evidence.records_in_force``,
+    neutral records included: the rule of the report and the joint checks), so a page calls no
+    other record 有效 nor offers to repair one nobody sees any more."""
+    from features.evidence import records_in_force
+
+    records = _replayed_records(session, uscc)
+    if records.empty:
+        return set()
+    return set(records_in_force(records, today, policy, neutral=True)["record_id"].astype(str))
 
 
 def _row(rec: pd.Series, data_dir: str | None = None):

@@ -94,7 +94,6 @@ def _row(page: str, record_id: str) -> str:
     return next(r for r in rows if re.search(rf'data-label="记录编号"[^>]*>\s*(<a[^>]*>)?\s*{record_id}\b', r))
 
 
-@XFAIL
 def test_a_record_that_no_longer_counts_is_not_called_in_force_nor_offered_for_repair(site):
     """我的信用 lists a general penalty whose publicity ended (R4, 公示截止 2026-01-05, before the grade's
     base date) under "评价基准日 … 在效的记录" as 有效 with 申请信用修复, and an 经营异常名录 entry the company
