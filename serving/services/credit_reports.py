@@ -171,8 +171,30 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
         verify_url=verify_url, subject_lines=lines,
         records=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
         lists=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),
-        commitments=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(COMMITMENT_KINDS)].iterrows()),
+        commitments=_commitment_rows(session, shown.loc[kinds.isin(COMMITMENT_KINDS)], data_dir),
     )
+
+
+def _commitment_rows(session: Session, shown: pd.DataFrame, data_dir: str | None = None) -> tuple:
+    """The commitment records as the report names them: the matter signed and its check date (from
+    the commitment the record was written for; a record of none keeps its own kind and dates)."""
+    from serving.db.models import Commitment
+    from serving.report_pdf import CommitmentRow
+    from serving.services.commitments import commitment_id_of
+
+    rows = []
+    for _, rec in shown.iterrows():
+        row = _row(rec, data_dir)
+        number = commitment_id_of(row.record_id)
+        commitment = session.get(Commitment, number) if number is not None else None
+        if commitment is None:
+            rows.append(CommitmentRow(matter=row.kind, status=row.kind, signed_on=row.decision_date,
+                                      due_on=row.end_date, department=row.department, document_no=row.document_no))
+            continue
+        rows.append(CommitmentRow(matter=commitment.title, status=row.kind, signed_on=commitment.signed_on.isoformat(),
+                                  due_on=commitment.due_on.isoformat(), department=row.department,
+                                  document_no=commitment.document_no or row.document_no))
+    return tuple(rows)
 
 
 def new_serial(issued_at: dt.datetime) -> str:

@@ -108,7 +108,6 @@ def test_a_record_that_no_longer_counts_is_not_called_in_force_nor_offered_for_r
         assert re.search(r"公示期满|已移出|移出|已届满|不再公示", _shown(row)), f"{record_id}: {_shown(row)[:300]}"
 
 
-@XFAIL
 def test_credit_report_names_the_commitment_signed_not_its_internal_number(site):
     """After 签署承诺 (依法诚信纳税承诺) on 我的信用, the downloaded 公共信用信息报告's 四、信用承诺 lists a row
     "CMT000000001-M 信用承诺 — 2026-12-07 — 国家税务总局南京市税务局 —": an internal number, broken over two
