@@ -200,7 +200,6 @@ def test_the_plans_creator_is_not_offered_the_salt_form_it_may_not_use(client, c
     assert f'action="{location}/salt"' not in page, "the creator is offered the salt form"
 
 
-@XFAIL
 def test_public_verifier_command_names_the_files_the_page_downloads(client, city):  # noqa: F811
     """/public/plans/{id} says: download 承诺 and 公开包, then in that folder run "python3
     tiers_draw_verify.py bundle.json --commitment commitment.json". The downloads are saved as
