@@ -36,8 +36,13 @@ TEXTS: dict[str, dict[str, str]] = {
     "base": {"zh": "基础分", "en": "Base"},
     "final": {"zh": "最终得分", "en": "Score"},
     "what_if": {"zh": "如果……会怎样", "en": "What if"},
-    "what_if_note": {"zh": "完成以上全部措施后预计达到的分数与等级；信用修复免费办理。",
-                     "en": "Score and grade expected once all the steps above are done; credit repair is free of charge."},
+    "what_if_note": {"zh": "以上措施须全部完成才能达到下行的分数与等级，只完成其中一项不一定提升等级；信用修复免费办理。",
+                     "en": "The score and grade below need all the steps above; one of them alone may not raise "
+                           "your grade. Credit repair is free of charge."},
+    "what_if_all": {"zh": "完成以上全部措施后预计", "en": "Expected once all the steps above are done"},
+    "what_if_each": {"zh": "每行为单独完成该项措施后预计的分数与等级，各项效果不能相加；信用修复免费办理。",
+                     "en": "Each row is the score and grade expected from that step alone; the steps' effects do "
+                           "not add up. Credit repair is free of charge."},
     "what_if_none": {"zh": "目前没有可办理的修复、缴清欠款或履行承诺能提升您的等级。符合条件后，可修复的记录会在此列出。",
                      "en": "No repair, settlement or kept commitment available now would raise your grade. "
                            "Records become repairable after their minimum publicity period and will appear here."},
