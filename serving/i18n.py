@@ -149,6 +149,10 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                       "en": "The commitment is published. The public salt must become known after it, and is entered by "
                             "a person of the department other than the plan's creator; the draw runs at once."},
         "enter_salt": {"zh": "录入公开随机数并抽取", "en": "Enter the public salt and draw"},
+        "salt_by_creator": {"zh": "您是本计划的创建人，请由本部门另一名人员登录后录入。",
+                            "en": "You created this plan: another person of the department enters it."},
+        "salt_by_department": {"zh": "须由本计划所属部门的监管人员录入。",
+                               "en": "A regulator of the plan's department enters it."},
         "public_page": {"zh": "公示页面", "en": "Public page"},
         "download_bundle": {"zh": "下载公开包（无等级）", "en": "Download the public bundle (no grades)"},
         "download_full": {"zh": "下载完整计划（审计用，含等级）", "en": "Download the full plan (auditors, with grades)"},

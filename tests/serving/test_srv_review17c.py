@@ -187,7 +187,6 @@ def test_entered_result_is_published_as_entered_with_its_document_number(client,
     assert "宁市监立〔2026〕3号" in public and "发现问题已立案" in public, public[-600:]
 
 
-@XFAIL
 def test_the_plans_creator_is_not_offered_the_salt_form_it_may_not_use(client, city):  # noqa: F811
     """The plan's creator, back on its page after 公布抽取承诺, is offered 公开随机数 and 录入公开随机数并抽取;
     typing the number and submitting leads to a bare "出错了 403 创建抽查计划的人员不能录入公开随机数，须由本部门
