@@ -243,7 +243,6 @@ def test_downloaded_monitoring_report_speaks_chinese(stored, mon_client, mon_set
 # ------------------------------------------------------------------ sector department
 
 
-@XFAIL
 def test_profile_columns_the_fit_does_not_take_are_named_at_once_or_left_aside(site):
     """With no labelled file to start from (下载表头模板 is a header without rows), the sector user
     builds one from the service's own point-in-time profiles (`tiers profile`, as the README runs it)
