@@ -624,7 +624,17 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "performance": {"zh": "模型表现", "en": "Model performance"},
         "provisional": {"zh": "暂定：标签尚未成熟，结果可能变化", "en": "provisional: labels have not matured yet"},
         "maturity": {"zh": "标签成熟度", "en": "Label maturity"},
-        "report": {"zh": "下载完整 Evidently 报告（网页文件）", "en": "Download the full Evidently report (HTML)"},
+        "report": {"zh": "下载监测报告（网页文件）", "en": "Download the monitoring report (HTML)"},
+        "report_title": {"zh": "模型监测报告", "en": "Model monitoring report"},
+        "evidently": {"zh": "Evidently 原始报告（第三方，英文）", "en": "Evidently's original report (third party)"},
+        "evidently_title": {"zh": "附：Evidently 原始报告", "en": "Annex: Evidently's original report"},
+        "evidently_note": {"zh": "Evidently 原始报告为第三方工具生成的英文报告，按列名代码列示，并以其自带的统计检验（如 Wasserstein "
+                                 "距离）判断“漂移”；本系统以 PSI 阈值触发预警，两者口径不同，结论可能不一致，以本报告的预警为准。"
+                                 "原始报告可在模型监测页面下载：",
+                           "en": "Evidently's report is a third-party report by column code, judging \"drift\" by its own "
+                                 "tests (e.g. Wasserstein distance); this service alerts on PSI thresholds, so the two may "
+                                 "disagree: the alerts of this report are the service's. Download it from the monitoring "
+                                 "page:"},
         "model": {"zh": "当前模型", "en": "Model"},
         "back": {"zh": "返回模型监测预警", "en": "Back to the monitoring alerts"},
         "open": {"zh": "查看", "en": "Open"},
