@@ -433,7 +433,7 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                         "compare and promote on the models page."},
         "format": {"zh": "文件格式", "en": "File format"},
         "format_keys": {"zh": "表头（与下载的模板一致；也可写英文名）：", "en": "Headers (as in the template; the Chinese names work too):"},
-        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。由 tiers profile 导出的其他画像列（模型不使用）会被忽略。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
+        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。由本系统导出的企业画像中的其他列（模型不使用）会被忽略。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
                         "en": "One row per subject and as-of date: uscc, as_of (YYYY-MM-DD), label (1 if the adverse "
                               "outcome happened within {n} months after as_of, else 0) and every feature column "
                               "below (empty: missing). industry may be left out; if given it must be the section's "
