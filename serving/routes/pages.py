@@ -172,10 +172,9 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
     except ServiceError:
         grade = None
     records = subjects.list_records(session, access.uscc)
-    from serving.services.credit_checks import policy_for
     from serving.services.credit_reports import record_ids_in_force
 
-    in_force = record_ids_in_force(session, access.uscc, today, policy_for(subject.industry))
+    in_force = record_ids_in_force(session, access.uscc, today)
     lists = record_lists(request, records, grade.as_of if grade is not None else None, in_force)
     bars, svg_height = [], 0.0
     if grade is not None:

@@ -124,10 +124,15 @@ def _replayed_records(session: Session, uscc: str) -> pd.DataFrame:
 
 def record_ids_in_force(session: Session, uscc: str, today: dt.date, policy=None) -> set[str]:
     """The ids of the subject's records in force on ``today`` (``features.evidence.records_in_force``,
-    neutral records included: the rule of the report and the joint checks), so a page calls no
-    other record 有效 nor offers to repair one nobody sees any more."""
+    neutral records included: the rule of the report and the joint checks) under ``policy`` (by
+    default the subject's section's, as the joint checks take it), so a page calls no other
+    record 有效 and no one applies to repair a record nobody sees any more."""
     from features.evidence import records_in_force
+    from serving.services.credit_checks import policy_for
 
+    if policy is None:
+        subject = session.get(Subject, uscc)
+        policy = policy_for(subject.industry if subject is not None else None)
     records = _replayed_records(session, uscc)
     if records.empty:
         return set()

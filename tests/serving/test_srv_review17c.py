@@ -106,6 +106,10 @@ def test_a_record_that_no_longer_counts_is_not_called_in_force_nor_offered_for_r
         row = _row(page, record_id)
         assert "/repairs" not in row, f"{record_id}: repair offered for a record that no longer counts"
         assert re.search(r"公示期满|已移出|移出|已届满|不再公示", _shown(row)), f"{record_id}: {_shown(row)[:300]}"
+    # mended at the service too: an application for such a record is refused, saying why
+    refused = TestClient(site["app"]).post(f"/api/v1/subjects/{ENT2}/repairs", headers=_headers(site, "ent2"),
+                                           json={"record_id": "L9", "statement": "已整改完毕，申请修复。"})
+    assert refused.status_code in (409, 422) and "不再计入" in refused.text, refused.text
 
 
 def test_credit_report_names_the_commitment_signed_not_its_internal_number(site):
