@@ -36,8 +36,13 @@ TEXTS: dict[str, dict[str, str]] = {
     "base": {"zh": "基础分", "en": "Base"},
     "final": {"zh": "最终得分", "en": "Score"},
     "what_if": {"zh": "如果……会怎样", "en": "What if"},
-    "what_if_note": {"zh": "完成以上全部措施后预计达到的分数与等级；信用修复免费办理。",
-                     "en": "Score and grade expected once all the steps above are done; credit repair is free of charge."},
+    "what_if_note": {"zh": "以上措施须全部完成才能达到下行的分数与等级，只完成其中一项不一定提升等级；信用修复免费办理。",
+                     "en": "The score and grade below need all the steps above; one of them alone may not raise "
+                           "your grade. Credit repair is free of charge."},
+    "what_if_all": {"zh": "完成以上全部措施后预计", "en": "Expected once all the steps above are done"},
+    "what_if_each": {"zh": "每行为单独完成该项措施后预计的分数与等级，各项效果不能相加；信用修复免费办理。",
+                     "en": "Each row is the score and grade expected from that step alone; the steps' effects do "
+                           "not add up. Credit repair is free of charge."},
     "what_if_none": {"zh": "目前没有可办理的修复、缴清欠款或履行承诺能提升您的等级。符合条件后，可修复的记录会在此列出。",
                      "en": "No repair, settlement or kept commitment available now would raise your grade. "
                            "Records become repairable after their minimum publicity period and will appear here."},
@@ -65,6 +70,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "repaired": {"zh": "已修复", "en": "repaired"},
     "revoked": {"zh": "已撤销", "en": "revoked"},
     "effective": {"zh": "有效", "en": "in effect"},
+    # a record no longer in force today (features.evidence.records_in_force): why, with its date
+    "ended": {"zh": "不再计入", "en": "no longer counts"},
+    "record_list_left": {"zh": "已移出名录", "en": "left the list on"},
+    "record_publicity_ended": {"zh": "公示期满", "en": "publicity ended on"},
     "legal_rep": {"zh": "法定代表人", "en": "Legal representative"},
     "district": {"zh": "辖区", "en": "District"},
     "industry": {"zh": "行业门类", "en": "Industry section"},
@@ -140,6 +149,10 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                       "en": "The commitment is published. The public salt must become known after it, and is entered by "
                             "a person of the department other than the plan's creator; the draw runs at once."},
         "enter_salt": {"zh": "录入公开随机数并抽取", "en": "Enter the public salt and draw"},
+        "salt_by_creator": {"zh": "您是本计划的创建人，请由本部门另一名人员登录后录入。",
+                            "en": "You created this plan: another person of the department enters it."},
+        "salt_by_department": {"zh": "须由本计划所属部门的监管人员录入。",
+                               "en": "A regulator of the plan's department enters it."},
         "public_page": {"zh": "公示页面", "en": "Public page"},
         "download_bundle": {"zh": "下载公开包（无等级）", "en": "Download the public bundle (no grades)"},
         "download_full": {"zh": "下载完整计划（审计用，含等级）", "en": "Download the full plan (auditors, with grades)"},
@@ -420,11 +433,12 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
                         "compare and promote on the models page."},
         "format": {"zh": "文件格式", "en": "File format"},
         "format_keys": {"zh": "表头（与下载的模板一致；也可写英文名）：", "en": "Headers (as in the template; the Chinese names work too):"},
-        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
+        "format_rows": {"zh": "每行一个企业在一个评价基准日的画像：统一社会信用代码、评价基准日（年-月-日）、结果标签（基准日后 {n} 个月内发生不良结果为 1，否则为 0），以及下列全部特征列（空白表示缺失）。行业门类列可省略，填写时须为本行业门类。由本系统导出的企业画像中的其他列（模型不使用）会被忽略。UTF-8 或 GBK（Excel 另存为 CSV）编码，不超过 {mb} MB。",
                         "en": "One row per subject and as-of date: uscc, as_of (YYYY-MM-DD), label (1 if the adverse "
                               "outcome happened within {n} months after as_of, else 0) and every feature column "
                               "below (empty: missing). industry may be left out; if given it must be the section's "
-                              "letter. UTF-8 or GBK (Excel's CSV), at most {mb} MB."},
+                              "letter. The other columns of `tiers profile` (not model inputs) are left aside. UTF-8 or GBK "
+                              "(Excel's CSV), at most {mb} MB."},
         "format_dates": {"zh": "最晚的基准日用于样本外验证，至少一个比它早 {n} 个月以上的基准日用于训练；两者都须同时含有 0 和 1。",
                          "en": "The latest as-of date validates out of time; at least one date {n} months or more "
                                "before it trains; both need outcomes 0 and 1."},
@@ -610,7 +624,17 @@ PAGE_TEXTS: dict[str, dict[str, dict[str, str]]] = {
         "performance": {"zh": "模型表现", "en": "Model performance"},
         "provisional": {"zh": "暂定：标签尚未成熟，结果可能变化", "en": "provisional: labels have not matured yet"},
         "maturity": {"zh": "标签成熟度", "en": "Label maturity"},
-        "report": {"zh": "下载完整 Evidently 报告（网页文件）", "en": "Download the full Evidently report (HTML)"},
+        "report": {"zh": "下载监测报告（网页文件）", "en": "Download the monitoring report (HTML)"},
+        "report_title": {"zh": "模型监测报告", "en": "Model monitoring report"},
+        "evidently": {"zh": "Evidently 原始报告（第三方，英文）", "en": "Evidently's original report (third party)"},
+        "evidently_title": {"zh": "附：Evidently 原始报告", "en": "Annex: Evidently's original report"},
+        "evidently_note": {"zh": "Evidently 原始报告为第三方工具生成的英文报告，按列名代码列示，并以其自带的统计检验（如 Wasserstein "
+                                 "距离）判断“漂移”；本系统以 PSI 阈值触发预警，两者口径不同，结论可能不一致，以本报告的预警为准。"
+                                 "原始报告可在模型监测页面下载：",
+                           "en": "Evidently's report is a third-party report by column code, judging \"drift\" by its own "
+                                 "tests (e.g. Wasserstein distance); this service alerts on PSI thresholds, so the two may "
+                                 "disagree: the alerts of this report are the service's. Download it from the monitoring "
+                                 "page:"},
         "model": {"zh": "当前模型", "en": "Model"},
         "back": {"zh": "返回模型监测预警", "en": "Back to the monitoring alerts"},
         "open": {"zh": "查看", "en": "Open"},

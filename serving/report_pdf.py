@@ -58,6 +58,18 @@ class ReportRow:
 
 
 @dataclass(frozen=True)
+class CommitmentRow:
+    """One 信用承诺 as the report names it: the matter promised and by when it is checked."""
+
+    matter: str
+    status: str  # 信用承诺 (signed) / 履行承诺 / 违背承诺
+    signed_on: str
+    due_on: str
+    department: str
+    document_no: str
+
+
+@dataclass(frozen=True)
 class ReportContent:
     """Everything the report shows. Never a grade, a score or a probability: they are not public."""
 
@@ -70,7 +82,7 @@ class ReportContent:
     subject_lines: tuple[tuple[str, str], ...]  # (label, value) of the subject's registration
     records: tuple[ReportRow, ...] = ()
     lists: tuple[ReportRow, ...] = ()
-    commitments: tuple[ReportRow, ...] = ()
+    commitments: tuple[CommitmentRow, ...] = ()
     notes: tuple[str, ...] = field(default=())
     valid_from: dt.date | None = None  # the issuing day in China (None: the signing day)
 
@@ -168,11 +180,13 @@ def render_pdf(content: ReportContent, font: tuple[Path, int]) -> bytes:
         pdf.cell(0, 6.5, value, border=1, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     for title, rows, empty in (("二、公共信用记录（公示期内、有效）", content.records, "无在公示期内的公共信用记录。"),
-                               ("三、名单信息", content.lists, "未被列入严重失信主体名单、经营异常名录等名单。"),
-                               ("四、信用承诺", content.commitments, "无信用承诺记录。")):
+                               ("三、名单信息", content.lists, "未被列入严重失信主体名单、经营异常名录等名单。")):
         _heading(pdf, title)
         _table(pdf, rows, empty)
         pdf.ln(4)
+    _heading(pdf, "四、信用承诺")
+    _table(pdf, content.commitments, "无信用承诺记录。", _COMMITMENT_COLUMNS)
+    pdf.ln(4)
 
     _heading(pdf, "说明")
     pdf.set_font("cjk", size=9)
@@ -237,22 +251,28 @@ def _heading(pdf, text: str) -> None:
     pdf.cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
 
 
-def _table(pdf, rows: tuple[ReportRow, ...], empty: str) -> None:
+_COMMITMENT_COLUMNS = (("承诺事项", 56), ("状态", 18), ("签署日期", 20), ("核查期限", 20), ("承诺部门", 40),
+                       ("文书号", 36))
+
+
+def _table(pdf, rows: tuple[Any, ...], empty: str, columns: tuple[tuple[str, int], ...] = _COLUMNS) -> None:
+    """A table of ``rows`` (dataclasses whose fields are ``columns``, in order)."""
+    from dataclasses import astuple
+
     from fpdf.fonts import FontFace
 
     pdf.set_font("cjk", size=8)
     if not rows:
         pdf.cell(0, 6, empty, new_x="LMARGIN", new_y="NEXT")
         return
-    with pdf.table(col_widths=tuple(w for _, w in _COLUMNS), line_height=4.5, first_row_as_headings=True,
+    with pdf.table(col_widths=tuple(w for _, w in columns), line_height=4.5, first_row_as_headings=True,
                    headings_style=FontFace(emphasis="", fill_color=(232, 236, 241)), text_align="LEFT") as table:
         header = table.row()
-        for name, _ in _COLUMNS:
+        for name, _ in columns:
             header.cell(name)
         for rec in rows:
             row = table.row()
-            for value in (rec.record_id, rec.kind, rec.severity, rec.decision_date, rec.end_date, rec.department,
-                          rec.document_no):
+            for value in astuple(rec):
                 row.cell(value or "—")
 
 

@@ -317,6 +317,7 @@ def _querylog_page(request: Request, session: Any, settings: Any, principal: Pri
         error = exc.message
     return _page(request, "admin_querylog.html", principal, settings, {
         "filters": filters, "rows": rows, "total": total, "offset": offset, "page_size": PAGE_SIZE,
+        "names": users.display_names(session, {e.actor for e in rows}),  # 姓名 as the user list shows it
         "error": error, "check": check}, status_code=422 if error else 200)
 
 

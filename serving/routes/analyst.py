@@ -153,9 +153,23 @@ def _report_file(session, run_id: int) -> FileResponse:
                         content_disposition_type="attachment", headers=report_headers())
 
 
-@router.get("/analyst/monitoring/{run_id}/report.html", response_class=FileResponse, include_in_schema=False)
-def monitoring_report_page(principal: PageAnalyst, session: SessionDep, run_id: RunId) -> FileResponse:
-    """The same download for the analyst's page (the session cookie; the API route takes a bearer token)."""
+@router.get("/analyst/monitoring/{run_id}/report.html", response_class=HTMLResponse, include_in_schema=False)
+def monitoring_report_page(request: Request, principal: PageAnalyst, session: SessionDep, run_id: RunId) -> Response:
+    """The page's download: the run as the page shows it, in the reader's language, as one HTML file
+    (Evidently's English report is third-party and judges drift by other tests: it is named in the
+    file and downloaded apart, ``evidently.html``)."""
+    run = _get_run(session, run_id)
+    if mon.report_path(run) is None:
+        return _report_file(session, run_id)  # ReportUnavailable, as before
+    lang = page_lang(request)
+    view = mon.run_view(run, mon.run_alerts(session, run.id), lang)
+    return render(request, "monitoring_report.html", {"view": view, "m": lambda k: mon.label(k, lang)},
+                  headers={"Content-Disposition": f'attachment; filename="monitoring-{run_id}.html"'})
+
+
+@router.get("/analyst/monitoring/{run_id}/evidently.html", response_class=FileResponse, include_in_schema=False)
+def monitoring_evidently_page(principal: PageAnalyst, session: SessionDep, run_id: RunId) -> FileResponse:
+    """Evidently's own report for the analyst's page (the session cookie; the API route takes a bearer token)."""
     return _report_file(session, run_id)
 
 

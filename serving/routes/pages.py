@@ -172,7 +172,10 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
     except ServiceError:
         grade = None
     records = subjects.list_records(session, access.uscc)
-    lists = record_lists(request, records, grade.as_of if grade is not None else None)
+    from serving.services.credit_reports import record_ids_in_force
+
+    in_force = record_ids_in_force(session, access.uscc, today)
+    lists = record_lists(request, records, grade.as_of if grade is not None else None, in_force)
     bars, svg_height = [], 0.0
     if grade is not None:
         contributions = [((r.get("label_zh") if lang == "zh" else r.get("label_en") or r.get("label_zh")) or r["code"],
@@ -182,7 +185,9 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
     repair_from = {}
     for record in (r for group in lists["groups"] for r in group["window"].items):  # the rows shown
         eligible, verdict = repairs.check_eligibility(record, today, eligibility)
-        repair_from[record.record_id] = (eligible, verdict.eligible_from)
+        # a record no longer in force (publicity ended, list left) is seen by nobody: nothing to repair
+        counts = record.record_id in in_force
+        repair_from[record.record_id] = (eligible and counts, verdict.eligible_from if counts else None)
     objection_rows = [objection_out(o, today) for o in objections.list_objections(session, uscc=access.uscc)]
     repair_rows = repairs.list_repairs(session, uscc=access.uscc)
     return render(request, "credit.html", {
@@ -216,22 +221,28 @@ def _refused_form(request: Request, access: SubjectAccess, session, settings: Se
     return _credit_page(request, access, session, settings, today, eligibility, error, exc.status_code)
 
 
-RECORD_STATUSES = ("effective", "revoked", "repaired")
+RECORD_STATUSES = ("effective", "ended", "revoked", "repaired")
 
 
-def _record_status(record) -> str:
-    return "revoked" if record.revoked else ("repaired" if record.repaired else "effective")
+def _record_status(record, in_force: set[str] | None = None) -> str:
+    if record.revoked:
+        return "revoked"
+    if record.repaired:
+        return "repaired"
+    return "effective" if in_force is None or record.record_id in in_force else "ended"
 
 
-def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict:
+def record_lists(request: Request, records: list, as_of: dt.date | None, in_force: set[str] | None = None) -> dict:
     """A subject's records as its page shows them: those decided on or before the grade's
     evaluation date (the ones the grade saw), then those after it, apart; each filtered (kind,
     status, department, or one record by number: ``r_record``, the link of an objection or repair
-    to the record in dispute), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject."""
+    to the record in dispute), sorted and paged (``r_``/``l_`` parameters). Bounded by one subject.
+    ``in_force``: the ids of the records in force today; the others' status is ``ended`` (each
+    record gets ``status``)."""
     params = request.query_params
     kind, status, department = params.get("r_kind") or "", params.get("r_status") or "", params.get("r_dept") or ""
     record_id = (params.get("r_record") or "").strip()[:40]  # one record: the one an application disputes
-    chosen = [r for r in records if (not kind or r.kind == kind) and (not status or _record_status(r) == status)
+    chosen = [r for r in records if (not kind or r.kind == kind) and (not status or _record_status(r, in_force) == status)
               and (not department or r.department == department) and (not record_id or r.record_id == record_id)]
     if params.get("r_sort") == "oldest":
         chosen = sorted(chosen, key=lambda r: (r.decision_date, r.record_id))
@@ -242,7 +253,7 @@ def record_lists(request: Request, records: list, as_of: dt.date | None) -> dict
     if after:
         groups.append({"id": "records-after", "after": True,
                        "window": position_window(request, after, prefix="l_", anchor="records-after-section")})
-    return {"groups": groups, "as_of": as_of,
+    return {"groups": groups, "as_of": as_of, "status": {r.record_id: _record_status(r, in_force) for r in chosen},
             "kinds": sorted({r.kind for r in records}), "departments": sorted({r.department for r in records}),
             "statuses": RECORD_STATUSES,
             "filters": {"kind": kind, "status": status, "department": department, "record": record_id,

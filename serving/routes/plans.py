@@ -717,6 +717,8 @@ def _plan_page(request: Request, plan_id: int, principal: Principal, session: Se
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
         "districts": visits.districts, "salt_refused": salt_refused,
+        # the salt form only to whom may use it (the rule is the service's, enter_salt_v2)
+        "salt_not_allowed": plan_service.salt_not_allowed(plan_row, principal),
         "verification": plan_service.verify_stored_plan(plan_row, draw)})
     response.status_code = status_code
     return response

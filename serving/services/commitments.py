@@ -57,6 +57,12 @@ def _record_id(commitment: Commitment, suffix: str) -> str:
     return f"CMT{commitment.id:09d}-{suffix}"
 
 
+def commitment_id_of(record_id: str) -> int | None:
+    """The commitment whose record ``record_id`` is (:func:`_record_id`), None for another record."""
+    head, _, suffix = record_id.partition("-")
+    return int(head[3:]) if head.startswith("CMT") and head[3:].isdigit() and suffix else None
+
+
 def sign(session: Session, principal: Principal, uscc: str, matter_code: str, today: dt.date,
          catalogue: CommitmentCatalogue | None = None) -> Commitment:
     """The subject signs the matter's standard text as it stands in the catalogue today; its

@@ -107,6 +107,11 @@ def report_records(records: pd.DataFrame, today: dt.date, policy=None) -> pd.Dat
 def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> pd.DataFrame:
     """The subject's records a public report shows on ``today`` (:func:`report_records`) among the
     service's current records with its revocations and repairs replayed as the regrader does."""
+    return report_records(_replayed_records(session, uscc), today, policy)
+
+
+def _replayed_records(session: Session, uscc: str) -> pd.DataFrame:
+    """The subject's current records with its revocations and repairs replayed as the regrader does."""
     from serving.services.regrade import service_changes, service_records
 
     records = service_records(session, uscc)
@@ -114,7 +119,24 @@ def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> 
     if not changes.empty:
         records = pd.concat([records.astype(object), changes.reindex(columns=[*records.columns, "ref_record_id"])
                             .astype(object)], ignore_index=True)
-    return report_records(records, today, policy)
+    return records
+
+
+def record_ids_in_force(session: Session, uscc: str, today: dt.date, policy=None) -> set[str]:
+    """The ids of the subject's records in force on ``today`` (``features.evidence.records_in_force``,
+    neutral records included: the rule of the report and the joint checks) under ``policy`` (by
+    default the subject's section's, as the joint checks take it), so a page calls no other
+    record 有效 and no one applies to repair a record nobody sees any more."""
+    from features.evidence import records_in_force
+    from serving.services.credit_checks import policy_for
+
+    if policy is None:
+        subject = session.get(Subject, uscc)
+        policy = policy_for(subject.industry if subject is not None else None)
+    records = _replayed_records(session, uscc)
+    if records.empty:
+        return set()
+    return set(records_in_force(records, today, policy, neutral=True)["record_id"].astype(str))
 
 
 def _row(rec: pd.Series, data_dir: str | None = None):
@@ -154,8 +176,30 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
         verify_url=verify_url, subject_lines=lines,
         records=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(PUBLIC_RECORD_KINDS)].iterrows()),
         lists=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.str.startswith("list_")].iterrows()),
-        commitments=tuple(_row(r, data_dir) for _, r in shown.loc[kinds.isin(COMMITMENT_KINDS)].iterrows()),
+        commitments=_commitment_rows(session, shown.loc[kinds.isin(COMMITMENT_KINDS)], data_dir),
     )
+
+
+def _commitment_rows(session: Session, shown: pd.DataFrame, data_dir: str | None = None) -> tuple:
+    """The commitment records as the report names them: the matter signed and its check date (from
+    the commitment the record was written for; a record of none keeps its own kind and dates)."""
+    from serving.db.models import Commitment
+    from serving.report_pdf import CommitmentRow
+    from serving.services.commitments import commitment_id_of
+
+    rows = []
+    for _, rec in shown.iterrows():
+        row = _row(rec, data_dir)
+        number = commitment_id_of(row.record_id)
+        commitment = session.get(Commitment, number) if number is not None else None
+        if commitment is None:
+            rows.append(CommitmentRow(matter=row.kind, status=row.kind, signed_on=row.decision_date,
+                                      due_on=row.end_date, department=row.department, document_no=row.document_no))
+            continue
+        rows.append(CommitmentRow(matter=commitment.title, status=row.kind, signed_on=commitment.signed_on.isoformat(),
+                                  due_on=commitment.due_on.isoformat(), department=row.department,
+                                  document_no=commitment.document_no or row.document_no))
+    return tuple(rows)
 
 
 def new_serial(issued_at: dt.datetime) -> str:

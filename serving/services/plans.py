@@ -773,6 +773,15 @@ def commitment_v2(draw: Draw):
 
     return DrawCommitmentV2.model_validate(draw.payload["commitment_v2"])
 
+def salt_not_allowed(plan_row: Any, principal: Principal) -> str | None:
+    """Why ``principal`` may not enter the plan's public salt: ``creator`` (a second person of the
+    department must), ``department`` (a regulator of the plan's department must), else None."""
+    if principal.username == plan_row.created_by:
+        return "creator"
+    if principal.role != "regulator" or principal.department != plan_row.department:
+        return "department"
+    return None
+
 
 def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Principal, data_dir: str | Path, *,
                   value: str, source: str | None = None, known_at: dt.datetime | None = None,
@@ -792,10 +801,10 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
     if not is_v2(draw) or draw.draw_seed is not None:
         raise Conflict(f"计划 #{plan_row.id} 已抽取或不是待录入随机数的计划；plan #{plan_row.id} is not a committed "
                        "tiers-draw-v2 plan waiting for its salt", field="plan_id")
-    if principal.username == plan_row.created_by:
+    if salt_not_allowed(plan_row, principal) == "creator":
         raise NotAllowed("创建抽查计划的人员不能录入公开随机数，须由本部门另一名人员录入；the plan's creator may not "
                          "enter its public salt: a second person of the department must", field="salt")
-    if principal.role != "regulator" or principal.department != plan_row.department:
+    if salt_not_allowed(plan_row, principal) == "department":
         raise NotAllowed(f"公开随机数须由 {plan_row.department} 部门人员录入；the salt is entered by a regulator of "
                          f"department {plan_row.department!r}", field="salt")
     commitment = commitment_v2(draw)

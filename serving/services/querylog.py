@@ -643,12 +643,16 @@ def group_writer(engine: Engine) -> GroupCommitWriter:
 def list_entries(session: Session, *, uscc: str | None = None, actor: str | None = None,
                  since: dt.datetime | None = None, until: dt.datetime | None = None,
                  offset: int = 0, limit: int = 100) -> tuple[int, list[QueryLogEntry]]:
-    """Entries newest first, filtered by subject, actor and time (``since`` ≤ at < ``until``)."""
+    """Entries newest first, filtered by subject, actor and time (``since`` ≤ at < ``until``).
+    ``actor``: the reader as logged, or a person as the user list shows them (part of the username,
+    any case, or of the 姓名: ``users.usernames_matching``)."""
+    from serving.services.users import usernames_matching
+
     stmt = select(QueryLogEntry)
     if uscc:
         stmt = stmt.where(QueryLogEntry.uscc == uscc)
     if actor:
-        stmt = stmt.where(QueryLogEntry.actor == actor)
+        stmt = stmt.where(QueryLogEntry.actor.in_({actor, *usernames_matching(session, actor)}))
     if since is not None:
         stmt = stmt.where(QueryLogEntry.at >= since)
     if until is not None:

@@ -84,6 +84,12 @@ def apply_for_repair(session: Session, principal: Principal, uscc: str, body: Re
         zh_when = f"，{verdict.eligible_from} 起可申请" if verdict.eligible_from else ""
         raise RepairNotEligible(f"record {body.record_id} cannot be repaired on {today}: {verdict.rule}{when}",
                                 field="record_id", zh=f"记录 {body.record_id} 目前不能申请信用修复{zh_when}。")
+    from serving.services.credit_reports import record_ids_in_force
+
+    if record.record_id not in record_ids_in_force(session, uscc, today):  # publicity ended, list left
+        raise RepairNotEligible(f"record {body.record_id} no longer counts on {today} (publicity ended or list "
+                                "left): nothing to repair", field="record_id",
+                                zh=f"记录 {body.record_id} 已不再计入（公示期满或已移出名录），无需申请信用修复。")
     pending_conflict(session, REPAIRS, uscc, body.record_id)
     return file_application(session, RepairApplication(
         uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,

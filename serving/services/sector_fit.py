@@ -7,7 +7,9 @@ its progress kept in ``fit_jobs`` for the page that polls it.
 The file: one row per subject and as-of date, UTF-8 (or GB18030, as Excel saves it) CSV with
 the columns ``uscc``, ``as_of`` (YYYY-MM-DD), ``label`` (1: the adverse outcome happened within
 the horizon after as_of, else 0) and every model input of the profile (``FEATURE_COLUMNS``;
-``industry`` optional, and then the section's letter). Empty cells are missing values.
+``industry`` optional, and then the section's letter). Empty cells are missing values. The other
+columns of the service's own profiles (``tiers profile``: counts and codes the model does not
+take) are left aside; any other column is refused, every such heading named in one refusal.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ def column_names() -> dict[str, str]:
     return {heading: code for code, (zh, en) in named.items() for heading in (code, zh, en)}
 
 
+@lru_cache
+def profile_columns_aside() -> frozenset[str]:
+    """The columns of the service's own profiles (``features.specs.FEATURE_SPECS``, `tiers profile`)
+    the fit does not take (e.g. n_admin_check_12m, district_code): a file carrying them is read
+    without them."""
+    from features.specs import FEATURE_SPECS
+
+    return frozenset({spec.name for spec in FEATURE_SPECS} | {"profile_hash"}) - set(column_names())
+
+
 def _is_lang(heading: str, lang: str) -> bool:
     chinese = bool(re.search("[\u4e00-\u9fff]", heading))
     return chinese if lang == "zh" else not chinese and " " in heading
@@ -118,9 +130,15 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
     headings = [h.strip() for h in next(reader, [])]
     features = {name: categorical for name, _zh, _en, categorical in feature_columns()}
     names = column_names()
-    for heading in headings:
-        if heading not in names:
-            raise _refuse(lang, 1, heading or "—", _say(lang, "rule_unknown_column"))
+    # a file built from `tiers profile` carries columns the service computes and the model does
+    # not take: left aside; any other unknown heading is refused, all of them named at once
+    aside = profile_columns_aside()
+    unknown = [h or "—" for h in headings if h not in names and h not in aside]
+    if unknown:
+        raise _refuse(lang, 1, "、".join(unknown), _say(lang, "rule_unknown_column"))
+    width = len(headings)
+    kept = [i for i, h in enumerate(headings) if h not in aside]
+    headings = [headings[i] for i in kept]
     header = [names[h] for h in headings]
     shown = dict(zip(header, headings, strict=True))
     for heading, column in zip(headings, header, strict=True):
@@ -138,8 +156,9 @@ def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
             continue
         if len(rows) >= MAX_ROWS:
             raise _refuse(lang, line, _say(lang, "the_file"), _say(lang, "rule_max_rows", n=MAX_ROWS))
-        if len(cells) != len(header):
-            raise _refuse(lang, line, _say(lang, "the_row"), _say(lang, "rule_cells", n=len(header), got=len(cells)))
+        if len(cells) != width:
+            raise _refuse(lang, line, _say(lang, "the_row"), _say(lang, "rule_cells", n=width, got=len(cells)))
+        cells = [cells[i] for i in kept]
         row = _row(dict(zip(header, (c.strip() for c in cells), strict=True)), features, section, line, lang, shown)
         key = (row["uscc"], row["as_of"])
         if key in seen:

@@ -201,6 +201,25 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def usernames_matching(session: Session, words: str) -> list[str]:
+    """The usernames of the people ``words`` names as the user list shows them: part of the
+    username (any case) or of the 姓名 (display name)."""
+    words = words.strip()
+    if not words:
+        return []
+    return list(session.scalars(select(User.username).where(
+        func.lower(User.username).contains(words.lower(), autoescape=True)
+        | User.display_name.contains(words, autoescape=True))))
+
+
+def display_names(session: Session, usernames: set[str]) -> dict[str, str]:
+    """username → 姓名 of those of ``usernames`` that have one."""
+    if not usernames:
+        return {}
+    return {u: n for u, n in session.execute(select(User.username, User.display_name).where(
+        User.username.in_(sorted(usernames)), User.display_name.is_not(None))).tuples() if n}
+
+
 def list_api_keys(session: Session) -> list[tuple[ApiKey, str]]:
     """Every API key (revoked ones too: keys are never deleted) with its user's name, newest first."""
     rows = session.execute(select(ApiKey, User.username).join(User, User.id == ApiKey.user_id)

@@ -47,7 +47,8 @@ EXTRA_RECORDS = [
          publicity_end="2025-01-10", department="samr", document_no="宁市监罚〔2024〕1号"),  # publicity over
     dict(record_id="K1", uscc=ENT1, kind="complaint", decision_date="2026-10-01", department="samr"),  # not public
 ]
-SHOWN = ("R1", "R2", "L1", "C1", "宁市监罚〔2026〕12号", "宁市监异〔2026〕7号", "承诺书〔2026〕5号")
+# a commitment is named by its matter and document, not its record number (C1): review17c
+SHOWN = ("R1", "R2", "L1", "宁市监罚〔2026〕12号", "宁市监异〔2026〕7号", "承诺书〔2026〕5号")
 NOT_SHOWN = ("R3", "L2", "P0", "K1")
 # what the seeded grade of ENT1 is (C, score 640, probability 0.21), in every form it could be shown
 GRADE_WORDS = ("信用等级", "信用分", "信用风险较高", "风险等级", "640", "0.21", "评分")

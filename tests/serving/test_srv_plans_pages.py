@@ -37,7 +37,9 @@ def test_regulator_creates_a_plan_from_the_form(client, city, tmp_path):  # noqa
     assert created.status_code == 303
     committed = client.get(created.headers["location"])
     # tiers-draw-v2: the commitment is shown (and public) at once; the draw waits for the salt
-    assert "承诺公布时间" in committed.text and 'id="salt-form"' in committed.text
+    # the creator is told a second person enters the salt, not offered the form (review17c)
+    assert "承诺公布时间" in committed.text and 'id="salt-form"' not in committed.text
+    assert 'id="salt-not-yours"' in committed.text
     assert '<tr class="visit"' not in committed.text
     own_salt = client.post(created.headers["location"] + "/salt",
                            data={"value": "5 8 1", "csrf_token": _csrf(committed.text)}, follow_redirects=False)

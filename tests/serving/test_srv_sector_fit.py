@@ -104,8 +104,8 @@ def test_bad_files_are_refused_naming_line_field_and_rule(fit_env):
     assert bad_date.status_code == 422 and "文件第 7 行" in bad_date.text and "不是日期" in bad_date.text
     bad_number = _upload(client, with_cell(3, header.index("fines_36m"), "五千"))
     assert "文件第 3 行" in bad_number.text and "fines_36m" in bad_number.text and "须为数字" in bad_number.text
-    unknown = _upload(client, "\n".join([good[0] + ",colour", *(line + ",red" for line in good[1:])]))
-    assert "文件第 1 行" in unknown.text and "colour" in unknown.text
+    unknown = _upload(client, "\n".join([good[0] + ",colour,size", *(line + ",red,L" for line in good[1:])]))
+    assert "文件第 1 行" in unknown.text and "colour" in unknown.text and "size" in unknown.text  # all at once
     one_date = "\n".join([good[0], *(line for line in good[1:] if ",2025-09-30," in line)])
     dates = _upload(client, one_date)
     assert dates.status_code == 422 and "as_of" in dates.text and "12 个月" in dates.text
@@ -130,6 +130,10 @@ def test_a_file_headed_in_words_is_the_file_headed_by_codes(lang):
     worded = ",".join(f'"{h}"' if "," in h else h for h in heads) + "\n" + body
     a, b = sector_fit.parse_labelled_csv(coded.encode(), "C"), sector_fit.parse_labelled_csv(worded.encode(), "C")
     pd.testing.assert_frame_equal(a, b)
+    # a profile column the fit does not take (`tiers profile` writes it) is left aside (review17c)
+    lines = coded.splitlines()
+    profiled = "\n".join([lines[0] + ",n_admin_check_12m,district_code", *(x + ",3,320102" for x in lines[1:])])
+    pd.testing.assert_frame_equal(a, sector_fit.parse_labelled_csv(profiled.encode(), "C"))
     bad = worded.splitlines()
     cells = bad[3].split(",")
     cells[header.split(",").index("label")] = "2"
