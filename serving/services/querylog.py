@@ -429,6 +429,7 @@ class GroupCommitWriter:
 
     def _run(self) -> None:
         carried: tuple[list[_Batch], Offer | None] | None = None  # offered before the last release
+        group: list[_Batch] = []  # the round's batches: woken if the writer itself breaks
         try:
             while True:
                 if carried is None:
@@ -449,6 +450,7 @@ class GroupCommitWriter:
                 else:
                     (group, offer), carried = carried, None
                 outcomes, carried = self._round(group, offer)
+                group = []
                 for batches, error in outcomes:  # a failed commit: its callers learn they were not logged
                     _wake(batches, error)
                 if time.monotonic() - self._anchored_at >= self._keys.checkpoint_interval_s:
@@ -457,7 +459,8 @@ class GroupCommitWriter:
             with self._cond:
                 self._thread = None
                 stranded, self._queue = self._queue, []
-            _wake([*(carried[0] if carried else []), *stranded], exc)
+            # a batch already woken is woken again with the error: harmless (its caller has gone on)
+            _wake([*group, *(carried[0] if carried else []), *stranded], exc)
             raise
 
     def _anchor(self) -> None:

@@ -43,8 +43,10 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +61,12 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process group comm
 MAX_OFFERED = 256
 # how often a writer whose group is offered looks for its mark while the lock is taken
 POLL_S = 0.0005
+# an offer's file is read only up to this size: generous for MAX_OFFERED entries (≈ 300 bytes
+# each as JSON), and a bound on what a planted file (sparse, huge) can make the holder read
+MAX_OFFER_BYTES = MAX_OFFERED * 16 * 1024
 _OFFER, _TAKEN = "offer", "taken"
+_TEXT_FIELDS = ("actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome")
+log = logging.getLogger(__name__)
 _FIELDS = ("at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome",
            "personal_info_unmasked")
 
@@ -110,6 +117,7 @@ class Spool:
         self._own = f"{os.getpid():08d}-{secrets.token_hex(6)}"
         self._counter = 0
         self._lock_file: Any = None
+        self._warned = False
 
     def acquire(self, entries: list[Any], offered: Offer | None = None) -> tuple[Offer | None, bool]:
         """Take the lock, or learn that another process took the group. If another process holds
@@ -160,8 +168,8 @@ class Spool:
             return None
         try:
             return self._offer(entries)
-        except OSError:  # a full or foreign directory: this group waits for its own turn
-            return None
+        except Exception:  # a full or foreign directory, an entry JSON cannot encode (any error):
+            return None  # this group waits for its own turn (its callers are woken either way)
 
     def tidy(self) -> None:
         """Remove the directory if it is empty (a writer falling idle): no empty directory is left
@@ -183,9 +191,10 @@ class Spool:
     def taken_at(self, offer: Offer) -> tuple[int, str] | None:
         """Where another process chained ``offer``'s group, by its mark: (seq of its last entry,
         hash before its first), or None if it was not taken. Unverified: see the module's doc."""
+        raw = _read_regular(offer.path)
         try:
-            mark = json.loads(offer.path.read_bytes())
-        except (OSError, ValueError):
+            mark = json.loads(raw) if raw is not None else None
+        except ValueError:
             return None
         if not isinstance(mark, dict) or mark.get("kind") != _TAKEN or mark.get("group") != offer.group:
             return None
@@ -199,31 +208,63 @@ class Spool:
         offer.path.unlink(missing_ok=True)
 
     def offered(self) -> list[Offered]:
-        """The other processes' groups waiting, valid ones only, in the order of their files' names."""
+        """The other processes' groups waiting, valid ones only, in the order of their files' names.
+        Never raises for what is in (or in place of) the directory: a directory this service would
+        not offer into, or one it cannot list, holds no offers (warned once); a file that is not a
+        regular file of ours of at most ``MAX_OFFER_BYTES`` is not read (nothing blocks: a FIFO, a
+        symlink to a device); an offer whose MAC verifies but whose content is not a well-formed
+        group (a faulty peer) is removed, and its worker, finding no mark, commits it itself."""
         try:
+            self._check_own_directory()
             names = sorted(n for n in os.listdir(self._dir) if not n.startswith("."))
         except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self._warn_once(exc)
             return []
         found = []
         for name in names:
             if name == self._own:
                 continue
             path = self._dir / name
-            try:
-                raw = path.read_bytes()
-            except OSError:
+            raw = _read_regular(path)
+            if raw is None:
                 continue
             mac, _, payload = raw.partition(b"\n")
             if not hmac.compare_digest(mac, self._mac(payload)):
                 continue  # a taken mark, a foreign file, or someone without the key: not chained
             try:
-                body = json.loads(payload)
-                entries = [self._entry(row) for row in body["entries"]]
-            except (ValueError, KeyError, TypeError):
+                group, entries = self._parse(payload)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("query log: a malformed offer %s was removed: %s", name, exc)
+                with contextlib.suppress(OSError):
+                    path.unlink()
                 continue
-            if body.get("kind") == _OFFER and entries:
-                found.append(Offered(path, str(body["group"]), entries))
+            found.append(Offered(path, group, entries))
         return found
+
+    def _parse(self, payload: bytes) -> tuple[str, list[Any]]:
+        """An offer's group id and entries, checked whole (ValueError, KeyError or TypeError)."""
+        body = json.loads(payload)
+        if not isinstance(body, dict) or body.get("kind") != _OFFER:
+            raise ValueError("not an offer")
+        group, rows = body["group"], body["entries"]
+        if not isinstance(group, str) or not isinstance(rows, list) or not 0 < len(rows) <= MAX_OFFERED:
+            raise TypeError("an offer's group is a string and its entries a list of 1 to MAX_OFFERED")
+        return group, [self._entry(row) for row in rows]
+
+    def _check_own_directory(self) -> None:
+        """Raise PermissionError unless the directory is this service's own: a real directory (not
+        a symlink), of this account, that no one else can read or write (offers say who read which
+        subject, and a holder reads only what this service could have offered)."""
+        owner = self._dir.lstat()
+        if not stat.S_ISDIR(owner.st_mode) or owner.st_uid != os.getuid() or owner.st_mode & 0o077:
+            raise PermissionError(f"{self._dir} is not this service's own (0700) directory")
+
+    def _warn_once(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("query log: offers of other workers are not taken (%s): each commits its own", exc)
 
     def mark_taken(self, offered: Offered, last_seq: int, prev_hash: str) -> None:
         """Tell ``offered``'s process its group is chained (after the commit returned)."""
@@ -232,14 +273,13 @@ class Spool:
 
     def _offer(self, entries: list[Any]) -> Offer:
         self._dir.mkdir(mode=0o700, exist_ok=True)
-        owner = self._dir.lstat()
-        # offers say who read which subject: never into a directory someone else made or can read
-        if owner.st_uid != os.getuid() or owner.st_mode & 0o077 or not self._dir.is_dir():
-            raise PermissionError(f"{self._dir} is not this service's own (0700) directory")
+        self._check_own_directory()
         self._counter += 1
         group = f"{self._own}-{self._counter}"
         rows = [[e.at.isoformat() if f == "at" else getattr(e, f) for f in _FIELDS] for e in entries]
         payload = json.dumps({"kind": _OFFER, "group": group, "entries": rows}, ensure_ascii=False).encode("utf-8")
+        if len(payload) > MAX_OFFER_BYTES - 100:  # no holder would read it
+            raise ValueError("offer too large")
         path = self._dir / self._own
         self._write(path, self._mac(payload) + b"\n" + payload)
         return Offer(path, group)
@@ -248,14 +288,21 @@ class Spool:
         return hmac.digest(self._key, b"querylog-offer\n" + payload, "sha256").hex().encode("ascii")
 
     def _entry(self, row: list[Any]) -> Any:
+        if not isinstance(row, list):
+            raise TypeError("an offered entry is a list")
         values = dict(zip(_FIELDS, row, strict=True))
-        values["at"] = dt.datetime.fromisoformat(values["at"])
+        if not all(isinstance(values[f], str) for f in ("at", *_TEXT_FIELDS)) or not isinstance(
+                values["personal_info_unmasked"], bool):
+            raise TypeError("an offered entry's fields are strings and one bool")
+        values["at"] = at = dt.datetime.fromisoformat(values["at"])
+        if at.tzinfo is None:
+            raise ValueError("an offered entry's time has a zone")
         return self._new_entry(**values)
 
     def _write(self, path: Path, data: bytes) -> None:
         """Replace ``path`` by ``data`` at once (a reader sees the old file or the new, whole)."""
         tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         try:
             view = memoryview(data)
             while view:  # no fsync: an offer or a mark only matters while the processes live
@@ -263,3 +310,26 @@ class Spool:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The content of ``path`` if it is a regular file of this account of at most
+    ``MAX_OFFER_BYTES``, else None. Opened without following a symlink and without blocking (a
+    FIFO's ``open`` would wait for a writer), checked on the open descriptor."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_size > MAX_OFFER_BYTES:
+            return None
+        chunks, left = [], MAX_OFFER_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return None if left <= 0 else b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
