@@ -449,6 +449,17 @@ class QueryLogEntry(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
 
 
+class QueryLogOffer(Base):
+    """A group offered between workers (``serving.services.querylog_spool``) and chained: recorded
+    in the transaction that chains it, so that a copy of the offer is never chained again. Pruned
+    once older than twice an offer's lifetime (an older offer is refused anyway)."""
+
+    __tablename__ = "query_log_offers"
+
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    made_at: Mapped[float] = mapped_column(Float, index=True)  # the offer's time.time()
+
+
 class CreditReport(Base):
     """One issued credit report (公共信用信息报告, ``serving.services.credit_reports``): who issued
     which report of which subject, when, until when it is valid, and the SHA-256 of the signed file,

@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.driver import DriverStatement
 from serving.db.models import QueryLogEntry, QueryLogHead
 from serving.security import Principal
-from serving.services.querylog_spool import Offer, Spool, spool_directory
+from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
 
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
@@ -561,6 +561,8 @@ class GroupCommitWriter:
         then mark the offered groups as taken. Returns the new head (None: nothing to commit)."""
         engine = self._engine()
         others = self._spool.offered() if self._spool is not None else []
+        if others:
+            others = _claim_offers(self._raw, others)
         everything = [*entries, *(e for o in others for e in o.entries)]
         if not everything:
             return None
@@ -569,6 +571,37 @@ class GroupCommitWriter:
             with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
                 self._spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
         return head
+
+
+# the groups offered between workers that were chained already (migration 0013): SQLite's
+# parameter style, as only SQLite's writers offer groups
+_TAKEN_OFFERS = "SELECT group_id FROM query_log_offers WHERE group_id IN ({})"
+_TAKE_OFFER = "INSERT INTO query_log_offers (group_id, made_at) VALUES (?, ?)"
+_PRUNE_OFFERS = "DELETE FROM query_log_offers WHERE made_at < ?"
+
+
+def _claim_offers(raw: Any, others: list[Offered]) -> list[Offered]:
+    """The offered groups not chained before, recorded as chained in ``raw``'s transaction (the
+    commit that chains them): each offer is chained once, a copy put back later is skipped (and
+    removed). Records older than twice ``OFFER_TTL_S`` are pruned: the spool refuses such offers."""
+    cursor = raw.cursor()
+    try:
+        groups = list(dict.fromkeys(o.group for o in others))
+        cursor.execute(_TAKEN_OFFERS.format(",".join("?" * len(groups))), groups)
+        taken = {row[0] for row in cursor.fetchall()}
+        fresh: list[Offered] = []
+        for other in others:
+            if other.group in taken:
+                with contextlib.suppress(OSError):  # a copy: no one waits for it
+                    other.path.unlink()
+                continue
+            taken.add(other.group)
+            fresh.append(other)
+        cursor.executemany(_TAKE_OFFER, [(o.group, o.made_at) for o in fresh])
+        cursor.execute(_PRUNE_OFFERS, (time.time() - 2 * OFFER_TTL_S,))
+    finally:
+        cursor.close()
+    return fresh
 
 
 def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:

@@ -21,8 +21,15 @@ What is promised (and tested):
   position and the last entry's MAC must equal the ``entry_hash`` stored at that ``seq``. A
   missing, stale or forged mark, or a committer that failed, leaves the group to its own worker,
   which commits it itself (and fails its reads if that commit fails).
-- **Only entries of this service's workers are chained.** An offer carries an HMAC under the
-  log's MAC key; an offer without a valid one is left alone (its worker commits its own group).
+- **Only entries of this service's workers are chained, each offer once.** An offer carries an
+  HMAC under the log's MAC key; an offer without a valid one is left alone (its worker commits its
+  own group). A malformed offer with a valid MAC, or one older than ``OFFER_TTL_S``, is removed.
+  The holder records each group it chains in ``query_log_offers`` in the same transaction
+  (``querylog._claim_offers``) and skips a group recorded there: a copy put back is not chained.
+- **Nothing in the directory stalls or fails the holder.** It reads only from a directory it
+  would offer into (its own, 0700, not a symlink), only regular files of its account of at most
+  ``MAX_OFFER_BYTES``, opened with ``O_NONBLOCK | O_NOFOLLOW``; any error listing it means no
+  offers. Any error while offering means this worker commits its group itself.
 - **One chain, in a well-defined order**: each transaction chains the committing worker's group
   first, then the offered groups in the order of their files' names; within a group, the order
   in which its reads were queued. ``tiers querylog check`` is unchanged.
@@ -59,6 +66,10 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process group comm
 
 # A larger group is worth its own fsync, and its offer (JSON of every entry) would cost CPU
 MAX_OFFERED = 256
+# how long an offer may be taken after it was made: a group waits for one commit or two (ms); an
+# older offer is refused (and removed: its worker commits it itself), which bounds the record of
+# taken groups (``query_log_offers``) that makes each offer single-use
+OFFER_TTL_S = 60.0
 # how often a writer whose group is offered looks for its mark while the lock is taken
 POLL_S = 0.0005
 # an offer's file is read only up to this size: generous for MAX_OFFERED entries (≈ 300 bytes
@@ -99,6 +110,7 @@ class Offered:
     path: Path
     group: str
     entries: list[Any]
+    made_at: float  # when it was offered (time.time() of its worker)
 
 
 class Spool:
@@ -234,24 +246,29 @@ class Spool:
             if not hmac.compare_digest(mac, self._mac(payload)):
                 continue  # a taken mark, a foreign file, or someone without the key: not chained
             try:
-                group, entries = self._parse(payload)
+                group, entries, made_at = self._parse(payload)
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("query log: a malformed offer %s was removed: %s", name, exc)
+                log.warning("query log: an offer %s was removed: %s", name, exc)
                 with contextlib.suppress(OSError):
                     path.unlink()
                 continue
-            found.append(Offered(path, group, entries))
+            found.append(Offered(path, group, entries, made_at))
         return found
 
-    def _parse(self, payload: bytes) -> tuple[str, list[Any]]:
-        """An offer's group id and entries, checked whole (ValueError, KeyError or TypeError)."""
+    def _parse(self, payload: bytes) -> tuple[str, list[Any], float]:
+        """An offer's group id, entries and time, checked whole (ValueError, KeyError or
+        TypeError); an offer older than ``OFFER_TTL_S`` (or as far in the future) is refused."""
         body = json.loads(payload)
         if not isinstance(body, dict) or body.get("kind") != _OFFER:
             raise ValueError("not an offer")
-        group, rows = body["group"], body["entries"]
-        if not isinstance(group, str) or not isinstance(rows, list) or not 0 < len(rows) <= MAX_OFFERED:
-            raise TypeError("an offer's group is a string and its entries a list of 1 to MAX_OFFERED")
-        return group, [self._entry(row) for row in rows]
+        group, rows, made_at = body["group"], body["entries"], body["made_at"]
+        if not isinstance(group, str) or not 0 < len(group) <= 64:
+            raise TypeError("an offer's group is a string of at most 64 characters")
+        if not isinstance(rows, list) or not 0 < len(rows) <= MAX_OFFERED:
+            raise TypeError("an offer's entries are a list of 1 to MAX_OFFERED")
+        if not isinstance(made_at, float) or not abs(time.time() - made_at) <= OFFER_TTL_S:
+            raise ValueError("an offer older than OFFER_TTL_S (a copy, or its worker stalled)")
+        return group, [self._entry(row) for row in rows], made_at
 
     def _check_own_directory(self) -> None:
         """Raise PermissionError unless the directory is this service's own: a real directory (not
@@ -277,7 +294,8 @@ class Spool:
         self._counter += 1
         group = f"{self._own}-{self._counter}"
         rows = [[e.at.isoformat() if f == "at" else getattr(e, f) for f in _FIELDS] for e in entries]
-        payload = json.dumps({"kind": _OFFER, "group": group, "entries": rows}, ensure_ascii=False).encode("utf-8")
+        payload = json.dumps({"kind": _OFFER, "group": group, "made_at": time.time(), "entries": rows},
+                             ensure_ascii=False).encode("utf-8")
         if len(payload) > MAX_OFFER_BYTES - 100:  # no holder would read it
             raise ValueError("offer too large")
         path = self._dir / self._own

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -106,7 +107,6 @@ def test_no_blocking_or_endless_file_in_the_services_own_directory(two_workers, 
     assert check_chain(session).entries == 1
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING)
 def test_a_replayed_offer_is_not_chained_again(two_workers, session):
     """A process of the service's account without the key copies a genuine offer (it can read
     the 0700 directory) and puts it back later under another name, as often as it likes: each copy
@@ -145,7 +145,7 @@ def test_a_malformed_offer_of_a_faulty_peer_does_not_fail_the_holders_reads(two_
            "allowed", False]
     if body["entries"] == "ROW_BAD_TYPE":
         row[4] = 913201000000000099
-    payload = json.dumps({**body, "entries": [row]}).encode()
+    payload = json.dumps({**body, "made_at": time.time(), "entries": [row]}).encode()  # fresh: checked further
     (spool._dir / "00000001-peer").write_bytes(spool._mac(payload) + b"\n" + payload)
     own = _entry(0, 0)
     a.append([own])  # raises KeyError / TypeError today
@@ -281,3 +281,21 @@ def test_a_huge_offer_file_without_a_valid_mac_is_skipped(two_workers, session):
     (a._spool._dir / "00000002-junk").write_bytes(b"\n\xff\xfe{")
     a.append([_entry(0, 0)])
     assert check_chain(session).entries == 1
+
+
+def test_a_stale_offer_is_not_chained_and_is_removed(two_workers, session):
+    """An offer older than OFFER_TTL_S (a copy kept for later, once its record was pruned) is refused."""
+    from serving.services.querylog_spool import OFFER_TTL_S
+
+    a, _ = two_workers
+    spool = a._spool
+    spool._dir.mkdir(mode=0o700)
+    row = ["2026-01-01T00:00:00+00:00", "peer", "regulator", "person", "913201000000000098", "p", "GET /x",
+           "allowed", False]
+    payload = json.dumps({"kind": "offer", "group": "old-1", "made_at": time.time() - 2 * OFFER_TTL_S,
+                          "entries": [row]}).encode()
+    stale = spool._dir / "00000001-old"
+    stale.write_bytes(spool._mac(payload) + b"\n" + payload)
+    a.append([_entry(0, 0)])
+    assert _count(session, row[4]) == 0 and check_chain(session).entries == 1
+    assert not stale.exists()
