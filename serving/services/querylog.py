@@ -587,8 +587,11 @@ def _claim_offers(raw: Any, others: list[Offered]) -> list[Offered]:
     cursor = raw.cursor()
     try:
         groups = list(dict.fromkeys(o.group for o in others))
-        cursor.execute(_TAKEN_OFFERS.format(",".join("?" * len(groups))), groups)
-        taken = {row[0] for row in cursor.fetchall()}
+        try:
+            cursor.execute(_TAKEN_OFFERS.format(",".join("?" * len(groups))), groups)
+            taken = {row[0] for row in cursor.fetchall()}
+        except Exception:  # no table yet (a schema before 0013): no offer taken, each worker commits its own
+            return []
         fresh: list[Offered] = []
         for other in others:
             if other.group in taken:

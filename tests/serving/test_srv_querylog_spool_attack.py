@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from test_srv_querylog_spool import _entry, _holder_turn, _offer_while_held, _spool_files
 
 from serving.db.models import QueryLogEntry
@@ -299,3 +299,16 @@ def test_a_stale_offer_is_not_chained_and_is_removed(two_workers, session):
     a.append([_entry(0, 0)])
     assert _count(session, row[4]) == 0 and check_chain(session).entries == 1
     assert not stale.exists()
+
+
+def test_offers_are_left_to_their_workers_on_a_schema_before_0013(two_workers, session):
+    """A holder whose database lacks ``query_log_offers`` commits its own reads and takes no offer."""
+    a, b = two_workers
+    session.execute(text("DROP TABLE query_log_offers"))
+    session.commit()
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(a, b, offered)
+    _holder_turn(a, [_entry(0, 0)])
+    outcome["thread"].join(10)
+    assert outcome.get("ok")
+    assert _count(session, offered[0].uscc) == 1 and check_chain(session).entries == 2
