@@ -258,12 +258,12 @@ def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...]
         return
     conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
                          f"SELECT 0 AS pos, {listed} FROM {table_name} LIMIT 0")
-    conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608
+    conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608 # the staging table's own name, never input
     processors = _sqlite_binders(conn, table_name, names)
     bound = [_bind_distinct(columns[name], p) for name, p in zip(names, processors, strict=True)]
     marks = ", ".join("?" for _ in range(len(names) + 1))
     conn.connection.driver_connection.cursor().executemany(
-        f"INSERT INTO {stage} VALUES ({marks})", zip(range(n), *bound, strict=True))  # noqa: S608
+        f"INSERT INTO {stage} VALUES ({marks})", zip(range(n), *bound, strict=True))  # noqa: S608 # "?" placeholders only; the values are bound
 
 
 def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -> list[Any]:
