@@ -53,23 +53,29 @@ def _holder_turn(writer: querylog.GroupCommitWriter, entries) -> None:
             raise error
 
 
+def _append_in_thread(writer: querylog.GroupCommitWriter, entries) -> tuple[threading.Thread, dict]:
+    """``writer.append(entries)`` in a thread; the box gets ``ok`` or the ``error`` it raised."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            writer.append(entries)
+            box["ok"] = True
+        except Exception as exc:  # the test reads it
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box
+
+
 def _offer_while_held(holder: querylog.GroupCommitWriter, offerer: querylog.GroupCommitWriter, entries):
     """``holder`` holds the log's lock (through its own lock file); ``offerer`` appends ``entries``
     in a thread, finds the lock taken and offers them. Returns the thread's outcome box."""
     spool = holder._spool
     spool._lock_file = spool._lock_path.open("a")
     fcntl.flock(spool._lock_file, fcntl.LOCK_EX)
-    outcome: dict = {}
-
-    def append() -> None:
-        try:
-            offerer.append(entries)
-            outcome["ok"] = True
-        except Exception as exc:  # the test reads it
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=append, daemon=True)
-    thread.start()
+    thread, outcome = _append_in_thread(offerer, entries)
     deadline = time.monotonic() + 10
     while not _spool_files(offerer) and time.monotonic() < deadline:
         time.sleep(0.005)

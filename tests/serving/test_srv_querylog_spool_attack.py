@@ -15,7 +15,7 @@ import time
 
 import pytest
 from sqlalchemy import func, select, text
-from test_srv_querylog_spool import _entry, _holder_turn, _offer_while_held, _spool_files
+from test_srv_querylog_spool import _append_in_thread, _entry, _holder_turn, _offer_while_held, _spool_files
 
 from serving.db.models import QueryLogEntry
 from serving.db.session import make_engine
@@ -40,21 +40,6 @@ def two_workers(database_url):
 
 def _count(session, uscc: str) -> int:
     return session.scalar(select(func.count()).select_from(QueryLogEntry).where(QueryLogEntry.uscc == uscc))
-
-
-def _append_in_thread(writer, entries) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            writer.append(entries)
-            box["ok"] = True
-        except Exception as exc:  # the test reads it
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, box
 
 
 # --- findings -------------------------------------------------------------------------------
