@@ -3,6 +3,7 @@ Spark: tests/conftest.py)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,11 @@ def sim_store(sim_city, tmp_path_factory) -> Path:
     ingest(store=store, subjects=sim_city / "subjects.csv", records=sim_city / "records.csv",
            ingested_at=INGESTED_AT)
     return store
+
+
+@pytest.fixture
+def store(base_store, tmp_path) -> Path:
+    """A fresh copy of the module's ``base_store`` (built once per module), for a test to change."""
+    copy = tmp_path / "store"
+    shutil.copytree(base_store, copy)
+    return copy

@@ -6,7 +6,6 @@ phases a benchmark attributes peak memory to are logged in order."""
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,13 +46,6 @@ def base_store(tmp_path_factory) -> Path:
                      records=_records_file(root, "B"), ingested_at=INGESTED_AT)
     assert all(f.read == f.accepted + f.quarantined for f in summary.files)
     return root / "store"
-
-
-@pytest.fixture
-def store(base_store, tmp_path) -> Path:
-    copy = tmp_path / "store"
-    shutil.copytree(base_store, copy)
-    return copy
 
 
 def _settings(con) -> tuple[str, str, int]:

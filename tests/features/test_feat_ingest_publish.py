@@ -49,13 +49,6 @@ def base_store(tmp_path_factory) -> Path:
     return root / "store"
 
 
-@pytest.fixture
-def store(base_store, tmp_path) -> Path:
-    copy = tmp_path / "store"
-    shutil.copytree(base_store, copy)
-    return copy
-
-
 def _contract_file(tmp_path: Path, amount: str | None = None) -> Path:
     rows = [record(f"N{i}", c, "admin_penalty", "2026-04-01") for i, c in enumerate(_city_codes(3))]
     if amount is not None:
