@@ -109,14 +109,18 @@ def demo(
                                         str(artifacts)], str(reference_grades)),
     ]
 
+    from serving.cli.serve import public_url_for
     from serving.demo import demo_accounts_path
     from serving.demo_load import load_demo
     from serving.settings import get_settings
 
     # The scheduler reads the inspector pool and items of the demo city; the registry is the demo's;
     # store_dir turns on regrading after an upheld objection or an approved repair (and model health).
-    settings = get_settings().model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking,
-                                                 "store_dir": store.resolve()})
+    # public_url: the reports' QR codes point to the port the demo serves on
+    base = get_settings()
+    settings = base.model_copy(update={"data_dir": city.resolve(), "mlflow_tracking_uri": tracking,
+                                       "store_dir": store.resolve(),
+                                       "public_url": public_url_for(base, host, port)})
     loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed,
                        sector_section=section)
     stages.append(StageResult("load", str(settings.database_url), loaded.summary))

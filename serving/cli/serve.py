@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+
 import typer
 
 from serving.cli.app import app
@@ -29,6 +32,9 @@ def serve(
     # fail fast with exit 2 before uvicorn spawns workers; in development this also makes the
     # keys on first start, once, before the workers read them
     settings = settings_or_exit()
+    # the workers read their settings from the environment: the credit reports' QR codes must
+    # point to this server, not to the default port
+    os.environ["TIERS_PUBLIC_URL"] = public_url_for(settings, host, port)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
                 access_log=access_log, **proxy_options(settings))
 
@@ -41,3 +47,22 @@ def proxy_options(settings) -> dict:
     escape the per-address login limit."""
     allowed = settings.forwarded_allow_ips.strip()
     return {"proxy_headers": bool(allowed), "forwarded_allow_ips": allowed or None}
+
+
+def public_url_for(settings, host: str, port: int) -> str:
+    """The address credit reports' QR codes point to: ``TIERS_PUBLIC_URL`` when it is set, else
+    the address this server listens on (a wildcard bind is reached through the loopback here;
+    behind a proxy or on another host, set TIERS_PUBLIC_URL)."""
+    if "public_url" in settings.model_fields_set:
+        return settings.public_url
+    shown = "127.0.0.1" if _unspecified(host) else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, not an address
+        return host == ""
