@@ -123,6 +123,16 @@ class UnknownReport(NotFound):
     code = "unknown_report"
 
 
+class UnknownMonitoringRun(NotFound):
+    code = "unknown_monitoring_run"
+
+
+class MonitoringReportUnavailable(NotFound):
+    """A stored monitoring run without its Evidently report (not a credit report: ``ReportUnavailable``)."""
+
+    code = "report_unavailable"
+
+
 class ReportUnavailable(ServiceError):
     """A credit report cannot be made here (no font covering Chinese installed)."""
 

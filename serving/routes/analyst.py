@@ -22,7 +22,13 @@ from serving.deps import (
     SettingsDep,
     page_csrf,
 )
-from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.errors import (
+    MonitoringReportUnavailable,
+    NotAllowed,
+    NotAuthenticated,
+    UnknownMonitoringRun,
+    error_responses,
+)
 from serving.headers import report_headers
 from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut
@@ -33,14 +39,6 @@ from serving.validation import MAX_ROW_ID
 API = "/api/v1/analyst"
 router = APIRouter(tags=["analyst"])
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="monitoring run id")]
-
-
-class UnknownMonitoringRun(NotFound):
-    code = "unknown_monitoring_run"
-
-
-class ReportUnavailable(NotFound):
-    code = "report_unavailable"
 
 
 class MonitoringRunOut(BaseModel):
@@ -137,7 +135,8 @@ def monitoring_run(principal: Analyst, session: SessionDep, run_id: RunId) -> Mo
 
 
 @router.get(f"{API}/monitoring/{{run_id}}/report.html", response_class=FileResponse,
-            responses={**error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun, ReportUnavailable),
+            responses={**error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun,
+                                         MonitoringReportUnavailable),
                        200: {"content": {"text/html": {}}, "description": "Evidently's full report"}})
 def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) -> FileResponse:
     """Evidently's full HTML report of a run, as a download."""
@@ -147,8 +146,8 @@ def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) ->
 def _report_file(session, run_id: int) -> FileResponse:
     path = mon.report_path(_get_run(session, run_id))
     if path is None:
-        raise ReportUnavailable(f"monitoring run {run_id} has no stored Evidently report", field="run_id",
-                                zh=f"第 {run_id} 次监测没有保存完整的 Evidently 报告。")
+        raise MonitoringReportUnavailable(f"monitoring run {run_id} has no stored Evidently report",
+                                          field="run_id", zh=f"第 {run_id} 次监测没有保存完整的 Evidently 报告。")
     return FileResponse(path, media_type="text/html", filename=f"monitoring-{run_id}.html",
                         content_disposition_type="attachment", headers=report_headers())
 
@@ -160,7 +159,7 @@ def monitoring_report_page(request: Request, principal: PageAnalyst, session: Se
     file and downloaded apart, ``evidently.html``)."""
     run = _get_run(session, run_id)
     if mon.report_path(run) is None:
-        return _report_file(session, run_id)  # ReportUnavailable, as before
+        return _report_file(session, run_id)  # MonitoringReportUnavailable, as before
     lang = page_lang(request)
     view = mon.run_view(run, mon.run_alerts(session, run.id), lang)
     return render(request, "monitoring_report.html", {"view": view, "m": lambda k: mon.label(k, lang)},

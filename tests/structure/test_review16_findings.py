@@ -247,8 +247,6 @@ def test_route_modules_define_no_pydantic_models():
     assert not defined, f"pydantic models defined in route modules: {defined}"
 
 
-@review16("routes/analyst.py defines its own error classes (UnknownMonitoringRun, ReportUnavailable) "
-          "outside the one error hierarchy of serving/errors.py")
 def test_route_modules_define_no_error_classes():
     defined = {}
     for rel, classes in _route_classes().items():
