@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,27 @@ def db_audit_sink(session: Session) -> Any:
     return sink
 
 
+def promote_through_gate(audit_session: Callable[[], Session], registry: Any, name: str, version: int, *,
+                         user: str, reason: str, force: bool = False, thresholds: Any = None) -> Any:
+    """The one run of `training.promotion.promote` in the service: every attempt (refused or not)
+    audited in the database (`PromotionAudit`), whoever asks (`tiers promote`, the pages, the API).
+
+    ``audit_session`` is called on the first audit event only, so a bad name or version never opens
+    the database. Returns the `PromotionOutcome`; raises as `promote` does (`PromotionRefused`,
+    ValueError, MLflow's error for an unknown version)."""
+    from training.promotion import promote
+
+    sinks: list[Any] = []
+
+    def audit(event: Any) -> None:
+        if not sinks:
+            sinks.append(db_audit_sink(audit_session()))
+        sinks[0](event)
+
+    return promote(registry, name, version, user=user, reason=reason, audit=audit, force=force,
+                   thresholds=thresholds)
+
+
 def promote_version(session: Session, registry: Any, principal: Principal, name: str, version: int, *,
                     reason: str, force: bool = False) -> dict[str, Any]:
     """Run training's gate for ``name`` ``version`` as ``principal`` and audit it in the DB.
@@ -249,7 +271,7 @@ def promote_version(session: Session, registry: Any, principal: Principal, name:
     """
     from mlflow.exceptions import MlflowException
 
-    from training.promotion import PromotionRefused, promote
+    from training.promotion import PromotionRefused
 
     absent = UnknownModel(f"model {name!r} has no version {version}", field="version")
     _check_visible(principal, name, absent)
@@ -265,8 +287,8 @@ def promote_version(session: Session, registry: Any, principal: Principal, name:
     except MlflowException as exc:
         raise absent from exc
     try:
-        outcome = promote(registry, name, version, user=principal.username, reason=reason,
-                          audit=db_audit_sink(session), force=force)
+        outcome = promote_through_gate(lambda: session, registry, name, version, user=principal.username,
+                                       reason=reason, force=force)
     except PromotionRefused as exc:
         raise GateRefused(str(exc).splitlines()[0], _clean(exc.gate.as_dict())) from exc
     except ValueError as exc:

@@ -8,9 +8,9 @@ runs the CLI's stages; the API and the pages call the same functions.
 - :mod:`serving.workflows.ingest`: validate files into the record store (quarantine the rest).
 - :mod:`serving.workflows.training`: train the general model, then every sector's, register them;
   grade a store with the champions.
-- :mod:`serving.workflows.promotion`: promote a version through the gate, audited in the database
-  (the pages' and the API's promotions add their permission checks in
-  `serving.services.model_registry` and audit into the same table).
+- :mod:`serving.workflows.promotion`: promote a version through the gate, audited in the database;
+  the gate runs in one function, `serving.services.model_registry.promote_through_gate`, which the
+  pages' and the API's promotions call too, after their permission checks.
 - monitoring: `serving.services.monitoring.run_monitoring` (the CLI, the demo and the pages).
 - plans: `serving.services.plans` (the API and the pages) and `supervision.plan` (the CLI).
 """

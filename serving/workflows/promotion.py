@@ -18,25 +18,24 @@ def audit_session(settings: Any) -> Any:
 
 def promote_audited(settings: Any, registry: Any, name: str, version: int, *, user: str, reason: str,
                     force: bool = False, thresholds: Any = None) -> Any:
-    """Run `training.promotion.promote`, every attempt (refused or not) audited in the database.
+    """Promote through the gate as `tiers promote` does, audited in the settings' database
+    (`serving.services.model_registry.promote_through_gate`, the pages' and the API's one run too).
 
     The database is opened on the first audit event only, so a bad name or version never touches
     it. Returns the `PromotionOutcome`; raises as `promote` does (`PromotionRefused`, ValueError,
     MLflow's error for an unknown version).
     """
-    from serving.services.model_registry import db_audit_sink
-    from training.promotion import promote
+    from serving.services.model_registry import promote_through_gate
 
     sessions: list[Any] = []
 
-    def audit(event: Any) -> None:
-        if not sessions:
-            sessions.append(audit_session(settings))
-        db_audit_sink(sessions[0])(event)
+    def opened() -> Any:
+        sessions.append(audit_session(settings))
+        return sessions[-1]
 
     try:
-        return promote(registry, name, version, user=user, reason=reason, audit=audit, force=force,
-                       thresholds=thresholds)
+        return promote_through_gate(opened, registry, name, version, user=user, reason=reason, force=force,
+                                    thresholds=thresholds)
     finally:
         for session in sessions:
             session.close()

@@ -157,9 +157,6 @@ def test_purpose_length_and_id_limit_are_only_in_serving_validation():
     assert not found, found
 
 
-@review16("two functions run the promotion gate with the database audit: serving/workflows/promotion.py "
-          "(promote_audited, the CLI) and serving/services/model_registry.py (promote_version, the pages "
-          "and the API); the docs say the pages call the one workflow")
 def test_one_function_in_serving_runs_the_promotion_gate():
     callers = []
     for rel, text in _sources().items():
