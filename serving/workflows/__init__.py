@@ -8,6 +8,8 @@ runs the CLI's stages; the API and the pages call the same functions.
 - :mod:`serving.workflows.ingest`: validate files into the record store (quarantine the rest).
 - :mod:`serving.workflows.training`: train the general model, then every sector's, register them;
   grade a store with the champions.
+- :mod:`serving.workflows.fit`: cross-validate the models on any labelled table (`tiers fit`),
+  with the nested choice of ``auto``.
 - :mod:`serving.workflows.promotion`: promote a version through the gate, audited in the database;
   the gate runs in one function, `serving.services.model_registry.promote_through_gate`, which the
   pages' and the API's promotions call too, after their permission checks.

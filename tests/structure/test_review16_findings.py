@@ -202,8 +202,6 @@ def test_cli_commands_call_only_workflows_and_services():
     assert not calls, f"lower-package functions called from the CLI: {calls}"
 
 
-@review16("`tiers fit` runs the nested cross-validation in the CLI (serving/cli/fit.py: StratifiedKFold, "
-          "AUC/KS/Brier, a paired t interval) instead of a workflow the sector page's fit could share")
 def test_cli_does_no_numerical_work():
     numeric = {"numpy", "scipy", "sklearn", "lightgbm", "duckdb"}
     found = sorted({f"{rel}: {module}" for rel in _sources() if rel.startswith("serving/cli/")
