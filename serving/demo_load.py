@@ -1,8 +1,8 @@
 """Load the pipeline's outputs (store, grades) into the service database for `tiers demo`.
 
 Subjects and records come from the feature store, so only rows that passed ingestion are
-loaded. Repair and revocation records set the flags of the records they refer to. Grades come
-from the grading job's Parquet file. The load is idempotent: rows already present are skipped.
+loaded (`serving.services.subjects.load_from_store`: repair and revocation records set the flags
+of the records they refer to). Grades come from the grading job's Parquet file. The load is idempotent: rows already present are skipped.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from serving.db.migrate import upgrade
-from serving.db.models import Record, Subject
 from serving.db.session import engine_for
 from serving.demo import seed_demo_users
-from serving.schemas import RecordIn, SubjectIn
 from serving.services.grades import store_grades
+from serving.services.subjects import load_from_store, plain_value
 from serving.settings import Settings
 
 START_PAGES = {"enterprise": "/credit/{scope}", "regulator": "/regulator", "sector": "/sector",
@@ -36,30 +34,6 @@ class Loaded:
     summary: dict[str, Any] = field(default_factory=dict)
     accounts: list[tuple[str, str, str, str | None, str]] = field(default_factory=list)
     plan_note: str = "not created"
-
-
-def _none(value: Any) -> Any:
-    """pandas missing values (NaN, NaT, <NA>) as None, dates as date."""
-    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    return value
-
-
-def _rows(frame: pd.DataFrame, model: type) -> list[dict[str, Any]]:
-    """Validate each row against the service's input model; the pipeline output must satisfy it."""
-    cols = [c for c in model.model_fields if c in frame.columns]
-    return [model.model_validate({c: _none(v) for c, v in zip(cols, row, strict=True)}).model_dump()
-            for row in frame[cols].itertuples(index=False, name=None)]
-
-
-def _flags(records: pd.DataFrame, kind: str, as_of: dt.date) -> dict[str, dt.date]:
-    """record_id → date of the earliest repair/revocation of that kind decided by as_of."""
-    ev = records[(records["kind"] == kind) & records["ref_record_id"].notna()].copy()
-    ev["decision_date"] = pd.to_datetime(ev["decision_date"]).dt.date
-    ev = ev[ev["decision_date"] <= as_of]
-    return ev.groupby("ref_record_id")["decision_date"].min().to_dict()
 
 
 def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_of: str, seed: int,
@@ -76,24 +50,11 @@ def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_o
     records = read_latest(store, "records")
     graded = pd.read_parquet(grades)
     with session_factory() as session:
-        known = set(session.scalars(select(Subject.uscc)))
-        new_subjects = [r for r in _rows(subjects, SubjectIn) if r["uscc"] not in known]
-        if new_subjects:
-            session.execute(insert(Subject), new_subjects)
-        have = session.scalar(select(func.count()).select_from(Record)) or 0
-        if have == 0:  # a first load in bulk; later changes go through the versioning service
-            repaired, revoked = _flags(records, "repair", as_of_date), _flags(records, "revocation", as_of_date)
-            rows = _rows(records, RecordIn)
-            for row in rows:
-                rid = row["record_id"]
-                row.update(version=1, is_current=True, repaired=rid in repaired, repaired_on=repaired.get(rid),
-                           revoked=rid in revoked, revoked_on=revoked.get(rid), change_reason="ingested")
-            session.execute(insert(Record), rows)
-        session.commit()
+        n_subjects = load_from_store(session, subjects, records, as_of=as_of_date)
 
         grade_rows = []
         for row in graded.to_dict("records"):
-            row = {k: _none(v) for k, v in row.items()}
+            row = {k: plain_value(v) for k, v in row.items()}
             for key in ("reasons", "what_if"):
                 if isinstance(row.get(key), str):
                     row[key] = json.loads(row[key])
@@ -110,7 +71,7 @@ def load_demo(settings: Settings, *, city: Path, store: Path, grades: Path, as_o
         loaded.accounts = [(u, p, role, scope, START_PAGES[role].format(scope=scope))
                            for u, p, role, scope in accounts]
         loaded.plan_note = _demo_plan(session, settings, city=city, as_of=as_of_date, seed=seed)
-    loaded.summary = {"subjects": len(new_subjects), "records": len(records), "graded": n_grades,
+    loaded.summary = {"subjects": n_subjects, "records": len(records), "graded": n_grades,
                       "grade_shares": graded["grade"].value_counts(normalize=True).round(3).to_dict()}
     return loaded
 

@@ -1,4 +1,5 @@
-"""Subjects and the mirror of their records, written by the pipeline, read by routes."""
+"""Subjects and the mirror of their records, written by the pipeline (row by row, or a first load
+from the feature store), read by routes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+import pandas as pd
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from serving.db.models import Record, Subject
@@ -115,3 +117,58 @@ def list_records(session: Session, uscc: str, *, include_history: bool = False) 
         stmt = stmt.where(Record.is_current)
     return list(session.scalars(stmt.order_by(Record.decision_date.desc(), Record.record_id,
                                               Record.version.desc())))
+
+
+# --------------------------------------------------------------------------- a first load from the store
+
+
+def plain_value(value: Any) -> Any:
+    """pandas missing values (NaN, NaT, <NA>) as None, timestamps as dates."""
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return value
+
+
+def _validated(frame: pd.DataFrame, model: type) -> list[dict[str, Any]]:
+    """Each row validated against the service's input model (the store's rows must satisfy it)."""
+    cols = [c for c in model.model_fields if c in frame.columns]
+    return [model.model_validate({c: plain_value(v) for c, v in zip(cols, row, strict=True)}).model_dump()
+            for row in frame[cols].itertuples(index=False, name=None)]
+
+
+def _settled_by(records: pd.DataFrame, kind: str, as_of: dt.date) -> dict[str, dt.date]:
+    """record_id → date of the earliest record of ``kind`` (repair, revocation) referring to it and
+    decided by ``as_of``."""
+    ev = records[(records["kind"] == kind) & records["ref_record_id"].notna()].copy()
+    ev["decision_date"] = pd.to_datetime(ev["decision_date"]).dt.date
+    ev = ev[ev["decision_date"] <= as_of]
+    return ev.groupby("ref_record_id")["decision_date"].min().to_dict()
+
+
+def load_from_store(session: Session, subjects: pd.DataFrame, records: pd.DataFrame, *,
+                    as_of: dt.date) -> int:
+    """The feature store's latest subjects and records (``features.store.read_latest``) into the
+    service's mirror, in one transaction; returns the number of subjects added.
+
+    Subjects already stored are kept as they are. Records are loaded in bulk only into an empty
+    mirror (later changes go through `store_records`, which versions them): each as version 1,
+    change reason "ingested", repaired (revoked) when a repair (revocation) decided by ``as_of``
+    refers to it, on the earliest such date. Every row is validated by ``SubjectIn`` / ``RecordIn``.
+    """
+    known = set(session.scalars(select(Subject.uscc)))
+    new_subjects = [r for r in _validated(subjects, SubjectIn) if r["uscc"] not in known]
+    if new_subjects:
+        session.execute(insert(Subject), new_subjects)
+    if not session.scalar(select(func.count()).select_from(Record)):
+        repaired, revoked = _settled_by(records, "repair", as_of), _settled_by(records, "revocation", as_of)
+        rows = _validated(records, RecordIn)
+        for row in rows:
+            rid = row["record_id"]
+            row.update(version=1, is_current=True, repaired=rid in repaired, repaired_on=repaired.get(rid),
+                       revoked=rid in revoked, revoked_on=revoked.get(rid), change_reason="ingested")
+        if rows:
+            session.execute(insert(Record), rows)
+    session.commit()
+    return len(new_subjects)

@@ -274,8 +274,6 @@ def test_reasons_in_route_schemas_refuse_invisible_text():
 # --------------------------------------------------------------------------- writes and dead code
 
 
-@review16("serving/demo_load.py inserts Subject and Record rows itself (insert(Record) with its own "
-          "repair/revocation flags), beside services.subjects.store_records and services.bulk")
 def test_only_services_write_subject_and_record_rows():
     found = []
     for rel, text in _sources().items():
