@@ -131,9 +131,9 @@ def gate_held(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The batches held and waiting for a decision, with their findings."""
-    from features.gates import held_batches
+    from serving.services.gate_decisions import held_reports
 
-    reports = held_batches(store)
+    reports = held_reports(store)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False))
         return

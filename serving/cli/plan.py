@@ -14,8 +14,6 @@ import typer
 from serving.cli.app import app
 from serving.cli.options import fail
 
-TEMPLATE_INFO_COLUMNS = ("visit_order", "name", "inspectors")
-
 plan_app = typer.Typer(
     help="Double-random inspection plans (双随机): commit, draw, verify, export.", no_args_is_help=True
 )
@@ -23,21 +21,17 @@ app.add_typer(plan_app, name="plan")
 
 
 def _load(task_path: Path):
-    from supervision.inspection_policy import PolicyError
-    from supervision.plan import PlanInputError, load_plan_inputs, load_task, resolve_policy
-    from supervision.tables import TableError
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import load_task_files
 
     try:
-        task = load_task(task_path)
-        inputs = load_plan_inputs(task, task_path.parent)
-        policy = resolve_policy(task, task_path.parent)
-    except (PlanInputError, PolicyError, TableError) as exc:
-        fail(str(exc))
-    return task, inputs, policy
+        return load_task_files(task_path)
+    except WorkflowError as exc:
+        fail(exc.message)
 
 
 def _seed(task, seed_file: Path | None) -> bytes:
-    from supervision.draw import new_draw_seed
+    from serving.workflows.plan import task_seed
 
     if seed_file is not None:
         text = seed_file.read_text(encoding="utf-8").strip()
@@ -48,9 +42,7 @@ def _seed(task, seed_file: Path | None) -> bytes:
         if len(seed) != 32:
             fail(f"--seed-file {seed_file}: content must be 64 hexadecimal characters (32 bytes)")
         return seed
-    if task.seed_hex:
-        return bytes.fromhex(task.seed_hex)
-    return new_draw_seed()
+    return task_seed(task)
 
 
 ALGORITHMS = ("v2", "v1")
@@ -139,10 +131,8 @@ def commit(
     if algorithm == "v1":
         _commit_v1(task, inputs, policy, seed_out, as_json)
         return
-    from supervision.draw_v2 import new_nonce_key
-    from supervision.plan import PlanInputError
-    from supervision.plan_v2 import DrawV2Error, commit_v2
-    from supervision.ratios import HttpRatioFeed
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import commit_v2
 
     if secret_out is None or not salt_source or not salt_pattern:
         fail(
@@ -150,29 +140,11 @@ def commit(
             "public salt will come from) and --salt-pattern PATTERN (how its value is written); "
             "for a tiers-draw-v1 plan (--seed-out) add --algorithm v1"
         )
-    seed, nonce_key = _seed(task, None), new_nonce_key()
-    feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
     try:
-        commitment = commit_v2(
-            task,
-            inputs,
-            policy,
-            seed=seed,
-            nonce_key=nonce_key,
-            salt_source=salt_source,
-            salt_pattern=salt_pattern,
-            committed_at=_now(),
-            feed=feed,
-        )
-    except (PlanInputError, DrawV2Error, ValueError, KeyError, ConnectionError) as exc:
-        fail(str(exc))
-    secrets = {
-        "format": "tiers-draw-v2/secrets",
-        "plan_id": commitment.plan_id,
-        "commitment_digest": commitment.digest(),
-        "seed": seed.hex(),
-        "nonce_key": nonce_key.hex(),
-    }
+        commitment, secrets = commit_v2(task, inputs, policy, salt_source=salt_source, salt_pattern=salt_pattern,
+                                        committed_at=_now(), ratio_feed_url=ratio_feed_url)
+    except WorkflowError as exc:
+        fail(exc.message)
     _write_secret(secret_out, json.dumps(secrets, indent=1) + "\n")
     text = commitment.model_dump_json(indent=1)
     if out is not None:
@@ -192,15 +164,15 @@ def commit(
 
 
 def _commit_v1(task, inputs, policy, seed_out: Path | None, as_json: bool) -> None:
-    from supervision.plan import PlanInputError, publish_commitment
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import commit_v1
 
     if seed_out is None:
         fail("v1 commit needs --seed-out FILE")
-    seed = _seed(task, None)
     try:
-        commitment = publish_commitment(task, inputs, policy, seed)
-    except (PlanInputError, ValueError) as exc:
-        fail(str(exc))
+        commitment, seed = commit_v1(task, inputs, policy)
+    except WorkflowError as exc:
+        fail(exc.message)
     _write_secret(seed_out, seed.hex() + "\n")
     if as_json:
         typer.echo(commitment.model_dump_json(indent=2))
@@ -230,8 +202,9 @@ def salt(
     """Record the public salt, which must have become known after the commitment was published."""
     import datetime as dt
 
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import record_salt
     from supervision.bundle import DrawCommitmentV2
-    from supervision.plan_v2 import DrawV2Error, accept_salt
 
     commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
     now = _now()
@@ -244,11 +217,11 @@ def salt(
     if known > now:
         fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
     try:
-        accepted = accept_salt(
+        accepted = record_salt(
             commitment, value=value, source=source, known_at=known, entered_at=now, entered_by=entered_by
         )
-    except DrawV2Error as exc:
-        fail(str(exc))
+    except WorkflowError as exc:
+        fail(exc.message)
     out.write_text(accepted.model_dump_json(indent=1) + "\n", encoding="utf-8")
     typer.echo(f"salt recorded in {out} (known at {accepted.known_at}, entered at {accepted.entered_at})")
 
@@ -278,49 +251,29 @@ def create(
     from rich.progress import Progress
     from rich.table import Table
 
-    from supervision.export import write_plan_csv, write_plan_excel
-    from supervision.inspection_policy import PolicyError
-    from supervision.plan import PlanInputError, create_plan
-    from supervision.ratios import HttpRatioFeed
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import create as draw_plan
+    from serving.workflows.plan import export as export_plan
+    from serving.workflows.plan import plan_summary
 
     _check_algorithm(algorithm)
     task, inputs, policy = _load(task_path)
     if algorithm == "v2":
-        from supervision.plan_v2 import create_plan_v2
-
         draw = _v2_draw_inputs(secret_file, commitment_path, salt_file)
     else:
         draw = {"seed": _seed(task, seed_file)}
-    feed = HttpRatioFeed(base_url=ratio_feed_url) if ratio_feed_url else None
     console = Console(stderr=True, quiet=as_json)
     try:
         with Progress(console=console, transient=True) as progress:
             bar = progress.add_task("drawing", total=len(task.tasks))
             on_step = lambda done, _total: progress.update(bar, completed=done)  # noqa: E731
-            if algorithm == "v2":
-                plan = create_plan_v2(
-                    task, inputs, policy, **draw, drawn_at=_now(), feed=feed, progress=on_step
-                )
-            else:
-                plan = create_plan(task, inputs, policy, draw["seed"], feed=feed, progress=on_step)
-    except (PlanInputError, PolicyError, ValueError, KeyError, ConnectionError) as exc:
-        fail(str(exc))
+            plan = draw_plan(task, inputs, policy, draw=draw, drawn_at=_now(), algorithm=algorithm,
+                             ratio_feed_url=ratio_feed_url, progress=on_step)
+    except WorkflowError as exc:
+        fail(exc.message)
     out.write_text(plan.model_dump_json(indent=1), encoding="utf-8")
-    if csv_path:
-        write_plan_csv(plan, csv_path)
-    if xlsx_path:
-        write_plan_excel(plan, xlsx_path)
-    summary = {
-        "plan_id": plan.plan_id,
-        "plan_file": str(out),
-        "draw_seed_commitment": plan.commitment.draw_seed_commitment,
-        "draws_total": plan.draws_total,
-        "visits": len(plan.visits),
-        "visits_saved": plan.visits_saved,
-        "joint_visits": plan.joint_visits,
-        "unstaffed": sum(bool(v.unstaffed) for v in plan.visits),
-        "per_grade": [s.model_dump() for s in plan.summary],
-    }
+    export_plan(plan, csv_path=csv_path, xlsx_path=xlsx_path)
+    summary = plan_summary(plan, out)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -344,6 +297,8 @@ def create(
 
 def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt_file: Path | None) -> dict:
     """Seed, nonce key, commitment and salt for a v2 draw, read and cross-checked."""
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import secrets_of
     from supervision.bundle import DrawCommitmentV2, PublicSalt
 
     if secret_file is None or commitment_path is None:
@@ -359,14 +314,12 @@ def _v2_draw_inputs(secret_file: Path | None, commitment_path: Path | None, salt
     commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
     salt_value = _document(salt_file, PublicSalt, "salt")
     secrets = _read_json_file(secret_file, "secret file")
-    if secrets.get("format") != "tiers-draw-v2/secrets":
-        fail(f"secret file {secret_file}: not a tiers-draw-v2 secret file (from `tiers plan commit`)")
-    if secrets.get("commitment_digest") != commitment.digest():
-        fail(f"secret file {secret_file} belongs to another commitment than {commitment_path}")
     try:
-        seed, nonce_key = bytes.fromhex(secrets["seed"]), bytes.fromhex(secrets["nonce_key"])
-    except (KeyError, TypeError, ValueError):
-        fail(f"secret file {secret_file}: seed and nonce_key must be hexadecimal")
+        seed, nonce_key = secrets_of(secrets, commitment)
+    except WorkflowError as exc:
+        if exc.field == "commitment":
+            fail(f"secret file {secret_file} {exc.message} than {commitment_path}")
+        fail(f"secret file {secret_file}: {exc.message}")
     return {"seed": seed, "nonce_key": nonce_key, "commitment": commitment, "salt": salt_value}
 
 
@@ -403,33 +356,32 @@ def verify(
     published = _published_commitment(commitment_path)
     if (subject is None) != (opening_path is None):
         fail("--subject and --opening go together")
-    if kind == BUNDLE_FORMAT:
-        from supervision.verify_v2 import verify_bundle, verify_opening
+    from serving.workflows.plan import audit, verify_bundle
 
+    if kind == BUNDLE_FORMAT:
         if bundle_path is not None or register_path is not None:
             fail("--bundle and --register check a full plan; give the plan as the argument")
         bundle = _document(path, PublicBundle, "bundle")
         if subject is not None:
             proof = _document(opening_path, SubjectOpening, "opening")
-            result = verify_opening(bundle, proof, subject, published)
+            result = verify_bundle(bundle, published, subject=subject, opening=proof)
         else:
             result = verify_bundle(bundle, published)
     else:
         if subject is not None:
             fail("--subject/--opening check a subject against the public bundle; give the bundle")
-        from supervision.verify_v2 import audit_plan
-
         plan = _document(path, InspectionPlan, "plan")
         if bundle_path is not None and plan.draw_v2 is None:
             fail("--bundle: this is a tiers-draw-v1 plan, which has no bundle")
         bundle = None if bundle_path is None else _document(bundle_path, PublicBundle, "bundle")
-        register = None
-        if register_path is not None:
-            if plan.draw_v2 is None:
-                fail("--register: this is a tiers-draw-v1 plan; the register check covers tiers-draw-v2")
-            register_task, register_inputs, _ = _load(register_path)
-            register = (register_task, register_inputs)
-        result = audit_plan(plan, published, bundle, register)
+        if register_path is not None and plan.draw_v2 is None:
+            fail("--register: this is a tiers-draw-v1 plan; the register check covers tiers-draw-v2")
+        from serving.workflows import WorkflowError
+
+        try:
+            result = audit(plan, published, bundle, register_path)
+        except WorkflowError as exc:
+            fail(exc.message)
     if as_json:
         typer.echo(result.model_dump_json())
     else:
@@ -477,12 +429,14 @@ def publish(
     out: Path = typer.Option(..., "--out", help="the public bundle: no grade, no undrawn subject"),
 ) -> None:
     """Write the public bundle anyone can check without seeing a grade (`tiers plan verify BUNDLE`)."""
-    from supervision.plan_v2 import DrawV2Error, PlanParts, publish_bundle
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import publish as publish_bundle
+    from supervision.plan_v2 import PlanParts
 
     try:
         bundle = publish_bundle(_document(plan_path, PlanParts, "plan"))
-    except DrawV2Error as exc:
-        fail(str(exc))
+    except WorkflowError as exc:
+        fail(exc.message)
     out.write_text(bundle.model_dump_json(indent=1) + "\n", encoding="utf-8")
     drawn = sum(len(t.drawn) for t in bundle.tasks)
     typer.echo(
@@ -498,12 +452,13 @@ def opening(
 ) -> None:
     """A subject's private opening: give it only to that subject; it checks its treatment with
     `tiers plan verify BUNDLE --subject USCC --opening FILE`."""
-    from supervision.plan_v2 import DrawV2Error, subject_opening
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import opening as subject_opening
 
     try:
         found = subject_opening(_load_plan(plan_path), subject)
-    except DrawV2Error as exc:
-        fail(str(exc))
+    except WorkflowError as exc:
+        fail(exc.message)
     text = found.model_dump_json(indent=1)
     if out is None:
         typer.echo(text)
@@ -518,15 +473,14 @@ def ratios(
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """The ratio feed for each department/item of a task: ratio, pool and expected inspections per stratum."""
-    from supervision.plan import PlanInputError
-    from supervision.service import ratio_feed_for
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import ratios as ratio_feed
 
     task, inputs, policy = _load(task_path)
     try:
-        feed = ratio_feed_for(task, inputs, policy)
-    except PlanInputError as exc:
-        fail(str(exc))
-    out = [feed.inspection_ratios(department=t.department, item=t.item, as_of=task.as_of) for t in task.tasks]
+        out = ratio_feed(task, inputs, policy)
+    except WorkflowError as exc:
+        fail(exc.message)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in out], ensure_ascii=False))
         return
@@ -548,18 +502,13 @@ def export(
     ),
 ) -> None:
     """Write a plan's visit list (subject, district, grade, items, inspectors, order) as CSV and/or Excel."""
-    from supervision.export import results_template, write_csv, write_plan_csv, write_plan_excel
+    from serving.workflows.plan import export as export_plan
     from supervision.plan import InspectionPlan
 
     if not (csv_path or xlsx_path or results_template_path):
         fail("export needs --csv, --xlsx and/or --results-template")
     plan = InspectionPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
-    if csv_path:
-        write_plan_csv(plan, csv_path)
-    if xlsx_path:
-        write_plan_excel(plan, xlsx_path)
-    if results_template_path:
-        write_csv(results_template(plan), results_template_path)
+    export_plan(plan, csv_path=csv_path, xlsx_path=xlsx_path, results_template_path=results_template_path)
 
 
 @plan_app.command("results")
@@ -578,49 +527,16 @@ def results(
     """Turn inspection results into contract records and the public table; report publication deadlines."""
     import datetime as dt
 
-    import pandas as pd
-    from pydantic import ValidationError
-
-    from supervision.inspection_policy import PolicyError, load_policy
-    from supervision.results import (
-        InspectionResult,
-        publication_status,
-        results_to_records,
-        write_public_results_csv,
-    )
+    from serving.workflows import WorkflowError
+    from serving.workflows.plan import publication_rules, read_results, record_results
 
     try:
-        rules = load_policy(policy_name).defaults
-    except PolicyError as exc:
-        fail(str(exc))
-    frame = pd.read_csv(results_path, dtype=str, keep_default_na=False)
-    parsed = []
-    for row_no, row in enumerate(frame.to_dict("records"), start=1):
-        # informational columns of the results template are not part of a result
-        data = {k: v for k, v in row.items() if v != "" and k not in TEMPLATE_INFO_COLUMNS}
-        try:
-            parsed.append(InspectionResult.model_validate(data))
-        except ValidationError as exc:
-            fail(
-                f"{results_path} row {row_no}: {exc.errors()[0]['loc']} = {exc.errors()[0].get('input')!r}: {exc.errors()[0]['msg']}"
-            )
-    results_to_records(parsed).to_csv(records_out, index=False)
-    if public_out:
-        write_public_results_csv(parsed, public_out)
-    today = dt.date.today()
-    status = (
-        pd.Series(
-            [
-                publication_status(
-                    r, today=today, days=rules.publication_days, basis=rules.publication_day_basis
-                )
-                for r in parsed
-            ],
-            dtype=str,
-        )
-        .value_counts()
-        .to_dict()
-    )
+        rules = publication_rules(policy_name)
+        parsed = read_results(results_path)
+    except WorkflowError as exc:
+        fail(exc.message)
+    status = record_results(parsed, records_out=records_out, public_out=public_out, rules=rules,
+                            today=dt.date.today())
     if as_json:
         typer.echo(json.dumps({"records": len(parsed), "publication_status": status}))
     else:

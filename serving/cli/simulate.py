@@ -46,7 +46,8 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="Print only the manifest summary as JSON on stdout."),
 ) -> None:
     """Simulate a city: subjects, five years of credit records, inspectors and the true risk."""
-    from simulation import CityConfig, SimulationConfig, generate
+    from serving.workflows import WorkflowError
+    from serving.workflows.simulate import simulate_city, simulation_config
 
     if subjects < 1:
         fail(f"--subjects {subjects} must be at least 1")
@@ -54,26 +55,17 @@ def simulate(
         fail(f"--workers {workers} must be at least 1")
     if file_format is None:
         file_format = "csv" if subjects <= _CSV_LIMIT else "parquet"
-    city_config = None
-    if city is not None:
-        if not city.is_file():
-            fail(f"--city {str(city)!r} is not a file")
-        try:
-            city_config = CityConfig.from_toml(city)
-        except (KeyError, TypeError, ValueError) as exc:
-            fail(f"--city {str(city)!r} is not a valid city: {exc}")
     try:
-        kwargs = {"city": city_config} if city_config is not None else {}
-        config = SimulationConfig(
-            n_subjects=subjects, seed=seed, end=parse_date("--end", end), years=years, scenario=scenario,
-            scenario_date=parse_date("--scenario-date", scenario_date), dirt=not clean, file_format=file_format,
-            chunk_size=chunk_size, **kwargs,
+        config = simulation_config(
+            subjects=subjects, seed=seed, end=parse_date("--end", end), years=years, scenario=scenario,
+            scenario_date=parse_date("--scenario-date", scenario_date), clean=clean, file_format=file_format,
+            chunk_size=chunk_size, city=city,
         )
-    except ValueError as exc:
-        fail(_with_option_names(str(exc)))
+    except WorkflowError as exc:
+        fail(f"--city {exc.message}" if exc.field == "city" else _with_option_names(exc.message))
 
     if as_json:
-        manifest = generate(config, out, workers=workers)
+        manifest = simulate_city(config, out, workers=workers)
     else:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -84,7 +76,7 @@ def simulate(
             console=console,
         ) as bar:
             task = bar.add_task("simulate", total=subjects)
-            manifest = generate(
+            manifest = simulate_city(
                 config, out, progress=lambda done, total: bar.update(task, completed=done), workers=workers
             )
     summary = {key: value for key, value in manifest.items() if key != "sha256"}

@@ -75,16 +75,10 @@ def train(
     from rich.progress import Progress
 
     from serving.workflows import WorkflowError
-    from serving.workflows.training import train_all, training_config
-    from training.sector_policy import PolicyFileError, load_training_policy
+    from serving.workflows.training import train_all, training_config, training_policy
 
-    policy = None
-    if policy_file is not None:
-        try:
-            policy = load_training_policy(policy_file)
-        except PolicyFileError as exc:
-            fail(f"--policy {exc}")
     try:
+        policy = None if policy_file is None else training_policy(policy_file)
         config = training_config(store, train_as_of=train_dates, validate_as_of=valid_date, horizon=horizon,
                                  seed=seed, min_positives=min_positives,
                                  candidates=[c.strip() for c in candidates.split(",") if c.strip()])

@@ -61,10 +61,16 @@ class HeldBatch:
         return sorted({f.rule for f in blocking(self.findings)})
 
 
+def held_reports(store: str | Path) -> list[GateReport]:
+    """The gate reports of the batches of ``store`` held and waiting for a decision, oldest first,
+    as the gates wrote them (`tiers gate held`)."""
+    return held_batches(store)
+
+
 def held(store: str | Path) -> list[HeldBatch]:
     """The batches of ``store`` held and waiting for a decision, oldest first."""
     out = []
-    for report in held_batches(store):
+    for report in held_reports(store):
         findings = sorted(report.findings, key=lambda f: (f.action != "hold", f.feed, f.rule))
         out.append(HeldBatch(report.batch_id, report.checked_at, report.as_of, findings))
     return out

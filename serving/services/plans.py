@@ -244,11 +244,40 @@ def load_named_policy(name: str) -> InspectionPolicy:
 
 
 def draw_plan(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, seed: bytes, *,
-              prepared: PreparedPools | None = None) -> InspectionPlan:
-    """The scheduler's draw (a seam: tests make it fail after drawing)."""
+              prepared: PreparedPools | None = None, feed: Any = None, progress: Any = None) -> InspectionPlan:
+    """The scheduler's tiers-draw-v1 draw, the API's and `tiers plan create --algorithm v1`'s (a seam:
+    tests make it fail after drawing). ``feed``: ratios from elsewhere (default: the pools' own);
+    ``progress(done, total)`` after each task."""
     from supervision.plan import create_plan as scheduler_create_plan
 
-    return scheduler_create_plan(request, inputs, policy, seed, prepared=prepared)
+    return scheduler_create_plan(request, inputs, policy, seed, prepared=prepared, feed=feed, progress=progress)
+
+
+def fix_commitment_v2(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *, salt_source: str,
+                      salt_pattern: str, committed_at: dt.datetime, seed: bytes | None = None,
+                      feed: Any = None, prepared: PreparedPools | None = None) -> tuple[Any, bytes, bytes]:
+    """A tiers-draw-v2 commitment with its secrets, the API's (`commit_v2_plan`) and `tiers plan
+    commit`'s: (commitment, seed, nonce key). The seed is fresh from the OS CSPRNG unless given (a
+    task file may fix one); the nonce key is always fresh. Raises the scheduler's errors."""
+    from supervision.draw_v2 import new_nonce_key
+    from supervision.plan_v2 import commit_v2
+
+    seed = secrets.token_bytes(32) if seed is None else seed
+    nonce_key = new_nonce_key()
+    commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
+                           salt_pattern=salt_pattern, committed_at=committed_at, feed=feed, prepared=prepared)
+    return commitment, seed, nonce_key
+
+
+def draw_plan_v2(request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *, seed: bytes,
+                 nonce_key: bytes, commitment: Any, salt: Any, drawn_at: dt.datetime, feed: Any = None,
+                 prepared: PreparedPools | None = None, progress: Any = None) -> InspectionPlan:
+    """The tiers-draw-v2 draw once the public salt is known, the API's (`enter_salt_v2`) and `tiers
+    plan create`'s: refused unless seed, policy, pools and ratios reproduce ``commitment``."""
+    from supervision.plan_v2 import create_plan_v2
+
+    return create_plan_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, commitment=commitment, salt=salt,
+                          drawn_at=drawn_at, feed=feed, prepared=prepared, progress=progress)
 
 
 def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
@@ -739,19 +768,18 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
                    now: dt.datetime | None = None) -> tuple[Plan, Draw]:
     """Fix and store a v2 commitment (public at once); the seed and nonce key are drawn here and
     kept in the draw's payload until the draw reveals the seed. Nothing is drawn yet."""
-    from supervision.draw_v2 import new_nonce_key
     from supervision.plan import PlanInputError, prepare_pools
-    from supervision.plan_v2 import DrawV2Error, commit_v2
+    from supervision.plan_v2 import DrawV2Error
     from supervision.tables import TableError
 
     policy = load_named_policy(policy_name)
-    seed, nonce_key = secrets.token_bytes(32), new_nonce_key()
     committed_at = now or dt.datetime.now(dt.UTC)
     check_period_open(request, created_on or committed_at.date())
     with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
         prepared = prepare_pools(request, inputs, policy)
-        commitment = commit_v2(request, inputs, policy, seed=seed, nonce_key=nonce_key, salt_source=salt_source,
-                               salt_pattern=salt_pattern, committed_at=committed_at, prepared=prepared)
+        commitment, seed, nonce_key = fix_commitment_v2(request, inputs, policy, salt_source=salt_source,
+                                                        salt_pattern=salt_pattern, committed_at=committed_at,
+                                                        prepared=prepared)
         plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
                         payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
                                  "policy": policy_name, "pool_filter": dict(pool_filter or {}),
@@ -796,7 +824,7 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
     from pydantic import ValidationError
 
     from supervision.plan import PlanCreate, PlanInputError
-    from supervision.plan_v2 import DrawV2Error, accept_salt, create_plan_v2
+    from supervision.plan_v2 import DrawV2Error, accept_salt
 
     if not is_v2(draw) or draw.draw_seed is not None:
         raise Conflict(f"计划 #{plan_row.id} 已抽取或不是待录入随机数的计划；plan #{plan_row.id} is not a committed "
@@ -824,9 +852,9 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
                              industries=pool_filter.get("industries"),
                              readable_by=department_principals(plan_row))
         secret = draw.payload[V2_SECRET]
-        plan = create_plan_v2(request, inputs, policy, seed=bytes.fromhex(secret["seed"]),
-                              nonce_key=bytes.fromhex(secret["nonce_key"]), commitment=commitment, salt=salt,
-                              drawn_at=max(entered_at, dt.datetime.now(dt.UTC)), prepared=prepared)
+        plan = draw_plan_v2(request, inputs, policy, seed=bytes.fromhex(secret["seed"]),
+                            nonce_key=bytes.fromhex(secret["nonce_key"]), commitment=commitment, salt=salt,
+                            drawn_at=max(entered_at, dt.datetime.now(dt.UTC)), prepared=prepared)
     except (DrawV2Error, PlanInputError, ValidationError) as exc:
         session.rollback()
         raise InvalidInput(f"无法抽取：{exc}", field="salt") from exc

@@ -14,7 +14,11 @@ runs the CLI's stages; the API and the pages call the same functions.
   the gate runs in one function, `serving.services.model_registry.promote_through_gate`, which the
   pages' and the API's promotions call too, after their permission checks.
 - monitoring: `serving.services.monitoring.run_monitoring` (the CLI, the demo and the pages).
-- plans: `serving.services.plans` (the API and the pages) and `supervision.plan` (the CLI).
+- :mod:`serving.workflows.plan`: `tiers plan` on a task file's tables; its draws are the service's
+  (`serving.services.plans`: `fix_commitment_v2`, `draw_plan_v2`, `draw_plan`), which the API and
+  the pages run on the database.
+- :mod:`serving.workflows.profile`, :mod:`serving.workflows.simulate`: profiles into a file, a
+  synthetic city.
 """
 
 from __future__ import annotations

@@ -36,6 +36,17 @@ def open_registry(tracking_uri: str, artifacts: Path) -> Any:
     return ModelRegistry(tracking_uri, artifact_location=artifacts)
 
 
+def training_policy(path: Path) -> Any:
+    """The sector policy file of a training run (`training.sector_policy`); a bad file is a
+    `WorkflowError` naming ``policy``."""
+    from training.sector_policy import PolicyFileError, load_training_policy
+
+    try:
+        return load_training_policy(path)
+    except PolicyFileError as exc:
+        raise WorkflowError("policy", str(exc)) from exc
+
+
 def require_store(store: Path) -> Path:
     """``store`` itself if it is a directory (a record store is one), else a `WorkflowError`."""
     if not store.is_dir():

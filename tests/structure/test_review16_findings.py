@@ -186,8 +186,6 @@ def test_the_cli_and_the_service_put_a_registrys_artifacts_in_the_same_place(tmp
 # --------------------------------------------------------------------------- the CLI parses and prints
 
 
-@review16("CLI commands call the lower packages' functions themselves instead of a workflow or a service "
-          "(docs/architecture.md 'The CLI'): tiers plan (no plan workflow), profile, simulate, fit, gate held")
 def test_cli_commands_call_only_workflows_and_services():
     calls = {}
     for rel in _sources():
