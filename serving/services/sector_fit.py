@@ -33,7 +33,7 @@ from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
 from serving.labels import model_label
 from serving.security import Principal
-from serving.validation import USCC_PATTERN
+from uscc import is_valid_uscc
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ STALE_AFTER = dt.timedelta(minutes=15)  # a running job not heard of for this lo
 # what an upload fits: the glass-box candidates (exact reasons by table lookup), the report's
 # bootstrap; tests make them smaller
 FIT_OPTIONS: dict[str, Any] = {"candidates": ("scorecard", "gbm_additive"), "n_boot": 200, "min_positives": 300}
-_USCC = re.compile(USCC_PATTERN)
 _TRUE, _FALSE = {"1", "true", "是", "y", "yes"}, {"0", "false", "否", "n", "no"}
 
 
@@ -183,7 +182,7 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
          shown: dict[str, str]) -> dict[str, Any]:
     # ``shown``: each column as the file heads it, so that a refusal names the column the user wrote
     uscc = values["uscc"].upper()
-    if not _USCC.fullmatch(uscc):
+    if not is_valid_uscc(uscc):
         raise _refuse(lang, line, shown["uscc"], _say(lang, "rule_uscc", value=values["uscc"][:40]))
     try:
         as_of = dt.date.fromisoformat(values["as_of"])

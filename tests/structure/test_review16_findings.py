@@ -65,9 +65,6 @@ def _imports(rel: str) -> list[tuple[str, str | None]]:
 # --------------------------------------------------------------------------- one rule, one place
 
 
-@review16("the service's USCC check (serving.validation.uscc_problem, used by every request schema's Uscc) "
-          "is a second copy of the rule and accepts codes the one rule (uscc/, used by ingestion) rejects: "
-          "registering authority 0 or B, a letter in position 2")
 def test_the_service_boundary_and_ingestion_agree_on_every_uscc():
     from stdnum.cn import uscc as stdnum_uscc
 
