@@ -81,8 +81,6 @@ def test_the_service_boundary_and_ingestion_agree_on_every_uscc():
     assert not disagree, f"uscc.is_valid_uscc vs serving.validation.uscc_problem: {disagree}"
 
 
-@review16("configfile/ is documented as 'the one TOML configuration reader', yet supervision/plan/task.py "
-          "(the tiers plan task file) and simulation/city.py parse TOML with tomllib themselves")
 def test_only_configfile_parses_toml():
     readers = sorted({rel for rel, text in _sources().items() if "toml" in text for module, _ in _imports(rel)
                       if module.split(".")[0] in {"tomllib", "tomli", "toml"}} - {"configfile/__init__.py"})
