@@ -344,8 +344,6 @@ def _documented_commit_command() -> list[str]:
     return words
 
 
-@review16("the `tiers plan commit` command in data_samples/plan_task.toml's header has no --salt-pattern, "
-          "which the CLI requires with --salt-source: run from the repository root it exits 2")
 def test_the_example_task_files_commit_command_works(tmp_path):
     import numpy as np
     import pandas as pd
