@@ -87,9 +87,6 @@ def test_only_configfile_parses_toml():
     assert not readers, f"modules reading TOML besides configfile/: {readers}"
 
 
-@review16("the statutory working-day rule is written twice: serving/services/workdays.py (objection "
-          "deadlines) and supervision/results.py (publication deadlines) each call chinesecalendar with "
-          "their own Monday–Friday fallback")
 def test_working_days_are_counted_in_one_module():
     counting = sorted({rel for rel, text in _sources().items() if "chinese_calendar" in text
                        and not rel.startswith("simulation/")
