@@ -66,13 +66,12 @@ def _candidates(name: str, seed: int) -> dict:
 
 
 def _scores(y, p) -> dict:
-    import numpy as np
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_auc_score
 
     from models import brier_score
+    from models.discrimination import ks_statistic
 
-    fpr, tpr, _ = roc_curve(y, p)
-    return {"auc": float(roc_auc_score(y, p)), "ks": float(np.max(tpr - fpr)), "brier": brier_score(y, p)}
+    return {"auc": float(roc_auc_score(y, p)), "ks": ks_statistic(y, p), "brier": brier_score(y, p)}
 
 
 def _paired_margin(a: list[float], b: list[float]) -> dict:

@@ -94,8 +94,6 @@ def test_working_days_are_counted_in_one_module():
     assert len(counting) <= 1, f"modules counting statutory working days: {counting}"
 
 
-@review16("the KS statistic is computed in three modules: training/evaluation.py, "
-          "monitoring/performance.py (ks_statistic) and serving/cli/fit.py (_scores)")
 def test_the_ks_statistic_is_defined_in_one_module():
     def is_ks(node: ast.AST) -> bool:
         return (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.left, ast.Name)
