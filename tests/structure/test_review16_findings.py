@@ -104,17 +104,12 @@ def test_the_ks_statistic_is_defined_in_one_module():
     assert len(modules) <= 1, f"modules computing max(tpr − fpr): {modules}"
 
 
-@review16("the score scale's PDO (20 points per doubling of the odds) is written in three modules: "
-          "models/scorecard.py (pdo default), training/bundle.py (SCORE_PDO) and serving/charts.py "
-          "(POINTS_PER_LOG_ODDS = 20.0 / log 2, a copy, not an import)")
 def test_the_score_scale_is_written_once():
     pdo = re.compile(r"\b20(?:\.0)?\s*/\s*(?:math|np)\.log\(2|\bSCORE_PDO\s*=\s*20\b|\bpdo\s*:\s*float\s*=\s*20\b")
     modules = sorted(rel for rel, text in _sources().items() if pdo.search(text))
     assert len(modules) <= 1, f"modules writing the PDO of the score scale: {modules}"
 
 
-@review16("the grades A–D are spelled out again in packages allowed to import models.GRADES: "
-          "monitoring/grades.py, serving/charts.py, training/bundle.py, serving/workflows/training.py")
 def test_packages_that_may_import_models_take_the_grades_from_it():
     spelled = {("A", "B", "C", "D")}
 
