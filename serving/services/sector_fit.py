@@ -276,7 +276,7 @@ def run_fit(settings: Any, job_id: int, dataset: Any, section: str) -> None:
 
         report("reading", 0.02)
         uri = settings.mlflow_tracking_uri
-        registry = open_registry(uri, artifacts_dir_for(uri) or settings.keys_dir.parent / "mlartifacts")
+        registry = open_registry(uri, artifacts_dir_for(uri))
         options = dict(FIT_OPTIONS)
         summary = fit_labelled(dataset, registry, sector=section, horizon=HORIZON_MONTHS,
                                min_positives=options["min_positives"], candidates=options["candidates"],

@@ -25,7 +25,7 @@ def _quiet(_step: str) -> None:
     return None
 
 
-def open_registry(tracking_uri: str, artifacts: Path) -> Any:
+def open_registry(tracking_uri: str, artifacts: Path | None) -> Any:
     """The registry to write to at ``tracking_uri`` (a SQLite store's directory is created)."""
     # MLflow prints a tqdm bar for every artifact download; it is noise on a CLI.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
