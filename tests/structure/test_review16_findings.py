@@ -307,8 +307,6 @@ def test_no_module_is_named_like_the_models_package():
 # --------------------------------------------------------------------------- the documentation
 
 
-@review16("docs/data-contract.md:6 says tests/test_contract.py checks the simulator against ingestion; "
-          "there is no such file")
 def test_every_repository_path_named_in_the_docs_exists():
     top = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")}
     missing = []
