@@ -30,6 +30,17 @@ def uscc_problem(code: str) -> str | None:
     return None if problem is None else problem[1]
 
 
+def binary_target(value: object) -> int | None:
+    """A 0/1 target (1 = an adverse outcome) as a file writes it, or None: a number equal to 0 or 1
+    ("1", "1.0", " 0", 1.0), the rule the models apply (``models.base.check_binary_target``). The one
+    rule of `tiers fit` and the sector page's upload."""
+    try:
+        number = float(value)  # ignores outer spaces; refuses "", "yes", None
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number in (0.0, 1.0) else None
+
+
 def _check_uscc(code: str) -> str:
     problem = uscc_problem(code)
     if problem:

@@ -44,12 +44,14 @@ def _check_target(frame, target: str, cv: int):
     col = frame[target]
     if col.isna().any():
         fail(f"--target {target!r}: {int(col.isna().sum())} missing values (rule: every row needs 0 or 1, 1 = bad)")
-    numeric = pd.to_numeric(col, errors="coerce")
-    bad = col[numeric.isna() | ~numeric.isin([0, 1])]
+    from serving.validation import binary_target
+
+    target_of = col.map({value: binary_target(value) for value in pd.unique(col)})  # each distinct value once
+    bad = col[target_of.isna()]
     if len(bad):
         shown = sorted(map(str, pd.unique(bad)))[:5]
         fail(f"--target {target!r}: values {shown} are not allowed (rule: the target must be 0/1 with 1 = bad)")
-    y = numeric.to_numpy(dtype=int)
+    y = target_of.to_numpy(dtype=int)
     counts = np.bincount(y, minlength=2)
     if counts.min() < cv:
         fail(f"--target {target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)")

@@ -33,6 +33,7 @@ from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
 from serving.labels import model_label
 from serving.security import Principal
+from serving.validation import binary_target
 from uscc import is_valid_uscc
 
 logger = logging.getLogger(__name__)
@@ -188,9 +189,10 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
         as_of = dt.date.fromisoformat(values["as_of"])
     except ValueError:
         raise _refuse(lang, line, shown["as_of"], _say(lang, "rule_date", value=values["as_of"][:40])) from None
-    if values["label"] not in ("0", "1"):
+    label = binary_target(values["label"])
+    if label is None:
         raise _refuse(lang, line, shown["label"], _say(lang, "rule_label", value=values["label"][:40]))
-    row: dict[str, Any] = {"uscc": uscc, "as_of": as_of, "label": int(values["label"])}
+    row: dict[str, Any] = {"uscc": uscc, "as_of": as_of, "label": label}
     for name, categorical in features.items():
         if name not in values:
             continue
