@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-from serving.cli.options import fail
+from serving.cli.options import fail, parse_datetime
 
 TEMPLATE_INFO_COLUMNS = ("visit_order", "name", "inspectors")
 
@@ -228,19 +228,13 @@ def salt(
     out: Path = typer.Option(..., "--out", help="salt file for `tiers plan create --salt-file`"),
 ) -> None:
     """Record the public salt, which must have become known after the commitment was published."""
-    import datetime as dt
 
     from supervision.bundle import DrawCommitmentV2
     from supervision.plan_v2 import DrawV2Error, accept_salt
 
     commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
     now = _now()
-    try:
-        known = now if known_at is None else dt.datetime.fromisoformat(known_at)
-    except ValueError:
-        fail(f"--known-at {known_at!r}: not an ISO date-time")
-    if known.tzinfo is None:
-        fail(f"--known-at {known_at!r}: give the time zone (e.g. +08:00)")
+    known = now if known_at is None else parse_datetime("--known-at", known_at)
     if known > now:
         fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
     try:
