@@ -256,25 +256,8 @@ def read_latest(store: str | Path | Snapshot, table: str, con: duckdb.DuckDBPyCo
     return con.sql(latest_sql(snap, table)).df()
 
 
-def read_versions(store: str | Path | Snapshot, table: str, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
-    """Every published version (key, version, content_hash): what ingestion compares new rows against."""
-    key = "record_id" if table == "records" else "uscc"
-    snap = snapshot(store)
-    if not has_table(snap, table):
-        return pd.DataFrame({key: pd.Series(dtype=object), "version": pd.Series(dtype="int64"),
-                             "content_hash": pd.Series(dtype=object)})
-    con = con or duckdb.connect()
-    return con.sql(f"SELECT {key}, version, content_hash FROM {scan_sql(snap, table)}").df()
-
-
 def _sql_file(name: str) -> str:
     return resources.files("features.sql").joinpath(name).read_text(encoding="utf-8")
-
-
-def store_generation(store: str | Path | Snapshot) -> str:
-    """Fingerprint of the published state of ``store``: changes whenever a batch is published, the
-    current state is compacted, or the current-state layout changes."""
-    return snapshot(store).generation
 
 
 def create_version_views(con: duckdb.DuckDBPyConnection, store: str | Path | Snapshot) -> None:

@@ -35,6 +35,12 @@ from models.base import (
     check_is_fitted,
 )
 
+# The score scale of every model kind: 600 points at good:bad odds 50:1, 20 points to double the
+# odds. The scorecard's defaults; training.bundle scores every kind on it, serving.charts draws in it.
+SCORE_BASE = 600.0
+SCORE_BASE_ODDS = 50.0
+SCORE_PDO = 20.0
+
 _TRENDS = {1: "ascending", -1: "descending"}
 
 
@@ -106,9 +112,9 @@ class ScorecardModel(RiskModelMixin, BaseEstimator):
         max_n_prebins: int = 20,
         default_trend: str = "auto",
         C: float = 1.0,
-        base_score: float = 600.0,
-        base_odds: float = 50.0,
-        pdo: float = 20.0,
+        base_score: float = SCORE_BASE,
+        base_odds: float = SCORE_BASE_ODDS,
+        pdo: float = SCORE_PDO,
         drop_wrong_sign: bool = True,
     ) -> None:
         self.monotone = monotone

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-#: SAMR's four classes, lowest risk first.
-GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+from models.meta import GRADES  # SAMR's four classes, lowest risk first
 
 
 @dataclass(frozen=True)

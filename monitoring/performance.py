@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import norm, rankdata
 
 from models.calibration import brier_score
+from models.discrimination import ks_statistic
 from monitoring.grades import GRADES
 
 
@@ -99,14 +100,6 @@ def delong_auc(y_true: np.ndarray, risk: np.ndarray, *, confidence: float = 0.95
         upper=float(min(1.0, auc + z * se)),
         confidence=confidence,
     )
-
-
-def ks_statistic(y_true: np.ndarray, risk: np.ndarray) -> float:
-    """Kolmogorov–Smirnov separation: max over thresholds of TPR − FPR."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(np.asarray(y_true).astype(int), np.asarray(risk, dtype=float))
-    return float(np.max(tpr - fpr))
 
 
 def reliability_table(y_true: np.ndarray, p_adverse: np.ndarray, *, n_bins: int = 10) -> list[ReliabilityBin]:

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-GRADES = ("A", "B", "C", "D")
-POINTS_PER_LOG_ODDS = 20.0 / math.log(2.0)  # the score scale's PDO (training.bundle): points per unit log-odds
+from models.meta import GRADES
+from models.scorecard import SCORE_PDO
+
+POINTS_PER_LOG_ODDS = SCORE_PDO / math.log(2.0)  # the score scale's points per unit log-odds
 
 
 @dataclass(frozen=True)

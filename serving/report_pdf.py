@@ -40,10 +40,6 @@ class ReportFontMissing(RuntimeError):
     """No installed font covers Chinese: the report cannot be rendered."""
 
 
-class ReportUnreadable(ValueError):
-    """The file is not a PDF, or not a signed credit report of this service."""
-
-
 @dataclass(frozen=True)
 class ReportRow:
     """One record as the report prints it."""

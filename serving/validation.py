@@ -8,9 +8,12 @@ from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
-from stdnum.cn import uscc as stdnum_uscc
 
 from features.schema import control_pattern
+
+# the one USCC rule (and its format, re-exported for schemas and routes) is the uscc package's
+from uscc import USCC_PATTERN as USCC_PATTERN
+from uscc import why_invalid
 
 # the largest id a 32-bit INTEGER key holds: a larger id in a URL is refused as invalid input
 # (422) before any query
@@ -18,26 +21,24 @@ MAX_ROW_ID = 2**31 - 1
 # a read's purpose (查询用途): two characters at least, to say something; 200 at most, what the query
 # log's purpose column holds (serving.db.models.QueryLogEntry). Spread into Query/Header/Form/Field.
 PURPOSE_LENGTH = MappingProxyType({"min_length": 2, "max_length": 200})
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 
 
 def uscc_problem(code: str) -> str | None:
-    """Why ``code`` is not a valid unified social credit code (GB 32100-2015), or None.
+    """Why ``code`` is not a valid unified social credit code (GB 32100-2015), in English, or None:
+    the one rule of the ``uscc`` package (``uscc.why_invalid``), which ingestion applies too."""
+    problem = why_invalid(code)
+    return None if problem is None else problem[1]
 
-    ``stdnum.cn.uscc.validate`` rejects valid codes whose first character is a letter (A, N, Y
-    are real registering authorities), so the format is checked here and the check character
-    with stdnum's own ``calc_check_digit``.
-    """
-    if len(code) != 18:
-        return f"must be 18 characters, got {len(code)}"
-    if any(c not in USCC_ALPHABET for c in code):
-        return "characters must be from 0-9A-HJ-NP-RTUWXY (no I, O, S, V, Z)"
-    if not code[2:8].isdigit():
-        return "characters 3–8 (administrative division) must be digits"
-    if code[-1] != stdnum_uscc.calc_check_digit(code[:17]):
-        return "wrong check character (GB 32100-2015)"
-    return None
+
+def binary_target(value: object) -> int | None:
+    """A 0/1 target (1 = an adverse outcome) as a file writes it, or None: a number equal to 0 or 1
+    ("1", "1.0", " 0", 1.0), the rule the models apply (``models.base.check_binary_target``). The one
+    rule of `tiers fit` and the sector page's upload."""
+    try:
+        number = float(value)  # ignores outer spaces; refuses "", "yes", None
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number in (0.0, 1.0) else None
 
 
 def _check_uscc(code: str) -> str:

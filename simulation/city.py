@@ -5,10 +5,11 @@ The default is Nanjing (``cities/nanjing.toml``); any other city is a TOML file 
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from configfile import parse_toml
 
 #: GB/T 4754-2017 section codes (their names: ``features.schema.INDUSTRY_SECTION_NAMES``; the simulator
 #: and ingestion never import each other, and a test holds the two lists equal).
@@ -118,11 +119,10 @@ class CityConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> CityConfig:
         """Load a city from a TOML file shaped like ``simulation/cities/nanjing.toml``."""
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        return cls.from_dict(parse_toml(Path(path).read_text(encoding="utf-8"), f"city {path}", ValueError))
 
     @classmethod
     def nanjing(cls) -> CityConfig:
         """The default city: Nanjing's 11 districts."""
-        text = resources.files("simulation").joinpath("cities/nanjing.toml").read_bytes()
-        return cls.from_dict(tomllib.loads(text.decode("utf-8")))
+        text = resources.files("simulation").joinpath("cities/nanjing.toml").read_text(encoding="utf-8")
+        return cls.from_dict(parse_toml(text, "city simulation/cities/nanjing.toml", ValueError))

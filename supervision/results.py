@@ -16,6 +16,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from supervision.workdays import add_working_days
 from uscc import is_valid_uscc
 
 Outcome = Literal["no_problem", "corrected", "case_opened"]
@@ -67,20 +68,6 @@ class InspectionResult(BaseModel):
         return value
 
 
-def _is_working_day(day: dt.date) -> bool:
-    import chinese_calendar
-
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        warnings.warn(
-            f"{day}: statutory calendar has no data for {day.year}; counting Monday–Friday as working days",
-            CalendarFallbackWarning,
-            stacklevel=3,
-        )
-        return day.weekday() < 5
-
-
 def publication_deadline(
     inspected_on: dt.date, *, days: int = 20, basis: Literal["working", "natural"] = "natural"
 ) -> dt.date:
@@ -93,14 +80,10 @@ def publication_deadline(
         raise ValueError(f"days = {days}; rule: at least 1")
     if basis == "natural":
         return inspected_on + dt.timedelta(days=days)
-    day, counted = inspected_on, 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CalendarFallbackWarning)
-        while counted < days:
-            day += dt.timedelta(days=1)
-            counted += _is_working_day(day)
-    if caught:  # one warning per call, not one per day
-        warnings.warn(str(caught[0].message), CalendarFallbackWarning, stacklevel=2)
+    day, approximate = add_working_days(inspected_on, days)
+    if approximate:  # one warning per call, not one per day
+        warnings.warn(f"{inspected_on} to {day}: the statutory calendar does not cover every year; counted "
+                      "Monday–Friday as working days where it does not", CalendarFallbackWarning, stacklevel=2)
     return day
 
 

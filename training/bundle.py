@@ -19,13 +19,10 @@ from models.base import sigmoid
 from models.calibration import CalibratedModel, fit_calibrator
 from models.explain import BulkExplanation, explain_bulk
 from models.grading import Grader
-from models.meta import Evidence, FeatureMeta
+from models.meta import GRADES, Evidence, FeatureMeta
 
-# Score scale: 600 points at odds 50:1 (good:bad), 20 points to double the odds — the same
-# defaults as `models.scorecard.ScorecardModel`, so scores of all model kinds read alike.
-SCORE_BASE = 600.0
-SCORE_BASE_ODDS = 50.0
-SCORE_PDO = 20.0
+# Score scale: the scorecard's (`models.scorecard`), so scores of all model kinds read alike.
+from models.scorecard import SCORE_BASE, SCORE_BASE_ODDS, SCORE_PDO
 
 
 def probability_to_score(p: np.ndarray) -> np.ndarray:
@@ -112,7 +109,7 @@ class GradingModel:
             {
                 "p_adverse_12m": p,
                 "score": np.round(probability_to_score(p), 1),
-                "model_grade": np.asarray(("A", "B", "C", "D"))[result.model_codes],
+                "model_grade": np.asarray(GRADES)[result.model_codes],
                 "grade": result.grades,
                 "override": fired,
             },

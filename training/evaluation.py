@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
 # Calibration figures (Brier, reliability, ECE) and the Wilson interval live in models.calibration.
 from models.calibration import wilson_interval
+from models.discrimination import ks_statistic
 from models.meta import GRADES
 
 
@@ -49,11 +50,7 @@ def auc(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> 
 
 def ks(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
     """Kolmogorov–Smirnov statistic: max distance between the score CDFs of bads and goods."""
-    y, score = _as_arrays(y_true, p)
-    if y.min(initial=0) == y.max(initial=0):
-        return float("nan")
-    fpr, tpr, _ = roc_curve(y, score)
-    return float(np.max(tpr - fpr))
+    return ks_statistic(*_as_arrays(y_true, p))
 
 
 def _fast_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -68,23 +65,9 @@ def _fast_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _fast_ks(y: np.ndarray, score: np.ndarray) -> float:
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(-score, kind="stable")
-    s_sorted, y_sorted = score[order], y[order]
-    # Evaluate the CDF gap only at the ends of runs of tied scores.
-    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
-    tpr = np.cumsum(y_sorted)[last_of_tie] / n_pos
-    fpr = np.cumsum(1 - y_sorted)[last_of_tie] / n_neg
-    return float(np.max(tpr - fpr))
-
-
 _STATISTICS = {
     "auc": _fast_auc,
-    "ks": _fast_ks,
+    "ks": ks_statistic,
     "gini": lambda a, b: 2 * _fast_auc(a, b) - 1,
 }
 

@@ -22,7 +22,7 @@ import pandas as pd
 from stdnum.cn import uscc as _stdnum_uscc
 from stdnum.exceptions import ValidationError
 
-__all__ = ["is_valid_uscc", "normalise_uscc", "valid_uscc_mask", "why_invalid"]
+__all__ = ["USCC_PATTERN", "is_valid_uscc", "normalise_uscc", "valid_uscc_mask", "why_invalid"]
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _LETTER_AUTHORITIES = frozenset("ANY")
@@ -35,6 +35,9 @@ _WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
 _VALUE_OF_BYTE = np.full(256, -1, dtype=np.int64)
 _VALUE_OF_BYTE[np.frombuffer(ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(ALPHABET))
 _LETTER_AUTHORITY_VALUES = np.array([ALPHABET.index(c) for c in sorted(_LETTER_AUTHORITIES)])
+# The rule's format as a regular expression (all but the check character), for path and query
+# parameters and HTML patterns: a code it refuses is refused by :func:`is_valid_uscc` too.
+USCC_PATTERN = r"^[1-9ANY][0-9]{7}[0-9A-HJ-NP-RTUWXY]{10}$"
 
 
 def is_valid_uscc(code: object) -> bool:

@@ -35,11 +35,13 @@ def issue(
     from serving.deps import get_today
     from serving.errors import ServiceError
     from serving.services import credit_reports
+    from serving.validation import PURPOSE_LENGTH
 
+    shortest, longest = PURPOSE_LENGTH["min_length"], PURPOSE_LENGTH["max_length"]
+    if not shortest <= len(purpose.strip()) <= longest:
+        fail(f"--purpose: {len(purpose.strip())} characters; rule: {shortest}–{longest} characters (查询用途)")
     settings = settings_or_exit()
     day = parse_date("--today", today) if today else get_today()
-    if len(purpose.strip()) < 2:
-        fail("--purpose: rule: at least 2 characters (查询用途)")
     session = _log_session(settings)
     try:
         row, signed = credit_reports.issue_as(session, issuer, uscc, purpose.strip(),

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-from serving.cli.options import fail
+from serving.cli.options import fail, parse_datetime
 
 
 @app.command("ingest")
@@ -24,7 +24,7 @@ def ingest_command(
                                  "(and departments.toml / severity.toml overrides)."),
     store: Path = typer.Option(..., "--store", help="Store directory (created if missing)."),
     ingested_at: str = typer.Option(
-        None, "--ingested-at", help="Ingestion time, ISO (default: now, UTC); decisions after it are quarantined."
+        None, "--ingested-at", help="Ingestion time: ISO date-time with its zone, or a date (its start, UTC); default: now. Decisions after it are quarantined."
     ),
     policy_file: Path = typer.Option(None, "--policy", help="Catalogue policy TOML (default: packaged policy)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the summary as JSON on stdout."),
@@ -41,14 +41,7 @@ def ingest_command(
     from serving.workflows import WorkflowError
     from serving.workflows.ingest import ingest_files
 
-    when = datetime.now(UTC)
-    if ingested_at is not None:
-        try:
-            when = datetime.fromisoformat(ingested_at)
-        except ValueError:
-            fail(f"--ingested-at {ingested_at!r} is not an ISO date or date-time")
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+    when = datetime.now(UTC) if ingested_at is None else parse_datetime("--ingested-at", ingested_at, date_alone=True)
     files = {"store": store, "subjects": subjects, "records": records or [], "ingested_at": when,
              "policy_file": policy_file, "source": source, "layouts": layouts, "gates": not no_gates,
              "gates_file": gates_file}

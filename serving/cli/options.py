@@ -1,4 +1,4 @@
-"""What every command does with bad input: one way to fail and one date parser.
+"""What every command does with bad input: one way to fail, one date parser and one date-time parser.
 
 Bad input is said on stderr, naming the option, the value and the rule, and exits with code 2
 (commands document their other exit codes).
@@ -6,7 +6,7 @@ Bad input is said on stderr, naming the option, the value and the rule, and exit
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import NoReturn
 
 import typer
@@ -26,3 +26,22 @@ def parse_date(option: str, value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option} {value!r}: not a date (rule: ISO YYYY-MM-DD, e.g. 2026-06-30)")
+
+
+def parse_datetime(option: str, value: str, *, date_alone: bool = False) -> datetime:
+    """An ISO date-time given to ``option`` with its time zone (2026-11-20T21:15:00+08:00), or exit 2
+    saying the rule. A time without its zone is refused, never guessed: Beijing time and UTC are eight
+    hours apart. With ``date_alone`` (an option that documents it) a bare date is that day's start, UTC."""
+    rule = "rule: ISO date-time with its time zone, e.g. 2026-11-20T21:15:00+08:00"
+    if date_alone:
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        except ValueError:
+            rule += ", or a date YYYY-MM-DD"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r}: not an ISO date-time ({rule})")
+    if when.tzinfo is None:
+        fail(f"{option} {value!r}: give the time zone, e.g. +08:00 ({rule})")
+    return when

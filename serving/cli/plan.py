@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.app import app
-from serving.cli.options import fail
+from serving.cli.options import fail, parse_datetime
 
 plan_app = typer.Typer(
     help="Double-random inspection plans (双随机): commit, draw, verify, export.", no_args_is_help=True
@@ -200,7 +200,6 @@ def salt(
     out: Path = typer.Option(..., "--out", help="salt file for `tiers plan create --salt-file`"),
 ) -> None:
     """Record the public salt, which must have become known after the commitment was published."""
-    import datetime as dt
 
     from serving.workflows import WorkflowError
     from serving.workflows.plan import record_salt
@@ -208,12 +207,7 @@ def salt(
 
     commitment = _document(commitment_path, DrawCommitmentV2, "commitment")
     now = _now()
-    try:
-        known = now if known_at is None else dt.datetime.fromisoformat(known_at)
-    except ValueError:
-        fail(f"--known-at {known_at!r}: not an ISO date-time")
-    if known.tzinfo is None:
-        fail(f"--known-at {known_at!r}: give the time zone (e.g. +08:00)")
+    known = now if known_at is None else parse_datetime("--known-at", known_at)
     if known > now:
         fail(f"--known-at {known_at}: in the future; rule: a salt is entered only once it is public")
     try:

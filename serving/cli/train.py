@@ -24,12 +24,15 @@ def _fail_with(exc) -> None:
     fail(f"{OPTION_OF.get(exc.field, exc.field)} {exc.message}")
 
 
-def _registry(tracking_uri: str | None, artifacts: Path):
-    """The registry the CLI uses: settings' MLflow URI unless --tracking-uri is given."""
+def _registry(tracking_uri: str | None, artifacts: Path | None):
+    """The registry the CLI uses: settings' MLflow URI unless --tracking-uri is given; its artifacts
+    where the service keeps them (beside a SQLite store) unless --artifacts is given."""
+    from serving.services.model_registry import artifacts_dir_for
     from serving.settings import get_settings
     from serving.workflows.training import open_registry
 
-    return open_registry(tracking_uri or get_settings().mlflow_tracking_uri, artifacts)
+    uri = tracking_uri or get_settings().mlflow_tracking_uri
+    return open_registry(uri, artifacts or artifacts_dir_for(uri))
 
 
 def _check_sector(option: str, value: str) -> str:
@@ -41,7 +44,8 @@ def _check_sector(option: str, value: str) -> str:
 
 
 TRACKING = typer.Option(None, "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///var/mlflow.db).")
-ARTIFACTS = typer.Option(Path("var/mlartifacts"), "--artifacts", help="Artifact directory of a SQLite registry.")
+ARTIFACTS = typer.Option(None, "--artifacts", help="Artifact directory of a SQLite registry (default: mlartifacts "
+                                                    "beside its mlflow.db, where the service looks).")
 
 
 @app.command("train")
@@ -59,7 +63,7 @@ def train(
     candidates: str = typer.Option("scorecard,gbm_additive,gbm", "--candidates",
                                    help="Comma-separated candidates compared out of time (scorecard, gbm_additive, gbm, blend, gam)."),
     tracking_uri: str | None = TRACKING,
-    artifacts: Path = ARTIFACTS,
+    artifacts: Path | None = ARTIFACTS,
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
     """Train the general model (and sector models), validate out of time, register as challenger.
@@ -120,7 +124,7 @@ def promote(
     auc_tolerance: float = typer.Option(0.01, "--auc-tolerance", help="Largest AUC drop the gate accepts."),
     grade_psi_limit: float = typer.Option(0.1, "--grade-psi-limit", help="Largest grade-share PSI the gate accepts."),
     tracking_uri: str | None = TRACKING,
-    artifacts: Path = ARTIFACTS,
+    artifacts: Path | None = ARTIFACTS,
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
     """Make VERSION the champion if it is at least as good as the current one on the same OOT data.
@@ -206,7 +210,7 @@ def report(
     version: str = typer.Argument("champion", help="Version number or alias (champion, challenger)."),
     out: Path = typer.Option(Path("var/reports"), "--out", help="Directory to write the HTML and JSON report into."),
     tracking_uri: str | None = TRACKING,
-    artifacts: Path = ARTIFACTS,
+    artifacts: Path | None = ARTIFACTS,
     json_out: bool = typer.Option(False, "--json", help="Print only JSON on stdout."),
 ) -> None:
     """Write a registered version's validation report (HTML + JSON, 中文/English) to --out."""
@@ -248,7 +252,7 @@ def grade(
     as_of: str = typer.Option(..., "--as-of", help="Grade every subject as of this date (YYYY-MM-DD)."),
     out: Path | None = typer.Option(None, "--out", help="Parquet file (default var/grades/grades_<as-of>.parquet)."),
     tracking_uri: str | None = TRACKING,
-    artifacts: Path = ARTIFACTS,
+    artifacts: Path | None = ARTIFACTS,
     what_if: bool = typer.Option(False, "--what-if/--no-what-if",
                                  help="Also search each subject's smallest set of actionable changes to a better grade "
                                       "(≈0.07 s per searched subject; see --what-if-grades)."),

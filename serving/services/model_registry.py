@@ -72,7 +72,8 @@ class VersionSummary:
 
 
 def artifacts_dir_for(tracking_uri: str) -> Path | None:
-    """Artifact directory of a SQLite store (``var/mlflow.db`` → ``var/mlartifacts``, as the CLI)."""
+    """Artifact directory of a SQLite store (``var/mlflow.db`` → ``var/mlartifacts``), None for a tracking
+    server (it decides): the one rule, for the service, the pages' fits and the CLI (``--artifacts`` unset)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     return Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy.orm import Session
 
@@ -20,10 +21,12 @@ from serving.services.applications import (
 )
 from serving.services.grades import Regrader
 from serving.services.subjects import current_record
-from serving.services.workdays import add_working_days
+from supervision.workdays import add_working_days
 
 # 宁信用〔2021〕1号 (docs/domain.md §6): the department answers within 10 working days
 OBJECTION_WORKING_DAYS = 10
+
+logger = logging.getLogger(__name__)
 
 
 OBJECTIONS = ApplicationKind(model=Objection, label="objection", short="objection", grant="upheld",
@@ -40,6 +43,8 @@ def file_objection(session: Session, principal: Principal, uscc: str, body: Obje
                        zh=f"记录 {body.record_id} 已撤销，无需再提出异议。")
     pending_conflict(session, OBJECTIONS, uscc, body.record_id)
     due_on, approximate = add_working_days(today, OBJECTION_WORKING_DAYS)
+    if approximate:
+        logger.warning("chinesecalendar has no holiday data up to %s; counted Monday–Friday from %s", due_on, today)
     return file_application(session, Objection(
         uscc=uscc, record_id=record.record_id, record_version=record.version, department=record.department,
         reason=body.reason, filed_by=principal.username, filed_on=today, due_on=due_on,

@@ -33,7 +33,8 @@ from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
 from serving.labels import model_label
 from serving.security import Principal
-from serving.validation import USCC_PATTERN
+from serving.validation import binary_target
+from uscc import is_valid_uscc
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ STALE_AFTER = dt.timedelta(minutes=15)  # a running job not heard of for this lo
 # what an upload fits: the glass-box candidates (exact reasons by table lookup), the report's
 # bootstrap; tests make them smaller
 FIT_OPTIONS: dict[str, Any] = {"candidates": ("scorecard", "gbm_additive"), "n_boot": 200, "min_positives": 300}
-_USCC = re.compile(USCC_PATTERN)
 _TRUE, _FALSE = {"1", "true", "是", "y", "yes"}, {"0", "false", "否", "n", "no"}
 
 
@@ -183,15 +183,16 @@ def _row(values: dict[str, str], features: dict[str, bool], section: str, line: 
          shown: dict[str, str]) -> dict[str, Any]:
     # ``shown``: each column as the file heads it, so that a refusal names the column the user wrote
     uscc = values["uscc"].upper()
-    if not _USCC.fullmatch(uscc):
+    if not is_valid_uscc(uscc):
         raise _refuse(lang, line, shown["uscc"], _say(lang, "rule_uscc", value=values["uscc"][:40]))
     try:
         as_of = dt.date.fromisoformat(values["as_of"])
     except ValueError:
         raise _refuse(lang, line, shown["as_of"], _say(lang, "rule_date", value=values["as_of"][:40])) from None
-    if values["label"] not in ("0", "1"):
+    label = binary_target(values["label"])
+    if label is None:
         raise _refuse(lang, line, shown["label"], _say(lang, "rule_label", value=values["label"][:40]))
-    row: dict[str, Any] = {"uscc": uscc, "as_of": as_of, "label": int(values["label"])}
+    row: dict[str, Any] = {"uscc": uscc, "as_of": as_of, "label": label}
     for name, categorical in features.items():
         if name not in values:
             continue
@@ -277,7 +278,7 @@ def run_fit(settings: Any, job_id: int, dataset: Any, section: str) -> None:
 
         report("reading", 0.02)
         uri = settings.mlflow_tracking_uri
-        registry = open_registry(uri, artifacts_dir_for(uri) or settings.keys_dir.parent / "mlartifacts")
+        registry = open_registry(uri, artifacts_dir_for(uri))
         options = dict(FIT_OPTIONS)
         summary = fit_labelled(dataset, registry, sector=section, horizon=HORIZON_MONTHS,
                                min_positives=options["min_positives"], candidates=options["candidates"],

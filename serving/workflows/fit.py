@@ -51,12 +51,14 @@ def _check_target(frame, target: str, cv: int):
     col = frame[target]
     if col.isna().any():
         fail(f"{target!r}: {int(col.isna().sum())} missing values (rule: every row needs 0 or 1, 1 = bad)")
-    numeric = pd.to_numeric(col, errors="coerce")
-    bad = col[numeric.isna() | ~numeric.isin([0, 1])]
+    from serving.validation import binary_target
+
+    target_of = col.map({value: binary_target(value) for value in pd.unique(col)})  # each distinct value once
+    bad = col[target_of.isna()]
     if len(bad):
         shown = sorted(map(str, pd.unique(bad)))[:5]
         fail(f"{target!r}: values {shown} are not allowed (rule: the target must be 0/1 with 1 = bad)")
-    y = numeric.to_numpy(dtype=int)
+    y = target_of.to_numpy(dtype=int)
     counts = np.bincount(y, minlength=2)
     if counts.min() < cv:
         fail(f"{target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)")
@@ -73,13 +75,12 @@ def _candidates(name: str, seed: int) -> dict:
 
 
 def _scores(y, p) -> dict:
-    import numpy as np
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_auc_score
 
     from models import brier_score
+    from models.discrimination import ks_statistic
 
-    fpr, tpr, _ = roc_curve(y, p)
-    return {"auc": float(roc_auc_score(y, p)), "ks": float(np.max(tpr - fpr)), "brier": brier_score(y, p)}
+    return {"auc": float(roc_auc_score(y, p)), "ks": ks_statistic(y, p), "brier": brier_score(y, p)}
 
 
 def _paired_margin(a: list[float], b: list[float]) -> dict:

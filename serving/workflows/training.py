@@ -25,7 +25,7 @@ def _quiet(_step: str) -> None:
     return None
 
 
-def open_registry(tracking_uri: str, artifacts: Path) -> Any:
+def open_registry(tracking_uri: str, artifacts: Path | None) -> Any:
     """The registry to write to at ``tracking_uri`` (a SQLite store's directory is created)."""
     # MLflow prints a tqdm bar for every artifact download; it is noise on a CLI.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -230,11 +230,12 @@ def grade_store(store: Path, day: date, registry: Any, *, out: Path | None = Non
     """
     from features.specs import model_features
     from features.store import read_latest
+    from models.meta import GRADES
     from training.data import load_profiles
     from training.grade import evidence_index, grade_all, write_grades
 
     require_store(store)
-    if any(g not in ("A", "B", "C", "D") for g in what_if_grades):
+    if any(g not in GRADES for g in what_if_grades):
         raise WorkflowError("what_if_grades", f"{','.join(what_if_grades)!r}: must list grades among A, B, C, D")
     progress(f"profiles as of {day}")
     profiles = load_profiles(store, day)
@@ -253,7 +254,7 @@ def grade_store(store: Path, day: date, registry: Any, *, out: Path | None = Non
         raise WorkflowError("as_of", f"{day}: {exc}") from exc
     target = out or Path("var/grades") / f"grades_{day.isoformat()}.parquet"
     write_grades(grades, target)
-    mix = grades["grade"].value_counts(normalize=True).reindex(list("ABCD"), fill_value=0.0)
+    mix = grades["grade"].value_counts(normalize=True).reindex(list(GRADES), fill_value=0.0)
     return {"as_of": day.isoformat(), "subjects": len(grades), "out": str(target),
             "grade_shares": {g: round(float(v), 4) for g, v in mix.items()},
             "models": sorted(grades["model_version"].unique().tolist())}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from configfile import parse_toml
 from supervision.bundle import MAX_TASKS, OptionalText, Text, task_key
 from supervision.inspection_policy import InspectionPolicy, load_policy
 from supervision.tables import read_table
@@ -85,12 +85,10 @@ def load_task(path: str | Path) -> PlanTask:
     if not path.is_file():
         raise PlanInputError(f"task file {path} does not exist")
     text = path.read_text(encoding="utf-8")
+    is_json = path.suffix.lower() == ".json"
+    raw = None if is_json else parse_toml(text, f"task file {path}", PlanInputError)
     try:
-        if path.suffix.lower() == ".json":
-            return PlanTask.model_validate_json(text)
-        return PlanTask.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanInputError(f"task file {path}: not valid TOML ({exc})") from exc
+        return PlanTask.model_validate_json(text) if is_json else PlanTask.model_validate(raw)
     except ValueError as exc:
         raise PlanInputError(f"task file {path}: {exc}") from exc
 

@@ -92,3 +92,15 @@ def inject_store_failure(monkeypatch, target: str) -> None:
         real(src, dst)
 
     monkeypatch.setattr(store_module.os, "replace", replace)
+
+
+def published_versions(store: Path, table: str) -> pd.DataFrame:
+    """(key, version) of every published version of ``table`` in ``store`` (none if it has no such table)."""
+    import duckdb
+
+    from features.store import has_table, scan_sql
+
+    key = "record_id" if table == "records" else "uscc"
+    if not has_table(store, table):
+        return pd.DataFrame({key: pd.Series(dtype=object), "version": pd.Series(dtype="int64")})
+    return duckdb.connect().sql(f"SELECT {key}, version FROM {scan_sql(store, table)}").df()

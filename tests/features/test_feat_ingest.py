@@ -15,7 +15,7 @@ from features.ingest import MalformedFileError, ingest
 from features.profiles import build_profiles, profile_hashes
 from features.schema import CONTRACT_RULES, RECORD_COLUMNS
 from features.specs import FEATURE_SPECS
-from features.store import read_latest, scan_sql, snapshot, store_generation
+from features.store import read_latest, scan_sql, snapshot
 
 
 def _quarantine(summary) -> pd.DataFrame:
@@ -73,19 +73,19 @@ def test_changed_record_becomes_a_new_version_and_profiles_use_it(tmp_path):
     as_of = datetime(2026, 6, 30).date()
     before = build_profiles(store, as_of=as_of).set_index("uscc")
     assert before.loc[code(1), "on_list_abnormal_operation"] == 1
-    first_generation = store_generation(store)
+    first_generation = snapshot(store).generation
     assert snapshot(store).has_current
     # the department later records the list exit: same record_id, new content
     records_frame([{**entry, "end_date": "2026-03-01"}]).to_csv(tmp_path / "records_v2.csv", index=False)
     summary = ingest(store=store, records=tmp_path / "records_v2.csv", ingested_at=datetime(2026, 11, 23, tzinfo=UTC))
     assert (summary.files[0].new, summary.files[0].new_versions) == (0, 1)
     # the derived current state follows the batches: a new generation (a delta over the base)
-    second_generation = store_generation(store)
+    second_generation = snapshot(store).generation
     assert second_generation != first_generation and len(snapshot(store).segments) == 2
     records_frame([{**entry, "end_date": "2026-03-01", "document_no": "更正-1"}]).to_csv(
         tmp_path / "records_v3.csv", index=False)
     ingest(store=store, records=tmp_path / "records_v3.csv", ingested_at=datetime(2026, 11, 24, tzinfo=UTC))
-    assert store_generation(store) != second_generation and snapshot(store).has_current
+    assert snapshot(store).generation != second_generation and snapshot(store).has_current
     import duckdb
 
     versions = duckdb.sql(f"SELECT record_id, version, end_date FROM {scan_sql(store, 'records')} "

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from feat_fixtures import INGESTED_AT, inject_store_failure, record, records_frame, store_tree
+from feat_fixtures import (
+    INGESTED_AT,
+    inject_store_failure,
+    published_versions,
+    record,
+    records_frame,
+    store_tree,
+)
 from typer.testing import CliRunner
 
 import features.store as store_module
@@ -154,8 +161,6 @@ def test_a_store_error_is_reported_by_the_cli_and_changes_nothing(store, tmp_pat
 def test_a_record_repeated_in_two_files_of_one_batch_is_stored_once(store, tmp_path):
     """Two files of one batch carrying the same record: the second adds nothing; a changed copy is
     the next version (the store holds one row per key and version)."""
-    from features.store import read_versions
-
     one = _contract_file(tmp_path)
     (tmp_path / "b").mkdir()
     same = shutil.copy(one, tmp_path / "b" / "again.csv")
@@ -168,7 +173,7 @@ def test_a_record_repeated_in_two_files_of_one_batch_is_stored_once(store, tmp_p
     summary = ingest(store=store, records=[tmp_path / "m.csv", tmp_path / "m_changed.csv"],
                      ingested_at=INGESTED_AT + timedelta(days=2))
     assert [(f.new, f.new_versions) for f in summary.files] == [(1, 0), (0, 1)]
-    versions = read_versions(store, "records")
+    versions = published_versions(store, "records")
     assert sorted(versions.loc[versions["record_id"] == "M0", "version"]) == [1, 2]
     latest = read_latest(store, "records").set_index("record_id")
     assert latest.loc["M0", "document_no"] == "更正-1"

@@ -343,3 +343,16 @@ def test_the_report_names_the_legal_form_and_the_industry(world):
         session.close()
     lines = dict(content.subject_lines)
     assert lines["主体类型"] == "个体工商户" and lines["所属行业（门类）"] == "F 批发和零售业", lines
+
+
+@pytest.mark.parametrize("purpose", ["审", " 审 ", "用" * 201], ids=["one", "one-padded", "201"])
+def test_cli_refuses_a_purpose_the_service_refuses(purpose, tmp_path, monkeypatch):
+    """`tiers credit-report issue --purpose` follows the service's one rule (serving.validation.PURPOSE_LENGTH:
+    2–200 characters), refused before any settings or database are read (review 16)."""
+    from serving.cli.main import app as cli
+
+    monkeypatch.chdir(tmp_path)  # were the purpose let through, the default database would be made here
+
+    result = CliRunner().invoke(cli, ["credit-report", "issue", ENT1, "--issuer", "reg_samr", "--purpose", purpose])
+    assert result.exit_code == 2 and "--purpose" in result.output, result.output
+    assert not (tmp_path / "var").exists()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from serving.deps import get_regrader, get_today
 from serving.services.repairs import default_repair_eligibility
-from serving.services.workdays import add_working_days
+from supervision.workdays import add_working_days
 
 OBJECTION = {"record_id": "R1", "reason": "该处罚已被法院判决撤销"}
 

@@ -5,6 +5,7 @@ repository's layout."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -63,3 +64,41 @@ def test_the_example_task_commits_draws_and_verifies(tmp_path: Path) -> None:
     plan = json.loads((var / "plan.json").read_text(encoding="utf-8"))
     excluded = {e["reason"] for t in plan["tasks"] for e in t["excluded"]}
     assert "uscc_invalid" in excluded  # the sample's dirty subject rows are listed, not dropped
+
+
+def _readme_plan_commands() -> list[list[str]]:
+    """The `$T plan commit/salt/create/publish` commands of README.md's pipeline, as written
+    (continuation lines joined, comments dropped, ``$P`` the example task file)."""
+    import shlex
+
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    commands, current = [], None
+    for line in lines:
+        if current is None and re.match(r"\$T plan (commit|salt|create|publish) ", line):
+            current = []
+        if current is not None:
+            body = line.split("  #")[0].rstrip()
+            current += shlex.split(body.removesuffix("\\"), comments=True)
+            if not body.endswith("\\"):
+                commands.append([w.replace("$P", "data_samples/plan_task.toml") for w in current[1:]])
+                current = None
+    return commands
+
+
+def test_the_readme_plan_pipeline_runs_on_any_day(tmp_path: Path, monkeypatch) -> None:
+    """README.md's `tiers plan` commands, run as written from the repository root today (review 16:
+    a --known-at date written into the README is refused once the commitment is made after it)."""
+    root = tmp_path / "repo"
+    (root / "data_samples").mkdir(parents=True)
+    shutil.copy(TASK, root / "data_samples" / "plan_task.toml")
+    (root / "data_samples" / "city").symlink_to(REPO / "data_samples" / "city", target_is_directory=True)
+    _grades_of_the_sample_city(root / "var" / "grades" / "grades_2026-09-30.parquet")
+    monkeypatch.chdir(root)
+    commands = _readme_plan_commands()
+    assert [c[:2] for c in commands] == [["plan", "commit"], ["plan", "salt"], ["plan", "create"],
+                                         ["plan", "publish"]], commands
+    for words in commands:
+        result = CliRunner().invoke(app, words)
+        assert result.exit_code == 0, (words, result.output)
+    verified = CliRunner().invoke(app, ["plan", "verify", "var/bundle.json", "--commitment", "var/commitment.json"])
+    assert verified.exit_code == 0 and verified.stdout.strip() == "MATCH", verified.output

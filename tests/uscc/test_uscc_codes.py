@@ -88,3 +88,16 @@ def test_mask_takes_any_column_type_and_checks_repeated_codes_once():
     assert valid_uscc_mask(pd.Series([good, "x", good], dtype="category")).tolist() == [True, False, True]
     assert valid_uscc_mask(pd.Series([], dtype=float)).shape == (0,)
     assert valid_uscc_mask(pd.Series([float("nan"), None, good])).tolist() == [False, False, True]
+
+
+@given(body=body)
+@settings(max_examples=300, deadline=None)
+def test_the_pattern_is_the_rule_less_the_check_character(body: str):
+    """USCC_PATTERN (path and query parameters) is the rule's format: a code with its right check
+    character matches it exactly when is_valid_uscc accepts it (review 16: one USCC rule)."""
+    import re
+
+    from uscc import USCC_PATTERN
+
+    full = body + stdnum_uscc.calc_check_digit(body)
+    assert bool(re.fullmatch(USCC_PATTERN, full)) == is_valid_uscc(full)
