@@ -18,12 +18,13 @@ TARGETS = ["0", "1", "1.0", "0.0", "1e0", " 1", "2", "-1", "0.5", "yes", "是", 
 
 
 def _cli_reads(value: str) -> int | None:
-    from serving.cli.fit import _check_target
+    from serving.workflows import WorkflowError
+    from serving.workflows.fit import _check_target
 
     frame = pd.DataFrame({"bad": [value, "0", "1"]}, dtype=object)  # a CSV read as text
     try:
         return int(_check_target(frame, "bad", 1)[0])
-    except typer.Exit:
+    except WorkflowError:
         return None
 
 
