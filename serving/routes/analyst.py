@@ -6,12 +6,10 @@ the OpenAPI schema, because they show the same stored runs.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from serving.db.models import Alert, MonitoringResult
@@ -25,7 +23,7 @@ from serving.deps import (
 from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
 from serving.headers import report_headers
 from serving.pages import page_lang, render
-from serving.schemas import AlertOut, GradeShareOut
+from serving.schemas import AlertOut, GradeShareOut, MonitoringAlertOut, MonitoringRunDetail, MonitoringRunOut
 from serving.services import grades
 from serving.services import monitoring as mon
 from serving.validation import MAX_ROW_ID
@@ -41,38 +39,6 @@ class UnknownMonitoringRun(NotFound):
 
 class ReportUnavailable(NotFound):
     code = "report_unavailable"
-
-
-class MonitoringRunOut(BaseModel):
-    """One stored monitoring run: its dates, model and headline figures."""
-
-    id: int
-    reference_as_of: dt.date
-    current_as_of: dt.date
-    model_version: str | None
-    n_reference: int
-    n_current: int
-    score_psi: float | None
-    n_alerts: int
-    max_severity: Literal["info", "warning", "critical"] | None
-    performance_provisional: bool | None
-    has_report: bool
-    created_at: dt.datetime
-
-
-class MonitoringRunDetail(MonitoringRunOut):
-    """A run with the full result JSON (drift, grade shares, migration, performance, data health,
-    alerts) — the chart data of the analyst page."""
-
-    result: dict[str, Any]
-
-
-class MonitoringAlertOut(AlertOut):
-    """An alert with its evidence (observed value and threshold at least) and its run."""
-
-    subject_of_alert: str | None
-    evidence: dict[str, Any]
-    monitoring_id: int | None
 
 
 def _run_out(run: MonitoringResult) -> dict[str, Any]:

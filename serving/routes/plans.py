@@ -14,10 +14,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import (
     CurrentUser,
@@ -48,14 +47,26 @@ from serving.errors import (
 from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.routes._page_lists import Window, position_window
+from serving.schemas import (
+    PlanCommitIn,
+    PlanCreateIn,
+    PlanDetailOut,
+    PlanSummaryOut,
+    PoolFilter,
+    ResultIn,
+    ResultOut,
+    ResultsIn,
+    SaltIn,
+    VisitOut,
+)
 from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
-from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars, Uscc
-from supervision.bundle import DrawCommitmentV2, PublicBundle, PublicSalt, SubjectOpening, Text
+from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
+from supervision.bundle import PublicBundle, PublicSalt, SubjectOpening
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
-from supervision.service import PlanOut, plan_out
+from supervision.service import plan_out
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 pages_router = APIRouter(include_in_schema=False)
@@ -67,158 +78,6 @@ _PLAN_ERRORS = (*_ERRORS, NotFound)
 DEFAULT_PURPOSE = "双随机一公开抽查计划"
 # Names of individual businesses and sole proprietorships are often a person's name (personal
 # information): masked in lists like legal representatives' names. Company names are public.
-
-
-# --------------------------------------------------------------------------- models
-
-
-class PoolFilter(BaseModel):
-    """Optional narrowing of the pool before the draw (it changes the committed pool hash)."""
-
-    district_codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(default=None, max_length=50)
-    industries: list[Annotated[str, Field(pattern=r"^[A-T]$")]] | None = Field(default=None, max_length=20)
-
-
-class PlanCreateIn(PlanCreate):
-    """A plan task: departments/items, period, grade date, policy name, optional pool filter.
-
-    The service draws the secret seed itself (``seed_hex`` must be absent): a caller who could
-    choose the seed could choose the outcome.
-    """
-
-    policy: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,60}$",
-                        description="name of a bundled policy table (never a path)")
-    pool_filter: PoolFilter | None = None
-
-    @field_validator("seed_hex")
-    @classmethod
-    def _no_caller_seed(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("seed_hex is drawn by the service; rule: leave it out")
-        return value
-
-    @model_validator(mode="after")
-    def _period_after_grades(self) -> PlanCreateIn:
-        if self.as_of > self.period_start:
-            raise ValueError(f"as_of {self.as_of} is after period_start {self.period_start}; rule: grades "
-                             "must be known before the period starts")
-        return self
-
-
-class PlanCommitIn(PlanCreateIn):
-    """A tiers-draw-v2 plan task: the commitment is published at once; the draw waits for the salt."""
-
-    salt_source: Text = Field(default=plan_service.TYPED_SALT_SOURCE, description=(
-        "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
-        "typed in by a second regulator of the department"))
-    salt_pattern: str | None = Field(default=None, max_length=200, description=(
-        "the salt's exact format, committed with it (docs/draw-algorithm.md §16.1), e.g. `\\d \\d \\d` for three "
-        "digits separated by spaces; required for a named source, any printable text for a typed salt"))
-
-    @model_validator(mode="after")
-    def _named_source_commits_its_format(self) -> PlanCommitIn:
-        from supervision.bundle import salt_pattern_problem
-
-        if self.salt_pattern is None and self.salt_source != plan_service.TYPED_SALT_SOURCE:
-            raise ValueError("指定公开来源时须同时给出其格式（salt_pattern）；a named salt source needs its salt_pattern")
-        if self.salt_pattern is not None and (problem := salt_pattern_problem(self.salt_pattern)):
-            raise ValueError(f"公开随机数格式不符合规则：{problem}")
-        return self
-
-
-class SaltIn(BaseModel):
-    """The public salt, entered by a regulator of the plan's department other than its creator."""
-
-    value: Text
-    known_at: dt.datetime | None = Field(default=None, description=(
-        "when the value became public (a named source's publication time, with time zone); default: now"))
-
-
-class PlanSummaryOut(BaseModel):
-    """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
-
-    id: int
-    plan_id: str
-    department: str
-    created_by: str
-    status: str
-    created_at: dt.datetime
-    committed_at: dt.datetime
-    revealed_at: dt.datetime | None
-    draw_seed_hex: str | None = Field(description="revealed after the draw")
-    draw_algorithm: Literal["tiers-draw-v1", "tiers-draw-v2"]
-    published_commitment: DrawCommitment | None = Field(
-        description="written before the draw ran (v2: the plan's commitment summary, once drawn)")
-    commitment_v2: DrawCommitmentV2 | None = Field(
-        default=None, description="tiers-draw-v2: the commitment published before the salt and the draw")
-    salt: PublicSalt | None = Field(default=None, description="tiers-draw-v2: the public salt, once entered")
-    pool_filter: PoolFilter | None = None
-    plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
-
-
-class VisitOut(BaseModel):
-    visit_order: int
-    uscc: str
-    name: str = Field(description="masked for individual businesses (a person's name)")
-    district_code: str
-    district_name: str
-    grade: str = Field(description="internal: grades are never published")
-    items: list[str]
-    departments: list[str]
-    inspectors: list[str]
-    unstaffed: list[str]
-
-
-class ResultOut(BaseModel):
-    uscc: str
-    inspection_item: str
-    department: str
-    outcome: Literal["no_problem", "corrected", "case_opened"]
-    inspected_on: dt.date
-    published_on: dt.date | None
-    publication_deadline: dt.date
-    publication_status: Literal["published", "published_late", "pending", "overdue"]
-    record_id: str
-    version: int = Field(description="1, then one more per correction; results are never overwritten")
-    superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
-    correction_reason: str = Field(description="why this version corrects the previous one")
-    document_no: str = Field(default="", description="the inspection's document number (文书号), as published")
-
-
-class PlanDetailOut(PlanSummaryOut):
-    """A plan with its visit list (each listed subject is a logged read) and its results."""
-
-    visits: list[VisitOut]
-    results: list[ResultOut]
-
-
-# a result becomes an inspection record: its texts have the record schema's limits (features.schema)
-_ItemCode = text_type("records", "inspection_item", min_length=1)
-_DocumentNo = text_type("records", "document_no")
-_Description = text_type("records", "description")
-
-
-class ResultIn(BaseModel):
-    uscc: Uscc
-    inspection_item: _ItemCode
-    inspected_on: dt.date
-    outcome: Literal["no_problem", "corrected", "case_opened"]
-    document_no: _DocumentNo = ""
-    description: _Description = ""
-    published_on: dt.date | None = None
-    correction_reason: Annotated[str, Field(max_length=500, description=(
-        "更正理由: required when the visit already has a different result (it becomes a new version)")),
-                                 NoControlChars] = ""
-
-    @model_validator(mode="after")
-    def _published_after_inspection(self) -> ResultIn:
-        if self.published_on is not None and self.published_on < self.inspected_on:
-            raise ValueError(f"published_on {self.published_on} is before inspected_on {self.inspected_on}")
-        return self
-
-
-class ResultsIn(BaseModel):
-    results: list[ResultIn] = Field(min_length=1, max_length=5000)
 
 
 # --------------------------------------------------------------------------- presenters

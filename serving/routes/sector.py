@@ -8,12 +8,10 @@ general model read-only and their own section's model, admins see all) and ``pag
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
 
 from serving import labels
 from serving.deps import (
@@ -39,7 +37,17 @@ from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.presenters import local_minute
 from serving.routes._lists import SubjectListDep, logged_subject_page
-from serving.schemas import ModelUseOut, SubjectPage
+from serving.schemas import (
+    GateOut,
+    ModelUseOut,
+    ModelVersionOut,
+    PromoteIn,
+    PromotionAuditOut,
+    PromotionOut,
+    PromotionRefusedOut,
+    RegisteredModelOut,
+    SubjectPage,
+)
 from serving.security import Principal
 from serving.services import grades
 from serving.services import model_registry as registry_service
@@ -69,78 +77,6 @@ def models_in_use(principal: Sector, session: SessionDep) -> list[ModelUseOut]:
 
 
 # -- the registry ----------------------------------------------------------------------------
-
-
-class ModelVersionOut(BaseModel):
-    version: int = Field(ge=1)
-    aliases: list[str] = Field(description="champion / challenger")
-    kind: str
-    sector: str | None
-    candidate: str
-    validate_as_of: str | None
-    metrics: dict[str, float] = Field(description="OOT AUC (with 95 % interval), Brier, ECE, KS")
-    cutoffs: list[float] = Field(description="upper adverse-outcome probability of grades A, B, C")
-
-
-class RegisteredModelOut(BaseModel):
-    name: str
-    section: str | None = Field(description="GB/T 4754 section; None for the general model")
-    can_promote: bool
-    champion: int | None
-    challenger: int | None
-    versions: list[ModelVersionOut]
-
-
-class PromoteIn(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=2000), NoControlChars]
-    force: bool = Field(default=False, description="admin only: promote although the gate failed (audited)")
-
-
-class GateCheckOut(BaseModel):
-    name: str
-    passed: bool
-    challenger: float | None
-    champion: float | None
-    limit: float | None
-    detail: str
-
-
-class GateOut(BaseModel):
-    passed: bool
-    n_subjects: int
-    n_bads: int
-    figures: dict[str, float | None]
-    checks: list[GateCheckOut]
-
-
-class PromotionOut(BaseModel):
-    model: str
-    from_version: int | None
-    to_version: int
-    user: str
-    reason: str
-    forced: bool
-    at: str
-    gate: GateOut | None
-
-
-class PromotionRefusedOut(BaseModel):
-    """409 body: the usual error plus the gate's checks and figures."""
-
-    error: ErrorBody
-    gate: GateOut | None = None  # absent for already_champion
-
-
-class PromotionAuditOut(BaseModel):
-    id: int
-    model_name: str
-    from_version: str | None
-    to_version: str
-    decided_by: str
-    decision: str = Field(description="promoted, refused or forced")
-    reason: str
-    created_at: dt.datetime
-    gate: GateOut | None
 
 
 def get_optional_registry(settings: SettingsDep) -> Any:
