@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -16,6 +16,7 @@ from serving.deps import (
     PurposeQuery,
     ReadLogDep,
     RegraderDep,
+    RowIdPath,
     SessionDep,
     SettingsDep,
     SubjectAccessDep,
@@ -49,11 +50,9 @@ from serving.schemas import (
 )
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import MAX_ROW_ID
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
-CommitmentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def _matter_out(m) -> MatterOut:
@@ -128,7 +127,7 @@ def _department_rows(session, principal, log, purpose: str | None, status: str |
              responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
                                        AlreadyDecided, ModelUnavailable))
 def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
-                      regrader: RegraderDep, commitment_id: CommitmentId, log: ReadLogDep) -> CommitmentOut:
+                      regrader: RegraderDep, commitment_id: RowIdPath, log: ReadLogDep) -> CommitmentOut:
     """Mark a pending commitment of the caller's department kept or broken, with its basis: the
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
@@ -173,7 +172,7 @@ def _department_page(request: Request, session, settings, principal, today: dt.d
 
 @pages_router.post("/regulator/commitments/{commitment_id}/decision")
 def decide_commitment_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                           regrader: RegraderDep, principal: PageDecider, commitment_id: CommitmentId,
+                           regrader: RegraderDep, principal: PageDecider, commitment_id: RowIdPath,
                            log: ReadLogDep,
                            csrf_token_: Annotated[str, Form(alias="csrf_token")],
                            outcome: Annotated[str, Form(max_length=40)] = "",

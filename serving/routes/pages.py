@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -31,6 +31,7 @@ from serving.deps import (
     PageUser,
     ReadLogDep,
     RegraderDep,
+    RowIdPath,
     SessionDep,
     SettingsDep,
     SubjectAccess,
@@ -61,11 +62,12 @@ from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDec
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import commitments, grades, objections, repairs, subjects
 from serving.services.applications import ApplicationKind, application_page
+from serving.services.grades import Regrader
 from serving.services.logins import LoginLimits
 from serving.services.plans import district_choices
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
-from serving.validation import NoControlChars
+from serving.validation import PURPOSE_LENGTH, NoControlChars
 from serving.waterfall import waterfall_bars
 
 router = APIRouter(include_in_schema=False)
@@ -278,7 +280,7 @@ def draw_openings_page(request: Request, access: PageSubject, session: SessionDe
 
 
 @router.get("/credit/{uscc}/draw-openings/{plan_id}.json")
-def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: RowIdPath,
                       _enterprise: PageEnterprise,
                       ) -> Response:
     """One opening, as the file `tiers plan verify BUNDLE --subject USCC --opening FILE` reads."""
@@ -355,7 +357,7 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
                    principal: PageDecider, log: ReadLogDep,
-                   purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                   purpose: Annotated[str | None, Query(**PURPOSE_LENGTH), NoControlChars] = None,
                    grade: Literal["A", "B", "C", "D", ""] = "",
                    district: Annotated[str, Query(pattern=r"^([0-9]{6})?$", max_length=6)] = "",
                    industry: Annotated[str, Query(pattern=r"^[A-T]?$", max_length=1)] = "",
@@ -441,15 +443,24 @@ def decision_form(settings: SettingsDep, principal: PageDecider,
 
 
 DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
-ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _decide(request: Request, session: Session, settings: Settings, today: dt.date, form: DecisionForm,
-            kind: str, application_id: int, decision: str, decide: Callable[[], object]) -> Response:
-    """Run ``decide``; refused (what the person can fix), the regulator's queues again as they were
-    (``back``), the form as typed with the reason at its field, in the page's language."""
+# an application kind → the body its decision validates to and the service deciding it
+_DECISIONS = {"objection": (DecisionIn, objections.decide_objection), "repair": (RepairDecisionIn, repairs.decide_repair)}
+
+
+def _decide(request: Request, session: Session, settings: Settings, today: dt.date, regrader: Regrader,
+            form: DecisionForm, kind: str, application_id: int, decision: str) -> Response:
+    """Validate and record the decision on the ``kind`` application #``application_id``; refused (what
+    the person can fix), the regulator's queues again as they were (``back``), the form as typed with
+    the reason at its field, in the page's language."""
+    body_model, decide = _DECISIONS[kind]
     try:
-        decide()
+        try:
+            body = body_model.model_validate({"decision": decision, "reason": form.reason})
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        decide(session, form.principal, application_id, body, today, regrader)
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         params = dict(parse_qsl(form.back.lstrip("?")))
@@ -472,30 +483,16 @@ def _decide(request: Request, session: Session, settings: Settings, today: dt.da
 
 @router.post("/regulator/objections/{objection_id}/decision")
 def decide_objection_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                          regrader: RegraderDep, form: DecisionFormDep, objection_id: ApplicationId,
+                          regrader: RegraderDep, form: DecisionFormDep, objection_id: RowIdPath,
                           decision: Annotated[str, Form(max_length=40)] = "") -> Response:
-    def decide() -> None:
-        try:
-            body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
-
-    return _decide(request, session, settings, today, form, "objection", objection_id, decision, decide)
+    return _decide(request, session, settings, today, regrader, form, "objection", objection_id, decision)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
 def decide_repair_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                       regrader: RegraderDep, form: DecisionFormDep, application_id: ApplicationId,
+                       regrader: RegraderDep, form: DecisionFormDep, application_id: RowIdPath,
                        decision: Annotated[str, Form(max_length=40)] = "") -> Response:
-    def decide() -> None:
-        try:
-            body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
-
-    return _decide(request, session, settings, today, form, "repair", application_id, decision, decide)
+    return _decide(request, session, settings, today, regrader, form, "repair", application_id, decision)
 
 
 @router.get("/analyst", response_class=HTMLResponse)

@@ -3,11 +3,11 @@ repair applications addressed to their department."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
-from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, SessionDep, TodayDep
+from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, RowIdPath, SessionDep, TodayDep
 from serving.errors import (
     AlreadyDecided,
     InvalidInput,
@@ -31,7 +31,6 @@ from serving.schemas import (
 )
 from serving.services import grades, objections, repairs
 from serving.services.access import readable_subset
-from serving.validation import MAX_ROW_ID
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
 _ERRORS = (NotAuthenticated, NotAllowed)
@@ -67,7 +66,7 @@ def department_objections(principal: Regulator, session: SessionDep, today: Toda
              responses=error_responses(*_ERRORS, UnknownObjection, AlreadyDecided, ModelUnavailable))
 def decide_objection(body: DecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                      regrader: RegraderDep,
-                     objection_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> ObjectionOut:
+                     objection_id: RowIdPath) -> ObjectionOut:
     """Uphold (the record is revoked and the subject regraded) or reject an objection."""
     return objection_out(objections.decide_objection(session, principal, objection_id, body, today, regrader),
                          today)
@@ -84,7 +83,7 @@ def department_repairs(principal: Regulator, session: SessionDep,
              responses=error_responses(*_ERRORS, UnknownRepair, AlreadyDecided, ModelUnavailable))
 def decide_repair(body: RepairDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                   regrader: RegraderDep,
-                  application_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> RepairOut:
+                  application_id: RowIdPath) -> RepairOut:
     """Approve (the record is marked repaired and the subject regraded) or reject, with a reason."""
     return RepairOut.model_validate(
         repairs.decide_repair(session, principal, application_id, body, today, regrader))

@@ -18,6 +18,7 @@ from serving.deps import (
     ModelReader,
     PageModelReader,
     ReadLogDep,
+    RowIdPath,
     Sector,
     SessionDep,
     SettingsDep,
@@ -321,8 +322,6 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
 
 # -- a sector's own fit from a labelled file ------------------------------------------------------
 
-JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-
 
 def _fit_page(request: Request, session: Any, settings: Any, principal: Principal, *, error: str | None = None,
               status_code: int = 200) -> Response:
@@ -392,7 +391,7 @@ def _start_fit(request: Request, settings: Any, principal: Principal, content: b
 
 @pages_router.get("/sector/fit/{job_id}", response_class=HTMLResponse)
 def fit_job_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader,
-                 job_id: JobId) -> Response:
+                 job_id: RowIdPath) -> Response:
     """The job's progress (the page polls ``/status``), then the registered version and its report."""
     from serving.services import sector_fit
 
@@ -404,7 +403,7 @@ def fit_job_page(request: Request, session: SessionDep, settings: SettingsDep, p
 
 
 @pages_router.get("/sector/fit/{job_id}/status")
-def fit_job_status(request: Request, session: SessionDep, principal: PageModelReader, job_id: JobId) -> JSONResponse:
+def fit_job_status(request: Request, session: SessionDep, principal: PageModelReader, job_id: RowIdPath) -> JSONResponse:
     from serving.services import sector_fit
 
     view = sector_fit.job_view(sector_fit.get_job(session, principal, job_id), page_lang(request))
