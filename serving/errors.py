@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import FIELD_LABELS
 from serving.i18n import ERROR_TEXTS
+
+M = TypeVar("M", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +331,14 @@ def invalid_input(exc: ValidationError | RequestValidationError) -> InvalidInput
         zh += f"（另有 {len(errors) - 1} 处问题）"
         en += f" (and {len(errors) - 1} more)"
     return InvalidInput(en, field=field, zh=zh)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from a form's fields; a pydantic failure raised as the service's 422 (:func:`invalid_input`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
 
 
 # what a page shows for an error: (request, status, code, message, zh, headers) -> the page; given by the

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from serving.deps import (
     Decider,
@@ -35,7 +34,7 @@ from serving.errors import (
     UnknownSubject,
     error_responses,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.pages import page_lang, render
 from serving.routes._page_lists import key_window, page_size
@@ -182,11 +181,8 @@ def decide_commitment_page(request: Request, session: SessionDep, settings: Sett
     """Mark a commitment kept or broken; refused, the page again with the form as typed."""
     require_page_csrf(settings, principal, csrf_token_)
     try:
-        try:
-            body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
-                                                        "document_no": document_no or None, "breach": breach or None})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(CommitmentDecisionIn, {"outcome": outcome, "basis": basis,
+                                               "document_no": document_no or None, "breach": breach or None})
         decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
                                      document_no=body.document_no, breach=body.breach, today=today,
                                      regrader=regrader)

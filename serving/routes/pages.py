@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,7 +49,7 @@ from serving.errors import (
     NotFound,
     ServiceError,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.i18n import page_text, text
 from serving.pages import page_lang, render
@@ -303,10 +302,7 @@ def object_to_record(request: Request, access: PageSubject, session: SessionDep,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
     try:
-        try:
-            body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(ObjectionCreate, {"record_id": record_id, "reason": reason})
         objections.file_objection(session, access.principal, access.uscc, body, today)
     except ServiceError as exc:
         return _refused_form(request, access, session, settings, today, eligibility, "objection", record_id,
@@ -341,10 +337,7 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
                      ) -> Response:
     require_page_csrf(settings, access.principal, csrf_token_)
     try:
-        try:
-            body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(RepairCreate, {"record_id": record_id, "statement": statement})
         repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
     except ServiceError as exc:
         return _refused_form(request, access, session, settings, today, eligibility, "repair", record_id,
@@ -456,10 +449,7 @@ def _decide(request: Request, session: Session, settings: Settings, today: dt.da
     the reason at its field, in the page's language."""
     body_model, decide = _DECISIONS[kind]
     try:
-        try:
-            body = body_model.model_validate({"decision": decision, "reason": form.reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(body_model, {"decision": decision, "reason": form.reason})
         decide(session, form.principal, application_id, body, today, regrader)
     except (InvalidInput, Conflict) as exc:
         session.rollback()

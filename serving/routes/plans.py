@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from serving.db.models import Draw, Plan
@@ -42,7 +42,7 @@ from serving.errors import (
     TooManyAttempts,
     error_responses,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
@@ -490,16 +490,13 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
     districts = [by_name.get(d.strip(), d.strip()) for chosen in district_codes
                  for d in chosen[:400].replace("；", ";").replace("，", ";").replace(",", ";").split(";") if d.strip()]
     try:
-        try:
-            body = PlanCommitIn.model_validate({
-                "plan_id": plan_id.strip(), "period_start": period_start or None, "period_end": period_end or None,
-                "as_of": as_of or None,
-                "tasks": [{"department": principal.department, "item": i} for i in items],
-                "pool_filter": {"district_codes": districts} if districts else None,
-                **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
-                **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(PlanCommitIn, {
+            "plan_id": plan_id.strip(), "period_start": period_start or None, "period_end": period_end or None,
+            "as_of": as_of or None,
+            "tasks": [{"department": principal.department, "item": i} for i in items],
+            "pool_filter": {"district_codes": districts} if districts else None,
+            **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
+            **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
         plan_row, _ = _commit_v2(session, settings, principal, body, today)
     except ServiceError as exc:
         session.rollback()
@@ -518,12 +515,11 @@ def enter_salt_page(request: Request, plan_id: PlanId, principal: PageRegulator,
     require_page_csrf(settings, principal, csrf_token_)
     try:
         try:
-            body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+            known = _beijing_time(known_at)
         except ValueError as exc:  # the time (datetime-local) was not a time
             raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
                                zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
+        body = validated(SaltIn, {"value": value.strip(), "known_at": known})
         _enter_salt(session, settings, principal, plan_id, body)
     except InvalidInput as exc:  # what the person can fix in the form (others: the error page)
         session.rollback()
@@ -649,14 +645,11 @@ def record_result_page(request: Request, plan_id: PlanId, principal: PageRegulat
     typed = {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome, "inspected_on": inspected_on,
              "published_on": published_on, "document_no": document_no, "correction_reason": correction_reason}
     try:
-        try:
-            row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
-                                           "inspected_on": inspected_on or None,
-                                           "published_on": published_on or None,
-                                           "document_no": document_no.strip(),
-                                           "correction_reason": correction_reason.strip()})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        row = validated(ResultIn, {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
+                                  "inspected_on": inspected_on or None,
+                                  "published_on": published_on or None,
+                                  "document_no": document_no.strip(),
+                                  "correction_reason": correction_reason.strip()})
         plan_row, draw = plan_service.get_plan(session, plan_id, principal)
         plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
     except (InvalidInput, Conflict) as exc:  # what the person can fix in the form (others: the error page)
