@@ -64,6 +64,7 @@ from serving.services.applications import ApplicationKind, application_page
 from serving.services.grades import Regrader
 from serving.services.logins import LoginLimits
 from serving.services.plans import district_choices
+from serving.services.repairs import RepairEligibility
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
 from serving.validation import PURPOSE_LENGTH, NoControlChars
@@ -213,13 +214,35 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
 TEXT_LIMIT = 2000  # the API's limit of a reason or statement (serving.schemas); the textareas' maxlength
 
 
-def _refused_form(request: Request, access: SubjectAccess, session, settings: Settings, today: dt.date,
-                  eligibility, form: str, record_id: str, typed: str, exc: ServiceError) -> Response:
-    """The enterprise page again, with the refusal at the form (in the page's language) and the text kept."""
-    session.rollback()
-    message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))
-    error = FormError(form, record_id, exc.field or "", message, typed)
-    return _credit_page(request, access, session, settings, today, eligibility, error, exc.status_code)
+@dataclass(frozen=True)
+class EnterpriseForm:
+    """A form an enterprise posts from its own credit page, its CSRF token checked: what the route
+    acts with and, refused, shows the page again with."""
+
+    request: Request
+    access: SubjectAccess
+    session: Session
+    settings: Settings
+    today: dt.date
+    eligibility: RepairEligibility
+
+    def refused(self, form: str, record_id: str, typed: str, exc: ServiceError) -> Response:
+        """The enterprise page again, with the refusal at the form (in the page's language) and the text kept."""
+        self.session.rollback()
+        message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(self.request))
+        error = FormError(form, record_id, exc.field or "", message, typed)
+        return _credit_page(self.request, self.access, self.session, self.settings, self.today, self.eligibility,
+                            error, exc.status_code)
+
+
+def enterprise_form(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                    today: TodayDep, eligibility: EligibilityDep,
+                    csrf_token_: Annotated[str, Form(alias="csrf_token")], _enterprise: PageEnterprise) -> EnterpriseForm:
+    require_page_csrf(settings, access.principal, csrf_token_)
+    return EnterpriseForm(request, access, session, settings, today, eligibility)
+
+
+EnterpriseFormDep = Annotated[EnterpriseForm, Depends(enterprise_form)]
 
 
 RECORD_STATUSES = ("effective", "ended", "revoked", "repaired")
@@ -293,56 +316,38 @@ def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: RowIdPa
 
 
 @router.post("/credit/{uscc}/objections")
-def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                     today: TodayDep, eligibility: EligibilityDep,
-                     record_id: Annotated[str, Form(max_length=40), NoControlChars],
-                     reason: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
-                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: PageEnterprise,
-                     ) -> Response:
-    require_page_csrf(settings, access.principal, csrf_token_)
+def object_to_record(form: EnterpriseFormDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
+                     reason: Annotated[str, Form(max_length=5 * TEXT_LIMIT)]) -> Response:
     try:
         body = validated(ObjectionCreate, {"record_id": record_id, "reason": reason})
-        objections.file_objection(session, access.principal, access.uscc, body, today)
+        objections.file_objection(form.session, form.access.principal, form.access.uscc, body, form.today)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "objection", record_id,
-                             reason, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
+        return form.refused("objection", record_id, reason, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#objections", status_code=303)
 
 
 @router.post("/credit/{uscc}/commitments")
-def sign_commitment(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                    today: TodayDep, eligibility: EligibilityDep,
-                    matter_code: Annotated[str, Form(max_length=40), NoControlChars],
-                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                    _enterprise: PageEnterprise,
-                    ) -> Response:
+def sign_commitment(form: EnterpriseFormDep,
+                    matter_code: Annotated[str, Form(max_length=40), NoControlChars]) -> Response:
     """签署信用承诺: the enterprise signs a catalogue matter's standard text (the API's
     ``commitments.sign``); refused, the page again with the message at the form and the choice kept."""
-    require_page_csrf(settings, access.principal, csrf_token_)
     try:
-        commitments.sign(session, access.principal, access.uscc, matter_code, today)
+        commitments.sign(form.session, form.access.principal, form.access.uscc, matter_code, form.today)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "commitment", "",
-                             matter_code, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#commitments", status_code=303)
+        return form.refused("commitment", "", matter_code, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#commitments", status_code=303)
 
 
 @router.post("/credit/{uscc}/repairs")
-def apply_for_repair(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                     today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
-                     statement: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
-                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: PageEnterprise,
-                     ) -> Response:
-    require_page_csrf(settings, access.principal, csrf_token_)
+def apply_for_repair(form: EnterpriseFormDep, record_id: Annotated[str, Form(max_length=40)],
+                     statement: Annotated[str, Form(max_length=5 * TEXT_LIMIT)]) -> Response:
     try:
         body = validated(RepairCreate, {"record_id": record_id, "statement": statement})
-        repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
+        repairs.apply_for_repair(form.session, form.access.principal, form.access.uscc, body, form.today,
+                                 form.eligibility)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "repair", record_id,
-                             statement, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
+        return form.refused("repair", record_id, statement, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#repairs", status_code=303)
 
 
 
