@@ -166,6 +166,10 @@ HTTP_SERVER_400 = {"description": "the request is not valid HTTP (answered by th
                    "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
+# what every route behind a sign-in and a role check may answer besides its own errors (401, 403)
+ROLE_ERRORS: tuple[type[ServiceError], ...] = (NotAuthenticated, NotAllowed)
+
+
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 and the 503 ``overloaded``
     every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP)."""

@@ -20,7 +20,7 @@ from serving.deps import (
     SettingsDep,
     page_csrf,
 )
-from serving.errors import NotAllowed, NotAuthenticated, NotFound, error_responses
+from serving.errors import ROLE_ERRORS, NotAllowed, NotAuthenticated, NotFound, error_responses
 from serving.headers import report_headers
 from serving.pages import page_lang, render
 from serving.schemas import AlertOut, GradeShareOut, MonitoringAlertOut, MonitoringRunDetail, MonitoringRunOut
@@ -64,7 +64,7 @@ def _get_run(session, run_id: int) -> MonitoringResult:
 
 
 @router.get(f"{API}/alerts", response_model=list[MonitoringAlertOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool = False,
            severity: Literal["info", "warning", "critical"] | None = None,
            code: Annotated[str | None, Query(min_length=1, max_length=60, pattern=r"^[a-z_]+$",
@@ -87,7 +87,7 @@ def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool =
 
 
 @router.get(f"{API}/monitoring", response_model=list[MonitoringRunOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def monitoring_runs(principal: Analyst, session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[MonitoringRunOut]:
     """Stored monitoring runs, newest first."""
@@ -140,7 +140,7 @@ def monitoring_evidently_page(principal: PageAnalyst, session: SessionDep, run_i
 
 
 @router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def grade_shares(principal: Analyst, session: SessionDep) -> list[GradeShareOut]:
     """Subjects per grade and as-of date."""
     return [GradeShareOut(as_of=d, grade=g, subjects=n) for d, g, n in grades.grade_shares(session)]

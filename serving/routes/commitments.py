@@ -25,6 +25,7 @@ from serving.deps import (
     require_role,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     AlreadyDecided,
     Conflict,
     InvalidInput,
@@ -104,7 +105,7 @@ def sign_commitment(body: CommitmentSign, access: SubjectAccessDep, session: Ses
 
 
 @router.get("/department", response_model=list[DepartmentCommitmentOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def department_commitments(principal: Decider, session: SessionDep, log: ReadLogDep,
                            status: CommitmentStatus | None = None,
                            purpose: PurposeQuery = None) -> list[DepartmentCommitmentOut]:

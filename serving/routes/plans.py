@@ -33,10 +33,10 @@ from serving.deps import (
     require_page_csrf,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     Conflict,
     InvalidInput,
     NotAllowed,
-    NotAuthenticated,
     NotFound,
     ServiceError,
     TooManyAttempts,
@@ -73,8 +73,7 @@ pages_router = APIRouter(include_in_schema=False)
 PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
 ReadPurpose = Annotated[str | None, Query(**PURPOSE_LENGTH, description="查询用途, logged"),
                         NoControlChars]
-_ERRORS = (NotAuthenticated, NotAllowed)
-_PLAN_ERRORS = (*_ERRORS, NotFound)
+_PLAN_ERRORS = (*ROLE_ERRORS, NotFound)
 DEFAULT_PURPOSE = "双随机一公开抽查计划"
 # Names of individual businesses and sole proprietorships are often a person's name (personal
 # information): masked in lists like legal representatives' names. Company names are public.
@@ -233,7 +232,7 @@ def ratio_reader(principal: CurrentUser,
 
 
 @router.get("/inspection-ratios", response_model=InspectionRatiosOut,
-            responses=error_responses(*_ERRORS, TooManyAttempts, plan_service.PlanDataUnavailable))
+            responses=error_responses(*ROLE_ERRORS, TooManyAttempts, plan_service.PlanDataUnavailable))
 def inspection_ratios(session: SessionDep, settings: SettingsDep,
                       reader: Annotated[Principal, Depends(ratio_reader)],
                       department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")],
@@ -253,7 +252,7 @@ def inspection_ratios(session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/plans", response_model=PlanSummaryOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
 def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
                 today: TodayDep) -> PlanSummaryOut:
     """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction.
@@ -262,7 +261,7 @@ def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, s
     return _summary(*_create(session, settings, principal, body, today))
 
 
-@router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*_ERRORS))
+@router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*ROLE_ERRORS))
 def list_plans(principal: Regulator, session: SessionDep) -> list[PlanSummaryOut]:
     """Plans the caller's department takes part in (no subject-level data)."""
     return [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
@@ -360,7 +359,7 @@ _JSON_CONTENT = {200: {"content": {"application/json": {"schema": {"type": "obje
 
 
 @router.post("/plans/v2", response_model=PlanSummaryOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
 def commit_plan_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
                    today: TodayDep) -> PlanSummaryOut:
     """tiers-draw-v2, step 1: publish the commitment (seed hash, policy hash, salt source, per task the
@@ -398,7 +397,7 @@ def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, log: R
 
 
 @router.get("/subjects/{uscc}/draw-openings", response_model=list[SubjectOpening],
-            responses=error_responses(*_ERRORS, NotFound))
+            responses=error_responses(*ROLE_ERRORS, NotFound))
 def subject_openings(_enterprise: Enterprise,
                      access: SubjectAccessDep, session: SessionDep) -> list[SubjectOpening]:
     """The enterprise's own private opening for each tiers-draw-v2 plan whose pool held it: `tiers plan

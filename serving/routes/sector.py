@@ -26,6 +26,7 @@ from serving.deps import (
     require_page_csrf,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     ErrorBody,
     InvalidInput,
     NotAllowed,
@@ -70,7 +71,7 @@ def list_subjects(principal: Sector, log: ReadLogDep, query: SubjectListDep) -> 
     return logged_subject_page(log, principal, query)
 
 
-@router.get("/models", response_model=list[ModelUseOut], responses=error_responses(NotAuthenticated, NotAllowed))
+@router.get("/models", response_model=list[ModelUseOut], responses=error_responses(*ROLE_ERRORS))
 def models_in_use(principal: Sector, session: SessionDep) -> list[ModelUseOut]:
     """Model versions that graded subjects of the section (aggregate, not subject data)."""
     return [ModelUseOut(model_version=v, subjects=n, latest_as_of=d)
@@ -109,7 +110,7 @@ def _model_out(principal: Principal, name: str, versions: list[registry_service.
 
 
 @models_router.get("", response_model=list[RegisteredModelOut],
-                   responses=error_responses(NotAuthenticated, NotAllowed))
+                   responses=error_responses(*ROLE_ERRORS))
 def list_models(principal: ModelReader, registry: OptionalRegistryDep) -> list[RegisteredModelOut]:
     """Registered models the caller may see, with versions, aliases, key OOT metrics and cut-offs
     (empty before the first `tiers train`)."""
@@ -120,7 +121,7 @@ def list_models(principal: ModelReader, registry: OptionalRegistryDep) -> list[R
 
 
 @models_router.get("/audit", response_model=list[PromotionAuditOut],
-                   responses=error_responses(NotAuthenticated, NotAllowed))
+                   responses=error_responses(*ROLE_ERRORS))
 def promotion_audit(principal: ModelReader, session: SessionDep,
                     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[PromotionAuditOut]:
