@@ -9,6 +9,7 @@ log, one entry per subject.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -134,6 +135,17 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 
 
 VisitSelect = Callable[[list], list]  # the visits to show (a page), from the plan's visits as shown
+
+
+def _plan_file(session: Session, principal: Principal, plan_id: int, purpose: str | None, log: ReadLog,
+               fmt: Literal["csv", "xlsx"], lang: str | None = None, data_dir: pathlib.Path | None = None) -> Response:
+    """The drawn plan's visit list as a CSV or XLSX download, each subject in it logged as a read; with
+    ``lang``, in people's words (the pages' download), else the API's codes."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
+    if fmt == "csv":
+        return _csv(plan_service.plan_csv(plan, lang, data_dir), f"plan-{plan_row.id}.csv")
+    return _xlsx(plan_service.plan_xlsx(plan, lang, data_dir), f"plan-{plan_row.id}.xlsx")
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
@@ -287,9 +299,7 @@ def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> P
 def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
                purpose: ReadPurpose = None) -> Response:
     """The internal visit list (with grades) as CSV; each subject in it is logged."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
+    return _plan_file(session, principal, plan_id, purpose, log, "csv")
 
 
 @router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
@@ -297,9 +307,7 @@ def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: 
 def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
                 purpose: ReadPurpose = None) -> Response:
     """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
+    return _plan_file(session, principal, plan_id, purpose, log, "xlsx")
 
 
 @router.post("/plans/{plan_id}/results", response_model=list[ResultOut],
@@ -619,12 +627,7 @@ def plan_download_page(request: Request, plan_id: PlanId, fmt: Literal["csv", "x
                        session: SessionDep, settings: SettingsDep, log: ReadLogDep,
                        purpose: ReadPurpose = None) -> Response:
     """The visit list a person opens: headers and names in the page's language (``?lang=``)."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    lang = page_lang(request)
-    if fmt == "csv":
-        return _csv(plan_service.plan_csv(plan, lang, settings.data_dir), f"plan-{plan_row.id}.csv")
-    return _xlsx(plan_service.plan_xlsx(plan, lang, settings.data_dir), f"plan-{plan_row.id}.xlsx")
+    return _plan_file(session, principal, plan_id, purpose, log, fmt, page_lang(request), settings.data_dir)
 
 
 @pages_router.post("/regulator/plans/{plan_id}/results")
