@@ -48,7 +48,7 @@ from serving.services.querylog import append_entries, append_entry, append_entry
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import person_is_current, principal_for_api_key, revoke_token
 from serving.settings import Settings, settings_of
-from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
+from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
 SESSION_COOKIE = "tiers_session"
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
@@ -403,6 +403,8 @@ UsccPath = Annotated[str, Path(pattern=USCC_PATTERN, description="unified social
 PurposeQuery = Annotated[str | None, Query(**PURPOSE_LENGTH,
                                            description="查询用途, logged; required for staff"), NoControlChars]
 PurposeHeader = Annotated[str | None, Header(alias="X-Purpose", **PURPOSE_LENGTH), NoControlChars]
+# a stored row's id in a path: the database's integer range, so a larger number is a 422, not a 500
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 async def read_purpose(purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> str | None:

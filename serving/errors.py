@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import FIELD_LABELS
 from serving.i18n import ERROR_TEXTS
+
+M = TypeVar("M", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +174,10 @@ class ErrorOut(BaseModel):
 HTTP_SERVER_400 = {"description": "the request is not valid HTTP (answered by the HTTP server itself, in plain "
                                   "text: e.g. a control character in a header)",
                    "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+# what every route behind a sign-in and a role check may answer besides its own errors (401, 403)
+ROLE_ERRORS: tuple[type[ServiceError], ...] = (NotAuthenticated, NotAllowed)
 
 
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
@@ -339,6 +345,14 @@ def invalid_input(exc: ValidationError | RequestValidationError) -> InvalidInput
         zh += f"（另有 {len(errors) - 1} 处问题）"
         en += f" (and {len(errors) - 1} more)"
     return InvalidInput(en, field=field, zh=zh)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from a form's fields; a pydantic failure raised as the service's 422 (:func:`invalid_input`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
 
 
 # what a page shows for an error: (request, status, code, message, zh, headers) -> the page; given by the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,6 +37,11 @@ def _pick(names: tuple[str, str] | None, code: str, lang: str) -> str:
     if not names:
         return code
     return names[1] if lang == "en" and names[1] else names[0]
+
+
+def _named(table: Mapping[str, tuple[str, str]], code: str | None, lang: str) -> str:
+    """``code``'s name in ``table`` in ``lang``; an unknown code as it is, none as ""."""
+    return _pick(table.get(code), code, lang) if code else ""
 
 
 @lru_cache(maxsize=1)
@@ -63,23 +69,17 @@ def department_names(data_dir: str | Path | None = None) -> dict[str, tuple[str,
 
 
 def department_name(code: str | None, lang: str = "zh", data_dir: str | Path | None = None) -> str:
-    if not code:
-        return ""
-    return _pick(department_names(data_dir).get(code), code, lang)
+    return _named(department_names(data_dir), code, lang)
 
 
 def industry_name(section: str | None, lang: str = "zh") -> str:
     """``C`` → 制造业 (Manufacturing); an unknown value as it is."""
-    if not section:
-        return ""
-    return _pick(INDUSTRY_SECTION_NAMES.get(section), section, lang)
+    return _named(INDUSTRY_SECTION_NAMES, section, lang)
 
 
 def legal_form_name(form: str | None, lang: str = "zh") -> str:
     """``individual_business`` → 个体工商户 (Individual business); an unknown value as it is."""
-    if not form:
-        return ""
-    return _pick(LEGAL_FORM_NAMES.get(form), form, lang)
+    return _named(LEGAL_FORM_NAMES, form, lang)
 
 
 def gate_check(check: dict, lang: str = "zh") -> tuple[str, str]:
@@ -169,16 +169,12 @@ def salt_format(pattern: str | None, lang: str = "zh") -> str:
 
 def alert_rule_name(rule: str | None, lang: str = "zh") -> str:
     """A monitoring alert's rule (``score_psi``, ``feature_psi`` …) by name; an unknown one as it is."""
-    if not rule:
-        return ""
-    return _pick(ALERT_RULE_NAMES.get(rule), rule, lang)
+    return _named(ALERT_RULE_NAMES, rule, lang)
 
 
 def status_name(status: str | None, lang: str = "zh") -> str:
     """A plan, result, objection or repair status (``drawn``, ``published``, ``pending`` …) by name."""
-    if not status:
-        return ""
-    return _pick(STATUS_NAMES.get(status), status, lang)
+    return _named(STATUS_NAMES, status, lang)
 
 
 def record_kind_name(kind: str | None, lang: str = "zh") -> str:

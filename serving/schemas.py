@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from features.schema import pydantic_fields
+from features.schema import pydantic_fields, text_type
+from serving.errors import ErrorBody
 from serving.security import PASSWORD_MIN_LENGTH, Role
-from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, CleanText, Uscc, VisibleText, uscc_problem
+from serving.validation import (
+    PURPOSE_LENGTH,
+    USCC_PATTERN,
+    CleanText,
+    NoControlChars,
+    Uscc,
+    VisibleText,
+    uscc_problem,
+)
+from supervision.bundle import DrawCommitmentV2, PublicSalt, Text
+from supervision.plan import DrawCommitment, PlanCreate
+from supervision.service import PlanOut
 from uscc import valid_uscc_mask
 
 GradeLetter = Literal["A", "B", "C", "D"]
@@ -607,3 +627,265 @@ class ReportVerificationOut(BaseModel):
     issued: bool | None
     same_file_as_issued: bool | None = None
     problems: list[str]
+
+
+# --- monitoring runs (analyst) ---------------------------------------------------------------
+
+class MonitoringRunOut(BaseModel):
+    """One stored monitoring run: its dates, model and headline figures."""
+
+    id: int
+    reference_as_of: dt.date
+    current_as_of: dt.date
+    model_version: str | None
+    n_reference: int
+    n_current: int
+    score_psi: float | None
+    n_alerts: int
+    max_severity: Literal["info", "warning", "critical"] | None
+    performance_provisional: bool | None
+    has_report: bool
+    created_at: dt.datetime
+
+
+class MonitoringRunDetail(MonitoringRunOut):
+    """A run with the full result JSON (drift, grade shares, migration, performance, data health,
+    alerts) — the chart data of the analyst page."""
+
+    result: dict[str, Any]
+
+
+class MonitoringAlertOut(AlertOut):
+    """An alert with its evidence (observed value and threshold at least) and its run."""
+
+    subject_of_alert: str | None
+    evidence: dict[str, Any]
+    monitoring_id: int | None
+
+
+# --- the model registry (sector, admin) -------------------------------------------------------
+
+class ModelVersionOut(BaseModel):
+    version: int = Field(ge=1)
+    aliases: list[str] = Field(description="champion / challenger")
+    kind: str
+    sector: str | None
+    candidate: str
+    validate_as_of: str | None
+    metrics: dict[str, float] = Field(description="OOT AUC (with 95 % interval), Brier, ECE, KS")
+    cutoffs: list[float] = Field(description="upper adverse-outcome probability of grades A, B, C")
+
+
+class RegisteredModelOut(BaseModel):
+    name: str
+    section: str | None = Field(description="GB/T 4754 section; None for the general model")
+    can_promote: bool
+    champion: int | None
+    challenger: int | None
+    versions: list[ModelVersionOut]
+
+
+class PromoteIn(BaseModel):
+    reason: Annotated[VisibleText, Field(min_length=1, max_length=2000)]
+    force: bool = Field(default=False, description="admin only: promote although the gate failed (audited)")
+
+
+class GateCheckOut(BaseModel):
+    name: str
+    passed: bool
+    challenger: float | None
+    champion: float | None
+    limit: float | None
+    detail: str
+
+
+class GateOut(BaseModel):
+    passed: bool
+    n_subjects: int
+    n_bads: int
+    figures: dict[str, float | None]
+    checks: list[GateCheckOut]
+
+
+class PromotionOut(BaseModel):
+    model: str
+    from_version: int | None
+    to_version: int
+    user: str
+    reason: str
+    forced: bool
+    at: str
+    gate: GateOut | None
+
+
+class PromotionRefusedOut(BaseModel):
+    """409 body: the usual error plus the gate's checks and figures."""
+
+    error: ErrorBody
+    gate: GateOut | None = None  # absent for already_champion
+
+
+class PromotionAuditOut(BaseModel):
+    id: int
+    model_name: str
+    from_version: str | None
+    to_version: str
+    decided_by: str
+    decision: str = Field(description="promoted, refused or forced")
+    reason: str
+    created_at: dt.datetime
+    gate: GateOut | None
+
+
+# --- inspection plans (双随机一公开) ---------------------------------------------------------------
+
+TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
+
+
+class PoolFilter(BaseModel):
+    """Optional narrowing of the pool before the draw (it changes the committed pool hash)."""
+
+    district_codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(default=None, max_length=50)
+    industries: list[Annotated[str, Field(pattern=r"^[A-T]$")]] | None = Field(default=None, max_length=20)
+
+
+class PlanCreateIn(PlanCreate):
+    """A plan task: departments/items, period, grade date, policy name, optional pool filter.
+
+    The service draws the secret seed itself (``seed_hex`` must be absent): a caller who could
+    choose the seed could choose the outcome.
+    """
+
+    policy: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,60}$",
+                        description="name of a bundled policy table (never a path)")
+    pool_filter: PoolFilter | None = None
+
+    @field_validator("seed_hex")
+    @classmethod
+    def _no_caller_seed(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("seed_hex is drawn by the service; rule: leave it out")
+        return value
+
+    @model_validator(mode="after")
+    def _period_after_grades(self) -> PlanCreateIn:
+        if self.as_of > self.period_start:
+            raise ValueError(f"as_of {self.as_of} is after period_start {self.period_start}; rule: grades "
+                             "must be known before the period starts")
+        return self
+
+
+class PlanCommitIn(PlanCreateIn):
+    """A tiers-draw-v2 plan task: the commitment is published at once; the draw waits for the salt."""
+
+    salt_source: Text = Field(default=TYPED_SALT_SOURCE, description=(
+        "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
+        "typed in by a second regulator of the department"))
+    salt_pattern: str | None = Field(default=None, max_length=200, description=(
+        "the salt's exact format, committed with it (docs/draw-algorithm.md §16.1), e.g. `\\d \\d \\d` for three "
+        "digits separated by spaces; required for a named source, any printable text for a typed salt"))
+
+    @model_validator(mode="after")
+    def _named_source_commits_its_format(self) -> PlanCommitIn:
+        from supervision.bundle import salt_pattern_problem
+
+        if self.salt_pattern is None and self.salt_source != TYPED_SALT_SOURCE:
+            raise ValueError("指定公开来源时须同时给出其格式（salt_pattern）；a named salt source needs its salt_pattern")
+        if self.salt_pattern is not None and (problem := salt_pattern_problem(self.salt_pattern)):
+            raise ValueError(f"公开随机数格式不符合规则：{problem}")
+        return self
+
+
+class SaltIn(BaseModel):
+    """The public salt, entered by a regulator of the plan's department other than its creator."""
+
+    value: Text
+    known_at: dt.datetime | None = Field(default=None, description=(
+        "when the value became public (a named source's publication time, with time zone); default: now"))
+
+
+class PlanSummaryOut(BaseModel):
+    """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
+
+    id: int
+    plan_id: str
+    department: str
+    created_by: str
+    status: str
+    created_at: dt.datetime
+    committed_at: dt.datetime
+    revealed_at: dt.datetime | None
+    draw_seed_hex: str | None = Field(description="revealed after the draw")
+    draw_algorithm: Literal["tiers-draw-v1", "tiers-draw-v2"]
+    published_commitment: DrawCommitment | None = Field(
+        description="written before the draw ran (v2: the plan's commitment summary, once drawn)")
+    commitment_v2: DrawCommitmentV2 | None = Field(
+        default=None, description="tiers-draw-v2: the commitment published before the salt and the draw")
+    salt: PublicSalt | None = Field(default=None, description="tiers-draw-v2: the public salt, once entered")
+    pool_filter: PoolFilter | None = None
+    plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
+
+
+class VisitOut(BaseModel):
+    visit_order: int
+    uscc: str
+    name: str = Field(description="masked for individual businesses (a person's name)")
+    district_code: str
+    district_name: str
+    grade: str = Field(description="internal: grades are never published")
+    items: list[str]
+    departments: list[str]
+    inspectors: list[str]
+    unstaffed: list[str]
+
+
+class ResultOut(BaseModel):
+    uscc: str
+    inspection_item: str
+    department: str
+    outcome: Literal["no_problem", "corrected", "case_opened"]
+    inspected_on: dt.date
+    published_on: dt.date | None
+    publication_deadline: dt.date
+    publication_status: Literal["published", "published_late", "pending", "overdue"]
+    record_id: str
+    version: int = Field(description="1, then one more per correction; results are never overwritten")
+    superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
+    correction_reason: str = Field(description="why this version corrects the previous one")
+    document_no: str = Field(default="", description="the inspection's document number (文书号), as published")
+
+
+class PlanDetailOut(PlanSummaryOut):
+    """A plan with its visit list (each listed subject is a logged read) and its results."""
+
+    visits: list[VisitOut]
+    results: list[ResultOut]
+
+
+# a result becomes an inspection record: its texts have the record schema's limits (features.schema)
+_ItemCode = text_type("records", "inspection_item", min_length=1)
+_DocumentNo = text_type("records", "document_no")
+_Description = text_type("records", "description")
+
+
+class ResultIn(BaseModel):
+    uscc: Uscc
+    inspection_item: _ItemCode
+    inspected_on: dt.date
+    outcome: Literal["no_problem", "corrected", "case_opened"]
+    document_no: _DocumentNo = ""
+    description: _Description = ""
+    published_on: dt.date | None = None
+    correction_reason: Annotated[str, Field(max_length=500, description=(
+        "更正理由: required when the visit already has a different result (it becomes a new version)")),
+                                 NoControlChars] = ""
+
+    @model_validator(mode="after")
+    def _published_after_inspection(self) -> ResultIn:
+        if self.published_on is not None and self.published_on < self.inspected_on:
+            raise ValueError(f"published_on {self.published_on} is before inspected_on {self.inspected_on}")
+        return self
+
+
+class ResultsIn(BaseModel):
+    results: list[ResultIn] = Field(min_length=1, max_length=5000)

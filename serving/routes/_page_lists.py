@@ -1,6 +1,6 @@
 """The pages' paged lists: page size, the window shown, and links that keep every filter.
 
-Two kinds of list share one pager (``templates/_pager.html``):
+Two kinds of list share one pager (``templates/_lists.html``):
 
 - lists of covered subjects, paged by key (``serving.services.subject_lists``, the API's lists):
   the page's ``after`` cursor goes in the "next" link; ``n`` (rows before this page) only numbers

@@ -9,10 +9,9 @@ from fastapi.responses import Response
 
 from serving.deps import Admin, ReadLogDep, SessionDep, SettingsDep
 from serving.errors import (
+    ROLE_ERRORS,
     Conflict,
     InvalidInput,
-    NotAllowed,
-    NotAuthenticated,
     NotFound,
     UnknownSubject,
     error_responses,
@@ -35,10 +34,9 @@ from serving.services.querylog_check import check_chain
 from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-_ERRORS = (NotAuthenticated, NotAllowed)
 
 
-@router.get("/querylog", response_model=QueryLogPage, responses=error_responses(*_ERRORS))
+@router.get("/querylog", response_model=QueryLogPage, responses=error_responses(*ROLE_ERRORS))
 def read_query_log(principal: Admin, session: SessionDep,
                    uscc: Annotated[str | None, Query(pattern=USCC_PATTERN)] = None,
                    actor: Annotated[str | None, Query(max_length=80), NoControlChars] = None,
@@ -48,14 +46,14 @@ def read_query_log(principal: Admin, session: SessionDep,
     return QueryLogPage(total=total, items=[QueryLogOut.model_validate(r) for r in rows])
 
 
-@router.get("/querylog/check", response_model=ChainCheckOut, responses=error_responses(*_ERRORS))
+@router.get("/querylog/check", response_model=ChainCheckOut, responses=error_responses(*ROLE_ERRORS))
 def check_query_log(principal: Admin, session: SessionDep) -> ChainCheckOut:
     """Verify every entry's MAC, the chain, the head and the signed checkpoints; names each break."""
     return ChainCheckOut.model_validate(check_chain(session).as_json())
 
 
 @router.get("/querylog/checkpoints", response_class=Response, responses={
-    **error_responses(*_ERRORS), 200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    **error_responses(*ROLE_ERRORS), 200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
                                        "description": "the signed checkpoints, one JSON object per line"}})
 def download_checkpoints(principal: Admin, settings: SettingsDep) -> Response:
     """The query log's signed checkpoints (its head anchored outside the database), for a second
@@ -67,7 +65,7 @@ def download_checkpoints(principal: Admin, settings: SettingsDep) -> Response:
 
 
 @router.get("/querylog/public-key", response_class=Response, responses={
-    **error_responses(*_ERRORS), 200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+    **error_responses(*ROLE_ERRORS), 200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}},
                                        "description": "the Ed25519 public key of the checkpoints (PEM)"}})
 def checkpoint_public_key(principal: Admin, settings: SettingsDep) -> Response:
     """The public key that verifies the checkpoints."""
@@ -76,7 +74,7 @@ def checkpoint_public_key(principal: Admin, settings: SettingsDep) -> Response:
 
 
 @router.post("/users", response_model=UserOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, InvalidInput))
+             responses=error_responses(*ROLE_ERRORS, Conflict, InvalidInput))
 def create_user(body: UserCreate, principal: Admin, session: SessionDep, settings: SettingsDep) -> UserOut:
     return UserOut.model_validate(users.create_user(session, body, data_dir=settings.data_dir))
 
@@ -85,7 +83,7 @@ USERNAME = r"^[A-Za-z0-9_.@-]+$"  # as UserCreate
 
 
 @router.patch("/users/{username}", response_model=UserOut,
-              responses=error_responses(*_ERRORS, NotFound, Conflict))
+              responses=error_responses(*ROLE_ERRORS, NotFound, Conflict))
 def update_user(body: UserUpdate, principal: Admin, session: SessionDep,
                 username: Annotated[str, Path(min_length=3, max_length=80, pattern=USERNAME)]) -> UserOut:
     """Deactivate (or reactivate) a user, e.g. staff who left: their sessions and keys end with it."""
@@ -94,7 +92,7 @@ def update_user(body: UserUpdate, principal: Admin, session: SessionDep,
     return UserOut.model_validate(users.set_active(session, username, body.active))
 
 
-@router.delete("/api-keys/{prefix}", response_model=ApiKeyRevoked, responses=error_responses(*_ERRORS, NotFound))
+@router.delete("/api-keys/{prefix}", response_model=ApiKeyRevoked, responses=error_responses(*ROLE_ERRORS, NotFound))
 def revoke_api_key(principal: Admin, session: SessionDep,
                    prefix: Annotated[str, Path(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9_-]+$")]
                    ) -> ApiKeyRevoked:
@@ -103,7 +101,7 @@ def revoke_api_key(principal: Admin, session: SessionDep,
 
 
 @router.post("/api-keys", response_model=ApiKeyOut, status_code=201,
-             responses=error_responses(*_ERRORS, NotFound))
+             responses=error_responses(*ROLE_ERRORS, NotFound))
 def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) -> ApiKeyOut:
     """A key for a machine account (header ``X-API-Key``); shown once, stored hashed."""
     row, key = users.create_api_key(session, body.username, body.name)
@@ -111,7 +109,7 @@ def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) ->
 
 
 @router.get("/subjects/{uscc}/personal-info", response_model=PersonalInfoOut,
-            responses=error_responses(*_ERRORS, UnknownSubject))
+            responses=error_responses(*ROLE_ERRORS, UnknownSubject))
 def personal_info(principal: Admin, session: SessionDep, log: ReadLogDep,
                   uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
                   purpose: Annotated[str, Query(**PURPOSE_LENGTH,

@@ -6,12 +6,10 @@ the OpenAPI schema, because they show the same stored runs.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from serving.db.models import Alert, MonitoringResult
@@ -23,15 +21,14 @@ from serving.deps import (
     page_csrf,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     MonitoringReportUnavailable,
-    NotAllowed,
-    NotAuthenticated,
     UnknownMonitoringRun,
     error_responses,
 )
 from serving.headers import report_headers
 from serving.pages import page_lang, render
-from serving.schemas import AlertOut, GradeShareOut
+from serving.schemas import AlertOut, GradeShareOut, MonitoringAlertOut, MonitoringRunDetail, MonitoringRunOut
 from serving.services import grades
 from serving.services import monitoring as mon
 from serving.validation import MAX_ROW_ID
@@ -41,36 +38,6 @@ router = APIRouter(tags=["analyst"])
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="monitoring run id")]
 
 
-class MonitoringRunOut(BaseModel):
-    """One stored monitoring run: its dates, model and headline figures."""
-
-    id: int
-    reference_as_of: dt.date
-    current_as_of: dt.date
-    model_version: str | None
-    n_reference: int
-    n_current: int
-    score_psi: float | None
-    n_alerts: int
-    max_severity: Literal["info", "warning", "critical"] | None
-    performance_provisional: bool | None
-    has_report: bool
-    created_at: dt.datetime
-
-
-class MonitoringRunDetail(MonitoringRunOut):
-    """A run with the full result JSON (drift, grade shares, migration, performance, data health,
-    alerts) — the chart data of the analyst page."""
-
-    result: dict[str, Any]
-
-
-class MonitoringAlertOut(AlertOut):
-    """An alert with its evidence (observed value and threshold at least) and its run."""
-
-    subject_of_alert: str | None
-    evidence: dict[str, Any]
-    monitoring_id: int | None
 
 
 def _run_out(run: MonitoringResult) -> dict[str, Any]:
@@ -96,7 +63,7 @@ def _get_run(session, run_id: int) -> MonitoringResult:
 
 
 @router.get(f"{API}/alerts", response_model=list[MonitoringAlertOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool = False,
            severity: Literal["info", "warning", "critical"] | None = None,
            code: Annotated[str | None, Query(min_length=1, max_length=60, pattern=r"^[a-z_]+$",
@@ -119,7 +86,7 @@ def alerts(principal: Analyst, session: SessionDep, include_acknowledged: bool =
 
 
 @router.get(f"{API}/monitoring", response_model=list[MonitoringRunOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def monitoring_runs(principal: Analyst, session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[MonitoringRunOut]:
     """Stored monitoring runs, newest first."""
@@ -127,7 +94,7 @@ def monitoring_runs(principal: Analyst, session: SessionDep,
 
 
 @router.get(f"{API}/monitoring/{{run_id}}", response_model=MonitoringRunDetail,
-            responses=error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun))
+            responses=error_responses(*ROLE_ERRORS, UnknownMonitoringRun))
 def monitoring_run(principal: Analyst, session: SessionDep, run_id: RunId) -> MonitoringRunDetail:
     """One run with its full result JSON (incl. chart data)."""
     run = _get_run(session, run_id)
@@ -135,7 +102,7 @@ def monitoring_run(principal: Analyst, session: SessionDep, run_id: RunId) -> Mo
 
 
 @router.get(f"{API}/monitoring/{{run_id}}/report.html", response_class=FileResponse,
-            responses={**error_responses(NotAuthenticated, NotAllowed, UnknownMonitoringRun,
+            responses={**error_responses(*ROLE_ERRORS, UnknownMonitoringRun,
                                          MonitoringReportUnavailable),
                        200: {"content": {"text/html": {}}, "description": "Evidently's full report"}})
 def monitoring_report(principal: Analyst, session: SessionDep, run_id: RunId) -> FileResponse:
@@ -173,7 +140,7 @@ def monitoring_evidently_page(principal: PageAnalyst, session: SessionDep, run_i
 
 
 @router.get(f"{API}/grade-shares", response_model=list[GradeShareOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def grade_shares(principal: Analyst, session: SessionDep) -> list[GradeShareOut]:
     """Subjects per grade and as-of date."""
     return [GradeShareOut(as_of=d, grade=g, subjects=n) for d, g, n in grades.grade_shares(session)]

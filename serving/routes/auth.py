@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from serving.deps import CurrentUser, SessionDep, SettingsDep, bearer_scheme, end_token
-from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, TooManyAttempts, error_responses
+from serving.errors import (
+    ROLE_ERRORS,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    TooManyAttempts,
+    error_responses,
+)
 from serving.schemas import MeOut, TokenOut
 from serving.security import create_access_token
 from serving.services.logins import LoginLimits
@@ -36,7 +43,7 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     return TokenOut(access_token=token, expires_at=expires)
 
 
-@router.post("/logout", status_code=204, responses=error_responses(NotAuthenticated, NotAllowed))
+@router.post("/logout", status_code=204, responses=error_responses(*ROLE_ERRORS))
 def logout(request: Request, principal: CurrentUser, session: SessionDep,
            settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)] = None) -> Response:
     """End this bearer token before its expiry (API keys are revoked by an admin instead)."""

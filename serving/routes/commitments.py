@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from serving.deps import (
     Decider,
@@ -16,6 +15,7 @@ from serving.deps import (
     PurposeQuery,
     ReadLogDep,
     RegraderDep,
+    RowIdPath,
     SessionDep,
     SettingsDep,
     SubjectAccessDep,
@@ -25,6 +25,7 @@ from serving.deps import (
     require_role,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     AlreadyDecided,
     Conflict,
     InvalidInput,
@@ -34,7 +35,7 @@ from serving.errors import (
     UnknownSubject,
     error_responses,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.pages import page_lang, render
 from serving.routes._page_lists import key_window, page_size
@@ -49,11 +50,9 @@ from serving.schemas import (
 )
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
-from serving.validation import MAX_ROW_ID
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
-CommitmentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def _matter_out(m) -> MatterOut:
@@ -106,7 +105,7 @@ def sign_commitment(body: CommitmentSign, access: SubjectAccessDep, session: Ses
 
 
 @router.get("/department", response_model=list[DepartmentCommitmentOut],
-            responses=error_responses(NotAuthenticated, NotAllowed))
+            responses=error_responses(*ROLE_ERRORS))
 def department_commitments(principal: Decider, session: SessionDep, log: ReadLogDep,
                            status: CommitmentStatus | None = None,
                            purpose: PurposeQuery = None) -> list[DepartmentCommitmentOut]:
@@ -128,7 +127,7 @@ def _department_rows(session, principal, log, purpose: str | None, status: str |
              responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
                                        AlreadyDecided, ModelUnavailable))
 def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
-                      regrader: RegraderDep, commitment_id: CommitmentId, log: ReadLogDep) -> CommitmentOut:
+                      regrader: RegraderDep, commitment_id: RowIdPath, log: ReadLogDep) -> CommitmentOut:
     """Mark a pending commitment of the caller's department kept or broken, with its basis: the
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
@@ -173,7 +172,7 @@ def _department_page(request: Request, session, settings, principal, today: dt.d
 
 @pages_router.post("/regulator/commitments/{commitment_id}/decision")
 def decide_commitment_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                           regrader: RegraderDep, principal: PageDecider, commitment_id: CommitmentId,
+                           regrader: RegraderDep, principal: PageDecider, commitment_id: RowIdPath,
                            log: ReadLogDep,
                            csrf_token_: Annotated[str, Form(alias="csrf_token")],
                            outcome: Annotated[str, Form(max_length=40)] = "",
@@ -183,11 +182,8 @@ def decide_commitment_page(request: Request, session: SessionDep, settings: Sett
     """Mark a commitment kept or broken; refused, the page again with the form as typed."""
     require_page_csrf(settings, principal, csrf_token_)
     try:
-        try:
-            body = CommitmentDecisionIn.model_validate({"outcome": outcome, "basis": basis,
-                                                        "document_no": document_no or None, "breach": breach or None})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(CommitmentDecisionIn, {"outcome": outcome, "basis": basis,
+                                               "document_no": document_no or None, "breach": breach or None})
         decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
                                      document_no=body.document_no, breach=body.breach, today=today,
                                      regrader=regrader)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +30,7 @@ from serving.deps import (
     PageUser,
     ReadLogDep,
     RegraderDep,
+    RowIdPath,
     SessionDep,
     SettingsDep,
     SubjectAccess,
@@ -49,7 +49,7 @@ from serving.errors import (
     NotFound,
     ServiceError,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.i18n import page_text, text
 from serving.pages import page_lang, render
@@ -61,11 +61,13 @@ from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDec
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import commitments, grades, objections, repairs, subjects
 from serving.services.applications import ApplicationKind, application_page
+from serving.services.grades import Regrader
 from serving.services.logins import LoginLimits
 from serving.services.plans import district_choices
+from serving.services.repairs import RepairEligibility
 from serving.services.users import authenticate, principal_of
 from serving.settings import Settings
-from serving.validation import NoControlChars
+from serving.validation import PURPOSE_LENGTH, NoControlChars
 from serving.waterfall import waterfall_bars
 
 router = APIRouter(include_in_schema=False)
@@ -212,13 +214,35 @@ def _credit_page(request: Request, access: SubjectAccess, session, settings: Set
 TEXT_LIMIT = 2000  # the API's limit of a reason or statement (serving.schemas); the textareas' maxlength
 
 
-def _refused_form(request: Request, access: SubjectAccess, session, settings: Settings, today: dt.date,
-                  eligibility, form: str, record_id: str, typed: str, exc: ServiceError) -> Response:
-    """The enterprise page again, with the refusal at the form (in the page's language) and the text kept."""
-    session.rollback()
-    message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(request))
-    error = FormError(form, record_id, exc.field or "", message, typed)
-    return _credit_page(request, access, session, settings, today, eligibility, error, exc.status_code)
+@dataclass(frozen=True)
+class EnterpriseForm:
+    """A form an enterprise posts from its own credit page, its CSRF token checked: what the route
+    acts with and, refused, shows the page again with."""
+
+    request: Request
+    access: SubjectAccess
+    session: Session
+    settings: Settings
+    today: dt.date
+    eligibility: RepairEligibility
+
+    def refused(self, form: str, record_id: str, typed: str, exc: ServiceError) -> Response:
+        """The enterprise page again, with the refusal at the form (in the page's language) and the text kept."""
+        self.session.rollback()
+        message = human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh, lang=page_lang(self.request))
+        error = FormError(form, record_id, exc.field or "", message, typed)
+        return _credit_page(self.request, self.access, self.session, self.settings, self.today, self.eligibility,
+                            error, exc.status_code)
+
+
+def enterprise_form(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
+                    today: TodayDep, eligibility: EligibilityDep,
+                    csrf_token_: Annotated[str, Form(alias="csrf_token")], _enterprise: PageEnterprise) -> EnterpriseForm:
+    require_page_csrf(settings, access.principal, csrf_token_)
+    return EnterpriseForm(request, access, session, settings, today, eligibility)
+
+
+EnterpriseFormDep = Annotated[EnterpriseForm, Depends(enterprise_form)]
 
 
 RECORD_STATUSES = ("effective", "ended", "revoked", "repaired")
@@ -278,7 +302,7 @@ def draw_openings_page(request: Request, access: PageSubject, session: SessionDe
 
 
 @router.get("/credit/{uscc}/draw-openings/{plan_id}.json")
-def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: RowIdPath,
                       _enterprise: PageEnterprise,
                       ) -> Response:
     """One opening, as the file `tiers plan verify BUNDLE --subject USCC --opening FILE` reads."""
@@ -292,62 +316,38 @@ def draw_opening_file(access: PageSubject, session: SessionDep, plan_id: Annotat
 
 
 @router.post("/credit/{uscc}/objections")
-def object_to_record(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                     today: TodayDep, eligibility: EligibilityDep,
-                     record_id: Annotated[str, Form(max_length=40), NoControlChars],
-                     reason: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
-                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: PageEnterprise,
-                     ) -> Response:
-    require_page_csrf(settings, access.principal, csrf_token_)
+def object_to_record(form: EnterpriseFormDep, record_id: Annotated[str, Form(max_length=40), NoControlChars],
+                     reason: Annotated[str, Form(max_length=5 * TEXT_LIMIT)]) -> Response:
     try:
-        try:
-            body = ObjectionCreate.model_validate({"record_id": record_id, "reason": reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        objections.file_objection(session, access.principal, access.uscc, body, today)
+        body = validated(ObjectionCreate, {"record_id": record_id, "reason": reason})
+        objections.file_objection(form.session, form.access.principal, form.access.uscc, body, form.today)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "objection", record_id,
-                             reason, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#objections", status_code=303)
+        return form.refused("objection", record_id, reason, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#objections", status_code=303)
 
 
 @router.post("/credit/{uscc}/commitments")
-def sign_commitment(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                    today: TodayDep, eligibility: EligibilityDep,
-                    matter_code: Annotated[str, Form(max_length=40), NoControlChars],
-                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                    _enterprise: PageEnterprise,
-                    ) -> Response:
+def sign_commitment(form: EnterpriseFormDep,
+                    matter_code: Annotated[str, Form(max_length=40), NoControlChars]) -> Response:
     """签署信用承诺: the enterprise signs a catalogue matter's standard text (the API's
     ``commitments.sign``); refused, the page again with the message at the form and the choice kept."""
-    require_page_csrf(settings, access.principal, csrf_token_)
     try:
-        commitments.sign(session, access.principal, access.uscc, matter_code, today)
+        commitments.sign(form.session, form.access.principal, form.access.uscc, matter_code, form.today)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "commitment", "",
-                             matter_code, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#commitments", status_code=303)
+        return form.refused("commitment", "", matter_code, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#commitments", status_code=303)
 
 
 @router.post("/credit/{uscc}/repairs")
-def apply_for_repair(request: Request, access: PageSubject, session: SessionDep, settings: SettingsDep,
-                     today: TodayDep, eligibility: EligibilityDep, record_id: Annotated[str, Form(max_length=40)],
-                     statement: Annotated[str, Form(max_length=5 * TEXT_LIMIT)],
-                     csrf_token_: Annotated[str, Form(alias="csrf_token")],
-                     _enterprise: PageEnterprise,
-                     ) -> Response:
-    require_page_csrf(settings, access.principal, csrf_token_)
+def apply_for_repair(form: EnterpriseFormDep, record_id: Annotated[str, Form(max_length=40)],
+                     statement: Annotated[str, Form(max_length=5 * TEXT_LIMIT)]) -> Response:
     try:
-        try:
-            body = RepairCreate.model_validate({"record_id": record_id, "statement": statement})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        repairs.apply_for_repair(session, access.principal, access.uscc, body, today, eligibility)
+        body = validated(RepairCreate, {"record_id": record_id, "statement": statement})
+        repairs.apply_for_repair(form.session, form.access.principal, form.access.uscc, body, form.today,
+                                 form.eligibility)
     except ServiceError as exc:
-        return _refused_form(request, access, session, settings, today, eligibility, "repair", record_id,
-                             statement, exc)
-    return RedirectResponse(f"/credit/{access.uscc}#repairs", status_code=303)
+        return form.refused("repair", record_id, statement, exc)
+    return RedirectResponse(f"/credit/{form.access.uscc}#repairs", status_code=303)
 
 
 
@@ -355,7 +355,7 @@ def apply_for_repair(request: Request, access: PageSubject, session: SessionDep,
 @router.get("/regulator", response_class=HTMLResponse)
 def regulator_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
                    principal: PageDecider, log: ReadLogDep,
-                   purpose: Annotated[str | None, Query(min_length=2, max_length=200), NoControlChars] = None,
+                   purpose: Annotated[str | None, Query(**PURPOSE_LENGTH), NoControlChars] = None,
                    grade: Literal["A", "B", "C", "D", ""] = "",
                    district: Annotated[str, Query(pattern=r"^([0-9]{6})?$", max_length=6)] = "",
                    industry: Annotated[str, Query(pattern=r"^[A-T]?$", max_length=1)] = "",
@@ -441,15 +441,21 @@ def decision_form(settings: SettingsDep, principal: PageDecider,
 
 
 DecisionFormDep = Annotated[DecisionForm, Depends(decision_form)]
-ApplicationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _decide(request: Request, session: Session, settings: Settings, today: dt.date, form: DecisionForm,
-            kind: str, application_id: int, decision: str, decide: Callable[[], object]) -> Response:
-    """Run ``decide``; refused (what the person can fix), the regulator's queues again as they were
-    (``back``), the form as typed with the reason at its field, in the page's language."""
+# an application kind → the body its decision validates to and the service deciding it
+_DECISIONS = {"objection": (DecisionIn, objections.decide_objection), "repair": (RepairDecisionIn, repairs.decide_repair)}
+
+
+def _decide(request: Request, session: Session, settings: Settings, today: dt.date, regrader: Regrader,
+            form: DecisionForm, kind: str, application_id: int, decision: str) -> Response:
+    """Validate and record the decision on the ``kind`` application #``application_id``; refused (what
+    the person can fix), the regulator's queues again as they were (``back``), the form as typed with
+    the reason at its field, in the page's language."""
+    body_model, decide = _DECISIONS[kind]
     try:
-        decide()
+        body = validated(body_model, {"decision": decision, "reason": form.reason})
+        decide(session, form.principal, application_id, body, today, regrader)
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         params = dict(parse_qsl(form.back.lstrip("?")))
@@ -472,30 +478,16 @@ def _decide(request: Request, session: Session, settings: Settings, today: dt.da
 
 @router.post("/regulator/objections/{objection_id}/decision")
 def decide_objection_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                          regrader: RegraderDep, form: DecisionFormDep, objection_id: ApplicationId,
+                          regrader: RegraderDep, form: DecisionFormDep, objection_id: RowIdPath,
                           decision: Annotated[str, Form(max_length=40)] = "") -> Response:
-    def decide() -> None:
-        try:
-            body = DecisionIn.model_validate({"decision": decision, "reason": form.reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        objections.decide_objection(session, form.principal, objection_id, body, today, regrader)
-
-    return _decide(request, session, settings, today, form, "objection", objection_id, decision, decide)
+    return _decide(request, session, settings, today, regrader, form, "objection", objection_id, decision)
 
 
 @router.post("/regulator/repairs/{application_id}/decision")
 def decide_repair_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                       regrader: RegraderDep, form: DecisionFormDep, application_id: ApplicationId,
+                       regrader: RegraderDep, form: DecisionFormDep, application_id: RowIdPath,
                        decision: Annotated[str, Form(max_length=40)] = "") -> Response:
-    def decide() -> None:
-        try:
-            body = RepairDecisionIn.model_validate({"decision": decision, "reason": form.reason})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
-        repairs.decide_repair(session, form.principal, application_id, body, today, regrader)
-
-    return _decide(request, session, settings, today, form, "repair", application_id, decision, decide)
+    return _decide(request, session, settings, today, regrader, form, "repair", application_id, decision)
 
 
 @router.get("/analyst", response_class=HTMLResponse)

@@ -9,15 +9,15 @@ log, one entry per subject.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from features.schema import text_type
 from serving.db.models import Draw, Plan
 from serving.deps import (
     CurrentUser,
@@ -34,191 +34,50 @@ from serving.deps import (
     require_page_csrf,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     Conflict,
     InvalidInput,
     NotAllowed,
-    NotAuthenticated,
     NotFound,
     ServiceError,
     TooManyAttempts,
     error_responses,
     human_message,
-    invalid_input,
+    validated,
 )
 from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.routes._page_lists import Window, position_window
+from serving.schemas import (
+    PlanCommitIn,
+    PlanCreateIn,
+    PlanDetailOut,
+    PlanSummaryOut,
+    PoolFilter,
+    ResultIn,
+    ResultOut,
+    ResultsIn,
+    SaltIn,
+    VisitOut,
+)
 from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
 from serving.services import plans as plan_service
 from serving.services.access import CITY_WIDE_DEPARTMENTS
-from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars, Uscc
-from supervision.bundle import DrawCommitmentV2, PublicBundle, PublicSalt, SubjectOpening, Text
+from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
+from supervision.bundle import PublicBundle, PublicSalt, SubjectOpening
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
-from supervision.service import PlanOut, plan_out
+from supervision.service import plan_out
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 pages_router = APIRouter(include_in_schema=False)
 PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
 ReadPurpose = Annotated[str | None, Query(**PURPOSE_LENGTH, description="查询用途, logged"),
                         NoControlChars]
-_ERRORS = (NotAuthenticated, NotAllowed)
-_PLAN_ERRORS = (*_ERRORS, NotFound)
+_PLAN_ERRORS = (*ROLE_ERRORS, NotFound)
 DEFAULT_PURPOSE = "双随机一公开抽查计划"
 # Names of individual businesses and sole proprietorships are often a person's name (personal
 # information): masked in lists like legal representatives' names. Company names are public.
-
-
-# --------------------------------------------------------------------------- models
-
-
-class PoolFilter(BaseModel):
-    """Optional narrowing of the pool before the draw (it changes the committed pool hash)."""
-
-    district_codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(default=None, max_length=50)
-    industries: list[Annotated[str, Field(pattern=r"^[A-T]$")]] | None = Field(default=None, max_length=20)
-
-
-class PlanCreateIn(PlanCreate):
-    """A plan task: departments/items, period, grade date, policy name, optional pool filter.
-
-    The service draws the secret seed itself (``seed_hex`` must be absent): a caller who could
-    choose the seed could choose the outcome.
-    """
-
-    policy: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,60}$",
-                        description="name of a bundled policy table (never a path)")
-    pool_filter: PoolFilter | None = None
-
-    @field_validator("seed_hex")
-    @classmethod
-    def _no_caller_seed(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("seed_hex is drawn by the service; rule: leave it out")
-        return value
-
-    @model_validator(mode="after")
-    def _period_after_grades(self) -> PlanCreateIn:
-        if self.as_of > self.period_start:
-            raise ValueError(f"as_of {self.as_of} is after period_start {self.period_start}; rule: grades "
-                             "must be known before the period starts")
-        return self
-
-
-class PlanCommitIn(PlanCreateIn):
-    """A tiers-draw-v2 plan task: the commitment is published at once; the draw waits for the salt."""
-
-    salt_source: Text = Field(default=plan_service.TYPED_SALT_SOURCE, description=(
-        "where the public salt will come from, named before it exists (e.g. a lottery draw); by default "
-        "typed in by a second regulator of the department"))
-    salt_pattern: str | None = Field(default=None, max_length=200, description=(
-        "the salt's exact format, committed with it (docs/draw-algorithm.md §16.1), e.g. `\\d \\d \\d` for three "
-        "digits separated by spaces; required for a named source, any printable text for a typed salt"))
-
-    @model_validator(mode="after")
-    def _named_source_commits_its_format(self) -> PlanCommitIn:
-        from supervision.bundle import salt_pattern_problem
-
-        if self.salt_pattern is None and self.salt_source != plan_service.TYPED_SALT_SOURCE:
-            raise ValueError("指定公开来源时须同时给出其格式（salt_pattern）；a named salt source needs its salt_pattern")
-        if self.salt_pattern is not None and (problem := salt_pattern_problem(self.salt_pattern)):
-            raise ValueError(f"公开随机数格式不符合规则：{problem}")
-        return self
-
-
-class SaltIn(BaseModel):
-    """The public salt, entered by a regulator of the plan's department other than its creator."""
-
-    value: Text
-    known_at: dt.datetime | None = Field(default=None, description=(
-        "when the value became public (a named source's publication time, with time zone); default: now"))
-
-
-class PlanSummaryOut(BaseModel):
-    """A stored plan without subject-level data: commitment, revealed seed, per-grade summary."""
-
-    id: int
-    plan_id: str
-    department: str
-    created_by: str
-    status: str
-    created_at: dt.datetime
-    committed_at: dt.datetime
-    revealed_at: dt.datetime | None
-    draw_seed_hex: str | None = Field(description="revealed after the draw")
-    draw_algorithm: Literal["tiers-draw-v1", "tiers-draw-v2"]
-    published_commitment: DrawCommitment | None = Field(
-        description="written before the draw ran (v2: the plan's commitment summary, once drawn)")
-    commitment_v2: DrawCommitmentV2 | None = Field(
-        default=None, description="tiers-draw-v2: the commitment published before the salt and the draw")
-    salt: PublicSalt | None = Field(default=None, description="tiers-draw-v2: the public salt, once entered")
-    pool_filter: PoolFilter | None = None
-    plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
-
-
-class VisitOut(BaseModel):
-    visit_order: int
-    uscc: str
-    name: str = Field(description="masked for individual businesses (a person's name)")
-    district_code: str
-    district_name: str
-    grade: str = Field(description="internal: grades are never published")
-    items: list[str]
-    departments: list[str]
-    inspectors: list[str]
-    unstaffed: list[str]
-
-
-class ResultOut(BaseModel):
-    uscc: str
-    inspection_item: str
-    department: str
-    outcome: Literal["no_problem", "corrected", "case_opened"]
-    inspected_on: dt.date
-    published_on: dt.date | None
-    publication_deadline: dt.date
-    publication_status: Literal["published", "published_late", "pending", "overdue"]
-    record_id: str
-    version: int = Field(description="1, then one more per correction; results are never overwritten")
-    superseded: bool = Field(description="a later version corrects this one (which stays as it was)")
-    correction_reason: str = Field(description="why this version corrects the previous one")
-    document_no: str = Field(default="", description="the inspection's document number (文书号), as published")
-
-
-class PlanDetailOut(PlanSummaryOut):
-    """A plan with its visit list (each listed subject is a logged read) and its results."""
-
-    visits: list[VisitOut]
-    results: list[ResultOut]
-
-
-# a result becomes an inspection record: its texts have the record schema's limits (features.schema)
-_ItemCode = text_type("records", "inspection_item", min_length=1)
-_DocumentNo = text_type("records", "document_no")
-_Description = text_type("records", "description")
-
-
-class ResultIn(BaseModel):
-    uscc: Uscc
-    inspection_item: _ItemCode
-    inspected_on: dt.date
-    outcome: Literal["no_problem", "corrected", "case_opened"]
-    document_no: _DocumentNo = ""
-    description: _Description = ""
-    published_on: dt.date | None = None
-    correction_reason: Annotated[str, Field(max_length=500, description=(
-        "更正理由: required when the visit already has a different result (it becomes a new version)")),
-                                 NoControlChars] = ""
-
-    @model_validator(mode="after")
-    def _published_after_inspection(self) -> ResultIn:
-        if self.published_on is not None and self.published_on < self.inspected_on:
-            raise ValueError(f"published_on {self.published_on} is before inspected_on {self.inspected_on}")
-        return self
-
-
-class ResultsIn(BaseModel):
-    results: list[ResultIn] = Field(min_length=1, max_length=5000)
 
 
 # --------------------------------------------------------------------------- presenters
@@ -276,6 +135,17 @@ def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, 
 
 
 VisitSelect = Callable[[list], list]  # the visits to show (a page), from the plan's visits as shown
+
+
+def _plan_file(session: Session, principal: Principal, plan_id: int, purpose: str | None, log: ReadLog,
+               fmt: Literal["csv", "xlsx"], lang: str | None = None, data_dir: pathlib.Path | None = None) -> Response:
+    """The drawn plan's visit list as a CSV or XLSX download, each subject in it logged as a read; with
+    ``lang``, in people's words (the pages' download), else the API's codes."""
+    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
+    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
+    if fmt == "csv":
+        return _csv(plan_service.plan_csv(plan, lang, data_dir), f"plan-{plan_row.id}.csv")
+    return _xlsx(plan_service.plan_xlsx(plan, lang, data_dir), f"plan-{plan_row.id}.xlsx")
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
@@ -374,7 +244,7 @@ def ratio_reader(principal: CurrentUser,
 
 
 @router.get("/inspection-ratios", response_model=InspectionRatiosOut,
-            responses=error_responses(*_ERRORS, TooManyAttempts, plan_service.PlanDataUnavailable))
+            responses=error_responses(*ROLE_ERRORS, TooManyAttempts, plan_service.PlanDataUnavailable))
 def inspection_ratios(session: SessionDep, settings: SettingsDep,
                       reader: Annotated[Principal, Depends(ratio_reader)],
                       department: Annotated[str, Query(min_length=1, max_length=40, pattern=r"^[\w\-]+$")],
@@ -394,7 +264,7 @@ def inspection_ratios(session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/plans", response_model=PlanSummaryOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
 def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
                 today: TodayDep) -> PlanSummaryOut:
     """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction.
@@ -403,7 +273,7 @@ def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, s
     return _summary(*_create(session, settings, principal, body, today))
 
 
-@router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*_ERRORS))
+@router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*ROLE_ERRORS))
 def list_plans(principal: Regulator, session: SessionDep) -> list[PlanSummaryOut]:
     """Plans the caller's department takes part in (no subject-level data)."""
     return [_summary(p, d) for p, d in plan_service.list_plans(session, principal)]
@@ -429,9 +299,7 @@ def verify_plan(plan_id: PlanId, principal: Regulator, session: SessionDep) -> P
 def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
                purpose: ReadPurpose = None) -> Response:
     """The internal visit list (with grades) as CSV; each subject in it is logged."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    return _csv(plan_service.plan_csv(plan), f"plan-{plan_row.id}.csv")
+    return _plan_file(session, principal, plan_id, purpose, log, "csv")
 
 
 @router.get("/plans/{plan_id}/export.xlsx", response_class=Response, responses={
@@ -439,9 +307,7 @@ def export_csv(plan_id: PlanId, principal: Regulator, session: SessionDep, log: 
 def export_xlsx(plan_id: PlanId, principal: Regulator, session: SessionDep, log: ReadLogDep,
                 purpose: ReadPurpose = None) -> Response:
     """The workbook: 检查名单 (visits), 汇总 (per grade), 承诺 (commitment); each subject logged."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    return _xlsx(plan_service.plan_xlsx(plan), f"plan-{plan_row.id}.xlsx")
+    return _plan_file(session, principal, plan_id, purpose, log, "xlsx")
 
 
 @router.post("/plans/{plan_id}/results", response_model=list[ResultOut],
@@ -501,7 +367,7 @@ _JSON_CONTENT = {200: {"content": {"application/json": {"schema": {"type": "obje
 
 
 @router.post("/plans/v2", response_model=PlanSummaryOut, status_code=201,
-             responses=error_responses(*_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
 def commit_plan_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
                    today: TodayDep) -> PlanSummaryOut:
     """tiers-draw-v2, step 1: publish the commitment (seed hash, policy hash, salt source, per task the
@@ -539,7 +405,7 @@ def plan_full(plan_id: PlanId, principal: Regulator, session: SessionDep, log: R
 
 
 @router.get("/subjects/{uscc}/draw-openings", response_model=list[SubjectOpening],
-            responses=error_responses(*_ERRORS, NotFound))
+            responses=error_responses(*ROLE_ERRORS, NotFound))
 def subject_openings(_enterprise: Enterprise,
                      access: SubjectAccessDep, session: SessionDep) -> list[SubjectOpening]:
     """The enterprise's own private opening for each tiers-draw-v2 plan whose pool held it: `tiers plan
@@ -631,16 +497,13 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
     districts = [by_name.get(d.strip(), d.strip()) for chosen in district_codes
                  for d in chosen[:400].replace("；", ";").replace("，", ";").replace(",", ";").split(";") if d.strip()]
     try:
-        try:
-            body = PlanCommitIn.model_validate({
-                "plan_id": plan_id.strip(), "period_start": period_start or None, "period_end": period_end or None,
-                "as_of": as_of or None,
-                "tasks": [{"department": principal.department, "item": i} for i in items],
-                "pool_filter": {"district_codes": districts} if districts else None,
-                **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
-                **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        body = validated(PlanCommitIn, {
+            "plan_id": plan_id.strip(), "period_start": period_start or None, "period_end": period_end or None,
+            "as_of": as_of or None,
+            "tasks": [{"department": principal.department, "item": i} for i in items],
+            "pool_filter": {"district_codes": districts} if districts else None,
+            **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
+            **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
         plan_row, _ = _commit_v2(session, settings, principal, body, today)
     except ServiceError as exc:
         session.rollback()
@@ -659,12 +522,11 @@ def enter_salt_page(request: Request, plan_id: PlanId, principal: PageRegulator,
     require_page_csrf(settings, principal, csrf_token_)
     try:
         try:
-            body = SaltIn.model_validate({"value": value.strip(), "known_at": _beijing_time(known_at)})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+            known = _beijing_time(known_at)
         except ValueError as exc:  # the time (datetime-local) was not a time
             raise InvalidInput(f"invalid known_at: {exc}", field="known_at",
                                zh="随机数公布时间格式不正确（应为日期和时间）。") from exc
+        body = validated(SaltIn, {"value": value.strip(), "known_at": known})
         _enter_salt(session, settings, principal, plan_id, body)
     except InvalidInput as exc:  # what the person can fix in the form (others: the error page)
         session.rollback()
@@ -765,12 +627,7 @@ def plan_download_page(request: Request, plan_id: PlanId, fmt: Literal["csv", "x
                        session: SessionDep, settings: SettingsDep, log: ReadLogDep,
                        purpose: ReadPurpose = None) -> Response:
     """The visit list a person opens: headers and names in the page's language (``?lang=``)."""
-    plan_row, draw = plan_service.get_plan(session, plan_id, principal)
-    plan = _logged_download(session, principal, draw, plan_row, purpose, log)
-    lang = page_lang(request)
-    if fmt == "csv":
-        return _csv(plan_service.plan_csv(plan, lang, settings.data_dir), f"plan-{plan_row.id}.csv")
-    return _xlsx(plan_service.plan_xlsx(plan, lang, settings.data_dir), f"plan-{plan_row.id}.xlsx")
+    return _plan_file(session, principal, plan_id, purpose, log, fmt, page_lang(request), settings.data_dir)
 
 
 @pages_router.post("/regulator/plans/{plan_id}/results")
@@ -790,14 +647,11 @@ def record_result_page(request: Request, plan_id: PlanId, principal: PageRegulat
     typed = {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome, "inspected_on": inspected_on,
              "published_on": published_on, "document_no": document_no, "correction_reason": correction_reason}
     try:
-        try:
-            row = ResultIn.model_validate({"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
-                                           "inspected_on": inspected_on or None,
-                                           "published_on": published_on or None,
-                                           "document_no": document_no.strip(),
-                                           "correction_reason": correction_reason.strip()})
-        except ValidationError as exc:
-            raise invalid_input(exc) from exc
+        row = validated(ResultIn, {"uscc": uscc, "inspection_item": inspection_item, "outcome": outcome,
+                                  "inspected_on": inspected_on or None,
+                                  "published_on": published_on or None,
+                                  "document_no": document_no.strip(),
+                                  "correction_reason": correction_reason.strip()})
         plan_row, draw = plan_service.get_plan(session, plan_id, principal)
         plan_service.record_results(session, plan_row, draw, principal, [row.model_dump()], today)
     except (InvalidInput, Conflict) as exc:  # what the person can fix in the form (others: the error page)

@@ -3,17 +3,16 @@ repair applications addressed to their department."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
-from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, SessionDep, TodayDep
+from serving.deps import Decider, ReadLogDep, RegraderDep, Regulator, RowIdPath, SessionDep, TodayDep
 from serving.errors import (
+    ROLE_ERRORS,
     AlreadyDecided,
     InvalidInput,
     ModelUnavailable,
-    NotAllowed,
-    NotAuthenticated,
     UnknownObjection,
     UnknownRepair,
     error_responses,
@@ -31,13 +30,11 @@ from serving.schemas import (
 )
 from serving.services import grades, objections, repairs
 from serving.services.access import readable_subset
-from serving.validation import MAX_ROW_ID
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
-_ERRORS = (NotAuthenticated, NotAllowed)
 
 
-@router.post("/grades/batch", response_model=GradeBatchOut, responses=error_responses(*_ERRORS))
+@router.post("/grades/batch", response_model=GradeBatchOut, responses=error_responses(*ROLE_ERRORS))
 def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep, log: ReadLogDep) -> GradeBatchOut:
     """Latest grades of up to 1000 subjects; those not covered or not graded are listed apart,
     without saying which (so existence is not revealed). Each read is logged."""
@@ -50,13 +47,13 @@ def batch_grades(body: GradeBatchIn, principal: Regulator, session: SessionDep, 
                          unavailable=[u for u in wanted if u not in found])
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*_ERRORS, InvalidInput))
+@router.get("/subjects", response_model=SubjectPage, responses=error_responses(*ROLE_ERRORS, InvalidInput))
 def list_subjects(principal: Regulator, log: ReadLogDep, query: SubjectListDep) -> SubjectPage:
     """Covered subjects with their latest grade, riskiest first (each shown subject is logged)."""
     return logged_subject_page(log, principal, query)
 
 
-@router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*_ERRORS))
+@router.get("/objections", response_model=list[ObjectionOut], responses=error_responses(*ROLE_ERRORS))
 def department_objections(principal: Regulator, session: SessionDep, today: TodayDep,
                           status: Literal["pending", "upheld", "rejected"] | None = None) -> list[ObjectionOut]:
     rows = objections.list_objections(session, department=principal.department, status=status)
@@ -64,16 +61,16 @@ def department_objections(principal: Regulator, session: SessionDep, today: Toda
 
 
 @router.post("/objections/{objection_id}/decision", response_model=ObjectionOut,
-             responses=error_responses(*_ERRORS, UnknownObjection, AlreadyDecided, ModelUnavailable))
+             responses=error_responses(*ROLE_ERRORS, UnknownObjection, AlreadyDecided, ModelUnavailable))
 def decide_objection(body: DecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                      regrader: RegraderDep,
-                     objection_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> ObjectionOut:
+                     objection_id: RowIdPath) -> ObjectionOut:
     """Uphold (the record is revoked and the subject regraded) or reject an objection."""
     return objection_out(objections.decide_objection(session, principal, objection_id, body, today, regrader),
                          today)
 
 
-@router.get("/repairs", response_model=list[RepairOut], responses=error_responses(*_ERRORS))
+@router.get("/repairs", response_model=list[RepairOut], responses=error_responses(*ROLE_ERRORS))
 def department_repairs(principal: Regulator, session: SessionDep,
                        status: Literal["pending", "approved", "rejected"] | None = None) -> list[RepairOut]:
     rows = repairs.list_repairs(session, department=principal.department, status=status)
@@ -81,10 +78,10 @@ def department_repairs(principal: Regulator, session: SessionDep,
 
 
 @router.post("/repairs/{application_id}/decision", response_model=RepairOut,
-             responses=error_responses(*_ERRORS, UnknownRepair, AlreadyDecided, ModelUnavailable))
+             responses=error_responses(*ROLE_ERRORS, UnknownRepair, AlreadyDecided, ModelUnavailable))
 def decide_repair(body: RepairDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                   regrader: RegraderDep,
-                  application_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> RepairOut:
+                  application_id: RowIdPath) -> RepairOut:
     """Approve (the record is marked repaired and the subject regraded) or reject, with a reason."""
     return RepairOut.model_validate(
         repairs.decide_repair(session, principal, application_id, body, today, regrader))

@@ -8,18 +8,17 @@ general model read-only and their own section's model, admins see all) and ``pag
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
 
 from serving import labels
 from serving.deps import (
     ModelReader,
     PageModelReader,
     ReadLogDep,
+    RowIdPath,
     Sector,
     SessionDep,
     SettingsDep,
@@ -27,6 +26,7 @@ from serving.deps import (
     require_page_csrf,
 )
 from serving.errors import (
+    ROLE_ERRORS,
     ErrorBody,
     InvalidInput,
     NotAllowed,
@@ -39,7 +39,17 @@ from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.presenters import local_minute
 from serving.routes._lists import SubjectListDep, logged_subject_page
-from serving.schemas import ModelUseOut, SubjectPage
+from serving.schemas import (
+    GateOut,
+    ModelUseOut,
+    ModelVersionOut,
+    PromoteIn,
+    PromotionAuditOut,
+    PromotionOut,
+    PromotionRefusedOut,
+    RegisteredModelOut,
+    SubjectPage,
+)
 from serving.security import Principal
 from serving.services import grades
 from serving.services import model_registry as registry_service
@@ -61,7 +71,7 @@ def list_subjects(principal: Sector, log: ReadLogDep, query: SubjectListDep) -> 
     return logged_subject_page(log, principal, query)
 
 
-@router.get("/models", response_model=list[ModelUseOut], responses=error_responses(NotAuthenticated, NotAllowed))
+@router.get("/models", response_model=list[ModelUseOut], responses=error_responses(*ROLE_ERRORS))
 def models_in_use(principal: Sector, session: SessionDep) -> list[ModelUseOut]:
     """Model versions that graded subjects of the section (aggregate, not subject data)."""
     return [ModelUseOut(model_version=v, subjects=n, latest_as_of=d)
@@ -69,78 +79,6 @@ def models_in_use(principal: Sector, session: SessionDep) -> list[ModelUseOut]:
 
 
 # -- the registry ----------------------------------------------------------------------------
-
-
-class ModelVersionOut(BaseModel):
-    version: int = Field(ge=1)
-    aliases: list[str] = Field(description="champion / challenger")
-    kind: str
-    sector: str | None
-    candidate: str
-    validate_as_of: str | None
-    metrics: dict[str, float] = Field(description="OOT AUC (with 95 % interval), Brier, ECE, KS")
-    cutoffs: list[float] = Field(description="upper adverse-outcome probability of grades A, B, C")
-
-
-class RegisteredModelOut(BaseModel):
-    name: str
-    section: str | None = Field(description="GB/T 4754 section; None for the general model")
-    can_promote: bool
-    champion: int | None
-    challenger: int | None
-    versions: list[ModelVersionOut]
-
-
-class PromoteIn(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=2000), NoControlChars]
-    force: bool = Field(default=False, description="admin only: promote although the gate failed (audited)")
-
-
-class GateCheckOut(BaseModel):
-    name: str
-    passed: bool
-    challenger: float | None
-    champion: float | None
-    limit: float | None
-    detail: str
-
-
-class GateOut(BaseModel):
-    passed: bool
-    n_subjects: int
-    n_bads: int
-    figures: dict[str, float | None]
-    checks: list[GateCheckOut]
-
-
-class PromotionOut(BaseModel):
-    model: str
-    from_version: int | None
-    to_version: int
-    user: str
-    reason: str
-    forced: bool
-    at: str
-    gate: GateOut | None
-
-
-class PromotionRefusedOut(BaseModel):
-    """409 body: the usual error plus the gate's checks and figures."""
-
-    error: ErrorBody
-    gate: GateOut | None = None  # absent for already_champion
-
-
-class PromotionAuditOut(BaseModel):
-    id: int
-    model_name: str
-    from_version: str | None
-    to_version: str
-    decided_by: str
-    decision: str = Field(description="promoted, refused or forced")
-    reason: str
-    created_at: dt.datetime
-    gate: GateOut | None
 
 
 def get_optional_registry(settings: SettingsDep) -> Any:
@@ -172,7 +110,7 @@ def _model_out(principal: Principal, name: str, versions: list[registry_service.
 
 
 @models_router.get("", response_model=list[RegisteredModelOut],
-                   responses=error_responses(NotAuthenticated, NotAllowed))
+                   responses=error_responses(*ROLE_ERRORS))
 def list_models(principal: ModelReader, registry: OptionalRegistryDep) -> list[RegisteredModelOut]:
     """Registered models the caller may see, with versions, aliases, key OOT metrics and cut-offs
     (empty before the first `tiers train`)."""
@@ -183,7 +121,7 @@ def list_models(principal: ModelReader, registry: OptionalRegistryDep) -> list[R
 
 
 @models_router.get("/audit", response_model=list[PromotionAuditOut],
-                   responses=error_responses(NotAuthenticated, NotAllowed))
+                   responses=error_responses(*ROLE_ERRORS))
 def promotion_audit(principal: ModelReader, session: SessionDep,
                     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[PromotionAuditOut]:
@@ -385,8 +323,6 @@ def sector_promote_form(request: Request, session: SessionDep, settings: Setting
 
 # -- a sector's own fit from a labelled file ------------------------------------------------------
 
-JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-
 
 def _fit_page(request: Request, session: Any, settings: Any, principal: Principal, *, error: str | None = None,
               status_code: int = 200) -> Response:
@@ -456,7 +392,7 @@ def _start_fit(request: Request, settings: Any, principal: Principal, content: b
 
 @pages_router.get("/sector/fit/{job_id}", response_class=HTMLResponse)
 def fit_job_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageModelReader,
-                 job_id: JobId) -> Response:
+                 job_id: RowIdPath) -> Response:
     """The job's progress (the page polls ``/status``), then the registered version and its report."""
     from serving.services import sector_fit
 
@@ -468,7 +404,7 @@ def fit_job_page(request: Request, session: SessionDep, settings: SettingsDep, p
 
 
 @pages_router.get("/sector/fit/{job_id}/status")
-def fit_job_status(request: Request, session: SessionDep, principal: PageModelReader, job_id: JobId) -> JSONResponse:
+def fit_job_status(request: Request, session: SessionDep, principal: PageModelReader, job_id: RowIdPath) -> JSONResponse:
     from serving.services import sector_fit
 
     view = sector_fit.job_view(sector_fit.get_job(session, principal, job_id), page_lang(request))

@@ -726,7 +726,6 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
 # holds the full plan (with the nonce key: auditors only); the public bundle is derived from it.
 
 V2_SECRET, V2_SNAPSHOT = "v2_secret", "v2_snapshot"
-TYPED_SALT_SOURCE = "本部门第二名人员录入 / typed in by a second person of the department"
 # A typed salt is chosen by the second person, so its spelling gives the office no choice it does not
 # already have: any printable ASCII, bounded. A named public source must commit its exact format.
 TYPED_SALT_PATTERN = "[ -~]{1,64}"

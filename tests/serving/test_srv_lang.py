@@ -230,8 +230,7 @@ def test_validation_sentences_name_the_field_and_never_show_a_pattern():
     from pydantic import ValidationError
 
     from serving.errors import invalid_input
-    from serving.routes.plans import ResultIn
-    from serving.schemas import ObjectionCreate
+    from serving.schemas import ObjectionCreate, ResultIn
 
     for body, field, words in [
         ({"record_id": "R1", "reason": " \t "}, "reason", "理由：至少需要 5 个字"),

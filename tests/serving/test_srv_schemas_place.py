@@ -12,10 +12,6 @@ from pydantic import BaseModel
 
 import serving.routes
 
-# route modules that still define their models inline (older than the rule's enforcement); this
-# list may only shrink: a module moved to serving/schemas.py leaves it
-NOT_YET_MOVED = {"serving.routes.analyst", "serving.routes.plans", "serving.routes.sector"}
-
 
 def test_no_route_module_defines_a_pydantic_model():
     inline: dict[str, list[str]] = {}
@@ -25,6 +21,4 @@ def test_no_route_module_defines_a_pydantic_model():
                   if issubclass(obj, BaseModel) and obj.__module__ == module.__name__]
         if models:
             inline[module.__name__] = models
-    new = {m: models for m, models in inline.items() if m not in NOT_YET_MOVED}
-    assert not new, f"move these to serving/schemas.py: {new}"
-    assert set(inline) == NOT_YET_MOVED, f"moved: take {NOT_YET_MOVED - set(inline)} off NOT_YET_MOVED"
+    assert not inline, f"move these to serving/schemas.py: {inline}"
