@@ -42,6 +42,18 @@ def _count(session, uscc: str) -> int:
     return session.scalar(select(func.count()).select_from(QueryLogEntry).where(QueryLogEntry.uscc == uscc))
 
 
+def _append_one(writer, planted, *, wait: float) -> tuple[bool, dict]:
+    """Appends one entry in a thread: (stalled after ``wait`` s, the thread's outcome). Then unblocks
+    a thread stuck opening ``planted`` (a writer opening a FIFO lets the reader's open return, then
+    EOF; ENXIO: no reader has it open, nothing to unblock) and joins it."""
+    thread, box = _append_in_thread(writer, [_entry(0, 0)])
+    thread.join(wait)
+    stalled = thread.is_alive()
+    with contextlib.suppress(OSError):
+        os.close(os.open(planted, os.O_WRONLY | os.O_NONBLOCK))
+    thread.join(5)
+    return stalled, box
+
 # --- findings -------------------------------------------------------------------------------
 
 
@@ -57,14 +69,7 @@ def test_a_fifo_in_a_foreign_spool_directory_does_not_stall_the_log(two_workers,
     directory.chmod(0o777)
     fifo = directory / "00000001-fifo"
     os.mkfifo(fifo)
-    thread, box = _append_in_thread(a, [_entry(0, 0)])
-    thread.join(1.0)
-    stalled = thread.is_alive()
-    # unblock the writer thread: a writer opening the FIFO lets the reader's open return (then EOF);
-    # ENXIO: no reader has it open, nothing to unblock
-    with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    thread.join(5)
+    stalled, box = _append_one(a, fifo, wait=1.0)
     assert not stalled and box.get("ok")
 
 
@@ -82,12 +87,7 @@ def test_no_blocking_or_endless_file_in_the_services_own_directory(two_workers, 
         planted.symlink_to("/dev/zero")
     else:
         planted.mkdir()
-    thread, box = _append_in_thread(a, [_entry(0, 0)])
-    thread.join(5.0)
-    stalled = thread.is_alive()
-    with contextlib.suppress(OSError):
-        os.close(os.open(planted, os.O_WRONLY | os.O_NONBLOCK))
-    thread.join(5)
+    stalled, box = _append_one(a, planted, wait=5.0)
     assert not stalled and box.get("ok")
     assert check_chain(session).entries == 1
 
