@@ -59,10 +59,20 @@ def _windowed_class_aggregates() -> str:
     return "\n        ".join(lines)
 
 
+def _windowed_class_features(name: str) -> str:
+    """The four features of a class from its aggregates: counts as integers, weights back from micro-units."""
+    return "\n    ".join([f"CAST(COALESCE(a.n_{name}_{w}, 0) AS BIGINT) AS n_{name}_{w}," for w in ("12m", "36m")]
+                         + [f"CAST(COALESCE(a.w_{name}_{w}, 0) AS DOUBLE) / 1e6 AS w_{name}_{w},"
+                            for w in ("12m", "36m")])
+
+
 def profile_sql_template() -> str:
     """The profile SQL definition (DuckDB dialect) with ``$as_of``-style parameters."""
-    return (_sql_file("profiles.sql").replace("$counted_records", _sql_file("counted_records.sql"))
-            .replace("$windowed_class_aggregates", _windowed_class_aggregates()))
+    sql = (_sql_file("profiles.sql").replace("$counted_records", _sql_file("counted_records.sql"))
+           .replace("$windowed_class_aggregates", _windowed_class_aggregates()))
+    for name in WINDOWED_CLASSES:  # each in its place among the features (the output's column order)
+        sql = sql.replace(f"$windowed_features_{name}", _windowed_class_features(name))
+    return sql
 
 
 def _sql_params(as_of: date, policy: Policy) -> dict[str, str]:

@@ -104,29 +104,15 @@ subj AS (
 SELECT
     subj.uscc,
     DATE '$as_of' AS as_of,
-    CAST(COALESCE(a.n_penalty_12m, 0) AS BIGINT) AS n_penalty_12m,
-    CAST(COALESCE(a.n_penalty_36m, 0) AS BIGINT) AS n_penalty_36m,
-    CAST(COALESCE(a.w_penalty_12m, 0) AS DOUBLE) / 1e6 AS w_penalty_12m,
-    CAST(COALESCE(a.w_penalty_36m, 0) AS DOUBLE) / 1e6 AS w_penalty_36m,
+    -- windowed_features_<class>: n_/w_ <class>_12m/_36m (features.profiles writes them, in this order)
+    $windowed_features_penalty
     CAST(COALESCE(a.n_serious_penalty_36m, 0) AS BIGINT) AS n_serious_penalty_36m,
     CAST(COALESCE(a.n_minor_penalty_12m, 0) AS BIGINT) AS n_minor_penalty_12m,
     CAST(COALESCE(a.n_general_penalty_12m, 0) AS BIGINT) AS n_general_penalty_12m,
-    CAST(COALESCE(a.n_enforcement_12m, 0) AS BIGINT) AS n_enforcement_12m,
-    CAST(COALESCE(a.n_enforcement_36m, 0) AS BIGINT) AS n_enforcement_36m,
-    CAST(COALESCE(a.w_enforcement_12m, 0) AS DOUBLE) / 1e6 AS w_enforcement_12m,
-    CAST(COALESCE(a.w_enforcement_36m, 0) AS DOUBLE) / 1e6 AS w_enforcement_36m,
-    CAST(COALESCE(a.n_commitment_broken_12m, 0) AS BIGINT) AS n_commitment_broken_12m,
-    CAST(COALESCE(a.n_commitment_broken_36m, 0) AS BIGINT) AS n_commitment_broken_36m,
-    CAST(COALESCE(a.w_commitment_broken_12m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_12m,
-    CAST(COALESCE(a.w_commitment_broken_36m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_36m,
-    CAST(COALESCE(a.n_inspection_problem_12m, 0) AS BIGINT) AS n_inspection_problem_12m,
-    CAST(COALESCE(a.n_inspection_problem_36m, 0) AS BIGINT) AS n_inspection_problem_36m,
-    CAST(COALESCE(a.w_inspection_problem_12m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_12m,
-    CAST(COALESCE(a.w_inspection_problem_36m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_36m,
-    CAST(COALESCE(a.n_complaint_12m, 0) AS BIGINT) AS n_complaint_12m,
-    CAST(COALESCE(a.n_complaint_36m, 0) AS BIGINT) AS n_complaint_36m,
-    CAST(COALESCE(a.w_complaint_12m, 0) AS DOUBLE) / 1e6 AS w_complaint_12m,
-    CAST(COALESCE(a.w_complaint_36m, 0) AS DOUBLE) / 1e6 AS w_complaint_36m,
+    $windowed_features_enforcement
+    $windowed_features_commitment_broken
+    $windowed_features_inspection_problem
+    $windowed_features_complaint
     CAST(COALESCE(a.n_list_entry_36m, 0) AS BIGINT) AS n_list_entry_36m,
     CAST(COALESCE(a.w_list_active, 0) AS DOUBLE) / 1e6 AS w_list_active,
     COALESCE(a.max_severity_rank, 0) AS max_penalty_severity,
