@@ -54,6 +54,16 @@ def _append_one(writer, planted, *, wait: float) -> tuple[bool, dict]:
     thread.join(5)
     return stalled, box
 
+def _offer_in_a_holders_turn(holder, offerer) -> str:
+    """``offerer`` offers one entry while ``holder`` holds the log, then ``holder`` takes its turn;
+    the offer must have returned. Returns the offered entry's uscc."""
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(holder, offerer, offered)
+    _holder_turn(holder, [_entry(0, 0)])
+    outcome["thread"].join(10)
+    assert outcome.get("ok")
+    return offered[0].uscc
+
 # --- findings -------------------------------------------------------------------------------
 
 
@@ -216,12 +226,8 @@ def test_a_holder_dying_between_commit_and_mark_leaves_the_group_logged_twice_no
         raise OSError("killed before the mark")
 
     monkeypatch.setattr(type(a._spool), "mark_taken", no_mark)
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 2 and check_chain(session).ok
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 2 and check_chain(session).ok
 
 
 def test_an_offer_deleted_during_the_holders_commit_is_logged_once(two_workers, session, monkeypatch):
@@ -234,12 +240,8 @@ def test_an_offer_deleted_during_the_holders_commit_is_logged_once(two_workers, 
         return real(raw, engine, entries, key)
 
     monkeypatch.setattr(querylog, "_chain_and_commit", deleting)
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 1 and check_chain(session).ok
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 1 and check_chain(session).ok
 
 
 def test_a_mark_pointing_at_another_groups_entries_is_not_believed(two_workers, session):
@@ -291,9 +293,5 @@ def test_offers_are_left_to_their_workers_on_a_schema_before_0013(two_workers, s
     a, b = two_workers
     session.execute(text("DROP TABLE query_log_offers"))
     session.commit()
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 1 and check_chain(session).entries == 2
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 1 and check_chain(session).entries == 2
