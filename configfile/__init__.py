@@ -23,6 +23,14 @@ def describe(exc: ValidationError) -> str:
                      for err in exc.errors())
 
 
+def refuse_repeats(codes: list[str], what: str) -> None:
+    """Raise ``ValueError("<what> [codes] appear more than once")`` if a code of ``codes`` repeats
+    (a catalogue's validator: pydantic names the field)."""
+    repeated = sorted({c for c in codes if codes.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated} appear more than once")
+
+
 def parse_toml(text: str, where: str, error: type[Exception]) -> dict[str, Any]:
     """``text`` parsed, or ``error("<where>: not valid TOML (<why>)")``."""
     try:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from configfile import load_toml_file
+from configfile import load_toml_file, refuse_repeats
 from features.catalogue import Policy, default_policy
 
 CommitmentKind = Literal["审批替代型", "主动公示型", "行业自律型", "信用修复型"]
@@ -65,10 +65,7 @@ class CommitmentCatalogue(_Strict):
 
     @model_validator(mode="after")
     def _unique_codes(self) -> CommitmentCatalogue:
-        codes = [m.code for m in self.matters]
-        doubled = sorted({c for c in codes if codes.count(c) > 1})
-        if doubled:
-            raise ValueError(f"matter codes {doubled} appear more than once")
+        refuse_repeats([m.code for m in self.matters], "matter codes")
         return self
 
     def matter(self, code: str) -> Matter | None:

@@ -15,6 +15,7 @@ import pandas as pd
 from features.catalogue import Policy, default_policy
 from features.profiles import (
     _DUCKDB_MACROS,
+    WINDOWED_CLASSES,
     conform_records,
     current_state_sql,
     policy_tables,
@@ -23,21 +24,14 @@ from features.profiles import (
 
 EVIDENCE_COLUMNS = ["record_id", "kind", "subkind", "severity", "decision_date", "department", "document_no"]
 
-_CLASS_OF = {
-    "penalty": "negative_class = 'penalty'",
-    "enforcement": "negative_class = 'enforcement'",
-    "commitment_broken": "negative_class = 'commitment_broken'",
-    "inspection_problem": "negative_class = 'inspection_problem'",
-    "complaint": "negative_class = 'complaint'",
-}
 
 
 def _conditions() -> dict[str, str]:
     cond: dict[str, str] = {}
-    for key, cls in _CLASS_OF.items():
+    for key in WINDOWED_CLASSES:
         for months in (12, 36):
-            cond[f"n_{key}_{months}m"] = f"counts AND {cls} AND in_{months}m"
-            cond[f"w_{key}_{months}m"] = f"counts AND {cls} AND in_{months}m"
+            cond[f"n_{key}_{months}m"] = f"counts AND negative_class = '{key}' AND in_{months}m"
+            cond[f"w_{key}_{months}m"] = f"counts AND negative_class = '{key}' AND in_{months}m"
     cond.update(
         n_serious_penalty_36m="counts AND negative_class = 'penalty' AND in_36m AND severity = 'serious'",
         n_list_entry_36m="counts AND negative_class = 'list' AND in_36m",

@@ -41,9 +41,38 @@ def _sql_file(name: str) -> str:
     return resources.files("features.sql").joinpath(name).read_text(encoding="utf-8")
 
 
+# The negative classes counted per window, by ``counted_class`` (current_records.sql's
+# negative_class_code): each has a count and a decayed weight over 12 months and over the 36 it counts
+# for (profiles.sql writes them from here; features.evidence cites their records by the same table).
+WINDOWED_CLASSES: dict[str, int] = {
+    "penalty": 1, "enforcement": 2, "commitment_broken": 3, "inspection_problem": 4, "complaint": 5,
+}
+
+
+def _windowed_class_aggregates() -> str:
+    windows = {"12m": "in_12m", "36m": "counts_36m"}  # 36 months: the window the class counts for
+    lines = []
+    for name, code in WINDOWED_CLASSES.items():
+        lines += [f"COUNT_IF(counted_class = {code} AND {cond}) AS n_{name}_{w}," for w, cond in windows.items()]
+        lines += [f"SUM(CASE WHEN counted_class = {code} AND {cond} THEN decayed_weight_micro END) AS w_{name}_{w},"
+                  for w, cond in windows.items()]
+    return "\n        ".join(lines)
+
+
+def _windowed_class_features(name: str) -> str:
+    """The four features of a class from its aggregates: counts as integers, weights back from micro-units."""
+    return "\n    ".join([f"CAST(COALESCE(a.n_{name}_{w}, 0) AS BIGINT) AS n_{name}_{w}," for w in ("12m", "36m")]
+                         + [f"CAST(COALESCE(a.w_{name}_{w}, 0) AS DOUBLE) / 1e6 AS w_{name}_{w},"
+                            for w in ("12m", "36m")])
+
+
 def profile_sql_template() -> str:
     """The profile SQL definition (DuckDB dialect) with ``$as_of``-style parameters."""
-    return _sql_file("profiles.sql").replace("$counted_records", _sql_file("counted_records.sql"))
+    sql = (_sql_file("profiles.sql").replace("$counted_records", _sql_file("counted_records.sql"))
+           .replace("$windowed_class_aggregates", _windowed_class_aggregates()))
+    for name in WINDOWED_CLASSES:  # each in its place among the features (the output's column order)
+        sql = sql.replace(f"$windowed_features_{name}", _windowed_class_features(name))
+    return sql
 
 
 def _sql_params(as_of: date, policy: Policy) -> dict[str, str]:

@@ -160,6 +160,24 @@ def validate_monotone(monotone: Mapping[str, int] | None, columns: Iterable[str]
     return directions
 
 
+def frame_and_target(X, y) -> tuple[pd.DataFrame, np.ndarray]:
+    """X as a frame (``as_frame``) and y as 0/1 (``check_binary_target``); refused unless they have
+    as many rows."""
+    frame = as_frame(X)
+    y_arr = check_binary_target(y)
+    if len(frame) != len(y_arr):
+        raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
+    return frame, y_arr
+
+
+def set_fitted_inputs(model, frame: pd.DataFrame) -> None:
+    """The fitted attributes of the inputs: ``feature_names_in_`` (the columns' names as text),
+    ``n_features_in_`` and ``classes_`` (0, 1)."""
+    model.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+    model.n_features_in_ = frame.shape[1]
+    model.classes_ = np.array([0, 1])
+
+
 def start_fit(model, X, y, init_score=None) -> tuple[pd.DataFrame, np.ndarray, dict[str, int], np.ndarray | None]:
     """The checks and fitted attributes every LightGBM-based model starts its ``fit`` with.
 
@@ -168,15 +186,10 @@ def start_fit(model, X, y, init_score=None) -> tuple[pd.DataFrame, np.ndarray, d
     as 0/1, the declared monotone directions (``model.monotone``, refused on a categorical
     feature) and ``init_score`` as floats of y's shape (or None).
     """
-    frame = as_frame(X)
-    y_arr = check_binary_target(y)
-    if len(frame) != len(y_arr):
-        raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
+    frame, y_arr = frame_and_target(X, y)
     monotone = validate_monotone(model.monotone, map(str, frame.columns))
-    model.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+    set_fitted_inputs(model, frame)
     frame = frame.set_axis(list(model.feature_names_in_), axis=1)
-    model.n_features_in_ = frame.shape[1]
-    model.classes_ = np.array([0, 1])
     model.categories_ = learn_categories(frame, model.categorical_features)
     for c in model.categories_:
         if monotone.get(c, 0):

@@ -15,9 +15,9 @@ from models.base import (
     BaseEstimator,
     Contributions,
     RiskModelMixin,
-    as_frame,
-    check_binary_target,
     check_is_fitted,
+    frame_and_target,
+    set_fitted_inputs,
 )
 
 
@@ -34,13 +34,10 @@ class AdditiveBlend(RiskModelMixin, BaseEstimator):
         weights = np.ones(len(self.estimators)) if self.weights is None else np.asarray(self.weights, dtype=float)
         if weights.shape != (len(self.estimators),) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"weights={self.weights!r} must be {len(self.estimators)} non-negative numbers with a positive sum")
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
+        frame, y_arr = frame_and_target(X, y)
         self.weights_ = weights / weights.sum()
         self.estimators_ = [clone(e).fit(frame, y_arr) for e in self.estimators]
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        self.n_features_in_ = frame.shape[1]
-        self.classes_ = np.array([0, 1])
+        set_fitted_inputs(self, frame)
         return self
 
     def decision_function(self, X) -> np.ndarray:

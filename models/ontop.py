@@ -19,8 +19,9 @@ from models.base import (
     Contributions,
     RiskModelMixin,
     as_frame,
-    check_binary_target,
     check_is_fitted,
+    frame_and_target,
+    set_fitted_inputs,
 )
 
 
@@ -47,17 +48,14 @@ class OnTopModel(RiskModelMixin, BaseEstimator):
         if self.base is None or self.delta is None:
             raise ValueError("OnTopModel needs a fitted base model and a delta estimator")
         check_is_fitted(self.base)
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
+        frame, y_arr = frame_and_target(X, y)
         columns = [str(c) for c in frame.columns]
         self.delta_features_ = list(self.delta_features) if self.delta_features is not None else columns
         needed = set(map(str, self.base.feature_names_in_)) | set(self.delta_features_)
         missing = sorted(needed - set(columns))
         if missing:
             raise ValueError(f"X lacks columns {missing} of the base model or the delta")
-        self.feature_names_in_ = np.asarray(columns, dtype=object)
-        self.n_features_in_ = len(columns)
-        self.classes_ = np.array([0, 1])
+        set_fitted_inputs(self, frame)
         frame = frame.set_axis(columns, axis=1)
         xb, xd = self._parts(frame)
         self.delta_ = clone(self.delta).fit(xd, y_arr, init_score=self.base.decision_function(xb))

@@ -31,8 +31,8 @@ from models.base import (
     Contributions,
     RiskModelMixin,
     as_frame,
-    check_binary_target,
     check_is_fitted,
+    frame_and_target,
 )
 
 # The score scale of every model kind: 600 points at good:bad odds 50:1, 20 points to double the
@@ -135,10 +135,7 @@ class ScorecardModel(RiskModelMixin, BaseEstimator):
         """Bin every feature, compute WoE, fit the logistic regression, derive points."""
         from optbinning import OptimalBinning  # heavy import (cvxpy, ortools)
 
-        frame = as_frame(X)
-        y_arr = check_binary_target(y)
-        if len(frame) != len(y_arr):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y_arr)}")
+        frame, y_arr = frame_and_target(X, y)
         if self.pdo <= 0 or self.base_odds <= 0:
             raise ValueError(f"pdo={self.pdo} and base_odds={self.base_odds} must both be > 0")
         monotone = dict(self.monotone or {})

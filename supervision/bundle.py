@@ -146,8 +146,9 @@ def task_key(department: str, item: str) -> str:
     return f"{department}/{item}"
 
 
-class _Task(_Document):
-    """Something about one task (department/item) of a plan."""
+class TaskNamed(BaseModel):
+    """A task of a plan named by its department and item; ``key`` is ``task_key`` of the two.
+    (No config of its own: the request's ``TaskItem`` and the documents' ``_Task`` set theirs.)"""
 
     department: Text
     item: Text
@@ -155,6 +156,10 @@ class _Task(_Document):
     @property
     def key(self) -> str:
         return task_key(self.department, self.item)
+
+
+class _Task(_Document, TaskNamed):
+    """Something about one task (department/item) of a plan."""
 
 
 class StratumCount(_Document):

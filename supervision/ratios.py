@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
@@ -164,6 +165,7 @@ class RatioFeed(Protocol):
         ...
 
 
+@dataclass(kw_only=True, eq=False)  # eq=False: a feed is compared by identity (it holds frames)
 class InProcessRatioFeed:
     """Ratio feed computed from a pool table held in memory.
 
@@ -171,20 +173,11 @@ class InProcessRatioFeed:
     ``key_items`` maps item codes to the items file's ``key_item`` flag.
     """
 
-    def __init__(
-        self,
-        *,
-        pools: Mapping[tuple[str, str], pd.DataFrame],
-        policy: InspectionPolicy,
-        key_items: Mapping[str, bool],
-        as_of: dt.date,
-        model_version: str,
-    ) -> None:
-        self.pools = pools
-        self.policy = policy
-        self.key_items = key_items
-        self.as_of = as_of
-        self.model_version = model_version
+    pools: Mapping[tuple[str, str], pd.DataFrame]
+    policy: InspectionPolicy
+    key_items: Mapping[str, bool]
+    as_of: dt.date
+    model_version: str
 
     def inspection_ratios(self, *, department: str, item: str, as_of: dt.date) -> InspectionRatiosOut:
         if as_of != self.as_of:

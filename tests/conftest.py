@@ -23,6 +23,20 @@ os.environ.setdefault("TIERS_KEYS_DIR", tempfile.mkdtemp(prefix="tiers-test-keys
 
 
 @pytest.fixture
+def refused_toml(tmp_path):
+    """``refused_toml(load, error, text, match)``: loading a TOML file that holds ``text`` with ``load``
+    raises ``error`` with a message matching ``match`` (the rules loaders name the field and value)."""
+    path = tmp_path / "refused.toml"
+
+    def refused(load, error: type[Exception], text: str, match: str) -> None:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(error, match=match):
+            load(path)
+
+    return refused
+
+
+@pytest.fixture
 def run_notebook(tmp_path, monkeypatch):
     """Execute a notebook of ``notebooks/`` top to bottom; returns the text of its outputs."""
 

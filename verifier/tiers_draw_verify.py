@@ -209,18 +209,24 @@ def check_salt(s, where: str = "salt") -> dict:
     return s
 
 
+def _check_draw_parts(d: dict, where: str, secret: str) -> None:
+    """What a bundle and a plan's draw_v2 both carry: the commitment, the policy JSON, a hex
+    secret (the bundle's revealed ``seed``, the plan's ``nonce_key``), the salt and drawn_at."""
+    check_commitment(d["commitment"], f"{where}.commitment")
+    _need(
+        isinstance(d["policy_json"], str) and len(d["policy_json"]) <= POLICY_JSON_MAX,
+        f"{where}.policy_json",
+        f"must be a string of at most {POLICY_JSON_MAX} characters",
+    )
+    _hex(d[secret], f"{where}.{secret}")
+    check_salt(d["salt"], f"{where}.salt")
+    _time(d["drawn_at"], f"{where}.drawn_at")
+
+
 def check_bundle(b) -> dict:
     _object(b, "bundle", ["format", "commitment", "policy_json", "seed", "salt", "drawn_at", "tasks"])
     _need(b["format"] == "tiers-draw-v2/bundle", "bundle", "format must be tiers-draw-v2/bundle")
-    check_commitment(b["commitment"], "bundle.commitment")
-    _need(
-        isinstance(b["policy_json"], str) and len(b["policy_json"]) <= POLICY_JSON_MAX,
-        "bundle.policy_json",
-        f"must be a string of at most {POLICY_JSON_MAX} characters",
-    )
-    _hex(b["seed"], "bundle.seed")
-    check_salt(b["salt"], "bundle.salt")
-    _time(b["drawn_at"], "bundle.drawn_at")
+    _check_draw_parts(b, "bundle", "seed")
     for i, t in enumerate(_list(b["tasks"], "bundle.tasks")):
         at = f"bundle.tasks[{i}]"
         _object(t, at, ["department", "item", "drawn", "seals"])
@@ -292,15 +298,7 @@ def check_plan(p) -> dict:
     d = _object(
         p["draw_v2"], "plan.draw_v2", ["commitment", "policy_json", "nonce_key", "salt", "drawn_at", "tasks"]
     )
-    check_commitment(d["commitment"], "plan.draw_v2.commitment")
-    _need(
-        isinstance(d["policy_json"], str) and len(d["policy_json"]) <= POLICY_JSON_MAX,
-        "plan.draw_v2.policy_json",
-        f"must be a string of at most {POLICY_JSON_MAX} characters",
-    )
-    _hex(d["nonce_key"], "plan.draw_v2.nonce_key")
-    check_salt(d["salt"], "plan.draw_v2.salt")
-    _time(d["drawn_at"], "plan.draw_v2.drawn_at")
+    _check_draw_parts(d, "plan.draw_v2", "nonce_key")
     for i, t in enumerate(_list(d["tasks"], "plan.draw_v2.tasks")):
         at = f"plan.draw_v2.tasks[{i}]"
         _object(t, at, ["department", "item", "strata"])

@@ -55,29 +55,11 @@ relevant AS (
 agg AS (
     SELECT subject_key,
         -- against the subject: counted records only
-        COUNT_IF(counted_class = 1 AND in_12m) AS n_penalty_12m,
-        COUNT_IF(counted_class = 1 AND counts_36m) AS n_penalty_36m,
-        SUM(CASE WHEN counted_class = 1 AND in_12m THEN decayed_weight_micro END) AS w_penalty_12m,
-        SUM(CASE WHEN counted_class = 1 AND counts_36m THEN decayed_weight_micro END) AS w_penalty_36m,
+        -- n_/w_ <class>_12m/_36m of every class of features.profiles.WINDOWED_CLASSES (written there)
+        $windowed_class_aggregates
         COUNT_IF(counted_class = 1 AND counts_36m AND severity_code = 3) AS n_serious_penalty_36m,
         COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 1) AS n_minor_penalty_12m,
         COUNT_IF(counted_class = 1 AND in_12m AND severity_code = 2) AS n_general_penalty_12m,
-        COUNT_IF(counted_class = 2 AND in_12m) AS n_enforcement_12m,
-        COUNT_IF(counted_class = 2 AND counts_36m) AS n_enforcement_36m,
-        SUM(CASE WHEN counted_class = 2 AND in_12m THEN decayed_weight_micro END) AS w_enforcement_12m,
-        SUM(CASE WHEN counted_class = 2 AND counts_36m THEN decayed_weight_micro END) AS w_enforcement_36m,
-        COUNT_IF(counted_class = 3 AND in_12m) AS n_commitment_broken_12m,
-        COUNT_IF(counted_class = 3 AND counts_36m) AS n_commitment_broken_36m,
-        SUM(CASE WHEN counted_class = 3 AND in_12m THEN decayed_weight_micro END) AS w_commitment_broken_12m,
-        SUM(CASE WHEN counted_class = 3 AND counts_36m THEN decayed_weight_micro END) AS w_commitment_broken_36m,
-        COUNT_IF(counted_class = 4 AND in_12m) AS n_inspection_problem_12m,
-        COUNT_IF(counted_class = 4 AND counts_36m) AS n_inspection_problem_36m,
-        SUM(CASE WHEN counted_class = 4 AND in_12m THEN decayed_weight_micro END) AS w_inspection_problem_12m,
-        SUM(CASE WHEN counted_class = 4 AND counts_36m THEN decayed_weight_micro END) AS w_inspection_problem_36m,
-        COUNT_IF(counted_class = 5 AND in_12m) AS n_complaint_12m,
-        COUNT_IF(counted_class = 5 AND counts_36m) AS n_complaint_36m,
-        SUM(CASE WHEN counted_class = 5 AND in_12m THEN decayed_weight_micro END) AS w_complaint_12m,
-        SUM(CASE WHEN counted_class = 5 AND counts_36m THEN decayed_weight_micro END) AS w_complaint_36m,
         COUNT_IF(counted_class = 6 AND counts_36m) AS n_list_entry_36m,
         SUM(CASE WHEN counted_class = 6 THEN decayed_weight_micro END) AS w_list_active,
         MAX(CASE WHEN counted_class = 1 THEN severity_rank END) AS max_severity_rank,
@@ -122,29 +104,15 @@ subj AS (
 SELECT
     subj.uscc,
     DATE '$as_of' AS as_of,
-    CAST(COALESCE(a.n_penalty_12m, 0) AS BIGINT) AS n_penalty_12m,
-    CAST(COALESCE(a.n_penalty_36m, 0) AS BIGINT) AS n_penalty_36m,
-    CAST(COALESCE(a.w_penalty_12m, 0) AS DOUBLE) / 1e6 AS w_penalty_12m,
-    CAST(COALESCE(a.w_penalty_36m, 0) AS DOUBLE) / 1e6 AS w_penalty_36m,
+    -- windowed_features_<class>: n_/w_ <class>_12m/_36m (features.profiles writes them, in this order)
+    $windowed_features_penalty
     CAST(COALESCE(a.n_serious_penalty_36m, 0) AS BIGINT) AS n_serious_penalty_36m,
     CAST(COALESCE(a.n_minor_penalty_12m, 0) AS BIGINT) AS n_minor_penalty_12m,
     CAST(COALESCE(a.n_general_penalty_12m, 0) AS BIGINT) AS n_general_penalty_12m,
-    CAST(COALESCE(a.n_enforcement_12m, 0) AS BIGINT) AS n_enforcement_12m,
-    CAST(COALESCE(a.n_enforcement_36m, 0) AS BIGINT) AS n_enforcement_36m,
-    CAST(COALESCE(a.w_enforcement_12m, 0) AS DOUBLE) / 1e6 AS w_enforcement_12m,
-    CAST(COALESCE(a.w_enforcement_36m, 0) AS DOUBLE) / 1e6 AS w_enforcement_36m,
-    CAST(COALESCE(a.n_commitment_broken_12m, 0) AS BIGINT) AS n_commitment_broken_12m,
-    CAST(COALESCE(a.n_commitment_broken_36m, 0) AS BIGINT) AS n_commitment_broken_36m,
-    CAST(COALESCE(a.w_commitment_broken_12m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_12m,
-    CAST(COALESCE(a.w_commitment_broken_36m, 0) AS DOUBLE) / 1e6 AS w_commitment_broken_36m,
-    CAST(COALESCE(a.n_inspection_problem_12m, 0) AS BIGINT) AS n_inspection_problem_12m,
-    CAST(COALESCE(a.n_inspection_problem_36m, 0) AS BIGINT) AS n_inspection_problem_36m,
-    CAST(COALESCE(a.w_inspection_problem_12m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_12m,
-    CAST(COALESCE(a.w_inspection_problem_36m, 0) AS DOUBLE) / 1e6 AS w_inspection_problem_36m,
-    CAST(COALESCE(a.n_complaint_12m, 0) AS BIGINT) AS n_complaint_12m,
-    CAST(COALESCE(a.n_complaint_36m, 0) AS BIGINT) AS n_complaint_36m,
-    CAST(COALESCE(a.w_complaint_12m, 0) AS DOUBLE) / 1e6 AS w_complaint_12m,
-    CAST(COALESCE(a.w_complaint_36m, 0) AS DOUBLE) / 1e6 AS w_complaint_36m,
+    $windowed_features_enforcement
+    $windowed_features_commitment_broken
+    $windowed_features_inspection_problem
+    $windowed_features_complaint
     CAST(COALESCE(a.n_list_entry_36m, 0) AS BIGINT) AS n_list_entry_36m,
     CAST(COALESCE(a.w_list_active, 0) AS DOUBLE) / 1e6 AS w_list_active,
     COALESCE(a.max_severity_rank, 0) AS max_penalty_severity,

@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from configfile import parse_toml
-from supervision.bundle import MAX_TASKS, OptionalText, Text, task_key
+from supervision.bundle import MAX_TASKS, OptionalText, TaskNamed, Text
 from supervision.inspection_policy import InspectionPolicy, load_policy
 from supervision.tables import read_table
 from uscc import valid_uscc_mask
@@ -23,17 +23,10 @@ class PlanInputError(ValueError):
     """A task file or input table breaks a rule; the message names field, value and rule."""
 
 
-class TaskItem(BaseModel):
+class TaskItem(TaskNamed):
     """One department's inspection item within a plan."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    department: Text
-    item: Text
-
-    @property
-    def key(self) -> str:
-        return task_key(self.department, self.item)
 
 
 class PlanCreate(BaseModel):

@@ -51,3 +51,9 @@ def test_a_wrong_kind_is_refused_with_its_field(tmp_path):
     path.write_text(MATTER.format(breach="commitment_broken").replace("主动公示型", "随便型"), encoding="utf-8")
     with pytest.raises(CommitmentCatalogueError, match=r"matters\.0\.kind"):
         load_commitment_catalogue(path)
+
+
+def test_a_matter_code_given_twice_is_refused_naming_it(refused_toml):
+    once = MATTER.format(breach="commitment_broken")
+    refused_toml(load_commitment_catalogue, CommitmentCatalogueError, once + once[once.index("[[matters]]"):],
+                 r"matter codes \['m-one'\] appear more than once")

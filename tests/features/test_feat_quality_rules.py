@@ -8,7 +8,6 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -213,15 +212,10 @@ def test_a_feed_with_no_history_is_never_held_by_a_history_rule(seed):
     assert not {"volume_surge", "amount_unit", "amount_tail"} & rules(run(batch, two_months))
 
 
-def test_the_packaged_rules_validate_and_a_bad_value_is_named(tmp_path):
+def test_the_packaged_rules_validate_and_a_bad_value_is_named(refused_toml):
     assert load_quality_config() == QualityConfig()
-    bad = tmp_path / "q.toml"
-    bad.write_text("[volume]\nhold_ratio = -1\n", encoding="utf-8")
-    with pytest.raises(QualityConfigError, match=r"volume\.hold_ratio"):
-        load_quality_config(bad)
-    bad.write_text("[volume]\nsurge_ratoi = 2\n", encoding="utf-8")
-    with pytest.raises(QualityConfigError, match="surge_ratoi"):
-        load_quality_config(bad)
+    refused_toml(load_quality_config, QualityConfigError, "[volume]\nhold_ratio = -1\n", r"volume\.hold_ratio")
+    refused_toml(load_quality_config, QualityConfigError, "[volume]\nsurge_ratoi = 2\n", "surge_ratoi")
 
 
 def _small_feeds(rng, per_month: int, feeds: int) -> tuple[pd.DataFrame, list[tuple[str, int]]]:

@@ -185,6 +185,18 @@ def _ingest(store, tmp_path, name, records=None, subjects=None, at=datetime(2026
     return ingest(store=store, subjects=sub, records=rec, ingested_at=at, gates=gates or QualityConfig())
 
 
+def _base_then_held_july(store, root):
+    """A published base of six penalised subjects, then July held (most of its decisions 20 years
+    old: date_far_past) registering subject 7; returns July's (held) summary."""
+    _ingest(store, root, "base", [record(f"P{i}", code(i), "admin_penalty", "2026-06-10") for i in range(6)],
+            [subject(i) for i in range(6)])
+    july = [record(f"J{i}", code(i % 6), "admin_penalty", "2006-07-10") for i in range(6)]
+    july.append(record("J9", code(7), "admin_penalty", "2026-07-11"))
+    held = _ingest(store, root, "july", july, [subject(7, registered_on="2026-07-05")],
+                   at=datetime(2026, 8, 2, tzinfo=UTC))
+    assert held.status == "held"
+    return held
+
 def test_a_revocation_of_another_subjects_record_is_quarantined_naming_the_field(tmp_path):
     store = tmp_path / "store"
     pens = [record(f"P{i}", code(i), "admin_penalty", "2026-06-10") for i in range(4)]
@@ -207,15 +219,7 @@ def test_a_batch_waiting_behind_a_held_one_gives_the_store_of_ingesting_in_order
 
     def build(root):
         store = root / "store"
-        _ingest(store, root, "base", [record(f"P{i}", code(i), "admin_penalty", "2026-06-10") for i in range(6)],
-                [subject(i) for i in range(6)])
-        # July is held (most decisions 20 years old: date_far_past) and registers subject 7
-        july = [record(f"J{i}", code(i % 6), "admin_penalty", "2006-07-10") for i in range(6)]
-        july.append(record("J9", code(7), "admin_penalty", "2026-07-11"))
-        held = _ingest(store, root, "july", july, [subject(7, registered_on="2026-07-05")],
-                       at=datetime(2026, 8, 2, tzinfo=UTC))
-        assert held.status == "held"
-        return store, held
+        return store, _base_then_held_july(store, root)
 
     def august(store, root):
         return _ingest(store, root, "august", [record("A1", code(7), "admin_penalty", "2026-08-12"),
@@ -259,13 +263,7 @@ def test_a_parked_batch_is_gated_with_the_rules_its_ingestion_was_given(tmp_path
     from features.gates import read_report, release
 
     store = tmp_path / "store"
-    _ingest(store, tmp_path, "base", [record(f"P{i}", code(i), "admin_penalty", "2026-06-10") for i in range(6)],
-            [subject(i) for i in range(6)])
-    july = [record(f"J{i}", code(i % 6), "admin_penalty", "2006-07-10") for i in range(6)]
-    july.append(record("J9", code(7), "admin_penalty", "2026-07-11"))
-    held = _ingest(store, tmp_path, "july", july, [subject(7, registered_on="2026-07-05")],
-                   at=datetime(2026, 8, 2, tzinfo=UTC))
-    assert held.status == "held"
+    held = _base_then_held_july(store, tmp_path)
     office = QualityConfig.model_validate({"dates": {"date_action": "warn"}})
     august = [record("A1", code(7), "admin_penalty", "2026-08-12", document_no="宁市监罚〔2026〕801号")]
     august += [record(f"A{i + 2}", code(i), "admin_penalty", "2006-08-13", document_no=f"宁市监罚〔2006〕{i}号")

@@ -23,17 +23,12 @@ def test_alert_without_evidence_is_refused():
         Alert(rule="score_psi", severity="critical", subject_of_alert="score", evidence={"observed": 0.3})
 
 
-def test_bad_config_names_field_value_and_rule(tmp_path):
-    path = tmp_path / "alerts.toml"
-    path.write_text("[score_psi]\nthreshold = -1\n", encoding="utf-8")
-    with pytest.raises(AlertConfigError, match=r"score_psi\.threshold = -1: .*greater than 0"):
-        load_alert_config(path)
-    path.write_text("[score_psi]\nthreshhold = 0.3\n", encoding="utf-8")
-    with pytest.raises(AlertConfigError, match="threshhold"):
-        load_alert_config(path)
-    path.write_text("[feature_psi]\nseverity = 'loud'\n", encoding="utf-8")
-    with pytest.raises(AlertConfigError, match=r"feature_psi\.severity = 'loud'"):
-        load_alert_config(path)
+def test_bad_config_names_field_value_and_rule(refused_toml):
+    refused_toml(load_alert_config, AlertConfigError, "[score_psi]\nthreshold = -1\n",
+                 r"score_psi\.threshold = -1: .*greater than 0")
+    refused_toml(load_alert_config, AlertConfigError, "[score_psi]\nthreshhold = 0.3\n", "threshhold")
+    refused_toml(load_alert_config, AlertConfigError, "[feature_psi]\nseverity = 'loud'\n",
+                 r"feature_psi\.severity = 'loud'")
 
 
 def _shifted(frames_factory, shift, reference_as_of=date(2026, 5, 31)):

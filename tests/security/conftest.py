@@ -19,9 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 from sec_fixtures import server_key
-from srv_fixtures import TODAY, principal, seed
+from srv_fixtures import app_on, principal, seeded_template
 
-from serving.db.migrate import upgrade
 from serving.db.session import dispose_engine
 from serving.security import create_access_token
 from serving.settings import Settings
@@ -31,12 +30,7 @@ from serving.settings import Settings
 def _migrated_seeded_db(tmp_path_factory) -> Path:
     """The database every attack test starts from, migrated to head and seeded once per test
     process (per test: a copy, so nothing one test writes reaches another)."""
-    path = tmp_path_factory.mktemp("sec_template") / "template.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    seed(url)
-    dispose_engine(url)
-    return path
+    return seeded_template(tmp_path_factory.mktemp("sec_template"))
 
 
 @pytest.fixture
@@ -63,12 +57,7 @@ def settings(database_url, keys_dir, tmp_path) -> Settings:
 
 @pytest.fixture
 def app(settings):
-    from serving.app import create_app
-    from serving.deps import get_today
-
-    application = create_app(settings)
-    application.dependency_overrides[get_today] = lambda: TODAY
-    return application
+    return app_on(settings)
 
 
 @pytest.fixture

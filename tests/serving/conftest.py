@@ -13,13 +13,11 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from srv_fixtures import TODAY, World, principal, seed
+from srv_fixtures import World, app_on, principal, seed, seeded_template
 
-from serving.app import create_app
 from serving.db.migrate import upgrade
 from serving.db.models import Base
 from serving.db.session import dispose_engine, iter_session
-from serving.deps import get_today
 from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.querylog import LogKeys, use_keys
@@ -31,12 +29,7 @@ def _template_db(tmp_path_factory) -> str | None:
     if os.environ.get("TEST_DATABASE_URL"):
         upgrade(os.environ["TEST_DATABASE_URL"])
         return None
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    seed(url)
-    dispose_engine(url)
-    return str(path)
+    return str(seeded_template(tmp_path_factory.mktemp("template")))
 
 
 @pytest.fixture
@@ -78,9 +71,7 @@ def _log_keys(settings) -> None:
 
 @pytest.fixture
 def app(settings):
-    application = create_app(settings)
-    application.dependency_overrides[get_today] = lambda: TODAY
-    return application
+    return app_on(settings)
 
 
 @pytest.fixture

@@ -125,6 +125,29 @@ def seed(database_url: str) -> None:
         session.close()
 
 
+def seeded_template(directory: Path) -> Path:
+    """``directory/template.db``: an SQLite database migrated to head and seeded (tests copy it)."""
+    from serving.db.migrate import upgrade
+    from serving.db.session import dispose_engine
+
+    path = directory / "template.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    seed(url)
+    dispose_engine(url)
+    return path
+
+
+def app_on(settings):
+    """The service on ``settings`` with the tests' calendar: today is ``TODAY``."""
+    from serving.app import create_app
+    from serving.deps import get_today
+
+    application = create_app(settings)
+    application.dependency_overrides[get_today] = lambda: TODAY
+    return application
+
+
 def principal(username: str) -> Principal:
     scope = USERS[username]
     return Principal(username=username, role=scope["role"], department=scope.get("department"),

@@ -9,6 +9,7 @@ marker file; the test then SIGKILLs the server and reads the database left behin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -133,6 +134,22 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def _reopened(database_url: str):
+    """A new session on what the killed server left (the test's own session was closed before it started)."""
+    after = next(iter_session(database_url))
+    try:
+        yield after
+    finally:
+        after.close()
+
 
 def _swallow(send):
     try:
@@ -165,28 +182,21 @@ def test_kill_during_plan_creation_stores_no_plan_and_no_draw(database_url, tmp_
             "period_end": (start + dt.timedelta(days=30)).isoformat(), "as_of": AS_OF,
             "tasks": [{"department": "samr", "item": "SAMR-03"}]}
 
-    srv = Server(database_url, tmp_path)
-    try:
+    with Server(database_url, tmp_path) as srv:
         stalled_at = srv.kill_when_stalled(
             lambda: httpx.post(f"{srv.base}/api/v1/plans", json=task, headers=_token("reg_samr"), timeout=60))
-    finally:
-        srv.stop()
 
     assert stalled_at.startswith("plan row written")
-    after = next(iter_session(database_url))
-    try:
+    with _reopened(database_url) as after:
         # all or nothing: the flushed plan row died with its transaction
         assert _count(after, Plan.id) == 0 and _count(after, Draw.id) == 0
-    finally:
-        after.close()
 
 
 def test_kill_during_objection_decision_changes_nothing(database_url, tmp_path, session, world):
     (tmp_path / "data").mkdir()
     session.close()
     dispose_engine(database_url)
-    srv = Server(database_url, tmp_path)
-    try:
+    with Server(database_url, tmp_path) as srv:
         filed = httpx.post(f"{srv.base}/api/v1/subjects/{world.ent1}/objections", headers=_token("ent1"),
                            json={"record_id": "R1", "reason": "处罚决定已被法院撤销, 请更正"}, timeout=30)
         assert filed.status_code == 201, filed.text
@@ -194,19 +204,14 @@ def test_kill_during_objection_decision_changes_nothing(database_url, tmp_path, 
         stalled_at = srv.kill_when_stalled(lambda: httpx.post(
             f"{srv.base}/api/v1/regulator/objections/{objection_id}/decision", headers=_token("reg_samr"),
             json={"decision": "upheld", "reason": "法院已撤销"}, timeout=60))
-    finally:
-        srv.stop()
 
     assert stalled_at.startswith("record version and regrade written")
-    after = next(iter_session(database_url))
-    try:
+    with _reopened(database_url) as after:
         objection = after.get(Objection, objection_id)
         assert objection.status == "pending" and objection.decided_by is None
         versions = after.scalars(select(Record).where(Record.record_id == "R1")).all()
         assert len(versions) == 1 and versions[0].is_current  # no revoked version was kept
         assert not any(g.stale for g in after.scalars(select(Grade).where(Grade.uscc == world.ent1)))
-    finally:
-        after.close()
 
 
 def test_service_restarts_on_the_killed_database(database_url, tmp_path, session, world):
@@ -217,11 +222,8 @@ def test_service_restarts_on_the_killed_database(database_url, tmp_path, session
     first = Server(database_url, tmp_path)
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(timeout=10)
-    second = Server(database_url, tmp_path)
-    try:
+    with Server(database_url, tmp_path) as second:
         r = httpx.get(f"{second.base}/api/v1/subjects/{world.ent1}/grade", params={"purpose": "复核"},
                       headers=_token("reg_samr"), timeout=30)
         assert r.status_code == 200 and r.json()["grade"] == "C"
         assert httpx.get(f"{second.base}/health", timeout=30).json()["status"] == "ok"
-    finally:
-        second.stop()

@@ -127,25 +127,31 @@ def test_reject_leaves_the_store_as_before_and_is_audited(client, session, held_
     assert (row.decision, row.actor) == ("rejected", "admin")
 
 
-def test_the_cli_decides_through_the_same_audit(held_store, store, tmp_path, monkeypatch):
+def _gate_cli(monkeypatch, tmp_path, database_url: str, *args: str):
+    """``tiers gate ARGS`` on ``database_url`` (settings re-read before and after: they are cached)."""
     from typer.testing import CliRunner
 
     from serving.cli.main import app
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["gate", *args])
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_cli_decides_through_the_same_audit(held_store, store, tmp_path, monkeypatch):
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
-    from serving.settings import get_settings
 
     _, batch_id, _, _ = held_store
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     upgrade(url)
-    monkeypatch.setenv("TIERS_DATABASE_URL", url)
-    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["gate", "reject", batch_id, "--store", str(store), "--by", "张三",
-                                          "--reason", "重复报送"])
-    finally:
-        get_settings.cache_clear()
+    result = _gate_cli(monkeypatch, tmp_path, url, "reject", batch_id, "--store", str(store), "--by", "张三",
+                       "--reason", "重复报送")
     assert result.exit_code == 0, result.output
     session = next(iter_session(url))
     try:
@@ -156,19 +162,9 @@ def test_the_cli_decides_through_the_same_audit(held_store, store, tmp_path, mon
 
 
 def test_the_cli_refuses_without_its_audit_table_and_changes_nothing(held_store, store, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from serving.cli.main import app
-    from serving.settings import get_settings
-
     _, batch_id, _, _ = held_store
-    monkeypatch.setenv("TIERS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")  # never upgraded
-    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["gate", "release", batch_id, "--store", str(store), "--by", "张三",
-                                          "--reason", "已核实"])
-    finally:
-        get_settings.cache_clear()
+    never_upgraded = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = _gate_cli(monkeypatch, tmp_path, never_upgraded, "release", batch_id, "--store", str(store),
+                       "--by", "张三", "--reason", "已核实")
     assert result.exit_code == 2 and "tiers db upgrade" in result.output
     assert batch_id not in snapshot(store).batch_ids and [s.batch_id for s in staged_batches(store)] == [batch_id]

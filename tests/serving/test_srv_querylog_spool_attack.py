@@ -42,6 +42,28 @@ def _count(session, uscc: str) -> int:
     return session.scalar(select(func.count()).select_from(QueryLogEntry).where(QueryLogEntry.uscc == uscc))
 
 
+def _append_one(writer, planted, *, wait: float) -> tuple[bool, dict]:
+    """Appends one entry in a thread: (stalled after ``wait`` s, the thread's outcome). Then unblocks
+    a thread stuck opening ``planted`` (a writer opening a FIFO lets the reader's open return, then
+    EOF; ENXIO: no reader has it open, nothing to unblock) and joins it."""
+    thread, box = _append_in_thread(writer, [_entry(0, 0)])
+    thread.join(wait)
+    stalled = thread.is_alive()
+    with contextlib.suppress(OSError):
+        os.close(os.open(planted, os.O_WRONLY | os.O_NONBLOCK))
+    thread.join(5)
+    return stalled, box
+
+def _offer_in_a_holders_turn(holder, offerer) -> str:
+    """``offerer`` offers one entry while ``holder`` holds the log, then ``holder`` takes its turn;
+    the offer must have returned. Returns the offered entry's uscc."""
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(holder, offerer, offered)
+    _holder_turn(holder, [_entry(0, 0)])
+    outcome["thread"].join(10)
+    assert outcome.get("ok")
+    return offered[0].uscc
+
 # --- findings -------------------------------------------------------------------------------
 
 
@@ -57,14 +79,7 @@ def test_a_fifo_in_a_foreign_spool_directory_does_not_stall_the_log(two_workers,
     directory.chmod(0o777)
     fifo = directory / "00000001-fifo"
     os.mkfifo(fifo)
-    thread, box = _append_in_thread(a, [_entry(0, 0)])
-    thread.join(1.0)
-    stalled = thread.is_alive()
-    # unblock the writer thread: a writer opening the FIFO lets the reader's open return (then EOF);
-    # ENXIO: no reader has it open, nothing to unblock
-    with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    thread.join(5)
+    stalled, box = _append_one(a, fifo, wait=1.0)
     assert not stalled and box.get("ok")
 
 
@@ -82,12 +97,7 @@ def test_no_blocking_or_endless_file_in_the_services_own_directory(two_workers, 
         planted.symlink_to("/dev/zero")
     else:
         planted.mkdir()
-    thread, box = _append_in_thread(a, [_entry(0, 0)])
-    thread.join(5.0)
-    stalled = thread.is_alive()
-    with contextlib.suppress(OSError):
-        os.close(os.open(planted, os.O_WRONLY | os.O_NONBLOCK))
-    thread.join(5)
+    stalled, box = _append_one(a, planted, wait=5.0)
     assert not stalled and box.get("ok")
     assert check_chain(session).entries == 1
 
@@ -216,12 +226,8 @@ def test_a_holder_dying_between_commit_and_mark_leaves_the_group_logged_twice_no
         raise OSError("killed before the mark")
 
     monkeypatch.setattr(type(a._spool), "mark_taken", no_mark)
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 2 and check_chain(session).ok
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 2 and check_chain(session).ok
 
 
 def test_an_offer_deleted_during_the_holders_commit_is_logged_once(two_workers, session, monkeypatch):
@@ -234,12 +240,8 @@ def test_an_offer_deleted_during_the_holders_commit_is_logged_once(two_workers, 
         return real(raw, engine, entries, key)
 
     monkeypatch.setattr(querylog, "_chain_and_commit", deleting)
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 1 and check_chain(session).ok
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 1 and check_chain(session).ok
 
 
 def test_a_mark_pointing_at_another_groups_entries_is_not_believed(two_workers, session):
@@ -291,9 +293,5 @@ def test_offers_are_left_to_their_workers_on_a_schema_before_0013(two_workers, s
     a, b = two_workers
     session.execute(text("DROP TABLE query_log_offers"))
     session.commit()
-    offered = [_entry(1, 0)]
-    outcome = _offer_while_held(a, b, offered)
-    _holder_turn(a, [_entry(0, 0)])
-    outcome["thread"].join(10)
-    assert outcome.get("ok")
-    assert _count(session, offered[0].uscc) == 1 and check_chain(session).entries == 2
+    offered = _offer_in_a_holders_turn(a, b)
+    assert _count(session, offered) == 1 and check_chain(session).entries == 2

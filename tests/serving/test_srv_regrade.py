@@ -116,15 +116,20 @@ def _reasons_cite(grade: Grade, record_id: str) -> bool:
     return any(record_id in r["record_ids"] for r in grade.reasons)
 
 
+def _regraded_with(session, regrader, reason: str, **record) -> Grade:
+    """ENT1's grade after the service stores this penalty record of ENT1 and regrades it."""
+    store_records(session, [dict(uscc=ENT1, kind="admin_penalty", department="samr", **record)])
+    regrader(session, ENT1, reason)
+    session.commit()
+    return latest_grade(session, ENT1)
+
+
 def test_regrade_counts_a_record_only_the_service_has(session, regrader, graded) -> None:
     """An inspection result fed back into the service (not in the store) counts at the next
     regrade; upholding an objection against it takes its effect and its citation away again."""
-    store_records(session, [dict(record_id="INSP-1", uscc=ENT1, kind="admin_penalty", severity="serious",
-                                 decision_date="2026-11-16", publicity_end="2029-11-16", amount=80000,
-                                 department="samr", document_no="宁市监罚〔2026〕201号")])
-    regrader(session, ENT1, "inspection result fed back")
-    session.commit()
-    with_result = latest_grade(session, ENT1)
+    with_result = _regraded_with(session, regrader, "inspection result fed back", record_id="INSP-1",
+                                 severity="serious", decision_date="2026-11-16", publicity_end="2029-11-16",
+                                 amount=80000, document_no="宁市监罚〔2026〕201号")
     assert with_result.as_of == dt.date(2026, 11, 16)  # the service's record is inside the profile window
     assert with_result.probability > graded.probability and with_result.grade >= graded.grade
     assert _reasons_cite(with_result, "INSP-1")
@@ -138,12 +143,9 @@ def test_regrade_counts_a_record_only_the_service_has(session, regrader, graded)
 def test_regrade_uses_the_service_correction_of_a_store_record(session, regrader, graded) -> None:
     """A record the service corrected (serious → general) is graded as corrected, not as stored."""
     before = graded.probability  # the regrade below replaces this very row (same as-of and model)
-    store_records(session, [dict(record_id="R2", uscc=ENT1, kind="admin_penalty", severity="general",
-                                 decision_date="2026-06-01", publicity_end="2027-06-01", amount=20000,
-                                 department="samr", document_no="宁市监罚〔2026〕88号")])
-    regrader(session, ENT1, "R2 corrected")
-    session.commit()
-    corrected = latest_grade(session, ENT1)
+    corrected = _regraded_with(session, regrader, "R2 corrected", record_id="R2", severity="general",
+                               decision_date="2026-06-01", publicity_end="2027-06-01", amount=20000,
+                               document_no="宁市监罚〔2026〕88号")
     assert corrected.probability < before
     serious = [r for r in corrected.reasons if r["code"] == "n_serious_penalty_36m"]
     assert not serious, corrected.reasons  # R2 no longer counts as serious

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,11 +80,8 @@ def test_a_warning_only_when_risk_rose(old, new, p_old, p_new):
         assert ("ABCD".index(new) > "ABCD".index(old)) if w.cause == "grade_drop" else p_new > p_old
 
 
-def test_a_wrong_rules_file_names_the_field(tmp_path):
-    bad = tmp_path / "warnings.toml"
-    bad.write_text('version = "x"\n[probability_rise]\nmin_increase = -1\n', encoding="utf-8")
-    with pytest.raises(WarningRulesError, match=r"probability_rise\.min_increase"):
-        load_warning_rules(bad)
-    bad.write_text('version = "x"\n[[record_rules]]\ncause = "weather"\nkinds = ["x"]\n', encoding="utf-8")
-    with pytest.raises(WarningRulesError, match=r"record_rules\.0\.cause"):
-        load_warning_rules(bad)
+def test_a_wrong_rules_file_names_the_field(refused_toml):
+    refused_toml(load_warning_rules, WarningRulesError, 'version = "x"\n[probability_rise]\nmin_increase = -1\n',
+                 r"probability_rise\.min_increase")
+    refused_toml(load_warning_rules, WarningRulesError,
+                 'version = "x"\n[[record_rules]]\ncause = "weather"\nkinds = ["x"]\n', r"record_rules\.0\.cause")
