@@ -39,6 +39,8 @@ class DriverStatement:
     columns: tuple[str, ...] = ()
     types: tuple[TypeEngine[Any], ...] = ()
     dialect: Dialect | None = None
+    # each bound parameter's conversion to what the driver takes (its type's bind processor)
+    binders: dict[str, Callable[[Any], Any] | None] = field(default_factory=dict, compare=False, repr=False)
     _conversions: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
         default_factory=dict, compare=False, repr=False)
 
@@ -52,8 +54,9 @@ class DriverStatement:
             selected = list(statement.selected_columns)
             columns = tuple(col.key for col in selected)
             types = tuple(col.type.dialect_impl(dialect) for col in selected)
+        binders = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in c.binds.items()}
         return cls(c.string, tuple(c.positiontup) if c.positiontup is not None else None, fixed, columns,
-                   types, dialect)
+                   types, dialect, binders)
 
     def params(self, values: dict[str, Any]) -> Any:
         """``values`` (and the fixed ones) in the driver's parameter style."""
@@ -95,6 +98,40 @@ class DriverStatement:
             return [tuple(row) for row in fetched]
         return [tuple(v if f is None or v is None else f(v) for f, v in zip(convert, row, strict=True))
                 for row in fetched]
+
+
+    def execute_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Run this INSERT or UPDATE once per row of ``rows`` (``executemany`` on ``connection``'s
+        driver cursor, in its transaction), each value converted by its parameter's type as
+        ``Connection.execute`` would (dates, UTC timestamps, JSON), without SQLAlchemy's per-row
+        work (the bulk paths: tens of thousands of rows). Errors as in ``rows``."""
+        if not rows:
+            return
+        binders = [(name, f, {}) for name, f in self.binders.items() if f is not None]
+        converted = []
+        for row in rows:
+            row = dict(row)
+            for name, f, done in binders:
+                if name in row:
+                    value = row[name]
+                    if isinstance(value, list | dict):  # JSON: each its own
+                        row[name] = f(value)
+                    else:  # a scalar (a date, a timestamp): converted once per distinct value
+                        row[name] = done[value] if value in done else done.setdefault(value, f(value))
+            converted.append(self.params(row))
+        dialect = connection.dialect
+        try:
+            cursor = connection.connection.driver_connection.cursor()
+            try:
+                cursor.executemany(self.sql, converted)
+            finally:
+                cursor.close()
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(self.sql, converted[:3], exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=dialect) from exc
 
 
 @lru_cache(maxsize=2048)

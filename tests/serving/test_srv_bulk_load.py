@@ -57,15 +57,18 @@ def _empty(session) -> None:
     session.commit()
 
 
-def _stored(session) -> tuple[list[tuple], list[tuple], int]:
-    """Every grade and current grade (without the storing time and id), and the warnings raised."""
+def _stored(session) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Every grade and current grade (without the storing time and id), and the warnings raised
+    (what staff see of them: subject, cause, message, records, evidence)."""
     session.expire_all()
     grades = sorted((g.uscc, g.as_of, g.model_version, g.score, g.grade, g.probability, g.profile_hash, g.base_score,
                      json.dumps(g.reasons, sort_keys=True), json.dumps(g.what_if, sort_keys=True), g.stale)
                     for g in session.scalars(select(Grade)))
     current = sorted((c.uscc, c.as_of, c.model_version, c.grade, c.score, c.industry, c.district_code)
                      for c in session.scalars(select(CurrentGrade)))
-    return grades, current, len(session.scalars(select(RiskWarning)).all())
+    warnings = sorted((w.uscc, w.cause, w.status, w.message, json.dumps(w.record_ids), json.dumps(w.evidence, sort_keys=True),
+                       w.department, w.open_key) for w in session.scalars(select(RiskWarning)))
+    return grades, current, warnings
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -88,6 +91,10 @@ def _row(model_version: str, score: float) -> dict:
 @given(batches=_BATCHES)
 # a grade replaced after another model's grade of the same day was added: stored later, it is current
 @example(batches=[[_row("general-v3", 500.0)], [_row("general-v4", 600.0), _row("general-v3", 700.0)]])
+# a regrade that raises both warnings (grade drop, probability rise), with the records behind it
+@example(batches=[[_row("general-v3", 700.0)],
+                  [{**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.6,
+                    "reasons": [{"code": "x", "label_zh": "纳税", "contribution": -3.0, "record_ids": ["R1", "R2"]}]}]])
 def test_the_bulk_load_stores_what_the_one_by_one_path_stores(session, database_url, subjects, batches):
     _empty(session)
     for rows in batches:
@@ -125,6 +132,15 @@ def test_a_bad_row_anywhere_is_refused_by_row_field_and_rule_and_changes_nothing
     assert field_named == named and rule
 
 
+def _sqlite_settings(engine) -> tuple:
+    """What the load tunes on its connection (SQLite), as a pooled connection has it now."""
+    if engine.dialect.name != "sqlite":
+        return ()
+    with engine.connect() as conn:
+        return tuple(conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                     for name in ("cache_size", "temp_store", "wal_autocheckpoint"))
+
+
 def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_there(
         session, database_url, subjects, monkeypatch):
     engine = engine_for(database_url)
@@ -148,8 +164,10 @@ def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_t
 
     monkeypatch.setattr("serving.services.bulk.advance_current", fails_on_the_second_batch)
     refused: list[pd.DataFrame] = []
+    settings_before = _sqlite_settings(engine)
     with pytest.raises(RuntimeError):
         load_grades(engine, batches, load_id="resumed", quarantine=refused.append)
+    assert _sqlite_settings(engine) == settings_before  # the load's own settings went with it
     assert len(calls) == 2 and _stored(session) == after_first  # the second batch's grades written: gone
     assert pd.concat(refused)[["row", "reason"]].to_dict("records") == [
         {"row": 6, "reason": "uscc: unknown subject (load the subjects first)"}]  # told once its batch committed
