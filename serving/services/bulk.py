@@ -236,8 +236,8 @@ def _subject_problems(frame: pd.DataFrame) -> dict[int, str]:
     return problems
 
 
-_STAGE = "bulk_grades_stage"  # a temporary table of the connection: one frame's grades
-_STAGED = table(_STAGE, column("pos"), column("uscc"), column("as_of"), column("model_version"), column("reasons"))
+_STAGE = "bulk_grade_keys"  # a temporary table of the connection: one frame's grades' keys
+_STAGED = table(_STAGE, column("pos"), column("uscc"), column("as_of"), column("model_version"))
 _GRADE_KEY = ("uscc", "as_of", "model_version")
 
 
@@ -256,7 +256,8 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     columns |= {"stale": np.full(n, False, dtype=object), "stale_reason": np.full(n, None, dtype=object),
                 "created_at": np.full(n, now, dtype=object)}
     report.lap("prepare")
-    _stage(conn, _STAGE, "grades", _GRADE_COLUMNS, columns)
+    # the keys staged for the set-based steps; the rows themselves go straight into grades below
+    _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
     report.lap("stage")
     unknown = [r for (r,) in conn.execute(select(_STAGED.c.pos).where(~exists().where(Subject.uscc == _STAGED.c.uscc)))]
     if unknown:
@@ -275,8 +276,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     same_key = and_(g.c.uscc == _STAGED.c.uscc, g.c.as_of == _STAGED.c.as_of, g.c.model_version == _STAGED.c.model_version)
     conn.execute(delete(g).where(g.c.id.in_(select(g.c.id).select_from(_STAGED.join(g, same_key)))))
     report.lap("replace")
-    names = ", ".join(_GRADE_COLUMNS)
-    conn.exec_driver_sql(f"INSERT INTO {g.name} ({names}) SELECT {names} FROM {_STAGE} ORDER BY pos")  # noqa: S608 # the model's names, never input
+    _write_rows(conn, g.name, g.name, _GRADE_COLUMNS, columns, np.setdiff1d(np.arange(n), unknown))  # in pos order
     report.lap("insert")
     advance_current(conn, _STAGED)
     report.lap("current")
@@ -322,26 +322,34 @@ def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...]
     with ``columns``, row ``pos`` being the column arrays' position."""
     listed = ", ".join(names)
     n = len(next(iter(columns.values())))
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
-                             f"SELECT 0 AS pos, {listed} FROM {table_name} WITH NO DATA")
-        conn.exec_driver_sql(f"TRUNCATE {stage}")
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {stage} (pos, {listed}) FROM STDIN") as copy:
-            for row in zip(range(n), *(columns[name] for name in names), strict=True):
-                copy.write_row(row)
+    postgres = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
+                         f"SELECT 0 AS pos, {listed} FROM {table_name} " + ("WITH NO DATA" if postgres else "LIMIT 0"))
+    conn.exec_driver_sql(f"TRUNCATE {stage}" if postgres else f"DELETE FROM {stage}")  # noqa: S608 # the staging table's own name
+    _write_rows(conn, stage, table_name, ("pos", *names), {"pos": np.arange(n).astype(object), **columns}, None)
+    if postgres:
         # a temporary table has no statistics until analysed: without them the planner took the
         # staged rows for 200 subjects and joined the current grades by nested loops (minutes)
         conn.exec_driver_sql(f"ANALYZE {stage}")
+
+
+def _write_rows(conn: Connection, target: str, table_name: str, names: tuple[str, ...], columns: dict[str, np.ndarray],
+                rows: np.ndarray | None) -> None:
+    """Insert the rows ``rows`` (positions, in that order; None: all) of ``columns`` into ``target``
+    (``table_name`` or a staging copy of it): ``COPY`` on PostgreSQL, ``executemany`` on SQLite
+    with each column's conversion applied once per distinct value."""
+    picked = [columns[name] if rows is None else columns[name][rows] for name in names]
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*picked, strict=True):
+                copy.write_row(row)
         return
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
-                         f"SELECT 0 AS pos, {listed} FROM {table_name} LIMIT 0")
-    conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608 # the staging table's own name, never input
     processors = _sqlite_binders(conn, table_name, names)
-    bound = [_bind_distinct(columns[name], p) for name, p in zip(names, processors, strict=True)]
-    marks = ", ".join("?" for _ in range(len(names) + 1))
+    bound = [_bind_distinct(values, p) for values, p in zip(picked, processors, strict=True)]
+    marks = ", ".join("?" for _ in names)
     conn.connection.driver_connection.cursor().executemany(
-        f"INSERT INTO {stage} VALUES ({marks})", zip(range(n), *bound, strict=True))  # noqa: S608 # "?" placeholders only; the values are bound
+        f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})", zip(*bound, strict=True))  # noqa: S608 # model names; "?" placeholders, the values bound
 
 
 def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -> list[Any]:
@@ -403,8 +411,9 @@ def _sqlite_binders(conn: Connection, table: str, columns: tuple[str, ...]) -> l
 
     out: list[Callable[[Any], Any] | None] = []
     for name in columns:
-        column = Base.metadata.tables[table].c[name]
-        out.append(None if name in _JSON_FIELDS else column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
+        column = Base.metadata.tables[table].c.get(name)  # (a staging table's own ``pos``: none)
+        out.append(None if column is None or name in _JSON_FIELDS
+                   else column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
     return out
 
 
