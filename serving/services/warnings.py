@@ -19,10 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, FromClause, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, FromClause, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from serving.db.driver import compiled_for
+from serving.db.driver import compiled_for, insert_many
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
@@ -43,9 +43,6 @@ from supervision.warnings import (
 )
 
 _W = RiskWarning.__table__
-_NEW_COLUMNS = ("uscc", "cause", "department", "status", "message", "record_ids", "evidence", "raised_on", "raised_at",
-                "updated_at", "open_key")
-_INSERT_WARNING = insert(_W).inline().values({name: bindparam(name, type_=_W.c[name].type) for name in _NEW_COLUMNS})
 _UPDATE_WARNING = update(_W).where(_W.c.id == bindparam("wid", type_=_W.c.id.type)).values(
     record_ids=bindparam("ids", type_=_W.c.record_ids.type), message=bindparam("msg", type_=_W.c.message.type),
     evidence=bindparam("ev", type_=_W.c.evidence.type), updated_at=bindparam("at", type_=_W.c.updated_at.type))
@@ -91,7 +88,7 @@ def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCan
                 record_ids=list(c.record_ids), evidence=dict(c.evidence), raised_on=today, raised_at=now,
                 updated_at=now, open_key=key) for key, c in wanted.items() if key not in held]
     # on the driver's cursor: a grading may raise tens of thousands (serving.db.driver)
-    compiled_for(_INSERT_WARNING, connection.dialect).execute_many(connection, new)
+    insert_many(connection, _W, new)
     changed = [dict(wid=held[key][0], ids=list(dict.fromkeys([*held[key][1], *c.record_ids])), msg=c.message_zh,
                     ev=dict(c.evidence), at=now) for key, c in wanted.items() if key in held]
     compiled_for(_UPDATE_WARNING, connection.dialect).execute_many(connection, changed)

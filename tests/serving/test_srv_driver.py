@@ -51,13 +51,13 @@ def test_every_enterprise_shares_one_coverage_statement(session, world):
     assert not can_read(session, Principal(username="d", role="enterprise"), world.ent1)  # no code bound
 
 
-def test_many_rows_on_the_driver_are_stored_as_sqlalchemy_stores_them(session, world):
+def test_many_rows_inserted_on_the_driver_are_stored_as_sqlalchemy_stores_them(session, world):
     import datetime as dt
 
     from sqlalchemy import delete, insert
 
+    from serving.db.driver import insert_many
     from serving.db.models import RiskWarning
-    from serving.services.warnings import _INSERT_WARNING
 
     at = dt.datetime(2026, 12, 7, 3, 4, 5, 678901, tzinfo=dt.UTC)
     rows = [dict(uscc=world.ent1, cause=cause, department=None, status="open", message="信用等级由 A 降为 C",
@@ -76,8 +76,8 @@ def test_many_rows_on_the_driver_are_stored_as_sqlalchemy_stores_them(session, w
     connection.execute(insert(RiskWarning), rows)
     expected = stored()
     connection.execute(delete(RiskWarning))
-    compiled_for(_INSERT_WARNING, connection.dialect).execute_many(connection, rows)
+    insert_many(connection, RiskWarning.__table__, rows)
     assert stored() == expected and len(expected) == 2
     with pytest.raises(exc.IntegrityError):  # the driver's error, as SQLAlchemy raises it
-        compiled_for(_INSERT_WARNING, connection.dialect).execute_many(connection, rows)
+        insert_many(connection, RiskWarning.__table__, rows)
     session.rollback()
