@@ -9,7 +9,7 @@ of all of them, and the seconds per phase where the tree's ``LoadReport`` report
 (``phases``).
 
 Usage: flock /tmp/bench.lock timeout 900 .venv/bin/python benchmarks/bulk_load.py --subjects 200000 --as-of 2
-       [--trees /work/main,.] [--batch-rows 50000] [--distinct-reasons] [--repeats 1]
+       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--repeats 1]
        [--postgres 'postgresql+psycopg://tiers@/bench?host=/tmp&port=55441']
 Target (issue 22): ≥ 50,000 grades/s.
 """
@@ -136,7 +136,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-rows", type=int, default=50_000)
     p.add_argument("--distinct-reasons", action="store_true", help="each grade its own reasons text (as real ones)")
     p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
-    p.add_argument("--trees", default="/work/main,.", help="source trees to compare, the first the baseline")
+    p.add_argument("--trees", default=".", help="source trees to compare, comma-separated, the first the baseline "
+                   "(e.g. a checkout of main, then this one)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
