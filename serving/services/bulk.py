@@ -6,10 +6,12 @@ of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydan
 each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
 model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
 frame in one call. A rejected row is returned with its input row number (from 1) and its reason
-("field: rule"), never stored. Accepted grades go into a temporary table (``executemany`` on
-SQLite, ``COPY`` on PostgreSQL, psycopg 3) and from it, set-based: a grade stored again is
-replaced, the subjects' current grades advanced by the one rule of "latest"
-(``grades.advance_current``), the early warnings of the grading raised.
+("field: rule"), never stored. Accepted grades' keys go into a temporary table, the rows straight
+into ``grades`` (``executemany`` on SQLite, ``COPY`` on PostgreSQL, psycopg 3), and the rest is
+set-based: a grade stored again is replaced, the subjects' current grades advanced by the one
+rule of "latest" (``grades.advance_current``), and the early warnings of the grading raised by
+the one rule of ``supervision.warnings.grade_warnings``, over columns (a Python object only per
+warning raised).
 
 Each frame is one transaction that also records how many input rows the load has consumed
 (``bulk_loads``). A load interrupted after k frames resumes, under the same ``load_id`` and the
@@ -244,10 +246,10 @@ _GRADE_KEY = ("uscc", "as_of", "model_version")
 def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     """Store a frame of validated grades; returns the rows refused here (subject not in the service).
 
-    The rows go into a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL), and
-    everything else is set-based on it: the grades replaced and inserted, the current grades of the subjects it
-    touched (``grades.advance_current``, the one rule of "latest"), the values before and after
-    for the early warnings."""
+    The keys go into a temporary table, and everything else is set-based on it: the grades
+    replaced, the rows inserted (``executemany`` on SQLite, ``COPY`` on PostgreSQL), the current
+    grades of the subjects it touched (``grades.advance_current``, the one rule of "latest"), the
+    values before and after for the early warnings. ``report`` gets each step's time."""
     # a later row replaces an earlier one; in key order, so index pages are written in order
     frame = frame.drop_duplicates(list(_GRADE_KEY), keep="last").sort_values("uscc", kind="stable")
     n = len(frame)
