@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 
 from serving.db.models import BulkLoad, CurrentGrade, Grade, RiskWarning
 from serving.db.session import engine_for
+from serving.services import bulk
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades
 from serving.services.grades import store_grades
@@ -176,3 +177,26 @@ def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_t
     assert report.resumed_from == 6 and report.stored == 6 and report.rejected == 0
     assert {c.uscc: c.as_of for c in session.scalars(select(CurrentGrade))} == {
         c: dt.date(2026, 8, 31) if c == _CODES[1] else dt.date(2026, 9, 30) for c in _CODES}  # its 09-30 row refused
+
+
+def test_a_load_that_fails_raising_its_warnings_leaves_the_database_as_it_was(session, database_url, subjects,
+                                                                               monkeypatch):
+    engine = engine_for(database_url)
+    _empty(session)
+    load_grades(engine, [_frame([_row("general-v3", 700.0)])], load_id="first")
+    before = _stored(session)
+    dropped = {**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.7}
+    real, raised = bulk.warn_after_bulk_grades, []
+
+    def fails_after_raising(connection, changes, *args, **kwargs):  # the warnings written, then the disk is full
+        raised.append(real(connection, changes, *args, **kwargs))
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bulk, "warn_after_bulk_grades", fails_after_raising)
+    with pytest.raises(RuntimeError):
+        load_grades(engine, [_frame([dropped])], load_id="regrade")
+    assert raised == [2] and _stored(session) == before  # grade drop and probability rise: written, rolled back
+    assert session.scalar(select(BulkLoad.rows_done).where(BulkLoad.load_id == "regrade")) == 0
+    monkeypatch.setattr(bulk, "warn_after_bulk_grades", real)
+    assert load_grades(engine, [_frame([dropped])], load_id="regrade").stored == 1
+    assert len(_stored(session)[2]) == 2
