@@ -11,11 +11,13 @@ subject and cause) and showing them is the service's (``serving.services.warning
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from configfile import load_toml_file
@@ -144,24 +146,70 @@ def detect_record_warnings(events: Iterable[RecordEvent], rules: WarningRules, t
 
 def detect_grade_warnings(changes: Iterable[GradeChange], rules: WarningRules) -> list[WarningCandidate]:
     """Candidates for the subjects whose grade dropped by ``min_steps`` or whose probability rose
-    by ``min_increase`` to at least ``min_probability``; a first grade raises nothing."""
+    by ``min_increase`` to at least ``min_probability``; a first grade raises nothing. The rule is
+    :func:`grade_warnings`' (over columns), here over one grading's changes."""
+    changes = [c for c in changes if c.old_grade is not None]
+    if not changes:
+        return []
+    return grade_warnings(GradeChanges(
+        uscc=[c.uscc for c in changes], as_of=[c.as_of for c in changes],
+        new_grade=[c.new_grade for c in changes], new_probability=[c.new_probability for c in changes],
+        old_grade=[c.old_grade for c in changes],
+        old_probability=[np.nan if c.old_probability is None else c.old_probability for c in changes],
+        record_ids=[c.record_ids for c in changes]), rules)
+
+
+@dataclass(frozen=True)
+class GradeChanges:
+    """Changes of graded subjects as columns (position i: one subject), every one with an old grade;
+    ``old_probability`` NaN where unknown. ``record_ids`` (the records behind each new grade's
+    adverse reasons) may be a callable: position → ids, asked only for the subjects that raise a
+    warning (a bulk load parses the reasons of those alone)."""
+
+    uscc: Sequence[str]
+    as_of: Sequence[dt.date]
+    new_grade: Sequence[str]
+    new_probability: Sequence[float]
+    old_grade: Sequence[str]
+    old_probability: Sequence[float]
+    record_ids: Sequence[tuple[str, ...]] | Callable[[int], tuple[str, ...]] = ()
+
+
+def grade_warnings(changes: GradeChanges, rules: WarningRules) -> list[WarningCandidate]:
+    """The one rule of the warnings a grading raises, over columns (one comparison per column, a
+    Python object only per warning raised): ``grade_drop`` when the new grade is at least
+    ``min_steps`` grades riskier than the old one; ``probability_rise`` when the probability rose
+    by at least ``min_increase`` to at least ``min_probability``. Candidates in subject order,
+    a subject's grade drop before its probability rise."""
+    n = len(changes.uscc)
+    if not n:
+        return []
+    order = pd.Series(GRADE_ORDER)
+    steps = (pd.Series(changes.new_grade, dtype=object).map(order).fillna(0).to_numpy()
+             - pd.Series(changes.old_grade, dtype=object).map(order).fillna(0).to_numpy())
+    new_p = np.asarray(changes.new_probability, dtype=float)
+    old_p = np.asarray(changes.old_probability, dtype=float)
+    drop = np.full(n, rules.grade_drop.enabled) & (steps >= rules.grade_drop.min_steps)
+    rise = rules.probability_rise
+    with np.errstate(invalid="ignore"):  # NaN (unknown old probability) compares False: no rise
+        rose = (np.full(n, rise.enabled) & ~np.isnan(old_p) & (new_p - old_p >= rise.min_increase - 1e-12)
+                & (new_p >= rise.min_probability))
+    ids = changes.record_ids if callable(changes.record_ids) else (
+        changes.record_ids.__getitem__ if len(changes.record_ids) else lambda _i: ())
     out = []
-    for c in changes:
-        if c.old_grade is None:
-            continue
-        evidence = {"as_of": c.as_of.isoformat(), "old_grade": c.old_grade, "new_grade": c.new_grade,
-                    "old_probability": c.old_probability, "new_probability": c.new_probability}
-        steps = GRADE_ORDER.get(c.new_grade, 0) - GRADE_ORDER.get(c.old_grade, 0)
-        if rules.grade_drop.enabled and steps >= rules.grade_drop.min_steps:
+    for i in np.flatnonzero(drop | rose).tolist():
+        as_of = changes.as_of[i].isoformat()
+        old_grade, new_grade = changes.old_grade[i], changes.new_grade[i]
+        old, new = float(old_p[i]), float(new_p[i])
+        evidence = {"as_of": as_of, "old_grade": old_grade, "new_grade": new_grade,
+                    "old_probability": None if np.isnan(old) else old, "new_probability": new}
+        record_ids = tuple(ids(i))
+        if drop[i]:
+            out.append(WarningCandidate(uscc=changes.uscc[i], cause="grade_drop", record_ids=record_ids,
+                                        evidence=evidence,
+                                        message_zh=f"信用等级由 {old_grade} 降为 {new_grade}（评价基准日 {as_of}）"))
+        if rose[i]:
             out.append(WarningCandidate(
-                uscc=c.uscc, cause="grade_drop", record_ids=c.record_ids, evidence=evidence,
-                message_zh=f"信用等级由 {c.old_grade} 降为 {c.new_grade}（评价基准日 {c.as_of.isoformat()}）"))
-        rise = rules.probability_rise
-        if (rise.enabled and c.old_probability is not None
-                and c.new_probability - c.old_probability >= rise.min_increase - 1e-12
-                and c.new_probability >= rise.min_probability):
-            out.append(WarningCandidate(
-                uscc=c.uscc, cause="probability_rise", record_ids=c.record_ids, evidence=evidence,
-                message_zh=f"风险概率由 {c.old_probability:.1%} 升至 {c.new_probability:.1%}"
-                           f"（阈值 {rise.min_increase:.1%}，评价基准日 {c.as_of.isoformat()}）"))
+                uscc=changes.uscc[i], cause="probability_rise", record_ids=record_ids, evidence=evidence,
+                message_zh=f"风险概率由 {old:.1%} 升至 {new:.1%}（阈值 {rise.min_increase:.1%}，评价基准日 {as_of}）"))
     return out

@@ -105,8 +105,9 @@ class Grade(Base):
 
     __tablename__ = "grades"
     __table_args__ = (
+        # also the index of a subject's grades by (uscc) and (uscc, as_of): a second one only cost
+        # every stored grade one more insertion (migration 0014)
         UniqueConstraint("uscc", "as_of", "model_version", name="uq_grades_subject_asof_model"),
-        Index("ix_grades_uscc_asof", "uscc", "as_of"),
         Index("ix_grades_as_of", "as_of"),  # a plan's grades of one as-of date; retention
     )
 

@@ -6,10 +6,12 @@ of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydan
 each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
 model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
 frame in one call. A rejected row is returned with its input row number (from 1) and its reason
-("field: rule"), never stored. Accepted grades go into a temporary table (``executemany`` on
-SQLite, ``COPY`` on PostgreSQL, psycopg 3) and from it, set-based: a grade stored again is
-replaced, the subjects' current grades advanced by the one rule of "latest"
-(``grades.advance_current``), the early warnings of the grading raised.
+("field: rule"), never stored. Accepted grades' keys go into a temporary table, the rows straight
+into ``grades`` (``executemany`` on SQLite, ``COPY`` on PostgreSQL, psycopg 3), and the rest is
+set-based: a grade stored again is replaced, the subjects' current grades advanced by the one
+rule of "latest" (``grades.advance_current``), and the early warnings of the grading raised by
+the one rule of ``supervision.warnings.grade_warnings``, over columns (a Python object only per
+warning raised).
 
 Each frame is one transaction that also records how many input rows the load has consumed
 (``bulk_loads``). A load interrupted after k frames resumes, under the same ``load_id`` and the
@@ -23,6 +25,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,9 @@ from serving.db.models import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
 from serving.services.grades import advance_current, refresh_subject_columns
-from serving.services.warnings import current_values, warn_after_grades
+from serving.services.warnings import adverse_record_ids, warn_after_bulk_grades
 from serving.validation import uscc_problem
+from supervision.warnings import GradeChanges
 from uscc import valid_uscc_mask
 
 _GRADE_COLUMNS = ("uscc", "as_of", "score", "grade", "probability", "model_version", "profile_hash", "base_score",
@@ -60,6 +64,7 @@ class LoadReport:
     resumed_from: int = 0  # input rows committed before this run
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
+    phases: Counter[str] = field(default_factory=Counter)  # seconds spent per phase of the load (profiling)
 
     @property
     def rows_per_s(self) -> float:
@@ -68,7 +73,16 @@ class LoadReport:
     def as_json(self) -> dict[str, Any]:
         return {"load_id": self.load_id, "kind": self.kind, "read": self.read, "stored": self.stored,
                 "rejected": self.rejected, "resumed_from": self.resumed_from, "seconds": round(self.seconds, 3),
-                "rows_per_s": round(self.rows_per_s), "reasons": dict(self.reasons)}
+                "rows_per_s": round(self.rows_per_s), "reasons": dict(self.reasons),
+                "phases": {k: round(v, 3) for k, v in self.phases.items()}}
+
+    def lap(self, phase: str) -> None:
+        """Add the time since the previous lap to ``phase``."""
+        now = time.perf_counter()
+        self.phases[phase] += now - self._last_lap
+        self._last_lap = now
+
+    _last_lap: float = field(default_factory=time.perf_counter, init=False, repr=False, compare=False)
 
 
 Progress = Callable[[LoadReport], None]
@@ -89,7 +103,7 @@ def load_subjects(engine: Engine, frames: Iterable[pd.DataFrame], *, load_id: st
 
 
 def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: str,
-          write: Callable[[Connection, pd.DataFrame], pd.DataFrame], quarantine: Quarantine | None,
+          write: Callable[[Connection, pd.DataFrame, LoadReport], pd.DataFrame], quarantine: Quarantine | None,
           progress: Progress | None) -> LoadReport:
     report = LoadReport(load_id=load_id, kind=kind)
     with engine.begin() as conn:
@@ -101,34 +115,66 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
             raise ValueError(f"load {load_id!r} is a load of {state.kind}, not of {kind}")
     report.resumed_from = state.rows_done if state else 0
     started = time.perf_counter()
-    for frame in _skip(frames, report.resumed_from):
-        first_row = report.resumed_from + report.read + 1  # the input's row number of the frame's first row
-        report.read += len(frame)
-        ok, rejected = _validate(kind, frame, first_row)
-        with engine.begin() as conn:  # the frame and the progress that says it is done: together
-            if conn.dialect.name == "sqlite":  # index pages of a large load stay in memory (per connection),
-                conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
-                conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # and so do the staged rows and sorts
-            refused = write(conn, ok) if len(ok) else ok.iloc[0:0]
-            conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
-                rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
-        # told once the frame is committed: a failed frame leaves no trace, and is read again on resume
-        if len(refused):
-            rejected = pd.concat([rejected, refused], ignore_index=True).sort_values("row", kind="stable")
-        if len(rejected):
-            report.rejected += len(rejected)
-            report.reasons.update(rejected["reason"].str.split(":").str[0])
-            if quarantine is not None:
-                quarantine(rejected.reset_index(drop=True))
-        report.stored += len(ok) - len(refused)
-        report.seconds = time.perf_counter() - started
-        if progress is not None:
-            progress(report)
+    report.lap("start")
+    with engine.connect() as conn, _tuned_for_load(conn):  # one connection: its settings, its staging tables
+        for frame in _skip(frames, report.resumed_from):
+            report.lap("read")
+            first_row = report.resumed_from + report.read + 1  # the input's row number of the frame's first row
+            report.read += len(frame)
+            ok, rejected = _validate(kind, frame, first_row)
+            report.lap("validate")
+            with conn.begin():  # the frame and the progress that says it is done: together
+                refused = write(conn, ok, report) if len(ok) else ok.iloc[0:0]
+                conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
+                    rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
+                report.lap("write")
+            report.lap("commit")
+            # told once the frame is committed: a failed frame leaves no trace, and is read again on resume
+            if len(refused):
+                rejected = pd.concat([rejected, refused], ignore_index=True).sort_values("row", kind="stable")
+            if len(rejected):
+                report.rejected += len(rejected)
+                report.reasons.update(rejected["reason"].str.split(":").str[0])
+                if quarantine is not None:
+                    quarantine(rejected.reset_index(drop=True))
+            report.stored += len(ok) - len(refused)
+            report.seconds = time.perf_counter() - started
+            if progress is not None:
+                progress(report)
+            report.lap("report")
+    report.lap("checkpoint")
     with engine.begin() as conn:
         conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
             finished=True, updated_at=dt.datetime.now(dt.UTC)))
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _tuned_for_load(conn: Connection) -> Iterator[None]:
+    """SQLite settings of the loading connection for the load, restored after it: index pages and
+    staged rows in memory (``cache_size``, ``temp_store``), and the WAL checkpointed once at the
+    end instead of at every frame's commit (each commit still syncs the WAL: durability as ever;
+    a page that several frames change is copied into the database once). PostgreSQL: nothing."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    keep = ("cache_size", "temp_store", "wal_autocheckpoint")
+    with conn.begin():
+        before = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in keep}
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        if not conn.invalidated:  # (a lost connection took its settings with it)
+            if conn.in_transaction():  # a frame failed: its rollback is the caller's, the settings ours
+                conn.rollback()
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")  # what readers still use: the next one
+            for name in keep:
+                conn.exec_driver_sql(f"PRAGMA {name} = {int(before[name])}")
+            conn.commit()
 
 
 def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
@@ -192,18 +238,18 @@ def _subject_problems(frame: pd.DataFrame) -> dict[int, str]:
     return problems
 
 
-_STAGE = "bulk_grades_stage"  # a temporary table of the connection: one frame's grades
-_STAGED = table(_STAGE, column("pos"), column("uscc"), column("as_of"), column("model_version"), column("reasons"))
+_STAGE = "bulk_grade_keys"  # a temporary table of the connection: one frame's grades' keys
+_STAGED = table(_STAGE, column("pos"), column("uscc"), column("as_of"), column("model_version"))
 _GRADE_KEY = ("uscc", "as_of", "model_version")
 
 
-def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
+def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     """Store a frame of validated grades; returns the rows refused here (subject not in the service).
 
-    The rows go into a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL), and
-    everything else is set-based on it: the grades replaced and inserted, the current grades of the subjects it
-    touched (``grades.advance_current``, the one rule of "latest"), the values before and after
-    for the early warnings."""
+    The keys go into a temporary table, and everything else is set-based on it: the grades
+    replaced, the rows inserted (``executemany`` on SQLite, ``COPY`` on PostgreSQL), the current
+    grades of the subjects it touched (``grades.advance_current``, the one rule of "latest"), the
+    values before and after for the early warnings. ``report`` gets each step's time."""
     # a later row replaces an earlier one; in key order, so index pages are written in order
     frame = frame.drop_duplicates(list(_GRADE_KEY), keep="last").sort_values("uscc", kind="stable")
     n = len(frame)
@@ -211,32 +257,66 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     columns = {name: frame[name].to_numpy(dtype=object) for name in _GRADE_COLUMNS if name in frame}
     columns |= {"stale": np.full(n, False, dtype=object), "stale_reason": np.full(n, None, dtype=object),
                 "created_at": np.full(n, now, dtype=object)}
-    _stage(conn, _STAGE, "grades", _GRADE_COLUMNS, columns)
+    report.lap("prepare")
+    # the keys staged for the set-based steps; the rows themselves go straight into grades below
+    _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
+    report.lap("stage")
     unknown = [r for (r,) in conn.execute(select(_STAGED.c.pos).where(~exists().where(Subject.uscc == _STAGED.c.uscc)))]
     if unknown:
         conn.execute(delete(_STAGED).where(_STAGED.c.pos.in_(unknown)))
-    before = current_values(conn, _STAGED)  # for the early warnings of this grading
+    report.lap("unknown subjects")
+    # what was current before, per staged row's subject (early warnings): old values, no objects
+    c = CurrentGrade.__table__
+    g = Grade.__table__
+    before = conn.exec_driver_sql(
+        f"SELECT s.pos, g.as_of, g.model_version, g.grade, g.probability FROM {_STAGE} s "  # noqa: S608 # the model's names, never input
+        f"JOIN {c.name} c ON c.uscc = s.uscc JOIN {g.name} g "
+        "ON g.uscc = c.uscc AND g.as_of = c.as_of AND g.model_version = c.model_version").fetchall()
+    report.lap("before")
     # a grade stored again is replaced (deleted, then inserted with the others): ids then follow the
     # input, so of a subject's grades stored now, the later row is the later stored (current_grades)
-    g = Grade.__table__
     same_key = and_(g.c.uscc == _STAGED.c.uscc, g.c.as_of == _STAGED.c.as_of, g.c.model_version == _STAGED.c.model_version)
     conn.execute(delete(g).where(g.c.id.in_(select(g.c.id).select_from(_STAGED.join(g, same_key)))))
-    names = ", ".join(_GRADE_COLUMNS)
-    conn.exec_driver_sql(f"INSERT INTO {g.name} ({names}) SELECT {names} FROM {_STAGE} ORDER BY pos")  # noqa: S608 # the model's names, never input
+    report.lap("replace")
+    _write_rows(conn, g.name, g.name, _GRADE_COLUMNS, columns, np.setdiff1d(np.arange(n), unknown))  # in pos order
+    report.lap("insert")
     advance_current(conn, _STAGED)
+    report.lap("current")
     # the staged grades that became current, against what was current before (early warnings)
-    c = CurrentGrade.__table__
-    after = conn.execute(
-        select(g.c.uscc, g.c.as_of, g.c.model_version, g.c.grade, g.c.probability, _STAGED.c.reasons)
-        .select_from(c.join(g, and_(g.c.uscc == c.c.uscc, g.c.as_of == c.c.as_of, g.c.model_version == c.c.model_version))
-                     .join(_STAGED, and_(_STAGED.c.uscc == c.c.uscc, _STAGED.c.model_version == c.c.model_version,
-                                         _STAGED.c.as_of == c.c.as_of))))
-    warn_after_grades(conn, before, [(u, a, gr, p, reasons) for u, a, m, gr, p, reasons in after
-                                     if u in before and before[u] != (a, m, gr, p)])
+    now_current = {pos for (pos,) in conn.exec_driver_sql(
+        f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
+        "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")}
+    warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
+    report.lap("warnings")
     if not unknown:
         return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
     refused = frame.iloc[sorted(unknown)]
     return refused.assign(reason="uscc: unknown subject (load the subjects first)")
+
+
+def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_current: set[int]) -> GradeChanges:
+    """The staged grades (``columns``, by position) that became current and differ from the
+    subject's grade before (``before``: position, as_of, model_version, grade, probability), as
+    the columns of the warning rule; the records behind a grade's adverse reasons read (once per
+    distinct reasons text) only for the subjects that raise a warning."""
+    new_as_of, versions, grades, probabilities = (columns[k] for k in ("as_of", "model_version", "grade", "probability"))
+    changed = [(pos, old_grade, old_p) for pos, as_of, version, old_grade, old_p in before
+               if pos in now_current and (str(as_of), version, old_grade, old_p)
+               != (str(new_as_of[pos]), versions[pos], grades[pos], probabilities[pos])]
+    positions = [pos for pos, _, _ in changed]
+    reasons = columns["reasons"]
+    parsed: dict[str, tuple[str, ...]] = {}
+
+    def record_ids(i: int) -> tuple[str, ...]:
+        text = reasons[positions[i]]
+        if text not in parsed:
+            parsed[text] = adverse_record_ids(text)
+        return parsed[text]
+
+    return GradeChanges(uscc=columns["uscc"][positions].tolist(), as_of=new_as_of[positions].tolist(),
+                        new_grade=grades[positions].tolist(), new_probability=probabilities[positions].astype(float),
+                        old_grade=[old for _, old, _ in changed],
+                        old_probability=np.array([p for _, _, p in changed], dtype=float), record_ids=record_ids)
 
 
 def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...], columns: dict[str, np.ndarray]) -> None:
@@ -244,26 +324,34 @@ def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...]
     with ``columns``, row ``pos`` being the column arrays' position."""
     listed = ", ".join(names)
     n = len(next(iter(columns.values())))
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
-                             f"SELECT 0 AS pos, {listed} FROM {table_name} WITH NO DATA")
-        conn.exec_driver_sql(f"TRUNCATE {stage}")
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {stage} (pos, {listed}) FROM STDIN") as copy:
-            for row in zip(range(n), *(columns[name] for name in names), strict=True):
-                copy.write_row(row)
+    postgres = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
+                         f"SELECT 0 AS pos, {listed} FROM {table_name} " + ("WITH NO DATA" if postgres else "LIMIT 0"))
+    conn.exec_driver_sql(f"TRUNCATE {stage}" if postgres else f"DELETE FROM {stage}")  # noqa: S608 # the staging table's own name
+    _write_rows(conn, stage, table_name, ("pos", *names), {"pos": np.arange(n).astype(object), **columns}, None)
+    if postgres:
         # a temporary table has no statistics until analysed: without them the planner took the
         # staged rows for 200 subjects and joined the current grades by nested loops (minutes)
         conn.exec_driver_sql(f"ANALYZE {stage}")
+
+
+def _write_rows(conn: Connection, target: str, table_name: str, names: tuple[str, ...], columns: dict[str, np.ndarray],
+                rows: np.ndarray | None) -> None:
+    """Insert the rows ``rows`` (positions, in that order; None: all) of ``columns`` into ``target``
+    (``table_name`` or a staging copy of it): ``COPY`` on PostgreSQL, ``executemany`` on SQLite
+    with each column's conversion applied once per distinct value."""
+    picked = [columns[name] if rows is None else columns[name][rows] for name in names]
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*picked, strict=True):
+                copy.write_row(row)
         return
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 # model names, never input
-                         f"SELECT 0 AS pos, {listed} FROM {table_name} LIMIT 0")
-    conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608 # the staging table's own name, never input
     processors = _sqlite_binders(conn, table_name, names)
-    bound = [_bind_distinct(columns[name], p) for name, p in zip(names, processors, strict=True)]
-    marks = ", ".join("?" for _ in range(len(names) + 1))
+    bound = [_bind_distinct(values, p) for values, p in zip(picked, processors, strict=True)]
+    marks = ", ".join("?" for _ in names)
     conn.connection.driver_connection.cursor().executemany(
-        f"INSERT INTO {stage} VALUES ({marks})", zip(range(n), *bound, strict=True))  # noqa: S608 # "?" placeholders only; the values are bound
+        f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})", zip(*bound, strict=True))  # noqa: S608 # model names; "?" placeholders, the values bound
 
 
 def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -> list[Any]:
@@ -277,7 +365,7 @@ def _bind_distinct(values: np.ndarray, processor: Callable[[Any], Any] | None) -
     return done[codes].tolist()
 
 
-def _subject_batch(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
+def _subject_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     frame = frame.drop_duplicates(["uscc"], keep="last").sort_values("uscc")
     fields = list(SubjectIn.model_fields)
     values = frame.reindex(columns=fields).astype(object)
@@ -325,8 +413,9 @@ def _sqlite_binders(conn: Connection, table: str, columns: tuple[str, ...]) -> l
 
     out: list[Callable[[Any], Any] | None] = []
     for name in columns:
-        column = Base.metadata.tables[table].c[name]
-        out.append(None if name in _JSON_FIELDS else column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
+        column = Base.metadata.tables[table].c.get(name)  # (a staging table's own ``pos``: none)
+        out.append(None if column is None or name in _JSON_FIELDS
+                   else column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
     return out
 
 

@@ -19,9 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, FromClause, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, FromClause, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from serving.db.driver import compiled_for, insert_many
 from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
@@ -31,15 +32,20 @@ from serving.services.access import coverage_clause
 from supervision.warnings import (
     CAUSE_LABELS_ZH,
     GradeChange,
+    GradeChanges,
     RecordEvent,
     WarningCandidate,
     WarningRules,
     detect_grade_warnings,
     detect_record_warnings,
+    grade_warnings,
     load_warning_rules,
 )
 
 _W = RiskWarning.__table__
+_UPDATE_WARNING = update(_W).where(_W.c.id == bindparam("wid", type_=_W.c.id.type)).values(
+    record_ids=bindparam("ids", type_=_W.c.record_ids.type), message=bindparam("msg", type_=_W.c.message.type),
+    evidence=bindparam("ev", type_=_W.c.evidence.type), updated_at=bindparam("at", type_=_W.c.updated_at.type))
 STATUS_ZH = {"open": "待处理", "acknowledged": "已确认", "closed": "已关闭"}
 
 
@@ -81,14 +87,16 @@ def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCan
     new = [dict(uscc=c.uscc, cause=c.cause, department=c.department, status="open", message=c.message_zh,
                 record_ids=list(c.record_ids), evidence=dict(c.evidence), raised_on=today, raised_at=now,
                 updated_at=now, open_key=key) for key, c in wanted.items() if key not in held]
-    if new:
-        connection.execute(insert(_W), new)
+    # on the driver's cursor: a grading may raise tens of thousands (serving.db.driver)
+    insert_many(connection, _W, new)
+    if len(new) >= 10_000 and connection.dialect.name == "postgresql":
+        # thousands raised at once (a bulk grading): without fresh statistics the planner took the
+        # table for empty and looked the next frame's keys up by a sequential scan per 500 keys
+        # (0.5 s each at 40,000 warnings); ANALYZE samples it in milliseconds
+        connection.exec_driver_sql(f"ANALYZE {_W.name}")
     changed = [dict(wid=held[key][0], ids=list(dict.fromkeys([*held[key][1], *c.record_ids])), msg=c.message_zh,
                     ev=dict(c.evidence), at=now) for key, c in wanted.items() if key in held]
-    if changed:
-        connection.execute(update(_W).where(_W.c.id == bindparam("wid")).values(
-            record_ids=bindparam("ids"), message=bindparam("msg"), evidence=bindparam("ev"), updated_at=bindparam("at")),
-            changed)
+    compiled_for(_UPDATE_WARNING, connection.dialect).execute_many(connection, changed)
     return len(new)
 
 
@@ -159,6 +167,17 @@ def warn_after_grades(source: Session | Connection, before: dict[str, tuple[Any,
         return 0
     day = today or china_today()
     return raise_warnings(source, candidates, day)
+
+
+def warn_after_bulk_grades(source: Session | Connection, changes: GradeChanges, today: dt.date | None = None,
+                           rules: WarningRules | None = None) -> int:
+    """Warnings of a bulk grading (``serving.services.bulk``): ``changes`` are the subjects whose
+    current grade it changed, as columns (the rule: ``supervision.warnings.grade_warnings``, the
+    one ``warn_after_grades`` applies too)."""
+    candidates = grade_warnings(changes, rules or default_rules())
+    if not candidates:
+        return 0
+    return raise_warnings(source, candidates, today or china_today())
 
 
 # --- staff ---------------------------------------------------------------------------------

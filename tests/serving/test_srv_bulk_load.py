@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 
 from serving.db.models import BulkLoad, CurrentGrade, Grade, RiskWarning
 from serving.db.session import engine_for
+from serving.services import bulk
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades
 from serving.services.grades import store_grades
@@ -57,15 +58,18 @@ def _empty(session) -> None:
     session.commit()
 
 
-def _stored(session) -> tuple[list[tuple], list[tuple], int]:
-    """Every grade and current grade (without the storing time and id), and the warnings raised."""
+def _stored(session) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Every grade and current grade (without the storing time and id), and the warnings raised
+    (what staff see of them: subject, cause, message, records, evidence)."""
     session.expire_all()
     grades = sorted((g.uscc, g.as_of, g.model_version, g.score, g.grade, g.probability, g.profile_hash, g.base_score,
                      json.dumps(g.reasons, sort_keys=True), json.dumps(g.what_if, sort_keys=True), g.stale)
                     for g in session.scalars(select(Grade)))
     current = sorted((c.uscc, c.as_of, c.model_version, c.grade, c.score, c.industry, c.district_code)
                      for c in session.scalars(select(CurrentGrade)))
-    return grades, current, len(session.scalars(select(RiskWarning)).all())
+    warnings = sorted((w.uscc, w.cause, w.status, w.message, json.dumps(w.record_ids), json.dumps(w.evidence, sort_keys=True),
+                       w.department, w.open_key) for w in session.scalars(select(RiskWarning)))
+    return grades, current, warnings
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -88,6 +92,10 @@ def _row(model_version: str, score: float) -> dict:
 @given(batches=_BATCHES)
 # a grade replaced after another model's grade of the same day was added: stored later, it is current
 @example(batches=[[_row("general-v3", 500.0)], [_row("general-v4", 600.0), _row("general-v3", 700.0)]])
+# a regrade that raises both warnings (grade drop, probability rise), with the records behind it
+@example(batches=[[_row("general-v3", 700.0)],
+                  [{**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.6,
+                    "reasons": [{"code": "x", "label_zh": "纳税", "contribution": -3.0, "record_ids": ["R1", "R2"]}]}]])
 def test_the_bulk_load_stores_what_the_one_by_one_path_stores(session, database_url, subjects, batches):
     _empty(session)
     for rows in batches:
@@ -125,6 +133,15 @@ def test_a_bad_row_anywhere_is_refused_by_row_field_and_rule_and_changes_nothing
     assert field_named == named and rule
 
 
+def _sqlite_settings(engine) -> tuple:
+    """What the load tunes on its connection (SQLite), as a pooled connection has it now."""
+    if engine.dialect.name != "sqlite":
+        return ()
+    with engine.connect() as conn:
+        return tuple(conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                     for name in ("cache_size", "temp_store", "wal_autocheckpoint"))
+
+
 def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_there(
         session, database_url, subjects, monkeypatch):
     engine = engine_for(database_url)
@@ -148,8 +165,10 @@ def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_t
 
     monkeypatch.setattr("serving.services.bulk.advance_current", fails_on_the_second_batch)
     refused: list[pd.DataFrame] = []
+    settings_before = _sqlite_settings(engine)
     with pytest.raises(RuntimeError):
         load_grades(engine, batches, load_id="resumed", quarantine=refused.append)
+    assert _sqlite_settings(engine) == settings_before  # the load's own settings went with it
     assert len(calls) == 2 and _stored(session) == after_first  # the second batch's grades written: gone
     assert pd.concat(refused)[["row", "reason"]].to_dict("records") == [
         {"row": 6, "reason": "uscc: unknown subject (load the subjects first)"}]  # told once its batch committed
@@ -158,3 +177,26 @@ def test_a_batch_that_fails_leaves_the_database_as_it_was_and_the_load_resumes_t
     assert report.resumed_from == 6 and report.stored == 6 and report.rejected == 0
     assert {c.uscc: c.as_of for c in session.scalars(select(CurrentGrade))} == {
         c: dt.date(2026, 8, 31) if c == _CODES[1] else dt.date(2026, 9, 30) for c in _CODES}  # its 09-30 row refused
+
+
+def test_a_load_that_fails_raising_its_warnings_leaves_the_database_as_it_was(session, database_url, subjects,
+                                                                               monkeypatch):
+    engine = engine_for(database_url)
+    _empty(session)
+    load_grades(engine, [_frame([_row("general-v3", 700.0)])], load_id="first")
+    before = _stored(session)
+    dropped = {**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.7}
+    real, raised = bulk.warn_after_bulk_grades, []
+
+    def fails_after_raising(connection, changes, *args, **kwargs):  # the warnings written, then the disk is full
+        raised.append(real(connection, changes, *args, **kwargs))
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bulk, "warn_after_bulk_grades", fails_after_raising)
+    with pytest.raises(RuntimeError):
+        load_grades(engine, [_frame([dropped])], load_id="regrade")
+    assert raised == [2] and _stored(session) == before  # grade drop and probability rise: written, rolled back
+    assert session.scalar(select(BulkLoad.rows_done).where(BulkLoad.load_id == "regrade")) == 0
+    monkeypatch.setattr(bulk, "warn_after_bulk_grades", real)
+    assert load_grades(engine, [_frame([dropped])], load_id="regrade").stored == 1
+    assert len(_stored(session)[2]) == 2

@@ -49,3 +49,35 @@ def test_every_enterprise_shares_one_coverage_statement(session, world):
     ghost = Principal(username="c", role="enterprise", uscc="9" * 18)
     assert not can_read(session, ghost, ghost.uscc)  # its own code, but no such subject
     assert not can_read(session, Principal(username="d", role="enterprise"), world.ent1)  # no code bound
+
+
+def test_many_rows_inserted_on_the_driver_are_stored_as_sqlalchemy_stores_them(session, world):
+    import datetime as dt
+
+    from sqlalchemy import delete, insert
+
+    from serving.db.driver import insert_many
+    from serving.db.models import RiskWarning
+
+    at = dt.datetime(2026, 12, 7, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    rows = [dict(uscc=world.ent1, cause=cause, department=None, status="open", message="信用等级由 A 降为 C",
+                 record_ids=["R1", "记录2"], evidence={"old_probability": 0.1, "as_of": "2026-09-30", "none": None},
+                 raised_on=dt.date(2026, 12, 7), raised_at=at, updated_at=at, open_key=f"{world.ent1}:{cause}")
+            for cause in ("grade_drop", "probability_rise")]
+    connection = session.connection()
+
+    def stored() -> list[tuple]:
+        session.expire_all()
+        return [tuple(getattr(w, c) for c in ("uscc", "cause", "department", "status", "message", "record_ids",
+                                               "evidence", "raised_on", "raised_at", "updated_at", "open_key"))
+                for w in session.scalars(select(RiskWarning).order_by(RiskWarning.cause))]
+
+    connection.execute(delete(RiskWarning))
+    connection.execute(insert(RiskWarning), rows)
+    expected = stored()
+    connection.execute(delete(RiskWarning))
+    insert_many(connection, RiskWarning.__table__, rows)
+    assert stored() == expected and len(expected) == 2
+    with pytest.raises(exc.IntegrityError):  # the driver's error, as SQLAlchemy raises it
+        insert_many(connection, RiskWarning.__table__, rows)
+    session.rollback()

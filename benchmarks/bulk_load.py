@@ -1,0 +1,148 @@
+"""Bulk grade loads (issue 22): rows/s of ``serving.services.bulk`` for two source trees in the same
+run, back to back, with their ratio (so a shared, busy machine affects both alike).
+
+Each tree runs in its own child process (``PYTHONPATH`` = the tree, so it imports that tree's
+code and migrates with that tree's Alembic scripts) on a fresh database: ``--subjects`` N
+subjects, then ``--as-of`` monthly grade loads of N rows each (5 reasons per grade; the first is
+a first load, the others regrade every subject). Printed per tree: rows/s of each grade load and
+of all of them, and the seconds per phase where the tree's ``LoadReport`` reports them
+(``phases``).
+
+Usage: flock /tmp/bench.lock timeout 900 .venv/bin/python benchmarks/bulk_load.py --subjects 200000 --as-of 2
+       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--repeats 1]
+       [--postgres 'postgresql+psycopg://tiers@/bench?host=/tmp&port=55441']
+Target (issue 22): ≥ 50,000 grades/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child(args: argparse.Namespace) -> dict:
+    """One tree's loads (runs in the child: imports come from its PYTHONPATH)."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy import text
+
+    from serving.db.migrate import upgrade
+    from serving.db.session import dispose_engine, engine_for
+    from serving.services.bulk import load_grades, load_subjects
+    from simulation.codes import make_uscc
+
+    n, rows = args.subjects, args.batch_rows
+    tmp = Path(tempfile.mkdtemp(prefix="tiers-bulk-load-"))
+    url = args.postgres or f"sqlite:///{tmp / 'bulk.db'}"
+    if args.postgres:
+        with engine_for(url).begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        dispose_engine(url)
+    upgrade(url)
+    engine = engine_for(url)
+    rng = np.random.default_rng(22)
+    codes = make_uscc(np.array(["91"] * n), np.full(n, 320100), np.arange(n)).astype(str)
+    sections = list("ACEFGHIKLMS")
+    subjects = pd.DataFrame({"uscc": codes, "name": [f"南京{sections[i % 11]}企业{i:07d}" for i in range(n)],
+                             "industry": rng.choice(sections, n), "district_code": rng.choice(["320102", "320104"], n),
+                             "district_name": "区", "registered_on": "2015-01-01"})
+    t = time.perf_counter()
+    load_subjects(engine, (subjects.iloc[i:i + rows] for i in range(0, n, rows)), load_id="subjects")
+    out: dict = {"subjects_per_s": n / (time.perf_counter() - t), "loads": []}
+
+    def reasons_of(i: int) -> str:
+        return json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
+                            "contribution": -4.0 * k - (i % 1000) / 100, "value": k, "record_ids": [f"R{i}-{k}"]}
+                           for k in range(5)], ensure_ascii=False)
+
+    reasons = [reasons_of(i) for i in range(n)] if args.distinct_reasons else reasons_of(0)
+    for month in range(args.as_of):
+        as_of = (dt.date(2026, 1, 1) + pd.DateOffset(months=month + 1) - dt.timedelta(days=1)).date()
+        scores = rng.normal(650, 60, n).round(1)
+        grades = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": scores,
+                               "grade": np.select([scores < 560, scores < 620, scores < 700], ["D", "C", "B"], "A"),
+                               "probability": rng.random(n).round(4), "model_version": "city-bench",
+                               "profile_hash": "p2" + "0" * 62, "base_score": 620.0, "reasons": reasons,
+                               "what_if": "[]"})
+        t = time.perf_counter()
+        report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"grades-{as_of}")
+        seconds = time.perf_counter() - t
+        out["loads"].append({"as_of": str(as_of), "rows": report.stored, "seconds": seconds,
+                             "phases": dict(getattr(report, "phases", {}) or {})})
+    engine.dispose()
+    return out
+
+
+def _run_tree(tree: Path, args: argparse.Namespace) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--subjects", str(args.subjects),
+           "--as-of", str(args.as_of), "--batch-rows", str(args.batch_rows)]
+    if args.distinct_reasons:
+        cmd.append("--distinct-reasons")
+    if args.postgres:
+        cmd += ["--postgres", args.postgres]
+    done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, timeout=args.timeout, check=False)
+    if done.returncode:
+        raise SystemExit(f"{tree}: exit {done.returncode}\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _summary(name: str, result: dict) -> float:
+    rows = sum(load["rows"] for load in result["loads"])
+    seconds = sum(load["seconds"] for load in result["loads"])
+    per_load = ", ".join(f"{load['as_of']} {load['rows'] / load['seconds']:,.0f}" for load in result["loads"])
+    print(f"  {name}: grades {rows / seconds:,.0f} rows/s ({per_load}); subjects {result['subjects_per_s']:,.0f} rows/s",
+          flush=True)
+    for load in result["loads"]:
+        if load["phases"]:
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in sorted(load["phases"].items(), key=lambda kv: -kv[1]))
+            print(f"    {load['as_of']} phases (s of {load['seconds']:.2f}): {phases}", flush=True)
+    return rows / seconds
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.child:
+        print(json.dumps(_child(args)))
+        return
+    trees = [Path(t).resolve() for t in args.trees.split(",")]
+    print(f"loadavg {os.getloadavg()}  nproc {os.cpu_count()}  database {'PostgreSQL' if args.postgres else 'SQLite'}  "
+          f"subjects {args.subjects:,} × as-of {args.as_of}, batch {args.batch_rows:,}, "
+          f"{'distinct' if args.distinct_reasons else 'shared'} reasons", flush=True)
+    rates: dict[Path, list[float]] = {t: [] for t in trees}
+    for r in range(args.repeats):
+        for tree in trees:
+            print(f"[{r + 1}] {tree}", flush=True)
+            rates[tree].append(_summary(str(tree), _run_tree(tree, args)))
+    base = max(rates[trees[0]])
+    for tree in trees[1:]:
+        print(f"best {tree}: {max(rates[tree]):,.0f} rows/s = {max(rates[tree]) / base:.2f} × {trees[0]} "
+              f"({base:,.0f} rows/s)")
+    print(f"loadavg {os.getloadavg()}")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--subjects", type=int, default=200_000)
+    p.add_argument("--as-of", type=int, default=2, help="grade loads of N rows (the first a first load, then regrades)")
+    p.add_argument("--batch-rows", type=int, default=50_000)
+    p.add_argument("--distinct-reasons", action="store_true", help="each grade its own reasons text (as real ones)")
+    p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
+    p.add_argument("--trees", default=".", help="source trees to compare, comma-separated, the first the baseline "
+                   "(e.g. a checkout of main, then this one)")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=1200)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse())
