@@ -131,9 +131,6 @@ def test_packages_that_may_import_models_take_the_grades_from_it():
     assert not modules, f"modules spelling out the grades instead of importing models.GRADES: {modules}"
 
 
-@review16("the read purpose's length (PURPOSE_LENGTH) and the row-id limit (MAX_ROW_ID) of "
-          "serving/validation.py are typed again: routes/pages.py (min_length=2, max_length=200; "
-          "2**31 - 1 twice) and cli/credit_report.py (len(purpose) < 2, no maximum)")
 def test_purpose_length_and_id_limit_are_only_in_serving_validation():
     copies = {"purpose length": re.compile(r"min_length=2,\s*max_length=200\b|len\(purpose(?:\.strip\(\))?\)\s*<\s*2"),
               "row-id limit": re.compile(r"2\s*\*\*\s*31")}
@@ -204,8 +201,6 @@ def _route_classes() -> dict[str, list[tuple[str, list[str]]]]:
     return out
 
 
-@review16("route modules define pydantic request/response models (routes/plans.py, routes/sector.py, "
-          "routes/analyst.py) though docs/architecture.md says the schemas are in serving/schemas.py")
 def test_route_modules_define_no_pydantic_models():
     defined = {}
     for rel, classes in _route_classes().items():
