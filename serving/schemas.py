@@ -23,7 +23,7 @@ from serving.validation import (
     PURPOSE_LENGTH,
     USCC_PATTERN,
     CleanText,
-    NoControlChars,
+    OptionalVisibleText,
     Uscc,
     VisibleText,
     uscc_problem,
@@ -876,9 +876,8 @@ class ResultIn(BaseModel):
     document_no: _DocumentNo = ""
     description: _Description = ""
     published_on: dt.date | None = None
-    correction_reason: Annotated[str, Field(max_length=500, description=(
-        "更正理由: required when the visit already has a different result (it becomes a new version)")),
-                                 NoControlChars] = ""
+    correction_reason: Annotated[OptionalVisibleText, Field(max_length=500, description=(
+        "更正理由: required when the visit already has a different result (it becomes a new version)"))] = ""
 
     @model_validator(mode="after")
     def _published_after_inspection(self) -> ResultIn:

@@ -82,3 +82,16 @@ def visible_text(value: object) -> object:
 # Prose a person writes (a basis, a note, a reason): visible text without control characters.
 # Not for secrets or identifiers (a password keeps its spaces).
 VisibleText = Annotated[str, BeforeValidator(visible_text), NoControlChars]
+
+
+def some_visible_text(value: object) -> object:
+    """`visible_text` for a field that may be left empty: empty stays empty, but text made only of
+    invisible characters is refused rather than read as "nothing written"."""
+    shown = visible_text(value)
+    if shown == "" and isinstance(value, str) and value.strip():
+        raise ValueError("must contain visible characters (only invisible ones were given)")
+    return shown
+
+
+# Optional prose ("" when not given), e.g. a correction reason needed only for a correction.
+OptionalVisibleText = Annotated[str, BeforeValidator(some_visible_text), NoControlChars]

@@ -48,3 +48,16 @@ def test_invisible_characters_do_not_fill_a_text_field(field, min_length):
     adapter = TypeAdapter(Annotated[field.annotation, *field.metadata])
     with pytest.raises(ValidationError):
         adapter.validate_python((INVISIBLE * min_length)[: max(min_length, 4) * 2])
+
+
+def test_an_optional_reason_is_empty_or_visible():
+    """Optional prose (a correction reason): empty stays empty, whitespace is nothing written, and
+    invisible characters alone are refused, never stored as if they were a reason."""
+    from serving.validation import OptionalVisibleText
+
+    field = TypeAdapter(OptionalVisibleText)
+    assert field.validate_python("") == ""
+    assert field.validate_python("  ") == ""
+    assert field.validate_python("\u200b 文书号有误 \u200b") == "文书号有误"
+    with pytest.raises(ValidationError):
+        field.validate_python("\u200b\u2060\ufeff")

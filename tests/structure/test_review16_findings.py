@@ -230,14 +230,10 @@ def test_route_modules_define_no_error_classes():
     assert not defined, f"error classes defined in route modules: {defined}"
 
 
-@review16("request schemas defined in route modules escape the VisibleText rule (docs/architecture.md: "
-          "every reason a person writes is VisibleText): a promotion reason or a result's correction "
-          "reason of zero-width spaces only is accepted")
 def test_reasons_in_route_schemas_refuse_invisible_text():
     from pydantic import ValidationError
 
-    from serving.routes.plans import ResultIn
-    from serving.routes.sector import PromoteIn
+    from serving.schemas import PromoteIn, ResultIn
 
     invisible = "\u200b\u2060\ufeff"
     accepted = []
