@@ -15,7 +15,8 @@ whole, never on one of them; the three held-out credit sets named in `_suite_dat
 read here.
 
 Methods:
-  ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged)
+  ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged; a Platt
+               map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier falls)
   auto         what ``tiers fit --model auto`` delivers (`training.selection.AutoSelect`): the
                candidates compared on 3 inner folds of the outer training part, the winner refit on
                it, Platt-calibrated if that lowered the inner folds' cross-fitted Brier; its CPU
@@ -122,9 +123,12 @@ def run_method(name: str, dataset: str, X, y, folds, seed: int, cache: Path | No
             cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
             p = np.clip(model.predict_proba(X.iloc[te])[:, 1], 0.0, 1.0)
         choice = getattr(model, "choice_", None)
+        if choice:
+            chosen = choice.winner + ("+platt" if choice.calibrated else "")
+        else:  # BoostedGAM: whether its out-of-bag Platt map was kept
+            chosen = name + ("+platt" if getattr(model, "calibration_", None) else "")
         rows.append({"fold": k, "auc": roc_auc_score(y[te], p), "brier": float(np.mean((p - y[te]) ** 2)),
-                     "cpu": cpu, "wall": wall, "chosen": choice.winner + ("+platt" if choice.calibrated else "")
-                     if choice else name})
+                     "cpu": cpu, "wall": wall, "chosen": chosen})
     out = pd.DataFrame(rows)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +206,7 @@ def main() -> None:
             results[name][method] = res
             print(f"  {method:11s} AUC {res.auc.mean():.4f} ± {res.auc.std():.4f}  Brier {res.brier.mean():.4f}  "
                   f"fit CPU {res.cpu.mean():7.2f} s/fold (wall {res.wall.mean():.2f})", flush=True)
-            if method == "auto":
+            if method in OURS:
                 print(f"  {'':11s} chosen per fold: {', '.join(res.chosen)}", flush=True)
         for mine in (m for m in OURS if m in results[name]):
             for ref in (m for m in args.methods if m not in OURS):

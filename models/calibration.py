@@ -95,10 +95,40 @@ def fit_calibrator(z: np.ndarray, y: np.ndarray, *, method: str = "isotonic") ->
         eps = 0.5 / (len(y) + 1)
         iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=eps, y_max=1 - eps).fit(z, y)
         return _Calibrator("isotonic", iso)
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), y)
+    return _Calibrator("sigmoid", _platt(z, y))
+
+
+def _platt(z: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(z, dtype=float).reshape(-1, 1), y)
     if lr.coef_[0, 0] <= 0:
         raise ValueError(f"Platt slope {lr.coef_[0, 0]:.3g} ≤ 0: the model's scores do not rank the calibration set")
-    return _Calibrator("sigmoid", lr)
+    return lr
+
+
+def platt_coefficients(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(a, b) of the Platt map p = σ(a·z + b) of log-odds z to outcomes y; a > 0 (else ValueError).
+
+    On log-odds, the map is affine: a model whose log-odds are an exact sum of contributions stays
+    one after it (every contribution times a, the base value a·base + b), and its ranking is kept.
+    """
+    lr = _platt(z, y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def cross_fitted_platt_brier(z: np.ndarray, y: np.ndarray, folds) -> tuple[float, float]:
+    """Brier of σ(z), and of Platt maps cross-fitted over ``folds`` ((fit rows, scored rows) pairs:
+    each row scored by a map fitted on other rows only). A map that cannot be fitted on a fold
+    (slope ≤ 0) leaves that fold's rows at σ(z)."""
+    z, y = np.asarray(z, dtype=float), np.asarray(y, dtype=int)
+    raw = 1.0 / (1.0 + np.exp(-z))
+    crossed = raw.copy()
+    for tr, te in folds:
+        try:
+            a, b = platt_coefficients(z[tr], y[tr])
+        except ValueError:
+            continue
+        crossed[te] = 1.0 / (1.0 + np.exp(-(a * z[te] + b)))
+    return brier_score(y, raw), brier_score(y, crossed)
 
 
 def brier_score(y, p) -> float:

@@ -13,7 +13,14 @@ Fitted as InterpretML's EBM is, on LightGBM's histogram trees (C++, single threa
    ``interactions`` pairs become declared pairs;
 3. **pair terms**: boosting from the mains' log-odds where every tree stays within one declared
    pair (one constraint group per pair), on coarser bins, with early stopping;
-4. **bags**: steps 1 and 3 repeated on ``n_bags`` inner splits and averaged, as EBM's outer bags.
+4. **bags**: steps 1 and 3 repeated on ``n_bags`` inner splits and averaged, as EBM's outer bags;
+5. **calibration** (``calibration="auto"``): a map of the averaged log-odds fitted on out-of-bag
+   log-odds (each row scored only by the bags that held it out), either Platt, a·(mains + pairs)
+   + b, which keeps every ranking and so the AUC, or one slope for the mains and one for the
+   pairs, a·mains + c·pairs + b (a, c > 0); kept only if its Brier, cross-fitted over folds of
+   those rows, beats the raw one. It is folded into the tables (the boosters' outputs scaled
+   before they are read), so the score stays an exact sum of contributions and monotone shapes
+   stay monotone.
 
 The boosters are then read back into lookup tables, one per term: each main effect is exactly
 the booster's TreeSHAP value of its one-feature trees, and each pair term is exact by the
@@ -187,6 +194,32 @@ def rank_pairs(X: np.ndarray, categorical: Sequence[bool], grad: np.ndarray, hes
     return out
 
 
+# -- calibration with one slope for the mains, one for the pairs ---------------------------------
+
+
+def _two_slopes(m: np.ndarray, q: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(a, c, b) of p = σ(a·m + c·q + b), unpenalised; ValueError unless a > 0 and c > 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.column_stack([m, q]), y)
+    a, c = (float(v) for v in lr.coef_[0])
+    if a <= 0 or c <= 0:
+        raise ValueError(f"slopes {a:.3g}, {c:.3g}: both must be > 0")
+    return a, c, float(lr.intercept_[0])
+
+
+def _cross_fitted_two_slopes_brier(m: np.ndarray, q: np.ndarray, y: np.ndarray, folds) -> float:
+    """Brier of the two-slope map cross-fitted over folds (a fold whose fit fails: raw sigmoid)."""
+    p = 1.0 / (1.0 + np.exp(-(m + q)))
+    for tr, te in folds:
+        try:
+            a, c, b = _two_slopes(m[tr], q[tr], y[tr])
+        except ValueError:
+            continue
+        p[te] = 1.0 / (1.0 + np.exp(-(a * m[te] + c * q[te] + b)))
+    return float(np.mean((p - y) ** 2))
+
+
 # -- the estimator ------------------------------------------------------------------------------
 
 
@@ -200,7 +233,12 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     of the mains' trees; the pair trees use ``pair_num_leaves`` and ``pair_max_bin``;
     extra_trees: thresholds drawn at random (both stages). n_bags inner splits of
     ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), early stopping after ``early_stopping_rounds`` rounds without a
-    better validation log-loss, at most ``max_rounds`` rounds per stage.
+    better validation log-loss, at most ``max_rounds`` rounds per stage. calibration: "auto"
+    (Platt or the two-slope map on out-of-bag log-odds, whichever lowers their cross-fitted Brier
+    most, if either does), "platt" (always Platt), None (never; also never when boosting from an
+    ``init_score``, whose log-odds the model's own cannot rescale). ``calibration_`` holds the
+    kept map (kind, mains and pairs slopes, intercept, rows, the cross-fitted Briers) or None;
+    ``oob_log_odds_`` the out-of-bag log-odds of the mains and of the pairs (before the map).
 
     The defaults were chosen on the whole public suite of `benchmarks/model_suite.py` (greedy
     stumps at random thresholds beat cyclic boosting and 3-leaf trees there; 40 pairs beat 10
@@ -227,6 +265,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         pair_max_bin: int = 32,
         cat_smooth: float = 10.0,
         extra_trees: bool = True,
+        calibration: str | None = "auto",
         random_state: int | None = 0,
         n_jobs: int = 1,
     ) -> None:
@@ -247,6 +286,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         self.pair_max_bin = pair_max_bin
         self.cat_smooth = cat_smooth
         self.extra_trees = extra_trees
+        self.calibration = calibration
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -260,6 +300,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             "num_leaves": self.num_leaves >= 2, "pair_num_leaves": self.pair_num_leaves >= 2,
             "min_child_samples": self.min_child_samples >= 1, "reg_lambda": self.reg_lambda >= 0,
             "max_bin": self.max_bin >= 2, "pair_max_bin": self.pair_max_bin >= 2,
+            "calibration": self.calibration in (None, "auto", "platt"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -361,11 +402,80 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             inter = [self._boost(lgb, data2, params2, rows, base) for rows, base in zip(bags, f1_bags, strict=True)]
 
         self._read_tables(Xe, mains, inter, pairs, local)
+        self.oob_log_odds_ = self._out_of_bag(Xe, bags, f1_bags, inter, local)
+        self.calibration_ = None
+        if self.calibration is not None and init_score is None:
+            self._calibrate(y_arr, lambda scale, shift: self._read_tables(Xe, mains, inter, pairs, local, scale, shift))
         self.n_rounds_ = [(k, inter[i][1] if inter else 0) for i, (_, k) in enumerate(mains)]
         return self
 
+    @staticmethod
+    def _out_of_bag(Xe: np.ndarray, bags, f1_bags, inter, local: list[int]) -> np.ndarray:
+        """Per row, the mains' and the pairs' log-odds (two columns) averaged over the bags that
+        held the row out of their training rows (NaN for a row every bag trained on)."""
+        total, count = np.zeros((len(Xe), 2)), np.zeros(len(Xe))
+        for i, (_tr, va) in enumerate(bags):
+            if va is None:
+                continue
+            total[va, 0] += f1_bags[i][va]
+            if inter:
+                booster, k = inter[i]
+                total[va, 1] += booster.predict(Xe[va][:, local], raw_score=True, num_iteration=k)
+            count[va] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count[:, None]
+
+    def _calibrate(self, y: np.ndarray, read) -> None:
+        """Choose and fold in a map of the averaged log-odds, fitted on out-of-bag rows only.
+
+        Candidates: Platt, a·(mains + pairs) + b, which keeps every ranking; and, with pairs, one
+        slope each, a·mains + c·pairs + b (a, c > 0, so monotone shapes stay monotone). "auto"
+        keeps the one whose Brier, cross-fitted over 5 folds of the out-of-bag rows, is lowest, if
+        below the raw sigmoid's; "platt" always Platt. ``read(scale, shift)`` re-reads the tables
+        of the scaled boosters: the score stays an exact sum of contributions.
+        """
+        from sklearn.model_selection import StratifiedKFold
+
+        from models.calibration import cross_fitted_platt_brier, platt_coefficients
+
+        parts = self.oob_log_odds_
+        seen = np.flatnonzero(~np.isnan(parts[:, 0]))
+        m, q, yo = parts[seen, 0], parts[seen, 1], y[seen]
+        if min(yo.sum(), len(yo) - yo.sum()) < 5:
+            return
+        z = m + q
+        if self.calibration == "platt":
+            try:
+                a, b = platt_coefficients(z, yo)
+            except ValueError:  # out-of-bag scores that do not rank: leave the model as fitted
+                return
+            briers, (kind, coef) = {}, ("platt", (a, a, b))
+        else:
+            folds = list(StratifiedKFold(5, shuffle=True, random_state=self.random_state).split(z[:, None], yo))
+            raw, platt = cross_fitted_platt_brier(z, yo, folds)
+            briers = {"raw": raw, "platt": platt}
+            if self.pairs_ and q.std() > 0:
+                briers["two_slopes"] = _cross_fitted_two_slopes_brier(m, q, yo, folds)
+            kind = min(briers, key=briers.get)
+            try:
+                if kind == "raw":
+                    return
+                if kind == "platt":
+                    a, b = platt_coefficients(z, yo)
+                    coef = (a, a, b)
+                else:
+                    coef = _two_slopes(m, q, yo)
+            except ValueError:
+                return
+        read(coef[:2], coef[2])
+        self.calibration_ = {"kind": kind, "mains": coef[0], "pairs": coef[1], "intercept": coef[2],
+                             "rows": len(seen), "brier": briers}
+
     # ----------------------------------------------------------- reading boosters
-    def _read_tables(self, Xe: np.ndarray, mains, inter, pairs: list[tuple[int, int]], local: list[int]) -> None:
+    def _read_tables(self, Xe: np.ndarray, mains, inter, pairs: list[tuple[int, int]], local: list[int],
+                     scale: tuple[float, float] = (1.0, 1.0), shift: float = 0.0) -> None:
+        """Lookup tables of scale[0] × the mains boosters' mean + scale[1] × the pair boosters'
+        mean + shift (every step below is linear in the boosters' outputs, so this is exact)."""
         p = self.n_features_in_
         names = list(self.feature_names_in_)
         n_cat = [len(self.categories_[n]) if n in self.categories_ else None for n in names]
@@ -399,7 +509,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             grid[len(r):, j] = r[-1]
         tables = [np.zeros(len(r)) for r in reps]
         intercept = 0.0
-        w = 1.0 / len(mains)
+        w = scale[0] / len(mains)
         for booster, k in mains:
             contrib = booster.predict(grid, pred_contrib=True, num_iteration=k)
             for j in range(p):
@@ -428,7 +538,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 rows[:, pos[b]] = np.tile(rb, len(ra))
                 blocks.append(rows)
             queries = np.vstack(blocks)
-            f2 = np.mean([b.predict(queries, raw_score=True, num_iteration=k) for b, k in inter], axis=0)
+            f2 = scale[1] * np.mean([b.predict(queries, raw_score=True, num_iteration=k) for b, k in inter], axis=0)
             at = 1
             f_anchor = f2[0]
             intercept += f_anchor
@@ -467,7 +577,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             tables[j] -= mean
             intercept += mean
         self.main_tables_ = tables
-        self.intercept_ = float(intercept)
+        self.intercept_ = float(intercept + shift)
         self.pairs_ = list(pairs)
         self.pair_edges_ = pair_edges
         self.pair_maps_ = pair_maps
