@@ -199,13 +199,12 @@ def rank_pairs(X: np.ndarray, categorical: Sequence[bool], grad: np.ndarray, hes
 
 def _two_slopes(m: np.ndarray, q: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """(a, c, b) of p = σ(a·m + c·q + b), unpenalised; ValueError unless a > 0 and c > 0."""
-    from sklearn.linear_model import LogisticRegression
+    from models.calibration import logistic_coefficients
 
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.column_stack([m, q]), y)
-    a, c = (float(v) for v in lr.coef_[0])
-    if a <= 0 or c <= 0:
+    a, c, b = (float(v) for v in logistic_coefficients(np.column_stack([m, q]), y))
+    if not (a > 0 and c > 0):
         raise ValueError(f"slopes {a:.3g}, {c:.3g}: both must be > 0")
-    return a, c, float(lr.intercept_[0])
+    return a, c, b
 
 
 def _cross_fitted_two_slopes_brier(m: np.ndarray, q: np.ndarray, y: np.ndarray, folds) -> float:
@@ -405,7 +404,8 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         self.oob_log_odds_ = self._out_of_bag(Xe, bags, f1_bags, inter, local)
         self.calibration_ = None
         if self.calibration is not None and init_score is None:
-            self._calibrate(y_arr, lambda scale, shift: self._read_tables(Xe, mains, inter, pairs, local, scale, shift))
+            self._calibrate(y_arr)
+        del self._parts  # only the fit weighs the parts
         self.n_rounds_ = [(k, inter[i][1] if inter else 0) for i, (_, k) in enumerate(mains)]
         return self
 
@@ -425,14 +425,14 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         with np.errstate(invalid="ignore", divide="ignore"):
             return total / count[:, None]
 
-    def _calibrate(self, y: np.ndarray, read) -> None:
+    def _calibrate(self, y: np.ndarray) -> None:
         """Choose and fold in a map of the averaged log-odds, fitted on out-of-bag rows only.
 
         Candidates: Platt, a·(mains + pairs) + b, which keeps every ranking; and, with pairs, one
         slope each, a·mains + c·pairs + b (a, c > 0, so monotone shapes stay monotone). "auto"
         keeps the one whose Brier, cross-fitted over 5 folds of the out-of-bag rows, is lowest, if
-        below the raw sigmoid's; "platt" always Platt. ``read(scale, shift)`` re-reads the tables
-        of the scaled boosters: the score stays an exact sum of contributions.
+        below the raw sigmoid's; "platt" always Platt. The map is folded into the tables
+        (`_fold_map`): the score stays an exact sum of contributions.
         """
         from sklearn.model_selection import StratifiedKFold
 
@@ -467,15 +467,15 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                     coef = _two_slopes(m, q, yo)
             except ValueError:
                 return
-        read(coef[:2], coef[2])
+        self._fold_map(*coef)
         self.calibration_ = {"kind": kind, "mains": coef[0], "pairs": coef[1], "intercept": coef[2],
                              "rows": len(seen), "brier": briers}
 
     # ----------------------------------------------------------- reading boosters
-    def _read_tables(self, Xe: np.ndarray, mains, inter, pairs: list[tuple[int, int]], local: list[int],
-                     scale: tuple[float, float] = (1.0, 1.0), shift: float = 0.0) -> None:
-        """Lookup tables of scale[0] × the mains boosters' mean + scale[1] × the pair boosters'
-        mean + shift (every step below is linear in the boosters' outputs, so this is exact)."""
+    def _read_tables(self, Xe: np.ndarray, mains, inter, pairs: list[tuple[int, int]], local: list[int]) -> None:
+        """Lookup tables of the mains boosters' mean plus the pair boosters' mean, kept in two
+        parts (``_parts``: every step below is linear in each part) so that `_fold_map` can
+        weigh them without reading the boosters again."""
         p = self.n_features_in_
         names = list(self.feature_names_in_)
         n_cat = [len(self.categories_[n]) if n in self.categories_ else None for n in names]
@@ -509,7 +509,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             grid[len(r):, j] = r[-1]
         tables = [np.zeros(len(r)) for r in reps]
         intercept = 0.0
-        w = scale[0] / len(mains)
+        w = 1.0 / len(mains)
         for booster, k in mains:
             contrib = booster.predict(grid, pred_contrib=True, num_iteration=k)
             for j in range(p):
@@ -517,6 +517,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             intercept += w * float(contrib[0, -1])
 
         pair_edges, pair_tables, pair_maps = [], [], []
+        tables_q, intercept_q = [np.zeros(len(r)) for r in reps], 0.0  # the pair boosters' part
         if pairs:
             pos = {j: i for i, j in enumerate(local)}
             anchor = np.array([reps[j][0] for j in local])
@@ -538,12 +539,12 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 rows[:, pos[b]] = np.tile(rb, len(ra))
                 blocks.append(rows)
             queries = np.vstack(blocks)
-            f2 = scale[1] * np.mean([b.predict(queries, raw_score=True, num_iteration=k) for b, k in inter], axis=0)
+            f2 = np.mean([b.predict(queries, raw_score=True, num_iteration=k) for b, k in inter], axis=0)
             at = 1
             f_anchor = f2[0]
-            intercept += f_anchor
+            intercept_q += f_anchor
             for j in local:
-                tables[j] += f2[at: at + len(reps[j])] - f_anchor
+                tables_q[j] += f2[at: at + len(reps[j])] - f_anchor
                 at += len(reps[j])
             for a, b in pairs:
                 ra, rb = c_reps[(a, b)]
@@ -569,19 +570,27 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             col = wa @ table
             grand = float(wa @ row)
             table -= row[:, None] + col[None, :] - grand
-            tables[a] += row[ma] - grand
-            tables[b] += col[mb] - grand
-            intercept += grand
+            tables_q[a] += row[ma] - grand
+            tables_q[b] += col[mb] - grand
+            intercept_q += grand
         for j in range(p):
-            mean = float(shares[j] @ tables[j])
+            mean, mean_q = float(shares[j] @ tables[j]), float(shares[j] @ tables_q[j])
             tables[j] -= mean
+            tables_q[j] -= mean_q
             intercept += mean
-        self.main_tables_ = tables
-        self.intercept_ = float(intercept + shift)
+            intercept_q += mean_q
+        self._parts = (tables, float(intercept), tables_q, float(intercept_q), pair_tables)
+        self._fold_map(1.0, 1.0, 0.0)
         self.pairs_ = list(pairs)
         self.pair_edges_ = pair_edges
         self.pair_maps_ = pair_maps
-        self.pair_tables_ = pair_tables
+
+    def _fold_map(self, a: float, c: float, b: float) -> None:
+        """Tables of a × mains part + c × pairs part + b (a = c: the Platt map a·s + b)."""
+        tables, intercept, tables_q, intercept_q, pair_tables = self._parts
+        self.main_tables_ = [a * t + c * tq for t, tq in zip(tables, tables_q, strict=True)]
+        self.intercept_ = float(a * intercept + c * intercept_q + b)
+        self.pair_tables_ = [c * t for t in pair_tables]
 
     # ---------------------------------------------------------------- prediction
     def _regions_of(self, X) -> np.ndarray:
