@@ -17,6 +17,7 @@ read here.
 Methods:
   ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged; a Platt
                map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier falls)
+  ours_raw     the same without the calibration (``calibration=None``): what the map changes
   auto         what ``tiers fit --model auto`` delivers (`training.selection.AutoSelect`): the
                candidates compared on 3 inner folds of the outer training part, the winner refit on
                it, Platt-calibrated if that lowered the inner folds' cross-fitted Brier; its CPU
@@ -55,7 +56,7 @@ from _suite_data import DATASETS
 from external import OptbinningScorecard, cpu_seconds
 
 REFERENCES = ("ebm", "ebm_mains", "optbinning", "logreg")
-OURS = ("ours", "auto")
+OURS = ("ours", "ours_raw", "auto")
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
@@ -65,10 +66,10 @@ def _categorical(X: pd.DataFrame) -> list[str]:
 def make_method(name: str, X: pd.DataFrame, seed: int):
     """An unfitted model with fit(X, y) / predict_proba(X)."""
     cats = _categorical(X)
-    if name == "ours":
+    if name in ("ours", "ours_raw"):
         from models import BoostedGAM
 
-        return BoostedGAM(random_state=seed)
+        return BoostedGAM(random_state=seed, **({"calibration": None} if name == "ours_raw" else {}))
     if name == "auto":
         from training.selection import AutoSelect, table_candidates
 
@@ -182,7 +183,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--methods", nargs="*", default=["ours", "auto", *REFERENCES])
+    parser.add_argument("--methods", nargs="*", default=["ours", "auto", *REFERENCES],
+                        help=f"of {', '.join((*OURS, *REFERENCES))}")
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -204,13 +206,15 @@ def main() -> None:
         for method in args.methods:
             res = run_method(method, name, X, y, folds, args.seed, args.cache)
             results[name][method] = res
-            print(f"  {method:11s} AUC {res.auc.mean():.4f} ± {res.auc.std():.4f}  Brier {res.brier.mean():.4f}  "
+            print(f"  {method:11s} AUC {res.auc.mean():.4f} ± {res.auc.std():.4f}  Brier {res.brier.mean():.5f}  "
                   f"fit CPU {res.cpu.mean():7.2f} s/fold (wall {res.wall.mean():.2f})", flush=True)
             if method in OURS:
                 print(f"  {'':11s} chosen per fold: {', '.join(res.chosen)}", flush=True)
         for mine in (m for m in OURS if m in results[name]):
             for ref in (m for m in args.methods if m not in OURS):
                 _print_paired(mine, ref, results[name][mine], results[name][ref], rng)
+        if {"ours", "ours_raw"} <= set(results[name]):
+            _print_paired("ours", "ours_raw", results[name]["ours"], results[name]["ours_raw"], rng)
 
     names = list(results)
     print(f"\n== mean over {len(names)} datasets (load now {os.getloadavg()[0]:.2f})")
@@ -218,7 +222,7 @@ def main() -> None:
     for method in args.methods:
         summary[method] = {m: float(np.mean([results[d][method][m].mean() for d in names])) for m in ("auc", "brier", "cpu")}
         s = summary[method]
-        print(f"  {method:11s} AUC {s['auc']:.4f}  Brier {s['brier']:.4f}  fit CPU {s['cpu']:.2f} s/fold")
+        print(f"  {method:11s} AUC {s['auc']:.4f}  Brier {s['brier']:.5f}  fit CPU {s['cpu']:.2f} s/fold")
     for mine in (m for m in OURS if m in args.methods and "ebm" in args.methods):
         _targets(mine, results, names, rng)
     if args.json_out:

