@@ -126,8 +126,9 @@ def run_method(name: str, dataset: str, X, y, folds, seed: int, cache: Path | No
         choice = getattr(model, "choice_", None)
         if choice:
             chosen = choice.winner + ("+platt" if choice.calibrated else "")
-        else:  # BoostedGAM: whether its out-of-bag Platt map was kept
-            chosen = name + ("+platt" if getattr(model, "calibration_", None) else "")
+        else:  # BoostedGAM: which out-of-bag map it kept (platt, two_slopes), if any
+            cal = getattr(model, "calibration_", None)
+            chosen = name + (f"+{cal['kind']}" if cal else "")
         rows.append({"fold": k, "auc": roc_auc_score(y[te], p), "brier": float(np.mean((p - y[te]) ** 2)),
                      "cpu": cpu, "wall": wall, "chosen": chosen})
     out = pd.DataFrame(rows)
