@@ -18,9 +18,9 @@ Fitted as InterpretML's EBM is, on LightGBM's histogram trees (C++, single threa
    log-odds (each row scored only by the bags that held it out), either Platt, a·(mains + pairs)
    + b, which keeps every ranking and so the AUC, or one slope for the mains and one for the
    pairs, a·mains + c·pairs + b (a, c > 0); chosen by Brier cross-fitted over folds of those
-   rows (Platt on any gain, the two slopes only when clearly better than raw and Platt). It is folded into the tables (the boosters' outputs scaled
-   before they are read), so the score stays an exact sum of contributions and monotone shapes
-   stay monotone.
+   rows (Platt on any gain, the two slopes only when clearly better than raw and Platt). It is
+   folded into the tables (read in two parts, the mains boosters' and the pair boosters', and
+   weighed), so the score stays an exact sum of contributions and monotone shapes stay monotone.
 
 The boosters are then read back into lookup tables, one per term: each main effect is exactly
 the booster's TreeSHAP value of its one-feature trees, and each pair term is exact by the
