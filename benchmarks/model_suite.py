@@ -15,7 +15,9 @@ whole, never on one of them; the three held-out credit sets named in `_suite_dat
 read here.
 
 Methods:
-  ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged)
+  ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged; a Platt
+               map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier falls)
+  ours_raw     the same without the calibration (``calibration=None``): what the map changes
   auto         what ``tiers fit --model auto`` delivers (`training.selection.AutoSelect`): the
                candidates compared on 3 inner folds of the outer training part, the winner refit on
                it, Platt-calibrated if that lowered the inner folds' cross-fitted Brier; its CPU
@@ -54,7 +56,7 @@ from _suite_data import DATASETS
 from external import OptbinningScorecard, cpu_seconds
 
 REFERENCES = ("ebm", "ebm_mains", "optbinning", "logreg")
-OURS = ("ours", "auto")
+OURS = ("ours", "ours_raw", "auto")
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
@@ -64,10 +66,10 @@ def _categorical(X: pd.DataFrame) -> list[str]:
 def make_method(name: str, X: pd.DataFrame, seed: int):
     """An unfitted model with fit(X, y) / predict_proba(X)."""
     cats = _categorical(X)
-    if name == "ours":
+    if name in ("ours", "ours_raw"):
         from models import BoostedGAM
 
-        return BoostedGAM(random_state=seed)
+        return BoostedGAM(random_state=seed, **({"calibration": None} if name == "ours_raw" else {}))
     if name == "auto":
         from training.selection import AutoSelect, table_candidates
 
@@ -122,9 +124,13 @@ def run_method(name: str, dataset: str, X, y, folds, seed: int, cache: Path | No
             cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
             p = np.clip(model.predict_proba(X.iloc[te])[:, 1], 0.0, 1.0)
         choice = getattr(model, "choice_", None)
+        if choice:
+            chosen = choice.winner + ("+platt" if choice.calibrated else "")
+        else:  # BoostedGAM: which out-of-bag map it kept (platt, two_slopes), if any
+            cal = getattr(model, "calibration_", None)
+            chosen = name + (f"+{cal['kind']}" if cal else "")
         rows.append({"fold": k, "auc": roc_auc_score(y[te], p), "brier": float(np.mean((p - y[te]) ** 2)),
-                     "cpu": cpu, "wall": wall, "chosen": choice.winner + ("+platt" if choice.calibrated else "")
-                     if choice else name})
+                     "cpu": cpu, "wall": wall, "chosen": chosen})
     out = pd.DataFrame(rows)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +184,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--methods", nargs="*", default=["ours", "auto", *REFERENCES])
+    parser.add_argument("--methods", nargs="*", default=["ours", "auto", *REFERENCES],
+                        help=f"of {', '.join((*OURS, *REFERENCES))}")
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -200,13 +207,15 @@ def main() -> None:
         for method in args.methods:
             res = run_method(method, name, X, y, folds, args.seed, args.cache)
             results[name][method] = res
-            print(f"  {method:11s} AUC {res.auc.mean():.4f} ± {res.auc.std():.4f}  Brier {res.brier.mean():.4f}  "
+            print(f"  {method:11s} AUC {res.auc.mean():.4f} ± {res.auc.std():.4f}  Brier {res.brier.mean():.5f}  "
                   f"fit CPU {res.cpu.mean():7.2f} s/fold (wall {res.wall.mean():.2f})", flush=True)
-            if method == "auto":
+            if method in OURS:
                 print(f"  {'':11s} chosen per fold: {', '.join(res.chosen)}", flush=True)
         for mine in (m for m in OURS if m in results[name]):
             for ref in (m for m in args.methods if m not in OURS):
                 _print_paired(mine, ref, results[name][mine], results[name][ref], rng)
+        if {"ours", "ours_raw"} <= set(results[name]):
+            _print_paired("ours", "ours_raw", results[name]["ours"], results[name]["ours_raw"], rng)
 
     names = list(results)
     print(f"\n== mean over {len(names)} datasets (load now {os.getloadavg()[0]:.2f})")
@@ -214,7 +223,7 @@ def main() -> None:
     for method in args.methods:
         summary[method] = {m: float(np.mean([results[d][method][m].mean() for d in names])) for m in ("auc", "brier", "cpu")}
         s = summary[method]
-        print(f"  {method:11s} AUC {s['auc']:.4f}  Brier {s['brier']:.4f}  fit CPU {s['cpu']:.2f} s/fold")
+        print(f"  {method:11s} AUC {s['auc']:.4f}  Brier {s['brier']:.5f}  fit CPU {s['cpu']:.2f} s/fold")
     for mine in (m for m in OURS if m in args.methods and "ebm" in args.methods):
         _targets(mine, results, names, rng)
     if args.json_out:

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from models.calibration import brier_score, fit_calibrator
+from models.calibration import cross_fitted_platt_brier, fit_calibrator
 
 Maker = Callable[[], Any]
 FitOne = Callable[[str, np.ndarray, str], Any]
@@ -44,10 +44,6 @@ def log_odds(model: Any, X) -> np.ndarray:
     """The model's log-odds of the adverse outcome, from its probabilities (any candidate)."""
     p = np.clip(model.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
     return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass
@@ -101,10 +97,7 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
     inner_auc = {name: float(np.mean(a)) for name, a in aucs.items()}
     winner = max(inner_auc, key=inner_auc.get)
     zw = z[winner]
-    crossed = np.empty(len(y))
-    for tr, te in folds:
-        crossed[te] = fit_calibrator(zw[tr], y[tr], method="sigmoid").predict_proba_1(zw[te])
-    raw, cal = brier_score(y, _sigmoid(zw)), brier_score(y, crossed)
+    raw, cal = cross_fitted_platt_brier(zw, y, folds)
     calibrator = fit_calibrator(zw, y, method="sigmoid") if cal < raw else None
     return Choice(winner, inner_auc, raw, cal, calibrator)
 

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from models import CalibratedModel, brier_score, expected_calibration_error, reliability_table
-from models.calibration import wilson_interval
+from models.calibration import logistic_coefficients, platt_coefficients, wilson_interval
 
 
 class Overconfident(ClassifierMixin, BaseEstimator):
@@ -104,3 +104,14 @@ def test_a_constant_or_empty_prediction_still_gets_a_table_and_an_ece() -> None:
     assert table["count"].tolist() == [5] and table["observed_rate"].item() == pytest.approx(0.4)
     assert expected_calibration_error(y, np.full(5, 0.3)) == pytest.approx(0.1)
     assert np.isnan(expected_calibration_error([], []))
+
+
+def test_the_newton_logistic_fit_agrees_with_scikit_learn_and_platt_needs_a_positive_slope():
+    rng = np.random.default_rng(3)
+    F = rng.normal(size=(3000, 2)) * [1.0, 0.3]
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(F @ [1.2, 2.5] - 1)))).astype(int)
+    lr = LogisticRegression(C=1e8, tol=1e-10, max_iter=5000).fit(F, y)
+    assert np.allclose(logistic_coefficients(F, y), [*lr.coef_[0], lr.intercept_[0]], atol=1e-4)
+    assert platt_coefficients(F[:, 0], y)[0] > 0
+    with pytest.raises(ValueError, match="slope"):
+        platt_coefficients(-F[:, 0], y)

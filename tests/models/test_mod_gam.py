@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mod_fixtures import METAS, MONOTONE, make_credit_frame
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from models import BoostedGAM, Grader, explain_bulk, plot_shape_functions
 from models.base import encode_columns
+from models.calibration import cross_fitted_platt_brier, platt_coefficients
 
 
 def interaction_frame(n: int = 4000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -30,9 +33,9 @@ def fitted() -> tuple[BoostedGAM, list]:
     captured = []
     original = BoostedGAM._read_tables
 
-    def capture(self, Xe, mains, inter, pairs, local):
+    def capture(self, Xe, mains, inter, pairs, local, *args):
         captured.append((mains, inter, local))
-        return original(self, Xe, mains, inter, pairs, local)
+        return original(self, Xe, mains, inter, pairs, local, *args)
 
     BoostedGAM._read_tables = capture
     try:
@@ -63,9 +66,83 @@ def test_score_is_the_exact_sum_of_feature_and_declared_pair_contributions():
     assert np.array_equal(c.total(), model.decision_function(X))
     # the lookup tables are the boosters themselves, missing values and unseen categories included
     Xe = encode_columns(X, model.feature_names_in_, model.categories_)
-    boosted = np.mean([b.predict(Xe, raw_score=True, num_iteration=k) for b, k in mains], axis=0)
-    boosted += np.mean([b.predict(Xe[:, local], raw_score=True, num_iteration=k) for b, k in inter], axis=0)
-    assert np.allclose(c.total(), boosted, atol=1e-9)
+    f_mains = np.mean([b.predict(Xe, raw_score=True, num_iteration=k) for b, k in mains], axis=0)
+    f_pairs = np.mean([b.predict(Xe[:, local], raw_score=True, num_iteration=k) for b, k in inter], axis=0)
+    cal = model.calibration_ or {"mains": 1.0, "pairs": 1.0, "intercept": 0.0}  # the map folded in
+    assert np.allclose(c.total(), cal["mains"] * f_mains + cal["pairs"] * f_pairs + cal["intercept"], atol=1e-9)
+
+
+@functools.cache
+def raw_and_platt() -> tuple[BoostedGAM, BoostedGAM]:
+    """The same fit (same bags, same boosters) without and with the Platt map."""
+    X, y = interaction_frame(3000, 1)
+    kw = {"monotone": MONOTONE, "interactions": 4, "n_bags": 3, "random_state": 2}
+    return BoostedGAM(calibration=None, **kw).fit(X, y), BoostedGAM(calibration="platt", **kw).fit(X, y)
+
+
+def test_platt_map_keeps_the_ranking_and_the_exact_sum_of_contributions():
+    raw, platt = raw_and_platt()
+    a, b = platt.calibration_["mains"], platt.calibration_["intercept"]
+    assert a > 0 and platt.calibration_["pairs"] == a and raw.calibration_ is None
+    X, y = interaction_frame(2000, 4)
+    z_raw, z = raw.decision_function(X), platt.decision_function(X)
+    assert np.allclose(z, a * z_raw + b, atol=1e-9)
+    # the same order: only float rounding may split scores that were exactly tied (≈ 1e-16)
+    assert np.all(np.diff(z[np.argsort(z_raw, kind="stable")]) >= -1e-9)
+    assert roc_auc_score(y, z) == pytest.approx(roc_auc_score(y, z_raw), abs=1e-4)
+    c = platt.contributions(probe_frame())
+    assert np.array_equal(c.total(), platt.decision_function(probe_frame()))
+    c_raw = raw.contributions(probe_frame())
+    assert np.allclose(c.values, a * c_raw.values) and np.allclose(c.pair_values, a * c_raw.pair_values)
+    # shapes scale with a > 0: still monotone in the declared directions, still centred
+    for name, shape in platt.shape_functions().items():
+        assert np.allclose(shape.values, a * raw.shape_functions()[name].values)
+
+
+def test_calibration_is_fitted_on_out_of_bag_log_odds_only():
+    model, (mains, inter, local) = fitted()
+    X, y = interaction_frame()
+    X.loc[X.index[::7], "arrears_amount"] = np.nan
+    Xe = encode_columns(X, model.feature_names_in_, model.categories_)
+    bags = model._bags(y)  # seeded: the bags the fit used
+    total, count = np.zeros((len(y), 2)), np.zeros(len(y))
+    for (tr, va), (bm, km), (bi, ki) in zip(bags, mains, inter, strict=True):
+        assert not np.isin(va, tr).any()
+        total[va, 0] += bm.predict(Xe[va], raw_score=True, num_iteration=km)
+        total[va, 1] += bi.predict(Xe[va][:, local], raw_score=True, num_iteration=ki)
+        count[va] += 1
+    held = count > 0
+    # every row's calibration scores come from bags that never trained on it; the others are NaN
+    oob = model.oob_log_odds_
+    assert np.array_equal(np.isnan(oob).any(axis=1), ~held) and held.mean() > 0.3
+    assert np.allclose(oob[held], total[held] / count[held, None], atol=1e-9)
+    # "auto" compared Briers cross-fitted on those rows alone; the kept map is the lowest
+    z = oob[held].sum(axis=1)
+    folds = StratifiedKFold(5, shuffle=True, random_state=model.random_state).split(z[:, None], y[held])
+    raw, platt = cross_fitted_platt_brier(z, y[held], folds)
+    if model.calibration_ is not None:
+        briers = model.calibration_["brier"]
+        assert (briers["raw"], briers["platt"]) == (raw, platt)
+        assert briers[model.calibration_["kind"]] < raw
+        if model.calibration_["kind"] == "platt":
+            a, b = platt_coefficients(z, y[held])
+            assert (model.calibration_["mains"], model.calibration_["intercept"]) == (a, b)
+
+
+def test_a_map_kept_on_out_of_bag_rows_lowers_the_brier_of_fresh_data():
+    # the planted pair is under-fitted by the pair boosting (its slope ≈ 2.5): the two-slope map
+    X, y = interaction_frame(6000, 1)
+    kw = {"monotone": MONOTONE, "interactions": 4, "n_bags": 3, "random_state": 2}
+    raw, auto = BoostedGAM(calibration=None, **kw).fit(X, y), BoostedGAM(**kw).fit(X, y)
+    briers = auto.calibration_["brier"]
+    assert briers[auto.calibration_["kind"]] < briers["raw"]
+    Xt, yt = interaction_frame(4000, 9)
+    assert np.array_equal(auto.contributions(Xt).total(), auto.decision_function(Xt))
+    p_raw, p = raw.predict_proba(Xt)[:, 1], auto.predict_proba(Xt)[:, 1]
+    assert np.mean((p - yt) ** 2) < np.mean((p_raw - yt) ** 2)
+    # boosting on top of another model's log-odds: never rescaled (a would rescale those too)
+    on_top = BoostedGAM(interactions=0, n_bags=2, calibration="platt").fit(X, y, init_score=np.full(len(y), 0.5))
+    assert on_top.calibration_ is None
 
 
 @settings(max_examples=40, deadline=None)
