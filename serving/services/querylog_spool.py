@@ -151,7 +151,6 @@ class Spool:
         self._wake_socket: socket.socket | None = None  # bound while this process may have an offer out
         self._wake_poll: Any = None
         self._sender: socket.socket | None = None  # unbound: sends the wake-ups of this holder
-        self._woken: set[str] = set()  # the processes woken in this turn (by their marks)
 
     def acquire(self, entries: list[Any], offered: Offer | None = None) -> tuple[Offer | None, bool]:
         """Take the lock, or learn that another process took the group. If another process holds
@@ -246,18 +245,17 @@ class Spool:
             self._sender.sendto(b"!", os.fspath(self._dir / _WAKE.format(name)))
 
     def _wake_the_waiting(self) -> None:
-        """Wake every other process with an offer in the directory (not woken by its mark in this
-        turn), once this one has released the lock: an offer made after this turn's listing
-        waits for the lock."""
-        woken, self._woken = self._woken, set()
+        """Wake every other process with a file in the directory, once this one has released the
+        lock: an offer made after this turn's listing waits for the lock, and so may a new offer
+        of a process already woken by its mark in this turn (one file per process). A process
+        woken twice looks once more for nothing."""
         try:
             self._check_own_directory()
             names = [n for n in os.listdir(self._dir) if not n.startswith(".") and n != self._own]
         except OSError:
             return
         for name in names:
-            if name not in woken:
-                self._wake(name)
+            self._wake(name)
 
     def offer(self, entries: list[Any]) -> Offer | None:
         """Offer ``entries`` for the next holder of the lock to commit (None: not offered, as the
@@ -377,7 +375,6 @@ class Spool:
         """Tell ``offered``'s process its group is chained (after the commit returned)."""
         mark = {"kind": _TAKEN, "group": offered.group, "last_seq": last_seq, "prev_hash": prev_hash}
         self._write(offered.path, json.dumps(mark).encode("utf-8"))
-        self._woken.add(offered.path.name)
         self._wake(offered.path.name)
 
     def _offer(self, entries: list[Any]) -> Offer:
