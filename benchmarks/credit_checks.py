@@ -16,6 +16,9 @@ Then batches of 10,000 codes (``POST /api/v1/credit-checks/batch``): one *cold* 
 ``credit_checks.refresh_all`` (the nightly job), whose rate is printed too.
 
 Usage: .venv/bin/python benchmarks/credit_checks.py [--duration 20] [--rate 500] [--subjects 20000]
+       … --against /path/to/other/checkout [--rounds 3]: only the single-subject check, served by
+       this checkout's code and the other's in turn (same database, same machine minutes), so that
+       a change is judged against its baseline on a shared machine
 Targets: p99 <= 5 ms for one subject at 500 req/s with 2 workers; >= 20,000 subjects/s in batches.
 Run under ``flock /tmp/bench.lock timeout 600``.
 """
@@ -246,6 +249,80 @@ def main(args: argparse.Namespace) -> float:
     return c1
 
 
+def served_from(tree: Path) -> tuple[dict[str, str], Path]:
+    """The environment and app directory that make uvicorn (and its spawned workers) import the
+    service from ``tree``: first on the path, ahead of this checkout and the venv's editable install."""
+    return {"PYTHONPATH": str(tree)}, tree
+
+
+def against(args: argparse.Namespace) -> None:
+    """The single-subject check at ``args.rate`` with ``args.workers`` workers, served by this
+    checkout and by ``args.against`` alternately, ``args.rounds`` times each, on one seeded
+    database (bases warmed first, as in ``main``); a fresh server per phase."""
+    import httpx
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    from serving.db.session import dispose_engine, iter_session
+    from serving.deps import get_today
+    from serving.keys import with_keys
+    from serving.services.credit_checks import refresh_all
+    from serving.services.querylog import LogKeys, use_keys
+    from serving.services.querylog_check import check_chain
+    from serving.settings import Settings
+
+    trees = {"this": Path(__file__).resolve().parents[1], "against": Path(args.against).resolve()}
+    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkab-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    codes = seed(url, args.subjects)
+    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    headers = {"X-API-Key": machine_key(url)}
+    session = next(iter_session(url))
+    refresh_all(session, get_today())
+    session.close()
+    dispose_engine(url)
+    paths = [f"/api/v1/credit-checks/{c}?matter={MATTER}" for c in codes[-args.batch:]]
+    print(f"{api.machine_facts()}; {' vs '.join(f'{k}={v}' for k, v in trees.items())}; {args.rate:.0f} req/s, "
+          f"{args.workers} workers, {args.duration:.0f} s per phase (+{args.warmup:.0f} s warm-up)", flush=True)
+    results: dict[str, list[dict]] = {name: [] for name in trees}
+    for round_no in range(args.rounds):
+        order = list(trees) if round_no % 2 == 0 else list(trees)[::-1]
+        for name in order:
+            extra, app_dir = served_from(trees[name])
+            port = api.free_port()
+            base = f"http://127.0.0.1:{port}"
+            server = api.start_uvicorn("serving.app:create_app", port, args.workers,
+                                       {**api.service_env(url, tmp, settings), **extra},
+                                       tmp / f"server-{name}-{round_no}.log", app_dir=app_dir)
+            try:
+                api.wait_healthy(base, server)
+                first = next(iter(httpx.get(f"{base}/openapi.json").json()["paths"]))
+                for _ in range(20):
+                    httpx.get(f"{base}{paths[0]}", headers=headers)
+                r = api.measured_phase({"base": base, "headers": headers, "rate": args.rate, "duration": args.duration,
+                                        "warmup": args.warmup, "paths": paths}, tmp, f"{name}-{round_no}", server.pid)
+            finally:
+                api.stop_uvicorn(server)
+            r["load"] = os.getloadavg()[0]
+            results[name].append(r)
+            print(api.fmt(f"round {round_no + 1} {name}", r) + f"  load {r['load']:.1f}  (first path {first})",
+                  flush=True)
+    for name, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "cpu_ms")}
+        errors = sum(sum(r["errors"].values()) for r in runs)
+        per_round = ", ".join(f"{r['p99']:.1f}" for r in runs)
+        print(f"{name}: median of {len(runs)} rounds p50 {med['p50']:.2f} ms  p99 {med['p99']:.2f} ms  "
+              f"server CPU {med['cpu_ms']:.2f} ms/check  errors {errors}  (p99 per round {per_round})")
+    this, other = results["this"], results["against"]
+    print("this/against per round: p99 " + ", ".join(f"{a['p99'] / b['p99']:.2f}x" for a, b in zip(this, other, strict=True))
+          + "; CPU " + ", ".join(f"{a['cpu_ms'] / b['cpu_ms']:.2f}x" for a, b in zip(this, other, strict=True)))
+    use_keys(url, LogKeys.of(settings))
+    session = next(iter_session(url))
+    chain = check_chain(session)
+    session.close()
+    print(f"query-log chain: {'ok' if chain.ok else 'BROKEN ' + str(chain.problem)}, {chain.entries} entries")
+
+
 def breakdown(args: argparse.Namespace) -> float:
     """Where a warm batch's CPU goes, in process and without HTTP: each stage of
     ``POST /credit-checks/batch`` on ``args.batch`` codes, CPU µs per subject (best of 3; the
@@ -313,12 +390,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="skip the single-subject phases (reference and cold batch still run)")
     parser.add_argument("--breakdown-only", action="store_true",
                         help="only the in-process CPU breakdown of a warm batch (no server)")
+    parser.add_argument("--against", help="another checkout: only the single-subject check, served by this "
+                                          "checkout's code and that one's in turn")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: phases per checkout")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = parse()
-    if arguments.breakdown_only:
+    if arguments.against:
+        against(arguments)
+    elif arguments.breakdown_only:
         breakdown(arguments)
     else:
         served = main(arguments)

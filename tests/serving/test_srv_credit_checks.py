@@ -190,3 +190,23 @@ def test_after_the_nightly_refresh_a_check_is_a_read_until_a_record_changes(sess
     _, stale = credit_checks.stored_bases(session, [world.ent1, world.ent2], today)
     assert stale == [(world.ent1, "C")]
     assert "R3" not in {e["record_id"] for e in credit_checks.bases(session, [world.ent1], today)[world.ent1].entries}
+
+
+def test_the_joint_checks_are_routed_first_and_no_other_route_takes_their_paths(app):
+    """The router tries the app's routes in order; the joint checks' router is the first API one
+    (their callers' systems send hundreds a second), which may only change what they answer if
+    another route matched their paths too."""
+    from starlette.routing import Match
+
+    def contexts(route):
+        return route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
+
+    code = make_uscc("91320100000000001")
+    routers = [r for r in app.router.routes if hasattr(r, "effective_route_contexts")]
+    assert {ctx.path for ctx in contexts(routers[0])} == {f"{CHECK}/{{uscc}}", f"{CHECK}/batch"}
+    for method, path in (("GET", f"{CHECK}/{code}"), ("GET", f"{CHECK}/batch"), ("POST", f"{CHECK}/batch"),
+                         ("POST", f"{CHECK}/{code}"), ("GET", f"{CHECK}/{code}/x")):
+        scope = {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"", "headers": []}
+        others = [ctx.path for route in app.router.routes if route is not routers[0]
+                  for ctx in contexts(route) if ctx.matches(dict(scope))[0] != Match.NONE]
+        assert others == [], (method, path)

@@ -18,7 +18,7 @@ from srv_fixtures import principal
 
 from serving.db.models import QueryLogEntry
 from serving.db.session import make_engine
-from serving.services import querylog
+from serving.services import querylog, querylog_spool
 from serving.services.querylog_check import check_chain
 
 
@@ -251,3 +251,105 @@ def test_no_offer_into_a_directory_others_can_read(two_workers, session):
     assert spool.offer([_entry(0, 0)]) is None and _spool_files(a) == []
     a.append([_entry(0, 1)])  # the read is logged all the same, by its own commit
     assert check_chain(session).entries == 1
+
+
+# --- wake-ups instead of polling ---------------------------------------------------------------
+
+
+@pytest.fixture
+def no_polling(monkeypatch):
+    """An offering writer that is not woken would wait 30 s before it looks again."""
+    monkeypatch.setattr(querylog_spool, "WAIT_S", 30.0)
+
+
+def _release_after(holder: querylog.GroupCommitWriter, outcome: dict, monkeypatch) -> dict:
+    """Make ``holder``'s next release wait (≤ 5 s) for ``outcome``; the box says whether the
+    offerer had answered before the lock was given back."""
+    seen: dict = {}
+    real = holder._spool.release
+
+    def release() -> None:
+        outcome["thread"].join(5)
+        seen["answered_while_held"] = not outcome["thread"].is_alive()
+        real()
+
+    monkeypatch.setattr(holder._spool, "release", release)
+    return seen
+
+
+def test_the_holder_wakes_the_offerer_when_it_marks_its_group_taken(two_workers, session, no_polling, monkeypatch):
+    a, b = two_workers
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(a, b, offered)
+    assert (b._spool._dir / f".{b._spool._own}.wake").is_socket()  # bound before the offer was visible
+    seen = _release_after(a, outcome, monkeypatch)
+    started = time.monotonic()
+    _holder_turn(a, [_entry(0, 0)])
+    assert seen == {"answered_while_held": True} and outcome.get("ok")
+    assert time.monotonic() - started < 5  # woken by the mark, not by its own 30 s look
+    assert check_chain(session).entries == 2 and offered[0].seq == 2
+
+
+def test_a_wake_up_without_a_valid_mark_is_not_believed(two_workers, session, no_polling):
+    """Anyone of the account can send to the socket: a wake-up only makes the offerer look again.
+    Without a mark it waits on; with a forged one it checks the database and logs its read itself."""
+    a, b = two_workers
+    offered = [_entry(1, 0)]
+    outcome = _offer_while_held(a, b, offered)
+    for _ in range(3):
+        a._spool._wake(b._spool._own)
+    outcome["thread"].join(0.3)
+    assert outcome["thread"].is_alive() and "ok" not in outcome  # still waiting for the lock
+    path = b._spool._dir / b._spool._own
+    group = json.loads(path.read_bytes().partition(b"\n")[2])["group"]
+    path.write_text(json.dumps({"kind": "taken", "group": group, "last_seq": 1, "prev_hash": "0" * 64}))
+    a._spool._wake(b._spool._own)
+    outcome["thread"].join(0.3)
+    assert outcome["thread"].is_alive()  # not believed: nothing is chained there; waits for the lock
+    a._spool.release()  # whose wake-up lets it take the lock at once
+    outcome["thread"].join(5)
+    assert outcome.get("ok") and check_chain(session).entries == 1 and offered[0].seq == 1
+
+
+def test_giving_the_lock_back_wakes_an_offer_the_holder_did_not_take(two_workers, session, no_polling):
+    a, b = two_workers
+    outcome = _offer_while_held(a, b, [_entry(1, 0)])
+    started = time.monotonic()
+    a._spool.release()  # a never committed: b, woken, takes the lock and commits its own group
+    outcome["thread"].join(5)
+    assert outcome.get("ok") and time.monotonic() - started < 5
+    assert check_chain(session).entries == 1
+
+
+def test_without_a_wake_up_socket_an_offerer_still_polls(two_workers, session, monkeypatch):
+    a, b = two_workers
+    def no_socket(*args, **kwargs):
+        raise OSError("no sockets here")
+
+    monkeypatch.setattr(querylog_spool.socket, "socket", no_socket)
+    outcome = _offer_while_held(a, b, [_entry(1, 0)])
+    assert b._spool._wake_socket is None
+    _holder_turn(a, [_entry(0, 0)])
+    outcome["thread"].join(5)
+    assert outcome.get("ok") and check_chain(session).entries == 2
+
+
+def test_an_idle_writer_closes_its_socket_and_leaves_no_directory(database_url, session):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("offers are SQLite's")
+    engines = [make_engine(database_url) for _ in range(2)]
+    a, b = (querylog.GroupCommitWriter(e, idle_s=0.05) for e in engines)
+    try:
+        outcome = _offer_while_held(a, b, [_entry(1, 0)])
+        _holder_turn(a, [_entry(0, 0)])
+        a._spool.release()
+        outcome["thread"].join(5)
+        deadline = time.monotonic() + 5
+        while b._thread is not None and time.monotonic() < deadline:  # b's writer falls idle: tidy
+            time.sleep(0.01)
+        a._spool.tidy()
+        assert b._spool._wake_socket is None and not b._spool._dir.exists()
+    finally:
+        for e in engines:
+            e.dispose()
+        shutil.rmtree(a._spool._dir, ignore_errors=True)
