@@ -108,12 +108,20 @@ def _canonical_head(entry: LoggedRead) -> str:
     return _canonical_json(_canonical_values(entry, _SHARED_FIELDS))[:-1] + ',"seq":'
 
 
+def stored_time(value: dt.datetime | str) -> dt.datetime:
+    """An entry's ``at`` as read from the database, unconverted (a string on SQLite), as the
+    column type gives it: timezone-aware UTC."""
+    at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
 class CanonicalHeads:
     """``_canonical_head`` of stored entries, built from cached pieces: who read (actor, kind,
     role) and what (endpoint, outcome, unmasked, purpose) repeat across entries, the time rarely
     does. The sorted keys put ``at`` between the two, so a head is who + time + what. Used by the
-    checker, which walks entries one by one, each (a single read) with its own time; any value
-    that is not a plain string takes ``_canonical_head`` itself."""
+    checker, which walks entries one by one, each (a single read) with its own time; ``at`` may be
+    the stored value unconverted (``stored_time``); any other value that is not a plain string
+    takes ``_canonical_head`` itself."""
 
     __slots__ = ("_what", "_who")
 
@@ -139,6 +147,11 @@ class CanonicalHeads:
                                            f'{"true" if what_key[2] else "false"},"purpose":'
                                            f'{encode_basestring(what_key[3])},"seq":')
         at = entry.at
+        if type(at) is str:  # a stored time as SQLite keeps it (the checker reads it unconverted)
+            if len(at) == 26 and at[10] == " " and at[19] == "." and at[4] == "-":
+                # SQLAlchemy's SQLite format, of the UTC time the column type bound: the canonical text
+                return f"{who}{at[:10]}T{at[11:]}Z{what}"
+            at = stored_time(at)
         at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
         if at.year < 1000:  # strftime's %Y does not pad; isoformat does
             return f"{who}{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}{what}"

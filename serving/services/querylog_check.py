@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from serving.db.models import QueryLogEntry, QueryLogHead
@@ -40,7 +40,14 @@ from serving.services.checkpoints import (
     read_last_checkpoints,
     recorded_keyed_from,
 )
-from serving.services.querylog import GENESIS_HASH, CanonicalHeads, chain_hash, keys_for
+from serving.services.querylog import (
+    GENESIS_HASH,
+    CanonicalHeads,
+    LoggedRead,
+    chain_hash,
+    keys_for,
+    stored_time,
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,10 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
     expected, last_seq, count, legacy, rewritten = start, 0, 0, 0, 0
     log = QueryLogEntry.__table__
     heads, key = CanonicalHeads(), mac_key.encode("utf-8")
-    stmt = (select(log).where(log.c.seq >= start).order_by(log.c.seq)
+    # ``at`` as stored (a string on SQLite): converting each to a datetime and back to text cost
+    # more than its MAC; CanonicalHeads reads either
+    columns = [type_coerce(c, String).label("at") if c.key == "at" else c for c in log.columns]
+    stmt = (select(*columns).where(log.c.seq >= start).order_by(log.c.seq)
             .execution_options(yield_per=batch_size))
     for entry in session.execute(stmt):
         count += 1
@@ -141,8 +151,9 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
         is_legacy = entry.seq < keyed_from
         legacy += is_legacy
         if not is_legacy and oldest_keyed is None:
-            oldest_keyed = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
-        link = chain_hash(entry.prev_hash, entry) if is_legacy else heads.mac(key, entry.prev_hash, entry)
+            oldest_keyed = stored_time(entry.at)
+        link = (chain_hash(entry.prev_hash, _timed(entry)) if is_legacy
+                else heads.mac(key, entry.prev_hash, entry))
         if link != entry.entry_hash:
             rewritten += 1
             if rewritten == 1:
@@ -170,6 +181,13 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
                       problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=legacy,
                       checkpoints=len(valid), checkpoint=max(valid, key=lambda c: c.seq, default=None),
                       checked_from=start)
+
+
+def _timed(entry: Any) -> LoggedRead:
+    """A row read with its time unconverted, as the entry it stores (for the unkeyed function)."""
+    return LoggedRead(at=stored_time(entry.at), actor=entry.actor, actor_role=entry.actor_role,
+                      actor_kind=entry.actor_kind, uscc=entry.uscc, purpose=entry.purpose, endpoint=entry.endpoint,
+                      outcome=entry.outcome, personal_info_unmasked=entry.personal_info_unmasked, seq=entry.seq)
 
 
 def _against_checkpoints(valid: list[Checkpoint], at_checkpoint: dict[int, str], last_seq: int, count: int,

@@ -32,8 +32,14 @@ def test_the_checkers_cached_mac_is_the_entry_mac_of_any_entry(seed):
         if rng.random() < 0.1:
             at = at.replace(microsecond=0)  # isoformat drops zero microseconds unless told
         stored = dataclasses.replace(entry, at=at, seq=n)
-        assert heads.text(prev, stored) == prev + querylog.canonical_entry(stored)
-        assert heads.mac(KEY.encode(), prev, stored) == querylog.entry_mac(KEY, prev, stored)
+        utc = querylog.stored_time(at)
+        # the time as the checker reads it unconverted: SQLite's text of the UTC time, or str() of
+        # a time written by hand (no microseconds when zero, an offset when aware)
+        as_text = [utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f"), str(at), str(utc)]
+        for raw in [at, *as_text]:
+            read = dataclasses.replace(stored, at=raw)
+            assert heads.text(prev, read) == prev + querylog.canonical_entry(stored), raw
+            assert heads.mac(KEY.encode(), prev, read) == querylog.entry_mac(KEY, prev, stored)
         prev = querylog.entry_mac(KEY, prev, stored)
 
 
