@@ -119,26 +119,67 @@ class ReadCheckpoint:
 
 def read_checkpoints(path: Path, public_key: Any) -> Iterator[ReadCheckpoint]:
     """Every line of ``path`` checked against ``public_key`` (an Ed25519 public key)."""
-    from cryptography.exceptions import InvalidSignature
-
     if not path.is_file():
         return
     with path.open(encoding="utf-8", errors="replace") as lines:
         for n, text in enumerate(lines, 1):
-            if not text.strip():
-                continue
-            try:
-                fields = json.loads(text)
-                checkpoint = Checkpoint(seq=int(fields["seq"]), mac=str(fields["mac"]), at=str(fields["at"]),
-                                        keyed_from=int(fields["keyed_from"]), signature=str(fields["signature"]),
-                                        v=int(fields.get("v", CHECKPOINT_VERSION)))
-                public_key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_bytes())
-            except InvalidSignature:
-                yield ReadCheckpoint(n, None, "signature does not verify")
-            except (ValueError, KeyError, TypeError) as exc:
-                yield ReadCheckpoint(n, None, f"not a checkpoint ({type(exc).__name__})")
-            else:
-                yield ReadCheckpoint(n, checkpoint)
+            if text.strip():
+                yield _checked_line(n, text, public_key)
+
+
+def read_last_checkpoints(path: Path, public_key: Any, wanted: int = 16, block: int = 1 << 16) -> list[ReadCheckpoint]:
+    """The last lines of ``path``, read backwards, up to and including the ``wanted``-th valid
+    checkpoint from the end (or the whole file if it holds fewer), each checked as
+    ``read_checkpoints`` does; ``line_no`` counts from the end (-1: the last line). Reads and
+    verifies a bounded part of the file however long it grows (a year of checkpoints at the
+    service's interval is millions of lines). ``wanted`` > 1 because several workers append:
+    the lines near the end need not be in the order of their ``seq``."""
+    if not path.is_file():
+        return []
+    out: list[ReadCheckpoint] = []
+    valid = 0
+    with path.open("rb") as raw:
+        pos = raw.seek(0, os.SEEK_END)
+        pending = b""  # the start of the file up to ``pos`` not yet split into lines
+        n = 0
+        while True:
+            if pos > 0:
+                start = max(0, pos - block)
+                raw.seek(start)
+                pending = raw.read(pos - start) + pending
+                pos = start
+            lines = pending.split(b"\n")
+            # the first piece may be the end of a line that starts in an earlier block
+            pending, lines = (lines[0], lines[1:]) if pos > 0 else (b"", lines)
+            for text in reversed(lines):
+                line = text.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                n += 1
+                read = _checked_line(-n, line, public_key)
+                out.append(read)
+                valid += read.checkpoint is not None
+                if valid >= wanted:
+                    return out
+            if pos == 0:
+                break
+    return out
+
+
+def _checked_line(n: int, text: str, public_key: Any) -> ReadCheckpoint:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        fields = json.loads(text)
+        checkpoint = Checkpoint(seq=int(fields["seq"]), mac=str(fields["mac"]), at=str(fields["at"]),
+                                keyed_from=int(fields["keyed_from"]), signature=str(fields["signature"]),
+                                v=int(fields.get("v", CHECKPOINT_VERSION)))
+        public_key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_bytes())
+    except InvalidSignature:
+        return ReadCheckpoint(n, None, "signature does not verify")
+    except (ValueError, KeyError, TypeError) as exc:
+        return ReadCheckpoint(n, None, f"not a checkpoint ({type(exc).__name__})")
+    return ReadCheckpoint(n, checkpoint)
 
 
 def load_public_key(pem: bytes) -> Any:

@@ -29,12 +29,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from serving.db.models import QueryLogEntry, QueryLogHead
-from serving.services.checkpoints import Checkpoint, ReadCheckpoint, read_checkpoints, recorded_keyed_from
-from serving.services.querylog import GENESIS_HASH, chain_hash, entry_mac, keys_for
+from serving.services.checkpoints import (
+    Checkpoint,
+    ReadCheckpoint,
+    read_checkpoints,
+    read_last_checkpoints,
+    recorded_keyed_from,
+)
+from serving.services.querylog import (
+    GENESIS_HASH,
+    CanonicalHeads,
+    LoggedRead,
+    chain_hash,
+    keys_for,
+    stored_time,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,9 @@ def check_chain(session: Session, *, checkpoint_file: Path | None = None, public
     """Check the log of ``session``'s database with the keys registered for it
     (``querylog.use_keys``), against its checkpoint file, or ``checkpoint_file`` verified with
     ``public_key`` (a second party's copy). ``incremental``: from the latest valid checkpoint on
-    (see ``check_log``)."""
+    (see ``check_log``); the checkpoint file is then read from its end, up to the last few valid
+    checkpoints (``read_last_checkpoints``), so neither the log nor the file before the latest
+    checkpoint is read: the cost follows the entries since it."""
     from serving.keys import signing_key
 
     keys = keys_for(session.get_bind().url)
@@ -76,7 +91,8 @@ def check_chain(session: Session, *, checkpoint_file: Path | None = None, public
     # the service signs within its interval and whenever it falls idle: an older unanchored
     # keyed entry means the checkpoints were removed
     grace = dt.timedelta(seconds=max(60.0, 3 * keys.checkpoint_interval_s))
-    return check_log(session, keys.mac_key, read_checkpoints(path, key), batch_size=batch_size,
+    lines = read_last_checkpoints(path, key) if incremental else read_checkpoints(path, key)
+    return check_log(session, keys.mac_key, lines, batch_size=batch_size,
                      incremental=incremental, recorded_start=recorded_keyed_from(keys.checkpoints),
                      checkpoint_grace=grace)
 
@@ -98,7 +114,8 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
     valid: list[Checkpoint] = []
     for read in checkpoints:
         if read.checkpoint is None:
-            breaks.append(Break("bad_checkpoint", None, f"checkpoint line {read.line_no}: {read.problem}"))
+            where = read.line_no if read.line_no > 0 else f"{-read.line_no} from the end"
+            breaks.append(Break("bad_checkpoint", None, f"checkpoint line {where}: {read.problem}"))
         else:
             valid.append(read.checkpoint)
     head = session.get(QueryLogHead, 1)
@@ -119,7 +136,11 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
     prev: str | None = GENESIS_HASH if start == 1 else None
     expected, last_seq, count, legacy, rewritten = start, 0, 0, 0, 0
     log = QueryLogEntry.__table__
-    stmt = (select(log).where(log.c.seq >= start).order_by(log.c.seq)
+    heads, key = CanonicalHeads(), mac_key.encode("utf-8")
+    # ``at`` as stored (a string on SQLite): converting each to a datetime and back to text cost
+    # more than its MAC; CanonicalHeads reads either
+    columns = [type_coerce(c, String).label("at") if c.key == "at" else c for c in log.columns]
+    stmt = (select(*columns).where(log.c.seq >= start).order_by(log.c.seq)
             .execution_options(yield_per=batch_size))
     for entry in session.execute(stmt):
         count += 1
@@ -130,8 +151,9 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
         is_legacy = entry.seq < keyed_from
         legacy += is_legacy
         if not is_legacy and oldest_keyed is None:
-            oldest_keyed = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
-        link = chain_hash(entry.prev_hash, entry) if is_legacy else entry_mac(mac_key, entry.prev_hash, entry)
+            oldest_keyed = stored_time(entry.at)
+        link = (chain_hash(entry.prev_hash, _timed(entry)) if is_legacy
+                else heads.mac(key, entry.prev_hash, entry))
         if link != entry.entry_hash:
             rewritten += 1
             if rewritten == 1:
@@ -159,6 +181,13 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
                       problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=legacy,
                       checkpoints=len(valid), checkpoint=max(valid, key=lambda c: c.seq, default=None),
                       checked_from=start)
+
+
+def _timed(entry: Any) -> LoggedRead:
+    """A row read with its time unconverted, as the entry it stores (for the unkeyed function)."""
+    return LoggedRead(at=stored_time(entry.at), actor=entry.actor, actor_role=entry.actor_role,
+                      actor_kind=entry.actor_kind, uscc=entry.uscc, purpose=entry.purpose, endpoint=entry.endpoint,
+                      outcome=entry.outcome, personal_info_unmasked=entry.personal_info_unmasked, seq=entry.seq)
 
 
 def _against_checkpoints(valid: list[Checkpoint], at_checkpoint: dict[int, str], last_seq: int, count: int,

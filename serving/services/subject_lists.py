@@ -24,6 +24,7 @@ from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import True_
 
 from serving.db.models import CurrentGrade, Grade, Subject
 from serving.errors import InvalidInput
@@ -75,16 +76,50 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
     """How many subjects ``principal`` covers under ``filters`` (counted once per list)."""
     if filters.grade:  # led by the current grades' (district|industry, grade) index, as the pages are
-        stmt = (select(func.count()).select_from(CurrentGrade).join(Subject, Subject.uscc == CurrentGrade.uscc)
-                .where(CurrentGrade.grade == filters.grade))
-        if filters.district:
-            stmt = stmt.where(CurrentGrade.district_code == filters.district)
-        if filters.industry:
-            stmt = stmt.where(CurrentGrade.industry == filters.industry)
-        rest = _subject_filters(ListFilter(search=filters.search))
-    else:
-        stmt, rest = select(func.count()).select_from(Subject), _subject_filters(filters)
+        stmt = _graded_count(filters.grade, filters)
+        if filters.search or not _covers_all(principal):
+            # the subjects joined only when their columns decide: a count of one grade joined to
+            # the subjects costs a look-up per graded subject (1.1 s of CPU for 400 k on SQLite,
+            # against 21 ms for the index alone)
+            stmt = stmt.join(Subject, Subject.uscc == CurrentGrade.uscc).where(
+                coverage_clause(principal), *_subject_filters(ListFilter(search=filters.search)))
+        return session.scalar(stmt) or 0
+    stmt, rest = select(func.count()).select_from(Subject), _subject_filters(filters)
     return session.scalar(stmt.where(coverage_clause(principal), *rest)) or 0
+
+
+def _graded_count(letter: str | None, filters: ListFilter) -> Select[Any]:
+    """The count of current grades (of ``letter``, or all) under the filters' district and
+    industry, on the current grades' own indexes."""
+    stmt = select(func.count()).select_from(CurrentGrade)
+    if letter:
+        stmt = stmt.where(CurrentGrade.grade == letter)
+    if filters.district:
+        stmt = stmt.where(CurrentGrade.district_code == filters.district)
+    if filters.industry:
+        stmt = stmt.where(CurrentGrade.industry == filters.industry)
+    return stmt
+
+
+def _covers_all(principal: Principal) -> bool:
+    """Whether ``principal`` reads every subject (coverage's own rule says so: ``true()``)."""
+    return isinstance(coverage_clause(principal), True_)
+
+
+def _may_have_ungraded(session: Session, principal: Principal, filters: ListFilter) -> bool:
+    """Whether the list can hold subjects without a grade. Finding them is a scan of the subjects
+    for a missing current grade, which, when every subject is graded (a city after its monthly
+    grading), reads the whole population to find none: for a reader who covers every subject the
+    answer is subjects minus graded, two counts on indexes, kept with the list totals."""
+    if filters.search or not _covers_all(principal):
+        return True
+    key = "ungraded:" + _count_key(principal, filters)
+
+    def ungraded() -> int:
+        subjects = session.scalar(select(func.count()).select_from(Subject).where(*_subject_filters(filters))) or 0
+        return subjects - (session.scalar(_graded_count(None, filters)) or 0)
+
+    return cached_count(session, key, ungraded) > 0
 
 
 def _count_key(principal: Principal, filters: ListFilter) -> str:
@@ -142,6 +177,8 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
         if filters.grade:
             return rows, None
         cursor = None
+    if not _may_have_ungraded(session, principal, filters):
+        return rows, None
     after_uscc = cursor[1] if cursor else ""
     ungraded = (select(Subject).where(~exists().where(CurrentGrade.uscc == Subject.uscc), Subject.uscc > after_uscc,
                                       coverage_clause(principal), *_subject_filters(filters))
