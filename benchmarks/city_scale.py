@@ -260,7 +260,7 @@ def list_pages(base: str, headers: dict, url: str, repeats: int) -> dict:
     total_a = page.total
     from sqlalchemy import select
 
-    from serving.db.models import CurrentGrade
+    from serving.db.tables import CurrentGrade
     row = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
                           .order_by(CurrentGrade.score, CurrentGrade.uscc).offset(int(total_a * 0.9)).limit(1)).first()
     from serving.services.subject_lists import _encode

@@ -52,8 +52,8 @@ def seed(url: str, n_subjects: int) -> list[str]:
     from stdnum.cn import uscc as stdnum_uscc
 
     from serving.db.migrate import upgrade
-    from serving.db.models import Record, Subject
     from serving.db.session import dispose_engine, iter_session
+    from serving.db.tables import Record, Subject
 
     upgrade(url)
     codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(n_subjects)]

@@ -34,8 +34,8 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from serving.app import create_app
 from serving.db.migrate import upgrade
-from serving.db.models import Grade, Subject
 from serving.db.session import iter_session
+from serving.db.tables import Grade, Subject
 from serving.keys import with_keys
 from serving.security import Principal
 from serving.services import plans as plan_service

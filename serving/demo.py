@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc as stdnum_uscc
 
-from serving.db.models import Subject, User
+from serving.db.tables import Subject, User
 from serving.errors import NotAllowed
 from serving.keys import write_private
 from serving.schemas import UserCreate

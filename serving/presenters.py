@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
-from serving.db.models import Grade, Objection, Subject
+from serving.db.tables import Grade, Objection, Subject
 from serving.schemas import GradeOut, ObjectionOut, SubjectOut
 from serving.security import mask_id_number, mask_name, shown_name
 from serving.services.objections import is_overdue

@@ -19,7 +19,7 @@ from uscc import why_invalid
 # (422) before any query
 MAX_ROW_ID = 2**31 - 1
 # a read's purpose (查询用途): two characters at least, to say something; 200 at most, what the query
-# log's purpose column holds (serving.db.models.QueryLogEntry). Spread into Query/Header/Form/Field.
+# log's purpose column holds (serving.db.tables.QueryLogEntry). Spread into Query/Header/Form/Field.
 PURPOSE_LENGTH = MappingProxyType({"min_length": 2, "max_length": 200})
 
 

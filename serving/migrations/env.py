@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from serving.db.models import Base
 from serving.db.session import make_engine
+from serving.db.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from serving.db.models import Alert, MonitoringResult
+from serving.db.tables import Alert, MonitoringResult
 from serving.deps import (
     Analyst,
     PageAnalyst,

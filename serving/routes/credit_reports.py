@@ -97,7 +97,7 @@ def lookup(serial: Serial, session: SessionDep, today: TodayDep) -> IssuedReport
 
 
 def _issued_out(session, serial: str, today: dt.date) -> IssuedReportOut:
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
 
     row = reports.issued(session, serial)
     subject = session.get(Subject, row.uscc)

@@ -7,7 +7,7 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from serving.db.migrate import head_revision
-from serving.db.models import CurrentGrade, Grade
+from serving.db.tables import CurrentGrade, Grade
 from serving.deps import SessionDep, checked_principal, settings_of
 from serving.errors import NotAuthenticated, error_responses
 from serving.schemas import HealthOut, ModelHealthOut

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from features.schema import INDUSTRY_SECTIONS
-from serving.db.models import Alert
+from serving.db.tables import Alert
 from serving.deps import (
     SESSION_COOKIE,
     EligibilityDep,

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from serving.db.models import Draw, Plan
+from serving.db.tables import Draw, Plan
 from serving.deps import (
     CurrentUser,
     Enterprise,
@@ -152,7 +152,7 @@ def _logged_download(session: Session, principal: Principal, draw: Draw, plan_ro
                      log: ReadLog, select: VisitSelect | None = None) -> InspectionPlan:
     """The plan as ``principal`` may see it, each subject in it logged as a read (with ``select``:
     only the visits it picks from the masked list, so a search by name never matches a hidden name)."""
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
 
     if "plan" not in draw.payload:
         raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")

@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, fal
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for
-from serving.db.models import Record, Subject
 from serving.db.session import connection_of
+from serving.db.tables import Record, Subject
 from serving.security import Principal
 
 CITY_WIDE_DEPARTMENTS = frozenset({"samr"})

@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
-from serving.db.models import BulkLoad, CurrentGrade, Grade, Subject
+from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
 from serving.services.grades import advance_current, refresh_subject_columns
@@ -409,7 +409,7 @@ def _upsert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[t
 def _sqlite_binders(conn: Connection, table: str, columns: tuple[str, ...]) -> list[Callable[[Any], Any] | None]:
     """The column types' own conversions to what the driver stores (dates, UTC timestamps), so
     bulk rows read back exactly as rows written through the ORM. JSON columns get text as it is."""
-    from serving.db.models import Base
+    from serving.db.tables import Base
 
     out: list[Callable[[Any], Any] | None] = []
     for name in columns:

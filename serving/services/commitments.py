@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from features.catalogue import default_policy
 from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
-from serving.db.models import Commitment, Subject
+from serving.db.tables import Commitment, Subject
 from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
 from serving.security import Principal, shown_name
 from serving.services.grades import Regrader, run_regrader

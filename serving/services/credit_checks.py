@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Date, and_, bindparam, case, func, select, te
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for
-from serving.db.models import CreditCheckBasis, Record, Subject, UtcDateTime
 from serving.db.session import connection_of
+from serving.db.tables import CreditCheckBasis, Record, Subject, UtcDateTime
 from serving.errors import InvalidInput, NotAllowed
 from serving.measures import Matter, Measure, MeasuresCatalogue
 from serving.security import Principal

@@ -29,7 +29,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import CreditReport, Subject
+from serving.db.tables import CreditReport, Subject
 from serving.errors import NotAllowed, ReportUnavailable, TooManyAttempts, UnknownReport, UnknownSubject
 from serving.i18n import kind_name, text
 from serving.labels import department_name, industry_name, legal_form_name
@@ -183,7 +183,7 @@ def report_content(session: Session, uscc: str, serial: str, issued_at: dt.datet
 def _commitment_rows(session: Session, shown: pd.DataFrame, data_dir: str | None = None) -> tuple:
     """The commitment records as the report names them: the matter signed and its check date (from
     the commitment the record was written for; a record of none keeps its own kind and dates)."""
-    from serving.db.models import Commitment
+    from serving.db.tables import Commitment
     from serving.report_pdf import CommitmentRow
     from serving.services.commitments import commitment_id_of
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from features.gates import GateError, GateReport, held_batches, reject, release
 from features.quality import Finding, blocking
-from serving.db.models import GateDecision
+from serving.db.tables import GateDecision
 
 DECISIONS = ("released", "rejected")
 

@@ -12,8 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
-from serving.db.models import CurrentGrade, Grade, Subject
 from serving.db.session import connection_of
+from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal

@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from serving.db.models import ListCount, ListCountsHead
 from serving.db.session import connection_of
+from serving.db.tables import ListCount, ListCountsHead
 
 _log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from serving.db.models import LoginAttempt
+from serving.db.tables import LoginAttempt
 
 WINDOW = dt.timedelta(hours=1)  # failures older than this are forgotten
 KNOWN_ADDRESS_DAYS = 30

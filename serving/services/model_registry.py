@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import PromotionAudit
+from serving.db.tables import PromotionAudit
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from serving.security import Principal
 

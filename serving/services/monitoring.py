@@ -24,7 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import Alert, MonitoringResult
+from serving.db.tables import Alert, MonitoringResult
 from serving.i18n import ALERT_TEXTS, page_text
 
 if TYPE_CHECKING:

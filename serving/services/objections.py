@@ -8,7 +8,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from serving.db.models import Objection
+from serving.db.tables import Objection
 from serving.errors import Conflict, UnknownObjection
 from serving.schemas import DecisionIn, ObjectionCreate
 from serving.security import Principal

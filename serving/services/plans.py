@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from serving.db.models import (
+from serving.db.tables import (
     Draw,
     Grade,
     InspectionResult,
@@ -121,7 +121,7 @@ def district_choices(session: Session) -> list[tuple[str, str]]:
     """The districts the subjects carry, (code, name) by code, for the pages' district selects: read
     once per generation of the list totals (``list_counts``: advanced whenever subjects change), not
     on every page (a distinct over every subject)."""
-    from serving.db.models import ListCountsHead
+    from serving.db.tables import ListCountsHead
 
     generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
     key = str(session.get_bind().url)

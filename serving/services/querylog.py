@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
     fcntl = None  # type: ignore[assignment]
 
 from serving.db.driver import DriverStatement
-from serving.db.models import QueryLogEntry, QueryLogHead
+from serving.db.tables import QueryLogEntry, QueryLogHead
 from serving.security import Principal
 from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
 

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from serving.db.models import QueryLogEntry, QueryLogHead
+from serving.db.tables import QueryLogEntry, QueryLogHead
 from serving.services.checkpoints import (
     Checkpoint,
     ReadCheckpoint,

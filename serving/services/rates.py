@@ -16,7 +16,7 @@ import math
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from serving.db.models import RateEvent
+from serving.db.tables import RateEvent
 from serving.errors import TooManyAttempts
 
 WINDOW = dt.timedelta(hours=1)

@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import Record
+from serving.db.tables import Record
 from serving.errors import ModelUnavailable
 from serving.schemas import GradeIn
 from serving.services.champions import ChampionHolder
@@ -53,7 +53,7 @@ def change_rows(current: Any) -> list[dict[str, Any]]:
     return rows
 
 
-# Record fields the service database holds (`serving.db.models.Record`); the store's other
+# Record fields the service database holds (`serving.db.tables.Record`); the store's other
 # contract columns (ref_record_id, verified, exemption, …) are kept from the store's row.
 SERVICE_RECORD_FIELDS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "end_date",
                           "publicity_end", "amount", "department", "document_no", "description")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from serving.db.models import Record, RepairApplication
+from serving.db.tables import Record, RepairApplication
 from serving.errors import RepairNotEligible, UnknownRepair
 from serving.schemas import RepairCreate, RepairDecisionIn
 from serving.security import Principal

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.models import FitJob
+from serving.db.tables import FitJob
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
 from serving.labels import model_label

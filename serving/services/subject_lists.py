@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
 
-from serving.db.models import CurrentGrade, Grade, Subject
+from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import InvalidInput
 from serving.schemas import GradeLetter
 from serving.security import Principal

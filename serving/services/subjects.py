@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from serving.db.models import Record, Subject
+from serving.db.tables import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
 from serving.services.grades import refresh_subject_columns

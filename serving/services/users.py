@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from serving.db.models import ApiKey, RevokedToken, User
+from serving.db.tables import ApiKey, RevokedToken, User
 from serving.errors import (
     Conflict,
     InvalidInput,

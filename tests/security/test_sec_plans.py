@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from srv_fixtures import ENT1, ENT2, TODAY, make_uscc
 
-from serving.db.models import User
+from serving.db.tables import User
 from serving.deps import get_today
 from serving.security import Principal, hash_password
 from serving.services.grades import store_grades
@@ -208,7 +208,7 @@ def test_a_result_published_in_the_future_is_refused(client, fire, city):
 def test_person_named_subjects_are_masked_in_every_output(client, fire, auth, city, session):
     """Issue 14 finding 5: individual businesses' names were masked in JSON and pages but shown in
     full in the CSV/XLSX exports and in /api/v1/regulator/subjects."""
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
 
     session.query(Subject).update({Subject.legal_form: "individual_business"})  # every subject named after a person
     session.commit()

@@ -16,8 +16,8 @@ from sqlalchemy import text
 from srv_fixtures import World, app_on, principal, seed, seeded_template
 
 from serving.db.migrate import upgrade
-from serving.db.models import Base
 from serving.db.session import dispose_engine, iter_session
+from serving.db.tables import Base
 from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.querylog import LogKeys, use_keys

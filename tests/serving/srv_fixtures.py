@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from stdnum.cn import uscc as stdnum_uscc
 
-from serving.db.models import User
 from serving.db.session import iter_session
+from serving.db.tables import User
 from serving.schemas import UserCreate
 from serving.security import Principal, hash_password
 from serving.services.grades import store_grades

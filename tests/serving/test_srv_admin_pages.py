@@ -10,7 +10,7 @@ import re
 import pytest
 from srv_fixtures import ENT1, ENT2, form_login, principal
 
-from serving.db.models import ApiKey, Objection, PromotionAudit, RepairApplication, User
+from serving.db.tables import ApiKey, Objection, PromotionAudit, RepairApplication, User
 from serving.services.querylog import append_entries
 
 # the module fixture (app, database, models) is built once, on one worker

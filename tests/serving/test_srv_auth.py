@@ -53,7 +53,7 @@ def test_api_key_for_machines(client, auth, session, world):
                       json={"username": "pipeline-samr", "name": "nightly"}).json()["key"]
     me = client.get("/api/v1/auth/me", headers={"X-API-Key": key}).json()
     assert me["kind"] == "machine" and me["department"] == "samr"
-    from serving.db.models import ApiKey
+    from serving.db.tables import ApiKey
 
     assert key not in {row.key_hash for row in session.query(ApiKey)}  # stored hashed only
     assert client.get("/api/v1/auth/me", headers={"X-API-Key": key + "x"}).status_code == 401

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from serving.db.models import BulkLoad, CurrentGrade, Grade, RiskWarning
 from serving.db.session import engine_for
+from serving.db.tables import BulkLoad, CurrentGrade, Grade, RiskWarning
 from serving.services import bulk
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades

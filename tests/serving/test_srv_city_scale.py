@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from serving.db.models import CurrentGrade, Grade, Subject
 from serving.db.session import engine_for
+from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.security import Principal
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades, load_subjects

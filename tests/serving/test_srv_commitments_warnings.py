@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from srv_fixtures import TODAY, World, database_copy, principal
 
 from serving.app import create_app
-from serving.db.models import RiskWarning
 from serving.db.session import dispose_engine
+from serving.db.tables import RiskWarning
 from serving.deps import get_today
 from serving.keys import with_keys
 from serving.security import create_access_token, csrf_token, decode_access_token

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from srv_fixtures import TODAY, make_uscc
 
-from serving.db.models import QueryLogEntry
+from serving.db.tables import QueryLogEntry
 from serving.services.subjects import current_record, new_record_version, store_records
 from serving.services.users import create_api_key
 

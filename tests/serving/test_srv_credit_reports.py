@@ -21,8 +21,8 @@ from srv_fixtures import ENT1, TODAY, make_uscc, principal
 from typer.testing import CliRunner
 
 from serving.app import create_app
-from serving.db.models import CreditReport, QueryLogEntry
 from serving.db.session import dispose_engine, iter_session
+from serving.db.tables import CreditReport, QueryLogEntry
 from serving.deps import get_today
 from serving.keys import make_report_certificate, make_report_key, with_keys
 from serving.report_pdf import verify_pdf
@@ -329,7 +329,7 @@ def test_a_report_checked_before_its_issuing_day_is_not_yet_valid(world, tmp_pat
 
 def test_the_report_names_the_legal_form_and_the_industry(world):
     # 主体类型 read "individual_business" and 所属行业 "F": the codes, where the pages name them
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
     from serving.services.credit_reports import report_content
 
     session = next(iter_session(world["url"]))

@@ -7,8 +7,8 @@ from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.db.models import Base
 from serving.db.session import engine_for, iter_session
+from serving.db.tables import Base
 from serving.services.subjects import list_records, store_records
 from serving.settings import Settings
 
@@ -31,7 +31,7 @@ def test_records_are_versioned_not_overwritten(session, world):
 def test_startup_migrates_a_fresh_database(tmp_path):
     from srv_fixtures import principal
 
-    from serving.db.models import User
+    from serving.db.tables import User
     from serving.security import create_access_token
 
     url = f"sqlite:///{tmp_path / 'fresh' / 'tiers.db'}"

@@ -57,7 +57,7 @@ def test_many_rows_inserted_on_the_driver_are_stored_as_sqlalchemy_stores_them(s
     from sqlalchemy import delete, insert
 
     from serving.db.driver import insert_many
-    from serving.db.models import RiskWarning
+    from serving.db.tables import RiskWarning
 
     at = dt.datetime(2026, 12, 7, 3, 4, 5, 678901, tzinfo=dt.UTC)
     rows = [dict(uscc=world.ent1, cause=cause, department=None, status="open", message="信用等级由 A 降为 C",

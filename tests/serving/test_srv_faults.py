@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import func, select
 from srv_fixtures import make_uscc, principal
 
-from serving.db.models import Draw, Grade, Objection, Plan, Record
 from serving.db.session import dispose_engine, iter_session
+from serving.db.tables import Draw, Grade, Objection, Plan, Record
 from serving.security import create_access_token
 from serving.services.grades import store_grades
 from serving.services.subjects import store_subjects
@@ -44,7 +44,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from serving.app import create_app as _create_app
-from serving.db.models import Plan
+from serving.db.tables import Plan
 from serving.services.grades import mark_grades_stale
 
 MARKER = Path(os.environ["FAULT_MARKER"])

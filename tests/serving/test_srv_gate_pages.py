@@ -17,7 +17,7 @@ from srv_fixtures import form_login
 from features.ingest import ingest
 from features.quality import QualityConfig
 from features.store import snapshot, staged_batches
-from serving.db.models import GateDecision
+from serving.db.tables import GateDecision
 from simulation import SimulationConfig, generate
 
 pytestmark = pytest.mark.xdist_group("gate_pages")

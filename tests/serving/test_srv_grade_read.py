@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 
-from serving.db.models import QueryLogEntry
 from serving.db.session import iter_session, make_engine
+from serving.db.tables import QueryLogEntry
 from serving.schemas import GradeOut
 from serving.security import Principal
 from serving.services import querylog
@@ -280,7 +280,7 @@ def test_a_failed_commit_reaches_every_waiting_coroutine(database_url, session, 
 def test_entries_written_by_the_writer_and_in_a_callers_transaction_are_one_chain(database_url, session):
     """Entries committed by the group writer and entries joining a writing caller's transaction store the
     same columns the same way: the chain, recomputed from the stored rows, verifies across both."""
-    from serving.db.models import User
+    from serving.db.tables import User
 
     who = Principal(username="reg", role="regulator", department="samr")
     for i in range(6):

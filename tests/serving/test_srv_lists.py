@@ -12,7 +12,7 @@ from test_srv_plans_flow import _create, _log_count, city, settings  # noqa: F40
 from test_srv_plans_pages import _csrf
 from test_srv_plans_pages import _login as login_as
 
-from serving.db.models import CurrentGrade
+from serving.db.tables import CurrentGrade
 from serving.security import Principal
 from serving.services.grades import store_grades
 from serving.services.subject_lists import ListFilter, count_subjects, subject_page
@@ -140,7 +140,7 @@ def test_regulator_pages_through_its_subjects_by_key_with_filters_kept(client, s
 
 
 def world_usccs(session) -> list[str]:
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
 
     return list(session.scalars(select(Subject.uscc)))
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from srv_fixtures import ENT1, ENT2
 
 from serving.db.migrate import upgrade
-from serving.db.models import Record, Subject
 from serving.db.session import dispose_engine, iter_session
+from serving.db.tables import Record, Subject
 from serving.services.subjects import load_from_store
 
 AS_OF = dt.date(2026, 9, 30)

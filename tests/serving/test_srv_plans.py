@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.db.models import Alert
+from serving.db.tables import Alert
 
 
 def test_alerts_reach_the_analyst(client, auth, session):

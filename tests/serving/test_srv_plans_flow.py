@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from srv_fixtures import make_uscc
 
-from serving.db.models import Draw, Plan, QueryLogEntry, Record
+from serving.db.tables import Draw, Plan, QueryLogEntry, Record
 from serving.deps import get_today
 from serving.services import plans as plan_service
 from serving.services.grades import store_grades

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from test_srv_plans_flow import _task, city, settings  # noqa: F401  (fixtures)
 
-from serving.db.models import Draw, QueryLogEntry
+from serving.db.tables import Draw, QueryLogEntry
 
 pytestmark = pytest.mark.usefixtures("city")
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +166,7 @@ def _post_results(client, auth, plan_id: int, *rows: dict):
 def test_a_second_result_is_a_correction_never_an_overwrite(client, auth, session):
     import datetime as dt
 
-    from serving.db.models import InspectionResult, Record
+    from serving.db.tables import InspectionResult, Record
     from serving.deps import get_today
 
     plan, visits = _drawn_plan_with_visits(client, auth)
@@ -215,7 +215,7 @@ def test_public_department_page_and_csv(client, auth, session, tmp_path):
     import datetime as dt
     import io
 
-    from serving.db.models import Subject
+    from serving.db.tables import Subject
     from serving.deps import get_today
 
     plan, visits = _drawn_plan_with_visits(client, auth)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, update
 
-from serving.db.models import QueryLogEntry
+from serving.db.tables import QueryLogEntry
 from serving.services.querylog import list_entries
 from serving.services.querylog_check import check_chain
 

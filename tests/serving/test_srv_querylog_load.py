@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, select, update
 from srv_fixtures import TODAY, principal
 
 from serving.app import create_app
-from serving.db.models import QueryLogEntry
 from serving.db.session import dispose_engine, engine_for, iter_session
+from serving.db.tables import QueryLogEntry
 from serving.deps import get_today
 from serving.overload import InFlightLimit
 from serving.security import CredentialCache, Principal, credential_key
@@ -258,7 +258,7 @@ def test_sqlite_durability_cannot_be_switched_off(tmp_path):
 @pytest.mark.parametrize("flushed", [False, True])
 def test_a_caller_that_wrote_commits_its_write_and_the_log_entry_together(database_url, session, monkeypatch,
                                                                            flushed):
-    from serving.db.models import User
+    from serving.db.tables import User
 
     def refuse(self, entries):  # the group writer must not be used for a caller that wrote
         raise AssertionError("a writing caller went through the group writer")
@@ -277,7 +277,7 @@ def test_a_caller_that_wrote_commits_its_write_and_the_log_entry_together(databa
 
 
 def test_a_failed_log_write_takes_the_callers_write_with_it(database_url, session, monkeypatch):
-    from serving.db.models import User
+    from serving.db.tables import User
 
     def broken(conn, entries):
         raise RuntimeError("disk full")

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 from srv_fixtures import principal
 
-from serving.db.models import QueryLogEntry
 from serving.db.session import make_engine
+from serving.db.tables import QueryLogEntry
 from serving.services import querylog, querylog_spool
 from serving.services.querylog_check import check_chain
 

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select, text
 from test_srv_querylog_spool import _append_in_thread, _entry, _holder_turn, _offer_while_held, _spool_files
 
-from serving.db.models import QueryLogEntry
 from serving.db.session import make_engine
+from serving.db.tables import QueryLogEntry
 from serving.services import querylog
 from serving.services.querylog_check import check_chain
 

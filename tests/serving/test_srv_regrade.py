@@ -10,7 +10,7 @@ from sqlalchemy import select
 from srv_fixtures import ENT1, TODAY, principal
 from srv_models import CountsModel, ingest_ent1
 
-from serving.db.models import Grade, Objection, Record
+from serving.db.tables import Grade, Objection, Record
 from serving.errors import ModelUnavailable
 from serving.schemas import DecisionIn, ObjectionCreate
 from serving.services import objections

@@ -324,7 +324,7 @@ def test_commitment_and_warning_lists_mask_an_individual_business_as_the_subject
     named an individual business (a person's name) in full, where every list of subjects masks it."""
     import datetime as dt
 
-    from serving.db.models import Commitment
+    from serving.db.tables import Commitment
 
     business = city[0]
     session.add(Commitment(uscc=business["uscc"], matter_code="samr-quality-public", kind="主动公示型",

@@ -197,7 +197,7 @@ def test_demo_trains_a_champion_and_a_challenger_for_its_largest_section(tmp_pat
 def test_job_view_says_failures_and_interruptions_in_chinese():
     import datetime as dt
 
-    from serving.db.models import FitJob
+    from serving.db.tables import FitJob
 
     now = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)
     failed = FitJob(id=1, section="C", requested_by="sector_c", file_name="a.csv", rows=10, status="failed",

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from srv_fixtures import form_login
 
-from serving.db.models import PromotionAudit
+from serving.db.tables import PromotionAudit
 from serving.keys import with_keys
 from serving.security import Principal, create_access_token, csrf_token, decode_access_token
 from serving.services.model_registry import artifacts_dir_for, may_promote, may_see

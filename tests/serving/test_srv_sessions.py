@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from srv_fixtures import PASSWORD, form_login
 
-from serving.db.models import RevokedToken, User
+from serving.db.tables import RevokedToken, User
 
 ENDED = "this session has ended"
 

@@ -277,8 +277,6 @@ def test_no_project_function_is_used_only_by_tests():
     assert not unused, f"used by no project module: {unused}"
 
 
-@review16("two things are still named models: the models/ package and serving/db/models.py (the ORM "
-          "tables; issue 16 asks for names that do not collide)")
 def test_no_module_is_named_like_the_models_package():
     clashing = sorted(rel for rel in _sources() if Path(rel).name == "models.py")
     assert not clashing, clashing
