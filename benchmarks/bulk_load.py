@@ -25,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _grade_frames import bench_reasons, month_grades
+
 
 def _child(args: argparse.Namespace) -> dict:
     """One tree's loads (runs in the child: imports come from its PYTHONPATH)."""
-    import datetime as dt
 
     import numpy as np
     import pandas as pd
@@ -59,20 +61,9 @@ def _child(args: argparse.Namespace) -> dict:
     load_subjects(engine, (subjects.iloc[i:i + rows] for i in range(0, n, rows)), load_id="subjects")
     out: dict = {"subjects_per_s": n / (time.perf_counter() - t), "loads": []}
 
-    def reasons_of(i: int) -> str:
-        return json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
-                            "contribution": -4.0 * k - (i % 1000) / 100, "value": k, "record_ids": [f"R{i}-{k}"]}
-                           for k in range(5)], ensure_ascii=False)
-
-    reasons = [reasons_of(i) for i in range(n)] if args.distinct_reasons else reasons_of(0)
+    reasons = [bench_reasons(i) for i in range(n)] if args.distinct_reasons else bench_reasons()
     for month in range(args.as_of):
-        as_of = (dt.date(2026, 1, 1) + pd.DateOffset(months=month + 1) - dt.timedelta(days=1)).date()
-        scores = rng.normal(650, 60, n).round(1)
-        grades = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": scores,
-                               "grade": np.select([scores < 560, scores < 620, scores < 700], ["D", "C", "B"], "A"),
-                               "probability": rng.random(n).round(4), "model_version": "city-bench",
-                               "profile_hash": "p2" + "0" * 62, "base_score": 620.0, "reasons": reasons,
-                               "what_if": "[]"})
+        as_of, grades = month_grades(codes, month, reasons, rng)
         t = time.perf_counter()
         report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"grades-{as_of}")
         seconds = time.perf_counter() - t

@@ -53,6 +53,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _grade_frames import bench_reasons, month_grades
+
 # the open-loop generator and uvicorn handling of the API benchmark
 from api import (
     PURPOSE,
@@ -100,22 +102,10 @@ def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons:
     t = time.perf_counter()
     load_subjects(engine, (subjects.iloc[i:i + batch_rows] for i in range(0, n, batch_rows)), load_id="subjects")
     subjects_s = time.perf_counter() - t
-    reasons = json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
-                           "contribution": -4.0 * k, "value": k, "record_ids": [f"R{k}"]} for k in range(5)],
-                         ensure_ascii=False)
-    if distinct_reasons:  # each grade's own records and contributions
-        reasons = [json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
-                                "contribution": -4.0 * k - (i % 1000) / 100, "value": k,
-                                "record_ids": [f"R{i}-{k}"]} for k in range(5)], ensure_ascii=False) for i in range(n)]
+    reasons = [bench_reasons(i) for i in range(n)] if distinct_reasons else bench_reasons()
     grade_rows, grade_s = 0, 0.0
     for month in range(as_of_count):
-        as_of = (dt.date(2026, 1, 1) + pd.DateOffset(months=month + 1) - dt.timedelta(days=1)).date()
-        scores = rng.normal(650, 60, n).round(1)
-        grades = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": scores,
-                               "grade": np.select([scores < 560, scores < 620, scores < 700], ["D", "C", "B"], "A"),
-                               "probability": rng.random(n).round(4), "model_version": "city-bench",
-                               "profile_hash": "p2" + "0" * 62, "base_score": 620.0, "reasons": reasons,
-                               "what_if": "[]"})
+        as_of, grades = month_grades(codes, month, reasons, rng)
         t = time.perf_counter()
         report = load_grades(engine, (grades.iloc[i:i + batch_rows] for i in range(0, n, batch_rows)),
                              load_id=f"grades-{as_of}")

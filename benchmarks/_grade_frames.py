@@ -1,0 +1,32 @@
+"""The synthetic monthly grades the bulk-load benchmarks store (city_scale.py, bulk_load.py): one
+frame per month end of 2026, scores drawn around 650, five reasons per grade."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+
+
+def bench_reasons(i: int | None = None) -> str:
+    """Five reasons as a grade stores them; with ``i``, that grade's own contributions and records."""
+    shift, tag = (0.0, "") if i is None else ((i % 1000) / 100, f"{i}-")
+    return json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
+                        "contribution": -4.0 * k - shift, "value": k, "record_ids": [f"R{tag}{k}"]}
+                       for k in range(5)], ensure_ascii=False)
+
+
+def month_grades(codes: np.ndarray, month: int, reasons: str | list[str],
+                 rng: np.random.Generator) -> tuple[dt.date, pd.DataFrame]:
+    """The grades of ``codes`` at the end of 2026's month ``month + 1`` (0-based)."""
+    as_of = (dt.date(2026, 1, 1) + pd.DateOffset(months=month + 1) - dt.timedelta(days=1)).date()
+    n = len(codes)
+    scores = rng.normal(650, 60, n).round(1)
+    frame = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": scores,
+                          "grade": np.select([scores < 560, scores < 620, scores < 700], ["D", "C", "B"], "A"),
+                          "probability": rng.random(n).round(4), "model_version": "city-bench",
+                          "profile_hash": "p2" + "0" * 62, "base_score": 620.0, "reasons": reasons,
+                          "what_if": "[]"})
+    return as_of, frame
