@@ -275,8 +275,27 @@ class Spool:
         be written, and its writer commits the group itself; a mark is only ever written over an
         offer, which keeps the directory."""
         self._close_sockets()  # bound again with the next offer
+        self._sweep_dead_sockets()
         with contextlib.suppress(OSError):  # not empty (another worker's offer, a dead one's mark), or gone
             os.rmdir(self._dir)
+
+    def _sweep_dead_sockets(self) -> None:
+        """Remove the wake-up sockets of processes that are gone (killed before they could close
+        theirs), so that they do not keep the directory alive. A socket whose process id is in use
+        again is left: it is only ever a hint, and its own writer removes it when it falls idle."""
+        try:
+            self._check_own_directory()
+            names = [n for n in os.listdir(self._dir) if n.startswith(".") and n.endswith(".wake")]
+        except OSError:
+            return
+        for name in names:
+            try:
+                os.kill(int(name[1:].split("-", 1)[0]), 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    (self._dir / name).unlink()
+            except (ValueError, OSError):  # not a name this module wrote, or a process of another user
+                continue
 
     def anything_offered(self) -> bool:
         """Whether the directory holds any file besides this process's (cheap; unverified)."""

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -353,3 +357,31 @@ def test_an_idle_writer_closes_its_socket_and_leaves_no_directory(database_url, 
         for e in engines:
             e.dispose()
         shutil.rmtree(a._spool._dir, ignore_errors=True)
+
+
+def test_a_dead_processs_wake_socket_does_not_keep_the_directory(database_url, session):
+    """A worker killed before it could close its wake-up socket leaves it in the directory; the next
+    writer to fall idle removes it (its process is gone) and the directory with it."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("offers are SQLite's")
+    engine = make_engine(database_url)
+    writer = querylog.GroupCommitWriter(engine, idle_s=0.05)
+    spool = writer._spool
+    try:
+        spool._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dead = spool._dir / f".{int(gone):08d}-{'0' * 12}.wake"
+        live = spool._dir / f".{os.getpid():08d}-{'1' * 12}.wake"
+        for path in (dead, live):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(os.fspath(path))
+            sock.close()  # the file stays, as a killed process's does
+        spool.tidy()
+        assert not dead.exists() and live.exists() and spool._dir.exists()  # a live process's is kept
+        live.unlink()
+        spool.tidy()
+        assert not spool._dir.exists()
+    finally:
+        engine.dispose()
+        shutil.rmtree(spool._dir, ignore_errors=True)
