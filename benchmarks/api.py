@@ -161,19 +161,21 @@ def run_phase(spec: dict, tmp: Path, name: str) -> dict:
 
 def seed(url: str, n_subjects: int) -> list[str]:
     """``n_subjects`` subjects, one penalty each, one grade each with 5 reasons."""
+    import pandas as pd
     from stdnum.cn import uscc as stdnum_uscc
 
     from serving.db.migrate import upgrade
     from serving.db.session import dispose_engine, iter_session
+    from serving.services.bulk import load_subjects
     from serving.services.grades import store_grades
-    from serving.services.subjects import store_records, store_subjects
+    from serving.services.subjects import store_records
 
     upgrade(url)
     codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(n_subjects)]
     session = next(iter_session(url))
-    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "district_code": "320102",
-                                       "registered_on": "2015-01-01"}
-                             for i, c in enumerate(codes)])
+    load_subjects(session.get_bind(), [pd.DataFrame({"uscc": codes, "name": [f"企业{i}" for i in range(len(codes))],
+                                                     "industry": "C", "district_code": "320102",
+                                                     "registered_on": "2015-01-01"})], load_id="bench-subjects")
     store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
                              "decision_date": "2026-03-01", "publicity_end": "2027-03-01", "amount": 5000,
                              "department": "samr", "document_no": f"宁市监罚〔2026〕{i}号"}

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
+    import pandas as pd
     from _users import bearer_for
     from fastapi.testclient import TestClient
     from stdnum.cn import uscc as stdnum_uscc
@@ -37,9 +38,10 @@ def main() -> None:
     from serving.db.session import iter_session
     from serving.keys import with_keys
     from serving.security import Principal
+    from serving.services.bulk import load_subjects
     from serving.services.grades import store_grades
     from serving.services.querylog_check import check_chain
-    from serving.services.subjects import store_records, store_subjects
+    from serving.services.subjects import store_records
     from serving.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="tiers-bench-"))
@@ -47,7 +49,9 @@ def main() -> None:
     upgrade(url)
     codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(args.subjects)]
     session = next(iter_session(url))
-    store_subjects(session, [{"uscc": c, "name": f"企业{i}", "industry": "C", "registered_on": "2015-01-01"} for i, c in enumerate(codes)])
+    load_subjects(session.get_bind(), [pd.DataFrame({"uscc": codes, "name": [f"企业{i}" for i in range(len(codes))],
+                                                     "industry": "C", "registered_on": "2015-01-01"})],
+                  load_id="bench-subjects")
     store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
                              "decision_date": "2026-03-01", "department": "samr"} for i, c in enumerate(codes)])
     reasons = [{"code": f"f{k}", "label_zh": f"原因{k}", "contribution": -k, "record_ids": ["R1"]} for k in range(5)]

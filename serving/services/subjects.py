@@ -1,5 +1,5 @@
-"""Subjects and the mirror of their records, written by the pipeline (row by row, or a first load
-from the feature store), read by routes."""
+"""Subjects and the mirror of their records, written by the pipeline (records row by row, or a first
+load from the feature store; subjects in bulk: ``serving.services.bulk.load_subjects``), read by routes."""
 
 from __future__ import annotations
 
@@ -14,25 +14,11 @@ from sqlalchemy.orm import Session
 from serving.db.tables import Record, Subject
 from serving.errors import UnknownRecord, UnknownSubject
 from serving.schemas import RecordIn, SubjectIn
-from serving.services.grades import refresh_subject_columns
 from serving.services.list_counts import forget_counts
 from serving.services.warnings import warn_after_records
 from supervision.warnings import RecordEvent
 
 _RECORD_FIELDS = tuple(RecordIn.model_fields)
-
-
-def store_subjects(session: Session, rows: Iterable[Mapping[str, Any] | SubjectIn]) -> int:
-    """Insert or update subjects (validated against ``SubjectIn``); one transaction; returns count."""
-    stored: list[tuple[str, str | None, str | None]] = []
-    for row in rows:
-        subject = row if isinstance(row, SubjectIn) else SubjectIn.model_validate(dict(row))
-        session.merge(Subject(**subject.model_dump(), updated_at=dt.datetime.now(dt.UTC)))
-        stored.append((subject.uscc, subject.industry, subject.district_code))
-    refresh_subject_columns(session, stored)  # the lists filter current grades by industry, district
-    session.commit()
-    count = len(stored)
-    return count
 
 
 def store_records(session: Session, rows: Iterable[Mapping[str, Any] | RecordIn], *,

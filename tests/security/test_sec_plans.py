@@ -11,13 +11,13 @@ import re
 
 import openpyxl
 import pytest
-from srv_fixtures import ENT1, ENT2, TODAY, make_uscc
+from srv_fixtures import ENT1, ENT2, TODAY, add_subjects, make_uscc
 
 from serving.db.tables import User
 from serving.deps import get_today
 from serving.security import Principal, hash_password
 from serving.services.grades import store_grades
-from serving.services.subjects import store_records, store_subjects
+from serving.services.subjects import store_records
 
 AS_OF = "2026-09-30"
 ITEMS = """item_code,department,name_zh,name_en,key_item,industries
@@ -44,7 +44,7 @@ def city(settings, session):
     subjects += [dict(uscc=u, name=f"秘密企业{n}有限公司", industry="C", district_code="320102", district_name="玄武区",
                      registered_on="2015-03-01")
                  for n, u in enumerate(UNCOVERED)]
-    store_subjects(session, subjects)
+    add_subjects(session, subjects)
     store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=500.0, grade="D", probability=0.4,
                                 model_version="general-v3", profile_hash="d" * 64) for s in subjects])
     store_records(session, [dict(record_id=f"F{n}", uscc=u, kind="admin_penalty", severity="general",

@@ -15,16 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
+import pandas as pd
 from stdnum.cn import uscc as stdnum_uscc
 
 from serving.db.session import iter_session
 from serving.db.tables import User
 from serving.schemas import UserCreate
 from serving.security import Principal, hash_password
+from serving.services.bulk import load_subjects
 from serving.services.grades import store_grades
-from serving.services.subjects import store_records, store_subjects
+from serving.services.subjects import store_records
 
 TODAY = dt.date(2026, 11, 23)  # a Monday
 PASSWORD = "correct-horse-battery"
@@ -33,6 +36,19 @@ PASSWORD = "correct-horse-battery"
 @lru_cache
 def _password_hash() -> str:
     return hash_password(PASSWORD)
+
+
+def add_subjects(session, rows: list[dict]) -> int:
+    """Store subject rows as the service loads subjects (``serving.services.bulk.load_subjects``), on
+    the session's database; every row must be accepted. Returns how many were stored.
+
+    The session's pending writes are committed first (the load writes on a connection of its own)
+    and its objects expired after, so it reads what the load wrote."""
+    session.commit()
+    report = load_subjects(session.get_bind(), [pd.DataFrame(rows)], load_id=f"test-subjects:{uuid4().hex}")
+    assert report.rejected == 0, dict(report.reasons)
+    session.expire_all()
+    return report.stored
 
 
 def make_uscc(body: str) -> str:
@@ -113,7 +129,7 @@ def _grades() -> list[dict]:
 def seed(database_url: str) -> None:
     session = next(iter_session(database_url))
     try:
-        store_subjects(session, _subjects())
+        add_subjects(session, _subjects())
         store_records(session, _records())
         store_grades(session, _grades())
         # one argon2 hash shared by every seeded user keeps per-test seeding fast (PostgreSQL mode)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
+from srv_fixtures import add_subjects
 
 from serving.db.session import engine_for
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, RiskWarning
@@ -20,7 +21,6 @@ from serving.services import bulk
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades
 from serving.services.grades import store_grades
-from serving.services.subjects import store_subjects
 from simulation.codes import make_uscc
 
 _SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -79,8 +79,8 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 @pytest.fixture
 def subjects(session):
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="CF"[i % 2], district_code="320102",
-                                  registered_on="2015-01-01") for i, c in enumerate(_CODES)])
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="CF"[i % 2], district_code="320102",
+                                registered_on="2015-01-01") for i, c in enumerate(_CODES)])
 
 
 def _row(model_version: str, score: float) -> dict:

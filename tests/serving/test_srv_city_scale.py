@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
+from srv_fixtures import add_subjects
 
 from serving.db.session import engine_for
 from serving.db.tables import CurrentGrade, Grade, Subject
@@ -28,7 +29,6 @@ from serving.services.grades import (
     store_grades,
 )
 from serving.services.subject_lists import ListFilter, subject_page
-from serving.services.subjects import store_subjects
 from simulation.codes import make_uscc
 
 ADMIN = Principal(username="admin", role="admin")
@@ -65,7 +65,7 @@ def test_the_current_grade_is_the_latest_by_the_window_rule_on_any_history(sessi
     session.execute(delete(CurrentGrade))
     session.execute(delete(Grade))
     session.commit()
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01") for i, c in enumerate(codes)])
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01") for i, c in enumerate(codes)])
     for op, who, as_of, model, letter, score in ops:
         if op == "stale":
             mark_grades_stale(session, codes[who], "record changed")
@@ -95,7 +95,7 @@ def _city(session, n: int = 60, seed: int = 7) -> list[dict]:
     session.execute(delete(CurrentGrade))
     session.execute(delete(Grade))
     session.commit()
-    store_subjects(session, subjects)
+    add_subjects(session, subjects)
     graded = [c for c in codes if rng.random() < 0.8]
     store_grades(session, [dict(uscc=c, as_of="2026-09-30", score=float(rng.choice([500.0, 600.0, 700.0])),
                                 grade="ABCD"[rng.integers(4)], probability=0.1, model_version="general-v3",

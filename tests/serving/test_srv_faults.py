@@ -22,13 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from srv_fixtures import make_uscc, principal
+from srv_fixtures import add_subjects, make_uscc, principal
 
 from serving.db.session import dispose_engine, iter_session
 from serving.db.tables import Draw, Grade, Objection, Plan, Record
 from serving.security import create_access_token
 from serving.services.grades import store_grades
-from serving.services.subjects import store_subjects
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +170,7 @@ def test_kill_during_plan_creation_stores_no_plan_and_no_draw(database_url, tmp_
     (data_dir / "conflicts.csv").write_text("inspector_id,uscc,reason\n", encoding="utf-8")
     subjects = [dict(uscc=make_uscc(f"91320102MA{n:07d}"), name=f"南京测试{n}有限公司", industry="C",
                      district_code="320102", district_name="玄武区", registered_on="2015-03-01") for n in range(12)]
-    store_subjects(session, subjects)
+    add_subjects(session, subjects)
     store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade="ABCD"[n % 4], probability=0.05,
                                 model_version="general-v3", profile_hash="c" * 64) for n, s in enumerate(subjects)])
     session.close()

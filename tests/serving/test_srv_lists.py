@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import event, select
+from srv_fixtures import add_subjects
 from test_srv_city_scale import ADMIN, _city
 from test_srv_plans_flow import _create, _log_count, city, settings  # noqa: F401  (fixtures)
 from test_srv_plans_pages import _csrf
@@ -16,7 +17,7 @@ from serving.db.tables import CurrentGrade
 from serving.security import Principal
 from serving.services.grades import store_grades
 from serving.services.subject_lists import ListFilter, count_subjects, subject_page
-from serving.services.subjects import store_records, store_subjects
+from serving.services.subjects import store_records
 
 
 def _counts_run(session, run) -> int:
@@ -78,8 +79,8 @@ def _city_extra(session) -> int:
     from test_srv_city_scale import _codes
 
     codes = _codes(3, start=90_000)
-    store_subjects(session, [dict(uscc=c, name=f"南京新设企业{i}", industry="C", district_code="320102",
-                                  registered_on="2026-01-01") for i, c in enumerate(codes)])
+    add_subjects(session, [dict(uscc=c, name=f"南京新设企业{i}", industry="C", district_code="320102",
+                                registered_on="2026-01-01") for i, c in enumerate(codes)])
     return len(codes)
 
 

@@ -12,13 +12,13 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from srv_fixtures import make_uscc
+from srv_fixtures import add_subjects, make_uscc
 
 from serving.db.tables import Draw, Plan, QueryLogEntry, Record
 from serving.deps import get_today
 from serving.services import plans as plan_service
 from serving.services.grades import store_grades
-from serving.services.subjects import store_records, store_subjects
+from serving.services.subjects import store_records
 from serving.services.users import create_api_key
 from serving.settings import Settings
 from supervision.inspection_policy import load_policy
@@ -47,7 +47,7 @@ def _extra_subjects() -> list[dict]:
 def store_graded_city(session) -> list[dict]:
     """Store the thirty extra subjects with their GRADES as of AS_OF; return the subjects."""
     subjects = _extra_subjects()
-    store_subjects(session, subjects)
+    add_subjects(session, subjects)
     store_grades(session, [dict(uscc=s["uscc"], as_of=AS_OF, score=700.0, grade=g, probability=0.05,
                                 model_version="general-v3", profile_hash="c" * 64)
                            for s, g in zip(subjects, GRADES, strict=True)])

@@ -261,10 +261,6 @@ def test_only_services_write_subject_and_record_rows():
     assert not found, found
 
 
-@review16("dead code kept alive only by tests: features.store.read_versions (its docstring says ingestion "
-          "uses it; it does not), features.store.store_generation, serving.services.subjects.store_subjects; "
-          "serving.report_pdf.ReportUnreadable is used nowhere (s11-fix16a: all deleted but store_subjects, "
-          "which benchmarks/api.py and benchmarks/serving_api.py still call)")
 def test_no_project_function_is_used_only_by_tests():
     names = {"read_versions": "features/store.py", "store_generation": "features/store.py",
              "store_subjects": "serving/services/subjects.py", "ReportUnreadable": "serving/report_pdf.py"}
