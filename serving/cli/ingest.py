@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -117,10 +118,17 @@ gate_app = typer.Typer(help="Batches held by the data-quality gates: list, relea
                        no_args_is_help=True)
 app.add_typer(gate_app, name="gate")
 
+# the gate commands' inputs, declared once: held, release and reject name the same store, and a
+# decision (release or reject) names the batch, who decides and why, all recorded in its audit row
+GateStore = Annotated[Path, typer.Option("--store", help="Store directory.")]
+HeldBatch = Annotated[str, typer.Argument(help="The held batch.")]
+DecidedBy = Annotated[str, typer.Option("--by", help="Who releases or rejects it (recorded).")]
+DecisionReason = Annotated[str, typer.Option("--reason", help="Why (recorded).")]
+
 
 @gate_app.command("held")
 def gate_held(
-    store: Path = typer.Option(..., "--store", help="Store directory."),
+    store: GateStore,
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The batches held and waiting for a decision, with their findings."""
@@ -166,22 +174,12 @@ def _decide(action: str, store: Path, batch_id: str, by: str, reason: str) -> No
 
 
 @gate_app.command("release")
-def gate_release(
-    batch_id: str = typer.Argument(..., help="The held batch."),
-    store: Path = typer.Option(..., "--store", help="Store directory."),
-    by: str = typer.Option(..., "--by", help="Who releases it (recorded)."),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
-) -> None:
+def gate_release(batch_id: HeldBatch, store: GateStore, by: DecidedBy, reason: DecisionReason) -> None:
     """Publish a held batch exactly as it was held."""
     _decide("release", store, batch_id, by, reason)
 
 
 @gate_app.command("reject")
-def gate_reject(
-    batch_id: str = typer.Argument(..., help="The held batch."),
-    store: Path = typer.Option(..., "--store", help="Store directory."),
-    by: str = typer.Option(..., "--by", help="Who rejects it (recorded)."),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
-) -> None:
+def gate_reject(batch_id: HeldBatch, store: GateStore, by: DecidedBy, reason: DecisionReason) -> None:
     """Discard a held batch: the store stays as it is."""
     _decide("reject", store, batch_id, by, reason)

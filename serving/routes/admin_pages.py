@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -32,6 +32,7 @@ from serving.i18n import page_text
 from serving.labels import department_names
 from serving.pages import page_lang, render
 from serving.presenters import SHANGHAI, local_minute, objection_out
+from serving.routes._routers import page_router
 from serving.schemas import UserCreate
 from serving.security import Principal
 from serving.services import model_registry as registry_service
@@ -40,7 +41,7 @@ from serving.services.querylog_check import check_chain
 from serving.validation import USCC_PATTERN
 
 logger = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = page_router()
 PageAdmin = Annotated[Principal, Depends(require_role("admin", principal_dep=page_principal))]
 Username = Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")]
 ROLES = ("regulator", "sector", "enterprise", "analyst", "admin")

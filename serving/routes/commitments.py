@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.deps import (
@@ -39,6 +39,7 @@ from serving.errors import (
 )
 from serving.pages import page_lang, render
 from serving.routes._page_lists import key_window, page_size
+from serving.routes._routers import api_and_page_routers
 from serving.schemas import (
     CommitmentDecisionIn,
     CommitmentOut,
@@ -51,8 +52,7 @@ from serving.schemas import (
 from serving.services import commitments
 from serving.services.commitments import UnknownCommitment
 
-router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
-pages_router = APIRouter(include_in_schema=False)
+router, pages_router = api_and_page_routers("/api/v1/commitments", "commitments")
 
 
 def _matter_out(m) -> MatterOut:

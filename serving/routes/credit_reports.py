@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from serving.deps import (
@@ -40,11 +40,11 @@ from serving.errors import (
     error_responses,
 )
 from serving.pages import render
+from serving.routes._routers import api_and_page_routers
 from serving.schemas import IssuedReportOut, ReportVerificationOut
 from serving.services import credit_reports as reports
 
-router = APIRouter(prefix="/api/v1/credit-reports", tags=["credit reports"])
-pages_router = APIRouter(include_in_schema=False)
+router, pages_router = api_and_page_routers("/api/v1/credit-reports", "credit reports")
 Serial = Annotated[str, Path(pattern=r"^CR\d{8}[0-9A-F]{16}$", description="report serial (报告编号)")]
 _PDF = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
         "description": "the signed report (PDF, PAdES)"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from features.gates import GateError
@@ -20,10 +20,11 @@ from serving.deps import PageAnalyst, SessionDep, SettingsDep, page_csrf, requir
 from serving.labels import department_name, record_kind_name
 from serving.pages import render
 from serving.presenters import local_minute
+from serving.routes._routers import page_router
 from serving.security import Principal
 from serving.services import gate_decisions
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 BatchId = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[0-9A-Za-z_-]+$")]
 DONE = {"released": "已放行：批次已按拦截时的内容发布。", "rejected": "已拒绝：批次已丢弃，存储未变。"}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,6 +56,7 @@ from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after
 from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
+from serving.routes._routers import page_router
 from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
@@ -70,7 +71,7 @@ from serving.settings import Settings
 from serving.validation import PURPOSE_LENGTH, NoControlChars
 from serving.waterfall import waterfall_bars
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 LOGIN_COOKIE = "tiers_login"  # the login form's CSRF nonce
 PageSubject = Annotated[SubjectAccess, Depends(page_subject_access)]
 HOME_BY_ROLE = {"regulator": "/regulator", "sector": "/sector", "analyst": "/analyst", "admin": "/admin"}

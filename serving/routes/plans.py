@@ -13,7 +13,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -48,6 +48,7 @@ from serving.errors import (
 from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.routes._page_lists import Window, position_window
+from serving.routes._routers import api_and_page_routers
 from serving.schemas import (
     PlanCommitIn,
     PlanCreateIn,
@@ -69,8 +70,7 @@ from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVer
 from supervision.ratios import InspectionRatiosOut
 from supervision.service import plan_out
 
-router = APIRouter(prefix="/api/v1", tags=["plans"])
-pages_router = APIRouter(include_in_schema=False)
+router, pages_router = api_and_page_routers("/api/v1", "plans")
 PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
 ReadPurpose = Annotated[str | None, Query(**PURPOSE_LENGTH, description="查询用途, logged"),
                         NoControlChars]

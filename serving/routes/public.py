@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from serving.deps import SessionDep, SettingsDep, TodayDep
@@ -19,10 +19,11 @@ from serving.errors import NotFound
 from serving.i18n import page_text
 from serving.labels import department_names
 from serving.pages import page_lang, render
+from serving.routes._routers import page_router
 from serving.routes.plans import PERSON_NAMED_FORMS, PlanId, _csv, _json_download
 from serving.services import plans as plan_service
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 Department = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[\w\-]+$")]
 
 

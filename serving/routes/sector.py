@@ -39,6 +39,7 @@ from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.presenters import local_minute
 from serving.routes._lists import SubjectListDep, logged_subject_page
+from serving.routes._routers import page_router
 from serving.schemas import (
     GateOut,
     ModelUseOut,
@@ -58,7 +59,7 @@ from serving.validation import MAX_ROW_ID, NoControlChars
 
 router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
 models_router = APIRouter(prefix="/api/v1/models", tags=["models"])
-pages_router = APIRouter(include_in_schema=False)
+pages_router = page_router()
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$"
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name, e.g. tiers-sector-C")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.deps import (
@@ -19,14 +19,14 @@ from serving.deps import (
 )
 from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.pages import render
+from serving.routes._routers import api_and_page_routers
 from serving.schemas import WarningCause, WarningClose, WarningOut
 from serving.services import warnings
 from serving.services.subjects import get_subject
 from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 
-router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
-pages_router = APIRouter(include_in_schema=False)
+router, pages_router = api_and_page_routers("/api/v1/warnings", "warnings")
 WarningId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PurposeParam = Annotated[str, Query(**PURPOSE_LENGTH, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
