@@ -102,6 +102,25 @@ def generate_store(n_subjects: int, per_subject: float, seed: int, store: Path, 
     return {"subjects": n_subjects, "records": total}
 
 
+def add_store_options(ap: argparse.ArgumentParser, subjects: int) -> None:
+    """The synthetic store's size and seed (``cached_store``), as every benchmark that reads one takes them."""
+    ap.add_argument("--subjects", type=int, default=subjects)
+    ap.add_argument("--records-per-subject", type=float, default=20.0)
+    ap.add_argument("--seed", type=int, default=20261122)
+
+
+def cached_store(subjects: int, per_subject: float, seed: int) -> Path:
+    """The synthetic store of ``subjects`` subjects and ~``per_subject`` records each, under CACHE:
+    generated on first use and kept for later runs (a million subjects take minutes to write)."""
+    store = CACHE / f"{subjects}x{per_subject:g}" / "store"
+    if not (store / "batches").exists():
+        t0 = time.perf_counter()
+        facts = generate_store(subjects, per_subject, seed, store)
+        print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records in "
+              f"{time.perf_counter() - t0:.1f} s → {store}", flush=True)
+    return store
+
+
 def _generate_chunk(first: int, n_subjects: int, per_subject: float, rng: np.random.Generator, store: Path,
                     batch_name: str, record_offset: int) -> int:
     import duckdb
@@ -440,11 +459,9 @@ def _machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subjects", type=int, default=1_000_000)
-    ap.add_argument("--records-per-subject", type=float, default=20.0)
+    add_store_options(ap, subjects=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pandas-repeats", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--ingest-rows", type=int, default=500_000)
     ap.add_argument("--city", type=Path, help="clean simulator output in Parquet instead of synthetic data")
     ap.add_argument("--child", choices=["duckdb", "duckdb-hash", "hash", "scan", "pandas", "current"])
@@ -457,17 +474,17 @@ def main() -> None:
         _child(args.child, args.store, args.repeats)
         return
     print(f"machine: {_machine()}")
-    base = CACHE / (f"city-{args.city.name}" if args.city else f"{args.subjects}x{args.records_per_subject:g}")
-    store = base / "store"
-    if not (store / "batches").exists():
-        t0 = time.perf_counter()
-        if args.city:
+    if args.city:
+        store = CACHE / f"city-{args.city.name}" / "store"
+        if not (store / "batches").exists():
+            t0 = time.perf_counter()
             facts = store_from_city(args.city, store)
             args.subjects, args.records_per_subject = facts["subjects"], facts["records"] / facts["subjects"]
-        else:
-            facts = generate_store(args.subjects, args.records_per_subject, args.seed, store)
-        print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records in "
-              f"{time.perf_counter() - t0:.1f} s → {store}")
+            print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records in "
+                  f"{time.perf_counter() - t0:.1f} s → {store}")
+    else:
+        store = cached_store(args.subjects, args.records_per_subject, args.seed)
+    base = store.parent
     print(f"subjects={args.subjects:,} records≈{int(args.subjects * args.records_per_subject):,} as_of={AS_OF}",
           flush=True)
     # the ingestion step that materialises the current state (features.store.compact)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from external import cpu_seconds  # sibling scripts
-from profiles import CACHE, _machine, generate_store
+from profiles import _machine, add_store_options, cached_store
 
 AS_OF = date(2026, 6, 30)
 SCRATCH = Path("/tmp/tiers-bench-spark")
@@ -61,9 +61,7 @@ def _size(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subjects", type=int, default=200_000)
-    ap.add_argument("--records-per-subject", type=float, default=20.0)
-    ap.add_argument("--seed", type=int, default=20261122)
+    add_store_options(ap, subjects=200_000)
     ap.add_argument("--partitions", type=int, default=8, help="spark.sql.shuffle.partitions")
     ap.add_argument("--evidence", action="store_true", help="reasons cite their records (tiers grade's default)")
     args = ap.parse_args()
@@ -75,10 +73,7 @@ def main() -> None:
     from training.grade import evidence_index, grade_routed, grade_spark
 
     print(f"machine: {_machine()}", flush=True)
-    cache = CACHE / f"{args.subjects}x{args.records_per_subject:g}" / "store"
-    if not (cache / "batches").exists():
-        facts = generate_store(args.subjects, args.records_per_subject, args.seed, cache)
-        print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records → {cache}", flush=True)
+    cache = cached_store(args.subjects, args.records_per_subject, args.seed)
     if not snapshot(cache).has_current:
         compact(cache)  # the DuckDB build reads the materialised current state, as after ingestion
     shutil.rmtree(SCRATCH, ignore_errors=True)

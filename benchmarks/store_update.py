@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profiles import CACHE, KIND_MIX, _codes, _machine, generate_store  # a sibling script
+from profiles import KIND_MIX, _codes, _machine, add_store_options, cached_store  # a sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = Path("/tmp/tiers-bench-store-update")
@@ -148,12 +148,10 @@ def build_time(store: Path, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subjects", type=int, default=1_000_000)
-    ap.add_argument("--records-per-subject", type=float, default=20.0)
+    add_store_options(ap, subjects=1_000_000)
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--deltas", type=int, default=5, help="batches added in a row")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--keep", action="store_true", help="leave the scratch store for inspection")
     ap.add_argument("--child", type=Path)
     args = ap.parse_args()
@@ -165,12 +163,7 @@ def main() -> None:
     from features.store import add_batch, compact
 
     print(f"machine: {_machine()}", flush=True)  # load1 > 2: other users share the 2 cores
-    cache = CACHE / f"{args.subjects}x{args.records_per_subject:g}" / "store"
-    if not (cache / "batches").exists():
-        t0 = time.perf_counter()
-        facts = generate_store(args.subjects, args.records_per_subject, args.seed, cache)
-        print(f"generated {facts['subjects']:,} subjects / {facts['records']:,} records in "
-              f"{time.perf_counter() - t0:.1f} s → {cache}", flush=True)
+    cache = cached_store(args.subjects, args.records_per_subject, args.seed)
     store = SCRATCH / "store"
     try:
         link_store(cache, store)
