@@ -33,7 +33,7 @@ from supervision.draw import (
     subject_keys,
 )
 from supervision.inspection_policy import load_policy
-from supervision.ratios import inspection_ratios
+from supervision.ratios import InspectionRatiosOut, inspection_ratios
 
 # Dandong 2023 grade mix (docs/domain.md §3) with 0.5 % of A subjects carrying a lead.
 STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D
@@ -43,6 +43,17 @@ def machine_facts() -> str:
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = os.getloadavg()[0]
     return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB loadavg(1m)={load:.2f} numpy={np.__version__}"
+
+
+def key_item_ratios(counts: dict[str, int], department: str | None = None,
+                    item: str | None = None) -> InspectionRatiosOut:
+    """The bundled default policy's ratios for a key item over a pool of ``counts`` subjects per
+    stratum, as the scheduler computes them: the rules of ``department``'s ``item`` (the policy's
+    defaults, no cap, when not given). Shared with benchmarks/draw_bundle.py."""
+    policy = load_policy()
+    return inspection_ratios(counts, rules=policy.rules_for(department, item, key_item=True), policy=policy,
+                             department=department or "bench", item=item or "bench",
+                             as_of=dt.date(2026, 9, 30), model_version="bench")
 
 
 def main() -> None:
@@ -92,17 +103,7 @@ def main() -> None:
     recusal = RecusalIndex.build(rec_s, rec_i, n)
     index_s = time.perf_counter() - t
     counts = [int(np.count_nonzero(strata == c)) for c in range(5)]
-    # Ratios of the bundled default policy for a key item (no cap), as the scheduler uses them.
-    policy = load_policy()
-    table = inspection_ratios(
-        dict(zip(STRATA, counts, strict=True)),
-        rules=policy.rules_for(None, None, key_item=True),
-        policy=policy,
-        department="bench",
-        item="bench",
-        as_of=dt.date(2026, 9, 30),
-        model_version="bench",
-    )
+    table = key_item_ratios(dict(zip(STRATA, counts, strict=True)))
     k = [s.expected_inspections for s in table.strata]
     print(f"pool {n:,} subjects, strata {counts}, draw k {k} (total {sum(k):,}); inspectors {n_insp:,}")
     print(f"publication (canonical sort + SHA-256 pool hash {digest[:12]}…): {publish_s:.2f} s (one-off)")

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from draw import STRATUM_SHARES, key_item_ratios, machine_facts  # a sibling script
 
 from supervision.bundle import (
     DrawCommitmentV2,
@@ -53,18 +54,11 @@ from supervision.draw_v2 import DRAW_ALGORITHM_V2, pool_leaves, sealed_selection
 from supervision.inspection_policy import load_policy
 from supervision.plan import DrawCommitment, InspectionPlan, TaskDraw, Visit, verify_plan
 from supervision.plan_v2 import PlanParts, policy_hash_v2, publish_bundle, subject_opening
-from supervision.ratios import inspection_ratios
 from supervision.verify_v2 import verify_bundle, verify_opening, verify_sealed_plan
 from uscc import ALPHABET
 
-STRATUM_SHARES = [0.654 * 0.995, 0.654 * 0.005, 0.253, 0.077, 0.016]  # A, A_lead, B, C, D (docs/domain.md §3)
 VERIFIER = Path(__file__).resolve().parents[1] / "verifier" / "tiers_draw_verify.py"
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
-
-
-def machine_facts() -> str:
-    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"nproc={os.cpu_count()} RAM={ram_gb:.1f} GiB loadavg(1m)={os.getloadavg()[0]:.2f} numpy={np.__version__}"
 
 
 def valid_codes(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,15 +91,7 @@ def build_plans(n: int, rng: np.random.Generator):
     leads = strata == 1
     policy = load_policy()
     counts = dict(zip(STRATA, np.bincount(strata, minlength=5).tolist(), strict=True))
-    ratios = inspection_ratios(
-        counts,
-        rules=policy.rules_for("market", "MKT-01", key_item=True),
-        policy=policy,
-        department="market",
-        item="MKT-01",
-        as_of=dt.date(2026, 9, 30),
-        model_version="bench",
-    )
+    ratios = key_item_ratios(counts, "market", "MKT-01")
     k = [s.expected_inspections for s in ratios.strata]
     seed, nonce_key = rng.bytes(32), rng.bytes(32)
 
