@@ -51,6 +51,32 @@ class Base(DeclarativeBase):
     """Declarative base of the operational store."""
 
 
+# Column groups that several tables share, declared once. ``sort_order`` keeps each table's columns
+# in the order its migration created them: the key first, then a request's record, the table's own
+# columns, and the time a row was written last.
+
+class SurrogateKey:
+    """An autoincrementing integer ``id`` as the primary key (rows that have no natural key)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-2)
+
+
+class CreatedAt:
+    """``created_at``: when the row was written (UTC), set on insert."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, sort_order=1)
+
+
+class RecordRequest:
+    """What an objection or a repair application is about: a subject's record, in the version the
+    request was filed against, and the department that decides it."""
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True, sort_order=-1)
+    record_id: Mapped[str] = mapped_column(String(40), sort_order=-1)
+    record_version: Mapped[int] = mapped_column(Integer, sort_order=-1)
+    department: Mapped[str] = mapped_column(String(40), index=True, sort_order=-1)
+
+
 class Subject(Base):
     __tablename__ = "subjects"
 
@@ -68,7 +94,7 @@ class Subject(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Record(Base):
+class Record(SurrogateKey, CreatedAt, Base):
     """One version of a public credit record; a change (revocation, repair) is a new version."""
 
     __tablename__ = "records"
@@ -77,7 +103,6 @@ class Record(Base):
         Index("ix_records_uscc_current", "uscc", "is_current"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     record_id: Mapped[str] = mapped_column(String(40), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -97,10 +122,9 @@ class Record(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked_on: Mapped[dt.date | None] = mapped_column(Date)
     change_reason: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Grade(Base):
+class Grade(SurrogateKey, CreatedAt, Base):
     """A grade of one subject as of a date, reproducible from (model_version, profile_hash)."""
 
     __tablename__ = "grades"
@@ -111,7 +135,6 @@ class Grade(Base):
         Index("ix_grades_as_of", "as_of"),  # a plan's grades of one as-of date; retention
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"))
     as_of: Mapped[dt.date] = mapped_column(Date)
     score: Mapped[float] = mapped_column(Float)
@@ -125,7 +148,6 @@ class Grade(Base):
     # set when a record behind the grade changed (objection upheld, repair) until regraded
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     stale_reason: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CurrentGrade(Base):
@@ -202,24 +224,21 @@ class BulkLoad(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Plan(Base):
+class Plan(SurrogateKey, CreatedAt, Base):
     __tablename__ = "plans"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str] = mapped_column(String(40), index=True)
     created_by: Mapped[str] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="draft")
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Draw(Base):
+class Draw(SurrogateKey, Base):
     """A verifiable draw: the seed is committed (hash) before it is revealed."""
 
     __tablename__ = "draws"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
     draw_seed_commitment: Mapped[str] = mapped_column(String(64))
     draw_seed: Mapped[str | None] = mapped_column(String(128))
@@ -229,10 +248,9 @@ class Draw(Base):
     revealed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
-class InspectionResult(Base):
+class InspectionResult(SurrogateKey, CreatedAt, Base):
     __tablename__ = "inspection_results"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     draw_id: Mapped[int | None] = mapped_column(ForeignKey("draws.id"))
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
     inspection_item: Mapped[str] = mapped_column(String(40))
@@ -240,17 +258,11 @@ class InspectionResult(Base):
     inspected_on: Mapped[dt.date] = mapped_column(Date)
     published_on: Mapped[dt.date | None] = mapped_column(Date)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Objection(Base):
+class Objection(SurrogateKey, RecordRequest, CreatedAt, Base):
     __tablename__ = "objections"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
-    record_id: Mapped[str] = mapped_column(String(40))
-    record_version: Mapped[int] = mapped_column(Integer)
-    department: Mapped[str] = mapped_column(String(40), index=True)
     reason: Mapped[str] = mapped_column(Text)
     filed_by: Mapped[str] = mapped_column(String(80))
     filed_on: Mapped[dt.date] = mapped_column(Date)
@@ -261,17 +273,11 @@ class Objection(Base):
     decided_by: Mapped[str | None] = mapped_column(String(80))
     decided_on: Mapped[dt.date | None] = mapped_column(Date)
     decision_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class RepairApplication(Base):
+class RepairApplication(SurrogateKey, RecordRequest, CreatedAt, Base):
     __tablename__ = "repair_applications"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
-    record_id: Mapped[str] = mapped_column(String(40))
-    record_version: Mapped[int] = mapped_column(Integer)
-    department: Mapped[str] = mapped_column(String(40), index=True)
     statement: Mapped[str] = mapped_column(Text)
     applied_by: Mapped[str] = mapped_column(String(80))
     applied_on: Mapped[dt.date] = mapped_column(Date)
@@ -282,13 +288,11 @@ class RepairApplication(Base):
     reviewer: Mapped[str | None] = mapped_column(String(80))
     decided_on: Mapped[dt.date | None] = mapped_column(Date)
     decision_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class User(Base):
+class User(SurrogateKey, CreatedAt, Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
@@ -301,22 +305,19 @@ class User(Base):
     # access tokens issued before this are refused (set on deactivation, so reactivating a user
     # does not bring back tokens that may have leaked meanwhile)
     sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class ApiKey(Base):
+class ApiKey(SurrogateKey, CreatedAt, Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(String(80))
     prefix: Mapped[str] = mapped_column(String(12), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class LoginAttempt(Base):
+class LoginAttempt(SurrogateKey, Base):
     """Login tries, kept in the database so the limits hold across workers
     (``serving.services.logins``): ``pending`` while the password is checked, then ``failed`` or
     ``succeeded`` (successes mark the addresses an account is known to log in from)."""
@@ -326,21 +327,19 @@ class LoginAttempt(Base):
                       Index("ix_login_attempts_ip_at", "client_ip", "attempted_at"),
                       Index("ix_login_attempts_at", "attempted_at"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(80))
     client_ip: Mapped[str] = mapped_column(String(64))  # the address key (an IPv6 /64 as a network)
     attempted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     outcome: Mapped[str] = mapped_column(String(10), default="failed", server_default="failed")
 
 
-class RateEvent(Base):
+class RateEvent(SurrogateKey, Base):
     """One costly request by one user (``serving.services.rates``), refused or not, kept an hour
     so that the limits hold across workers."""
 
     __tablename__ = "rate_events"
     __table_args__ = (Index("ix_rate_events_action_actor_at", "action", "actor", "at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     action: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(80))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -358,27 +357,24 @@ class RevokedToken(Base):
     revoked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class PromotionAudit(Base):
+class PromotionAudit(SurrogateKey, CreatedAt, Base):
     __tablename__ = "promotion_audit"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(120))
     from_version: Mapped[str | None] = mapped_column(String(80))
     to_version: Mapped[str] = mapped_column(String(80))
     decided_by: Mapped[str] = mapped_column(String(80))
     decision: Mapped[str] = mapped_column(String(20))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class FitJob(Base):
+class FitJob(SurrogateKey, Base):
     """A sector department's uploaded labelled file being fitted into a registered model version
     in the background (``serving.services.sector_fit``): its progress, then the version or why not."""
 
     __tablename__ = "fit_jobs"
     __table_args__ = (Index("ix_fit_jobs_section", "section", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     section: Mapped[str] = mapped_column(String(1))
     requested_by: Mapped[str] = mapped_column(String(80))
     file_name: Mapped[str] = mapped_column(String(200))
@@ -390,32 +386,28 @@ class FitJob(Base):
     model_name: Mapped[str | None] = mapped_column(String(120))
     version: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)  # (not CreatedAt: before updated_at)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class MonitoringResult(Base):
+class MonitoringResult(SurrogateKey, CreatedAt, Base):
     __tablename__ = "monitoring_results"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(40))
     as_of: Mapped[dt.date] = mapped_column(Date)
     model_version: Mapped[str | None] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Alert(Base):
+class Alert(SurrogateKey, CreatedAt, Base):
     __tablename__ = "alerts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     severity: Mapped[str] = mapped_column(String(10))
     code: Mapped[str] = mapped_column(String(60))
     message: Mapped[str] = mapped_column(Text)
     model_version: Mapped[str | None] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class QueryLogHead(Base):
@@ -461,14 +453,13 @@ class QueryLogOffer(Base):
     made_at: Mapped[float] = mapped_column(Float, index=True)  # the offer's time.time()
 
 
-class CreditReport(Base):
+class CreditReport(SurrogateKey, Base):
     """One issued credit report (公共信用信息报告, ``serving.services.credit_reports``): who issued
     which report of which subject, when, until when it is valid, and the SHA-256 of the signed file,
     so that a verification can say whether a serial was issued and whether a file is the one issued."""
 
     __tablename__ = "credit_reports"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     serial: Mapped[str] = mapped_column(String(40), unique=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
     issuer: Mapped[str] = mapped_column(String(80))
@@ -477,7 +468,7 @@ class CreditReport(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
-class Commitment(Base):
+class Commitment(SurrogateKey, CreatedAt, Base):
     """信用承诺: a commitment an enterprise signed from the catalogue (``features.commitments``),
     its text as signed, and the department's finding: kept or broken, with its basis and the
     record the finding wrote into the credit file. ``open_key`` is set while pending, so a subject
@@ -487,7 +478,6 @@ class Commitment(Base):
     __table_args__ = (Index("ix_commitments_department_status", "department", "status", "due_on"),
                       Index("ix_commitments_public", "public", "signed_on"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
     matter_code: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(10))
@@ -507,10 +497,9 @@ class Commitment(Base):
     decided_on: Mapped[dt.date | None] = mapped_column(Date)
     record_id: Mapped[str | None] = mapped_column(String(40))
     open_key: Mapped[str | None] = mapped_column(String(80), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class RiskWarning(Base):
+class RiskWarning(SurrogateKey, Base):
     """预警: a rise in a subject's risk (``supervision.warnings``), with its cause and the records
     behind it, shown to the staff who cover the subject. ``open_key`` (uscc:cause) is set until the
     warning is closed, so a subject has at most one open warning per cause."""
@@ -518,7 +507,6 @@ class RiskWarning(Base):
     __tablename__ = "risk_warnings"
     __table_args__ = (Index("ix_risk_warnings_status", "status", "raised_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
     cause: Mapped[str] = mapped_column(String(30))
     department: Mapped[str | None] = mapped_column(String(40))
@@ -537,7 +525,7 @@ class RiskWarning(Base):
     open_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
 
-class GateDecision(Base):
+class GateDecision(SurrogateKey, Base):
     """A batch held by a data-quality gate (``features.gates``), released or rejected by a person:
     who, when, what (the batch, its store, the rules that held it) and why. Written by the one
     service (``serving.services.gate_decisions``) that the CLI and the page both call."""
@@ -545,7 +533,6 @@ class GateDecision(Base):
     __tablename__ = "gate_decisions"
     __table_args__ = (Index("ix_gate_decisions_batch_id", "batch_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(String(80))
     decision: Mapped[str] = mapped_column(String(20))  # released | rejected
     actor: Mapped[str] = mapped_column(String(80))
