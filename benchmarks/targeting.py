@@ -188,6 +188,41 @@ def cut_in_mix(score: pd.Series, mix: pd.Series) -> pd.Series:
     )
 
 
+def floor_greedy_inclusion(score, total: float, floor: float) -> np.ndarray:
+    """Inclusion probabilities: every subject at ``floor``, the rest of ``total`` inspections to the
+    highest ``score`` at 1 (ties in the given order, one subject fractional).
+
+    With the truth as the score this is the oracle allocation under the floor; with the model's
+    probability it is the best plan *any* allocation (grade-based or not) can make from the model's
+    ranking, if expected problems rise with the probability. Σ = ``total``, floor ≤ π ≤ 1.
+    """
+    score = np.asarray(score, dtype=float)
+    extra = (total - floor * score.size) / (1 - floor)  # whole-subject inspections left after the floor
+    order = np.argsort(-score, kind="stable")
+    whole = int(np.floor(extra))
+    top = np.zeros(score.size)
+    top[order[:whole]] = 1.0
+    if whole < score.size:
+        top[order[whole]] = extra - whole
+    return floor + (1 - floor) * top
+
+
+def soft_auc(score, outcome_p) -> float:
+    """Expected AUC of ``score`` against outcomes drawn Bernoulli(``outcome_p``), ties counting half.
+
+    With 0/1 outcomes it is the ordinary AUC; ranking by ``outcome_p`` itself gives the highest
+    value possible (the ceiling any model of that outcome can reach).
+    """
+    score, w = np.asarray(score, dtype=float), np.asarray(outcome_p, dtype=float)
+    levels, group = np.unique(score, return_inverse=True)
+    pos = np.bincount(group, weights=w, minlength=levels.size)
+    neg = np.bincount(group, weights=1 - w, minlength=levels.size)
+    both = np.bincount(group, weights=w * (1 - w), minlength=levels.size)  # a subject is no pair with itself
+    below = np.cumsum(neg) - neg
+    pairs = pos @ below + 0.5 * (pos @ neg - both.sum())
+    return float(pairs / (w.sum() * (1 - w).sum() - (w * (1 - w)).sum()))
+
+
 def expected_found(
     grades: pd.Series, lead: pd.Series, p: np.ndarray, rules: ItemRules, policy: InspectionPolicy, as_of: dt.date
 ) -> tuple[float, float, int]:
@@ -205,6 +240,14 @@ def expected_found(
     return found, on_a / sum(k), sum(k)
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """``A=0.65,B=0.25,C=0.08,D=0.02`` → shares per grade (they must cover A–D and sum to 1)."""
+    shares = {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    if set(shares) != set("ABCD") or not np.isclose(sum(shares.values()), 1) or min(shares.values()) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give A, B, C and D shares ≥ 0 summing to 1")
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--city", type=Path, default=Path("data_samples/city"))
@@ -216,6 +259,9 @@ def main() -> None:
     parser.add_argument("--lead-days", type=int, help="lead window in days (default: the policy's lead_window_days)")
     parser.add_argument("--lead-source", choices=["complaint", "monitoring", "both"], default="complaint",
                         help="complaints, new negative records (data-monitoring leads), or both")
+    parser.add_argument("--mix", type=parse_mix, action="append",
+                        help="also cut the grades file's model probability in these shares, e.g. "
+                        "A=0.65,B=0.25,C=0.08,D=0.02 (repeatable): what another target_shares would give")
     parser.add_argument("--write-grades", type=Path, help="write the (provisional) grades used as CSV")
     args = parser.parse_args()
     print(machine_facts())
@@ -226,8 +272,12 @@ def main() -> None:
     subjects = read_csv_or_parquet(next(args.city.glob("subjects.*"))).drop_duplicates("uscc")
     active = set(subjects.loc[subjects["status"] == "active", "uscc"])
     now = truth[(truth["as_of"] == as_of) & truth["uscc"].isin(active)].set_index("uscc")
+    probability = None  # the model's calibrated probability, when the grades file carries it
     if args.grades:
-        grades = read_csv_or_parquet(args.grades).drop_duplicates("uscc").set_index("uscc")["grade"]
+        graded_file = read_csv_or_parquet(args.grades).drop_duplicates("uscc").set_index("uscc")
+        grades = graded_file["grade"]
+        if "probability" in graded_file:
+            probability = pd.to_numeric(graded_file["probability"], errors="coerce").dropna()
         source = f"model grades from {args.grades}"
     else:
         grades = provisional_grades(args.city, truth, as_of)
@@ -286,10 +336,7 @@ def main() -> None:
     graded_exact = sum(k[c] * p[codes == c].mean() for c in range(len(STRATA)) if k[c])
     uniform_exact = total * p.mean()
     floor = rules.floor_ratio
-    extra = (total - floor * n) / (1 - floor)  # inspections left after everyone's floor share
-    top = np.sort(p)[::-1]
-    whole = int(np.floor(extra))
-    oracle_exact = floor * p.sum() + (1 - floor) * (top[:whole].sum() + (extra - whole) * top[whole])
+    oracle_exact = floor_greedy_inclusion(p, total, floor) @ p
 
     per100 = lambda x: 100 * x / total  # noqa: E731
     print(f"city {args.city} as of {as_of}: pool {n} active subjects, {source}")
@@ -332,26 +379,74 @@ def main() -> None:
         f"{evidence['without']:.1%} of {evidence['n_without']} without"
     )
 
-    # Decomposition of the gap to the perfect-grade ceiling. Reference only: grades cut from the
-    # truth are never used as grades; they show what a perfect model of the label (p_adverse_12m)
-    # or of the scored quantity (p) would reach under the same policy and grade mix.
+    # Decomposition of the gap to the oracle. Reference only: grades cut from the truth are never
+    # used as grades; they show what a perfect model of the label (p_adverse_12m) or of the scored
+    # quantity (p) would reach under the same policy and grade mix. Each plan is set against the
+    # oracle with its own number of inspections (the A_lead ratio and rounding change it).
+    label = pool["uscc"].map(now["adverse_12m"])
+    p_adverse = pool["uscc"].map(now["p_adverse_12m"]).to_numpy()
+    scores = {"true p_adverse_12m": p_adverse, "true p": p}
+    if probability is not None:
+        scores = {"model probability": pool["uscc"].map(probability).fillna(probability.median()).to_numpy(), **scores}
+    known = label.notna().to_numpy()
+    print(
+        "ranking, AUC against the realised 12-month label / expected AUC against the inspection outcome "
+        "(Bernoulli(p)): "
+        + "; ".join(
+            f"{name} {soft_auc(sc[known], label[known]):.3f} / {soft_auc(sc, p):.3f}" for name, sc in scores.items()
+        )
+    )
     mix = pool["grade"].value_counts(normalize=True)
-    sources = {
-        "model grades": pool["grade"],
-        "true p_adverse_12m": cut_in_mix(pool["uscc"].map(now["p_adverse_12m"]), mix),
+    sources = {"model grades": pool["grade"]}
+    if probability is not None:
+        sources["model probability"] = cut_in_mix(pd.Series(scores["model probability"]), mix)
+    sources |= {
+        "true p_adverse_12m": cut_in_mix(pd.Series(p_adverse), mix),
         "true p (ceiling)": cut_in_mix(pool["p"], mix),
     }
     lead_ratios = sorted({floor, rules.a_with_lead_ratio, 0.02, 0.05})
-    header = "".join(f"{'A_lead ' + format(r, '.0%') + ('*' if r == rules.a_with_lead_ratio else ''):>16}" for r in lead_ratios)
-    print(f"decomposition, × uniform (share of inspections on A); * = the policy's a_with_lead_ratio\n{'grades':<20}{header}")
+    header = "".join(f"{'A_lead ' + format(r, '.0%') + ('*' if r == rules.a_with_lead_ratio else ''):>22}" for r in lead_ratios)
+    print(
+        "decomposition in the model's grade mix (" + ", ".join(f"{g} {mix.get(g, 0):.1%}" for g in "ABCD")
+        + "): × uniform, / oracle with the same number of inspections (share of inspections on A); "
+        f"* = the policy's a_with_lead_ratio\n{'grades':<20}{header}"
+    )
+    at_policy = {}
     for name, graded in sources.items():
         cells = []
         for ratio in lead_ratios:
             found, on_a, size = expected_found(
                 graded, pool["lead"], p, rules.model_copy(update={"a_with_lead_ratio": ratio}), policy, as_of
             )
-            cells.append(f"{found / (size * p.mean()):.2f}× ({on_a:.0%})")
-        print(f"{name:<20}" + "".join(f"{c:>16}" for c in cells))
+            vs_oracle = found / (floor_greedy_inclusion(p, size, floor) @ p)
+            if ratio == rules.a_with_lead_ratio:
+                at_policy[name] = vs_oracle
+            cells.append(f"{found / (size * p.mean()):.2f}× {vs_oracle:.2f} ({on_a:.0%})")
+        print(f"{name:<20}" + "".join(f"{c:>22}" for c in cells))
+    # Not grade-based: the floor for everyone, the rest of the same budget to the highest score. With
+    # the model's probability this bounds every plan made from the model's ranking.
+    greedy = {name: floor_greedy_inclusion(sc, total, floor) @ p / oracle_exact for name, sc in scores.items()}
+    print(
+        f"not grade-based, {total} inspections (the floor for everyone, the rest to the highest score), / oracle: "
+        + "; ".join(f"{name} {v:.2f}" for name, v in greedy.items())
+    )
+    for shares in args.mix or []:
+        if probability is None:
+            break
+        graded = cut_in_mix(pd.Series(scores["model probability"]), pd.Series(shares))
+        found, on_a, size = expected_found(graded, pool["lead"], p, rules, policy, as_of)
+        print(
+            "model probability cut in " + ", ".join(f"{g} {v:.1%}" for g, v in shares.items())
+            + f": {size} inspections, {found / (size * p.mean()):.2f}× uniform, "
+            f"{found / (floor_greedy_inclusion(p, size, floor) @ p):.2f} of the oracle, {on_a:.0%} on A"
+        )
+    print(
+        f"issue 19 (≥ 0.85 × the oracle at the same floor): graded {at_policy['model grades']:.2f}; "
+        + (f"any plan from the model's ranking ≤ {greedy['model probability']:.2f}; " if probability is not None else "")
+        + f"grades from a perfect model of the label {at_policy['true p_adverse_12m']:.2f}; "
+        f"grades from the true p {at_policy['true p (ceiling)']:.2f}; graded / grades from the true p "
+        f"{at_policy['model grades'] / at_policy['true p (ceiling)']:.2f}"
+    )
 
 
 if __name__ == "__main__":
