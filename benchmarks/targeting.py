@@ -12,11 +12,17 @@ closed form per stratum), plus one simulated realisation per seed (Bernoulli(p))
 Leads are what ``supervision.leads.open_leads`` counts in a plan: complaints (and, with
 ``--lead-source monitoring|both``, new negative records: penalties, arrears, list entries,
 enforcement, broken commitments) within ``--lead-days`` of the as-of date and not answered by a
-later inspection. The benchmark then decomposes the gap to the perfect-grade ceiling: grades
-from the model, from the true probability of the training label (``p_adverse_12m``), and from
-the true ``p`` itself, each cut in the model's grade mix, crossed with A-with-lead ratios. It also
-prints what a department can see without the truth: the problem rate of its past inspections of
-subjects with an open lead at the time against those without.
+later inspection. The benchmark then decomposes the gap to the oracle (issue 19 asks for
+≥ 0.85 × the oracle): the ranking (AUC of the model's probability, of the true label probability
+``p_adverse_12m`` and of the true ``p``, against the realised label and, in expectation, against
+the inspection outcome); grades from the model, from its probability, from ``p_adverse_12m`` and
+from ``p``, each cut in the model's grade mix, crossed with A-with-lead ratios, each set against
+the oracle with its own number of inspections; and, not grade-based, the floor for everyone and
+the rest of the budget to the highest model probability: the most any plan made from the model's
+ranking can find (if problems rise with the probability). ``--mix`` cuts the model's probability
+in other grade shares (what another training ``target_shares`` would give). It also prints what a
+department can see without the truth: the problem rate of its past inspections of subjects with
+an open lead at the time against those without.
 
 Grades must come from a model, never from the truth: pass ``--grades FILE`` (uscc, grade).
 Without it, PROVISIONAL grades are fitted here (logistic regression on record counts, trained
@@ -24,7 +30,7 @@ on an as-of date one year earlier), clearly labelled, for development only.
 
     .venv/bin/python benchmarks/targeting.py --city data_samples/city [--grades FILE] \
         [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default] \
-        [--lead-source complaint|monitoring|both] [--lead-days N]
+        [--lead-source complaint|monitoring|both] [--lead-days N] [--mix A=0.65,B=0.25,C=0.08,D=0.02 ...]
 """
 
 from __future__ import annotations
