@@ -436,9 +436,9 @@ def main() -> None:
         f"not grade-based, {total} inspections (the floor for everyone, the rest to the highest score), / oracle: "
         + "; ".join(f"{name} {v:.2f}" for name, v in greedy.items())
     )
-    for shares in args.mix or []:
-        if probability is None:
-            break
+    if args.mix and probability is None:
+        print("--mix skipped: it cuts the model's probability, and these grades carry none (column probability)")
+    for shares in args.mix if probability is not None else []:
         graded = cut_in_mix(pd.Series(scores["model probability"]), pd.Series(shares))
         found, on_a, size = expected_found(graded, pool["lead"], p, rules, policy, as_of)
         print(
