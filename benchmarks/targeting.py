@@ -93,8 +93,8 @@ def record_features(records: pd.DataFrame, subjects: pd.DataFrame, as_of: dt.dat
     return np.log1p(feats)
 
 
-def provisional_grades(city: Path, truth: pd.DataFrame, as_of: dt.date) -> pd.Series:
-    """PROVISIONAL grades: logistic regression on record counts, trained one year earlier."""
+def provisional_score(city: Path, truth: pd.DataFrame, as_of: dt.date) -> pd.Series:
+    """PROVISIONAL probability: logistic regression on record counts, trained one year earlier."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -109,15 +109,12 @@ def provisional_grades(city: Path, truth: pd.DataFrame, as_of: dt.date) -> pd.Se
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(x_train, train["adverse_12m"].astype(int))
     x_now = record_features(records, subjects, as_of)
-    score = pd.Series(model.predict_proba(x_now)[:, 1], index=x_now.index)
-    # Cut by rank so the grade mix matches Dandong's (lowest risk = A).
-    rank = score.rank(method="first", pct=True)
-    cuts = np.cumsum([PROVISIONAL_MIX[g] for g in "ABC"])
-    return pd.Series(
-        np.select([rank <= cuts[0], rank <= cuts[1], rank <= cuts[2]], ["A", "B", "C"], "D"),
-        index=score.index,
-        name="grade",
-    )
+    return pd.Series(model.predict_proba(x_now)[:, 1], index=x_now.index)
+
+
+def provisional_grades(city: Path, truth: pd.DataFrame, as_of: dt.date) -> pd.Series:
+    """PROVISIONAL grades: the provisional probability cut by rank in Dandong's mix (lowest risk = A)."""
+    return cut_in_mix(provisional_score(city, truth, as_of), pd.Series(PROVISIONAL_MIX)).rename("grade")
 
 
 # Record kinds whose new entries are data-monitoring leads (数据监测线索) with --lead-source monitoring.
@@ -393,7 +390,13 @@ def main() -> None:
     p_adverse = pool["uscc"].map(now["p_adverse_12m"]).to_numpy()
     scores = {"true p_adverse_12m": p_adverse, "true p": p}
     if probability is not None:
-        scores = {"model probability": pool["uscc"].map(probability).fillna(probability.median()).to_numpy(), **scores}
+        # The provisional logistic regression on record counts: a yardstick for the model's ranking.
+        provisional = pool["uscc"].map(provisional_score(args.city, truth, as_of)).fillna(0).to_numpy()
+        scores = {
+            "model probability": pool["uscc"].map(probability).fillna(probability.median()).to_numpy(),
+            "provisional logreg": provisional,
+            **scores,
+        }
     known = label.notna().to_numpy()
     print(
         "ranking, AUC against the realised 12-month label / expected AUC against the inspection outcome "
@@ -406,6 +409,7 @@ def main() -> None:
     sources = {"model grades": pool["grade"]}
     if probability is not None:
         sources["model probability"] = cut_in_mix(pd.Series(scores["model probability"]), mix)
+        sources["provisional logreg"] = cut_in_mix(pd.Series(scores["provisional logreg"]), mix)
     sources |= {
         "true p_adverse_12m": cut_in_mix(pd.Series(p_adverse), mix),
         "true p (ceiling)": cut_in_mix(pool["p"], mix),
@@ -438,7 +442,7 @@ def main() -> None:
     )
     if args.mix and probability is None:
         print("--mix skipped: it cuts the model's probability, and these grades carry none (column probability)")
-    for shares in args.mix if probability is not None else []:
+    for shares in (args.mix or []) if probability is not None else []:
         graded = cut_in_mix(pd.Series(scores["model probability"]), pd.Series(shares))
         found, on_a, size = expected_found(graded, pool["lead"], p, rules, policy, as_of)
         print(
