@@ -105,23 +105,36 @@ def _tree_splits(booster, n_iter: int) -> list[list[tuple[int, float | None]]]:
     return trees
 
 
+# LightGBM's kZeroThreshold (1e-35 as a float): a value with |x| at most this is read as 0, and a
+# cut between negative and positive values is made at ±this
+_ZERO = float(np.float32(1e-35))
+
+
 def _representatives(edges: np.ndarray, n_categories: int | None) -> np.ndarray:
-    """One value inside every region of a feature (last: missing, NaN)."""
+    """One value inside every region of a feature (last: missing, NaN), where LightGBM reads it
+    as inside too: a region (e', e] is represented by e, except at the zero cuts ±1e-35, which
+    LightGBM reads as 0 (then the middle of the region below −1e-35, or 0 for the one holding 0)."""
     if n_categories is not None:
         return np.r_[np.arange(n_categories, dtype=float), np.nan]
     if len(edges) == 0:
         return np.array([0.0, np.nan])
+    reps = np.array(edges, dtype=float)
+    for i in np.flatnonzero(np.abs(reps) <= _ZERO):
+        if edges[i] < 0:
+            reps[i] = (edges[i - 1] + edges[i]) / 2 if i > 0 else edges[i] - 1.0
+        else:
+            reps[i] = 0.0
     above = edges[-1] + max(1.0, abs(edges[-1]))
-    return np.r_[edges, above, np.nan]
+    return np.r_[reps, above, np.nan]
 
 
 def _regions(x: np.ndarray, edges: np.ndarray, n_categories: int | None) -> np.ndarray:
-    """Region index of every encoded value (last region = missing)."""
+    """Region index of every encoded value (last region = missing), as LightGBM routes it."""
     nan = np.isnan(x)
     if n_categories is not None:
         idx = np.where(nan, n_categories, x).astype(np.int64)
         return idx
-    idx = np.searchsorted(edges, x, side="left")
+    idx = np.searchsorted(edges, np.where(np.abs(x) <= _ZERO, 0.0, x), side="left")
     if nan.any():
         idx[nan] = len(edges) + 1
     return idx

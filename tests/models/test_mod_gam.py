@@ -256,3 +256,26 @@ def test_a_reason_from_a_pair_names_both_features_in_chinese_and_english():
     assert "提高了信用风险" in r.text_zh and "raises" in r.text_en
     if {a, b} == {"arrears_amount", "sector"}:
         assert {e.record_id for e in r.evidence} == {"R1", "R2"}
+
+
+def test_a_region_next_to_zero_is_read_where_lightgbm_reads_it():
+    """LightGBM cuts a feature that crosses zero at ±1e-35 and reads any |x| ≤ 1e-35 as 0: a
+    region's representative must sit strictly inside it, or the table holds its neighbour's value
+    (the sign of a small balance change, an income trend near flat)."""
+    import lightgbm as lgb
+
+    from models.gam import _regions, _representatives, _tree_splits
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(0, 1, 3000), np.zeros(300), -rng.uniform(0, 1e-3, 300)]
+    y = ((x < 0) ^ (rng.random(len(x)) < 0.2)).astype(float)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 2, "min_data_in_leaf": 5,
+                         "deterministic": True, "seed": 0}, lgb.Dataset(x[:, None], label=y), num_boost_round=30)
+    edges = np.unique([t for tree in _tree_splits(booster, 30) for _, t in tree])
+    assert np.any(np.abs(edges) < 1e-30)  # the zero cuts are there
+    reps = _representatives(edges, None)
+    probe = np.r_[x, edges, -1e-35, 1e-35, -1e-36, 0.0, np.nan]
+    region = _regions(probe, edges, None)
+    assert np.array_equal(_regions(reps, edges, None), np.arange(len(reps)))  # one inside each region
+    at_rep = booster.predict(reps[:, None], raw_score=True)[region]
+    assert np.allclose(booster.predict(probe[:, None], raw_score=True), at_rep, atol=1e-12)
