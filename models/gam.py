@@ -338,27 +338,41 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             "feature_pre_filter": False, "extra_trees": self.extra_trees,
         }
 
-    def _bags(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """(fit rows, validation rows) of each bag: stratified, seeded; no validation if a class
-        has too few rows to spare one (then a fixed ``early_stopping_rounds`` × 2 rounds)."""
+    def _bags(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """(fit rows, stop rows, out-of-bag rows) of each bag, pairwise disjoint: stratified,
+        seeded. Each bag holds out ``validation_share`` of the rows and splits them in two
+        stratified halves: early stopping reads one, the out-of-bag log-odds (and so the
+        calibration) the other, so the rounds kept were never chosen on the rows that judge
+        them. Too few rows of a class to split: the held-out rows only stop (no out-of-bag
+        rows); too few to hold any out: no stop rows either (a fixed ``early_stopping_rounds``
+        × 2 rounds)."""
         rng = np.random.default_rng(self.random_state)
         pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
         n_pos, n_neg = round(len(pos) * self.validation_share), round(len(neg) * self.validation_share)
         if min(n_pos, n_neg) < 1 or min(len(pos) - n_pos, len(neg) - n_neg) < 1:
-            return [(np.arange(len(y)), None)]
+            return [(np.arange(len(y)), None, None)]
         out = []
         # "auto": 8 bags up to 2,500 rows, fewer as rows grow (the variance bagging removes falls
         # with n, its cost grows with n), never fewer than 3
         n_bags = max(3, min(8, round(20_000 / len(y)))) if self.n_bags == "auto" else self.n_bags
+        split = min(n_pos, n_neg) >= 2
         for _ in range(n_bags):
-            va = np.sort(np.r_[rng.permutation(pos)[:n_pos], rng.permutation(neg)[:n_neg]])
-            tr = np.setdiff1d(np.arange(len(y)), va, assume_unique=True)
-            out.append((tr, va))
+            held_pos, held_neg = rng.permutation(pos)[:n_pos], rng.permutation(neg)[:n_neg]
+            held = np.sort(np.r_[held_pos, held_neg])
+            tr = np.setdiff1d(np.arange(len(y)), held, assume_unique=True)
+            if not split:
+                out.append((tr, held, None))
+                continue
+            # the stop half takes the odd row of each class: stopping is the noisier of the two
+            stop = np.sort(np.r_[held_pos[: (n_pos + 1) // 2], held_neg[: (n_neg + 1) // 2]])
+            oob = np.sort(np.r_[held_pos[(n_pos + 1) // 2:], held_neg[(n_neg + 1) // 2:]])
+            out.append((tr, stop, oob))
         return out
 
     def _boost(self, lgb, data, params: dict, rows, init: np.ndarray | None):
-        """Train on bag rows with early stopping on its validation rows; returns (booster, n_iter)."""
-        tr, va = rows
+        """Train on bag rows with early stopping on its stop rows (never its out-of-bag rows);
+        returns (booster, n_iter)."""
+        tr, va, _oob = rows
         # a subset takes an init score only once constructed (before, LightGBM drops it silently)
         train = data.subset(tr).construct()
         if init is not None:
@@ -433,10 +447,11 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
 
     @staticmethod
     def _out_of_bag(Xe: np.ndarray, bags, f1_bags, inter, local: list[int]) -> np.ndarray:
-        """Per row, the mains' and the pairs' log-odds (two columns) averaged over the bags that
-        held the row out of their training rows (NaN for a row every bag trained on)."""
+        """Per row, the mains' and the pairs' log-odds (two columns) averaged over the bags whose
+        out-of-bag rows hold it: bags that neither trained nor early-stopped on it (NaN for a
+        row no bag kept out of both)."""
         total, count = np.zeros((len(Xe), 2)), np.zeros(len(Xe))
-        for i, (_tr, va) in enumerate(bags):
+        for i, (_tr, _stop, va) in enumerate(bags):
             if va is None:
                 continue
             total[va, 0] += f1_bags[i][va]
