@@ -14,11 +14,12 @@ Fitted as InterpretML's EBM is, on LightGBM's histogram trees (C++, single threa
 3. **pair terms**: boosting from the mains' log-odds where every tree stays within one declared
    pair (one constraint group per pair), on coarser bins, with early stopping;
 4. **bags**: steps 1 and 3 repeated on ``n_bags`` inner splits and averaged, as EBM's outer bags;
+   each bag holds out rows it early-stops on and other rows it is scored on out of bag;
 5. **calibration** (``calibration="auto"``): a map of the averaged log-odds fitted on out-of-bag
-   log-odds (each row scored only by the bags that held it out), either Platt, a·(mains + pairs)
+   log-odds (each row scored only by the bags that neither trained nor stopped on it), either Platt, a·(mains + pairs)
    + b, which keeps every ranking and so the AUC, or one slope for the mains and one for the
    pairs, a·mains + c·pairs + b (a, c > 0); chosen by Brier cross-fitted over folds of those
-   rows (Platt on any gain, the two slopes only when clearly better than raw and Platt). It is
+   rows (Platt only when clearly better than raw, the two slopes than raw and Platt). It is
    folded into the tables (read in two parts, the mains boosters' and the pair boosters', and
    weighed), so the score stays an exact sum of contributions and monotone shapes stay monotone.
 
@@ -252,9 +253,10 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     (names that are not columns are ignored). interactions: how many pairs FAST may declare
     (0 = purely additive). learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin:
     of the mains' trees; the pair trees use ``pair_num_leaves`` and ``pair_max_bin``;
-    extra_trees: thresholds drawn at random (both stages). n_bags inner splits of
-    ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), early stopping after ``early_stopping_rounds`` rounds without a
-    better validation log-loss, at most ``max_rounds`` rounds per stage. calibration: "auto"
+    extra_trees: thresholds drawn at random (both stages). n_bags inner splits holding out
+    ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), half
+    of it to stop on, half out of bag (`_bags`); early stopping after ``early_stopping_rounds``
+    rounds without a better log-loss on the stop rows, at most ``max_rounds`` rounds per stage. calibration: "auto"
     (Platt or the two-slope map on out-of-bag log-odds, by their cross-fitted Brier: see
     `_calibrate`), "platt" (always Platt), None (never; also never when boosting from an
     ``init_score``, whose log-odds the model's own cannot rescale). ``calibration_`` holds the
@@ -468,8 +470,9 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         Candidates: Platt, a·(mains + pairs) + b, which keeps every ranking; and, with pairs, one
         slope each, a·mains + c·pairs + b (a, c > 0, so monotone shapes stay monotone). "auto"
         compares per-row Brier losses cross-fitted over 5 folds of the out-of-bag rows: Platt is
-        kept if its mean is below the raw sigmoid's, the two slopes (which may cost AUC) only if
-        clearly below both (`_clearly_lower`); "platt" always Platt. The map is folded into the tables
+        kept if its mean is clearly below the raw sigmoid's, the two slopes (which may cost AUC)
+        if clearly below both (`_clearly_lower`: out-of-bag rows are few, and each is scored by
+        one bag, noisier than the average the map is applied to); "platt" always Platt. The map is folded into the tables
         (`_fold_map`): the score stays an exact sum of contributions.
         """
         from sklearn.model_selection import StratifiedKFold
@@ -494,9 +497,9 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 if self.pairs_ and q.std() > 0:
                     loss["two_slopes"] = (_cross_fitted_two_slopes(m, q, yo, folds) - yo) ** 2
                 briers = {k: float(v.mean()) for k, v in loss.items()}
-                # Platt keeps every ranking: kept on any gain. Two slopes may reorder subjects:
-                # kept only if clearly better than both (one standard error)
-                kind = "platt" if briers["platt"] < briers["raw"] else "raw"
+                # a map only when clearly better (one standard error, `_clearly_lower`): Platt
+                # than raw; two slopes, which may reorder subjects, than both
+                kind = "platt" if _clearly_lower(loss["platt"], loss["raw"]) else "raw"
                 if "two_slopes" in loss and all(_clearly_lower(loss["two_slopes"], loss[k]) for k in ("raw", "platt")):
                     kind = "two_slopes"
                 if kind == "raw":

@@ -310,3 +310,30 @@ def test_a_region_next_to_zero_is_read_where_lightgbm_reads_it():
     assert np.array_equal(_regions(reps, edges, None), np.arange(len(reps)))  # one inside each region
     at_rep = booster.predict(reps[:, None], raw_score=True)[region]
     assert np.allclose(booster.predict(probe[:, None], raw_score=True), at_rep, atol=1e-12)
+
+
+def test_a_map_is_kept_only_when_clearly_better_than_the_raw_scores():
+    """Out-of-bag rows are few (each bag keeps 7.5 % of the rows out of bag) and scored by one
+    bag each, noisier than the average the map is applied to: a Platt map on any cross-fitted
+    gain shrinks a well-calibrated model as often as it mends one, so every map needs the same
+    clear (one standard error) gain over the raw scores."""
+    from models.calibration import cross_fitted_platt
+    from models.gam import _clearly_lower
+
+    model = BoostedGAM(random_state=0)
+    kept = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(-1.5, 1.2, 800)  # well-calibrated scores: σ(z) is the true risk
+        y = (rng.random(800) < 1 / (1 + np.exp(-z))).astype(int)
+        model.oob_log_odds_ = np.column_stack([z, np.zeros_like(z)])
+        model.pairs_ = []
+        model._parts = ([np.zeros(2)], 0.0, [np.zeros(2)], 0.0, [])
+        model.calibration_ = None  # as fit leaves it before calibrating
+        model._calibrate(y)
+        folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(z[:, None], y))
+        raw = (1 / (1 + np.exp(-z)) - y) ** 2
+        platt = (cross_fitted_platt(z, y, folds) - y) ** 2
+        assert (model.calibration_ is not None) == _clearly_lower(platt, raw)
+        kept += model.calibration_ is not None
+    assert kept <= 3  # scores already calibrated: rarely a clear gain
