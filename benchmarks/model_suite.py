@@ -16,7 +16,7 @@ read here.
 
 Methods:
   ours         `models.BoostedGAM()` with its defaults (per-feature shapes + FAST pairs, bagged; a Platt
-               map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier falls)
+               map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier clearly falls)
   ours_raw     the same without the calibration (``calibration=None``): what the map changes
   auto         what ``tiers fit --model auto`` delivers (`training.selection.AutoSelect`): the
                candidates compared on 3 inner folds of the outer training part, the winner refit on

@@ -14,11 +14,12 @@ Fitted as InterpretML's EBM is, on LightGBM's histogram trees (C++, single threa
 3. **pair terms**: boosting from the mains' log-odds where every tree stays within one declared
    pair (one constraint group per pair), on coarser bins, with early stopping;
 4. **bags**: steps 1 and 3 repeated on ``n_bags`` inner splits and averaged, as EBM's outer bags;
+   each bag holds out rows it early-stops on and other rows it is scored on out of bag;
 5. **calibration** (``calibration="auto"``): a map of the averaged log-odds fitted on out-of-bag
-   log-odds (each row scored only by the bags that held it out), either Platt, a·(mains + pairs)
+   log-odds (each row scored only by the bags that neither trained nor stopped on it), either Platt, a·(mains + pairs)
    + b, which keeps every ranking and so the AUC, or one slope for the mains and one for the
    pairs, a·mains + c·pairs + b (a, c > 0); chosen by Brier cross-fitted over folds of those
-   rows (Platt on any gain, the two slopes only when clearly better than raw and Platt). It is
+   rows (Platt only when clearly better than raw, the two slopes than raw and Platt). It is
    folded into the tables (read in two parts, the mains boosters' and the pair boosters', and
    weighed), so the score stays an exact sum of contributions and monotone shapes stay monotone.
 
@@ -105,23 +106,36 @@ def _tree_splits(booster, n_iter: int) -> list[list[tuple[int, float | None]]]:
     return trees
 
 
+# LightGBM's kZeroThreshold (1e-35 as a float): a value with |x| at most this is read as 0, and a
+# cut between negative and positive values is made at ±this
+_ZERO = float(np.float32(1e-35))
+
+
 def _representatives(edges: np.ndarray, n_categories: int | None) -> np.ndarray:
-    """One value inside every region of a feature (last: missing, NaN)."""
+    """One value inside every region of a feature (last: missing, NaN), where LightGBM reads it
+    as inside too: a region (e', e] is represented by e, except at the zero cuts ±1e-35, which
+    LightGBM reads as 0 (then the middle of the region below −1e-35, or 0 for the one holding 0)."""
     if n_categories is not None:
         return np.r_[np.arange(n_categories, dtype=float), np.nan]
     if len(edges) == 0:
         return np.array([0.0, np.nan])
+    reps = np.array(edges, dtype=float)
+    for i in np.flatnonzero(np.abs(reps) <= _ZERO):
+        if edges[i] < 0:
+            reps[i] = (edges[i - 1] + edges[i]) / 2 if i > 0 else edges[i] - 1.0
+        else:
+            reps[i] = 0.0
     above = edges[-1] + max(1.0, abs(edges[-1]))
-    return np.r_[edges, above, np.nan]
+    return np.r_[reps, above, np.nan]
 
 
 def _regions(x: np.ndarray, edges: np.ndarray, n_categories: int | None) -> np.ndarray:
-    """Region index of every encoded value (last region = missing)."""
+    """Region index of every encoded value (last region = missing), as LightGBM routes it."""
     nan = np.isnan(x)
     if n_categories is not None:
         idx = np.where(nan, n_categories, x).astype(np.int64)
         return idx
-    idx = np.searchsorted(edges, x, side="left")
+    idx = np.searchsorted(edges, np.where(np.abs(x) <= _ZERO, 0.0, x), side="left")
     if nan.any():
         idx[nan] = len(edges) + 1
     return idx
@@ -239,9 +253,10 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     (names that are not columns are ignored). interactions: how many pairs FAST may declare
     (0 = purely additive). learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin:
     of the mains' trees; the pair trees use ``pair_num_leaves`` and ``pair_max_bin``;
-    extra_trees: thresholds drawn at random (both stages). n_bags inner splits of
-    ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), early stopping after ``early_stopping_rounds`` rounds without a
-    better validation log-loss, at most ``max_rounds`` rounds per stage. calibration: "auto"
+    extra_trees: thresholds drawn at random (both stages). n_bags inner splits holding out
+    ``validation_share`` each ("auto": 8 up to 2,500 rows, then 20,000 / rows, at least 3), half
+    of it to stop on, half out of bag (`_bags`); early stopping after ``early_stopping_rounds``
+    rounds without a better log-loss on the stop rows, at most ``max_rounds`` rounds per stage. calibration: "auto"
     (Platt or the two-slope map on out-of-bag log-odds, by their cross-fitted Brier: see
     `_calibrate`), "platt" (always Platt), None (never; also never when boosting from an
     ``init_score``, whose log-odds the model's own cannot rescale). ``calibration_`` holds the
@@ -325,27 +340,41 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             "feature_pre_filter": False, "extra_trees": self.extra_trees,
         }
 
-    def _bags(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """(fit rows, validation rows) of each bag: stratified, seeded; no validation if a class
-        has too few rows to spare one (then a fixed ``early_stopping_rounds`` × 2 rounds)."""
+    def _bags(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """(fit rows, stop rows, out-of-bag rows) of each bag, pairwise disjoint: stratified,
+        seeded. Each bag holds out ``validation_share`` of the rows and splits them in two
+        stratified halves: early stopping reads one, the out-of-bag log-odds (and so the
+        calibration) the other, so the rounds kept were never chosen on the rows that judge
+        them. Too few rows of a class to split: the held-out rows only stop (no out-of-bag
+        rows); too few to hold any out: no stop rows either (a fixed ``early_stopping_rounds``
+        × 2 rounds)."""
         rng = np.random.default_rng(self.random_state)
         pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
         n_pos, n_neg = round(len(pos) * self.validation_share), round(len(neg) * self.validation_share)
         if min(n_pos, n_neg) < 1 or min(len(pos) - n_pos, len(neg) - n_neg) < 1:
-            return [(np.arange(len(y)), None)]
+            return [(np.arange(len(y)), None, None)]
         out = []
         # "auto": 8 bags up to 2,500 rows, fewer as rows grow (the variance bagging removes falls
         # with n, its cost grows with n), never fewer than 3
         n_bags = max(3, min(8, round(20_000 / len(y)))) if self.n_bags == "auto" else self.n_bags
+        split = min(n_pos, n_neg) >= 2
         for _ in range(n_bags):
-            va = np.sort(np.r_[rng.permutation(pos)[:n_pos], rng.permutation(neg)[:n_neg]])
-            tr = np.setdiff1d(np.arange(len(y)), va, assume_unique=True)
-            out.append((tr, va))
+            held_pos, held_neg = rng.permutation(pos)[:n_pos], rng.permutation(neg)[:n_neg]
+            held = np.sort(np.r_[held_pos, held_neg])
+            tr = np.setdiff1d(np.arange(len(y)), held, assume_unique=True)
+            if not split:
+                out.append((tr, held, None))
+                continue
+            # the stop half takes the odd row of each class: stopping is the noisier of the two
+            stop = np.sort(np.r_[held_pos[: (n_pos + 1) // 2], held_neg[: (n_neg + 1) // 2]])
+            oob = np.sort(np.r_[held_pos[(n_pos + 1) // 2:], held_neg[(n_neg + 1) // 2:]])
+            out.append((tr, stop, oob))
         return out
 
     def _boost(self, lgb, data, params: dict, rows, init: np.ndarray | None):
-        """Train on bag rows with early stopping on its validation rows; returns (booster, n_iter)."""
-        tr, va = rows
+        """Train on bag rows with early stopping on its stop rows (never its out-of-bag rows);
+        returns (booster, n_iter)."""
+        tr, va, _oob = rows
         # a subset takes an init score only once constructed (before, LightGBM drops it silently)
         train = data.subset(tr).construct()
         if init is not None:
@@ -420,10 +449,11 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
 
     @staticmethod
     def _out_of_bag(Xe: np.ndarray, bags, f1_bags, inter, local: list[int]) -> np.ndarray:
-        """Per row, the mains' and the pairs' log-odds (two columns) averaged over the bags that
-        held the row out of their training rows (NaN for a row every bag trained on)."""
+        """Per row, the mains' and the pairs' log-odds (two columns) averaged over the bags whose
+        out-of-bag rows hold it: bags that neither trained nor early-stopped on it (NaN for a
+        row no bag kept out of both)."""
         total, count = np.zeros((len(Xe), 2)), np.zeros(len(Xe))
-        for i, (_tr, va) in enumerate(bags):
+        for i, (_tr, _stop, va) in enumerate(bags):
             if va is None:
                 continue
             total[va, 0] += f1_bags[i][va]
@@ -440,8 +470,9 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         Candidates: Platt, a·(mains + pairs) + b, which keeps every ranking; and, with pairs, one
         slope each, a·mains + c·pairs + b (a, c > 0, so monotone shapes stay monotone). "auto"
         compares per-row Brier losses cross-fitted over 5 folds of the out-of-bag rows: Platt is
-        kept if its mean is below the raw sigmoid's, the two slopes (which may cost AUC) only if
-        clearly below both (`_clearly_lower`); "platt" always Platt. The map is folded into the tables
+        kept if its mean is clearly below the raw sigmoid's, the two slopes (which may cost AUC)
+        if clearly below both (`_clearly_lower`: out-of-bag rows are few, and each is scored by
+        one bag, noisier than the average the map is applied to); "platt" always Platt. The map is folded into the tables
         (`_fold_map`): the score stays an exact sum of contributions.
         """
         from sklearn.model_selection import StratifiedKFold
@@ -466,9 +497,9 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 if self.pairs_ and q.std() > 0:
                     loss["two_slopes"] = (_cross_fitted_two_slopes(m, q, yo, folds) - yo) ** 2
                 briers = {k: float(v.mean()) for k, v in loss.items()}
-                # Platt keeps every ranking: kept on any gain. Two slopes may reorder subjects:
-                # kept only if clearly better than both (one standard error)
-                kind = "platt" if briers["platt"] < briers["raw"] else "raw"
+                # a map only when clearly better (one standard error, `_clearly_lower`): Platt
+                # than raw; two slopes, which may reorder subjects, than both
+                kind = "platt" if _clearly_lower(loss["platt"], loss["raw"]) else "raw"
                 if "two_slopes" in loss and all(_clearly_lower(loss["two_slopes"], loss[k]) for k in ("raw", "platt")):
                     kind = "two_slopes"
                 if kind == "raw":
