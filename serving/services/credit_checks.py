@@ -76,6 +76,34 @@ def logged_purpose(matter: str, purpose: str | None) -> str:
     return text[:200]
 
 
+def refused_purpose(code: str, matter: Any, purpose: Any, n_codes: int | None = None) -> str:
+    """The purpose a refused check is logged with: the refusal's code first (never cut), the
+    matter and the caller's words as far as they were given (anything the caller sent is cleaned
+    of control characters and bounded: the request was not validated), and for a batch the
+    number of codes sent."""
+    matter_text = _printable(matter, 40) if isinstance(matter, str) else "?"
+    text = f"拒绝（{code}）联合奖惩核查 {matter_text}"
+    if n_codes is not None:
+        text += f"，共 {n_codes} 个代码"
+    if isinstance(purpose, str) and purpose:
+        text += f"：{_printable(purpose, 200)}"
+    return text[:200]
+
+
+def refused_codes(sent: Any) -> list[str]:
+    """The codes of a refused check as far as they parse, to be logged: each distinct string as
+    a code's characters (letters and digits, at most 18: the log's column), at most
+    ``MAX_BATCH`` of them (an allowed batch logs as many); nothing parsed, no code."""
+    items = sent if isinstance(sent, list) else [sent]
+    codes = dict.fromkeys("".join(c for c in item[:64] if c.isascii() and c.isalnum())[:18]
+                          for item in items if isinstance(item, str))
+    return [c for c in codes if c][:MAX_BATCH]
+
+
+def _printable(value: str, limit: int) -> str:
+    return "".join(c for c in value[:limit] if c.isprintable())
+
+
 # --- the basis: records in force per subject ----------------------------------------------------
 
 class Basis(NamedTuple):
