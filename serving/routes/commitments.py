@@ -49,7 +49,7 @@ from serving.schemas import (
     PublicCommitmentOut,
 )
 from serving.services import commitments
-from serving.services.commitments import UnknownCommitment
+from serving.services.commitments import NotOwningDepartment, UnknownCommitment
 
 router = APIRouter(prefix="/api/v1/commitments", tags=["commitments"])
 pages_router = APIRouter(include_in_schema=False)
@@ -125,16 +125,28 @@ def _department_rows(session, principal, log, purpose: str | None, status: str |
 
 @router.post("/{commitment_id}/decision", response_model=CommitmentOut,
              responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
-                                       AlreadyDecided, ModelUnavailable))
+                                       NotOwningDepartment, AlreadyDecided, ModelUnavailable))
 def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                       regrader: RegraderDep, commitment_id: RowIdPath, log: ReadLogDep) -> CommitmentOut:
-    """Mark a pending commitment of the caller's department kept or broken, with its basis: the
+    """Mark a pending commitment of the caller's department kept or broken, with its basis (only
+    that department: an admin reads, never decides; a refusal is logged as a denied read): the
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
-    decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                                 document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    decided = _decide(session, principal, commitment_id, body, today, regrader, log)
     log.shown(principal, commitments.REVIEW_PURPOSE, [decided.uscc])  # the answer shows the subject's file
     return CommitmentOut.model_validate(decided)
+
+
+def _decide(session, principal, commitment_id: int, body: CommitmentDecisionIn, today: dt.date, regrader, log):
+    """``commitments.decide``; a finding refused to the caller (not its department's, an admin's)
+    is logged as a refused read of the subject before it is answered."""
+    try:
+        return commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                                  document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    except (UnknownCommitment, NotOwningDepartment) as exc:
+        session.rollback()
+        log.reads(principal, commitments.refused_decision_purpose(exc, commitment_id), [(exc.uscc, "denied")])
+        raise
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -167,6 +179,7 @@ def _department_page(request: Request, session, settings, principal, today: dt.d
     return render(request, "commitments_department.html", {
         "user": principal, "rows": rows, "breaches": breaches, "today": today, "refused": refused,
         "status_zh": commitments.STATUS_ZH, "csrf": page_csrf(settings, principal),
+        "may_decide": commitments.may_decide,
         "path": "/regulator/commitments"}, status_code=status_code)
 
 
@@ -184,9 +197,7 @@ def decide_commitment_page(request: Request, session: SessionDep, settings: Sett
     try:
         body = validated(CommitmentDecisionIn, {"outcome": outcome, "basis": basis,
                                                "document_no": document_no or None, "breach": breach or None})
-        decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                                     document_no=body.document_no, breach=body.breach, today=today,
-                                     regrader=regrader)
+        decided = _decide(session, principal, commitment_id, body, today, regrader, log)
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         refused = {"id": commitment_id, "outcome": outcome, "basis": basis, "document_no": document_no,

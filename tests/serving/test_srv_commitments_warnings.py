@@ -504,3 +504,48 @@ def test_the_department_page_refuses_an_invisible_basis_with_a_422(client, auth,
         assert r.status_code == 422, r.status_code
     finally:
         client.cookies.clear()
+
+
+# --- issue 20, open question 2: only the owning department decides ---------------------------------
+
+
+def test_only_the_owning_department_decides_a_commitment_an_admin_reads_it(client, auth, world, session):
+    # separation of duties: the department that accepted the commitment holds the basis of the finding
+    cid = _pending(client, auth, world.ent2, "samr-food-licence", "ent2")
+    url = f"/api/v1/commitments/{cid}/decision"
+    kept = {"outcome": "kept", "basis": "现场核查经营条件与承诺一致"}
+    assert cid in [c["id"] for c in client.get("/api/v1/commitments/department", headers=auth("admin")).json()]
+    refused = client.post(url, json=kept, headers=auth("admin"))
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "commitment_id" and "市场监督管理局" in error["message_zh"] and "认定" in error["message_zh"]
+    assert client.post(url, json=kept, headers=auth("reg_eco")).status_code == 404  # another department, as before
+    mine = client.get(SIGN.format(world.ent2), headers=auth("ent2")).json()
+    assert next(c["status"] for c in mine if c["id"] == cid) == "pending"  # neither wrote anything
+    # both refusals are logged like other refusals: denied, naming the commitment
+    for actor in ("admin", "reg_eco"):
+        _, entries = list_entries(session, uscc=world.ent2, actor=actor, limit=1000)
+        denied = [e for e in entries if e.outcome == "denied" and e.endpoint.endswith("/decision")
+                  and e.purpose.endswith(f"#{cid}")]
+        assert len(denied) == 1 and "认定信用承诺" in denied[0].purpose, (actor, [e.purpose for e in entries])
+    # an absent commitment: refused as before, logged without a subject
+    assert client.post("/api/v1/commitments/999999/decision", json=kept, headers=auth("reg_eco")).status_code == 404
+    _, entries = list_entries(session, actor="reg_eco", limit=1000)
+    assert any(e.uscc == "" and "#999999" in e.purpose and e.outcome == "denied" for e in entries)
+    assert client.post(url, json=kept, headers=auth("reg_samr")).status_code == 200  # its own department
+
+
+def test_the_admin_page_shows_no_decision_form_and_its_post_is_refused(client, auth, settings, world):
+    cid = _pending(client, auth, world.ent1, "samr-repair", "ent1")
+    csrf = _cookie(client, settings, "admin")
+    try:
+        page = client.get("/regulator/commitments")
+        assert page.status_code == 200 and f'data-id="{cid}"' in page.text
+        assert f'action="/regulator/commitments/{cid}/decision"' not in page.text
+        r = client.post(f"/regulator/commitments/{cid}/decision",
+                        data={"csrf_token": csrf, "outcome": "kept", "basis": "期内未再违法"}, follow_redirects=False)
+        assert r.status_code == 403 and "认定" in r.text
+    finally:
+        client.cookies.clear()
+    status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()}
+    assert status[cid] == "pending"
