@@ -14,6 +14,7 @@ one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -53,6 +54,23 @@ def may_decide(principal: Principal, commitment: Commitment) -> bool:
     addressed to, which accepted it and holds the basis of the finding (separation of duties). An
     admin reads every department's commitments and decides none."""
     return principal.role == "regulator" and principal.department == commitment.department
+
+
+# The one rule of which commitments are public information, for the public list and the credit
+# report alike: those whose matter the commitment catalogue marks public (``Matter.public``:
+# 主动公示型), as the catalogue stood when the commitment was signed (the text signed is the text
+# shown; ``sign`` stores the mark in ``Commitment.public``). Everything else is the subject's file.
+PUBLIC = Commitment.public.is_(True)
+
+
+def public_ids(session: Session, uscc: str, ids: Iterable[int]) -> set[int]:
+    """Of the commitments ``ids``, those of ``uscc`` that are public (``PUBLIC``). A record that
+    names a commitment of another subject, or none, is not made public by it."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Commitment.id).where(Commitment.id.in_(wanted), Commitment.uscc == uscc,
+                                                           PUBLIC)))
 
 
 def refused_decision_purpose(exc: UnknownCommitment | NotOwningDepartment, commitment_id: int) -> str:
@@ -221,7 +239,7 @@ def public_page(session: Session, *, after: str | None = None, limit: int = 50) 
     what the first does; the total is counted on the first page and carried in the cursor, as the
     lists of subjects do (``serving.services.subject_lists``)."""
     cursor = decode_cursor(after, _public_cursor) if after else None
-    public = Commitment.public.is_(True)
+    public = PUBLIC
     stmt = (select(Commitment, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == Commitment.uscc)
             .where(public)
             .order_by(Commitment.signed_on.desc(), Commitment.id.desc()))
