@@ -29,6 +29,7 @@ from serving.db.driver import compiled_for
 from serving.db.session import connection_of
 from serving.db.tables import CreditCheckBasis, Record, Subject, UtcDateTime
 from serving.errors import InvalidInput, NotAllowed
+from serving.labels import department_name
 from serving.measures import Matter, Measure, MeasuresCatalogue
 from serving.security import Principal
 
@@ -65,8 +66,10 @@ def open_matter(catalogue: MeasuresCatalogue, matter: str, principal: Principal)
         raise InvalidInput(f"未知的核查事项 {matter!r}；措施清单 {catalogue.version} 的事项有：{known} "
                            f"(unknown matter)", field="matter")
     if principal.role != "admin" and not found.open_to(principal.department):
-        raise NotAllowed(f"部门 {principal.department!r} 不能核查事项「{found.name_zh}」（{matter}）：措施清单只向 "
-                         f"{'、'.join(found.departments)} 开放 (this matter is not open to the department)")
+        open_to = "、".join(department_name(d) if d != "*" else "所有部门" for d in found.departments)
+        zh = f"{department_name(principal.department)}不能核查事项「{found.name_zh}」：措施清单只向{open_to}开放。"
+        raise NotAllowed(f"{zh} (department {principal.department!r} may not check {matter!r}: the measures "
+                         f"catalogue opens it to {', '.join(found.departments)})", zh=zh)
     return found
 
 

@@ -549,3 +549,38 @@ def test_the_admin_page_shows_no_decision_form_and_its_post_is_refused(client, a
         client.cookies.clear()
     status = {c["id"]: c["status"] for c in client.get(SIGN.format(world.ent1), headers=auth("ent1")).json()}
     assert status[cid] == "pending"
+
+
+# --- attacker's pass (issue 20): findings, each a failing test until fixed ------------------------
+
+
+def test_handling_a_warning_is_a_logged_read_and_a_refused_one_is_logged_denied(client, auth, world, session):
+    # acknowledge and close answer the warning (subject, name, records): a read of the subject's
+    # file, which left no query-log entry; a refused try (not covered, another department's) left none
+    store_records(session, [_record("H1", world.ent3, "ecology", "list_abnormal_operation", None)], today=TODAY)
+    wid = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="list_entry", status="open").one().id
+
+    def trail(actor: str) -> list[tuple[str, str]]:
+        _, entries = list_entries(session, uscc=world.ent3, actor=actor, limit=1000)
+        return [(e.outcome, e.endpoint) for e in entries if "/api/v1/warnings/{warning_id}" in e.endpoint]
+
+    before = {actor: len(trail(actor)) for actor in ("reg_tax", "reg_samr", "reg_eco")}  # other tests' too
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_tax")).status_code == 404
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_samr")).status_code == 403
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco")).status_code == 200
+    assert client.post(f"/api/v1/warnings/{wid}/close", json={"note": "已约谈整改"},
+                       headers=auth("reg_eco")).status_code == 200
+    assert trail("reg_tax")[:-before["reg_tax"] or None] == [("denied", "POST /api/v1/warnings/{warning_id}/acknowledge")]
+    assert trail("reg_samr")[:-before["reg_samr"] or None] == [
+        ("denied", "POST /api/v1/warnings/{warning_id}/acknowledge")]
+    assert sorted(trail("reg_eco")[:-before["reg_eco"] or None]) == [
+        ("allowed", "POST /api/v1/warnings/{warning_id}/acknowledge"),
+        ("allowed", "POST /api/v1/warnings/{warning_id}/close")]
+
+
+def test_a_department_refused_a_matter_reads_the_departments_names_in_chinese(client, auth, world):
+    r = client.get(f"/api/v1/credit-checks/{world.ent1}", params={"matter": "government_procurement",
+                                                                  "purpose": "项目资格审查"}, headers=auth("reg_tax"))
+    assert r.status_code == 403
+    message = r.json()["error"]["message_zh"]
+    assert "税务局" in message and "财政局" in message and "'tax'" not in message and "finance" not in message
