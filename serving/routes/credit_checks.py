@@ -106,7 +106,10 @@ async def _log_refusal(request: Request, code: str) -> None:
             principal = checked_principal(request, session)
         except (NotAuthenticated, TooManyAttempts):
             return
-        log_refused(session, request, principal, codes, purpose)
+        # a caller who may check nothing logs as many codes as a probe needs, not a batch's worth:
+        # the log's cost of a refusal stays that of a check the caller could have made
+        kept = codes if principal.role in credit_checks.CHECKER_ROLES else codes[:credit_checks.REFUSED_CODES_LOGGED]
+        log_refused(session, request, principal, kept, purpose)
 
     try:
         await run_in_threadpool(_in_session, settings_of(request), work)

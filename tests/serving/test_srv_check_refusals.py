@@ -101,3 +101,15 @@ def test_a_forged_api_key_is_a_failed_login_attempt_and_backs_off_never_stored(s
     attempts = list(session.scalars(select(LoginAttempt)))
     assert [a.outcome for a in attempts] == ["failed", "failed"]
     assert all(forged not in a.username and forged[4:12] not in a.username for a in attempts)
+
+
+def test_a_caller_who_may_never_check_cannot_make_the_log_write_thousands_of_entries(client, auth, session):
+    # found as attacker: an enterprise account (which may check nothing) posting 10,000 codes made
+    # the log write 10,000 entries per request, which only a checker's allowed batch may cost
+    usccs = [make_uscc(f"913201{i:011d}") for i in range(5_000)]
+    r = client.post(f"{CHECK}/batch", headers=auth("ent1"),
+                    json={"matter": "administrative_approval", "usccs": usccs, **PURPOSE})
+    assert r.status_code == 403
+    entries = _entries(session)
+    assert 1 <= len(entries) <= 100 and {e.outcome for e in entries} == {"denied"}
+    assert [e.uscc for e in entries] == usccs[:len(entries)] and "5000" in entries[0].purpose
