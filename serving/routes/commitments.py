@@ -128,8 +128,10 @@ def _department_rows(session, principal, log, purpose: str | None, status: str |
                                        NotOwningDepartment, AlreadyDecided, ModelUnavailable))
 def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
                       regrader: RegraderDep, commitment_id: RowIdPath, log: ReadLogDep) -> CommitmentOut:
-    """Mark a pending commitment of the caller's department kept or broken, with its basis (only
-    that department: an admin reads, never decides; a refusal is logged as a denied read): the
+    """Mark a pending commitment of the caller's department kept or broken, with its basis. Only
+    that department decides (it accepted the commitment and holds the basis): an admin, who may
+    read every department's, gets 403 (``not_owning_department``); another department's regulator
+    the same 404 as for an absent commitment; either refusal is logged as a denied read. The
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
     decided = _decide(session, principal, commitment_id, body, today, regrader, log)

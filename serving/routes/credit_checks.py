@@ -148,7 +148,8 @@ def _in_session(settings: Settings, work: Any) -> Any:
 async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker,
                     purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> Response:
     """The measures of ``matter`` that apply to the subject, each with its records, list entries
-    and legal basis (``found`` false for a code no subject has). Logged before it is answered."""
+    and legal basis (``found`` false for a code no subject has). Logged before it is answered, and
+    so is a refusal (``denied``, with the refusal's code)."""
     purpose = purpose or x_purpose  # as `read_purpose` reads it, without a dependency node of its own
     # today as `TodayDep` gives it (tests override `get_today`), without the thread-pool hop
     # FastAPI makes for a sync dependency
@@ -181,7 +182,9 @@ async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, princ
 @router.post("/batch", response_model=CreditCheckBatchOut, responses=error_responses(*_ERRORS))
 def check_batch(request: Request, body: CreditCheckBatchIn, principal: Checker, today: TodayDep) -> Response:
     """The joint check of up to 10,000 subjects for one matter: one result per distinct code, in
-    the order given. Every code is logged (one entry each, one commit) before anything is read."""
+    the order given. Every code is logged (one entry each, one commit) before anything is read; a
+    refused batch (a code not valid, over the limit, a matter not the caller's) is logged too,
+    each code as far as it parses, ``denied``."""
     catalogue = measures_of(request)
     credit_checks.open_matter(catalogue, body.matter, principal)
     usccs = list(dict.fromkeys(body.usccs))
