@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from features.catalogue import default_policy
 from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
 from serving.db.tables import Commitment, Subject
-from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotAllowed, NotFound
+from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
 from serving.labels import department_name
 from serving.security import Principal, shown_name
 from serving.services.grades import Regrader, run_regrader
@@ -73,9 +73,14 @@ def public_ids(session: Session, uscc: str, ids: Iterable[int]) -> set[int]:
                                                            PUBLIC)))
 
 
-def refused_decision_purpose(exc: UnknownCommitment | NotOwningDepartment, commitment_id: int) -> str:
+def refused_decision_purpose(exc: ServiceError, commitment_id: int) -> str:
     """The purpose a refused finding is logged with (as a refused read: ``denied``)."""
     return f"拒绝（{exc.code}）认定信用承诺 #{commitment_id}"
+
+
+def subject_of(session: Session, commitment_id: int) -> str:
+    """The subject of commitment ``commitment_id`` ("" if there is none): what a refused finding logs."""
+    return session.scalar(select(Commitment.uscc).where(Commitment.id == commitment_id)) or ""
 
 
 @cache

@@ -584,3 +584,13 @@ def test_a_department_refused_a_matter_reads_the_departments_names_in_chinese(cl
     assert r.status_code == 403
     message = r.json()["error"]["message_zh"]
     assert "税务局" in message and "财政局" in message and "'tax'" not in message and "finance" not in message
+
+
+def test_an_enterprise_trying_to_decide_its_own_commitment_is_refused_and_logged(client, auth, world, session):
+    # found as attacker: a role that may never decide was refused by the role check, leaving no trace
+    cid = _pending(client, auth, world.ent2, "samr-quality-public", "ent2")
+    r = client.post(f"/api/v1/commitments/{cid}/decision", json={"outcome": "kept", "basis": "本企业自认已履约"},
+                    headers=auth("ent2"))
+    assert r.status_code == 403 and r.json()["error"]["message_zh"]
+    _, entries = list_entries(session, uscc=world.ent2, actor="ent2", limit=1000)
+    assert [e.outcome for e in entries if e.purpose.endswith(f"认定信用承诺 #{cid}")] == ["denied"]
