@@ -44,9 +44,10 @@ from serving.security import (
 )
 from serving.services.access import SUBJECT_READER_ROLES, can_read
 from serving.services.grades import Regrader, mark_grades_stale
+from serving.services.logins import LoginLimits
 from serving.services.querylog import append_entries, append_entry, append_entry_async
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
-from serving.services.users import person_is_current, principal_for_api_key, revoke_token
+from serving.services.users import api_key_principal, person_is_current, revoke_token
 from serving.settings import Settings, settings_of
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
@@ -128,6 +129,12 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
+def client_ip(request: Request) -> str:
+    """The client's address as the server's socket sees it (behind a configured proxy, uvicorn
+    has already replaced it by the forwarded one: ``tiers serve``, TIERS_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def api_principal(request: Request, settings: SettingsDep,
                         token: Annotated[str | None, Depends(bearer_scheme)] = None,
                         api_key: Annotated[str | None, Depends(_api_key)] = None) -> Principal:
@@ -206,9 +213,9 @@ def _checked_credential(request: Request, settings: Settings, session: Session, 
                                    "changed): log in again")
         cache.put(credential_key(token=principal), principal)
         return principal
-    principal = principal_for_api_key(session, api_key) if api_key else None
-    if principal is None:
-        raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
+    if not api_key:
+        raise NotAuthenticated()
+    principal = api_key_principal(session, api_key, client_ip(request), limits=LoginLimits.of(settings))
     cache.put(credential_key(api_key=api_key), principal)
     return principal
 
@@ -430,6 +437,14 @@ def log_reads(session: Session, request: Request, principal: Principal, usccs: l
     """Log ``usccs`` as read (allowed) by this route, in ``session``'s transaction: for routes whose reads
     are not one subject's guarded read (the joint checks); the endpoint is the route's template."""
     append_entries(session, principal=principal, reads=[(u, "allowed") for u in usccs], purpose=purpose,
+                   endpoint=_endpoint(request))
+
+
+def log_refused(session: Session, request: Request, principal: Principal, usccs: list[str], purpose: str) -> None:
+    """Log ``usccs`` as refused (``denied``) to this route's caller, durably, through the same
+    chain as its allowed reads: for routes whose refusals are not a guarded read's (the joint
+    checks: ``routes.credit_checks``). ``usccs`` empty: one entry without a code."""
+    append_entries(session, principal=principal, reads=[(u, "denied") for u in usccs or [""]], purpose=purpose,
                    endpoint=_endpoint(request))
 
 

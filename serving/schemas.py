@@ -518,7 +518,8 @@ class MatterOut(BaseModel):
     template: str
     kept_when: str
     breaches: dict[str, str] = Field(description="breach code → what it is")
-    public: bool
+    public: bool = Field(description="public information (主动公示型): listed without login and in the credit "
+                                     "report; a commitment of any other matter is neither")
 
 
 class CommitmentSign(BaseModel):

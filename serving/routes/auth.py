@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from serving.deps import CurrentUser, SessionDep, SettingsDep, bearer_scheme, end_token
+from serving.deps import CurrentUser, SessionDep, SettingsDep, bearer_scheme, client_ip, end_token
 from serving.errors import (
     ROLE_ERRORS,
     InvalidInput,
@@ -23,12 +23,6 @@ from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-
-def client_ip(request: Request) -> str:
-    """The client's address as the server's socket sees it (behind a configured proxy, uvicorn
-    has already replaced it by the forwarded one: ``tiers serve``, TIERS_FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
 
 
 @router.post("/token", response_model=TokenOut, responses=error_responses(NotAuthenticated, TooManyAttempts, InvalidInput))

@@ -4,6 +4,7 @@ itself, the department's finding (kept or broken, with its basis); and their pag
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Form, Query, Request
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from serving.deps import (
     Decider,
     PageDecider,
+    PrincipalGetter,
     PurposeQuery,
     ReadLogDep,
     RegraderDep,
@@ -20,7 +22,9 @@ from serving.deps import (
     SettingsDep,
     SubjectAccessDep,
     TodayDep,
+    api_principal,
     page_csrf,
+    page_principal,
     require_page_csrf,
     require_role,
 )
@@ -49,10 +53,34 @@ from serving.schemas import (
     MatterOut,
     PublicCommitmentOut,
 )
+from serving.security import Principal, Role
 from serving.services import commitments
-from serving.services.commitments import UnknownCommitment
+from serving.services.commitments import NotOwningDepartment, UnknownCommitment
 
 router, pages_router = api_and_page_routers("/api/v1/commitments", "commitments")
+DECIDER_ROLES: tuple[Role, ...] = ("regulator", "admin")  # who may reach a finding (commitments.may_decide decides)
+
+
+def _logged_decider(principal_dep: PrincipalGetter) -> Callable[..., Principal]:
+    """``require_role("regulator", "admin")`` for the finding's routes, logging another role's try
+    as a refused finding (``denied``, the commitment's subject) before refusing it: an enterprise
+    marking its own commitment kept leaves a trace, as every refused finding does."""
+
+    def decider(session: SessionDep, log: ReadLogDep, commitment_id: RowIdPath,
+                principal: Principal = Depends(principal_dep)) -> Principal:
+        if principal.role in DECIDER_ROLES:
+            return principal
+        refused = NotAllowed(f"role {principal.role!r} may not find a commitment kept or broken",
+                             field="commitment_id", zh="您的账号不能认定信用承诺：只有受理该承诺的部门才能认定履约或违约。")
+        log.reads(principal, commitments.refused_decision_purpose(refused, commitment_id),
+                  [(commitments.subject_of(session, commitment_id), "denied")])
+        raise refused
+
+    return decider
+
+
+LoggedDecider = Annotated[Principal, Depends(_logged_decider(api_principal))]
+PageLoggedDecider = Annotated[Principal, Depends(_logged_decider(page_principal))]
 
 
 def _matter_out(m) -> MatterOut:
@@ -125,16 +153,30 @@ def _department_rows(session, principal, log, purpose: str | None, status: str |
 
 @router.post("/{commitment_id}/decision", response_model=CommitmentOut,
              responses=error_responses(NotAuthenticated, NotAllowed, InvalidInput, UnknownCommitment,
-                                       AlreadyDecided, ModelUnavailable))
-def decide_commitment(body: CommitmentDecisionIn, principal: Decider, session: SessionDep, today: TodayDep,
+                                       NotOwningDepartment, AlreadyDecided, ModelUnavailable))
+def decide_commitment(body: CommitmentDecisionIn, principal: LoggedDecider, session: SessionDep, today: TodayDep,
                       regrader: RegraderDep, commitment_id: RowIdPath, log: ReadLogDep) -> CommitmentOut:
-    """Mark a pending commitment of the caller's department kept or broken, with its basis: the
+    """Mark a pending commitment of the caller's department kept or broken, with its basis. Only
+    that department decides (it accepted the commitment and holds the basis): an admin, who may
+    read every department's, gets 403 (``not_owning_department``); another department's regulator
+    the same 404 as for an absent commitment; either refusal is logged as a denied read. The
     finding's record is written (a broken one counts against the subject, makes it a lead of the
     department's next plan and raises its early warning) and the subject is regraded."""
-    decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                                 document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    decided = _decide(session, principal, commitment_id, body, today, regrader, log)
     log.shown(principal, commitments.REVIEW_PURPOSE, [decided.uscc])  # the answer shows the subject's file
     return CommitmentOut.model_validate(decided)
+
+
+def _decide(session, principal, commitment_id: int, body: CommitmentDecisionIn, today: dt.date, regrader, log):
+    """``commitments.decide``; a finding refused to the caller (not its department's, an admin's)
+    is logged as a refused read of the subject before it is answered."""
+    try:
+        return commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
+                                  document_no=body.document_no, breach=body.breach, today=today, regrader=regrader)
+    except (UnknownCommitment, NotOwningDepartment) as exc:
+        session.rollback()
+        log.reads(principal, commitments.refused_decision_purpose(exc, commitment_id), [(exc.uscc, "denied")])
+        raise
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -167,12 +209,13 @@ def _department_page(request: Request, session, settings, principal, today: dt.d
     return render(request, "commitments_department.html", {
         "user": principal, "rows": rows, "breaches": breaches, "today": today, "refused": refused,
         "status_zh": commitments.STATUS_ZH, "csrf": page_csrf(settings, principal),
+        "may_decide": commitments.may_decide,
         "path": "/regulator/commitments"}, status_code=status_code)
 
 
 @pages_router.post("/regulator/commitments/{commitment_id}/decision")
 def decide_commitment_page(request: Request, session: SessionDep, settings: SettingsDep, today: TodayDep,
-                           regrader: RegraderDep, principal: PageDecider, commitment_id: RowIdPath,
+                           regrader: RegraderDep, principal: PageLoggedDecider, commitment_id: RowIdPath,
                            log: ReadLogDep,
                            csrf_token_: Annotated[str, Form(alias="csrf_token")],
                            outcome: Annotated[str, Form(max_length=40)] = "",
@@ -184,9 +227,7 @@ def decide_commitment_page(request: Request, session: SessionDep, settings: Sett
     try:
         body = validated(CommitmentDecisionIn, {"outcome": outcome, "basis": basis,
                                                "document_no": document_no or None, "breach": breach or None})
-        decided = commitments.decide(session, principal, commitment_id, outcome=body.outcome, basis=body.basis,
-                                     document_no=body.document_no, breach=body.breach, today=today,
-                                     regrader=regrader)
+        decided = _decide(session, principal, commitment_id, body, today, regrader, log)
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         refused = {"id": commitment_id, "outcome": outcome, "basis": basis, "document_no": document_no,

@@ -3,7 +3,9 @@
 10,000 codes). Machine clients use the API keys an admin creates (``X-API-Key``); a regulator's
 key checks the matters the measures catalogue opens to its department, an admin's every matter.
 Every check is logged in the query log before it is answered (a batch: one entry per code, all
-in one group commit). The answer is measures and their basis, never the grade.
+in one group commit), and so is every refused one of an authenticated caller (``denied``: no
+permission, unknown matter, invalid code, over the batch limit …; ``_RefusalsLogged``). The answer
+is measures and their basis, never the grade.
 
 A check's basis is published information (records in force, list entries), so a department checks
 any subject of the city for an open matter, not only those it covers for reading credit files.
@@ -12,12 +14,17 @@ any subject of the city for an open matter, not only those it covers for reading
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from serving.db.session import loop_connection
 from serving.deps import (
@@ -25,20 +32,92 @@ from serving.deps import (
     PurposeQuery,
     TodayDep,
     UsccPath,
+    checked_principal,
     flat_role,
     get_today,
     log_read_async,
     log_reads,
+    log_refused,
     new_session,
 )
-from serving.errors import InvalidInput, NotAllowed, NotAuthenticated, error_responses
+from serving.errors import (
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    ServiceError,
+    TooManyAttempts,
+    error_responses,
+)
 from serving.measures import MeasuresCatalogue, load_measures
 from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
 from serving.security import Principal
 from serving.services import credit_checks
 from serving.settings import Settings, settings_of
 
-router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"])
+logger = logging.getLogger(__name__)
+_REFUSED = frozenset({400, 403, 404, 409, 413, 422})  # a refusal of the request (a 401 is no caller; 5xx ours)
+
+
+class _RefusalsLogged(APIRoute):
+    """A joint-check route whose refusals are logged before they are answered: the role, the
+    matter, the codes, the batch limit and any other validation (``_log_refusal``). An allowed
+    check pays one ``try``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError:
+                await _log_refusal(request, "invalid_input")
+                raise
+            except (ServiceError, HTTPException) as exc:
+                if exc.status_code in _REFUSED:
+                    await _log_refusal(request, getattr(exc, "code", None) or f"http_{exc.status_code}")
+                raise
+
+        return handle
+
+
+async def _log_refusal(request: Request, code: str) -> None:
+    """Log a refused check as ``denied`` entries (``deps.log_refused``): who (the credential,
+    checked as the route checks it), the codes, matter and purpose as far as they were sent,
+    and ``code``. A request without a valid credential is not logged here: its API key was
+    counted as a failed login (``users.api_key_principal``). If the log cannot be written, the
+    refusal is still answered (and the failure reported in the service's log)."""
+    if request.method == "POST":
+        try:
+            sent = json.loads(await request.body())  # read already: the request's cached body
+        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError)
+            sent = None
+        sent = sent if isinstance(sent, dict) else {}
+        usccs = sent.get("usccs")
+        codes = credit_checks.refused_codes(usccs)
+        purpose = credit_checks.refused_purpose(code, sent.get("matter"), sent.get("purpose"),
+                                                len(usccs) if isinstance(usccs, list) else None)
+    else:
+        codes = credit_checks.refused_codes(request.path_params.get("uscc"))
+        purpose = credit_checks.refused_purpose(code, request.query_params.get("matter"),
+                                                request.query_params.get("purpose") or request.headers.get("X-Purpose"))
+
+    def work(session: Session) -> None:
+        try:
+            principal = checked_principal(request, session)
+        except (NotAuthenticated, TooManyAttempts):
+            return
+        # a caller who may check nothing logs as many codes as a probe needs, not a batch's worth:
+        # the log's cost of a refusal stays that of a check the caller could have made
+        kept = codes if principal.role in credit_checks.CHECKER_ROLES else codes[:credit_checks.REFUSED_CODES_LOGGED]
+        log_refused(session, request, principal, kept, purpose)
+
+    try:
+        await run_in_threadpool(_in_session, settings_of(request), work)
+    except Exception:
+        logger.exception("a refused joint check could not be logged")
+
+
+router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"], route_class=_RefusalsLogged)
 _ERRORS = (NotAuthenticated, NotAllowed, InvalidInput)
 Checker = Annotated[Principal, Depends(flat_role(*credit_checks.CHECKER_ROLES))]
 MatterQuery = Annotated[str, Query(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")]
@@ -69,7 +148,8 @@ def _in_session(settings: Settings, work: Any) -> Any:
 async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, principal: Checker,
                     purpose: PurposeQuery = None, x_purpose: PurposeHeader = None) -> Response:
     """The measures of ``matter`` that apply to the subject, each with its records, list entries
-    and legal basis (``found`` false for a code no subject has). Logged before it is answered."""
+    and legal basis (``found`` false for a code no subject has). Logged before it is answered, and
+    so is a refusal (``denied``, with the refusal's code)."""
     purpose = purpose or x_purpose  # as `read_purpose` reads it, without a dependency node of its own
     # today as `TodayDep` gives it (tests override `get_today`), without the thread-pool hop
     # FastAPI makes for a sync dependency
@@ -102,7 +182,9 @@ async def check_one(request: Request, uscc: UsccPath, matter: MatterQuery, princ
 @router.post("/batch", response_model=CreditCheckBatchOut, responses=error_responses(*_ERRORS))
 def check_batch(request: Request, body: CreditCheckBatchIn, principal: Checker, today: TodayDep) -> Response:
     """The joint check of up to 10,000 subjects for one matter: one result per distinct code, in
-    the order given. Every code is logged (one entry each, one commit) before anything is read."""
+    the order given. Every code is logged (one entry each, one commit) before anything is read; a
+    refused batch (a code not valid, over the limit, a matter not the caller's) is logged too,
+    each code as far as it parses, ``denied``."""
     catalogue = measures_of(request)
     credit_checks.open_matter(catalogue, body.matter, principal)
     usccs = list(dict.fromkeys(body.usccs))

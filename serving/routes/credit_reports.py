@@ -111,7 +111,8 @@ def _issued_out(session, serial: str, today: dt.date) -> IssuedReportOut:
                                  TooManyAttempts)})
 def issue(access: IssuerAccess, session: SessionDep, settings: SettingsDep, today: TodayDep) -> Response:
     """Issue the subject's signed 公共信用信息报告 (its public records in force, list entries and
-    commitments; never its grade): the enterprise its own, a regulator a subject it covers."""
+    public commitments — their matter public in the commitment catalogue, 主动公示型; never a
+    private commitment, never its grade): the enterprise its own, a regulator a subject it covers."""
     row, signed = reports.issue_report(session, access.principal, access.uscc, reports.ReportSigner.of(settings),
                                      today)
     return _pdf(signed, row.serial)

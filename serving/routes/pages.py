@@ -35,6 +35,7 @@ from serving.deps import (
     SettingsDep,
     SubjectAccess,
     TodayDep,
+    client_ip,
     end_token,
     page_csrf,
     page_principal,
@@ -57,7 +58,6 @@ from serving.presenters import objection_out, subject_out
 from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after
 from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
 from serving.routes._routers import page_router
-from serving.routes.auth import client_ip
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
 from serving.security import Principal, create_access_token, csrf_token, csrf_valid
 from serving.services import commitments, grades, objections, repairs, subjects

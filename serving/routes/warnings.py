@@ -23,7 +23,7 @@ from serving.routes._routers import api_and_page_routers
 from serving.schemas import WarningCause, WarningClose, WarningOut
 from serving.services import warnings
 from serving.services.subjects import get_subject
-from serving.services.warnings import CAUSE_LABELS_ZH, UnknownWarning
+from serving.services.warnings import CAUSE_LABELS_ZH, NotYourWarning, UnknownWarning
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 
 router, pages_router = api_and_page_routers("/api/v1/warnings", "warnings")
@@ -64,16 +64,35 @@ def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, pu
 
 @router.post("/{warning_id}/acknowledge", response_model=WarningOut,
              responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
-def acknowledge(principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
-    w = warnings.acknowledge(session, principal, warning_id)
+def acknowledge(principal: Decider, session: SessionDep, log: ReadLogDep, warning_id: WarningId) -> WarningOut:
+    """Mark a warning seen (the answer is a logged read of its subject; a refusal is logged denied)."""
+    w = _handled(session, principal, log, warning_id, "acknowledge", None, warnings.HANDLING_PURPOSE)
     return _out(w, get_subject(session, w.uscc).name)
 
 
 @router.post("/{warning_id}/close", response_model=WarningOut,
              responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
-def close(body: WarningClose, principal: Decider, session: SessionDep, warning_id: WarningId) -> WarningOut:
-    w = warnings.close(session, principal, warning_id, body.note)
+def close(body: WarningClose, principal: Decider, session: SessionDep, log: ReadLogDep,
+          warning_id: WarningId) -> WarningOut:
+    """Close a warning with a note (the answer is a logged read of its subject; a refusal is logged denied)."""
+    w = _handled(session, principal, log, warning_id, "close", body.note, warnings.HANDLING_PURPOSE)
     return _out(w, get_subject(session, w.uscc).name)
+
+
+def _handled(session, principal, log, warning_id: int, action: str, note: str | None, purpose: str):
+    """Acknowledge or close: the warning's subject is logged as read before the warning is
+    shown; a try refused to the caller (not covered, another department's) is logged denied."""
+    try:
+        if action == "acknowledge":
+            warning = warnings.acknowledge(session, principal, warning_id)
+        else:
+            warning = warnings.close(session, principal, warning_id, note or "")
+    except (UnknownWarning, NotYourWarning) as exc:
+        session.rollback()
+        log.reads(principal, warnings.refused_handling_purpose(exc, warning_id, action), [(exc.uscc, "denied")])
+        raise
+    log.shown(principal, purpose, [warning.uscc])
+    return warning
 
 
 def _csv(content: bytes) -> Response:
@@ -102,16 +121,15 @@ def warnings_page_csv(session: SessionDep, principal: PageDecider, log: ReadLogD
 
 
 @pages_router.post("/regulator/warnings/{warning_id}/{action}")
-def act_on_warning(session: SessionDep, settings: SettingsDep, principal: PageDecider, warning_id: WarningId,
+def act_on_warning(session: SessionDep, settings: SettingsDep, principal: PageDecider, log: ReadLogDep,
+                   warning_id: WarningId,
                    action: Annotated[str, Path(pattern="^(acknowledge|close)$")],
                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
                    purpose: Annotated[str, Form(**PURPOSE_LENGTH), NoControlChars],
                    note: Annotated[str, Form(max_length=2000), NoControlChars] = "") -> Response:
     require_page_csrf(settings, principal, csrf_token_)
-    if action == "acknowledge":
-        warnings.acknowledge(session, principal, warning_id)
-    else:
-        warnings.close(session, principal, warning_id, WarningClose.model_validate({"note": note}).note)
+    note = WarningClose.model_validate({"note": note}).note if action == "close" else None
+    _handled(session, principal, log, warning_id, action, note, purpose)
     from urllib.parse import urlencode
 
     return RedirectResponse(f"/regulator/warnings?{urlencode({'purpose': purpose})}", status_code=303)

@@ -14,6 +14,7 @@ one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -24,7 +25,8 @@ from sqlalchemy.orm import Session
 from features.catalogue import default_policy
 from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
 from serving.db.tables import Commitment, Subject
-from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotFound
+from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
+from serving.labels import department_name
 from serving.security import Principal, shown_name
 from serving.services.grades import Regrader, run_regrader
 from serving.services.subject_lists import decode_cursor, encode_cursor
@@ -37,6 +39,48 @@ REMINDER_DAYS = 30  # a pending commitment is shown as due on the enterprise's p
 
 class UnknownCommitment(NotFound):
     code = "unknown_commitment"
+    uscc = ""  # the subject of a commitment that exists but is not the caller's: logged, never shown
+
+
+class NotOwningDepartment(NotAllowed):
+    """A finding on a commitment by an admin: it reads every department's, decides none."""
+
+    code = "not_owning_department"
+    uscc = ""
+
+
+def may_decide(principal: Principal, commitment: Commitment) -> bool:
+    """The one rule of who finds a commitment kept or broken: a regulator of the department it was
+    addressed to, which accepted it and holds the basis of the finding (separation of duties). An
+    admin reads every department's commitments and decides none."""
+    return principal.role == "regulator" and principal.department == commitment.department
+
+
+# The one rule of which commitments are public information, for the public list and the credit
+# report alike: those whose matter the commitment catalogue marks public (``Matter.public``:
+# 主动公示型), as the catalogue stood when the commitment was signed (the text signed is the text
+# shown; ``sign`` stores the mark in ``Commitment.public``). Everything else is the subject's file.
+PUBLIC = Commitment.public.is_(True)
+
+
+def public_ids(session: Session, uscc: str, ids: Iterable[int]) -> set[int]:
+    """Of the commitments ``ids``, those of ``uscc`` that are public (``PUBLIC``). A record that
+    names a commitment of another subject, or none, is not made public by it."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Commitment.id).where(Commitment.id.in_(wanted), Commitment.uscc == uscc,
+                                                           PUBLIC)))
+
+
+def refused_decision_purpose(exc: ServiceError, commitment_id: int) -> str:
+    """The purpose a refused finding is logged with (as a refused read: ``denied``)."""
+    return f"拒绝（{exc.code}）认定信用承诺 #{commitment_id}"
+
+
+def subject_of(session: Session, commitment_id: int) -> str:
+    """The subject of commitment ``commitment_id`` ("" if there is none): what a refused finding logs."""
+    return session.scalar(select(Commitment.uscc).where(Commitment.id == commitment_id)) or ""
 
 
 @cache
@@ -103,16 +147,27 @@ def decide(session: Session, principal: Principal, commitment_id: int, *, outcom
            catalogue: CommitmentCatalogue | None = None) -> Commitment:
     """The department marks a pending commitment kept or broken, with its basis (依据).
 
-    Only the commitment's department (an admin any): another department's is the same 404 as an
-    absent one. Kept writes the matter's ``kept`` record; broken the record of the ``breach`` found
+    Only the commitment's department (``may_decide``): another department's is the same 404 as
+    an absent one; an admin, who reads them all, gets 403 naming the department. Either refusal
+    carries the subject (``uscc``) for the caller to log. Kept writes the matter's ``kept`` record; broken the record of the ``breach`` found
     (a document number is required when the catalogue policy requires one for that kind). The
     subject is regraded in the same transaction.
     """
     catalogue = catalogue or default_catalogue()
     commitment = session.scalars(select(Commitment).where(Commitment.id == commitment_id).with_for_update()).first()
-    if commitment is None or (principal.role != "admin" and principal.department != commitment.department):
-        raise UnknownCommitment(f"没有提交给您所在部门的承诺 #{commitment_id}；no commitment #{commitment_id} "
-                                "addressed to your department", field="commitment_id")
+    if commitment is None or not may_decide(principal, commitment):
+        refused: UnknownCommitment | NotOwningDepartment
+        if commitment is not None and principal.role == "admin":
+            refused = NotOwningDepartment(
+                f"commitment #{commitment_id} was made to {commitment.department}: only that department finds it "
+                "kept or broken", field="commitment_id",
+                zh=f"承诺 #{commitment_id} 由{department_name(commitment.department)}受理，只有该部门才能认定履约或违约；"
+                   "管理员可以查看，不能代为认定。")
+        else:
+            refused = UnknownCommitment(f"没有提交给您所在部门的承诺 #{commitment_id}；no commitment "
+                                        f"#{commitment_id} addressed to your department", field="commitment_id")
+        refused.uscc = commitment.uscc if commitment is not None else ""
+        raise refused
     if commitment.status != "pending":
         raise AlreadyDecided(f"承诺 #{commitment_id} {STATUS_ZH[commitment.status]}，不能重复认定；"
                              f"commitment already {commitment.status}", field="commitment_id")
@@ -189,7 +244,7 @@ def public_page(session: Session, *, after: str | None = None, limit: int = 50) 
     what the first does; the total is counted on the first page and carried in the cursor, as the
     lists of subjects do (``serving.services.subject_lists``)."""
     cursor = decode_cursor(after, _public_cursor) if after else None
-    public = Commitment.public.is_(True)
+    public = PUBLIC
     stmt = (select(Commitment, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == Commitment.uscc)
             .where(public)
             .order_by(Commitment.signed_on.desc(), Commitment.id.desc()))

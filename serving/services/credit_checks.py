@@ -29,11 +29,13 @@ from serving.db.driver import compiled_for
 from serving.db.session import connection_of
 from serving.db.tables import CreditCheckBasis, Record, Subject, UtcDateTime
 from serving.errors import InvalidInput, NotAllowed
+from serving.labels import department_name
 from serving.measures import Matter, Measure, MeasuresCatalogue
 from serving.security import Principal
 
 CHECKER_ROLES = ("regulator", "admin")
 MAX_BATCH = 10_000
+REFUSED_CODES_LOGGED = 100  # codes logged of a refused batch whose caller may check nothing (no role)
 _CHUNK = 500  # codes per lookup statement (a fixed number of parameters: compiled once)
 # the fields of a stored entry, in this order: a measure's kind and severity are then one
 # substring of the stored JSON (``_MatterRules.markers``), so most bases are answered unparsed
@@ -65,8 +67,10 @@ def open_matter(catalogue: MeasuresCatalogue, matter: str, principal: Principal)
         raise InvalidInput(f"未知的核查事项 {matter!r}；措施清单 {catalogue.version} 的事项有：{known} "
                            f"(unknown matter)", field="matter")
     if principal.role != "admin" and not found.open_to(principal.department):
-        raise NotAllowed(f"部门 {principal.department!r} 不能核查事项「{found.name_zh}」（{matter}）：措施清单只向 "
-                         f"{'、'.join(found.departments)} 开放 (this matter is not open to the department)")
+        open_to = "、".join(department_name(d) if d != "*" else "所有部门" for d in found.departments)
+        zh = f"{department_name(principal.department)}不能核查事项「{found.name_zh}」：措施清单只向{open_to}开放。"
+        raise NotAllowed(f"{zh} (department {principal.department!r} may not check {matter!r}: the measures "
+                         f"catalogue opens it to {', '.join(found.departments)})", zh=zh)
     return found
 
 
@@ -74,6 +78,34 @@ def logged_purpose(matter: str, purpose: str | None) -> str:
     """The purpose a check is logged with: the matter, and the caller's own words if given."""
     text = f"联合奖惩核查 {matter}" + (f"：{purpose}" if purpose else "")
     return text[:200]
+
+
+def refused_purpose(code: str, matter: Any, purpose: Any, n_codes: int | None = None) -> str:
+    """The purpose a refused check is logged with: the refusal's code first (never cut), the
+    matter and the caller's words as far as they were given (anything the caller sent is cleaned
+    of control characters and bounded: the request was not validated), and for a batch the
+    number of codes sent."""
+    matter_text = _printable(matter, 40) if isinstance(matter, str) else "?"
+    text = f"拒绝（{code}）联合奖惩核查 {matter_text}"
+    if n_codes is not None:
+        text += f"，共 {n_codes} 个代码"
+    if isinstance(purpose, str) and purpose:
+        text += f"：{_printable(purpose, 200)}"
+    return text[:200]
+
+
+def refused_codes(sent: Any) -> list[str]:
+    """The codes of a refused check as far as they parse, to be logged: each distinct string as
+    a code's characters (letters and digits, at most 18: the log's column), at most
+    ``MAX_BATCH`` of them (an allowed batch logs as many); nothing parsed, no code."""
+    items = sent if isinstance(sent, list) else [sent]
+    codes = dict.fromkeys("".join(c for c in item[:64] if c.isascii() and c.isalnum())[:18]
+                          for item in items if isinstance(item, str))
+    return [c for c in codes if c][:MAX_BATCH]
+
+
+def _printable(value: str, limit: int) -> str:
+    return "".join(c for c in value[:limit] if c.isprintable())
 
 
 # --- the basis: records in force per subject ----------------------------------------------------

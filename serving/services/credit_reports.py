@@ -1,8 +1,10 @@
 """信用报告: the signed 公共信用信息报告 of one subject — issued, logged and verified.
 
 What a report shows is the subject's registration and its *public* information in force today:
-records of the public kinds (administrative actions, inspection results), list entries and
-commitments. Which records are in force is the catalogue's one rule,
+records of the public kinds (administrative actions, inspection results), list entries and the
+public commitments — those whose matter the commitment catalogue marks public (主动公示型;
+``commitments.public_ids``, the public list's rule), never a private one nor a commitment record
+no public commitment of the service stands behind (an ingested one). Which records are in force is the catalogue's one rule,
 ``features.evidence.records_in_force`` (``features/sql/counted_records.sql``: publicity periods,
 windows, repair, revocation, exemption, list exit, licence term; the rule the joint checks cite
 and the grade's evidence counts by), applied to the service's current records with its
@@ -107,7 +109,21 @@ def report_records(records: pd.DataFrame, today: dt.date, policy=None) -> pd.Dat
 def public_records(session: Session, uscc: str, today: dt.date, policy=None) -> pd.DataFrame:
     """The subject's records a public report shows on ``today`` (:func:`report_records`) among the
     service's current records with its revocations and repairs replayed as the regrader does."""
-    return report_records(_replayed_records(session, uscc), today, policy)
+    return _public_commitments_only(session, uscc, report_records(_replayed_records(session, uscc), today, policy))
+
+
+def _public_commitments_only(session: Session, uscc: str, shown: pd.DataFrame) -> pd.DataFrame:
+    """``shown`` without the records of commitments that are not public (``commitments.public_ids``:
+    the catalogue decides); a commitment record of no commitment of the service is not shown."""
+    from serving.services.commitments import commitment_id_of, public_ids
+
+    if shown.empty:
+        return shown
+    numbers = [commitment_id_of(str(r)) if k in COMMITMENT_KINDS else None
+               for k, r in zip(shown["kind"].astype(str), shown["record_id"], strict=True)]
+    public = public_ids(session, uscc, {n for n in numbers if n is not None})
+    keep = [k not in COMMITMENT_KINDS or n in public for k, n in zip(shown["kind"].astype(str), numbers, strict=True)]
+    return shown.loc[keep].reset_index(drop=True)
 
 
 def _replayed_records(session: Session, uscc: str) -> pd.DataFrame:

@@ -78,10 +78,7 @@ def wait_s(session: Session, username: str, address: str, limits: LoginLimits, n
     recorded before ``before_id`` (all of them when None)."""
     since = now - WINDOW
     earlier = [LoginAttempt.id < before_id] if before_id is not None else []
-    by_address = session.execute(select(func.count(), func.max(LoginAttempt.attempted_at)).where(
-        LoginAttempt.client_ip == address, LoginAttempt.outcome.in_(COUNTED), LoginAttempt.attempted_at > since,
-        *earlier)).one()
-    waits = [_remaining(by_address, limits.free_per_address, limits, now)]
+    waits = [address_wait_s(session, address, limits, now, before_id)]
     known = session.scalar(select(exists().where(
         LoginAttempt.username == username, LoginAttempt.client_ip == address, LoginAttempt.outcome == "succeeded",
         LoginAttempt.attempted_at > now - dt.timedelta(days=KNOWN_ADDRESS_DAYS))))
@@ -94,6 +91,17 @@ def wait_s(session: Session, username: str, address: str, limits: LoginLimits, n
             LoginAttempt.attempted_at > since, *after, *earlier)).one()
         waits.append(_remaining(by_account, limits.free_per_account, limits, now))
     return max(waits)
+
+
+def address_wait_s(session: Session, address: str, limits: LoginLimits, now: dt.datetime,
+                   before_id: int | None = None) -> float:
+    """Seconds a try from ``address`` must still wait by the address's own limit (over all
+    accounts, API keys included: ``users.api_key_principal``)."""
+    earlier = [LoginAttempt.id < before_id] if before_id is not None else []
+    by_address = session.execute(select(func.count(), func.max(LoginAttempt.attempted_at)).where(
+        LoginAttempt.client_ip == address, LoginAttempt.outcome.in_(COUNTED), LoginAttempt.attempted_at > now - WINDOW,
+        *earlier)).one()
+    return _remaining(by_address, limits.free_per_address, limits, now)
 
 
 def _remaining(counted: tuple[int, dt.datetime | None], free: int, limits: LoginLimits, now: dt.datetime) -> float:

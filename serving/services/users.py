@@ -128,6 +128,34 @@ def principal_for_api_key(session: Session, key: str) -> Principal | None:
     return principal_of(row[1], kind="machine")
 
 
+API_KEY_ACCOUNT = "X-API-Key"  # the account a failed API key is counted under: never the key, nor its prefix
+
+
+def api_key_principal(session: Session, key: str, client_ip: str, *, limits: LoginLimits,
+                      now: dt.datetime | None = None) -> Principal:
+    """The machine principal of a valid API key. A key that is not one (unknown, revoked, its user
+    inactive) is a failed login attempt from the caller's address (``logins``: the address's limit
+    over all accounts and its back-off); during the back-off it is refused with 429, unrecorded.
+
+    A valid key is never refused by the failures of others on its address: its 256 bits make
+    guessing futile, so the back-off is there to leave a trace and slow a scanner, not to protect
+    the key, and must not let an attacker behind the same NAT stop a department's system."""
+    principal = principal_for_api_key(session, key)
+    if principal is not None:
+        return principal
+    now = now or dt.datetime.now(dt.UTC)
+    address = logins.address_key(client_ip)
+    wait = logins.address_wait_s(session, address, limits, now)
+    if wait <= 0:
+        attempt = logins.begin_attempt(session, API_KEY_ACCOUNT, address, now)
+        logins.end_attempt(session, attempt, "failed", now)
+        raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"},
+                               zh="API 密钥无效或已被吊销。")
+    raise TooManyAttempts(f"too many failed logins or API keys from this address; retry in "
+                          f"{logins.retry_after(wait)} s", headers={"Retry-After": logins.retry_after(wait)},
+                          zh=f"此地址验证失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
+
+
 def person_is_current(session: Session, principal: Principal) -> bool:
     """Whether a person's access token still stands: the user is active, has the role and scope the
     token carries, and the token was not ended by a logout."""

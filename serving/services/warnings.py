@@ -51,6 +51,21 @@ STATUS_ZH = {"open": "待处理", "acknowledged": "已确认", "closed": "已关
 
 class UnknownWarning(NotFound):
     code = "unknown_warning"
+    uscc = ""  # the subject of a warning that exists but is not the caller's: logged, never shown
+
+
+class NotYourWarning(NotAllowed):
+    """A warning a record of another department raised: that department handles it."""
+
+    uscc = ""
+
+
+HANDLING_PURPOSE = "warning_handling 预警处置"  # acknowledging or closing answers the warning: a logged read
+
+
+def refused_handling_purpose(exc: UnknownWarning | NotYourWarning, warning_id: int, action: str) -> str:
+    """The purpose a refused acknowledge or close is logged with (as a refused read: ``denied``)."""
+    return f"拒绝（{exc.code}）{'确认' if action == 'acknowledge' else '关闭'}预警 #{warning_id}"
 
 
 @cache
@@ -207,15 +222,20 @@ def count_open(session: Session, principal: Principal) -> int:
 def _covered_warning(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
     """The warning, if ``principal`` covers its subject and may handle it: a warning a record
     raised is its department's to handle (the others covering the subject see it); one a grading
-    raised, any department covering the subject. An admin handles any."""
+    raised, any department covering the subject. An admin handles any. A refusal carries the
+    warning's subject (``uscc``, empty when there is no such warning) for the caller to log."""
     warning = session.scalars(select(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
                               .where(RiskWarning.id == warning_id, coverage_clause(principal))).first()
     if warning is None:  # one 404 for absent and not covered: no existence oracle
-        raise UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department covers",
-                             field="warning_id")
+        missing = UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department "
+                                 "covers", field="warning_id")
+        missing.uscc = session.scalar(select(RiskWarning.uscc).where(RiskWarning.id == warning_id)) or ""
+        raise missing
     if principal.role != "admin" and warning.department and warning.department != principal.department:
-        raise NotAllowed(f"预警 #{warning_id} 由{department_name(warning.department)}的记录引起，应由该部门确认和关闭；"
-                         f"warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
+        refused = NotYourWarning(f"预警 #{warning_id} 由{department_name(warning.department)}的记录引起，应由该部门确认和"
+                                 f"关闭；warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
+        refused.uscc = warning.uscc
+        raise refused
     return warning
 
 

@@ -48,8 +48,9 @@ def test_a_department_key_checks_the_matters_of_its_department_and_each_check_is
                          headers=headers)
     assert refused.status_code == 403 and "政府采购" in refused.json()["error"]["message"]
     entries = _entries(session)
-    assert [(e.actor, e.actor_kind, e.uscc, e.endpoint) for e in entries] == [
-        ("reg_tax", "machine", world.ent1, "GET /api/v1/credit-checks/{uscc}")]
+    assert [(e.actor, e.actor_kind, e.uscc, e.endpoint, e.outcome) for e in entries] == [
+        ("reg_tax", "machine", world.ent1, "GET /api/v1/credit-checks/{uscc}", outcome)
+        for outcome in ("allowed", "denied")]  # the refused check leaves its trace too
     assert "fiscal_funds" in entries[0].purpose and "NJ-2026-001" in entries[0].purpose
 
 
@@ -125,7 +126,7 @@ def test_a_batch_over_10000_is_refused_in_chinese(client, auth, session):
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["field"] == "usccs" and "10000" in error["message"].replace(",", "") and "一次最多" in error["message"]
-    assert _entries(session) == []
+    assert {e.outcome for e in _entries(session)} == {"denied"}  # nothing answered (test_srv_check_refusals)
 
 
 def test_who_may_check_what(client, auth, session, world):
@@ -136,7 +137,7 @@ def test_who_may_check_what(client, auth, session, world):
     ):
         r = client.get(f"{CHECK}/{world.ent1}", params={"matter": matter, **PURPOSE}, headers=auth(user))
         assert r.status_code == status and text in r.text, (user, r.text)
-    assert _entries(session) == []
+    assert [e.outcome for e in _entries(session)] == ["denied"] * 3  # refused, and logged so
 
 
 def test_the_catalogue_refuses_a_bad_file_naming_it(tmp_path):

@@ -47,9 +47,12 @@ EXTRA_RECORDS = [
          publicity_end="2025-01-10", department="samr", document_no="宁市监罚〔2024〕1号"),  # publicity over
     dict(record_id="K1", uscc=ENT1, kind="complaint", decision_date="2026-10-01", department="samr"),  # not public
 ]
-# a commitment is named by its matter and document, not its record number (C1): review17c
-SHOWN = ("R1", "R2", "L1", "宁市监罚〔2026〕12号", "宁市监异〔2026〕7号", "承诺书〔2026〕5号")
-NOT_SHOWN = ("R3", "L2", "P0", "K1")
+# commitments signed in the service: the report lists only those whose catalogue matter is public
+# (主动公示型), named by the matter, never a private one (审批替代型, 行业自律型, 信用修复型) nor an
+# ingested commitment record, which no public matter stands behind (C1, 审批类)
+PUBLIC_MATTER, PRIVATE_MATTERS = "samr-quality-public", ("samr-food-licence", "tax-self-discipline")
+SHOWN = ("R1", "R2", "L1", "宁市监罚〔2026〕12号", "宁市监异〔2026〕7号", "产品质量信用承诺")
+NOT_SHOWN = ("R3", "L2", "P0", "K1", "承诺书〔2026〕5号", "食品经营许可告知承诺", "依法诚信纳税承诺")
 # what the seeded grade of ENT1 is (C, score 640, probability 0.21), in every form it could be shown
 GRADE_WORDS = ("信用等级", "信用分", "信用风险较高", "风险等级", "640", "0.21", "评分")
 
@@ -71,6 +74,10 @@ def world(_template_db, tmp_path_factory):
     use_keys(url, LogKeys.of(settings))
     session = next(iter_session(url))
     store_records(session, EXTRA_RECORDS)
+    from serving.services import commitments
+
+    for code in (PUBLIC_MATTER, *PRIVATE_MATTERS):
+        commitments.sign(session, principal("ent1"), ENT1, code, TODAY - dt.timedelta(days=10))
     session.close()
     app = create_app(settings)
     app.dependency_overrides[get_today] = lambda: TODAY
@@ -101,6 +108,28 @@ def test_the_report_shows_public_records_in_force_lists_and_commitments_and_neve
         assert hidden not in text, hidden
     fonts = subprocess.run(["pdffonts", "-"], input=pdf, capture_output=True, check=False).stdout.decode()
     assert "yes yes yes" in " ".join(fonts.split()), fonts  # the Chinese font embedded, subset, with ToUnicode
+
+
+def test_the_catalogue_decides_which_commitments_a_report_lists(world):
+    # the report's data layer: one rule (commitments.public_ids), whatever the record's kind says
+    from serving.db.tables import Commitment
+    from serving.services import commitments
+    from serving.services.credit_reports import public_records
+
+    session = next(iter_session(world["url"]))
+    try:
+        signed = {c.matter_code: c for c in session.scalars(select(Commitment).where(Commitment.uscc == ENT1))}
+        catalogue = commitments.default_catalogue()
+        assert {code: catalogue.matter(code).public for code in signed} == {
+            PUBLIC_MATTER: True, **dict.fromkeys(PRIVATE_MATTERS, False)}
+        shown = set(public_records(session, ENT1, TODAY)["record_id"])
+        assert signed[PUBLIC_MATTER].id in {int(r[3:12]) for r in shown if r.startswith("CMT")}
+        assert not any(r.startswith(f"CMT{signed[code].id:09d}") for r in shown for code in PRIVATE_MATTERS)
+        assert "C1" not in shown
+        # a record that names a public commitment of another subject does not borrow its publicity
+        assert commitments.public_ids(session, "91320100MA1XXXXX9X", [signed[PUBLIC_MATTER].id]) == set()
+    finally:
+        session.close()
 
 
 def test_page_one_renders_to_png(world, tmp_path_factory):
