@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,7 @@ def _child(args: argparse.Namespace) -> dict:
         out["loads"].append({"as_of": str(as_of), "rows": report.stored, "seconds": seconds,
                              "phases": dict(getattr(report, "phases", {}) or {})})
     engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)  # (the disk is shared)
     return out
 
 
