@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, FromClause, and_, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Connection, FromClause, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for, insert_many
@@ -237,9 +237,12 @@ def _run_many(connection: Connection, statement: Any, columns: dict[str, list[An
     if not n:
         return
     compiled = compiled_for(statement, connection.dialect)
+    copying = connection.dialect.name == "postgresql" and statement.is_insert
+    # COPY takes a JSON value as its text (the text psycopg's own adapter would send)
+    as_text = connection.dialect._json_serializer or json.dumps  # the engine's JSON serializer
 
     def converted(name: str, values: list[Any]) -> list[Any]:
-        f = compiled.binders.get(name)
+        f = as_text if copying and isinstance(_W.c[name].type, JSON) else compiled.binders.get(name)
         if f is None:
             return values
         done: dict[Any, Any] = {}  # (a tuple is a JSON list: the same ids, the same text)
@@ -250,7 +253,7 @@ def _run_many(connection: Connection, statement: Any, columns: dict[str, list[An
     values = [converted(name, columns[name]) for name in columns]
     values += [converted(name, [value])[0:1] * n for name, value in constants.items()]
     cursor = connection.connection.driver_connection.cursor()
-    if connection.dialect.name == "postgresql" and statement.is_insert:
+    if copying:
         with cursor.copy(f"COPY {_W.name} ({', '.join(names)}) FROM STDIN") as copy:
             for row in zip(*values, strict=True):
                 copy.write_row(row)
