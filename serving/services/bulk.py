@@ -283,11 +283,12 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     advance_current(conn, _STAGED)
     report.lap("current")
     # the staged grades that became current, against what was current before (early warnings)
-    now_current = np.zeros(n, dtype=bool)
-    now_current[[pos for (pos,) in _driver_rows(conn,
-        f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
-        "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")]] = True
-    warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
+    if before:  # (a subject's first grade raises nothing: a first load has no warnings to look for)
+        now_current = np.zeros(n, dtype=bool)
+        now_current[[pos for (pos,) in _driver_rows(conn,
+            f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
+            "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")]] = True
+        warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
     report.lap("warnings")
     if not unknown:
         return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
