@@ -175,15 +175,28 @@ class GradeChanges:
     record_ids: Sequence[tuple[str, ...]] | Callable[[int], tuple[str, ...]] = ()
 
 
-def grade_warnings(changes: GradeChanges, rules: WarningRules) -> list[WarningCandidate]:
+@dataclass(frozen=True)
+class GradeWarningRows:
+    """The warnings a grading raises, as columns (row k: one warning): ``at`` the position of its
+    subject in the ``GradeChanges``, ``cause``, ``message_zh`` and ``evidence`` (a subject's two
+    warnings share one evidence dict). Its record ids are the changes' (``record_ids`` at ``at``)."""
+
+    at: list[int]
+    cause: list[str]
+    message_zh: list[str]
+    evidence: list[dict[str, object]]
+
+
+def grade_warning_rows(changes: GradeChanges, rules: WarningRules) -> GradeWarningRows:
     """The one rule of the warnings a grading raises, over columns (one comparison per column, a
     Python object only per warning raised): ``grade_drop`` when the new grade is at least
     ``min_steps`` grades riskier than the old one; ``probability_rise`` when the probability rose
-    by at least ``min_increase`` to at least ``min_probability``. Candidates in subject order,
-    a subject's grade drop before its probability rise."""
+    by at least ``min_increase`` to at least ``min_probability``. Rows in subject order, a
+    subject's grade drop before its probability rise."""
+    out = GradeWarningRows([], [], [], [])
     n = len(changes.uscc)
     if not n:
-        return []
+        return out
     order = pd.Series(GRADE_ORDER)
     steps = (pd.Series(changes.new_grade, dtype=object).map(order).fillna(0).to_numpy()
              - pd.Series(changes.old_grade, dtype=object).map(order).fillna(0).to_numpy())
@@ -194,22 +207,34 @@ def grade_warnings(changes: GradeChanges, rules: WarningRules) -> list[WarningCa
     with np.errstate(invalid="ignore"):  # NaN (unknown old probability) compares False: no rise
         rose = (np.full(n, rise.enabled) & ~np.isnan(old_p) & (new_p - old_p >= rise.min_increase - 1e-12)
                 & (new_p >= rise.min_probability))
-    ids = changes.record_ids if callable(changes.record_ids) else (
-        changes.record_ids.__getitem__ if len(changes.record_ids) else lambda _i: ())
-    out = []
-    for i in np.flatnonzero(drop | rose).tolist():
+    threshold = f"{rise.min_increase:.1%}"
+    at, cause, message, evidence = out.at, out.cause, out.message_zh, out.evidence
+    raised = drop | rose
+    for i, dropped, rose_i, old, new in zip(np.flatnonzero(raised).tolist(), drop[raised].tolist(),
+                                            rose[raised].tolist(), old_p[raised].tolist(), new_p[raised].tolist(),
+                                            strict=True):
         as_of = changes.as_of[i].isoformat()
         old_grade, new_grade = changes.old_grade[i], changes.new_grade[i]
-        old, new = float(old_p[i]), float(new_p[i])
-        evidence = {"as_of": as_of, "old_grade": old_grade, "new_grade": new_grade,
-                    "old_probability": None if np.isnan(old) else old, "new_probability": new}
-        record_ids = tuple(ids(i))
-        if drop[i]:
-            out.append(WarningCandidate(uscc=changes.uscc[i], cause="grade_drop", record_ids=record_ids,
-                                        evidence=evidence,
-                                        message_zh=f"信用等级由 {old_grade} 降为 {new_grade}（评价基准日 {as_of}）"))
-        if rose[i]:
-            out.append(WarningCandidate(
-                uscc=changes.uscc[i], cause="probability_rise", record_ids=record_ids, evidence=evidence,
-                message_zh=f"风险概率由 {old:.1%} 升至 {new:.1%}（阈值 {rise.min_increase:.1%}，评价基准日 {as_of}）"))
+        shown = {"as_of": as_of, "old_grade": old_grade, "new_grade": new_grade,
+                 "old_probability": None if old != old else old, "new_probability": new}  # (NaN: unknown)
+        if dropped:
+            at.append(i)
+            cause.append("grade_drop")
+            message.append(f"信用等级由 {old_grade} 降为 {new_grade}（评价基准日 {as_of}）")
+            evidence.append(shown)
+        if rose_i:
+            at.append(i)
+            cause.append("probability_rise")
+            message.append(f"风险概率由 {old:.1%} 升至 {new:.1%}（阈值 {threshold}，评价基准日 {as_of}）")
+            evidence.append(shown)
     return out
+
+
+def grade_warnings(changes: GradeChanges, rules: WarningRules) -> list[WarningCandidate]:
+    """The candidates of :func:`grade_warning_rows` (the rule), each with its records."""
+    rows = grade_warning_rows(changes, rules)
+    ids = changes.record_ids if callable(changes.record_ids) else (
+        changes.record_ids.__getitem__ if len(changes.record_ids) else lambda _i: ())
+    return [WarningCandidate(uscc=changes.uscc[i], cause=cause, record_ids=tuple(ids(i)), evidence=evidence,
+                             message_zh=message)
+            for i, cause, message, evidence in zip(rows.at, rows.cause, rows.message_zh, rows.evidence, strict=True)]

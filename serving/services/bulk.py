@@ -268,10 +268,10 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     # what was current before, per staged row's subject (early warnings): old values, no objects
     c = CurrentGrade.__table__
     g = Grade.__table__
-    before = conn.exec_driver_sql(
+    before = _driver_rows(conn,
         f"SELECT s.pos, g.as_of, g.model_version, g.grade, g.probability FROM {_STAGE} s "  # noqa: S608 # the model's names, never input
         f"JOIN {c.name} c ON c.uscc = s.uscc JOIN {g.name} g "
-        "ON g.uscc = c.uscc AND g.as_of = c.as_of AND g.model_version = c.model_version").fetchall()
+        "ON g.uscc = c.uscc AND g.as_of = c.as_of AND g.model_version = c.model_version")
     report.lap("before")
     # a grade stored again is replaced (deleted, then inserted with the others): ids then follow the
     # input, so of a subject's grades stored now, the later row is the later stored (current_grades)
@@ -283,10 +283,12 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     advance_current(conn, _STAGED)
     report.lap("current")
     # the staged grades that became current, against what was current before (early warnings)
-    now_current = {pos for (pos,) in conn.exec_driver_sql(
-        f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
-        "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")}
-    warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
+    if before:  # (a subject's first grade raises nothing: a first load has no warnings to look for)
+        now_current = np.zeros(n, dtype=bool)
+        now_current[[pos for (pos,) in _driver_rows(conn,
+            f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
+            "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")]] = True
+        warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
     report.lap("warnings")
     if not unknown:
         return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
@@ -294,16 +296,37 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     return refused.assign(reason="uscc: unknown subject (load the subjects first)")
 
 
-def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_current: set[int]) -> GradeChanges:
-    """The staged grades (``columns``, by position) that became current and differ from the
-    subject's grade before (``before``: position, as_of, model_version, grade, probability), as
-    the columns of the warning rule; the records behind a grade's adverse reasons read (once per
-    distinct reasons text) only for the subjects that raise a warning."""
+def _driver_rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (no parameters) as the driver returns them: no result object per row
+    (dates are ISO text on SQLite, dates on PostgreSQL)."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_current: np.ndarray) -> GradeChanges:
+    """The staged grades (``columns``, by position) that became current (``now_current``, by
+    position) and differ from the subject's grade before (``before``: position, as_of,
+    model_version, grade, probability), as the columns of the warning rule, compared column by
+    column; the records behind a grade's adverse reasons read (once per distinct reasons text)
+    only for the subjects that raise a warning."""
     new_as_of, versions, grades, probabilities = (columns[k] for k in ("as_of", "model_version", "grade", "probability"))
-    changed = [(pos, old_grade, old_p) for pos, as_of, version, old_grade, old_p in before
-               if pos in now_current and (str(as_of), version, old_grade, old_p)
-               != (str(new_as_of[pos]), versions[pos], grades[pos], probabilities[pos])]
-    positions = [pos for pos, _, _ in changed]
+    at, old_as_of, old_version, old_grade, old_p = (
+        (np.array(values, dtype=object) for values in zip(*before, strict=True)) if before
+        else (np.empty(0, dtype=object) for _ in range(5)))
+    at = at.astype(np.int64)
+
+    def iso(values: np.ndarray) -> np.ndarray:  # a date as ISO text (SQLite returns the text)
+        return pd.Series(values, dtype=object).astype(str).to_numpy()
+
+    old_p = old_p.astype(float)
+    same = ((iso(old_as_of) == iso(new_as_of[at])) & (old_version == versions[at]) & (old_grade == grades[at])
+            & (old_p == probabilities[at].astype(float)))
+    changed = now_current[at] & ~same
+    positions, old_grade, old_p = at[changed], old_grade[changed], old_p[changed]
     reasons = columns["reasons"]
     parsed: dict[str, tuple[str, ...]] = {}
 
@@ -315,8 +338,7 @@ def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_curren
 
     return GradeChanges(uscc=columns["uscc"][positions].tolist(), as_of=new_as_of[positions].tolist(),
                         new_grade=grades[positions].tolist(), new_probability=probabilities[positions].astype(float),
-                        old_grade=[old for _, old, _ in changed],
-                        old_probability=np.array([p for _, _, p in changed], dtype=float), record_ids=record_ids)
+                        old_grade=old_grade.tolist(), old_probability=old_p, record_ids=record_ids)
 
 
 def _stage(conn: Connection, stage: str, table_name: str, names: tuple[str, ...], columns: dict[str, np.ndarray]) -> None:

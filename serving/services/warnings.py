@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, FromClause, and_, bindparam, func, select, update
+from sqlalchemy import JSON, Connection, FromClause, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for, insert_many
@@ -38,6 +38,7 @@ from supervision.warnings import (
     WarningRules,
     detect_grade_warnings,
     detect_record_warnings,
+    grade_warning_rows,
     grade_warnings,
     load_warning_rules,
 )
@@ -92,27 +93,42 @@ def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCan
         wanted[key] = c if held_c is None else WarningCandidate(
             uscc=c.uscc, cause=c.cause, message_zh=c.message_zh, department=c.department,
             record_ids=tuple(dict.fromkeys([*held_c.record_ids, *c.record_ids])), evidence=c.evidence)
-    keys = sorted(wanted)
-    held: dict[str, tuple[int, list[str]]] = {}
-    for start in range(0, len(keys), 500):
-        for row in connection.execute(select(_W.c.open_key, _W.c.id, _W.c.record_ids)
-                                      .where(_W.c.open_key.in_(keys[start:start + 500]))):
-            ids = row.record_ids if isinstance(row.record_ids, list) else json.loads(row.record_ids or "[]")
-            held[row.open_key] = (row.id, ids)
+    held = _held(connection, wanted)
     new = [dict(uscc=c.uscc, cause=c.cause, department=c.department, status="open", message=c.message_zh,
                 record_ids=list(c.record_ids), evidence=dict(c.evidence), raised_on=today, raised_at=now,
                 updated_at=now, open_key=key) for key, c in wanted.items() if key not in held]
     # on the driver's cursor: a grading may raise tens of thousands (serving.db.driver)
     insert_many(connection, _W, new)
-    if len(new) >= 10_000 and connection.dialect.name == "postgresql":
-        # thousands raised at once (a bulk grading): without fresh statistics the planner took the
-        # table for empty and looked the next frame's keys up by a sequential scan per 500 keys
-        # (0.5 s each at 40,000 warnings); ANALYZE samples it in milliseconds
-        connection.exec_driver_sql(f"ANALYZE {_W.name}")
+    _analyse_after(connection, len(new))
     changed = [dict(wid=held[key][0], ids=list(dict.fromkeys([*held[key][1], *c.record_ids])), msg=c.message_zh,
                     ev=dict(c.evidence), at=now) for key, c in wanted.items() if key in held]
     compiled_for(_UPDATE_WARNING, connection.dialect).execute_many(connection, changed)
     return len(new)
+
+
+def _held(connection: Connection, keys: Iterable[str]) -> dict[str, tuple[int, list[str]]]:
+    """open_key → (id, record ids) of the open warnings of ``keys`` (one lookup per 500 keys;
+    on the driver's cursor, a grading looks up tens of thousands)."""
+    keys = sorted(keys)
+    held: dict[str, tuple[int, list[str]]] = {}
+    postgres = connection.dialect.name == "postgresql"
+    cursor = connection.connection.driver_connection.cursor()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        wanted = "= ANY(%s)" if postgres else f"IN ({', '.join('?' for _ in chunk)})"
+        cursor.execute(f"SELECT open_key, id, record_ids FROM {_W.name} WHERE open_key {wanted}",  # noqa: S608 # the model's names; keys bound
+                       (chunk,) if postgres else chunk)
+        for key, wid, ids in cursor.fetchall():
+            held[key] = (wid, ids if isinstance(ids, list) else json.loads(ids or "[]"))
+    return held
+
+
+def _analyse_after(connection: Connection, new: int) -> None:
+    if new >= 10_000 and connection.dialect.name == "postgresql":
+        # thousands raised at once (a bulk grading): without fresh statistics the planner took the
+        # table for empty and looked the next frame's keys up by a sequential scan per 500 keys
+        # (0.5 s each at 40,000 warnings); ANALYZE samples it in milliseconds
+        connection.exec_driver_sql(f"ANALYZE {_W.name}")
 
 
 def warn_after_records(source: Session | Connection, events: Sequence[RecordEvent], today: dt.date | None = None,
@@ -187,12 +203,82 @@ def warn_after_grades(source: Session | Connection, before: dict[str, tuple[Any,
 def warn_after_bulk_grades(source: Session | Connection, changes: GradeChanges, today: dt.date | None = None,
                            rules: WarningRules | None = None) -> int:
     """Warnings of a bulk grading (``serving.services.bulk``): ``changes`` are the subjects whose
-    current grade it changed, as columns (the rule: ``supervision.warnings.grade_warnings``, the
-    one ``warn_after_grades`` applies too)."""
-    candidates = grade_warnings(changes, rules or default_rules())
-    if not candidates:
+    current grade it changed, as columns (the rule: ``supervision.warnings.grade_warning_rows``,
+    the one ``warn_after_grades`` applies too), stored as ``raise_warnings`` stores them, by
+    columns: no Python object per warning but its message and evidence, each value converted by
+    its column's type on the driver's cursor (a grading of a city raises tens of thousands)."""
+    rules = rules or default_rules()
+    rows = grade_warning_rows(changes, rules)
+    if not rows.at:
         return 0
-    return raise_warnings(source, candidates, today or china_today())
+    day = today or china_today()
+    keys = [f"{changes.uscc[i]}:{cause}" for i, cause in zip(rows.at, rows.cause, strict=True)]
+    if len(set(keys)) < len(keys):  # a subject twice in one grading: merged as raise_warnings merges them
+        return raise_warnings(source, grade_warnings(changes, rules), day)
+    connection = connection_of(source)
+    ids = changes.record_ids if callable(changes.record_ids) else (
+        changes.record_ids.__getitem__ if len(changes.record_ids) else lambda _i: ())
+    record_ids = [tuple(ids(i)) for i in rows.at]
+    held = _held(connection, keys)
+    now = dt.datetime.now(dt.UTC)
+    new = [k for k, key in enumerate(keys) if key not in held]
+    _run_many(connection, _INSERT_WARNING, {
+        "uscc": [changes.uscc[rows.at[k]] for k in new], "cause": [rows.cause[k] for k in new],
+        "message": [rows.message_zh[k] for k in new], "record_ids": [record_ids[k] for k in new],
+        "evidence": [rows.evidence[k] for k in new], "open_key": [keys[k] for k in new]},
+        {"department": None, "status": "open", "raised_on": day, "raised_at": now, "updated_at": now})
+    _analyse_after(connection, len(new))
+    kept = [k for k, key in enumerate(keys) if key in held]
+    _run_many(connection, _UPDATE_WARNING, {
+        "wid": [held[keys[k]][0] for k in kept],
+        "ids": [tuple(dict.fromkeys([*held[keys[k]][1], *record_ids[k]])) for k in kept],
+        "msg": [rows.message_zh[k] for k in kept], "ev": [rows.evidence[k] for k in kept]}, {"at": now})
+    return len(new)
+
+
+_INSERT_WARNING = insert(_W).values({name: bindparam(name, type_=_W.c[name].type) for name in (
+    "uscc", "cause", "department", "status", "message", "record_ids", "evidence", "raised_on", "raised_at",
+    "updated_at", "open_key")})
+
+
+def _run_many(connection: Connection, statement: Any, columns: dict[str, list[Any]], constants: dict[str, Any]) -> None:
+    """``statement`` (an INSERT or UPDATE of ``risk_warnings``) once per row of ``columns`` (lists
+    of one length, by parameter name; a list of a JSON column given as a tuple) with
+    ``constants``, as ``Connection.execute`` would bind them: each value converted by its
+    parameter's type, a constant or a tuple once per distinct value. ``executemany`` on the
+    driver's cursor; an INSERT by ``COPY`` on PostgreSQL."""
+    names = (*columns, *constants)
+    n = len(next(iter(columns.values())))
+    if not n:
+        return
+    compiled = compiled_for(statement, connection.dialect)
+    copying = connection.dialect.name == "postgresql" and statement.is_insert
+    # COPY takes a JSON value as its text (the text psycopg's own adapter would send)
+    as_text = connection.dialect._json_serializer or json.dumps  # the engine's JSON serializer
+
+    def converted(name: str, values: list[Any]) -> list[Any]:
+        f = as_text if copying and isinstance(_W.c[name].type, JSON) else compiled.binders.get(name)
+        if f is None:
+            return values
+        done: dict[Any, Any] = {}  # (a tuple is a JSON list: the same ids, the same text)
+        return [None if v is None else f(v) if isinstance(v, dict) else
+                done[v] if v in done else done.setdefault(v, f(list(v) if isinstance(v, tuple) else v))
+                for v in values]
+
+    values = [converted(name, columns[name]) for name in columns]
+    values += [converted(name, [value])[0:1] * n for name, value in constants.items()]
+    cursor = connection.connection.driver_connection.cursor()
+    if copying:
+        with cursor.copy(f"COPY {_W.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+        return
+    if compiled.order is not None and not compiled.fixed:  # positional: the rows in the statement's order
+        where = {name: k for k, name in enumerate(names)}
+        params: Any = list(zip(*(values[where[name]] for name in compiled.order), strict=True))
+    else:
+        params = [compiled.params(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
+    cursor.executemany(compiled.sql, params)
 
 
 # --- staff ---------------------------------------------------------------------------------

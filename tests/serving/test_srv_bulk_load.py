@@ -96,6 +96,12 @@ def _row(model_version: str, score: float) -> dict:
 @example(batches=[[_row("general-v3", 700.0)],
                   [{**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.6,
                     "reasons": [{"code": "x", "label_zh": "纳税", "contribution": -3.0, "record_ids": ["R1", "R2"]}]}]])
+# a third grading raising again what is still open: the open warning gets the new records too
+@example(batches=[[_row("general-v3", 700.0)],
+                  [{**_row("general-v3", 450.0), "as_of": "2026-08-31", "grade": "D", "probability": 0.6,
+                    "reasons": [{"code": "x", "label_zh": "纳税", "contribution": -3.0, "record_ids": ["R1", "R2"]}]}],
+                  [{**_row("general-v3", 400.0), "as_of": "2026-09-30", "grade": "D", "probability": 0.9,
+                    "reasons": [{"code": "x", "label_zh": "纳税", "contribution": -3.0, "record_ids": ["R3", "R1"]}]}]])
 def test_the_bulk_load_stores_what_the_one_by_one_path_stores(session, database_url, subjects, batches):
     _empty(session)
     for rows in batches:
