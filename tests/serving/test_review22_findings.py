@@ -15,7 +15,7 @@ from test_srv_plans_pages import _login as login_as
 
 from serving.db.tables import CurrentGrade, Subject
 from serving.services.grades import grade_shares, store_grades
-from serving.services.subject_lists import ListFilter, count_subjects
+from serving.services.subject_lists import ListFilter, count_subjects, subject_page
 
 PURPOSE = "日常监管"
 
@@ -113,3 +113,73 @@ def test_grade_shares_count_each_subject_once_per_as_of(session):
     per_date = sum(n for as_of, _g, n in grade_shares(session) if str(as_of) == "2026-10-31")
     assert per_date <= session.scalar(select(func.count()).select_from(Subject))
     assert per_date == len(codes)
+
+
+@pytest.mark.xfail(strict=True, reason="review22: a list sorted by name or USCC with a filter (grade, district) and "
+                                       "a name search with a grade sort the whole filtered population for every page "
+                                       "(SQLite: USE TEMP B-TREE FOR ORDER BY): 200-1000 ms a page at 300 k subjects")
+def test_sorted_and_searched_pages_with_filters_read_in_key_order_without_sorting_the_population(session,
+                                                                                                 database_url):
+    from test_srv_city_scale import _plans_of
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's query plans")
+    _city(session)
+    session.commit()
+    pages = {
+        "grade D by name": (ListFilter(grade="D"), "name"),
+        "district by USCC": (ListFilter(district="320104"), "uscc"),
+        "district + grade by name": (ListFilter(district="320104", grade="B"), "name"),
+        "name prefix + grade": (ListFilter(search="南京甲", grade="C"), "risk"),
+    }
+    sorted_whole = {}
+    for name, (filters, order) in pages.items():
+        first = subject_page(session, ADMIN, filters, limit=2, order=order)
+        plans = _plans_of(session, lambda f=filters, o=order, a=first.next: subject_page(
+            session, ADMIN, f, after=a, limit=2, order=o))
+        sorts = [statement[:60] for statement, plan in plans if "count(" not in statement.lower()
+                 and any("TEMP B-TREE FOR ORDER BY" in line for line in plan)]
+        if sorts:
+            sorted_whole[name] = sorts
+    assert not sorted_whole, sorted_whole
+
+
+@pytest.mark.xfail(strict=True, reason="review22: the API's refusal of offset with other filters gives an English "
+                                       "developer sentence as message_zh ('offset pages take only the grade filter…')")
+def test_offset_refusal_says_it_in_chinese(client, auth, session):
+    _city(session)
+    session.commit()
+    r = client.get("/api/v1/regulator/subjects", headers=auth("reg_samr"),
+                   params={"purpose": PURPOSE, "offset": 1, "industry": "C"})
+    assert r.status_code == 422
+    message = r.json()["error"]["message_zh"]
+    assert not re.search(r"[A-Za-z]+ [A-Za-z]+ [A-Za-z]+", message), message
+
+
+_RISK = {"D": 0, "C": 1, "B": 2, "A": 3, "—": 4}
+
+
+@pytest.mark.xfail(strict=True, reason="review22: with a name search the list is ordered by name although the "
+                                       "sort chosen and shown is 风险 (riskiest first); the page does not say so")
+def test_a_name_search_sorted_by_risk_lists_the_riskiest_first(client, session):
+    _city(session)
+    session.commit()
+    login_as(client, "reg_samr")
+    html = client.get("/regulator", params={"purpose": PURPOSE, "search": "南京甲", "sort": "risk", "size": "50"}).text
+    assert re.search(r'<option value="risk" selected>', html)
+    shown = re.findall(r'<td data-label="信用等级">([A-D—])</td>', html)
+    assert len(set(shown)) > 1
+    assert [_RISK[g] for g in shown] == sorted(_RISK[g] for g in shown), shown
+
+
+@pytest.mark.xfail(strict=True, reason="review22: the search is not normalised: a USCC typed in lower case or a name "
+                                       "typed with full-width digits (an IME's default) finds nothing")
+def test_search_finds_a_subject_typed_in_lower_case_or_full_width(client, session):
+    subjects = _city(session)
+    session.commit()
+    login_as(client, "reg_samr")
+    lettered = next(s for s in subjects if any(ch.isalpha() for ch in s["uscc"]))
+    full_width = subjects[12]["name"].translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # 南京甲企业０１２
+    for typed, wanted in ((lettered["uscc"].lower(), lettered["uscc"]), (full_width, subjects[12]["uscc"])):
+        html = client.get("/regulator", params={"purpose": PURPOSE, "search": typed}).text
+        assert wanted in _shown(html), typed
