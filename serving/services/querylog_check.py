@@ -24,15 +24,16 @@ Breaks, by kind:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from serving.db.tables import QueryLogEntry, QueryLogHead
+from serving.db.tables import QueryLogHead
 from serving.services.checkpoints import (
     Checkpoint,
     ReadCheckpoint,
@@ -40,14 +41,8 @@ from serving.services.checkpoints import (
     read_last_checkpoints,
     recorded_keyed_from,
 )
-from serving.services.querylog import (
-    GENESIS_HASH,
-    CanonicalHeads,
-    LoggedRead,
-    chain_hash,
-    keys_for,
-    stored_time,
-)
+from serving.services.querylog import GENESIS_HASH, LoggedRead, canonical_entry, keys_for, stored_time
+from serving.services.querylog_macs import ROW_COLUMNS, MacPads, canonical_time, row_pieces
 
 
 @dataclass(frozen=True)
@@ -128,40 +123,12 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
             breaks.append(Break("keyed_from_moved", None, f"the head says the keyed chain starts at entry "
                                 f"{head.keyed_from}, the record outside the database says {recorded_start}"))
         keyed_from = recorded_start
-    oldest_keyed: dt.datetime | None = None
-    wanted = {c.seq for c in valid}
-    at_checkpoint: dict[int, str] = {}
     start = max((c.seq for c in valid), default=1) if incremental else 1
-    # from a checkpoint, the link before its entry is the one the signed MAC covers
-    prev: str | None = GENESIS_HASH if start == 1 else None
-    expected, last_seq, count, legacy, rewritten = start, 0, 0, 0, 0
-    log = QueryLogEntry.__table__
-    heads, key = CanonicalHeads(), mac_key.encode("utf-8")
-    # ``at`` as stored (a string on SQLite): converting each to a datetime and back to text cost
-    # more than its MAC; CanonicalHeads reads either
-    columns = [type_coerce(c, String).label("at") if c.key == "at" else c for c in log.columns]
-    stmt = (select(*columns).where(log.c.seq >= start).order_by(log.c.seq)
-            .execution_options(yield_per=batch_size))
-    for entry in session.execute(stmt):
-        count += 1
-        if entry.seq != expected:
-            breaks.append(Break("missing_entry", expected, f"entries {expected}–{entry.seq - 1} are missing"))
-        elif prev is not None and entry.prev_hash != prev:
-            breaks.append(Break("broken_link", entry.seq, "prev_hash is not the previous entry's hash"))
-        is_legacy = entry.seq < keyed_from
-        legacy += is_legacy
-        if not is_legacy and oldest_keyed is None:
-            oldest_keyed = stored_time(entry.at)
-        link = (chain_hash(entry.prev_hash, _timed(entry)) if is_legacy
-                else heads.mac(key, entry.prev_hash, entry))
-        if link != entry.entry_hash:
-            rewritten += 1
-            if rewritten == 1:
-                breaks.append(Break("rewritten_row", entry.seq, "its content does not match its MAC: rewritten "
-                                    "(or rehashed without the key)"))
-        if entry.seq in wanted:
-            at_checkpoint[entry.seq] = entry.entry_hash
-        prev, expected, last_seq = entry.entry_hash, entry.seq + 1, entry.seq
+    walk = _walk(_row_batches(session, start, batch_size), start=start, keyed_from=keyed_from,
+                 mac_key=mac_key, wanted={c.seq for c in valid})
+    breaks += walk.breaks
+    prev, last_seq, count, legacy, rewritten = walk.prev, walk.last_seq, walk.count, walk.legacy, walk.rewritten
+    oldest_keyed, at_checkpoint = walk.oldest_keyed, walk.at_checkpoint
     if rewritten > 1:
         breaks = [b if b.kind != "rewritten_row" else
                   Break(b.kind, b.seq, f"{b.detail}; {rewritten} entries in all") for b in breaks]
@@ -183,11 +150,119 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
                       checked_from=start)
 
 
-def _timed(entry: Any) -> LoggedRead:
-    """A row read with its time unconverted, as the entry it stores (for the unkeyed function)."""
-    return LoggedRead(at=stored_time(entry.at), actor=entry.actor, actor_role=entry.actor_role,
-                      actor_kind=entry.actor_kind, uscc=entry.uscc, purpose=entry.purpose, endpoint=entry.endpoint,
-                      outcome=entry.outcome, personal_info_unmasked=entry.personal_info_unmasked, seq=entry.seq)
+@dataclass
+class _Walked:
+    """What walking the rows found: breaks of the rows themselves, and what the head and the
+    checkpoints are compared with afterwards."""
+
+    breaks: list[Break] = field(default_factory=list)
+    prev: str | None = None  # the last entry's hash
+    last_seq: int = 0
+    count: int = 0
+    legacy: int = 0
+    rewritten: int = 0
+    oldest_keyed: dt.datetime | None = None
+    at_checkpoint: dict[int, str] = field(default_factory=dict)
+
+
+def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: int, mac_key: str,
+          wanted: set[int]) -> _Walked:
+    """Check rows (tuples of ``ROW_COLUMNS``, in ``seq`` order from ``start``) one by one: the
+    sequence has no gap, each ``prev_hash`` is the previous entry's hash (from a checkpoint, the
+    first one's is covered by its MAC instead), each MAC matches its content (the unkeyed hash
+    before ``keyed_from``). One loop, locals only, the MAC's text from cached pieces
+    (``querylog_macs``): a row costs a few microseconds."""
+    out = _Walked(prev=GENESIS_HASH if start == 1 else None)
+    breaks, at_checkpoint = out.breaks, out.at_checkpoint
+    prev, expected, last_seq, count, legacy, rewritten = out.prev, start, 0, 0, 0, 0
+    pads = MacPads(mac_key.encode("utf-8"))
+    pieces: dict[tuple[Any, ...], tuple[str, str] | None] = {}
+    quote = encode_basestring
+    for rows in batches:
+        for (seq, prev_hash, entry_hash, at, actor, kind, role, endpoint, outcome, unmasked, purpose,
+             uscc) in rows:
+            if seq != expected:
+                breaks.append(Break("missing_entry", expected, f"entries {expected}–{seq - 1} are missing"))
+            elif prev is not None and prev_hash != prev:
+                breaks.append(Break("broken_link", seq, "prev_hash is not the previous entry's hash"))
+            if seq < keyed_from:
+                legacy += 1
+                link = _general_link(None, prev_hash, at, actor, kind, role, endpoint, outcome, unmasked, purpose,
+                                     uscc, seq)
+            else:
+                if out.oldest_keyed is None:
+                    out.oldest_keyed = _time_or_epoch(at)
+                what = (actor, kind, role, endpoint, outcome, unmasked, purpose)
+                around = pieces.get(what, False)
+                if around is False:
+                    if len(pieces) > 10_000:  # bounded memory on any log
+                        pieces.clear()
+                    around = pieces[what] = row_pieces(*what)
+                when = canonical_time(at)
+                if around is None or when is None or type(uscc) is not str or type(seq) is not int:
+                    link = _general_link(pads, prev_hash, at, actor, kind, role, endpoint, outcome, unmasked,
+                                         purpose, uscc, seq)
+                else:
+                    link = pads.hexdigest(f'{prev_hash}{around[0]}{when}{around[1]}{seq},"uscc":{quote(uscc)}}}'
+                                          .encode())
+            if link != entry_hash:
+                rewritten += 1
+                if rewritten == 1:
+                    breaks.append(Break("rewritten_row", seq, "its content does not match its MAC: rewritten "
+                                        "(or rehashed without the key)"))
+            if seq in wanted:
+                at_checkpoint[seq] = entry_hash
+            prev, expected, last_seq = entry_hash, seq + 1, seq
+            count += 1
+    out.prev, out.last_seq, out.count, out.legacy, out.rewritten = prev, last_seq, count, legacy, rewritten
+    return out
+
+
+def _general_link(pads: MacPads | None, prev_hash: Any, at: Any, actor: Any, kind: Any, role: Any, endpoint: Any,
+                  outcome: Any, unmasked: Any, purpose: Any, uscc: Any, seq: Any) -> str | None:
+    """An entry's link by the definition (``canonical_entry``) for a row the fast path does not
+    take: an entry before the keys (the unkeyed hash, ``pads`` None), a time in another form, a
+    field that is not text. None if the row cannot be read as an entry at all (it then fails its
+    MAC, as a rewritten row)."""
+    try:
+        entry = LoggedRead(at=stored_time(at), actor=actor, actor_role=role, actor_kind=kind, uscc=uscc,
+                           purpose=purpose, endpoint=endpoint, outcome=outcome,
+                           personal_info_unmasked=bool(unmasked), seq=seq)
+        text = (prev_hash + canonical_entry(entry)).encode("utf-8")
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
+    return hashlib.sha256(text).hexdigest() if pads is None else pads.hexdigest(text)
+
+
+def _time_or_epoch(at: Any) -> dt.datetime:
+    try:
+        return stored_time(at)
+    except (TypeError, ValueError, AttributeError):
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # unreadable: old enough to want a checkpoint
+
+
+def _row_batches(session: Session, start: int, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The log's rows from ``start`` on, in ``seq`` order, as plain tuples of ``ROW_COLUMNS``,
+    ``batch_size`` at a time, on the driver's cursor in the session's transaction (the ORM's
+    rows cost more than their check). Memory holds one batch: SQLite steps the statement, and
+    PostgreSQL's rows come through a server-side cursor. The time is read as stored text
+    (SQLite's ``YYYY-MM-DD HH:MM:SS.ffffff``; PostgreSQL's formatted the same, in UTC): parsing
+    it into a datetime and printing it again cost more than its MAC."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    columns = list(ROW_COLUMNS)
+    if dialect == "postgresql":
+        columns[ROW_COLUMNS.index("at")] = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    # constant column names and an int: nothing from outside reaches the text
+    sql = f"SELECT {', '.join(columns)} FROM query_log WHERE seq >= {int(start)} ORDER BY seq"  # noqa: S608
+    raw = connection.connection.dbapi_connection
+    cursor = raw.cursor(name="tiers_querylog_check") if dialect == "postgresql" else raw.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch_size):
+            yield rows
+    finally:
+        cursor.close()
 
 
 def _against_checkpoints(valid: list[Checkpoint], at_checkpoint: dict[int, str], last_seq: int, count: int,
