@@ -23,6 +23,7 @@ Breaks, by kind:
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -31,9 +32,10 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.db.tables import QueryLogHead
+from serving.db.tables import QueryLogEntry, QueryLogHead
 from serving.services.checkpoints import (
     Checkpoint,
     ReadCheckpoint,
@@ -105,49 +107,37 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
     the MAC key, is found by the full check, not by this one.
     ``recorded_start``: the keyed chain's start recorded outside the database (it wins over the
     head's); ``checkpoint_grace``: keyed entries older than this must be under a checkpoint."""
-    breaks: list[Break] = []
-    valid: list[Checkpoint] = []
-    for read in checkpoints:
-        if read.checkpoint is None:
-            where = read.line_no if read.line_no > 0 else f"{-read.line_no} from the end"
-            breaks.append(Break("bad_checkpoint", None, f"checkpoint line {where}: {read.problem}"))
-        else:
-            valid.append(read.checkpoint)
     head = session.get(QueryLogHead, 1)
+    anchors = _compare_checkpoints(session, checkpoints)
+    breaks = list(anchors.bad)
     if head is None:
         breaks.append(Break("missing_head", None, "the head row of the log is gone"))
     # where the keyed chain starts: the head says; without a head, the checkpoints do
-    keyed_from = head.keyed_from if head is not None else max((c.keyed_from for c in valid), default=1)
+    keyed_from = head.keyed_from if head is not None else (anchors.keyed_from[1] if anchors.count else 1)
     if recorded_start is not None:
         if head is not None and head.keyed_from != recorded_start:
             breaks.append(Break("keyed_from_moved", None, f"the head says the keyed chain starts at entry "
                                 f"{head.keyed_from}, the record outside the database says {recorded_start}"))
         keyed_from = recorded_start
-    start = max((c.seq for c in valid), default=1) if incremental else 1
-    walk = _walk(_row_batches(session, start, batch_size), start=start, keyed_from=keyed_from,
-                 mac_key=mac_key, wanted={c.seq for c in valid})
+    latest = anchors.latest
+    start = latest.seq if incremental and latest is not None else 1
+    walk = _walk(_row_batches(session, start, batch_size), start=start, keyed_from=keyed_from, mac_key=mac_key)
     breaks += walk.breaks
-    prev, last_seq, count, legacy, rewritten = walk.prev, walk.last_seq, walk.count, walk.legacy, walk.rewritten
-    oldest_keyed, at_checkpoint = walk.oldest_keyed, walk.at_checkpoint
-    if rewritten > 1:
-        breaks = [b if b.kind != "rewritten_row" else
-                  Break(b.kind, b.seq, f"{b.detail}; {rewritten} entries in all") for b in breaks]
     if head is not None:
-        if head.seq > last_seq:
-            breaks.append(Break("deleted_tail", last_seq + 1,
-                                f"the head counts {head.seq} entries, the last one left is {last_seq}"))
-        elif head.seq != last_seq or head.last_hash != prev:
-            breaks.append(Break("head_mismatch", last_seq, "the head row does not point at the last entry"))
-    breaks += _against_checkpoints(valid, at_checkpoint, last_seq, count, head)
-    if (not valid and checkpoint_grace is not None and oldest_keyed is not None
-            and oldest_keyed < dt.datetime.now(dt.UTC) - checkpoint_grace):
-        breaks.append(Break("no_checkpoint", None, f"keyed entries since {oldest_keyed:%Y-%m-%d %H:%M} and no "
-                            "valid checkpoint: the checkpoint file was deleted or emptied"))
+        if head.seq > walk.last_seq:
+            breaks.append(Break("deleted_tail", walk.last_seq + 1,
+                                f"the head counts {head.seq} entries, the last one left is {walk.last_seq}"))
+        elif head.seq != walk.last_seq or head.last_hash != walk.prev:
+            breaks.append(Break("head_mismatch", walk.last_seq, "the head row does not point at the last entry"))
+    breaks += _against_checkpoints(anchors, walk.last_seq, walk.count, head)
+    if (anchors.count == 0 and checkpoint_grace is not None and walk.oldest_keyed is not None
+            and walk.oldest_keyed < dt.datetime.now(dt.UTC) - checkpoint_grace):
+        breaks.append(Break("no_checkpoint", None, f"keyed entries since {walk.oldest_keyed:%Y-%m-%d %H:%M} and "
+                            "no valid checkpoint: the checkpoint file was deleted or emptied"))
     located = [b.seq for b in breaks if b.seq is not None]
-    return ChainCheck(ok=not breaks, entries=count, first_broken_seq=min(located) if located else None,
-                      problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=legacy,
-                      checkpoints=len(valid), checkpoint=max(valid, key=lambda c: c.seq, default=None),
-                      checked_from=start)
+    return ChainCheck(ok=not breaks, entries=walk.count, first_broken_seq=min(located) if located else None,
+                      problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=walk.legacy,
+                      checkpoints=anchors.count, checkpoint=latest, checked_from=start)
 
 
 @dataclass
@@ -162,18 +152,16 @@ class _Walked:
     legacy: int = 0
     rewritten: int = 0
     oldest_keyed: dt.datetime | None = None
-    at_checkpoint: dict[int, str] = field(default_factory=dict)
 
 
-def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: int, mac_key: str,
-          wanted: set[int]) -> _Walked:
+def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: int, mac_key: str) -> _Walked:
     """Check rows (tuples of ``ROW_COLUMNS``, in ``seq`` order from ``start``) one by one: the
     sequence has no gap, each ``prev_hash`` is the previous entry's hash (from a checkpoint, the
     first one's is covered by its MAC instead), each MAC matches its content (the unkeyed hash
     before ``keyed_from``). One loop, locals only, the MAC's text from cached pieces
     (``querylog_macs``): a row costs a few microseconds."""
     out = _Walked(prev=GENESIS_HASH if start == 1 else None)
-    breaks, at_checkpoint = out.breaks, out.at_checkpoint
+    breaks = _Capped(out.breaks)
     prev, expected, last_seq, count, legacy, rewritten = out.prev, start, 0, 0, 0, 0
     pads = MacPads(mac_key.encode("utf-8"))
     pieces: dict[tuple[Any, ...], tuple[str, str] | None] = {}
@@ -210,12 +198,37 @@ def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: i
                 if rewritten == 1:
                     breaks.append(Break("rewritten_row", seq, "its content does not match its MAC: rewritten "
                                         "(or rehashed without the key)"))
-            if seq in wanted:
-                at_checkpoint[seq] = entry_hash
             prev, expected, last_seq = entry_hash, seq + 1, seq
             count += 1
+    breaks.close()
+    if rewritten > 1:
+        out.breaks[:] = [b if b.kind != "rewritten_row" else
+                         Break(b.kind, b.seq, f"{b.detail}; {rewritten:,} entries in all") for b in out.breaks]
     out.prev, out.last_seq, out.count, out.legacy, out.rewritten = prev, last_seq, count, legacy, rewritten
     return out
+
+
+_MAX_BREAKS = 100  # of one kind: a log with every other entry deleted must not fill the memory
+
+
+class _Capped:
+    """A list of breaks holding at most ``_MAX_BREAKS`` of each kind; ``close`` notes how many more
+    there were on the last one kept."""
+
+    def __init__(self, into: list[Break]) -> None:
+        self._into, self._seen = into, collections.Counter[str]()
+
+    def append(self, found: Break) -> None:
+        self._seen[found.kind] += 1
+        if self._seen[found.kind] <= _MAX_BREAKS:
+            self._into.append(found)
+
+    def close(self, noun: str = "breaks of this kind") -> None:
+        for kind, seen in self._seen.items():
+            if seen > _MAX_BREAKS:
+                i = max(n for n, b in enumerate(self._into) if b.kind == kind)
+                b = self._into[i]
+                self._into[i] = Break(b.kind, b.seq, f"{b.detail}; {seen:,} {noun} in all")
 
 
 def _general_link(pads: MacPads | None, prev_hash: Any, at: Any, actor: Any, kind: Any, role: Any, endpoint: Any,
@@ -265,10 +278,59 @@ def _row_batches(session: Session, start: int, batch_size: int) -> Iterator[list
         cursor.close()
 
 
-def _against_checkpoints(valid: list[Checkpoint], at_checkpoint: dict[int, str], last_seq: int, count: int,
-                         head: QueryLogHead | None) -> list[Break]:
+@dataclass
+class _Anchors:
+    """The valid checkpoints, summed up as they stream past (a year of them is millions of lines:
+    none is kept), and the unreadable lines (at most ``_MAX_BREAKS``)."""
+
+    count: int = 0
+    latest: Checkpoint | None = None
+    keyed_from: tuple[int, int] = (0, 0)  # the least and the greatest signed
+    replaced: Checkpoint | None = None  # the lowest whose entry carries another MAC than the signed one
+    bad: list[Break] = field(default_factory=list)
+
+
+def _compare_checkpoints(session: Session, checkpoints: Iterable[ReadCheckpoint], chunk: int = 1000) -> _Anchors:
+    """Read ``checkpoints`` once, in chunks: each valid one's entry is looked up by its number and
+    compared with the signed MAC (an entry that is gone is the walk's to report). Memory holds one
+    chunk, however long the file."""
+    out = _Anchors()
+    bad = _Capped(out.bad)
+    pending: list[Checkpoint] = []
+
+    def compare() -> None:
+        log = QueryLogEntry.__table__
+        found = session.execute(select(log.c.seq, log.c.entry_hash).where(log.c.seq.in_({c.seq for c in pending})))
+        stored = {seq: mac for seq, mac in found}
+        for c in pending:
+            mac = stored.get(c.seq)
+            if mac is not None and mac != c.mac and (out.replaced is None or c.seq < out.replaced.seq):
+                out.replaced = c
+        pending.clear()
+
+    for read in checkpoints:
+        c = read.checkpoint
+        if c is None:
+            where = read.line_no if read.line_no > 0 else f"{-read.line_no} from the end"
+            bad.append(Break("bad_checkpoint", None, f"checkpoint line {where}: {read.problem}"))
+            continue
+        out.keyed_from = ((c.keyed_from, c.keyed_from) if out.count == 0 else
+                          (min(out.keyed_from[0], c.keyed_from), max(out.keyed_from[1], c.keyed_from)))
+        out.count += 1
+        if out.latest is None or c.seq > out.latest.seq:
+            out.latest = c
+        pending.append(c)
+        if len(pending) >= chunk:
+            compare()
+    if pending:
+        compare()
+    bad.close("unreadable lines")
+    return out
+
+
+def _against_checkpoints(anchors: _Anchors, last_seq: int, count: int, head: QueryLogHead | None) -> list[Break]:
     breaks: list[Break] = []
-    latest = max(valid, key=lambda c: c.seq, default=None)
+    latest = anchors.latest
     if latest is not None and latest.seq > last_seq:
         if count == 0:
             breaks.append(Break("truncated", 1, f"the log is empty; the checkpoint of {latest.at} vouches for "
@@ -276,13 +338,10 @@ def _against_checkpoints(valid: list[Checkpoint], at_checkpoint: dict[int, str],
         else:
             breaks.append(Break("deleted_tail", last_seq + 1, f"the checkpoint of {latest.at} vouches for entry "
                                 f"{latest.seq}; the last one left is {last_seq}"))
-    for checkpoint in sorted(valid, key=lambda c: c.seq):
-        stored = at_checkpoint.get(checkpoint.seq)
-        if stored is not None and stored != checkpoint.mac:
-            breaks.append(Break("replaced", checkpoint.seq, f"entry {checkpoint.seq} is not the one signed on "
-                                f"{checkpoint.at}: the log was rebuilt (by someone holding the MAC key)"))
-            break
-    if head is not None and any(c.keyed_from != head.keyed_from for c in valid):
+    if (replaced := anchors.replaced) is not None:
+        breaks.append(Break("replaced", replaced.seq, f"entry {replaced.seq} is not the one signed on "
+                            f"{replaced.at}: the log was rebuilt (by someone holding the MAC key)"))
+    if head is not None and anchors.count and anchors.keyed_from != (head.keyed_from, head.keyed_from):
         breaks.append(Break("replaced", None, "the keyed chain's start (keyed_from) is not the one signed in the "
                             "checkpoints"))
     return breaks

@@ -64,11 +64,10 @@ def test_the_walks_mac_is_the_entry_mac_of_any_row(seed):
     # microseconds, a datetime as PostgreSQL's driver would give without the text conversion)
     forms = [None, lambda e: str(e.at), lambda e: e.at, lambda e: e.at.isoformat()]
     rows = [_row(e, None if (f := rng.choice(forms)) is None else f(e)) for e in entries]
-    walked = _walk([rows[:50], rows[50:]], start=1, keyed_from=keyed_from, mac_key=KEY, wanted={3, 77})
+    walked = _walk([rows[:50], rows[50:]], start=1, keyed_from=keyed_from, mac_key=KEY)
     assert walked.breaks == [] and walked.rewritten == 0, walked.breaks
     assert (walked.count, walked.last_seq, walked.prev) == (120, 120, entries[-1].entry_hash)
     assert walked.legacy == keyed_from - 1
-    assert walked.at_checkpoint == {3: entries[2].entry_hash, 77: entries[76].entry_hash}
 
 
 def test_odd_rows_take_the_definition_or_fail_their_mac():
@@ -77,13 +76,13 @@ def test_odd_rows_take_the_definition_or_fail_their_mac():
                                         outcome="allowed", personal_info_unmasked=True)])[0]
     row = _row(entry)
     assert row[ROW_COLUMNS.index("at")].startswith("0999")  # stored padded, canonical unpadded
-    assert _walk([[row]], start=1, keyed_from=1, mac_key=KEY, wanted=set()).rewritten == 0
+    assert _walk([[row]], start=1, keyed_from=1, mac_key=KEY).rewritten == 0
     as_int = (*row[:ROW_COLUMNS.index("personal_info_unmasked")], 1, *row[ROW_COLUMNS.index("purpose"):])
-    assert _walk([[as_int]], start=1, keyed_from=1, mac_key=KEY, wanted=set()).rewritten == 0  # SQLite's 1
+    assert _walk([[as_int]], start=1, keyed_from=1, mac_key=KEY).rewritten == 0  # SQLite's 1
     for column, value in [("actor", None), ("uscc", 7), ("at", None), ("at", "yesterday"), ("at", 3)]:
         i = ROW_COLUMNS.index(column)
         odd = (*row[:i], value, *row[i + 1:])
-        walked = _walk([[odd]], start=1, keyed_from=1, mac_key=KEY, wanted=set())
+        walked = _walk([[odd]], start=1, keyed_from=1, mac_key=KEY)
         assert walked.rewritten == 1 and [b.kind for b in walked.breaks] == ["rewritten_row"], (column, value)
 
 
@@ -183,3 +182,61 @@ def test_a_truncated_tail_with_the_head_moved_back_is_found_under_a_checkpoint(e
         for incremental in (False, True):
             found = check_log(session, KEY, checkpoint, incremental=incremental)
             assert not found.ok and "deleted_tail" in {b.kind for b in found.breaks}, found.breaks
+
+
+def _many_checkpoints(entries: list[querylog.LoggedRead], lines: int, bad_every: int = 3):
+    """``lines`` checkpoint lines as read (a year at the service's interval is millions): valid ones of
+    the chain's entries, and every ``bad_every``-th one unreadable. Made lazily, as the file is read."""
+    for n in range(1, lines + 1):
+        if n % bad_every == 0:
+            yield ReadCheckpoint(n, None, "signature does not verify")
+        else:
+            e = entries[(n - 1) % len(entries)]
+            yield ReadCheckpoint(n, Checkpoint(seq=e.seq, mac=e.entry_hash, at=f"line {n}", keyed_from=1))
+
+
+def test_the_full_check_holds_neither_the_checkpoints_nor_every_break_in_memory(engine):
+    import tracemalloc
+
+    entries = _chain(_entries(random.Random(6), 400))  # noqa: S311 - seeded test data, not a secret
+    rows = [dataclasses.asdict(e) for e in entries]
+    rows = rows[::2]  # every other entry deleted: a break each
+    _store(engine, rows, (400, entries[-1].entry_hash))
+
+    def peak(lines: int) -> tuple[int, object]:
+        with Session(engine) as session:
+            tracemalloc.start()
+            found = check_log(session, KEY, _many_checkpoints(entries, lines))
+            _, top = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        return top, found
+
+    small, few = peak(300)
+    big, many = peak(30_000)
+    assert not many.ok and many.checkpoints == 20_000 and few.checkpoints == 200
+    assert big < small + 200_000, (small, big)  # not ≈ 30,000 checkpoints' worth (megabytes)
+    kinds = [b.kind for b in many.breaks]
+    assert kinds.count("bad_checkpoint") == 100
+    assert any("10,000 unreadable lines in all" in b.detail for b in many.breaks)
+    assert kinds.count("missing_entry") == 100  # of 199 gaps: every other entry deleted
+    assert any("199 breaks of this kind in all" in b.detail for b in many.breaks)
+
+
+def test_a_replaced_entry_under_any_checkpoint_is_named_at_the_lowest(engine):
+    entries = _chain(_entries(random.Random(7), 30))  # noqa: S311 - seeded test data, not a secret
+    rows = [dataclasses.asdict(e) for e in entries]
+    # an insider with the MAC key rebuilds the log from entry 12 on: a consistent chain, other MACs
+    rebuilt = _chain([dataclasses.replace(e, purpose="改写") for e in entries[11:]], key="other" * 13)
+    prev = entries[10].entry_hash
+    for e in rebuilt:
+        e.seq += 11
+        e.prev_hash = prev
+        e.entry_hash = prev = querylog.entry_mac(KEY, prev, e)
+    _store(engine, rows[:11] + [dataclasses.asdict(e) for e in rebuilt], (30, prev))
+    lines = [ReadCheckpoint(n, Checkpoint(seq=s, mac=entries[s - 1].entry_hash, at="t", keyed_from=1))
+             for n, s in enumerate([25, 5, 14, 30, 12], 1)]  # not in order: several workers append
+    with Session(engine) as session:
+        full = check_log(session, KEY, iter(lines))
+        incremental = check_log(session, KEY, iter(lines), incremental=True)
+    assert [(b.kind, b.seq) for b in full.breaks] == [("replaced", 12)]
+    assert ("replaced", 12) in [(b.kind, b.seq) for b in incremental.breaks]
