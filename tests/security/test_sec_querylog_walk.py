@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import os
 import random
 
 import pytest
@@ -90,11 +91,22 @@ def test_odd_rows_take_the_definition_or_fail_their_mac():
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    made = create_engine(f"sqlite:///{tmp_path_factory.mktemp('walk') / 'log.db'}")
-    QueryLogEntry.__table__.create(made)
-    QueryLogHead.__table__.create(made)
+    """SQLite, or the throw-away PostgreSQL database of ``TEST_DATABASE_URL`` (its log is emptied)."""
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('walk') / 'log.db'}"
+    made = create_engine(url)
+    QueryLogEntry.__table__.create(made, checkfirst=True)
+    QueryLogHead.__table__.create(made, checkfirst=True)
     yield made
     made.dispose()
+
+
+def _stored_entries(engine, rng: random.Random, n: int) -> list[querylog.LoggedRead]:
+    """``_entries`` as the database can hold them (PostgreSQL: no NUL, codes of at most 18 characters)."""
+    entries = _entries(rng, n)
+    if engine.dialect.name == "postgresql":
+        entries = [dataclasses.replace(e, **{f: getattr(e, f).replace("\x00", "")[:18 if f == "uscc" else 80]
+                                             for f in ("actor", "uscc", "purpose")}) for e in entries]
+    return entries
 
 
 _TEXT_COLUMNS = ("actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint", "outcome", "prev_hash",
@@ -149,7 +161,7 @@ def _tamper(rows: list[dict], how: str, i: int, j: int, rng: random.Random) -> l
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_any_single_tampering_is_found_by_the_full_and_the_incremental_check(engine, seed, n, how, data):
     rng = random.Random(seed)  # noqa: S311 - seeded test data, not a secret
-    entries = _chain(_entries(rng, n))
+    entries = _chain(_stored_entries(engine, rng, n))
     rows = [dataclasses.asdict(e) for e in entries]
     anchor = data.draw(st.integers(1, n), label="checkpoint at")
     checkpoint = [ReadCheckpoint(1, Checkpoint(seq=anchor, mac=entries[anchor - 1].entry_hash, at="t", keyed_from=1))]
@@ -174,7 +186,7 @@ def test_any_single_tampering_is_found_by_the_full_and_the_incremental_check(eng
 
 
 def test_a_truncated_tail_with_the_head_moved_back_is_found_under_a_checkpoint(engine):
-    entries = _chain(_entries(random.Random(5), 10))  # noqa: S311 - seeded test data, not a secret
+    entries = _chain(_stored_entries(engine, random.Random(5), 10))  # noqa: S311 - seeded test data, not a secret
     rows = [dataclasses.asdict(e) for e in entries]
     checkpoint = [ReadCheckpoint(1, Checkpoint(seq=10, mac=entries[-1].entry_hash, at="t", keyed_from=1))]
     _store(engine, rows[:7], (7, entries[6].entry_hash))
@@ -198,7 +210,7 @@ def _many_checkpoints(entries: list[querylog.LoggedRead], lines: int, bad_every:
 def test_the_full_check_holds_neither_the_checkpoints_nor_every_break_in_memory(engine):
     import tracemalloc
 
-    entries = _chain(_entries(random.Random(6), 400))  # noqa: S311 - seeded test data, not a secret
+    entries = _chain(_stored_entries(engine, random.Random(6), 400))  # noqa: S311 - seeded test data, not a secret
     rows = [dataclasses.asdict(e) for e in entries]
     rows = rows[::2]  # every other entry deleted: a break each
     _store(engine, rows, (400, entries[-1].entry_hash))
@@ -214,7 +226,7 @@ def test_the_full_check_holds_neither_the_checkpoints_nor_every_break_in_memory(
     small, few = peak(300)
     big, many = peak(30_000)
     assert not many.ok and many.checkpoints == 20_000 and few.checkpoints == 200
-    assert big < small + 200_000, (small, big)  # not ≈ 30,000 checkpoints' worth (megabytes)
+    assert big < small + 1_000_000, (small, big)  # not 30,000 checkpoints (≈ 6 MB): the drivers' caches at most
     kinds = [b.kind for b in many.breaks]
     assert kinds.count("bad_checkpoint") == 100
     assert any("10,000 unreadable lines in all" in b.detail for b in many.breaks)
@@ -223,7 +235,7 @@ def test_the_full_check_holds_neither_the_checkpoints_nor_every_break_in_memory(
 
 
 def test_a_replaced_entry_under_any_checkpoint_is_named_at_the_lowest(engine):
-    entries = _chain(_entries(random.Random(7), 30))  # noqa: S311 - seeded test data, not a secret
+    entries = _chain(_stored_entries(engine, random.Random(7), 30))  # noqa: S311 - seeded test data, not a secret
     rows = [dataclasses.asdict(e) for e in entries]
     # an insider with the MAC key rebuilds the log from entry 12 on: a consistent chain, other MACs
     rebuilt = _chain([dataclasses.replace(e, purpose="改写") for e in entries[11:]], key="other" * 13)
