@@ -27,11 +27,12 @@ def serve(
     TIERS_FORWARDED_ALLOW_IPS (none by default; uvicorn itself would believe 127.0.0.1)."""
     import uvicorn
 
-    from serving.cli.admin import settings_or_exit
+    from serving.cli.admin import database_or_exit, settings_or_exit
 
     # fail fast with exit 2 before uvicorn spawns workers; in development this also makes the
     # keys on first start, once, before the workers read them
     settings = settings_or_exit()
+    database_or_exit(settings)
     # the workers read their settings from the environment: the credit reports' QR codes must
     # point to this server, not to the default port
     os.environ["TIERS_PUBLIC_URL"] = public_url_for(settings, host, port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,7 @@ from threading import Lock
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -60,6 +62,24 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
 
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def shown_url(database_url: str) -> str:
+    """``database_url`` as it was written, its password (if any) replaced by ``***``: safe to print."""
+    return re.sub(r"^([\w+.-]+://[^:/@?]*):[^@/?]*@", r"\1:***@", database_url)
+
+
+def unreachable(database_url: str) -> str | None:
+    """None when a connection to ``database_url`` opens; else the driver's reason, on one line
+    (a PostgreSQL server not running on that socket or port, a database not created, …)."""
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect():
+            return None
+    except OperationalError as exc:
+        return " ".join(str(exc.orig if exc.orig is not None else exc).split())
+    finally:
+        engine.dispose()
 
 
 def engine_for(database_url: str, **pool: float | str) -> Engine:
