@@ -82,6 +82,32 @@ def unreachable(database_url: str) -> str | None:
         engine.dispose()
 
 
+# collations under which text sorts by code point, as the lists' prefix searches and key cursors
+# assume (``serving.services.subject_lists``: a USCC prefix ends at "~", a name prefix at U+10FFFF)
+_CODE_POINT_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+
+
+def collation_problem(database_url: str) -> str | None:
+    """None when the database sorts text by code point (SQLite always; PostgreSQL with a C
+    collation); else what it sorts by. Under a language's collation (ICU, or a libc locale such as
+    zh_CN.UTF-8) "~" sorts before digits and letters, so a search by USCC prefix finds nothing."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            provider, collate, icu = conn.execute(text(
+                "SELECT datlocprovider, datcollate, daticulocale FROM pg_database "
+                "WHERE datname = current_database()")).one()
+    finally:
+        engine.dispose()
+    if provider == "i":
+        return f"ICU locale {icu!r}"
+    return None if collate in _CODE_POINT_COLLATIONS else f"collation {collate!r}"
+
+
 def engine_for(database_url: str, **pool: float | str) -> Engine:
     """The process-wide engine for ``database_url`` (created once; ``pool`` options of
     ``make_engine`` apply when it is created)."""

@@ -142,3 +142,23 @@ def test_serve_says_which_database_it_serves(monkeypatch, tmp_path):
     result = _tiers(monkeypatch, tmp_path, url, "serve", "--port", "18998")
     assert result.exit_code == 0, result.output
     assert served and f"database: {url}" in result.output
+
+
+def test_the_cluster_sorts_text_by_code_point():
+    """A cluster made in the shell's locale (zh_CN.UTF-8, en_US.UTF-8) or with ICU sorts "~" before
+    digits and letters: the lists' USCC-prefix search (a range up to PREFIX~) then finds nothing."""
+    initdb = next(line for line in _lines() if "initdb" in line)
+    assert re.search(r"--locale[= ](C|C\.UTF-8|POSIX)\b|--no-locale", initdb), initdb
+    assert "--locale-provider=icu" not in DOC.read_text(encoding="utf-8")
+
+
+def test_the_collation_check_names_what_a_database_sorts_by(tmp_path):
+    from serving.db.session import collation_problem
+
+    assert collation_problem(f"sqlite:///{tmp_path / 'tiers.db'}") is None  # code point order always
+
+
+def test_what_the_doc_exports_it_unsets_when_done():
+    exported = {re.match(r"export (\w+)=", line).group(1) for line in _lines() if line.startswith("export ")}
+    unset = {name for line in _lines() if line.startswith("unset ") for name in line.split()[1:]}
+    assert exported <= unset, exported - unset
