@@ -162,3 +162,16 @@ def test_what_the_doc_exports_it_unsets_when_done():
     exported = {re.match(r"export (\w+)=", line).group(1) for line in _lines() if line.startswith("export ")}
     unset = {name for line in _lines() if line.startswith("unset ") for name in line.split()[1:]}
     assert exported <= unset, exported - unset
+
+
+def test_the_load_commands_read_files_the_demo_wrote():
+    """The load section follows the demo: its subjects, its grades of its as-of date, its store."""
+    import inspect
+
+    from serving.cli.demo import demo
+
+    as_of = inspect.signature(demo).parameters["as_of"].default
+    loads = [line for line in _lines() if " db load " in line or " grade --store" in line]
+    assert any(f"db load grades var/demo/grades_{as_of}.parquet" in line for line in loads), loads
+    assert any("db load subjects var/demo/city/subjects.csv" in line for line in loads), loads
+    assert all("--store var/demo/store" in line for line in loads if " grade --store" in line), loads
