@@ -138,6 +138,23 @@ def collation_problem(database_url: str) -> str | None:
     return None if collate in _CODE_POINT_COLLATIONS else f"collation {collate!r}"
 
 
+def connection_limit(database_url: str) -> int | None:
+    """How many connections the database server lets ordinary users open (PostgreSQL's
+    ``max_connections`` less its reserved ones); None for SQLite (no server)."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            )).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def engine_for(database_url: str, **pool: float | str) -> Engine:
     """The process-wide engine for ``database_url`` (created once; ``pool`` options of
     ``make_engine`` apply when it is created)."""

@@ -175,3 +175,17 @@ def test_the_load_commands_read_files_the_demo_wrote():
     assert any(f"db load grades var/demo/grades_{as_of}.parquet" in line for line in loads), loads
     assert any("db load subjects var/demo/city/subjects.csv" in line for line in loads), loads
     assert all("--store var/demo/store" in line for line in loads if " grade --store" in line), loads
+
+
+def test_serve_warns_when_its_pools_may_exceed_the_servers_connections(monkeypatch, tmp_path):
+    import uvicorn
+
+    import serving.db.session as session_module
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    monkeypatch.setattr(session_module, "connection_limit", lambda url: 97)  # PostgreSQL's default 100 − 3
+    url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    fits = _tiers(monkeypatch, tmp_path, url, "serve", "--port", "18997", "--workers", "2")
+    assert fits.exit_code == 0 and "max_connections" not in fits.output  # 2 × 41 = 82
+    over = _tiers(monkeypatch, tmp_path, url, "serve", "--port", "18997", "--workers", "3")
+    assert over.exit_code == 0 and "123" in over.output and "max_connections" in over.output
