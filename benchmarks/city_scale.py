@@ -303,13 +303,19 @@ def _pg_database(url: str, suffix: str) -> str:
     return made.set(database=f"{made.database}{suffix}").render_as_string(hide_password=False)
 
 
-def _done(tmp: Path, step: str) -> dict | None:
+def _done(tmp: Path, step: str, url: str) -> dict | None:
+    """The figures of ``step`` done in ``tmp`` for the database at ``url``; None if not done, or
+    done for another database (``--postgres`` keeps the data in the server, not in ``tmp``: a
+    directory reused with another database's URL would otherwise skip the build of an empty one)."""
     marker = tmp / f"{step}.done.json"
-    return json.loads(marker.read_text()) if marker.exists() else None
+    if not marker.exists():
+        return None
+    figures = json.loads(marker.read_text())
+    return figures if figures.pop("database", url) == url else None
 
 
-def _mark(tmp: Path, step: str, figures: dict) -> None:
-    (tmp / f"{step}.done.json").write_text(json.dumps(figures))
+def _mark(tmp: Path, step: str, figures: dict, url: str) -> None:
+    (tmp / f"{step}.done.json").write_text(json.dumps({**figures, "database": url}))
 
 
 def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict | None]:
@@ -319,7 +325,7 @@ def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict 
     from serving.settings import Settings
 
     tmp, url = _place(size, args, "tiers-city")
-    built = _done(tmp, "build") if args.reuse else None
+    built = _done(tmp, "build", url) if args.reuse else None
     if built is None:
         if args.postgres:
             _drop_all(url)
@@ -327,7 +333,7 @@ def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict 
         built = build(url, size, args.as_of, args.batch_rows, args.distinct_reasons)
         built.pop("codes")
         built["build_s"] = time.perf_counter() - t
-        _mark(tmp, "build", built)
+        _mark(tmp, "build", built, url)
         (tmp / "log.done.json").unlink(missing_ok=True)
     print(f"[{size:,}] built in {built['build_s']:.0f} s: grades {built['grades_per_s']:,.0f} rows/s "
           f"({built['grade_rows']:,} rows), subjects {built['subjects_per_s']:,.0f} rows/s", flush=True)
@@ -335,11 +341,11 @@ def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict 
     if args.skip_log:
         return tmp, url, built, None
     entries = args.log_entries if size > 2000 else min(args.log_entries, 20_000)
-    log = _done(tmp, "log") if args.reuse else None
+    log = _done(tmp, "log", url) if args.reuse else None
     if log is None or log.get("entries") != entries:
         log = fill_log(url, settings, list(_codes(size)), entries, args.day_entries, args.checkpoint_every,
                        args.history_group)
-        _mark(tmp, "log", log)
+        _mark(tmp, "log", log, url)
     return tmp, url, built, log
 
 

@@ -36,6 +36,25 @@ def settings_or_exit():
         raise typer.Exit(2) from exc
 
 
+def database_or_exit(settings) -> None:
+    """Say on stderr which database this command uses (an export lost to the shell would leave
+    SQLite in place without a word), or exit 2 in one line when it cannot be reached."""
+    from serving.db.session import collation_problem, shown_url, unreachable
+
+    shown = shown_url(settings.database_url)
+    reason = unreachable(settings.database_url)
+    if reason is not None:
+        typer.echo(f"error: database {shown}: cannot connect: {reason} (TIERS_DATABASE_URL; "
+                   "PostgreSQL: docs/postgres.md)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"database: {shown}", err=True)
+    sorted_by = collation_problem(settings.database_url)
+    if sorted_by is not None:
+        typer.echo(f"warning: database {shown} sorts text by {sorted_by}, not by code point: searches by USCC "
+                   "prefix find nothing and lists by name follow that language's order; create it with "
+                   "--locale=C.UTF-8 (docs/postgres.md)", err=True)
+
+
 _settings = settings_or_exit
 
 
@@ -46,6 +65,7 @@ def db_upgrade(revision: str = typer.Option("head", help="target revision"),
     from serving.db.migrate import current_revision, upgrade
 
     settings = _settings()
+    database_or_exit(settings)
     upgrade(settings.database_url, revision)
     now = current_revision(settings.database_url)
     typer.echo(json.dumps({"revision": now}) if as_json else f"database at revision {now}")

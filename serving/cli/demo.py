@@ -110,6 +110,7 @@ def demo(
     ]
 
     from serving.cli.serve import public_url_for
+    from serving.db.session import shown_url
     from serving.demo import demo_accounts_path
     from serving.demo_load import load_demo
     from serving.settings import get_settings
@@ -123,7 +124,7 @@ def demo(
                                        "public_url": public_url_for(base, host, port)})
     loaded = load_demo(settings, city=city, store=store, grades=grades, as_of=as_of, seed=seed,
                        sector_section=section)
-    stages.append(StageResult("load", str(settings.database_url), loaded.summary))
+    stages.append(StageResult("load", shown_url(settings.database_url), loaded.summary))
     stages.append(_monitor(settings, store=store, reference=reference, current=dt.date.fromisoformat(as_of),
                            grades_files=[reference_grades, grades]))
 

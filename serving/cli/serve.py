@@ -27,16 +27,33 @@ def serve(
     TIERS_FORWARDED_ALLOW_IPS (none by default; uvicorn itself would believe 127.0.0.1)."""
     import uvicorn
 
-    from serving.cli.admin import settings_or_exit
+    from serving.cli.admin import database_or_exit, settings_or_exit
 
     # fail fast with exit 2 before uvicorn spawns workers; in development this also makes the
     # keys on first start, once, before the workers read them
     settings = settings_or_exit()
+    database_or_exit(settings)
+    warn_if_pools_exceed_the_server(settings, workers)
     # the workers read their settings from the environment: the credit reports' QR codes must
     # point to this server, not to the default port
     os.environ["TIERS_PUBLIC_URL"] = public_url_for(settings, host, port)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
                 access_log=access_log, **proxy_options(settings))
+
+
+def warn_if_pools_exceed_the_server(settings, workers: int) -> None:
+    """Each worker's pool holds up to ``threadpool_size + 1`` connections (its threads and the query
+    log's writer): say so when the workers together may ask a PostgreSQL server for more than it
+    accepts (its default ``max_connections`` of 100 fits two workers), before a burst of requests
+    meets "too many clients already"."""
+    from serving.db.session import connection_limit
+
+    limit = connection_limit(settings.database_url)
+    wanted = workers * (settings.threadpool_size + 1)
+    if limit is not None and wanted > limit:
+        typer.echo(f"warning: {workers} workers × (TIERS_THREADPOOL_SIZE {settings.threadpool_size} + 1) = {wanted} "
+                   f"connections at most, the server accepts {limit}: raise max_connections or lower "
+                   "TIERS_THREADPOOL_SIZE (docs/postgres.md)", err=True)
 
 
 def proxy_options(settings) -> dict:

@@ -45,6 +45,9 @@ def database_url(_template_db, tmp_path) -> str:
         session.close()
         seed(pg_url)
         yield pg_url
+        # a new engine for the next test, as each SQLite test has its own: the query log's group
+        # writer belongs to an engine and keeps the keys it was made with (each test has its own)
+        dispose_engine(pg_url)
         return
     path = tmp_path / "tiers.db"
     shutil.copy(_template_db, path)
