@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, FromClause, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -76,6 +76,21 @@ def _latest_first(grade: Any) -> tuple[Any, ...]:
 
 _LATEST_ID = (select(_RANKED.id).where(_RANKED.uscc == _S.c.uscc)
               .order_by(*_latest_first(_RANKED)).limit(1).correlate(_S).scalar_subquery())
+
+
+def stored_last_of_day(source: Session | Connection, as_of: dt.date) -> Select[tuple[str, str, str]]:
+    """(uscc, grade, model_version) of each subject's grade of ``as_of`` that was stored last: the
+    rule of the current grade (as_of, created_at, id), within one day. For the latest as-of date in
+    the service these are exactly the current grades of that date (kept as data: a scan of the
+    narrow current grades, no ranking); for an older date, the day's grades ranked by that rule."""
+    connection = connection_of(source)
+    latest = connection.scalar(select(func.max(_G.c.as_of)))  # the as-of index's last entry
+    if latest == as_of:
+        return select(_C.c.uscc, _C.c.grade, _C.c.model_version).where(_C.c.as_of == as_of)
+    ranked = (select(_G.c.uscc, _G.c.grade, _G.c.model_version,
+                     func.row_number().over(partition_by=_G.c.uscc, order_by=_latest_first(_G.c)).label("rank"))
+              .where(_G.c.as_of == as_of).subquery())
+    return select(ranked.c.uscc, ranked.c.grade, ranked.c.model_version).where(ranked.c.rank == 1)
 
 
 def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from serving.db.tables import (
@@ -95,13 +95,24 @@ def subjects_frame(session: Session, readable_by: Sequence[Principal] = ()) -> p
 
 
 def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
-    """Grades of ``as_of``: the last stored version per subject (a regrade supersedes)."""
-    last = (select(func.max(Grade.id)).where(Grade.as_of == as_of).group_by(Grade.uscc)).scalar_subquery()
-    rows = session.connection().execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
-                                        .where(Grade.id.in_(last))).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "grade", "as_of", "model_version"])
-    frame["as_of"] = frame["as_of"].astype(str)
-    return frame
+    """Grades of ``as_of`` (uscc, grade, as_of, model_version): per subject the one stored last, the
+    rule of the current grade (``grades.stored_last_of_day``: a regrade or a model's grade stored
+    again supersedes). Read in chunks into columns, the repeated grade and model strings shared: a
+    city's two million rows never exist as row objects all at once."""
+    from serving.services.grades import stored_last_of_day
+
+    result = session.connection().execute(stored_last_of_day(session, as_of))
+    usccs: list[str] = []
+    letters: list[str] = []
+    models: list[str] = []
+    shared: dict[str, str] = {}
+    while chunk := result.fetchmany(100_000):
+        codes, grades, versions = zip(*chunk, strict=True)
+        usccs += codes
+        letters += [shared.setdefault(g, g) for g in grades]
+        models += [shared.setdefault(m, m) for m in versions]
+    return pd.DataFrame({"uscc": usccs, "grade": letters, "as_of": [str(as_of)] * len(usccs), "model_version": models},
+                        columns=["uscc", "grade", "as_of", "model_version"])
 
 
 def district_names(session: Session) -> dict[str, str]:
