@@ -18,7 +18,7 @@ from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
-from serving.services.list_counts import forget_counts
+from serving.services.list_counts import forget_counts, tally_current
 
 # Called after a record behind a grade changed: (session, uscc, reason). It must not commit;
 # the workflow that calls it commits once, so a decision and its regrade land together.
@@ -103,6 +103,7 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
         forget_counts(connection)  # the lists' totals by grade change with the current grades
     for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
         chunk = wanted[start:start + 500]
+        tally_current(connection, chunk, -1)  # the lists' tallies: these subjects' grades before, then after
         connection.execute(delete(_C).where(_C.c.uscc.in_(chunk)))
         latest = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score,
                          _S.c.industry, _S.c.district_code)
@@ -110,6 +111,7 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
                   .where(_S.c.uscc.in_(chunk)))
         connection.execute(insert(_C).from_select(
             ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
+        tally_current(connection, chunk, +1)
 
 
 def advance_current(connection: Connection, stored: FromClause) -> None:
@@ -130,9 +132,12 @@ def advance_current(connection: Connection, stored: FromClause) -> None:
     upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(_C)
     upsert = upsert.from_select(names, select(*(ranked.c[n] for n in names)).where(ranked.c.rank == 1))
     forget_counts(connection)
+    subjects = select(stored.c.uscc)
+    tally_current(connection, subjects, -1)  # the lists' tallies: the stored subjects' grades before, then after
     connection.execute(upsert.on_conflict_do_update(
         index_elements=["uscc"], set_={n: upsert.excluded[n] for n in names[1:]},
         where=upsert.excluded.as_of >= _C.c.as_of))
+    tally_current(connection, subjects, +1)
 
 
 def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
@@ -141,9 +146,14 @@ def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tup
     rows = [(industry, district, uscc) for uscc, industry, district in subjects]
     if rows:
         forget_counts(connection)  # subjects stored or changed: every list's total may change
+        codes = list(dict.fromkeys(u for _i, _d, u in rows))  # once each: the chunks must not overlap
+        for start in range(0, len(codes), 500):  # the lists' tallies, before (stay under SQL parameter limits)
+            tally_current(connection, codes[start:start + 500], -1)
         connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
             industry=bindparam("industry"), district_code=bindparam("district")),
             [dict(industry=i, district=d, key=u) for i, d, u in rows])
+        for start in range(0, len(codes), 500):  # and after
+            tally_current(connection, codes[start:start + 500], +1)
 
 
 def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]:

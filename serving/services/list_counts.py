@@ -10,20 +10,27 @@ older generation is never used. A reader that counted while a load committed sta
 with the generation it read first, so it is counted again next time rather than trusted.
 
 Without the head row (a database emptied by a test) nothing is kept: every first page counts.
+
+The totals of readers who cover every subject, or a whole section, need no counting at all: they
+are sums of ``subject_tallies`` (per district, section and grade), kept as subjects are written
+(triggers, migration 0016) and as current grades are written (:func:`tally_current`, called by
+every writer of ``current_grades`` around its change), so even the first page after a load reads
+a few hundred rows, never the population.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from serving.db.session import connection_of
-from serving.db.tables import ListCount, ListCountsHead
+from serving.db.tables import CurrentGrade, ListCount, ListCountsHead, SubjectTally
 
 _log = logging.getLogger(__name__)
 
@@ -65,4 +72,37 @@ def forget_counts(source: Session | Connection) -> None:
     connection.execute(delete(ListCount))
 
 
-__all__ = ["cached_count", "forget_counts"]
+def tally_current(source: Session | Connection, usccs: Select[Any] | Sequence[str], sign: int) -> None:
+    """Add (``sign`` +1) or take away (-1) the current grades of ``usccs`` (codes, or a select of
+    codes) in the tallies: a writer of current grades takes its subjects' away before its change
+    and adds them after, in its transaction, so the tallies follow whatever it changed. One
+    statement: a look-up per subject and a group-by of the few keys."""
+    c = CurrentGrade.__table__
+    counted = (select(func.coalesce(c.c.district_code, ""), func.coalesce(c.c.industry, ""), c.c.grade,
+                      func.count() * literal(sign))
+               .where(c.c.uscc.in_(usccs)).group_by(func.coalesce(c.c.district_code, ""),
+                                                    func.coalesce(c.c.industry, ""), c.c.grade))
+    connection = connection_of(source)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    t = SubjectTally.__table__
+    stmt = dialect.insert(t).from_select(["district_code", "industry", "grade", "subjects"], counted)
+    connection.execute(stmt.on_conflict_do_update(index_elements=["district_code", "industry", "grade"],
+                                                  set_={"subjects": t.c.subjects + stmt.excluded.subjects}))
+
+
+def tallied_total(session: Session, *, grade: str | None = None, district: str | None = None,
+                  industry: str | None = None) -> int:
+    """How many subjects (of ``grade``: with that current grade; ``""``: without a current grade;
+    None: all) there are, in ``district`` and ``industry`` if given: a sum of tally rows."""
+    t = SubjectTally.__table__
+    where = [t.c.district_code == district] if district is not None else []
+    where += [t.c.industry == industry] if industry is not None else []
+    if grade == "":  # every subject less the graded ones
+        rows = session.execute(select(t.c.grade == "*", func.sum(t.c.subjects)).where(*where)
+                               .group_by(t.c.grade == "*")).all()
+        every = sum(n or 0 for star, n in rows if star)
+        return every - sum(n or 0 for star, n in rows if not star)
+    return int(session.scalar(select(func.sum(t.c.subjects)).where(*where, t.c.grade == (grade or "*"))) or 0)
+
+
+__all__ = ["cached_count", "forget_counts", "tallied_total", "tally_current"]

@@ -4,10 +4,11 @@ Order: riskiest first (grade D→A, then score ascending, then USCC), the subjec
 last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
 Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
-so a deep page costs what the first one does. The total is counted once, on the first page, and
+so a deep page costs what the first one does. The total is read once, on the first page, and
 carried in the cursor: paging never recounts the population (it is the total as of the first
-page). The first page's total is kept per coverage and filters until subjects, records or grades
-change (``serving.services.list_counts``), so a list started again does not count again either.
+page). For a reader who covers every subject or a section (no search) it is a sum of the tallies
+kept as subjects and grades are written; otherwise it is counted and kept per coverage and filters
+until subjects, records or grades change (``serving.services.list_counts``).
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -32,7 +33,7 @@ from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
-from serving.services.list_counts import cached_count
+from serving.services.list_counts import cached_count, tallied_total
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
@@ -64,13 +65,34 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
     on an index (a search orders by the key it searches)."""
     cursor = _decode(after) if after else None
-    total = cursor[-1] if cursor else cached_count(session, _count_key(principal, filters),
-                                                   lambda: count_subjects(session, principal, filters))
+    if cursor:
+        total = cursor[-1]
+    else:
+        tallied = _tallied(session, principal, filters)
+        total = tallied if tallied is not None else cached_count(
+            session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
     if filters.search or order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+
+
+def _tallied(session: Session, principal: Principal, filters: ListFilter, grade: str | None = None) -> int | None:
+    """The total from the tallies (``list_counts.tallied_total``) when ``principal`` covers every
+    subject or a whole section and there is no search; else None (counted). ``grade``: overrides the
+    filter's (``""``: the subjects without a current grade)."""
+    if filters.search:
+        return None
+    industry = filters.industry
+    if principal.role == "sector" and principal.section and not _covers_all(principal):
+        if industry not in (None, principal.section):
+            return 0
+        industry = principal.section
+    elif not _covers_all(principal):
+        return None
+    return tallied_total(session, grade=filters.grade if grade is None else grade, district=filters.district,
+                         industry=industry)
 
 
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
@@ -109,17 +131,10 @@ def _covers_all(principal: Principal) -> bool:
 def _may_have_ungraded(session: Session, principal: Principal, filters: ListFilter) -> bool:
     """Whether the list can hold subjects without a grade. Finding them is a scan of the subjects
     for a missing current grade, which, when every subject is graded (a city after its monthly
-    grading), reads the whole population to find none: for a reader who covers every subject the
-    answer is subjects minus graded, two counts on indexes, kept with the list totals."""
-    if filters.search or not _covers_all(principal):
-        return True
-    key = "ungraded:" + _count_key(principal, filters)
-
-    def ungraded() -> int:
-        subjects = session.scalar(select(func.count()).select_from(Subject).where(*_subject_filters(filters))) or 0
-        return subjects - (session.scalar(_graded_count(None, filters)) or 0)
-
-    return cached_count(session, key, ungraded) > 0
+    grading), reads the whole population to find none: for a reader who covers every subject or a
+    section the answer is in the tallies (subjects less graded ones); otherwise it is looked for."""
+    tallied = _tallied(session, principal, filters, grade="")
+    return tallied is None or tallied > 0
 
 
 def _count_key(principal: Principal, filters: ListFilter) -> str:
