@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -87,11 +88,30 @@ def subjects_frame(session: Session, readable_by: Sequence[Principal] = ()) -> p
 
     # Core execution on the session's connection: plain tuples, no ORM row loading (5× faster
     # for the whole subjects table; the plan never needs ORM objects here).
-    rows = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
-                                               Subject.district_code, Subject.district_name, Subject.status)
-                                        .where(*(coverage_clause(p) for p in readable_by))).all()
     columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
+    result = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
+                                                 Subject.district_code, Subject.district_name, Subject.status)
+                                          .where(*(coverage_clause(p) for p in readable_by)))
+    return _frame_in_chunks(result, columns).fillna("")
+
+
+def _frame_in_chunks(result: Any, columns: Sequence[str], chunk: int = 50_000) -> pd.DataFrame:
+    """The rows of ``result`` as a frame of object columns, built a chunk at a time: a city's two
+    million rows never exist as row objects all at once, and no single call holds the interpreter
+    for long (uvicorn's supervisor kills a worker that does not answer its ping within 5 s, and
+    the ping needs the GIL). Repeated values (grades, models, districts) share one string."""
+    parts: list[list[np.ndarray]] = [[] for _ in columns]
+    shared: dict[Any, Any] = {}
+    while rows := result.fetchmany(chunk):
+        for i, values in enumerate(zip(*rows, strict=True)):
+            if i:  # every column but the key: mostly repeated values
+                values = [shared.setdefault(v, v) for v in values]
+            part = np.empty(len(rows), dtype=object)
+            part[:] = values
+            parts[i].append(part)
+    data = {name: (np.concatenate(part) if part else np.empty(0, dtype=object)) for name, part in zip(columns, parts,
+                                                                                                      strict=True)}
+    return pd.DataFrame(data, columns=list(columns), copy=False)
 
 
 def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
@@ -102,17 +122,9 @@ def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
     from serving.services.grades import stored_last_of_day
 
     result = session.connection().execute(stored_last_of_day(session, as_of))
-    usccs: list[str] = []
-    letters: list[str] = []
-    models: list[str] = []
-    shared: dict[str, str] = {}
-    while chunk := result.fetchmany(100_000):
-        codes, grades, versions = zip(*chunk, strict=True)
-        usccs += codes
-        letters += [shared.setdefault(g, g) for g in grades]
-        models += [shared.setdefault(m, m) for m in versions]
-    return pd.DataFrame({"uscc": usccs, "grade": letters, "as_of": [str(as_of)] * len(usccs), "model_version": models},
-                        columns=["uscc", "grade", "as_of", "model_version"])
+    frame = _frame_in_chunks(result, ["uscc", "grade", "model_version"])
+    frame.insert(2, "as_of", str(as_of))
+    return frame
 
 
 def district_names(session: Session) -> dict[str, str]:
@@ -330,11 +342,35 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
                     inputs_hash=hashlib.sha256(json.dumps(committed, sort_keys=True).encode()).hexdigest(),
-                    payload={"commitment": committed, "plan": drawn.model_dump(mode="json")},
+                    payload={"commitment": committed, "plan": plan_json(drawn)},
                     committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
         session.commit()
     return plan_row, draw
+
+
+def plan_json(plan: InspectionPlan) -> dict[str, Any]:
+    """``plan.model_dump(mode="json")``, key for key and in order, its long lists (each task's pool
+    and exclusions, the visits) dumped an element at a time: one dump of a city's pool (two million
+    rows) held the GIL for a minute, and uvicorn's supervisor kills a worker that does not answer
+    its ping within 5 s."""
+    tasks = [_fields_in_order(task, task.model_dump(mode="json", exclude={"pool", "excluded"}),
+                              {"pool": [[uscc, grade, lead] for uscc, grade, lead in task.pool],
+                               "excluded": [e.model_dump(mode="json") for e in task.excluded]})
+             for task in plan.tasks]
+    return _fields_in_order(plan, plan.model_dump(mode="json", exclude={"tasks", "visits"}),
+                            {"tasks": tasks, "visits": [v.model_dump(mode="json") for v in plan.visits]})
+
+
+def _fields_in_order(model: Any, dumped: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
+    """``dumped`` (the model's dump less the ``long`` fields) with them put back at their places."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        if name in long:
+            out[name] = long[name]
+        elif name in dumped:
+            out[name] = dumped[name]
+    return out | dumped
 
 
 def check_period_open(request: Any, created_on: dt.date) -> None:
@@ -412,6 +448,20 @@ def list_plans(session: Session, principal: Principal) -> list[tuple[Plan, Draw]
     """Plans the principal's department takes part in, newest first."""
     rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id).order_by(Plan.id.desc())).all()
     return [(p, d) for p, d in rows if principal.department in plan_departments(p)]
+
+
+def plan_summary(stored: Mapping[str, Any]) -> Any:
+    """``supervision.service.plan_out`` of a stored plan (``plan_json``), read from the stored form
+    without validating its pools and visits as models: a city's plan is two million pool rows, and
+    a summary (every POST /plans response, every plan in a listing) needs none of them."""
+    from supervision.plan import PlanHeader
+    from supervision.service import PlanOut
+
+    visits = stored["visits"]
+    return PlanOut(**{name: stored[name] for name in PlanHeader.model_fields if name in stored},
+                   draws_total=stored["draws_total"], visits=len(visits), visits_saved=stored["visits_saved"],
+                   joint_visits=stored["joint_visits"], unstaffed_visits=sum(bool(v.get("unstaffed")) for v in visits),
+                   per_grade=stored["summary"])
 
 
 def stored_plan(draw: Draw) -> InspectionPlan:
@@ -873,7 +923,7 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
         # Conditional on no seed yet: of two salts entered at once, exactly one draw is stored.
         stored = session.execute(update(Draw).where(Draw.id == draw.id, Draw.draw_seed.is_(None)).values(
             payload={"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
-                     "plan": plan.model_dump(mode="json")},
+                     "plan": plan_json(plan)},
             draw_seed=plan.draw_seed_hex, revealed_at=dt.datetime.now(dt.UTC)))
         if stored.rowcount != 1:
             raise Conflict(f"计划 #{plan_row.id} 已由他人录入随机数并抽取；plan #{plan_row.id} was drawn meanwhile",
