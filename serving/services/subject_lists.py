@@ -20,7 +20,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
@@ -76,6 +76,38 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+
+
+def offset_page(session: Session, principal: Principal, filters: ListFilter, offset: int,
+                limit: int) -> tuple[int, list[tuple[Subject, Grade | None]]] | None:
+    """(total, rows ``offset`` … ``offset + limit``) of the riskiest-first list, for a reader whose
+    totals are tallied (else None: the caller pages by offset over the whole list): whole grade
+    letters are skipped by their tallies, the rest is an offset into one letter's index range."""
+    total = _tallied(session, principal, filters)
+    if total is None or filters.search:
+        return None
+    rows: list[tuple[Subject, Grade | None]] = []
+    for letter in [filters.grade] if filters.grade else _RISKIEST_FIRST:
+        if len(rows) == limit:
+            return total, rows
+        n = _tallied(session, principal, replace(filters, grade=letter)) or 0
+        if offset >= n:
+            offset -= n
+            continue
+        stmt = _graded(principal).where(CurrentGrade.grade == letter)
+        if filters.district:
+            stmt = stmt.where(CurrentGrade.district_code == filters.district)
+        if filters.industry:
+            stmt = stmt.where(CurrentGrade.industry == filters.industry)
+        rows += list(session.execute(stmt.order_by(CurrentGrade.score, CurrentGrade.uscc)
+                                     .offset(offset).limit(limit - len(rows))).tuples())
+        offset = 0
+    if filters.grade is None and len(rows) < limit and _may_have_ungraded(session, principal, filters):
+        ungraded = (select(Subject).where(~exists().where(CurrentGrade.uscc == Subject.uscc),
+                                          coverage_clause(principal), *_subject_filters(filters))
+                    .order_by(Subject.uscc).offset(offset).limit(limit - len(rows)))
+        rows += [(subject, None) for subject in session.scalars(ungraded)]
+    return total, rows
 
 
 def _tallied(session: Session, principal: Principal, filters: ListFilter, grade: str | None = None) -> int | None:
@@ -310,4 +342,5 @@ def _decode(cursor: str) -> list[Any]:
     return decode_cursor(cursor, _subject_cursor)
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "previous_cursor", "subject_page"]
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "offset_page",
+           "previous_cursor", "subject_page"]

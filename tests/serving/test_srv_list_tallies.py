@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select
 
-from serving.db.tables import CurrentGrade, Subject
+from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.security import Principal
 from serving.services.bulk import load_grades
 from serving.services.grades import prune_grades, store_grades
@@ -106,3 +106,28 @@ def test_the_first_page_after_a_load_counts_nothing(session):
         event.remove(engine, "before_cursor_execute", seen)
     counts = [s for s in statements if "count(" in s.lower() and ("FROM subjects" in s or "FROM current_grades" in s)]
     assert not counts, counts
+
+
+def test_offset_pages_skip_whole_grades_by_their_tallies_and_list_what_the_full_order_lists(session):
+    """``covered_subjects`` by offset: the rows the whole list ordered riskiest first has there
+    (the reference: one ORDER BY over every covered subject), for every offset and two readers."""
+    from serving.services.access import coverage_clause
+    from serving.services.grades import CURRENT_JOIN, covered_subjects
+
+    codes = _codes(14, start=8600)
+    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry=INDUSTRIES[i % 2], district_code=DISTRICTS[i % 2],
+                                  registered_on="2015-01-01") for i, c in enumerate(codes)])
+    store_grades(session, [dict(uscc=c, as_of=DAYS[1], score=float(600 + i % 3), grade="ABCD"[i % 4], probability=0.1,
+                                model_version="general-v3", profile_hash="p2" + "0" * 62)
+                           for i, c in enumerate(codes[:11])])
+    for who, grade in [(ADMIN, None), (ADMIN, "B"), (SECTOR, None)]:
+        stmt = (select(Subject.uscc).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+                .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(who)))
+        if grade:
+            stmt = stmt.where(CurrentGrade.grade == grade)
+        everyone = list(session.scalars(stmt.order_by(CurrentGrade.grade.desc().nulls_last(), CurrentGrade.score,
+                                                      Subject.uscc)))
+        for offset in range(len(everyone) + 2):
+            total, rows = covered_subjects(session, who, grade=grade, offset=offset, limit=3)
+            assert total == len(everyone) and [s.uscc for s, _g in rows] == everyone[offset:offset + 3], (who.role,
+                                                                                                           offset)
