@@ -221,15 +221,9 @@ def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:
 
 def covered_subjects(session: Session, principal: Principal, *, grade: str | None = None,
                      offset: int = 0, limit: int = 50) -> tuple[int, list[tuple[Subject, Grade | None]]]:
-    """Subjects ``principal`` covers, with their latest grade, ordered riskiest first, by offset.
-    For a reader whose totals are tallied (covers every subject or a section), whole grade letters
-    are skipped by their tallies (``subject_lists.offset_page``); otherwise a deep offset reads the
-    rows before it and the total is counted (``serving.services.subject_lists`` pages by key)."""
-    from serving.services.subject_lists import ListFilter, offset_page
-
-    paged = offset_page(session, principal, ListFilter(grade=grade), offset, limit)
-    if paged is not None:
-        return paged
+    """Subjects ``principal`` covers, with their latest grade, ordered riskiest first, by offset
+    (a deep offset reads the rows before it, and the total is counted: for a reader whose totals
+    are tallied, ``subject_lists.offset_page`` skips by the tallies; ``subject_lists`` pages by key)."""
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal)))
     if grade:

@@ -94,13 +94,21 @@ def offset_page(session: Session, principal: Principal, filters: ListFilter, off
         if offset >= n:
             offset -= n
             continue
+        keys = select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == letter)
         stmt = _graded(principal).where(CurrentGrade.grade == letter)
         if filters.district:
-            stmt = stmt.where(CurrentGrade.district_code == filters.district)
+            keys, stmt = (q.where(CurrentGrade.district_code == filters.district) for q in (keys, stmt))
         if filters.industry:
-            stmt = stmt.where(CurrentGrade.industry == filters.industry)
-        rows += list(session.execute(stmt.order_by(CurrentGrade.score, CurrentGrade.uscc)
-                                     .offset(offset).limit(limit - len(rows))).tuples())
+            keys, stmt = (q.where(CurrentGrade.industry == filters.industry) for q in (keys, stmt))
+        if principal.role == "sector":  # the coverage, on the current grades' own column
+            keys = keys.where(CurrentGrade.industry == principal.section)
+        # the first row's key by the index alone (an offset over the joined rows joins every
+        # skipped one), then the rows from it by key
+        start = session.execute(keys.order_by(CurrentGrade.score, CurrentGrade.uscc).offset(offset).limit(1)).first()
+        if start is not None:
+            stmt = stmt.where(tuple_(CurrentGrade.score, CurrentGrade.uscc) >= tuple_(start[0], start[1]))
+            rows += list(session.execute(stmt.order_by(CurrentGrade.score, CurrentGrade.uscc)
+                                         .limit(limit - len(rows))).tuples())
         offset = 0
     if filters.grade is None and len(rows) < limit and _may_have_ungraded(session, principal, filters):
         ungraded = (select(Subject).where(~exists().where(CurrentGrade.uscc == Subject.uscc),

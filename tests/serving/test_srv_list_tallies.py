@@ -18,7 +18,7 @@ from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.security import Principal
 from serving.services.bulk import load_grades
 from serving.services.grades import prune_grades, store_grades
-from serving.services.subject_lists import ListFilter, subject_page
+from serving.services.subject_lists import ListFilter, offset_page, subject_page
 from serving.services.subjects import store_subjects
 from simulation.codes import make_uscc
 
@@ -109,7 +109,7 @@ def test_the_first_page_after_a_load_counts_nothing(session):
 
 
 def test_offset_pages_skip_whole_grades_by_their_tallies_and_list_what_the_full_order_lists(session):
-    """``covered_subjects`` by offset: the rows the whole list ordered riskiest first has there
+    """Offset pages (``offset_page``, and ``covered_subjects`` over the whole list): the rows the whole list ordered riskiest first has there
     (the reference: one ORDER BY over every covered subject), for every offset and two readers."""
     from serving.services.access import coverage_clause
     from serving.services.grades import CURRENT_JOIN, covered_subjects
@@ -128,6 +128,7 @@ def test_offset_pages_skip_whole_grades_by_their_tallies_and_list_what_the_full_
         everyone = list(session.scalars(stmt.order_by(CurrentGrade.grade.desc().nulls_last(), CurrentGrade.score,
                                                       Subject.uscc)))
         for offset in range(len(everyone) + 2):
-            total, rows = covered_subjects(session, who, grade=grade, offset=offset, limit=3)
+            total, rows = offset_page(session, who, ListFilter(grade=grade), offset, 3)
+            assert (total, rows) == covered_subjects(session, who, grade=grade, offset=offset, limit=3)
             assert total == len(everyone) and [s.uscc for s, _g in rows] == everyone[offset:offset + 3], (who.role,
                                                                                                            offset)
