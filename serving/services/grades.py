@@ -18,7 +18,7 @@ from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
-from serving.services.list_counts import forget_counts, tally_current
+from serving.services.list_counts import forget_counts, kept_while_unchanged, tally_current
 
 # Called after a record behind a grade changed: (session, uscc, reason). It must not commit;
 # the workflow that calls it commits once, so a decision and its regrade land together.
@@ -167,6 +167,7 @@ def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]
     cutoff = dropped[0]
     affected = list(session.scalars(select(CurrentGrade.uscc).where(CurrentGrade.as_of <= cutoff)))
     deleted = session.execute(delete(Grade).where(Grade.as_of <= cutoff)).rowcount or 0
+    forget_counts(session)  # the aggregates of every grade (grade shares) change even when no current grade does
     refresh_current(session, affected)
     session.commit()
     return dropped, deleted
@@ -234,18 +235,28 @@ def covered_subjects(session: Session, principal: Principal, *, grade: str | Non
 
 
 def model_use(session: Session, section: str | None = None) -> list[tuple[str, int, dt.date]]:
-    """(model_version, subjects graded, latest as_of), optionally for one section."""
-    stmt = select(Grade.model_version, func.count(func.distinct(Grade.uscc)), func.max(Grade.as_of))
-    if section:
-        stmt = stmt.join(Subject, Subject.uscc == Grade.uscc).where(Subject.industry == section)
-    return [tuple(r) for r in session.execute(stmt.group_by(Grade.model_version).order_by(Grade.model_version))]
+    """(model_version, subjects graded, latest as_of), optionally for one section. An aggregate of
+    every grade: computed once until grades, subjects or records change (``list_counts``)."""
+
+    def aggregate() -> list[tuple[str, int, dt.date]]:
+        stmt = select(Grade.model_version, func.count(func.distinct(Grade.uscc)), func.max(Grade.as_of))
+        if section:
+            stmt = stmt.join(Subject, Subject.uscc == Grade.uscc).where(Subject.industry == section)
+        return [tuple(r) for r in session.execute(stmt.group_by(Grade.model_version).order_by(Grade.model_version))]
+
+    return list(kept_while_unchanged(session, f"model_use:{section or ''}", aggregate))
 
 
 def grade_shares(session: Session) -> list[tuple[dt.date, str, int]]:
-    """Subjects per (as_of, grade): the aggregate an analyst may see."""
-    stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
-        Grade.as_of, Grade.grade)
-    return [tuple(r) for r in session.execute(stmt)]
+    """Subjects per (as_of, grade): the aggregate an analyst may see. Of every grade: computed once
+    until grades, subjects or records change (``list_counts``)."""
+
+    def aggregate() -> list[tuple[dt.date, str, int]]:
+        stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
+            Grade.as_of, Grade.grade)
+        return [tuple(r) for r in session.execute(stmt)]
+
+    return list(kept_while_unchanged(session, "grade_shares", aggregate))
 
 
 def run_regrader(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:

@@ -51,6 +51,25 @@ def cached_count(session: Session, key: str, count: Callable[[], int]) -> int:
     return total
 
 
+_KEPT: dict[tuple[str, str], tuple[int, Any]] = {}  # (database, key) → (generation, value)
+
+
+def kept_while_unchanged(session: Session, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept in this process until the generation of the kept totals advances
+    (subjects, records or grades changed: :func:`forget_counts`): for reads that aggregate a whole
+    table (the analysts' grade shares over every grade) and lists of choices. A value computed
+    while a change committed is stamped with the generation read first, so it is computed again."""
+    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
+    where = (str(session.get_bind().url), key)
+    kept = _KEPT.get(where)
+    if generation is not None and kept is not None and kept[0] == generation:
+        return kept[1]
+    value = compute()
+    if generation is not None:
+        _KEPT[where] = (generation, value)
+    return value
+
+
 def _keep(engine: Engine, key: str, generation: int, total: int) -> None:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(ListCount).values(key=key, generation=generation, total=total)
@@ -105,4 +124,4 @@ def tallied_total(session: Session, *, grade: str | None = None, district: str |
     return int(session.scalar(select(func.sum(t.c.subjects)).where(*where, t.c.grade == (grade or "*"))) or 0)
 
 
-__all__ = ["cached_count", "forget_counts", "tallied_total", "tally_current"]
+__all__ = ["cached_count", "forget_counts", "kept_while_unchanged", "tallied_total", "tally_current"]

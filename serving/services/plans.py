@@ -138,24 +138,13 @@ def district_names(session: Session) -> dict[str, str]:
     return names
 
 
-_DISTRICT_CHOICES: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # database → (generation, choices)
-
-
 def district_choices(session: Session) -> list[tuple[str, str]]:
     """The districts the subjects carry, (code, name) by code, for the pages' district selects: read
     once per generation of the list totals (``list_counts``: advanced whenever subjects change), not
     on every page (a distinct over every subject)."""
-    from serving.db.tables import ListCountsHead
+    from serving.services.list_counts import kept_while_unchanged
 
-    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
-    key = str(session.get_bind().url)
-    kept = _DISTRICT_CHOICES.get(key)
-    if generation is not None and kept is not None and kept[0] == generation:
-        return kept[1]
-    choices = sorted(district_names(session).items())
-    if generation is not None:
-        _DISTRICT_CHOICES[key] = (generation, choices)
-    return choices
+    return kept_while_unchanged(session, "district_choices", lambda: sorted(district_names(session).items()))
 
 
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.security import Principal
@@ -132,3 +132,43 @@ def test_offset_pages_skip_whole_grades_by_their_tallies_and_list_what_the_full_
             assert (total, rows) == covered_subjects(session, who, grade=grade, offset=offset, limit=3)
             assert total == len(everyone) and [s.uscc for s, _g in rows] == everyone[offset:offset + 3], (who.role,
                                                                                                            offset)
+
+
+def test_the_analysts_aggregates_are_read_once_per_change_and_follow_stores_and_pruning(session):
+    """``grade_shares`` and ``model_use`` aggregate every grade (24 M rows in a city of 2 M × 12):
+    read once until grades, subjects or records change, and always equal to a fresh aggregate."""
+    from serving.services import grades as grades_service
+
+    def fresh():
+        return ([tuple(r) for r in session.execute(select(Grade.as_of, Grade.grade, func.count())
+                                                   .group_by(Grade.as_of, Grade.grade).order_by(Grade.as_of, Grade.grade))],
+                [tuple(r) for r in session.execute(select(Grade.model_version, func.count(func.distinct(Grade.uscc)),
+                                                          func.max(Grade.as_of)).group_by(Grade.model_version)
+                                                   .order_by(Grade.model_version))])
+
+    def served():
+        return grades_service.grade_shares(session), grades_service.model_use(session)
+
+    codes = _codes(3, start=8900)
+    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01")
+                             for i, c in enumerate(codes)])
+    for day, letter in [(DAYS[0], "A"), (DAYS[1], "C")]:
+        store_grades(session, [dict(uscc=c, as_of=day, score=600.0, grade=letter, probability=0.1,
+                                    model_version="general-v3", profile_hash="p2" + "0" * 62) for c in codes])
+        assert served() == fresh()
+    statements: list[str] = []
+    engine = session.get_bind()
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert served() == fresh()
+        statements.clear()
+        served()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "FROM grades" in s], statements  # kept
+    prune_grades(session, keep_as_of=1)
+    assert served() == fresh()
