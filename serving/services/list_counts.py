@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, func, literal, select, update
+from sqlalchemy import Connection, Engine, Select, case, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -97,10 +97,10 @@ def tally_current(source: Session | Connection, usccs: Select[Any] | Sequence[st
     and adds them after, in its transaction, so the tallies follow whatever it changed. One
     statement: a look-up per subject and a group-by of the few keys."""
     c = CurrentGrade.__table__
-    counted = (select(func.coalesce(c.c.district_code, ""), func.coalesce(c.c.industry, ""), c.c.grade,
-                      func.count() * literal(sign))
-               .where(c.c.uscc.in_(usccs)).group_by(func.coalesce(c.c.district_code, ""),
-                                                    func.coalesce(c.c.industry, ""), c.c.grade))
+    none = literal_column("''")  # SQL text, not a parameter: PostgreSQL matches the GROUP BY to the columns
+    district, industry = func.coalesce(c.c.district_code, none), func.coalesce(c.c.industry, none)
+    counted = (select(district, industry, c.c.grade, func.count() * literal_column(str(int(sign))))
+               .where(c.c.uscc.in_(usccs)).group_by(district, industry, c.c.grade))
     connection = connection_of(source)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     t = SubjectTally.__table__
@@ -117,10 +117,10 @@ def tallied_total(session: Session, *, grade: str | None = None, district: str |
     where = [t.c.district_code == district] if district is not None else []
     where += [t.c.industry == industry] if industry is not None else []
     if grade == "":  # every subject less the graded ones
-        rows = session.execute(select(t.c.grade == "*", func.sum(t.c.subjects)).where(*where)
-                               .group_by(t.c.grade == "*")).all()
-        every = sum(n or 0 for star, n in rows if star)
-        return every - sum(n or 0 for star, n in rows if not star)
+        every, graded = session.execute(select(func.sum(case((t.c.grade == "*", t.c.subjects), else_=0)),
+                                               func.sum(case((t.c.grade != "*", t.c.subjects), else_=0)))
+                                        .where(*where)).one()
+        return int(every or 0) - int(graded or 0)
     return int(session.scalar(select(func.sum(t.c.subjects)).where(*where, t.c.grade == (grade or "*"))) or 0)
 
 
