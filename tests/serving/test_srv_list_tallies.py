@@ -13,13 +13,13 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
+from srv_fixtures import add_subjects
 
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.security import Principal
 from serving.services.bulk import load_grades
 from serving.services.grades import prune_grades, store_grades
 from serving.services.subject_lists import ListFilter, offset_page, subject_page
-from serving.services.subjects import store_subjects
 from simulation.codes import make_uscc
 
 ADMIN = Principal(username="admin", role="admin")
@@ -58,13 +58,13 @@ _OPS = st.lists(st.tuples(
 @given(ops=_OPS)
 def test_the_kept_totals_equal_a_fresh_count_after_any_history(session, ops):
     codes = _codes(5, start=8200 + 5 * next(_LOADS))  # new subjects each example; the others stay counted
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", district_code="320102",
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", district_code="320102",
                                   registered_on="2015-01-01") for i, c in enumerate(codes[:3])])
     for op, who, district, industry, day, letter in ops:
         grade = dict(uscc=codes[who], as_of=day, score=600.0, grade=letter, probability=0.1,
                      model_version="general-v3", profile_hash="p2" + "0" * 62)
         if op == "subject":  # new or moved to another district or section
-            store_subjects(session, [dict(uscc=codes[who], name=f"企业{who}", industry=industry, district_code=district,
+            add_subjects(session, [dict(uscc=codes[who], name=f"企业{who}", industry=industry, district_code=district,
                                           registered_on="2015-01-01")])
         elif op == "prune":
             prune_grades(session, keep_as_of=1)
@@ -84,7 +84,7 @@ def test_the_first_page_after_a_load_counts_nothing(session):
     or without filters, and the page where the list turns to the ungraded subjects, read the
     tallies: no statement counts subjects or current grades."""
     codes = _codes(5)
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry=INDUSTRIES[i % 2], district_code=DISTRICTS[i % 2],
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry=INDUSTRIES[i % 2], district_code=DISTRICTS[i % 2],
                                   registered_on="2015-01-01") for i, c in enumerate(codes)])
     store_grades(session, [dict(uscc=c, as_of=DAYS[1], score=600.0 + i, grade="B", probability=0.1,
                                 model_version="general-v3", profile_hash="p2" + "0" * 62)
@@ -115,7 +115,7 @@ def test_offset_pages_skip_whole_grades_by_their_tallies_and_list_what_the_full_
     from serving.services.grades import CURRENT_JOIN, covered_subjects
 
     codes = _codes(14, start=8600)
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry=INDUSTRIES[i % 2], district_code=DISTRICTS[i % 2],
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry=INDUSTRIES[i % 2], district_code=DISTRICTS[i % 2],
                                   registered_on="2015-01-01") for i, c in enumerate(codes)])
     store_grades(session, [dict(uscc=c, as_of=DAYS[1], score=float(600 + i % 3), grade="ABCD"[i % 4], probability=0.1,
                                 model_version="general-v3", profile_hash="p2" + "0" * 62)
@@ -150,7 +150,7 @@ def test_the_analysts_aggregates_are_read_once_per_change_and_follow_stores_and_
         return grades_service.grade_shares(session), grades_service.model_use(session)
 
     codes = _codes(3, start=8900)
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01")
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01")
                              for i, c in enumerate(codes)])
     for day, letter in [(DAYS[0], "A"), (DAYS[1], "C")]:
         store_grades(session, [dict(uscc=c, as_of=day, score=600.0, grade=letter, probability=0.1,

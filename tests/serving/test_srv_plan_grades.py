@@ -10,11 +10,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
+from srv_fixtures import add_subjects
 
 from serving.db.tables import CurrentGrade, Grade
 from serving.services.grades import refresh_current, store_grades
 from serving.services.plans import grades_frame
-from serving.services.subjects import store_subjects
 from simulation.codes import make_uscc
 
 DAYS = [dt.date(2026, 7, 31), dt.date(2026, 8, 31)]
@@ -49,7 +49,7 @@ def test_a_regrade_stored_again_after_another_models_grade_of_the_day_is_the_poo
     """general-v4 stored, then general-v3, then general-v4 again (an upsert keeps its row id): the
     grade stored last is v4's, the current grade; the highest id is v3's."""
     uscc = _codes(1)[0]
-    store_subjects(session, [dict(uscc=uscc, name="企业甲", industry="C", registered_on="2015-01-01")])
+    add_subjects(session, [dict(uscc=uscc, name="企业甲", industry="C", registered_on="2015-01-01")])
     for day in DAYS:  # the older day first, then the latest
         store_grades(session, [_grade(uscc, day, "general-v4", "B")])
         store_grades(session, [_grade(uscc, day, "general-v3", "D")])
@@ -72,7 +72,7 @@ def test_the_pools_grades_of_any_day_are_the_grades_stored_last(session, ops):
     session.execute(delete(Grade))
     refresh_current(session, graded)  # no current grades left, the lists' tallies with them
     session.commit()
-    store_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01")
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", registered_on="2015-01-01")
                              for i, c in enumerate(codes)])
     for who, day, model, letter in ops:
         store_grades(session, [_grade(codes[who], day, model, letter)])
