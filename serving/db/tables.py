@@ -211,6 +211,20 @@ class ListCount(Base):
     total: Mapped[int] = mapped_column(Integer)
 
 
+class SubjectTally(Base):
+    """How many subjects a list of a reader who covers every subject holds, per (district, section):
+    ``grade`` ``*`` counts every subject (kept by triggers on ``subjects``, migration 0016), a
+    letter the current grades of that letter (kept where current grades are written,
+    ``serving.services.list_counts.tally_current``). No or an empty district or section is ``''``."""
+
+    __tablename__ = "subject_tallies"
+
+    district_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    industry: Mapped[str] = mapped_column(String(1), primary_key=True)
+    grade: Mapped[str] = mapped_column(String(1), primary_key=True)
+    subjects: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class BulkLoad(Base):
     """A bulk load into the service (``serving.services.bulk``): the batches committed so far, so
     an interrupted load resumes after the last one instead of writing a row twice."""

@@ -13,7 +13,7 @@ from serving.errors import InvalidInput
 from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
-from serving.services.subject_lists import ListFilter, previous_cursor, subject_page
+from serving.services.subject_lists import ListFilter, offset_page, previous_cursor, subject_page
 from serving.validation import PURPOSE_LENGTH, NoControlChars
 
 
@@ -73,8 +73,9 @@ def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQu
         if query.after or filters != ListFilter(grade=query.grade) or query.sort != "risk":
             raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",
                                field="offset")
-        total, rows = covered_subjects(log.session, principal, grade=query.grade, offset=query.offset,
-                                       limit=query.limit)
+        paged = offset_page(log.session, principal, filters, query.offset, query.limit)  # by the tallies
+        total, rows = paged if paged is not None else covered_subjects(
+            log.session, principal, grade=query.grade, offset=query.offset, limit=query.limit)
         cursor = None
     else:
         page = subject_page(log.session, principal, filters, after=query.after, limit=query.limit, order=query.sort)

@@ -68,7 +68,6 @@ from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 from supervision.bundle import PublicBundle, PublicSalt, SubjectOpening
 from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
 from supervision.ratios import InspectionRatiosOut
-from supervision.service import plan_out
 
 router, pages_router = api_and_page_routers("/api/v1", "plans")
 PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
@@ -96,7 +95,7 @@ def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
                           commitment_v2=plan_service.commitment_v2(draw) if v2 else None,
                           salt=PublicSalt.model_validate(draw.payload["salt"]) if "salt" in draw.payload else None,
                           pool_filter=PoolFilter.model_validate(pool_filter) if pool_filter else None,
-                          plan=plan_out(plan_service.stored_plan(draw)) if drawn else None)
+                          plan=plan_service.plan_summary(draw.payload["plan"]) if drawn else None)
 
 
 def _result_out(result, today: dt.date) -> ResultOut:

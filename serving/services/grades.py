@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, FromClause, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -18,7 +18,7 @@ from serving.errors import GradeUnavailable, ModelUnavailable
 from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
 from serving.security import Principal
 from serving.services.access import coverage_clause
-from serving.services.list_counts import forget_counts
+from serving.services.list_counts import forget_counts, kept_while_unchanged, tally_current
 
 # Called after a record behind a grade changed: (session, uscc, reason). It must not commit;
 # the workflow that calls it commits once, so a decision and its regrade land together.
@@ -78,6 +78,21 @@ _LATEST_ID = (select(_RANKED.id).where(_RANKED.uscc == _S.c.uscc)
               .order_by(*_latest_first(_RANKED)).limit(1).correlate(_S).scalar_subquery())
 
 
+def stored_last_of_day(source: Session | Connection, as_of: dt.date) -> Select[tuple[str, str, str]]:
+    """(uscc, grade, model_version) of each subject's grade of ``as_of`` that was stored last: the
+    rule of the current grade (as_of, created_at, id), within one day. For the latest as-of date in
+    the service these are exactly the current grades of that date (kept as data: a scan of the
+    narrow current grades, no ranking); for an older date, the day's grades ranked by that rule."""
+    connection = connection_of(source)
+    latest = connection.scalar(select(func.max(_G.c.as_of)))  # the as-of index's last entry
+    if latest == as_of:
+        return select(_C.c.uscc, _C.c.grade, _C.c.model_version).where(_C.c.as_of == as_of)
+    ranked = (select(_G.c.uscc, _G.c.grade, _G.c.model_version,
+                     func.row_number().over(partition_by=_G.c.uscc, order_by=_latest_first(_G.c)).label("rank"))
+              .where(_G.c.as_of == as_of).subquery())
+    return select(ranked.c.uscc, ranked.c.grade, ranked.c.model_version).where(ranked.c.rank == 1)
+
+
 def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
     """Set the current grade of each of ``usccs`` from its grades (none: no current grade), in the
     caller's transaction. Each subject is one index lookup, so the cost follows the subjects
@@ -88,6 +103,7 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
         forget_counts(connection)  # the lists' totals by grade change with the current grades
     for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
         chunk = wanted[start:start + 500]
+        tally_current(connection, chunk, -1)  # the lists' tallies: these subjects' grades before, then after
         connection.execute(delete(_C).where(_C.c.uscc.in_(chunk)))
         latest = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score,
                          _S.c.industry, _S.c.district_code)
@@ -95,6 +111,7 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
                   .where(_S.c.uscc.in_(chunk)))
         connection.execute(insert(_C).from_select(
             ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
+        tally_current(connection, chunk, +1)
 
 
 def advance_current(connection: Connection, stored: FromClause) -> None:
@@ -115,9 +132,12 @@ def advance_current(connection: Connection, stored: FromClause) -> None:
     upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(_C)
     upsert = upsert.from_select(names, select(*(ranked.c[n] for n in names)).where(ranked.c.rank == 1))
     forget_counts(connection)
+    subjects = select(stored.c.uscc)
+    tally_current(connection, subjects, -1)  # the lists' tallies: the stored subjects' grades before, then after
     connection.execute(upsert.on_conflict_do_update(
         index_elements=["uscc"], set_={n: upsert.excluded[n] for n in names[1:]},
         where=upsert.excluded.as_of >= _C.c.as_of))
+    tally_current(connection, subjects, +1)
 
 
 def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
@@ -126,9 +146,14 @@ def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tup
     rows = [(industry, district, uscc) for uscc, industry, district in subjects]
     if rows:
         forget_counts(connection)  # subjects stored or changed: every list's total may change
+        codes = list(dict.fromkeys(u for _i, _d, u in rows))  # once each: the chunks must not overlap
+        for start in range(0, len(codes), 500):  # the lists' tallies, before (stay under SQL parameter limits)
+            tally_current(connection, codes[start:start + 500], -1)
         connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
             industry=bindparam("industry"), district_code=bindparam("district")),
             [dict(industry=i, district=d, key=u) for i, d, u in rows])
+        for start in range(0, len(codes), 500):  # and after
+            tally_current(connection, codes[start:start + 500], +1)
 
 
 def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]:
@@ -142,6 +167,7 @@ def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]
     cutoff = dropped[0]
     affected = list(session.scalars(select(CurrentGrade.uscc).where(CurrentGrade.as_of <= cutoff)))
     deleted = session.execute(delete(Grade).where(Grade.as_of <= cutoff)).rowcount or 0
+    forget_counts(session)  # the aggregates of every grade (grade shares) change even when no current grade does
     refresh_current(session, affected)
     session.commit()
     return dropped, deleted
@@ -197,7 +223,8 @@ def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:
 def covered_subjects(session: Session, principal: Principal, *, grade: str | None = None,
                      offset: int = 0, limit: int = 50) -> tuple[int, list[tuple[Subject, Grade | None]]]:
     """Subjects ``principal`` covers, with their latest grade, ordered riskiest first, by offset
-    (a deep offset reads the rows before it: ``serving.services.subject_lists`` pages by key)."""
+    (a deep offset reads the rows before it, and the total is counted: for a reader whose totals
+    are tallied, ``subject_lists.offset_page`` skips by the tallies; ``subject_lists`` pages by key)."""
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal)))
     if grade:
@@ -208,18 +235,28 @@ def covered_subjects(session: Session, principal: Principal, *, grade: str | Non
 
 
 def model_use(session: Session, section: str | None = None) -> list[tuple[str, int, dt.date]]:
-    """(model_version, subjects graded, latest as_of), optionally for one section."""
-    stmt = select(Grade.model_version, func.count(func.distinct(Grade.uscc)), func.max(Grade.as_of))
-    if section:
-        stmt = stmt.join(Subject, Subject.uscc == Grade.uscc).where(Subject.industry == section)
-    return [tuple(r) for r in session.execute(stmt.group_by(Grade.model_version).order_by(Grade.model_version))]
+    """(model_version, subjects graded, latest as_of), optionally for one section. An aggregate of
+    every grade: computed once until grades, subjects or records change (``list_counts``)."""
+
+    def aggregate() -> list[tuple[str, int, dt.date]]:
+        stmt = select(Grade.model_version, func.count(func.distinct(Grade.uscc)), func.max(Grade.as_of))
+        if section:
+            stmt = stmt.join(Subject, Subject.uscc == Grade.uscc).where(Subject.industry == section)
+        return [tuple(r) for r in session.execute(stmt.group_by(Grade.model_version).order_by(Grade.model_version))]
+
+    return list(kept_while_unchanged(session, f"model_use:{section or ''}", aggregate))
 
 
 def grade_shares(session: Session) -> list[tuple[dt.date, str, int]]:
-    """Subjects per (as_of, grade): the aggregate an analyst may see."""
-    stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
-        Grade.as_of, Grade.grade)
-    return [tuple(r) for r in session.execute(stmt)]
+    """Subjects per (as_of, grade): the aggregate an analyst may see. Of every grade: computed once
+    until grades, subjects or records change (``list_counts``)."""
+
+    def aggregate() -> list[tuple[dt.date, str, int]]:
+        stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
+            Grade.as_of, Grade.grade)
+        return [tuple(r) for r in session.execute(stmt)]
+
+    return list(kept_while_unchanged(session, "grade_shares", aggregate))
 
 
 def run_regrader(regrader: Regrader, session: Session, uscc: str, reason: str) -> None:

@@ -10,20 +10,27 @@ older generation is never used. A reader that counted while a load committed sta
 with the generation it read first, so it is counted again next time rather than trusted.
 
 Without the head row (a database emptied by a test) nothing is kept: every first page counts.
+
+The totals of readers who cover every subject, or a whole section, need no counting at all: they
+are sums of ``subject_tallies`` (per district, section and grade), kept as subjects are written
+(triggers, migration 0016) and as current grades are written (:func:`tally_current`, called by
+every writer of ``current_grades`` around its change), so even the first page after a load reads
+a few hundred rows, never the population.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, Select, case, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from serving.db.session import connection_of
-from serving.db.tables import ListCount, ListCountsHead
+from serving.db.tables import CurrentGrade, ListCount, ListCountsHead, SubjectTally
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +49,25 @@ def cached_count(session: Session, key: str, count: Callable[[], int]) -> int:
     if generation is not None and isinstance(bind, Engine):
         _keep(bind, key, generation, total)
     return total
+
+
+_KEPT: dict[tuple[str, str], tuple[int, Any]] = {}  # (database, key) → (generation, value)
+
+
+def kept_while_unchanged(session: Session, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept in this process until the generation of the kept totals advances
+    (subjects, records or grades changed: :func:`forget_counts`): for reads that aggregate a whole
+    table (the analysts' grade shares over every grade) and lists of choices. A value computed
+    while a change committed is stamped with the generation read first, so it is computed again."""
+    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
+    where = (str(session.get_bind().url), key)
+    kept = _KEPT.get(where)
+    if generation is not None and kept is not None and kept[0] == generation:
+        return kept[1]
+    value = compute()
+    if generation is not None:
+        _KEPT[where] = (generation, value)
+    return value
 
 
 def _keep(engine: Engine, key: str, generation: int, total: int) -> None:
@@ -65,4 +91,37 @@ def forget_counts(source: Session | Connection) -> None:
     connection.execute(delete(ListCount))
 
 
-__all__ = ["cached_count", "forget_counts"]
+def tally_current(source: Session | Connection, usccs: Select[Any] | Sequence[str], sign: int) -> None:
+    """Add (``sign`` +1) or take away (-1) the current grades of ``usccs`` (codes, or a select of
+    codes) in the tallies: a writer of current grades takes its subjects' away before its change
+    and adds them after, in its transaction, so the tallies follow whatever it changed. One
+    statement: a look-up per subject and a group-by of the few keys."""
+    c = CurrentGrade.__table__
+    none = literal_column("''")  # SQL text, not a parameter: PostgreSQL matches the GROUP BY to the columns
+    district, industry = func.coalesce(c.c.district_code, none), func.coalesce(c.c.industry, none)
+    counted = (select(district, industry, c.c.grade, func.count() * literal_column(str(int(sign))))
+               .where(c.c.uscc.in_(usccs)).group_by(district, industry, c.c.grade))
+    connection = connection_of(source)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    t = SubjectTally.__table__
+    stmt = dialect.insert(t).from_select(["district_code", "industry", "grade", "subjects"], counted)
+    connection.execute(stmt.on_conflict_do_update(index_elements=["district_code", "industry", "grade"],
+                                                  set_={"subjects": t.c.subjects + stmt.excluded.subjects}))
+
+
+def tallied_total(session: Session, *, grade: str | None = None, district: str | None = None,
+                  industry: str | None = None) -> int:
+    """How many subjects (of ``grade``: with that current grade; ``""``: without a current grade;
+    None: all) there are, in ``district`` and ``industry`` if given: a sum of tally rows."""
+    t = SubjectTally.__table__
+    where = [t.c.district_code == district] if district is not None else []
+    where += [t.c.industry == industry] if industry is not None else []
+    if grade == "":  # every subject less the graded ones
+        every, graded = session.execute(select(func.sum(case((t.c.grade == "*", t.c.subjects), else_=0)),
+                                               func.sum(case((t.c.grade != "*", t.c.subjects), else_=0)))
+                                        .where(*where)).one()
+        return int(every or 0) - int(graded or 0)
+    return int(session.scalar(select(func.sum(t.c.subjects)).where(*where, t.c.grade == (grade or "*"))) or 0)
+
+
+__all__ = ["cached_count", "forget_counts", "kept_while_unchanged", "tallied_total", "tally_current"]

@@ -7,6 +7,7 @@ returns: a plan and its draw are written in one transaction (no plan without its
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import secrets
@@ -15,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from serving.db.tables import (
@@ -87,20 +89,42 @@ def subjects_frame(session: Session, readable_by: Sequence[Principal] = ()) -> p
 
     # Core execution on the session's connection: plain tuples, no ORM row loading (5× faster
     # for the whole subjects table; the plan never needs ORM objects here).
-    rows = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
-                                               Subject.district_code, Subject.district_name, Subject.status)
-                                        .where(*(coverage_clause(p) for p in readable_by))).all()
     columns = ["uscc", "name", "legal_form", "industry", "district_code", "district_name", "status"]
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns).fillna("")
+    result = session.connection().execute(select(Subject.uscc, Subject.name, Subject.legal_form, Subject.industry,
+                                                 Subject.district_code, Subject.district_name, Subject.status)
+                                          .where(*(coverage_clause(p) for p in readable_by)))
+    return _frame_in_chunks(result, columns).fillna("")
+
+
+def _frame_in_chunks(result: Any, columns: Sequence[str], chunk: int = 50_000) -> pd.DataFrame:
+    """The rows of ``result`` as a frame of object columns, built a chunk at a time: a city's two
+    million rows never exist as row objects all at once, and no single call holds the interpreter
+    for long (uvicorn's supervisor kills a worker that does not answer its ping within 5 s, and
+    the ping needs the GIL). Repeated values (grades, models, districts) share one string."""
+    parts: list[list[np.ndarray]] = [[] for _ in columns]
+    shared: dict[Any, Any] = {}
+    while rows := result.fetchmany(chunk):
+        for i, values in enumerate(zip(*rows, strict=True)):
+            if i:  # every column but the key: mostly repeated values
+                values = [shared.setdefault(v, v) for v in values]
+            part = np.empty(len(rows), dtype=object)
+            part[:] = values
+            parts[i].append(part)
+    data = {name: (np.concatenate(part) if part else np.empty(0, dtype=object)) for name, part in zip(columns, parts,
+                                                                                                      strict=True)}
+    return pd.DataFrame(data, columns=list(columns), copy=False)
 
 
 def grades_frame(session: Session, as_of: dt.date) -> pd.DataFrame:
-    """Grades of ``as_of``: the last stored version per subject (a regrade supersedes)."""
-    last = (select(func.max(Grade.id)).where(Grade.as_of == as_of).group_by(Grade.uscc)).scalar_subquery()
-    rows = session.connection().execute(select(Grade.uscc, Grade.grade, Grade.as_of, Grade.model_version)
-                                        .where(Grade.id.in_(last))).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["uscc", "grade", "as_of", "model_version"])
-    frame["as_of"] = frame["as_of"].astype(str)
+    """Grades of ``as_of`` (uscc, grade, as_of, model_version): per subject the one stored last, the
+    rule of the current grade (``grades.stored_last_of_day``: a regrade or a model's grade stored
+    again supersedes). Read in chunks into columns, the repeated grade and model strings shared: a
+    city's two million rows never exist as row objects all at once."""
+    from serving.services.grades import stored_last_of_day
+
+    result = session.connection().execute(stored_last_of_day(session, as_of))
+    frame = _frame_in_chunks(result, ["uscc", "grade", "model_version"])
+    frame.insert(2, "as_of", str(as_of))
     return frame
 
 
@@ -114,24 +138,13 @@ def district_names(session: Session) -> dict[str, str]:
     return names
 
 
-_DISTRICT_CHOICES: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # database → (generation, choices)
-
-
 def district_choices(session: Session) -> list[tuple[str, str]]:
     """The districts the subjects carry, (code, name) by code, for the pages' district selects: read
     once per generation of the list totals (``list_counts``: advanced whenever subjects change), not
     on every page (a distinct over every subject)."""
-    from serving.db.tables import ListCountsHead
+    from serving.services.list_counts import kept_while_unchanged
 
-    generation = session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1))
-    key = str(session.get_bind().url)
-    kept = _DISTRICT_CHOICES.get(key)
-    if generation is not None and kept is not None and kept[0] == generation:
-        return kept[1]
-    choices = sorted(district_names(session).items())
-    if generation is not None:
-        _DISTRICT_CHOICES[key] = (generation, choices)
-    return choices
+    return kept_while_unchanged(session, "district_choices", lambda: sorted(district_names(session).items()))
 
 
 def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
@@ -295,7 +308,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
 
     seed = secrets.token_bytes(32) if seed is None else seed
     check_period_open(request, created_on or dt.datetime.now(dt.UTC).date())
-    with _plan_transaction(session, PlanInputError, TableError):
+    with _plan_transaction(session, PlanInputError, TableError), _no_full_collections():
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
         prepared = prepare_pools(request, inputs, policy)
@@ -319,11 +332,50 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
                     inputs_hash=hashlib.sha256(json.dumps(committed, sort_keys=True).encode()).hexdigest(),
-                    payload={"commitment": committed, "plan": drawn.model_dump(mode="json")},
+                    payload={"commitment": committed, "plan": plan_json(drawn)},
                     committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
         session.commit()
     return plan_row, draw
+
+
+@contextmanager
+def _no_full_collections() -> Iterator[None]:
+    """No cyclic garbage collection while a plan is built: a city's pool is millions of small
+    containers, and each full collection walks all of them holding the GIL (seconds at 2 M
+    subjects), while uvicorn's supervisor kills a worker that does not answer its ping within 5 s.
+    The plan's objects hold no cycles; collection resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def plan_json(plan: InspectionPlan) -> dict[str, Any]:
+    """``plan.model_dump(mode="json")``, key for key and in order, its long lists (each task's pool
+    and exclusions, the visits) dumped an element at a time: one dump of a city's pool (two million
+    rows) held the GIL for a minute, and uvicorn's supervisor kills a worker that does not answer
+    its ping within 5 s."""
+    tasks = [_fields_in_order(task, task.model_dump(mode="json", exclude={"pool", "excluded"}),
+                              {"pool": [[uscc, grade, lead] for uscc, grade, lead in task.pool],
+                               "excluded": [e.model_dump(mode="json") for e in task.excluded]})
+             for task in plan.tasks]
+    return _fields_in_order(plan, plan.model_dump(mode="json", exclude={"tasks", "visits"}),
+                            {"tasks": tasks, "visits": [v.model_dump(mode="json") for v in plan.visits]})
+
+
+def _fields_in_order(model: Any, dumped: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
+    """``dumped`` (the model's dump less the ``long`` fields) with them put back at their places."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        if name in long:
+            out[name] = long[name]
+        elif name in dumped:
+            out[name] = dumped[name]
+    return out | dumped
 
 
 def check_period_open(request: Any, created_on: dt.date) -> None:
@@ -401,6 +453,20 @@ def list_plans(session: Session, principal: Principal) -> list[tuple[Plan, Draw]
     """Plans the principal's department takes part in, newest first."""
     rows = session.execute(select(Plan, Draw).join(Draw, Draw.plan_id == Plan.id).order_by(Plan.id.desc())).all()
     return [(p, d) for p, d in rows if principal.department in plan_departments(p)]
+
+
+def plan_summary(stored: Mapping[str, Any]) -> Any:
+    """``supervision.service.plan_out`` of a stored plan (``plan_json``), read from the stored form
+    without validating its pools and visits as models: a city's plan is two million pool rows, and
+    a summary (every POST /plans response, every plan in a listing) needs none of them."""
+    from supervision.plan import PlanHeader
+    from supervision.service import PlanOut
+
+    visits = stored["visits"]
+    return PlanOut(**{name: stored[name] for name in PlanHeader.model_fields if name in stored},
+                   draws_total=stored["draws_total"], visits=len(visits), visits_saved=stored["visits_saved"],
+                   joint_visits=stored["joint_visits"], unstaffed_visits=sum(bool(v.get("unstaffed")) for v in visits),
+                   per_grade=stored["summary"])
 
 
 def stored_plan(draw: Draw) -> InspectionPlan:
@@ -862,7 +928,7 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
         # Conditional on no seed yet: of two salts entered at once, exactly one draw is stored.
         stored = session.execute(update(Draw).where(Draw.id == draw.id, Draw.draw_seed.is_(None)).values(
             payload={"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
-                     "plan": plan.model_dump(mode="json")},
+                     "plan": plan_json(plan)},
             draw_seed=plan.draw_seed_hex, revealed_at=dt.datetime.now(dt.UTC)))
         if stored.rowcount != 1:
             raise Conflict(f"计划 #{plan_row.id} 已由他人录入随机数并抽取；plan #{plan_row.id} was drawn meanwhile",

@@ -4,10 +4,11 @@ Order: riskiest first (grade D→A, then score ascending, then USCC), the subjec
 last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
 Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
-so a deep page costs what the first one does. The total is counted once, on the first page, and
+so a deep page costs what the first one does. The total is read once, on the first page, and
 carried in the cursor: paging never recounts the population (it is the total as of the first
-page). The first page's total is kept per coverage and filters until subjects, records or grades
-change (``serving.services.list_counts``), so a list started again does not count again either.
+page). For a reader who covers every subject or a section (no search) it is a sum of the tallies
+kept as subjects and grades are written; otherwise it is counted and kept per coverage and filters
+until subjects, records or grades change (``serving.services.list_counts``).
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -19,7 +20,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
@@ -32,7 +33,7 @@ from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
-from serving.services.list_counts import cached_count
+from serving.services.list_counts import cached_count, tallied_total
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
@@ -64,13 +65,74 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
     on an index (a search orders by the key it searches)."""
     cursor = _decode(after) if after else None
-    total = cursor[-1] if cursor else cached_count(session, _count_key(principal, filters),
-                                                   lambda: count_subjects(session, principal, filters))
+    if cursor:
+        total = cursor[-1]
+    else:
+        tallied = _tallied(session, principal, filters)
+        total = tallied if tallied is not None else cached_count(
+            session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
     if filters.search or order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+
+
+def offset_page(session: Session, principal: Principal, filters: ListFilter, offset: int,
+                limit: int) -> tuple[int, list[tuple[Subject, Grade | None]]] | None:
+    """(total, rows ``offset`` … ``offset + limit``) of the riskiest-first list, for a reader whose
+    totals are tallied (else None: the caller pages by offset over the whole list): whole grade
+    letters are skipped by their tallies, the rest is an offset into one letter's index range."""
+    total = _tallied(session, principal, filters)
+    if total is None or filters.search:
+        return None
+    rows: list[tuple[Subject, Grade | None]] = []
+    for letter in [filters.grade] if filters.grade else _RISKIEST_FIRST:
+        if len(rows) == limit:
+            return total, rows
+        n = _tallied(session, principal, replace(filters, grade=letter)) or 0
+        if offset >= n:
+            offset -= n
+            continue
+        keys = select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == letter)
+        stmt = _graded(principal).where(CurrentGrade.grade == letter)
+        if filters.district:
+            keys, stmt = (q.where(CurrentGrade.district_code == filters.district) for q in (keys, stmt))
+        if filters.industry:
+            keys, stmt = (q.where(CurrentGrade.industry == filters.industry) for q in (keys, stmt))
+        if principal.role == "sector":  # the coverage, on the current grades' own column
+            keys = keys.where(CurrentGrade.industry == principal.section)
+        # the first row's key by the index alone (an offset over the joined rows joins every
+        # skipped one), then the rows from it by key
+        start = session.execute(keys.order_by(CurrentGrade.score, CurrentGrade.uscc).offset(offset).limit(1)).first()
+        if start is not None:
+            stmt = stmt.where(tuple_(CurrentGrade.score, CurrentGrade.uscc) >= tuple_(start[0], start[1]))
+            rows += list(session.execute(stmt.order_by(CurrentGrade.score, CurrentGrade.uscc)
+                                         .limit(limit - len(rows))).tuples())
+        offset = 0
+    if filters.grade is None and len(rows) < limit and _may_have_ungraded(session, principal, filters):
+        ungraded = (select(Subject).where(~exists().where(CurrentGrade.uscc == Subject.uscc),
+                                          coverage_clause(principal), *_subject_filters(filters))
+                    .order_by(Subject.uscc).offset(offset).limit(limit - len(rows)))
+        rows += [(subject, None) for subject in session.scalars(ungraded)]
+    return total, rows
+
+
+def _tallied(session: Session, principal: Principal, filters: ListFilter, grade: str | None = None) -> int | None:
+    """The total from the tallies (``list_counts.tallied_total``) when ``principal`` covers every
+    subject or a whole section and there is no search; else None (counted). ``grade``: overrides the
+    filter's (``""``: the subjects without a current grade)."""
+    if filters.search:
+        return None
+    industry = filters.industry
+    if principal.role == "sector" and principal.section and not _covers_all(principal):
+        if industry not in (None, principal.section):
+            return 0
+        industry = principal.section
+    elif not _covers_all(principal):
+        return None
+    return tallied_total(session, grade=filters.grade if grade is None else grade, district=filters.district,
+                         industry=industry)
 
 
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
@@ -109,17 +171,10 @@ def _covers_all(principal: Principal) -> bool:
 def _may_have_ungraded(session: Session, principal: Principal, filters: ListFilter) -> bool:
     """Whether the list can hold subjects without a grade. Finding them is a scan of the subjects
     for a missing current grade, which, when every subject is graded (a city after its monthly
-    grading), reads the whole population to find none: for a reader who covers every subject the
-    answer is subjects minus graded, two counts on indexes, kept with the list totals."""
-    if filters.search or not _covers_all(principal):
-        return True
-    key = "ungraded:" + _count_key(principal, filters)
-
-    def ungraded() -> int:
-        subjects = session.scalar(select(func.count()).select_from(Subject).where(*_subject_filters(filters))) or 0
-        return subjects - (session.scalar(_graded_count(None, filters)) or 0)
-
-    return cached_count(session, key, ungraded) > 0
+    grading), reads the whole population to find none: for a reader who covers every subject or a
+    section the answer is in the tallies (subjects less graded ones); otherwise it is looked for."""
+    tallied = _tallied(session, principal, filters, grade="")
+    return tallied is None or tallied > 0
 
 
 def _count_key(principal: Principal, filters: ListFilter) -> str:
@@ -295,4 +350,5 @@ def _decode(cursor: str) -> list[Any]:
     return decode_cursor(cursor, _subject_cursor)
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "previous_cursor", "subject_page"]
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "offset_page",
+           "previous_cursor", "subject_page"]

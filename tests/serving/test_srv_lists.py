@@ -44,7 +44,11 @@ def test_first_page_total_is_counted_once_per_filter_until_grades_subjects_or_re
     first = subject_page(session, ADMIN, filters, limit=5)
     assert first.total == count_subjects(session, ADMIN, filters)
     assert _counts_run(session, lambda: subject_page(session, ADMIN, filters, limit=5)) == 0  # kept
-    assert _counts_run(session, lambda: subject_page(session, ADMIN, ListFilter(grade="A"), limit=5)) == 1
+    # a reader who covers every subject reads the tallies (list_counts.tallied_total): nothing counted
+    assert _counts_run(session, lambda: subject_page(session, ADMIN, ListFilter(grade="A"), limit=5)) == 0
+    searched = ListFilter(grade="A", search="南京甲")  # a search is counted, once, then kept
+    assert _counts_run(session, lambda: subject_page(session, ADMIN, searched, limit=5)) == 1
+    assert _counts_run(session, lambda: subject_page(session, ADMIN, searched, limit=5)) == 0
     assert _counts_run(session, lambda: subject_page(session, ADMIN, filters, after=first.next, limit=5)) == 0
     session.commit()
 
