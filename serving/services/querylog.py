@@ -558,6 +558,7 @@ class GroupCommitWriter:
         try:
             if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
                 return [(group, self._commit_entries(_entries_of(group)))], None
+            _read_subject_leaves(self._raw, _entries_of(group))  # before the lock: see its doc
             try:
                 offer, held = spool.acquire(_entries_of(group), offered=offer)
                 if not held:  # marked taken while the lock was busy: checked without the lock
@@ -666,6 +667,32 @@ def _claim_offers(raw: Any, others: list[Offered]) -> list[Offered]:
     finally:
         cursor.close()
     return fresh
+
+
+# the entry a new one for the subject is inserted after, in the log's index by subject (its
+# last: ``seq`` is the index's next column, so SQLite seeks it, one leaf, not the subject's run)
+_SUBJECT_LAST = "SELECT max(seq) FROM query_log WHERE uscc = ?"
+
+
+def _read_subject_leaves(raw: Any, entries: list[LoggedRead]) -> None:
+    """Read, outside the cross-process lock, the pages of the log's index by subject
+    (``ix_query_log_uscc``) that ``entries`` will be inserted into. A new entry goes after its
+    subject's last, at a place in the index that reads of random subjects spread over all of it:
+    on a log of tens of millions of entries, a leaf not in the OS's cache, which the insert would
+    read from disk while holding the lock that every worker's log commits wait for. Read here, the
+    wait happens before the lock and the insert finds the page in memory (SQLite's own cache is
+    dropped whenever another connection commits; the OS's is not). A read only: no snapshot is
+    kept (the driver opens no transaction for a SELECT), and any error is ignored (the commit
+    reads what it needs by itself)."""
+    cursor = raw.cursor()
+    try:
+        for uscc in dict.fromkeys(e.uscc for e in entries):
+            cursor.execute(_SUBJECT_LAST, (uscc,))
+            cursor.fetchall()
+    except Exception:  # noqa: S110 - a hint for the OS's cache: the commit does without it
+        pass
+    finally:
+        cursor.close()
 
 
 def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:
