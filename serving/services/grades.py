@@ -8,7 +8,22 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, FromClause, and_, bindparam, delete, func, insert, select, update
+from pydantic_core import from_json
+from sqlalchemy import (
+    JSON,
+    Connection,
+    FromClause,
+    String,
+    TypeDecorator,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -159,7 +174,24 @@ CURRENT_JOIN = and_(Grade.uscc == CurrentGrade.uscc, Grade.as_of == CurrentGrade
                      Grade.model_version == CurrentGrade.model_version)
 # Built once: a Core statement with a bound parameter is compiled once per engine and reused,
 # where building ``select(Grade).where(...)`` per read cost more than running it.
-_LATEST_VALUES_FROM = (select(*(_G.c[name] for name in GRADE_OUT_COLUMNS))
+class _StoredJSON(TypeDecorator[Any]):
+    """A JSON column of a grade as an answer reads it: parsed by pydantic-core, ≈ 3× faster than
+    ``json.loads`` (the reasons are most of a grade read's conversions: 2,000 texts per batch).
+    A driver that parses JSON itself (psycopg) hands over the value parsed: kept as it is."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return from_json(value) if isinstance(value, str | bytes) else value
+
+
+def _answer_column(name: str) -> Any:
+    column = _G.c[name]
+    return type_coerce(column, _StoredJSON()).label(name) if isinstance(column.type, JSON) else column
+
+
+_LATEST_VALUES_FROM = (select(*(_answer_column(name) for name in GRADE_OUT_COLUMNS))
                        .select_from(_C.join(_G, and_(_G.c.uscc == _C.c.uscc, _G.c.as_of == _C.c.as_of,
                                                      _G.c.model_version == _C.c.model_version))))
 _LATEST_VALUES = _LATEST_VALUES_FROM.where(_C.c.uscc == bindparam("uscc"))
