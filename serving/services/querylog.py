@@ -669,9 +669,11 @@ def _claim_offers(raw: Any, others: list[Offered]) -> list[Offered]:
     return fresh
 
 
-# the entry a new one for the subject is inserted after, in the log's index by subject (its
-# last: ``seq`` is the index's next column, so SQLite seeks it, one leaf, not the subject's run)
-_SUBJECT_LAST = "SELECT max(seq) FROM query_log WHERE uscc = ?"
+# Where a new entry of each subject goes in the log's index by subject: after the subject's last
+# entry, which SQLite seeks (``seq`` is the index's next column: one leaf, not the subject's run).
+# One statement for many subjects; the codes padded to a power of two (a few statement texts).
+_SUBJECT_LAST = "SELECT (SELECT max(seq) FROM query_log WHERE uscc = v.column1) FROM (VALUES {}) v"
+_SUBJECTS_PER_READ = 512
 
 
 def _read_subject_leaves(raw: Any, entries: list[LoggedRead]) -> None:
@@ -684,10 +686,13 @@ def _read_subject_leaves(raw: Any, entries: list[LoggedRead]) -> None:
     dropped whenever another connection commits; the OS's is not). A read only: no snapshot is
     kept (the driver opens no transaction for a SELECT), and any error is ignored (the commit
     reads what it needs by itself)."""
+    codes = list(dict.fromkeys(e.uscc for e in entries))
     cursor = raw.cursor()
     try:
-        for uscc in dict.fromkeys(e.uscc for e in entries):
-            cursor.execute(_SUBJECT_LAST, (uscc,))
+        for start in range(0, len(codes), _SUBJECTS_PER_READ):
+            chunk = codes[start:start + _SUBJECTS_PER_READ]
+            size = 1 << (len(chunk) - 1).bit_length()
+            cursor.execute(_SUBJECT_LAST.format(",".join(["(?)"] * size)), chunk + chunk[-1:] * (size - len(chunk)))
             cursor.fetchall()
     except Exception:  # noqa: S110 - a hint for the OS's cache: the commit does without it
         pass
