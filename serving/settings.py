@@ -87,9 +87,10 @@ class Settings(BaseSettings):
     # the last ones may be lost on a power cut or OS crash (the WAL is synced only at checkpoints),
     # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    # SQLite file only: the hot grade read checks coverage and reads on the event loop (tens of
-    # microseconds from the page cache, less than a thread-pool hop) and awaits its log commit
-    # without holding a thread. Off: the whole read runs in one thread-pool hop, as on PostgreSQL.
+    # SQLite file only: the hot grade read checks coverage, waits for its log commit and reads in
+    # one thread-pool hop on the pool's connections, without an ORM session (never on the event
+    # loop: at city scale a read may wait for the disk). Off: the same hop on a session, as on
+    # PostgreSQL.
     event_loop_reads: bool = True
     # `/health` asks the model registry (MLflow) for each champion at most this often; between
     # lookups it reports the last one (a liveness probe every second must not load MLflow every second)

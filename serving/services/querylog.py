@@ -240,6 +240,15 @@ async def append_entry_async(engine: Engine, *, principal: Principal, uscc: str,
     return entry
 
 
+def append_entry_durably(engine: Engine, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
+                         outcome: str = "allowed", personal_info_unmasked: bool = False) -> LoggedRead:
+    """``append_entry`` for a thread outside any transaction and without a session: the entry is
+    durable when this returns (the thread waits for the group writer's commit)."""
+    entry = _new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
+    group_writer(engine).append([entry])
+    return entry
+
+
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[LoggedRead]:
     """Append one entry per (uscc, outcome) in ``reads``, chained in order. The entries are one

@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 
@@ -25,9 +24,9 @@ from serving.services.querylog_check import check_chain
 
 @pytest.fixture(params=["event loop", "thread"])
 def settings(request, settings, monkeypatch):
-    """Every test here runs the read both ways: on the event loop (the SQLite default) and in one
-    thread-pool hop (PostgreSQL's path, here forced on SQLite). Each run fails if the other path
-    is taken."""
+    """Every test here runs the read both ways: on pool connections without a session (the SQLite
+    default) and on a session (PostgreSQL's path, here forced on SQLite), each in one thread-pool
+    hop. Each run fails if the other path is taken."""
     from serving import deps
 
     on_loop = request.param == "event loop"
@@ -36,10 +35,9 @@ def settings(request, settings, monkeypatch):
         raise AssertionError(f"the {request.param} run took the other path")
 
     if settings.database_url.startswith("sqlite"):
-        monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "loop_connection", wrong_path)
-    else:  # PostgreSQL: never on the event loop, whatever the setting says
-        real = deps.loop_connection
-        monkeypatch.setattr(deps, "loop_connection", lambda url: real(url) and wrong_path())
+        monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "_checked_logged_read", wrong_path)
+    else:  # PostgreSQL: never the log awaited on the event loop, whatever the setting says
+        monkeypatch.setattr(deps, "_checked_logged_read", wrong_path)
     return settings.model_copy(update={"event_loop_reads": on_loop})
 
 
@@ -197,26 +195,38 @@ def test_event_loop_reads_hold_no_snapshot_between_requests(app, settings, auth,
     asyncio.run(scenario())
 
 
-def test_a_locked_database_sends_the_read_to_a_thread_not_the_loop_waiting(app, settings, auth, world,
-                                                                           session, monkeypatch):
-    if not (settings.event_loop_reads and settings.database_url.startswith("sqlite")):
-        pytest.skip("the event-loop read is SQLite's")
+def test_the_reads_of_a_logged_read_never_run_on_the_event_loop(client, settings, auth, world, session, monkeypatch):
+    """At city scale most pages a read of a random subject needs are not in the OS's cache: a read
+    on the event loop would stop every other request of the worker while the disk answers. The
+    coverage check and the grade read run in a thread, whichever path (the entry is still
+    durable before the grade is read: test_srv_querylog_load)."""
     from serving import deps
+    from serving.services import grades
 
-    monkeypatch.undo()  # this test takes the thread path on purpose
-    real_can_read, calls = deps.can_read, []
+    def on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+            return True
+        except RuntimeError:
+            return False
 
-    def locked_on_the_loop(source, principal, uscc):
-        calls.append(type(source).__name__)
-        if len(calls) == 1:
-            raise exc.OperationalError("SELECT …", {}, Exception("database is locked"))
+    seen: list[tuple[str, bool]] = []
+    real_can_read, real_read = deps.can_read, grades.latest_grade_values
+
+    def can_read(source, principal, uscc):
+        seen.append(("coverage", on_a_loop()))
         return real_can_read(source, principal, uscc)
 
-    monkeypatch.setattr(deps, "can_read", locked_on_the_loop)
-    r = TestClient(app).get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1"))
-    assert r.status_code == 200 and "score" in r.json()
-    assert calls == ["Connection", "Session"]  # the loop's connection, then a session in a thread
-    assert [e.outcome for e in _entries(session)] == ["allowed"]  # logged once
+    def latest_grade_values(source, uscc):
+        seen.append(("grade", on_a_loop()))
+        return real_read(source, uscc)
+
+    monkeypatch.setattr(deps, "can_read", can_read)
+    monkeypatch.setattr(grades, "latest_grade_values", latest_grade_values)
+    assert client.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1")).status_code == 200
+    assert client.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent2")).status_code == 404
+    assert seen == [("coverage", False), ("grade", False), ("coverage", False)]  # nothing read for ent2
+    assert [e.outcome for e in _entries(session)] == ["allowed", "denied"]
 
 
 def test_threads_and_coroutines_share_one_writer_and_one_chain(database_url, session, monkeypatch):
