@@ -88,9 +88,9 @@ class Settings(BaseSettings):
     # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # SQLite file only: the hot grade read checks coverage, waits for its log commit and reads in
-    # one thread-pool hop on the pool's connections, without an ORM session (never on the event
-    # loop: at city scale a read may wait for the disk). Off: the same hop on a session, as on
-    # PostgreSQL.
+    # one thread-pool hop on the pool's connections, without an ORM session (not on the event
+    # loop: at city scale a read may wait for the disk); the joint check still reads its basis on
+    # the event loop's read-only connection. Off: both in one hop on a session, as on PostgreSQL.
     event_loop_reads: bool = True
     # `/health` asks the model registry (MLflow) for each champion at most this often; between
     # lookups it reports the last one (a liveness probe every second must not load MLflow every second)
