@@ -26,10 +26,11 @@ import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from serving.db.session import engine_for, is_sqlite_file, session_factory
+from serving.db.session import engine_for, is_sqlite_file, loop_connection, session_factory
 from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
 from serving.security import (
     CredentialCache,
@@ -505,14 +506,17 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
     node costs FastAPI ≈ 40 µs of CPU per request). It declares the same parameters and security
     schemes, so OpenAPI is unchanged; the route only shapes the answer.
 
-    On an SQLite file (``Settings.event_loop_reads``) the coverage check, the wait for the log
-    entry's commit (by the writer thread, ``querylog.GroupCommitWriter``) and the read run in one
-    thread-pool hop on connections of the service's pool, without an ORM session. Not on the event
-    loop: at city scale most of the pages a read of a random subject needs are not in the OS's
-    cache, and each read from disk there would stop every other request of the worker (measured
-    at 300 k subjects, the loop's part of a read: 0.79 ms median and 12 ms p99 wall for 0.3 ms of
-    CPU; 0.17 ms at 2,000 subjects). Otherwise (PostgreSQL, in-memory SQLite) the same checks in
-    one hop on a session.
+    On an SQLite file with ``Settings.event_loop_reads`` (the default) the coverage check and the
+    read run on the event loop, on its read-only connection (``loop_connection``), and the request
+    waits for its log entry's commit (by the writer thread, ``querylog.GroupCommitWriter``) without
+    holding a thread: no thread-pool hop and no session. A locked database sends the read to a
+    thread instead of holding the loop. Without it, on an SQLite file, the coverage check, the wait
+    for the log commit and the read run in one thread-pool hop on the pool's connections, without
+    a session (``_checked_logged_read``): for a database larger than the OS's page cache, where
+    most pages a read of a random subject needs come from disk and a read on the loop would stop
+    every other request of the worker (measured at 300 k subjects, the loop's part of a read 0.79
+    ms median, 12 ms p99 wall for 0.3 ms of CPU; BENCHMARKS.md, issue 22, session 12). PostgreSQL
+    and in-memory SQLite: all of it in one thread-pool hop on a session.
     """
 
     async def logged_read(
@@ -524,14 +528,30 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         api_key: Annotated[str | None, Depends(_api_key)] = None,
     ) -> T:
         settings = settings_of(request)
-        if not (settings.event_loop_reads and is_sqlite_file(settings.database_url)):
+        sqlite_file = is_sqlite_file(settings.database_url)
+        conn = loop_connection(settings.database_url) if settings.event_loop_reads and sqlite_file else None
+        if conn is None and not sqlite_file:
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
                                            token, api_key)
         principal = await _api_caller(request, settings, token, api_key)
         _with_role(principal, SUBJECT_READER_ROLES)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
-        return await run_in_threadpool(_checked_logged_read, read, settings, principal, uscc, logged_purpose,
-                                       _endpoint(request))
+        if conn is None:  # an SQLite file, reads off the event loop
+            return await run_in_threadpool(_checked_logged_read, read, settings, principal, uscc, logged_purpose,
+                                           _endpoint(request))
+        try:
+            allowed = can_read(conn, principal, uscc)
+        except OperationalError:  # the database is locked (recovery): never wait on the loop
+            return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, logged_purpose,
+                                           token, api_key)
+        await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged_purpose,
+                                 endpoint=_endpoint(request), outcome=_outcome(allowed))
+        _granted(principal, uscc, logged_purpose, allowed)
+        try:
+            return read(conn, uscc)
+        except OperationalError:  # locked, as above; the read is already logged
+            return await run_in_threadpool(_in_new_session, settings,
+                                           lambda session: read(session.connection(), uscc))
 
     return logged_read
 

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 
@@ -24,20 +25,23 @@ from serving.services.querylog_check import check_chain
 
 @pytest.fixture(params=["event loop", "thread"])
 def settings(request, settings, monkeypatch):
-    """Every test here runs the read both ways: on pool connections without a session (the SQLite
-    default) and on a session (PostgreSQL's path, here forced on SQLite), each in one thread-pool
-    hop. Each run fails if the other path is taken."""
+    """Every test here runs the read both ways: on the event loop (the SQLite default) and off it,
+    in one thread-pool hop (on an SQLite file on the pool's connections, ``_checked_logged_read``;
+    on PostgreSQL on a session, its only path). Each run fails if another path is taken."""
     from serving import deps
 
     on_loop = request.param == "event loop"
 
     def wrong_path(*args, **kwargs):
-        raise AssertionError(f"the {request.param} run took the other path")
+        raise AssertionError(f"the {request.param} run took another path")
 
     if settings.database_url.startswith("sqlite"):
-        monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "_checked_logged_read", wrong_path)
-    else:  # PostgreSQL: never the log awaited on the event loop, whatever the setting says
+        monkeypatch.setattr(deps, "_read_in_thread", wrong_path)
+        monkeypatch.setattr(deps, "_checked_logged_read" if on_loop else "loop_connection", wrong_path)
+    else:  # PostgreSQL: never on the event loop, whatever the setting says
         monkeypatch.setattr(deps, "_checked_logged_read", wrong_path)
+        real = deps.loop_connection
+        monkeypatch.setattr(deps, "loop_connection", lambda url: real(url) and wrong_path())
     return settings.model_copy(update={"event_loop_reads": on_loop})
 
 
@@ -195,11 +199,35 @@ def test_event_loop_reads_hold_no_snapshot_between_requests(app, settings, auth,
     asyncio.run(scenario())
 
 
-def test_the_reads_of_a_logged_read_never_run_on_the_event_loop(client, settings, auth, world, session, monkeypatch):
+def test_a_locked_database_sends_the_read_to_a_thread_not_the_loop_waiting(app, settings, auth, world,
+                                                                           session, monkeypatch):
+    if not (settings.event_loop_reads and settings.database_url.startswith("sqlite")):
+        pytest.skip("the event-loop read is SQLite's")
+    from serving import deps
+
+    monkeypatch.undo()  # this test takes the thread path on purpose
+    real_can_read, calls = deps.can_read, []
+
+    def locked_on_the_loop(source, principal, uscc):
+        calls.append(type(source).__name__)
+        if len(calls) == 1:
+            raise exc.OperationalError("SELECT …", {}, Exception("database is locked"))
+        return real_can_read(source, principal, uscc)
+
+    monkeypatch.setattr(deps, "can_read", locked_on_the_loop)
+    r = TestClient(app).get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1"))
+    assert r.status_code == 200 and "score" in r.json()
+    assert calls == ["Connection", "Session"]  # the loop's connection, then a session in a thread
+    assert [e.outcome for e in _entries(session)] == ["allowed"]  # logged once
+
+
+def test_off_the_event_loop_no_read_runs_on_it(client, settings, auth, world, session, monkeypatch):
     """At city scale most pages a read of a random subject needs are not in the OS's cache: a read
-    on the event loop would stop every other request of the worker while the disk answers. The
-    coverage check and the grade read run in a thread, whichever path (the entry is still
-    durable before the grade is read: test_srv_querylog_load)."""
+    on the event loop would stop every other request of the worker while the disk answers. With
+    ``event_loop_reads`` off, the coverage check and the grade read run in a thread (the entry is
+    still durable before the grade is read: test_srv_querylog_load)."""
+    if settings.event_loop_reads:
+        pytest.skip("the default reads on the event loop")
     from serving import deps
     from serving.services import grades
 
