@@ -19,6 +19,8 @@ Usage: .venv/bin/python benchmarks/credit_checks.py [--duration 20] [--rate 500]
        … --against /path/to/other/checkout [--rounds 3]: only the single-subject check, served by
        this checkout's code and the other's in turn (same database, same machine minutes), so that
        a change is judged against its baseline on a shared machine
+       … --synchronous-ab [--rounds 3]: the same, this checkout served with SQLite's
+       ``synchronous=FULL`` (the default) and ``NORMAL`` in turn (what the log's fsync costs)
 Targets: p99 <= 5 ms for one subject at 500 req/s with 2 workers; >= 20,000 subjects/s in batches.
 Run under ``flock /tmp/bench.lock timeout 600``.
 """
@@ -271,7 +273,11 @@ def against(args: argparse.Namespace) -> None:
     from serving.services.querylog_check import check_chain
     from serving.settings import Settings
 
-    trees = {"this": Path(__file__).resolve().parents[1], "against": Path(args.against).resolve()}
+    this_tree = Path(__file__).resolve().parents[1]
+    if args.synchronous_ab:  # one checkout, the two durability settings (never NORMAL by default)
+        trees = {"FULL": this_tree, "NORMAL": this_tree}
+    else:
+        trees = {"this": this_tree, "against": Path(args.against).resolve()}
     tmp = Path(tempfile.mkdtemp(prefix="tiers-checkab-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
     codes = seed(url, args.subjects)
@@ -289,6 +295,8 @@ def against(args: argparse.Namespace) -> None:
         order = list(trees) if round_no % 2 == 0 else list(trees)[::-1]
         for name in order:
             extra, app_dir = served_from(trees[name])
+            if args.synchronous_ab:
+                extra = {**extra, "TIERS_SQLITE_SYNCHRONOUS": name}
             port = api.free_port()
             base = f"http://127.0.0.1:{port}"
             server = api.start_uvicorn("serving.app:create_app", port, args.workers,
@@ -313,8 +321,9 @@ def against(args: argparse.Namespace) -> None:
         per_round = ", ".join(f"{r['p99']:.1f}" for r in runs)
         print(f"{name}: median of {len(runs)} rounds p50 {med['p50']:.2f} ms  p99 {med['p99']:.2f} ms  "
               f"server CPU {med['cpu_ms']:.2f} ms/check  errors {errors}  (p99 per round {per_round})")
-    this, other = results["this"], results["against"]
-    print("this/against per round: p99 " + ", ".join(f"{a['p99'] / b['p99']:.2f}x" for a, b in zip(this, other, strict=True))
+    first, second = trees
+    this, other = results[first], results[second]
+    print(f"{first}/{second} per round: p99 " + ", ".join(f"{a['p99'] / b['p99']:.2f}x" for a, b in zip(this, other, strict=True))
           + "; CPU " + ", ".join(f"{a['cpu_ms'] / b['cpu_ms']:.2f}x" for a, b in zip(this, other, strict=True)))
     use_keys(url, LogKeys.of(settings))
     session = next(iter_session(url))
@@ -393,12 +402,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--against", help="another checkout: only the single-subject check, served by this "
                                           "checkout's code and that one's in turn")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: phases per checkout")
+    parser.add_argument("--synchronous-ab", action="store_true",
+                        help="like --against, but this checkout with synchronous=FULL and NORMAL in turn")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = parse()
-    if arguments.against:
+    if arguments.against or arguments.synchronous_ab:
         against(arguments)
     elif arguments.breakdown_only:
         breakdown(arguments)

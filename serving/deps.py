@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from serving.db.session import engine_for, loop_connection, session_factory
+from serving.db.session import engine_for, is_sqlite_file, loop_connection, session_factory
 from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
 from serving.security import (
     CredentialCache,
@@ -45,7 +45,7 @@ from serving.security import (
 from serving.services.access import SUBJECT_READER_ROLES, can_read
 from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.logins import LoginLimits
-from serving.services.querylog import append_entries, append_entry, append_entry_async
+from serving.services.querylog import append_entries, append_entry, append_entry_async, append_entry_durably
 from serving.services.repairs import RepairEligibility, default_repair_eligibility
 from serving.services.users import api_key_principal, person_is_current, revoke_token
 from serving.settings import Settings, settings_of
@@ -521,12 +521,17 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
     node costs FastAPI ≈ 40 µs of CPU per request). It declares the same parameters and security
     schemes, so OpenAPI is unchanged; the route only shapes the answer.
 
-    On an SQLite file (``Settings.event_loop_reads``) the coverage check and the read run on the
-    event loop, on its read-only connection (``loop_connection``), and the request waits for its
-    log entry's commit (by the writer thread, ``querylog.GroupCommitWriter``) without holding a
-    thread: no thread-pool hop and no session. A locked database sends the read to a thread
-    instead of holding the loop. Otherwise (PostgreSQL, in-memory SQLite) all of it runs in one
-    thread-pool hop.
+    On an SQLite file with ``Settings.event_loop_reads`` (the default) the coverage check and the
+    read run on the event loop, on its read-only connection (``loop_connection``), and the request
+    waits for its log entry's commit (by the writer thread, ``querylog.GroupCommitWriter``) without
+    holding a thread: no thread-pool hop and no session. A locked database sends the read to a
+    thread instead of holding the loop. Without it, on an SQLite file, the coverage check, the wait
+    for the log commit and the read run in one thread-pool hop on the pool's connections, without
+    a session (``_checked_logged_read``): for a database larger than the OS's page cache, where
+    most pages a read of a random subject needs come from disk and a read on the loop would stop
+    every other request of the worker (measured at 300 k subjects, the loop's part of a read 0.79
+    ms median, 12 ms p99 wall for 0.3 ms of CPU; BENCHMARKS.md, issue 22, session 12). PostgreSQL
+    and in-memory SQLite: all of it in one thread-pool hop on a session.
     """
 
     async def logged_read(
@@ -538,13 +543,17 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         api_key: Annotated[str | None, Depends(_api_key)] = None,
     ) -> T:
         settings = settings_of(request)
-        conn = loop_connection(settings.database_url) if settings.event_loop_reads else None
-        if conn is None:
+        sqlite_file = is_sqlite_file(settings.database_url)
+        conn = loop_connection(settings.database_url) if settings.event_loop_reads and sqlite_file else None
+        if conn is None and not sqlite_file:
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
                                            token, api_key)
         principal = await _api_caller(request, settings, token, api_key)
         _with_role(principal, SUBJECT_READER_ROLES)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
+        if conn is None:  # an SQLite file, reads off the event loop
+            return await run_in_threadpool(_checked_logged_read, read, settings, principal, uscc, logged_purpose,
+                                           _endpoint(request))
         try:
             allowed = can_read(conn, principal, uscc)
         except OperationalError:  # the database is locked (recovery): never wait on the loop
@@ -560,6 +569,20 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
                                            lambda session: read(session.connection(), uscc))
 
     return logged_read
+
+
+def _checked_logged_read(read: Callable[[Connection, str], T], settings: Settings, principal: Principal,
+                         uscc: str, purpose: str, endpoint: str) -> T:
+    """Coverage check, durable log entry (allowed or denied), then ``read``: in the caller's
+    thread, on connections of the service's pool (none held while the entry is committed)."""
+    engine = service_engine(settings)
+    with engine.connect() as conn:
+        allowed = can_read(conn, principal, uscc)
+    append_entry_durably(engine, principal=principal, uscc=uscc, purpose=purpose, endpoint=endpoint,
+                         outcome=_outcome(allowed))
+    _granted(principal, uscc, purpose, allowed)
+    with engine.connect() as conn:
+        return read(conn, uscc)
 
 
 def _read_in_thread(read: Callable[[Connection, str], T], request: Request, settings: Settings, uscc: str,

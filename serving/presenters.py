@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
-from serving.db.tables import Grade, Objection, Subject
+from serving.db.tables import Objection, Subject
 from serving.schemas import GradeOut, ObjectionOut, SubjectOut
 from serving.security import mask_id_number, mask_name, shown_name
 from serving.services.objections import is_overdue
@@ -24,10 +24,6 @@ def subject_out(subject: Subject) -> SubjectOut:
     out.legal_rep_id = mask_id_number(subject.legal_rep_id)
     out.personal_info_masked = True
     return out
-
-
-def grade_out(grade: Grade) -> GradeOut:
-    return GradeOut.model_validate(grade)
 
 
 _GRADE_OUT = TypeAdapter(GradeOut)

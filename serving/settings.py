@@ -87,9 +87,12 @@ class Settings(BaseSettings):
     # the last ones may be lost on a power cut or OS crash (the WAL is synced only at checkpoints),
     # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    # SQLite file only: the hot grade read checks coverage and reads on the event loop (tens of
-    # microseconds from the page cache, less than a thread-pool hop) and awaits its log commit
-    # without holding a thread. Off: the whole read runs in one thread-pool hop, as on PostgreSQL.
+    # SQLite file only. On: the hot grade read and the joint check read on the event loop (tens of
+    # microseconds from the page cache, less than a thread-pool hop) and await their log commit
+    # without holding a thread. Off: the grade read checks coverage, waits for its log commit and
+    # reads in one hop on the pool's connections, the joint check in one hop on a session. Turn it
+    # off when the database is much larger than the OS's page cache (a city on a small machine):
+    # a read from disk on the loop stops every request of the worker (BENCHMARKS.md, issue 22).
     event_loop_reads: bool = True
     # `/health` asks the model registry (MLflow) for each champion at most this often; between
     # lookups it reports the last one (a liveness probe every second must not load MLflow every second)

@@ -191,7 +191,7 @@ def loop_connection(database_url: str) -> Connection | None:
     it: pysqlite begins no transaction for a SELECT). A database file replaced under running
     workers (a restore by rename) is not noticed: stop the workers first.
     """
-    if not _is_sqlite_file(database_url):
+    if not is_sqlite_file(database_url):
         return None
     loop = asyncio.get_running_loop()
     readers = _loop_readers.get(database_url)
@@ -213,7 +213,7 @@ def loop_connection(database_url: str) -> Connection | None:
 
 
 @lru_cache(maxsize=64)
-def _is_sqlite_file(database_url: str) -> bool:
+def is_sqlite_file(database_url: str) -> bool:
     url = make_url(database_url)  # parsed once per URL, not on every read
     return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
 

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, Select, and_, bindparam, delete, func, insert, select, update
+from pydantic import TypeAdapter
+from pydantic_core import from_json
+from sqlalchemy import (
+    JSON,
+    Connection,
+    FromClause,
+    Select,
+    String,
+    TypeDecorator,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -15,7 +33,7 @@ from serving.db.driver import compiled_for
 from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import GradeUnavailable, ModelUnavailable
-from serving.schemas import GRADE_OUT_COLUMNS, GradeIn
+from serving.schemas import GRADE_OUT_COLUMNS, GradeIn, GradeOut
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.list_counts import forget_counts, kept_while_unchanged, tally_current
@@ -183,10 +201,27 @@ CURRENT_JOIN = and_(Grade.uscc == CurrentGrade.uscc, Grade.as_of == CurrentGrade
                      Grade.model_version == CurrentGrade.model_version)
 # Built once: a Core statement with a bound parameter is compiled once per engine and reused,
 # where building ``select(Grade).where(...)`` per read cost more than running it.
-_LATEST_VALUES = (select(*(_G.c[name] for name in GRADE_OUT_COLUMNS))
-                  .select_from(_C.join(_G, and_(_G.c.uscc == _C.c.uscc, _G.c.as_of == _C.c.as_of,
-                                                _G.c.model_version == _C.c.model_version)))
-                  .where(_C.c.uscc == bindparam("uscc")))
+class _StoredJSON(TypeDecorator[Any]):
+    """A JSON column of a grade as an answer reads it: parsed by pydantic-core, ≈ 3× faster than
+    ``json.loads`` (the reasons are most of a grade read's conversions: 2,000 texts per batch).
+    A driver that parses JSON itself (psycopg) hands over the value parsed: kept as it is."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return from_json(value) if isinstance(value, str | bytes) else value
+
+
+def _answer_column(name: str) -> Any:
+    column = _G.c[name]
+    return type_coerce(column, _StoredJSON()).label(name) if isinstance(column.type, JSON) else column
+
+
+_LATEST_VALUES_FROM = (select(*(_answer_column(name) for name in GRADE_OUT_COLUMNS))
+                       .select_from(_C.join(_G, and_(_G.c.uscc == _C.c.uscc, _G.c.as_of == _C.c.as_of,
+                                                     _G.c.model_version == _C.c.model_version))))
+_LATEST_VALUES = _LATEST_VALUES_FROM.where(_C.c.uscc == bindparam("uscc"))
 
 
 def latest_grade(session: Session, uscc: str) -> Grade:
@@ -209,15 +244,36 @@ def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, An
     return dict(zip(statement.columns, rows[0], strict=True))
 
 
-def latest_grades(session: Session, usccs: Iterable[str]) -> dict[str, Grade]:
-    """The latest grade of each of ``usccs`` that has one (lookups by key: the cost follows the codes)."""
+def latest_grades(source: Session | Connection, usccs: Iterable[str]) -> dict[str, GradeOut]:
+    """The latest grade of each of ``usccs`` that has one (the rows ``latest_grade`` returns), as
+    ``GradeOut``: lookups by key, so the cost follows the codes, not the tables. The batch read's
+    path: the columns of ``GradeOut`` on the driver's cursor (``latest_grade_values`` does the
+    same for one subject), validated in one call, without an ORM object per grade."""
+    connection = connection_of(source)
     wanted = list(dict.fromkeys(usccs))
-    out: dict[str, Grade] = {}
-    for start in range(0, len(wanted), 500):  # stay under SQL parameter limits
-        chunk = wanted[start:start + 500]
-        stmt = select(Grade).join(CurrentGrade, CURRENT_JOIN).where(CurrentGrade.uscc.in_(chunk))
-        out.update({g.uscc: g for g in session.scalars(stmt)})
-    return out
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), _IN_CHUNK):  # stay under SQL parameter limits
+        chunk = wanted[start:start + _IN_CHUNK]
+        size = _bucket(len(chunk))
+        statement = compiled_for(_latest_values_in(size), connection.dialect)
+        # padded to the bucket's size by repeating a code: a code twice in IN (…) is one row
+        values = {f"u{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+        rows.extend(dict(zip(statement.columns, row, strict=True)) for row in statement.rows(connection, values))
+    return {g.uscc: g for g in _GRADES_OUT.validate_python(rows)}
+
+
+_IN_CHUNK = 512
+_GRADES_OUT = TypeAdapter(list[GradeOut])
+
+
+def _bucket(n: int) -> int:
+    """The smallest power of two ≥ ``n``: a few statements (1, 2, 4 … 512 codes), each compiled once."""
+    return 1 << max(0, n - 1).bit_length()
+
+
+@lru_cache(maxsize=16)
+def _latest_values_in(size: int) -> Any:
+    return _LATEST_VALUES_FROM.where(_C.c.uscc.in_([bindparam(f"u{i}") for i in range(size)]))
 
 
 def covered_subjects(session: Session, principal: Principal, *, grade: str | None = None,

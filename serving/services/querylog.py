@@ -240,6 +240,15 @@ async def append_entry_async(engine: Engine, *, principal: Principal, uscc: str,
     return entry
 
 
+def append_entry_durably(engine: Engine, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
+                         outcome: str = "allowed", personal_info_unmasked: bool = False) -> LoggedRead:
+    """``append_entry`` for a thread outside any transaction and without a session: the entry is
+    durable when this returns (the thread waits for the group writer's commit)."""
+    entry = _new_entry(principal, uscc, outcome, purpose, endpoint, personal_info_unmasked)
+    group_writer(engine).append([entry])
+    return entry
+
+
 def append_entries(session: Session, *, principal: Principal, reads: list[tuple[str, str]], purpose: str,
                    endpoint: str, personal_info_unmasked: bool = False, commit: bool = True) -> list[LoggedRead]:
     """Append one entry per (uscc, outcome) in ``reads``, chained in order. The entries are one
@@ -558,6 +567,7 @@ class GroupCommitWriter:
         try:
             if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
                 return [(group, self._commit_entries(_entries_of(group)))], None
+            _read_subject_leaves(self._raw, _entries_of(group))  # before the lock: see its doc
             try:
                 offer, held = spool.acquire(_entries_of(group), offered=offer)
                 if not held:  # marked taken while the lock was busy: checked without the lock
@@ -666,6 +676,37 @@ def _claim_offers(raw: Any, others: list[Offered]) -> list[Offered]:
     finally:
         cursor.close()
     return fresh
+
+
+# Where a new entry of each subject goes in the log's index by subject: after the subject's last
+# entry, which SQLite seeks (``seq`` is the index's next column: one leaf, not the subject's run).
+# One statement for many subjects; the codes padded to a power of two (a few statement texts).
+_SUBJECT_LAST = "SELECT (SELECT max(seq) FROM query_log WHERE uscc = v.column1) FROM (VALUES {}) v"
+_SUBJECTS_PER_READ = 512
+
+
+def _read_subject_leaves(raw: Any, entries: list[LoggedRead]) -> None:
+    """Read, outside the cross-process lock, the pages of the log's index by subject
+    (``ix_query_log_uscc``) that ``entries`` will be inserted into. A new entry goes after its
+    subject's last, at a place in the index that reads of random subjects spread over all of it:
+    on a log of tens of millions of entries, a leaf not in the OS's cache, which the insert would
+    read from disk while holding the lock that every worker's log commits wait for. Read here, the
+    wait happens before the lock and the insert finds the page in memory (SQLite's own cache is
+    dropped whenever another connection commits; the OS's is not). A read only: no snapshot is
+    kept (the driver opens no transaction for a SELECT), and any error is ignored (the commit
+    reads what it needs by itself)."""
+    codes = list(dict.fromkeys(e.uscc for e in entries))
+    cursor = raw.cursor()
+    try:
+        for start in range(0, len(codes), _SUBJECTS_PER_READ):
+            chunk = codes[start:start + _SUBJECTS_PER_READ]
+            size = 1 << (len(chunk) - 1).bit_length()
+            cursor.execute(_SUBJECT_LAST.format(",".join(["(?)"] * size)), chunk + chunk[-1:] * (size - len(chunk)))
+            cursor.fetchall()
+    except Exception:  # noqa: S110 - a hint for the OS's cache: the commit does without it
+        pass
+    finally:
+        cursor.close()
 
 
 def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:

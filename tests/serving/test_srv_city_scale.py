@@ -17,6 +17,7 @@ from srv_fixtures import add_subjects
 
 from serving.db.session import engine_for
 from serving.db.tables import CurrentGrade, Grade, Subject
+from serving.schemas import GradeOut
 from serving.security import Principal
 from serving.services import grades as grades_service
 from serving.services.bulk import load_grades, load_subjects
@@ -85,6 +86,7 @@ def test_the_current_grade_is_the_latest_by_the_window_rule_on_any_history(sessi
     for uscc, (as_of, model, _letter, _score) in expected.items():
         single = latest_grade_values(session, uscc)
         assert (single["as_of"], single["model_version"]) == (as_of, model)
+        assert batch[uscc] == GradeOut.model_validate(single)  # the batch serves the single read's grade
     _total, rows = covered_subjects(session, ADMIN, limit=200)
     assert {s.uscc: (g.as_of, g.model_version) for s, g in rows if g} == {u: v[:2] for u, v in expected.items()}
 
@@ -249,7 +251,9 @@ def test_reads_and_list_pages_are_index_lookups_whatever_the_size(session, datab
     reads = {
         # the statement latest_grade_values runs on the driver's cursor, here through SQLAlchemy
         "single": lambda: session.execute(grades_service._LATEST_VALUES, {"uscc": codes[0]}).all(),
-        "batch": lambda: latest_grades(session, codes),
+        # likewise the batch's statement (codes padded to a power of two)
+        "batch": lambda: session.execute(grades_service._latest_values_in(32),
+                                         {f"u{i}": codes[min(i, len(codes) - 1)] for i in range(32)}).all(),
         "next page": lambda: subject_page(session, ADMIN, ListFilter(), after=first.next, limit=5),
         "district + grade": lambda: subject_page(session, ADMIN, ListFilter(district="320104", grade="B"),
                                                  after=subject_page(session, ADMIN, ListFilter(

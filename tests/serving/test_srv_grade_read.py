@@ -25,19 +25,21 @@ from serving.services.querylog_check import check_chain
 
 @pytest.fixture(params=["event loop", "thread"])
 def settings(request, settings, monkeypatch):
-    """Every test here runs the read both ways: on the event loop (the SQLite default) and in one
-    thread-pool hop (PostgreSQL's path, here forced on SQLite). Each run fails if the other path
-    is taken."""
+    """Every test here runs the read both ways: on the event loop (the SQLite default) and off it,
+    in one thread-pool hop (on an SQLite file on the pool's connections, ``_checked_logged_read``;
+    on PostgreSQL on a session, its only path). Each run fails if another path is taken."""
     from serving import deps
 
     on_loop = request.param == "event loop"
 
     def wrong_path(*args, **kwargs):
-        raise AssertionError(f"the {request.param} run took the other path")
+        raise AssertionError(f"the {request.param} run took another path")
 
     if settings.database_url.startswith("sqlite"):
-        monkeypatch.setattr(deps, "_read_in_thread" if on_loop else "loop_connection", wrong_path)
+        monkeypatch.setattr(deps, "_read_in_thread", wrong_path)
+        monkeypatch.setattr(deps, "_checked_logged_read" if on_loop else "loop_connection", wrong_path)
     else:  # PostgreSQL: never on the event loop, whatever the setting says
+        monkeypatch.setattr(deps, "_checked_logged_read", wrong_path)
         real = deps.loop_connection
         monkeypatch.setattr(deps, "loop_connection", lambda url: real(url) and wrong_path())
     return settings.model_copy(update={"event_loop_reads": on_loop})
@@ -217,6 +219,42 @@ def test_a_locked_database_sends_the_read_to_a_thread_not_the_loop_waiting(app, 
     assert r.status_code == 200 and "score" in r.json()
     assert calls == ["Connection", "Session"]  # the loop's connection, then a session in a thread
     assert [e.outcome for e in _entries(session)] == ["allowed"]  # logged once
+
+
+def test_off_the_event_loop_no_read_runs_on_it(client, settings, auth, world, session, monkeypatch):
+    """At city scale most pages a read of a random subject needs are not in the OS's cache: a read
+    on the event loop would stop every other request of the worker while the disk answers. With
+    ``event_loop_reads`` off, the coverage check and the grade read run in a thread (the entry is
+    still durable before the grade is read: test_srv_querylog_load)."""
+    if settings.event_loop_reads:
+        pytest.skip("the default reads on the event loop")
+    from serving import deps
+    from serving.services import grades
+
+    def on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+            return True
+        except RuntimeError:
+            return False
+
+    seen: list[tuple[str, bool]] = []
+    real_can_read, real_read = deps.can_read, grades.latest_grade_values
+
+    def can_read(source, principal, uscc):
+        seen.append(("coverage", on_a_loop()))
+        return real_can_read(source, principal, uscc)
+
+    def latest_grade_values(source, uscc):
+        seen.append(("grade", on_a_loop()))
+        return real_read(source, uscc)
+
+    monkeypatch.setattr(deps, "can_read", can_read)
+    monkeypatch.setattr(grades, "latest_grade_values", latest_grade_values)
+    assert client.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent1")).status_code == 200
+    assert client.get(f"/api/v1/subjects/{world.ent1}/grade", headers=auth("ent2")).status_code == 404
+    assert seen == [("coverage", False), ("grade", False), ("coverage", False)]  # nothing read for ent2
+    assert [e.outcome for e in _entries(session)] == ["allowed", "denied"]
 
 
 def test_threads_and_coroutines_share_one_writer_and_one_chain(database_url, session, monkeypatch):

@@ -385,3 +385,29 @@ def test_a_dead_processs_wake_socket_does_not_keep_the_directory(database_url, s
     finally:
         engine.dispose()
         shutil.rmtree(spool._dir, ignore_errors=True)
+
+
+def test_the_subject_index_pages_of_a_group_are_read_before_the_lock_is_taken(two_workers, session, monkeypatch):
+    """Each entry goes into the log's index by subject where reads of random subjects spread it:
+    on a log of millions, a page the OS may have to read from disk. That read happens before the
+    cross-process lock (which every worker's log commits wait for), not inside the commit."""
+    from sqlalchemy import event
+
+    writer = two_workers[0]
+    engine = writer._engine()
+    trace: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _traced(dbapi_conn, _record):
+        dbapi_conn.set_trace_callback(trace.append)
+
+    engine.dispose()  # new connections, traced
+    acquire = writer._spool.acquire
+    monkeypatch.setattr(writer._spool, "acquire", lambda *a, **k: (trace.append("<lock>"), acquire(*a, **k))[1])
+    entries = [_entry(7, i) for i in range(3)]
+    writer.append(entries)
+    lock = trace.index("<lock>")
+    before = " ".join(trace[:lock])
+    assert all(e.uscc in before for e in entries), trace[:lock]  # each subject's place, read first
+    assert any(s.lstrip().upper().startswith("INSERT INTO QUERY_LOG ") for s in trace[lock:])
+    assert session.scalar(select(QueryLogEntry.seq).where(QueryLogEntry.uscc == entries[-1].uscc)) == entries[-1].seq
