@@ -115,60 +115,6 @@ def stored_time(value: dt.datetime | str) -> dt.datetime:
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
-class CanonicalHeads:
-    """``_canonical_head`` of stored entries, built from cached pieces: who read (actor, kind,
-    role) and what (endpoint, outcome, unmasked, purpose) repeat across entries, the time rarely
-    does. The sorted keys put ``at`` between the two, so a head is who + time + what. Used by the
-    checker, which walks entries one by one, each (a single read) with its own time; ``at`` may be
-    the stored value unconverted (``stored_time``); any other value that is not a plain string
-    takes ``_canonical_head`` itself."""
-
-    __slots__ = ("_what", "_who")
-
-    def __init__(self) -> None:
-        self._who: dict[tuple[Any, ...], str] = {}
-        self._what: dict[tuple[Any, ...], str] = {}
-
-    def head(self, entry: Any) -> str:
-        who_key = (entry.actor, entry.actor_kind, entry.actor_role)
-        what_key = (entry.endpoint, entry.outcome, entry.personal_info_unmasked, entry.purpose)
-        who, what = self._who.get(who_key), self._what.get(what_key)
-        if who is None or what is None:
-            if len(self._who) > 10_000 or len(self._what) > 10_000:  # bounded memory on any log
-                self._who.clear()
-                self._what.clear()
-            if not all(isinstance(v, str) for v in (*who_key, *what_key[:2], what_key[3])):
-                return _canonical_head(entry)
-            who = self._who[who_key] = (f'{{"actor":{encode_basestring(who_key[0])},"actor_kind":'
-                                        f'{encode_basestring(who_key[1])},"actor_role":{encode_basestring(who_key[2])}'
-                                        ',"at":"')
-            what = self._what[what_key] = (f'","endpoint":{encode_basestring(what_key[0])},"outcome":'
-                                           f'{encode_basestring(what_key[1])},"personal_info_unmasked":'
-                                           f'{"true" if what_key[2] else "false"},"purpose":'
-                                           f'{encode_basestring(what_key[3])},"seq":')
-        at = entry.at
-        if type(at) is str:  # a stored time as SQLite keeps it (the checker reads it unconverted)
-            if len(at) == 26 and at[10] == " " and at[19] == "." and at[4] == "-":
-                # SQLAlchemy's SQLite format, of the UTC time the column type bound: the canonical text
-                return f"{who}{at[:10]}T{at[11:]}Z{what}"
-            at = stored_time(at)
-        at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
-        if at.year < 1000:  # strftime's %Y does not pad; isoformat does
-            return f"{who}{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}{what}"
-        # the same text as strftime('%Y-%m-%dT%H:%M:%S.%fZ'), in a third of its time
-        return f"{who}{at.isoformat(timespec='microseconds')[:-6]}Z{what}"
-
-    def text(self, prev_hash: str, entry: Any) -> str:
-        """What an entry's link covers: ``prev_hash + canonical_entry(entry)``."""
-        if type(entry.uscc) is not str or type(entry.seq) is not int:
-            return prev_hash + canonical_entry(entry)
-        return f'{prev_hash}{self.head(entry)}{entry.seq},"uscc":{encode_basestring(entry.uscc)}}}'
-
-    def mac(self, key: bytes, prev_hash: str, entry: Any) -> str:
-        """``entry_mac(key, prev_hash, entry)`` (``key`` as UTF-8 bytes)."""
-        return hmac.digest(key, self.text(prev_hash, entry).encode("utf-8"), "sha256").hex()
-
-
 def chain_hash(prev_hash: str, entry: QueryLogEntry | LoggedRead) -> str:
     """The unkeyed link of entries written before migration 0003 (checked, never written any more):
     anyone who can write the database can recompute it, which is why it was replaced."""
