@@ -204,8 +204,6 @@ def test_a_bad_list_cursor_is_explained_in_chinese_only(client, session):
     assert not re.search(r"[a-z]+ [a-z]+ [a-z]+ [a-z]+", text), text[text.find("出错"):][:200]
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the rows' position on a key page comes from the URL's n= unchecked: "
-                                       "an edited or shared link shows 第 5001–5010 条 of 共 60")
 def test_the_position_shown_never_exceeds_the_total(client, session):
     _city(session)
     session.commit()
