@@ -213,10 +213,12 @@ _GENERIC_BY_STATUS = {401: "not_authenticated", 403: "not_allowed", 404: "not_fo
 
 
 def _split_bilingual(message: str) -> tuple[str | None, str | None]:
-    """(Chinese, English) parts of a message written as ``中文；English`` (either may be absent)."""
+    """(Chinese, English) parts of a message written as ``中文；English`` (either may be absent).
+    The English is after the last ``；``: the Chinese may itself hold one (``中文；中文；English``).
+    A message mixing the two in any other form is Chinese whole: such errors pass ``zh=``."""
     if not _CJK.search(message):
         return None, message
-    head, sep, tail = message.partition("；")
+    head, sep, tail = message.rpartition("；")
     if sep and not _CJK.search(tail):
         return head, tail.strip()
     return message, None

@@ -26,12 +26,11 @@ from serving.validation import (
     OptionalVisibleText,
     Uscc,
     VisibleText,
-    uscc_problem,
 )
 from supervision.bundle import DrawCommitmentV2, PublicSalt, Text
 from supervision.plan import DrawCommitment, PlanCreate
 from supervision.service import PlanOut
-from uscc import valid_uscc_mask
+from uscc import valid_uscc_mask, why_invalid
 
 GradeLetter = Literal["A", "B", "C", "D"]
 Severity = Literal["minor", "general", "serious"]
@@ -481,8 +480,8 @@ class CreditCheckBatchIn(BaseModel):
     @classmethod
     def _at_most_10000(cls, value: object) -> object:
         if isinstance(value, list) and len(value) > MAX_CHECK_BATCH:
-            raise ValueError(f"一次最多核查 {MAX_CHECK_BATCH} 个统一社会信用代码，本次提交了 {len(value)} 个，请分批提交 "
-                             f"(at most {MAX_CHECK_BATCH} codes per batch)")
+            raise ValueError(f"一次最多核查 {MAX_CHECK_BATCH} 个统一社会信用代码，本次提交了 {len(value)} 个，请分批提交；"
+                             f"at most {MAX_CHECK_BATCH} codes per batch")
         return value
 
     @field_validator("usccs")
@@ -492,8 +491,9 @@ class CreditCheckBatchIn(BaseModel):
         bad = np.flatnonzero(~valid_uscc_mask(value))
         if len(bad):
             first = int(bad[0])
-            raise ValueError(f"第 {first + 1} 个代码 {value[first]} 不是有效的统一社会信用代码（{uscc_problem(value[first])}）"
-                             f"；共 {len(bad)} 个无效 (usccs[{first}] is not a valid unified social credit code)")
+            zh, en = why_invalid(value[first])
+            raise ValueError(f"第 {first + 1} 个代码 {value[first]} 不是有效的统一社会信用代码（{zh}），共 {len(bad)} 个无效；"
+                             f"usccs[{first}] is not a valid unified social credit code: {en}")
         return value
 
 

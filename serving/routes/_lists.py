@@ -71,8 +71,10 @@ def logged_subject_page(log: ReadLog, principal: Principal, query: SubjectListQu
     filters = query.filters
     if query.offset:
         if query.after or filters != ListFilter(grade=query.grade) or query.sort != "risk":
-            raise InvalidInput("offset pages take only the grade filter; page with `after` (分页请使用 after 游标)",
-                               field="offset")
+            raise InvalidInput("offset pages take only the grade filter and the riskiest-first sort; page with "
+                               "`after`", field="offset",
+                               zh="offset 分页只能与信用等级筛选和默认的风险排序同用；使用其他筛选、搜索或排序时，"
+                                  "请按返回的 next 游标以 after 参数翻页")
         paged = offset_page(log.session, principal, filters, query.offset, query.limit)  # by the tallies
         total, rows = paged if paged is not None else covered_subjects(
             log.session, principal, grade=query.grade, offset=query.offset, limit=query.limit)

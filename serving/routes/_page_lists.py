@@ -103,13 +103,40 @@ def counted_window(request: Request, total: int, fetch: Callable[[int, int], lis
                   sizes=_sizes(request, prefix, anchor, size, {"page": None}), anchor=anchor)
 
 
+def _rows_before(claimed: int, *, size: int, shown: int, total: int, more: bool, after_first: bool | None) -> int:
+    """The rows before a key page, from the URL's ``n`` (``claimed``): a hint the links carry, which
+    an edited or shared link can make anything, kept within what the page knows without a query.
+
+    At least the cursor's row is before the page (more than a page of rows when the page before is
+    not the first, ``after_first`` False; at most a page when it is, True; None: not known), and
+    the rows before, the rows shown and the rows after (one at least if ``more``) fit in ``total``.
+    An ``n`` outside those bounds is replaced: on the last page and on the second by the rows
+    before they must have (exact), elsewhere by the nearest bound, down to a whole number of pages
+    (the links only ever make those): a guess within the list. Counting the rows before the cursor would make it exact everywhere, at the
+    cost of a count per page for a link nobody is given; a bad ``n`` is not worth an error page."""
+    high = max(total - shown - (1 if more else 0), 0)
+    if after_first:
+        high = min(high, size)
+    low = min(size + 1 if after_first is False else 1, high)
+    if low <= claimed <= high:
+        return claimed
+    if not more or after_first:  # the last page, the second: the rows before are what the total leaves
+        return high
+    near = min(max(claimed, low), high)
+    return max(near - near % size, low)
+
+
 def key_window(request: Request, items: list[Any], total: int, next_cursor: str | None, *,
-               previous: str | None = None, anchor: str = "") -> Window:
+               previous: str | None = None, previous_read: bool = False, anchor: str = "") -> Window:
     """A page of a list paged by key (``after``): "next" carries the cursor, "previous" the cursor
-    the page before was opened with (``previous``, None: the first page), "first" drops it."""
+    the page before was opened with (``previous``, None: the first page), "first" drops it.
+    ``previous_read``: the caller read ``previous`` (a list that does not says None for every page),
+    so it bounds the row numbers shown (:func:`_rows_before`)."""
     size = page_size(request.query_params.get("size"))
-    before = _count(request.query_params.get("n")) if request.query_params.get("after") else 0
     paged = bool(request.query_params.get("after"))
+    before = _rows_before(_count(request.query_params.get("n")), size=size, shown=len(items), total=total,
+                          more=bool(next_cursor), after_first=(previous is None) if previous_read else None) \
+        if paged else 0
     back = max(before - size, 0) if previous else None
     return Window(items=items, total=total, start=before + 1 if items else 0, size=size,
                   next_url=link(request, "", anchor, after=next_cursor, n=before + len(items)) if next_cursor else None,

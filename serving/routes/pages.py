@@ -376,7 +376,7 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
                                  limit=page_size(request.query_params.get("size")))
         page = logged_subject_page(log, principal, query)
         window = key_window(request, page.items, page.total, page.next, previous=previous_after(session, principal, query),
-                            anchor="subjects-list")
+                            previous_read=True, anchor="subjects-list")
     return _regulator_page(request, session, settings, today, principal, purpose=purpose, window=window,
                            filters={"grade": grade, "district": district, "industry": industry, "search": search,
                                     "sort": sort, "size": page_size(request.query_params.get("size"))},

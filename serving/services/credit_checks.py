@@ -64,8 +64,8 @@ def open_matter(catalogue: MeasuresCatalogue, matter: str, principal: Principal)
     found = catalogue.matters.get(matter)
     if found is None:
         known = "、".join(f"{code}（{m.name_zh}）" for code, m in catalogue.matters.items())
-        raise InvalidInput(f"未知的核查事项 {matter!r}；措施清单 {catalogue.version} 的事项有：{known} "
-                           f"(unknown matter)", field="matter")
+        raise InvalidInput(f"unknown matter {matter!r} (catalogue {catalogue.version})", field="matter",
+                           zh=f"未知的核查事项 {matter!r}；措施清单 {catalogue.version} 的事项有：{known}")
     if principal.role != "admin" and not found.open_to(principal.department):
         open_to = "、".join(department_name(d) if d != "*" else "所有部门" for d in found.departments)
         zh = f"{department_name(principal.department)}不能核查事项「{found.name_zh}」：措施清单只向{open_to}开放。"

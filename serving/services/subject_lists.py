@@ -331,8 +331,8 @@ def decode_cursor(cursor: str, shape: Callable[[list[Any]], bool]) -> list[Any]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         ok = False
     if not ok:
-        raise InvalidInput("游标无效：请从第一页重新开始 (the cursor is not one this list gave; start from the first page)",
-                           field="after")
+        raise InvalidInput("the cursor is not one this list gave; start from the first page", field="after",
+                           zh="翻页链接已失效（游标无效），请从第一页重新开始")
     return values
 
 

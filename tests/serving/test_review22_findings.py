@@ -150,8 +150,6 @@ def test_sorted_and_searched_pages_with_filters_read_in_key_order_without_sortin
     assert not sorted_whole, sorted_whole
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the API's refusal of offset with other filters gives an English "
-                                       "developer sentence as message_zh ('offset pages take only the grade filter…')")
 def test_offset_refusal_says_it_in_chinese(client, auth, session):
     _city(session)
     session.commit()
@@ -196,9 +194,6 @@ def _visible(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", body).split())
 
 
-@pytest.mark.xfail(strict=True, reason="review22: a stale or mangled list link (after=…) shows the regulator an error "
-                                       "page with the developer's English '(the cursor is not one this list gave; …)': "
-                                       "the message is not in the 中文；English form human_message splits")
 def test_a_bad_list_cursor_is_explained_in_chinese_only(client, session):
     _city(session)
     session.commit()
@@ -209,8 +204,6 @@ def test_a_bad_list_cursor_is_explained_in_chinese_only(client, session):
     assert not re.search(r"[a-z]+ [a-z]+ [a-z]+ [a-z]+", text), text[text.find("出错"):][:200]
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the rows' position on a key page comes from the URL's n= unchecked: "
-                                       "an edited or shared link shows 第 5001–5010 条 of 共 60")
 def test_the_position_shown_never_exceeds_the_total(client, session):
     _city(session)
     session.commit()

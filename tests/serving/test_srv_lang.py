@@ -224,6 +224,56 @@ def test_every_error_code_has_a_sentence_in_both_languages():
         assert re.search("[\u4e00-\u9fff]", human_message(code, "some developer text", lang="zh"))
     assert human_message("conflict", "计划已存在；plan exists", lang="en") == "plan exists"
     assert human_message("conflict", "计划已存在；plan exists", lang="zh") == "计划已存在"
+    # the Chinese may hold a ；itself: the English is after the last one
+    assert human_message("conflict", "已关闭；请重新提交；already closed", lang="zh") == "已关闭；请重新提交"
+
+
+_ENGLISH_WORDS = re.compile(r"[A-Za-z]+ [A-Za-z]+ [A-Za-z]+")
+
+
+def _template(node) -> str | None:
+    """A message's literal text, each interpolated value as "…" (it names a thing, it is not prose)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+    return None
+
+
+def test_every_error_raised_with_chinese_says_it_without_english():
+    """Review 22: an error whose message mixes Chinese and English in another form than
+    ``中文；English`` (e.g. "中文 (English)") showed the English on a page and in ``message_zh``.
+    Every raise in ``serving`` of a service error (or a validator's ValueError) whose text holds
+    Chinese gives the Chinese alone, as ``zh=`` or as the part ``human_message`` takes."""
+    import ast
+    import pathlib
+
+    import serving
+    import serving.routes.analyst
+    import serving.services.model_registry
+    import serving.services.plans
+    from serving.errors import ServiceError, _split_bilingual
+
+    raised = {c.__name__ for c in _subclasses(ServiceError)} | {"ServiceError", "ValueError"}
+    root = pathlib.Path(serving.__file__).parent
+    checked, mixed = 0, []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in raised
+                    and node.args):
+                continue
+            message = _template(node.args[0])
+            zh = next((_template(k.value) for k in node.keywords if k.arg == "zh"), None)
+            if message is None or not re.search("[\u4e00-\u9fff]", message + (zh or "")):
+                continue
+            checked += 1
+            chinese = zh if zh is not None else _split_bilingual(message)[0]
+            if chinese and _ENGLISH_WORDS.search(chinese):
+                mixed.append(f"{path.relative_to(root.parent)}:{node.lineno}: {chinese}")
+    assert checked > 20  # the scan finds the raises (a rename of the hierarchy would empty it)
+    assert not mixed, "\n".join(mixed)
 
 
 def test_validation_sentences_name_the_field_and_never_show_a_pattern():

@@ -260,3 +260,29 @@ def test_going_back_a_page_by_key_opens_the_page_before(session):
         for k in range(1, len(afters)):
             back = previous_cursor(session, ADMIN, filters, afters[k], limit=limit, order=order)
             assert back == afters[k - 1], (filters, order, k)
+
+
+def test_the_rows_numbered_on_a_key_page_stay_within_the_list_whatever_n_the_link_says():
+    """Review 22: ``n`` (rows before a key page) comes from the URL. The links' own ``n`` is kept as
+    it is; any other is moved so that the rows shown are numbered within 1..total (pure, fast)."""
+    import random
+
+    from serving.routes._page_lists import _rows_before
+
+    rng = random.Random(22)  # noqa: S311 - a seeded, reproducible sample, not a secret
+    for total in (1, 9, 10, 11, 60, 61, 205):
+        for size in (10, 20, 50):
+            for before in range(size, total, size):  # the pages after the first, as the links number them
+                shown = min(size, total - before)
+                more = before + shown < total
+                for after_first in (before == size, None):
+                    kept = _rows_before(before, size=size, shown=shown, total=total, more=more,
+                                        after_first=after_first)
+                    assert kept == before, (total, size, before, after_first)
+                    for claimed in [1, before - 1, before + 1, 0, total, 5000, *rng.sample(range(1000, 10**7), 5)]:
+                        moved = _rows_before(max(claimed, 0), size=size, shown=shown, total=total, more=more,
+                                             after_first=after_first)
+                        assert moved >= 1 and moved + shown <= total - more, (total, size, before, claimed, moved)
+                        if (claimed in (0, total) or claimed >= 1000) and (not more or after_first):
+                            # beyond the bounds on the last page or the second: the exact position
+                            assert moved == before, (total, size, before, claimed, moved)
