@@ -49,6 +49,10 @@ _GRADE_COLUMNS = ("uscc", "as_of", "score", "grade", "probability", "model_versi
 _SUBJECT_COLUMNS = (*SubjectIn.model_fields, "updated_at")
 _JSON_FIELDS = ("reasons", "what_if")
 _SQLITE_CACHE_KIB = 256 * 1024
+# SQLite: the WAL is checkpointed (PASSIVE) after a frame's commit once it holds this much, and cut
+# back to this size when it restarts (journal_size_limit): a load of 2 M subjects × 2 as-of dates
+# checkpointed only at its end grew it to 17 GB, and readers' lookups slow as its index grows
+_WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -129,6 +133,8 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
                     rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
                 report.lap("write")
             report.lap("commit")
+            _bound_wal(conn)
+            report.lap("checkpoint")
             # told once the frame is committed: a failed frame leaves no trace, and is read again on resume
             if len(refused):
                 rejected = pd.concat([rejected, refused], ignore_index=True).sort_values("row", kind="stable")
@@ -150,21 +156,41 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
     return report
 
 
+def _bound_wal(conn: Connection) -> None:
+    """SQLite, between frames (no transaction open): checkpoint the WAL (PASSIVE: it waits for no
+    reader) once it holds ``_WAL_CHECKPOINT_BYTES``, so the next frame's commit starts it over
+    (cut to ``journal_size_limit``) instead of growing it. PostgreSQL: nothing. On the driver's
+    connection: a PRAGMA opens no transaction there."""
+    if conn.dialect.name != "sqlite":
+        return
+    driver = conn.connection.driver_connection
+    path = driver.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        wal_bytes = Path(f"{path}-wal").stat().st_size if path else 0
+    except FileNotFoundError:  # (not in WAL mode, or checkpointed and removed)
+        wal_bytes = 0
+    if wal_bytes >= _WAL_CHECKPOINT_BYTES:
+        driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 @contextmanager
 def _tuned_for_load(conn: Connection) -> Iterator[None]:
     """SQLite settings of the loading connection for the load, restored after it: index pages and
-    staged rows in memory (``cache_size``, ``temp_store``), and the WAL checkpointed once at the
-    end instead of at every frame's commit (each commit still syncs the WAL: durability as ever;
-    a page that several frames change is copied into the database once). PostgreSQL: nothing."""
+    staged rows in memory (``cache_size``, ``temp_store``), and the WAL checkpointed between
+    frames once it holds ``_WAL_CHECKPOINT_BYTES`` instead of at every frame's commit (each
+    commit still syncs the WAL: durability as ever; a page that several frames change is copied
+    into the database once per checkpoint), its file cut back to that size when it starts over
+    (``journal_size_limit``), so it stays bounded however large the load. PostgreSQL: nothing."""
     if conn.dialect.name != "sqlite":
         yield
         return
-    keep = ("cache_size", "temp_store", "wal_autocheckpoint")
+    keep = ("cache_size", "temp_store", "wal_autocheckpoint", "journal_size_limit")
     with conn.begin():
         before = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in keep}
         conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
         conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+        conn.exec_driver_sql(f"PRAGMA journal_size_limit = {_WAL_CHECKPOINT_BYTES}")
     try:
         yield
     finally:
