@@ -237,40 +237,6 @@ def test_a_load_of_many_batches_keeps_the_sqlite_wal_bounded(session, database_u
     assert wal.stat().st_size <= bound + one_batch
 
 
-def test_the_copy_text_reads_back_as_the_values_written_row_by_row(database_url):
-    """The COPY text built column by column (PostgreSQL) reads back as psycopg's own ``write_row``
-    of the same values: escapes, NULLs, dates, offsets, floats."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("COPY is PostgreSQL's")
-    awkward = ["a\tb", "line\nnext\r", "back\\slash", '{"k": "\\u00e9\\n"}', "", "近24个月", None]
-    n = len(awkward)
-    columns = [np.array(awkward, dtype=object), np.array([dt.date(2026, 7, 31)] * (n - 1) + [None], dtype=object),
-               np.array([0.1, 1 / 3, 650.0, -0.0, 1e-7, float("nan"), 2.5], dtype=object),
-               np.array([True, False] * 3 + [None], dtype=object), np.arange(n).astype(object),
-               np.array([dt.datetime(2026, 12, 7, 13, 0, 0, 123456, tzinfo=dt.UTC)] * n, dtype=object)]
-    engine = engine_for(database_url)
-    with engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        cursor = raw.cursor()
-        for name in ("by_rows", "by_columns"):
-            cursor.execute(f"CREATE TEMP TABLE {name} (t text, d date, f double precision, b boolean, i integer, "
-                           "at timestamptz, j jsonb)")
-        with cursor.copy("COPY by_rows (t, d, f, b, i, at) FROM STDIN") as copy:
-            for row in zip(*columns, strict=True):
-                copy.write_row([None if isinstance(v, float) and v != v else v for v in row])
-        with cursor.copy("COPY by_columns (t, d, f, b, i, at) FROM STDIN") as copy:
-            copy.write(bulk.copy_text(columns))
-        cursor.execute("SELECT t, d, f, b, i, at FROM by_rows ORDER BY i")
-        by_rows = cursor.fetchall()
-        cursor.execute("SELECT t, d, f, b, i, at FROM by_columns ORDER BY i")
-        assert cursor.fetchall() == by_rows
-        with cursor.copy("COPY by_columns (j) FROM STDIN") as copy:  # JSON text with its own escapes
-            copy.write(bulk.copy_text([np.array(['{"k": "\\u00e9\\n\\t"}', '[{"a": "b\\\\c"}]'], dtype=object)]))
-        cursor.execute("SELECT j FROM by_columns WHERE j IS NOT NULL ORDER BY j::text")
-        assert [j for (j,) in cursor.fetchall()] == [[{"a": "b\\c"}], {"k": "é\n\t"}]
-        conn.rollback()
-
-
 def test_a_batch_looks_up_the_staged_keys_instead_of_scanning_the_tables(session, database_url, monkeypatch):
     """Issue 22 (PostgreSQL): each statement of a batch driven by the staged keys reads grades,
     subjects and current grades by index, never whole (a scan's cost grows with the table, a
