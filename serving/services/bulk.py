@@ -306,7 +306,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
 
 
 # PostgreSQL settings of a batch's statements driven by the staged keys (SET LOCAL: its transaction)
-_STAGED_PLAN = {"enable_hashjoin": "off", "enable_mergejoin": "off", "work_mem": "64MB"}
+_STAGED_PLAN = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_seqscan": "off", "work_mem": "64MB"}
 
 
 @contextmanager
@@ -316,7 +316,10 @@ def _by_staged_keys(conn: Connection) -> Iterator[None]:
     Left to itself the planner hash-joined over sequential scans of the whole tables (1.5 / 0.6 /
     2.3 s per batch at 400,000 grades, growing with them), misled by the estimate of the join of
     the staged keys (1 row for 50,000); nested loops over the stage make a batch's cost follow
-    the batch, and ``work_mem`` keeps the sort of 50,000 current grades off disk. Restored after
+    the batch. No sequential scan either (``enable_seqscan``; the stage is read by its own
+    index): with the tables' statistics lagging the load, the planner otherwise took grades or
+    current grades for small and scanned them to probe the stage, or scanned the stage once per
+    row of them (minutes). ``work_mem`` keeps the sort of 50,000 current grades off disk. Restored after
     (the early warnings' statements plan as ever). SQLite: nothing (its plans already look up
     each staged row by index)."""
     if conn.dialect.name != "postgresql":
