@@ -5,8 +5,8 @@ Each tree runs in its own child process (``PYTHONPATH`` = the tree, so it import
 code and migrates with that tree's Alembic scripts) on a fresh database: ``--subjects`` N
 subjects, then ``--as-of`` monthly grade loads of N rows each (5 reasons per grade; the first is
 a first load, the others regrade every subject). Printed per tree: rows/s of each grade load and
-of all of them, and the seconds per phase where the tree's ``LoadReport`` reports them
-(``phases``).
+of all of them, the seconds per phase where the tree's ``LoadReport`` reports them
+(``phases``), and on SQLite the WAL's largest size after a batch (its growth during a load).
 
 Usage: flock /tmp/bench.lock timeout 900 .venv/bin/python benchmarks/bulk_load.py --subjects 200000 --as-of 2
        --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--repeats 1]
@@ -63,13 +63,21 @@ def _child(args: argparse.Namespace) -> dict:
     out: dict = {"subjects_per_s": n / (time.perf_counter() - t), "loads": []}
 
     reasons = [bench_reasons(i) for i in range(n)] if args.distinct_reasons else bench_reasons()
+    wal = tmp / "bulk.db-wal"
     for month in range(args.as_of):
         as_of, grades = month_grades(codes, month, reasons, rng)
+        wal_peak = [0]
+
+        def progress(_report, peak=wal_peak) -> None:  # the WAL's size after each batch (SQLite)
+            peak[0] = max(peak[0], wal.stat().st_size if wal.exists() else 0)
+
         t, cpu = time.perf_counter(), time.process_time()
-        report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"grades-{as_of}")
+        report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"grades-{as_of}",
+                             progress=progress)
         seconds = time.perf_counter() - t
         out["loads"].append({"as_of": str(as_of), "rows": report.stored, "seconds": seconds,
-                             "cpu": time.process_time() - cpu, "phases": dict(getattr(report, "phases", {}) or {})})
+                             "cpu": time.process_time() - cpu, "phases": dict(getattr(report, "phases", {}) or {}),
+                             "wal_peak": wal_peak[0]})
     engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)  # (the disk is shared)
     return out
@@ -99,6 +107,9 @@ def _summary(name: str, result: dict) -> float:
     if cpu:  # the loading process's own CPU (SQLite's work included; PostgreSQL's server not): less load-bound
         per_cpu = ", ".join(f"{load['as_of']} {load['rows'] / load['cpu']:,.0f}" for load in result["loads"])
         print(f"    per CPU-second of the loading process: {rows / cpu:,.0f} rows ({per_cpu})", flush=True)
+    if any(load.get("wal_peak") for load in result["loads"]):  # SQLite: the WAL's largest size seen after a batch
+        print("    WAL peak (MB): " + ", ".join(f"{load['as_of']} {load.get('wal_peak', 0) / 2**20:,.0f}"
+                                          for load in result["loads"]), flush=True)
     for load in result["loads"]:
         if load["phases"]:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in sorted(load["phases"].items(), key=lambda kv: -kv[1]))

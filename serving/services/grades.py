@@ -159,19 +159,40 @@ def advance_current(connection: Connection, stored: FromClause) -> None:
 
 
 def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
-    """Copy subjects' (uscc, industry, district_code) into their current grades (after they changed)."""
+    """Copy subjects' (uscc, industry, district_code) into their current grades (after they changed),
+    a subject given twice by its last row. One set-based ``UPDATE … FROM`` the rows passed as one
+    parameter (arrays on PostgreSQL, a JSON array on SQLite): one statement and one index lookup
+    per subject, not one statement per subject (2 M for a city); rows already equal not written."""
+    import json
+
+    from sqlalchemy import text
+
     connection = connection_of(source)
-    rows = [(industry, district, uscc) for uscc, industry, district in subjects]
-    if rows:
-        forget_counts(connection)  # subjects stored or changed: every list's total may change
-        codes = list(dict.fromkeys(u for _i, _d, u in rows))  # once each: the chunks must not overlap
-        for start in range(0, len(codes), 500):  # the lists' tallies, before (stay under SQL parameter limits)
-            tally_current(connection, codes[start:start + 500], -1)
-        connection.execute(update(_C).where(_C.c.uscc == bindparam("key")).values(
-            industry=bindparam("industry"), district_code=bindparam("district")),
-            [dict(industry=i, district=d, key=u) for i, d, u in rows])
-        for start in range(0, len(codes), 500):  # and after
-            tally_current(connection, codes[start:start + 500], +1)
+    last = {uscc: (industry, district) for uscc, industry, district in subjects}  # a later row wins
+    if not last:
+        return
+    forget_counts(connection)  # subjects stored or changed: every list's total may change
+    codes = list(last)
+    for start in range(0, len(codes), 500):  # the lists' tallies, before (stay under SQL parameter limits)
+        tally_current(connection, codes[start:start + 500], -1)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(
+            "UPDATE current_grades AS c SET industry = v.industry, district_code = v.district_code "
+            "FROM unnest(CAST(:usccs AS text[]), CAST(:industries AS text[]), CAST(:districts AS text[])) "
+            "AS v(uscc, industry, district_code) WHERE c.uscc = v.uscc "
+            "AND (c.industry IS DISTINCT FROM v.industry OR c.district_code IS DISTINCT FROM v.district_code)"),
+            {"usccs": codes, "industries": [i for i, _ in last.values()],
+             "districts": [d for _, d in last.values()]})
+    else:
+        connection.execute(text(  # SQLite ≥ 3.33 (UPDATE … FROM)
+            "UPDATE current_grades SET industry = v.industry, district_code = v.district_code "
+            "FROM (SELECT json_extract(value, '$[0]') AS uscc, json_extract(value, '$[1]') AS industry, "
+            "json_extract(value, '$[2]') AS district_code FROM json_each(:rows)) AS v "
+            "WHERE current_grades.uscc = v.uscc AND (current_grades.industry IS NOT v.industry "
+            "OR current_grades.district_code IS NOT v.district_code)"),
+            {"rows": json.dumps([[u, i, d] for u, (i, d) in last.items()], ensure_ascii=False)})
+    for start in range(0, len(codes), 500):  # and after
+        tally_current(connection, codes[start:start + 500], +1)
 
 
 def prune_grades(session: Session, keep_as_of: int) -> tuple[list[dt.date], int]:

@@ -206,3 +206,83 @@ def test_a_load_that_fails_raising_its_warnings_leaves_the_database_as_it_was(se
     monkeypatch.setattr(bulk, "warn_after_bulk_grades", real)
     assert load_grades(engine, [_frame([dropped])], load_id="regrade").stored == 1
     assert len(_stored(session)[2]) == 2
+
+
+def test_a_load_of_many_batches_keeps_the_sqlite_wal_bounded(session, database_url, monkeypatch):
+    """Issue 22: checkpointed only at the end of a load, the WAL grew with the load (17 GB at
+    2 M subjects × 2 as-of dates). Checkpointed between batches, it stays within its bound plus
+    about one batch, however many batches the load has."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the WAL is SQLite's")
+    from pathlib import Path
+
+    bound = 256 * 1024
+    monkeypatch.setattr(bulk, "_WAL_CHECKPOINT_BYTES", bound)
+    n, rows = 3000, 300
+    codes = make_uscc(np.array(["91"] * n), np.full(n, 320104), np.arange(60_000, 60_000 + n)).astype(str)
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", district_code="320104",
+                                registered_on="2015-01-01") for i, c in enumerate(codes)])
+    engine = engine_for(database_url)
+    wal = Path(database_url.removeprefix("sqlite:///") + "-wal")
+    rng = np.random.default_rng(22)
+    reasons = json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "contribution": -4.0 * k,
+                           "record_ids": [f"R{k}"]} for k in range(5)], ensure_ascii=False)
+    for month, as_of in enumerate(["2026-07-31", "2026-08-31"]):
+        grades = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": rng.normal(650, 50, n).round(1),
+                               "grade": rng.choice(list("ABCD"), n), "probability": rng.random(n).round(4),
+                               "model_version": "general-v3", "profile_hash": "p2" + "0" * 62, "reasons": reasons})
+        report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"wal-{month}")
+        assert report.stored == n
+    one_batch = 2 * 1024 * 1024  # a batch of 300 grades with their index entries: well under this
+    assert wal.stat().st_size <= bound + one_batch
+
+
+def test_a_batch_looks_up_the_staged_keys_instead_of_scanning_the_tables(session, database_url, monkeypatch):
+    """Issue 22 (PostgreSQL): each statement of a batch driven by the staged keys reads grades,
+    subjects and current grades by index, never whole (a scan's cost grows with the table, a
+    batch's must not). Checked by EXPLAIN of each such statement, where it runs."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite looks each staged row up by index already")
+    from sqlalchemy import event
+
+    n = 3000
+    codes = make_uscc(np.array(["91"] * n), np.full(n, 320104), np.arange(61_000, 61_000 + n)).astype(str)
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="C", district_code="320104",
+                                registered_on="2015-01-01") for i, c in enumerate(codes)])
+    engine = engine_for(database_url)
+    rng = np.random.default_rng(7)
+
+    def month(as_of: str) -> pd.DataFrame:
+        return pd.DataFrame({"uscc": codes, "as_of": as_of, "score": rng.normal(650, 50, n).round(1),
+                             "grade": rng.choice(list("ABCD"), n), "probability": rng.random(n).round(4),
+                             "model_version": "general-v3", "profile_hash": "p2" + "0" * 62, "reasons": "[]"})
+
+    load_grades(engine, [month("2026-07-31"), month("2026-08-31")], load_id="plans-first")
+    plans: list[str] = []
+
+    def explain(cursor, statement, parameters=None) -> None:
+        if bulk._STAGE in statement and statement.lstrip()[:6].upper() in ("SELECT", "INSERT", "DELETE", "UPDATE"):
+            other = cursor.connection.cursor()
+            other.execute("EXPLAIN " + statement, parameters)
+            plans.append(statement.split("FROM")[0][:60] + "\n" + "\n".join(r[0] for r in other.fetchall()))
+
+    def before_execute(_conn, cursor, statement, parameters, _context, _executemany):
+        explain(cursor, statement, parameters)
+
+    real_rows = bulk._driver_rows
+
+    def explained_rows(conn, sql):
+        explain(conn.connection.driver_connection.cursor(), sql)
+        return real_rows(conn, sql)
+
+    monkeypatch.setattr(bulk, "_driver_rows", explained_rows)
+    event.listen(engine, "before_cursor_execute", before_execute)
+    try:
+        frame = month("2026-09-30")
+        load_grades(engine, [frame.iloc[:1000], frame.iloc[1000:2000]], load_id="plans-regrade")
+    finally:
+        event.remove(engine, "before_cursor_execute", before_execute)
+    assert len(plans) >= 8  # unknown subjects, before, replace, current, now current: per batch
+    scans = [p for p in plans if any(f"Seq Scan on {t} " in p or p.endswith(f"Seq Scan on {t}")
+                                     for t in ("grades", "subjects", "current_grades"))]
+    assert not scans, "\n\n".join(scans)
