@@ -237,3 +237,16 @@ def test_the_csv_of_20000_warnings_streams_in_bounded_memory(session):
         forget_counts(session)
         session.commit()
         assert session.scalar(select(func.count()).select_from(RiskWarning)) == 60 * 9
+
+
+def test_the_kept_count_follows_a_warning_acknowledged_and_closed(session):
+    f_open, f_active = WarningFilter("open"), WarningFilter("active")
+    before = count_warnings(session, ADMIN, f_open), count_warnings(session, ADMIN, f_active)  # both kept now
+    wid = _expected(session, f_open)[-1]
+    warnings.acknowledge(session, ADMIN, wid)
+    assert (count_warnings(session, ADMIN, f_open), count_warnings(session, ADMIN, f_active)) == (
+        before[0] - 1, before[1])
+    warnings.close(session, ADMIN, wid, "已核实处置")
+    assert (count_warnings(session, ADMIN, f_open), count_warnings(session, ADMIN, f_active)) == (
+        before[0] - 1, before[1] - 1)
+    assert wid not in [w.id for w, _ in warning_page(session, ADMIN, f_active, limit=1000).rows]
