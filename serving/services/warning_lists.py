@@ -76,7 +76,8 @@ def warning_page(session: Session, principal: Principal, filters: WarningFilter 
         if cursor:
             at = bindparam("at", dt.datetime.fromisoformat(cursor[0]), type_=_W.c.raised_at.type)
             stmt = stmt.where(tuple_(_W.c.raised_at, _W.c.id) < tuple_(at, cursor[1]))
-        rows += session.execute(stmt.order_by(_W.c.raised_at.desc(), _W.c.id.desc()).limit(limit + 1)).all()
+        newest = stmt.order_by(_W.c.raised_at.desc(), _W.c.id.desc()).limit(limit + 1)
+        rows += session.connection().execute(newest).all()  # columns: Core rows, no ORM loading per row
     rows.sort(key=lambda r: (r.raised_at, r.id), reverse=True)
     shown = [(r, shown_name(r.name, r.legal_form)) for r in rows[:limit]]
     if len(rows) > limit:
@@ -98,7 +99,7 @@ def previous_warning_cursor(session: Session, principal: Principal, filters: War
             _W.c.status == status, coverage_clause(principal), tuple_(_W.c.raised_at, _W.c.id) >= tuple_(at, cursor[1]))
         if filters.cause:
             stmt = stmt.where(_W.c.cause == filters.cause)
-        keys += session.execute(stmt.order_by(_W.c.raised_at, _W.c.id).limit(limit + 1)).all()
+        keys += session.connection().execute(stmt.order_by(_W.c.raised_at, _W.c.id).limit(limit + 1)).all()
     keys.sort()
     if len(keys) > limit:
         return encode_cursor([keys[limit][0].isoformat(), keys[limit][1], cursor[-1]])
