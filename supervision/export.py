@@ -36,7 +36,9 @@ def neutralise_cell(value: Any) -> Any:
     """``value`` safe to put in a CSV or Excel cell: a text that a spreadsheet would take for a
     formula gets a leading ``'``; numbers, dates and other texts are returned as they are. A
     formula sign counts after leading blanks and invisible characters, and in its full-width form."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value[:1].isalnum():
+        # a letter or digit first (Chinese included) is neither a sign, a blank nor invisible:
+        # the common case, answered without the checks below (a download neutralises millions)
         return value
     if value.startswith(FORMULA_STARTS):
         return "'" + value

@@ -53,7 +53,10 @@ class WarningPage:
     next: str | None  # the cursor of the next page; None on the last
 
 
-_WARNING_COLUMNS = (*_W.c, Subject.name, Subject.legal_form)
+# what the page and the CSV show (not the evidence: a JSON document per warning, decoded for nothing)
+_WARNING_COLUMNS = (*(_W.c[name] for name in (
+    "id", "uscc", "cause", "department", "status", "message", "record_ids", "raised_on", "raised_at",
+    "acknowledged_by", "closed_by", "close_note")), Subject.name, Subject.legal_form)
 
 
 def warning_page(session: Session, principal: Principal, filters: WarningFilter = WarningFilter(), *,
