@@ -2,7 +2,7 @@
 
 Order: newest first (``raised_at``, then ``id``, descending: a grading raises thousands at one
 time). Every page is one index range scan per status the filter takes
-(``ix_risk_warnings_status_raised``: ``status = ? AND (raised_at, id) < cursor``; with a cause,
+(``ix_risk_warnings_status_raised``: ``status = ?`` and the key after the cursor; with a cause,
 ``ix_risk_warnings_status_cause``), the statuses' pages merged, so a deep page costs what the
 first one does. The cursor is the one of ``serving.services.subject_lists`` (the last row's key,
 then the list's total): the total is counted on the first page only, and kept with the list
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import and_, bindparam, func, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
 
@@ -65,9 +65,9 @@ def warning_page(session: Session, principal: Principal, filters: WarningFilter 
     first (raised_at, then id, descending), after cursor ``after`` (the cursor rule of
     ``serving.services.subject_lists``: the last row's key, then the list's total).
 
-    Paged by key: one index range scan per status (``ix_risk_warnings_status_raised``, or with a
-    cause ``ix_risk_warnings_status_cause``: ``status = ? [AND cause = ?] AND (raised_at, id) <
-    cursor``), the statuses' pages merged, so a deep page costs what the first one does."""
+    Paged by key: per status, index range scans (``ix_risk_warnings_status_raised``, or with a
+    cause ``ix_risk_warnings_status_cause``) from the cursor on (:func:`_from_cursor`), the
+    statuses' pages merged, so a deep page costs what the first one does."""
     cursor = _decode(after) if after else None
     total = cursor[-1] if cursor else count_warnings(session, principal, filters)
     rows: list[Any] = []
@@ -76,11 +76,7 @@ def warning_page(session: Session, principal: Principal, filters: WarningFilter 
             _W.c.status == status, coverage_clause(principal))
         if filters.cause:
             stmt = stmt.where(_W.c.cause == filters.cause)
-        if cursor:
-            at = bindparam("at", dt.datetime.fromisoformat(cursor[0]), type_=_W.c.raised_at.type)
-            stmt = stmt.where(tuple_(_W.c.raised_at, _W.c.id) < tuple_(at, cursor[1]))
-        newest = stmt.order_by(_W.c.raised_at.desc(), _W.c.id.desc()).limit(limit + 1)
-        rows += session.connection().execute(newest).all()  # columns: Core rows, no ORM loading per row
+        rows += _from_cursor(session, stmt, cursor, limit + 1, backwards=False)
     rows.sort(key=lambda r: (r.raised_at, r.id), reverse=True)
     shown = [(r, shown_name(r.name, r.legal_form)) for r in rows[:limit]]
     if len(rows) > limit:
@@ -95,18 +91,39 @@ def previous_warning_cursor(session: Session, principal: Principal, filters: War
     key of the row ``limit`` rows before the cursor's row, read backwards on the pages' indexes
     (at most ``limit + 1`` keys per status)."""
     cursor = _decode(after)
-    at = bindparam("at", dt.datetime.fromisoformat(cursor[0]), type_=_W.c.raised_at.type)
     keys: list[Any] = []
     for status in filters.statuses:
         stmt = select(_W.c.raised_at, _W.c.id).join(Subject, Subject.uscc == _W.c.uscc).where(
-            _W.c.status == status, coverage_clause(principal), tuple_(_W.c.raised_at, _W.c.id) >= tuple_(at, cursor[1]))
+            _W.c.status == status, coverage_clause(principal))
         if filters.cause:
             stmt = stmt.where(_W.c.cause == filters.cause)
-        keys += session.connection().execute(stmt.order_by(_W.c.raised_at, _W.c.id).limit(limit + 1)).all()
+        keys += _from_cursor(session, stmt, cursor, limit + 1, backwards=True)
     keys.sort()
     if len(keys) > limit:
         return encode_cursor([keys[limit][0].isoformat(), keys[limit][1], cursor[-1]])
     return None
+
+
+def _from_cursor(session: Session, stmt: Any, cursor: list[Any] | None, n: int, *, backwards: bool) -> list[Any]:
+    """The first ``n`` rows of ``stmt`` (of one status) after the cursor's key, newest first
+    (``backwards``: from the cursor's row on, oldest first). Two index ranges, the rest of the
+    cursor's time (``raised_at = ? AND id < ?``), then the times after it: the row value
+    ``(raised_at, id) < (?, ?)`` is a range on ``raised_at`` only for SQLite, which read every
+    warning of the cursor's time before it (a grading raises tens of thousands at one time)."""
+    order = (_W.c.raised_at, _W.c.id) if backwards else (_W.c.raised_at.desc(), _W.c.id.desc())
+    if cursor is None:
+        ranges = [true()]
+    else:
+        at = bindparam("at", dt.datetime.fromisoformat(cursor[0]), type_=_W.c.raised_at.type)
+        ranges = ([and_(_W.c.raised_at == at, _W.c.id >= cursor[1]), _W.c.raised_at > at] if backwards
+                  else [and_(_W.c.raised_at == at, _W.c.id < cursor[1]), _W.c.raised_at < at])
+    rows: list[Any] = []
+    for where in ranges:
+        if len(rows) >= n:
+            break
+        # columns: Core rows, no ORM loading per row
+        rows += session.connection().execute(stmt.where(where).order_by(*order).limit(n - len(rows))).all()
+    return rows
 
 
 def all_warnings(session: Session, principal: Principal, filters: WarningFilter = WarningFilter(), *,

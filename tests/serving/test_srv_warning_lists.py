@@ -120,7 +120,9 @@ def test_a_department_pages_only_what_it_covers(session):
 
 
 def test_pages_are_index_range_scans(session):
-    """Each status's page reads ``ix_risk_warnings_status_*`` from the cursor on, with no sort."""
+    """Each status's page reads ``ix_risk_warnings_status_*`` from the cursor on, with no sort: the
+    rest of the cursor's time by ``id``, then the times before it (a row value would be a range on
+    ``raised_at`` only, every warning of a grading's one time read for a page deep in it)."""
     from sqlalchemy.dialects import sqlite
 
     first = warning_page(session, ADMIN, WarningFilter("open"), limit=5)
@@ -138,12 +140,13 @@ def test_pages_are_index_range_scans(session):
             warning_page(session, ADMIN, WarningFilter("active", cause), after=first.next, limit=5)
         finally:
             event.remove(engine, "before_cursor_execute", grab)
-        assert len(captured) == 2 and engine.dialect.name == sqlite.dialect.name
+        assert len(captured) >= 2 and engine.dialect.name == sqlite.dialect.name
         for statement, parameters in captured:
             plan = " ".join(r[-1] for r in session.connection().exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, parameters))
-            assert "USING INDEX ix_risk_warnings_status_" in plan and "TEMP B-TREE" not in plan, plan
-            assert "raised_at<" in plan.replace(" ", "") or "(raised_at,id)<" in plan.replace(" ", ""), plan
+                "EXPLAIN QUERY PLAN " + statement, parameters)).replace(" ", "")
+            assert "USINGINDEXix_risk_warnings_status_" in plan and "TEMPB-TREE" not in plan, plan
+            # the rest of the cursor's time, then the times after it: each a range of the index
+            assert "raised_at=?ANDid<?)" in plan or "raised_at<?)" in plan, plan
 
 
 def _csv_rows(content: bytes) -> list[list[str]]:
