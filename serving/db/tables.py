@@ -519,7 +519,9 @@ class RiskWarning(SurrogateKey, Base):
     warning is closed, so a subject has at most one open warning per cause."""
 
     __tablename__ = "risk_warnings"
-    __table_args__ = (Index("ix_risk_warnings_status", "status", "raised_at"),)
+    # the list's pages by key, newest first (serving.services.warning_lists; migration 0017)
+    __table_args__ = (Index("ix_risk_warnings_status_raised", "status", "raised_at", "id"),
+                      Index("ix_risk_warnings_status_cause", "status", "cause", "raised_at", "id"))
 
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), index=True)
     cause: Mapped[str] = mapped_column(String(30))

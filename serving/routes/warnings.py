@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from serving.deps import (
     Decider,
@@ -19,10 +19,12 @@ from serving.deps import (
 )
 from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
 from serving.pages import render
+from serving.routes._page_lists import key_window, page_size
 from serving.routes._routers import api_and_page_routers
 from serving.schemas import WarningCause, WarningClose, WarningOut
-from serving.services import warnings
+from serving.services import warning_lists, warnings
 from serving.services.subjects import get_subject
+from serving.services.warning_lists import WarningFilter
 from serving.services.warnings import CAUSE_LABELS_ZH, NotYourWarning, UnknownWarning
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 
@@ -31,7 +33,9 @@ WarningId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PurposeParam = Annotated[str, Query(**PURPOSE_LENGTH, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
 CauseParam = WarningCause
+AfterParam = Annotated[str | None, Query(max_length=400, description="the `next` cursor of the previous page")]
 _ERRORS = (NotAuthenticated, NotAllowed)
+CSV_CHUNK = 2000  # warnings per piece of a streamed CSV (read, logged, then sent)
 _CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
 
 
@@ -42,24 +46,50 @@ def _out(w, name: str) -> WarningOut:
                       closed_by=w.closed_by, close_note=w.close_note)
 
 
-def _listed(session, principal, log, purpose, status, cause):
-    rows = warnings.list_warnings(session, principal, status=status, cause=cause)
+def _first(session, principal, log, purpose, filters: WarningFilter, limit: int = 500):
+    """The first ``limit`` warnings of the list, their subjects logged as read before shown."""
+    rows = warning_lists.warning_page(session, principal, filters, limit=limit).rows
     log.shown(principal, purpose, dict.fromkeys(w.uscc for w, _ in rows))  # logged before shown
     return rows
+
+
+def _streamed_csv(session, principal, log, purpose, filters: WarningFilter) -> StreamingResponse:
+    """The whole filtered list as CSV, streamed a chunk at a time. Each chunk's subjects are
+    logged as read (durably: ``ReadLog.shown``) before its rows are sent, so a client that goes
+    away mid-way has been sent nothing unlogged; the first chunk is read and logged before the
+    answer starts, so a failure there is an error answer, not a cut-off file."""
+    chunks = warning_lists.all_warnings(session, principal, filters, chunk=CSV_CHUNK)
+
+    def logged():
+        for rows in chunks:
+            log.shown(principal, purpose, dict.fromkeys(w.uscc for w, _ in rows))
+            yield rows
+
+    pieces = warnings.warnings_csv_chunks(logged())
+    first = [next(pieces), next(pieces, b"")]  # the header, then the first chunk: logged now
+
+    def body():
+        yield b"".join(first)
+        yield from pieces
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="warnings.csv"'})
 
 
 @router.get("", response_model=list[WarningOut], responses=error_responses(*_ERRORS, InvalidInput))
 def list_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, purpose: PurposeParam,
                   status: StatusParam | None = "active", cause: CauseParam | None = None) -> list[WarningOut]:
-    """The warnings of the subjects the caller's department covers, newest first (default: not closed)."""
-    return [_out(w, n) for w, n in _listed(session, principal, log, purpose, status, cause)]
+    """The newest 500 warnings of the subjects the caller's department covers (default: not
+    closed); the whole list: ``export.csv``."""
+    return [_out(w, n) for w, n in _first(session, principal, log, purpose, WarningFilter(status, cause))]
 
 
 @router.get("/export.csv", response_class=Response, responses={**error_responses(*_ERRORS, InvalidInput), **_CSV})
 def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, purpose: PurposeParam,
                     status: StatusParam | None = "active", cause: CauseParam | None = None) -> Response:
-    """The same list as CSV (UTF-8 with BOM, Chinese headers, every cell formula-neutralised)."""
-    return _csv(warnings.warnings_csv(_listed(session, principal, log, purpose, status, cause)))
+    """The whole list as CSV, streamed (UTF-8 with BOM, Chinese headers, every cell
+    formula-neutralised); each subject shown is logged as read before its rows are sent."""
+    return _streamed_csv(session, principal, log, purpose, WarningFilter(status, cause))
 
 
 @router.post("/{warning_id}/acknowledge", response_model=WarningOut,
@@ -95,29 +125,34 @@ def _handled(session, principal, log, warning_id: int, action: str, note: str | 
     return warning
 
 
-def _csv(content: bytes) -> Response:
-    return Response(content, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="warnings.csv"'})
-
-
 # --- pages ----------------------------------------------------------------------------------
 
 @pages_router.get("/regulator/warnings", response_class=HTMLResponse)
 def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageDecider,
                   log: ReadLogDep,
                   purpose: Annotated[str | None, Query(**PURPOSE_LENGTH), NoControlChars] = None,
-                  status: StatusParam | None = "active") -> Response:
-    """预警处理: without a purpose only the count (nothing read); with one, the list (logged)."""
-    rows = [_out(w, n) for w, n in _listed(session, principal, log, purpose, status, None)] if purpose else None
-    return render(request, "warnings.html", {"user": principal, "rows": rows, "purpose": purpose, "status": status,
-                                             "open_count": warnings.count_open(session, principal),
+                  status: StatusParam | None = "active", after: AfterParam = None) -> Response:
+    """预警处理: without a purpose only the count (nothing read); with one, a page of the list by
+    key (each subject shown logged), with the whole list's CSV."""
+    filters = WarningFilter(status)
+    open_count = warning_lists.count_open(session, principal)
+    window = None
+    if purpose:
+        size = page_size(request.query_params.get("size"))
+        page = warning_lists.warning_page(session, principal, filters, after=after, limit=size)
+        previous = warning_lists.previous_warning_cursor(session, principal, filters, after, limit=size) if after else None
+        log.shown(principal, purpose, dict.fromkeys(w.uscc for w, _ in page.rows))  # logged before shown
+        window = key_window(request, [_out(w, n) for w, n in page.rows], page.total, page.next, previous=previous,
+                            anchor="warnings")
+    return render(request, "warnings.html", {"user": principal, "window": window, "purpose": purpose,
+                                             "status": status, "open_count": open_count,
                                              "csrf": page_csrf(settings, principal)})
 
 
 @pages_router.get("/regulator/warnings.csv")
 def warnings_page_csv(session: SessionDep, principal: PageDecider, log: ReadLogDep, purpose: PurposeParam,
                       status: StatusParam | None = "active") -> Response:
-    return _csv(warnings.warnings_csv(_listed(session, principal, log, purpose, status, None)))
+    return _streamed_csv(session, principal, log, purpose, WarningFilter(status))
 
 
 @pages_router.post("/regulator/warnings/{warning_id}/{action}")

@@ -5,21 +5,22 @@ ingest wrote (``warn_after_records``, called by ``subjects.store_records``) and 
 changed (``warn_after_grades``, called by ``grades.store_grades`` and the bulk grade load), in the
 caller's transaction, and keeps one open warning per subject and cause (``open_key``): a new event
 of an open cause adds its records to it. Staff see the warnings of the subjects they cover (the
-one coverage rule, ``services.access``), acknowledge and close them, and download them as CSV.
+one coverage rule, ``services.access``; their lists: ``services.warning_lists``), acknowledge and
+close them, and download them as CSV.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import JSON, Connection, FromClause, and_, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Connection, FromClause, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.db.driver import compiled_for, insert_many
@@ -27,8 +28,9 @@ from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, RiskWarning, Subject
 from serving.errors import AlreadyDecided, NotAllowed, NotFound
 from serving.labels import department_name
-from serving.security import Principal, shown_name
+from serving.security import Principal
 from serving.services.access import coverage_clause
+from serving.services.list_counts import forget_counts
 from supervision.warnings import (
     CAUSE_LABELS_ZH,
     GradeChange,
@@ -283,28 +285,6 @@ def _run_many(connection: Connection, statement: Any, columns: dict[str, list[An
 
 # --- staff ---------------------------------------------------------------------------------
 
-def list_warnings(session: Session, principal: Principal, *, status: str | None = None, cause: str | None = None,
-                  limit: int = 500) -> list[tuple[RiskWarning, str]]:
-    """(warning, subject name as the lists show it: ``shown_name``) of the subjects ``principal``
-    covers, newest first."""
-    stmt = (select(RiskWarning, Subject.name, Subject.legal_form).join(Subject, Subject.uscc == RiskWarning.uscc)
-            .where(coverage_clause(principal)))
-    if status == "active":
-        stmt = stmt.where(RiskWarning.status != "closed")
-    elif status:
-        stmt = stmt.where(RiskWarning.status == status)
-    if cause:
-        stmt = stmt.where(RiskWarning.cause == cause)
-    return [(w, shown_name(n, f)) for w, n, f in session.execute(
-        stmt.order_by(RiskWarning.raised_at.desc(), RiskWarning.id.desc()).limit(limit))]
-
-
-def count_open(session: Session, principal: Principal) -> int:
-    stmt = (select(func.count()).select_from(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
-            .where(coverage_clause(principal), RiskWarning.status != "closed"))
-    return session.scalar(stmt) or 0
-
-
 def _covered_warning(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
     """The warning, if ``principal`` covers its subject and may handle it: a warning a record
     raised is its department's to handle (the others covering the subject see it); one a grading
@@ -333,6 +313,7 @@ def acknowledge(session: Session, principal: Principal, warning_id: int) -> Risk
                              field="warning_id")
     warning.status, warning.acknowledged_by = "acknowledged", principal.username
     warning.acknowledged_at = warning.updated_at = dt.datetime.now(dt.UTC)
+    forget_counts(session)  # the lists of one status count it no more, or now
     session.commit()
     return warning
 
@@ -345,6 +326,7 @@ def close(session: Session, principal: Principal, warning_id: int, note: str) ->
     now = dt.datetime.now(dt.UTC)
     warning.status, warning.closed_by, warning.closed_at, warning.close_note = "closed", principal.username, now, note
     warning.open_key, warning.updated_at = None, now
+    forget_counts(session)  # the lists of warnings not closed count it no more
     session.commit()
     return warning
 
@@ -354,18 +336,30 @@ CSV_COLUMNS = {"id": "预警编号", "uscc": "统一社会信用代码", "name":
                "raised_on": "预警日期", "acknowledged_by": "确认人", "closed_by": "关闭人", "close_note": "处理说明"}
 
 
-def warnings_frame(rows: Sequence[tuple[RiskWarning, str]]) -> pd.DataFrame:
+def warnings_frame(rows: Sequence[tuple[Any, str]]) -> pd.DataFrame:
     """The warnings as a table with Chinese headers (cells neutralised when written: ``csv_bytes``)."""
-    data = [{"id": w.id, "uscc": w.uscc, "name": name, "cause": CAUSE_LABELS_ZH.get(w.cause, w.cause),
-             "message": w.message, "record_ids": "、".join(w.record_ids or []),
-             "department": department_name(w.department),
-             "status": STATUS_ZH.get(w.status, w.status), "raised_on": w.raised_on.isoformat(),
-             "acknowledged_by": w.acknowledged_by or "", "closed_by": w.closed_by or "",
-             "close_note": w.close_note or ""} for w, name in rows]
-    return pd.DataFrame(data, columns=list(CSV_COLUMNS)).rename(columns=CSV_COLUMNS)
+    return pd.DataFrame([_csv_row(w, name) for w, name in rows], columns=list(CSV_COLUMNS)).rename(columns=CSV_COLUMNS)
 
 
-def warnings_csv(rows: Sequence[tuple[RiskWarning, str]]) -> bytes:
+def _csv_row(w: Any, name: str) -> dict[str, Any]:
+    return {"id": w.id, "uscc": w.uscc, "name": name, "cause": CAUSE_LABELS_ZH.get(w.cause, w.cause),
+            "message": w.message, "record_ids": "、".join(w.record_ids or []),
+            "department": department_name(w.department),
+            "status": STATUS_ZH.get(w.status, w.status), "raised_on": w.raised_on.isoformat(),
+            "acknowledged_by": w.acknowledged_by or "", "closed_by": w.closed_by or "",
+            "close_note": w.close_note or ""}
+
+
+def warnings_csv(rows: Sequence[tuple[Any, str]]) -> bytes:
     from supervision.export import csv_bytes
 
     return csv_bytes(warnings_frame(rows))
+
+
+def warnings_csv_chunks(chunks: Iterable[Sequence[tuple[Any, str]]]) -> Iterator[bytes]:
+    """:func:`warnings_csv` of the rows of ``chunks``, one piece per chunk (the header with the
+    BOM first): the same bytes, never the whole list in memory."""
+    from supervision.export import csv_pieces
+
+    return csv_pieces(list(CSV_COLUMNS.values()), ([list(_csv_row(w, name).values()) for w, name in rows]
+                                                   for rows in chunks))

@@ -216,8 +216,6 @@ def test_the_position_shown_never_exceeds_the_total(client, session):
     assert start <= _total(html)
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the warnings page and its CSV stop at the 500 newest, unpaged and "
-                                       "unsaid (300 k city: 418,629 open warnings, the CSV has 500 rows)")
 def test_the_warnings_download_holds_every_warning_the_page_counts(client, session):
     import datetime as dt
 

@@ -51,6 +51,11 @@ def test_public_list_then_broken_commitment_to_closed_warning(server, page, tmp_
     page.click("button.primary")  # the default purpose
     warning = page.locator("tr.warning", has_text="违反信用承诺")
     assert ENT2 in warning.inner_text()
+    assert "共 " in page.locator("#warnings-pager").inner_text()  # the list is paged, its total said
+    page.set_viewport_size({"width": 375, "height": 800})  # a phone: the page never scrolls sideways
+    page.screenshot(path=str(tmp_path / "warnings-375.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    page.set_viewport_size({"width": 1280, "height": 900})
     warning.locator("text=确认").click()
     warning = page.locator("tr.warning", has_text="违反信用承诺")
     assert "已确认" in warning.inner_text()
