@@ -1,7 +1,7 @@
 """risk_warnings: the indexes the warnings list pages by key on
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-07 14:00:00
 
 The list of warnings is read newest first, by key: ``status = ? [AND cause = ?] AND (raised_at,
@@ -9,8 +9,8 @@ id) < cursor`` (``serving.services.warning_lists``). ``(status, raised_at)`` ser
 only, where an index ends in the rowid; with ``id`` in the index every backend reads a page as a
 range of it (a grading raises thousands of warnings at one ``raised_at``: without ``id`` PostgreSQL
 sorts them all for each page). A cause filter has its own index, so a rare cause is not found by
-reading every warning of its status. (0015 and 0016 were given to other changes: the integrator
-chains this one after them.)
+reading every warning of its status.
+(0015 was reserved and not used.)
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0017'
-down_revision: str | None = '0014'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
