@@ -101,8 +101,6 @@ def test_risk_sorted_pages_never_repeat_a_subject_when_grades_change_while_pagin
     assert len(seen) == len(set(seen)), [u for u in set(seen) if seen.count(u) > 1]
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the analyst's grade shares count grade rows, not subjects: "
-                                       "a subject graded by two model versions on one as-of date counts twice")
 def test_grade_shares_count_each_subject_once_per_as_of(session):
     subjects = _city(session)
     session.commit()
