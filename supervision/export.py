@@ -11,7 +11,7 @@ cell by cell with every text typed as a string, so openpyxl never stores a formu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,16 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     line feed is quoted (with ``\\n`` alone, Python's csv writer leaves a bare CR unquoted, and a
     spreadsheet starts a new row there)."""
     return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+
+
+def csv_stream(columns: Sequence[str], frames: Iterable[pd.DataFrame]) -> Iterator[bytes]:
+    """The CSV :func:`csv_bytes` writes, in parts: the BOM and the header row (``columns``) first,
+    then each of ``frames`` (whose columns are ``columns``) as rows, read only as it is written,
+    so a long list is written in bounded memory."""
+    yield csv_bytes(pd.DataFrame(columns=list(columns)))
+    for frame in frames:
+        if len(frame):
+            yield neutralise_frame(frame).to_csv(index=False, header=False, lineterminator="\r\n").encode("utf-8")
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -4,11 +4,20 @@ Order: riskiest first (grade D→A, then score ascending, then USCC), the subjec
 last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
 Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
-so a deep page costs what the first one does. The total is read once, on the first page, and
-carried in the cursor: paging never recounts the population (it is the total as of the first
-page). For a reader who covers every subject or a section (no search) it is a sum of the tallies
-kept as subjects and grades are written; otherwise it is counted and kept per coverage and filters
-until subjects, records or grades change (``serving.services.list_counts``).
+so a deep page costs what the first one does. The total is read on every page, so it follows a
+grade load made while a reader pages: for a reader who covers every subject or a section (no
+search) it is a sum of the tallies kept as subjects and grades are written; otherwise it is
+counted once and kept per coverage and filters until subjects, records or grades change
+(``serving.services.list_counts``), so a later page reads the kept total (or counts again, once,
+after a change).
+
+The cursor carries the generation of the kept totals (``list_counts.generation``) it was made
+under. Riskiest first is keyed by the current grade, which a grade load changes: a subject shown
+on page 1 and regraded less risky sorts after the cursor and would be shown again (one regraded
+riskier would be missed). So a riskiest-first cursor of the graded part made under another
+generation is not followed: the page is empty and says the list changed (``changed``), and the
+reader starts again from the first page (never a subject twice, never one missed unsaid). The
+orders by USCC or name are keyed by what a grade load does not change, and carry on.
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -33,7 +42,7 @@ from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
-from serving.services.list_counts import cached_count, tallied_total
+from serving.services.list_counts import cached_count, generation, tallied_total
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
@@ -57,6 +66,7 @@ class SubjectListPage:
     total: int
     rows: list[tuple[Subject, Grade | None]]
     next: str | None  # the cursor of the next page; None on the last
+    changed: bool = False  # the cursor's riskiest-first order changed since it was made: start again
 
 
 def subject_page(session: Session, principal: Principal, filters: ListFilter = ListFilter(), *,
@@ -65,17 +75,25 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
     on an index (a search orders by the key it searches)."""
     cursor = _decode(after) if after else None
-    if cursor:
-        total = cursor[-1]
-    else:
-        tallied = _tallied(session, principal, filters)
-        total = tallied if tallied is not None else cached_count(
-            session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
+    now = generation(session)
+    total = list_total(session, principal, filters)
+    if cursor and cursor[0] == "g" and cursor[-1] != now:
+        # riskiest first, keyed by grades that changed since the cursor: following it could show a
+        # subject again or skip one (module docstring), so the reader is told and starts again
+        return SubjectListPage(total=total, rows=[], next=None, changed=True)
     if filters.search or order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
-    return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+    return SubjectListPage(total=total, rows=rows, next=_encode([*key, now]) if key else None)
+
+
+def list_total(session: Session, principal: Principal, filters: ListFilter) -> int:
+    """How many subjects the list of ``principal`` under ``filters`` holds now: a sum of tallies
+    when they say it, else the kept count (counted once after each change)."""
+    tallied = _tallied(session, principal, filters)
+    return tallied if tallied is not None else cached_count(
+        session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
 
 
 def offset_page(session: Session, principal: Principal, filters: ListFilter, offset: int,
@@ -272,7 +290,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
     ``limit`` rows further back. Read backwards by key on the indexes the pages use (at most
     ``limit + 1`` keys per grade letter), so going back costs what going forward does."""
     cursor = _decode(after)
-    total = cursor[-1]
+    carried = cursor[-1]  # the cursor's generation (see the module docstring), carried on
     if filters.search or order in _KEY_ORDERS:
         column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
         stmt = (select(column, Subject.uscc).select_from(Subject)
@@ -282,7 +300,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
         if filters.grade:
             stmt = stmt.where(CurrentGrade.grade == filters.grade)
         row = session.execute(stmt.order_by(column.desc(), Subject.uscc.desc()).offset(limit).limit(1)).first()
-        return _encode(["s", row[0], row[1], total]) if row else None
+        return _encode(["s", row[0], row[1], carried]) if row else None
     skip = limit  # rows of the page before, the cursor's row its last
     letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
     if cursor[0] == "u":
@@ -292,7 +310,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
                     .order_by(Subject.uscc.desc()).limit(skip + 1))
         keys = list(session.scalars(ungraded))
         if len(keys) > skip:
-            return _encode(["u", keys[skip], total])
+            return _encode(["u", keys[skip], carried])
         skip -= len(keys)
         start = None
     else:
@@ -311,20 +329,20 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
         keys = list(session.execute(stmt.order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc())
                                     .limit(skip + 1)).tuples())
         if len(keys) > skip:
-            return _encode(["g", letter, keys[skip][0], keys[skip][1], total])
+            return _encode(["g", letter, keys[skip][0], keys[skip][1], carried])
         skip -= len(keys)
     return None
 
 
 def encode_cursor(values: list[Any]) -> str:
     """A keyset cursor (opaque to clients): base64url of a small JSON array (the last row's key,
-    then the list's total)."""
+    then one number the list carries: its total, or the generation it was read under)."""
     return base64.urlsafe_b64encode(json.dumps(values, ensure_ascii=False).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, shape: Callable[[list[Any]], bool]) -> list[Any]:
     """The values of a cursor :func:`encode_cursor` gave, if ``shape`` accepts them (a list whose
-    last value is the total); else ``InvalidInput`` (field ``after``)."""
+    last value is an integer); else ``InvalidInput`` (field ``after``)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         ok = isinstance(values, list) and bool(values) and isinstance(values[-1], int) and shape(values)
@@ -350,5 +368,5 @@ def _decode(cursor: str) -> list[Any]:
     return decode_cursor(cursor, _subject_cursor)
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "offset_page",
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "list_total", "offset_page",
            "previous_cursor", "subject_page"]

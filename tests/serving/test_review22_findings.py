@@ -39,8 +39,6 @@ def _grade(uscc: str, letter: str, score: float) -> dict:
                 model_version="general-v3", profile_hash="p3" + "0" * 62)
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the regulator's subject list has no download (no CSV link, "
-                                       "no CSV route): issue 22 promises a list they can page and download in Chinese")
 def test_regulator_downloads_the_filtered_list_as_chinese_csv_with_bom(client, session):
     _city(session)
     session.commit()
@@ -58,8 +56,6 @@ def test_regulator_downloads_the_filtered_list_as_chinese_csv_with_bom(client, s
     assert len(rows) - 1 == count_subjects(session, ADMIN, ListFilter(grade="B"))
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the total carried in the cursor is stale after a grade load: "
-                                       "page 2 says 共 N while the filtered population is N + 1")
 def test_total_on_a_later_page_follows_a_grade_load(client, session):
     _city(session)
     session.commit()
@@ -79,9 +75,6 @@ def test_total_on_a_later_page_follows_a_grade_load(client, session):
     assert _total(client.get(following).text) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="review22: a grade load while a regulator pages the risk-sorted list "
-                                       "shows a subject twice (riskiest first is keyed by the grade that changed) "
-                                       "and the page does not say the list changed")
 def test_risk_sorted_pages_never_repeat_a_subject_when_grades_change_while_paging(client, session):
     _city(session)
     session.commit()

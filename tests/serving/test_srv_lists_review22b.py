@@ -1,0 +1,77 @@
+"""Review 22's subject list, as properties on the small seeded city (``test_srv_city_scale._city``):
+paging by key visits each covered subject exactly once, whatever the sort, filters and page size;
+the download holds the list's total, each row logged once; a stale riskiest-first cursor is told."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import func, select
+from test_srv_city_scale import ADMIN, _city
+from test_srv_plans_pages import _login as login_as
+
+from serving.db.tables import CurrentGrade, QueryLogEntry
+from serving.services.grades import store_grades
+from serving.services.subject_lists import ListFilter, count_subjects, subject_page
+
+PURPOSE = "日常监管"
+FILTERS = [ListFilter(), ListFilter(grade="B"), ListFilter(district="320104"),
+           ListFilter(district="320104", grade="C"), ListFilter(industry="C"), ListFilter(search="南京甲"),
+           ListFilter(search="南京乙", grade="D")]
+
+
+@pytest.mark.parametrize("order", ["risk", "uscc", "name"])
+def test_paging_visits_each_covered_subject_exactly_once(session, order):
+    _city(session)
+    session.commit()
+    for filters in FILTERS:
+        for limit in (1, 7, 50):
+            seen, after = [], None
+            while True:
+                page = subject_page(session, ADMIN, filters, after=after, limit=limit, order=order)
+                assert not page.changed
+                seen += [s.uscc for s, _g in page.rows]
+                if page.next is None:
+                    break
+                after = page.next
+            total = count_subjects(session, ADMIN, filters)
+            assert len(seen) == len(set(seen)) == total == page.total, (filters, limit)
+
+
+def test_a_stale_riskiest_first_cursor_says_the_list_changed(session):
+    _city(session)
+    session.commit()
+    first = subject_page(session, ADMIN, ListFilter(), limit=5)
+    uscc = first.rows[0][0].uscc
+    store_grades(session, [dict(uscc=uscc, as_of="2026-10-31", score=800.0, grade="A", probability=0.1,
+                                model_version="general-v3", profile_hash="p3" + "0" * 62)])
+    session.commit()
+    stale = subject_page(session, ADMIN, ListFilter(), after=first.next, limit=5)
+    assert stale.changed and stale.rows == [] and stale.next is None
+    by_key = subject_page(session, ADMIN, ListFilter(), limit=5, order="uscc")
+    assert not subject_page(session, ADMIN, ListFilter(), after=by_key.next, limit=5, order="uscc").changed
+
+
+@pytest.mark.parametrize("params", [{}, {"grade": "B"}, {"district": "320104", "sort": "name"}, {"search": "南京丙"}])
+def test_the_download_holds_the_total_each_row_logged_once(client, session, params, monkeypatch):
+    from serving.routes import _lists
+
+    monkeypatch.setattr(_lists, "CSV_CHUNK", 7)  # several chunks on a small city
+    _city(session)
+    session.commit()
+    login_as(client, "reg_samr")
+    before = session.scalar(select(func.coalesce(func.max(QueryLogEntry.seq), 0)))
+    r = client.get("/regulator/subjects.csv", params={"purpose": PURPOSE, **params})
+    assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    filters = ListFilter(grade=params.get("grade"), district=params.get("district"), search=params.get("search"))
+    codes = [row[0] for row in rows[1:]]
+    assert len(codes) == len(set(codes)) == count_subjects(session, ADMIN, filters)
+    session.expire_all()
+    logged = session.scalars(select(QueryLogEntry.uscc).where(QueryLogEntry.seq > before)).all()
+    assert sorted(logged) == sorted(codes)
+    if "grade" in params:
+        graded = dict(session.execute(select(CurrentGrade.uscc, CurrentGrade.grade)).all())
+        assert {graded[c] for c in codes} == {params["grade"]}
