@@ -19,7 +19,7 @@ from serving.schemas import SubjectGradeRow, SubjectPage
 from serving.security import Principal, shown_name
 from serving.services.grades import covered_subjects
 from serving.services.subject_lists import ListFilter, offset_page, previous_cursor, subject_page
-from serving.validation import PURPOSE_LENGTH, NoControlChars
+from serving.validation import PURPOSE_LENGTH, NoControlChars, list_search
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,10 @@ class SubjectListQuery:
 
     @property
     def filters(self) -> ListFilter:
-        return ListFilter(grade=self.grade, district=self.district, industry=self.industry, search=self.search)
+        """The filters as the list reads them: the search normalised (``validation.list_search``),
+        here, where every list query (API and pages) becomes filters."""
+        return ListFilter(grade=self.grade, district=self.district, industry=self.industry,
+                          search=list_search(self.search))
 
 
 async def subject_list_query(

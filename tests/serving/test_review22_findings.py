@@ -169,8 +169,6 @@ def test_a_name_search_sorted_by_risk_lists_the_riskiest_first(client, session):
     assert [_RISK[g] for g in shown] == sorted(_RISK[g] for g in shown), shown
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the search is not normalised: a USCC typed in lower case or a name "
-                                       "typed with full-width digits (an IME's default) finds nothing")
 def test_search_finds_a_subject_typed_in_lower_case_or_full_width(client, session):
     subjects = _city(session)
     session.commit()

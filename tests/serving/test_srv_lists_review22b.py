@@ -75,3 +75,12 @@ def test_the_download_holds_the_total_each_row_logged_once(client, session, para
     if "grade" in params:
         graded = dict(session.execute(select(CurrentGrade.uscc, CurrentGrade.grade)).all())
         assert {graded[c] for c in codes} == {params["grade"]}
+
+
+@pytest.mark.parametrize(("typed", "looked_up"), [
+    ("  91320102ab ", "91320102AB"), ("９１３２", "9132"), ("南京甲企业０１２", "南京甲企业012"),
+    ("南京（集团）", "南京（集团）"), ("\u200b 南京", "南京"), ("\u200b ", None), (None, None)])
+def test_the_list_search_is_normalised_once_where_queries_become_filters(typed, looked_up):
+    from serving.routes._lists import SubjectListQuery
+
+    assert SubjectListQuery(PURPOSE, search=typed).filters.search == looked_up
