@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,6 +80,15 @@ class RecordRequest:
 
 class Subject(Base):
     __tablename__ = "subjects"
+    # the lists' key orders (by name, by USCC) under each filter they offer, ending in the USCC the
+    # pages break ties by (migration 0018); on PostgreSQL the search ranges' byte order
+    __table_args__ = (Index("ix_subjects_name_uscc", "name", "uscc"),
+                      Index("ix_subjects_district_uscc", "district_code", "uscc"),
+                      Index("ix_subjects_district_name_uscc", "district_code", "name", "uscc"),
+                      Index("ix_subjects_industry_uscc", "industry", "uscc"),
+                      Index("ix_subjects_industry_name_uscc", "industry", "name", "uscc"),
+                      Index("ix_subjects_uscc_c", text('uscc COLLATE "C"')).ddl_if(dialect="postgresql"),
+                      Index("ix_subjects_name_c", text('name COLLATE "C"')).ddl_if(dialect="postgresql"))
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)  # the lists' search by name prefix

@@ -30,11 +30,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import InvalidInput
@@ -49,6 +51,33 @@ _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
 _USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
 _NAME_END = "\U0010ffff"
 _KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a list by one indexed key
+# a search's matches ranked in memory up to this many (a page reads them all on the search's index
+# range); more, and the grade indexes are walked in rank order, reading about total/matches rows a
+# match (at most population/_FEW_MATCHES)
+_FEW_MATCHES = 1000
+
+
+class _ByteOrder(ColumnElement[Any]):
+    """``column`` compared in byte order: ``COLLATE "C"`` on PostgreSQL, whose database collation
+    (ICU, libc) may sort ``~`` before digits and so empty a search range (its indexes:
+    ``ix_subjects_*_c``, migration 0018); SQLite compares text in byte order already."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_ByteOrder)
+def _compile_plain(element: _ByteOrder, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_ByteOrder, "postgresql")
+def _compile_byte_order(element: _ByteOrder, compiler: Any, **kw: Any) -> str:
+    return f'{compiler.process(element.column, **kw)} COLLATE "C"'
 
 
 @dataclass(frozen=True)
@@ -73,7 +102,10 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
                  after: str | None = None, limit: int = 50, order: str = "risk") -> SubjectListPage:
     """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``;
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
-    on an index (a search orders by the key it searches)."""
+    on an index (a search in a key order orders by the key it searches). A search riskiest first:
+    its matches, when few (``_FEW_MATCHES``), read on the search's index range and ranked in
+    memory; when many, the grade indexes read in rank order, keeping the matches (dense enough
+    that a page reads a bounded stretch)."""
     cursor = _decode(after) if after else None
     now = generation(session)
     total = list_total(session, principal, filters)
@@ -81,8 +113,10 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
         # riskiest first, keyed by grades that changed since the cursor: following it could show a
         # subject again or skip one (module docstring), so the reader is told and starts again
         return SubjectListPage(total=total, rows=[], next=None, changed=True)
-    if filters.search or order in _KEY_ORDERS:
+    if order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
+    elif filters.search and total <= _FEW_MATCHES:
+        rows, key = _few_ranked(session, principal, filters, cursor, limit)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, now]) if key else None)
@@ -210,7 +244,7 @@ def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
         out.append(Subject.industry == filters.industry)
     if filters.search:
         column, low, high = _search_range(filters.search)
-        out += [column >= low, column < high]
+        out += [_ByteOrder(column) >= low, _ByteOrder(column) < high]
     return out
 
 
@@ -218,6 +252,14 @@ def _search_range(search: str) -> tuple[Any, str, str]:
     if _USCC_PREFIX.fullmatch(search):
         return Subject.uscc, search, search + _USCC_END
     return Subject.name, search, search + _NAME_END
+
+
+def _grade_of_row(letter: str) -> ColumnElement[bool]:
+    """A key-ordered list's grade filter, checked on each subject read in key order: the subject's
+    current grade looked up, not the current grades' grade index read and its rows sorted (which
+    sorted a whole grade for every page). ``coalesce``: an expression no index serves, which keeps
+    the outer join (and so the subjects' key-order index) leading the plan."""
+    return func.coalesce(CurrentGrade.grade, "") == letter
 
 
 def _graded(principal: Principal) -> Select[Any]:
@@ -236,7 +278,7 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
         for letter in letters:
             if letter > start_letter:
                 continue
-            stmt = _graded(principal).where(CurrentGrade.grade == letter)
+            stmt = _graded(principal).where(CurrentGrade.grade == letter, *_searched(filters))
             if filters.district:  # the filter columns of current_grades: index (district, grade, score, uscc)
                 stmt = stmt.where(CurrentGrade.district_code == filters.district)
             if filters.industry:
@@ -262,6 +304,39 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
     return rows, None
 
 
+def _searched(filters: ListFilter) -> list[ColumnElement[bool]]:
+    """The search's range on the subjects joined to the current grades (none without a search)."""
+    return _subject_filters(ListFilter(search=filters.search)) if filters.search else []
+
+
+def _rank(row: tuple[Subject, Grade | None]) -> tuple[Any, ...]:
+    """Riskiest first, as the ranked pages read: D→A, score ascending, USCC; ungraded last by USCC."""
+    subject, grade = row
+    return (0, -ord(grade.grade), grade.score, subject.uscc) if grade is not None else (1, 0, 0.0, subject.uscc)
+
+
+def _matches_ranked(session: Session, principal: Principal,
+                    filters: ListFilter) -> list[tuple[Subject, Grade | None]]:
+    """A search's few matches (at most ``_FEW_MATCHES``), read on the search's index range, ranked."""
+    stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+            .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
+    if filters.grade:
+        stmt = stmt.where(_grade_of_row(filters.grade))
+    return sorted(session.execute(stmt.limit(_FEW_MATCHES + 1)).tuples(), key=_rank)
+
+
+def _few_ranked(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
+                limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    """A page of a search's few matches riskiest first (ranked in memory), after ``cursor``."""
+    rows = _matches_ranked(session, principal, filters)
+    if cursor:
+        mark = (0, -ord(cursor[1]), cursor[2], cursor[3]) if cursor[0] == "g" else (1, 0, 0.0, cursor[1])
+        rows = [row for row in rows if _rank(row) > mark]
+    if len(rows) > limit:
+        return rows[:limit], _ranked_key(rows[limit - 1])
+    return rows, None
+
+
 def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
     subject, grade = row
     return ["g", grade.grade, grade.score, subject.uscc] if grade is not None else ["u", subject.uscc]
@@ -273,7 +348,7 @@ def _search_rows(session: Session, principal: Principal, filters: ListFilter, cu
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
     if filters.grade:
-        stmt = stmt.where(CurrentGrade.grade == filters.grade)
+        stmt = stmt.where(_grade_of_row(filters.grade))
     after = tuple_(column, Subject.uscc) > tuple_(cursor[1], cursor[2]) if cursor else true()
     rows = list(session.execute(stmt.where(after).order_by(column, Subject.uscc).limit(limit + 1)).tuples())
     if len(rows) > limit:
@@ -291,16 +366,20 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
     ``limit + 1`` keys per grade letter), so going back costs what going forward does."""
     cursor = _decode(after)
     carried = cursor[-1]  # the cursor's generation (see the module docstring), carried on
-    if filters.search or order in _KEY_ORDERS:
+    if order in _KEY_ORDERS:
         column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
         stmt = (select(column, Subject.uscc).select_from(Subject)
                 .outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
                 .where(coverage_clause(principal), *_subject_filters(filters),
                        tuple_(column, Subject.uscc) <= tuple_(cursor[1], cursor[2])))
         if filters.grade:
-            stmt = stmt.where(CurrentGrade.grade == filters.grade)
+            stmt = stmt.where(_grade_of_row(filters.grade))
         row = session.execute(stmt.order_by(column.desc(), Subject.uscc.desc()).offset(limit).limit(1)).first()
         return _encode(["s", row[0], row[1], carried]) if row else None
+    if filters.search and list_total(session, principal, filters) <= _FEW_MATCHES:
+        ranked = [_ranked_key(row) for row in _matches_ranked(session, principal, filters)]
+        at = next((k for k, key in enumerate(ranked) if key == cursor[:-1]), None)
+        return _encode([*ranked[at - limit], carried]) if at is not None and at >= limit else None
     skip = limit  # rows of the page before, the cursor's row its last
     letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
     if cursor[0] == "u":
@@ -319,7 +398,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
         if start is not None and letter < start[0]:  # less risky than the cursor's: after it
             continue
         stmt = _graded(principal).with_only_columns(CurrentGrade.score, CurrentGrade.uscc).where(
-            CurrentGrade.grade == letter)
+            CurrentGrade.grade == letter, *_searched(filters))
         if filters.district:
             stmt = stmt.where(CurrentGrade.district_code == filters.district)
         if filters.industry:

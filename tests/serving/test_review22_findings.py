@@ -106,10 +106,6 @@ def test_grade_shares_count_each_subject_once_per_as_of(session):
     assert per_date == len(codes)
 
 
-@pytest.mark.xfail(strict=True, reason="review22: a list sorted by name or USCC with a filter (grade, district) and "
-                                       "a name search with a grade sort the whole filtered population for every page "
-                                       "(SQLite: USE TEMP B-TREE FOR ORDER BY), and so does their 'previous' link: "
-                                       "0.2-1.1 s a page, 3.5 s with the previous link, at 300 k subjects")
 def test_sorted_and_searched_pages_with_filters_read_in_key_order_without_sorting_the_population(session,
                                                                                                  database_url):
     from test_srv_city_scale import _plans_of
@@ -156,8 +152,6 @@ def test_offset_refusal_says_it_in_chinese(client, auth, session):
 _RISK = {"D": 0, "C": 1, "B": 2, "A": 3, "—": 4}
 
 
-@pytest.mark.xfail(strict=True, reason="review22: with a name search the list is ordered by name although the "
-                                       "sort chosen and shown is 风险 (riskiest first); the page does not say so")
 def test_a_name_search_sorted_by_risk_lists_the_riskiest_first(client, session):
     _city(session)
     session.commit()

@@ -14,7 +14,7 @@ from test_srv_plans_pages import _login as login_as
 
 from serving.db.tables import CurrentGrade, QueryLogEntry
 from serving.services.grades import store_grades
-from serving.services.subject_lists import ListFilter, count_subjects, subject_page
+from serving.services.subject_lists import ListFilter, count_subjects, previous_cursor, subject_page
 
 PURPOSE = "日常监管"
 FILTERS = [ListFilter(), ListFilter(grade="B"), ListFilter(district="320104"),
@@ -22,22 +22,33 @@ FILTERS = [ListFilter(), ListFilter(grade="B"), ListFilter(district="320104"),
            ListFilter(search="南京乙", grade="D")]
 
 
-@pytest.mark.parametrize("order", ["risk", "uscc", "name"])
-def test_paging_visits_each_covered_subject_exactly_once(session, order):
+@pytest.mark.parametrize(("order", "few"), [("risk", 1000), ("risk", 0), ("uscc", 1000), ("name", 1000)])
+def test_paging_visits_each_covered_subject_exactly_once_and_goes_back_where_it_came_from(session, order, few,
+                                                                                          monkeypatch):
+    from serving.services import subject_lists
+
+    monkeypatch.setattr(subject_lists, "_FEW_MATCHES", few)  # 0: a search's matches walked in rank order
     _city(session)
     session.commit()
     for filters in FILTERS:
         for limit in (1, 7, 50):
-            seen, after = [], None
+            seen, afters, after = [], [None], None
             while True:
                 page = subject_page(session, ADMIN, filters, after=after, limit=limit, order=order)
                 assert not page.changed
                 seen += [s.uscc for s, _g in page.rows]
+                if after is not None:
+                    assert previous_cursor(session, ADMIN, filters, after, limit=limit, order=order) == afters[-2]
                 if page.next is None:
                     break
                 after = page.next
+                afters.append(after)
             total = count_subjects(session, ADMIN, filters)
             assert len(seen) == len(set(seen)) == total == page.total, (filters, limit)
+            if order == "risk":
+                ranks = [subject_lists._rank(subject_page(session, ADMIN, ListFilter(search=u), limit=1).rows[0])
+                         for u in seen[:12]]
+                assert ranks == sorted(ranks)
 
 
 def test_a_stale_riskiest_first_cursor_says_the_list_changed(session):
