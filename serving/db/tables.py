@@ -22,7 +22,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -87,8 +86,11 @@ class Subject(Base):
                       Index("ix_subjects_district_name_uscc", "district_code", "name", "uscc"),
                       Index("ix_subjects_industry_uscc", "industry", "uscc"),
                       Index("ix_subjects_industry_name_uscc", "industry", "name", "uscc"),
-                      Index("ix_subjects_uscc_c", text('uscc COLLATE "C"')).ddl_if(dialect="postgresql"),
-                      Index("ix_subjects_name_c", text('name COLLATE "C"')).ddl_if(dialect="postgresql"))
+                      # (the collation given as the "ops" alembic compares: ``uscc COLLATE "C"``)
+                      Index("ix_subjects_uscc_c", "uscc", postgresql_ops={"uscc": 'COLLATE "C"'}
+                            ).ddl_if(dialect="postgresql"),
+                      Index("ix_subjects_name_c", "name", postgresql_ops={"name": 'COLLATE "C"'}
+                            ).ddl_if(dialect="postgresql"))
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)  # the lists' search by name prefix

@@ -30,14 +30,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, get_args
+from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
-from sqlalchemy.sql.visitors import InternalTraversal
 
+from serving.db.byte_order import prefix_range
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import InvalidInput
 from serving.schemas import GradeLetter
@@ -55,29 +54,6 @@ _KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a li
 # range); more, and the grade indexes are walked in rank order, reading about total/matches rows a
 # match (at most population/_FEW_MATCHES)
 _FEW_MATCHES = 1000
-
-
-class _ByteOrder(ColumnElement[Any]):
-    """``column`` compared in byte order: ``COLLATE "C"`` on PostgreSQL, whose database collation
-    (ICU, libc) may sort ``~`` before digits and so empty a search range (its indexes:
-    ``ix_subjects_*_c``, migration 0018); SQLite compares text in byte order already."""
-
-    inherit_cache = True
-    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, column: Any) -> None:
-        self.column = column
-        self.type = column.type
-
-
-@compiles(_ByteOrder)
-def _compile_plain(element: _ByteOrder, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.column, **kw)
-
-
-@compiles(_ByteOrder, "postgresql")
-def _compile_byte_order(element: _ByteOrder, compiler: Any, **kw: Any) -> str:
-    return f'{compiler.process(element.column, **kw)} COLLATE "C"'
 
 
 @dataclass(frozen=True)
@@ -243,15 +219,16 @@ def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
     if filters.industry:
         out.append(Subject.industry == filters.industry)
     if filters.search:
-        column, low, high = _search_range(filters.search)
-        out += [_ByteOrder(column) >= low, _ByteOrder(column) < high]
+        column, end = _search_range(filters.search)
+        out += prefix_range(column, filters.search, end)
     return out
 
 
-def _search_range(search: str) -> tuple[Any, str, str]:
+def _search_range(search: str) -> tuple[Any, str]:
+    """(the column a search reads, a character after every one that column holds)."""
     if _USCC_PREFIX.fullmatch(search):
-        return Subject.uscc, search, search + _USCC_END
-    return Subject.name, search, search + _NAME_END
+        return Subject.uscc, _USCC_END
+    return Subject.name, _NAME_END
 
 
 def _grade_of_row(letter: str) -> ColumnElement[bool]:

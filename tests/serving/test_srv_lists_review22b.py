@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from test_srv_city_scale import ADMIN, _city
 from test_srv_plans_pages import _login as login_as
 
-from serving.db.tables import CurrentGrade, QueryLogEntry
+from serving.db.tables import CurrentGrade, QueryLogEntry, Subject
 from serving.services.grades import store_grades
 from serving.services.subject_lists import ListFilter, count_subjects, previous_cursor, subject_page
 
@@ -95,3 +95,21 @@ def test_the_list_search_is_normalised_once_where_queries_become_filters(typed, 
     from serving.routes._lists import SubjectListQuery
 
     assert SubjectListQuery(PURPOSE, search=typed).filters.search == looked_up
+
+
+def test_a_uscc_prefix_search_finds_its_subjects_whatever_the_database_collation(session):
+    """On PostgreSQL (``TEST_DATABASE_URL``) with an ICU or libc collation, ``~`` sorts before
+    digits: the search range compares in byte order (``COLLATE "C"``) so it still finds them."""
+    from sqlalchemy.dialects import postgresql
+
+    from serving.services.subject_lists import _subject_filters
+
+    subjects = _city(session)
+    session.commit()
+    for code in (subjects[5]["uscc"], subjects[5]["uscc"][:8], subjects[5]["uscc"][:17]):
+        wanted = sorted(u for u in session.scalars(select(Subject.uscc)) if u.startswith(code))
+        for order in ("risk", "uscc", "name"):
+            page = subject_page(session, ADMIN, ListFilter(search=code), limit=200, order=order)
+            assert sorted(s.uscc for s, _g in page.rows) == wanted and page.total == len(wanted), (code, order)
+    compiled = str(_subject_filters(ListFilter(search="9132"))[0].compile(dialect=postgresql.dialect()))
+    assert 'COLLATE "C"' in compiled

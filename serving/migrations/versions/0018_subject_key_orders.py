@@ -14,7 +14,6 @@ character whatever the database's collation), read on indexes of the same collat
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0018'
@@ -37,7 +36,7 @@ def upgrade() -> None:
         op.create_index(name, "subjects", columns)
     if op.get_bind().dialect.name == "postgresql":
         for name, column in BYTE_ORDER.items():
-            op.create_index(name, "subjects", [sa.text(f'{column} COLLATE "C"')])
+            op.create_index(name, "subjects", [column], postgresql_ops={column: 'COLLATE "C"'})
 
 
 def downgrade() -> None:
