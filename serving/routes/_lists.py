@@ -57,7 +57,8 @@ async def subject_list_query(
                                      "`after`)")] = 0,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         sort: Annotated[Literal["risk", "uscc", "name"], Query(
-            description="riskiest first, or by USCC or name (a search orders by what it searches)")] = "risk",
+            description="riskiest first, or by USCC or name (a search sorted by a key orders by the key it "
+                        "searches)")] = "risk",
 ) -> SubjectListQuery:
     return SubjectListQuery(purpose, grade, offset, limit, district, industry, search, after, sort)
 

@@ -113,3 +113,28 @@ def test_a_uscc_prefix_search_finds_its_subjects_whatever_the_database_collation
             assert sorted(s.uscc for s, _g in page.rows) == wanted and page.total == len(wanted), (code, order)
     compiled = str(_subject_filters(ListFilter(search="9132"))[0].compile(dialect=postgresql.dialect()))
     assert 'COLLATE "C"' in compiled
+
+
+def test_a_download_whose_grades_change_while_it_is_written_says_so_at_its_end(client, session, monkeypatch):
+    from serving.routes import _lists
+
+    monkeypatch.setattr(_lists, "CSV_CHUNK", 7)
+    _city(session)
+    session.commit()
+    login_as(client, "reg_samr")
+    real, calls = _lists.subject_page, []
+
+    def page_then_a_load(s, *args, **kwargs):
+        page = real(s, *args, **kwargs)
+        if not calls:  # a grade load commits after the first chunk was read
+            store_grades(session, [dict(uscc=page.rows[0][0].uscc, as_of="2026-10-31", score=800.0, grade="A",
+                                        probability=0.1, model_version="general-v3", profile_hash="p3" + "0" * 62)])
+            session.commit()
+        calls.append(page)
+        return page
+
+    monkeypatch.setattr(_lists, "subject_page", page_then_a_load)
+    rows = list(csv.reader(io.StringIO(client.get("/regulator/subjects.csv", params={"purpose": PURPOSE})
+                                       .content.decode("utf-8-sig"))))
+    codes = [row[0] for row in rows[1:-1]]
+    assert rows[-1][0] == _lists.CSV_CHANGED and len(codes) == len(set(codes)) == 7
