@@ -826,4 +826,11 @@ TEXTS.update({
     "records_after": {"zh": "评价基准日之后的记录（未计入本次评价）",
                       "en": "Records after the evaluation date (not in this grade)"},
     "subjects_list": {"zh": "监管对象", "en": "Subjects"},
+    # riskiest first is keyed by the grades: after a grade load the next page could repeat or skip
+    # a subject, so it is not shown (serving.services.subject_lists); the reader starts again
+    "list_changed": {"zh": "列表已更新：翻页期间信用等级有变化，为避免重复或遗漏企业，请从第一页重新浏览。",
+                     "en": "The list changed: grades changed while you paged; to see no subject twice and "
+                           "miss none, start again from the first page."},
+    "download_list_csv": {"zh": "下载本名单（CSV，全部页，按当前筛选和排序）",
+                          "en": "Download this list (CSV, every page, as filtered and sorted)"},
 })

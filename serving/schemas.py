@@ -197,9 +197,11 @@ class SubjectGradeRow(BaseModel):
 
 
 class SubjectPage(BaseModel):
-    total: int = Field(description="covered subjects under the filters (counted on the first page)")
+    total: int = Field(description="covered subjects under the filters (now: read on every page)")
     items: list[SubjectGradeRow]
     next: str | None = Field(default=None, description="cursor of the next page (pass as `after`); none on the last")
+    changed: bool = Field(default=False, description="列表已更新: grades changed since the riskiest-first cursor "
+                          "was given; no rows, start again from the first page (never a subject twice or missed)")
 
 
 # --- objections and repairs -------------------------------------------------------------

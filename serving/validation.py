@@ -79,6 +79,25 @@ def visible_text(value: object) -> object:
     return "".join(c for c in value if unicodedata.category(c) != "Cf").strip()
 
 
+_FULL_WIDTH_ALNUM = {c: unicodedata.normalize("NFKC", chr(c)) for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B))
+                     for c in range(*r)}
+_USCC_TYPED = re.compile(r"[0-9A-Za-z]{1,18}")
+
+
+def list_search(value: str | None) -> str | None:
+    """A list's search as typed → as the list looks it up (None: no search): invisible characters
+    and surrounding blanks removed (``visible_text``), full-width letters and digits (an IME's
+    default) made ASCII, and a USCC prefix (letters and digits only) upper-cased, as USCCs are
+    stored. The NFKC of letters and digits only: NFKC of the whole text would turn a name's
+    full-width brackets (（集团）, as names are registered) into ASCII ones that match nothing."""
+    if value is None:
+        return None
+    text = str(visible_text(value)).translate(_FULL_WIDTH_ALNUM)
+    if _USCC_TYPED.fullmatch(text):
+        text = text.upper()
+    return text or None
+
+
 # Prose a person writes (a basis, a note, a reason): visible text without control characters.
 # Not for secrets or identifiers (a password keeps its spaces).
 VisibleText = Annotated[str, BeforeValidator(visible_text), NoControlChars]

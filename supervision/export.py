@@ -84,6 +84,12 @@ def csv_pieces(header: Sequence[Any], chunks: Iterable[Iterable[Sequence[Any]]])
         yield piece(rows)
 
 
+def csv_stream(columns: Sequence[str], frames: Iterable[pd.DataFrame]) -> Iterator[bytes]:
+    """:func:`csv_pieces` of frames whose columns are ``columns``: each frame read only as it is
+    written, so a long list is written in bounded memory."""
+    return csv_pieces(columns, (frame[list(columns)].itertuples(index=False, name=None) for frame in frames))
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """``csv_bytes(frame)`` written to ``path``."""
     path = Path(path)

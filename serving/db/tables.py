@@ -79,6 +79,18 @@ class RecordRequest:
 
 class Subject(Base):
     __tablename__ = "subjects"
+    # the lists' key orders (by name, by USCC) under each filter they offer, ending in the USCC the
+    # pages break ties by (migration 0018); on PostgreSQL the search ranges' byte order
+    __table_args__ = (Index("ix_subjects_name_uscc", "name", "uscc"),
+                      Index("ix_subjects_district_uscc", "district_code", "uscc"),
+                      Index("ix_subjects_district_name_uscc", "district_code", "name", "uscc"),
+                      Index("ix_subjects_industry_uscc", "industry", "uscc"),
+                      Index("ix_subjects_industry_name_uscc", "industry", "name", "uscc"),
+                      # (the collation given as the "ops" alembic compares: ``uscc COLLATE "C"``)
+                      Index("ix_subjects_uscc_c", "uscc", postgresql_ops={"uscc": 'COLLATE "C"'}
+                            ).ddl_if(dialect="postgresql"),
+                      Index("ix_subjects_name_c", "name", postgresql_ops={"name": 'COLLATE "C"'}
+                            ).ddl_if(dialect="postgresql"))
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)  # the lists' search by name prefix

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,7 +55,7 @@ from serving.errors import (
 from serving.i18n import page_text, text
 from serving.pages import page_lang, render
 from serving.presenters import objection_out, subject_out
-from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after
+from serving.routes._lists import SubjectListQuery, logged_subject_page, previous_after, subject_list_csv
 from serving.routes._page_lists import Window, counted_window, key_window, page_size, position_window
 from serving.routes._routers import page_router
 from serving.schemas import DecisionIn, ObjectionCreate, RepairCreate, RepairDecisionIn
@@ -369,7 +369,7 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
                    ) -> Response:
     """The regulator's home: the covered subjects (paged by key, filtered, searched, sorted; each
     subject shown is a logged read), and the department's objection and repair queues."""
-    window = None
+    window, list_changed, csv_url = None, False, None
     if purpose:
         query = SubjectListQuery(purpose, grade=grade or None, district=district or None, industry=industry or None,
                                  search=search.strip() or None, after=after, sort=sort,
@@ -377,15 +377,38 @@ def regulator_page(request: Request, session: SessionDep, settings: SettingsDep,
         page = logged_subject_page(log, principal, query)
         window = key_window(request, page.items, page.total, page.next, previous=previous_after(session, principal, query),
                             previous_read=True, anchor="subjects-list")
+        list_changed = page.changed
+        # the whole list under the same filters and order (no page: no cursor, no size)
+        csv_url = "/regulator/subjects.csv?" + urlencode({k: v for k, v in (
+            ("purpose", purpose), ("grade", grade), ("district", district), ("industry", industry),
+            ("search", search), ("sort", sort)) if v})
     return _regulator_page(request, session, settings, today, principal, purpose=purpose, window=window,
+                           list_changed=list_changed, csv_url=csv_url,
                            filters={"grade": grade, "district": district, "industry": industry, "search": search,
                                     "sort": sort, "size": page_size(request.query_params.get("size"))},
                            queue_filters={"status": q_status, "search": q_search, "sort": q_sort})
 
 
+@router.get("/regulator/subjects.csv")
+def regulator_subjects_csv(principal: PageDecider, log: ReadLogDep,
+                           purpose: Annotated[str, Query(**PURPOSE_LENGTH), NoControlChars],
+                           grade: Literal["A", "B", "C", "D", ""] = "",
+                           district: Annotated[str, Query(pattern=r"^([0-9]{6})?$", max_length=6)] = "",
+                           industry: Annotated[str, Query(pattern=r"^[A-T]?$", max_length=1)] = "",
+                           search: Annotated[str, Query(max_length=60), NoControlChars] = "",
+                           sort: Literal["risk", "uscc", "name"] = "risk") -> Response:
+    """下载监管对象名单: the regulator's list under the page's filters and order, whole, as CSV
+    (streamed in chunks read by key; each chunk's subjects logged before they are sent)."""
+    query = SubjectListQuery(purpose, grade=grade or None, district=district or None, industry=industry or None,
+                             search=search.strip() or None, sort=sort)
+    return StreamingResponse(subject_list_csv(log, principal, query), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="subjects.csv"'})
+
+
 def _regulator_page(request: Request, session: Session, settings: Settings, today: dt.date, principal: Principal, *,
                     purpose: str | None, window: Window | None, filters: dict, queue_filters: dict,
-                    refused: dict | None = None, status_code: int = 200) -> Response:
+                    refused: dict | None = None, status_code: int = 200, list_changed: bool = False,
+                    csv_url: str | None = None) -> Response:
     """The regulator's page around its list (``window``) and queues; ``refused``: a decision form as
     it was typed, with the reason at its field."""
     department = None if principal.role == "admin" else principal.department
@@ -394,6 +417,7 @@ def _regulator_page(request: Request, session: Session, settings: Settings, toda
              "search": queue_filters["search"].strip().upper() or None, "newest_first": queue_filters["sort"] == "newest"}
     return render(request, "regulator.html", {
         "user": principal, "purpose": purpose, "csrf": page_csrf(settings, principal), "window": window,
+        "list_changed": list_changed, "csv_url": csv_url,
         # an application's link to the record in dispute reads it for this purpose (the admin's words)
         "review_purpose": purpose or page_text("admin", "open_subject_purpose", page_lang(request)),
         "filters": filters, "queue_filters": queue_filters, "sections": INDUSTRY_SECTIONS, "refused": refused,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from serving.db.byte_order import prefix_range
 from serving.errors import AlreadyDecided, Conflict, ServiceError
 from serving.security import Principal
 from serving.services.grades import Regrader, run_regrader
@@ -83,7 +84,7 @@ def application_page(session: Session, kind: ApplicationKind, *, department: str
     elif status:
         where.append(model.status == status)
     if search:
-        where += [model.uscc >= search, model.uscc < search + "~"]
+        where += prefix_range(model.uscc, search, "~")  # byte order, whatever the collation
     total = session.scalar(select(func.count()).select_from(model).where(*where)) or 0
     order = (model.id.desc(),) if newest_first else (getattr(model, kind.order_by), model.id)
     rows = list(session.scalars(select(model).where(*where).order_by(*order).offset(offset).limit(limit)))

@@ -325,13 +325,19 @@ def model_use(session: Session, section: str | None = None) -> list[tuple[str, i
 
 
 def grade_shares(session: Session) -> list[tuple[dt.date, str, int]]:
-    """Subjects per (as_of, grade): the aggregate an analyst may see. Of every grade: computed once
-    until grades, subjects or records change (``list_counts``)."""
+    """Subjects per (as_of, grade): the aggregate an analyst may see. Each subject counts once per
+    as-of date, with its grade of that day by the one rule (:func:`stored_last_of_day`: two model
+    versions grading a subject on one day are one subject). Computed once until grades, subjects
+    or records change (``list_counts``)."""
 
     def aggregate() -> list[tuple[dt.date, str, int]]:
-        stmt = select(Grade.as_of, Grade.grade, func.count()).group_by(Grade.as_of, Grade.grade).order_by(
-            Grade.as_of, Grade.grade)
-        return [tuple(r) for r in session.execute(stmt)]
+        dates = session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of)).all()
+        out: list[tuple[dt.date, str, int]] = []
+        for as_of in dates:
+            day = stored_last_of_day(session, as_of).subquery()
+            out += [(as_of, g, int(n)) for g, n in session.execute(
+                select(day.c.grade, func.count()).group_by(day.c.grade).order_by(day.c.grade))]
+        return out
 
     return list(kept_while_unchanged(session, "grade_shares", aggregate))
 

@@ -51,6 +51,12 @@ def cached_count(session: Session, key: str, count: Callable[[], int]) -> int:
     return total
 
 
+def generation(session: Session) -> int:
+    """The generation of the kept totals: advances whenever subjects, records or current grades
+    change (:func:`forget_counts`); 0 without the head row."""
+    return int(session.scalar(select(ListCountsHead.generation).where(ListCountsHead.id == 1)) or 0)
+
+
 _KEPT: dict[tuple[str, str], tuple[int, Any]] = {}  # (database, key) → (generation, value)
 
 
@@ -124,4 +130,4 @@ def tallied_total(session: Session, *, grade: str | None = None, district: str |
     return int(session.scalar(select(func.sum(t.c.subjects)).where(*where, t.c.grade == (grade or "*"))) or 0)
 
 
-__all__ = ["cached_count", "forget_counts", "kept_while_unchanged", "tallied_total", "tally_current"]
+__all__ = ["cached_count", "forget_counts", "generation", "kept_while_unchanged", "tallied_total", "tally_current"]

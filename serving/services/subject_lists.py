@@ -4,11 +4,20 @@ Order: riskiest first (grade D→A, then score ascending, then USCC), the subjec
 last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
 Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
-so a deep page costs what the first one does. The total is read once, on the first page, and
-carried in the cursor: paging never recounts the population (it is the total as of the first
-page). For a reader who covers every subject or a section (no search) it is a sum of the tallies
-kept as subjects and grades are written; otherwise it is counted and kept per coverage and filters
-until subjects, records or grades change (``serving.services.list_counts``).
+so a deep page costs what the first one does. The total is read on every page, so it follows a
+grade load made while a reader pages: for a reader who covers every subject or a section (no
+search) it is a sum of the tallies kept as subjects and grades are written; otherwise it is
+counted once and kept per coverage and filters until subjects, records or grades change
+(``serving.services.list_counts``), so a later page reads the kept total (or counts again, once,
+after a change).
+
+The cursor carries the generation of the kept totals (``list_counts.generation``) it was made
+under. Riskiest first is keyed by the current grade, which a grade load changes: a subject shown
+on page 1 and regraded less risky sorts after the cursor and would be shown again (one regraded
+riskier would be missed). So a riskiest-first cursor of the graded part made under another
+generation is not followed: the page is empty and says the list changed (``changed``), and the
+reader starts again from the first page (never a subject twice, never one missed unsaid). The
+orders by USCC or name are keyed by what a grade load does not change, and carry on.
 
 The cursor (``next``) is opaque to clients: base64url of a small JSON array.
 """
@@ -27,19 +36,24 @@ from sqlalchemy import ColumnElement, Select, exists, func, select, true, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
 
+from serving.db.byte_order import prefix_range
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import InvalidInput
 from serving.schemas import GradeLetter
 from serving.security import Principal
 from serving.services.access import coverage_clause
 from serving.services.grades import CURRENT_JOIN
-from serving.services.list_counts import cached_count, tallied_total
+from serving.services.list_counts import cached_count, generation, tallied_total
 
 _RISKIEST_FIRST = sorted(get_args(GradeLetter), reverse=True)
 _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
 _USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
 _NAME_END = "\U0010ffff"
 _KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a list by one indexed key
+# a search's matches ranked in memory up to this many (a page reads them all on the search's index
+# range); more, and the grade indexes are walked in rank order, reading about total/matches rows a
+# match (at most population/_FEW_MATCHES)
+_FEW_MATCHES = 1000
 
 
 @dataclass(frozen=True)
@@ -57,25 +71,39 @@ class SubjectListPage:
     total: int
     rows: list[tuple[Subject, Grade | None]]
     next: str | None  # the cursor of the next page; None on the last
+    changed: bool = False  # the cursor's riskiest-first order changed since it was made: start again
 
 
 def subject_page(session: Session, principal: Principal, filters: ListFilter = ListFilter(), *,
                  after: str | None = None, limit: int = 50, order: str = "risk") -> SubjectListPage:
     """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``;
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
-    on an index (a search orders by the key it searches)."""
+    on an index (a search in a key order orders by the key it searches). A search riskiest first:
+    its matches, when few (``_FEW_MATCHES``), read on the search's index range and ranked in
+    memory; when many, the grade indexes read in rank order, keeping the matches (dense enough
+    that a page reads a bounded stretch)."""
     cursor = _decode(after) if after else None
-    if cursor:
-        total = cursor[-1]
-    else:
-        tallied = _tallied(session, principal, filters)
-        total = tallied if tallied is not None else cached_count(
-            session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
-    if filters.search or order in _KEY_ORDERS:
+    now = generation(session)
+    total = list_total(session, principal, filters)
+    if cursor and cursor[0] == "g" and cursor[-1] != now:
+        # riskiest first, keyed by grades that changed since the cursor: following it could show a
+        # subject again or skip one (module docstring), so the reader is told and starts again
+        return SubjectListPage(total=total, rows=[], next=None, changed=True)
+    if order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
+    elif filters.search and total <= _FEW_MATCHES:
+        rows, key = _few_ranked(session, principal, filters, cursor, limit)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
-    return SubjectListPage(total=total, rows=rows, next=_encode([*key, total]) if key else None)
+    return SubjectListPage(total=total, rows=rows, next=_encode([*key, now]) if key else None)
+
+
+def list_total(session: Session, principal: Principal, filters: ListFilter) -> int:
+    """How many subjects the list of ``principal`` under ``filters`` holds now: a sum of tallies
+    when they say it, else the kept count (counted once after each change)."""
+    tallied = _tallied(session, principal, filters)
+    return tallied if tallied is not None else cached_count(
+        session, _count_key(principal, filters), lambda: count_subjects(session, principal, filters))
 
 
 def offset_page(session: Session, principal: Principal, filters: ListFilter, offset: int,
@@ -191,15 +219,24 @@ def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
     if filters.industry:
         out.append(Subject.industry == filters.industry)
     if filters.search:
-        column, low, high = _search_range(filters.search)
-        out += [column >= low, column < high]
+        column, end = _search_range(filters.search)
+        out += prefix_range(column, filters.search, end)
     return out
 
 
-def _search_range(search: str) -> tuple[Any, str, str]:
+def _search_range(search: str) -> tuple[Any, str]:
+    """(the column a search reads, a character after every one that column holds)."""
     if _USCC_PREFIX.fullmatch(search):
-        return Subject.uscc, search, search + _USCC_END
-    return Subject.name, search, search + _NAME_END
+        return Subject.uscc, _USCC_END
+    return Subject.name, _NAME_END
+
+
+def _grade_of_row(letter: str) -> ColumnElement[bool]:
+    """A key-ordered list's grade filter, checked on each subject read in key order: the subject's
+    current grade looked up, not the current grades' grade index read and its rows sorted (which
+    sorted a whole grade for every page). ``coalesce``: an expression no index serves, which keeps
+    the outer join (and so the subjects' key-order index) leading the plan."""
+    return func.coalesce(CurrentGrade.grade, "") == letter
 
 
 def _graded(principal: Principal) -> Select[Any]:
@@ -218,7 +255,7 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
         for letter in letters:
             if letter > start_letter:
                 continue
-            stmt = _graded(principal).where(CurrentGrade.grade == letter)
+            stmt = _graded(principal).where(CurrentGrade.grade == letter, *_searched(filters))
             if filters.district:  # the filter columns of current_grades: index (district, grade, score, uscc)
                 stmt = stmt.where(CurrentGrade.district_code == filters.district)
             if filters.industry:
@@ -244,6 +281,39 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
     return rows, None
 
 
+def _searched(filters: ListFilter) -> list[ColumnElement[bool]]:
+    """The search's range on the subjects joined to the current grades (none without a search)."""
+    return _subject_filters(ListFilter(search=filters.search)) if filters.search else []
+
+
+def _rank(row: tuple[Subject, Grade | None]) -> tuple[Any, ...]:
+    """Riskiest first, as the ranked pages read: D→A, score ascending, USCC; ungraded last by USCC."""
+    subject, grade = row
+    return (0, -ord(grade.grade), grade.score, subject.uscc) if grade is not None else (1, 0, 0.0, subject.uscc)
+
+
+def _matches_ranked(session: Session, principal: Principal,
+                    filters: ListFilter) -> list[tuple[Subject, Grade | None]]:
+    """A search's few matches (at most ``_FEW_MATCHES``), read on the search's index range, ranked."""
+    stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
+            .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
+    if filters.grade:
+        stmt = stmt.where(_grade_of_row(filters.grade))
+    return sorted(session.execute(stmt.limit(_FEW_MATCHES + 1)).tuples(), key=_rank)
+
+
+def _few_ranked(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
+                limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
+    """A page of a search's few matches riskiest first (ranked in memory), after ``cursor``."""
+    rows = _matches_ranked(session, principal, filters)
+    if cursor:
+        mark = (0, -ord(cursor[1]), cursor[2], cursor[3]) if cursor[0] == "g" else (1, 0, 0.0, cursor[1])
+        rows = [row for row in rows if _rank(row) > mark]
+    if len(rows) > limit:
+        return rows[:limit], _ranked_key(rows[limit - 1])
+    return rows, None
+
+
 def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
     subject, grade = row
     return ["g", grade.grade, grade.score, subject.uscc] if grade is not None else ["u", subject.uscc]
@@ -255,7 +325,7 @@ def _search_rows(session: Session, principal: Principal, filters: ListFilter, cu
     stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
             .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
     if filters.grade:
-        stmt = stmt.where(CurrentGrade.grade == filters.grade)
+        stmt = stmt.where(_grade_of_row(filters.grade))
     after = tuple_(column, Subject.uscc) > tuple_(cursor[1], cursor[2]) if cursor else true()
     rows = list(session.execute(stmt.where(after).order_by(column, Subject.uscc).limit(limit + 1)).tuples())
     if len(rows) > limit:
@@ -272,17 +342,21 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
     ``limit`` rows further back. Read backwards by key on the indexes the pages use (at most
     ``limit + 1`` keys per grade letter), so going back costs what going forward does."""
     cursor = _decode(after)
-    total = cursor[-1]
-    if filters.search or order in _KEY_ORDERS:
+    carried = cursor[-1]  # the cursor's generation (see the module docstring), carried on
+    if order in _KEY_ORDERS:
         column = _search_range(filters.search)[0] if filters.search else _KEY_ORDERS[order]
         stmt = (select(column, Subject.uscc).select_from(Subject)
                 .outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
                 .where(coverage_clause(principal), *_subject_filters(filters),
                        tuple_(column, Subject.uscc) <= tuple_(cursor[1], cursor[2])))
         if filters.grade:
-            stmt = stmt.where(CurrentGrade.grade == filters.grade)
+            stmt = stmt.where(_grade_of_row(filters.grade))
         row = session.execute(stmt.order_by(column.desc(), Subject.uscc.desc()).offset(limit).limit(1)).first()
-        return _encode(["s", row[0], row[1], total]) if row else None
+        return _encode(["s", row[0], row[1], carried]) if row else None
+    if filters.search and list_total(session, principal, filters) <= _FEW_MATCHES:
+        ranked = [_ranked_key(row) for row in _matches_ranked(session, principal, filters)]
+        at = next((k for k, key in enumerate(ranked) if key == cursor[:-1]), None)
+        return _encode([*ranked[at - limit], carried]) if at is not None and at >= limit else None
     skip = limit  # rows of the page before, the cursor's row its last
     letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
     if cursor[0] == "u":
@@ -292,7 +366,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
                     .order_by(Subject.uscc.desc()).limit(skip + 1))
         keys = list(session.scalars(ungraded))
         if len(keys) > skip:
-            return _encode(["u", keys[skip], total])
+            return _encode(["u", keys[skip], carried])
         skip -= len(keys)
         start = None
     else:
@@ -301,7 +375,7 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
         if start is not None and letter < start[0]:  # less risky than the cursor's: after it
             continue
         stmt = _graded(principal).with_only_columns(CurrentGrade.score, CurrentGrade.uscc).where(
-            CurrentGrade.grade == letter)
+            CurrentGrade.grade == letter, *_searched(filters))
         if filters.district:
             stmt = stmt.where(CurrentGrade.district_code == filters.district)
         if filters.industry:
@@ -311,20 +385,20 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
         keys = list(session.execute(stmt.order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc())
                                     .limit(skip + 1)).tuples())
         if len(keys) > skip:
-            return _encode(["g", letter, keys[skip][0], keys[skip][1], total])
+            return _encode(["g", letter, keys[skip][0], keys[skip][1], carried])
         skip -= len(keys)
     return None
 
 
 def encode_cursor(values: list[Any]) -> str:
     """A keyset cursor (opaque to clients): base64url of a small JSON array (the last row's key,
-    then the list's total)."""
+    then one number the list carries: its total, or the generation it was read under)."""
     return base64.urlsafe_b64encode(json.dumps(values, ensure_ascii=False).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, shape: Callable[[list[Any]], bool]) -> list[Any]:
     """The values of a cursor :func:`encode_cursor` gave, if ``shape`` accepts them (a list whose
-    last value is the total); else ``InvalidInput`` (field ``after``)."""
+    last value is an integer); else ``InvalidInput`` (field ``after``)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         ok = isinstance(values, list) and bool(values) and isinstance(values[-1], int) and shape(values)
@@ -350,5 +424,5 @@ def _decode(cursor: str) -> list[Any]:
     return decode_cursor(cursor, _subject_cursor)
 
 
-__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "offset_page",
+__all__ = ["ListFilter", "SubjectListPage", "count_subjects", "decode_cursor", "encode_cursor", "list_total", "offset_page",
            "previous_cursor", "subject_page"]

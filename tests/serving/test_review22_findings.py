@@ -39,8 +39,6 @@ def _grade(uscc: str, letter: str, score: float) -> dict:
                 model_version="general-v3", profile_hash="p3" + "0" * 62)
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the regulator's subject list has no download (no CSV link, "
-                                       "no CSV route): issue 22 promises a list they can page and download in Chinese")
 def test_regulator_downloads_the_filtered_list_as_chinese_csv_with_bom(client, session):
     _city(session)
     session.commit()
@@ -58,8 +56,6 @@ def test_regulator_downloads_the_filtered_list_as_chinese_csv_with_bom(client, s
     assert len(rows) - 1 == count_subjects(session, ADMIN, ListFilter(grade="B"))
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the total carried in the cursor is stale after a grade load: "
-                                       "page 2 says 共 N while the filtered population is N + 1")
 def test_total_on_a_later_page_follows_a_grade_load(client, session):
     _city(session)
     session.commit()
@@ -79,9 +75,6 @@ def test_total_on_a_later_page_follows_a_grade_load(client, session):
     assert _total(client.get(following).text) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="review22: a grade load while a regulator pages the risk-sorted list "
-                                       "shows a subject twice (riskiest first is keyed by the grade that changed) "
-                                       "and the page does not say the list changed")
 def test_risk_sorted_pages_never_repeat_a_subject_when_grades_change_while_paging(client, session):
     _city(session)
     session.commit()
@@ -101,8 +94,6 @@ def test_risk_sorted_pages_never_repeat_a_subject_when_grades_change_while_pagin
     assert len(seen) == len(set(seen)), [u for u in set(seen) if seen.count(u) > 1]
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the analyst's grade shares count grade rows, not subjects: "
-                                       "a subject graded by two model versions on one as-of date counts twice")
 def test_grade_shares_count_each_subject_once_per_as_of(session):
     subjects = _city(session)
     session.commit()
@@ -115,10 +106,6 @@ def test_grade_shares_count_each_subject_once_per_as_of(session):
     assert per_date == len(codes)
 
 
-@pytest.mark.xfail(strict=True, reason="review22: a list sorted by name or USCC with a filter (grade, district) and "
-                                       "a name search with a grade sort the whole filtered population for every page "
-                                       "(SQLite: USE TEMP B-TREE FOR ORDER BY), and so does their 'previous' link: "
-                                       "0.2-1.1 s a page, 3.5 s with the previous link, at 300 k subjects")
 def test_sorted_and_searched_pages_with_filters_read_in_key_order_without_sorting_the_population(session,
                                                                                                  database_url):
     from test_srv_city_scale import _plans_of
@@ -163,8 +150,6 @@ def test_offset_refusal_says_it_in_chinese(client, auth, session):
 _RISK = {"D": 0, "C": 1, "B": 2, "A": 3, "—": 4}
 
 
-@pytest.mark.xfail(strict=True, reason="review22: with a name search the list is ordered by name although the "
-                                       "sort chosen and shown is 风险 (riskiest first); the page does not say so")
 def test_a_name_search_sorted_by_risk_lists_the_riskiest_first(client, session):
     _city(session)
     session.commit()
@@ -176,8 +161,6 @@ def test_a_name_search_sorted_by_risk_lists_the_riskiest_first(client, session):
     assert [_RISK[g] for g in shown] == sorted(_RISK[g] for g in shown), shown
 
 
-@pytest.mark.xfail(strict=True, reason="review22: the search is not normalised: a USCC typed in lower case or a name "
-                                       "typed with full-width digits (an IME's default) finds nothing")
 def test_search_finds_a_subject_typed_in_lower_case_or_full_width(client, session):
     subjects = _city(session)
     session.commit()
