@@ -225,3 +225,18 @@ def database_copy(template: Path | None, tmp_path_factory, name: str) -> tuple[P
     tmp_path = tmp_path_factory.mktemp(name)
     shutil.copy(template, tmp_path / "tiers.db")
     return tmp_path, f"sqlite:///{tmp_path / 'tiers.db'}"
+
+
+def keyed_copy(template: Path | None, tmp_path_factory, name: str):
+    """``database_copy`` with the service's settings for it (its own keys and MLflow store) and the
+    query log's keys registered for its URL: a module's app and sessions on the seeded city.
+    Returns (directory, url, settings)."""
+    from serving.keys import with_keys
+    from serving.services.querylog import LogKeys, use_keys
+    from serving.settings import Settings
+
+    tmp_path, url = database_copy(template, tmp_path_factory, name)
+    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=url,
+                                  mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", keys_dir=tmp_path / "keys"))
+    use_keys(url, LogKeys.of(settings))
+    return tmp_path, url, settings

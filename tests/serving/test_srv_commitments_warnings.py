@@ -13,19 +13,17 @@ import io
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from srv_fixtures import TODAY, World, database_copy, principal
+from srv_fixtures import TODAY, World, keyed_copy, principal
 
 from serving.app import create_app
 from serving.db.session import dispose_engine
 from serving.db.tables import RiskWarning
 from serving.deps import get_today
-from serving.keys import with_keys
 from serving.security import create_access_token, csrf_token, decode_access_token
 from serving.services.grades import store_grades
 from serving.services.plans import leads_frame
-from serving.services.querylog import LogKeys, list_entries, use_keys
+from serving.services.querylog import list_entries
 from serving.services.subjects import store_records
-from serving.settings import Settings
 from supervision.leads import open_leads
 
 # the module fixture (app, database, models) is built once, on one worker
@@ -37,10 +35,7 @@ pytestmark = pytest.mark.xdist_group("commitments_warnings")
 
 @pytest.fixture(scope="module")
 def _mod(_template_db, tmp_path_factory):
-    tmp_path, url = database_copy(_template_db, tmp_path_factory, "commitments_warnings")
-    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=url,
-                                  mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", keys_dir=tmp_path / "keys"))
-    use_keys(url, LogKeys.of(settings))
+    _dir, url, settings = keyed_copy(_template_db, tmp_path_factory, "commitments_warnings")
     app = create_app(settings)
     app.dependency_overrides[get_today] = lambda: TODAY
     yield app, settings

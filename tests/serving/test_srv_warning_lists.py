@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
-from srv_fixtures import database_copy, principal
+from srv_fixtures import keyed_copy, principal
 from test_srv_city_scale import ADMIN, _city
 from test_srv_plans_pages import _login as login_as
 
@@ -23,10 +23,8 @@ from serving.db.driver import insert_many
 from serving.db.session import dispose_engine, iter_session
 from serving.db.tables import QueryLogEntry, RiskWarning
 from serving.deps import ReadLog
-from serving.keys import with_keys
 from serving.services import warnings
 from serving.services.list_counts import forget_counts
-from serving.services.querylog import LogKeys, use_keys
 from serving.services.warning_lists import (
     WarningFilter,
     all_warnings,
@@ -34,7 +32,6 @@ from serving.services.warning_lists import (
     previous_warning_cursor,
     warning_page,
 )
-from serving.settings import Settings
 
 pytestmark = pytest.mark.xdist_group("warning_lists")
 
@@ -55,10 +52,7 @@ def _warning_rows(usccs: list[str], per_subject: int, tag: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def _mod(_template_db, tmp_path_factory):
-    tmp_path, url = database_copy(_template_db, tmp_path_factory, "warning_lists")
-    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=url,
-                                  mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", keys_dir=tmp_path / "keys"))
-    use_keys(url, LogKeys.of(settings))
+    _dir, url, settings = keyed_copy(_template_db, tmp_path_factory, "warning_lists")
     session = next(iter_session(url))
     subjects = _city(session)
     session.execute(delete(RiskWarning))
