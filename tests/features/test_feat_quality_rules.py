@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -249,3 +250,16 @@ def test_a_clean_seasonal_month_never_warns_silence(seed, factor, per_month):
     typical = np.median(batch[batch["kind"] != "admin_penalty"].groupby("kind").size())
     if typical >= 12:
         assert "samr/k0" in {f.feed for f in run(stopped, hist) if f.rule == "volume_silence"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21 finding (session 12): in a month thinned ×0.734 whose quiet feeds "
+                   "still carry ≥ 12 records each, the one stopped feed is not named volume_silence")
+def test_a_stopped_quiet_feed_is_named_in_the_drawn_seasonal_month():
+    seed, factor, per_month = 396756, 0.734375, 15
+    rng = np.random.default_rng(seed)
+    hist, feeds = _small_feeds(rng, per_month, 10)
+    batch = pd.concat([this_month(rng, n=int(rng.binomial(rng.poisson(m), factor)), kind=k) for k, m in feeds])
+    stopped = batch[batch["kind"] != "k0"]
+    typical = np.median(batch[batch["kind"] != "admin_penalty"].groupby("kind").size())
+    assert typical >= 12
+    assert "samr/k0" in {f.feed for f in run(stopped, hist) if f.rule == "volume_silence"}
