@@ -55,7 +55,7 @@ class TextCatalogue(BaseModel):
     kinds: dict[str, _Bilingual]
     statuses: dict[str, _Bilingual]
     errors: dict[str, _Bilingual]
-    rules: dict[str, _Bilingual]
+    validation_rules: dict[str, _Bilingual]
     pattern_rules: dict[str, _Bilingual]
     endpoints: list[_Endpoint]
 
@@ -81,7 +81,7 @@ STATUS_NAMES: dict[str, tuple[str, str]] = _pairs(_CATALOGUE.statuses)
 #: what a person reads when something goes wrong, by error code (``serving.errors.human_message``)
 ERROR_TEXTS: dict[str, dict[str, str]] = _CATALOGUE.errors
 #: pydantic's error types → the rule in plain words, ``{n}`` its limit (``serving.errors.validation_error``)
-VALIDATION_RULES: dict[str, tuple[str, str]] = _pairs(_CATALOGUE.rules)
+VALIDATION_RULES: dict[str, tuple[str, str]] = _pairs(_CATALOGUE.validation_rules)
 #: fields whose format rule a person knows by name (never the regular expression)
 PATTERN_RULES: dict[str, tuple[str, str]] = _pairs(_CATALOGUE.pattern_rules)
 #: the query log's endpoints by what they are for, first match: (pattern, Chinese, English)
