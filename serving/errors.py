@@ -22,7 +22,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import FIELD_LABELS
-from serving.i18n import ERROR_TEXTS
+from serving.i18n import ERROR_TEXTS, PATTERN_RULES, VALIDATION_RULES
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -250,39 +250,6 @@ def human_message(code: str, message: str, *, status: int = 400, zh: str | None 
     return entry["zh"]
 
 
-# pydantic's error types → the rule in plain words ({n}: the limit of the rule)
-_RULES: dict[str, tuple[str, str]] = {
-    "missing": ("必须填写", "is required"),
-    "string_too_short": ("至少需要 {n} 个字（不计首尾空格）", "needs at least {n} characters (blanks not counted)"),
-    "string_too_long": ("不能超过 {n} 个字", "must be at most {n} characters"),
-    "too_short": ("至少需要选择 {n} 项", "needs at least {n} entries"),
-    "too_long": ("最多 {n} 项", "takes at most {n} entries"),
-    "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
-    "date_parsing": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
-    "date_from_datetime_parsing": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
-    "date_type": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
-    "datetime_parsing": ("应为日期和时间", "must be a date and time"),
-    "datetime_from_date_parsing": ("应为日期和时间", "must be a date and time"),
-    "int_parsing": ("应为整数", "must be a whole number"),
-    "float_parsing": ("应为数字", "must be a number"),
-    "greater_than_equal": ("不能小于 {n}", "must be at least {n}"),
-    "less_than_equal": ("不能大于 {n}", "must be at most {n}"),
-    "literal_error": ("只能从给定选项中选择", "must be one of the given choices"),
-    "enum": ("只能从给定选项中选择", "must be one of the given choices"),
-    "extra_forbidden": ("不是可填写的项目", "is not an accepted field"),
-    "json_invalid": ("不是有效的 JSON", "is not valid JSON"),
-    "bool_parsing": ("应为是或否", "must be yes or no"),
-}
-# fields whose format rule a person knows by name (never show them the regular expression)
-_PATTERN_RULES: dict[str, tuple[str, str]] = {
-    "uscc": ("应为 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）",
-             "must be an 18-character unified social credit code"),
-    "district_codes": ("应为本市的区县名称或 6 位数字的区县代码，多个用分号分隔",
-                       "must be district names of the city or 6-digit district codes, separated by ;"),
-    "plan_id": ("只能包含汉字、字母、数字、下划线、点和连字符", "may hold Chinese characters, letters, digits, _ . and - only"),
-    "industries": ("应为 A–T 之间的一个字母（行业门类）", "must be a section letter A–T"),
-    "policy": ("只能包含字母、数字、下划线和连字符", "may hold letters, digits, _ and - only"),
-}
 # our own validators' messages (written for developers) → (field, Chinese, English)
 _VALUE_RULES: list[tuple[re.Pattern[str], str | None, str, str]] = [
     (re.compile(r"period_end \S+ is before period_start"), "period_end",
@@ -322,11 +289,11 @@ def validation_error(err: dict[str, Any], lang: str = "zh") -> tuple[str, str]:
         else:
             chinese, english = _split_bilingual(raw)
             zh_rule, en_rule = chinese or "不符合要求", english or raw
-    elif kind == "string_pattern_mismatch" and key[0] in _PATTERN_RULES:
-        zh_rule, en_rule = _PATTERN_RULES[key[0]]
-    elif kind in _RULES:
+    elif kind == "string_pattern_mismatch" and key[0] in PATTERN_RULES:
+        zh_rule, en_rule = PATTERN_RULES[key[0]]
+    elif kind in VALIDATION_RULES:
         limit = next((ctx[k] for k in ("min_length", "max_length", "ge", "le") if k in ctx), "")
-        zh_rule, en_rule = (r.format(n=limit) for r in _RULES[kind])
+        zh_rule, en_rule = (r.format(n=limit) for r in VALIDATION_RULES[kind])
     else:
         zh_rule, en_rule = "不符合要求", str(err.get("msg", "is not valid"))
     label = field_label(field, lang)

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from features.schema import INDUSTRY_SECTION_NAMES
-from serving.i18n import ALERT_RULE_NAMES, PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
+from serving.i18n import ALERT_RULE_NAMES, ENDPOINT_NAMES, PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -263,31 +263,13 @@ def purpose_text(value: str | None, lang: str = "zh") -> str:
     return match.group(1).replace("_", " ") if lang == "en" else match.group(2)
 
 
-# The query log's endpoints (``METHOD /route/{template}``) by what they are for, first match.
-_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
-    (r"/credit-reports|credit-report", "出具或核验信用报告", "Credit report"),
-    (r"/credit-checks|/joint", "联合奖惩核查", "Joint reward-and-punishment check"),
-    (r"/openings|draw-openings", "抽查抽取凭证", "Draw openings"),
-    (r"/plans", "双随机抽查计划", "Inspection plan"),
-    (r"/warnings", "风险预警", "Early warnings"),
-    (r"/commitments", "信用承诺", "Credit commitments"),
-    (r"/objections", "异议申请", "Objections"),
-    (r"/repairs", "信用修复", "Credit repair"),
-    (r"/sector|/models", "行业模型", "Sector models"),
-    (r"/grade|/explanation|/what-if|/records", "信用等级与信用记录", "Grade and records"),
-    (r"^GET /credit/", "企业信用信息", "Credit information"),
-    (r"/subjects\b|^GET /regulator$", "监管对象列表", "Subject list"),
-    (r"^CLI ", "命令行操作", "Command line"),
-)
-
-
 def endpoint_name(endpoint: str | None, lang: str = "zh") -> str:
     """What a logged read was for (``GET /api/v1/subjects/{uscc}/grade`` → 信用等级与信用记录（接口）);
     the endpoint itself stays in the log for whoever matches it."""
     if not endpoint:
         return ""
     via = ("接口", "API") if " /api/" in endpoint else ("页面", "page") if not endpoint.startswith("CLI ") else ("", "")
-    for pattern, zh, en in _ENDPOINTS:
+    for pattern, zh, en in ENDPOINT_NAMES:
         if re.search(pattern, endpoint):
             name = en if lang == "en" else zh
             break

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import numpy as np
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from features.schema import pydantic_fields, text_type
+from serving.db.tables import QueryLogEntry
 from serving.errors import ErrorBody
 from serving.security import PASSWORD_MIN_LENGTH, Role
 from serving.validation import (
@@ -326,19 +327,11 @@ class ApiKeyOut(BaseModel):
     key: str = Field(description="shown once; only its hash is stored")
 
 
-class QueryLogOut(Out):
-    seq: int
-    at: dt.datetime
-    actor: str
-    actor_role: str
-    actor_kind: str
-    uscc: str
-    purpose: str
-    endpoint: str
-    outcome: str
-    personal_info_unmasked: bool
-    prev_hash: str
-    entry_hash: str
+# a row of the query log as the admin reads it: every column of the log's table, in its order, of
+# its declared type (``Mapped[T]``)
+_LOG_TYPES = get_type_hints(QueryLogEntry)
+QueryLogOut = create_model("QueryLogOut", __base__=Out, **{
+    column.key: (get_args(_LOG_TYPES[column.key])[0], ...) for column in QueryLogEntry.__table__.columns})
 
 
 class QueryLogPage(BaseModel):

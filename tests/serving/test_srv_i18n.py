@@ -46,3 +46,22 @@ def test_page_sections_add_texts_rather_than_repeat_common_ones() -> None:
     assert not repeated
     every_entry = [*TEXTS.values(), *(v for texts in PAGE_TEXTS.values() for v in texts.values())]
     assert all(set(entry) == {"zh", "en"} and all(entry.values()) for entry in every_entry)
+
+
+def test_the_catalogue_refuses_a_text_missing_a_language_or_an_endpoint_pattern_that_does_not_compile() -> None:
+    import pytest
+
+    from configfile import load_toml
+    from serving.i18n import ENDPOINT_NAMES, TextCatalogue, TextCatalogueError
+
+    packaged = (resources.files("serving") / "texts.toml").read_text(encoding="utf-8")
+    assert load_toml(packaged, TextCatalogue, "texts.toml", TextCatalogueError).texts == TEXTS
+    for broken, where in [(packaged.replace('login = { zh = "登录", en = "Log in" }', 'login = { zh = "登录" }'),
+                           "texts.login"),
+                          (packaged.replace('logout = { zh = "退出", en = "Log out" }', 'logout = { zh = "退出", en = "" }'),
+                           "texts.logout.en"),
+                          (packaged.replace(f"pattern = '{ENDPOINT_NAMES[0][0]}'", "pattern = '(unclosed'"),
+                           "endpoints.0.pattern")]:
+        assert broken != packaged
+        with pytest.raises(TextCatalogueError, match=rf"texts\.toml: .*{re.escape(where)}"):
+            load_toml(broken, TextCatalogue, "texts.toml", TextCatalogueError)
