@@ -58,6 +58,12 @@ def _grade_profiles(model, grader, profiles: pd.DataFrame) -> tuple[np.ndarray, 
     return grader.grade(p, profiles).codes, p
 
 
+def subset_count(n_actions: int, max_actions: int) -> int:
+    """How many non-empty subsets of at most ``max_actions`` of ``n_actions`` actions there are: what
+    `search` enumerates, and greedy instead when this exceeds its ``max_subsets``."""
+    return sum(math.comb(n_actions, k) for k in range(1, min(max_actions, n_actions) + 1))
+
+
 def what_if(
     model,
     grader,
@@ -101,8 +107,7 @@ def search(actions: Sequence[ActionLike], score: Scorer, *, max_actions: int = 3
     if g0 == 0 or not actions:
         return none
     k_max = min(max_actions, len(actions))
-    total = sum(math.comb(len(actions), k) for k in range(1, k_max + 1))
-    if total <= max_subsets:
+    if subset_count(len(actions), max_actions) <= max_subsets:
         searched = 0
         for k in range(1, k_max + 1):
             subsets = list(itertools.combinations(actions, k))
