@@ -3,6 +3,7 @@ frame per month end of 2026, scores drawn around 650, five reasons per grade."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 
@@ -30,3 +31,14 @@ def month_grades(codes: np.ndarray, month: int, reasons: str | list[str],
                           "profile_hash": "p2" + "0" * 62, "base_score": 620.0, "reasons": reasons,
                           "what_if": "[]"})
     return as_of, frame
+
+
+def grade_load_options(parser: argparse.ArgumentParser, *, as_of: int) -> None:
+    """The workload of a bulk-load benchmark: ``--subjects`` N, ``--as-of`` monthly grade loads of
+    N rows each (the first a first load, then regrades), stored ``--batch-rows`` at a time, with one
+    shared reasons text or (``--distinct-reasons``) each grade its own."""
+    parser.add_argument("--subjects", type=int, default=200_000)
+    parser.add_argument("--as-of", type=int, default=as_of,
+                        help="monthly grade loads of N rows each (grade rows = subjects × as-of)")
+    parser.add_argument("--batch-rows", type=int, default=50_000)
+    parser.add_argument("--distinct-reasons", action="store_true", help="each grade its own reasons text (as real ones)")

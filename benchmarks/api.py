@@ -297,6 +297,35 @@ def minimal_app():
     return app
 
 
+def seeded_database(prefix: str, seed, n_subjects: int, what: str | None = None) -> tuple[Path, str, list[str], object]:
+    """A throw-away SQLite database in a new directory ``prefix…``, filled by ``seed(url, n_subjects)``
+    (which returns the subjects' codes), and the settings of a service on it with its keys made as
+    on a first start (development): the JWT key and the query log's MAC and checkpoint signing keys,
+    so the keyed chain and its checkpoints are on, as served. Prints the seeding time when ``what``
+    names what was seeded. Returns (directory, url, codes, settings)."""
+    from serving.keys import with_keys
+    from serving.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    t = time.perf_counter()
+    codes = seed(url, n_subjects)
+    if what is not None:
+        print(f"seeded {len(codes)} {what} in {time.perf_counter() - t:.1f} s: {url}")
+    return tmp, url, codes, with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+
+
+def load_options(parser: argparse.ArgumentParser, *, duration: float, subjects: int, batch_repeats: int) -> None:
+    """The open-loop load options every served benchmark takes (``measured_phase``'s rate, duration
+    and warm-up, the uvicorn workers, the seeded subjects, the batch repeats)."""
+    parser.add_argument("--duration", type=float, default=duration, help="seconds measured per phase")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring, per phase")
+    parser.add_argument("--rate", type=float, default=500, help="requests per second (open loop)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--subjects", type=int, default=subjects)
+    parser.add_argument("--batch-repeats", type=int, default=batch_repeats)
+
+
 def service_env(url: str, data_dir: Path, settings, **extra: str) -> dict[str, str]:
     """The environment a benchmark's served app runs with: this database, the keys made in
     ``settings`` (``serving.keys.with_keys``), ``data_dir``, and no migrations at start (the
@@ -354,21 +383,12 @@ def main(args: argparse.Namespace) -> None:
     from _users import bearer_for
 
     from serving.db.session import iter_session
-    from serving.keys import with_keys
     from serving.security import Principal
     from serving.services.querylog import LogKeys, use_keys
     from serving.services.querylog_check import check_chain
-    from serving.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-apibench-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    t = time.perf_counter()
-    codes = seed(url, args.subjects)
-    print(f"seeded {len(codes)} subjects + grades (5 reasons each) in {time.perf_counter() - t:.1f} s: {url}")
-
-    # the service's keys made as on a first start (development): the JWT key, and the query log's
-    # MAC and checkpoint signing keys, so the keyed chain and its checkpoints are on, as served
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    tmp, url, codes, settings = seeded_database("tiers-apibench-", seed, args.subjects,
+                                                "subjects + grades (5 reasons each)")
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
     env = service_env(url, tmp, settings, TIERS_SQLITE_SYNCHRONOUS=args.sqlite_synchronous)
@@ -443,12 +463,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         ns.mode = "loadgen"
         return ns
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=60, help="seconds measured per phase")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring, per phase")
-    parser.add_argument("--rate", type=float, default=500, help="requests per second (open loop)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--subjects", type=int, default=2000)
-    parser.add_argument("--batch-repeats", type=int, default=5)
+    load_options(parser, duration=60, subjects=2000, batch_repeats=5)
     parser.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
                         help="SQLite durability (FULL: every logged read is on disk before the answer)")
     parser.add_argument("--no-reference", dest="reference", action="store_false",

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _grade_frames import bench_reasons, month_grades
+from _grade_frames import bench_reasons, grade_load_options, month_grades
 
 
 def _child(args: argparse.Namespace) -> dict:
@@ -139,10 +139,7 @@ def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--subjects", type=int, default=200_000)
-    p.add_argument("--as-of", type=int, default=2, help="grade loads of N rows (the first a first load, then regrades)")
-    p.add_argument("--batch-rows", type=int, default=50_000)
-    p.add_argument("--distinct-reasons", action="store_true", help="each grade its own reasons text (as real ones)")
+    grade_load_options(p, as_of=2)
     p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
     p.add_argument("--trees", default=".", help="source trees to compare, comma-separated, the first the baseline "
                    "(e.g. a checkout of main, then this one)")

@@ -53,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _grade_frames import bench_reasons, month_grades
+from _grade_frames import bench_reasons, grade_load_options, month_grades
 
 # the open-loop generator and uvicorn handling of the API benchmark
 from api import (
@@ -485,17 +485,14 @@ def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--subjects", type=int, default=200_000)
-    p.add_argument("--as-of", type=int, default=3, help="monthly as-of dates (grade rows = subjects × as-of)")
+    grade_load_options(p, as_of=3)
     p.add_argument("--log-entries", type=int, default=200_000)
     p.add_argument("--day-entries", type=int, default=20_000, help="entries after the checkpoint (a day's reads)")
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--duration", type=float, default=20)
     p.add_argument("--page-repeats", type=int, default=15)
     p.add_argument("--batch-repeats", type=int, default=5, help="batch requests (each 1,000 other subjects)")
-    p.add_argument("--batch-rows", type=int, default=50_000)
     p.add_argument("--bulk-only", action="store_true", help="only step 1, the bulk loads (subjects, grades)")
-    p.add_argument("--distinct-reasons", action="store_true", help="each grade its own reasons text (as real ones)")
     p.add_argument("--checkpoint-every", type=int, default=5000,
                    help="a signed checkpoint every N log entries of the fill (the service's 10 s at 500 reads/s)")
     p.add_argument("--history-group", type=int, default=50,

@@ -35,7 +35,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -147,18 +146,12 @@ def main(args: argparse.Namespace) -> float:
 
     from serving.db.session import dispose_engine, iter_session
     from serving.deps import get_today
-    from serving.keys import with_keys
     from serving.services.credit_checks import refresh_all
     from serving.services.querylog import LogKeys, use_keys
     from serving.services.querylog_check import check_chain
-    from serving.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkbench-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    t = time.perf_counter()
-    codes = seed(url, args.subjects)
-    print(f"seeded {len(codes)} subjects with their records in {time.perf_counter() - t:.1f} s: {url}")
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    tmp, url, codes, settings = api.seeded_database("tiers-checkbench-", seed, args.subjects,
+                                                    "subjects with their records")
     headers = {"X-API-Key": machine_key(url)}
     samr_key = machine_key(url, "samr-reader", "samr")
     env = api.service_env(url, tmp, settings)
@@ -267,21 +260,16 @@ def against(args: argparse.Namespace) -> None:
 
     from serving.db.session import dispose_engine, iter_session
     from serving.deps import get_today
-    from serving.keys import with_keys
     from serving.services.credit_checks import refresh_all
     from serving.services.querylog import LogKeys, use_keys
     from serving.services.querylog_check import check_chain
-    from serving.settings import Settings
 
     this_tree = Path(__file__).resolve().parents[1]
     if args.synchronous_ab:  # one checkout, the two durability settings (never NORMAL by default)
         trees = {"FULL": this_tree, "NORMAL": this_tree}
     else:
         trees = {"this": this_tree, "against": Path(args.against).resolve()}
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkab-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    codes = seed(url, args.subjects)
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    tmp, url, codes, settings = api.seeded_database("tiers-checkab-", seed, args.subjects)
     headers = {"X-API-Key": machine_key(url)}
     session = next(iter_session(url))
     refresh_all(session, get_today())
@@ -339,18 +327,14 @@ def breakdown(args: argparse.Namespace) -> float:
     import json
 
     from serving.db.session import iter_session
-    from serving.keys import with_keys
     from serving.measures import load_measures
     from serving.schemas import CreditCheckBatchIn
     from serving.security import Principal
     from serving.services import credit_checks
     from serving.services.querylog import LogKeys, append_entries, use_keys
-    from serving.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-checkbreakdown-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    codes = seed(url, args.batch)
-    use_keys(url, LogKeys.of(with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))))
+    _tmp, url, codes, settings = api.seeded_database("tiers-checkbreakdown-", seed, args.batch)
+    use_keys(url, LogKeys.of(settings))
     today = dt.date.today()
     session = next(iter_session(url))
     credit_checks.refresh_all(session, today)
@@ -386,13 +370,8 @@ def _cpu(work, state: dict) -> float:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20, help="seconds measured per phase")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring, per phase")
-    parser.add_argument("--rate", type=float, default=500, help="requests per second (open loop)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--subjects", type=int, default=20_000)
+    api.load_options(parser, duration=20, subjects=20_000, batch_repeats=3)
     parser.add_argument("--batch", type=int, default=10_000, help="codes per batch request")
-    parser.add_argument("--batch-repeats", type=int, default=3)
     parser.add_argument("--low-rate", type=float, default=100,
                         help="also measure the baseline and the check at this rate (0: not)")
     parser.add_argument("--batch-only", action="store_true",

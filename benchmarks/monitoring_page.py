@@ -15,7 +15,6 @@ Usage: .venv/bin/python benchmarks/monitoring_page.py [--subjects 20000] [--repe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -23,15 +22,11 @@ from datetime import date
 from pathlib import Path
 
 from _timing import timed as timed_run
+from api import machine_facts
 
 
 def timed(fn, repeats: int) -> float:
     return timed_run(fn, repeats)[0]
-
-
-def machine_facts() -> str:
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"nproc={os.cpu_count()} ram={ram:.1f} GiB python={sys.version.split()[0]}"
 
 
 def frames(as_of: date, n: int, seed: int, shift: float):

@@ -23,12 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from api import machine_facts
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine_facts() -> str:
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"nproc={os.cpu_count()} ram={ram:.1f} GiB python={sys.version.split()[0]}"
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -8,17 +8,12 @@ Prints machine facts, medians of the repeats, and ratios to the baseline measure
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-
-def machine_facts() -> str:
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()[0]
-    return f"nproc={os.cpu_count()} ram={ram:.1f} GiB loadavg1={load:.1f}"
+from api import machine_facts
 
 
 def main() -> None:

@@ -39,30 +39,33 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.stats import chi2_contingency, ks_2samp, nbinom, poisson
 
 from configfile import load_toml_file
-from features.quality_extra_config import CollapseRules, CutRules, QuarantineRules, RegisterRules, SwapRules
+from features.quality_extra_config import (
+    Action,
+    CollapseRules,
+    CutRules,
+    QuarantineRules,
+    RegisterRules,
+    Section,
+    SwapRules,
+)
 
-Action = Literal["hold", "warn"]
 GATE_COLUMNS = ("record_id", "uscc", "kind", "subkind", "severity", "decision_date", "amount", "department",
                 "document_no", "district_code")
 EXAMPLES = 5
 _NULL = "∅"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HistoryRules(_Section):
+class HistoryRules(Section):
     trailing_months: int = Field(12, ge=2, le=60)
     min_months: int = Field(3, ge=1)
     window_days: int = Field(62, ge=7, le=400)
 
 
-class VolumeRules(_Section):
+class VolumeRules(Section):
     surge_ratio: float = Field(1.8, gt=1)
     hold_ratio: float = Field(3.0, gt=1)
     silence_fraction: float = Field(0.2, gt=0, lt=1)
@@ -74,7 +77,7 @@ class VolumeRules(_Section):
     silence_action: Action = "warn"
 
 
-class AmountRules(_Section):
+class AmountRules(Section):
     min_rows: int = Field(8, ge=3)
     min_history: int = Field(30, ge=5)
     unit_steps: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
@@ -93,7 +96,7 @@ class AmountRules(_Section):
     shift_action: Action = "warn"
 
 
-class CategoryRules(_Section):
+class CategoryRules(Section):
     columns: list[Literal["subkind", "severity"]] = Field(default_factory=lambda: ["subkind", "severity"])
     min_share: float = Field(0.10, gt=0, lt=1)
     min_expected: float = Field(8, ge=1)
@@ -109,7 +112,7 @@ class CategoryRules(_Section):
     district_min_expected: float = Field(10, ge=1)
 
 
-class DateRules(_Section):
+class DateRules(Section):
     far_past_years: int = Field(10, ge=1)
     far_past_share: float = Field(0.05, gt=0, le=1)
     min_rows: int = Field(5, ge=1)
@@ -122,13 +125,13 @@ class DateRules(_Section):
     swap_action: Action = "hold"
 
 
-class DuplicateRules(_Section):
+class DuplicateRules(Section):
     min_rows: int = Field(5, ge=1)
     share: float = Field(0.02, gt=0, le=1)
     action: Action = "hold"
 
 
-class QualityConfig(_Section):
+class QualityConfig(Section):
     """Every gate rule; a missing table takes its defaults, an unknown key is an error."""
 
     history: HistoryRules = HistoryRules()

@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 Action = Literal["hold", "warn"]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A table of gate rules (here and in :mod:`features.quality`): frozen, an unknown key an error."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CollapseRules(_Section):
+class CollapseRules(Section):
     """A column of a feed collapsing onto one value (every decision on the export day, every fine 0)."""
 
     columns: list[Literal["decision_date", "amount", "severity", "subkind"]] = Field(
@@ -31,7 +33,7 @@ class CollapseRules(_Section):
     action: Action = "hold"
 
 
-class SwapRules(_Section):
+class SwapRules(Section):
     """Day and month exchanged for the rows whose day is ≤ 12 (a month-first parse of day-first dates)."""
 
     min_rows: int = Field(4, ge=1)            # rows before the batch's month whose swap lands in it …
@@ -40,7 +42,7 @@ class SwapRules(_Section):
     action: Action = "hold"
 
 
-class CutRules(_Section):
+class CutRules(Section):
     """A feed's (or the whole batch's) records stopping early in the batch's month: a file cut in the
     middle (an export sorted by date whose transfer stopped), judged by the feed's own day profile."""
 
@@ -51,7 +53,7 @@ class CutRules(_Section):
     action: Action = "warn"
 
 
-class QuarantineRules(_Section):
+class QuarantineRules(Section):
     """A feed whose rows in the batch were (mostly) quarantined: absent from what is published."""
 
     min_rows: int = Field(5, ge=1)
@@ -63,7 +65,7 @@ class QuarantineRules(_Section):
     action: Action = "warn"
 
 
-class RegisterRules(_Section):
+class RegisterRules(Section):
     """The subjects file against the register in the store (districts, statuses moving en masse)."""
 
     min_store_subjects: int = Field(50, ge=1)  # a smaller register: no register-level rule

@@ -201,6 +201,20 @@ def start_fit(model, X, y, init_score=None) -> tuple[pd.DataFrame, np.ndarray, d
     return frame, y_arr, monotone, init_score
 
 
+def lightgbm_params(model, *, seed: int) -> dict:
+    """The LightGBM settings every LightGBM-based model trains with: binary log-loss, deterministic
+    and row-wise (a refit on the same data is bit-identical), and the estimator's shared parameters
+    under LightGBM's names (``n_jobs``, ``learning_rate``, ``min_child_samples`` as the least rows of
+    a leaf and of a category group, ``reg_lambda``, ``max_bin``, ``cat_smooth``). A model adds its
+    own settings (trees, constraints) over these."""
+    return {
+        "objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True,
+        "num_threads": model.n_jobs, "seed": seed, "learning_rate": model.learning_rate,
+        "min_data_in_leaf": model.min_child_samples, "min_data_per_group": model.min_child_samples,
+        "lambda_l2": model.reg_lambda, "max_bin": model.max_bin, "cat_smooth": model.cat_smooth,
+    }
+
+
 def encoded(model, X) -> np.ndarray:
     """X encoded as at ``model``'s fit (see `encode_columns`), checked against its features."""
     frame = as_frame(X, list(model.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
@@ -227,5 +241,6 @@ class RiskModelMixin(ClassifierMixin):
 
 
 __all__ = ["BaseEstimator", "Contributions", "RiskModelMixin", "as_frame", "check_binary_target",
-           "check_is_fitted", "encode_columns", "encoded", "learn_categories", "sigmoid", "start_fit",
+           "check_is_fitted", "encode_columns", "encoded", "learn_categories", "lightgbm_params", "sigmoid",
+           "start_fit",
            "validate_monotone"]

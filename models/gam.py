@@ -53,6 +53,7 @@ from models.base import (
     check_is_fitted,
     encode_columns,
     encoded,
+    lightgbm_params,
     start_fit,
 )
 from models.gbm import ShapeFunction
@@ -332,10 +333,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
     def _params(self, *, leaves: int, max_bin: int, monotone: list[int], groups: list[list[int]],
                 seed: int) -> dict:
         return {
-            "objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True,
-            "num_threads": self.n_jobs, "seed": seed, "learning_rate": self.learning_rate,
-            "num_leaves": leaves, "min_data_in_leaf": self.min_child_samples, "lambda_l2": self.reg_lambda,
-            "max_bin": max_bin, "cat_smooth": self.cat_smooth, "min_data_per_group": self.min_child_samples,
+            **lightgbm_params(self, seed=seed), "num_leaves": leaves, "max_bin": max_bin,
             "max_cat_to_onehot": 4, "monotone_constraints": monotone, "interaction_constraints": groups,
             "feature_pre_filter": False, "extra_trees": self.extra_trees,
         }

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.base import BaseEstimator, Contributions, RiskModelMixin, check_is_fitted, encoded, start_fit
+from models.base import (
+    BaseEstimator,
+    Contributions,
+    RiskModelMixin,
+    check_is_fitted,
+    encoded,
+    lightgbm_params,
+    start_fit,
+)
 
 
 @dataclass(frozen=True)
@@ -129,15 +137,12 @@ class MonotoneGBM(RiskModelMixin, BaseEstimator):
         frame, y_arr, monotone, init_score = start_fit(self, X, y, init_score)
         Xe = self._encode(frame)
         params = {
-            "objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True,
-            "num_threads": self.n_jobs, "seed": self.random_state or 0,
-            "learning_rate": self.learning_rate, "min_data_in_leaf": self.min_child_samples,
-            "lambda_l2": self.reg_lambda, "max_bin": self.max_bin, "cat_smooth": self.cat_smooth,
+            **lightgbm_params(self, seed=self.random_state or 0),
             "bagging_fraction": self.subsample, "bagging_freq": 1 if self.subsample < 1 else 0,
             "feature_fraction": self.colsample_bytree,
             "monotone_constraints": [int(monotone.get(c, 0)) for c in self.feature_names_in_],
             "num_leaves": 2 if self.additive else self.num_leaves, "max_depth": 1 if self.additive else -1,
-            "min_data_per_group": self.min_child_samples, "max_cat_to_onehot": 8,
+            "max_cat_to_onehot": 8,
         }
         constraints = self._interaction_constraints()
         if constraints:

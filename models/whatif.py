@@ -12,7 +12,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,15 +20,10 @@ import pandas as pd
 from models.meta import GRADES
 
 
-class ActionLike(Protocol):
-    id: str
-    label_zh: str
-    label_en: str
-
-
 @dataclass(frozen=True)
 class Action:
-    """A change the subject can make itself."""
+    """A change the subject can make itself: what the search proposes (a caller keeps its own data
+    on a subclass, as ``training.whatif`` does)."""
 
     id: str
     label_zh: str
@@ -58,11 +53,17 @@ def _grade_profiles(model, grader, profiles: pd.DataFrame) -> tuple[np.ndarray, 
     return grader.grade(p, profiles).codes, p
 
 
+def subset_count(n_actions: int, max_actions: int) -> int:
+    """How many non-empty subsets of at most ``max_actions`` of ``n_actions`` actions there are: what
+    `search` enumerates, and greedy instead when this exceeds its ``max_subsets``."""
+    return sum(math.comb(n_actions, k) for k in range(1, min(max_actions, n_actions) + 1))
+
+
 def what_if(
     model,
     grader,
-    actions: Sequence[ActionLike],
-    apply: Callable[[list[ActionLike]], pd.DataFrame],
+    actions: Sequence[Action],
+    apply: Callable[[list[Action]], pd.DataFrame],
     *,
     max_actions: int = 3,
     max_subsets: int = 5000,
@@ -84,7 +85,7 @@ def what_if(
     return search(actions, score, max_actions=max_actions, max_subsets=max_subsets)
 
 
-def search(actions: Sequence[ActionLike], score: Scorer, *, max_actions: int = 3,
+def search(actions: Sequence[Action], score: Scorer, *, max_actions: int = 3,
            max_subsets: int = 5000) -> WhatIfResult:
     """`what_if` with the grading left to ``score`` (subsets → grade codes and probabilities), so
     a caller that graded every hypothetical profile in one batch can look them up. ``score([()])``
@@ -101,8 +102,7 @@ def search(actions: Sequence[ActionLike], score: Scorer, *, max_actions: int = 3
     if g0 == 0 or not actions:
         return none
     k_max = min(max_actions, len(actions))
-    total = sum(math.comb(len(actions), k) for k in range(1, k_max + 1))
-    if total <= max_subsets:
+    if subset_count(len(actions), max_actions) <= max_subsets:
         searched = 0
         for k in range(1, k_max + 1):
             subsets = list(itertools.combinations(actions, k))
@@ -114,7 +114,7 @@ def search(actions: Sequence[ActionLike], score: Scorer, *, max_actions: int = 3
                 return WhatIfResult(True, subsets[best], GRADES[g0], GRADES[int(codes[best])], p0, float(p[best]),
                                     searched, "exhaustive")
         return WhatIfResult(False, (), GRADES[g0], GRADES[g0], p0, p0, searched, "exhaustive")
-    chosen: list[ActionLike] = []
+    chosen: list[Action] = []
     searched = 0
     for _ in range(k_max):
         rest = [a for a in actions if a not in chosen]

@@ -14,7 +14,6 @@ overrides give for the applied profile.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -25,7 +24,8 @@ import pandas as pd
 
 from features.actions import Action, apply_scenarios, candidate_actions_by_subject
 from features.profiles import build_profiles
-from models.whatif import search
+from models.whatif import Action as SearchAction
+from models.whatif import search, subset_count
 
 KEY_SEPARATOR = "~"  # not in the USCC alphabet, so a synthetic key never collides with a real code
 
@@ -44,17 +44,10 @@ class WhatIfInputs:
 
 
 @dataclass(frozen=True)
-class _Step:
-    """``features.actions.Action`` in the shape ``models.whatif`` expects (id, labels)."""
+class _Step(SearchAction):
+    """``features.actions.Action`` as the ``models.whatif.Action`` the search proposes (id, labels)."""
 
-    id: str
-    label_zh: str
-    label_en: str
     action: Action
-
-
-def _n_subsets(n: int, max_actions: int) -> int:
-    return sum(math.comb(n, k) for k in range(1, min(max_actions, n) + 1))
 
 
 def _subsets(steps: Sequence[_Step], max_actions: int) -> list[tuple[_Step, ...]]:
@@ -123,7 +116,7 @@ def what_if_entries(model: Any, graded: pd.DataFrame, inputs: WhatIfInputs, *, a
         if frozenset() not in keys[uscc]:
             continue  # not profiled on as_of (closed, not yet registered)
         keep = len(steps)
-        while keep > 1 and _n_subsets(keep, inputs.max_actions) > inputs.max_subsets:
+        while keep > 1 and subset_count(keep, inputs.max_actions) > inputs.max_subsets:
             keep -= 1
         if keep < len(steps):
             p_alone = alone.loc[[keys[uscc][frozenset([s.id])] for s in steps]].to_numpy()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mod_fixtures import fitted_models, make_credit_frame
 
 from models import Action, Grader, OverrideRule, what_if
+from models.whatif import search, subset_count
 
 ACTIONS = [
     Action("repair_penalty", "申请信用修复（一条行政处罚）", "repair one penalty record"),
@@ -73,3 +74,22 @@ def test_leaving_the_list_is_needed_when_the_override_binds():
     # without that action on offer, nothing helps and nothing else is invented
     result = what_if(model, grader, ACTIONS[:2], _apply_for(profile))
     assert not result.found and result.actions == ()
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_actions=st.integers(1, 6), max_actions=st.integers(1, 4), max_subsets=st.integers(1, 60))
+def test_subset_count_is_what_the_search_enumerates_before_it_turns_greedy(n_actions, max_actions, max_subsets):
+    """`subset_count` counts the subsets an exhaustive search scores (callers trim their actions by
+    it, `training.whatif`); the search stays exhaustive exactly when the count is within max_subsets."""
+    actions = [Action(f"a{i}", f"a{i}", f"a{i}") for i in range(n_actions)]
+    subsets = [s for k in range(1, max_actions + 1) for s in itertools.combinations(actions, k)]
+    assert subset_count(n_actions, max_actions) == len(subsets)
+
+    def never_better(batch):  # grade D (3) whatever is done: the search tries everything it may
+        return np.full(len(batch), 3), np.full(len(batch), 0.5)
+
+    result = search(actions, never_better, max_actions=max_actions, max_subsets=max_subsets)
+    exhaustive = subset_count(n_actions, max_actions) <= max_subsets
+    assert result.method == ("exhaustive" if exhaustive else "greedy")
+    if exhaustive:
+        assert result.searched == len(subsets)

@@ -10,15 +10,11 @@ they are and are checked with it. Every later entry is chained with the HMAC key
 (docs/security.md, "The query log").
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0003'
 down_revision: str | None = '0002'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

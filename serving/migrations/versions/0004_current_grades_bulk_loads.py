@@ -11,15 +11,11 @@ they now read ``current_grades``, which the service maintains when it stores gra
 latest as_of, then latest stored (created_at, id).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0004'
 down_revision: str | None = '0003'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

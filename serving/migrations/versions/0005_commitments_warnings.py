@@ -10,15 +10,11 @@ risk after an ingest or a grading; ``open_key`` (unique, NULL once closed) keeps
 per subject and cause, and one pending commitment per subject and matter, on every backend.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
 down_revision: str | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -9,15 +9,11 @@ list (coverage and filters) and forgotten whenever subjects, records or current 
 (``serving.services.list_counts``).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
 down_revision: str | None = '0006'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -9,15 +9,11 @@ The page that uploads the file polls the job's row (status, progress, stage) unt
 as a registered version (or fails with its message). There is no revision 0008.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0009'
 down_revision: str | None = '0007'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -10,15 +10,11 @@ item, a duplicate id, missing data) were free however many, and the ratios had n
 (On main, re-parent onto the latest revision when the other 0005-0010 land.)
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0011'
 down_revision: str | None = '0010'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

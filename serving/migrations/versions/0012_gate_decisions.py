@@ -8,15 +8,11 @@ Before, a held batch was released or rejected from the CLI only and audited to a
 store; the CLI and the analyst page now both record who, when, what and why here as well.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0012'
 down_revision: str | None = '0011'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -10,15 +10,11 @@ later is recognised and skipped (issue 14). Rows older than twice an offer's lif
 by the holders.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0013'
 down_revision: str | None = '0012'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

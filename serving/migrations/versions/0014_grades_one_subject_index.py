@@ -10,14 +10,10 @@ cost every stored grade one more index insertion (a bulk load of grades: a third
 time, issue 22).
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = '0014'
 down_revision: str | None = '0013'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

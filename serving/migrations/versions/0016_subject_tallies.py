@@ -12,15 +12,11 @@ are counted where the service writes them (``serving.services.list_counts.tally_
 Seeded here from the tables as they are.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0016'
 down_revision: str | None = '0014'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _KEY = "coalesce({row}.district_code, ''), coalesce({row}.industry, ''), '*'"
 _MATCH = ("district_code = coalesce({row}.district_code, '') AND industry = coalesce({row}.industry, '') "

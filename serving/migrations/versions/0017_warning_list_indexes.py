@@ -13,14 +13,10 @@ reading every warning of its status.
 (0015 was reserved and not used.)
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = '0017'
 down_revision: str | None = '0016'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -12,14 +12,10 @@ On PostgreSQL the search ranges compare in byte order (``COLLATE "C"``: ``~`` af
 character whatever the database's collation), read on indexes of the same collation.
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = '0018'
 down_revision: str | None = '0017'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 KEY_ORDERS = {
     "ix_subjects_name_uscc": ["name", "uscc"],
