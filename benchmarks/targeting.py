@@ -20,7 +20,10 @@ from ``p``, each cut in the model's grade mix, crossed with A-with-lead ratios, 
 the oracle with its own number of inspections; and, not grade-based, the floor for everyone and
 the rest of the budget to the highest model probability: the most any plan made from the model's
 ranking can find (if problems rise with the probability). ``--mix`` cuts the model's probability
-in other grade shares (what another training ``target_shares`` would give). It also prints what a
+in other grade shares (what another training ``target_shares`` would give). ``--inspection-stack
+WORKDIR`` adds a ranking by a model of past inspection results stacked on the model's log-odds
+(``supervision.inspection_outcome``), fitted as a grader could: the project's profiles at every past
+quarter end, the registry's champions at each, the inspections up to the as-of date. It also prints what a
 department can see without the truth: the problem rate of its past inspections of subjects with
 an open lead at the time against those without.
 
@@ -30,7 +33,8 @@ on an as-of date one year earlier), clearly labelled, for development only.
 
     .venv/bin/python benchmarks/targeting.py --city data_samples/city [--grades FILE] \
         [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default] \
-        [--lead-source complaint|monitoring|both] [--lead-days N] [--mix A=0.65,B=0.25,C=0.08,D=0.02 ...]
+        [--lead-source complaint|monitoring|both] [--lead-days N] [--mix A=0.65,B=0.25,C=0.08,D=0.02 ...] \
+        [--inspection-stack WORKDIR]
 """
 
 from __future__ import annotations
@@ -479,11 +483,12 @@ def main() -> None:
     )
     if args.mix and probability is None:
         print("--mix skipped: it cuts the model's probability, and these grades carry none (column probability)")
-    for shares in (args.mix or []) if probability is not None else []:
-        graded = cut_in_mix(pd.Series(scores["model probability"]), pd.Series(shares))
+    cut_rankings = [name for name in ("model probability", "inspection stack") if name in scores]
+    for shares, name in ((s, n) for s in (args.mix or []) for n in cut_rankings):
+        graded = cut_in_mix(pd.Series(scores[name]), pd.Series(shares))
         found, on_a, size = expected_found(graded, pool["lead"], p, rules, policy, as_of)
         print(
-            "model probability cut in " + ", ".join(f"{g} {v:.1%}" for g, v in shares.items())
+            f"{name} cut in " + ", ".join(f"{g} {v:.1%}" for g, v in shares.items())
             + f": {size} inspections, {found / (size * p.mean()):.2f}× uniform, "
             f"{found / (floor_greedy_inclusion(p, size, floor) @ p):.2f} of the oracle, {on_a:.0%} on A"
         )

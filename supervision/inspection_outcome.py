@@ -14,9 +14,11 @@ same inputs with one weight per sector overfit (measured on four simulated citie
 issue 19). Every inspection is paired with the subject's profile at the last quarter end *before*
 it, and only inspections up to the grading date are used (point in time).
 
-The stacked score does not replace the credit grade (it costs up to 0.03 of the grades' AUC
-against the 12-month label): :func:`strata_grades` re-cuts it in the credit grades' own mix, for a
-plan that wants its strata ranked by what inspections find. Pure: frames in, frames out.
+The stacked score does not replace the credit grade (it costs up to 0.04 of the grades' AUC
+against the 12-month label): :func:`strata_grades` re-cuts it in the credit grades' own mix, or in
+other shares (a larger D stratum at the policy's D ratio is where most of the gain to the oracle
+is, BENCHMARKS.md issue 19), for a plan that wants its strata ranked by what inspections find.
+Pure: frames in, frames out.
 """
 
 from __future__ import annotations
@@ -146,16 +148,23 @@ def cut_in_mix(score: pd.Series, mix: pd.Series) -> pd.Series:
     )
 
 
-def strata_grades(grades: pd.Series, score: pd.Series) -> pd.Series:
+def strata_grades(grades: pd.Series, score: pd.Series, shares: dict[str, float] | None = None) -> pd.Series:
     """Grades for a plan's strata: ``score`` (higher = more problems expected) cut so that each grade
-    keeps exactly as many subjects as in ``grades``; only who is in it changes (ties by ``grades``' order)."""
+    keeps exactly as many subjects as in ``grades`` (or, with ``shares``, that share of them, rounded
+    so the counts add up); only who is in it changes (ties by ``grades``' order)."""
     aligned = score.reindex(grades.index)
     if aligned.isna().any():
         raise ValueError(
             f"{int(aligned.isna().sum())} graded subjects have no score: rank them before re-cutting"
         )
-    counts = grades.value_counts()
-    labels = np.repeat(list("ABCD"), [int(counts.get(g, 0)) for g in "ABCD"])
+    if shares is None:
+        counts = [int((grades == g).sum()) for g in "ABCD"]
+    else:
+        if set(shares) - set("ABCD") or min(shares.values()) < 0 or not np.isclose(sum(shares.values()), 1):
+            raise ValueError(f"{shares}: give shares of A–D, each ≥ 0, summing to 1")
+        edges = np.round(np.cumsum([shares.get(g, 0.0) for g in "ABCD"]) * len(grades)).astype(int)
+        counts = np.diff(np.r_[0, edges]).tolist()
+    labels = np.repeat(list("ABCD"), counts)
     order = np.argsort(aligned.to_numpy(float), kind="stable")
     out = np.empty(len(grades), dtype=object)
     out[order] = labels

@@ -126,3 +126,22 @@ def test_strata_grades_refuse_a_subject_without_a_score() -> None:
     grades = pd.Series(list("ABCD"), index=["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="no score"):
         strata_grades(grades, pd.Series([0.1, 0.2, 0.3], index=["a", "b", "c"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), d_share=st.floats(0, 0.2))
+def test_strata_grades_in_given_shares_cover_everyone_and_put_the_top_scores_in_d(
+    seed: int, n: int, d_share: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    index = pd.Index([f"S{i}" for i in range(n)])
+    grades = pd.Series("A", index=index)
+    score = pd.Series(rng.random(n), index=index)
+    shares = {"A": 0.8 - d_share, "B": 0.2, "C": 0.0, "D": d_share}
+    recut = strata_grades(grades, score, shares)
+    counts = recut.value_counts()
+    assert counts.sum() == n and abs(counts.get("D", 0) - d_share * n) <= 1 and counts.get("C", 0) == 0
+    if counts.get("D", 0):
+        assert score[recut == "D"].min() >= score[recut != "D"].max()
+    with pytest.raises(ValueError, match="summing to 1"):
+        strata_grades(grades, score, {"A": 0.5, "D": 0.2})
