@@ -20,7 +20,10 @@ from ``p``, each cut in the model's grade mix, crossed with A-with-lead ratios, 
 the oracle with its own number of inspections; and, not grade-based, the floor for everyone and
 the rest of the budget to the highest model probability: the most any plan made from the model's
 ranking can find (if problems rise with the probability). ``--mix`` cuts the model's probability
-in other grade shares (what another training ``target_shares`` would give). It also prints what a
+in other grade shares (what another training ``target_shares`` would give). ``--inspection-stack
+WORKDIR`` adds a ranking by a model of past inspection results stacked on the model's log-odds
+(``supervision.inspection_outcome``), fitted as a grader could: the project's profiles at every past
+quarter end, the registry's champions at each, the inspections up to the as-of date. It also prints what a
 department can see without the truth: the problem rate of its past inspections of subjects with
 an open lead at the time against those without.
 
@@ -30,7 +33,8 @@ on an as-of date one year earlier), clearly labelled, for development only.
 
     .venv/bin/python benchmarks/targeting.py --city data_samples/city [--grades FILE] \
         [--truth DIR/truth/true_risk.parquet] [--as-of 2026-09-30] [--seeds 300] [--policy default] \
-        [--lead-source complaint|monitoring|both] [--lead-days N] [--mix A=0.65,B=0.25,C=0.08,D=0.02 ...]
+        [--lead-source complaint|monitoring|both] [--lead-days N] [--mix A=0.65,B=0.25,C=0.08,D=0.02 ...] \
+        [--inspection-stack WORKDIR]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from supervision.draw import STRATA, STRATUM_CODE, draw_stratified, stream_state, subject_keys
+from supervision.inspection_outcome import cut_in_mix, fit_inspection_stack, inspection_rows
 from supervision.inspection_policy import InspectionPolicy, ItemRules, load_policy
 from supervision.leads import open_leads
 from supervision.ratios import inspection_ratios, stratum_of
@@ -182,15 +187,6 @@ def past_lead_evidence(
     }
 
 
-def cut_in_mix(score: pd.Series, mix: pd.Series) -> pd.Series:
-    """Grades A–D by rank of ``score`` (low = A) in the given grade shares."""
-    rank = score.rank(method="first", pct=True).to_numpy()
-    cuts = np.cumsum([mix.get(g, 0.0) for g in "ABC"])
-    return pd.Series(
-        np.select([rank <= cuts[0], rank <= cuts[1], rank <= cuts[2]], ["A", "B", "C"], "D"), index=score.index
-    )
-
-
 def floor_greedy_inclusion(score, total: float, floor: float) -> np.ndarray:
     """Inclusion probabilities: every subject at ``floor``, the rest of ``total`` inspections to the
     highest ``score`` at 1 (ties in the given order, one subject fractional).
@@ -243,6 +239,42 @@ def expected_found(
     return found, on_a / sum(k), sum(k)
 
 
+def lawful_inspection_stack(
+    workdir: Path, history: pd.DataFrame, as_of: dt.date, probability: pd.Series, pool: pd.Series
+) -> tuple[np.ndarray, str]:
+    """The inspection-outcome stack (``supervision.inspection_outcome``) fitted as a grader could.
+
+    ``workdir`` is a ``tiers demo`` work directory (``store/``, ``mlflow.db``): profiles from the
+    project's feature pipeline at every quarter end since the data start, the champion models'
+    probability at each, and the past inspections up to ``as_of`` (``history``). Returns the
+    stacked log-odds for ``pool`` (the served ``probability`` as the credit input) and a summary.
+    """
+    from features.profiles import build_profiles
+    from training.grade import grade_all
+    from training.registry import ModelRegistry
+
+    store, registry = workdir / "store", ModelRegistry.in_directory(workdir)
+    first = pd.to_datetime(history["inspected_on"], errors="coerce").min()
+    days = [d.date() for d in pd.date_range(first, pd.Timestamp(as_of), freq="QE") if d.date() < as_of]
+    frames = []
+    for day in days:
+        prof = build_profiles(store, as_of=day)
+        credit = grade_all(registry, prof, as_of=day).set_index("uscc")["probability"]
+        frames.append(prof.assign(probability=prof["uscc"].map(credit)).dropna(subset=["probability"]))
+    rows = inspection_rows(history, pd.concat(frames, ignore_index=True), cutoff=as_of)
+    stack = fit_inspection_stack(rows)
+    now = build_profiles(store, as_of=as_of).drop_duplicates("uscc").set_index("uscc").reindex(pool)
+    now["industry"] = now["industry"].fillna("")
+    served = pool.map(probability).fillna(probability.median()).to_numpy()
+    summary = (
+        f"{stack.n_inspections} past inspections ({stack.n_problems} problems) at {len(days)} quarter ends; "
+        f"log-odds = {stack.intercept:.2f} + " + " + ".join(
+            f"{c:.2f}·{name}" for c, name in zip(stack.coef, ("credit log-odds", "sector", "sector×hygiene"), strict=True)
+        ) + f" (sectors {','.join(stack.sectors)})"
+    )
+    return stack.log_odds(now, served), summary
+
+
 def parse_mix(text: str) -> dict[str, float]:
     """``A=0.65,B=0.25,C=0.08,D=0.02`` → shares per grade (they must cover A–D and sum to 1)."""
     shares = {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
@@ -265,6 +297,9 @@ def main() -> None:
     parser.add_argument("--mix", type=parse_mix, action="append",
                         help="also cut the grades file's model probability in these shares, e.g. "
                         "A=0.65,B=0.25,C=0.08,D=0.02 (repeatable): what another target_shares would give")
+    parser.add_argument("--inspection-stack", type=Path, metavar="WORKDIR",
+                        help="also rank by a model of past inspection results stacked on the model's log-odds "
+                        "(supervision.inspection_outcome), fitted from WORKDIR's store and registry (tiers demo --workdir)")
     parser.add_argument("--write-grades", type=Path, help="write the (provisional) grades used as CSV")
     args = parser.parse_args()
     print(machine_facts())
@@ -397,6 +432,10 @@ def main() -> None:
             "provisional logreg": provisional,
             **scores,
         }
+        if args.inspection_stack:
+            stacked, summary = lawful_inspection_stack(args.inspection_stack, history, as_of, probability, pool["uscc"])
+            print(f"inspection stack: {summary}")
+            scores = {"inspection stack": stacked, **scores}
     known = label.notna().to_numpy()
     print(
         "ranking, AUC against the realised 12-month label / expected AUC against the inspection outcome "
@@ -410,6 +449,8 @@ def main() -> None:
     if probability is not None:
         sources["model probability"] = cut_in_mix(pd.Series(scores["model probability"]), mix)
         sources["provisional logreg"] = cut_in_mix(pd.Series(scores["provisional logreg"]), mix)
+    if "inspection stack" in scores:
+        sources["inspection stack"] = cut_in_mix(pd.Series(scores["inspection stack"]), mix)
     sources |= {
         "true p_adverse_12m": cut_in_mix(pd.Series(p_adverse), mix),
         "true p (ceiling)": cut_in_mix(pool["p"], mix),
@@ -442,17 +483,19 @@ def main() -> None:
     )
     if args.mix and probability is None:
         print("--mix skipped: it cuts the model's probability, and these grades carry none (column probability)")
-    for shares in (args.mix or []) if probability is not None else []:
-        graded = cut_in_mix(pd.Series(scores["model probability"]), pd.Series(shares))
+    cut_rankings = [name for name in ("model probability", "inspection stack") if name in scores]
+    for shares, name in ((s, n) for s in (args.mix or []) for n in cut_rankings):
+        graded = cut_in_mix(pd.Series(scores[name]), pd.Series(shares))
         found, on_a, size = expected_found(graded, pool["lead"], p, rules, policy, as_of)
         print(
-            "model probability cut in " + ", ".join(f"{g} {v:.1%}" for g, v in shares.items())
+            f"{name} cut in " + ", ".join(f"{g} {v:.1%}" for g, v in shares.items())
             + f": {size} inspections, {found / (size * p.mean()):.2f}× uniform, "
             f"{found / (floor_greedy_inclusion(p, size, floor) @ p):.2f} of the oracle, {on_a:.0%} on A"
         )
     print(
         f"issue 19 (≥ 0.85 × the oracle at the same floor): graded {at_policy['model grades']:.2f}; "
         + (f"any plan from the model's ranking ≤ {greedy['model probability']:.2f}; " if probability is not None else "")
+        + (f"grades from the inspection stack {at_policy['inspection stack']:.2f}; " if "inspection stack" in at_policy else "")
         + f"grades from a perfect model of the label {at_policy['true p_adverse_12m']:.2f}; "
         f"grades from the true p {at_policy['true p (ceiling)']:.2f}; graded / grades from the true p "
         f"{at_policy['model grades'] / at_policy['true p (ceiling)']:.2f}"
