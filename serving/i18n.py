@@ -750,9 +750,9 @@ ERROR_TEXTS: dict[str, dict[str, str]] = {
     "unknown_report": {"zh": "找不到该编号的信用报告。", "en": "No credit report has this serial number."},
     "unknown_commitment": {"zh": "找不到该信用承诺（可能不存在，或不属于您的部门）。",
                            "en": "No such commitment (or it is not your department's)."},
-    "not_owning_department": {"zh": "只有受理该信用承诺的部门才能认定履约或违约；管理员可以查看，不能代为认定。",
-                              "en": "Only the department the commitment was made to finds it kept or broken; an "
-                                    "admin may read it, not decide it."},
+    "not_owning_department": {"zh": "只有负责该事项的部门才能处理（认定信用承诺、确认或关闭预警）；管理员可以查看，不能代为处理。",
+                              "en": "Only the department that owns it decides (a commitment's finding, a warning's "
+                                    "handling); an admin may read it, not decide it."},
     "unknown_warning": {"zh": "找不到该预警（可能不存在，或您无权查看）。", "en": "No such warning (or you may not see it)."},
     "conflict": {"zh": "与已有数据冲突，未保存。", "en": "This conflicts with existing data; nothing was saved."},
     "pending_application": {"zh": "该记录已有一份处理中的申请，请等待答复后再提交。",
