@@ -99,6 +99,8 @@ def test_a_positive_interval_commits_at_normal_and_gives_the_pool_its_full_back(
         _append(engine, f"91320100MA1XXXXX{i:02d}")
     # the first commit may make the WAL (FULL, SQLite fsyncs it); then NORMAL, the flusher's
     assert seen[-2:] == [1, 1] and writer._flusher is not None
+    with engine.connect() as conn:  # SQLite's automatic checkpoint stays on: the WAL restarts as before
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     with engine.connect() as conn:  # the pool's connections keep the engine's setting
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
