@@ -280,3 +280,25 @@ def test_a_graceful_stop_flushes_what_the_interval_has_not_yet(settings, world):
         writer = group_writer(engine_for(slow.database_url))
     flusher = writer._flusher  # the app's stop has returned: everything committed is flushed
     assert flusher is not None and flusher.durable_head == writer._committed
+
+
+def test_a_wal_made_anew_is_not_covered_until_the_old_one_is_flushed(tmp_path, monkeypatch):
+    # the WAL deleted (every connection closed) and made again is another inode: the flusher's
+    # descriptor would fsync the old file, so commits run at FULL until it has moved over
+    synced: list[int] = []
+    monkeypatch.setattr(querylog_flush, "_sync", lambda fd: synced.append(os.fstat(fd).st_ino))
+    wal = tmp_path / "db-wal"
+    flusher = querylog_flush.WalFlusher(str(wal), interval_s=0.001)
+    assert not flusher.covers()  # no WAL yet: the commit that makes it fsyncs itself
+    wal.write_bytes(b"old")
+    old_inode = wal.stat().st_ino
+    assert flusher.covers()
+    with flusher._cond:  # the next fsync held back a minute, unless someone needs it at once
+        flusher._last_start = time.monotonic() + 60
+    flusher.committed((1, "h", 1))
+    wal.unlink()
+    wal.write_bytes(b"new")
+    assert not flusher.covers()  # the old file's commit not flushed yet: this one at FULL
+    assert flusher.flush(timeout_s=5)  # ``covers`` asked for it at once: the old inode fsynced
+    assert synced == [old_inode]
+    assert flusher.covers() and flusher._ino[1] == wal.stat().st_ino  # now on the new file
