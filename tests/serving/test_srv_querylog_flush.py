@@ -151,6 +151,7 @@ def test_an_fsync_error_stops_the_log_rather_than_answer_unlogged(settings, monk
     engine, writer = _writer(settings, 10)
     _append(engine)
     _append(engine, "91320100MA1XXXXX02")  # covered by the flusher
+    assert writer._flusher.flush(timeout_s=5)  # its fsync done before the disk breaks
 
     def failing(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
