@@ -136,7 +136,10 @@ class WalFlusher:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = self._ino = None
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:  # gone meanwhile, or not ours to open: this commit fsyncs itself
+                return False
             info = os.fstat(fd)
             if (info.st_dev, info.st_ino) != (now.st_dev, now.st_ino):  # replaced meanwhile: next time
                 os.close(fd)
