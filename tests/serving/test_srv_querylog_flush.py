@@ -134,7 +134,9 @@ def test_the_flusher_fsyncs_the_wal_within_the_interval_and_at_most_once_per_int
     while flusher.durable_head != writer._committed and time.monotonic() - last < 5:
         time.sleep(0.01)  # nobody asks: the flusher gets there by itself
     assert flusher.durable_head == writer._committed
-    wal = str(Path(settings.database_url.removeprefix("sqlite:///")).resolve()) + "-wal"
+    database = Path(settings.database_url.removeprefix("sqlite:///")).resolve()
+    wal = f"{database}-wal"
+    synced = [(t, path) for t, path in synced if path.startswith(str(database.parent))]  # not other tests' logs
     assert {path for _, path in synced} == {wal}
     during = [t for t, _ in synced if start <= t <= last]
     assert len(during) <= 0.6 / (interval_ms / 1000) + 2, len(during)  # at most once per interval (+ edges)
@@ -172,7 +174,12 @@ def test_a_checkpoint_never_anchors_an_entry_not_yet_flushed(settings, monkeypat
         def submit(self, head):
             anchored.append(head)
 
-    monkeypatch.setattr("serving.services.checkpoints.checkpoint_writer", lambda *_: Capture())
+    from serving.services import checkpoints
+
+    real_writer = checkpoints.checkpoint_writer
+    mine = LogKeys.of(settings).checkpoints  # other tests' writers, going idle now, anchor their own logs
+    monkeypatch.setattr(checkpoints, "checkpoint_writer",
+                        lambda path, key: Capture() if path == mine else real_writer(path, key))
     disk = threading.Event()  # a slow disk: an fsync returns when the test lets it
     monkeypatch.setattr(querylog_flush, "_sync", lambda fd: disk.wait(10))
     engine, writer = _writer(settings, 1000)
