@@ -20,7 +20,11 @@ Usage: .venv/bin/python benchmarks/credit_checks.py [--duration 20] [--rate 500]
        this checkout's code and the other's in turn (same database, same machine minutes), so that
        a change is judged against its baseline on a shared machine
        … --synchronous-ab [--rounds 3]: the same, this checkout served with SQLite's
-       ``synchronous=FULL`` (the default) and ``NORMAL`` in turn (what the log's fsync costs)
+       ``synchronous=FULL`` (the default) and ``NORMAL`` in turn (what the log's fsync costs;
+       the log's flush interval 0 in both, so each commit runs at the setting measured)
+       … --flush-ab [--flush-ms 10] [--rounds 3]: the same, this checkout served with the query
+       log's flush interval 0 (every commit waits for its fsync) and ``--flush-ms`` in turn
+       (``TIERS_QUERYLOG_FLUSH_MS``: a read waits for its commit, the WAL is fsynced within it)
 Targets: p99 <= 5 ms for one subject at 500 req/s with 2 workers; >= 20,000 subjects/s in batches.
 Run under ``flock /tmp/bench.lock timeout 600``.
 """
@@ -265,8 +269,14 @@ def against(args: argparse.Namespace) -> None:
     from serving.services.querylog_check import check_chain
 
     this_tree = Path(__file__).resolve().parents[1]
+    ab_env: dict[str, dict[str, str]] = {}  # per phase name: the TIERS_* settings it is served with
     if args.synchronous_ab:  # one checkout, the two durability settings (never NORMAL by default)
         trees = {"FULL": this_tree, "NORMAL": this_tree}
+        ab_env = {name: {"TIERS_SQLITE_SYNCHRONOUS": name, "TIERS_QUERYLOG_FLUSH_MS": "0"} for name in trees}
+    elif args.flush_ab:  # one checkout, the log's flush interval 0 and W
+        flushed = f"flush{args.flush_ms}"
+        trees = {"flush0": this_tree, flushed: this_tree}
+        ab_env = {"flush0": {"TIERS_QUERYLOG_FLUSH_MS": "0"}, flushed: {"TIERS_QUERYLOG_FLUSH_MS": str(args.flush_ms)}}
     else:
         trees = {"this": this_tree, "against": Path(args.against).resolve()}
     tmp, url, codes, settings = api.seeded_database("tiers-checkab-", seed, args.subjects)
@@ -283,8 +293,7 @@ def against(args: argparse.Namespace) -> None:
         order = list(trees) if round_no % 2 == 0 else list(trees)[::-1]
         for name in order:
             extra, app_dir = served_from(trees[name])
-            if args.synchronous_ab:
-                extra = {**extra, "TIERS_SQLITE_SYNCHRONOUS": name}
+            extra = {**extra, **ab_env.get(name, {})}
             port = api.free_port()
             base = f"http://127.0.0.1:{port}"
             server = api.start_uvicorn("serving.app:create_app", port, args.workers,
@@ -383,12 +392,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="with --against: phases per checkout")
     parser.add_argument("--synchronous-ab", action="store_true",
                         help="like --against, but this checkout with synchronous=FULL and NORMAL in turn")
+    parser.add_argument("--flush-ab", action="store_true",
+                        help="like --against, but this checkout with the query log's flush interval 0 and "
+                             "--flush-ms in turn")
+    parser.add_argument("--flush-ms", type=int, default=10, help="with --flush-ab: the interval measured against 0")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = parse()
-    if arguments.against or arguments.synchronous_ab:
+    if arguments.against or arguments.synchronous_ab or arguments.flush_ab:
         against(arguments)
     elif arguments.breakdown_only:
         breakdown(arguments)

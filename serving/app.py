@@ -142,6 +142,9 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
         await _warm_up(app, effective)
         with _startup_objects_frozen():
             yield
+        from serving.services.querylog_flush import flush_all
+
+        flush_all()  # the log's entries committed but not yet fsynced (Settings.querylog_flush_ms)
         _anchor_log(effective)  # a graceful stop anchors the log's last entries too
 
     app = FastAPI(

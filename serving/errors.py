@@ -73,6 +73,16 @@ class CsrfFailed(NotAllowed):
     code = "csrf_failed"
 
 
+class NotOwningDepartment(NotAllowed):
+    """A decision on a department's matter (a commitment's finding, a warning's handling) by
+    someone who may read it but does not own it: an admin reads every department's, decides none
+    (``services.access.owning_department_decides``). ``uscc``: the matter's subject, for the
+    caller to log the refusal."""
+
+    code = "not_owning_department"
+    uscc = ""
+
+
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"

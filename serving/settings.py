@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.keys import KEY_FIELDS, report_identity_problem, with_keys
@@ -23,6 +23,9 @@ MIN_SECRET_LENGTH = 32
 # a key zxcvbn guesses in fewer than 10^20 tries (≈ 66 bits) was typed, not generated: "0"*32,
 # "ab"*16, "1234…"; a generated one of 32 characters estimates above 10^30
 MIN_SECRET_GUESSES_LOG10 = 20
+# the longest flush interval of the query log: beyond a second the loss a power cut may cause is
+# no longer "the last moment" of reads (Settings.querylog_flush_ms)
+MAX_QUERYLOG_FLUSH_MS = 1000
 
 
 def _guessable(secret: str) -> bool:
@@ -87,6 +90,17 @@ class Settings(BaseSettings):
     # the last ones may be lost on a power cut or OS crash (the WAL is synced only at checkpoints),
     # so a read could be answered whose log entry is then lost.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # The query log's group durability, as PostgreSQL's `synchronous_commit = off` with its WAL
+    # writer (docs/security.md, "Durability of the query log"). W > 0 ms (default 10): a read is
+    # answered once its log entry is committed (visible, chained and MACed, in the WAL through the
+    # OS: a crash or kill of the service loses nothing) without waiting for the disk; a background
+    # flusher fsyncs the WAL at most every W ms while entries are unflushed (at once when idle
+    # longer), and at a graceful stop. A power cut or OS crash may lose the entries of the last W
+    # ms (plus one fsync), never corrupt or reorder the chain, and no signed checkpoint anchors
+    # an entry not yet flushed. 0: every log commit waits for its own fsync (SQLite's FULL). On
+    # PostgreSQL W > 0 makes the log's transactions `SET LOCAL synchronous_commit = off`: the loss
+    # is then bounded by the server's `wal_writer_delay` (docs/postgres.md), not by W.
+    querylog_flush_ms: int = 10
     # SQLite file only. On: the hot grade read and the joint check read on the event loop (tens of
     # microseconds from the page cache, less than a thread-pool hop) and await their log commit
     # without holding a thread. Off: the grade read checks coverage, waits for its log commit and
@@ -121,6 +135,16 @@ class Settings(BaseSettings):
     # a user issues at most this many reports per hour (each costs about a second of CPU): 429 after
     credit_reports_per_hour: int = Field(default=30, ge=1, le=10_000)
     public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+
+    @field_validator("querylog_flush_ms", mode="before")
+    @classmethod
+    def _flush_ms(cls, value: Any) -> int:
+        text = str(value).strip()
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_QUERYLOG_FLUSH_MS:
+            raise ValueError(f"TIERS_QUERYLOG_FLUSH_MS 须为 0 到 {MAX_QUERYLOG_FLUSH_MS} 的整数（毫秒；0 表示每次"
+                             f"记录都等待写盘）；must be whole milliseconds from 0 to {MAX_QUERYLOG_FLUSH_MS} (0: "
+                             f"every entry waits for its fsync), not {text[:20]!r}")
+        return int(text)
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:

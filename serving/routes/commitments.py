@@ -36,6 +36,7 @@ from serving.errors import (
     ModelUnavailable,
     NotAllowed,
     NotAuthenticated,
+    NotOwningDepartment,
     UnknownSubject,
     error_responses,
     human_message,
@@ -55,7 +56,7 @@ from serving.schemas import (
 )
 from serving.security import Principal, Role
 from serving.services import commitments
-from serving.services.commitments import NotOwningDepartment, UnknownCommitment
+from serving.services.commitments import UnknownCommitment
 
 router, pages_router = api_and_page_routers("/api/v1/commitments", "commitments")
 DECIDER_ROLES: tuple[Role, ...] = ("regulator", "admin")  # who may reach a finding (commitments.may_decide decides)

@@ -17,7 +17,14 @@ from serving.deps import (
     page_csrf,
     require_page_csrf,
 )
-from serving.errors import AlreadyDecided, InvalidInput, NotAllowed, NotAuthenticated, error_responses
+from serving.errors import (
+    AlreadyDecided,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotOwningDepartment,
+    error_responses,
+)
 from serving.pages import render
 from serving.routes._page_lists import key_window, page_size
 from serving.routes._routers import api_and_page_routers
@@ -93,15 +100,16 @@ def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, pu
 
 
 @router.post("/{warning_id}/acknowledge", response_model=WarningOut,
-             responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
+             responses=error_responses(*_ERRORS, UnknownWarning, NotOwningDepartment, AlreadyDecided))
 def acknowledge(principal: Decider, session: SessionDep, log: ReadLogDep, warning_id: WarningId) -> WarningOut:
-    """Mark a warning seen (the answer is a logged read of its subject; a refusal is logged denied)."""
+    """Mark a warning seen (the answer is a logged read of its subject; a refusal is logged denied).
+    Only the department that owns it (``warnings.may_handle``): an admin reads it, gets 403."""
     w = _handled(session, principal, log, warning_id, "acknowledge", None, warnings.HANDLING_PURPOSE)
     return _out(w, get_subject(session, w.uscc).name)
 
 
 @router.post("/{warning_id}/close", response_model=WarningOut,
-             responses=error_responses(*_ERRORS, UnknownWarning, AlreadyDecided))
+             responses=error_responses(*_ERRORS, UnknownWarning, NotOwningDepartment, AlreadyDecided))
 def close(body: WarningClose, principal: Decider, session: SessionDep, log: ReadLogDep,
           warning_id: WarningId) -> WarningOut:
     """Close a warning with a note (the answer is a logged read of its subject; a refusal is logged denied)."""
@@ -117,7 +125,7 @@ def _handled(session, principal, log, warning_id: int, action: str, note: str | 
             warning = warnings.acknowledge(session, principal, warning_id)
         else:
             warning = warnings.close(session, principal, warning_id, note or "")
-    except (UnknownWarning, NotYourWarning) as exc:
+    except (UnknownWarning, NotYourWarning, NotOwningDepartment) as exc:
         session.rollback()
         log.reads(principal, warnings.refused_handling_purpose(exc, warning_id, action), [(exc.uscc, "denied")])
         raise
@@ -146,6 +154,7 @@ def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, 
                             anchor="warnings")
     return render(request, "warnings.html", {"user": principal, "window": window, "purpose": purpose,
                                              "status": status, "open_count": open_count,
+                                             "may_handle": warnings.may_handle,
                                              "csrf": page_csrf(settings, principal)})
 
 

@@ -41,6 +41,16 @@ def coverage_clause(principal: Principal) -> ColumnElement[bool]:
     return false()
 
 
+def owning_department_decides(principal: Principal, department: str | None) -> bool:
+    """The one rule of who decides on a department's matter (finds a commitment kept or broken,
+    acknowledges or closes a warning): a regulator of the department that owns it, which accepted
+    it or raised it and holds its basis (separation of duties). A matter no one department owns
+    (``department`` None: a warning a grading raised) is decided by any regulator who covers its
+    subject (coverage is the caller's check). An admin reads every department's matters and
+    decides none: refused with ``errors.NotOwningDepartment``."""
+    return principal.role == "regulator" and (department is None or principal.department == department)
+
+
 def can_read(source: Session | Connection, principal: Principal, uscc: str) -> bool:
     """True when ``uscc`` exists and ``principal`` covers it (read in a session or on a connection)."""
     if principal.role == "enterprise":

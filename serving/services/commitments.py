@@ -25,9 +25,17 @@ from sqlalchemy.orm import Session
 from features.catalogue import default_policy
 from features.commitments import CommitmentCatalogue, Matter, load_commitment_catalogue
 from serving.db.tables import Commitment, Subject
-from serving.errors import AlreadyDecided, Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
+from serving.errors import (
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotOwningDepartment,
+    ServiceError,
+)
 from serving.labels import department_name
 from serving.security import Principal, shown_name
+from serving.services.access import owning_department_decides
 from serving.services.grades import Regrader, run_regrader
 from serving.services.subject_lists import decode_cursor, encode_cursor
 from serving.services.subjects import store_records
@@ -42,18 +50,12 @@ class UnknownCommitment(NotFound):
     uscc = ""  # the subject of a commitment that exists but is not the caller's: logged, never shown
 
 
-class NotOwningDepartment(NotAllowed):
-    """A finding on a commitment by an admin: it reads every department's, decides none."""
-
-    code = "not_owning_department"
-    uscc = ""
-
-
 def may_decide(principal: Principal, commitment: Commitment) -> bool:
-    """The one rule of who finds a commitment kept or broken: a regulator of the department it was
-    addressed to, which accepted it and holds the basis of the finding (separation of duties). An
-    admin reads every department's commitments and decides none."""
-    return principal.role == "regulator" and principal.department == commitment.department
+    """Who finds a commitment kept or broken: a regulator of the department it was addressed to,
+    which accepted it and holds the basis of the finding (the one rule of
+    ``access.owning_department_decides``: an admin reads every department's commitments and
+    decides none)."""
+    return owning_department_decides(principal, commitment.department)
 
 
 # The one rule of which commitments are public information, for the public list and the credit

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 from serving.db.driver import DriverStatement
 from serving.db.tables import QueryLogEntry, QueryLogHead
 from serving.security import Principal
+from serving.services.querylog_flush import WalFlusher, sync_wal, wal_path
 from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
 
 GENESIS_HASH = "0" * 64
@@ -129,18 +130,21 @@ def entry_mac(key: str, prev_hash: str, entry: QueryLogEntry | LoggedRead) -> st
 
 @dataclass(frozen=True)
 class LogKeys:
-    """What appending to one database's log needs besides the database: the MAC key, and the
-    checkpoint signing key (64 hex digits), file and interval (``Settings``)."""
+    """What appending to one database's log needs besides the database: the MAC key, the
+    checkpoint signing key (64 hex digits), file and interval, and the flush interval
+    (``Settings.querylog_flush_ms`` in seconds; 0: every commit waits for its own fsync)."""
 
     mac_key: str
     signing_key: str
     checkpoints: Path
     checkpoint_interval_s: float = 10.0
+    flush_interval_s: float = 0.0
 
     @classmethod
     def of(cls, settings: Any) -> LogKeys:
         return cls(settings.secret("querylog_mac_key"), settings.secret("querylog_signing_key"),
-                   settings.checkpoint_path, settings.querylog_checkpoint_interval_s)
+                   settings.checkpoint_path, settings.querylog_checkpoint_interval_s,
+                   settings.querylog_flush_ms / 1000)
 
 
 # database (URL without its password) → its log's keys, registered by the app that serves it
@@ -172,7 +176,12 @@ def keys_for(database_url: Any) -> LogKeys:
 def append_entry(session: Session, *, principal: Principal, uscc: str, purpose: str, endpoint: str,
                  outcome: str = "allowed", personal_info_unmasked: bool = False,
                  commit: bool = True) -> LoggedRead:
-    """Append one read to the log, durably, before returning (see ``append_entries``)."""
+    """Append one read to the log, durably, before returning (see ``append_entries``).
+
+    "Durably" throughout this module: committed when the call returns, and on disk then (flush
+    interval 0) or within the flush interval (``Settings.querylog_flush_ms``, ``querylog_flush``):
+    a crash of the service never loses an entry whose call returned, a power cut at most the
+    entries of the last interval."""
     return append_entries(session, principal=principal, reads=[(uscc, outcome)], purpose=purpose,
                           endpoint=endpoint, personal_info_unmasked=personal_info_unmasked, commit=commit)[0]
 
@@ -390,11 +399,15 @@ class GroupCommitWriter:
     (``serving.services.querylog_spool``: the offering writer still answers only once the
     database holds its entries, or commits them itself).
 
-    The commit keeps SQLite's own fsync (``synchronous=FULL`` by default) and its automatic WAL
-    checkpoint inside the lock. Moving the fsync out of the lock (commit with NORMAL, then
-    ``fdatasync`` the WAL before answering) was tried and reverted: finding the WAL by name, fsync
-    errors seen by another descriptor first, and a WAL that never restarts under sustained load
-    each broke the guarantee or the disk (docs/performance-notes.md, "The query log under load").
+    With a flush interval of 0 the commit keeps SQLite's own fsync (``synchronous=FULL`` by
+    default) and its automatic WAL checkpoint inside the lock: a read is answered once its entry
+    is on disk. With an interval W > 0 (``LogKeys.flush_interval_s``, the default 10 ms) the
+    commit runs at ``synchronous=NORMAL`` and a read is answered once its entry is committed
+    (a crash of the service loses nothing); the process's ``querylog_flush.WalFlusher`` fsyncs the
+    WAL within W, so a power cut loses at most the last W ms of entries, never a link of the chain
+    before them. Only heads it has flushed are signed into checkpoints (``_anchor``). On
+    PostgreSQL the same setting makes the log's transactions ``SET LOCAL synchronous_commit =
+    off`` (the server's WAL writer flushes them: docs/postgres.md).
     """
 
     def __init__(self, engine: Engine, idle_s: float = 1.0) -> None:
@@ -412,6 +425,8 @@ class GroupCommitWriter:
         self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
         self._anchored_seq = 0  # … and last signed into a checkpoint
         self._anchored_at = time.monotonic()
+        self._flusher: WalFlusher | None = None  # W > 0 on an SQLite file: made on the first commit
+        self._postgres = engine.url.get_backend_name() == "postgresql"
 
     def append(self, entries: list[LoggedRead]) -> None:
         """Chain and durably commit ``entries`` (their ``seq`` and hashes are filled in); blocks."""
@@ -452,13 +467,16 @@ class GroupCommitWriter:
                     with self._cond:
                         if not self._queue:
                             self._cond.wait(self._idle_s)
+                    if not self._queue and self._flusher is not None:
+                        self._flusher.flush()  # before falling idle: the head anchored below is on disk
+                    with self._cond:
                         idle = not self._queue
                         if idle:  # the next append starts a new thread
                             self._thread = None
                         else:
                             group, self._queue = self._queue, []
                     if idle:
-                        self._anchor()
+                        self._anchor(idle=True)
                         if self._spool is not None:
                             self._spool.tidy()
                         return
@@ -479,11 +497,15 @@ class GroupCommitWriter:
             _wake([*group, *(carried[0] if carried else []), *stranded], exc)
             raise
 
-    def _anchor(self) -> None:
+    def _anchor(self, idle: bool = False) -> None:
         """Hand the head this writer last committed, if not handed over yet, to the checkpoint
-        thread (``checkpoints.CheckpointWriter``): signing it and the file's fsync happen there."""
+        thread (``checkpoints.CheckpointWriter``): signing it and the file's fsync happen there.
+        With a flusher, only a head on disk: the newest it flushed, or (``idle``) everything, once
+        flushed; a checkpoint never anchors an entry a power cut could take back."""
         self._anchored_at = time.monotonic()
         head = self._committed
+        if self._flusher is not None and not (idle and self._flusher.flush()):
+            head = self._flusher.durable_head
         if head is None or head[0] <= self._anchored_seq:
             return
         from serving.services.checkpoints import checkpoint_writer
@@ -573,18 +595,54 @@ class GroupCommitWriter:
         return None
 
     def _commit(self, entries: list[LoggedRead]) -> tuple[int, str, int] | None:
-        """Chain and durably commit ``entries`` and the groups other workers offered
-        (``querylog_spool``) in one transaction, on the round's connection, under the held lock;
-        then mark the offered groups as taken. Returns the new head (None: nothing to commit)."""
+        """Chain and commit ``entries`` and the groups other workers offered (``querylog_spool``)
+        in one transaction, on the round's connection, under the held lock; then mark the offered
+        groups as taken. Returns the new head (None: nothing to commit). Durable when it returns,
+        or, with a flush interval, committed and flushed by the flusher within it."""
         engine = self._engine()
+        flusher = self._flusher_covering()  # before anything is written: see querylog_flush
         others = self._spool.offered() if self._spool is not None else []
+        if flusher is None:
+            return self._commit_all(engine, entries, others)
+        cursor = self._raw.cursor()
+        restore = None  # the connection's own setting, put back for the pool's other users
+        try:
+            restore = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            head = self._commit_all(engine, entries, others)
+        finally:
+            if restore is not None:
+                with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                    cursor.execute(f"PRAGMA synchronous={restore}")
+            cursor.close()
+        if head is not None:
+            flusher.committed(head)
+        return head
+
+    def _flusher_covering(self) -> WalFlusher | None:
+        """The flusher when this commit may skip its own fsync (SQLite file, W > 0, the WAL's
+        descriptor open: ``WalFlusher.covers``); raises ``FlushFailed`` after an fsync error."""
+        interval = self._keys.flush_interval_s
+        if interval <= 0 or self._spool is None:
+            return None
+        if self._flusher is None:
+            path = wal_path(self._raw)
+            if path is None:  # pragma: no cover - a file database has a WAL path
+                return None
+            self._flusher = WalFlusher(path, interval)
+        return self._flusher if self._flusher.covers() else None
+
+    def _commit_all(self, engine: Engine, entries: list[LoggedRead], others: list[Offered]
+                    ) -> tuple[int, str, int] | None:
         if others:
             others = _claim_offers(self._raw, others)
         everything = [*entries, *(e for o in others for e in o.entries)]
         if not everything:
             return None
+        if self._postgres and self._keys.flush_interval_s > 0:
+            _defer_wal_flush(self._raw)
         head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key)
-        for other in others:  # after the commit returned: their rows are durable
+        for other in others:  # after the commit returned: their rows are committed (durable: see _commit)
             with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
                 self._spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
         return head
@@ -666,6 +724,16 @@ def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: 
     cursor.close()
     raw.commit()
     return head
+
+
+def _defer_wal_flush(raw: Any) -> None:
+    """PostgreSQL, a flush interval > 0: this transaction's commit does not wait for the WAL's
+    flush, which the server's WAL writer does within ``wal_writer_delay`` (docs/postgres.md)."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+    finally:
+        cursor.close()
 
 
 # the hash stored for one entry (SQLite's parameter style: only SQLite's writers offer groups)
@@ -759,6 +827,9 @@ def anchor_now(session: Session) -> Any:
     if head is None or head.seq == 0:
         return None
     keys = keys_for(session.get_bind().url)
+    if session.get_bind().url.get_backend_name() == "sqlite":
+        # a worker's commits may still wait for its flusher: the head signed must be on disk
+        sync_wal(wal_path(session.connection().connection.dbapi_connection))
     checkpoint = sign_checkpoint(keys.signing_key, head.seq, head.last_hash, head.keyed_from)
     session.rollback()  # nothing was written; end the read before the file's fsync
     append_checkpoint(keys.checkpoints, checkpoint)

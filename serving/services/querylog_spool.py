@@ -14,9 +14,10 @@ a read waits for the commit in progress and, mostly, the next one.
 
 What is promised (and tested):
 
-- **A read is never answered before its entry is durable.** A worker whose group was taken by
+- **A read is never answered before its entry is committed.** A worker whose group was taken by
   another learns it from the mark, written after the other's commit returned (with SQLite's
-  ``synchronous=FULL`` the WAL was fsynced before the rows became visible); it looks for the mark
+  ``synchronous=FULL`` the WAL was fsynced before the rows became visible; with a flush interval,
+  ``querylog_flush``, the committing worker's flusher fsyncs it within the interval); it looks for the mark
   while it waits for the lock, and believes it only after checking the database: it chains its own entries, from its memory, onto the marked
   position and the last entry's MAC must equal the ``entry_hash`` stored at that ``seq``. A
   missing, stale or forged mark, or a committer that failed, leaves the group to its own worker,

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 from serving.db.driver import compiled_for, insert_many
 from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, RiskWarning, Subject
-from serving.errors import AlreadyDecided, NotAllowed, NotFound
+from serving.errors import AlreadyDecided, NotAllowed, NotFound, NotOwningDepartment
 from serving.labels import department_name
 from serving.security import Principal
-from serving.services.access import coverage_clause
+from serving.services.access import coverage_clause, owning_department_decides
 from serving.services.list_counts import forget_counts
 from supervision.warnings import (
     CAUSE_LABELS_ZH,
@@ -66,7 +66,7 @@ class NotYourWarning(NotAllowed):
 HANDLING_PURPOSE = "warning_handling 预警处置"  # acknowledging or closing answers the warning: a logged read
 
 
-def refused_handling_purpose(exc: UnknownWarning | NotYourWarning, warning_id: int, action: str) -> str:
+def refused_handling_purpose(exc: UnknownWarning | NotYourWarning | NotOwningDepartment, warning_id: int, action: str) -> str:
     """The purpose a refused acknowledge or close is logged with (as a refused read: ``denied``)."""
     return f"拒绝（{exc.code}）{'确认' if action == 'acknowledge' else '关闭'}预警 #{warning_id}"
 
@@ -285,11 +285,19 @@ def _run_many(connection: Connection, statement: Any, columns: dict[str, list[An
 
 # --- staff ---------------------------------------------------------------------------------
 
+def may_handle(principal: Principal, warning: Any) -> bool:
+    """Who acknowledges or closes ``warning`` (a ``RiskWarning`` or its ``WarningOut``): the
+    department whose record raised it, any covering regulator for a grading's (the one rule of
+    ``access.owning_department_decides``, as for commitments' findings)."""
+    return owning_department_decides(principal, warning.department)
+
+
 def _covered_warning(session: Session, principal: Principal, warning_id: int) -> RiskWarning:
     """The warning, if ``principal`` covers its subject and may handle it: a warning a record
     raised is its department's to handle (the others covering the subject see it); one a grading
-    raised, any department covering the subject. An admin handles any. A refusal carries the
-    warning's subject (``uscc``, empty when there is no such warning) for the caller to log."""
+    raised, any department covering the subject (``may_handle``). An admin reads every warning and
+    handles none (403 ``not_owning_department``). A refusal carries the warning's subject
+    (``uscc``, empty when there is no such warning) for the caller to log."""
     warning = session.scalars(select(RiskWarning).join(Subject, Subject.uscc == RiskWarning.uscc)
                               .where(RiskWarning.id == warning_id, coverage_clause(principal))).first()
     if warning is None:  # one 404 for absent and not covered: no existence oracle
@@ -297,7 +305,15 @@ def _covered_warning(session: Session, principal: Principal, warning_id: int) ->
                                  "covers", field="warning_id")
         missing.uscc = session.scalar(select(RiskWarning.uscc).where(RiskWarning.id == warning_id)) or ""
         raise missing
-    if principal.role != "admin" and warning.department and warning.department != principal.department:
+    if principal.role == "admin":  # reads every warning, handles none (the commitments' rule)
+        owner = department_name(warning.department) if warning.department else "覆盖该企业的监管部门"
+        refused_admin = NotOwningDepartment(
+            f"warning #{warning_id} is {warning.department or 'the covering regulators'}'s to handle: an admin may "
+            "read it, not acknowledge or close it", field="warning_id",
+            zh=f"预警 #{warning_id} 由{owner}确认和关闭；管理员可以查看，不能代为处理。")
+        refused_admin.uscc = warning.uscc
+        raise refused_admin
+    if not may_handle(principal, warning):
         refused = NotYourWarning(f"预警 #{warning_id} 由{department_name(warning.department)}的记录引起，应由该部门确认和"
                                  f"关闭；warning #{warning_id} is {warning.department}'s to handle", field="warning_id")
         refused.uscc = warning.uscc

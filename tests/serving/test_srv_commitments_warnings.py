@@ -589,3 +589,56 @@ def test_an_enterprise_trying_to_decide_its_own_commitment_is_refused_and_logged
     assert r.status_code == 403 and r.json()["error"]["message_zh"]
     _, entries = list_entries(session, uscc=world.ent2, actor="ent2", limit=1000)
     assert [e.outcome for e in entries if e.purpose.endswith(f"认定信用承诺 #{cid}")] == ["denied"]
+
+
+# --- issue 20, decision: only the owning department acknowledges or closes a warning ------------
+
+
+def test_an_admin_reads_warnings_but_only_the_owning_department_handles_them(client, auth, world, session):
+    # the commitments' rule (the department that owns the matter decides; an admin reads, decides
+    # none): a record's warning is its department's, a grading's any covering regulator's
+    store_records(session, [_record("A1", world.ent2, "ecology", "list_abnormal_operation", None)], today=TODAY)
+    wid = session.query(RiskWarning).filter_by(uscc=world.ent2, cause="list_entry", status="open").one().id
+    assert any(w["id"] == wid for w in _warnings(client, auth, "admin"))  # the admin reads it
+    for action, body in (("acknowledge", None), ("close", {"note": "管理员代为关闭"})):
+        r = client.post(f"/api/v1/warnings/{wid}/{action}", json=body, headers=auth("admin"))
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "not_owning_department" and error["field"] == "warning_id"
+        assert "生态环境局" in error["message_zh"] and "管理员" in error["message_zh"], error
+    session.expire_all()
+    assert session.get(RiskWarning, wid).status == "open"  # nothing written
+    _, entries = list_entries(session, uscc=world.ent2, actor="admin", limit=1000)
+    denied = [e.purpose for e in entries if e.outcome == "denied" and e.purpose.endswith(f"预警 #{wid}")]
+    assert sorted(denied) == sorted([f"拒绝（not_owning_department）确认预警 #{wid}",
+                                     f"拒绝（not_owning_department）关闭预警 #{wid}"])
+    # a grading's warning (no department): every covering regulator handles it, the admin none
+    grade_warning = RiskWarning(uscc=world.ent2, cause="grade_drop", message="等级下降", record_ids=[],
+                                department=None, raised_on=TODAY, open_key=f"{world.ent2}|grade_drop|admin-test")
+    session.add(grade_warning)
+    session.commit()
+    r = client.post(f"/api/v1/warnings/{grade_warning.id}/acknowledge", headers=auth("admin"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_owning_department"
+    assert client.post(f"/api/v1/warnings/{grade_warning.id}/acknowledge", headers=auth("reg_samr")).status_code == 200
+    assert client.post(f"/api/v1/warnings/{wid}/acknowledge", headers=auth("reg_eco")).status_code == 200
+
+
+def test_the_admin_warnings_page_has_no_buttons_and_its_post_is_refused(client, settings, world, session):
+    store_records(session, [_record("A2", world.ent3, "samr", "list_abnormal_operation", None)], today=TODAY)
+    wid = session.query(RiskWarning).filter_by(uscc=world.ent3, cause="list_entry", status="open").one().id
+    csrf = _cookie(client, settings, "admin")
+    try:
+        page = client.get("/regulator/warnings", params={"purpose": "风险预警处置"})
+        assert page.status_code == 200 and f'data-id="{wid}"' in page.text
+        assert "/acknowledge" not in page.text and "/close" not in page.text  # no form for any warning
+        r = client.post(f"/regulator/warnings/{wid}/close",
+                        data={"csrf_token": csrf, "purpose": "处置", "note": "代为关闭"}, follow_redirects=False)
+        assert r.status_code == 403 and "管理员" in r.text
+        csrf = _cookie(client, settings, "reg_samr")  # its department's page still has them
+        page = client.get("/regulator/warnings", params={"purpose": "风险预警处置"})
+        row = page.text[page.text.index(f'data-id="{wid}"'):]
+        assert f'action="/regulator/warnings/{wid}/acknowledge"' in row[:row.index("</tr>")]
+    finally:
+        client.cookies.clear()
+    session.expire_all()
+    assert session.get(RiskWarning, wid).status == "open"

@@ -88,13 +88,15 @@ def test_a_machine_reads_a_grade_with_its_api_key_and_is_logged_as_one(client, a
 
 
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
-def test_the_log_commits_at_the_configured_durability_with_sqlites_own_checkpoint(database_url, monkeypatch,
+def test_the_log_commits_at_the_configured_durability_with_sqlites_own_checkpoint(database_url, settings, monkeypatch,
                                                                                  synchronous):
-    """The log's transaction commits with the engine's synchronous setting (FULL by default: the
-    fsync is SQLite's, before the caller is answered) and keeps SQLite's automatic checkpoint,
-    which bounds the WAL under sustained load."""
+    """With a flush interval of 0 (``TIERS_QUERYLOG_FLUSH_MS=0``) the log's transaction commits
+    with the engine's synchronous setting (FULL by default: the fsync is SQLite's, before the
+    caller is answered) and keeps SQLite's automatic checkpoint, which bounds the WAL under
+    sustained load (W > 0: test_srv_querylog_flush)."""
     if not database_url.startswith("sqlite"):
         pytest.skip("synchronous and WAL checkpoints are SQLite's")
+    querylog.use_keys(database_url, querylog.LogKeys.of(settings.model_copy(update={"querylog_flush_ms": 0})))
     inside: list[tuple[int, int]] = []
     real_chain = querylog._chain_on_cursor
 
