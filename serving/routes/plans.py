@@ -122,16 +122,19 @@ def _result_out(result, today: dt.date) -> ResultOut:
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
-            log: ReadLog, today: dt.date, select: VisitSelect | None = None) -> PlanDetailOut:
-    """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
-    subject is logged as a read (with ``select``: the visits it picks, e.g. one page, and their results)."""
-    if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
+            log: ReadLog, today: dt.date, select: VisitSelect | None = None,
+            visits: list | None = None) -> PlanDetailOut:
+    """The plan with its list as ``principal`` may see it (``plans.visible_visits``); every listed
+    subject is logged as a read (with ``select``: the visits it picks, e.g. one page, and their
+    results). ``visits``: the plan's visits, already read (``plans.plan_view``)."""
+    if not plan_service.draw_head(draw)["drawn"]:  # a v2 plan waiting for its salt: nothing drawn, nothing read
         return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
-    stored = _logged_download(session, principal, draw, plan_row, purpose, log, select)
-    usccs = [v.uscc for v in stored.visits]
-    visits = [VisitOut(**v.model_dump()) for v in stored.visits]
-    shown = set(usccs)
-    return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=visits,
+    if visits is None:
+        visits, _ = plan_service.plan_view(session, plan_row, draw)
+    shown_visits = _logged_visits(session, principal, plan_row, visits, purpose, log, select)
+    shown = {v.uscc for v in shown_visits}
+    return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[VisitOut(**v.model_dump())
+                                                                         for v in shown_visits],
                          results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)
                                   if r.uscc in shown])
 
@@ -151,22 +154,30 @@ def _plan_file(session: Session, principal: Principal, plan_id: int, purpose: st
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                     log: ReadLog, select: VisitSelect | None = None) -> InspectionPlan:
-    """The plan as ``principal`` may see it, each subject in it logged as a read (with ``select``:
-    only the visits it picks from the masked list, so a search by name never matches a hidden name)."""
+                     log: ReadLog) -> InspectionPlan:
+    """The plan as ``principal`` may see it, each subject in it logged as a read."""
+    if not plan_service.draw_head(draw)["drawn"]:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
+    plan = plan_service.stored_plan(draw)
+    return plan.model_copy(update={"visits": _logged_visits(session, principal, plan_row, plan.visits, purpose, log)})
+
+
+def _logged_visits(session: Session, principal: Principal, plan_row: Plan, visits: list, purpose: str | None,
+                   log: ReadLog, select: VisitSelect | None = None) -> list:
+    """The plan's ``visits`` as ``principal`` may see them (``plans.visible_visits``), names masked,
+    each logged as a read (with ``select``: only the visits it picks from the masked list, so a
+    search by name never matches a hidden name)."""
     from serving.db.tables import Subject
 
-    if "plan" not in draw.payload:
-        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
-    plan = plan_service.visible_plan(session, draw, principal)
-    usccs = [v.uscc for v in plan.visits]
+    visits = plan_service.visible_visits(session, visits, principal)
+    usccs = [v.uscc for v in visits]
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
     # names as every output shows them: the JSON, the page and the CSV/XLSX downloads alike
-    visits = [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))}) for v in plan.visits]
+    visits = [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))}) for v in visits]
     if select is not None:
         visits = select(visits)
     log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", [v.uscc for v in visits])
-    return plan.model_copy(update={"visits": visits})
+    return visits
 
 
 def _make(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
@@ -596,14 +607,16 @@ def _plan_page(request: Request, plan_id: int, principal: Principal, session: Se
     (shown first, whatever page of the visit list is shown); ``salt_refused``: the salt form so."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
-    detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
+    # the visits and the verification read once per stored plan, not parsed again each view (issue 22)
+    all_visits, verification = plan_service.plan_view(session, plan_row, draw)
+    detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits, visits=all_visits)
     response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
         "districts": visits.districts, "salt_refused": salt_refused,
         # the salt form only to whom may use it (the rule is the service's, enter_salt_v2)
         "salt_not_allowed": plan_service.salt_not_allowed(plan_row, principal),
-        "verification": plan_service.verify_stored_plan(plan_row, draw)})
+        "verification": verification})
     response.status_code = status_code
     return response
 

@@ -11,6 +11,8 @@ import gc
 import hashlib
 import json
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -487,29 +489,32 @@ def plan_summary(stored: Mapping[str, Any]) -> Any:
                    per_grade=stored["summary"])
 
 
-def stored_plan(draw: Draw) -> InspectionPlan:
+def stored_plan(draw: Draw, payload: Mapping[str, Any] | None = None) -> InspectionPlan:
+    """The drawn plan of ``draw`` (of ``payload``, its stored payload already read) as a model."""
     from supervision.plan import InspectionPlan
 
-    return InspectionPlan.model_validate(draw.payload["plan"])
+    return InspectionPlan.model_validate((draw.payload if payload is None else payload)["plan"])
 
 
-def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
+def verify_stored_plan(plan_row: Plan, draw: Draw, payload: Mapping[str, Any] | None = None) -> PlanVerification:
     """Recompute the draw from the stored (published) inputs against the commitment published
-    before the draw: MATCH or MISMATCH with the first difference."""
+    before the draw: MATCH or MISMATCH with the first difference (``payload``: the draw's stored
+    payload, already read)."""
     from pydantic import ValidationError
 
     from supervision.plan import DrawCommitment, PlanVerification, VerificationCheck, verify_plan
 
+    payload = draw.payload if payload is None else payload
     if is_v2(draw):
         from supervision.verify_v2 import audit_plan
 
-        if "plan" not in draw.payload:
+        if "plan" not in payload:
             return PlanVerification(plan_id=plan_row.name, match=False, first_difference="draw: not drawn yet",
                                     checks=[VerificationCheck(name="draw", ok=False, detail="not drawn yet")])
-        return audit_plan(stored_plan(draw), commitment_v2(draw))
+        return audit_plan(stored_plan(draw, payload), commitment_v2(draw))
     published = DrawCommitment.model_validate(plan_row.payload["commitment"])
     try:
-        plan = stored_plan(draw)
+        plan = stored_plan(draw, payload)
     except ValidationError as exc:
         detail = f"the stored plan is not a valid plan: {exc.errors()[0]['msg']}"
         return PlanVerification(plan_id=published.plan_id, match=False, first_difference=f"plan: {detail}",
@@ -520,6 +525,36 @@ def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
         return result.model_copy(update={"match": False, "first_difference":
                                          "revealed_seed: the stored seed differs from the plan's"})
     return result
+
+
+# (draw id, SHA-256 of its stored payload's text) → its visits and verification: ``plan_view``
+_VIEWS: OrderedDict[tuple[int, str], tuple[list[Any], PlanVerification]] = OrderedDict()
+_VIEWS_KEPT = 8
+_views_lock = threading.Lock()
+
+
+def plan_view(session: Session, plan_row: Plan, draw: Draw) -> tuple[list[Any], PlanVerification]:
+    """A drawn plan's visits and its verification (``verify_stored_plan``) as a page or the API's
+    plan shows them, computed once per stored payload: the payload's text is read and hashed on
+    every view (a changed payload — the plan's seed, pools, anything — is parsed and verified
+    anew), but the pools are not parsed again nor the draw re-run while it is unchanged (issue
+    22: 3–4 s a view at 300 k subjects). The visits are shared: callers copy before changing."""
+    from sqlalchemy import Text, cast
+
+    text = session.scalar(select(cast(Draw.payload, Text)).where(Draw.id == draw.id)) or "{}"
+    key = (draw.id, hashlib.sha256(text.encode()).hexdigest())
+    with _views_lock:
+        if key in _VIEWS:
+            _VIEWS.move_to_end(key)
+            return _VIEWS[key]
+    payload = json.loads(text)
+    view = (stored_plan(draw, payload).visits if "plan" in payload else [],
+            verify_stored_plan(plan_row, draw, payload))
+    with _views_lock:
+        _VIEWS[key] = view
+        while len(_VIEWS) > _VIEWS_KEPT:
+            _VIEWS.popitem(last=False)
+    return view
 
 
 def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Principal,
@@ -669,12 +704,16 @@ def visible_plan(session: Session, draw: Draw, principal: Principal) -> Inspecti
     through the subject endpoints only (for plans drawn before pools respected coverage, and for
     departments of a joint plan that do not cover every visit)."""
     plan = stored_plan(draw)
+    visits = visible_visits(session, plan.visits, principal)
+    return plan if len(visits) == len(plan.visits) else plan.model_copy(update={"visits": visits})
+
+
+def visible_visits(session: Session, visits: list[Any], principal: Principal) -> list[Any]:
+    """The visits of subjects ``principal`` may read through the subject endpoints (``visible_plan``)."""
     from serving.services.access import readable_subset
 
-    readable = readable_subset(session, principal, [v.uscc for v in plan.visits])
-    if len(readable) == len(plan.visits):
-        return plan
-    return plan.model_copy(update={"visits": [v for v in plan.visits if v.uscc in readable]})
+    readable = readable_subset(session, principal, [v.uscc for v in visits])
+    return list(visits) if len(readable) == len(visits) else [v for v in visits if v.uscc in readable]
 
 
 # The downloads a person opens (the regulator's pages): headers and values in people's words.

@@ -181,3 +181,28 @@ def test_the_plan_listing_reads_no_draw_payload(client, auth, city, session, dat
     assert all(p["plan"]["visits"] > 0 for p in listed.json())
     draws = [s for s in statements if "draws" in s]
     assert draws and not any("draws.payload" in s for s in draws), draws
+
+
+def test_the_plan_page_reads_a_stored_plan_once_until_it_changes(app, auth, city, session, monkeypatch):  # noqa: F811
+    from sqlalchemy import update
+    from srv_fixtures import form_login
+
+    client = TestClient(app)
+    made = client.post("/api/v1/plans", json=_task(plan_id="viewed"), headers=auth("reg_samr")).json()
+    assert form_login(client, "reg_samr").status_code == 303
+    verified: list[int] = []
+    real_verify = plan_service.verify_stored_plan
+    monkeypatch.setattr(plan_service, "verify_stored_plan", lambda *a, **k: verified.append(1) or real_verify(*a, **k))
+    pages = [client.get(f"/regulator/plans/{made['id']}", params=p) for p in ({}, {"v_sort": "uscc"}, {})]
+    assert all(p.status_code == 200 and "MATCH" in p.text and "MISMATCH" not in p.text for p in pages)
+    assert len(verified) == 1  # parsed and verified once for three views
+    api = client.get(f"/api/v1/plans/{made['id']}", headers=auth("reg_samr"))
+    assert api.status_code == 200 and len(api.json()["visits"]) == made["plan"]["visits"] and len(verified) == 1
+    # a changed stored plan is read and verified anew: the page says MISMATCH at once
+    draw = session.scalars(select(Draw).where(Draw.plan_id == made["id"])).one()
+    payload = dict(draw.payload)
+    payload["plan"] = {**payload["plan"], "draw_seed_hex": "00" * 32}
+    session.execute(update(Draw).where(Draw.id == draw.id).values(payload=payload))
+    session.commit()
+    assert "MISMATCH" in client.get(f"/regulator/plans/{made['id']}").text
+    assert len(verified) == 2  # the changed plan verified once more
