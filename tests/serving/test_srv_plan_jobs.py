@@ -206,3 +206,60 @@ def test_the_plan_page_reads_a_stored_plan_once_until_it_changes(app, auth, city
     session.commit()
     assert "MISMATCH" in client.get(f"/regulator/plans/{made['id']}").text
     assert len(verified) == 2  # the changed plan verified once more
+
+
+def hold_the_gil(service_settings, job_id: int) -> None:
+    """A job whose work holds the GIL throughout (one C call: no bytecode runs, no switch), then
+    ends its job with how long that took."""
+    from serving.deps import new_session
+    from serving.services import jobs
+
+    t = time.perf_counter()
+    sum(range(150_000_000))
+    held = time.perf_counter() - t
+    session = new_session(service_settings)
+    try:
+        jobs.end(session, job_id, "succeeded", result={"held_s": held})
+    finally:
+        session.close()
+
+
+def _longest_stall(service_settings, session, start) -> tuple[float, float]:
+    """Start a GIL-holding job with ``start``; the longest a 10 ms sleep of this process overslept
+    meanwhile, and how long the job held its GIL."""
+    import threading
+
+    from serving.services import jobs
+
+    job = jobs.queue(session, kind=plan_jobs.KIND, requested_by="reg_samr", department="samr")
+    stalls, done = [0.0], threading.Event()
+
+    def watch() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.01)
+            now = time.perf_counter()
+            stalls[0], last = max(stalls[0], now - last - 0.01), now
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    start(service_settings, job.id)
+    ended = plan_jobs.wait(service_settings, job.id, every_s=0.05)
+    done.set()
+    watcher.join()
+    assert ended.status == "succeeded", ended.message
+    return stalls[0], ended.result["held_s"]
+
+
+def test_a_job_in_its_own_process_leaves_this_ones_gil_free(settings, session):  # noqa: F811
+    """What keeps a worker answering (its event loop, uvicorn's ping thread) while a city's plan
+    runs: the same GIL-holding work stalls this process for as long as it runs in a thread, and
+    not at all in a process of its own."""
+    from serving.services import jobs
+
+    stalled, held = _longest_stall(settings, session, lambda s, job_id: jobs.run_in_thread(
+        hold_the_gil, s, job_id, name="hog"))
+    assert stalled > 0.5 * held > 0.1, (stalled, held)  # the probe sees a stall when there is one
+    stalled, held = _longest_stall(settings, session, lambda s, job_id: jobs.run_in_process(
+        s, job_id, f"{__name__}:hold_the_gil"))
+    assert held > 0.1 and stalled < 0.5 * held and stalled < 0.5, (stalled, held)
