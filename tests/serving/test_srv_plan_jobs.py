@@ -59,6 +59,10 @@ def test_a_plan_job_answers_202_then_the_plan_made_in_its_own_process(client, au
     assert plan.json()["plan"]["visits"] == len(plan.json()["visits"]) > 0
     assert client.get(f"/api/v1/plans/{job['plan_id']}/verify", headers=auth("reg_samr")).json()["match"]
     assert job["plan_url"] == f"/regulator/plans/{job['plan_id']}"
+    # the state is the database's: another worker (another app on the same database) reads the same job
+    from srv_fixtures import app_on
+
+    assert TestClient(app_on(client.app.state.settings)).get(location, headers=auth("reg_samr")).json() == job
 
 
 @pytest.mark.usefixtures("in_thread")
