@@ -9,6 +9,7 @@ The database: ``city_scale.build`` (bulk path, one as-of date), kept in ``--db-d
 
 Usage: PYTHONPATH=. nice -n 19 .venv/bin/python benchmarks/plan_jobs.py --subjects 200000 --db-dir DIR --build-only
        PYTHONPATH=. flock /tmp/bench.lock timeout 1800 .venv/bin/python benchmarks/plan_jobs.py --subjects 200000 --db-dir DIR
+       … plan_jobs.py --subjects 200000 --db-dir DIR --reads-against /path/to/main  (the reads, main's code vs this)
 """
 
 from __future__ import annotations
@@ -72,15 +73,40 @@ def _body(as_of: dt.date, name: str) -> dict:
             "as_of": str(as_of), "tasks": [{"department": "samr", "item": "SAMR-03"}]}
 
 
-def _serve(tmp: Path, url: str, settings, inline: int, name: str):
+def _serve(tmp: Path, url: str, settings, inline: int, name: str, tree: Path | None = None):
     from api import free_port, service_env, start_uvicorn, wait_healthy
 
     env = service_env(url, tmp / "data", settings, TIERS_PLANS_PER_HOUR="1000", TIERS_PLAN_INLINE_SUBJECTS=str(inline))
     port = free_port()
-    server = start_uvicorn("serving.app:create_app", port, 1, env, tmp / f"server-{name}.log")
+    server = start_uvicorn("serving.app:create_app", port, 1, env, tmp / f"server-{name}.log", app_dir=tree)
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, server, timeout=120)
     return server, base
+
+
+def baseline_reads(size: int, tmp: Path, url: str, tree: Path) -> None:
+    """The same reads of the plans already made, served by the code in ``tree`` (e.g. main's)."""
+    from _users import bearer_for
+    from api import stop_uvicorn
+
+    from serving.db.session import iter_session
+    from serving.db.tables import Plan
+    from serving.keys import with_keys
+    from serving.security import Principal
+    from serving.settings import Settings
+
+    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
+                         settings.jwt_key)
+    session = next(iter_session(url))
+    plan_id = max(session.query(Plan.id).all())[0]
+    session.close()
+    for label, where in ((f" [{tree}]", tree), (" [this tree]", None)):
+        server, base = _serve(tmp, url, settings, 20_000, "baseline" if where else "branch", tree=where)
+        try:
+            reads(base, headers, plan_id, size, label=label)
+        finally:
+            stop_uvicorn(server)
 
 
 def measure(size: int, tmp: Path, url: str) -> None:
@@ -143,18 +169,25 @@ def measure(size: int, tmp: Path, url: str) -> None:
         stop_uvicorn(server)
 
 
-def reads(base: str, headers: dict, plan_id: int, size: int, repeats: int = 3) -> None:
+def reads(base: str, headers: dict, plan_id: int, size: int, repeats: int = 3, label: str = "") -> None:
+    """The listing, the plan page (its first page of visits), the API's plan (every visit, each
+    logged) and its verification; median of ``repeats`` (worst), ms."""
     import httpx
 
-    for name, path in (("GET /plans", "/api/v1/plans"), ("GET /plans/{id}", f"/api/v1/plans/{plan_id}"),
+    cookies = {"tiers_session": headers["Authorization"].removeprefix("Bearer ")}
+    for name, path in (("GET /plans", "/api/v1/plans"), ("page /regulator/plans", "/regulator/plans"),
+                       ("page /regulator/plans/{id}", f"/regulator/plans/{plan_id}"),
+                       ("GET /plans/{id}", f"/api/v1/plans/{plan_id}"),
                        ("GET /plans/{id}/verify", f"/api/v1/plans/{plan_id}/verify")):
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            r = httpx.get(f"{base}{path}", headers=headers, params={"purpose": "benchmark"}, timeout=600)
+            page = path.startswith("/regulator")
+            r = httpx.get(f"{base}{path}", headers={} if page else headers, cookies=cookies if page else None,
+                          params={"purpose": "benchmark"}, timeout=600)
             times.append(time.perf_counter() - t)
             assert r.status_code == 200, r.text[:300]
-        print(f"[{size:,}] {name}: median {1000 * statistics.median(times):,.0f} ms, worst {1000 * max(times):,.0f} ms "
+        print(f"[{size:,}]{label} {name}: median {1000 * statistics.median(times):,.0f} ms, worst {1000 * max(times):,.0f} ms "
               f"({len(r.content) / 1e6:.1f} MB)", flush=True)
 
 
@@ -165,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subjects", type=int, default=200_000)
     parser.add_argument("--db-dir", type=Path, required=True)
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--reads-against", type=Path, help="only the reads, by this tree's code and this one's")
     args = parser.parse_args(argv)
     tmp = args.db_dir / str(args.subjects)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -174,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         build(url, args.subjects, 1, 50_000)
         (tmp / "build.done").write_text(f"{time.perf_counter() - t:.0f} s\n")
         write_scheduler_data(tmp / "data")
-    if not args.build_only:
+    if args.reads_against:
+        baseline_reads(args.subjects, tmp, url, args.reads_against)
+    elif not args.build_only:
         measure(args.subjects, tmp, url)
 
 

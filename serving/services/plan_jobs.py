@@ -124,7 +124,14 @@ def runs_inline(session: Session, settings: Any) -> bool:
 
 def start(session: Session, settings: Any, principal: Principal, body: PlanCreateIn, today: dt.date) -> Job:
     """Queue the plan ``body`` asks for (its checks passed: ``checked_request``) and start it in a
-    process of its own."""
+    process of its own; one plan job per department at a time (409 while one runs: a city's
+    plan holds ≈ 2 GB at 2 M subjects)."""
+    busy = [j for j in session.scalars(select(Job).where(Job.kind == KIND, Job.department == principal.department,
+                                                         Job.status.in_(jobs.ACTIVE))) if not jobs.stale(j)]
+    if busy:
+        raise Conflict(f"a plan of department {principal.department!r} is being made (job {busy[0].id}); rule: one "
+                       "plan job per department at a time", field="plan_id",
+                       zh=f"本部门已有计划正在生成（任务 #{busy[0].id}），请等待其完成后再提交。")
     form = "v2" if isinstance(body, PlanCommitIn) else "v1"
     job = jobs.queue(session, kind=KIND, requested_by=principal.username, department=principal.department,
                      request={"form": form, "body": body.model_dump(mode="json"), "today": today.isoformat()})

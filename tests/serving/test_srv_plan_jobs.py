@@ -88,6 +88,19 @@ def test_every_refusal_comes_back_at_once_and_queues_nothing(client, auth, city,
     missing = client.post("/api/v1/plan-jobs", json=_task(), headers=auth("reg_samr"))
     assert missing.status_code == 503 and missing.json()["error"]["field"] == "inspectors"
     assert _counts(session) == before  # no job queued, no plan
+    # one plan job per department at a time
+    from serving.services import jobs
+
+    (settings.data_dir / "inspectors.csv").write_text(
+        "inspector_id,name,department,district_code,qualified_items,capacity\nINS000001,检查员,samr,320102,SAMR-03,20\n",
+        encoding="utf-8")
+    running = jobs.queue(session, kind=plan_jobs.KIND, requested_by="reg_samr2", department="samr")
+    busy = client.post("/api/v1/plan-jobs", json=_task(plan_id="second"), headers=auth("reg_samr"))
+    assert busy.status_code == 409 and f"任务 #{running.id}" in busy.json()["error"]["message_zh"]
+    other = client.post("/api/v1/plan-jobs", json=_task(plan_id="eco2", items=("ECO-01",), department="ecology"),
+                        headers=auth("reg_eco"))
+    assert other.status_code == 202  # another department's may run
+    _ended(client, auth, other.headers["location"], user="reg_eco")
 
 
 @pytest.mark.usefixtures("in_thread")
