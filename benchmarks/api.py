@@ -338,7 +338,7 @@ def start_uvicorn(target: str, port: int, workers: int, env: dict, log_path: Pat
                   app_dir: Path | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-           "--http", "httptools", "--timeout-worker-healthcheck", "300"]  # as `tiers serve` (serving/cli/serve.py)
+           "--http", "httptools"]  # as `tiers serve` (serving/cli/serve.py): uvicorn's own 5 s worker ping
     if app_dir is not None:
         cmd += ["--app-dir", str(app_dir)]
     return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=log_path.open("w"),

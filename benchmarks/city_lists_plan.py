@@ -11,6 +11,9 @@ the frames ``plans.plan_inputs`` would read), each stage's seconds, the peak RSS
 time a sleeping thread waited to run (uvicorn's supervisor kills a worker whose ping thread does
 not answer in 5 s). Cyclic GC is off as in ``plans.create_drawn_plan``.
 
+``plan-page N DATA_DIR``: the same, then what a plan page's view costs: the stored payload parsed
+back, the whole plan validated, the verification.
+
 Usage: PYTHONPATH=. .venv/bin/python benchmarks/city_lists_plan.py pages sqlite:///DIR/300000/city.db
        PYTHONPATH=. .venv/bin/python benchmarks/city_lists_plan.py plan 2000000 /tmp/plan-data
 """
@@ -63,7 +66,7 @@ def pages(url: str, repeats: int = 5) -> None:
         print(f"offset page at {offset:>10,}: {med:7.1f} ({worst:7.1f}) ms", flush=True)
 
 
-def plan(n: int, data: Path) -> None:
+def plan(n: int, data: Path, page_views: bool = False) -> None:
     import numpy as np
     import pandas as pd
     from city_scale import DISTRICTS, SECTIONS, _codes, write_scheduler_data
@@ -124,10 +127,23 @@ def plan(n: int, data: Path) -> None:
     mark(f"json.dumps ({len(text) / 1e6:.0f} MB)")
     ps.plan_summary(stored)
     mark("plan_summary")
+    if not page_views:
+        return
+    # what a plan page view costs (issue 22): the stored payload parsed back (json.loads), the
+    # whole plan validated (stored_plan), only its visits (the visit list), the verification
+    from supervision.plan import DrawCommitment, InspectionPlan, verify_plan
+
+    gc.enable()
+    loaded = json.loads(text)
+    mark("page: json.loads")
+    whole = InspectionPlan.model_validate(loaded)
+    mark("page: stored_plan (whole)")
+    verify_plan(whole, DrawCommitment.model_validate(stored["commitment"]))
+    mark("page: verify_plan")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "pages":
         pages(sys.argv[2])
     else:
-        plan(int(sys.argv[2]), Path(sys.argv[3]))
+        plan(int(sys.argv[2]), Path(sys.argv[3]), page_views=sys.argv[1] == "plan-page")

@@ -822,6 +822,26 @@ class PlanSummaryOut(BaseModel):
     plan: PlanOut | None = Field(description="the drawn plan's summary; none while waiting for the salt")
 
 
+class PlanJobOut(BaseModel):
+    """A plan being made in the background (``POST /plan-jobs``): poll ``GET /plan-jobs/{job_id}``
+    until ``done``; then ``plan_id`` (succeeded) or ``message`` (failed: nothing was stored)."""
+
+    job_id: int
+    status: Literal["queued", "running", "succeeded", "failed", "interrupted"]
+    status_text: str = Field(description="the status in the reader's language (Chinese by default)")
+    progress: float = Field(ge=0, le=1)
+    percent: int = Field(ge=0, le=100)
+    stage: str = Field(description="the step under way, in the reader's language")
+    plan_name: str = Field(description="the plan_id the request gave")
+    done: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    plan_id: int | None = Field(description="the plan's id in the service, once made")
+    plan_url: str | None = Field(description="the plan's page, once made")
+    api_plan_url: str | None = Field(description="the plan in the API, once made")
+    message: str | None = Field(description="why no plan was made (failed or interrupted)")
+
+
 class VisitOut(BaseModel):
     visit_order: int
     uscc: str

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     login_backoff_max_s: float = Field(default=900.0, ge=1, le=86_400)
     # a regulator creates at most this many plans per hour (each draw costs seconds of CPU)
     plans_per_hour: int = Field(default=20, ge=1, le=10_000)
+    # a city of more subjects than this is planned in a process of its own (serving.services.plan_jobs):
+    # its draw holds the GIL for seconds at a time (≈ 5 s of CPU at 20 k subjects, 143 s at 2 M)
+    plan_inline_subjects: int = Field(default=20_000, ge=0, le=100_000_000)
     # GET /inspection-ratios per user (or API key's user) and hour: each reads the city's grades
     ratio_reads_per_hour: int = Field(default=120, ge=1, le=100_000)
     # grades kept per subject history: the latest this many as-of dates (`tiers db prune-grades`);

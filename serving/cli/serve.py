@@ -37,16 +37,11 @@ def serve(
     # the workers read their settings from the environment: the credit reports' QR codes must
     # point to this server, not to the default port
     os.environ["TIERS_PUBLIC_URL"] = public_url_for(settings, host, port)
+    # uvicorn's own worker ping timeout (5 s) is kept: a plan for a city of more than
+    # `plan_inline_subjects` runs in a process of its own (serving.services.plan_jobs), so no
+    # request holds a worker's GIL for seconds (issue 22)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-                access_log=access_log, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **proxy_options(settings))
-
-
-# How long uvicorn's supervisor waits for a worker's ping before killing it as hung (uvicorn's own
-# default: 5 s). The ping is answered by a thread that needs the GIL, and a plan for a whole city
-# (2 M subjects: `POST /plans`) runs the scheduler's array and model code for seconds at a time
-# without letting it go: with 5 s its worker was killed mid-request ("server disconnected"),
-# with this it answered 201 in 143 s (issue 22, BENCHMARKS). A worker that is really hung still goes.
-WORKER_HEALTHCHECK_S = 300
+                access_log=access_log, **proxy_options(settings))
 
 
 def warn_if_pools_exceed_the_server(settings, workers: int) -> None:

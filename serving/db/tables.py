@@ -269,7 +269,9 @@ class Draw(SurrogateKey, Base):
     draw_seed_commitment: Mapped[str] = mapped_column(String(64))
     draw_seed: Mapped[str | None] = mapped_column(String(128))
     inputs_hash: Mapped[str | None] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # (deferred: a city's plan is 100+ MB of JSON; a listing reads ``head``)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
+    head: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what a listing shows (plans.draw_head)
     committed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     revealed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
@@ -394,26 +396,39 @@ class PromotionAudit(SurrogateKey, CreatedAt, Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class FitJob(SurrogateKey, Base):
-    """A sector department's uploaded labelled file being fitted into a registered model version
-    in the background (``serving.services.sector_fit``): its progress, then the version or why not."""
+class Job(SurrogateKey, Base):
+    """Work that outlives its request, run in the background (``serving.services.jobs``): its
+    progress (0–1, a stage), then its outcome or why not. ``kind``: ``sector_fit`` (a sector
+    department's uploaded labelled file fitted into a registered model version,
+    ``serving.services.sector_fit``) or ``plan`` (an inspection plan for a pool too big to draw
+    inside a request, ``serving.services.plan_jobs``)."""
 
-    __tablename__ = "fit_jobs"
-    __table_args__ = (Index("ix_fit_jobs_section", "section", "id"),)
+    __tablename__ = "fit_jobs"  # (named for its first kind)
+    __table_args__ = (Index("ix_fit_jobs_section", "section", "id"),
+                      Index("ix_fit_jobs_kind_department", "kind", "department", "id"))
 
-    section: Mapped[str] = mapped_column(String(1))
+    kind: Mapped[str] = mapped_column(String(20), default="sector_fit", server_default="sector_fit")
     requested_by: Mapped[str] = mapped_column(String(80))
-    file_name: Mapped[str] = mapped_column(String(200))
-    rows: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | succeeded | failed
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str] = mapped_column(String(200), default="")
     message: Mapped[str | None] = mapped_column(Text)
-    model_name: Mapped[str | None] = mapped_column(String(120))
-    version: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)  # (not CreatedAt: before updated_at)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # sector fits
+    section: Mapped[str | None] = mapped_column(String(1))
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    model_name: Mapped[str | None] = mapped_column(String(120))
+    version: Mapped[int | None] = mapped_column(Integer)
+    # plans
+    department: Mapped[str | None] = mapped_column(String(40))
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    plan_id: Mapped[int | None] = mapped_column(Integer)
+
+
+FitJob = Job  # the name of its first kind
 
 
 class MonitoringResult(SurrogateKey, CreatedAt, Base):

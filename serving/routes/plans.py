@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,7 @@ from serving.schemas import (
     PlanCommitIn,
     PlanCreateIn,
     PlanDetailOut,
+    PlanJobOut,
     PlanSummaryOut,
     PoolFilter,
     ResultIn,
@@ -62,15 +63,16 @@ from serving.schemas import (
     VisitOut,
 )
 from serving.security import PERSON_NAMED_FORMS, Principal, shown_name
+from serving.services import plan_jobs
 from serving.services import plans as plan_service
-from serving.services.access import CITY_WIDE_DEPARTMENTS
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 from supervision.bundle import PublicBundle, PublicSalt, SubjectOpening
-from supervision.plan import DrawCommitment, InspectionPlan, PlanCreate, PlanVerification
+from supervision.plan import DrawCommitment, InspectionPlan, PlanVerification
 from supervision.ratios import InspectionRatiosOut
 
 router, pages_router = api_and_page_routers("/api/v1", "plans")
 PlanId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan's id in the service")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the plan job's id")]
 ReadPurpose = Annotated[str | None, Query(**PURPOSE_LENGTH, description="查询用途, logged"),
                         NoControlChars]
 _PLAN_ERRORS = (*ROLE_ERRORS, NotFound)
@@ -83,8 +85,9 @@ DEFAULT_PURPOSE = "双随机一公开抽查计划"
 
 
 def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
-    drawn = "plan" in draw.payload
-    v2 = plan_service.is_v2(draw)
+    """A plan's summary from its row and its draw's head (never the draw's whole payload)."""
+    head = plan_service.draw_head(draw)
+    drawn, v2 = head["drawn"], head["v2"]
     pool_filter = plan_row.payload.get("pool_filter") or None
     commitment = plan_row.payload.get("commitment")
     return PlanSummaryOut(id=plan_row.id, plan_id=plan_row.name, department=plan_row.department,
@@ -93,9 +96,9 @@ def _summary(plan_row: Plan, draw: Draw) -> PlanSummaryOut:
                           draw_seed_hex=draw.draw_seed, draw_algorithm="tiers-draw-v2" if v2 else "tiers-draw-v1",
                           published_commitment=DrawCommitment.model_validate(commitment) if commitment else None,
                           commitment_v2=plan_service.commitment_v2(draw) if v2 else None,
-                          salt=PublicSalt.model_validate(draw.payload["salt"]) if "salt" in draw.payload else None,
+                          salt=PublicSalt.model_validate(head["salt"]) if head["salt"] else None,
                           pool_filter=PoolFilter.model_validate(pool_filter) if pool_filter else None,
-                          plan=plan_service.plan_summary(draw.payload["plan"]) if drawn else None)
+                          plan=head["plan"] if drawn else None)
 
 
 def _result_out(result, today: dt.date) -> ResultOut:
@@ -119,16 +122,19 @@ def _result_out(result, today: dt.date) -> ResultOut:
 
 
 def _detail(session: Session, plan_row: Plan, draw: Draw, principal: Principal, purpose: str | None,
-            log: ReadLog, today: dt.date, select: VisitSelect | None = None) -> PlanDetailOut:
-    """The plan with its list as ``principal`` may see it (``plans.visible_plan``); every listed
-    subject is logged as a read (with ``select``: the visits it picks, e.g. one page, and their results)."""
-    if "plan" not in draw.payload:  # a v2 plan waiting for its salt: nothing drawn, nothing read
+            log: ReadLog, today: dt.date, select: VisitSelect | None = None,
+            visits: list | None = None) -> PlanDetailOut:
+    """The plan with its list as ``principal`` may see it (``plans.visible_visits``); every listed
+    subject is logged as a read (with ``select``: the visits it picks, e.g. one page, and their
+    results). ``visits``: the plan's visits, already read (``plans.plan_view``)."""
+    if not plan_service.draw_head(draw)["drawn"]:  # a v2 plan waiting for its salt: nothing drawn, nothing read
         return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[], results=[])
-    stored = _logged_download(session, principal, draw, plan_row, purpose, log, select)
-    usccs = [v.uscc for v in stored.visits]
-    visits = [VisitOut(**v.model_dump()) for v in stored.visits]
-    shown = set(usccs)
-    return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=visits,
+    if visits is None:
+        visits, _ = plan_service.plan_view(session, plan_row, draw)
+    shown_visits = _logged_visits(session, principal, plan_row, visits, purpose, log, select)
+    shown = {v.uscc for v in shown_visits}
+    return PlanDetailOut(**_summary(plan_row, draw).model_dump(), visits=[VisitOut(**v.model_dump())
+                                                                         for v in shown_visits],
                          results=[_result_out(r, today) for r in plan_service.plan_results(session, draw)
                                   if r.uscc in shown])
 
@@ -148,68 +154,44 @@ def _plan_file(session: Session, principal: Principal, plan_id: int, purpose: st
 
 
 def _logged_download(session: Session, principal: Principal, draw: Draw, plan_row: Plan, purpose: str | None,
-                     log: ReadLog, select: VisitSelect | None = None) -> InspectionPlan:
-    """The plan as ``principal`` may see it, each subject in it logged as a read (with ``select``:
-    only the visits it picks from the masked list, so a search by name never matches a hidden name)."""
+                     log: ReadLog) -> InspectionPlan:
+    """The plan as ``principal`` may see it, each subject in it logged as a read."""
+    if not plan_service.draw_head(draw)["drawn"]:
+        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
+    plan = plan_service.stored_plan(draw)
+    return plan.model_copy(update={"visits": _logged_visits(session, principal, plan_row, plan.visits, purpose, log)})
+
+
+def _logged_visits(session: Session, principal: Principal, plan_row: Plan, visits: list, purpose: str | None,
+                   log: ReadLog, select: VisitSelect | None = None) -> list:
+    """The plan's ``visits`` as ``principal`` may see them (``plans.visible_visits``), names masked,
+    each logged as a read (with ``select``: only the visits it picks from the masked list, so a
+    search by name never matches a hidden name)."""
     from serving.db.tables import Subject
 
-    if "plan" not in draw.payload:
-        raise NotFound(f"计划 #{plan_row.id} 尚未抽取；plan #{plan_row.id} is not drawn yet", field="plan_id")
-    plan = plan_service.visible_plan(session, draw, principal)
-    usccs = [v.uscc for v in plan.visits]
+    visits = plan_service.visible_visits(session, visits, principal)
+    usccs = [v.uscc for v in visits]
     forms = dict(session.query(Subject.uscc, Subject.legal_form).filter(Subject.uscc.in_(usccs)).all())
     # names as every output shows them: the JSON, the page and the CSV/XLSX downloads alike
-    visits = [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))}) for v in plan.visits]
+    visits = [v.model_copy(update={"name": shown_name(v.name, forms.get(v.uscc))}) for v in visits]
     if select is not None:
         visits = select(visits)
     log.shown(principal, purpose or f"{DEFAULT_PURPOSE} {plan_row.name}", [v.uscc for v in visits])
-    return plan.model_copy(update={"visits": visits})
+    return visits
 
 
-def _check_departments(principal: Principal, body: PlanCreate) -> None:
-    """A department plans its own items; market supervision (city-wide) also coordinates joint plans."""
-    departments = {t.department for t in body.tasks}
-    own = principal.department
-    if own not in departments or (own not in CITY_WIDE_DEPARTMENTS and departments != {own}):
-        raise NotAllowed(f"tasks name departments {sorted(departments)}; a regulator of {own!r} may plan only "
-                         "its own items (joint plans are coordinated by market supervision)", field="tasks")
-
-
-def _checked_inputs(session: Session, settings, principal: Principal, body: PlanCreateIn):
-    """The checks every new plan passes (departments, rate, unique id) and its draw inputs."""
-    plan_service.check_plan_rate(session, principal, settings.plans_per_hour)  # first: failing requests count too
-    _check_departments(principal, body)
-    request = PlanCreate.model_validate(body.model_dump(exclude={"pool_filter", "salt_source", "salt_pattern"}))
-    pool_filter = body.pool_filter.model_dump(exclude_none=True) if body.pool_filter else {}
-    existing = session.query(Plan).filter(Plan.name == body.plan_id, Plan.department == principal.department).first()
-    if existing is not None:
-        raise Conflict(f"plan_id {body.plan_id!r} already exists in department {principal.department!r} "
-                       f"(plan #{existing.id}); rule: unique per department", field="plan_id")
-    # the pool: subjects every department of the plan may read (never more than they could
-    # read through the subject endpoints)
-    inputs = plan_service.plan_inputs(session, settings.data_dir, body.as_of,
-                                      district_codes=pool_filter.get("district_codes"),
-                                      industries=pool_filter.get("industries"),
-                                      readable_by=plan_service.department_principals(
-                                          t.department for t in body.tasks))
-    return request, pool_filter, inputs
-
-
-def _create(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
-            ) -> tuple[Plan, Draw]:
-    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
-    policy = plan_service.load_named_policy(body.policy)
-    return plan_service.create_drawn_plan(session, request, inputs, policy, department=principal.department or "",
-                                          created_by=principal.username, pool_filter=pool_filter, created_on=today)
-
-
-def _commit_v2(session: Session, settings, principal: Principal, body: PlanCommitIn, today: dt.date
-               ) -> tuple[Plan, Draw]:
-    request, pool_filter, inputs = _checked_inputs(session, settings, principal, body)
-    return plan_service.commit_v2_plan(session, request, inputs, body.policy, department=principal.department or "",
-                                       created_by=principal.username, salt_source=body.salt_source,
-                                       salt_pattern=body.salt_pattern or plan_service.TYPED_SALT_PATTERN,
-                                       pool_filter=pool_filter, created_on=today)
+def _make(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date
+          ) -> tuple[Plan, Draw]:
+    """The plan ``body`` asks for (drawn, or a v2 commitment), every check first; a small city's
+    inside the request, a big one's in a job of its own process, waited for without holding the
+    worker (``plan_jobs``: the draw holds the GIL for seconds at a time)."""
+    plan_jobs.checked_request(session, settings, principal, body, today)
+    if plan_jobs.runs_inline(session, settings):
+        return plan_jobs.make_plan(session, settings, principal, body, today)
+    job = plan_jobs.wait(settings, plan_jobs.start(session, settings, principal, body, today).id)
+    if job.status != "succeeded" or job.plan_id is None:
+        raise plan_jobs.error_of(job)
+    return plan_service.get_plan(session, job.plan_id, principal)
 
 
 def _csv(content: bytes, filename: str) -> Response:
@@ -269,7 +251,40 @@ def create_plan(body: PlanCreateIn, principal: Regulator, session: SessionDep, s
     """Commit (seed hash, pool hashes, policy hash), then draw and assign inspectors; one transaction.
     The pool holds the subjects every department of the plan may read; at most
     ``TIERS_PLANS_PER_HOUR`` plans per user and hour (429)."""
-    return _summary(*_create(session, settings, principal, body, today))
+    return _summary(*_make(session, settings, principal, body, today))
+
+
+@router.post("/plan-jobs", response_model=PlanJobOut, status_code=202,
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+def start_plan_job(body: PlanCreateIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
+                   today: TodayDep, response: Response) -> PlanJobOut:
+    """``POST /plans`` in the background, for a pool of any size (a whole city: minutes): every
+    check of ``POST /plans`` answers at once (same refusals), then 202 with the job; poll
+    ``Location`` (``GET /plan-jobs/{job_id}``) until ``done``: ``plan_id``, or ``message`` (nothing stored)."""
+    return _started(session, settings, principal, body, today, response)
+
+
+@router.post("/plan-jobs/v2", response_model=PlanJobOut, status_code=202,
+             responses=error_responses(*ROLE_ERRORS, Conflict, TooManyAttempts, plan_service.PlanDataUnavailable))
+def start_plan_job_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep, settings: SettingsDep,
+                      today: TodayDep, response: Response) -> PlanJobOut:
+    """``POST /plans/v2`` (the commitment) in the background, as ``POST /plan-jobs``."""
+    return _started(session, settings, principal, body, today, response)
+
+
+def _started(session: Session, settings, principal: Principal, body: PlanCreateIn, today: dt.date,
+             response: Response) -> PlanJobOut:
+    plan_jobs.checked_request(session, settings, principal, body, today)
+    job = plan_jobs.start(session, settings, principal, body, today)
+    response.headers["Location"] = f"/api/v1/plan-jobs/{job.id}"
+    return PlanJobOut(**plan_jobs.job_view(job))
+
+
+@router.get("/plan-jobs/{job_id}", response_model=PlanJobOut, responses=error_responses(*ROLE_ERRORS, NotFound))
+def read_plan_job(job_id: JobId, principal: Regulator, session: SessionDep, request: Request) -> PlanJobOut:
+    """A plan job of the caller's department (others: 404): status, progress (0–1), the stage in
+    Chinese (``?lang=en``: English), then the plan's id or why none was made."""
+    return PlanJobOut(**plan_jobs.job_view(plan_jobs.get_job(session, principal, job_id), page_lang(request)))
 
 
 @router.get("/plans", response_model=list[PlanSummaryOut], responses=error_responses(*ROLE_ERRORS))
@@ -372,7 +387,7 @@ def commit_plan_v2(body: PlanCommitIn, principal: Regulator, session: SessionDep
     """tiers-draw-v2, step 1: publish the commitment (seed hash, policy hash, salt source, per task the
     pool's Merkle root and per-stratum counts). The service keeps the seed, the nonce key and the
     committed pools; nothing is drawn until a second regulator enters the public salt."""
-    return _summary(*_commit_v2(session, settings, principal, body, today))
+    return _summary(*_make(session, settings, principal, body, today))
 
 
 @router.post("/plans/{plan_id}/salt", response_model=PlanSummaryOut,
@@ -503,11 +518,30 @@ def create_plan_page(request: Request, principal: PageRegulator, session: Sessio
             "pool_filter": {"district_codes": districts} if districts else None,
             **({"salt_source": salt_source.strip()} if salt_source.strip() else {}),
             **({"salt_pattern": salt_pattern.strip()} if salt_pattern.strip() else {})})
-        plan_row, _ = _commit_v2(session, settings, principal, body, today)
+        plan_jobs.checked_request(session, settings, principal, body, today)
+        if not plan_jobs.runs_inline(session, settings):  # a big city: its progress page, then the plan
+            job = plan_jobs.start(session, settings, principal, body, today)
+            return RedirectResponse(f"/regulator/plan-jobs/{job.id}", status_code=303)
+        plan_row, _ = plan_jobs.make_plan(session, settings, principal, body, today)
     except ServiceError as exc:
         session.rollback()
         return _plans_page(request, principal, session, settings, today, form, exc)
     return RedirectResponse(f"/regulator/plans/{plan_row.id}", status_code=303)
+
+
+@pages_router.get("/regulator/plan-jobs/{job_id}", response_class=HTMLResponse)
+def plan_job_page(request: Request, job_id: JobId, principal: PageRegulator, session: SessionDep) -> Response:
+    """A plan being made: its progress (the page polls ``/status``), then the plan (opened at once)."""
+    lang = page_lang(request)
+    view = plan_jobs.job_view(plan_jobs.get_job(session, principal, job_id), lang)
+    return _page(request, "plan_job.html", {"user": principal, "job": view,
+                                            "j": lambda key: page_text("plan_jobs", key, lang)})
+
+
+@pages_router.get("/regulator/plan-jobs/{job_id}/status")
+def plan_job_status(request: Request, job_id: JobId, principal: PageRegulator, session: SessionDep) -> JSONResponse:
+    view = plan_jobs.job_view(plan_jobs.get_job(session, principal, job_id), page_lang(request))
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
 
 @pages_router.post("/regulator/plans/{plan_id}/salt")
@@ -573,14 +607,16 @@ def _plan_page(request: Request, plan_id: int, principal: Principal, session: Se
     (shown first, whatever page of the visit list is shown); ``salt_refused``: the salt form so."""
     plan_row, draw = plan_service.get_plan(session, plan_id, principal)
     visits = VisitList(request, {r.uscc for r in plan_service.plan_results(session, draw)})
-    detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits)
+    # the visits and the verification read once per stored plan, not parsed again each view (issue 22)
+    all_visits, verification = plan_service.plan_view(session, plan_row, draw)
+    detail = _detail(session, plan_row, draw, principal, purpose, log, today, select=visits, visits=all_visits)
     response = _page(request, "plan.html", {
         "user": principal, "csrf": page_csrf(settings, principal), "plan": detail, "today": today,
         "visit_window": visits.window, "visit_filters": visits.filters, "refused": refused,
         "districts": visits.districts, "salt_refused": salt_refused,
         # the salt form only to whom may use it (the rule is the service's, enter_salt_v2)
         "salt_not_allowed": plan_service.salt_not_allowed(plan_row, principal),
-        "verification": plan_service.verify_stored_plan(plan_row, draw)})
+        "verification": verification})
     response.status_code = status_code
     return response
 

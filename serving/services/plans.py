@@ -11,7 +11,9 @@ import gc
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,6 +153,20 @@ def latest_grade_dates(session: Session, limit: int = 5) -> list[dt.date]:
     return list(session.scalars(select(Grade.as_of).distinct().order_by(Grade.as_of.desc()).limit(limit)))
 
 
+def check_grades_exist(session: Session, as_of: dt.date) -> None:
+    """``plan_inputs``' refusal of a date without grades, by one indexed look-up (before a plan is
+    queued: the inputs are read by the job)."""
+    if session.scalars(select(Grade.id).where(Grade.as_of == as_of).limit(1)).first() is None:
+        raise _no_grades(session, as_of)
+
+
+def _no_grades(session: Session, as_of: dt.date) -> InvalidInput:
+    latest = [str(d) for d in latest_grade_dates(session)]
+    return InvalidInput(f"as_of={as_of}: no grades with that date in the service; latest available "
+                        f"{latest}", field="as_of",
+                        zh=f"等级基准日 {as_of} 没有信用等级；可选的基准日：{'、'.join(latest) or '暂无'}。")
+
+
 def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
                 district_codes: Sequence[str] | None = None, industries: Sequence[str] | None = None,
                 with_inspectors: bool = True, readable_by: Sequence[Principal] = ()) -> PlanInputs:
@@ -164,10 +180,7 @@ def plan_inputs(session: Session, data_dir: str | Path, as_of: dt.date, *,
 
     grades = grades_frame(session, as_of)
     if grades.empty:
-        latest = [str(d) for d in latest_grade_dates(session)]
-        raise InvalidInput(f"as_of={as_of}: no grades with that date in the service; latest available "
-                           f"{latest}", field="as_of",
-                           zh=f"等级基准日 {as_of} 没有信用等级；可选的基准日：{'、'.join(latest) or '暂无'}。")
+        raise _no_grades(session, as_of)
     tables = load_scheduler_tables(data_dir) if with_inspectors else {
         "items": load_scheduler_tables(data_dir)["items"]}
     subjects = subjects_frame(session, readable_by)
@@ -295,8 +308,10 @@ def draw_plan_v2(request: PlanCreate, inputs: PlanInputs, policy: InspectionPoli
 
 def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy: InspectionPolicy, *,
                       department: str, created_by: str, pool_filter: Mapping[str, Any] | None = None,
-                      seed: bytes | None = None, created_on: dt.date | None = None) -> tuple[Plan, Draw]:
-    """Commit, draw, assign and store a plan — all in ONE transaction.
+                      seed: bytes | None = None, created_on: dt.date | None = None,
+                      progress: Callable[[str, float], None] | None = None) -> tuple[Plan, Draw]:
+    """Commit, draw, assign and store a plan — all in ONE transaction. ``progress(stage, fraction)``
+    hears of each stage as it starts (``plan_jobs.STAGES``; fraction: of this call's work).
 
     The commitment (SHA-256 of the secret seed, policy hash, pool hashes) is fixed and
     timestamped (``committed_at``) before the draw runs, and the draw must reproduce exactly
@@ -306,21 +321,26 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     from supervision.plan import PlanInputError, prepare_pools, publish_commitment
     from supervision.tables import TableError
 
+    say = progress or (lambda stage, fraction: None)
     seed = secrets.token_bytes(32) if seed is None else seed
     check_period_open(request, created_on or dt.datetime.now(dt.UTC).date())
     with _plan_transaction(session, PlanInputError, TableError), _no_full_collections():
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
+        say("pools", 0.0)
         prepared = prepare_pools(request, inputs, policy)
+        say("commitment", 0.35)
         commitment = publish_commitment(request, inputs, policy, seed, prepared=prepared)
         committed = commitment.model_dump(mode="json")
         committed_at = dt.datetime.now(dt.UTC)
+        say("drawing", 0.45)
         drawn = draw_plan(request, inputs, policy, seed, prepared=prepared)
         # Both come from the same prepared pools, so this guards the draw code itself (seed,
         # policy and pool hashes carried through unchanged), not changes of the inputs; anyone
         # can check the inputs afterwards with `tiers plan verify`, which rebuilds the pools.
         if drawn.commitment.model_dump(mode="json") != committed:
             raise Conflict("the draw does not reproduce the published commitment")
+        say("storing", 0.9)
         # Rows are written only after the (slow) draw, so the write lock is held for milliseconds;
         # the commitment's timestamp is the one taken before the draw ran.
         # created_on: the service's date of the plan (results may not predate it)
@@ -332,7 +352,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.draw_seed_commitment,
                     inputs_hash=hashlib.sha256(json.dumps(committed, sort_keys=True).encode()).hexdigest(),
-                    payload={"commitment": committed, "plan": plan_json(drawn)},
+                    payload=(payload := {"commitment": committed, "plan": plan_json(drawn)}), head=head_of(payload),
                     committed_at=committed_at, draw_seed=seed.hex(), revealed_at=dt.datetime.now(dt.UTC))
         session.add(draw)
         session.commit()
@@ -469,29 +489,32 @@ def plan_summary(stored: Mapping[str, Any]) -> Any:
                    per_grade=stored["summary"])
 
 
-def stored_plan(draw: Draw) -> InspectionPlan:
+def stored_plan(draw: Draw, payload: Mapping[str, Any] | None = None) -> InspectionPlan:
+    """The drawn plan of ``draw`` (of ``payload``, its stored payload already read) as a model."""
     from supervision.plan import InspectionPlan
 
-    return InspectionPlan.model_validate(draw.payload["plan"])
+    return InspectionPlan.model_validate((draw.payload if payload is None else payload)["plan"])
 
 
-def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
+def verify_stored_plan(plan_row: Plan, draw: Draw, payload: Mapping[str, Any] | None = None) -> PlanVerification:
     """Recompute the draw from the stored (published) inputs against the commitment published
-    before the draw: MATCH or MISMATCH with the first difference."""
+    before the draw: MATCH or MISMATCH with the first difference (``payload``: the draw's stored
+    payload, already read)."""
     from pydantic import ValidationError
 
     from supervision.plan import DrawCommitment, PlanVerification, VerificationCheck, verify_plan
 
+    payload = draw.payload if payload is None else payload
     if is_v2(draw):
         from supervision.verify_v2 import audit_plan
 
-        if "plan" not in draw.payload:
+        if "plan" not in payload:
             return PlanVerification(plan_id=plan_row.name, match=False, first_difference="draw: not drawn yet",
                                     checks=[VerificationCheck(name="draw", ok=False, detail="not drawn yet")])
-        return audit_plan(stored_plan(draw), commitment_v2(draw))
+        return audit_plan(stored_plan(draw, payload), commitment_v2(draw))
     published = DrawCommitment.model_validate(plan_row.payload["commitment"])
     try:
-        plan = stored_plan(draw)
+        plan = stored_plan(draw, payload)
     except ValidationError as exc:
         detail = f"the stored plan is not a valid plan: {exc.errors()[0]['msg']}"
         return PlanVerification(plan_id=published.plan_id, match=False, first_difference=f"plan: {detail}",
@@ -502,6 +525,36 @@ def verify_stored_plan(plan_row: Plan, draw: Draw) -> PlanVerification:
         return result.model_copy(update={"match": False, "first_difference":
                                          "revealed_seed: the stored seed differs from the plan's"})
     return result
+
+
+# (draw id, SHA-256 of its stored payload's text) → its visits and verification: ``plan_view``
+_VIEWS: OrderedDict[tuple[int, str], tuple[list[Any], PlanVerification]] = OrderedDict()
+_VIEWS_KEPT = 8
+_views_lock = threading.Lock()
+
+
+def plan_view(session: Session, plan_row: Plan, draw: Draw) -> tuple[list[Any], PlanVerification]:
+    """A drawn plan's visits and its verification (``verify_stored_plan``) as a page or the API's
+    plan shows them, computed once per stored payload: the payload's text is read and hashed on
+    every view (a changed payload — the plan's seed, pools, anything — is parsed and verified
+    anew), but the pools are not parsed again nor the draw re-run while it is unchanged (issue
+    22: 3–4 s a view at 300 k subjects). The visits are shared: callers copy before changing."""
+    from sqlalchemy import Text, cast
+
+    text = session.scalar(select(cast(Draw.payload, Text)).where(Draw.id == draw.id)) or "{}"
+    key = (draw.id, hashlib.sha256(text.encode()).hexdigest())
+    with _views_lock:
+        if key in _VIEWS:
+            _VIEWS.move_to_end(key)
+            return _VIEWS[key]
+    payload = json.loads(text)
+    view = (stored_plan(draw, payload).visits if "plan" in payload else [],
+            verify_stored_plan(plan_row, draw, payload))
+    with _views_lock:
+        _VIEWS[key] = view
+        while len(_VIEWS) > _VIEWS_KEPT:
+            _VIEWS.popitem(last=False)
+    return view
 
 
 def record_results(session: Session, plan_row: Plan, draw: Draw, principal: Principal,
@@ -651,12 +704,16 @@ def visible_plan(session: Session, draw: Draw, principal: Principal) -> Inspecti
     through the subject endpoints only (for plans drawn before pools respected coverage, and for
     departments of a joint plan that do not cover every visit)."""
     plan = stored_plan(draw)
+    visits = visible_visits(session, plan.visits, principal)
+    return plan if len(visits) == len(plan.visits) else plan.model_copy(update={"visits": visits})
+
+
+def visible_visits(session: Session, visits: list[Any], principal: Principal) -> list[Any]:
+    """The visits of subjects ``principal`` may read through the subject endpoints (``visible_plan``)."""
     from serving.services.access import readable_subset
 
-    readable = readable_subset(session, principal, [v.uscc for v in plan.visits])
-    if len(readable) == len(plan.visits):
-        return plan
-    return plan.model_copy(update={"visits": [v for v in plan.visits if v.uscc in readable]})
+    readable = readable_subset(session, principal, [v.uscc for v in visits])
+    return list(visits) if len(readable) == len(visits) else [v for v in visits if v.uscc in readable]
 
 
 # The downloads a person opens (the regulator's pages): headers and values in people's words.
@@ -798,7 +855,21 @@ TYPED_SALT_PATTERN = "[ -~]{1,64}"
 
 
 def is_v2(draw: Draw) -> bool:
-    return "commitment_v2" in (draw.payload or {})
+    return draw_head(draw)["v2"]
+
+
+def head_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a draw's payload a plan's summary shows (``Draw.head``): whether it is v2, its
+    v2 commitment and salt, whether it is drawn and the plan's summary (``plan_summary``). A
+    city's payload is 100+ MB; this is a few kB."""
+    return {"v2": "commitment_v2" in payload, "commitment_v2": payload.get("commitment_v2"),
+            "salt": payload.get("salt"), "drawn": "plan" in payload,
+            "plan": plan_summary(payload["plan"]).model_dump(mode="json") if "plan" in payload else None}
+
+
+def draw_head(draw: Draw) -> dict[str, Any]:
+    """``head_of`` the draw's payload, as stored with it (draws stored before it was: from the payload)."""
+    return draw.head if draw.head is not None else head_of(draw.payload or {})
 
 
 def _pool_snapshot(prepared: Any) -> dict[str, Any]:
@@ -830,9 +901,11 @@ def _prepared_from_snapshot(snapshot: Mapping[str, Any], policy: InspectionPolic
 def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, policy_name: str, *,
                    department: str, created_by: str, salt_source: str, salt_pattern: str = TYPED_SALT_PATTERN,
                    pool_filter: Mapping[str, Any] | None = None, created_on: dt.date | None = None,
-                   now: dt.datetime | None = None) -> tuple[Plan, Draw]:
+                   now: dt.datetime | None = None, progress: Callable[[str, float], None] | None = None
+                   ) -> tuple[Plan, Draw]:
     """Fix and store a v2 commitment (public at once); the seed and nonce key are drawn here and
-    kept in the draw's payload until the draw reveals the seed. Nothing is drawn yet."""
+    kept in the draw's payload until the draw reveals the seed. Nothing is drawn yet.
+    ``progress`` as ``create_drawn_plan``'s."""
     from supervision.plan import PlanInputError, prepare_pools
     from supervision.plan_v2 import DrawV2Error
     from supervision.tables import TableError
@@ -840,11 +913,15 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
     policy = load_named_policy(policy_name)
     committed_at = now or dt.datetime.now(dt.UTC)
     check_period_open(request, created_on or committed_at.date())
+    say = progress or (lambda stage, fraction: None)
     with _plan_transaction(session, PlanInputError, TableError, DrawV2Error):
+        say("pools", 0.0)
         prepared = prepare_pools(request, inputs, policy)
+        say("commitment", 0.6)
         commitment, seed, nonce_key = fix_commitment_v2(request, inputs, policy, salt_source=salt_source,
                                                         salt_pattern=salt_pattern, committed_at=committed_at,
                                                         prepared=prepared)
+        say("storing", 0.9)
         plan_row = Plan(name=request.plan_id, department=department, created_by=created_by, status="committed",
                         payload={"request": request.model_dump(mode="json", exclude={"seed_hex"}),
                                  "policy": policy_name, "pool_filter": dict(pool_filter or {}),
@@ -853,9 +930,9 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
         session.flush()
         draw = Draw(plan_id=plan_row.id, draw_seed_commitment=commitment.seed_commitment,
                     inputs_hash=commitment.digest(), committed_at=committed_at,
-                    payload={"commitment_v2": commitment.model_dump(mode="json"),
-                             V2_SECRET: {"seed": seed.hex(), "nonce_key": nonce_key.hex()},
-                             V2_SNAPSHOT: _pool_snapshot(prepared)})
+                    payload=(payload := {"commitment_v2": commitment.model_dump(mode="json"),
+                                         V2_SECRET: {"seed": seed.hex(), "nonce_key": nonce_key.hex()},
+                                         V2_SNAPSHOT: _pool_snapshot(prepared)}), head=head_of(payload))
         session.add(draw)
         session.commit()
     return plan_row, draw
@@ -864,7 +941,7 @@ def commit_v2_plan(session: Session, request: PlanCreate, inputs: PlanInputs, po
 def commitment_v2(draw: Draw):
     from supervision.bundle import DrawCommitmentV2
 
-    return DrawCommitmentV2.model_validate(draw.payload["commitment_v2"])
+    return DrawCommitmentV2.model_validate(draw_head(draw)["commitment_v2"])
 
 def salt_not_allowed(plan_row: Any, principal: Principal) -> str | None:
     """Why ``principal`` may not enter the plan's public salt: ``creator`` (a second person of the
@@ -926,9 +1003,10 @@ def enter_salt_v2(session: Session, plan_row: Plan, draw: Draw, principal: Princ
     with _plan_transaction(session):
         # the secrets leave the payload: the seed is revealed, the nonce key is in the full plan.
         # Conditional on no seed yet: of two salts entered at once, exactly one draw is stored.
+        payload = {"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
+                   "plan": plan_json(plan)}
         stored = session.execute(update(Draw).where(Draw.id == draw.id, Draw.draw_seed.is_(None)).values(
-            payload={"commitment_v2": draw.payload["commitment_v2"], "salt": salt.model_dump(mode="json"),
-                     "plan": plan_json(plan)},
+            payload=payload, head=head_of(payload),
             draw_seed=plan.draw_seed_hex, revealed_at=dt.datetime.now(dt.UTC)))
         if stored.rowcount != 1:
             raise Conflict(f"计划 #{plan_row.id} 已由他人录入随机数并抽取；plan #{plan_row.id} was drawn meanwhile",

@@ -20,7 +20,6 @@ import io
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -33,6 +32,7 @@ from serving.errors import Conflict, InvalidInput, NotFound
 from serving.i18n import page_text
 from serving.labels import model_label
 from serving.security import Principal
+from serving.services import jobs
 from serving.validation import binary_target
 from uscc import is_valid_uscc
 
@@ -41,9 +41,9 @@ logger = logging.getLogger(__name__)
 KEY_COLUMNS = ("uscc", "as_of", "label")
 MAX_ROWS = 200_000
 HORIZON_MONTHS = 12
-STALE_AFTER = dt.timedelta(minutes=15)  # a running job not heard of for this long died with its process
 # what an upload fits: the glass-box candidates (exact reasons by table lookup), the report's
 # bootstrap; tests make them smaller
+KIND = "sector_fit"  # (serving.services.jobs)
 FIT_OPTIONS: dict[str, Any] = {"candidates": ("scorecard", "gbm_additive"), "n_boot": 200, "min_positives": 300}
 _TRUE, _FALSE = {"1", "true", "是", "y", "yes"}, {"0", "false", "否", "n", "no"}
 
@@ -244,19 +244,14 @@ def start_fit(session: Session, settings: Any, principal: Principal, dataset: An
     section = principal.section
     if section is None:
         raise NotFound("no section to fit a model for", field="section")
-    now = dt.datetime.now(dt.UTC)
-    busy = [j for j in session.scalars(select(FitJob).where(FitJob.section == section,
-                                                           FitJob.status.in_(("queued", "running"))))
-            if not _stale(j, now)]
+    busy = [j for j in session.scalars(select(FitJob).where(FitJob.kind == KIND, FitJob.section == section,
+                                                           FitJob.status.in_(jobs.ACTIVE)))
+            if not jobs.stale(j)]
     if busy:
         raise Conflict(f"a fit of section {section} is already running (job {busy[0].id})", field="file")
-    job = FitJob(section=section, requested_by=principal.username, file_name=file_name[:200], rows=len(dataset),
-                 status="queued", progress=0.0, stage="queued", created_at=now, updated_at=now)
-    session.add(job)
-    session.commit()
-    thread = threading.Thread(target=runner or run_fit, args=(settings, job.id, dataset, section),
-                              name=f"fit-job-{job.id}", daemon=True)
-    thread.start()
+    job = jobs.queue(session, kind=KIND, section=section, requested_by=principal.username,
+                     file_name=file_name[:200], rows=len(dataset))
+    jobs.run_in_thread(runner or run_fit, settings, job.id, dataset, section, name=f"fit-job-{job.id}")
     return job
 
 
@@ -269,13 +264,7 @@ def run_fit(settings: Any, job_id: int, dataset: Any, section: str) -> None:
 
     session = new_session(settings)
     try:
-        job = session.get(FitJob, job_id)
-
-        def report(stage: str, fraction: float) -> None:
-            job.stage, job.progress = stage[:200], round(min(max(fraction, 0.0), 1.0), 3)
-            job.status, job.updated_at = "running", dt.datetime.now(dt.UTC)
-            session.commit()
-
+        report = jobs.Progress(session, session.get(FitJob, job_id))
         report("reading", 0.02)
         uri = settings.mlflow_tracking_uri
         registry = open_registry(uri, artifacts_dir_for(uri))
@@ -284,40 +273,28 @@ def run_fit(settings: Any, job_id: int, dataset: Any, section: str) -> None:
                                min_positives=options["min_positives"], candidates=options["candidates"],
                                n_boot=options["n_boot"],
                                progress=lambda stage, fraction: report(stage, 0.05 + 0.85 * fraction))
-        job.status, job.progress, job.stage = "succeeded", 1.0, "finished"
-        job.model_name, job.version = summary["model"], int(summary["version"])
-        job.result = {k: summary[k] for k in ("aliases", "metrics", "candidate", "kind", "notes", "train_as_of",
-                                              "validate_as_of", "on_general") if k in summary}
+        jobs.end(session, job_id, "succeeded", model_name=summary["model"], version=int(summary["version"]),
+                 result={k: summary[k] for k in ("aliases", "metrics", "candidate", "kind", "notes", "train_as_of",
+                                                 "validate_as_of", "on_general") if k in summary})
     except (WorkflowError, ValueError, KeyError) as exc:
-        session.rollback()
-        job = session.get(FitJob, job_id)
-        job.status, job.message = "failed", str(getattr(exc, "message", exc))[:4000]
+        jobs.end(session, job_id, "failed", str(getattr(exc, "message", exc)))
     except Exception as exc:  # the thread must leave the job ended, whatever happened
         logger.exception("fit job %s failed", job_id)
-        session.rollback()
-        job = session.get(FitJob, job_id)
-        job.status, job.message = "failed", f"internal error: {type(exc).__name__}"
+        jobs.end(session, job_id, "failed", f"internal error: {type(exc).__name__}")
     finally:
-        if job is not None:
-            job.updated_at = dt.datetime.now(dt.UTC)
-            session.commit()
         session.close()
-
-
-def _stale(job: FitJob, now: dt.datetime) -> bool:
-    return job.status in ("queued", "running") and now - job.updated_at > STALE_AFTER
 
 
 def get_job(session: Session, principal: Principal, job_id: int) -> FitJob:
     """A job of the principal's section (admin: any); others answer 404 (no existence oracle)."""
     job = session.get(FitJob, job_id)
-    if job is None or (principal.role != "admin" and job.section != principal.section):
+    if job is None or job.kind != KIND or (principal.role != "admin" and job.section != principal.section):
         raise NotFound(f"no fit job {job_id}", field="job_id")
     return job
 
 
 def list_jobs(session: Session, principal: Principal, limit: int = 20) -> list[FitJob]:
-    stmt = select(FitJob).order_by(FitJob.id.desc()).limit(limit)
+    stmt = select(FitJob).where(FitJob.kind == KIND).order_by(FitJob.id.desc()).limit(limit)
     if principal.role != "admin":
         stmt = stmt.where(FitJob.section == principal.section)
     return list(session.scalars(stmt))
@@ -344,7 +321,7 @@ def _failure(message: str, lang: str) -> str:
 def job_view(job: FitJob, lang: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """What the progress page shows (and its status endpoint answers) of a job, in ``lang``."""
     now = now or dt.datetime.now(dt.UTC)
-    status = "interrupted" if _stale(job, now) else job.status
+    status = jobs.shown_status(job, now)
     key = next((k for prefix, k in STAGE_KEYS if job.stage.startswith(prefix)), None)
     stage = _say(lang, key) if key else job.stage
     if key == "stage_fitting":

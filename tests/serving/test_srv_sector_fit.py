@@ -198,6 +198,7 @@ def test_job_view_says_failures_and_interruptions_in_chinese():
     import datetime as dt
 
     from serving.db.tables import FitJob
+    from serving.services import jobs
 
     now = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)
     failed = FitJob(id=1, section="C", requested_by="sector_c", file_name="a.csv", rows=10, status="failed",
@@ -208,5 +209,5 @@ def test_job_view_says_failures_and_interruptions_in_chinese():
     running = FitJob(id=2, section="C", requested_by="sector_c", file_name="a.csv", rows=10, status="running",
                      progress=0.5, stage="fitting gbm_additive", updated_at=now)
     assert sector_fit.job_view(running, "zh", now=now)["stage"] == "拟合候选模型 gbm_additive"
-    later = sector_fit.job_view(running, "zh", now=now + sector_fit.STALE_AFTER + dt.timedelta(seconds=1))
+    later = sector_fit.job_view(running, "zh", now=now + jobs.STALE_AFTER + dt.timedelta(seconds=1))
     assert later["status"] == "interrupted" and later["done"]
