@@ -13,15 +13,12 @@ the v2 commitment and salt), so that ``GET /plans`` does not read every plan's w
 (a city's plan is 100+ MB). Rows of older draws have none: they are read from the payload.
 """
 
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0019'
 down_revision: str | None = '0018'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
