@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
+from serving.db.reason_labels import compact_texts
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
@@ -283,6 +284,10 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     columns = {name: frame[name].to_numpy(dtype=object) for name in _GRADE_COLUMNS if name in frame}
     columns |= {"stale": np.full(n, False, dtype=object), "stale_reason": np.full(n, None, dtype=object),
                 "created_at": np.full(n, now, dtype=object)}
+    # stored compactly, the labels once in reason_labels; the early warnings read the records of the
+    # reasons as given
+    given_reasons = columns["reasons"]
+    columns["reasons"] = np.array(compact_texts(conn, given_reasons.tolist()), dtype=object)
     report.lap("prepare")
     # the keys staged for the set-based steps; the rows themselves go straight into grades below
     _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
@@ -297,7 +302,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
             now_current[[pos for (pos,) in _driver_rows(conn,
                 f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
                 "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")]] = True
-        warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
+        warn_after_bulk_grades(conn, _grade_changes(columns | {"reasons": given_reasons}, before, now_current))
     report.lap("warnings")
     if not unknown:
         return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))

@@ -1,0 +1,139 @@
+"""A grade's reasons stored compactly (issue 22): each reason's labels once in ``reason_labels``,
+each grade row only its reasons' codes and numbers.
+
+A reason (``serving.schemas.ReasonOut``) is stored as the array ``[label, contribution, value,
+record_ids, override]`` — ``label`` the id of its (code, label_zh, label_en) in ``reason_labels``,
+trailing items left out where they are the defaults (``value`` None, no ``record_ids``, not
+``override``) — where it was a JSON object holding both languages' sentences (about 1 KB a grade
+with five reasons; 24 M grade rows at city scale). The labels are the ones given when the grade
+was stored, whatever their source (a model's rendered sentences, a sector model's, a test's): the
+database that holds the rows holds their labels, whatever model version made them and after any
+restart; reading them is one indexed query per read, never a network call.
+
+A row stored before (a list of objects) reads as it always did: a list of arrays is compact, a list
+of objects is not, and both read as the same list of objects (``expand``). Labels are never
+changed or deleted, and not cached across reads: an id read in a transaction names the label
+committed with it (a cache could outlive a rolled-back label, or a table emptied and refilled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Integer, String, column, select, table
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+Label = tuple[str, str, str | None]  # (code, label_zh, label_en)
+
+_LABELS = table("reason_labels", column("id", Integer), column("digest", String), column("code", String),
+                column("label_zh", String), column("label_en", String))
+_CHUNK = 500  # stay under SQL parameter limits
+
+
+def label_of(reason: Mapping[str, Any]) -> Label:
+    return reason["code"], reason["label_zh"], reason.get("label_en")
+
+
+def digest(label: Label) -> str:
+    """The label's key in ``reason_labels``: 128 bits of BLAKE2b of its three texts (the unique key
+    of three texts, one of them optional, on both dialects: NULLs never conflict in a unique index)."""
+    return hashlib.blake2b(json.dumps(label, ensure_ascii=False).encode(), digest_size=16).hexdigest()
+
+
+def is_compact(reasons: Any) -> bool:
+    """Whether stored reasons are in the compact form (a list of arrays); ``[]`` is both."""
+    return isinstance(reasons, list) and bool(reasons) and isinstance(reasons[0], list)
+
+
+def label_ids(connection: Connection, labels: Iterable[Label]) -> dict[Label, int]:
+    """The id of each label in ``reason_labels``, those not there yet added (in the caller's
+    transaction; a label another transaction adds meanwhile is taken, not added twice)."""
+    keyed = {digest(label): label for label in set(labels)}
+    found = _ids_of(connection, keyed)
+    missing = [d for d in keyed if d not in found]
+    if missing:
+        insert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(_LABELS)
+        for start in range(0, len(missing), _CHUNK):
+            connection.execute(insert.on_conflict_do_nothing(index_elements=["digest"]), [
+                {"digest": d, "code": keyed[d][0], "label_zh": keyed[d][1], "label_en": keyed[d][2]}
+                for d in missing[start:start + _CHUNK]])
+        found |= _ids_of(connection, {d: keyed[d] for d in missing})
+    return {keyed[d]: label_id for d, label_id in found.items()}
+
+
+def _ids_of(connection: Connection, keyed: Mapping[str, Label]) -> dict[str, int]:
+    digests = list(keyed)
+    found: dict[str, int] = {}
+    for start in range(0, len(digests), _CHUNK):
+        found.update(connection.execute(select(_LABELS.c.digest, _LABELS.c.id)
+                                        .where(_LABELS.c.digest.in_(digests[start:start + _CHUNK]))).tuples().all())
+    return found
+
+
+def pack(reason: Mapping[str, Any], label_id: int) -> list[Any]:
+    """One reason (a dict as ``ReasonOut`` dumps it, in JSON mode) as its compact array."""
+    packed = [label_id, reason["contribution"], reason.get("value"), reason.get("record_ids") or []]
+    if reason.get("override"):
+        return [*packed, True]
+    if not packed[3]:  # the defaults left out from the end: no records, then no value
+        packed.pop()
+        if packed[2] is None:
+            packed.pop()
+    return packed
+
+
+def compact(connection: Connection, many: Sequence[Sequence[Mapping[str, Any]]]) -> list[list[list[Any]]]:
+    """Reasons lists (each reason a dict as ``ReasonOut`` dumps it) in the compact form, their
+    labels added to ``reason_labels`` where new; one lookup for all of them."""
+    ids = label_ids(connection, (label_of(r) for reasons in many for r in reasons))
+    return [[pack(r, ids[label_of(r)]) for r in reasons] for reasons in many]
+
+
+def expand(connection: Connection, many: Sequence[Any]) -> list[Any]:
+    """Stored reasons lists, each as a list of dicts (``ReasonOut``'s fields): compact ones with
+    their labels read (one query for all of them), others (stored before, or empty) as they are."""
+    wanted = {r[0] for reasons in many if is_compact(reasons) for r in reasons}
+    if not wanted:
+        return list(many)
+    labels = labels_by_id(connection, wanted)
+    return [[unpack(r, labels) for r in reasons] if is_compact(reasons) else reasons for reasons in many]
+
+
+def labels_by_id(connection: Connection, ids: Iterable[int]) -> dict[int, Label]:
+    """The labels of ``ids`` (an id not in ``reason_labels`` is an error: rows never outlive theirs)."""
+    wanted = sorted(set(ids))
+    labels: dict[int, Label] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        labels.update((i, (c, zh, en)) for i, c, zh, en in connection.execute(
+            select(_LABELS.c.id, _LABELS.c.code, _LABELS.c.label_zh, _LABELS.c.label_en)
+            .where(_LABELS.c.id.in_(wanted[start:start + _CHUNK]))))
+    if len(labels) < len(wanted):
+        raise LookupError(f"reason labels {sorted(set(wanted) - set(labels))[:10]} are not in reason_labels")
+    return labels
+
+
+def unpack(packed: Sequence[Any], labels: Mapping[int, Label]) -> dict[str, Any]:
+    """A compact reason as the dict ``ReasonOut`` dumps (its fields in their order)."""
+    code, zh, en = labels[packed[0]]
+    n = len(packed)
+    return {"code": code, "label_zh": zh, "label_en": en, "contribution": packed[1],
+            "value": packed[2] if n > 2 else None, "record_ids": packed[3] if n > 3 else [],
+            "override": packed[4] if n > 4 else False}
+
+
+def compact_texts(connection: Connection, texts: Sequence[str]) -> list[str]:
+    """Reasons as JSON text (as ``ReasonOut`` dumps them: a bulk load's column) in the compact form,
+    as JSON text: each distinct text parsed and written once, the labels of all looked up at once."""
+    from pydantic_core import from_json
+
+    index: dict[str, int] = {}
+    codes = [index.setdefault(text, len(index)) for text in texts]
+    parsed = [from_json(text) for text in index]
+    ids = label_ids(connection, (label_of(r) for reasons in parsed for r in reasons))
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    written = [dumps([pack(r, ids[label_of(r)]) for r in reasons]) for reasons in parsed]
+    return [written[code] for code in codes]
