@@ -125,15 +125,23 @@ def unpack(packed: Sequence[Any], labels: Mapping[int, Label]) -> dict[str, Any]
             "override": packed[4] if n > 4 else False}
 
 
-def compact_texts(connection: Connection, texts: Sequence[str]) -> list[str]:
-    """Reasons as JSON text (as ``ReasonOut`` dumps them: a bulk load's column) in the compact form,
-    as JSON text: each distinct text parsed and written once, the labels of all looked up at once."""
+def compact_texts(connection: Connection, many: Sequence[str | Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Reasons lists (JSON text, or lists of dicts as ``ReasonOut`` dumps them: a bulk load's column,
+    one object per distinct text) in the compact form as JSON text: each distinct one written once,
+    the labels of all looked up at once."""
     from pydantic_core import from_json
 
-    index: dict[str, int] = {}
-    codes = [index.setdefault(text, len(index)) for text in texts]
-    parsed = [from_json(text) for text in index]
-    ids = label_ids(connection, (label_of(r) for reasons in parsed for r in reasons))
+    index: dict[int | str, int] = {}
+    distinct: list[Sequence[Mapping[str, Any]]] = []
+    codes: list[int] = []
+    for reasons in many:
+        key = reasons if isinstance(reasons, str) else id(reasons)  # (the objects live as long as ``many``)
+        code = index.get(key)
+        if code is None:
+            code = index[key] = len(distinct)
+            distinct.append(from_json(reasons) if isinstance(reasons, str) else reasons)
+        codes.append(code)
+    ids = label_ids(connection, (label_of(r) for reasons in distinct for r in reasons))
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-    written = [dumps([pack(r, ids[label_of(r)]) for r in reasons]) for reasons in parsed]
+    written = [dumps([pack(r, ids[label_of(r)]) for r in reasons]) for reasons in distinct]
     return [written[code] for code in codes]

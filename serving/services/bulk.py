@@ -219,7 +219,9 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
 _USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
 # GradeIn's rules are all per field: a grade frame is validated column by column, each column's
 # distinct values in one call (frame_validation), by GradeIn's own field definitions.
-_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, vectorised={"uscc": _USCC_RULE})
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values=("reasons",),
+                               vectorised={"uscc": _USCC_RULE})
+_REASONS_DUMPED = "reasons_dumped"  # an accepted grade frame's reasons as lists of dicts (stored compactly)
 # SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
 _SUBJECTS = TypeAdapter(list[create_model("BulkSubjectIn", __base__=SubjectIn, uscc=(str, ...))])
 
@@ -232,7 +234,8 @@ def _validate(kind: str, frame: pd.DataFrame, first_row: int) -> tuple[pd.DataFr
         problems = check.problems
         accepted = np.ones(len(frame), dtype=bool)
         accepted[list(problems)] = False
-        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()})
+        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()}
+                          | {_REASONS_DUMPED: check.values["reasons"][accepted]})
         ok.insert(0, "row", np.flatnonzero(accepted) + first_row)
     else:
         problems = _subject_problems(frame)
@@ -287,7 +290,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     # stored compactly, the labels once in reason_labels; the early warnings read the records of the
     # reasons as given
     given_reasons = columns["reasons"]
-    columns["reasons"] = np.array(compact_texts(conn, given_reasons.tolist()), dtype=object)
+    columns["reasons"] = np.array(compact_texts(conn, frame[_REASONS_DUMPED].tolist()), dtype=object)
     report.lap("prepare")
     # the keys staged for the set-based steps; the rows themselves go straight into grades below
     _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
@@ -305,8 +308,8 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
         warn_after_bulk_grades(conn, _grade_changes(columns | {"reasons": given_reasons}, before, now_current))
     report.lap("warnings")
     if not unknown:
-        return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
-    refused = frame.iloc[sorted(unknown)]
+        return frame.iloc[0:0].drop(columns=[_REASONS_DUMPED]).assign(reason=pd.Series(dtype=str))
+    refused = frame.iloc[sorted(unknown)].drop(columns=[_REASONS_DUMPED])
     return refused.assign(reason="uscc: unknown subject (load the subjects first)")
 
 
