@@ -16,13 +16,15 @@ import re
 from pathlib import Path
 
 import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import JSON, String, bindparam, column, inspect, select, table, text, update
 from srv_fixtures import ENT1, ENT2, form_login
 
-from serving.db.reason_labels import is_compact
+from serving.db.reason_labels import compact, compact_texts, expand, is_compact
 from serving.db.session import engine_for, iter_session
 from serving.db.tables import Grade
-from serving.schemas import GradeIn
+from serving.schemas import GradeIn, ReasonOut
 from serving.services.bulk import load_grades
 from serving.services.grades import latest_grade, store_grades
 
@@ -187,3 +189,23 @@ def test_the_migration_down_writes_the_old_form_back_and_up_again_reads_both(ses
 
 def _raw(session) -> list:
     return [json.loads(r) for r in _stored_reasons(session)]
+
+
+_ANY_REASON = st.builds(
+    lambda **kw: ReasonOut(**kw).model_dump(mode="json"),
+    code=st.sampled_from(["a", "penalty_12m", "a*b"]), label_zh=st.text(min_size=1, max_size=12),
+    label_en=st.none() | st.text(max_size=12), contribution=st.floats(-1e6, 1e6, allow_nan=False),
+    value=st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    record_ids=st.lists(st.text(max_size=6), max_size=3), override=st.booleans())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(many=st.lists(st.lists(_ANY_REASON, max_size=5), max_size=4))
+def test_compact_reasons_read_back_as_given(session, many):
+    """Any reasons (labels, numbers, values of every kind, defaults or not) read back as given,
+    through the row path's form and the bulk load's text."""
+    connection = session.connection()
+    assert expand(connection, compact(connection, many)) == many
+    texts = compact_texts(connection, [json.dumps(r, ensure_ascii=False) for r in many])
+    assert expand(connection, [json.loads(t) for t in texts]) == many
+    session.rollback()
