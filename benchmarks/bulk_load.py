@@ -116,7 +116,22 @@ def _batch_reads(engine, codes, batches: int, rng) -> dict:
         t = time.perf_counter()
         read = sum(len(latest_grades(conn, pick)) for pick in picks[1:])
         seconds = time.perf_counter() - t
-    return {"subjects": read, "seconds": seconds}
+        single = _single_reads(conn, rng.choice(codes, 50 * batches).tolist())
+    return {"subjects": read, "seconds": seconds, "single_us": single}
+
+
+def _single_reads(conn, codes) -> list[float]:
+    """The single read's own function (``grades.latest_grade_values`` and the body it answers,
+    no HTTP, no query log): µs of each read."""
+    from serving.presenters import grade_json
+    from serving.services.grades import latest_grade_values
+
+    took = []
+    for code in codes:
+        t = time.perf_counter()
+        grade_json(latest_grade_values(conn, code))
+        took.append((time.perf_counter() - t) * 1e6)
+    return took
 
 
 def _run_tree(tree: Path, args: argparse.Namespace) -> dict:
@@ -163,6 +178,10 @@ def _summary(name: str, result: dict) -> float:
     if reads and reads["seconds"]:
         print(f"    batch read (latest_grades, 1,000 random subjects): {reads['subjects'] / reads['seconds']:,.0f} "
               "subjects/s", flush=True)
+    if reads and reads.get("single_us"):
+        took = sorted(reads["single_us"])
+        print(f"    single read (latest_grade_values + grade_json, {len(took)} random subjects): median "
+              f"{took[len(took) // 2]:,.0f} µs, p99 {took[int(len(took) * 0.99)]:,.0f} µs", flush=True)
     return rows / seconds
 
 
