@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # (C: a str as JSON, non-ASCII kept)
 from typing import Any
 
 from sqlalchemy import Connection, Integer, String, column, select, table
@@ -125,23 +127,47 @@ def unpack(packed: Sequence[Any], labels: Mapping[int, Label]) -> dict[str, Any]
             "override": packed[4] if n > 4 else False}
 
 
-def compact_texts(connection: Connection, many: Sequence[str | Sequence[Mapping[str, Any]]]) -> list[str]:
-    """Reasons lists (JSON text, or lists of dicts as ``ReasonOut`` dumps them: a bulk load's column,
-    one object per distinct text) in the compact form as JSON text: each distinct one written once,
-    the labels of all looked up at once."""
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# reasons in the compact form but for their labels' ids: the labels, and each reason's array after
+# its id as JSON text (strings and tuples only: a bulk load holds one per grade, and the collector
+# need not go through them)
+Template = tuple[tuple[Label, ...], tuple[str, ...]]
+
+
+def reasons_template(reasons: Sequence[Mapping[str, Any]]) -> Template:
+    """Reasons (dicts as ``ReasonOut`` dumps them) as a ``Template``: what the bulk load's
+    validation keeps of each distinct reasons text, to be stored by ``compact_texts``."""
+    return tuple(label_of(r) for r in reasons), tuple(",".join(map(_json_item, pack(r, 0)[1:])) for r in reasons)
+
+
+def _json_item(value: Any) -> str:
+    """An item of a packed reason as JSON text, as ``json.dumps`` writes it (without its Python
+    layers: a bulk load writes five per grade)."""
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):  # record ids
+        return "[" + ",".join(map(encode_basestring, value)) + "]"
+    return _DUMPS(value)  # None, booleans, and whatever else as json writes it
+
+
+def compact_texts(connection: Connection, many: Sequence[str | Template]) -> list[str]:
+    """Reasons (JSON text as ``ReasonOut`` dumps it, or ``reasons_template``'s: a bulk load's
+    column) as the compact form's JSON text: each distinct one written once, the labels of all
+    looked up at once."""
     from pydantic_core import from_json
 
-    index: dict[int | str, int] = {}
-    distinct: list[Sequence[Mapping[str, Any]]] = []
+    index: dict[str | Template, int] = {}
+    distinct: list[Template] = []
     codes: list[int] = []
     for reasons in many:
-        key = reasons if isinstance(reasons, str) else id(reasons)  # (the objects live as long as ``many``)
-        code = index.get(key)
+        code = index.get(reasons)
         if code is None:
-            code = index[key] = len(distinct)
-            distinct.append(from_json(reasons) if isinstance(reasons, str) else reasons)
+            code = index[reasons] = len(distinct)
+            distinct.append(reasons_template(from_json(reasons)) if isinstance(reasons, str) else reasons)
         codes.append(code)
-    ids = label_ids(connection, (label_of(r) for reasons in distinct for r in reasons))
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-    written = [dumps([pack(r, ids[label_of(r)]) for r in reasons]) for reasons in distinct]
+    ids = label_ids(connection, (label for labels, _ in distinct for label in labels))
+    written = ["[" + ",".join(f"[{ids[label]},{rest}]" for label, rest in zip(labels, rests, strict=True)) + "]"
+               for labels, rests in distinct]
     return [written[code] for code in codes]

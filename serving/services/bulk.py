@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
-from serving.db.reason_labels import compact_texts
+from serving.db.reason_labels import compact_texts, reasons_template
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
@@ -219,9 +219,9 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
 _USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
 # GradeIn's rules are all per field: a grade frame is validated column by column, each column's
 # distinct values in one call (frame_validation), by GradeIn's own field definitions.
-_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values=("reasons",),
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values={"reasons": reasons_template},
                                vectorised={"uscc": _USCC_RULE})
-_REASONS_DUMPED = "reasons_dumped"  # an accepted grade frame's reasons as lists of dicts (stored compactly)
+_REASONS_DUMPED = "reasons_template"  # an accepted grade's reasons in the compact form but the labels' ids
 # SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
 _SUBJECTS = TypeAdapter(list[create_model("BulkSubjectIn", __base__=SubjectIn, uscc=(str, ...))])
 

@@ -12,7 +12,6 @@ per row and field.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -33,8 +32,8 @@ class FrameCheck:
 
     columns: dict[str, np.ndarray]
     problems: dict[int, str]
-    # the fields of ``json_values``: each row's validated value dumped in JSON mode (lists and dicts,
-    # one object per distinct text), so a caller needs not parse the text again
+    # the fields of ``json_values``: each row's validated value dumped in JSON mode, as that field's
+    # function makes it (one object per distinct text), so a caller needs not parse the text again
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -43,14 +42,15 @@ class ColumnValidator:
     normalised text is ``TypeAdapter.dump_json`` of the validated value (what the model dumps).
     ``vectorised`` replaces a field's per-value rule by its vectorised form (same rule)."""
 
-    def __init__(self, model: type[BaseModel], *, json_fields: Iterable[str] = (), json_values: Iterable[str] = (),
+    def __init__(self, model: type[BaseModel], *, json_fields: Iterable[str] = (),
+                 json_values: dict[str, Callable[[Any], Any]] | None = None,
                  vectorised: dict[str, Vectorised] | None = None) -> None:
         decorators = model.__pydantic_decorators__
         if decorators.model_validators or decorators.field_validators or decorators.root_validators:
             raise TypeError(f"{model.__name__} has model-level validators: rows cannot be validated by column")
         self.model = model
         self.json_fields = frozenset(json_fields)
-        self.json_values = frozenset(json_values)
+        self.json_values = dict(json_values or {})
         self.vectorised = dict(vectorised or {})
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         for name, info in model.model_fields.items():
@@ -74,7 +74,9 @@ class ColumnValidator:
                     columns[name] = np.full(n, value, dtype=object)
                     if name in self.json_values:
                         values[name] = np.empty(n, dtype=object)
-                        values[name][:] = [self._adapters[name].dump_python(default, mode="json")] * n
+                        made = self.json_values[name](self._adapters[name].dump_python(default, mode="json"))
+                        for i in range(n):
+                            values[name][i] = made
                 continue
             column = frame[name].reset_index(drop=True)
             if name in self.vectorised:
@@ -104,28 +106,22 @@ class ColumnValidator:
         adapter = self._adapters[name]
         out: list[str | None] = []
         dumped: list[Any] = []
-        keep = name in self.json_values
+        keep = self.json_values.get(name)
         bad_uniques: dict[int, str] = {}
-        collecting = gc.isenabled()
-        if keep and collecting:  # (the dumped values are acyclic: a collector's passes over them, as
-            gc.disable()         # they pile up, cost 3× the validation)
-        try:
-            for k, text in enumerate(uniques):  # once per distinct text: parse, validate, serialise
-                try:
-                    validated = adapter.validate_json(text)
-                    out.append(adapter.dump_json(validated).decode())
-                    dumped.append(adapter.dump_python(validated, mode="json") if keep else None)
-                except ValidationError as exc:
-                    out.append(None)
-                    dumped.append(None)
-                    bad_uniques[k] = _problem(name, exc.errors(include_url=False, include_input=False)[0]["loc"],
-                                              exc.errors(include_url=False, include_input=False)[0]["msg"])
-        finally:
-            if keep and collecting:
-                gc.enable()
+        for k, text in enumerate(uniques):  # once per distinct text: parse, validate, serialise
+            try:
+                validated = adapter.validate_json(text)
+                out.append(adapter.dump_json(validated).decode())
+                dumped.append(keep(adapter.dump_python(validated, mode="json")) if keep else None)
+            except ValidationError as exc:
+                out.append(None)
+                dumped.append(None)
+                bad_uniques[k] = _problem(name, exc.errors(include_url=False, include_input=False)[0]["loc"],
+                                          exc.errors(include_url=False, include_input=False)[0]["msg"])
         texts_out, bad = _spread(np.array(out, dtype=object), codes, bad_uniques)
         objects = np.empty(len(dumped), dtype=object)
-        objects[:] = dumped
+        for k, value in enumerate(dumped):  # (one by one: numpy would take nested sequences for dimensions)
+            objects[k] = value
         return texts_out, bad, objects[codes]
 
     def _scalar(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
