@@ -154,6 +154,11 @@ def reasons_template(reasons: Sequence[Mapping[str, Any]]) -> Template:
     return tuple(label_of(r) for r in reasons), tuple(",".join(map(_json_item, pack(r, 0)[1:])) for r in reasons)
 
 
+def template_reasons(template: Template) -> list[dict[str, Any]]:
+    """A template's reasons as dicts with their labels and numbers (the ids' places empty)."""
+    return [unpack([0, *json.loads(f"[{rest}]")], {0: label}) for label, rest in zip(*template, strict=True)]
+
+
 def _json_item(value: Any) -> str:
     """An item of a packed reason as JSON text, as ``json.dumps`` writes it (without its Python
     layers: a bulk load writes five per grade)."""

@@ -3,8 +3,8 @@
 Rows come as a stream of pandas frames (a Parquet file read batch by batch). Each frame is
 validated against the same models as the row-by-row path: grades column by column by the fields
 of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydantic-core call,
-each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
-model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
+each distinct reasons text parsed, validated and dumped once, and stored compactly from that dump
+as ``store_grades`` stores them: ``serving.db.reason_labels``); subjects by ``SubjectIn`` over the
 frame in one call. A rejected row is returned with its input row number (from 1) and its reason
 ("field: rule"), never stored. Accepted grades' keys go into a temporary table, the rows straight
 into ``grades`` (``executemany`` on SQLite, ``COPY`` on PostgreSQL, psycopg 3), and the rest is
@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
+from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
-from serving.db.reason_labels import compact_texts, reasons_template
+from serving.db.reason_labels import compact_texts, reasons_template, template_reasons
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
@@ -289,8 +290,8 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
                 "created_at": np.full(n, now, dtype=object)}
     # stored compactly, the labels once in reason_labels; the early warnings read the records of the
     # reasons as given
-    given_reasons = columns["reasons"]
-    columns["reasons"] = np.array(compact_texts(conn, frame[_REASONS_DUMPED].tolist()), dtype=object)
+    given_reasons = frame[_REASONS_DUMPED].to_numpy(dtype=object)  # (reasons_template's)
+    columns["reasons"] = np.array(compact_texts(conn, given_reasons.tolist()), dtype=object)
     report.lap("prepare")
     # the keys staged for the set-based steps; the rows themselves go straight into grades below
     _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
@@ -309,7 +310,10 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     report.lap("warnings")
     if not unknown:
         return frame.iloc[0:0].drop(columns=[_REASONS_DUMPED]).assign(reason=pd.Series(dtype=str))
-    refused = frame.iloc[sorted(unknown)].drop(columns=[_REASONS_DUMPED])
+    refused = frame.iloc[sorted(unknown)]
+    # the reasons as the model serialises them (the validation kept templates, no text)
+    texts = [to_json(template_reasons(t)).decode() for t in refused[_REASONS_DUMPED]]
+    refused = refused.drop(columns=[_REASONS_DUMPED]).assign(reasons=texts)
     return refused.assign(reason="uscc: unknown subject (load the subjects first)")
 
 
@@ -404,13 +408,13 @@ def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_curren
     changed = now_current[at] & ~same
     positions, old_grade, old_p = at[changed], old_grade[changed], old_p[changed]
     reasons = columns["reasons"]
-    parsed: dict[str, tuple[str, ...]] = {}
+    parsed: dict[Any, tuple[str, ...]] = {}
 
     def record_ids(i: int) -> tuple[str, ...]:
-        text = reasons[positions[i]]
-        if text not in parsed:
-            parsed[text] = adverse_record_ids(text)
-        return parsed[text]
+        given = reasons[positions[i]]  # a reasons template (serving.db.reason_labels)
+        if given not in parsed:
+            parsed[given] = adverse_record_ids(template_reasons(given))
+        return parsed[given]
 
     return GradeChanges(uscc=columns["uscc"][positions].tolist(), as_of=new_as_of[positions].tolist(),
                         new_grade=grades[positions].tolist(), new_probability=probabilities[positions].astype(float),

@@ -33,7 +33,8 @@ class FrameCheck:
     columns: dict[str, np.ndarray]
     problems: dict[int, str]
     # the fields of ``json_values``: each row's validated value dumped in JSON mode, as that field's
-    # function makes it (one object per distinct text), so a caller needs not parse the text again
+    # function makes it (one object per distinct text), so a caller needs not parse the text again;
+    # their ``columns`` hold no text then (empty)
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -111,8 +112,12 @@ class ColumnValidator:
         for k, text in enumerate(uniques):  # once per distinct text: parse, validate, serialise
             try:
                 validated = adapter.validate_json(text)
-                out.append(adapter.dump_json(validated).decode())
-                dumped.append(keep(adapter.dump_python(validated, mode="json")) if keep else None)
+                if keep:  # (its text not written: the caller stores what ``keep`` made)
+                    out.append("")
+                    dumped.append(keep(adapter.dump_python(validated, mode="json")))
+                else:
+                    out.append(adapter.dump_json(validated).decode())
+                    dumped.append(None)
             except ValidationError as exc:
                 out.append(None)
                 dumped.append(None)
