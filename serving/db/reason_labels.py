@@ -151,7 +151,17 @@ Template = tuple[tuple[Label, ...], tuple[str, ...]]
 def reasons_template(reasons: Sequence[Mapping[str, Any]]) -> Template:
     """Reasons (dicts as ``ReasonOut`` dumps them) as a ``Template``: what the bulk load's
     validation keeps of each distinct reasons text, to be stored by ``compact_texts``."""
-    return tuple(label_of(r) for r in reasons), tuple(",".join(map(_json_item, pack(r, 0)[1:])) for r in reasons)
+    labels, rests = [], []
+    for r in reasons:  # ``pack`` written out (a bulk load makes five per grade): the same items, as text
+        labels.append((r["code"], r["label_zh"], r.get("label_en")))
+        value, record_ids, override = r.get("value"), r.get("record_ids") or [], bool(r.get("override"))
+        rest = _json_item(r["contribution"])
+        if override or record_ids or value is not None:
+            rest += "," + _json_item(value)
+            if override or record_ids:
+                rest += "," + _json_item(record_ids) + (",true" if override else "")
+        rests.append(rest)
+    return tuple(labels), tuple(rests)
 
 
 def template_reasons(template: Template) -> list[dict[str, Any]]:
