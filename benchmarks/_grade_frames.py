@@ -11,12 +11,35 @@ import numpy as np
 import pandas as pd
 
 
-def bench_reasons(i: int | None = None) -> str:
-    """Five reasons as a grade stores them; with ``i``, that grade's own contributions and records."""
+def bench_reasons(i: int | None = None, *, sentences: bool = False) -> str:
+    """Five reasons as a grade stores them; with ``i``, that grade's own contributions and records.
+    With ``sentences`` the labels are the model's own sentences (``models.explain``: five model
+    inputs' templates, both languages, the grade's own counts), as the pipeline stores them."""
     shift, tag = (0.0, "") if i is None else ((i % 1000) / 100, f"{i}-")
-    return json.dumps([{"code": f"reason_{k}", "label_zh": f"原因{k}", "label_en": f"reason {k}",
-                        "contribution": -4.0 * k - shift, "value": k, "record_ids": [f"R{tag}{k}"]}
-                       for k in range(5)], ensure_ascii=False)
+    reasons = []
+    for k in range(5):
+        value = k if i is None else (i * 7 + k) % 4 + 1
+        label_zh, label_en = _sentences(k, value) if sentences else (f"原因{k}", f"reason {k}")
+        reasons.append({"code": _CODES[k] if sentences else f"reason_{k}", "label_zh": label_zh, "label_en": label_en,
+                        "contribution": -4.0 * k - shift, "value": value, "record_ids": [f"R{tag}{k}"]})
+    return json.dumps(reasons, ensure_ascii=False)
+
+
+_CODES = ("n_penalty_12m", "n_enforcement_36m", "n_inspection_problem_12m", "n_complaint_36m", "n_inspection_36m")
+
+
+def _sentences(k: int, value: int) -> tuple[str, str]:
+    from features.specs import FEATURE_SPECS
+    from models.explain import render_feature_reason
+    from training.pipeline import feature_metas_from_specs
+
+    global _METAS
+    if _METAS is None:
+        _METAS = {m.name: m for m in feature_metas_from_specs(FEATURE_SPECS)}
+    return render_feature_reason(_METAS[_CODES[k]], value, 1.0)
+
+
+_METAS = None
 
 
 def month_grades(codes: np.ndarray, month: int, reasons: str | list[str],

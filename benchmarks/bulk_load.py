@@ -6,10 +6,12 @@ code and migrates with that tree's Alembic scripts) on a fresh database: ``--sub
 subjects, then ``--as-of`` monthly grade loads of N rows each (5 reasons per grade; the first is
 a first load, the others regrade every subject). Printed per tree: rows/s of each grade load and
 of all of them, the seconds per phase where the tree's ``LoadReport`` reports them
-(``phases``), and on SQLite the WAL's largest size after a batch (its growth during a load).
+(``phases``), and on SQLite the WAL's largest size after a batch (its growth during a load); then
+the bytes per grade row (the grades table's, without indexes, and the whole database's) and the
+batch read's subjects/s (``grades.latest_grades`` in process, 1,000 random subjects a read).
 
 Usage: flock /tmp/bench.lock timeout 900 .venv/bin/python benchmarks/bulk_load.py --subjects 200000 --as-of 2
-       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--repeats 1]
+       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--sentences] [--repeats 1]
        [--postgres 'postgresql+psycopg://tiers@/bench?host=/tmp&port=55441']
 Target (issue 22): ≥ 50,000 grades/s.
 """
@@ -62,7 +64,8 @@ def _child(args: argparse.Namespace) -> dict:
     load_subjects(engine, (subjects.iloc[i:i + rows] for i in range(0, n, rows)), load_id="subjects")
     out: dict = {"subjects_per_s": n / (time.perf_counter() - t), "loads": []}
 
-    reasons = [bench_reasons(i) for i in range(n)] if args.distinct_reasons else bench_reasons()
+    reasons = ([bench_reasons(i, sentences=args.sentences) for i in range(n)] if args.distinct_reasons
+               else bench_reasons(sentences=args.sentences))
     wal = tmp / "bulk.db-wal"
     for month in range(args.as_of):
         as_of, grades = month_grades(codes, month, reasons, rng)
@@ -78,9 +81,57 @@ def _child(args: argparse.Namespace) -> dict:
         out["loads"].append({"as_of": str(as_of), "rows": report.stored, "seconds": seconds,
                              "cpu": time.process_time() - cpu, "phases": dict(getattr(report, "phases", {}) or {}),
                              "wal_peak": wal_peak[0]})
+    out["storage"] = _storage(engine, n * args.as_of)
+    out["batch_reads"] = _batch_reads(engine, codes, args.read_batches, rng)
     engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)  # (the disk is shared)
     return out
+
+
+def _storage(engine, grades: int) -> dict:
+    """Bytes of the grades table (its rows, without indexes) and of the whole database, per grade
+    row: ``dbstat`` on SQLite, the relation sizes on PostgreSQL (after a VACUUM ANALYZE)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sizes = dict(conn.exec_driver_sql("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").all())
+            total = sum(sizes.values())
+        else:
+            conn.connection.driver_connection.autocommit = True
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            sizes = dict(conn.exec_driver_sql(
+                "SELECT relname, pg_table_size(oid) FROM pg_class WHERE relname IN ('grades', 'reason_labels')").all())
+            total = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    return {"grade_rows": grades, "grades_table": sizes.get("grades", 0), "reason_labels": sizes.get("reason_labels", 0),
+            "database": total}
+
+
+def _batch_reads(engine, codes, batches: int, rng) -> dict:
+    """The batch read's own function (``grades.latest_grades``, no HTTP): ``batches`` reads of
+    1,000 random subjects, subjects/s (the database just loaded: its pages mostly cached)."""
+    from serving.services.grades import latest_grades
+
+    picks = [rng.choice(codes, 1000, replace=False).tolist() for _ in range(batches + 1)]
+    with engine.connect() as conn:
+        latest_grades(conn, picks[0])  # (statements compiled)
+        t = time.perf_counter()
+        read = sum(len(latest_grades(conn, pick)) for pick in picks[1:])
+        seconds = time.perf_counter() - t
+        single = _single_reads(conn, rng.choice(codes, 50 * batches).tolist())
+    return {"subjects": read, "seconds": seconds, "single_us": single}
+
+
+def _single_reads(conn, codes) -> list[float]:
+    """The single read's own function (``grades.latest_grade_values`` and the body it answers,
+    no HTTP, no query log): µs of each read."""
+    from serving.presenters import grade_json
+    from serving.services.grades import latest_grade_values
+
+    took = []
+    for code in codes:
+        t = time.perf_counter()
+        grade_json(latest_grade_values(conn, code))
+        took.append((time.perf_counter() - t) * 1e6)
+    return took
 
 
 def _run_tree(tree: Path, args: argparse.Namespace) -> dict:
@@ -89,6 +140,9 @@ def _run_tree(tree: Path, args: argparse.Namespace) -> dict:
            "--as-of", str(args.as_of), "--batch-rows", str(args.batch_rows)]
     if args.distinct_reasons:
         cmd.append("--distinct-reasons")
+    if args.sentences:
+        cmd.append("--sentences")
+    cmd += ["--read-batches", str(args.read_batches)]
     if args.postgres:
         cmd += ["--postgres", args.postgres]
     done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, timeout=args.timeout, check=False)
@@ -114,6 +168,20 @@ def _summary(name: str, result: dict) -> float:
         if load["phases"]:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in sorted(load["phases"].items(), key=lambda kv: -kv[1]))
             print(f"    {load['as_of']} phases (s of {load['seconds']:.2f}): {phases}", flush=True)
+    storage = result.get("storage")
+    if storage:
+        rows_n = storage["grade_rows"]
+        print(f"    bytes per grade row: grades table {storage['grades_table'] / rows_n:,.0f}, reason_labels "
+              f"{storage['reason_labels'] / rows_n:,.1f}, whole database {storage['database'] / rows_n:,.0f} "
+              f"({storage['database'] / 2**20:,.0f} MB)", flush=True)
+    reads = result.get("batch_reads")
+    if reads and reads["seconds"]:
+        print(f"    batch read (latest_grades, 1,000 random subjects): {reads['subjects'] / reads['seconds']:,.0f} "
+              "subjects/s", flush=True)
+    if reads and reads.get("single_us"):
+        took = sorted(reads["single_us"])
+        print(f"    single read (latest_grade_values + grade_json, {len(took)} random subjects): median "
+              f"{took[len(took) // 2]:,.0f} µs, p99 {took[int(len(took) * 0.99)]:,.0f} µs", flush=True)
     return rows / seconds
 
 
@@ -140,6 +208,9 @@ def main(args: argparse.Namespace) -> None:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     grade_load_options(p, as_of=2)
+    p.add_argument("--sentences", action="store_true", help="the model's own reason sentences as labels (as stored "
+                   "by the pipeline) instead of short tags")
+    p.add_argument("--read-batches", type=int, default=20, help="batch reads of 1,000 subjects after the loads")
     p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
     p.add_argument("--trees", default=".", help="source trees to compare, comma-separated, the first the baseline "
                    "(e.g. a checkout of main, then this one)")

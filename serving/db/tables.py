@@ -23,7 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -155,11 +155,54 @@ class Grade(SurrogateKey, CreatedAt, Base):
     model_version: Mapped[str] = mapped_column(String(80))
     profile_hash: Mapped[str] = mapped_column(String(64))
     base_score: Mapped[float | None] = mapped_column(Float)
-    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # the column ``reasons`` as stored: compact (``serving.db.reason_labels``; the labels in
+    # reason_labels) or, stored before migration 0020, each reason with its labels. Read and
+    # written as ``reasons``.
+    stored_reasons: Mapped[list[Any]] = mapped_column("reasons", JSON, default=list)
     what_if: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # set when a record behind the grade changed (objection upheld, repair) until regraded
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     stale_reason: Mapped[str | None] = mapped_column(String(200))
+
+    @property
+    def reasons(self) -> list[Any]:
+        """The reasons as ``ReasonOut`` dumps them (labels included), whichever form they are stored
+        in; the labels of compact ones read in the row's session (once per stored value)."""
+        from serving.db.reason_labels import expand, is_compact
+
+        stored = self.stored_reasons
+        if not is_compact(stored):
+            return stored
+        read = self.__dict__.get("_reasons_read")
+        if read is None or read[0] is not stored:
+            session = object_session(self)
+            if session is None:
+                raise RuntimeError("a grade's compact reasons are read in its session (the labels are in the database)")
+            read = (stored, expand(session.connection(), [stored])[0])
+            self.__dict__["_reasons_read"] = read
+        return read[1]
+
+    @reasons.setter
+    def reasons(self, value: list[Any]) -> None:
+        """Stored compactly when the row is in a session (else as given: a form that reads too)."""
+        from serving.db.reason_labels import compact
+
+        session = object_session(self)
+        self.stored_reasons = compact(session.connection(), [value])[0] if session is not None and value else value
+
+
+class ReasonLabel(Base):
+    """A reason's labels (code, both languages' sentences), stored once for every grade that gives
+    it (``serving.db.reason_labels``, migration 0020): never changed or deleted. ``digest`` is the
+    key of the three texts (BLAKE2b, 128 bits)."""
+
+    __tablename__ = "reason_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(80))
+    label_zh: Mapped[str] = mapped_column(String(200))
+    label_en: Mapped[str | None] = mapped_column(String(200))
 
 
 class CurrentGrade(Base):

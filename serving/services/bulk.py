@@ -3,8 +3,8 @@
 Rows come as a stream of pandas frames (a Parquet file read batch by batch). Each frame is
 validated against the same models as the row-by-row path: grades column by column by the fields
 of ``GradeIn`` (``frame_validation``: each column's distinct values in one pydantic-core call,
-each distinct reasons text parsed, validated and serialised once, so the stored reasons are the
-model's own serialisation, as ``store_grades`` stores them); subjects by ``SubjectIn`` over the
+each distinct reasons text parsed, validated and dumped once, and stored compactly from that dump
+as ``store_grades`` stores them: ``serving.db.reason_labels``); subjects by ``SubjectIn`` over the
 frame in one call. A rejected row is returned with its input row number (from 1) and its reason
 ("field: rule"), never stored. Accepted grades' keys go into a temporary table, the rows straight
 into ``grades`` (``executemany`` on SQLite, ``COPY`` on PostgreSQL, psycopg 3), and the rest is
@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError, create_model
+from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
+from serving.db.reason_labels import compact_texts, reasons_template, template_reasons
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
@@ -218,7 +220,9 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
 _USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
 # GradeIn's rules are all per field: a grade frame is validated column by column, each column's
 # distinct values in one call (frame_validation), by GradeIn's own field definitions.
-_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, vectorised={"uscc": _USCC_RULE})
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values={"reasons": reasons_template},
+                               vectorised={"uscc": _USCC_RULE})
+_REASONS_DUMPED = "reasons_template"  # an accepted grade's reasons in the compact form but the labels' ids
 # SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
 _SUBJECTS = TypeAdapter(list[create_model("BulkSubjectIn", __base__=SubjectIn, uscc=(str, ...))])
 
@@ -231,7 +235,8 @@ def _validate(kind: str, frame: pd.DataFrame, first_row: int) -> tuple[pd.DataFr
         problems = check.problems
         accepted = np.ones(len(frame), dtype=bool)
         accepted[list(problems)] = False
-        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()})
+        ok = pd.DataFrame({name: values[accepted] for name, values in check.columns.items()}
+                          | {_REASONS_DUMPED: check.values["reasons"][accepted]})
         ok.insert(0, "row", np.flatnonzero(accepted) + first_row)
     else:
         problems = _subject_problems(frame)
@@ -283,6 +288,10 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
     columns = {name: frame[name].to_numpy(dtype=object) for name in _GRADE_COLUMNS if name in frame}
     columns |= {"stale": np.full(n, False, dtype=object), "stale_reason": np.full(n, None, dtype=object),
                 "created_at": np.full(n, now, dtype=object)}
+    # stored compactly, the labels once in reason_labels; the early warnings read the records of the
+    # reasons as given
+    given_reasons = frame[_REASONS_DUMPED].to_numpy(dtype=object)  # (reasons_template's)
+    columns["reasons"] = np.array(compact_texts(conn, given_reasons.tolist()), dtype=object)
     report.lap("prepare")
     # the keys staged for the set-based steps; the rows themselves go straight into grades below
     _stage(conn, _STAGE, "grades", _GRADE_KEY, columns)
@@ -297,11 +306,14 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
             now_current[[pos for (pos,) in _driver_rows(conn,
                 f"SELECT s.pos FROM {_STAGE} s JOIN {c.name} c "  # noqa: S608 # the model's names, never input
                 "ON c.uscc = s.uscc AND c.as_of = s.as_of AND c.model_version = s.model_version")]] = True
-        warn_after_bulk_grades(conn, _grade_changes(columns, before, now_current))
+        warn_after_bulk_grades(conn, _grade_changes(columns | {"reasons": given_reasons}, before, now_current))
     report.lap("warnings")
     if not unknown:
-        return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
+        return frame.iloc[0:0].drop(columns=[_REASONS_DUMPED]).assign(reason=pd.Series(dtype=str))
     refused = frame.iloc[sorted(unknown)]
+    # the reasons as the model serialises them (the validation kept templates, no text)
+    texts = [to_json(template_reasons(t)).decode() for t in refused[_REASONS_DUMPED]]
+    refused = refused.drop(columns=[_REASONS_DUMPED]).assign(reasons=texts)
     return refused.assign(reason="uscc: unknown subject (load the subjects first)")
 
 
@@ -396,13 +408,13 @@ def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_curren
     changed = now_current[at] & ~same
     positions, old_grade, old_p = at[changed], old_grade[changed], old_p[changed]
     reasons = columns["reasons"]
-    parsed: dict[str, tuple[str, ...]] = {}
+    parsed: dict[Any, tuple[str, ...]] = {}
 
     def record_ids(i: int) -> tuple[str, ...]:
-        text = reasons[positions[i]]
-        if text not in parsed:
-            parsed[text] = adverse_record_ids(text)
-        return parsed[text]
+        given = reasons[positions[i]]  # a reasons template (serving.db.reason_labels)
+        if given not in parsed:
+            parsed[given] = adverse_record_ids(template_reasons(given))
+        return parsed[given]
 
     return GradeChanges(uscc=columns["uscc"][positions].tolist(), as_of=new_as_of[positions].tolist(),
                         new_grade=grades[positions].tolist(), new_probability=probabilities[positions].astype(float),

@@ -13,7 +13,7 @@ per row and field.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
@@ -32,6 +32,10 @@ class FrameCheck:
 
     columns: dict[str, np.ndarray]
     problems: dict[int, str]
+    # the fields of ``json_values``: each row's validated value dumped in JSON mode, as that field's
+    # function makes it (one object per distinct text), so a caller needs not parse the text again;
+    # their ``columns`` hold no text then (empty)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class ColumnValidator:
@@ -40,12 +44,14 @@ class ColumnValidator:
     ``vectorised`` replaces a field's per-value rule by its vectorised form (same rule)."""
 
     def __init__(self, model: type[BaseModel], *, json_fields: Iterable[str] = (),
+                 json_values: dict[str, Callable[[Any], Any]] | None = None,
                  vectorised: dict[str, Vectorised] | None = None) -> None:
         decorators = model.__pydantic_decorators__
         if decorators.model_validators or decorators.field_validators or decorators.root_validators:
             raise TypeError(f"{model.__name__} has model-level validators: rows cannot be validated by column")
         self.model = model
         self.json_fields = frozenset(json_fields)
+        self.json_values = dict(json_values or {})
         self.vectorised = dict(vectorised or {})
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         for name, info in model.model_fields.items():
@@ -56,6 +62,7 @@ class ColumnValidator:
         n = len(frame)
         problems: dict[int, str] = {}
         columns: dict[str, np.ndarray] = {}
+        values: dict[str, np.ndarray] = {}
         for name, info in self.model.model_fields.items():
             if name not in frame:
                 if info.is_required():
@@ -66,17 +73,24 @@ class ColumnValidator:
                     default = info.get_default(call_default_factory=True)
                     value = self._adapters[name].dump_json(default).decode() if name in self.json_fields else default
                     columns[name] = np.full(n, value, dtype=object)
+                    if name in self.json_values:
+                        values[name] = np.empty(n, dtype=object)
+                        made = self.json_values[name](self._adapters[name].dump_python(default, mode="json"))
+                        for i in range(n):
+                            values[name][i] = made
                 continue
             column = frame[name].reset_index(drop=True)
             if name in self.vectorised:
                 columns[name], bad = self._vectorised(name, column)
             elif name in self.json_fields:
-                columns[name], bad = self._json(name, column)
+                columns[name], bad, dumped = self._json(name, column)
+                if name in self.json_values:
+                    values[name] = dumped
             else:
                 columns[name], bad = self._scalar(name, column)
             for i in sorted(bad):
                 problems.setdefault(i, bad[i])
-        return FrameCheck(columns, problems)
+        return FrameCheck(columns, problems, values)
 
     def _vectorised(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
         valid, problem = self.vectorised[name]
@@ -84,7 +98,7 @@ class ColumnValidator:
         ok = valid(column)
         return values, {int(i): f"{name}: {problem(values[i])}" for i in np.flatnonzero(~ok)}
 
-    def _json(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
+    def _json(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
         import json
 
         texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if v is not None else "null"
@@ -92,15 +106,28 @@ class ColumnValidator:
         codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
         adapter = self._adapters[name]
         out: list[str | None] = []
+        dumped: list[Any] = []
+        keep = self.json_values.get(name)
         bad_uniques: dict[int, str] = {}
         for k, text in enumerate(uniques):  # once per distinct text: parse, validate, serialise
             try:
-                out.append(adapter.dump_json(adapter.validate_json(text)).decode())
+                validated = adapter.validate_json(text)
+                if keep:  # (its text not written: the caller stores what ``keep`` made)
+                    out.append("")
+                    dumped.append(keep(adapter.dump_python(validated, mode="json")))
+                else:
+                    out.append(adapter.dump_json(validated).decode())
+                    dumped.append(None)
             except ValidationError as exc:
                 out.append(None)
+                dumped.append(None)
                 bad_uniques[k] = _problem(name, exc.errors(include_url=False, include_input=False)[0]["loc"],
                                           exc.errors(include_url=False, include_input=False)[0]["msg"])
-        return _spread(np.array(out, dtype=object), codes, bad_uniques)
+        texts_out, bad = _spread(np.array(out, dtype=object), codes, bad_uniques)
+        objects = np.empty(len(dumped), dtype=object)
+        for k, value in enumerate(dumped):  # (one by one: numpy would take nested sequences for dimensions)
+            objects[k] = value
+        return texts_out, bad, objects[codes]
 
     def _scalar(self, name: str, column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)  # missing values: code -1

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
+from serving.db.reason_labels import compact, expand
 from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import GradeUnavailable, ModelUnavailable
@@ -70,6 +71,8 @@ def put_grade(session: Session, grade: GradeIn) -> Grade:
     """Insert or replace one grade (fresh: not stale, stored now); the caller refreshes the current
     grade (``refresh_current``) and commits."""
     values = grade.model_dump(mode="json") | {"as_of": grade.as_of}
+    # the reasons compact, their labels once in reason_labels (serving.db.reason_labels)
+    values["stored_reasons"] = compact(session.connection(), [values.pop("reasons")])[0]
     existing = session.scalars(select(Grade).where(
         Grade.uscc == grade.uscc, Grade.as_of == grade.as_of, Grade.model_version == grade.model_version)).first()
     if existing is None:
@@ -262,7 +265,9 @@ def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, An
     rows = statement.rows(connection, {"uscc": uscc})
     if not rows:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
-    return dict(zip(statement.columns, rows[0], strict=True))
+    values = dict(zip(statement.columns, rows[0], strict=True))
+    values["reasons"] = expand(connection, [values["reasons"]])[0]  # the labels: one indexed read
+    return values
 
 
 def latest_grades(source: Session | Connection, usccs: Iterable[str]) -> dict[str, GradeOut]:
@@ -280,6 +285,9 @@ def latest_grades(source: Session | Connection, usccs: Iterable[str]) -> dict[st
         # padded to the bucket's size by repeating a code: a code twice in IN (…) is one row
         values = {f"u{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
         rows.extend(dict(zip(statement.columns, row, strict=True)) for row in statement.rows(connection, values))
+    # the reasons' labels: one read for the batch (each label once)
+    for row, reasons in zip(rows, expand(connection, [row["reasons"] for row in rows]), strict=True):
+        row["reasons"] = reasons
     return {g.uscc: g for g in _GRADES_OUT.validate_python(rows)}
 
 

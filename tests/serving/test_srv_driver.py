@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import bindparam, column, exc, select, table
 
 from serving.db.driver import compiled_for
+from serving.db.reason_labels import expand
 from serving.security import Principal
 from serving.services.access import _can_read_statement, can_read
 from serving.services.grades import _LATEST_VALUES, latest_grade_values
@@ -15,6 +16,8 @@ from serving.services.grades import _LATEST_VALUES, latest_grade_values
 
 def test_the_grade_read_equals_sqlalchemys_row(session, world):
     expected = dict(session.execute(_LATEST_VALUES, {"uscc": world.ent1}).mappings().one())
+    # the reasons stored compactly, read with their labels (serving.db.reason_labels), as the read does
+    expected["reasons"] = expand(session.connection(), [expected["reasons"]])[0]
     assert expected["base_score"] is not None and expected["reasons"]  # floats, JSON, dates all present
     got = latest_grade_values(session, world.ent1)
     assert got == expected
