@@ -30,8 +30,9 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 try:
@@ -385,6 +386,10 @@ class GroupCommitWriter:
     the tail of the log is anchored outside the database within seconds, and neither a request
     nor the next commit waits for the signature or the checkpoint file's fsync.
 
+    On PostgreSQL the group's transaction commits without waiting for its WAL, which releases
+    the head row's lock at once, and the writer waits for durability afterwards, outside the lock
+    (``_chain_and_commit``): the workers' commits do not queue behind each other's WAL flush.
+
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
     own busy handler would sleep 1, 2, 5, 10 … ms between retries. A writer that finds it taken
@@ -516,7 +521,7 @@ class GroupCommitWriter:
         outcomes: list[tuple[list[_Batch], BaseException | None]] = []
         carried: tuple[list[_Batch], Offer | None] | None = None
         try:
-            if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
+            if spool is None:  # PostgreSQL (its lock is not held across the flush), in-memory SQLite
                 return [(group, self._commit_entries(_entries_of(group)))], None
             _read_subject_leaves(self._raw, _entries_of(group))  # before the lock: see its doc
             try:
@@ -669,17 +674,55 @@ def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:
 def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str,
                       *, flush_after: bool = False) -> tuple[int, str, int]:
     """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head,
-    durable when this returns. With ``flush_after`` (PostgreSQL) the commit does not wait for its
-    WAL, and so releases the head row's lock at once; ``_PG_FLUSH_BARRIER`` then waits for it."""
+    durable when this returns. With ``flush_after`` (PostgreSQL): see ``_chain_and_commit_pg``."""
+    if flush_after:
+        return _chain_and_commit_pg(raw, engine, entries, key)
     cursor = raw.cursor()
-    if flush_after:  # before the head's UPDATE: this round trip is not under the lock
-        cursor.execute(_PG_COMMIT_WITHOUT_WAITING)
     head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, key)
     cursor.close()
     raw.commit()
-    if flush_after:
-        _flush_barrier(raw)
     return head
+
+
+def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
+    """``_chain_and_commit`` on PostgreSQL (psycopg): the transaction commits without waiting for
+    its WAL, so the head row's lock is held only while the statements run, then
+    ``_PG_FLUSH_BARRIER`` waits for durability outside it. Three round trips in all, in pipelines
+    (before this, five: each a wait for a scheduler turn of the server's backend on a busy
+    machine): begin and advance the head; insert, set the head's hash and commit; the barrier."""
+    conn = raw.driver_connection
+    sql = _driver_statements(engine.dialect)
+    conn.autocommit = True  # the transaction's BEGIN and COMMIT are sent in the pipelines below
+    cursor = conn.cursor()
+    try:
+        with conn.pipeline():
+            cursor.execute("BEGIN")
+            cursor.execute(_PG_COMMIT_WITHOUT_WAITING)
+            cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
+            head = cursor.fetchone()
+        if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
+            raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
+        seq, prev_hash, keyed_from = head
+        last_hash = _link(entries, seq, prev_hash, key)
+        with conn.pipeline():
+            cursor.executemany(sql.insert.sql, sql.rows(entries))
+            cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
+            cursor.execute("COMMIT")
+        cursor.execute(_PG_FLUSH_BARRIER)  # autocommit: its own transaction, committed as the session says
+    except BaseException:
+        with contextlib.suppress(Exception):
+            status = conn.info.transaction_status
+            if status != type(status).IDLE:  # a transaction left open (or failed) by the error
+                conn.execute("ROLLBACK")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+        try:
+            conn.autocommit = False  # as the pool lends its connections
+        except Exception:  # a broken connection: the pool must not lend it again
+            raw.invalidate()
+    return seq, last_hash, keyed_from
 
 
 # PostgreSQL: the log's transaction commits without waiting for its WAL to be flushed (this
@@ -819,5 +862,22 @@ def anchor_now(session: Session) -> Any:
     keys = keys_for(session.get_bind().url)
     checkpoint = sign_checkpoint(keys.signing_key, head.seq, head.last_hash, head.keyed_from)
     session.rollback()  # nothing was written; end the read before the file's fsync
+    _wait_until_durable(session)
     append_checkpoint(keys.checkpoints, checkpoint)
     return checkpoint
+
+
+def _wait_until_durable(session: Session) -> None:
+    """PostgreSQL: wait until what ``session`` has seen is durable before it is signed. The log's
+    writers commit without waiting for the WAL (``_PG_COMMIT_WITHOUT_WAITING``), so a head just
+    read may not be on disk yet: a checkpoint of it, were the server to crash, would be ahead of
+    the log it recovers (what ``tiers querylog check`` reports as a truncated log). A server that
+    refuses the barrier has writers that commit synchronously (``_can_flush_after``): what they
+    committed is durable once seen."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        session.execute(text(_PG_FLUSH_BARRIER))
+        session.commit()
+    except ProgrammingError:
+        session.rollback()

@@ -138,3 +138,21 @@ def test_without_the_durability_barrier_the_log_commits_synchronously(database_u
         engine.dispose()
     result = check_chain(session)
     assert result.ok and result.entries == 3
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_checkpoint_signs_the_head_the_writers_committed(database_url, session, monkeypatch, refused):
+    """``anchor_now`` waits for the WAL before it signs the head it read (the writers' commits may
+    not be flushed yet when it reads); where the barrier is refused it signs all the same."""
+    if refused:
+        monkeypatch.setattr(querylog, "_PG_FLUSH_BARRIER", "SELECT no_such_function_for_the_test()")
+    engine = create_engine(database_url)
+    try:
+        for i in range(3):
+            append_entry_durably(engine, principal=_reader("anchor"), uscc=f"91320100000000001{i}",
+                                 purpose="并发测试", endpoint="GET /t")
+    finally:
+        engine.dispose()
+    checkpoint = querylog.anchor_now(session)
+    assert checkpoint is not None and checkpoint.seq == 3
+    assert check_chain(session).ok
