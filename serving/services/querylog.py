@@ -388,7 +388,7 @@ class GroupCommitWriter:
 
     On PostgreSQL the group's transaction commits without waiting for its WAL, which releases
     the head row's lock at once, and the writer waits for durability afterwards, outside the lock
-    (``_chain_and_commit``): the workers' commits do not queue behind each other's WAL flush.
+    (``_chain_and_commit_pg``): the workers' commits do not queue behind each other's WAL flush.
 
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
@@ -417,8 +417,9 @@ class GroupCommitWriter:
                        if database and database != ":memory:" and fcntl is not None else None)
         self._raw: Any = None  # the DBAPI connection of the writer's current turn
         # PostgreSQL: commit without waiting for the WAL, then wait outside the head lock
-        # (``_chain_and_commit``); None until the first commit asks the server whether it can
-        self._flush_after: bool | None = None if engine.dialect.name == "postgresql" else False
+        # (``_chain_and_commit_pg``); None until the first commit asks the server whether it can
+        pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._flush_after: bool | None = None if pg else False
         self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
         self._anchored_seq = 0  # … and last signed into a checkpoint
         self._anchored_at = time.monotonic()
@@ -595,7 +596,8 @@ class GroupCommitWriter:
             return None
         if self._flush_after is None:  # PostgreSQL's first commit of this writer: can it?
             self._flush_after = _can_flush_after(self._raw, engine.dialect)
-        head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key, flush_after=self._flush_after)
+        commit = _chain_and_commit_pg if self._flush_after else _chain_and_commit
+        head = commit(self._raw, engine, everything, self._keys.mac_key)
         for other in others:  # after the commit returned: their rows are durable
             with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
                 self._spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
@@ -671,12 +673,9 @@ def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:
     return [e for b in batches for e in b.entries]
 
 
-def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str,
-                      *, flush_after: bool = False) -> tuple[int, str, int]:
+def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
     """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head,
-    durable when this returns. With ``flush_after`` (PostgreSQL): see ``_chain_and_commit_pg``."""
-    if flush_after:
-        return _chain_and_commit_pg(raw, engine, entries, key)
+    durable when this returns (on PostgreSQL the writers use ``_chain_and_commit_pg``)."""
     cursor = raw.cursor()
     head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, key)
     cursor.close()
@@ -753,11 +752,20 @@ def _flush_barrier(raw: Any) -> None:
     raw.commit()
 
 
+def _psycopg_pipelines() -> bool:
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
 def _can_flush_after(raw: Any, dialect: Dialect) -> bool:
     """Whether the barrier runs on this PostgreSQL (run once: harmless). A server that refuses it
     (the function revoked, an older or a foreign server) is no error: the log then commits each
     group synchronously under the head lock, as before. Any other error (a lost connection)
-    propagates: the question is asked again at the next commit."""
+    propagates: the question is asked again at the next commit. Without psycopg's pipeline mode
+    (a libpq before 14) the same."""
+    if not _psycopg_pipelines():
+        return False
     try:
         _flush_barrier(raw)
         return True
