@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -46,6 +47,7 @@ def _stalled_standby(database_url: str):
             if not conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")):
                 pytest.skip("ALTER SYSTEM needs a superuser role")
             _set_standby(conn, "no_such_standby")
+        _until_commits_wait(database_url)
         try:
             yield
         finally:
@@ -53,6 +55,40 @@ def _stalled_standby(database_url: str):
                 conn.execute(text("ALTER SYSTEM RESET synchronous_standby_names"))
                 conn.execute(text("SELECT pg_reload_conf()"))
     finally:
+        admin.dispose()
+
+
+def _until_commits_wait(database_url: str) -> None:
+    """Return once a commit under ``synchronous_commit = on`` waits for the standby: the reload
+    reaches the server's processes a moment after ``pg_reload_conf`` returns. A probe found
+    waiting is cancelled (its commit then stands locally: a WAL record, nothing else)."""
+    probe = create_engine(database_url, connect_args={"options": "-c synchronous_commit=on"})
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with probe.connect() as conn:
+                pid = conn.scalar(text("SELECT pg_backend_pid()"))
+                conn.commit()
+                done = threading.Event()
+
+                def commit(conn=conn, done=done) -> None:
+                    conn.execute(text("SELECT pg_logical_emit_message(true, 'test-probe', '')"))
+                    conn.commit()
+                    done.set()
+
+                waiter = threading.Thread(target=commit, daemon=True)
+                waiter.start()
+                if not done.wait(0.3):
+                    with admin.connect() as other:
+                        other.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+                    waiter.join(10)
+                    return
+                waiter.join()
+            time.sleep(0.05)
+        pytest.fail("the stalled standby did not take effect")
+    finally:
+        probe.dispose()
         admin.dispose()
 
 
