@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import operator
 import threading
 import time
@@ -29,8 +30,9 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 try:
@@ -45,6 +47,7 @@ from serving.services.querylog_flush import WalFlusher, sync_wal, wal_path
 from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
 
 GENESIS_HASH = "0" * 64
+_log = logging.getLogger(__name__)
 _HASHED_FIELDS = ("seq", "at", "actor", "actor_role", "actor_kind", "uscc", "purpose", "endpoint",
                   "outcome", "personal_info_unmasked")
 
@@ -392,6 +395,10 @@ class GroupCommitWriter:
     the tail of the log is anchored outside the database within seconds, and neither a request
     nor the next commit waits for the signature or the checkpoint file's fsync.
 
+    On PostgreSQL the group's transaction commits without waiting for its WAL, which releases
+    the head row's lock at once, and the writer waits for durability afterwards, outside the lock
+    (``_chain_and_commit_pg``): the workers' commits do not queue behind each other's WAL flush.
+
     For SQLite a ``flock`` on ``<database>-querylog.lock`` orders the writers of different
     processes: the kernel wakes the next one as soon as the lock is released, where SQLite's
     own busy handler would sleep 1, 2, 5, 10 … ms between retries. A writer that finds it taken
@@ -422,6 +429,10 @@ class GroupCommitWriter:
                              self._keys.mac_key, LoggedRead)
                        if database and database != ":memory:" and fcntl is not None else None)
         self._raw: Any = None  # the DBAPI connection of the writer's current turn
+        # PostgreSQL: commit without waiting for the WAL, then wait outside the head lock
+        # (``_chain_and_commit_pg``); None until the first commit asks the server whether it can
+        pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._flush_after: bool | None = None if pg else False
         self._committed: tuple[int, str, int] | None = None  # the head this writer last committed
         self._anchored_seq = 0  # … and last signed into a checkpoint
         self._anchored_at = time.monotonic()
@@ -533,7 +544,7 @@ class GroupCommitWriter:
         outcomes: list[tuple[list[_Batch], BaseException | None]] = []
         carried: tuple[list[_Batch], Offer | None] | None = None
         try:
-            if spool is None:  # PostgreSQL (which groups concurrent commits itself), in-memory SQLite
+            if spool is None:  # PostgreSQL (its lock is not held across the flush), in-memory SQLite
                 return [(group, self._commit_entries(_entries_of(group)))], None
             _read_subject_leaves(self._raw, _entries_of(group))  # before the lock: see its doc
             try:
@@ -640,8 +651,15 @@ class GroupCommitWriter:
         if not everything:
             return None
         if self._postgres and self._keys.flush_interval_s > 0:
+            # bounded loss (TIERS_QUERYLOG_FLUSH_MS > 0): commit without waiting for the WAL, and no
+            # durability barrier before the answer: the server's WAL writer flushes it (docs/postgres.md)
             _defer_wal_flush(self._raw)
-        head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key)
+            head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key)
+        else:
+            if self._flush_after is None:  # PostgreSQL's first commit of this writer: can it?
+                self._flush_after = _can_flush_after(self._raw, engine.dialect)
+            commit = _chain_and_commit_pg if self._flush_after else _chain_and_commit
+            head = commit(self._raw, engine, everything, self._keys.mac_key)
         for other in others:  # after the commit returned: their rows are committed (durable: see _commit)
             with contextlib.suppress(OSError):  # no mark: its worker logs the group itself
                 self._spool.mark_taken(other, other.entries[-1].seq, other.entries[0].prev_hash)
@@ -718,7 +736,8 @@ def _entries_of(batches: list[_Batch]) -> list[LoggedRead]:
 
 
 def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
-    """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head."""
+    """Chain and insert ``entries`` on the DBAPI connection ``raw`` and commit; the new head,
+    durable when this returns (on PostgreSQL the writers use ``_chain_and_commit_pg``)."""
     cursor = raw.cursor()
     head = _chain_on_cursor(cursor, _driver_statements(engine.dialect), entries, key)
     cursor.close()
@@ -734,6 +753,100 @@ def _defer_wal_flush(raw: Any) -> None:
         cursor.execute("SET LOCAL synchronous_commit = off")
     finally:
         cursor.close()
+
+
+def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
+    """``_chain_and_commit`` on PostgreSQL (psycopg): the transaction commits without waiting for
+    its WAL, so the head row's lock is held only while the statements run, then
+    ``_PG_FLUSH_BARRIER`` waits for durability outside it. Three round trips in all, in pipelines
+    (before this, five: each a wait for a scheduler turn of the server's backend on a busy
+    machine): begin and advance the head; insert, set the head's hash and commit; the barrier."""
+    conn = raw.driver_connection
+    sql = _driver_statements(engine.dialect)
+    conn.autocommit = True  # the transaction's BEGIN and COMMIT are sent in the pipelines below
+    cursor = conn.cursor()
+    try:
+        with conn.pipeline():
+            cursor.execute("BEGIN")
+            cursor.execute(_PG_COMMIT_WITHOUT_WAITING)
+            cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
+            head = cursor.fetchone()
+        if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
+            raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
+        seq, prev_hash, keyed_from = head
+        last_hash = _link(entries, seq, prev_hash, key)
+        with conn.pipeline():
+            cursor.executemany(sql.insert.sql, sql.rows(entries))
+            cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
+            cursor.execute("COMMIT")
+        cursor.execute(_PG_FLUSH_BARRIER)  # autocommit: its own transaction, committed as the session says
+    except BaseException:
+        with contextlib.suppress(Exception):
+            status = conn.info.transaction_status
+            if status != type(status).IDLE:  # a transaction left open (or failed) by the error
+                conn.execute("ROLLBACK")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+        try:
+            conn.autocommit = False  # as the pool lends its connections
+        except Exception:  # a broken connection: the pool must not lend it again
+            raw.invalidate()
+    return seq, last_hash, keyed_from
+
+
+# PostgreSQL: the log's transaction commits without waiting for its WAL to be flushed (this
+# transaction only: the session's setting is untouched), so the head row's lock, which every
+# worker's log commit takes, is released once the commit record is written instead of once the
+# disk has it. Held across the flush, it made the workers' commits run one after another, each an
+# fsync (issue 22: 15.7 ms a group, up to 256 ms, the reads' p99 in seconds). The entries are
+# visible to others from then on, and another worker may chain onto them before they are
+# durable: that is safe, as WAL is replayed in order, so a crash loses a tail of the chain, never
+# an entry before one kept (its commit record precedes every later group's in the WAL).
+_PG_COMMIT_WITHOUT_WAITING = "SET LOCAL synchronous_commit = off"
+# … and no read is answered before its entry is durable: a transaction that writes WAL (a
+# transactional logical-decoding message: no table, no lock; any role may run it) commits under
+# the session's own ``synchronous_commit``, which flushes (or replicates, as that setting says)
+# the WAL up to its commit record, and so up to the log's commit before it. The two workers'
+# barriers share a flush when they overlap, as PostgreSQL groups concurrent WAL flushes.
+_PG_FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'tiers-querylog', '')"
+
+
+def _flush_barrier(raw: Any) -> None:
+    """Wait until everything this connection committed is as durable as a commit of the session's
+    ``synchronous_commit`` (PostgreSQL): commit a transaction whose only write is a WAL record."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_PG_FLUSH_BARRIER)
+    finally:
+        cursor.close()
+    raw.commit()
+
+
+def _psycopg_pipelines() -> bool:
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
+def _can_flush_after(raw: Any, dialect: Dialect) -> bool:
+    """Whether the barrier runs on this PostgreSQL (run once: harmless). A server that refuses it
+    (the function revoked, an older or a foreign server) is no error: the log then commits each
+    group synchronously under the head lock, as before. Any other error (a lost connection)
+    propagates: the question is asked again at the next commit. Without psycopg's pipeline mode
+    (a libpq before 14) the same."""
+    if not _psycopg_pipelines():
+        return False
+    try:
+        _flush_barrier(raw)
+        return True
+    except dialect.loaded_dbapi.ProgrammingError as exc:
+        with contextlib.suppress(Exception):
+            raw.rollback()
+        _log.warning("query log: %s fails (%s): each group commits synchronously under the head lock, "
+                     "one worker's commit after another's", _PG_FLUSH_BARRIER, exc)
+        return False
 
 
 # the hash stored for one entry (SQLite's parameter style: only SQLite's writers offer groups)
@@ -832,5 +945,22 @@ def anchor_now(session: Session) -> Any:
         sync_wal(wal_path(session.connection().connection.dbapi_connection))
     checkpoint = sign_checkpoint(keys.signing_key, head.seq, head.last_hash, head.keyed_from)
     session.rollback()  # nothing was written; end the read before the file's fsync
+    _wait_until_durable(session)
     append_checkpoint(keys.checkpoints, checkpoint)
     return checkpoint
+
+
+def _wait_until_durable(session: Session) -> None:
+    """PostgreSQL: wait until what ``session`` has seen is durable before it is signed. The log's
+    writers commit without waiting for the WAL (``_PG_COMMIT_WITHOUT_WAITING``), so a head just
+    read may not be on disk yet: a checkpoint of it, were the server to crash, would be ahead of
+    the log it recovers (what ``tiers querylog check`` reports as a truncated log). A server that
+    refuses the barrier has writers that commit synchronously (``_can_flush_after``): what they
+    committed is durable once seen."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        session.execute(text(_PG_FLUSH_BARRIER))
+        session.commit()
+    except ProgrammingError:
+        session.rollback()
