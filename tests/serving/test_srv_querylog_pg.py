@@ -8,6 +8,7 @@ and a read is still answered only once its entry is as durable as the server's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -24,6 +25,17 @@ from serving.services.querylog_check import check_chain
 
 pytestmark = pytest.mark.skipif(not (os.environ.get("TEST_DATABASE_URL") or "").startswith("postgresql"),
                                 reason="PostgreSQL only (TEST_DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _flush_before_answering(database_url, session):
+    """These tests are of the durability barrier, which runs when every read waits for its entry's
+    flush (``TIERS_QUERYLOG_FLUSH_MS=0``); with an interval > 0 the log commits without waiting
+    and without a barrier (tests/serving/test_srv_querylog_flush.py)."""
+    keys = querylog.keys_for(database_url)
+    querylog.use_keys(database_url, dataclasses.replace(keys, flush_interval_s=0.0))
+    yield
+    querylog.use_keys(database_url, keys)
 
 
 def _reader(name: str) -> Principal:
