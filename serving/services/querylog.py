@@ -350,15 +350,20 @@ def _driver_statements(dialect: Dialect) -> _DriverStatements:
     return _DriverStatements.for_dialect(dialect)
 
 
+def _advanced_head(cursor: Any) -> tuple[int, str, int]:
+    """The head (seq, last hash, keyed_from) the advance statement just returned on ``cursor``."""
+    head = cursor.fetchone()
+    if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
+        raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
+    return head
+
+
 def _chain_on_cursor(cursor: Any, sql: _DriverStatements, entries: list[LoggedRead],
                      key: str) -> tuple[int, str, int]:
     """Number and chain ``entries`` onto the head and insert them, in the cursor's transaction;
     returns the new head (seq, last hash, keyed_from)."""
     cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
-    head = cursor.fetchone()
-    if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
-        raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
-    seq, prev_hash, keyed_from = head
+    seq, prev_hash, keyed_from = _advanced_head(cursor)
     last_hash = _link(entries, seq, prev_hash, key)
     cursor.executemany(sql.insert.sql, sql.rows(entries))
     cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
@@ -770,10 +775,7 @@ def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], ke
             cursor.execute("BEGIN")
             cursor.execute(_PG_COMMIT_WITHOUT_WAITING)
             cursor.execute(sql.advance.sql, sql.advance.params({"n_entries": len(entries)}))
-            head = cursor.fetchone()
-        if head is None:  # the head row is gone (tampering): no entry, so the read is refused too
-            raise RuntimeError("the query log's head row is missing: run `tiers querylog check`")
-        seq, prev_hash, keyed_from = head
+            seq, prev_hash, keyed_from = _advanced_head(cursor)
         last_hash = _link(entries, seq, prev_hash, key)
         with conn.pipeline():
             cursor.executemany(sql.insert.sql, sql.rows(entries))

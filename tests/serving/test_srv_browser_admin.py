@@ -97,10 +97,10 @@ def test_sector_uploads_watches_progress_reads_report_and_promotes(admin_server,
     page.set_input_files("#fit-file", str(good))
     page.click("#fit-submit")
     page.wait_for_url("**/sector/fit/*")
-    page.wait_for_selector("#fit-report:not([hidden])", timeout=120_000)  # the page polls; no reload
-    assert page.get_attribute("#fit-progress", "value") == "100" and "候选版本" in page.inner_text("#fit-outcome")
+    page.wait_for_selector("#job-report:not([hidden])", timeout=120_000)  # the page polls; no reload
+    assert page.get_attribute("#job-progress", "value") == "100" and "候选版本" in page.inner_text("#job-outcome")
     page.screenshot(path=str(tmp_path / "fit_done.png"), full_page=True)
-    page.click("#fit-report")
+    page.click("#job-report")
     page.wait_for_selector("#calibration-chart")
     assert page.locator("#grade-score-chart rect").count() > 0 and page.locator("#calibration-chart circle").count() > 0
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)

@@ -169,7 +169,7 @@ def test_the_page_shows_the_jobs_progress_then_the_plan(app, auth, city, session
     assert posted.status_code == 303 and posted.headers["location"].startswith("/regulator/plan-jobs/"), posted.text
     shown = client.get(posted.headers["location"])
     assert shown.status_code == 200 and "<progress" in shown.text and "计划生成任务" in shown.text
-    assert 'src="/static/plan_job.js"' in shown.text
+    assert 'src="/static/job.js"' in shown.text
     deadline = time.monotonic() + 60
     while not (status := client.get(posted.headers["location"] + "/status").json())["done"]:
         assert time.monotonic() < deadline

@@ -151,7 +151,7 @@ def test_upload_fits_in_the_background_and_ends_as_a_challenger_with_its_report(
     job_url = started.headers["location"]
     assert re.fullmatch(r"/sector/fit/\d+", job_url)
     page = client.get(job_url)
-    assert page.status_code == 200 and "<progress" in page.text and 'src="/static/fit_job.js"' in page.text
+    assert page.status_code == 200 and "<progress" in page.text and 'src="/static/job.js"' in page.text
     seen, status = [], {}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

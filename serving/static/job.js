@@ -1,7 +1,11 @@
-// A plan job's page: poll its status every 2 s; once the plan is made, open it (no inline script: CSP).
+// A background job's page (a sector model's fit, a plan): poll the job's status every 2 s until
+// it ends (no inline script: CSP). One script for every job page: the page's section has class
+// "job", its data-status-url and data-done, and elements with the ids job-progress, job-percent,
+// job-status, job-stage, job-message, job-poll-note; a fit's outcome (job-outcome + job-report)
+// or a plan's link (job-plan, then opened) shown once the job says so.
 (function () {
   "use strict";
-  var box = document.getElementById("plan-job");
+  var box = document.querySelector("section.job[data-status-url]");
   if (!box || box.dataset.done === "true") { return; }
   var url = box.dataset.statusUrl;
   function show(id, text) {
@@ -19,11 +23,19 @@
         show("job-status", job.status_text);
         show("job-stage", job.stage);
         if (job.message) { show("job-message", job.message); }
+        if (job.outcome) {  // a fit: its candidate version and report
+          var outcome = document.getElementById("job-outcome");
+          outcome.firstChild.textContent = job.outcome + " ";
+          outcome.hidden = false;
+          var report = document.getElementById("job-report");
+          report.href = job.report_url;
+          report.hidden = false;
+        }
         if (job.done) {
           box.dataset.done = "true";
           var note = document.getElementById("job-poll-note");
           if (note) { note.hidden = true; }
-          if (job.plan_url) {
+          if (job.plan_url) {  // a plan: open it
             var link = document.getElementById("job-plan");
             link.href = job.plan_url;
             document.getElementById("job-outcome").hidden = false;
