@@ -222,7 +222,7 @@ def querylog_checkpoint(as_json: bool = typer.Option(False, "--json", help="prin
         typer.echo(json.dumps(asdict(checkpoint) if checkpoint else None))
     else:
         typer.echo(f"checkpoint of entry {checkpoint.seq} written to {settings.checkpoint_path}" if checkpoint
-                   else "the log is empty or has no head: nothing to anchor")
+                   else "the log has no head row: nothing to anchor")
 
 
 @querylog_app.command("public-key")

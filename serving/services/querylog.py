@@ -933,13 +933,17 @@ def list_entries(session: Session, *, uscc: str | None = None, actor: str | None
 
 
 def anchor_now(session: Session) -> Any:
-    """Sign and append a checkpoint of the log's current head (None when the log is empty or its
-    head row is gone); returns the `Checkpoint`. The group writer anchors by itself; this is for
-    the service's start, `tiers querylog checkpoint` and an office's cron."""
+    """Sign and append a checkpoint of the log's current head (None when its head row is gone);
+    returns the `Checkpoint`. The group writer anchors by itself; this is for the service's start,
+    `tiers querylog checkpoint` and an office's cron. An empty log is anchored too (entry 0, the
+    genesis hash): the service's first start then records the keyed chain's start outside the
+    database (``checkpoints.keyed_from_path``), and a service killed before its writer's first
+    checkpoint leaves a signed checkpoint behind, not a log that reads as one whose checkpoint
+    file was deleted (``querylog_check``: ``no_checkpoint``)."""
     from serving.services.checkpoints import append_checkpoint, sign_checkpoint
 
     head = session.get(QueryLogHead, 1)
-    if head is None or head.seq == 0:
+    if head is None:
         return None
     keys = keys_for(session.get_bind().url)
     if session.get_bind().url.get_backend_name() == "sqlite":

@@ -19,6 +19,11 @@ Breaks, by kind:
   unkeyed check.
 - ``no_checkpoint``: keyed entries older than the checkpoint interval allows, and not one valid
   checkpoint (the file was deleted or emptied): nothing anchors the head outside the database.
+  A file holding only checkpoints of the empty log (entry 0, signed at the service's first start)
+  is judged by how long the unanchored entries took to write: one run of the service signs within
+  its interval, so entries written over longer than the grace without a checkpoint of any of them
+  mean the later checkpoints were removed; a shorter span is a service killed before its first
+  checkpoint (an ordinary crash, anchored at its next start), not tampering.
 """
 
 from __future__ import annotations
@@ -120,7 +125,7 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
                                 f"{head.keyed_from}, the record outside the database says {recorded_start}"))
         keyed_from = recorded_start
     latest = anchors.latest
-    start = latest.seq if incremental and latest is not None else 1
+    start = max(1, latest.seq) if incremental and latest is not None else 1  # entry 0: the empty log
     walk = _walk(_row_batches(session, start, batch_size), start=start, keyed_from=keyed_from, mac_key=mac_key)
     breaks += walk.breaks
     if head is not None:
@@ -130,10 +135,8 @@ def check_log(session: Session, mac_key: str, checkpoints: Iterable[ReadCheckpoi
         elif head.seq != walk.last_seq or head.last_hash != walk.prev:
             breaks.append(Break("head_mismatch", walk.last_seq, "the head row does not point at the last entry"))
     breaks += _against_checkpoints(anchors, walk.last_seq, walk.count, head)
-    if (anchors.count == 0 and checkpoint_grace is not None and walk.oldest_keyed is not None
-            and walk.oldest_keyed < dt.datetime.now(dt.UTC) - checkpoint_grace):
-        breaks.append(Break("no_checkpoint", None, f"keyed entries since {walk.oldest_keyed:%Y-%m-%d %H:%M} and "
-                            "no valid checkpoint: the checkpoint file was deleted or emptied"))
+    if (unanchored := _unanchored(anchors, walk, checkpoint_grace)) is not None:
+        breaks.append(unanchored)
     located = [b.seq for b in breaks if b.seq is not None]
     return ChainCheck(ok=not breaks, entries=walk.count, first_broken_seq=min(located) if located else None,
                       problem=breaks[0].detail if breaks else None, breaks=breaks, legacy_entries=walk.legacy,
@@ -152,6 +155,27 @@ class _Walked:
     legacy: int = 0
     rewritten: int = 0
     oldest_keyed: dt.datetime | None = None
+    newest_keyed: dt.datetime | None = None
+
+
+def _unanchored(anchors: _Anchors, walk: _Walked, grace: dt.timedelta | None) -> Break | None:
+    """``no_checkpoint`` when keyed entries older than ``grace`` have no checkpoint of any entry:
+    with no valid checkpoint at all (the file deleted or emptied), or with only checkpoints of the
+    empty log (entry 0) and entries written over longer than ``grace`` (one run of the service
+    signs within its interval and when it falls idle: only the checkpoints' removal leaves such a
+    span unanchored; a shorter one is a service killed before its first checkpoint)."""
+    if (grace is None or walk.oldest_keyed is None or walk.oldest_keyed >= dt.datetime.now(dt.UTC) - grace
+            or (anchors.latest is not None and anchors.latest.seq > 0)):
+        return None
+    since = f"keyed entries since {walk.oldest_keyed:%Y-%m-%d %H:%M}"
+    if anchors.count == 0:
+        return Break("no_checkpoint", None, f"{since} and no valid checkpoint: the checkpoint file was deleted "
+                     "or emptied")
+    newest = walk.newest_keyed or walk.oldest_keyed
+    if newest - walk.oldest_keyed <= grace:
+        return None
+    return Break("no_checkpoint", None, f"{since}, written until {newest:%Y-%m-%d %H:%M}, and only checkpoints "
+                 "of the empty log: the later checkpoints were deleted")
 
 
 def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: int, mac_key: str) -> _Walked:
@@ -166,6 +190,7 @@ def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: i
     pads = MacPads(mac_key.encode("utf-8"))
     pieces: dict[tuple[Any, ...], tuple[str, str] | None] = {}
     quote = encode_basestring
+    at: Any = None
     for rows in batches:
         for (seq, prev_hash, entry_hash, at, actor, kind, role, endpoint, outcome, unmasked, purpose,
              uscc) in rows:
@@ -201,6 +226,8 @@ def _walk(batches: Iterable[list[tuple[Any, ...]]], *, start: int, keyed_from: i
             prev, expected, last_seq = entry_hash, seq + 1, seq
             count += 1
     breaks.close()
+    if count and last_seq >= keyed_from:
+        out.newest_keyed = _time_or_epoch(at)  # the last row's: the walk is in ``seq`` order
     if rewritten > 1:
         out.breaks[:] = [b if b.kind != "rewritten_row" else
                          Break(b.kind, b.seq, f"{b.detail}; {rewritten:,} entries in all") for b in out.breaks]

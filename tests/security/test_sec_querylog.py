@@ -300,3 +300,28 @@ def test_a_fresh_keyed_log_is_not_blamed_for_its_first_checkpoint_pending(client
     assert client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("ent1")).status_code == 200
     (keys_dir / "querylog-checkpoints.jsonl").unlink(missing_ok=True)
     assert _check(tiers_cli)["ok"]
+
+
+@pytest.mark.parametrize("spread_s, reported", [(120, True), (2, False)])
+def test_a_checkpoint_file_cut_back_to_the_empty_log_is_reported_once_its_reads_span_the_grace(
+        logged, tiers_cli, keys_dir, app, spread_s, reported):
+    """The service signs a checkpoint of its empty log at its first start. A file cut back to
+    that line alone, under reads written over longer than one run of the service leaves unsigned
+    (the grace, 60 s here), is `no_checkpoint`; reads within a few seconds of each other are what
+    a service killed before its first checkpoint leaves: not blamed."""
+    import datetime as dt
+
+    with sqlite3.connect(logged) as db:  # the reads an hour old, spread over ``spread_s``
+        rows = _rows(db)
+        for i, row in enumerate(rows):
+            row["at"] = row["at"] - dt.timedelta(hours=1) + dt.timedelta(seconds=spread_s * i / (len(rows) - 1))
+            db.execute("UPDATE query_log SET at=? WHERE seq=?", (str(row["at"]), row["seq"]))
+        _rehash_from(db, rows, 1, _insider_mac(app))
+    path = keys_dir / "querylog-checkpoints.jsonl"
+    empty_log = [line for line in path.read_text().splitlines() if json.loads(line)["seq"] == 0]
+    assert empty_log  # signed at the service's first start
+    path.write_text("".join(f"{line}\n" for line in empty_log))
+    for args in ((), ("--incremental",)):
+        result = _check(tiers_cli, *args)
+        assert ("no_checkpoint" in _kinds(result)) is reported and result["ok"] is not reported, result
+        assert {"rewritten_row", "replaced", "missing_entry"}.isdisjoint(_kinds(result))

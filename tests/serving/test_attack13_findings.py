@@ -60,10 +60,6 @@ def _two_minutes_later() -> types.SimpleNamespace:
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="the kill is of a SQLite writer; the check's rule is the same")
-@pytest.mark.xfail(strict=True, reason="attack13: a service killed (-9) right after its first answered read never "
-                   "signed a checkpoint (none at a first start on an empty log); once the entry is 60 s old "
-                   "`tiers querylog check` reports BROKEN no_checkpoint ('the checkpoint file was deleted') "
-                   "until the service is restarted: a false tamper alarm after an ordinary crash")
 def test_attack13_a_kill_after_the_first_read_is_not_reported_as_a_deleted_checkpoint_file(settings, session,
                                                                                           monkeypatch):
     child = subprocess.Popen([sys.executable, "-c", _FIRST_START_THEN_KILLED, settings.database_url,
