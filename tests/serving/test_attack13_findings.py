@@ -162,3 +162,14 @@ def test_attack13_a_role_refused_handling_on_the_warnings_page_is_logged_too(app
         ("denied", f"拒绝（not_allowed）关闭预警 #{wid}")]
     session.expire_all()
     assert session.get(RiskWarning, wid).status == "open"
+
+
+def test_attack13_closing_a_closed_warning_on_the_page_says_why_though_the_list_hides_it(app, settings, world,
+                                                                                         session):
+    wid = _open_warning(session, world.ent3, "samr", "AT13C")
+    client = TestClient(app, raise_server_exceptions=False)
+    csrf = _page_login(client, settings, "reg_samr")
+    form = {"csrf_token": csrf, "purpose": "风险预警处置", "note": "已核实处理"}
+    assert client.post(f"/regulator/warnings/{wid}/close", data=form, follow_redirects=False).status_code == 303
+    again = client.post(f"/regulator/warnings/{wid}/close", data=form, follow_redirects=False)
+    assert again.status_code == 409 and f'id="warning-{wid}-error"' in again.text and f"预警 #{wid} 已关闭" in again.text
