@@ -235,7 +235,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "salt": ("公开随机数", "Public salt"), "known_at": ("随机数公布时间", "Published at"),
     "inspected_on": ("检查日期", "Inspected on"), "published_on": ("公示日期", "Published on"),
     "outcome": ("检查结果", "Outcome"), "correction_reason": ("更正理由", "Correction reason"),
-    "basis": ("认定依据", "Basis"), "breach": ("违约情形", "Breach"), "grade": ("信用等级", "Grade"), "role": ("角色", "Role"), "section": ("行业门类", "Industry section"),
+    "basis": ("认定依据", "Basis"), "note": ("处理说明", "Note"), "breach": ("违约情形", "Breach"), "grade": ("信用等级", "Grade"), "role": ("角色", "Role"), "section": ("行业门类", "Industry section"),
     "limit": ("每页条数", "Page size"), "offset": ("起始位置", "Offset"), "csrf_token": ("表单校验码", "Form token"),
 }
 # the contract's columns in Chinese (ingest's messages)

@@ -633,3 +633,34 @@ async def read_log(request: Request, session: SessionDep) -> ReadLog:
 
 
 ReadLogDep = Annotated[ReadLog, Depends(read_log)]
+
+
+@dataclass(frozen=True)
+class RefusedTry:
+    """A try at one matter refused for the caller's role: the refusal answered (403), the purpose
+    it is logged with and the matter's subject ("" when there is no such matter)."""
+
+    error: NotAllowed
+    purpose: str
+    uscc: str
+
+
+def logged_role(roles: tuple[Role, ...], principal_dep: PrincipalGetter, matter: Callable[..., T],
+                refused: Callable[[Session, Principal, T], RefusedTry]) -> Callable[..., Principal]:
+    """``require_role(*roles)`` for a route acting on one department's matter (a commitment's
+    finding, a warning's handling), whose every refusal is logged: another role's try is logged as
+    a refused read of the matter's subject (``denied``) before it is refused, as the refusals of
+    the matter's own rules (another department's, an admin's) are. ``matter``: a dependency naming
+    the matter from the route's parameters (validated first: a malformed one is a 422, nothing
+    logged); ``refused``: what another role's try is logged and answered with."""
+
+    # plain defaults (not Annotated): string annotations cannot see the closure variables
+    def check(session: SessionDep, log: ReadLogDep, principal: Principal = Depends(principal_dep),
+              target: object = Depends(matter)) -> Principal:
+        if principal.role in roles:
+            return principal
+        refusal = refused(session, principal, target)
+        log.reads(principal, refusal.purpose, [(refusal.uscc, "denied")])
+        raise refusal.error
+
+    return check

@@ -4,7 +4,6 @@ itself, the department's finding (kept or broken, with its basis); and their pag
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Form, Query, Request
@@ -13,9 +12,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from serving.deps import (
     Decider,
     PageDecider,
-    PrincipalGetter,
     PurposeQuery,
     ReadLogDep,
+    RefusedTry,
     RegraderDep,
     RowIdPath,
     SessionDep,
@@ -23,6 +22,7 @@ from serving.deps import (
     SubjectAccessDep,
     TodayDep,
     api_principal,
+    logged_role,
     page_csrf,
     page_principal,
     require_page_csrf,
@@ -62,26 +62,23 @@ router, pages_router = api_and_page_routers("/api/v1/commitments", "commitments"
 DECIDER_ROLES: tuple[Role, ...] = ("regulator", "admin")  # who may reach a finding (commitments.may_decide decides)
 
 
-def _logged_decider(principal_dep: PrincipalGetter) -> Callable[..., Principal]:
-    """``require_role("regulator", "admin")`` for the finding's routes, logging another role's try
-    as a refused finding (``denied``, the commitment's subject) before refusing it: an enterprise
-    marking its own commitment kept leaves a trace, as every refused finding does."""
-
-    def decider(session: SessionDep, log: ReadLogDep, commitment_id: RowIdPath,
-                principal: Principal = Depends(principal_dep)) -> Principal:
-        if principal.role in DECIDER_ROLES:
-            return principal
-        refused = NotAllowed(f"role {principal.role!r} may not find a commitment kept or broken",
-                             field="commitment_id", zh="您的账号不能认定信用承诺：只有受理该承诺的部门才能认定履约或违约。")
-        log.reads(principal, commitments.refused_decision_purpose(refused, commitment_id),
-                  [(commitments.subject_of(session, commitment_id), "denied")])
-        raise refused
-
-    return decider
+def _commitment(commitment_id: RowIdPath) -> int:
+    return commitment_id
 
 
-LoggedDecider = Annotated[Principal, Depends(_logged_decider(api_principal))]
-PageLoggedDecider = Annotated[Principal, Depends(_logged_decider(page_principal))]
+def _refused_finding(session, principal: Principal, commitment_id: int) -> RefusedTry:
+    """Another role's try at a finding (an enterprise marking its own commitment kept): refused,
+    and logged as every refused finding is (``deps.logged_role``)."""
+    refused = NotAllowed(f"role {principal.role!r} may not find a commitment kept or broken",
+                         field="commitment_id", zh="您的账号不能认定信用承诺：只有受理该承诺的部门才能认定履约或违约。")
+    return RefusedTry(refused, commitments.refused_decision_purpose(refused, commitment_id),
+                      commitments.subject_of(session, commitment_id))
+
+
+LoggedDecider = Annotated[Principal, Depends(logged_role(DECIDER_ROLES, api_principal, _commitment,
+                                                         _refused_finding))]
+PageLoggedDecider = Annotated[Principal, Depends(logged_role(DECIDER_ROLES, page_principal, _commitment,
+                                                             _refused_finding))]
 
 
 def _matter_out(m) -> MatterOut:

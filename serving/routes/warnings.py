@@ -5,30 +5,38 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Form, Path, Query, Request
+from fastapi import Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from serving.deps import (
     Decider,
     PageDecider,
     ReadLogDep,
+    RefusedTry,
     SessionDep,
     SettingsDep,
+    api_principal,
+    logged_role,
     page_csrf,
+    page_principal,
     require_page_csrf,
 )
 from serving.errors import (
     AlreadyDecided,
+    Conflict,
     InvalidInput,
     NotAllowed,
     NotAuthenticated,
     NotOwningDepartment,
     error_responses,
+    human_message,
+    validated,
 )
-from serving.pages import render
+from serving.pages import page_lang, render
 from serving.routes._page_lists import key_window, page_size
 from serving.routes._routers import api_and_page_routers
 from serving.schemas import WarningCause, WarningClose, WarningOut
+from serving.security import Principal, Role
 from serving.services import warning_lists, warnings
 from serving.services.subjects import get_subject
 from serving.services.warning_lists import WarningFilter
@@ -37,6 +45,8 @@ from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, NoControlChars
 
 router, pages_router = api_and_page_routers("/api/v1/warnings", "warnings")
 WarningId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+ActionPath = Annotated[str, Path(pattern="^(acknowledge|close)$")]
+HANDLER_ROLES: tuple[Role, ...] = ("regulator", "admin")  # who may reach a handling (warnings.may_handle decides)
 PurposeParam = Annotated[str, Query(**PURPOSE_LENGTH, description="查询用途, logged"), NoControlChars]
 StatusParam = Literal["open", "acknowledged", "closed", "active"]
 CauseParam = WarningCause
@@ -44,6 +54,35 @@ AfterParam = Annotated[str | None, Query(max_length=400, description="the `next`
 _ERRORS = (NotAuthenticated, NotAllowed)
 CSV_CHUNK = 2000  # warnings per piece of a streamed CSV (read, logged, then sent)
 _CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
+
+
+def _acknowledging(warning_id: WarningId) -> tuple[int, str]:
+    return warning_id, "acknowledge"
+
+
+def _closing(warning_id: WarningId) -> tuple[int, str]:
+    return warning_id, "close"
+
+
+def _page_action(warning_id: WarningId, action: ActionPath) -> tuple[int, str]:
+    return warning_id, action
+
+
+def _refused_handling(session, principal: Principal, target: tuple[int, str]) -> RefusedTry:
+    """Another role's try at handling a warning (an enterprise closing its own, an analyst):
+    refused, and logged as every refused handling is (``deps.logged_role``)."""
+    warning_id, action = target
+    refused = NotAllowed(f"role {principal.role!r} may not acknowledge or close a warning", field="warning_id",
+                         zh="您的账号不能处理预警：只有引起预警的部门（或覆盖该企业的监管部门）才能确认和关闭预警。")
+    return RefusedTry(refused, warnings.refused_handling_purpose(refused, warning_id, action),
+                      warnings.subject_of(session, warning_id))
+
+
+Acknowledger = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, api_principal, _acknowledging,
+                                                        _refused_handling))]
+Closer = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, api_principal, _closing, _refused_handling))]
+PageHandler = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, page_principal, _page_action,
+                                                       _refused_handling))]
 
 
 def _out(w, name: str) -> WarningOut:
@@ -101,18 +140,20 @@ def export_warnings(principal: Decider, session: SessionDep, log: ReadLogDep, pu
 
 @router.post("/{warning_id}/acknowledge", response_model=WarningOut,
              responses=error_responses(*_ERRORS, UnknownWarning, NotOwningDepartment, AlreadyDecided))
-def acknowledge(principal: Decider, session: SessionDep, log: ReadLogDep, warning_id: WarningId) -> WarningOut:
-    """Mark a warning seen (the answer is a logged read of its subject; a refusal is logged denied).
-    Only the department that owns it (``warnings.may_handle``): an admin reads it, gets 403."""
+def acknowledge(principal: Acknowledger, session: SessionDep, log: ReadLogDep, warning_id: WarningId) -> WarningOut:
+    """Mark a warning seen (the answer is a logged read of its subject; a refusal, another role's
+    too, is logged denied). Only the department that owns it (``warnings.may_handle``): an admin
+    reads it, gets 403."""
     w = _handled(session, principal, log, warning_id, "acknowledge", None, warnings.HANDLING_PURPOSE)
     return _out(w, get_subject(session, w.uscc).name)
 
 
 @router.post("/{warning_id}/close", response_model=WarningOut,
              responses=error_responses(*_ERRORS, UnknownWarning, NotOwningDepartment, AlreadyDecided))
-def close(body: WarningClose, principal: Decider, session: SessionDep, log: ReadLogDep,
+def close(body: WarningClose, principal: Closer, session: SessionDep, log: ReadLogDep,
           warning_id: WarningId) -> WarningOut:
-    """Close a warning with a note (the answer is a logged read of its subject; a refusal is logged denied)."""
+    """Close a warning with a note (the answer is a logged read of its subject; a refusal, another
+    role's too, is logged denied)."""
     w = _handled(session, principal, log, warning_id, "close", body.note, warnings.HANDLING_PURPOSE)
     return _out(w, get_subject(session, w.uscc).name)
 
@@ -142,6 +183,13 @@ def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, 
                   status: StatusParam | None = "active", after: AfterParam = None) -> Response:
     """预警处理: without a purpose only the count (nothing read); with one, a page of the list by
     key (each subject shown logged), with the whole list's CSV."""
+    return _warnings_page(request, session, settings, principal, log, purpose, status, after)
+
+
+def _warnings_page(request: Request, session, settings, principal, log, purpose: str | None,
+                   status: str | None, after: str | None = None, refused: dict | None = None,
+                   status_code: int = 200) -> Response:
+    """The warnings page; ``refused``: a handling form as typed, the reason at its field."""
     filters = WarningFilter(status)
     open_count = warning_lists.count_open(session, principal)
     window = None
@@ -154,8 +202,8 @@ def warnings_page(request: Request, session: SessionDep, settings: SettingsDep, 
                             anchor="warnings")
     return render(request, "warnings.html", {"user": principal, "window": window, "purpose": purpose,
                                              "status": status, "open_count": open_count,
-                                             "may_handle": warnings.may_handle,
-                                             "csrf": page_csrf(settings, principal)})
+                                             "may_handle": warnings.may_handle, "refused": refused,
+                                             "csrf": page_csrf(settings, principal)}, status_code=status_code)
 
 
 @pages_router.get("/regulator/warnings.csv")
@@ -165,15 +213,24 @@ def warnings_page_csv(session: SessionDep, principal: PageDecider, log: ReadLogD
 
 
 @pages_router.post("/regulator/warnings/{warning_id}/{action}")
-def act_on_warning(session: SessionDep, settings: SettingsDep, principal: PageDecider, log: ReadLogDep,
-                   warning_id: WarningId,
-                   action: Annotated[str, Path(pattern="^(acknowledge|close)$")],
+def act_on_warning(request: Request, session: SessionDep, settings: SettingsDep, principal: PageHandler,
+                   log: ReadLogDep, warning_id: WarningId, action: ActionPath,
                    csrf_token_: Annotated[str, Form(alias="csrf_token")],
                    purpose: Annotated[str, Form(**PURPOSE_LENGTH), NoControlChars],
                    note: Annotated[str, Form(max_length=2000), NoControlChars] = "") -> Response:
+    """Acknowledge or close a warning; refused (a note too short, already closed), the page again
+    with the form as typed and the reason at it (nothing written)."""
     require_page_csrf(settings, principal, csrf_token_)
-    note = WarningClose.model_validate({"note": note}).note if action == "close" else None
-    _handled(session, principal, log, warning_id, action, note, purpose)
+    try:
+        closing = validated(WarningClose, {"note": note}).note if action == "close" else None
+        _handled(session, principal, log, warning_id, action, closing, purpose)
+    except (InvalidInput, Conflict) as exc:
+        session.rollback()
+        refused = {"id": warning_id, "action": action, "note": note, "field": exc.field or "",
+                   "message": human_message(exc.code, exc.message, status=exc.status_code, zh=exc.zh,
+                                            lang=page_lang(request))}
+        return _warnings_page(request, session, settings, principal, log, purpose, "active", refused=refused,
+                              status_code=exc.status_code)
     from urllib.parse import urlencode
 
     return RedirectResponse(f"/regulator/warnings?{urlencode({'purpose': purpose})}", status_code=303)

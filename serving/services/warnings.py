@@ -66,9 +66,14 @@ class NotYourWarning(NotAllowed):
 HANDLING_PURPOSE = "warning_handling 预警处置"  # acknowledging or closing answers the warning: a logged read
 
 
-def refused_handling_purpose(exc: UnknownWarning | NotYourWarning | NotOwningDepartment, warning_id: int, action: str) -> str:
+def refused_handling_purpose(exc: NotFound | NotAllowed, warning_id: int, action: str) -> str:
     """The purpose a refused acknowledge or close is logged with (as a refused read: ``denied``)."""
     return f"拒绝（{exc.code}）{'确认' if action == 'acknowledge' else '关闭'}预警 #{warning_id}"
+
+
+def subject_of(session: Session, warning_id: int) -> str:
+    """The subject of warning ``warning_id`` ("" if there is none): what a refused handling logs."""
+    return session.scalar(select(RiskWarning.uscc).where(RiskWarning.id == warning_id)) or ""
 
 
 @cache
@@ -303,7 +308,7 @@ def _covered_warning(session: Session, principal: Principal, warning_id: int) ->
     if warning is None:  # one 404 for absent and not covered: no existence oracle
         missing = UnknownWarning(f"没有您所在部门可处理的预警 #{warning_id}；no warning #{warning_id} your department "
                                  "covers", field="warning_id")
-        missing.uscc = session.scalar(select(RiskWarning.uscc).where(RiskWarning.id == warning_id)) or ""
+        missing.uscc = subject_of(session, warning_id)
         raise missing
     if principal.role == "admin":  # reads every warning, handles none (the commitments' rule)
         owner = department_name(warning.department) if warning.department else "覆盖该企业的监管部门"

@@ -110,9 +110,6 @@ def _page_login(client, settings, username: str) -> str:
     return csrf_token(settings.jwt_key, decode_access_token(token, settings.jwt_key).token_id)
 
 
-@pytest.mark.xfail(strict=True, reason="attack13: closing a warning on the page with a note shorter than 2 "
-                   "characters (empty, one character, blanks) is a 500 (an uncaught pydantic ValidationError in "
-                   "act_on_warning), not a Chinese 422 at the form; the API answers 422")
 def test_attack13_a_short_note_on_the_warnings_page_is_a_422_not_a_500(app, settings, world, session):
     wid = _open_warning(session, world.ent3, "samr", "AT13N")
     client = TestClient(app, raise_server_exceptions=False)
@@ -123,12 +120,19 @@ def test_attack13_a_short_note_on_the_warnings_page_is_a_422_not_a_500(app, sett
     assert statuses == {"": 422, "x": 422, "  ": 422}
     session.expire_all()
     assert session.get(RiskWarning, wid).status == "open"
+    shown = client.post(f"/regulator/warnings/{wid}/close", data={"csrf_token": csrf, "purpose": "风险预警处置",
+                                                                   "note": "x"}, follow_redirects=False)
+    # the page again, the reason in Chinese at the close form, the note as typed
+    assert f'id="warning-{wid}-error"' in shown.text and 'aria-invalid="true"' in shown.text, shown.text
+    assert "处理说明：至少需要 2 个字" in shown.text and 'value="x"' in shown.text
+    # acknowledging takes no note: an empty one is no refusal
+    acknowledged = client.post(f"/regulator/warnings/{wid}/acknowledge",
+                               data={"csrf_token": csrf, "purpose": "风险预警处置", "note": ""}, follow_redirects=False)
+    assert acknowledged.status_code == 303
+    session.expire_all()
+    assert session.get(RiskWarning, wid).status == "acknowledged"
 
 
-@pytest.mark.xfail(strict=True, reason="attack13: an enterprise (the warning's own subject) or an analyst trying "
-                   "to acknowledge or close a warning is refused 403 by the role check and leaves no query-log "
-                   "entry; a department's or an admin's refused try is logged denied, as the commitments' "
-                   "enterprise try is since review 20")
 def test_attack13_a_role_refused_handling_a_warning_leaves_a_denied_entry(client, auth, world, session):
     wid = _open_warning(session, world.ent2, "ecology", "AT13R")
     for who in ("ent2", "analyst"):
@@ -138,3 +142,30 @@ def test_attack13_a_role_refused_handling_a_warning_leaves_a_denied_entry(client
     _, entries = list_entries(session, uscc=world.ent2, limit=1000)
     denied = sorted((e.actor, e.outcome) for e in entries if e.actor in ("ent2", "analyst"))
     assert denied == [("analyst", "denied")] * 2 + [("ent2", "denied")] * 2
+    assert {e.purpose for e in entries if e.actor == "ent2"} == {f"拒绝（not_allowed）确认预警 #{wid}",
+                                                                 f"拒绝（not_allowed）关闭预警 #{wid}"}
+
+
+def test_attack13_a_role_refused_handling_on_the_warnings_page_is_logged_too(app, settings, world, session):
+    wid = _open_warning(session, world.ent2, "ecology", "AT13P")
+    client = TestClient(app, raise_server_exceptions=False)
+    csrf = _page_login(client, settings, "ent2")
+    r = client.post(f"/regulator/warnings/{wid}/close", data={"csrf_token": csrf, "purpose": "自行关闭",
+                                                               "note": "企业自行关闭"}, follow_redirects=False)
+    assert r.status_code == 403
+    _, entries = list_entries(session, uscc=world.ent2, limit=1000)
+    assert [(e.outcome, e.purpose) for e in entries if e.actor == "ent2"] == [
+        ("denied", f"拒绝（not_allowed）关闭预警 #{wid}")]
+    session.expire_all()
+    assert session.get(RiskWarning, wid).status == "open"
+
+
+def test_attack13_closing_a_closed_warning_on_the_page_says_why_though_the_list_hides_it(app, settings, world,
+                                                                                         session):
+    wid = _open_warning(session, world.ent3, "samr", "AT13C")
+    client = TestClient(app, raise_server_exceptions=False)
+    csrf = _page_login(client, settings, "reg_samr")
+    form = {"csrf_token": csrf, "purpose": "风险预警处置", "note": "已核实处理"}
+    assert client.post(f"/regulator/warnings/{wid}/close", data=form, follow_redirects=False).status_code == 303
+    again = client.post(f"/regulator/warnings/{wid}/close", data=form, follow_redirects=False)
+    assert again.status_code == 409 and f'id="warning-{wid}-error"' in again.text and f"预警 #{wid} 已关闭" in again.text
