@@ -3,12 +3,12 @@ and the address its QR code carries shows the issuance (Debian's Chromium agains
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 
 import pytest
 from srv_fixtures import ENT1, PASSWORD, database_copy, uvicorn_server
 
+from serving.deps import get_today
 from serving.report_pdf import verify_pdf
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.mark.slow]
@@ -38,8 +38,9 @@ def test_the_enterprise_downloads_its_signed_report_and_the_qr_address_confirms_
                 page.click("#credit-report-download")
             saved = tmp_path / "downloaded.pdf"
             download.value.save_as(saved)
-            verdict = verify_pdf(saved.read_bytes(), (keys / "report-certificate.pem").read_text(),
-                                 dt.datetime.now(dt.UTC).date())
+            # the server dates a report by China's calendar: checked by UTC's, it is "not yet valid"
+            # from 16:00 to 24:00 UTC
+            verdict = verify_pdf(saved.read_bytes(), (keys / "report-certificate.pem").read_text(), get_today())
             assert verdict.valid and verdict.uscc == ENT1, verdict
             page.goto(f"{base}/verify/credit-reports/{verdict.serial}")
             assert "由本平台出具" in page.inner_text("#report-issued")
