@@ -19,7 +19,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
-from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.to_thread
@@ -32,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, is_sqlite_file, loop_connection, session_factory
 from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
+from serving.labels import china_today
 from serving.security import (
     CredentialCache,
     Principal,
@@ -52,7 +52,6 @@ from serving.settings import Settings, settings_of
 from serving.validation import MAX_ROW_ID, PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
 SESSION_COOKIE = "tiers_session"
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
 ENTERPRISE_SELF_VIEW = "self_view 本企业自查"
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def get_today() -> dt.date:
     """Today in China (deadlines are counted in the regulator's calendar); override in tests."""
-    return dt.datetime.now(CHINA_TZ).date()
+    return china_today()
 
 
 async def get_regrader(request: Request) -> Regrader:

@@ -20,7 +20,13 @@ from zoneinfo import ZoneInfo
 from features.schema import INDUSTRY_SECTION_NAMES
 from serving.i18n import ALERT_RULE_NAMES, ENDPOINT_NAMES, PAGE_TEXTS, STATUS_NAMES, kind_name, page_text
 
-BEIJING = ZoneInfo("Asia/Shanghai")
+BEIJING = ZoneInfo("Asia/Shanghai")  # the regulator's calendar and clock: the one zone of the service
+
+
+def china_today() -> dt.date:
+    """Today in China's calendar: deadlines, report dates, plan periods and warnings are counted in
+    the regulator's days (from 16:00 to 24:00 UTC that is already UTC's tomorrow)."""
+    return dt.datetime.now(BEIJING).date()
 
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
 from serving.db.tables import Objection, Subject
+from serving.labels import beijing_minute
 from serving.schemas import GradeOut, ObjectionOut, SubjectOut
 from serving.security import mask_id_number, mask_name, shown_name
 from serving.services.objections import is_overdue
@@ -36,15 +36,11 @@ def grade_json(values: Mapping[str, Any]) -> bytes:
     return _GRADE_OUT.dump_json(_GRADE_OUT.validate_python(dict(values)))
 
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def local_minute(moment: dt.datetime | None) -> str:
     """A stored UTC time as Beijing time to the minute (naive values are UTC)."""
-    if moment is None:
-        return "—"
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return aware.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return beijing_minute(moment) if moment is not None else "—"
 
 
 def objection_out(objection: Objection, today: dt.date) -> ObjectionOut:

@@ -25,12 +25,8 @@ from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from serving.labels import beijing_minute
-
-CHINA = ZoneInfo("Asia/Shanghai")  # the calendar a report's dates are in (serving.deps.get_today's)
-
+from serving.labels import BEIJING, beijing_minute
 
 REPORT_SCHEME = "tiers-credit-report-v1"
 TITLE = "公共信用信息报告"
@@ -408,7 +404,7 @@ def verify_pdf(data: bytes, cert_pem: str, today: dt.date) -> Verdict:
     else:
         problems.append(f"not a {REPORT_SCHEME} document")
     signed_at = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
-    signed_on = status.signer_reported_dt.astimezone(CHINA).date() if status.signer_reported_dt else None
+    signed_on = status.signer_reported_dt.astimezone(BEIJING).date() if status.signer_reported_dt else None
     try:  # valid from the issuing day the signed document states (older reports: the signing day)
         valid_from = dt.date.fromisoformat(fields_["valid_from"]) if "valid_from" in fields_ else signed_on
     except ValueError:

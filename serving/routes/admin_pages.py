@@ -29,9 +29,9 @@ from serving.deps import (
 )
 from serving.errors import Conflict, InvalidInput, NotFound, ServiceError, UnknownDepartment
 from serving.i18n import page_text
-from serving.labels import department_names
+from serving.labels import BEIJING, department_names
 from serving.pages import page_lang, render
-from serving.presenters import SHANGHAI, local_minute, objection_out
+from serving.presenters import local_minute, objection_out
 from serving.routes._routers import page_router
 from serving.schemas import UserCreate
 from serving.security import Principal
@@ -296,7 +296,7 @@ def _day(request: Request, name: str, value: str) -> dt.date | None:
 
 def _start_of(day: dt.date) -> dt.datetime:
     """The start of a Beijing-time day, in UTC (the log stores UTC)."""
-    return dt.datetime.combine(day, dt.time(), SHANGHAI).astimezone(dt.UTC)
+    return dt.datetime.combine(day, dt.time(), BEIJING).astimezone(dt.UTC)
 
 
 def _querylog_page(request: Request, session: Any, settings: Any, principal: Principal, *, actor: str, uscc: str,

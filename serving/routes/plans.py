@@ -572,12 +572,12 @@ def enter_salt_page(request: Request, plan_id: PlanId, principal: PageRegulator,
 
 def _beijing_time(text: str) -> dt.datetime | None:
     """A form's time (``datetime-local``: no zone, meant as Beijing time); None when empty."""
-    from zoneinfo import ZoneInfo
+    from serving.labels import BEIJING
 
     if not text.strip():
         return None
     moment = dt.datetime.fromisoformat(text.strip())
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=BEIJING)
 
 
 @pages_router.get("/regulator/plans/{plan_id}/bundle.json")

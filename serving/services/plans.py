@@ -453,9 +453,9 @@ def created_on(plan_row: Plan) -> dt.date:
     stored = plan_row.payload.get("created_on")
     if stored:
         return dt.date.fromisoformat(stored)
-    from zoneinfo import ZoneInfo
+    from serving.labels import BEIJING
 
-    return plan_row.created_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    return plan_row.created_at.astimezone(BEIJING).date()
 
 
 def check_plan_rate(session: Session, principal: Principal, per_hour: int, now: dt.datetime | None = None) -> None:
@@ -823,9 +823,9 @@ def create_demo_plan(session: Session, settings: Any, *, city: str | Path, as_of
     samr_items = items.loc[items["department"] == "samr", "item_code"].astype(str).tolist()[:3]
     if not samr_items:
         return "not created (no market-supervision items in the demo city)"
-    from zoneinfo import ZoneInfo
+    from serving.labels import china_today
 
-    today = today or dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    today = today or china_today()
     start = max(as_of + dt.timedelta(days=1), today)
     request = PlanCreate(plan_id=f"demo-{as_of.isoformat()}", period_start=start,
                          period_end=start + dt.timedelta(days=89), as_of=as_of,

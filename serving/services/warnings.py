@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import JSON, Connection, FromClause, and_, bindparam, insert, select, update
@@ -27,7 +26,7 @@ from serving.db.driver import compiled_for, insert_many
 from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, RiskWarning, Subject
 from serving.errors import AlreadyDecided, NotAllowed, NotFound, NotOwningDepartment
-from serving.labels import department_name
+from serving.labels import china_today, department_name
 from serving.security import Principal
 from serving.services.access import coverage_clause, owning_department_decides
 from serving.services.list_counts import forget_counts
@@ -81,9 +80,6 @@ def default_rules() -> WarningRules:
     """The packaged rules (immutable, so caching them shares no mutable state)."""
     return load_warning_rules(None)
 
-
-def china_today() -> dt.date:
-    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def raise_warnings(source: Session | Connection, candidates: Iterable[WarningCandidate], today: dt.date) -> int:
