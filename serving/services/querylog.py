@@ -655,11 +655,11 @@ class GroupCommitWriter:
         everything = [*entries, *(e for o in others for e in o.entries)]
         if not everything:
             return None
-        if self._postgres and self._keys.flush_interval_s > 0:
-            # bounded loss (TIERS_QUERYLOG_FLUSH_MS > 0): commit without waiting for the WAL, and no
-            # durability barrier before the answer: the server's WAL writer flushes it (docs/postgres.md)
-            _defer_wal_flush(self._raw)
-            head = _chain_and_commit(self._raw, engine, everything, self._keys.mac_key)
+        if self._postgres and self._keys.flush_interval_s > 0 and _psycopg_pipelines():
+            # bounded loss (TIERS_QUERYLOG_FLUSH_MS > 0): the same commit without waiting for the WAL,
+            # and no durability barrier before the answer: the server's WAL writer flushes it
+            # (docs/postgres.md); without pipelines, the synchronous commit below
+            head = _chain_and_commit_pg(self._raw, engine, everything, self._keys.mac_key, barrier=False)
         else:
             if self._flush_after is None:  # PostgreSQL's first commit of this writer: can it?
                 self._flush_after = _can_flush_after(self._raw, engine.dialect)
@@ -750,22 +750,14 @@ def _chain_and_commit(raw: Any, engine: Engine, entries: list[LoggedRead], key: 
     return head
 
 
-def _defer_wal_flush(raw: Any) -> None:
-    """PostgreSQL, a flush interval > 0: this transaction's commit does not wait for the WAL's
-    flush, which the server's WAL writer does within ``wal_writer_delay`` (docs/postgres.md)."""
-    cursor = raw.cursor()
-    try:
-        cursor.execute("SET LOCAL synchronous_commit = off")
-    finally:
-        cursor.close()
-
-
-def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], key: str) -> tuple[int, str, int]:
+def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], key: str, *,
+                         barrier: bool = True) -> tuple[int, str, int]:
     """``_chain_and_commit`` on PostgreSQL (psycopg): the transaction commits without waiting for
     its WAL, so the head row's lock is held only while the statements run, then
     ``_PG_FLUSH_BARRIER`` waits for durability outside it. Three round trips in all, in pipelines
     (before this, five: each a wait for a scheduler turn of the server's backend on a busy
-    machine): begin and advance the head; insert, set the head's hash and commit; the barrier."""
+    machine): begin and advance the head; insert, set the head's hash and commit; the barrier.
+    ``barrier=False`` (a flush interval > 0): answered once committed, the WAL writer flushes it."""
     conn = raw.driver_connection
     sql = _driver_statements(engine.dialect)
     conn.autocommit = True  # the transaction's BEGIN and COMMIT are sent in the pipelines below
@@ -781,7 +773,8 @@ def _chain_and_commit_pg(raw: Any, engine: Engine, entries: list[LoggedRead], ke
             cursor.executemany(sql.insert.sql, sql.rows(entries))
             cursor.execute(sql.set_head.sql, sql.set_head.params({"new_last_hash": last_hash}))
             cursor.execute("COMMIT")
-        cursor.execute(_PG_FLUSH_BARRIER)  # autocommit: its own transaction, committed as the session says
+        if barrier:
+            cursor.execute(_PG_FLUSH_BARRIER)  # autocommit: its own transaction, committed as the session says
     except BaseException:
         with contextlib.suppress(Exception):
             status = conn.info.transaction_status

@@ -196,16 +196,17 @@ def test_a_checkpoint_never_anchors_an_entry_not_yet_flushed(settings, monkeypat
 @pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only (TEST_DATABASE_URL)")
 def test_on_postgres_a_positive_interval_defers_only_the_logs_wal_flush(settings, monkeypatch):
     seen: list[str] = []
-    chain_and_commit = querylog._chain_and_commit
+    advanced_head = querylog._advanced_head
 
-    def recording(raw, *args):
-        cursor = raw.cursor()
+    def recording(cursor):  # inside the log's transaction, once its head is advanced
+        head = advanced_head(cursor)
         cursor.execute("SHOW synchronous_commit")
         seen.append(cursor.fetchone()[0])
-        cursor.close()
-        return chain_and_commit(raw, *args)
+        return head
 
-    monkeypatch.setattr(querylog, "_chain_and_commit", recording)
+    monkeypatch.setattr(querylog, "_advanced_head", recording)
+    # and no durability barrier before the answer: one would fail here
+    monkeypatch.setattr(querylog, "_PG_FLUSH_BARRIER", "SELECT no_such_function_for_the_test()")
     engine, _writer_10 = _writer(settings, 10)
     _append(engine)
     _append(engine, "91320100MA1XXXXX02")
