@@ -338,57 +338,42 @@ def inspection_rates(subj: Subjects, n_months: int) -> tuple[np.ndarray, np.ndar
     return q * subj.alive[:, :n_months], r
 
 
-@dataclass
-class RecordArrays:
-    """Records of one chunk as parallel numpy arrays (codes index the vocabularies in ``vocab``)."""
+# Every record column, in output order: (dtype, the value of a record that does not give one). The
+# four that `RecordArrays.add` takes as arguments (subject, kind, decision date, department) have none.
+RECORD_COLUMNS: dict[str, tuple[object, object]] = {
+    "subj": (np.int64, None), "kind": (np.int16, None), "subkind": (np.int16, 0),
+    "severity": (np.int8, 0),  # recorded severity
+    "true_severity": (np.int8, 0), "decision": ("datetime64[D]", None), "end_date": ("datetime64[D]", NAT),
+    "publicity_end": ("datetime64[D]", NAT), "amount": (np.float64, np.nan), "department": (np.int16, None),
+    "ref": (np.int64, -1), "verified": (np.int8, -1), "verified_on": ("datetime64[D]", NAT),
+    "exemption": (np.int8, 0), "item": (np.int16, -1), "adverse": (bool, False),
+}
 
-    subj: list = field(default_factory=list)
-    kind: list = field(default_factory=list)
-    subkind: list = field(default_factory=list)
-    severity: list = field(default_factory=list)  # recorded severity
-    true_severity: list = field(default_factory=list)
-    decision: list = field(default_factory=list)
-    end_date: list = field(default_factory=list)
-    publicity_end: list = field(default_factory=list)
-    amount: list = field(default_factory=list)
-    department: list = field(default_factory=list)
-    ref: list = field(default_factory=list)
-    verified: list = field(default_factory=list)
-    verified_on: list = field(default_factory=list)
-    exemption: list = field(default_factory=list)
-    item: list = field(default_factory=list)
-    adverse: list = field(default_factory=list)
+
+class RecordArrays:
+    """Records of one chunk as parallel numpy arrays (codes index the vocabularies in ``vocab``):
+    ``parts[column]`` is the list of arrays added so far, one per `add`, columns as `RECORD_COLUMNS`."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in RECORD_COLUMNS}
 
     def add(self, subj: np.ndarray, kind: str, decision: np.ndarray, department: np.ndarray, **cols) -> None:
         """Append k records of one kind; unspecified columns get their empty value."""
         k = len(subj)
         if k == 0:
             return
-        self.subj.append(subj.astype(np.int64))
-        self.kind.append(np.full(k, KIND_INDEX[kind], dtype=np.int16))
-        self.decision.append(decision.astype("datetime64[D]"))
-        self.department.append(np.asarray(department, dtype=np.int16))
-        defaults = {
-            "subkind": (np.int16, 0), "severity": (np.int8, 0), "true_severity": (np.int8, 0),
-            "end_date": ("datetime64[D]", NAT), "publicity_end": ("datetime64[D]", NAT),
-            "amount": (np.float64, np.nan), "ref": (np.int64, -1), "verified": (np.int8, -1),
-            "verified_on": ("datetime64[D]", NAT), "exemption": (np.int8, 0), "item": (np.int16, -1),
-            "adverse": (bool, False),
-        }
-        for name, (dtype, empty) in defaults.items():
-            value = cols.pop(name, None)
+        unknown = set(cols) - {name for name, (_, empty) in RECORD_COLUMNS.items() if empty is not None}
+        if unknown:
+            raise TypeError(f"unknown record columns {sorted(unknown)}")
+        cols.update(subj=subj, kind=KIND_INDEX[kind], decision=decision, department=department)
+        for name, (dtype, empty) in RECORD_COLUMNS.items():
+            value = cols.get(name)
             arr = np.full(k, empty, dtype=dtype) if value is None else np.broadcast_to(np.asarray(value, dtype=dtype), (k,)).copy()
-            getattr(self, name).append(arr)
-        if cols:
-            raise TypeError(f"unknown record columns {sorted(cols)}")
+            self.parts[name].append(arr)
 
     def finish(self) -> dict[str, np.ndarray]:
         """Concatenate into one array per column."""
-        out = {}
-        for name in self.__dataclass_fields__:
-            parts = getattr(self, name)
-            out[name] = np.concatenate(parts) if parts else np.empty(0)
-        return out
+        return {name: np.concatenate(parts) if parts else np.empty(0) for name, parts in self.parts.items()}
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self.subj)
+        return sum(len(p) for p in self.parts["subj"])

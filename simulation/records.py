@@ -209,7 +209,7 @@ def sample_records(
             & (base["decision"] >= np.datetime64(cfg.scenario_date))
         )
         base["severity"][recoded] = SEV["serious"]
-        _overwrite_prefix(out.severity, base["severity"])
+        _overwrite_prefix(out.parts["severity"], base["severity"])
     _derived(rng, cfg, grid, subj, base, out)
     return ChunkRecords(columns=out.finish(), adverse_rate=adverse_rate, problem_prob=r)
 
@@ -240,7 +240,7 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
 
     # publicity of penalties (recorded severity decides publication)
     pen = np.flatnonzero(kind == kidx["admin_penalty"])
-    pub_all = np.concatenate(out.publicity_end)
+    pub_all = np.concatenate(out.parts["publicity_end"])
     pub_all[pen] = _penalty_publicity(decision[pen], base["severity"][pen], cfg)
 
     # penalty repairs, only after the minimum publicity period and before the maximum
@@ -256,7 +256,7 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
     out.add(base["subj"][rep], "repair", when[ok], base["department"][rep], ref=rep)
 
     # list exits (end_date) and repairs
-    end_all = np.concatenate(out.end_date)
+    end_all = np.concatenate(out.parts["end_date"])
     for list_kind, (min_months, max_months) in cfg.publicity.lists.items():
         idx = np.flatnonzero(kind == kidx[list_kind])
         if len(idx) == 0:
@@ -305,8 +305,8 @@ def _derived(rng: np.random.Generator, cfg: SimulationConfig, grid: TimeGrid, su
 
     # write the updated publicity and end dates back over the base rows (derived rows come after them)
     n_base = len(kind)
-    _overwrite_prefix(out.publicity_end, pub_all[:n_base])
-    _overwrite_prefix(out.end_date, end_all[:n_base])
+    _overwrite_prefix(out.parts["publicity_end"], pub_all[:n_base])
+    _overwrite_prefix(out.parts["end_date"], end_all[:n_base])
 
 
 def _overwrite_prefix(parts: list[np.ndarray], values: np.ndarray) -> None:
