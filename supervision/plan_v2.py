@@ -198,10 +198,32 @@ def commit_v2(
 # --------------------------------------------------------------------------- 2. salt
 
 
-def salt_timeline_problem(commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str | None) -> str | None:
-    """What is wrong with the order committed_at < known_at ≤ entered_at [≤ drawn_at], or None."""
+def salt_problems(commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str | None) -> dict[str, str]:
+    """The rules of ``SALT_RULES`` the salt breaks, each with the sentence saying so, in that order
+    (empty: none): the source the commitment named, its ``salt_pattern`` in full, and the order
+    committed_at < known_at ≤ entered_at [≤ drawn_at] (of which only the first broken is named).
+    The one statement of the salt's rules: its entry, the draw and the auditor's check read it."""
+    problems = {}
+    if salt.source != commitment.salt_source:
+        problems["salt_source"] = (
+            f"salt source {salt.source!r} is not the source named in the commitment ({commitment.salt_source!r}); "
+            "rule: the salt comes from the source announced before the draw"
+        )
+    if not salt_matches(commitment.salt_pattern, salt.value):
+        problems["salt_format"] = (
+            f"salt value {salt.value!r} is not written as the commitment fixed it (salt_pattern "
+            f"{commitment.salt_pattern!r}); rule: the salt has one spelling, named before the draw"
+        )
     broken = _salt_timeline_rule(commitment, salt, drawn_at)
-    return broken[1] if broken else None
+    if broken:
+        problems[broken[0]] = broken[1]
+    return problems
+
+
+def _refuse_broken_salt(commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str | None) -> None:
+    """DrawV2Error naming the first rule the salt breaks (`salt_problems`), if any."""
+    for rule, sentence in salt_problems(commitment, salt, drawn_at).items():
+        raise DrawV2Error(sentence, rule=rule)
 
 
 def _salt_timeline_rule(
@@ -240,22 +262,9 @@ def accept_salt(
     if its value (NFKC-normalised, surrounding white space removed) does not match the committed
     ``salt_pattern`` in full, or if it became known before the commitment was published. The
     value is recorded in that canonical form, the only one verifiers accept."""
-    if source != commitment.salt_source:
-        raise DrawV2Error(
-            f"salt source {source!r} is not the source named in the commitment ({commitment.salt_source!r}); "
-            "rule: the salt comes from the source announced before the draw",
-            rule="salt_source",
-        )
-    value = canonical_salt(value)
-    if not salt_matches(commitment.salt_pattern, value):
-        raise DrawV2Error(
-            f"salt value {value!r} is not written as the commitment fixed it (salt_pattern "
-            f"{commitment.salt_pattern!r}); rule: the salt has one spelling, named before the draw",
-            rule="salt_format",
-        )
     try:
         salt = PublicSalt(
-            value=value,
+            value=canonical_salt(value),
             source=source,
             known_at=utc_text(known_at),
             entered_at=utc_text(entered_at),
@@ -263,9 +272,7 @@ def accept_salt(
         )
     except ValueError as exc:
         raise DrawV2Error(f"salt: {exc}") from exc
-    broken = _salt_timeline_rule(commitment, salt, None)
-    if broken:
-        raise DrawV2Error(broken[1], rule=broken[0])
+    _refuse_broken_salt(commitment, salt, None)
     return salt
 
 
@@ -312,13 +319,7 @@ def create_plan_v2(
             f"({commitment.salt_source!r}) that became known after the commitment was published"
         )
     drawn_at_text = utc_text(drawn_at)
-    problem = salt_timeline_problem(commitment, salt, drawn_at_text)
-    if not salt_matches(commitment.salt_pattern, salt.value):
-        problem = f"salt value {salt.value!r} does not match the committed salt_pattern {commitment.salt_pattern!r}"
-    if problem or salt.source != commitment.salt_source:
-        raise DrawV2Error(
-            problem or f"salt source {salt.source!r} ≠ the commitment's {commitment.salt_source!r}"
-        )
+    _refuse_broken_salt(commitment, salt, drawn_at_text)
     policy_json = policy.policy_json()
     _check_secrets(commitment, request, seed, policy_json)
     committed = {t.key: t for t in commitment.tasks}
@@ -521,7 +522,7 @@ __all__ = [
     "create_plan_v2",
     "pool_frame",
     "publish_bundle",
-    "salt_timeline_problem",
+    "salt_problems",
     "stratum_codes",
     "subject_opening",
     "subject_openings",

@@ -25,7 +25,6 @@ from supervision.bundle import (
     PublicSalt,
     SubjectOpening,
     TaskCommitment,
-    salt_matches,
     task_key,
 )
 from supervision.draw import STRATA, STRATUM_CODE, DrawInputError, k_for_stratum, seed_commitment
@@ -48,7 +47,7 @@ from supervision.plan_v2 import (
     policy_hash_v2,
     pool_frame,
     publish_bundle,
-    salt_timeline_problem,
+    salt_problems,
     task_pool_leaves,
 )
 from supervision.ratios import inspection_ratios
@@ -102,18 +101,11 @@ def _check_policy(check: _Checks, policy_json: str, commitment: DrawCommitmentV2
 
 
 def _check_salt(check: _Checks, commitment: DrawCommitmentV2, salt: PublicSalt, drawn_at: str) -> None:
-    check(
-        "salt_source",
-        salt.source == commitment.salt_source,
-        f"the salt came from {salt.source!r}, the commitment named {commitment.salt_source!r}",
-    )
-    check(
-        "salt_format",
-        salt_matches(commitment.salt_pattern, salt.value),
-        f"the salt value {salt.value!r} is not in the form the commitment fixed ({commitment.salt_pattern!r})",
-    )
-    problem = salt_timeline_problem(commitment, salt, drawn_at)
-    check("salt_time", problem is None, problem or "")
+    problems = salt_problems(commitment, salt, drawn_at)
+    for name in ("salt_source", "salt_format"):
+        check(name, name not in problems, problems.pop(name, ""))
+    # what is left is the timeline's one broken rule, if any
+    check("salt_time", not problems, next(iter(problems.values()), ""))
 
 
 def _check_counts(

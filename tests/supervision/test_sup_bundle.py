@@ -252,6 +252,30 @@ def test_draw_waits_for_the_public_salt_from_the_announced_source(task_file: Pat
     assert [td.drawn for td in replan.tasks] != [td.drawn for td in plan.tasks]
 
 
+def test_draw_refuses_a_salt_by_the_rule_its_entry_would(task_file: Path) -> None:
+    """The salt's rules are one set: a salt that reaches the draw without `accept_salt` (read from a
+    file, edited) is refused by the draw with the same rule name and sentence as its entry."""
+    task, inputs, policy, seed, nonce_key, commitment, source, t0 = _committed(task_file)
+    hour = dt.timedelta(hours=1)
+    draw = {"seed": seed, "nonce_key": nonce_key, "commitment": commitment, "drawn_at": t0 + 3 * hour}
+    salt = accept_salt(
+        commitment, value="1 2 3", source=source, known_at=t0 + hour, entered_at=t0 + 2 * hour, entered_by="x"
+    )
+    for change, rule in (
+        ({"source": "上证指数收盘"}, "salt_source"),
+        ({"value": "123"}, "salt_format"),
+        ({"known_at": salt.entered_at, "entered_at": salt.known_at}, "salt_entered_before_known"),
+    ):
+        bad = salt.model_copy(update=change)
+        with pytest.raises(DrawV2Error) as entered:
+            accept_salt(commitment, value=bad.value, source=bad.source, known_at=parse_utc(bad.known_at),
+                        entered_at=parse_utc(bad.entered_at), entered_by="x")
+        with pytest.raises(DrawV2Error) as drawn:
+            create_plan_v2(task, inputs, policy, **draw, salt=bad)
+        assert (drawn.value.rule, str(drawn.value)) == (entered.value.rule, str(entered.value)) == (
+            rule, str(entered.value))
+
+
 def test_draw_refuses_inputs_or_secrets_other_than_committed(task_file: Path, city) -> None:
     from supervision.plan import load_plan_inputs
 
