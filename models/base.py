@@ -215,12 +215,18 @@ def lightgbm_params(model, *, seed: int) -> dict:
     }
 
 
-def encoded(model, X) -> np.ndarray:
-    """X encoded as at ``model``'s fit (see `encode_columns`), checked against its features."""
+def fitted_frame(model, X) -> pd.DataFrame:
+    """X as a frame of ``model``'s fitted features: a DataFrame's columns by name (extra columns
+    ignored), an array's by position (refused unless it has as many columns)."""
     frame = as_frame(X, list(model.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
     if frame.shape[1] != model.n_features_in_:
         raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {model.n_features_in_}")
-    return encode_columns(frame, model.feature_names_in_, model.categories_)
+    return frame
+
+
+def encoded(model, X) -> np.ndarray:
+    """X encoded as at ``model``'s fit (see `encode_columns`), checked against its features."""
+    return encode_columns(fitted_frame(model, X), model.feature_names_in_, model.categories_)
 
 
 class RiskModelMixin(ClassifierMixin):

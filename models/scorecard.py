@@ -30,8 +30,8 @@ from models.base import (
     BaseEstimator,
     Contributions,
     RiskModelMixin,
-    as_frame,
     check_is_fitted,
+    fitted_frame,
     frame_and_target,
 )
 
@@ -234,9 +234,7 @@ class ScorecardModel(RiskModelMixin, BaseEstimator):
     # --------------------------------------------------------------- prediction
     def _bin_indices(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        frame = as_frame(X, list(self.feature_names_in_) if isinstance(X, pd.DataFrame) else None)
-        if frame.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {frame.shape[1]} features, but the scorecard was fitted with {self.n_features_in_}")
+        frame = fitted_frame(self, X)
         return np.column_stack([self.bins_[str(n)].index(frame.iloc[:, j]) for j, n in enumerate(self.feature_names_in_)])
 
     def _terms(self, X) -> np.ndarray:
