@@ -62,11 +62,15 @@ _settings = settings_or_exit
 def db_upgrade(revision: str = typer.Option("head", help="target revision"),
                as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
     """Apply the Alembic migrations to TIERS_DATABASE_URL."""
-    from serving.db.migrate import current_revision, upgrade
+    from serving.cli.options import fail
+    from serving.db.migrate import SchemaBeforeBaseline, current_revision, upgrade
 
     settings = _settings()
     database_or_exit(settings)
-    upgrade(settings.database_url, revision)
+    try:
+        upgrade(settings.database_url, revision)
+    except SchemaBeforeBaseline as exc:
+        fail(str(exc))
     now = current_revision(settings.database_url)
     typer.echo(json.dumps({"revision": now}) if as_json else f"database at revision {now}")
 

@@ -171,8 +171,9 @@ def test_the_service_anchors_its_log_by_itself(client, auth, tiers_cli):
 
 
 def test_a_log_chained_before_the_keys_is_kept_and_still_checked(tmp_path, keys_dir, monkeypatch):
-    """A log written by the unkeyed chain (before migration 0003) stays readable: its entries are
-    checked with the old function, and every entry after them with the key."""
+    """A log written by the unkeyed chain (before revision 0003) stays readable: its entries are
+    checked with the old function, and every entry after them with the key. (The log as 0003 left
+    it: the unkeyed entries, and ``keyed_from`` after the last of them.)"""
     import datetime as dt
 
     from sqlalchemy import create_engine, text
@@ -180,7 +181,7 @@ def test_a_log_chained_before_the_keys_is_kept_and_still_checked(tmp_path, keys_
     from serving.db.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    upgrade(url, "0002")
+    upgrade(url)
     prev = "0" * 64
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -194,9 +195,8 @@ def test_a_log_chained_before_the_keys_is_kept_and_still_checked(tmp_path, keys_
                               ":actor_role, :actor_kind, :uscc, :purpose, :endpoint, :outcome, "
                               ":personal_info_unmasked, :prev, :hash)"), {**row, "prev": prev, "hash": digest})
             prev = digest
-        conn.execute(text("UPDATE query_log_head SET seq=3, last_hash=:h WHERE id=1"), {"h": prev})
+        conn.execute(text("UPDATE query_log_head SET seq=3, last_hash=:h, keyed_from=4 WHERE id=1"), {"h": prev})
     engine.dispose()
-    upgrade(url)
 
     from typer.testing import CliRunner
 

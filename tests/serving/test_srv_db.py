@@ -65,3 +65,47 @@ def test_a_running_worker_keeps_its_startup_objects_out_of_the_cyclic_gc(tmp_pat
             assert gc.get_freeze_count() > 10_000
         assert gc.get_freeze_count() > 10_000  # another app stopping does not unfreeze a running one
     assert gc.get_freeze_count() == 0  # the last one out unfreezes: collectable again
+
+
+def test_a_database_from_before_the_baseline_is_refused_saying_what_to_do(tmp_path, monkeypatch):
+    """A database at a revision the baseline 0020 replaced (here 0013) is left as it is: ``tiers db
+    upgrade`` and the service's start-up refuse it in Chinese, then English, naming the baseline and
+    the last commit that still has the old revisions (not Alembic's "Can't locate revision")."""
+    import sqlite3
+
+    import pytest
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as cli_app
+    from serving.settings import get_settings
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        db.execute("INSERT INTO alembic_version VALUES ('0013')")
+    db.close()
+    url = f"sqlite:///{path}"
+
+    def said_clearly(message: str) -> bool:
+        zh, en = message.find("数据库"), message.find("The database")
+        return (0 <= zh < en and all(word in message for word in ("0013", "0020", "37f7e92"))
+                and "Can't locate" not in message)
+
+    monkeypatch.setenv("TIERS_DATABASE_URL", url)
+    monkeypatch.setenv("TIERS_KEYS_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli_app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and said_clearly(result.stderr), (result.exit_code, result.stderr)
+
+    app = create_app(Settings(database_url=url, keys_dir=tmp_path / "keys"))
+    with pytest.raises(Exception) as refused, TestClient(app):  # the message is what is checked
+        pass
+    assert said_clearly(str(refused.value)), refused.value
+    with sqlite3.connect(path) as db:  # nothing was changed
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("alembic_version",), (
+            "sqlite_autoindex_alembic_version_1",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0013",)]
+    db.close()

@@ -18,12 +18,11 @@ from pathlib import Path
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import JSON, String, bindparam, column, inspect, select, table, text, update
+from sqlalchemy import JSON, String, bindparam, column, select, table, text, update
 from srv_fixtures import ENT1, ENT2, form_login
 
-from serving.db.reason_labels import compact, compact_texts, expand, is_compact
-from serving.db.session import engine_for, iter_session
-from serving.db.tables import Grade
+from serving.db.reason_labels import compact, compact_texts, expand
+from serving.db.session import engine_for
 from serving.schemas import GradeIn, ReasonOut
 from serving.services.bulk import load_grades
 from serving.services.grades import latest_grade, store_grades
@@ -156,39 +155,6 @@ def test_the_orm_row_reads_and_writes_the_reasons_with_their_labels(session):
     assert latest_grade(session, ENT1).reasons == changed
     assert not any("Tax arrears of" in r for r in _stored_reasons(session))
     assert session.scalar(select(text("count(*)")).select_from(text("reason_labels"))) >= 6
-
-
-def test_the_migration_down_writes_the_old_form_back_and_up_again_reads_both(session, database_url):
-    """Migration 0020 down: every compact row in the old form (labels and all), the labels' table
-    gone; up again: those rows read as before, beside rows stored compactly."""
-    from alembic import command
-
-    from serving.db.migrate import alembic_config, upgrade
-    from serving.db.session import dispose_engine
-
-    store_grades(session, _STORED)
-    expected = {(g.uscc, g.as_of): g.reasons for g in session.scalars(select(Grade))}
-    assert any(is_compact(r) for r in _raw(session))
-    session.close()
-    dispose_engine(database_url)
-    command.downgrade(alembic_config(database_url), "0019")
-    with engine_for(database_url).connect() as conn:
-        raw = [json.loads(r) for (r,) in conn.execute(text("SELECT CAST(reasons AS TEXT) FROM grades"))]
-        assert not any(is_compact(r) for r in raw) and not inspect(conn).has_table("reason_labels")
-    dispose_engine(database_url)
-    upgrade(database_url)
-    s = next(iter_session(database_url))
-    try:
-        store_grades(s, _LOADED)  # a compact row beside the old ones
-        read = {(g.uscc, g.as_of): g.reasons for g in s.scalars(select(Grade))}
-        assert {k: read[k] for k in expected} == expected
-        assert read[(ENT2, dt.date(2026, 10, 31))] == GradeIn.model_validate(_LOADED[0]).model_dump(mode="json")["reasons"]
-    finally:
-        s.close()
-
-
-def _raw(session) -> list:
-    return [json.loads(r) for r in _stored_reasons(session)]
 
 
 _TEXT = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
