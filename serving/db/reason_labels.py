@@ -183,8 +183,9 @@ def _generation_constant(_element: Any, _compiler: Any, **_kw: Any) -> str:
 
 @compiles(_Generation, "postgresql")
 def _generation_postgresql(_element: Any, _compiler: Any, **_kw: Any) -> str:
-    # the file node changes on TRUNCATE and with the table re-created; the start time on a restart
-    return ("(CAST(pg_relation_filenode(to_regclass('reason_labels')) AS text) || '@' || "
+    # the file node changes on TRUNCATE and with the table re-created; the start time on a restart.
+    # A scalar subquery: computed once per statement (an InitPlan), not once per row of a batch
+    return ("(SELECT CAST(pg_relation_filenode(to_regclass('reason_labels')) AS text) || '@' || "
             "CAST(pg_postmaster_start_time() AS text))")
 
 
