@@ -20,7 +20,7 @@ An id in the cache must name the same text as in the table, so a label is kept o
 
 - it is committed: read by a transaction that has written nothing (an SQLite id rolled back is
   given again to the next label; PostgreSQL's sequence never gives one twice, but a transaction's
-  own labels may still be rolled back);
+  own labels may still be rolled back; asked of PostgreSQL ≥ 13: ``pg_current_xact_id_if_assigned``);
 - under the table's generation (``labels_generation``), read with the grade row that names the
   ids: on PostgreSQL the table's file node and the server's start time, which change on
   ``TRUNCATE`` (the tests' ``RESTART IDENTITY`` gives ids again), on the table re-created (a
