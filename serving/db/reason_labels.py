@@ -11,9 +11,27 @@ database that holds the rows holds their labels, whatever model version made the
 restart; reading them is one indexed query per read, never a network call.
 
 A row stored before (a list of objects) reads as it always did: a list of arrays is compact, a list
-of objects is not, and both read as the same list of objects (``expand``). Labels are never
-changed or deleted, and not cached across reads: an id read in a transaction names the label
-committed with it (a cache could outlive a rolled-back label, or a table emptied and refilled).
+of objects is not, and both read as the same list of objects (``expand``).
+
+Labels are only added (``label_ids``: INSERT … ON CONFLICT DO NOTHING), never changed or deleted,
+so a read may keep them: each engine made by ``serving.db.session.make_engine`` has a bounded
+``LabelCache`` (on PostgreSQL the labels' query was most of a warm single read: 220 → 534 µs).
+An id in the cache must name the same text as in the table, so a label is kept only when
+
+- it is committed: read by a transaction that has written nothing (an SQLite id rolled back is
+  given again to the next label; PostgreSQL's sequence never gives one twice, but a transaction's
+  own labels may still be rolled back; asked of PostgreSQL ≥ 13: ``pg_current_xact_id_if_assigned``);
+- under the table's generation (``labels_generation``), read with the grade row that names the
+  ids: on PostgreSQL the table's file node and the server's start time, which change on
+  ``TRUNCATE`` (the tests' ``RESTART IDENTITY`` gives ids again), on the table re-created (a
+  logical restore, ``pg_restore --clean``) and on a restart (a physical restore); a read whose
+  generation is not the cache's queries, and the first label of a new generation empties it.
+  On SQLite the generation is constant: labels are never deleted there, and a database file
+  replaced under running workers is not supported (``serving.db.session.loop_connection``:
+  stop them first). Resetting a PostgreSQL sequence by hand (``setval``) is not detected.
+
+Two service processes on one database each keep their own cache, both right: the labels are
+append-only and an id names one text. A miss (a label not yet read, or dropped) queries.
 """
 
 from __future__ import annotations
@@ -24,11 +42,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # (C: a str as JSON, non-ASCII kept)
+from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, bindparam, column, select, table
+from sqlalchemy import Connection, Engine, Integer, String, bindparam, column, select, table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
 
 from serving.db.driver import compiled_for
 
@@ -98,37 +119,151 @@ def compact(connection: Connection, many: Sequence[Sequence[Mapping[str, Any]]])
     return [[pack(r, ids[label_of(r)]) for r in reasons] for reasons in many]
 
 
-def expand(connection: Connection, many: Sequence[Any]) -> list[Any]:
+def expand(connection: Connection, many: Sequence[Any], generation: str | None = None) -> list[Any]:
     """Stored reasons lists, each as a list of dicts (``ReasonOut``'s fields): compact ones with
-    their labels read (one query for all of them), others (stored before, or empty) as they are."""
+    their labels read (one query for all of them), others (stored before, or empty) as they are.
+    ``generation``: the ``labels_generation`` read with the rows in ``connection``'s transaction;
+    with it, labels the engine's ``LabelCache`` holds for that generation are not queried."""
     wanted = {r[0] for reasons in many if is_compact(reasons) for r in reasons}
     if not wanted:
         return list(many)
-    labels = labels_by_id(connection, wanted)
+    cache = label_cache(connection) if generation is not None else None
+    labels = cache.get(generation, wanted) if cache is not None else {}
+    if len(labels) < len(wanted):
+        labels = {**labels, **labels_by_id(connection, wanted - labels.keys(), cache)}
     return [[unpack(r, labels) for r in reasons] if is_compact(reasons) else reasons for reasons in many]
 
 
-def labels_by_id(connection: Connection, ids: Iterable[int]) -> dict[int, Label]:
-    """The labels of ``ids`` (an id not in ``reason_labels`` is an error: rows never outlive theirs).
+def labels_by_id(connection: Connection, ids: Iterable[int], cache: LabelCache | None = None) -> dict[int, Label]:
+    """The labels of ``ids`` (an id not in ``reason_labels`` is an error: rows never outlive theirs),
+    kept in ``cache`` when committed (see the module's docstring).
     On the driver's cursor (``serving.db.driver``): a read's one more statement, its cost kept to
     the database's (one statement per power of two of ids, each compiled once)."""
     wanted = sorted(set(ids))
     labels: dict[int, Label] = {}
+    keep = cache is not None and not _wrote_in_transaction(connection)
+    generations: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         size = 1 << max(0, len(chunk) - 1).bit_length()
         statement = compiled_for(_labels_in(size), connection.dialect)
         # padded to the bucket's size by repeating an id: an id twice in IN (…) is one row
         rows = statement.rows(connection, {f"i{k}": chunk[min(k, len(chunk) - 1)] for k in range(size)})
-        labels.update((i, (c, zh, en)) for i, c, zh, en in rows)
+        for i, c, zh, en, generation, clean in rows:
+            labels[i] = (c, zh, en)
+            generations.add(generation)
+            keep = keep and bool(clean)
     if len(labels) < len(wanted):
         raise LookupError(f"reason labels {sorted(set(wanted) - set(labels))[:10]} are not in reason_labels")
+    if keep and cache is not None and len(generations) == 1:
+        cache.add(generations.pop(), labels)
     return labels
+
+
+def _wrote_in_transaction(connection: Connection) -> bool:
+    """Whether ``connection``'s transaction may hold uncommitted rows of its own (SQLite: pysqlite
+    begins a transaction only before a write). PostgreSQL's reads tell it themselves
+    (``_Unwritten``)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    return bool(connection.connection.driver_connection.in_transaction)
+
+
+class _Generation(ColumnElement[str]):
+    """``reason_labels``' generation as the database states it (see the module's docstring)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_Generation)
+def _generation_constant(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "'sqlite'"
+
+
+@compiles(_Generation, "postgresql")
+def _generation_postgresql(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    # the file node changes on TRUNCATE and with the table re-created; the start time on a restart.
+    # A scalar subquery: computed once per statement (an InitPlan), not once per row of a batch
+    return ("(SELECT CAST(pg_relation_filenode(to_regclass('reason_labels')) AS text) || '@' || "
+            "CAST(pg_postmaster_start_time() AS text))")
+
+
+class _Unwritten(ColumnElement[bool]):
+    """Whether the statement's transaction has written nothing: every row it sees is committed."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_Unwritten)
+def _unwritten_sqlite(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "1"  # told by the driver (``_wrote_in_transaction``)
+
+
+@compiles(_Unwritten, "postgresql")
+def _unwritten_postgresql(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "CAST(pg_current_xact_id_if_assigned() IS NULL AS integer)"
+
+
+def labels_generation() -> Any:
+    """The column ``labels_generation``: a read of grade rows selects it beside them, and hands it
+    to ``expand`` (which then reads cached labels of that generation)."""
+    return _Generation().label("labels_generation")
+
+
+# labels kept per engine: each label's texts are bounded by their columns (code 80, labels 200
+# characters: ≤ 2.5 KB a label in Python, ≈ 0.5 KB for ordinary sentences), so ≤ ≈ 20 MB an engine
+LABEL_CACHE_CAPACITY = 8192
+
+
+class LabelCache:
+    """Labels by id, of one generation of ``reason_labels`` (see the module's docstring), at most
+    ``capacity`` of them (the first added dropped first). Readers take no lock (a dict's single
+    reads are atomic); writers take one."""
+
+    def __init__(self, capacity: int = LABEL_CACHE_CAPACITY) -> None:
+        self.capacity = capacity
+        self._state: tuple[str | None, dict[int, Label]] = (None, {})
+        self._lock = Lock()
+
+    def __len__(self) -> int:
+        return len(self._state[1])
+
+    def get(self, generation: str, ids: Iterable[int]) -> dict[int, Label]:
+        """The labels of ``ids`` this cache holds for ``generation`` (those it lacks are left out)."""
+        held, labels = self._state
+        if held != generation:
+            return {}
+        found = {}
+        for i in ids:
+            label = labels.get(i)
+            if label is not None:
+                found[i] = label
+        return found
+
+    def add(self, generation: str, labels: Mapping[int, Label]) -> None:
+        """Keep ``labels`` (committed, read under ``generation``); another generation's are dropped."""
+        with self._lock:
+            held, kept = self._state
+            if held != generation:
+                kept = {}
+                self._state = (generation, kept)
+            for i, label in labels.items():
+                if i not in kept and len(kept) >= self.capacity:
+                    del kept[next(iter(kept))]
+                kept[i] = label
+
+
+def label_cache(bind: Connection | Engine) -> LabelCache | None:
+    """The engine's ``LabelCache`` (an execution option ``make_engine`` sets), or None."""
+    return bind.get_execution_options().get("reason_labels")
 
 
 @lru_cache(maxsize=16)
 def _labels_in(size: int) -> Any:
-    return (select(_LABELS.c.id, _LABELS.c.code, _LABELS.c.label_zh, _LABELS.c.label_en)
+    return (select(_LABELS.c.id, _LABELS.c.code, _LABELS.c.label_zh, _LABELS.c.label_en, labels_generation(),
+                   _Unwritten().label("unwritten"))
             .where(_LABELS.c.id.in_([bindparam(f"i{k}") for k in range(size)])))
 
 

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from threading import Lock
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from serving.db.reason_labels import LabelCache
 
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
@@ -37,17 +40,22 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
         raise ValueError(f"sqlite_synchronous={sqlite_synchronous!r}: use FULL or NORMAL (never OFF: "
                          "the query log must survive a crash)")
     url = make_url(database_url)
-    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s}
+    # the engine's own state, reachable from its connections: the reason labels its reads have seen
+    state = {"execution_options": {"reason_labels": LabelCache()}}
+    pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s,
+                            **state}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         if not url.database or url.database == ":memory:":
-            pool = {}  # one in-memory database per connection: SQLAlchemy's own pool applies
+            # one in-memory database per connection: SQLAlchemy's own pool applies, and no label
+            # cache (its connections' databases are not one)
+            pool, state = {}, {}
         # A read-only connection serves an event loop: it must never wait long for a lock (which in
         # WAL mode only recovery or a lost -shm file takes); its caller falls back to a thread.
         timeout = 0.1 if read_only else 30
         if read_only:
-            pool = {"poolclass": NullPool}
+            pool = {"poolclass": NullPool, **state}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout}, **pool)
 
         @event.listens_for(engine, "connect")

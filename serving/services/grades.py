@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from serving.db.driver import compiled_for
-from serving.db.reason_labels import compact, expand
+from serving.db.reason_labels import compact, expand, labels_generation
 from serving.db.session import connection_of
 from serving.db.tables import CurrentGrade, Grade, Subject
 from serving.errors import GradeUnavailable, ModelUnavailable
@@ -242,7 +242,9 @@ def _answer_column(name: str) -> Any:
     return type_coerce(column, _StoredJSON()).label(name) if isinstance(column.type, JSON) else column
 
 
-_LATEST_VALUES_FROM = (select(*(_answer_column(name) for name in GRADE_OUT_COLUMNS))
+# with the generation of the labels the rows name (``serving.db.reason_labels``): cached labels of
+# that generation are not queried
+_LATEST_VALUES_FROM = (select(*(_answer_column(name) for name in GRADE_OUT_COLUMNS), labels_generation())
                        .select_from(_C.join(_G, and_(_G.c.uscc == _C.c.uscc, _G.c.as_of == _C.c.as_of,
                                                      _G.c.model_version == _C.c.model_version))))
 _LATEST_VALUES = _LATEST_VALUES_FROM.where(_C.c.uscc == bindparam("uscc"))
@@ -266,7 +268,8 @@ def latest_grade_values(source: Session | Connection, uscc: str) -> dict[str, An
     if not rows:
         raise GradeUnavailable(f"subject {uscc} has not been graded yet", field="uscc")
     values = dict(zip(statement.columns, rows[0], strict=True))
-    values["reasons"] = expand(connection, [values["reasons"]])[0]  # the labels: one indexed read
+    generation = values.pop("labels_generation")
+    values["reasons"] = expand(connection, [values["reasons"]], generation)[0]  # the labels: cached, or one indexed read
     return values
 
 
@@ -285,8 +288,11 @@ def latest_grades(source: Session | Connection, usccs: Iterable[str]) -> dict[st
         # padded to the bucket's size by repeating a code: a code twice in IN (…) is one row
         values = {f"u{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
         rows.extend(dict(zip(statement.columns, row, strict=True)) for row in statement.rows(connection, values))
-    # the reasons' labels: one read for the batch (each label once)
-    for row, reasons in zip(rows, expand(connection, [row["reasons"] for row in rows]), strict=True):
+    # the reasons' labels: cached, or one read for the batch (each label once); the rows of one
+    # chunk's statement share a generation, so the first one's serves
+    generations = {row.pop("labels_generation") for row in rows}
+    generation = generations.pop() if len(generations) == 1 else None
+    for row, reasons in zip(rows, expand(connection, [row["reasons"] for row in rows], generation), strict=True):
         row["reasons"] = reasons
     return {g.uscc: g for g in _GRADES_OUT.validate_python(rows)}
 

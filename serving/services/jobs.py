@@ -6,8 +6,12 @@ from any worker (the state is the database's, not a process's).
 Two ways to run: in a thread of the worker (work that lets the GIL go), or in a process of its own
 (``run_in_process``: work that holds the GIL for seconds at a time, like a city's draw — in a
 thread it would starve the worker's event loop and the ping thread uvicorn's supervisor watches).
-Either way the job ends ``succeeded`` or ``failed`` with its message; a job not heard of for
-``STALE_AFTER`` died with its process (shown as interrupted).
+Either way the job ends ``succeeded`` or ``failed`` with its message. While the work runs, the
+process that runs it beats on the job's row every ``HEARTBEAT_S`` (``heartbeat``: its
+``updated_at``), whether the work reports progress or not; a job not heard of for ``STALE_AFTER``
+died with its process (shown as interrupted, and its department may start another). A worker
+killed together with its job's process (nothing left to mark the job failed) so frees the
+department after ``STALE_AFTER``, not after the 15 minutes a job once had to go without progress.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import importlib
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +31,11 @@ from serving.db.tables import Job
 
 logger = logging.getLogger(__name__)
 
-STALE_AFTER = dt.timedelta(minutes=15)  # a running job not heard of for this long died with its process
+HEARTBEAT_S = 15.0  # how often the process running a job beats on its row
+# a job not heard of for this long died with its process: eight beats, so a beat may wait for a
+# GIL-holding stage (a 2 M-subject draw held a sleeping thread up to 33 s) or an SQLite write lock
+# (the job's own storing transaction) without the job being taken for dead
+STALE_AFTER = dt.timedelta(minutes=2)
 ACTIVE = ("queued", "running")
 ENDED = ("succeeded", "failed", "interrupted")
 
@@ -89,20 +98,63 @@ def run_in_thread(target: Callable[..., Any], *args: Any, name: str) -> threadin
     return thread
 
 
-def run_in_process(settings: Any, job_id: int, target: str) -> threading.Thread:
+def run_job_in_thread(settings: Any, job_id: int, target: Callable[..., Any], *args: Any, name: str,
+                      heartbeat_s: float = HEARTBEAT_S) -> threading.Thread:
+    """Run the job ``job_id``'s work, ``target(settings, job_id, *args)`` (which ends its job), in a
+    daemon thread of this process, its ``heartbeat`` beside it while the thread runs."""
+    thread = run_in_thread(target, settings, job_id, *args, name=name)
+    heartbeat(settings, job_id, heartbeat_s, alive=thread.is_alive)
+    return thread
+
+
+def run_in_process(settings: Any, job_id: int, target: str, heartbeat_s: float = HEARTBEAT_S) -> threading.Thread:
     """Run ``target`` (``"module:function"``, called as ``function(settings, job_id)``) in a fresh
-    process (spawned: no copy of the worker's threads, locks or connections), watched by a thread
-    of this process that only waits for it. A process that dies without ending its job (killed,
-    out of memory) leaves the job failed, not running."""
+    process (spawned: no copy of the worker's threads, locks or connections) that beats on the
+    job's row (``heartbeat``), watched by a thread of this process that only waits for it. A
+    process that dies without ending its job (killed, out of memory) leaves the job failed, not
+    running; killed with this process, the job is stale ``STALE_AFTER`` after its last beat."""
     process = multiprocessing.get_context("spawn").Process(
-        target=_process_main, args=(target, settings, job_id), name=f"job-{job_id}", daemon=True)
+        target=_process_main, args=(target, settings, job_id, heartbeat_s), name=f"job-{job_id}", daemon=True)
     process.start()
     return run_in_thread(_watch, settings, job_id, process, name=f"job-{job_id}-watch")
 
 
-def _process_main(target: str, settings: Any, job_id: int) -> None:
+def _process_main(target: str, settings: Any, job_id: int, heartbeat_s: float = HEARTBEAT_S) -> None:
     module, function = target.split(":")
+    heartbeat(settings, job_id, heartbeat_s)  # a daemon thread: it ends with this process
     getattr(importlib.import_module(module), function)(settings, job_id)
+
+
+def heartbeat(settings: Any, job_id: int, every_s: float = HEARTBEAT_S,
+              alive: Callable[[], bool] = lambda: True) -> threading.Thread:
+    """Beat on the job's row (its ``updated_at``) every ``every_s`` from a daemon thread of this
+    process, until the job has ended or ``alive()`` is false (its work's thread ended). A beat
+    that fails (an SQLite write lock held past its timeout, a connection lost) is logged and the
+    next one tried: a job is taken for dead only after ``STALE_AFTER`` without one."""
+    from sqlalchemy import update
+
+    def beat() -> None:
+        from serving.deps import new_session
+
+        while True:
+            time.sleep(every_s)
+            if not alive():
+                return
+            session = new_session(settings)
+            try:
+                beaten = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                                         .values(updated_at=dt.datetime.now(dt.UTC))
+                                         .execution_options(synchronize_session=False)).rowcount
+                session.commit()
+            except Exception:  # the next beat may pass; the job itself is not this thread's
+                logger.warning("job %s: a heartbeat failed", job_id, exc_info=True)
+                beaten = 1
+            finally:
+                session.close()
+            if not beaten:  # the job has ended
+                return
+
+    return run_in_thread(beat, name=f"job-{job_id}-heartbeat")
 
 
 def _watch(settings: Any, job_id: int, process: Any) -> None:

@@ -138,7 +138,7 @@ def start(session: Session, settings: Any, principal: Principal, body: PlanCreat
     if RUN_IN_PROCESS:
         jobs.run_in_process(settings, job.id, f"{__name__}:run")
     else:
-        jobs.run_in_thread(run, settings, job.id, name=f"plan-job-{job.id}")
+        jobs.run_job_in_thread(settings, job.id, run, name=f"plan-job-{job.id}")
     return job
 
 

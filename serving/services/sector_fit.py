@@ -251,7 +251,7 @@ def start_fit(session: Session, settings: Any, principal: Principal, dataset: An
         raise Conflict(f"a fit of section {section} is already running (job {busy[0].id})", field="file")
     job = jobs.queue(session, kind=KIND, section=section, requested_by=principal.username,
                      file_name=file_name[:200], rows=len(dataset))
-    jobs.run_in_thread(runner or run_fit, settings, job.id, dataset, section, name=f"fit-job-{job.id}")
+    jobs.run_job_in_thread(settings, job.id, runner or run_fit, dataset, section, name=f"fit-job-{job.id}")
     return job
 
 
