@@ -292,6 +292,27 @@ def test_a_graceful_stop_flushes_what_the_interval_has_not_yet(settings, world):
     assert flusher is not None and flusher.durable_head == writer._committed
 
 
+def test_a_flusher_that_cannot_start_tries_again_on_the_next_commit(tmp_path, monkeypatch):
+    # as the log's writer (test_srv_querylog_load): a thread that never started is not taken for
+    # a running one, which would leave every later commit unflushed
+    monkeypatch.setattr(querylog_flush, "_sync", lambda fd: None)
+    wal = tmp_path / "db-wal"
+    wal.write_bytes(b"wal")
+    flusher = querylog_flush.WalFlusher(str(wal), interval_s=0.001)
+    assert flusher.covers()
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start"):
+        flusher.committed((1, "h1", 1))
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    flusher.committed((2, "h2", 1))
+    assert flusher.flush(timeout_s=5) and flusher.durable_head == (2, "h2", 1)
+
+
 def test_a_wal_made_anew_is_not_covered_until_the_old_one_is_flushed(tmp_path, monkeypatch):
     # the WAL deleted (every connection closed) and made again is another inode: the flusher's
     # descriptor would fsync the old file, so commits run at FULL until it has moved over
