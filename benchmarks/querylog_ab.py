@@ -30,16 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api import (
-    drain,
-    free_port,
-    machine_facts,
-    measured_phase,
-    service_env,
-    service_settings,
-    stop_uvicorn,
-    wait_healthy,
-)
+from api import drain, free_port, machine_facts, measured_phase, service_env, stop_uvicorn, wait_healthy
 from city_scale import _codes, prepare, write_scheduler_data
 
 
@@ -83,10 +74,9 @@ def main(args: argparse.Namespace) -> None:
 
     print(machine_facts() + f"  database={'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
     codes_by_label = dict(c.split("=", 1) for c in args.code)
-    tmp, url, _built, _log = prepare(args.subjects, args)
+    tmp, url, _built, _log, settings = prepare(args.subjects, args)
     if args.build_only:
         return
-    settings = service_settings(tmp, url)
     dispose_engine(url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
