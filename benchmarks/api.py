@@ -297,22 +297,35 @@ def minimal_app():
     return app
 
 
-def seeded_database(prefix: str, seed, n_subjects: int, what: str | None = None) -> tuple[Path, str, list[str], object]:
-    """A throw-away SQLite database in a new directory ``prefix…``, filled by ``seed(url, n_subjects)``
-    (which returns the subjects' codes), and the settings of a service on it with its keys made as
-    on a first start (development): the JWT key and the query log's MAC and checkpoint signing keys,
-    so the keyed chain and its checkpoints are on, as served. Prints the seeding time when ``what``
-    names what was seeded. Returns (directory, url, codes, settings)."""
+def service_settings(tmp: Path, url: str):
+    """The settings of a service on a benchmark's database ``url`` kept in the directory ``tmp``:
+    its data in ``tmp`` and its keys in ``tmp/keys``, made there as on a first start (development)
+    when absent and read back after: the JWT key and the query log's MAC and checkpoint signing
+    keys, so the keyed chain and its checkpoints are on, as served."""
     from serving.keys import with_keys
     from serving.settings import Settings
 
+    return with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+
+
+def keyed_database(prefix: str) -> tuple[Path, str, object]:
+    """A throw-away SQLite database ``bench.db`` in a new directory ``prefix…`` (not migrated yet)
+    and the :func:`service_settings` of a service on it. Returns (directory, url, settings)."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     url = f"sqlite:///{tmp / 'bench.db'}"
+    return tmp, url, service_settings(tmp, url)
+
+
+def seeded_database(prefix: str, seed, n_subjects: int, what: str | None = None) -> tuple[Path, str, list[str], object]:
+    """A :func:`keyed_database` filled by ``seed(url, n_subjects)`` (which migrates it and returns
+    the subjects' codes). Prints the seeding time when ``what`` names what was seeded. Returns
+    (directory, url, codes, settings)."""
+    tmp, url, settings = keyed_database(prefix)
     t = time.perf_counter()
     codes = seed(url, n_subjects)
     if what is not None:
         print(f"seeded {len(codes)} {what} in {time.perf_counter() - t:.1f} s: {url}")
-    return tmp, url, codes, with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    return tmp, url, codes, settings
 
 
 def load_options(parser: argparse.ArgumentParser, *, duration: float, subjects: int, batch_repeats: int) -> None:

@@ -64,6 +64,7 @@ from api import (
     machine_facts,
     measured_phase,
     service_env,
+    service_settings,
     start_uvicorn,
     stop_uvicorn,
     wait_healthy,
@@ -318,12 +319,10 @@ def _mark(tmp: Path, step: str, figures: dict, url: str) -> None:
     (tmp / f"{step}.done.json").write_text(json.dumps({**figures, "database": url}))
 
 
-def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict | None]:
+def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict | None, object]:
     """The database of one size: built (bulk path) and its log filled, or, with ``--reuse``, the
-    steps already done in ``--db-dir`` kept (their figures are those of the run that did them)."""
-    from serving.keys import with_keys
-    from serving.settings import Settings
-
+    steps already done in ``--db-dir`` kept (their figures are those of the run that did them).
+    Returns (directory, url, build figures, log figures, the ``service_settings`` on it)."""
     tmp, url = _place(size, args, "tiers-city")
     built = _done(tmp, "build", url) if args.reuse else None
     if built is None:
@@ -337,16 +336,16 @@ def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict 
         (tmp / "log.done.json").unlink(missing_ok=True)
     print(f"[{size:,}] built in {built['build_s']:.0f} s: grades {built['grades_per_s']:,.0f} rows/s "
           f"({built['grade_rows']:,} rows), subjects {built['subjects_per_s']:,.0f} rows/s", flush=True)
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    settings = service_settings(tmp, url)
     if args.skip_log:
-        return tmp, url, built, None
+        return tmp, url, built, None, settings
     entries = args.log_entries if size > 2000 else min(args.log_entries, 20_000)
     log = _done(tmp, "log", url) if args.reuse else None
     if log is None or log.get("entries") != entries:
         log = fill_log(url, settings, list(_codes(size)), entries, args.day_entries, args.checkpoint_every,
                        args.history_group)
         _mark(tmp, "log", log, url)
-    return tmp, url, built, log
+    return tmp, url, built, log, settings
 
 
 def write_scheduler_data(data_dir: Path, inspectors: int = 2000) -> None:
@@ -387,14 +386,11 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     from _users import bearer_for
 
     from serving.db.session import dispose_engine
-    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.settings import Settings
 
-    tmp, url, built, log = prepare(size, args)
+    tmp, url, built, log, settings = prepare(size, args)
     if args.build_only:
         return {"size": size, **built, **(log or {})}
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
     log = check_log_now(url, settings, log, full=not args.no_full_check)
     print(f"[{size:,}] log of {log['log_entries']:,}: incremental {log['incremental_s']:.2f} s "
           f"({log['incremental_entries']:,} entries), full {log.get('full_s', float('nan')):.2f} s", flush=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from api import PURPOSE, batch_throughput, drain, free_port, measured_phase, service_env, stop_uvicorn, wait_healthy  # noqa
+from api import PURPOSE, batch_throughput, drain, free_port, measured_phase, service_env, service_settings, stop_uvicorn, wait_healthy  # noqa
 from city_scale import _codes  # noqa
 
 
@@ -74,13 +74,11 @@ def main() -> None:
     args = p.parse_args()
     from _users import bearer_for
 
-    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.settings import Settings
 
     tmp = Path(args.size_dir)
     url = f"sqlite:///{tmp / 'city.db'}"
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    settings = service_settings(tmp, url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
     extra = dict(kv.split("=", 1) for kv in args.extra_env)

@@ -66,11 +66,29 @@ class HealthProbe:
                 "health_p50_ms": 1000 * statistics.median(lat), "health_p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
                 "health_worst_ms": 1000 * lat[-1]}
 
+    def summary(self) -> str:
+        """:meth:`figures` to 0.1, as JSON (for a printed line)."""
+        return json.dumps({k: round(v, 1) for k, v in self.figures().items()})
+
 
 def _body(as_of: dt.date, name: str) -> dict:
     start = max(as_of + dt.timedelta(days=1), dt.date.today())
     return {"plan_id": name, "period_start": str(start), "period_end": str(start + dt.timedelta(days=89)),
             "as_of": str(as_of), "tasks": [{"department": "samr", "item": "SAMR-03"}]}
+
+
+def _post_plan(base: str, headers: dict, body: dict) -> tuple[dict, float, str]:
+    """``POST /plans`` with ``body`` while ``/health`` is probed (from a second before): the plan
+    made (201), the seconds the request took and the probe's :meth:`HealthProbe.summary`."""
+    import httpx
+
+    with HealthProbe(base) as probe:
+        time.sleep(1)
+        t = time.perf_counter()
+        r = httpx.post(f"{base}/api/v1/plans", json=body, headers=headers, timeout=1800)
+        seconds = time.perf_counter() - t
+    assert r.status_code == 201, r.text[:300]
+    return r.json(), seconds, probe.summary()
 
 
 def _serve(tmp: Path, url: str, settings, inline: int, name: str, tree: Path | None = None):
@@ -87,15 +105,13 @@ def _serve(tmp: Path, url: str, settings, inline: int, name: str, tree: Path | N
 def baseline_reads(size: int, tmp: Path, url: str, tree: Path) -> None:
     """The same reads of the plans already made, served by the code in ``tree`` (e.g. main's)."""
     from _users import bearer_for
-    from api import stop_uvicorn
+    from api import service_settings, stop_uvicorn
 
     from serving.db.session import iter_session
     from serving.db.tables import Plan
-    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.settings import Settings
 
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    settings = service_settings(tmp, url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
     session = next(iter_session(url))
@@ -112,30 +128,22 @@ def baseline_reads(size: int, tmp: Path, url: str, tree: Path) -> None:
 def measure(size: int, tmp: Path, url: str) -> None:
     import httpx
     from _users import bearer_for
-    from api import stop_uvicorn
+    from api import service_settings, stop_uvicorn
     from city_scale import last_as_of
 
-    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.settings import Settings
 
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
+    settings = service_settings(tmp, url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)
     as_of, stamp = last_as_of(1), int(time.time())
     # the old path: the plan inside the request
     server, base = _serve(tmp, url, settings, 10**8, "inline")
     try:
-        with HealthProbe(base) as probe:
-            time.sleep(1)
-            t = time.perf_counter()
-            r = httpx.post(f"{base}/api/v1/plans", json=_body(as_of, f"inline-{stamp}"), headers=headers, timeout=1800)
-            inline_s = time.perf_counter() - t
-        assert r.status_code == 201, r.text[:300]
-        plan_id = r.json()["id"]
-        print(f"[{size:,}] POST /plans inside the request: {inline_s:.1f} s, {r.json()['plan']['visits']:,} visits; "
-              f"health {json.dumps({k: round(v, 1) for k, v in probe.figures().items()})}", flush=True)
-        reads(base, headers, plan_id, size)
+        plan, inline_s, health = _post_plan(base, headers, _body(as_of, f"inline-{stamp}"))
+        print(f"[{size:,}] POST /plans inside the request: {inline_s:.1f} s, {plan['plan']['visits']:,} visits; "
+              f"health {health}", flush=True)
+        reads(base, headers, plan["id"], size)
     finally:
         stop_uvicorn(server)
     # the new path: a job in a process of its own; and POST /plans above the inline size
@@ -155,15 +163,10 @@ def measure(size: int, tmp: Path, url: str) -> None:
             job_s = time.perf_counter() - t
         assert job["status"] == "succeeded", job
         print(f"[{size:,}] POST /plan-jobs: 202 in {accepted_ms:.0f} ms, plan made in {job_s:.1f} s; stages {stages}; "
-              f"health {json.dumps({k: round(v, 1) for k, v in probe.figures().items()})}", flush=True)
-        with HealthProbe(base) as probe:
-            time.sleep(1)
-            t = time.perf_counter()
-            r = httpx.post(f"{base}/api/v1/plans", json=_body(as_of, f"waited-{stamp}"), headers=headers, timeout=1800)
-            waited_s = time.perf_counter() - t
-        assert r.status_code == 201, r.text[:300]
-        print(f"[{size:,}] POST /plans above the inline size (waits for a job): {waited_s:.1f} s; "
-              f"health {json.dumps({k: round(v, 1) for k, v in probe.figures().items()})}", flush=True)
+              f"health {probe.summary()}", flush=True)
+        _plan, waited_s, health = _post_plan(base, headers, _body(as_of, f"waited-{stamp}"))
+        print(f"[{size:,}] POST /plans above the inline size (waits for a job): {waited_s:.1f} s; health {health}",
+              flush=True)
         reads(base, headers, job["plan_id"], size)
     finally:
         stop_uvicorn(server)

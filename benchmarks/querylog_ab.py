@@ -68,18 +68,15 @@ def main(args: argparse.Namespace) -> None:
     from _users import bearer_for
 
     from serving.db.session import dispose_engine, iter_session
-    from serving.keys import with_keys
     from serving.security import Principal
     from serving.services.querylog import LogKeys, use_keys
     from serving.services.querylog_check import check_chain
-    from serving.settings import Settings
 
     print(machine_facts() + f"  database={'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
     codes_by_label = dict(c.split("=", 1) for c in args.code)
-    tmp, url, _built, _log = prepare(args.subjects, args)
+    tmp, url, _built, _log, settings = prepare(args.subjects, args)
     if args.build_only:
         return
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
     dispose_engine(url)
     headers = bearer_for(url, Principal(username="bench_regulator", role="regulator", department="samr"),
                          settings.jwt_key)

@@ -17,11 +17,9 @@ import argparse
 import dataclasses
 import os
 import statistics
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 
 def phase(url: str, keys, flush_ms: int, rate: float, duration: float) -> dict:
@@ -72,17 +70,15 @@ def main() -> None:
     parser.add_argument("--flush-ms", type=int, default=10)
     args = parser.parse_args()
 
+    from api import keyed_database
+
     from serving.db.migrate import upgrade
     from serving.db.session import iter_session
-    from serving.keys import with_keys
     from serving.services.querylog import LogKeys
     from serving.services.querylog_check import check_chain
-    from serving.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-flushab-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
+    tmp, url, settings = keyed_database("tiers-flushab-")
     upgrade(url)
-    settings = with_keys(Settings(database_url=url, keys_dir=tmp / "keys", data_dir=tmp))
     keys = LogKeys.of(settings)
     print(f"nproc={os.cpu_count()} load={os.getloadavg()[0]:.1f}; {args.rate:.0f} appends/s, {args.duration:.0f} s "
           f"per phase, flush 0 vs {args.flush_ms} ms, db {tmp}", flush=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from api import machine_facts
+from api import machine_facts, seed, seeded_database
 
 
 def main() -> None:
@@ -23,36 +21,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    import pandas as pd
     from _users import bearer_for
     from fastapi.testclient import TestClient
-    from stdnum.cn import uscc as stdnum_uscc
 
     from serving.app import create_app
-    from serving.db.migrate import upgrade
     from serving.db.session import iter_session
-    from serving.keys import with_keys
     from serving.security import Principal
-    from serving.services.bulk import load_subjects
-    from serving.services.grades import store_grades
     from serving.services.querylog_check import check_chain
-    from serving.services.subjects import store_records
-    from serving.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="tiers-bench-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    upgrade(url)
-    codes = [(b := f"913201{i:011d}") + stdnum_uscc.calc_check_digit(b) for i in range(args.subjects)]
+    _tmp, url, codes, settings = seeded_database("tiers-bench-", seed, args.subjects)
     session = next(iter_session(url))
-    load_subjects(session.get_bind(), [pd.DataFrame({"uscc": codes, "name": [f"企业{i}" for i in range(len(codes))],
-                                                     "industry": "C", "registered_on": "2015-01-01"})],
-                  load_id="bench-subjects")
-    store_records(session, [{"record_id": f"R{i}", "uscc": c, "kind": "admin_penalty", "severity": "general",
-                             "decision_date": "2026-03-01", "department": "samr"} for i, c in enumerate(codes)])
-    reasons = [{"code": f"f{k}", "label_zh": f"原因{k}", "contribution": -k, "record_ids": ["R1"]} for k in range(5)]
-    store_grades(session, [{"uscc": c, "as_of": "2026-09-30", "score": 600, "grade": "B", "probability": 0.1,
-                            "model_version": "bench", "profile_hash": "0" * 64, "reasons": reasons} for c in codes])
-    settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, keys_dir=tmp / "keys"))
     client = TestClient(create_app(settings))
     headers = bearer_for(url, Principal(username="bench", role="regulator", department="samr"),
                          settings.jwt_key)

@@ -27,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from serving.services.worker_thread import wake_or_start
+
 CHECKPOINT_VERSION = 1
 logger = logging.getLogger(__name__)
 
@@ -212,11 +214,7 @@ class CheckpointWriter:
             if head[0] <= max(self._written, self._pending[0] if self._pending else 0):
                 return
             self._pending = head
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="querylog-checkpoints", daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
+            self._thread = wake_or_start(self._cond, self._thread, self._run, "querylog-checkpoints")
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Wait until every head handed over is written (for tests and a graceful stop)."""

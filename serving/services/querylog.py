@@ -45,6 +45,7 @@ from serving.db.tables import QueryLogEntry, QueryLogHead
 from serving.security import Principal
 from serving.services.querylog_flush import WalFlusher, sync_wal, wal_path
 from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
+from serving.services.worker_thread import wake_or_start
 
 GENESIS_HASH = "0" * 64
 _log = logging.getLogger(__name__)
@@ -463,16 +464,11 @@ class GroupCommitWriter:
     def _submit(self, batch: _Batch) -> None:
         with self._cond:
             self._queue.append(batch)
-            if self._thread is not None:
-                self._cond.notify()
-                return
-            thread = threading.Thread(target=self._run, name="querylog-writer", daemon=True)
             try:
-                thread.start()
+                self._thread = wake_or_start(self._cond, self._thread, self._run, "querylog-writer")
             except BaseException:  # no writer (e.g. the thread limit): this caller fails, nobody waits
                 self._queue.remove(batch)
                 raise
-            self._thread = thread
 
     def _run(self) -> None:
         carried: tuple[list[_Batch], Offer | None] | None = None  # offered before the last release

@@ -53,6 +53,8 @@ import time
 import weakref
 from typing import Any
 
+from serving.services.worker_thread import wake_or_start
+
 log = logging.getLogger(__name__)
 _sync = getattr(os, "fdatasync", os.fsync)  # data and size, as SQLite's own WAL sync on Linux
 
@@ -152,11 +154,7 @@ class WalFlusher:
         with self._cond:
             self._committed += 1
             self._head = head
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="querylog-flusher", daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify_all()
+            self._thread = wake_or_start(self._cond, self._thread, self._run, "querylog-flusher")
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every commit made so far is flushed (True), or ``timeout_s`` passed, or the

@@ -71,8 +71,9 @@ def test_the_log_keys_carry_the_interval_in_seconds(settings):
 # --- W = 0 and W > 0 on SQLite ---------------------------------------------------------------------
 
 
-def _synchronous_at_commit(monkeypatch) -> list[int]:
-    """The ``PRAGMA synchronous`` the log's commits run at (2 FULL, 1 NORMAL), recorded."""
+def _three_commits(settings, monkeypatch, flush_ms: float):
+    """Three entries appended with the log's flush interval at ``flush_ms``: the ``PRAGMA
+    synchronous`` each of the log's commits ran at (2 FULL, 1 NORMAL), the engine and its writer."""
     seen: list[int] = []
     chain_and_commit = querylog._chain_and_commit
 
@@ -81,24 +82,21 @@ def _synchronous_at_commit(monkeypatch) -> list[int]:
         return chain_and_commit(raw, *args, **kwargs)
 
     monkeypatch.setattr(querylog, "_chain_and_commit", recording)
-    return seen
+    engine, writer = _writer(settings, flush_ms)
+    for i in range(3):
+        _append(engine, f"91320100MA1XXXXX{i:02d}")
+    return seen, engine, writer
 
 
 @sqlite_only
 def test_zero_keeps_every_commit_at_full_and_no_flusher(settings, monkeypatch):
-    seen = _synchronous_at_commit(monkeypatch)
-    engine, writer = _writer(settings, 0)
-    for i in range(3):
-        _append(engine, f"91320100MA1XXXXX{i:02d}")
+    seen, _engine, writer = _three_commits(settings, monkeypatch, 0)
     assert seen == [2, 2, 2] and writer._flusher is None
 
 
 @sqlite_only
 def test_a_positive_interval_commits_at_normal_and_gives_the_pool_its_full_back(settings, monkeypatch):
-    seen = _synchronous_at_commit(monkeypatch)
-    engine, writer = _writer(settings, 10)
-    for i in range(3):
-        _append(engine, f"91320100MA1XXXXX{i:02d}")
+    seen, engine, writer = _three_commits(settings, monkeypatch, 10)
     # the first commit may make the WAL (FULL, SQLite fsyncs it); then NORMAL, the flusher's
     assert seen[-2:] == [1, 1] and writer._flusher is not None
     with engine.connect() as conn:  # SQLite's automatic checkpoint stays on: the WAL restarts as before
@@ -292,6 +290,27 @@ def test_a_graceful_stop_flushes_what_the_interval_has_not_yet(settings, world):
         writer = group_writer(engine_for(slow.database_url))
     flusher = writer._flusher  # the app's stop has returned: everything committed is flushed
     assert flusher is not None and flusher.durable_head == writer._committed
+
+
+def test_a_flusher_that_cannot_start_tries_again_on_the_next_commit(tmp_path, monkeypatch):
+    # as the log's writer (test_srv_querylog_load): a thread that never started is not taken for
+    # a running one, which would leave every later commit unflushed
+    monkeypatch.setattr(querylog_flush, "_sync", lambda fd: None)
+    wal = tmp_path / "db-wal"
+    wal.write_bytes(b"wal")
+    flusher = querylog_flush.WalFlusher(str(wal), interval_s=0.001)
+    assert flusher.covers()
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start"):
+        flusher.committed((1, "h1", 1))
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    flusher.committed((2, "h2", 1))
+    assert flusher.flush(timeout_s=5) and flusher.durable_head == (2, "h2", 1)
 
 
 def test_a_wal_made_anew_is_not_covered_until_the_old_one_is_flushed(tmp_path, monkeypatch):

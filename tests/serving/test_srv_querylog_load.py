@@ -315,6 +315,27 @@ def test_a_writer_that_cannot_start_fails_its_caller_and_the_next_one_works(data
     assert check_chain(session).ok and check_chain(session).entries == 1
 
 
+def test_a_checkpoint_writer_that_cannot_start_tries_again_on_the_next_head(settings, tmp_path, monkeypatch):
+    # as the log's writer above: a thread that never started is not taken for a running one
+    from serving.services import checkpoints
+
+    written: list[int] = []
+    monkeypatch.setattr(checkpoints, "append_checkpoint", lambda path, checkpoint: written.append(checkpoint.seq))
+    writer = checkpoints.CheckpointWriter(tmp_path / "checkpoints.jsonl", LogKeys.of(settings).signing_key)
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start"):
+        writer.submit((1, "a" * 64, 1))
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    writer.submit((2, "b" * 64, 1))
+    writer.flush(timeout_s=5)
+    assert written == [2], "the next head found no thread to sign it"
+
+
 def test_appends_racing_the_writers_idle_exit_are_never_stranded(database_url, session):
     engine = engine_for(database_url)
     writer = querylog.GroupCommitWriter(engine, idle_s=0.0005)  # exits between almost every append

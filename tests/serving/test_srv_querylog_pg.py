@@ -43,6 +43,13 @@ def _reader(name: str) -> Principal:
     return Principal(username=name, role=reader.role, department=reader.department)
 
 
+def _log_three_reads(engine, who: str, uscc_stem: str) -> None:
+    """Three reads by ``who`` logged through ``engine``'s writer (subjects ``uscc_stem`` + 0, 1, 2)."""
+    for i in range(3):
+        append_entry_durably(engine, principal=_reader(who), uscc=f"{uscc_stem}{i}", purpose="并发测试",
+                             endpoint="GET /t")
+
+
 def _set_standby(admin, names: str) -> None:
     admin.execute(text(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'"))
     admin.execute(text("SELECT pg_reload_conf()"))
@@ -178,9 +185,7 @@ def test_without_the_durability_barrier_the_log_commits_synchronously(database_u
     monkeypatch.setattr(querylog, "_PG_FLUSH_BARRIER", "SELECT no_such_function_for_the_test()")
     engine = create_engine(database_url)
     try:
-        for i in range(3):
-            append_entry_durably(engine, principal=_reader("fallback"), uscc=f"91320100000000000{i}",
-                                 purpose="并发测试", endpoint="GET /t")
+        _log_three_reads(engine, "fallback", "91320100000000000")
         assert querylog.group_writer(engine)._flush_after is False
     finally:
         engine.dispose()
@@ -196,9 +201,7 @@ def test_a_checkpoint_signs_the_head_the_writers_committed(database_url, session
         monkeypatch.setattr(querylog, "_PG_FLUSH_BARRIER", "SELECT no_such_function_for_the_test()")
     engine = create_engine(database_url)
     try:
-        for i in range(3):
-            append_entry_durably(engine, principal=_reader("anchor"), uscc=f"91320100000000001{i}",
-                                 purpose="并发测试", endpoint="GET /t")
+        _log_three_reads(engine, "anchor", "91320100000000001")
     finally:
         engine.dispose()
     checkpoint = querylog.anchor_now(session)
