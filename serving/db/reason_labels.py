@@ -164,6 +164,25 @@ def reasons_template(reasons: Sequence[Mapping[str, Any]]) -> Template:
     return tuple(labels), tuple(rests)
 
 
+def models_template(reasons: Sequence[Any]) -> Template:
+    """``reasons_template`` of validated reasons (``ReasonOut`` objects) read from their fields,
+    without dumping them to dicts first: the same template as ``reasons_template`` of their JSON-mode
+    dump (their fields are JSON's own types, which the dump keeps as they are), at a bulk load's
+    rate of five per grade."""
+    labels, rests = [], []
+    for r in reasons:
+        labels.append((r.code, r.label_zh, r.label_en))
+        contribution, value, record_ids, override = r.contribution, r.value, r.record_ids, r.override
+        rest = float.__repr__(contribution) if math.isfinite(contribution) else _json_item(contribution)
+        if override or record_ids or value is not None:
+            rest += "," + (float.__repr__(value) if type(value) is float and math.isfinite(value)
+                           else _json_item(value))
+            if override or record_ids:
+                rest += ",[" + ",".join(map(encode_basestring, record_ids)) + "]" + (",true" if override else "")
+        rests.append(rest)
+    return tuple(labels), tuple(rests)
+
+
 def template_reasons(template: Template) -> list[dict[str, Any]]:
     """A template's reasons as dicts with their labels and numbers (the ids' places empty)."""
     return [unpack([0, *json.loads(f"[{rest}]")], {0: label}) for label, rest in zip(*template, strict=True)]

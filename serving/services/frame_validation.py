@@ -32,8 +32,8 @@ class FrameCheck:
 
     columns: dict[str, np.ndarray]
     problems: dict[int, str]
-    # the fields of ``json_values``: each row's validated value dumped in JSON mode, as that field's
-    # function makes it (one object per distinct text), so a caller needs not parse the text again;
+    # the fields of ``json_values``: each row's validated value as that field's function makes it
+    # from it (one object per distinct text), so a caller needs not parse the text again;
     # their ``columns`` hold no text then (empty)
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -75,7 +75,7 @@ class ColumnValidator:
                     columns[name] = np.full(n, value, dtype=object)
                     if name in self.json_values:
                         values[name] = np.empty(n, dtype=object)
-                        made = self.json_values[name](self._adapters[name].dump_python(default, mode="json"))
+                        made = self.json_values[name](self._adapters[name].validate_python(default))
                         for i in range(n):
                             values[name][i] = made
                 continue
@@ -114,7 +114,7 @@ class ColumnValidator:
                 validated = adapter.validate_json(text)
                 if keep:  # (its text not written: the caller stores what ``keep`` made)
                     out.append("")
-                    dumped.append(keep(adapter.dump_python(validated, mode="json")))
+                    dumped.append(keep(validated))
                 else:
                     out.append(adapter.dump_json(validated).decode())
                     dumped.append(None)
