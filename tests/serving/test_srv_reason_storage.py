@@ -30,6 +30,7 @@ from serving.db.reason_labels import (
     is_compact,
     models_template,
     reasons_template,
+    template_reasons,
 )
 from serving.db.session import engine_for, iter_session
 from serving.db.tables import Grade
@@ -240,10 +241,12 @@ def test_the_bulk_loads_template_of_validated_reasons_is_the_one_of_their_json_d
     JSON-mode dump, for every value of every field (integers, infinities, NaN values, texts),
     or the same refusal."""
     validated = _REASONS_LIST.validate_json(json.dumps(many, ensure_ascii=False))
+    dumped = _REASONS_LIST.dump_python(validated, mode="json")
     try:
-        expected = reasons_template(_REASONS_LIST.dump_python(validated, mode="json"))
+        expected = reasons_template(dumped)
     except ValueError as exc:
         with pytest.raises(type(exc)):
             models_template(validated)
         return
     assert models_template(validated) == expected
+    assert template_reasons(expected) == dumped  # and back, as the early warnings read it
