@@ -16,22 +16,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
 from sqlalchemy import JSON, String, bindparam, column, inspect, select, table, text, update
 from srv_fixtures import ENT1, ENT2, form_login
 
-from serving.db.reason_labels import (
-    compact,
-    compact_texts,
-    expand,
-    is_compact,
-    models_template,
-    reasons_template,
-    template_reasons,
-)
+from serving.db.reason_labels import compact, compact_texts, expand, is_compact
 from serving.db.session import engine_for, iter_session
 from serving.db.tables import Grade
 from serving.schemas import GradeIn, ReasonOut
@@ -222,31 +212,3 @@ def test_compact_reasons_read_back_as_given(session, many):
     texts = compact_texts(connection, [json.dumps(r, ensure_ascii=False) for r in many])
     assert expand(connection, [json.loads(t) for t in texts]) == many
     session.rollback()
-
-
-_REASONS_LIST = TypeAdapter(list[ReasonOut])
-
-
-@settings(max_examples=200, deadline=None)
-@given(many=st.lists(st.fixed_dictionaries(
-    {"code": st.just("a"), "label_zh": st.text(_TEXT, min_size=1, max_size=4),
-     "contribution": st.floats(allow_nan=False) | st.integers(-3, 3)},
-    optional={"label_en": st.none() | st.text(_TEXT, max_size=4),
-              "value": st.none() | st.floats() | st.integers(-3, 3) | st.text(max_size=3) | st.booleans(),
-              "record_ids": st.lists(st.text(max_size=4), max_size=2), "override": st.booleans()}), max_size=4))
-@example(many=[{"code": "a", "label_zh": "甲", "contribution": 1e308 * 10, "value": 2}])
-def test_the_bulk_loads_template_of_validated_reasons_is_the_one_of_their_json_dump(many):
-    """The bulk load's validation keeps each distinct reasons text as ``models_template`` of the
-    validated reasons (their fields read, no dump): the template ``reasons_template`` makes of their
-    JSON-mode dump, for every value of every field (integers, infinities, NaN values, texts),
-    or the same refusal."""
-    validated = _REASONS_LIST.validate_json(json.dumps(many, ensure_ascii=False))
-    dumped = _REASONS_LIST.dump_python(validated, mode="json")
-    try:
-        expected = reasons_template(dumped)
-    except ValueError as exc:
-        with pytest.raises(type(exc)):
-            models_template(validated)
-        return
-    assert models_template(validated) == expected
-    assert template_reasons(expected) == dumped  # and back, as the early warnings read it
