@@ -16,10 +16,9 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collections_paused(*, collect_after: bool = False) -> Iterator[None]:
-    """No cyclic collection inside (reference counting frees as ever); with ``collect_after``, one
-    collection of the young generations after it (what the work left in cycles: the objects made
-    inside, never the whole heap), so a repeated pause keeps memory bounded. The collector's
+def collections_paused() -> Iterator[None]:
+    """No cyclic collection inside (reference counting frees as ever; a caller that repeats a unit
+    of work inside calls ``collect_young`` after each, so memory stays bounded). The collector's
     state is restored (a caller that had it off keeps it off)."""
     enabled = gc.isenabled()
     gc.disable()
@@ -28,5 +27,9 @@ def collections_paused(*, collect_after: bool = False) -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-        if collect_after:
-            gc.collect(1)
+
+
+def collect_young() -> None:
+    """One collection of the young generations: what the work since the last one left in cycles
+    (the objects made meanwhile, never the whole heap)."""
+    gc.collect(1)

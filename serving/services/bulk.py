@@ -25,6 +25,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from sqlalchemy import Connection, Engine, and_, column, delete, exists, select,
 
 from serving.db.reason_labels import compact_texts, models_template, template_reasons
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
-from serving.gc_pause import collections_paused
+from serving.gc_pause import collect_young, collections_paused
 from serving.schemas import GradeIn, SubjectIn
 from serving.services.frame_validation import ColumnValidator
 from serving.services.grades import advance_current, refresh_subject_columns
@@ -123,20 +124,20 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
     report.resumed_from = state.rows_done if state else 0
     started = time.perf_counter()
     report.lap("start")
-    with engine.connect() as conn, _tuned_for_load(conn):  # one connection: its settings, its staging tables
-        for frame in _skip(frames, report.resumed_from):
-            report.lap("read")
-            first_row = report.resumed_from + report.read + 1  # the input's row number of the frame's first row
+    # one connection: its settings, its staging tables; no cyclic collection during the load (see
+    # serving.gc_pause), the young generations collected after each frame instead
+    with engine.connect() as conn, _tuned_for_load(conn), collections_paused(), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-validate") as ahead:
+        for frame, (ok, rejected) in _validated_ahead(kind, _skip(frames, report.resumed_from),
+                                                      report.resumed_from + 1, ahead, report):
             report.read += len(frame)
-            with collections_paused(collect_after=True):  # (see serving.gc_pause)
-                ok, rejected = _validate(kind, frame, first_row)
-                report.lap("validate")
-                with conn.begin():  # the frame and the progress that says it is done: together
-                    refused = write(conn, ok, report) if len(ok) else ok.iloc[0:0]
-                    conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
-                        rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
-                    report.lap("write")
-                report.lap("commit")
+            with conn.begin():  # the frame and the progress that says it is done: together
+                refused = write(conn, ok, report) if len(ok) else ok.iloc[0:0]
+                conn.execute(BulkLoad.__table__.update().where(BulkLoad.load_id == load_id).values(
+                    rows_done=report.resumed_from + report.read, updated_at=dt.datetime.now(dt.UTC)))
+                report.lap("write")
+            report.lap("commit")
+            collect_young()
             report.lap("collect")
             _bound_wal(conn)
             report.lap("checkpoint")
@@ -159,6 +160,28 @@ def _load(engine: Engine, kind: str, frames: Iterable[pd.DataFrame], load_id: st
             finished=True, updated_at=dt.datetime.now(dt.UTC)))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _validated_ahead(kind: str, frames: Iterable[pd.DataFrame], first_row: int, ahead: ThreadPoolExecutor,
+                     report: LoadReport) -> Iterator[tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame]]]:
+    """Each frame with its validation (``_validate``; ``first_row``: the input's row number of the first's first row),
+    the next frame read and its validation started on ``ahead`` (one thread) before this one is
+    given: it runs while the caller writes this one (the database's work, SQLite's statements or
+    PostgreSQL's server, holds no GIL). Frames come in input order, each validated as alone; a
+    frame whose write fails discards the validation made ahead (read again on resume)."""
+    rows = iter(frames)
+    frame = next(rows, None)
+    report.lap("read")
+    pending = ahead.submit(_validate, kind, frame, first_row) if frame is not None else None
+    while frame is not None and pending is not None:
+        checked = pending.result()
+        report.lap("validate")  # (the part the previous frame's write did not hide)
+        following = next(rows, None)
+        report.lap("read")
+        following_row = first_row + len(frame)
+        pending = ahead.submit(_validate, kind, following, following_row) if following is not None else None
+        yield frame, checked
+        frame, first_row = following, following_row
 
 
 def _bound_wal(conn: Connection) -> None:
