@@ -11,7 +11,7 @@ the bytes per grade row (the grades table's, without indexes, and the whole data
 batch read's subjects/s (``grades.latest_grades`` in process, 1,000 random subjects a read).
 
 Usage: flock /tmp/bench.lock timeout 900 .venv/bin/python benchmarks/bulk_load.py --subjects 200000 --as-of 2
-       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--sentences] [--repeats 1]
+       --trees BASELINE_CHECKOUT,. [--batch-rows 50000] [--distinct-reasons] [--sentences] [--repeats 1] [--cpu-phases]
        [--postgres 'postgresql+psycopg://tiers@/bench?host=/tmp&port=55441']
 Target (issue 22): ≥ 50,000 grades/s.
 """
@@ -54,6 +54,7 @@ def _child(args: argparse.Namespace) -> dict:
         dispose_engine(url)
     upgrade(url)
     engine = engine_for(url)
+    statements = _cpu_phases() if args.cpu_phases else None
     rng = np.random.default_rng(22)
     codes = make_uscc(np.array(["91"] * n), np.full(n, 320100), np.arange(n)).astype(str)
     sections = list("ACEFGHIKLMS")
@@ -67,6 +68,8 @@ def _child(args: argparse.Namespace) -> dict:
     reasons = ([bench_reasons(i, sentences=args.sentences) for i in range(n)] if args.distinct_reasons
                else bench_reasons(sentences=args.sentences))
     wal = tmp / "bulk.db-wal"
+    if statements is not None:
+        statements.clear()  # (the grade loads' statements only)
     for month in range(args.as_of):
         as_of, grades = month_grades(codes, month, reasons, rng)
         wal_peak = [0]
@@ -78,14 +81,47 @@ def _child(args: argparse.Namespace) -> dict:
         report = load_grades(engine, (grades.iloc[i:i + rows] for i in range(0, n, rows)), load_id=f"grades-{as_of}",
                              progress=progress)
         seconds = time.perf_counter() - t
+        phases = dict(getattr(report, "phases", {}) or {})
+        if statements is not None:  # (CPU laps: the first, "start", began on the wall clock)
+            phases.pop("start", None)
         out["loads"].append({"as_of": str(as_of), "rows": report.stored, "seconds": seconds,
-                             "cpu": time.process_time() - cpu, "phases": dict(getattr(report, "phases", {}) or {}),
-                             "wal_peak": wal_peak[0]})
+                             "cpu": time.process_time() - cpu, "phases": phases, "wal_peak": wal_peak[0]})
+    if statements is not None:  # CPU µs per grade of each statement family, over the grade loads
+        out["statements"] = {k: v * 1e6 / (n * args.as_of) for k, v in statements.most_common(12)}
     out["storage"] = _storage(engine, n * args.as_of)
     out["batch_reads"] = _batch_reads(engine, codes, args.read_batches, rng)
     engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)  # (the disk is shared)
     return out
+
+
+def _cpu_phases():
+    """The tree's ``LoadReport`` laps in CPU seconds of this process (its module's clock replaced),
+    and a counter of CPU seconds per statement family (its first 70 characters; the caller empties
+    it before the grade loads), from SQLAlchemy's cursor events (SQLite's work is in this process;
+    the driver-level inserts are not statements there, they are in the phases)."""
+    import collections
+    import re
+    import types
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    import serving.services.bulk as bulk
+
+    bulk.time = types.SimpleNamespace(perf_counter=time.process_time)  # (the laps' clock only: rates stay wall)
+    spent: collections.Counter[str] = collections.Counter()
+    started: list[float] = [0.0]
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before(*_args) -> None:
+        started[0] = time.process_time()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _after(_conn, _cursor, statement, *_args) -> None:
+        spent[re.sub(r"\s+", " ", statement)[:70]] += time.process_time() - started[0]
+
+    return spent
 
 
 def _storage(engine, grades: int) -> dict:
@@ -143,6 +179,8 @@ def _run_tree(tree: Path, args: argparse.Namespace) -> dict:
     if args.sentences:
         cmd.append("--sentences")
     cmd += ["--read-batches", str(args.read_batches)]
+    if args.cpu_phases:
+        cmd.append("--cpu-phases")
     if args.postgres:
         cmd += ["--postgres", args.postgres]
     done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, timeout=args.timeout, check=False)
@@ -167,7 +205,10 @@ def _summary(name: str, result: dict) -> float:
     for load in result["loads"]:
         if load["phases"]:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in sorted(load["phases"].items(), key=lambda kv: -kv[1]))
-            print(f"    {load['as_of']} phases (s of {load['seconds']:.2f}): {phases}", flush=True)
+            unit = "CPU s" if result.get("statements") is not None else "s"
+            print(f"    {load['as_of']} phases ({unit} of {load['seconds']:.2f} s): {phases}", flush=True)
+    for statement, us in (result.get("statements") or {}).items():
+        print(f"    statement CPU µs per grade {us:6.2f}  {statement}", flush=True)
     storage = result.get("storage")
     if storage:
         rows_n = storage["grade_rows"]
@@ -214,6 +255,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
     p.add_argument("--trees", default=".", help="source trees to compare, comma-separated, the first the baseline "
                    "(e.g. a checkout of main, then this one)")
+    p.add_argument("--cpu-phases", action="store_true", help="phases in CPU seconds of the loading process "
+                   "(LoadReport's laps by time.process_time) and each statement family's CPU (SQLAlchemy's cursor "
+                   "events: the driver-level inserts are in the phases)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -32,8 +32,8 @@ class FrameCheck:
 
     columns: dict[str, np.ndarray]
     problems: dict[int, str]
-    # the fields of ``json_values``: each row's validated value dumped in JSON mode, as that field's
-    # function makes it (one object per distinct text), so a caller needs not parse the text again;
+    # the fields of ``json_values``: each row's validated value as that field's function makes it
+    # from it (one object per distinct text), so a caller needs not parse the text again;
     # their ``columns`` hold no text then (empty)
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -75,7 +75,7 @@ class ColumnValidator:
                     columns[name] = np.full(n, value, dtype=object)
                     if name in self.json_values:
                         values[name] = np.empty(n, dtype=object)
-                        made = self.json_values[name](self._adapters[name].dump_python(default, mode="json"))
+                        made = self.json_values[name](self._adapters[name].validate_python(default))
                         for i in range(n):
                             values[name][i] = made
                 continue
@@ -103,7 +103,11 @@ class ColumnValidator:
 
         texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if v is not None else "null"
                  for v in column.tolist()]
-        codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
+        # each distinct text numbered in order of appearance (as pd.factorize, which took 4 µs a
+        # text of a kilobyte here against 1 µs for a dict)
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.intp, count=len(texts))
+        uniques = list(index)
         adapter = self._adapters[name]
         out: list[str | None] = []
         dumped: list[Any] = []
@@ -114,7 +118,7 @@ class ColumnValidator:
                 validated = adapter.validate_json(text)
                 if keep:  # (its text not written: the caller stores what ``keep`` made)
                     out.append("")
-                    dumped.append(keep(adapter.dump_python(validated, mode="json")))
+                    dumped.append(keep(validated))
                 else:
                     out.append(adapter.dump_json(validated).decode())
                     dumped.append(None)

@@ -7,7 +7,6 @@ returns: a plan and its draw are written in one transaction (no plan without its
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 import secrets
@@ -32,6 +31,7 @@ from serving.db.tables import (
     Subject,
 )
 from serving.errors import Conflict, InvalidInput, NotAllowed, NotFound, ServiceError
+from serving.gc_pause import collections_paused
 from serving.schemas import RecordIn
 from serving.security import Principal
 from serving.services.subjects import store_records
@@ -324,7 +324,7 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
     say = progress or (lambda stage, fraction: None)
     seed = secrets.token_bytes(32) if seed is None else seed
     check_period_open(request, created_on or dt.datetime.now(dt.UTC).date())
-    with _plan_transaction(session, PlanInputError, TableError), _no_full_collections():
+    with _plan_transaction(session, PlanInputError, TableError), collections_paused():  # (a city's pool: see serving.gc_pause)
         # The pools are built (and their codes checked) once; the commitment is fixed from them
         # before the draw runs, and the draw reuses them.
         say("pools", 0.0)
@@ -357,21 +357,6 @@ def create_drawn_plan(session: Session, request: PlanCreate, inputs: PlanInputs,
         session.add(draw)
         session.commit()
     return plan_row, draw
-
-
-@contextmanager
-def _no_full_collections() -> Iterator[None]:
-    """No cyclic garbage collection while a plan is built: a city's pool is millions of small
-    containers, and each full collection walks all of them holding the GIL (seconds at 2 M
-    subjects), while uvicorn's supervisor kills a worker that does not answer its ping within 5 s.
-    The plan's objects hold no cycles; collection resumes afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def plan_json(plan: InspectionPlan) -> dict[str, Any]:
