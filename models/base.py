@@ -77,7 +77,11 @@ class Contributions:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+    """The logistic 1 / (1 + e^−z), quiet on extreme log-odds: below z ≈ −709 e^−z overflows to inf and
+    the result is 0.0 (the true value is under 1e−308), without numpy's overflow warning. Not
+    `scipy.special.expit`: it differs in the last bit on ordinary z, and scores must not move."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
 def as_frame(X, feature_names: list[str] | None = None) -> pd.DataFrame:

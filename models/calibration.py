@@ -16,7 +16,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from models.base import Contributions, as_frame, check_binary_target, check_is_fitted
+from models.base import Contributions, as_frame, check_binary_target, check_is_fitted, sigmoid
 
 
 class CalibratedModel(ClassifierMixin, BaseEstimator):
@@ -153,20 +153,20 @@ def cross_fitted_platt(z: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
     row scored by a map fitted on other rows only). A map that cannot be fitted on a fold (slope
     ≤ 0) leaves that fold's rows at σ(z)."""
     z, y = np.asarray(z, dtype=float), np.asarray(y, dtype=int)
-    crossed = 1.0 / (1.0 + np.exp(-z))
+    crossed = sigmoid(z)
     for tr, te in folds:
         try:
             a, b = platt_coefficients(z[tr], y[tr])
         except ValueError:
             continue
-        crossed[te] = 1.0 / (1.0 + np.exp(-(a * z[te] + b)))
+        crossed[te] = sigmoid(a * z[te] + b)
     return crossed
 
 
 def cross_fitted_platt_brier(z: np.ndarray, y: np.ndarray, folds) -> tuple[float, float]:
     """Brier of σ(z), and of Platt maps cross-fitted over ``folds`` (`cross_fitted_platt`)."""
     z = np.asarray(z, dtype=float)
-    return brier_score(y, 1.0 / (1.0 + np.exp(-z))), brier_score(y, cross_fitted_platt(z, y, folds))
+    return brier_score(y, sigmoid(z)), brier_score(y, cross_fitted_platt(z, y, folds))
 
 
 def brier_score(y, p) -> float:
