@@ -14,8 +14,11 @@ import typer
 EXIT_BAD_INPUT = 2
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``Error: message`` on stderr and exit (code 2: bad input)."""
+def fail(message: str, code: int = EXIT_BAD_INPUT, *, zh: str | None = None) -> NoReturn:
+    """Print ``Error: message`` on stderr and exit (code 2: bad input); given ``zh``, the same in
+    Chinese on the line before (``错误：zh``), as people read it first."""
+    if zh:
+        typer.echo(f"错误：{zh}", err=True)
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code=code)
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 
 class WorkflowError(ValueError):
-    """Bad input to a workflow: ``field`` names the input (the CLI maps it to its option)."""
+    """Bad input to a workflow: ``field`` names the input (the CLI maps it to its option); ``message``
+    is English, ``zh`` the same sentence in Chinese when the workflow gives one (the CLI prints it
+    first: `serving.cli.options.fail`)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, zh: str | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.zh = zh
