@@ -168,7 +168,9 @@ def detect_encoding(path: Path) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------------
-def _sniff_delimiter(header_line: str) -> str:
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter of a delimited text file from its header line: the most frequent of , tab ; | (a
+    comma when none is there)."""
     counts = {d: header_line.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
@@ -230,7 +232,7 @@ class TableReader:
                 buffered.append(line)
                 if not line.strip():
                     continue
-                delimiter = _sniff_delimiter(line)
+                delimiter = sniff_delimiter(line)
                 fields = _parse_one(line.rstrip("\r\n"), delimiter)
                 candidates.append((len(buffered) - 1, fields, delimiter))
                 if self._fits(fields):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from types import MappingProxyType
@@ -39,6 +40,21 @@ def binary_target(value: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(number) if number in (0.0, 1.0) else None
+
+
+def decode_table_text(content: bytes) -> tuple[str, str] | None:
+    """A table file's bytes as text and the codec that read them, or None: UTF-8 first (a BOM dropped,
+    reported as ``utf-8-sig``), else GB18030 (a superset of GBK, as a Chinese Excel saves CSV). The one
+    rule of `tiers fit` and the sector page's upload."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding == "utf-8-sig" and not content.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8"
+        return text, encoding
+    return None
 
 
 def _check_uscc(code: str) -> str:

@@ -33,7 +33,7 @@ from serving.i18n import page_text
 from serving.labels import model_label
 from serving.security import Principal
 from serving.services import jobs
-from serving.validation import binary_target
+from serving.validation import binary_target, decode_table_text
 from uscc import is_valid_uscc
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,10 @@ def _refuse(lang: str, line: int | None, field: str, rule: str) -> InvalidInput:
 
 
 def _decode(content: bytes, lang: str) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise _refuse(lang, None, _say(lang, "the_file"), _say(lang, "rule_encoding"))
+    decoded = decode_table_text(content)
+    if decoded is None:
+        raise _refuse(lang, None, _say(lang, "the_file"), _say(lang, "rule_encoding"))
+    return decoded[0]
 
 
 def parse_labelled_csv(content: bytes, section: str, lang: str = "zh") -> Any:
