@@ -15,8 +15,13 @@ from serving.workflows.fit import MODEL_CHOICES
 
 @app.command("fit")
 def fit(
-    data: Path = typer.Option(..., "--data", help="CSV (or .parquet) table: features plus the target column."),
-    target: str = typer.Option(..., "--target", help="Binary target column: 0/1, 1 = adverse outcome (bad)."),
+    data: Path = typer.Option(..., "--data", help="Table of features plus the target column: CSV (UTF-8, with or without BOM, "
+                              "or GB18030/GBK; delimiter , ; tab or | from the header), .xlsx (first sheet) or .parquet."),
+    target: str = typer.Option(..., "--target", help="Binary target column: 0/1, 1 = adverse outcome (bad), "
+                               "unless --bad says which value is."),
+    bad: str | None = typer.Option(None, "--bad", metavar="VALUE",
+                                   help="The target value that means the adverse outcome (bad), e.g. yes, 是, 2; "
+                                        "every other value is good. Default: the target is 0/1 with 1 = bad."),
     model: str = typer.Option("auto", "--model", help="scorecard | gbm (additive) | blend (scorecard + additive GBM) | blend-shallow (scorecard + 3-leaf GBM) | gam (GA²M: shapes + pairs) | auto (pick by CV AUC, validated by nested CV)."),
     cv: int = typer.Option(5, "--cv", help="Stratified folds (≥ 2)."),
     inner_cv: int = typer.Option(3, "--inner-cv", help="Inner folds of the nested cross-validation of --model auto (≥ 2)."),
@@ -25,11 +30,12 @@ def fit(
 ) -> None:
     """Fit on your own table: stratified k-fold CV with per-fold and mean AUC, KS and Brier."""
     if model not in MODEL_CHOICES:
-        fail(f"--model {model!r}: must be one of {', '.join(MODEL_CHOICES)}")
+        fail(f"--model {model!r}: must be one of {', '.join(MODEL_CHOICES)}",
+             zh=f"--model {model!r}：须是 {', '.join(MODEL_CHOICES)} 之一")
     if cv < 2:
-        fail(f"--cv {cv}: must be ≥ 2")
+        fail(f"--cv {cv}: must be ≥ 2", zh=f"--cv {cv}：须 ≥ 2")
     if inner_cv < 2:
-        fail(f"--inner-cv {inner_cv}: must be ≥ 2")
+        fail(f"--inner-cv {inner_cv}: must be ≥ 2", zh=f"--inner-cv {inner_cv}：须 ≥ 2")
     from rich.console import Console
     from rich.progress import Progress
 
@@ -40,9 +46,12 @@ def fit(
         with Progress(disable=json_out, transient=True) as progress:
             task = progress.add_task("cross-validating", total=None)
             summary = fit_table(data, target, model=model, cv=cv, inner_cv=inner_cv, seed=seed,
-                                progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                                bad=bad)
     except WorkflowError as exc:
-        fail(f"--{exc.field} {exc.message}")
+        fail(f"--{exc.field} {exc.message}", zh=f"--{exc.field} {exc.zh}" if exc.zh else None)
+    for warning in summary["warnings"]:  # on stderr, --json or not: stdout stays the summary
+        typer.echo(f"警告：{warning['zh']}\nWarning: {warning['en']}", err=True)
     results, chosen, nested = summary["results"], summary["chosen"], model == "auto"
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False))
@@ -50,6 +59,11 @@ def fit(
     from rich.table import Table
 
     console = Console()
+    read = summary["input"]
+    if read["encoding"]:
+        delimiter = {"\t": "tab"}.get(read["delimiter"], read["delimiter"])
+        console.print(f"读取 read: {read['format']}, 编码 encoding {read['encoding']}, 分隔符 delimiter {delimiter!r}",
+                      highlight=False)
     for name, res in results.items():
         table = Table(title=f"{name}{' (chosen)' if name == chosen and model == 'auto' else ''} — {cv}-fold CV")
         for col in ("fold", "AUC", "KS", "Brier"):

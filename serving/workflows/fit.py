@@ -8,11 +8,14 @@ training part only, the inner winner is scored on the outer test fold, and those
 winner is decided on the same inner folds (`training.selection.choose`).
 
 Bad input is a `WorkflowError` naming the input (``data`` or ``target``, the CLI's ``--data`` and
-``--target``) and the rule; the caller says it.
+``--target``) and the rule, in English and in Chinese (``zh``); the caller says it. What would be a
+silent wrong result (a column leaking the target, amounts read as text) is a warning in the summary.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,45 +27,200 @@ MODEL_CHOICES = ("scorecard", "gbm", "blend", "blend-shallow", "gam", "auto")
 Progress = Callable[[int, int], None]  # (folds fitted so far, folds to fit)
 
 
-def _read_table(path: Path):
+def _excel_reader_installed() -> bool:
+    """Is pandas' Excel reader (openpyxl) installed? Checked, never installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("openpyxl") is not None
+
+
+def _read_table(path: Path) -> tuple[Any, dict[str, Any], list[dict[str, str]]]:
+    """The table, how it was read (``format``, ``encoding``, ``delimiter``, ``sheet``) and warnings.
+
+    CSV: UTF-8 (with or without BOM), else GB18030 (`serving.validation.decode_table_text`), split on
+    the delimiter its header line uses most (, tab ; |: `features.reading.sniff_delimiter`). Excel
+    (.xlsx) through openpyxl when installed, its first sheet; Parquet."""
     import pandas as pd
 
+    from features.reading import sniff_delimiter
+    from serving.validation import decode_table_text
+
+    suffix = path.suffix.lower()
     if not path.is_file():
-        raise WorkflowError("data", f"{path}: no such file (rule: a readable CSV or Parquet file)")
+        raise WorkflowError("data", f"{path}: no such file (rule: a readable CSV, .xlsx or Parquet file)",
+                            zh=f"{path}：文件不存在（规则：可读的 CSV、.xlsx 或 Parquet 文件）")
+    info: dict[str, Any] = {"format": suffix.lstrip(".") or "csv", "encoding": None, "delimiter": None}
+    said: list[dict[str, str]] = []
+    if suffix in (".xlsx", ".xls"):
+        if suffix == ".xls" or not _excel_reader_installed():
+            raise WorkflowError("data", f"{path}: Excel not supported: save as CSV (UTF-8 or GB18030)"
+                                + (" or .xlsx" if suffix == ".xls" and _excel_reader_installed() else ""),
+                                zh=f"{path}：不支持该 Excel 文件，请另存为 CSV（UTF-8 或 GB18030）"
+                                + ("或 .xlsx" if suffix == ".xls" and _excel_reader_installed() else ""))
+        from zipfile import BadZipFile
+
+        try:
+            with pd.ExcelFile(path, engine="openpyxl") as book:
+                sheets = list(book.sheet_names)
+                info["sheet"] = sheets[0]
+                frame = book.parse(info["sheet"])
+        except (ValueError, OSError, KeyError, BadZipFile) as exc:  # what openpyxl raises for a file not .xlsx
+            raise WorkflowError("data", f"{path}: cannot be read as .xlsx ({exc})",
+                                zh=f"{path}：无法按 .xlsx 读取（{exc}）") from exc
+        if len(sheets) > 1:
+            said.append({"kind": "other_sheets", "column": None,
+                         "zh": f"工作簿有 {len(sheets)} 个工作表，只读取了第一个「{sheets[0]}」；未读取：{'、'.join(sheets[1:])}",
+                         "en": f"the workbook has {len(sheets)} sheets; only the first, {sheets[0]!r}, was read "
+                               f"(not read: {', '.join(sheets[1:])})"})
+        return frame, info, said
     try:
-        if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
-        raise WorkflowError("data", f"{path}: cannot be read as {kind} ({exc})") from exc
+        if suffix == ".parquet":
+            return pd.read_parquet(path), info, said
+        decoded = decode_table_text(path.read_bytes())
+        if decoded is None:
+            raise WorkflowError(
+                "data", f"{path}: the text is neither UTF-8 nor GB18030 (rule: a CSV in UTF-8, with or without "
+                        "BOM, or GB18030/GBK; save it again as CSV UTF-8)",
+                zh=f"{path}：文本既不是 UTF-8 也不是 GB18030 编码（规则：CSV 须为 UTF-8（可带 BOM）或 "
+                   "GB18030/GBK；请重新另存为 CSV UTF-8）")
+        text, info["encoding"] = decoded
+        info["format"] = "csv"
+        header = next((line for line in text.splitlines() if line.strip()), "")
+        info["delimiter"] = sniff_delimiter(header)
+        return pd.read_csv(io.StringIO(text), sep=info["delimiter"]), info, said
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, WorkflowError):
+            raise
+        kind = "Parquet" if suffix == ".parquet" else "CSV"
+        raise WorkflowError("data", f"{path}: cannot be read as {kind} ({exc})",
+                            zh=f"{path}：无法按 {kind} 读取（{exc}）") from exc
 
 
-def _check_target(frame, target: str, cv: int):
-    """Return y as 0/1 ints, or a `WorkflowError` naming the column, the bad values and the rule."""
+def _values_found(col, limit: int = 10) -> str:
+    """The distinct values of a column with their row counts, most frequent first: 'no' (150), …"""
+    counts = col.astype(str).str.strip().value_counts()
+    shown = ", ".join(f"{value!r} ({n})" for value, n in counts.head(limit).items())
+    return shown + (f", … ({len(counts) - limit} more)" if len(counts) > limit else "")
+
+
+def _is_value(cell: object, value: str) -> bool:
+    """Does a cell hold ``value``: the same text (outer spaces aside), the same number (2 = "2.0"), or
+    the same truth value (a column pandas read as True/False)?"""
+    import numpy as np
+
+    text, wanted = str(cell).strip(), value.strip()
+    if text == wanted or (isinstance(cell, bool | np.bool_) and text.lower() == wanted.lower()):
+        return True
+    try:
+        return float(text) == float(wanted)
+    except ValueError:
+        return False
+
+
+def _check_target(frame, target: str, cv: int, bad: str | None = None):
+    """Return y as 0/1 ints, or a `WorkflowError` naming the column, the values found and the rule.
+
+    Without ``bad`` the target is 0/1 with 1 = bad (`serving.validation.binary_target`); with it, a
+    cell holding ``bad`` (`_is_value`) is 1 and every other value 0 — never guessed."""
     import numpy as np
     import pandas as pd
 
-    def fail(message: str):
-        raise WorkflowError("target", message)
+    def fail(message: str, zh: str):
+        raise WorkflowError("target", message, zh=zh)
 
     if target not in frame.columns:
-        fail(f"{target!r}: no such column; columns are {list(frame.columns)[:20]}")
+        columns = list(frame.columns)
+        glued = next((d for d in (";", "\t", "|", ",") if len(columns) == 1 and d in str(columns[0])), None)
+        hint = (f" — the header was read as one column holding {glued!r}: is the file delimited by {glued!r}?"
+                if glued else "")
+        hint_zh = f"——表头被读成一列，其中含有 {glued!r}：文件是否以 {glued!r} 分隔？" if glued else ""
+        fail(f"{target!r}: no such column; columns are {columns[:20]}{hint}",
+             f"{target!r}：没有这一列；现有的列是 {columns[:20]}{hint_zh}")
     col = frame[target]
     if col.isna().any():
-        fail(f"{target!r}: {int(col.isna().sum())} missing values (rule: every row needs 0 or 1, 1 = bad)")
-    from serving.validation import binary_target
+        rule, rule_zh = ("every row needs a value", "每一行都要有值") if bad is not None else \
+            ("every row needs 0 or 1, 1 = bad", "每一行都须是 0 或 1，1 = 坏")
+        fail(f"{target!r}: {int(col.isna().sum())} missing values (rule: {rule})",
+             f"{target!r}：有 {int(col.isna().sum())} 个缺失值（规则：{rule_zh}）")
+    if bad is None:
+        from serving.validation import binary_target
 
-    target_of = col.map({value: binary_target(value) for value in pd.unique(col)})  # each distinct value once
-    bad = col[target_of.isna()]
-    if len(bad):
-        shown = sorted(map(str, pd.unique(bad)))[:5]
-        fail(f"{target!r}: values {shown} are not allowed (rule: the target must be 0/1 with 1 = bad)")
-    y = target_of.to_numpy(dtype=int)
+        target_of = col.map({value: binary_target(value) for value in pd.unique(col)})  # each distinct value once
+        if target_of.isna().any():
+            found = _values_found(col)
+            fail(f"{target!r}: values found {found}; the target must be 0/1 with 1 = bad, or name the value that "
+                 "means the adverse outcome with --bad VALUE (every other value is then good)",
+                 f"{target!r}：目标列的取值为 {found}；目标须为 0/1（1 = 坏），或用 --bad 值 指明哪个取值表示不良结果"
+                 "（其余取值均视为好）")
+        y = target_of.to_numpy(dtype=int)
+    else:
+        y = col.map({value: int(_is_value(value, bad)) for value in pd.unique(col)}).to_numpy(dtype=int)
+        if not y.any():
+            found = _values_found(col)
+            fail(f"{target!r}: no row holds --bad {bad!r}; values found {found}",
+                 f"{target!r}：没有一行的取值是 --bad {bad!r}；目标列的取值为 {found}")
     counts = np.bincount(y, minlength=2)
     if counts.min() < cv:
-        fail(f"{target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)")
+        fail(f"{target!r}: class counts 0={counts[0]}, 1={counts[1]} (rule: each class needs ≥ --cv={cv} rows)",
+             f"{target!r}：两类的行数 0={counts[0]}、1={counts[1]}（规则：每一类至少要有 --cv={cv} 行）")
     return y
+
+
+LEAKAGE_AUC = 0.99  # one feature alone ranking the target this well, on the whole table: probable leakage
+_AMOUNT = re.compile(r"^[+-]?\d{1,3}([,，]\d{3})+(\.\d+)?$|^[+-]?\d+(\.\d+)?$")
+
+
+def _input_warnings(X, y, target: str, bad: str | None, col) -> list[dict[str, Any]]:
+    """What would otherwise be a silent wrong result, each ``{kind, column, zh, en}``:
+
+    - ``leakage``: a feature that on its own ranks the target with AUC ≥ `LEAKAGE_AUC` (or ≤ 1 − it) on
+      the whole table — numbers as they are (missing values left out), a text column with few values
+      (≤ 50, ≤ a fifth of the rows: not an identifier) by its values' bad rates;
+    - ``read_as_text``: a text column whose every value is a number once thousands separators go;
+    - ``several_good_values``: with ``bad``, more than one other value taken as good."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    said: list[dict[str, Any]] = []
+    for name in X.columns:
+        x = X[name]
+        score = None
+        if pd.api.types.is_numeric_dtype(x):
+            known = x.notna().to_numpy()
+            if len(np.unique(y[known])) == 2:
+                score = roc_auc_score(y[known], x[known].astype(float))
+        elif x.nunique() <= min(50, len(x) // 5):
+            levels = x.astype(object).fillna("\0missing")  # missing is a level of its own
+            rates = pd.Series(y, index=x.index).groupby(levels).mean()
+            score = roc_auc_score(y, levels.map(rates).astype(float))
+        if score is not None and max(score, 1 - score) >= LEAKAGE_AUC:
+            auc = max(score, 1 - score)
+            said.append({"kind": "leakage", "column": name,
+                         "zh": f"列 {name!r} 单独一列就几乎完全区分了目标（全表单列 AUC {auc:.4f}）：很可能是信息泄漏"
+                               "（目标的副本，或按结果排序后编的编号）；请核实，删去该列后再拟合",
+                         "en": f"column {name!r} alone separates the target almost perfectly (one-feature AUC "
+                               f"{auc:.4f} on the whole table): probable leakage (a copy of the target, or an ID "
+                               "assigned after sorting by outcome); check it and drop it before fitting"})
+        elif x.dtype == object:
+            texts = x.dropna().astype(str).str.strip()
+            grouped = texts[texts.str.contains("[,，]", regex=True)]
+            if len(grouped) and texts.str.match(_AMOUNT).all():
+                example = grouped.iloc[0]
+                said.append({"kind": "read_as_text", "column": name,
+                             "zh": f"列 {name!r} 被读成文本：去掉千位分隔符后全是数字（如 {example!r}），模型会把每个取值"
+                                   "当作一个类别而不是数额；请导出不带千位分隔符的数字",
+                             "en": f"column {name!r} was read as text: its values are numbers once the thousands "
+                                   f"separators are removed (e.g. {example!r}); the models take each value as a "
+                                   "category, not an amount; export the numbers without thousands separators"})
+    if bad is not None:
+        good = sorted({str(v).strip() for v, is_bad in zip(col, y, strict=True) if not is_bad})
+        if len(good) > 1:
+            said.append({"kind": "several_good_values", "column": target,
+                         "zh": f"目标列 {target!r}：除 {bad!r} 外的 {len(good)} 个取值都按「好」计：{good[:10]}",
+                         "en": f"target {target!r}: {len(good)} values other than {bad!r} are all taken as good: "
+                               f"{good[:10]}"})
+    return said
 
 
 def _candidates(name: str, seed: int) -> dict:
@@ -98,17 +256,21 @@ def _no_progress(_done: int, _total: int) -> None:
 
 
 def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inner_cv: int = 3, seed: int = 42,
-              progress: Progress = _no_progress) -> dict[str, Any]:
-    """Read ``data`` (CSV or Parquet), check ``target`` (0/1, 1 = bad; each class ≥ ``cv`` rows) and
+              progress: Progress = _no_progress, bad: str | None = None) -> dict[str, Any]:
+    """Read ``data`` (CSV, .xlsx or Parquet: `_read_table`), check ``target`` (0/1, 1 = bad, or 1 where
+    it holds ``bad`` and 0 elsewhere; each class ≥ ``cv`` rows) and
     cross-validate ``model`` (or every candidate, with ``auto``) on ``cv`` stratified folds seeded by
     ``seed``; with ``auto`` also the nested estimate over ``inner_cv`` inner folds and the winner's
     paired AUC margin over the runner-up. Returns the summary `tiers fit --json` prints (per-fold and
-    mean AUC, KS, Brier per model; the chosen model; ``selection`` and ``nested`` with ``auto``)."""
-    frame = _read_table(data)
-    y = _check_target(frame, target, cv)
+    mean AUC, KS, Brier per model; the chosen model; ``selection`` and ``nested`` with ``auto``; how the
+    file was read, ``input``; ``warnings`` (`_input_warnings`), each in Chinese and English)."""
+    frame, read, said = _read_table(data)
+    y = _check_target(frame, target, cv, bad)
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
-        raise WorkflowError("data", f"{data}: no feature columns besides the target {target!r}")
+        raise WorkflowError("data", f"{data}: no feature columns besides the target {target!r}",
+                            zh=f"{data}：除目标列 {target!r} 外没有特征列")
+    said += _input_warnings(X, y, target, bad, frame[target])
 
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
@@ -131,7 +293,7 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
                 return makers[name]().fit(X.iloc[base[rows]], y[base[rows]])
             except ValueError as exc:
                 raise WorkflowError("data", f"{data}: model {name} cannot be fitted on {what}{where}: "
-                                            f"{exc}") from exc
+                                            f"{exc}", zh=f"{data}：模型 {name} 无法在{what}{where}上拟合：{exc}") from exc
         return fitted
 
     progress(0, total)
@@ -156,6 +318,7 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
     chosen = ranking[0]
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
+    summary.update(bad_value=bad, input=read, warnings=said)
     if nested:
         runner_up = ranking[1] if len(ranking) > 1 else None
         outer = []
