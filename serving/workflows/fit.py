@@ -2,7 +2,7 @@
 
 ``model="auto"`` chooses honestly, by one rule (`training.selection.RULE`): the GAM is kept
 unless another candidate beats its AUC on the same folds by more than one (corrected) standard
-error of the paired per-fold differences. Each candidate is cross-validated on the outer folds
+error of the paired per-fold differences, with a mean Brier no higher. Each candidate is cross-validated on the outer folds
 (the rule applied there is the choice for the final model), and the whole choice is itself
 validated by nested cross-validation: in every outer fold the rule is applied to inner folds of
 the outer training part only, the inner winner is scored on the outer test fold, and those
@@ -162,7 +162,8 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
         from training.selection import one_se_choice
 
         default = next(iter(makers))
-        chosen, margins = one_se_choice({n: [f["auc"] for f in results[n]["folds"]] for n in results}, default)
+        chosen, margins = one_se_choice({n: [f["auc"] for f in results[n]["folds"]] for n in results}, default,
+                                        brier={n: results[n]["mean"]["brier"] for n in results})
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
     if nested:

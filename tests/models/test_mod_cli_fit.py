@@ -37,7 +37,7 @@ def test_fit_prints_per_fold_and_mean_metrics_as_json(small_csv):
     from training.selection import one_se_choice
 
     assert out["chosen"] == one_se_choice({n: [f["auc"] for f in r["folds"]] for n, r in out["results"].items()},
-                                          "gam")[0]
+                                          "gam", brier={n: r["mean"]["brier"] for n, r in out["results"].items()})[0]
     for res in out["results"].values():
         assert [f["fold"] for f in res["folds"]] == [1, 2]
         for f in res["folds"]:
@@ -52,18 +52,19 @@ def test_auto_is_validated_by_nested_cv_and_says_who_won_by_how_much(small_csv):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     sel, nested = out["selection"], out["nested"]
-    # the rule: the GAM unless another candidate beats it by more than one corrected standard error
+    # the rule: the GAM unless another candidate beats it by more than one corrected standard error,
+    # with a Brier no higher
     assert "standard error" in sel["rule"] and sel["default"] == "gam"
     assert set(sel["over_default"]) == set(out["results"]) - {"gam"}
-    beating = [n for n, m in sel["over_default"].items() if m["auc"] > m["se"]]
-    assert [m["beats_default"] for m in sel["over_default"].values()] == [m["auc"] > m["se"]
-                                                                          for m in sel["over_default"].values()]
+    beating = [n for n, m in sel["over_default"].items() if m["auc"] > m["se"] and m["brier"] <= 0]
+    assert [n for n, m in sel["over_default"].items() if m["beats_default"]] == beating
     mean_auc = {n: out["results"][n]["mean"]["auc"] for n in out["results"]}
     assert sel["winner"] == out["chosen"] == (max(beating, key=mean_auc.get) if beating else "gam")
     for name, m in sel["over_default"].items():
         gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][name]["folds"], out["results"]["gam"]["folds"],
                                                      strict=True)]
         assert m["auc"] == pytest.approx(sum(gaps) / 3)
+        assert m["brier"] == pytest.approx(out["results"][name]["mean"]["brier"] - out["results"]["gam"]["mean"]["brier"])
     others = sorted((n for n in out["results"] if n != sel["winner"]), key=lambda n: -mean_auc[n])
     assert sel["runner_up"] == others[0]
     gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][sel["winner"]]["folds"],

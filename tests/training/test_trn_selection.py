@@ -127,3 +127,24 @@ def test_platt_is_kept_only_when_it_clearly_lowers_the_inner_brier():
         choice = choose({"lr": lambda: _Scaled(1.05)}, X, y, inner_cv=3, seed=seed)
         assert choice.as_dict()["calibrated"] == choice.calibrated
         assert choice.calibrated == clearly_lower(choice.losses["calibrated"], choice.losses["raw"])
+
+
+def test_a_challenger_with_a_higher_brier_does_not_displace_the_default():
+    """AUC chooses, but a challenger must also deliver probabilities no worse than the default's
+    (its mean Brier, after its own calibration if kept, at most the default's)."""
+    from training.selection import one_se_choice
+
+    aucs = {"gam": [0.700, 0.720, 0.710], "blend": [0.720, 0.738, 0.732]}  # +0.020, clearly
+    winner, margins = one_se_choice(aucs, "gam", brier={"gam": 0.1000, "blend": 0.1004})
+    assert winner == "gam" and not margins["blend"]["beats_default"]
+    assert margins["blend"]["brier"] == pytest.approx(0.0004)
+    assert one_se_choice(aucs, "gam", brier={"gam": 0.1000, "blend": 0.0999})[0] == "blend"
+
+
+def test_choose_passes_every_candidates_delivered_inner_brier_to_the_rule():
+    X, y = _table(3000, 1)
+    # the same ranking as the default, over-confident: Platt mends it, so its delivered Brier is the mended one
+    choice = choose({"default": lambda: _Scaled(1.0), "sharp": lambda: _Scaled(3.0)}, X, y, inner_cv=3, seed=1)
+    margin = choice.margins["sharp"]
+    assert margin["auc"] == pytest.approx(0, abs=1e-12)
+    assert abs(margin["brier"]) < 0.002  # the raw over-confident Brier is ≫ 0.002 higher
