@@ -159,11 +159,13 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
     ranking = sorted(results, key=lambda n: -results[n]["mean"]["auc"])
     chosen, margins = ranking[0], {}
     if nested:
-        from training.selection import one_se_choice
+        from training.selection import one_se_choice, paired_row_variance
 
         default = next(iter(makers))
+        outcomes = [y[te] for _tr, te in folds]
+        row_var = {n: paired_row_variance(outcomes, outer_p[n], outer_p[default]) for n in results if n != default}
         chosen, margins = one_se_choice({n: [f["auc"] for f in results[n]["folds"]] for n in results}, default,
-                                        brier={n: results[n]["mean"]["brier"] for n in results})
+                                        brier={n: results[n]["mean"]["brier"] for n in results}, row_var=row_var)
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
     if nested:

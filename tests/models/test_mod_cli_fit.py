@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import typer
 from mod_fixtures import make_credit_frame
@@ -34,10 +35,8 @@ def test_fit_prints_per_fold_and_mean_metrics_as_json(small_csv):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out["results"]) == {"scorecard", "gbm", "blend", "blend-shallow", "gam"}
-    from training.selection import one_se_choice
-
-    assert out["chosen"] == one_se_choice({n: [f["auc"] for f in r["folds"]] for n, r in out["results"].items()},
-                                          "gam", brier={n: r["mean"]["brier"] for n, r in out["results"].items()})[0]
+    beating = [n for n, m in out["selection"]["over_default"].items() if m["beats_default"]]
+    assert out["chosen"] == (max(beating, key=lambda n: out["results"][n]["mean"]["auc"]) if beating else "gam")
     for res in out["results"].values():
         assert [f["fold"] for f in res["folds"]] == [1, 2]
         for f in res["folds"]:
@@ -64,6 +63,8 @@ def test_auto_is_validated_by_nested_cv_and_says_who_won_by_how_much(small_csv):
         gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][name]["folds"], out["results"]["gam"]["folds"],
                                                      strict=True)]
         assert m["auc"] == pytest.approx(sum(gaps) / 3)
+        # the corrected standard error, its fold variance floored by the rows' (DeLong) variance
+        assert m["se"] >= np.std(gaps, ddof=1) * np.sqrt(1 / 3 + 1 / 2) - 1e-12
         assert m["brier"] == pytest.approx(out["results"][name]["mean"]["brier"] - out["results"]["gam"]["mean"]["brier"])
     others = sorted((n for n in out["results"] if n != sel["winner"]), key=lambda n: -mean_auc[n])
     assert sel["runner_up"] == others[0]

@@ -148,3 +148,44 @@ def test_choose_passes_every_candidates_delivered_inner_brier_to_the_rule():
     margin = choice.margins["sharp"]
     assert margin["auc"] == pytest.approx(0, abs=1e-12)
     assert abs(margin["brier"]) < 0.002  # the raw over-confident Brier is ≫ 0.002 higher
+
+
+def test_paired_auc_variance_is_delongs_and_matches_a_bootstrap():
+    """DeLong's variance of AUC(a) − AUC(b) on the same rows: equal scores give 0; it agrees
+    with a bootstrap over rows within sampling error."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.discrimination import paired_auc_variance
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(1500) < 0.2).astype(int)
+    a = y + rng.normal(0, 1.5, 1500)
+    b = a + rng.normal(0, 0.8, 1500)
+    assert paired_auc_variance(y, a, a) == pytest.approx(0, abs=1e-15)
+    boot = []
+    for _ in range(400):
+        i = rng.integers(0, 1500, 1500)
+        boot.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    assert paired_auc_variance(y, a, b) == pytest.approx(np.var(boot), rel=0.2)
+
+
+def test_the_rows_set_a_floor_under_a_fold_variance_that_two_degrees_of_freedom_make_small_by_chance():
+    """Three per-fold differences that happen to agree (sd 0.001) understate how much one fold's
+    AUC difference varies: its rows alone (DeLong's paired variance, mean over folds) vary more,
+    and the larger of the two is the corrected standard error's single-fold variance."""
+    from training.selection import one_se_choice
+
+    aucs = {"gam": [0.700, 0.720, 0.710], "gbm": [0.705, 0.726, 0.714]}  # +0.005, sd 0.001
+    assert one_se_choice(aucs, "gam")[0] == "gbm"
+    winner, margins = one_se_choice(aucs, "gam", row_var={"gbm": 0.006**2})
+    assert winner == "gam" and margins["gbm"]["se"] == pytest.approx(0.006 * np.sqrt(1 / 3 + 1 / 2))
+    small = one_se_choice(aucs, "gam", row_var={"gbm": 1e-8})[1]["gbm"]["se"]
+    assert small == pytest.approx(np.std([0.005, 0.006, 0.004], ddof=1) * np.sqrt(1 / 3 + 1 / 2))
+
+
+def test_choose_floors_the_standard_error_with_the_inner_rows_paired_variance():
+    X, y = _table(2000, 3)
+    choice = choose({"default": lambda: _Scaled(1.0), "sharp": lambda: _Scaled(3.0)}, X, y, inner_cv=3, seed=3)
+    # the same ranking: every fold's paired difference is 0, and so is DeLong's variance
+    assert choice.margins["sharp"]["se"] == pytest.approx(0, abs=1e-12) and choice.winner == "default"
+    assert "rows" in choice.as_dict()["rule"]
