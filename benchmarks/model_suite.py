@@ -19,9 +19,10 @@ Methods:
                map of the averaged log-odds kept when the out-of-bag rows' cross-fitted Brier clearly falls)
   ours_raw     the same without the calibration (``calibration=None``): what the map changes
   auto         what ``tiers fit --model auto`` delivers (`training.selection.AutoSelect`): the
-               candidates compared on 3 inner folds of the outer training part, the winner refit on
-               it, Platt-calibrated if that lowered the inner folds' cross-fitted Brier; its CPU
-               includes the inner fits
+               candidates compared on 3 inner folds of the outer training part (the GAM kept unless
+               another beats it by more than one corrected standard error, `training.selection.RULE`),
+               the winner refit on it, Platt-calibrated if it does not calibrate itself and Platt
+               clearly lowered the inner folds' cross-fitted Brier; its CPU includes the inner fits
   ebm          InterpretML `ExplainableBoostingClassifier()` (default: 14 bags, interactions)
   ebm_mains    the same with ``interactions=0``
   optbinning   `optbinning.Scorecard` (BinningProcess + logistic regression), as documented

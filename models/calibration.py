@@ -163,6 +163,16 @@ def cross_fitted_platt(z: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
     return crossed
 
 
+def clearly_lower(loss: np.ndarray, than: np.ndarray) -> bool:
+    """Whether per-row losses are lower than ``than``'s by more than one standard error of the
+    paired differences: the rule for keeping any calibration map (the GAM's out-of-bag maps,
+    ``tiers fit --model auto``'s Platt). On a few hundred rows a map that wins by less is as
+    likely to lose on new rows (on the suite's German credit, the GAM's two slopes kept on any
+    gain won in 4 of 10 folds and cost 0.0003 Brier and 0.0012 AUC on the test folds)."""
+    d = np.asarray(loss, dtype=float) - np.asarray(than, dtype=float)
+    return bool(d.mean() < -d.std(ddof=1) / np.sqrt(len(d)))
+
+
 def cross_fitted_platt_brier(z: np.ndarray, y: np.ndarray, folds) -> tuple[float, float]:
     """Brier of σ(z), and of Platt maps cross-fitted over ``folds`` (`cross_fitted_platt`)."""
     z = np.asarray(z, dtype=float)

@@ -234,15 +234,6 @@ def _cross_fitted_two_slopes(m: np.ndarray, q: np.ndarray, y: np.ndarray, folds)
     return p
 
 
-def _clearly_lower(loss: np.ndarray, than: np.ndarray) -> bool:
-    """Whether per-row losses are lower than ``than``'s by more than one standard error of the
-    paired differences: on a few hundred out-of-bag rows a map that wins by less is as likely to
-    lose on new rows (on the suite's German credit, two slopes kept on any gain won in 4 of 10
-    folds and cost 0.0003 Brier and 0.0012 AUC on the test folds)."""
-    d = loss - than
-    return bool(d.mean() < -d.std(ddof=1) / np.sqrt(len(d)))
-
-
 # -- the estimator ------------------------------------------------------------------------------
 
 
@@ -469,13 +460,13 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         slope each, a·mains + c·pairs + b (a, c > 0, so monotone shapes stay monotone). "auto"
         compares per-row Brier losses cross-fitted over 5 folds of the out-of-bag rows: Platt is
         kept if its mean is clearly below the raw sigmoid's, the two slopes (which may cost AUC)
-        if clearly below both (`_clearly_lower`: out-of-bag rows are few, and each is scored by
+        if clearly below both (`clearly_lower`: out-of-bag rows are few, and each is scored by
         one bag, noisier than the average the map is applied to); "platt" always Platt. The map is folded into the tables
         (`_fold_map`): the score stays an exact sum of contributions.
         """
         from sklearn.model_selection import StratifiedKFold
 
-        from models.calibration import cross_fitted_platt, platt_coefficients
+        from models.calibration import clearly_lower, cross_fitted_platt, platt_coefficients
 
         parts = self.oob_log_odds_
         seen = np.flatnonzero(~np.isnan(parts[:, 0]))
@@ -495,10 +486,10 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 if self.pairs_ and q.std() > 0:
                     loss["two_slopes"] = (_cross_fitted_two_slopes(m, q, yo, folds) - yo) ** 2
                 briers = {k: float(v.mean()) for k, v in loss.items()}
-                # a map only when clearly better (one standard error, `_clearly_lower`): Platt
+                # a map only when clearly better (one standard error, `clearly_lower`): Platt
                 # than raw; two slopes, which may reorder subjects, than both
-                kind = "platt" if _clearly_lower(loss["platt"], loss["raw"]) else "raw"
-                if "two_slopes" in loss and all(_clearly_lower(loss["two_slopes"], loss[k]) for k in ("raw", "platt")):
+                kind = "platt" if clearly_lower(loss["platt"], loss["raw"]) else "raw"
+                if "two_slopes" in loss and all(clearly_lower(loss["two_slopes"], loss[k]) for k in ("raw", "platt")):
                     kind = "two_slopes"
                 if kind == "raw":
                     return

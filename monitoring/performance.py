@@ -14,10 +14,10 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
 from models.calibration import brier_score
-from models.discrimination import ks_statistic
+from models.discrimination import auc_with_variance, ks_statistic
 from monitoring.grades import GRADES
 
 
@@ -79,18 +79,7 @@ def delong_auc(y_true: np.ndarray, risk: np.ndarray, *, confidence: float = 0.95
     Sun & Xu (2014): the structural components come from midranks within the positives, within
     the negatives and overall, so the cost is one sort, not a pairwise comparison.
     """
-    y = np.asarray(y_true).astype(bool)
-    r = np.asarray(risk, dtype=float)
-    pos, neg = r[y], r[~y]
-    m, n = pos.size, neg.size
-    if m == 0 or n == 0:
-        raise ValueError(f"AUC needs both outcomes; got {m} adverse and {n} non-adverse subjects")
-    tz = rankdata(np.concatenate([pos, neg]))
-    tx, ty = rankdata(pos), rankdata(neg)
-    auc = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
-    v01 = (tz[:m] - tx) / n
-    v10 = 1.0 - (tz[m:] - ty) / m
-    var = (v01.var(ddof=1) if m > 1 else 0.0) / m + (v10.var(ddof=1) if n > 1 else 0.0) / n
+    auc, var = auc_with_variance(y_true, risk)
     se = float(np.sqrt(var))
     z = float(norm.ppf(0.5 + confidence / 2))
     return AucInterval(

@@ -77,8 +77,10 @@ def fit(
     if nested:
         sel, est = summary["selection"], summary["nested"]
         if sel["margin"]:
-            console.print(f"won over {sel['runner_up']} by {sel['margin']['auc']:+.4f} AUC "
+            verb = "won over" if sel["margin"]["auc"] >= 0 else "kept by the rule against"
+            console.print(f"{verb} {sel['runner_up']} by {sel['margin']['auc']:+.4f} AUC "
                           f"[{sel['margin']['low']:+.4f}, {sel['margin']['high']:+.4f}] on the same folds")
+        console.print(f"rule: {sel['rule']}")
         console.print(f"nested CV (choice made on inner folds, scored on outer): AUC {est['mean']['auc']:.4f}, "
                       f"Brier {est['mean']['brier']:.4f}; chosen per outer fold: "
                       + ", ".join(f["chosen"] + (" (Platt)" if f["calibrated"] else "") for f in est["folds"]))

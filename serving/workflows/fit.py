@@ -1,11 +1,13 @@
 """`tiers fit`: cross-validate this project's models on any table with a binary target.
 
-``model="auto"`` chooses honestly: each candidate is cross-validated on the outer folds (the
-choice for the final model), and the whole choice is itself validated by nested
-cross-validation: in every outer fold the candidates are compared on inner folds of the outer
-training part only, the inner winner is scored on the outer test fold, and those outer scores
-(never used to choose) are the estimate reported for ``auto``. Whether to Platt-calibrate the
-winner is decided on the same inner folds (`training.selection.choose`).
+``model="auto"`` chooses honestly, by one rule (`training.selection.RULE`): the GAM is kept
+unless another candidate beats its AUC on the same folds by more than one (corrected) standard
+error of the paired per-fold differences, with a mean Brier no higher. Each candidate is cross-validated on the outer folds
+(the rule applied there is the choice for the final model), and the whole choice is itself
+validated by nested cross-validation: in every outer fold the rule is applied to inner folds of
+the outer training part only, the inner winner is scored on the outer test fold, and those
+outer scores (never used to choose) are the estimate reported for ``auto``. Whether to
+Platt-calibrate the winner is decided on the same inner folds (`training.selection.choose`).
 
 Bad input is a `WorkflowError` naming the input (``data`` or ``target``, the CLI's ``--data`` and
 ``--target``) and the rule, in English and in Chinese (``zh``); the caller says it. What would be a
@@ -260,10 +262,12 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
     """Read ``data`` (CSV, .xlsx or Parquet: `_read_table`), check ``target`` (0/1, 1 = bad, or 1 where
     it holds ``bad`` and 0 elsewhere; each class ≥ ``cv`` rows) and
     cross-validate ``model`` (or every candidate, with ``auto``) on ``cv`` stratified folds seeded by
-    ``seed``; with ``auto`` also the nested estimate over ``inner_cv`` inner folds and the winner's
-    paired AUC margin over the runner-up. Returns the summary `tiers fit --json` prints (per-fold and
-    mean AUC, KS, Brier per model; the chosen model; ``selection`` and ``nested`` with ``auto``; how the
-    file was read, ``input``; ``warnings`` (`_input_warnings`), each in Chinese and English)."""
+    ``seed``; with ``auto`` the choice by `training.selection.RULE` on those folds, the nested
+    estimate over ``inner_cv`` inner folds, the winner's paired AUC margin over the runner-up (the
+    best other mean AUC) and every candidate's margin over the default. Returns the summary
+    `tiers fit --json` prints (per-fold and mean AUC, KS, Brier per model; the chosen model;
+    ``selection`` and ``nested`` with ``auto``; how the file was read, ``input``; ``warnings``
+    (`_input_warnings`), each in Chinese and English)."""
     frame, read, said = _read_table(data)
     y = _check_target(frame, target, cv, bad)
     X = frame.drop(columns=[target])
@@ -315,21 +319,31 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
             choices.append(choose(makers, X.iloc[tr], y[tr], inner_cv=inner_cv, seed=seed + k,
                                   fit=fitter(tr, f" of fold {k}"), advance=advance))
     ranking = sorted(results, key=lambda n: -results[n]["mean"]["auc"])
-    chosen = ranking[0]
+    chosen, margins = ranking[0], {}
+    if nested:
+        from training.selection import one_se_choice, paired_row_variance
+
+        default = next(iter(makers))
+        outcomes = [y[te] for _tr, te in folds]
+        row_var = {n: paired_row_variance(outcomes, outer_p[n], outer_p[default]) for n in results if n != default}
+        chosen, margins = one_se_choice({n: [f["auc"] for f in results[n]["folds"]] for n in results}, default,
+                                        brier={n: results[n]["mean"]["brier"] for n in results}, row_var=row_var)
     summary = {"data": str(data), "target": target, "rows": len(y), "bad_rate": float(y.mean()),
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
     summary.update(bad_value=bad, input=read, warnings=said)
     if nested:
-        runner_up = ranking[1] if len(ranking) > 1 else None
+        from training.selection import RULE
+
+        runner_up = next((n for n in ranking if n != chosen), None)
         outer = []
         for k, (choice, (_tr, te)) in enumerate(zip(choices, folds, strict=True), start=1):
             p = choice.apply(outer_p[choice.winner][k - 1])
             outer.append({"fold": k, **choice.as_dict(), **_scores(y[te], p)})
         summary["inner_cv"] = inner_cv
         summary["selection"] = {
-            "rule": "highest mean AUC over the outer folds; its honest estimate is `nested` (inner winner, "
-                    "Platt-calibrated when the cross-fitted calibration lowered the inner Brier)",
-            "winner": chosen, "runner_up": runner_up,
+            "rule": RULE + "; applied to the outer folds for the final model, and to inner folds of each outer "
+                           "training part for its honest estimate `nested`",
+            "default": default, "winner": chosen, "runner_up": runner_up, "over_default": margins,
             "margin": _paired_margin([f["auc"] for f in results[chosen]["folds"]],
                                      [f["auc"] for f in results[runner_up]["folds"]]) if runner_up else None,
         }

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import typer
 from mod_fixtures import make_credit_frame
@@ -34,7 +35,8 @@ def test_fit_prints_per_fold_and_mean_metrics_as_json(small_csv):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out["results"]) == {"scorecard", "gbm", "blend", "blend-shallow", "gam"}
-    assert out["chosen"] == max(out["results"], key=lambda n: out["results"][n]["mean"]["auc"])
+    beating = [n for n, m in out["selection"]["over_default"].items() if m["beats_default"]]
+    assert out["chosen"] == (max(beating, key=lambda n: out["results"][n]["mean"]["auc"]) if beating else "gam")
     for res in out["results"].values():
         assert [f["fold"] for f in res["folds"]] == [1, 2]
         for f in res["folds"]:
@@ -49,19 +51,36 @@ def test_auto_is_validated_by_nested_cv_and_says_who_won_by_how_much(small_csv):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     sel, nested = out["selection"], out["nested"]
-    ranked = sorted(out["results"], key=lambda n: -out["results"][n]["mean"]["auc"])
-    assert sel["winner"] == out["chosen"] == ranked[0] and sel["runner_up"] == ranked[1]
-    gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][ranked[0]]["folds"], out["results"][ranked[1]]["folds"],
-                                                 strict=True)]
+    # the rule: the GAM unless another candidate beats it by more than one corrected standard error,
+    # with a Brier no higher
+    assert "standard error" in sel["rule"] and sel["default"] == "gam"
+    assert set(sel["over_default"]) == set(out["results"]) - {"gam"}
+    beating = [n for n, m in sel["over_default"].items() if m["auc"] > m["se"] and m["brier"] <= 0]
+    assert [n for n, m in sel["over_default"].items() if m["beats_default"]] == beating
+    mean_auc = {n: out["results"][n]["mean"]["auc"] for n in out["results"]}
+    assert sel["winner"] == out["chosen"] == (max(beating, key=mean_auc.get) if beating else "gam")
+    for name, m in sel["over_default"].items():
+        gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][name]["folds"], out["results"]["gam"]["folds"],
+                                                     strict=True)]
+        assert m["auc"] == pytest.approx(sum(gaps) / 3)
+        # the corrected standard error, its fold variance floored by the rows' (DeLong) variance
+        assert m["se"] >= np.std(gaps, ddof=1) * np.sqrt(1 / 3 + 1 / 2) - 1e-12
+        assert m["brier"] == pytest.approx(out["results"][name]["mean"]["brier"] - out["results"]["gam"]["mean"]["brier"])
+    others = sorted((n for n in out["results"] if n != sel["winner"]), key=lambda n: -mean_auc[n])
+    assert sel["runner_up"] == others[0]
+    gaps = [a["auc"] - b["auc"] for a, b in zip(out["results"][sel["winner"]]["folds"],
+                                                 out["results"][others[0]]["folds"], strict=True)]
     assert sel["margin"]["auc"] == pytest.approx(sum(gaps) / 3) and sel["margin"]["low"] <= sel["margin"]["auc"]
     assert [f["fold"] for f in nested["folds"]] == [1, 2, 3]
     for f in nested["folds"]:
         # chosen on the inner folds of the outer training part; scored on the outer test fold
-        assert set(f["inner_auc"]) == set(out["results"])
-        assert f["chosen"] == max(f["inner_auc"], key=f["inner_auc"].get)
+        assert set(f["inner_auc"]) == set(out["results"]) and f["default"] == "gam"
+        inner_beating = [n for n, m in f["margins"].items() if m["beats_default"]]
+        assert f["chosen"] == (max(inner_beating, key=f["inner_auc"].get) if inner_beating else "gam")
         assert f["auc"] == pytest.approx(out["results"][f["chosen"]]["folds"][f["fold"] - 1]["auc"])
-        # Platt only if, cross-fitted on the inner folds, it lowered their Brier; it never reorders
-        assert f["calibrated"] == (f["inner_brier"]["calibrated"] < f["inner_brier"]["raw"])
+        # Platt only if, cross-fitted on the inner folds, it clearly lowered their Brier (never on the
+        # GAM, which calibrates itself); it never reorders
+        assert not f["calibrated"] or (f["chosen"] != "gam" and f["inner_brier"]["calibrated"] < f["inner_brier"]["raw"])
         if not f["calibrated"]:
             assert f["brier"] == out["results"][f["chosen"]]["folds"][f["fold"] - 1]["brier"]
     assert nested["mean"]["auc"] == pytest.approx(sum(f["auc"] for f in nested["folds"]) / 3)

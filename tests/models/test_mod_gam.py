@@ -317,8 +317,7 @@ def test_a_map_is_kept_only_when_clearly_better_than_the_raw_scores():
     bag each, noisier than the average the map is applied to: a Platt map on any cross-fitted
     gain shrinks a well-calibrated model as often as it mends one, so every map needs the same
     clear (one standard error) gain over the raw scores."""
-    from models.calibration import cross_fitted_platt
-    from models.gam import _clearly_lower
+    from models.calibration import clearly_lower, cross_fitted_platt
 
     model = BoostedGAM(random_state=0)
     kept = 0
@@ -334,6 +333,6 @@ def test_a_map_is_kept_only_when_clearly_better_than_the_raw_scores():
         folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(z[:, None], y))
         raw = (1 / (1 + np.exp(-z)) - y) ** 2
         platt = (cross_fitted_platt(z, y, folds) - y) ** 2
-        assert (model.calibration_ is not None) == _clearly_lower(platt, raw)
+        assert (model.calibration_ is not None) == clearly_lower(platt, raw)
         kept += model.calibration_ is not None
     assert kept <= 3  # scores already calibrated: rarely a clear gain
