@@ -287,15 +287,9 @@ def reasons_template(reasons: Sequence[Mapping[str, Any]]) -> Template:
     """Reasons (dicts as ``ReasonOut`` dumps them) as a ``Template``: what the bulk load's
     validation keeps of each distinct reasons text, to be stored by ``compact_texts``."""
     labels, rests = [], []
-    for r in reasons:  # ``pack`` written out (a bulk load makes five per grade): the same items, as text
+    for r in reasons:  # a bulk load makes five per grade
         labels.append((r["code"], r["label_zh"], r.get("label_en")))
-        value, record_ids, override = r.get("value"), r.get("record_ids") or [], bool(r.get("override"))
-        rest = _json_item(r["contribution"])
-        if override or record_ids or value is not None:
-            rest += "," + _json_item(value)
-            if override or record_ids:
-                rest += "," + _json_item(record_ids) + (",true" if override else "")
-        rests.append(rest)
+        rests.append(_packed_rest(r["contribution"], r.get("value"), r.get("record_ids") or [], bool(r.get("override"))))
     return tuple(labels), tuple(rests)
 
 
@@ -307,15 +301,20 @@ def models_template(reasons: Sequence[Any]) -> Template:
     labels, rests = [], []
     for r in reasons:
         labels.append((r.code, r.label_zh, r.label_en))
-        contribution, value, record_ids, override = r.contribution, r.value, r.record_ids, r.override
-        rest = float.__repr__(contribution) if math.isfinite(contribution) else _json_item(contribution)
-        if override or record_ids or value is not None:
-            rest += "," + (float.__repr__(value) if type(value) is float and math.isfinite(value)
-                           else _json_item(value))
-            if override or record_ids:
-                rest += ",[" + ",".join(map(encode_basestring, record_ids)) + "]" + (",true" if override else "")
-        rests.append(rest)
+        rests.append(_packed_rest(r.contribution, r.value, r.record_ids, r.override))
     return tuple(labels), tuple(rests)
+
+
+def _packed_rest(contribution: Any, value: Any, record_ids: list[str], override: bool) -> str:
+    """A packed reason after its label id, as JSON text without the brackets: ``pack``'s items
+    (its defaults left out from the end: no records and no override, then no value) written as
+    ``json.dumps`` writes them (`_json_item`)."""
+    rest = _json_item(contribution)
+    if override or record_ids or value is not None:
+        rest += "," + _json_item(value)
+        if override or record_ids:
+            rest += "," + _json_item(record_ids) + (",true" if override else "")
+    return rest
 
 
 def template_reasons(template: Template) -> list[dict[str, Any]]:
