@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.base import Contributions
+from models.base import Contributions, sigmoid
 from models.grading import GradeResult, OverrideRule
 from models.meta import Evidence, FeatureMeta, as_evidence
 
@@ -212,7 +212,7 @@ def explain_bulk(model, grader, X: pd.DataFrame, profile: pd.DataFrame | None = 
     if hasattr(model, "calibrator_"):
         p = model.calibrator_.predict_proba_1(contrib.total())
     else:
-        p = 1.0 / (1.0 + np.exp(-contrib.total()))
+        p = sigmoid(contrib.total())
     grades = grader.grade(p, profile if profile is not None else X)
     values, _ = contrib.terms()
     idx, vals = top_k(values, k)

@@ -54,6 +54,7 @@ from models.base import (
     encode_columns,
     encoded,
     lightgbm_params,
+    sigmoid,
     start_fit,
 )
 from models.gbm import ShapeFunction
@@ -224,13 +225,13 @@ def _two_slopes(m: np.ndarray, q: np.ndarray, y: np.ndarray) -> tuple[float, flo
 
 def _cross_fitted_two_slopes(m: np.ndarray, q: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
     """Probabilities of two-slope maps cross-fitted over folds (a fold whose fit fails: σ(m + q))."""
-    p = 1.0 / (1.0 + np.exp(-(m + q)))
+    p = sigmoid(m + q)
     for tr, te in folds:
         try:
             a, c, b = _two_slopes(m[tr], q[tr], y[tr])
         except ValueError:
             continue
-        p[te] = 1.0 / (1.0 + np.exp(-(a * m[te] + c * q[te] + b)))
+        p[te] = sigmoid(a * m[te] + c * q[te] + b)
     return p
 
 
@@ -410,7 +411,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         candidates = [j for j in range(p) if names[j] not in isolated]
         pairs: list[tuple[int, int]] = []
         if self.interactions and len(candidates) >= 2:
-            prob = 1.0 / (1.0 + np.exp(-np.mean(f1_bags, axis=0)))
+            prob = sigmoid(np.mean(f1_bags, axis=0))
             ranked = rank_pairs(Xe, is_cat, prob - y_arr, prob * (1 - prob), candidates,
                                 min_hessian=max(1.0, self.min_child_samples * 0.05))
             pairs = [(a, b) for gain, a, b in ranked[: self.interactions] if gain > 0]
@@ -481,7 +482,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 coef = (a, a, b)
             else:
                 folds = list(StratifiedKFold(5, shuffle=True, random_state=self.random_state).split(z[:, None], yo))
-                loss = {"raw": (1.0 / (1.0 + np.exp(-z)) - yo) ** 2,
+                loss = {"raw": (sigmoid(z) - yo) ** 2,
                         "platt": (cross_fitted_platt(z, yo, folds) - yo) ** 2}
                 if self.pairs_ and q.std() > 0:
                     loss["two_slopes"] = (_cross_fitted_two_slopes(m, q, yo, folds) - yo) ** 2
