@@ -57,6 +57,11 @@ RULE = ("the default candidate (the first: gam) unless another beats its AUC on 
         "Brier no higher than the default's; of those that do, the highest mean AUC. Platt on a "
         "candidate only if it does not calibrate itself and its cross-fitted Brier is lower by more than one "
         "standard error")
+# the same rule for a reader of Chinese (`tiers fit` prints both; one place for both wordings)
+RULE_ZH = ("选用默认候选模型（第一个：gam），除非另一候选模型在相同各折上的 AUC 比它高出逐折配对差值的一个标准误以上"
+           "（Nadeau–Bengio 校正，√((1/k + 1/(k−1))·v)，v 取各折差值方差与单折样本上 DeLong 配对方差中的较大者），"
+           "且平均 Brier 分数不高于默认模型；符合条件者取平均 AUC 最高的一个。仅当候选模型自身不做校准、且交叉拟合后的 "
+           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准")
 
 
 def table_candidates(seed: int) -> dict[str, Maker]:

@@ -65,22 +65,33 @@ def fit(
         console.print(f"读取 read: {read['format']}, 编码 encoding {read['encoding']}, 分隔符 delimiter {delimiter!r}",
                       highlight=False)
     for name, res in results.items():
-        table = Table(title=f"{name}{' (chosen)' if name == chosen and model == 'auto' else ''} — {cv}-fold CV")
-        for col in ("fold", "AUC", "KS", "Brier"):
+        picked = "（选用 chosen）" if name == chosen and model == "auto" else ""
+        table = Table(title=f"{name}{picked} — {cv} 折交叉验证 {cv}-fold CV")
+        for col in ("折 fold", "AUC", "KS", "Brier"):
             table.add_column(col, justify="right")
         for r in res["folds"]:
             table.add_row(str(r["fold"]), f"{r['auc']:.4f}", f"{r['ks']:.4f}", f"{r['brier']:.4f}")
         m = res["mean"]
-        table.add_row("mean", f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}", style="bold")
+        table.add_row("平均 mean", f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}", style="bold")
         console.print(table)
-    console.print(f"chosen: [bold]{chosen}[/bold] (rows {summary['rows']}, bad rate {summary['bad_rate']:.1%})")
+    rows, rate = summary["rows"], summary["bad_rate"]
+    console.print(f"选用模型 chosen: [bold]{chosen}[/bold]（{rows} 行，坏样本率 {rate:.1%}; rows {rows}, bad rate {rate:.1%}）")
     if nested:
         sel, est = summary["selection"], summary["nested"]
         if sel["margin"]:
-            verb = "won over" if sel["margin"]["auc"] >= 0 else "kept by the rule against"
-            console.print(f"{verb} {sel['runner_up']} by {sel['margin']['auc']:+.4f} AUC "
-                          f"[{sel['margin']['low']:+.4f}, {sel['margin']['high']:+.4f}] on the same folds")
-        console.print(f"rule: {sel['rule']}")
-        console.print(f"nested CV (choice made on inner folds, scored on outer): AUC {est['mean']['auc']:.4f}, "
-                      f"Brier {est['mean']['brier']:.4f}; chosen per outer fold: "
-                      + ", ".join(f["chosen"] + (" (Platt)" if f["calibrated"] else "") for f in est["folds"]))
+            gap = sel["margin"]
+            interval = f"{gap['auc']:+.4f} AUC [{gap['low']:+.4f}, {gap['high']:+.4f}]"
+            if gap["auc"] >= 0:
+                console.print(f"在相同各折上胜过 {sel['runner_up']}：{interval}; won over {sel['runner_up']} by "
+                              f"{gap['auc']:+.4f} AUC on the same folds", highlight=False)
+            else:
+                console.print(f"按规则保留，相对 {sel['runner_up']}（相同各折）：{interval}; kept by the rule against "
+                              f"{sel['runner_up']} by {gap['auc']:+.4f} AUC on the same folds", highlight=False)
+        console.print(f"规则：{sel['rule_zh']}", highlight=False)
+        console.print(f"rule: {sel['rule']}", highlight=False)
+        per_fold = ", ".join(f["chosen"] + (" (Platt)" if f["calibrated"] else "") for f in est["folds"])
+        mean = est["mean"]
+        console.print(f"嵌套交叉验证（在内层各折上选择，在外层各折上评分）：AUC {mean['auc']:.4f}，Brier {mean['brier']:.4f}；"
+                      f"各外层折选用 {per_fold}", highlight=False)
+        console.print(f"nested CV (choice made on inner folds, scored on outer): AUC {mean['auc']:.4f}, "
+                      f"Brier {mean['brier']:.4f}; chosen per outer fold: {per_fold}", highlight=False)

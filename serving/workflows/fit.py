@@ -332,7 +332,7 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
                "cv": cv, "seed": seed, "model": model, "chosen": chosen, "results": results}
     summary.update(bad_value=bad, input=read, warnings=said)
     if nested:
-        from training.selection import RULE
+        from training.selection import RULE, RULE_ZH
 
         runner_up = next((n for n in ranking if n != chosen), None)
         outer = []
@@ -343,6 +343,8 @@ def fit_table(data: Path, target: str, *, model: str = "auto", cv: int = 5, inne
         summary["selection"] = {
             "rule": RULE + "; applied to the outer folds for the final model, and to inner folds of each outer "
                            "training part for its honest estimate `nested`",
+            "rule_zh": RULE_ZH + "；最终模型按此规则在外层各折上选定，每个外层训练部分的内层各折也按此规则选择，"
+                                 "以得到 `nested` 中不受这一选择影响的估计",
             "default": default, "winner": chosen, "runner_up": runner_up, "over_default": margins,
             "margin": _paired_margin([f["auc"] for f in results[chosen]["folds"]],
                                      [f["auc"] for f in results[runner_up]["folds"]]) if runner_up else None,

@@ -91,6 +91,21 @@ def test_fit_renders_a_table_without_json(small_csv):
     result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "gbm", "--cv", "2"])
     assert result.exit_code == 0, result.output
     assert "AUC" in result.stdout and "mean" in result.stdout and "Brier" in result.stdout
+    # the summary says it in Chinese first, as the refusals do
+    assert "平均" in result.stdout and "折交叉验证" in result.stdout and "选用模型" in result.stdout
+
+
+def test_auto_summary_states_the_rule_in_chinese_then_english(small_csv):
+    from training.selection import RULE, RULE_ZH
+
+    path, _ = small_csv
+    result = _invoke(["fit", "--data", str(path), "--target", "bad", "--model", "auto", "--cv", "2",
+                      "--inner-cv", "2"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())  # rich wraps long lines
+    assert " ".join(f"规则：{RULE_ZH}".split()) in flat and " ".join(f"rule: {RULE}".split()) in flat
+    assert flat.index("规则：") < flat.index("rule: ")
+    assert "嵌套交叉验证" in flat and "nested CV" in flat
 
 
 @pytest.mark.parametrize(
