@@ -23,7 +23,9 @@ from typing import Annotated, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -43,6 +45,7 @@ from serving.security import (
     token_expires_at,
 )
 from serving.services.access import SUBJECT_READER_ROLES, can_read
+from serving.services.credit_checks import refused_codes
 from serving.services.grades import Regrader, mark_grades_stale
 from serving.services.logins import LoginLimits
 from serving.services.querylog import append_entries, append_entry, append_entry_async, append_entry_durably
@@ -351,15 +354,78 @@ def require_page_csrf(settings: Settings, principal: Principal, token: str | Non
                          zh="表单已过期或不是从本站提交的，请刷新页面后重试。")
 
 
-def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal) -> Callable[..., Principal]:
-    """Dependency: the caller, if their role is one of ``roles``; else 403."""
+def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal,
+                 refused: Refusal | None = None) -> Callable[..., Principal]:
+    """Dependency: the caller, if their role is one of ``roles``; else 403, logged first.
+
+    Every refusal is a ``denied`` entry of the query log, through its chain, before it is
+    answered (``_logged_refusal``): who, the role, the route's template, the purpose the caller
+    gave (if any) and the subject the route names (``{uscc}``, as far as it parses), or the one
+    the route's ``refused`` finds (a commitment's, a warning's: ``RefusedTry``). It reads only the
+    raw path parameters, so it runs before the route's own parameters are validated: a refused
+    role gets its 403, logged, whatever the ids it sent (never a 422 that tells the route's rules);
+    an unauthenticated caller gets 401 first (``principal_dep``)."""
 
     # plain default (not Annotated): string annotations cannot see the closure variable;
-    # async: a pure check needs no thread-pool hop
-    async def check(principal: Principal = Depends(principal_dep)) -> Principal:
-        return _with_role(principal, roles)
+    # async: a pure check needs no thread-pool hop (a refusal takes one, to log itself)
+    async def check(request: Request, principal: Principal = Depends(principal_dep)) -> Principal:
+        if principal.role in roles:
+            return principal
+        raise await run_in_threadpool(_in_new_session, settings_of(request),
+                                      lambda session: _logged_refusal(session, request, principal, roles, refused))
 
     return check
+
+
+@dataclass(frozen=True)
+class RefusedTry:
+    """A try refused for the caller's role: the refusal answered (403), the purpose it is logged
+    with and the subject it concerns ("" when the route names none, or no such matter exists)."""
+
+    error: NotAllowed
+    purpose: str
+    uscc: str
+
+
+# a route's own wording of a refused role: (session, caller, raw path parameters) -> RefusedTry
+Refusal = Callable[[Session, Principal, dict[str, str]], RefusedTry]
+REFUSED_ROLE = "not_allowed"
+
+
+def row_id(raw: object) -> int | None:
+    """A stored row's id as a refusal reads it from a raw path parameter (``RowIdPath``'s range),
+    or None: a malformed id names no matter."""
+    text = str(raw or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 and 1 <= int(text) <= MAX_ROW_ID \
+        else None
+
+
+def _role_refusal(principal: Principal, roles: tuple[Role, ...], params: dict[str, str]) -> RefusedTry:
+    codes = refused_codes(params.get("uscc"))
+    return RefusedTry(NotAllowed(f"role {principal.role!r} may not use this; allowed: {', '.join(roles)}",
+                                 zh="您的账号没有使用此功能的权限。"),
+                      f"拒绝（{REFUSED_ROLE}）", codes[0] if codes else "")
+
+
+def _caller_purpose(request: Request) -> str:
+    """The purpose the caller gave (query ``purpose`` or ``X-Purpose``), unvalidated: cleaned of
+    what is not printable and bounded, as the refusal it is logged with was not validated."""
+    raw = request.query_params.get("purpose") or request.headers.get("X-Purpose") or ""
+    return "".join(c for c in raw[:PURPOSE_LENGTH["max_length"]] if c.isprintable()).strip()
+
+
+def _logged_refusal(session: Session, request: Request, principal: Principal, roles: tuple[Role, ...],
+                    refused: Refusal | None = None) -> NotAllowed:
+    """Log a role's refusal (``denied``, durably, through the query log's chain) and return the
+    error to answer. The one place a refused role is logged: ``require_role`` and the hot subject
+    read (``subject_read``) both come here."""
+    params = dict(request.path_params)
+    attempt = refused(session, principal, params) if refused else _role_refusal(principal, roles, params)
+    purpose = _caller_purpose(request)
+    purpose = f"{attempt.purpose}：{purpose}" if purpose else attempt.purpose
+    append_entries(session, principal=principal, reads=[(attempt.uscc, "denied")],
+                   purpose=purpose[:PURPOSE_LENGTH["max_length"]], endpoint=_endpoint(request))
+    return attempt.error
 
 
 # A route's credentials as parameters: the security schemes ``api_principal`` declares.
@@ -483,12 +549,15 @@ def _checked_and_logged(request: Request, session: Session, principal: Principal
     """Check role and coverage and log the read (allowed or denied), durably, before anything is read.
 
     ``acting_roles``: the readers who may also take the route's action (issue a report); another
-    reader's attempt is logged as denied and refused (403, whatever the subject: no oracle)."""
-    _with_role(principal, SUBJECT_READER_ROLES)
+    reader's attempt is logged as denied and refused (403, whatever the subject: no oracle). A
+    caller who reads no subject (an analyst) is refused as every role is (``_logged_refusal``)."""
+    if principal.role not in SUBJECT_READER_ROLES:
+        raise _logged_refusal(session, request, principal, SUBJECT_READER_ROLES)
     purpose = _logged_purpose(principal, purpose)
     acting = acting_roles is None or principal.role in acting_roles
     allowed = acting and can_read(session, principal, uscc)
-    append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
+    logged = purpose if acting else f"拒绝（{REFUSED_ROLE}）：{purpose}"[:PURPOSE_LENGTH["max_length"]]
+    append_entry(session, principal=principal, uscc=uscc, purpose=logged, endpoint=_endpoint(request),
                  outcome=_outcome(allowed))
     if not acting:
         _with_role(principal, acting_roles or ())
@@ -535,9 +604,9 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
 
     async def logged_read(
         request: Request,
-        uscc: UsccPath,
-        purpose: PurposeQuery = None,
-        x_purpose: PurposeHeader = None,
+        uscc: _HotUscc,
+        purpose: _HotPurpose = None,
+        x_purpose: _HotPurposeHeader = None,
         token: Annotated[str | None, Depends(bearer_scheme)] = None,
         api_key: Annotated[str | None, Depends(_api_key)] = None,
     ) -> T:
@@ -548,7 +617,10 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
                                            token, api_key)
         principal = await _api_caller(request, settings, token, api_key)
-        _with_role(principal, SUBJECT_READER_ROLES)
+        if principal.role not in SUBJECT_READER_ROLES:  # refused and logged as require_role's refusals
+            raise await run_in_threadpool(_in_new_session, settings, lambda session: _logged_refusal(
+                session, request, principal, SUBJECT_READER_ROLES))
+        uscc, purpose, x_purpose = _validated_read(uscc, purpose, x_purpose)
         logged_purpose = _logged_purpose(principal, purpose or x_purpose)
         if conn is None:  # an SQLite file, reads off the event loop
             return await run_in_threadpool(_checked_logged_read, read, settings, principal, uscc, logged_purpose,
@@ -570,6 +642,31 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
     return logged_read
 
 
+# The hot read's parameters: documented as ``UsccPath``, ``PurposeQuery`` and ``PurposeHeader``
+# (the same OpenAPI), but judged after the caller's role (``_validated_read``), as the parameters
+# of a route behind ``require_role`` are: a refused role gets its 403, logged, whatever it sent.
+_HotUscc = Annotated[str, Path(description="unified social credit code"),
+                     WithJsonSchema(TypeAdapter(UsccPath).json_schema())]
+_HotPurpose = Annotated[str | None, Query(description="查询用途, logged; required for staff"),
+                        WithJsonSchema(TypeAdapter(PurposeQuery).json_schema())]
+_HotPurposeHeader = Annotated[str | None, Header(alias="X-Purpose"), WithJsonSchema(TypeAdapter(PurposeHeader).json_schema())]
+_READ_CHECKS = ((("path", "uscc"), TypeAdapter(UsccPath)), (("query", "purpose"), TypeAdapter(PurposeQuery)),
+                (("header", "X-Purpose"), TypeAdapter(PurposeHeader)))
+
+
+def _validated_read(*values: str | None) -> tuple:
+    """The hot read's parameters checked by their declared rules (422 as FastAPI answers it)."""
+    errors, checked = [], []
+    for value, ((*loc,), adapter) in zip(values, _READ_CHECKS, strict=True):
+        try:
+            checked.append(adapter.validate_python(value))
+        except ValidationError as exc:
+            errors += [{**error, "loc": (*loc, *error["loc"])} for error in exc.errors(include_url=False)]
+    if errors:
+        raise RequestValidationError(errors)
+    return tuple(checked)
+
+
 def _checked_logged_read(read: Callable[[Connection, str], T], settings: Settings, principal: Principal,
                          uscc: str, purpose: str, endpoint: str) -> T:
     """Coverage check, durable log entry (allowed or denied), then ``read``: in the caller's
@@ -587,8 +684,11 @@ def _checked_logged_read(read: Callable[[Connection, str], T], settings: Setting
 def _read_in_thread(read: Callable[[Connection, str], T], request: Request, settings: Settings, uscc: str,
                     purpose: str | None, token: str | None, api_key: str | None) -> T:
     def work(session: Session) -> T:
-        access = _checked_and_logged(request, session, _caller(request, settings, session, token, api_key), uscc,
-                                     purpose)
+        principal = _caller(request, settings, session, token, api_key)
+        if principal.role not in SUBJECT_READER_ROLES:
+            raise _logged_refusal(session, request, principal, SUBJECT_READER_ROLES)
+        checked_uscc, checked_purpose, _ = _validated_read(uscc, purpose, None)
+        access = _checked_and_logged(request, session, principal, checked_uscc, checked_purpose)
         return read(session.connection(), access.uscc)
 
     return _in_new_session(settings, work)
@@ -632,34 +732,3 @@ async def read_log(request: Request, session: SessionDep) -> ReadLog:
 
 
 ReadLogDep = Annotated[ReadLog, Depends(read_log)]
-
-
-@dataclass(frozen=True)
-class RefusedTry:
-    """A try at one matter refused for the caller's role: the refusal answered (403), the purpose
-    it is logged with and the matter's subject ("" when there is no such matter)."""
-
-    error: NotAllowed
-    purpose: str
-    uscc: str
-
-
-def logged_role(roles: tuple[Role, ...], principal_dep: PrincipalGetter, matter: Callable[..., T],
-                refused: Callable[[Session, Principal, T], RefusedTry]) -> Callable[..., Principal]:
-    """``require_role(*roles)`` for a route acting on one department's matter (a commitment's
-    finding, a warning's handling), whose every refusal is logged: another role's try is logged as
-    a refused read of the matter's subject (``denied``) before it is refused, as the refusals of
-    the matter's own rules (another department's, an admin's) are. ``matter``: a dependency naming
-    the matter from the route's parameters (validated first: a malformed one is a 422, nothing
-    logged); ``refused``: what another role's try is logged and answered with."""
-
-    # plain defaults (not Annotated): string annotations cannot see the closure variables
-    def check(session: SessionDep, log: ReadLogDep, principal: Principal = Depends(principal_dep),
-              target: object = Depends(matter)) -> Principal:
-        if principal.role in roles:
-            return principal
-        refusal = refused(session, principal, target)
-        log.reads(principal, refusal.purpose, [(refusal.uscc, "denied")])
-        raise refusal.error
-
-    return check

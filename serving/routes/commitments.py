@@ -21,12 +21,11 @@ from serving.deps import (
     SettingsDep,
     SubjectAccessDep,
     TodayDep,
-    api_principal,
-    logged_role,
     page_csrf,
     page_principal,
     require_page_csrf,
     require_role,
+    row_id,
 )
 from serving.errors import (
     ROLE_ERRORS,
@@ -62,23 +61,20 @@ router, pages_router = api_and_page_routers("/api/v1/commitments", "commitments"
 DECIDER_ROLES: tuple[Role, ...] = ("regulator", "admin")  # who may reach a finding (commitments.may_decide decides)
 
 
-def _commitment(commitment_id: RowIdPath) -> int:
-    return commitment_id
-
-
-def _refused_finding(session, principal: Principal, commitment_id: int) -> RefusedTry:
+def _refused_finding(session, principal: Principal, params: dict[str, str]) -> RefusedTry:
     """Another role's try at a finding (an enterprise marking its own commitment kept): refused,
-    and logged as every refused finding is (``deps.logged_role``)."""
+    and logged as every refused role is (``deps.require_role``), naming the commitment's subject
+    (none for an id that is malformed or names no commitment)."""
     refused = NotAllowed(f"role {principal.role!r} may not find a commitment kept or broken",
                          field="commitment_id", zh="您的账号不能认定信用承诺：只有受理该承诺的部门才能认定履约或违约。")
-    return RefusedTry(refused, commitments.refused_decision_purpose(refused, commitment_id),
-                      commitments.subject_of(session, commitment_id))
+    commitment_id = row_id(params.get("commitment_id"))
+    return RefusedTry(refused, commitments.refused_decision_purpose(refused, commitment_id or "?"),
+                      commitments.subject_of(session, commitment_id) if commitment_id else "")
 
 
-LoggedDecider = Annotated[Principal, Depends(logged_role(DECIDER_ROLES, api_principal, _commitment,
-                                                         _refused_finding))]
-PageLoggedDecider = Annotated[Principal, Depends(logged_role(DECIDER_ROLES, page_principal, _commitment,
-                                                             _refused_finding))]
+LoggedDecider = Annotated[Principal, Depends(require_role(*DECIDER_ROLES, refused=_refused_finding))]
+PageLoggedDecider = Annotated[Principal, Depends(require_role(*DECIDER_ROLES, principal_dep=page_principal,
+                                                              refused=_refused_finding))]
 
 
 def _matter_out(m) -> MatterOut:

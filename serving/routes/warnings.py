@@ -12,14 +12,15 @@ from serving.deps import (
     Decider,
     PageDecider,
     ReadLogDep,
+    Refusal,
     RefusedTry,
     SessionDep,
     SettingsDep,
-    api_principal,
-    logged_role,
     page_csrf,
     page_principal,
     require_page_csrf,
+    require_role,
+    row_id,
 )
 from serving.errors import (
     AlreadyDecided,
@@ -56,33 +57,27 @@ CSV_CHUNK = 2000  # warnings per piece of a streamed CSV (read, logged, then sen
 _CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (UTF-8, BOM)"}}
 
 
-def _acknowledging(warning_id: WarningId) -> tuple[int, str]:
-    return warning_id, "acknowledge"
-
-
-def _closing(warning_id: WarningId) -> tuple[int, str]:
-    return warning_id, "close"
-
-
-def _page_action(warning_id: WarningId, action: ActionPath) -> tuple[int, str]:
-    return warning_id, action
-
-
-def _refused_handling(session, principal: Principal, target: tuple[int, str]) -> RefusedTry:
+def _refusing(action: str | None) -> Refusal:
     """Another role's try at handling a warning (an enterprise closing its own, an analyst):
-    refused, and logged as every refused handling is (``deps.logged_role``)."""
-    warning_id, action = target
-    refused = NotAllowed(f"role {principal.role!r} may not acknowledge or close a warning", field="warning_id",
-                         zh="您的账号不能处理预警：只有引起预警的部门（或覆盖该企业的监管部门）才能确认和关闭预警。")
-    return RefusedTry(refused, warnings.refused_handling_purpose(refused, warning_id, action),
-                      warnings.subject_of(session, warning_id))
+    refused, and logged as every refused role is (``deps.require_role``), naming the warning's
+    subject (none for an id that is malformed or names no warning). ``action`` None: the page's,
+    from its path."""
+
+    def refused(session, principal: Principal, params: dict[str, str]) -> RefusedTry:
+        error = NotAllowed(f"role {principal.role!r} may not acknowledge or close a warning", field="warning_id",
+                           zh="您的账号不能处理预警：只有引起预警的部门（或覆盖该企业的监管部门）才能确认和关闭预警。")
+        warning_id = row_id(params.get("warning_id"))
+        done = action or ("acknowledge" if params.get("action") == "acknowledge" else "close")
+        return RefusedTry(error, warnings.refused_handling_purpose(error, warning_id or "?", done),
+                          warnings.subject_of(session, warning_id) if warning_id else "")
+
+    return refused
 
 
-Acknowledger = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, api_principal, _acknowledging,
-                                                        _refused_handling))]
-Closer = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, api_principal, _closing, _refused_handling))]
-PageHandler = Annotated[Principal, Depends(logged_role(HANDLER_ROLES, page_principal, _page_action,
-                                                       _refused_handling))]
+Acknowledger = Annotated[Principal, Depends(require_role(*HANDLER_ROLES, refused=_refusing("acknowledge")))]
+Closer = Annotated[Principal, Depends(require_role(*HANDLER_ROLES, refused=_refusing("close")))]
+PageHandler = Annotated[Principal, Depends(require_role(*HANDLER_ROLES, principal_dep=page_principal,
+                                                        refused=_refusing(None)))]
 
 
 def _out(w, name: str) -> WarningOut:

@@ -75,7 +75,7 @@ def public_ids(session: Session, uscc: str, ids: Iterable[int]) -> set[int]:
                                                            PUBLIC)))
 
 
-def refused_decision_purpose(exc: ServiceError, commitment_id: int) -> str:
+def refused_decision_purpose(exc: ServiceError, commitment_id: int | str) -> str:
     """The purpose a refused finding is logged with (as a refused read: ``denied``)."""
     return f"拒绝（{exc.code}）认定信用承诺 #{commitment_id}"
 

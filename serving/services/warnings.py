@@ -65,7 +65,7 @@ class NotYourWarning(NotAllowed):
 HANDLING_PURPOSE = "warning_handling 预警处置"  # acknowledging or closing answers the warning: a logged read
 
 
-def refused_handling_purpose(exc: NotFound | NotAllowed, warning_id: int, action: str) -> str:
+def refused_handling_purpose(exc: NotFound | NotAllowed, warning_id: int | str, action: str) -> str:
     """The purpose a refused acknowledge or close is logged with (as a refused read: ``denied``)."""
     return f"拒绝（{exc.code}）{'确认' if action == 'acknowledge' else '关闭'}预警 #{warning_id}"
 

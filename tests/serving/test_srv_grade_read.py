@@ -62,7 +62,7 @@ def test_the_grade_body_is_the_response_model_of_the_latest_grade(client, auth, 
 @pytest.mark.parametrize(("headers", "params", "status", "logged"), [
     ({}, {}, 401, None),                                                  # no credentials
     ({"Authorization": "Bearer not-a-token"}, {}, 401, None),
-    ("analyst", {"purpose": "统计分析"}, 403, None),                      # role without subject data
+    ("analyst", {"purpose": "统计分析"}, 403, "denied"),                  # role without subject data: refused, logged
     ("reg_samr", {}, 422, None),                                          # staff must give a purpose
     ("ent2", {}, 404, "denied"),                                          # another enterprise: logged, same 404 as absent
     ("reg_samr", {"purpose": "案件调查"}, 200, "allowed"),

@@ -1,0 +1,147 @@
+"""Every role refusal leaves a trace (gap 1 of session 15), and is answered before the route's
+parameters are judged (gap 2): a caller whose role may not use a route — API or page, any route,
+found from the app's routes — gets the role's 403, logged ``denied`` through the query log's
+chain (who, role, the route's template, the purpose if any, the subject if the route names one),
+whether the route's ids are well formed or not; an unauthenticated caller still gets 401 first."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from srv_fixtures import ENT1, principal
+from test_srv_access import flat_routes
+
+from serving.db.tables import QueryLogEntry
+from serving.keys import with_keys
+from serving.security import create_access_token
+from serving.services.querylog_check import check_chain
+
+ROLE_USERS = ("ent1", "reg_samr", "sector_c", "analyst", "admin")  # one account per role
+NOT_A_SUBJECT = "91320102MA1XXXXX0Y"  # a code's shape; no subject of the seed has it
+PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+# each path parameter: a well-formed value that names nothing of the seed (a refused role must
+# not depend on it), and a malformed one (the parameter's rule broken)
+WELL_FORMED = {"uscc": ENT1, "action": "close", "username": "nobody_here", "prefix": "tsk_nothing"}
+MALFORMED = {"uscc": "91320102<bad>", "action": "explode"}
+
+
+def _url(path: str, values: dict[str, str], default: str) -> str:
+    return PARAM.sub(lambda m: values.get(m.group(1), default), path)
+
+
+def _call(client, settings, username: str, method: str, url: str, purpose: str | None = None):
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
+    params = {"purpose": purpose} if purpose else {}
+    if url.startswith("/api/"):
+        return client.request(method, url, params=params, headers={"Authorization": f"Bearer {token}"})
+    client.cookies.set("tiers_session", token)
+    try:
+        return client.request(method, url, params=params, follow_redirects=False)
+    finally:
+        client.cookies.clear()
+
+
+def _denied(session, after_seq: int) -> list[QueryLogEntry]:
+    session.expire_all()
+    return list(session.scalars(select(QueryLogEntry).where(QueryLogEntry.seq > after_seq,
+                                                            QueryLogEntry.outcome == "denied")))
+
+
+def _head(session) -> int:
+    session.expire_all()
+    return session.scalar(select(func.coalesce(func.max(QueryLogEntry.seq), 0)))
+
+
+def _role_refused(response) -> bool:
+    if response.status_code != 403:
+        return False
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return response.json()["error"]["code"] == "not_allowed"
+    return 'data-code="not_allowed"' in response.text  # a page's 403: the error page names its code
+
+
+def _routes(app):
+    return [(m, p) for m, p in flat_routes(app) if not p.startswith(("/docs", "/redoc", "/openapi", "/static"))]
+
+
+def test_every_role_refusal_of_every_route_is_logged_denied_with_who_route_and_subject(app, client, settings,
+                                                                                      session):
+    refused = unlogged = 0
+    missing = []
+    for method, path in _routes(app):
+        for username in ROLE_USERS:
+            before = _head(session)
+            url = _url(path, WELL_FORMED, "999999")
+            r = _call(client, settings, username, method, url, purpose="核查用途 NJ-7")
+            if not _role_refused(r):
+                continue
+            refused += 1
+            entries = [e for e in _denied(session, before) if e.actor == username]
+            if len(entries) != 1:
+                unlogged += 1
+                missing.append((method, path, username, len(entries)))
+                continue
+            [entry] = entries
+            assert entry.actor_role == principal(username).role
+            assert entry.endpoint == f"{method} {path}", (entry.endpoint, method, path)
+            if "{uscc}" in path:
+                assert entry.uscc == ENT1, (path, entry.uscc)
+            # the joint checks word their refusals their own way (test_srv_check_refusals.py)
+            if not path.startswith("/api/v1/credit-checks"):
+                assert "核查用途 NJ-7" in entry.purpose and "not_allowed" in entry.purpose, (path, entry.purpose)
+    assert refused >= 60, refused  # the sweep met role refusals on many routes of every family
+    assert not missing, f"{unlogged} of {refused} role refusals unlogged: {missing[:20]}"
+    result = check_chain(session)
+    assert result.ok, result
+
+
+def test_a_wrong_role_with_malformed_ids_gets_the_roles_403_logged_not_a_422(app, client, settings, session):
+    checked = 0
+    wrong = []
+    for method, path in _routes(app):
+        if not PARAM.search(path):
+            continue
+        for username in ROLE_USERS:
+            if not _role_refused(_call(client, settings, username, method, _url(path, WELL_FORMED, "999999"))):
+                continue
+            for bad in ("0", "12abc", "99999999999999999999"):
+                before = _head(session)
+                r = _call(client, settings, username, method, _url(path, MALFORMED, bad))
+                checked += 1
+                if not _role_refused(r) or len([e for e in _denied(session, before) if e.actor == username]) != 1:
+                    wrong.append((method, path, username, bad, r.status_code))
+    assert checked >= 60, checked
+    assert not wrong, wrong[:20]
+    assert check_chain(session).ok
+
+
+def test_an_unauthenticated_caller_with_a_malformed_id_still_gets_401(client, session):
+    before = _head(session)
+    for method, url in (("POST", "/api/v1/warnings/abc/close"), ("POST", "/api/v1/commitments/0/decision"),
+                        ("GET", "/api/v1/subjects/bad<code>/grade"), ("PATCH", "/api/v1/admin/users/x<y>")):
+        r = client.request(method, url)
+        assert r.status_code == 401, (url, r.status_code, r.text)
+    assert _head(session) == before  # no one to log
+
+
+def test_a_refused_subject_read_names_the_subject_and_the_default_purpose(client, auth, session):
+    before = _head(session)
+    r = client.get(f"/api/v1/subjects/{ENT1}/grade", headers=auth("analyst"))
+    assert r.status_code == 403
+    [entry] = _denied(session, before)
+    assert (entry.actor, entry.actor_role, entry.uscc) == ("analyst", "analyst", ENT1)
+    assert entry.endpoint == "GET /api/v1/subjects/{uscc}/grade"
+    assert entry.purpose.startswith("拒绝（not_allowed）")
+    # a malformed code is logged as far as it parses (its letters and digits, at most 18: the joint checks' rule)
+    before = _head(session)
+    r = client.get("/api/v1/subjects/9132<script>alert(1)/grade", headers=auth("analyst"))
+    assert r.status_code == 403
+    [entry] = _denied(session, before)
+    assert entry.uscc == "9132scriptalert1"
+    # a purpose with control characters is logged cleaned and cut at the purpose's length
+    before = _head(session)
+    client.get("/api/v1/admin/querylog/check", params={"purpose": "x\x00y" + "长" * 400}, headers=auth("ent1"))
+    [entry] = _denied(session, before)
+    assert "\x00" not in entry.purpose and len(entry.purpose) <= 200
+    assert check_chain(session).ok
