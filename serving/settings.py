@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     login_free_failures_per_account: int = Field(default=5, ge=1, le=1000)
     login_free_failures_per_address: int = Field(default=20, ge=1, le=10_000)
     login_backoff_max_s: float = Field(default=900.0, ge=1, le=86_400)
+    # failed API keys per client address before the same back-off: a bucket of their own, so a key
+    # scanner behind a shared NAT never slows that address's password logins (nor they its keys)
+    api_key_free_failures_per_address: int = Field(default=20, ge=1, le=10_000)
     # a regulator creates at most this many plans per hour (each draw costs seconds of CPU)
     plans_per_hour: int = Field(default=20, ge=1, le=10_000)
     # a city of more subjects than this is planned in a process of its own (serving.services.plan_jobs):

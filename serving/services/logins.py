@@ -32,6 +32,9 @@ from sqlalchemy.orm import Session
 
 from serving.db.tables import LoginAttempt
 
+# the account a failed API key is counted under (never the key, nor its prefix): its own bucket per
+# address (``free_api_keys_per_address``), apart from the passwords'
+API_KEY_ACCOUNT = "X-API-Key"
 WINDOW = dt.timedelta(hours=1)  # failures older than this are forgotten
 KNOWN_ADDRESS_DAYS = 30
 COUNTED = ("failed", "pending")  # a try still being checked counts as a failure until it is decided
@@ -42,11 +45,12 @@ class LoginLimits:
     free_per_account: int = 5
     free_per_address: int = 20
     backoff_max_s: float = 900.0
+    free_api_keys_per_address: int = 20
 
     @classmethod
     def of(cls, settings) -> LoginLimits:
         return cls(settings.login_free_failures_per_account, settings.login_free_failures_per_address,
-                   settings.login_backoff_max_s)
+                   settings.login_backoff_max_s, settings.api_key_free_failures_per_address)
 
 
 def address_key(client_ip: str) -> str:
@@ -94,14 +98,18 @@ def wait_s(session: Session, username: str, address: str, limits: LoginLimits, n
 
 
 def address_wait_s(session: Session, address: str, limits: LoginLimits, now: dt.datetime,
-                   before_id: int | None = None) -> float:
-    """Seconds a try from ``address`` must still wait by the address's own limit (over all
-    accounts, API keys included: ``users.api_key_principal``)."""
+                   before_id: int | None = None, *, api_keys: bool = False) -> float:
+    """Seconds a try from ``address`` must still wait by the address's own limit: over all
+    accounts' passwords, or (``api_keys``) over its failed API keys (``users.api_key_principal``).
+    Two buckets: a scanner of keys behind an office's NAT never slows that office's password
+    logins, nor a password guesser its department systems' keys; each backs off on its own."""
     earlier = [LoginAttempt.id < before_id] if before_id is not None else []
+    bucket = LoginAttempt.username == API_KEY_ACCOUNT if api_keys else LoginAttempt.username != API_KEY_ACCOUNT
     by_address = session.execute(select(func.count(), func.max(LoginAttempt.attempted_at)).where(
-        LoginAttempt.client_ip == address, LoginAttempt.outcome.in_(COUNTED), LoginAttempt.attempted_at > now - WINDOW,
-        *earlier)).one()
-    return _remaining(by_address, limits.free_per_address, limits, now)
+        LoginAttempt.client_ip == address, bucket, LoginAttempt.outcome.in_(COUNTED),
+        LoginAttempt.attempted_at > now - WINDOW, *earlier)).one()
+    return _remaining(by_address, limits.free_api_keys_per_address if api_keys else limits.free_per_address,
+                      limits, now)
 
 
 def _remaining(counted: tuple[int, dt.datetime | None], free: int, limits: LoginLimits, now: dt.datetime) -> float:

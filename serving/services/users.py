@@ -128,14 +128,15 @@ def principal_for_api_key(session: Session, key: str) -> Principal | None:
     return principal_of(row[1], kind="machine")
 
 
-API_KEY_ACCOUNT = "X-API-Key"  # the account a failed API key is counted under: never the key, nor its prefix
+API_KEY_ACCOUNT = logins.API_KEY_ACCOUNT  # the account a failed API key is counted under
 
 
 def api_key_principal(session: Session, key: str, client_ip: str, *, limits: LoginLimits,
                       now: dt.datetime | None = None) -> Principal:
     """The machine principal of a valid API key. A key that is not one (unknown, revoked, its user
-    inactive) is a failed login attempt from the caller's address (``logins``: the address's limit
-    over all accounts and its back-off); during the back-off it is refused with 429, unrecorded.
+    inactive) is a failed try from the caller's address, in that address's bucket of API keys
+    (``logins.address_wait_s(api_keys=True)``: its own count and back-off, apart from the
+    passwords'); during the back-off it is refused with 429, unrecorded.
 
     A valid key is never refused by the failures of others on its address: its 256 bits make
     guessing futile, so the back-off is there to leave a trace and slow a scanner, not to protect
@@ -145,15 +146,15 @@ def api_key_principal(session: Session, key: str, client_ip: str, *, limits: Log
         return principal
     now = now or dt.datetime.now(dt.UTC)
     address = logins.address_key(client_ip)
-    wait = logins.address_wait_s(session, address, limits, now)
+    wait = logins.address_wait_s(session, address, limits, now, api_keys=True)
     if wait <= 0:
         attempt = logins.begin_attempt(session, API_KEY_ACCOUNT, address, now)
         logins.end_attempt(session, attempt, "failed", now)
         raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"},
                                zh="API 密钥无效或已被吊销。")
-    raise TooManyAttempts(f"too many failed logins or API keys from this address; retry in "
+    raise TooManyAttempts(f"too many failed API keys from this address; retry in "
                           f"{logins.retry_after(wait)} s", headers={"Retry-After": logins.retry_after(wait)},
-                          zh=f"此地址验证失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
+                          zh=f"此地址 API 密钥验证失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
 
 
 def person_is_current(session: Session, principal: Principal) -> bool:
