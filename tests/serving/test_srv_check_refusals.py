@@ -91,11 +91,11 @@ def test_refused_entries_are_chained_with_the_allowed_ones(client, auth, session
 def test_a_forged_api_key_is_a_failed_login_attempt_and_backs_off_never_stored(settings, session, world):
     from fastapi.testclient import TestClient
 
-    client = TestClient(app_on(settings.model_copy(update={"login_free_failures_per_address": 2})))
+    client = TestClient(app_on(settings.model_copy(update={"api_key_free_failures_per_address": 2})))
     forged = "tsk_" + "A" * 43
     statuses = [client.get(f"{CHECK}/{world.ent1}", params={"matter": "administrative_approval", **PURPOSE},
                            headers={"X-API-Key": forged}).status_code for _ in range(3)]
-    assert statuses == [401, 401, 429]  # the third waits, as a third wrong password from that address would
+    assert statuses == [401, 401, 429]  # the third waits, in the address's bucket of API keys
     assert _entries(session) == []  # no one was authenticated: nothing for the query log
     session.expire_all()
     attempts = list(session.scalars(select(LoginAttempt)))
