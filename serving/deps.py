@@ -374,7 +374,39 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal,
         raise await run_in_threadpool(_in_new_session, settings_of(request),
                                       lambda session: _logged_refusal(session, request, principal, roles, refused))
 
+    check.role_check = (roles, principal_dep, refused)  # type: ignore[attr-defined]  # role_before_body
     return check
+
+
+def _role_check_of(dependant: object) -> tuple | None:
+    """The ``require_role`` among a route's dependencies (depth first), or None."""
+    for dependency in getattr(dependant, "dependencies", ()):
+        found = getattr(dependency.call, "role_check", None) or _role_check_of(dependency)
+        if found:
+            return found
+    return None
+
+
+async def role_before_body(request: Request) -> None:
+    """The route's role check, for a request FastAPI refused before running any dependency: a
+    JSON body that does not parse is answered 422 while the body is read, before the route's
+    dependencies. A caller whose role may not use the route gets its 403, logged
+    (``require_role``), not the 422; no credential, 401 (``serving.errors``' validation handler
+    asks this first)."""
+    route = request.scope.get("route")
+    check = _role_check_of(getattr(route, "dependant", None)
+                           or getattr(getattr(route, "original_route", None), "dependant", None))
+    if check is None:
+        return
+    roles, principal_dep, refused = check
+    settings = settings_of(request)
+    if principal_dep is page_principal:
+        principal = await run_in_threadpool(page_principal, request, settings)
+    else:
+        principal = await _api_caller(request, settings, await bearer_scheme(request), await _api_key(request))
+    if principal.role not in roles:
+        raise await run_in_threadpool(_in_new_session, settings,
+                                      lambda session: _logged_refusal(session, request, principal, roles, refused))
 
 
 @dataclass(frozen=True)
@@ -545,38 +577,34 @@ def _granted(principal: Principal, uscc: str, purpose: str, allowed: bool) -> Su
 
 
 def _checked_and_logged(request: Request, session: Session, principal: Principal, uscc: str,
-                        purpose: str | None, acting_roles: tuple[Role, ...] | None = None) -> SubjectAccess:
+                        purpose: str | None) -> SubjectAccess:
     """Check role and coverage and log the read (allowed or denied), durably, before anything is read.
-
-    ``acting_roles``: the readers who may also take the route's action (issue a report); another
-    reader's attempt is logged as denied and refused (403, whatever the subject: no oracle). A
-    caller who reads no subject (an analyst) is refused as every role is (``_logged_refusal``)."""
+    A caller who reads no subject (an analyst) is refused as every role is (``_logged_refusal``)."""
     if principal.role not in SUBJECT_READER_ROLES:
         raise _logged_refusal(session, request, principal, SUBJECT_READER_ROLES)
     purpose = _logged_purpose(principal, purpose)
-    acting = acting_roles is None or principal.role in acting_roles
-    allowed = acting and can_read(session, principal, uscc)
-    logged = purpose if acting else f"拒绝（{REFUSED_ROLE}）：{purpose}"[:PURPOSE_LENGTH["max_length"]]
-    append_entry(session, principal=principal, uscc=uscc, purpose=logged, endpoint=_endpoint(request),
+    allowed = can_read(session, principal, uscc)
+    append_entry(session, principal=principal, uscc=uscc, purpose=purpose, endpoint=_endpoint(request),
                  outcome=_outcome(allowed))
-    if not acting:
-        _with_role(principal, acting_roles or ())
     return _granted(principal, uscc, purpose, allowed)
 
 
 def make_subject_access(principal_dep: PrincipalGetter,
                         acting_roles: tuple[Role, ...] | None = None) -> Callable[..., SubjectAccess]:
     """Build the subject guard for API routes or pages (they authenticate differently); with
-    ``acting_roles``, for a route whose action only those readers may take (refusals logged)."""
+    ``acting_roles``, for a route whose action only those readers may take (issue a report): another
+    reader is refused by the role check, logged as every refused role is (``require_role``), before
+    the code is judged (403, whatever the subject: no oracle)."""
 
     def subject_access(
         request: Request,
         uscc: UsccPath,
         session: SessionDep,
         purpose: Annotated[str | None, Depends(read_purpose)] = None,
-        principal: Principal = Depends(require_role(*SUBJECT_READER_ROLES, principal_dep=principal_dep)),
+        principal: Principal = Depends(require_role(*(acting_roles or SUBJECT_READER_ROLES),
+                                                    principal_dep=principal_dep)),
     ) -> SubjectAccess:
-        return _checked_and_logged(request, session, principal, uscc, purpose, acting_roles)
+        return _checked_and_logged(request, session, principal, uscc, purpose)
 
     return subject_access
 

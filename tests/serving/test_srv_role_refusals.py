@@ -103,7 +103,8 @@ def test_a_wrong_role_with_malformed_ids_gets_the_roles_403_logged_not_a_422(app
         if not PARAM.search(path):
             continue
         for username in ROLE_USERS:
-            if not _role_refused(_call(client, settings, username, method, _url(path, WELL_FORMED, "999999"))):
+            well_formed = _call(client, settings, username, method, _url(path, WELL_FORMED, "999999"), purpose="核查")
+            if not _role_refused(well_formed):
                 continue
             for bad in ("0", "12abc", "99999999999999999999"):
                 before = _head(session)
@@ -144,4 +145,22 @@ def test_a_refused_subject_read_names_the_subject_and_the_default_purpose(client
     client.get("/api/v1/admin/querylog/check", params={"purpose": "x\x00y" + "长" * 400}, headers=auth("ent1"))
     [entry] = _denied(session, before)
     assert "\x00" not in entry.purpose and len(entry.purpose) <= 200
+    assert check_chain(session).ok
+
+
+def test_a_wrong_role_sending_a_body_that_is_not_json_gets_the_roles_403_logged(client, auth, session):
+    # found as attacker: FastAPI parses a JSON body before any dependency runs, so a body that is
+    # not JSON was a 422 (unlogged) for every role, before the role check
+    broken = {"Content-Type": "application/json"}
+    for method, url in (("POST", "/api/v1/admin/users"), ("PATCH", "/api/v1/admin/users/nobody_here"),
+                        ("POST", "/api/v1/warnings/12abc/close"), ("POST", f"/api/v1/subjects/{ENT1}/objections")):
+        before = _head(session)
+        r = client.request(method, url, content=b"{not json", headers=auth("analyst") | broken)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_allowed", (url, r.text)
+        [entry] = _denied(session, before)
+        assert entry.actor == "analyst" and entry.endpoint.startswith(method)
+    # the allowed role still learns that its body is not JSON; no credential: 401 first
+    r = client.post("/api/v1/admin/users", content=b"{not json", headers=auth("admin") | broken)
+    assert r.status_code == 422
+    assert client.post("/api/v1/admin/users", content=b"{not json", headers=broken).status_code == 401
     assert check_chain(session).ok
