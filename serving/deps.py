@@ -172,8 +172,10 @@ async def _api_caller(request: Request, settings: Settings, token: str | None, a
     if principal is not None:
         if checks.cache.refresh_due(key):
             checks.refresh(key, check)
-        return principal
-    return await checks.check(key, check)
+    else:
+        principal = await checks.check(key, check)
+    request.state.caller = principal  # for a refusal by a route's own rule (log_unlogged_refusal)
+    return principal
 
 
 def _cached_credential(request: Request, settings: Settings, token: str | None,
@@ -336,6 +338,7 @@ def page_principal(request: Request, settings: SettingsDep) -> Principal:
         principal = None
     if principal is None:
         raise NotAuthenticated("please log in")
+    request.state.caller = principal  # for a refusal by a route's own rule (log_unlogged_refusal)
     return principal
 
 
@@ -453,11 +456,34 @@ def _logged_refusal(session: Session, request: Request, principal: Principal, ro
     read (``subject_read``) both come here."""
     params = dict(request.path_params)
     attempt = refused(session, principal, params) if refused else _role_refusal(principal, roles, params)
+    _log_refused_try(session, request, principal, attempt)
+    return attempt.error
+
+
+def _log_refused_try(session: Session, request: Request, principal: Principal, attempt: RefusedTry) -> None:
+    """The one writer of a refusal's entry: ``denied``, the route's template, the refusal's purpose
+    and the caller's own; the error is marked logged (``log_unlogged_refusal`` skips it)."""
     purpose = _caller_purpose(request)
     purpose = f"{attempt.purpose}：{purpose}" if purpose else attempt.purpose
     append_entries(session, principal=principal, reads=[(attempt.uscc, "denied")],
                    purpose=purpose[:PURPOSE_LENGTH["max_length"]], endpoint=_endpoint(request))
-    return attempt.error
+    attempt.error.logged = True
+
+
+async def log_unlogged_refusal(request: Request, error: NotAllowed) -> None:
+    """Log a 403 that a route's own rule raised after the role check let the caller in (another
+    department's ratios, plan items or salt, a promotion not the caller's), as the role's refusals
+    are logged, unless it was logged already (``NotAllowed.logged``: the role check, the
+    commitments' and warnings' decisions, the joint checks) or no caller was authenticated. A form
+    whose CSRF token fails is not the user's try (a cross-site post rides on their session): not
+    logged. Called by the error handler (``serving.errors.install_error_handlers``)."""
+    principal = getattr(request.state, "caller", None)
+    if principal is None or error.logged or isinstance(error, CsrfFailed):
+        return
+    codes = refused_codes(request.path_params.get("uscc"))
+    attempt = RefusedTry(error, f"拒绝（{error.code}）", codes[0] if codes else "")
+    await run_in_threadpool(_in_new_session, settings_of(request),
+                            lambda session: _log_refused_try(session, request, principal, attempt))
 
 
 # A route's credentials as parameters: the security schemes ``api_principal`` declares.

@@ -67,6 +67,7 @@ class NotAuthenticated(ServiceError):
 class NotAllowed(ServiceError):
     status_code = 403
     code = "not_allowed"
+    logged = False  # set once the refusal is in the query log (deps: one entry per refusal)
 
 
 class CsrfFailed(NotAllowed):
@@ -363,15 +364,19 @@ def _validation_message(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None,
-                           before_unparsed_body: Callable[[Request], Awaitable[None]] | None = None) -> None:
+                           before_unparsed_body: Callable[[Request], Awaitable[None]] | None = None,
+                           refused: Callable[[Request, NotAllowed], Awaitable[None]] | None = None) -> None:
     """Map every error (ours, validation, routing) to the one JSON shape, or for a browser asking for
     a page, to ``error_page``. ``before_unparsed_body``: the route's role check, run before a body
     that is not JSON is answered 422 (``deps.role_before_body``: FastAPI refuses it before any
-    dependency), so that a refused role gets its 403, logged, and no credential its 401."""
+    dependency), so that a refused role gets its 403, logged, and no credential its 401.
+    ``refused``: logs a 403 not logged yet (``deps.log_unlogged_refusal``) before it is answered."""
     _render = functools.partial(_render_any, error_page=error_page)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if refused is not None and isinstance(exc, NotAllowed) and not exc.logged:
+            await refused(request, exc)
         return _render(request, exc.status_code, exc.code, exc.message, exc.field, exc.headers, exc.zh)
 
     @app.exception_handler(RequestValidationError)

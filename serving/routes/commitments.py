@@ -170,6 +170,7 @@ def _decide(session, principal, commitment_id: int, body: CommitmentDecisionIn, 
     except (UnknownCommitment, NotOwningDepartment) as exc:
         session.rollback()
         log.reads(principal, commitments.refused_decision_purpose(exc, commitment_id), [(exc.uscc, "denied")])
+        exc.logged = True
         raise
 
 

@@ -75,6 +75,7 @@ class _RefusalsLogged(APIRoute):
             except (ServiceError, HTTPException) as exc:
                 if exc.status_code in _REFUSED:
                     await _log_refusal(request, getattr(exc, "code", None) or f"http_{exc.status_code}")
+                    exc.logged = True  # type: ignore[union-attr]  # once (deps.log_unlogged_refusal)
                 raise
 
         return handle

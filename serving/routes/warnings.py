@@ -164,6 +164,7 @@ def _handled(session, principal, log, warning_id: int, action: str, note: str | 
     except (UnknownWarning, NotYourWarning, NotOwningDepartment) as exc:
         session.rollback()
         log.reads(principal, warnings.refused_handling_purpose(exc, warning_id, action), [(exc.uscc, "denied")])
+        exc.logged = True
         raise
     log.shown(principal, purpose, [warning.uscc])
     return warning

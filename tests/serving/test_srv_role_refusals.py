@@ -164,3 +164,21 @@ def test_a_wrong_role_sending_a_body_that_is_not_json_gets_the_roles_403_logged(
     assert r.status_code == 422
     assert client.post("/api/v1/admin/users", content=b"{not json", headers=broken).status_code == 401
     assert check_chain(session).ok
+
+
+def test_a_refusal_by_a_rule_beside_the_role_is_logged_too(client, auth, session):
+    # another department's ratios: refused by the route's own rule (the role may use the route);
+    # logged as the role's refusals are, with the refusal's code, once
+    before = _head(session)
+    r = client.get("/api/v1/inspection-ratios", params={"department": "samr", "purpose": "越权查看"},
+                   headers=auth("reg_tax"))
+    assert r.status_code == 403
+    [entry] = _denied(session, before)
+    assert (entry.actor, entry.endpoint) == ("reg_tax", "GET /api/v1/inspection-ratios")
+    assert entry.purpose == "拒绝（not_allowed）：越权查看"
+    # a refusal its route logs itself (another department's warning, a joint check) is logged once
+    before = _head(session)
+    client.get(f"/api/v1/credit-checks/{ENT1}", params={"matter": "government_procurement", "purpose": "核查"},
+               headers=auth("reg_tax"))
+    assert len(_denied(session, before)) == 1
+    assert check_chain(session).ok
