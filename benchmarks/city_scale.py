@@ -240,32 +240,14 @@ def list_pages(base: str, headers: dict, url: str, repeats: int) -> dict:
     import httpx
 
     from serving.db.session import iter_session
-    from serving.security import Principal
-    from serving.services.subject_lists import ListFilter, subject_page
 
     session = next(iter_session(url))
-    admin = Principal(username="bench", role="admin")
-    # a deep page: the cursor the list gives after ~90 % of the population (walked in the
-    # database, once: through the API this would log every subject on the way)
-    page = subject_page(session, admin, ListFilter(grade="A"), limit=1)
-    total_a = page.total
-    from sqlalchemy import select
-
-    from serving.db.tables import CurrentGrade
-    row = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
-                          .order_by(CurrentGrade.score, CurrentGrade.uscc).offset(int(total_a * 0.9)).limit(1)).first()
-    from serving.services.subject_lists import _encode
-    deep_cursor = _encode(["g", "A", row.score, row.uscc, 0])
-    # the last page: ten rows before the end of the list (the least risky A), where the list
-    # turns to the subjects without a grade
-    end = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
-                          .order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc()).offset(10).limit(1)).first()
-    last_cursor = _encode(["g", "A", end.score, end.uscc, 0])
+    cursors = list_cursors(session)
     session.close()
     wanted = {
         "first": {},
-        "deep (cursor, 90 % through)": {"after": deep_cursor},
-        "last (cursor, 10 rows before the end)": {"after": last_cursor},
+        "deep (cursor, 90 % through)": {"after": cursors["deep"]},
+        "last (cursor, 10 rows before the end)": {"after": cursors["last"]},
         "district + grade": {"district": DISTRICTS[3], "grade": "C"},
         "industry": {"industry": "F"},
         "search name prefix": {"search": "南京F企业00"},
@@ -282,6 +264,28 @@ def list_pages(base: str, headers: dict, url: str, repeats: int) -> dict:
                 assert r.status_code == 200, r.text[:300]
             out[name] = {"median_ms": statistics.median(times), "max_ms": max(times), "items": len(r.json()["items"])}
     return out
+
+
+def list_cursors(session) -> dict[str, str]:
+    """Cursors into grade A's part of the riskiest-first list: ``deep``, after ~90 % of it (found in
+    the database, once: through the API this would log every subject on the way), and ``last``, ten
+    rows before its end (the least risky A), where the list turns to the subjects without a grade.
+    Made under the list's current generation (``list_counts.generation``), as the list's own
+    cursors are: under another one the list answers "changed" with no rows."""
+    from sqlalchemy import select
+
+    from serving.db.tables import CurrentGrade
+    from serving.security import Principal
+    from serving.services.list_counts import generation
+    from serving.services.subject_lists import ListFilter, _encode, subject_page
+
+    now = generation(session)
+    total_a = subject_page(session, Principal(username="bench", role="admin"), ListFilter(grade="A"), limit=1).total
+    deep = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
+                           .order_by(CurrentGrade.score, CurrentGrade.uscc).offset(int(total_a * 0.9)).limit(1)).first()
+    end = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
+                          .order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc()).offset(10).limit(1)).first()
+    return {"deep": _encode(["g", "A", deep.score, deep.uscc, now]), "last": _encode(["g", "A", end.score, end.uscc, now])}
 
 
 def _place(size: int, args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
