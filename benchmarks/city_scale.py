@@ -83,9 +83,12 @@ def _codes(n: int):
     return make_uscc(np.array(["91"] * n), np.full(n, 320100), np.arange(n)).astype(str)
 
 
-def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons: bool = False) -> dict:
+def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons: bool = False,
+          stop_file: str | None = None) -> dict:
     """Subjects and grades through the bulk path; returns the codes and the load figures. The
-    grades share one reasons text, or (``distinct_reasons``) each has its own, as real ones do."""
+    grades share one reasons text, or (``distinct_reasons``) each has its own, as real ones do.
+    With ``stop_file``: no further month is begun once that file exists (a build that cannot
+    finish in time stops between months; ``as_of`` in the figures says how many were loaded)."""
     import numpy as np
     import pandas as pd
 
@@ -104,8 +107,12 @@ def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons:
     load_subjects(engine, (subjects.iloc[i:i + batch_rows] for i in range(0, n, batch_rows)), load_id="subjects")
     subjects_s = time.perf_counter() - t
     reasons = [bench_reasons(i) for i in range(n)] if distinct_reasons else bench_reasons()
-    grade_rows, grade_s = 0, 0.0
+    grade_rows, grade_s, months = 0, 0.0, 0
     for month in range(as_of_count):
+        if month and stop_file and Path(stop_file).exists():
+            print(f"  [{n:,}] {stop_file} exists: stopped after {month} months", flush=True)
+            break
+        months += 1
         as_of, grades = month_grades(codes, month, reasons, rng)
         t = time.perf_counter()
         report = load_grades(engine, (grades.iloc[i:i + batch_rows] for i in range(0, n, batch_rows)),
@@ -115,7 +122,7 @@ def build(url: str, n: int, as_of_count: int, batch_rows: int, distinct_reasons:
         print(f"  [{n:,}] grades as of {as_of}: {report.stored / (time.perf_counter() - t):,.0f} rows/s", flush=True)
     engine.dispose()
     return {"codes": list(codes), "subjects_per_s": n / subjects_s, "grades_per_s": grade_rows / grade_s,
-            "grade_rows": grade_rows}
+            "grade_rows": grade_rows, "as_of": months}
 
 
 def fill_log(url: str, settings, codes: list[str], entries: int, day_entries: int, checkpoint_every: int,
@@ -333,7 +340,7 @@ def prepare(size: int, args: argparse.Namespace) -> tuple[Path, str, dict, dict 
         if args.postgres:
             _drop_all(url)
         t = time.perf_counter()
-        built = build(url, size, args.as_of, args.batch_rows, args.distinct_reasons)
+        built = build(url, size, args.as_of, args.batch_rows, args.distinct_reasons, args.stop_file)
         built.pop("codes")
         built["build_s"] = time.perf_counter() - t
         _mark(tmp, "build", built, url)
@@ -430,9 +437,11 @@ def measure(size: int, args: argparse.Namespace) -> dict:
         for name, page in pages.items():
             print(f"[{size:,}] list page {name}: median {page['median_ms']:.1f} ms, worst {page['max_ms']:.1f} ms "
                   f"({page['items']} items)", flush=True)
-        plan = create_plan(base, headers, last_as_of(args.as_of), f"city-{size}-{int(time.time())}")
-        print(f"[{size:,}] plan for the whole city: {plan['plan_s']:.1f} s ({json.dumps(plan['plan'])[:300]})",
-              flush=True)
+        plan = {"plan_s": float("nan")}
+        if not args.skip_plan:
+            plan = create_plan(base, headers, last_as_of(args.as_of), f"city-{size}-{int(time.time())}")
+            print(f"[{size:,}] plan for the whole city: {plan['plan_s']:.1f} s ({json.dumps(plan['plan'])[:300]})",
+                  flush=True)
     finally:
         stop_uvicorn(server)
     return {"size": size, **built, **log, "plan_s": plan["plan_s"], "read_p99_ms": read["p99"],
@@ -497,11 +506,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a signed checkpoint every N log entries of the fill (the service's 10 s at 500 reads/s)")
     p.add_argument("--history-group", type=int, default=50,
                    help="log history entries sharing one time (batch reads); the day's entries each their own")
+    p.add_argument("--skip-plan", action="store_true",
+                   help="no plan for the whole city (minutes at 2 M on PostgreSQL; not one of the targets)")
     p.add_argument("--no-full-check", action="store_true", help="skip the full walk of the log")
     p.add_argument("--db-dir", default=None, help="keep each size's database in DIR/<size> (else a temporary directory)")
     p.add_argument("--reuse", action="store_true", help="with --db-dir: keep the steps already done there")
     p.add_argument("--build-only", action="store_true", help="build (grades, log) and stop: no service, no figures")
     p.add_argument("--skip-log", action="store_true", help="do not fill the log (a build in two steps)")
+    p.add_argument("--stop-file", default=None,
+                   help="begin no further month of grades once this file exists (then measure with --as-of = the months loaded)")
     p.add_argument("--postgres", default=None, help="a throw-away PostgreSQL database URL (emptied first)")
     return p.parse_args(argv)
 
