@@ -26,7 +26,8 @@ def _lines() -> list[str]:
     """Every shell line of the doc, comments cut, continuation lines joined, and a command run as
     another user (``su postgres -c "…"``, as root) taken out of its quotes."""
     text = "\n".join(_blocks()).replace("\\\n", " ")
-    lines = [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
+    lines = [line.split("  #")[0].strip() for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
     return [shlex.split(line)[3] if line.startswith("su postgres -c ") else line for line in lines]
 
 
