@@ -182,3 +182,21 @@ def test_a_refusal_by_a_rule_beside_the_role_is_logged_too(client, auth, session
                headers=auth("reg_tax"))
     assert len(_denied(session, before)) == 1
     assert check_chain(session).ok
+
+
+def test_the_ratios_department_rule_comes_before_the_departments_format(client, auth, session):
+    # the route's own rule (a regulator of that department, or an admin key) is judged before the
+    # department's format, as roles are before ids: a caller it refuses gets the 403, logged, whatever
+    # department it sent (a 422 would tell it the route's rules)
+    for username, department in (("sector_c", "<bad>"), ("reg_tax", "samr tax"), ("ent1", "x" * 41),
+                                 ("reg_tax", "")):
+        before = _head(session)
+        r = client.get("/api/v1/inspection-ratios", params={"department": department, "item": "SAMR-03",
+                                                            "as_of": "2026-09-30"}, headers=auth(username))
+        assert r.status_code == 403, (username, department, r.status_code, r.text)
+        assert [e.actor for e in _denied(session, before)] == [username]
+    # the regulator of the department still learns what is wrong with the rest of its request
+    r = client.get("/api/v1/inspection-ratios", params={"department": "samr", "item": "<bad>", "as_of": "2026-09-30"},
+                   headers=auth("reg_samr"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "item"
+    assert check_chain(session).ok
