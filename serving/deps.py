@@ -377,39 +377,7 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal,
         raise await run_in_threadpool(_in_new_session, settings_of(request),
                                       lambda session: _logged_refusal(session, request, principal, roles, refused))
 
-    check.role_check = (roles, principal_dep, refused)  # type: ignore[attr-defined]  # role_before_body
     return check
-
-
-def _role_check_of(dependant: object) -> tuple | None:
-    """The ``require_role`` among a route's dependencies (depth first), or None."""
-    for dependency in getattr(dependant, "dependencies", ()):
-        found = getattr(dependency.call, "role_check", None) or _role_check_of(dependency)
-        if found:
-            return found
-    return None
-
-
-async def role_before_body(request: Request) -> None:
-    """The route's role check, for a request FastAPI refused before running any dependency: a
-    JSON body that does not parse is answered 422 while the body is read, before the route's
-    dependencies. A caller whose role may not use the route gets its 403, logged
-    (``require_role``), not the 422; no credential, 401 (``serving.errors``' validation handler
-    asks this first)."""
-    route = request.scope.get("route")
-    check = _role_check_of(getattr(route, "dependant", None)
-                           or getattr(getattr(route, "original_route", None), "dependant", None))
-    if check is None:
-        return
-    roles, principal_dep, refused = check
-    settings = settings_of(request)
-    if principal_dep is page_principal:
-        principal = await run_in_threadpool(page_principal, request, settings)
-    else:
-        principal = await _api_caller(request, settings, await bearer_scheme(request), await _api_key(request))
-    if principal.role not in roles:
-        raise await run_in_threadpool(_in_new_session, settings,
-                                      lambda session: _logged_refusal(session, request, principal, roles, refused))
 
 
 @dataclass(frozen=True)

@@ -364,13 +364,10 @@ def _validation_message(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None,
-                           before_unparsed_body: Callable[[Request], Awaitable[None]] | None = None,
                            refused: Callable[[Request, NotAllowed], Awaitable[None]] | None = None) -> None:
     """Map every error (ours, validation, routing) to the one JSON shape, or for a browser asking for
-    a page, to ``error_page``. ``before_unparsed_body``: the route's role check, run before a body
-    that is not JSON is answered 422 (``deps.role_before_body``: FastAPI refuses it before any
-    dependency), so that a refused role gets its 403, logged, and no credential its 401.
-    ``refused``: logs a 403 not logged yet (``deps.log_unlogged_refusal``) before it is answered."""
+    a page, to ``error_page``. ``refused``: logs a 403 not logged yet (``deps.log_unlogged_refusal``)
+    before it is answered."""
     _render = functools.partial(_render_any, error_page=error_page)
 
     @app.exception_handler(ServiceError)
@@ -382,11 +379,6 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None,
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if before_unparsed_body is not None and any(e.get("type") == "json_invalid" for e in errors):
-            try:
-                await before_unparsed_body(request)
-            except ServiceError as refused:
-                return await _service_error(request, refused)
         field, message = _validation_message(errors[0]) if errors else ("request", "invalid request")
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
