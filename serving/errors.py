@@ -373,7 +373,10 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None,
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         if refused is not None and isinstance(exc, NotAllowed) and not exc.logged:
-            await refused(request, exc)
+            try:
+                await refused(request, exc)
+            except TooManyAttempts as held:  # past the caller's hourly refusals: answered instead
+                exc = held
         return _render(request, exc.status_code, exc.code, exc.message, exc.field, exc.headers, exc.zh)
 
     @app.exception_handler(RequestValidationError)

@@ -115,6 +115,8 @@ async def _log_refusal(request: Request, code: str) -> None:
 
     try:
         await run_in_threadpool(_in_session, settings_of(request), work)
+    except TooManyAttempts:
+        raise  # past the caller's hourly refusals (deps.refusal_allowed): answered instead
     except Exception:
         logger.exception("a refused joint check could not be logged")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 from srv_fixtures import ENT1, principal
 from test_srv_access import flat_routes
@@ -16,6 +17,14 @@ from serving.db.tables import QueryLogEntry
 from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.querylog_check import check_chain
+
+
+@pytest.fixture
+def settings(settings):
+    # the sweeps are refused hundreds of times per user within the hour: the hourly cap on
+    # refusals out of reach here (tests/serving/test_srv_refusal_cap.py tests it)
+    return settings.model_copy(update={"refusals_per_hour": 100_000})
+
 
 ROLE_USERS = ("ent1", "reg_samr", "sector_c", "analyst", "admin")  # one account per role
 NOT_A_SUBJECT = "91320102MA1XXXXX0Y"  # a code's shape; no subject of the seed has it
