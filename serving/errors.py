@@ -193,9 +193,13 @@ ROLE_ERRORS: tuple[type[ServiceError], ...] = (NotAuthenticated, NotAllowed)
 
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 and the 503 ``overloaded``
-    every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP)."""
+    every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP).
+    A route that may refuse (403) may also answer 429 past the caller's hourly refusals
+    (``deps.refusal_allowed``)."""
     out: dict[int | str, dict[str, Any]] = {400: HTTP_SERVER_400, 422: _json_error("invalid input")}
-    for err in (*errors, Overloaded):
+    if any(issubclass(err, NotAllowed) for err in errors):
+        errors = (*errors, TooManyAttempts)
+    for err in dict.fromkeys((*errors, Overloaded)):
         entry = out.setdefault(err.status_code, _json_error(""))
         entry["description"] = ", ".join(filter(None, [entry["description"], err.code]))
     return out

@@ -61,3 +61,11 @@ def test_a_route_rules_refusals_count_against_the_same_cap(settings, auth, sessi
     assert len(_denied(session, "reg_tax")) == 3
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(QueryLogEntry)) > 0
+
+
+def test_every_operation_that_may_refuse_documents_the_caps_429(app):
+    # a route that answers 403 answers 429 past the caller's hourly refusals: its OpenAPI says so
+    operations = [op for ops in app.openapi()["paths"].values() for op in ops.values() if "403" in op["responses"]]
+    assert len(operations) > 60
+    assert [op["operationId"] for op in operations
+            if "too_many_attempts" not in op["responses"].get("429", {}).get("description", "")] == []
