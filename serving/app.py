@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from serving.auth_gate import CredentialsBeforeBody
 from serving.body_limit import BodySizeLimit
-from serving.deps import log_unlogged_refusal, role_before_body
+from serving.deps import log_unlogged_refusal
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
 from serving.overload import InFlightLimit
@@ -174,8 +174,7 @@ def create_app(settings: Settings | None = None, *, regrader: Regrader | None = 
     # dependency's signature on every request (≈ 8 ms of CPU per read measured); overrides are for tests
     app.state.regrader = regrader
     app.state.repair_eligibility = repair_eligibility
-    install_error_handlers(app, error_page, before_unparsed_body=role_before_body,
-                           refused=log_unlogged_refusal)
+    install_error_handlers(app, error_page, refused=log_unlogged_refusal)
     app.add_middleware(InFlightLimit, limit=configured.max_in_flight_requests)
     # no credential, no body read: a 401 before FastAPI parses up to the body limit
     app.add_middleware(CredentialsBeforeBody, service=app)

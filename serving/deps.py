@@ -32,7 +32,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from serving.db.session import engine_for, is_sqlite_file, loop_connection, session_factory
-from serving.errors import CsrfFailed, InvalidInput, NotAllowed, NotAuthenticated, UnknownSubject
+from serving.errors import (
+    CsrfFailed,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    TooManyAttempts,
+    UnknownSubject,
+)
 from serving.labels import china_today
 from serving.security import (
     CredentialCache,
@@ -377,39 +384,7 @@ def require_role(*roles: Role, principal_dep: PrincipalGetter = api_principal,
         raise await run_in_threadpool(_in_new_session, settings_of(request),
                                       lambda session: _logged_refusal(session, request, principal, roles, refused))
 
-    check.role_check = (roles, principal_dep, refused)  # type: ignore[attr-defined]  # role_before_body
     return check
-
-
-def _role_check_of(dependant: object) -> tuple | None:
-    """The ``require_role`` among a route's dependencies (depth first), or None."""
-    for dependency in getattr(dependant, "dependencies", ()):
-        found = getattr(dependency.call, "role_check", None) or _role_check_of(dependency)
-        if found:
-            return found
-    return None
-
-
-async def role_before_body(request: Request) -> None:
-    """The route's role check, for a request FastAPI refused before running any dependency: a
-    JSON body that does not parse is answered 422 while the body is read, before the route's
-    dependencies. A caller whose role may not use the route gets its 403, logged
-    (``require_role``), not the 422; no credential, 401 (``serving.errors``' validation handler
-    asks this first)."""
-    route = request.scope.get("route")
-    check = _role_check_of(getattr(route, "dependant", None)
-                           or getattr(getattr(route, "original_route", None), "dependant", None))
-    if check is None:
-        return
-    roles, principal_dep, refused = check
-    settings = settings_of(request)
-    if principal_dep is page_principal:
-        principal = await run_in_threadpool(page_principal, request, settings)
-    else:
-        principal = await _api_caller(request, settings, await bearer_scheme(request), await _api_key(request))
-    if principal.role not in roles:
-        raise await run_in_threadpool(_in_new_session, settings,
-                                      lambda session: _logged_refusal(session, request, principal, roles, refused))
 
 
 @dataclass(frozen=True)
@@ -460,9 +435,36 @@ def _logged_refusal(session: Session, request: Request, principal: Principal, ro
     return attempt.error
 
 
+def refusal_allowed(session: Session, request: Request, principal: Principal) -> None:
+    """Spend one of the caller's refusals of the hour (``Settings.refusals_per_hour``, per user or
+    API key's user: ``services.rates.spend``, the rule of the other hourly limits), or raise
+    `TooManyAttempts` (429, ``Retry-After``) past it: a prober grows the log by at most that many
+    entries an hour, plus one. The first try held back in an hour is logged as one compact entry
+    (``denied``, purpose ``拒绝（too_many_attempts）``, no subject): the log says when the cap was
+    reached; the tries after it are answered, not logged (counting them would write a row per try,
+    the growth the cap stops). Allowed calls never spend it."""
+    from serving.services.rates import spend
+
+    actor = f"{principal.kind}:{principal.username}"
+    per_hour = settings_of(request).refusals_per_hour
+    try:
+        spend(session, action="refusal", actor=actor, per_hour=per_hour, text_key="too_many_refusals")
+    except TooManyAttempts as held:
+        try:
+            spend(session, action="refusals_held", actor=actor, per_hour=1, text_key="too_many_refusals")
+        except TooManyAttempts:
+            raise held from None  # noted already this hour
+        purpose = f"拒绝（{held.code}）：本小时拒绝已达 {per_hour} 次，其后的拒绝不逐条登记"
+        append_entries(session, principal=principal, reads=[("", "denied")], purpose=purpose,
+                       endpoint=_endpoint(request))
+        raise
+
+
 def _log_refused_try(session: Session, request: Request, principal: Principal, attempt: RefusedTry) -> None:
     """The one writer of a refusal's entry: ``denied``, the route's template, the refusal's purpose
-    and the caller's own; the error is marked logged (``log_unlogged_refusal`` skips it)."""
+    and the caller's own; the error is marked logged (``log_unlogged_refusal`` skips it). Within
+    the caller's hourly refusals (``refusal_allowed``: else `TooManyAttempts`, answered instead)."""
+    refusal_allowed(session, request, principal)
     purpose = _caller_purpose(request)
     purpose = f"{attempt.purpose}：{purpose}" if purpose else attempt.purpose
     append_entries(session, principal=principal, reads=[(attempt.uscc, "denied")],
@@ -566,7 +568,9 @@ def log_reads(session: Session, request: Request, principal: Principal, usccs: l
 def log_refused(session: Session, request: Request, principal: Principal, usccs: list[str], purpose: str) -> None:
     """Log ``usccs`` as refused (``denied``) to this route's caller, durably, through the same
     chain as its allowed reads: for routes whose refusals are not a guarded read's (the joint
-    checks: ``routes.credit_checks``). ``usccs`` empty: one entry without a code."""
+    checks: ``routes.credit_checks``). ``usccs`` empty: one entry without a code. Within the
+    caller's hourly refusals (``refusal_allowed``: else `TooManyAttempts`)."""
+    refusal_allowed(session, request, principal)
     append_entries(session, principal=principal, reads=[(u, "denied") for u in usccs or [""]], purpose=purpose,
                    endpoint=_endpoint(request))
 

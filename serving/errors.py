@@ -193,9 +193,13 @@ ROLE_ERRORS: tuple[type[ServiceError], ...] = (NotAuthenticated, NotAllowed)
 
 def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route raising ``errors`` (plus the 422 and the 503 ``overloaded``
-    every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP)."""
+    every route may give, and the 400 the HTTP server gives to a request that is not valid HTTP).
+    A route that may refuse (403) may also answer 429 past the caller's hourly refusals
+    (``deps.refusal_allowed``)."""
     out: dict[int | str, dict[str, Any]] = {400: HTTP_SERVER_400, 422: _json_error("invalid input")}
-    for err in (*errors, Overloaded):
+    if any(issubclass(err, NotAllowed) for err in errors):
+        errors = (*errors, TooManyAttempts)
+    for err in dict.fromkeys((*errors, Overloaded)):
         entry = out.setdefault(err.status_code, _json_error(""))
         entry["description"] = ", ".join(filter(None, [entry["description"], err.code]))
     return out
@@ -364,29 +368,24 @@ def _validation_message(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None,
-                           before_unparsed_body: Callable[[Request], Awaitable[None]] | None = None,
                            refused: Callable[[Request, NotAllowed], Awaitable[None]] | None = None) -> None:
     """Map every error (ours, validation, routing) to the one JSON shape, or for a browser asking for
-    a page, to ``error_page``. ``before_unparsed_body``: the route's role check, run before a body
-    that is not JSON is answered 422 (``deps.role_before_body``: FastAPI refuses it before any
-    dependency), so that a refused role gets its 403, logged, and no credential its 401.
-    ``refused``: logs a 403 not logged yet (``deps.log_unlogged_refusal``) before it is answered."""
+    a page, to ``error_page``. ``refused``: logs a 403 not logged yet (``deps.log_unlogged_refusal``)
+    before it is answered."""
     _render = functools.partial(_render_any, error_page=error_page)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         if refused is not None and isinstance(exc, NotAllowed) and not exc.logged:
-            await refused(request, exc)
+            try:
+                await refused(request, exc)
+            except TooManyAttempts as held:  # past the caller's hourly refusals: answered instead
+                exc = held
         return _render(request, exc.status_code, exc.code, exc.message, exc.field, exc.headers, exc.zh)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if before_unparsed_body is not None and any(e.get("type") == "json_invalid" for e in errors):
-            try:
-                await before_unparsed_body(request)
-            except ServiceError as refused:
-                return await _service_error(request, refused)
         field, message = _validation_message(errors[0]) if errors else ("request", "invalid request")
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     plan_inline_subjects: int = Field(default=20_000, ge=0, le=100_000_000)
     # GET /inspection-ratios per user (or API key's user) and hour: each reads the city's grades
     ratio_reads_per_hour: int = Field(default=120, ge=1, le=100_000)
+    # refusals (403s: a role's, a route rule's, a joint check's) per user (or API key's user) and
+    # hour, each logged; past it 429 and one entry for the hour (deps._refusal_allowed)
+    refusals_per_hour: int = Field(default=100, ge=1, le=100_000)
     # grades kept per subject history: the latest this many as-of dates (`tiers db prune-grades`);
     # none: every as-of date is kept
     grade_retention_as_of: int | None = Field(default=None, ge=1, le=1000)

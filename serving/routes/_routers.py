@@ -1,17 +1,84 @@
 """The routers a route module declares: its API, under one path prefix and one OpenAPI tag, and
-its pages, which the OpenAPI schema leaves out (a page is HTML for a browser, not an API call)."""
+its pages, which the OpenAPI schema leaves out (a page is HTML for a browser, not an API call).
+
+Every route is a `CallerFirstRoute`: a body that does not parse is judged after the route's
+dependencies (who calls, its role, the route's own rules), as a body that parses but breaks the
+route's model is."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, params
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+# what an unparsable body is given to the route as: no body model accepts it (checked per route)
+_UNPARSED = object()
+
+
+class _BodyParsedLate(Request):
+    """The request as the route sees it: a JSON body that does not parse reads as ``_UNPARSED``
+    (which the route's body model refuses after its dependencies ran), its error kept."""
+
+    unparsed: Exception | None = None
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+            self.unparsed = exc
+            return _UNPARSED
+
+
+class CallerFirstRoute(APIRoute):
+    """A route whose dependencies run before its body is judged, however broken the body.
+
+    FastAPI parses a JSON body before it runs any dependency and answers one that does not parse
+    at once (422, or 400 for bytes that are not UTF-8): a caller refused by role got that answer,
+    unlogged, instead of the role check's 403, logged (``deps.require_role``), and a wrong API key
+    its 422 before its 401. Here such a body reaches the route as a value its model refuses, so the
+    dependencies run first, as for any body that breaks the model; a caller they let through then
+    gets the answer FastAPI would have given (the same 422 or 400). One path decides who calls and
+    whether the role may: the route's own dependencies."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        body = self.body_field
+        if body is None or isinstance(body.field_info, params.Form):
+            return handler  # no JSON body: nothing is judged before the dependencies
+        if self._embed_body_fields or not body.validate(_UNPARSED, {}, loc=("body",))[1]:
+            raise TypeError(f"{self.path}: its body must be one model that refuses an unparsable body, "
+                            "so that the body is judged after the route's dependencies")
+
+        async def caller_first(request: Request) -> Response:
+            late = _BodyParsedLate(request.scope, request.receive)
+            try:
+                return await handler(late)
+            except RequestValidationError:
+                if late.unparsed is None:
+                    raise
+                raise _unparsed_answer(late.unparsed) from late.unparsed
+
+        return caller_first
+
+
+def _unparsed_answer(exc: Exception) -> Exception:
+    """What FastAPI answers a body that does not parse (``fastapi.routing.get_request_handler``)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                                        "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc)
+    return HTTPException(status_code=400, detail="There was an error parsing the body")
 
 
 def page_router() -> APIRouter:
     """A router of HTML pages: served, and kept out of the OpenAPI schema."""
-    return APIRouter(include_in_schema=False)
+    return APIRouter(include_in_schema=False, route_class=CallerFirstRoute)
 
 
 def api_and_page_routers(prefix: str, tag: str) -> tuple[APIRouter, APIRouter]:
     """A module's API router (its paths under ``prefix``, listed under ``tag`` in the schema) and
     the router of its pages (``page_router``)."""
-    return APIRouter(prefix=prefix, tags=[tag]), page_router()
+    return APIRouter(prefix=prefix, tags=[tag], route_class=CallerFirstRoute), page_router()

@@ -17,6 +17,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.keys import public_key_pem
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
@@ -33,7 +34,7 @@ from serving.services import querylog, subjects, users
 from serving.services.querylog_check import check_chain
 from serving.validation import PURPOSE_LENGTH, USCC_PATTERN, NoControlChars
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=CallerFirstRoute)
 
 
 @router.get("/querylog", response_model=QueryLogPage, responses=error_responses(*ROLE_ERRORS))

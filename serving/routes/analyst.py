@@ -28,13 +28,14 @@ from serving.errors import (
 )
 from serving.headers import report_headers
 from serving.pages import page_lang, render
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import AlertOut, GradeShareOut, MonitoringAlertOut, MonitoringRunDetail, MonitoringRunOut
 from serving.services import grades
 from serving.services import monitoring as mon
 from serving.validation import MAX_ROW_ID
 
 API = "/api/v1/analyst"
-router = APIRouter(tags=["analyst"])
+router = APIRouter(tags=["analyst"], route_class=CallerFirstRoute)
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="monitoring run id")]
 
 

@@ -17,12 +17,13 @@ from serving.errors import (
     TooManyAttempts,
     error_responses,
 )
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import MeOut, TokenOut
 from serving.security import create_access_token
 from serving.services.logins import LoginLimits
 from serving.services.users import authenticate, principal_of
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=CallerFirstRoute)
 
 
 @router.post("/token", response_model=TokenOut, responses=error_responses(NotAuthenticated, TooManyAttempts, InvalidInput))

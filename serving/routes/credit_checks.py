@@ -49,6 +49,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.measures import MeasuresCatalogue, load_measures
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
 from serving.security import Principal
 from serving.services import credit_checks
@@ -114,11 +115,18 @@ async def _log_refusal(request: Request, code: str) -> None:
 
     try:
         await run_in_threadpool(_in_session, settings_of(request), work)
+    except TooManyAttempts:
+        raise  # past the caller's hourly refusals (deps.refusal_allowed): answered instead
     except Exception:
         logger.exception("a refused joint check could not be logged")
 
 
-router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"], route_class=_RefusalsLogged)
+class _CheckRoute(CallerFirstRoute, _RefusalsLogged):
+    """A joint-check route: its body judged after the caller and its role (``CallerFirstRoute``,
+    outermost), its refusals logged (``_RefusalsLogged``, on the request the route reads)."""
+
+
+router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit-checks"], route_class=_CheckRoute)
 _ERRORS = (NotAuthenticated, NotAllowed, InvalidInput)
 Checker = Annotated[Principal, Depends(flat_role(*credit_checks.CHECKER_ROLES))]
 MatterQuery = Annotated[str, Query(pattern=MATTER_PATTERN, description="the matter (事项) of the measures catalogue")]

@@ -16,10 +16,11 @@ from serving.errors import (
     error_responses,
 )
 from serving.presenters import objection_out
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import ObjectionCreate, ObjectionOut, RepairCreate, RepairOut
 from serving.services import objections, repairs
 
-router = APIRouter(prefix="/api/v1/subjects", tags=["enterprise"],
+router = APIRouter(prefix="/api/v1/subjects", tags=["enterprise"], route_class=CallerFirstRoute,
                    dependencies=[Depends(require_role("enterprise"))])
 _ERRORS = (NotAuthenticated, NotAllowed, InvalidInput, UnknownRecord, UnknownSubject)
 

@@ -10,9 +10,10 @@ from serving.db.migrate import head_revision
 from serving.db.tables import CurrentGrade, Grade
 from serving.deps import SessionDep, checked_principal, settings_of
 from serving.errors import NotAuthenticated, error_responses
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import HealthOut, ModelHealthOut
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=CallerFirstRoute)
 
 
 @router.get("/health", response_model=HealthOut, response_model_exclude_unset=True, responses=error_responses())

@@ -20,6 +20,7 @@ from serving.errors import (
 )
 from serving.presenters import objection_out
 from serving.routes._lists import SubjectListDep, logged_subject_page
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import (
     DecisionIn,
     GradeBatchIn,
@@ -32,7 +33,7 @@ from serving.schemas import (
 from serving.services import grades, objections, repairs
 from serving.services.access import readable_subset
 
-router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"])
+router = APIRouter(prefix="/api/v1/regulator", tags=["regulator"], route_class=CallerFirstRoute)
 
 
 @router.post("/grades/batch", response_model=GradeBatchOut, responses=error_responses(*ROLE_ERRORS))

@@ -39,7 +39,7 @@ from serving.i18n import page_text
 from serving.pages import page_lang, render
 from serving.presenters import local_minute
 from serving.routes._lists import SubjectListDep, logged_subject_page
-from serving.routes._routers import page_router
+from serving.routes._routers import CallerFirstRoute, page_router
 from serving.schemas import (
     GateOut,
     ModelUseOut,
@@ -57,8 +57,8 @@ from serving.services import model_registry as registry_service
 from serving.services.model_registry import AlreadyChampion, GateRefused, UnknownModel
 from serving.validation import MAX_ROW_ID, NoControlChars
 
-router = APIRouter(prefix="/api/v1/sector", tags=["sector"])
-models_router = APIRouter(prefix="/api/v1/models", tags=["models"])
+router = APIRouter(prefix="/api/v1/sector", tags=["sector"], route_class=CallerFirstRoute)
+models_router = APIRouter(prefix="/api/v1/models", tags=["models"], route_class=CallerFirstRoute)
 pages_router = page_router()
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$"

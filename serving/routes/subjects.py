@@ -21,11 +21,12 @@ from serving.errors import (
     error_responses,
 )
 from serving.presenters import grade_json, objection_out, subject_out
+from serving.routes._routers import CallerFirstRoute
 from serving.schemas import EligibilityOut, GradeOut, ObjectionOut, RecordOut, RepairOut, SubjectOut
 from serving.services import grades, objections, repairs, subjects
 from serving.validation import NoControlChars
 
-router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"], route_class=CallerFirstRoute)
 _READ_ERRORS = (NotAuthenticated, NotAllowed, InvalidInput, UnknownSubject)
 
 

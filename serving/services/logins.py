@@ -31,6 +31,8 @@ from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from serving.db.tables import LoginAttempt
+from serving.errors import TooManyAttempts
+from serving.i18n import text
 
 # the account a failed API key is counted under (never the key, nor its prefix): its own bucket per
 # address (``free_api_keys_per_address``), apart from the passwords'
@@ -142,3 +144,11 @@ def end_attempt(session: Session, attempt: LoginAttempt, outcome: str, now: dt.d
 
 def retry_after(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
+
+
+def held_back(text_key: str, wait: float, *, field: str | None = None) -> TooManyAttempts:
+    """The 429 of a back-off: its sentences from the text catalogue (``text_key``, ``{s}`` the
+    seconds to wait), ``Retry-After`` the same seconds."""
+    s = retry_after(wait)
+    return TooManyAttempts(text(text_key, "en").format(s=s), field=field, headers={"Retry-After": s},
+                           zh=text(text_key, "zh").format(s=s))

@@ -1,4 +1,5 @@
-"""Per-user hourly limits on costly requests (plan creation, the inspection ratios).
+"""Per-user hourly limits on costly requests (plan creation, the inspection ratios) and on refusals
+(``deps.refusal_allowed``: each is a query-log entry).
 
 Every request that reaches the service's check counts, whatever its outcome afterwards: the
 event is committed before the work starts, so a request that then fails (another department's
@@ -18,15 +19,17 @@ from sqlalchemy.orm import Session
 
 from serving.db.tables import RateEvent
 from serving.errors import TooManyAttempts
+from serving.i18n import text
 
 WINDOW = dt.timedelta(hours=1)
 
 
-def spend(session: Session, *, action: str, actor: str, per_hour: int, what: str, field: str | None = None,
-          now: dt.datetime | None = None) -> None:
+def spend(session: Session, *, action: str, actor: str, per_hour: int, what: str = "", field: str | None = None,
+          text_key: str | None = None, now: dt.datetime | None = None) -> None:
     """Count one ``action`` of ``actor`` (committed at once), or raise `TooManyAttempts` with
     ``Retry-After`` when it already made ``per_hour`` of them in the last hour. ``what`` names
-    the requests in the message ("plan requests")."""
+    the requests in the message ("plan requests"); ``text_key``: the message is instead the text
+    catalogue's, in both languages (``{n}`` the limit, ``{s}`` the seconds to wait)."""
     now = now or dt.datetime.now(dt.UTC)
     since = now - WINDOW
     count, oldest = session.execute(select(func.count(), func.min(RateEvent.at)).where(
@@ -35,8 +38,12 @@ def spend(session: Session, *, action: str, actor: str, per_hour: int, what: str
         session.rollback()
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
         wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+        headers = {"Retry-After": str(wait)}
+        if text_key is not None:
+            raise TooManyAttempts(text(text_key, "en").format(n=per_hour, s=wait), field=field, headers=headers,
+                                  zh=text(text_key, "zh").format(n=per_hour, s=wait))
         raise TooManyAttempts(f"{actor!r} made {count} {what} in the last hour (at most {per_hour}); retry in "
-                              f"{wait} s", field=field, headers={"Retry-After": str(wait)})
+                              f"{wait} s", field=field, headers=headers)
     session.execute(delete(RateEvent).where(RateEvent.action == action, RateEvent.at <= since))
     session.add(RateEvent(action=action, actor=actor, at=now))
     session.commit()

@@ -15,7 +15,6 @@ from serving.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
-    TooManyAttempts,
     UnknownDepartment,
 )
 from serving.labels import department_names
@@ -94,10 +93,7 @@ def authenticate(session: Session, username: str, password: str, client_ip: str,
         if wait > 0:
             logins.end_attempt(session, attempt, "refused", now)
     if wait > 0:
-        raise TooManyAttempts(f"too many failed logins for {username!r} or from this address; retry in "
-                              f"{logins.retry_after(wait)} s", field="username",
-                              headers={"Retry-After": logins.retry_after(wait)},
-                              zh=f"登录失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
+        raise logins.held_back("too_many_logins", wait, field="username")
     user = session.scalars(select(User).where(User.username == username)).first()
     # verify even for unknown users so response time does not reveal which usernames exist
     valid = verify_password(password, user.password_hash if user else dummy_password_hash())
@@ -152,9 +148,7 @@ def api_key_principal(session: Session, key: str, client_ip: str, *, limits: Log
         logins.end_attempt(session, attempt, "failed", now)
         raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"},
                                zh="API 密钥无效或已被吊销。")
-    raise TooManyAttempts(f"too many failed API keys from this address; retry in "
-                          f"{logins.retry_after(wait)} s", headers={"Retry-After": logins.retry_after(wait)},
-                          zh=f"此地址 API 密钥验证失败次数过多，请 {logins.retry_after(wait)} 秒后再试。")
+    raise logins.held_back("too_many_api_keys", wait)
 
 
 def person_is_current(session: Session, principal: Principal) -> bool:

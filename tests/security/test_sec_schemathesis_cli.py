@@ -29,9 +29,12 @@ def test_schemathesis_cli_finds_no_server_error_and_no_schema_violation(tmp_path
     cli = Path(sys.executable).with_name("schemathesis")
     # Schemathesis probes every operation with wrong keys from this one address; wrong API keys
     # count in their own per-address bucket, so past 20 the address waits and gets 429 where the check expects
-    # 401. The back-off itself is tested in test_sec_login_limits; here the limit is set out of reach.
+    # 401. The back-off itself is tested in test_sec_login_limits; here the limit is set out of reach,
+    # and so is the key's hourly cap on refusals (the admin's key is refused on the other roles'
+    # routes many times: tests/serving/test_srv_refusal_cap.py tests the cap).
     with tiers_serve(tmp_path, database_url, workers=1, TIERS_LOGIN_FREE_FAILURES_PER_ADDRESS="10000",
-                     TIERS_API_KEY_FREE_FAILURES_PER_ADDRESS="10000", TIERS_LOGIN_FREE_FAILURES_PER_ACCOUNT="1000") as base:
+                     TIERS_API_KEY_FREE_FAILURES_PER_ADDRESS="10000", TIERS_LOGIN_FREE_FAILURES_PER_ACCOUNT="1000",
+                     TIERS_REFUSALS_PER_HOUR="100000") as base:
         proc = subprocess.run(
             [str(cli), "run", f"{base}/openapi.json", "--checks", "all", "--experimental", "openapi-3.1",
              "-H", f"X-API-Key: {api_key}", "--hypothesis-max-examples", "12", "--hypothesis-seed", "14",

@@ -8,6 +8,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from srv_fixtures import PASSWORD, app_on
 
+from serving.i18n import TEXTS
+
 ME = "/api/v1/auth/me"
 FORGED = "tsk_" + "B" * 43
 
@@ -24,6 +26,10 @@ def test_bad_api_keys_do_not_slow_the_addresss_password_logins(settings):
     client = TestClient(app_on(settings.model_copy(update={"login_free_failures_per_address": 3,
                                                            "api_key_free_failures_per_address": 2})))
     assert [_key(client) for _ in range(4)] == [401, 401, 429, 429]  # the key bucket: 2 free, then back-off
+    held = client.get(ME, headers={"X-API-Key": FORGED})
+    wait = held.headers["Retry-After"]  # its sentences are the catalogue's, in both languages
+    assert held.json()["error"]["message_zh"] == TEXTS["too_many_api_keys"]["zh"].format(s=wait)
+    assert held.json()["error"]["message"] == TEXTS["too_many_api_keys"]["en"].format(s=wait)
     assert _login(client, "wrong-password-1") == 401  # the password bucket is untouched
     assert _login(client, PASSWORD) == 200
 

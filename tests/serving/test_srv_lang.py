@@ -276,6 +276,29 @@ def test_every_error_raised_with_chinese_says_it_without_english():
     assert not mixed, "\n".join(mixed)
 
 
+def test_every_429_takes_its_sentences_from_the_text_catalogue():
+    """The limits' refusals (429: logins, API keys, refusals, hourly budgets) say their Chinese from
+    ``serving/texts.toml``, never from a literal beside the raise (the API keys' back-off had one)."""
+    import ast
+    import pathlib
+
+    import serving
+
+    root = pathlib.Path(serving.__file__).parent
+    raises, inline = 0, []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TooManyAttempts":
+                raises += 1
+                zh = next((k.value for k in node.keywords if k.arg == "zh"), None)
+                texts = [t for t in (_template(node.args[0]) if node.args else None,
+                                     _template(zh) if zh is not None else None) if t]
+                if any(re.search("[\u4e00-\u9fff]", t) for t in texts):
+                    inline.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert raises >= 3
+    assert not inline, inline
+
+
 def test_validation_sentences_name_the_field_and_never_show_a_pattern():
     from pydantic import ValidationError
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 from srv_fixtures import ENT1, principal
 from test_srv_access import flat_routes
@@ -16,6 +17,14 @@ from serving.db.tables import QueryLogEntry
 from serving.keys import with_keys
 from serving.security import create_access_token
 from serving.services.querylog_check import check_chain
+
+
+@pytest.fixture
+def settings(settings):
+    # the sweeps are refused hundreds of times per user within the hour: the hourly cap on
+    # refusals out of reach here (tests/serving/test_srv_refusal_cap.py tests it)
+    return settings.model_copy(update={"refusals_per_hour": 100_000})
+
 
 ROLE_USERS = ("ent1", "reg_samr", "sector_c", "analyst", "admin")  # one account per role
 NOT_A_SUBJECT = "91320102MA1XXXXX0Y"  # a code's shape; no subject of the seed has it
@@ -182,3 +191,78 @@ def test_a_refusal_by_a_rule_beside_the_role_is_logged_too(client, auth, session
                headers=auth("reg_tax"))
     assert len(_denied(session, before)) == 1
     assert check_chain(session).ok
+
+
+def test_the_ratios_department_rule_comes_before_the_departments_format(client, auth, session):
+    # the route's own rule (a regulator of that department, or an admin key) is judged before the
+    # department's format, as roles are before ids: a caller it refuses gets the 403, logged, whatever
+    # department it sent (a 422 would tell it the route's rules)
+    for username, department in (("sector_c", "<bad>"), ("reg_tax", "samr tax"), ("ent1", "x" * 41),
+                                 ("reg_tax", "")):
+        before = _head(session)
+        r = client.get("/api/v1/inspection-ratios", params={"department": department, "item": "SAMR-03",
+                                                            "as_of": "2026-09-30"}, headers=auth(username))
+        assert r.status_code == 403, (username, department, r.status_code, r.text)
+        assert [e.actor for e in _denied(session, before)] == [username]
+    # the regulator of the department still learns what is wrong with the rest of its request
+    r = client.get("/api/v1/inspection-ratios", params={"department": "samr", "item": "<bad>", "as_of": "2026-09-30"},
+                   headers=auth("reg_samr"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "item"
+    assert check_chain(session).ok
+
+
+def _json_body_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every route whose body is JSON (a model, not a form)."""
+    from fastapi import params
+
+    out = []
+    for route in app.routes:
+        for ctx in route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]:
+            original = getattr(ctx, "original_route", ctx)
+            body = getattr(original, "body_field", None)
+            if body is not None and not isinstance(body.field_info, params.Form):
+                out += [(m, ctx.path) for m in sorted(original.methods or []) if m != "HEAD"]
+    return out
+
+
+def test_a_body_that_does_not_parse_is_judged_after_the_caller_and_its_role_on_every_route(app, client, settings,
+                                                                                         session):
+    # a body that is not JSON (or not UTF-8) is judged as a body that parses but breaks the route's
+    # model is: after the caller, its role and the route's own rules; a refused caller gets the 403,
+    # logged once, whatever it sent; the others learn what is wrong with the body
+    routes = _json_body_routes(app)
+    assert len(routes) >= 15, routes
+    refused, wrong = 0, []
+    for method, path in routes:
+        url = _url(path, WELL_FORMED, "999999")
+        for username in ROLE_USERS:
+            token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            parsed = client.request(method, url, content=b'"not an object"', headers=headers,
+                                    params={"purpose": "核查"})
+            for broken in (b"{not json", b"\x80\x81 not utf-8"):
+                before = _head(session)
+                r = client.request(method, url, content=broken, headers=headers, params={"purpose": "核查"})
+                logged = [e for e in _denied(session, before) if e.actor == username]
+                if _role_refused(parsed):
+                    refused += 1
+                    if not (_role_refused(r) and len(logged) == 1):
+                        wrong.append((method, path, username, broken[:4], r.status_code, len(logged)))
+                elif _role_refused(r):  # (the joint checks log every refused check, a 422 too)
+                    wrong.append((method, path, username, broken[:4], r.status_code, len(logged)))
+    assert refused >= 20, refused
+    assert not wrong, wrong[:20]
+    assert check_chain(session).ok
+
+
+def test_every_route_judges_its_body_after_its_dependencies(app):
+    # a router made without the route class would bring back a 422 or 400 before the role's 403
+    from fastapi.routing import APIRoute
+
+    from serving.routes._routers import CallerFirstRoute
+
+    routes = [getattr(ctx, "original_route", ctx) for route in app.routes
+              for ctx in (route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route])]
+    api_routes = [r for r in routes if isinstance(r, APIRoute)]
+    assert len(api_routes) > 100
+    assert [r.path for r in api_routes if not isinstance(r, CallerFirstRoute)] == []
