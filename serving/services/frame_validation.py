@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, NotRequired, get_args, get_origin
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 # A vectorised form of a field's rule: the column → (mask of valid rows, the problem of one invalid value).
 Vectorised = tuple[Callable[[pd.Series], np.ndarray], Callable[[Any], str]]

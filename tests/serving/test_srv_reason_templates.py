@@ -56,14 +56,12 @@ def test_the_bulk_validation_of_reasons_gives_the_models_verdict_words_and_value
     """Issue 22: a bulk load validates a grade's reasons into plain dicts (a model instance per
     reason cost 2–5× the validation); for any input the verdict and the refusal's words are
     ``GradeIn``'s own, and an accepted text's value is the model's, as ``dump_python`` gives it."""
+    import numpy as np
     import pandas as pd
     from pydantic import ValidationError
 
     from serving.schemas import GradeIn, ReasonOut
     from serving.services.frame_validation import ColumnValidator
-
-    import numpy as np
-
     from simulation.codes import make_uscc
 
     code = str(make_uscc(np.array(["91"]), np.full(1, 320102), np.arange(1))[0])
