@@ -291,9 +291,9 @@ def test_a_batch_looks_up_the_staged_keys_instead_of_scanning_the_tables(session
 def test_a_batch_writes_its_current_grades_in_the_order_of_the_lists_rank_index(session, database_url):
     """Issue 22: each current grade written goes into the lists' indexes, all keyed by grade then
     score (after the industry or district: a few values), and that upkeep was most of the current
-    grades' cost (in subject order, each written row touched three index pages far apart: 15–24
-    CPU-µs a grade on SQLite). Written in (grade, score) order, the rows of a batch follow one
-    another in each of those indexes. Checked by a trigger that notes the order rows arrive in."""
+    grades' cost (in subject order, each written row touched three index pages far apart).
+    Written in (grade, score) order, the rows of a batch follow one another in each of those
+    indexes. Checked by a trigger that notes the order rows arrive in."""
     from sqlalchemy import text
 
     n = 2000
