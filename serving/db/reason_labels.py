@@ -333,6 +333,8 @@ def _json_item(value: Any) -> str:
         return encode_basestring(value)
     if isinstance(value, float) and math.isfinite(value):
         return float.__repr__(value)
+    if type(value) is int:  # a count (a model input's value): not a bool, which json writes as true/false
+        return int.__repr__(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):  # record ids
         return "[" + ",".join(map(encode_basestring, value)) + "]"
     return _DUMPS(value)  # None, booleans, and whatever else as json writes it

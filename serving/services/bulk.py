@@ -37,7 +37,7 @@ from pydantic import TypeAdapter, ValidationError, create_model
 from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, and_, column, delete, exists, select, table
 
-from serving.db.reason_labels import compact_texts, models_template, template_reasons
+from serving.db.reason_labels import compact_texts, reasons_template, template_reasons
 from serving.db.tables import BulkLoad, CurrentGrade, Grade, Subject
 from serving.gc_pause import collect_young, collections_paused
 from serving.schemas import GradeIn, SubjectIn
@@ -267,7 +267,7 @@ def _skip(frames: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
 _USCC_RULE = (valid_uscc_mask, lambda code: uscc_problem(code) if isinstance(code, str) else "missing")
 # GradeIn's rules are all per field: a grade frame is validated column by column, each column's
 # distinct values in one call (frame_validation), by GradeIn's own field definitions.
-_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values={"reasons": models_template},
+_GRADE_CHECK = ColumnValidator(GradeIn, json_fields=_JSON_FIELDS, json_values={"reasons": reasons_template},
                                vectorised={"uscc": _USCC_RULE})
 _REASONS_DUMPED = "reasons_template"  # an accepted grade's reasons in the compact form but the labels' ids
 # SubjectIn: the frame as one JSON document validated in one call (as before), the USCC as above.
@@ -337,7 +337,7 @@ def _grade_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) -> p
                 "created_at": np.full(n, now, dtype=object)}
     # stored compactly, the labels once in reason_labels; the early warnings read the records of the
     # reasons as given
-    given_reasons = frame[_REASONS_DUMPED].to_numpy(dtype=object)  # (models_template's)
+    given_reasons = frame[_REASONS_DUMPED].to_numpy(dtype=object)  # (reasons_template's)
     columns["reasons"] = np.array(compact_texts(conn, given_reasons.tolist()), dtype=object)
     report.lap("prepare")
     # the keys staged for the set-based steps; the rows themselves go straight into grades below

@@ -286,3 +286,52 @@ def test_a_batch_looks_up_the_staged_keys_instead_of_scanning_the_tables(session
     scans = [p for p in plans if any(f"Seq Scan on {t} " in p or p.endswith(f"Seq Scan on {t}")
                                      for t in ("grades", "subjects", "current_grades"))]
     assert not scans, "\n\n".join(scans)
+
+
+def test_a_batch_writes_its_current_grades_in_the_order_of_the_lists_rank_index(session, database_url):
+    """Issue 22: each current grade written goes into the lists' indexes, all keyed by grade then
+    score (after the industry or district: a few values), and that upkeep was most of the current
+    grades' cost (in subject order, each written row touched three index pages far apart).
+    Written in (grade, score) order, the rows of a batch follow one another in each of those
+    indexes. Checked by a trigger that notes the order rows arrive in."""
+    from sqlalchemy import text
+
+    n = 2000
+    codes = make_uscc(np.array(["91"] * n), np.full(n, 320104), np.arange(62_000, 62_000 + n)).astype(str)
+    add_subjects(session, [dict(uscc=c, name=f"企业{i}", industry="CF"[i % 2], district_code="320104",
+                                registered_on="2015-01-01") for i, c in enumerate(codes)])
+    postgres = database_url.startswith("postgresql")
+    statements = ([
+        "CREATE TABLE bulk_order_seen (seq serial PRIMARY KEY, grade text, score float)",
+        "CREATE FUNCTION bulk_order_note() RETURNS trigger AS $$ BEGIN "
+        "INSERT INTO bulk_order_seen (grade, score) VALUES (NEW.grade, NEW.score); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER bulk_order_ins AFTER INSERT OR UPDATE ON current_grades FOR EACH ROW "
+        "EXECUTE FUNCTION bulk_order_note()"] if postgres else [
+        "CREATE TABLE bulk_order_seen (seq INTEGER PRIMARY KEY AUTOINCREMENT, grade TEXT, score REAL)",
+        "CREATE TRIGGER bulk_order_ins AFTER INSERT ON current_grades BEGIN "
+        "INSERT INTO bulk_order_seen (grade, score) VALUES (NEW.grade, NEW.score); END",
+        "CREATE TRIGGER bulk_order_upd AFTER UPDATE ON current_grades BEGIN "
+        "INSERT INTO bulk_order_seen (grade, score) VALUES (NEW.grade, NEW.score); END"])
+    for statement in statements:
+        session.execute(text(statement))
+    session.commit()
+    try:
+        rng = np.random.default_rng(5)
+        engine = engine_for(database_url)
+        for month, as_of in enumerate(["2026-07-31", "2026-08-31"]):  # a first load, then a regrade
+            grades = pd.DataFrame({"uscc": codes, "as_of": as_of, "score": rng.normal(650, 50, n).round(1),
+                                   "grade": rng.choice(list("ABCD"), n), "probability": rng.random(n).round(4),
+                                   "model_version": "general-v3", "profile_hash": "p2" + "0" * 62, "reasons": "[]"})
+            load_grades(engine, (grades.iloc[i:i + 500] for i in range(0, n, 500)), load_id=f"order-{month}")
+        seen = session.execute(text("SELECT grade, score FROM bulk_order_seen ORDER BY seq")).all()
+        assert len(seen) == 2 * n
+        for batch in range(0, 2 * n, 500):  # each batch's rows in the index's order
+            written = [tuple(r) for r in seen[batch:batch + 500]]
+            assert written == sorted(written)
+    finally:
+        session.rollback()
+        for statement in (["DROP TRIGGER bulk_order_ins ON current_grades", "DROP FUNCTION bulk_order_note()",
+                           "DROP TABLE bulk_order_seen"] if postgres else
+                          ["DROP TRIGGER bulk_order_ins", "DROP TRIGGER bulk_order_upd", "DROP TABLE bulk_order_seen"]):
+            session.execute(text(statement))
+        session.commit()
