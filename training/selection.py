@@ -56,12 +56,18 @@ RULE = ("the default candidate (the first: gam) unless another beats its AUC on 
         "the larger of the differences' variance and DeLong's paired variance on a fold's rows) with a mean "
         "Brier no higher than the default's; of those that do, the highest mean AUC. Platt on a "
         "candidate only if it does not calibrate itself and its cross-fitted Brier is lower by more than one "
-        "standard error")
+        "standard error. Screen: a challenger whose AUC margin on the first inner fold is more than two of that "
+        "fold's paired row standard errors (DeLong) below the rule's bar is not fitted on the other folds; when "
+        "none is left, the default is kept on the first fold alone")
+# how far (in the first fold's paired row standard errors) below the rule's bar a challenger's
+# first-fold margin may fall and still go on to the other inner folds (`choose`, `RULE`)
+SCREEN_Z = 2.0
 # the same rule for a reader of Chinese (`tiers fit` prints both; one place for both wordings)
 RULE_ZH = ("选用默认候选模型（第一个：gam），除非另一候选模型在相同各折上的 AUC 比它高出逐折配对差值的一个标准误以上"
            "（Nadeau–Bengio 校正，√((1/k + 1/(k−1))·v)，v 取各折差值方差与单折样本上 DeLong 配对方差中的较大者），"
            "且平均 Brier 分数不高于默认模型；符合条件者取平均 AUC 最高的一个。仅当候选模型自身不做校准、且交叉拟合后的 "
-           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准")
+           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准。筛选：若某候选模型在第一个内层折上的 AUC 差值比规则门槛低出该折"
+           "配对样本标准误（DeLong）的两倍以上，则不再在其余各折上拟合；若无候选模型留下，则仅凭第一折保留默认模型")
 
 
 def table_candidates(seed: int) -> dict[str, Maker]:
@@ -153,12 +159,20 @@ class Choice:
 
 
 def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner_cv: int, seed: int,
-           fit: FitOne | None = None, advance: Callable[[], None] | None = None) -> Choice:
+           fit: FitOne | None = None, advance: Callable[[], None] | None = None, screen: bool = True) -> Choice:
     """Cross-validate every candidate on (X, y) alone; pick by `RULE` (the first candidate is the
     default); decide the calibration (module docstring).
 
+    screen (`SCREEN`): every candidate is fitted on the first inner fold; a challenger goes on to
+    the other folds only if that fold's AUC margin over the default is within ``SCREEN_Z`` of the
+    fold's rows' standard errors (DeLong, paired) of the rule's bar; when none does, the default is
+    kept without fitting anything on the other folds, and its figures (and the Platt decision, on
+    sub-folds) come from the first fold's rows. Challengers screened out are reported with their
+    first-fold margin (``screened_out``). screen=False: every candidate on every fold.
+
     fit(name, rows, what) fits candidate ``name`` on ``rows`` (default: ``makers[name]().fit``);
-    ``what`` names the fold for error messages. advance() is called after every fit.
+    ``what`` names the fold for error messages. advance() is called after every fit, and once for
+    every fit the screen saves (so a progress count of candidates × folds ends at its total).
     """
     y = np.asarray(y)
 
@@ -167,29 +181,76 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
 
     fit = fit or default_fit
     folds = list(StratifiedKFold(inner_cv, shuffle=True, random_state=seed).split(X, y))
-    z = {name: np.empty(len(y)) for name in makers}
+    k = len(folds)
+    z = {name: np.full(len(y), np.nan) for name in makers}
     aucs: dict[str, list[float]] = {name: [] for name in makers}
     self_calibrated: dict[str, bool] = {}
-    for name in makers:
-        for i, (tr, te) in enumerate(folds, start=1):
-            model = fit(name, tr, f"inner fold {i}")
-            self_calibrated[name] = getattr(model, "calibration", None) is not None
-            z[name][te] = log_odds(model, X.iloc[te])
-            aucs[name].append(float(roc_auc_score(y[te], z[name][te])))
-            if advance:
-                advance()
-    losses = {name: {"raw": (1.0 / (1.0 + np.exp(-z[name])) - y) ** 2,
-                     "calibrated": (cross_fitted_platt(z[name], y, folds) - y) ** 2} for name in makers}
-    platt = {name: not self_calibrated[name] and clearly_lower(loss["calibrated"], loss["raw"])
-             for name, loss in losses.items()}
-    delivered = {name: float(loss["calibrated" if platt[name] else "raw"].mean()) for name, loss in losses.items()}
+
+    def run(name: str, i: int) -> None:
+        tr, te = folds[i]
+        model = fit(name, tr, f"inner fold {i + 1}")
+        self_calibrated[name] = getattr(model, "calibration", None) is not None
+        z[name][te] = log_odds(model, X.iloc[te])
+        aucs[name].append(float(roc_auc_score(y[te], z[name][te])))
+        if advance:
+            advance()
+
     default = next(iter(makers))
-    scored = [te for _tr, te in folds]
-    row_var = {name: paired_row_variance([y[te] for te in scored], [z[name][te] for te in scored],
-                                         [z[default][te] for te in scored]) for name in makers if name != default}
-    winner, margins = one_se_choice(aucs, default, brier=delivered, row_var=row_var)
-    calibrator = fit_calibrator(z[winner], y, method="sigmoid") if platt[winner] else None
-    lw = losses[winner]
+    first = folds[0][1]
+    for name in makers:
+        run(name, 0)
+    screened: dict[str, dict] = {}
+    if screen and k > 1:
+        for name in makers:
+            if name == default:
+                continue
+            margin = aucs[name][0] - aucs[default][0]
+            row_sd = float(np.sqrt(paired_auc_variance(y[first], z[name][first], z[default][first])))
+            bar = float(np.sqrt(1 / k + 1 / (k - 1))) * row_sd  # the rule's smallest standard error
+            if margin <= bar - SCREEN_Z * row_sd:
+                screened[name] = {"auc": float(margin), "se": bar}
+    full = [name for name in makers if name not in screened]
+    if full == [default]:  # nothing left to compare: the default, on the first fold's figures
+        full = []
+    for name in makers:
+        for i in range(1, k):
+            if name in full:
+                run(name, i)
+            elif advance:
+                advance()
+    # per candidate: the rows it was scored on, and the folds its Platt map is cross-fitted over
+    everywhere = np.arange(len(y))
+    few = int(min(y[first].sum(), len(first) - y[first].sum()))
+    sub = [] if few < 2 else [(first[a], first[b]) for a, b in StratifiedKFold(
+        min(3, few), shuffle=True, random_state=seed).split(first, y[first])]
+    losses: dict[str, dict[str, np.ndarray]] = {}
+    for name in makers:
+        rows, cv = (everywhere, folds) if name in full else (first, sub)
+        raw, cal = np.full(len(y), np.nan), np.full(len(y), np.nan)
+        raw[rows] = (1.0 / (1.0 + np.exp(-z[name][rows])) - y[rows]) ** 2
+        crossed = cross_fitted_platt(np.nan_to_num(z[name]), y, cv)
+        cal[rows] = (crossed[rows] - y[rows]) ** 2
+        losses[name] = {"raw": raw, "calibrated": cal}
+    platt = {name: not self_calibrated[name] and clearly_lower(*(loss[s][~np.isnan(loss[s])] for s in ("calibrated", "raw")))
+             for name, loss in losses.items()}
+    delivered = {name: loss["calibrated" if platt[name] else "raw"] for name, loss in losses.items()}
+    if full:
+        scored = [te for _tr, te in folds]
+        row_var = {name: paired_row_variance([y[te] for te in scored], [z[name][te] for te in scored],
+                                             [z[default][te] for te in scored]) for name in full if name != default}
+        winner, margins = one_se_choice({n: aucs[n] for n in full}, default,
+                                        brier={n: float(delivered[n].mean()) for n in full}, row_var=row_var)
+    else:
+        winner, margins = default, {}
+    for name, m in screened.items():
+        brier = float(np.mean(delivered[name][first] - delivered[default][first]))
+        margins[name] = {**m, "brier": brier, "beats_default": False, "screened_out": True}
+    margins = {n: margins[n] for n in makers if n in margins}
+    calibrator = None
+    if platt[winner]:
+        rows = ~np.isnan(z[winner])
+        calibrator = fit_calibrator(z[winner][rows], y[rows], method="sigmoid")
+    lw = {s: v[~np.isnan(v)] for s, v in losses[winner].items()}
     return Choice(winner, default, {name: float(np.mean(a)) for name, a in aucs.items()}, margins,
                   float(lw["raw"].mean()), float(lw["calibrated"].mean()), calibrator, lw)
 
