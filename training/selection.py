@@ -56,18 +56,18 @@ RULE = ("the default candidate (the first: gam) unless another beats its AUC on 
         "the larger of the differences' variance and DeLong's paired variance on a fold's rows) with a mean "
         "Brier no higher than the default's; of those that do, the highest mean AUC. Platt on a "
         "candidate only if it does not calibrate itself and its cross-fitted Brier is lower by more than one "
-        "standard error. Screen: a challenger whose AUC margin on the first inner fold is more than two of that "
-        "fold's paired row standard errors (DeLong) below the rule's bar is not fitted on the other folds; when "
-        "none is left, the default is kept on the first fold alone")
-# how far (in the first fold's paired row standard errors) below the rule's bar a challenger's
-# first-fold margin may fall and still go on to the other inner folds (`choose`, `RULE`)
+        "standard error. Screen: the folds run one after another; a challenger whose mean margin so far is below "
+        "the bar minus 2·√m·s/k (s: one fold's paired row standard error, DeLong; m folds left of k) is not "
+        "fitted on the other folds; when none is left, the default is kept on the folds run")
+# how many of the remaining folds' paired row standard errors a challenger's projected margin may
+# fall short of the rule's bar and still go on to the next inner fold (`choose`, `RULE`)
 SCREEN_Z = 2.0
 # the same rule for a reader of Chinese (`tiers fit` prints both; one place for both wordings)
 RULE_ZH = ("选用默认候选模型（第一个：gam），除非另一候选模型在相同各折上的 AUC 比它高出逐折配对差值的一个标准误以上"
            "（Nadeau–Bengio 校正，√((1/k + 1/(k−1))·v)，v 取各折差值方差与单折样本上 DeLong 配对方差中的较大者），"
            "且平均 Brier 分数不高于默认模型；符合条件者取平均 AUC 最高的一个。仅当候选模型自身不做校准、且交叉拟合后的 "
-           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准。筛选：若某候选模型在第一个内层折上的 AUC 差值比规则门槛低出该折"
-           "配对样本标准误（DeLong）的两倍以上，则不再在其余各折上拟合；若无候选模型留下，则仅凭第一折保留默认模型")
+           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准。筛选：各内层折依次进行；若某候选模型迄今的平均 AUC 差值低于门槛减去 2·√m·s/k（s 为单折样本配对标准误，DeLong；m 为 k 折中剩余的折数），"
+           "则不再在其余各折上拟合；若无候选模型留下，则凭已完成的各折保留默认模型")
 
 
 def table_candidates(seed: int) -> dict[str, Maker]:
@@ -163,12 +163,16 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
     """Cross-validate every candidate on (X, y) alone; pick by `RULE` (the first candidate is the
     default); decide the calibration (module docstring).
 
-    screen (`SCREEN`): every candidate is fitted on the first inner fold; a challenger goes on to
-    the other folds only if that fold's AUC margin over the default is within ``SCREEN_Z`` of the
-    fold's rows' standard errors (DeLong, paired) of the rule's bar; when none does, the default is
-    kept without fitting anything on the other folds, and its figures (and the Platt decision, on
-    sub-folds) come from the first fold's rows. Challengers screened out are reported with their
-    first-fold margin (``screened_out``). screen=False: every candidate on every fold.
+    screen (`SCREEN_Z`): the folds are run one after the other, and after each but the last a
+    challenger is dropped when it can no longer plausibly clear the rule's bar: when its mean
+    margin over the default so far, d, is below bar − SCREEN_Z · √m · s / k (s: the paired row
+    standard error of one fold, DeLong, mean over the folds seen; bar: the rule's smallest
+    standard error, √(1/k + 1/(k − 1)) · s; m folds left of k), i.e. when even the other folds
+    going as well as these, plus SCREEN_Z standard errors of their rows, would leave its k-fold
+    mean below the bar. When no challenger is left, the default is kept without fitting it on the
+    other folds, its figures (and Platt decision) from the folds run. Challengers dropped are
+    reported with their margin so far (``screened_out``, ``folds``). screen=False: every
+    candidate on every fold.
 
     fit(name, rows, what) fits candidate ``name`` on ``rows`` (default: ``makers[name]().fit``);
     ``what`` names the fold for error messages. advance() is called after every fit, and once for
@@ -185,51 +189,51 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
     z = {name: np.full(len(y), np.nan) for name in makers}
     aucs: dict[str, list[float]] = {name: [] for name in makers}
     self_calibrated: dict[str, bool] = {}
-
-    def run(name: str, i: int) -> None:
-        tr, te = folds[i]
-        model = fit(name, tr, f"inner fold {i + 1}")
-        self_calibrated[name] = getattr(model, "calibration", None) is not None
-        z[name][te] = log_odds(model, X.iloc[te])
-        aucs[name].append(float(roc_auc_score(y[te], z[name][te])))
-        if advance:
-            advance()
-
     default = next(iter(makers))
-    first = folds[0][1]
-    for name in makers:
-        run(name, 0)
+    alive = list(makers)
     screened: dict[str, dict] = {}
-    if screen and k > 1:
-        for name in makers:
-            if name == default:
-                continue
-            margin = aucs[name][0] - aucs[default][0]
-            row_sd = float(np.sqrt(paired_auc_variance(y[first], z[name][first], z[default][first])))
-            bar = float(np.sqrt(1 / k + 1 / (k - 1))) * row_sd  # the rule's smallest standard error
-            if margin <= bar - SCREEN_Z * row_sd:
-                screened[name] = {"auc": float(margin), "se": bar}
-    full = [name for name in makers if name not in screened]
-    if full == [default]:  # nothing left to compare: the default, on the first fold's figures
-        full = []
-    for name in makers:
-        for i in range(1, k):
-            if name in full:
-                run(name, i)
-            elif advance:
+    ran = 0  # folds run
+    for i, (tr, te) in enumerate(folds):
+        for name in alive:
+            model = fit(name, tr, f"inner fold {i + 1}")
+            self_calibrated[name] = getattr(model, "calibration", None) is not None
+            z[name][te] = log_odds(model, X.iloc[te])
+            aucs[name].append(float(roc_auc_score(y[te], z[name][te])))
+            if advance:
                 advance()
+        ran = i + 1
+        if not screen or ran == k:
+            continue
+        seen = [f for _tr, f in folds[:ran]]
+        for name in alive[1:]:
+            d = float(np.mean(aucs[name]) - np.mean(aucs[default]))
+            s = float(np.sqrt(paired_row_variance([y[f] for f in seen], [z[name][f] for f in seen],
+                                                  [z[default][f] for f in seen])))
+            bar = float(np.sqrt(1 / k + 1 / (k - 1))) * s  # the rule's smallest standard error
+            if d < bar - SCREEN_Z * np.sqrt(k - ran) * s / k:
+                screened[name] = {"auc": d, "se": bar, "folds": ran}
+        alive = [n for n in alive if n not in screened]
+        if alive == [default]:
+            break
+    if advance:
+        for _ in range(len(makers) * k - sum(len(a) for a in aucs.values())):
+            advance()
+    full = [n for n in alive if len(aucs[n]) == k] if len(alive) > 1 else []
     # per candidate: the rows it was scored on, and the folds its Platt map is cross-fitted over
-    everywhere = np.arange(len(y))
-    few = int(min(y[first].sum(), len(first) - y[first].sum()))
-    sub = [] if few < 2 else [(first[a], first[b]) for a, b in StratifiedKFold(
-        min(3, few), shuffle=True, random_state=seed).split(first, y[first])]
+    # (the folds it was run on; one fold alone: three stratified parts of its rows)
     losses: dict[str, dict[str, np.ndarray]] = {}
     for name in makers:
-        rows, cv = (everywhere, folds) if name in full else (first, sub)
+        cv = folds[: len(aucs[name])]
+        rows = np.sort(np.concatenate([te for _tr, te in cv]))
+        if len(cv) == 1:
+            few = int(min(y[rows].sum(), len(rows) - y[rows].sum()))
+            cv = [] if few < 2 else [(rows[a], rows[b]) for a, b in StratifiedKFold(
+                min(3, few), shuffle=True, random_state=seed).split(rows, y[rows])]
+        else:
+            cv = [(np.setdiff1d(rows, te), te) for _tr, te in cv]
         raw, cal = np.full(len(y), np.nan), np.full(len(y), np.nan)
         raw[rows] = (1.0 / (1.0 + np.exp(-z[name][rows])) - y[rows]) ** 2
-        crossed = cross_fitted_platt(np.nan_to_num(z[name]), y, cv)
-        cal[rows] = (crossed[rows] - y[rows]) ** 2
+        cal[rows] = (cross_fitted_platt(np.nan_to_num(z[name]), y, cv)[rows] - y[rows]) ** 2
         losses[name] = {"raw": raw, "calibrated": cal}
     platt = {name: not self_calibrated[name] and clearly_lower(*(loss[s][~np.isnan(loss[s])] for s in ("calibrated", "raw")))
              for name, loss in losses.items()}
@@ -243,7 +247,8 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
     else:
         winner, margins = default, {}
     for name, m in screened.items():
-        brier = float(np.mean(delivered[name][first] - delivered[default][first]))
+        rows = ~np.isnan(delivered[name])
+        brier = float(np.mean(delivered[name][rows] - delivered[default][rows]))
         margins[name] = {**m, "brier": brier, "beats_default": False, "screened_out": True}
     margins = {n: margins[n] for n in makers if n in margins}
     calibrator = None

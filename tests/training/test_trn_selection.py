@@ -202,9 +202,9 @@ def _counting(X, y, kinds):
 
 
 def test_a_challenger_far_below_the_bar_on_the_first_fold_is_not_fitted_on_the_others():
-    """The screen (`training.selection.SCREEN_Z`): a challenger whose first-fold margin is more than
-    two paired row standard errors below the rule's bar cannot plausibly beat the default; it is
-    reported with that margin, and with no challenger left the default is not refitted either."""
+    """The screen (`training.selection.SCREEN_Z`): a challenger whose margin on the folds run so far
+    leaves it no plausible way to clear the rule's bar over all k folds is not fitted on the rest;
+    it is reported with that margin, and with no challenger left the default is not refitted either."""
     X, y = _table(2000, 5)
     seen, fit = _counting(X, y, {"default": lambda: _Scaled(1.0), "blind": lambda: _Scaled(-1.0)})
     ticks = []
@@ -237,13 +237,13 @@ def test_a_challenger_that_could_win_goes_through_every_fold_and_the_choice_is_t
     X, y = _table(2000, 7)
     kinds = {"default": lambda: _Columns(["a", "noise"]),  # misses b: clearly beaten
              "blind": lambda: _Scaled(-1.0),
-             "same": lambda: _Columns(["a"]),  # about the default's ranking: within the screen
+             "same": lambda: _Columns(["a"]),  # about the default's ranking
              "better": lambda: _Columns(["a", "b"])}
     seen, fit = _counting(X, y, kinds)
     screened = choose(dict.fromkeys(kinds), X, y, inner_cv=3, seed=0, fit=fit)
     counts = {n: sum(1 for m, _ in seen if m == n) for n in kinds}
     assert screened.winner == "better"
-    assert counts == {"default": 3, "blind": 1, "same": 3, "better": 3}
+    assert counts["default"] == counts["better"] == 3 and counts["blind"] == 1 and counts["same"] in (1, 2, 3)
     assert screened.margins["blind"]["screened_out"] and "screened_out" not in screened.margins["better"]
     seen.clear()
     full = choose(dict.fromkeys(kinds), X, y, inner_cv=3, seed=0, fit=fit, screen=False)
