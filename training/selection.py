@@ -221,7 +221,7 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
             if d < bar - SCREEN_Z * np.sqrt(k - ran) * s / k:
                 screened[name] = {"auc": d, "se": bar, "folds": ran}
         alive = [n for n in alive if n not in screened]
-        if alive == [default]:
+        if alive == [default] and len(makers) > 1:  # challengers were screened out: stop
             break
     if advance:
         for _ in range(len(makers) * k - sum(len(a) for a in aucs.values())):

@@ -250,3 +250,11 @@ def test_a_challenger_that_could_win_goes_through_every_fold_and_the_choice_is_t
     assert full.winner == screened.winner and len(seen) == 4 * 3
     assert full.margins["better"] == screened.margins["better"]
     assert full.brier_raw == screened.brier_raw and full.inner_auc["better"] == screened.inner_auc["better"]
+
+
+def test_a_single_candidate_is_still_run_on_every_fold():
+    """Nothing to screen: a lone candidate's Platt decision reads all inner folds, as before."""
+    X, y = _table(1500, 2)
+    seen, fit = _counting(X, y, {"lr": lambda: _Scaled(1.05)})
+    choice = choose({"lr": None}, X, y, inner_cv=3, seed=2, fit=fit)
+    assert len(seen) == 3 and len(choice.losses["raw"]) == len(y)
