@@ -19,9 +19,9 @@ the rule as it is 0 / 0, 0 / 0, +0.0007 / −0.00005 (one switch in 30 folds).
 The screen (`SCREEN_Z`, in `choose`) runs the inner folds one after another and stops fitting a
 challenger once its margin so far, projected over the folds left with two standard errors of
 their rows, cannot clear the bar; with no challenger left, the default is not refitted either.
-On the suite's outer folds (German credit, health, HMDA, arrests, Taiwan, credit card: the
-screened and the unscreened choice read from the same inner fits) it chose as the unscreened
-rule in every fold, German's one switch included, with 27–59 % less inner-fit CPU
+On the suite's 80 outer folds (the screened and the unscreened choice read from the same inner
+fits) it chose as the unscreened rule in every fold, German's one switch included, with 27–64 %
+less inner-fit CPU
 (BENCHMARKS.md, issue 19, session 16).
 
 Brier enters twice. In the rule: AUC chooses (ranking is what a grade is for), but a challenger
