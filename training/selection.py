@@ -16,6 +16,14 @@ outer test folds): the highest mean AUC of five candidates picks noise (the winn
 with the 3 differences' variance alone −0.0008 / +0.00005, +0.0005 / −0.00006, −0.0008 / +0.00077;
 the rule as it is 0 / 0, 0 / 0, +0.0007 / −0.00005 (one switch in 30 folds).
 
+The screen (`SCREEN_Z`, in `choose`) runs the inner folds one after another and stops fitting a
+challenger once its margin so far, projected over the folds left with two standard errors of
+their rows, cannot clear the bar; with no challenger left, the default is not refitted either.
+On the suite's 80 outer folds (the screened and the unscreened choice read from the same inner
+fits) it chose as the unscreened rule in every fold, German's one switch included, with 27–64 %
+less inner-fit CPU
+(BENCHMARKS.md, issue 19, session 16).
+
 Brier enters twice. In the rule: AUC chooses (ranking is what a grade is for), but a challenger
 must not deliver worse probabilities than the default (its mean Brier, after its own Platt map if
 kept, at most the default's).
@@ -56,12 +64,18 @@ RULE = ("the default candidate (the first: gam) unless another beats its AUC on 
         "the larger of the differences' variance and DeLong's paired variance on a fold's rows) with a mean "
         "Brier no higher than the default's; of those that do, the highest mean AUC. Platt on a "
         "candidate only if it does not calibrate itself and its cross-fitted Brier is lower by more than one "
-        "standard error")
+        "standard error. Screen: the folds run one after another; a challenger whose mean margin so far is below "
+        "the bar minus 2·√m·s/k (s: one fold's paired row standard error, DeLong; m folds left of k) is not "
+        "fitted on the other folds; when none is left, the default is kept on the folds run")
+# how many of the remaining folds' paired row standard errors a challenger's projected margin may
+# fall short of the rule's bar and still go on to the next inner fold (`choose`, `RULE`)
+SCREEN_Z = 2.0
 # the same rule for a reader of Chinese (`tiers fit` prints both; one place for both wordings)
 RULE_ZH = ("选用默认候选模型（第一个：gam），除非另一候选模型在相同各折上的 AUC 比它高出逐折配对差值的一个标准误以上"
            "（Nadeau–Bengio 校正，√((1/k + 1/(k−1))·v)，v 取各折差值方差与单折样本上 DeLong 配对方差中的较大者），"
            "且平均 Brier 分数不高于默认模型；符合条件者取平均 AUC 最高的一个。仅当候选模型自身不做校准、且交叉拟合后的 "
-           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准")
+           "Brier 分数降低超过一个标准误时，才对其做 Platt 校准。筛选：各内层折依次进行；若某候选模型迄今的平均 AUC 差值低于门槛减去 2·√m·s/k（s 为单折样本配对标准误，DeLong；m 为 k 折中剩余的折数），"
+           "则不再在其余各折上拟合；若无候选模型留下，则凭已完成的各折保留默认模型")
 
 
 def table_candidates(seed: int) -> dict[str, Maker]:
@@ -153,12 +167,24 @@ class Choice:
 
 
 def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner_cv: int, seed: int,
-           fit: FitOne | None = None, advance: Callable[[], None] | None = None) -> Choice:
+           fit: FitOne | None = None, advance: Callable[[], None] | None = None, screen: bool = True) -> Choice:
     """Cross-validate every candidate on (X, y) alone; pick by `RULE` (the first candidate is the
     default); decide the calibration (module docstring).
 
+    screen (`SCREEN_Z`): the folds are run one after the other, and after each but the last a
+    challenger is dropped when it can no longer plausibly clear the rule's bar: when its mean
+    margin over the default so far, d, is below bar − SCREEN_Z · √m · s / k (s: the paired row
+    standard error of one fold, DeLong, mean over the folds seen; bar: the rule's smallest
+    standard error, √(1/k + 1/(k − 1)) · s; m folds left of k), i.e. when even the other folds
+    going as well as these, plus SCREEN_Z standard errors of their rows, would leave its k-fold
+    mean below the bar. When no challenger is left, the default is kept without fitting it on the
+    other folds, its figures (and Platt decision) from the folds run. Challengers dropped are
+    reported with their margin so far (``screened_out``, ``folds``). screen=False: every
+    candidate on every fold.
+
     fit(name, rows, what) fits candidate ``name`` on ``rows`` (default: ``makers[name]().fit``);
-    ``what`` names the fold for error messages. advance() is called after every fit.
+    ``what`` names the fold for error messages. advance() is called after every fit, and once for
+    every fit the screen saves (so a progress count of candidates × folds ends at its total).
     """
     y = np.asarray(y)
 
@@ -167,29 +193,77 @@ def choose(makers: Mapping[str, Maker], X: pd.DataFrame, y: np.ndarray, *, inner
 
     fit = fit or default_fit
     folds = list(StratifiedKFold(inner_cv, shuffle=True, random_state=seed).split(X, y))
-    z = {name: np.empty(len(y)) for name in makers}
+    k = len(folds)
+    z = {name: np.full(len(y), np.nan) for name in makers}
     aucs: dict[str, list[float]] = {name: [] for name in makers}
     self_calibrated: dict[str, bool] = {}
-    for name in makers:
-        for i, (tr, te) in enumerate(folds, start=1):
-            model = fit(name, tr, f"inner fold {i}")
+    default = next(iter(makers))
+    alive = list(makers)
+    screened: dict[str, dict] = {}
+    ran = 0  # folds run
+    for i, (tr, te) in enumerate(folds):
+        for name in alive:
+            model = fit(name, tr, f"inner fold {i + 1}")
             self_calibrated[name] = getattr(model, "calibration", None) is not None
             z[name][te] = log_odds(model, X.iloc[te])
             aucs[name].append(float(roc_auc_score(y[te], z[name][te])))
             if advance:
                 advance()
-    losses = {name: {"raw": (1.0 / (1.0 + np.exp(-z[name])) - y) ** 2,
-                     "calibrated": (cross_fitted_platt(z[name], y, folds) - y) ** 2} for name in makers}
-    platt = {name: not self_calibrated[name] and clearly_lower(loss["calibrated"], loss["raw"])
+        ran = i + 1
+        if not screen or ran == k:
+            continue
+        seen = [f for _tr, f in folds[:ran]]
+        for name in alive[1:]:
+            d = float(np.mean(aucs[name]) - np.mean(aucs[default]))
+            s = float(np.sqrt(paired_row_variance([y[f] for f in seen], [z[name][f] for f in seen],
+                                                  [z[default][f] for f in seen])))
+            bar = float(np.sqrt(1 / k + 1 / (k - 1))) * s  # the rule's smallest standard error
+            if d < bar - SCREEN_Z * np.sqrt(k - ran) * s / k:
+                screened[name] = {"auc": d, "se": bar, "folds": ran}
+        alive = [n for n in alive if n not in screened]
+        if alive == [default] and len(makers) > 1:  # challengers were screened out: stop
+            break
+    if advance:
+        for _ in range(len(makers) * k - sum(len(a) for a in aucs.values())):
+            advance()
+    full = [n for n in alive if len(aucs[n]) == k] if len(alive) > 1 else []
+    # per candidate: the rows it was scored on, and the folds its Platt map is cross-fitted over
+    # (the folds it was run on; one fold alone: three stratified parts of its rows)
+    losses: dict[str, dict[str, np.ndarray]] = {}
+    for name in makers:
+        cv = folds[: len(aucs[name])]
+        rows = np.sort(np.concatenate([te for _tr, te in cv]))
+        if len(cv) == 1:
+            few = int(min(y[rows].sum(), len(rows) - y[rows].sum()))
+            cv = [] if few < 2 else [(rows[a], rows[b]) for a, b in StratifiedKFold(
+                min(3, few), shuffle=True, random_state=seed).split(rows, y[rows])]
+        else:
+            cv = [(np.setdiff1d(rows, te), te) for _tr, te in cv]
+        raw, cal = np.full(len(y), np.nan), np.full(len(y), np.nan)
+        raw[rows] = (1.0 / (1.0 + np.exp(-z[name][rows])) - y[rows]) ** 2
+        cal[rows] = (cross_fitted_platt(np.nan_to_num(z[name]), y, cv)[rows] - y[rows]) ** 2
+        losses[name] = {"raw": raw, "calibrated": cal}
+    platt = {name: not self_calibrated[name] and clearly_lower(*(loss[s][~np.isnan(loss[s])] for s in ("calibrated", "raw")))
              for name, loss in losses.items()}
-    delivered = {name: float(loss["calibrated" if platt[name] else "raw"].mean()) for name, loss in losses.items()}
-    default = next(iter(makers))
-    scored = [te for _tr, te in folds]
-    row_var = {name: paired_row_variance([y[te] for te in scored], [z[name][te] for te in scored],
-                                         [z[default][te] for te in scored]) for name in makers if name != default}
-    winner, margins = one_se_choice(aucs, default, brier=delivered, row_var=row_var)
-    calibrator = fit_calibrator(z[winner], y, method="sigmoid") if platt[winner] else None
-    lw = losses[winner]
+    delivered = {name: loss["calibrated" if platt[name] else "raw"] for name, loss in losses.items()}
+    if full:
+        scored = [te for _tr, te in folds]
+        row_var = {name: paired_row_variance([y[te] for te in scored], [z[name][te] for te in scored],
+                                             [z[default][te] for te in scored]) for name in full if name != default}
+        winner, margins = one_se_choice({n: aucs[n] for n in full}, default,
+                                        brier={n: float(delivered[n].mean()) for n in full}, row_var=row_var)
+    else:
+        winner, margins = default, {}
+    for name, m in screened.items():
+        rows = ~np.isnan(delivered[name])
+        brier = float(np.mean(delivered[name][rows] - delivered[default][rows]))
+        margins[name] = {**m, "brier": brier, "beats_default": False, "screened_out": True}
+    margins = {n: margins[n] for n in makers if n in margins}
+    calibrator = None
+    if platt[winner]:
+        rows = ~np.isnan(z[winner])
+        calibrator = fit_calibrator(z[winner][rows], y[rows], method="sigmoid")
+    lw = {s: v[~np.isnan(v)] for s, v in losses[winner].items()}
     return Choice(winner, default, {name: float(np.mean(a)) for name, a in aucs.items()}, margins,
                   float(lw["raw"].mean()), float(lw["calibrated"].mean()), calibrator, lw)
 

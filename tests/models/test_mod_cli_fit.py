@@ -103,7 +103,8 @@ def test_auto_summary_states_the_rule_in_chinese_then_english(small_csv):
                       "--inner-cv", "2"])
     assert result.exit_code == 0, result.output
     flat = " ".join(result.stdout.split())  # rich wraps long lines
-    assert " ".join(f"规则：{RULE_ZH}".split()) in flat and " ".join(f"rule: {RULE}".split()) in flat
+    dense = "".join(result.stdout.split())  # and Chinese anywhere, spaces or not
+    assert "".join(f"规则：{RULE_ZH}".split()) in dense and "".join(f"rule: {RULE}".split()) in dense
     assert flat.index("规则：") < flat.index("rule: ")
     assert "嵌套交叉验证" in flat and "nested CV" in flat
 

@@ -56,7 +56,7 @@ def test_the_winner_is_the_best_inner_auc_and_never_sees_the_scored_rows():
         seen.append(len(rows))
         return {"good": lambda: _Scaled(1.0), "blind": lambda: _Scaled(-1.0)}[name]().fit(X.iloc[rows], y[rows])
 
-    choice = choose({"good": None, "blind": None}, X, y, inner_cv=4, seed=0, fit=fit)
+    choice = choose({"good": None, "blind": None}, X, y, inner_cv=4, seed=0, fit=fit, screen=False)
     assert choice.winner == "good" and choice.inner_auc["good"] > 0.5 > choice.inner_auc["blind"]
     assert len(seen) == 8 and all(n == 1500 for n in seen)
 
@@ -189,3 +189,72 @@ def test_choose_floors_the_standard_error_with_the_inner_rows_paired_variance():
     # the same ranking: every fold's paired difference is 0, and so is DeLong's variance
     assert choice.margins["sharp"]["se"] == pytest.approx(0, abs=1e-12) and choice.winner == "default"
     assert "rows" in choice.as_dict()["rule"]
+
+
+def _counting(X, y, kinds):
+    seen: list[tuple[str, int]] = []
+
+    def fit(name, rows, what):
+        seen.append((name, len(rows)))
+        return kinds[name]().fit(X.iloc[rows], y[rows])
+
+    return seen, fit
+
+
+def test_a_challenger_far_below_the_bar_on_the_first_fold_is_not_fitted_on_the_others():
+    """The screen (`training.selection.SCREEN_Z`): a challenger whose margin on the folds run so far
+    leaves it no plausible way to clear the rule's bar over all k folds is not fitted on the rest;
+    it is reported with that margin, and with no challenger left the default is not refitted either."""
+    X, y = _table(2000, 5)
+    seen, fit = _counting(X, y, {"default": lambda: _Scaled(1.0), "blind": lambda: _Scaled(-1.0)})
+    ticks = []
+    choice = choose({"default": None, "blind": None}, X, y, inner_cv=3, seed=0, fit=fit,
+                    advance=lambda: ticks.append(1))
+    assert choice.winner == "default"
+    assert [n for n, _ in seen] == ["default", "blind"]  # the first fold only
+    assert len(ticks) == 2 * 3  # progress still counts every candidate × fold
+    margin = choice.as_dict()["margins"]["blind"]
+    assert margin["screened_out"] and not margin["beats_default"] and margin["auc"] < -0.5
+    assert np.isfinite(choice.brier_raw) and len(choice.losses["raw"]) == pytest.approx(len(y) / 3, abs=1)
+    assert "Screen" in choice.as_dict()["rule"]
+
+
+class _Columns:
+    """Logistic regression on some columns only."""
+
+    def __init__(self, cols: list[str]) -> None:
+        self.cols = cols
+
+    def fit(self, X, y):
+        self.lr_ = LogisticRegression().fit(X[self.cols], y)
+        return self
+
+    def predict_proba(self, X):
+        return self.lr_.predict_proba(X[self.cols])
+
+
+def test_a_challenger_that_could_win_goes_through_every_fold_and_the_choice_is_the_unscreened_one():
+    X, y = _table(2000, 7)
+    kinds = {"default": lambda: _Columns(["a", "noise"]),  # misses b: clearly beaten
+             "blind": lambda: _Scaled(-1.0),
+             "same": lambda: _Columns(["a"]),  # about the default's ranking
+             "better": lambda: _Columns(["a", "b"])}
+    seen, fit = _counting(X, y, kinds)
+    screened = choose(dict.fromkeys(kinds), X, y, inner_cv=3, seed=0, fit=fit)
+    counts = {n: sum(1 for m, _ in seen if m == n) for n in kinds}
+    assert screened.winner == "better"
+    assert counts["default"] == counts["better"] == 3 and counts["blind"] == 1 and counts["same"] in (1, 2, 3)
+    assert screened.margins["blind"]["screened_out"] and "screened_out" not in screened.margins["better"]
+    seen.clear()
+    full = choose(dict.fromkeys(kinds), X, y, inner_cv=3, seed=0, fit=fit, screen=False)
+    assert full.winner == screened.winner and len(seen) == 4 * 3
+    assert full.margins["better"] == screened.margins["better"]
+    assert full.brier_raw == screened.brier_raw and full.inner_auc["better"] == screened.inner_auc["better"]
+
+
+def test_a_single_candidate_is_still_run_on_every_fold():
+    """Nothing to screen: a lone candidate's Platt decision reads all inner folds, as before."""
+    X, y = _table(1500, 2)
+    seen, fit = _counting(X, y, {"lr": lambda: _Scaled(1.05)})
+    choice = choose({"lr": None}, X, y, inner_cv=3, seed=2, fit=fit)
+    assert len(seen) == 3 and len(choice.losses["raw"]) == len(y)
