@@ -13,10 +13,11 @@ uscc) sorted (``m`` rows), or the letter's rank index in order, each row's key t
 ``page × n / m`` rows of the letter's ``n``). ``m`` is counted once per change and kept (as the
 totals are), so a page reads at most about ``√(page × n)`` index rows whatever the match count
 (≈ 10,000 for a page of 50 in a letter of 2 M), then the page's own rows. The bound assumes the
-prefix does not follow the score inside a letter (names and codes do not). The total is read on every page, so it follows a
-grade load made while a reader pages: for a reader who covers every subject or a section (no
-search) it is a sum of the tallies kept as subjects and grades are written; otherwise it is
-counted once and kept per coverage and filters until subjects, records or grades change
+prefix does not follow the score inside a letter (names and codes do not).
+
+The total is read on every page, so it follows a grade load made while a reader pages: for a
+reader who covers every subject or a section (no search) it is a sum of the tallies kept as
+subjects and grades are written; otherwise it is counted once and kept per coverage and filters until subjects, records or grades change
 (``serving.services.list_counts``), so a later page reads the kept total (or counts again, once,
 after a change).
 
