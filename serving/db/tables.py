@@ -216,7 +216,8 @@ class CurrentGrade(Base):
 
     __tablename__ = "current_grades"
     __table_args__ = (
-        Index("ix_current_grades_rank", "grade", "score", "uscc"),
+        # (the name last: a search walking a letter in rank order tests it on the index alone)
+        Index("ix_current_grades_rank", "grade", "score", "uscc", "name"),
         Index("ix_current_grades_industry_rank", "industry", "grade", "score", "uscc"),
         Index("ix_current_grades_district_rank", "district_code", "grade", "score", "uscc"),
         # a search's matches of one letter, by key range, then their (score, uscc) sorted; on
