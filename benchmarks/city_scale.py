@@ -259,6 +259,13 @@ def list_pages(base: str, headers: dict, url: str, repeats: int) -> dict:
         "industry": {"industry": "F"},
         "search name prefix": {"search": "南京F企业00"},
         "search USCC prefix": {"search": "9132010000"},
+        # searches of other densities (at 2 M: 9 %, 4.5 %, 909 and 91 matches; USCC 0.1 %), and a deep page
+        "search name prefix 南京F": {"search": "南京F"},
+        "search name prefix 南京F企业0": {"search": "南京F企业0"},
+        "search name prefix 南京F企业000": {"search": "南京F企业000"},
+        "search name prefix 南京F企业0000": {"search": "南京F企业0000"},
+        "search USCC prefix 91320100123": {"search": "91320100123"},
+        "search name prefix, page 11": {"search": "南京F企业00", "after": cursors["search_deep"]},
     }
     out: dict[str, dict] = {}
     with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
@@ -292,7 +299,16 @@ def list_cursors(session) -> dict[str, str]:
                            .order_by(CurrentGrade.score, CurrentGrade.uscc).offset(int(total_a * 0.9)).limit(1)).first()
     end = session.execute(select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == "A")
                           .order_by(CurrentGrade.score.desc(), CurrentGrade.uscc.desc()).offset(10).limit(1)).first()
-    return {"deep": _encode(["g", "A", deep.score, deep.uscc, now]), "last": _encode(["g", "A", end.score, end.uscc, now])}
+    # the 11th page of a search riskiest first by its own cursors (at 2,000 subjects: its last, the 4th)
+    search, after = ListFilter(search="南京F企业00"), None
+    page = subject_page(session, Principal(username="bench", role="admin"), search, limit=50)
+    for _ in range(10):
+        if page.next is None:
+            break
+        after = page.next
+        page = subject_page(session, Principal(username="bench", role="admin"), search, after=after, limit=50)
+    return {"deep": _encode(["g", "A", deep.score, deep.uscc, now]), "last": _encode(["g", "A", end.score, end.uscc, now]),
+            "search_deep": after}
 
 
 def _place(size: int, args: argparse.Namespace, prefix: str) -> tuple[Path, str]:

@@ -210,13 +210,23 @@ class CurrentGrade(Base):
     ``grades`` ordered last by (as_of, created_at, id), named by its unique key. Maintained in the
     transaction that stores grades, so reads and lists never rank the whole grades table. Carries
     the list's ordering and filter columns (grade, score; the subject's industry and district) so
-    every list page is an index range scan."""
+    every list page is an index range scan; and the subject's name, so that a search riskiest
+    first reads one table (``serving.services.subject_lists``, migration 0021): its matches of one
+    grade letter by the searched key (``ix_current_grades_*_search``), or the rank index in order."""
 
     __tablename__ = "current_grades"
     __table_args__ = (
-        Index("ix_current_grades_rank", "grade", "score", "uscc"),
+        # (PostgreSQL: the name included, so a search walking a letter in rank order tests it on the
+        # index alone; else its planner sorted the whole letter on the covering search index)
+        Index("ix_current_grades_rank", "grade", "score", "uscc", postgresql_include=["name"]),
         Index("ix_current_grades_industry_rank", "industry", "grade", "score", "uscc"),
         Index("ix_current_grades_district_rank", "district_code", "grade", "score", "uscc"),
+        # a search's matches of one letter, by key range, then their (score, uscc) sorted; on
+        # PostgreSQL the key in byte order, as the search ranges compare (serving.db.byte_order)
+        Index("ix_current_grades_name_search", "grade", "name", "score", "uscc",
+              postgresql_ops={"name": 'COLLATE "C"'}),
+        Index("ix_current_grades_uscc_search", "grade", "uscc", "score",
+              postgresql_ops={"uscc": 'COLLATE "C"'}),
     )
 
     uscc: Mapped[str] = mapped_column(ForeignKey("subjects.uscc"), primary_key=True)
@@ -226,6 +236,7 @@ class CurrentGrade(Base):
     score: Mapped[float] = mapped_column(Float)
     industry: Mapped[str | None] = mapped_column(String(1))
     district_code: Mapped[str | None] = mapped_column(String(6))
+    name: Mapped[str | None] = mapped_column(String(200))  # the subject's (renamed with it)
 
 
 class CreditCheckBasis(Base):

@@ -534,7 +534,7 @@ def _subject_batch(conn: Connection, frame: pd.DataFrame, report: LoadReport) ->
     now = dt.datetime.now(dt.UTC)
     rows = [(*row, now) for row in values.itertuples(index=False, name=None)]
     _upsert(conn, Subject.__table__.name, _SUBJECT_COLUMNS, rows, ("uscc",))
-    refresh_subject_columns(conn, values[["uscc", "industry", "district_code"]].itertuples(index=False, name=None))
+    refresh_subject_columns(conn, values[["uscc", "industry", "district_code", "name"]].itertuples(index=False, name=None))
     return frame.iloc[0:0].assign(reason=pd.Series(dtype=str))
 
 

@@ -127,11 +127,11 @@ def refresh_current(source: Session | Connection, usccs: Iterable[str]) -> None:
         tally_current(connection, chunk, -1)  # the lists' tallies: these subjects' grades before, then after
         connection.execute(delete(_C).where(_C.c.uscc.in_(chunk)))
         latest = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score,
-                         _S.c.industry, _S.c.district_code)
+                         _S.c.industry, _S.c.district_code, _S.c.name)
                   .select_from(_S.join(_G, _G.c.id == _LATEST_ID))
                   .where(_S.c.uscc.in_(chunk)))
         connection.execute(insert(_C).from_select(
-            ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"], latest))
+            ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code", "name"], latest))
         tally_current(connection, chunk, +1)
 
 
@@ -148,13 +148,13 @@ def advance_current(connection: Connection, stored: FromClause) -> None:
     CPU-µs a row; a regrade whose scores all move at random 26.8 → 24.8, its old entries still
     removed at random places; 23 → 13 where old and new places keep their order)."""
     ranked = (select(_G.c.uscc, _G.c.as_of, _G.c.model_version, _G.c.grade, _G.c.score, _S.c.industry,
-                     _S.c.district_code, func.row_number().over(partition_by=_G.c.uscc,
+                     _S.c.district_code, _S.c.name, func.row_number().over(partition_by=_G.c.uscc,
                                                                 order_by=_latest_first(_G.c)).label("rank"))
               .select_from(stored.join(_G, and_(_G.c.uscc == stored.c.uscc, _G.c.as_of == stored.c.as_of,
                                                 _G.c.model_version == stored.c.model_version))
                            .join(_S, _S.c.uscc == _G.c.uscc))
               .subquery())
-    names = ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code"]
+    names = ["uscc", "as_of", "model_version", "grade", "score", "industry", "district_code", "name"]
     upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(_C)
     upsert = upsert.from_select(names, select(*(ranked.c[n] for n in names)).where(ranked.c.rank == 1)
                                .order_by(ranked.c.grade, ranked.c.score))
@@ -167,17 +167,19 @@ def advance_current(connection: Connection, stored: FromClause) -> None:
     tally_current(connection, subjects, +1)
 
 
-def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tuple[str, str | None, str | None]]) -> None:
-    """Copy subjects' (uscc, industry, district_code) into their current grades (after they changed),
-    a subject given twice by its last row. One set-based ``UPDATE … FROM`` the rows passed as one
-    parameter (arrays on PostgreSQL, a JSON array on SQLite): one statement and one index lookup
-    per subject, not one statement per subject (2 M for a city); rows already equal not written."""
+def refresh_subject_columns(source: Session | Connection,
+                            subjects: Iterable[tuple[str, str | None, str | None, str]]) -> None:
+    """Copy subjects' (uscc, industry, district_code, name) into their current grades (after they
+    changed: a subject renamed moves in the searches' name index), a subject given twice by its
+    last row. One set-based ``UPDATE … FROM`` the rows passed as one parameter (arrays on
+    PostgreSQL, a JSON array on SQLite): one statement and one index lookup per subject, not one
+    statement per subject (2 M for a city); rows already equal not written."""
     import json
 
     from sqlalchemy import text
 
     connection = connection_of(source)
-    last = {uscc: (industry, district) for uscc, industry, district in subjects}  # a later row wins
+    last = {uscc: (industry, district, name) for uscc, industry, district, name in subjects}  # a later row wins
     if not last:
         return
     forget_counts(connection)  # subjects stored or changed: every list's total may change
@@ -186,20 +188,22 @@ def refresh_subject_columns(source: Session | Connection, subjects: Iterable[tup
         tally_current(connection, codes[start:start + 500], -1)
     if connection.dialect.name == "postgresql":
         connection.execute(text(
-            "UPDATE current_grades AS c SET industry = v.industry, district_code = v.district_code "
-            "FROM unnest(CAST(:usccs AS text[]), CAST(:industries AS text[]), CAST(:districts AS text[])) "
-            "AS v(uscc, industry, district_code) WHERE c.uscc = v.uscc "
-            "AND (c.industry IS DISTINCT FROM v.industry OR c.district_code IS DISTINCT FROM v.district_code)"),
-            {"usccs": codes, "industries": [i for i, _ in last.values()],
-             "districts": [d for _, d in last.values()]})
+            "UPDATE current_grades AS c SET industry = v.industry, district_code = v.district_code, name = v.name "
+            "FROM unnest(CAST(:usccs AS text[]), CAST(:industries AS text[]), CAST(:districts AS text[]), "
+            "CAST(:names AS text[])) AS v(uscc, industry, district_code, name) WHERE c.uscc = v.uscc "
+            "AND (c.industry IS DISTINCT FROM v.industry OR c.district_code IS DISTINCT FROM v.district_code "
+            "OR c.name IS DISTINCT FROM v.name)"),
+            {"usccs": codes, "industries": [i for i, _, _ in last.values()],
+             "districts": [d for _, d, _ in last.values()], "names": [n for _, _, n in last.values()]})
     else:
         connection.execute(text(  # SQLite ≥ 3.33 (UPDATE … FROM)
-            "UPDATE current_grades SET industry = v.industry, district_code = v.district_code "
+            "UPDATE current_grades SET industry = v.industry, district_code = v.district_code, name = v.name "
             "FROM (SELECT json_extract(value, '$[0]') AS uscc, json_extract(value, '$[1]') AS industry, "
-            "json_extract(value, '$[2]') AS district_code FROM json_each(:rows)) AS v "
+            "json_extract(value, '$[2]') AS district_code, json_extract(value, '$[3]') AS name "
+            "FROM json_each(:rows)) AS v "
             "WHERE current_grades.uscc = v.uscc AND (current_grades.industry IS NOT v.industry "
-            "OR current_grades.district_code IS NOT v.district_code)"),
-            {"rows": json.dumps([[u, i, d] for u, (i, d) in last.items()], ensure_ascii=False)})
+            "OR current_grades.district_code IS NOT v.district_code OR current_grades.name IS NOT v.name)"),
+            {"rows": json.dumps([[u, i, d, n] for u, (i, d, n) in last.items()], ensure_ascii=False)})
     for start in range(0, len(codes), 500):  # and after
         tally_current(connection, codes[start:start + 500], +1)
 

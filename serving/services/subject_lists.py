@@ -4,10 +4,20 @@ Order: riskiest first (grade D→A, then score ascending, then USCC), the subjec
 last (by USCC); with ``search`` (a USCC prefix, or else a name prefix) the matches by that key.
 Every page is an index range scan of ``current_grades`` (``ix_current_grades_*_rank``: one per
 grade letter, ``grade = ? AND (score, uscc) > cursor``) or of ``subjects`` (primary key, name),
-so a deep page costs what the first one does. The total is read on every page, so it follows a
-grade load made while a reader pages: for a reader who covers every subject or a section (no
-search) it is a sum of the tallies kept as subjects and grades are written; otherwise it is
-counted once and kept per coverage and filters until subjects, records or grades change
+so a deep page costs what the first one does.
+
+A search riskiest first reads ``current_grades`` alone (it carries the subject's name, migration
+0021), per grade letter, whichever of two ways reads fewer rows: the letter's ``m`` matches by
+the key's range (``ix_current_grades_{name,uscc}_search``: grade, key, score…), their (score,
+uscc) sorted (``m`` rows), or the letter's rank index in order, each row's key tested (about
+``page × n / m`` rows of the letter's ``n``). ``m`` is counted once per change and kept (as the
+totals are), so a page reads at most about ``√(page × n)`` index rows whatever the match count
+(≈ 10,000 for a page of 50 in a letter of 2 M), then the page's own rows. The bound assumes the
+prefix does not follow the score inside a letter (names and codes do not).
+
+The total is read on every page, so it follows a grade load made while a reader pages: for a
+reader who covers every subject or a section (no search) it is a sum of the tallies kept as
+subjects and grades are written; otherwise it is counted once and kept per coverage and filters until subjects, records or grades change
 (``serving.services.list_counts``), so a later page reads the kept total (or counts again, once,
 after a change).
 
@@ -50,10 +60,7 @@ _USCC_PREFIX = re.compile(r"[0-9A-Z]{1,18}")
 _USCC_END = "~"  # sorts after every USCC character (0-9, A-Z)
 _NAME_END = "\U0010ffff"
 _KEY_ORDERS = {"uscc": Subject.uscc, "name": Subject.name}  # the orders of a list by one indexed key
-# a search's matches ranked in memory up to this many (a page reads them all on the search's index
-# range); more, and the grade indexes are walked in rank order, reading about total/matches rows a
-# match (at most population/_FEW_MATCHES)
-_FEW_MATCHES = 1000
+_SEARCH_INDEXES = {"uscc": "ix_current_grades_uscc_search", "name": "ix_current_grades_name_search"}
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,8 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
     """One page of the subjects ``principal`` covers under ``filters``, after cursor ``after``;
     ``order``: riskiest first (``risk``), or by USCC (``uscc``) or name (``name``), each by key
     on an index (a search in a key order orders by the key it searches). A search riskiest first:
-    its matches, when few (``_FEW_MATCHES``), read on the search's index range and ranked in
-    memory; when many, the grade indexes read in rank order, keeping the matches (dense enough
-    that a page reads a bounded stretch)."""
+    per grade letter its matches by the key's range, sorted, or the rank index in order keeping
+    the matches, whichever reads fewer rows (module docstring)."""
     cursor = _decode(after) if after else None
     now = generation(session)
     total = list_total(session, principal, filters)
@@ -91,8 +97,6 @@ def subject_page(session: Session, principal: Principal, filters: ListFilter = L
         return SubjectListPage(total=total, rows=[], next=None, changed=True)
     if order in _KEY_ORDERS:
         rows, key = _search_rows(session, principal, filters, cursor, limit, order)
-    elif filters.search and total <= _FEW_MATCHES:
-        rows, key = _few_ranked(session, principal, filters, cursor, limit)
     else:
         rows, key = _ranked_rows(session, principal, filters, cursor, limit)
     return SubjectListPage(total=total, rows=rows, next=_encode([*key, now]) if key else None)
@@ -166,14 +170,8 @@ def _tallied(session: Session, principal: Principal, filters: ListFilter, grade:
 def count_subjects(session: Session, principal: Principal, filters: ListFilter) -> int:
     """How many subjects ``principal`` covers under ``filters`` (counted once per list)."""
     if filters.grade:  # led by the current grades' (district|industry, grade) index, as the pages are
-        stmt = _graded_count(filters.grade, filters)
-        if filters.search or not _covers_all(principal):
-            # the subjects joined only when their columns decide: a count of one grade joined to
-            # the subjects costs a look-up per graded subject (1.1 s of CPU for 400 k on SQLite,
-            # against 21 ms for the index alone)
-            stmt = stmt.join(Subject, Subject.uscc == CurrentGrade.uscc).where(
-                coverage_clause(principal), *_subject_filters(ListFilter(search=filters.search)))
-        return session.scalar(stmt) or 0
+        # (a search: the key's range on the grade's search index, current_grades' own copy of it)
+        return session.scalar(_graded_count(filters.grade, filters).where(*_graded_coverage(principal))) or 0
     stmt, rest = select(func.count()).select_from(Subject), _subject_filters(filters)
     return session.scalar(stmt.where(coverage_clause(principal), *rest)) or 0
 
@@ -188,7 +186,26 @@ def _graded_count(letter: str | None, filters: ListFilter) -> Select[Any]:
         stmt = stmt.where(CurrentGrade.district_code == filters.district)
     if filters.industry:
         stmt = stmt.where(CurrentGrade.industry == filters.industry)
+    if filters.search:
+        column, end = _graded_search(filters.search)
+        stmt = stmt.where(*prefix_range(column, filters.search, end))
     return stmt
+
+
+def _graded_coverage(principal: Principal) -> list[Any]:
+    """``principal``'s coverage on a statement of current grades: none for a reader of every
+    subject, the section on the current grades' own column, else the subjects' rule (joined: a
+    lookup per current grade read, so only for readers of some subjects by their records)."""
+    if _covers_all(principal):
+        return []
+    if principal.role == "sector" and principal.section:
+        return [CurrentGrade.industry == principal.section]
+    return [exists().where(Subject.uscc == CurrentGrade.uscc, coverage_clause(principal))]
+
+
+def _graded_search(search: str) -> tuple[Any, str]:
+    """(the current grades' copy of the column a search reads, a character after every one it holds)."""
+    return (CurrentGrade.uscc, _USCC_END) if _USCC_PREFIX.fullmatch(search) else (CurrentGrade.name, _NAME_END)
 
 
 def _covers_all(principal: Principal) -> bool:
@@ -200,7 +217,11 @@ def _may_have_ungraded(session: Session, principal: Principal, filters: ListFilt
     """Whether the list can hold subjects without a grade. Finding them is a scan of the subjects
     for a missing current grade, which, when every subject is graded (a city after its monthly
     grading), reads the whole population to find none: for a reader who covers every subject or a
-    section the answer is in the tallies (subjects less graded ones); otherwise it is looked for."""
+    section the answer is in the tallies (subjects less graded ones); for a search, in its kept
+    counts (its matches less its graded ones); otherwise it is looked for."""
+    if filters.search and not filters.grade:
+        graded = sum(list_total(session, principal, replace(filters, grade=letter)) for letter in _RISKIEST_FIRST)
+        return list_total(session, principal, filters) > graded
     tallied = _tallied(session, principal, filters, grade="")
     return tallied is None or tallied > 0
 
@@ -255,7 +276,14 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
         for letter in letters:
             if letter > start_letter:
                 continue
-            stmt = _graded(principal).where(CurrentGrade.grade == letter, *_searched(filters))
+            if filters.search:
+                bound = (cursor[2], cursor[3]) if cursor and letter == start_letter else None
+                keys = _letter_keys(session, principal, filters, letter, bound, limit - len(rows) + 1)
+                rows += _rows_of(session, keys)
+                if len(rows) > limit:
+                    return rows[:limit], _ranked_key(rows[limit - 1])
+                continue
+            stmt = _graded(principal).where(CurrentGrade.grade == letter)
             if filters.district:  # the filter columns of current_grades: index (district, grade, score, uscc)
                 stmt = stmt.where(CurrentGrade.district_code == filters.district)
             if filters.industry:
@@ -281,37 +309,60 @@ def _ranked_rows(session: Session, principal: Principal, filters: ListFilter, cu
     return rows, None
 
 
-def _searched(filters: ListFilter) -> list[ColumnElement[bool]]:
-    """The search's range on the subjects joined to the current grades (none without a search)."""
-    return _subject_filters(ListFilter(search=filters.search)) if filters.search else []
+def _walks(matches: int, letter_size: int, wanted: int) -> bool:
+    """Whether a search reads a letter's rank index in order (about ``wanted × letter_size /
+    matches`` rows) rather than its ``matches`` by the key's range (then sorted): the fewer."""
+    return matches * matches > wanted * letter_size
+
+
+def _letter_keys(session: Session, principal: Principal, filters: ListFilter, letter: str,
+                 bound: tuple[float, str] | None, wanted: int, backwards: bool = False) -> list[tuple[float, str]]:
+    """The (score, uscc) of the next ``wanted`` matches of a search in grade ``letter`` after
+    ``bound`` (``backwards``: from ``bound`` included, back), read on ``current_grades`` alone by
+    the cheaper of its two indexes (module docstring)."""
+    matches = list_total(session, principal, replace(filters, grade=letter))  # counted once per change, kept
+    if not matches:
+        return []
+    column, end = _graded_search(filters.search or "")
+    key = "uscc" if column is CurrentGrade.uscc else "name"
+    walk = _walks(matches, tallied_total(session, grade=letter), wanted)
+    stmt = select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == letter,
+                                                               *_graded_coverage(principal))
+    if filters.district:
+        stmt = stmt.where(CurrentGrade.district_code == filters.district)
+    if filters.industry:
+        stmt = stmt.where(CurrentGrade.industry == filters.industry)
+    rank = tuple_(CurrentGrade.score, CurrentGrade.uscc)
+    if bound is not None:
+        stmt = stmt.where(rank <= tuple_(*bound) if backwards else rank > tuple_(*bound))
+    if walk:  # the rank index in order; the key tested on each row (an expression no index serves)
+        prefix = filters.search or ""
+        stmt = stmt.where(func.substr(column, 1, len(prefix)) == prefix).with_hint(
+            CurrentGrade, "INDEXED BY ix_current_grades_rank", "sqlite")
+        order = [CurrentGrade.score, CurrentGrade.uscc]
+    else:  # the letter's matches by the key's range, sorted (``score + 0``: not by the rank index)
+        stmt = stmt.where(*prefix_range(column, filters.search or "", end)).with_hint(
+            CurrentGrade, f"INDEXED BY {_SEARCH_INDEXES[key]}", "sqlite")
+        order = [CurrentGrade.score + 0, CurrentGrade.uscc]
+    order = [o.desc() for o in order] if backwards else order
+    return [(score, uscc) for score, uscc in session.execute(stmt.order_by(*order).limit(wanted))]
+
+
+def _rows_of(session: Session, keys: list[tuple[float, str]]) -> list[tuple[Subject, Grade | None]]:
+    """The (subject, current grade) of each key, in the keys' order."""
+    if not keys:
+        return []
+    usccs = [uscc for _score, uscc in keys]
+    stmt = (select(Subject, Grade).select_from(CurrentGrade).join(Subject, Subject.uscc == CurrentGrade.uscc)
+            .join(Grade, CURRENT_JOIN).where(CurrentGrade.uscc.in_(usccs)))
+    found = {subject.uscc: (subject, grade) for subject, grade in session.execute(stmt).tuples()}
+    return [found[uscc] for uscc in usccs if uscc in found]
 
 
 def _rank(row: tuple[Subject, Grade | None]) -> tuple[Any, ...]:
     """Riskiest first, as the ranked pages read: D→A, score ascending, USCC; ungraded last by USCC."""
     subject, grade = row
     return (0, -ord(grade.grade), grade.score, subject.uscc) if grade is not None else (1, 0, 0.0, subject.uscc)
-
-
-def _matches_ranked(session: Session, principal: Principal,
-                    filters: ListFilter) -> list[tuple[Subject, Grade | None]]:
-    """A search's few matches (at most ``_FEW_MATCHES``), read on the search's index range, ranked."""
-    stmt = (select(Subject, Grade).outerjoin(CurrentGrade, CurrentGrade.uscc == Subject.uscc)
-            .outerjoin(Grade, CURRENT_JOIN).where(coverage_clause(principal), *_subject_filters(filters)))
-    if filters.grade:
-        stmt = stmt.where(_grade_of_row(filters.grade))
-    return sorted(session.execute(stmt.limit(_FEW_MATCHES + 1)).tuples(), key=_rank)
-
-
-def _few_ranked(session: Session, principal: Principal, filters: ListFilter, cursor: list[Any] | None,
-                limit: int) -> tuple[list[tuple[Subject, Grade | None]], list[Any] | None]:
-    """A page of a search's few matches riskiest first (ranked in memory), after ``cursor``."""
-    rows = _matches_ranked(session, principal, filters)
-    if cursor:
-        mark = (0, -ord(cursor[1]), cursor[2], cursor[3]) if cursor[0] == "g" else (1, 0, 0.0, cursor[1])
-        rows = [row for row in rows if _rank(row) > mark]
-    if len(rows) > limit:
-        return rows[:limit], _ranked_key(rows[limit - 1])
-    return rows, None
 
 
 def _ranked_key(row: tuple[Subject, Grade | None]) -> list[Any]:
@@ -353,10 +404,6 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
             stmt = stmt.where(_grade_of_row(filters.grade))
         row = session.execute(stmt.order_by(column.desc(), Subject.uscc.desc()).offset(limit).limit(1)).first()
         return _encode(["s", row[0], row[1], carried]) if row else None
-    if filters.search and list_total(session, principal, filters) <= _FEW_MATCHES:
-        ranked = [_ranked_key(row) for row in _matches_ranked(session, principal, filters)]
-        at = next((k for k, key in enumerate(ranked) if key == cursor[:-1]), None)
-        return _encode([*ranked[at - limit], carried]) if at is not None and at >= limit else None
     skip = limit  # rows of the page before, the cursor's row its last
     letters = [filters.grade] if filters.grade else _RISKIEST_FIRST
     if cursor[0] == "u":
@@ -374,8 +421,15 @@ def previous_cursor(session: Session, principal: Principal, filters: ListFilter,
     for letter in reversed(letters):
         if start is not None and letter < start[0]:  # less risky than the cursor's: after it
             continue
+        bound = (start[1], start[2]) if start is not None and letter == start[0] else None
+        if filters.search:
+            keys = _letter_keys(session, principal, filters, letter, bound, skip + 1, backwards=True)
+            if len(keys) > skip:
+                return _encode(["g", letter, keys[skip][0], keys[skip][1], carried])
+            skip -= len(keys)
+            continue
         stmt = _graded(principal).with_only_columns(CurrentGrade.score, CurrentGrade.uscc).where(
-            CurrentGrade.grade == letter, *_searched(filters))
+            CurrentGrade.grade == letter)
         if filters.district:
             stmt = stmt.where(CurrentGrade.district_code == filters.district)
         if filters.industry:

@@ -130,8 +130,12 @@ def test_sorted_and_searched_pages_with_filters_read_in_key_order_without_sortin
         # the page's "previous" link (3.5 s for grade B by name at 300 k subjects)
         plans += _plans_of(session, lambda f=filters, o=order, a=second.next: previous_cursor(
             session, ADMIN, f, a, limit=2, order=o))
+        # a search riskiest first may sort one letter's matches read by the key's range (fewer
+        # rows than its rank index would read: subject_lists._walks), never a letter or the population
         sorts = [statement[:60] for statement, plan in plans if "count(" not in statement.lower()
-                 and any("TEMP B-TREE FOR ORDER BY" in line for line in plan)]
+                 and any("TEMP B-TREE FOR ORDER BY" in line for line in plan)
+                 and not any("INDEX ix_current_grades_name_search (grade=? AND name>? AND name<?)" in line
+                             for line in plan)]
         if sorts:
             sorted_whole[name] = sorts
     assert not sorted_whole, sorted_whole

@@ -22,12 +22,14 @@ FILTERS = [ListFilter(), ListFilter(grade="B"), ListFilter(district="320104"),
            ListFilter(search="南京乙", grade="D")]
 
 
-@pytest.mark.parametrize(("order", "few"), [("risk", 1000), ("risk", 0), ("uscc", 1000), ("name", 1000)])
-def test_paging_visits_each_covered_subject_exactly_once_and_goes_back_where_it_came_from(session, order, few,
+@pytest.mark.parametrize(("order", "walk"), [("risk", None), ("risk", True), ("risk", False), ("uscc", None),
+                                             ("name", None)])
+def test_paging_visits_each_covered_subject_exactly_once_and_goes_back_where_it_came_from(session, order, walk,
                                                                                           monkeypatch):
     from serving.services import subject_lists
 
-    monkeypatch.setattr(subject_lists, "_FEW_MATCHES", few)  # 0: a search's matches walked in rank order
+    if walk is not None:  # a search's matches always walked in rank order, or always by the key's range
+        monkeypatch.setattr(subject_lists, "_walks", lambda *_: walk)
     _city(session)
     session.commit()
     for filters in FILTERS:
