@@ -181,7 +181,9 @@ def _validated_ahead(kind: str, frames: Iterable[pd.DataFrame], first_row: int, 
     first frame's first row), in input order, each validated as alone. With ``ahead`` (one
     thread) the next frame is read and its validation started before this one is given: it runs
     while the caller writes this one; a frame whose write fails discards the validation made
-    ahead (read again on resume)."""
+    ahead (read again on resume). A frame read before the input fails (a bad file, the operator's
+    interrupt) is given first, and the failure raised after it: as without ``ahead``, a load stopped
+    after k frames has stored k frames."""
     rows = iter(frames)
     if ahead is None:
         for frame in rows:
@@ -197,11 +199,17 @@ def _validated_ahead(kind: str, frames: Iterable[pd.DataFrame], first_row: int, 
     while frame is not None and pending is not None:
         checked = pending.result()
         report.lap("validate")  # (the part the previous frame's write did not hide)
-        following = next(rows, None)
+        failure: BaseException | None = None
+        try:
+            following = next(rows, None)
+        except BaseException as exc:  # re-raised below, once this frame is written
+            following, failure = None, exc
         report.lap("read")
         following_row = first_row + len(frame)
         pending = ahead.submit(_validate, kind, following, following_row) if following is not None else None
         yield frame, checked
+        if failure is not None:
+            raise failure
         frame, first_row = following, following_row
 
 
