@@ -113,39 +113,6 @@ def _tree_splits(booster, n_iter: int) -> list[list[tuple[int, float | None]]]:
 _ZERO = float(np.float32(1e-35))
 
 
-# a categorical of at least this many levels reaches LightGBM as one ordered column (`_order_codes`)
-_MANY_LEVELS = 16
-# the boosters train on its values cross-fitted over this many folds (`_cross_fitted_orders`)
-_CROSS_FIT_FOLDS = 5
-
-
-def _order_codes(codes: np.ndarray, n_categories: int, grad: np.ndarray, hess: np.ndarray,
-                 smooth: float) -> np.ndarray:
-    """Per category code, its shrunken mean gradient sum(grad) / (sum(hess) + smooth) over the
-    given rows (LightGBM's `cat_smooth` ratio, taken once on the starting gradients instead of at
-    every node): the value that orders the categories."""
-    ok = ~np.isnan(codes)
-    c = codes[ok].astype(np.int64)
-    g = np.bincount(c, weights=grad[ok], minlength=n_categories)
-    h = np.bincount(c, weights=hess[ok], minlength=n_categories)
-    # rounded: equal sums added in another order must still tie
-    return np.round(g / (h + smooth), 9)
-
-
-def _cross_fitted_orders(codes: np.ndarray, n_categories: int, grad: np.ndarray, hess: np.ndarray,
-                         smooth: float, folds: list[np.ndarray]) -> np.ndarray:
-    """Per row, its category's `_order_codes` value computed on the other folds' rows (NaN where
-    the code is): the boosters train on values their own labels did not set."""
-    out = np.full(len(codes), np.nan)
-    for fold in folds:
-        rest = np.ones(len(codes), bool)
-        rest[fold] = False
-        ratio = _order_codes(np.where(rest, codes, np.nan), n_categories, grad, hess, smooth)
-        ok = fold[~np.isnan(codes[fold])]
-        out[ok] = ratio[codes[ok].astype(np.int64)]
-    return out
-
-
 def _representatives(edges: np.ndarray, n_categories: int | None) -> np.ndarray:
     """One value inside every region of a feature (last: missing, NaN), where LightGBM reads it
     as inside too: a region (e', e] is represented by e, except at the zero cuts ±1e-35, which
@@ -441,36 +408,14 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         mono = [int(monotone.get(n, 0)) for n in names]
         bags = self._bags(y_arr)
         seed = self.random_state or 0
-        # A categorical of 16+ levels (a state, a first name) is given to LightGBM as one ordered
-        # column: its categories ranked once by the shrunken mean gradient of all training rows.
-        # Re-sorted by each node's gradients (LightGBM's categorical split), many small
-        # categories score a high gain on noise alone, and greedy boosting takes such a feature
-        # too often; smoothing that sort (`cat_smooth`) is global and costs the 5-10-level
-        # categoricals of other tables (BENCHMARKS.md, issue 19, session 16).
-        rate = float(np.clip(y_arr.mean(), 1e-12, 1 - 1e-12))
-        p0 = sigmoid(init_score) if init_score is not None else np.full(len(y_arr), rate)
-        self._orders = {j: _order_codes(Xe[:, j], len(self.categories_[names[j]]), p0 - y_arr, p0 * (1 - p0),
-                                        self.cat_smooth)
-                        for j in range(p) if is_cat[j] and len(self.categories_[names[j]]) >= _MANY_LEVELS}
-        cat_idx = [j for j in cat_idx if j not in self._orders]
-        Xb = self._booster_view(Xe, range(p))
-        if self._orders and _CROSS_FIT_FOLDS > 1:
-            from sklearn.model_selection import StratifiedKFold
-
-            k = min(_CROSS_FIT_FOLDS, int(min(y_arr.sum(), len(y_arr) - y_arr.sum())))
-            if k > 1:
-                folds = [te for _, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(Xe, y_arr)]
-                for j in self._orders:
-                    Xb[:, j] = _cross_fitted_orders(Xe[:, j], len(self.categories_[names[j]]), p0 - y_arr,
-                                                    p0 * (1 - p0), self.cat_smooth, folds)
 
         # 1. mains
         params1 = self._params(leaves=self.num_leaves, max_bin=self.max_bin, monotone=mono,
                                groups=[[j] for j in range(p)], seed=seed)
-        data1 = lgb.Dataset(Xb, label=y_arr, categorical_feature=cat_idx, free_raw_data=False, params=params1)
+        data1 = lgb.Dataset(Xe, label=y_arr, categorical_feature=cat_idx, free_raw_data=False, params=params1)
         mains = [self._boost(lgb, data1, params1, rows, init_score) for rows in bags]
         offset = init_score if init_score is not None else 0.0
-        f1_bags = [b.predict(Xb, raw_score=True, num_iteration=k) + offset for b, k in mains]
+        f1_bags = [b.predict(Xe, raw_score=True, num_iteration=k) + offset for b, k in mains]
 
         # 2. pair search on the mains' residuals
         isolated = set(self.main_effect_only or ())
@@ -490,31 +435,18 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
             params2 = self._params(leaves=self.pair_num_leaves, max_bin=self.pair_max_bin,
                                    monotone=[mono[j] for j in local], groups=[[pos[a], pos[b]] for a, b in pairs],
                                    seed=seed + 1)
-            data2 = lgb.Dataset(Xb[:, local], label=y_arr, categorical_feature=[pos[j] for j in cat_idx if j in pos],
+            data2 = lgb.Dataset(Xe[:, local], label=y_arr, categorical_feature=[pos[j] for j in cat_idx if j in pos],
                                 free_raw_data=False, params=params2)
             inter = [self._boost(lgb, data2, params2, rows, base) for rows, base in zip(bags, f1_bags, strict=True)]
 
         self._read_tables(Xe, mains, inter, pairs, local)
-        self.oob_log_odds_ = self._out_of_bag(Xb, bags, f1_bags, inter, local)
+        self.oob_log_odds_ = self._out_of_bag(Xe, bags, f1_bags, inter, local)
         self.calibration_ = None
         if self.calibration is not None and init_score is None:
             self._calibrate(y_arr)
-        del self._parts, self._orders  # only the fit weighs the parts and reads the orders
+        del self._parts  # only the fit weighs the parts
         self.n_rounds_ = [(k, inter[i][1] if inter else 0) for i, (_, k) in enumerate(mains)]
         return self
-
-    def _booster_view(self, X: np.ndarray, features) -> np.ndarray:
-        """X (columns: the given features, categories as codes) as the boosters read it: each
-        ordered many-level categorical's code replaced by its place (`_order_codes`)."""
-        out = X
-        for i, j in enumerate(features):
-            if j in self._orders:
-                if out is X:
-                    out = X.copy()
-                col = X[:, i]
-                ok = ~np.isnan(col)
-                out[ok, i] = self._orders[j][col[ok].astype(np.int64)]
-        return out
 
     @staticmethod
     def _out_of_bag(Xe: np.ndarray, bags, f1_bags, inter, local: list[int]) -> np.ndarray:
@@ -610,9 +542,8 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                         if a in used and b in used and local[f] in (a, b):
                             coarse[(a, b)][0 if local[f] == a else 1].add(t)
         # a split at +inf only sends NaN one way: as an edge it would bound an empty region
-        fine = [{t for t in s if t < np.inf} if j not in self._orders else set() for j, s in enumerate(fine)]
-        coarse = {pr: tuple({t for t in s if t < np.inf} if pr[i] not in self._orders else set()
-                            for i, s in enumerate(sides)) for pr, sides in coarse.items()}
+        fine = [{t for t in s if t < np.inf} for s in fine]
+        coarse = {pr: tuple({t for t in s if t < np.inf} for s in sides) for pr, sides in coarse.items()}
         self.edges_ = [np.array(sorted(s), dtype=float) for s in fine]
         reps = [_representatives(self.edges_[j], n_cat[j]) for j in range(p)]
 
@@ -625,7 +556,7 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
         intercept = 0.0
         w = 1.0 / len(mains)
         for booster, k in mains:
-            contrib = booster.predict(self._booster_view(grid, range(p)), pred_contrib=True, num_iteration=k)
+            contrib = booster.predict(grid, pred_contrib=True, num_iteration=k)
             for j in range(p):
                 tables[j] += w * contrib[: len(reps[j]), j]
             intercept += w * float(contrib[0, -1])
@@ -653,7 +584,6 @@ class BoostedGAM(RiskModelMixin, BaseEstimator):
                 rows[:, pos[b]] = np.tile(rb, len(ra))
                 blocks.append(rows)
             queries = np.vstack(blocks)
-            queries = self._booster_view(queries, local)
             f2 = np.mean([b.predict(queries, raw_score=True, num_iteration=k) for b, k in inter], axis=0)
             at = 1
             f_anchor = f2[0]
