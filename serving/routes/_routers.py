@@ -15,8 +15,26 @@ from fastapi import APIRouter, HTTPException, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from serving.errors import InvalidInput
+from serving.i18n import text
+
 # what an unparsable body is given to the route as: no body model accepts it (checked per route)
 _UNPARSED = object()
+
+
+class NestedTooDeep(ValueError):
+    """A JSON body nested deeper than the parser recurses (``json`` raises RecursionError)."""
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body parsed as JSON: the one parse of a request body in the service. Raises
+    ValueError for every body that does not parse: not JSON, not UTF-8 (UnicodeDecodeError), or
+    nested too deep (`NestedTooDeep`: ``json.loads`` raises RecursionError, not a ValueError, so a
+    caller catching ValueError answered it 500, or FastAPI 400 before the route's dependencies)."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise NestedTooDeep("JSON nested too deep") from exc
 
 
 class _BodyParsedLate(Request):
@@ -26,11 +44,13 @@ class _BodyParsedLate(Request):
     unparsed: Exception | None = None
 
     async def json(self) -> Any:
-        try:
-            return await super().json()
-        except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
-            self.unparsed = exc
-            return _UNPARSED
+        if not hasattr(self, "_json"):
+            try:
+                self._json = parse_json_body(await self.body())
+            except ValueError as exc:  # not JSON, not UTF-8, or nested too deep (parse_json_body)
+                self.unparsed = exc
+                return _UNPARSED
+        return self._json
 
 
 class CallerFirstRoute(APIRoute):
@@ -67,6 +87,8 @@ class CallerFirstRoute(APIRoute):
 
 def _unparsed_answer(exc: Exception) -> Exception:
     """What FastAPI answers a body that does not parse (``fastapi.routing.get_request_handler``)."""
+    if isinstance(exc, NestedTooDeep):
+        return InvalidInput(text("body_nested_too_deep", "en"), field="body", zh=text("body_nested_too_deep", "zh"))
     if isinstance(exc, json.JSONDecodeError):
         return RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
                                         "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc)

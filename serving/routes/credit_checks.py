@@ -49,7 +49,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.measures import MeasuresCatalogue, load_measures
-from serving.routes._routers import CallerFirstRoute
+from serving.routes._routers import CallerFirstRoute, parse_json_body
 from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
 from serving.security import Principal
 from serving.services import credit_checks
@@ -90,8 +90,8 @@ async def _log_refusal(request: Request, code: str) -> None:
     refusal is still answered (and the failure reported in the service's log)."""
     if request.method == "POST":
         try:
-            sent = json.loads(await request.body())  # read already: the request's cached body
-        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError)
+            sent = parse_json_body(await request.body())  # read already: the request's cached body
+        except ValueError:  # not JSON, not UTF-8, or nested too deep
             sent = None
         sent = sent if isinstance(sent, dict) else {}
         usccs = sent.get("usccs")

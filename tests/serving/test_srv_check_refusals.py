@@ -113,3 +113,16 @@ def test_a_caller_who_may_never_check_cannot_make_the_log_write_thousands_of_ent
     entries = _entries(session)
     assert 1 <= len(entries) <= 100 and {e.outcome for e in entries} == {"denied"}
     assert [e.uscc for e in entries] == usccs[:len(entries)] and "5000" in entries[0].purpose
+
+
+def test_a_batch_nested_too_deep_is_refused_and_logged_never_a_500(client, auth, session):
+    # found as attacker: the refusal's logger parsed the body again with json.loads and caught only
+    # ValueError; deep nesting raises RecursionError, so every caller got a 500, nothing logged
+    deep = {"Content-Type": "application/json"}
+    r = client.post(f"{CHECK}/batch", headers=auth("ent1") | deep, content=b"[" * 5000 + b"]" * 5000)
+    assert r.status_code == 403, r.text
+    r = client.post(f"{CHECK}/batch", headers=auth("reg_samr") | deep, content=b"[" * 5000 + b"]" * 5000)
+    assert r.status_code in (400, 422), r.text
+    assert "嵌套" in r.json()["error"]["message_zh"]
+    assert [(e.actor, e.uscc, e.outcome) for e in _entries(session)] == [("ent1", "", "denied"),
+                                                                         ("reg_samr", "", "denied")]

@@ -33,6 +33,7 @@ PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 # not depend on it), and a malformed one (the parameter's rule broken)
 WELL_FORMED = {"uscc": ENT1, "action": "close", "username": "nobody_here", "prefix": "tsk_nothing"}
 MALFORMED = {"uscc": "91320102<bad>", "action": "explode"}
+DEEP = b"[" * 5000 + b"]" * 5000  # JSON nested past the parser's recursion limit (10 KB)
 
 
 def _url(path: str, values: dict[str, str], default: str) -> str:
@@ -175,6 +176,26 @@ def test_a_wrong_role_sending_a_body_that_is_not_json_gets_the_roles_403_logged(
     assert check_chain(session).ok
 
 
+def test_a_body_nested_too_deep_is_judged_after_the_role_and_named_in_both_languages(client, auth, session):
+    # found as attacker: json.loads raises RecursionError (not a ValueError) for deep nesting, so
+    # FastAPI answered 400, unlogged, before the role check, on every JSON-body route
+    from serving.i18n import TEXTS
+
+    broken = {"Content-Type": "application/json"}
+    before = _head(session)
+    r = client.post("/api/v1/admin/users", content=DEEP, headers=auth("analyst") | broken)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_allowed", r.text
+    [entry] = _denied(session, before)
+    assert entry.actor == "analyst"
+    r = client.post("/api/v1/admin/users", content=DEEP, headers=auth("admin") | broken)
+    assert 400 <= r.status_code < 500
+    error = r.json()["error"]
+    assert error["message_zh"] == TEXTS["body_nested_too_deep"]["zh"]
+    assert error["message"] == TEXTS["body_nested_too_deep"]["en"]
+    assert client.post("/api/v1/admin/users", content=DEEP, headers=broken).status_code == 401
+    assert check_chain(session).ok
+
+
 def test_a_refusal_by_a_rule_beside_the_role_is_logged_too(client, auth, session):
     # another department's ratios: refused by the route's own rule (the role may use the route);
     # logged as the role's refusals are, with the refusal's code, once
@@ -240,7 +261,7 @@ def test_a_body_that_does_not_parse_is_judged_after_the_caller_and_its_role_on_e
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             parsed = client.request(method, url, content=b'"not an object"', headers=headers,
                                     params={"purpose": "核查"})
-            for broken in (b"{not json", b"\x80\x81 not utf-8"):
+            for broken in (b"{not json", b"\x80\x81 not utf-8", DEEP):
                 before = _head(session)
                 r = client.request(method, url, content=broken, headers=headers, params={"purpose": "核查"})
                 logged = [e for e in _denied(session, before) if e.actor == username]
