@@ -178,7 +178,7 @@ def hash_api_key(key: str) -> str:
 
 
 def api_key_matches(key: str, key_hash: str) -> bool:
-    return hmac.compare_digest(hash_api_key(key), key_hash)
+    return same_secret(hash_api_key(key), key_hash)
 
 
 class CredentialCache:
@@ -277,8 +277,14 @@ def csrf_token(secret: str, session_id: str) -> str:
     return hmac.new(secret.encode(), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """``expected == given`` in constant time, as UTF-8 bytes: ``hmac.compare_digest`` refuses two
+    ``str`` with a non-ASCII character (TypeError, a 500 for a token a caller typed)."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
+
+
 def csrf_valid(secret: str, session_id: str | None, token: str | None) -> bool:
-    return bool(session_id and token) and hmac.compare_digest(csrf_token(secret, session_id), token)
+    return bool(session_id and token) and same_secret(csrf_token(secret, session_id), token)
 
 
 def mask_name(name: str | None) -> str | None:

@@ -3,7 +3,7 @@
 10,000 codes). Machine clients use the API keys an admin creates (``X-API-Key``); a regulator's
 key checks the matters the measures catalogue opens to its department, an admin's every matter.
 Every check is logged in the query log before it is answered (a batch: one entry per code, all
-in one group commit), and so is every refused one of an authenticated caller (``denied``: no
+in one group commit), and so is every refused request of an authenticated caller (one ``denied`` entry: no
 permission, unknown matter, invalid code, over the batch limit …; ``_RefusalsLogged``). The answer
 is measures and their basis, never the grade.
 
@@ -49,7 +49,7 @@ from serving.errors import (
     error_responses,
 )
 from serving.measures import MeasuresCatalogue, load_measures
-from serving.routes._routers import CallerFirstRoute
+from serving.routes._routers import CallerFirstRoute, parse_json_body
 from serving.schemas import MATTER_PATTERN, CreditCheckBatchIn, CreditCheckBatchOut, CreditCheckOut
 from serving.security import Principal
 from serving.services import credit_checks
@@ -83,15 +83,15 @@ class _RefusalsLogged(APIRoute):
 
 
 async def _log_refusal(request: Request, code: str) -> None:
-    """Log a refused check as ``denied`` entries (``deps.log_refused``): who (the credential,
-    checked as the route checks it), the codes, matter and purpose as far as they were sent,
-    and ``code``. A request without a valid credential is not logged here: its API key was
+    """Log a refused check as one ``denied`` entry (``deps.log_refused``): who (the credential,
+    checked as the route checks it), the first code, the matter, the number of codes and the
+    purpose as far as they were sent, and ``code``. A request without a valid credential is not logged here: its API key was
     counted as a failed login (``users.api_key_principal``). If the log cannot be written, the
     refusal is still answered (and the failure reported in the service's log)."""
     if request.method == "POST":
         try:
-            sent = json.loads(await request.body())  # read already: the request's cached body
-        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError)
+            sent = parse_json_body(await request.body())  # read already: the request's cached body
+        except ValueError:  # not JSON, not UTF-8, or nested too deep
             sent = None
         sent = sent if isinstance(sent, dict) else {}
         usccs = sent.get("usccs")
@@ -108,10 +108,10 @@ async def _log_refusal(request: Request, code: str) -> None:
             principal = checked_principal(request, session)
         except (NotAuthenticated, TooManyAttempts):
             return
-        # a caller who may check nothing logs as many codes as a probe needs, not a batch's worth:
-        # the log's cost of a refusal stays that of a check the caller could have made
-        kept = codes if principal.role in credit_checks.CHECKER_ROLES else codes[:credit_checks.REFUSED_CODES_LOGGED]
-        log_refused(session, request, principal, kept, purpose)
+        # one entry per refused request, whatever it sent: its first code, the count in the purpose
+        # (a refused batch reads nothing; an entry per code let one request write 10,000 of them,
+        # past the hourly cap on refusals, which counts entries as requests)
+        log_refused(session, request, principal, codes[:1], purpose)
 
     try:
         await run_in_threadpool(_in_session, settings_of(request), work)

@@ -35,7 +35,6 @@ from serving.security import Principal
 
 CHECKER_ROLES = ("regulator", "admin")
 MAX_BATCH = 10_000
-REFUSED_CODES_LOGGED = 100  # codes logged of a refused batch whose caller may check nothing (no role)
 _CHUNK = 500  # codes per lookup statement (a fixed number of parameters: compiled once)
 # the fields of a stored entry, in this order: a measure's kind and severity are then one
 # substring of the stored JSON (``_MatterRules.markers``), so most bases are answered unparsed

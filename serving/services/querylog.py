@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler order
 
 from serving.db.driver import DriverStatement
 from serving.db.tables import QueryLogEntry, QueryLogHead
-from serving.security import Principal
+from serving.security import Principal, same_secret
 from serving.services.querylog_flush import WalFlusher, sync_wal, wal_path
 from serving.services.querylog_spool import OFFER_TTL_S, Offer, Offered, Spool, spool_directory
 from serving.services.worker_thread import wake_or_start
@@ -858,7 +858,7 @@ def _is_chained_at(raw: Any, entries: list[LoggedRead], last_seq: int, prev_hash
     finally:
         cursor.close()
     raw.rollback()  # end the read: a commit that follows starts from the newest head
-    return row is not None and hmac.compare_digest(str(row[0]), expected)
+    return row is not None and same_secret(expected, str(row[0]))
 
 
 def _wake(group: list[_Batch], error: BaseException | None) -> None:

@@ -80,6 +80,18 @@ def test_the_login_form_needs_its_csrf_token(client):
     assert ok.status_code == 303
 
 
+def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_500(client, app):
+    # found as attacker: hmac.compare_digest refuses str with non-ASCII characters (TypeError), so
+    # such a token was a 500 on every page form, the login form too, without being logged in
+    client.get("/login")
+    r = client.post("/login", data={"username": "ent1", "password": PASSWORD, "csrf_token": "令" * 64},
+                    follow_redirects=False)
+    assert r.status_code == 403  # the form again, with its error
+    _as(client, app, "ent1")
+    r = client.post("/logout", data={"csrf_token": "é" * 64}, follow_redirects=False)
+    assert r.status_code == 403 and "csrf_failed" in r.text
+
+
 def test_every_state_changing_page_form_carries_a_csrf_token(client, app):
     for path, html in _our_pages(client, app):
         for form in re.findall(r"<form\b[^>]*>.*?</form>", html, flags=re.S | re.I):

@@ -51,29 +51,41 @@ def test_a_malformed_code_is_logged_as_far_as_it_parses(client, auth, session):
     assert entry.uscc.startswith("91320102")
 
 
-def test_a_refused_batch_logs_each_code_denied_bounded_by_the_batch_limit(client, auth, session, world):
-    # over the limit: each code as far as the limit (an allowed batch logs as many), none answered
+def test_a_refused_batch_is_one_entry_naming_its_first_code_and_how_many(client, auth, session, world):
+    # found as attacker: a refused batch logged each code, so one request of a regulator (10,000
+    # malformed codes, 422) wrote 10,000 entries while the hourly cap on refusals counts requests:
+    # now a refused request is one entry, whatever it sent (the first code, the count in the purpose)
     usccs = [make_uscc(f"913201{i:011d}") for i in range(10_001)]
     r = client.post(f"{CHECK}/batch", headers=auth("reg_samr"),
                     json={"matter": "administrative_approval", "usccs": usccs, **PURPOSE})
     assert r.status_code == 422 and "一次最多" in r.json()["error"]["message"]
-    entries = _entries(session)
-    assert len(entries) == 10_000 and {e.outcome for e in entries} == {"denied"}
-    assert [e.uscc for e in entries[:3]] == usccs[:3]
-    assert "10001" in entries[0].purpose and "invalid_input" in entries[0].purpose
-    # one invalid code among valid ones: the whole batch is refused, every code logged
+    [entry] = _entries(session)
+    assert (entry.actor, entry.uscc, entry.outcome) == ("reg_samr", usccs[0], "denied")
+    assert "共 10001 个代码" in entry.purpose and "invalid_input" in entry.purpose
+    # one invalid code among valid ones: the whole batch is refused, one entry
     bad = ["91320102MA1AAAAA1X", world.ent1]
     r = client.post(f"{CHECK}/batch", headers=auth("reg_tax"),
                     json={"matter": "fiscal_funds", "usccs": bad, **PURPOSE})
     assert r.status_code == 422
-    tail = _entries(session)[10_000:]
-    assert [(e.actor, e.uscc, e.outcome) for e in tail] == [("reg_tax", u, "denied") for u in bad]
+    [last] = _entries(session)[1:]
+    assert (last.actor, last.uscc, last.outcome) == ("reg_tax", bad[0], "denied") and "共 2 个代码" in last.purpose
     # a body that is not even JSON: one entry, no code
     r = client.post(f"{CHECK}/batch", headers={**auth("reg_tax"), "Content-Type": "application/json"},
                     content=b"{not json")
     assert r.status_code == 422
     last = _entries(session)[-1]
     assert (last.actor, last.uscc, last.outcome) == ("reg_tax", "", "denied")
+
+
+def test_ten_thousand_malformed_codes_write_one_entry_for_any_caller(client, auth, session):
+    malformed = [f"BAD{i:06d}<x>" for i in range(10_000)]
+    for user, status in (("reg_samr", 422), ("analyst", 403), ("ent1", 403)):
+        before = len(_entries(session))
+        r = client.post(f"{CHECK}/batch", headers=auth(user),
+                        json={"matter": "administrative_approval", "usccs": malformed, **PURPOSE})
+        assert r.status_code == status, r.text
+        [entry] = _entries(session)[before:]
+        assert entry.actor == user and entry.uscc == "BAD000000x" and "共 10000 个代码" in entry.purpose
 
 
 def test_refused_entries_are_chained_with_the_allowed_ones(client, auth, session, world):
@@ -103,13 +115,14 @@ def test_a_forged_api_key_is_a_failed_login_attempt_and_backs_off_never_stored(s
     assert all(forged not in a.username and forged[4:12] not in a.username for a in attempts)
 
 
-def test_a_caller_who_may_never_check_cannot_make_the_log_write_thousands_of_entries(client, auth, session):
-    # found as attacker: an enterprise account (which may check nothing) posting 10,000 codes made
-    # the log write 10,000 entries per request, which only a checker's allowed batch may cost
-    usccs = [make_uscc(f"913201{i:011d}") for i in range(5_000)]
-    r = client.post(f"{CHECK}/batch", headers=auth("ent1"),
-                    json={"matter": "administrative_approval", "usccs": usccs, **PURPOSE})
-    assert r.status_code == 403
-    entries = _entries(session)
-    assert 1 <= len(entries) <= 100 and {e.outcome for e in entries} == {"denied"}
-    assert [e.uscc for e in entries] == usccs[:len(entries)] and "5000" in entries[0].purpose
+def test_a_batch_nested_too_deep_is_refused_and_logged_never_a_500(client, auth, session):
+    # found as attacker: the refusal's logger parsed the body again with json.loads and caught only
+    # ValueError; deep nesting raises RecursionError, so every caller got a 500, nothing logged
+    deep = {"Content-Type": "application/json"}
+    r = client.post(f"{CHECK}/batch", headers=auth("ent1") | deep, content=b"[" * 5000 + b"]" * 5000)
+    assert r.status_code == 403, r.text
+    r = client.post(f"{CHECK}/batch", headers=auth("reg_samr") | deep, content=b"[" * 5000 + b"]" * 5000)
+    assert r.status_code in (400, 422), r.text
+    assert "嵌套" in r.json()["error"]["message_zh"]
+    assert [(e.actor, e.uscc, e.outcome) for e in _entries(session)] == [("ent1", "", "denied"),
+                                                                         ("reg_samr", "", "denied")]

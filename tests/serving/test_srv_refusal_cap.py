@@ -69,3 +69,54 @@ def test_every_operation_that_may_refuse_documents_the_caps_429(app):
     assert len(operations) > 60
     assert [op["operationId"] for op in operations
             if "too_many_attempts" not in op["responses"].get("429", {}).get("description", "")] == []
+
+
+def _race(n_threads: int, calls: int, call) -> list:
+    """``call()`` made ``calls`` times by each of ``n_threads`` threads started together."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(n_threads)
+
+    def run(_: int) -> list:
+        start.wait()
+        return [call() for _ in range(calls)]
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        return [got for batch in pool.map(run, range(n_threads)) for got in batch]
+
+
+def test_concurrent_spends_never_pass_the_limit(database_url, session):
+    # found as attacker: spend counted with a SELECT, then INSERTed, unserialised: 160 concurrent
+    # refusals under a cap of 100 got 108 answers (and log entries) past the count
+    from serving.db.session import session_factory
+    from serving.db.tables import RateEvent
+    from serving.errors import TooManyAttempts
+    from serving.services.rates import spend
+
+    factory = session_factory(database_url, pool_size=41, max_overflow=0)
+
+    def one() -> bool:
+        s = factory()
+        try:
+            spend(s, action="refusal", actor="person:analyst", per_hour=50)
+            return True
+        except TooManyAttempts:
+            return False
+        finally:
+            s.close()
+
+    spent = _race(20, 6, one)
+    assert spent.count(True) == 50
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(RateEvent).where(RateEvent.action == "refusal")) == 50
+
+
+def test_concurrent_refusals_through_the_app_stay_within_the_cap_plus_one(settings, auth, session):
+    client = TestClient(app_on(settings.model_copy(update={"refusals_per_hour": 30})))
+    headers = auth("analyst")
+    with client:
+        statuses = _race(16, 4, lambda: client.get(USERS, headers=headers).status_code)
+    assert statuses.count(403) == 30 and statuses.count(429) == 34
+    assert len(_denied(session, "analyst")) == 31
+    assert check_chain(session).ok

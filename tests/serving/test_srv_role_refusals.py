@@ -33,6 +33,7 @@ PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 # not depend on it), and a malformed one (the parameter's rule broken)
 WELL_FORMED = {"uscc": ENT1, "action": "close", "username": "nobody_here", "prefix": "tsk_nothing"}
 MALFORMED = {"uscc": "91320102<bad>", "action": "explode"}
+DEEP = b"[" * 5000 + b"]" * 5000  # JSON nested past the parser's recursion limit (10 KB)
 
 
 def _url(path: str, values: dict[str, str], default: str) -> str:
@@ -175,6 +176,26 @@ def test_a_wrong_role_sending_a_body_that_is_not_json_gets_the_roles_403_logged(
     assert check_chain(session).ok
 
 
+def test_a_body_nested_too_deep_is_judged_after_the_role_and_named_in_both_languages(client, auth, session):
+    # found as attacker: json.loads raises RecursionError (not a ValueError) for deep nesting, so
+    # FastAPI answered 400, unlogged, before the role check, on every JSON-body route
+    from serving.i18n import TEXTS
+
+    broken = {"Content-Type": "application/json"}
+    before = _head(session)
+    r = client.post("/api/v1/admin/users", content=DEEP, headers=auth("analyst") | broken)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_allowed", r.text
+    [entry] = _denied(session, before)
+    assert entry.actor == "analyst"
+    r = client.post("/api/v1/admin/users", content=DEEP, headers=auth("admin") | broken)
+    assert 400 <= r.status_code < 500
+    error = r.json()["error"]
+    assert error["message_zh"] == TEXTS["body_nested_too_deep"]["zh"]
+    assert error["message"] == TEXTS["body_nested_too_deep"]["en"]
+    assert client.post("/api/v1/admin/users", content=DEEP, headers=broken).status_code == 401
+    assert check_chain(session).ok
+
+
 def test_a_refusal_by_a_rule_beside_the_role_is_logged_too(client, auth, session):
     # another department's ratios: refused by the route's own rule (the role may use the route);
     # logged as the role's refusals are, with the refusal's code, once
@@ -240,7 +261,7 @@ def test_a_body_that_does_not_parse_is_judged_after_the_caller_and_its_role_on_e
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             parsed = client.request(method, url, content=b'"not an object"', headers=headers,
                                     params={"purpose": "核查"})
-            for broken in (b"{not json", b"\x80\x81 not utf-8"):
+            for broken in (b"{not json", b"\x80\x81 not utf-8", DEEP):
                 before = _head(session)
                 r = client.request(method, url, content=broken, headers=headers, params={"purpose": "核查"})
                 logged = [e for e in _denied(session, before) if e.actor == username]
@@ -266,3 +287,53 @@ def test_every_route_judges_its_body_after_its_dependencies(app):
     api_routes = [r for r in routes if isinstance(r, APIRoute)]
     assert len(api_routes) > 100
     assert [r.path for r in api_routes if not isinstance(r, CallerFirstRoute)] == []
+
+
+def _page_post(client, settings, username: str, url: str, **kwargs):
+    token, _ = create_access_token(principal(username), with_keys(settings).jwt_key, 30)
+    client.cookies.set("tiers_session", token)
+    try:
+        return client.post(url, follow_redirects=False, **kwargs)
+    finally:
+        client.cookies.clear()
+
+
+# page form bodies the form parser refuses (FastAPI answered 400 before any dependency)
+BAD_FORMS = {
+    "no boundary": {"content": b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
+                    "headers": {"Content-Type": "multipart/form-data"}},
+    "too many fields": {"content": b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n1\r\n' % i
+                                            for i in range(1001)) + b"--x--\r\n",
+                        "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
+}
+
+
+def test_a_page_form_that_does_not_parse_is_judged_after_the_caller_and_its_role(app, client, settings, session):
+    # found as attacker: a multipart body without a boundary, or over 1000 fields, to any page
+    # form post was a 400, unlogged, before the role check (9 page POST routes)
+    posts = [p for m, p in _routes(app) if m == "POST" and not p.startswith("/api/")]
+    assert len(posts) >= 9, posts
+    refused, told, wrong = 0, 0, []
+    for path in posts:
+        url = _url(path, WELL_FORMED, "999999")
+        for username in ROLE_USERS:
+            parsed = _page_post(client, settings, username, url, data={"csrf_token": "x"})
+            for name, bad in BAD_FORMS.items():
+                before = _head(session)
+                r = _page_post(client, settings, username, url, **bad)
+                logged = [e for e in _denied(session, before) if e.actor == username]
+                if _role_refused(parsed):
+                    refused += 1
+                    if not (_role_refused(r) and len(logged) == 1):
+                        wrong.append((path, username, name, r.status_code, len(logged)))
+                elif r.status_code == 400:
+                    told += 1
+                elif r.status_code != parsed.status_code or _role_refused(r):
+                    # let through: told the form does not parse, or what a parsed form was told first
+                    wrong.append((path, username, name, r.status_code, len(logged)))
+    assert refused >= 18 and told >= 4, (refused, told)
+    assert not wrong, wrong[:20]
+    # not logged in: the login's answer first (never the parser's 400)
+    r = client.post(posts[-1].replace("{uscc}", ENT1), follow_redirects=False, **BAD_FORMS["no boundary"])
+    assert r.status_code != 400
+    assert check_chain(session).ok
