@@ -1,5 +1,5 @@
-"""``grades.refresh_subject_columns`` (issue 22): subjects' industry and district copied into their
-current grades in one set-based statement, whatever the number of subjects, with the result of
+"""``grades.refresh_subject_columns`` (issue 22): subjects' industry, district and name copied into
+their current grades in one set-based statement, whatever the number of subjects, with the result of
 one UPDATE per subject (the last row of a subject given twice wins)."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from simulation.codes import make_uscc
 
 _CODES = [str(c) for c in make_uscc(np.array(["91"] * 5), np.full(5, 320102), np.arange(71_000, 71_005))]
 _ROWS = st.lists(st.tuples(st.sampled_from(_CODES), st.none() | st.sampled_from(["C", "F", "I"]),
-                           st.none() | st.sampled_from(["320102", "320104"])), max_size=12)
+                           st.none() | st.sampled_from(["320102", "320104"]),
+                           st.sampled_from(["企业甲", "企业乙", "改名后"])), max_size=12)
 
 
 @pytest.fixture
@@ -36,11 +37,12 @@ def test_the_subjects_columns_reach_their_current_grades_in_one_statement(sessio
     engine = engine_for(database_url)
     c = CurrentGrade.__table__
     with engine.connect() as conn, conn.begin() as transaction:
-        before = {u: (i, d) for u, i, d in conn.execute(select(c.c.uscc, c.c.industry, c.c.district_code))}
+        columns = select(c.c.uscc, c.c.industry, c.c.district_code, c.c.name)
+        before = {u: (i, d, n) for u, i, d, n in conn.execute(columns)}
         expected = dict(before)
-        for uscc, industry, district in rows:  # one UPDATE per row, as before: the last one wins
+        for uscc, industry, district, name in rows:  # one UPDATE per row, as before: the last one wins
             if uscc in expected:
-                expected[uscc] = (industry, district)
+                expected[uscc] = (industry, district, name)
         parameter_sets: list[int] = []
 
         def count(_conn, _cursor, statement, parameters, _context, executemany):
@@ -52,7 +54,7 @@ def test_the_subjects_columns_reach_their_current_grades_in_one_statement(sessio
             refresh_subject_columns(conn, rows)
         finally:
             event.remove(engine, "before_cursor_execute", count)
-        after = {u: (i, d) for u, i, d in conn.execute(select(c.c.uscc, c.c.industry, c.c.district_code))}
+        after = {u: (i, d, n) for u, i, d, n in conn.execute(columns)}
         transaction.rollback()
     assert after == expected
     assert sum(parameter_sets) <= 1  # one statement, not one per subject
