@@ -144,13 +144,18 @@ def _district_choice(page: str, name: str, district: str) -> str:
 
 
 def test_visits_filter_takes_the_district_name_the_table_shows(client, city):  # noqa: F811
-    """检查名单 shows 辖区 as names (玄武区) but its filter is 区县代码（6 位） with pattern [0-9]{6}."""
+    """检查名单 shows 辖区 as names (玄武区) but its filter is 区县代码（6 位） with pattern [0-9]{6}.
+    (The district is one the drawn visits have: the draw's commitment is fresh each run, so which
+    districts it reaches varies; a fixed 玄武区 failed when the draw held none.)"""
     location = _drawn(client, plan_id="district-name")
     _as(client, "reg_samr", location)
     page = client.get(location).text
-    value = _district_choice(page, "v_district", "玄武区")
+    shown = sorted(set(re.findall(r"<td[^>]*>\s*(\w+区)\s*</td>", page)))
+    assert shown, "the visits table shows no district by name"
+    value = _district_choice(page, "v_district", shown[0])
     named = client.get(location, params={"v_district": value})
-    assert named.status_code == 200 and "玄武区" in named.text and "秦淮区</td>" not in named.text
+    assert named.status_code == 200 and shown[0] in named.text
+    assert not [d for d in shown[1:] if f"{d}</td>" in named.text]
 
 
 def test_public_plan_page_has_no_english_verdict_nor_pattern(client, city):  # noqa: F811
