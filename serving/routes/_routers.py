@@ -16,6 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -63,7 +64,9 @@ class _BodyParsedLate(Request):
             return await super()._get_form(**limits)
         try:
             return await super()._get_form(**limits)
-        except (StarletteHTTPException, MultiPartException) as exc:  # no boundary, too many fields or files …
+        # no boundary, too many fields or files (Starlette's); a part header without a colon, bytes
+        # after the boundary … (python-multipart's own, which Starlette lets through)
+        except (StarletteHTTPException, MultiPartException, FormParserError) as exc:
             self.unparsed = exc
             self._form = self.unparsed_form
             return self._form

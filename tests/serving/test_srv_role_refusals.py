@@ -305,6 +305,13 @@ BAD_FORMS = {
     "too many fields": {"content": b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n1\r\n' % i
                                             for i in range(1001)) + b"--x--\r\n",
                         "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
+    # found by the attacker's second run: python-multipart's own parse errors (a part header without a
+    # colon, bytes after the boundary) were still an unlogged 400 before the role
+    "header without colon": {"content": b"--zz\r\nnocolonhere\r\n\r\nx\r\n--zz--\r\n",
+                             "headers": {"Content-Type": "multipart/form-data; boundary=zz"}},
+    "bytes after the boundary": {"content": b"--zzXYZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--zz--\r\n",
+                                 "headers": {"Content-Type": "multipart/form-data; boundary=zz"}},
+    "empty quoted boundary": {"content": b"x", "headers": {"Content-Type": 'multipart/form-data; boundary="'}},
 }
 
 
