@@ -680,8 +680,10 @@ def _result_version(existing: InspectionResult | None, model: Any, reason: str, 
 
 
 def plan_results(session: Session, draw: Draw) -> list[InspectionResult]:
+    """A draw's results by inspection day and subject, a subject's versions in the order they were
+    entered (the id: without it PostgreSQL gave a correction before the result it corrects)."""
     return list(session.scalars(select(InspectionResult).where(InspectionResult.draw_id == draw.id)
-                                .order_by(InspectionResult.inspected_on, InspectionResult.uscc)))
+                                .order_by(InspectionResult.inspected_on, InspectionResult.uscc, InspectionResult.id)))
 
 
 def visible_plan(session: Session, draw: Draw, principal: Principal) -> InspectionPlan:
