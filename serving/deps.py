@@ -657,7 +657,9 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
     most pages a read of a random subject needs come from disk and a read on the loop would stop
     every other request of the worker (measured at 300 k subjects, the loop's part of a read 0.79
     ms median, 12 ms p99 wall for 0.3 ms of CPU; BENCHMARKS.md, issue 22, session 12). PostgreSQL
-    and in-memory SQLite: all of it in one thread-pool hop on a session.
+    and in-memory SQLite: the rest in one thread-pool hop on a session. On every database the caller
+    comes first from ``_api_caller`` (this worker's cache, or one check of a credential however many
+    requests bring it at once: on PostgreSQL each read that missed the cache checked it again).
     """
 
     async def logged_read(
@@ -671,10 +673,12 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
         settings = settings_of(request)
         sqlite_file = is_sqlite_file(settings.database_url)
         conn = loop_connection(settings.database_url) if settings.event_loop_reads and sqlite_file else None
+        # the caller first, from this worker's cache or one database check however many requests
+        # bring the credential at once (``_api_caller``), on every database
+        principal = await _api_caller(request, settings, token, api_key)
         if conn is None and not sqlite_file:
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, purpose or x_purpose,
-                                           token, api_key)
-        principal = await _api_caller(request, settings, token, api_key)
+                                           principal)
         if principal.role not in SUBJECT_READER_ROLES:  # refused and logged as require_role's refusals
             raise await run_in_threadpool(_in_new_session, settings, lambda session: _logged_refusal(
                 session, request, principal, SUBJECT_READER_ROLES))
@@ -687,7 +691,7 @@ def subject_read(read: Callable[[Connection, str], T]) -> Callable[..., Awaitabl
             allowed = can_read(conn, principal, uscc)
         except OperationalError:  # the database is locked (recovery): never wait on the loop
             return await run_in_threadpool(_read_in_thread, read, request, settings, uscc, logged_purpose,
-                                           token, api_key)
+                                           principal)
         await append_entry_async(service_engine(settings), principal=principal, uscc=uscc, purpose=logged_purpose,
                                  endpoint=_endpoint(request), outcome=_outcome(allowed))
         _granted(principal, uscc, logged_purpose, allowed)
@@ -740,9 +744,8 @@ def _checked_logged_read(read: Callable[[Connection, str], T], settings: Setting
 
 
 def _read_in_thread(read: Callable[[Connection, str], T], request: Request, settings: Settings, uscc: str,
-                    purpose: str | None, token: str | None, api_key: str | None) -> T:
+                    purpose: str | None, principal: Principal) -> T:
     def work(session: Session) -> T:
-        principal = _caller(request, settings, session, token, api_key)
         if principal.role not in SUBJECT_READER_ROLES:
             raise _logged_refusal(session, request, principal, SUBJECT_READER_ROLES)
         checked_uscc, checked_purpose, _ = _validated_read(uscc, purpose, None)
