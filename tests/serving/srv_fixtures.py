@@ -215,13 +215,13 @@ def form_login(client, username: str, password: str = PASSWORD, **kwargs):
 
 def database_copy(template: Path | None, tmp_path_factory, name: str) -> tuple[Path, str]:
     """A directory of its own holding a copy of the seeded template database, and its URL
-    (browser tests skip on other databases: the template is SQLite's)."""
+    (a module's world, browser tests among them, skips on other databases: the template is SQLite's)."""
     import shutil
 
     import pytest
 
     if template is None:
-        pytest.skip("browser tests run on the SQLite template copy")
+        pytest.skip("module-wide worlds (browser tests among them) run on a copy of the SQLite template")
     tmp_path = tmp_path_factory.mktemp(name)
     shutil.copy(template, tmp_path / "tiers.db")
     return tmp_path, f"sqlite:///{tmp_path / 'tiers.db'}"

@@ -17,7 +17,7 @@ from io import BytesIO
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from srv_fixtures import ENT1, TODAY, make_uscc, principal
+from srv_fixtures import ENT1, TODAY, database_copy, make_uscc, principal
 from typer.testing import CliRunner
 
 from serving.app import create_app
@@ -64,10 +64,7 @@ def _headers(app, username: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world(_template_db, tmp_path_factory):
-    base = tmp_path_factory.mktemp("credit-reports")
-    path = base / "tiers.db"
-    shutil.copy(_template_db, path)
-    url = f"sqlite:///{path}"
+    base, url = database_copy(_template_db, tmp_path_factory, "credit-reports")
     settings = with_keys(Settings(database_url=url, run_migrations_on_startup=False, data_dir=base,
                                   mlflow_tracking_uri=f"sqlite:///{base / 'mlflow.db'}", keys_dir=base / "keys",
                                   public_url="https://credit.example.gov.cn"))
