@@ -187,7 +187,7 @@ def _graded_count(letter: str | None, filters: ListFilter) -> Select[Any]:
     if filters.industry:
         stmt = stmt.where(CurrentGrade.industry == filters.industry)
     if filters.search:
-        column, end = _graded_search(filters.search)
+        column, end = _search_range(filters.search, CurrentGrade)
         stmt = stmt.where(*prefix_range(column, filters.search, end))
     return stmt
 
@@ -201,11 +201,6 @@ def _graded_coverage(principal: Principal) -> list[Any]:
     if principal.role == "sector" and principal.section:
         return [CurrentGrade.industry == principal.section]
     return [exists().where(Subject.uscc == CurrentGrade.uscc, coverage_clause(principal))]
-
-
-def _graded_search(search: str) -> tuple[Any, str]:
-    """(the current grades' copy of the column a search reads, a character after every one it holds)."""
-    return (CurrentGrade.uscc, _USCC_END) if _USCC_PREFIX.fullmatch(search) else (CurrentGrade.name, _NAME_END)
 
 
 def _covers_all(principal: Principal) -> bool:
@@ -245,11 +240,11 @@ def _subject_filters(filters: ListFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def _search_range(search: str) -> tuple[Any, str]:
-    """(the column a search reads, a character after every one that column holds)."""
-    if _USCC_PREFIX.fullmatch(search):
-        return Subject.uscc, _USCC_END
-    return Subject.name, _NAME_END
+def _search_range(search: str, on: type[Subject] | type[CurrentGrade] = Subject) -> tuple[Any, str]:
+    """(the column a search reads, of the subjects or of the current grades' copy of it, a
+    character after every one that column holds): a USCC prefix reads the code, else the name."""
+    key, end = ("uscc", _USCC_END) if _USCC_PREFIX.fullmatch(search) else ("name", _NAME_END)
+    return getattr(on, key), end
 
 
 def _grade_of_row(letter: str) -> ColumnElement[bool]:
@@ -323,8 +318,8 @@ def _letter_keys(session: Session, principal: Principal, filters: ListFilter, le
     matches = list_total(session, principal, replace(filters, grade=letter))  # counted once per change, kept
     if not matches:
         return []
-    column, end = _graded_search(filters.search or "")
-    key = "uscc" if column is CurrentGrade.uscc else "name"
+    column, end = _search_range(filters.search or "", CurrentGrade)
+    key = column.key
     walk = _walks(matches, tallied_total(session, grade=letter), wanted)
     stmt = select(CurrentGrade.score, CurrentGrade.uscc).where(CurrentGrade.grade == letter,
                                                                *_graded_coverage(principal))
